@@ -1,0 +1,302 @@
+"""The :class:`Schedule` base class: an immutable, closed-form function of the step.
+
+Every schedule is a frozen dataclass. Its fields are its parameters; ``s(step)`` evaluates it in closed
+form on a Python number, a numpy array, a torch tensor or a jax array (see :mod:`._xp`). A schedule has
+an optional *length* (its ``steps`` field); past its length it holds its final value, before step 0 it
+holds its first. Durations may be given in epochs or as a fraction of the total, and are turned into
+steps by :meth:`Schedule.resolve`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, TypeVar, overload
+
+import numpy as np
+
+from ._xp import Array, Namespace, as_float_time, namespace_of
+from .duration import REST, Duration, DurationLike
+
+S = TypeVar("S", bound="Schedule")
+
+#: Every concrete schedule class by its spec name (``"cosine"`` -> :class:`Cosine`).
+REGISTRY: dict[str, type[Schedule]] = {}
+
+
+# -- field declarations ------------------------------------------------------------------------
+def duration_field(default: DurationLike | None = None, *, doc: str = "") -> Any:
+    """A dataclass field holding a :class:`Duration` (coerced from int/str at construction)."""
+    return field(default=default, metadata={"kind": "duration", "doc": doc})
+
+
+def durations_field(*, doc: str = "") -> Any:
+    """A dataclass field holding a tuple of durations (e.g. milestones)."""
+    return field(default=(), metadata={"kind": "durations", "doc": doc})
+
+
+def schedule_field(*, doc: str = "") -> Any:
+    return field(metadata={"kind": "schedule", "doc": doc})
+
+
+def param(default: Any = None, *, doc: str = "") -> Any:
+    """A plain parameter with a one-line doc (shown by ``lrkit schedules``)."""
+    return field(default=default, metadata={"doc": doc})
+
+
+# -- validation helpers (messages name the argument, the value and what was expected) ----------
+def check_number(owner: str, name: str, v: object, *, low: float | None = None, low_open: bool = False,
+                 high: float | None = None, high_open: bool = False) -> float:
+    """Return ``v`` as a float, or raise naming ``owner.name``, the value and the expected range."""
+    where = f"{owner}: {name}"
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where} must be a number, got {type(v).__name__} {v!r}")
+    x = float(v)
+    if not math.isfinite(x):
+        raise ValueError(f"{where} must be finite, got {v!r}")
+    lo_ok = low is None or (x > low if low_open else x >= low)
+    hi_ok = high is None or (x < high if high_open else x <= high)
+    if not (lo_ok and hi_ok):
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        want = " and ".join(p for p in (lo, hi) if p)
+        raise ValueError(f"{where} must be {want}, got {v!r}")
+    return x
+
+
+def check_choice(owner: str, name: str, v: object, choices: tuple[str, ...]) -> str:
+    if v not in choices:
+        raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {v!r}")
+    return str(v)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Base class of every schedule. Subclasses set ``name``, declare fields and implement ``_f``.
+
+    ``_f(t, xp)`` receives a floating array of *local* steps already clipped to ``[0, length]`` and
+    returns the learning rate, using only ``xp`` functions (``where``, ``clip``, ``cos``, ...) so that
+    one code path serves scalars, numpy arrays, torch tensors under ``torch.compile`` and jax under jit.
+    """
+
+    name: ClassVar[str] = ""
+    #: the field holding the schedule's length, if it has one
+    length_field: ClassVar[str | None] = "steps"
+    #: one line for ``lrkit schedules``
+    summary: ClassVar[str] = ""
+    #: a spec string shown in docs and checked by the tests
+    example: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            REGISTRY[cls.__dict__["name"]] = cls
+
+    # -- construction ---------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            kind = f.metadata.get("kind")
+            v = getattr(self, f.name)
+            if kind == "duration" and v is not None:
+                d = Duration.parse(v, name=f"{self.name}: {f.name}")
+                if d.unit == "rest" and f.name != self.length_field:
+                    raise ValueError(f"{self.name}: {f.name} cannot be 'rest'; only the length can")
+                if d.unit == "steps" and d.value == 0 and f.name == self.length_field:
+                    raise ValueError(f"{self.name}: {f.name} must be > 0 steps, got {v!r}")
+                object.__setattr__(self, f.name, d)
+            elif kind == "durations":
+                if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+                    raise TypeError(f"{self.name}: {f.name} must be a list of durations, got {v!r}")
+                ds = tuple(Duration.parse(x, name=f"{self.name}: {f.name}") for x in v)
+                object.__setattr__(self, f.name, ds)
+            elif kind == "schedule" and not isinstance(v, Schedule):
+                raise TypeError(f"{self.name}: {f.name} must be a schedule, got {type(v).__name__} {v!r}")
+        self._validate()
+        # cached here, not with functools.cached_property: its lock breaks torch.compile tracing
+        object.__setattr__(self, "_unresolved", self._find_unresolved())
+
+    def _validate(self) -> None:
+        """Check parameters; raise ValueError/TypeError naming the argument and the value."""
+
+    # -- evaluation -----------------------------------------------------------------------------
+    @overload
+    def __call__(self, step: int | float, *, xp: Namespace | None = None) -> float: ...
+    @overload
+    def __call__(self, step: Array, *, xp: Namespace | None = None) -> Array: ...
+    def __call__(self, step: Any, *, xp: Namespace | None = None) -> Any:
+        """The learning rate at ``step``: a float for a Python number, else an array like ``step``.
+
+        ``xp`` is the array namespace; pass it when calling inside ``torch.compile`` so the lookup
+        happens outside the compiled region.
+        """
+        problem = self.unresolved
+        if problem:
+            raise ValueError(f"{self.name}: cannot evaluate yet: {problem}")
+        scalar = isinstance(step, (int, float, np.integer, np.floating)) and not isinstance(step, bool)
+        if xp is None:
+            xp = namespace_of(step)
+        out = self._eval(as_float_time(step, xp), xp)
+        return float(out) if scalar else out
+
+    def _eval(self, t: Array, xp: Namespace) -> Array:
+        """Evaluate at local time ``t``, holding the first value before 0 and the last past the end."""
+        n = self.length_steps
+        return self._f(xp.clip(t, 0.0, n) if n is not None else xp.clip(t, 0.0, None), xp)
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        raise NotImplementedError
+
+    # -- durations ------------------------------------------------------------------------------
+    @property
+    def length(self) -> Duration | None:
+        """How long this schedule runs before it holds its final value (None: forever)."""
+        if self.length_field is None:
+            return None
+        d = getattr(self, self.length_field)
+        return d if isinstance(d, Duration) else None
+
+    @property
+    def length_steps(self) -> float | None:
+        d = self.length
+        return None if d is None else _steps(d)
+
+    @property
+    def unresolved(self) -> str:
+        """Why this schedule cannot be evaluated yet ('' when it can)."""
+        return str(self.__dict__["_unresolved"])
+
+    def _find_unresolved(self) -> str:
+        for owner, fname, d in self._durations():
+            if not d.is_steps:
+                return (f"{owner}.{fname}={d.to_data()!r} is not in steps; call "
+                        ".resolve(total_steps=..., steps_per_epoch=...) first")
+        return ""
+
+    def _durations(self) -> Iterator[tuple[str, str, Duration]]:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kind = f.metadata.get("kind")
+            if kind == "duration" and v is not None:
+                yield self.name, f.name, v
+            elif kind == "durations":
+                for d in v:
+                    yield self.name, f.name, d
+            elif kind == "schedule":
+                yield from v._durations()
+            elif kind == "schedules":
+                for s in v:
+                    yield from s._durations()
+            elif kind == "points":
+                for d, _ in v:
+                    yield self.name, f.name, d
+
+    def resolve(self: S, total_steps: float | None = None, steps_per_epoch: float | None = None) -> S:
+        """Turn durations in epochs, fractions and "rest" into steps.
+
+        What cannot be converted yet (a fraction with no ``total_steps``) is left as it is, and
+        evaluating the schedule then raises an error that says what is missing.
+
+        >>> from lrkit.schedules import Cosine
+        >>> Cosine(lr=1.0, steps="50%").resolve(total_steps=1000).steps
+        steps(500)
+        """
+        if total_steps is not None:
+            check_number("resolve", "total_steps", total_steps, low=0, low_open=True)
+        if steps_per_epoch is not None:
+            check_number("resolve", "steps_per_epoch", steps_per_epoch, low=0, low_open=True)
+        return self._resolve(total_steps, steps_per_epoch, total_steps)
+
+    def _resolve(self: S, total: float | None, spe: float | None, span: float | None) -> S:
+        def conv(d: Duration) -> Duration:
+            try:
+                return Duration(d.to_steps(total, spe, span))
+            except ValueError:
+                return d
+
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kind = f.metadata.get("kind")
+            if kind == "duration" and v is not None:
+                changes[f.name] = conv(v)
+            elif kind == "durations":
+                changes[f.name] = tuple(conv(d) for d in v)
+            elif kind == "points":
+                changes[f.name] = tuple((conv(d), y) for d, y in v)
+            elif kind == "schedule":
+                changes[f.name] = v._resolve(total, spe, span)
+        return replace(self, **changes) if changes else self
+
+    # -- composition ----------------------------------------------------------------------------
+    def __rshift__(self, other: Schedule) -> Schedule:
+        """``a >> b``: run ``a`` for its length, then ``b`` (in its own local time)."""
+        from .compose import chain
+
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return chain(self, other)
+
+    def __mul__(self, other: object) -> Schedule:
+        """``s * 2.0`` scales; ``a * b`` multiplies two schedules (a multiplier on a base)."""
+        from .compose import Product, Scale
+
+        if isinstance(other, Schedule):
+            return Product(self, other)
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return Scale(self, float(other))
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    # -- specs ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (JSON/YAML/TOML-ready) that :func:`lrkit.from_dict` turns back into ``self``."""
+        from ..spec import to_dict
+
+        return to_dict(self)
+
+    def __str__(self) -> str:
+        from ..spec import to_string
+
+        return to_string(self)
+
+
+def _steps(d: Duration) -> float:
+    """The step count of a resolved duration (callers check ``unresolved`` first)."""
+    if not d.is_steps:
+        raise ValueError(f"duration {d.to_data()!r} is not in steps; call .resolve(...) first")
+    return float(d.value)
+
+
+def steps_of(d: DurationLike | None) -> float:
+    """The step count of a resolved duration field."""
+    if not isinstance(d, Duration):
+        raise TypeError(f"expected a Duration, got {d!r}")
+    return _steps(d)
+
+
+def where(xp: Namespace, cond: Array, a: Array, b: Array) -> Array:
+    """``xp.where`` for arrays of the same shape (both branches are computed)."""
+    return xp.where(cond, a, b)
+
+
+def const_like(t: Array, v: float) -> Array:
+    """An array shaped like ``t`` filled with ``v`` (keeps dtype and device)."""
+    return t * 0.0 + v
+
+
+__all__ = [
+    "REGISTRY",
+    "REST",
+    "Schedule",
+    "check_choice",
+    "check_number",
+    "const_like",
+    "duration_field",
+    "durations_field",
+    "param",
+    "schedule_field",
+    "steps_of",
+    "where",
+]

@@ -1,0 +1,364 @@
+"""Decays: constant, step, multistep, exponential, time-based, inverse square root, polynomial,
+linear, cosine and piecewise-linear. ``t`` below is the step (local to the schedule, from 0)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._xp import Array, Namespace
+from .base import (
+    Schedule,
+    check_number,
+    const_like,
+    duration_field,
+    durations_field,
+    param,
+    steps_of,
+)
+from .duration import REST, Duration, DurationLike
+
+_LR = "the learning rate"
+
+
+@dataclass(frozen=True)
+class Constant(Schedule):
+    """``lr(t) = lr``. With ``steps`` it occupies that many steps of a chain.
+
+    >>> Constant(0.1)(1000)
+    0.1
+    """
+
+    lr: float = param(doc=_LR)
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "constant"
+    summary = "a fixed learning rate"
+    example = "constant(lr=0.1)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        return const_like(t, self.lr)
+
+
+@dataclass(frozen=True)
+class StepDecay(Schedule):
+    """Step decay: ``lr(t) = lr * gamma ** floor(t / step_size)`` (torch's ``StepLR``).
+
+    >>> s = StepDecay(lr=1.0, step_size=10, gamma=0.5)
+    >>> s(9), s(10), s(25)
+    (1.0, 0.5, 0.25)
+    """
+
+    lr: float = param(doc=_LR)
+    step_size: DurationLike = duration_field(1, doc="decay every this many steps (or '2ep')")
+    gamma: float = param(0.1, doc="multiplier applied at each decay, > 0")
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "step"
+    summary = "multiply by gamma every step_size steps"
+    example = "step(lr=0.1, step_size=30ep, gamma=0.1)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
+        if isinstance(self.step_size, Duration) and self.step_size.value <= 0:
+            raise ValueError(f"{self.name}: step_size must be > 0, got {self.step_size.to_data()!r}")
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        return self.lr * self.gamma ** xp.floor(t / steps_of(self.step_size))
+
+
+@dataclass(frozen=True)
+class MultiStep(Schedule):
+    """Multistep decay: ``lr(t) = lr * gamma ** #{m in milestones : m <= t}`` (torch's ``MultiStepLR``).
+
+    >>> s = MultiStep(lr=0.1, milestones=[30, 60, 90], gamma=0.1)
+    >>> [round(s(t), 6) for t in (29, 30, 60, 95)]
+    [0.1, 0.01, 0.001, 0.0001]
+    """
+
+    lr: float = param(doc=_LR)
+    milestones: tuple[DurationLike, ...] = durations_field(doc="increasing steps (or epochs) where lr *= gamma")
+    gamma: float = param(0.1, doc="multiplier at each milestone, > 0")
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "multistep"
+    summary = "multiply by gamma at each milestone"
+    example = "multistep(lr=0.1, milestones=[30ep, 60ep, 90ep], gamma=0.1)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
+        ms = [d for d in self.milestones if isinstance(d, Duration)]
+        for a, b in zip(ms, ms[1:]):
+            if a.unit == b.unit and not a.value < b.value:
+                raise ValueError(
+                    f"{self.name}: milestones must be strictly increasing, got "
+                    f"{[d.to_data() for d in ms]} ({a.to_data()!r} then {b.to_data()!r})"
+                )
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        count = t * 0.0
+        for m in self.milestones:
+            count = count + xp.astype(t >= steps_of(m), t.dtype)
+        return self.lr * self.gamma**count
+
+
+@dataclass(frozen=True)
+class Exponential(Schedule):
+    """Exponential decay per step: ``lr(t) = lr * gamma ** (t / every)``, with ``floor`` when
+    ``staircase`` (torch's ``ExponentialLR`` with ``every=1``; optax's ``exponential_decay``).
+
+    >>> Exponential(lr=1.0, gamma=0.5)(3)
+    0.125
+    """
+
+    lr: float = param(doc=_LR)
+    gamma: float = param(0.99, doc="multiplier per `every` steps, > 0")
+    every: DurationLike = duration_field(1, doc="steps per application of gamma")
+    staircase: bool = param(False, doc="decay in discrete jumps")
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "exponential"
+    summary = "lr * gamma**(t/every)"
+    example = "exponential(lr=0.1, gamma=0.999)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
+        _check_every(self)
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        x = t / steps_of(self.every)
+        return self.lr * self.gamma ** (xp.floor(x) if self.staircase else x)
+
+
+@dataclass(frozen=True)
+class ExpDecay(Schedule):
+    """Continuous exponential decay: ``lr(t) = lr * exp(-k * t)``.
+
+    >>> round(ExpDecay(lr=1.0, k=0.1)(10), 6)
+    0.367879
+    """
+
+    lr: float = param(doc=_LR)
+    k: float = param(doc="decay rate per step, >= 0")
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "exp_decay"
+    summary = "lr * exp(-k*t)"
+    example = "exp_decay(lr=0.1, k=1e-3)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "k", self.k, low=0)
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        return self.lr * xp.exp(-self.k * t)
+
+
+@dataclass(frozen=True)
+class InverseTime(Schedule):
+    """Time-based decay: ``lr(t) = lr / (1 + k * t / every)``, ``floor(t / every)`` when ``staircase``
+    (Keras' ``InverseTimeDecay``; the classic ``lr0 / (1 + k t)`` with ``every=1``).
+
+    >>> InverseTime(lr=1.0, k=0.5)(2)
+    0.5
+    """
+
+    lr: float = param(doc=_LR)
+    k: float = param(doc="decay rate, >= 0")
+    every: DurationLike = duration_field(1, doc="steps per unit of time")
+    staircase: bool = param(False, doc="decay in discrete jumps")
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "inverse_time"
+    summary = "lr / (1 + k*t/every), time-based decay"
+    example = "inverse_time(lr=0.1, k=1e-3)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "k", self.k, low=0)
+        _check_every(self)
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        x = t / steps_of(self.every)
+        return self.lr / (1.0 + self.k * (xp.floor(x) if self.staircase else x))
+
+
+@dataclass(frozen=True)
+class InverseSqrt(Schedule):
+    """Inverse square root: ``lr(t) = lr * sqrt(timescale / (t + timescale))``.
+
+    After ``warmup(steps=w)`` with ``timescale=w`` this is the transformer ("Noam") schedule,
+    ``lr * sqrt(w / step)`` from the peak on (Vaswani et al., 2017).
+
+    >>> InverseSqrt(lr=1.0, timescale=100)(300)
+    0.5
+    """
+
+    lr: float = param(doc=_LR)
+    timescale: DurationLike = duration_field(1, doc="steps until lr has fallen by 1/sqrt(2)")
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "inverse_sqrt"
+    summary = "lr * sqrt(timescale/(t+timescale)), the transformer decay"
+    example = "warmup(4000) >> inverse_sqrt(lr=1e-3, timescale=4000)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        if isinstance(self.timescale, Duration) and self.timescale.value <= 0:
+            raise ValueError(f"{self.name}: timescale must be > 0, got {self.timescale.to_data()!r}")
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        ts = steps_of(self.timescale)
+        return self.lr * xp.sqrt(ts / (t + ts))
+
+
+@dataclass(frozen=True)
+class Polynomial(Schedule):
+    """Polynomial decay: ``lr(t) = (lr - end_lr) * (1 - t/steps) ** power + end_lr``
+    (torch's ``PolynomialLR`` with ``end_lr=0``; optax's ``polynomial_schedule``).
+
+    >>> Polynomial(lr=1.0, steps=10, power=2.0)(5)
+    0.25
+    """
+
+    lr: float = param(doc=_LR)
+    steps: DurationLike = duration_field(REST, doc="decay length (default: the rest of the run)")
+    power: float = param(1.0, doc="exponent, > 0")
+    end_lr: float = param(0.0, doc="value reached at the end")
+    name = "polynomial"
+    summary = "(lr-end_lr)*(1-t/steps)**power + end_lr"
+    example = "polynomial(lr=0.1, steps=1000, power=2.0)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "power", self.power, low=0, low_open=True)
+        check_number(self.name, "end_lr", self.end_lr, low=0)
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        return (self.lr - self.end_lr) * (1.0 - t / steps_of(self.steps)) ** self.power + self.end_lr
+
+
+@dataclass(frozen=True)
+class Linear(Schedule):
+    """Linear from ``lr`` to ``end_lr`` over ``steps``: ``lr + (end_lr - lr) * t / steps``
+    (torch's ``LinearLR`` with ``lr = base*start_factor``, ``end_lr = base*end_factor``).
+
+    >>> Linear(lr=1.0, steps=4, end_lr=0.0)(1)
+    0.75
+    """
+
+    lr: float = param(doc="value at step 0")
+    steps: DurationLike = duration_field(REST, doc="length (default: the rest of the run)")
+    end_lr: float = param(0.0, doc="value at the end")
+    name = "linear"
+    summary = "straight line from lr to end_lr"
+    example = "linear(lr=5e-5, end_lr=0)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "end_lr", self.end_lr, low=0)
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        return self.lr + (self.end_lr - self.lr) * (t / steps_of(self.steps))
+
+
+@dataclass(frozen=True)
+class Cosine(Schedule):
+    """Cosine annealing: ``lr(t) = min_lr + (lr - min_lr) * (1 + cos(pi * t / steps)) / 2``
+    (Loshchilov & Hutter, 2017; torch's ``CosineAnnealingLR`` up to ``T_max``, then held).
+
+    >>> s = Cosine(lr=1.0, steps=100, min_lr=0.1)
+    >>> s(0), round(s(50), 6), s(100), s(10**9)
+    (1.0, 0.55, 0.1, 0.1)
+    """
+
+    lr: float = param(doc="value at step 0")
+    steps: DurationLike = duration_field(REST, doc="length (default: the rest of the run)")
+    min_lr: float = param(0.0, doc="floor reached at the end")
+    name = "cosine"
+    summary = "half cosine from lr down to min_lr"
+    example = "cosine(lr=3e-4, min_lr=3e-5)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "min_lr", self.min_lr, low=0)
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        return cosine_between(self.lr, self.min_lr, t / steps_of(self.steps), xp)
+
+
+def cosine_between(start: float, end: float, frac: Array, xp: Namespace) -> Array:
+    """``end + (start - end) * (1 + cos(pi * frac)) / 2``: from ``start`` at 0 to ``end`` at 1."""
+    return end + (start - end) * 0.5 * (1.0 + xp.cos(math.pi * frac))
+
+
+@dataclass(frozen=True)
+class Piecewise(Schedule):
+    """Piecewise linear through ``points`` ``[(step, lr), ...]``; flat before the first and after the last.
+
+    >>> s = Piecewise(points=[(0, 0.0), (10, 1.0), (30, 0.0)])
+    >>> s(5), s(20), s(99)
+    (0.5, 0.5, 0.0)
+    """
+
+    points: tuple[tuple[DurationLike, float], ...] = field(
+        default=(), metadata={"kind": "points", "doc": "[(step, lr), ...] with increasing steps"}
+    )
+    name = "piecewise"
+    length_field = None
+    summary = "straight lines through given (step, lr) points"
+    example = "piecewise(points=[[0, 0.0], [10%, 1e-3], [100%, 1e-5]])"
+
+    def _validate(self) -> None:
+        pts: list[tuple[Duration, float]] = []
+        raw: Any = self.points
+        if isinstance(raw, (str, bytes)) or not hasattr(raw, "__iter__"):
+            raise TypeError(f"{self.name}: points must be a list of [step, lr] pairs, got {raw!r}")
+        for i, p in enumerate(raw):
+            if isinstance(p, (str, bytes)) or not hasattr(p, "__len__") or len(p) != 2:
+                raise ValueError(f"{self.name}: points[{i}] must be a [step, lr] pair, got {p!r}")
+            d = Duration.parse(p[0], name=f"{self.name}: points[{i}] step")
+            if d.unit == "rest":
+                raise ValueError(f"{self.name}: points[{i}] step cannot be 'rest'")
+            pts.append((d, check_number(self.name, f"points[{i}] lr", p[1], low=0)))
+        if not pts:
+            raise ValueError(f"{self.name}: points must hold at least one [step, lr] pair, got {raw!r}")
+        for (a, _), (b, _) in zip(pts, pts[1:]):
+            if a.unit == b.unit and not a.value < b.value:
+                raise ValueError(
+                    f"{self.name}: point steps must be strictly increasing, got {a.to_data()!r} then {b.to_data()!r}"
+                )
+        object.__setattr__(self, "points", tuple(pts))
+
+    @property
+    def length(self) -> Duration | None:
+        return self.points[-1][0] if self.points else None  # type: ignore[return-value]
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        xs = [steps_of(d) for d, _ in self.points]
+        ys = [float(y) for _, y in self.points]
+        out = const_like(t, ys[0])
+        for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]):
+            out = out + (y1 - y0) / (x1 - x0) * (xp.clip(t, x0, x1) - x0)
+        return out
+
+
+def _check_every(s: Any) -> None:
+    if isinstance(s.every, Duration) and s.every.value <= 0:
+        raise ValueError(f"{s.name}: every must be > 0, got {s.every.to_data()!r}")
+
+
+__all__ = [
+    "Constant",
+    "Cosine",
+    "ExpDecay",
+    "Exponential",
+    "InverseSqrt",
+    "InverseTime",
+    "Linear",
+    "MultiStep",
+    "Piecewise",
+    "Polynomial",
+    "StepDecay",
+    "cosine_between",
+]

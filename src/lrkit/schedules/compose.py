@@ -1,0 +1,254 @@
+"""Composition: chains of pieces (each in its own local time), scaling, products, clamps, repetition."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ._xp import Array, Namespace
+from .base import Schedule, check_number, param, schedule_field
+from .duration import REST, Duration, DurationLike
+from .warmup import Warmup
+
+
+def bounded(s: Schedule) -> bool:
+    """Whether ``s`` ends (has a length that is neither forever nor "the rest")."""
+    d = s.length
+    return d is not None and d.unit != "rest"
+
+
+def _length_of(parts: Sequence[Schedule], how: str) -> Duration | None:
+    """Length of pieces run one after another (``how="sum"``) or side by side (``"max"``)."""
+    ds = [p.length for p in parts]
+    if how == "sum":
+        ds_last = ds[-1]
+        if ds_last is None or ds_last.unit == "rest":
+            return ds_last
+    else:
+        if any(d is not None and d.unit == "rest" for d in ds):
+            return REST
+        ds = [d for d in ds if d is not None]
+        if not ds:
+            return None
+    if all(d is not None and d.is_steps for d in ds):
+        vals = [float(d.value) for d in ds if d is not None]
+        return Duration(sum(vals) if how == "sum" else max(vals))
+    raise ValueError(f"length of {[p.name for p in parts]} is not known in steps yet; call .resolve(...) first")
+
+
+@dataclass(frozen=True)
+class Chain(Schedule):
+    """Pieces one after another: piece ``i`` runs for its length, seeing local time ``t - start_i``.
+
+    Every piece but the last needs a length; the last may take "the rest". A :class:`Warmup` with no
+    ``lr`` ramps up to the value the next piece starts at.
+
+    >>> from lrkit.schedules import Warmup, Cosine
+    >>> s = Warmup(steps=10, start=0.0) >> Cosine(lr=1.0, steps=90)
+    >>> s(0), s(5), s(10), round(s(55), 6), s(100)
+    (0.0, 0.5, 1.0, 0.5, 0.0)
+    """
+
+    pieces: tuple[Schedule, ...] = field(default=(), metadata={"kind": "schedules", "doc": "the pieces, in order"})
+    name = "chain"
+    length_field = None
+    summary = "pieces one after another, each in its own local time (a >> b)"
+    example = "warmup(10%) >> constant(lr=1e-3, steps=50%) >> linear(lr=1e-3, end_lr=0)"
+
+    def _validate(self) -> None:
+        flat: list[Schedule] = []
+        for i, p in enumerate(self.pieces):
+            if not isinstance(p, Schedule):
+                raise TypeError(f"chain: pieces[{i}] must be a schedule, got {type(p).__name__} {p!r}")
+            flat.extend(p.pieces if isinstance(p, Chain) else (p,))
+        if not flat:
+            raise ValueError("chain: pieces must hold at least one schedule, got none")
+        for i, p in enumerate(flat[:-1]):
+            if not bounded(p):
+                raise ValueError(
+                    f"chain: piece {i} ({p.name}) has no length ({'rest' if p.length else 'forever'}); "
+                    "give it steps=... or make it the last piece"
+                )
+        object.__setattr__(self, "pieces", tuple(flat))
+
+    @property
+    def length(self) -> Duration | None:
+        return _length_of(self.pieces, "sum")
+
+    def _resolve(self, total: float | None, spe: float | None, span: float | None) -> Chain:
+        out: list[Schedule] = []
+        offset: float | None = 0.0
+        for i, p in enumerate(self.pieces):
+            sp = None
+            if i == len(self.pieces) - 1 and span is not None and offset is not None:
+                sp = span - offset
+                if sp <= 0 and p.length is not None and p.length.unit == "rest":
+                    raise ValueError(
+                        f"chain: the pieces before the last take {offset:g} steps, leaving nothing of "
+                        f"total_steps={span:g} for the last piece ({p.name}, steps='rest')"
+                    )
+            r = p._resolve(total, spe, sp)
+            out.append(r)
+            d = r.length
+            offset = offset + float(d.value) if offset is not None and d is not None and d.is_steps else None
+        return Chain(tuple(out))
+
+    @property
+    def offsets(self) -> tuple[float, ...]:
+        """Where each piece starts, in steps."""
+        starts = [0.0]
+        for p in self.pieces[:-1]:
+            starts.append(starts[-1] + float(p.length_steps or 0.0))
+        return tuple(starts)
+
+    def _piece(self, i: int, local: Array, xp: Namespace) -> Array:
+        p = self.pieces[i]
+        v = p._eval(local, xp)
+        if isinstance(p, Warmup) and p.lr is None and i + 1 < len(self.pieces):
+            v = v * self._piece(i + 1, local * 0.0, xp)
+        return v
+
+    def _eval(self, t: Array, xp: Namespace) -> Array:
+        offs = self.offsets
+        out = self._piece(len(offs) - 1, t - offs[-1], xp)
+        for i in range(len(offs) - 2, -1, -1):
+            out = xp.where(t < offs[i + 1], self._piece(i, t - offs[i], xp), out)
+        return out
+
+
+def chain(*pieces: Schedule) -> Chain:
+    """``chain(a, b, c)`` == ``a >> b >> c``."""
+    return Chain(tuple(pieces))
+
+
+def with_warmup(schedule: Schedule, steps: DurationLike, start: float | None = None, mode: str = "linear") -> Chain:
+    """``warmup(steps) >> schedule``: warm up to the value ``schedule`` starts at."""
+    return chain(Warmup(steps=steps, start=start, mode=mode), schedule)
+
+
+@dataclass(frozen=True)
+class Scale(Schedule):
+    """``factor * schedule``.
+
+    >>> from lrkit.schedules import Constant
+    >>> (Constant(0.5) * 4)(0)
+    2.0
+    """
+
+    schedule: Schedule = schedule_field(doc="the schedule to scale")
+    factor: float = param(1.0, doc="the constant multiplier, >= 0")
+    name = "scale"
+    length_field = None
+    summary = "a schedule times a constant (s * 2)"
+    example = "scale(cosine(lr=1.0), factor=0.1)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "factor", self.factor, low=0)
+
+    @property
+    def length(self) -> Duration | None:
+        return self.schedule.length
+
+    def _eval(self, t: Array, xp: Namespace) -> Array:
+        return self.schedule._eval(t, xp) * self.factor
+
+
+@dataclass(frozen=True)
+class Product(Schedule):
+    """``a(t) * b(t)``: e.g. a multiplier schedule on top of a base schedule. Ends when both have.
+
+    >>> from lrkit.schedules import Constant, Linear
+    >>> (Constant(0.1) * Linear(lr=1.0, steps=10, end_lr=0.0))(5)
+    0.05
+    """
+
+    a: Schedule = schedule_field(doc="the first factor")
+    b: Schedule = schedule_field(doc="the second factor")
+    name = "product"
+    length_field = None
+    summary = "two schedules multiplied (a * b)"
+    example = "product(cosine(lr=0.1), warmup(steps=100))"
+
+    @property
+    def length(self) -> Duration | None:
+        return _length_of((self.a, self.b), "max")
+
+    def _eval(self, t: Array, xp: Namespace) -> Array:
+        return self.a._eval(t, xp) * self.b._eval(t, xp)
+
+
+@dataclass(frozen=True)
+class Clamp(Schedule):
+    """``min(max(schedule(t), min_lr), max_lr)``.
+
+    >>> from lrkit.schedules import Linear
+    >>> Clamp(Linear(lr=1.0, steps=10, end_lr=0.0), min_lr=0.25)(9)
+    0.25
+    """
+
+    schedule: Schedule = schedule_field(doc="the schedule to bound")
+    min_lr: float = param(0.0, doc="floor")
+    max_lr: float | None = param(None, doc="ceiling (default: none)")
+    name = "clamp"
+    length_field = None
+    summary = "a schedule held between a floor and a ceiling"
+    example = "clamp(exp_decay(lr=0.1, k=1e-3), min_lr=1e-4)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "min_lr", self.min_lr, low=0)
+        if self.max_lr is not None:
+            check_number(self.name, "max_lr", self.max_lr, low=self.min_lr)
+
+    @property
+    def length(self) -> Duration | None:
+        return self.schedule.length
+
+    def _eval(self, t: Array, xp: Namespace) -> Array:
+        return xp.clip(self.schedule._eval(t, xp), self.min_lr, self.max_lr)
+
+
+@dataclass(frozen=True)
+class Repeat(Schedule):
+    """A bounded schedule repeated ``times`` times (forever when None), then held at its end.
+
+    >>> from lrkit.schedules import Linear
+    >>> r = Repeat(Linear(lr=1.0, steps=10, end_lr=0.0), times=2)
+    >>> r(5), r(15), r(25)
+    (0.5, 0.5, 0.0)
+    """
+
+    schedule: Schedule = schedule_field(doc="the piece to repeat (needs a length)")
+    times: int | None = param(None, doc="how many times (default: forever)")
+    name = "repeat"
+    length_field = None
+    summary = "a piece repeated, each time from its start"
+    example = "repeat(cosine(lr=0.1, steps=1000), times=3)"
+
+    def _validate(self) -> None:
+        if not bounded(self.schedule):
+            raise ValueError(f"repeat: schedule ({self.schedule.name}) needs a length (steps=...) to repeat")
+        if self.times is not None and (isinstance(self.times, bool) or not isinstance(self.times, int)
+                                       or self.times < 1):
+            raise ValueError(f"repeat: times must be an integer >= 1 or None, got {self.times!r}")
+
+    @property
+    def length(self) -> Duration | None:
+        if self.times is None:
+            return None
+        d = self.schedule.length
+        if d is not None and d.is_steps:
+            return Duration(float(d.value) * self.times)
+        raise ValueError("repeat: length is not known in steps yet; call .resolve(...) first")
+
+    def _eval(self, t: Array, xp: Namespace) -> Array:
+        p = float(self.schedule.length_steps or math.inf)
+        t = xp.clip(t, 0.0, None)
+        k = xp.floor(t / p)
+        local = t - k * p
+        if self.times is not None:
+            local = xp.where(k >= self.times, t * 0.0 + p, local)
+        return self.schedule._eval(local, xp)
+
+
+__all__ = ["Chain", "Clamp", "Product", "Repeat", "Scale", "bounded", "chain", "with_warmup"]

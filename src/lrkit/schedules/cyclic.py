@@ -1,0 +1,184 @@
+"""Schedules that go up and down: cosine with warm restarts, cyclical LR and one-cycle."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ._xp import Array, Namespace
+from .base import Schedule, check_choice, check_number, duration_field, param, steps_of
+from .basic import cosine_between
+from .duration import REST, Duration, DurationLike
+
+
+@dataclass(frozen=True)
+class CosineRestarts(Schedule):
+    """Cosine annealing with warm restarts (SGDR, Loshchilov & Hutter, 2017).
+
+    Cycle ``i`` lasts ``period * mult**i`` steps and starts at ``period * (mult**i - 1) / (mult - 1)``
+    (``i * period`` when ``mult == 1``); inside it, with ``tc`` the step within the cycle and ``Ti`` its
+    length, ``lr(t) = min_lr + (lr * decay**i - min_lr) * (1 + cos(pi * tc / Ti)) / 2``.
+    torch's ``CosineAnnealingWarmRestarts`` is ``decay=1``.
+
+    >>> s = CosineRestarts(lr=1.0, period=10, mult=2)
+    >>> s(0), s(5), s(10), s(20), s(30)
+    (1.0, 0.5, 1.0, 0.5, 1.0)
+    """
+
+    lr: float = param(doc="peak of the first cycle")
+    period: DurationLike = duration_field(1, doc="length of the first cycle")
+    mult: float = param(1.0, doc="each cycle is this many times longer than the one before (>= 1)")
+    min_lr: float = param(0.0, doc="floor of every cycle")
+    decay: float = param(1.0, doc="each cycle's peak is this many times the one before (0 < decay <= 1)")
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "cosine_restarts"
+    summary = "cosine annealing with warm restarts (SGDR)"
+    example = "cosine_restarts(lr=0.1, period=10ep, mult=2, min_lr=1e-4)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "mult", self.mult, low=1)
+        check_number(self.name, "min_lr", self.min_lr, low=0)
+        check_number(self.name, "decay", self.decay, low=0, low_open=True, high=1)
+        if isinstance(self.period, Duration) and self.period.value <= 0:
+            raise ValueError(f"{self.name}: period must be > 0, got {self.period.to_data()!r}")
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        p, m = steps_of(self.period), self.mult
+        if m == 1.0:
+            i = xp.floor(t / p)
+            start, length = i * p, t * 0.0 + p
+        else:
+            i = xp.floor(xp.log(1.0 + t * (m - 1.0) / p) / math.log(m))
+            # the logarithm may land one cycle off at exact boundaries: correct both ways
+            for _ in range(2):
+                start = p * (m**i - 1.0) / (m - 1.0)
+                i = xp.where(t < start, i - 1.0, xp.where(t >= start + p * m**i, i + 1.0, i))
+            start, length = p * (m**i - 1.0) / (m - 1.0), p * m**i
+        peak = self.lr * self.decay**i
+        return cosine_between(peak, self.min_lr, (t - start) / length, xp)
+
+
+@dataclass(frozen=True)
+class Cyclic(Schedule):
+    """Cyclical learning rate (Smith, 2017), as torch's ``CyclicLR``.
+
+    With ``c = up + down`` the cycle length, ``cycle = floor(1 + t/c)``, ``x = 1 + t/c - cycle`` and
+    ``r = up/c``: the scale is ``x/r`` while rising and ``(x-1)/(r-1)`` while falling, and
+    ``lr(t) = lr + (max_lr - lr) * scale * amp``, where ``amp`` is 1 (``triangular``),
+    ``1/2**(cycle-1)`` (``triangular2``) or ``gamma**t`` (``exp_range``). ``sine`` replaces the straight
+    ramps by half cosines, ``(1 - cos(pi*x/r))/2`` up and ``(1 + cos(pi*(x-r)/(1-r)))/2`` down.
+
+    >>> s = Cyclic(lr=0.1, max_lr=1.0, step_size_up=10)
+    >>> s(0), s(5), s(10), s(20)
+    (0.1, 0.55, 1.0, 0.1)
+    """
+
+    lr: float = param(doc="the base (lowest) learning rate")
+    max_lr: float = param(doc="the peak learning rate")
+    step_size_up: DurationLike = duration_field(2000, doc="steps from base to peak")
+    step_size_down: DurationLike | None = duration_field(None, doc="steps from peak to base (default: = up)")
+    mode: str = param("triangular", doc="triangular, triangular2, exp_range or sine")
+    gamma: float = param(1.0, doc="exp_range: amplitude multiplier per step")
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "cyclic"
+    summary = "cyclical LR: triangular, triangular2, exp_range or sine"
+    example = "cyclic(lr=1e-4, max_lr=1e-2, step_size_up=2000, mode=triangular2)"
+
+    MODES = ("triangular", "triangular2", "exp_range", "sine")
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "max_lr", self.max_lr, low=self.lr)
+        check_choice(self.name, "mode", self.mode, self.MODES)
+        check_number(self.name, "gamma", self.gamma, low=0, low_open=True, high=1)
+        if isinstance(self.step_size_up, Duration) and self.step_size_up.value <= 0:
+            raise ValueError(f"{self.name}: step_size_up must be > 0, got {self.step_size_up.to_data()!r}")
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        up = steps_of(self.step_size_up)
+        down = up if self.step_size_down is None else steps_of(self.step_size_down)
+        c = up + down
+        r = up / c
+        cycle = xp.floor(1.0 + t / c)
+        x = 1.0 + t / c - cycle
+        rising = x <= r
+        if self.mode == "sine":
+            scale = xp.where(
+                rising, 0.5 * (1.0 - xp.cos(math.pi * x / r)), 0.5 * (1.0 + xp.cos(math.pi * (x - r) / (1.0 - r)))
+            )
+        else:
+            scale = xp.where(rising, x / r, (x - 1.0) / (r - 1.0))
+        if self.mode == "triangular2":
+            scale = scale / 2.0 ** (cycle - 1.0)
+        elif self.mode == "exp_range":
+            scale = scale * self.gamma**t
+        return self.lr + (self.max_lr - self.lr) * scale
+
+
+@dataclass(frozen=True)
+class OneCycle(Schedule):
+    """The one-cycle policy (Smith & Topin, 2018), exactly as torch's ``OneCycleLR``.
+
+    ``initial = max_lr / div_factor`` and ``final = initial / final_div_factor``. Two phases: initial ->
+    max_lr until step ``pct_start*steps - 1``, then max_lr -> final until ``steps - 1``. With
+    ``three_phase``: initial -> max_lr, max_lr -> initial (until ``2*pct_start*steps - 2``), initial -> final.
+    Each phase anneals by ``end + (start-end)*(1+cos(pi*p))/2`` (``anneal="cos"``) or linearly. Unlike
+    torch, stepping past the end holds the final value instead of going negative or raising.
+
+    >>> s = OneCycle(max_lr=1.0, steps=100)
+    >>> round(s(0), 12), round(s(29), 12), s(99) == s(10**6) == 1.0 / 25 / 1e4
+    (0.04, 1.0, True)
+    """
+
+    max_lr: float = param(doc="the peak learning rate")
+    steps: DurationLike = duration_field(REST, doc="total length (default: the rest of the run)")
+    pct_start: float = param(0.3, doc="fraction of the cycle spent rising")
+    anneal: str = param("cos", doc="cos or linear")
+    div_factor: float = param(25.0, doc="initial lr = max_lr / div_factor")
+    final_div_factor: float = param(1e4, doc="final lr = initial lr / final_div_factor")
+    three_phase: bool = param(False, doc="come back down to the initial lr before the final anneal")
+    name = "one_cycle"
+    summary = "one-cycle: warm up to max_lr, then anneal far below the start"
+    example = "one_cycle(max_lr=0.1, pct_start=0.25)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "max_lr", self.max_lr, low=0)
+        check_number(self.name, "pct_start", self.pct_start, low=0, low_open=True, high=1, high_open=True)
+        check_choice(self.name, "anneal", self.anneal, ("cos", "linear"))
+        check_number(self.name, "div_factor", self.div_factor, low=0, low_open=True)
+        check_number(self.name, "final_div_factor", self.final_div_factor, low=0, low_open=True)
+        n = self.steps
+        if isinstance(n, Duration) and n.is_steps:
+            ends = self._phase_ends(float(n.value))
+            if not all(b > a for a, b in zip([0.0, *ends], ends)):
+                raise ValueError(
+                    f"{self.name}: steps={n.to_data()} with pct_start={self.pct_start} leaves a phase with no "
+                    f"steps (phase ends {ends}); use more steps or another pct_start"
+                )
+
+    def _phase_ends(self, n: float) -> list[float]:
+        if self.three_phase:
+            return [self.pct_start * n - 1.0, 2.0 * self.pct_start * n - 2.0, n - 1.0]
+        return [self.pct_start * n - 1.0, n - 1.0]
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        initial = self.max_lr / self.div_factor
+        final = initial / self.final_div_factor
+        ends = self._phase_ends(steps_of(self.steps))
+        levels = [initial, self.max_lr, initial, final] if self.three_phase else [initial, self.max_lr, final]
+        out = None
+        start = 0.0
+        values = []
+        for i, end in enumerate(ends):
+            p = xp.clip((t - start) / (end - start), 0.0, 1.0)
+            a, b = levels[i], levels[i + 1]
+            values.append(cosine_between(a, b, p, xp) if self.anneal == "cos" else a + (b - a) * p)
+            start = end
+        out = values[-1]
+        for end, v in zip(reversed(ends[:-1]), reversed(values[:-1])):
+            out = xp.where(t <= end, v, out)
+        return out
+
+
+__all__ = ["CosineRestarts", "Cyclic", "OneCycle"]

@@ -1,0 +1,123 @@
+"""Warmup in front of any schedule, and warmup-stable-decay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._xp import Array, Namespace
+from .base import Schedule, check_choice, check_number, duration_field, param, steps_of
+from .basic import cosine_between
+from .duration import REST, Duration, DurationLike
+
+
+def warmup_factor(t: Array, n: float, start: float | None, mode: str, xp: Namespace) -> Array:
+    """The warmup multiplier at step ``t`` of ``n``: 1 at ``t = n``.
+
+    linear: ``start + (1 - start) * t / n``; with ``start=None``, ``(t + 1) / (n + 1)``, so that the
+    first step already moves (a warmup that starts at exactly 0 wastes it).
+    exponential: ``start ** (1 - t / n)`` (``start`` defaults to 0.01).
+    """
+    if mode == "linear":
+        if start is None:
+            return (t + 1.0) / (n + 1.0)
+        return start + (1.0 - start) * (t / n)
+    s = 0.01 if start is None else start
+    return s ** (1.0 - t / n)
+
+
+@dataclass(frozen=True)
+class Warmup(Schedule):
+    """Warmup from ``start * peak`` to ``peak`` over ``steps``.
+
+    In a chain, a warmup whose ``lr`` is None ramps to the value the next piece starts at, so
+    ``warmup(500) >> cosine(lr=3e-4)`` warms up to 3e-4. Alone, with ``lr=None``, it is a multiplier
+    rising to 1. The factor is :func:`warmup_factor`.
+
+    >>> w = Warmup(steps=4, lr=1.0)
+    >>> [w(t) for t in range(6)]
+    [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
+    >>> Warmup(steps=4, start=0.0, lr=1.0)(1)
+    0.25
+    """
+
+    steps: DurationLike = duration_field(1, doc="warmup length")
+    start: float | None = param(None, doc="start as a fraction of the peak (default: linear (t+1)/(n+1), exp 0.01)")
+    mode: str = param("linear", doc="linear or exponential")
+    lr: float | None = param(None, doc="the peak (default: the next piece's first value, or 1)")
+    name = "warmup"
+    summary = "ramp up to the next piece's value (linear or exponential)"
+    example = "warmup(steps=500) >> cosine(lr=3e-4, min_lr=3e-5)"
+
+    def _validate(self) -> None:
+        check_choice(self.name, "mode", self.mode, ("linear", "exponential"))
+        if self.start is not None:
+            if self.mode == "exponential":
+                check_number(self.name, "start", self.start, low=0, low_open=True, high=1)
+            else:
+                check_number(self.name, "start", self.start, low=0, high=1)
+        if self.lr is not None:
+            check_number(self.name, "lr", self.lr, low=0)
+        if isinstance(self.steps, Duration) and self.steps.unit == "rest":
+            raise ValueError(f"{self.name}: steps must be a length, not 'rest'")
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        w = warmup_factor(t, steps_of(self.steps), self.start, self.mode, xp)
+        return w if self.lr is None else self.lr * w
+
+
+COOLDOWNS = ("linear", "cosine", "1-sqrt")
+
+
+@dataclass(frozen=True)
+class WSD(Schedule):
+    """Warmup-stable-decay ("trapezoidal"; Zhai et al. 2022, Hägele et al. 2024).
+
+    Warm up over ``warmup`` (as :func:`warmup_factor`), hold ``lr``, then cool down over the last
+    ``decay`` steps to ``min_lr``: with ``s`` the fraction of the cool-down done, the factor is
+    ``1 - s`` (linear), ``(1 + cos(pi s)) / 2`` (cosine) or ``1 - sqrt(s)`` (1-sqrt).
+
+    >>> s = WSD(lr=1.0, steps=100, warmup=10, decay=20, cooldown="linear")
+    >>> round(s(9), 6), s(50), s(90), s(100)
+    (0.909091, 1.0, 0.5, 0.0)
+    """
+
+    lr: float = param(doc="the stable (peak) learning rate")
+    steps: DurationLike = duration_field(REST, doc="total length (default: the rest of the run)")
+    warmup: DurationLike = duration_field(0, doc="warmup length")
+    decay: DurationLike = duration_field("20%", doc="cool-down length at the end")
+    cooldown: str = param("1-sqrt", doc="linear, cosine or 1-sqrt")
+    min_lr: float = param(0.0, doc="value at the end")
+    warmup_start: float | None = param(None, doc="warmup start as a fraction of lr (see warmup)")
+    name = "wsd"
+    summary = "warmup-stable-decay with a linear, cosine or 1-sqrt cool-down"
+    example = "wsd(lr=3e-4, warmup=2%, decay=20%, cooldown=1-sqrt)"
+
+    def _validate(self) -> None:
+        check_number(self.name, "lr", self.lr, low=0)
+        check_number(self.name, "min_lr", self.min_lr, low=0)
+        check_choice(self.name, "cooldown", self.cooldown, COOLDOWNS)
+        if self.warmup_start is not None:
+            check_number(self.name, "warmup_start", self.warmup_start, low=0, high=1)
+        n, w, d = self.steps, self.warmup, self.decay
+        if (isinstance(n, Duration) and isinstance(w, Duration) and isinstance(d, Duration)
+                and n.is_steps and w.is_steps and d.is_steps and w.value + d.value > n.value):
+            raise ValueError(
+                f"{self.name}: warmup ({w.to_data()}) + decay ({d.to_data()}) must fit in steps ({n.to_data()})"
+            )
+
+    def _f(self, t: Array, xp: Namespace) -> Array:
+        n, w, d = steps_of(self.steps), steps_of(self.warmup), steps_of(self.decay)
+        s = xp.clip((t - (n - d)) / d, 0.0, 1.0) if d > 0 else t * 0.0
+        if self.cooldown == "linear":
+            body = self.min_lr + (self.lr - self.min_lr) * (1.0 - s)
+        elif self.cooldown == "cosine":
+            body = cosine_between(self.lr, self.min_lr, s, xp)
+        else:
+            body = self.min_lr + (self.lr - self.min_lr) * (1.0 - xp.sqrt(s))
+        if w <= 0:
+            return body
+        ramp = self.lr * warmup_factor(xp.clip(t, 0.0, w), w, self.warmup_start, "linear", xp)
+        return xp.where(t < w, ramp, body)
+
+
+__all__ = ["COOLDOWNS", "WSD", "Warmup", "warmup_factor"]
