@@ -1,0 +1,109 @@
+"""Suggestion rules: pure functions of ``(lrs, losses)`` that return one learning rate.
+
+``losses`` is the smoothed loss of one range test (what :class:`~lrkit.finder.FinderResult` passes).
+Every rule first keeps the finite prefix of the curve (the test stops at the first non-finite loss) and
+needs at least two points there. Only numpy is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["RULES", "Rule", "lrkit_rule", "minimum", "steepest", "valley"]
+
+Rule = Callable[[NDArray[np.float64], NDArray[np.float64]], float]
+ArrayLike = Sequence[float] | NDArray[np.float64]
+
+
+def finite_prefix(lrs: ArrayLike, losses: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Validate a curve and cut it at its first non-finite loss; at least two points must remain."""
+    x = np.asarray(lrs, dtype=np.float64)
+    y = np.asarray(losses, dtype=np.float64)
+    if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
+        raise ValueError(
+            f"lrs and losses must be 1-D arrays of the same length, got shapes {x.shape} and {y.shape}"
+        )
+    if not np.all(np.isfinite(x)) or np.any(x <= 0):
+        raise ValueError(f"lrs must be finite and > 0, got {x!r}")
+    if np.any(np.diff(x) <= 0):
+        raise ValueError(f"lrs must be strictly increasing, got {x!r}")
+    bad = np.flatnonzero(~np.isfinite(y))
+    n = int(bad[0]) if bad.size else y.size
+    if n < 2:
+        raise ValueError(f"losses must start with at least 2 finite values, got {y!r}")
+    return x[:n], y[:n]
+
+
+def minimum(lrs: ArrayLike, losses: ArrayLike, divisor: float = 10.0) -> float:
+    """The LR of the lowest loss divided by ``divisor``: :math:`\\eta_{\\arg\\min \\ell} / 10` (fastai).
+
+    >>> minimum([1e-3, 1e-2, 1e-1, 1.0], [2.0, 1.0, 0.5, 9.0])
+    0.01
+    """
+    if not divisor > 0:
+        raise ValueError(f"divisor must be > 0, got {divisor!r}")
+    x, y = finite_prefix(lrs, losses)
+    return float(x[int(np.argmin(y))] / divisor)
+
+
+def steepest(lrs: ArrayLike, losses: ArrayLike) -> float:
+    """The LR of steepest descent of the loss on the log-LR axis, before the minimum.
+
+    :math:`\\arg\\min_i \\, d\\ell/d\\ln\\eta` with central differences (``np.gradient``) over the points up
+    to and including the lowest loss; a rise after the minimum cannot be the answer.
+
+    >>> steepest([1e-3, 1e-2, 1e-1, 1.0, 10.0], [3.0, 2.9, 1.0, 0.9, 5.0])
+    0.01
+    """
+    x, y = finite_prefix(lrs, losses)
+    end = int(np.argmin(y)) + 1
+    if end < 2:
+        return float(x[0])
+    grad = np.gradient(y[:end], np.log(x[:end]))
+    return float(x[int(np.argmin(grad))])
+
+
+def valley(lrs: ArrayLike, losses: ArrayLike) -> float:
+    """fastai's ``valley`` rule: a point 1/2 of the way into the longest descending run of the loss.
+
+    Finds the longest decreasing subsequence of the loss (dynamic programming, O(n^2)), whose span is
+    ``[start, end]``, and returns the LR at ``start + int(s) + int(s / 2)`` with ``s = (end - start) / 3``
+    (fastai 2.7, ``fastai/callback/schedule.py``). Like fastai, it skips the first tenth and last five
+    points when the curve is long enough (more than 20 points).
+
+    >>> valley([1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], [5.0, 4.0, 3.0, 2.0, 1.0, 9.0])
+    0.01
+    """
+    x, y = finite_prefix(lrs, losses)
+    if y.size > 20:
+        x, y = x[y.size // 10 : -5], y[y.size // 10 : -5]
+    n = y.size
+    lds = [1] * n
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if y[i] < y[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    idx = max_start + int(sections) + int(sections / 2)
+    return float(x[idx])
+
+
+def lrkit_rule(lrs: ArrayLike, losses: ArrayLike) -> float:
+    """lrkit's default rule (placeholder; chosen by ``bench/finder.py``)."""
+    return minimum(lrs, losses)
+
+
+#: The rules a :class:`~lrkit.finder.FinderResult` evaluates, by name; ``"lrkit"`` is the default.
+RULES: dict[str, Rule] = {
+    "lrkit": lrkit_rule,
+    "steepest": steepest,
+    "minimum": minimum,
+    "valley": valley,
+}

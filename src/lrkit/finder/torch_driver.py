@@ -1,0 +1,473 @@
+"""The PyTorch driver of the range test: exact restore, gradient accumulation, GradScaler and DDP.
+
+:func:`find_lr` builds a ``step(lr) -> loss`` callback around a model, an optimizer, a data loader and a
+loss function, and hands it to the framework-free core (:func:`lrkit.finder.core.range_test`).
+
+What it guarantees:
+
+* **Exact restore.** Parameters (and their ``.grad``), buffers (BatchNorm statistics, non-persistent ones
+  too), every module's train/eval flag, the optimizer's state and param-group hyperparameters, the
+  GradScaler, the sampler epoch, and the RNG states (Python, numpy, torch CPU and CUDA, the loader's own
+  generator) are put back bit for bit, in place (the same tensor objects), when the test ends, diverges,
+  raises or is interrupted.
+* **One rung per optimizer step.** With ``accumulation_steps=k`` a rung is ``k`` micro-batches and one
+  optimizer step; with ``batches_per_step=m`` it is ``m`` optimizer steps at the same LR. With a
+  GradScaler, a step that the scaler skips (inf/nan gradients) is retried at the same LR with new batches.
+* **DDP.** When ``torch.distributed`` is initialized, the rung's loss is averaged over all ranks, so
+  every rank records the same curve, stops at the same rung and returns the same suggestion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import random
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrkit.finder import core
+from lrkit.finder.result import FinderResult
+
+__all__ = ["default_forward", "find_lr"]
+
+Forward = Callable[[torch.nn.Module, Any], torch.Tensor]
+
+_TARGET_KEYS = ("labels", "label", "targets", "target", "y")
+
+
+def default_forward(
+    model: torch.nn.Module, batch: Any, loss_fn: Callable[..., torch.Tensor] | None
+) -> torch.Tensor:
+    """Compute the loss of one batch.
+
+    * ``(x, y, ...)`` tuple or list: ``loss_fn(model(x), y)``; a 1-tuple is treated as its tensor.
+    * tensor ``x``: ``loss_fn(model(x), x)`` (reconstruction: the target is the input); without
+      ``loss_fn``, ``model(x)`` must return the loss.
+    * dict: with ``loss_fn``, the first of the keys ``labels, label, targets, target, y`` is the target
+      and the other entries are passed as keyword arguments: ``loss_fn(model(**rest), batch[key])``;
+      without ``loss_fn``, ``model(**batch)`` must return the loss, a dict with ``"loss"`` or an object
+      with ``.loss`` (Hugging Face style).
+
+    Anything else: pass ``forward=lambda model, batch: loss`` to :func:`find_lr`.
+    """
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 1:
+            batch = batch[0]
+        elif len(batch) >= 2:
+            if loss_fn is None:
+                raise TypeError("loss_fn is None but the batch is a tuple (x, y); pass loss_fn or forward")
+            return loss_fn(model(batch[0]), batch[1])
+        else:
+            raise ValueError("train_loader yielded an empty tuple as a batch")
+    if isinstance(batch, torch.Tensor):
+        out = model(batch)
+        return out if loss_fn is None else loss_fn(out, batch)
+    if isinstance(batch, dict):
+        if loss_fn is None:
+            out = model(**batch)
+            if isinstance(out, dict) and "loss" in out:
+                return out["loss"]  # type: ignore[no-any-return]
+            return out.loss if hasattr(out, "loss") else out  # type: ignore[no-any-return]
+        key = next((k for k in _TARGET_KEYS if k in batch), None)
+        if key is None:
+            raise ValueError(
+                f"a dict batch needs a target under one of {_TARGET_KEYS} when loss_fn is given, "
+                f"got keys {sorted(batch)}; or pass forward=..."
+            )
+        rest = {k: v for k, v in batch.items() if k != key}
+        return loss_fn(model(**rest), batch[key])
+    raise TypeError(
+        f"cannot compute the loss of a batch of type {type(batch).__name__}; "
+        "pass forward=lambda model, batch: loss"
+    )
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
+        return type(obj)(*(_to_device(o, device) for o in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_to_device(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _clone(v: Any) -> Any:
+    return v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+
+
+def _put(container: dict[Any, Any], key: Any, saved: Any) -> None:
+    """container[key] = saved, copying into the existing tensor when it can (keeps identity)."""
+    cur = container.get(key)
+    if (
+        isinstance(saved, torch.Tensor)
+        and isinstance(cur, torch.Tensor)
+        and cur.shape == saved.shape
+        and cur.dtype == saved.dtype
+        and cur.device == saved.device
+    ):
+        with torch.no_grad():
+            cur.copy_(saved)
+    else:
+        container[key] = _clone(saved)
+
+
+def _restore_dict(target: dict[Any, Any], saved: dict[Any, Any]) -> None:
+    for k in [k for k in target if k not in saved]:
+        del target[k]
+    for k, v in saved.items():
+        _put(target, k, v)
+
+
+def _generators(loader: Any) -> list[torch.Generator]:
+    found: dict[int, torch.Generator] = {}
+    for owner in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+        g = getattr(owner, "generator", None)
+        if isinstance(g, torch.Generator):
+            found[id(g)] = g
+        inner = getattr(owner, "sampler", None)
+        g = getattr(inner, "generator", None)
+        if isinstance(g, torch.Generator):
+            found[id(g)] = g
+    return list(found.values())
+
+
+def _samplers_with_epoch(loader: Any) -> list[Any]:
+    out = []
+    for s in (
+        getattr(loader, "sampler", None),
+        getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+    ):
+        if s is not None and hasattr(s, "set_epoch") and hasattr(s, "epoch") and s not in out:
+            out.append(s)
+    return out
+
+
+class _Snapshot:
+    """Everything the range test may change, copied so that :meth:`restore` puts it back exactly."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: Any,
+        loaders: list[Any],
+    ) -> None:
+        # Module tensors by (module, dict, name): the object (identity) and a copy of its value.
+        self.tensors: list[tuple[dict[str, Any], str, Any, torch.Tensor]] = []
+        self.modes = [(m, m.training) for m in model.modules()]
+        params: dict[int, torch.nn.Parameter] = {}
+        for m in model.modules():
+            for store in (m._parameters, m._buffers):
+                for name, t in store.items():
+                    if t is not None:
+                        self.tensors.append((store, name, t, t.detach().clone()))
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                params[id(p)] = p
+        for m in model.modules():
+            for p in m._parameters.values():
+                if p is not None:
+                    params[id(p)] = p
+        self.params = list(params.values())
+        self.param_values = [p.detach().clone() for p in self.params]
+        self.grads = [(p.grad, None if p.grad is None else p.grad.detach().clone()) for p in self.params]
+        self.optimizer = optimizer
+        self.opt_state = {p: {k: _clone(v) for k, v in s.items()} for p, s in optimizer.state.items()}
+        self.opt_groups = [
+            {k: _clone(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups
+        ]
+        self.opt_attrs = {k: _clone(v) for k, v in vars(optimizer).items() if k in ("_opt_called",)}
+        self.scaler = scaler
+        self.scaler_state = None if scaler is None else {k: _clone(v) for k, v in vars(scaler).items()}
+        self.rng_py = random.getstate()
+        self.rng_np = np.random.get_state()
+        self.rng_torch = torch.get_rng_state()
+        cuda_ready = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
+        self.rng_cuda = torch.cuda.get_rng_state_all() if cuda_ready else None
+        self.generators = [(g, g.get_state()) for ld in loaders for g in _generators(ld)]
+        self.epochs = [(s, s.epoch) for ld in loaders for s in _samplers_with_epoch(ld)]
+
+    def restore_training_state(self) -> None:
+        """Model, optimizer and scaler (between repeats and at the end)."""
+        with torch.no_grad():
+            for store, name, obj, value in self.tensors:
+                store[name] = obj
+                obj.copy_(value)
+            for param, value in zip(self.params, self.param_values, strict=True):
+                param.copy_(value)
+            for param, (obj, saved_grad) in zip(self.params, self.grads, strict=True):
+                if obj is None or saved_grad is None:
+                    param.grad = None
+                else:
+                    obj.copy_(saved_grad)
+                    param.grad = obj
+        for m, flag in self.modes:
+            m.training = flag
+        state = self.optimizer.state
+        for p in [p for p in state if p not in self.opt_state]:
+            del state[p]
+        for p, saved in self.opt_state.items():
+            if p not in state:
+                state[p] = {}
+            _restore_dict(state[p], saved)
+        for group, saved in zip(self.optimizer.param_groups, self.opt_groups, strict=True):
+            for k in [k for k in group if k != "params" and k not in saved]:
+                del group[k]
+            for k, v in saved.items():
+                _put(group, k, v)
+        for k, v in self.opt_attrs.items():
+            setattr(self.optimizer, k, _clone(v))
+        if self.scaler is not None and self.scaler_state is not None:
+            _restore_dict(vars(self.scaler), self.scaler_state)
+
+    def restore(self) -> None:
+        self.restore_training_state()
+        random.setstate(self.rng_py)
+        np.random.set_state(self.rng_np)
+        torch.set_rng_state(self.rng_torch)
+        if self.rng_cuda is not None:
+            torch.cuda.set_rng_state_all(self.rng_cuda)
+        for g, st in self.generators:
+            g.set_state(st)
+        for s, epoch in self.epochs:
+            s.epoch = epoch
+
+
+class _Cycle:
+    """Batches from a loader, starting a new pass whenever it is exhausted."""
+
+    def __init__(self, loader: Iterable[Any], name: str) -> None:
+        self.loader = loader
+        self.name = name
+        self.it: Iterator[Any] | None = None
+
+    def restart(self) -> None:
+        self.it = iter(self.loader)
+
+    def next(self) -> Any:
+        if self.it is None:
+            self.it = iter(self.loader)
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            try:
+                return next(self.it)
+            except StopIteration:
+                raise ValueError(f"{self.name} yielded no batches") from None
+
+    def close(self) -> None:
+        self.it = None
+
+
+def _ddp() -> tuple[bool, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return True, dist.get_world_size()
+    return False, 1
+
+
+def find_lr(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: Iterable[Any],
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    *,
+    start_lr: float = core.START_LR,
+    end_lr: float = core.END_LR,
+    num_steps: int = core.NUM_STEPS,
+    mode: core.Mode = "exp",
+    smoothing: float = core.SMOOTHING,
+    diverge_factor: float | None = core.DIVERGE_FACTOR,
+    diverge_patience: int = core.DIVERGE_PATIENCE,
+    val_data: Iterable[Any] | None = None,
+    batches_per_step: int = 1,
+    accumulation_steps: int = 1,
+    grad_scaler: Any = None,
+    amp_dtype: torch.dtype | None = None,
+    forward: Forward | None = None,
+    device: torch.device | str | None = None,
+    repeats: int = 1,
+    seed: int = 0,
+    rule: str = "lrkit",
+    max_skipped: int = 20,
+) -> FinderResult:
+    """Run the LR range test on a PyTorch model and restore everything afterwards.
+
+    The first param group's LR follows the ramp ``start_lr -> end_lr`` (``mode`` ``"exp"`` or
+    ``"linear"``, ``num_steps`` rungs); the other groups keep their ratio to it. Each rung runs
+    ``batches_per_step`` optimizer steps of ``accumulation_steps`` micro-batches each (the loss of every
+    micro-batch is divided by ``accumulation_steps``) and records their mean loss, or the mean loss over
+    ``val_data`` (a small fixed iterable of batches, evaluated under ``model.eval()`` and ``no_grad``)
+    when that is given. ``train_loader`` is cycled when exhausted. ``forward(model, batch) -> loss``
+    replaces :func:`default_forward`. With ``amp_dtype`` the forward pass runs under
+    ``torch.autocast``; with ``grad_scaler`` (a ``torch.amp.GradScaler``) the backward pass is scaled and
+    a skipped step is retried (at most ``max_skipped`` times in a row, then the rung's loss counts as
+    inf and the test ends). Each repeat ``r`` seeds torch (and the loader's generator) with
+    ``seed + r``, so repeats see different batch orders and dropout; see :class:`FinderResult` for the
+    median suggestion, the interval and the trust verdict.
+
+    Example::
+
+        result = find_lr(model, optimizer, loader, torch.nn.functional.cross_entropy, repeats=3)
+        print(result.suggestion, result.interval, result.trusted)
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(getattr(optimizer, "param_groups", None), list) or not optimizer.param_groups:
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer with param groups, got {optimizer!r}")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable or None, got {loss_fn!r}")
+    if forward is not None and not callable(forward):
+        raise TypeError(f"forward must be callable as forward(model, batch) -> loss, got {forward!r}")
+    k_acc = core._check_int("accumulation_steps", accumulation_steps, 1)
+    k_batches = core._check_int("batches_per_step", batches_per_step, 1)
+    k_skip = core._check_int("max_skipped", max_skipped, 1)
+    core._check_int("seed", seed, 0)
+    if grad_scaler is not None and not all(hasattr(grad_scaler, a) for a in ("scale", "step", "update")):
+        raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {grad_scaler!r}")
+    lr0 = float(optimizer.param_groups[0]["lr"])
+    if not lr0 > 0:
+        raise ValueError(
+            "optimizer.param_groups[0]['lr'] must be > 0 so the other groups keep their ratio to it, "
+            f"got {lr0!r}"
+        )
+    ratios = [float(g["lr"]) / lr0 for g in optimizer.param_groups]
+    if device is None:
+        first = next(iter(model.parameters()), None)
+        if first is None:
+            raise ValueError("model has no parameters; the range test needs something to train")
+        dev = first.device
+    else:
+        dev = torch.device(device)
+    distributed, world = _ddp()
+    no_sync = getattr(model, "no_sync", None) if distributed else None
+    run_forward: Callable[[Any], torch.Tensor]
+    if forward is not None:
+        user_forward = forward
+
+        def run_forward(batch: Any) -> torch.Tensor:
+            return user_forward(model, batch)
+    else:
+
+        def run_forward(batch: Any) -> torch.Tensor:
+            return default_forward(model, batch, loss_fn)
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=dev.type, dtype=amp_dtype)
+
+    def loss_of(batch: Any) -> torch.Tensor:
+        with autocast():
+            loss = run_forward(_to_device(batch, dev))
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise TypeError(
+                f"the forward pass must return the loss as a 1-element tensor, got {type(loss).__name__}"
+                + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
+            )
+        return loss.reshape(())
+
+    train = _Cycle(train_loader, "train_loader")
+
+    def set_lr(lr: float) -> None:
+        for g, r in zip(optimizer.param_groups, ratios, strict=True):
+            if isinstance(g["lr"], torch.Tensor):
+                g["lr"].fill_(lr * r)
+            else:
+                g["lr"] = lr * r
+
+    def optimizer_step() -> tuple[float, bool]:
+        """One optimizer step over ``k_acc`` micro-batches: (mean loss, skipped by the scaler)."""
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for k in range(k_acc):
+            ctx = no_sync() if (no_sync is not None and k < k_acc - 1) else contextlib.nullcontext()
+            with ctx:
+                loss = loss_of(train.next())
+                part = loss / k_acc
+                if grad_scaler is not None:
+                    grad_scaler.scale(part).backward()
+                else:
+                    part.backward()  # type: ignore[no-untyped-call]
+            total += float(loss.detach())
+        if grad_scaler is None:
+            optimizer.step()
+            return total / k_acc, False
+        before = float(grad_scaler.get_scale())
+        grad_scaler.step(optimizer)
+        grad_scaler.update()
+        return total / k_acc, float(grad_scaler.get_scale()) < before
+
+    def evaluate(batches: Iterable[Any]) -> float:
+        model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for batch in batches:
+                total += float(loss_of(batch))
+                count += 1
+        model.train()
+        if count == 0:
+            raise ValueError("val_data yielded no batches")
+        return total / count
+
+    def step(lr: float) -> float:
+        set_lr(lr)
+        model.train()
+        total = 0.0
+        for _ in range(k_batches):
+            for _attempt in range(k_skip):
+                loss, skipped = optimizer_step()
+                if not skipped:
+                    break
+            else:
+                loss = math.inf
+            total += loss
+        value = total / k_batches
+        if val_data is not None and math.isfinite(value):
+            value = evaluate(val_data)
+        if distributed:
+            t = torch.tensor([value], dtype=torch.float64, device=dev)
+            torch.distributed.all_reduce(t)
+            value = float(t.item()) / world
+        return value
+
+    loaders = [train_loader] + ([val_data] if val_data is not None else [])
+    snapshot = _Snapshot(model, optimizer, grad_scaler, loaders)
+
+    def before_repeat(r: int) -> None:
+        if r > 0:
+            snapshot.restore_training_state()
+        torch.manual_seed(seed + r)
+        for g in _generators(train_loader):
+            g.manual_seed(seed + r)
+        for s in _samplers_with_epoch(train_loader):
+            s.set_epoch(seed + r)
+        train.restart()
+
+    try:
+        result = core.range_test(
+            step,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            mode=mode,
+            smoothing=smoothing,
+            diverge_factor=diverge_factor,
+            diverge_patience=diverge_patience,
+            repeats=repeats,
+            before_repeat=before_repeat,
+            rule=rule,
+            group_ratios=ratios,
+        )
+    finally:
+        train.close()
+        snapshot.restore()
+    return result
