@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, TypeVar, overload
 
 import numpy as np
@@ -40,8 +40,8 @@ def schedule_field(*, doc: str = "") -> Any:
     return field(metadata={"kind": "schedule", "doc": doc})
 
 
-def param(default: Any = None, *, doc: str = "") -> Any:
-    """A plain parameter with a one-line doc (shown by ``lrkit schedules``)."""
+def param(default: Any = MISSING, *, doc: str = "") -> Any:
+    """A plain parameter with a one-line doc (shown by ``lrkit schedules``); required without a default."""
     return field(default=default, metadata={"doc": doc})
 
 
@@ -136,8 +136,9 @@ class Schedule:
         scalar = isinstance(step, (int, float, np.integer, np.floating)) and not isinstance(step, bool)
         if xp is None:
             xp = namespace_of(step)
-        out = self._eval(as_float_time(step, xp), xp)
-        return float(out) if scalar else out
+        if scalar:  # through a 1-element array: the same ufunc loops as a vectorised call, bit for bit
+            return float(self._eval(np.asarray([step], dtype=np.float64), np)[0])
+        return self._eval(as_float_time(step, xp), xp)
 
     def _eval(self, t: Array, xp: Namespace) -> Array:
         """Evaluate at local time ``t``, holding the first value before 0 and the last past the end."""

@@ -17,7 +17,8 @@ class CosineRestarts(Schedule):
 
     Cycle ``i`` lasts ``period * mult**i`` steps and starts at ``period * (mult**i - 1) / (mult - 1)``
     (``i * period`` when ``mult == 1``); inside it, with ``tc`` the step within the cycle and ``Ti`` its
-    length, ``lr(t) = min_lr + (lr * decay**i - min_lr) * (1 + cos(pi * tc / Ti)) / 2``.
+    length, ``lr(t) = min_lr + (lr - min_lr) * decay**i * (1 + cos(pi * tc / Ti)) / 2``: ``decay``
+    shrinks each cycle's height above the floor.
     torch's ``CosineAnnealingWarmRestarts`` is ``decay=1``.
 
     >>> s = CosineRestarts(lr=1.0, period=10, mult=2)
@@ -29,7 +30,7 @@ class CosineRestarts(Schedule):
     period: DurationLike = duration_field(1, doc="length of the first cycle")
     mult: float = param(1.0, doc="each cycle is this many times longer than the one before (>= 1)")
     min_lr: float = param(0.0, doc="floor of every cycle")
-    decay: float = param(1.0, doc="each cycle's peak is this many times the one before (0 < decay <= 1)")
+    decay: float = param(1.0, doc="each cycle's height above min_lr is this many times the last (0 < decay <= 1)")
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
     name = "cosine_restarts"
     summary = "cosine annealing with warm restarts (SGDR)"
@@ -55,7 +56,7 @@ class CosineRestarts(Schedule):
                 start = p * (m**i - 1.0) / (m - 1.0)
                 i = xp.where(t < start, i - 1.0, xp.where(t >= start + p * m**i, i + 1.0, i))
             start, length = p * (m**i - 1.0) / (m - 1.0), p * m**i
-        peak = self.lr * self.decay**i
+        peak = self.min_lr + (self.lr - self.min_lr) * self.decay**i
         return cosine_between(peak, self.min_lr, (t - start) / length, xp)
 
 

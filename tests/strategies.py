@@ -1,0 +1,153 @@
+"""Hypothesis strategies for schedules: every leaf type with valid random parameters, and compositions."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from lrkit.schedules import (
+    WSD,
+    Clamp,
+    Constant,
+    Cosine,
+    CosineRestarts,
+    Cyclic,
+    ExpDecay,
+    Exponential,
+    InverseSqrt,
+    InverseTime,
+    Linear,
+    MultiStep,
+    OneCycle,
+    Piecewise,
+    Polynomial,
+    Repeat,
+    Schedule,
+    StepDecay,
+    Warmup,
+    chain,
+)
+
+lrs = st.floats(min_value=1e-6, max_value=10.0, allow_nan=False, allow_infinity=False)
+lengths = st.integers(min_value=1, max_value=5000)
+gammas = st.floats(min_value=0.05, max_value=0.9999)
+ks = st.floats(min_value=0.0, max_value=0.1)
+fractions = st.floats(min_value=0.0, max_value=1.0)
+
+
+@st.composite
+def below(draw: st.DrawFn, lr: float) -> float:
+    return draw(st.floats(min_value=0.0, max_value=lr))
+
+
+@st.composite
+def milestones(draw: st.DrawFn) -> list[int]:
+    ms = draw(st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=5, unique=True))
+    return sorted(ms)
+
+
+@st.composite
+def cosine(draw: st.DrawFn) -> Cosine:
+    lr = draw(lrs)
+    return Cosine(lr=lr, steps=draw(lengths), min_lr=draw(below(lr)))
+
+
+@st.composite
+def linear(draw: st.DrawFn) -> Linear:
+    return Linear(lr=draw(lrs), steps=draw(lengths), end_lr=draw(lrs))
+
+
+@st.composite
+def polynomial(draw: st.DrawFn) -> Polynomial:
+    lr = draw(lrs)
+    return Polynomial(lr=lr, steps=draw(lengths), power=draw(st.floats(0.1, 4.0)), end_lr=draw(below(lr)))
+
+
+@st.composite
+def one_cycle(draw: st.DrawFn) -> OneCycle:
+    n = draw(st.integers(min_value=20, max_value=5000))
+    pct = draw(st.floats(min_value=0.1, max_value=0.45))
+    return OneCycle(max_lr=draw(lrs), steps=n, pct_start=pct, anneal=draw(st.sampled_from(["cos", "linear"])),
+                    div_factor=draw(st.floats(1.0, 100.0)), final_div_factor=draw(st.floats(1.0, 1e4)),
+                    three_phase=draw(st.booleans()))
+
+
+@st.composite
+def cyclic(draw: st.DrawFn) -> Cyclic:
+    lr = draw(lrs)
+    return Cyclic(lr=lr, max_lr=lr + draw(lrs), step_size_up=draw(lengths),
+                  step_size_down=draw(st.none() | lengths), mode=draw(st.sampled_from(Cyclic.MODES)),
+                  gamma=draw(st.floats(0.99, 1.0)))
+
+
+@st.composite
+def restarts(draw: st.DrawFn) -> CosineRestarts:
+    lr = draw(lrs)
+    return CosineRestarts(lr=lr, period=draw(st.integers(1, 500)), mult=draw(st.sampled_from([1, 1.5, 2, 3])),
+                          min_lr=draw(below(lr)), decay=draw(st.floats(0.3, 1.0)))
+
+
+@st.composite
+def wsd(draw: st.DrawFn) -> WSD:
+    n = draw(st.integers(min_value=10, max_value=5000))
+    w = draw(st.integers(0, n // 3))
+    d = draw(st.integers(1, n - w))
+    lr = draw(lrs)
+    return WSD(lr=lr, steps=n, warmup=w, decay=d, cooldown=draw(st.sampled_from(["linear", "cosine", "1-sqrt"])),
+               min_lr=draw(below(lr)))
+
+
+@st.composite
+def warmup(draw: st.DrawFn) -> Warmup:
+    mode = draw(st.sampled_from(["linear", "exponential"]))
+    start = draw(st.none() | st.floats(min_value=1e-4, max_value=1.0) | st.just(0.0 if mode == "linear" else 1e-4))
+    return Warmup(steps=draw(lengths), start=start, mode=mode, lr=draw(st.none() | lrs))
+
+
+@st.composite
+def piecewise(draw: st.DrawFn) -> Piecewise:
+    xs = sorted(draw(st.lists(st.integers(0, 5000), min_size=1, max_size=6, unique=True)))
+    return Piecewise(points=[(x, draw(lrs)) for x in xs])
+
+
+#: every bounded leaf (it has a length, so it can stand anywhere in a chain)
+bounded_leaves = st.one_of(
+    cosine(), linear(), polynomial(), one_cycle(), wsd(), warmup(), piecewise(),
+    st.builds(Constant, lr=lrs, steps=lengths),
+    st.builds(Exponential, lr=lrs, gamma=gammas, every=st.integers(1, 100), staircase=st.booleans(), steps=lengths),
+)
+
+#: leaves that run forever (allowed last in a chain)
+unbounded_leaves = st.one_of(
+    st.builds(Constant, lr=lrs),
+    st.builds(StepDecay, lr=lrs, step_size=st.integers(1, 1000), gamma=gammas),
+    st.builds(MultiStep, lr=lrs, milestones=milestones(), gamma=gammas),
+    st.builds(Exponential, lr=lrs, gamma=gammas, every=st.integers(1, 100), staircase=st.booleans()),
+    st.builds(ExpDecay, lr=lrs, k=ks),
+    st.builds(InverseTime, lr=lrs, k=ks, every=st.integers(1, 100), staircase=st.booleans()),
+    st.builds(InverseSqrt, lr=lrs, timescale=st.integers(1, 5000)),
+    cyclic(),
+    restarts(),
+)
+
+leaves = st.one_of(bounded_leaves, unbounded_leaves)
+
+
+@st.composite
+def chains(draw: st.DrawFn) -> Schedule:
+    head = draw(st.lists(bounded_leaves, min_size=1, max_size=3))
+    return chain(*head, draw(leaves))
+
+
+def _compose(children: st.SearchStrategy[Schedule]) -> st.SearchStrategy[Schedule]:
+    return st.one_of(
+        st.builds(lambda s, f: s * f, children, st.floats(0.01, 10.0)),
+        st.builds(lambda a, b: a * b, children, children),
+        st.builds(Clamp, children, st.just(0.0), st.none() | st.floats(1.0, 100.0)),
+        st.builds(Repeat, bounded_leaves, st.none() | st.integers(1, 5)),
+    )
+
+
+#: any schedule: leaves, chains and compositions of them
+schedules = st.recursive(st.one_of(leaves, chains()), _compose, max_leaves=4)
+
+steps = st.integers(min_value=-10, max_value=20_000)
