@@ -1,0 +1,209 @@
+"""Reduce-on-plateau as a framework-free state machine.
+
+:class:`Plateau` watches a metric and says when the learning rate should be cut. It holds no learning
+rate and imports no framework: an adapter (``lrkit.torch``'s scheduler, a Keras callback) keeps a
+multiplier on top of its schedule and multiplies it by ``factor`` when :meth:`Plateau.step` returns
+True. The rules are those of torch's ``ReduceLROnPlateau``:
+
+- a metric is *better* than the best so far when (mode ``min``) ``a < best * (1 - threshold)``
+  (``rel``) or ``a < best - threshold`` (``abs``); mode ``max`` mirrors it with ``best * (1 +
+  threshold)`` and ``best + threshold``;
+- every metric that is not better is a bad epoch; during the ``cooldown`` metrics after a cut, bad
+  epochs are not counted;
+- when there have been more than ``patience`` bad epochs in a row, cut: ``lr <- max(lr * factor,
+  min_lr)``, skipped when that changes the LR by ``eps`` or less (:meth:`Plateau.reduce`).
+
+>>> p = Plateau(patience=1, factor=0.5)
+>>> [p.step(m) for m in (1.0, 0.9, 0.9, 0.9, 0.9, 0.9)]
+[False, False, False, True, False, True]
+>>> p.reduce(0.1), p.num_reductions
+(0.05, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, SupportsFloat
+
+__all__ = ["Plateau"]
+
+_MODES = ("min", "max")
+_THRESHOLD_MODES = ("rel", "abs")
+
+
+def _number(
+    name: str,
+    v: object,
+    *,
+    low: float,
+    low_open: bool = False,
+    high: float | None = None,
+    high_open: bool = False,
+) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"Plateau: {name} must be a number, got {type(v).__name__} {v!r}")
+    x = float(v)
+    ok = math.isfinite(x) and (x > low if low_open else x >= low)
+    if high is not None:
+        ok = ok and (x < high if high_open else x <= high)
+    if not ok:
+        lo = f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f" and {'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"Plateau: {name} must be a finite number {lo}{hi}, got {v!r}")
+    return x
+
+
+def _count(name: str, v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"Plateau: {name} must be an integer >= 0, got {v!r}")
+    return v
+
+
+class Plateau:
+    """Reduce-on-plateau: cut the learning rate by ``factor`` when a metric stops improving.
+
+    Args:
+        mode: ``"min"`` (a lower metric is better, e.g. a loss) or ``"max"`` (e.g. an accuracy).
+        factor: the cut, ``0 <= factor < 1``: ``lr <- lr * factor``.
+        patience: how many bad epochs in a row are tolerated; the cut comes on bad epoch ``patience + 1``.
+        threshold: how much better than the best a metric must be to count as an improvement.
+        threshold_mode: ``"rel"`` (``best * (1 -/+ threshold)``) or ``"abs"`` (``best -/+ threshold``).
+        cooldown: how many metrics after a cut are not counted as bad.
+        min_lr: the floor of the cuts, one float or one per parameter group.
+        eps: a cut that changes the LR by ``eps`` or less is not made.
+
+    The state (``best``, ``num_bad_epochs``, ``cooldown_counter``, ``last_epoch``, ``num_reductions``)
+    is plain numbers, saved by :meth:`state_dict`.
+    """
+
+    def __init__(
+        self,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float | Sequence[float] = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
+        if mode not in _MODES:
+            raise ValueError(f"Plateau: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in _THRESHOLD_MODES:
+            raise ValueError(f"Plateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        self.mode = mode
+        self.threshold_mode = threshold_mode
+        self.factor = _number("factor", factor, low=0.0, high=1.0, high_open=True)
+        self.patience = _count("patience", patience)
+        self.threshold = _number("threshold", threshold, low=0.0)
+        self.cooldown = _count("cooldown", cooldown)
+        self.eps = _number("eps", eps, low=0.0)
+        self.min_lr: float | tuple[float, ...]
+        if isinstance(min_lr, (int, float)) and not isinstance(min_lr, bool):
+            self.min_lr = _number("min_lr", min_lr, low=0.0)
+        elif isinstance(min_lr, Sequence) and not isinstance(min_lr, str):
+            self.min_lr = tuple(_number(f"min_lr[{i}]", v, low=0.0) for i, v in enumerate(min_lr))
+            if not self.min_lr:
+                raise ValueError("Plateau: min_lr must be a number or a non-empty list of numbers, got []")
+        else:
+            raise TypeError(f"Plateau: min_lr must be a number or a list of numbers, got {min_lr!r}")
+        self.reset()
+
+    # -- state ------------------------------------------------------------------------------------
+    @property
+    def mode_worse(self) -> float:
+        """The worst possible metric: ``inf`` for mode min, ``-inf`` for max."""
+        return math.inf if self.mode == "min" else -math.inf
+
+    def reset(self) -> None:
+        """Forget the history: no best yet, no bad epochs, no cooldown, no reductions."""
+        self.best = self.mode_worse
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+        self.num_reductions = 0
+
+    @property
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def is_better(self, a: float, best: float) -> bool:
+        """Whether metric ``a`` improves on ``best`` by more than the threshold."""
+        if self.mode == "min":
+            return a < (
+                best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold
+            )
+        return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def step(self, metric: SupportsFloat) -> bool:
+        """Take one metric (a number or a 0-d tensor); return True when the LR should be cut now."""
+        try:
+            current = float(metric)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"Plateau.step: metric must be a number, got {type(metric).__name__} {metric!r}"
+            ) from exc
+        self.last_epoch += 1
+        if self.is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+            self.num_reductions += 1
+            return True
+        return False
+
+    # -- applying a cut ---------------------------------------------------------------------------
+    def floor(self, group: int = 0) -> float:
+        """``min_lr`` for parameter group ``group``."""
+        if isinstance(self.min_lr, tuple):
+            if not 0 <= group < len(self.min_lr):
+                raise ValueError(
+                    f"Plateau: min_lr holds {len(self.min_lr)} values, one per parameter group; "
+                    f"there is no group {group}"
+                )
+            return self.min_lr[group]
+        return self.min_lr
+
+    def reduce(self, lr: float, group: int = 0) -> float:
+        """The LR after a cut: ``max(lr * factor, min_lr)``, or ``lr`` when that moves it ``eps`` or less."""
+        new = max(lr * self.factor, self.floor(group))
+        return new if lr - new > self.eps else lr
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The counters and the best metric (plain numbers; ``best`` may be +-inf)."""
+        return {
+            "best": self.best,
+            "num_bad_epochs": self.num_bad_epochs,
+            "cooldown_counter": self.cooldown_counter,
+            "last_epoch": self.last_epoch,
+            "num_reductions": self.num_reductions,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the configuration stays as constructed)."""
+        missing = {"best", "num_bad_epochs", "cooldown_counter", "last_epoch"} - set(state)
+        if missing:
+            raise KeyError(
+                f"Plateau.load_state_dict: state is missing {sorted(missing)}; got keys {sorted(state)}"
+            )
+        self.best = float(state["best"])
+        self.num_bad_epochs = int(state["num_bad_epochs"])
+        self.cooldown_counter = int(state["cooldown_counter"])
+        self.last_epoch = int(state["last_epoch"])
+        self.num_reductions = int(state.get("num_reductions", 0))
+
+    def __repr__(self) -> str:
+        return (
+            f"Plateau(mode={self.mode!r}, factor={self.factor!r}, patience={self.patience!r}, "
+            f"threshold={self.threshold!r}, threshold_mode={self.threshold_mode!r}, "
+            f"cooldown={self.cooldown!r}, min_lr={self.min_lr!r}, eps={self.eps!r})"
+        )
