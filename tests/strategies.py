@@ -105,7 +105,7 @@ def warmup(draw: st.DrawFn) -> Warmup:
 
 @st.composite
 def piecewise(draw: st.DrawFn) -> Piecewise:
-    xs = sorted(draw(st.lists(st.integers(0, 5000), min_size=1, max_size=6, unique=True)))
+    xs = sorted(draw(st.lists(st.integers(0, 5000), min_size=2, max_size=6, unique=True)))
     return Piecewise(points=[(x, draw(lrs)) for x in xs])
 
 

@@ -288,8 +288,13 @@ class Cosine(Schedule):
 
 
 def cosine_between(start: float, end: float, frac: Array, xp: Namespace) -> Array:
-    """``end + (start - end) * (1 + cos(pi * frac)) / 2``: from ``start`` at 0 to ``end`` at 1."""
-    return end + (start - end) * 0.5 * (1.0 + xp.cos(math.pi * frac))
+    """``end + (start - end) * (1 + cos(pi * frac)) / 2``: from ``start`` at 0 to ``end`` at 1.
+
+    Computed as ``sin(pi * (1 - frac) / 2) ** 2`` (the same value), which is exact at both ends and keeps
+    float32 accurate near the end, where ``1 + cos`` would cancel.
+    """
+    c = xp.sin((0.5 * math.pi) * (1.0 - frac))
+    return end + (start - end) * (c * c)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,9 @@ class Chain(Schedule):
                     f"chain: piece {i} ({p.name}) has no length ({'rest' if p.length else 'forever'}); "
                     "give it steps=... or make it the last piece"
                 )
+            d = p.length
+            if d is not None and d.value == 0:
+                raise ValueError(f"chain: piece {i} ({p.name}) has zero length; it would never be seen")
         object.__setattr__(self, "pieces", tuple(flat))
 
     @property
