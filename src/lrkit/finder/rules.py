@@ -55,7 +55,7 @@ def steepest(lrs: ArrayLike, losses: ArrayLike) -> float:
     :math:`\\arg\\min_i \\, d\\ell/d\\ln\\eta` with central differences (``np.gradient``) over the points up
     to and including the lowest loss; a rise after the minimum cannot be the answer.
 
-    >>> steepest([1e-3, 1e-2, 1e-1, 1.0, 10.0], [3.0, 2.9, 1.0, 0.9, 5.0])
+    >>> steepest([1e-3, 1e-2, 1e-1, 1.0, 10.0], [3.0, 2.9, 1.0, 0.95, 5.0])
     0.01
     """
     x, y = finite_prefix(lrs, losses)
@@ -72,9 +72,11 @@ def valley(lrs: ArrayLike, losses: ArrayLike) -> float:
     Finds the longest decreasing subsequence of the loss (dynamic programming, O(n^2)), whose span is
     ``[start, end]``, and returns the LR at ``start + int(s) + int(s / 2)`` with ``s = (end - start) / 3``
     (fastai 2.7, ``fastai/callback/schedule.py``). Like fastai, it skips the first tenth and last five
-    points when the curve is long enough (more than 20 points).
+    points when the curve is long enough (more than 20 points), and keeps fastai's ``start = end -
+    length`` (one before the run's first point); unlike fastai, an index below 0 is clamped to 0 instead
+    of wrapping around to the last LR.
 
-    >>> valley([1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], [5.0, 4.0, 3.0, 2.0, 1.0, 9.0])
+    >>> valley([1e-4, 1e-3, 1e-2, 1e-1, 1.0, 2.0, 10.0], [5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 9.0])
     0.01
     """
     x, y = finite_prefix(lrs, losses)
@@ -91,7 +93,7 @@ def valley(lrs: ArrayLike, losses: ArrayLike) -> float:
                 max_end = i
                 max_start = max_end - lds[max_end]
     sections = (max_end - max_start) / 3
-    idx = max_start + int(sections) + int(sections / 2)
+    idx = max(0, max_start + int(sections) + int(sections / 2))
     return float(x[idx])
 
 

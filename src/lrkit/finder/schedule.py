@@ -34,9 +34,9 @@ def schedule_from_result(
     Durations are left symbolic; call ``.resolve(total_steps=..., steps_per_epoch=...)`` on the result.
 
     >>> from lrkit.finder import range_test
-    >>> res = range_test(lambda lr: (lr - 0.01) ** 2 + 1e-4 / lr, num_steps=60)
-    >>> s = schedule_from_result(res).resolve(total_steps=100)
-    >>> s(4) == res.peak_lr and s(99) < res.peak_lr / 50
+    >>> res = range_test(lambda lr: 1 / (1 + lr / 1e-3) + max(0.0, lr - 0.1), num_steps=60)
+    >>> s = schedule_from_result(res).resolve(total_steps=100)  # 5 warmup steps, then cosine
+    >>> s(0) < s(4) < s(5) == res.peak_lr and s(99) < res.peak_lr / 50
     True
     """
     from lrkit.finder.result import FinderResult
