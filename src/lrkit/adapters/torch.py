@@ -1,0 +1,819 @@
+"""PyTorch adapter: an lrkit schedule as a real ``torch.optim.lr_scheduler.LRScheduler``.
+
+::
+
+    sched = lrkit.parse("warmup(500) >> cosine(lr=3e-4, min_lr=3e-5)")
+    scheduler = lrkit.torch.scheduler(optimizer, sched, total_steps=len(loader) * epochs)
+    for x, y in loader:
+        loss_fn(model(x), y).backward(); optimizer.step(); optimizer.zero_grad()
+        scheduler.step()
+
+The scheduler holds the step counter, the base LRs, a multiplier (the product of controller cuts:
+reduce-on-plateau, the divergence guard) and the plateau state; nothing else. At scheduler step ``k``
+group ``i`` gets
+
+    ``b_i = schedule_i(T)``  (``relative=False``: the schedule gives LRs)
+    ``b_i = base_lr_i * schedule_i(T)``  (``relative=True``: the schedule is a multiplier)
+    ``lr_i = max(b_i * multiplier, min(b_i, min_lr_i))``  (``min_lr_i`` from the plateau, else 0)
+
+with ``T = k`` (``interval="step"``) or ``T = k * steps_per_epoch`` (``interval="epoch"``: the schedule
+is still a function of the optimizer step; the LR is only refreshed once per epoch). As with torch's
+schedulers, the optimizer holds the LR of step 0 once the scheduler is built, and every
+:meth:`Scheduler.step` advances one step and writes the LR of the new step.
+
+Two ways to run:
+
+- :class:`Scheduler` (the default) evaluates the schedule ahead of time in vectorised blocks of
+  ``BLOCK`` steps (aligned, so a value never depends on where a run was resumed), so ``step()`` is a
+  list index and the writes. A tensor ``lr`` is written in place with ``fill_`` (no host sync).
+- :class:`GraphScheduler` (``in_graph=True``) keeps the step counter in a device tensor and computes
+  the LR from it with tensor operations, so a whole training step can be compiled by
+  ``torch.compile`` (no recompile when the LR changes) or captured in a CUDA graph. Outside a compiled
+  region the update itself is compiled into one fused kernel (``fuse``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, SupportsFloat
+
+import numpy as np
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from ..control.plateau import Plateau
+from ..schedules import Chain, Cosine, Linear, Schedule
+from ..spec import from_dict, parse
+
+__all__ = [
+    "BLOCK",
+    "GraphScheduler",
+    "Scheduler",
+    "one_cycle_momentum",
+    "scheduler",
+]
+
+#: steps evaluated at once by :class:`Scheduler` (blocks start at multiples of BLOCK)
+BLOCK = 4096
+_NO_BLOCK = -(1 << 62)
+
+ScheduleLike = Schedule | str | Mapping[str, Any]
+_FORMAT = "lrkit.torch/1"
+_INTERVALS = ("step", "epoch")
+
+
+# -- argument handling ----------------------------------------------------------------------------
+def _as_schedule(x: object, where: str) -> Schedule:
+    if isinstance(x, Schedule):
+        return x
+    if isinstance(x, str):
+        return parse(x)
+    if isinstance(x, Mapping):
+        return from_dict(dict(x))
+    raise TypeError(f"{where} must be a Schedule, a spec string or a spec dict, got {type(x).__name__} {x!r}")
+
+
+def _per_group(x: object, n: int, where: str) -> tuple[tuple[Schedule, ...], bool]:
+    """One schedule per group, and whether a single schedule was given for all of them."""
+    if isinstance(x, (Schedule, str, Mapping)):
+        s = _as_schedule(x, where)
+        return (s,) * n, True
+    if isinstance(x, Sequence):
+        if len(x) != n:
+            raise ValueError(
+                f"{where}: got {len(x)} schedules for {n} parameter groups; "
+                "give one schedule, or one per group"
+            )
+        return tuple(_as_schedule(v, f"{where}[{i}]") for i, v in enumerate(x)), False
+    raise TypeError(
+        f"{where} must be a schedule or a list of one schedule per parameter group, "
+        f"got {type(x).__name__} {x!r}"
+    )
+
+
+def _resolve(s: Schedule, total_steps: float | None, steps_per_epoch: float | None, where: str) -> Schedule:
+    r = s.resolve(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+    if r.unresolved:
+        raise ValueError(
+            f"{where} ({r}) cannot be evaluated: {r.unresolved}. Pass total_steps=... (or epochs=... with "
+            "steps_per_epoch=...) and steps_per_epoch=... to lrkit.torch.scheduler"
+        )
+    return r
+
+
+def _positive(name: str, v: object, *, integer: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    if integer and not float(v).is_integer():
+        raise ValueError(f"{name} must be a whole number, got {v!r}")
+    return float(v)
+
+
+def _group_float(group: Mapping[str, Any], key: str) -> float:
+    v = group[key]
+    return float(v.item()) if isinstance(v, torch.Tensor) else float(v)
+
+
+# -- the shared part of both schedulers -----------------------------------------------------------
+class _Base(LRScheduler):
+    """What :class:`Scheduler` and :class:`GraphScheduler` share: arguments, evaluation, controllers."""
+
+    optimizer: Optimizer
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedule: ScheduleLike | Sequence[ScheduleLike],
+        *,
+        total_steps: int | None = None,
+        steps_per_epoch: int | None = None,
+        epochs: float | None = None,
+        relative: bool = False,
+        interval: str = "step",
+        plateau: Plateau | None = None,
+        hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
+    ) -> None:
+        # LRScheduler.__init__ is not called: it needs `initial_lr` on resume and takes a step.
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        groups = optimizer.param_groups
+        n = len(groups)
+        if not isinstance(relative, bool):
+            raise TypeError(f"relative must be True or False, got {relative!r}")
+        if interval not in _INTERVALS:
+            raise ValueError(f"interval must be 'step' or 'epoch', got {interval!r}")
+        if steps_per_epoch is not None:
+            _positive("steps_per_epoch", steps_per_epoch)
+        if epochs is not None:
+            _positive("epochs", epochs)
+            if steps_per_epoch is None:
+                raise ValueError(f"epochs={epochs!r} needs steps_per_epoch=... to count the steps")
+            if total_steps is not None and total_steps != epochs * steps_per_epoch:
+                raise ValueError(
+                    f"total_steps={total_steps!r} disagrees with epochs * steps_per_epoch = "
+                    f"{epochs!r} * {steps_per_epoch!r}; give one of them"
+                )
+            total_steps = round(epochs * steps_per_epoch)
+        if total_steps is not None:
+            _positive("total_steps", total_steps)
+        if interval == "epoch" and steps_per_epoch is None:
+            raise ValueError(
+                "interval='epoch' needs steps_per_epoch=... (the schedule is a function of the step)"
+            )
+        if plateau is not None and not isinstance(plateau, Plateau):
+            raise TypeError(
+                f"plateau must be an lrkit.control.Plateau, got {type(plateau).__name__} {plateau!r}"
+            )
+        if plateau is not None and isinstance(plateau.min_lr, tuple) and len(plateau.min_lr) != n:
+            raise ValueError(f"plateau: min_lr holds {len(plateau.min_lr)} values for {n} parameter groups")
+
+        raw, shared = _per_group(schedule, n, "schedule")
+        resolved: dict[int, Schedule] = {}
+        for s in raw:  # resolve each distinct schedule once, keeping identity for sharing
+            if id(s) not in resolved:
+                resolved[id(s)] = _resolve(s, total_steps, steps_per_epoch, "schedule")
+        self.schedules: tuple[Schedule, ...] = tuple(resolved[id(s)] for s in raw)
+        for g in groups:
+            lr = g["lr"]
+            g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
+        self.base_lrs: list[float] = [_group_float(g, "initial_lr") for g in groups]  # type: ignore[assignment]
+        if shared and not relative and n > 1 and len(set(self.base_lrs)) > 1:
+            raise ValueError(
+                f"schedule: one absolute schedule (relative=False) for {n} parameter groups whose lr differ "
+                f"({self.base_lrs}) would give them all the same LR; pass relative=True to scale each "
+                "group's own lr, or one schedule per group"
+            )
+        self.relative = relative
+        self.interval = interval
+        self.steps_per_epoch = None if steps_per_epoch is None else float(steps_per_epoch)
+        self.total_steps = None if total_steps is None else float(total_steps)
+        self.plateau = plateau
+        self.hparams: dict[str, tuple[Schedule, ...]] = {}
+        for key, value in (hparams or {}).items():
+            self.hparams[key] = self._check_hparam(key, value, total_steps, steps_per_epoch)
+        self._multiplier = 1.0
+
+    def _check_hparam(
+        self, key: str, value: object, total_steps: float | None, steps_per_epoch: float | None
+    ) -> tuple[Schedule, ...]:
+        groups = self.optimizer.param_groups
+        if key in ("lr", "initial_lr", "params"):
+            raise ValueError(
+                f"hparams: {key!r} cannot be scheduled as a hyperparameter; the schedule sets lr"
+            )
+        for i, g in enumerate(groups):
+            if key in ("beta1", "beta2"):
+                betas = g.get("betas")
+                if not isinstance(betas, tuple) or len(betas) != 2:
+                    raise ValueError(
+                        f"hparams: {key!r} needs a 'betas' pair in param_groups[{i}], got {betas!r} "
+                        f"({type(self.optimizer).__name__})"
+                    )
+            elif key not in g:
+                raise ValueError(
+                    f"hparams: param_groups[{i}] of {type(self.optimizer).__name__} has no {key!r}; "
+                    f"it has {sorted(k for k in g if k != 'params')}"
+                )
+            elif isinstance(g[key], bool) or not isinstance(g[key], (int, float)):
+                raise ValueError(
+                    f"hparams: param_groups[{i}][{key!r}] is {g[key]!r}, not a float to schedule"
+                )
+        raw, _ = _per_group(value, len(groups), f"hparams[{key!r}]")
+        return tuple(_resolve(s, total_steps, steps_per_epoch, f"hparams[{key!r}]") for s in raw)
+
+    # -- evaluation (numpy, float64) -------------------------------------------------------------
+    def _times(self, ks: np.ndarray) -> np.ndarray:
+        return ks * self.steps_per_epoch if self.interval == "epoch" and self.steps_per_epoch else ks
+
+    def _floors(self) -> list[float]:
+        p = self.plateau
+        return [0.0] * len(self.schedules) if p is None else [p.floor(i) for i in range(len(self.schedules))]
+
+    def values(self, ks: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The LRs at scheduler steps ``ks``, shape ``(len(ks), groups)``, with the current multiplier."""
+        t = self._times(np.asarray(ks, dtype=np.float64))
+        cache: dict[int, np.ndarray] = {}
+        cols = []
+        for s, base, floor in zip(self.schedules, self.base_lrs, self._floors(), strict=False):
+            if id(s) not in cache:
+                cache[id(s)] = np.broadcast_to(np.asarray(s(t), dtype=np.float64), t.shape)
+            b = cache[id(s)] * base if self.relative else cache[id(s)]
+            out = b * self._multiplier
+            if floor > 0.0:
+                out = np.maximum(out, np.minimum(b, floor))
+            cols.append(out)
+        return np.stack(cols, axis=-1) if cols else np.zeros((*t.shape, 0))
+
+    def _hparam_values(self, ks: np.ndarray) -> dict[str, np.ndarray]:
+        t = self._times(np.asarray(ks, dtype=np.float64))
+        return {
+            key: np.stack([np.broadcast_to(np.asarray(s(t), dtype=np.float64), t.shape) for s in ss], axis=-1)
+            for key, ss in self.hparams.items()
+        }
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        """The LRs (floats) for the current step, in closed form."""
+        return [float(v) for v in self.values([self._current_step()])[0]]
+
+    def _current_step(self) -> int:
+        raise NotImplementedError
+
+    # -- controllers -----------------------------------------------------------------------------
+    @property
+    def multiplier(self) -> float:
+        """The product of the controller cuts (plateau, :meth:`scale`); 1.0 when there were none."""
+        return self._multiplier
+
+    @multiplier.setter
+    def multiplier(self, value: float) -> None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise ValueError(f"multiplier must be a finite number > 0, got {value!r}")
+        self._multiplier = float(value)
+        self._multiplier_changed()
+
+    def scale(self, factor: float) -> None:
+        """Multiply :attr:`multiplier` by ``factor`` (> 0) and rewrite the current LRs at once."""
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, (int, float))
+            or not (math.isfinite(factor) and factor > 0)
+        ):
+            raise ValueError(f"scale: factor must be a finite number > 0, got {factor!r}")
+        self.multiplier = self._multiplier * float(factor)
+
+    def _multiplier_changed(self) -> None:
+        raise NotImplementedError
+
+    def report(self, metric: SupportsFloat) -> bool:
+        """Give the plateau controller a metric; return True when it cut the LR (now, at once).
+
+        A cut multiplies :attr:`multiplier` by the plateau's ``factor``; it is skipped, as in torch's
+        ``ReduceLROnPlateau``, when no group's LR would move by more than ``eps`` (all at ``min_lr``).
+        """
+        p = self.plateau
+        if p is None:
+            raise ValueError(
+                "report: this scheduler has no plateau; pass plateau=Plateau(...) to lrkit.torch.scheduler"
+            )
+        if not p.step(metric):
+            return False
+        current = self.values([self._current_step()])[0]
+        if not any(p.reduce(float(lr), i) != float(lr) for i, lr in enumerate(current)):
+            return False
+        self.multiplier = self._multiplier * p.factor
+        return True
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The step counter, base LRs, multiplier and plateau state: plain numbers, nothing replayed."""
+        return {
+            "format": _FORMAT,
+            "last_epoch": self._current_step(),
+            "interval": self.interval,
+            "base_lrs": list(self.base_lrs),
+            "multiplier": self._multiplier,
+            "plateau": None if self.plateau is None else self.plateau.state_dict(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` and write the LRs of the restored step into the optimizer.
+
+        The base LRs come from the state, so the optimizer needs no ``initial_lr``.
+        """
+        state = state_dict
+        missing = {"last_epoch", "base_lrs", "multiplier"} - set(state)
+        if missing:
+            raise KeyError(
+                f"load_state_dict: not an lrkit.torch scheduler state (missing {sorted(missing)}; "
+                f"got keys {sorted(state)})"
+            )
+        if state.get("interval", self.interval) != self.interval:
+            raise ValueError(
+                f"load_state_dict: the state counts {state['interval']}s but this scheduler has "
+                f"interval={self.interval!r}"
+            )
+        base = [float(v) for v in state["base_lrs"]]
+        if len(base) != len(self.schedules):
+            raise ValueError(
+                f"load_state_dict: the state holds {len(base)} base LRs, the optimizer has "
+                f"{len(self.schedules)} parameter groups"
+            )
+        k = state["last_epoch"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"load_state_dict: last_epoch must be an integer >= 0, got {k!r}")
+        plateau_state = state.get("plateau")
+        if plateau_state is not None:
+            if self.plateau is None:
+                raise ValueError(
+                    "load_state_dict: the state holds reduce-on-plateau state but this scheduler has no "
+                    "plateau; pass plateau=Plateau(...) as when it was saved"
+                )
+            self.plateau.load_state_dict(plateau_state)
+        self.base_lrs = base
+        self._multiplier = float(state["multiplier"])
+        self._restore(k)
+
+    def _restore(self, k: int) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        sched = (
+            str(self.schedules[0])
+            if len(set(map(id, self.schedules))) == 1
+            else [str(s) for s in self.schedules]
+        )
+        return (
+            f"{type(self).__name__}({sched!r}, relative={self.relative}, interval={self.interval!r}, "
+            f"step={self._current_step()}, multiplier={self._multiplier:g})"
+        )
+
+
+class _StepFlag:
+    """Set by an optimizer step post-hook: whether the optimizer stepped since the scheduler did."""
+
+    __slots__ = ("found_inf", "stepped")
+
+    def __init__(self) -> None:
+        self.stepped = False
+        self.found_inf: torch.Tensor | None = None
+
+
+# -- the host scheduler -----------------------------------------------------------------------------
+class Scheduler(_Base):
+    """An lrkit schedule driving a torch optimizer; a real :class:`~torch.optim.lr_scheduler.LRScheduler`.
+
+    Build it with :func:`scheduler`. ``step()`` advances one step (or one epoch with
+    ``interval="epoch"``) and writes the LRs (and scheduled hyperparameters) of the new step.
+
+    With ``follow_optimizer=True`` (the default) ``step()`` advances only if the optimizer stepped since
+    the last ``step()``: a step that ``GradScaler`` skipped (inf/NaN gradients) leaves the schedule where
+    it is, and no warning is raised. (With a fused optimizer, which ``GradScaler`` steps anyway, the
+    ``found_inf`` flag it passes is read: one host sync per step.) ``follow_optimizer=False`` advances on
+    every call.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedule: ScheduleLike | Sequence[ScheduleLike],
+        *,
+        follow_optimizer: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(optimizer, schedule, **kwargs)
+        if not isinstance(follow_optimizer, bool):
+            raise TypeError(f"follow_optimizer must be True or False, got {follow_optimizer!r}")
+        self.follow_optimizer = follow_optimizer
+        self._flag = _StepFlag()
+        self._hook: Any = None
+        if follow_optimizer:
+            flag = self._flag
+
+            def _stepped(opt: Optimizer, args: Any, kwargs: Any) -> None:
+                flag.stepped = True
+                flag.found_inf = getattr(opt, "found_inf", None)
+
+            self._hook = optimizer.register_step_post_hook(_stepped)
+        self._blk0 = _NO_BLOCK
+        self._rows: list[list[float]] = []
+        self._hp_rows: dict[str, list[list[float]]] = {}
+        self._groups: list[dict[str, Any]] = []
+        self._simple = True
+        self._last_row: list[float] = []
+        self._step_count = 0
+        self._restore(0)
+
+    def __del__(self) -> None:
+        hook = getattr(self, "_hook", None)
+        if hook is not None:
+            hook.remove()
+
+    def _current_step(self) -> int:
+        return self.last_epoch
+
+    # -- blocks ----------------------------------------------------------------------------------
+    def _fill(self, k: int) -> None:
+        """Evaluate the aligned block holding step ``k``."""
+        k0 = k - k % BLOCK
+        ks = np.arange(k0, k0 + BLOCK, dtype=np.float64)
+        self._rows = self.values(ks).tolist()
+        self._hp_rows = {key: v.tolist() for key, v in self._hparam_values(ks).items()}
+        self._blk0 = k0
+
+    def _bind(self) -> None:
+        """Look at the optimizer's groups: floats only and no hyperparameters take the fast path."""
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.schedules):
+            raise RuntimeError(
+                f"the optimizer has {len(groups)} parameter groups, the scheduler was built for "
+                f"{len(self.schedules)}; build the scheduler after adding groups"
+            )
+        self._groups = groups
+        self._simple = not self.hparams and not any(isinstance(g["lr"], torch.Tensor) for g in groups)
+
+    def _write(self, k: int) -> None:
+        if not 0 <= k - self._blk0 < BLOCK:
+            self._fill(k)
+        row = self._rows[k - self._blk0]
+        self._bind()
+        self._write_row(k, row)
+
+    def _write_row(self, k: int, row: list[float]) -> None:
+        groups = self._groups
+        if self._simple:
+            for g, v in zip(groups, row, strict=False):
+                g["lr"] = v
+        else:
+            i = k - self._blk0
+            hp = [(key, rows[i]) for key, rows in self._hp_rows.items()]
+            for gi, g in enumerate(groups):
+                lr = g["lr"]
+                if isinstance(lr, torch.Tensor):
+                    lr.fill_(row[gi])
+                else:
+                    g["lr"] = row[gi]
+                for key, vals in hp:
+                    if key == "beta1":
+                        g["betas"] = (vals[gi], g["betas"][1])
+                    elif key == "beta2":
+                        g["betas"] = (g["betas"][0], vals[gi])
+                    else:
+                        g[key] = vals[gi]
+        self._last_row = row
+
+    def _restore(self, k: int) -> None:
+        self.last_epoch = k
+        self._blk0 = _NO_BLOCK
+        self._flag.stepped = False
+        self._flag.found_inf = None
+        self._write(k)
+
+    def _multiplier_changed(self) -> None:
+        self._blk0 = _NO_BLOCK
+        self._write(self.last_epoch)
+
+    # -- the public step -------------------------------------------------------------------------
+    def step(self, metric: SupportsFloat | None = None, *, epoch: int | None = None) -> None:  # type: ignore[override]
+        """Advance one step and write the new LRs.
+
+        ``metric`` (as Lightning passes with ``reduce_on_plateau``) is given to the plateau first, see
+        :meth:`report`. ``epoch=k`` jumps to step ``k`` instead (closed form, like :meth:`set_step`).
+        """
+        if metric is not None:
+            self.report(metric)
+        if epoch is not None:
+            self.set_step(epoch)
+            return
+        if self.follow_optimizer:
+            flag = self._flag
+            if not flag.stepped:
+                return
+            flag.stepped = False
+            if flag.found_inf is not None:
+                found, flag.found_inf = flag.found_inf, None
+                if found.item():
+                    return
+        k = self.last_epoch + 1
+        self.last_epoch = k
+        self._step_count += 1
+        i = k - self._blk0
+        if i >= BLOCK or self.optimizer.param_groups is not self._groups:
+            self._write(k)
+            return
+        row = self._rows[i]
+        if self._simple:
+            for g, v in zip(self._groups, row, strict=False):
+                g["lr"] = v
+            self._last_row = row
+        else:
+            self._write_row(k, row)
+
+    def set_step(self, k: int) -> None:
+        """Jump to scheduler step ``k`` (closed form) and write its LRs."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"set_step: k must be an integer >= 0, got {k!r}")
+        self.last_epoch = k
+        self._write(k)
+
+    def get_last_lr(self) -> list[float]:  # type: ignore[override]
+        """The LRs written by the last step (floats, one per group)."""
+        return list(self._last_row)
+
+
+# -- the in-graph scheduler -------------------------------------------------------------------------
+class GraphScheduler(_Base):
+    """The LR computed on the device from a step-counter tensor, for ``torch.compile`` and CUDA graphs.
+
+    Every group's ``lr`` must be a tensor (``torch.optim.AdamW(params, lr=torch.tensor(1e-3,
+    device=...), capturable=True)``). ``step()`` is ``counter += 1`` and ``lr.copy_(f(counter))`` in
+    tensor operations: no host sync, nothing for ``torch.compile`` to specialise on, so one graph serves
+    every LR, and inside a captured CUDA graph each replay advances the schedule.
+
+    ``fuse=True`` (default on CUDA) compiles the update into one kernel when it runs outside a compiled
+    region, e.g. while a CUDA graph is being captured; inside ``torch.compile`` it is traced as is. Run a
+    few steps before capturing (compilation cannot happen during capture), then :meth:`set_step`.
+
+    The counter is the truth: :attr:`last_epoch`, :meth:`state_dict` and :meth:`report` read it (one host
+    sync each). Every call advances: a step skipped by ``GradScaler`` is not seen (GradScaler cannot
+    run inside a CUDA graph anyway). Changing :attr:`multiplier` writes a device tensor; changing the
+    base LRs (``load_state_dict``) rebuilds the update, so a captured CUDA graph must be re-captured.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedule: ScheduleLike | Sequence[ScheduleLike],
+        *,
+        fuse: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("hparams"):
+            raise ValueError(
+                "hparams: in_graph=True schedules the lr only; schedule other hyperparameters with the "
+                "default (host) scheduler"
+            )
+        super().__init__(optimizer, schedule, **kwargs)
+        lrs = [g["lr"] for g in optimizer.param_groups]
+        for i, lr in enumerate(lrs):
+            if not isinstance(lr, torch.Tensor):
+                raise TypeError(
+                    f"in_graph=True needs a tensor lr in every parameter group; param_groups[{i}]['lr'] is "
+                    f"{type(lr).__name__} {lr!r}: build the optimizer with "
+                    f"lr=torch.tensor({lr!r}, device=...)"
+                )
+        devices = {lr.device for lr in lrs}
+        if len(devices) != 1:
+            raise ValueError(
+                f"in_graph=True needs every group's lr on one device, got {sorted(map(str, devices))}"
+            )
+        device = lrs[0].device
+        if fuse is None:
+            fuse = device.type == "cuda"
+        if not isinstance(fuse, bool):
+            raise TypeError(f"fuse must be True, False or None, got {fuse!r}")
+        self.fuse = fuse
+        #: the device step counter (int64, 0-d); ``step()`` adds 1 to it in place
+        self.step_tensor = torch.zeros((), dtype=torch.int64, device=device)
+        self._mult = torch.ones((), dtype=torch.float64, device=device)
+        self._build()
+        self._restore(0)
+
+    # -- the update, built from constants --------------------------------------------------------
+    def _build(self) -> None:
+        from array_api_compat import array_namespace
+
+        xp = array_namespace(self.step_tensor)
+        uniq: list[Schedule] = []
+        index: list[int] = []
+        for s in self.schedules:
+            j = next((j for j, u in enumerate(uniq) if u is s), -1)
+            if j < 0:
+                uniq.append(s)
+                j = len(uniq) - 1
+            index.append(j)
+        scheds = tuple(uniq)
+        idx = tuple(index)
+        bases = tuple(self.base_lrs) if self.relative else (None,) * len(idx)
+        floors = tuple(self._floors())
+        spe = self.steps_per_epoch if self.interval == "epoch" else None
+
+        def write(t: torch.Tensor, mult: torch.Tensor, lrs: list[torch.Tensor]) -> None:
+            tf = t.to(torch.float64)
+            if spe is not None:
+                tf = tf * spe
+            vals = [s(tf, xp=xp) for s in scheds]
+            for lr, j, base, floor in zip(lrs, idx, bases, floors, strict=False):
+                b = vals[j] if base is None else vals[j] * base
+                out = b * mult
+                if floor > 0.0:
+                    out = torch.maximum(out, torch.clamp(b, max=floor))
+                lr.copy_(out)
+
+        def advance(t: torch.Tensor, mult: torch.Tensor, lrs: list[torch.Tensor]) -> None:
+            t.add_(1)
+            write(t, mult, lrs)
+
+        self._write_raw: Callable[..., None] = write
+        self._advance_raw: Callable[..., None] = advance
+        self._write_fused: Callable[..., None] | None = None
+        self._advance_fused: Callable[..., None] | None = None
+
+    def _fn(self, which: str) -> Callable[..., None]:
+        if not self.fuse or torch.compiler.is_compiling():
+            return self._advance_raw if which == "advance" else self._write_raw
+        if which == "advance":
+            if self._advance_fused is None:
+                self._advance_fused = torch.compile(self._advance_raw, fullgraph=True, dynamic=False)
+            return self._advance_fused
+        if self._write_fused is None:
+            self._write_fused = torch.compile(self._write_raw, fullgraph=True, dynamic=False)
+        return self._write_fused
+
+    def _lrs(self) -> list[torch.Tensor]:
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def last_epoch(self) -> int:
+        """The step counter, read from the device (a host sync)."""
+        return int(self.step_tensor.item())
+
+    @last_epoch.setter
+    def last_epoch(self, k: int) -> None:
+        self.set_step(k)
+
+    def _current_step(self) -> int:
+        return self.last_epoch
+
+    def _restore(self, k: int) -> None:
+        self._mult.fill_(self._multiplier)
+        self._build()
+        self.set_step(k)
+
+    def _multiplier_changed(self) -> None:
+        self._mult.fill_(self._multiplier)
+
+    # -- the public step -------------------------------------------------------------------------
+    def step(self, metric: SupportsFloat | None = None, *, epoch: int | None = None) -> None:  # type: ignore[override]
+        """``counter += 1`` and write ``f(counter)`` into every group's lr tensor, on the device."""
+        if metric is not None:
+            self.report(metric)
+        if epoch is not None:
+            self.set_step(epoch)
+            return
+        self._fn("advance")(self.step_tensor, self._mult, self._lrs())
+
+    def set_step(self, k: int) -> None:
+        """Set the counter to ``k`` in place (a captured graph sees it) and write the LRs of step ``k``."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"set_step: k must be an integer >= 0, got {k!r}")
+        self.step_tensor.fill_(k)
+        self._fn("write")(self.step_tensor, self._mult, self._lrs())
+
+    def get_last_lr(self) -> list[torch.Tensor]:  # type: ignore[override]
+        """Copies of the groups' lr tensors (no host sync)."""
+        return [lr.clone() for lr in self._lrs()]
+
+
+# -- the factory -----------------------------------------------------------------------------------
+def scheduler(
+    optimizer: Optimizer,
+    schedule: ScheduleLike | Sequence[ScheduleLike],
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+    epochs: float | None = None,
+    relative: bool = False,
+    interval: str = "step",
+    plateau: Plateau | None = None,
+    hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
+    follow_optimizer: bool | None = None,
+    in_graph: bool = False,
+    fuse: bool | None = None,
+) -> Scheduler | GraphScheduler:
+    """Drive ``optimizer`` with ``schedule``; returns a torch ``LRScheduler``.
+
+    Args:
+        optimizer: any ``torch.optim.Optimizer``.
+        schedule: a :class:`~lrkit.Schedule` (or spec string/dict) for all groups, or one per group.
+        total_steps, steps_per_epoch, epochs: resolve durations given as fractions, "rest" or epochs
+            (``total_steps = epochs * steps_per_epoch`` when ``epochs`` is given).
+        relative: False (default): the schedule gives LRs, written as they are. True: the schedule is a
+            multiplier of each group's own lr (the lr the optimizer was built with), e.g.
+            ``warmup(100) >> cosine(lr=1.0)`` for discriminative LRs.
+        interval: ``"step"`` (call ``step()`` after every optimizer step) or ``"epoch"`` (once per epoch;
+            the schedule is evaluated at ``epoch * steps_per_epoch``).
+        plateau: a :class:`~lrkit.control.Plateau`; its cuts multiply the schedule. Feed it with
+            ``scheduler.report(metric)`` (or ``step(metric)``).
+        hparams: other group hyperparameters to schedule, as absolute values: ``{"momentum": s}``,
+            ``{"beta1": s}`` (Adam's ``betas[0]``), ``{"weight_decay": s}``; one schedule or one per group.
+        follow_optimizer: only advance when the optimizer stepped (default True; host scheduler only).
+        in_graph: compute the LR on the device from a counter tensor (:class:`GraphScheduler`).
+        fuse: with ``in_graph``, compile the update into one kernel (default: on CUDA).
+
+    >>> import torch, lrkit
+    >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    >>> s = lrkit.Warmup(4) >> lrkit.Cosine(lr=1.0)
+    >>> sch = lrkit.torch.scheduler(opt, s, total_steps=12, relative=True)
+    >>> lrs = []
+    >>> for _ in range(12):
+    ...     lrs.append(round(opt.param_groups[0]["lr"], 4)); opt.step(); sch.step()
+    >>> lrs
+    [0.02, 0.04, 0.06, 0.08, 0.1, 0.0962, 0.0854, 0.0691, 0.05, 0.0309, 0.0146, 0.0038]
+    """
+    common: dict[str, Any] = dict(
+        total_steps=total_steps,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        relative=relative,
+        interval=interval,
+        plateau=plateau,
+        hparams=hparams,
+    )
+    if not isinstance(in_graph, bool):
+        raise TypeError(f"in_graph must be True or False, got {in_graph!r}")
+    if in_graph:
+        if follow_optimizer:
+            raise ValueError(
+                "follow_optimizer=True: with in_graph=True every step() advances (the counter lives on the "
+                "device); leave follow_optimizer unset"
+            )
+        return GraphScheduler(optimizer, schedule, fuse=fuse, **common)
+    if fuse is not None:
+        raise ValueError(f"fuse={fuse!r} applies to in_graph=True only")
+    return Scheduler(
+        optimizer, schedule, follow_optimizer=True if follow_optimizer is None else follow_optimizer, **common
+    )
+
+
+def one_cycle_momentum(
+    steps: float,
+    pct_start: float = 0.3,
+    base_momentum: float = 0.85,
+    max_momentum: float = 0.95,
+    anneal: str = "cos",
+    three_phase: bool = False,
+) -> Schedule:
+    """The momentum (or Adam ``beta1``) of torch's ``OneCycleLR``, which moves against the LR.
+
+    ``max_momentum -> base_momentum`` until step ``pct_start*steps - 1``, then back up to
+    ``max_momentum`` at ``steps - 1`` (with ``three_phase``: back up by ``2*pct_start*steps - 2`` and
+    held there). Use with ``hparams={"momentum": ...}`` or ``{"beta1": ...}`` next to
+    :class:`~lrkit.OneCycle`.
+
+    >>> m = one_cycle_momentum(100)
+    >>> m(0), m(29), m(99)
+    (0.95, 0.85, 0.95)
+    """
+    if anneal not in ("cos", "linear"):
+        raise ValueError(f"one_cycle_momentum: anneal must be 'cos' or 'linear', got {anneal!r}")
+    n = _positive("one_cycle_momentum: steps", steps)
+    if not (isinstance(pct_start, (int, float)) and 0 < pct_start < 1):
+        raise ValueError(f"one_cycle_momentum: pct_start must be in (0, 1), got {pct_start!r}")
+    ends = (
+        [pct_start * n - 1.0, 2.0 * pct_start * n - 2.0, n - 1.0]
+        if three_phase
+        else [pct_start * n - 1.0, n - 1.0]
+    )
+    levels = (
+        [max_momentum, base_momentum, max_momentum, max_momentum]
+        if three_phase
+        else [max_momentum, base_momentum, max_momentum]
+    )
+    lengths = [b - a for a, b in zip([0.0, *ends], ends, strict=False)]
+    if any(d <= 0 for d in lengths):
+        raise ValueError(
+            f"one_cycle_momentum: steps={steps!r} with pct_start={pct_start!r} leaves a phase with no steps"
+        )
+
+    def piece(a: float, b: float, d: float) -> Schedule:
+        return Cosine(lr=a, steps=d, min_lr=b) if anneal == "cos" else Linear(lr=a, steps=d, end_lr=b)
+
+    return Chain(tuple(piece(levels[i], levels[i + 1], d) for i, d in enumerate(lengths)))
