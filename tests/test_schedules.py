@@ -188,3 +188,14 @@ def test_import_lrkit_needs_numpy_alone() -> None:
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_long_arrays_are_evaluated_in_blocks_with_the_same_values() -> None:
+    s = (Warmup(1000) >> Cosine(lr=1.0, steps=100_000, min_lr=0.01) >> Constant(0.01)).resolve()
+    t = np.arange(-5, 250_000)
+    v = s(t)
+    rng = np.random.default_rng(0)
+    for i in rng.integers(0, t.size, 200):
+        assert v[i] == s(int(t[i]))
+    shuffled = rng.permutation(t)
+    np.testing.assert_array_equal(s(shuffled), s(t)[shuffled - t[0]])

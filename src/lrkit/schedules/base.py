@@ -21,6 +21,8 @@ from .duration import REST, Duration, DurationLike
 
 S = TypeVar("S", bound="Schedule")
 
+_CHUNK = 65_536  # numpy arrays longer than this are evaluated block by block
+
 #: Every concrete schedule class by its spec name (``"cosine"`` -> :class:`Cosine`).
 REGISTRY: dict[str, type[Schedule]] = {}
 
@@ -138,7 +140,14 @@ class Schedule:
             xp = namespace_of(step)
         if scalar:  # through a 1-element array: the same ufunc loops as a vectorised call, bit for bit
             return float(self._eval(np.asarray([step], dtype=np.float64), np)[0])
-        return self._eval(as_float_time(step, xp), xp)
+        t = as_float_time(step, xp)
+        if xp is np and t.size > _CHUNK:  # long previews: cache-sized blocks are ~1.5x faster
+            flat = t.reshape(-1)
+            out = np.empty_like(flat)
+            for i in range(0, flat.size, _CHUNK):
+                out[i : i + _CHUNK] = self._eval(flat[i : i + _CHUNK], np)
+            return out.reshape(t.shape)
+        return self._eval(t, xp)
 
     def _eval(self, t: Array, xp: Namespace) -> Array:
         """Evaluate at local time ``t``, holding the first value before 0 and the last past the end."""

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ._xp import Array, Namespace
 from .base import Schedule, check_number, param, schedule_field
 from .duration import REST, Duration, DurationLike
@@ -114,6 +116,16 @@ class Chain(Schedule):
 
     def _eval(self, t: Array, xp: Namespace) -> Array:
         offs = self.offsets
+        if xp is np:  # numpy: evaluate each piece only where it runs (traced arrays need `where`)
+            idx = np.searchsorted(np.asarray(offs[1:]), t, side="right")
+            lo, hi = (int(idx.min()), int(idx.max())) if t.size else (0, 0)
+            if lo == hi:
+                return self._piece(lo, t - offs[lo], xp)
+            res = np.empty_like(t)
+            for i in range(lo, hi + 1):
+                sel = idx == i
+                res[sel] = self._piece(i, t[sel] - offs[i], xp)
+            return res
         out = self._piece(len(offs) - 1, t - offs[-1], xp)
         for i in range(len(offs) - 2, -1, -1):
             out = xp.where(t < offs[i + 1], self._piece(i, t - offs[i], xp), out)

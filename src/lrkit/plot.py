@@ -1,0 +1,124 @@
+"""Figures: schedules overlaid, and the gallery of every strategy. Needs matplotlib (the ``lab`` extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .schedules import Schedule
+from .spec import load, to_string
+
+__all__ = ["GALLERY", "gallery", "plot_schedules", "pyplot"]
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on a file-only backend (no display needed)."""
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("plotting needs matplotlib: pip install 'lrkit[lab]'") from exc
+    if matplotlib.get_backend().lower() not in ("agg", "svg", "pdf", "cairo"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _resolved(s: Schedule | str, total: int, steps_per_epoch: float | None) -> tuple[Schedule, str]:
+    sched = load(s) if isinstance(s, str) else s
+    label = s if isinstance(s, str) else to_string(s)
+    return sched.resolve(total_steps=total, steps_per_epoch=steps_per_epoch), label
+
+
+def plot_schedules(
+    schedules: Sequence[Schedule | str],
+    total_steps: int,
+    out: str | Path | None = None,
+    *,
+    log: bool = False,
+    steps_per_epoch: float | None = None,
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Overlay ``schedules`` (objects or spec strings) over ``total_steps`` steps; save to ``out``.
+
+    Returns the matplotlib figure. Axes are labelled; ``log`` puts the LR on a log scale.
+    """
+    if not schedules:
+        raise ValueError("schedules: expected at least one schedule, got none")
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+        raise ValueError(f"total_steps: expected an integer >= 1, got {total_steps!r}")
+    plt = pyplot()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 4.8), constrained_layout=True)
+    t = np.arange(total_steps + 1)
+    for s in schedules:
+        sched, label = _resolved(s, total_steps, steps_per_epoch)
+        y = sched(t)
+        if log:
+            y = np.where(y > 0, y, np.nan)
+        ax.plot(t, y, lw=1.8, label=label)
+    ax.set_xlabel("step" if steps_per_epoch is None else f"step ({steps_per_epoch:g} steps per epoch)")
+    ax.set_ylabel("learning rate")
+    if log:
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.set_title(title or f"learning-rate schedule{'s' if len(schedules) > 1 else ''} over {total_steps:,} steps")
+    ax.legend(fontsize=8, loc="best")
+    if out is not None:
+        _save(ax.figure, out)
+    return fig or ax.figure
+
+
+def _save(fig: Any, out: str | Path) -> None:
+    p = Path(out)
+    if p.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"out: expected a .png, .svg or .pdf file name, got {str(out)!r}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=130)
+
+
+#: the strategy gallery: (panel title, [spec, ...], log scale), over 10,000 steps, 100 steps per epoch
+GALLERY: list[tuple[str, list[str], bool]] = [
+    ("fixed, step and multistep", ["constant(lr=0.1)", "step(lr=0.1, step_size=25ep, gamma=0.5)",
+                                   "multistep(lr=0.1, milestones=[30ep, 60ep, 90ep], gamma=0.1)"], True),
+    ("exponential and time-based", ["exponential(lr=0.1, gamma=0.9995)", "exp_decay(lr=0.1, k=3e-4)",
+                                    "inverse_time(lr=0.1, k=1e-3)", "warmup(4%) >> inverse_sqrt(lr=0.1, timescale=400)"],
+     True),
+    ("polynomial, linear, cosine", ["polynomial(lr=0.1, power=2.0)", "linear(lr=0.1, end_lr=0)",
+                                    "cosine(lr=0.1, min_lr=1e-3)"], False),
+    ("cosine with warm restarts", ["cosine_restarts(lr=0.1, period=10ep, mult=2, min_lr=1e-3)",
+                                   "cosine_restarts(lr=0.1, period=20ep, decay=0.6)"], False),
+    ("cyclical LR (legend below)", ["cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=triangular)",
+                     "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=triangular2)",
+                     "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=exp_range, gamma=0.9998)",
+                     "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=sine)"], False),
+    ("one-cycle", ["one_cycle(max_lr=0.1)", "one_cycle(max_lr=0.1, anneal=linear, three_phase=true)"], True),
+    ("warmup in front of any decay", ["warmup(10%) >> cosine(lr=0.1)",
+                                      "warmup(10%, mode=exponential) >> linear(lr=0.1)",
+                                      "warmup(5%) >> step(lr=0.1, step_size=30ep, gamma=0.3)"], False),
+    ("warmup-stable-decay", ["wsd(lr=0.1, warmup=5%, decay=20%, cooldown=linear)",
+                             "wsd(lr=0.1, warmup=5%, decay=20%, cooldown=cosine)",
+                             "wsd(lr=0.1, warmup=5%, decay=20%, cooldown=1-sqrt)"], False),
+    ("recipes: ResNet and BERT fine-tuning", ["multistep(lr=0.1, milestones=[30%, 60%, 90%], gamma=0.1)",
+                                              "warmup(10%, start=0) >> linear(lr=5e-5, end_lr=0)"], True),
+]
+
+
+def gallery(out: str | Path, total_steps: int = 10_000, steps_per_epoch: float = 100) -> Path:
+    """Every strategy on one page (a 3x3 grid), saved to ``out``."""
+    plt = pyplot()
+    fig, axes = plt.subplots(3, 3, figsize=(18, 13), constrained_layout=True)
+    for ax, (title, specs, log) in zip(axes.flat, GALLERY):
+        plot_schedules(specs, total_steps, log=log, steps_per_epoch=steps_per_epoch, title=title, ax=ax)
+        ax.legend(fontsize=7, loc="lower left" if log else "best", framealpha=0.85)
+    fig.suptitle(f"lrkit: every learning-rate strategy over {total_steps:,} steps ({steps_per_epoch:g} steps/epoch)",
+                 fontsize=15)
+    p = Path(out)
+    _save(fig, p)
+    plt.close(fig)
+    return p
