@@ -35,8 +35,14 @@ def main() -> None:
 
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=base)
-    seq = L.SequentialLR(opt, [L.LinearLR(opt, start_factor=0.01, total_iters=w),
-                               L.CosineAnnealingLR(opt, T_max=n - w, eta_min=3e-5)], milestones=[w])
+    seq = L.SequentialLR(
+        opt,
+        [
+            L.LinearLR(opt, start_factor=0.01, total_iters=w),
+            L.CosineAnnealingLR(opt, T_max=n - w, eta_min=3e-5),
+        ],
+        milestones=[w],
+    )
     theirs = np.empty(n)
     group = opt.param_groups[0]
     with warnings.catch_warnings():

@@ -66,24 +66,40 @@ def polynomial(draw: st.DrawFn) -> Polynomial:
 def one_cycle(draw: st.DrawFn) -> OneCycle:
     n = draw(st.integers(min_value=20, max_value=5000))
     pct = draw(st.floats(min_value=0.1, max_value=0.45))
-    return OneCycle(max_lr=draw(lrs), steps=n, pct_start=pct, anneal=draw(st.sampled_from(["cos", "linear"])),
-                    div_factor=draw(st.floats(1.0, 100.0)), final_div_factor=draw(st.floats(1.0, 1e4)),
-                    three_phase=draw(st.booleans()))
+    return OneCycle(
+        max_lr=draw(lrs),
+        steps=n,
+        pct_start=pct,
+        anneal=draw(st.sampled_from(["cos", "linear"])),
+        div_factor=draw(st.floats(1.0, 100.0)),
+        final_div_factor=draw(st.floats(1.0, 1e4)),
+        three_phase=draw(st.booleans()),
+    )
 
 
 @st.composite
 def cyclic(draw: st.DrawFn) -> Cyclic:
     lr = draw(lrs)
-    return Cyclic(lr=lr, max_lr=lr + draw(lrs), step_size_up=draw(lengths),
-                  step_size_down=draw(st.none() | lengths), mode=draw(st.sampled_from(Cyclic.MODES)),
-                  gamma=draw(st.floats(0.99, 1.0)))
+    return Cyclic(
+        lr=lr,
+        max_lr=lr + draw(lrs),
+        step_size_up=draw(lengths),
+        step_size_down=draw(st.none() | lengths),
+        mode=draw(st.sampled_from(Cyclic.MODES)),
+        gamma=draw(st.floats(0.99, 1.0)),
+    )
 
 
 @st.composite
 def restarts(draw: st.DrawFn) -> CosineRestarts:
     lr = draw(lrs)
-    return CosineRestarts(lr=lr, period=draw(st.integers(1, 500)), mult=draw(st.sampled_from([1, 1.5, 2, 3])),
-                          min_lr=draw(below(lr)), decay=draw(st.floats(0.3, 1.0)))
+    return CosineRestarts(
+        lr=lr,
+        period=draw(st.integers(1, 500)),
+        mult=draw(st.sampled_from([1, 1.5, 2, 3])),
+        min_lr=draw(below(lr)),
+        decay=draw(st.floats(0.3, 1.0)),
+    )
 
 
 @st.composite
@@ -92,14 +108,22 @@ def wsd(draw: st.DrawFn) -> WSD:
     w = draw(st.integers(0, n // 3))
     d = draw(st.integers(1, n - w))
     lr = draw(lrs)
-    return WSD(lr=lr, steps=n, warmup=w, decay=d, cooldown=draw(st.sampled_from(["linear", "cosine", "1-sqrt"])),
-               min_lr=draw(below(lr)))
+    return WSD(
+        lr=lr,
+        steps=n,
+        warmup=w,
+        decay=d,
+        cooldown=draw(st.sampled_from(["linear", "cosine", "1-sqrt"])),
+        min_lr=draw(below(lr)),
+    )
 
 
 @st.composite
 def warmup(draw: st.DrawFn) -> Warmup:
     mode = draw(st.sampled_from(["linear", "exponential"]))
-    start = draw(st.none() | st.floats(min_value=1e-4, max_value=1.0) | st.just(0.0 if mode == "linear" else 1e-4))
+    start = draw(
+        st.none() | st.floats(min_value=1e-4, max_value=1.0) | st.just(0.0 if mode == "linear" else 1e-4)
+    )
     return Warmup(steps=draw(lengths), start=start, mode=mode, lr=draw(st.none() | lrs))
 
 
@@ -111,9 +135,17 @@ def piecewise(draw: st.DrawFn) -> Piecewise:
 
 #: every bounded leaf (it has a length, so it can stand anywhere in a chain)
 bounded_leaves = st.one_of(
-    cosine(), linear(), polynomial(), one_cycle(), wsd(), warmup(), piecewise(),
+    cosine(),
+    linear(),
+    polynomial(),
+    one_cycle(),
+    wsd(),
+    warmup(),
+    piecewise(),
     st.builds(Constant, lr=lrs, steps=lengths),
-    st.builds(Exponential, lr=lrs, gamma=gammas, every=st.integers(1, 100), staircase=st.booleans(), steps=lengths),
+    st.builds(
+        Exponential, lr=lrs, gamma=gammas, every=st.integers(1, 100), staircase=st.booleans(), steps=lengths
+    ),
 )
 
 #: leaves that run forever (allowed last in a chain)

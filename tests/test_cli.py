@@ -27,8 +27,9 @@ def test_show_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     lines = out.strip().splitlines()
     assert lines[0] == "# warmup(steps=100) >> cosine(lr=0.0003, steps=900, min_lr=3e-05)"
     assert lines[3].split() == ["100", "0.0003"] and lines[-1].split() == ["1000", "3e-05"]
-    code, out, _ = run(capsys, "show", "step(lr=0.1, step_size=3ep)", "--steps-per-epoch", "10", "--at", "0,29,30",
-                       "--json")
+    code, out, _ = run(
+        capsys, "show", "step(lr=0.1, step_size=3ep)", "--steps-per-epoch", "10", "--at", "0,29,30", "--json"
+    )
     data = json.loads(out)
     assert [p["lr"] for p in data["points"]] == pytest.approx([0.1, 0.1, 0.01])
 
@@ -36,15 +37,23 @@ def test_show_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["show", "cosine(lr=1"], "lrkit show: error: expected ',' or ')' in cosine(...), got the end at position 11"),
+        (
+            ["show", "cosine(lr=1"],
+            "lrkit show: error: expected ',' or ')' in cosine(...), got the end at position 11",
+        ),
         (["show", "cosin(lr=1)", "--total", "10"], "unknown schedule 'cosin' (did you mean 'cosine'?)"),
-        (["show", "warmup(1ep) >> cosine(lr=1)", "--total", "100"], "warmup.steps='1ep' is not in steps; pass --total"),
+        (
+            ["show", "warmup(1ep) >> cosine(lr=1)", "--total", "100"],
+            "warmup.steps='1ep' is not in steps; pass --total",
+        ),
         (["show", "cosine(lr=1, steps=10)"], "give --total N"),
         (["plot", "cosine(lr=1)", "--total", "10", "--out", "x.gif"], "out: expected a .png, .svg or .pdf"),
         (["show", "missing.yaml"], "spec: no such file 'missing.yaml'"),
     ],
 )
-def test_errors_are_one_line_with_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+def test_errors_are_one_line_with_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -57,8 +66,17 @@ def test_bad_option_values_are_argparse_errors(capsys: pytest.CaptureFixture[str
 
 def test_plot_writes_png_and_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("a.png", "b.svg"):
-        code, out, _ = run(capsys, "plot", "warmup(10%) >> cosine(lr=0.1)", "one_cycle(max_lr=0.1)", "--total",
-                           "500", "--out", str(tmp_path / name), "--log")
+        code, out, _ = run(
+            capsys,
+            "plot",
+            "warmup(10%) >> cosine(lr=0.1)",
+            "one_cycle(max_lr=0.1)",
+            "--total",
+            "500",
+            "--out",
+            str(tmp_path / name),
+            "--log",
+        )
         assert code == 0 and out.strip() == f"wrote {tmp_path / name}"
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = (tmp_path / "b.svg").read_text()
@@ -76,5 +94,7 @@ def test_schedules_lists_every_schedule(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_every_command_has_help() -> None:
     for cmd in ([], ["show"], ["plot"], ["schedules"], ["gallery"], ["demo"], ["find"]):
-        r = subprocess.run([sys.executable, "-m", "lrkit.cli", *cmd, "--help"], capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "lrkit.cli", *cmd, "--help"], capture_output=True, text=True
+        )
         assert r.returncode == 0 and "usage: lrkit" in r.stdout, (cmd, r.stderr)

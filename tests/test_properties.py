@@ -69,13 +69,21 @@ def test_every_piece_sees_local_time(head: list[Schedule], last: Schedule, data:
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.sampled_from(["cosine", "linear"]), S.lengths, S.lrs), min_size=2, max_size=5), S.lrs)
-def test_chain_is_continuous_where_matching_pieces_meet(parts: list[tuple[str, int, float]], lr0: float) -> None:
+@given(
+    st.lists(st.tuples(st.sampled_from(["cosine", "linear"]), S.lengths, S.lrs), min_size=2, max_size=5),
+    S.lrs,
+)
+def test_chain_is_continuous_where_matching_pieces_meet(
+    parts: list[tuple[str, int, float]], lr0: float
+) -> None:
     pieces: list[Schedule] = []
     level = lr0
     for kind, n, nxt in parts:  # each piece starts where the one before ended
-        pieces.append(Cosine(lr=level, steps=n, min_lr=min(level, nxt)) if kind == "cosine" and nxt <= level
-                      else Linear(lr=level, steps=n, end_lr=nxt))
+        pieces.append(
+            Cosine(lr=level, steps=n, min_lr=min(level, nxt))
+            if kind == "cosine" and nxt <= level
+            else Linear(lr=level, steps=n, end_lr=nxt)
+        )
         level = pieces[-1](n)
     c = chain(*pieces)
     for start in c.offsets[1:]:
@@ -98,7 +106,10 @@ def test_warmup_ends_where_the_next_piece_starts(w: Warmup, nxt: Schedule) -> No
 BOUNDS = {
     Cosine: lambda s: (s.min_lr, s.lr),
     Linear: lambda s: (min(s.lr, s.end_lr), max(s.lr, s.end_lr)),
-    OneCycle: lambda s: (min(s.max_lr / s.div_factor / s.final_div_factor, s.max_lr / s.div_factor), s.max_lr),
+    OneCycle: lambda s: (
+        min(s.max_lr / s.div_factor / s.final_div_factor, s.max_lr / s.div_factor),
+        s.max_lr,
+    ),
     Cyclic: lambda s: (s.lr, s.max_lr),
     CosineRestarts: lambda s: (s.min_lr, s.lr),
     WSD: lambda s: (s.min_lr if s.length_steps and not s.warmup.value else 0.0, s.lr),  # warmup starts low
@@ -106,8 +117,10 @@ BOUNDS = {
 
 
 @SETTINGS
-@given(st.one_of(S.cosine(), S.linear(), S.one_cycle(), S.cyclic(), S.restarts(), S.wsd()),
-       st.lists(S.steps, min_size=1, max_size=30))
+@given(
+    st.one_of(S.cosine(), S.linear(), S.one_cycle(), S.cyclic(), S.restarts(), S.wsd()),
+    st.lists(S.steps, min_size=1, max_size=30),
+)
 def test_values_stay_within_promised_bounds(s: Schedule, ts: list[int]) -> None:
     lo, hi = BOUNDS[type(s)](s)
     v = s(np.array(ts))

@@ -28,7 +28,9 @@ N = 2500
 BASE = 0.1
 
 
-def torch_lrs(make: Callable[[torch.optim.Optimizer], L.LRScheduler], n: int = N, momentum: float = 0.0) -> np.ndarray:
+def torch_lrs(
+    make: Callable[[torch.optim.Optimizer], L.LRScheduler], n: int = N, momentum: float = 0.0
+) -> np.ndarray:
     """The LR torch writes into the optimizer at steps 0..n-1 (step 0 is set by the constructor)."""
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=BASE, momentum=momentum)
@@ -74,8 +76,20 @@ CASES: list[tuple[str, Callable[[torch.optim.Optimizer], L.LRScheduler], Schedul
     *[
         (
             f"CyclicLR-{mode}",
-            (lambda m: lambda o: L.CyclicLR(o, base_lr=1e-3, max_lr=BASE, step_size_up=200, step_size_down=300,
-                                             mode=m, gamma=0.9995, cycle_momentum=False))(mode),
+            (
+                lambda m: (
+                    lambda o: L.CyclicLR(
+                        o,
+                        base_lr=1e-3,
+                        max_lr=BASE,
+                        step_size_up=200,
+                        step_size_down=300,
+                        mode=m,
+                        gamma=0.9995,
+                        cycle_momentum=False,
+                    )
+                )
+            )(mode),
             Cyclic(lr=1e-3, max_lr=BASE, step_size_up=200, step_size_down=300, mode=mode, gamma=0.9995),
         )
         for mode in ("triangular", "triangular2", "exp_range")
@@ -83,8 +97,19 @@ CASES: list[tuple[str, Callable[[torch.optim.Optimizer], L.LRScheduler], Schedul
     *[
         (
             f"OneCycleLR-{anneal}-{'3' if three else '2'}phase",
-            (lambda a, th: lambda o: L.OneCycleLR(o, max_lr=BASE, total_steps=N, anneal_strategy=a, three_phase=th,
-                                                   pct_start=0.25, cycle_momentum=False))(anneal, three),
+            (
+                lambda a, th: (
+                    lambda o: L.OneCycleLR(
+                        o,
+                        max_lr=BASE,
+                        total_steps=N,
+                        anneal_strategy=a,
+                        three_phase=th,
+                        pct_start=0.25,
+                        cycle_momentum=False,
+                    )
+                )
+            )(anneal, three),
             OneCycle(max_lr=BASE, steps=N, anneal=anneal, three_phase=three, pct_start=0.25),
         )
         for anneal in ("cos", "linear")
@@ -104,7 +129,10 @@ CASES: list[tuple[str, Callable[[torch.optim.Optimizer], L.LRScheduler], Schedul
         "SequentialLR(LinearLR, CosineAnnealingLR)",
         lambda o: L.SequentialLR(
             o,
-            [L.LinearLR(o, start_factor=0.01, total_iters=250), L.CosineAnnealingLR(o, T_max=N - 250, eta_min=1e-4)],
+            [
+                L.LinearLR(o, start_factor=0.01, total_iters=250),
+                L.CosineAnnealingLR(o, T_max=N - 250, eta_min=1e-4),
+            ],
             milestones=[250],
         ),
         Warmup(steps=250, start=0.01) >> Cosine(lr=BASE, steps=N - 250, min_lr=1e-4),

@@ -59,7 +59,9 @@ def _steps_list(text: str) -> list[float]:
 def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:
     s = load(spec).resolve(total_steps=total, steps_per_epoch=spe)
     if s.unresolved:
-        raise ValueError(f"{spec!r}: {s.unresolved.split('; call')[0]}; pass --total (and --steps-per-epoch for epochs)")
+        raise ValueError(
+            f"{spec!r}: {s.unresolved.split('; call')[0]}; pass --total (and --steps-per-epoch for epochs)"
+        )
     return s
 
 
@@ -73,8 +75,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise ValueError("give --total N (to show 11 points across the run) or --at 0,100,...")
     lrs = s(np.asarray(at, dtype=np.float64))
     if args.json:
-        print(json.dumps({"spec": str(s), "total_steps": args.total, "steps_per_epoch": args.steps_per_epoch,
-                          "points": [{"step": _num(t), "lr": float(v)} for t, v in zip(at, lrs)]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "spec": str(s),
+                    "total_steps": args.total,
+                    "steps_per_epoch": args.steps_per_epoch,
+                    "points": [{"step": _num(t), "lr": float(v)} for t, v in zip(at, lrs)],
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"# {s}")
     width = max(len(f"{_num(t)}") for t in at)
@@ -93,8 +104,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     for spec in args.specs:  # every spec is checked before anything is drawn
         _resolve(spec, args.total, args.steps_per_epoch)
-    plot_schedules(args.specs, args.total, args.out, log=args.log, steps_per_epoch=args.steps_per_epoch,
-                   title=args.title)
+    plot_schedules(
+        args.specs, args.total, args.out, log=args.log, steps_per_epoch=args.steps_per_epoch, title=args.title
+    )
     print(f"wrote {args.out}")
     return 0
 
@@ -108,8 +120,11 @@ def cmd_schedules(args: argparse.Namespace) -> int:
                 default = "required"
             else:
                 d = f.default
-                default = "default " + (repr(Duration.parse(d).to_data()) if f.metadata.get("kind") == "duration"
-                                        and d is not None else repr(d))
+                default = "default " + (
+                    repr(Duration.parse(d).to_data())
+                    if f.metadata.get("kind") == "duration" and d is not None
+                    else repr(d)
+                )
             doc = f.metadata.get("doc", "")
             print(f"    {f.name:<16} {doc}" + ("" if "default" in doc else f" ({default})"))
         print(f"    e.g. {cls.example}")
@@ -131,25 +146,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lrkit", description="Learning-rate schedules, an LR finder and a lab.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="lrkit",
+        description="Learning-rate schedules, an LR finder and a lab.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"lrkit {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--steps-per-epoch", type=_positive_float, metavar="M",
-                        help="steps per epoch, for durations given in epochs (3ep)")
+    common.add_argument(
+        "--steps-per-epoch",
+        type=_positive_float,
+        metavar="M",
+        help="steps per epoch, for durations given in epochs (3ep)",
+    )
 
-    sp = sub.add_parser("show", parents=[common], help="print the LR at given steps", epilog=EPILOG,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sp = sub.add_parser(
+        "show",
+        parents=[common],
+        help="print the LR at given steps",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sp.add_argument("spec", metavar="SPEC", help="a schedule spec or a .json/.yaml/.toml file")
     sp.add_argument("--total", type=_positive_int, metavar="N", help="total steps of the run")
-    sp.add_argument("--at", type=_steps_list, metavar="STEPS", help="comma-separated steps (default: 11 points)")
+    sp.add_argument(
+        "--at", type=_steps_list, metavar="STEPS", help="comma-separated steps (default: 11 points)"
+    )
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp.set_defaults(func=cmd_show)
 
-    pp = sub.add_parser("plot", parents=[common], help="plot schedules overlaid into a PNG/SVG", epilog=EPILOG,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pp = sub.add_parser(
+        "plot",
+        parents=[common],
+        help="plot schedules overlaid into a PNG/SVG",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     pp.add_argument("specs", nargs="+", metavar="SPEC", help="one or more schedule specs")
     pp.add_argument("--total", type=_positive_int, required=True, metavar="N", help="total steps to plot")
     pp.add_argument("--out", required=True, metavar="FILE", help="output file (.png, .svg or .pdf)")
@@ -161,11 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=cmd_schedules)
 
     gp = sub.add_parser("gallery", help="plot every strategy on one page")
-    gp.add_argument("--out", default="lrkit-gallery.png", metavar="FILE", help="output file (default: %(default)s)")
-    gp.add_argument("--total", type=_positive_int, default=10_000, metavar="N", help="steps (default: %(default)s)")
+    gp.add_argument(
+        "--out", default="lrkit-gallery.png", metavar="FILE", help="output file (default: %(default)s)"
+    )
+    gp.add_argument(
+        "--total", type=_positive_int, default=10_000, metavar="N", help="steps (default: %(default)s)"
+    )
     gp.set_defaults(func=cmd_gallery)
 
-    dp = sub.add_parser("demo", help="the main job: gallery, LR finder and strategies side by side on a real task")
+    dp = sub.add_parser(
+        "demo", help="the main job: gallery, LR finder and strategies side by side on a real task"
+    )
     dp.add_argument("--out", default="lrkit-demo", metavar="DIR", help="output folder (default: %(default)s)")
     dp.add_argument("--quick", action="store_true", help="fewer epochs, for a fast look")
     dp.set_defaults(func=cmd_demo)

@@ -67,7 +67,9 @@ def plot_schedules(
     if log:
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3, which="both")
-    ax.set_title(title or f"learning-rate schedule{'s' if len(schedules) > 1 else ''} over {total_steps:,} steps")
+    ax.set_title(
+        title or f"learning-rate schedule{'s' if len(schedules) > 1 else ''} over {total_steps:,} steps"
+    )
     ax.legend(fontsize=8, loc="best")
     if out is not None:
         _save(ax.figure, out)
@@ -84,28 +86,75 @@ def _save(fig: Any, out: str | Path) -> None:
 
 #: the strategy gallery: (panel title, [spec, ...], log scale), over 10,000 steps, 100 steps per epoch
 GALLERY: list[tuple[str, list[str], bool]] = [
-    ("fixed, step and multistep", ["constant(lr=0.1)", "step(lr=0.1, step_size=25ep, gamma=0.5)",
-                                   "multistep(lr=0.1, milestones=[30ep, 60ep, 90ep], gamma=0.1)"], True),
-    ("exponential and time-based", ["exponential(lr=0.1, gamma=0.9995)", "exp_decay(lr=0.1, k=3e-4)",
-                                    "inverse_time(lr=0.1, k=1e-3)", "warmup(4%) >> inverse_sqrt(lr=0.1, timescale=400)"],
-     True),
-    ("polynomial, linear, cosine", ["polynomial(lr=0.1, power=2.0)", "linear(lr=0.1, end_lr=0)",
-                                    "cosine(lr=0.1, min_lr=1e-3)"], False),
-    ("cosine with warm restarts", ["cosine_restarts(lr=0.1, period=10ep, mult=2, min_lr=1e-3)",
-                                   "cosine_restarts(lr=0.1, period=20ep, decay=0.6)"], False),
-    ("cyclical LR (legend below)", ["cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=triangular)",
-                     "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=triangular2)",
-                     "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=exp_range, gamma=0.9998)",
-                     "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=sine)"], False),
+    (
+        "fixed, step and multistep",
+        [
+            "constant(lr=0.1)",
+            "step(lr=0.1, step_size=25ep, gamma=0.5)",
+            "multistep(lr=0.1, milestones=[30ep, 60ep, 90ep], gamma=0.1)",
+        ],
+        True,
+    ),
+    (
+        "exponential and time-based",
+        [
+            "exponential(lr=0.1, gamma=0.9995)",
+            "exp_decay(lr=0.1, k=3e-4)",
+            "inverse_time(lr=0.1, k=1e-3)",
+            "warmup(4%) >> inverse_sqrt(lr=0.1, timescale=400)",
+        ],
+        True,
+    ),
+    (
+        "polynomial, linear, cosine",
+        ["polynomial(lr=0.1, power=2.0)", "linear(lr=0.1, end_lr=0)", "cosine(lr=0.1, min_lr=1e-3)"],
+        False,
+    ),
+    (
+        "cosine with warm restarts",
+        [
+            "cosine_restarts(lr=0.1, period=10ep, mult=2, min_lr=1e-3)",
+            "cosine_restarts(lr=0.1, period=20ep, decay=0.6)",
+        ],
+        False,
+    ),
+    (
+        "cyclical LR (legend below)",
+        [
+            "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=triangular)",
+            "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=triangular2)",
+            "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=exp_range, gamma=0.9998)",
+            "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=sine)",
+        ],
+        False,
+    ),
     ("one-cycle", ["one_cycle(max_lr=0.1)", "one_cycle(max_lr=0.1, anneal=linear, three_phase=true)"], True),
-    ("warmup in front of any decay", ["warmup(10%) >> cosine(lr=0.1)",
-                                      "warmup(10%, mode=exponential) >> linear(lr=0.1)",
-                                      "warmup(5%) >> step(lr=0.1, step_size=30ep, gamma=0.3)"], False),
-    ("warmup-stable-decay", ["wsd(lr=0.1, warmup=5%, decay=20%, cooldown=linear)",
-                             "wsd(lr=0.1, warmup=5%, decay=20%, cooldown=cosine)",
-                             "wsd(lr=0.1, warmup=5%, decay=20%, cooldown=1-sqrt)"], False),
-    ("recipes: ResNet and BERT fine-tuning", ["multistep(lr=0.1, milestones=[30%, 60%, 90%], gamma=0.1)",
-                                              "warmup(10%, start=0) >> linear(lr=5e-5, end_lr=0)"], True),
+    (
+        "warmup in front of any decay",
+        [
+            "warmup(10%) >> cosine(lr=0.1)",
+            "warmup(10%, mode=exponential) >> linear(lr=0.1)",
+            "warmup(5%) >> step(lr=0.1, step_size=30ep, gamma=0.3)",
+        ],
+        False,
+    ),
+    (
+        "warmup-stable-decay",
+        [
+            "wsd(lr=0.1, warmup=5%, decay=20%, cooldown=linear)",
+            "wsd(lr=0.1, warmup=5%, decay=20%, cooldown=cosine)",
+            "wsd(lr=0.1, warmup=5%, decay=20%, cooldown=1-sqrt)",
+        ],
+        False,
+    ),
+    (
+        "recipes: ResNet and BERT fine-tuning",
+        [
+            "multistep(lr=0.1, milestones=[30%, 60%, 90%], gamma=0.1)",
+            "warmup(10%, start=0) >> linear(lr=5e-5, end_lr=0)",
+        ],
+        True,
+    ),
 ]
 
 
@@ -116,8 +165,10 @@ def gallery(out: str | Path, total_steps: int = 10_000, steps_per_epoch: float =
     for ax, (title, specs, log) in zip(axes.flat, GALLERY):
         plot_schedules(specs, total_steps, log=log, steps_per_epoch=steps_per_epoch, title=title, ax=ax)
         ax.legend(fontsize=7, loc="lower left" if log else "best", framealpha=0.85)
-    fig.suptitle(f"lrkit: every learning-rate strategy over {total_steps:,} steps ({steps_per_epoch:g} steps/epoch)",
-                 fontsize=15)
+    fig.suptitle(
+        f"lrkit: every learning-rate strategy over {total_steps:,} steps ({steps_per_epoch:g} steps/epoch)",
+        fontsize=15,
+    )
     p = Path(out)
     _save(fig, p)
     plt.close(fig)

@@ -112,7 +112,9 @@ def _build(cls: type[Schedule], kwargs: dict[str, Any]) -> Schedule:
             raise SpecError(f"{cls.name}: unknown parameter {k!r}; its parameters are {', '.join(names)}")
     missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in kwargs]
     if missing:
-        raise SpecError(f"{cls.name}: missing required parameter {missing[0]!r}; its parameters are {', '.join(names)}")
+        raise SpecError(
+            f"{cls.name}: missing required parameter {missing[0]!r}; its parameters are {', '.join(names)}"
+        )
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -134,7 +136,9 @@ def from_dict(d: dict[str, Any], *, _depth: int = 0) -> Schedule:
     if not isinstance(d, dict):
         raise SpecError(f"spec: expected a dict with a 'type' key, got {type(d).__name__} {d!r}")
     if "type" not in d:
-        raise SpecError(f"spec: the dict needs a 'type' key naming the schedule (one of {known_names()}), got {d!r}")
+        raise SpecError(
+            f"spec: the dict needs a 'type' key naming the schedule (one of {known_names()}), got {d!r}"
+        )
     cls = _lookup(d["type"])
     kwargs = {str(k): _from_data(v, _depth) for k, v in d.items() if k != "type"}
     return _build(cls, kwargs)
@@ -185,8 +189,12 @@ def from_toml(text: str) -> Schedule:
     return from_dict(data)
 
 
-_FORMATS = {".json": (to_json, from_json), ".yaml": (to_yaml, from_yaml), ".yml": (to_yaml, from_yaml),
-            ".toml": (to_toml, from_toml)}
+_FORMATS = {
+    ".json": (to_json, from_json),
+    ".yaml": (to_yaml, from_yaml),
+    ".yml": (to_yaml, from_yaml),
+    ".toml": (to_toml, from_toml),
+}
 
 
 def dumps(s: Schedule, fmt: str) -> str:
@@ -220,7 +228,9 @@ def load(spec: str | Path) -> Schedule:
 
 
 # -- the string form -----------------------------------------------------------------------------
-_TOKEN = re.compile(r"\s*(?:(>>)|([*()\[\],=])|('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")|([A-Za-z0-9_.%+\-]+))")
+_TOKEN = re.compile(
+    r"\s*(?:(>>)|([*()\[\],=])|('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")|([A-Za-z0-9_.%+\-]+))"
+)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _INT = re.compile(r"[+-]?\d+\Z")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
@@ -266,7 +276,9 @@ class _Parser:
 
     def parse(self) -> Schedule:
         if not self.toks:
-            raise SpecError(f"empty spec; expected a schedule such as 'cosine(lr=0.1)' (known: {known_names()})")
+            raise SpecError(
+                f"empty spec; expected a schedule such as 'cosine(lr=0.1)' (known: {known_names()})"
+            )
         v = self.expr()
         tok = self.peek()
         if tok[0] != "end":
@@ -324,7 +336,12 @@ class _Parser:
             v = self.expr()
             self.take(")", "')'")
             return v
-        if kind == "atom" and _NAME.match(text) and self.i + 1 < len(self.toks) and self.toks[self.i + 1][1] == "(":
+        if (
+            kind == "atom"
+            and _NAME.match(text)
+            and self.i + 1 < len(self.toks)
+            and self.toks[self.i + 1][1] == "("
+        ):
             return self.call()
         if kind == "atom":
             v = _scalar(text)
@@ -332,8 +349,12 @@ class _Parser:
                 self.i += 1
                 return v
             if _NAME.match(text):
-                self.fail(pos, f"expected '(' after schedule name {text!r}" if text in REGISTRY
-                          else f"unknown schedule {text!r}{_did_you_mean(text)}; known: {known_names()}")
+                self.fail(
+                    pos,
+                    f"expected '(' after schedule name {text!r}"
+                    if text in REGISTRY
+                    else f"unknown schedule {text!r}{_did_you_mean(text)}; known: {known_names()}",
+                )
         self.fail(pos, f"expected a schedule such as 'cosine(lr=0.1)', got {_show(self.peek())}")
 
     def call(self) -> Schedule:
@@ -351,8 +372,11 @@ class _Parser:
             if tok[0] == "atom" and nxt[1] == "=" and nxt[0] == "punct":
                 key = tok[1]
                 if key not in params:
-                    self.fail(tok[2], f"{name}: unknown parameter {key!r}{_did_you_mean(key, params)}; "
-                                      f"its parameters are {', '.join(params)}")
+                    self.fail(
+                        tok[2],
+                        f"{name}: unknown parameter {key!r}{_did_you_mean(key, params)}; "
+                        f"its parameters are {', '.join(params)}",
+                    )
                 self.i += 2
                 positional_ok = False
             else:
@@ -477,6 +501,7 @@ def to_string(s: Schedule) -> str:
     """
     if isinstance(s, Chain):
         return " >> ".join(to_string(p) for p in s.pieces)
+
     def wrapped(x: Schedule, kinds: tuple[type[Schedule], ...]) -> str:
         return f"({to_string(x)})" if isinstance(x, kinds) else to_string(x)
 

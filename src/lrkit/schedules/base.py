@@ -48,8 +48,16 @@ def param(default: Any = MISSING, *, doc: str = "") -> Any:
 
 
 # -- validation helpers (messages name the argument, the value and what was expected) ----------
-def check_number(owner: str, name: str, v: object, *, low: float | None = None, low_open: bool = False,
-                 high: float | None = None, high_open: bool = False) -> float:
+def check_number(
+    owner: str,
+    name: str,
+    v: object,
+    *,
+    low: float | None = None,
+    low_open: bool = False,
+    high: float | None = None,
+    high_open: bool = False,
+) -> float:
     """Return ``v`` as a float, or raise naming ``owner.name``, the value and the expected range."""
     where = f"{owner}: {name}"
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
@@ -179,8 +187,10 @@ class Schedule:
     def _find_unresolved(self) -> str:
         for owner, fname, d in self._durations():
             if not d.is_steps:
-                return (f"{owner}.{fname}={d.to_data()!r} is not in steps; call "
-                        ".resolve(total_steps=..., steps_per_epoch=...) first")
+                return (
+                    f"{owner}.{fname}={d.to_data()!r} is not in steps; call "
+                    ".resolve(total_steps=..., steps_per_epoch=...) first"
+                )
         return ""
 
     def _durations(self) -> Iterator[tuple[str, str, Duration]]:

@@ -3,6 +3,7 @@ linear, cosine and piecewise-linear. ``t`` below is the step (local to the sched
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,9 @@ class MultiStep(Schedule):
     """
 
     lr: float = param(doc=_LR)
-    milestones: tuple[DurationLike, ...] = durations_field(doc="increasing steps (or epochs) where lr *= gamma")
+    milestones: tuple[DurationLike, ...] = durations_field(
+        doc="increasing steps (or epochs) where lr *= gamma"
+    )
     gamma: float = param(0.1, doc="multiplier at each milestone, > 0")
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
     name = "multistep"
@@ -91,7 +94,7 @@ class MultiStep(Schedule):
         check_number(self.name, "lr", self.lr, low=0)
         check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
         ms = [d for d in self.milestones if isinstance(d, Duration)]
-        for a, b in zip(ms, ms[1:]):
+        for a, b in itertools.pairwise(ms):
             if a.unit == b.unit and not a.value < b.value:
                 raise ValueError(
                     f"{self.name}: milestones must be strictly increasing, got "
@@ -328,10 +331,11 @@ class Piecewise(Schedule):
             pts.append((d, check_number(self.name, f"points[{i}] lr", p[1], low=0)))
         if not pts:
             raise ValueError(f"{self.name}: points must hold at least one [step, lr] pair, got {raw!r}")
-        for (a, _), (b, _) in zip(pts, pts[1:]):
+        for (a, _), (b, _) in itertools.pairwise(pts):
             if a.unit == b.unit and not a.value < b.value:
                 raise ValueError(
-                    f"{self.name}: point steps must be strictly increasing, got {a.to_data()!r} then {b.to_data()!r}"
+                    f"{self.name}: point steps must be strictly increasing, "
+                    f"got {a.to_data()!r} then {b.to_data()!r}"
                 )
         object.__setattr__(self, "points", tuple(pts))
 

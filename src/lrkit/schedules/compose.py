@@ -36,7 +36,9 @@ def _length_of(parts: Sequence[Schedule], how: str) -> Duration | None:
     if all(d is not None and d.is_steps for d in ds):
         vals = [float(d.value) for d in ds if d is not None]
         return Duration(sum(vals) if how == "sum" else max(vals))
-    raise ValueError(f"length of {[p.name for p in parts]} is not known in steps yet; call .resolve(...) first")
+    raise ValueError(
+        f"length of {[p.name for p in parts]} is not known in steps yet; call .resolve(...) first"
+    )
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,9 @@ class Chain(Schedule):
     (0.0, 0.5, 1.0, 0.5, 0.0)
     """
 
-    pieces: tuple[Schedule, ...] = field(default=(), metadata={"kind": "schedules", "doc": "the pieces, in order"})
+    pieces: tuple[Schedule, ...] = field(
+        default=(), metadata={"kind": "schedules", "doc": "the pieces, in order"}
+    )
     name = "chain"
     length_field = None
     summary = "pieces one after another, each in its own local time (a >> b)"
@@ -137,7 +141,9 @@ def chain(*pieces: Schedule) -> Chain:
     return Chain(tuple(pieces))
 
 
-def with_warmup(schedule: Schedule, steps: DurationLike, start: float | None = None, mode: str = "linear") -> Chain:
+def with_warmup(
+    schedule: Schedule, steps: DurationLike, start: float | None = None, mode: str = "linear"
+) -> Chain:
     """``warmup(steps) >> schedule``: warm up to the value ``schedule`` starts at."""
     return chain(Warmup(steps=steps, start=start, mode=mode), schedule)
 
@@ -243,8 +249,9 @@ class Repeat(Schedule):
     def _validate(self) -> None:
         if not bounded(self.schedule):
             raise ValueError(f"repeat: schedule ({self.schedule.name}) needs a length (steps=...) to repeat")
-        if self.times is not None and (isinstance(self.times, bool) or not isinstance(self.times, int)
-                                       or self.times < 1):
+        if self.times is not None and (
+            isinstance(self.times, bool) or not isinstance(self.times, int) or self.times < 1
+        ):
             raise ValueError(f"repeat: times must be an integer >= 1 or None, got {self.times!r}")
 
     @property

@@ -30,7 +30,9 @@ class CosineRestarts(Schedule):
     period: DurationLike = duration_field(1, doc="length of the first cycle")
     mult: float = param(1.0, doc="each cycle is this many times longer than the one before (>= 1)")
     min_lr: float = param(0.0, doc="floor of every cycle")
-    decay: float = param(1.0, doc="each cycle's height above min_lr is this many times the last (0 < decay <= 1)")
+    decay: float = param(
+        1.0, doc="each cycle's height above min_lr is this many times the last (0 < decay <= 1)"
+    )
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
     name = "cosine_restarts"
     summary = "cosine annealing with warm restarts (SGDR)"
@@ -106,7 +108,9 @@ class Cyclic(Schedule):
         rising = x <= r
         if self.mode == "sine":
             scale = xp.where(
-                rising, 0.5 * (1.0 - xp.cos(math.pi * x / r)), 0.5 * (1.0 + xp.cos(math.pi * (x - r) / (1.0 - r)))
+                rising,
+                0.5 * (1.0 - xp.cos(math.pi * x / r)),
+                0.5 * (1.0 + xp.cos(math.pi * (x - r) / (1.0 - r))),
             )
         else:
             scale = xp.where(rising, x / r, (x - 1.0) / (r - 1.0))
@@ -154,7 +158,8 @@ class OneCycle(Schedule):
             ends = self._phase_ends(float(n.value))
             if not all(b > a for a, b in zip([0.0, *ends], ends)):
                 raise ValueError(
-                    f"{self.name}: steps={n.to_data()} with pct_start={self.pct_start} leaves a phase with no "
+                    f"{self.name}: steps={n.to_data()} with pct_start={self.pct_start} leaves a phase "
+                    "with no "
                     f"steps (phase ends {ends}); use more steps or another pct_start"
                 )
 

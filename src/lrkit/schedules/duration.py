@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 Unit = Literal["steps", "epochs", "fraction", "rest"]
 
@@ -78,7 +78,9 @@ class Duration:
     def is_steps(self) -> bool:
         return self.unit == "steps"
 
-    def to_steps(self, total_steps: float | None, steps_per_epoch: float | None, span: float | None = None) -> float:
+    def to_steps(
+        self, total_steps: float | None, steps_per_epoch: float | None, span: float | None = None
+    ) -> float:
         """This duration in steps. ``span`` is what "rest" means here (defaults to ``total_steps``)."""
         if self.unit == "steps":
             return float(self.value)
@@ -88,7 +90,9 @@ class Duration:
             return float(self.value) * steps_per_epoch
         if self.unit == "fraction":
             if total_steps is None:
-                raise ValueError(f"duration {self}: a fraction of the total needs total_steps; pass total_steps=...")
+                raise ValueError(
+                    f"duration {self}: a fraction of the total needs total_steps; pass total_steps=..."
+                )
             return float(self.value) * total_steps
         span = total_steps if span is None else span
         if span is None:
@@ -111,7 +115,7 @@ class Duration:
         return f"{self.unit}({_plain(self.value)})"
 
 
-DurationLike = Union[Duration, int, float, str]
+DurationLike = Duration | int | float | str
 
 REST = Duration(0.0, "rest")
 

@@ -41,7 +41,9 @@ class Warmup(Schedule):
     """
 
     steps: DurationLike = duration_field(1, doc="warmup length")
-    start: float | None = param(None, doc="start as a fraction of the peak (default: linear (t+1)/(n+1), exp 0.01)")
+    start: float | None = param(
+        None, doc="start as a fraction of the peak (default: linear (t+1)/(n+1), exp 0.01)"
+    )
     mode: str = param("linear", doc="linear or exponential")
     lr: float | None = param(None, doc="the peak (default: the next piece's first value, or 1)")
     name = "warmup"
@@ -99,10 +101,18 @@ class WSD(Schedule):
         if self.warmup_start is not None:
             check_number(self.name, "warmup_start", self.warmup_start, low=0, high=1)
         n, w, d = self.steps, self.warmup, self.decay
-        if (isinstance(n, Duration) and isinstance(w, Duration) and isinstance(d, Duration)
-                and n.is_steps and w.is_steps and d.is_steps and w.value + d.value > n.value):
+        if (
+            isinstance(n, Duration)
+            and isinstance(w, Duration)
+            and isinstance(d, Duration)
+            and n.is_steps
+            and w.is_steps
+            and d.is_steps
+            and w.value + d.value > n.value
+        ):
             raise ValueError(
-                f"{self.name}: warmup ({w.to_data()}) + decay ({d.to_data()}) must fit in steps ({n.to_data()})"
+                f"{self.name}: warmup ({w.to_data()}) + decay ({d.to_data()}) "
+                f"must fit in steps ({n.to_data()})"
             )
 
     def _f(self, t: Array, xp: Namespace) -> Array:
