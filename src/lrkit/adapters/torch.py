@@ -195,6 +195,8 @@ class _Base(LRScheduler):
         for key, value in (hparams or {}).items():
             self.hparams[key] = self._check_hparam(key, value, total_steps, steps_per_epoch)
         self._multiplier = 1.0
+        #: per group: the product of the plateau's cuts (kept per group, as torch's eps rule is)
+        self.plateau_cuts: list[float] = [1.0] * n
 
     def _check_hparam(
         self, key: str, value: object, total_steps: float | None, steps_per_epoch: float | None
@@ -232,16 +234,22 @@ class _Base(LRScheduler):
         p = self.plateau
         return [0.0] * len(self.schedules) if p is None else [p.floor(i) for i in range(len(self.schedules))]
 
+    def factors(self) -> list[float]:
+        """Per group, what the schedule is multiplied by: :attr:`multiplier` times the plateau's cuts."""
+        return [self._multiplier * c for c in self.plateau_cuts]
+
     def values(self, ks: np.ndarray | Sequence[int]) -> np.ndarray:
-        """The LRs at scheduler steps ``ks``, shape ``(len(ks), groups)``, with the current multiplier."""
+        """The LRs at scheduler steps ``ks``, shape ``(len(ks), groups)``, with the current controls."""
         t = self._times(np.asarray(ks, dtype=np.float64))
         cache: dict[int, np.ndarray] = {}
         cols = []
-        for s, base, floor in zip(self.schedules, self.base_lrs, self._floors(), strict=False):
+        for s, base, floor, f in zip(
+            self.schedules, self.base_lrs, self._floors(), self.factors(), strict=False
+        ):
             if id(s) not in cache:
                 cache[id(s)] = np.broadcast_to(np.asarray(s(t), dtype=np.float64), t.shape)
             b = cache[id(s)] * base if self.relative else cache[id(s)]
-            out = b * self._multiplier
+            out = b * f
             if floor > 0.0:
                 out = np.maximum(out, np.minimum(b, floor))
             cols.append(out)
@@ -264,7 +272,11 @@ class _Base(LRScheduler):
     # -- controllers -----------------------------------------------------------------------------
     @property
     def multiplier(self) -> float:
-        """The product of the controller cuts (plateau, :meth:`scale`); 1.0 when there were none."""
+        """The product of the :meth:`scale` factors (the divergence guard's cuts); 1.0 when there were none.
+
+        It multiplies every group's LR, on top of the plateau's cuts (:attr:`plateau_cuts`); setting it
+        rewrites the current LRs at once.
+        """
         return self._multiplier
 
     @multiplier.setter
@@ -272,20 +284,20 @@ class _Base(LRScheduler):
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
-            or not (math.isfinite(value) and value > 0)
+            or not (math.isfinite(value) and value >= 0)
         ):
-            raise ValueError(f"multiplier must be a finite number > 0, got {value!r}")
+            raise ValueError(f"multiplier must be a finite number >= 0, got {value!r}")
         self._multiplier = float(value)
         self._multiplier_changed()
 
     def scale(self, factor: float) -> None:
-        """Multiply :attr:`multiplier` by ``factor`` (> 0) and rewrite the current LRs at once."""
+        """Multiply :attr:`multiplier` by ``factor`` (>= 0) and rewrite the current LRs at once."""
         if (
             isinstance(factor, bool)
             or not isinstance(factor, (int, float))
-            or not (math.isfinite(factor) and factor > 0)
+            or not (math.isfinite(factor) and factor >= 0)
         ):
-            raise ValueError(f"scale: factor must be a finite number > 0, got {factor!r}")
+            raise ValueError(f"scale: factor must be a finite number >= 0, got {factor!r}")
         self.multiplier = self._multiplier * float(factor)
 
     def _multiplier_changed(self) -> None:
@@ -294,8 +306,9 @@ class _Base(LRScheduler):
     def report(self, metric: SupportsFloat) -> bool:
         """Give the plateau controller a metric; return True when it cut the LR (now, at once).
 
-        A cut multiplies :attr:`multiplier` by the plateau's ``factor``; it is skipped, as in torch's
-        ``ReduceLROnPlateau``, when no group's LR would move by more than ``eps`` (all at ``min_lr``).
+        A cut multiplies each group's entry of :attr:`plateau_cuts` by the plateau's ``factor``, except,
+        as in torch's ``ReduceLROnPlateau``, for a group whose LR would move by ``eps`` or less (e.g. one
+        already at ``min_lr``). The LR is then ``max(b * cuts * multiplier, min(b, min_lr))``.
         """
         p = self.plateau
         if p is None:
@@ -305,10 +318,14 @@ class _Base(LRScheduler):
         if not p.step(metric):
             return False
         current = self.values([self._current_step()])[0]
-        if not any(p.reduce(float(lr), i) != float(lr) for i, lr in enumerate(current)):
-            return False
-        self.multiplier = self._multiplier * p.factor
-        return True
+        cut = False
+        for i, lr in enumerate(current.tolist()):
+            if p.reduce(lr, i) != lr:
+                self.plateau_cuts[i] *= p.factor
+                cut = True
+        if cut:
+            self._multiplier_changed()
+        return cut
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -319,6 +336,7 @@ class _Base(LRScheduler):
             "interval": self.interval,
             "base_lrs": list(self.base_lrs),
             "multiplier": self._multiplier,
+            "plateau_cuts": list(self.plateau_cuts),
             "plateau": None if self.plateau is None else self.plateau.state_dict(),
         }
 
@@ -356,7 +374,11 @@ class _Base(LRScheduler):
                     "plateau; pass plateau=Plateau(...) as when it was saved"
                 )
             self.plateau.load_state_dict(plateau_state)
+        cuts = [float(v) for v in state.get("plateau_cuts", [1.0] * len(base))]
+        if len(cuts) != len(base):
+            raise ValueError(f"load_state_dict: plateau_cuts holds {len(cuts)} values for {len(base)} groups")
         self.base_lrs = base
+        self.plateau_cuts = cuts
         self._multiplier = float(state["multiplier"])
         self._restore(k)
 
@@ -422,12 +444,13 @@ class Scheduler(_Base):
 
             self._hook = optimizer.register_step_post_hook(_stepped)
         self._blk0 = _NO_BLOCK
-        self._rows: list[list[float]] = []
-        self._hp_rows: dict[str, list[list[float]]] = {}
+        # one list of floats per group (and per scheduled hyperparameter): no per-step containers
+        self._cols: list[list[float]] = []
+        self._col0: list[float] = []
+        self._hp_cols: dict[str, list[list[float]]] = {}
         self._groups: list[dict[str, Any]] = []
         self._simple = True
-        self._last_row: list[float] = []
-        self._step_count = 0
+        self._one = False
         self._restore(0)
 
     def __del__(self) -> None:
@@ -443,8 +466,9 @@ class Scheduler(_Base):
         """Evaluate the aligned block holding step ``k``."""
         k0 = k - k % BLOCK
         ks = np.arange(k0, k0 + BLOCK, dtype=np.float64)
-        self._rows = self.values(ks).tolist()
-        self._hp_rows = {key: v.tolist() for key, v in self._hparam_values(ks).items()}
+        self._cols = self.values(ks).T.tolist()
+        self._col0 = self._cols[0] if self._cols else []
+        self._hp_cols = {key: v.T.tolist() for key, v in self._hparam_values(ks).items()}
         self._blk0 = k0
 
     def _bind(self) -> None:
@@ -457,36 +481,29 @@ class Scheduler(_Base):
             )
         self._groups = groups
         self._simple = not self.hparams and not any(isinstance(g["lr"], torch.Tensor) for g in groups)
+        self._one = len(groups) == 1
 
     def _write(self, k: int) -> None:
+        """Write the values of step ``k`` (any path: tensors, hyperparameters, a new block)."""
         if not 0 <= k - self._blk0 < BLOCK:
             self._fill(k)
-        row = self._rows[k - self._blk0]
         self._bind()
-        self._write_row(k, row)
-
-    def _write_row(self, k: int, row: list[float]) -> None:
-        groups = self._groups
-        if self._simple:
-            for g, v in zip(groups, row, strict=False):
+        i = k - self._blk0
+        hp = [(key, [c[i] for c in cols]) for key, cols in self._hp_cols.items()]
+        for gi, g in enumerate(self._groups):
+            v = self._cols[gi][i]
+            lr = g["lr"]
+            if isinstance(lr, torch.Tensor):
+                lr.fill_(v)
+            else:
                 g["lr"] = v
-        else:
-            i = k - self._blk0
-            hp = [(key, rows[i]) for key, rows in self._hp_rows.items()]
-            for gi, g in enumerate(groups):
-                lr = g["lr"]
-                if isinstance(lr, torch.Tensor):
-                    lr.fill_(row[gi])
+            for key, vals in hp:
+                if key == "beta1":
+                    g["betas"] = (vals[gi], g["betas"][1])
+                elif key == "beta2":
+                    g["betas"] = (g["betas"][0], vals[gi])
                 else:
-                    g["lr"] = row[gi]
-                for key, vals in hp:
-                    if key == "beta1":
-                        g["betas"] = (vals[gi], g["betas"][1])
-                    elif key == "beta2":
-                        g["betas"] = (g["betas"][0], vals[gi])
-                    else:
-                        g[key] = vals[gi]
-        self._last_row = row
+                    g[key] = vals[gi]
 
     def _restore(self, k: int) -> None:
         self.last_epoch = k
@@ -506,34 +523,34 @@ class Scheduler(_Base):
         ``metric`` (as Lightning passes with ``reduce_on_plateau``) is given to the plateau first, see
         :meth:`report`. ``epoch=k`` jumps to step ``k`` instead (closed form, like :meth:`set_step`).
         """
-        if metric is not None:
-            self.report(metric)
-        if epoch is not None:
-            self.set_step(epoch)
-            return
+        if metric is not None or epoch is not None:
+            if metric is not None:
+                self.report(metric)
+            if epoch is not None:
+                self.set_step(epoch)
+                return
         if self.follow_optimizer:
             flag = self._flag
             if not flag.stepped:
                 return
             flag.stepped = False
-            if flag.found_inf is not None:
-                found, flag.found_inf = flag.found_inf, None
-                if found.item():
-                    return
+            if flag.found_inf is not None and self._skipped_by_scaler():
+                return
         k = self.last_epoch + 1
         self.last_epoch = k
-        self._step_count += 1
         i = k - self._blk0
-        if i >= BLOCK or self.optimizer.param_groups is not self._groups:
+        groups = self._groups
+        if i >= BLOCK or not self._simple or self.optimizer.param_groups is not groups:
             self._write(k)
-            return
-        row = self._rows[i]
-        if self._simple:
-            for g, v in zip(self._groups, row, strict=False):
-                g["lr"] = v
-            self._last_row = row
+        elif self._one:
+            groups[0]["lr"] = self._col0[i]
         else:
-            self._write_row(k, row)
+            for g, c in zip(groups, self._cols, strict=False):
+                g["lr"] = c[i]
+
+    def _skipped_by_scaler(self) -> bool:
+        found, self._flag.found_inf = self._flag.found_inf, None
+        return found is not None and bool(found.item())
 
     def set_step(self, k: int) -> None:
         """Jump to scheduler step ``k`` (closed form) and write its LRs."""
@@ -544,7 +561,8 @@ class Scheduler(_Base):
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
         """The LRs written by the last step (floats, one per group)."""
-        return list(self._last_row)
+        i = self.last_epoch - self._blk0
+        return [c[i] for c in self._cols]
 
 
 # -- the in-graph scheduler -------------------------------------------------------------------------
@@ -601,7 +619,7 @@ class GraphScheduler(_Base):
         self.fuse = fuse
         #: the device step counter (int64, 0-d); ``step()`` adds 1 to it in place
         self.step_tensor = torch.zeros((), dtype=torch.int64, device=device)
-        self._mult = torch.ones((), dtype=torch.float64, device=device)
+        self._mult = torch.ones(len(lrs), dtype=torch.float64, device=device)
         self._build()
         self._restore(0)
 
@@ -629,9 +647,9 @@ class GraphScheduler(_Base):
             if spe is not None:
                 tf = tf * spe
             vals = [s(tf, xp=xp) for s in scheds]
-            for lr, j, base, floor in zip(lrs, idx, bases, floors, strict=False):
+            for i, (lr, j, base, floor) in enumerate(zip(lrs, idx, bases, floors, strict=False)):
                 b = vals[j] if base is None else vals[j] * base
-                out = b * mult
+                out = b * mult[i]
                 if floor > 0.0:
                     out = torch.maximum(out, torch.clamp(b, max=floor))
                 lr.copy_(out)
@@ -673,12 +691,13 @@ class GraphScheduler(_Base):
         return self.last_epoch
 
     def _restore(self, k: int) -> None:
-        self._mult.fill_(self._multiplier)
+        self._multiplier_changed()
         self._build()
         self.set_step(k)
 
     def _multiplier_changed(self) -> None:
-        self._mult.fill_(self._multiplier)
+        for i, f in enumerate(self.factors()):  # one fill per group: no host-to-device copy, no sync
+            self._mult[i].fill_(f)
 
     # -- the public step -------------------------------------------------------------------------
     def step(self, metric: SupportsFloat | None = None, *, epoch: int | None = None) -> None:  # type: ignore[override]
