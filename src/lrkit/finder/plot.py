@@ -58,6 +58,8 @@ def plot_result(
             lo, hi, color="C3", alpha=0.12, label=f"{result.rule} interval over {result.repeats} repeats"
         )
     for name, value in result.suggestions.items():
+        if not np.isfinite(value):
+            continue
         color, style = _STYLES.get(name, ("k", "--"))
         lw = 2.0 if name == result.rule else 1.1
         ax.axvline(value, color=color, ls=style, lw=lw, label=f"{_LABELS.get(name, name)}: {value:.3g}")

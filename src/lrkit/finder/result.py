@@ -54,8 +54,11 @@ class Curve:
 
 
 def _log_median(values: Sequence[float]) -> float:
-    """Median on the log axis (the geometric mean of the two middle values for an even count)."""
-    return float(np.exp(np.median(np.log(np.asarray(values, dtype=np.float64)))))
+    """Median on the log axis (geometric mean of the two middle values for an even count), ignoring
+    NaN (a repeat without a usable curve); NaN when there is no value."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(np.exp(np.median(np.log(v)))) if v.size else math.nan
 
 
 def _curve_problems(curve: Curve) -> list[str]:
@@ -98,6 +101,7 @@ class FinderResult:
     ``per_repeat[name]`` is rule ``name`` applied to each repeat's smoothed curve and
     ``suggestions[name]`` their median (on the log axis). ``suggestion`` is ``suggestions[rule]``;
     ``interval`` is the (lowest, highest) of that rule over the repeats (one point for one repeat).
+    A repeat whose curve has fewer than two finite losses suggests NaN and is left out of both.
     ``trusted`` is False when a curve is flat or too noisy, or the repeats disagree by more than a
     decade; ``reason`` then says why. ``group_ratios`` are the LRs of the optimizer's param groups
     relative to the first group (the suggestion is for the first group).
@@ -135,14 +139,14 @@ class FinderResult:
             problems.extend(tag + p for p in issues)
             try:
                 _rules.finite_prefix(c.lrs, c.smoothed)
+                usable.append(True)
             except ValueError:
-                continue
-            usable.append(c)
-        if not usable:
-            raise ValueError(f"no repeat recorded 2 finite losses: {problems}")
+                usable.append(False)
         for name, fn in _rules.RULES.items():
-            per[name] = tuple(fn(c.lrs, c.smoothed) for c in usable)
-        chosen = per[rule]
+            per[name] = tuple(
+                fn(c.lrs, c.smoothed) if ok else math.nan for c, ok in zip(curves, usable, strict=True)
+            )
+        chosen = [v for v in per[rule] if math.isfinite(v)]
         if len(chosen) > 1:
             spread = math.log10(max(chosen) / min(chosen))
             if spread > MAX_SPREAD_DECADES:
@@ -190,9 +194,9 @@ class FinderResult:
 
     @property
     def interval(self) -> tuple[float, float]:
-        """(lowest, highest) suggestion of the default rule over the repeats."""
-        v = self.per_repeat[self.rule]
-        return (min(v), max(v))
+        """(lowest, highest) suggestion of the default rule over the repeats (NaN if none)."""
+        v = [x for x in self.per_repeat[self.rule] if math.isfinite(x)]
+        return (min(v), max(v)) if v else (math.nan, math.nan)
 
     @property
     def trusted(self) -> bool:
