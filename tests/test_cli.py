@@ -92,8 +92,31 @@ def test_schedules_lists_every_schedule(capsys: pytest.CaptureFixture[str]) -> N
         assert f"{name}: {cls.summary}" in out and cls.example in out
 
 
+def test_recipes_and_scale(capsys: pytest.CaptureFixture[str]) -> None:
+    import lrkit
+
+    code, out, _ = run(capsys, "recipes", "bert_finetune")
+    assert code == 0 and "Devlin et al. 2019" in out
+    assert lrkit.parse(out.splitlines()[1].strip()) == lrkit.recipes.bert_finetune()
+    code, out, _ = run(capsys, "scale", "--lr", "0.1", "--base-batch", "256", "--batch", "8192")
+    assert code == 0 and out.splitlines()[:2] == [
+        "lr = 3.2 (linear rule, x32)",
+        "warm up over about 5 epochs",
+    ]
+
+
 def test_every_command_has_help() -> None:
-    for cmd in ([], ["show"], ["plot"], ["schedules"], ["gallery"], ["demo"], ["find"]):
+    for cmd in (
+        [],
+        ["show"],
+        ["plot"],
+        ["schedules"],
+        ["recipes"],
+        ["scale"],
+        ["gallery"],
+        ["demo"],
+        ["find"],
+    ):
         r = subprocess.run(
             [sys.executable, "-m", "lrkit.cli", *cmd, "--help"], capture_output=True, text=True
         )

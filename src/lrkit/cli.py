@@ -131,6 +131,23 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from .recipes import RECIPES, get_recipe
+
+    for name in [args.name] if args.name else list(RECIPES):
+        r = get_recipe(name)
+        print(f"{r.name}: {r.summary} ({r.reference})")
+        print(f"    {r.build()}")
+    return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    from .scaling import scale_lr
+
+    print(scale_lr(args.lr, args.base_batch, args.batch, rule=args.rule, optimizer=args.optimizer))
+    return 0
+
+
 def cmd_gallery(args: argparse.Namespace) -> int:
     from .plot import gallery
 
@@ -194,6 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("schedules", help="list every schedule with its parameters")
     sc.set_defaults(func=cmd_schedules)
+
+    rp = sub.add_parser("recipes", help="well-known schedules from the literature, as specs")
+    rp.add_argument("name", nargs="?", help="one recipe (default: all)")
+    rp.set_defaults(func=cmd_recipes)
+
+    bp = sub.add_parser("scale", help="scale a tuned LR to another batch size (linear or sqrt rule)")
+    bp.add_argument("--lr", type=_positive_float, required=True, help="the LR tuned at --base-batch")
+    bp.add_argument(
+        "--base-batch", type=_positive_int, required=True, metavar="B", help="batch size it was tuned at"
+    )
+    bp.add_argument("--batch", type=_positive_int, required=True, metavar="B", help="the new batch size")
+    bp.add_argument("--rule", choices=("linear", "sqrt"), help="default: linear for SGD, sqrt for adaptive")
+    bp.add_argument("--optimizer", default="sgd", help="sgd, adam, adamw, ... (default: %(default)s)")
+    bp.set_defaults(func=cmd_scale)
 
     gp = sub.add_parser("gallery", help="plot every strategy on one page")
     gp.add_argument(

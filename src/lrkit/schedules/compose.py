@@ -30,8 +30,7 @@ def _length_of(parts: Sequence[Schedule], how: str) -> Duration | None:
     else:
         if any(d is not None and d.unit == "rest" for d in ds):
             return REST
-        ds = [d for d in ds if d is not None]
-        if not ds:
+        if any(d is None for d in ds):  # one factor runs forever, so does the product
             return None
     if all(d is not None and d.is_steps for d in ds):
         vals = [float(d.value) for d in ds if d is not None]
@@ -177,7 +176,8 @@ class Scale(Schedule):
 
 @dataclass(frozen=True)
 class Product(Schedule):
-    """``a(t) * b(t)``: e.g. a multiplier schedule on top of a base schedule. Ends when both have.
+    """``a(t) * b(t)``: e.g. a multiplier schedule on top of a base schedule, on one clock. It ends when
+    both factors have (never, if one runs forever).
 
     >>> from lrkit.schedules import Constant, Linear
     >>> (Constant(0.1) * Linear(lr=1.0, steps=10, end_lr=0.0))(5)

@@ -1,0 +1,131 @@
+"""Named recipes from the literature, each a function that returns a schedule.
+
+>>> s = resnet_imagenet(batch=1024).resolve(steps_per_epoch=1251)  # 0.1 x 4, warmup 5 epochs from 0.1
+>>> s(0), round(s(5 * 1251), 6), round(s(30 * 1251), 6)
+(0.1, 0.4, 0.04)
+>>> print(bert_finetune())
+warmup(steps=10%, start=0.0) >> linear(lr=5e-05)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .scaling import scale_lr
+from .schedules import (
+    WSD,
+    Cosine,
+    CosineRestarts,
+    InverseSqrt,
+    Linear,
+    MultiStep,
+    OneCycle,
+    Schedule,
+    Warmup,
+    epochs,
+)
+from .schedules.base import check_number
+from .schedules.duration import DurationLike
+
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "bert_finetune",
+    "fastai_one_cycle",
+    "get_recipe",
+    "gpt_cosine",
+    "llm_wsd",
+    "resnet_imagenet",
+    "sgdr_cifar",
+    "transformer_noam",
+]
+
+
+def resnet_imagenet(batch: int = 256, warmup: DurationLike | None = None) -> Schedule:
+    """ResNet on ImageNet (He et al. 2016; Goyal et al. 2017): SGD+momentum 0.9, lr 0.1 per 256 images
+    (linear scaling), x0.1 at epochs 30, 60 and 90. Batches of 1024+ get a 5-epoch linear warmup."""
+    scaled = scale_lr(0.1, base_batch=256, batch=batch)
+    body = MultiStep(lr=scaled.lr, milestones=[epochs(30), epochs(60), epochs(90)], gamma=0.1)
+    if warmup is None and batch >= 1024:
+        warmup = epochs(scaled.warmup_epochs)
+    if warmup is None:
+        return body
+    # Goyal et al.'s gradual warmup: from 0.1 up to the scaled lr, on the same clock as the milestones
+    return body * Warmup(steps=warmup, start=min(1.0, 256 / batch))
+
+
+def bert_finetune(lr: float = 5e-5, warmup: DurationLike = "10%") -> Schedule:
+    """BERT fine-tuning (Devlin et al. 2019; transformers' ``get_linear_schedule_with_warmup``): linear
+    warmup from 0 over the first 10% of steps to ``lr`` (2e-5 to 5e-5), then linear decay to 0."""
+    check_number("bert_finetune", "lr", lr, low=0, low_open=True)
+    return Warmup(steps=warmup, start=0.0) >> Linear(lr=lr, end_lr=0.0)
+
+
+def transformer_noam(d_model: int = 512, warmup: int = 4000) -> Schedule:
+    """ "Attention is all you need" (Vaswani et al. 2017): ``d_model**-0.5 * min(step**-0.5,
+    step * warmup**-1.5)`` with Adam(0.9, 0.98): a linear warmup to ``(d_model * warmup)**-0.5``, then 1/sqrt."""
+    check_number("transformer_noam", "d_model", d_model, low=1)
+    check_number("transformer_noam", "warmup", warmup, low=1)
+    peak = (d_model * warmup) ** -0.5
+    return Warmup(steps=warmup, start=0.0) >> InverseSqrt(lr=peak, timescale=warmup)
+
+
+def gpt_cosine(lr: float = 6e-4, warmup: DurationLike = "1%", final_fraction: float = 0.1) -> Schedule:
+    """GPT-3 / LLaMA pre-training (Brown et al. 2020; Touvron et al. 2023): linear warmup, then cosine
+    decay to 10% of the peak over the rest of the run."""
+    check_number("gpt_cosine", "lr", lr, low=0, low_open=True)
+    check_number("gpt_cosine", "final_fraction", final_fraction, low=0, high=1)
+    return Warmup(steps=warmup) >> Cosine(lr=lr, min_lr=lr * final_fraction)
+
+
+def llm_wsd(lr: float = 3e-4, warmup: DurationLike = "1%", decay: DurationLike = "20%") -> Schedule:
+    """Warmup-stable-decay (Hu et al. 2024, MiniCPM; Hägele et al. 2024): constant after warmup, then a
+    1-sqrt cool-down to 0 over the last 20%: matches cosine at a fraction of the cost of re-runs."""
+    return WSD(lr=lr, warmup=warmup, decay=decay, cooldown="1-sqrt")
+
+
+def fastai_one_cycle(max_lr: float = 1e-3) -> Schedule:
+    """fastai's ``fit_one_cycle`` (Smith 2018; Howard & Gugger 2020): cosine up for 25% of the run from
+    max_lr/25, then cosine down to max_lr/25/1e5."""
+    return OneCycle(max_lr=max_lr, pct_start=0.25, div_factor=25.0, final_div_factor=1e5)
+
+
+def sgdr_cifar(lr: float = 0.05, period: DurationLike = "10ep", mult: float = 2.0) -> Schedule:
+    """SGDR on CIFAR (Loshchilov & Hutter 2017): cosine with warm restarts, T_0 = 10 epochs, T_mult = 2."""
+    return CosineRestarts(lr=lr, period=period, mult=mult)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    build: Callable[..., Schedule]
+    summary: str
+
+    @property
+    def reference(self) -> str:
+        return (
+            (self.build.__doc__ or "").split("(", 1)[1].split(")", 1)[0]
+            if "(" in (self.build.__doc__ or "")
+            else ""
+        )
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe("resnet_imagenet", resnet_imagenet, "SGD 0.1 per 256, x0.1 at epochs 30/60/90"),
+        Recipe("bert_finetune", bert_finetune, "warmup over the first 10% to 5e-5, then linear decay to 0"),
+        Recipe("transformer_noam", transformer_noam, "warmup 4000 steps, then 1/sqrt(step)"),
+        Recipe("gpt_cosine", gpt_cosine, "warmup, then cosine to 10% of the peak"),
+        Recipe("llm_wsd", llm_wsd, "warmup-stable-decay with a 1-sqrt cool-down"),
+        Recipe("fastai_one_cycle", fastai_one_cycle, "one-cycle with fastai's defaults"),
+        Recipe("sgdr_cifar", sgdr_cifar, "cosine with warm restarts, 10 epochs, doubling"),
+    )
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"recipe: unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[name]

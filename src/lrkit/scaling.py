@@ -1,0 +1,75 @@
+"""Batch-size scaling rules for the learning rate, with warmup advice.
+
+- **linear** (Goyal et al. 2017, "Accurate, Large Minibatch SGD"): ``lr = base_lr * batch / base_batch``,
+  with a gradual warmup of about 5 epochs when the batch grows well beyond the base; the rule breaks
+  down past roughly 8k images per batch for ResNet-50 on ImageNet.
+- **sqrt** (Krizhevsky 2014; Hoffer et al. 2017; Malladi et al. 2022 for Adam):
+  ``lr = base_lr * sqrt(batch / base_batch)``: the usual rule for Adam-type optimizers.
+
+>>> scale_lr(0.1, base_batch=256, batch=1024).lr
+0.4
+>>> round(scale_lr(1e-3, base_batch=32, batch=512, rule="sqrt").lr, 6)
+0.004
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .schedules.base import check_choice, check_number
+
+__all__ = ["RULES", "Scaled", "scale_lr"]
+
+RULES = ("linear", "sqrt")
+_ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad", "lamb", "adafactor")
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """A scaled learning rate and the advice that goes with it."""
+
+    lr: float
+    rule: str
+    factor: float
+    warmup_epochs: float
+    notes: tuple[str, ...]
+
+    def __str__(self) -> str:
+        lines = [f"lr = {self.lr:.6g} ({self.rule} rule, x{self.factor:.4g})"]
+        if self.warmup_epochs:
+            lines.append(f"warm up over about {self.warmup_epochs:g} epochs")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def scale_lr(
+    base_lr: float, base_batch: int, batch: int, *, rule: str | None = None, optimizer: str = "sgd"
+) -> Scaled:
+    """Scale ``base_lr`` (tuned at ``base_batch``) to ``batch``.
+
+    ``rule`` defaults to ``linear`` for SGD and ``sqrt`` for adaptive optimizers (Adam, AdamW, RMSprop,
+    AdaGrad, LAMB, Adafactor). Warmup advice follows Goyal et al.: 5 epochs when the LR grows by 2x or
+    more, none when it shrinks.
+    """
+    check_number("scale_lr", "base_lr", base_lr, low=0, low_open=True)
+    for name, v in (("base_batch", base_batch), ("batch", batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"scale_lr: {name} must be an integer >= 1, got {v!r}")
+    opt = optimizer.lower()
+    if rule is None:
+        rule = "sqrt" if opt in _ADAPTIVE else "linear"
+    check_choice("scale_lr", "rule", rule, RULES)
+    ratio = batch / base_batch
+    factor = ratio if rule == "linear" else math.sqrt(ratio)
+    notes: list[str] = []
+    if rule == "linear" and opt in _ADAPTIVE:
+        notes.append(f"the linear rule is meant for SGD; for {optimizer} the sqrt rule is usually safer")
+    if rule == "linear" and batch > 8192:
+        notes.append(
+            "beyond ~8k per batch the linear rule stops holding (Goyal et al. 2017); check with lrkit find"
+        )
+    if ratio > 1 and opt in ("sgd",) and factor > 32:
+        notes.append("very large scale-up: consider LARS/LAMB (You et al. 2017, 2019)")
+    warmup = 5.0 if factor >= 2 else 0.0
+    return Scaled(lr=base_lr * factor, rule=rule, factor=factor, warmup_epochs=warmup, notes=tuple(notes))
