@@ -63,8 +63,9 @@ def bert_finetune(lr: float = 5e-5, warmup: DurationLike = "10%") -> Schedule:
 
 
 def transformer_noam(d_model: int = 512, warmup: int = 4000) -> Schedule:
-    """ "Attention is all you need" (Vaswani et al. 2017): ``d_model**-0.5 * min(step**-0.5,
-    step * warmup**-1.5)`` with Adam(0.9, 0.98): a linear warmup to ``(d_model * warmup)**-0.5``, then 1/sqrt."""
+    """The Transformer schedule (Vaswani et al. 2017): ``d_model**-0.5 * min(step**-0.5,
+    step * warmup**-1.5)`` with Adam(0.9, 0.98): a linear warmup to ``(d_model * warmup)**-0.5``,
+    then 1/sqrt(step)."""
     check_number("transformer_noam", "d_model", d_model, low=1)
     check_number("transformer_noam", "warmup", warmup, low=1)
     peak = (d_model * warmup) ** -0.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,9 +82,7 @@ class MultiStep(Schedule):
     """
 
     lr: float = param(doc=_LR)
-    milestones: tuple[DurationLike, ...] = durations_field(
-        doc="increasing steps (or epochs) where lr *= gamma"
-    )
+    milestones: Sequence[DurationLike] = durations_field(doc="increasing steps (or epochs) where lr *= gamma")
     gamma: float = param(0.1, doc="multiplier at each milestone, > 0")
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
     name = "multistep"
@@ -309,7 +308,7 @@ class Piecewise(Schedule):
     (0.5, 0.5, 0.0)
     """
 
-    points: tuple[tuple[DurationLike, float], ...] = field(
+    points: Sequence[tuple[DurationLike, float]] = field(
         default=(), metadata={"kind": "points", "doc": "[(step, lr), ...] with increasing steps"}
     )
     name = "piecewise"
