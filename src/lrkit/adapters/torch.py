@@ -691,13 +691,17 @@ class GraphScheduler(_Base):
         return self.last_epoch
 
     def _restore(self, k: int) -> None:
-        self._multiplier_changed()
+        self._fill_mult()
         self._build()
         self.set_step(k)
 
-    def _multiplier_changed(self) -> None:
+    def _fill_mult(self) -> None:
         for i, f in enumerate(self.factors()):  # one fill per group: no host-to-device copy, no sync
             self._mult[i].fill_(f)
+
+    def _multiplier_changed(self) -> None:
+        self._fill_mult()
+        self._fn("write")(self.step_tensor, self._mult, self._lrs())
 
     # -- the public step -------------------------------------------------------------------------
     def step(self, metric: SupportsFloat | None = None, *, epoch: int | None = None) -> None:  # type: ignore[override]
