@@ -1,0 +1,290 @@
+"""Keras 3 adapter: an lrkit schedule as a ``keras.optimizers.schedules.LearningRateSchedule``, and a
+reduce-on-plateau callback that works *with* a schedule.
+
+::
+
+    import keras, lrkit
+    sched = lrkit.keras.schedule("warmup(100) >> cosine(lr=1e-3, min_lr=1e-5)", total_steps=5_000)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=sched), loss="mse")
+    model.fit(x, y, epochs=10, validation_split=0.1,
+              callbacks=[lrkit.keras.ReduceOnPlateau(monitor="val_loss", factor=0.5, patience=2)])
+    model.save("m.keras"); keras.models.load_model("m.keras")   # the schedule comes back
+
+The optimizer calls the schedule with its iteration counter; :class:`KerasSchedule` evaluates the
+closed form on the backend's tensor through ``array_api_compat`` (the torch, jax and numpy backends;
+the tensorflow backend is not supported) and multiplies it by a non-trainable Keras variable, the
+*multiplier*, that controllers change. At step ``t`` the learning rate is
+
+    ``lr(t) = max(s(t) * multiplier, min(s(t), floor))``
+
+(``floor`` = the plateau's ``min_lr``, 0 by default): cuts never take the LR below ``min_lr`` and
+never raise it above the schedule. Keras' own ``ReduceLROnPlateau`` refuses schedules (it assigns a
+float to ``optimizer.learning_rate``, which raises ``TypeError`` for a schedule); :class:`ReduceOnPlateau`
+multiplies the schedule instead, with the rules of torch's ``ReduceLROnPlateau``
+(:class:`lrkit.control.Plateau`).
+
+The schedule serialises as its lrkit spec dict (``get_config()["schedule"]``), already resolved to
+steps, with the current multiplier and floor, so ``model.save`` / ``keras.models.load_model`` restore
+the learning rate exactly (the optimizer's iteration counter is saved with the optimizer's variables).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+from array_api_compat import array_namespace
+
+from ..control.plateau import Plateau
+from ..schedules.base import Schedule
+from ..spec import from_dict, parse
+
+__all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "schedule"]
+
+ScheduleLike = Schedule | str | Mapping[str, Any]
+
+
+def _as_schedule(x: object, where: str) -> Schedule:
+    if isinstance(x, Schedule):
+        return x
+    if isinstance(x, str):
+        return parse(x)
+    if isinstance(x, Mapping):
+        return from_dict(dict(x))
+    raise TypeError(
+        f"{where} must be an lrkit Schedule, a spec string or a spec dict, got {type(x).__name__} {x!r}"
+    )
+
+
+def _positive_or_zero(where: str, v: object, *, positive: bool) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"{where} must be a finite number, got {v!r}")
+    if (v <= 0) if positive else (v < 0):
+        raise ValueError(f"{where} must be {'> 0' if positive else '>= 0'}, got {v!r}")
+    return float(v)
+
+
+def _backend_namespace() -> Any:
+    """The array namespace of the active Keras backend's tensors (looked up once)."""
+    try:
+        return array_namespace(keras.ops.convert_to_tensor(0.0))
+    except TypeError as exc:
+        raise TypeError(
+            f"lrkit.keras: the {keras.backend.backend()!r} backend's tensors are not array-API arrays; "
+            "use the torch, jax or numpy backend (KERAS_BACKEND=torch)"
+        ) from exc
+
+
+# keras is untyped here (ignore_missing_imports): the base class is Any to the type checker
+@keras.saving.register_keras_serializable(package="lrkit")
+class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
+    """An lrkit schedule as a Keras ``LearningRateSchedule``: ``lr(t) = max(s(t) * m, min(s(t), floor))``.
+
+    Args:
+        schedule: an lrkit :class:`~lrkit.Schedule`, a spec string or a spec dict.
+        total_steps, steps_per_epoch: resolve durations given as fractions, "rest" or epochs (a Keras
+            step is one batch: ``steps_per_epoch = ceil(n_samples / batch_size)``).
+        multiplier: the initial multiplier ``m`` (> 0), changed by :class:`ReduceOnPlateau`.
+        floor: the LR below which cuts do not go (>= 0); the plateau's ``min_lr``.
+
+    >>> s = KerasSchedule("warmup(10, start=0) >> cosine(lr=0.1)", total_steps=110)
+    >>> [round(float(s(t)), 6) for t in (0, 5, 10, 60, 110)]
+    [0.0, 0.05, 0.1, 0.05, 0.0]
+    """
+
+    def __init__(
+        self,
+        schedule: ScheduleLike,
+        total_steps: float | None = None,
+        steps_per_epoch: float | None = None,
+        multiplier: float = 1.0,
+        floor: float = 0.0,
+    ) -> None:
+        s = _as_schedule(schedule, "schedule").resolve(
+            total_steps=total_steps, steps_per_epoch=steps_per_epoch
+        )
+        if s.unresolved:
+            raise ValueError(
+                f"schedule ({s}) cannot be evaluated: {s.unresolved}. Pass total_steps=... and/or "
+                "steps_per_epoch=... (Keras steps are batches)"
+            )
+        self.schedule = s
+        self._xp = _backend_namespace()
+        m = _positive_or_zero("multiplier", multiplier, positive=True)
+        f = _positive_or_zero("floor", floor, positive=False)
+        #: the multiplier ``m`` and the floor, as non-trainable variables read at every evaluation
+        self.multiplier_variable = keras.Variable(
+            m, dtype="float32", trainable=False, name="lrkit_multiplier"
+        )
+        self.floor_variable = keras.Variable(f, dtype="float32", trainable=False, name="lrkit_floor")
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def __call__(self, step: Any) -> Any:
+        """The learning rate at ``step`` (the optimizer's iteration counter), a float32 backend tensor."""
+        t = keras.ops.cast(keras.ops.convert_to_tensor(step), "float32")
+        base = self.schedule(t, xp=self._xp)
+        cut = base * self.multiplier_variable.value
+        return keras.ops.maximum(cut, keras.ops.minimum(base, self.floor_variable.value))
+
+    # -- the controller's handles -----------------------------------------------------------------
+    @property
+    def multiplier(self) -> float:
+        """The product of the cuts so far (1.0 when none)."""
+        return float(keras.ops.convert_to_numpy(self.multiplier_variable.value))
+
+    @multiplier.setter
+    def multiplier(self, value: float) -> None:
+        self.multiplier_variable.assign(_positive_or_zero("multiplier", value, positive=True))
+
+    def scale(self, factor: float) -> None:
+        """Multiply :attr:`multiplier` by ``factor`` (> 0)."""
+        f = _positive_or_zero("scale: factor", factor, positive=True)
+        self.multiplier = self.multiplier * f
+
+    @property
+    def floor(self) -> float:
+        """The LR below which cuts do not go."""
+        return float(keras.ops.convert_to_numpy(self.floor_variable.value))
+
+    @floor.setter
+    def floor(self, value: float) -> None:
+        self.floor_variable.assign(_positive_or_zero("floor", value, positive=False))
+
+    # -- serialisation ----------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """``{"schedule": spec dict (resolved to steps), "multiplier": m, "floor": f}``."""
+        return {"schedule": self.schedule.to_dict(), "multiplier": self.multiplier, "floor": self.floor}
+
+    def __repr__(self) -> str:
+        return f"KerasSchedule({str(self.schedule)!r}, multiplier={self.multiplier:g}, floor={self.floor:g})"
+
+
+def schedule(
+    s: ScheduleLike, total_steps: float | None = None, steps_per_epoch: float | None = None
+) -> KerasSchedule:
+    """``s`` as a Keras ``LearningRateSchedule`` (see :class:`KerasSchedule`)."""
+    return KerasSchedule(s, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One reduction made by :class:`ReduceOnPlateau`."""
+
+    epoch: int
+    metric: float
+    lr_before: float
+    lr_after: float
+
+
+class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped (Any)
+    """Cut the learning rate by ``factor`` when ``monitor`` stops improving; works with schedules.
+
+    The decisions are :class:`lrkit.control.Plateau`'s (torch's ``ReduceLROnPlateau`` rules: a cut on
+    the ``patience + 1``-th bad epoch in a row, ``threshold`` relative or absolute, ``cooldown``,
+    ``min_lr``, ``eps``). With a :class:`KerasSchedule` a cut multiplies its multiplier by ``factor``
+    (and its floor is ``min_lr``), so the schedule keeps its shape, scaled down; with a float learning
+    rate the optimizer's LR variable is multiplied, as Keras' own callback does. Any other schedule is
+    refused with ``TypeError``: wrap it as an lrkit schedule.
+
+    Args:
+        monitor: the log key to watch (``"val_loss"``, ``"loss"``, ``"val_accuracy"``...).
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` when the name holds "acc" or "auc").
+        factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: as :class:`Plateau`.
+        verbose: print a line at each cut.
+
+    Every cut is recorded in :attr:`cuts` (a list of :class:`Cut`); ``logs["learning_rate"]`` is the
+    LR after the epoch's decision. A missing ``monitor`` raises ``KeyError`` naming the keys there are.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        eps: float = 1e-8,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(
+                f"ReduceOnPlateau: monitor must be a log key such as 'val_loss', got {monitor!r}"
+            )
+        if mode == "auto":
+            mode = "max" if any(k in monitor.lower() for k in ("acc", "auc")) else "min"
+        if isinstance(min_lr, (list, tuple)):
+            raise TypeError(f"ReduceOnPlateau: min_lr must be one number (one optimizer), got {min_lr!r}")
+        self.monitor = monitor
+        self.plateau = Plateau(
+            mode=mode,
+            factor=factor,
+            patience=patience,
+            threshold=threshold,
+            threshold_mode=threshold_mode,
+            cooldown=cooldown,
+            min_lr=min_lr,
+            eps=eps,
+        )
+        if self.plateau.factor <= 0.0:
+            raise ValueError(f"ReduceOnPlateau: factor must be > 0 (a multiplier), got {factor!r}")
+        self.verbose = verbose
+        self.cuts: list[Cut] = []
+
+    # -- what is being cut ------------------------------------------------------------------------
+    def _target(self) -> Any:
+        opt = self.model.optimizer
+        lr = opt._learning_rate  # the schedule or variable itself; `learning_rate` evaluates it
+        if isinstance(lr, KerasSchedule):
+            return lr
+        if isinstance(lr, keras.Variable):
+            return None
+        raise TypeError(
+            f"ReduceOnPlateau: the optimizer's learning_rate is a {type(lr).__name__}; use a float or an "
+            "lrkit schedule (lrkit.keras.schedule(...)), whose multiplier this callback cuts"
+        )
+
+    def _current_lr(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        target = self._target()
+        if target is not None:
+            target.floor = self.plateau.floor()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs if logs is not None else {}
+        if self.monitor not in logs:
+            raise KeyError(
+                f"ReduceOnPlateau: monitor {self.monitor!r} is not in the logs of epoch {epoch}; the logs "
+                f"hold {sorted(logs)} (val_* needs validation data)"
+            )
+        metric = float(logs[self.monitor])
+        target = self._target()
+        before = self._current_lr()
+        if self.plateau.step(metric) and self.plateau.reduce(before) != before:
+            if target is not None:
+                target.scale(self.plateau.factor)
+            else:
+                self.model.optimizer.learning_rate = self.plateau.reduce(before)
+            self._recompile_if_traced()
+            after = self._current_lr()
+            self.cuts.append(Cut(epoch, metric, before, after))
+            if self.verbose:
+                print(
+                    f"\nEpoch {epoch + 1}: ReduceOnPlateau: {self.monitor}={metric:.5g} has not improved "
+                    f"for {self.plateau.patience + 1} epochs; learning rate {before:.4g} -> {after:.4g}"
+                )
+        logs["learning_rate"] = self._current_lr()
+
+    def _recompile_if_traced(self) -> None:
+        """The jax backend traces the train step once and bakes the variables it does not own into it:
+        rebuild it so that the new multiplier is read (one retrace per cut)."""
+        if keras.backend.backend() == "jax" and getattr(self.model, "train_function", None) is not None:
+            self.model.make_train_function(force=True)

@@ -1,0 +1,265 @@
+"""lrkit schedules in Keras 3 (torch backend): values, training, saving/loading, reduce-on-plateau.
+
+The backend is chosen before keras is first imported in this process; only this module imports keras.
+The jax backend's one difference (its traced train step must be rebuilt after a cut) runs in a
+subprocess, since a process has one Keras backend.
+
+Independent references: lrkit's float64 numpy evaluation (Keras computes in float32, so values agree to
+a relative 1e-6), the weight of a one-weight linear model trained by plain SGD on ``loss = mean(w * 1)``
+(its gradient is exactly 1, so after ``k`` steps ``w = -sum(lr_0 .. lr_{k-1})``: every LR the optimizer
+used is in it), and torch's own ``ReduceLROnPlateau`` fed the same metrics for the plateau decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+os.environ["KERAS_BACKEND"] = "torch"  # before the first `import keras` in this process
+
+import keras
+import numpy as np
+import pytest
+import torch
+
+import lrkit
+from lrkit.adapters.keras import Cut, KerasSchedule, ReduceOnPlateau
+
+if keras.backend.backend() != "torch":  # pragma: no cover - keras imported earlier with another backend
+    raise RuntimeError(f"tests/test_keras.py needs the torch backend; keras runs {keras.backend.backend()!r}")
+
+RTOL = 1e-6  # Keras evaluates in float32
+
+# keras' torch backend calls np.array(tensor) internally (not lrkit's doing)
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+SPEC = "warmup(4, start=0) >> cosine(lr=0.1, min_lr=0.01)"
+
+
+@keras.saving.register_keras_serializable(package="lrkit_tests")
+def mean_prediction(y_true: object, y_pred: object) -> object:
+    """A loss whose gradient with respect to a bias-free Dense(1) on inputs of 1 is exactly 1."""
+    return keras.ops.mean(y_pred)
+
+
+def _one_weight_model(lr: object) -> keras.Model:
+    model = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss=mean_prediction)
+    return model
+
+
+X = np.ones((8, 1), "float32")  # batch_size=4: two optimizer steps per epoch
+Y = np.zeros((8, 1), "float32")
+
+
+def _weight(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.layers[0].kernel).ravel()[0])
+
+
+def test_values_match_lrkit_as_float32_backend_tensors() -> None:
+    steps = np.array([0, 1, 3, 4, 5, 10, 19, 20, 21, 1000])
+    for spec in (SPEC, "one_cycle(max_lr=1.0, steps=20)", "multistep(lr=0.1, milestones=[3, 9], gamma=0.5)"):
+        s = lrkit.keras.schedule(spec, total_steps=20)
+        got = s(torch.as_tensor(steps))
+        assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and got.shape == (len(steps),)
+        np.testing.assert_allclose(got.numpy(), lrkit.parse(spec).resolve(total_steps=20)(steps), rtol=RTOL)
+    # the multiplier and the floor: max(s * m, min(s, floor))
+    s = KerasSchedule(SPEC, total_steps=20, multiplier=0.25, floor=0.02)
+    base = s.schedule(steps)
+    want = np.maximum(base * 0.25, np.minimum(base, 0.02))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(s(torch.as_tensor(steps))), want, rtol=RTOL)
+    assert s.multiplier == 0.25 and s.floor == pytest.approx(0.02)
+
+
+def test_fit_uses_the_schedule_at_every_step() -> None:
+    s = lrkit.keras.schedule(SPEC, total_steps=20)
+    model = _one_weight_model(s)
+    history = model.fit(X, Y, batch_size=4, epochs=5, verbose=0)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 10
+    want = -s.schedule(np.arange(10)).sum()  # w = -sum of the LRs of steps 0..9
+    assert _weight(model) == pytest.approx(want, rel=RTOL)
+    # the optimizer reports the LR of its next step
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(
+        s.schedule(10), rel=RTOL
+    )
+    assert len(history.history["loss"]) == 5
+
+
+def _torch_plateau_multipliers(metrics: list[float], **kwargs: object) -> list[float]:
+    """torch's ReduceLROnPlateau fed ``metrics``: the LR (from 1.0) after each."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    rlrop = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)  # type: ignore[arg-type]
+    out = []
+    for m in metrics:
+        rlrop.step(m)
+        out.append(opt.param_groups[0]["lr"])
+    return out
+
+
+def test_plateau_cuts_a_schedule_like_torch_reduce_lr_on_plateau() -> None:
+    s = lrkit.keras.schedule(SPEC, total_steps=20)
+    model = _one_weight_model(s)
+    # mode="max" on a falling loss: no epoch is ever better than the first, so cuts come every
+    # patience + 1 epochs (after the cooldown)
+    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=1, cooldown=1)
+    history = model.fit(X, Y, batch_size=4, epochs=8, verbose=0, callbacks=[cb])
+    losses = history.history["loss"]
+    mults = _torch_plateau_multipliers(losses, mode="max", factor=0.5, patience=1, cooldown=1)
+    assert mults[-1] < 1.0 and len(cb.cuts) == sum(a != b for a, b in zip([1.0, *mults], mults))
+    assert [c.epoch for c in cb.cuts] == [e for e in range(8) if mults[e] != ([1.0, *mults])[e]]
+    assert s.multiplier == mults[-1]
+    # every step used s(t) times the multiplier in force during its epoch (2 steps per epoch)
+    in_force = np.repeat([1.0, *mults[:-1]], 2)
+    want = -(s.schedule(np.arange(16)) * in_force).sum()
+    assert _weight(model) == pytest.approx(want, rel=RTOL)
+    # each cut is recorded with the LR before and after; logs carry the LR after the decision
+    for c in cb.cuts:
+        assert isinstance(c, Cut) and c.metric == losses[c.epoch]
+        assert c.lr_after == pytest.approx(c.lr_before * 0.5, rel=RTOL)
+        assert history.history["learning_rate"][c.epoch] == pytest.approx(c.lr_after, rel=RTOL)
+
+
+def test_keras_own_callback_refuses_a_schedule() -> None:
+    """The failure this callback exists for: Keras' ReduceLROnPlateau assigns a float to a schedule."""
+    model = _one_weight_model(lrkit.keras.schedule(SPEC, total_steps=20))
+    cb = keras.callbacks.ReduceLROnPlateau(monitor="loss", mode="max", patience=0)
+    with pytest.raises(TypeError, match="not settable"):
+        model.fit(X, Y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])
+
+
+def test_plateau_on_a_float_lr_and_min_lr_floor() -> None:
+    model = _one_weight_model(0.1)
+    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.1, patience=0, min_lr=0.002)
+    model.fit(X, Y, batch_size=4, epochs=4, verbose=0, callbacks=[cb])
+    # cut at epochs 1, 2; at epoch 3 the LR is at min_lr and moves no more (a cut is skipped)
+    assert [c.epoch for c in cb.cuts] == [1, 2]
+    assert [c.lr_after for c in cb.cuts] == pytest.approx([0.01, 0.002], rel=RTOL)
+    want = -(2 * 0.1 + 2 * 0.1 + 2 * 0.01 + 2 * 0.002)
+    assert _weight(model) == pytest.approx(want, rel=RTOL)
+
+
+def test_min_lr_floors_the_cuts_of_a_schedule_but_never_raises_it() -> None:
+    s = lrkit.keras.schedule("linear(lr=0.1, steps=14, end_lr=0.0)")
+    model = _one_weight_model(s)
+    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.1, patience=0, min_lr=0.03)
+    model.fit(X, Y, batch_size=4, epochs=6, verbose=0, callbacks=[cb])
+    assert s.floor == pytest.approx(0.03)
+    t = np.arange(12)
+    base = s.schedule(t)
+    m = np.repeat([1.0, 1.0] + [0.1 ** len([c for c in cb.cuts if c.epoch < e]) for e in range(2, 6)], 2)
+    lrs = np.maximum(base * m, np.minimum(base, 0.03))
+    assert _weight(model) == pytest.approx(-lrs.sum(), rel=RTOL)
+    assert (lrs[4:10] == 0.03).all()  # cut to 0.01 and below, held at min_lr
+    assert lrs[-1] == base[-1] < 0.03  # below the floor the schedule itself runs on
+
+
+def test_save_and_load_model_restore_the_schedule(tmp_path: Path) -> None:
+    s = lrkit.keras.schedule(SPEC, total_steps=20)
+    model = _one_weight_model(s)
+    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0)
+    model.fit(X, Y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    sched = loaded.optimizer._learning_rate
+    assert isinstance(sched, KerasSchedule) and sched is not s
+    assert sched.schedule == s.schedule and sched.multiplier == s.multiplier == 0.25
+    assert int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) == 6
+    lr = keras.ops.convert_to_numpy
+    assert float(lr(loaded.optimizer.learning_rate)) == float(lr(model.optimizer.learning_rate))
+    # both go on identically
+    model.fit(X, Y, batch_size=4, epochs=2, verbose=0)
+    loaded.fit(X, Y, batch_size=4, epochs=2, verbose=0)
+    assert _weight(loaded) == _weight(model)
+
+
+def test_config_round_trip_and_serialisation() -> None:
+    s = KerasSchedule(lrkit.parse("warmup(1ep) >> cosine(lr=0.1)"), total_steps=100, steps_per_epoch=10)
+    s.multiplier = 0.5
+    config = s.get_config()
+    assert config == {
+        "schedule": {
+            "type": "chain",
+            "pieces": [{"type": "warmup", "steps": 10}, {"type": "cosine", "lr": 0.1, "steps": 90}],
+        },
+        "multiplier": 0.5,
+        "floor": 0.0,
+    }
+    json.dumps(config)
+    again = KerasSchedule.from_config(config)
+    assert again.schedule == s.schedule and again.multiplier == 0.5
+    blob = keras.saving.serialize_keras_object(s)
+    assert blob["registered_name"] == "lrkit>KerasSchedule"
+    back = keras.saving.deserialize_keras_object(json.loads(json.dumps(blob)))
+    assert isinstance(back, KerasSchedule) and back.schedule == s.schedule
+    steps = torch.arange(0, 120, 7)
+    assert torch.equal(back(steps), s(steps))
+
+
+def test_errors_name_the_argument() -> None:
+    with pytest.raises(ValueError, match=r"total_steps"):
+        lrkit.keras.schedule("cosine(lr=0.1)")
+    with pytest.raises(TypeError, match=r"schedule must be an lrkit Schedule.*got float"):
+        KerasSchedule(0.1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"multiplier must be > 0, got 0"):
+        KerasSchedule("constant(lr=0.1)", multiplier=0)
+    with pytest.raises(ValueError, match=r"floor must be >= 0, got -1"):
+        KerasSchedule("constant(lr=0.1)", floor=-1)
+    s = KerasSchedule({"type": "constant", "lr": 0.1})
+    with pytest.raises(ValueError, match=r"scale: factor must be > 0, got -0.5"):
+        s.scale(-0.5)
+    with pytest.raises(ValueError, match=r"factor must be > 0"):
+        ReduceOnPlateau(factor=0.0)
+    with pytest.raises(ValueError, match=r"Plateau: factor must be a finite number >= 0 and < 1, got 2"):
+        ReduceOnPlateau(factor=2)
+    # a missing metric stops the run with the keys there are, rather than being skipped with a warning
+    model = _one_weight_model(s)
+    with pytest.raises(KeyError, match=r"'val_loss'.*'loss'"):
+        model.fit(X, Y, batch_size=4, epochs=1, verbose=0, callbacks=[ReduceOnPlateau()])
+    # a Keras schedule that is not lrkit's cannot be cut
+    model = _one_weight_model(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5))
+    with pytest.raises(TypeError, match=r"ExponentialDecay.*lrkit.keras.schedule"):
+        model.fit(X, Y, batch_size=4, epochs=1, verbose=0, callbacks=[ReduceOnPlateau(monitor="loss")])
+
+
+def test_mode_auto_watches_accuracy_upwards() -> None:
+    assert ReduceOnPlateau(monitor="val_accuracy").plateau.mode == "max"
+    assert ReduceOnPlateau(monitor="val_loss").plateau.mode == "min"
+
+
+JAX_SCRIPT = textwrap.dedent(
+    """
+    import json, numpy as np, keras, lrkit
+    assert keras.backend.backend() == "jax"
+    s = lrkit.keras.schedule("warmup(4, start=0) >> cosine(lr=0.1, min_lr=0.01)", total_steps=20)
+    dense = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")
+    model = keras.Sequential([keras.Input((1,)), dense])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=s), loss=lambda t, p: keras.ops.mean(p))
+    cb = lrkit.keras.ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=1)
+    model.fit(np.ones((8, 1), "float32"), np.zeros((8, 1), "float32"), batch_size=4, epochs=6, verbose=0,
+              callbacks=[cb])
+    w = float(np.asarray(model.layers[0].kernel.value).ravel()[0])
+    print(json.dumps({"cuts": [c.epoch for c in cb.cuts], "w": w}))
+    """
+)
+
+
+def test_jax_backend_sees_the_cuts_inside_its_jitted_step() -> None:
+    """Under jax the train step is traced once; a cut must rebuild it, or the old LR runs on silently."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    src = str(Path(lrkit.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    out = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["cuts"] == [2, 4]
+    base = lrkit.parse(SPEC).resolve(total_steps=20)(np.arange(12))
+    in_force = np.repeat([1, 1, 1, 0.5, 0.5, 0.25], 2)
+    assert result["w"] == pytest.approx(-(base * in_force).sum(), rel=RTOL)
