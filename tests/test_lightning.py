@@ -1,0 +1,85 @@
+"""PyTorch Lightning accepts lrkit's scheduler as any torch LRScheduler (``interval="step"``), gives the
+LR asked for at every step, and resumes it from a checkpoint exactly."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+import lrkit
+
+SCHEDULE = lrkit.Warmup(4, start=0.0) >> lrkit.Linear(lr=1.0, end_lr=0.0)  # BERT-style, as a multiplier
+TOTAL = 16
+BASE = 0.05
+
+
+class Tiny(pl.LightningModule):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Linear(3, 1)
+        self.seen: list[tuple[int, float]] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        self.seen.append((self.global_step, self.optimizers().param_groups[0]["lr"]))
+        return torch.nn.functional.mse_loss(self.net(x), y)
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=BASE)
+        sched = lrkit.torch.scheduler(opt, SCHEDULE, total_steps=TOTAL, relative=True)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _loader() -> torch.utils.data.DataLoader[Any]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 3, generator=g)
+    return torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=4
+    )
+
+
+def _trainer(max_steps: int, root: Path, **kw: Any) -> Any:
+    return pl.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(root),
+        **kw,
+    )
+
+
+def _expected(k: int) -> float:
+    return BASE * SCHEDULE.resolve(total_steps=TOTAL)(k)
+
+
+def test_lightning_trains_with_the_schedule_at_every_step(tmp_path: Path) -> None:
+    model = Tiny()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r".*lr_scheduler\.step\(\)")
+        _trainer(TOTAL, tmp_path, enable_checkpointing=False).fit(model, _loader())
+    assert [k for k, _ in model.seen] == list(range(TOTAL))
+    for k, lr in model.seen:
+        assert lr == pytest.approx(_expected(k), rel=1e-12, abs=1e-15), k
+
+
+def test_lightning_resume_from_checkpoint_continues_exactly(tmp_path: Path) -> None:
+    first = Tiny()
+    ckpt = pl.callbacks.ModelCheckpoint(
+        dirpath=tmp_path, save_top_k=-1, every_n_train_steps=6, save_last=False
+    )
+    _trainer(6, tmp_path, callbacks=[ckpt]).fit(first, _loader())
+    path = next(tmp_path.glob("*step=6*.ckpt"))
+
+    resumed = Tiny()
+    _trainer(TOTAL, tmp_path, enable_checkpointing=False).fit(resumed, _loader(), ckpt_path=str(path))
+    assert [k for k, _ in resumed.seen] == list(range(6, TOTAL))
+    for k, lr in resumed.seen:
+        assert lr == pytest.approx(_expected(k), rel=1e-12, abs=1e-15), k

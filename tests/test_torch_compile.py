@@ -1,0 +1,130 @@
+"""The in-graph scheduler under torch.compile (one graph, no recompile when the LR changes) and inside
+a CUDA graph (GPU only). Kept few and small: compiling is slow on two cores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch._dynamo.testing import CompileCounter
+
+import lrkit
+
+SCHEDULE = lrkit.Warmup(5) >> lrkit.Cosine(lr=1.0, min_lr=0.1)
+TOTAL = 20
+
+
+def _expected(k: int, base: float = 0.1) -> float:
+    return base * SCHEDULE.resolve(total_steps=TOTAL)(k)
+
+
+def _model_and_opt(
+    lr: float | torch.Tensor, device: str = "cpu"
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1).to(device)
+    return model, torch.optim.SGD(model.parameters(), lr=lr)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo() -> Any:
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def test_in_graph_step_is_one_fullgraph_for_every_lr() -> None:
+    _, opt = _model_and_opt(torch.tensor(0.1))
+    sch = lrkit.torch.scheduler(opt, SCHEDULE, total_steps=TOTAL, relative=True, in_graph=True)
+    cnt = CompileCounter()
+    step = torch.compile(sch.step, backend=cnt, fullgraph=True)
+    for k in range(1, 26):
+        step()
+        cut = 0.5 if k > 12 else 1.0
+        assert float(opt.param_groups[0]["lr"]) == pytest.approx(cut * _expected(k), rel=1e-6)
+        if k == 12:
+            sch.scale(0.5)  # a controller cut is a device write, not a new constant
+    assert cnt.frame_count == 1
+    assert float(opt.param_groups[0]["lr"]) == pytest.approx(0.5 * _expected(25), rel=1e-6)
+
+
+def test_compiled_optimizer_step_with_in_graph_schedule_does_not_recompile() -> None:
+    """The torch.compile recipe: forward/backward eager, ``opt.step(); sched.step()`` compiled."""
+    model, opt = _model_and_opt(torch.tensor(0.1))
+    sch = lrkit.torch.scheduler(opt, SCHEDULE, total_steps=TOTAL, relative=True, in_graph=True)
+    cnt = CompileCounter()
+
+    @torch.compile(backend=cnt)
+    def opt_step() -> None:
+        opt.step()
+        sch.step()
+
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    graphs_after_first = None
+    for k in range(1, 26):
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt_step()
+        opt.zero_grad()
+        if k == 1:
+            graphs_after_first = cnt.frame_count
+        assert float(opt.param_groups[0]["lr"]) == pytest.approx(_expected(k), rel=1e-6)
+    assert cnt.frame_count == graphs_after_first
+
+
+def test_host_scheduler_with_tensor_lr_and_compiled_optimizer() -> None:
+    """The host scheduler fills a tensor LR in place: the compiled optimizer step is not recompiled,
+    and its step hook (which the scheduler follows) still fires."""
+    model, opt = _model_and_opt(torch.tensor(0.1))
+    sch = lrkit.torch.scheduler(opt, SCHEDULE, total_steps=TOTAL, relative=True)
+    cnt = CompileCounter()
+    opt_step = torch.compile(opt.step, backend=cnt)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    for k in range(1, 26):
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt_step()
+        opt.zero_grad()
+        sch.step()
+        assert sch.last_epoch == k
+        assert float(opt.param_groups[0]["lr"]) == pytest.approx(_expected(k), rel=1e-6)
+    assert cnt.frame_count == 1
+
+
+def test_fused_update_compiles_with_inductor() -> None:
+    """fuse=True: the update runs as one compiled (inductor) kernel outside a compiled region."""
+    _, opt = _model_and_opt(torch.tensor(0.1))
+    sch = lrkit.torch.scheduler(opt, SCHEDULE, total_steps=TOTAL, relative=True, in_graph=True, fuse=True)
+    got = []
+    for _ in range(1, 8):
+        sch.step()
+        got.append(float(opt.param_groups[0]["lr"]))
+    assert got == pytest.approx([_expected(k) for k in range(1, 8)], rel=1e-6)
+    assert sch._advance_fused is not None  # the compiled path was the one taken
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_whole_step_in_a_cuda_graph_follows_the_schedule() -> None:  # pragma: no cover - GPU only
+    model, opt = _model_and_opt(torch.tensor(0.1, device="cuda"), device="cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=torch.tensor(0.1, device="cuda"), capturable=True)
+    sch = lrkit.torch.scheduler(opt, SCHEDULE, total_steps=TOTAL, relative=True, in_graph=True)
+    x, y = torch.randn(8, 4, device="cuda"), torch.randn(8, 1, device="cuda")
+
+    def step() -> None:
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+        sch.step()
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    sch.set_step(0)
+    for k in range(1, 26):
+        graph.replay()
+        assert float(opt.param_groups[0]["lr"]) == pytest.approx(_expected(k), rel=1e-6)
