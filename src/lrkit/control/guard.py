@@ -1,0 +1,391 @@
+"""Divergence guard: roll back to the last good snapshot and cut the learning rate when the loss blows up.
+
+A step *diverges* when its loss is NaN or infinite, or jumps above ``threshold`` times the best loss
+of the last ``window`` good steps. The guard then restores the model, the optimizer, the scheduler and
+the RNG state from its last in-memory snapshot (or, when the recovery from that one failed, from the one
+before: a snapshot can hold the seed of a divergence, such as a huge momentum behind a finite loss),
+multiplies the learning rate by ``factor`` (a cut is never undone, not even by the restored scheduler
+state), records a :class:`DivergenceEvent`, and lets training go on. After ``max_recoveries`` recoveries in a row that did not hold, it stops with a
+:class:`DivergenceError` that names the step and the learning rate. The result is always a legitimate
+run: one that trained normally up to the snapshot and went on from there with the lower LR.
+
+Call :meth:`DivergenceGuard.check` with the loss of each step *before* ``optimizer.step()``::
+
+    guard = DivergenceGuard(model, optimizer, scheduler, factor=0.5, snapshot_every=50)
+    step = 0
+    while step < total_steps:
+        x, y = batch(step)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        if guard.check(loss, step):            # good: apply the update
+            optimizer.step(); scheduler.step(); step += 1
+        else:                                   # rolled back and cut: replay from the snapshot
+            step = guard.resume_step
+        optimizer.zero_grad()
+
+A snapshot is taken at a step whose loss was checked (the model at the start of that step) every
+``snapshot_every`` good steps: deep copies of ``model.state_dict()``, ``optimizer.state_dict()``, the
+scheduler's ``state_dict()``, the guard's own loss history and the torch RNG state (CPU and every CUDA
+device) as it was when the step began, i.e. at the end of the previous :meth:`~DivergenceGuard.check`.
+Replaying the same batches from :attr:`~DivergenceGuard.resume_step` therefore reproduces, bit for
+bit, a run that trained to the snapshot and continued with the cut LR (draw the data order from its own
+generator, or index it by step, so that it does not depend on the torch RNG between steps). A loop
+that does not replay simply goes on with the next batch from the restored model.
+
+Costs: ``float(loss)`` is one host sync per step; a snapshot copies the model and optimizer state on
+their device (about 2-3x the parameter memory for Adam). In data-parallel training, check a loss that is
+the same on every rank (all-reduced), so that every rank rolls back together.
+
+``torch`` is imported only when a guard is built, so ``import lrkit.control`` does not import it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, SupportsFloat
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["DivergenceError", "DivergenceEvent", "DivergenceGuard"]
+
+
+@dataclass(frozen=True)
+class DivergenceEvent:
+    """One divergence the guard handled.
+
+    ``lr_before`` are the groups' LRs when the step diverged, ``lr_after`` those training resumes with
+    (``lr_before`` times ``factor`` without a scheduler; the scheduler's LR of the snapshot step with
+    the cut multiplier with one). ``recovery`` counts the recoveries in a row (1 for the first);
+    ``action`` is ``"rollback"``, or ``"stop"`` for the one that raised :class:`DivergenceError`.
+    """
+
+    step: int
+    loss: float
+    reason: str  # "nan", "inf" or "jump"
+    best: float  # the best recent loss the jump was measured against (nan when there was none)
+    lr_before: tuple[float, ...]
+    lr_after: tuple[float, ...]
+    snapshot_step: int
+    recovery: int
+    action: str = "rollback"
+
+
+class DivergenceError(RuntimeError):
+    """Training kept diverging after ``max_recoveries`` recoveries; ``event`` is the last one.
+
+    The model, optimizer and scheduler are left at the last good snapshot (``event.snapshot_step``).
+    """
+
+    def __init__(self, message: str, event: DivergenceEvent | None, events: list[DivergenceEvent]) -> None:
+        super().__init__(message)
+        self.event = event
+        self.events = events
+
+
+@dataclass
+class _Snapshot:
+    step: int
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    rng: Any  # (cpu state, [cuda states]) or None
+    history: deque[float]
+
+
+def _int(name: str, v: object, low: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ValueError(f"DivergenceGuard: {name} must be an integer >= {low}, got {v!r}")
+    return v
+
+
+def _float(name: str, v: object, *, low: float, high: float | None = None) -> float:
+    """A finite number > low (and < high)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"DivergenceGuard: {name} must be a finite number, got {v!r}")
+    if not (v > low and (high is None or v < high)):
+        want = f"> {low:g}" + ("" if high is None else f" and < {high:g}")
+        raise ValueError(f"DivergenceGuard: {name} must be {want}, got {v!r}")
+    return float(v)
+
+
+def _lr_value(lr: Any) -> float:
+    return float(lr.item()) if hasattr(lr, "item") else float(lr)
+
+
+class DivergenceGuard:
+    """Watch the loss; on NaN/inf or a jump, roll back to the last snapshot and cut the LR.
+
+    Args:
+        model: the ``torch.nn.Module`` being trained.
+        optimizer: its ``torch.optim.Optimizer``.
+        scheduler: an ``lrkit.torch`` scheduler (anything with ``state_dict``/``load_state_dict``, a
+            settable ``multiplier`` and ``scale(factor)``), or None. With one, a cut is
+            ``scheduler.scale(factor)`` on top of the multiplier in force before the rollback, so the
+            schedule goes on, lower; without one, every param group's ``lr`` is multiplied by
+            ``factor``. (torch's own schedulers recompute the LR from their own state and would undo a
+            cut, so they are refused.)
+        factor: the cut, ``0 < factor < 1``.
+        threshold: a loss above ``threshold * best`` (``best``: the lowest of the last ``window`` good
+            losses, if positive) is a divergence; ``None`` checks NaN/inf only. ``> 1``.
+        window: how many recent good losses ``best`` is taken over.
+        snapshot_every: take a snapshot every this many good steps (the first at the first good step).
+        max_recoveries: how many recoveries in a row may fail (diverge again before
+            ``snapshot_every`` good steps) before :class:`DivergenceError`; 0 stops at the first.
+        keep: how many snapshots are kept; a failed recovery drops the newest and goes one further back.
+        restore_rng: restore the torch RNG state (CPU and CUDA) with the snapshot.
+
+    >>> import torch
+    >>> model = torch.nn.Linear(1, 1)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> guard = DivergenceGuard(model, opt, snapshot_every=2)
+    >>> [guard.check(loss, step) for step, loss in enumerate([1.0, 0.9, 0.8, float("nan")])]
+    [True, True, True, False]
+    >>> e = guard.events[0]
+    >>> e.step, e.reason, e.snapshot_step, e.lr_before, e.lr_after, guard.resume_step
+    (3, 'nan', 2, (0.1,), (0.05,), 2)
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any = None,
+        *,
+        factor: float = 0.5,
+        threshold: float | None = 4.0,
+        window: int = 100,
+        snapshot_every: int = 100,
+        max_recoveries: int = 3,
+        keep: int = 2,
+        restore_rng: bool = True,
+    ) -> None:
+        import torch
+
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"DivergenceGuard: model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"DivergenceGuard: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        if scheduler is not None:
+            missing = [
+                a
+                for a in ("state_dict", "load_state_dict", "scale", "multiplier")
+                if not hasattr(scheduler, a)
+            ]
+            if missing:
+                raise TypeError(
+                    f"DivergenceGuard: scheduler must be an lrkit.torch scheduler (with state_dict, "
+                    f"load_state_dict, multiplier and scale), got {type(scheduler).__name__} without "
+                    f"{', '.join(missing)}; torch's own schedulers recompute the LR and would undo the cut"
+                )
+        if not isinstance(restore_rng, bool):
+            raise TypeError(f"DivergenceGuard: restore_rng must be True or False, got {restore_rng!r}")
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.factor = _float("factor", factor, low=0.0, high=1.0)
+        self.threshold = None if threshold is None else _float("threshold", threshold, low=1.0)
+        self.window = _int("window", window, 1)
+        self.snapshot_every = _int("snapshot_every", snapshot_every, 1)
+        self.max_recoveries = _int("max_recoveries", max_recoveries, 0)
+        self.keep = _int("keep", keep, 1)
+        self.restore_rng = restore_rng
+        self._history: deque[float] = deque(maxlen=self.window)
+        self._snapshots: deque[_Snapshot] = deque(maxlen=self.keep)  # oldest first
+        self._resume_step: int | None = None
+        self._since_snapshot = 0  # good steps since the last snapshot
+        self._good_since_rollback = 0
+        self._in_a_row = 0  # recoveries since training last held for snapshot_every good steps
+        self._events: list[DivergenceEvent] = []
+        self._multiplier = 1.0
+        self._rng_at_start = self._rng_state()  # the RNG as the next step begins
+
+    # -- what a loop reads ---------------------------------------------------------------------------
+    @property
+    def events(self) -> list[DivergenceEvent]:
+        """Every divergence handled so far, in order (a copy)."""
+        return list(self._events)
+
+    @property
+    def resume_step(self) -> int | None:
+        """The step of the snapshot the last rollback restored (where a loop replays from)."""
+        return self._resume_step
+
+    @property
+    def multiplier(self) -> float:
+        """The product of the guard's cuts so far (1.0 when none)."""
+        return self._multiplier
+
+    @property
+    def best(self) -> float:
+        """The lowest of the recent good losses (nan before the first)."""
+        return min(self._history) if self._history else math.nan
+
+    # -- the check -----------------------------------------------------------------------------------
+    def check(self, loss: SupportsFloat, step: int) -> bool:
+        """Take the loss of ``step`` (before ``optimizer.step()``); True when the step may go on.
+
+        False: the step diverged; the model, optimizer, scheduler and RNG are back at the snapshot of
+        step :attr:`resume_step` and the LR is cut; skip this update. Raises :class:`DivergenceError`
+        after ``max_recoveries`` recoveries in a row that failed.
+        """
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError(f"DivergenceGuard.check: step must be an int, got {type(step).__name__} {step!r}")
+        try:
+            value = float(loss.detach() if hasattr(loss, "detach") else loss)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(
+                f"DivergenceGuard.check: loss must be a number or a one-element tensor, got "
+                f"{type(loss).__name__} {loss!r}"
+            ) from exc
+        reason = self._diverged(value)
+        if reason:
+            self._recover(step, value, reason)
+            return False
+        self._good(step, value)
+        return True
+
+    def _diverged(self, value: float) -> str:
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf"
+        best = self.best
+        if self.threshold is not None and best > 0.0 and value > self.threshold * best:
+            return "jump"
+        return ""
+
+    def _good(self, step: int, value: float) -> None:
+        self._since_snapshot += 1
+        if not self._snapshots or self._since_snapshot >= self.snapshot_every:
+            self._take(step)  # the state at the start of this step, before its loss joins the history
+        self._history.append(value)
+        self._good_since_rollback += 1
+        if self._good_since_rollback >= self.snapshot_every:
+            self._in_a_row = 0  # the last recovery held
+        if not self._snapshots or self._since_snapshot + 1 >= self.snapshot_every:
+            self._rng_at_start = self._rng_state()  # the next step may be snapshotted: note its RNG
+
+    # -- snapshots ------------------------------------------------------------------------------------
+    def _take(self, step: int) -> None:
+        self._snapshots.append(
+            _Snapshot(
+                step=step,
+                model={k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                optimizer=copy.deepcopy(self.optimizer.state_dict()),
+                scheduler=None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()),
+                rng=self._rng_at_start,
+                history=deque(self._history, maxlen=self.window),
+            )
+        )
+        self._since_snapshot = 0
+
+    def _rng_state(self) -> Any:
+        if not self.restore_rng:
+            return None
+        import torch
+
+        # CUDA's generators only once CUDA is in use (reading them would initialise it);
+        # torch.cuda.is_initialized has no annotations
+        in_use = torch.cuda.is_available() and torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
+        return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if in_use else [])
+
+    def _restore(self, snap: _Snapshot) -> None:
+        import torch
+
+        self.model.load_state_dict(snap.model)
+        self.optimizer.load_state_dict(snap.optimizer)  # deep-copies what it loads
+        self.model.zero_grad(set_to_none=True)
+        if self.scheduler is not None and snap.scheduler is not None:
+            self.scheduler.load_state_dict(copy.deepcopy(snap.scheduler))
+        if snap.rng is not None:
+            cpu, cuda = snap.rng
+            torch.set_rng_state(cpu)
+            if cuda:
+                torch.cuda.set_rng_state_all(cuda)
+        self._history = deque(snap.history, maxlen=self.window)
+        self._since_snapshot = 0
+        self._good_since_rollback = 0
+        self._rng_at_start = snap.rng
+
+    def _lrs(self) -> tuple[float, ...]:
+        return tuple(_lr_value(g["lr"]) for g in self.optimizer.param_groups)
+
+    def _recover(self, step: int, value: float, reason: str) -> None:
+        best = self.best
+        before = self._lrs()
+        if not self._snapshots:
+            raise DivergenceError(
+                f"DivergenceGuard: the loss at step {step} is {value} ({reason}) before any good step, so "
+                f"there is no snapshot to roll back to (lr={_fmt(before)}); check the data, the model and "
+                "the loss function: a learning rate has not acted yet",
+                None,
+                self.events,
+            )
+        stop = self._in_a_row >= self.max_recoveries
+        if self._in_a_row > 0 and len(self._snapshots) > 1:
+            # the last recovery failed: the newest snapshot may already hold the seed of the divergence
+            # (a huge momentum behind a finite loss), so drop it and go one further back
+            self._snapshots.pop()
+        snap = self._snapshots[-1]
+        self._resume_step = snap.step
+        multiplier_before = None if self.scheduler is None else float(self.scheduler.multiplier)
+        self._restore(snap)
+        if stop:
+            self._set_lrs(before, multiplier_before)  # back at the snapshot, with every cut kept
+        else:
+            self._cut(before, multiplier_before)
+            self._in_a_row += 1
+        event = DivergenceEvent(
+            step=step,
+            loss=value,
+            reason=reason,
+            best=best,
+            lr_before=before,
+            lr_after=self._lrs(),
+            snapshot_step=snap.step,
+            recovery=self._in_a_row + (1 if stop else 0),
+            action="stop" if stop else "rollback",
+        )
+        self._events.append(event)
+        if stop:
+            what = {"nan": "NaN", "inf": "infinite"}.get(
+                reason
+            ) or f"above {self.threshold} x the best {best:.4g}"
+            raise DivergenceError(
+                f"DivergenceGuard: training diverged at step {step} (loss {value:.4g}: {what}) with "
+                f"lr={_fmt(before)}, after {self._in_a_row} recoveries in a row (each cut the LR by "
+                f"{self.factor:g}); the model, optimizer and scheduler are left at the snapshot of step "
+                f"{snap.step}. Lower the learning rate or raise max_recoveries",
+                event,
+                self.events,
+            )
+
+    def _cut(self, before: tuple[float, ...], multiplier_before: float | None) -> None:
+        """Multiply the LR in force before the rollback by ``factor``."""
+        self._multiplier *= self.factor
+        if self.scheduler is not None:
+            # the restored state holds the multiplier of the snapshot: keep every cut made since
+            self.scheduler.multiplier = multiplier_before
+            self.scheduler.scale(self.factor)
+        else:
+            self._set_lrs(tuple(lr * self.factor for lr in before), None)
+
+    def _set_lrs(self, lrs: tuple[float, ...], multiplier: float | None) -> None:
+        if self.scheduler is not None:
+            self.scheduler.multiplier = multiplier
+            return
+        for g, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            if hasattr(g["lr"], "fill_"):
+                g["lr"].fill_(lr)
+            else:
+                g["lr"] = lr
+
+
+def _fmt(lrs: tuple[float, ...]) -> str:
+    return f"{lrs[0]:.4g}" if len(lrs) == 1 else "[" + ", ".join(f"{v:.4g}" for v in lrs) + "]"
