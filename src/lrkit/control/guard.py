@@ -5,9 +5,10 @@ of the last ``window`` good steps. The guard then restores the model, the optimi
 the RNG state from its last in-memory snapshot (or, when the recovery from that one failed, from the one
 before: a snapshot can hold the seed of a divergence, such as a huge momentum behind a finite loss),
 multiplies the learning rate by ``factor`` (a cut is never undone, not even by the restored scheduler
-state), records a :class:`DivergenceEvent`, and lets training go on. After ``max_recoveries`` recoveries in a row that did not hold, it stops with a
-:class:`DivergenceError` that names the step and the learning rate. The result is always a legitimate
-run: one that trained normally up to the snapshot and went on from there with the lower LR.
+state), records a :class:`DivergenceEvent`, and lets training go on. After ``max_recoveries``
+recoveries in a row that did not hold, it stops with a :class:`DivergenceError` that names the step and
+the learning rate. The result is always a legitimate run: one that trained normally up to the snapshot
+and went on from there with the lower LR.
 
 Call :meth:`DivergenceGuard.check` with the loss of each step *before* ``optimizer.step()``::
 
