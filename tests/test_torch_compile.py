@@ -99,7 +99,7 @@ def test_fused_update_compiles_with_inductor() -> None:
         sch.step()
         got.append(float(opt.param_groups[0]["lr"]))
     assert got == pytest.approx([_expected(k) for k in range(1, 8)], rel=1e-6)
-    assert sch._advance_fused is not None  # the compiled path was the one taken
+    assert sch._update_fused is not None  # the compiled path was the one taken
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")

@@ -8,13 +8,14 @@
         loss_fn(model(x), y).backward(); optimizer.step(); optimizer.zero_grad()
         scheduler.step()
 
-The scheduler holds the step counter, the base LRs, a multiplier (the product of controller cuts:
-reduce-on-plateau, the divergence guard) and the plateau state; nothing else. At scheduler step ``k``
+The scheduler holds the step counter, the base LRs, the controllers' cuts (``multiplier``: the
+product of :meth:`~Scheduler.scale` factors, used by the divergence guard; ``plateau_cuts``: the
+reduce-on-plateau cuts of each group) and the plateau state; nothing else. At scheduler step ``k``
 group ``i`` gets
 
     ``b_i = schedule_i(T)``  (``relative=False``: the schedule gives LRs)
     ``b_i = base_lr_i * schedule_i(T)``  (``relative=True``: the schedule is a multiplier)
-    ``lr_i = max(b_i * multiplier, min(b_i, min_lr_i))``  (``min_lr_i`` from the plateau, else 0)
+    ``lr_i = max(b_i * multiplier * plateau_cuts_i, min(b_i, min_lr_i))``  (``min_lr_i``: the plateau's)
 
 with ``T = k`` (``interval="step"``) or ``T = k * steps_per_epoch`` (``interval="epoch"``: the schedule
 is still a function of the optimizer step; the LR is only refreshed once per epoch). As with torch's
@@ -103,11 +104,9 @@ def _resolve(s: Schedule, total_steps: float | None, steps_per_epoch: float | No
     return r
 
 
-def _positive(name: str, v: object, *, integer: bool = False) -> float:
+def _positive(name: str, v: object) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    if integer and not float(v).is_integer():
-        raise ValueError(f"{name} must be a whole number, got {v!r}")
     return float(v)
 
 
@@ -176,16 +175,15 @@ class _Base(LRScheduler):
             if id(s) not in resolved:
                 resolved[id(s)] = _resolve(s, total_steps, steps_per_epoch, "schedule")
         self.schedules: tuple[Schedule, ...] = tuple(resolved[id(s)] for s in raw)
-        for g in groups:
-            lr = g["lr"]
-            g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
-        self.base_lrs: list[float] = [_group_float(g, "initial_lr") for g in groups]  # type: ignore[assignment]
-        if shared and not relative and n > 1 and len(set(self.base_lrs)) > 1:
+        # the base LRs: a group's `initial_lr` when a scheduler has set one (torch's convention), else its lr
+        base = [_group_float(g, "initial_lr" if "initial_lr" in g else "lr") for g in groups]
+        if shared and not relative and n > 1 and len(set(base)) > 1:
             raise ValueError(
                 f"schedule: one absolute schedule (relative=False) for {n} parameter groups whose lr differ "
-                f"({self.base_lrs}) would give them all the same LR; pass relative=True to scale each "
+                f"({base}) would give them all the same LR; pass relative=True to scale each "
                 "group's own lr, or one schedule per group"
             )
+        self.base_lrs: list[float] = base  # type: ignore[assignment]
         self.relative = relative
         self.interval = interval
         self.steps_per_epoch = None if steps_per_epoch is None else float(steps_per_epoch)
@@ -197,6 +195,9 @@ class _Base(LRScheduler):
         self._multiplier = 1.0
         #: per group: the product of the plateau's cuts (kept per group, as torch's eps rule is)
         self.plateau_cuts: list[float] = [1.0] * n
+        for g in groups:  # for code that expects torch's convention; lrkit itself keeps base_lrs
+            lr = g["lr"]
+            g.setdefault("initial_lr", lr.clone() if isinstance(lr, torch.Tensor) else lr)
 
     def _check_hparam(
         self, key: str, value: object, total_steps: float | None, steps_per_epoch: float | None
@@ -366,6 +367,9 @@ class _Base(LRScheduler):
         k = state["last_epoch"]
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise ValueError(f"load_state_dict: last_epoch must be an integer >= 0, got {k!r}")
+        cuts = [float(v) for v in state.get("plateau_cuts", [1.0] * len(base))]
+        if len(cuts) != len(base):
+            raise ValueError(f"load_state_dict: plateau_cuts holds {len(cuts)} values for {len(base)} groups")
         plateau_state = state.get("plateau")
         if plateau_state is not None:
             if self.plateau is None:
@@ -374,9 +378,6 @@ class _Base(LRScheduler):
                     "plateau; pass plateau=Plateau(...) as when it was saved"
                 )
             self.plateau.load_state_dict(plateau_state)
-        cuts = [float(v) for v in state.get("plateau_cuts", [1.0] * len(base))]
-        if len(cuts) != len(base):
-            raise ValueError(f"load_state_dict: plateau_cuts holds {len(cuts)} values for {len(base)} groups")
         self.base_lrs = base
         self.plateau_cuts = cuts
         self._multiplier = float(state["multiplier"])
@@ -620,7 +621,8 @@ class GraphScheduler(_Base):
         #: the device step counter (int64, 0-d); ``step()`` adds 1 to it in place
         self.step_tensor = torch.zeros((), dtype=torch.int64, device=device)
         self._mult = torch.ones(len(lrs), dtype=torch.float64, device=device)
-        self._build()
+        self._inc = torch.ones((), dtype=torch.int64, device=device)  # step(): counter += 1
+        self._no_inc = torch.zeros((), dtype=torch.int64, device=device)  # set_step(): rewrite only
         self._restore(0)
 
     # -- the update, built from constants --------------------------------------------------------
@@ -642,7 +644,8 @@ class GraphScheduler(_Base):
         floors = tuple(self._floors())
         spe = self.steps_per_epoch if self.interval == "epoch" else None
 
-        def write(t: torch.Tensor, mult: torch.Tensor, lrs: list[torch.Tensor]) -> None:
+        def update(t: torch.Tensor, inc: torch.Tensor, mult: torch.Tensor, lrs: list[torch.Tensor]) -> None:
+            t.add_(inc)
             tf = t.to(torch.float64)
             if spe is not None:
                 tf = tf * spe
@@ -654,25 +657,19 @@ class GraphScheduler(_Base):
                     out = torch.maximum(out, torch.clamp(b, max=floor))
                 lr.copy_(out)
 
-        def advance(t: torch.Tensor, mult: torch.Tensor, lrs: list[torch.Tensor]) -> None:
-            t.add_(1)
-            write(t, mult, lrs)
+        self._update_raw: Callable[..., None] = update
+        self._update_fused: Callable[..., None] | None = None
 
-        self._write_raw: Callable[..., None] = write
-        self._advance_raw: Callable[..., None] = advance
-        self._write_fused: Callable[..., None] | None = None
-        self._advance_fused: Callable[..., None] | None = None
-
-    def _fn(self, which: str) -> Callable[..., None]:
-        if not self.fuse or torch.compiler.is_compiling():
-            return self._advance_raw if which == "advance" else self._write_raw
-        if which == "advance":
-            if self._advance_fused is None:
-                self._advance_fused = torch.compile(self._advance_raw, fullgraph=True, dynamic=False)
-            return self._advance_fused
-        if self._write_fused is None:
-            self._write_fused = torch.compile(self._write_raw, fullgraph=True, dynamic=False)
-        return self._write_fused
+    def _update(self, inc: torch.Tensor) -> None:
+        """``counter += inc`` and write the LRs: traced as is inside a compiled region, else (``fuse``)
+        through one compiled kernel (compiled on first use; the increment is a tensor, so step and
+        set_step share it)."""
+        fn = self._update_raw
+        if self.fuse and not torch.compiler.is_compiling():
+            if self._update_fused is None:
+                self._update_fused = torch.compile(self._update_raw, fullgraph=True, dynamic=False)
+            fn = self._update_fused
+        fn(self.step_tensor, inc, self._mult, self._lrs())
 
     def _lrs(self) -> list[torch.Tensor]:
         return [g["lr"] for g in self.optimizer.param_groups]
@@ -701,7 +698,7 @@ class GraphScheduler(_Base):
 
     def _multiplier_changed(self) -> None:
         self._fill_mult()
-        self._fn("write")(self.step_tensor, self._mult, self._lrs())
+        self._update(self._no_inc)
 
     # -- the public step -------------------------------------------------------------------------
     def step(self, metric: SupportsFloat | None = None, *, epoch: int | None = None) -> None:  # type: ignore[override]
@@ -711,14 +708,14 @@ class GraphScheduler(_Base):
         if epoch is not None:
             self.set_step(epoch)
             return
-        self._fn("advance")(self.step_tensor, self._mult, self._lrs())
+        self._update(self._inc)
 
     def set_step(self, k: int) -> None:
         """Set the counter to ``k`` in place (a captured graph sees it) and write the LRs of step ``k``."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise ValueError(f"set_step: k must be an integer >= 0, got {k!r}")
         self.step_tensor.fill_(k)
-        self._fn("write")(self.step_tensor, self._mult, self._lrs())
+        self._update(self._no_inc)
 
     def get_last_lr(self) -> list[torch.Tensor]:  # type: ignore[override]
         """Copies of the groups' lr tensors (no host sync)."""
