@@ -1,0 +1,156 @@
+"""``lrkit find``: run the LR range test on a built-in task or on your own model and data.
+
+``lrkit.cli`` calls :func:`register` with its subparsers. torch and matplotlib are imported by the
+handler, not when the parser is built.
+
+Examples::
+
+    lrkit find --task digits-mlp-adam --out lr_find.png
+    lrkit find --model mypkg.models:make_model --data mypkg.data:make_loader --optimizer adamw --repeats 3
+
+``--model MODULE:FACTORY`` names a function returning a ``torch.nn.Module``; ``--data MODULE:FACTORY``
+a function returning the training loader (an iterable of batches, e.g. a ``DataLoader`` of ``(x, y)``).
+The current directory is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lrkit.finder import core
+from lrkit.finder.rules import RULES
+
+__all__ = ["register", "run"]
+
+LOSSES = ("cross_entropy", "mse", "l1", "nll")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``find`` subcommand to an argparse ``_SubParsersAction``; its ``func`` is :func:`run`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "find",
+        help="LR range test: suggest a learning rate from data",
+        description="Run the LR range test and print the suggested learning rate (with the interval over "
+        "repeats and every rule's suggestion); write the plot to --out.",
+    )
+    what = p.add_argument_group("what to test (--task, or --model with --data)")
+    what.add_argument("--task", help="a built-in task: digits-mlp-sgd, digits-mlp-adam, mnist1d-cnn, ...")
+    what.add_argument("--model", metavar="MODULE:FACTORY", help="function returning a torch.nn.Module")
+    what.add_argument("--data", metavar="MODULE:FACTORY", help="function returning the train loader")
+    what.add_argument("--loss", default="cross_entropy", help=f"one of {', '.join(LOSSES)} or MODULE:FUNC")
+    what.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)} (with --model)")
+    what.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    what.add_argument("--weight-decay", type=float, default=0.0)
+    ramp = p.add_argument_group("the range test")
+    ramp.add_argument("--start-lr", type=float, default=core.START_LR)
+    ramp.add_argument("--end-lr", type=float, default=core.END_LR)
+    ramp.add_argument("--num-steps", type=int, default=core.NUM_STEPS, help="rungs per repeat")
+    ramp.add_argument("--mode", default="exp", help="exp (default) or linear")
+    ramp.add_argument("--smoothing", type=float, default=core.SMOOTHING, help="EMA factor in [0, 1)")
+    ramp.add_argument("--repeats", type=int, default=3, help="repeats over seeds/batch orders (default 3)")
+    ramp.add_argument("--seed", type=int, default=0)
+    ramp.add_argument("--rule", default="lrkit", help=f"the rule to report: {', '.join(RULES)}")
+    ramp.add_argument("--accumulation-steps", type=int, default=1)
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default="lr_find.png", help="plot file (default lr_find.png; 'none' to skip)")
+    out.add_argument("--json", default=None, metavar="PATH", help="also write the result as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def _load(spec: str, flag: str) -> Callable[..., Any]:
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"{flag} must be MODULE:NAME, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj = importlib.import_module(module)
+    except ImportError as e:
+        raise ValueError(f"{flag}: cannot import module {module!r} ({e})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{flag}: module {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"{flag}: {spec!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def _loss(name: str) -> Callable[..., Any]:
+    import torch.nn.functional as F
+
+    builtin = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss, "l1": F.l1_loss, "nll": F.nll_loss}
+    if name in builtin:
+        return builtin[name]
+    if ":" in name:
+        return _load(name, "--loss")
+    raise ValueError(f"--loss must be one of {', '.join(LOSSES)} or MODULE:FUNC, got {name!r}")
+
+
+def _optimizer(name: str, params: Any, momentum: float, weight_decay: float) -> Any:
+    import torch
+
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=1e-3, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=1e-3, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=1e-3, weight_decay=weight_decay)
+    raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``lrkit find``: print the result, write the plot (and JSON); return the exit code."""
+    if (args.task is None) == (args.model is None):
+        raise ValueError("give either --task NAME or --model MODULE:FACTORY (with --data), not both or neither")
+    if args.rule not in RULES:
+        raise ValueError(f"--rule must be one of {', '.join(RULES)}, got {args.rule!r}")
+    if args.mode not in ("exp", "linear"):
+        raise ValueError(f"--mode must be 'exp' or 'linear', got {args.mode!r}")
+    options: dict[str, Any] = {
+        "start_lr": args.start_lr,
+        "end_lr": args.end_lr,
+        "num_steps": args.num_steps,
+        "mode": args.mode,
+        "smoothing": args.smoothing,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "rule": args.rule,
+        "accumulation_steps": args.accumulation_steps,
+    }
+    if args.task is not None:
+        from lrkit.lab.tasks import get_task
+
+        if args.data is not None:
+            raise ValueError("--data goes with --model, not with --task")
+        task = get_task(args.task)
+        title = f"LR range test on {task.name} ({task.optimizer})"
+        result = task.find_lr(**options)
+    else:
+        if args.data is None:
+            raise ValueError("--model needs --data MODULE:FACTORY (a function returning the train loader)")
+        from lrkit.finder import find_lr
+
+        model = _load(args.model, "--model")()
+        loader = _load(args.data, "--data")()
+        loss_fn = _loss(args.loss)
+        opt = _optimizer(args.optimizer, model.parameters(), args.momentum, args.weight_decay)
+        title = f"LR range test on {args.model} ({args.optimizer})"
+        result = find_lr(model, opt, loader, loss_fn, **options)
+    print(result)
+    if args.out and args.out.lower() != "none":
+        result.plot(args.out, title=title)
+        print(f"plot written to {args.out}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+        print(f"result written to {args.json}")
+    return 0

@@ -361,7 +361,7 @@ def _mnist1d_build(seed: int) -> TaskParts:
 # --------------------------------------------------------------------------------------------------
 # tiny character-level transformer language model
 # --------------------------------------------------------------------------------------------------
-STDLIB_MODULES = ("textwrap", "heapq", "fractions", "difflib", "statistics")
+STDLIB_MODULES = ("textwrap", "heapq", "fractions", "statistics")
 
 
 @lru_cache(maxsize=4)
@@ -385,7 +385,7 @@ def _encode(text: str) -> NDArray[np.int64]:
     return np.minimum(codes, 127)
 
 
-_CTX = 64
+_CTX = 48
 
 
 def _tinylm_build(seed: int) -> TaskParts:
