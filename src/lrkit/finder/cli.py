@@ -82,13 +82,18 @@ def _load(spec: str, flag: str) -> Callable[..., Any]:
         obj = getattr(obj, part)
     if not callable(obj):
         raise ValueError(f"{flag}: {spec!r} is not callable")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def _loss(name: str) -> Callable[..., Any]:
     import torch.nn.functional as F
 
-    builtin = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss, "l1": F.l1_loss, "nll": F.nll_loss}
+    builtin: dict[str, Callable[..., Any]] = {
+        "cross_entropy": F.cross_entropy,
+        "mse": F.mse_loss,
+        "l1": F.l1_loss,
+        "nll": F.nll_loss,
+    }
     if name in builtin:
         return builtin[name]
     if ":" in name:
@@ -111,7 +116,7 @@ def _optimizer(name: str, params: Any, momentum: float, weight_decay: float) -> 
 def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit find``: print the result, write the plot (and JSON); return the exit code."""
     if (args.task is None) == (args.model is None):
-        raise ValueError("give either --task NAME or --model MODULE:FACTORY (with --data), not both or neither")
+        raise ValueError("give either --task NAME or --model MODULE:FACTORY with --data, not both or neither")
     if args.rule not in RULES:
         raise ValueError(f"--rule must be one of {', '.join(RULES)}, got {args.rule!r}")
     if args.mode not in ("exp", "linear"):
