@@ -9,8 +9,12 @@ over ``--steps`` steps, the same LR sequence in every variant:
   (f) whole step in one CUDA graph, constant LR: the graph floor      (CUDA only)
   (g) whole step in one CUDA graph, lrkit in-graph schedule           (CUDA only)
 
-Each variant runs the schedule twice: a first pass (compiles; records the LR of every step, compared
-with eager) and a timed pass (no host reads). Graphs are dynamo's unique graphs after both passes.
+Each variant first runs the schedule once (compiles or captures; records the LR of every step,
+compared with eager), then ``--rounds`` timed passes (no host reads), interleaved round robin with
+the other variants; ms/step is the median over the passes of (CUDA) the pass time / steps or (CPU,
+often a shared machine) the median step. Graphs are dynamo's unique graphs over all passes. lrkit's
+variants call ``begin_step()`` before the forward (same LR sequence as ``step()`` after the
+optimizer, without a graph of its own after the optimizer's graph break).
 
     python bench/compiled_step.py            # GPU if there is one: width 1024, batch 256
     python bench/compiled_step.py --width 256 --batch 64   # the CPU default (1024 x 256 is ~0.7 s/step)
@@ -20,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import time
+import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -80,8 +86,12 @@ class Variant:
             self.lrkit_sched = lrkit.torch.scheduler(
                 self.opt, SCHEDULE, total_steps=self.steps, relative=True, in_graph=True
             )
-        step = self._step
-        self.fn: Callable[[], Any] = step if key == "a" else torch.compile(step) if key in "bcde" else step
+        # each variant gets its own code object, so that dynamo's per-code cache (and its recompile
+        # limit) is not shared between variants
+        code = Variant._step.__code__.replace(co_name=f"train_step_{key}")
+        step = types.MethodType(types.FunctionType(code, globals(), code.co_name), self)
+        self.fn: Callable[[], Any] = torch.compile(step) if key in "bcde" else step
+        self.graphs = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         if key in "fg":
             self._capture()
@@ -89,11 +99,13 @@ class Variant:
     def _step(self) -> torch.Tensor:
         if self.key not in "fg":
             self.opt.zero_grad(set_to_none=True)
+        if self.lrkit_sched is not None:
+            # writes the LR of this step and advances: the same sequence as step() after opt.step(),
+            # but inside the forward's graph instead of a graph of its own
+            self.lrkit_sched.begin_step()
         loss = torch.nn.functional.cross_entropy(self.model(self.x), self.y)
         loss.backward()
         self.opt.step()
-        if self.lrkit_sched is not None:
-            self.lrkit_sched.step()
         return loss
 
     def _capture(self) -> None:
@@ -118,12 +130,23 @@ class Variant:
             self.lrkit_sched.set_step(0)
 
     def run(self, record: bool) -> tuple[float, list[float]]:
+        """Run the schedule once: (ms per step, the LR each step used if ``record``). On the CPU the
+        ms are the median step (robust on a shared machine); on CUDA the whole pass over the steps."""
+        before = counters["stats"]["unique_graphs"]
+        try:
+            return self._run(record)
+        finally:
+            self.graphs += counters["stats"]["unique_graphs"] - before
+
+    def _run(self, record: bool) -> tuple[float, list[float]]:
         self._reset()
         lrs: list[float] = []
+        times: list[float] = []
+        after = self.lrkit_sched is not None  # begin_step() writes the LR inside the step
         self._sync()
-        t0 = time.perf_counter()
+        t0 = t = time.perf_counter()
         for _ in range(self.steps):
-            if record:
+            if record and not after:
                 lrs.append(float(self.opt.param_groups[0]["lr"]))
             if self.graph is not None:
                 self.graph.replay()
@@ -131,8 +154,15 @@ class Variant:
                 self.fn()
             if self.torch_sched is not None:
                 self.torch_sched.step()
+            if record and after:
+                lrs.append(float(self.opt.param_groups[0]["lr"]))
+            if self.device.type == "cpu":
+                now = time.perf_counter()
+                times.append(now - t)
+                t = now
         self._sync()
-        return time.perf_counter() - t0, lrs
+        ms = statistics.median(times) if times else (time.perf_counter() - t0) / self.steps
+        return ms * 1e3, lrs
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -157,34 +187,44 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256 if cuda else 64)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--variants", default="abcdefg")
+    ap.add_argument("--rounds", type=int, default=5, help="timed passes per variant (median reported)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = ap.parse_args()
     device = torch.device("cuda" if cuda else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     name = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
     warnings.filterwarnings("ignore", category=UserWarning)
     torch.set_float32_matmul_precision("high")
 
     eager_lrs = [BASE_LR * _lambda(args.steps)(k) for k in range(args.steps)]
     results: dict[str, dict[str, Any]] = {}
-    for key in args.variants:
+    variants: dict[str, Variant] = {}
+    torch._dynamo.reset()
+    counters.clear()
+    for key in args.variants:  # build, compile/capture, and record the LRs of a first pass
         if key in "fg" and not cuda:
             results[key] = {"skipped": "no CUDA device here"}
             continue
-        torch._dynamo.reset()
-        counters.clear()
         t0 = time.perf_counter()
-        v = Variant(key, args, device)
-        _first, lrs = v.run(record=True)
-        graphs_first = counters["stats"]["unique_graphs"]
-        timed, _ = v.run(record=False)
+        v = variants[key] = Variant(key, args, device)
+        _, lrs = v.run(record=True)
         diff = None if key in "ef" else max(abs(a - b) / b for a, b in zip(lrs, eager_lrs, strict=True))
         results[key] = {
-            "graphs": counters["stats"]["unique_graphs"] if key in "bcde" else None,
-            "graphs_first": graphs_first,
-            "first_s": time.perf_counter() - t0 - timed,
-            "ms": timed / args.steps * 1e3,
+            "first_s": time.perf_counter() - t0,
+            "graphs_first": v.graphs,
             "lr_diff": diff,
+            "ms": [],
         }
-        print(f"  ({key}) done: {results[key]['ms']:.3f} ms/step", file=sys.stderr, flush=True)
+        print(f"  ({key}) built and run once in {results[key]['first_s']:.1f} s", file=sys.stderr, flush=True)
+    keys = list(variants)
+    for r in range(args.rounds):  # timed passes, interleaved (round robin, rotating) against drift
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            ms, _ = variants[key].run(record=False)
+            results[key]["ms"].append(ms)
+    for key, v in variants.items():
+        results[key]["ms"] = statistics.median(results[key]["ms"])
+        results[key]["graphs"] = v.graphs if key in "bcde" else None
 
     limit = getattr(torch._dynamo.config, "recompile_limit", None) or torch._dynamo.config.cache_size_limit
     print(

@@ -72,6 +72,39 @@ def test_compiled_optimizer_step_with_in_graph_schedule_does_not_recompile() -> 
     assert cnt.frame_count == graphs_after_first
 
 
+def _train_step_graphs(with_schedule: bool) -> int:
+    """Graphs dynamo compiles for a training step with ``begin_step()`` before the forward (or a
+    constant LR), over 20 steps; checks the LRs on the way."""
+    torch._dynamo.reset()
+    model, opt = _model_and_opt(torch.tensor(0.1))
+    sch = None
+    if with_schedule:
+        sch = lrkit.torch.scheduler(opt, SCHEDULE, total_steps=TOTAL, relative=True, in_graph=True)
+    cnt = CompileCounter()
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+
+    @torch.compile(backend=cnt)
+    def train_step() -> None:
+        opt.zero_grad()  # a graph break of torch's own
+        if sch is not None:
+            sch.begin_step()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+
+    for k in range(20):
+        train_step()
+        if sch is not None:  # the LR this step used is still in the group
+            assert float(opt.param_groups[0]["lr"]) == pytest.approx(_expected(k), rel=1e-6)
+            assert sch.last_epoch == k + 1
+    return cnt.frame_count
+
+
+def test_begin_step_joins_the_forward_graph() -> None:
+    """``begin_step()`` before the forward of a compiled step: the LRs of ``step()``-after-the-
+    optimizer, and not one graph more than the same step with a constant LR."""
+    assert _train_step_graphs(True) == _train_step_graphs(False)
+
+
 def test_host_scheduler_with_tensor_lr_and_compiled_optimizer() -> None:
     """The host scheduler fills a tensor LR in place: the compiled optimizer step is not recompiled,
     and its step hook (which the scheduler follows) still fires."""

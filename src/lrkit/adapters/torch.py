@@ -644,7 +644,13 @@ class GraphScheduler(_Base):
         floors = tuple(self._floors())
         spe = self.steps_per_epoch if self.interval == "epoch" else None
 
-        def update(t: torch.Tensor, inc: torch.Tensor, mult: torch.Tensor, lrs: list[torch.Tensor]) -> None:
+        def update(
+            t: torch.Tensor,
+            inc: torch.Tensor,
+            post: torch.Tensor,
+            mult: torch.Tensor,
+            lrs: list[torch.Tensor],
+        ) -> None:
             t.add_(inc)
             tf = t.to(torch.float64)
             if spe is not None:
@@ -656,20 +662,21 @@ class GraphScheduler(_Base):
                 if floor > 0.0:
                     out = torch.maximum(out, torch.clamp(b, max=floor))
                 lr.copy_(out)
+            t.add_(post)
 
         self._update_raw: Callable[..., None] = update
         self._update_fused: Callable[..., None] | None = None
 
-    def _update(self, inc: torch.Tensor) -> None:
-        """``counter += inc`` and write the LRs: traced as is inside a compiled region, else (``fuse``)
-        through one compiled kernel (compiled on first use; the increment is a tensor, so step and
-        set_step share it)."""
+    def _update(self, inc: torch.Tensor, post: torch.Tensor) -> None:
+        """``counter += inc``, write the LRs of the counter, ``counter += post``: traced as is inside a
+        compiled region, else (``fuse``) one compiled kernel, compiled on first use (the increments are
+        tensors, so step, begin_step and set_step share it)."""
         fn = self._update_raw
         if self.fuse and not torch.compiler.is_compiling():
             if self._update_fused is None:
                 self._update_fused = torch.compile(self._update_raw, fullgraph=True, dynamic=False)
             fn = self._update_fused
-        fn(self.step_tensor, inc, self._mult, self._lrs())
+        fn(self.step_tensor, inc, post, self._mult, self._lrs())
 
     def _lrs(self) -> list[torch.Tensor]:
         return [g["lr"] for g in self.optimizer.param_groups]
@@ -698,7 +705,7 @@ class GraphScheduler(_Base):
 
     def _multiplier_changed(self) -> None:
         self._fill_mult()
-        self._update(self._no_inc)
+        self._update(self._no_inc, self._no_inc)
 
     # -- the public step -------------------------------------------------------------------------
     def step(self, metric: SupportsFloat | None = None, *, epoch: int | None = None) -> None:  # type: ignore[override]
@@ -708,14 +715,26 @@ class GraphScheduler(_Base):
         if epoch is not None:
             self.set_step(epoch)
             return
-        self._update(self._inc)
+        self._update(self._inc, self._no_inc)
+
+    def begin_step(self) -> None:
+        """The same LR sequence as :meth:`step`, for the *start* of a training step: write the LRs of the
+        counter, then ``counter += 1``.
+
+        Call it in a compiled step just before the forward (after ``optimizer.zero_grad()``, which
+        graph-breaks) instead of ``step()`` after ``optimizer.step()``: the update then joins the
+        forward's graph rather than adding a graph of its own after the optimizer's graph break.
+        (During step ``k`` the groups hold the LR of step ``k`` either way; ``last_epoch`` reads
+        ``k + 1`` from the moment ``begin_step()`` ran.)
+        """
+        self._update(self._no_inc, self._inc)
 
     def set_step(self, k: int) -> None:
         """Set the counter to ``k`` in place (a captured graph sees it) and write the LRs of step ``k``."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise ValueError(f"set_step: k must be an integer >= 0, got {k!r}")
         self.step_tensor.fill_(k)
-        self._update(self._no_inc)
+        self._update(self._no_inc, self._no_inc)
 
     def get_last_lr(self) -> list[torch.Tensor]:  # type: ignore[override]
         """Copies of the groups' lr tensors (no host sync)."""
