@@ -134,8 +134,9 @@ class DivergenceGuard:
             losses, if positive) is a divergence; ``None`` checks NaN/inf only. ``> 1``.
         window: how many recent good losses ``best`` is taken over.
         snapshot_every: take a snapshot every this many good steps (the first at the first good step).
-        max_recoveries: how many recoveries in a row may fail (diverge again before
-            ``snapshot_every`` good steps) before :class:`DivergenceError`; 0 stops at the first.
+        max_recoveries: how many recoveries in a row may fail before :class:`DivergenceError` (0: stop
+            at the first divergence). A recovery holds once training is past the step that diverged
+            and has made ``snapshot_every`` good steps since the rollback.
         keep: how many snapshots are kept; a failed recovery drops the newest and goes one further back.
         restore_rng: restore the torch RNG state (CPU and CUDA) with the snapshot.
 
@@ -201,7 +202,8 @@ class DivergenceGuard:
         self._resume_step: int | None = None
         self._since_snapshot = 0  # good steps since the last snapshot
         self._good_since_rollback = 0
-        self._in_a_row = 0  # recoveries since training last held for snapshot_every good steps
+        self._in_a_row = 0  # recoveries in a row that have not held yet
+        self._failed_at = -1  # the step of the last divergence
         self._events: list[DivergenceEvent] = []
         self._multiplier = 1.0
         self._rng_at_start = self._rng_state()  # the RNG as the next step begins
@@ -267,8 +269,9 @@ class DivergenceGuard:
             self._take(step)  # the state at the start of this step, before its loss joins the history
         self._history.append(value)
         self._good_since_rollback += 1
-        if self._good_since_rollback >= self.snapshot_every:
-            self._in_a_row = 0  # the last recovery held
+        if self._good_since_rollback >= self.snapshot_every and step > self._failed_at:
+            # the last recovery held: past the step that diverged, and for snapshot_every good steps
+            self._in_a_row = 0
         if not self._snapshots or self._since_snapshot + 1 >= self.snapshot_every:
             self._rng_at_start = self._rng_state()  # the next step may be snapshotted: note its RNG
 
@@ -300,7 +303,9 @@ class DivergenceGuard:
         import torch
 
         self.model.load_state_dict(snap.model)
-        self.optimizer.load_state_dict(snap.optimizer)  # deep-copies what it loads
+        # a copy: Optimizer.load_state_dict keeps same-device state tensors as they are (`.to` is a
+        # no-op), so the next optimizer.step() would otherwise write into the snapshot
+        self.optimizer.load_state_dict(copy.deepcopy(snap.optimizer))
         self.model.zero_grad(set_to_none=True)
         if self.scheduler is not None and snap.scheduler is not None:
             self.scheduler.load_state_dict(copy.deepcopy(snap.scheduler))
@@ -310,8 +315,9 @@ class DivergenceGuard:
             if cuda:
                 torch.cuda.set_rng_state_all(cuda)
         self._history = deque(snap.history, maxlen=self.window)
-        self._since_snapshot = 0
-        self._good_since_rollback = 0
+        # the next check sees the snapshot's own state again: it is not progress, so count from -1
+        self._since_snapshot = -1
+        self._good_since_rollback = -1
         self._rng_at_start = snap.rng
 
     def _lrs(self) -> tuple[float, ...]:
@@ -322,13 +328,14 @@ class DivergenceGuard:
         before = self._lrs()
         if not self._snapshots:
             raise DivergenceError(
-                f"DivergenceGuard: the loss at step {step} is {value} ({reason}) before any good step, so "
+                f"DivergenceGuard: the loss at step {step} is {value} before any good step, so "
                 f"there is no snapshot to roll back to (lr={_fmt(before)}); check the data, the model and "
                 "the loss function: a learning rate has not acted yet",
                 None,
                 self.events,
             )
         stop = self._in_a_row >= self.max_recoveries
+        self._failed_at = step
         if self._in_a_row > 0 and len(self._snapshots) > 1:
             # the last recovery failed: the newest snapshot may already hold the seed of the divergence
             # (a huge momentum behind a finite loss), so drop it and go one further back
@@ -355,14 +362,19 @@ class DivergenceGuard:
         )
         self._events.append(event)
         if stop:
-            what = {"nan": "NaN", "inf": "infinite"}.get(
-                reason
-            ) or f"above {self.threshold} x the best {best:.4g}"
+            if reason == "jump":
+                what = f"above {self.threshold:g} x the recent best {best:.4g}"
+                hint = (
+                    "; if losses this far apart are normal for your batches, raise threshold "
+                    "(or pass threshold=None to catch NaN/inf only)"
+                )
+            else:
+                what, hint = ("NaN" if reason == "nan" else "infinite"), ""
             raise DivergenceError(
                 f"DivergenceGuard: training diverged at step {step} (loss {value:.4g}: {what}) with "
                 f"lr={_fmt(before)}, after {self._in_a_row} recoveries in a row (each cut the LR by "
                 f"{self.factor:g}); the model, optimizer and scheduler are left at the snapshot of step "
-                f"{snap.step}. Lower the learning rate or raise max_recoveries",
+                f"{snap.step}. Lower the learning rate or raise max_recoveries{hint}",
                 event,
                 self.events,
             )

@@ -1,0 +1,332 @@
+"""The divergence guard on a real model made to diverge by a too-large learning rate.
+
+The reference for "the parameters equal a legitimate continuation" is a plain training loop, without the
+guard, that uses the LR the events say (``lr0 * factor**i`` from the snapshot step of the ``i``-th
+event on) with the same data order and the same RNG seed: the guarded run must match it bit for bit
+(``torch.equal``), momentum buffers included.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lrkit
+from lrkit.control.guard import DivergenceError, DivergenceEvent, DivergenceGuard
+
+N = 200  # steps
+B = 32  # batch size
+SPEC = "warmup(20, start=0.1) >> cosine(lr=0.8, min_lr=0.08)"
+
+_gen = torch.Generator().manual_seed(0)
+X = torch.randn(512, 8, generator=_gen)
+Y = torch.sin(X @ torch.randn(8, 1, generator=_gen) / 3) + 0.1 * torch.randn(512, 1, generator=_gen)
+ORDER = np.random.default_rng(0).permutation(512)  # the data order: its own generator, indexed by step
+
+
+def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    k = (step * B) % 512
+    i = torch.as_tensor(ORDER[k : k + B])
+    return X[i], Y[i]
+
+
+def make(lr: float | torch.Tensor) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A small MLP with dropout (so the RNG matters) and SGD with momentum (so optimizer state matters)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(32, 1)
+    )
+    return model, torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+
+def loss_of(model: torch.nn.Module, step: int) -> torch.Tensor:
+    x, y = batch(step)
+    return F.mse_loss(model(x), y)
+
+
+def guarded_run(
+    lr: float, scheduler_spec: str | None = None, **kwargs: Any
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, Any, DivergenceGuard, list[dict[str, Any]]]:
+    """Train N steps with the guard, replaying from the snapshot after each rollback. Returns the state
+    at the start of every step of the final trajectory too (model and optimizer), for the rollback checks."""
+    model, opt = make(lr)
+    sched = None if scheduler_spec is None else lrkit.torch.scheduler(opt, scheduler_spec, total_steps=N)
+    torch.manual_seed(1)
+    guard = DivergenceGuard(model, opt, sched, **kwargs)
+    starts: list[dict[str, Any]] = []
+    step = 0
+    while step < N:
+        del starts[step:]
+        starts.append({"model": _clone(model.state_dict()), "momentum": _momenta(opt)})
+        loss = loss_of(model, step)
+        loss.backward()
+        if guard.check(loss, step):
+            opt.step()
+            if sched is not None:
+                sched.step()
+            step += 1
+        else:
+            resume = guard.resume_step
+            assert resume is not None
+            # rolled back: exactly the state the run had when that step began
+            _assert_equal(model.state_dict(), starts[resume]["model"])
+            _assert_equal(_momenta(opt), starts[resume]["momentum"])
+            step = resume
+        opt.zero_grad()
+    return model, opt, sched, guard, starts
+
+
+def reference_run(
+    lr: float, events: list[DivergenceEvent], factor: float, scheduler_spec: str | None = None
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """No guard: the LR is lr0 (or the schedule) times factor**i from the i-th event's snapshot step on."""
+    mult = np.ones(N)
+    for i, e in enumerate(events, 1):
+        mult[e.snapshot_step :] = factor**i
+    model, opt = make(lr)
+    sched = None if scheduler_spec is None else lrkit.torch.scheduler(opt, scheduler_spec, total_steps=N)
+    torch.manual_seed(1)
+    for step in range(N):
+        if sched is None:
+            opt.param_groups[0]["lr"] = lr * mult[step]
+        elif sched.multiplier != mult[step]:
+            sched.multiplier = float(mult[step])
+        loss_of(model, step).backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        opt.zero_grad()
+    return model, opt
+
+
+def _clone(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in sd.items()}
+
+
+def _momenta(opt: torch.optim.Optimizer) -> dict[int, torch.Tensor]:
+    return {
+        i: s["momentum_buffer"].clone() for i, s in enumerate(opt.state.values()) if "momentum_buffer" in s
+    }
+
+
+def _assert_equal(a: dict[Any, torch.Tensor], b: dict[Any, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def _all_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def test_without_the_guard_the_run_diverges() -> None:
+    model, opt = make(0.8)
+    torch.manual_seed(1)
+    for step in range(N):
+        loss = loss_of(model, step)
+        if not math.isfinite(loss.item()):
+            break
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert step < 50 and not math.isfinite(loss.item())
+
+
+@pytest.mark.parametrize("threshold", [10.0, None], ids=["jump", "nan_inf_only"])
+def test_guarded_run_is_finite_and_a_legitimate_continuation(threshold: float | None) -> None:
+    model, opt, _, guard, _ = guarded_run(0.8, factor=0.5, threshold=threshold, snapshot_every=10, window=20)
+    events = guard.events
+    assert events and _all_finite(model)
+    assert all(e.action == "rollback" for e in events)
+    if threshold is None:
+        assert {e.reason for e in events} <= {"nan", "inf"}
+    # and it learned: the mean squared error is far below the data's variance
+    assert F.mse_loss(model.eval()(X), Y).item() < 0.2 * Y.var().item()
+    ref_model, ref_opt = reference_run(0.8, events, 0.5)
+    _assert_equal(model.state_dict(), ref_model.state_dict())
+    _assert_equal(_momenta(opt), _momenta(ref_opt))
+    assert guard.multiplier == 0.5 ** len(events)
+    assert opt.param_groups[0]["lr"] == 0.8 * 0.5 ** len(events)
+
+
+def test_events_are_complete() -> None:
+    _, _, _, guard, starts = guarded_run(0.8, factor=0.5, threshold=10.0, snapshot_every=10, window=20)
+    events = guard.events
+    lr = 0.8
+    for e in events:
+        assert isinstance(e, DivergenceEvent) and e.action == "rollback"
+        assert 0 <= e.snapshot_step <= e.step
+        assert e.lr_before == (lr,) and e.lr_after == (lr * 0.5,)
+        lr *= 0.5
+        assert e.recovery >= 1
+        if e.reason == "jump":
+            assert math.isfinite(e.loss) and e.loss > 10.0 * e.best > 0
+        else:
+            assert e.reason == ("nan" if math.isnan(e.loss) else "inf")
+    assert guard.events is not guard.events  # a copy: the record cannot be edited from outside
+    assert len(starts) == N
+
+
+def test_with_an_lrkit_scheduler_the_cut_survives_the_rollback() -> None:
+    model, opt, sched, guard, _ = guarded_run(
+        0.8, SPEC, factor=0.5, threshold=10.0, snapshot_every=10, window=20
+    )
+    events = guard.events
+    assert len(events) >= 2 and _all_finite(model)
+    # the scheduler is where the run ended, with every cut in its multiplier
+    assert sched.last_epoch == N and sched.multiplier == 0.5 ** len(events)
+    s = lrkit.parse(SPEC).resolve(total_steps=N)
+    for i, e in enumerate(events, 1):
+        # training resumed at the snapshot step's LR of the schedule, times every cut so far
+        assert e.lr_after == pytest.approx((s(e.snapshot_step) * 0.5**i,), rel=1e-12)
+    ref_model, ref_opt = reference_run(0.8, events, 0.5, SPEC)
+    _assert_equal(model.state_dict(), ref_model.state_dict())
+    _assert_equal(_momenta(opt), _momenta(ref_opt))
+
+
+def test_a_failed_recovery_goes_one_snapshot_further_back() -> None:
+    # NaN/inf only: the newest snapshot can already carry a huge momentum (with a finite loss)
+    _, _, _, guard, _ = guarded_run(0.8, SPEC, factor=0.5, threshold=None, snapshot_every=10, keep=2)
+    events = guard.events
+    pairs = list(itertools.pairwise(events))
+    assert any(b.snapshot_step < a.snapshot_step for a, b in pairs)
+
+
+def test_error_after_max_recoveries_names_the_step_and_the_lr() -> None:
+    model = torch.nn.Linear(1, 1, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    guard = DivergenceGuard(model, opt, snapshot_every=3, max_recoveries=2, keep=1)
+    step = 0
+    with pytest.raises(DivergenceError) as info:
+        while True:
+            with torch.no_grad():
+                model.weight.fill_(step)
+            if guard.check(float("nan") if step >= 7 else 1.0, step):
+                step += 1
+            else:
+                step = guard.resume_step  # type: ignore[assignment]
+    err = info.value
+    assert "step 7" in str(err) and "lr=0.025" in str(err) and "2 recoveries" in str(err)
+    assert err.event is not None and err.event.action == "stop" and err.event.step == 7
+    assert [e.action for e in err.events] == ["rollback", "rollback", "stop"]
+    assert [e.lr_after for e in err.events] == [(0.05,), (0.025,), (0.025,)]
+    assert [e.recovery for e in err.events] == [1, 2, 3]
+    # left at the last good snapshot (step 6: snapshots at 0, 3, 6), with the cuts kept
+    assert err.event.snapshot_step == 6 and model.weight.item() == 6.0
+    assert opt.param_groups[0]["lr"] == 0.025
+    assert guard.events == err.events
+
+
+def test_recoveries_that_hold_reset_the_count() -> None:
+    model = torch.nn.Linear(1, 1, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    guard = DivergenceGuard(model, opt, snapshot_every=4, max_recoveries=1)
+    bad = {5, 30}  # one bad step each (it is good when replayed: the data there is fine now)
+    step = 0
+    while step < 40:
+        loss = float("inf") if step in bad else 1.0
+        if guard.check(loss, step):
+            step += 1
+        else:
+            bad.discard(step)
+            step = guard.resume_step  # type: ignore[assignment]
+    assert [(e.step, e.snapshot_step, e.recovery) for e in guard.events] == [(5, 4, 1), (30, 28, 1)]
+
+
+def test_a_step_that_always_jumps_ends_in_an_error_not_a_loop() -> None:
+    """A batch whose loss is always far above the recent best (noise, not divergence): replaying never
+    gets past it, so the recoveries do not hold and the guard stops, saying what to change."""
+    model = torch.nn.Linear(1, 1)
+    guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1), snapshot_every=5)
+    step, checks = 0, 0
+    with pytest.raises(DivergenceError, match=r"step 13 .*above 4 x the recent best 0.1.*raise threshold"):
+        while checks < 1000:
+            checks += 1
+            ok = guard.check(1.0 if step == 13 else 0.1, step)
+            step = step + 1 if ok else guard.resume_step  # type: ignore[assignment]
+    assert [e.action for e in guard.events] == ["rollback"] * 3 + ["stop"]
+
+
+def test_jumps_are_measured_against_the_best_of_the_window() -> None:
+    def run(window: int, losses: list[float]) -> list[DivergenceEvent]:
+        model = torch.nn.Linear(1, 1)
+        guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=1.0), window=window)
+        for step, loss in enumerate(losses):
+            guard.check(loss, step)
+        return guard.events
+
+    assert run(10, [1.0, 0.5, 0.6, 1.9]) == []  # 1.9 < 4 * 0.5
+    (e,) = run(10, [1.0, 0.5, 0.6, 2.1])
+    assert (e.reason, e.loss, e.best, e.step, e.snapshot_step) == ("jump", 2.1, 0.5, 3, 0)
+    assert run(3, [0.3, 1.0, 1.0, 1.0, 3.9]) == []  # 0.3 left the window
+    assert len(run(5, [0.3, 1.0, 1.0, 1.0, 3.9])) == 1
+    # threshold=None: only NaN and inf count
+    model = torch.nn.Linear(1, 1)
+    g = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=1.0), threshold=None)
+    assert all(g.check(v, i) for i, v in enumerate([1.0, 1e6, 1e30]))
+    assert not g.check(float("-inf"), 3) and g.events[0].reason == "inf"
+
+
+def test_nan_before_any_good_step_is_not_a_learning_rate_problem() -> None:
+    model = torch.nn.Linear(1, 1)
+    guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.3))
+    with pytest.raises(DivergenceError, match=r"step 0 is nan before any good step.*lr=0.3"):
+        guard.check(torch.tensor(float("nan")), 0)
+
+
+def test_validation_names_the_argument() -> None:
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for kwargs, pattern in [
+        ({"factor": 1.0}, r"factor must be > 0 and < 1, got 1.0"),
+        ({"factor": 0}, r"factor must be > 0 and < 1, got 0"),
+        ({"threshold": 1.0}, r"threshold must be > 1, got 1.0"),
+        ({"window": 0}, r"window must be an integer >= 1, got 0"),
+        ({"snapshot_every": 2.5}, r"snapshot_every must be an integer >= 1, got 2.5"),
+        ({"max_recoveries": -1}, r"max_recoveries must be an integer >= 0, got -1"),
+        ({"keep": 0}, r"keep must be an integer >= 1, got 0"),
+    ]:
+        with pytest.raises(ValueError, match=pattern):
+            DivergenceGuard(model, opt, **kwargs)
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module, got SGD"):
+        DivergenceGuard(opt, opt)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"optimizer must be a torch.optim.Optimizer, got Linear"):
+        DivergenceGuard(model, model)  # type: ignore[arg-type]
+    step_lr = torch.optim.lr_scheduler.StepLR(opt, 10)
+    with pytest.raises(TypeError, match=r"lrkit.torch scheduler.*StepLR without scale, multiplier"):
+        DivergenceGuard(model, opt, step_lr)
+    guard = DivergenceGuard(model, opt)
+    with pytest.raises(TypeError, match=r"step must be an int, got float"):
+        guard.check(1.0, 1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"loss must be a number or a one-element tensor"):
+        guard.check(torch.ones(3), 0)
+
+
+def test_lrkit_control_imports_without_torch() -> None:
+    src = str(Path(lrkit.__file__).resolve().parents[1])
+    code = "import sys, lrkit.control.guard, lrkit.control; assert 'torch' not in sys.modules, 'torch'"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the CUDA RNG round trip")
+def test_cuda_rng_is_restored() -> None:  # pragma: no cover - no GPU in CI
+    model = torch.nn.Linear(4, 1).cuda()
+    guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1), snapshot_every=1)
+    guard.check(1.0, 0)
+    expected = torch.rand(3, device="cuda")
+    guard.check(1.0, 1)  # snapshot of step 1: the CUDA RNG as it was after the check of step 0
+    torch.rand(5, device="cuda")
+    assert not guard.check(float("nan"), 2)
+    assert torch.equal(torch.rand(3, device="cuda"), expected)
