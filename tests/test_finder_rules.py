@@ -109,6 +109,10 @@ def test_rules_ignore_affine_changes_of_the_loss(
     lrs, losses = curve
     # Quantise so that the affine map cannot reorder (nearly) equal values by rounding.
     losses = np.round(losses, 1)
+    end = int(np.argmin(losses)) + 1
+    if end >= 2:  # steepest: gradient ties may break either way after rounding
+        g = np.sort(np.gradient(losses[:end]))
+        assume(g.size < 2 or g[1] - g[0] > 1e-6)
     a = RULES[name](lrs, losses)
     b = RULES[name](lrs, losses * scale + shift)
     assert a == pytest.approx(b, rel=1e-9)
@@ -129,7 +133,7 @@ def test_rules_scale_with_the_lr_axis(name: str, curve: tuple[np.ndarray, np.nda
 def test_rules_return_an_lr_within_the_tested_range(name: str, curve: tuple[np.ndarray, np.ndarray]) -> None:
     lrs, losses = curve
     value = RULES[name](lrs, losses)
-    low = lrs[0] / 10 if name == "minimum" else lrs[0]
+    low = {"minimum": lrs[0] / 10, "lrkit": lrs[0] / math.sqrt(10)}.get(name, lrs[0])
     assert math.isfinite(value) and low * (1 - 1e-12) <= value <= lrs[-1] * (1 + 1e-12)
 
 
