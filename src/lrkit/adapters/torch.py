@@ -187,7 +187,7 @@ class _Base(LRScheduler):
         self.relative = relative
         self.interval = interval
         self.steps_per_epoch = None if steps_per_epoch is None else float(steps_per_epoch)
-        self.total_steps = None if total_steps is None else float(total_steps)
+        # no `total_steps` attribute: accelerate takes a scheduler that has one for a OneCycleLR
         self.plateau = plateau
         self.hparams: dict[str, tuple[Schedule, ...]] = {}
         for key, value in (hparams or {}).items():
@@ -420,6 +420,12 @@ class Scheduler(_Base):
     it is, and no warning is raised. (With a fused optimizer, which ``GradScaler`` steps anyway, the
     ``found_inf`` flag it passes is read: one host sync per step.) ``follow_optimizer=False`` advances on
     every call.
+
+    Anything that takes a torch scheduler takes it: Lightning (``{"scheduler": s, "interval": "step"}``;
+    with ``"reduce_on_plateau": True`` and a ``"monitor"`` it calls ``step(metric)``), transformers
+    (``Trainer(optimizers=(opt, s))``), accelerate. accelerate steps a scheduler once per process per
+    optimizer step unless ``split_batches=True``; as the schedule here counts optimizer steps, build
+    the ``Accelerator`` with ``step_scheduler_with_optimizer=False`` and call ``step()`` yourself.
     """
 
     def __init__(
