@@ -423,9 +423,9 @@ class Scheduler(_Base):
 
     Anything that takes a torch scheduler takes it: Lightning (``{"scheduler": s, "interval": "step"}``;
     with ``"reduce_on_plateau": True`` and a ``"monitor"`` it calls ``step(metric)``), transformers
-    (``Trainer(optimizers=(opt, s))``), accelerate. accelerate steps a scheduler once per process per
-    optimizer step unless ``split_batches=True``; as the schedule here counts optimizer steps, build
-    the ``Accelerator`` with ``step_scheduler_with_optimizer=False`` and call ``step()`` yourself.
+    (``Trainer(optimizers=(opt, s))``), accelerate. accelerate calls ``step()`` once per process per
+    optimizer step (unless ``split_batches=True``); with ``follow_optimizer=True`` only the first call
+    after an optimizer step advances, so the schedule counts optimizer steps either way.
     """
 
     def __init__(
