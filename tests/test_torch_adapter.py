@@ -311,6 +311,10 @@ def test_follow_optimizer_false_advances_on_every_call() -> None:
     held = lrkit.torch.scheduler(_sgd(), lrkit.Linear(lr=0.1, steps=10))
     held.step()
     assert held.last_epoch == 0  # no optimizer step: nothing to follow
+    held.optimizer.step()
+    held.step()
+    held.step()  # accelerate calls step() once per process after each optimizer step
+    assert held.last_epoch == 1
 
 
 # -- tensor LRs ----------------------------------------------------------------------------------------
