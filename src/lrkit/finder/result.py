@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["Curve", "FinderResult"]
 
 #: A curve is "flat" when its smoothed loss falls by less than this fraction of its starting level.
-FLAT_DROP = 0.05
+FLAT_DROP = 0.01
+#: A curve is "noisy" when its drop is less than this many times the batch-to-batch noise of the loss.
+NOISE_RATIO = 3.0
 #: Repeats "disagree" when their suggestions span more than this many decades.
 MAX_SPREAD_DECADES = 1.0
 
@@ -76,7 +78,8 @@ def _curve_problems(curve: Curve) -> list[str]:
     if drop <= FLAT_DROP * abs(start):
         problems.append(
             f"flat: the smoothed loss fell by {drop:.3g} from {start:.3g}, less than "
-            f"{FLAT_DROP:.0%} of its starting level; widen the LR range or check that the model learns"
+            f"{FLAT_DROP:.0%} of its starting level; widen the LR range, use more steps or check that the "
+            "model learns"
         )
         return problems
     if i_min < 2:
@@ -84,9 +87,10 @@ def _curve_problems(curve: Curve) -> list[str]:
     # Noise of the raw loss: robust std of first differences (MAD / 0.6745 / sqrt(2)) before the minimum.
     pre = raw[: max(i_min + 1, 3)]
     noise = float(np.median(np.abs(np.diff(pre))) / 0.6745 / math.sqrt(2.0))
-    if noise > drop:
+    if NOISE_RATIO * noise > drop:
         problems.append(
-            f"noisy: the batch-to-batch noise of the loss ({noise:.3g}) exceeds its drop ({drop:.3g})"
+            f"noisy: the loss fell by {drop:.3g}, less than {NOISE_RATIO:g} x its batch-to-batch noise "
+            f"({noise:.3g}); use more batches per step (batches_per_step), a validation set or more repeats"
         )
     if curve.stopped_at is None and i_min >= y.size - 2:
         problems.append(f"the loss was still falling at end_lr={curve.lrs[-1]:.3g}; raise end_lr")
