@@ -215,7 +215,7 @@ def test_errors_name_the_argument() -> None:
         s.scale(-0.5)
     with pytest.raises(ValueError, match=r"factor must be > 0"):
         ReduceOnPlateau(factor=0.0)
-    with pytest.raises(ValueError, match=r"Plateau: factor must be a finite number >= 0 and < 1, got 2"):
+    with pytest.raises(ValueError, match=r"factor.*got 2"):
         ReduceOnPlateau(factor=2)
     # a missing metric stops the run with the keys there are, rather than being skipped with a warning
     model = _one_weight_model(s)
