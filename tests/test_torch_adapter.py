@@ -120,26 +120,33 @@ def test_matches_torch_scheduler(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("optim", "key", "three_phase", "anneal"),
-    [("sgd", "momentum", False, "cos"), ("adam", "beta1", False, "cos"), ("sgd", "momentum", True, "linear")],
+    ("optim", "key", "three_phase", "anneal", "n"),
+    [
+        ("sgd", "momentum", False, "cos", N),
+        ("adam", "beta1", False, "cos", N),
+        ("sgd", "momentum", True, "linear", N),
+        ("sgd", "momentum", True, "cos", 37),  # phase ends off the integer grid
+    ],
 )
-def test_one_cycle_with_momentum_matches_torch(optim: str, key: str, three_phase: bool, anneal: str) -> None:
+def test_one_cycle_with_momentum_matches_torch(
+    optim: str, key: str, three_phase: bool, anneal: str, n: int
+) -> None:
     def make() -> torch.optim.Optimizer:
         if optim == "sgd":
             return torch.optim.SGD(_params(), lr=0.1, momentum=0.9)
         return torch.optim.Adam(_params(), lr=0.1)
 
     opt_t = make()
-    ref = OneCycleLR(opt_t, max_lr=0.1, total_steps=N, three_phase=three_phase, anneal_strategy=anneal)
+    ref = OneCycleLR(opt_t, max_lr=0.1, total_steps=n, three_phase=three_phase, anneal_strategy=anneal)
     opt_l = make()
     sch = lrkit.torch.scheduler(
         opt_l,
-        lrkit.OneCycle(max_lr=0.1, steps=N, three_phase=three_phase, anneal=anneal),
-        hparams={key: one_cycle_momentum(N, three_phase=three_phase, anneal=anneal)},
+        lrkit.OneCycle(max_lr=0.1, steps=n, three_phase=three_phase, anneal=anneal),
+        hparams={key: one_cycle_momentum(n, three_phase=three_phase, anneal=anneal)},
     )
-    # torch raises when stepped past total_steps: compare the N steps it can take
-    got = _trace(opt_l, sch, N - 1, ("lr", key))
-    want = _trace(opt_t, ref, N - 1, ("lr", key))
+    # torch raises when stepped past total_steps: compare the steps it can take
+    got = _trace(opt_l, sch, n - 1, ("lr", key))
+    want = _trace(opt_t, ref, n - 1, ("lr", key))
     _close(got, want)
 
 
