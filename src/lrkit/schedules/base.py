@@ -301,6 +301,13 @@ def where(xp: Namespace, cond: Array, a: Array, b: Array) -> Array:
     return xp.where(cond, a, b)
 
 
+def floor_div(t: Array, n: float, xp: Namespace) -> Array:
+    """``floor(t / n)``, exact at multiples of ``n`` even where ``t / n`` is computed as ``t * (1/n)``
+    and rounded down (XLA does that under ``jax.jit``), which would switch a step late."""
+    q = xp.floor(t / n)
+    return xp.where((q + 1.0) * n <= t, q + 1.0, xp.where(q * n > t, q - 1.0, q))
+
+
 def const_like(t: Array, v: float) -> Array:
     """An array shaped like ``t`` filled with ``v`` (keeps dtype and device)."""
     return t * 0.0 + v
@@ -315,6 +322,7 @@ __all__ = [
     "const_like",
     "duration_field",
     "durations_field",
+    "floor_div",
     "param",
     "schedule_field",
     "steps_of",

@@ -16,6 +16,7 @@ from .base import (
     const_like,
     duration_field,
     durations_field,
+    floor_div,
     param,
     steps_of,
 )
@@ -69,7 +70,7 @@ class StepDecay(Schedule):
             raise ValueError(f"{self.name}: step_size must be > 0, got {self.step_size.to_data()!r}")
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        return self.lr * self.gamma ** xp.floor(t / steps_of(self.step_size))
+        return self.lr * self.gamma ** floor_div(t, steps_of(self.step_size), xp)
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,8 @@ class Exponential(Schedule):
         _check_every(self)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        x = t / steps_of(self.every)
-        return self.lr * self.gamma ** (xp.floor(x) if self.staircase else x)
+        n = steps_of(self.every)
+        return self.lr * self.gamma ** (floor_div(t, n, xp) if self.staircase else t / n)
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,8 @@ class InverseTime(Schedule):
         _check_every(self)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        x = t / steps_of(self.every)
-        return self.lr / (1.0 + self.k * (xp.floor(x) if self.staircase else x))
+        n = steps_of(self.every)
+        return self.lr / (1.0 + self.k * (floor_div(t, n, xp) if self.staircase else t / n))
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,8 @@ class Polynomial(Schedule):
         check_number(self.name, "end_lr", self.end_lr, low=0)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        return (self.lr - self.end_lr) * (1.0 - t / steps_of(self.steps)) ** self.power + self.end_lr
+        n = steps_of(self.steps)  # (n - t) / n, not 1 - t/n: never below 0 where t/n rounds up (jit)
+        return (self.lr - self.end_lr) * ((n - t) / n) ** self.power + self.end_lr
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,8 @@ class Linear(Schedule):
         check_number(self.name, "end_lr", self.end_lr, low=0)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        return self.lr + (self.end_lr - self.lr) * (t / steps_of(self.steps))
+        n = steps_of(self.steps)  # exactly end_lr at t == n, whatever the rounding of t / n
+        return self.end_lr + (self.lr - self.end_lr) * ((n - t) / n)
 
 
 @dataclass(frozen=True)

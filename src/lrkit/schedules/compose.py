@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._xp import Array, Namespace
-from .base import Schedule, check_number, param, schedule_field
+from .base import Schedule, check_number, floor_div, param, schedule_field
 from .duration import REST, Duration, DurationLike
 from .warmup import Warmup
 
@@ -266,7 +266,7 @@ class Repeat(Schedule):
     def _eval(self, t: Array, xp: Namespace) -> Array:
         p = float(self.schedule.length_steps or math.inf)
         t = xp.clip(t, 0.0, None)
-        k = xp.floor(t / p)
+        k = floor_div(t, p, xp)
         local = t - k * p
         if self.times is not None:
             local = xp.where(k >= self.times, t * 0.0 + p, local)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ._xp import Array, Namespace
-from .base import Schedule, check_choice, check_number, duration_field, param, steps_of
+from .base import Schedule, check_choice, check_number, duration_field, floor_div, param, steps_of
 from .basic import cosine_between
 from .duration import REST, Duration, DurationLike
 
@@ -49,7 +49,7 @@ class CosineRestarts(Schedule):
     def _f(self, t: Array, xp: Namespace) -> Array:
         p, m = steps_of(self.period), self.mult
         if m == 1.0:
-            i = xp.floor(t / p)
+            i = floor_div(t, p, xp)
             start, length = i * p, t * 0.0 + p
         else:
             i = xp.floor(xp.log(1.0 + t * (m - 1.0) / p) / math.log(m))
@@ -103,8 +103,9 @@ class Cyclic(Schedule):
         down = up if self.step_size_down is None else steps_of(self.step_size_down)
         c = up + down
         r = up / c
-        cycle = xp.floor(1.0 + t / c)
-        x = 1.0 + t / c - cycle
+        q = floor_div(t, c, xp)
+        cycle = 1.0 + q
+        x = (t - q * c) / c
         rising = x <= r
         if self.mode == "sine":
             scale = xp.where(
@@ -115,7 +116,7 @@ class Cyclic(Schedule):
         else:
             scale = xp.where(rising, x / r, (x - 1.0) / (r - 1.0))
         if self.mode == "triangular2":
-            scale = scale / 2.0 ** (cycle - 1.0)
+            scale = scale * 0.5 ** (cycle - 1.0)
         elif self.mode == "exp_range":
             scale = scale * self.gamma**t
         return self.lr + (self.max_lr - self.lr) * scale

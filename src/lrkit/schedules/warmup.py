@@ -22,7 +22,7 @@ def warmup_factor(t: Array, n: float, start: float | None, mode: str, xp: Namesp
             return (t + 1.0) / (n + 1.0)
         return start + (1.0 - start) * (t / n)
     s = 0.01 if start is None else start
-    return s ** (1.0 - t / n)
+    return s ** ((n - t) / n)
 
 
 @dataclass(frozen=True)
