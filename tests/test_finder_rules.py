@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from lrkit.finder import RULES, lr_ramp, minimum, steepest, valley
+from lrkit.finder import RULES, lr_ramp, lrkit_rule, minimum, steepest, valley
 
 
 def fastai_valley(lrs: list[float], losses: list[float]) -> float:
@@ -133,7 +133,7 @@ def test_rules_scale_with_the_lr_axis(name: str, curve: tuple[np.ndarray, np.nda
 def test_rules_return_an_lr_within_the_tested_range(name: str, curve: tuple[np.ndarray, np.ndarray]) -> None:
     lrs, losses = curve
     value = RULES[name](lrs, losses)
-    low = {"minimum": lrs[0] / 10, "lrkit": lrs[0] / math.sqrt(10)}.get(name, lrs[0])
+    low = {"minimum": lrs[0] / 10, "lrkit": lrs[0] / 10}.get(name, lrs[0])
     assert math.isfinite(value) and low * (1 - 1e-12) <= value <= lrs[-1] * (1 + 1e-12)
 
 
@@ -150,3 +150,42 @@ def test_rules_return_an_lr_within_the_tested_range(name: str, curve: tuple[np.n
 def test_rules_validate_input(name: str, lrs: list[float], losses: list[float], words: str) -> None:
     with pytest.raises(ValueError, match=words):
         RULES[name](np.asarray(lrs), np.asarray(losses))
+
+
+# --- lrkit's rule -----------------------------------------------------------------------------------
+def test_lrkit_rule_hand_values() -> None:
+    lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    # start level median(5, 4, 1.0) = 4, drop 3.5, bottom: loss <= 0.5 + 0.175 -> only 0.1
+    assert lrkit_rule(lrs, [5.0, 4.0, 1.0, 0.5, 9.0, 20.0]) == pytest.approx(0.01)
+    # start 4, drop 3, bottom <= 1.15: 1e-2, 1e-1, 1 -> centre 1e-1 -> 1e-2
+    assert lrkit_rule(lrs, [5.0, 4.0, 1.02, 1.0, 1.01, 20.0]) == pytest.approx(0.01)
+    assert minimum(lrs, [5.0, 4.0, 1.02, 1.0, 1.01, 20.0]) == pytest.approx(0.01)
+    # the argmin moves to the right edge of the bottom; the centre stays
+    assert minimum(lrs, [5.0, 4.0, 1.02, 1.01, 1.0, 20.0]) == pytest.approx(0.1)
+    assert lrkit_rule(lrs, [5.0, 4.0, 1.02, 1.01, 1.0, 20.0]) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="tolerance"):
+        lrkit_rule(lrs, [5.0, 4.0, 1.0, 0.5, 9.0, 20.0], tolerance=-1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(curves())
+def test_lrkit_rule_with_zero_tolerance_is_minimum_over_10(curve: tuple[np.ndarray, np.ndarray]) -> None:
+    lrs, losses = curve
+    assume(np.sum(losses == losses.min()) == 1)
+    assert lrkit_rule(lrs, losses, tolerance=0.0) == minimum(lrs, losses)
+
+
+def test_lrkit_rule_is_steadier_than_minimum_on_a_flat_noisy_bottom() -> None:
+    """A loss with a wide flat bottom (1e-3 .. 1e-1) plus noise: the argmin wanders over the whole
+    bottom; the centre of the bottom does not."""
+    lrs = lr_ramp(1e-6, 1.0, 90)
+    x = np.log10(lrs)
+    base = np.where(x < -3, 1.0 + 0.5 * (-3 - x), 1.0) + np.where(x > -1, 20 * (x + 1) ** 2, 0.0)
+    rng = np.random.default_rng(0)
+    spread_min, spread_lrkit = [], []
+    for _ in range(30):
+        y = base + 0.003 * rng.standard_normal(x.size)
+        spread_min.append(np.log10(minimum(lrs, y)))
+        spread_lrkit.append(np.log10(lrkit_rule(lrs, y)))
+    assert np.std(spread_lrkit) < 0.5 * np.std(spread_min)
+    assert abs(np.mean(spread_lrkit) - (-3.0)) < 0.25  # centre of the bottom (1e-2) / 10

@@ -58,9 +58,12 @@ class Curve:
 def _log_median(values: Sequence[float]) -> float:
     """Median on the log axis (geometric mean of the two middle values for an even count), ignoring
     NaN (a repeat without a usable curve); NaN when there is no value."""
-    v = np.asarray(values, dtype=np.float64)
+    v = np.sort(np.asarray(values, dtype=np.float64))
     v = v[np.isfinite(v)]
-    return float(np.exp(np.median(np.log(v)))) if v.size else math.nan
+    n = v.size
+    if n == 0:
+        return math.nan
+    return float(v[n // 2]) if n % 2 else math.sqrt(float(v[n // 2 - 1]) * float(v[n // 2]))
 
 
 def _curve_problems(curve: Curve) -> list[str]:
