@@ -10,7 +10,8 @@ For each task (see :mod:`lrkit.lab.tasks`):
 3. run torch-lr-finder (its defaults: 100 iterations, 1e-7 .. 10, steepest gradient with
    skip_start=10, skip_end=5) once per seed, as a user would;
 4. train at each suggestion with the same 3 seeds (torch-lr-finder: each seed at its own suggestion)
-   and report ``metric(suggestion) / metric(best grid LR)`` (means over seeds).
+   and report ``metric(suggestion) / metric(best grid LR)`` (means over seeds);
+5. with ``--schedules``, also train warmup (5%) + cosine from ``peak_lr`` and one-cycle at ``max_lr``.
 
 Usage::
 
@@ -35,6 +36,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,12 +48,22 @@ from lrkit.lab.tasks import TASKS, get_task
 RULE_COLUMNS = ("lrkit", "steepest", "minimum", "valley")
 
 
-def _train(job: tuple[str, float, int, int]) -> float:
+def _train(job: tuple[str, float, int, int] | tuple[str, float, int, int, str]) -> float:
+    """Train one run: constant LR, or (5th field) "cosine"/"one_cycle" with that LR as the peak."""
     import torch
 
     torch.set_num_threads(1)
-    name, lr, seed, epochs = job
-    return get_task(name).train(lr, seed=seed, epochs=epochs)
+    name, lr, seed, epochs = job[:4]
+    task = get_task(name)
+    if len(job) == 4:
+        return task.train(lr, seed=seed, epochs=epochs)
+    from lrkit.schedules import Cosine, OneCycle, Warmup
+
+    total = epochs * task.build(seed).steps_per_epoch
+    kind = job[4]
+    sched = Warmup("5%") >> Cosine(lr=lr, min_lr=lr / 100) if kind == "cosine" else OneCycle(max_lr=lr)
+    resolved = sched.resolve(total_steps=total)
+    return task.train(schedule=lambda step: float(resolved(step)), seed=seed, epochs=epochs)
 
 
 class Runs:
@@ -65,11 +77,13 @@ class Runs:
             self.data = json.loads(path.read_text())
 
     @staticmethod
-    def key(name: str, lr: float, seed: int, epochs: int) -> str:
-        return f"{name}|{epochs}|{lr:.6e}|{seed}"
+    def key(job: tuple[Any, ...]) -> str:
+        name, lr, seed, epochs = job[:4]
+        kind = f"|{job[4]}" if len(job) > 4 else ""
+        return f"{name}|{epochs}|{lr:.6e}|{seed}{kind}"
 
-    def metrics(self, wanted: list[tuple[str, float, int, int]]) -> list[float]:
-        todo = [j for j in dict.fromkeys(wanted) if self.key(*j[:2], j[2], j[3]) not in self.data]
+    def metrics(self, wanted: list[Any]) -> list[float]:
+        todo = [j for j in dict.fromkeys(wanted) if self.key(j) not in self.data]
         if todo:
             if self.jobs > 1:
                 with ProcessPoolExecutor(self.jobs) as pool:
@@ -77,10 +91,10 @@ class Runs:
             else:
                 results = [_train(j) for j in todo]
             for j, m in zip(todo, results, strict=True):
-                self.data[self.key(*j[:2], j[2], j[3])] = m
+                self.data[self.key(j)] = m
             if self.path is not None:
                 self.path.write_text(json.dumps(self.data, indent=0))
-        return [self.data[self.key(*j[:2], j[2], j[3])] for j in wanted]
+        return [self.data[self.key(j)] for j in wanted]
 
 
 @contextlib.contextmanager
@@ -131,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dump", type=Path, default=None, help="directory for curves (.npz) and plots")
     ap.add_argument("--num-steps", type=int, default=None, help="finder rungs (default min(100, epoch-1))")
     ap.add_argument("--no-tlf", action="store_true", help="skip torch-lr-finder")
+    ap.add_argument(
+        "--schedules", action="store_true", help="also train warmup+cosine at peak_lr and one-cycle at max_lr"
+    )
     args = ap.parse_args(argv)
 
     names = ["digits-mlp-sgd", "digits-mlp-adam"] if args.quick else args.tasks.split(",")
@@ -173,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
             tlf_time = float(np.mean([f[1] for f in found]))
             ms = runs.metrics([(name, lr, s, task.epochs) for s, lr in zip(seeds, tlf_lrs, strict=True)])
             ratios["torch-lr-finder"] = float(np.mean(ms)) / best
+        if args.schedules:
+            for kind, lr in (("cosine", res.peak_lr), ("one_cycle", res.max_lr)):
+                ms = runs.metrics([(name, lr, s, task.epochs, kind) for s in seeds])
+                ratios[kind] = float(np.mean(ms)) / best
         rows.append(
             {
                 "task": name,
@@ -195,19 +216,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] grid means: {pairs}", file=sys.stderr, flush=True)
 
     cols = [*RULE_COLUMNS, "torch-lr-finder"]
+    if args.schedules:
+        cols += ["cosine", "one_cycle"]
     print()
     print("Suggestions (lrkit rules: median over 3 finder repeats; torch-lr-finder: one per seed)")
-    print(f"{'task':20} {'best grid LR':>12} " + " ".join(f"{c:>16}" for c in cols))
+    print(f"{'task':20} {'best grid LR':>12} " + " ".join(f"{c:>16}" for c in cols[:5]))
     for r in rows:
         tlf = "/".join(f"{v:.2g}" for v in r["tlf"]) if r["tlf"] else "-"
         vals = [f"{r['sugg'][c]:.3g}" for c in RULE_COLUMNS] + [tlf]
         print(f"{r['task']:20} {r['best_lr']:>12.3g} " + " ".join(f"{v:>16}" for v in vals))
     print()
     print("metric(suggestion) / metric(best grid LR), mean over seeds")
+    if args.schedules:
+        print("(cosine: warmup 5% + cosine from peak_lr; one_cycle: OneCycle(max_lr); vs best constant LR)")
     print(f"{'task':20} {'best metric':>12} " + " ".join(f"{c:>16}" for c in cols))
     for r in rows:
         vals = [f"{r['ratios'][c]:.3f}" if c in r["ratios"] else "-" for c in cols]
         print(f"{r['task']:20} {r['best']:>12.4f} " + " ".join(f"{v:>16}" for v in vals))
+    cols = [c for c in cols if any(c in r["ratios"] for r in rows)]
     means = {c: np.mean([r["ratios"][c] for r in rows if c in r["ratios"]]) for c in cols}
     mins = {c: np.min([r["ratios"][c] for r in rows if c in r["ratios"]]) for c in cols}
     print(f"{'mean':20} {'':>12} " + " ".join(f"{means[c]:>16.3f}" for c in cols))

@@ -107,10 +107,10 @@ def lrkit_rule(lrs: ArrayLike, losses: ArrayLike, tolerance: float = 0.05, divis
     :math:`\\eta = \\exp(\\operatorname{mean}_{i \\in bottom} \\ln \\eta_i) / 10`.
 
     This is :func:`minimum` made robust: on a sharp minimum the bottom is one rung and both agree; on a
-    flat, noisy bottom the argmin is decided by noise, the centre of the bottom is not. In
-    ``bench/finder.py`` it matched minimum / 10 on the metric and varied less between repeats and
-    smoothing factors (see the benchmark notes in the README). Applied per repeat; the result takes
-    the median over repeats.
+    flat, noisy bottom the argmin is decided by noise, the centre of the bottom is not. Chosen with
+    ``bench/finder.py`` (four tasks, grid search as the reference): it matched minimum / 10 on the final
+    metric and varied less between repeats and across smoothing factors, while ``valley`` and
+    ``steepest`` missed on some tasks. Applied per repeat; the result takes the median over repeats.
 
     >>> lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
     >>> lrkit_rule(lrs, [5.0, 4.0, 1.0, 0.5, 9.0, 20.0])  # sharp minimum at 0.1: same as minimum / 10
