@@ -251,3 +251,37 @@ def test_plot_writes_a_png_with_log_axis(tmp_path: object) -> None:
     assert "learning rate" in ax.get_xlabel() and ax.get_ylabel() == "loss"
     lines = {ln.get_label() for ln in ax.get_lines()}
     assert any(label.startswith("lrkit") for label in lines)
+
+
+# --- schedules from a result ------------------------------------------------------------------------
+def test_schedule_from_result_warmup_cosine_and_one_cycle() -> None:
+    from lrkit.finder import schedule_from_result
+
+    res = range_test(bowl, num_steps=60)
+    peak = res.peak_lr
+    s = schedule_from_result(res).resolve(total_steps=200)  # warmup 5% = 10 steps, then cosine
+    values = np.array([s(t) for t in range(200)])
+    assert np.all(np.diff(values[:11]) > 0) and values[10] == pytest.approx(peak)
+    assert np.all(np.diff(values[10:]) <= 0)
+    assert values[-1] == pytest.approx(peak / 100, rel=0.01)
+    # the cosine half: min + (peak - min) (1 + cos(pi t / 190)) / 2 at t = 95 (midway)
+    assert values[105] == pytest.approx(peak / 100 + (peak - peak / 100) / 2, rel=1e-9)
+
+    oc = res.schedule("one_cycle", pct_start=0.25).resolve(total_steps=100)
+    assert oc(0) == pytest.approx(res.max_lr / 25)
+    assert oc(24) == pytest.approx(res.max_lr)  # peak at pct_start * steps - 1
+    assert max(oc(t) for t in range(100)) == pytest.approx(res.max_lr)
+
+
+def test_schedule_from_result_validation() -> None:
+    from lrkit.finder import schedule_from_result
+
+    res = range_test(bowl, num_steps=30)
+    with pytest.raises(ValueError, match="kind"):
+        schedule_from_result(res, "linear")
+    with pytest.raises(TypeError, match="options"):
+        schedule_from_result(res, "cosine", pct_start=0.3)
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        schedule_from_result(res, min_lr_ratio=2.0)
+    with pytest.raises(TypeError, match="FinderResult"):
+        schedule_from_result(0.1)  # type: ignore[arg-type]
