@@ -474,3 +474,14 @@ def test_graph_scheduler_on_the_cpu_matches_the_host_scheduler() -> None:
     assert float(opt_g.param_groups[0]["lr"]) == pytest.approx(
         0.5 * 0.1 * s.resolve(total_steps=40)(45), rel=1e-6
     )
+
+
+def test_graph_scheduler_plateau_cut_writes_the_lr_tensor() -> None:
+    opt = torch.optim.SGD([{"params": [p], "lr": torch.tensor(0.1)} for p in _params(2)])
+    plateau = lrkit.control.Plateau(patience=0, factor=0.5, min_lr=0.04)
+    sch = lrkit.torch.scheduler(opt, lrkit.Constant(1.0), relative=True, plateau=plateau, in_graph=True)
+    assert [sch.report(1.0) for _ in range(4)] == [False, True, True, False]  # 0.1 -> 0.05 -> 0.04 (floor)
+    assert float(opt.param_groups[0]["lr"]) == pytest.approx(0.04)
+    assert sch.plateau_cuts == [0.25, 0.25]
+    sch.step()
+    assert float(opt.param_groups[1]["lr"]) == pytest.approx(0.04)
