@@ -264,11 +264,13 @@ def test_several_batches_per_rung_record_their_mean() -> None:
     assert np.all(rung_lrs == rung_lrs[:, :1])
 
 
-def test_param_groups_keep_their_ratios() -> None:
+@pytest.mark.parametrize("mode", ["exp", "linear"])
+def test_param_groups_keep_their_ratios(mode: str) -> None:
     model, opt, loader = trained_setup("sgd")
     seen = count_steps(opt)
-    res = find_lr(model, opt, loader, F.cross_entropy, num_steps=15, end_lr=1e-2)
+    res = find_lr(model, opt, loader, F.cross_entropy, num_steps=15, end_lr=1e-2, mode=mode)
     got = np.asarray(seen)
+    np.testing.assert_allclose(res.lrs, lr_ramp(1e-7, 1e-2, 15, mode=mode), rtol=1e-12)
     np.testing.assert_allclose(got[:, 0], res.lrs, rtol=1e-12)
     np.testing.assert_allclose(got[:, 1] / got[:, 0], 0.25, rtol=1e-12)
     assert res.group_ratios == (1.0, 0.25)
@@ -308,11 +310,19 @@ def test_validation_loss_matches_a_hand_written_loop() -> None:
 
 
 # --- GradScaler and autocast --------------------------------------------------------------------
-def test_skipped_scaler_steps_are_not_rungs() -> None:
+@pytest.mark.parametrize("used_before", [False, True])
+def test_skipped_scaler_steps_are_not_rungs(used_before: bool) -> None:
     model = make_model(bn=False, dropout=False)
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.9)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=3)
     loader = make_loader()
+    if used_before:  # scale and growth tracker initialised by earlier training
+        for x, y in list(loader)[:2]:
+            opt.zero_grad()
+            scaler.scale(F.cross_entropy(model(x), y)).backward()
+            scaler.step(opt)
+            scaler.update()
+        assert scaler._scale is not None
     before = everything(model, opt, loader, scaler)
     lr_at_call: list[float] = []
 
