@@ -33,6 +33,8 @@ test: lint typecheck pytest
 
 bench: setup
 	$(BIN)/python bench/preview.py
+	$(BIN)/python bench/step_overhead.py
+	$(BIN)/python bench/compiled_step.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -75,6 +75,7 @@ _LAZY = {
     "torch": "lrkit.adapters.torch",
     "keras": "lrkit.adapters.keras",
     "optax": "lrkit.adapters.optax",
+    "control": "lrkit.control",
     "finder": "lrkit.finder",
     "lab": "lrkit.lab",
     "recipes": "lrkit.recipes",
