@@ -21,6 +21,16 @@ Usage::
 
 ``--cache`` stores every training run (task, epochs, LR, seed -> metric) so reruns skip finished runs.
 ``--dump DIR`` writes each task's finder curves (``.npz``) and plot (``.png``).
+
+Last full run (2 CPU cores, torch 2.13, ``--schedules``), metric(suggestion) / metric(best grid LR)::
+
+    task                best LR  best metric  lrkit  steepest  min/10  valley  torch-lr-finder
+    digits-mlp-sgd       0.0464       0.9676  1.003     0.105   1.003   0.981            0.209
+    digits-mlp-adam     0.00464       0.9620  1.002     0.988   1.002   0.996            0.996
+    mnist1d-cnn          0.0464       0.9477  0.993     0.973   0.993   0.948            0.987
+    tinylm-transformer     0.01       0.0894  1.007     0.985   1.000   0.774            0.944
+
+lrkit's suggestions: 0.117, 0.00381, 0.0488, 0.00873 at 0.98-0.99 epochs per repeat (3 repeats).
 """
 
 from __future__ import annotations
