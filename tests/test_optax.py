@@ -265,8 +265,11 @@ def test_unresolved_and_wrong_types_raise_clearly() -> None:
     assert "cosine" in str(info.value)
     with pytest.raises(ValueError, match=r"steps_per_epoch"):
         lrkit.optax.schedule(lrkit.parse("warmup(2ep) >> constant(lr=1.0)"), total_steps=100)
-    with pytest.raises(TypeError, match=r"expected an lrkit Schedule, got function"):
+    with pytest.raises(
+        TypeError, match=r"must be an lrkit Schedule, a spec string or a spec dict, got function"
+    ):
         lrkit.optax.schedule(optax.constant_schedule(1.0))  # type: ignore[arg-type]
+    assert float(lrkit.optax.schedule("cosine(lr=1.0)", total_steps=10)(5)) == pytest.approx(0.5)
 
 
 def _fit(learning_rate: Any, steps: int) -> tuple[np.ndarray, list[float]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -33,7 +34,9 @@ from .schedules.compose import Chain, Product, Scale
 from .schedules.duration import Duration
 
 __all__ = [
+    "ScheduleLike",
     "SpecError",
+    "as_schedule",
     "dumps",
     "from_dict",
     "from_json",
@@ -142,6 +145,22 @@ def from_dict(d: dict[str, Any], *, _depth: int = 0) -> Schedule:
     cls = _lookup(d["type"])
     kwargs = {str(k): _from_data(v, _depth) for k, v in d.items() if k != "type"}
     return _build(cls, kwargs)
+
+
+ScheduleLike = Schedule | str | Mapping[str, Any]
+
+
+def as_schedule(x: object, where: str = "schedule") -> Schedule:
+    """A Schedule as it is, a spec string parsed, a spec dict read; anything else is a TypeError."""
+    if isinstance(x, Schedule):
+        return x
+    if isinstance(x, str):
+        return parse(x)
+    if isinstance(x, Mapping):
+        return from_dict(dict(x))
+    raise TypeError(
+        f"{where} must be an lrkit Schedule, a spec string or a spec dict, got {type(x).__name__} {x!r}"
+    )
 
 
 # -- files ---------------------------------------------------------------------------------------

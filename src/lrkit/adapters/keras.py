@@ -31,7 +31,6 @@ the learning rate exactly (the optimizer's iteration counter is saved with the o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,24 +38,9 @@ import keras
 from array_api_compat import array_namespace
 
 from ..control.plateau import Plateau
-from ..schedules.base import Schedule
-from ..spec import from_dict, parse
+from ..spec import ScheduleLike, as_schedule
 
 __all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "schedule"]
-
-ScheduleLike = Schedule | str | Mapping[str, Any]
-
-
-def _as_schedule(x: object, where: str) -> Schedule:
-    if isinstance(x, Schedule):
-        return x
-    if isinstance(x, str):
-        return parse(x)
-    if isinstance(x, Mapping):
-        return from_dict(dict(x))
-    raise TypeError(
-        f"{where} must be an lrkit Schedule, a spec string or a spec dict, got {type(x).__name__} {x!r}"
-    )
 
 
 def _positive_or_zero(where: str, v: object, *, positive: bool) -> float:
@@ -103,7 +87,7 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         multiplier: float = 1.0,
         floor: float = 0.0,
     ) -> None:
-        s = _as_schedule(schedule, "schedule").resolve(
+        s = as_schedule(schedule, "schedule").resolve(
             total_steps=total_steps, steps_per_epoch=steps_per_epoch
         )
         if s.unresolved:

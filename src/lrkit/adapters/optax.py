@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 from array_api_compat import array_namespace
 
-from ..schedules.base import Schedule
+from ..spec import ScheduleLike, as_schedule
 
 __all__ = ["schedule"]
 
@@ -61,9 +61,9 @@ OptaxSchedule = Callable[[Any], jax.Array]
 
 
 def schedule(
-    s: Schedule, total_steps: float | None = None, steps_per_epoch: float | None = None
+    spec: ScheduleLike, total_steps: float | None = None, steps_per_epoch: float | None = None
 ) -> OptaxSchedule:
-    """``s`` as an optax schedule: a pure, jit-friendly function ``count -> jax.Array``.
+    """``spec`` (a Schedule, spec string or dict) as an optax schedule: a pure, jit-friendly function ``count -> jax.Array``.
 
     Durations in epochs or fractions are resolved with ``total_steps`` / ``steps_per_epoch`` here,
     once; what cannot be resolved raises :class:`ValueError` now, not at the first step. The returned
@@ -75,8 +75,7 @@ def schedule(
     >>> [round(float(v), 6) for v in jax.jit(f)(jnp.array([0, 5, 10, 60, 110, 500]))]
     [0.0, 0.05, 0.1, 0.05, 0.0, 0.0]
     """
-    if not isinstance(s, Schedule):
-        raise TypeError(f"schedule: expected an lrkit Schedule, got {type(s).__name__} {s!r}")
+    s = as_schedule(spec, "schedule")
     resolved = s.resolve(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     problem = resolved.unresolved
     if problem:

@@ -46,7 +46,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from ..control.plateau import Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
-from ..spec import from_dict, parse
+from ..spec import ScheduleLike, as_schedule
 
 __all__ = [
     "BLOCK",
@@ -59,27 +59,17 @@ __all__ = [
 #: steps evaluated at once by :class:`Scheduler` (blocks start at multiples of BLOCK)
 BLOCK = 4096
 _NO_BLOCK = -(1 << 62)
-
-ScheduleLike = Schedule | str | Mapping[str, Any]
 _FORMAT = "lrkit.torch/1"
 _INTERVALS = ("step", "epoch")
 
 
 # -- argument handling ----------------------------------------------------------------------------
-def _as_schedule(x: object, where: str) -> Schedule:
-    if isinstance(x, Schedule):
-        return x
-    if isinstance(x, str):
-        return parse(x)
-    if isinstance(x, Mapping):
-        return from_dict(dict(x))
-    raise TypeError(f"{where} must be a Schedule, a spec string or a spec dict, got {type(x).__name__} {x!r}")
 
 
 def _per_group(x: object, n: int, where: str) -> tuple[tuple[Schedule, ...], bool]:
     """One schedule per group, and whether a single schedule was given for all of them."""
     if isinstance(x, (Schedule, str, Mapping)):
-        s = _as_schedule(x, where)
+        s = as_schedule(x, where)
         return (s,) * n, True
     if isinstance(x, Sequence):
         if len(x) != n:
@@ -87,7 +77,7 @@ def _per_group(x: object, n: int, where: str) -> tuple[tuple[Schedule, ...], boo
                 f"{where}: got {len(x)} schedules for {n} parameter groups; "
                 "give one schedule, or one per group"
             )
-        return tuple(_as_schedule(v, f"{where}[{i}]") for i, v in enumerate(x)), False
+        return tuple(as_schedule(v, f"{where}[{i}]") for i, v in enumerate(x)), False
     raise TypeError(
         f"{where} must be a schedule or a list of one schedule per parameter group, "
         f"got {type(x).__name__} {x!r}"
