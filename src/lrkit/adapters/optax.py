@@ -63,7 +63,8 @@ OptaxSchedule = Callable[[Any], jax.Array]
 def schedule(
     spec: ScheduleLike, total_steps: float | None = None, steps_per_epoch: float | None = None
 ) -> OptaxSchedule:
-    """``spec`` (a Schedule, spec string or dict) as an optax schedule: a pure, jit-friendly function ``count -> jax.Array``.
+    """``spec`` (a Schedule, spec string or dict) as an optax schedule: a pure, jit-friendly function
+    ``count -> jax.Array``.
 
     Durations in epochs or fractions are resolved with ``total_steps`` / ``steps_per_epoch`` here,
     once; what cannot be resolved raises :class:`ValueError` now, not at the first step. The returned
