@@ -21,7 +21,7 @@ from .schedules.duration import Duration
 from .spec import load
 
 EPILOG = """SPEC is a schedule in the compact form, e.g. "warmup(steps=500) >> cosine(lr=3e-4, min_lr=3e-5)",
-or a .json/.yaml/.toml file. Durations: 500 (steps), 3ep (epochs), 10%% (of --total), rest.
+or a .json/.yaml/.toml file. Durations: 500 (steps), 3ep (epochs), 10% (of --total), rest.
 Run `lrkit schedules` for every schedule and its parameters."""
 
 
