@@ -6,7 +6,6 @@ import argparse
 import json
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,14 +21,7 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["find", *argv])
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Any:
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_find_on_a_task_prints_the_suggestion_and_writes_plot_and_json(

@@ -18,14 +18,7 @@ F = torch.nn.functional
 from lrkit.finder import find_lr, lr_ramp  # noqa: E402
 from lrkit.finder.torch_driver import default_forward  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Any:
-    """Tiny models: one intra-op thread is fastest and avoids oversubscription under pytest -n 2."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- fixtures -------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from lrkit.lab.store import ResultStore
 from lrkit.spec import parse
 
 TASK = "digits-mlp-sgd"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_runs_record_the_scheduled_lr_and_land_in_sqlite(tmp_path: Path) -> None:

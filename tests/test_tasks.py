@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
@@ -12,13 +10,7 @@ from lrkit.lab.tasks import TASKS, Task, get_task, make_mnist1d, stdlib_text
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Any:
-    """Tiny models: one intra-op thread is fastest and avoids oversubscription under pytest -n 2."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_names_and_unknown_task_lists_known_names() -> None:
