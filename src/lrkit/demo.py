@@ -18,7 +18,7 @@ def demo_strategies(peak: float) -> list[tuple[str, str, str | None]]:
     """(label, spec, optimizer) for the demo's lab, around the finder's suggestion ``peak``."""
     p = f"{peak:.3g}"
     return [
-        (f"too large: constant {30 * peak:.3g}", f"constant({30 * peak:.3g})", None),
+        (f"too large: constant {100 * peak:.3g}", f"constant({100 * peak:.3g})", None),
         (f"too small: constant {peak / 300:.2g}", f"constant({peak / 300:.2g})", None),
         (f"constant {p} (finder)", f"constant({p})", None),
         ("step decay x0.1 at 50%, 75%", f"multistep(lr={p}, milestones=[50%, 75%], gamma=0.1)", None),
