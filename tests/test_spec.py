@@ -163,3 +163,16 @@ def test_to_string_is_readable() -> None:
     s = Warmup(steps="10%") >> Cosine(lr=3e-4, min_lr=3e-5)
     assert str(s) == "warmup(steps=10%) >> cosine(lr=0.0003, min_lr=3e-05)"
     assert re.fullmatch(r"[a-z_]+\(.*\)", str(Cosine(lr=1.0)))
+
+
+def test_missing_yaml_or_toml_writer_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
+    monkeypatch.setitem(sys.modules, "tomli_w", None)
+    s = parse("cosine(lr=1)")
+    with pytest.raises(ImportError, match=r"YAML specs need PyYAML: pip install 'lrkit\[spec\]'"):
+        lrkit.dumps(s, "yaml")
+    with pytest.raises(ImportError, match=r"TOML specs needs tomli-w"):
+        lrkit.dumps(s, "toml")
+    assert lrkit.loads(lrkit.dumps(s, "json"), "json") == s  # JSON and reading TOML need no extra

@@ -176,15 +176,21 @@ def from_json(text: str) -> Schedule:
     return from_dict(data)
 
 
-def to_yaml(s: Schedule) -> str:
-    import yaml  # the 'spec' extra
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise ImportError("YAML specs need PyYAML: pip install 'lrkit[spec]'") from None
+    return yaml
 
+
+def to_yaml(s: Schedule) -> str:
+    yaml = _yaml()
     return str(yaml.safe_dump(to_dict(s), sort_keys=False))
 
 
 def from_yaml(text: str) -> Schedule:
-    import yaml
-
+    yaml = _yaml()
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -193,8 +199,10 @@ def from_yaml(text: str) -> Schedule:
 
 
 def to_toml(s: Schedule) -> str:
-    import tomli_w  # the 'spec' extra
-
+    try:
+        import tomli_w
+    except ImportError:
+        raise ImportError("writing TOML specs needs tomli-w: pip install 'lrkit[spec]'") from None
     return str(tomli_w.dumps(to_dict(s)))
 
 
