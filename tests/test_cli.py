@@ -121,3 +121,11 @@ def test_every_command_has_help() -> None:
             [sys.executable, "-m", "lrkit.cli", *cmd, "--help"], capture_output=True, text=True
         )
         assert r.returncode == 0 and "usage: lrkit" in r.stdout, (cmd, r.stderr)
+
+
+def test_a_missing_framework_names_the_extra(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if only the numpy core were installed
+    code, _, err = run(capsys, "plot", "cosine(lr=1)", "--total", "10", "--out", "x.png")
+    assert code == 2 and "pip install 'lrkit[lab]'" in err and len(err.strip().splitlines()) == 1

@@ -293,12 +293,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: which extra brings a missing module
+EXTRAS = {
+    "torch": "lab",
+    "sklearn": "lab",
+    "matplotlib": "lab",
+    "array_api_compat": "torch",
+    "jax": "jax",
+    "optax": "jax",
+    "keras": "keras",
+    "yaml": "spec",
+    "tomli_w": "spec",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        if missing in EXTRAS:
+            exc = ImportError(
+                f"this needs {missing}, which is not installed: pip install 'lrkit[{EXTRAS[missing]}]'"
+            )
         print(f"lrkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
