@@ -166,6 +166,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     strategies = [Strategy.parse(s) for s in args.strategy]  # every spec is checked before anything runs
     from .adapters import torch as _needs_torch  # noqa: F401  (before any output is written)
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     db = Path(args.db) if args.db else out / "lab.db"

@@ -205,6 +205,7 @@ def run_lab(
 
     get_task(task)  # unknown names fail before anything runs
     from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch too: nothing is written)
+
     db = store if isinstance(store, ResultStore) else ResultStore(store)
     exp = db.new_experiment(name, task)
     runs: list[RunRecord] = []
