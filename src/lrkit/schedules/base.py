@@ -28,9 +28,10 @@ REGISTRY: dict[str, type[Schedule]] = {}
 
 
 # -- field declarations ------------------------------------------------------------------------
-def duration_field(default: DurationLike | None = None, *, doc: str = "") -> Any:
-    """A dataclass field holding a :class:`Duration` (coerced from int/str at construction)."""
-    return field(default=default, metadata={"kind": "duration", "doc": doc})
+def duration_field(default: DurationLike | None = None, *, doc: str = "", positive: bool = False) -> Any:
+    """A dataclass field holding a :class:`Duration` (coerced from int/str at construction);
+    ``positive`` rejects a zero duration (a period, a step size)."""
+    return field(default=default, metadata={"kind": "duration", "doc": doc, "positive": positive})
 
 
 def durations_field(*, doc: str = "") -> Any:
@@ -114,6 +115,8 @@ class Schedule:
                     raise ValueError(f"{self.name}: {f.name} cannot be 'rest'; only the length can")
                 if d.unit == "steps" and d.value == 0 and f.name == self.length_field:
                     raise ValueError(f"{self.name}: {f.name} must be > 0 steps, got {v!r}")
+                if f.metadata.get("positive") and d.unit != "rest" and d.value <= 0:
+                    raise ValueError(f"{self.name}: {f.name} must be > 0, got {d.to_data()!r}")
                 object.__setattr__(self, f.name, d)
             elif kind == "durations":
                 if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):

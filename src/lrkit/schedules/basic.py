@@ -56,7 +56,7 @@ class StepDecay(Schedule):
     """
 
     lr: float = param(doc=_LR)
-    step_size: DurationLike = duration_field(1, doc="decay every this many steps (or '2ep')")
+    step_size: DurationLike = duration_field(1, doc="decay every this many steps (or '2ep')", positive=True)
     gamma: float = param(0.1, doc="multiplier applied at each decay, > 0")
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
     name = "step"
@@ -66,8 +66,6 @@ class StepDecay(Schedule):
     def _validate(self) -> None:
         check_number(self.name, "lr", self.lr, low=0)
         check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
-        if isinstance(self.step_size, Duration) and self.step_size.value <= 0:
-            raise ValueError(f"{self.name}: step_size must be > 0, got {self.step_size.to_data()!r}")
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         return self.lr * self.gamma ** floor_div(t, steps_of(self.step_size), xp)
@@ -119,7 +117,7 @@ class Exponential(Schedule):
 
     lr: float = param(doc=_LR)
     gamma: float = param(0.99, doc="multiplier per `every` steps, > 0")
-    every: DurationLike = duration_field(1, doc="steps per application of gamma")
+    every: DurationLike = duration_field(1, doc="steps per application of gamma", positive=True)
     staircase: bool = param(False, doc="decay in discrete jumps")
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
     name = "exponential"
@@ -129,7 +127,6 @@ class Exponential(Schedule):
     def _validate(self) -> None:
         check_number(self.name, "lr", self.lr, low=0)
         check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
-        _check_every(self)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n = steps_of(self.every)
@@ -170,7 +167,7 @@ class InverseTime(Schedule):
 
     lr: float = param(doc=_LR)
     k: float = param(doc="decay rate, >= 0")
-    every: DurationLike = duration_field(1, doc="steps per unit of time")
+    every: DurationLike = duration_field(1, doc="steps per unit of time", positive=True)
     staircase: bool = param(False, doc="decay in discrete jumps")
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
     name = "inverse_time"
@@ -180,7 +177,6 @@ class InverseTime(Schedule):
     def _validate(self) -> None:
         check_number(self.name, "lr", self.lr, low=0)
         check_number(self.name, "k", self.k, low=0)
-        _check_every(self)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n = steps_of(self.every)
@@ -199,7 +195,7 @@ class InverseSqrt(Schedule):
     """
 
     lr: float = param(doc=_LR)
-    timescale: DurationLike = duration_field(1, doc="steps until lr has fallen by 1/sqrt(2)")
+    timescale: DurationLike = duration_field(1, doc="steps until lr has fallen by 1/sqrt(2)", positive=True)
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
     name = "inverse_sqrt"
     summary = "lr * sqrt(timescale/(t+timescale)), the transformer decay"
@@ -207,8 +203,6 @@ class InverseSqrt(Schedule):
 
     def _validate(self) -> None:
         check_number(self.name, "lr", self.lr, low=0)
-        if isinstance(self.timescale, Duration) and self.timescale.value <= 0:
-            raise ValueError(f"{self.name}: timescale must be > 0, got {self.timescale.to_data()!r}")
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         ts = steps_of(self.timescale)
@@ -352,11 +346,6 @@ class Piecewise(Schedule):
         for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]):
             out = out + (y1 - y0) / (x1 - x0) * (xp.clip(t, x0, x1) - x0)
         return out
-
-
-def _check_every(s: Any) -> None:
-    if isinstance(s.every, Duration) and s.every.value <= 0:
-        raise ValueError(f"{s.name}: every must be > 0, got {s.every.to_data()!r}")
 
 
 __all__ = [

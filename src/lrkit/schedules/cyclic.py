@@ -27,7 +27,7 @@ class CosineRestarts(Schedule):
     """
 
     lr: float = param(doc="peak of the first cycle")
-    period: DurationLike = duration_field(1, doc="length of the first cycle")
+    period: DurationLike = duration_field(1, doc="length of the first cycle", positive=True)
     mult: float = param(1.0, doc="each cycle is this many times longer than the one before (>= 1)")
     min_lr: float = param(0.0, doc="floor of every cycle")
     decay: float = param(
@@ -43,8 +43,6 @@ class CosineRestarts(Schedule):
         check_number(self.name, "mult", self.mult, low=1)
         check_number(self.name, "min_lr", self.min_lr, low=0)
         check_number(self.name, "decay", self.decay, low=0, low_open=True, high=1)
-        if isinstance(self.period, Duration) and self.period.value <= 0:
-            raise ValueError(f"{self.name}: period must be > 0, got {self.period.to_data()!r}")
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         p, m = steps_of(self.period), self.mult
@@ -79,8 +77,10 @@ class Cyclic(Schedule):
 
     lr: float = param(doc="the base (lowest) learning rate")
     max_lr: float = param(doc="the peak learning rate")
-    step_size_up: DurationLike = duration_field(2000, doc="steps from base to peak")
-    step_size_down: DurationLike | None = duration_field(None, doc="steps from peak to base (default: = up)")
+    step_size_up: DurationLike = duration_field(2000, doc="steps from base to peak", positive=True)
+    step_size_down: DurationLike | None = duration_field(
+        None, doc="steps from peak to base (default: = up)", positive=True
+    )
     mode: str = param("triangular", doc="triangular, triangular2, exp_range or sine")
     gamma: float = param(1.0, doc="exp_range: amplitude multiplier per step")
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
@@ -95,8 +95,6 @@ class Cyclic(Schedule):
         check_number(self.name, "max_lr", self.max_lr, low=self.lr)
         check_choice(self.name, "mode", self.mode, self.MODES)
         check_number(self.name, "gamma", self.gamma, low=0, low_open=True, high=1)
-        if isinstance(self.step_size_up, Duration) and self.step_size_up.value <= 0:
-            raise ValueError(f"{self.name}: step_size_up must be > 0, got {self.step_size_up.to_data()!r}")
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         up = steps_of(self.step_size_up)
