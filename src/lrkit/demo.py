@@ -43,7 +43,7 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     from .lab.report import plot_lab, table
     from .lab.runner import Strategy, run_lab
     from .lab.store import ResultStore
-    from .lab.tasks import get_task
+    from .tasks import get_task
     from .plot import gallery, plot_schedules
 
     out.mkdir(parents=True, exist_ok=True)

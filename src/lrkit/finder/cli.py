@@ -42,7 +42,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "repeats and every rule's suggestion); write the plot to --out.",
     )
     what = p.add_argument_group("what to test (--task, or --model with --data)")
-    what.add_argument("--task", help="a built-in task: digits-mlp-sgd, digits-mlp-adam, mnist1d-cnn, ...")
+    what.add_argument(
+        "--task", help="a built-in task (digits-mlp-sgd, mnist1d-cnn, ...) or your own as MODULE:FUNCTION"
+    )
     what.add_argument("--model", metavar="MODULE:FACTORY", help="function returning a torch.nn.Module")
     what.add_argument("--data", metavar="MODULE:FACTORY", help="function returning the train loader")
     what.add_argument("--loss", default="cross_entropy", help=f"one of {', '.join(LOSSES)} or MODULE:FUNC")
@@ -133,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         "accumulation_steps": args.accumulation_steps,
     }
     if args.task is not None:
-        from lrkit.lab.tasks import get_task
+        from lrkit.tasks import get_task
 
         if args.data is not None:
             raise ValueError("--data goes with --model, not with --task")

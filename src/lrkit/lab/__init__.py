@@ -1,5 +1,5 @@
-"""The lab: built-in training tasks (:mod:`lrkit.lab.tasks`) to compare learning-rate strategies on.
+"""The lab: run learning-rate strategies side by side on a task (:mod:`lrkit.tasks`), record every run
+in a resumable SQLite store, and report the difference.
 
-Importing this package imports neither torch nor matplotlib; :mod:`lrkit.lab.tasks` imports torch only
-when a task is built.
+Importing this package imports neither torch nor matplotlib.
 """

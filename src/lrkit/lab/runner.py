@@ -1,51 +1,65 @@
-"""The lab: run learning-rate strategies side by side on a real task, and record everything.
+"""The lab: run learning-rate strategies side by side on a task, in parallel, resumably.
 
-A :class:`Strategy` is a label, a schedule (object or spec) and optionally an optimizer that replaces
-the task's own (``sgd``, ``adagrad``, ``rmsprop``, ``adam``, ``adamw``), so adaptive optimizers can be
-compared with schedules on the same model and data. Each run trains from the same initial weights
-(per seed), drives the LR with :func:`lrkit.torch.scheduler`, records the LR and loss of every step and
-the validation metric of every epoch, and is written to the :class:`~lrkit.lab.store.ResultStore` as
-soon as it ends. A run *diverges* (and stops there, with final metric 0) when its loss is NaN/inf or
-exceeds ``diverge_factor`` (default 10) times the loss of its first step.
+A :class:`Strategy` is a label, a schedule (object or spec) and optionally an optimizer (one of
+:data:`lrkit.tasks.OPTIMIZERS`) with hyper-parameters that replace the task's own, so adaptive and
+learning-rate-free optimizers are compared with schedules on the same model and data. Each run trains
+from the same initial weights (per seed), drives the LR with :func:`lrkit.torch.scheduler`, records the LR
+and loss of every step and the validation metric of every epoch. A run *diverges* (and stops there) when
+its loss is NaN/inf or exceeds ``diverge_factor`` (default 10) times the loss of its first step.
+
+:func:`run_lab` runs every (strategy, seed) in ``workers`` processes (one torch thread each) against a
+:class:`~lrkit.lab.store.ResultStore`: finished runs are skipped, runs whose owner died are redone, and
+each run is stored once, however many labs share the database.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..schedules import Schedule
 from ..spec import load, to_string
-from .store import ResultStore, RunRecord
+from ..tasks.optimizers import check_optimizer_name, check_params
+from .store import ResultStore, RunRecord, owner_token, run_key
 
-if TYPE_CHECKING:
-    import torch
+__all__ = ["LabResult", "Strategy", "run_config", "run_lab", "run_strategy"]
 
-__all__ = ["OPTIMIZERS", "LabResult", "Strategy", "run_lab", "run_strategy"]
-
-#: optimizers a strategy may choose instead of the task's own
-OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
+HEARTBEAT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """What to run: ``schedule`` (a Schedule or spec), under ``optimizer`` (None: the task's own)."""
+    """What to run: ``schedule`` (a Schedule or spec) under ``optimizer`` (None: the task's own) with
+    ``optimizer_params`` (e.g. ``{"weight_decay": 0.1}``)."""
 
     label: str
     schedule: Schedule | str
     optimizer: str | None = None
+    optimizer_params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.label, str) or not self.label:
+        if not isinstance(self.label, str) or not self.label.strip():
             raise ValueError(f"strategy: label must be a non-empty string, got {self.label!r}")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"strategy {self.label!r}: optimizer must be one of {', '.join(OPTIMIZERS)} or None, "
-                f"got {self.optimizer!r}"
-            )
+        if self.optimizer is not None:
+            check_optimizer_name(self.optimizer, f"strategy {self.label!r}: optimizer")
+        object.__setattr__(
+            self,
+            "optimizer_params",
+            check_params(self.optimizer_params, f"strategy {self.label!r}: optimizer_params"),
+        )
         if isinstance(self.schedule, str):
             object.__setattr__(self, "schedule", load(self.schedule))
         elif not isinstance(self.schedule, Schedule):
@@ -53,6 +67,12 @@ class Strategy:
                 f"strategy {self.label!r}: schedule must be a Schedule or a spec string, "
                 f"got {type(self.schedule).__name__}"
             )
+
+    @property
+    def spec(self) -> str:
+        """The schedule as a canonical spec string."""
+        assert isinstance(self.schedule, Schedule)  # normalised in __post_init__
+        return to_string(self.schedule)
 
     @classmethod
     def parse(cls, text: str) -> Strategy:
@@ -64,116 +84,113 @@ class Strategy:
         return cls(label.strip(), spec.strip(), opt.strip() or None)
 
 
-def _make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:
-    import torch
-
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+def run_config(
+    task: str,
+    strategy: Strategy,
+    seed: int,
+    epochs: int,
+    default_optimizer: str,
+    diverge_factor: float = 10.0,
+) -> dict[str, Any]:
+    """The content that identifies a run (its :func:`~lrkit.lab.store.run_key` is a hash of this)."""
+    return {
+        "task": task,
+        "spec": strategy.spec,
+        "optimizer": strategy.optimizer or default_optimizer,
+        "optimizer_params": dict(sorted(strategy.optimizer_params.items())),
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "diverge_factor": float(diverge_factor),
+    }
 
 
 def run_strategy(
-    task_name: str,
+    task: Any,
     strategy: Strategy,
     *,
     seed: int = 0,
     epochs: int | None = None,
-    experiment_id: int = 0,
     diverge_factor: float = 10.0,
+    on_epoch: Callable[[int, float], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> RunRecord:
-    """Train ``task_name`` with ``strategy`` from scratch; the record's status says how it ended.
+    """Train ``task`` (a :class:`lrkit.tasks.Task` or its name) with ``strategy`` from scratch.
 
-    A KeyboardInterrupt is re-raised after the partial record is attached to it as ``exc.record``.
+    ``on_epoch(epoch, metric)`` is called after each epoch's evaluation (raise from it to stop, e.g.
+    ``optuna.TrialPruned``). A set ``stop`` event interrupts the run with KeyboardInterrupt.
     """
-    import torch
-
     from ..adapters.torch import scheduler as make_scheduler
-    from .tasks import get_task
+    from ..tasks import get_task
+    from ..tasks.base import TrainRun, train_loop
 
-    task = get_task(task_name)
-    n_epochs = task.epochs if epochs is None else epochs
+    t = get_task(task)
+    parts = t.build(seed)
+    n_epochs = parts.epochs if epochs is None else epochs
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     if not (isinstance(diverge_factor, (int, float)) and diverge_factor > 1):
         raise ValueError(f"diverge_factor must be a number > 1, got {diverge_factor!r}")
-    parts = task.build(seed)
-    total = n_epochs * parts.steps_per_epoch
+    spe = parts.steps_per_epoch
+    total = n_epochs * spe
     sched = strategy.schedule
     assert isinstance(sched, Schedule)  # normalised by Strategy.__post_init__
-    first = sched.resolve(total_steps=total, steps_per_epoch=parts.steps_per_epoch)
+    first = sched.resolve(total_steps=total, steps_per_epoch=spe)
     if first.unresolved:
         raise ValueError(f"strategy {strategy.label!r}: {first.unresolved}")
-    opt_name = strategy.optimizer or task.optimizer
-    opt = (
-        parts.make_optimizer(first(0))
-        if strategy.optimizer is None
-        else _make_optimizer(strategy.optimizer, parts.model.parameters(), first(0))
-    )
-    lr_sched = make_scheduler(opt, sched, total_steps=total, steps_per_epoch=parts.steps_per_epoch)
-    rec = RunRecord(
-        experiment_id, strategy.label, to_string(sched), opt_name, seed, "ok", None, None, None, 0, 0.0
-    )
-    model, loss_fn = parts.model, parts.loss_fn
-    t0 = time.perf_counter()
-    try:
-        for _ in range(n_epochs):
-            model.train()
-            epoch_losses = []
-            for x, y in parts.train_loader:
-                rec.lrs.append(float(opt.param_groups[0]["lr"]))
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
-                value = float(loss.detach())
-                rec.losses.append(value)
-                if not math.isfinite(value) or value > diverge_factor * rec.losses[0]:
-                    rec.status, rec.diverged_step = "diverged", rec.steps
-                    break
-                loss.backward()  # type: ignore[no-untyped-call]
-                opt.step()
-                lr_sched.step()
-                rec.steps += 1
-                epoch_losses.append(value)
-            if rec.status == "diverged":
-                break
-            model.eval()
-            with torch.no_grad():
-                m = float(parts.metric(model))
-            rec.epoch_metrics.append(m if math.isfinite(m) else float("nan"))
-            rec.epoch_losses.append(sum(epoch_losses) / max(1, len(epoch_losses)))
-    except KeyboardInterrupt as exc:
-        rec.status = "interrupted"
-        rec.seconds = time.perf_counter() - t0
-        _finish(rec)
-        exc.record = rec  # type: ignore[attr-defined]
-        raise
-    rec.seconds = time.perf_counter() - t0
-    _finish(rec)
-    return rec
+    opt_name = strategy.optimizer or parts.optimizer
+    params = dict(strategy.optimizer_params) if strategy.optimizer else {**parts.optimizer_params}
+    opt = parts.make_optimizer(first(0), opt_name, params)
+    lr_sched = make_scheduler(opt, sched, total_steps=total, steps_per_epoch=spe)
 
+    def before(step: int) -> None:
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
 
-def _finish(rec: RunRecord) -> None:
-    finite = [m for m in rec.epoch_metrics if math.isfinite(m)]
-    if rec.status == "diverged":
-        rec.final_metric = 0.0  # a diverged run ends with nothing usable
-    else:
-        rec.final_metric = rec.epoch_metrics[-1] if rec.epoch_metrics else None
-    rec.best_metric = max(finite) if finite else None
+    run = TrainRun(math.nan, [], False, 0)
+    train_loop(
+        parts,
+        opt,
+        n_epochs,
+        before_step=before,
+        after_step=lambda _: lr_sched.step(),
+        diverge_factor=diverge_factor,
+        on_epoch=on_epoch,
+        run=run,
+    )
+    finite = [m for m in run.epoch_metrics if math.isfinite(m)]
+    best = (max(finite) if parts.higher_is_better else min(finite)) if finite else None
+    return RunRecord(
+        key="",
+        spec=strategy.spec,
+        optimizer=opt_name,
+        seed=seed,
+        status="diverged" if run.diverged else "ok",
+        final_metric=None if run.diverged or not math.isfinite(run.metric) else run.metric,
+        best_metric=best,
+        diverged_step=run.diverged_step,
+        steps=run.steps,
+        seconds=run.seconds,
+        lrs=run.lrs,
+        losses=run.losses,
+        epoch_metrics=run.epoch_metrics,
+        epoch_losses=run.epoch_losses,
+        epoch_seconds=run.epoch_seconds,
+        label=strategy.label,
+    )
 
 
 @dataclass
 class LabResult:
-    """All runs of one lab experiment (also in ``store`` under ``experiment_id``)."""
+    """All runs of one lab experiment (also in the database at ``store_path`` under ``experiment_id``)."""
 
     task: str
     experiment_id: int
     runs: list[RunRecord]
     store_path: str
+    name: str = "lab"
+    metric_name: str = "metric"
+    higher_is_better: bool = True
+    epochs: int = 0
 
     def labels(self) -> list[str]:
         return list(dict.fromkeys(r.label for r in self.runs))
@@ -182,8 +199,72 @@ class LabResult:
         return [r for r in self.runs if r.label == label]
 
 
+# --------------------------------------------------------------------------------------------------
+# workers
+# --------------------------------------------------------------------------------------------------
+def _worker_init() -> None:
+    """One torch thread per worker; die with the parent (a SIGKILLed lab leaves no orphan training)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: orphans finish their run, whose result is then discarded
+        pass
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@dataclass(frozen=True)
+class _Job:
+    db: str
+    key: str
+    owner: str
+    task: Any  # a task name (built-in or module:function), or a Task in a thread
+    strategy: Strategy
+    seed: int
+    epochs: int
+    diverge_factor: float
+
+
+def _run_job(job: _Job, stop: threading.Event | None = None) -> RunRecord | None:
+    """Train one claimed run and write it; returns the record (None if ownership was lost)."""
+    store = ResultStore(job.db)
+    try:
+
+        def on_epoch(epoch: int, metric: float) -> None:
+            store.beat(job.owner, {"epoch": epoch, "epochs": job.epochs, "metric": metric}, job.key)
+
+        try:
+            rec = run_strategy(
+                job.task,
+                job.strategy,
+                seed=job.seed,
+                epochs=job.epochs,
+                diverge_factor=job.diverge_factor,
+                on_epoch=on_epoch,
+                stop=stop,
+            )
+        except BaseException:
+            store.release(job.key, job.owner)
+            raise
+        rec.key = job.key
+        return rec if store.finish(rec, job.owner) else None
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# the lab
+# --------------------------------------------------------------------------------------------------
+Progress = Callable[[str, dict[str, Any]], None]
+
+
 def run_lab(
-    task: str,
+    task: Any,
     strategies: Sequence[Strategy],
     *,
     seeds: Sequence[int] = (0,),
@@ -191,9 +272,18 @@ def run_lab(
     store: ResultStore | str = ":memory:",
     name: str = "lab",
     diverge_factor: float = 10.0,
-    progress: Callable[[str], None] | None = print,
+    workers: int = 1,
+    fresh: bool = False,
+    progress: Progress | None = None,
 ) -> LabResult:
-    """Run every strategy for every seed on ``task``; record each run in ``store`` as it ends."""
+    """Run every strategy for every seed on ``task``; skip runs the database already holds.
+
+    ``progress(event, info)`` is called with ``"start"`` (``total``, ``done``), ``"tick"`` (``done``,
+    ``active``: ``{label/seed: progress}``), ``"run"`` (a finished ``record``) and ``"end"``.
+    ``workers`` > 1 runs in that many processes (``":memory:"`` stores run in threads).
+    """
+    from ..tasks import get_task
+
     if not strategies:
         raise ValueError("strategies: expected at least one strategy, got none")
     labels = [s.label for s in strategies]
@@ -201,32 +291,163 @@ def run_lab(
         raise ValueError(f"strategies: labels must be unique, got {labels}")
     if not seeds:
         raise ValueError("seeds: expected at least one seed, got none")
-    from .tasks import get_task
-
-    get_task(task)  # unknown names fail before anything runs
-    from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch too: nothing is written)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    t = get_task(task)  # unknown names fail before anything runs
+    probe = t.build(0)
+    n_epochs = probe.epochs if epochs is None else epochs
+    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    for s in strategies:  # every schedule resolves before anything runs
+        resolved = s.schedule.resolve(  # type: ignore[union-attr]
+            total_steps=n_epochs * probe.steps_per_epoch, steps_per_epoch=probe.steps_per_epoch
+        )
+        if resolved.unresolved:
+            raise ValueError(f"strategy {s.label!r}: {resolved.unresolved}")
 
     db = store if isinstance(store, ResultStore) else ResultStore(store)
-    exp = db.new_experiment(name, task)
-    runs: list[RunRecord] = []
-    for strategy in strategies:
+    jobs: list[tuple[str, str, dict[str, Any], Strategy, int]] = []
+    for s in strategies:
         for seed in seeds:
-            try:
-                rec = run_strategy(
-                    task, strategy, seed=seed, epochs=epochs, experiment_id=exp, diverge_factor=diverge_factor
-                )
-            except KeyboardInterrupt as exc:
-                partial = getattr(exc, "record", None)
-                if partial is not None:
-                    db.add_run(partial)
-                raise
-            db.add_run(rec)
-            runs.append(rec)
-            if progress is not None:
-                end = (
-                    f"diverged at step {rec.diverged_step}"
-                    if rec.status == "diverged"
-                    else f"metric {rec.final_metric:.4f}"
-                )
-                progress(f"  {strategy.label:<28} seed {seed}: {end} ({rec.seconds:.1f} s)")
-    return LabResult(task, exp, runs, db.path)
+            cfg = run_config(t.name, s, seed, n_epochs, probe.optimizer, diverge_factor)
+            jobs.append((s.label, run_key(cfg), cfg, s, seed))
+    keys = [j[1] for j in jobs]
+    if fresh:
+        db.forget(keys)
+    exp_config = {
+        "strategies": [
+            {
+                "label": s.label,
+                "spec": s.spec,
+                "optimizer": s.optimizer,
+                "optimizer_params": dict(s.optimizer_params),
+            }
+            for s in strategies
+        ],
+        "seeds": list(seeds),
+        "epochs": n_epochs,
+    }
+    exp = db.experiment(
+        name,
+        t.name,
+        str(probe.metric_name),
+        bool(probe.higher_is_better),
+        exp_config,
+        [(j[0], j[1]) for j in jobs],
+    )
+    emit = progress or (lambda event, info: None)
+    owner = owner_token()
+    by_name = t.name in _builtin() or ":" in t.name  # a worker process can rebuild it from its name
+    use_processes = workers > 1 and db.path != ":memory:" and by_name
+    if db.path == ":memory:":
+        workers = 1  # one connection: runs in this thread, one after another
+    stop = threading.Event()
+    pool: Executor = (
+        ProcessPoolExecutor(workers, initializer=_worker_init, mp_context=_spawn())
+        if use_processes
+        else ThreadPoolExecutor(workers)
+    )
+    running_futures: dict[Future[RunRecord | None], tuple[str, int, str]] = {}
+    running = running_futures
+    last_beat = 0.0
+    status = db.status(keys)
+    emit(
+        "start",
+        {"total": len(jobs), "done": sum(1 for k in keys if k in status and status[k][0] != "running")},
+    )
+    try:
+        pending = list(jobs)
+        while True:
+            # claim what we can while workers are free
+            still: list[tuple[str, str, dict[str, Any], Strategy, int]] = []
+            for label, key, cfg, s, seed in pending:
+                if len(running) >= workers:
+                    still.append((label, key, cfg, s, seed))
+                    continue
+                got = db.claim(key, cfg, owner)
+                if got == "busy":
+                    still.append((label, key, cfg, s, seed))
+                elif got == "claimed":
+                    job = _Job(
+                        db.path, key, owner, t.name if use_processes else t, s, seed, n_epochs, diverge_factor
+                    )
+                    if use_processes:
+                        fut = pool.submit(_run_job, job)
+                    elif db.path == ":memory:":
+                        fut = Future()
+                        fut.set_result(_run_in_memory(job, db, stop))
+                    else:
+                        fut = pool.submit(_run_job, job, stop)
+                    running[fut] = (label, seed, key)
+            pending = still
+            done_now = [f for f in running if f.done()]
+            for f in done_now:
+                label, seed, key = running.pop(f)
+                rec = f.result()  # a worker's exception ends the lab (its run was released)
+                if rec is not None:
+                    rec.label = label
+                    emit("run", {"record": rec})
+            if not pending and not running:
+                break
+            now = time.monotonic()
+            if now - last_beat > HEARTBEAT_SECONDS:
+                db.beat(owner)
+                last_beat = now
+            status = db.status(keys)
+            emit(
+                "tick",
+                {
+                    "done": sum(1 for k in keys if k in status and status[k][0] != "running"),
+                    "active": {
+                        f"{lbl} / seed {sd}": status.get(k, ("running", None))[1]
+                        for lbl, sd, k in running.values()
+                    },
+                },
+            )
+            if running:
+                wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+            else:
+                time.sleep(1.0)  # every run left is busy in another lab: wait for it
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=not use_processes, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    emit("end", {})
+    runs = db.runs(exp)
+    result = LabResult(
+        t.name, exp, runs, db.path, name, str(probe.metric_name), bool(probe.higher_is_better), n_epochs
+    )
+    if not isinstance(store, ResultStore):
+        db.close()
+    return result
+
+
+def _builtin() -> set[str]:
+    from ..tasks import TASKS
+
+    return set(TASKS)
+
+
+def _run_in_memory(job: _Job, db: ResultStore, stop: threading.Event) -> RunRecord | None:
+    """A job against an in-memory store, in this thread (the store has one connection)."""
+    try:
+        rec = run_strategy(
+            job.task,
+            job.strategy,
+            seed=job.seed,
+            epochs=job.epochs,
+            diverge_factor=job.diverge_factor,
+            stop=stop,
+        )
+    except BaseException:
+        db.release(job.key, job.owner)
+        raise
+    rec.key = job.key
+    return rec if db.finish(rec, job.owner) else None
+
+
+def _spawn() -> Any:
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn")

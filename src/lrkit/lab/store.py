@@ -1,62 +1,121 @@
 """The lab's results database (SQLite): experiments, runs, per-step LR and loss, per-epoch metrics.
 
-Every run is written in its own transaction as soon as it ends (finished, diverged or interrupted), so
-a crash or Ctrl-C loses at most the run in progress, and never what was already recorded.
+A run is identified by the content of its config (task, spec, optimizer and its hyper-parameters, seed,
+epochs): its ``key`` is a hash of that config, and the database holds each key once. A worker *claims* a
+run before training it (status ``running``, with an owner and a heartbeat) and writes the result, with its
+curves, in one transaction when the run ends, only if it still owns the run. So a rerun skips finished
+runs, redoes runs whose owner died (SIGKILL included: SQLite's journal keeps the file consistent), and
+two labs on one database never store a run twice.
 
 >>> store = ResultStore(":memory:")
->>> exp = store.new_experiment("demo", task="digits-mlp-sgd")
->>> rid = store.add_run(RunRecord(exp, "constant", "constant(lr=0.1)", "sgd", 0, "ok", 0.9, 0.95, None,
-...                               2, 0.1, [0.1, 0.1], [2.3, 2.1], [0.8, 0.9], [2.2, 2.0]))
->>> [r.label for r in store.runs(exp)], store.runs(exp)[0].epoch_metrics
-(['constant'], [0.8, 0.9])
+>>> exp = store.experiment("demo", "digits-mlp-sgd", "val accuracy", True, {"strategies": []})
+>>> cfg = {"task": "digits-mlp-sgd", "spec": "constant(lr=0.1)", "optimizer": "sgd", "seed": 0}
+>>> key = run_key(cfg)
+>>> store.claim(key, cfg, owner="me")
+'claimed'
+>>> store.finish(RunRecord(key, "constant(lr=0.1)", "sgd", 0, "ok", 0.9, 0.9, None, 2, 0.1, lrs=[0.1, 0.1],
+...                        losses=[2.3, 2.1], epoch_metrics=[0.9], epoch_losses=[2.2]), owner="me")
+True
+>>> store.claim(key, cfg, owner="someone else")
+'done'
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
+import socket
 import sqlite3
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Experiment", "ResultStore", "RunRecord"]
+__all__ = ["FORMAT", "Experiment", "ResultStore", "RunRecord", "check_db_path", "owner_token", "run_key"]
+
+FORMAT = "lrkit-lab"
+VERSION = "2"
+#: a running run whose owner has not updated its heartbeat for this many seconds is taken over
+STALE_SECONDS = 60.0
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS lrkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiments (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL, task TEXT NOT NULL, created REAL NOT NULL
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, name TEXT NOT NULL, task TEXT NOT NULL,
+    metric_name TEXT NOT NULL, higher_is_better INTEGER NOT NULL, config TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id), position INTEGER NOT NULL,
+    label TEXT NOT NULL, run_key TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, position), UNIQUE (experiment_id, run_key)
 );
 CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
-    label TEXT NOT NULL, spec TEXT NOT NULL, optimizer TEXT NOT NULL, seed INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'interrupted')),
-    final_metric REAL, best_metric REAL, diverged_step INTEGER, steps INTEGER NOT NULL, seconds REAL NOT NULL
+    key TEXT PRIMARY KEY, config TEXT NOT NULL, spec TEXT NOT NULL, optimizer TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'diverged')),
+    owner TEXT, heartbeat REAL, progress TEXT,
+    final_metric REAL, best_metric REAL, diverged_step INTEGER, steps INTEGER, seconds REAL, finished REAL
 );
 CREATE TABLE IF NOT EXISTS steps (
-    run_id INTEGER NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, lr REAL NOT NULL, loss REAL,
-    PRIMARY KEY (run_id, step)
+    run_key TEXT NOT NULL, step INTEGER NOT NULL, lr REAL NOT NULL, loss REAL, PRIMARY KEY (run_key, step)
 );
 CREATE TABLE IF NOT EXISTS epochs (
-    run_id INTEGER NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL, metric REAL, train_loss REAL,
-    PRIMARY KEY (run_id, epoch)
+    run_key TEXT NOT NULL, epoch INTEGER NOT NULL, metric REAL, train_loss REAL, seconds REAL,
+    PRIMARY KEY (run_key, epoch)
 );
 """
+
+
+def run_key(config: Mapping[str, Any]) -> str:
+    """The identity of a run: a SHA-256 of its config as canonical JSON (sorted keys)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def owner_token() -> str:
+    """``host:pid:nonce`` of this process: who holds a claimed run."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def _owner_alive(owner: str | None, heartbeat: float | None, now: float) -> bool:
+    if owner is None:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+    return heartbeat is not None and now - heartbeat < STALE_SECONDS
 
 
 @dataclass(frozen=True)
 class Experiment:
     id: int
+    key: str
     name: str
     task: str
+    metric_name: str
+    higher_is_better: bool
+    config: dict[str, Any]
     created: float
 
 
 @dataclass
 class RunRecord:
-    """One training run: what ran, how it ended, and its curves (``lrs``/``losses`` per step,
-    ``epoch_metrics``/``epoch_losses`` per epoch)."""
+    """One training run: what ran (``key``, ``spec``, ``optimizer``, ``seed``), how it ended (``status``:
+    ``ok`` or ``diverged``; ``final_metric`` is None for a diverged run), and its curves (``lrs``/``losses``
+    per step; ``epoch_metrics``/``epoch_losses``/``epoch_seconds`` per epoch). ``label`` is the name the
+    experiment gives it."""
 
-    experiment_id: int
-    label: str
+    key: str
     spec: str
     optimizer: str
     seed: int
@@ -70,23 +129,88 @@ class RunRecord:
     losses: list[float] = field(default_factory=list)
     epoch_metrics: list[float] = field(default_factory=list)
     epoch_losses: list[float] = field(default_factory=list)
-    id: int | None = None
+    epoch_seconds: list[float] = field(default_factory=list)
+    label: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
 
 
-def _nan_to_none(v: float | None) -> float | None:
-    return None if v is None or v != v else float(v)
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def check_db_path(path: str | Path, flag: str = "--db") -> Path:
+    """``path`` if it can hold an lrkit lab database: absent (its folder is created later), or an
+    existing lrkit database. A directory, a file under a non-directory, or any other existing file
+    (another program's SQLite database included) is refused with a ValueError: it is never overwritten."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag}: {str(p)!r} is a directory; expected a database file")
+    for parent in p.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder")
+    if p.exists():
+        try:
+            with open(p, "rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise ValueError(f"{flag}: cannot read {str(p)!r}: {exc.strerror}") from None
+        if head != b"SQLite format 3\x00":
+            raise ValueError(f"{flag}: {str(p)!r} exists and is not an lrkit database; refusing to touch it")
+        try:
+            con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+            try:
+                row = con.execute("SELECT value FROM lrkit_meta WHERE key = 'format'").fetchone()
+                version = con.execute("SELECT value FROM lrkit_meta WHERE key = 'version'").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:
+            row = version = None
+        if row is None or row[0] != FORMAT:
+            raise ValueError(
+                f"{flag}: {str(p)!r} is an SQLite database but not an lrkit lab database; "
+                "refusing to touch it"
+            )
+        if version is None or version[0] != VERSION:
+            got = None if version is None else version[0]
+            raise ValueError(
+                f"{flag}: {str(p)!r} is an lrkit lab database of format version {got}, this lrkit writes "
+                f"version {VERSION}; use another --db"
+            )
+    return p
 
 
 class ResultStore:
-    """A SQLite file (or ``":memory:"``) holding lab results."""
+    """An lrkit lab database (a SQLite file, or ``":memory:"``); safe for several processes at once."""
 
     def __init__(self, path: str | Path) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
-        self.db = sqlite3.connect(self.path)
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.executescript(SCHEMA)
+        if self.path != ":memory:":
+            p = check_db_path(path)
+            p.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        self.db.execute("PRAGMA busy_timeout = 60000")
+        if self.path != ":memory:":
+            self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.executescript(SCHEMA)  # CREATE TABLE IF NOT EXISTS: idempotent
+        with self._write():
+            self.db.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('format', ?)", (FORMAT,))
+            self.db.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('version', ?)", (VERSION,))
+
+    # --- plumbing -----------------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with BEGIN IMMEDIATE so concurrent writers queue up."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
@@ -97,93 +221,197 @@ class ResultStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def new_experiment(self, name: str, task: str) -> int:
-        with self.db:
-            cur = self.db.execute(
-                "INSERT INTO experiments (name, task, created) VALUES (?, ?, ?)", (name, task, time.time())
+    # --- experiments --------------------------------------------------------------------------------
+    def experiment(
+        self,
+        name: str,
+        task: str,
+        metric_name: str,
+        higher_is_better: bool,
+        config: Mapping[str, Any],
+        members: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    ) -> int:
+        """The id of the experiment with this content (created if new); ``members`` are its
+        ``(label, run_key)`` pairs in order."""
+        text = json.dumps(dict(config), sort_keys=True, allow_nan=False)
+        key = run_key({"name": name, "task": task, "config": dict(config)})
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO experiments (key, name, task, metric_name, higher_is_better, config, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, name, task, metric_name, int(higher_is_better), text, time.time()),
             )
-        return int(cur.lastrowid or 0)
+            exp = int(db.execute("SELECT id FROM experiments WHERE key = ?", (key,)).fetchone()[0])
+            db.execute("DELETE FROM members WHERE experiment_id = ?", (exp,))
+            db.executemany(
+                "INSERT INTO members (experiment_id, position, label, run_key) VALUES (?, ?, ?, ?)",
+                [(exp, i, label, k) for i, (label, k) in enumerate(members)],
+            )
+        return exp
 
     def experiments(self) -> list[Experiment]:
-        rows = self.db.execute("SELECT id, name, task, created FROM experiments ORDER BY id").fetchall()
-        return [Experiment(*r) for r in rows]
+        rows = self.db.execute(
+            "SELECT id, key, name, task, metric_name, higher_is_better, config, created FROM experiments "
+            "ORDER BY id"
+        ).fetchall()
+        return [Experiment(r[0], r[1], r[2], r[3], r[4], bool(r[5]), json.loads(r[6]), r[7]) for r in rows]
 
-    def add_run(self, run: RunRecord) -> int:
-        """Write ``run`` and its curves in one transaction; returns its id."""
-        with self.db:
-            cur = self.db.execute(
-                "INSERT INTO runs (experiment_id, label, spec, optimizer, seed, status, final_metric, "
-                "best_metric, diverged_step, steps, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    def members(self, experiment_id: int) -> list[tuple[str, str]]:
+        """``(label, run_key)`` of an experiment, in order."""
+        rows = self.db.execute(
+            "SELECT label, run_key FROM members WHERE experiment_id = ? ORDER BY position", (experiment_id,)
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    # --- the run life cycle ---------------------------------------------------------------------------
+    def claim(self, key: str, config: Mapping[str, Any], owner: str) -> str:
+        """Try to take run ``key`` for ``owner``: ``'claimed'`` (new, or its previous owner died),
+        ``'done'`` (finished before: skip it) or ``'busy'`` (a live owner is running it)."""
+        now = time.time()
+        with self._write() as db:
+            row = db.execute("SELECT status, owner, heartbeat FROM runs WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] != "running":
+                return "done"
+            if row is not None and row[1] != owner and _owner_alive(row[1], row[2], now):
+                return "busy"
+            db.execute("DELETE FROM steps WHERE run_key = ?", (key,))
+            db.execute("DELETE FROM epochs WHERE run_key = ?", (key,))
+            db.execute(
+                "INSERT OR REPLACE INTO runs (key, config, spec, optimizer, seed, status, owner, heartbeat) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
                 (
-                    run.experiment_id,
-                    run.label,
-                    run.spec,
-                    run.optimizer,
-                    run.seed,
-                    run.status,
-                    _nan_to_none(run.final_metric),
-                    _nan_to_none(run.best_metric),
-                    run.diverged_step,
-                    run.steps,
-                    run.seconds,
+                    key,
+                    json.dumps(dict(config), sort_keys=True),
+                    str(config.get("spec", "")),
+                    str(config.get("optimizer", "")),
+                    int(config.get("seed", 0)),
+                    owner,
+                    now,
                 ),
             )
-            rid = int(cur.lastrowid or 0)
-            self.db.executemany(
-                "INSERT INTO steps (run_id, step, lr, loss) VALUES (?, ?, ?, ?)",
-                # an interrupted step has its LR but no loss yet
-                [
-                    (rid, i, float(lr), _nan_to_none(run.losses[i]) if i < len(run.losses) else None)
-                    for i, lr in enumerate(run.lrs)
-                ],
-            )
-            self.db.executemany(
-                "INSERT INTO epochs (run_id, epoch, metric, train_loss) VALUES (?, ?, ?, ?)",
-                [
-                    (rid, i + 1, _nan_to_none(m), _nan_to_none(lo))
-                    for i, (m, lo) in enumerate(zip(run.epoch_metrics, run.epoch_losses))
-                ],
-            )
-        run.id = rid
-        return rid
+        return "claimed"
 
-    def runs(self, experiment_id: int | None = None) -> list[RunRecord]:
-        """The runs of one experiment (or all), with their curves, in the order they were added."""
-        q = (
-            "SELECT id, experiment_id, label, spec, optimizer, seed, status, final_metric, best_metric, "
-            "diverged_step, steps, seconds FROM runs"
-        )
-        args: tuple[int, ...] = ()
-        if experiment_id is not None:
-            q += " WHERE experiment_id = ?"
-            args = (experiment_id,)
-        out = []
-        for row in self.db.execute(q + " ORDER BY id", args).fetchall():
-            rid = row[0]
-            steps = self.db.execute(
-                "SELECT lr, loss FROM steps WHERE run_id = ? ORDER BY step", (rid,)
-            ).fetchall()
-            epochs = self.db.execute(
-                "SELECT metric, train_loss FROM epochs WHERE run_id = ? ORDER BY epoch", (rid,)
-            ).fetchall()
-            out.append(
-                RunRecord(
-                    experiment_id=row[1],
-                    label=row[2],
-                    spec=row[3],
-                    optimizer=row[4],
-                    seed=row[5],
-                    status=row[6],
-                    final_metric=row[7],
-                    best_metric=row[8],
-                    diverged_step=row[9],
-                    steps=row[10],
-                    seconds=row[11],
-                    lrs=[s[0] for s in steps],
-                    losses=[float("nan") if s[1] is None else s[1] for s in steps],
-                    epoch_metrics=[float("nan") if e[0] is None else e[0] for e in epochs],
-                    epoch_losses=[float("nan") if e[1] is None else e[1] for e in epochs],
-                    id=rid,
-                )
+    def beat(self, owner: str, progress: Mapping[str, Any] | None = None, key: str | None = None) -> None:
+        """Heartbeat for every run ``owner`` holds (and the progress of run ``key``)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET heartbeat = ? WHERE owner = ? AND status = 'running'", (time.time(), owner)
             )
+            if key is not None and progress is not None:
+                db.execute(
+                    "UPDATE runs SET progress = ? WHERE key = ? AND owner = ?",
+                    (json.dumps(dict(progress)), key, owner),
+                )
+
+    def finish(self, rec: RunRecord, owner: str) -> bool:
+        """Write the finished run ``rec`` with its curves in one transaction, if ``owner`` still holds it;
+        False (nothing written) when another owner took it over."""
+        if rec.status not in ("ok", "diverged"):
+            raise ValueError(f"status must be 'ok' or 'diverged', got {rec.status!r}")
+        with self._write() as db:
+            row = db.execute("SELECT status, owner FROM runs WHERE key = ?", (rec.key,)).fetchone()
+            if row is None or row[0] != "running" or row[1] != owner:
+                return False
+            db.execute(
+                "UPDATE runs SET status = ?, final_metric = ?, best_metric = ?, diverged_step = ?, "
+                "steps = ?, seconds = ?, finished = ?, progress = NULL WHERE key = ?",
+                (
+                    rec.status,
+                    _finite(rec.final_metric),
+                    _finite(rec.best_metric),
+                    rec.diverged_step,
+                    rec.steps,
+                    rec.seconds,
+                    time.time(),
+                    rec.key,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO steps (run_key, step, lr, loss) VALUES (?, ?, ?, ?)",
+                [
+                    (rec.key, i, float(lr), _finite(rec.losses[i]) if i < len(rec.losses) else None)
+                    for i, lr in enumerate(rec.lrs)
+                ],
+            )
+            n = len(rec.epoch_losses)
+            db.executemany(
+                "INSERT INTO epochs (run_key, epoch, metric, train_loss, seconds) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        rec.key,
+                        i + 1,
+                        _finite(rec.epoch_metrics[i]) if i < len(rec.epoch_metrics) else None,
+                        _finite(rec.epoch_losses[i]),
+                        rec.epoch_seconds[i] if i < len(rec.epoch_seconds) else None,
+                    )
+                    for i in range(n)
+                ],
+            )
+        return True
+
+    def release(self, key: str, owner: str) -> None:
+        """Give up a claimed run that did not finish (it will be redone)."""
+        with self._write() as db:
+            db.execute("DELETE FROM runs WHERE key = ? AND owner = ? AND status = 'running'", (key, owner))
+
+    def forget(self, keys: list[str]) -> None:
+        """Delete runs ``keys`` and their curves (``lrkit lab --fresh``)."""
+        with self._write() as db:
+            for key in keys:
+                for table, col in (("steps", "run_key"), ("epochs", "run_key"), ("runs", "key")):
+                    db.execute(f"DELETE FROM {table} WHERE {col} = ?", (key,))
+
+    # --- reading ------------------------------------------------------------------------------------
+    def status(self, keys: list[str]) -> dict[str, tuple[str, dict[str, Any] | None]]:
+        """``{key: (status, progress)}`` for the runs among ``keys`` that exist."""
+        out: dict[str, tuple[str, dict[str, Any] | None]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            q = f"SELECT key, status, progress FROM runs WHERE key IN ({','.join('?' * len(chunk))})"
+            for key, status, progress in self.db.execute(q, chunk).fetchall():
+                out[key] = (status, None if progress is None else json.loads(progress))
+        return out
+
+    def run(self, key: str, label: str = "") -> RunRecord | None:
+        """The finished run ``key`` with its curves (None when absent or still running)."""
+        row = self.db.execute(
+            "SELECT key, spec, optimizer, seed, status, final_metric, best_metric, diverged_step, steps, "
+            "seconds, config FROM runs WHERE key = ? AND status != 'running'",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        steps = self.db.execute(
+            "SELECT lr, loss FROM steps WHERE run_key = ? ORDER BY step", (key,)
+        ).fetchall()
+        epochs = self.db.execute(
+            "SELECT metric, train_loss, seconds FROM epochs WHERE run_key = ? ORDER BY epoch", (key,)
+        ).fetchall()
+        return RunRecord(
+            key=row[0],
+            spec=row[1],
+            optimizer=row[2],
+            seed=row[3],
+            status=row[4],
+            final_metric=row[5],
+            best_metric=row[6],
+            diverged_step=row[7],
+            steps=row[8],
+            seconds=row[9],
+            lrs=[s[0] for s in steps],
+            losses=[_nan(s[1]) for s in steps],
+            epoch_metrics=[_nan(e[0]) for e in epochs],
+            epoch_losses=[_nan(e[1]) for e in epochs],
+            epoch_seconds=[_nan(e[2]) for e in epochs],
+            label=label,
+            config=json.loads(row[10]),
+        )
+
+    def runs(self, experiment_id: int) -> list[RunRecord]:
+        """The finished runs of an experiment, with their labels and curves, in the experiment's order."""
+        out = []
+        for label, key in self.members(experiment_id):
+            rec = self.run(key, label)
+            if rec is not None:
+                out.append(rec)
         return out

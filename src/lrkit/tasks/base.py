@@ -1,0 +1,364 @@
+"""The task protocol shared by the finder CLI, the lab and tuning.
+
+A task is a factory ``f(seed) -> TaskParts``: the model (initialised from ``seed``), the train and
+validation loaders, the loss, the metric and its direction, the epoch budget and the optimizer it is
+usually trained with. Built-in tasks are named (``digits-mlp-sgd``); your own is ``module:function``
+(``lrkit lab --task mypkg.tasks:cifar_small``), see ``examples/my_task.py``.
+
+:func:`train_loop` is the one training loop: the lab, tuning and :meth:`Task.train_run` all use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from .optimizers import check_optimizer_name, eval_mode, make_optimizer, train_mode
+
+if TYPE_CHECKING:
+    import torch
+
+    from lrkit.finder.result import FinderResult
+
+__all__ = ["Task", "TaskParts", "TrainRun", "load_factory", "train_loop"]
+
+METRICS = ("accuracy", "loss")
+
+
+@dataclass
+class TaskParts:
+    """What a task factory returns.
+
+    ``metric`` is ``"accuracy"`` (argmax of the model's output against integer targets, higher is
+    better), ``"loss"`` (mean ``loss_fn`` over ``val_loader``, lower is better) or a callable
+    ``metric(model) -> float`` evaluated in eval mode under ``torch.no_grad()`` (say its direction with
+    ``higher_is_better``). ``optimizer`` names the optimizer the task is trained with by default (one of
+    :data:`lrkit.tasks.OPTIMIZERS`), ``optimizer_params`` its hyper-parameters.
+    """
+
+    model: torch.nn.Module
+    train_loader: Iterable[Any]
+    val_loader: Iterable[Any]
+    loss_fn: Callable[..., torch.Tensor]
+    metric: str | Callable[[torch.nn.Module], float] = "accuracy"
+    higher_is_better: bool | None = None
+    metric_name: str | None = None
+    epochs: int = 10
+    optimizer: str = "adamw"
+    optimizer_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        import torch
+
+        if not isinstance(self.model, torch.nn.Module):
+            raise TypeError(f"TaskParts: model must be a torch.nn.Module, got {type(self.model).__name__}")
+        for name in ("train_loader", "val_loader"):
+            value = getattr(self, name)
+            if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
+                raise TypeError(
+                    f"TaskParts: {name} must be an iterable of batches, got {type(value).__name__}"
+                )
+        if not callable(self.loss_fn):
+            raise TypeError(f"TaskParts: loss_fn must be callable, got {type(self.loss_fn).__name__}")
+        if isinstance(self.metric, str):
+            if self.metric not in METRICS:
+                raise ValueError(
+                    f"TaskParts: metric must be one of {METRICS} or a callable, got {self.metric!r}"
+                )
+            if self.higher_is_better is None:
+                self.higher_is_better = self.metric == "accuracy"
+            if self.metric_name is None:
+                self.metric_name = "val accuracy" if self.metric == "accuracy" else "val loss"
+        elif not callable(self.metric):
+            raise TypeError(
+                f"TaskParts: metric must be 'accuracy', 'loss' or a callable, got {self.metric!r}"
+            )
+        if self.higher_is_better is None:
+            self.higher_is_better = True
+        if not isinstance(self.higher_is_better, bool):
+            raise TypeError(f"TaskParts: higher_is_better must be a bool, got {self.higher_is_better!r}")
+        if self.metric_name is None:
+            self.metric_name = getattr(self.metric, "__name__", "metric")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"TaskParts: epochs must be an int >= 1, got {self.epochs!r}")
+        check_optimizer_name(self.optimizer, "TaskParts: optimizer")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """``len(train_loader)``: optimizer steps in one epoch."""
+        try:
+            return len(self.train_loader)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError("TaskParts: train_loader must have a len() (steps per epoch)") from None
+
+    def make_optimizer(
+        self, lr: float, name: str | None = None, params: dict[str, Any] | None = None
+    ) -> torch.optim.Optimizer:
+        """A new optimizer over the model's parameters: ``name`` (default: the task's) at ``lr``."""
+        if name is None:
+            name, params = self.optimizer, {**self.optimizer_params, **(params or {})}
+        return make_optimizer(name, self.model.parameters(), lr, params)
+
+    def evaluate(self, model: torch.nn.Module | None = None) -> float:
+        """The validation metric of ``model`` (default: this task's), in eval mode without gradients."""
+        import torch
+
+        m = self.model if model is None else model
+        was_training = m.training
+        m.eval()
+        try:
+            with torch.no_grad():
+                if callable(self.metric):
+                    return float(self.metric(m))
+                right = total = 0
+                loss_sum = 0.0
+                for x, y in self.val_loader:
+                    out = m(x)
+                    if self.metric == "accuracy":
+                        right += int((out.argmax(dim=-1) == y).sum())
+                    else:
+                        loss_sum += float(self.loss_fn(out, y)) * len(y)
+                    total += len(y)
+                if total == 0:
+                    raise ValueError("TaskParts: val_loader yielded no samples")
+                return right / total if self.metric == "accuracy" else loss_sum / total
+        finally:
+            m.train(was_training)
+
+    def worst(self) -> float:
+        """The metric a diverged run scores: 0 for higher-is-better metrics, +inf otherwise."""
+        return 0.0 if self.higher_is_better else math.inf
+
+
+@dataclass
+class TrainRun:
+    """One training run: the final validation ``metric`` (the task's worst value when not finite), the
+    training loss and LR of every step, whether it diverged and where, and per-epoch curves
+    (``epoch_seconds``: wall time at the end of each epoch, from the start of training)."""
+
+    metric: float
+    losses: list[float]
+    diverged: bool
+    steps: int
+    lrs: list[float] = field(default_factory=list)
+    diverged_step: int | None = None
+    epoch_metrics: list[float] = field(default_factory=list)
+    epoch_losses: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_loop(
+    parts: TaskParts,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    *,
+    before_step: Callable[[int], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
+    diverge_factor: float | None = None,
+    evaluate_every_epoch: bool = True,
+    on_epoch: Callable[[int, float], None] | None = None,
+    run: TrainRun | None = None,
+) -> TrainRun:
+    """Train ``parts.model`` for ``epochs`` with ``optimizer``.
+
+    ``before_step(step)`` runs before each forward pass (set the LR there), ``after_step(step)`` after
+    ``optimizer.step()`` (step a scheduler there). A run *diverges*, and stops, when its loss is not
+    finite or exceeds ``diverge_factor`` times its first loss. With ``evaluate_every_epoch`` the metric
+    is measured after every epoch and ``on_epoch(epoch, metric)`` is called (it may raise to stop, e.g.
+    Optuna's pruning); the final metric is measured in any case. ``run`` collects the curves as they
+    grow (pass one in to keep a partial record when an exception escapes).
+    """
+    rec = run if run is not None else TrainRun(math.nan, [], False, 0)
+    model, loss_fn = parts.model, parts.loss_fn
+    t0 = time.perf_counter()
+
+    def measure() -> float:
+        eval_mode(optimizer)
+        try:
+            m = parts.evaluate(model)
+        finally:
+            train_mode(optimizer)
+        return m if math.isfinite(m) else math.nan
+
+    train_mode(optimizer)
+    model.train()
+    for epoch in range(1, epochs + 1):
+        epoch_losses: list[float] = []
+        for x, y in parts.train_loader:
+            if before_step is not None:
+                before_step(rec.steps)
+            rec.lrs.append(float(optimizer.param_groups[0]["lr"]))
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            value = float(loss.detach())
+            rec.losses.append(value)
+            if not math.isfinite(value) or (
+                diverge_factor is not None and value > diverge_factor * rec.losses[0]
+            ):
+                rec.diverged, rec.diverged_step = True, rec.steps
+                break
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            if after_step is not None:
+                after_step(rec.steps)
+            rec.steps += 1
+            epoch_losses.append(value)
+        if rec.diverged:
+            break
+        rec.epoch_losses.append(sum(epoch_losses) / max(1, len(epoch_losses)))
+        if evaluate_every_epoch or epoch == epochs:
+            m = measure()
+            rec.epoch_metrics.append(m)
+            rec.epoch_seconds.append(time.perf_counter() - t0)
+            if on_epoch is not None:
+                on_epoch(epoch, m)
+    final = measure() if rec.diverged else (rec.epoch_metrics[-1] if rec.epoch_metrics else measure())
+    rec.metric = final if math.isfinite(final) else parts.worst()
+    rec.seconds = time.perf_counter() - t0
+    return rec
+
+
+def _call_factory(factory: Callable[..., Any], seed: int) -> Any:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return factory(seed)
+    if not sig.parameters:
+        return factory()
+    return factory(seed)
+
+
+def load_factory(text: str) -> Callable[..., Any]:
+    """The callable named by ``"module:function"`` (``module`` is imported; the current directory is
+    on the path, as for ``python -m``)."""
+    if not isinstance(text, str) or text.count(":") != 1:
+        raise ValueError(f"task must be a built-in name or 'module:function', got {text!r}")
+    mod_name, _, attr = text.partition(":")
+    if not mod_name or not attr:
+        raise ValueError(f"task must be a built-in name or 'module:function', got {text!r}")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and mod_name.startswith(exc.name):
+            raise ValueError(f"task {text!r}: no module named {exc.name!r}") from None
+        raise
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"task {text!r}: module {mod_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"task {text!r}: {attr!r} is not callable (expected f(seed) -> TaskParts)")
+    return obj  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A named, buildable training task: ``factory(seed) -> TaskParts``.
+
+    ``build(seed)`` seeds torch with ``seed`` and calls the factory, so a factory that ignores the seed
+    still gets reproducible initial weights.
+    """
+
+    name: str
+    factory: Callable[..., TaskParts] = field(repr=False)
+    description: str = ""
+
+    def build(self, seed: int = 0) -> TaskParts:
+        """Fresh model (initialised from ``seed``), loaders, loss and metric."""
+        import torch
+
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        torch.manual_seed(seed)
+        parts = _call_factory(self.factory, seed)
+        if not isinstance(parts, TaskParts):
+            raise TypeError(
+                f"task {self.name!r}: the factory must return lrkit.tasks.TaskParts, "
+                f"got {type(parts).__name__}"
+            )
+        return parts
+
+    @cached_property
+    def _probe(self) -> TaskParts:
+        return self.build(0)
+
+    @property
+    def epochs(self) -> int:
+        """The task's epoch budget."""
+        return self._probe.epochs
+
+    @property
+    def optimizer(self) -> str:
+        """The optimizer the task trains with by default."""
+        return self._probe.optimizer
+
+    @property
+    def metric_name(self) -> str:
+        return str(self._probe.metric_name)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return bool(self._probe.higher_is_better)
+
+    def train_run(
+        self,
+        lr: float | None = None,
+        *,
+        epochs: int | None = None,
+        seed: int = 0,
+        schedule: Callable[[int], float] | None = None,
+        optimizer: str | None = None,
+    ) -> TrainRun:
+        """Train from scratch for ``epochs`` (default: the task's) at constant ``lr``, or with the LR
+        ``schedule(step)`` at each optimizer step; evaluated once, at the end."""
+        if (lr is None) == (schedule is None):
+            raise ValueError(f"give exactly one of lr and schedule, got lr={lr!r}, schedule={schedule!r}")
+        if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        parts = self.build(seed)
+        n_epochs = parts.epochs if epochs is None else epochs
+        if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        first = float(lr) if lr is not None else float(schedule(0))  # type: ignore[misc]
+        opt = parts.make_optimizer(first, optimizer)
+
+        def set_lr(step: int) -> None:
+            if schedule is not None:
+                for g in opt.param_groups:
+                    g["lr"] = float(schedule(step))
+
+        if n_epochs == 0:
+            return TrainRun(parts.evaluate(), [], False, 0)
+        return train_loop(parts, opt, n_epochs, before_step=set_lr, evaluate_every_epoch=False)
+
+    def train(
+        self,
+        lr: float | None = None,
+        *,
+        epochs: int | None = None,
+        seed: int = 0,
+        schedule: Callable[[int], float] | None = None,
+        optimizer: str | None = None,
+    ) -> float:
+        """The final validation metric of :meth:`train_run`."""
+        return self.train_run(lr, epochs=epochs, seed=seed, schedule=schedule, optimizer=optimizer).metric
+
+    def find_lr(self, seed: int = 0, optimizer: str | None = None, **options: Any) -> FinderResult:
+        """Run :func:`lrkit.finder.find_lr` on a fresh build of this task (``options`` are passed on)."""
+        from lrkit.finder import find_lr
+
+        parts = self.build(seed)
+        opt = parts.make_optimizer(1e-3, optimizer)
+        options.setdefault("seed", seed)
+        return find_lr(parts.model, opt, parts.train_loader, parts.loss_fn, **options)

@@ -1,0 +1,145 @@
+"""Optimizers by name, for the lab, tuning and the finder's built-in tasks.
+
+=========================  =================================================================
+name                       optimizer (``lr`` from the schedule; ``params`` override defaults)
+=========================  =================================================================
+``sgd``                    ``torch.optim.SGD`` (no momentum)
+``momentum``               ``torch.optim.SGD(momentum=0.9)``
+``nesterov``               ``torch.optim.SGD(momentum=0.9, nesterov=True)``
+``adagrad``                ``torch.optim.Adagrad``
+``rmsprop``                ``torch.optim.RMSprop``
+``adam``                   ``torch.optim.Adam``
+``adamw``                  ``torch.optim.AdamW(weight_decay=0.01)``
+``schedulefree_adamw``     ``schedulefree.AdamWScheduleFree`` (Defazio et al. 2024): needs
+                           ``optimizer.train()`` / ``optimizer.eval()`` around evaluation;
+                           untuned default lr 0.0025
+``prodigy``                ``prodigyopt.Prodigy`` (Mishchenko & Defazio 2023): learning-rate-free,
+                           the schedule multiplies its estimate, so ``lr=1.0`` is its default
+=========================  =================================================================
+
+:func:`train_mode` / :func:`eval_mode` call ``optimizer.train()`` / ``optimizer.eval()`` when the
+optimizer has them (Schedule-Free keeps two weight sequences and must be told which one to use).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DEFAULT_LR", "OPTIMIZERS", "eval_mode", "make_optimizer", "train_mode"]
+
+
+def _torch(name: str, **defaults: Any) -> Callable[..., torch.optim.Optimizer]:
+    def make(params: Iterable[Any], lr: float, **kw: Any) -> torch.optim.Optimizer:
+        import torch
+
+        cls = getattr(torch.optim, name)
+        return cls(params, lr=lr, **{**defaults, **kw})  # type: ignore[no-any-return]
+
+    return make
+
+
+def _schedulefree(params: Iterable[Any], lr: float, **kw: Any) -> torch.optim.Optimizer:
+    import schedulefree
+
+    return schedulefree.AdamWScheduleFree(params, lr=lr, **kw)  # type: ignore[no-any-return]
+
+
+def _prodigy(params: Iterable[Any], lr: float, **kw: Any) -> torch.optim.Optimizer:
+    import prodigyopt
+
+    return prodigyopt.Prodigy(params, lr=lr, **kw)  # type: ignore[no-any-return]
+
+
+#: name -> factory(params, lr, **hyper_parameters)
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": _torch("SGD"),
+    "momentum": _torch("SGD", momentum=0.9),
+    "nesterov": _torch("SGD", momentum=0.9, nesterov=True),
+    "adagrad": _torch("Adagrad"),
+    "rmsprop": _torch("RMSprop"),
+    "adam": _torch("Adam"),
+    "adamw": _torch("AdamW", weight_decay=0.01),
+    "schedulefree_adamw": _schedulefree,
+    "prodigy": _prodigy,
+}
+
+#: the LR each optimizer is usually run at untuned (its library's default where it has one)
+DEFAULT_LR: dict[str, float] = {
+    "sgd": 0.1,
+    "momentum": 0.01,
+    "nesterov": 0.01,
+    "adagrad": 0.01,
+    "rmsprop": 0.001,
+    "adam": 0.001,
+    "adamw": 0.001,
+    "schedulefree_adamw": 0.0025,
+    "prodigy": 1.0,
+}
+
+
+def check_optimizer_name(name: object, what: str = "optimizer") -> str:
+    """``name`` if it names an optimizer in :data:`OPTIMIZERS`, else a ValueError listing them."""
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise ValueError(f"{what} must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    return name
+
+
+def check_params(params: Mapping[str, Any] | None, what: str = "optimizer_params") -> dict[str, Any]:
+    """Optimizer hyper-parameters: a mapping of names to finite numbers, booleans or lists of numbers.
+
+    Numeric strings (YAML 1.1 reads ``3e-4`` as a string) are converted to floats.
+    """
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{what} must be a mapping of names to numbers, got {type(params).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ValueError(f"{what}: keys must be identifiers, got {key!r}")
+        out[key] = _number(value, f"{what}.{key}")
+    return out
+
+
+def _number(value: Any, what: str) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)):
+        return tuple(_number(v, what) for v in value)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{what} must be a number, got {value!r}") from None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return value
+
+
+def make_optimizer(
+    name: str, params: Iterable[Any], lr: float, hyper_parameters: Mapping[str, Any] | None = None
+) -> torch.optim.Optimizer:
+    """A new optimizer ``name`` (see :data:`OPTIMIZERS`) over ``params`` at ``lr``."""
+    check_optimizer_name(name)
+    kw = check_params(hyper_parameters)
+    try:
+        return OPTIMIZERS[name](params, lr, **kw)
+    except TypeError as exc:  # an unknown hyper-parameter name
+        raise ValueError(f"optimizer {name!r}: {exc}") from None
+
+
+def train_mode(optimizer: Any) -> None:
+    """``optimizer.train()`` where the optimizer has one (Schedule-Free), before training steps."""
+    if callable(getattr(optimizer, "train", None)):
+        optimizer.train()
+
+
+def eval_mode(optimizer: Any) -> None:
+    """``optimizer.eval()`` where the optimizer has one (Schedule-Free), before evaluation."""
+    if callable(getattr(optimizer, "eval", None)):
+        optimizer.eval()
