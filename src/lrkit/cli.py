@@ -157,32 +157,6 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
-    from .lab.report import plot_lab, table
-    from .lab.runner import Strategy, run_lab
-    from .lab.store import ResultStore
-    from .lab.tasks import get_task
-
-    task = get_task(args.task)
-    strategies = [Strategy.parse(s) for s in args.strategy]  # every spec is checked before anything runs
-    from .adapters import torch as _needs_torch  # noqa: F401  (before any output is written)
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    db = Path(args.db) if args.db else out / "lab.db"
-    print(f"lab: {len(strategies)} strategies x {args.seeds} seed(s) on {task.name} ({task.description})")
-    with ResultStore(db) as store:
-        result = run_lab(
-            task.name, strategies, seeds=range(args.seeds), epochs=args.epochs, store=store, name=args.name
-        )
-    plot_lab(result, out / "lab.png", metric_name=task.metric_name)
-    md = table(result, task.metric_name)
-    (out / "lab.md").write_text(f"# lrkit lab: {task.name}\n\n{md}\n")
-    print(md)
-    print(f"wrote {out / 'lab.png'}, {out / 'lab.md'}; results in {db} (experiment {result.experiment_id})")
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -262,25 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gp.set_defaults(func=cmd_gallery)
 
-    lp = sub.add_parser("lab", help="run strategies side by side on a built-in task; plot, table, SQLite")
-    lp.add_argument("--task", default="digits-mlp-sgd", help="a built-in task (default: %(default)s)")
-    lp.add_argument(
-        "--strategy",
-        action="append",
-        required=True,
-        metavar="[LABEL[@OPT]=]SPEC",
-        help="repeatable; OPT replaces the task's optimizer: sgd, adagrad, rmsprop, adam, adamw",
-    )
-    lp.add_argument(
-        "--seeds", type=_positive_int, default=1, metavar="K", help="seeds per strategy (default: 1)"
-    )
-    lp.add_argument("--epochs", type=_positive_int, metavar="E", help="epochs per run (default: the task's)")
-    lp.add_argument("--out", default="lrkit-lab", metavar="DIR", help="output folder (default: %(default)s)")
-    lp.add_argument(
-        "--db", metavar="FILE", help="SQLite results file (default: OUT/lab.db; runs are appended)"
-    )
-    lp.add_argument("--name", default="lab", help="experiment name stored with the runs")
-    lp.set_defaults(func=cmd_lab)
+    from .lab import cli as lab_cli
+
+    lab_cli.register(sub)
 
     dp = sub.add_parser(
         "demo", help="the main job: gallery, LR finder and strategies side by side on a real task"

@@ -3,7 +3,9 @@
 1. the gallery of every strategy and an overlay of common recipes;
 2. the LR range test on a real task (scikit-learn digits, MLP, SGD+momentum), with its plot;
 3. the lab: strategies side by side on that task, peak LRs from the finder, plus a too-large and a
-   too-small LR and the adaptive optimizers; a figure, a Markdown table and a SQLite database.
+   too-small LR, the adaptive optimizers and the learning-rate-free ones (Schedule-Free AdamW, Prodigy,
+   untuned); an HTML report, CSV files, a figure, a Markdown table and a SQLite database. Rerunning the
+   demo reuses the runs already in the database.
 """
 
 from __future__ import annotations
@@ -35,16 +37,23 @@ def demo_strategies(peak: float) -> list[tuple[str, str, str | None]]:
         ("RMSprop 1e-3", "constant(0.001)", "rmsprop"),
         ("Adam 1e-3", "constant(0.001)", "adam"),
         ("AdamW 1e-3", "warmup(5%) >> cosine(lr=0.001)", "adamw"),
+        ("Schedule-Free AdamW (untuned)", "constant(0.0025)", "schedulefree_adamw"),
+        ("Prodigy (untuned)", "constant(1.0)", "prodigy"),
     ]
 
 
-def run_demo(out: Path, *, quick: bool = False) -> int:
-    """Write everything into ``out`` and print what was written, with the lab's table."""
-    from .lab.report import plot_lab, table
-    from .lab.runner import Strategy, run_lab
-    from .lab.store import ResultStore
-    from .tasks import get_task
+def run_demo(out: Path, *, quick: bool = False, workers: int | None = None) -> int:
+    """Write everything into ``out`` and print what was written; the last line is the report's path."""
+    from .lab.cli import _cores, check_output_dir, run_and_report
+    from .lab.experiment import Experiment
+    from .lab.runner import Strategy
+    from .lab.store import check_db_path
     from .plot import gallery, plot_schedules
+    from .tasks import get_task
+
+    check_output_dir(out, "--out")
+    db_path = check_db_path(out / "lab.db", "--out")  # never someone else's file
+    from .adapters import torch as _needs_torch  # noqa: F401  (before any output is written)
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -64,27 +73,22 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     print(found)
     found.plot(out / "lr_find.png", title=f"LR range test: {TASK}")
     written.append(out / "lr_find.png")
-
-    strategies = [Strategy(label, spec, opt) for label, spec, opt in demo_strategies(found.suggestion)]
-    db_path = out / "lab.db"
-    seeds = (0,) if quick else (0, 1)
-    epochs = 4 if quick else task.epochs
-    print(f"lab: {len(strategies)} strategies x {len(seeds)} seed(s), {epochs} epochs each, on {TASK} ...")
-    with ResultStore(db_path) as store:
-        result = run_lab(TASK, strategies, seeds=seeds, epochs=epochs, store=store, name="demo")
-    plot_lab(
-        result,
-        out / "lab.png",
-        metric_name=task.metric_name,
-        title=f"lrkit lab: {TASK}, {epochs} epochs, {len(seeds)} seed(s) per strategy",
-    )
-    md = table(result, task.metric_name)
-    (out / "lab.md").write_text(f"# lrkit lab: {TASK}\n\n{md}\n")
-    written += [out / "lab.png", out / "lab.md", db_path]
-    print()
-    print(md)
-    print()
     for p in written:
         print(f"wrote {p}")
-    print(f"demo finished in {time.perf_counter() - t0:.0f} s; open {out}/ to look")
-    return 0
+
+    peak = found.suggestion
+    strategies = [Strategy(label, spec, opt) for label, spec, opt in demo_strategies(peak)]
+    seeds = [0] if quick else [0, 1, 2]
+    epochs = 4 if quick else None
+    exp = Experiment(name="demo", task=TASK, strategies=strategies, seeds=seeds, epochs=epochs)
+    rc = run_and_report(
+        exp,
+        out,
+        db_path,
+        workers=workers or _cores(),
+        title=f"lrkit demo: {len(strategies)} strategies on {TASK}, {len(seeds)} seed(s) each",
+    )
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s")
+    if rc == 0:
+        print(f"open {(out / 'report.html').resolve()}")
+    return rc

@@ -1,0 +1,239 @@
+"""``lrkit lab`` and ``lrkit report``: run an experiment (a YAML/TOML file or flags) and report it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from .experiment import Experiment, load_experiment
+from .store import check_db_path
+
+__all__ = ["check_output_dir", "register"]
+
+EXAMPLE = """\
+examples:
+  lrkit lab experiment.yaml                      # task, strategies, seeds, workers, output from a file
+  lrkit lab --task digits-mlp-sgd --seeds 2 \\
+      --strategy "cosine=warmup(5%) >> cosine(lr=0.05)" --strategy "adam@adam=constant(1e-3)"
+  lrkit lab --task mypkg.tasks:cifar_small --strategy "one_cycle(max_lr=0.1)"   # your own task
+  lrkit report lrkit-lab/                        # re-make the report from the database
+Rerunning an experiment skips the runs the database already holds and redoes interrupted ones;
+--fresh starts over.
+"""
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """``path`` if it is (or can be made) a folder: not a file, not under a file. Creates nothing."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{flag}: {str(p)!r} is a file; expected a folder")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(
+                    f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder"
+                )
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{flag}: cannot create folders in {str(parent)!r} (permission denied)")
+            break
+    if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag}: cannot write in {str(p)!r} (permission denied)")
+    return p
+
+
+def register(sub: Any) -> None:
+    lp = sub.add_parser(
+        "lab",
+        help="run strategies side by side on a task (yours or built-in); HTML report, CSV, SQLite",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lp.add_argument("experiment", nargs="?", metavar="EXPERIMENT", help="an experiment file (.yaml/.toml)")
+    lp.add_argument("--task", help="a built-in task or MODULE:FUNCTION (default: digits-mlp-sgd)")
+    lp.add_argument(
+        "--strategy",
+        action="append",
+        metavar="[LABEL[@OPT]=]SPEC",
+        help="repeatable; OPT replaces the task's optimizer: sgd, momentum, nesterov, adagrad, rmsprop, "
+        "adam, adamw, schedulefree_adamw, prodigy",
+    )
+    lp.add_argument("--seeds", type=int, metavar="K", help="seeds per strategy (default: 1)")
+    lp.add_argument("--epochs", type=int, metavar="E", help="epochs per run (default: the task's)")
+    lp.add_argument(
+        "--workers", type=int, metavar="N", help=f"parallel processes (default: the cores, {_cores()})"
+    )
+    lp.add_argument("--out", metavar="DIR", help="output folder (default: lrkit-lab)")
+    lp.add_argument("--db", metavar="FILE", help="SQLite results file (default: OUT/lab.db)")
+    lp.add_argument("--name", help="experiment name stored with the runs (default: lab)")
+    lp.add_argument(
+        "--fresh", action="store_true", help="forget this experiment's stored runs and run them again"
+    )
+    lp.set_defaults(func=cmd_lab)
+
+    rp = sub.add_parser("report", help="re-make the HTML report, CSV files and figure from a lab database")
+    rp.add_argument(
+        "source", metavar="DB_OR_DIR", help="a lab database, or a lab's output folder (DIR/lab.db)"
+    )
+    rp.add_argument("--out", metavar="DIR", help="output folder (default: the database's folder)")
+    rp.add_argument("--experiment", type=int, metavar="ID", help="which experiment (default: the latest)")
+    rp.set_defaults(func=cmd_report)
+
+
+def _positive(value: int | None, flag: str) -> int | None:
+    if value is not None and value < 1:
+        raise ValueError(f"{flag}: expected an integer >= 1, got {value}")
+    return value
+
+
+def experiment_from_args(args: argparse.Namespace) -> Experiment:
+    """The experiment a ``lrkit lab`` command line describes (a file, overridden by flags)."""
+    from .runner import Strategy
+
+    for flag in ("seeds", "epochs", "workers"):
+        _positive(getattr(args, flag), f"--{flag}")
+    if args.experiment is not None:
+        if args.strategy or args.task:
+            raise ValueError("give strategies and the task in the experiment file or as flags, not both")
+        exp = load_experiment(args.experiment)
+        if args.seeds is not None:
+            exp.seeds = list(range(args.seeds))
+    else:
+        if not args.strategy:
+            raise ValueError("give an experiment file or at least one --strategy")
+        exp = Experiment(
+            name="lab",
+            task=args.task or "digits-mlp-sgd",
+            strategies=[Strategy.parse(s) for s in args.strategy],
+            seeds=list(range(args.seeds or 1)),
+        )
+    if args.epochs is not None:
+        exp.epochs = args.epochs
+    if args.workers is not None:
+        exp.workers = args.workers
+    if args.out is not None:
+        exp.output = Path(args.out)
+    if args.db is not None:
+        exp.db = Path(args.db)
+    if args.name is not None:
+        exp.name = args.name
+    return exp
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from ..tasks import get_task
+
+    exp = experiment_from_args(args)
+    out = check_output_dir(exp.output or Path("lrkit-lab"), "--out")
+    db = check_db_path(exp.db or out / "lab.db", "--db")
+    task = get_task(exp.task)  # an unknown task or a broken factory fails before anything is written
+    from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch, too)
+
+    workers = exp.workers or _cores()
+    print(
+        f"lab {exp.name!r}: {len(exp.strategies)} strategies x {len(exp.seeds)} seed(s) on {task.name}"
+        f"{f' ({task.description})' if task.description else ''}, {workers} worker(s)"
+    )
+    return run_and_report(exp, out, db, workers=workers, fresh=args.fresh)
+
+
+def run_and_report(
+    exp: Experiment, out: Path, db: Path, *, workers: int, fresh: bool = False, title: str | None = None
+) -> int:
+    """Run ``exp`` into ``db``, then write the report into ``out``; 1 if the report failed (the results
+    stay in the database, and the message says how to re-make the report)."""
+    from ..tasks import get_task
+    from .progress import SweepProgress
+    from .runner import run_lab
+    from .store import ResultStore
+
+    task = get_task(exp.task)
+    out.mkdir(parents=True, exist_ok=True)
+    with ResultStore(db) as store:
+        result = run_lab(
+            task,
+            exp.strategies,
+            seeds=exp.seeds,
+            epochs=exp.epochs,
+            store=store,
+            name=exp.name,
+            diverge_factor=exp.diverge_factor,
+            workers=workers,
+            fresh=fresh,
+            progress=SweepProgress(metric_name=task.metric_name),
+        )
+    try:
+        written = write_outputs(result, out, title=title)
+    except Exception as exc:
+        print(
+            f"lrkit lab: error: writing the report failed: {exc}\n"
+            f"  the results are safe in {db}; re-make the report with: lrkit report {db} --out DIR",
+        )
+        return 1
+    for p in written:
+        print(f"wrote {p}")
+    print(f"results in {db} (experiment {result.experiment_id})")
+    print(f"report: {written[0].resolve()}")
+    return 0
+
+
+def write_outputs(result: Any, out: Path, title: str | None = None) -> list[Path]:
+    """The HTML report first, then the CSV files, the Markdown table and the PNG figure."""
+    from . import report
+
+    html = report.write_report(result, out, title=title)
+    runs_csv, epochs_csv = report.write_csv(result, out)
+    md = report.write_markdown(result, out)
+    png = out / "lab.png"
+    report.plot_lab(result, png, metric_name=result.metric_name, title=title)
+    print(md.read_text(encoding="utf-8"))
+    return [html, runs_csv, epochs_csv, md, png]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .runner import LabResult
+    from .store import ResultStore
+
+    src = Path(args.source)
+    db = src / "lab.db" if src.is_dir() else src
+    if not db.exists():
+        raise ValueError(f"DB_OR_DIR: {str(db)!r} does not exist")
+    check_db_path(db, "DB_OR_DIR")
+    out = check_output_dir(args.out or db.parent, "--out")
+    with ResultStore(db) as store:
+        exps = store.experiments()
+        if not exps:
+            raise ValueError(f"DB_OR_DIR: {str(db)!r} holds no experiment")
+        if args.experiment is None:
+            exp = exps[-1]
+        else:
+            found = [e for e in exps if e.id == args.experiment]
+            if not found:
+                raise ValueError(
+                    f"--experiment: no experiment {args.experiment} in {str(db)!r}; "
+                    f"it holds {[e.id for e in exps]}"
+                )
+            exp = found[0]
+        runs = store.runs(exp.id)
+    result = LabResult(
+        exp.task,
+        exp.id,
+        runs,
+        str(db),
+        exp.name,
+        exp.metric_name,
+        exp.higher_is_better,
+        int(exp.config.get("epochs", 0)),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    for p in write_outputs(result, out):
+        print(f"wrote {p}")
+    return 0
