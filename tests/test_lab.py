@@ -1,22 +1,27 @@
-"""The lab: runs on a real task, recorded LRs against the closed form, divergence, the database survives
-an interrupted run, and the report."""
+"""The lab: recorded LRs against the closed form, divergence, resumable and parallel runs that survive
+SIGKILL, two labs on one database, experiment files, and never touching a file that is not ours."""
 
 from __future__ import annotations
 
-import math
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from lrkit.cli import main
-from lrkit.lab import tasks as tasks_mod
-from lrkit.lab.report import plot_lab, summary_rows, table
+from lrkit.lab.experiment import load_experiment, parse_experiment
 from lrkit.lab.runner import Strategy, run_lab, run_strategy
-from lrkit.lab.store import ResultStore
+from lrkit.lab.store import ResultStore, check_db_path
 from lrkit.spec import parse
 
+torch = pytest.importorskip("torch")
 TASK = "digits-mlp-sgd"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,7 +32,7 @@ def test_runs_record_the_scheduled_lr_and_land_in_sqlite(tmp_path: Path) -> None
         Strategy("adam", "constant(1e-3)", "adam"),
     ]
     db = tmp_path / "lab.db"
-    res = run_lab(TASK, strategies, epochs=1, store=str(db), progress=None)
+    res = run_lab(TASK, strategies, epochs=1, store=str(db))
     assert [r.label for r in res.runs] == ["cosine", "adam"]
     cos = res.runs[0]
     n = len(cos.lrs)
@@ -35,110 +40,356 @@ def test_runs_record_the_scheduled_lr_and_land_in_sqlite(tmp_path: Path) -> None
     expected = parse("warmup(10%) >> cosine(lr=0.05)").resolve(total_steps=n, steps_per_epoch=n)(np.arange(n))
     np.testing.assert_allclose(cos.lrs, expected, rtol=1e-12)
     assert cos.status == "ok" and cos.final_metric is not None and cos.final_metric > 0.5
-    assert res.runs[1].optimizer == "adam"
-    # read back from the file, as another process would
-    again = ResultStore(db).runs(res.experiment_id)
-    assert [(r.label, r.status, r.final_metric, r.steps) for r in again] == [
-        (r.label, r.status, r.final_metric, r.steps) for r in res.runs
-    ]
-    assert again[0].lrs == cos.lrs and again[0].losses == pytest.approx(cos.losses)
-    rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM steps").fetchone()
-    assert rows == (90,)
+    assert res.runs[1].optimizer == "adam" and res.higher_is_better and res.metric_name == "val accuracy"
+    with ResultStore(db) as again:  # read back from the file, as another process would
+        assert [(r.label, r.final_metric) for r in again.runs(res.experiment_id)] == [
+            (r.label, r.final_metric) for r in res.runs
+        ]
 
 
 def test_too_large_lr_diverges_and_too_small_crawls() -> None:
-    big = run_strategy(TASK, Strategy("big", "constant(5.0)"), epochs=1)
-    assert big.status == "diverged" and big.final_metric == 0.0 and big.diverged_step is not None
-    assert big.losses[-1] > 10 * big.losses[0] or not math.isfinite(big.losses[-1])
+    big = run_strategy(TASK, Strategy("big", "constant(20.0)"), epochs=1)
+    assert big.status == "diverged" and big.diverged_step is not None and big.final_metric is None
     small = run_strategy(TASK, Strategy("small", "constant(1e-5)"), epochs=1)
     good = run_strategy(TASK, Strategy("good", "constant(0.05)"), epochs=1)
-    assert small.status == "ok" and small.final_metric is not None and good.final_metric is not None
-    assert small.final_metric < 0.3 < 0.6 < good.final_metric
+    assert small.status == good.status == "ok"
+    assert small.final_metric is not None and good.final_metric is not None
+    assert small.final_metric < 0.5 < 0.7 < good.final_metric
 
 
-def test_an_interrupted_lab_keeps_what_was_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = tasks_mod.TASKS[TASK]
-    calls = {"n": 0}
+def test_learning_rate_free_optimizers_run_and_schedule_free_evaluates_in_eval_mode() -> None:
+    """Schedule-Free's eval weights differ from its train weights: the lab must call optimizer.eval()
+    before measuring. Check the recorded metric equals a hand loop that does so."""
+    from lrkit.tasks import get_task, make_optimizer
 
-    def loss_fn(*args):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 45 + 10:  # the second run, 10 steps in
-            raise KeyboardInterrupt
-        return real_parts.loss_fn(*args)
+    rec = run_strategy(TASK, Strategy("sf", "constant(0.0025)", "schedulefree_adamw"), epochs=1, seed=3)
+    parts = get_task(TASK).build(3)
+    opt = make_optimizer("schedulefree_adamw", parts.model.parameters(), 0.0025)
+    opt.train()
+    for x, y in parts.train_loader:
+        opt.zero_grad()
+        parts.loss_fn(parts.model(x), y).backward()
+        opt.step()
+    opt.eval()
+    assert rec.final_metric == pytest.approx(parts.evaluate(), abs=1e-12)
+    opt.train()  # the train-mode weights score differently (else this test could not fail)
+    assert parts.evaluate() != rec.final_metric
+    prodigy = run_strategy(TASK, Strategy("p", "constant(1.0)", "prodigy"), epochs=1)
+    assert prodigy.status == "ok" and prodigy.final_metric is not None and prodigy.final_metric > 0.5
 
-    real_parts = real.build(0)
 
-    def build(seed: int):  # type: ignore[no-untyped-def]
-        parts = real.builder(seed)
-        parts.loss_fn = loss_fn
-        return parts
-
-    monkeypatch.setitem(
-        tasks_mod.TASKS,
-        TASK,
-        tasks_mod.Task(
-            real.name, real.description, real.optimizer, real.metric_name, real.epochs, real.batch_size, build
-        ),
-    )
+def test_rerun_skips_finished_runs_and_fresh_starts_over(tmp_path: Path) -> None:
     db = tmp_path / "lab.db"
-    with pytest.raises(KeyboardInterrupt):
-        run_lab(
-            TASK,
-            [Strategy("a", "constant(0.05)"), Strategy("b", "constant(0.01)")],
-            epochs=1,
-            store=str(db),
-            progress=None,
+    s = [Strategy("a", "constant(0.05)"), Strategy("b", "cosine(lr=0.05)")]
+    events: list[str] = []
+    first = run_lab(TASK, s, seeds=[0, 1], epochs=1, store=str(db), progress=lambda e, i: events.append(e))
+    assert events.count("run") == 4
+    events.clear()
+    again = run_lab(TASK, s, seeds=[0, 1], epochs=1, store=str(db), progress=lambda e, i: events.append(e))
+    assert events.count("run") == 0  # nothing trained again
+    assert [(r.label, r.seed, r.final_metric) for r in again.runs] == [
+        (r.label, r.seed, r.final_metric) for r in first.runs
+    ]
+    events.clear()
+    run_lab(
+        TASK, s, seeds=[0, 1], epochs=1, store=str(db), fresh=True, progress=lambda e, i: events.append(e)
+    )
+    assert events.count("run") == 4
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+    assert con.execute("SELECT count(*) FROM experiments").fetchone()[0] == 1
+    # a changed config (another epoch budget) is another run, not a stale hit
+    run_lab(TASK, s[:1], seeds=[0], epochs=2, store=str(db))
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 5
+
+
+def _lab_cmd(exp: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "lrkit.cli", "lab", str(exp), *extra]
+
+
+def _write_experiment(path: Path, out: Path, epochs: int = 2, seeds: int = 2) -> Path:
+    path.write_text(
+        f"task: {TASK}\nepochs: {epochs}\nseeds: {seeds}\noutput: {out}\n"
+        "strategies:\n"
+        "  - 'constant=constant(0.05)'\n"
+        "  - label: cosine\n    spec: 'warmup(5%) >> cosine(lr=5e-2)'\n"
+        "  - label: adam\n    spec: constant(1e-3)\n    optimizer: adam\n"
+        "  - label: too large\n    spec: constant(30.0)\n"
+    )
+    return path
+
+
+def _table(db: Path) -> list[tuple[str, int, str, float | None]]:
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute(
+            "SELECT m.label, r.seed, r.status, r.final_metric FROM members m "
+            "JOIN runs r ON r.key = m.run_key ORDER BY m.label, r.seed"
+        ).fetchall()
+    finally:
+        con.close()
+    return [(a, b, c, d) for a, b, c, d in rows]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+def _finished(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(db, timeout=10)
+        try:
+            return int(con.execute("SELECT count(*) FROM runs WHERE status != 'running'").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_at_several_points_then_rerun_equals_an_uninterrupted_lab(
+    tmp_path: Path, workers: int
+) -> None:
+    ref_out = tmp_path / "ref"
+    ref = subprocess.run(
+        _lab_cmd(_write_experiment(tmp_path / "ref.yaml", ref_out), "--workers", str(workers)),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ref.returncode == 0, ref.stderr + ref.stdout
+    expected = _table(ref_out / "lab.db")
+    assert len(expected) == 8 and sum(1 for r in expected if r[2] == "diverged") == 2
+
+    out = tmp_path / "killed"
+    exp = _write_experiment(tmp_path / "k.yaml", out)
+    db = out / "lab.db"
+    for after in (0, 2, 5):  # kill once some runs are stored (0: while the first ones train)
+        proc = subprocess.Popen(
+            _lab_cmd(exp, "--workers", str(workers)),
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-    runs = ResultStore(db).runs()
-    assert [(r.label, r.status) for r in runs] == [("a", "ok"), ("b", "interrupted")]
-    assert runs[0].steps == 45 and runs[1].steps == 9 and len(runs[1].lrs) == 10
-
-
-def test_report_table_and_plot(tmp_path: Path) -> None:
-    res = run_lab(
-        TASK,
-        [Strategy("big", "constant(5.0)"), Strategy("ok", "constant(0.05)")],
-        seeds=(0, 1),
-        epochs=1,
-        progress=None,
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _finished(db) >= after and db.exists():
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the lab and its workers, mid-write or mid-run
+        proc.wait()
+        con = sqlite3.connect(db)
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.close()
+    final = subprocess.run(
+        _lab_cmd(exp, "--workers", str(workers)), env=_env(), capture_output=True, text=True, timeout=300
     )
-    rows = {r.strategy: r for r in summary_rows(res)}
-    assert rows["big"].diverged == 2 and rows["ok"].diverged == 0 and rows["ok"].runs == 2
-    md = table(res, "accuracy").splitlines()
-    assert md[0].startswith("| strategy | optimizer | peak LR | final accuracy")
-    assert md[2].startswith("| ok |") and md[3].startswith("| big |") and "| 2/2 |" in md[3]
-    p = plot_lab(res, tmp_path / "lab.png", metric_name="accuracy")
-    assert p.read_bytes()[:4] == b"\x89PNG"
+    assert final.returncode == 0, final.stderr + final.stdout
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 8  # no run stored twice
+    assert con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0] == 0
+    steps = con.execute("SELECT run_key, count(*), max(step) FROM steps GROUP BY run_key").fetchall()
+    assert all(n == top + 1 for _, n, top in steps)  # no half-written curve
+    con.close()
+    assert _table(db) == expected
 
 
-def test_strategy_parsing_and_errors() -> None:
-    s = Strategy.parse("fast@adam=warmup(5%) >> cosine(lr=1e-3)")
-    assert (s.label, s.optimizer) == ("fast", "adam")
-    assert Strategy.parse("cosine(lr=0.1)").label == "cosine(lr=0.1)"
-    with pytest.raises(ValueError, match="optimizer must be one of sgd, adagrad, rmsprop, adam, adamw"):
-        Strategy("x", "constant(0.1)", "lion")
-    with pytest.raises(ValueError, match="labels must be unique"):
-        run_lab(TASK, [Strategy("a", "constant(0.1)"), Strategy("a", "constant(0.2)")], progress=None)
-    with pytest.raises(ValueError, match="task must be one of"):
-        run_lab("cifar", [Strategy("a", "constant(0.1)")], progress=None)
+def test_two_labs_on_one_database_at_once_store_each_run_once(tmp_path: Path) -> None:
+    out = tmp_path / "shared"
+    exp = _write_experiment(tmp_path / "e.yaml", out, epochs=2, seeds=2)
+    procs = [
+        subprocess.Popen(
+            _lab_cmd(exp, "--workers", "1"),
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    con = sqlite3.connect(out / "lab.db")
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 8
+    assert con.execute("SELECT count(DISTINCT key) FROM runs").fetchone()[0] == 8
+    trained = [o.count(" / seed ") for o, _ in outs]  # one line per run each lab trained itself
+    assert sum(trained) == 8, outs
 
 
-def test_lab_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "lab",
-            "--strategy",
-            "a=constant(0.05)",
-            "--strategy",
-            "b@rmsprop=constant(1e-3)",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path),
-        ]
+def test_db_that_is_not_ours_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("my notes, not a database\n")
+    other = tmp_path / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE users (name TEXT)")
+    con.commit()
+    con.close()
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for path, why in [
+        (text, "not an lrkit database"),
+        (other, "not an lrkit lab database"),
+        (empty, "not an lrkit database"),
+        (tmp_path, "is a directory"),
+        (text / "x.db", "which is a file"),
+    ]:
+        before = path.read_bytes() if path.is_file() else None
+        with pytest.raises(ValueError, match=why):
+            check_db_path(path)
+        with pytest.raises(ValueError, match=why):
+            ResultStore(path)
+        assert (path.read_bytes() if path.is_file() else None) == before
+
+
+def test_lab_command_checks_every_path_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lrkit.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    notdb = tmp_path / "notdb.db"
+    notdb.write_text("mine too")
+    for args, flag in [
+        (["--out", str(afile)], "--out"),
+        (["--out", str(afile / "lab")], "--out"),
+        (["--db", str(notdb)], "--db"),
+        (["--db", str(tmp_path)], "--db"),
+    ]:
+        t0 = time.perf_counter()
+        rc = main(["lab", "--strategy", "constant(0.05)", "--epochs", "1", *args])
+        err = capsys.readouterr().err
+        assert rc == 2 and flag in err and err.count("\n") == 1, err
+        assert time.perf_counter() - t0 < 30  # refused before any training (a full lab takes longer)
+    assert afile.read_text() == "mine" and notdb.read_text() == "mine too"
+    assert not (tmp_path / "lrkit-lab").exists()
+
+
+def test_experiment_yaml_and_toml_numbers_and_strategies(tmp_path: Path) -> None:
+    y = tmp_path / "e.yaml"
+    y.write_text(
+        "task: digits-mlp-adam\nseeds: [0, 7]\nepochs: 3\nworkers: 2\noutput: out\n"
+        "strategies:\n  - label: adamw\n    spec: 'warmup(5%) >> cosine(lr=3e-4)'\n    optimizer: adamw\n"
+        "    optimizer_params: {weight_decay: 1e-2, betas: [0.9, 0.95]}\n"
+        "  - 'sf@schedulefree_adamw=constant(2.5e-3)'\n"
     )
-    out = capsys.readouterr().out
-    assert code == 0 and "| a |" in out and "| b | rmsprop |" in out
-    assert (
-        (tmp_path / "lab.png").exists() and (tmp_path / "lab.md").exists() and (tmp_path / "lab.db").exists()
+    e = load_experiment(y)
+    assert e.task == "digits-mlp-adam" and e.seeds == [0, 7] and e.epochs == 3 and e.workers == 2
+    assert e.output == tmp_path / "out" and e.name == "e"
+    assert e.strategies[0].optimizer_params == {"weight_decay": 0.01, "betas": (0.9, 0.95)}
+    assert e.strategies[1].optimizer == "schedulefree_adamw" and e.strategies[1].label == "sf"
+    t = tmp_path / "e.toml"
+    t.write_text(
+        'task = "digits-mlp-sgd"\nseeds = 3\n[[strategies]]\nlabel = "cos"\nspec = "cosine(lr=5e-2)"\n'
+        '[[strategies]]\nlabel = "dict"\nspec = { type = "constant", lr = 0.05 }\n'
     )
+    e2 = load_experiment(t)
+    assert e2.seeds == [0, 1, 2] and [s.label for s in e2.strategies] == ["cos", "dict"]
+
+
+KNOWN = (
+    "name",
+    "task",
+    "epochs",
+    "seeds",
+    "workers",
+    "output",
+    "db",
+    "optimizer",
+    "strategies",
+    "diverge_factor",
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.text(min_size=1, max_size=20).filter(lambda k: k not in KNOWN))
+def test_unknown_top_level_keys_are_errors_that_name_the_key(key: str) -> None:
+    with pytest.raises(ValueError, match="unknown key") as info:
+        parse_experiment({"task": TASK, "strategies": ["constant(0.1)"], key: 1})
+    assert repr(key) in str(info.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    key=st.text(min_size=1, max_size=20).filter(
+        lambda k: k not in ("label", "spec", "optimizer", "optimizer_params")
+    )
+)
+def test_unknown_strategy_keys_are_errors_that_name_the_key(key: str) -> None:
+    with pytest.raises(ValueError, match=r"strategies\[0\]: unknown key") as info:
+        parse_experiment({"task": TASK, "strategies": [{"spec": "constant(0.1)", key: 1}]})
+    assert repr(key) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "msg"),
+    [
+        ({"strategies": ["constant(0.1)"]}, "missing key 'task'"),
+        ({"task": TASK}, "missing key 'strategies'"),
+        ({"task": TASK, "strategies": "constant(0.1)"}, "strategies must be a list"),
+        ({"task": TASK, "strategies": [3]}, r"strategies\[0\] must be a string or a mapping"),
+        ({"task": TASK, "strategies": [{"label": "x"}]}, "missing key 'spec'"),
+        ({"task": TASK, "strategies": ["constant(0.1)"], "seeds": 0}, "seeds must be an integer >= 1"),
+        ({"task": TASK, "strategies": ["constant(0.1)"], "seeds": [1, 1]}, "distinct"),
+        ({"task": TASK, "strategies": ["constant(0.1)"], "epochs": "many"}, "epochs must be an integer"),
+        ({"task": TASK, "strategies": ["constant(0.1)"], "workers": True}, "workers must be an integer"),
+        (
+            {"task": TASK, "strategies": [{"spec": "constant(0.1)", "optimizer": "lion"}]},
+            "optimizer must be one of",
+        ),
+        (
+            {"task": TASK, "strategies": ["constant(0.1)"], "diverge_factor": "nan"},
+            "diverge_factor must be a finite",
+        ),
+    ],
+)
+def test_experiment_errors_name_the_key(data: dict[str, object], msg: str) -> None:
+    with pytest.raises(ValueError, match=msg):
+        parse_experiment(data)
+
+
+def test_bad_experiment_files(tmp_path: Path) -> None:
+    bad_utf8 = tmp_path / "b.yaml"
+    bad_utf8.write_bytes(b"task: \xff\xfe\n")
+    deep = tmp_path / "d.yaml"
+    deep.write_text("task: " + "[" * 5000 + "]" * 5000 + "\n")
+    for path, msg in [
+        (tmp_path / "missing.yaml", "not found"),
+        (tmp_path, "is a directory"),
+        (bad_utf8, "not UTF-8"),
+        (deep, "nested too deeply|not valid YAML"),
+        (tmp_path / "x.json", "expected a .yaml"),
+    ]:
+        if path.suffix == ".json":
+            path.write_text("{}")
+        with pytest.raises(ValueError, match=msg):
+            load_experiment(path)
+
+
+def test_report_failure_keeps_the_database_and_says_how_to_remake_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lrkit.cli import main
+    from lrkit.lab import cli as lab_cli
+
+    def broken(*args: object, **kwargs: object) -> list[Path]:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lab_cli, "write_outputs", broken)
+    out = tmp_path / "o"
+    rc = main(["lab", "--strategy", "constant(0.05)", "--epochs", "1", "--workers", "1", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 1 and "disk full" in text and f"lrkit report {out / 'lab.db'}" in text
+    with ResultStore(out / "lab.db") as store:
+        (exp,) = store.experiments()
+        assert len(store.runs(exp.id)) == 1
+    monkeypatch.undo()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").exists()

@@ -216,7 +216,7 @@ def test_your_own_task_by_module_and_function(tmp_path: Path, monkeypatch: pytes
     a, b = task.build(5), task.build(5)
     assert torch.equal(a.model.weight, b.model.weight)  # seeded by build, though the factory ignores seed
     assert task.train(0.1, seed=0) > 0.5
-    with pytest.raises(TypeError, match="must return lrkit.tasks.TaskParts, got int"):
+    with pytest.raises(TypeError, match=r"must return lrkit\.tasks\.TaskParts, got int"):
         get_task("mytasks_lrkit:wrong").build(0)
     for bad, msg in [
         ("mytasks_lrkit:nope", "has no attribute 'nope'"),
