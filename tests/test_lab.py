@@ -393,3 +393,35 @@ def test_report_failure_keeps_the_database_and_says_how_to_remake_it(
     monkeypatch.undo()
     assert main(["report", str(out)]) == 0
     assert (out / "report.html").exists()
+
+
+def test_example_user_task_runs_through_find_and_lab(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/my_task.py goes through the same path as the built-in tasks (finder CLI and lab)."""
+    from lrkit.cli import main
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "examples"))
+    assert main(["find", "--task", "my_task:wine_mlp", "--num-steps", "40", "--out", "none"]) == 0
+    out = tmp_path / "lab"
+    rc = main(
+        [
+            "lab",
+            "--task",
+            "my_task:wine_mlp",
+            "--strategy",
+            "cos=cosine(lr=0.05)",
+            "--epochs",
+            "3",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0, capsys.readouterr()
+    with ResultStore(out / "lab.db") as store:
+        (exp,) = store.experiments()
+        (run,) = store.runs(exp.id)
+    assert exp.task == "my_task:wine_mlp" and run.label == "cos" and run.status == "ok"
+    assert run.final_metric is not None and run.final_metric > 0.6
