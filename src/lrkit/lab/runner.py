@@ -358,6 +358,12 @@ def run_lab(
     try:
         pending = list(jobs)
         while True:
+            for f in [f for f in running if f.done()]:  # collect first, so a freed worker gets a run now
+                label, seed, key = running.pop(f)
+                rec = f.result()  # a worker's exception ends the lab (its run was released)
+                if rec is not None:
+                    rec.label = label
+                    emit("run", {"record": rec})
             # claim what we can while workers are free
             still: list[tuple[str, str, dict[str, Any], Strategy, int]] = []
             for label, key, cfg, s, seed in pending:
@@ -380,13 +386,6 @@ def run_lab(
                         fut = pool.submit(_run_job, job, stop)
                     running[fut] = (label, seed, key)
             pending = still
-            done_now = [f for f in running if f.done()]
-            for f in done_now:
-                label, seed, key = running.pop(f)
-                rec = f.result()  # a worker's exception ends the lab (its run was released)
-                if rec is not None:
-                    rec.label = label
-                    emit("run", {"record": rec})
             if not pending and not running:
                 break
             now = time.monotonic()
@@ -448,6 +447,14 @@ def _run_in_memory(job: _Job, db: ResultStore, stop: threading.Event) -> RunReco
 
 
 def _spawn() -> Any:
+    """A forkserver context that has imported torch and lrkit once: workers fork from that clean process
+    (never from this one, which may hold threads), so each starts in milliseconds, not seconds."""
     import multiprocessing
 
-    return multiprocessing.get_context("spawn")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(
+        ["torch", "lrkit.tasks", "lrkit.lab.runner", "lrkit.adapters.torch", "sklearn"]
+    )
+    return ctx
