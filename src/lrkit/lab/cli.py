@@ -138,9 +138,10 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch, too)
 
     workers = exp.workers or _cores()
+    epochs = exp.epochs or task.epochs
     print(
-        f"lab {exp.name!r}: {len(exp.strategies)} strategies x {len(exp.seeds)} seed(s) on {task.name}"
-        f"{f' ({task.description})' if task.description else ''}, {workers} worker(s)"
+        f"lab {exp.name!r}: {len(exp.strategies)} strategies x {len(exp.seeds)} seed(s) x {epochs} epochs on "
+        f"{task.name}, {workers} worker(s)"
     )
     return run_and_report(exp, out, db, workers=workers, fresh=args.fresh)
 

@@ -202,17 +202,22 @@ class LabResult:
 # --------------------------------------------------------------------------------------------------
 # workers
 # --------------------------------------------------------------------------------------------------
-def _worker_init() -> None:
-    """One torch thread per worker; die with the parent (a SIGKILLed lab leaves no orphan training)."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import ctypes
-        import signal
+def _watch_parent(pid: int) -> None:
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)  # the lab was killed: stop now; its unfinished runs are redone on the next run
+        except PermissionError:
+            pass
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: orphans finish their run, whose result is then discarded
-        pass
+
+def _worker_init(lab_pid: int) -> None:
+    """One torch thread per worker; a worker exits when its lab dies (SIGKILL included), so a killed lab
+    leaves no orphan training (and the forkserver then exits too)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    threading.Thread(target=_watch_parent, args=(lab_pid,), daemon=True, name="lrkit-lab-watch").start()
     import torch
 
     torch.set_num_threads(1)
@@ -343,7 +348,7 @@ def run_lab(
         workers = 1  # one connection: runs in this thread, one after another
     stop = threading.Event()
     pool: Executor = (
-        ProcessPoolExecutor(workers, initializer=_worker_init, mp_context=_spawn())
+        ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(os.getpid(),), mp_context=_spawn())
         if use_processes
         else ThreadPoolExecutor(workers)
     )
