@@ -425,3 +425,12 @@ def test_example_user_task_runs_through_find_and_lab(
         (run,) = store.runs(exp.id)
     assert exp.task == "my_task:wine_mlp" and run.label == "cos" and run.status == "ok"
     assert run.final_metric is not None and run.final_metric > 0.6
+
+
+def test_the_readme_experiment_file_parses(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "experiment.yaml").write_text(block)
+    e = load_experiment(tmp_path / "experiment.yaml")
+    assert [s.optimizer for s in e.strategies] == [None, "adamw", "schedulefree_adamw", None]
+    assert e.seeds == [0, 1, 2] and e.workers == 2 and e.strategies[1].optimizer_params == {"weight_decay": 0.05}
