@@ -204,7 +204,7 @@ def test_graph_scheduler_resume() -> None:
         (
             {"last_epoch": 3, "base_lrs": [0.1], "multiplier": 1.0, "plateau": None},
             ValueError,
-            "holds 1 base LRs, the optimizer has 2",
+            r"holds 1 base LRs \(base_lrs\), the optimizer has 2",
         ),
         (
             {"last_epoch": -1, "base_lrs": [0.1, 0.1], "multiplier": 1.0},
@@ -219,7 +219,7 @@ def test_graph_scheduler_resume() -> None:
         (
             {"last_epoch": 3, "base_lrs": [0.1, 0.1], "multiplier": 1.0, "interval": "epoch"},
             ValueError,
-            "counts epochs",
+            "interval='epoch' but this scheduler has interval='step'",
         ),
     ],
 )

@@ -36,6 +36,8 @@ Two ways to run:
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, SupportsFloat
 
@@ -50,7 +52,9 @@ from ..spec import ScheduleLike, as_schedule
 
 __all__ = [
     "BLOCK",
+    "EpochwiseSteppingWarning",
     "GraphScheduler",
+    "ScheduleMismatchError",
     "Scheduler",
     "one_cycle_momentum",
     "scheduler",
@@ -59,8 +63,16 @@ __all__ = [
 #: steps evaluated at once by :class:`Scheduler` (blocks start at multiples of BLOCK)
 BLOCK = 4096
 _NO_BLOCK = -(1 << 62)
-_FORMAT = "lrkit.torch/1"
+_FORMAT = "lrkit.torch/2"  # /2: the state names its schedule; /1 states (no "schedule") load unchecked
 _INTERVALS = ("step", "epoch")
+
+
+class ScheduleMismatchError(ValueError):
+    """A checkpoint saved with one schedule is loaded into a scheduler built with another."""
+
+
+class EpochwiseSteppingWarning(UserWarning):
+    """A step-based scheduler (``interval="step"``) is stepped once per many optimizer steps."""
 
 
 # -- argument handling ----------------------------------------------------------------------------
@@ -103,6 +115,57 @@ def _positive(name: str, v: object) -> float:
 def _group_float(group: Mapping[str, Any], key: str) -> float:
     v = group[key]
     return float(v.item()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def _state_number(name: str, v: object, high: float | None = None) -> float:
+    """A number from a loaded state: finite, >= 0 (and <= ``high``)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"load_state_dict: {name} must be a number, got {type(v).__name__} {v!r}")
+    x = float(v)
+    if not (math.isfinite(x) and x >= 0.0 and (high is None or x <= high)):
+        want = "a finite number >= 0" + ("" if high is None else f" and <= {high:g}")
+        raise ValueError(f"load_state_dict: {name} must be {want}, got {v!r}")
+    return x
+
+
+def _state_numbers(state: Mapping[str, Any], key: str, n: int, high: float | None = None) -> list[float]:
+    v = state[key]
+    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence):
+        raise TypeError(f"load_state_dict: {key} must be a list of numbers, got {type(v).__name__} {v!r}")
+    if len(v) != n:
+        what = "base LRs" if key == "base_lrs" else "values"
+        raise ValueError(
+            f"load_state_dict: the state holds {len(v)} {what} ({key}), the optimizer has "
+            f"{n} parameter groups"
+        )
+    return [_state_number(f"{key}[{i}]", x, high) for i, x in enumerate(v)]
+
+
+def _same_spec(key: str, saved: object, mine: object) -> bool:
+    """Whether a saved spec entry describes the same curve as this scheduler's (strings equal, or equal
+    schedules once parsed: a later lrkit may print a spec differently)."""
+    if saved == mine:
+        return True
+    if key == "schedule" and isinstance(saved, (list, tuple)) and isinstance(mine, list):
+        return len(saved) == len(mine) and all(_same_schedule(a, b) for a, b in zip(saved, mine, strict=True))
+    if key == "hparams" and isinstance(saved, Mapping) and isinstance(mine, dict):
+        return set(saved) == set(mine) and all(_same_spec("schedule", saved[h], mine[h]) for h in mine)
+    if key == "steps_per_epoch" and isinstance(saved, (int, float)) and isinstance(mine, float):
+        return float(saved) == mine
+    return False
+
+
+def _same_schedule(saved: object, mine: str) -> bool:
+    if saved == mine:
+        return True
+    if not isinstance(saved, str):
+        return False
+    from ..spec import SpecError, parse
+
+    try:
+        return parse(saved) == parse(mine)
+    except (SpecError, ValueError, TypeError):
+        return False
 
 
 # -- the shared part of both schedulers -----------------------------------------------------------
@@ -178,6 +241,14 @@ class _Base(LRScheduler):
         self.interval = interval
         self.steps_per_epoch = None if steps_per_epoch is None else float(steps_per_epoch)
         # no `total_steps` attribute: accelerate takes a scheduler that has one for a OneCycleLR
+        self._total_steps = None if total_steps is None else float(total_steps)
+        #: torch's counter of step() calls; accelerate's AcceleratedScheduler adds to it during gradient
+        #: accumulation (lrkit does not read it: the step counter is ``last_epoch``)
+        self._step_count = 0
+        #: :meth:`load_state_dict` accepts a state saved with another schedule (keeping its step,
+        #: base LRs and cuts) instead of raising :class:`ScheduleMismatchError`; for loaders that call
+        #: ``load_state_dict(state)`` themselves (Lightning, transformers, accelerate)
+        self.allow_schedule_change = False
         self.plateau = plateau
         self.hparams: dict[str, tuple[Schedule, ...]] = {}
         for key, value in (hparams or {}).items():
@@ -319,8 +390,28 @@ class _Base(LRScheduler):
         return cut
 
     # -- checkpoints -----------------------------------------------------------------------------
+    def schedule_specs(self) -> dict[str, Any]:
+        """What the LR curve is made of, as saved in :meth:`state_dict` and checked on load.
+
+        ``schedule``: each group's schedule as its spec string, resolved to steps (so ``total_steps`` and
+        ``steps_per_epoch`` are in it wherever they change the curve); ``relative``; ``hparams``: the spec
+        strings of the other scheduled hyperparameters; and ``steps_per_epoch`` with ``interval="epoch"``
+        (the step of scheduler step ``k`` is ``k * steps_per_epoch``).
+        """
+        return {
+            "schedule": [str(s) for s in self.schedules],
+            "relative": self.relative,
+            "hparams": {key: [str(s) for s in ss] for key, ss in self.hparams.items()},
+            "steps_per_epoch": self.steps_per_epoch if self.interval == "epoch" else None,
+        }
+
     def state_dict(self) -> dict[str, Any]:
-        """The step counter, base LRs, multiplier and plateau state: plain numbers, nothing replayed."""
+        """The step counter, base LRs, multiplier, plateau state and the schedule's specs: plain data.
+
+        ``{"format", "last_epoch", "interval", "base_lrs", "multiplier", "plateau_cuts", "plateau",
+        "schedule", "relative", "hparams", "steps_per_epoch", "total_steps"}``; ``total_steps`` is for
+        the reader (what the curve depends on is in the resolved ``schedule`` strings).
+        """
         return {
             "format": _FORMAT,
             "last_epoch": self._current_step(),
@@ -329,37 +420,57 @@ class _Base(LRScheduler):
             "multiplier": self._multiplier,
             "plateau_cuts": list(self.plateau_cuts),
             "plateau": None if self.plateau is None else self.plateau.state_dict(),
+            **self.schedule_specs(),
+            "total_steps": self._total_steps,
         }
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], *, allow_schedule_change: bool | None = None
+    ) -> None:
         """Restore a :meth:`state_dict` and write the LRs of the restored step into the optimizer.
 
-        The base LRs come from the state, so the optimizer needs no ``initial_lr``.
+        The base LRs come from the state, so the optimizer needs no ``initial_lr``. Every value is
+        checked (a step ``>= 0``; base LRs, multiplier and cuts finite and ``>= 0``, cuts ``<= 1``) before
+        anything changes, so a corrupt state raises ``ValueError``/``TypeError`` and leaves the scheduler
+        as it was.
+
+        A state saved with another schedule (another curve, ``total_steps`` that moves it, ``relative``,
+        scheduled hyperparameters or, with ``interval="epoch"``, ``steps_per_epoch``) raises
+        :class:`ScheduleMismatchError` showing both. To switch schedules on purpose, pass
+        ``allow_schedule_change=True`` (or set the attribute :attr:`allow_schedule_change` when a
+        framework calls ``load_state_dict`` for you): the step, base LRs, cuts and plateau state are
+        restored and this scheduler's schedule runs on from that step. A state written before lrkit
+        named the schedule in it (format ``lrkit.torch/1``) cannot be checked; it is loaded with an
+        :class:`UserWarning` saying so.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                "load_state_dict: state_dict must be a dict from state_dict(), got "
+                f"{type(state_dict).__name__}"
+            )
         state = state_dict
         missing = {"last_epoch", "base_lrs", "multiplier"} - set(state)
         if missing:
             raise KeyError(
                 f"load_state_dict: not an lrkit.torch scheduler state (missing {sorted(missing)}; "
-                f"got keys {sorted(state)})"
+                f"got keys {sorted(map(str, state))})"
             )
+        if allow_schedule_change is None:
+            allow_schedule_change = self.allow_schedule_change
+        if not isinstance(allow_schedule_change, bool):
+            raise TypeError(f"allow_schedule_change must be True or False, got {allow_schedule_change!r}")
         if state.get("interval", self.interval) != self.interval:
             raise ValueError(
-                f"load_state_dict: the state counts {state['interval']}s but this scheduler has "
+                f"load_state_dict: the state has interval={state['interval']!r} but this scheduler has "
                 f"interval={self.interval!r}"
             )
-        base = [float(v) for v in state["base_lrs"]]
-        if len(base) != len(self.schedules):
-            raise ValueError(
-                f"load_state_dict: the state holds {len(base)} base LRs, the optimizer has "
-                f"{len(self.schedules)} parameter groups"
-            )
+        n = len(self.schedules)
+        base = _state_numbers(state, "base_lrs", n)
         k = state["last_epoch"]
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
             raise ValueError(f"load_state_dict: last_epoch must be an integer >= 0, got {k!r}")
-        cuts = [float(v) for v in state.get("plateau_cuts", [1.0] * len(base))]
-        if len(cuts) != len(base):
-            raise ValueError(f"load_state_dict: plateau_cuts holds {len(cuts)} values for {len(base)} groups")
+        cuts = _state_numbers(state, "plateau_cuts", n, high=1.0) if "plateau_cuts" in state else [1.0] * n
+        multiplier = _state_number("multiplier", state["multiplier"])
         plateau_state = state.get("plateau")
         if plateau_state is not None:
             if self.plateau is None:
@@ -367,11 +478,47 @@ class _Base(LRScheduler):
                     "load_state_dict: the state holds reduce-on-plateau state but this scheduler has no "
                     "plateau; pass plateau=Plateau(...) as when it was saved"
                 )
+            self.plateau.check_state(plateau_state)
+        if "schedule" in state:
+            if not allow_schedule_change:
+                self._check_same_schedule(state)
+        else:
+            warnings.warn(
+                "load_state_dict: this state was saved by an older lrkit and does not name its schedule, "
+                "so it cannot be checked against this scheduler's "
+                f"({self.schedule_specs()['schedule'][0]!r}...); save it again to have it checked",
+                UserWarning,
+                stacklevel=2,
+            )
+        # everything checked: now change
+        if plateau_state is not None and self.plateau is not None:
             self.plateau.load_state_dict(plateau_state)
         self.base_lrs = base
         self.plateau_cuts = cuts
-        self._multiplier = float(state["multiplier"])
-        self._restore(k)
+        self._multiplier = multiplier
+        self._restore(int(k))
+
+    def _check_same_schedule(self, state: Mapping[str, Any]) -> None:
+        mine = self.schedule_specs()
+        theirs = {key: state.get(key) for key in mine}
+        if theirs["hparams"] is None:
+            theirs["hparams"] = {}
+        diffs = [key for key in mine if not _same_spec(key, theirs[key], mine[key])]
+        if not diffs:
+            return
+
+        def show(specs: dict[str, Any], total: object) -> str:
+            parts = [f"{key}={specs[key]!r}" for key in diffs]
+            return ", ".join([*parts, f"total_steps={total!r}"])
+
+        raise ScheduleMismatchError(
+            "load_state_dict: the state was saved with another schedule\n"
+            f"  saved:     {show(theirs, state.get('total_steps'))}\n"
+            f"  this one:  {show(mine, self._total_steps)}\n"
+            "Build the scheduler as when it was saved to resume, or, to switch schedules on purpose "
+            "(keep the step, base LRs and cuts, go on with this schedule), call "
+            "load_state_dict(state, allow_schedule_change=True) or set scheduler.allow_schedule_change = True"
+        )
 
     def _restore(self, k: int) -> None:
         raise NotImplementedError
@@ -391,11 +538,30 @@ class _Base(LRScheduler):
 class _StepFlag:
     """Set by an optimizer step post-hook: whether the optimizer stepped since the scheduler did."""
 
-    __slots__ = ("found_inf", "stepped")
+    __slots__ = ("count", "found_inf", "stepped")
 
     def __init__(self) -> None:
         self.stepped = False
+        self.count = 0  # optimizer steps since the scheduler's last step()
         self.found_inf: torch.Tensor | None = None
+
+
+def _hookable(optimizer: Optimizer) -> Optimizer:
+    """The optimizer whose step hooks fire: ``optimizer`` itself, or, for a wrapper that subclasses
+    ``Optimizer`` without calling its ``__init__`` (accelerate's ``AcceleratedOptimizer``, which steps
+    the one it wraps only when gradients are synced and the scaler did not skip), the wrapped one."""
+    opt = optimizer
+    for _ in range(8):  # wrappers of wrappers, but never a cycle
+        if hasattr(opt, "_optimizer_step_post_hooks"):
+            return opt
+        inner = getattr(opt, "optimizer", None)
+        if not isinstance(inner, Optimizer):
+            break
+        opt = inner
+    raise TypeError(
+        f"optimizer: {type(optimizer).__name__} has no step hooks and wraps no optimizer that has; "
+        "pass follow_optimizer=False (step() then advances on every call)"
+    )
 
 
 # -- the host scheduler -----------------------------------------------------------------------------
@@ -437,9 +603,11 @@ class Scheduler(_Base):
 
             def _stepped(opt: Optimizer, args: Any, kwargs: Any) -> None:
                 flag.stepped = True
+                flag.count += 1
                 flag.found_inf = getattr(opt, "found_inf", None)
 
-            self._hook = optimizer.register_step_post_hook(_stepped)
+            self._hook = _hookable(optimizer).register_step_post_hook(_stepped)
+        self._warned_epochwise = False
         self._blk0 = _NO_BLOCK
         # one list of floats per group (and per scheduled hyperparameter): no per-step containers
         self._cols: list[list[float]] = []
@@ -506,6 +674,7 @@ class Scheduler(_Base):
         self.last_epoch = k
         self._blk0 = _NO_BLOCK
         self._flag.stepped = False
+        self._flag.count = 0
         self._flag.found_inf = None
         self._write(k)
 
@@ -531,6 +700,9 @@ class Scheduler(_Base):
             if not flag.stepped:
                 return
             flag.stepped = False
+            if flag.count > 1 and self.interval == "step" and not self._warned_epochwise:
+                self._warn_epochwise(flag.count)
+            flag.count = 0
             if flag.found_inf is not None and self._skipped_by_scaler():
                 return
         k = self.last_epoch + 1
@@ -544,6 +716,18 @@ class Scheduler(_Base):
         else:
             for g, c in zip(groups, self._cols, strict=False):
                 g["lr"] = c[i]
+
+    def _warn_epochwise(self, n: int) -> None:
+        self._warned_epochwise = True
+        warnings.warn(
+            f"lrkit.torch scheduler: step() was called once for {n} optimizer steps, but interval='step' "
+            "advances the schedule one optimizer step per call, so it runs "
+            f"{n}x too slowly. Call step() after every optimizer step (Lightning: "
+            '{"scheduler": s, "interval": "step"}; LightningCLI steps a scheduler once per epoch), or build '
+            "it with interval='epoch' and steps_per_epoch=... . (Warned once per scheduler.)",
+            EpochwiseSteppingWarning,
+            stacklevel=3,
+        )
 
     def _skipped_by_scaler(self) -> bool:
         found, self._flag.found_inf = self._flag.found_inf, None

@@ -23,6 +23,7 @@ True. The rules are those of torch's ``ReduceLROnPlateau``:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
@@ -188,18 +189,46 @@ class Plateau:
             "num_reductions": self.num_reductions,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (the configuration stays as constructed)."""
+    def check_state(self, state: object) -> dict[str, Any]:
+        """Check a :meth:`state_dict` without loading it; return the values it would load.
+
+        ``best`` is a number (``+-inf`` before any metric, never NaN), the counters are integers
+        ``>= 0``; anything else raises ``TypeError``/``ValueError`` naming the key and the value.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"Plateau.load_state_dict: state must be a dict, got {type(state).__name__}")
         missing = {"best", "num_bad_epochs", "cooldown_counter", "last_epoch"} - set(state)
         if missing:
             raise KeyError(
-                f"Plateau.load_state_dict: state is missing {sorted(missing)}; got keys {sorted(state)}"
+                f"Plateau.load_state_dict: state is missing {sorted(missing)}; "
+                f"got keys {sorted(map(str, state))}"
             )
-        self.best = float(state["best"])
-        self.num_bad_epochs = int(state["num_bad_epochs"])
-        self.cooldown_counter = int(state["cooldown_counter"])
-        self.last_epoch = int(state["last_epoch"])
-        self.num_reductions = int(state.get("num_reductions", 0))
+        best = state["best"]
+        if isinstance(best, bool) or not isinstance(best, numbers.Real):
+            raise TypeError(
+                f"Plateau.load_state_dict: best must be a number, got {type(best).__name__} {best!r}"
+            )
+        if math.isnan(best):
+            raise ValueError(
+                f"Plateau.load_state_dict: best must be a number or +-inf, not NaN, got {best!r}"
+            )
+        out: dict[str, Any] = {"best": float(best)}
+        for key in ("num_bad_epochs", "cooldown_counter", "last_epoch", "num_reductions"):
+            v = state.get(key, 0)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+                raise ValueError(f"Plateau.load_state_dict: {key} must be an integer >= 0, got {v!r}")
+            out[key] = int(v)
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the configuration stays as constructed); a corrupt
+        state raises (see :meth:`check_state`) and changes nothing."""
+        values = self.check_state(state)
+        self.best = values["best"]
+        self.num_bad_epochs = values["num_bad_epochs"]
+        self.cooldown_counter = values["cooldown_counter"]
+        self.last_epoch = values["last_epoch"]
+        self.num_reductions = values["num_reductions"]
 
     def __repr__(self) -> str:
         return (
