@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .finder import cli as finder_cli
 
     finder_cli.register(sub)
+    from .tune import cli as tune_cli
+
+    tune_cli.register(sub)
     return p
 
 

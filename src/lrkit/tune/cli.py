@@ -1,0 +1,213 @@
+"""``lrkit tune``: search a task's LR schedule with Optuna, then compare the best with the finder's warmup +
+cosine and a few recipes in a lab report.
+
+``lrkit.cli`` calls :func:`register` with its subparsers; Optuna and torch are imported by the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cmd_tune", "register", "report_strategies"]
+
+EXAMPLE = """\
+examples:
+  lrkit tune --task digits-mlp-sgd --trials 30              # SQLite file lrkit-tune.db, report in lrkit-tune/
+  lrkit tune --task mypkg.tasks:cifar_small --trials 100 --workers 4
+  # many machines, one study: run the same line on each (the first one runs the LR finder)
+  lrkit tune --task mypkg.tasks:cifar_small --trials 200 --study cifar \\
+      --storage postgresql://USER:PASSWORD@HOST:5432/DB --worker-id K --no-report
+Each worker runs trials until the study has --trials finished ones; rerunning a finished study only
+reports. A killed worker's trial is marked failed after --grace seconds and run again by another worker.
+The last line printed is the best spec, ready for `lrkit show` and lrkit.torch.scheduler.
+"""
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``tune`` subcommand to an argparse ``_SubParsersAction``; its ``func`` is :func:`cmd_tune`."""
+    from .core import PRUNERS
+    from .space import KINDS
+    from .storage import DEFAULT_STORAGE
+
+    p: argparse.ArgumentParser = sub.add_parser(
+        "tune",
+        help="search the LR schedule with Optuna (SQLite or PostgreSQL, many workers); report the best",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--task", required=True, help="a built-in task or MODULE:FUNCTION (your own)")
+    p.add_argument("--trials", type=int, required=True, metavar="N", help="finished trials the study needs")
+    p.add_argument(
+        "--storage",
+        metavar="FILE_OR_URL",
+        help=f"SQLite file or sqlite:///FILE or postgresql://... URL (default: {DEFAULT_STORAGE})",
+    )
+    p.add_argument("--study", metavar="NAME", help="study name (default: lrkit-TASK)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes here (default 1)")
+    p.add_argument(
+        "--worker-id",
+        type=int,
+        default=0,
+        metavar="K",
+        help="this worker's number among workers started by hand (seeds its sampler apart)",
+    )
+    p.add_argument("--epochs", type=int, metavar="E", help="epochs per trial (default: the task's)")
+    p.add_argument("--optimizer", help="optimizer for every trial (default: the task's)")
+    p.add_argument("--kinds", help=f"comma-separated schedules to search (default: {','.join(KINDS)})")
+    p.add_argument(
+        "--lr-range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="peak-LR range (default: the finder's)",
+    )
+    p.add_argument("--no-finder", action="store_true", help="skip the LR finder; search the default range")
+    p.add_argument("--pruner", default="median", choices=PRUNERS, help="early stopping of poor trials")
+    p.add_argument("--seed", type=int, default=0, help="sampler and finder seed (default 0)")
+    p.add_argument("--heartbeat", type=int, default=10, metavar="S", help="heartbeat of running trials (s)")
+    p.add_argument(
+        "--grace",
+        type=int,
+        default=60,
+        metavar="S",
+        help="a trial silent this long is failed and retried (s)",
+    )
+    p.add_argument("--max-retry", type=int, default=3, metavar="N", help="retries of a killed trial")
+    p.add_argument("--out", metavar="DIR", help="report folder (default: lrkit-tune)")
+    p.add_argument(
+        "--report-seeds",
+        type=int,
+        default=3,
+        metavar="K",
+        help="seeds per strategy in the report (default 3)",
+    )
+    p.add_argument("--no-report", action="store_true", help="only tune; print the best spec")
+    p.set_defaults(func=cmd_tune)
+    return p
+
+
+def report_strategies(
+    best_spec: str, peak: float, peak_source: str, optimizer: str | None = None
+) -> list[Any]:
+    """The report's strategies: the tuned spec, warmup + cosine at ``peak`` (the finder's suggestion, or
+    the search range's centre) and three recipes at ``peak`` (GPT cosine, fastai one-cycle, WSD), all
+    with ``optimizer`` (None: the task's)."""
+    from ..lab.runner import Strategy
+    from ..recipes import fastai_one_cycle, gpt_cosine, llm_wsd
+    from ..spec import to_string
+
+    p = float(f"{peak:.3g}")
+    return [
+        Strategy("tuned", best_spec, optimizer),
+        Strategy(
+            f"{peak_source}: warmup 5% + cosine",
+            f"warmup(5%) >> cosine(lr={p}, min_lr={p / 100:.3g})",
+            optimizer,
+        ),
+        Strategy("recipe: GPT cosine", to_string(gpt_cosine(lr=p)), optimizer),
+        Strategy("recipe: fastai one-cycle", to_string(fastai_one_cycle(max_lr=p)), optimizer),
+        Strategy("recipe: WSD 1-sqrt", to_string(llm_wsd(lr=p)), optimizer),
+    ]
+
+
+def _check_positive(args: argparse.Namespace) -> None:
+    for flag in ("trials", "workers", "report_seeds", "heartbeat", "grace"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')}: expected an integer >= 1, got {value}")
+    for flag in ("worker_id", "seed", "max_retry"):
+        if getattr(args, flag) < 0:
+            raise ValueError(
+                f"--{flag.replace('_', '-')}: expected an integer >= 0, got {getattr(args, flag)}"
+            )
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from ..lab.cli import check_output_dir
+    from ..lab.store import check_db_path
+    from ..tasks import get_task
+    from .core import tune
+    from .storage import storage_url
+
+    _check_positive(args)
+    storage_url(args.storage)  # a foreign file is refused before anything runs
+    out = db = None
+    if not args.no_report:
+        out = check_output_dir(args.out or "lrkit-tune", "--out")
+        db = check_db_path(out / "lab.db", "--out")
+    task = get_task(args.task)
+    import optuna
+
+    from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch fails here, not mid-way)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+
+        torch.set_num_threads(1)
+    result = tune(
+        task,
+        trials=args.trials,
+        storage=args.storage,
+        study_name=args.study,
+        seed=args.seed,
+        epochs=args.epochs,
+        optimizer=args.optimizer,
+        kinds=args.kinds,
+        finder=not args.no_finder,
+        lr_range=tuple(args.lr_range) if args.lr_range else None,
+        pruner=args.pruner,
+        workers=args.workers,
+        worker=args.worker_id,
+        heartbeat=args.heartbeat,
+        grace=args.grace,
+        max_retry=args.max_retry,
+        progress=lambda line: print(line, flush=True),
+    )
+    print(result, flush=True)
+    if result.best_spec is None:
+        print("lrkit tune: no trial completed, so there is no best spec", flush=True)
+        return 1
+    code = 0
+    if out is not None and db is not None:
+        code = _report(result, task.name, out, db, args)
+    value = (
+        "nan" if result.best_value is None or math.isnan(result.best_value) else f"{result.best_value:.4g}"
+    )
+    print(
+        f"best spec ({result.metric_name} {value}, trial {result.best_trial} of study "
+        f"{result.study_name!r}); try: lrkit show SPEC --total STEPS",
+        flush=True,
+    )
+    print(result.best_spec, flush=True)
+    return code
+
+
+def _report(result: Any, task: str, out: Path, db: Path, args: argparse.Namespace) -> int:
+    from ..lab.cli import run_and_report
+    from ..lab.experiment import Experiment
+
+    space = result.space
+    source = "finder" if space.center is not None else "range centre"
+    exp = Experiment(
+        name=f"tune {result.study_name}",
+        task=task,
+        strategies=report_strategies(result.best_spec, space.peak, source, result.optimizer),
+        seeds=list(range(args.report_seeds)),
+        epochs=result.epochs,
+    )
+    print(
+        f"lab: the tuned schedule beside the {source}'s warmup + cosine and 3 recipes, "
+        f"{args.report_seeds} seed(s) x {result.epochs} epochs",
+        flush=True,
+    )
+    return run_and_report(
+        exp, out, db, workers=args.workers, title=f"tuned ({result.study_name}) vs {source} and recipes"
+    )

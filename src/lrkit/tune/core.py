@@ -1,0 +1,456 @@
+"""``tune``: search the learning-rate schedule of a task with Optuna, on one machine or many.
+
+Each trial draws a point of the :class:`~lrkit.tune.space.SearchSpace` (kind of schedule, peak LR, warmup
+fraction, final fraction) with Optuna's TPE sampler (seeded), turns it into an lrkit spec (stored as the
+trial's user attribute ``spec``), and trains the task from the same initial weights with
+:func:`lrkit.lab.runner.run_strategy`. The validation metric of every epoch is reported to the pruner
+(median or Hyperband), which stops poor trials early; the direction is the task's metric's. A diverged
+run scores the task's worst value (0 accuracy, infinite loss).
+
+Every worker (a process here, or on another machine, on the same storage and study) runs trials until
+the study holds ``trials`` finished (COMPLETE or PRUNED) trials; while the last ones run in other workers
+it waits, and takes over a trial whose worker died (its heartbeat went silent: Optuna marks it FAIL and
+queues a retry). Workers that start a trial at the same instant may overshoot the budget by at most one
+trial each. The search space is stored with the study, so every worker searches the same one and only
+the first runs the LR finder.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .space import DEFAULT_LR_RANGE, SearchSpace, build_spec, check_kinds
+from .storage import mask_url, open_storage, storage_url
+
+__all__ = ["META", "PRUNERS", "TuneResult", "tune"]
+
+#: the study user attribute that holds the task, the settings and the search space
+META = "lrkit"
+PRUNERS = ("median", "hyperband", "none")
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class TuneResult:
+    """The outcome of :func:`tune`: the best trial's spec and value, and the study's counts.
+
+    ``best_spec`` is ready for ``lrkit show``, :func:`lrkit.parse` and :func:`lrkit.torch.scheduler`
+    (None when no trial completed). ``finished`` counts COMPLETE and PRUNED trials, ``failed`` FAIL ones
+    (a killed worker's trial, retried as a new trial). ``study`` is the Optuna study.
+    """
+
+    task: str
+    study_name: str
+    storage: str
+    direction: str
+    metric_name: str
+    epochs: int
+    optimizer: str | None
+    space: SearchSpace
+    best_spec: str | None
+    best_value: float | None
+    best_trial: int | None
+    best_params: dict[str, Any]
+    complete: int
+    pruned: int
+    failed: int
+    study: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned
+
+    def __str__(self) -> str:
+        head = (
+            f"study {self.study_name!r} on {self.task} ({self.storage}): {self.finished} finished trials "
+            f"({self.complete} complete, {self.pruned} pruned, {self.failed} failed)"
+        )
+        if self.best_spec is None:
+            return head + "; no trial completed"
+        return (
+            f"{head}\nbest: trial {self.best_trial}, {self.metric_name} {self.best_value:.4g}\n"
+            f"  {self.best_spec}"
+        )
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def _pruner(name: str, epochs: int, trials: int) -> Any:
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, trials // 4)), n_warmup_steps=0)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    return optuna.pruners.NopPruner()
+
+
+def _counts(study: Any) -> dict[str, int]:
+    from optuna.trial import TrialState
+
+    out = {s.name: 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] += 1
+    return out
+
+
+def _fail_stale(study: Any) -> None:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _best(study: Any) -> Any:
+    try:
+        return study.best_trial
+    except ValueError:  # no COMPLETE trial yet
+        return None
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+def tune(
+    task: Any,
+    *,
+    trials: int,
+    storage: Any = None,
+    study_name: str | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    optimizer: str | None = None,
+    kinds: Sequence[str] | str | None = None,
+    finder: bool = True,
+    lr_range: tuple[float, float] | None = None,
+    pruner: str = "median",
+    workers: int = 1,
+    worker: int = 0,
+    heartbeat: int = 10,
+    grace: int | None = 60,
+    max_retry: int | None = 3,
+    train_seed: int = 0,
+    diverge_factor: float = 10.0,
+    finder_repeats: int = 3,
+    progress: Say | None = None,
+) -> TuneResult:
+    """Tune the LR schedule of ``task`` (a name, ``"module:function"`` or a :class:`lrkit.tasks.Task`).
+
+    Runs trials until the study (``study_name``, default ``lrkit-TASK``, in ``storage``: a path, default
+    ``lrkit-tune.db``, or a ``sqlite:///``/``postgresql://`` URL) holds ``trials`` finished trials, counted
+    across every worker sharing it; rerunning a finished study trains nothing. ``workers`` > 1 starts that
+    many processes here (the task must then be given by name); ``worker`` numbers this one among workers
+    started by hand (its sampler is seeded ``seed + 7919 * worker``, so workers do not repeat each other).
+
+    The peak LR is searched log-uniformly in ``lr_range``, else around the LR finder's suggestion
+    (``finder=True``, on ``seed``; see :class:`~lrkit.tune.space.SearchSpace`), else in
+    :data:`~lrkit.tune.space.DEFAULT_LR_RANGE`. ``kinds`` limits the schedules (default all of
+    :data:`~lrkit.tune.space.KINDS`). Each trial trains from the initial weights of ``train_seed`` for
+    ``epochs`` (default: the task's) with ``optimizer`` (default: the task's). ``heartbeat``, ``grace``
+    and ``max_retry`` are the storage's (see :func:`~lrkit.tune.storage.open_storage`). ``progress``
+    receives one line per event (e.g. ``print``).
+    """
+    import optuna
+
+    from ..lab.runner import Strategy, run_strategy
+    from ..lab.store import owner_token
+    from ..tasks import get_task
+    from ..tasks.optimizers import check_optimizer_name
+
+    say = progress or _silent
+    _check_int("trials", trials, 1)
+    _check_int("seed", seed, 0)
+    _check_int("workers", workers, 1)
+    _check_int("worker", worker, 0)
+    _check_int("train_seed", train_seed, 0)
+    _check_int("finder_repeats", finder_repeats, 1)
+    if pruner not in PRUNERS:
+        raise ValueError(f"pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
+    if not (isinstance(diverge_factor, (int, float)) and diverge_factor > 1):
+        raise ValueError(f"diverge_factor must be a number > 1, got {diverge_factor!r}")
+    if optimizer is not None:
+        check_optimizer_name(optimizer)
+    want_kinds = None if kinds is None else check_kinds(kinds)
+    if lr_range is not None:
+        lr_range = SearchSpace(lr_range=lr_range).lr_range
+    if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
+        raise ValueError(f"study_name must be a non-empty string, got {study_name!r}")
+
+    t = get_task(task)
+    parts = t.build(train_seed)  # a broken factory fails before any storage is touched
+    n_epochs = parts.epochs if epochs is None else _check_int("epochs", epochs, 1)
+    total_steps = n_epochs * parts.steps_per_epoch
+    metric_name = str(parts.metric_name)
+    higher = bool(parts.higher_is_better)
+    worst = parts.worst()
+    del parts
+    direction: Literal["maximize", "minimize"] = "maximize" if higher else "minimize"
+    name = study_name or f"lrkit-{t.name}"
+    url = storage_url(storage)
+    shown = mask_url(url)
+    if workers > 1:
+        if url.endswith(":memory:") or url.endswith("sqlite:///"):
+            raise ValueError(
+                "workers > 1 needs a storage that processes share (a file or a server), not memory"
+            )
+        if not (":" in t.name or t.name in _builtin()):
+            raise ValueError(
+                f"workers > 1 needs the task by name (built-in or module:function), got {t.name!r}"
+            )
+
+    rdb = open_storage(url, heartbeat=heartbeat, grace=grace, max_retry=max_retry)
+    sampler = optuna.samplers.TPESampler(
+        seed=seed + 7919 * worker,
+        n_startup_trials=max(2, min(10, trials // 3)),
+        constant_liar=True,
+    )
+    study = optuna.create_study(
+        storage=rdb,
+        study_name=name,
+        direction=direction,
+        sampler=sampler,
+        pruner=_pruner(pruner, n_epochs, trials),
+        load_if_exists=True,
+    )
+    if study.direction.name.lower() != direction:
+        raise ValueError(
+            f"study {name!r} in {shown} is set to {study.direction.name.lower()}, but {t.name}'s "
+            f"{metric_name} wants {direction}; use another study name"
+        )
+    settings = {
+        "task": t.name,
+        "epochs": n_epochs,
+        "optimizer": optimizer,
+        "metric": metric_name,
+        "train_seed": train_seed,
+        "diverge_factor": float(diverge_factor),
+    }
+    meta = study.user_attrs.get(META)
+    if meta is None:
+        if lr_range is not None:
+            space = SearchSpace(lr_range=lr_range, kinds=want_kinds or SearchSpace().kinds)
+        elif finder:
+            space = _finder_space(t, seed, optimizer, finder_repeats, want_kinds, say)
+        else:
+            space = SearchSpace(kinds=want_kinds or SearchSpace().kinds)
+        study.set_user_attr(META, {**settings, "space": space.to_dict()})
+        meta = study.user_attrs[META]  # two workers starting together: the last one written wins
+    else:
+        for key, value in settings.items():
+            if meta.get(key) != value:
+                raise ValueError(
+                    f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
+                    "give the same settings or another study name"
+                )
+    space = SearchSpace.from_dict(meta["space"])
+    if want_kinds is not None and want_kinds != space.kinds:
+        raise ValueError(
+            f"study {name!r} searches kinds {list(space.kinds)}, not {list(want_kinds)}; "
+            "give the same kinds or another study name"
+        )
+    if lr_range is not None and not all(
+        math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lr_range, space.lr_range, strict=True)
+    ):
+        raise ValueError(
+            f"study {name!r} searches lr_range {space.lr_range}, not {lr_range}; "
+            "give the same range or another study name"
+        )
+    say(
+        f"study {name!r} in {shown}: {metric_name} ({direction}), {n_epochs} epochs per trial, peak LR in "
+        f"[{space.lr_range[0]:.3g}, {space.lr_range[1]:.3g}], kinds {', '.join(space.kinds)}"
+    )
+
+    children: list[Any] = []
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        for i in range(1, workers):
+            kwargs = {
+                "task": t.name,
+                "trials": trials,
+                "storage": url,
+                "study_name": name,
+                "seed": seed,
+                "epochs": n_epochs,
+                "optimizer": optimizer,
+                "pruner": pruner,
+                "worker": worker * workers + i,
+                "heartbeat": heartbeat,
+                "grace": grace,
+                "max_retry": max_retry,
+                "train_seed": train_seed,
+                "diverge_factor": diverge_factor,
+                "progress": _print if progress is not None else None,
+            }
+            p = ctx.Process(target=_child, args=(kwargs,), daemon=True, name=f"lrkit-tune-{i}")
+            p.start()
+            children.append(p)
+
+    owner = owner_token()
+    current: dict[str, Any] = {}
+
+    def objective(trial: Any) -> float:
+        current.clear()
+        current["number"] = trial.number
+        try:
+            trial.set_user_attr("worker", owner)
+            point = space.sample(trial)
+            spec = build_spec(**point, total_steps=total_steps)
+            trial.set_user_attr("spec", spec)
+
+            def on_epoch(epoch: int, metric: float) -> None:
+                if not math.isfinite(metric):
+                    return
+                trial.report(metric, epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {epoch}: {metric_name} {metric:.4g}")
+
+            rec = run_strategy(
+                t,
+                Strategy(f"trial {trial.number}", spec, optimizer),
+                seed=train_seed,
+                epochs=n_epochs,
+                diverge_factor=diverge_factor,
+                on_epoch=on_epoch,
+            )
+            trial.set_user_attr("status", rec.status)
+            if rec.diverged_step is not None:
+                trial.set_user_attr("diverged_step", rec.diverged_step)
+            return rec.final_metric if rec.final_metric is not None else worst
+        except optuna.TrialPruned:
+            raise
+        except BaseException as exc:
+            current["error"] = exc
+            raise
+
+    def on_trial(study: Any, frozen: Any) -> None:
+        c = _counts(study)
+        best = _best(study)
+        value = "" if frozen.value is None else f" {metric_name} {frozen.value:.4g}"
+        status = frozen.user_attrs.get("status", "")
+        note = " (diverged)" if status == "diverged" else ""
+        retry = frozen.system_attrs.get("failed_trial")
+        again = f" (retry of trial {retry})" if retry is not None else ""
+        best_text = "" if best is None else f"; best {best.value:.4g} (trial {best.number})"
+        say(
+            f"[{c['COMPLETE'] + c['PRUNED']}/{trials}] trial {frozen.number}{again} "
+            f"{frozen.state.name.lower()}{value}{note}{best_text}: {frozen.user_attrs.get('spec', '')}"
+        )
+
+    waiting_said = False
+    try:
+        while True:
+            _fail_stale(study)
+            c = _counts(study)
+            finished, running = c["COMPLETE"] + c["PRUNED"], c["RUNNING"]
+            if finished >= trials:
+                break
+            if finished + running >= trials:
+                if not waiting_said:
+                    say(f"waiting for {running} running trial(s) of other workers")
+                    waiting_said = True
+                time.sleep(min(1.0, heartbeat / 2))
+                continue
+            waiting_said = False
+            try:
+                study.optimize(objective, n_trials=1, callbacks=[on_trial], gc_after_trial=False)
+            except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+                if exc is current.get("error") or "number" not in current:
+                    raise
+                number = current["number"]
+                state = next(
+                    (tr.state.name for tr in study.get_trials(deepcopy=False) if tr.number == number), ""
+                )
+                if state != "FAIL":
+                    raise
+                say(
+                    f"trial {number} was failed by another worker (its heartbeat was late); "
+                    "its retry counts instead"
+                )
+    finally:
+        for p in children:
+            p.join()
+    bad = [p.exitcode for p in children if p.exitcode != 0]
+    if bad:
+        raise RuntimeError(f"{len(bad)} of {len(children)} tune worker processes failed (exit codes {bad})")
+    return _result(study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space)
+
+
+def _result(
+    study: Any,
+    task: str,
+    name: str,
+    shown: str,
+    direction: str,
+    metric_name: str,
+    epochs: int,
+    optimizer: str | None,
+    space: SearchSpace,
+) -> TuneResult:
+    c = _counts(study)
+    best = _best(study)
+    return TuneResult(
+        task=task,
+        study_name=name,
+        storage=shown,
+        direction=direction,
+        metric_name=metric_name,
+        epochs=epochs,
+        optimizer=optimizer,
+        space=space,
+        best_spec=None if best is None else best.user_attrs.get("spec"),
+        best_value=None if best is None else float(best.value),
+        best_trial=None if best is None else best.number,
+        best_params={} if best is None else dict(best.params),
+        complete=c["COMPLETE"],
+        pruned=c["PRUNED"],
+        failed=c["FAIL"],
+        study=study,
+    )
+
+
+def _finder_space(
+    t: Any, seed: int, optimizer: str | None, repeats: int, kinds: tuple[str, ...] | None, say: Say
+) -> SearchSpace:
+    say(f"LR range test on {t.name} ({repeats} repeats) to centre the search ...")
+    found = t.find_lr(seed=seed, optimizer=optimizer, repeats=repeats)
+    s = found.suggestion
+    use_kinds = kinds or SearchSpace().kinds
+    if not (isinstance(s, float) and math.isfinite(s) and s > 0):
+        say(f"the finder gave no suggestion; searching the default range {DEFAULT_LR_RANGE}")
+        return SearchSpace(kinds=use_kinds)
+    lo, hi = found.interval
+    say(f"finder: {s:.3g} (interval {lo:.3g} .. {hi:.3g})")
+    return SearchSpace.from_finder(s, found.interval, kinds=use_kinds)
+
+
+def _builtin() -> set[str]:
+    from ..tasks import TASKS
+
+    return set(TASKS)
+
+
+def _child(kwargs: dict[str, Any]) -> None:
+    """A worker process started by ``tune(workers=N)``: one torch thread, then the same loop."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    tune(**kwargs, finder=False)

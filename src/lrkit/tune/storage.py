@@ -1,0 +1,180 @@
+"""Where a tuning study lives: an SQLite file (the default, ``lrkit-tune.db``) or a server database
+(``postgresql://user:password@host:5432/db``) that any number of workers on any number of machines share.
+
+Optuna's :class:`~optuna.storages.RDBStorage` is opened with a heartbeat: each running trial records one
+every ``heartbeat`` seconds, and a trial whose heartbeat is older than ``grace`` seconds (its worker was
+killed, or its machine lost) is marked FAIL by the next worker that looks, and queued again (Optuna's
+``RetryHeartbeatStaleTrialCallback``), so no trial of the budget is lost.
+
+An existing SQLite file is used only if it is an Optuna database: anything else (an lrkit lab database,
+another program's file) is refused, never overwritten.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["DEFAULT_STORAGE", "check_sqlite_path", "mask_url", "open_storage", "storage_url"]
+
+DEFAULT_STORAGE = "lrkit-tune.db"
+SERVER_SCHEMES = ("postgresql", "postgres", "mysql")
+
+
+def check_sqlite_path(path: str | Path, flag: str = "--storage") -> Path:
+    """``path`` if it can hold a tuning study: absent (created later, with its folder), empty, or an
+    existing Optuna SQLite database. Anything else is refused with a ValueError, untouched."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag}: {str(p)!r} is a directory; expected an SQLite file or a database URL")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(
+                    f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder"
+                )
+            break
+    if not p.exists() or p.stat().st_size == 0:
+        return p
+    try:
+        with open(p, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise ValueError(f"{flag}: cannot read {str(p)!r}: {exc.strerror}") from None
+    if head != b"SQLite format 3\x00":
+        raise ValueError(f"{flag}: {str(p)!r} exists and is not an SQLite database; refusing to touch it")
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{flag}: cannot read {str(p)!r} as SQLite ({exc}); refusing to touch it") from None
+    if "lrkit_meta" in tables:
+        raise ValueError(
+            f"{flag}: {str(p)!r} is an lrkit lab database, not a tuning study; use another file, "
+            f"e.g. {DEFAULT_STORAGE}"
+        )
+    if not {"studies", "trials", "version_info"} <= tables:
+        raise ValueError(
+            f"{flag}: {str(p)!r} is an SQLite database but not an Optuna study database; refusing to touch it"
+        )
+    return p
+
+
+def storage_url(storage: str | Path | None) -> str:
+    """The SQLAlchemy URL of ``storage``: None is ``lrkit-tune.db``; a path is an SQLite file (checked
+    with :func:`check_sqlite_path`); ``sqlite:///FILE``, ``postgresql://...`` and ``mysql://...`` URLs
+    are taken as they are (an SQLite file named by URL is checked too)."""
+    if storage is None:
+        storage = DEFAULT_STORAGE
+    if isinstance(storage, Path) or (isinstance(storage, str) and "://" not in storage):
+        if isinstance(storage, str) and not storage.strip():
+            raise ValueError("storage must be a file path or a database URL, got ''")
+        p = check_sqlite_path(storage)
+        return f"sqlite:///{p.resolve()}"
+    if not isinstance(storage, str):
+        raise TypeError(f"storage must be a path or a URL string, got {type(storage).__name__}")
+    scheme = storage.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme == "sqlite":
+        target = storage.split("://", 1)[1]
+        if not target.startswith("/"):
+            raise ValueError(f"storage: an SQLite URL is sqlite:///FILE (three slashes), got {storage!r}")
+        target = target[1:]
+        if target not in ("", ":memory:"):
+            check_sqlite_path(target)
+        return storage
+    if scheme not in SERVER_SCHEMES:
+        raise ValueError(
+            f"storage: expected a file path, sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or "
+            f"mysql://..., got {mask_url(storage)!r}"
+        )
+    return storage
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for printing)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def open_storage(
+    storage: str | Path | None = None,
+    *,
+    heartbeat: int = 10,
+    grace: int | None = 60,
+    max_retry: int | None = 3,
+) -> Any:
+    """An Optuna ``RDBStorage`` on ``storage`` (see :func:`storage_url`) with a heartbeat every
+    ``heartbeat`` seconds; a running trial silent for ``grace`` seconds (default: Optuna's, twice the
+    heartbeat, when None) is failed and retried up to ``max_retry`` times (None: without limit)."""
+    import optuna
+
+    for name, value, low in (("heartbeat", heartbeat, 1), ("grace", grace, 1)):
+        if value is None and name == "grace":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low} (seconds), got {value!r}")
+    if grace is not None and grace <= heartbeat:
+        raise ValueError(f"grace must be longer than heartbeat ({heartbeat} s), got {grace!r}")
+    if max_retry is not None and (
+        isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0
+    ):
+        raise ValueError(f"max_retry must be an int >= 0 or None, got {max_retry!r}")
+    url = storage_url(storage)
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    engine_kwargs: dict[str, Any] = {}
+    if scheme == "sqlite":
+        path = url.split("://", 1)[1][1:]
+        if path not in ("", ":memory:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # several worker processes share the file: wait for a lock instead of failing at once
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+        if scheme in ("postgresql", "postgres"):
+            try:
+                import psycopg2  # noqa: F401
+            except ImportError:
+                raise ImportError(
+                    "a PostgreSQL storage needs psycopg2, which is not installed: "
+                    "pip install 'lrkit[postgres]'",
+                    name="psycopg2",
+                ) from None
+    retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            if retry_cls is not None:
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat,
+                    grace_period=grace,
+                    heartbeat_stale_trial_callback=retry_cls(max_retry=max_retry),
+                )
+            return optuna.storages.RDBStorage(  # Optuna < 4.9
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat,
+                grace_period=grace,
+                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
+            )
+        except Exception as exc:
+            import sqlalchemy.exc
+
+            if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ValueError(f"storage: cannot open {mask_url(url)!r}: {first}") from None
+            raise
