@@ -86,6 +86,7 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         steps_per_epoch: float | None = None,
         multiplier: float = 1.0,
         floor: float = 0.0,
+        plateau: dict[str, Any] | None = None,
     ) -> None:
         s = as_schedule(schedule, "schedule").resolve(
             total_steps=total_steps, steps_per_epoch=steps_per_epoch
@@ -104,6 +105,15 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             m, dtype="float32", trainable=False, name="lrkit_multiplier"
         )
         self.floor_variable = keras.Variable(f, dtype="float32", trainable=False, name="lrkit_floor")
+        #: the :class:`ReduceOnPlateau` callback's state (best metric, counters), kept here so that it is
+        #: saved with the model and a resumed ``fit`` cuts exactly when an uninterrupted one would
+        self.plateau_state: dict[str, Any] | None = None
+        if plateau is not None:
+            if not isinstance(plateau, dict):
+                raise TypeError(f"plateau must be a ReduceOnPlateau state dict, got {type(plateau).__name__}")
+            no_best = plateau.get("best", 0.0) is None  # no metric yet (JSON has no infinity)
+            state = Plateau().check_state({**plateau, "best": math.inf} if no_best else plateau)
+            self.plateau_state = {**state, "best": None} if no_best else state
 
     # -- evaluation -------------------------------------------------------------------------------
     def __call__(self, step: Any) -> Any:
@@ -139,8 +149,20 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
 
     # -- serialisation ----------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """``{"schedule": spec dict (resolved to steps), "multiplier": m, "floor": f}``."""
-        return {"schedule": self.schedule.to_dict(), "multiplier": self.multiplier, "floor": self.floor}
+        """``{"schedule": spec dict (resolved to steps), "multiplier": m, "floor": f, "plateau": state}``
+        (``plateau``: the :class:`ReduceOnPlateau` state, ``None`` before its first epoch; an infinite
+        best metric is written as ``None``, JSON has no infinity)."""
+        plateau = None
+        if self.plateau_state is not None:
+            plateau = dict(self.plateau_state)
+            if plateau["best"] is not None and not math.isfinite(plateau["best"]):
+                plateau["best"] = None
+        return {
+            "schedule": self.schedule.to_dict(),
+            "multiplier": self.multiplier,
+            "floor": self.floor,
+            "plateau": plateau,
+        }
 
     def __repr__(self) -> str:
         return f"KerasSchedule({str(self.schedule)!r}, multiplier={self.multiplier:g}, floor={self.floor:g})"
@@ -237,10 +259,30 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     def _current_lr(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
+    # -- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The plateau's state (best metric and counters) and the cuts made so far."""
+        return {"plateau": self.plateau.state_dict(), "num_cuts": len(self.cuts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (for a float learning rate, whose optimizer has nowhere to keep it;
+        with an lrkit schedule the state is saved with the model and restored by itself)."""
+        if not isinstance(state, dict) or not isinstance(state.get("plateau"), dict):
+            raise TypeError(
+                f"ReduceOnPlateau.load_state_dict: expected a dict from state_dict(), got {state!r}"
+            )
+        self.plateau.load_state_dict(state["plateau"])
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         target = self._target()
         if target is not None:
             target.floor = self.plateau.floor()
+            saved = target.plateau_state
+            if saved is not None and self.plateau.last_epoch == 0:
+                # a fresh callback on a schedule that has run with one (a loaded model): go on from its
+                # state, so the cuts come when they would have without the interruption
+                best = self.plateau.mode_worse if saved["best"] is None else saved["best"]
+                self.plateau.load_state_dict({**saved, "best": best})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -265,6 +307,8 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                     f"\nEpoch {epoch + 1}: ReduceOnPlateau: {self.monitor}={metric:.5g} has not improved "
                     f"for {self.plateau.patience + 1} epochs; learning rate {before:.4g} -> {after:.4g}"
                 )
+        if target is not None:
+            target.plateau_state = self.plateau.state_dict()
         logs["learning_rate"] = self._current_lr()
 
     def _recompile_if_traced(self) -> None:
