@@ -1,145 +1,949 @@
-"""The lab's report: a figure (LR, training loss and validation metric per strategy) and a table."""
+"""The lab's report: one self-contained HTML page, CSV files, a Markdown table and a PNG figure.
+
+What the report says, per strategy (a label; its runs are the seeds):
+
+- the final validation metric over the seeds that finished (diverged runs have none): mean, sample
+  standard deviation ``s`` and a 95% confidence interval for the mean, ``mean ± t(0.975, n-1) · s/√n``
+  (Student t). With one finished seed there is no spread to report, and the table says ``n=1``.
+- epochs and seconds to a *target* metric: the first epoch whose validation metric reaches the target,
+  and the wall time at the end of that epoch (seconds since the run started, evaluation included),
+  averaged over the seeds that reached it. The default target is within 1% of the best strategy's mean
+  final metric: ``best - 0.01·|best|`` when higher is better (accuracy), ``best + 0.01·|best|`` when
+  lower is better (a validation loss). Pass ``target=`` to choose your own.
+- which runs diverged, and at which optimizer step.
+
+Figures show, per strategy, the mean over its seeds (line) and the spread, min to max (band): the LR
+per step, the training loss per step (smoothed, log scale) and the validation metric per epoch.
+
+Labels are user text: they are HTML-escaped in the page, Markdown-escaped in ``lab.md`` and escaped
+for matplotlib's mathtext in the figures (a label ``$\\frac{$`` is drawn as written). The page loads
+nothing from outside (figures are embedded PNG, its Content-Security-Policy allows nothing else).
+
+Writing a report reads the :class:`~lrkit.lab.runner.LabResult` only; :func:`report_from_db` opens the
+database read-only. Every file is written to a temporary name and then renamed, so a failure leaves no
+half-written file; the error is raised to the caller.
+"""
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import html
+import io
 import math
+import os
+import re
+import sqlite3
 import statistics
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .runner import LabResult
-from .store import RunRecord
+from .store import ResultStore, RunRecord, check_db_path
 
-__all__ = ["Row", "plot_lab", "summary_rows", "table"]
+__all__ = [
+    "EPOCHS_COLUMNS",
+    "RUNS_COLUMNS",
+    "Summary",
+    "default_target",
+    "escape_markdown",
+    "escape_mathtext",
+    "lab_figure",
+    "panel_figure",
+    "plot_lab",
+    "report_from_db",
+    "summarize",
+    "t_quantile",
+    "write_all",
+    "write_csv",
+    "write_markdown",
+    "write_report",
+]
+
+#: columns of ``runs.csv`` (one row per run) and ``epochs.csv`` (one row per run per epoch)
+RUNS_COLUMNS = (
+    "label",
+    "spec",
+    "optimizer",
+    "seed",
+    "status",
+    "final_metric",
+    "best_metric",
+    "diverged_step",
+    "steps",
+    "seconds",
+    "key",
+)
+EPOCHS_COLUMNS = ("label", "seed", "key", "epoch", "metric", "train_loss", "seconds")
+
+#: the default target is within this fraction of the best strategy's mean final metric
+TARGET_FRACTION = 0.01
+#: a figure draws at most this many points per curve (longer curves are thinned evenly)
+MAX_POINTS = 4000
+#: legend entries longer than this are cut (the full label is in the tables)
+LEGEND_CHARS = 60
 
 
-def _ema(x: list[float], beta: float = 0.9) -> np.ndarray:
-    """Debiased exponential moving average (as the LR finder smooths), NaN-safe."""
+# --------------------------------------------------------------------------------------------------
+# statistics
+# --------------------------------------------------------------------------------------------------
+def _t_coverage(t: float, df: int) -> float:
+    """``P(|T| <= t)`` for Student's t with integer ``df`` degrees of freedom, in closed form
+    (Abramowitz & Stegun 26.7.3/26.7.4, with ``θ = atan(t/√df)``)."""
+    theta = math.atan(t / math.sqrt(df))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2 == 1:  # (2/π)(θ + sinθ (cosθ + (2/3)cos³θ + ... ))
+        total = 0.0
+        if df > 1:
+            term = total = math.cos(theta)
+            for k in range(3, df - 1, 2):
+                term *= c2 * (k - 1) / k
+                total += term
+        return 2.0 / math.pi * (theta + s * total)
+    term = total = 1.0  # sinθ (1 + (1/2)cos²θ + (1·3)/(2·4)cos⁴θ + ...)
+    for k in range(2, df - 1, 2):
+        term *= c2 * (k - 1) / k
+        total += term
+    return s * total
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile (``p`` in [0.5, 1)) of Student's t with ``df`` >= 1 degrees of freedom.
+
+    Solves ``P(|T| <= t) = 2p - 1`` by bisection on the closed-form distribution function.
+
+    >>> round(t_quantile(0.975, 1), 3), round(t_quantile(0.975, 2), 3), round(t_quantile(0.975, 30), 3)
+    (12.706, 4.303, 2.042)
+    """
+    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
+        raise ValueError(f"df: expected an integer >= 1, got {df!r}")
+    if not (isinstance(p, (int, float)) and 0.5 <= p < 1):
+        raise ValueError(f"p: expected a probability in [0.5, 1), got {p!r}")
+    level = 2.0 * p - 1.0
+    lo, hi = 0.0, 1.0
+    while _t_coverage(hi, df) < level:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _t_coverage(mid, df) < level:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One strategy over its seeds. ``mean``/``std``/``ci`` are over the ``n`` finished runs' final
+    metrics (``std`` and ``ci`` are None when ``n`` < 2, ``mean`` None when ``n`` = 0); ``epochs_to``
+    and ``seconds_to`` are means over the ``reached`` runs that reached the target."""
+
+    label: str
+    optimizer: str
+    spec: str
+    runs: int
+    n: int
+    mean: float | None
+    std: float | None
+    ci: tuple[float, float] | None
+    best: float | None
+    diverged: tuple[tuple[int, int | None], ...]  # (seed, step)
+    reached: int
+    epochs_to: float | None
+    seconds_to: float | None
+    seconds: float
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def _better(higher_is_better: bool) -> Callable[[float, float], bool]:
+    return (lambda a, b: a >= b) if higher_is_better else (lambda a, b: a <= b)
+
+
+def default_target(result: LabResult) -> float | None:
+    """Within 1% of the best strategy's mean final metric (``best ∓ 0.01·|best|``); None when no run
+    finished."""
+    means = [statistics.fmean(f) for f in (_finals(result.by_label(lb)) for lb in result.labels()) if f]
+    if not means:
+        return None
+    best = max(means) if result.higher_is_better else min(means)
+    gap = TARGET_FRACTION * abs(best)
+    return best - gap if result.higher_is_better else best + gap
+
+
+def _finals(runs: Sequence[RunRecord]) -> list[float]:
+    return _finite([r.final_metric for r in runs if r.status == "ok"])
+
+
+def _time_to(run: RunRecord, target: float, higher_is_better: bool) -> tuple[int, float] | None:
+    """(epoch, seconds) at the first epoch whose metric reaches ``target``."""
+    ok = _better(higher_is_better)
+    for i, m in enumerate(run.epoch_metrics):
+        if m is not None and math.isfinite(m) and ok(m, target):
+            sec = run.epoch_seconds[i] if i < len(run.epoch_seconds) else math.nan
+            return i + 1, float(sec)
+    return None
+
+
+def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summary], float | None]:
+    """Per-strategy summaries, best mean final metric first (strategies with no finished run last),
+    and the target used (``target``, or :func:`default_target`)."""
+    if target is None:
+        target = default_target(result)
+    elif isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
+        raise ValueError(f"target: expected a finite number (a {result.metric_name}), got {target!r}")
+    out = []
+    for label in result.labels():
+        runs = result.by_label(label)
+        finals = _finals(runs)
+        n = len(finals)
+        mean = statistics.fmean(finals) if n else None
+        std = statistics.stdev(finals) if n >= 2 else None
+        ci = None
+        if mean is not None and std is not None:
+            half = t_quantile(0.975, n - 1) * std / math.sqrt(n)
+            ci = (mean - half, mean + half)
+        bests = _finite([r.best_metric for r in runs])
+        best = (max(bests) if result.higher_is_better else min(bests)) if bests else None
+        hits = [h for r in runs if target is not None and (h := _time_to(r, target, result.higher_is_better))]
+        out.append(
+            Summary(
+                label=label,
+                optimizer=runs[0].optimizer,
+                spec=runs[0].spec,
+                runs=len(runs),
+                n=n,
+                mean=mean,
+                std=std,
+                ci=ci,
+                best=best,
+                diverged=tuple((r.seed, r.diverged_step) for r in runs if r.status == "diverged"),
+                reached=len(hits),
+                epochs_to=statistics.fmean(h[0] for h in hits) if hits else None,
+                seconds_to=statistics.fmean(h[1] for h in hits) if hits else None,
+                seconds=statistics.fmean(r.seconds for r in runs),
+            )
+        )
+    sign = -1.0 if result.higher_is_better else 1.0
+    out.sort(key=lambda s: (s.mean is None, 0.0 if s.mean is None else sign * s.mean))
+    return out, target
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
+
+
+def _cells(s: Summary) -> dict[str, str]:
+    """The table's cells for one strategy, as plain text (escape before use)."""
+    if s.n == 0:
+        mean = sd = ci = "— (no finished run)"
+    elif s.n == 1:
+        mean, sd, ci = _num(s.mean), "n=1", "n=1"
+    else:
+        assert s.ci is not None  # n >= 2
+        mean, sd, ci = _num(s.mean), _num(s.std, 3), f"[{_num(s.ci[0])}, {_num(s.ci[1])}]"
+    if s.reached:
+        ep = f"{s.epochs_to:.3g}" + ("" if s.reached == s.runs else f" ({s.reached}/{s.runs} reached)")
+        sec = f"{s.seconds_to:.3g}"
+    else:
+        ep, sec = "not reached", "—"
+    div = (
+        "—"
+        if not s.diverged
+        else f"{len(s.diverged)}/{s.runs} at step " + ", ".join(str(step) for _, step in s.diverged)
+    )
+    return {
+        "strategy": s.label,
+        "optimizer": s.optimizer,
+        "n": f"{s.n}/{s.runs}",
+        "mean": mean,
+        "sd": sd,
+        "ci": ci,
+        "best": _num(s.best),
+        "epochs": ep,
+        "seconds": sec,
+        "diverged": div,
+        "s/run": f"{s.seconds:.3g}",
+    }
+
+
+HEADERS = {
+    "strategy": "strategy",
+    "optimizer": "optimizer",
+    "n": "finished",
+    "mean": "final {m}: mean",
+    "sd": "sd",
+    "ci": "95% CI",
+    "best": "best {m}",
+    "epochs": "epochs to target",
+    "seconds": "seconds to target",
+    "diverged": "diverged",
+    "s/run": "s/run",
+}
+
+
+def _target_text(result: LabResult, target: float | None, given: bool) -> str:
+    if target is None:
+        return "target: none (no run finished)"
+    if given:
+        return f"target: {result.metric_name} {'≥' if result.higher_is_better else '≤'} {target:.4g} (given)"
+    return (
+        f"target: {result.metric_name} {'≥' if result.higher_is_better else '≤'} {target:.4g}, within "
+        f"{TARGET_FRACTION:.0%} of the best strategy's mean final {result.metric_name}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# escaping
+# --------------------------------------------------------------------------------------------------
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&$~#])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` safe in a Markdown table cell: Markdown/HTML punctuation (``|``, ``<``, ``*``, ``$``, ...)
+    backslash-escaped, line breaks turned into spaces."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def escape_mathtext(text: str) -> str:
+    """``text`` drawn verbatim by matplotlib (with ``text.usetex`` off): every ``$`` becomes ``\\$``, so
+    nothing is parsed as mathtext, and matplotlib turns each ``\\$`` back into ``$`` when drawing."""
+    return str(text).replace("$", r"\$")
+
+
+def _short(text: str, n: int = LEGEND_CHARS) -> str:
+    text = " ".join(str(text).splitlines())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------------
+LINESTYLES = ("-", "--", "-.", ":")
+_DASHES = {"-": "", "--": "6,3", "-.": "6,2,1.5,2", ":": "1.5,2"}
+
+
+def _style(i: int) -> tuple[str, str]:
+    """Colour (tab10) and line style of the i-th strategy: 40 distinct combinations."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    return to_hex(colormaps["tab10"](i % 10)), LINESTYLES[(i // 10) % len(LINESTYLES)]
+
+
+def _ema(x: np.ndarray, beta: float = 0.9) -> np.ndarray:
+    """Debiased exponential moving average (as the LR finder smooths)."""
     out = np.empty(len(x))
     avg = 0.0
     for i, v in enumerate(x):
-        avg = beta * avg + (1 - beta) * v
+        avg = beta * avg + (1 - beta) * float(v)
         out[i] = avg / (1 - beta ** (i + 1))
     return out
 
 
-@dataclass(frozen=True)
-class Row:
-    """One strategy's summary over its seeds."""
-
-    strategy: str
-    optimizer: str
-    spec: str
-    peak_lr: float
-    final_mean: float
-    final_std: float
-    best: float
-    diverged: int
-    runs: int
-    seconds: float
+def _stack(curves: Sequence[np.ndarray]) -> np.ndarray:
+    """Curves of different lengths (diverged runs stop early) as rows of one NaN-padded array."""
+    n = max((len(c) for c in curves), default=0)
+    out = np.full((len(curves), n), np.nan)
+    for i, c in enumerate(curves):
+        out[i, : len(c)] = c
+    return out
 
 
-def summary_rows(result: LabResult) -> list[Row]:
-    """One row per strategy: optimizer, peak LR, final/best metric over seeds, divergences, time."""
-    rows = []
-    for label in result.labels():
+def _band(curves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x, mean, min and max over the curves alive at each point (thinned to MAX_POINTS)."""
+    a = _stack(curves)
+    if a.shape[1] == 0:
+        e = np.empty(0)
+        return e, e, e, e
+    alive = np.isfinite(a).any(axis=0)
+    stride = max(1, math.ceil(a.shape[1] / MAX_POINTS))
+    idx = np.flatnonzero(alive)[::stride]
+    sub = a[:, idx]
+    with np.errstate(all="ignore"):
+        return idx.astype(float), np.nanmean(sub, axis=0), np.nanmin(sub, axis=0), np.nanmax(sub, axis=0)
+
+
+def _loss_curve(run: RunRecord) -> np.ndarray:
+    """The run's smoothed training loss per step (NaN where the loss was not finite)."""
+    losses = np.asarray(run.losses, dtype=float)
+    ok = np.isfinite(losses)
+    out = np.full(len(losses), np.nan)
+    if ok.any():
+        out[ok] = _ema(losses[ok])
+    return out
+
+
+@contextmanager
+def _plain_text() -> Iterator[Any]:
+    """pyplot with TeX off (labels are escaped for mathtext, not for TeX)."""
+    from ..plot import pyplot
+
+    plt = pyplot()
+    import matplotlib
+
+    with matplotlib.rc_context({"text.usetex": False}):
+        yield plt
+
+
+PANELS = ("lr", "loss", "metric")
+
+
+def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
+    """One panel: per strategy, the mean over seeds with a min-max band; x marks a diverged run."""
+    metric = escape_mathtext(result.metric_name)
+    all_positive = True
+    lr_min, lr_max = math.inf, 0.0
+    for i, label in enumerate(result.labels()):
+        color, ls = _style(i)
         runs = result.by_label(label)
-        finals = [r.final_metric for r in runs if r.final_metric is not None]
-        bests = [r.best_metric for r in runs if r.best_metric is not None]
-        lrs = [max(r.lrs) for r in runs if r.lrs]
-        rows.append(
-            Row(
-                strategy=label,
-                optimizer=runs[0].optimizer,
-                spec=runs[0].spec,
-                peak_lr=max(lrs) if lrs else math.nan,
-                final_mean=statistics.fmean(finals) if finals else math.nan,
-                final_std=statistics.pstdev(finals) if len(finals) > 1 else 0.0,
-                best=max(bests) if bests else math.nan,
-                diverged=sum(r.status == "diverged" for r in runs),
-                runs=len(runs),
-                seconds=statistics.fmean(r.seconds for r in runs),
-            )
+        if panel == "lr":
+            curves = [np.asarray(r.lrs, dtype=float) for r in runs]
+        elif panel == "loss":
+            curves = [_loss_curve(r) for r in runs]
+        else:
+            curves = [np.asarray(r.epoch_metrics, dtype=float) for r in runs]
+        x, mean, lo, hi = _band(curves)
+        if panel == "metric":
+            x = x + 1.0  # epochs count from 1
+        if panel != "metric":
+            fin = mean[np.isfinite(mean)]
+            all_positive = all_positive and bool((fin > 0).all())
+            if panel == "lr" and (fin > 0).any():
+                lr_min, lr_max = min(lr_min, float(fin[fin > 0].min())), max(lr_max, float(fin.max()))
+        n_div = sum(r.status == "diverged" for r in runs)
+        text = _short(label) + (f" ({n_div}/{len(runs)} diverged)" if n_div else "")
+        marker = "o" if panel == "metric" and len(x) <= 30 else None
+        ax.plot(x, mean, color=color, ls=ls, lw=1.6, marker=marker, ms=3, label=escape_mathtext(text))
+        if len(runs) > 1 and len(x):
+            ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+        if panel == "loss":
+            for r, c in zip(runs, curves):
+                if r.status == "diverged":
+                    fin_idx = np.flatnonzero(np.isfinite(c))
+                    if len(fin_idx):
+                        ax.plot([fin_idx[-1]], [c[fin_idx[-1]]], "x", color=color, ms=10, mew=2.2)
+    if panel == "lr":
+        ax.set(xlabel="optimizer step", ylabel="learning rate", title="learning rate (mean over seeds)")
+        if lr_max > 0 and lr_max / lr_min >= 10:
+            ax.set_yscale("log")
+    elif panel == "loss":
+        ax.set(
+            xlabel="optimizer step",
+            ylabel="training loss (smoothed)",
+            title="training loss: mean over seeds, band min–max, x = diverged",
         )
-    return rows
+        if all_positive:
+            ax.set_yscale("log")
+    else:
+        ax.set(
+            xlabel="epoch",
+            ylabel=metric,
+            title=f"{metric}: mean over seeds, band min–max",
+        )
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(True, alpha=0.3, which="both")
 
 
-def table(result: LabResult, metric_name: str = "metric") -> str:
-    """A Markdown table of :func:`summary_rows`, best final metric first."""
-    rows = sorted(summary_rows(result), key=lambda r: math.inf if math.isnan(r.final_mean) else -r.final_mean)
-    lines = [
-        f"| strategy | optimizer | peak LR | final {metric_name} (mean ± sd) | best {metric_name} "
-        "| diverged | s/run |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.strategy} | {r.optimizer} | {r.peak_lr:.3g} | {r.final_mean:.4f} ± {r.final_std:.4f} | "
-            f"{r.best:.4f} | {r.diverged}/{r.runs} | {r.seconds:.1f} |"
+def _legend(fig: Any, ax: Any, n: int, longest: int) -> None:
+    """One legend below the axes (outside them, so it covers no curve), in as many columns as fit."""
+    width_chars = fig.get_figwidth() * 72 / 6.5  # ~6.5 pt per character at fontsize 9
+    ncol = max(1, min(n, int(width_chars // (longest + 8))))
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
+
+
+def _legend_rows(result: LabResult, width_in: float) -> float:
+    n = len(result.labels())
+    longest = max((len(_short(lb)) + 16 for lb in result.labels()), default=10)
+    ncol = max(1, min(n, int((width_in * 72 / 6.5) // (longest + 8))))
+    return math.ceil(n / ncol)
+
+
+def panel_figure(result: LabResult, panel: str) -> Any:
+    """A matplotlib figure of one panel (``"lr"``, ``"loss"`` or ``"metric"``) with its legend below."""
+    if panel not in PANELS:
+        raise ValueError(f"panel: expected one of {PANELS}, got {panel!r}")
+    with _plain_text() as plt:
+        width = 11.0
+        rows = _legend_rows(result, width)
+        fig, ax = plt.subplots(figsize=(width, 4.2 + 0.22 * rows), layout="constrained", dpi=100)
+        _draw_panel(ax, result, panel)
+        longest = max((len(t) for t in ax.get_legend_handles_labels()[1]), default=10)
+        _legend(fig, ax, len(result.labels()), longest)
+    return fig
+
+
+def lab_figure(result: LabResult, title: str | None = None, metric_name: str | None = None) -> Any:
+    """The three panels side by side (LR, training loss, validation metric), one legend below them."""
+    if metric_name is not None and metric_name != result.metric_name:
+        result = LabResult(
+            result.task,
+            result.experiment_id,
+            result.runs,
+            result.store_path,
+            result.name,
+            metric_name,
+            result.higher_is_better,
+            result.epochs,
         )
-    return "\n".join(lines)
+    with _plain_text() as plt:
+        width = 19.0
+        rows = _legend_rows(result, width)
+        fig, axes = plt.subplots(1, 3, figsize=(width, 5.6 + 0.22 * rows), layout="constrained", dpi=100)
+        for ax, panel in zip(axes, PANELS):
+            _draw_panel(ax, result, panel)
+        longest = max((len(t) for t in axes[0].get_legend_handles_labels()[1]), default=10)
+        _legend(fig, axes[0], len(result.labels()), longest)
+        fig.suptitle(escape_mathtext(title or _default_title(result)), fontsize=14)
+    return fig
+
+
+def _default_title(result: LabResult) -> str:
+    seeds = len({r.seed for r in result.runs})
+    return (
+        f"lrkit lab {result.name!r}: {len(result.labels())} strategies on {result.task}, "
+        f"{seeds} seed{'s' if seeds != 1 else ''}" + (f", {result.epochs} epochs" if result.epochs else "")
+    )
+
+
+def _png(fig: Any, dpi: int = 100) -> bytes:
+    from ..plot import pyplot
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        pyplot().close(fig)
+    return buf.getvalue()
 
 
 def plot_lab(
-    result: LabResult, out: str | Path, *, title: str | None = None, metric_name: str = "metric"
+    result: LabResult, out: str | Path, *, title: str | None = None, metric_name: str | None = None
 ) -> Path:
-    """Three panels per strategy (mean over seeds): LR per step, smoothed training loss per step (both
-    on log scales), validation metric per epoch. A diverged run is marked with an x where it blew up."""
-    from ..plot import _save, pyplot
-
-    plt = pyplot()
-    fig, (ax_lr, ax_loss, ax_m) = plt.subplots(1, 3, figsize=(19, 5.6), constrained_layout=True)
-    colors = plt.get_cmap("tab10" if len(result.labels()) <= 10 else "tab20")
-    for i, label in enumerate(result.labels()):
-        c = colors(i % colors.N)
-        runs: list[RunRecord] = result.by_label(label)
-        r0 = runs[0]
-        ax_lr.plot(np.arange(len(r0.lrs)), r0.lrs, color=c, lw=1.5, label=label)
-        for j, r in enumerate(runs):
-            losses = np.asarray(r.losses, dtype=float)
-            ok = np.isfinite(losses)
-            sm = _ema(list(np.where(ok, losses, np.nan)[ok]))
-            ax_loss.plot(
-                np.flatnonzero(ok),
-                sm,
-                color=c,
-                lw=1.2,
-                alpha=0.9 if j == 0 else 0.4,
-                label=label if j == 0 else None,
-            )
-            if r.status == "diverged":
-                last = int(np.flatnonzero(ok)[-1]) if ok.any() else 0
-                ax_loss.plot([last], [sm[-1] if len(sm) else 1.0], "x", color=c, ms=12, mew=2.5)
-            if r.epoch_metrics:
-                ax_m.plot(
-                    np.arange(1, len(r.epoch_metrics) + 1),
-                    r.epoch_metrics,
-                    "o-",
-                    color=c,
-                    ms=3,
-                    lw=1.2,
-                    alpha=0.9 if j == 0 else 0.4,
-                    label=label if j == 0 else None,
-                )
-            elif r.status == "diverged":
-                ax_m.plot(
-                    [1], [0.0], "x", color=c, ms=12, mew=2.5, label=f"{label} (diverged)" if j == 0 else None
-                )
-    ax_lr.set(xlabel="optimizer step", ylabel="learning rate", yscale="log", title="learning rate")
-    ax_loss.set(
-        xlabel="optimizer step",
-        ylabel="training loss (smoothed)",
-        yscale="log",
-        title="training loss (x: diverged, stopped)",
-    )
-    ax_m.set(xlabel="epoch", ylabel=f"validation {metric_name}", title=f"validation {metric_name}")
-    for ax in (ax_lr, ax_loss, ax_m):
-        ax.grid(True, alpha=0.3, which="both")
-    ax_m.legend(fontsize=8, loc="lower right")
-    fig.suptitle(title or f"lrkit lab: {result.task}, {len(result.labels())} strategies", fontsize=14)
+    """Save :func:`lab_figure` to ``out`` (.png, .svg or .pdf)."""
     p = Path(out)
-    _save(fig, p)
-    plt.close(fig)
+    if p.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"out: expected a .png, .svg or .pdf file name, got {str(out)!r}")
+    fig = lab_figure(result, title=title, metric_name=metric_name)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format=p.suffix[1:].lower(), dpi=110)
+    finally:
+        from ..plot import pyplot
+
+        pyplot().close(fig)
+    _write_bytes(p, buf.getvalue())
     return p
+
+
+# --------------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------------
+def _check_result(result: object) -> LabResult:
+    if not isinstance(result, LabResult):
+        raise TypeError(f"result: expected a lrkit.lab.runner.LabResult, got {type(result).__name__}")
+    if not result.runs:
+        raise ValueError(
+            f"result: experiment {result.experiment_id} ({result.name!r}) has no finished run to report"
+        )
+    return result
+
+
+def _out_dir(out_dir: str | Path) -> Path:
+    p = Path(out_dir)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"out_dir: {str(p)!r} is a file; expected a folder")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cell(x: float | int | None) -> str:
+    """A CSV cell: empty for None/NaN, ``repr`` for floats (round-trips exactly)."""
+    if x is None:
+        return ""
+    if isinstance(x, float):
+        return repr(x) if math.isfinite(x) else ("" if math.isnan(x) else repr(x))
+    return str(x)
+
+
+def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
+    """``runs.csv`` (one row per run, columns :data:`RUNS_COLUMNS`) and ``epochs.csv`` (one row per run
+    per epoch, :data:`EPOCHS_COLUMNS`; ``seconds`` is wall time since the run started). Missing values
+    (a diverged run's final metric, a NaN) are empty cells."""
+    result = _check_result(result)
+    out = _out_dir(out_dir)
+    runs_buf, epochs_buf = io.StringIO(), io.StringIO()
+    rw, ew = csv.writer(runs_buf), csv.writer(epochs_buf)
+    rw.writerow(RUNS_COLUMNS)
+    ew.writerow(EPOCHS_COLUMNS)
+    for r in result.runs:
+        rw.writerow(
+            [
+                r.label,
+                r.spec,
+                r.optimizer,
+                r.seed,
+                r.status,
+                _cell(r.final_metric),
+                _cell(r.best_metric),
+                _cell(r.diverged_step),
+                r.steps,
+                _cell(float(r.seconds)),
+                r.key,
+            ]
+        )
+        n = max(len(r.epoch_metrics), len(r.epoch_losses), len(r.epoch_seconds))
+        for i in range(n):
+            ew.writerow(
+                [
+                    r.label,
+                    r.seed,
+                    r.key,
+                    i + 1,
+                    _cell(float(r.epoch_metrics[i]) if i < len(r.epoch_metrics) else None),
+                    _cell(float(r.epoch_losses[i]) if i < len(r.epoch_losses) else None),
+                    _cell(float(r.epoch_seconds[i]) if i < len(r.epoch_seconds) else None),
+                ]
+            )
+    runs_path, epochs_path = out / "runs.csv", out / "epochs.csv"
+    _write_bytes(runs_path, runs_buf.getvalue().encode("utf-8"))
+    _write_bytes(epochs_path, epochs_buf.getvalue().encode("utf-8"))
+    return runs_path, epochs_path
+
+
+def markdown_table(result: LabResult, target: float | None = None) -> str:
+    """The summary table in Markdown (every cell escaped), best strategy first, with the target rule."""
+    result = _check_result(result)
+    rows, tgt = summarize(result, target)
+    m = result.metric_name
+    keys = list(HEADERS)
+    lines = [
+        "| " + " | ".join(escape_markdown(HEADERS[k].format(m=m)) for k in keys) + " |",
+        "|" + "---|" * len(keys),
+    ]
+    for s in rows:
+        c = _cells(s)
+        lines.append("| " + " | ".join(escape_markdown(c[k]) for k in keys) + " |")
+    lines += ["", escape_markdown(_target_text(result, tgt, target is not None)) + "."]
+    lines.append("95% CI: mean ± t(0.975, n-1)·sd/√n over the finished seeds; n=1: no spread to report.")
+    return "\n".join(lines)
+
+
+def write_markdown(result: LabResult, out_dir: str | Path, *, target: float | None = None) -> Path:
+    """``lab.md``: a title line and :func:`markdown_table`."""
+    result = _check_result(result)
+    out = _out_dir(out_dir)
+    text = f"# {escape_markdown(_default_title(result))}\n\n{markdown_table(result, target)}\n"
+    p = out / "lab.md"
+    _write_bytes(p, text.encode("utf-8"))
+    return p
+
+
+# --------------------------------------------------------------------------------------------------
+# the HTML page
+# --------------------------------------------------------------------------------------------------
+#: marks each figure with its decoded size (data-natural-width/height) and the page as loaded; shows a
+#: figure's alt text where it failed to decode
+PAGE_SCRIPT = (
+    "window.addEventListener('load', function () {"
+    " var ok = 0;"
+    " for (var i = 0; i < document.images.length; i++) {"
+    "  var img = document.images[i];"
+    "  img.setAttribute('data-natural-width', String(img.naturalWidth));"
+    "  img.setAttribute('data-natural-height', String(img.naturalHeight));"
+    "  if (img.naturalWidth > 0) { ok++; } else {"
+    "   var p = document.createElement('p'); p.className = 'broken';"
+    "   p.textContent = 'figure failed to render: ' + img.alt; img.after(p); }"
+    " }"
+    " document.body.setAttribute('data-figures-rendered', String(ok));"
+    "});"
+)
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1160px; color: #1b1b1b;
+       padding: 0 16px; }
+h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; margin-top: 28px; }
+.meta { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 13.5px; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.best td { background: #eef7ee; }
+.label { overflow-wrap: anywhere; max-width: 300px; }
+code { font-size: 12.5px; overflow-wrap: anywhere; }
+img { max-width: 100%; height: auto; display: block; margin: 8px 0 20px; }
+.note { color: #444; font-size: 13.5px; }
+.broken { color: #b00; }
+details summary { cursor: pointer; }
+"""
+
+
+def _swatch(i: int) -> str:
+    color, ls = _style(i)
+    dash = f' stroke-dasharray="{_DASHES[ls]}"' if _DASHES[ls] else ""
+    return (
+        f'<svg width="28" height="10" aria-hidden="true"><line x1="1" y1="5" x2="27" y2="5" '
+        f'stroke="{color}" stroke-width="2.5"{dash}/></svg>'
+    )
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _summary_html(result: LabResult, rows: list[Summary]) -> str:
+    index = {label: i for i, label in enumerate(result.labels())}
+    m = result.metric_name
+    keys = list(HEADERS)
+    num = {"n", "mean", "sd", "ci", "best", "epochs", "seconds", "s/run"}
+    head = "".join(f"<th>{_e(HEADERS[k].format(m=m))}</th>" for k in keys)
+    body = []
+    for j, s in enumerate(rows):
+        c = _cells(s)
+        tds = []
+        for k in keys:
+            if k == "strategy":
+                swatch = _swatch(index[s.label])
+                tds.append(f'<td class="label">{swatch} {_e(c[k])}<br><code>{_e(s.spec)}</code></td>')
+            else:
+                tds.append(f"<td{' class=num' if k in num else ''}>{_e(c[k])}</td>")
+        body.append(f"<tr{' class=best' if j == 0 and s.mean is not None else ''}>{''.join(tds)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _diverged_html(result: LabResult) -> str:
+    runs = [r for r in result.runs if r.status == "diverged"]
+    if not runs:
+        return "<p>No run diverged.</p>"
+    rows = "".join(
+        f'<tr><td class="label">{_e(r.label)}</td><td class=num>{r.seed}</td>'
+        f"<td class=num>{_e('—' if r.diverged_step is None else r.diverged_step)}</td>"
+        f"<td class=num>{len(r.lrs)}</td><td class=num>{_e(_num(r.lrs[-1] if r.lrs else None))}</td></tr>"
+        for r in runs
+    )
+    return (
+        "<table><thead><tr><th>strategy</th><th>seed</th><th>diverged at step</th><th>steps run</th>"
+        f"<th>LR at that step</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _runs_html(result: LabResult) -> str:
+    rows = "".join(
+        f'<tr><td class="label">{_e(r.label)}</td><td>{_e(r.optimizer)}</td><td class=num>{r.seed}</td>'
+        f"<td>{_e(r.status)}</td><td class=num>{_e(_num(r.final_metric))}</td>"
+        f"<td class=num>{_e(_num(r.best_metric))}</td><td class=num>{r.steps}</td>"
+        f"<td class=num>{r.seconds:.3g}</td><td><code>{_e(r.key)}</code></td></tr>"
+        for r in result.runs
+    )
+    return (
+        f"<details><summary>all {len(result.runs)} runs</summary><table><thead><tr><th>strategy</th>"
+        f"<th>optimizer</th><th>seed</th><th>status</th><th>final {_e(result.metric_name)}</th>"
+        f"<th>best</th><th>steps</th><th>seconds</th><th>key</th></tr></thead><tbody>{rows}</tbody>"
+        "</table></details>"
+    )
+
+
+def render_html(
+    result: LabResult, *, title: str | None = None, target: float | None = None, note: str | None = None
+) -> str:
+    """The report page as a string (see :func:`write_report`)."""
+    result = _check_result(result)
+    rows, tgt = summarize(result, target)
+    heading = title or _default_title(result)
+    figures = []
+    alts = {
+        "lr": "learning rate per optimizer step, per strategy",
+        "loss": "training loss per optimizer step, per strategy",
+        "metric": f"{result.metric_name} per epoch, per strategy",
+    }
+    for panel in PANELS:
+        data = base64.b64encode(_png(panel_figure(result, panel))).decode("ascii")
+        figures.append(f'<img src="data:image/png;base64,{data}" alt="{_e(alts[panel])}">')
+    seeds = sorted({r.seed for r in result.runs})
+    digest = base64.b64encode(hashlib.sha256(PAGE_SCRIPT.encode()).digest()).decode()
+    csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
+    best = rows[0] if rows and rows[0].mean is not None else None
+    verdict = (
+        f"Best: <b>{_e(best.label)}</b>, final {_e(result.metric_name)} {_e(_num(best.mean))}"
+        f"{'' if best.n >= 2 else ' (n=1)'}."
+        if best
+        else "No run finished (every run diverged)."
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',  # no user text in it
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(heading)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{_e(heading)}</h1>",
+        f'<p class="meta">task <code>{_e(result.task)}</code> · experiment {result.experiment_id} '
+        f"({_e(result.name)}) · {len(result.labels())} strategies · seeds {_e(', '.join(map(str, seeds)))}"
+        + (f" · {result.epochs} epochs" if result.epochs else "")
+        + f" · {len(result.runs)} runs · database <code>{_e(result.store_path)}</code></p>",
+    ]
+    if note:
+        parts.append(f'<p class="note"><b>{_e(note)}</b></p>')
+    parts += [
+        f"<p>{verdict}</p>",
+        "<h2>Summary</h2>",
+        _summary_html(result, rows),
+        f'<p class="note">{_e(_target_text(result, tgt, target is not None))}; epochs and seconds '
+        "(wall time since the run started, evaluation included) are means over the seeds that reached it. "
+        f"Final {_e(result.metric_name)} over the finished seeds (diverged runs have none): mean, sample "
+        "standard deviation, 95% confidence interval of the mean (Student t: mean ± t(0.975, n−1)·sd/√n); "
+        "n=1: one finished seed, no spread to report.</p>",
+        "<h2>Diverged runs</h2>",
+        _diverged_html(result),
+        "<h2>Learning rate</h2>",
+        figures[0],
+        "<h2>Training loss</h2>",
+        figures[1],
+        f"<h2>Validation: {_e(result.metric_name)}</h2>",
+        figures[2],
+        "<h2>Runs</h2>",
+        _runs_html(result),
+        f"<script>{PAGE_SCRIPT}</script>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def write_report(
+    result: LabResult,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    target: float | None = None,
+    note: str | None = None,
+) -> Path:
+    """Write ``out_dir/report.html``, one self-contained page: the summary table (mean, sd, 95% CI,
+    epochs and seconds to ``target``), the diverged runs, and the LR, training-loss and metric figures
+    (mean and min-max band over seeds). ``note`` is shown at the top (e.g. runs still missing)."""
+    result = _check_result(result)
+    out = _out_dir(out_dir)
+    text = render_html(result, title=title, target=target, note=note)
+    p = out / "report.html"
+    _write_bytes(p, text.encode("utf-8"))
+    return p
+
+
+def write_all(
+    result: LabResult,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    target: float | None = None,
+    note: str | None = None,
+) -> list[Path]:
+    """Everything, report first: ``report.html``, ``runs.csv``, ``epochs.csv``, ``lab.md``, ``lab.png``."""
+    result = _check_result(result)
+    out = _out_dir(out_dir)
+    page = write_report(result, out, title=title, target=target, note=note)
+    runs_csv, epochs_csv = write_csv(result, out)
+    md = write_markdown(result, out, target=target)
+    png = plot_lab(result, out / "lab.png", title=title)
+    return [page, runs_csv, epochs_csv, md, png]
+
+
+# --------------------------------------------------------------------------------------------------
+# from a database
+# --------------------------------------------------------------------------------------------------
+def _read_only_store(db: Path) -> ResultStore:
+    """A ResultStore on a read-only connection (its reading methods only): the report never writes."""
+    store = ResultStore.__new__(ResultStore)
+    store.path = str(db)
+    store.db = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+    return store
+
+
+def load_result(db_path: str | Path, experiment_id: int | None = None) -> tuple[LabResult, int]:
+    """The :class:`LabResult` of experiment ``experiment_id`` (default: the latest) in ``db_path`` (a
+    database, or a folder holding ``lab.db``), read-only; and how many of its runs are not finished."""
+    src = Path(db_path)
+    db = src / "lab.db" if src.is_dir() else src
+    if not db.exists():
+        raise ValueError(f"db_path: {str(db)!r} does not exist; expected a lab database or its folder")
+    check_db_path(db, "db_path")
+    if experiment_id is not None and (isinstance(experiment_id, bool) or not isinstance(experiment_id, int)):
+        raise TypeError(f"experiment_id: expected an int or None, got {experiment_id!r}")
+    store = _read_only_store(db)
+    try:
+        exps = store.experiments()
+        if not exps:
+            raise ValueError(f"db_path: {str(db)!r} holds no experiment")
+        if experiment_id is None:
+            exp = exps[-1]
+        else:
+            found = [e for e in exps if e.id == experiment_id]
+            if not found:
+                raise ValueError(
+                    f"experiment_id: no experiment {experiment_id} in {str(db)!r}; "
+                    f"it holds {[e.id for e in exps]}"
+                )
+            exp = found[0]
+        runs = store.runs(exp.id)
+        missing = len(store.members(exp.id)) - len(runs)
+    finally:
+        store.close()
+    epochs = exp.config.get("epochs", 0)
+    result = LabResult(
+        exp.task,
+        exp.id,
+        runs,
+        str(db),
+        exp.name,
+        exp.metric_name,
+        exp.higher_is_better,
+        int(epochs) if isinstance(epochs, int) else 0,
+    )
+    return result, missing
+
+
+def report_from_db(
+    db_path: str | Path,
+    out_dir: str | Path,
+    experiment_id: int | None = None,
+    *,
+    title: str | None = None,
+    target: float | None = None,
+) -> list[Path]:
+    """Re-make the report (:func:`write_all`) of the latest (or the given) experiment in ``db_path`` (a
+    lab database, or a folder: ``DIR/lab.db``), opened read-only. An experiment whose runs are not all
+    finished is reported with a note saying how many are missing."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir: {str(out)!r} is a file; expected a folder")
+    result, missing = load_result(db_path, experiment_id)
+    note = None
+    if missing:
+        total = len(result.runs) + missing
+        note = (
+            f"{missing} of {total} runs are not finished (interrupted or still running); rerun the lab "
+            "to finish them, this report shows the finished ones."
+        )
+    return write_all(result, out, title=title, target=target, note=note)
