@@ -119,7 +119,7 @@ GALLERY: list[tuple[str, list[str], bool]] = [
         False,
     ),
     (
-        "cyclical LR (legend below)",
+        "cyclical LR",
         [
             "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=triangular)",
             "cyclic(lr=0.01, max_lr=0.1, step_size_up=10ep, mode=triangular2)",
@@ -161,10 +161,11 @@ GALLERY: list[tuple[str, list[str], bool]] = [
 def gallery(out: str | Path, total_steps: int = 10_000, steps_per_epoch: float = 100) -> Path:
     """Every strategy on one page (a 3x3 grid), saved to ``out``."""
     plt = pyplot()
-    fig, axes = plt.subplots(3, 3, figsize=(18, 13), constrained_layout=True)
+    fig, axes = plt.subplots(3, 3, figsize=(18, 15), constrained_layout=True)
     for ax, (title, specs, log) in zip(axes.flat, GALLERY):
         plot_schedules(specs, total_steps, log=log, steps_per_epoch=steps_per_epoch, title=title, ax=ax)
-        ax.legend(fontsize=7, loc="lower left" if log else "best", framealpha=0.85)
+        # below the axes, outside them: a legend inside covers some panel's curves (the cyclical ones fill it)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=1, frameon=False)
     fig.suptitle(
         f"lrkit: every learning-rate strategy over {total_steps:,} steps ({steps_per_epoch:g} steps/epoch)",
         fontsize=15,
