@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import os
 import re
+import stat
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -379,6 +381,9 @@ def test_write_all_writes_every_file_and_a_failure_leaves_the_old_report(
     paths = report.write_all(res, tmp_path / "out")
     assert [p.name for p in paths] == ["report.html", "runs.csv", "epochs.csv", "lab.md", "lab.png"]
     assert all(p.stat().st_size > 0 for p in paths)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in paths} == {0o666 & ~umask}  # not a temp file's 0600
     assert paths[4].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     before = paths[0].read_bytes()
 

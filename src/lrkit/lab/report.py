@@ -36,7 +36,6 @@ import os
 import re
 import sqlite3
 import statistics
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -247,14 +246,14 @@ def _num(x: float | None, digits: int = 4) -> str:
 def _cells(s: Summary) -> dict[str, str]:
     """The table's cells for one strategy, as plain text (escape before use)."""
     if s.n == 0:
-        mean = sd = ci = "— (no finished run)"
+        mean, sd, ci = "all diverged", "—", "—"
     elif s.n == 1:
         mean, sd, ci = _num(s.mean), "n=1", "n=1"
     else:
         assert s.ci is not None  # n >= 2
         mean, sd, ci = _num(s.mean), _num(s.std, 3), f"[{_num(s.ci[0])}, {_num(s.ci[1])}]"
     if s.reached:
-        ep = f"{s.epochs_to:.3g}" + ("" if s.reached == s.runs else f" ({s.reached}/{s.runs} reached)")
+        ep = f"{s.epochs_to:.3g}" + ("" if s.reached == s.runs else f" ({s.reached}/{s.runs} seeds)")
         sec = f"{s.seconds_to:.3g}"
     else:
         ep, sec = "not reached", "—"
@@ -456,19 +455,19 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
     ax.grid(True, alpha=0.3, which="both")
 
 
-def _legend(fig: Any, ax: Any, n: int, longest: int) -> None:
-    """One legend below the axes (outside them, so it covers no curve), in as many columns as fit."""
-    width_chars = fig.get_figwidth() * 72 / 6.5  # ~6.5 pt per character at fontsize 9
-    ncol = max(1, min(n, int(width_chars // (longest + 8))))
+def _legend(fig: Any, ax: Any, height: float) -> None:
+    """One legend below the axes (outside them, so it covers no curve), in as many columns (at most 6)
+    as fit the figure's width; the figure grows by the legend's rows, so the axes keep ``height``."""
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
-
-
-def _legend_rows(result: LabResult, width_in: float) -> float:
-    n = len(result.labels())
-    longest = max((len(_short(lb)) + 16 for lb in result.labels()), default=10)
-    ncol = max(1, min(n, int((width_in * 72 / 6.5) // (longest + 8))))
-    return math.ceil(n / ncol)
+    renderer = fig.canvas.get_renderer()
+    ncol = max(1, min(len(labels), 6))
+    while True:
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
+        if ncol == 1 or legend.get_window_extent(renderer).width <= 0.97 * fig.bbox.width:
+            break
+        legend.remove()
+        ncol -= 1
+    fig.set_figheight(height + 0.2 + 0.2 * math.ceil(len(labels) / ncol))
 
 
 def panel_figure(result: LabResult, panel: str) -> Any:
@@ -477,11 +476,9 @@ def panel_figure(result: LabResult, panel: str) -> Any:
         raise ValueError(f"panel: expected one of {PANELS}, got {panel!r}")
     with _plain_text() as plt:
         width = 11.0
-        rows = _legend_rows(result, width)
-        fig, ax = plt.subplots(figsize=(width, 4.2 + 0.22 * rows), layout="constrained", dpi=100)
+        fig, ax = plt.subplots(figsize=(width, 4.6), layout="constrained", dpi=100)
         _draw_panel(ax, result, panel)
-        longest = max((len(t) for t in ax.get_legend_handles_labels()[1]), default=10)
-        _legend(fig, ax, len(result.labels()), longest)
+        _legend(fig, ax, 4.6)
     return fig
 
 
@@ -500,12 +497,10 @@ def lab_figure(result: LabResult, title: str | None = None, metric_name: str | N
         )
     with _plain_text() as plt:
         width = 19.0
-        rows = _legend_rows(result, width)
-        fig, axes = plt.subplots(1, 3, figsize=(width, 5.6 + 0.22 * rows), layout="constrained", dpi=100)
+        fig, axes = plt.subplots(1, 3, figsize=(width, 5.8), layout="constrained", dpi=100)
         for ax, panel in zip(axes, PANELS):
             _draw_panel(ax, result, panel)
-        longest = max((len(t) for t in axes[0].get_legend_handles_labels()[1]), default=10)
-        _legend(fig, axes[0], len(result.labels()), longest)
+        _legend(fig, axes[0], 5.8)
         fig.suptitle(escape_mathtext(title or _default_title(result)), fontsize=14)
     return fig
 
@@ -570,15 +565,16 @@ def _out_dir(out_dir: str | Path) -> Path:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path`` (a failure
+    leaves ``path`` as it was). The file gets the usual permissions (0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -685,7 +681,7 @@ PAGE_SCRIPT = (
 )
 
 STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1160px; color: #1b1b1b;
+body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1240px; color: #1b1b1b;
        padding: 0 16px; }
 h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; margin-top: 28px; }
 .meta { color: #555; margin-top: 0; }
@@ -694,7 +690,8 @@ th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vert
 th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.best td { background: #eef7ee; }
-.label { overflow-wrap: anywhere; max-width: 300px; }
+.label { overflow-wrap: anywhere; min-width: 13em; max-width: 24em; }
+.scroll { overflow-x: auto; }
 code { font-size: 12.5px; overflow-wrap: anywhere; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0 20px; }
 .note { color: #444; font-size: 13.5px; }
@@ -733,7 +730,10 @@ def _summary_html(result: LabResult, rows: list[Summary]) -> str:
             else:
                 tds.append(f"<td{' class=num' if k in num else ''}>{_e(c[k])}</td>")
         body.append(f"<tr{' class=best' if j == 0 and s.mean is not None else ''}>{''.join(tds)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    rows_html = "".join(body)
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table></div>'
+    )
 
 
 def _diverged_html(result: LabResult) -> str:
