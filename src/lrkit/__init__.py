@@ -75,6 +75,8 @@ _LAZY = {
     "torch": "lrkit.adapters.torch",
     "keras": "lrkit.adapters.keras",
     "optax": "lrkit.adapters.optax",
+    "transformers": "lrkit.adapters.transformers",
+    "timm": "lrkit.adapters.timm",
     "control": "lrkit.control",
     "finder": "lrkit.finder",
     "lab": "lrkit.lab",

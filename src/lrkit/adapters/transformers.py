@@ -1,0 +1,157 @@
+"""Hugging Face transformers: an lrkit schedule in ``Trainer``, in one line.
+
+::
+
+    import lrkit
+    trainer = lrkit.transformers.Trainer(
+        model=model, args=args, train_dataset=ds,
+        schedule="warmup(10%) >> cosine(lr=1.0, min_lr=0.1)", relative=True,   # x args.learning_rate
+    )
+    trainer.train()
+
+:class:`Trainer` is ``transformers.Trainer`` whose ``create_scheduler`` builds
+:func:`lrkit.torch.scheduler` over the number of training steps the Trainer computed
+(``num_training_steps``: ``max_steps``, or epochs x update steps per epoch), instead of
+``args.lr_scheduler_type``. Fractions (``10%``), ``rest`` and epochs (``1ep``: one epoch of optimizer
+updates) resolve against that run. For another Trainer class (TRL's ``SFTTrainer``...),
+``lrkit.transformers.with_schedule(SFTTrainer)(..., schedule=...)``; in a subclass of your own, call
+:func:`create_scheduler` from its ``create_scheduler``.
+
+The schedule gives LRs (``relative=False``, lrkit's default, the schedule's ``lr`` is the LR) or, with
+``relative=True``, multiplies ``args.learning_rate`` (the optimizer's lr), like transformers' own
+schedules. ``args.warmup_steps``/``warmup_ratio`` are not used: put the warmup in the schedule (a
+warning says so when they are set). The Trainer steps the scheduler once per optimizer update (not per
+micro-batch), skips it when the optimizer step was skipped, logs ``learning_rate`` from
+``get_last_lr()``, and saves/restores its ``state_dict`` with checkpoints: resuming with another schedule
+raises :class:`lrkit.torch.ScheduleMismatchError` (set ``allow_schedule_change=True`` to switch on
+purpose).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any
+
+import torch
+import transformers
+
+from ..control.plateau import Plateau
+from ..spec import ScheduleLike, as_schedule
+from . import torch as lrkit_torch
+
+__all__ = ["ScheduleMixin", "Trainer", "create_scheduler", "with_schedule"]
+
+
+def create_scheduler(
+    trainer: transformers.Trainer,
+    schedule: ScheduleLike,
+    num_training_steps: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    relative: bool = False,
+    plateau: Plateau | None = None,
+    allow_schedule_change: bool = False,
+) -> lrkit_torch.Scheduler:
+    """What ``Trainer.create_scheduler`` should do with an lrkit schedule; sets ``trainer.lr_scheduler``.
+
+    For a Trainer subclass of your own::
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            return lrkit.transformers.create_scheduler(self, "warmup(5%) >> cosine(lr=3e-4)",
+                                                       num_training_steps, optimizer)
+    """
+    existing = trainer.lr_scheduler
+    if existing is not None:  # given to the Trainer, or made before (transformers creates it once)
+        if not isinstance(existing, lrkit_torch.Scheduler):
+            raise TypeError(
+                f"create_scheduler: the Trainer already has a {type(existing).__name__}; give the schedule "
+                "to lrkit.transformers.Trainer(schedule=...) instead of optimizers=(opt, scheduler)"
+            )
+        return existing
+    s = as_schedule(schedule, "schedule")
+    opt = trainer.optimizer if optimizer is None else optimizer
+    if opt is None:
+        raise ValueError("create_scheduler: the Trainer has no optimizer yet; call create_optimizer() first")
+    args = trainer.args
+    if getattr(args, "warmup_steps", 0) or getattr(args, "warmup_ratio", 0):
+        warnings.warn(
+            f"lrkit.transformers: args.warmup_steps={getattr(args, 'warmup_steps', 0)!r} and "
+            f"args.warmup_ratio={getattr(args, 'warmup_ratio', 0)!r} are not used; the lrkit schedule "
+            f"({s}) is the whole curve: put the warmup in it, e.g. 'warmup(5%) >> ...'",
+            UserWarning,
+            stacklevel=3,
+        )
+    steps_per_epoch = None
+    if s.resolve(total_steps=num_training_steps).unresolved:  # epochs: one epoch of optimizer updates
+        batches = len(trainer.get_train_dataloader())
+        steps_per_epoch = max(batches // max(int(args.gradient_accumulation_steps), 1), 1)
+    sched = lrkit_torch.Scheduler(
+        opt,
+        s,
+        total_steps=num_training_steps,
+        steps_per_epoch=steps_per_epoch,
+        relative=relative,
+        plateau=plateau,
+    )
+    sched.allow_schedule_change = allow_schedule_change
+    # transformers annotates lr_scheduler as LambdaLR | None; any LRScheduler is used there
+    trainer.lr_scheduler = sched  # type: ignore[assignment]
+    trainer._created_lr_scheduler = True  # what transformers' own create_scheduler records
+    return sched
+
+
+class ScheduleMixin:
+    """Adds ``schedule=``, ``relative=``, ``plateau=`` and ``allow_schedule_change=`` to a Trainer class
+    (put it first: ``class T(ScheduleMixin, transformers.Trainer)``)."""
+
+    lr_scheduler: Any
+
+    def __init__(
+        self,
+        *args: Any,
+        schedule: ScheduleLike,
+        relative: bool = False,
+        plateau: Plateau | None = None,
+        allow_schedule_change: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.lrkit_schedule = as_schedule(schedule, "schedule")  # checked before the Trainer is built
+        if not isinstance(relative, bool):
+            raise TypeError(f"relative must be True or False, got {relative!r}")
+        self.lrkit_relative = relative
+        self.lrkit_plateau = plateau
+        self.lrkit_allow_schedule_change = allow_schedule_change
+        super().__init__(*args, **kwargs)
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """An :func:`lrkit.torch.scheduler` over ``num_training_steps`` (see :func:`create_scheduler`)."""
+        if not isinstance(self, transformers.Trainer):
+            raise TypeError(
+                f"ScheduleMixin must come before a transformers.Trainer, in {type(self).__name__}"
+            )
+        return create_scheduler(
+            self,
+            self.lrkit_schedule,
+            num_training_steps,
+            optimizer,
+            relative=self.lrkit_relative,
+            plateau=self.lrkit_plateau,
+            allow_schedule_change=self.lrkit_allow_schedule_change,
+        )
+
+
+class Trainer(ScheduleMixin, transformers.Trainer):
+    """``transformers.Trainer`` driven by an lrkit schedule: ``Trainer(..., schedule=spec)``."""
+
+
+@functools.cache
+def with_schedule(trainer_class: type[transformers.Trainer]) -> type[transformers.Trainer]:
+    """``trainer_class`` with :class:`ScheduleMixin`: ``with_schedule(SFTTrainer)(..., schedule=spec)``."""
+    if not (isinstance(trainer_class, type) and issubclass(trainer_class, transformers.Trainer)):
+        raise TypeError(f"with_schedule: expected a transformers.Trainer subclass, got {trainer_class!r}")
+    if issubclass(trainer_class, ScheduleMixin):
+        return trainer_class
+    return type(f"Lrkit{trainer_class.__name__}", (ScheduleMixin, trainer_class), {})

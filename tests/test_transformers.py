@@ -1,0 +1,196 @@
+"""An lrkit spec in Hugging Face ``Trainer`` in one line (``lrkit.transformers.Trainer(..., schedule=...)``),
+run for a few steps on CPU with a tiny randomly initialised BERT (built from a config: no download).
+
+Reference: the spec's closed form ``schedule(k)`` (times ``args.learning_rate`` when relative) at each
+optimizer update ``k``, read from the optimizer by a callback just before each update and from the LRs
+the Trainer logged; and for fractions, transformers' own ``get_linear_schedule_with_warmup``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+transformers = pytest.importorskip("transformers")
+
+import lrkit  # noqa: E402
+from lrkit.adapters.torch import ScheduleMismatchError  # noqa: E402
+
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+LR = 1e-3
+
+
+class Tokens(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
+    def __init__(self, n: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(1, 50, (n, 8), generator=g)
+        self.labels = torch.randint(0, 2, (n,), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": self.ids[i],
+            "attention_mask": torch.ones(8, dtype=torch.long),
+            "labels": self.labels[i],
+        }
+
+
+def _model() -> Any:
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
+class SeenLRs(transformers.TrainerCallback):  # type: ignore[misc]
+    """The optimizer's LR just before each update (on_pre_optimizer_step)."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.lrs.append(self.optimizer.param_groups[0]["lr"])
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.optimizer = kw["optimizer"]
+
+
+def _args(out: Path, **kw: Any) -> Any:
+    base: dict[str, Any] = dict(
+        output_dir=str(out),
+        per_device_train_batch_size=2,
+        learning_rate=LR,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    return transformers.TrainingArguments(**{**base, **kw})
+
+
+def _train(out: Path, schedule: str, relative: bool, **kw: Any) -> tuple[Any, SeenLRs]:
+    seen = SeenLRs()
+    n = kw.pop("n", 24)
+    trainer = lrkit.transformers.Trainer(
+        model=_model(),
+        args=_args(out, **kw),
+        train_dataset=Tokens(n),
+        callbacks=[seen],
+        schedule=schedule,
+        relative=relative,
+    )
+    trainer.train()
+    return trainer, seen
+
+
+def _logged(trainer: Any) -> list[float]:
+    return [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "relative", "kw"),
+    [
+        ("warmup(3, start=0.1) >> cosine(lr=1.0, min_lr=0.1)", True, {"max_steps": 10}),
+        ("warmup(25%) >> linear(lr=2e-3, end_lr=0)", False, {"num_train_epochs": 2}),
+        ("constant(lr=1.0, steps=1ep) >> exponential(lr=0.5, gamma=0.8)", True, {"num_train_epochs": 2}),
+        ("one_cycle(max_lr=3e-3)", False, {"max_steps": 9, "gradient_accumulation_steps": 2}),
+    ],
+)
+def test_trainer_applies_the_closed_form_at_every_update(
+    tmp_path: Path, schedule: str, relative: bool, kw: dict[str, Any]
+) -> None:
+    trainer, seen = _train(tmp_path, schedule, relative, **kw)
+    n = trainer.state.global_step
+    assert isinstance(trainer.lr_scheduler, lrkit.torch.Scheduler) and trainer.lr_scheduler.last_epoch == n
+    per_epoch = 24 // 2 // kw.get("gradient_accumulation_steps", 1)
+    s = lrkit.parse(schedule).resolve(total_steps=n, steps_per_epoch=per_epoch)
+    want = [float(s(k)) * (LR if relative else 1.0) for k in range(n)]
+    assert len(seen.lrs) == n
+    assert seen.lrs == pytest.approx(want, rel=1e-12, abs=1e-18)
+    assert _logged(trainer) == pytest.approx(want, rel=1e-12, abs=1e-18)  # what Trainer logged
+
+
+def test_a_fraction_warmup_matches_transformers_linear_schedule(tmp_path: Path) -> None:
+    """``warmup(20%, start=0) >> linear(lr=1.0, end_lr=0)`` relative is transformers' linear schedule with
+    warmup_ratio=0.2 where 20% of the run is a whole number of steps (10 steps: warmup 2)."""
+    trainer, seen = _train(tmp_path, "warmup(20%, start=0) >> linear(lr=1.0, end_lr=0)", True, max_steps=10)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
+    ref = transformers.get_linear_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=10)
+    want = []
+    for _ in range(10):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    assert seen.lrs == pytest.approx(want, rel=1e-12, abs=1e-18)
+
+
+def test_resume_from_a_trainer_checkpoint_continues_and_refuses_another_schedule(tmp_path: Path) -> None:
+    spec = "warmup(2) >> cosine(lr=1.0, min_lr=0.0)"
+    kw: dict[str, Any] = dict(max_steps=8, save_strategy="steps", save_steps=4)
+    whole, _ = _train(tmp_path / "a", spec, True, **kw)
+    ckpt = tmp_path / "a" / "checkpoint-4"
+    assert (ckpt / "scheduler.pt").is_file()
+
+    seen = SeenLRs()
+    resumed = lrkit.transformers.Trainer(
+        model=_model(),
+        args=_args(tmp_path / "b", **kw),
+        train_dataset=Tokens(24),
+        callbacks=[seen],
+        schedule=spec,
+        relative=True,
+    )
+    resumed.train(resume_from_checkpoint=str(ckpt))
+    assert seen.lrs == pytest.approx(_logged(whole)[4:], rel=1e-12, abs=1e-18)
+
+    other = lrkit.transformers.Trainer(
+        model=_model(),
+        args=_args(tmp_path / "c", **kw),
+        train_dataset=Tokens(24),
+        schedule="constant(lr=1.0)",
+        relative=True,
+    )
+    with pytest.raises(ScheduleMismatchError, match="saved with another schedule"):
+        other.train(resume_from_checkpoint=str(ckpt))
+
+
+def test_with_schedule_for_another_trainer_class_and_the_warmup_args_warning(tmp_path: Path) -> None:
+    class MyTrainer(transformers.Trainer):  # type: ignore[misc]
+        pass
+
+    cls = lrkit.transformers.with_schedule(MyTrainer)
+    assert issubclass(cls, MyTrainer) and lrkit.transformers.with_schedule(MyTrainer) is cls
+    seen = SeenLRs()
+    trainer = cls(
+        model=_model(),
+        args=_args(tmp_path, max_steps=4, warmup_steps=2),
+        train_dataset=Tokens(8),
+        callbacks=[seen],
+        schedule="linear(lr=1e-3, end_lr=0)",
+    )
+    with pytest.warns(UserWarning, match=r"warmup_steps=2.*not used"):
+        trainer.train()
+    assert seen.lrs == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4], rel=1e-12)
+    with pytest.raises(TypeError, match="transformers.Trainer subclass"):
+        lrkit.transformers.with_schedule(dict)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="schedule must be"):
+        lrkit.transformers.Trainer(model=_model(), args=_args(tmp_path), schedule=0.1)  # type: ignore[arg-type]
