@@ -132,7 +132,7 @@ def test_trainer_applies_the_closed_form_at_every_update(
 def test_a_fraction_warmup_matches_transformers_linear_schedule(tmp_path: Path) -> None:
     """``warmup(20%, start=0) >> linear(lr=1.0, end_lr=0)`` relative is transformers' linear schedule with
     warmup_ratio=0.2 where 20% of the run is a whole number of steps (10 steps: warmup 2)."""
-    trainer, seen = _train(tmp_path, "warmup(20%, start=0) >> linear(lr=1.0, end_lr=0)", True, max_steps=10)
+    _, seen = _train(tmp_path, "warmup(20%, start=0) >> linear(lr=1.0, end_lr=0)", True, max_steps=10)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
     ref = transformers.get_linear_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=10)
     want = []
@@ -190,7 +190,7 @@ def test_with_schedule_for_another_trainer_class_and_the_warmup_args_warning(tmp
     with pytest.warns(UserWarning, match=r"warmup_steps=2.*not used"):
         trainer.train()
     assert seen.lrs == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4], rel=1e-12)
-    with pytest.raises(TypeError, match="transformers.Trainer subclass"):
+    with pytest.raises(TypeError, match=r"transformers\.Trainer subclass"):
         lrkit.transformers.with_schedule(dict)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="schedule must be"):
         lrkit.transformers.Trainer(model=_model(), args=_args(tmp_path), schedule=0.1)  # type: ignore[arg-type]
