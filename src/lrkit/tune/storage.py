@@ -25,8 +25,8 @@ SERVER_SCHEMES = ("postgresql", "postgres", "mysql")
 
 
 def check_sqlite_path(path: str | Path, flag: str = "--storage") -> Path:
-    """``path`` if it can hold a tuning study: absent (created later, with its folder), empty, or an
-    existing Optuna SQLite database. Anything else is refused with a ValueError, untouched."""
+    """``path`` if it can hold a tuning study: absent (created later, with its folder) or an existing
+    Optuna SQLite database. Anything else (an empty file included) is refused with a ValueError, untouched."""
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{flag}: {str(p)!r} is a directory; expected an SQLite file or a database URL")
@@ -37,8 +37,12 @@ def check_sqlite_path(path: str | Path, flag: str = "--storage") -> Path:
                     f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder"
                 )
             break
-    if not p.exists() or p.stat().st_size == 0:
+    if not p.exists():
         return p
+    if p.stat().st_size == 0:
+        raise ValueError(
+            f"{flag}: {str(p)!r} exists and is empty, not an Optuna study database; refusing to touch it"
+        )
     try:
         with open(p, "rb") as f:
             head = f.read(16)
@@ -69,7 +73,8 @@ def check_sqlite_path(path: str | Path, flag: str = "--storage") -> Path:
 def storage_url(storage: str | Path | None) -> str:
     """The SQLAlchemy URL of ``storage``: None is ``lrkit-tune.db``; a path is an SQLite file (checked
     with :func:`check_sqlite_path`); ``sqlite:///FILE``, ``postgresql://...`` and ``mysql://...`` URLs
-    are taken as they are (an SQLite file named by URL is checked too)."""
+    are taken as they are (an SQLite file named by URL is checked too), except that a PostgreSQL URL
+    without a driver gets the installed one (``postgresql+psycopg2://``)."""
     if storage is None:
         storage = DEFAULT_STORAGE
     if isinstance(storage, Path) or (isinstance(storage, str) and "://" not in storage):
@@ -93,7 +98,23 @@ def storage_url(storage: str | Path | None) -> str:
             f"storage: expected a file path, sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or "
             f"mysql://..., got {mask_url(storage)!r}"
         )
+    head, rest = storage.split("://", 1)
+    if scheme in ("postgresql", "postgres") and "+" not in head:
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; use whichever driver is installed
+        return f"postgresql+{_postgres_driver()}://{rest}"
     return storage
+
+
+def _postgres_driver() -> str:
+    import importlib.util
+
+    for module in ("psycopg2", "psycopg"):
+        if importlib.util.find_spec(module) is not None:
+            return module
+    raise ImportError(
+        "a PostgreSQL storage needs psycopg2, which is not installed: pip install 'lrkit[postgres]'",
+        name="psycopg2",
+    )
 
 
 def mask_url(url: str) -> str:
@@ -143,15 +164,6 @@ def open_storage(
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
-        if scheme in ("postgresql", "postgres"):
-            try:
-                import psycopg2  # noqa: F401
-            except ImportError:
-                raise ImportError(
-                    "a PostgreSQL storage needs psycopg2, which is not installed: "
-                    "pip install 'lrkit[postgres]'",
-                    name="psycopg2",
-                ) from None
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
