@@ -226,6 +226,8 @@ class _Page(HTMLParser):
 
 def test_html_escapes_labels_and_loads_nothing_from_outside(tmp_path: Path) -> None:
     res = make_result()
+    res.task = "<img src=x onerror=alert(1)>"  # a user task's name and metric are user text too
+    res.metric_name = r"$\frac{$ <b>acc</b>"
     page = report.write_report(res, tmp_path, title="my <b>title</b> $x$")
     text = page.read_text(encoding="utf-8")
     parsed = _Page()
@@ -240,6 +242,21 @@ def test_html_escapes_labels_and_loads_nothing_from_outside(tmp_path: Path) -> N
     assert len(parsed.urls) == 3
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
     assert "n=1" in body and "± 0" not in body
+    assert res.task in body and res.metric_name in body and "<b>acc" not in text
+
+
+def test_edge_cases_all_diverged_and_a_single_run(tmp_path: Path) -> None:
+    dead = [make_run("boom", seed, None, diverge_at=3 + seed, lr=9.0) for seed in range(2)]
+    res = LabResult("t", 2, dead, ":memory:", "x", "val loss", False, 5)
+    assert report.default_target(res) is None
+    paths = report.write_all(res, tmp_path / "dead")
+    page = paths[0].read_text(encoding="utf-8")
+    assert "No run finished" in page and "target: none" in page and "all diverged" in page
+    one = LabResult("t", 3, [make_run("only", 0, 0.5)], ":memory:", "x", "acc", True, 5)
+    page = report.render_html(one)
+    assert page.count("n=1") >= 3 and "± 0" not in page  # sd, CI and the verdict
+    rows, target = report.summarize(one)
+    assert target == pytest.approx(0.495) and (rows[0].reached, rows[0].epochs_to) == (1, 5.0)
 
 
 def test_markdown_escapes_cells_and_says_n1(tmp_path: Path) -> None:
