@@ -1,13 +1,17 @@
 """The ``lrkit`` command line: ``schedules``, ``show``, ``plot``, ``recipes``, ``scale``, ``gallery``,
 ``lab``, ``demo`` and ``find``.
 
-Errors print one line (``lrkit: error: ...``) and exit with status 2; no traceback.
+Errors print one line (``lrkit CMD: error: ...``) naming the flag and the value, and no traceback: status 2
+for bad input, 1 when the system refuses (a file cannot be written, out of memory) or your own code
+(``--model mod:factory``, ``--task mod:func``) raises; your code's traceback follows the lrkit line,
+without lrkit's frames.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import MISSING, fields
@@ -16,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._paths import check_output_file
+from ._usercode import UserCodeError
+from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
 from .schedules import REGISTRY, Schedule
 from .schedules.duration import Duration
 from .spec import load
@@ -25,23 +32,42 @@ or a .json/.yaml/.toml file. Durations: 500 (steps), 3ep (epochs), 10% (of --tot
 Run `lrkit schedules` for every schedule and its parameters."""
 
 
-def _positive_int(text: str) -> int:
+#: the most steps a command accepts: float64 holds every whole number up to 2**53 exactly
+MAX_STEPS = 2**53
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _short(text: str) -> str:
+    """``text`` for an error message: a 5,000-digit number is shown by its first digits and length."""
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+
+
+def _whole_number(text: str, high: int, why: str) -> int:
+    expected = f"expected a whole number from 1 to {high:,}{why}, got {_short(text)}"
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(expected) from None
+    if not 1 <= v <= high:
+        raise argparse.ArgumentTypeError(expected)
     return v
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, MAX_STEPS, "")
+
+
+def _plot_total(text: str) -> int:
+    return _whole_number(text, MAX_PLOT_STEPS, " (every step is drawn)")
 
 
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {_short(text)}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {_short(text)}")
     return v
 
 
@@ -49,11 +75,15 @@ def _steps_list(text: str) -> list[float]:
     out = []
     for part in text.split(","):
         try:
-            out.append(float(part))
+            v = float(part)
         except ValueError:
+            v = math.nan
+        if not 0 <= v <= MAX_STEPS:  # also NaN
             raise argparse.ArgumentTypeError(
-                f"expected comma-separated steps like 0,100,1000, got {part.strip()!r} in {text!r}"
-            ) from None
+                f"expected comma-separated steps from 0 to 2**53 like 0,100,1000, got {_short(part.strip())}"
+                + (f" in {_short(text)}" if part != text else "")
+            )
+        out.append(v)
     return out
 
 
@@ -74,7 +104,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         at = sorted({round(args.total * k / 10) for k in range(11)})
     else:
         raise ValueError("give --total N (to show 11 points across the run) or --at 0,100,...")
-    lrs = s(np.asarray(at, dtype=np.float64))
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite LR is reported below
+        lrs = np.asarray(s(np.asarray(at, dtype=np.float64)), dtype=np.float64)
+    bad = [(t, float(v)) for t, v in zip(at, lrs) if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"{s} gives lr = {bad[0][1]} at step {_num(bad[0][0])}; expected a finite number")
     if args.json:
         print(
             json.dumps(
@@ -103,6 +137,7 @@ def _num(t: float) -> int | float:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot_schedules
 
+    check_output_file(args.out, "--out", PLOT_SUFFIXES)
     for spec in args.specs:  # every spec is checked before anything is drawn
         _resolve(spec, args.total, args.steps_per_epoch)
     plot_schedules(
@@ -135,7 +170,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 def cmd_recipes(args: argparse.Namespace) -> int:
     from .recipes import RECIPES, get_recipe
 
-    for name in [args.name] if args.name else list(RECIPES):
+    for name in list(RECIPES) if args.name is None else [args.name]:
         r = get_recipe(name)
         print(f"{r.name}: {r.summary} ({r.reference})")
         print(f"    {r.build()}")
@@ -145,13 +180,19 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 def cmd_scale(args: argparse.Namespace) -> int:
     from .scaling import scale_lr
 
-    print(scale_lr(args.lr, args.base_batch, args.batch, rule=args.rule, optimizer=args.optimizer))
+    try:
+        scaled = scale_lr(args.lr, args.base_batch, args.batch, rule=args.rule, optimizer=args.optimizer)
+    except ValueError as exc:
+        flags = f"--lr {args.lr!r} --base-batch {args.base_batch} --batch {args.batch}"
+        raise ValueError(f"{flags}: {str(exc).removeprefix('scale_lr: ')}") from None
+    print(scaled)
     return 0
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
     from .plot import gallery
 
+    check_output_file(args.out, "--out", PLOT_SUFFIXES)
     p = gallery(Path(args.out), total_steps=args.total)
     print(f"wrote {p}")
     return 0
@@ -204,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pp.add_argument("specs", nargs="+", metavar="SPEC", help="one or more schedule specs")
-    pp.add_argument("--total", type=_positive_int, required=True, metavar="N", help="total steps to plot")
+    pp.add_argument("--total", type=_plot_total, required=True, metavar="N", help="total steps to plot")
     pp.add_argument("--out", required=True, metavar="FILE", help="output file (.png, .svg or .pdf)")
     pp.add_argument("--log", action="store_true", help="log scale for the LR axis")
     pp.add_argument("--title", help="figure title")
@@ -232,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="lrkit-gallery.png", metavar="FILE", help="output file (default: %(default)s)"
     )
     gp.add_argument(
-        "--total", type=_positive_int, default=10_000, metavar="N", help="steps (default: %(default)s)"
+        "--total", type=_plot_total, default=10_000, metavar="N", help="steps (default: %(default)s)"
     )
     gp.set_defaults(func=cmd_gallery)
 
@@ -250,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .finder import cli as finder_cli
 
     finder_cli.register(sub)
+    from . import auto_cli
+
+    auto_cli.register(sub)
     from .tune import cli as tune_cli
 
     tune_cli.register(sub)
@@ -273,6 +317,7 @@ EXTRAS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    where = f"lrkit {args.command}: error:"
     try:
         return int(args.func(args))
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
@@ -281,11 +326,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             exc = ImportError(
                 f"this needs {missing}, which is not installed: pip install 'lrkit[{EXTRAS[missing]}]'"
             )
-        print(f"lrkit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{where} {exc}", file=sys.stderr)
         return 2
+    except UserCodeError as exc:  # your code raised: one lrkit line, then your code's traceback
+        print(f"{where} {exc}", file=sys.stderr)
+        sys.stderr.write(exc.user_traceback())
+        return 1
+    except MemoryError:
+        print(f"{where} out of memory; try fewer steps or a smaller task", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the system refused: a file that cannot be written, a full disk, ...
+        if exc.strerror and exc.filename is not None:
+            text = f"{exc.strerror}: {str(exc.filename)!r}"
+        else:
+            text = _one_line(exc) or type(exc).__name__
+        print(f"{where} {text}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"lrkit {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line (a multi-line message is joined with ' | ')."""
+    return " | ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

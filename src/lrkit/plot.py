@@ -11,7 +11,11 @@ import numpy as np
 from .schedules import Schedule
 from .spec import load, to_string
 
-__all__ = ["GALLERY", "gallery", "plot_schedules", "pyplot"]
+__all__ = ["GALLERY", "MAX_STEPS", "gallery", "plot_schedules", "pyplot"]
+
+
+#: the most steps a figure draws: every step is drawn (10**6 steps: about 1 GB and 20 s for the gallery)
+MAX_STEPS = 1_000_000
 
 
 def pyplot() -> Any:
@@ -49,8 +53,11 @@ def plot_schedules(
     """
     if not schedules:
         raise ValueError("schedules: expected at least one schedule, got none")
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-        raise ValueError(f"total_steps: expected an integer >= 1, got {total_steps!r}")
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or not 1 <= total_steps <= MAX_STEPS:
+        raise ValueError(
+            f"total_steps: expected an integer from 1 to {MAX_STEPS:,} (every step is drawn), "
+            f"got {total_steps!r}"
+        )
     plt = pyplot()
     fig = None
     if ax is None:

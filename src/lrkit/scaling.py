@@ -56,12 +56,23 @@ def scale_lr(
     for name, v in (("base_batch", base_batch), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"scale_lr: {name} must be an integer >= 1, got {v!r}")
+    if not isinstance(optimizer, str):
+        raise TypeError(f"scale_lr: optimizer must be a name like 'sgd' or 'adam', got {optimizer!r}")
     opt = optimizer.lower()
     if rule is None:
         rule = "sqrt" if opt in _ADAPTIVE else "linear"
     check_choice("scale_lr", "rule", rule, RULES)
-    ratio = batch / base_batch
+    try:
+        ratio = batch / base_batch  # correctly rounded, also for huge integers
+    except OverflowError:
+        ratio = math.inf
     factor = ratio if rule == "linear" else math.sqrt(ratio)
+    lr = base_lr * factor
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(
+            f"scale_lr: base_lr={base_lr!r} x {factor:.6g} ({rule} rule, batch {base_batch} -> {batch}) "
+            f"gives lr = {lr!r}; expected a finite lr > 0 (the float range is about 1e-308 to 1e308)"
+        )
     notes: list[str] = []
     if rule == "linear" and opt in _ADAPTIVE:
         notes.append(f"the linear rule is meant for SGD; for {optimizer} the sqrt rule is usually safer")
@@ -72,4 +83,4 @@ def scale_lr(
     if ratio > 1 and opt in ("sgd",) and factor > 32:
         notes.append("very large scale-up: consider LARS/LAMB (You et al. 2017, 2019)")
     warmup = 5.0 if factor >= 2 else 0.0
-    return Scaled(lr=base_lr * factor, rule=rule, factor=factor, warmup_epochs=warmup, notes=tuple(notes))
+    return Scaled(lr=lr, rule=rule, factor=factor, warmup_epochs=warmup, notes=tuple(notes))

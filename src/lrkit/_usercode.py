@@ -1,0 +1,85 @@
+"""Calling the user's own code (``--model mod:factory``, ``--task mod:func``, ...) from the command line.
+
+Inside ``with user_code("--model 'm:f'"):`` an exception raised by the user's code (or by a library it
+calls) becomes a :class:`UserCodeError`: the CLI prints one ``lrkit ...: error:`` line naming the flag,
+then the user's traceback with lrkit's own frames left out. An exception raised by lrkit itself (its
+validation of what the user passed) goes through unchanged. Imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["UserCodeError", "user_code", "user_error"]
+
+_LRKIT = str(Path(__file__).resolve().parent)
+_STDLIB = sysconfig.get_paths()["stdlib"]
+
+
+def _ours(filename: str) -> bool:
+    """Whether a frame belongs to lrkit or to Python's import machinery (not worth showing the user)."""
+    if filename.startswith("<frozen importlib"):
+        return True
+    try:
+        return str(Path(filename).resolve()).startswith(_LRKIT)
+    except (OSError, ValueError):
+        return False
+
+
+def _stdlib(filename: str) -> bool:
+    return filename.startswith(_STDLIB) and "-packages" not in filename
+
+
+class UserCodeError(Exception):
+    """The user's code raised; ``__cause__`` is the original exception."""
+
+    def user_traceback(self) -> str:
+        """The cause's traceback without lrkit's (and importlib's) frames; '' without a cause."""
+        cause = self.__cause__
+        if cause is None:
+            return ""
+        frames = list(traceback.extract_tb(cause.__traceback__))
+        # from the first frame of the user's code on (the way there is lrkit, importlib, functools, ...)
+        first = next((i for i, f in enumerate(frames) if not (_ours(f.filename) or _stdlib(f.filename))), 0)
+        frames = [f for f in frames[first:] if not _ours(f.filename)]
+        lines = ["Traceback of your code (most recent call last):\n"] if frames else []
+        lines += traceback.StackSummary.from_list(frames).format()
+        lines += traceback.format_exception_only(type(cause), cause)
+        return "".join(lines)
+
+
+def _raised_by_lrkit(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and _ours(last) and not last.startswith("<frozen")
+
+
+def user_error(what: str, exc: BaseException) -> UserCodeError:
+    """``UserCodeError("{what} raised Type: first line of the message")``; raise it ``from exc``."""
+    detail = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {detail[0]}" if detail else type(exc).__name__
+    return UserCodeError(f"{what} raised {text} (traceback of your code below)")
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Turn an exception raised in the user's code into ``UserCodeError("{what} raised Type: message")``.
+
+    lrkit's own exceptions (raised in an lrkit frame), ``MemoryError`` and ``KeyboardInterrupt`` pass
+    through unchanged.
+    """
+    try:
+        yield
+    except (UserCodeError, MemoryError):
+        raise
+    except Exception as exc:
+        if _raised_by_lrkit(exc):
+            raise
+        raise user_error(what, exc) from exc
