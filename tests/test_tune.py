@@ -297,6 +297,26 @@ def test_tune_api_rejects_bad_arguments_by_name(tmp_path: Path) -> None:
     assert not db.exists()
 
 
+def test_workers_2_starts_a_second_process_on_the_same_study(
+    tmp_path: Path, task_dir: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lrkit.tune import tune
+
+    monkeypatch.setenv("TUNE_TEST_DELAY", "0.03")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(task_dir), os.environ.get("PYTHONPATH", "")]))
+    db = tmp_path / "w.db"
+    res = tune("tiny_tune_task:tiny", trials=5, storage=db, epochs=2, finder=False, workers=2, progress=print)
+    out = capfd.readouterr().out
+    assert "worker 1: study 'lrkit-tiny_tune_task:tiny'" in out  # the child joined this study and exited 0
+    trials = res.study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert 5 <= res.finished <= 6 and res.failed == 0  # two workers may overshoot by one
+    with pytest.raises(ValueError, match="by name"):
+        from lrkit.tasks import Task
+
+        tune(Task("anon", lambda seed: None), trials=2, storage=db, workers=2, finder=False)
+
+
 # --------------------------------------------------------------------------------------------------
 # two workers, one killed
 # --------------------------------------------------------------------------------------------------

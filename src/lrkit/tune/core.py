@@ -125,8 +125,14 @@ def _silent(_: str) -> None:
     pass
 
 
-def _print(text: str) -> None:
-    print(text, flush=True)
+@dataclass(frozen=True)
+class _Prefixed:
+    """``print`` with a prefix and a flush (picklable, for worker processes)."""
+
+    prefix: str
+
+    def __call__(self, text: str) -> None:
+        print(self.prefix + text, flush=True)
 
 
 def tune(
@@ -195,6 +201,8 @@ def tune(
         raise ValueError(f"study_name must be a non-empty string, got {study_name!r}")
 
     t = get_task(task)
+    if workers > 1 and not (":" in t.name or t.name in _builtin()):
+        raise ValueError(f"workers > 1 needs the task by name (built-in or module:function), got {t.name!r}")
     parts = t.build(train_seed)  # a broken factory fails before any storage is touched
     n_epochs = parts.epochs if epochs is None else _check_int("epochs", epochs, 1)
     total_steps = n_epochs * parts.steps_per_epoch
@@ -206,15 +214,8 @@ def tune(
     name = study_name or f"lrkit-{t.name}"
     url = storage_url(storage)
     shown = mask_url(url)
-    if workers > 1:
-        if url.endswith(":memory:") or url.endswith("sqlite:///"):
-            raise ValueError(
-                "workers > 1 needs a storage that processes share (a file or a server), not memory"
-            )
-        if not (":" in t.name or t.name in _builtin()):
-            raise ValueError(
-                f"workers > 1 needs the task by name (built-in or module:function), got {t.name!r}"
-            )
+    if workers > 1 and (url.endswith(":memory:") or url.endswith("sqlite:///")):
+        raise ValueError("workers > 1 needs a storage that processes share (a file or a server), not memory")
 
     rdb = open_storage(url, heartbeat=heartbeat, grace=grace, max_retry=max_retry)
     sampler = optuna.samplers.TPESampler(
@@ -297,7 +298,8 @@ def tune(
                 "max_retry": max_retry,
                 "train_seed": train_seed,
                 "diverge_factor": diverge_factor,
-                "progress": _print if progress is not None else None,
+                "progress": _Prefixed(f"worker {worker * workers + i}: ") if progress is not None else None,
+                "verbosity": optuna.logging.get_verbosity(),
             }
             p = ctx.Process(target=_child, args=(kwargs,), daemon=True, name=f"lrkit-tune-{i}")
             p.start()
@@ -448,9 +450,12 @@ def _builtin() -> set[str]:
 
 
 def _child(kwargs: dict[str, Any]) -> None:
-    """A worker process started by ``tune(workers=N)``: one torch thread, then the same loop."""
+    """A worker process started by ``tune(workers=N)``: one torch thread, the parent's Optuna log level,
+    then the same loop."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import optuna
     import torch
 
     torch.set_num_threads(1)
+    optuna.logging.set_verbosity(kwargs.pop("verbosity"))
     tune(**kwargs, finder=False)
