@@ -3,6 +3,7 @@ LR asked for at every step, and resumes it from a checkpoint exactly."""
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 import lrkit
+from lrkit.adapters.torch import EpochwiseSteppingWarning
 
 SCHEDULE = lrkit.Warmup(4, start=0.0) >> lrkit.Linear(lr=1.0, end_lr=0.0)  # BERT-style, as a multiplier
 TOTAL = 16
@@ -83,3 +85,65 @@ def test_lightning_resume_from_checkpoint_continues_exactly(tmp_path: Path) -> N
     assert [k for k, _ in resumed.seen] == list(range(6, TOTAL))
     for k, lr in resumed.seen:
         assert lr == pytest.approx(_expected(k), rel=1e-12, abs=1e-15), k
+
+
+# -- the plateau recipe (examples/lightning_plateau.py) and epoch-wise stepping -------------------------
+def _example() -> Any:
+    path = Path(__file__).resolve().parents[1] / "examples" / "lightning_plateau.py"
+    spec = importlib.util.spec_from_file_location("lightning_plateau_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _torch_plateau(metrics: list[float], **kw: Any) -> list[float]:
+    """torch's ReduceLROnPlateau fed ``metrics``: the multiplier (from 1.0) after each."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw)
+    out = []
+    for m in metrics:
+        ref.step(m)
+        out.append(opt.param_groups[0]["lr"])
+    return out
+
+
+@pytest.mark.parametrize(
+    "plateau", [{"patience": 0, "threshold": 0.2}, {"patience": 1, "factor": 0.3, "threshold": 0.05}, {}]
+)
+def test_plateau_recipe_steps_per_step_and_cuts_per_epoch_on_the_val_metric(
+    tmp_path: Path, plateau: dict[str, Any]
+) -> None:
+    example = _example()
+    epochs = 6
+    model = example.main(max_epochs=epochs, root=str(tmp_path), **plateau)
+    per_epoch = 8  # 64 samples, batch 8
+    n = epochs * per_epoch
+    assert [k for k, _ in model.seen] == list(range(n))
+    assert len(model.reported) == epochs  # one plateau decision per epoch, not per step
+    kw = {"patience": 1, "factor": 0.5, **plateau}
+    cuts = [1.0, *_torch_plateau(model.reported, **kw)]
+    s = lrkit.parse(example.SCHEDULE).resolve(total_steps=n)
+    for k, lr in model.seen:
+        assert lr == pytest.approx(model.lr * s(k) * cuts[k // per_epoch], rel=1e-12), k
+    if plateau.get("threshold") == 0.2:  # no epoch improves by 20%: cuts do happen
+        assert model.plateau.num_reductions >= 2
+
+
+class EpochWise(Tiny):
+    """What LightningCLI's default configure_optimizers returns: ([optimizer], [scheduler]), stepped once
+    per epoch."""
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=BASE)
+        return [opt], [lrkit.torch.scheduler(opt, SCHEDULE, total_steps=TOTAL, relative=True)]
+
+
+def test_epoch_wise_stepping_of_a_step_schedule_warns_once(tmp_path: Path) -> None:
+    with pytest.warns(EpochwiseSteppingWarning, match=r"once for 8 optimizer steps") as record:
+        _trainer(3 * 8, tmp_path, enable_checkpointing=False).fit(EpochWise(), _loader())
+    assert sum(issubclass(w.category, EpochwiseSteppingWarning) for w in record) == 1
+    # stepped per step (interval="step"), it stays silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EpochwiseSteppingWarning)
+        _trainer(TOTAL, tmp_path, enable_checkpointing=False).fit(Tiny(), _loader())

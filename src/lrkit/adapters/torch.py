@@ -581,7 +581,16 @@ class Scheduler(_Base):
     with ``"reduce_on_plateau": True`` and a ``"monitor"`` it calls ``step(metric)``), transformers
     (``Trainer(optimizers=(opt, s))``), accelerate. accelerate calls ``step()`` once per process per
     optimizer step (unless ``split_batches=True``); with ``follow_optimizer=True`` only the first call
-    after an optimizer step advances, so the schedule counts optimizer steps either way.
+    after an optimizer step advances, so the schedule counts optimizer steps either way. Built on
+    accelerate's ``AcceleratedOptimizer`` (as ``Trainer.create_scheduler`` does), it follows the optimizer
+    that wrapper steps, so micro-batches of a gradient accumulation do not advance it.
+
+    Stepped once per epoch with ``interval="step"`` (Lightning's default interval, and what
+    ``LightningCLI``'s ``--lr_scheduler`` does), a step-based schedule would run ``steps_per_epoch`` times
+    too slowly: the first ``step()`` that follows more than one optimizer step raises an
+    :class:`EpochwiseSteppingWarning` (once per scheduler). Use ``"interval": "step"`` or
+    ``interval="epoch"`` with ``steps_per_epoch``. For reduce-on-plateau on a validation metric in
+    Lightning, see ``examples/lightning_plateau.py``.
     """
 
     def __init__(
