@@ -66,8 +66,11 @@ def test_find_with_model_and_data_factories(
         "--model", "my_setup:model", "--data", "my_setup:data", "--loss", "mse", "--optimizer", "adam",
         "--num-steps", "25", "--repeats", "1", "--out", "none",
     )  # fmt: skip
-    assert args.func(args) == 0
-    assert "suggested LR" in capsys.readouterr().out
+    code = args.func(args)
+    out = capsys.readouterr().out
+    # 8 batches of a noisy regression: exit 0 with a suggestion, or 1 with the reason and no suggestion
+    assert (code, out.startswith("suggested LR")) in ((0, True), (1, False)), out
+    assert code == 0 or "NOT TRUSTED" in out
     assert not (tmp_path / "lr_find.png").exists()
 
 

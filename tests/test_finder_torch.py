@@ -449,8 +449,8 @@ def test_input_validation_names_the_argument() -> None:
 
 def test_importing_the_finder_and_lab_does_not_import_torch_or_matplotlib() -> None:
     code = (
-        "import sys, lrkit.finder, lrkit.finder.rules, lrkit.finder.result, lrkit.lab, lrkit.lab.tasks, "
-        "lrkit.finder.cli; "
+        "import sys, lrkit.finder, lrkit.finder.rules, lrkit.finder.result, lrkit.lab, lrkit.tasks, "
+        "lrkit.finder.cli, lrkit.auto, lrkit.auto_cli; "
         "bad = [m for m in ('torch', 'matplotlib', 'sklearn') if m in sys.modules]; "
         "sys.exit(1 if bad else 0)"
     )

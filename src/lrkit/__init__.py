@@ -95,6 +95,8 @@ def __getattr__(name: str) -> Any:
             raise AttributeError(f"module 'lrkit' has no attribute {name!r} ({exc})") from None
     if name == "find_lr":
         return importlib.import_module("lrkit.finder").find_lr
+    if name == "auto":
+        return importlib.import_module("lrkit.auto").auto
     raise AttributeError(f"module 'lrkit' has no attribute {name!r}")
 
 

@@ -76,7 +76,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None) -> i
     for p in written:
         print(f"wrote {p}")
 
-    peak = found.suggestion
+    peak = found.require()  # no usable signal: NoSuggestionError says why
     strategies = [Strategy(label, spec, opt) for label, spec, opt in demo_strategies(peak)]
     seeds = [0] if quick else [0, 1, 2]
     epochs = 4 if quick else None

@@ -6,7 +6,10 @@
 * :data:`RULES` holds the suggestion rules (pure functions of ``(lrs, losses)``): ``lrkit`` (the
   default), ``steepest``, ``minimum`` (minimum / 10) and ``valley``.
 * :class:`FinderResult` has the curves, each rule's suggestion, the interval over repeats, a trust
-  verdict with its reason, ``.plot()``, and :func:`schedule_from_result` builds a schedule from it.
+  verdict with its reason, ``.plot()``, and :func:`schedule_from_result` builds a schedule from it;
+  an untrusted result has no suggestion (``None``; :meth:`FinderResult.require` raises
+  :class:`NoSuggestionError` with the reason). With a budget (``planned_steps=``/``budget=``) the
+  finder retries a test without signal by itself (see :func:`lrkit.finder.torch_driver.find_lr`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from lrkit.finder.core import Curve, ema_debiased, lr_ramp, range_test
-from lrkit.finder.result import FinderResult
+from lrkit.finder.result import FinderResult, NoSuggestionError
 from lrkit.finder.rules import RULES, lrkit_rule, minimum, steepest, valley
 from lrkit.finder.schedule import schedule_from_result
 
@@ -23,6 +26,7 @@ __all__ = [
     "RULES",
     "Curve",
     "FinderResult",
+    "NoSuggestionError",
     "ema_debiased",
     "find_lr",
     "lr_ramp",

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any
 
+from lrkit._paths import check_output_file
+from lrkit._usercode import user_code, user_error
 from lrkit.finder import core
 from lrkit.finder.rules import RULES
 
@@ -61,6 +64,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     ramp.add_argument("--seed", type=int, default=0)
     ramp.add_argument("--rule", default="lrkit", help=f"the rule to report: {', '.join(RULES)}")
     ramp.add_argument("--accumulation-steps", type=int, default=1)
+    ramp.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="escalation budget: a fraction (<= 1) of the planned training steps, or a number of steps "
+        "(default: 10%% of them or one epoch if larger); a test without signal is retried within it",
+    )
+    ramp.add_argument(
+        "--epochs", type=int, default=None, help="planned training epochs (default: the task's; with --model)"
+    )
     out = p.add_argument_group("output")
     out.add_argument("--out", default="lr_find.png", help="plot file (default lr_find.png; 'none' to skip)")
     out.add_argument("--json", default=None, metavar="PATH", help="also write the result as JSON")
@@ -77,14 +90,46 @@ def _load(spec: str, flag: str) -> Callable[..., Any]:
     try:
         obj = importlib.import_module(module)
     except ImportError as e:
-        raise ValueError(f"{flag}: cannot import module {module!r} ({e})") from None
+        raise ValueError(f"{flag} {spec!r}: cannot import module {module!r} ({e})") from None
+    except Exception as e:  # the module itself raised on import
+        raise user_error(f"{flag} {spec!r}: importing {module!r}", e) from e
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"{flag}: module {module!r} has no attribute {attr!r}")
+            raise ValueError(f"{flag} {spec!r}: module {module!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise ValueError(f"{flag}: {spec!r} is not callable")
+        raise ValueError(f"{flag} {spec!r}: {attr!r} is {type(obj).__name__}, not a function")
     return obj
+
+
+def _call(spec: str, flag: str) -> Any:
+    """Load the factory named by ``spec`` and call it with no arguments (its errors are the user's)."""
+    factory = _load(spec, flag)
+    try:
+        inspect.signature(factory).bind()
+    except TypeError:
+        raise ValueError(
+            f"{flag} {spec!r}: expected a function called with no arguments, got {inspect.signature(factory)}"
+        ) from None
+    except ValueError:  # no signature (some builtins): just call it
+        pass
+    with user_code(f"{flag} {spec!r}"):
+        return factory()
+
+
+def _check_factories(model: Any, loader: Any, args: argparse.Namespace) -> None:
+    """What ``--model`` and ``--data`` returned: a torch module and a non-empty iterable of batches."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"--model {args.model!r} returned {type(model).__name__}; expected a torch.nn.Module")
+    if not isinstance(loader, Iterable) or isinstance(loader, (str, bytes, dict)):
+        raise TypeError(
+            f"--data {args.data!r} returned {type(loader).__name__}; expected the train loader "
+            "(an iterable of batches, e.g. a torch DataLoader)"
+        )
+    if isinstance(loader, Sized) and len(loader) == 0:
+        raise ValueError(f"--data {args.data!r} returned an empty {type(loader).__name__}; expected batches")
 
 
 def _loss(name: str) -> Callable[..., Any]:
@@ -123,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--rule must be one of {', '.join(RULES)}, got {args.rule!r}")
     if args.mode not in ("exp", "linear"):
         raise ValueError(f"--mode must be 'exp' or 'linear', got {args.mode!r}")
+    if args.out and args.out.lower() != "none":  # output paths are checked before the test runs
+        check_output_file(args.out, "--out")
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     options: dict[str, Any] = {
         "start_lr": args.start_lr,
         "end_lr": args.end_lr,
@@ -139,25 +188,42 @@ def run(args: argparse.Namespace) -> int:
 
         if args.data is not None:
             raise ValueError("--data goes with --model, not with --task")
-        task = get_task(args.task)
-        title = f"LR range test on {task.name} ({task.optimizer})"
-        result = task.find_lr(**options)
+        with user_code(f"--task {args.task!r}"):  # imports your module, builds the task: your code
+            task = get_task(args.task)
+            title = f"LR range test on {task.name} ({task.optimizer})"
+            probe = task.build(args.seed)
+            epochs = probe.epochs if args.epochs is None else args.epochs
+            result = task.find_lr(**options, **_budget(args, epochs * probe.steps_per_epoch))
     else:
         if args.data is None:
             raise ValueError("--model needs --data MODULE:FACTORY (a function returning the train loader)")
         from lrkit.finder import find_lr
 
-        model = _load(args.model, "--model")()
-        loader = _load(args.data, "--data")()
+        model = _call(args.model, "--model")
+        loader = _call(args.data, "--data")
+        _check_factories(model, loader, args)
         loss_fn = _loss(args.loss)
         opt = _optimizer(args.optimizer, model.parameters(), args.momentum, args.weight_decay)
         title = f"LR range test on {args.model} ({args.optimizer})"
-        result = find_lr(model, opt, loader, loss_fn, **options)
+        planned = None if args.epochs is None or not hasattr(loader, "__len__") else args.epochs * len(loader)
+        result = find_lr(model, opt, loader, loss_fn, **options, **_budget(args, planned))
     print(result)
     if args.out and args.out.lower() != "none":
         result.plot(args.out, title=title)
         print(f"plot written to {args.out}")
-    if args.json:
+    if args.json is not None:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
         print(f"result written to {args.json}")
-    return 0
+    return 0 if result.suggestion is not None else 1  # no usable signal: not a success
+
+
+def _budget(args: argparse.Namespace, planned: int | None) -> dict[str, Any]:
+    """find_lr's planned_steps and budget from --epochs/--budget (a fraction <= 1, or steps)."""
+    budget = args.budget
+    if budget is not None and (not budget > 0 or (budget > 1 and budget != int(budget))):
+        raise ValueError(f"--budget must be a fraction in (0, 1] or a whole number of steps, got {budget!r}")
+    if budget is not None and budget > 1:
+        return {"planned_steps": planned, "budget": int(budget)}
+    if budget is not None and planned is None:
+        raise ValueError("--budget as a fraction needs the planned training: give --epochs")
+    return {"planned_steps": planned, "budget": budget}

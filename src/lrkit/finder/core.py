@@ -206,5 +206,10 @@ def range_test(
             before_repeat(r)
         curves.append(sweep(step, lrs, smoothing=smoothing, stop=stop))
     return FinderResult.from_curves(
-        curves, mode=mode, smoothing=smoothing, rule=rule, group_ratios=group_ratios
+        curves,
+        mode=mode,
+        smoothing=smoothing,
+        rule=rule,
+        group_ratios=group_ratios,
+        steps=sum(c.lrs.size for c in curves),
     )

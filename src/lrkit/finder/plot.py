@@ -77,7 +77,8 @@ def plot_result(
     ax.set_title(
         title
         or f"LR range test ({result.mode} ramp, {result.repeats} repeat{plural}): "
-        f"suggested {result.suggestion:.3g}{verdict}"
+        + (f"suggested {result.suggestion:.3g}" if result.suggestion is not None else "no suggestion")
+        + verdict
     )
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize="small", loc="best")

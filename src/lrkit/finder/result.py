@@ -19,7 +19,7 @@ from lrkit.finder import rules as _rules
 if TYPE_CHECKING:
     from lrkit.schedules.base import Schedule
 
-__all__ = ["Curve", "FinderResult"]
+__all__ = ["Curve", "FinderResult", "NoSuggestionError"]
 
 #: A curve is "flat" when its smoothed loss falls by less than this fraction of its starting level.
 FLAT_DROP = 0.01
@@ -66,38 +66,68 @@ def _log_median(values: Sequence[float]) -> float:
     return float(v[n // 2]) if n % 2 else math.sqrt(float(v[n // 2 - 1]) * float(v[n // 2]))
 
 
-def _curve_problems(curve: Curve) -> list[str]:
-    """Reasons not to trust one curve (empty when it looks fine)."""
+def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[tuple[str, str]]:
+    """Reasons not to trust one curve, as ``(kind, sentence)`` pairs (empty when it looks fine).
+
+    Kinds: ``"short"``, ``"flat"``, ``"early"`` (rose from the first rungs), ``"noisy"``, ``"falling"``.
+    (``smoothing`` is not used by the checks yet: the noise is that of the raw loss.)
+    """
     try:
         _, y = _rules.finite_prefix(curve.lrs, curve.smoothed)
     except ValueError:
-        return ["fewer than 2 finite losses were recorded; lower start_lr or check the loss"]
+        return [("short", "fewer than 2 finite losses were recorded; lower start_lr or check the loss")]
     raw = curve.losses[: y.size]
     head = max(3, y.size // 10)
     start = float(np.median(raw[:head]))
     i_min = int(np.argmin(y))
     drop = start - float(y[i_min])
-    problems: list[str] = []
     if drop <= FLAT_DROP * abs(start):
-        problems.append(
-            f"flat: the smoothed loss fell by {drop:.3g} from {start:.3g}, less than "
-            f"{FLAT_DROP:.0%} of its starting level; widen the LR range, use more steps or check that the "
-            "model learns"
-        )
-        return problems
+        return [
+            (
+                "flat",
+                f"flat: the smoothed loss fell by {drop:.3g} from {start:.3g}, less than {FLAT_DROP:.0%} "
+                "of its starting level; use more batches per step, a longer ramp or check that the model "
+                "learns",
+            )
+        ]
+    problems: list[tuple[str, str]] = []
     if i_min < 2:
-        problems.append(f"the loss rose from the first rung; lower start_lr (now {curve.lrs[0]:.3g})")
+        text = f"the loss rose from the first rung; lower start_lr (now {curve.lrs[0]:.3g})"
+        problems.append(("early", text))
     # Noise of the raw loss: robust std of first differences (MAD / 0.6745 / sqrt(2)) before the minimum.
     pre = raw[: max(i_min + 1, 3)]
     noise = float(np.median(np.abs(np.diff(pre))) / 0.6745 / math.sqrt(2.0))
     if NOISE_RATIO * noise > drop:
         problems.append(
-            f"noisy: the loss fell by {drop:.3g}, less than {NOISE_RATIO:g} x its batch-to-batch noise "
-            f"({noise:.3g}); use more batches per step (batches_per_step), a validation set or more repeats"
+            (
+                "noisy",
+                f"noisy: the loss fell by {drop:.3g}, less than {NOISE_RATIO:g} x its batch-to-batch noise "
+                f"({noise:.3g}); use more batches per step (batches_per_step), a validation set or more "
+                "repeats",
+            )
         )
     if curve.stopped_at is None and i_min >= y.size - 2:
-        problems.append(f"the loss was still falling at end_lr={curve.lrs[-1]:.3g}; raise end_lr")
+        text = f"the loss was still falling at end_lr={curve.lrs[-1]:.3g}; raise end_lr"
+        problems.append(("falling", text))
     return problems
+
+
+def _merge_problems(per_curve: Sequence[list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """One sentence per kind of problem (the first repeat's wording), with how many repeats had it."""
+    n = len(per_curve)
+    kinds: dict[str, tuple[str, int]] = {}
+    for problems in per_curve:
+        for kind, text in problems:
+            first, count = kinds.get(kind, (text, 0))
+            kinds[kind] = (first, count + 1)
+    out = []
+    for kind, (text, count) in kinds.items():
+        out.append((kind, text if n == 1 else f"{text} ({count} of {n} repeats)"))
+    return out
+
+
+class NoSuggestionError(ValueError):
+    """The range test found no usable signal, so there is no learning rate to suggest."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,9 +139,14 @@ class FinderResult:
     ``suggestions[name]`` their median (on the log axis). ``suggestion`` is ``suggestions[rule]``;
     ``interval`` is the (lowest, highest) of that rule over the repeats (one point for one repeat).
     A repeat whose curve has fewer than two finite losses suggests NaN and is left out of both.
-    ``trusted`` is False when a curve is flat or too noisy, or the repeats disagree by more than a
-    decade; ``reason`` then says why. ``group_ratios`` are the LRs of the optimizer's param groups
-    relative to the first group (the suggestion is for the first group).
+    ``trusted`` is False when a curve is flat or too noisy, rose from the first rungs, was still falling
+    at ``end_lr``, or the repeats disagree by more than a decade; ``reason`` then says why, one sentence
+    per problem. An untrusted result has no ``suggestion`` (None): an LR read off a curve without
+    signal (the edge of a flat region) is not an answer; ``candidate`` is what the rule would have said
+    and :meth:`require` raises :class:`NoSuggestionError` with the reason. ``escalation`` lists what the
+    finder retried (see :func:`lrkit.finder.find_lr`'s ``budget``) and ``steps`` the optimizer steps it
+    spent in all. ``group_ratios`` are the LRs of the optimizer's param groups relative to the first
+    group (the suggestion is for the first group).
     """
 
     curves: tuple[Curve, ...]
@@ -121,6 +156,10 @@ class FinderResult:
     smoothing: float = 0.9
     group_ratios: tuple[float, ...] = (1.0,)
     problems: tuple[str, ...] = field(default=())
+    problem_kinds: tuple[str, ...] = field(default=())
+    escalation: tuple[str, ...] = field(default=())
+    steps: int = 0
+    budget: int | None = None
 
     @classmethod
     def from_curves(
@@ -131,6 +170,7 @@ class FinderResult:
         smoothing: float = 0.9,
         rule: str = "lrkit",
         group_ratios: Sequence[float] = (1.0,),
+        steps: int = 0,
     ) -> FinderResult:
         """Apply every rule in :data:`lrkit.finder.rules.RULES` to each curve and judge the result."""
         if not curves:
@@ -138,12 +178,9 @@ class FinderResult:
         if rule not in _rules.RULES:
             raise ValueError(f"rule must be one of {sorted(_rules.RULES)}, got {rule!r}")
         per: dict[str, tuple[float, ...]] = {}
-        problems: list[str] = []
         usable = []
-        for k, c in enumerate(curves):
-            issues = _curve_problems(c)
-            tag = f"repeat {k}: " if len(curves) > 1 else ""
-            problems.extend(tag + p for p in issues)
+        problems = _merge_problems([_curve_problems(c, smoothing) for c in curves])
+        for c in curves:
             try:
                 _rules.finite_prefix(c.lrs, c.smoothed)
                 usable.append(True)
@@ -158,8 +195,11 @@ class FinderResult:
             spread = math.log10(max(chosen) / min(chosen))
             if spread > MAX_SPREAD_DECADES:
                 problems.append(
-                    f"the repeats disagree: the {rule!r} suggestions span {spread:.2g} decades "
-                    f"({min(chosen):.3g} to {max(chosen):.3g})"
+                    (
+                        "disagree",
+                        f"the repeats disagree: the {rule!r} suggestions span {spread:.2g} decades "
+                        f"({min(chosen):.3g} to {max(chosen):.3g}); use more batches per step or repeats",
+                    )
                 )
         return cls(
             curves=tuple(curves),
@@ -168,7 +208,9 @@ class FinderResult:
             mode=mode,
             smoothing=smoothing,
             group_ratios=tuple(float(r) for r in group_ratios),
-            problems=tuple(problems),
+            problems=tuple(text for _, text in problems),
+            problem_kinds=tuple(kind for kind, _ in problems),
+            steps=steps,
         )
 
     # --- the first repeat's curve -------------------------------------------------------------
@@ -195,9 +237,26 @@ class FinderResult:
         return {name: _log_median(v) for name, v in self.per_repeat.items()}
 
     @property
-    def suggestion(self) -> float:
-        """The default rule's median suggestion: the LR to train at."""
+    def candidate(self) -> float:
+        """The default rule's median over the repeats, trusted or not (NaN when no curve was usable)."""
         return _log_median(self.per_repeat[self.rule])
+
+    @property
+    def suggestion(self) -> float | None:
+        """The LR to train at: the default rule's median over the repeats; None when not trusted."""
+        value = self.candidate
+        return value if self.trusted and math.isfinite(value) else None
+
+    def require(self) -> float:
+        """:attr:`suggestion`, or :class:`NoSuggestionError` saying why there is none and what to do."""
+        value = self.suggestion
+        if value is None:
+            done = f" The finder already tried: {'; '.join(self.escalation)}." if self.escalation else ""
+            raise NoSuggestionError(
+                f"the range test found no usable learning rate: {self.reason}.{done} Train a few short runs "
+                "on an LR grid instead, or give the finder a larger budget"
+            )
+        return value
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -212,25 +271,26 @@ class FinderResult:
     @property
     def reason(self) -> str:
         """Why the result is not trusted ("" when it is)."""
-        return "; ".join(self.problems)
+        return " ".join(p if p.endswith(".") else p + "." for p in self.problems).rstrip(".")
 
     @property
     def peak_lr(self) -> float:
-        """Peak LR for warmup + cosine: the suggestion itself.
+        """Peak LR for warmup + cosine: the suggestion itself (raises :class:`NoSuggestionError` when
+        there is none).
 
         Measured in ``bench/finder.py --schedules``: a peak 3x the suggestion wrecked the SGD task (0.4 of
         the best accuracy) while gaining at most 1% elsewhere, so the peak is not scaled up.
         """
-        return self.suggestion
+        return self.require()
 
     @property
     def max_lr(self) -> float:
         """``max_lr`` for one-cycle: the suggestion itself (3x failed on SGD, as for :attr:`peak_lr`)."""
-        return self.suggestion
+        return self.require()
 
     def group_lrs(self, lr: float | None = None) -> list[float]:
         """The LR of each param group for first-group LR ``lr`` (default: the suggestion)."""
-        base = self.suggestion if lr is None else float(lr)
+        base = self.require() if lr is None else float(lr)
         return [base * r for r in self.group_ratios]
 
     # --- output -----------------------------------------------------------------------------------
@@ -238,14 +298,19 @@ class FinderResult:
         """Plain-Python summary (JSON-ready): suggestions, interval, verdict and the curves."""
         return {
             "suggestion": self.suggestion,
+            "candidate": self.candidate,
             "rule": self.rule,
             "interval": list(self.interval),
             "suggestions": self.suggestions,
             "per_repeat": {k: list(v) for k, v in self.per_repeat.items()},
-            "peak_lr": self.peak_lr,
-            "max_lr": self.max_lr,
+            "peak_lr": self.suggestion,
+            "max_lr": self.suggestion,
             "trusted": self.trusted,
             "reason": self.reason,
+            "problems": list(self.problem_kinds),
+            "escalation": list(self.escalation),
+            "steps": self.steps,
+            "budget": self.budget,
             "mode": self.mode,
             "smoothing": self.smoothing,
             "group_ratios": list(self.group_ratios),
@@ -262,12 +327,24 @@ class FinderResult:
 
     def __str__(self) -> str:
         lo, hi = self.interval
-        lines = [
-            f"suggested LR {self.suggestion:.3g} (rule {self.rule!r}, {self.repeats} repeat"
-            f"{'s' if self.repeats != 1 else ''}, interval {lo:.3g} .. {hi:.3g})",
-            "  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items()),
-            f"  warmup+cosine peak_lr={self.peak_lr:.3g}, one-cycle max_lr={self.max_lr:.3g}",
-        ]
+        plural = "s" if self.repeats != 1 else ""
+        if self.suggestion is None:
+            head = (
+                f"no suggested LR: no usable signal (rule {self.rule!r}, {self.repeats} repeat{plural}; "
+                f"it would have said {self.candidate:.3g}, interval {lo:.3g} .. {hi:.3g})"
+            )
+        else:
+            head = (
+                f"suggested LR {self.suggestion:.3g} (rule {self.rule!r}, {self.repeats} repeat{plural}, "
+                f"interval {lo:.3g} .. {hi:.3g})"
+            )
+        lines = [head, "  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items())]
+        if self.suggestion is not None:
+            lines.append(f"  warmup+cosine peak_lr={self.peak_lr:.3g}, one-cycle max_lr={self.max_lr:.3g}")
+        if self.escalation:
+            of = f" of a budget of {self.budget}" if self.budget else ""
+            spent = f"{self.steps} optimizer steps{of}"
+            lines.append(f"  escalated ({spent}): " + "; ".join(self.escalation))
         lines.append("  trusted" if self.trusted else "  NOT TRUSTED: " + self.reason)
         return "\n".join(lines)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -274,6 +275,90 @@ def _ddp() -> tuple[bool, int]:
     return False, 1
 
 
+#: fewest rungs an escalation attempt may have; fixed batches of the escalated loss
+MIN_RUNGS = 16
+FIXED_BATCHES = 2
+
+
+def _budget(budget: float | int | None, planned: int | None, epoch: int | None) -> int | None:
+    """The escalation budget in optimizer steps (None: no budget)."""
+    if planned is not None:
+        core._check_int("planned_steps", planned, 1)
+    if budget is None:
+        if planned is None:
+            return None
+        return max(int(0.1 * planned), epoch or 0)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+        raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
+    if isinstance(budget, int):
+        return core._check_int("budget", budget, 1)
+    if not (0.0 < budget <= 1.0):
+        raise ValueError(f"budget as a float is a fraction of planned_steps in (0, 1], got {budget!r}")
+    if planned is None:
+        raise ValueError(f"budget={budget!r} is a fraction of planned_steps; pass planned_steps too")
+    return max(1, int(budget * planned))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """One attempt of the range test."""
+
+    start: float
+    end: float
+    rungs: int
+    batches: int
+    repeats: int
+    fixed: bool
+
+    def per_rung(self) -> float:
+        return self.batches + (FIXED_BATCHES / 3 if self.fixed else 0.0)
+
+    def cost(self, result: FinderResult) -> int:
+        return math.ceil(result.steps * self.per_rung())
+
+    def fit(self, steps: int) -> _Plan:
+        """Fewer rungs (not below MIN_RUNGS), then fewer repeats, so the plan costs at most ``steps``."""
+        rungs = min(self.rungs, int(steps / (self.per_rung() * self.repeats)))
+        repeats = self.repeats
+        while rungs < MIN_RUNGS and repeats > 1:
+            repeats -= 1
+            rungs = min(self.rungs, int(steps / (self.per_rung() * repeats)))
+        return dataclasses.replace(self, rungs=max(rungs, 0), repeats=repeats)
+
+
+def _escalate(plan: _Plan, result: FinderResult) -> tuple[_Plan | None, str]:
+    """The next attempt for the problems of ``result``, and what it changes (None: nothing left)."""
+    kinds = set(result.problem_kinds)
+    changes: dict[str, Any] = {}
+    what: list[str] = []
+    if kinds & {"short", "early"}:
+        changes["start"] = plan.start / 100
+        what.append(f"start_lr {plan.start:.3g} -> {plan.start / 100:.3g}")
+    if "falling" in kinds:
+        changes["end"] = plan.end * 100
+        what.append(f"end_lr {plan.end:.3g} -> {plan.end * 100:.3g}")
+    if kinds & {"flat", "noisy", "disagree"}:
+        stops = [float(c.lrs[c.stopped_at]) for c in result.curves if c.stopped_at is not None]
+        if stops:
+            end = 2.0 * float(np.median(stops))
+            if end < plan.end / 2:
+                start = max(plan.start, end * 1e-5)
+                changes.update(start=start, end=end)
+                what.append(f"ramp narrowed to {start:.3g} .. {end:.3g} (blew up near {end / 2:.3g})")
+        changes["batches"] = plan.batches * 2
+        what.append(f"{plan.batches * 2} batches per rung")
+        if kinds & {"noisy", "disagree"} and not plan.fixed:
+            changes["fixed"] = True
+            what.append(f"loss measured on {FIXED_BATCHES} fixed batches")
+        if "disagree" in kinds:
+            changes["repeats"] = plan.repeats + 2
+            what.append(f"{plan.repeats + 2} repeats")
+    if not changes:
+        return None, "no escalation step for these problems"
+    # spend the budget on batches and a narrower ramp, not on more rungs than the first try
+    return dataclasses.replace(plan, **changes), ", ".join(what)
+
+
 def find_lr(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -298,6 +383,8 @@ def find_lr(
     seed: int = 0,
     rule: str = "lrkit",
     max_skipped: int = 20,
+    planned_steps: int | None = None,
+    budget: float | int | None = None,
 ) -> FinderResult:
     """Run the LR range test on a PyTorch model and restore everything afterwards.
 
@@ -313,6 +400,19 @@ def find_lr(
     inf and the test ends). Each repeat ``r`` seeds torch (and the loader's generator) with
     ``seed + r``, so repeats see different batch orders and dropout; see :class:`FinderResult` for the
     median suggestion, the interval and the trust verdict.
+
+    **Escalation.** With a compute budget, a test whose curves show no usable signal (flat, noisy,
+    rising from the first rung, still falling at ``end_lr``, repeats that disagree) is retried by
+    itself: a lower ``start_lr`` / higher ``end_lr``, a ramp narrowed to below the LR where the loss
+    blew up, twice the batches per rung, the loss on fixed batches instead of the training batch, more
+    repeats; until the result is trusted or the budget is spent. The budget counts optimizer steps
+    (a rung of the fixed-batch loss counts its forward passes as 1/3 step each): ``budget`` an int is
+    that many steps; a float in (0, 1] is that fraction of ``planned_steps`` (the optimizer steps of
+    the planned training); by default, with ``planned_steps``, ``max(0.1 * planned_steps, one epoch)``
+    (``len(train_loader)``); without either there is no budget and no escalation. The first attempt
+    is sized to at most half the budget (fewer rungs, down to 20, then fewer repeats). The result says
+    what was tried (``escalation``) and how many steps it took (``steps``); when no signal was found
+    within the budget its ``suggestion`` is None.
 
     Example::
 
@@ -331,6 +431,8 @@ def find_lr(
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     k_skip = core._check_int("max_skipped", max_skipped, 1)
     core._check_int("seed", seed, 0)
+    steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None  # type: ignore[arg-type]
+    budget_steps = _budget(budget, planned_steps, steps_per_epoch)
     if grad_scaler is not None and not all(hasattr(grad_scaler, a) for a in ("scale", "step", "update")):
         raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {grad_scaler!r}")
     lr0 = float(optimizer.param_groups[0]["lr"])
@@ -418,11 +520,14 @@ def find_lr(
             raise ValueError("val_data yielded no batches")
         return total / count
 
+    batches_now = k_batches
+    fixed: list[Any] | None = None
+
     def step(lr: float) -> float:
         set_lr(lr)
         model.train()
         total = 0.0
-        for _ in range(k_batches):
+        for _ in range(batches_now):
             for _attempt in range(k_skip):
                 loss, skipped = optimizer_step()
                 if not skipped:
@@ -430,9 +535,11 @@ def find_lr(
             else:
                 loss = math.inf
             total += loss
-        value = total / k_batches
+        value = total / batches_now
         if val_data is not None and math.isfinite(value):
             value = evaluate(val_data)
+        elif fixed is not None and math.isfinite(value):
+            value = evaluate(fixed)
         if distributed:
             t = torch.tensor([value], dtype=torch.float64, device=dev)
             torch.distributed.all_reduce(t)
@@ -452,21 +559,55 @@ def find_lr(
             s.set_epoch(seed + r)
         train.restart()
 
-    try:
-        result = core.range_test(
+    def attempt(plan: _Plan) -> FinderResult:
+        nonlocal batches_now, fixed
+        batches_now = plan.batches
+        if plan.fixed and fixed is None:
+            train.restart()
+            fixed = [train.next() for _ in range(FIXED_BATCHES)]
+        res = core.range_test(
             step,
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_steps=num_steps,
+            start_lr=plan.start,
+            end_lr=plan.end,
+            num_steps=plan.rungs,
             mode=mode,
             smoothing=smoothing,
             diverge_factor=diverge_factor,
             diverge_patience=diverge_patience,
-            repeats=repeats,
+            repeats=plan.repeats,
             before_repeat=before_repeat,
             rule=rule,
             group_ratios=ratios,
         )
+        return res
+
+    n_rep = core._check_int("repeats", repeats, 1)
+    core._check_int("num_steps", num_steps, 2)
+    plan0 = _Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False)
+    if budget_steps is not None:
+        # half the budget for the first try when another can follow, else all of it in one long ramp
+        half = budget_steps // 2
+        plan0 = plan0.fit(half if half >= 2 * MIN_RUNGS * plan0.repeats else budget_steps)
+    try:
+        result = attempt(plan0)
+        spent = plan0.cost(result)
+        log: list[str] = []
+        current = plan0
+        while budget_steps is not None and not result.trusted:
+            nxt, what = _escalate(current, result)
+            if nxt is None:
+                log.append(f"stopped: {what}")
+                break
+            nxt = nxt.fit(budget_steps - spent)
+            if nxt.rungs < MIN_RUNGS:
+                left = budget_steps - spent
+                log.append(f"stopped: {left} steps of the budget left, too few for another try")
+                break
+            result = attempt(nxt)
+            spent += nxt.cost(result)
+            log.append(f"{what} ({result.steps} rungs, {'trusted' if result.trusted else 'still no signal'})")
+            current = nxt
+        result = dataclasses.replace(result, escalation=tuple(log), steps=spent, budget=budget_steps)
     finally:
         train.close()
         snapshot.restore()

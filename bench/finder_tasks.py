@@ -1,0 +1,597 @@
+"""The finder's public benchmark: small, real tasks it was not tuned on, and their stored LR grids.
+
+Every task is a factory ``f(seed) -> lrkit.tasks.TaskParts`` (the task protocol of :mod:`lrkit.tasks`),
+so each one also works as ``lrkit find --task bench.finder_tasks:wine_mlp_sgd`` from the repository
+root. Each task is sized to train in about a second on one CPU core.
+
+=========================  ===============================================  ==========  ======  ====  ====
+name                       data and model                                   optimizer   metric  st/ep  ep
+=========================  ===============================================  ==========  ======  ====  ====
+``digits-cnn-adagrad``     sklearn digits as 8x8 images, 2-conv CNN         adagrad     acc       12    40
+``digits-mlp-rmsprop``     sklearn digits, MLP 64-128-128-10                rmsprop     acc       23    12
+``wine-mlp-sgd``           sklearn wine (142 train), MLP 13-32-3            sgd         acc        9    60
+``diabetes-mlp-nesterov``  sklearn diabetes regression, MLP 10-64-64-1      nesterov    loss      12    50
+``friedman-mlp-momentum``  Friedman #1 regression (2000 samples), MLP       momentum    loss      50     8
+``cancer-mlp-adam``        sklearn breast cancer, MLP 30-64-2               adam        loss      15    30
+``mnist1d-cnn-adamw``      MNIST-1D, 1-D CNN (2 conv layers)                adamw       acc       63     6
+``mnist1d-gru-rmsprop``    MNIST-1D as a sequence (length 20), GRU 32       rmsprop     acc       32     6
+``text-lstm-adam``         stdlib source, character LSTM 48                 adam        loss      40     4
+``text-transformer-adamw`` stdlib source, 1-layer causal transformer d=32   adamw       loss      40     4
+``digits-mlp-sgd-wd``      sklearn digits, MLP 64-64-10, plain SGD          sgd         acc       45     8
+=========================  ===============================================  ==========  ======  ====  ====
+
+(st/ep: optimizer steps per epoch; ep: the epoch budget.) ``loss`` tasks are scored lower-is-better
+(the mean validation loss); the regression targets are standardised.
+
+The LR grid (3 training seeds, 3 points per decade over 5 decades chosen per optimizer family: 16 LRs)
+is computed once with::
+
+    nohup python bench/finder_tasks.py --grid > bench/results/finder_grid.log 2>&1 &
+
+and stored in ``bench/results/finder_grid.json`` (resumable: finished runs are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from lrkit.tasks import Task, TaskParts  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+GRID_FILE = RESULTS / "finder_grid.json"
+SEEDS = (0, 1, 2)
+PER_DECADE = 3
+
+#: grid range (log10 of the lowest and highest LR) per optimizer family
+GRID_RANGE: dict[str, tuple[int, int]] = {
+    "sgd": (-3, 2),
+    "momentum": (-4, 1),
+    "nesterov": (-4, 1),
+    "adagrad": (-4, 1),
+    "rmsprop": (-5, 0),
+    "adam": (-5, 0),
+    "adamw": (-5, 0),
+}
+
+
+def grid_lrs(optimizer: str) -> list[float]:
+    """The 16 grid LRs of a task trained with ``optimizer``: ``10**(k/3)``, 5 decades."""
+    lo, hi = GRID_RANGE[optimizer]
+    return [float(10.0 ** (k / PER_DECADE)) for k in range(lo * PER_DECADE, hi * PER_DECADE + 1)]
+
+
+class FastLoader:
+    """Shuffled mini-batches of in-memory tensors (a DataLoader without per-sample indexing).
+
+    ``generator`` is a ``torch.Generator`` (the finder finds and restores it); ``len()`` is the number
+    of batches per epoch.
+    """
+
+    def __init__(self, x: Any, y: Any, batch_size: int, seed: int, drop_last: bool = False) -> None:
+        import torch
+
+        self.x, self.y, self.batch_size, self.drop_last = x, y, batch_size, drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        import torch
+
+        perm = torch.randperm(len(self.x), generator=self.generator)
+        for i in range(len(self)):
+            idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
+def _tensors(*arrays: Any) -> list[Any]:
+    import torch
+
+    return [torch.as_tensor(a) for a in arrays]
+
+
+def _batches(x: Any, y: Any, size: int = 1024) -> list[tuple[Any, Any]]:
+    return [(x[i : i + size], y[i : i + size]) for i in range(0, len(x), size)]
+
+
+def _standardise(xtr: Any, xva: Any) -> tuple[Any, Any]:
+    mu, sd = xtr.mean(axis=0), xtr.std(axis=0) + 1e-8
+    return ((xtr - mu) / sd).astype(np.float32), ((xva - mu) / sd).astype(np.float32)
+
+
+@cache
+def _sk(name: str) -> tuple[Any, Any, Any, Any]:
+    """A bundled scikit-learn data set, split 80/20 (stratified for classes), features standardised."""
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    if name == "friedman":
+        x, y = datasets.make_friedman1(n_samples=2500, n_features=10, noise=1.0, random_state=0)
+    else:
+        x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    regression = name in ("diabetes", "friedman")
+    xtr, xva, ytr, yva = train_test_split(
+        x, y, test_size=0.2, random_state=0, stratify=None if regression else y
+    )
+    if name == "digits":
+        xtr, xva = (xtr / 16.0).astype(np.float32), (xva / 16.0).astype(np.float32)
+    else:
+        xtr, xva = _standardise(xtr, xva)
+    if regression:
+        mu, sd = ytr.mean(), ytr.std()
+        ytr, yva = (
+            ((ytr - mu) / sd).astype(np.float32)[:, None],
+            ((yva - mu) / sd).astype(np.float32)[:, None],
+        )
+    else:
+        ytr, yva = ytr.astype(np.int64), yva.astype(np.int64)
+    return xtr, ytr, xva, yva
+
+
+def _mlp(sizes: list[int]) -> Any:
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def _ce() -> Callable[..., Any]:
+    import torch.nn.functional as F
+
+    return F.cross_entropy
+
+
+def _mse() -> Callable[..., Any]:
+    import torch.nn.functional as F
+
+    return F.mse_loss
+
+
+# --------------------------------------------------------------------------------------------------
+# the tasks
+# --------------------------------------------------------------------------------------------------
+def digits_cnn_adagrad(seed: int) -> TaskParts:
+    """AdaGrad CNN (8 and 16 channels) on 8x8 digits, batch 128: 12 steps per epoch, 30 epochs."""
+    import torch
+    from torch import nn
+
+    xtr, ytr, xva, yva = _tensors(*_sk("digits"))
+    xtr, xva = xtr.reshape(-1, 1, 8, 8), xva.reshape(-1, 1, 8, 8)
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 4, 10),
+    )  # fmt: skip
+    return TaskParts(
+        model, FastLoader(xtr, ytr, 128, seed), _batches(xva, yva), _ce(), epochs=30, optimizer="adagrad"
+    )
+
+
+def digits_mlp_rmsprop(seed: int) -> TaskParts:
+    """RMSprop MLP on digits, batch 64: 23 steps per epoch, 12 epochs."""
+    import torch
+
+    xtr, ytr, xva, yva = _tensors(*_sk("digits"))
+    torch.manual_seed(seed)
+    return TaskParts(
+        _mlp([64, 128, 128, 10]), FastLoader(xtr, ytr, 64, seed), _batches(xva, yva), _ce(),
+        epochs=12, optimizer="rmsprop",
+    )  # fmt: skip
+
+
+def digits_mlp_sgd(seed: int) -> TaskParts:
+    """Plain SGD MLP 64-64-10 on digits, batch 32: 45 steps per epoch, 8 epochs."""
+    import torch
+
+    xtr, ytr, xva, yva = _tensors(*_sk("digits"))
+    torch.manual_seed(seed)
+    return TaskParts(
+        _mlp([64, 64, 10]), FastLoader(xtr, ytr, 32, seed), _batches(xva, yva), _ce(),
+        epochs=8, optimizer="sgd",
+    )  # fmt: skip
+
+
+def diabetes_mlp_nesterov(seed: int) -> TaskParts:
+    """Nesterov-SGD regression MLP on diabetes (353 train), batch 32: 12 steps per epoch, 50 epochs."""
+    import torch
+
+    xtr, ytr, xva, yva = _tensors(*_sk("diabetes"))
+    torch.manual_seed(seed)
+    return TaskParts(
+        _mlp([10, 64, 64, 1]), FastLoader(xtr, ytr, 32, seed), _batches(xva, yva), _mse(),
+        metric="loss", epochs=50, optimizer="nesterov",
+    )  # fmt: skip
+
+
+def friedman_mlp_momentum(seed: int) -> TaskParts:
+    """Momentum-SGD regression MLP on Friedman #1 (2000 train), batch 40: 50 steps per epoch, 8 epochs."""
+    import torch
+
+    xtr, ytr, xva, yva = _tensors(*_sk("friedman"))
+    torch.manual_seed(seed)
+    return TaskParts(
+        _mlp([10, 64, 64, 1]), FastLoader(xtr, ytr, 40, seed), _batches(xva, yva), _mse(),
+        metric="loss", epochs=8, optimizer="momentum",
+    )  # fmt: skip
+
+
+def cancer_mlp_adam(seed: int) -> TaskParts:
+    """Adam MLP on breast cancer (455 train), batch 32: 15 steps per epoch, 30 epochs; val loss."""
+    import torch
+
+    xtr, ytr, xva, yva = _tensors(*_sk("breast_cancer"))
+    torch.manual_seed(seed)
+    return TaskParts(
+        _mlp([30, 64, 2]), FastLoader(xtr, ytr, 32, seed), _batches(xva, yva), _ce(),
+        metric="loss", epochs=30, optimizer="adam",
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _mnist1d() -> tuple[Any, Any, Any, Any]:
+    from lrkit.tasks import mnist1d_data
+
+    return mnist1d_data()
+
+
+def mnist1d_cnn_adamw(seed: int) -> TaskParts:
+    """AdamW 1-D CNN on MNIST-1D (4000 train), batch 64: 63 steps per epoch, 6 epochs."""
+    import torch
+    from torch import nn
+
+    xtr, ytr, xva, yva = _tensors(*_mnist1d())
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, 40)),
+        nn.Conv1d(1, 16, 5, stride=2, padding=2), nn.ReLU(),
+        nn.Conv1d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 10, 10),
+    )  # fmt: skip
+    return TaskParts(
+        model, FastLoader(xtr, ytr, 64, seed), _batches(xva, yva), _ce(), epochs=6, optimizer="adamw"
+    )
+
+
+def mnist1d_gru_rmsprop(seed: int) -> TaskParts:
+    """RMSprop GRU (hidden 32) over MNIST-1D as 20 steps of 2 values, batch 128: 32 steps/epoch, 6 epochs."""
+    import torch
+    from torch import nn
+
+    class GRU(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(2, 32, batch_first=True)
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            _, h = self.rnn(x.reshape(x.shape[0], 20, 2))
+            return self.head(h[-1])  # type: ignore[no-any-return]
+
+    xtr, ytr, xva, yva = _tensors(*_mnist1d())
+    torch.manual_seed(seed)
+    return TaskParts(
+        GRU(), FastLoader(xtr, ytr, 128, seed), _batches(xva, yva), _ce(), epochs=6, optimizer="rmsprop"
+    )
+
+
+_CTX = 32
+
+
+@lru_cache(maxsize=1)
+def _text() -> tuple[Any, Any, Any, Any]:
+    from lrkit.tasks import stdlib_text
+
+    codes = np.frombuffer(stdlib_text(("textwrap", "heapq")).encode("ascii", "replace"), dtype=np.uint8)
+    data = np.minimum(codes.astype(np.int64), 127)
+    n_val = data.size // 10
+    train, val = data[:-n_val], data[-n_val:]
+
+    def windows(a: Any) -> tuple[Any, Any]:
+        n = (a.size - 1) // _CTX
+        idx = np.arange(n)[:, None] * _CTX + np.arange(_CTX)[None, :]
+        return a[idx], a[idx + 1]
+
+    xtr, ytr = windows(train)
+    xva, yva = windows(val)
+    return xtr[:2560], ytr[:2560], xva[:512], yva[:512]
+
+
+def _seq_ce(logits: Any, target: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+
+def text_lstm_adam(seed: int) -> TaskParts:
+    """Adam character LSTM (embed 32, hidden 48) on stdlib source, batch 32: 38 steps/epoch, 6 epochs."""
+    import torch
+    from torch import nn
+
+    class LSTM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(128, 32)
+            self.rnn = nn.LSTM(32, 48, batch_first=True)
+            self.head = nn.Linear(48, 128)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h, _ = self.rnn(self.embed(x))
+            return self.head(h)  # type: ignore[no-any-return]
+
+    xtr, ytr, xva, yva = _tensors(*_text())
+    torch.manual_seed(seed)
+    return TaskParts(
+        LSTM(), FastLoader(xtr, ytr, 32, seed), _batches(xva, yva), _seq_ce,
+        metric="loss", epochs=6, optimizer="adam",
+    )  # fmt: skip
+
+
+def text_transformer_adamw(seed: int) -> TaskParts:
+    """AdamW 1-layer causal transformer (d=32, 2 heads) on stdlib source, batch 32: 38 steps/epoch,
+    6 epochs."""
+    import torch
+    from torch import nn
+
+    class LM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            d = 32
+            self.embed = nn.Embedding(128, d)
+            self.pos = nn.Parameter(torch.randn(1, _CTX, d) * 0.02)
+            layer = nn.TransformerEncoderLayer(
+                d, 2, dim_feedforward=4 * d, dropout=0.0, batch_first=True, norm_first=True
+            )
+            self.blocks = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(d)
+            self.head = nn.Linear(d, 128)
+            self.register_buffer(
+                "mask", nn.Transformer.generate_square_subsequent_mask(_CTX), persistent=False
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.embed(x) + self.pos[:, : x.shape[1]]
+            h = self.blocks(h, mask=self.get_buffer("mask"), is_causal=True)
+            return self.head(self.norm(h))  # type: ignore[no-any-return]
+
+    xtr, ytr, xva, yva = _tensors(*_text())
+    torch.manual_seed(seed)
+    return TaskParts(
+        LM(), FastLoader(xtr, ytr, 32, seed), _batches(xva, yva), _seq_ce,
+        metric="loss", epochs=6, optimizer="adamw",
+    )  # fmt: skip
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("digits-cnn-adagrad", digits_cnn_adagrad),
+        Task("digits-mlp-rmsprop", digits_mlp_rmsprop),
+        Task("digits-mlp-sgd", digits_mlp_sgd),
+        Task("diabetes-mlp-nesterov", diabetes_mlp_nesterov),
+        Task("friedman-mlp-momentum", friedman_mlp_momentum),
+        Task("cancer-mlp-adam", cancer_mlp_adam),
+        Task("mnist1d-cnn-adamw", mnist1d_cnn_adamw),
+        Task("mnist1d-gru-rmsprop", mnist1d_gru_rmsprop),
+        Task("text-lstm-adam", text_lstm_adam),
+        Task("text-transformer-adamw", text_transformer_adamw),
+    )
+}
+
+
+def score(metric: float, best: float, higher_is_better: bool) -> float:
+    """metric / best (higher is better) or best / metric (lower is better); 0 for a failed run."""
+    if (
+        not math.isfinite(metric)
+        or (higher_is_better and metric <= 0)
+        or (not higher_is_better and metric <= 0)
+    ):
+        return 0.0
+    return metric / best if higher_is_better else best / metric
+
+
+# --------------------------------------------------------------------------------------------------
+# the grid, computed once
+# --------------------------------------------------------------------------------------------------
+def load_grid() -> dict[str, Any]:
+    return json.loads(GRID_FILE.read_text()) if GRID_FILE.exists() else {}
+
+
+def compute_grid(names: list[str]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = load_grid()
+    for name in names:
+        task = TASKS[name]
+        parts = task.build(0)
+        entry = data.setdefault(
+            name,
+            {
+                "optimizer": parts.optimizer,
+                "epochs": parts.epochs,
+                "steps_per_epoch": parts.steps_per_epoch,
+                "higher_is_better": bool(parts.higher_is_better),
+                "metric": parts.metric_name,
+                "lrs": grid_lrs(parts.optimizer),
+                "runs": {},
+                "seconds": {},
+            },
+        )
+        for lr in entry["lrs"]:
+            for seed in SEEDS:
+                key = f"{lr:.6e}|{seed}"
+                if key in entry["runs"]:
+                    continue
+                t0 = time.perf_counter()
+                m = task.train(lr, seed=seed)
+                entry["runs"][key] = m
+                entry["seconds"][key] = time.perf_counter() - t0
+                print(f"{name} lr={lr:.3g} seed={seed}: {m:.4f} ({entry['seconds'][key]:.2f} s)", flush=True)
+            GRID_FILE.write_text(json.dumps(data, indent=0))
+        _summary(name, entry)
+
+
+def grid_means(entry: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """(lrs, mean metric over the seeds) of one task's grid."""
+    lrs = entry["lrs"]
+    means = [float(np.mean([entry["runs"][f"{lr:.6e}|{s}"] for s in SEEDS])) for lr in lrs]
+    return lrs, means
+
+
+def _summary(name: str, entry: dict[str, Any]) -> None:
+    lrs, means = grid_means(entry)
+    hib = entry["higher_is_better"]
+    best = max(means) if hib else min(means)
+    scores = [score(m, best, hib) for m in means]
+    good = [lr for lr, s in zip(lrs, scores, strict=True) if s >= 0.98]
+    width = math.log10(max(good) / min(good)) if good else 0.0
+    print(
+        f"[{name}] best {lrs[scores.index(1.0)]:.3g} -> {best:.4f}; 0.98-plateau {min(good):.3g}..{max(good):.3g}"
+        f" ({width:.2f} decades); "
+        + ", ".join(f"{lr:.2g}:{s:.3f}" for lr, s in zip(lrs, scores, strict=True)),
+        flush=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# the finder on every task, 3 finder seeds, with escalation; rules chosen by leave-one-task-out
+# --------------------------------------------------------------------------------------------------
+FINDER_FILE = RESULTS / "finder_runs.json"
+FINDER_SEEDS = (0, 1, 2)
+
+
+def candidate_rules() -> dict[str, Callable[[Any, Any], float]]:
+    """The rules (and divisors) leave-one-task-out chooses among: pure functions of one curve."""
+    from lrkit.finder import rules
+
+    out: dict[str, Callable[[Any, Any], float]] = {}
+    for d in (3.0, 5.0, 10.0, 20.0, 30.0):
+        out[f"lrkit/{d:g}"] = lambda x, y, d=d: rules.lrkit_rule(x, y, divisor=d)
+        out[f"minimum/{d:g}"] = lambda x, y, d=d: rules.minimum(x, y, divisor=d)
+    out["steepest"] = rules.steepest
+    out["valley"] = rules.valley
+    return out
+
+
+def _log_median(values: list[float]) -> float:
+    v = sorted(x for x in values if math.isfinite(x) and x > 0)
+    if not v:
+        return math.nan
+    n = len(v)
+    return v[n // 2] if n % 2 else math.sqrt(v[n // 2 - 1] * v[n // 2])
+
+
+def run_finder(names: list[str], repeats: int = 3) -> None:
+    import torch
+
+    from lrkit.finder import find_lr
+
+    torch.set_num_threads(1)
+    data = json.loads(FINDER_FILE.read_text()) if FINDER_FILE.exists() else {}
+    for name in names:
+        for fs in FINDER_SEEDS:
+            key = f"{name}|{fs}"
+            if key in data:
+                continue
+            parts = TASKS[name].build(fs)
+            opt = parts.make_optimizer(1e-3)
+            t0 = time.perf_counter()
+            res = find_lr(
+                parts.model, opt, parts.train_loader, parts.loss_fn, repeats=repeats, seed=fs,
+                planned_steps=parts.epochs * parts.steps_per_epoch,
+            )  # fmt: skip
+            seconds = time.perf_counter() - t0
+            rules = {
+                rname: _log_median(
+                    [
+                        fn(c.lrs, c.smoothed) if np.isfinite(c.smoothed[:2]).all() else math.nan
+                        for c in res.curves
+                    ]
+                )
+                for rname, fn in candidate_rules().items()
+            }
+            data[key] = {
+                "rules": rules,
+                "suggestion": res.suggestion,
+                "candidate": res.candidate,
+                "trusted": res.trusted,
+                "problems": list(res.problem_kinds),
+                "reason": res.reason,
+                "escalation": list(res.escalation),
+                "steps": res.steps,
+                "budget": res.budget,
+                "planned_steps": parts.epochs * parts.steps_per_epoch,
+                "seconds": seconds,
+                "curves": [
+                    {"lrs": c.lrs.tolist(), "losses": c.losses.tolist(), "stopped_at": c.stopped_at}
+                    for c in res.curves
+                ],
+            }
+            print(f"{key}: {res}", flush=True)
+            FINDER_FILE.write_text(json.dumps(data, indent=0))
+
+
+def grid_score(entry: dict[str, Any], lr: float) -> float:
+    """Score of a constant LR from the stored grid: the mean metric interpolated on log(LR) between the
+    two nearest grid points (0 outside the grid), divided by the best grid mean."""
+    lrs, means = grid_means(entry)
+    hib = entry["higher_is_better"]
+    best = max(means) if hib else min(means)
+    if not (math.isfinite(lr) and lrs[0] <= lr <= lrs[-1]):
+        return 0.0
+    s = [score(m, best, hib) for m in means]
+    return float(np.interp(math.log(lr), np.log(lrs), s))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--grid", action="store_true", help="compute (or complete) the stored grid")
+    ap.add_argument("--time", action="store_true", help="time one training run of each task")
+    ap.add_argument("--finder", action="store_true", help="run the finder (3 seeds) on every task, stored")
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    args = ap.parse_args(argv)
+    names = args.tasks.split(",")
+    if args.time:
+        import torch
+
+        torch.set_num_threads(1)
+        for name in names:
+            task = TASKS[name]
+            parts = task.build(0)
+            lr = grid_lrs(parts.optimizer)[8]
+            t0 = time.perf_counter()
+            m = task.train(lr)
+            print(f"{name:24} {parts.steps_per_epoch:3d} st/ep x {parts.epochs:3d} ep at lr {lr:.3g}: "
+                  f"{m:.4f} in {time.perf_counter() - t0:.2f} s", flush=True)  # fmt: skip
+    if args.grid:
+        compute_grid(names)
+    if args.finder:
+        run_finder(names)
+    if not (args.grid or args.time or args.finder):
+        for name, entry in load_grid().items():
+            _summary(name, entry)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

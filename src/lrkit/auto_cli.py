@@ -1,0 +1,69 @@
+"""``lrkit auto --task NAME``: find the LR, build the schedule, attach the guard, train and report.
+
+``lrkit.cli`` calls :func:`register` with its subparsers; torch is imported by the handler.
+
+Example::
+
+    lrkit auto --task digits-mlp-adam
+    lrkit auto --task mypkg.tasks:cifar_small --budget 0.05 --json auto.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``auto`` subcommand to an argparse ``_SubParsersAction``; its ``func`` is :func:`run`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "auto",
+        help="find the LR, schedule it (warmup+cosine, one-cycle for SGD) with a divergence guard, train",
+        description="lrkit.auto on a task: the LR finder with escalation (within --budget of the planned "
+        "training), a warmup+cosine schedule from its suggestion (one-cycle for SGD), the divergence guard; "
+        "then train the task with it and print the final validation metric. Exits 1 when the finder found "
+        "no usable signal.",
+    )
+    p.add_argument("--task", required=True, help="a built-in task or your own as MODULE:FUNCTION")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=0.1,
+        help="finder budget: fraction of planned steps (0.1)",
+    )
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the outcome as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``lrkit auto``: print the summary and the final metric; 1 when there was no suggestion."""
+    import torch
+
+    from lrkit.auto import train_task
+    from lrkit.finder import NoSuggestionError
+    from lrkit.tasks import get_task
+
+    if not 0.0 < args.budget <= 1.0:
+        raise ValueError(f"--budget must be a fraction of the planned steps in (0, 1], got {args.budget!r}")
+    task = get_task(args.task)
+    parts = task.build(args.seed)
+    torch.manual_seed(args.seed)
+    try:
+        out = train_task(parts, seed=args.seed, budget=args.budget, verbose=True)
+    except NoSuggestionError as exc:
+        print(f"lrkit auto: {exc}")
+        return 1
+    print(
+        f"{task.name}: {parts.metric_name} {out['metric']:.4f} after {out['train_steps']} steps "
+        f"(compute {out['compute']:.2f}x one training run, {out['events']} guard rollbacks)"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+        print(f"result written to {args.json}")
+    return 0
