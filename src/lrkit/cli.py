@@ -291,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .finder import cli as finder_cli
 
     finder_cli.register(sub)
+    from . import auto_cli
+
+    auto_cli.register(sub)
     from .tune import cli as tune_cli
 
     tune_cli.register(sub)

@@ -64,6 +64,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     ramp.add_argument("--seed", type=int, default=0)
     ramp.add_argument("--rule", default="lrkit", help=f"the rule to report: {', '.join(RULES)}")
     ramp.add_argument("--accumulation-steps", type=int, default=1)
+    ramp.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="escalation budget: a fraction (<= 1) of the planned training steps, or a number of steps "
+        "(default: 10%% of them or one epoch if larger); a test without signal is retried within it",
+    )
+    ramp.add_argument(
+        "--epochs", type=int, default=None, help="planned training epochs (default: the task's; with --model)"
+    )
     out = p.add_argument_group("output")
     out.add_argument("--out", default="lr_find.png", help="plot file (default lr_find.png; 'none' to skip)")
     out.add_argument("--json", default=None, metavar="PATH", help="also write the result as JSON")
@@ -181,7 +191,9 @@ def run(args: argparse.Namespace) -> int:
         with user_code(f"--task {args.task!r}"):  # imports your module, builds the task: your code
             task = get_task(args.task)
             title = f"LR range test on {task.name} ({task.optimizer})"
-            result = task.find_lr(**options)
+            probe = task.build(args.seed)
+            epochs = probe.epochs if args.epochs is None else args.epochs
+            result = task.find_lr(**options, **_budget(args, epochs * probe.steps_per_epoch))
     else:
         if args.data is None:
             raise ValueError("--model needs --data MODULE:FACTORY (a function returning the train loader)")
@@ -193,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
         loss_fn = _loss(args.loss)
         opt = _optimizer(args.optimizer, model.parameters(), args.momentum, args.weight_decay)
         title = f"LR range test on {args.model} ({args.optimizer})"
-        result = find_lr(model, opt, loader, loss_fn, **options)
+        planned = None if args.epochs is None or not hasattr(loader, "__len__") else args.epochs * len(loader)
+        result = find_lr(model, opt, loader, loss_fn, **options, **_budget(args, planned))
     print(result)
     if args.out and args.out.lower() != "none":
         result.plot(args.out, title=title)
@@ -201,4 +214,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
         print(f"result written to {args.json}")
-    return 0
+    return 0 if result.suggestion is not None else 1  # no usable signal: not a success
+
+
+def _budget(args: argparse.Namespace, planned: int | None) -> dict[str, Any]:
+    """find_lr's planned_steps and budget from --epochs/--budget (a fraction <= 1, or steps)."""
+    budget = args.budget
+    if budget is not None and (not budget > 0 or (budget > 1 and budget != int(budget))):
+        raise ValueError(f"--budget must be a fraction in (0, 1] or a whole number of steps, got {budget!r}")
+    if budget is not None and budget > 1:
+        return {"planned_steps": planned, "budget": int(budget)}
+    if budget is not None and planned is None:
+        raise ValueError("--budget as a fraction needs the planned training: give --epochs")
+    return {"planned_steps": planned, "budget": budget}
