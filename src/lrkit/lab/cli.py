@@ -187,54 +187,25 @@ def run_and_report(
 
 
 def write_outputs(result: Any, out: Path, title: str | None = None) -> list[Path]:
-    """The HTML report first, then the CSV files, the Markdown table and the PNG figure."""
-    from . import report
+    """The HTML report first, then the CSV files, the Markdown table and the PNG figure; prints the table."""
+    from .report import write_all
 
-    html = report.write_report(result, out, title=title)
-    runs_csv, epochs_csv = report.write_csv(result, out)
-    md = report.write_markdown(result, out)
-    png = out / "lab.png"
-    report.plot_lab(result, png, metric_name=result.metric_name, title=title)
-    print(md.read_text(encoding="utf-8"))
-    return [html, runs_csv, epochs_csv, md, png]
+    written = write_all(result, out, title=title)
+    print(written[3].read_text(encoding="utf-8"))
+    return written
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .runner import LabResult
-    from .store import ResultStore
+    from .report import report_from_db
 
     src = Path(args.source)
     db = src / "lab.db" if src.is_dir() else src
     if not db.exists():
-        raise ValueError(f"DB_OR_DIR: {str(db)!r} does not exist")
+        raise ValueError(f"DB_OR_DIR: {str(db)!r} does not exist; expected a lab database or its folder")
     check_db_path(db, "DB_OR_DIR")
     out = check_output_dir(args.out or db.parent, "--out")
-    with ResultStore(db) as store:
-        exps = store.experiments()
-        if not exps:
-            raise ValueError(f"DB_OR_DIR: {str(db)!r} holds no experiment")
-        if args.experiment is None:
-            exp = exps[-1]
-        else:
-            found = [e for e in exps if e.id == args.experiment]
-            if not found:
-                raise ValueError(
-                    f"--experiment: no experiment {args.experiment} in {str(db)!r}; "
-                    f"it holds {[e.id for e in exps]}"
-                )
-            exp = found[0]
-        runs = store.runs(exp.id)
-    result = LabResult(
-        exp.task,
-        exp.id,
-        runs,
-        str(db),
-        exp.name,
-        exp.metric_name,
-        exp.higher_is_better,
-        int(exp.config.get("epochs", 0)),
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    for p in write_outputs(result, out):
+    written = report_from_db(db, out, args.experiment)
+    for p in written:
         print(f"wrote {p}")
+    print(f"report: {written[0].resolve()}")
     return 0

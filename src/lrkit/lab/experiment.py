@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ class Experiment:
 def _yaml_loader() -> Any:
     import yaml
 
-    class Loader(yaml.SafeLoader):  # type: ignore[misc]
+    class Loader(yaml.SafeLoader):
         pass
 
     # YAML 1.2 floats: 3e-4, 1E5, .5, -2.0e+3 (YAML 1.1 wants a dot and a signed exponent)
@@ -106,10 +107,10 @@ def _read(path: Path) -> dict[str, Any]:
         except RecursionError:
             raise ValueError(f"experiment: {str(path)!r} is nested too deeply") from None
     elif suffix == ".toml":
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
+        else:  # Python 3.10
+            import tomli as tomllib
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -34,7 +34,6 @@ import io
 import math
 import os
 import re
-import sqlite3
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -874,11 +873,8 @@ def write_all(
 # from a database
 # --------------------------------------------------------------------------------------------------
 def _read_only_store(db: Path) -> ResultStore:
-    """A ResultStore on a read-only connection (its reading methods only): the report never writes."""
-    store = ResultStore.__new__(ResultStore)
-    store.path = str(db)
-    store.db = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
-    return store
+    """The report never writes: the database is opened read-only."""
+    return ResultStore.open_readonly(db)
 
 
 def load_result(db_path: str | Path, experiment_id: int | None = None) -> tuple[LabResult, int]:

@@ -203,6 +203,18 @@ class ResultStore:
             self.db.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('format', ?)", (FORMAT,))
             self.db.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('version', ?)", (VERSION,))
 
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> ResultStore:
+        """An existing lrkit database opened read-only (its reading methods only): nothing is written,
+        not even the schema."""
+        p = check_db_path(path)
+        if not p.is_file():
+            raise ValueError(f"--db: {str(p)!r} does not exist")
+        store = cls.__new__(cls)
+        store.path = str(p)
+        store.db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+        return store
+
     # --- plumbing -----------------------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
