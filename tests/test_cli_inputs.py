@@ -300,7 +300,7 @@ def test_unknown_recipe(capsys: pytest.CaptureFixture[str], name: str) -> None:
 def test_recipe_name_fuzz(capsys: pytest.CaptureFixture[str], name: str) -> None:
     from lrkit.recipes import RECIPES
 
-    code, out, err = invoke(capsys, ["recipes", name])
+    code, out, err = invoke(capsys, ["recipes", "--", name])  # "--": a name may start with "-"
     if name in RECIPES:
         assert code == 0 and out.startswith(f"{name}: ")
     else:
