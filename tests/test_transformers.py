@@ -8,6 +8,7 @@ the Trainer logged; and for fractions, transformers' own ``get_linear_schedule_w
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,16 @@ def test_with_schedule_for_another_trainer_class_and_the_warmup_args_warning(tmp
         lrkit.transformers.with_schedule(dict)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="schedule must be"):
         lrkit.transformers.Trainer(model=_model(), args=_args(tmp_path), schedule=0.1)  # type: ignore[arg-type]
+
+
+def test_the_trainer_example_runs_and_logs_the_closed_form(tmp_path: Path) -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / "transformers_trainer.py"
+    spec = importlib.util.spec_from_file_location("transformers_trainer_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    trainer = example.main(max_steps=8, output_dir=str(tmp_path))
+    s = lrkit.parse(example.SCHEDULE).resolve(total_steps=8)
+    logged = [(e["step"], e["learning_rate"]) for e in trainer.state.log_history if "learning_rate" in e]
+    assert [k for k, _ in logged] == list(range(1, 9))
+    assert [lr for _, lr in logged] == pytest.approx([3e-3 * float(s(k - 1)) for k, _ in logged], rel=1e-12)
