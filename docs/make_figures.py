@@ -190,8 +190,8 @@ def finder_figure(out: Path) -> Path:
 
     torch.set_num_threads(1)
     found = get_task(TASK).find_lr(seed=0, repeats=3)
-    fig = found.plot(title=f"LR range test on {TASK}, 3 repeats")
-    return _save(fig, out)
+    ax = found.plot(title=f"LR range test on {TASK}, 3 repeats")
+    return _save(ax.figure, out)
 
 
 def plateau_figure(out: Path) -> Path:
