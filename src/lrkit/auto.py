@@ -29,6 +29,8 @@ when :func:`auto` is called, not when this module is imported.
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -218,3 +220,14 @@ def train_task(
         "events": len(run.guard.events) if run.guard else 0,
         "summary": run.summary,
     }
+
+
+class _CallableModule(types.ModuleType):
+    """``lrkit.auto`` is both this module and the function: once the module is imported, Python binds
+    the package attribute ``lrkit.auto`` to it, so calling the module calls :func:`auto`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AutoResult:
+        return auto(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

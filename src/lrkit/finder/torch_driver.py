@@ -317,13 +317,14 @@ class _Plan:
         return math.ceil(result.steps * self.per_rung())
 
     def fit(self, steps: int) -> _Plan:
-        """Fewer rungs (not below MIN_RUNGS), then fewer repeats, so the plan costs at most ``steps``."""
+        """Fewer rungs (not below MIN_RUNGS), then fewer repeats, so the plan costs at most ``steps``
+        (a tiny budget still gets one ramp of 2 rungs)."""
         rungs = min(self.rungs, int(steps / (self.per_rung() * self.repeats)))
         repeats = self.repeats
         while rungs < MIN_RUNGS and repeats > 1:
             repeats -= 1
             rungs = min(self.rungs, int(steps / (self.per_rung() * repeats)))
-        return dataclasses.replace(self, rungs=max(rungs, 0), repeats=repeats)
+        return dataclasses.replace(self, rungs=max(rungs, 2), repeats=repeats)  # a ramp has >= 2 rungs
 
 
 def _escalate(plan: _Plan, result: FinderResult) -> tuple[_Plan | None, str]:

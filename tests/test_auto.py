@@ -1,0 +1,82 @@
+"""``lrkit.auto``: finder -> schedule -> scheduler + guard in one call; nothing changes when it fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _loader(seed: int = 0) -> Any:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(512, 8, generator=g)
+    y = (x[:, :4].sum(dim=1) > 0).long()
+    return torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=g
+    )
+
+
+def _model() -> Any:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+
+
+@pytest.mark.parametrize("make", [torch.optim.Adam, lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9)])
+def test_auto_builds_scheduler_and_guard_within_a_tenth_of_the_run(make: Any) -> None:
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = make(model.parameters(), lr=1e-3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=100, verbose=False)
+    for k, v in model.state_dict().items():  # the finder restored the model
+        assert torch.equal(v, before[k])
+    assert run.finder_steps <= 0.1 * run.total_steps and run.compute <= 1.1
+    assert run.kind == ("one_cycle" if isinstance(opt, torch.optim.SGD) else "cosine")
+    assert run.total_steps == 100 * len(loader) and run.guard is not None
+    # the optimizer follows the schedule from step 0, and the peak is the finder's suggestion
+    assert opt.param_groups[0]["lr"] == pytest.approx(float(run.schedule(0)))
+    peak = max(float(run.schedule(s)) for s in range(run.total_steps))
+    assert peak == pytest.approx(run.peak_lr, rel=1e-6) and run.peak_lr == run.finder.suggestion
+    assert "peak LR" in run.summary
+
+
+def test_auto_without_signal_raises_and_changes_nothing() -> None:
+    import lrkit
+    from lrkit.finder import NoSuggestionError
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+
+    def flat(out: Any, y: Any) -> Any:
+        return (out * 0.0).sum() + 1.0
+
+    with pytest.raises(NoSuggestionError, match="flat"):
+        lrkit.auto(model, opt, loader, flat, epochs=5, verbose=False)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == groups
+    assert not opt.state
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 2, "kind": "step"}, "kind"),
+        ({"epochs": 2, "warmup": 1.5}, "warmup"),
+    ],
+)
+def test_auto_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
+    import lrkit
+
+    model = _model()
+    with pytest.raises(ValueError, match=match):
+        lrkit.auto(
+            model, torch.optim.Adam(model.parameters()), _loader(), torch.nn.functional.cross_entropy, **kw
+        )
