@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= lrkit-demo
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest docs-build docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,8 +20,8 @@ demo: setup
 	$(BIN)/lrkit demo --out $(OUT)
 
 lint: setup
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples docs/*.py
+	$(BIN)/ruff format --check src tests bench examples docs/*.py
 
 typecheck: setup
 	$(BIN)/mypy
@@ -29,12 +29,22 @@ typecheck: setup
 pytest: setup
 	$(BIN)/python -m pytest -n 2 -q
 
-test: lint typecheck pytest
+# the guide must build without a warning (a broken link or a missing page fails)
+docs-build: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
+
+test: lint typecheck docs-build pytest
+
+# rebuild every figure from lrkit itself, then serve the guide on http://127.0.0.1:8000
+docs: setup
+	$(BIN)/python docs/make_figures.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: setup
 	$(BIN)/python bench/preview.py
 	$(BIN)/python bench/step_overhead.py
 	$(BIN)/python bench/compiled_step.py
+	$(BIN)/python bench/lab.py
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(OUT) site .pytest_cache .mypy_cache .ruff_cache .hypothesis

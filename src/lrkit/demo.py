@@ -44,7 +44,8 @@ def demo_strategies(peak: float) -> list[tuple[str, str, str | None]]:
 
 def run_demo(out: Path, *, quick: bool = False, workers: int | None = None) -> int:
     """Write everything into ``out`` and print what was written; the last line is the report's path."""
-    from .lab.cli import _cores, check_output_dir, run_and_report
+    from ._paths import check_output_dir
+    from .lab.cli import _cores, run_and_report
     from .lab.experiment import Experiment
     from .lab.runner import Strategy
     from .lab.store import check_db_path

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._paths import check_output_dir
 from .experiment import Experiment, load_experiment
 from .store import check_db_path
 
-__all__ = ["check_output_dir", "register"]
+__all__ = ["register", "run_and_report"]
 
 EXAMPLE = """\
 examples:
@@ -29,25 +30,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def check_output_dir(path: str | Path, flag: str) -> Path:
-    """``path`` if it is (or can be made) a folder: not a file, not under a file. Creates nothing."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ValueError(f"{flag}: {str(p)!r} is a file; expected a folder")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(
-                    f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder"
-                )
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise ValueError(f"{flag}: cannot create folders in {str(parent)!r} (permission denied)")
-            break
-    if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag}: cannot write in {str(p)!r} (permission denied)")
-    return p
 
 
 def register(sub: Any) -> None:
