@@ -336,8 +336,10 @@ def _reader(url: str) -> Any:
 
 
 def _running_trial_of(study: Any, pid: int) -> Any:
+    """The trial worker ``pid`` is training (its point drawn and its spec stored), or None."""
     for t in study.get_trials(deepcopy=False):
-        if t.state.name == "RUNNING" and t.user_attrs.get("worker", "").split(":")[1:2] == [str(pid)]:
+        mine = t.user_attrs.get("worker", "").split(":")[1:2] == [str(pid)]
+        if t.state.name == "RUNNING" and mine and "spec" in t.user_attrs:
             return t
     return None
 
