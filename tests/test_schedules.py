@@ -117,7 +117,7 @@ def test_durations_in_epochs_and_fractions() -> None:
         Cosine(lr=1.0)(5)
     with pytest.raises(ValueError, match="leaving nothing of total_steps=100"):
         (Warmup(200) >> Cosine(lr=1.0)).resolve(total_steps=100)
-    with pytest.raises(ValueError, match="resolve: total_steps must be > 0, got -1"):
+    with pytest.raises(ValueError, match=r"resolve: total_steps must be > 0 and <= 2\*\*53, got -1"):
         Cosine(lr=1.0).resolve(total_steps=-1)
 
 
@@ -178,7 +178,10 @@ def test_jax_under_jit() -> None:
         (lambda: Repeat(Cosine(lr=1.0)), r"repeat: schedule \(cosine\) needs a length"),
         (lambda: Constant(1.0) >> Cosine(lr=1.0), r"chain: piece 0 \(constant\) has no length"),
         (lambda: Piecewise(points=[(10, 1.0), (5, 0.0)]), "point steps must be strictly increasing"),
-        (lambda: CosineRestarts(lr=1.0, period=10, mult=0.5), "cosine_restarts: mult must be >= 1, got 0.5"),
+        (
+            lambda: CosineRestarts(lr=1.0, period=10, mult=0.5),
+            r"cosine_restarts: mult must be >= 1 and <= 1e\+06, got 0.5",
+        ),
     ],
 )
 def test_invalid_values_are_rejected_with_a_clear_message(make, message) -> None:  # type: ignore[no-untyped-def]

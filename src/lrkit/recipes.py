@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from .scaling import scale_lr
 from .schedules import (
@@ -42,11 +43,26 @@ __all__ = [
 ]
 
 
+def _decimal(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
+
+
+def _times(a: float, *factors: float, per: float = 1.0) -> float:
+    """``a * factors... / per`` computed on the decimals as written, then rounded once to a float, so
+    that ``6e-4 * 0.1`` is 6e-05 (not 5.9999999999999995e-05) and prints as people write it."""
+    out = _decimal(a)
+    for f in factors:
+        out *= _decimal(f)
+    return float(out / _decimal(per))
+
+
 def resnet_imagenet(batch: int = 256, warmup: DurationLike | None = None) -> Schedule:
     """ResNet on ImageNet (He et al. 2016; Goyal et al. 2017): SGD+momentum 0.9, lr 0.1 per 256 images
     (linear scaling), x0.1 at epochs 30, 60 and 90. Batches of 1024+ get a 5-epoch linear warmup."""
     scaled = scale_lr(0.1, base_batch=256, batch=batch)
-    body = MultiStep(lr=scaled.lr, milestones=[epochs(30), epochs(60), epochs(90)], gamma=0.1)
+    body = MultiStep(
+        lr=_times(0.1, batch, per=256), milestones=[epochs(30), epochs(60), epochs(90)], gamma=0.1
+    )
     if warmup is None and batch >= 1024:
         warmup = epochs(scaled.warmup_epochs)
     if warmup is None:
@@ -77,7 +93,7 @@ def gpt_cosine(lr: float = 6e-4, warmup: DurationLike = "1%", final_fraction: fl
     decay to 10% of the peak over the rest of the run."""
     check_number("gpt_cosine", "lr", lr, low=0, low_open=True)
     check_number("gpt_cosine", "final_fraction", final_fraction, low=0, high=1)
-    return Warmup(steps=warmup) >> Cosine(lr=lr, min_lr=lr * final_fraction)
+    return Warmup(steps=warmup) >> Cosine(lr=lr, min_lr=_times(lr, final_fraction))
 
 
 def llm_wsd(lr: float = 3e-4, warmup: DurationLike = "1%", decay: DurationLike = "20%") -> Schedule:

@@ -12,6 +12,11 @@ The string form is read by a small recursive-descent parser (never ``eval``)::
 
 Durations are written ``500`` (steps), ``3ep`` (epochs), ``10%`` (of the total) or ``rest``.
 
+Limits (so that any input gets a :class:`SpecError`, quickly, never a crash): a spec holds at most
+:data:`MAX_INPUT` characters (a file at most that many bytes, in UTF-8), nests at most :data:`MAX_DEPTH`
+levels, and a dict/list spec holds at most :data:`MAX_NODES` values. Numbers lie within +-1.8e308 (and
+integers have at most 400 digits). An error message shows the input near the error, never all of it.
+
 >>> s = parse("warmup(steps=500) >> cosine(lr=3e-4, min_lr=3e-5)")
 >>> to_string(s)
 'warmup(steps=500) >> cosine(lr=0.0003, min_lr=3e-05)'
@@ -23,15 +28,16 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .schedules.base import REGISTRY, Schedule
 from .schedules.compose import Chain, Product, Scale
-from .schedules.duration import Duration
+from .schedules.duration import Duration, _short
 
 __all__ = [
     "ScheduleLike",
@@ -53,10 +59,47 @@ __all__ = [
 ]
 
 MAX_DEPTH = 64
+#: The longest spec read, in characters (or bytes, for a file).
+MAX_INPUT = 1_000_000
+#: The most values (dicts, lists and scalars) a dict/JSON/YAML/TOML spec may hold, aliases counted each time.
+MAX_NODES = 100_000
+_MAX_DIGITS = 400  # an integer with more digits is beyond any float
+
+#: What a loader turns into a SpecError: anything a bad input can raise on its way in.
+_BAD_INPUT = (ValueError, TypeError, OverflowError, RecursionError, ArithmeticError, UnicodeError)
 
 
 class SpecError(ValueError):
     """A schedule spec that cannot be read; the message says where and what was expected."""
+
+
+def _spec_error(exc: BaseException) -> SpecError:
+    if isinstance(exc, SpecError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return SpecError(f"spec: nested too deeply (at most {MAX_DEPTH} levels)")
+    msg = str(exc)
+    if len(msg) > 2000:
+        msg = f"{msg[:1500]} ... {msg[-300:]}"
+    return SpecError(
+        msg if isinstance(exc, (ValueError, TypeError)) else f"spec: {type(exc).__name__}: {msg}"
+    )
+
+
+def _text(text: object, what: str) -> str:
+    """A spec's text: a str, or UTF-8 bytes; at most MAX_INPUT characters."""
+    if isinstance(text, (bytes, bytearray)):
+        if len(text) > MAX_INPUT:
+            raise SpecError(f"{what}: {len(text)} bytes is too long; a spec holds at most {MAX_INPUT}")
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{what}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if not isinstance(text, str):
+        raise SpecError(f"{what}: expected a string, got {type(text).__name__} {_short(text)}")
+    if len(text) > MAX_INPUT:
+        raise SpecError(f"{what}: {len(text)} characters is too long; a spec holds at most {MAX_INPUT}")
+    return text
 
 
 # -- dicts ---------------------------------------------------------------------------------------
@@ -102,9 +145,9 @@ def known_names() -> str:
 
 def _lookup(name: object) -> type[Schedule]:
     if not isinstance(name, str) or name not in REGISTRY:
-        close = difflib.get_close_matches(str(name), REGISTRY, n=1)
+        close = difflib.get_close_matches(name[:100], REGISTRY, n=1) if isinstance(name, str) else []
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SpecError(f"unknown schedule {name!r}{hint}; known: {known_names()}")
+        raise SpecError(f"unknown schedule {_short(name)}{hint}; known: {known_names()}")
     return REGISTRY[name]
 
 
@@ -112,7 +155,9 @@ def _build(cls: type[Schedule], kwargs: dict[str, Any]) -> Schedule:
     names = [f.name for f in fields(cls)]
     for k in kwargs:
         if k not in names:
-            raise SpecError(f"{cls.name}: unknown parameter {k!r}; its parameters are {', '.join(names)}")
+            raise SpecError(
+                f"{cls.name}: unknown parameter {_short(k)}; its parameters are {', '.join(names)}"
+            )
     missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in kwargs]
     if missing:
         raise SpecError(
@@ -120,30 +165,54 @@ def _build(cls: type[Schedule], kwargs: dict[str, Any]) -> Schedule:
         )
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(str(exc)) from None
+    except _BAD_INPUT as exc:
+        raise _spec_error(exc) from None
 
 
-def _from_data(v: Any, depth: int) -> Any:
+class _Budget:
+    """Counts the values a dict spec holds (YAML aliases can make a small file hold billions)."""
+
+    def __init__(self) -> None:
+        self.left = MAX_NODES
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise SpecError(f"spec: holds more than {MAX_NODES} values")
+
+
+def _from_data(v: Any, depth: int, budget: _Budget) -> Any:
+    budget.spend()
     if depth > MAX_DEPTH:
-        raise SpecError(f"spec nested deeper than {MAX_DEPTH} levels")
+        raise SpecError(f"spec: nested deeper than {MAX_DEPTH} levels")
     if isinstance(v, dict):
-        return from_dict(v, _depth=depth + 1)
+        return _from_dict(v, depth + 1, budget)
     if isinstance(v, (list, tuple)):
-        return tuple(_from_data(x, depth + 1) for x in v)
+        return tuple(_from_data(x, depth + 1, budget) for x in v)
     return v
 
 
-def from_dict(d: dict[str, Any], *, _depth: int = 0) -> Schedule:
-    """The schedule a :func:`to_dict` dict describes (nested dicts become nested schedules)."""
-    if not isinstance(d, dict):
-        raise SpecError(f"spec: expected a dict with a 'type' key, got {type(d).__name__} {d!r}")
+def from_dict(d: Mapping[str, Any]) -> Schedule:
+    """The schedule a :func:`to_dict` dict describes (nested dicts become nested schedules).
+
+    Raises :class:`SpecError` (a ``ValueError``) for anything that does not describe a schedule.
+    """
+    try:
+        return _from_dict(d, 0, _Budget())
+    except _BAD_INPUT as exc:
+        raise _spec_error(exc) from None
+
+
+def _from_dict(d: Any, depth: int, budget: _Budget) -> Schedule:
+    if not isinstance(d, Mapping):
+        raise SpecError(f"spec: expected a dict with a 'type' key, got {type(d).__name__} {_short(d)}")
     if "type" not in d:
         raise SpecError(
-            f"spec: the dict needs a 'type' key naming the schedule (one of {known_names()}), got {d!r}"
+            "spec: the dict needs a 'type' key naming the schedule "
+            f"(one of {known_names()}), got {_short(dict(d))}"
         )
     cls = _lookup(d["type"])
-    kwargs = {str(k): _from_data(v, _depth) for k, v in d.items() if k != "type"}
+    kwargs = {str(k)[:100]: _from_data(v, depth, budget) for k, v in d.items() if k != "type"}
     return _build(cls, kwargs)
 
 
@@ -157,7 +226,7 @@ def as_schedule(x: object, where: str = "schedule") -> Schedule:
     if isinstance(x, str):
         return parse(x)
     if isinstance(x, Mapping):
-        return from_dict(dict(x))
+        return from_dict(x)
     raise TypeError(
         f"{where} must be an lrkit Schedule, a spec string or a spec dict, got {type(x).__name__} {x!r}"
     )
@@ -168,11 +237,21 @@ def to_json(s: Schedule, indent: int | None = None) -> str:
     return json.dumps(to_dict(s), indent=indent)
 
 
-def from_json(text: str) -> Schedule:
+def _json_int(s: str) -> int:
+    if len(s.lstrip("-")) > _MAX_DIGITS:
+        raise SpecError(f"spec: an integer with {len(s)} digits is out of range (at most +-1.8e308)")
+    return int(s)
+
+
+def from_json(text: str | bytes) -> Schedule:
+    text = _text(text, "JSON spec")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"spec: invalid JSON: {exc}") from None
+        data = json.loads(text, parse_int=_json_int)
+    except SpecError:
+        raise
+    except _BAD_INPUT as exc:
+        bad = exc if isinstance(exc, RecursionError) else SpecError(f"spec: invalid JSON: {exc}")
+        raise _spec_error(bad) from None
     return from_dict(data)
 
 
@@ -189,12 +268,15 @@ def to_yaml(s: Schedule) -> str:
     return str(yaml.safe_dump(to_dict(s), sort_keys=False))
 
 
-def from_yaml(text: str) -> Schedule:
+def from_yaml(text: str | bytes) -> Schedule:
     yaml = _yaml()
+    text = _text(text, "YAML spec")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError(f"spec: invalid YAML: {exc}") from None
+        raise SpecError(f"spec: invalid YAML: {_spec_error(exc)}") from None
+    except _BAD_INPUT as exc:
+        raise _spec_error(exc) from None
     return from_dict(data)
 
 
@@ -206,17 +288,20 @@ def to_toml(s: Schedule) -> str:
     return str(tomli_w.dumps(to_dict(s)))
 
 
-def from_toml(text: str) -> Schedule:
+def from_toml(text: str | bytes) -> Schedule:
     import tomllib
 
+    text = _text(text, "TOML spec")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"spec: invalid TOML: {exc}") from None
+        raise SpecError(f"spec: invalid TOML: {_spec_error(exc)}") from None
+    except _BAD_INPUT as exc:
+        raise _spec_error(exc) from None
     return from_dict(data)
 
 
-_FORMATS = {
+_FORMATS: dict[str, tuple[Callable[[Schedule], str], Callable[[str], Schedule]]] = {
     ".json": (to_json, from_json),
     ".yaml": (to_yaml, from_yaml),
     ".yml": (to_yaml, from_yaml),
@@ -224,33 +309,54 @@ _FORMATS = {
 }
 
 
+def _format(fmt: object) -> str:
+    key = "." + fmt.lower() if isinstance(fmt, str) else ""
+    if fmt != "string" and key not in _FORMATS:
+        raise SpecError(f"fmt: expected one of json, yaml, yml, toml, string, got {_short(fmt)}")
+    return key
+
+
 def dumps(s: Schedule, fmt: str) -> str:
     """``s`` as ``fmt``: json, yaml, toml or string."""
-    if fmt == "string":
-        return to_string(s)
-    key = "." + fmt.lower()
-    if key not in _FORMATS:
-        raise ValueError(f"fmt: expected one of json, yaml, toml, string, got {fmt!r}")
-    return _FORMATS[key][0](s)
+    key = _format(fmt)
+    return to_string(s) if fmt == "string" else _FORMATS[key][0](s)
 
 
-def loads(text: str, fmt: str = "string") -> Schedule:
-    """Read a spec in ``fmt`` (json, yaml, toml or string)."""
-    if fmt == "string":
-        return parse(text)
-    key = "." + fmt.lower()
-    if key not in _FORMATS:
-        raise ValueError(f"fmt: expected one of json, yaml, toml, string, got {fmt!r}")
-    return _FORMATS[key][1](text)
+def loads(text: str | bytes, fmt: str = "string") -> Schedule:
+    """Read a spec in ``fmt`` (json, yaml, toml or string); :class:`SpecError` for anything else."""
+    key = _format(fmt)
+    return parse(text) if fmt == "string" else _FORMATS[key][1](text)  # type: ignore[arg-type]
 
 
 def load(spec: str | Path) -> Schedule:
-    """A spec string, or a path to a .json/.yaml/.yml/.toml file holding one."""
+    """A spec string, or a path to a .json/.yaml/.yml/.toml file holding one (UTF-8, at most
+    :data:`MAX_INPUT` bytes)."""
+    if not isinstance(spec, (str, Path)):
+        raise SpecError(f"spec: expected a spec string or a path, got {type(spec).__name__} {_short(spec)}")
+    if isinstance(spec, str) and len(spec) > MAX_INPUT:
+        return parse(spec)  # refused for its length, without asking the file system about it
     p = Path(spec)
     if p.suffix.lower() in _FORMATS:
-        if not p.is_file():
-            raise SpecError(f"spec: no such file {str(spec)!r}")
-        return loads(p.read_text(), p.suffix[1:])
+        try:
+            if p.is_dir():
+                raise SpecError(f"spec: {_short(str(spec))} is a directory, not a spec file")
+            if not p.is_file():
+                raise SpecError(f"spec: no such file {_short(str(spec))}")
+            size = p.stat().st_size
+            if size > MAX_INPUT:
+                raise SpecError(
+                    f"spec: {_short(str(spec))} holds {size} bytes; a spec file holds at most {MAX_INPUT}"
+                )
+            data = p.read_bytes()
+        except OSError as exc:
+            raise SpecError(f"spec: cannot read {_short(str(spec))}: {exc.strerror or exc}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(
+                f"spec: {_short(str(spec))} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from None
+        return loads(text, p.suffix[1:])
     return parse(str(spec))
 
 
@@ -284,7 +390,17 @@ class _Parser:
         self.depth = 0
 
     def fail(self, pos: int, msg: str) -> NoReturn:
-        raise SpecError(f"{msg} at position {pos} of {self.text!r}")
+        raise SpecError(f"{msg} at position {pos} of {_near(self.text, pos)}")
+
+    def number(self, text: str, pos: int) -> Any:
+        """A scalar token's value; numbers beyond a float's range are refused here, by position."""
+        digits = len(text.lstrip("+-"))
+        if _INT.match(text) and digits > _MAX_DIGITS:
+            self.fail(pos, f"an integer with {digits} digits is out of range (at most +-1.8e308)")
+        v = _scalar(text)
+        if isinstance(v, float) and not math.isfinite(v):
+            self.fail(pos, f"the number {_short(text)} is out of range (at most +-1.8e308)")
+        return v
 
     def peek(self) -> tuple[str, str, int]:
         return self.toks[self.i] if self.i < len(self.toks) else ("end", "", len(self.text))
@@ -322,7 +438,7 @@ class _Parser:
             pos = self.peek()[2]
             self.i += 1
             parts.append(self.product())
-            if not all(isinstance(p, Schedule) for p in parts):
+            if not (isinstance(parts[0], Schedule) and isinstance(parts[-1], Schedule)):
                 self.fail(pos, "'>>' joins schedules, not numbers")
         self.depth -= 1
         if len(parts) == 1:
@@ -341,11 +457,13 @@ class _Parser:
             nums = [isinstance(x, (int, float)) and not isinstance(x, bool) for x in (left, right)]
             try:
                 if all(nums):
-                    left = left * right
+                    left = float(left) * float(right)
+                    if not math.isfinite(left):
+                        self.fail(pos, "the product of these numbers is out of range (at most +-1.8e308)")
                 elif nums[0]:
-                    left = Scale(right, float(left))
+                    left = Scale(right, left)
                 elif nums[1]:
-                    left = Scale(left, float(right))
+                    left = Scale(left, right)
                 elif isinstance(left, Schedule) and isinstance(right, Schedule):
                     left = Product(left, right)
                 else:
@@ -371,7 +489,7 @@ class _Parser:
         ):
             return self.call()
         if kind == "atom":
-            v = _scalar(text)
+            v = self.number(text, pos)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 self.i += 1
                 return v
@@ -453,7 +571,7 @@ class _Parser:
             nxt = self.toks[self.i + 1] if self.i + 1 < len(self.toks) else ("end", "", 0)
             if _NAME.match(text) and nxt[1] == "(" and nxt[0] == "punct":
                 return self.expr()
-            v = _scalar(text)
+            v = self.number(text, pos)
             number = isinstance(v, (int, float)) and not isinstance(v, bool)
             if number and (nxt[0] == "op" or (nxt[0] == "punct" and nxt[1] == "*")):
                 return self.expr()
@@ -463,7 +581,15 @@ class _Parser:
 
 
 def _show(tok: tuple[str, str, int]) -> str:
-    return "the end" if tok[0] == "end" else repr(tok[1])
+    return "the end" if tok[0] == "end" else _short(tok[1])
+
+
+def _near(text: str, pos: int, width: int = 30) -> str:
+    """The input around ``pos`` (all of it when short), quoted, with "..." where it is cut."""
+    if len(text) <= 2 * width + 20:
+        return repr(text)
+    lo, hi = max(0, pos - width), min(len(text), pos + width)
+    return f"{'...' if lo else ''}{text[lo:hi]!r}{'...' if hi < len(text) else ''} ({len(text)} characters)"
 
 
 def _did_you_mean(name: str, options: Any = None) -> str:
@@ -495,9 +621,11 @@ def parse(text: str) -> Schedule:
     >>> parse("warmup(10%) >> cosine(lr=0.1)").pieces[0].steps
     fraction(0.1)
     """
-    if not isinstance(text, str):
-        raise TypeError(f"spec: expected a string, got {type(text).__name__} {text!r}")
-    return _Parser(text).parse()
+    text = _text(text, "spec")
+    try:
+        return _Parser(text).parse()
+    except _BAD_INPUT as exc:
+        raise _spec_error(exc) from None
 
 
 def _fmt(v: Any) -> str:

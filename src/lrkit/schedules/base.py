@@ -10,6 +10,7 @@ steps by :meth:`Schedule.resolve`.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, TypeVar, overload
@@ -17,11 +18,17 @@ from typing import Any, ClassVar, TypeVar, overload
 import numpy as np
 
 from ._xp import Array, Namespace, as_float_time, namespace_of
-from .duration import REST, Duration, DurationLike
+from .duration import MAX_STEPS, REST, Duration, DurationLike, _number, _short
 
 S = TypeVar("S", bound="Schedule")
 
 _CHUNK = 65_536  # numpy arrays longer than this are evaluated block by block
+
+#: How deeply schedules may nest (``scale(scale(...))``, ``a * b * c ...``): deeper ones are refused at
+#: construction, so that evaluating, printing and comparing never hit Python's recursion limit.
+MAX_NESTING = 64
+#: The shortest period, step size or time scale, in steps: shorter ones make ``t / period`` overflow.
+MIN_PERIOD = 1e-6
 
 #: Every concrete schedule class by its spec name (``"cosine"`` -> :class:`Cosine`).
 REGISTRY: dict[str, type[Schedule]] = {}
@@ -61,25 +68,59 @@ def check_number(
 ) -> float:
     """Return ``v`` as a float, or raise naming ``owner.name``, the value and the expected range."""
     where = f"{owner}: {name}"
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{where} must be a number, got {type(v).__name__} {v!r}")
-    x = float(v)
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{where} must be a number, got {type(v).__name__} {_short(v)}")
+    try:
+        x = float(v)
+    except OverflowError:
+        raise ValueError(f"{where} must be a finite number (within 1.8e308), got {_short(v)}") from None
     if not math.isfinite(x):
-        raise ValueError(f"{where} must be finite, got {v!r}")
+        raise ValueError(f"{where} must be finite, got {_short(v)}")
     lo_ok = low is None or (x > low if low_open else x >= low)
     hi_ok = high is None or (x < high if high_open else x <= high)
     if not (lo_ok and hi_ok):
         lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        hi = (
+            ""
+            if high is None
+            else f"{'<' if high_open else '<='} {'2**53' if high == MAX_STEPS else f'{high:g}'}"
+        )
         want = " and ".join(p for p in (lo, hi) if p)
-        raise ValueError(f"{where} must be {want}, got {v!r}")
+        raise ValueError(f"{where} must be {want}, got {_short(v)}")
     return x
 
 
 def check_choice(owner: str, name: str, v: object, choices: tuple[str, ...]) -> str:
-    if v not in choices:
-        raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {v!r}")
+    if not isinstance(v, str) or v not in choices:
+        raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {_short(v)}")
     return str(v)
+
+
+def check_bound(owner: str, what: str, value: float, advice: str) -> None:
+    """Refuse parameters whose learning rate would overflow: ``value`` is the largest it reaches."""
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {what} overflows (beyond 1.8e308); {advice}")
+
+
+def growth(base: float, exponent: float) -> float:
+    """``base ** exponent`` for ``base > 0``, inf where it overflows (Python raises there)."""
+    try:
+        return float(base**exponent)
+    except OverflowError:
+        return math.inf
+
+
+def _plain_number(v: Any) -> Any:
+    """numpy scalars as Python numbers (so specs print and serialise them), ints beyond 2**53 as floats."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    exotic = type(v) not in (int, float)  # numpy scalars, Fraction, Decimal, ...
+    if isinstance(v, numbers.Real) and (exotic or (isinstance(v, int) and not -MAX_STEPS <= v <= MAX_STEPS)):
+        try:
+            return _number(v, "value")
+        except ValueError:
+            return v  # left for the field's own check, which names it
+    return v
 
 
 @dataclass(frozen=True)
@@ -106,10 +147,16 @@ class Schedule:
 
     # -- construction ---------------------------------------------------------------------------
     def __post_init__(self) -> None:
+        depth = 0
         for f in fields(self):
             kind = f.metadata.get("kind")
             v = getattr(self, f.name)
-            if kind == "duration" and v is not None:
+            if kind is None and not isinstance(v, (str, Schedule)):
+                v = _plain_number(v)
+                object.__setattr__(self, f.name, v)
+            if kind is None and f.type == "bool" and not isinstance(v, bool):
+                raise TypeError(f"{self.name}: {f.name} must be true or false, got {_short(v)}")
+            elif kind == "duration" and v is not None:
                 d = Duration.parse(v, name=f"{self.name}: {f.name}")
                 if d.unit == "rest" and f.name != self.length_field:
                     raise ValueError(f"{self.name}: {f.name} cannot be 'rest'; only the length can")
@@ -117,6 +164,11 @@ class Schedule:
                     raise ValueError(f"{self.name}: {f.name} must be > 0 steps, got {v!r}")
                 if f.metadata.get("positive") and d.unit != "rest" and d.value <= 0:
                     raise ValueError(f"{self.name}: {f.name} must be > 0, got {d.to_data()!r}")
+                if f.metadata.get("positive") and d.unit == "steps" and d.value < MIN_PERIOD:
+                    raise ValueError(
+                        f"{self.name}: {f.name} must be at least {MIN_PERIOD:g} steps "
+                        f"(a shorter period only loses precision), got {d.to_data()!r}"
+                    )
                 object.__setattr__(self, f.name, d)
             elif kind == "durations":
                 if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
@@ -124,13 +176,44 @@ class Schedule:
                 ds = tuple(Duration.parse(x, name=f"{self.name}: {f.name}") for x in v)
                 object.__setattr__(self, f.name, ds)
             elif kind == "schedule" and not isinstance(v, Schedule):
-                raise TypeError(f"{self.name}: {f.name} must be a schedule, got {type(v).__name__} {v!r}")
+                raise TypeError(
+                    f"{self.name}: {f.name} must be a schedule, got {type(v).__name__} {_short(v)}"
+                )
+            if kind == "schedule":
+                depth = max(depth, v.nesting)
+            elif kind == "schedules" and isinstance(v, tuple):
+                depth = max([depth, *(p.nesting for p in v if isinstance(p, Schedule))])
+        if depth + 1 > MAX_NESTING:
+            raise ValueError(
+                f"{self.name}: schedules nested {depth + 1} levels deep; at most {MAX_NESTING} "
+                "(fold repeated factors into one: s * 0.5 * 0.5 -> s * 0.25)"
+            )
+        object.__setattr__(self, "_nesting", depth + 1)
         self._validate()
         # cached here, not with functools.cached_property: its lock breaks torch.compile tracing
         object.__setattr__(self, "_unresolved", self._find_unresolved())
 
     def _validate(self) -> None:
         """Check parameters; raise ValueError/TypeError naming the argument and the value."""
+
+    @property
+    def nesting(self) -> int:
+        """How many schedules deep this one is (1 for a leaf; a chain counts as one level)."""
+        return int(self.__dict__["_nesting"])
+
+    def peak(self) -> float | None:
+        """An upper bound of the learning rate at every step (None: not known until resolved).
+
+        Used to refuse parameters whose values would overflow (a scale, a product, a growing gamma).
+        """
+        vals = [
+            float(v)
+            for f in fields(self)
+            if f.metadata.get("kind") is None and "lr" in f.name
+            for v in (getattr(self, f.name),)
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        return max(vals) if vals else 1.0
 
     # -- evaluation -----------------------------------------------------------------------------
     @overload
@@ -150,8 +233,19 @@ class Schedule:
         if xp is None:
             xp = namespace_of(step)
         if scalar:  # through a 1-element array: the same ufunc loops as a vectorised call, bit for bit
+            if isinstance(step, (int, np.integer)):
+                step = min(
+                    max(int(step), -MAX_STEPS), MAX_STEPS
+                )  # beyond 2**53 as 2**53 (a float would overflow)
+            elif not math.isfinite(step):
+                raise ValueError(f"{self.name}: step must be a finite number, got {step!r}")
             return float(self._eval(np.asarray([step], dtype=np.float64), np)[0])
         t = as_float_time(step, xp)
+        if xp is np and not np.isfinite(t).all():
+            bad = t.reshape(-1)[~np.isfinite(t.reshape(-1))][0]
+            raise ValueError(
+                f"{self.name}: steps must be finite numbers, got {bad!r} in an array of {t.size}"
+            )
         if xp is np and t.size > _CHUNK:  # long previews: cache-sized blocks are ~1.5x faster
             flat = t.reshape(-1)
             out = np.empty_like(flat)
@@ -163,7 +257,7 @@ class Schedule:
     def _eval(self, t: Array, xp: Namespace) -> Array:
         """Evaluate at local time ``t``, holding the first value before 0 and the last past the end."""
         n = self.length_steps
-        return self._f(xp.clip(t, 0.0, n) if n is not None else xp.clip(t, 0.0, None), xp)
+        return self._f(xp.clip(t, 0.0, n if n is not None else float(MAX_STEPS)), xp)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         raise NotImplementedError
@@ -225,9 +319,13 @@ class Schedule:
         steps(500)
         """
         if total_steps is not None:
-            check_number("resolve", "total_steps", total_steps, low=0, low_open=True)
+            total_steps = check_number(
+                "resolve", "total_steps", total_steps, low=0, low_open=True, high=MAX_STEPS
+            )
         if steps_per_epoch is not None:
-            check_number("resolve", "steps_per_epoch", steps_per_epoch, low=0, low_open=True)
+            steps_per_epoch = check_number(
+                "resolve", "steps_per_epoch", steps_per_epoch, low=0, low_open=True, high=MAX_STEPS
+            )
         return self._resolve(total_steps, steps_per_epoch, total_steps)
 
     def _resolve(self: S, total: float | None, spe: float | None, span: float | None) -> S:
@@ -266,8 +364,8 @@ class Schedule:
 
         if isinstance(other, Schedule):
             return Product(self, other)
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return Scale(self, float(other))
+        if isinstance(other, numbers.Real) and not isinstance(other, (bool, np.bool_)):
+            return Scale(self, other)  # type: ignore[arg-type]  # numpy scalars: normalised by Scale
         return NotImplemented
 
     __rmul__ = __mul__
@@ -317,15 +415,20 @@ def const_like(t: Array, v: float) -> Array:
 
 
 __all__ = [
+    "MAX_NESTING",
+    "MAX_STEPS",
+    "MIN_PERIOD",
     "REGISTRY",
     "REST",
     "Schedule",
+    "check_bound",
     "check_choice",
     "check_number",
     "const_like",
     "duration_field",
     "durations_field",
     "floor_div",
+    "growth",
     "param",
     "schedule_field",
     "steps_of",

@@ -9,18 +9,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ._xp import Array, Namespace
 from .base import (
     Schedule,
+    check_bound,
     check_number,
     const_like,
     duration_field,
     durations_field,
     floor_div,
+    growth,
     param,
     steps_of,
 )
-from .duration import REST, Duration, DurationLike
+from .duration import REST, Duration, DurationLike, _short
+
+
+def _plain(v: object) -> object:
+    """A numpy scalar as a Python number (other values are left for the check that names them)."""
+    if isinstance(v, np.integer):
+        return int(v)
+    return float(v) if isinstance(v, np.floating) else v
+
 
 _LR = "the learning rate"
 
@@ -66,6 +78,37 @@ class StepDecay(Schedule):
     def _validate(self) -> None:
         check_number(self.name, "lr", self.lr, low=0)
         check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
+        self._check_growth(self._exponent())
+
+    def _exponent(self) -> float | None:
+        """How many times gamma applies by the end (None: not known until resolved)."""
+        n, k = self.steps, self.step_size
+        if isinstance(n, Duration) and n.is_steps and isinstance(k, Duration) and k.is_steps:
+            return float(math.floor(float(n.value) / float(k.value)))
+        return None
+
+    def _check_growth(self, exponent: float | None) -> None:
+        """gamma > 1 grows the learning rate: it needs an end, and its last value must be finite."""
+        if self.gamma <= 1:
+            return
+        if self.steps is None:
+            raise ValueError(
+                f"{self.name}: gamma={self.gamma!r} > 1 grows without bound; give steps=... (the "
+                "schedule then holds its last value) or use gamma <= 1"
+            )
+        if exponent is not None:
+            check_bound(
+                self.name,
+                f"lr * gamma**{exponent:g}",
+                self.lr * growth(self.gamma, exponent),
+                "use a smaller gamma or fewer steps",
+            )
+
+    def peak(self) -> float | None:
+        if self.gamma <= 1:
+            return float(self.lr)
+        e = self._exponent()
+        return None if e is None else self.lr * growth(self.gamma, e)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         return self.lr * self.gamma ** floor_div(t, steps_of(self.step_size), xp)
@@ -96,8 +139,17 @@ class MultiStep(Schedule):
             if a.unit == b.unit and not a.value < b.value:
                 raise ValueError(
                     f"{self.name}: milestones must be strictly increasing, got "
-                    f"{[d.to_data() for d in ms]} ({a.to_data()!r} then {b.to_data()!r})"
+                    f"{[d.to_data() for d in ms][:10]} ({a.to_data()!r} then {b.to_data()!r})"
                 )
+        check_bound(
+            self.name,
+            f"lr * gamma**{len(ms)} (one gamma per milestone)",
+            self.peak(),
+            "use a smaller gamma or fewer milestones",
+        )
+
+    def peak(self) -> float:
+        return max(float(self.lr), self.lr * growth(self.gamma, len(self.milestones)))
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         count = t * 0.0
@@ -127,6 +179,38 @@ class Exponential(Schedule):
     def _validate(self) -> None:
         check_number(self.name, "lr", self.lr, low=0)
         check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
+        self._check_growth(self._exponent())
+
+    def _exponent(self) -> float | None:
+        """The power of gamma at the end (None: not known until resolved)."""
+        n, k = self.steps, self.every
+        if isinstance(n, Duration) and n.is_steps and isinstance(k, Duration) and k.is_steps:
+            e = float(n.value) / float(k.value)
+            return float(math.floor(e)) if self.staircase else e
+        return None
+
+    def _check_growth(self, exponent: float | None) -> None:
+        """gamma > 1 grows the learning rate: it needs an end, and its last value must be finite."""
+        if self.gamma <= 1:
+            return
+        if self.steps is None:
+            raise ValueError(
+                f"{self.name}: gamma={self.gamma!r} > 1 grows without bound; give steps=... (the "
+                "schedule then holds its last value) or use gamma <= 1"
+            )
+        if exponent is not None:
+            check_bound(
+                self.name,
+                f"lr * gamma**{exponent:g}",
+                self.lr * growth(self.gamma, exponent),
+                "use a smaller gamma or fewer steps",
+            )
+
+    def peak(self) -> float | None:
+        if self.gamma <= 1:
+            return float(self.lr)
+        e = self._exponent()
+        return None if e is None else self.lr * growth(self.gamma, e)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n = steps_of(self.every)
@@ -317,16 +401,18 @@ class Piecewise(Schedule):
         pts: list[tuple[Duration, float]] = []
         raw: Any = self.points
         if isinstance(raw, (str, bytes)) or not hasattr(raw, "__iter__"):
-            raise TypeError(f"{self.name}: points must be a list of [step, lr] pairs, got {raw!r}")
+            raise TypeError(f"{self.name}: points must be a list of [step, lr] pairs, got {_short(raw)}")
         for i, p in enumerate(raw):
             if isinstance(p, (str, bytes)) or not hasattr(p, "__len__") or len(p) != 2:
-                raise ValueError(f"{self.name}: points[{i}] must be a [step, lr] pair, got {p!r}")
+                raise ValueError(f"{self.name}: points[{i}] must be a [step, lr] pair, got {_short(p)}")
             d = Duration.parse(p[0], name=f"{self.name}: points[{i}] step")
             if d.unit == "rest":
                 raise ValueError(f"{self.name}: points[{i}] step cannot be 'rest'")
-            pts.append((d, check_number(self.name, f"points[{i}] lr", p[1], low=0)))
+            y: Any = _plain(p[1])
+            check_number(self.name, f"points[{i}] lr", y, low=0)
+            pts.append((d, y))
         if not pts:
-            raise ValueError(f"{self.name}: points must hold at least one [step, lr] pair, got {raw!r}")
+            raise ValueError(f"{self.name}: points must hold at least one [step, lr] pair, got {_short(raw)}")
         for (a, _), (b, _) in itertools.pairwise(pts):
             if a.unit == b.unit and not a.value < b.value:
                 raise ValueError(
@@ -339,12 +425,18 @@ class Piecewise(Schedule):
     def length(self) -> Duration | None:
         return self.points[-1][0] if self.points else None  # type: ignore[return-value]
 
+    def peak(self) -> float:
+        return max(float(y) for _, y in self.points)
+
     def _f(self, t: Array, xp: Namespace) -> Array:
+        """Segment by segment, ``y0 * (1 - r) + y1 * r`` with ``r = (t - x0) / (x1 - x0)`` in [0, 1]: two
+        non-negative terms, so never below 0 and never inf, however close the points are."""
         xs = [steps_of(d) for d, _ in self.points]
         ys = [float(y) for _, y in self.points]
-        out = const_like(t, ys[0])
-        for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]):
-            out = out + (y1 - y0) / (x1 - x0) * (xp.clip(t, x0, x1) - x0)
+        out = const_like(t, ys[-1])
+        for x0, x1, y0, y1 in reversed(list(zip(xs, xs[1:], ys, ys[1:]))):
+            r = (xp.clip(t, x0, x1) - x0) / (x1 - x0)
+            out = xp.where(t < x1, y0 * (1.0 - r) + y1 * r, out)
         return out
 
 

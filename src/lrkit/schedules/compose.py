@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._xp import Array, Namespace
-from .base import Schedule, check_number, floor_div, param, schedule_field
-from .duration import REST, Duration, DurationLike
+from .base import MAX_STEPS, Schedule, check_bound, check_number, floor_div, param, schedule_field
+from .duration import REST, Duration, DurationLike, _short
 from .warmup import Warmup
 
 
@@ -84,6 +84,9 @@ class Chain(Schedule):
     def length(self) -> Duration | None:
         return _length_of(self.pieces, "sum")
 
+    def peak(self) -> float | None:
+        return _max_peak(self.pieces)
+
     def _resolve(self, total: float | None, spe: float | None, span: float | None) -> Chain:
         out: list[Schedule] = []
         offset: float | None = 0.0
@@ -135,6 +138,11 @@ class Chain(Schedule):
         return out
 
 
+def _max_peak(parts: Sequence[Schedule]) -> float | None:
+    peaks = [p.peak() for p in parts]
+    return None if any(v is None for v in peaks) else max(v for v in peaks if v is not None)
+
+
 def chain(*pieces: Schedule) -> Chain:
     """``chain(a, b, c)`` == ``a >> b >> c``."""
     return Chain(tuple(pieces))
@@ -165,6 +173,18 @@ class Scale(Schedule):
 
     def _validate(self) -> None:
         check_number(self.name, "factor", self.factor, low=0)
+        p = self.peak()
+        if p is not None:
+            check_bound(
+                self.name,
+                f"factor={self.factor!r} times the peak {self.schedule.peak():g}",
+                p,
+                "use a smaller factor",
+            )
+
+    def peak(self) -> float | None:
+        p = self.schedule.peak()
+        return None if p is None else p * self.factor
 
     @property
     def length(self) -> Duration | None:
@@ -190,6 +210,20 @@ class Product(Schedule):
     length_field = None
     summary = "two schedules multiplied (a * b)"
     example = "product(cosine(lr=0.1), warmup(steps=100))"
+
+    def _validate(self) -> None:
+        p = self.peak()
+        if p is not None:
+            check_bound(
+                self.name,
+                f"the product of the peaks {self.a.peak():g} * {self.b.peak():g}",
+                p,
+                "use smaller factors",
+            )
+
+    def peak(self) -> float | None:
+        a, b = self.a.peak(), self.b.peak()
+        return None if a is None or b is None else a * b
 
     @property
     def length(self) -> Duration | None:
@@ -221,6 +255,12 @@ class Clamp(Schedule):
         if self.max_lr is not None:
             check_number(self.name, "max_lr", self.max_lr, low=self.min_lr)
 
+    def peak(self) -> float | None:
+        p = self.schedule.peak()
+        if p is None:
+            return None if self.max_lr is None else float(self.max_lr)
+        return max(p if self.max_lr is None else min(p, self.max_lr), self.min_lr)
+
     @property
     def length(self) -> Duration | None:
         return self.schedule.length
@@ -250,9 +290,27 @@ class Repeat(Schedule):
         if not bounded(self.schedule):
             raise ValueError(f"repeat: schedule ({self.schedule.name}) needs a length (steps=...) to repeat")
         if self.times is not None and (
-            isinstance(self.times, bool) or not isinstance(self.times, int) or self.times < 1
+            isinstance(self.times, bool)
+            or not isinstance(self.times, int)
+            or not 1 <= self.times <= MAX_STEPS
         ):
-            raise ValueError(f"repeat: times must be an integer >= 1 or None, got {self.times!r}")
+            raise ValueError(
+                f"repeat: times must be an integer in [1, 2**53] or None, got {_short(self.times)}"
+            )
+        d = self.schedule.length
+        if (
+            self.times is not None
+            and d is not None
+            and d.is_steps
+            and float(d.value) * self.times > MAX_STEPS
+        ):
+            raise ValueError(
+                f"repeat: times={self.times} repeats of {d.to_data()} steps exceed 2**53 steps; "
+                "use times=None (forever) or fewer"
+            )
+
+    def peak(self) -> float | None:
+        return self.schedule.peak()
 
     @property
     def length(self) -> Duration | None:
@@ -265,7 +323,7 @@ class Repeat(Schedule):
 
     def _eval(self, t: Array, xp: Namespace) -> Array:
         p = float(self.schedule.length_steps or math.inf)
-        t = xp.clip(t, 0.0, None)
+        t = xp.clip(t, 0.0, float(MAX_STEPS))
         k = floor_div(t, p, xp)
         local = t - k * p
         if self.times is not None:

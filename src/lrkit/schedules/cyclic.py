@@ -6,7 +6,16 @@ import math
 from dataclasses import dataclass
 
 from ._xp import Array, Namespace
-from .base import Schedule, check_choice, check_number, duration_field, floor_div, param, steps_of
+from .base import (
+    Schedule,
+    check_bound,
+    check_choice,
+    check_number,
+    duration_field,
+    floor_div,
+    param,
+    steps_of,
+)
 from .basic import cosine_between
 from .duration import REST, Duration, DurationLike
 
@@ -28,7 +37,7 @@ class CosineRestarts(Schedule):
 
     lr: float = param(doc="peak of the first cycle")
     period: DurationLike = duration_field(1, doc="length of the first cycle", positive=True)
-    mult: float = param(1.0, doc="each cycle is this many times longer than the one before (>= 1)")
+    mult: float = param(1.0, doc="each cycle is this many times longer than the one before (1 to 1e6)")
     min_lr: float = param(0.0, doc="floor of every cycle")
     decay: float = param(
         1.0, doc="each cycle's height above min_lr is this many times the last (0 < decay <= 1)"
@@ -38,9 +47,11 @@ class CosineRestarts(Schedule):
     summary = "cosine annealing with warm restarts (SGDR)"
     example = "cosine_restarts(lr=0.1, period=10ep, mult=2, min_lr=1e-4)"
 
+    MAX_MULT = 1e6
+
     def _validate(self) -> None:
         check_number(self.name, "lr", self.lr, low=0)
-        check_number(self.name, "mult", self.mult, low=1)
+        check_number(self.name, "mult", self.mult, low=1, high=self.MAX_MULT)
         check_number(self.name, "min_lr", self.min_lr, low=0)
         check_number(self.name, "decay", self.decay, low=0, low_open=True, high=1)
 
@@ -101,18 +112,19 @@ class Cyclic(Schedule):
         down = up if self.step_size_down is None else steps_of(self.step_size_down)
         c = up + down
         r = up / c
+        fall = 1.0 - r if r < 1.0 else 1.0  # r rounds to 1 only when the way down is far below a step
         q = floor_div(t, c, xp)
         cycle = 1.0 + q
-        x = (t - q * c) / c
+        x = xp.clip((t - q * c) / c, 0.0, 1.0)  # in [0, 1] even where t - q*c has lost its precision
         rising = x <= r
         if self.mode == "sine":
             scale = xp.where(
                 rising,
-                0.5 * (1.0 - xp.cos(math.pi * x / r)),
-                0.5 * (1.0 + xp.cos(math.pi * (x - r) / (1.0 - r))),
+                0.5 * (1.0 - xp.cos(math.pi * (x / r))),
+                0.5 * (1.0 + xp.cos(math.pi * xp.clip((x - r) / fall, 0.0, 1.0))),
             )
         else:
-            scale = xp.where(rising, x / r, (x - 1.0) / (r - 1.0))
+            scale = xp.clip(xp.where(rising, x / r, (1.0 - x) / fall), 0.0, 1.0)
         if self.mode == "triangular2":
             scale = scale * 0.5 ** (cycle - 1.0)
         elif self.mode == "exp_range":
@@ -152,6 +164,17 @@ class OneCycle(Schedule):
         check_choice(self.name, "anneal", self.anneal, ("cos", "linear"))
         check_number(self.name, "div_factor", self.div_factor, low=0, low_open=True)
         check_number(self.name, "final_div_factor", self.final_div_factor, low=0, low_open=True)
+        initial = self.max_lr / self.div_factor
+        check_bound(
+            self.name, f"the initial lr max_lr / div_factor = {initial:g}", initial, "use a larger div_factor"
+        )
+        final = initial / self.final_div_factor
+        check_bound(
+            self.name,
+            f"the final lr max_lr / div_factor / final_div_factor = {final:g}",
+            final,
+            "use a larger final_div_factor",
+        )
         n = self.steps
         if isinstance(n, Duration) and n.is_steps:
             ends = self._phase_ends(float(n.value))
@@ -161,6 +184,10 @@ class OneCycle(Schedule):
                     "with no "
                     f"steps (phase ends {ends}); use more steps or another pct_start"
                 )
+
+    def peak(self) -> float:
+        initial = self.max_lr / self.div_factor
+        return max(self.max_lr, initial, initial / self.final_div_factor)
 
     def _phase_ends(self, n: float) -> list[float]:
         if self.three_phase:

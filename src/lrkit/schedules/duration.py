@@ -6,15 +6,28 @@ evaluating the schedule raises a clear error instead of guessing.
 
 Text forms (used in specs and on the command line): ``500`` (steps), ``"3ep"`` (epochs), ``"10%"``
 (fraction of the total), ``"rest"`` (what is left of the total, or of a chain).
+
+Rounding: a fraction of the run resolves to a whole number of steps, ``ceil(fraction * total_steps)``,
+the rule transformers' ``TrainingArguments.get_warmup_steps`` applies to ``warmup_ratio`` (so
+``warmup(10%)`` over 37 steps is 4 steps, and ``"rest"`` after it is 33). Steps and epochs are not
+rounded. A duration holds at most :data:`MAX_STEPS` (2**53) steps or epochs: beyond it a float no
+longer counts single steps.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import reprlib
 from dataclasses import dataclass
+from decimal import Context, Decimal, InvalidOperation
 from typing import Literal
 
 Unit = Literal["steps", "epochs", "fraction", "rest"]
+
+#: The largest duration (in steps or epochs) and the largest step a schedule tells apart: 2**53, the
+#: last integer a float64 holds exactly. Steps beyond it are evaluated as 2**53.
+MAX_STEPS = 2**53
 
 
 @dataclass(frozen=True)
@@ -35,11 +48,14 @@ class Duration:
             raise ValueError(f"unit: expected 'steps', 'epochs', 'fraction' or 'rest', got {self.unit!r}")
         if self.unit == "rest":
             return
-        v = self.value
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"duration: expected a finite number >= 0, got {v!r}")
+        v = _number(self.value, "duration")
+        if v < 0:
+            raise ValueError(f"duration: expected a finite number >= 0, got {_short(v)}")
+        if v > MAX_STEPS:
+            raise ValueError(f"duration: expected at most 2**53 = {MAX_STEPS}, got {_short(v)}")
         if self.unit == "fraction" and v > 1:
             raise ValueError(f"duration: a fraction of the total must be in [0, 1], got {v!r}")
+        object.__setattr__(self, "value", v + 0 if isinstance(v, int) else v + 0.0)  # -0.0 -> 0.0
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -47,31 +63,33 @@ class Duration:
         """Accept a Duration, a number of steps, or one of the text forms."""
         if isinstance(x, Duration):
             return x
-        if isinstance(x, bool):
-            raise TypeError(f"{name}: expected a duration (steps, '3ep', '10%', 'rest'), got {x!r}")
-        if isinstance(x, (int, float)):
-            if not math.isfinite(x) or x < 0:
-                raise ValueError(f"{name}: expected a number of steps >= 0, got {x!r}")
-            return cls(x)
-        if isinstance(x, str):
-            s = x.strip().lower()
-            try:
-                if s == "rest":
-                    return REST
-                if s.endswith("%"):
-                    return cls(float(s[:-1]) / 100.0, "fraction")
-                if s.endswith("ep"):
-                    return cls(_num(s[:-2]), "epochs")
-                if s.endswith("epochs"):
-                    return cls(_num(s[:-6]), "epochs")
-                return cls(_num(s))
-            except ValueError as exc:
-                raise ValueError(
-                    f"{name}: expected a duration like 500, '3ep', '10%' or 'rest', got {x!r} ({exc})"
-                ) from None
-        raise TypeError(
-            f"{name}: expected a duration (steps, '3ep', '10%', 'rest'), got {type(x).__name__} {x!r}"
-        )
+        if isinstance(x, bool) or (not isinstance(x, (str, numbers.Real))):
+            raise TypeError(
+                f"{name}: expected a duration (steps, '3ep', '10%', 'rest'), "
+                f"got {type(x).__name__} {_short(x)}"
+            )
+        if not isinstance(x, str):
+            v = _number(x, name)
+            if v < 0:
+                raise ValueError(f"{name}: expected a number of steps >= 0, got {_short(x)}")
+            if v > MAX_STEPS:
+                raise ValueError(f"{name}: expected at most 2**53 = {MAX_STEPS} steps, got {_short(x)}")
+            return cls(v)
+        s = x.strip().lower()
+        try:
+            if s == "rest":
+                return REST
+            if s.endswith("%"):
+                return cls(_percent(s[:-1]), "fraction")
+            if s.endswith("epochs"):
+                return cls(_num(s[:-6]), "epochs")
+            if s.endswith("ep"):
+                return cls(_num(s[:-2]), "epochs")
+            return cls(_num(s))
+        except (ValueError, ArithmeticError) as exc:
+            raise ValueError(
+                f"{name}: expected a duration like 500, '3ep', '10%' or 'rest', got {_short(x)} ({exc})"
+            ) from None
 
     # -- use ----------------------------------------------------------------------------------
     @property
@@ -93,7 +111,7 @@ class Duration:
                 raise ValueError(
                     f"duration {self}: a fraction of the total needs total_steps; pass total_steps=..."
                 )
-            return float(self.value) * total_steps
+            return float(math.ceil(float(self.value) * total_steps))  # as transformers' get_warmup_steps
         span = total_steps if span is None else span
         if span is None:
             raise ValueError("duration 'rest': the rest of the run needs total_steps; pass total_steps=...")
@@ -106,7 +124,7 @@ class Duration:
         if self.unit == "epochs":
             return f"{_plain(self.value)}ep"
         if self.unit == "fraction":
-            return f"{_plain(round(self.value * 100, 12))}%"
+            return f"{percent_text(float(self.value))}%"
         return "rest"
 
     def __repr__(self) -> str:
@@ -135,10 +153,75 @@ def fraction(f: float) -> Duration:
     return Duration(f, "fraction")
 
 
-def _num(s: str) -> float:
+_NUMBER_TEXT = 40  # characters: a number written longer than this is refused before it is converted
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 6, 6, 6
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 60, 40, 60
+
+
+def _short(x: object) -> str:
+    """``repr(x)`` cut to a readable length, without building the whole repr of a huge value."""
+    if isinstance(x, int) and x.bit_length() > 256:
+        return f"an integer of {math.floor(x.bit_length() * math.log10(2)) + 1} digits"
+    return _REPR.repr(x)
+
+
+def _number(x: object, name: str) -> int | float:
+    """``x`` (a Python or numpy real) as a finite Python int or float; ints beyond 2**53 become floats."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(x).__name__} {_short(x)}")
+    if isinstance(x, numbers.Integral):
+        i = int(x)
+        if abs(i) <= MAX_STEPS:
+            return i
+        if i.bit_length() > 1024:
+            raise ValueError(f"{name}: expected a finite number, got {_short(i)} (beyond 1.8e308)")
+        return float(i)
+    try:
+        v = float(x)
+    except OverflowError:
+        raise ValueError(f"{name}: expected a finite number, got {_short(x)} (beyond 1.8e308)") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {_short(x)}")
+    return v
+
+
+def _num(s: str) -> int | float:
+    if len(s) > _NUMBER_TEXT:
+        raise ValueError(f"a number written with {len(s)} characters (at most {_NUMBER_TEXT})")
     v = float(s)
-    return int(v) if v.is_integer() else v
+    return int(v) if v.is_integer() and abs(v) <= MAX_STEPS else v
+
+
+def _percent(s: str) -> float:
+    """The fraction a percentage denotes, correctly rounded: ``"10"`` -> 0.1, ``"1e-320"`` -> 1e-322."""
+    if len(s) > _NUMBER_TEXT:
+        raise ValueError(f"a number written with {len(s)} characters (at most {_NUMBER_TEXT})")
+    try:
+        d = Decimal(s.strip())
+    except InvalidOperation:
+        raise ValueError(f"{s!r} is not a number") from None
+    if not d.is_finite():
+        raise ValueError(f"{s!r} is not a finite number")
+    if d.adjusted() > 400:  # far beyond 100%: no need to compute it
+        return math.inf
+    exact = Context(prec=_NUMBER_TEXT + 4, Emin=-999_999, Emax=999_999)
+    return float(d.scaleb(-2, exact))
+
+
+def percent_text(f: float) -> str:
+    """The shortest decimal ``p`` with ``_percent(p) == f``: ``1/3`` -> ``"33.33333333333333"``.
+
+    Shifting the shortest repr of ``f`` by two places is exact, so it always reads back as ``f``.
+    """
+    d = Decimal(repr(f)).scaleb(2, Context(prec=30, Emin=-999_999, Emax=999_999)).normalize()
+    _sign, digits, exp = d.as_tuple()
+    if isinstance(exp, int) and -7 <= exp + len(digits) - 1 < 16:
+        return f"{d:f}"
+    return f"{d:e}".replace("e+", "e").replace("E+", "e").replace("E", "e")
 
 
 def _plain(v: float) -> int | float:
-    return int(v) if float(v).is_integer() else float(v)
+    return int(v) if float(v).is_integer() and abs(v) <= MAX_STEPS else float(v)

@@ -62,6 +62,9 @@ class Warmup(Schedule):
         if isinstance(self.steps, Duration) and self.steps.unit == "rest":
             raise ValueError(f"{self.name}: steps must be a length, not 'rest'")
 
+    def peak(self) -> float:
+        return 1.0 if self.lr is None else float(self.lr)
+
     def _f(self, t: Array, xp: Namespace) -> Array:
         w = warmup_factor(t, steps_of(self.steps), self.start, self.mode, xp)
         return w if self.lr is None else self.lr * w
