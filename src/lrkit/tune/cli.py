@@ -129,7 +129,7 @@ def _check_positive(args: argparse.Namespace) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from ..lab.cli import check_output_dir
+    from .._paths import check_output_dir
     from ..lab.store import check_db_path
     from ..tasks import get_task
     from .core import tune
