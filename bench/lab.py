@@ -59,7 +59,7 @@ def compare(tasks: list[str], trials: int, seeds: list[int]) -> None:
             Strategy("Prodigy (untuned)", "constant(1.0)", "prodigy"),
         ]
         if trials:
-            from lrkit.tune import tune  # type: ignore[attr-defined]
+            from lrkit.tune import tune
 
             with tempfile.TemporaryDirectory() as d:
                 tuned = tune(name, trials=trials, storage=f"sqlite:///{d}/tune.db", seed=0)

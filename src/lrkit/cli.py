@@ -311,6 +311,11 @@ EXTRAS = {
     "keras": "keras",
     "yaml": "spec",
     "tomli_w": "spec",
+    "optuna": "lab",
+    "mnist1d": "lab",
+    "schedulefree": "lab",
+    "prodigyopt": "lab",
+    "tqdm": "lab",
 }
 
 
