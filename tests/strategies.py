@@ -183,3 +183,106 @@ def _compose(children: st.SearchStrategy[Schedule]) -> st.SearchStrategy[Schedul
 schedules = st.recursive(st.one_of(leaves, chains()), _compose, max_leaves=4)
 
 steps = st.integers(min_value=-10, max_value=20_000)
+
+
+# -- the whole range of values a schedule may be given (issue 9) --------------------------------------
+#: any float, NaN and the infinities included: a constructor must reject it or give a valid schedule
+any_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [0.0, -0.0, 5e-324, 1e-320, 1e-300, 1 / 3, 0.1 + 0.2, 1.0 + 2**-52, 1e300, 1.7976931348623157e308]
+)
+#: non-negative finite floats over the whole range, subnormals included
+wide_lrs = st.floats(min_value=0.0, max_value=1e308, allow_nan=False) | st.sampled_from(
+    [5e-324, 1e-320, 1 / 3, 6e-4 * 0.1, 1e300]
+)
+#: fractions of the run as they arrive in specs: 1/3, 1e-322 (written 1e-320%), 0.1 + 0.2, ...
+fractions_wide = st.floats(min_value=0.0, max_value=1.0) | st.sampled_from(
+    [1 / 3, 2 / 3, 1e-322, 5e-324, 0.1 + 0.2, 1 - 2**-53, 0.07, 0.123456789]
+)
+#: a duration of any unit, of any size a schedule accepts (and some it refuses)
+durations_wide = st.one_of(
+    st.integers(min_value=0, max_value=2**53 + 1),
+    st.floats(min_value=0.0, max_value=2.0**54, allow_nan=False),
+    st.builds(lambda f: lrkit_fraction(f), fractions_wide),
+    st.builds(lambda e: lrkit_epochs(e), st.floats(min_value=0.0, max_value=1e6, allow_nan=False)),
+    st.just("rest"),
+)
+
+
+def lrkit_fraction(f: float) -> object:
+    from lrkit.schedules import fraction
+
+    return fraction(f)
+
+
+def lrkit_epochs(e: float) -> object:
+    from lrkit.schedules import epochs
+
+    return epochs(e)
+
+
+CHOICES = {"mode": ("linear", "exponential", *Cyclic.MODES), "anneal": ("cos", "linear"), "cooldown": None}
+
+
+@st.composite
+def wild_leaf(draw: st.DrawFn) -> Schedule | None:
+    """A leaf schedule with every parameter drawn from the whole range its type allows (NaN, inf,
+    negative, subnormal, 2**53 + 1, fractions like 1/3): the schedule if it constructs, else None."""
+    from dataclasses import MISSING, fields
+
+    from lrkit.schedules import REGISTRY
+    from lrkit.schedules.warmup import COOLDOWNS
+
+    leaf_names = sorted(n for n in REGISTRY if n not in ("chain", "scale", "product", "clamp", "repeat"))
+    cls = REGISTRY[draw(st.sampled_from(leaf_names))]
+    kwargs: dict[str, object] = {}
+    for f in fields(cls):
+        if f.default is not MISSING and draw(st.booleans()):
+            continue  # leave it at its default
+        kind = f.metadata.get("kind")
+        if kind == "duration":
+            kwargs[f.name] = draw(durations_wide | st.none()) if f.default is None else draw(durations_wide)
+        elif kind == "durations":
+            kwargs[f.name] = sorted(draw(st.lists(st.integers(0, 2**53), max_size=4, unique=True)))
+        elif kind == "points":
+            xs = sorted(draw(st.lists(st.integers(0, 2**53) | st.floats(0, 1e6), min_size=1, max_size=4)))
+            kwargs[f.name] = [(x, draw(wide_lrs)) for x in xs]
+        elif f.type == "bool":
+            kwargs[f.name] = draw(st.booleans())
+        elif f.type == "str":
+            options = COOLDOWNS if f.name == "cooldown" else CHOICES[f.name]
+            kwargs[f.name] = draw(st.sampled_from(options or ("",)))
+        elif "lr" in f.name:
+            kwargs[f.name] = (
+                draw(wide_lrs | any_floats) if f.default is MISSING else draw(wide_lrs | st.none())
+            )
+        else:  # gamma, k, factors, pct_start, mult, decay, start, ...
+            kwargs[f.name] = draw(any_floats | st.floats(0.0, 2.0) | st.none())
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError):
+        return None
+
+
+@st.composite
+def wild_schedules(draw: st.DrawFn) -> Schedule:
+    """Schedules that construct from :func:`wild_leaf` values, alone or composed (scale, product,
+    chain, clamp, repeat), with the factor drawn from the whole float range too."""
+    from lrkit.schedules import Scale
+
+    leaf = draw(wild_leaf().filter(lambda s: s is not None))
+    assert leaf is not None
+    how = draw(st.sampled_from(["leaf", "scale", "product", "chain", "clamp", "repeat"]))
+    try:
+        if how == "scale":
+            return Scale(leaf, draw(any_floats))
+        if how == "product":
+            return leaf * draw(st.builds(Constant, lr=wide_lrs))
+        if how == "chain":
+            return chain(draw(bounded_leaves), leaf)
+        if how == "clamp":
+            return Clamp(leaf, draw(wide_lrs), draw(st.none() | wide_lrs))
+        if how == "repeat":
+            return Repeat(leaf, draw(st.none() | st.integers(1, 2**60)))
+    except (ValueError, TypeError):
+        pass
+    return leaf

@@ -298,6 +298,10 @@ class Repeat(Schedule):
                 f"repeat: times must be an integer in [1, 2**53] or None, got {_short(self.times)}"
             )
         d = self.schedule.length
+        if d is not None and d.is_steps and d.value == 0:
+            raise ValueError(
+                f"repeat: schedule ({self.schedule.name}) has zero length; there is nothing to repeat"
+            )
         if (
             self.times is not None
             and d is not None
