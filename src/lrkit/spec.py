@@ -79,6 +79,13 @@ def _spec_error(exc: BaseException) -> SpecError:
     if isinstance(exc, RecursionError):
         return SpecError(f"spec: nested too deeply (at most {MAX_DEPTH} levels)")
     msg = str(exc)
+    digits = re.search(
+        r"Exceeds the limit \(\d+ digits\) for integer string conversion: value has (\d+) digits", msg
+    )
+    if digits:  # Python's own message for a huge integer literal (YAML, TOML)
+        return SpecError(
+            f"spec: an integer with {digits.group(1)} digits is out of range (at most +-1.8e308)"
+        )
     if len(msg) > 2000:
         msg = f"{msg[:1500]} ... {msg[-300:]}"
     return SpecError(

@@ -100,7 +100,7 @@ class StepDecay(Schedule):
             check_bound(
                 self.name,
                 f"lr * gamma**{exponent:g}",
-                self.lr * growth(self.gamma, exponent),
+                self.lr * growth(self.gamma, exponent) + growth(self.gamma, exponent) * 0.0,  # NaN when inf
                 "use a smaller gamma or fewer steps",
             )
 
@@ -149,7 +149,8 @@ class MultiStep(Schedule):
         )
 
     def peak(self) -> float:
-        return max(float(self.lr), self.lr * growth(self.gamma, len(self.milestones)))
+        g = growth(self.gamma, len(self.milestones))
+        return max(float(self.lr), self.lr * g) if math.isfinite(g) else math.inf  # gamma**n itself overflows
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         count = t * 0.0
@@ -202,7 +203,7 @@ class Exponential(Schedule):
             check_bound(
                 self.name,
                 f"lr * gamma**{exponent:g}",
-                self.lr * growth(self.gamma, exponent),
+                self.lr * growth(self.gamma, exponent) + growth(self.gamma, exponent) * 0.0,  # NaN when inf
                 "use a smaller gamma or fewer steps",
             )
 
