@@ -225,6 +225,10 @@ class Schedule:
 
         ``xp`` is the array namespace; pass it when calling inside ``torch.compile`` so the lookup
         happens outside the compiled region.
+
+        Steps are held to ``[-2**53, 2**53]`` (a Python int of any size is fine). A NaN or infinite step
+        is a ValueError for Python numbers and numpy arrays; torch and jax arrays are not inspected (that
+        would sync the device), so there a NaN step gives NaN.
         """
         problem = self.unresolved
         if problem:
