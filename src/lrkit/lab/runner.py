@@ -237,7 +237,7 @@ class _Job:
 
 def _run_job(job: _Job, stop: threading.Event | None = None) -> RunRecord | None:
     """Train one claimed run and write it; returns the record (None if ownership was lost)."""
-    store = ResultStore(job.db)
+    store = ResultStore(job.db, check=False)  # the lab checked it; a check now could race its writes
     try:
 
         def on_epoch(epoch: int, metric: float) -> None:
@@ -347,13 +347,19 @@ def run_lab(
     if db.path == ":memory:":
         workers = 1  # one connection: runs in this thread, one after another
     stop = threading.Event()
-    pool: Executor = (
-        ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(os.getpid(),), mp_context=_spawn())
+    # One worker is a thread of this process, which starts at once; the others are processes (one torch
+    # thread each), which take a moment to start: the lab is under way before they are.
+    local: Executor = ThreadPoolExecutor(1 if use_processes else workers)
+    pool: Executor | None = (
+        ProcessPoolExecutor(
+            workers - 1, initializer=_worker_init, initargs=(os.getpid(),), mp_context=_spawn()
+        )
         if use_processes
-        else ThreadPoolExecutor(workers)
+        else None
     )
-    running_futures: dict[Future[RunRecord | None], tuple[str, int, str]] = {}
-    running = running_futures
+    torch_threads = _limit_torch_threads() if use_processes else None
+    running: dict[Future[RunRecord | None], tuple[str, int, str]] = {}
+    local_futures: set[Future[RunRecord | None]] = set()
     last_beat = 0.0
     status = db.status(keys)
     emit(
@@ -365,6 +371,7 @@ def run_lab(
         while True:
             for f in [f for f in running if f.done()]:  # collect first, so a freed worker gets a run now
                 label, seed, key = running.pop(f)
+                local_futures.discard(f)
                 rec = f.result()  # a worker's exception ends the lab (its run was released)
                 if rec is not None:
                     rec.label = label
@@ -379,16 +386,20 @@ def run_lab(
                 if got == "busy":
                     still.append((label, key, cfg, s, seed))
                 elif got == "claimed":
+                    local_free = not (use_processes and any(f in local_futures for f in running))
                     job = _Job(
-                        db.path, key, owner, t.name if use_processes else t, s, seed, n_epochs, diverge_factor
+                        db.path, key, owner, t if local_free else t.name, s, seed, n_epochs, diverge_factor
                     )
-                    if use_processes:
-                        fut = pool.submit(_run_job, job)
-                    elif db.path == ":memory:":
+                    fut: Future[RunRecord | None]
+                    if db.path == ":memory:":
                         fut = Future()
                         fut.set_result(_run_in_memory(job, db, stop))
+                    elif local_free:
+                        fut = local.submit(_run_job, job, stop)
+                        local_futures.add(fut)
                     else:
-                        fut = pool.submit(_run_job, job, stop)
+                        assert pool is not None  # use_processes
+                        fut = pool.submit(_run_job, job)
                     running[fut] = (label, seed, key)
             pending = still
             if not pending and not running:
@@ -414,9 +425,16 @@ def run_lab(
                 time.sleep(1.0)  # every run left is busy in another lab: wait for it
     except BaseException:
         stop.set()
-        pool.shutdown(wait=not use_processes, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        local.shutdown(wait=True, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    finally:
+        if torch_threads is not None:
+            _restore_torch_threads(torch_threads)
+    if pool is not None:
+        pool.shutdown(wait=True)
+    local.shutdown(wait=True)
     emit("end", {})
     runs = db.runs(exp)
     result = LabResult(
@@ -425,6 +443,21 @@ def run_lab(
     if not isinstance(store, ResultStore):
         db.close()
     return result
+
+
+def _limit_torch_threads() -> int:
+    """One torch thread here too while worker processes share the cores; returns the old count."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return old
+
+
+def _restore_torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def _builtin() -> set[str]:

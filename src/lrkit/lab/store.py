@@ -142,6 +142,29 @@ def _nan(v: float | None) -> float:
     return math.nan if v is None else float(v)
 
 
+def _read_meta(p: Path) -> tuple[tuple[str] | None, tuple[str] | None]:
+    """``(format, version)`` rows of an SQLite file's lrkit_meta, read-only; ``(None, None)`` when it has no
+    such table or is not a database. A lab writing the file at the same moment can make a read-only
+    reader fail for an instant (WAL checkpoint): such errors are retried for a few seconds."""
+    for attempt in range(60):
+        try:
+            con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            try:
+                row = con.execute("SELECT value FROM lrkit_meta WHERE key = 'format'").fetchone()
+                version = con.execute("SELECT value FROM lrkit_meta WHERE key = 'version'").fetchone()
+                return row, version
+            finally:
+                con.close()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc) or attempt == 59:
+                return None, None
+        except sqlite3.DatabaseError:
+            if attempt >= 10:
+                return None, None
+        time.sleep(0.05)
+    return None, None
+
+
 def check_db_path(path: str | Path, flag: str = "--db") -> Path:
     """``path`` if it can hold an lrkit lab database: absent (its folder is created later), or an
     existing lrkit database. A directory, a file under a non-directory, or any other existing file
@@ -160,15 +183,7 @@ def check_db_path(path: str | Path, flag: str = "--db") -> Path:
             raise ValueError(f"{flag}: cannot read {str(p)!r}: {exc.strerror}") from None
         if head != b"SQLite format 3\x00":
             raise ValueError(f"{flag}: {str(p)!r} exists and is not an lrkit database; refusing to touch it")
-        try:
-            con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
-            try:
-                row = con.execute("SELECT value FROM lrkit_meta WHERE key = 'format'").fetchone()
-                version = con.execute("SELECT value FROM lrkit_meta WHERE key = 'version'").fetchone()
-            finally:
-                con.close()
-        except sqlite3.DatabaseError:
-            row = version = None
+        row, version = _read_meta(p)
         if row is None or row[0] != FORMAT:
             raise ValueError(
                 f"{flag}: {str(p)!r} is an SQLite database but not an lrkit lab database; "
@@ -186,10 +201,11 @@ def check_db_path(path: str | Path, flag: str = "--db") -> Path:
 class ResultStore:
     """An lrkit lab database (a SQLite file, or ``":memory:"``); safe for several processes at once."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, check: bool = True) -> None:
+        """``check=False`` skips :func:`check_db_path`, for a worker handed a path its lab has checked."""
         self.path = str(path)
         if self.path != ":memory:":
-            p = check_db_path(path)
+            p = check_db_path(path) if check else Path(path)
             p.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         self.db.execute("PRAGMA busy_timeout = 60000")
