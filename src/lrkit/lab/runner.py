@@ -235,29 +235,35 @@ class _Job:
     diverge_factor: float
 
 
+def _execute(job: _Job, store: ResultStore, stop: threading.Event | None, progress: bool) -> RunRecord | None:
+    """Train one claimed run and write it to ``store``; None if another owner took the run over. A run
+    that does not finish (an exception, Ctrl-C) is released, to be redone."""
+
+    def on_epoch(epoch: int, metric: float) -> None:
+        store.beat(job.owner, {"epoch": epoch, "epochs": job.epochs, "metric": metric}, job.key)
+
+    try:
+        rec = run_strategy(
+            job.task,
+            job.strategy,
+            seed=job.seed,
+            epochs=job.epochs,
+            diverge_factor=job.diverge_factor,
+            on_epoch=on_epoch if progress else None,
+            stop=stop,
+        )
+    except BaseException:
+        store.release(job.key, job.owner)
+        raise
+    rec.key = job.key
+    return rec if store.finish(rec, job.owner) else None
+
+
 def _run_job(job: _Job, stop: threading.Event | None = None) -> RunRecord | None:
-    """Train one claimed run and write it; returns the record (None if ownership was lost)."""
+    """A job in a worker (thread or process), on its own connection to the lab's database."""
     store = ResultStore(job.db, check=False)  # the lab checked it; a check now could race its writes
     try:
-
-        def on_epoch(epoch: int, metric: float) -> None:
-            store.beat(job.owner, {"epoch": epoch, "epochs": job.epochs, "metric": metric}, job.key)
-
-        try:
-            rec = run_strategy(
-                job.task,
-                job.strategy,
-                seed=job.seed,
-                epochs=job.epochs,
-                diverge_factor=job.diverge_factor,
-                on_epoch=on_epoch,
-                stop=stop,
-            )
-        except BaseException:
-            store.release(job.key, job.owner)
-            raise
-        rec.key = job.key
-        return rec if store.finish(rec, job.owner) else None
+        return _execute(job, store, stop, progress=True)
     finally:
         store.close()
 
@@ -393,7 +399,7 @@ def run_lab(
                     fut: Future[RunRecord | None]
                     if db.path == ":memory:":
                         fut = Future()
-                        fut.set_result(_run_in_memory(job, db, stop))
+                        fut.set_result(_execute(job, db, stop, progress=False))  # one connection: here
                     elif local_free:
                         fut = local.submit(_run_job, job, stop)
                         local_futures.add(fut)
@@ -464,24 +470,6 @@ def _builtin() -> set[str]:
     from ..tasks import TASKS
 
     return set(TASKS)
-
-
-def _run_in_memory(job: _Job, db: ResultStore, stop: threading.Event) -> RunRecord | None:
-    """A job against an in-memory store, in this thread (the store has one connection)."""
-    try:
-        rec = run_strategy(
-            job.task,
-            job.strategy,
-            seed=job.seed,
-            epochs=job.epochs,
-            diverge_factor=job.diverge_factor,
-            stop=stop,
-        )
-    except BaseException:
-        db.release(job.key, job.owner)
-        raise
-    rec.key = job.key
-    return rec if db.finish(rec, job.owner) else None
 
 
 def _spawn() -> Any:
