@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrkit.lab.experiment import load_experiment, parse_experiment
+from lrkit.lab.experiment import STRATEGY_KEYS, TOP_KEYS, load_experiment, parse_experiment
 from lrkit.lab.runner import Strategy, run_lab, run_strategy
 from lrkit.lab.store import ResultStore, check_db_path
 from lrkit.spec import parse
@@ -294,18 +294,7 @@ def test_experiment_yaml_and_toml_numbers_and_strategies(tmp_path: Path) -> None
     assert e2.seeds == [0, 1, 2] and [s.label for s in e2.strategies] == ["cos", "dict"]
 
 
-KNOWN = (
-    "name",
-    "task",
-    "epochs",
-    "seeds",
-    "workers",
-    "output",
-    "db",
-    "optimizer",
-    "strategies",
-    "diverge_factor",
-)
+KNOWN = TOP_KEYS
 
 
 @settings(max_examples=60, deadline=None)
@@ -317,11 +306,7 @@ def test_unknown_top_level_keys_are_errors_that_name_the_key(key: str) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    key=st.text(min_size=1, max_size=20).filter(
-        lambda k: k not in ("label", "spec", "optimizer", "optimizer_params")
-    )
-)
+@given(key=st.text(min_size=1, max_size=20).filter(lambda k: k not in STRATEGY_KEYS))
 def test_unknown_strategy_keys_are_errors_that_name_the_key(key: str) -> None:
     with pytest.raises(ValueError, match=r"strategies\[0\]: unknown key") as info:
         parse_experiment({"task": TASK, "strategies": [{"spec": "constant(0.1)", key: 1}]})
@@ -433,4 +418,6 @@ def test_the_readme_experiment_file_parses(tmp_path: Path) -> None:
     (tmp_path / "experiment.yaml").write_text(block)
     e = load_experiment(tmp_path / "experiment.yaml")
     assert [s.optimizer for s in e.strategies] == [None, "adamw", "schedulefree_adamw", None]
-    assert e.seeds == [0, 1, 2] and e.workers == 2 and e.strategies[1].optimizer_params == {"weight_decay": 0.05}
+    assert (
+        e.seeds == [0, 1, 2] and e.workers == 2 and e.strategies[1].optimizer_params == {"weight_decay": 0.05}
+    )
