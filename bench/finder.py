@@ -1,6 +1,6 @@
 """Is the LR finder's suggestion good? Grid search vs. each rule's suggestion, on real tasks.
 
-For each task (see :mod:`lrkit.lab.tasks`):
+For each task (see :mod:`lrkit.tasks`):
 
 1. grid-search the constant LR on a log grid (3 points per decade, 1e-4 .. 1: 13 points) with 3 seeds
    and the task's fixed epoch budget; the best grid LR is the one with the best mean final validation
@@ -53,7 +53,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from lrkit.finder import FinderResult
-from lrkit.lab.tasks import TASKS, get_task
+from lrkit.tasks import TASKS, get_task
 
 RULE_COLUMNS = ("lrkit", "steepest", "minimum", "valley")
 

@@ -58,11 +58,45 @@ def test_escalation_stays_within_the_budget(budget: int, repeats: int, flat: boo
     before = {k: v.clone() for k, v in model.state_dict().items()}
     loss = _flat_loss if flat else torch.nn.functional.mse_loss
     res = find_lr(model, opt, _data(), loss, repeats=repeats, num_steps=60, budget=budget)
-    assert res.steps <= max(budget, 2) and res.budget == budget
+    assert res.first_steps is not None and res.budget == budget
+    assert res.steps - res.first_steps <= budget  # the budget bounds what escalation adds
+    assert res.first_steps == sum(c.lrs.size for c in res.curves) or res.escalation
     if flat:
+        assert res.first_steps == 60 * repeats  # a flat curve never stops early: the whole first test ran
         assert res.suggestion is None and res.escalation  # it tried (or said why it could not)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    budget=st.one_of(st.integers(1, 400), st.floats(0.01, 1.0)),
+    planned=st.integers(1, 5000),
+    num_steps=st.integers(20, 80),
+    repeats=st.integers(1, 3),
+)
+def test_the_first_test_runs_as_asked_whatever_the_budget(
+    budget: float, planned: int, num_steps: int, repeats: int
+) -> None:
+    """A curve with signal: the same result (curves, suggestion, steps) with any budget as without one."""
+    from lrkit.finder import find_lr
+
+    def run(**kw: Any) -> Any:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        return find_lr(
+            model, opt, _data(), torch.nn.functional.mse_loss, num_steps=num_steps, repeats=repeats,
+            start_lr=1e-4, end_lr=10.0, **kw,
+        )  # fmt: skip
+
+    free = run()
+    res = run(budget=budget, planned_steps=planned)
+    assert res.first_steps == sum(c.lrs.size for c in free.curves)  # the first test is never cut
+    if free.trusted:
+        assert res.suggestion == free.suggestion and not res.escalation and res.steps == res.first_steps
+        for a, b in zip(free.curves, res.curves, strict=True):
+            assert np.array_equal(a.losses, b.losses, equal_nan=True)
 
 
 def test_budget_defaults_to_a_tenth_of_the_plan_or_one_epoch() -> None:
@@ -71,13 +105,47 @@ def test_budget_defaults_to_a_tenth_of_the_plan_or_one_epoch() -> None:
     model = torch.nn.Linear(4, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     res = find_lr(model, opt, _data(), _flat_loss, planned_steps=2000)  # 12 batches per epoch
-    assert res.budget == 200 and res.steps <= 200 and res.suggestion is None
+    assert res.budget == 200 and res.first_steps == 100 and res.steps - 100 <= 200
+    assert res.suggestion is None
     res = find_lr(model, opt, _data(), _flat_loss, planned_steps=50)
-    assert res.budget == 12
+    assert res.budget == 12 and res.first_steps == 100  # too small a budget for a retry: said so
+    assert res.steps == 100 and "too few for another try" in res.escalation[-1]
     with pytest.raises(ValueError, match="planned_steps"):
         find_lr(model, opt, _data(), _flat_loss, budget=0.1)
     with pytest.raises(ValueError, match="budget"):
         find_lr(model, opt, _data(), _flat_loss, budget=1.5, planned_steps=100)
+
+
+def test_lrkit_find_on_the_headline_task_with_default_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lrkit find --task digits-mlp-sgd`` as the README runs it: exit 0, a trusted LR in [0.01, 0.2]
+    (the grid's good plateau of that task), the first test whole (3 x 100 rungs unless it stopped)."""
+    import json
+
+    from lrkit.finder import cli as finder_cli
+
+    parser = argparse.ArgumentParser(prog="lrkit")
+    finder_cli.register(parser.add_subparsers(dest="command"))
+    js = tmp_path / "r.json"
+    args = parser.parse_args(["find", "--task", "digits-mlp-sgd", "--out", "none", "--json", str(js)])
+    assert args.func(args) == 0
+    data = json.loads(js.read_text())
+    assert data["trusted"] and 0.01 <= data["suggestion"] <= 0.2
+    assert data["budget"] == 45 and data["first_steps"] == data["steps"] > 45  # budget did not cut it
+    assert len(data["curves"]) == 3 and capsys.readouterr().out.startswith("suggested LR")
+
+
+@pytest.mark.parametrize("name", ["digits-mlp-sgd", "digits-mlp-adam", "mnist1d-cnn", "tinylm-transformer"])
+def test_the_builtin_tasks_keep_a_suggestion_with_the_default_budget(name: str) -> None:
+    """Fast variant (one repeat): a budget from the planned training never takes the suggestion away."""
+    from lrkit.tasks import get_task
+
+    task = get_task(name)
+    parts = task.build(0)
+    res = task.find_lr(repeats=1, planned_steps=parts.epochs * parts.steps_per_epoch)
+    assert res.trusted and res.suggestion is not None and res.first_steps == res.steps
+    assert res.budget == max(parts.epochs * parts.steps_per_epoch // 10, parts.steps_per_epoch)
 
 
 def test_lrkit_find_exits_non_zero_without_a_suggestion(

@@ -144,9 +144,10 @@ class FinderResult:
     per problem. An untrusted result has no ``suggestion`` (None): an LR read off a curve without
     signal (the edge of a flat region) is not an answer; ``candidate`` is what the rule would have said
     and :meth:`require` raises :class:`NoSuggestionError` with the reason. ``escalation`` lists what the
-    finder retried (see :func:`lrkit.finder.find_lr`'s ``budget``) and ``steps`` the optimizer steps it
-    spent in all. ``group_ratios`` are the LRs of the optimizer's param groups relative to the first
-    group (the suggestion is for the first group).
+    finder retried (see :func:`lrkit.finder.find_lr`'s ``budget``), ``steps`` the optimizer steps it
+    spent in all and ``first_steps`` those of the first test (the budget bounds ``steps - first_steps``,
+    the extra compute of the retries). ``group_ratios`` are the LRs of the optimizer's param groups
+    relative to the first group (the suggestion is for the first group).
     """
 
     curves: tuple[Curve, ...]
@@ -160,6 +161,7 @@ class FinderResult:
     escalation: tuple[str, ...] = field(default=())
     steps: int = 0
     budget: int | None = None
+    first_steps: int | None = None
 
     @classmethod
     def from_curves(
@@ -311,6 +313,7 @@ class FinderResult:
             "escalation": list(self.escalation),
             "steps": self.steps,
             "budget": self.budget,
+            "first_steps": self.first_steps,
             "mode": self.mode,
             "smoothing": self.smoothing,
             "group_ratios": list(self.group_ratios),
@@ -342,8 +345,9 @@ class FinderResult:
         if self.suggestion is not None:
             lines.append(f"  warmup+cosine peak_lr={self.peak_lr:.3g}, one-cycle max_lr={self.max_lr:.3g}")
         if self.escalation:
+            first = self.steps if self.first_steps is None else self.first_steps
             of = f" of a budget of {self.budget}" if self.budget else ""
-            spent = f"{self.steps} optimizer steps{of}"
+            spent = f"{self.steps} optimizer steps: {first} in the first test, {self.steps - first} extra{of}"
             lines.append(f"  escalated ({spent}): " + "; ".join(self.escalation))
         lines.append("  trusted" if self.trusted else "  NOT TRUSTED: " + self.reason)
         return "\n".join(lines)

@@ -402,18 +402,22 @@ def find_lr(
     ``seed + r``, so repeats see different batch orders and dropout; see :class:`FinderResult` for the
     median suggestion, the interval and the trust verdict.
 
-    **Escalation.** With a compute budget, a test whose curves show no usable signal (flat, noisy,
-    rising from the first rung, still falling at ``end_lr``, repeats that disagree) is retried by
-    itself: a lower ``start_lr`` / higher ``end_lr``, a ramp narrowed to below the LR where the loss
-    blew up, twice the batches per rung, the loss on fixed batches instead of the training batch, more
-    repeats; until the result is trusted or the budget is spent. The budget counts optimizer steps
-    (a rung of the fixed-batch loss counts its forward passes as 1/3 step each): ``budget`` an int is
-    that many steps; a float in (0, 1] is that fraction of ``planned_steps`` (the optimizer steps of
-    the planned training); by default, with ``planned_steps``, ``max(0.1 * planned_steps, one epoch)``
-    (``len(train_loader)``); without either there is no budget and no escalation. The first attempt
-    is sized to at most half the budget (fewer rungs, down to 20, then fewer repeats). The result says
-    what was tried (``escalation``) and how many steps it took (``steps``); when no signal was found
-    within the budget its ``suggestion`` is None.
+    **Escalation.** The first test always runs as asked (``num_steps`` rungs, ``repeats`` repeats):
+    with a clear signal the result is the same with or without a budget. With a compute budget, a test
+    whose curves show no usable signal (flat, noisy, rising from the first rung, still falling at
+    ``end_lr``, repeats that disagree) is then retried by itself: a lower ``start_lr`` / higher
+    ``end_lr``, a ramp narrowed to below the LR where the loss blew up, twice the batches per rung, the
+    loss on fixed batches instead of the training batch, more repeats; until the result is trusted or
+    the budget is spent. The budget bounds the *extra* optimizer steps these retries add on top of the
+    first test (a first test squeezed to fit a small budget has too few rungs to show anything). It
+    counts optimizer steps (a rung of the fixed-batch loss counts its forward passes as 1/3 step
+    each): ``budget`` an int is that many steps; a float in (0, 1] is that fraction of
+    ``planned_steps`` (the optimizer steps of the planned training); by default, with
+    ``planned_steps``, ``max(0.1 * planned_steps, one epoch)`` (``len(train_loader)``); without either
+    there is no budget and no escalation. A retry is sized to the budget left (fewer rungs, down to 16,
+    then fewer repeats). The result says what was tried (``escalation``) and how many steps it took
+    (``steps`` in all, ``first_steps`` of them in the first test); when no signal was found within the
+    budget its ``suggestion`` is None.
 
     Example::
 
@@ -584,14 +588,12 @@ def find_lr(
 
     n_rep = core._check_int("repeats", repeats, 1)
     core._check_int("num_steps", num_steps, 2)
+    # the first test runs exactly as asked; the budget bounds only what escalation adds to it
     plan0 = _Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False)
-    if budget_steps is not None:
-        # half the budget for the first try when another can follow, else all of it in one long ramp
-        half = budget_steps // 2
-        plan0 = plan0.fit(half if half >= 2 * MIN_RUNGS * plan0.repeats else budget_steps)
     try:
         result = attempt(plan0)
-        spent = plan0.cost(result)
+        first_cost = plan0.cost(result)
+        extra = 0
         log: list[str] = []
         current = plan0
         while budget_steps is not None and not result.trusted:
@@ -599,16 +601,22 @@ def find_lr(
             if nxt is None:
                 log.append(f"stopped: {what}")
                 break
-            nxt = nxt.fit(budget_steps - spent)
+            nxt = nxt.fit(budget_steps - extra)
             if nxt.rungs < MIN_RUNGS:
-                left = budget_steps - spent
+                left = budget_steps - extra
                 log.append(f"stopped: {left} steps of the budget left, too few for another try")
                 break
             result = attempt(nxt)
-            spent += nxt.cost(result)
+            extra += nxt.cost(result)
             log.append(f"{what} ({result.steps} rungs, {'trusted' if result.trusted else 'still no signal'})")
             current = nxt
-        result = dataclasses.replace(result, escalation=tuple(log), steps=spent, budget=budget_steps)
+        result = dataclasses.replace(
+            result,
+            escalation=tuple(log),
+            steps=first_cost + extra,
+            first_steps=first_cost,
+            budget=budget_steps,
+        )
     finally:
         train.close()
         snapshot.restore()
