@@ -466,8 +466,8 @@ def _summary(name: str, entry: dict[str, Any]) -> None:
     good = [lr for lr, s in zip(lrs, scores, strict=True) if s >= 0.98]
     width = math.log10(max(good) / min(good)) if good else 0.0
     print(
-        f"[{name}] best {lrs[scores.index(1.0)]:.3g} -> {best:.4f}; 0.98-plateau {min(good):.3g}..{max(good):.3g}"
-        f" ({width:.2f} decades); "
+        f"[{name}] best {lrs[scores.index(1.0)]:.3g} -> {best:.4f}; "
+        f"0.98-plateau {min(good):.3g}..{max(good):.3g} ({width:.2f} decades); "
         + ", ".join(f"{lr:.2g}:{s:.3f}" for lr, s in zip(lrs, scores, strict=True)),
         flush=True,
     )
@@ -501,13 +501,15 @@ def _log_median(values: list[float]) -> float:
     return v[n // 2] if n % 2 else math.sqrt(v[n // 2 - 1] * v[n // 2])
 
 
-def run_finder(names: list[str], repeats: int = 3) -> None:
+def run_finder(names: list[str], repeats: int = 3, path: Path = FINDER_FILE) -> None:
+    """The finder at its defaults (3 repeats x 100 rungs, budget from the planned training) on every
+    task, finder seeds 0, 1, 2; stored in ``path`` (resumable)."""
     import torch
 
     from lrkit.finder import find_lr
 
     torch.set_num_threads(1)
-    data = json.loads(FINDER_FILE.read_text()) if FINDER_FILE.exists() else {}
+    data = json.loads(path.read_text()) if path.exists() else {}
     for name in names:
         for fs in FINDER_SEEDS:
             key = f"{name}|{fs}"
@@ -539,6 +541,7 @@ def run_finder(names: list[str], repeats: int = 3) -> None:
                 "reason": res.reason,
                 "escalation": list(res.escalation),
                 "steps": res.steps,
+                "first_steps": res.first_steps,
                 "budget": res.budget,
                 "planned_steps": parts.epochs * parts.steps_per_epoch,
                 "seconds": seconds,
@@ -548,7 +551,7 @@ def run_finder(names: list[str], repeats: int = 3) -> None:
                 ],
             }
             print(f"{key}: {res}", flush=True)
-            FINDER_FILE.write_text(json.dumps(data, indent=0))
+            path.write_text(json.dumps(data, indent=0))
 
 
 def grid_score(entry: dict[str, Any], lr: float) -> float:
@@ -569,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time", action="store_true", help="time one training run of each task")
     ap.add_argument("--finder", action="store_true", help="run the finder (3 seeds) on every task, stored")
     ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--runs", type=Path, default=FINDER_FILE, help="where --finder stores its runs")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
     if args.time:
@@ -586,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid:
         compute_grid(names)
     if args.finder:
-        run_finder(names)
+        run_finder(names, path=args.runs)
     if not (args.grid or args.time or args.finder):
         for name, entry in load_grid().items():
             _summary(name, entry)

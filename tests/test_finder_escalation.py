@@ -181,3 +181,25 @@ def test_lrkit_find_exits_non_zero_without_a_suggestion(
     assert args.func(args) == 1
     out = capsys.readouterr().out
     assert out.startswith("no suggested LR") and "flat" in out and "escalated" in out
+
+
+@settings(max_examples=8, deadline=None)
+@given(start=st.floats(2.0, 50.0), repeats=st.integers(1, 2), seed=st.integers(0, 100))
+def test_a_retry_after_a_blow_up_starts_from_the_users_model(start: float, repeats: int, seed: int) -> None:
+    """The first test diverges at once (start_lr far too high); the retry (a lower start_lr) must train
+    the model the user gave, not the diverged weights the first test left behind."""
+    from lrkit.finder import find_lr
+
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    data = _data(seed=seed)
+    with torch.no_grad():
+        initial = max(float(torch.nn.functional.mse_loss(model(x), y)) for x, y in data)
+    res = find_lr(
+        model, opt, data, torch.nn.functional.mse_loss, start_lr=start, end_lr=1e3, num_steps=30,
+        repeats=repeats, budget=400, seed=seed,
+    )  # fmt: skip
+    assert res.escalation and res.first_steps is not None and res.steps > res.first_steps
+    for c in res.curves:  # the last retry's ramps: each starts from the user's weights
+        assert np.isfinite(c.losses[0]) and c.losses[0] <= 10 * initial

@@ -555,8 +555,9 @@ def find_lr(
     snapshot = _Snapshot(model, optimizer, grad_scaler, loaders)
 
     def before_repeat(r: int) -> None:
-        if r > 0:
-            snapshot.restore_training_state()
+        # every ramp, the first of a retry too, starts from the model the user gave (a retry after a
+        # blow-up would otherwise start from diverged weights)
+        snapshot.restore_training_state()
         torch.manual_seed(seed + r)
         for g in _generators(train_loader):
             g.manual_seed(seed + r)
