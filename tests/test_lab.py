@@ -268,6 +268,10 @@ def test_lab_command_checks_every_path_before_training(
         err = capsys.readouterr().err
         assert rc == 2 and flag in err and err.count("\n") == 1, err
         assert time.perf_counter() - t0 < 30  # refused before any training (a full lab takes longer)
+    for argv in (["demo", "--out", str(afile / "d")], ["demo", "--out", str(afile)], ["report", str(notdb)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("--out" in err or "DB_OR_DIR" in err), err
     assert afile.read_text() == "mine" and notdb.read_text() == "mine too"
     assert not (tmp_path / "lrkit-lab").exists()
 
