@@ -425,3 +425,35 @@ def test_the_readme_experiment_file_parses(tmp_path: Path) -> None:
     assert (
         e.seeds == [0, 1, 2] and e.workers == 2 and e.strategies[1].optimizer_params == {"weight_decay": 0.05}
     )
+
+
+def test_progress_bars_on_a_terminal_and_plain_lines_otherwise() -> None:
+    import io
+
+    from lrkit.lab.progress import SweepProgress
+    from lrkit.lab.store import RunRecord
+
+    rec = RunRecord("k", "constant(lr=0.1)", "sgd", 1, "ok", 0.91, 0.92, None, 90, 1.25, label="cos")
+    bad = RunRecord("k2", "constant(lr=9.0)", "sgd", 0, "diverged", None, None, 7, 7, 0.1, label="big")
+    plain = io.StringIO()
+    p = SweepProgress(plain, bars=False)
+    p("start", {"total": 4, "done": 2})
+    p("tick", {"done": 2, "active": {"cos / seed 1": {"epoch": 3, "epochs": 10, "metric": 0.5}}})
+    p("run", {"record": rec})
+    p("run", {"record": bad})
+    p("end", {})
+    lines = plain.getvalue().splitlines()
+    assert lines == [
+        "lab: 4 runs (2 already in the database, skipped)",
+        "  [3/4] cos / seed 1: metric 0.9100 (1.2 s)",
+        "  [4/4] big / seed 0: diverged at step 7 (0.1 s)",
+    ]
+    term = io.StringIO()
+    p = SweepProgress(term, bars=True, metric_name="acc")
+    p("start", {"total": 4, "done": 0})
+    p("tick", {"done": 1, "active": {"cos / seed 1": {"epoch": 3, "epochs": 10, "metric": 0.5}}})
+    p("run", {"record": rec})
+    p("end", {})
+    out = term.getvalue()
+    assert "sweep:" in out and "/4" in out  # tqdm's sweep bar: runs done of 4
+    assert "3/10" in out and "acc 0.5000" in out  # the active run's epoch and metric
