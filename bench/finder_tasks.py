@@ -554,6 +554,52 @@ def run_finder(names: list[str], repeats: int = 3, path: Path = FINDER_FILE) -> 
             path.write_text(json.dumps(data, indent=0))
 
 
+# --------------------------------------------------------------------------------------------------
+# lrkit.auto vs the best constant LR of the grid vs Schedule-Free AdamW and Prodigy at their defaults
+# --------------------------------------------------------------------------------------------------
+AUTO_FILE = RESULTS / "auto_runs.json"
+AUTO_METHODS = ("auto", "schedulefree_adamw", "prodigy")
+
+
+def run_auto(names: list[str], path: Path = AUTO_FILE) -> None:
+    """Train every task with :func:`lrkit.auto.train_task` (the finder at its defaults, then warmup +
+    cosine or one-cycle with the guard) and with Schedule-Free AdamW / Prodigy at their default LRs,
+    seeds 0, 1, 2; stored in ``path`` (resumable). A run where the finder gives no suggestion is
+    stored with ``metric`` None."""
+    import torch
+
+    from lrkit.auto import train_task
+    from lrkit.control.guard import DivergenceError
+    from lrkit.finder import NoSuggestionError
+    from lrkit.tasks import DEFAULT_LR
+
+    torch.set_num_threads(1)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        for seed in SEEDS:
+            for method in AUTO_METHODS:
+                key = f"{name}|{seed}|{method}"
+                if key in data:
+                    continue
+                t0 = time.perf_counter()
+                if method == "auto":
+                    parts = TASKS[name].build(seed)
+                    torch.manual_seed(seed)
+                    try:
+                        out = train_task(parts, seed=seed)
+                    except NoSuggestionError as exc:
+                        out = {"metric": None, "summary": str(exc)}
+                    except DivergenceError as exc:  # the guard gave up: score the model it left
+                        out = {"metric": parts.evaluate(), "summary": f"guard gave up: {exc}"}
+                else:
+                    out = {"metric": TASKS[name].train(DEFAULT_LR[method], seed=seed, optimizer=method)}
+                out["seconds"] = time.perf_counter() - t0
+                data[key] = out
+                summary = out.get("summary", "")
+                print(f"{key}: {out.get('metric')} ({out['seconds']:.1f} s) {summary}", flush=True)
+                path.write_text(json.dumps(data, indent=0))
+
+
 def grid_score(entry: dict[str, Any], lr: float) -> float:
     """Score of a constant LR from the stored grid: the mean metric interpolated on log(LR) between the
     two nearest grid points (0 outside the grid), divided by the best grid mean."""
@@ -573,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--finder", action="store_true", help="run the finder (3 seeds) on every task, stored")
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--runs", type=Path, default=FINDER_FILE, help="where --finder stores its runs")
+    ap.add_argument("--auto", action="store_true", help="lrkit.auto vs Schedule-Free/Prodigy, stored")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
     if args.time:
@@ -591,7 +638,9 @@ def main(argv: list[str] | None = None) -> int:
         compute_grid(names)
     if args.finder:
         run_finder(names, path=args.runs)
-    if not (args.grid or args.time or args.finder):
+    if args.auto:
+        run_auto(names)
+    if not (args.grid or args.time or args.finder or args.auto):
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

@@ -61,6 +61,8 @@ def test_escalation_stays_within_the_budget(budget: int, repeats: int, flat: boo
     assert res.first_steps is not None and res.budget == budget
     assert res.steps - res.first_steps <= budget  # the budget bounds what escalation adds
     assert res.first_steps == sum(c.lrs.size for c in res.curves) or res.escalation
+    if res.steps > res.first_steps:  # a retry ran: never with fewer than min(2, repeats) repeats
+        assert res.repeats >= min(2, repeats)
     if flat:
         assert res.first_steps == 60 * repeats  # a flat curve never stops early: the whole first test ran
         assert res.suggestion is None and res.escalation  # it tried (or said why it could not)

@@ -317,11 +317,12 @@ class _Plan:
         return math.ceil(result.steps * self.per_rung())
 
     def fit(self, steps: int) -> _Plan:
-        """Fewer rungs (not below MIN_RUNGS), then fewer repeats, so the plan costs at most ``steps``
-        (a tiny budget still gets one ramp of 2 rungs)."""
+        """Fewer rungs (not below MIN_RUNGS), then fewer repeats but not below two (a retry must be
+        able to see its repeats disagree), so the plan costs at most ``steps``; the caller gives up
+        when even that leaves fewer than MIN_RUNGS rungs."""
         rungs = min(self.rungs, int(steps / (self.per_rung() * self.repeats)))
         repeats = self.repeats
-        while rungs < MIN_RUNGS and repeats > 1:
+        while rungs < MIN_RUNGS and repeats > min(2, self.repeats):
             repeats -= 1
             rungs = min(self.rungs, int(steps / (self.per_rung() * repeats)))
         return dataclasses.replace(self, rungs=max(rungs, 2), repeats=repeats)  # a ramp has >= 2 rungs
