@@ -600,6 +600,47 @@ def run_auto(names: list[str], path: Path = AUTO_FILE) -> None:
                 path.write_text(json.dumps(data, indent=0))
 
 
+PEAK_FILE = RESULTS / "auto_peak.json"
+PEAK_FACTORS = (1.0, 1.5, 2.0, 3.0, 5.0)
+
+
+def auto_schedule(optimizer: str, peak: float, total: int, steps_per_epoch: int) -> Any:
+    """The schedule :func:`lrkit.auto.auto` builds for ``optimizer`` with peak LR ``peak``."""
+    from lrkit.schedules import Cosine, OneCycle, Warmup
+
+    if optimizer in ("sgd", "momentum", "nesterov"):  # torch.optim.SGD: one-cycle
+        sched = OneCycle(max_lr=peak)
+    else:
+        sched = Warmup(0.05) >> Cosine(lr=peak, min_lr=peak * 0.01)
+    return sched.resolve(total_steps=total, steps_per_epoch=steps_per_epoch)
+
+
+def run_peak(names: list[str], runs_file: Path, path: Path = PEAK_FILE) -> None:
+    """Train auto's schedule at ``c x`` the stored finder candidate (finder seed = training seed) for
+    each factor in PEAK_FACTORS, without the guard; stored in ``path`` (resumable)."""
+    import torch
+
+    torch.set_num_threads(1)
+    finder = json.loads(runs_file.read_text())
+    data = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        for seed in SEEDS:
+            cand = finder[f"{name}|{seed}"]["candidate"]
+            if cand is None or not math.isfinite(cand):
+                continue
+            parts = TASKS[name].build(seed)
+            total = parts.epochs * parts.steps_per_epoch
+            for c in PEAK_FACTORS:
+                key = f"{name}|{seed}|{c:g}"
+                if key in data:
+                    continue
+                sched = auto_schedule(parts.optimizer, c * cand, total, parts.steps_per_epoch)
+                m = TASKS[name].train(schedule=lambda step, sched=sched: float(sched(step)), seed=seed)
+                data[key] = {"metric": m, "peak": c * cand, "trusted": finder[f"{name}|{seed}"]["trusted"]}
+                print(f"{key}: peak {c * cand:.3g} -> {m:.4f}", flush=True)
+                path.write_text(json.dumps(data, indent=0))
+
+
 def grid_score(entry: dict[str, Any], lr: float) -> float:
     """Score of a constant LR from the stored grid: the mean metric interpolated on log(LR) between the
     two nearest grid points (0 outside the grid), divided by the best grid mean."""
@@ -620,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--runs", type=Path, default=FINDER_FILE, help="where --finder stores its runs")
     ap.add_argument("--auto", action="store_true", help="lrkit.auto vs Schedule-Free/Prodigy, stored")
+    ap.add_argument("--peak", action="store_true", help="auto's schedule at c x the finder's LR, stored")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
     if args.time:
@@ -640,7 +682,9 @@ def main(argv: list[str] | None = None) -> int:
         run_finder(names, path=args.runs)
     if args.auto:
         run_auto(names)
-    if not (args.grid or args.time or args.finder or args.auto):
+    if args.peak:
+        run_peak(names, args.runs)
+    if not (args.grid or args.time or args.finder or args.auto or args.peak):
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

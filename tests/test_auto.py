@@ -37,10 +37,11 @@ def test_auto_builds_scheduler_and_guard_within_a_tenth_of_the_run(make: Any) ->
     assert run.finder_steps <= 0.1 * run.total_steps and run.compute <= 1.1
     assert run.kind == ("one_cycle" if isinstance(opt, torch.optim.SGD) else "cosine")
     assert run.total_steps == 100 * len(loader) and run.guard is not None
-    # the optimizer follows the schedule from step 0, and the peak is the finder's suggestion
+    # the optimizer follows the schedule from step 0, and the peak is twice the finder's suggestion
     assert opt.param_groups[0]["lr"] == pytest.approx(float(run.schedule(0)))
     peak = max(float(run.schedule(s)) for s in range(run.total_steps))
-    assert peak == pytest.approx(run.peak_lr, rel=1e-6) and run.peak_lr == run.finder.suggestion
+    assert run.finder.suggestion is not None
+    assert peak == pytest.approx(run.peak_lr, rel=1e-6) and run.peak_lr == 2.0 * run.finder.suggestion
     assert "peak LR" in run.summary
 
 
@@ -80,3 +81,41 @@ def test_auto_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
         lrkit.auto(
             model, torch.optim.Adam(model.parameters()), _loader(), torch.nn.functional.cross_entropy, **kw
         )
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 3.0])
+def test_auto_peak_factor_scales_the_peak(factor: float) -> None:
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=20, peak_factor=factor,
+                     verbose=False)  # fmt: skip
+    assert run.finder.suggestion is not None and run.peak_lr == pytest.approx(factor * run.finder.suggestion)
+    top = max(float(run.schedule(s)) for s in range(run.total_steps))  # the peak may fall between steps
+    assert run.peak_lr * 0.99 <= top <= run.peak_lr * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "2"])
+def test_auto_refuses_a_bad_peak_factor(bad: Any) -> None:
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with pytest.raises(ValueError, match="peak_factor"):
+        lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=5, peak_factor=bad)
+
+
+@pytest.mark.parametrize("threshold", [None, 4.0, 10.0])
+def test_auto_guard_acts_on_nan_only_unless_given_a_threshold(threshold: float | None) -> None:
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=20,
+                     guard_threshold=threshold, verbose=False)  # fmt: skip
+    assert run.guard is not None and run.guard.threshold == threshold
+    assert ("NaN/inf loss" in run.summary) == (threshold is None)
+    assert run.guard.check(torch.tensor(1.0), 0)
+    # a loss far above the best: a blow-up only with a threshold; NaN always
+    assert run.guard.check(torch.tensor(1e6), 1) == (threshold is None)

@@ -23,8 +23,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "auto",
         help="find the LR, schedule it (warmup+cosine, one-cycle for SGD) with a divergence guard, train",
-        description="lrkit.auto on a task: the LR finder with escalation (within --budget of the planned "
-        "training), a warmup+cosine schedule from its suggestion (one-cycle for SGD), the divergence guard; "
+        description="lrkit.auto on a task: the LR finder (a retry of a test without signal may add --budget "
+        "of the planned training steps), a warmup+cosine schedule from its suggestion (one-cycle for SGD), "
+        "the divergence guard; "
         "then train the task with it and print the final validation metric. Exits 1 when the finder found "
         "no usable signal.",
     )
@@ -34,7 +35,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--budget",
         type=float,
         default=0.1,
-        help="finder budget: fraction of planned steps (0.1)",
+        help="finder escalation budget: extra steps a retry may take, a fraction of the planned ones (0.1)",
     )
     p.add_argument("--json", default=None, metavar="PATH", help="also write the outcome as JSON")
     p.set_defaults(func=run)
