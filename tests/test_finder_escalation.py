@@ -205,3 +205,36 @@ def test_a_retry_after_a_blow_up_starts_from_the_users_model(start: float, repea
     assert res.escalation and res.first_steps is not None and res.steps > res.first_steps
     for c in res.curves:  # the last retry's ramps: each starts from the user's weights
         assert np.isfinite(c.losses[0]) and c.losses[0] <= 10 * initial
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    bad=st.sampled_from([float("nan"), float("inf")]),
+    after=st.integers(0, 5),
+    budget=st.integers(1, 2000),
+    repeats=st.integers(1, 3),
+    start=st.floats(1e-9, 1e-2),
+)
+def test_a_loss_that_is_never_finite_ends_the_retries_with_a_reason(
+    bad: float, after: int, budget: int, repeats: int, start: float
+) -> None:
+    """NaN/inf whatever the LR (after ``after`` good steps): no crash (start_lr once underflowed to 0),
+    at most MAX_RETRIES retries, start_lr cut at most twice, a reason that points at the loss."""
+    from lrkit.finder import find_lr
+    from lrkit.finder.torch_driver import MAX_RETRIES
+
+    calls = {"n": 0}
+
+    def loss(out: Any, y: Any) -> Any:
+        calls["n"] += 1
+        scale = 1.0 if calls["n"] <= after else bad
+        return torch.nn.functional.mse_loss(out, y) * scale
+
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    res = find_lr(model, opt, _data(), loss, repeats=repeats, num_steps=30, start_lr=start, budget=budget)
+    assert res.suggestion is None and res.escalation
+    assert res.first_steps is not None and res.steps - res.first_steps <= budget
+    retries = [e for e in res.escalation if not e.startswith("stopped")]
+    assert len(retries) <= MAX_RETRIES
+    assert min(float(c.lrs[0]) for c in res.curves) >= start / 100**2 * 0.999

@@ -278,6 +278,9 @@ def _ddp() -> tuple[bool, int]:
 #: fewest rungs an escalation attempt may have; fixed batches of the escalated loss
 MIN_RUNGS = 16
 FIXED_BATCHES = 2
+#: most retries after the first test; how many times start_lr may be divided by 100
+MAX_RETRIES = 4
+MAX_START_CUTS = 2
 
 
 def _budget(budget: float | int | None, planned: int | None, epoch: int | None) -> int | None:
@@ -328,12 +331,21 @@ class _Plan:
         return dataclasses.replace(self, rungs=max(rungs, 2), repeats=repeats)  # a ramp has >= 2 rungs
 
 
-def _escalate(plan: _Plan, result: FinderResult) -> tuple[_Plan | None, str]:
-    """The next attempt for the problems of ``result``, and what it changes (None: nothing left)."""
+def _escalate(plan: _Plan, result: FinderResult, first: _Plan) -> tuple[_Plan | None, str]:
+    """The next attempt for the problems of ``result``, and what it changes (None: nothing left).
+
+    ``first`` is the first test's plan: ``start_lr`` is cut by 100 at most :data:`MAX_START_CUTS`
+    times below it (a loss that is not finite even then is not a matter of the LR)."""
     kinds = set(result.problem_kinds)
     changes: dict[str, Any] = {}
     what: list[str] = []
     if kinds & {"short", "early"}:
+        if plan.start < first.start / 100**MAX_START_CUTS * 1.0001:
+            worst = "not finite" if "short" in kinds else "rising"
+            return None, (
+                f"the loss was {worst} from the first rung even at start_lr={plan.start:.3g}; check the "
+                "loss function, the data and the model's initial loss"
+            )
         changes["start"] = plan.start / 100
         what.append(f"start_lr {plan.start:.3g} -> {plan.start / 100:.3g}")
     if "falling" in kinds:
@@ -599,7 +611,10 @@ def find_lr(
         log: list[str] = []
         current = plan0
         while budget_steps is not None and not result.trusted:
-            nxt, what = _escalate(current, result)
+            if len(log) >= MAX_RETRIES:
+                log.append(f"stopped after {MAX_RETRIES} retries")
+                break
+            nxt, what = _escalate(current, result, plan0)
             if nxt is None:
                 log.append(f"stopped: {what}")
                 break
