@@ -135,7 +135,9 @@ def test_lrkit_find_on_the_headline_task_with_default_options(
     data = json.loads(js.read_text())
     assert data["trusted"] and 0.01 <= data["suggestion"] <= 0.2
     assert data["budget"] == 45 and data["first_steps"] == data["steps"] > 45  # budget did not cut it
-    assert len(data["curves"]) == 3 and capsys.readouterr().out.startswith("suggested LR")
+    out = capsys.readouterr().out
+    assert len(data["curves"]) == 3 and out.startswith("suggested LR")
+    assert f"{data['steps']} optimizer steps in the first test; a retry could have added 45" in out
 
 
 @pytest.mark.parametrize("name", ["digits-mlp-sgd", "digits-mlp-adam", "mnist1d-cnn", "tinylm-transformer"])

@@ -349,6 +349,10 @@ class FinderResult:
             of = f" of a budget of {self.budget}" if self.budget else ""
             spent = f"{self.steps} optimizer steps: {first} in the first test, {self.steps - first} extra{of}"
             lines.append(f"  escalated ({spent}): " + "; ".join(self.escalation))
+        elif self.budget is not None:
+            lines.append(
+                f"  {self.steps} optimizer steps in the first test; a retry could have added {self.budget}"
+            )
         lines.append("  trusted" if self.trusted else "  NOT TRUSTED: " + self.reason)
         return "\n".join(lines)
 
