@@ -501,9 +501,11 @@ def _log_median(values: list[float]) -> float:
     return v[n // 2] if n % 2 else math.sqrt(v[n // 2 - 1] * v[n // 2])
 
 
-def run_finder(names: list[str], repeats: int = 3, path: Path = FINDER_FILE) -> None:
-    """The finder at its defaults (3 repeats x 100 rungs, budget from the planned training) on every
-    task, finder seeds 0, 1, 2; stored in ``path`` (resumable)."""
+def run_finder(
+    names: list[str], repeats: int = 3, path: Path = FINDER_FILE, budget: float | None = None
+) -> None:
+    """The finder at its defaults (3 repeats x 100 rungs, budget from the planned training unless
+    ``budget`` is given) on every task, finder seeds 0, 1, 2; stored in ``path`` (resumable)."""
     import torch
 
     from lrkit.finder import find_lr
@@ -520,7 +522,7 @@ def run_finder(names: list[str], repeats: int = 3, path: Path = FINDER_FILE) -> 
             t0 = time.perf_counter()
             res = find_lr(
                 parts.model, opt, parts.train_loader, parts.loss_fn, repeats=repeats, seed=fs,
-                planned_steps=parts.epochs * parts.steps_per_epoch,
+                planned_steps=parts.epochs * parts.steps_per_epoch, budget=budget,
             )  # fmt: skip
             seconds = time.perf_counter() - t0
             rules = {
@@ -660,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--finder", action="store_true", help="run the finder (3 seeds) on every task, stored")
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--runs", type=Path, default=FINDER_FILE, help="where --finder stores its runs")
+    ap.add_argument("--budget", type=float, default=None, help="--finder's budget (fraction of the plan)")
     ap.add_argument("--auto", action="store_true", help="lrkit.auto vs Schedule-Free/Prodigy, stored")
     ap.add_argument("--peak", action="store_true", help="auto's schedule at c x the finder's LR, stored")
     args = ap.parse_args(argv)
@@ -679,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid:
         compute_grid(names)
     if args.finder:
-        run_finder(names, path=args.runs)
+        run_finder(names, path=args.runs, budget=args.budget)
     if args.auto:
         run_auto(names)
     if args.peak:
