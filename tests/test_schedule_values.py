@@ -38,7 +38,11 @@ from lrkit.schedules.duration import MAX_STEPS
 
 from . import strategies as S
 
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("LRKIT_EXAMPLES", 200)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(__import__("os").environ.get("LRKIT_EXAMPLES", 200)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 #: steps from the whole finite range: negative, 0, small, around 2**53, and far beyond it
 finite_steps = st.one_of(

@@ -22,7 +22,11 @@ from lrkit.schedules import REGISTRY, Chain, Constant, Schedule
 
 from . import strategies as ST
 
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("LRKIT_EXAMPLES", 200)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(__import__("os").environ.get("LRKIT_EXAMPLES", 200)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 FORMATS = ("string", "json", "yaml", "toml")
 
 
