@@ -82,8 +82,17 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[int, dict[str, 
     """Spawn the two processes once; each runs the test with accumulation_steps 1 and 2."""
     import torch.multiprocessing as mp
 
-    tmp = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(str(tmp / "store"), str(tmp)), nprocs=WORLD, join=True)
+    # A gloo rank was seen to abort (SIGABRT, "terminate called without an active exception", before any
+    # result) once, under the full suite's load in CI; it never did alone. Such a crash of the process
+    # group is retried, at most 3 times; an exception or a wrong result in the finder is not.
+    for attempt in range(3):
+        tmp = tmp_path_factory.mktemp("ddp")
+        try:
+            mp.spawn(_worker, args=(str(tmp / "store"), str(tmp)), nprocs=WORLD, join=True)
+            break
+        except mp.ProcessExitedException:
+            if attempt == 2:
+                raise
     return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
 
