@@ -366,6 +366,11 @@ def run_lab(
     torch_threads = _limit_torch_threads() if use_processes else None
     running: dict[Future[RunRecord | None], tuple[str, int, str]] = {}
     local_futures: set[Future[RunRecord | None]] = set()
+    # Starting the worker processes (the forkserver imports torch) takes seconds; a thread does it, so
+    # meanwhile this loop keeps the local worker busy instead of waiting on the first submit.
+    pool_ready = threading.Event()
+    if pool is not None:
+        threading.Thread(target=_start_pool, args=(pool, workers - 1, pool_ready), daemon=True).start()
     last_beat = 0.0
     status = db.status(keys)
     emit(
@@ -385,14 +390,15 @@ def run_lab(
             # claim what we can while workers are free
             still: list[tuple[str, str, dict[str, Any], Strategy, int]] = []
             for label, key, cfg, s, seed in pending:
-                if len(running) >= workers:
+                local_busy = any(f in local_futures for f in running)
+                if len(running) >= workers or (local_busy and not pool_ready.is_set()):
                     still.append((label, key, cfg, s, seed))
                     continue
                 got = db.claim(key, cfg, owner)
                 if got == "busy":
                     still.append((label, key, cfg, s, seed))
                 elif got == "claimed":
-                    local_free = not (use_processes and any(f in local_futures for f in running))
+                    local_free = not (use_processes and local_busy)
                     job = _Job(
                         db.path, key, owner, t if local_free else t.name, s, seed, n_epochs, diverge_factor
                     )
@@ -449,6 +455,20 @@ def run_lab(
     if not isinstance(store, ResultStore):
         db.close()
     return result
+
+
+def _noop() -> None:
+    """Run in each new worker process to start it."""
+
+
+def _start_pool(pool: Executor, n: int, ready: threading.Event) -> None:
+    """Start ``n`` worker processes of ``pool``, then set ``ready``."""
+    try:
+        for f in [pool.submit(_noop) for _ in range(n)]:
+            f.result()
+    except Exception:
+        pass
+    ready.set()
 
 
 def _limit_torch_threads() -> int:
