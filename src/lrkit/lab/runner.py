@@ -356,9 +356,10 @@ def run_lab(
     # One worker is a thread of this process, which starts at once; the others are processes (one torch
     # thread each), which take a moment to start: the lab is under way before they are.
     local: Executor = ThreadPoolExecutor(1 if use_processes else workers)
+    context = _spawn() if use_processes else None
     pool: Executor | None = (
         ProcessPoolExecutor(
-            workers - 1, initializer=_worker_init, initargs=(os.getpid(),), mp_context=_spawn()
+            workers - 1, initializer=_worker_init, initargs=(os.getpid(),), mp_context=context
         )
         if use_processes
         else None
@@ -366,10 +367,12 @@ def run_lab(
     torch_threads = _limit_torch_threads() if use_processes else None
     running: dict[Future[RunRecord | None], tuple[str, int, str]] = {}
     local_futures: set[Future[RunRecord | None]] = set()
-    # Starting the worker processes (the forkserver imports torch) takes seconds; a thread does it, so
-    # meanwhile this loop keeps the local worker busy instead of waiting on the first submit.
+    # Forked workers start now, before this process starts any thread. A forkserver's workers take seconds
+    # (it imports torch): a thread starts them, and meanwhile this loop keeps the local worker busy.
     pool_ready = threading.Event()
-    if pool is not None:
+    if pool is not None and context is not None and context.get_start_method() == "fork":
+        _start_pool(pool, workers - 1, pool_ready)
+    elif pool is not None:
         threading.Thread(target=_start_pool, args=(pool, workers - 1, pool_ready), daemon=True).start()
     last_beat = 0.0
     status = db.status(keys)
@@ -493,11 +496,17 @@ def _builtin() -> set[str]:
 
 
 def _spawn() -> Any:
-    """A forkserver context that has imported torch and lrkit once: workers fork from that clean process
-    (never from this one, which may hold threads), so each starts in milliseconds, not seconds."""
+    """How worker processes start. ``fork`` on Linux when this process runs no other Python thread
+    (forking a process whose other threads may hold locks is unsafe): a worker then starts in
+    milliseconds with torch already imported, as PyTorch's DataLoader workers do, and sets one torch
+    thread first thing. Otherwise a forkserver that has imported torch and lrkit once."""
     import multiprocessing
+    import sys
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform == "linux" and "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(
