@@ -7,7 +7,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -58,34 +58,22 @@ class Constant(Schedule):
         return const_like(t, self.lr)
 
 
-@dataclass(frozen=True)
-class StepDecay(Schedule):
-    """Step decay: ``lr(t) = lr * gamma ** floor(t / step_size)`` (torch's ``StepLR``).
+class _GammaPower:
+    """What step decay and exponential decay share: ``lr * gamma ** exponent``; gamma > 1 needs an end
+    and a finite last value. A subclass gives ``_exponent()``, the power of gamma at its end."""
 
-    >>> s = StepDecay(lr=1.0, step_size=10, gamma=0.5)
-    >>> s(9), s(10), s(25)
-    (1.0, 0.5, 0.25)
-    """
+    name: ClassVar[str]
+    lr: float
+    gamma: float
+    steps: DurationLike | None
 
-    lr: float = param(doc=_LR)
-    step_size: DurationLike = duration_field(1, doc="decay every this many steps (or '2ep')", positive=True)
-    gamma: float = param(0.1, doc="multiplier applied at each decay, > 0")
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
-    name = "step"
-    summary = "multiply by gamma every step_size steps"
-    example = "step(lr=0.1, step_size=30ep, gamma=0.1)"
+    def _exponent(self) -> float | None:
+        raise NotImplementedError
 
     def _validate(self) -> None:
         check_number(self.name, "lr", self.lr, low=0)
         check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
         self._check_growth(self._exponent())
-
-    def _exponent(self) -> float | None:
-        """How many times gamma applies by the end (None: not known until resolved)."""
-        n, k = self.steps, self.step_size
-        if isinstance(n, Duration) and n.is_steps and isinstance(k, Duration) and k.is_steps:
-            return float(math.floor(float(n.value) / float(k.value)))
-        return None
 
     def _check_growth(self, exponent: float | None) -> None:
         """gamma > 1 grows the learning rate: it needs an end, and its last value must be finite."""
@@ -109,6 +97,31 @@ class StepDecay(Schedule):
             return float(self.lr)
         e = self._exponent()
         return None if e is None else self.lr * growth(self.gamma, e)
+
+
+@dataclass(frozen=True)
+class StepDecay(_GammaPower, Schedule):
+    """Step decay: ``lr(t) = lr * gamma ** floor(t / step_size)`` (torch's ``StepLR``).
+
+    >>> s = StepDecay(lr=1.0, step_size=10, gamma=0.5)
+    >>> s(9), s(10), s(25)
+    (1.0, 0.5, 0.25)
+    """
+
+    lr: float = param(doc=_LR)
+    step_size: DurationLike = duration_field(1, doc="decay every this many steps (or '2ep')", positive=True)
+    gamma: float = param(0.1, doc="multiplier applied at each decay, > 0")
+    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    name = "step"
+    summary = "multiply by gamma every step_size steps"
+    example = "step(lr=0.1, step_size=30ep, gamma=0.1)"
+
+    def _exponent(self) -> float | None:
+        """How many times gamma applies by the end (None: not known until resolved)."""
+        n, k = self.steps, self.step_size
+        if isinstance(n, Duration) and n.is_steps and isinstance(k, Duration) and k.is_steps:
+            return float(math.floor(float(n.value) / float(k.value)))
+        return None
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         return self.lr * self.gamma ** floor_div(t, steps_of(self.step_size), xp)
@@ -160,7 +173,7 @@ class MultiStep(Schedule):
 
 
 @dataclass(frozen=True)
-class Exponential(Schedule):
+class Exponential(_GammaPower, Schedule):
     """Exponential decay per step: ``lr(t) = lr * gamma ** (t / every)``, with ``floor`` when
     ``staircase`` (torch's ``ExponentialLR`` with ``every=1``; optax's ``exponential_decay``).
 
@@ -177,11 +190,6 @@ class Exponential(Schedule):
     summary = "lr * gamma**(t/every)"
     example = "exponential(lr=0.1, gamma=0.999)"
 
-    def _validate(self) -> None:
-        check_number(self.name, "lr", self.lr, low=0)
-        check_number(self.name, "gamma", self.gamma, low=0, low_open=True)
-        self._check_growth(self._exponent())
-
     def _exponent(self) -> float | None:
         """The power of gamma at the end (None: not known until resolved)."""
         n, k = self.steps, self.every
@@ -189,29 +197,6 @@ class Exponential(Schedule):
             e = float(n.value) / float(k.value)
             return float(math.floor(e)) if self.staircase else e
         return None
-
-    def _check_growth(self, exponent: float | None) -> None:
-        """gamma > 1 grows the learning rate: it needs an end, and its last value must be finite."""
-        if self.gamma <= 1:
-            return
-        if self.steps is None:
-            raise ValueError(
-                f"{self.name}: gamma={self.gamma!r} > 1 grows without bound; give steps=... (the "
-                "schedule then holds its last value) or use gamma <= 1"
-            )
-        if exponent is not None:
-            check_bound(
-                self.name,
-                f"lr * gamma**{exponent:g}",
-                self.lr * growth(self.gamma, exponent) + growth(self.gamma, exponent) * 0.0,  # NaN when inf
-                "use a smaller gamma or fewer steps",
-            )
-
-    def peak(self) -> float | None:
-        if self.gamma <= 1:
-            return float(self.lr)
-        e = self._exponent()
-        return None if e is None else self.lr * growth(self.gamma, e)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n = steps_of(self.every)
