@@ -559,8 +559,10 @@ def run_finder(
 # --------------------------------------------------------------------------------------------------
 # lrkit.auto vs the best constant LR of the grid vs Schedule-Free AdamW and Prodigy at their defaults
 # --------------------------------------------------------------------------------------------------
-AUTO_FILE = RESULTS / "auto_runs.json"
-AUTO_METHODS = ("auto", "schedulefree_adamw", "prodigy")
+AUTO_FILE = RESULTS / "auto_runs_v2.json"
+#: "auto": lrkit.auto's default (the in-run ramp); "auto_separate": search="separate" (the finder's
+#: 3 x 100-rung test, restored, then the schedule over the whole run)
+AUTO_METHODS = ("auto", "auto_separate", "schedulefree_adamw", "prodigy")
 
 
 def run_auto(names: list[str], path: Path = AUTO_FILE) -> None:
@@ -584,11 +586,12 @@ def run_auto(names: list[str], path: Path = AUTO_FILE) -> None:
                 if key in data:
                     continue
                 t0 = time.perf_counter()
-                if method == "auto":
+                if method.startswith("auto"):
                     parts = TASKS[name].build(seed)
                     torch.manual_seed(seed)
+                    search = "separate" if method == "auto_separate" else "in_run"
                     try:
-                        out = train_task(parts, seed=seed)
+                        out = train_task(parts, seed=seed, search=search)
                     except NoSuggestionError as exc:
                         out = {"metric": None, "summary": str(exc)}
                     except DivergenceError as exc:  # the guard gave up: score the model it left

@@ -4,29 +4,39 @@
 
     run = lrkit.auto(model, optimizer, train_loader, loss_fn, epochs=10)
     step = 0
-    for epoch in range(10):
+    while step < run.remaining_steps:                # the in-run ramp may have trained some already
         for x, y in train_loader:
             loss = loss_fn(model(x), y)
             loss.backward()
             if run.guard.check(loss, step):          # a blow-up rolls back and cuts the LR
                 optimizer.step(); run.scheduler.step(); step += 1
             optimizer.zero_grad()
+            if step >= run.remaining_steps:
+                break
 
 What it does:
 
-1. :func:`lrkit.finder.find_lr` (3 repeats of 100 rungs unless ``finder_options`` say otherwise) with
-   escalation: a test without signal is retried within ``budget`` extra optimizer steps (default 0.1
-   of the planned ones); model, optimizer and RNG are restored afterwards. The finder's compute is
-   its first test (about 300 optimizer steps: 3% of a 10,000-step run, but more than half of a
-   300-step toy run) plus at most ``budget``; :attr:`AutoResult.compute` says what it was;
-2. a schedule whose peak is ``peak_factor`` (default 2) times the finder's suggestion: one-cycle for
-   SGD (``torch.optim.SGD``: the super-convergence recipe of Smith & Topin 2019), else 5% linear
-   warmup + cosine to 1% of the peak. The suggestion is a good *constant* LR; a schedule that spends
-   most of the run below its peak wants a higher peak. Factor 2 was chosen on the public benchmark
-   (``bench/finder_tasks.py --peak``, leave-one-task-out: chosen in 7 of 10 folds; on the tasks with a
-   trusted suggestion it lifts the score from 0.97-0.98 to 0.99-1.00 on 5 of 7, and loses 2% on one);
-3. :func:`lrkit.torch.scheduler` on the optimizer with that schedule over ``epochs * len(train_loader)``
-   steps, and a :class:`lrkit.control.DivergenceGuard` attached to both. By default it acts on NaN/inf
+1. **The LR search**, one of two (``search="auto"`` picks the separate test when its ~300 steps fit in
+   ``budget``, 10% of the planned steps, i.e. runs of 3,000+ steps; else the in-run ramp):
+
+   * ``"separate"``: :func:`lrkit.finder.find_lr` (3 repeats of 100 rungs) with escalation within
+     ``budget`` extra steps; model, optimizer and RNG are restored afterwards;
+   * ``"in_run"``: :func:`lrkit.finder.in_run.ramp_in_run`: one ramp from 1e-5 on the model itself,
+     stopped once the curve's bottom is behind it; the state after the last rung at or below the peak
+     is kept, so the ramp was the run's warmup and only the 10-25 rungs past the peak are extra
+     compute (1.02-1.10x one run on the public benchmark, where the separate test costs 1.6-2.3x).
+     A ramp without signal is undone and the separate test runs.
+
+   :attr:`AutoResult.compute` says what the search cost.
+2. **The schedule**, whose peak is ``peak_factor`` times the suggestion (default 2 after the separate
+   test, 3 after the in-run ramp, each chosen by leave-one-task-out on the public benchmark: ``bench/
+   finder_tasks.py --peak``, ``bench/results/auto_inrun_peak.json``). The suggestion is a good
+   *constant* LR; a schedule that spends most of the run below its peak wants a higher peak. After the
+   separate test: one-cycle for SGD (``torch.optim.SGD``, Smith & Topin 2019), else 5% linear warmup +
+   cosine to 1% of the peak, over the whole run. After the in-run ramp: cosine from the peak to 1% of
+   it over the ``remaining_steps``.
+3. :func:`lrkit.torch.scheduler` on the optimizer with that schedule, and a
+   :class:`lrkit.control.DivergenceGuard` attached to both. By default it acts on NaN/inf
    losses only (``guard_threshold=None``): its relative test (a loss above 4x the recent best) fired
    26 times in 9 healthy runs of the benchmark's digits tasks, where the batch loss nears 0 and a
    batch at 5x the best is noise, and each rollback halved the LR (up to 1.7% of the final metric).
@@ -60,7 +70,10 @@ KINDS = ("auto", "cosine", "one_cycle")
 class AutoResult:
     """What :func:`auto` set up: the ``scheduler`` (already driving the optimizer), the ``guard`` to call
     with each step's loss, the finder's ``finder`` result, the resolved ``schedule``, its ``kind``,
-    ``peak_lr``, ``total_steps`` and a one-paragraph ``summary`` of what was chosen and why."""
+    ``peak_lr``, ``total_steps``, the LR search (``search``: ``"in_run"`` or ``"separate"``), the
+    ``trained_steps`` the in-run ramp already kept as training, the ``search_steps`` it spent that were
+    not kept, and a one-paragraph ``summary`` of what was chosen and why. Train ``remaining_steps``
+    more optimizer steps (past them the scheduler holds its last LR)."""
 
     scheduler: Any
     guard: DivergenceGuard | None
@@ -70,22 +83,37 @@ class AutoResult:
     peak_lr: float
     total_steps: int
     summary: str
+    search: str = "separate"
+    trained_steps: int = 0
+    search_steps: int = 0
 
     @property
     def finder_steps(self) -> int:
-        """Optimizer steps the finder spent (its compute, in training steps)."""
-        return self.finder.steps
+        """Optimizer steps of the LR search that were not kept as training (its extra compute)."""
+        return self.search_steps
+
+    @property
+    def remaining_steps(self) -> int:
+        """Optimizer steps left to train: ``total_steps - trained_steps``."""
+        return self.total_steps - self.trained_steps
 
     @property
     def compute(self) -> float:
-        """(finder steps + planned training steps) / planned training steps."""
-        return (self.finder.steps + self.total_steps) / self.total_steps
+        """(search steps not kept + planned training steps) / planned training steps."""
+        return (self.search_steps + self.total_steps) / self.total_steps
 
 
 def _is_sgd(optimizer: Any) -> bool:
     import torch
 
     return type(optimizer) is torch.optim.SGD
+
+
+SEARCHES = ("auto", "in_run", "separate")
+#: default peak factors, chosen on the public benchmark by leave-one-task-out (bench/finder_tasks.py
+#: --peak for the separate test; bench/results/auto_inrun_peak.json for the in-run ramp, whose kept
+#: state wants a higher peak: 3 is chosen in every fold)
+PEAK_FACTOR = {"separate": 2.0, "in_run": 3.0}
 
 
 def auto(
@@ -97,24 +125,34 @@ def auto(
     epochs: int,
     steps_per_epoch: int | None = None,
     kind: str = "auto",
+    search: str = "auto",
     budget: float | int = 0.1,
     warmup: float = 0.05,
-    peak_factor: float = 2.0,
+    peak_factor: float | None = None,
     guard: bool = True,
     guard_threshold: float | None = None,
     verbose: bool = True,
     **finder_options: Any,
 ) -> AutoResult:
-    """Find the LR, build warmup + cosine (one-cycle for SGD) from it, attach the scheduler and guard.
+    """Find the LR, build a schedule from it, attach the scheduler and the guard.
 
     Args:
         model, optimizer, train_loader, loss_fn: as for :func:`lrkit.finder.find_lr`.
         epochs: the planned training length; with ``steps_per_epoch`` (default ``len(train_loader)``)
-            it gives ``total_steps = epochs * steps_per_epoch``, the scheduler's length.
-        kind: ``"auto"`` (one-cycle for ``torch.optim.SGD``, else cosine), ``"cosine"`` (linear warmup
-            over ``warmup`` of the run, then cosine from the suggestion to 1% of it) or ``"one_cycle"``
-            (``OneCycle(max_lr=suggestion)``).
-        peak_factor: the schedule's peak (one-cycle's ``max_lr``) is this times the suggestion.
+            it gives ``total_steps = epochs * steps_per_epoch``.
+        search: ``"separate"``: :func:`lrkit.finder.find_lr` (3 repeats of 100 rungs, restored
+            afterwards, escalating within ``budget``), then ``kind`` over all the steps. ``"in_run"``:
+            one LR ramp on the model whose steps up to the peak are kept as the run's warmup
+            (:func:`lrkit.finder.in_run.ramp_in_run`); the schedule then decays from the peak by
+            cosine to 1% of it over the ``remaining_steps``, and the extra compute is only the rungs
+            past the peak (10 to 25). When that ramp shows no usable signal, everything is restored
+            and the separate test runs. ``"auto"`` (default): separate when its first test fits in
+            ``budget`` of the planned steps (runs of 3,000+ steps at the defaults), else in-run.
+        kind: for the separate search: ``"auto"`` (one-cycle for ``torch.optim.SGD``, else cosine),
+            ``"cosine"`` (linear warmup over ``warmup`` of the run, then cosine from the peak to 1% of
+            it) or ``"one_cycle"`` (``OneCycle(max_lr=peak)``).
+        peak_factor: the schedule's peak (one-cycle's ``max_lr``) is this times the suggestion;
+            default :data:`PEAK_FACTOR` of the search (2 separate, 3 in-run).
         budget: the finder's escalation budget, the extra steps a retry may add to its first test: a
             fraction of ``total_steps`` (float) or optimizer steps (int).
         guard: attach a :class:`~lrkit.control.DivergenceGuard` (``factor=0.5``, snapshot every
@@ -124,19 +162,22 @@ def auto(
         verbose: print the summary.
         finder_options: passed to :func:`lrkit.finder.find_lr` (``repeats``, ``seed``, ``val_data``...).
 
-    Raises :class:`lrkit.finder.NoSuggestionError` when the range test found no usable signal; the
-    model and optimizer are then unchanged (and on any other error too).
+    Raises :class:`lrkit.finder.NoSuggestionError` when no usable signal was found; the model and
+    optimizer are then as they were (and on any other error too).
     """
     from lrkit.adapters.torch import scheduler as make_scheduler
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import find_lr
+    from lrkit.finder.in_run import ramp_in_run
     from lrkit.schedules import Cosine, OneCycle, Warmup
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if (
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+    if peak_factor is not None and (
         isinstance(peak_factor, bool)
         or not isinstance(peak_factor, (int, float))
         or not (0.0 < peak_factor < float("inf"))
@@ -152,22 +193,56 @@ def auto(
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
     total = epochs * steps_per_epoch
-    finder_options.setdefault("repeats", 3)
-    found = find_lr(
-        model, optimizer, train_loader, loss_fn, planned_steps=total, budget=budget, **finder_options
-    )
-    peak = peak_factor * found.require()  # NoSuggestionError: nothing changed yet
-    chosen = ("one_cycle" if _is_sgd(optimizer) else "cosine") if kind == "auto" else kind
+    if search == "auto":
+        first = finder_options.get("repeats", 3) * finder_options.get("num_steps", 100)
+        allowed = budget * total if isinstance(budget, float) else budget
+        search = "separate" if first <= allowed else "in_run"
     saved = [dict(g) for g in optimizer.param_groups]
+    trained, spent, note = 0, 0, ""
+    ramp = None
+    if search == "in_run":
+        ramp = ramp_in_run(
+            model, optimizer, train_loader, loss_fn, peak_factor=peak_factor or PEAK_FACTOR["in_run"],
+            forward=finder_options.get("forward"), device=finder_options.get("device"),
+            max_kept=total // 2,
+        )  # fmt: skip
+    if ramp is not None and ramp.peak is not None:
+        found, peak = ramp.result, ramp.peak
+        trained, spent = ramp.kept, ramp.spent - ramp.kept
+        if not trained:
+            note = f"the in-run ramp's peak came too late to keep its {ramp.spent} steps (restored); "
+        factor = peak_factor or PEAK_FACTOR["in_run"]
+    else:
+        if ramp is not None:
+            note = f"the in-run ramp ({ramp.spent} steps, restored) had no signal: {ramp.result.reason}; "
+            spent = ramp.spent
+        finder_options.setdefault("repeats", 3)
+        found = find_lr(
+            model, optimizer, train_loader, loss_fn, planned_steps=total, budget=budget, **finder_options
+        )
+        spent += found.steps
+        factor = peak_factor or PEAK_FACTOR["separate"]
+        peak = factor * found.require()  # NoSuggestionError: nothing changed yet
     try:
-        if chosen == "one_cycle":
-            sched: Schedule = OneCycle(max_lr=peak)
-            why = "one-cycle (SGD: warm up to the peak, anneal to ~0)"
+        if trained:
+            chosen = "cosine"
+            sched: Schedule = Cosine(lr=peak, min_lr=peak * 0.01)
+            why = (
+                f"the in-run ramp's first {trained} steps were the warmup to the peak; cosine to 1% of it "
+                f"over the {total - trained} steps left"
+            )
+            length = total - trained
         else:
-            sched = Warmup(float(warmup)) >> Cosine(lr=peak, min_lr=peak * 0.01)
-            why = f"{warmup:.0%} linear warmup to the peak, then cosine to 1% of it"
-        resolved = sched.resolve(total_steps=total, steps_per_epoch=steps_per_epoch)
-        scheduler = make_scheduler(optimizer, resolved, total_steps=total)
+            chosen = ("one_cycle" if _is_sgd(optimizer) else "cosine") if kind == "auto" else kind
+            length = total
+            if chosen == "one_cycle":
+                sched = OneCycle(max_lr=peak)
+                why = "one-cycle (SGD: warm up to the peak, anneal to ~0)"
+            else:
+                sched = Warmup(float(warmup)) >> Cosine(lr=peak, min_lr=peak * 0.01)
+                why = f"{warmup:.0%} linear warmup to the peak, then cosine to 1% of it"
+        resolved = sched.resolve(total_steps=length, steps_per_epoch=steps_per_epoch)
+        scheduler = make_scheduler(optimizer, resolved, total_steps=length)
         watch = (
             DivergenceGuard(
                 model,
@@ -186,12 +261,16 @@ def auto(
         raise
     escalated = f"; escalated: {'; '.join(found.escalation)}" if found.escalation else ""
     lo, hi = found.interval
+    how = (
+        f"one in-run ramp, {trained} of its {trained + spent} steps kept as training"
+        if trained
+        else f"{found.repeats} repeats, interval {lo:.3g} .. {hi:.3g}; finder {found.steps} optimizer steps"
+    )
     summary = (
-        f"lrkit.auto: peak LR {peak:.3g} = {peak_factor:g} x the finder's {found.require():.3g} "
-        f"(rule {found.rule!r}, {found.repeats} repeats, interval "
-        f"{lo:.3g} .. {hi:.3g}; finder {found.steps} optimizer steps = "
-        f"{found.steps / total:.1%} of the {total} planned{escalated}); schedule: {why}, over {total} steps"
-        f" ({epochs} epochs x {steps_per_epoch}); "
+        f"lrkit.auto: {note}peak LR {peak:.3g} = {factor:g} x the finder's {found.require():.3g} "
+        f"(rule {found.rule!r}, {how}; {spent} extra steps = "
+        f"{spent / total:.1%} of the {total} planned{escalated}); schedule: {why}"
+        f" ({epochs} epochs x {steps_per_epoch} steps planned); "
         + (
             "divergence guard on (roll back and halve the LR on a "
             + ("NaN/inf loss)" if guard_threshold is None else f"loss above {guard_threshold:g}x the best)")
@@ -210,30 +289,42 @@ def auto(
         peak_lr=peak,
         total_steps=total,
         summary=summary,
+        search="in_run" if trained else "separate",
+        trained_steps=trained,
+        search_steps=spent,
     )
 
 
 def train_task(
-    parts: Any, *, seed: int = 0, budget: float | int = 0.1, verbose: bool = False
+    parts: Any,
+    *,
+    seed: int = 0,
+    budget: float | int = 0.1,
+    search: str = "in_run",
+    verbose: bool = False,
 ) -> dict[str, Any]:
-    """Run :func:`auto` on an :class:`lrkit.tasks.TaskParts` and train it with the scheduler and guard.
+    """Run :func:`auto` on an :class:`lrkit.tasks.TaskParts` and train it with the scheduler and guard
+    for the planned epochs (the in-run ramp's kept steps count towards them).
 
-    Returns ``{"metric", "peak_lr", "kind", "finder_steps", "train_steps", "compute", "events",
-    "summary"}`` (``metric``: the task's validation metric at the end).
+    Returns ``{"metric", "peak_lr", "kind", "search", "finder_steps", "train_steps", "compute",
+    "events", "summary"}`` (``metric``: the task's validation metric at the end; ``train_steps``: the
+    optimizer steps trained, the ramp's kept ones included).
     """
     from lrkit.tasks import eval_mode, train_mode
 
     optimizer = parts.make_optimizer(1e-3)
     run = auto(
         parts.model, optimizer, parts.train_loader, parts.loss_fn,
-        epochs=parts.epochs, budget=budget, seed=seed, verbose=verbose,
+        epochs=parts.epochs, budget=budget, search=search, seed=seed, verbose=verbose,
     )  # fmt: skip
     model, loss_fn = parts.model, parts.loss_fn
     step = 0
     train_mode(optimizer)
     model.train()
-    for _ in range(parts.epochs):
+    while step < run.remaining_steps:
         for x, y in parts.train_loader:
+            if step >= run.remaining_steps:
+                break
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             if not run.guard or run.guard.check(loss, step):
@@ -241,12 +332,14 @@ def train_task(
                 optimizer.step()
                 run.scheduler.step()
                 step += 1
+    step += run.trained_steps
     eval_mode(optimizer)
     metric = parts.evaluate()
     return {
         "metric": metric,
         "peak_lr": run.peak_lr,
         "kind": run.kind,
+        "search": run.search,
         "finder_steps": run.finder_steps,
         "train_steps": step,
         "compute": (run.finder_steps + step) / run.total_steps,

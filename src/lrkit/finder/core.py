@@ -32,6 +32,8 @@ NUM_STEPS = 100
 SMOOTHING = 0.9
 DIVERGE_FACTOR = 4.0
 DIVERGE_PATIENCE = 3
+#: raw losses whose median is the starting level of :class:`StopRule`'s ``rise`` test
+RISE_HEAD = 10
 
 
 def _check_positive_float(name: str, value: object) -> float:
@@ -111,17 +113,39 @@ class StopRule:
 
     The test stops at the first non-finite loss, or once the raw loss has stayed above
     ``factor`` times the best smoothed loss for ``patience`` consecutive rungs (a single spike does
-    not end it).
+    not end it). With ``rise`` it also stops as soon as the smoothed loss has climbed back above its
+    minimum by more than ``rise`` times the drop :math:`D = \\ell_0 - \\ell_{min}` (:math:`\\ell_0`: the
+    median of the first :data:`RISE_HEAD` raw losses): the bottom of the curve is then behind the ramp,
+    which is all a rule needs (used when the ramp's steps are kept as training, where every rung past
+    the bottom is wasted compute).
     """
 
     factor: float = DIVERGE_FACTOR
     patience: int = DIVERGE_PATIENCE
+    rise: float | None = None
 
     def __post_init__(self) -> None:
         factor = _check_positive_float("diverge_factor", self.factor)
         if factor <= 1.0:
             raise ValueError(f"diverge_factor must be > 1, got {self.factor!r}")
         _check_int("diverge_patience", self.patience, 1)
+        if self.rise is not None:
+            _check_positive_float("rise", self.rise)
+
+
+def _risen(raw: list[float], smoothed: float, best: float, best_at: int, rise: float) -> bool:
+    """Whether the smoothed loss is more than ``rise`` x the drop above its minimum (see StopRule),
+    counting only a drop that stands out of the noise: more than 3 x the robust std of the raw loss's
+    rung-to-rung differences before the minimum (so a wiggle on a flat start never stops the ramp)."""
+    if len(raw) <= RISE_HEAD or smoothed <= best:
+        return False
+    start = float(np.median(raw[:RISE_HEAD]))
+    drop = start - best
+    if not drop > 0 or smoothed - best <= rise * drop:
+        return False
+    pre = np.asarray(raw[: max(best_at + 1, 3)])
+    noise = float(np.median(np.abs(np.diff(pre)))) / 0.6745 / math.sqrt(2.0)
+    return drop > 3.0 * noise
 
 
 def sweep(
@@ -138,6 +162,7 @@ def sweep(
     smooth: list[float] = []
     avg = 0.0
     best = math.inf
+    best_at = 0
     above = 0
     stopped_at: int | None = None
     for i, lr in enumerate(lrs):
@@ -154,10 +179,12 @@ def sweep(
         avg = beta * avg + (1.0 - beta) * loss
         s = avg / (1.0 - beta ** (i + 1))
         smooth.append(s)
-        best = min(best, s)
+        if s < best:
+            best, best_at = s, i
         if stop is not None:
             above = above + 1 if loss > stop.factor * best else 0
-            if above >= stop.patience:
+            risen = stop.rise is not None and _risen(raw, s, best, best_at, stop.rise)
+            if above >= stop.patience or risen:
                 stopped_at = i
                 break
     return Curve(

@@ -1,0 +1,167 @@
+"""The range test as the run's own warmup: its steps are kept as training, not thrown away.
+
+A separate range test (:func:`lrkit.finder.find_lr`) trains ~300 optimizer steps and then restores the
+model: 3% of a 10,000-step run, but half of a 600-step one. :func:`ramp_in_run` instead runs one ramp
+on the real model and keeps it:
+
+1. the first param group's LR grows exponentially from ``start_lr`` towards ``end_lr``, one optimizer
+   step per rung (the other groups keep their ratio to it), and the state after each rung is kept in a
+   ring of the last ``window`` rungs;
+2. the ramp stops as soon as the bottom of the loss curve is behind it: the smoothed loss has risen
+   above its minimum by half the drop (:class:`lrkit.finder.core.StopRule`'s ``rise``), or the loss
+   blew up or was not finite;
+3. the rule (lrkit's: the centre of the curve's bottom / 10) gives the suggestion, the peak is
+   ``peak_factor`` x it, and the model and optimizer are put back to their state after the last rung
+   whose LR was at most the peak. Training goes on from there: the rungs up to that one were an
+   exponential warmup to the peak; only the rungs after it (typically 10 to 25) are extra compute.
+
+With one ramp there are no repeats to compare; a curve without a usable signal (flat, noisy, rising
+from the first rung...) gives an untrusted result, and then everything is restored to the state before
+the ramp (:attr:`InRunRamp.kept` is 0), so the caller can fall back to the separate, escalating test.
+The ring costs ``window`` copies of the parameters and optimizer state (on their device).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrkit.finder import core
+from lrkit.finder.result import FinderResult
+from lrkit.finder.torch_driver import _Cycle, _Snapshot, _to_device, default_forward
+
+__all__ = ["PER_DECADE", "RISE", "START_LR", "WINDOW", "InRunRamp", "ramp_in_run"]
+
+#: the ramp stops once the smoothed loss is this fraction of its drop above its minimum
+RISE = 0.5
+#: rungs of state kept to return to (the peak is at most ~25 rungs before the stop on the benchmark)
+WINDOW = 40
+#: where the kept ramp starts: the rungs below a hundredth of the peak teach the model next to nothing,
+#: and in a kept ramp they are training steps lost; a loss that rises from this first rung gives an
+#: untrusted curve, and the caller falls back to the separate test (which starts at 1e-7)
+START_LR = 1e-5
+#: rungs per decade of LR, the separate test's density (100 rungs over 8 decades)
+PER_DECADE = 12.5
+
+
+@dataclass(frozen=True, eq=False)
+class InRunRamp:
+    """The outcome of :func:`ramp_in_run`.
+
+    ``result``: the finder's verdict on the one curve; ``peak``: ``peak_factor`` x its suggestion (None
+    when untrusted); ``kept``: rungs kept as training (the state is that after rung ``kept - 1``; 0 when
+    everything was restored); ``spent``: rungs run in all (``spent - kept`` is the extra compute).
+    """
+
+    result: FinderResult
+    peak: float | None
+    kept: int
+    spent: int
+
+
+def ramp_in_run(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: Iterable[Any],
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    *,
+    peak_factor: float = 2.0,
+    start_lr: float = START_LR,
+    end_lr: float = core.END_LR,
+    num_steps: int | None = None,
+    smoothing: float = core.SMOOTHING,
+    rise: float = RISE,
+    window: int = WINDOW,
+    forward: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+    device: torch.device | str | None = None,
+    rule: str = "lrkit",
+    max_kept: int | None = None,
+) -> InRunRamp:
+    """Run one LR ramp on ``model`` and keep its steps up to the peak LR; see the module docstring.
+
+    ``num_steps`` rungs span ``start_lr .. end_lr`` (default: :data:`PER_DECADE` per decade); the ramp
+    usually stops well before the end. With ``max_kept``, a peak more than that many rungs into the
+    ramp is not kept (everything is restored: the ramp would have eaten the run).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(getattr(optimizer, "param_groups", None), list) or not optimizer.param_groups:
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer with param groups, got {optimizer!r}")
+    if isinstance(peak_factor, bool) or not isinstance(peak_factor, (int, float)):
+        raise TypeError(f"peak_factor must be a number > 0, got {peak_factor!r}")
+    if not (0.0 < peak_factor < math.inf):
+        raise ValueError(f"peak_factor must be a finite number > 0, got {peak_factor!r}")
+    core._check_int("window", window, 1)
+    if num_steps is None:
+        decades = math.log10(core._check_positive_float("end_lr", end_lr)) - math.log10(
+            core._check_positive_float("start_lr", start_lr)
+        )
+        num_steps = max(2, round(PER_DECADE * decades) + 1)
+    lrs = core.lr_ramp(start_lr, end_lr, num_steps)
+    lr0 = float(optimizer.param_groups[0]["lr"])
+    if not lr0 > 0:
+        raise ValueError(f"optimizer.param_groups[0]['lr'] must be > 0, got {lr0!r}")
+    ratios = [float(g["lr"]) / lr0 for g in optimizer.param_groups]
+    if device is None:
+        first = next(iter(model.parameters()), None)
+        if first is None:
+            raise ValueError("model has no parameters; the range test needs something to train")
+        dev = first.device
+    else:
+        dev = torch.device(device)
+    run_forward = forward or (lambda m, batch: default_forward(m, batch, loss_fn))
+    train = _Cycle(train_loader, "train_loader")
+    initial = _Snapshot(model, optimizer, None, [train_loader])
+    ring: collections.deque[tuple[int, _Snapshot]] = collections.deque(maxlen=window)
+    rung = 0
+
+    def step(lr: float) -> float:
+        nonlocal rung
+        for g, r in zip(optimizer.param_groups, ratios, strict=True):
+            g["lr"] = lr * r
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = run_forward(model, _to_device(train.next(), dev))
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise TypeError(f"the forward pass must return the loss as a 1-element tensor, got {loss!r}")
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        ring.append((rung, _Snapshot(model, optimizer, None, [])))
+        rung += 1
+        return float(loss.detach())
+
+    stop = core.StopRule(rise=rise)
+    restored = False
+    try:
+        curve = core.sweep(step, lrs, smoothing=smoothing, stop=stop)
+        result = FinderResult.from_curves(
+            [curve], smoothing=smoothing, rule=rule, group_ratios=ratios, steps=curve.lrs.size
+        )
+        suggestion = result.suggestion
+        peak = None if suggestion is None else peak_factor * suggestion
+        keep = -1 if peak is None else int(np.searchsorted(curve.lrs, peak, side="right")) - 1
+        too_long = max_kept is not None and keep + 1 > max_kept
+        saved = None if too_long else next((snap for i, snap in ring if i == keep), None)
+        if saved is None:  # untrusted, or the peak is below the ramp / older than the ring
+            initial.restore()
+            restored = True
+            kept = 0
+        else:
+            saved.restore_training_state()
+            kept = keep + 1
+        for g, r in zip(optimizer.param_groups, ratios, strict=True):
+            g["lr"] = (peak if peak is not None and kept else lr0) * r
+    except BaseException:
+        if not restored:
+            initial.restore()
+        raise
+    finally:
+        train.close()
+        ring.clear()
+    return InRunRamp(result=result, peak=peak, kept=kept, spent=curve.lrs.size)

@@ -1,0 +1,226 @@
+"""The in-run ramp: the range test's steps up to the peak are kept as training (lrkit.auto's default on
+short runs). Checked against a hand-written replay of the same steps, and for exact restore when the
+ramp has no signal."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrkit.finder.core import StopRule, lr_ramp, sweep
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _loader(seed: int = 0) -> Any:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(512, 8, generator=torch.Generator().manual_seed(1))
+    y = (x[:, :4].sum(dim=1) > 0).long()
+    return torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=g
+    )
+
+
+def _model() -> Any:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+
+
+# --- the rise stop (numpy core) --------------------------------------------------------------------
+def test_rise_stops_once_the_bottom_is_behind_the_ramp() -> None:
+    lrs = lr_ramp(1e-5, 10.0, 76)
+    x = np.log10(lrs)
+    loss = 2.0 - 1.5 / (1 + np.exp(-(x + 3) * 3)) + np.where(x > -1, (x + 1) ** 2 * 4, 0.0)
+    it = iter(loss.tolist())
+    curve = sweep(lambda lr: next(it), lrs, stop=StopRule(rise=0.5))
+    i_min = int(np.argmin(curve.smoothed))
+    assert curve.stopped_at is not None and curve.stopped_at < lrs.size - 1
+    # it stopped at the first rung where the smoothed loss is more than half the drop above its minimum
+    start = float(np.median(loss[:10]))
+    drop = start - curve.smoothed[: curve.stopped_at + 1].min()
+    assert curve.smoothed[-1] - curve.smoothed[i_min] > 0.5 * drop
+    assert all(s - curve.smoothed[: k + 1].min() <= 0.5 * drop for k, s in enumerate(curve.smoothed[:-1]))
+    # without rise, the ramp goes on until the 4x blow-up rule fires, later
+    it = iter(loss.tolist())
+    assert sweep(lambda lr: next(it), lrs).lrs.size > curve.lrs.size
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(1e-4, 0.3))
+def test_rise_never_stops_a_flat_noisy_ramp(seed: int, scale: float) -> None:
+    """Noise on a flat curve is no drop: the rise test must not fire (the 4x rule cannot either)."""
+    rng = np.random.default_rng(seed)
+    lrs = lr_ramp(1e-5, 10.0, 76)
+    loss = (2.3 + scale * rng.standard_normal(lrs.size)).tolist()
+    it = iter(loss)
+    assert sweep(lambda lr: next(it), lrs, stop=StopRule(rise=0.5)).stopped_at is None
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf])
+def test_rise_must_be_positive(bad: float) -> None:
+    with pytest.raises(ValueError, match="rise"):
+        StopRule(rise=bad)
+
+
+# --- the torch ramp ----------------------------------------------------------------------------------
+def test_ramp_keeps_exactly_the_steps_up_to_the_peak() -> None:
+    from lrkit.finder.in_run import WINDOW, ramp_in_run
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ramp = ramp_in_run(model, opt, loader, torch.nn.functional.cross_entropy, peak_factor=3.0)
+    assert ramp.result.trusted and ramp.peak is not None and ramp.result.suggestion is not None
+    assert ramp.peak == pytest.approx(3.0 * ramp.result.suggestion)
+    assert 0 < ramp.kept < ramp.spent and ramp.spent - ramp.kept <= WINDOW
+    lrs = ramp.result.lrs
+    assert lrs[ramp.kept - 1] <= ramp.peak < lrs[ramp.kept]  # the last rung at or below the peak
+    assert opt.param_groups[0]["lr"] == pytest.approx(ramp.peak)
+    # replay: the same model, optimizer and batches, trained by hand at the ramp's first `kept` LRs
+    ref, ref_loader = _model(), _loader()
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    batches = iter(ref_loader)
+    for lr in lrs[: ramp.kept]:
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(ref_loader)
+            x, y = next(batches)
+        ref_opt.param_groups[0]["lr"] = float(lr)
+        ref_opt.zero_grad()
+        torch.nn.functional.cross_entropy(ref(x), y).backward()
+        ref_opt.step()
+    for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for p, q in zip(model.parameters(), ref.parameters(), strict=True):
+        assert torch.equal(opt.state[p]["exp_avg_sq"], ref_opt.state[q]["exp_avg_sq"])
+
+
+def _state(model: Any, opt: Any) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    return {k: v.clone() for k, v in model.state_dict().items()}, groups, len(opt.state)
+
+
+def _assert_same(model: Any, opt: Any, before: tuple[dict[str, Any], list[dict[str, Any]], int]) -> None:
+    params, groups, n_state = before
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, params[k])
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == groups
+    assert len(opt.state) == n_state
+
+
+def test_ramp_without_signal_restores_everything() -> None:
+    from lrkit.finder.in_run import ramp_in_run
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before = _state(model, opt)
+
+    def flat(out: Any, y: Any) -> Any:
+        return (out * 0.0).sum() + 1.0
+
+    ramp = ramp_in_run(model, opt, loader, flat)
+    assert not ramp.result.trusted and ramp.peak is None and ramp.kept == 0
+    assert "flat" in ramp.result.reason
+    _assert_same(model, opt, before)
+
+
+def test_ramp_whose_peak_would_eat_the_run_restores_everything() -> None:
+    from lrkit.finder.in_run import ramp_in_run
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = _state(model, opt)
+    ramp = ramp_in_run(model, opt, loader, torch.nn.functional.cross_entropy, max_kept=5)
+    assert ramp.peak is not None and ramp.kept == 0
+    _assert_same(model, opt, before)
+
+
+def test_ramp_restores_on_an_error_mid_ramp() -> None:
+    from lrkit.finder.in_run import ramp_in_run
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = _state(model, opt)
+    calls = 0
+
+    def failing(out: Any, y: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 20:
+            raise RuntimeError("boom")
+        return torch.nn.functional.cross_entropy(out, y)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        ramp_in_run(model, opt, loader, failing)
+    _assert_same(model, opt, before)
+
+
+@pytest.mark.parametrize(("kw", "match"), [({"peak_factor": 0.0}, "peak_factor"), ({"window": 0}, "window"),
+                                           ({"peak_factor": "3"}, "peak_factor")])  # fmt: skip
+def test_ramp_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
+    from lrkit.finder.in_run import ramp_in_run
+
+    model = _model()
+    with pytest.raises((TypeError, ValueError), match=match):
+        ramp_in_run(model, torch.optim.Adam(model.parameters()), _loader(), torch.nn.functional.cross_entropy,
+                    **kw)  # fmt: skip
+
+
+# --- lrkit.auto with the in-run ramp ----------------------------------------------------------------
+def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_peak() -> None:
+    import lrkit
+    from lrkit.auto import PEAK_FACTOR
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False)
+    assert run.search == "in_run"  # 320 planned steps: the separate test (300) would not fit in 10%
+    assert 0 < run.trained_steps <= run.total_steps // 2
+    assert run.remaining_steps == run.total_steps - run.trained_steps
+    assert run.compute <= 1.1 and run.compute == (run.search_steps + run.total_steps) / run.total_steps
+    assert run.finder.suggestion is not None
+    assert run.peak_lr == pytest.approx(PEAK_FACTOR["in_run"] * run.finder.suggestion)
+    # the schedule starts at the peak (no second warmup) and decays by cosine to 1% of it
+    assert opt.param_groups[0]["lr"] == pytest.approx(run.peak_lr)
+    assert float(run.schedule(run.remaining_steps)) == pytest.approx(0.01 * run.peak_lr)
+    assert "in-run ramp" in run.summary
+
+
+def test_auto_picks_the_separate_test_when_it_fits_the_budget() -> None:
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=100, verbose=False)
+    assert run.search == "separate" and run.trained_steps == 0 and run.remaining_steps == run.total_steps
+
+
+def test_auto_in_run_falls_back_to_the_separate_test_without_signal() -> None:
+    import lrkit
+    from lrkit.finder import NoSuggestionError
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    before = _state(model, opt)
+
+    def flat(out: Any, y: Any) -> Any:
+        return (out * 0.0).sum() + 1.0
+
+    with pytest.raises(NoSuggestionError, match="flat"):
+        lrkit.auto(model, opt, loader, flat, epochs=5, search="in_run", verbose=False)
+    _assert_same(model, opt, before)
+
+
+def test_auto_rejects_an_unknown_search() -> None:
+    import lrkit
+
+    model = _model()
+    with pytest.raises(ValueError, match="search"):
+        lrkit.auto(model, torch.optim.Adam(model.parameters()), _loader(), torch.nn.functional.cross_entropy,
+                   epochs=2, search="grid")  # fmt: skip
