@@ -646,6 +646,63 @@ def run_peak(names: list[str], runs_file: Path, path: Path = PEAK_FILE) -> None:
                 path.write_text(json.dumps(data, indent=0))
 
 
+def _train_cosine(parts: TaskParts, opt: Any, steps: int, peak: float) -> float:
+    """Train ``steps`` more optimizer steps, cosine from ``peak`` to 1% of it; the validation metric."""
+    step = 0
+    parts.model.train()
+    while step < steps:
+        for x, y in parts.train_loader:
+            if step >= steps:
+                break
+            for g in opt.param_groups:
+                g["lr"] = peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+            opt.zero_grad(set_to_none=True)
+            parts.loss_fn(parts.model(x), y).backward()
+            opt.step()
+            step += 1
+    return float(parts.evaluate())
+
+
+INRUN_PEAK_FILE = RESULTS / "auto_inrun_peak.json"
+INRUN_PEAK_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)
+
+
+def run_inrun_peak(names: list[str], path: Path = INRUN_PEAK_FILE) -> None:
+    """The in-run ramp (lrkit.finder.in_run.ramp_in_run) at peak factor c, then cosine from the peak to
+    1% of it over the steps left (no guard), seeds 0-2; stored as {task: {c: mean metric / grid best}}
+    for the tasks whose ramp is trusted on every seed."""
+    import torch
+
+    from lrkit.finder.in_run import ramp_in_run
+
+    torch.set_num_threads(1)
+    grid = load_grid()
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        _, means = grid_means(grid[name])
+        hib = grid[name]["higher_is_better"]
+        best = max(means) if hib else min(means)
+        row: dict[str, float] = {}
+        for c in INRUN_PEAK_FACTORS:
+            metrics = []
+            for seed in SEEDS:
+                parts = TASKS[name].build(seed)
+                torch.manual_seed(seed)
+                opt = parts.make_optimizer(1e-3)
+                ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, peak_factor=c)
+                if not ramp.kept or ramp.peak is None:
+                    break
+                left = parts.epochs * parts.steps_per_epoch - ramp.kept
+                peak = ramp.peak
+                metrics.append(_train_cosine(parts, opt, left, peak))
+            if len(metrics) == len(SEEDS):
+                row[f"{c:g}"] = score(float(np.mean(metrics)), best, hib)
+        if row:
+            out[name] = row
+            print(name, row, flush=True)
+    path.write_text(json.dumps(out, indent=1))
+
+
 def grid_score(entry: dict[str, Any], lr: float) -> float:
     """Score of a constant LR from the stored grid: the mean metric interpolated on log(LR) between the
     two nearest grid points (0 outside the grid), divided by the best grid mean."""
@@ -668,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=None, help="--finder's budget (fraction of the plan)")
     ap.add_argument("--auto", action="store_true", help="lrkit.auto vs Schedule-Free/Prodigy, stored")
     ap.add_argument("--peak", action="store_true", help="auto's schedule at c x the finder's LR, stored")
+    ap.add_argument("--inrun-peak", action="store_true", help="the in-run ramp at peak factor c, stored")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
     if args.time:
@@ -690,7 +748,9 @@ def main(argv: list[str] | None = None) -> int:
         run_auto(names)
     if args.peak:
         run_peak(names, args.runs)
-    if not (args.grid or args.time or args.finder or args.auto or args.peak):
+    if args.inrun_peak:
+        run_inrun_peak(names)
+    if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak):
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

@@ -224,3 +224,26 @@ def test_auto_rejects_an_unknown_search() -> None:
     with pytest.raises(ValueError, match="search"):
         lrkit.auto(model, torch.optim.Adam(model.parameters()), _loader(), torch.nn.functional.cross_entropy,
                    epochs=2, search="grid")  # fmt: skip
+
+
+def test_cli_auto_search_in_run_trains_exactly_the_planned_steps(tmp_path: Any) -> None:
+    import json
+
+    from lrkit.cli import main
+    from lrkit.tasks import get_task
+
+    out = tmp_path / "auto.json"
+    code = main(["auto", "--task", "digits-mlp-adam", "--search", "in_run", "--json", str(out)])
+    assert code == 0
+    got = json.loads(out.read_text())
+    parts = get_task("digits-mlp-adam").build(0)
+    assert got["search"] == "in_run" and got["train_steps"] == parts.epochs * parts.steps_per_epoch
+    assert got["compute"] == pytest.approx((got["finder_steps"] + got["train_steps"]) / got["train_steps"])
+
+
+def test_cli_auto_refuses_an_unknown_search(capsys: Any) -> None:
+    from lrkit.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["auto", "--task", "digits-mlp-adam", "--search", "grid"])
+    assert exc.value.code == 2 and "--search" in capsys.readouterr().err

@@ -151,33 +151,117 @@ def auto_report(path: Path) -> None:
     grid = load_grid()
     runs = json.loads(path.read_text())
     print(f"\nauto benchmark ({path.name}): mean metric over seeds 0-2 / best constant LR of the grid")
-    head = f"  {'task':24} {'grid best':>10} {'auto':>7} {'sf-adamw':>9} {'prodigy':>8} {'compute':>8}"
-    print(head + "  auto notes")
+    print("  auto: lrkit.auto's default (search='auto': the in-run ramp on all of these short runs);")
+    print("  separate: search='separate' (the finder's 3 x 100-rung test, restored, then warmup + schedule)")
+    head = (
+        f"  {'task':24} {'grid best':>10} {'auto':>7} {'compute':>8} {'separate':>9} {'compute':>8}"
+        f" {'sf-adamw':>9} {'prodigy':>8}"
+    )
+    print(head + "  notes")
     for n, entry in grid.items():
         if not all(f"{n}|{s}|{m}" in runs for s in SEEDS for m in AUTO_METHODS):
             continue
         _, means = grid_means(entry)
         hib = entry["higher_is_better"]
         best = max(means) if hib else min(means)
-        cols = []
+        cols, comps = {}, {}
         for m in AUTO_METHODS:
             vals = [runs[f"{n}|{s}|{m}"]["metric"] for s in SEEDS]
+            comp = [runs[f"{n}|{s}|{m}"].get("compute") for s in SEEDS]
+            comps[m] = f"{max(comp):.2f}x" if all(c is not None for c in comp) else "-"
             if any(v is None for v in vals):
-                cols.append(f"{sum(v is None for v in vals)}x none")
+                cols[m] = f"{sum(v is None for v in vals)}x none"
                 continue
             mean = float(np.mean(vals))
-            cols.append(f"{(mean / best if hib else best / mean):.3f}")
-        auto = [runs[f"{n}|{s}|auto"] for s in SEEDS]
-        comp = [a["compute"] for a in auto if a.get("compute") is not None]
-        notes = sorted({a["summary"].split(":")[0] for a in auto if not a.get("compute")})
-        events = sum(a.get("events", 0) or 0 for a in auto)
+            cols[m] = f"{(mean / best if hib else best / mean):.3f}"
+        notes = sorted(
+            {
+                runs[f"{n}|{s}|{m}"]["summary"].split(":")[0]
+                for s in SEEDS
+                for m in ("auto", "auto_separate")
+                if not runs[f"{n}|{s}|{m}"].get("compute")
+            }
+        )
         print(
-            f"  {n:24} {best:10.4f} {cols[0]:>7} {cols[1]:>9} {cols[2]:>8} "
-            f"{(f'{np.mean(comp):.2f}x' if comp else '-'):>8}  "
-            + (f"{events} guard rollbacks " if events else "")
+            f"  {n:24} {best:10.4f} {cols['auto']:>7} {comps['auto']:>8} {cols['auto_separate']:>9}"
+            f" {comps['auto_separate']:>8} {cols['schedulefree_adamw']:>9} {cols['prodigy']:>8}  "
             + "; ".join(notes)
         )
-    print("  (compute: (finder optimizer steps + training steps) / training steps; 'none': no suggestion)")
+    print("  (compute: the most over the 3 seeds of (search steps not kept as training + planned steps) /")
+    print("   planned steps; 'none': no suggestion, NoSuggestionError)")
+
+
+def divisor_report(path: Path) -> None:
+    """The lrkit rule with a finer set of divisors, on the stored curves: per task (min over finder
+    seeds of the median over repeats) and the divisor chosen leave-one-task-out."""
+    from lrkit.finder import rules
+    from lrkit.finder.core import ema_debiased
+
+    grid = load_grid()
+    runs = json.loads(path.read_text())
+    divs = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0)
+
+    def med(v: list[float]) -> float:
+        v = sorted(x for x in v if math.isfinite(x))
+        n = len(v)
+        return v[n // 2] if n % 2 else math.sqrt(v[n // 2 - 1] * v[n // 2])
+
+    S: dict[str, dict[float, float]] = {}
+    for n in grid:
+        S[n] = {}
+        for d in divs:
+            sc = []
+            for s in FINDER_SEEDS:
+                sug = med(
+                    [
+                        rules.lrkit_rule(np.asarray(c["lrs"]), ema_debiased(c["losses"], 0.9), divisor=d)
+                        for c in runs[f"{n}|{s}"]["curves"]
+                    ]
+                )
+                sc.append(grid_score(grid[n], sug))
+            S[n][d] = min(sc)
+    print(f"\nthe lrkit rule with finer divisors ({path.name}; min over finder seeds, trusted or not)")
+    print(f"  {'task':24}" + "".join(f"{'/' + format(d, 'g'):>7}" for d in divs))
+    for n in grid:
+        print(f"  {n:24}" + "".join(f"{S[n][d]:7.3f}" for d in divs))
+    print(f"  {'tasks >= 0.98':24}" + "".join(f"{sum(S[n][d] >= 0.98 for n in grid):7d}" for d in divs))
+    hits = 0
+    for n in grid:
+        others = [m for m in grid if m != n]
+        best = max(
+            divs, key=lambda d: (sum(S[m][d] >= 0.98 for m in others), np.mean([S[m][d] for m in others]))
+        )
+        hits += S[n][best] >= 0.98
+        print(f"    {n:24} /{best:g}: {S[n][best]:.3f}")
+    print(f"  tasks >= 0.98 (LOO): {hits} of {len(grid)}")
+
+
+def inrun_peak_report(path: Path) -> None:
+    """The in-run ramp's peak factor c, chosen leave-one-task-out (a task absent: its ramp untrusted)."""
+    from finder_tasks import INRUN_PEAK_FACTORS
+
+    grid = load_grid()
+    R = json.loads(path.read_text())
+    cs = [f"{c:g}" for c in INRUN_PEAK_FACTORS]
+    print(f"\nthe in-run ramp's peak = c x its suggestion, then cosine ({path.name}; score per task)")
+    print(f"  {'task':24}" + "".join(f"{'c=' + c:>8}" for c in cs))
+    for n in grid:
+        row = R.get(n, {})
+        print(f"  {n:24}" + "".join(f"{row.get(c, 0.0):8.3f}" for c in cs) + ("" if row else "  (untrusted)"))
+    print("  LOO: c with the most tasks >= 0.99 on the other tasks (then the mean), scored on this one")
+    hits = 0
+    for n in grid:
+        others = [m for m in grid if m != n]
+
+        def key(c: str, others: list[str] = others) -> tuple[int, float]:
+            v = [R.get(m, {}).get(c, 0.0) for m in others]
+            return sum(x >= 0.99 for x in v), float(np.mean(v))
+
+        c = max(cs, key=key)
+        v = R.get(n, {}).get(c, 0.0)
+        hits += v >= 0.99
+        print(f"    {n:24} c={c}: {v:.3f}")
+    print(f"  tasks >= 0.99 (LOO): {hits} of {len(grid)}")
 
 
 def peak_report(path: Path) -> None:
@@ -217,9 +301,13 @@ def peak_report(path: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
-    auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs.json")
+    divisor_report(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
+    auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v2.json")
     if auto_file.exists():
         auto_report(auto_file)
     peak_file = Path(__file__).with_name("auto_peak.json")
     if peak_file.exists():
         peak_report(peak_file)
+    inrun_file = Path(__file__).with_name("auto_inrun_peak.json")
+    if inrun_file.exists():
+        inrun_peak_report(inrun_file)

@@ -37,6 +37,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         default=0.1,
         help="finder escalation budget: extra steps a retry may take, a fraction of the planned ones (0.1)",
     )
+    p.add_argument(
+        "--search",
+        choices=("auto", "in_run", "separate"),
+        default="auto",
+        help="the LR search: in_run (the ramp's steps up to the peak are kept as warmup: ~1.05x one run), "
+        "separate (the 3 x 100-step finder, restored first), auto (separate when it fits in --budget)",
+    )
     p.add_argument("--json", default=None, metavar="PATH", help="also write the outcome as JSON")
     p.set_defaults(func=run)
     return p
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     parts = task.build(args.seed)
     torch.manual_seed(args.seed)
     try:
-        out = train_task(parts, seed=args.seed, budget=args.budget, verbose=True)
+        out = train_task(parts, seed=args.seed, budget=args.budget, search=args.search, verbose=True)
     except NoSuggestionError as exc:
         print(f"lrkit auto: {exc}")
         return 1
