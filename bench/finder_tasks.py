@@ -667,7 +667,7 @@ INRUN_PEAK_FILE = RESULTS / "auto_inrun_peak.json"
 INRUN_PEAK_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def run_inrun_peak(names: list[str], path: Path = INRUN_PEAK_FILE) -> None:
+def run_inrun_peak(names: list[str], path: Path = INRUN_PEAK_FILE, start_lr: float | None = None) -> None:
     """The in-run ramp (lrkit.finder.in_run.ramp_in_run) at peak factor c, then cosine from the peak to
     1% of it over the steps left (no guard), seeds 0-2; stored as {task: {c: mean metric / grid best}}
     for the tasks whose ramp is trusted on every seed."""
@@ -689,7 +689,8 @@ def run_inrun_peak(names: list[str], path: Path = INRUN_PEAK_FILE) -> None:
                 parts = TASKS[name].build(seed)
                 torch.manual_seed(seed)
                 opt = parts.make_optimizer(1e-3)
-                ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, peak_factor=c)
+                kw = {} if start_lr is None else {"start_lr": start_lr}
+                ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, peak_factor=c, **kw)
                 if not ramp.kept or ramp.peak is None:
                     break
                 left = parts.epochs * parts.steps_per_epoch - ramp.kept
@@ -726,6 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--auto", action="store_true", help="lrkit.auto vs Schedule-Free/Prodigy, stored")
     ap.add_argument("--peak", action="store_true", help="auto's schedule at c x the finder's LR, stored")
     ap.add_argument("--inrun-peak", action="store_true", help="the in-run ramp at peak factor c, stored")
+    ap.add_argument("--start-lr", type=float, default=None, help="--inrun-peak's ramp start (default 1e-5)")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
     if args.time:
@@ -749,7 +751,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.peak:
         run_peak(names, args.runs)
     if args.inrun_peak:
-        run_inrun_peak(names)
+        if args.start_lr is None:
+            run_inrun_peak(names)
+        else:
+            run_inrun_peak(names, RESULTS / f"auto_inrun_peak_start{args.start_lr:g}.json", args.start_lr)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak):
         for name, entry in load_grid().items():
             _summary(name, entry)
