@@ -34,7 +34,17 @@ import torch
 
 from lrkit.finder import core
 from lrkit.finder.result import FinderResult
-from lrkit.finder.torch_driver import _Cycle, _Snapshot, _to_device, default_forward
+from lrkit.finder.torch_driver import (
+    _check_model_and_optimizer,
+    _Cycle,
+    _group_ratios,
+    _resolve_device,
+    _scalar_loss,
+    _set_group_lrs,
+    _Snapshot,
+    _to_device,
+    default_forward,
+)
 
 __all__ = ["PER_DECADE", "RISE", "START_LR", "WINDOW", "InRunRamp", "ramp_in_run"]
 
@@ -89,10 +99,7 @@ def ramp_in_run(
     usually stops well before the end. With ``max_kept``, a peak more than that many rungs into the
     ramp is not kept (everything is restored: the ramp would have eaten the run).
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(getattr(optimizer, "param_groups", None), list) or not optimizer.param_groups:
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer with param groups, got {optimizer!r}")
+    _check_model_and_optimizer(model, optimizer)
     if isinstance(peak_factor, bool) or not isinstance(peak_factor, (int, float)):
         raise TypeError(f"peak_factor must be a number > 0, got {peak_factor!r}")
     if not (0.0 < peak_factor < math.inf):
@@ -105,16 +112,8 @@ def ramp_in_run(
         num_steps = max(2, round(PER_DECADE * decades) + 1)
     lrs = core.lr_ramp(start_lr, end_lr, num_steps)
     lr0 = float(optimizer.param_groups[0]["lr"])
-    if not lr0 > 0:
-        raise ValueError(f"optimizer.param_groups[0]['lr'] must be > 0, got {lr0!r}")
-    ratios = [float(g["lr"]) / lr0 for g in optimizer.param_groups]
-    if device is None:
-        first = next(iter(model.parameters()), None)
-        if first is None:
-            raise ValueError("model has no parameters; the range test needs something to train")
-        dev = first.device
-    else:
-        dev = torch.device(device)
+    ratios = _group_ratios(optimizer)
+    dev = _resolve_device(model, device)
     run_forward = forward or (lambda m, batch: default_forward(m, batch, loss_fn))
     train = _Cycle(train_loader, "train_loader")
     initial = _Snapshot(model, optimizer, None, [train_loader])
@@ -123,13 +122,10 @@ def ramp_in_run(
 
     def step(lr: float) -> float:
         nonlocal rung
-        for g, r in zip(optimizer.param_groups, ratios, strict=True):
-            g["lr"] = lr * r
+        _set_group_lrs(optimizer, ratios, lr)
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = run_forward(model, _to_device(train.next(), dev))
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError(f"the forward pass must return the loss as a 1-element tensor, got {loss!r}")
+        loss = _scalar_loss(run_forward(model, _to_device(train.next(), dev)))
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         ring.append((rung, _Snapshot(model, optimizer, None, [])))
@@ -155,8 +151,7 @@ def ramp_in_run(
         else:
             saved.restore_training_state()
             kept = keep + 1
-        for g, r in zip(optimizer.param_groups, ratios, strict=True):
-            g["lr"] = (peak if peak is not None and kept else lr0) * r
+        _set_group_lrs(optimizer, ratios, peak if peak is not None and kept else lr0)
     except BaseException:
         if not restored:
             initial.restore()

@@ -373,6 +373,53 @@ def _escalate(plan: _Plan, result: FinderResult, first: _Plan) -> tuple[_Plan | 
     return dataclasses.replace(plan, **changes), ", ".join(what)
 
 
+def _check_model_and_optimizer(model: Any, optimizer: Any) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(getattr(optimizer, "param_groups", None), list) or not optimizer.param_groups:
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer with param groups, got {optimizer!r}")
+
+
+def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Each param group's LR relative to the first group's (which the ramp drives)."""
+    lr0 = float(optimizer.param_groups[0]["lr"])
+    if not lr0 > 0:
+        raise ValueError(
+            "optimizer.param_groups[0]['lr'] must be > 0 so the other groups keep their ratio to it, "
+            f"got {lr0!r}"
+        )
+    return [float(g["lr"]) / lr0 for g in optimizer.param_groups]
+
+
+def _set_group_lrs(optimizer: torch.optim.Optimizer, ratios: list[float], lr: float) -> None:
+    """First group's LR to ``lr``, the others to ``lr`` x their ratio (a tensor LR is filled in place)."""
+    for g, r in zip(optimizer.param_groups, ratios, strict=True):
+        if isinstance(g["lr"], torch.Tensor):
+            g["lr"].fill_(lr * r)
+        else:
+            g["lr"] = lr * r
+
+
+def _resolve_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
+    """``device``, or the device of the model's first parameter."""
+    if device is not None:
+        return torch.device(device)
+    first = next(iter(model.parameters()), None)
+    if first is None:
+        raise ValueError("model has no parameters; the range test needs something to train")
+    return first.device
+
+
+def _scalar_loss(loss: Any) -> torch.Tensor:
+    """The forward pass's loss as a 0-d tensor; a clear TypeError for anything else."""
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(
+            f"the forward pass must return the loss as a 1-element tensor, got {type(loss).__name__}"
+            + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
+        )
+    return loss.reshape(())
+
+
 def find_lr(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -437,10 +484,7 @@ def find_lr(
         result = find_lr(model, optimizer, loader, torch.nn.functional.cross_entropy, repeats=3)
         print(result.suggestion, result.interval, result.trusted)
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(getattr(optimizer, "param_groups", None), list) or not optimizer.param_groups:
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer with param groups, got {optimizer!r}")
+    _check_model_and_optimizer(model, optimizer)
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable or None, got {loss_fn!r}")
     if forward is not None and not callable(forward):
@@ -453,20 +497,8 @@ def find_lr(
     budget_steps = _budget(budget, planned_steps, steps_per_epoch)
     if grad_scaler is not None and not all(hasattr(grad_scaler, a) for a in ("scale", "step", "update")):
         raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {grad_scaler!r}")
-    lr0 = float(optimizer.param_groups[0]["lr"])
-    if not lr0 > 0:
-        raise ValueError(
-            "optimizer.param_groups[0]['lr'] must be > 0 so the other groups keep their ratio to it, "
-            f"got {lr0!r}"
-        )
-    ratios = [float(g["lr"]) / lr0 for g in optimizer.param_groups]
-    if device is None:
-        first = next(iter(model.parameters()), None)
-        if first is None:
-            raise ValueError("model has no parameters; the range test needs something to train")
-        dev = first.device
-    else:
-        dev = torch.device(device)
+    ratios = _group_ratios(optimizer)
+    dev = _resolve_device(model, device)
     distributed, world = _ddp()
     no_sync = getattr(model, "no_sync", None) if distributed else None
     run_forward: Callable[[Any], torch.Tensor]
@@ -487,22 +519,9 @@ def find_lr(
 
     def loss_of(batch: Any) -> torch.Tensor:
         with autocast():
-            loss = run_forward(_to_device(batch, dev))
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError(
-                f"the forward pass must return the loss as a 1-element tensor, got {type(loss).__name__}"
-                + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
-            )
-        return loss.reshape(())
+            return _scalar_loss(run_forward(_to_device(batch, dev)))
 
     train = _Cycle(train_loader, "train_loader")
-
-    def set_lr(lr: float) -> None:
-        for g, r in zip(optimizer.param_groups, ratios, strict=True):
-            if isinstance(g["lr"], torch.Tensor):
-                g["lr"].fill_(lr * r)
-            else:
-                g["lr"] = lr * r
 
     def optimizer_step() -> tuple[float, bool]:
         """One optimizer step over ``k_acc`` micro-batches: (mean loss, skipped by the scaler)."""
@@ -542,7 +561,7 @@ def find_lr(
     fixed: list[Any] | None = None
 
     def step(lr: float) -> float:
-        set_lr(lr)
+        _set_group_lrs(optimizer, ratios, lr)
         model.train()
         total = 0.0
         for _ in range(batches_now):
