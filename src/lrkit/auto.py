@@ -201,8 +201,9 @@ def auto(
     trained, spent, note = 0, 0, ""
     ramp = None
     if search == "in_run":
+        factor = peak_factor or PEAK_FACTOR["in_run"]
         ramp = ramp_in_run(
-            model, optimizer, train_loader, loss_fn, peak_factor=peak_factor or PEAK_FACTOR["in_run"],
+            model, optimizer, train_loader, loss_fn, peak_factor=factor,
             forward=finder_options.get("forward"), device=finder_options.get("device"),
             max_kept=total // 2,
         )  # fmt: skip
@@ -211,7 +212,6 @@ def auto(
         trained, spent = ramp.kept, ramp.spent - ramp.kept
         if not trained:
             note = f"the in-run ramp's peak came too late to keep its {ramp.spent} steps (restored); "
-        factor = peak_factor or PEAK_FACTOR["in_run"]
     else:
         if ramp is not None:
             note = f"the in-run ramp ({ramp.spent} steps, restored) had no signal: {ramp.result.reason}; "
