@@ -602,7 +602,8 @@ def run_auto(names: list[str], path: Path = AUTO_FILE) -> None:
                 data[key] = out
                 summary = out.get("summary", "")
                 print(f"{key}: {out.get('metric')} ({out['seconds']:.1f} s) {summary}", flush=True)
-                path.write_text(json.dumps(data, indent=0))
+                stored = json.loads(path.read_text()) if path.exists() else {}  # another process's runs
+                path.write_text(json.dumps({**stored, key: out}, indent=0))
 
 
 PEAK_FILE = RESULTS / "auto_peak.json"
@@ -610,14 +611,11 @@ PEAK_FACTORS = (1.0, 1.5, 2.0, 3.0, 5.0)
 
 
 def auto_schedule(optimizer: str, peak: float, total: int, steps_per_epoch: int) -> Any:
-    """The schedule :func:`lrkit.auto.auto` builds for ``optimizer`` with peak LR ``peak``."""
-    from lrkit.schedules import Cosine, OneCycle, Warmup
+    """The schedule :func:`lrkit.auto.auto` builds after the separate test for ``optimizer``."""
+    from lrkit.auto import separate_schedule
 
-    if optimizer in ("sgd", "momentum", "nesterov"):  # torch.optim.SGD: one-cycle
-        sched = OneCycle(max_lr=peak)
-    else:
-        sched = Warmup(0.05) >> Cosine(lr=peak, min_lr=peak * 0.01)
-    return sched.resolve(total_steps=total, steps_per_epoch=steps_per_epoch)
+    kind = "one_cycle" if optimizer in ("sgd", "momentum", "nesterov") else "cosine"  # torch.optim.SGD
+    return separate_schedule(kind, peak).resolve(total_steps=total, steps_per_epoch=steps_per_epoch)
 
 
 def run_peak(names: list[str], runs_file: Path, path: Path = PEAK_FILE) -> None:
@@ -646,8 +644,13 @@ def run_peak(names: list[str], runs_file: Path, path: Path = PEAK_FILE) -> None:
                 path.write_text(json.dumps(data, indent=0))
 
 
-def _train_cosine(parts: TaskParts, opt: Any, steps: int, peak: float) -> float:
-    """Train ``steps`` more optimizer steps, cosine from ``peak`` to 1% of it; the validation metric."""
+def _train_cosine(parts: TaskParts, opt: Any, steps: int, peak: float, rewarm: float = 0.0) -> float:
+    """Train ``steps`` more optimizer steps with what :func:`lrkit.auto.auto` runs after a kept in-run
+    ramp (:func:`lrkit.auto.in_run_schedule`: a linear re-warm over the fraction ``rewarm`` of the
+    steps, then cosine from ``peak`` to 1% of it); the validation metric."""
+    from lrkit.auto import in_run_schedule
+
+    sched = in_run_schedule(peak, rewarm).resolve(total_steps=steps, steps_per_epoch=parts.steps_per_epoch)
     step = 0
     parts.model.train()
     while step < steps:
@@ -655,7 +658,7 @@ def _train_cosine(parts: TaskParts, opt: Any, steps: int, peak: float) -> float:
             if step >= steps:
                 break
             for g in opt.param_groups:
-                g["lr"] = peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+                g["lr"] = float(sched(step))
             opt.zero_grad(set_to_none=True)
             parts.loss_fn(parts.model(x), y).backward()
             opt.step()
@@ -667,7 +670,12 @@ INRUN_PEAK_FILE = RESULTS / "auto_inrun_peak.json"
 INRUN_PEAK_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def run_inrun_peak(names: list[str], path: Path = INRUN_PEAK_FILE, start_lr: float | None = None) -> None:
+def run_inrun_peak(
+    names: list[str],
+    path: Path = INRUN_PEAK_FILE,
+    start_lr: float | None = None,
+    per_decade: float | None = None,
+) -> None:
     """The in-run ramp (lrkit.finder.in_run.ramp_in_run) at peak factor c, then cosine from the peak to
     1% of it over the steps left (no guard), seeds 0-2; stored as {task: {c: mean metric / grid best}}
     for the tasks whose ramp is trusted on every seed."""
@@ -689,7 +697,9 @@ def run_inrun_peak(names: list[str], path: Path = INRUN_PEAK_FILE, start_lr: flo
                 parts = TASKS[name].build(seed)
                 torch.manual_seed(seed)
                 opt = parts.make_optimizer(1e-3)
-                kw = {} if start_lr is None else {"start_lr": start_lr}
+                kw: dict[str, Any] = {} if start_lr is None else {"start_lr": start_lr}
+                if per_decade is not None:  # rungs over start_lr .. 10
+                    kw["num_steps"] = round(per_decade * math.log10(10 / kw.get("start_lr", 1e-5))) + 1
                 ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, peak_factor=c, **kw)
                 if not ramp.kept or ramp.peak is None:
                     break
@@ -702,6 +712,52 @@ def run_inrun_peak(names: list[str], path: Path = INRUN_PEAK_FILE, start_lr: flo
             out[name] = row
             print(name, row, flush=True)
     path.write_text(json.dumps(out, indent=1))
+
+
+INRUN_REWARM_FILE = RESULTS / "auto_inrun_rewarm.json"
+REWARM_FACTORS = (2.0, 3.0, 4.0)
+REWARM_FRACTIONS = (0.0, 0.1, 0.2, 0.3)
+
+
+def run_inrun_rewarm(names: list[str], path: Path = INRUN_REWARM_FILE) -> None:
+    """The in-run ramp at peak factor c, then a linear re-warm from peak/10 over a fraction w of the
+    steps left, then cosine (no guard), seeds 0-2; stored as {task: {"c|w": mean metric / grid best,
+    "compute": worst (spent - kept + total) / total}} for the tasks whose ramp is trusted on every seed
+    (resumable per task)."""
+    import torch
+
+    from lrkit.finder.in_run import ramp_in_run
+
+    torch.set_num_threads(1)
+    grid = load_grid()
+    out: dict[str, dict[str, float]] = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        if name in out:
+            continue
+        _, means = grid_means(grid[name])
+        hib = grid[name]["higher_is_better"]
+        best = max(means) if hib else min(means)
+        row: dict[str, float] = {}
+        compute = 0.0
+        for c, w in itertools.product(REWARM_FACTORS, REWARM_FRACTIONS):
+            metrics = []
+            for seed in SEEDS:
+                parts = TASKS[name].build(seed)
+                torch.manual_seed(seed)
+                opt = parts.make_optimizer(1e-3)
+                ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, peak_factor=c)
+                if not ramp.kept or ramp.peak is None:
+                    break
+                total = parts.epochs * parts.steps_per_epoch
+                left = total - ramp.kept
+                compute = max(compute, (ramp.spent - ramp.kept + total) / total)
+                metrics.append(_train_cosine(parts, opt, left, ramp.peak, rewarm=w))
+            if len(metrics) == len(SEEDS):
+                row[f"{c:g}|{w:g}"] = score(float(np.mean(metrics)), best, hib)
+        out[name] = {**row, "compute": compute} if row else {}
+        print(name, out[name], flush=True)
+        stored = json.loads(path.read_text()) if path.exists() else {}  # another process's tasks
+        path.write_text(json.dumps({**stored, name: out[name]}, indent=1))
 
 
 def grid_score(entry: dict[str, Any], lr: float) -> float:
@@ -728,6 +784,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peak", action="store_true", help="auto's schedule at c x the finder's LR, stored")
     ap.add_argument("--inrun-peak", action="store_true", help="the in-run ramp at peak factor c, stored")
     ap.add_argument("--start-lr", type=float, default=None, help="--inrun-peak's ramp start (default 1e-5)")
+    ap.add_argument("--inrun-rewarm", action="store_true", help="the in-run ramp + a linear re-warm")
+    ap.add_argument("--per-decade", type=float, default=None, help="--inrun-peak's rungs per decade")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
     if args.time:
@@ -751,11 +809,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.peak:
         run_peak(names, args.runs)
     if args.inrun_peak:
-        if args.start_lr is None:
-            run_inrun_peak(names)
-        else:
-            run_inrun_peak(names, RESULTS / f"auto_inrun_peak_start{args.start_lr:g}.json", args.start_lr)
-    if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak):
+        suffix = "" if args.start_lr is None else f"_start{args.start_lr:g}"
+        suffix += "" if args.per_decade is None else f"_pd{args.per_decade:g}"
+        run_inrun_peak(names, RESULTS / f"auto_inrun_peak{suffix}.json", args.start_lr, args.per_decade)
+    if args.inrun_rewarm:
+        run_inrun_rewarm(names)
+    if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
+            or args.inrun_rewarm):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

@@ -27,6 +27,7 @@ def _model() -> Any:
 @pytest.mark.parametrize("make", [torch.optim.Adam, lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9)])
 def test_auto_builds_scheduler_and_guard_within_a_tenth_of_the_run(make: Any) -> None:
     import lrkit
+    from lrkit.auto import PEAK_FACTOR
 
     model, loader = _model(), _loader()
     opt = make(model.parameters(), lr=1e-3)
@@ -37,12 +38,51 @@ def test_auto_builds_scheduler_and_guard_within_a_tenth_of_the_run(make: Any) ->
     assert run.finder_steps <= 0.1 * run.total_steps and run.compute <= 1.1
     assert run.kind == ("one_cycle" if isinstance(opt, torch.optim.SGD) else "cosine")
     assert run.total_steps == 100 * len(loader) and run.guard is not None
-    # the optimizer follows the schedule from step 0, and the peak is twice the finder's suggestion
+    # the optimizer follows the schedule from step 0, and the peak is c x the finder's suggestion
     assert opt.param_groups[0]["lr"] == pytest.approx(float(run.schedule(0)))
     peak = max(float(run.schedule(s)) for s in range(run.total_steps))
     assert run.finder.suggestion is not None
-    assert peak == pytest.approx(run.peak_lr, rel=1e-6) and run.peak_lr == 2.0 * run.finder.suggestion
+    assert (
+        peak == pytest.approx(run.peak_lr, rel=1e-6)
+        and run.peak_lr == PEAK_FACTOR["separate"] * run.finder.suggestion
+    )
     assert "peak LR" in run.summary
+
+
+@pytest.mark.parametrize(("total", "warmup"), [(1000, 0.05), (37, 0.1), (3200, 0.2), (20, 0.0)])
+def test_separate_schedule_warms_up_linearly_over_its_fraction_of_the_run(total: int, warmup: float) -> None:
+    """Hand-computed: a warmup over ``n = ceil(warmup * total)`` steps reaches the peak at step n with
+    the factor (t + 1) / (n + 1), then cosine to 1% of the peak at the last step."""
+    import math
+
+    from lrkit.auto import separate_schedule
+
+    peak = 0.3
+    s = separate_schedule("cosine", peak, warmup).resolve(total_steps=total, steps_per_epoch=10)
+    n = math.ceil(warmup * total)
+    for t in range(n):
+        assert float(s(t)) == pytest.approx(peak * (t + 1) / (n + 1))
+    assert float(s(n)) == pytest.approx(peak)
+    assert float(s(total)) == pytest.approx(0.01 * peak)
+    t = n + (total - n) // 2  # the cosine's midpoint
+    mid = 0.01 * peak + (peak - 0.01 * peak) * 0.5 * (1 + math.cos(math.pi * (t - n) / (total - n)))
+    assert float(s(t)) == pytest.approx(mid)
+
+
+@pytest.mark.parametrize(("left", "rewarm"), [(200, 0.1), (37, 0.3), (5000, 0.05), (50, 0.0)])
+def test_in_run_schedule_rewarms_from_a_tenth_of_the_peak(left: int, rewarm: float) -> None:
+    """Hand-computed: start + (1 - start) * t / n over n = ceil(rewarm * left) steps, then cosine."""
+    import math
+
+    from lrkit.auto import REWARM_START, in_run_schedule
+
+    peak = 2e-3
+    s = in_run_schedule(peak, rewarm).resolve(total_steps=left, steps_per_epoch=10)
+    n = math.ceil(rewarm * left)
+    for t in range(n):
+        assert float(s(t)) == pytest.approx(peak * (REWARM_START + (1 - REWARM_START) * t / n))
+    assert float(s(n)) == pytest.approx(peak)
+    assert float(s(left)) == pytest.approx(0.01 * peak)
 
 
 def test_auto_without_signal_raises_and_changes_nothing() -> None:

@@ -175,7 +175,7 @@ def test_ramp_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
 # --- lrkit.auto with the in-run ramp ----------------------------------------------------------------
 def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_peak() -> None:
     import lrkit
-    from lrkit.auto import PEAK_FACTOR
+    from lrkit.auto import PEAK_FACTOR, REWARM_START
 
     model, loader = _model(), _loader()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -186,8 +186,10 @@ def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_peak() -> None
     assert run.compute <= 1.1 and run.compute == (run.search_steps + run.total_steps) / run.total_steps
     assert run.finder.suggestion is not None
     assert run.peak_lr == pytest.approx(PEAK_FACTOR["in_run"] * run.finder.suggestion)
-    # the schedule starts at the peak (no second warmup) and decays by cosine to 1% of it
-    assert opt.param_groups[0]["lr"] == pytest.approx(run.peak_lr)
+    # the schedule re-warms linearly from a tenth of the peak, then decays by cosine to 1% of it
+    assert opt.param_groups[0]["lr"] == pytest.approx(REWARM_START * run.peak_lr)
+    top = max(float(run.schedule(s)) for s in range(run.remaining_steps))
+    assert top == pytest.approx(run.peak_lr)
     assert float(run.schedule(run.remaining_steps)) == pytest.approx(0.01 * run.peak_lr)
     assert "in-run ramp" in run.summary
 

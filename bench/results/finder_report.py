@@ -264,6 +264,35 @@ def inrun_peak_report(path: Path) -> None:
     print(f"  tasks >= 0.99 (LOO): {hits} of {len(grid)}")
 
 
+def inrun_rewarm_report(path: Path) -> None:
+    """The in-run ramp's peak factor c and re-warm fraction w, chosen jointly leave-one-task-out."""
+    grid = load_grid()
+    R = json.loads(path.read_text())
+    keys = [k for row in R.values() for k in row if k != "compute"]
+    keys = list(dict.fromkeys(keys))
+    print("\nthe in-run ramp, then a linear re-warm from peak/10 over w of the steps left, then cosine from")
+    print(f"peak = c x the suggestion ({path.name}; score per task, '-': a seed's ramp untrusted)")
+    print(f"  {'task':24}" + "".join(f"{k:>8}" for k in keys) + f"{'compute':>9}")
+    for n in grid:
+        row = R.get(n, {})
+        cells = "".join(f"{row[k]:8.3f}" if k in row else f"{'-':>8}" for k in keys)
+        print(f"  {n:24}" + cells + (f"{row['compute']:8.3f}x" if row else ""))
+    print("  LOO: (c, w) with the most tasks >= 0.99 on the other tasks (then the mean), scored on this one")
+    hits = 0
+    for n in grid:
+        others = [m for m in grid if m != n]
+
+        def key(k: str, others: list[str] = others) -> tuple[int, float]:
+            v = [R.get(m, {}).get(k, 0.0) for m in others]
+            return sum(x >= 0.99 for x in v), float(np.mean(v))
+
+        k = max(keys, key=key)
+        v = R.get(n, {}).get(k, 0.0)
+        hits += v >= 0.99
+        print(f"    {n:24} c|w={k}: {v:.3f}")
+    print(f"  tasks >= 0.99 (LOO): {hits} of {len(grid)}")
+
+
 def peak_report(path: Path) -> None:
     """auto's schedule at c x the finder's LR (no guard): per task and factor, and c chosen LOO."""
     from finder_tasks import PEAK_FACTORS, SEEDS, grid_means
@@ -273,30 +302,34 @@ def peak_report(path: Path) -> None:
     print(f"\nauto's schedule with peak = c x the finder's LR ({path.name}; no guard; '*': untrusted LR)")
     print(f"  {'task':24}" + "".join(f"{'c=' + format(c, 'g'):>8}" for c in PEAK_FACTORS))
     R: dict[str, dict[float, float]] = {}
+    trusted: set[str] = set()
     for n, entry in grid.items():
         if not all(f"{n}|{s}|{c:g}" in runs for s in SEEDS for c in PEAK_FACTORS):
             continue
         _, means = grid_means(entry)
         hib = entry["higher_is_better"]
         best = max(means) if hib else min(means)
-        trusted = all(runs[f"{n}|{s}|1"]["trusted"] for s in SEEDS)
+        if all(runs[f"{n}|{s}|1"]["trusted"] for s in SEEDS):
+            trusted.add(n)
         R[n] = {}
         for c in PEAK_FACTORS:
             mean = float(np.mean([runs[f"{n}|{s}|{c:g}"]["metric"] for s in SEEDS]))
             R[n][c] = mean / best if hib else best / mean
-        mark = "" if trusted else " *"
+        mark = "" if n in trusted else " *"
         print(f"  {n + mark:24}" + "".join(f"{R[n][c]:8.3f}" for c in PEAK_FACTORS))
-    print("  LOO: c with the most tasks >= 0.99 on the other tasks (then the mean), scored on this one")
+    print("  LOO: c with the most tasks >= 0.99 (then the mean) on the other tasks whose LR is trusted on")
+    print("  every seed (auto raises on the others, so no schedule is built there), scored on this one")
     hits = 0
     for n in R:
-        others = [m for m in R if m != n]
+        others = [m for m in R if m != n and m in trusted]
         c = max(
             PEAK_FACTORS,
             key=lambda c: (sum(R[m][c] >= 0.99 for m in others), np.mean([R[m][c] for m in others])),
         )
-        hits += R[n][c] >= 0.99
-        print(f"    {n:24} c={c:g}: {R[n][c]:.3f}")
-    print(f"  tasks >= 0.99 (LOO): {hits} of {len(R)}")
+        hits += n in trusted and R[n][c] >= 0.99
+        note = "" if n in trusted else "  (untrusted: auto gives no schedule)"
+        print(f"    {n:24} c={c:g}: {R[n][c]:.3f}{note}")
+    print(f"  tasks >= 0.99 (LOO, trusted): {hits} of {len(R)}")
 
 
 if __name__ == "__main__":
@@ -311,3 +344,6 @@ if __name__ == "__main__":
     inrun_file = Path(__file__).with_name("auto_inrun_peak.json")
     if inrun_file.exists():
         inrun_peak_report(inrun_file)
+    rewarm_file = Path(__file__).with_name("auto_inrun_rewarm.json")
+    if rewarm_file.exists():
+        inrun_rewarm_report(rewarm_file)
