@@ -249,3 +249,42 @@ def test_cli_auto_refuses_an_unknown_search(capsys: Any) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["auto", "--task", "digits-mlp-adam", "--search", "grid"])
     assert exc.value.code == 2 and "--search" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fail_at", ["scheduler", "guard"])
+def test_auto_undoes_a_kept_ramp_when_a_later_step_fails(monkeypatch: Any, fail_at: str) -> None:
+    """The ramp's kept steps trained the model; if building the scheduler or the guard then fails, the
+    model, the optimizer's state and its groups are as before the call (nothing is lost half-done)."""
+    import lrkit
+    import lrkit.adapters.torch as adapter
+    import lrkit.control.guard as guard_module
+    import lrkit.finder.in_run as in_run
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{fail_at} failed")
+
+    if fail_at == "scheduler":
+        monkeypatch.setattr(adapter, "scheduler", boom)
+    else:
+        monkeypatch.setattr(guard_module, "DivergenceGuard", boom)
+    kept: list[int] = []
+    real_ramp = in_run.ramp_in_run
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        out = real_ramp(*args, **kwargs)
+        kept.append(out.kept)
+        return out
+
+    monkeypatch.setattr(in_run, "ramp_in_run", spy)
+    with pytest.raises(RuntimeError, match=f"{fail_at} failed"):
+        lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False)
+    assert kept and kept[0] > 0  # the ramp was kept, so there was something to undo
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not opt.state
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == groups

@@ -199,6 +199,7 @@ def auto(
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import find_lr
     from lrkit.finder.in_run import ramp_in_run
+    from lrkit.finder.torch_driver import _Snapshot
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
@@ -229,7 +230,9 @@ def auto(
     saved = [dict(g) for g in optimizer.param_groups]
     trained, spent, note = 0, 0, ""
     ramp = None
+    before = None
     if search == "in_run":
+        before = _Snapshot(model, optimizer, None, [train_loader])  # undoes a kept ramp if a later step fails
         factor = peak_factor or PEAK_FACTOR["in_run"]
         ramp = ramp_in_run(
             model, optimizer, train_loader, loss_fn, peak_factor=factor,
@@ -284,6 +287,8 @@ def auto(
             else None
         )
     except BaseException:
+        if trained and before is not None:  # the kept ramp trained the model: undo it too
+            before.restore()
         for group, old in zip(optimizer.param_groups, saved, strict=True):
             group.clear()
             group.update(old)
