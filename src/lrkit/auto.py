@@ -28,13 +28,15 @@ What it does:
      A ramp without signal is undone and the separate test runs.
 
    :attr:`AutoResult.compute` says what the search cost.
-2. **The schedule**, whose peak is ``peak_factor`` times the suggestion (default 2 after the separate
-   test, 3 after the in-run ramp, each chosen by leave-one-task-out on the public benchmark: ``bench/
-   finder_tasks.py --peak``, ``bench/results/auto_inrun_peak.json``). The suggestion is a good
-   *constant* LR; a schedule that spends most of the run below its peak wants a higher peak. After the
-   separate test: one-cycle for SGD (``torch.optim.SGD``, Smith & Topin 2019), else 5% linear warmup +
-   cosine to 1% of the peak, over the whole run. After the in-run ramp: cosine from the peak to 1% of
-   it over the ``remaining_steps``.
+2. **The schedule**, whose peak is ``peak_factor`` times the suggestion (default 3 after either search,
+   each chosen by leave-one-task-out on the public benchmark: ``bench/finder_tasks.py --peak`` and
+   ``--inrun-rewarm``, ``bench/results/auto_peak.json`` and ``auto_inrun_rewarm.json``). The
+   suggestion is a good *constant* LR; a schedule that spends most of the run below its peak wants a
+   higher peak. After the separate test: one-cycle for SGD (``torch.optim.SGD``, Smith & Topin 2019),
+   else a linear warmup over ``warmup`` (5%) of the run + cosine to 1% of the peak
+   (:func:`separate_schedule`). After the in-run ramp (:func:`in_run_schedule`), over the
+   ``remaining_steps``: a linear re-warm from a tenth of the peak over 10% of them (the kept
+   exponential ramp is a poor warmup: most of its steps sit far below the peak), then cosine to 1%.
 3. :func:`lrkit.torch.scheduler` on the optimizer with that schedule, and a
    :class:`lrkit.control.DivergenceGuard` attached to both. By default it acts on NaN/inf
    losses only (``guard_threshold=None``): its relative test (a loss above 4x the recent best) fired
@@ -173,16 +175,16 @@ def auto(
         search: ``"separate"``: :func:`lrkit.finder.find_lr` (3 repeats of 100 rungs, restored
             afterwards, escalating within ``budget``), then ``kind`` over all the steps. ``"in_run"``:
             one LR ramp on the model whose steps up to the peak are kept as the run's warmup
-            (:func:`lrkit.finder.in_run.ramp_in_run`); the schedule then decays from the peak by
-            cosine to 1% of it over the ``remaining_steps``, and the extra compute is only the rungs
-            past the peak (10 to 25). When that ramp shows no usable signal, everything is restored
+            (:func:`lrkit.finder.in_run.ramp_in_run`); then, over the ``remaining_steps``, a 10%
+            linear re-warm from a tenth of the peak and cosine to 1% of it; the extra compute is only
+            the rungs past the peak (10 to 25). When that ramp shows no usable signal, everything is restored
             and the separate test runs. ``"auto"`` (default): separate when its first test fits in
             ``budget`` of the planned steps (runs of 3,000+ steps at the defaults), else in-run.
         kind: for the separate search: ``"auto"`` (one-cycle for ``torch.optim.SGD``, else cosine),
             ``"cosine"`` (linear warmup over ``warmup`` of the run, then cosine from the peak to 1% of
             it) or ``"one_cycle"`` (``OneCycle(max_lr=peak)``).
         peak_factor: the schedule's peak (one-cycle's ``max_lr``) is this times the suggestion;
-            default :data:`PEAK_FACTOR` of the search (2 separate, 3 in-run).
+            default :data:`PEAK_FACTOR` of the search (3 for both).
         budget: the finder's escalation budget, the extra steps a retry may add to its first test: a
             fraction of ``total_steps`` (float) or optimizer steps (int).
         guard: attach a :class:`~lrkit.control.DivergenceGuard` (``factor=0.5``, snapshot every

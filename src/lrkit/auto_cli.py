@@ -24,8 +24,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "auto",
         help="find the LR, schedule it (warmup+cosine, one-cycle for SGD) with a divergence guard, train",
         description="lrkit.auto on a task: the LR search (short runs: an in-run ramp whose steps up to the "
-        "peak are kept as the warmup, then cosine; long runs: the separate finder, whose retries may add "
-        "--budget of the planned steps, then warmup+cosine or one-cycle for SGD), the divergence guard; "
+        "peak are kept as the warmup, then a short linear re-warm and cosine; long runs: the separate "
+        "finder, whose retries may add --budget of the planned steps, then warmup+cosine or one-cycle for "
+        "SGD), the divergence guard; "
         "then train the task with it and print the final validation metric. Exits 1 when the finder found "
         "no usable signal.",
     )
