@@ -397,6 +397,19 @@ TASKS: dict[str, Task] = {
 }
 
 
+def merge_into(path: Path, update: dict[str, Any]) -> None:
+    """Write ``update`` into the JSON object at ``path`` under an exclusive lock, keeping the entries
+    that another process running the same benchmark on other tasks stored meanwhile."""
+    import fcntl
+
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**stored, **update}, indent=0))
+        tmp.replace(path)
+
+
 def score(metric: float, best: float, higher_is_better: bool) -> float:
     """metric / best (higher is better) or best / metric (lower is better); 0 for a failed run."""
     if (
@@ -602,8 +615,7 @@ def run_auto(names: list[str], path: Path = AUTO_FILE) -> None:
                 data[key] = out
                 summary = out.get("summary", "")
                 print(f"{key}: {out.get('metric')} ({out['seconds']:.1f} s) {summary}", flush=True)
-                stored = json.loads(path.read_text()) if path.exists() else {}  # another process's runs
-                path.write_text(json.dumps({**stored, key: out}, indent=0))
+                merge_into(path, {key: out})
 
 
 PEAK_FILE = RESULTS / "auto_peak.json"
@@ -756,8 +768,52 @@ def run_inrun_rewarm(names: list[str], path: Path = INRUN_REWARM_FILE) -> None:
                 row[f"{c:g}|{w:g}"] = score(float(np.mean(metrics)), best, hib)
         out[name] = {**row, "compute": compute} if row else {}
         print(name, out[name], flush=True)
-        stored = json.loads(path.read_text()) if path.exists() else {}  # another process's tasks
-        path.write_text(json.dumps({**stored, name: out[name]}, indent=1))
+        merge_into(path, {name: out[name]})
+
+
+INRUN_STRIDE_FILE = RESULTS / "auto_inrun_stride.json"
+STRIDES = (1, 2, 4)
+
+
+def run_inrun_stride(names: list[str], path: Path = INRUN_STRIDE_FILE) -> None:
+    """The shipped in-run path (ramp, peak factor and re-warm of lrkit.auto) with a ring snapshot every
+    s rungs, s in STRIDES, seeds 0-2; stored as {task: {s: mean metric / grid best, "compute s": worst
+    compute}} for the tasks whose ramp is trusted on every seed (resumable per task)."""
+    import torch
+
+    from lrkit.auto import PEAK_FACTOR, REWARM
+    from lrkit.finder.in_run import ramp_in_run
+
+    torch.set_num_threads(1)
+    grid = load_grid()
+    done = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        if name in done:
+            continue
+        _, means = grid_means(grid[name])
+        hib = grid[name]["higher_is_better"]
+        best = max(means) if hib else min(means)
+        row: dict[str, float] = {}
+        for stride in STRIDES:
+            metrics, compute = [], 0.0
+            for seed in SEEDS:
+                parts = TASKS[name].build(seed)
+                torch.manual_seed(seed)
+                opt = parts.make_optimizer(1e-3)
+                ramp = ramp_in_run(
+                    parts.model, opt, parts.train_loader, parts.loss_fn,
+                    peak_factor=PEAK_FACTOR["in_run"], snapshot_every=stride,
+                )  # fmt: skip
+                if not ramp.kept or ramp.peak is None:
+                    break
+                total = parts.epochs * parts.steps_per_epoch
+                compute = max(compute, (ramp.spent - ramp.kept + total) / total)
+                metrics.append(_train_cosine(parts, opt, total - ramp.kept, ramp.peak, rewarm=REWARM))
+            if len(metrics) == len(SEEDS):
+                row[str(stride)] = score(float(np.mean(metrics)), best, hib)
+                row[f"compute {stride}"] = compute
+        print(name, row, flush=True)
+        merge_into(path, {name: row})
 
 
 def grid_score(entry: dict[str, Any], lr: float) -> float:
@@ -785,6 +841,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inrun-peak", action="store_true", help="the in-run ramp at peak factor c, stored")
     ap.add_argument("--start-lr", type=float, default=None, help="--inrun-peak's ramp start (default 1e-5)")
     ap.add_argument("--inrun-rewarm", action="store_true", help="the in-run ramp + a linear re-warm")
+    ap.add_argument("--inrun-stride", action="store_true", help="the shipped in-run path, sparser ring")
     ap.add_argument("--per-decade", type=float, default=None, help="--inrun-peak's rungs per decade")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
@@ -814,8 +871,10 @@ def main(argv: list[str] | None = None) -> int:
         run_inrun_peak(names, RESULTS / f"auto_inrun_peak{suffix}.json", args.start_lr, args.per_decade)
     if args.inrun_rewarm:
         run_inrun_rewarm(names)
+    if args.inrun_stride:
+        run_inrun_stride(names)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
-            or args.inrun_rewarm):  # fmt: skip
+            or args.inrun_rewarm or args.inrun_stride):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

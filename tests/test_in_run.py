@@ -69,18 +69,24 @@ def test_rise_must_be_positive(bad: float) -> None:
 
 
 # --- the torch ramp ----------------------------------------------------------------------------------
-def test_ramp_keeps_exactly_the_steps_up_to_the_peak() -> None:
+@pytest.mark.parametrize("every", [1, 3])
+def test_ramp_keeps_exactly_the_steps_up_to_the_peak(every: int) -> None:
     from lrkit.finder.in_run import WINDOW, ramp_in_run
 
     model, loader = _model(), _loader()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    ramp = ramp_in_run(model, opt, loader, torch.nn.functional.cross_entropy, peak_factor=3.0)
+    ramp = ramp_in_run(
+        model, opt, loader, torch.nn.functional.cross_entropy, peak_factor=3.0, snapshot_every=every
+    )
     assert ramp.result.trusted and ramp.peak is not None and ramp.result.suggestion is not None
     assert ramp.peak == pytest.approx(3.0 * ramp.result.suggestion)
     assert 0 < ramp.kept < ramp.spent and ramp.spent - ramp.kept <= WINDOW
     lrs = ramp.result.lrs
-    assert lrs[ramp.kept - 1] <= ramp.peak < lrs[ramp.kept]  # the last rung at or below the peak
+    # the newest snapshot (one after every `every`-th rung) at or below the peak
+    assert ramp.kept % every == 0
+    assert lrs[ramp.kept - 1] <= ramp.peak < lrs[min(ramp.kept + every - 1, lrs.size - 1)]
     assert opt.param_groups[0]["lr"] == pytest.approx(ramp.peak)
+    assert all(p.grad is None for p in model.parameters())  # as after zero_grad(set_to_none=True)
     # replay: the same model, optimizer and batches, trained by hand at the ramp's first `kept` LRs
     ref, ref_loader = _model(), _loader()
     ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
@@ -99,6 +105,78 @@ def test_ramp_keeps_exactly_the_steps_up_to_the_peak() -> None:
         assert torch.equal(a, b)
     for p, q in zip(model.parameters(), ref.parameters(), strict=True):
         assert torch.equal(opt.state[p]["exp_avg_sq"], ref_opt.state[q]["exp_avg_sq"])
+
+
+@pytest.mark.parametrize(("window", "every"), [(40, 1), (40, 4), (10, 3)])
+def test_the_ring_holds_window_over_every_lean_copies(monkeypatch: Any, window: int, every: int) -> None:
+    """Memory: at most ceil(window / every) ring snapshots are alive at once, and each copies every
+    parameter, buffer and optimizer-state tensor once (no gradients, no second parameter copy)."""
+    import gc
+    import weakref
+
+    import lrkit.finder.in_run as in_run
+    from lrkit.finder.torch_driver import _Snapshot
+
+    alive: weakref.WeakSet[Any] = weakref.WeakSet()
+    most = [0]
+
+    class Counted(_Snapshot):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if kwargs.get("lean"):
+                gc.collect()
+                alive.add(self)
+                most[0] = max(most[0], len(alive))
+                copies = [v for *_, v in self.tensors] + [
+                    v for s in self.opt_state.values() for v in s.values() if torch.is_tensor(v)
+                ]
+                held = sum(v.numel() for v in copies) + sum(
+                    v.numel() for v in self.param_values if v is not None
+                )
+                model_numel = sum(t.numel() for t in model.state_dict().values())
+                state_numel = sum(v.numel() for s in opt.state.values() for v in s.values()
+                                  if torch.is_tensor(v))  # fmt: skip
+                assert held == model_numel + state_numel
+                assert all(g == (None, None) for g in self.grads)
+
+    monkeypatch.setattr(in_run, "_Snapshot", Counted)
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ramp = in_run.ramp_in_run(
+        model, opt, loader, torch.nn.functional.cross_entropy, window=window, snapshot_every=every
+    )
+    assert ramp.spent > window  # the ring filled up
+    assert most[0] <= -(-window // every) + 1  # + the one being appended as the oldest leaves
+
+
+def test_offloaded_copies_go_back_to_their_device() -> None:
+    """The offload path's bookkeeping (_Away: a value on the CPU and the device it came from): cloning
+    restores the device, and _put copies into the existing tensor, keeping its identity."""
+    from lrkit.finder.torch_driver import _Away, _clone, _put
+
+    t = torch.arange(6.0)
+    away = _Away(t.clone(), t.device)
+    back = _clone(away)
+    assert torch.equal(back, t) and back.device == t.device and back is not away.value
+    target = {"x": torch.zeros(6)}
+    ident = target["x"]
+    _put(target, "x", away)
+    assert target["x"] is ident and torch.equal(ident, t)
+    _put(target, "y", away)  # missing: a fresh copy on the original device
+    assert torch.equal(target["y"], t) and target["y"] is not away.value
+
+
+def test_ramp_offload_keeps_the_same_result() -> None:
+    from lrkit.finder.in_run import ramp_in_run
+
+    out = []
+    for offload in (False, True):
+        model, loader = _model(), _loader()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        ramp = ramp_in_run(model, opt, loader, torch.nn.functional.cross_entropy, offload=offload)
+        out.append((ramp.kept, [p.detach().clone() for p in model.parameters()]))
+    assert out[0][0] == out[1][0] > 0
+    assert all(torch.equal(a, b) for a, b in zip(out[0][1], out[1][1], strict=True))
 
 
 def _state(model: Any, opt: Any) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
@@ -162,7 +240,11 @@ def test_ramp_restores_on_an_error_mid_ramp() -> None:
 
 
 @pytest.mark.parametrize(("kw", "match"), [({"peak_factor": 0.0}, "peak_factor"), ({"window": 0}, "window"),
-                                           ({"peak_factor": "3"}, "peak_factor")])  # fmt: skip
+                                           ({"peak_factor": "3"}, "peak_factor"),
+                                           ({"snapshot_every": 0}, "snapshot_every"),
+                                           ({"snapshot_every": 2.5}, "snapshot_every"),
+                                           ({"snapshot_every": True}, "snapshot_every"),
+                                           ({"offload": "yes"}, "offload")])  # fmt: skip
 def test_ramp_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
     from lrkit.finder.in_run import ramp_in_run
 

@@ -136,15 +136,19 @@ class StopRule:
 def _risen(raw: list[float], smoothed: float, best: float, best_at: int, rise: float) -> bool:
     """Whether the smoothed loss is more than ``rise`` x the drop above its minimum (see StopRule),
     counting only a drop that stands out of the noise: more than 3 x the robust std of the raw loss's
-    rung-to-rung differences before the minimum (so a wiggle on a flat start never stops the ramp)."""
-    if len(raw) <= RISE_HEAD or smoothed <= best:
-        return False
+    rung-to-rung differences before the minimum (so a wiggle on a flat start never stops the ramp). The
+    minimum must come after the first RISE_HEAD rungs, whose median is the start: the smoothed loss of
+    the first few rungs is little more than one raw loss, and its noise is no drop."""
+    if len(raw) <= RISE_HEAD or smoothed <= best or best_at < RISE_HEAD:
+        return False  # the drop is from the head's level to a minimum after it
     start = float(np.median(raw[:RISE_HEAD]))
     drop = start - best
     if not drop > 0 or smoothed - best <= rise * drop:
         return False
-    pre = np.asarray(raw[: max(best_at + 1, 3)])
-    noise = float(np.median(np.abs(np.diff(pre)))) / 0.6745 / math.sqrt(2.0)
+    pre = np.asarray(raw[: best_at + 1])
+    # the mean |difference| (E = 2 sigma / sqrt(pi) for Gaussian noise): steadier than the median on
+    # the ~10-30 rungs before a minimum, where a median of small differences can be a fifth of sigma
+    noise = float(np.mean(np.abs(np.diff(pre)))) * math.sqrt(math.pi) / 2.0
     return drop > 3.0 * noise
 
 

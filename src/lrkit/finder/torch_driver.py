@@ -99,22 +99,39 @@ def _to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _clone(v: Any) -> Any:
-    return v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+class _Away:
+    """A tensor's value kept on another device (a snapshot offloaded to the CPU) and where it lives."""
+
+    __slots__ = ("device", "value")
+
+    def __init__(self, value: torch.Tensor, device: torch.device) -> None:
+        self.value, self.device = value, device
+
+
+def _clone(v: Any, to: torch.device | None = None) -> Any:
+    """A copy of ``v``; a tensor on another device than ``to`` (when given) is copied to ``to``."""
+    if isinstance(v, _Away):
+        return v.value.to(v.device, copy=True)
+    if not isinstance(v, torch.Tensor):
+        return copy.deepcopy(v)
+    if to is not None and v.device != to:
+        return _Away(v.detach().to(to, copy=True), v.device)
+    return v.detach().clone()
 
 
 def _put(container: dict[Any, Any], key: Any, saved: Any) -> None:
     """container[key] = saved, copying into the existing tensor when it can (keeps identity)."""
     cur = container.get(key)
+    value, device = (saved.value, saved.device) if isinstance(saved, _Away) else (saved, None)
     if (
-        isinstance(saved, torch.Tensor)
+        isinstance(value, torch.Tensor)
         and isinstance(cur, torch.Tensor)
-        and cur.shape == saved.shape
-        and cur.dtype == saved.dtype
-        and cur.device == saved.device
+        and cur.shape == value.shape
+        and cur.dtype == value.dtype
+        and cur.device == (value.device if device is None else device)
     ):
         with torch.no_grad():
-            cur.copy_(saved)
+            cur.copy_(value)
     else:
         container[key] = _clone(saved)
 
@@ -151,7 +168,12 @@ def _samplers_with_epoch(loader: Any) -> list[Any]:
 
 
 class _Snapshot:
-    """Everything the range test may change, copied so that :meth:`restore` puts it back exactly."""
+    """Everything the range test may change, copied so that :meth:`restore` puts it back exactly.
+
+    ``lean``: only what a training step changes (parameters, buffers, optimizer state and groups; no
+    gradients, which a restore then sets to None; no RNG), for the in-run ramp's ring of snapshots.
+    ``to``: keep the copies on this device (e.g. the CPU for a model on a GPU).
+    """
 
     def __init__(
         self,
@@ -159,16 +181,21 @@ class _Snapshot:
         optimizer: torch.optim.Optimizer,
         scaler: Any,
         loaders: list[Any],
+        *,
+        lean: bool = False,
+        to: torch.device | None = None,
     ) -> None:
         # Module tensors by (module, dict, name): the object (identity) and a copy of its value.
-        self.tensors: list[tuple[dict[str, Any], str, Any, torch.Tensor]] = []
+        self.tensors: list[tuple[dict[str, Any], str, Any, Any]] = []
         self.modes = [(m, m.training) for m in model.modules()]
+        covered: set[int] = set()
         params: dict[int, torch.nn.Parameter] = {}
         for m in model.modules():
             for store in (m._parameters, m._buffers):
                 for name, t in store.items():
                     if t is not None:
-                        self.tensors.append((store, name, t, t.detach().clone()))
+                        self.tensors.append((store, name, t, _clone(t, to)))
+                        covered.add(id(t))
         for group in optimizer.param_groups:
             for p in group["params"]:
                 params[id(p)] = p
@@ -177,16 +204,24 @@ class _Snapshot:
                 if p is not None:
                     params[id(p)] = p
         self.params = list(params.values())
-        self.param_values = [p.detach().clone() for p in self.params]
-        self.grads = [(p.grad, None if p.grad is None else p.grad.detach().clone()) for p in self.params]
+        # a lean snapshot copies a parameter once (the module tensors above hold the model's)
+        self.param_values = [None if lean and id(p) in covered else _clone(p, to) for p in self.params]
+        self.grads = [
+            (None, None) if lean or p.grad is None else (p.grad, _clone(p.grad, to)) for p in self.params
+        ]
         self.optimizer = optimizer
-        self.opt_state = {p: {k: _clone(v) for k, v in s.items()} for p, s in optimizer.state.items()}
+        self.opt_state = {p: {k: _clone(v, to) for k, v in s.items()} for p, s in optimizer.state.items()}
         self.opt_groups = [
             {k: _clone(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups
         ]
         self.opt_attrs = {k: _clone(v) for k, v in vars(optimizer).items() if k in ("_opt_called",)}
         self.scaler = scaler
         self.scaler_state = None if scaler is None else {k: _clone(v) for k, v in vars(scaler).items()}
+        self.lean = lean
+        self.generators: list[tuple[torch.Generator, torch.Tensor]] = []
+        self.epochs: list[tuple[Any, Any]] = []
+        if lean:
+            return
         self.rng_py = random.getstate()
         self.rng_np = np.random.get_state()
         self.rng_torch = torch.get_rng_state()
@@ -200,14 +235,15 @@ class _Snapshot:
         with torch.no_grad():
             for store, name, obj, value in self.tensors:
                 store[name] = obj
-                obj.copy_(value)
+                obj.copy_(value.value if isinstance(value, _Away) else value)
             for param, value in zip(self.params, self.param_values, strict=True):
-                param.copy_(value)
+                if value is not None:
+                    param.copy_(value.value if isinstance(value, _Away) else value)
             for param, (obj, saved_grad) in zip(self.params, self.grads, strict=True):
                 if obj is None or saved_grad is None:
                     param.grad = None
                 else:
-                    obj.copy_(saved_grad)
+                    obj.copy_(saved_grad.value if isinstance(saved_grad, _Away) else saved_grad)
                     param.grad = obj
         for m, flag in self.modes:
             m.training = flag
@@ -229,6 +265,8 @@ class _Snapshot:
             _restore_dict(vars(self.scaler), self.scaler_state)
 
     def restore(self) -> None:
+        if self.lean:
+            raise RuntimeError("a lean snapshot holds no RNG state: use restore_training_state()")
         self.restore_training_state()
         random.setstate(self.rng_py)
         np.random.set_state(self.rng_np)
