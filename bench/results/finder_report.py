@@ -293,6 +293,20 @@ def inrun_rewarm_report(path: Path) -> None:
     print(f"  tasks >= 0.99 (LOO): {hits} of {len(grid)}")
 
 
+def inrun_stride_report(path: Path) -> None:
+    """The shipped in-run path with a ring snapshot every s rungs."""
+    R = json.loads(path.read_text())
+    strides = sorted({k for row in R.values() for k in row if not k.startswith("compute")}, key=int)
+    print(f"\nthe shipped in-run path with a ring snapshot every s rungs ({path.name}; score, worst compute)")
+    print(f"  {'task':24}" + "".join(f"{'s=' + s:>16}" for s in strides))
+    for n in load_grid():
+        row = R.get(n, {})
+        cells = "".join(
+            f"{row[s]:8.3f} {row['compute ' + s]:6.3f}x" if s in row else f"{'-':>16}" for s in strides
+        )
+        print(f"  {n:24}" + cells)
+
+
 def peak_report(path: Path) -> None:
     """auto's schedule at c x the finder's LR (no guard): per task and factor, and c chosen LOO."""
     from finder_tasks import PEAK_FACTORS, SEEDS, grid_means
@@ -347,3 +361,6 @@ if __name__ == "__main__":
     rewarm_file = Path(__file__).with_name("auto_inrun_rewarm.json")
     if rewarm_file.exists():
         inrun_rewarm_report(rewarm_file)
+    stride_file = Path(__file__).with_name("auto_inrun_stride.json")
+    if stride_file.exists():
+        inrun_stride_report(stride_file)

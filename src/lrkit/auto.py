@@ -22,9 +22,9 @@ What it does:
    * ``"separate"``: :func:`lrkit.finder.find_lr` (3 repeats of 100 rungs) with escalation within
      ``budget`` extra steps; model, optimizer and RNG are restored afterwards;
    * ``"in_run"``: :func:`lrkit.finder.in_run.ramp_in_run`: one ramp from 1e-5 on the model itself,
-     stopped once the curve's bottom is behind it; the state after the last rung at or below the peak
+     stopped once the curve's bottom is behind it; the state at a saved rung at or just below the peak
      is kept, so the ramp was the run's warmup and only the 10-25 rungs past the peak are extra
-     compute (1.02-1.10x one run on the public benchmark, where the separate test costs 1.6-2.3x).
+     compute (1.03-1.10x one run on the public benchmark, where the separate test costs 1.6-2.3x).
      A ramp without signal is undone and the separate test runs.
 
    :attr:`AutoResult.compute` says what the search cost.
