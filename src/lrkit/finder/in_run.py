@@ -12,8 +12,9 @@ on the real model and keeps it:
    blew up or was not finite;
 3. the rule (lrkit's: the centre of the curve's bottom / 10) gives the suggestion, the peak is
    ``peak_factor`` x it, and the model and optimizer are put back to their state after the last
-   saved rung (one every :data:`SNAPSHOT_EVERY`) whose LR was at most the peak. Training goes on from there: the rungs up to that one were an
-   exponential warmup to the peak; only the rungs after it (typically 10 to 25) are extra compute.
+   saved rung (one every :data:`SNAPSHOT_EVERY`) whose LR was at most the peak. Training goes on
+   from there: the rungs up to that one were an exponential warmup to the peak; only the rungs after
+   it (typically 10 to 25) are extra compute.
 
 With one ramp there are no repeats to compare; a curve without a usable signal (flat, noisy, rising
 from the first rung...) gives an untrusted result, and then everything is restored to the state before
