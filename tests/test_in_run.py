@@ -371,3 +371,33 @@ def test_auto_undoes_a_kept_ramp_when_a_later_step_fails(monkeypatch: Any, fail_
         assert torch.equal(v, before[k]), k
     assert not opt.state
     assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == groups
+
+
+@pytest.mark.parametrize(
+    "option", [{"accumulation_steps": 2}, {"repeats": 2}, {"batches_per_step": 2}, {"max_skipped": 5}]
+)
+def test_auto_never_drops_a_finder_option_the_in_run_ramp_cannot_honour(option: dict[str, Any]) -> None:
+    """search='in_run' refuses it by name; search='auto' runs the separate test, which honours it."""
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    (name,) = option
+    with pytest.raises(ValueError, match=name):
+        lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, search="in_run",
+                   verbose=False, **option)  # fmt: skip
+    assert not opt.state  # refused before anything ran
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False,
+                     **option)  # fmt: skip
+    assert run.search == "separate" and run.trained_steps == 0
+
+
+def test_auto_passes_the_in_run_options_on() -> None:
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False,
+                     rule="minimum", start_lr=1e-4, seed=3)  # fmt: skip
+    assert run.search == "in_run" and run.finder.rule == "minimum"
+    assert run.finder.lrs[0] == pytest.approx(1e-4)

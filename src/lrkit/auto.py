@@ -112,6 +112,10 @@ def _is_sgd(optimizer: Any) -> bool:
 
 
 SEARCHES = ("auto", "in_run", "separate")
+#: the finder options the in-run ramp takes (``seed`` only seeds the separate test's repeats); any other
+#: (``accumulation_steps``, ``grad_scaler``, ``amp_dtype``, ``val_data``, ``repeats``...) changes what a
+#: step or a curve is, which only the separate test implements: ``search="auto"`` then picks it
+IN_RUN_OPTIONS = frozenset({"forward", "device", "rule", "smoothing", "start_lr", "end_lr", "seed"})
 #: default peak factors, chosen on the public benchmark by leave-one-task-out (bench/finder_tasks.py
 #: --peak for the separate test; bench/results/auto_inrun_peak.json for the in-run ramp, whose kept
 #: state wants a higher peak: 3 is chosen in every fold)
@@ -193,6 +197,8 @@ def auto(
             blow-up); None (default): NaN/inf only.
         verbose: print the summary.
         finder_options: passed to :func:`lrkit.finder.find_lr` (``repeats``, ``seed``, ``val_data``...).
+            The in-run ramp takes only :data:`IN_RUN_OPTIONS`; with any other, ``search="auto"`` picks
+            the separate test and ``search="in_run"`` raises ``ValueError``.
 
     Raises :class:`lrkit.finder.NoSuggestionError` when no usable signal was found; the model and
     optimizer are then as they were (and on any other error too).
@@ -201,7 +207,7 @@ def auto(
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import find_lr
     from lrkit.finder.in_run import ramp_in_run
-    from lrkit.finder.torch_driver import _Snapshot
+    from lrkit.finder.torch_driver import _offload_to, _Snapshot
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
@@ -225,21 +231,29 @@ def auto(
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
     total = epochs * steps_per_epoch
+    only_separate = sorted(k for k in finder_options if k not in IN_RUN_OPTIONS)
+    if search == "in_run" and only_separate:
+        raise ValueError(
+            f"search='in_run' does not take {', '.join(only_separate)} (the in-run ramp takes "
+            f"{', '.join(sorted(IN_RUN_OPTIONS))}); use search='separate' or 'auto', which runs "
+            "the separate test with them"
+        )
     if search == "auto":
         first = finder_options.get("repeats", 3) * finder_options.get("num_steps", 100)
         allowed = budget * total if isinstance(budget, float) else budget
-        search = "separate" if first <= allowed else "in_run"
+        search = "separate" if first <= allowed or only_separate else "in_run"
     saved = [dict(g) for g in optimizer.param_groups]
     trained, spent, note = 0, 0, ""
     ramp = None
     before = None
     if search == "in_run":
-        before = _Snapshot(model, optimizer, None, [train_loader])  # undoes a kept ramp if a later step fails
+        # undoes a kept ramp if a later step fails (on the CPU for a model on an accelerator)
+        before = _Snapshot(model, optimizer, None, [train_loader], to=_offload_to(model))
         factor = peak_factor or PEAK_FACTOR["in_run"]
         ramp = ramp_in_run(
             model, optimizer, train_loader, loss_fn, peak_factor=factor,
-            forward=finder_options.get("forward"), device=finder_options.get("device"),
             max_kept=total // 2,
+            **{k: v for k, v in finder_options.items() if k != "seed"},
         )  # fmt: skip
     if ramp is not None and ramp.peak is not None:
         found, peak = ramp.result, ramp.peak

@@ -40,6 +40,7 @@ from lrkit.finder.torch_driver import (
     _check_model_and_optimizer,
     _Cycle,
     _group_ratios,
+    _offload_to,
     _resolve_device,
     _scalar_loss,
     _set_group_lrs,
@@ -128,10 +129,9 @@ def ramp_in_run(
     dev = _resolve_device(model, device)
     run_forward = forward or (lambda m, batch: default_forward(m, batch, loss_fn))
     train = _Cycle(train_loader, "train_loader")
-    initial = _Snapshot(model, optimizer, None, [train_loader])
-    if offload is None:
-        offload = any(p.device.type != "cpu" for p in model.parameters())
-    store = torch.device("cpu") if offload else None
+    cpu = torch.device("cpu")
+    store = _offload_to(model) if offload is None else (cpu if offload else None)
+    initial = _Snapshot(model, optimizer, None, [train_loader], to=store)
     ring: collections.deque[tuple[int, _Snapshot]] = collections.deque(maxlen=-(-window // snapshot_every))
     rung = 0
 

@@ -167,6 +167,12 @@ def _samplers_with_epoch(loader: Any) -> list[Any]:
     return out
 
 
+def _offload_to(model: torch.nn.Module) -> torch.device | None:
+    """Where to keep snapshot copies: the CPU when a parameter is elsewhere (a GPU's memory is the scarce
+    one), else None (next to the tensors)."""
+    return torch.device("cpu") if any(p.device.type != "cpu" for p in model.parameters()) else None
+
+
 class _Snapshot:
     """Everything the range test may change, copied so that :meth:`restore` puts it back exactly.
 
