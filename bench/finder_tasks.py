@@ -678,6 +678,28 @@ def _train_cosine(parts: TaskParts, opt: Any, steps: int, peak: float, rewarm: f
     return float(parts.evaluate())
 
 
+def _inrun_seeds(name: str, rewarm: float = 0.0, **ramp_kw: Any) -> tuple[float, float] | None:
+    """The in-run path on ``name`` for each of SEEDS: the ramp (``ramp_in_run(**ramp_kw)``), then
+    :func:`_train_cosine` over the steps left. The mean metric and the worst compute ((spent - kept +
+    total) / total); None when some seed's ramp kept nothing (untrusted or too late)."""
+    import torch
+
+    from lrkit.finder.in_run import ramp_in_run
+
+    metrics, compute = [], 0.0
+    for seed in SEEDS:
+        parts = TASKS[name].build(seed)
+        torch.manual_seed(seed)
+        opt = parts.make_optimizer(1e-3)
+        ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, **ramp_kw)
+        if not ramp.kept or ramp.peak is None:
+            return None
+        total = parts.epochs * parts.steps_per_epoch
+        compute = max(compute, (ramp.spent - ramp.kept + total) / total)
+        metrics.append(_train_cosine(parts, opt, total - ramp.kept, ramp.peak, rewarm=rewarm))
+    return float(np.mean(metrics)), compute
+
+
 INRUN_PEAK_FILE = RESULTS / "auto_inrun_peak.json"
 INRUN_PEAK_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0)
 
@@ -693,8 +715,6 @@ def run_inrun_peak(
     for the tasks whose ramp is trusted on every seed."""
     import torch
 
-    from lrkit.finder.in_run import ramp_in_run
-
     torch.set_num_threads(1)
     grid = load_grid()
     out: dict[str, dict[str, float]] = {}
@@ -704,22 +724,13 @@ def run_inrun_peak(
         best = max(means) if hib else min(means)
         row: dict[str, float] = {}
         for c in INRUN_PEAK_FACTORS:
-            metrics = []
-            for seed in SEEDS:
-                parts = TASKS[name].build(seed)
-                torch.manual_seed(seed)
-                opt = parts.make_optimizer(1e-3)
-                kw: dict[str, Any] = {} if start_lr is None else {"start_lr": start_lr}
-                if per_decade is not None:  # rungs over start_lr .. 10
-                    kw["num_steps"] = round(per_decade * math.log10(10 / kw.get("start_lr", 1e-5))) + 1
-                ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, peak_factor=c, **kw)
-                if not ramp.kept or ramp.peak is None:
-                    break
-                left = parts.epochs * parts.steps_per_epoch - ramp.kept
-                peak = ramp.peak
-                metrics.append(_train_cosine(parts, opt, left, peak))
-            if len(metrics) == len(SEEDS):
-                row[f"{c:g}"] = score(float(np.mean(metrics)), best, hib)
+            kw: dict[str, Any] = {} if start_lr is None else {"start_lr": start_lr}
+            if per_decade is not None:  # rungs over start_lr .. 10
+                kw["num_steps"] = round(per_decade * math.log10(10 / kw.get("start_lr", 1e-5))) + 1
+            # measured with a snapshot every rung (before SNAPSHOT_EVERY = 4)
+            got = _inrun_seeds(name, peak_factor=c, snapshot_every=1, **kw)
+            if got is not None:
+                row[f"{c:g}"] = score(got[0], best, hib)
         if row:
             out[name] = row
             print(name, row, flush=True)
@@ -738,8 +749,6 @@ def run_inrun_rewarm(names: list[str], path: Path = INRUN_REWARM_FILE) -> None:
     (resumable per task)."""
     import torch
 
-    from lrkit.finder.in_run import ramp_in_run
-
     torch.set_num_threads(1)
     grid = load_grid()
     out: dict[str, dict[str, float]] = json.loads(path.read_text()) if path.exists() else {}
@@ -752,20 +761,11 @@ def run_inrun_rewarm(names: list[str], path: Path = INRUN_REWARM_FILE) -> None:
         row: dict[str, float] = {}
         compute = 0.0
         for c, w in itertools.product(REWARM_FACTORS, REWARM_FRACTIONS):
-            metrics = []
-            for seed in SEEDS:
-                parts = TASKS[name].build(seed)
-                torch.manual_seed(seed)
-                opt = parts.make_optimizer(1e-3)
-                ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, peak_factor=c)
-                if not ramp.kept or ramp.peak is None:
-                    break
-                total = parts.epochs * parts.steps_per_epoch
-                left = total - ramp.kept
-                compute = max(compute, (ramp.spent - ramp.kept + total) / total)
-                metrics.append(_train_cosine(parts, opt, left, ramp.peak, rewarm=w))
-            if len(metrics) == len(SEEDS):
-                row[f"{c:g}|{w:g}"] = score(float(np.mean(metrics)), best, hib)
+            # measured with a snapshot every rung (before SNAPSHOT_EVERY = 4)
+            got = _inrun_seeds(name, rewarm=w, peak_factor=c, snapshot_every=1)
+            if got is not None:
+                row[f"{c:g}|{w:g}"] = score(got[0], best, hib)
+                compute = max(compute, got[1])
         out[name] = {**row, "compute": compute} if row else {}
         print(name, out[name], flush=True)
         merge_into(path, {name: out[name]})
@@ -782,7 +782,6 @@ def run_inrun_stride(names: list[str], path: Path = INRUN_STRIDE_FILE) -> None:
     import torch
 
     from lrkit.auto import PEAK_FACTOR, REWARM
-    from lrkit.finder.in_run import ramp_in_run
 
     torch.set_num_threads(1)
     grid = load_grid()
@@ -795,23 +794,10 @@ def run_inrun_stride(names: list[str], path: Path = INRUN_STRIDE_FILE) -> None:
         best = max(means) if hib else min(means)
         row: dict[str, float] = {}
         for stride in STRIDES:
-            metrics, compute = [], 0.0
-            for seed in SEEDS:
-                parts = TASKS[name].build(seed)
-                torch.manual_seed(seed)
-                opt = parts.make_optimizer(1e-3)
-                ramp = ramp_in_run(
-                    parts.model, opt, parts.train_loader, parts.loss_fn,
-                    peak_factor=PEAK_FACTOR["in_run"], snapshot_every=stride,
-                )  # fmt: skip
-                if not ramp.kept or ramp.peak is None:
-                    break
-                total = parts.epochs * parts.steps_per_epoch
-                compute = max(compute, (ramp.spent - ramp.kept + total) / total)
-                metrics.append(_train_cosine(parts, opt, total - ramp.kept, ramp.peak, rewarm=REWARM))
-            if len(metrics) == len(SEEDS):
-                row[str(stride)] = score(float(np.mean(metrics)), best, hib)
-                row[f"compute {stride}"] = compute
+            got = _inrun_seeds(name, REWARM, peak_factor=PEAK_FACTOR["in_run"], snapshot_every=stride)
+            if got is not None:
+                row[str(stride)] = score(got[0], best, hib)
+                row[f"compute {stride}"] = got[1]
         print(name, row, flush=True)
         merge_into(path, {name: row})
 

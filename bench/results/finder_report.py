@@ -236,6 +236,24 @@ def divisor_report(path: Path) -> None:
     print(f"  tasks >= 0.98 (LOO): {hits} of {len(grid)}")
 
 
+def _loo_099(R: dict[str, dict[str, float]], names: list[str], keys: list[str], label: str) -> None:
+    """Print, per task, the setting chosen on the other tasks (most scores >= 0.99, then the mean; a
+    task without a score for it counts 0) and its score on this task, then the count >= 0.99."""
+    hits = 0
+    for n in names:
+        others = [m for m in names if m != n]
+
+        def key(k: str, others: list[str] = others) -> tuple[int, float]:
+            v = [R.get(m, {}).get(k, 0.0) for m in others]
+            return sum(x >= 0.99 for x in v), float(np.mean(v))
+
+        k = max(keys, key=key)
+        v = R.get(n, {}).get(k, 0.0)
+        hits += v >= 0.99
+        print(f"    {n:24} {label}={k}: {v:.3f}")
+    print(f"  tasks >= 0.99 (LOO): {hits} of {len(names)}")
+
+
 def inrun_peak_report(path: Path) -> None:
     """The in-run ramp's peak factor c, chosen leave-one-task-out (a task absent: its ramp untrusted)."""
     from finder_tasks import INRUN_PEAK_FACTORS
@@ -249,19 +267,7 @@ def inrun_peak_report(path: Path) -> None:
         row = R.get(n, {})
         print(f"  {n:24}" + "".join(f"{row.get(c, 0.0):8.3f}" for c in cs) + ("" if row else "  (untrusted)"))
     print("  LOO: c with the most tasks >= 0.99 on the other tasks (then the mean), scored on this one")
-    hits = 0
-    for n in grid:
-        others = [m for m in grid if m != n]
-
-        def key(c: str, others: list[str] = others) -> tuple[int, float]:
-            v = [R.get(m, {}).get(c, 0.0) for m in others]
-            return sum(x >= 0.99 for x in v), float(np.mean(v))
-
-        c = max(cs, key=key)
-        v = R.get(n, {}).get(c, 0.0)
-        hits += v >= 0.99
-        print(f"    {n:24} c={c}: {v:.3f}")
-    print(f"  tasks >= 0.99 (LOO): {hits} of {len(grid)}")
+    _loo_099(R, list(grid), cs, "c")
 
 
 def inrun_rewarm_report(path: Path) -> None:
@@ -278,19 +284,7 @@ def inrun_rewarm_report(path: Path) -> None:
         cells = "".join(f"{row[k]:8.3f}" if k in row else f"{'-':>8}" for k in keys)
         print(f"  {n:24}" + cells + (f"{row['compute']:8.3f}x" if row else ""))
     print("  LOO: (c, w) with the most tasks >= 0.99 on the other tasks (then the mean), scored on this one")
-    hits = 0
-    for n in grid:
-        others = [m for m in grid if m != n]
-
-        def key(k: str, others: list[str] = others) -> tuple[int, float]:
-            v = [R.get(m, {}).get(k, 0.0) for m in others]
-            return sum(x >= 0.99 for x in v), float(np.mean(v))
-
-        k = max(keys, key=key)
-        v = R.get(n, {}).get(k, 0.0)
-        hits += v >= 0.99
-        print(f"    {n:24} c|w={k}: {v:.3f}")
-    print(f"  tasks >= 0.99 (LOO): {hits} of {len(grid)}")
+    _loo_099(R, list(grid), keys, "c|w")
 
 
 def inrun_stride_report(path: Path) -> None:
