@@ -719,9 +719,7 @@ def run_inrun_peak(
     grid = load_grid()
     out: dict[str, dict[str, float]] = {}
     for name in names:
-        _, means = grid_means(grid[name])
-        hib = grid[name]["higher_is_better"]
-        best = max(means) if hib else min(means)
+        best, hib = grid_best(grid[name])
         row: dict[str, float] = {}
         for c in INRUN_PEAK_FACTORS:
             kw: dict[str, Any] = {} if start_lr is None else {"start_lr": start_lr}
@@ -755,9 +753,7 @@ def run_inrun_rewarm(names: list[str], path: Path = INRUN_REWARM_FILE) -> None:
     for name in names:
         if name in out:
             continue
-        _, means = grid_means(grid[name])
-        hib = grid[name]["higher_is_better"]
-        best = max(means) if hib else min(means)
+        best, hib = grid_best(grid[name])
         row: dict[str, float] = {}
         compute = 0.0
         for c, w in itertools.product(REWARM_FACTORS, REWARM_FRACTIONS):
@@ -789,9 +785,7 @@ def run_inrun_stride(names: list[str], path: Path = INRUN_STRIDE_FILE) -> None:
     for name in names:
         if name in done:
             continue
-        _, means = grid_means(grid[name])
-        hib = grid[name]["higher_is_better"]
-        best = max(means) if hib else min(means)
+        best, hib = grid_best(grid[name])
         row: dict[str, float] = {}
         for stride in STRIDES:
             got = _inrun_seeds(name, REWARM, peak_factor=PEAK_FACTOR["in_run"], snapshot_every=stride)
@@ -800,6 +794,13 @@ def run_inrun_stride(names: list[str], path: Path = INRUN_STRIDE_FILE) -> None:
                 row[f"compute {stride}"] = got[1]
         print(name, row, flush=True)
         merge_into(path, {name: row})
+
+
+def grid_best(entry: dict[str, Any]) -> tuple[float, bool]:
+    """The best 3-seed mean metric of a task's stored grid, and whether higher is better."""
+    _, means = grid_means(entry)
+    hib = bool(entry["higher_is_better"])
+    return (max(means) if hib else min(means)), hib
 
 
 def grid_score(entry: dict[str, Any], lr: float) -> float:

@@ -346,15 +346,11 @@ if __name__ == "__main__":
     auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v2.json")
     if auto_file.exists():
         auto_report(auto_file)
-    peak_file = Path(__file__).with_name("auto_peak.json")
-    if peak_file.exists():
-        peak_report(peak_file)
-    inrun_file = Path(__file__).with_name("auto_inrun_peak.json")
-    if inrun_file.exists():
-        inrun_peak_report(inrun_file)
-    rewarm_file = Path(__file__).with_name("auto_inrun_rewarm.json")
-    if rewarm_file.exists():
-        inrun_rewarm_report(rewarm_file)
-    stride_file = Path(__file__).with_name("auto_inrun_stride.json")
-    if stride_file.exists():
-        inrun_stride_report(stride_file)
+    for name, report in (
+        ("auto_peak.json", peak_report),
+        ("auto_inrun_peak.json", inrun_peak_report),
+        ("auto_inrun_rewarm.json", inrun_rewarm_report),
+        ("auto_inrun_stride.json", inrun_stride_report),
+    ):
+        if Path(__file__).with_name(name).exists():
+            report(Path(__file__).with_name(name))
