@@ -124,6 +124,10 @@ def test_rules_ignore_affine_changes_of_the_loss(
 def test_rules_scale_with_the_lr_axis(name: str, curve: tuple[np.ndarray, np.ndarray], factor: float) -> None:
     lrs, losses = curve
     losses = np.round(losses, 1)
+    end = int(np.argmin(losses)) + 1
+    if name == "steepest" and end >= 2:  # two slopes equal up to rounding may swap when ln(lr) shifts
+        g = np.sort(np.gradient(losses[:end], np.log(lrs[:end])))
+        assume(g.size < 2 or g[1] - g[0] > 1e-9 * max(1.0, abs(g[0])))
     assert RULES[name](lrs * factor, losses) == pytest.approx(factor * RULES[name](lrs, losses), rel=1e-9)
 
 

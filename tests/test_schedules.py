@@ -60,6 +60,18 @@ def test_warmup_forms() -> None:
     assert (Warmup(steps=10) >> Cosine(lr=0.5, steps=90))(10) == 0.5
 
 
+@pytest.mark.parametrize("steps", [0.05, 0.1, 0.5, 0.999])
+def test_warmup_of_less_than_one_step_is_refused_with_the_fraction_it_meant(steps: float) -> None:
+    """Warmup(0.05) is 0.05 *steps*, i.e. no warmup; lrkit.auto itself once shipped it meaning 5%."""
+    with pytest.raises(ValueError, match=rf"steps={steps:g} is less than one step.*'{100 * steps:g}%'"):
+        Warmup(steps)
+    assert Warmup(1)(0) == pytest.approx(0.5)  # one step stays valid
+    from lrkit.schedules.duration import fraction
+
+    w = (Warmup(fraction(steps)) >> Cosine(lr=1.0)).resolve(total_steps=10_000)
+    assert w(0) < 1.0 and w(math.ceil(10_000 * steps)) == pytest.approx(1.0)
+
+
 def test_wsd_cooldown_shapes() -> None:
     for shape, f in [
         ("linear", lambda s: 1 - s),
