@@ -159,3 +159,39 @@ def test_auto_guard_acts_on_nan_only_unless_given_a_threshold(threshold: float |
     assert run.guard.check(torch.tensor(1.0), 0)
     # a loss far above the best: a blow-up only with a threshold; NaN always
     assert run.guard.check(torch.tensor(1e6), 1) == (threshold is None)
+
+
+def test_train_task_replays_from_the_guard_s_rollback(monkeypatch: Any) -> None:
+    """A NaN loss mid-training: the guard rolls back to its snapshot, and the loop goes on from that
+    step (the schedule would otherwise lag behind the loop's counter and never finish its decay). The
+    replayed steps count as training compute."""
+    import lrkit.auto as auto_module
+    from lrkit.tasks import TaskParts
+
+    armed = [False]
+    calls = [0]
+
+    def loss_fn(out: Any, y: Any) -> Any:
+        loss = torch.nn.functional.cross_entropy(out, y)
+        if armed[0]:
+            calls[0] += 1
+            if calls[0] == 45:  # one NaN, past the guard's first snapshot (every 32 steps here)
+                return loss * float("nan")
+        return loss
+
+    real = auto_module.auto
+
+    def auto_then_arm(*args: Any, **kwargs: Any) -> Any:
+        run = real(*args, **kwargs)
+        armed[0] = True
+        return run
+
+    monkeypatch.setattr(auto_module, "auto", auto_then_arm)
+    parts = TaskParts(_model(), _loader(), _loader(1), loss_fn, metric="accuracy", epochs=4,
+                      optimizer="adam")  # fmt: skip
+    out = auto_module.train_task(parts, search="separate")
+    total = 4 * len(parts.train_loader)  # type: ignore[arg-type]
+    assert out["events"] == 1
+    # the NaN came at step 44 of the loop; the snapshot was at step 32: 12 steps replayed
+    assert out["train_steps"] == total + 12
+    assert out["compute"] == pytest.approx((out["finder_steps"] + total + 12) / total)

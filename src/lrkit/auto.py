@@ -6,11 +6,12 @@
     step = 0
     while step < run.remaining_steps:                # the in-run ramp may have trained some already
         for x, y in train_loader:
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            if run.guard.check(loss, step):          # a blow-up rolls back and cuts the LR
-                optimizer.step(); run.scheduler.step(); step += 1
             optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            if run.guard.check(loss, step):          # False: a blow-up was rolled back, the LR cut
+                loss.backward(); optimizer.step(); run.scheduler.step(); step += 1
+            else:
+                step = run.guard.resume_step         # go on from the step it rolled back to
             if step >= run.remaining_steps:
                 break
 
@@ -358,7 +359,7 @@ def train_task(
 
     Returns ``{"metric", "peak_lr", "kind", "search", "finder_steps", "train_steps", "compute",
     "events", "summary"}`` (``metric``: the task's validation metric at the end; ``train_steps``: the
-    optimizer steps trained, the ramp's kept ones included).
+    optimizer steps trained, the ramp's kept ones and the replays after a guard rollback included).
     """
     from lrkit.tasks import eval_mode, train_mode
 
@@ -368,7 +369,7 @@ def train_task(
         epochs=parts.epochs, budget=budget, search=search, seed=seed, verbose=verbose,
     )  # fmt: skip
     model, loss_fn = parts.model, parts.loss_fn
-    step = 0
+    step = updates = 0  # the schedule's step, and optimizer steps taken (replays after a rollback too)
     train_mode(optimizer)
     model.train()
     while step < run.remaining_steps:
@@ -382,7 +383,10 @@ def train_task(
                 optimizer.step()
                 run.scheduler.step()
                 step += 1
-    step += run.trained_steps
+                updates += 1
+            else:  # rolled back: the model, optimizer and scheduler are at resume_step again
+                step = run.guard.resume_step or 0
+    step = updates + run.trained_steps
     eval_mode(optimizer)
     metric = parts.evaluate()
     return {
