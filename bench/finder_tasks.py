@@ -1,23 +1,23 @@
 """The finder's public benchmark: small, real tasks it was not tuned on, and their stored LR grids.
 
 Every task is a factory ``f(seed) -> lrkit.tasks.TaskParts`` (the task protocol of :mod:`lrkit.tasks`),
-so each one also works as ``lrkit find --task bench.finder_tasks:wine_mlp_sgd`` from the repository
-root. Each task is sized to train in about a second on one CPU core.
+so each one also works as ``lrkit find --task bench.finder_tasks:digits_mlp_sgd`` from the repository
+root. Each task is sized to train in about a second on one CPU core. (``--builtin`` runs the same
+grid and auto comparison on lrkit's own four built-in tasks, which no rule or factor was chosen on.)
 
 =========================  ===============================================  ==========  ======  ====  ====
 name                       data and model                                   optimizer   metric  st/ep  ep
 =========================  ===============================================  ==========  ======  ====  ====
-``digits-cnn-adagrad``     sklearn digits as 8x8 images, 2-conv CNN         adagrad     acc       12    40
-``digits-mlp-rmsprop``     sklearn digits, MLP 64-128-128-10                rmsprop     acc       23    12
-``wine-mlp-sgd``           sklearn wine (142 train), MLP 13-32-3            sgd         acc        9    60
-``diabetes-mlp-nesterov``  sklearn diabetes regression, MLP 10-64-64-1      nesterov    loss      12    50
-``friedman-mlp-momentum``  Friedman #1 regression (2000 samples), MLP       momentum    loss      50     8
-``cancer-mlp-adam``        sklearn breast cancer, MLP 30-64-2               adam        loss      15    30
+``digits-cnn-adagrad``     sklearn digits as 8x8 images, 2-conv CNN         adagrad     acc       12    30
+``digits-mlp-rmsprop``     sklearn digits, MLP                              rmsprop     acc       23    12
+``digits-mlp-sgd``         sklearn digits, MLP 64-64-10                     sgd         acc       45     8
+``diabetes-mlp-nesterov``  sklearn diabetes regression (353 train), MLP     nesterov    loss      12    50
+``friedman-mlp-momentum``  Friedman #1 regression (2000 train), MLP         momentum    loss      50     8
+``cancer-mlp-adam``        sklearn breast cancer (455 train), MLP 30-64-2   adam        loss      15    30
 ``mnist1d-cnn-adamw``      MNIST-1D, 1-D CNN (2 conv layers)                adamw       acc       63     6
 ``mnist1d-gru-rmsprop``    MNIST-1D as a sequence (length 20), GRU 32       rmsprop     acc       32     6
-``text-lstm-adam``         stdlib source, character LSTM 48                 adam        loss      40     4
-``text-transformer-adamw`` stdlib source, 1-layer causal transformer d=32   adamw       loss      40     4
-``digits-mlp-sgd-wd``      sklearn digits, MLP 64-64-10, plain SGD          sgd         acc       45     8
+``text-lstm-adam``         stdlib source, character LSTM 48                 adam        loss      38     6
+``text-transformer-adamw`` stdlib source, 1-layer causal transformer d=32   adamw       loss      38     6
 =========================  ===============================================  ==========  ======  ====  ====
 
 (st/ep: optimizer steps per epoch; ep: the epoch budget.) ``loss`` tasks are scored lower-is-better
@@ -424,18 +424,19 @@ def score(metric: float, best: float, higher_is_better: bool) -> float:
 # --------------------------------------------------------------------------------------------------
 # the grid, computed once
 # --------------------------------------------------------------------------------------------------
-def load_grid() -> dict[str, Any]:
-    return json.loads(GRID_FILE.read_text()) if GRID_FILE.exists() else {}
+def load_grid(path: Path | None = None) -> dict[str, Any]:
+    path = GRID_FILE if path is None else path
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def compute_grid(names: list[str]) -> None:
+def compute_grid(names: list[str], tasks: dict[str, Task] | None = None, path: Path = GRID_FILE) -> None:
     import torch
 
     torch.set_num_threads(1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = load_grid()
+    data = load_grid(path)
     for name in names:
-        task = TASKS[name]
+        task = (TASKS if tasks is None else tasks)[name]
         parts = task.build(0)
         entry = data.setdefault(
             name,
@@ -460,7 +461,7 @@ def compute_grid(names: list[str]) -> None:
                 entry["runs"][key] = m
                 entry["seconds"][key] = time.perf_counter() - t0
                 print(f"{name} lr={lr:.3g} seed={seed}: {m:.4f} ({entry['seconds'][key]:.2f} s)", flush=True)
-            GRID_FILE.write_text(json.dumps(data, indent=0))
+            merge_into(path, {name: entry})
         _summary(name, entry)
 
 
@@ -573,12 +574,14 @@ def run_finder(
 # lrkit.auto vs the best constant LR of the grid vs Schedule-Free AdamW and Prodigy at their defaults
 # --------------------------------------------------------------------------------------------------
 AUTO_FILE = RESULTS / "auto_runs_v2.json"
+BUILTIN_GRID_FILE = RESULTS / "builtin_grid.json"
+BUILTIN_AUTO_FILE = RESULTS / "builtin_auto.json"
 #: "auto": lrkit.auto's default (the in-run ramp); "auto_separate": search="separate" (the finder's
 #: 3 x 100-rung test, restored, then the schedule over the whole run)
 AUTO_METHODS = ("auto", "auto_separate", "schedulefree_adamw", "prodigy")
 
 
-def run_auto(names: list[str], path: Path = AUTO_FILE) -> None:
+def run_auto(names: list[str], path: Path = AUTO_FILE, tasks: dict[str, Task] | None = None) -> None:
     """Train every task with :func:`lrkit.auto.train_task` (the finder at its defaults, then warmup +
     cosine or one-cycle with the guard) and with Schedule-Free AdamW / Prodigy at their default LRs,
     seeds 0, 1, 2; stored in ``path`` (resumable). A run where the finder gives no suggestion is
@@ -599,8 +602,9 @@ def run_auto(names: list[str], path: Path = AUTO_FILE) -> None:
                 if key in data:
                     continue
                 t0 = time.perf_counter()
+                task = (TASKS if tasks is None else tasks)[name]
                 if method.startswith("auto"):
-                    parts = TASKS[name].build(seed)
+                    parts = task.build(seed)
                     torch.manual_seed(seed)
                     search = "separate" if method == "auto_separate" else "in_run"
                     try:
@@ -610,7 +614,7 @@ def run_auto(names: list[str], path: Path = AUTO_FILE) -> None:
                     except DivergenceError as exc:  # the guard gave up: score the model it left
                         out = {"metric": parts.evaluate(), "summary": f"guard gave up: {exc}"}
                 else:
-                    out = {"metric": TASKS[name].train(DEFAULT_LR[method], seed=seed, optimizer=method)}
+                    out = {"metric": task.train(DEFAULT_LR[method], seed=seed, optimizer=method)}
                 out["seconds"] = time.perf_counter() - t0
                 data[key] = out
                 summary = out.get("summary", "")
@@ -829,6 +833,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start-lr", type=float, default=None, help="--inrun-peak's ramp start (default 1e-5)")
     ap.add_argument("--inrun-rewarm", action="store_true", help="the in-run ramp + a linear re-warm")
     ap.add_argument("--inrun-stride", action="store_true", help="the shipped in-run path, sparser ring")
+    ap.add_argument(
+        "--builtin", action="store_true",
+        help="held-out check on lrkit's 4 built-in tasks (never used to choose a rule or factor): their "
+        "grid (builtin_grid.json) and auto vs Schedule-Free/Prodigy (builtin_auto.json)",
+    )  # fmt: skip
     ap.add_argument("--per-decade", type=float, default=None, help="--inrun-peak's rungs per decade")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
@@ -860,8 +869,14 @@ def main(argv: list[str] | None = None) -> int:
         run_inrun_rewarm(names)
     if args.inrun_stride:
         run_inrun_stride(names)
+    if args.builtin:
+        from lrkit.tasks import TASKS as BUILTIN
+
+        chosen = [n for n in args.tasks.split(",") if n in BUILTIN] if args.tasks != ",".join(TASKS) else []
+        compute_grid(chosen or list(BUILTIN), BUILTIN, BUILTIN_GRID_FILE)
+        run_auto(chosen or list(BUILTIN), BUILTIN_AUTO_FILE, BUILTIN)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
-            or args.inrun_rewarm or args.inrun_stride):  # fmt: skip
+            or args.inrun_rewarm or args.inrun_stride or args.builtin):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

@@ -144,13 +144,15 @@ def verdict_loo(grid: dict[str, Any], runs: dict[str, Any], names: list[str]) ->
     print(f"  LOO errors: {total} of {3 * len(names)} runs (shipped {shipped})")
 
 
-def auto_report(path: Path) -> None:
+def auto_report(path: Path, grid_path: Path | None = None) -> None:
     """lrkit.auto vs the best constant LR of the grid vs Schedule-Free AdamW / Prodigy at defaults."""
     from finder_tasks import AUTO_METHODS, SEEDS, grid_means
 
-    grid = load_grid()
+    grid = load_grid(grid_path)
     runs = json.loads(path.read_text())
     print(f"\nauto benchmark ({path.name}): mean metric over seeds 0-2 / best constant LR of the grid")
+    if grid_path is not None:
+        print(f"  (grid: {grid_path.name}; tasks never used to choose a rule, threshold or factor)")
     print("  auto: lrkit.auto's default (search='auto': the in-run ramp on all of these short runs);")
     print("  separate: search='separate' (the finder's 3 x 100-rung test, restored, then warmup + schedule)")
     head = (
@@ -346,6 +348,10 @@ if __name__ == "__main__":
     auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v2.json")
     if auto_file.exists():
         auto_report(auto_file)
+    builtin = (Path(__file__).with_name("builtin_auto.json"), Path(__file__).with_name("builtin_grid.json"))
+    if builtin[0].exists() and builtin[1].exists():
+        print("\nheld-out check: lrkit's 4 built-in tasks")
+        auto_report(*builtin)
     for name, report in (
         ("auto_peak.json", peak_report),
         ("auto_inrun_peak.json", inrun_peak_report),
