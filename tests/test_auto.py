@@ -195,3 +195,25 @@ def test_train_task_replays_from_the_guard_s_rollback(monkeypatch: Any) -> None:
     # the NaN came at step 44 of the loop; the snapshot was at step 32: 12 steps replayed
     assert out["train_steps"] == total + 12
     assert out["compute"] == pytest.approx((out["finder_steps"] + total + 12) / total)
+
+
+@pytest.mark.parametrize("search", ["in_run", "separate"])
+@pytest.mark.parametrize("ratio", [10.0, 0.1, 3.0])
+def test_auto_keeps_discriminative_lrs_of_param_groups(search: str, ratio: float) -> None:
+    """Two param groups at lr and ratio x lr (fine-tuning's discriminative LRs): auto's schedule drives
+    group 0 and keeps group 1 at ratio x it at every step (an absolute schedule used to be refused)."""
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(
+        [{"params": model[0].parameters(), "lr": 1e-3}, {"params": model[2].parameters(), "lr": 1e-3 * ratio}]
+    )
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, search=search,
+                     verbose=False)  # fmt: skip
+    assert run.search == search and "keep their LR ratios" in run.summary
+    for step in range(run.remaining_steps):
+        a, b = (g["lr"] for g in opt.param_groups)
+        assert a == pytest.approx(float(run.schedule(step)), rel=1e-6)
+        assert b == pytest.approx(ratio * a, rel=1e-6)
+        opt.step()
+        run.scheduler.step()

@@ -72,11 +72,12 @@ KINDS = ("auto", "cosine", "one_cycle")
 @dataclass(frozen=True, eq=False)
 class AutoResult:
     """What :func:`auto` set up: the ``scheduler`` (already driving the optimizer), the ``guard`` to call
-    with each step's loss, the finder's ``finder`` result, the resolved ``schedule``, its ``kind``,
-    ``peak_lr``, ``total_steps``, the LR search (``search``: ``"in_run"`` or ``"separate"``), the
-    ``trained_steps`` the in-run ramp already kept as training, the ``search_steps`` it spent that were
-    not kept, and a one-paragraph ``summary`` of what was chosen and why. Train ``remaining_steps``
-    more optimizer steps (past them the scheduler holds its last LR)."""
+    with each step's loss, the finder's ``finder`` result, the resolved ``schedule`` and ``peak_lr`` (of
+    param group 0; the other groups keep their LR ratios to it), its ``kind``, ``total_steps``, the LR
+    search (``search``: ``"in_run"`` or ``"separate"``), the ``trained_steps`` the in-run ramp already
+    kept as training, the ``search_steps`` it spent that were not kept, and a one-paragraph ``summary``
+    of what was chosen and why. Train ``remaining_steps`` more optimizer steps (past them the scheduler
+    holds its last LR)."""
 
     scheduler: Any
     guard: DivergenceGuard | None
@@ -291,7 +292,10 @@ def auto(
             else:
                 why = f"{warmup:.0%} linear warmup to the peak, then cosine to 1% of it"
         resolved = sched.resolve(total_steps=length, steps_per_epoch=steps_per_epoch)
-        scheduler = make_scheduler(optimizer, resolved, total_steps=length)
+        ratios = found.group_ratios
+        # param groups with their own LRs (discriminative fine-tuning) keep their ratios to group 0
+        per_group = resolved if len(set(ratios)) <= 1 else [resolved * r for r in ratios]
+        scheduler = make_scheduler(optimizer, per_group, total_steps=length)
         watch = (
             DivergenceGuard(
                 model,
@@ -317,10 +321,16 @@ def auto(
         if trained
         else f"{found.repeats} repeats, interval {lo:.3g} .. {hi:.3g}; finder {found.steps} optimizer steps"
     )
+    groups = (
+        ""
+        if len(set(found.group_ratios)) <= 1
+        else f"; the {len(found.group_ratios)} param groups keep their LR ratios to group 0 "
+        f"({', '.join(f'{r:.3g}' for r in found.group_ratios)})"
+    )
     summary = (
         f"lrkit.auto: {note}peak LR {peak:.3g} = {factor:g} x the finder's {found.require():.3g} "
         f"(rule {found.rule!r}, {how}; {spent} extra steps = "
-        f"{spent / total:.1%} of the {total} planned{escalated}); schedule: {why}"
+        f"{spent / total:.1%} of the {total} planned{escalated}){groups}; schedule: {why}"
         f" ({epochs} epochs x {steps_per_epoch} steps planned); "
         + (
             "divergence guard on (roll back and halve the LR on a "
