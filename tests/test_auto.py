@@ -111,9 +111,14 @@ def test_auto_without_signal_raises_and_changes_nothing() -> None:
         ({"epochs": 0}, "epochs"),
         ({"epochs": 2, "kind": "step"}, "kind"),
         ({"epochs": 2, "warmup": 1.5}, "warmup"),
+        ({"epochs": 2, "budget": -0.1}, "budget"),
+        ({"epochs": 2, "budget": float("nan")}, "budget"),
+        ({"epochs": 2, "budget": 1.5}, "budget"),
+        ({"epochs": 2, "budget": 0}, "budget"),
     ],
 )
 def test_auto_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
+    """Refused before any training, whichever search would run (the in-run ramp takes no budget)."""
     import lrkit
 
     model = _model()
@@ -121,6 +126,16 @@ def test_auto_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
         lrkit.auto(
             model, torch.optim.Adam(model.parameters()), _loader(), torch.nn.functional.cross_entropy, **kw
         )
+
+
+@pytest.mark.parametrize("bad", [True, "10%", None, [0.1]])
+def test_auto_refuses_a_budget_of_the_wrong_type(bad: Any) -> None:
+    import lrkit
+
+    model = _model()
+    with pytest.raises(TypeError, match="budget"):
+        lrkit.auto(model, torch.optim.Adam(model.parameters()), _loader(), torch.nn.functional.cross_entropy,
+                   epochs=2, budget=bad)  # fmt: skip
 
 
 @pytest.mark.parametrize("factor", [0.5, 1.0, 3.0])

@@ -223,6 +223,12 @@ def auto(
         or not (0.0 < peak_factor < float("inf"))
     ):
         raise ValueError(f"peak_factor must be a finite number > 0, got {peak_factor!r}")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+        raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
+    if isinstance(budget, int) and budget < 1:
+        raise ValueError(f"budget as an int is optimizer steps, >= 1, got {budget!r}")
+    if isinstance(budget, float) and not 0.0 < budget <= 1.0:
+        raise ValueError(f"budget as a float is a fraction of the planned steps in (0, 1], got {budget!r}")
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0.0 <= warmup < 1.0:
         raise ValueError(f"warmup must be a fraction of the run in [0, 1), got {warmup!r}")
     if steps_per_epoch is None:
