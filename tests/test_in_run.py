@@ -245,14 +245,18 @@ def test_ramp_restores_on_an_error_mid_ramp() -> None:
                                            ({"snapshot_every": 0}, "snapshot_every"),
                                            ({"snapshot_every": 2.5}, "snapshot_every"),
                                            ({"snapshot_every": True}, "snapshot_every"),
-                                           ({"offload": "yes"}, "offload")])  # fmt: skip
+                                           ({"offload": "yes"}, "offload"),
+                                           ({"max_kept": 0}, "max_kept"), ({"max_kept": -3}, "max_kept"),
+                                           ({"max_kept": 2.0}, "max_kept"),
+                                           ({"rule": "nope"}, "rule")])  # fmt: skip
 def test_ramp_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
     from lrkit.finder.in_run import ramp_in_run
 
     model = _model()
+    opt = torch.optim.Adam(model.parameters())
     with pytest.raises((TypeError, ValueError), match=match):
-        ramp_in_run(model, torch.optim.Adam(model.parameters()), _loader(), torch.nn.functional.cross_entropy,
-                    **kw)  # fmt: skip
+        ramp_in_run(model, opt, _loader(), torch.nn.functional.cross_entropy, **kw)
+    assert not opt.state  # refused before any step
 
 
 # --- lrkit.auto with the in-run ramp ----------------------------------------------------------------

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from lrkit.finder import core
+from lrkit.finder import rules as _rules
 from lrkit.finder.result import FinderResult
 from lrkit.finder.torch_driver import (
     _check_model_and_optimizer,
@@ -116,6 +117,10 @@ def ramp_in_run(
         raise ValueError(f"peak_factor must be a finite number > 0, got {peak_factor!r}")
     core._check_int("window", window, 1)
     core._check_int("snapshot_every", snapshot_every, 1)
+    if max_kept is not None:
+        core._check_int("max_kept", max_kept, 1)
+    if rule not in _rules.RULES:  # before any step, not after the ramp
+        raise ValueError(f"rule must be one of {sorted(_rules.RULES)}, got {rule!r}")
     if offload is not None and not isinstance(offload, bool):
         raise TypeError(f"offload must be True, False or None, got {offload!r}")
     if num_steps is None:
