@@ -378,7 +378,7 @@ def test_auto_undoes_a_kept_ramp_when_a_later_step_fails(monkeypatch: Any, fail_
 
 
 @pytest.mark.parametrize(
-    "option", [{"accumulation_steps": 2}, {"repeats": 2}, {"batches_per_step": 2}, {"max_skipped": 5}]
+    "option", [{"repeats": 2}, {"batches_per_step": 2}, {"diverge_factor": 5.0}, {"diverge_patience": 5}]
 )
 def test_auto_never_drops_a_finder_option_the_in_run_ramp_cannot_honour(option: dict[str, Any]) -> None:
     """search='in_run' refuses it by name; search='auto' runs the separate test, which honours it."""
@@ -405,3 +405,84 @@ def test_auto_passes_the_in_run_options_on() -> None:
                      rule="minimum", start_lr=1e-4, seed=3)  # fmt: skip
     assert run.search == "in_run" and run.finder.rule == "minimum"
     assert run.finder.lrs[0] == pytest.approx(1e-4)
+
+
+def test_ramp_with_gradient_accumulation_keeps_exactly_a_hand_replay() -> None:
+    """accumulation_steps=3: each rung is one optimizer step over 3 micro-batches, each loss / 3."""
+    from lrkit.finder.in_run import ramp_in_run
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ramp = ramp_in_run(model, opt, loader, torch.nn.functional.cross_entropy, accumulation_steps=3)
+    assert ramp.kept > 0
+    ref, ref_loader = _model(), _loader()
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    batches = iter(ref_loader)
+
+    def next_batch() -> Any:
+        nonlocal batches
+        try:
+            return next(batches)
+        except StopIteration:
+            batches = iter(ref_loader)
+            return next(batches)
+
+    for lr in ramp.result.lrs[: ramp.kept]:
+        ref_opt.param_groups[0]["lr"] = float(lr)
+        ref_opt.zero_grad()
+        for _ in range(3):
+            x, y = next_batch()
+            (torch.nn.functional.cross_entropy(ref(x), y) / 3).backward()
+        ref_opt.step()
+    for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_ramp_under_amp_with_a_grad_scaler_keeps_the_scaler_consistent() -> None:
+    """bf16 autocast on the CPU and a GradScaler: the ramp runs and keeps its steps, and the scaler it
+    leaves is finite and usable."""
+    from lrkit.finder.in_run import ramp_in_run
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    ramp = ramp_in_run(model, opt, loader, torch.nn.functional.cross_entropy,
+                       amp_dtype=torch.bfloat16, grad_scaler=scaler)  # fmt: skip
+    assert ramp.result.trusted and ramp.kept > 0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    # the scaler never grew past its growth interval inside a short ramp, and it is a usable scaler
+    assert 0 < scaler.get_scale() <= 2.0**10
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.tensor([0, 1, 0, 1]))
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
+def test_auto_runs_in_run_with_the_options_it_now_honours() -> None:
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False,
+                     accumulation_steps=2, amp_dtype=torch.bfloat16)  # fmt: skip
+    assert run.search == "in_run" and run.trained_steps > 0
+
+
+def test_a_restored_ramp_puts_the_grad_scaler_back_too() -> None:
+    from lrkit.finder.in_run import ramp_in_run
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=2)
+    scaler.scale(torch.ones((), requires_grad=True))  # initialise its state lazily
+    before = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in scaler.state_dict().items()}
+
+    def flat(out: Any, y: Any) -> Any:
+        return (out * 0.0).sum() + 1.0
+
+    ramp = ramp_in_run(model, opt, loader, flat, grad_scaler=scaler)
+    assert ramp.kept == 0  # no signal: everything restored
+    after = scaler.state_dict()
+    assert after.keys() == before.keys()
+    for k, v in before.items():
+        assert torch.equal(after[k], v) if torch.is_tensor(v) else after[k] == v, k

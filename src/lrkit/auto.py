@@ -115,9 +115,14 @@ def _is_sgd(optimizer: Any) -> bool:
 
 SEARCHES = ("auto", "in_run", "separate")
 #: the finder options the in-run ramp takes (``seed`` only seeds the separate test's repeats); any other
-#: (``accumulation_steps``, ``grad_scaler``, ``amp_dtype``, ``val_data``, ``repeats``...) changes what a
-#: step or a curve is, which only the separate test implements: ``search="auto"`` then picks it
-IN_RUN_OPTIONS = frozenset({"forward", "device", "rule", "smoothing", "start_lr", "end_lr", "seed"})
+#: (``val_data``, ``repeats``, ``batches_per_step``, ``mode``...) changes what a curve is, which only the
+#: separate test implements: ``search="auto"`` then picks it
+IN_RUN_OPTIONS = frozenset(
+    {
+        "forward", "device", "rule", "smoothing", "start_lr", "end_lr", "seed",
+        "accumulation_steps", "grad_scaler", "amp_dtype", "max_skipped",
+    }
+)  # fmt: skip
 #: default peak factors, chosen on the public benchmark by leave-one-task-out (bench/finder_tasks.py
 #: --peak for the separate test; bench/results/auto_inrun_peak.json for the in-run ramp, whose kept
 #: state wants a higher peak: 3 is chosen in every fold)

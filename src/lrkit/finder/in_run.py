@@ -38,10 +38,13 @@ from lrkit.finder import core
 from lrkit.finder import rules as _rules
 from lrkit.finder.result import FinderResult
 from lrkit.finder.torch_driver import (
+    _autocast,
+    _check_grad_scaler,
     _check_model_and_optimizer,
     _Cycle,
     _group_ratios,
     _offload_to,
+    _optimizer_step,
     _resolve_device,
     _scalar_loss,
     _set_group_lrs,
@@ -103,14 +106,27 @@ def ramp_in_run(
     max_kept: int | None = None,
     snapshot_every: int = SNAPSHOT_EVERY,
     offload: bool | None = None,
+    accumulation_steps: int = 1,
+    grad_scaler: Any = None,
+    amp_dtype: torch.dtype | None = None,
+    max_skipped: int = 20,
 ) -> InRunRamp:
     """Run one LR ramp on ``model`` and keep its steps up to the peak LR; see the module docstring.
 
     ``num_steps`` rungs span ``start_lr .. end_lr`` (default: :data:`PER_DECADE` per decade); the ramp
     usually stops well before the end. With ``max_kept``, a peak more than that many rungs into the
     ramp is not kept (everything is restored: the ramp would have eaten the run).
+
+    As in :func:`lrkit.finder.find_lr`: a rung is one optimizer step over ``accumulation_steps``
+    micro-batches (each loss divided by it), the forward pass runs under ``torch.autocast`` with
+    ``amp_dtype``, and with ``grad_scaler`` the backward pass is scaled; a step the scaler skips
+    (inf/NaN gradients) is retried, up to ``max_skipped`` times (then the rung's loss is inf). The
+    scaler's state is part of every snapshot, so a kept or restored ramp leaves it consistent.
     """
     _check_model_and_optimizer(model, optimizer)
+    k_acc = core._check_int("accumulation_steps", accumulation_steps, 1)
+    k_skip = core._check_int("max_skipped", max_skipped, 1)
+    _check_grad_scaler(grad_scaler)
     if isinstance(peak_factor, bool) or not isinstance(peak_factor, (int, float)):
         raise TypeError(f"peak_factor must be a number > 0, got {peak_factor!r}")
     if not (0.0 < peak_factor < math.inf):
@@ -136,22 +152,28 @@ def ramp_in_run(
     train = _Cycle(train_loader, "train_loader")
     cpu = torch.device("cpu")
     store = _offload_to(model) if offload is None else (cpu if offload else None)
-    initial = _Snapshot(model, optimizer, None, [train_loader], to=store)
+    initial = _Snapshot(model, optimizer, grad_scaler, [train_loader], to=store)
     ring: collections.deque[tuple[int, _Snapshot]] = collections.deque(maxlen=-(-window // snapshot_every))
     rung = 0
+
+    def loss_of(batch: Any) -> torch.Tensor:
+        with _autocast(dev, amp_dtype):
+            return _scalar_loss(run_forward(model, _to_device(batch, dev)))
 
     def step(lr: float) -> float:
         nonlocal rung
         _set_group_lrs(optimizer, ratios, lr)
         model.train()
-        optimizer.zero_grad(set_to_none=True)
-        loss = _scalar_loss(run_forward(model, _to_device(train.next(), dev)))
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
+        for _attempt in range(k_skip):
+            loss, skipped = _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler)
+            if not skipped:
+                break
+        else:
+            loss = math.inf
         if rung % snapshot_every == snapshot_every - 1:
-            ring.append((rung, _Snapshot(model, optimizer, None, [], lean=True, to=store)))
+            ring.append((rung, _Snapshot(model, optimizer, grad_scaler, [], lean=True, to=store)))
         rung += 1
-        return float(loss.detach())
+        return loss
 
     stop = core.StopRule(rise=rise)
     restored = False

@@ -435,6 +435,49 @@ def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
     return [float(g["lr"]) / lr0 for g in optimizer.param_groups]
 
 
+def _autocast(dev: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` on ``dev`` with ``amp_dtype``, or nothing when it is None."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=dev.type, dtype=amp_dtype)
+
+
+def _check_grad_scaler(grad_scaler: Any) -> None:
+    if grad_scaler is not None and not all(hasattr(grad_scaler, a) for a in ("scale", "step", "update")):
+        raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {grad_scaler!r}")
+
+
+def _optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    next_batch: Callable[[], Any],
+    loss_of: Callable[[Any], torch.Tensor],
+    k_acc: int,
+    grad_scaler: Any,
+    no_sync: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+) -> tuple[float, bool]:
+    """One optimizer step over ``k_acc`` micro-batches, each loss divided by ``k_acc`` (scaled by
+    ``grad_scaler`` when given): (their mean loss, whether the scaler skipped the step)."""
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for k in range(k_acc):
+        ctx = no_sync() if (no_sync is not None and k < k_acc - 1) else contextlib.nullcontext()
+        with ctx:
+            loss = loss_of(next_batch())
+            part = loss / k_acc
+            if grad_scaler is not None:
+                grad_scaler.scale(part).backward()
+            else:
+                part.backward()  # type: ignore[no-untyped-call]
+        total += float(loss.detach())
+    if grad_scaler is None:
+        optimizer.step()
+        return total / k_acc, False
+    before = float(grad_scaler.get_scale())
+    grad_scaler.step(optimizer)
+    grad_scaler.update()
+    return total / k_acc, float(grad_scaler.get_scale()) < before
+
+
 def _set_group_lrs(optimizer: torch.optim.Optimizer, ratios: list[float], lr: float) -> None:
     """First group's LR to ``lr``, the others to ``lr`` x their ratio (a tensor LR is filled in place)."""
     for g, r in zip(optimizer.param_groups, ratios, strict=True):
@@ -539,8 +582,7 @@ def find_lr(
     core._check_int("seed", seed, 0)
     steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None  # type: ignore[arg-type]
     budget_steps = _budget(budget, planned_steps, steps_per_epoch)
-    if grad_scaler is not None and not all(hasattr(grad_scaler, a) for a in ("scale", "step", "update")):
-        raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {grad_scaler!r}")
+    _check_grad_scaler(grad_scaler)
     ratios = _group_ratios(optimizer)
     dev = _resolve_device(model, device)
     distributed, world = _ddp()
@@ -556,38 +598,14 @@ def find_lr(
         def run_forward(batch: Any) -> torch.Tensor:
             return default_forward(model, batch, loss_fn)
 
-    def autocast() -> contextlib.AbstractContextManager[Any]:
-        if amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=dev.type, dtype=amp_dtype)
-
     def loss_of(batch: Any) -> torch.Tensor:
-        with autocast():
+        with _autocast(dev, amp_dtype):
             return _scalar_loss(run_forward(_to_device(batch, dev)))
 
     train = _Cycle(train_loader, "train_loader")
 
     def optimizer_step() -> tuple[float, bool]:
-        """One optimizer step over ``k_acc`` micro-batches: (mean loss, skipped by the scaler)."""
-        optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for k in range(k_acc):
-            ctx = no_sync() if (no_sync is not None and k < k_acc - 1) else contextlib.nullcontext()
-            with ctx:
-                loss = loss_of(train.next())
-                part = loss / k_acc
-                if grad_scaler is not None:
-                    grad_scaler.scale(part).backward()
-                else:
-                    part.backward()  # type: ignore[no-untyped-call]
-            total += float(loss.detach())
-        if grad_scaler is None:
-            optimizer.step()
-            return total / k_acc, False
-        before = float(grad_scaler.get_scale())
-        grad_scaler.step(optimizer)
-        grad_scaler.update()
-        return total / k_acc, float(grad_scaler.get_scale()) < before
+        return _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler, no_sync)
 
     def evaluate(batches: Iterable[Any]) -> float:
         model.eval()
