@@ -474,8 +474,7 @@ def grid_means(entry: dict[str, Any]) -> tuple[list[float], list[float]]:
 
 def _summary(name: str, entry: dict[str, Any]) -> None:
     lrs, means = grid_means(entry)
-    hib = entry["higher_is_better"]
-    best = max(means) if hib else min(means)
+    best, hib = grid_best(entry)
     scores = [score(m, best, hib) for m in means]
     good = [lr for lr, s in zip(lrs, scores, strict=True) if s >= 0.98]
     width = math.log10(max(good) / min(good)) if good else 0.0
@@ -811,8 +810,7 @@ def grid_score(entry: dict[str, Any], lr: float) -> float:
     """Score of a constant LR from the stored grid: the mean metric interpolated on log(LR) between the
     two nearest grid points (0 outside the grid), divided by the best grid mean."""
     lrs, means = grid_means(entry)
-    hib = entry["higher_is_better"]
-    best = max(means) if hib else min(means)
+    best, hib = grid_best(entry)
     if not (math.isfinite(lr) and lrs[0] <= lr <= lrs[-1]):
         return 0.0
     s = [score(m, best, hib) for m in means]

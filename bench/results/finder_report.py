@@ -146,7 +146,7 @@ def verdict_loo(grid: dict[str, Any], runs: dict[str, Any], names: list[str]) ->
 
 def auto_report(path: Path, grid_path: Path | None = None) -> None:
     """lrkit.auto vs the best constant LR of the grid vs Schedule-Free AdamW / Prodigy at defaults."""
-    from finder_tasks import AUTO_METHODS, SEEDS, grid_means
+    from finder_tasks import AUTO_METHODS, SEEDS, grid_best
 
     grid = load_grid(grid_path)
     runs = json.loads(path.read_text())
@@ -163,9 +163,7 @@ def auto_report(path: Path, grid_path: Path | None = None) -> None:
     for n, entry in grid.items():
         if not all(f"{n}|{s}|{m}" in runs for s in SEEDS for m in AUTO_METHODS):
             continue
-        _, means = grid_means(entry)
-        hib = entry["higher_is_better"]
-        best = max(means) if hib else min(means)
+        best, hib = grid_best(entry)
         cols, comps = {}, {}
         for m in AUTO_METHODS:
             vals = [runs[f"{n}|{s}|{m}"]["metric"] for s in SEEDS]
@@ -305,7 +303,7 @@ def inrun_stride_report(path: Path) -> None:
 
 def peak_report(path: Path) -> None:
     """auto's schedule at c x the finder's LR (no guard): per task and factor, and c chosen LOO."""
-    from finder_tasks import PEAK_FACTORS, SEEDS, grid_means
+    from finder_tasks import PEAK_FACTORS, SEEDS, grid_best
 
     grid = load_grid()
     runs = json.loads(path.read_text())
@@ -316,9 +314,7 @@ def peak_report(path: Path) -> None:
     for n, entry in grid.items():
         if not all(f"{n}|{s}|{c:g}" in runs for s in SEEDS for c in PEAK_FACTORS):
             continue
-        _, means = grid_means(entry)
-        hib = entry["higher_is_better"]
-        best = max(means) if hib else min(means)
+        best, hib = grid_best(entry)
         if all(runs[f"{n}|{s}|1"]["trusted"] for s in SEEDS):
             trusted.add(n)
         R[n] = {}

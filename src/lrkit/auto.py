@@ -214,7 +214,7 @@ def auto(
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import find_lr
     from lrkit.finder.in_run import ramp_in_run
-    from lrkit.finder.torch_driver import _ddp, _offload_to, _Snapshot
+    from lrkit.finder.torch_driver import _budget, _ddp
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
@@ -228,12 +228,6 @@ def auto(
         or not (0.0 < peak_factor < float("inf"))
     ):
         raise ValueError(f"peak_factor must be a finite number > 0, got {peak_factor!r}")
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
-        raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
-    if isinstance(budget, int) and budget < 1:
-        raise ValueError(f"budget as an int is optimizer steps, >= 1, got {budget!r}")
-    if isinstance(budget, float) and not 0.0 < budget <= 1.0:
-        raise ValueError(f"budget as a float is a fraction of the planned steps in (0, 1], got {budget!r}")
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0.0 <= warmup < 1.0:
         raise ValueError(f"warmup must be a fraction of the run in [0, 1), got {warmup!r}")
     if steps_per_epoch is None:
@@ -244,6 +238,9 @@ def auto(
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
     total = epochs * steps_per_epoch
+    if budget is None:  # find_lr's None (its default budget) is not one of auto's budgets
+        raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
+    allowed = _budget(budget, total, steps_per_epoch)  # checked here, whichever search runs
     only_separate = sorted(k for k in finder_options if k not in IN_RUN_OPTIONS)
     distributed = _ddp()[0]
     if search == "in_run" and distributed:
@@ -259,15 +256,11 @@ def auto(
         )
     if search == "auto":
         first = finder_options.get("repeats", 3) * finder_options.get("num_steps", 100)
-        allowed = budget * total if isinstance(budget, float) else budget
         search = "separate" if first <= allowed or only_separate or distributed else "in_run"
     saved = [dict(g) for g in optimizer.param_groups]
     trained, spent, note = 0, 0, ""
     ramp = None
-    before = None
     if search == "in_run":
-        # undoes a kept ramp if a later step fails (on the CPU for a model on an accelerator)
-        before = _Snapshot(model, optimizer, None, [train_loader], to=_offload_to(model))
         factor = peak_factor or PEAK_FACTOR["in_run"]
         ramp = ramp_in_run(
             model, optimizer, train_loader, loss_fn, peak_factor=factor,
@@ -325,8 +318,8 @@ def auto(
             else None
         )
     except BaseException:
-        if trained and before is not None:  # the kept ramp trained the model: undo it too
-            before.restore()
+        if trained and ramp is not None:  # the kept ramp trained the model: undo it too
+            ramp.undo()
         for group, old in zip(optimizer.param_groups, saved, strict=True):
             group.clear()
             group.update(old)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -79,12 +79,20 @@ class InRunRamp:
     ``result``: the finder's verdict on the one curve; ``peak``: ``peak_factor`` x its suggestion (None
     when untrusted); ``kept``: rungs kept as training (the state is that after rung ``kept - 1``; 0 when
     everything was restored); ``spent``: rungs run in all (``spent - kept`` is the extra compute).
+    :meth:`undo` puts back the state from before the ramp (this result holds that one copy).
     """
 
     result: FinderResult
     peak: float | None
     kept: int
     spent: int
+    before: _Snapshot | None = field(default=None, repr=False)
+
+    def undo(self) -> None:
+        """Model, optimizer (and scaler), RNG and loader state as before the ramp, kept steps undone."""
+        if self.before is None:
+            raise RuntimeError("this InRunRamp holds no state from before its ramp")
+        self.before.restore()
 
 
 def ramp_in_run(
@@ -202,4 +210,4 @@ def ramp_in_run(
     finally:
         train.close()
         ring.clear()
-    return InRunRamp(result=result, peak=peak, kept=kept, spent=curve.lrs.size)
+    return InRunRamp(result=result, peak=peak, kept=kept, spent=curve.lrs.size, before=initial)

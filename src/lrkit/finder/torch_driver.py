@@ -108,6 +108,11 @@ class _Away:
         self.value, self.device = value, device
 
 
+def _value(v: Any) -> Any:
+    """The stored value of a copy (an offloaded copy's tensor where it is kept); ``copy_`` takes either."""
+    return v.value if isinstance(v, _Away) else v
+
+
 def _clone(v: Any, to: torch.device | None = None) -> Any:
     """A copy of ``v``; a tensor on another device than ``to`` (when given) is copied to ``to``."""
     if isinstance(v, _Away):
@@ -122,7 +127,8 @@ def _clone(v: Any, to: torch.device | None = None) -> Any:
 def _put(container: dict[Any, Any], key: Any, saved: Any) -> None:
     """container[key] = saved, copying into the existing tensor when it can (keeps identity)."""
     cur = container.get(key)
-    value, device = (saved.value, saved.device) if isinstance(saved, _Away) else (saved, None)
+    value = _value(saved)
+    device = saved.device if isinstance(saved, _Away) else None
     if (
         isinstance(value, torch.Tensor)
         and isinstance(cur, torch.Tensor)
@@ -241,15 +247,15 @@ class _Snapshot:
         with torch.no_grad():
             for store, name, obj, value in self.tensors:
                 store[name] = obj
-                obj.copy_(value.value if isinstance(value, _Away) else value)
+                obj.copy_(_value(value))
             for param, value in zip(self.params, self.param_values, strict=True):
                 if value is not None:
-                    param.copy_(value.value if isinstance(value, _Away) else value)
+                    param.copy_(_value(value))
             for param, (obj, saved_grad) in zip(self.params, self.grads, strict=True):
                 if obj is None or saved_grad is None:
                     param.grad = None
                 else:
-                    obj.copy_(saved_grad.value if isinstance(saved_grad, _Away) else saved_grad)
+                    obj.copy_(_value(saved_grad))
                     param.grad = obj
         for m, flag in self.modes:
             m.training = flag
