@@ -34,6 +34,7 @@ and stored in ``bench/results/finder_grid.json`` (resumable: finished runs are k
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -65,6 +66,7 @@ GRID_RANGE: dict[str, tuple[int, int]] = {
     "rmsprop": (-5, 0),
     "adam": (-5, 0),
     "adamw": (-5, 0),
+    "schedulefree_adamw": (-5, 0),
 }
 
 
@@ -271,6 +273,16 @@ def mnist1d_cnn_adamw(seed: int) -> TaskParts:
     )
 
 
+def digits_mlp_sfadamw(seed: int) -> TaskParts:
+    """Schedule-Free AdamW MLP on digits, batch 64: 23 steps per epoch, 12 epochs (held out)."""
+    return dataclasses.replace(digits_mlp_rmsprop(seed), optimizer="schedulefree_adamw")
+
+
+def mnist1d_cnn_sfadamw(seed: int) -> TaskParts:
+    """Schedule-Free AdamW 1-D CNN on MNIST-1D, batch 64: 63 steps per epoch, 6 epochs (held out)."""
+    return dataclasses.replace(mnist1d_cnn_adamw(seed), optimizer="schedulefree_adamw")
+
+
 def mnist1d_gru_rmsprop(seed: int) -> TaskParts:
     """RMSprop GRU (hidden 32) over MNIST-1D as 20 steps of 2 values, batch 128: 32 steps/epoch, 6 epochs."""
     import torch
@@ -393,6 +405,17 @@ TASKS: dict[str, Task] = {
         Task("mnist1d-gru-rmsprop", mnist1d_gru_rmsprop),
         Task("text-lstm-adam", text_lstm_adam),
         Task("text-transformer-adamw", text_transformer_adamw),
+    )
+}
+
+
+#: held out (``--schedule-free``): Schedule-Free AdamW on two of the public tasks' models, with their own
+#: grid; never used to choose a rule, threshold or factor
+SF_TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("digits-mlp-sfadamw", digits_mlp_sfadamw),
+        Task("mnist1d-cnn-sfadamw", mnist1d_cnn_sfadamw),
     )
 }
 
@@ -575,6 +598,8 @@ def run_finder(
 AUTO_FILE = RESULTS / "auto_runs_v2.json"
 BUILTIN_GRID_FILE = RESULTS / "builtin_grid.json"
 BUILTIN_AUTO_FILE = RESULTS / "builtin_auto.json"
+SF_GRID_FILE = RESULTS / "sf_grid.json"
+SF_AUTO_FILE = RESULTS / "sf_auto.json"
 #: "auto": lrkit.auto's default (the in-run ramp); "auto_separate": search="separate" (the finder's
 #: 3 x 100-rung test, restored, then the schedule over the whole run)
 AUTO_METHODS = ("auto", "auto_separate", "schedulefree_adamw", "prodigy")
@@ -836,6 +861,11 @@ def main(argv: list[str] | None = None) -> int:
         help="held-out check on lrkit's 4 built-in tasks (never used to choose a rule or factor): their "
         "grid (builtin_grid.json) and auto vs Schedule-Free/Prodigy (builtin_auto.json)",
     )  # fmt: skip
+    ap.add_argument(
+        "--schedule-free", action="store_true",
+        help="held-out check on Schedule-Free AdamW tasks: their grid (sf_grid.json) and auto vs "
+        "Schedule-Free at its default LR / Prodigy (sf_auto.json)",
+    )  # fmt: skip
     ap.add_argument("--per-decade", type=float, default=None, help="--inrun-peak's rungs per decade")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
@@ -873,8 +903,12 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [n for n in args.tasks.split(",") if n in BUILTIN] if args.tasks != ",".join(TASKS) else []
         compute_grid(chosen or list(BUILTIN), BUILTIN, BUILTIN_GRID_FILE)
         run_auto(chosen or list(BUILTIN), BUILTIN_AUTO_FILE, BUILTIN)
+    if args.schedule_free:
+        chosen = [n for n in names if n in SF_TASKS] or list(SF_TASKS)
+        compute_grid(chosen, SF_TASKS, SF_GRID_FILE)
+        run_auto(chosen, SF_AUTO_FILE, SF_TASKS)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
-            or args.inrun_rewarm or args.inrun_stride or args.builtin):  # fmt: skip
+            or args.inrun_rewarm or args.inrun_stride or args.builtin or args.schedule_free):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

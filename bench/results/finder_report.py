@@ -344,10 +344,14 @@ if __name__ == "__main__":
     auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v2.json")
     if auto_file.exists():
         auto_report(auto_file)
-    builtin = (Path(__file__).with_name("builtin_auto.json"), Path(__file__).with_name("builtin_grid.json"))
-    if builtin[0].exists() and builtin[1].exists():
-        print("\nheld-out check: lrkit's 4 built-in tasks")
-        auto_report(*builtin)
+    for title, stem in (
+        ("lrkit's 4 built-in tasks", "builtin"),
+        ("Schedule-Free AdamW on two of the public models ('sf-adamw': at its default LR 0.0025)", "sf"),
+    ):
+        held = (Path(__file__).with_name(f"{stem}_auto.json"), Path(__file__).with_name(f"{stem}_grid.json"))
+        if held[0].exists() and held[1].exists():
+            print(f"\nheld-out check: {title}")
+            auto_report(*held)
     for name, report in (
         ("auto_peak.json", peak_report),
         ("auto_inrun_peak.json", inrun_peak_report),

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AutoResult", "auto", "train_task"]
 
-KINDS = ("auto", "cosine", "one_cycle")
+KINDS = ("auto", "cosine", "one_cycle", "constant")
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,26 +137,28 @@ REWARM = 0.1
 REWARM_START = 0.1
 
 
-def in_run_schedule(peak: float, rewarm: float = REWARM) -> Schedule:
+def in_run_schedule(peak: float, rewarm: float = REWARM, constant: bool = False) -> Schedule:
     """What follows a kept in-run ramp: ``Warmup(rewarm, start=REWARM_START) >> Cosine(peak -> 1%)``,
-    to be resolved over the steps left (``rewarm`` is a fraction of them; 0: cosine alone)."""
-    from lrkit.schedules import Cosine, Warmup
+    to be resolved over the steps left (``rewarm`` is a fraction of them; 0: cosine alone);
+    ``constant``: ``Constant(peak)`` instead of the cosine (Schedule-Free optimizers)."""
+    from lrkit.schedules import Constant, Cosine, Warmup
     from lrkit.schedules.duration import fraction
 
-    cosine = Cosine(lr=peak, min_lr=peak * 0.01)
-    return Warmup(fraction(float(rewarm)), start=REWARM_START) >> cosine if rewarm > 0 else cosine
+    after = Constant(peak) if constant else Cosine(lr=peak, min_lr=peak * 0.01)
+    return Warmup(fraction(float(rewarm)), start=REWARM_START) >> after if rewarm > 0 else after
 
 
 def separate_schedule(kind: str, peak: float, warmup: float = 0.05) -> Schedule:
     """What follows the separate test, over the whole run: ``"one_cycle"``: ``OneCycle(max_lr=peak)``;
-    ``"cosine"``: linear warmup over the fraction ``warmup`` of the run, then cosine to 1% of the peak."""
-    from lrkit.schedules import Cosine, OneCycle, Warmup
+    ``"cosine"``: linear warmup over the fraction ``warmup`` of the run, then cosine to 1% of the peak;
+    ``"constant"``: the same warmup, then the peak to the end."""
+    from lrkit.schedules import Constant, Cosine, OneCycle, Warmup
     from lrkit.schedules.duration import fraction
 
     if kind == "one_cycle":
         return OneCycle(max_lr=peak)
-    cosine = Cosine(lr=peak, min_lr=peak * 0.01)
-    return Warmup(fraction(float(warmup))) >> cosine if warmup > 0 else cosine
+    after = Constant(peak) if kind == "constant" else Cosine(lr=peak, min_lr=peak * 0.01)
+    return Warmup(fraction(float(warmup))) >> after if warmup > 0 else after
 
 
 def auto(
@@ -191,9 +193,12 @@ def auto(
             the rungs past the peak (10 to 25). When that ramp shows no usable signal, everything is restored
             and the separate test runs. ``"auto"`` (default): separate when its first test fits in
             ``budget`` of the planned steps (runs of 3,000+ steps at the defaults), else in-run.
-        kind: for the separate search: ``"auto"`` (one-cycle for ``torch.optim.SGD``, else cosine),
-            ``"cosine"`` (linear warmup over ``warmup`` of the run, then cosine from the peak to 1% of
-            it) or ``"one_cycle"`` (``OneCycle(max_lr=peak)``).
+        kind: ``"auto"`` (one-cycle for ``torch.optim.SGD``, constant for a Schedule-Free optimizer,
+            else cosine), ``"cosine"`` (linear warmup over ``warmup`` of the run, then cosine from the
+            peak to 1% of it), ``"one_cycle"`` (``OneCycle(max_lr=peak)``) or ``"constant"`` (the
+            warmup, then the peak to the end: Schedule-Free's averaging takes the place of the decay,
+            Defazio et al. 2024). After the in-run search the re-warm is followed by the constant
+            peak for ``"constant"``, by cosine otherwise.
         peak_factor: the schedule's peak (one-cycle's ``max_lr``) is this times the suggestion;
             default :data:`PEAK_FACTOR` of the search (3 for both).
         budget: the finder's escalation budget, the extra steps a retry may add to its first test: a
@@ -207,6 +212,10 @@ def auto(
             The in-run ramp takes only :data:`IN_RUN_OPTIONS`; with any other, ``search="auto"`` picks
             the separate test and ``search="in_run"`` raises ``ValueError``.
 
+    A Schedule-Free optimizer (``schedulefree``) steps in train mode during the search, and its own
+    ``warmup_steps`` is set to 0 (the schedule warms up; the summary says so). Prodigy and D-Adaptation,
+    which estimate their own step size, are refused (``ValueError``): there is no LR to search.
+
     Raises :class:`lrkit.finder.NoSuggestionError` when no usable signal was found; the model and
     optimizer are then as they were (and on any other error too).
     """
@@ -214,12 +223,22 @@ def auto(
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import find_lr
     from lrkit.finder.in_run import ramp_in_run
-    from lrkit.finder.torch_driver import _budget, _ddp
+    from lrkit.finder.torch_driver import _adapts_own_step, _budget, _ddp, _schedule_free
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if _adapts_own_step(optimizer):
+        raise ValueError(
+            f"optimizer {type(optimizer).__name__} estimates its own step size (its param groups hold "
+            "'d'; lr only multiplies it): there is no learning rate for lrkit.auto to search. Keep its "
+            "lr at 1.0 (with a schedule of your choice as the multiplier), or give lrkit.auto an "
+            "optimizer whose lr is the step size (SGD, Adam, AdamW, ...)"
+        )
+    schedule_free = _schedule_free(optimizer)
+    if kind == "auto":
+        kind = "one_cycle" if _is_sgd(optimizer) else "constant" if schedule_free else "cosine"
     if search not in SEARCHES:
         raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     if peak_factor is not None and (
@@ -284,23 +303,32 @@ def auto(
         factor = peak_factor or PEAK_FACTOR["separate"]
         peak = factor * found.require()  # NoSuggestionError: nothing changed yet
     try:
+        after = "the constant peak" if kind == "constant" else "cosine to 1% of it"
         if trained:
-            chosen = "cosine"
-            sched: Schedule = in_run_schedule(peak)
+            chosen = "constant" if kind == "constant" else "cosine"
+            sched: Schedule = in_run_schedule(peak, constant=chosen == "constant")
             why = (
                 f"the in-run ramp's first {trained} steps were an exponential warmup to the peak; over "
                 f"the {total - trained} steps left, {REWARM:.0%} linear re-warm from {REWARM_START:g}x "
-                "the peak, then cosine to 1% of it"
+                f"the peak, then {after}"
             )
             length = total - trained
         else:
-            chosen = ("one_cycle" if _is_sgd(optimizer) else "cosine") if kind == "auto" else kind
+            chosen = kind
             length = total
             sched = separate_schedule(chosen, peak, warmup)
             if chosen == "one_cycle":
-                why = "one-cycle (SGD: warm up to the peak, anneal to ~0)"
+                why = "one-cycle (warm up to the peak, anneal to ~0)"
             else:
-                why = f"{warmup:.0%} linear warmup to the peak, then cosine to 1% of it"
+                why = f"{warmup:.0%} linear warmup to the peak, then {after}"
+        if schedule_free:
+            own = sorted({g.get("warmup_steps", 0) for g in saved} - {0})  # the user's, before the search
+            for g in optimizer.param_groups:
+                if "warmup_steps" in g:
+                    g["warmup_steps"] = 0
+            why += " (Schedule-Free: the averaging stands in for a decay" + (
+                f"; its own warmup_steps={own[0]} set to 0, this schedule warms up)" if own else ")"
+            )
         resolved = sched.resolve(total_steps=length, steps_per_epoch=steps_per_epoch)
         ratios = found.group_ratios
         # param groups with their own LRs (discriminative fine-tuning) keep their ratios to group 0

@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import math
 import random
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -453,6 +454,36 @@ def _check_grad_scaler(grad_scaler: Any) -> None:
         raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {grad_scaler!r}")
 
 
+def _schedule_free(optimizer: Any) -> bool:
+    """A Schedule-Free optimizer (Defazio et al. 2024, the ``schedulefree`` package): its param groups
+    hold its mode (``train_mode``), and ``train()`` / ``eval()`` move the parameters between the point
+    where gradients are taken (train) and the average that is evaluated (eval)."""
+    return (
+        callable(getattr(optimizer, "train", None))
+        and callable(getattr(optimizer, "eval", None))
+        and any("train_mode" in g for g in optimizer.param_groups)
+    )
+
+
+def _adapts_own_step(optimizer: Any) -> bool:
+    """Prodigy / D-Adaptation: the param groups hold the step size ``d`` the optimizer estimates
+    itself (``lr`` only multiplies it, 1.0 by default)."""
+    return any("d" in g and ("d0" in g or "growth_rate" in g) for g in optimizer.param_groups)
+
+
+def _schedule_free_train(optimizer: Any) -> None:
+    """Before a training step: a Schedule-Free optimizer steps only in train mode, and its own
+    ``warmup_steps`` would scale the LR the test sets (``lr * (k+1) / warmup_steps``), so it is set to
+    0. Both are in every snapshot's param groups: a restore puts the user's mode and warmup back."""
+    if not _schedule_free(optimizer):
+        return
+    for g in optimizer.param_groups:
+        if g.get("warmup_steps"):
+            g["warmup_steps"] = 0
+    if not all(g.get("train_mode", True) for g in optimizer.param_groups):
+        optimizer.train()
+
+
 def _optimizer_step(
     optimizer: torch.optim.Optimizer,
     next_batch: Callable[[], Any],
@@ -462,7 +493,9 @@ def _optimizer_step(
     no_sync: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> tuple[float, bool]:
     """One optimizer step over ``k_acc`` micro-batches, each loss divided by ``k_acc`` (scaled by
-    ``grad_scaler`` when given): (their mean loss, whether the scaler skipped the step)."""
+    ``grad_scaler`` when given): (their mean loss, whether the scaler skipped the step). A Schedule-Free
+    optimizer is put in train mode first (:func:`_schedule_free_train`)."""
+    _schedule_free_train(optimizer)
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for k in range(k_acc):
@@ -572,6 +605,12 @@ def find_lr(
     (``steps`` in all, ``first_steps`` of them in the first test); when no signal was found within the
     budget its ``suggestion`` is None.
 
+    **Schedule-Free** optimizers (``schedulefree``) are put in train mode for the test's steps (eval
+    mode, their averaged weights, for the ``val_data`` loss), with their own ``warmup_steps`` held at 0
+    so the ramp's LR is the LR they step with; the mode and the warmup are restored with the rest.
+    **Prodigy / D-Adaptation** estimate their own step size: the test then ramps the multiplier of
+    that estimate, which is rarely what is wanted (a ``UserWarning`` says so).
+
     Example::
 
         result = find_lr(model, optimizer, loader, torch.nn.functional.cross_entropy, repeats=3)
@@ -582,6 +621,14 @@ def find_lr(
         raise TypeError(f"loss_fn must be callable or None, got {loss_fn!r}")
     if forward is not None and not callable(forward):
         raise TypeError(f"forward must be callable as forward(model, batch) -> loss, got {forward!r}")
+    if _adapts_own_step(optimizer):
+        warnings.warn(
+            f"optimizer {type(optimizer).__name__} estimates its own step size (param group key 'd'); "
+            "its lr only multiplies that estimate (1.0 by default), so the range test ramps the "
+            "multiplier, not the step size",
+            UserWarning,
+            stacklevel=2,
+        )
     k_acc = core._check_int("accumulation_steps", accumulation_steps, 1)
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     k_skip = core._check_int("max_skipped", max_skipped, 1)
@@ -614,6 +661,10 @@ def find_lr(
         return _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler, no_sync)
 
     def evaluate(batches: Iterable[Any]) -> float:
+        # a Schedule-Free optimizer's evaluated weights are its average: eval mode, then back
+        averaged = _schedule_free(optimizer)
+        if averaged:
+            optimizer.eval()  # type: ignore[attr-defined]
         model.eval()
         total, count = 0.0, 0
         with torch.no_grad():
@@ -621,6 +672,8 @@ def find_lr(
                 total += float(loss_of(batch))
                 count += 1
         model.train()
+        if averaged:
+            optimizer.train()  # type: ignore[attr-defined]
         if count == 0:
             raise ValueError("val_data yielded no batches")
         return total / count
