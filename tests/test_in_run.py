@@ -486,30 +486,3 @@ def test_a_restored_ramp_puts_the_grad_scaler_back_too() -> None:
     assert after.keys() == before.keys()
     for k, v in before.items():
         assert torch.equal(after[k], v) if torch.is_tensor(v) else after[k] == v, k
-
-
-def test_auto_under_torch_distributed_uses_the_separate_test(monkeypatch: Any) -> None:
-    """Each process would stop its own in-run ramp at its own rung (the replicas would part): under
-    torch.distributed, search='auto' runs the separate test (which averages the loss over ranks) and
-    search='in_run' is refused before any step."""
-    import lrkit
-    import lrkit.finder
-    import lrkit.finder.torch_driver as driver
-
-    monkeypatch.setattr(driver, "_ddp", lambda: (True, 2))
-
-    class Chosen(Exception):
-        pass
-
-    def separate(*args: Any, **kwargs: Any) -> Any:
-        raise Chosen
-
-    monkeypatch.setattr(lrkit.finder, "find_lr", separate)
-    model, loader = _model(), _loader()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    with pytest.raises(ValueError, match=r"torch\.distributed"):
-        lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, search="in_run")
-    assert not opt.state
-    with pytest.raises(Chosen):  # a 320-step run would otherwise take the in-run search
-        lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False)
-    assert not opt.state

@@ -223,7 +223,7 @@ def auto(
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import find_lr
     from lrkit.finder.in_run import ramp_in_run
-    from lrkit.finder.torch_driver import _adapts_own_step, _budget, _ddp, _schedule_free
+    from lrkit.finder.torch_driver import _adapts_own_step, _budget, _schedule_free
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
@@ -261,12 +261,6 @@ def auto(
         raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
     allowed = _budget(budget, total, steps_per_epoch)  # checked here, whichever search runs
     only_separate = sorted(k for k in finder_options if k not in IN_RUN_OPTIONS)
-    distributed = _ddp()[0]
-    if search == "in_run" and distributed:
-        raise ValueError(
-            "search='in_run' does not run under torch.distributed (each process would stop its ramp at "
-            "its own rung); use search='separate' or 'auto', whose test averages the loss over processes"
-        )
     if search == "in_run" and only_separate:
         raise ValueError(
             f"search='in_run' does not take {', '.join(only_separate)} (the in-run ramp takes "
@@ -275,7 +269,7 @@ def auto(
         )
     if search == "auto":
         first = finder_options.get("repeats", 3) * finder_options.get("num_steps", 100)
-        search = "separate" if first <= allowed or only_separate or distributed else "in_run"
+        search = "separate" if first <= allowed or only_separate else "in_run"
     saved = [dict(g) for g in optimizer.param_groups]
     trained, spent, note = 0, 0, ""
     ramp = None

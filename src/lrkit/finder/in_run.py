@@ -21,6 +21,11 @@ from the first rung...) gives an untrusted result, and then everything is restor
 the ramp (:attr:`InRunRamp.kept` is 0), so the caller can fall back to the separate, escalating test.
 The ring costs ``window / snapshot_every`` copies of the parameters, buffers and optimizer state, on
 the CPU when the model is on an accelerator.
+
+Under ``torch.distributed`` (DDP) every rung's loss is averaged over the processes before the curve
+sees it, so all of them stop at the same rung, keep the same one and get the same suggestion; their
+replicas stay one model (gradient accumulation skips the all-reduce on all but the last micro-batch,
+as the separate test does).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from lrkit.finder.torch_driver import (
     _check_grad_scaler,
     _check_model_and_optimizer,
     _Cycle,
+    _ddp,
     _group_ratios,
     _offload_to,
     _optimizer_step,
@@ -156,6 +162,8 @@ def ramp_in_run(
     lr0 = float(optimizer.param_groups[0]["lr"])
     ratios = _group_ratios(optimizer)
     dev = _resolve_device(model, device)
+    distributed, world = _ddp()
+    no_sync = getattr(model, "no_sync", None) if distributed else None
     run_forward = forward or (lambda m, batch: default_forward(m, batch, loss_fn))
     train = _Cycle(train_loader, "train_loader")
     cpu = torch.device("cpu")
@@ -173,11 +181,15 @@ def ramp_in_run(
         _set_group_lrs(optimizer, ratios, lr)
         model.train()
         for _attempt in range(k_skip):
-            loss, skipped = _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler)
+            loss, skipped = _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler, no_sync)
             if not skipped:
                 break
         else:
             loss = math.inf
+        if distributed:  # one curve for all processes: each stops, keeps and suggests alike
+            t = torch.tensor([loss], dtype=torch.float64, device=dev)
+            torch.distributed.all_reduce(t)
+            loss = float(t.item()) / world
         if rung % snapshot_every == snapshot_every - 1:
             ring.append((rung, _Snapshot(model, optimizer, grad_scaler, [], lean=True, to=store)))
         rung += 1
