@@ -87,8 +87,10 @@ def _restored(rank: int) -> bool:
     model, opt, loader = _setup(rank)
     before = _params(model)
     ramp = ramp_in_run(model, opt, loader, F.cross_entropy, max_kept=1)  # the peak comes later
-    return ramp.kept == 0 and not opt.state and all(
-        torch.equal(a, b) for a, b in zip(before, _params(model), strict=True)
+    return (
+        ramp.kept == 0
+        and not opt.state
+        and all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
     )
 
 
