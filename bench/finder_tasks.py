@@ -3,7 +3,9 @@
 Every task is a factory ``f(seed) -> lrkit.tasks.TaskParts`` (the task protocol of :mod:`lrkit.tasks`),
 so each one also works as ``lrkit find --task bench.finder_tasks:digits_mlp_sgd`` from the repository
 root. Each task is sized to train in about a second on one CPU core. (``--builtin`` runs the same
-grid and auto comparison on lrkit's own four built-in tasks, which no rule or factor was chosen on.)
+grid and auto comparison on lrkit's own four built-in tasks, which no rule or factor was chosen on;
+``--schedule-free`` on Schedule-Free AdamW versions of four of these tasks and of the built-in tinylm,
+``--sf-peak`` sweeps a Schedule-Free peak factor on them.)
 
 =========================  ===============================================  ==========  ======  ====  ====
 name                       data and model                                   optimizer   metric  st/ep  ep
@@ -409,15 +411,37 @@ TASKS: dict[str, Task] = {
 }
 
 
-#: held out (``--schedule-free``): Schedule-Free AdamW on two of the public tasks' models, with their own
-#: grid; never used to choose a rule, threshold or factor
+def text_lstm_sfadamw(seed: int) -> TaskParts:
+    """Schedule-Free AdamW on text-lstm-adam's model and data."""
+    return dataclasses.replace(text_lstm_adam(seed), optimizer="schedulefree_adamw")
+
+
+def text_transformer_sfadamw(seed: int) -> TaskParts:
+    """Schedule-Free AdamW on text-transformer-adamw's model and data."""
+    return dataclasses.replace(text_transformer_adamw(seed), optimizer="schedulefree_adamw")
+
+
+def tinylm_transformer_sfadamw(seed: int) -> TaskParts:
+    """Schedule-Free AdamW on lrkit's built-in tinylm-transformer (held out of the SF factor's choice)."""
+    from lrkit.tasks import TASKS as BUILTIN
+
+    return dataclasses.replace(BUILTIN["tinylm-transformer"].factory(seed), optimizer="schedulefree_adamw")
+
+
+#: Schedule-Free AdamW on four of the public tasks' models (``--schedule-free``), with their own grid;
+#: auto's Schedule-Free peak factor is chosen on them by leave-one-task-out (``--sf-peak``), and
+#: SF_HELD_OUT is never used to choose anything
 SF_TASKS: dict[str, Task] = {
     t.name: t
     for t in (
         Task("digits-mlp-sfadamw", digits_mlp_sfadamw),
         Task("mnist1d-cnn-sfadamw", mnist1d_cnn_sfadamw),
+        Task("text-lstm-sfadamw", text_lstm_sfadamw),
+        Task("text-transformer-sfadamw", text_transformer_sfadamw),
+        Task("tinylm-transformer-sfadamw", tinylm_transformer_sfadamw),
     )
 }
+SF_HELD_OUT = ("tinylm-transformer-sfadamw",)
 
 
 def merge_into(path: Path, update: dict[str, Any]) -> None:
@@ -684,14 +708,21 @@ def run_peak(names: list[str], runs_file: Path, path: Path = PEAK_FILE) -> None:
                 path.write_text(json.dumps(data, indent=0))
 
 
-def _train_cosine(parts: TaskParts, opt: Any, steps: int, peak: float, rewarm: float = 0.0) -> float:
+def _train_cosine(
+    parts: TaskParts, opt: Any, steps: int, peak: float, rewarm: float = 0.0, constant: bool = False
+) -> float:
     """Train ``steps`` more optimizer steps with what :func:`lrkit.auto.auto` runs after a kept in-run
     ramp (:func:`lrkit.auto.in_run_schedule`: a linear re-warm over the fraction ``rewarm`` of the
-    steps, then cosine from ``peak`` to 1% of it); the validation metric."""
+    steps, then cosine from ``peak`` to 1% of it, or the constant peak); the validation metric (a
+    Schedule-Free optimizer trains in train mode and is evaluated in eval mode)."""
     from lrkit.auto import in_run_schedule
+    from lrkit.tasks import eval_mode, train_mode
 
-    sched = in_run_schedule(peak, rewarm).resolve(total_steps=steps, steps_per_epoch=parts.steps_per_epoch)
+    sched = in_run_schedule(peak, rewarm, constant).resolve(
+        total_steps=steps, steps_per_epoch=parts.steps_per_epoch
+    )
     step = 0
+    train_mode(opt)
     parts.model.train()
     while step < steps:
         for x, y in parts.train_loader:
@@ -703,10 +734,17 @@ def _train_cosine(parts: TaskParts, opt: Any, steps: int, peak: float, rewarm: f
             parts.loss_fn(parts.model(x), y).backward()
             opt.step()
             step += 1
+    eval_mode(opt)
     return float(parts.evaluate())
 
 
-def _inrun_seeds(name: str, rewarm: float = 0.0, **ramp_kw: Any) -> tuple[float, float] | None:
+def _inrun_seeds(
+    name: str,
+    rewarm: float = 0.0,
+    tasks: dict[str, Task] | None = None,
+    constant: bool = False,
+    **ramp_kw: Any,
+) -> tuple[float, float] | None:
     """The in-run path on ``name`` for each of SEEDS: the ramp (``ramp_in_run(**ramp_kw)``), then
     :func:`_train_cosine` over the steps left. The mean metric and the worst compute ((spent - kept +
     total) / total); None when some seed's ramp kept nothing (untrusted or too late)."""
@@ -716,7 +754,7 @@ def _inrun_seeds(name: str, rewarm: float = 0.0, **ramp_kw: Any) -> tuple[float,
 
     metrics, compute = [], 0.0
     for seed in SEEDS:
-        parts = TASKS[name].build(seed)
+        parts = (TASKS if tasks is None else tasks)[name].build(seed)
         torch.manual_seed(seed)
         opt = parts.make_optimizer(1e-3)
         ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, **ramp_kw)
@@ -724,7 +762,7 @@ def _inrun_seeds(name: str, rewarm: float = 0.0, **ramp_kw: Any) -> tuple[float,
             return None
         total = parts.epochs * parts.steps_per_epoch
         compute = max(compute, (ramp.spent - ramp.kept + total) / total)
-        metrics.append(_train_cosine(parts, opt, total - ramp.kept, ramp.peak, rewarm=rewarm))
+        metrics.append(_train_cosine(parts, opt, total - ramp.kept, ramp.peak, rewarm, constant))
     return float(np.mean(metrics)), compute
 
 
@@ -793,6 +831,35 @@ def run_inrun_rewarm(names: list[str], path: Path = INRUN_REWARM_FILE) -> None:
         out[name] = {**row, "compute": compute} if row else {}
         print(name, out[name], flush=True)
         merge_into(path, {name: out[name]})
+
+
+SF_PEAK_FILE = RESULTS / "sf_peak.json"
+SF_PEAK_FACTORS = (2.0, 3.0, 5.0, 10.0, 20.0)
+
+
+def run_sf_peak(names: list[str], path: Path = SF_PEAK_FILE) -> None:
+    """What lrkit.auto runs on a Schedule-Free optimizer after the in-run search (the ramp at peak
+    factor c, the 10% re-warm, then the constant peak; no guard) for c in SF_PEAK_FACTORS, seeds 0-2;
+    stored as {task: {c: mean metric / grid best, "compute c": worst compute}} (resumable per task)."""
+    import torch
+
+    from lrkit.auto import REWARM
+
+    torch.set_num_threads(1)
+    grid = load_grid(SF_GRID_FILE)
+    done = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        if name in done:
+            continue
+        best, hib = grid_best(grid[name])
+        row: dict[str, float] = {}
+        for c in SF_PEAK_FACTORS:
+            got = _inrun_seeds(name, REWARM, SF_TASKS, True, peak_factor=c)
+            if got is not None:
+                row[f"{c:g}"] = score(got[0], best, hib)
+                row[f"compute {c:g}"] = got[1]
+        print(name, row, flush=True)
+        merge_into(path, {name: row})
 
 
 INRUN_STRIDE_FILE = RESULTS / "auto_inrun_stride.json"
@@ -866,6 +933,7 @@ def main(argv: list[str] | None = None) -> int:
         help="held-out check on Schedule-Free AdamW tasks: their grid (sf_grid.json) and auto vs "
         "Schedule-Free at its default LR / Prodigy (sf_auto.json)",
     )  # fmt: skip
+    ap.add_argument("--sf-peak", action="store_true", help="auto's Schedule-Free peak factor, stored")
     ap.add_argument("--per-decade", type=float, default=None, help="--inrun-peak's rungs per decade")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
@@ -903,12 +971,16 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [n for n in args.tasks.split(",") if n in BUILTIN] if args.tasks != ",".join(TASKS) else []
         compute_grid(chosen or list(BUILTIN), BUILTIN, BUILTIN_GRID_FILE)
         run_auto(chosen or list(BUILTIN), BUILTIN_AUTO_FILE, BUILTIN)
-    if args.schedule_free:
+    if args.schedule_free or args.sf_peak:
         chosen = [n for n in names if n in SF_TASKS] or list(SF_TASKS)
         compute_grid(chosen, SF_TASKS, SF_GRID_FILE)
-        run_auto(chosen, SF_AUTO_FILE, SF_TASKS)
+        if args.sf_peak:
+            run_sf_peak(chosen)
+        if args.schedule_free:
+            run_auto(chosen, SF_AUTO_FILE, SF_TASKS)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
-            or args.inrun_rewarm or args.inrun_stride or args.builtin or args.schedule_free):  # fmt: skip
+            or args.inrun_rewarm or args.inrun_stride or args.builtin or args.schedule_free
+            or args.sf_peak):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

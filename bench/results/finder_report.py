@@ -156,7 +156,7 @@ def auto_report(path: Path, grid_path: Path | None = None) -> None:
     print("  auto: lrkit.auto's default (search='auto': the in-run ramp on all of these short runs);")
     print("  separate: search='separate' (the finder's 3 x 100-rung test, restored, then warmup + schedule)")
     head = (
-        f"  {'task':24} {'grid best':>10} {'auto':>7} {'compute':>8} {'separate':>9} {'compute':>8}"
+        f"  {'task':28} {'grid best':>10} {'auto':>7} {'compute':>8} {'separate':>9} {'compute':>8}"
         f" {'sf-adamw':>9} {'prodigy':>8}"
     )
     print(head + "  notes")
@@ -183,7 +183,7 @@ def auto_report(path: Path, grid_path: Path | None = None) -> None:
             }
         )
         print(
-            f"  {n:24} {best:10.4f} {cols['auto']:>7} {comps['auto']:>8} {cols['auto_separate']:>9}"
+            f"  {n:28} {best:10.4f} {cols['auto']:>7} {comps['auto']:>8} {cols['auto_separate']:>9}"
             f" {comps['auto_separate']:>8} {cols['schedulefree_adamw']:>9} {cols['prodigy']:>8}  "
             + "; ".join(notes)
         )
@@ -301,6 +301,37 @@ def inrun_stride_report(path: Path) -> None:
         print(f"  {n:24}" + cells)
 
 
+def sf_peak_report(path: Path) -> None:
+    """auto's Schedule-Free peak factor c (in-run search, constant peak), chosen leave-one-task-out on
+    the SF tasks that are not held out; the held-out ones scored with the c chosen on all the others."""
+    from finder_tasks import SF_HELD_OUT, SF_PEAK_FACTORS
+
+    R = json.loads(path.read_text())
+    cs = [f"{c:g}" for c in SF_PEAK_FACTORS]
+    print("\nSchedule-Free: auto's in-run path with peak = c x the suggestion, then the constant peak")
+    print(f"({path.name}; score per task and worst compute, '-': a seed's ramp untrusted)")
+    print(f"  {'task':28}" + "".join(f"{'c=' + c:>16}" for c in cs))
+    for n, row in R.items():
+        cells = "".join(
+            f"{row[c]:8.3f} {row['compute ' + c]:6.3f}x" if c in row else f"{'-':>16}" for c in cs
+        )
+        print(f"  {n:28}" + cells + ("  (held out)" if n in SF_HELD_OUT else ""))
+    names = [n for n in R if n not in SF_HELD_OUT]
+    print("  LOO: c with the most tasks >= 0.99 on the other tasks (then the mean), scored on this one")
+    _loo_099(R, names, cs, "c")
+    for n in SF_HELD_OUT:
+        if n in R:
+            others = [R[m] for m in names]
+            c = max(
+                cs,
+                key=lambda k: (
+                    sum(r.get(k, 0.0) >= 0.99 for r in others),
+                    np.mean([r.get(k, 0.0) for r in others]),
+                ),
+            )
+            print(f"  held out: {n} with c={c} (chosen on the {len(names)} others): {R[n].get(c, 0.0):.3f}")
+
+
 def peak_report(path: Path) -> None:
     """auto's schedule at c x the finder's LR (no guard): per task and factor, and c chosen LOO."""
     from finder_tasks import PEAK_FACTORS, SEEDS, grid_best
@@ -346,7 +377,12 @@ if __name__ == "__main__":
         auto_report(auto_file)
     for title, stem in (
         ("lrkit's 4 built-in tasks", "builtin"),
-        ("Schedule-Free AdamW on two of the public models ('sf-adamw': at its default LR 0.0025)", "sf"),
+        (
+            "Schedule-Free AdamW on four public models and lrkit's tinylm ('sf-adamw': at its default LR\n"
+            "0.0025); auto at the general peak factor 3, as shipped (the Schedule-Free sweep at the end\n"
+            "found no factor that generalises)",
+            "sf",
+        ),
     ):
         held = (Path(__file__).with_name(f"{stem}_auto.json"), Path(__file__).with_name(f"{stem}_grid.json"))
         if held[0].exists() and held[1].exists():
@@ -357,6 +393,7 @@ if __name__ == "__main__":
         ("auto_inrun_peak.json", inrun_peak_report),
         ("auto_inrun_rewarm.json", inrun_rewarm_report),
         ("auto_inrun_stride.json", inrun_stride_report),
+        ("sf_peak.json", sf_peak_report),
     ):
         if Path(__file__).with_name(name).exists():
             report(Path(__file__).with_name(name))
