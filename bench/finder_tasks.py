@@ -837,29 +837,43 @@ SF_PEAK_FILE = RESULTS / "sf_peak.json"
 SF_PEAK_FACTORS = (2.0, 3.0, 5.0, 10.0, 20.0)
 
 
-def run_sf_peak(names: list[str], path: Path = SF_PEAK_FILE) -> None:
-    """What lrkit.auto runs on a Schedule-Free optimizer after the in-run search (the ramp at peak
-    factor c, the 10% re-warm, then the constant peak; no guard) for c in SF_PEAK_FACTORS, seeds 0-2;
-    stored as {task: {c: mean metric / grid best, "compute c": worst compute}} (resumable per task)."""
+def _inrun_sweep(
+    names: list[str],
+    path: Path,
+    grid: dict[str, Any],
+    variants: dict[str, dict[str, Any]],
+    tasks: dict[str, Task] | None = None,
+    constant: bool = False,
+) -> None:
+    """Per task (resumable per task), :func:`_inrun_seeds` with the shipped re-warm under each variant's
+    ramp options, stored as {task: {key: mean metric / grid best, "compute key": worst compute}}; a
+    variant where some seed's ramp kept nothing is left out."""
     import torch
 
     from lrkit.auto import REWARM
 
     torch.set_num_threads(1)
-    grid = load_grid(SF_GRID_FILE)
     done = json.loads(path.read_text()) if path.exists() else {}
     for name in names:
         if name in done:
             continue
         best, hib = grid_best(grid[name])
         row: dict[str, float] = {}
-        for c in SF_PEAK_FACTORS:
-            got = _inrun_seeds(name, REWARM, SF_TASKS, True, peak_factor=c)
+        for key, ramp_kw in variants.items():
+            got = _inrun_seeds(name, REWARM, tasks, constant, **ramp_kw)
             if got is not None:
-                row[f"{c:g}"] = score(got[0], best, hib)
-                row[f"compute {c:g}"] = got[1]
+                row[key] = score(got[0], best, hib)
+                row[f"compute {key}"] = got[1]
         print(name, row, flush=True)
         merge_into(path, {name: row})
+
+
+def run_sf_peak(names: list[str], path: Path = SF_PEAK_FILE) -> None:
+    """What lrkit.auto runs on a Schedule-Free optimizer after the in-run search (the ramp at peak
+    factor c, the 10% re-warm, then the constant peak; no guard) for c in SF_PEAK_FACTORS, seeds 0-2;
+    stored as {task: {c: mean metric / grid best, "compute c": worst compute}} (resumable per task)."""
+    variants = {f"{c:g}": {"peak_factor": c} for c in SF_PEAK_FACTORS}
+    _inrun_sweep(names, path, load_grid(SF_GRID_FILE), variants, SF_TASKS, constant=True)
 
 
 INRUN_STRIDE_FILE = RESULTS / "auto_inrun_stride.json"
@@ -870,25 +884,10 @@ def run_inrun_stride(names: list[str], path: Path = INRUN_STRIDE_FILE) -> None:
     """The shipped in-run path (ramp, peak factor and re-warm of lrkit.auto) with a ring snapshot every
     s rungs, s in STRIDES, seeds 0-2; stored as {task: {s: mean metric / grid best, "compute s": worst
     compute}} for the tasks whose ramp is trusted on every seed (resumable per task)."""
-    import torch
+    from lrkit.auto import PEAK_FACTOR
 
-    from lrkit.auto import PEAK_FACTOR, REWARM
-
-    torch.set_num_threads(1)
-    grid = load_grid()
-    done = json.loads(path.read_text()) if path.exists() else {}
-    for name in names:
-        if name in done:
-            continue
-        best, hib = grid_best(grid[name])
-        row: dict[str, float] = {}
-        for stride in STRIDES:
-            got = _inrun_seeds(name, REWARM, peak_factor=PEAK_FACTOR["in_run"], snapshot_every=stride)
-            if got is not None:
-                row[str(stride)] = score(got[0], best, hib)
-                row[f"compute {stride}"] = got[1]
-        print(name, row, flush=True)
-        merge_into(path, {name: row})
+    variants = {str(s): {"peak_factor": PEAK_FACTOR["in_run"], "snapshot_every": s} for s in STRIDES}
+    _inrun_sweep(names, path, load_grid(), variants)
 
 
 def grid_best(entry: dict[str, Any]) -> tuple[float, bool]:

@@ -9,17 +9,16 @@ from typing import Any
 import numpy as np
 import pytest
 
+from .ddp import WORLD, join, spawn
+
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 
-WORLD = 2
-
 
 def _worker(rank: int, store: str, out: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
+    join(rank, store)
     try:
         results = {k: _run(rank, k) for k in (1, 2)}  # accumulation_steps
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
@@ -80,20 +79,7 @@ def _run(rank: int, accumulation_steps: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[int, dict[str, Any]]]:
     """Spawn the two processes once; each runs the test with accumulation_steps 1 and 2."""
-    import torch.multiprocessing as mp
-
-    # A gloo rank was seen to abort (SIGABRT, "terminate called without an active exception", before any
-    # result) once, under the full suite's load in CI; it never did alone. Such a crash of the process
-    # group is retried, at most 3 times; an exception or a wrong result in the finder is not.
-    for attempt in range(3):
-        tmp = tmp_path_factory.mktemp("ddp")
-        try:
-            mp.spawn(_worker, args=(str(tmp / "store"), str(tmp)), nprocs=WORLD, join=True)
-            break
-        except mp.ProcessExitedException:
-            if attempt == 2:
-                raise
-    return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    return spawn(_worker, tmp_path_factory)
 
 
 @pytest.mark.parametrize("accumulation_steps", [1, 2])

@@ -5,27 +5,21 @@ takes the in-run search there."""
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+
+from .ddp import WORLD, join, spawn
 
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 
-WORLD = 2
-
 
 def _worker(rank: int, store: str, out: str) -> None:
-    torch.set_num_threads(1)
-    # ranks that part (one stops its ramp, the other steps on) would wait on each other forever:
-    # the timeout turns that into an error
-    dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60)
-    )
+    join(rank, store)
     try:
         results: dict[str, Any] = {f"ramp{k}": _ramp(rank, k) for k in (1, 2)}  # accumulation_steps
         results["restored"] = _restored(rank)
@@ -106,19 +100,7 @@ def _auto(rank: int) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    import torch.multiprocessing as mp
-
-    # as in test_finder_ddp: a crash of the gloo process group itself (seen once under load) is
-    # retried, at most 3 times; an exception or a wrong result in the ramp is not
-    for attempt in range(3):
-        tmp = tmp_path_factory.mktemp("ddp_in_run")
-        try:
-            mp.spawn(_worker, args=(str(tmp / "store"), str(tmp)), nprocs=WORLD, join=True)
-            break
-        except mp.ProcessExitedException:
-            if attempt == 2:
-                raise
-    return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    return spawn(_worker, tmp_path_factory)
 
 
 @pytest.mark.parametrize("accumulation_steps", [1, 2])
