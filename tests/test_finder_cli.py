@@ -86,6 +86,10 @@ def test_find_with_model_and_data_factories(
         (("--task", "digits-mlp-adam", "--rule", "magic"), "--rule"),
         (("--task", "digits-mlp-adam", "--mode", "cos"), "--mode"),
         (("--task", "digits-mlp-adam", "--num-steps", "1"), "num_steps"),
+        # matplotlib would add .png to a bare name (and the message would name another file), or
+        # refuse an unknown suffix only after the whole test
+        (("--task", "digits-mlp-adam", "--out", "lr_plot"), r"--out: expected a \.png, \.svg, \.pdf"),
+        (("--task", "digits-mlp-adam", "--out", "lr.find"), r"--out: expected a \.png"),
     ],
 )
 def test_bad_input_raises_value_error(argv: tuple[str, ...], words: str) -> None:

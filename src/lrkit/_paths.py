@@ -15,7 +15,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["check_output_dir", "check_output_file"]
+__all__ = ["PLOT_SUFFIXES", "check_output_dir", "check_output_file"]
+
+#: the plot files the command line writes (matplotlib picks the format from the suffix)
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def _stat_kind(p: Path, flag: str) -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._paths import check_output_file
+from ._paths import PLOT_SUFFIXES, check_output_file
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
 from .schedules import REGISTRY, Schedule
@@ -34,7 +34,6 @@ Run `lrkit schedules` for every schedule and its parameters."""
 
 #: the most steps a command accepts: float64 holds every whole number up to 2**53 exactly
 MAX_STEPS = 2**53
-PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def _short(text: str) -> str:

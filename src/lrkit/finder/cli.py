@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any
 
-from lrkit._paths import check_output_file
+from lrkit._paths import PLOT_SUFFIXES, check_output_file
 from lrkit._usercode import user_code, user_error
 from lrkit.finder import core
 from lrkit.finder.rules import RULES
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mode not in ("exp", "linear"):
         raise ValueError(f"--mode must be 'exp' or 'linear', got {args.mode!r}")
     if args.out and args.out.lower() != "none":  # output paths are checked before the test runs
-        check_output_file(args.out, "--out")
+        check_output_file(args.out, "--out", PLOT_SUFFIXES)
     if args.json is not None:
         check_output_file(args.json, "--json")
     options: dict[str, Any] = {
