@@ -338,6 +338,33 @@ def test_cli_auto_refuses_an_unknown_search(capsys: Any) -> None:
     assert exc.value.code == 2 and "--search" in capsys.readouterr().err
 
 
+def test_cli_auto_kind_constant_holds_the_peak(tmp_path: Any) -> None:
+    import json
+
+    from lrkit.cli import main
+
+    out = tmp_path / "auto.json"
+    assert main(["auto", "--task", "digits-mlp-adam", "--kind", "constant", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["kind"] == "constant" and "then the constant peak" in got["summary"]
+
+
+def test_cli_auto_checks_its_json_path_before_training(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
+    """A --json path that cannot be written used to fail after the whole training, losing its result."""
+    import lrkit.auto
+    from lrkit.cli import main
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("trained before the --json path was checked")
+
+    monkeypatch.setattr(lrkit.auto, "train_task", never)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for bad in (str(blocker / "auto.json"), str(tmp_path)):  # under a file; a folder
+        assert main(["auto", "--task", "digits-mlp-adam", "--json", bad]) == 2
+        assert "--json" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("fail_at", ["scheduler", "guard"])
 def test_auto_undoes_a_kept_ramp_when_a_later_step_fails(monkeypatch: Any, fail_at: str) -> None:
     """The ramp's kept steps trained the model; if building the scheduler or the guard then fails, the

@@ -394,6 +394,7 @@ def train_task(
     seed: int = 0,
     budget: float | int = 0.1,
     search: str = "in_run",
+    kind: str = "auto",
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Run :func:`auto` on an :class:`lrkit.tasks.TaskParts` and train it with the scheduler and guard
@@ -408,7 +409,7 @@ def train_task(
     optimizer = parts.make_optimizer(1e-3)
     run = auto(
         parts.model, optimizer, parts.train_loader, parts.loss_fn,
-        epochs=parts.epochs, budget=budget, search=search, seed=seed, verbose=verbose,
+        epochs=parts.epochs, budget=budget, search=search, kind=kind, seed=seed, verbose=verbose,
     )  # fmt: skip
     model, loss_fn = parts.model, parts.loss_fn
     step = updates = 0  # the schedule's step, and optimizer steps taken (replays after a rollback too)

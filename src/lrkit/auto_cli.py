@@ -26,7 +26,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="lrkit.auto on a task: the LR search (short runs: an in-run ramp whose steps up to the "
         "peak are kept as the warmup, then a short linear re-warm and cosine; long runs: the separate "
         "finder, whose retries may add --budget of the planned steps, then warmup+cosine or one-cycle for "
-        "SGD), the divergence guard; "
+        "SGD; the constant peak after the warmup for Schedule-Free), the divergence guard; "
         "then train the task with it and print the final validation metric. Exits 1 when the finder found "
         "no usable signal.",
     )
@@ -45,6 +45,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="the LR search: in_run (the ramp's steps up to the peak are kept as warmup: ~1.05x one run), "
         "separate (the 3 x 100-step finder, restored first), auto (separate when it fits in --budget)",
     )
+    p.add_argument(
+        "--kind",
+        choices=("auto", "cosine", "one_cycle", "constant"),
+        default="auto",
+        help="the schedule after the search: auto (one-cycle for plain SGD, constant for Schedule-Free, "
+        "else cosine), cosine, one_cycle (separate search only) or constant (the peak after the warmup)",
+    )
     p.add_argument("--json", default=None, metavar="PATH", help="also write the outcome as JSON")
     p.set_defaults(func=run)
     return p
@@ -54,17 +61,22 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit auto``: print the summary and the final metric; 1 when there was no suggestion."""
     import torch
 
+    from lrkit._paths import check_output_file
     from lrkit.auto import train_task
     from lrkit.finder import NoSuggestionError
     from lrkit.tasks import get_task
 
     if not 0.0 < args.budget <= 1.0:
         raise ValueError(f"--budget must be a fraction of the planned steps in (0, 1], got {args.budget!r}")
+    if args.json:  # before the training, not after it
+        check_output_file(args.json, "--json")
     task = get_task(args.task)
     parts = task.build(args.seed)
     torch.manual_seed(args.seed)
     try:
-        out = train_task(parts, seed=args.seed, budget=args.budget, search=args.search, verbose=True)
+        out = train_task(
+            parts, seed=args.seed, budget=args.budget, search=args.search, kind=args.kind, verbose=True
+        )
     except NoSuggestionError as exc:
         print(f"lrkit auto: {exc}")
         return 1
