@@ -4,6 +4,8 @@ takes the in-run search there."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from typing import Any
 
@@ -94,8 +96,13 @@ def _auto(rank: int) -> dict[str, Any]:
     import lrkit
 
     model, opt, loader = _setup(rank)
-    run = lrkit.auto(model, opt, loader, F.cross_entropy, epochs=20, verbose=False)
-    return {"search": run.search, "peak": run.peak_lr, "kept": run.trained_steps, "params": _params(model)}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run = lrkit.auto(model, opt, loader, F.cross_entropy, epochs=20, verbose=True)
+    return {
+        "search": run.search, "peak": run.peak_lr, "kept": run.trained_steps, "params": _params(model),
+        "printed": printed.getvalue(),
+    }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +139,4 @@ def test_auto_takes_the_in_run_search_under_ddp(ranks: list[dict[str, Any]]) -> 
     assert a0["peak"] == a1["peak"] and a0["kept"] == a1["kept"] > 0
     for a, b in zip(a0["params"], a1["params"], strict=True):
         assert torch.equal(a, b)
+    assert a0["printed"].startswith("lrkit.auto:") and a1["printed"] == ""  # one summary, rank 0's

@@ -107,6 +107,13 @@ class AutoResult:
         return (self.search_steps + self.total_steps) / self.total_steps
 
 
+def _rank() -> int:
+    import torch
+
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def _is_sgd(optimizer: Any) -> bool:
     import torch
 
@@ -207,7 +214,7 @@ def auto(
             ``max(10, steps_per_epoch)`` steps).
         guard_threshold: the guard's ``threshold`` (a loss above this times the recent best is a
             blow-up); None (default): NaN/inf only.
-        verbose: print the summary.
+        verbose: print the summary (under ``torch.distributed``, on rank 0 only).
         finder_options: passed to :func:`lrkit.finder.find_lr` (``repeats``, ``seed``, ``val_data``...).
             The in-run ramp takes only :data:`IN_RUN_OPTIONS`; with any other, ``search="auto"`` picks
             the separate test and ``search="in_run"`` raises ``ValueError``.
@@ -371,7 +378,7 @@ def auto(
             else "no guard"
         )
     )
-    if verbose:
+    if verbose and _rank() == 0:  # under torch.distributed, one summary (rank 0's), not one per process
         print(summary)
     return AutoResult(
         scheduler=scheduler,
