@@ -107,13 +107,6 @@ class AutoResult:
         return (self.search_steps + self.total_steps) / self.total_steps
 
 
-def _rank() -> int:
-    import torch
-
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
 def _is_sgd(optimizer: Any) -> bool:
     import torch
 
@@ -230,7 +223,7 @@ def auto(
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import find_lr
     from lrkit.finder.in_run import ramp_in_run
-    from lrkit.finder.torch_driver import _adapts_own_step, _budget, _schedule_free
+    from lrkit.finder.torch_driver import _adapts_own_step, _budget, _rank, _schedule_free
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")

@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lrkit.auto import KINDS, SEARCHES
+
 __all__ = ["register", "run"]
 
 
@@ -40,14 +42,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--search",
-        choices=("auto", "in_run", "separate"),
+        choices=SEARCHES,
         default="auto",
         help="the LR search: in_run (the ramp's steps up to the peak are kept as warmup: ~1.05x one run), "
         "separate (the 3 x 100-step finder, restored first), auto (separate when it fits in --budget)",
     )
     p.add_argument(
         "--kind",
-        choices=("auto", "cosine", "one_cycle", "constant"),
+        choices=KINDS,
         default="auto",
         help="the schedule after the search: auto (one-cycle for plain SGD, constant for Schedule-Free, "
         "else cosine), cosine, one_cycle (separate search only) or constant (the peak after the warmup)",

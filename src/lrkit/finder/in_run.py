@@ -49,6 +49,7 @@ from lrkit.finder.torch_driver import (
     _Cycle,
     _ddp,
     _group_ratios,
+    _mean_over_ranks,
     _offload_to,
     _optimizer_step,
     _resolve_device,
@@ -187,9 +188,7 @@ def ramp_in_run(
         else:
             loss = math.inf
         if distributed:  # one curve for all processes: each stops, keeps and suggests alike
-            t = torch.tensor([loss], dtype=torch.float64, device=dev)
-            torch.distributed.all_reduce(t)
-            loss = float(t.item()) / world
+            loss = _mean_over_ranks(loss, dev, world)
         if rung % snapshot_every == snapshot_every - 1:
             ring.append((rung, _Snapshot(model, optimizer, grad_scaler, [], lean=True, to=store)))
         rung += 1

@@ -326,6 +326,18 @@ def _ddp() -> tuple[bool, int]:
     return False, 1
 
 
+def _rank() -> int:
+    """This process's rank under ``torch.distributed``; 0 without it."""
+    return torch.distributed.get_rank() if _ddp()[0] else 0
+
+
+def _mean_over_ranks(value: float, dev: torch.device, world: int) -> float:
+    """``value`` averaged over the ``world`` processes (every one gets the same mean)."""
+    t = torch.tensor([value], dtype=torch.float64, device=dev)
+    torch.distributed.all_reduce(t)
+    return float(t.item()) / world
+
+
 #: fewest rungs an escalation attempt may have; fixed batches of the escalated loss
 MIN_RUNGS = 16
 FIXED_BATCHES = 2
@@ -699,9 +711,7 @@ def find_lr(
         elif fixed is not None and math.isfinite(value):
             value = evaluate(fixed)
         if distributed:
-            t = torch.tensor([value], dtype=torch.float64, device=dev)
-            torch.distributed.all_reduce(t)
-            value = float(t.item()) / world
+            value = _mean_over_ranks(value, dev, world)
         return value
 
     loaders = [train_loader] + ([val_data] if val_data is not None else [])
