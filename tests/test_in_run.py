@@ -513,3 +513,38 @@ def test_a_restored_ramp_puts_the_grad_scaler_back_too() -> None:
     assert after.keys() == before.keys()
     for k, v in before.items():
         assert torch.equal(after[k], v) if torch.is_tensor(v) else after[k] == v, k
+
+
+@pytest.mark.parametrize("search", ["in_run", "separate"])
+def test_a_distributed_sampler_moves_to_its_next_epoch_when_the_ramp_wraps(search: str) -> None:
+    """A DistributedSampler reshuffles only on set_epoch: a ramp longer than an epoch sees pass k in
+    the sampler's epoch-k order (as a training loop's epochs would), not the first order again; a
+    restore puts the sampler's epoch back."""
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    from lrkit.finder import find_lr
+    from lrkit.finder.in_run import ramp_in_run
+
+    n, batch = 32, 8
+    ds = TensorDataset(torch.randn(n, 8, generator=torch.Generator().manual_seed(0)), torch.arange(n))
+    sampler = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=3)
+    loader = DataLoader(ds, batch_size=batch, sampler=sampler)
+    seen: list[int] = []
+
+    def flat(out: Any, idx: Any) -> Any:  # no signal: the ramp runs all its rungs
+        seen.extend(int(i) for i in idx)
+        return (out * 0.0).sum() + 1.0
+
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    if search == "in_run":
+        ramp_in_run(model, opt, loader, flat, num_steps=20)
+    else:
+        find_lr(model, opt, loader, flat, num_steps=20, repeats=1, seed=0)
+    assert sampler.epoch == 0  # put back: the separate test, or the in-run ramp without signal
+    passes = [seen[i : i + n] for i in range(0, len(seen), n)]
+    assert len(passes) == 5
+    for epoch, got in enumerate(passes):
+        sampler.set_epoch(epoch)
+        assert got == list(sampler)
+    assert len({tuple(p) for p in passes}) > 1

@@ -293,12 +293,15 @@ class _Snapshot:
 
 
 class _Cycle:
-    """Batches from a loader, starting a new pass whenever it is exhausted."""
+    """Batches from a loader, starting a new pass whenever it is exhausted; a sampler with an epoch
+    (``DistributedSampler``) gets ``set_epoch(epoch + 1)`` first, as a training loop's next epoch
+    would, else every pass would repeat the first one's order (the snapshot puts the epoch back)."""
 
     def __init__(self, loader: Iterable[Any], name: str) -> None:
         self.loader = loader
         self.name = name
         self.it: Iterator[Any] | None = None
+        self.samplers = _samplers_with_epoch(loader)
 
     def restart(self) -> None:
         self.it = iter(self.loader)
@@ -309,6 +312,8 @@ class _Cycle:
         try:
             return next(self.it)
         except StopIteration:
+            for s in self.samplers:
+                s.set_epoch(s.epoch + 1)
             self.it = iter(self.loader)
             try:
                 return next(self.it)
