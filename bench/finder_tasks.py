@@ -619,9 +619,9 @@ def run_finder(
 # --------------------------------------------------------------------------------------------------
 # lrkit.auto vs the best constant LR of the grid vs Schedule-Free AdamW and Prodigy at their defaults
 # --------------------------------------------------------------------------------------------------
-AUTO_FILE = RESULTS / "auto_runs_v2.json"
+AUTO_FILE = RESULTS / "auto_runs_v3.json"
 BUILTIN_GRID_FILE = RESULTS / "builtin_grid.json"
-BUILTIN_AUTO_FILE = RESULTS / "builtin_auto.json"
+BUILTIN_AUTO_FILE = RESULTS / "builtin_auto_v2.json"
 SF_GRID_FILE = RESULTS / "sf_grid.json"
 SF_AUTO_FILE = RESULTS / "sf_auto.json"
 #: "auto": lrkit.auto's default (the in-run ramp); "auto_separate": search="separate" (the finder's
@@ -674,17 +674,22 @@ PEAK_FILE = RESULTS / "auto_peak.json"
 PEAK_FACTORS = (1.0, 1.5, 2.0, 3.0, 5.0)
 
 
-def auto_schedule(optimizer: str, peak: float, total: int, steps_per_epoch: int) -> Any:
-    """The schedule :func:`lrkit.auto.auto` builds after the separate test for ``optimizer``."""
+def auto_schedule(
+    optimizer: str, peak: float, total: int, steps_per_epoch: int, kind: str | None = None
+) -> Any:
+    """The schedule :func:`lrkit.auto.auto` builds after the separate test for ``optimizer`` (``kind``
+    None: one-cycle for torch.optim.SGD, else cosine)."""
     from lrkit.auto import separate_schedule
 
-    kind = "one_cycle" if optimizer in ("sgd", "momentum", "nesterov") else "cosine"  # torch.optim.SGD
+    if kind is None:
+        kind = "one_cycle" if optimizer in ("sgd", "momentum", "nesterov") else "cosine"
     return separate_schedule(kind, peak).resolve(total_steps=total, steps_per_epoch=steps_per_epoch)
 
 
-def run_peak(names: list[str], runs_file: Path, path: Path = PEAK_FILE) -> None:
-    """Train auto's schedule at ``c x`` the stored finder candidate (finder seed = training seed) for
-    each factor in PEAK_FACTORS, without the guard; stored in ``path`` (resumable)."""
+def run_peak(names: list[str], runs_file: Path, path: Path = PEAK_FILE, kind: str | None = None) -> None:
+    """Train auto's schedule (:func:`auto_schedule`) at ``c x`` the stored finder candidate (finder
+    seed = training seed) for each factor in PEAK_FACTORS, without the guard; stored in ``path``
+    (resumable)."""
     import torch
 
     torch.set_num_threads(1)
@@ -701,24 +706,24 @@ def run_peak(names: list[str], runs_file: Path, path: Path = PEAK_FILE) -> None:
                 key = f"{name}|{seed}|{c:g}"
                 if key in data:
                     continue
-                sched = auto_schedule(parts.optimizer, c * cand, total, parts.steps_per_epoch)
+                sched = auto_schedule(parts.optimizer, c * cand, total, parts.steps_per_epoch, kind)
                 m = TASKS[name].train(schedule=lambda step, sched=sched: float(sched(step)), seed=seed)
                 data[key] = {"metric": m, "peak": c * cand, "trusted": finder[f"{name}|{seed}"]["trusted"]}
                 print(f"{key}: peak {c * cand:.3g} -> {m:.4f}", flush=True)
-                path.write_text(json.dumps(data, indent=0))
+                merge_into(path, {key: data[key]})  # --tasks A,B in two processes: one file
 
 
 def _train_cosine(
-    parts: TaskParts, opt: Any, steps: int, peak: float, rewarm: float = 0.0, constant: bool = False
+    parts: TaskParts, opt: Any, steps: int, peak: float, rewarm: float = 0.0, kind: str = "cosine"
 ) -> float:
     """Train ``steps`` more optimizer steps with what :func:`lrkit.auto.auto` runs after a kept in-run
     ramp (:func:`lrkit.auto.in_run_schedule`: a linear re-warm over the fraction ``rewarm`` of the
-    steps, then cosine from ``peak`` to 1% of it, or the constant peak); the validation metric (a
-    Schedule-Free optimizer trains in train mode and is evaluated in eval mode)."""
+    steps, then ``kind``'s tail: cosine from ``peak`` to 1% of it, the constant peak, or WSD); the
+    validation metric (a Schedule-Free optimizer trains in train mode and is evaluated in eval mode)."""
     from lrkit.auto import in_run_schedule
     from lrkit.tasks import eval_mode, train_mode
 
-    sched = in_run_schedule(peak, rewarm, constant).resolve(
+    sched = in_run_schedule(peak, rewarm, kind).resolve(
         total_steps=steps, steps_per_epoch=parts.steps_per_epoch
     )
     step = 0
@@ -742,7 +747,8 @@ def _inrun_seeds(
     name: str,
     rewarm: float = 0.0,
     tasks: dict[str, Task] | None = None,
-    constant: bool = False,
+    kind: str = "cosine",
+    schedule_factor: float | None = None,
     **ramp_kw: Any,
 ) -> tuple[float, float] | None:
     """The in-run path on ``name`` for each of SEEDS: the ramp (``ramp_in_run(**ramp_kw)``), then
@@ -762,7 +768,8 @@ def _inrun_seeds(
             return None
         total = parts.epochs * parts.steps_per_epoch
         compute = max(compute, (ramp.spent - ramp.kept + total) / total)
-        metrics.append(_train_cosine(parts, opt, total - ramp.kept, ramp.peak, rewarm, constant))
+        peak = ramp.peak * schedule_factor / ramp_kw["peak_factor"] if schedule_factor else ramp.peak
+        metrics.append(_train_cosine(parts, opt, total - ramp.kept, peak, rewarm, kind))
     return float(np.mean(metrics)), compute
 
 
@@ -843,11 +850,12 @@ def _inrun_sweep(
     grid: dict[str, Any],
     variants: dict[str, dict[str, Any]],
     tasks: dict[str, Task] | None = None,
-    constant: bool = False,
+    kind: str = "cosine",
 ) -> None:
     """Per task (resumable per task), :func:`_inrun_seeds` with the shipped re-warm under each variant's
-    ramp options, stored as {task: {key: mean metric / grid best, "compute key": worst compute}}; a
-    variant where some seed's ramp kept nothing is left out."""
+    ramp options (and ``"kind"``, the tail after the re-warm, default ``kind``), stored as
+    {task: {key: mean metric / grid best, "compute key": worst compute}}; a variant where some seed's
+    ramp kept nothing is left out."""
     import torch
 
     from lrkit.auto import REWARM
@@ -859,8 +867,11 @@ def _inrun_sweep(
             continue
         best, hib = grid_best(grid[name])
         row: dict[str, float] = {}
-        for key, ramp_kw in variants.items():
-            got = _inrun_seeds(name, REWARM, tasks, constant, **ramp_kw)
+        for key, options in variants.items():
+            ramp_kw = {k: v for k, v in options.items() if k not in ("kind", "schedule_factor")}
+            got = _inrun_seeds(
+                name, REWARM, tasks, options.get("kind", kind), options.get("schedule_factor"), **ramp_kw
+            )
             if got is not None:
                 row[key] = score(got[0], best, hib)
                 row[f"compute {key}"] = got[1]
@@ -873,7 +884,7 @@ def run_sf_peak(names: list[str], path: Path = SF_PEAK_FILE) -> None:
     factor c, the 10% re-warm, then the constant peak; no guard) for c in SF_PEAK_FACTORS, seeds 0-2;
     stored as {task: {c: mean metric / grid best, "compute c": worst compute}} (resumable per task)."""
     variants = {f"{c:g}": {"peak_factor": c} for c in SF_PEAK_FACTORS}
-    _inrun_sweep(names, path, load_grid(SF_GRID_FILE), variants, SF_TASKS, constant=True)
+    _inrun_sweep(names, path, load_grid(SF_GRID_FILE), variants, SF_TASKS, kind="constant")
 
 
 INRUN_STRIDE_FILE = RESULTS / "auto_inrun_stride.json"
@@ -888,6 +899,41 @@ def run_inrun_stride(names: list[str], path: Path = INRUN_STRIDE_FILE) -> None:
 
     variants = {str(s): {"peak_factor": PEAK_FACTOR["in_run"], "snapshot_every": s} for s in STRIDES}
     _inrun_sweep(names, path, load_grid(), variants)
+
+
+INRUN_KIND_FILE = RESULTS / "auto_inrun_kind.json"
+BUILTIN_INRUN_KIND_FILE = RESULTS / "builtin_inrun_kind.json"
+INRUN_KINDS = ("cosine", "wsd")
+INRUN_KIND_FACTORS = (1.5, 2.0, 3.0, 4.0)
+
+
+INRUN_KEEP_FILE = RESULTS / "auto_inrun_keep.json"
+BUILTIN_INRUN_KEEP_FILE = RESULTS / "builtin_inrun_keep.json"
+KEEP_VARIANTS = ((1.5, 3.0), (2.0, 3.0), (2.5, 3.0), (2.0, 4.0), (3.0, 4.0))
+
+
+def run_inrun_kind(names: list[str], builtin: bool = False, keep: bool = False) -> None:
+    """The shipped in-run path with the tail after the re-warm in INRUN_KINDS (cosine to 1%, or WSD:
+    the peak held, a 1-sqrt cool-down to 0 over the last 20%) at peak factor c in INRUN_KIND_FACTORS,
+    seeds 0-2; stored as {task: {"kind|c": mean metric / grid best, "compute kind|c": worst compute}}
+    (resumable per task); ``builtin``: lrkit's built-in tasks (held out), builtin_inrun_kind.json;
+    ``keep``: WSD with the kept rung (the ramp's factor K) apart from the peak (c x the suggestion),
+    (c, K) in KEEP_VARIANTS, in auto_inrun_keep.json / builtin_inrun_keep.json."""
+    variants: dict[str, dict[str, Any]] = {
+        f"{k}|{c:g}": {"kind": k, "peak_factor": c} for k in INRUN_KINDS for c in INRUN_KIND_FACTORS
+    }
+    if keep:  # the ramp keeps its state at K x the suggestion, the schedule peaks at c x it
+        variants = {
+            f"wsd|{c:g}|keep{k:g}": {"kind": "wsd", "peak_factor": k, "schedule_factor": c}
+            for c, k in KEEP_VARIANTS
+        }
+    if builtin:
+        from lrkit.tasks import TASKS as BUILTIN
+
+        path = BUILTIN_INRUN_KEEP_FILE if keep else BUILTIN_INRUN_KIND_FILE
+        _inrun_sweep(names, path, load_grid(BUILTIN_GRID_FILE), variants, BUILTIN)
+    else:
+        _inrun_sweep(names, INRUN_KEEP_FILE if keep else INRUN_KIND_FILE, load_grid(), variants)
 
 
 def grid_best(entry: dict[str, Any]) -> tuple[float, bool]:
@@ -918,10 +964,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=None, help="--finder's budget (fraction of the plan)")
     ap.add_argument("--auto", action="store_true", help="lrkit.auto vs Schedule-Free/Prodigy, stored")
     ap.add_argument("--peak", action="store_true", help="auto's schedule at c x the finder's LR, stored")
+    ap.add_argument("--kind", default=None, help="--peak's schedule kind (default: auto's defaults)")
     ap.add_argument("--inrun-peak", action="store_true", help="the in-run ramp at peak factor c, stored")
     ap.add_argument("--start-lr", type=float, default=None, help="--inrun-peak's ramp start (default 1e-5)")
     ap.add_argument("--inrun-rewarm", action="store_true", help="the in-run ramp + a linear re-warm")
     ap.add_argument("--inrun-stride", action="store_true", help="the shipped in-run path, sparser ring")
+    ap.add_argument("--keep", action="store_true", help="--inrun-kind: the kept rung apart from the peak")
+    ap.add_argument(
+        "--inrun-kind",
+        action="store_true",
+        help="the in-run path: cosine or WSD tail x c (--tasks builtin/NAME: lrkit's own task NAME)",
+    )
     ap.add_argument(
         "--builtin", action="store_true",
         help="held-out check on lrkit's 4 built-in tasks (never used to choose a rule or factor): their "
@@ -955,7 +1008,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.auto:
         run_auto(names)
     if args.peak:
-        run_peak(names, args.runs)
+        if args.kind is None:
+            run_peak(names, args.runs)
+        else:
+            run_peak(names, args.runs, RESULTS / f"auto_peak_{args.kind}.json", args.kind)
     if args.inrun_peak:
         suffix = "" if args.start_lr is None else f"_start{args.start_lr:g}"
         suffix += "" if args.per_decade is None else f"_pd{args.per_decade:g}"
@@ -964,6 +1020,12 @@ def main(argv: list[str] | None = None) -> int:
         run_inrun_rewarm(names)
     if args.inrun_stride:
         run_inrun_stride(names)
+    if args.inrun_kind:
+        from lrkit.tasks import TASKS as BUILTIN
+
+        run_inrun_kind([n for n in names if n in TASKS], keep=args.keep)  # "builtin/NAME": lrkit's NAME
+        builtin = [n[8:] for n in names if n.startswith("builtin/") and n[8:] in BUILTIN]
+        run_inrun_kind(builtin, builtin=True, keep=args.keep)
     if args.builtin:
         from lrkit.tasks import TASKS as BUILTIN
 
@@ -978,7 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.schedule_free:
             run_auto(chosen, SF_AUTO_FILE, SF_TASKS)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
-            or args.inrun_rewarm or args.inrun_stride or args.builtin or args.schedule_free
+            or args.inrun_rewarm or args.inrun_stride or args.inrun_kind or args.builtin or args.schedule_free
             or args.sf_peak):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)

@@ -11,6 +11,16 @@ import pytest
 WORLD = 2
 
 
+def torch_with_gloo() -> tuple[Any, Any]:
+    """``torch`` and ``torch.distributed`` for a DDP test module; skip the module where they or gloo
+    are missing (call it at import time)."""
+    torch = pytest.importorskip("torch")
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
+    return torch, dist
+
+
 def join(rank: int, store: str) -> None:
     """Join the ``WORLD``-process gloo group through the file ``store``. Ranks that part (one stops, the
     other steps on) would wait on each other forever: the timeout turns that into an error."""

@@ -24,28 +24,37 @@ def _model() -> Any:
     return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
 
 
-@pytest.mark.parametrize("make", [torch.optim.Adam, lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9)])
-def test_auto_builds_scheduler_and_guard_within_a_tenth_of_the_run(make: Any) -> None:
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (torch.optim.Adam, "auto"),
+        (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), "auto"),
+        (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), "one_cycle"),
+        (torch.optim.AdamW, "cosine"),
+    ],
+)
+def test_auto_builds_scheduler_and_guard_within_a_tenth_of_the_run(make: Any, kind: str) -> None:
     import lrkit
     from lrkit.auto import PEAK_FACTOR
 
     model, loader = _model(), _loader()
     opt = make(model.parameters(), lr=1e-3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=100, verbose=False)
+    run = lrkit.auto(
+        model, opt, loader, torch.nn.functional.cross_entropy, epochs=100, kind=kind, verbose=False
+    )
     for k, v in model.state_dict().items():  # the finder restored the model
         assert torch.equal(v, before[k])
+    assert run.search == "separate"
     assert run.finder_steps <= 0.1 * run.total_steps and run.compute <= 1.1
-    assert run.kind == ("one_cycle" if isinstance(opt, torch.optim.SGD) else "cosine")
+    assert run.kind == ("wsd" if kind == "auto" else kind)  # WSD by default, SGD too
     assert run.total_steps == 100 * len(loader) and run.guard is not None
     # the optimizer follows the schedule from step 0, and the peak is c x the finder's suggestion
     assert opt.param_groups[0]["lr"] == pytest.approx(float(run.schedule(0)))
     peak = max(float(run.schedule(s)) for s in range(run.total_steps))
     assert run.finder.suggestion is not None
-    assert (
-        peak == pytest.approx(run.peak_lr, rel=1e-6)
-        and run.peak_lr == PEAK_FACTOR["separate"] * run.finder.suggestion
-    )
+    assert peak == pytest.approx(run.peak_lr, rel=1e-6)
+    assert run.peak_lr == PEAK_FACTOR["separate", run.kind] * run.finder.suggestion
     assert "peak LR" in run.summary
 
 
@@ -83,6 +92,33 @@ def test_in_run_schedule_rewarms_from_a_tenth_of_the_peak(left: int, rewarm: flo
         assert float(s(t)) == pytest.approx(peak * (REWARM_START + (1 - REWARM_START) * t / n))
     assert float(s(n)) == pytest.approx(peak)
     assert float(s(left)) == pytest.approx(0.01 * peak)
+
+
+@pytest.mark.parametrize(("left", "rewarm"), [(200, 0.1), (37, 0.3), (5000, 0.05), (50, 0.0)])
+@pytest.mark.parametrize("search", ["in_run", "separate"])
+def test_wsd_holds_the_peak_then_cools_down_by_1_sqrt_over_the_last_fifth(
+    left: int, rewarm: float, search: str
+) -> None:
+    """Hand-computed (Hägele et al. 2024): after the warmup of n = ceil(rewarm * left) steps the peak is
+    held until left - d, d = ceil(0.2 * left), then peak * (1 - sqrt((t - (left - d)) / d)), 0 at the
+    end; the warmup is the in-run re-warm or the separate test's linear warmup."""
+    import math
+
+    from lrkit.auto import REWARM_START, in_run_schedule, separate_schedule
+
+    peak = 3e-3
+    sched = (
+        in_run_schedule(peak, rewarm, "wsd") if search == "in_run" else separate_schedule("wsd", peak, rewarm)
+    )
+    s = sched.resolve(total_steps=left, steps_per_epoch=10)
+    n, d = math.ceil(rewarm * left), math.ceil(0.2 * left)
+    for t in range(n):
+        want = REWARM_START + (1 - REWARM_START) * t / n if search == "in_run" else (t + 1) / (n + 1)
+        assert float(s(t)) == pytest.approx(peak * want)
+    for t in range(n, left + 1):
+        want = 1.0 if t <= left - d else 1 - math.sqrt((t - (left - d)) / d)
+        assert float(s(t)) == pytest.approx(peak * want, abs=1e-12)
+    assert float(s(left)) == 0.0
 
 
 def test_auto_without_signal_raises_and_changes_nothing() -> None:

@@ -9,12 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .ddp import WORLD, join, spawn
+from .ddp import WORLD, join, spawn, torch_with_gloo
 
-torch = pytest.importorskip("torch")
-dist = pytest.importorskip("torch.distributed")
-if not dist.is_available() or not dist.is_gloo_available():
-    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
+torch, dist = torch_with_gloo()
 
 
 def _worker(rank: int, store: str, out: str) -> None:

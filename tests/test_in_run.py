@@ -260,24 +260,36 @@ def test_ramp_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
 
 
 # --- lrkit.auto with the in-run ramp ----------------------------------------------------------------
-def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_peak() -> None:
+@pytest.mark.parametrize("kind", ["auto", "cosine"])
+def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_kept_rung(kind: str) -> None:
     import lrkit
-    from lrkit.auto import PEAK_FACTOR, REWARM_START
+    from lrkit.auto import KEEP_FACTOR, PEAK_FACTOR, REWARM_START
+    from lrkit.finder.in_run import SNAPSHOT_EVERY
 
     model, loader = _model(), _loader()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False)
+    run = lrkit.auto(
+        model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, kind=kind, verbose=False
+    )
     assert run.search == "in_run"  # 320 planned steps: the separate test (300) would not fit in 10%
     assert 0 < run.trained_steps <= run.total_steps // 2
     assert run.remaining_steps == run.total_steps - run.trained_steps
     assert run.compute <= 1.1 and run.compute == (run.search_steps + run.total_steps) / run.total_steps
-    assert run.finder.suggestion is not None
-    assert run.peak_lr == pytest.approx(PEAK_FACTOR["in_run"] * run.finder.suggestion)
-    # the schedule re-warms linearly from a tenth of the peak, then decays by cosine to 1% of it
+    sugg = run.finder.suggestion
+    assert sugg is not None
+    # the state kept is that of the last saved rung at or below KEEP_FACTOR x the suggestion
+    lrs, last = run.finder.curves[0].lrs, run.trained_steps - 1
+    assert lrs[last] <= KEEP_FACTOR * sugg
+    assert last + SNAPSHOT_EVERY >= lrs.size or lrs[last + SNAPSHOT_EVERY] > KEEP_FACTOR * sugg
+    assert run.kind == ("wsd" if kind == "auto" else kind)
+    assert run.peak_lr == pytest.approx(PEAK_FACTOR["in_run", run.kind] * sugg)
+    # the schedule re-warms linearly from a tenth of the peak, then WSD's cool-down ends at 0 (cosine's
+    # at 1% of the peak)
     assert opt.param_groups[0]["lr"] == pytest.approx(REWARM_START * run.peak_lr)
     top = max(float(run.schedule(s)) for s in range(run.remaining_steps))
     assert top == pytest.approx(run.peak_lr)
-    assert float(run.schedule(run.remaining_steps)) == pytest.approx(0.01 * run.peak_lr)
+    end = 0.0 if run.kind == "wsd" else 0.01 * run.peak_lr
+    assert float(run.schedule(run.remaining_steps)) == pytest.approx(end)
     assert "in-run ramp" in run.summary
 
 

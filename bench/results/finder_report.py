@@ -301,6 +301,57 @@ def inrun_stride_report(path: Path) -> None:
         print(f"  {n:24}" + cells)
 
 
+def inrun_kind_report(names: tuple[str, ...] = ("auto_inrun_kind.json", "auto_inrun_keep.json")) -> None:
+    """The tail after the in-run ramp's re-warm: cosine or WSD at peak factor c (and WSD with the kept
+    rung at K x the suggestion apart from the peak), chosen leave-one-task-out on the public tasks
+    (a run over 1.1x the compute counts as a miss); lrkit's built-in tasks (held out) scored with the
+    setting chosen on all ten."""
+    here = Path(__file__).parent
+    R: dict[str, dict[str, float]] = {}
+    H: dict[str, dict[str, float]] = {}
+    for name in names:
+        for store, path in ((R, here / name), (H, here / name.replace("auto_", "builtin_"))):
+            if path.exists():
+                for task, row in json.loads(path.read_text()).items():
+                    store.setdefault(task, {}).update(row)
+    if not R:
+        return
+    keys = list(dict.fromkeys(k for row in R.values() for k in row if not k.startswith("compute")))
+    ok = {  # the score, 0 where the run cost more than 1.1x
+        t: {k: (v if row.get(f"compute {k}", 1.0) <= 1.1 else 0.0) for k, v in row.items()}
+        for t, row in {**R, **{f"builtin/{t}": row for t, row in H.items()}}.items()
+    }
+    print("\nthe tail after the in-run ramp's 10% re-warm: cosine to 1% or WSD (the peak held, 1-sqrt")
+    print("cool-down to 0 over the last 20%) at peak = c x the suggestion; 'keepK': the ramp keeps its")
+    print("state at K x the suggestion, the schedule peaks at c x it (auto_inrun_kind.json,")
+    print("auto_inrun_keep.json; builtin_*: lrkit's built-in tasks, held out; '-': a seed's ramp untrusted)")
+    short = {k: k.replace("cosine", "cos").replace("|keep", "k") for k in keys}
+    for title, cell in (
+        ("score", lambda r, k: f"{r[k]:7.3f}"),
+        ("worst compute", lambda r, k: f"{r['compute ' + k]:7.3f}"),
+    ):
+        print(f"  {title}")
+        print(f"  {'task':26}" + "".join(f"{short[k]:>8}" for k in keys))
+        for t in list(load_grid()) + [f"builtin/{t}" for t in H]:
+            row = H.get(t[8:], {}) if t.startswith("builtin/") else R.get(t, {})
+            print(f"  {t:26}" + "".join(f" {cell(row, k)}" if k in row else f"{'-':>8}" for k in keys))
+    print(
+        "  LOO: the setting with the most other tasks >= 0.99 at <= 1.1x (then the mean), scored on this one"
+    )
+    _loo_099(ok, list(load_grid()), keys, "kind|c")
+    public = list(load_grid())
+
+    def key(k: str) -> tuple[int, float]:
+        v = [ok.get(m, {}).get(k, 0.0) for m in public]
+        return sum(x >= 0.99 for x in v), float(np.mean(v))
+
+    best = max(keys, key=key)
+    print(f"  held out, with {best} (chosen on the {len(public)} public tasks):")
+    for t in H:
+        v = ok[f"builtin/{t}"].get(best, 0.0)
+        print(f"    {t:24} {v:.3f} at {H[t].get('compute ' + best, float('nan')):.3f}x")
+
+
 def sf_peak_report(path: Path) -> None:
     """auto's Schedule-Free peak factor c (in-run search, constant peak), chosen leave-one-task-out on
     the SF tasks that are not held out; the held-out ones scored with the c chosen on all the others."""
@@ -397,3 +448,4 @@ if __name__ == "__main__":
     ):
         if Path(__file__).with_name(name).exists():
             report(Path(__file__).with_name(name))
+    inrun_kind_report()
