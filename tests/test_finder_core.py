@@ -267,6 +267,13 @@ def test_schedule_from_result_warmup_cosine_and_one_cycle() -> None:
     # the cosine half: min + (peak - min) (1 + cos(pi t / 190)) / 2 at t = 95 (midway)
     assert values[105] == pytest.approx(peak / 100 + (peak - peak / 100) / 2, rel=1e-9)
 
+    # WSD: the warmup, the peak held to step 160, then 1-sqrt over the last 40 steps to 0
+    w = res.schedule("wsd").resolve(total_steps=200)
+    assert w(10) == w(160) == pytest.approx(peak) and w(180) == pytest.approx(peak * (1 - 0.5**0.5))
+    assert w(200) == 0.0
+    lin = res.schedule("wsd", decay="10%", cooldown="linear").resolve(total_steps=200)
+    assert lin(180) == pytest.approx(peak) and lin(190) == pytest.approx(peak / 2)
+
     oc = res.schedule("one_cycle", pct_start=0.25).resolve(total_steps=100)
     assert oc(0) == pytest.approx(res.max_lr / 25)
     assert oc(24) == pytest.approx(res.max_lr)  # peak at pct_start * steps - 1
@@ -281,6 +288,8 @@ def test_schedule_from_result_validation() -> None:
         schedule_from_result(res, "linear")
     with pytest.raises(TypeError, match="options"):
         schedule_from_result(res, "cosine", pct_start=0.3)
+    with pytest.raises(TypeError, match="wsd"):
+        schedule_from_result(res, "wsd", lr=0.1)
     with pytest.raises(ValueError, match="min_lr_ratio"):
         schedule_from_result(res, min_lr_ratio=2.0)
     with pytest.raises(TypeError, match="FinderResult"):

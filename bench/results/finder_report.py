@@ -423,24 +423,26 @@ def peak_report(path: Path) -> None:
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
     divisor_report(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
-    auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v2.json")
+    auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v3.json")
     if auto_file.exists():
         auto_report(auto_file)
-    for title, stem in (
-        ("lrkit's 4 built-in tasks", "builtin"),
+    for title, auto_name in (
+        ("lrkit's 4 built-in tasks", "builtin_auto_v2.json"),
         (
             "Schedule-Free AdamW on four public models and lrkit's tinylm ('sf-adamw': at its default LR\n"
             "0.0025); auto at the general peak factor 3, as shipped (the Schedule-Free sweep at the end\n"
             "found no factor that generalises)",
-            "sf",
+            "sf_auto.json",
         ),
     ):
-        held = (Path(__file__).with_name(f"{stem}_auto.json"), Path(__file__).with_name(f"{stem}_grid.json"))
+        grid_file = auto_name.split("_")[0] + "_grid.json"
+        held = (Path(__file__).with_name(auto_name), Path(__file__).with_name(grid_file))
         if held[0].exists() and held[1].exists():
             print(f"\nheld-out check: {title}")
             auto_report(*held)
     for name, report in (
         ("auto_peak.json", peak_report),
+        ("auto_peak_wsd.json", peak_report),
         ("auto_inrun_peak.json", inrun_peak_report),
         ("auto_inrun_rewarm.json", inrun_rewarm_report),
         ("auto_inrun_stride.json", inrun_stride_report),

@@ -40,11 +40,12 @@ What it does:
    (:func:`separate_schedule`). After the in-run ramp (:func:`in_run_schedule`), over the
    ``remaining_steps``: a linear re-warm from a tenth of the peak over 10% of them (the kept
    exponential ramp is a poor warmup: most of its steps sit far below the peak), then the tail.
-   WSD against the cosine auto built before (measured on the benchmark, its 3 seeds): the separate
-   test's leave-one-task-out count >= 0.99 went from 3 to 6 of 10 (text-lstm 0.972 -> 0.995,
-   text-transformer 0.980 -> 1.016); after the in-run ramp text-transformer 0.968 -> 0.992 and the
-   held-out tinylm-transformer 0.917 -> 1.011, the other tasks within 0.005 (cancer-mlp-adam, whose
-   trusted LR is already 2x too high, loses 0.03).
+   WSD against the cosine (one-cycle for SGD) auto built before, each with its own peak factor, on the
+   benchmark (``bench/results/finder_report.txt``): after the separate test, 6 of 10 tasks at 0.99 or
+   more of the best constant LR, left out, against 3 (text-lstm 0.972 -> 0.995, text-transformer
+   0.980 -> 1.014); after the in-run ramp text-transformer 0.970 -> 0.992 and the held-out
+   tinylm-transformer 0.937 -> 1.011, the other tasks within 0.012 (cancer-mlp-adam, whose trusted LR
+   is already 2x too high, loses 0.03).
 3. :func:`lrkit.torch.scheduler` on the optimizer with that schedule, and a
    :class:`lrkit.control.DivergenceGuard` attached to both. By default it acts on NaN/inf
    losses only (``guard_threshold=None``): its relative test (a loss above 4x the recent best) fired

@@ -24,11 +24,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``auto`` subcommand to an argparse ``_SubParsersAction``; its ``func`` is :func:`run`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "auto",
-        help="find the LR, schedule it (warmup+cosine, one-cycle for SGD) with a divergence guard, train",
-        description="lrkit.auto on a task: the LR search (short runs: an in-run ramp whose steps up to the "
-        "peak are kept as the warmup, then a short linear re-warm and cosine; long runs: the separate "
-        "finder, whose retries may add --budget of the planned steps, then warmup+cosine or one-cycle for "
-        "SGD; the constant peak after the warmup for Schedule-Free), the divergence guard; "
+        help="find the LR, schedule it (warmup-stable-decay) with a divergence guard, train",
+        description="lrkit.auto on a task: the LR search (short runs: an in-run ramp whose steps up to 3x "
+        "its suggestion are kept as the warmup, then a short linear re-warm; long runs: the separate "
+        "finder, whose retries may add --budget of the planned steps, then a linear warmup), the schedule "
+        "(warmup-stable-decay: the peak held, a 1-sqrt cool-down over the last 20%; the constant peak for "
+        "Schedule-Free; --kind for another), the divergence guard; "
         "then train the task with it and print the final validation metric. Exits 1 when the finder found "
         "no usable signal.",
     )
@@ -44,15 +45,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--search",
         choices=SEARCHES,
         default="auto",
-        help="the LR search: in_run (the ramp's steps up to the peak are kept as warmup: ~1.05x one run), "
+        help="the LR search: in_run (the ramp's steps up to 3x its suggestion are kept as warmup: ~1.05x "
+        "one run), "
         "separate (the 3 x 100-step finder, restored first), auto (separate when it fits in --budget)",
     )
     p.add_argument(
         "--kind",
         choices=KINDS,
         default="auto",
-        help="the schedule after the search: auto (one-cycle for plain SGD, constant for Schedule-Free, "
-        "else cosine), cosine, one_cycle (separate search only) or constant (the peak after the warmup)",
+        help="the schedule after the search: auto (constant for Schedule-Free, else wsd), wsd "
+        "(warmup-stable-decay), cosine, one_cycle (separate search only; cosine after an in-run ramp) or "
+        "constant (the peak after the warmup)",
     )
     p.add_argument("--json", default=None, metavar="PATH", help="also write the outcome as JSON")
     p.set_defaults(func=run)

@@ -1,4 +1,4 @@
-"""Turn a range test's result into a schedule (warmup + cosine, or one-cycle).
+"""Turn a range test's result into a schedule (warmup + cosine, warmup-stable-decay, or one-cycle).
 
 :mod:`lrkit.schedules` is imported when the helper is called.
 """
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["schedule_from_result"]
 
-KINDS = ("cosine", "one_cycle")
+KINDS = ("cosine", "wsd", "one_cycle")
 
 
 def schedule_from_result(
@@ -28,6 +28,9 @@ def schedule_from_result(
 
     * ``kind="cosine"``: ``Warmup(warmup) >> Cosine(lr=peak, min_lr=peak * min_lr_ratio)`` with
       ``peak = result.peak_lr``; the warmup ramps to the peak (default over the first 5% of the run).
+    * ``kind="wsd"``: ``Warmup(warmup) >> WSD(lr=peak, **options)``: the peak held, then by default a
+      1-sqrt cool-down to 0 over the last 20% (``options`` go to :class:`~lrkit.schedules.WSD`, e.g.
+      ``decay="10%"``, ``cooldown="linear"``, ``min_lr``).
     * ``kind="one_cycle"``: ``OneCycle(max_lr=result.max_lr, **options)`` (``options`` go to
       :class:`~lrkit.schedules.OneCycle`, e.g. ``pct_start=0.25``).
 
@@ -40,7 +43,7 @@ def schedule_from_result(
     True
     """
     from lrkit.finder.result import FinderResult
-    from lrkit.schedules import Cosine, OneCycle, Warmup
+    from lrkit.schedules import WSD, Cosine, OneCycle, Warmup
 
     if not isinstance(result, FinderResult):
         raise TypeError(f"result must be a FinderResult, got {type(result).__name__}")
@@ -51,6 +54,10 @@ def schedule_from_result(
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio!r}")
         peak = result.peak_lr
         return Warmup(warmup) >> Cosine(lr=peak, min_lr=peak * min_lr_ratio)
+    if kind == "wsd":
+        if "lr" in options or "warmup" in options:
+            raise TypeError("kind='wsd' takes its lr from the result and its warmup from warmup=")
+        return Warmup(warmup) >> WSD(lr=result.peak_lr, **options)
     if kind == "one_cycle":
         return OneCycle(max_lr=result.max_lr, **options)
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
