@@ -260,8 +260,8 @@ def test_ramp_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
 
 
 # --- lrkit.auto with the in-run ramp ----------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["auto", "cosine"])
-def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_kept_rung(kind: str) -> None:
+@pytest.mark.parametrize(("kind", "built"), [("auto", "wsd"), ("cosine", "cosine"), ("one_cycle", "cosine")])
+def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_kept_rung(kind: str, built: str) -> None:
     import lrkit
     from lrkit.auto import KEEP_FACTOR, PEAK_FACTOR, REWARM_START
     from lrkit.finder.in_run import SNAPSHOT_EVERY
@@ -281,7 +281,8 @@ def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_kept_rung(kind
     lrs, last = run.finder.curves[0].lrs, run.trained_steps - 1
     assert lrs[last] <= KEEP_FACTOR * sugg
     assert last + SNAPSHOT_EVERY >= lrs.size or lrs[last + SNAPSHOT_EVERY] > KEEP_FACTOR * sugg
-    assert run.kind == ("wsd" if kind == "auto" else kind)
+    assert run.kind == built  # one-cycle's own warmup cannot follow the kept ramp: cosine, and it says so
+    assert ("one-cycle warms up from ~0 itself" in run.summary) == (kind == "one_cycle")
     assert run.peak_lr == pytest.approx(PEAK_FACTOR["in_run", run.kind] * sugg)
     # the schedule re-warms linearly from a tenth of the peak, then WSD's cool-down ends at 0 (cosine's
     # at 1% of the peak)

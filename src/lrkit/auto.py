@@ -342,6 +342,10 @@ def auto(
                 f"the in-run ramp's first {trained} steps were an exponential warmup; over "
                 f"the {total - trained} steps left, {REWARM:.0%} linear re-warm from {REWARM_START:g}x "
                 f"the peak, then {after}"
+            ) + (
+                " (one-cycle warms up from ~0 itself, so cosine follows the kept ramp)"
+                if kind != chosen
+                else ""
             )
             length = total - trained
         else:
