@@ -5,7 +5,8 @@ so each one also works as ``lrkit find --task bench.finder_tasks:digits_mlp_sgd`
 root. Each task is sized to train in about a second on one CPU core. (``--builtin`` runs the same
 grid and auto comparison on lrkit's own four built-in tasks, which no rule or factor was chosen on;
 ``--schedule-free`` on Schedule-Free AdamW versions of four of these tasks and of the built-in tinylm,
-``--sf-peak`` sweeps a Schedule-Free peak factor on them.)
+``--sf-peak`` sweeps a Schedule-Free peak factor on them; ``--peak [--kind wsd]`` and ``--inrun-kind
+[--keep]`` sweep auto's schedule and peak factor after each search.)
 
 =========================  ===============================================  ==========  ======  ====  ====
 name                       data and model                                   optimizer   metric  st/ep  ep
