@@ -352,6 +352,48 @@ def inrun_kind_report(names: tuple[str, ...] = ("auto_inrun_kind.json", "auto_in
         print(f"    {t:24} {v:.3f} at {H[t].get('compute ' + best, float('nan')):.3f}x")
 
 
+def peak_kind_report(files: tuple[str, ...] = ("auto_peak.json", "auto_peak_wsd.json")) -> None:
+    """The separate search's schedule and peak factor chosen together, leave-one-task-out: cosine (or
+    one-cycle for SGD, auto_peak.json) or WSD (auto_peak_wsd.json) at each c, on the tasks whose LR is
+    trusted on every seed."""
+    from finder_tasks import PEAK_FACTORS, SEEDS, grid_best
+
+    grid = load_grid()
+    R: dict[str, dict[str, float]] = {}
+    trusted: set[str] = set()
+    for name in files:
+        path = Path(__file__).with_name(name)
+        if not path.exists():
+            return
+        runs = json.loads(path.read_text())
+        kind = "wsd" if "wsd" in name else "cos"
+        for n, entry in grid.items():
+            if not all(f"{n}|{s}|{c:g}" in runs for s in SEEDS for c in PEAK_FACTORS):
+                continue
+            best, hib = grid_best(entry)
+            if all(runs[f"{n}|{s}|1"]["trusted"] for s in SEEDS):
+                trusted.add(n)
+            for c in PEAK_FACTORS:
+                mean = float(np.mean([runs[f"{n}|{s}|{c:g}"]["metric"] for s in SEEDS]))
+                R.setdefault(n, {})[f"{kind}|{c:g}"] = mean / best if hib else best / mean
+    keys = list(dict.fromkeys(k for row in R.values() for k in row))
+    print("\nthe separate search's schedule (cos: cosine, one-cycle for SGD; wsd) and c chosen together")
+    print("  LOO over the tasks whose LR is trusted on every seed, scored on this one")
+    hits = 0
+    for n in R:
+        others = [m for m in R if m != n and m in trusted]
+
+        def key(k: str, others: list[str] = others) -> tuple[int, float]:
+            v = [R[m][k] for m in others]
+            return sum(x >= 0.99 for x in v), float(np.mean(v))
+
+        k = max(keys, key=key)
+        hits += n in trusted and R[n][k] >= 0.99
+        note = "" if n in trusted else "  (untrusted: auto gives no schedule)"
+        print(f"    {n:24} {k}: {R[n][k]:.3f}{note}")
+    print(f"  tasks >= 0.99 (LOO, trusted): {hits} of {len(R)}")
+
+
 def sf_peak_report(path: Path) -> None:
     """auto's Schedule-Free peak factor c (in-run search, constant peak), chosen leave-one-task-out on
     the SF tasks that are not held out; the held-out ones scored with the c chosen on all the others."""
@@ -443,6 +485,7 @@ if __name__ == "__main__":
     for name, report in (
         ("auto_peak.json", peak_report),
         ("auto_peak_wsd.json", peak_report),
+        ("auto_peak_wsd.json", lambda _path: peak_kind_report()),
         ("auto_inrun_peak.json", inrun_peak_report),
         ("auto_inrun_rewarm.json", inrun_rewarm_report),
         ("auto_inrun_stride.json", inrun_stride_report),
