@@ -854,7 +854,8 @@ def _inrun_sweep(
     kind: str = "cosine",
 ) -> None:
     """Per task (resumable per task), :func:`_inrun_seeds` with the shipped re-warm under each variant's
-    ramp options (and ``"kind"``, the tail after the re-warm, default ``kind``), stored as
+    ramp options (and ``"kind"``, the tail after the re-warm, default ``kind``; ``"rewarm"``, its
+    fraction, default REWARM; ``"schedule_factor"``, the peak apart from the kept rung), stored as
     {task: {key: mean metric / grid best, "compute key": worst compute}}; a variant where some seed's
     ramp kept nothing is left out."""
     import torch
@@ -869,9 +870,10 @@ def _inrun_sweep(
         best, hib = grid_best(grid[name])
         row: dict[str, float] = {}
         for key, options in variants.items():
-            ramp_kw = {k: v for k, v in options.items() if k not in ("kind", "schedule_factor")}
+            ramp_kw = {k: v for k, v in options.items() if k not in ("kind", "schedule_factor", "rewarm")}
+            rewarm = options.get("rewarm", REWARM)
             got = _inrun_seeds(
-                name, REWARM, tasks, options.get("kind", kind), options.get("schedule_factor"), **ramp_kw
+                name, rewarm, tasks, options.get("kind", kind), options.get("schedule_factor"), **ramp_kw
             )
             if got is not None:
                 row[key] = score(got[0], best, hib)
@@ -902,39 +904,47 @@ def run_inrun_stride(names: list[str], path: Path = INRUN_STRIDE_FILE) -> None:
     _inrun_sweep(names, path, load_grid(), variants)
 
 
-INRUN_KIND_FILE = RESULTS / "auto_inrun_kind.json"
-BUILTIN_INRUN_KIND_FILE = RESULTS / "builtin_inrun_kind.json"
 INRUN_KINDS = ("cosine", "wsd")
 INRUN_KIND_FACTORS = (1.5, 2.0, 3.0, 4.0)
 
 
-INRUN_KEEP_FILE = RESULTS / "auto_inrun_keep.json"
-BUILTIN_INRUN_KEEP_FILE = RESULTS / "builtin_inrun_keep.json"
 KEEP_VARIANTS = ((1.5, 3.0), (2.0, 3.0), (2.5, 3.0), (2.0, 4.0), (3.0, 4.0))
+WSD_REWARMS = (0.0, 0.05, 0.1, 0.2)
 
 
-def run_inrun_kind(names: list[str], builtin: bool = False, keep: bool = False) -> None:
-    """The shipped in-run path with the tail after the re-warm in INRUN_KINDS (cosine to 1%, or WSD:
-    the peak held, a 1-sqrt cool-down to 0 over the last 20%) at peak factor c in INRUN_KIND_FACTORS,
-    seeds 0-2; stored as {task: {"kind|c": mean metric / grid best, "compute kind|c": worst compute}}
-    (resumable per task); ``builtin``: lrkit's built-in tasks (held out), builtin_inrun_kind.json;
-    ``keep``: WSD with the kept rung (the ramp's factor K) apart from the peak (c x the suggestion),
-    (c, K) in KEEP_VARIANTS, in auto_inrun_keep.json / builtin_inrun_keep.json."""
+def run_inrun_kind(names: list[str], builtin: bool = False, sweep: str = "kind") -> None:
+    """The shipped in-run path under variants of what follows the ramp, seeds 0-2; stored as
+    {task: {variant: mean metric / grid best, "compute variant": worst compute}} (resumable per task)
+    in ``auto_inrun_{sweep}.json``, or for lrkit's built-in tasks (``builtin``, held out) in
+    ``builtin_inrun_{sweep}.json``. ``sweep``:
+
+    * ``"kind"``: the tail after the 10% re-warm in INRUN_KINDS (cosine to 1%, or WSD: the peak held,
+      a 1-sqrt cool-down to 0 over the last 20%) at peak factor c in INRUN_KIND_FACTORS ("kind|c");
+    * ``"keep"``: WSD with the kept rung (the ramp's factor K) apart from the peak (c x the
+      suggestion), (c, K) in KEEP_VARIANTS ("wsd|c|keepK");
+    * ``"wsd_rewarm"``: WSD, the rung kept at 3x, the peak factor c and the re-warm fraction w in
+      WSD_REWARMS together ("wsd|c|ww")."""
     variants: dict[str, dict[str, Any]] = {
-        f"{k}|{c:g}": {"kind": k, "peak_factor": c} for k in INRUN_KINDS for c in INRUN_KIND_FACTORS
-    }
-    if keep:  # the ramp keeps its state at K x the suggestion, the schedule peaks at c x it
-        variants = {
+        "kind": {
+            f"{k}|{c:g}": {"kind": k, "peak_factor": c} for k in INRUN_KINDS for c in INRUN_KIND_FACTORS
+        },
+        "keep": {
             f"wsd|{c:g}|keep{k:g}": {"kind": "wsd", "peak_factor": k, "schedule_factor": c}
             for c, k in KEEP_VARIANTS
-        }
+        },
+        "wsd_rewarm": {
+            f"wsd|{c:g}|w{w:g}": {"kind": "wsd", "peak_factor": 3.0, "schedule_factor": c, "rewarm": w}
+            for c in (1.5, 2.0, 2.5)
+            for w in WSD_REWARMS
+        },
+    }[sweep]
     if builtin:
         from lrkit.tasks import TASKS as BUILTIN
 
-        path = BUILTIN_INRUN_KEEP_FILE if keep else BUILTIN_INRUN_KIND_FILE
+        path = RESULTS / f"builtin_inrun_{sweep}.json"
         _inrun_sweep(names, path, load_grid(BUILTIN_GRID_FILE), variants, BUILTIN)
     else:
-        _inrun_sweep(names, INRUN_KEEP_FILE if keep else INRUN_KIND_FILE, load_grid(), variants)
+        _inrun_sweep(names, RESULTS / f"auto_inrun_{sweep}.json", load_grid(), variants)
 
 
 def grid_best(entry: dict[str, Any]) -> tuple[float, bool]:
@@ -971,6 +981,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inrun-rewarm", action="store_true", help="the in-run ramp + a linear re-warm")
     ap.add_argument("--inrun-stride", action="store_true", help="the shipped in-run path, sparser ring")
     ap.add_argument("--keep", action="store_true", help="--inrun-kind: the kept rung apart from the peak")
+    ap.add_argument("--wsd-rewarm", action="store_true", help="--inrun-kind: WSD's peak and re-warm together")
     ap.add_argument(
         "--inrun-kind",
         action="store_true",
@@ -1024,9 +1035,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.inrun_kind:
         from lrkit.tasks import TASKS as BUILTIN
 
-        run_inrun_kind([n for n in names if n in TASKS], keep=args.keep)  # "builtin/NAME": lrkit's NAME
+        sweep = "keep" if args.keep else "wsd_rewarm" if args.wsd_rewarm else "kind"
+        run_inrun_kind([n for n in names if n in TASKS], sweep=sweep)  # "builtin/NAME": lrkit's NAME
         builtin = [n[8:] for n in names if n.startswith("builtin/") and n[8:] in BUILTIN]
-        run_inrun_kind(builtin, builtin=True, keep=args.keep)
+        run_inrun_kind(builtin, builtin=True, sweep=sweep)
     if args.builtin:
         from lrkit.tasks import TASKS as BUILTIN
 

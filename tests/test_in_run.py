@@ -263,7 +263,7 @@ def test_ramp_rejects_bad_arguments(kw: dict[str, Any], match: str) -> None:
 @pytest.mark.parametrize(("kind", "built"), [("auto", "wsd"), ("cosine", "cosine"), ("one_cycle", "cosine")])
 def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_kept_rung(kind: str, built: str) -> None:
     import lrkit
-    from lrkit.auto import KEEP_FACTOR, PEAK_FACTOR, REWARM_START
+    from lrkit.auto import KEEP_FACTOR, PEAK_FACTOR, REWARM, REWARM_START
     from lrkit.finder.in_run import SNAPSHOT_EVERY
 
     model, loader = _model(), _loader()
@@ -289,6 +289,8 @@ def test_auto_in_run_costs_at_most_a_tenth_and_continues_from_the_kept_rung(kind
     assert opt.param_groups[0]["lr"] == pytest.approx(REWARM_START * run.peak_lr)
     top = max(float(run.schedule(s)) for s in range(run.remaining_steps))
     assert top == pytest.approx(run.peak_lr)
+    n = math.ceil(REWARM[run.kind] * run.remaining_steps)  # the kind's re-warm fraction of the steps left
+    assert float(run.schedule(n - 1)) < run.peak_lr and float(run.schedule(n)) == pytest.approx(run.peak_lr)
     end = 0.0 if run.kind == "wsd" else 0.01 * run.peak_lr
     assert float(run.schedule(run.remaining_steps)) == pytest.approx(end)
     assert "in-run ramp" in run.summary

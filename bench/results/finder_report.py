@@ -301,9 +301,12 @@ def inrun_stride_report(path: Path) -> None:
         print(f"  {n:24}" + cells)
 
 
-def inrun_kind_report(names: tuple[str, ...] = ("auto_inrun_kind.json", "auto_inrun_keep.json")) -> None:
+def inrun_kind_report(
+    names: tuple[str, ...] = ("auto_inrun_kind.json", "auto_inrun_keep.json", "auto_inrun_wsd_rewarm.json"),
+) -> None:
     """The tail after the in-run ramp's re-warm: cosine or WSD at peak factor c (and WSD with the kept
-    rung at K x the suggestion apart from the peak), chosen leave-one-task-out on the public tasks
+    rung at K x the suggestion apart from the peak, and with other re-warm fractions), all chosen
+    together leave-one-task-out on the public tasks
     (a run over 1.1x the compute counts as a miss); lrkit's built-in tasks (held out) scored with the
     setting chosen on all ten."""
     here = Path(__file__).parent
@@ -323,18 +326,21 @@ def inrun_kind_report(names: tuple[str, ...] = ("auto_inrun_kind.json", "auto_in
     }
     print("\nthe tail after the in-run ramp's 10% re-warm: cosine to 1% or WSD (the peak held, 1-sqrt")
     print("cool-down to 0 over the last 20%) at peak = c x the suggestion; 'keepK': the ramp keeps its")
-    print("state at K x the suggestion, the schedule peaks at c x it (auto_inrun_kind.json,")
-    print("auto_inrun_keep.json; builtin_*: lrkit's built-in tasks, held out; '-': a seed's ramp untrusted)")
-    short = {k: k.replace("cosine", "cos").replace("|keep", "k") for k in keys}
+    print("state at K x the suggestion, the schedule peaks at c x it; 'wW': WSD, the rung kept at 3x, a")
+    print("re-warm over the fraction W (auto_inrun_kind.json, auto_inrun_keep.json, auto_inrun_wsd_rewarm")
+    print(".json; builtin/*: lrkit's built-in tasks, held out; '-': a seed's ramp untrusted)")
+    short = {k: k.replace("cosine", "cos").replace("|keep", "k").replace("|w", "w") for k in keys}
     for title, cell in (
         ("score", lambda r, k: f"{r[k]:7.3f}"),
         ("worst compute", lambda r, k: f"{r['compute ' + k]:7.3f}"),
     ):
-        print(f"  {title}")
-        print(f"  {'task':26}" + "".join(f"{short[k]:>8}" for k in keys))
-        for t in list(load_grid()) + [f"builtin/{t}" for t in H]:
-            row = H.get(t[8:], {}) if t.startswith("builtin/") else R.get(t, {})
-            print(f"  {t:26}" + "".join(f" {cell(row, k)}" if k in row else f"{'-':>8}" for k in keys))
+        for part in range(0, len(keys), 12):
+            chunk = keys[part : part + 12]
+            print(f"  {title}")
+            print(f"  {'task':26}" + "".join(f"{short[k]:>8}" for k in chunk))
+            for t in list(load_grid()) + [f"builtin/{t}" for t in H]:
+                row = H.get(t[8:], {}) if t.startswith("builtin/") else R.get(t, {})
+                print(f"  {t:26}" + "".join(f" {cell(row, k)}" if k in row else f"{'-':>8}" for k in chunk))
     print(
         "  LOO: the setting with the most other tasks >= 0.99 at <= 1.1x (then the mean), scored on this one"
     )

@@ -32,20 +32,22 @@ What it does:
 2. **The schedule**: warmup-stable-decay by default (WSD: the peak held, then a 1-sqrt cool-down to 0
    over the last 20% of the run; Hägele et al. 2024), the constant peak for a Schedule-Free
    optimizer; ``kind`` picks cosine or one-cycle instead. Its peak is ``peak_factor`` times the
-   suggestion, by default :data:`PEAK_FACTOR` (WSD: 1.5 after the separate test, 2 after the in-run
+   suggestion, by default :data:`PEAK_FACTOR` (WSD: 1.5 after the separate test, 2.5 after the in-run
    ramp; cosine, one-cycle: 3), each chosen by leave-one-task-out on the public benchmark
    (``bench/finder_tasks.py --peak --kind wsd``, ``--inrun-kind``). The suggestion is a good
    *constant* LR; a schedule that spends part of the run below its peak wants a higher peak. After
    the separate test, a linear warmup over ``warmup`` (5%) of the run comes first
    (:func:`separate_schedule`). After the in-run ramp (:func:`in_run_schedule`), over the
-   ``remaining_steps``: a linear re-warm from a tenth of the peak over 10% of them (the kept
-   exponential ramp is a poor warmup: most of its steps sit far below the peak), then the tail.
+   ``remaining_steps``: a linear re-warm from a tenth of the peak over :data:`REWARM` of them (5%
+   before WSD, 10% before cosine; the kept exponential ramp is a poor warmup: most of its steps sit
+   far below the peak), then the tail.
    WSD against the cosine (one-cycle for SGD) auto built before, each with its own peak factor, on the
    benchmark (``bench/results/finder_report.txt``): after the separate test, 6 of 10 tasks at 0.99 or
    more of the best constant LR, left out, against 3 (text-lstm 0.972 -> 0.995, text-transformer
-   0.980 -> 1.014); after the in-run ramp text-transformer 0.970 -> 0.992 and the held-out
-   tinylm-transformer 0.937 -> 1.011, the other tasks within 0.012 (cancer-mlp-adam, whose trusted LR
-   is already 2x too high, loses 0.03).
+   0.980 -> 1.014); after the in-run ramp 5 of 10 against 4 (text-transformer 0.970 -> 0.991 joins;
+   left out, 4 of 10 as before) and on lrkit's held-out built-in tasks 4 of 4 against 3
+   (tinylm-transformer 0.937 -> 0.996); cancer-mlp-adam, whose trusted LR is already 2x too high,
+   loses 0.03.
 3. :func:`lrkit.torch.scheduler` on the optimizer with that schedule, and a
    :class:`lrkit.control.DivergenceGuard` attached to both. By default it acts on NaN/inf
    losses only (``guard_threshold=None``): its relative test (a loss above 4x the recent best) fired
@@ -126,9 +128,10 @@ IN_RUN_OPTIONS = frozenset(
     }
 )  # fmt: skip
 #: default peak factors by (search, kind), chosen on the public benchmark by leave-one-task-out:
-#: WSD 1.5 after the separate test (bench/results/auto_peak_wsd.json: in 9 of 10 folds), 2 after the
-#: in-run ramp (auto_inrun_kind.json, auto_inrun_keep.json); cosine and one-cycle 3 (auto_peak.json,
-#: auto_inrun_rewarm.json); constant (Schedule-Free) 3 (sf_peak.json: no better factor generalised).
+#: WSD 1.5 after the separate test (bench/results/auto_peak_wsd.json: in 9 of 10 folds), 2.5 after the
+#: in-run ramp (with its re-warm; auto_inrun_kind/keep/wsd_rewarm.json); cosine and one-cycle 3
+#: (auto_peak.json, auto_inrun_rewarm.json); constant (Schedule-Free) 3 (sf_peak.json: no better
+#: factor generalised).
 #: The suggestion is a good *constant* LR: a schedule that spends part of the run below its peak
 #: wants a higher peak, cosine (below its peak most of the run) more than WSD.
 PEAK_FACTOR: dict[tuple[str, str], float] = {
@@ -136,7 +139,7 @@ PEAK_FACTOR: dict[tuple[str, str], float] = {
     ("separate", "cosine"): 3.0,
     ("separate", "one_cycle"): 3.0,
     ("separate", "constant"): 3.0,
-    ("in_run", "wsd"): 2.0,
+    ("in_run", "wsd"): 2.5,
     ("in_run", "cosine"): 3.0,
     ("in_run", "constant"): 3.0,
 }
@@ -145,12 +148,14 @@ PEAK_FACTOR: dict[tuple[str, str], float] = {
 #: sequence models at 2, 1.08-1.10x at 3, with the same scores: auto_inrun_keep.json)
 KEEP_FACTOR = 3.0
 #: after the in-run ramp, a linear re-warm from REWARM_START x the peak over this fraction of the steps
-#: left, then cosine. The kept ramp is an *exponential* warmup: it spends most of its steps far below
-#: the peak and then jumps from peak/10 to the peak in ~12 steps, which the Adam sequence models of the
-#: benchmark pay for (a linear warmup of the same length from scratch scores ~5% better there). Chosen
-#: with the peak factor by leave-one-task-out (bench/results/auto_inrun_rewarm.json: c=3, w=0.1 in 9 of
-#: 10 folds; text-lstm 0.936 -> 0.952, text-transformer 0.937 -> 0.965, the digits tasks within 0.003).
-REWARM = 0.1
+#: left (by the tail that follows), then the tail. The kept ramp is an *exponential* warmup: it spends
+#: most of its steps far below the peak and then jumps from peak/10 to the peak in ~12 steps, which the
+#: Adam sequence models of the benchmark pay for (a linear warmup of the same length from scratch
+#: scores ~5% better there). Chosen with the peak factor by leave-one-task-out: cosine 0.1
+#: (bench/results/auto_inrun_rewarm.json: c=3, w=0.1 in 9 of 10 folds; text-lstm 0.936 -> 0.952,
+#: text-transformer 0.937 -> 0.965); WSD 0.05 (auto_inrun_wsd_rewarm.json, with c=2.5 and the kind);
+#: constant (Schedule-Free) as cosine.
+REWARM = {"cosine": 0.1, "wsd": 0.05, "constant": 0.1}
 REWARM_START = 0.1
 
 
@@ -166,15 +171,17 @@ def _tail(kind: str, peak: float) -> Schedule:
     return Cosine(lr=peak, min_lr=peak * 0.01)
 
 
-def in_run_schedule(peak: float, rewarm: float = REWARM, kind: str = "cosine") -> Schedule:
+def in_run_schedule(peak: float, rewarm: float | None = None, kind: str = "cosine") -> Schedule:
     """What follows a kept in-run ramp: ``Warmup(rewarm, start=REWARM_START) >> tail``, to be resolved
-    over the steps left (``rewarm`` is a fraction of them; 0: the tail alone); the tail is cosine from
+    over the steps left (``rewarm`` is a fraction of them, default ``REWARM[kind]``; 0: the tail
+    alone); the tail is cosine from
     ``peak`` to 1% of it, or for ``kind`` ``"constant"`` (Schedule-Free optimizers) the constant peak,
     for ``"wsd"`` the peak with a 1-sqrt cool-down over the last 20%."""
     from lrkit.schedules import Warmup
     from lrkit.schedules.duration import fraction
 
     after = _tail(kind, peak)
+    rewarm = REWARM[kind] if rewarm is None else rewarm
     return Warmup(fraction(float(rewarm)), start=REWARM_START) >> after if rewarm > 0 else after
 
 
@@ -219,7 +226,7 @@ def auto(
         search: ``"separate"``: :func:`lrkit.finder.find_lr` (3 repeats of 100 rungs, restored
             afterwards, escalating within ``budget``), then ``kind`` over all the steps. ``"in_run"``:
             one LR ramp on the model whose steps up to 3x its suggestion are kept as the run's warmup
-            (:func:`lrkit.finder.in_run.ramp_in_run`); then, over the ``remaining_steps``, a 10%
+            (:func:`lrkit.finder.in_run.ramp_in_run`); then, over the ``remaining_steps``, a short
             linear re-warm from a tenth of the peak and ``kind``'s tail; the extra compute is only
             the rungs past the kept one (10 to 25). When that ramp shows no usable signal, everything
             is restored and the separate test runs. ``"auto"`` (default): separate when its first test fits in
@@ -231,7 +238,7 @@ def auto(
             to the end: Schedule-Free's averaging takes the place of the decay, Defazio et al. 2024).
             After the in-run search the re-warm is followed by the same tail (cosine for one-cycle).
         peak_factor: the schedule's peak (one-cycle's ``max_lr``) is this times the suggestion;
-            default :data:`PEAK_FACTOR` of the search and kind (WSD 1.5 after the separate test, 2
+            default :data:`PEAK_FACTOR` of the search and kind (WSD 1.5 after the separate test, 2.5
             after the in-run ramp, the others 3). The in-run ramp keeps its state at the last saved
             rung at or below :data:`KEEP_FACTOR` (3) x its suggestion, whatever the peak.
         budget: the finder's escalation budget, the extra steps a retry may add to its first test: a
@@ -340,8 +347,8 @@ def auto(
             sched: Schedule = in_run_schedule(peak, kind=chosen)
             why = (
                 f"the in-run ramp's first {trained} steps were an exponential warmup; over "
-                f"the {total - trained} steps left, {REWARM:.0%} linear re-warm from {REWARM_START:g}x "
-                f"the peak, then {after}"
+                f"the {total - trained} steps left, {REWARM[chosen]:.0%} linear re-warm from "
+                f"{REWARM_START:g}x the peak, then {after}"
             ) + (
                 " (one-cycle warms up from ~0 itself, so cosine follows the kept ramp)"
                 if kind != chosen
