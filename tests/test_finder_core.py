@@ -230,6 +230,7 @@ def test_result_to_dict_is_json_and_str_mentions_suggestion() -> None:
     d = json.loads(json.dumps(res.to_dict()))
     assert d["suggestion"] == res.suggestion and len(d["curves"]) == 2
     assert f"{res.suggestion:.3g}" in str(res)
+    assert f"use {res.peak_lr:.3g} as the peak of warmup + cosine or WSD" in str(res)
 
 
 def test_curve_shapes_are_checked() -> None:

@@ -344,8 +344,8 @@ class FinderResult:
         lines = [head, "  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items())]
         if self.suggestion is not None:
             lines.append(
-                f"  warmup+cosine peak_lr={self.peak_lr:.3g}, one-cycle max_lr={self.max_lr:.3g}, "
-                f"constant (Schedule-Free) lr={self.suggestion:.3g}"
+                f"  use {self.peak_lr:.3g} as the peak of warmup + cosine or WSD (.schedule('cosine'|'wsd'))"
+                ", one-cycle's max_lr, or a constant LR (Schedule-Free)"
             )
         if self.escalation:
             first = self.steps if self.first_steps is None else self.first_steps
