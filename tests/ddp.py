@@ -21,6 +21,19 @@ def torch_with_gloo() -> tuple[Any, Any]:
     return torch, dist
 
 
+def recording_forward(local: list[float]) -> Callable[[Any, Any], Any]:
+    """A finder ``forward``: the cross-entropy of ``model(batch[0])`` on ``batch[1]``, each loss also
+    appended to ``local`` (this rank's own losses, before any all-reduce)."""
+    import torch.nn.functional as F
+
+    def forward(m: Any, batch: Any) -> Any:
+        loss = F.cross_entropy(m(batch[0]), batch[1])
+        local.append(float(loss.detach()))
+        return loss
+
+    return forward
+
+
 def join(rank: int, store: str) -> None:
     """Join the ``WORLD``-process gloo group through the file ``store``. Ranks that part (one stops, the
     other steps on) would wait on each other forever: the timeout turns that into an error."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .ddp import WORLD, join, spawn, torch_with_gloo
+from .ddp import WORLD, join, recording_forward, spawn, torch_with_gloo
 
 torch, dist = torch_with_gloo()
 
@@ -24,7 +24,6 @@ def _worker(rank: int, store: str, out: str) -> None:
 
 
 def _run(rank: int, accumulation_steps: int) -> dict[str, Any]:
-    import torch.nn.functional as F
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
@@ -44,11 +43,7 @@ def _run(rank: int, accumulation_steps: int) -> dict[str, Any]:
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     local: list[float] = []
-
-    def forward(m: Any, batch: Any) -> Any:
-        loss = F.cross_entropy(m(batch[0]), batch[1])
-        local.append(float(loss.detach()))
-        return loss
+    forward = recording_forward(local)
 
     res = find_lr(
         model,

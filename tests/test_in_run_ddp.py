@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .ddp import WORLD, join, spawn, torch_with_gloo
+from .ddp import WORLD, join, recording_forward, spawn, torch_with_gloo
 
 torch, dist = torch_with_gloo()
 
@@ -49,17 +49,12 @@ def _params(model: Any) -> list[Any]:
 
 
 def _ramp(rank: int, accumulation_steps: int) -> dict[str, Any]:
-    import torch.nn.functional as F
 
     from lrkit.finder.in_run import ramp_in_run
 
     model, opt, loader = _setup(rank)
     local: list[float] = []
-
-    def forward(m: Any, batch: Any) -> Any:
-        loss = F.cross_entropy(m(batch[0]), batch[1])
-        local.append(float(loss.detach()))
-        return loss
+    forward = recording_forward(local)
 
     ramp = ramp_in_run(
         model, opt, loader, forward=forward, peak_factor=3.0, accumulation_steps=accumulation_steps

@@ -362,42 +362,21 @@ def peak_kind_report(files: tuple[str, ...] = ("auto_peak.json", "auto_peak_wsd.
     """The separate search's schedule and peak factor chosen together, leave-one-task-out: cosine (or
     one-cycle for SGD, auto_peak.json) or WSD (auto_peak_wsd.json) at each c, on the tasks whose LR is
     trusted on every seed."""
-    from finder_tasks import PEAK_FACTORS, SEEDS, grid_best
-
-    grid = load_grid()
     R: dict[str, dict[str, float]] = {}
     trusted: set[str] = set()
     for name in files:
         path = Path(__file__).with_name(name)
         if not path.exists():
             return
-        runs = json.loads(path.read_text())
         kind = "wsd" if "wsd" in name else "cos"
-        for n, entry in grid.items():
-            if not all(f"{n}|{s}|{c:g}" in runs for s in SEEDS for c in PEAK_FACTORS):
-                continue
-            best, hib = grid_best(entry)
-            if all(runs[f"{n}|{s}|1"]["trusted"] for s in SEEDS):
-                trusted.add(n)
-            for c in PEAK_FACTORS:
-                mean = float(np.mean([runs[f"{n}|{s}|{c:g}"]["metric"] for s in SEEDS]))
-                R.setdefault(n, {})[f"{kind}|{c:g}"] = mean / best if hib else best / mean
+        scores, ok = _peak_scores(path)
+        trusted |= ok
+        for n, row in scores.items():
+            R.setdefault(n, {}).update({f"{kind}|{c:g}": v for c, v in row.items()})
     keys = list(dict.fromkeys(k for row in R.values() for k in row))
     print("\nthe separate search's schedule (cos: cosine, one-cycle for SGD; wsd) and c chosen together")
     print("  LOO over the tasks whose LR is trusted on every seed, scored on this one")
-    hits = 0
-    for n in R:
-        others = [m for m in R if m != n and m in trusted]
-
-        def key(k: str, others: list[str] = others) -> tuple[int, float]:
-            v = [R[m][k] for m in others]
-            return sum(x >= 0.99 for x in v), float(np.mean(v))
-
-        k = max(keys, key=key)
-        hits += n in trusted and R[n][k] >= 0.99
-        note = "" if n in trusted else "  (untrusted: auto gives no schedule)"
-        print(f"    {n:24} {k}: {R[n][k]:.3f}{note}")
-    print(f"  tasks >= 0.99 (LOO, trusted): {hits} of {len(R)}")
+    _loo_trusted(R, keys, trusted, str)
 
 
 def sf_peak_report(path: Path) -> None:
@@ -431,17 +410,15 @@ def sf_peak_report(path: Path) -> None:
             print(f"  held out: {n} with c={c} (chosen on the {len(names)} others): {R[n].get(c, 0.0):.3f}")
 
 
-def peak_report(path: Path) -> None:
-    """auto's schedule at c x the finder's LR (no guard): per task and factor, and c chosen LOO."""
+def _peak_scores(path: Path) -> tuple[dict[str, dict[float, float]], set[str]]:
+    """From a ``--peak`` file: per task with every run, {c: 3-seed mean metric / grid best}, and the
+    tasks whose finder LR is trusted on every seed."""
     from finder_tasks import PEAK_FACTORS, SEEDS, grid_best
 
-    grid = load_grid()
     runs = json.loads(path.read_text())
-    print(f"\nauto's schedule with peak = c x the finder's LR ({path.name}; no guard; '*': untrusted LR)")
-    print(f"  {'task':24}" + "".join(f"{'c=' + format(c, 'g'):>8}" for c in PEAK_FACTORS))
     R: dict[str, dict[float, float]] = {}
     trusted: set[str] = set()
-    for n, entry in grid.items():
+    for n, entry in load_grid().items():
         if not all(f"{n}|{s}|{c:g}" in runs for s in SEEDS for c in PEAK_FACTORS):
             continue
         best, hib = grid_best(entry)
@@ -451,21 +428,40 @@ def peak_report(path: Path) -> None:
         for c in PEAK_FACTORS:
             mean = float(np.mean([runs[f"{n}|{s}|{c:g}"]["metric"] for s in SEEDS]))
             R[n][c] = mean / best if hib else best / mean
-        mark = "" if n in trusted else " *"
-        print(f"  {n + mark:24}" + "".join(f"{R[n][c]:8.3f}" for c in PEAK_FACTORS))
-    print("  LOO: c with the most tasks >= 0.99 (then the mean) on the other tasks whose LR is trusted on")
-    print("  every seed (auto raises on the others, so no schedule is built there), scored on this one")
+    return R, trusted
+
+
+def _loo_trusted(R: dict[str, dict[Any, float]], keys: list[Any], trusted: set[str], label: Any) -> None:
+    """Print, per task, the setting with the most other trusted tasks >= 0.99 (then the mean) and its
+    score here (``label(setting)`` names it), then the count >= 0.99 among the trusted tasks."""
     hits = 0
     for n in R:
         others = [m for m in R if m != n and m in trusted]
-        c = max(
-            PEAK_FACTORS,
-            key=lambda c: (sum(R[m][c] >= 0.99 for m in others), np.mean([R[m][c] for m in others])),
-        )
-        hits += n in trusted and R[n][c] >= 0.99
+
+        def key(k: Any, others: list[str] = others) -> tuple[int, float]:
+            v = [R[m][k] for m in others]
+            return sum(x >= 0.99 for x in v), float(np.mean(v))
+
+        k = max(keys, key=key)
+        hits += n in trusted and R[n][k] >= 0.99
         note = "" if n in trusted else "  (untrusted: auto gives no schedule)"
-        print(f"    {n:24} c={c:g}: {R[n][c]:.3f}{note}")
+        print(f"    {n:24} {label(k)}: {R[n][k]:.3f}{note}")
     print(f"  tasks >= 0.99 (LOO, trusted): {hits} of {len(R)}")
+
+
+def peak_report(path: Path) -> None:
+    """auto's schedule at c x the finder's LR (no guard): per task and factor, and c chosen LOO."""
+    from finder_tasks import PEAK_FACTORS
+
+    R, trusted = _peak_scores(path)
+    print(f"\nauto's schedule with peak = c x the finder's LR ({path.name}; no guard; '*': untrusted LR)")
+    print(f"  {'task':24}" + "".join(f"{'c=' + format(c, 'g'):>8}" for c in PEAK_FACTORS))
+    for n, row in R.items():
+        mark = "" if n in trusted else " *"
+        print(f"  {n + mark:24}" + "".join(f"{row[c]:8.3f}" for c in PEAK_FACTORS))
+    print("  LOO: c with the most tasks >= 0.99 (then the mean) on the other tasks whose LR is trusted on")
+    print("  every seed (auto raises on the others, so no schedule is built there), scored on this one")
+    _loo_trusted(R, list(PEAK_FACTORS), trusted, lambda c: f"c={c:g}")
 
 
 if __name__ == "__main__":

@@ -174,9 +174,9 @@ def _tail(kind: str, peak: float) -> Schedule:
 def in_run_schedule(peak: float, rewarm: float | None = None, kind: str = "cosine") -> Schedule:
     """What follows a kept in-run ramp: ``Warmup(rewarm, start=REWARM_START) >> tail``, to be resolved
     over the steps left (``rewarm`` is a fraction of them, default ``REWARM[kind]``; 0: the tail
-    alone); the tail is cosine from
-    ``peak`` to 1% of it, or for ``kind`` ``"constant"`` (Schedule-Free optimizers) the constant peak,
-    for ``"wsd"`` the peak with a 1-sqrt cool-down over the last 20%."""
+    alone); the tail is cosine from ``peak`` to 1% of it, or for ``kind`` ``"constant"``
+    (Schedule-Free optimizers) the constant peak, for ``"wsd"`` the peak with a 1-sqrt cool-down over
+    the last 20%."""
     from lrkit.schedules import Warmup
     from lrkit.schedules.duration import fraction
 
