@@ -380,6 +380,49 @@ def test_cli_auto_checks_its_json_path_before_training(tmp_path: Any, monkeypatc
         assert "--json" in capsys.readouterr().err
 
 
+def test_cli_auto_epochs_and_optimizer_replace_the_task_s(tmp_path: Any) -> None:
+    """--epochs and --optimizer (as in lrkit lab and tune): the run trains that many epochs' steps, and
+    the optimizer the search ran on is the one named."""
+    import json
+
+    import lrkit.auto as auto_module
+    from lrkit.cli import main
+    from lrkit.tasks import get_task
+
+    seen: list[str] = []
+    real = auto_module.auto
+
+    def spy(model: Any, optimizer: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(type(optimizer).__name__)
+        return real(model, optimizer, *args, **kwargs)
+
+    out = tmp_path / "auto.json"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(auto_module, "auto", spy)
+        argv = ["--epochs", "3", "--optimizer", "adamw", "--json", str(out)]
+        assert main(["auto", "--task", "digits-mlp-sgd", *argv]) == 0
+    got = json.loads(out.read_text())
+    spe = get_task("digits-mlp-sgd").build(0).steps_per_epoch
+    assert seen == ["AdamW"] and got["optimizer"] == "adamw" and got["epochs"] == 3
+    assert got["train_steps"] == 3 * spe and f"(3 epochs x {spe} steps planned)" in got["summary"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--epochs", "0"], "--epochs"),
+        (["--epochs", "-4"], "--epochs"),
+        (["--optimizer", "lamb"], "--optimizer"),
+        (["--optimizer", "prodigy"], "estimates its own step size"),
+    ],
+)
+def test_cli_auto_refuses_bad_epochs_and_optimizers(argv: list[str], named: str, capsys: Any) -> None:
+    from lrkit.cli import main
+
+    assert main(["auto", "--task", "digits-mlp-sgd", *argv]) == 2
+    assert named in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("fail_at", ["scheduler", "guard"])
 def test_auto_undoes_a_kept_ramp_when_a_later_step_fails(monkeypatch: Any, fail_at: str) -> None:
     """The ramp's kept steps trained the model; if building the scheduler or the guard then fails, the

@@ -443,47 +443,57 @@ def train_task(
     search: str = "in_run",
     kind: str = "auto",
     verbose: bool = False,
+    epochs: int | None = None,
+    optimizer: str | None = None,
 ) -> dict[str, Any]:
     """Run :func:`auto` on an :class:`lrkit.tasks.TaskParts` and train it with the scheduler and guard
-    for the planned epochs (the in-run ramp's kept steps count towards them).
+    for ``epochs`` (default: the task's; the in-run ramp's kept steps count towards them), with
+    ``optimizer`` (a name in :data:`lrkit.tasks.OPTIMIZERS`; default: the task's).
 
-    Returns ``{"metric", "peak_lr", "kind", "search", "finder_steps", "train_steps", "compute",
-    "events", "summary"}`` (``metric``: the task's validation metric at the end; ``train_steps``: the
-    optimizer steps trained, the ramp's kept ones and the replays after a guard rollback included).
+    Returns ``{"metric", "peak_lr", "kind", "search", "optimizer", "epochs", "finder_steps",
+    "train_steps", "compute", "events", "summary"}`` (``metric``: the task's validation metric at the
+    end; ``train_steps``: the optimizer steps trained, the ramp's kept ones and the replays after a
+    guard rollback included).
     """
     from lrkit.tasks import eval_mode, train_mode
+    from lrkit.tasks.optimizers import check_optimizer_name
 
-    optimizer = parts.make_optimizer(1e-3)
+    if optimizer is not None:
+        check_optimizer_name(optimizer)
+    opt = parts.make_optimizer(1e-3, optimizer)
     run = auto(
-        parts.model, optimizer, parts.train_loader, parts.loss_fn,
-        epochs=parts.epochs, budget=budget, search=search, kind=kind, seed=seed, verbose=verbose,
+        parts.model, opt, parts.train_loader, parts.loss_fn,
+        epochs=parts.epochs if epochs is None else epochs, budget=budget, search=search, kind=kind,
+        seed=seed, verbose=verbose,
     )  # fmt: skip
     model, loss_fn = parts.model, parts.loss_fn
     step = updates = 0  # the schedule's step, and optimizer steps taken (replays after a rollback too)
-    train_mode(optimizer)
+    train_mode(opt)
     model.train()
     while step < run.remaining_steps:
         for x, y in parts.train_loader:
             if step >= run.remaining_steps:
                 break
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             if not run.guard or run.guard.check(loss, step):
                 loss.backward()
-                optimizer.step()
+                opt.step()
                 run.scheduler.step()
                 step += 1
                 updates += 1
             else:  # rolled back: the model, optimizer and scheduler are at resume_step again
                 step = run.guard.resume_step or 0
     step = updates + run.trained_steps
-    eval_mode(optimizer)
+    eval_mode(opt)
     metric = parts.evaluate()
     return {
         "metric": metric,
         "peak_lr": run.peak_lr,
         "kind": run.kind,
         "search": run.search,
+        "optimizer": optimizer or parts.optimizer,
+        "epochs": run.total_steps // parts.steps_per_epoch,
         "finder_steps": run.finder_steps,
         "train_steps": step,
         "compute": (run.finder_steps + step) / run.total_steps,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lrkit.auto import KINDS, SEARCHES
+from lrkit.tasks.optimizers import OPTIMIZERS
 
 __all__ = ["register", "run"]
 
@@ -35,6 +36,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--task", required=True, help="a built-in task or your own as MODULE:FUNCTION")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--epochs", type=int, default=None, metavar="E", help="epochs to train (default: the task's)"
+    )
+    p.add_argument(
+        "--optimizer",
+        default=None,
+        help=f"replaces the task's optimizer: {', '.join(OPTIMIZERS)} (prodigy sets its own step size: "
+        "refused)",
+    )
     p.add_argument(
         "--budget",
         type=float,
@@ -70,9 +80,14 @@ def run(args: argparse.Namespace) -> int:
     from lrkit.auto import train_task
     from lrkit.finder import NoSuggestionError
     from lrkit.tasks import get_task
+    from lrkit.tasks.optimizers import check_optimizer_name
 
     if not 0.0 < args.budget <= 1.0:
         raise ValueError(f"--budget must be a fraction of the planned steps in (0, 1], got {args.budget!r}")
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
+    if args.optimizer is not None:
+        check_optimizer_name(args.optimizer, "--optimizer")
     if args.json:  # before the training, not after it
         check_output_file(args.json, "--json")
     task = get_task(args.task)
@@ -80,13 +95,15 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     try:
         out = train_task(
-            parts, seed=args.seed, budget=args.budget, search=args.search, kind=args.kind, verbose=True
-        )
+            parts, seed=args.seed, budget=args.budget, search=args.search, kind=args.kind, verbose=True,
+            epochs=args.epochs, optimizer=args.optimizer,
+        )  # fmt: skip
     except NoSuggestionError as exc:
         print(f"lrkit auto: {exc}")
         return 1
     print(
-        f"{task.name}: {parts.metric_name} {out['metric']:.4f} after {out['train_steps']} steps "
+        f"{task.name} ({out['optimizer']}, {out['epochs']} epochs): {parts.metric_name} {out['metric']:.4f} "
+        f"after {out['train_steps']} steps "
         f"(compute {out['compute']:.2f}x one training run, {out['events']} guard rollbacks)"
     )
     if args.json:
