@@ -124,7 +124,7 @@ SEARCHES = ("auto", "in_run", "separate")
 IN_RUN_OPTIONS = frozenset(
     {
         "forward", "device", "rule", "smoothing", "start_lr", "end_lr", "seed",
-        "accumulation_steps", "grad_scaler", "amp_dtype", "max_skipped",
+        "accumulation_steps", "grad_scaler", "amp_dtype", "max_skipped", "max_grad_norm",
     }
 )  # fmt: skip
 #: default peak factors by (search, kind), chosen on the public benchmark by leave-one-task-out:
@@ -248,7 +248,8 @@ def auto(
         guard_threshold: the guard's ``threshold`` (a loss above this times the recent best is a
             blow-up); None (default): NaN/inf only.
         verbose: print the summary (under ``torch.distributed``, on rank 0 only).
-        finder_options: passed to :func:`lrkit.finder.find_lr` (``repeats``, ``seed``, ``val_data``...).
+        finder_options: passed to :func:`lrkit.finder.find_lr` (``repeats``, ``seed``, ``val_data``,
+            ``max_grad_norm`` when your loop clips gradients: the search then clips alike...).
             The in-run ramp takes only :data:`IN_RUN_OPTIONS`; with any other, ``search="auto"`` picks
             the separate test and ``search="in_run"`` raises ``ValueError``.
 
@@ -455,6 +456,7 @@ def train_task(
     end; ``train_steps``: the optimizer steps trained, the ramp's kept ones and the replays after a
     guard rollback included).
     """
+    from lrkit.finder.torch_driver import clip_gradients
     from lrkit.tasks import eval_mode, train_mode
     from lrkit.tasks.optimizers import check_optimizer_name
 
@@ -464,7 +466,7 @@ def train_task(
     run = auto(
         parts.model, opt, parts.train_loader, parts.loss_fn,
         epochs=parts.epochs if epochs is None else epochs, budget=budget, search=search, kind=kind,
-        seed=seed, verbose=verbose,
+        seed=seed, verbose=verbose, max_grad_norm=parts.max_grad_norm,
     )  # fmt: skip
     model, loss_fn = parts.model, parts.loss_fn
     step = updates = 0  # the schedule's step, and optimizer steps taken (replays after a rollback too)
@@ -478,6 +480,8 @@ def train_task(
             loss = loss_fn(model(x), y)
             if not run.guard or run.guard.check(loss, step):
                 loss.backward()
+                if parts.max_grad_norm is not None:
+                    clip_gradients(opt, parts.max_grad_norm)
                 opt.step()
                 run.scheduler.step()
                 step += 1

@@ -65,6 +65,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     ramp.add_argument("--rule", default="lrkit", help=f"the rule to report: {', '.join(RULES)}")
     ramp.add_argument("--accumulation-steps", type=int, default=1)
     ramp.add_argument(
+        "--max-grad-norm",
+        type=float,
+        default=None,
+        metavar="C",
+        help="clip the gradient norm to C at every step, as your training does (default: the task's; none)",
+    )
+    ramp.add_argument(
         "--budget",
         type=float,
         default=None,
@@ -183,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
         "rule": args.rule,
         "accumulation_steps": args.accumulation_steps,
     }
+    if args.max_grad_norm is not None:  # else the task's own (Task.find_lr), or none
+        options["max_grad_norm"] = args.max_grad_norm
     if args.task is not None:
         from lrkit.tasks import get_task
 

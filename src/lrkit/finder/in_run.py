@@ -45,6 +45,7 @@ from lrkit.finder.result import FinderResult
 from lrkit.finder.torch_driver import (
     _autocast,
     _check_grad_scaler,
+    _check_max_grad_norm,
     _check_model_and_optimizer,
     _Cycle,
     _ddp,
@@ -125,6 +126,7 @@ def ramp_in_run(
     grad_scaler: Any = None,
     amp_dtype: torch.dtype | None = None,
     max_skipped: int = 20,
+    max_grad_norm: float | None = None,
 ) -> InRunRamp:
     """Run one LR ramp on ``model`` and keep its steps up to the peak LR; see the module docstring.
 
@@ -136,12 +138,14 @@ def ramp_in_run(
     micro-batches (each loss divided by it), the forward pass runs under ``torch.autocast`` with
     ``amp_dtype``, and with ``grad_scaler`` the backward pass is scaled; a step the scaler skips
     (inf/NaN gradients) is retried, up to ``max_skipped`` times (then the rung's loss is inf). The
-    scaler's state is part of every snapshot, so a kept or restored ramp leaves it consistent.
+    scaler's state is part of every snapshot, so a kept or restored ramp leaves it consistent. With
+    ``max_grad_norm`` every step clips the gradient's norm to it, as the training that follows should.
     """
     _check_model_and_optimizer(model, optimizer)
     k_acc = core._check_int("accumulation_steps", accumulation_steps, 1)
     k_skip = core._check_int("max_skipped", max_skipped, 1)
     _check_grad_scaler(grad_scaler)
+    clip = _check_max_grad_norm(max_grad_norm)
     if isinstance(peak_factor, bool) or not isinstance(peak_factor, (int, float)):
         raise TypeError(f"peak_factor must be a number > 0, got {peak_factor!r}")
     if not (0.0 < peak_factor < math.inf):
@@ -182,7 +186,7 @@ def ramp_in_run(
         _set_group_lrs(optimizer, ratios, lr)
         model.train()
         for _attempt in range(k_skip):
-            loss, skipped = _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler, no_sync)
+            loss, skipped = _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler, no_sync, clip)
             if not skipped:
                 break
         else:

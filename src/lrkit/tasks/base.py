@@ -40,7 +40,9 @@ class TaskParts:
     better), ``"loss"`` (mean ``loss_fn`` over ``val_loader``, lower is better) or a callable
     ``metric(model) -> float`` evaluated in eval mode under ``torch.no_grad()`` (say its direction with
     ``higher_is_better``). ``optimizer`` names the optimizer the task is trained with by default (one of
-    :data:`lrkit.tasks.OPTIMIZERS`), ``optimizer_params`` its hyper-parameters.
+    :data:`lrkit.tasks.OPTIMIZERS`), ``optimizer_params`` its hyper-parameters. ``max_grad_norm``:
+    clip the gradient's global norm to it at every step (``torch.nn.utils.clip_grad_norm_``), in the
+    training, the LR finder and ``lrkit.auto`` alike; None (default): no clipping.
     """
 
     model: torch.nn.Module
@@ -53,9 +55,12 @@ class TaskParts:
     epochs: int = 10
     optimizer: str = "adamw"
     optimizer_params: dict[str, Any] = field(default_factory=dict)
+    max_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
         import torch
+
+        from lrkit.finder.torch_driver import _check_max_grad_norm
 
         if not isinstance(self.model, torch.nn.Module):
             raise TypeError(f"TaskParts: model must be a torch.nn.Module, got {type(self.model).__name__}")
@@ -89,6 +94,10 @@ class TaskParts:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"TaskParts: epochs must be an int >= 1, got {self.epochs!r}")
         check_optimizer_name(self.optimizer, "TaskParts: optimizer")
+        try:
+            self.max_grad_norm = _check_max_grad_norm(self.max_grad_norm)
+        except ValueError as exc:
+            raise ValueError(f"TaskParts: {exc}") from None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -170,12 +179,15 @@ def train_loop(
     """Train ``parts.model`` for ``epochs`` with ``optimizer``.
 
     ``before_step(step)`` runs before each forward pass (set the LR there), ``after_step(step)`` after
-    ``optimizer.step()`` (step a scheduler there). A run *diverges*, and stops, when its loss is not
+    ``optimizer.step()`` (step a scheduler there); the gradient is clipped to ``parts.max_grad_norm``
+    first when the task sets it. A run *diverges*, and stops, when its loss is not
     finite or exceeds ``diverge_factor`` times its first loss. With ``evaluate_every_epoch`` the metric
     is measured after every epoch and ``on_epoch(epoch, metric)`` is called (it may raise to stop, e.g.
     Optuna's pruning); the final metric is measured in any case. ``run`` collects the curves as they
     grow (pass one in to keep a partial record when an exception escapes).
     """
+    from lrkit.finder.torch_driver import clip_gradients
+
     rec = run if run is not None else TrainRun(math.nan, [], False, 0)
     model, loss_fn = parts.model, parts.loss_fn
     t0 = time.perf_counter()
@@ -206,6 +218,8 @@ def train_loop(
                 rec.diverged, rec.diverged_step = True, rec.steps
                 break
             loss.backward()  # type: ignore[no-untyped-call]
+            if parts.max_grad_norm is not None:
+                clip_gradients(optimizer, parts.max_grad_norm)
             optimizer.step()
             if after_step is not None:
                 after_step(rec.steps)
@@ -361,4 +375,5 @@ class Task:
         parts = self.build(seed)
         opt = parts.make_optimizer(1e-3, optimizer)
         options.setdefault("seed", seed)
+        options.setdefault("max_grad_norm", parts.max_grad_norm)  # the test steps as training does
         return find_lr(parts.model, opt, parts.train_loader, parts.loss_fn, **options)
