@@ -6,7 +6,8 @@ root. Each task is sized to train in about a second on one CPU core. (``--builti
 grid and auto comparison on lrkit's own four built-in tasks, which no rule or factor was chosen on;
 ``--schedule-free`` on Schedule-Free AdamW versions of four of these tasks and of the built-in tinylm,
 ``--sf-peak`` sweeps a Schedule-Free peak factor on them; ``--peak [--kind wsd]`` and ``--inrun-kind
-[--keep]`` sweep auto's schedule and peak factor after each search.)
+[--keep]`` sweep auto's schedule and peak factor after each search; ``--clip`` checks three tasks that
+clip their gradients, :data:`CLIP_TASKS`.)
 
 =========================  ===============================================  ==========  ======  ====  ====
 name                       data and model                                   optimizer   metric  st/ep  ep
@@ -445,6 +446,36 @@ SF_TASKS: dict[str, Task] = {
 SF_HELD_OUT = ("tinylm-transformer-sfadamw",)
 
 
+def text_lstm_sgd_clip(seed: int) -> TaskParts:
+    """text-lstm-adam's model and data, trained as AWD-LSTM trains its LSTMs: plain SGD with the
+    gradient norm clipped to 0.25 (held out: ``--clip``)."""
+    return dataclasses.replace(text_lstm_adam(seed), optimizer="sgd", max_grad_norm=0.25)
+
+
+def mnist1d_gru_momentum_clip(seed: int) -> TaskParts:
+    """mnist1d-gru-rmsprop's model and data with SGD momentum 0.9 and the gradient norm clipped to 1
+    (held out: ``--clip``)."""
+    return dataclasses.replace(mnist1d_gru_rmsprop(seed), optimizer="momentum", max_grad_norm=1.0)
+
+
+def text_transformer_adamw_clip(seed: int) -> TaskParts:
+    """text-transformer-adamw with the gradient norm clipped to 1, as language models are trained
+    (held out: ``--clip``)."""
+    return dataclasses.replace(text_transformer_adamw(seed), max_grad_norm=1.0)
+
+
+#: tasks that clip their gradients (``--clip``): their own grid (clip_grid.json), the finder with and
+#: without the task's max_grad_norm (clip_finder.json) and auto (clip_auto.json); nothing is chosen on them
+CLIP_TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("text-lstm-sgd-clip", text_lstm_sgd_clip),
+        Task("mnist1d-gru-momentum-clip", mnist1d_gru_momentum_clip),
+        Task("text-transformer-adamw-clip", text_transformer_adamw_clip),
+    )
+}
+
+
 def merge_into(path: Path, update: dict[str, Any]) -> None:
     """Write ``update`` into the JSON object at ``path`` under an exclusive lock, keeping the entries
     that another process running the same benchmark on other tasks stored meanwhile."""
@@ -615,6 +646,47 @@ def run_finder(
             }
             print(f"{key}: {res}", flush=True)
             path.write_text(json.dumps(data, indent=0))
+
+
+CLIP_GRID_FILE = RESULTS / "clip_grid.json"
+CLIP_FINDER_FILE = RESULTS / "clip_finder.json"
+CLIP_AUTO_FILE = RESULTS / "clip_auto.json"
+
+
+def run_clip_finder(names: list[str], path: Path = CLIP_FINDER_FILE) -> None:
+    """The finder at its defaults on each clipping task, finder seeds 0, 1, 2, twice: clipping as the
+    task trains (``"clip"``, what ``Task.find_lr`` does) and without (``"none"``, what a finder that
+    ignores clipping measures); stored in ``path`` (resumable, merged under a lock)."""
+    import torch
+
+    from lrkit.finder import find_lr
+
+    torch.set_num_threads(1)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        for fs in FINDER_SEEDS:
+            for variant in ("clip", "none"):
+                key = f"{name}|{fs}|{variant}"
+                if key in data:
+                    continue
+                parts = CLIP_TASKS[name].build(fs)
+                opt = parts.make_optimizer(1e-3)
+                t0 = time.perf_counter()
+                res = find_lr(
+                    parts.model, opt, parts.train_loader, parts.loss_fn, repeats=3, seed=fs,
+                    planned_steps=parts.epochs * parts.steps_per_epoch,
+                    max_grad_norm=parts.max_grad_norm if variant == "clip" else None,
+                )  # fmt: skip
+                data[key] = {
+                    "suggestion": res.suggestion,
+                    "candidate": res.candidate,
+                    "trusted": res.trusted,
+                    "reason": res.reason,
+                    "steps": res.steps,
+                    "seconds": time.perf_counter() - t0,
+                }
+                print(f"{key}: {res}", flush=True)
+                merge_into(path, {key: data[key]})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -998,6 +1070,11 @@ def main(argv: list[str] | None = None) -> int:
         "Schedule-Free at its default LR / Prodigy (sf_auto.json)",
     )  # fmt: skip
     ap.add_argument("--sf-peak", action="store_true", help="auto's Schedule-Free peak factor, stored")
+    ap.add_argument(
+        "--clip", action="store_true",
+        help="held-out check on tasks that clip their gradients: their grid (clip_grid.json), the finder "
+        "with and without the clip (clip_finder.json), auto (clip_auto.json)",
+    )  # fmt: skip
     ap.add_argument("--per-decade", type=float, default=None, help="--inrun-peak's rungs per decade")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
@@ -1052,9 +1129,14 @@ def main(argv: list[str] | None = None) -> int:
             run_sf_peak(chosen)
         if args.schedule_free:
             run_auto(chosen, SF_AUTO_FILE, SF_TASKS)
+    if args.clip:
+        chosen = [n for n in names if n in CLIP_TASKS] or list(CLIP_TASKS)
+        compute_grid(chosen, CLIP_TASKS, CLIP_GRID_FILE)
+        run_clip_finder(chosen)
+        run_auto(chosen, CLIP_AUTO_FILE, CLIP_TASKS)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
             or args.inrun_rewarm or args.inrun_stride or args.inrun_kind or args.builtin or args.schedule_free
-            or args.sf_peak):  # fmt: skip
+            or args.sf_peak or args.clip):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

@@ -184,3 +184,35 @@ def test_cli_find_max_grad_norm_is_passed_to_the_test(monkeypatch: Any, tmp_path
     main(["find", "--task", "digits-mlp-sgd", "--out", "none", "--repeats", "1"])
     assert got == [0.5, None]
     assert main(["find", "--task", "digits-mlp-sgd", "--max-grad-norm", "-1", "--out", "none"]) == 2
+
+
+def test_the_in_run_ramp_goes_past_lr_10_when_a_clipped_loss_still_falls_there() -> None:
+    """Clipped SGD moves at most lr x c per step: on a quadratic bowl at distance ~1 with c = 0.01 its
+    loss falls until lr x c nears the distance, i.e. past LR 10 (the separate test's end). The in-run
+    ramp ends at END_LR = 1e3, a bound only (it stops at the rise), so it finds the bottom; stopped at
+    10 it would have seen a curve still falling."""
+    from lrkit.finder.in_run import END_LR, ramp_in_run
+
+    assert END_LR == 1e3
+    target = torch.ones(64) / 8.0  # |target| = 1
+
+    class Bowl(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(64))
+
+        def forward(self, x: Any) -> Any:
+            return ((self.w - target) ** 2).sum() + 0.0 * x.sum()
+
+    batches = [(torch.zeros(1), torch.zeros(1))] * 400
+
+    def ramp(**kw: Any) -> Any:
+        model = Bowl()
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        return ramp_in_run(model, opt, batches, forward=lambda m, b: m(b[0]), max_grad_norm=0.01, **kw)
+
+    found = ramp()
+    assert found.result.trusted and found.result.suggestion is not None and found.result.suggestion > 1.0
+    assert found.result.curves[0].lrs[-1] > 10.0
+    short = ramp(end_lr=10.0)
+    assert not short.result.trusted and "still falling" in short.result.reason

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from finder_tasks import FINDER_FILE, FINDER_SEEDS, _summary, grid_score, load_grid
+from finder_tasks import FINDER_FILE, FINDER_SEEDS, _summary, grid_means, grid_score, load_grid
 
 
 def main(path: Path) -> None:
@@ -464,6 +464,34 @@ def peak_report(path: Path) -> None:
     _loo_trusted(R, list(PEAK_FACTORS), trusted, lambda c: f"c={c:g}")
 
 
+def clip_finder_report(path: Path) -> None:
+    """The finder on tasks that clip their gradients, stepping as they train (clipped) or not."""
+    from finder_tasks import CLIP_GRID_FILE
+
+    grid = load_grid(CLIP_GRID_FILE)
+    runs = json.loads(path.read_text())
+    print(f"\nthe finder on tasks that clip their gradients ({path.name}; grid: {CLIP_GRID_FILE.name}): the")
+    print("  range test clipping as the task trains (max_grad_norm, as Task.find_lr and lrkit.auto do) or")
+    print("  not; the candidate's score per finder seed (T/U: trusted or not), and its LR")
+    print(f"  {'task':28} {'best LR':>8}  {'clipped test':>41}  {'unclipped test':>41}")
+    for n, entry in grid.items():
+        lrs, means = grid_means(entry)
+        best_lr = lrs[int(np.argmax(means) if entry["higher_is_better"] else np.argmin(means))]
+        cols = []
+        for variant in ("clip", "none"):
+            cells = []
+            for fs in FINDER_SEEDS:
+                r = runs.get(f"{n}|{fs}|{variant}")
+                if r is None or r["candidate"] is None:
+                    cells.append("-")
+                    continue
+                cells.append(
+                    f"{'T' if r['trusted'] else 'U'} {grid_score(entry, r['candidate']):.3f}@{r['candidate']:.2g}"
+                )
+            cols.append(" ".join(f"{c:>13}" for c in cells))
+        print(f"  {n:28} {best_lr:8.3g}  {cols[0]:>41}  {cols[1]:>41}")
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
     divisor_report(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
@@ -477,6 +505,12 @@ if __name__ == "__main__":
             "0.0025); auto at the general peak factor 3, as shipped (the Schedule-Free sweep at the end\n"
             "found no factor that generalises)",
             "sf_auto.json",
+        ),
+        (
+            "three tasks that clip their gradients (TaskParts.max_grad_norm: an SGD LSTM at 0.25, as\n"
+            "AWD-LSTM; a momentum GRU and an AdamW transformer at 1); the search, the training and\n"
+            "sf-adamw/prodigy all clip",
+            "clip_auto.json",
         ),
     ):
         grid_file = auto_name.split("_")[0] + "_grid.json"
@@ -496,3 +530,5 @@ if __name__ == "__main__":
         if Path(__file__).with_name(name).exists():
             report(Path(__file__).with_name(name))
     inrun_kind_report()
+    if Path(__file__).with_name("clip_finder.json").exists():
+        clip_finder_report(Path(__file__).with_name("clip_finder.json"))
