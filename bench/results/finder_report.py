@@ -485,9 +485,8 @@ def clip_finder_report(path: Path) -> None:
                 if r is None or r["candidate"] is None:
                     cells.append("-")
                     continue
-                cells.append(
-                    f"{'T' if r['trusted'] else 'U'} {grid_score(entry, r['candidate']):.3f}@{r['candidate']:.2g}"
-                )
+                mark = "T" if r["trusted"] else "U"
+                cells.append(f"{mark} {grid_score(entry, r['candidate']):.3f}@{r['candidate']:.2g}")
             cols.append(" ".join(f"{c:>13}" for c in cells))
         print(f"  {n:28} {best_lr:8.3g}  {cols[0]:>41}  {cols[1]:>41}")
 
