@@ -476,6 +476,27 @@ CLIP_TASKS: dict[str, Task] = {
 }
 
 
+def _long(factory: Callable[[int], TaskParts], epochs: int) -> Callable[[int], TaskParts]:
+    def build(seed: int) -> TaskParts:
+        return dataclasses.replace(factory(seed), epochs=epochs)
+
+    return build
+
+
+#: four public tasks trained for ~3,000 steps instead of 200-600 (``--long``): long enough that
+#: lrkit.auto's default search picks the separate test (its ~300 steps fit in 10% of the run); their own
+#: grid (long_grid.json) and auto (long_auto.json); nothing is chosen on them
+LONG_TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("text-lstm-adam-long", _long(text_lstm_adam, 80)),  # 3,040 steps
+        Task("text-transformer-adamw-long", _long(text_transformer_adamw, 80)),  # 3,040
+        Task("mnist1d-cnn-adamw-long", _long(mnist1d_cnn_adamw, 48)),  # 3,024
+        Task("digits-mlp-rmsprop-long", _long(digits_mlp_rmsprop, 131)),  # 3,013
+    )
+}
+
+
 def merge_into(path: Path, update: dict[str, Any]) -> None:
     """Write ``update`` into the JSON object at ``path`` under an exclusive lock, keeping the entries
     that another process running the same benchmark on other tasks stored meanwhile."""
@@ -593,14 +614,27 @@ def _log_median(values: list[float]) -> float:
     return v[n // 2] if n % 2 else math.sqrt(v[n // 2 - 1] * v[n // 2])
 
 
+def _find(task: Task, fs: int, repeats: int = 3, **options: Any) -> tuple[TaskParts, Any, float]:
+    """:func:`lrkit.finder.find_lr` on a fresh build of ``task`` (finder seed ``fs``, the planned
+    training as its budget's base): the parts, the result and the seconds it took."""
+    from lrkit.finder import find_lr
+
+    parts = task.build(fs)
+    opt = parts.make_optimizer(1e-3)
+    t0 = time.perf_counter()
+    res = find_lr(
+        parts.model, opt, parts.train_loader, parts.loss_fn, repeats=repeats, seed=fs,
+        planned_steps=parts.epochs * parts.steps_per_epoch, **options,
+    )  # fmt: skip
+    return parts, res, time.perf_counter() - t0
+
+
 def run_finder(
     names: list[str], repeats: int = 3, path: Path = FINDER_FILE, budget: float | None = None
 ) -> None:
     """The finder at its defaults (3 repeats x 100 rungs, budget from the planned training unless
     ``budget`` is given) on every task, finder seeds 0, 1, 2; stored in ``path`` (resumable)."""
     import torch
-
-    from lrkit.finder import find_lr
 
     torch.set_num_threads(1)
     data = json.loads(path.read_text()) if path.exists() else {}
@@ -609,14 +643,7 @@ def run_finder(
             key = f"{name}|{fs}"
             if key in data:
                 continue
-            parts = TASKS[name].build(fs)
-            opt = parts.make_optimizer(1e-3)
-            t0 = time.perf_counter()
-            res = find_lr(
-                parts.model, opt, parts.train_loader, parts.loss_fn, repeats=repeats, seed=fs,
-                planned_steps=parts.epochs * parts.steps_per_epoch, budget=budget,
-            )  # fmt: skip
-            seconds = time.perf_counter() - t0
+            parts, res, seconds = _find(TASKS[name], fs, repeats=repeats, budget=budget)
             rules = {
                 rname: _log_median(
                     [
@@ -659,8 +686,6 @@ def run_clip_finder(names: list[str], path: Path = CLIP_FINDER_FILE) -> None:
     ignores clipping measures); stored in ``path`` (resumable, merged under a lock)."""
     import torch
 
-    from lrkit.finder import find_lr
-
     torch.set_num_threads(1)
     data = json.loads(path.read_text()) if path.exists() else {}
     for name in names:
@@ -669,21 +694,15 @@ def run_clip_finder(names: list[str], path: Path = CLIP_FINDER_FILE) -> None:
                 key = f"{name}|{fs}|{variant}"
                 if key in data:
                     continue
-                parts = CLIP_TASKS[name].build(fs)
-                opt = parts.make_optimizer(1e-3)
-                t0 = time.perf_counter()
-                res = find_lr(
-                    parts.model, opt, parts.train_loader, parts.loss_fn, repeats=3, seed=fs,
-                    planned_steps=parts.epochs * parts.steps_per_epoch,
-                    max_grad_norm=parts.max_grad_norm if variant == "clip" else None,
-                )  # fmt: skip
+                clip = CLIP_TASKS[name].build(0).max_grad_norm if variant == "clip" else None
+                _, res, seconds = _find(CLIP_TASKS[name], fs, max_grad_norm=clip)
                 data[key] = {
                     "suggestion": res.suggestion,
                     "candidate": res.candidate,
                     "trusted": res.trusted,
                     "reason": res.reason,
                     "steps": res.steps,
-                    "seconds": time.perf_counter() - t0,
+                    "seconds": seconds,
                 }
                 print(f"{key}: {res}", flush=True)
                 merge_into(path, {key: data[key]})
@@ -700,9 +719,19 @@ SF_AUTO_FILE = RESULTS / "sf_auto.json"
 #: "auto": lrkit.auto's default (the in-run ramp); "auto_separate": search="separate" (the finder's
 #: 3 x 100-rung test, restored, then the schedule over the whole run)
 AUTO_METHODS = ("auto", "auto_separate", "schedulefree_adamw", "prodigy")
+LONG_GRID_FILE = RESULTS / "long_grid.json"
+LONG_AUTO_FILE = RESULTS / "long_auto.json"
+#: on the long runs: "auto_default" is lrkit.auto with search="auto" (it picks the separate test there),
+#: "auto" the in-run ramp as above
+LONG_METHODS = ("auto_default", "auto", "schedulefree_adamw", "prodigy")
 
 
-def run_auto(names: list[str], path: Path = AUTO_FILE, tasks: dict[str, Task] | None = None) -> None:
+def run_auto(
+    names: list[str],
+    path: Path = AUTO_FILE,
+    tasks: dict[str, Task] | None = None,
+    methods: tuple[str, ...] = AUTO_METHODS,
+) -> None:
     """Train every task with :func:`lrkit.auto.train_task` (the finder at its defaults, then warmup +
     cosine or one-cycle with the guard) and with Schedule-Free AdamW / Prodigy at their default LRs,
     seeds 0, 1, 2; stored in ``path`` (resumable). A run where the finder gives no suggestion is
@@ -718,7 +747,7 @@ def run_auto(names: list[str], path: Path = AUTO_FILE, tasks: dict[str, Task] | 
     data = json.loads(path.read_text()) if path.exists() else {}
     for name in names:
         for seed in SEEDS:
-            for method in AUTO_METHODS:
+            for method in methods:
                 key = f"{name}|{seed}|{method}"
                 if key in data:
                     continue
@@ -727,7 +756,7 @@ def run_auto(names: list[str], path: Path = AUTO_FILE, tasks: dict[str, Task] | 
                 if method.startswith("auto"):
                     parts = task.build(seed)
                     torch.manual_seed(seed)
-                    search = "separate" if method == "auto_separate" else "in_run"
+                    search = {"auto_separate": "separate", "auto_default": "auto"}.get(method, "in_run")
                     try:
                         out = train_task(parts, seed=seed, search=search)
                     except NoSuggestionError as exc:
@@ -1059,22 +1088,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the in-run path: cosine or WSD tail x c (--tasks builtin/NAME: lrkit's own task NAME)",
     )
-    ap.add_argument(
-        "--builtin", action="store_true",
-        help="held-out check on lrkit's 4 built-in tasks (never used to choose a rule or factor): their "
-        "grid (builtin_grid.json) and auto vs Schedule-Free/Prodigy (builtin_auto.json)",
+    held_out = (
+        ("--builtin", "lrkit's 4 built-in tasks (never used to choose a rule or factor): their grid "
+         "(builtin_grid.json) and auto vs Schedule-Free/Prodigy (builtin_auto.json)"),
+        ("--schedule-free", "Schedule-Free AdamW tasks: their grid (sf_grid.json) and auto vs "
+         "Schedule-Free at its default LR / Prodigy (sf_auto.json)"),
+        ("--long", "~3,000-step runs of four public tasks: their grid (long_grid.json), auto's default "
+         "search (the separate test there) and in-run vs Schedule-Free/Prodigy (long_auto.json)"),
+        ("--clip", "tasks that clip their gradients: their grid (clip_grid.json), the finder with and "
+         "without the clip (clip_finder.json), auto (clip_auto.json)"),
     )  # fmt: skip
-    ap.add_argument(
-        "--schedule-free", action="store_true",
-        help="held-out check on Schedule-Free AdamW tasks: their grid (sf_grid.json) and auto vs "
-        "Schedule-Free at its default LR / Prodigy (sf_auto.json)",
-    )  # fmt: skip
+    for flag, text in held_out:
+        ap.add_argument(flag, action="store_true", help=f"held-out check on {text}")
     ap.add_argument("--sf-peak", action="store_true", help="auto's Schedule-Free peak factor, stored")
-    ap.add_argument(
-        "--clip", action="store_true",
-        help="held-out check on tasks that clip their gradients: their grid (clip_grid.json), the finder "
-        "with and without the clip (clip_finder.json), auto (clip_auto.json)",
-    )  # fmt: skip
     ap.add_argument("--per-decade", type=float, default=None, help="--inrun-peak's rungs per decade")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
@@ -1129,6 +1155,10 @@ def main(argv: list[str] | None = None) -> int:
             run_sf_peak(chosen)
         if args.schedule_free:
             run_auto(chosen, SF_AUTO_FILE, SF_TASKS)
+    if args.long:
+        chosen = [n for n in names if n in LONG_TASKS] or list(LONG_TASKS)
+        compute_grid(chosen, LONG_TASKS, LONG_GRID_FILE)
+        run_auto(chosen, LONG_AUTO_FILE, LONG_TASKS, LONG_METHODS)
     if args.clip:
         chosen = [n for n in names if n in CLIP_TASKS] or list(CLIP_TASKS)
         compute_grid(chosen, CLIP_TASKS, CLIP_GRID_FILE)
@@ -1136,7 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
         run_auto(chosen, CLIP_AUTO_FILE, CLIP_TASKS)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
             or args.inrun_rewarm or args.inrun_stride or args.inrun_kind or args.builtin or args.schedule_free
-            or args.sf_peak or args.clip):  # fmt: skip
+            or args.sf_peak or args.clip or args.long):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

@@ -144,49 +144,70 @@ def verdict_loo(grid: dict[str, Any], runs: dict[str, Any], names: list[str]) ->
     print(f"  LOO errors: {total} of {3 * len(names)} runs (shipped {shipped})")
 
 
-def auto_report(path: Path, grid_path: Path | None = None) -> None:
+#: (stored method, column label, whether lrkit.auto ran it: its compute is shown)
+AUTO_COLUMNS = (
+    ("auto", "auto", True),
+    ("auto_separate", "separate", True),
+    ("schedulefree_adamw", "sf-adamw", False),
+    ("prodigy", "prodigy", False),
+)
+LONG_COLUMNS = (
+    ("auto_default", "auto", True),
+    ("auto", "in-run", True),
+    ("schedulefree_adamw", "sf-adamw", False),
+    ("prodigy", "prodigy", False),
+)
+AUTO_INTRO = (
+    "  auto: lrkit.auto's default (search='auto': the in-run ramp on all of these short runs);",
+    "  separate: search='separate' (the finder's 3 x 100-rung test, restored, then warmup + schedule)",
+)
+
+
+def auto_report(
+    path: Path,
+    grid_path: Path | None = None,
+    columns: tuple[tuple[str, str, bool], ...] = AUTO_COLUMNS,
+    intro: tuple[str, ...] = AUTO_INTRO,
+) -> None:
     """lrkit.auto vs the best constant LR of the grid vs Schedule-Free AdamW / Prodigy at defaults."""
-    from finder_tasks import AUTO_METHODS, SEEDS, grid_best
+    from finder_tasks import SEEDS, grid_best
 
     grid = load_grid(grid_path)
     runs = json.loads(path.read_text())
     print(f"\nauto benchmark ({path.name}): mean metric over seeds 0-2 / best constant LR of the grid")
     if grid_path is not None:
         print(f"  (grid: {grid_path.name}; tasks never used to choose a rule, threshold or factor)")
-    print("  auto: lrkit.auto's default (search='auto': the in-run ramp on all of these short runs);")
-    print("  separate: search='separate' (the finder's 3 x 100-rung test, restored, then warmup + schedule)")
-    head = (
-        f"  {'task':28} {'grid best':>10} {'auto':>7} {'compute':>8} {'separate':>9} {'compute':>8}"
-        f" {'sf-adamw':>9} {'prodigy':>8}"
+    for line in intro:
+        print(line)
+    head = f"  {'task':28} {'grid best':>10}" + "".join(
+        f" {label:>9}" + (f" {'compute':>8}" if ran else "") for _, label, ran in columns
     )
     print(head + "  notes")
     for n, entry in grid.items():
-        if not all(f"{n}|{s}|{m}" in runs for s in SEEDS for m in AUTO_METHODS):
+        if not all(f"{n}|{s}|{m}" in runs for s in SEEDS for m, _, _ in columns):
             continue
         best, hib = grid_best(entry)
-        cols, comps = {}, {}
-        for m in AUTO_METHODS:
+        line = f"  {n:28} {best:10.4f}"
+        for m, _, ran in columns:
             vals = [runs[f"{n}|{s}|{m}"]["metric"] for s in SEEDS]
             comp = [runs[f"{n}|{s}|{m}"].get("compute") for s in SEEDS]
-            comps[m] = f"{max(comp):.2f}x" if all(c is not None for c in comp) else "-"
             if any(v is None for v in vals):
-                cols[m] = f"{sum(v is None for v in vals)}x none"
-                continue
-            mean = float(np.mean(vals))
-            cols[m] = f"{(mean / best if hib else best / mean):.3f}"
+                cell = f"{sum(v is None for v in vals)}x none"
+            else:
+                mean = float(np.mean(vals))
+                cell = f"{(mean / best if hib else best / mean):.3f}"
+            line += f" {cell:>9}"
+            if ran:
+                line += f" {(f'{max(comp):.2f}x' if all(c is not None for c in comp) else '-'):>8}"
         notes = sorted(
             {
                 runs[f"{n}|{s}|{m}"]["summary"].split(":")[0]
                 for s in SEEDS
-                for m in ("auto", "auto_separate")
-                if not runs[f"{n}|{s}|{m}"].get("compute")
+                for m, _, ran in columns
+                if ran and not runs[f"{n}|{s}|{m}"].get("compute")
             }
         )
-        print(
-            f"  {n:28} {best:10.4f} {cols['auto']:>7} {comps['auto']:>8} {cols['auto_separate']:>9}"
-            f" {comps['auto_separate']:>8} {cols['schedulefree_adamw']:>9} {cols['prodigy']:>8}  "
-            + "; ".join(notes)
-        )
+        print(line + "  " + "; ".join(notes))
     print("  (compute: the most over the 3 seeds of (search steps not kept as training + planned steps) /")
     print("   planned steps; 'none': no suggestion, NoSuggestionError)")
 
@@ -529,5 +550,17 @@ if __name__ == "__main__":
         if Path(__file__).with_name(name).exists():
             report(Path(__file__).with_name(name))
     inrun_kind_report()
+    long_files = (Path(__file__).with_name("long_auto.json"), Path(__file__).with_name("long_grid.json"))
+    if all(f.exists() for f in long_files):
+        print("\nheld-out check: four public tasks trained for ~3,000 steps instead of 200-600 (long enough")
+        print("that auto's default search is the separate test)")
+        auto_report(
+            *long_files,
+            columns=LONG_COLUMNS,
+            intro=(
+                "  auto: lrkit.auto's default (search='auto': the separate test on these runs, whose ~300",
+                "  steps fit in 10% of them); in-run: search='in_run'",
+            ),
+        )
     if Path(__file__).with_name("clip_finder.json").exists():
         clip_finder_report(Path(__file__).with_name("clip_finder.json"))
