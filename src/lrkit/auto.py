@@ -242,7 +242,10 @@ def auto(
             after the in-run ramp, the others 3). The in-run ramp keeps its state at the last saved
             rung at or below :data:`KEEP_FACTOR` (3) x its suggestion, whatever the peak.
         budget: the finder's escalation budget, the extra steps a retry may add to its first test: a
-            fraction of ``total_steps`` (float) or optimizer steps (int).
+            fraction of ``total_steps`` (float) or optimizer steps (int). When ``search="auto"`` picks
+            the separate test because its first test fits in ``budget``, the first test and the
+            retries share it (the retries get what the first test left), so the search stays within
+            ``budget`` of the run: at most 1.1x one run at the default.
         guard: attach a :class:`~lrkit.control.DivergenceGuard` (``factor=0.5``, snapshot every
             ``max(10, steps_per_epoch)`` steps).
         guard_threshold: the guard's ``threshold`` (a loss above this times the recent best is a
@@ -308,9 +311,16 @@ def auto(
             f"{', '.join(sorted(IN_RUN_OPTIONS))}); use search='separate' or 'auto', which runs "
             "the separate test with them"
         )
+    retries: float | int = budget  # the steps find_lr's retries may add to its first test
     if search == "auto":
-        first = finder_options.get("repeats", 3) * finder_options.get("num_steps", 100)
+        first = (
+            finder_options.get("repeats", 3)
+            * finder_options.get("num_steps", 100)
+            * finder_options.get("batches_per_step", 1)
+        )
         search = "separate" if first <= allowed or only_separate else "in_run"
+        if first <= allowed:  # chosen because it fits: the first test and its retries share the budget
+            retries = max(1, allowed - first)
     saved = [dict(g) for g in optimizer.param_groups]
     trained, spent, note = 0, 0, ""
     ramp = None
@@ -331,7 +341,7 @@ def auto(
             spent = ramp.spent
         finder_options.setdefault("repeats", 3)
         found = find_lr(
-            model, optimizer, train_loader, loss_fn, planned_steps=total, budget=budget, **finder_options
+            model, optimizer, train_loader, loss_fn, planned_steps=total, budget=retries, **finder_options
         )
         spent += found.steps
     # NoSuggestionError (no usable signal): nothing changed yet. One-cycle warms up from ~0 itself, so
