@@ -26,9 +26,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "auto",
         help="find the LR, schedule it (warmup-stable-decay) with a divergence guard, train",
-        description="lrkit.auto on a task: the LR search (short runs: an in-run ramp whose steps up to 3x "
-        "its suggestion are kept as the warmup, then a short linear re-warm; long runs: the separate "
-        "finder, whose retries may add --budget of the planned steps, then a linear warmup), the schedule "
+        description="lrkit.auto on a task: the LR search (an in-run ramp whose steps up to 3x its "
+        "suggestion are kept as the warmup, then a short linear re-warm; without signal, or with "
+        "--search separate, the separate finder, whose retries may add --budget of the planned steps, "
+        "then a linear warmup), the schedule "
         "(warmup-stable-decay: the peak held, a 1-sqrt cool-down over the last 20%; the constant peak for "
         "Schedule-Free; --kind for another), the divergence guard; "
         "then train the task with it and print the final validation metric. Exits 1 when the finder found "
@@ -57,7 +58,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         default="auto",
         help="the LR search: in_run (the ramp's steps up to 3x its suggestion are kept as warmup: ~1.05x "
         "one run), "
-        "separate (the 3 x 100-step finder, restored first), auto (separate when it fits in --budget)",
+        "separate (the 3 x 100-step finder, restored first), auto (in_run; separate when the ramp "
+        "finds no signal)",
     )
     p.add_argument(
         "--kind",
