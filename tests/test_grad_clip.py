@@ -216,3 +216,25 @@ def test_the_in_run_ramp_goes_past_lr_10_when_a_clipped_loss_still_falls_there()
     assert found.result.curves[0].lrs[-1] > 10.0
     short = ramp(end_lr=10.0)
     assert not short.result.trusted and "still falling" in short.result.reason
+
+
+def test_cli_auto_max_grad_norm_clips_the_search_and_the_training(tmp_path: Any, monkeypatch: Any) -> None:
+    """lrkit auto --max-grad-norm C (as lrkit find's): every optimizer step of the ramp and of the
+    training that follows sees a gradient norm of at most C."""
+    import json
+
+    from lrkit.cli import main
+
+    norms: list[float] = []
+    real = torch.optim.Optimizer.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        self.register_step_pre_hook(lambda opt, a, k: norms.append(_grad_norm(opt)))
+
+    monkeypatch.setattr(torch.optim.Optimizer, "__init__", init)
+    out = tmp_path / "auto.json"
+    argv = ["auto", "--task", "digits-mlp-adam", "--epochs", "2", "--max-grad-norm", str(CLIP)]
+    assert main([*argv, "--json", str(out)]) == 0
+    steps = json.loads(out.read_text())["train_steps"]
+    assert len(norms) >= steps and _clipped(norms, CLIP)

@@ -417,6 +417,9 @@ def test_cli_auto_epochs_and_optimizer_replace_the_task_s(tmp_path: Any) -> None
         (["--epochs", "-4"], "--epochs"),
         (["--optimizer", "lamb"], "--optimizer"),
         (["--optimizer", "prodigy"], "estimates its own step size"),
+        (["--max-grad-norm", "0"], "--max-grad-norm"),
+        (["--max-grad-norm", "nan"], "--max-grad-norm"),
+        (["--max-grad-norm", "inf"], "--max-grad-norm"),
     ],
 )
 def test_cli_auto_refuses_bad_epochs_and_optimizers(argv: list[str], named: str, capsys: Any) -> None:

@@ -47,6 +47,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "refused)",
     )
     p.add_argument(
+        "--max-grad-norm",
+        type=float,
+        default=None,
+        metavar="C",
+        help="clip the gradient norm to C in the search and the training (default: the task's; none)",
+    )
+    p.add_argument(
         "--budget",
         type=float,
         default=0.1,
@@ -90,10 +97,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
     if args.optimizer is not None:
         check_optimizer_name(args.optimizer, "--optimizer")
+    if args.max_grad_norm is not None and not 0.0 < args.max_grad_norm < float("inf"):
+        raise ValueError(f"--max-grad-norm must be a finite number > 0, got {args.max_grad_norm}")
     if args.json:  # before the training, not after it
         check_output_file(args.json, "--json")
     task = get_task(args.task)
     parts = task.build(args.seed)
+    if args.max_grad_norm is not None:
+        parts.max_grad_norm = args.max_grad_norm
     torch.manual_seed(args.seed)
     try:
         out = train_task(
