@@ -45,6 +45,20 @@ def _watch(optimizer: Any) -> list[float]:
     return norms
 
 
+def _watch_every_optimizer(monkeypatch: Any) -> list[float]:
+    """The gradient norm seen by every step of every optimizer created from now on (a task builds its
+    own)."""
+    norms: list[float] = []
+    real = torch.optim.Optimizer.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        self.register_step_pre_hook(lambda opt, a, k: norms.append(_grad_norm(opt)))
+
+    monkeypatch.setattr(torch.optim.Optimizer, "__init__", init)
+    return norms
+
+
 def _clipped(norms: list[float], c: float) -> bool:
     return all(n <= c * (1 + 1e-5) for n in norms if math.isfinite(n))
 
@@ -147,14 +161,7 @@ def test_a_task_s_max_grad_norm_reaches_its_training_and_its_finder(monkeypatch:
     from lrkit.auto import train_task
     from lrkit.tasks import Task
 
-    norms: list[float] = []
-    real = torch.optim.Optimizer.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:  # watch every optimizer the task makes
-        real(self, *args, **kwargs)
-        self.register_step_pre_hook(lambda opt, a, k: norms.append(_grad_norm(opt)))
-
-    monkeypatch.setattr(torch.optim.Optimizer, "__init__", init)
+    norms = _watch_every_optimizer(monkeypatch)
     task = Task("clipped", _clipping_task)
     task.train_run(0.01, epochs=2)
     assert len(norms) == 2 * 16 and _clipped(norms, CLIP)
@@ -225,14 +232,7 @@ def test_cli_auto_max_grad_norm_clips_the_search_and_the_training(tmp_path: Any,
 
     from lrkit.cli import main
 
-    norms: list[float] = []
-    real = torch.optim.Optimizer.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        real(self, *args, **kwargs)
-        self.register_step_pre_hook(lambda opt, a, k: norms.append(_grad_norm(opt)))
-
-    monkeypatch.setattr(torch.optim.Optimizer, "__init__", init)
+    norms = _watch_every_optimizer(monkeypatch)
     out = tmp_path / "auto.json"
     argv = ["auto", "--task", "digits-mlp-adam", "--epochs", "2", "--max-grad-norm", str(CLIP)]
     assert main([*argv, "--json", str(out)]) == 0

@@ -489,7 +489,7 @@ def peak_report(path: Path) -> None:
 
 def clip_finder_report(path: Path) -> None:
     """The finder on tasks that clip their gradients, stepping as they train (clipped) or not."""
-    from finder_tasks import CLIP_GRID_FILE
+    from finder_tasks import CLIP_GRID_FILE, grid_best
 
     grid = load_grid(CLIP_GRID_FILE)
     runs = json.loads(path.read_text())
@@ -499,7 +499,7 @@ def clip_finder_report(path: Path) -> None:
     print(f"  {'task':28} {'best LR':>8}  {'clipped test':>41}  {'unclipped test':>41}")
     for n, entry in grid.items():
         lrs, means = grid_means(entry)
-        best_lr = lrs[int(np.argmax(means) if entry["higher_is_better"] else np.argmin(means))]
+        best_lr = lrs[means.index(grid_best(entry)[0])]
         cols = []
         for variant in ("clip", "none"):
             cells = []
