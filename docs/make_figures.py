@@ -194,6 +194,19 @@ def finder_figure(out: Path) -> Path:
     return _save(ax.figure, out)
 
 
+def auto_figure(out: Path) -> Path:
+    """lrkit.auto on digits: the in-run ramp's curve, the LR at every step and the training loss."""
+    import torch
+
+    from lrkit.auto import train_task
+    from lrkit.tasks import get_task
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    train_task(get_task(TASK).build(0), seed=0, plot=out)
+    return out
+
+
 def plateau_figure(out: Path) -> Path:
     """Reduce-on-plateau on top of a cosine: a validation loss that stalls, and the cuts it causes."""
     from lrkit.control import Plateau
@@ -308,6 +321,7 @@ def all_figures(docs: Path) -> dict[str, Callable[[], Path]]:
         for name, (title, specs, log) in STRATEGIES.items()
     }
     jobs["finder"] = lambda: finder_figure(figs / "finder.png")
+    jobs["auto"] = lambda: auto_figure(figs / "auto.png")
     jobs["plateau"] = lambda: plateau_figure(figs / "plateau.png")
     jobs["recipes"] = lambda: recipes_figure(figs / "recipes.png")
     jobs["scaling"] = lambda: scaling_figure(figs / "scaling.png")

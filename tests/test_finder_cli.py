@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_find_on_a_task_prints_the_suggestion_and_writes_plot_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    png, js = tmp_path / "lr.png", tmp_path / "lr.json"
+    png, js = tmp_path / "plots" / "lr.png", tmp_path / "json" / "lr.json"  # folders made as needed
     args = parse(
         "--task", "digits-mlp-adam", "--num-steps", "30", "--repeats", "2",
         "--out", str(png), "--json", str(js),

@@ -70,9 +70,12 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     import torch
@@ -122,6 +125,29 @@ class AutoResult:
     def compute(self) -> float:
         """(search steps not kept + planned training steps) / planned training steps."""
         return (self.search_steps + self.total_steps) / self.total_steps
+
+    def lrs(self) -> np.ndarray:
+        """Param group 0's LR at each of the run's ``total_steps`` optimizer steps: the in-run ramp's
+        ``trained_steps`` kept rungs, then :attr:`schedule` over the ``remaining_steps``."""
+        ramp = self.finder.curves[0].lrs[: self.trained_steps] if self.trained_steps else np.empty(0)
+        tail = self.schedule(np.arange(self.remaining_steps)) if self.remaining_steps else np.empty(0)
+        return np.concatenate([np.asarray(ramp, dtype=float), np.asarray(tail, dtype=float)])
+
+    def plot(
+        self,
+        path: str | Path | None = None,
+        *,
+        losses: Sequence[float] | None = None,
+        title: str | None = None,
+    ) -> Any:
+        """The LR search's curve with the peak marked, beside the LR at every step of the run (the kept
+        ramp shaded) and, if given, the training loss. ``losses``: one per optimizer step after the
+        search (at most ``remaining_steps``); the kept ramp's own losses are drawn before them. Saves
+        to ``path`` if given (PNG, SVG or PDF); returns the matplotlib ``Figure``. See
+        :func:`lrkit.auto_plot.plot_auto`."""
+        from lrkit.auto_plot import plot_auto
+
+        return plot_auto(self, path, losses=losses, title=title)
 
 
 SEARCHES = ("auto", "in_run", "separate")
@@ -452,10 +478,12 @@ def train_task(
     verbose: bool = False,
     epochs: int | None = None,
     optimizer: str | None = None,
+    plot: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run :func:`auto` on an :class:`lrkit.tasks.TaskParts` and train it with the scheduler and guard
     for ``epochs`` (default: the task's; the in-run ramp's kept steps count towards them), with
-    ``optimizer`` (a name in :data:`lrkit.tasks.OPTIMIZERS`; default: the task's).
+    ``optimizer`` (a name in :data:`lrkit.tasks.OPTIMIZERS`; default: the task's). With ``plot`` (a
+    PNG/SVG/PDF path), :meth:`AutoResult.plot` draws the run there, with its training loss per step.
 
     Returns ``{"metric", "peak_lr", "kind", "search", "optimizer", "epochs", "finder_steps",
     "train_steps", "compute", "events", "summary"}`` (``metric``: the task's validation metric at the
@@ -474,6 +502,7 @@ def train_task(
     )  # fmt: skip
     model, loss_fn = parts.model, parts.loss_fn
     step = updates = 0  # the schedule's step, and optimizer steps taken (replays after a rollback too)
+    losses: list[float] = []  # the loss at each schedule step (a rollback's replay overwrites)
     train_mode(opt)
     model.train()
     while step < run.remaining_steps:
@@ -488,13 +517,18 @@ def train_task(
                     clip_gradients(opt, parts.max_grad_norm)
                 opt.step()
                 run.scheduler.step()
+                if plot is not None:
+                    losses.append(float(loss.detach()))
                 step += 1
                 updates += 1
             else:  # rolled back: the model, optimizer and scheduler are at resume_step again
                 step = run.guard.resume_step or 0
+                del losses[step:]
     step = updates + run.trained_steps
     eval_mode(opt)
     metric = parts.evaluate()
+    if plot is not None:
+        run.plot(plot, losses=losses)
     return {
         "metric": metric,
         "peak_lr": run.peak_lr,

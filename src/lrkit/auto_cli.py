@@ -77,6 +77,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "constant (the peak after the warmup)",
     )
     p.add_argument("--json", default=None, metavar="PATH", help="also write the outcome as JSON")
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="PATH",
+        help="also draw the run (.png, .svg or .pdf): the search's loss-against-LR curve with the peak, "
+        "and the LR and training loss at every step",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -85,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit auto``: print the summary and the final metric; 1 when there was no suggestion."""
     import torch
 
-    from lrkit._paths import check_output_file
+    from lrkit._paths import PLOT_SUFFIXES, check_output_file
     from lrkit.auto import train_task
     from lrkit.finder import NoSuggestionError
     from lrkit.tasks import get_task
@@ -101,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-grad-norm must be a finite number > 0, got {args.max_grad_norm}")
     if args.json:  # before the training, not after it
         check_output_file(args.json, "--json")
+    if args.plot:
+        check_output_file(args.plot, "--plot", suffixes=PLOT_SUFFIXES)
     task = get_task(args.task)
     parts = task.build(args.seed)
     if args.max_grad_norm is not None:
@@ -109,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         out = train_task(
             parts, seed=args.seed, budget=args.budget, search=args.search, kind=args.kind, verbose=True,
-            epochs=args.epochs, optimizer=args.optimizer,
+            epochs=args.epochs, optimizer=args.optimizer, plot=args.plot,
         )  # fmt: skip
     except NoSuggestionError as exc:
         print(f"lrkit auto: {exc}")
@@ -119,7 +128,10 @@ def run(args: argparse.Namespace) -> int:
         f"after {out['train_steps']} steps "
         f"(compute {out['compute']:.2f}x one training run, {out['events']} guard rollbacks)"
     )
+    if args.plot:
+        print(f"plot written to {args.plot}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
         print(f"result written to {args.json}")
     return 0

@@ -221,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
         result.plot(args.out, title=title)
         print(f"plot written to {args.out}")
     if args.json is not None:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
         print(f"result written to {args.json}")
     return 0 if result.suggestion is not None else 1  # no usable signal: not a success

@@ -1,0 +1,113 @@
+"""The figure of one :func:`lrkit.auto` run: what the LR search saw, and the LR the run follows.
+
+Left, the search's loss-against-LR curve (:func:`lrkit.finder.plot.plot_result`) with the peak LR and,
+after an in-run ramp, the last rung kept as training. Right, param group 0's LR at every optimizer step
+(:meth:`lrkit.auto.AutoResult.lrs`: the kept ramp, shaded, then the schedule) and, when given, the
+training loss on a second axis (raw as dots, an EMA as a line). matplotlib is imported here through
+``matplotlib.figure.Figure`` only (no pyplot), so it works headless.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lrkit.finder.core import ema_debiased
+
+if TYPE_CHECKING:
+    from lrkit.auto import AutoResult
+
+__all__ = ["plot_auto"]
+
+#: the EMA of the training loss drawn on the right panel (the finder's default smoothing)
+LOSS_SMOOTHING = 0.98
+
+
+def _check_losses(losses: Sequence[float] | None, remaining: int) -> np.ndarray:
+    if losses is None:
+        return np.empty(0)
+    expected = "losses must be a sequence of numbers (one per optimizer step after the search)"
+    if isinstance(losses, (str, bytes)) or not hasattr(losses, "__len__"):
+        raise TypeError(f"{expected}, got {losses!r}")
+    try:
+        values = np.asarray([float(v) for v in losses], dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{expected}, got {list(losses)[:5]!r}...") from None
+    if values.size > remaining:
+        raise ValueError(
+            f"losses has {values.size} values, more than the run's {remaining} steps after the search "
+            "(remaining_steps): give one loss per optimizer step after lrkit.auto returned"
+        )
+    return values
+
+
+def plot_auto(
+    result: AutoResult,
+    path: str | Path | None = None,
+    *,
+    losses: Sequence[float] | None = None,
+    title: str | None = None,
+) -> Any:
+    """Draw ``result`` (two panels, see the module docstring), save to ``path`` if given, return the Figure.
+
+    ``losses``: the training loss of each optimizer step after the search (at most
+    ``result.remaining_steps``; non-finite ones are left out); the kept ramp's losses come from its curve.
+    """
+    from matplotlib.figure import Figure
+
+    after = _check_losses(losses, result.remaining_steps)
+    fig = Figure(figsize=(13.0, 4.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+
+    found = result.finder
+    found.plot(ax=left, title=f"the LR search ({result.search}): loss against LR")
+    peak = result.peak_lr
+    left.axvline(peak, color="k", ls="--", lw=1.6, label=f"peak LR of the schedule: {peak:.3g}")
+    kept = result.trained_steps
+    if kept:
+        last = float(found.curves[0].lrs[kept - 1])
+        left.axvline(last, color="C2", ls=":", lw=1.6, label=f"ramp kept up to {last:.3g}")
+    left.legend(fontsize="small", loc="best")
+
+    lrs = result.lrs()
+    steps = np.arange(lrs.size)
+    if kept:
+        right.axvspan(0, kept, color="C2", alpha=0.12, label=f"in-run ramp kept as warmup ({kept} steps)")
+    right.plot(steps, lrs, color="C3", lw=1.8, label="learning rate (group 0)")
+    right.set_xlabel("optimizer step")
+    right.set_ylabel("learning rate")
+    right.set_xlim(0, max(lrs.size - 1, 1))
+    right.grid(True, alpha=0.25)
+    handles, labels = right.get_legend_handles_labels()
+    if kept or after.size:
+        ramp_losses = np.asarray(found.curves[0].losses[:kept], dtype=float)
+        loss = np.concatenate([ramp_losses, after])
+        ok = np.isfinite(loss)
+        if ok.any():
+            twin = right.twinx()
+            x, y = steps[: loss.size][ok], loss[ok]
+            twin.plot(x, y, ".", ms=2.0, color="0.55", alpha=0.5, label="training loss")
+            smooth = ema_debiased(y, LOSS_SMOOTHING)
+            twin.plot(x, smooth, "-", color="C0", lw=1.4, label=f"training loss (EMA {LOSS_SMOOTHING:g})")
+            lo, hi = float(smooth.min()), float(smooth.max())
+            pad = 0.1 * max(hi - lo, 1e-12)
+            if math.isfinite(lo) and math.isfinite(hi):
+                twin.set_ylim(lo - pad, hi + pad)
+            twin.set_ylabel("training loss")
+            more_h, more_l = twin.get_legend_handles_labels()
+            handles, labels = handles + more_h, labels + more_l
+    right.legend(handles, labels, fontsize="small", loc="best")
+    right.set_title(f"the run: {result.kind}, {result.total_steps} steps")
+    fig.suptitle(
+        title
+        or f"lrkit.auto: peak LR {result.peak_lr:.3g}, {result.kind} schedule, {result.search} search "
+        f"(compute {result.compute:.2f}x one run)"
+    )
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(path), dpi=120)
+    return fig
