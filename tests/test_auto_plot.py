@@ -12,19 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-def _loader(seed: int = 0) -> Any:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(512, 8, generator=g)
-    y = (x[:, :4].sum(dim=1) > 0).long()
-    return torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=g
-    )
-
-
-def _model() -> Any:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+from .test_auto import _loader, _model  # noqa: E402  (after the importorskip)
 
 
 def _auto_and_train(search: str) -> tuple[Any, list[float], list[float], list[float]]:
@@ -135,19 +123,3 @@ def test_cli_auto_plot_writes_the_figure(tmp_path: Any) -> None:
     assert main(["auto", "--task", "digits-mlp-adam", "--epochs", "2", "--plot", str(out)]) == 0
     text = out.read_text()
     assert text.startswith("<?xml") and "learning rate" in text
-
-
-def test_cli_auto_checks_its_plot_path_before_training(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
-    import lrkit.auto
-    from lrkit.cli import main
-
-    def never(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("trained before the --plot path was checked")
-
-    monkeypatch.setattr(lrkit.auto, "train_task", never)
-    blocker = tmp_path / "a_file"
-    blocker.write_text("mine")
-    for bad in (str(tmp_path / "auto.txt"), str(blocker / "auto.png"), str(tmp_path)):
-        assert main(["auto", "--task", "digits-mlp-adam", "--plot", bad]) == 2
-        assert "--plot" in capsys.readouterr().err
-    assert blocker.read_text() == "mine"

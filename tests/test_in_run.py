@@ -367,20 +367,30 @@ def test_cli_auto_kind_constant_holds_the_peak(tmp_path: Any) -> None:
     assert got["kind"] == "constant" and "then the constant peak" in got["summary"]
 
 
-def test_cli_auto_checks_its_json_path_before_training(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
-    """A --json path that cannot be written used to fail after the whole training, losing its result."""
+@pytest.mark.parametrize(
+    ("flag", "name"), [("--json", "auto.json"), ("--plot", "auto.png"), ("--plot", "auto.txt")]
+)
+def test_cli_auto_checks_its_output_paths_before_training(
+    tmp_path: Any, monkeypatch: Any, capsys: Any, flag: str, name: str
+) -> None:
+    """A --json or --plot path that cannot be written used to fail after the whole training, losing its
+    result; a file in the way is left as it was."""
     import lrkit.auto
     from lrkit.cli import main
 
     def never(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("trained before the --json path was checked")
+        raise AssertionError(f"trained before the {flag} path was checked")
 
     monkeypatch.setattr(lrkit.auto, "train_task", never)
     blocker = tmp_path / "a_file"
-    blocker.write_text("")
-    for bad in (str(blocker / "auto.json"), str(tmp_path)):  # under a file; a folder
-        assert main(["auto", "--task", "digits-mlp-adam", "--json", bad]) == 2
-        assert "--json" in capsys.readouterr().err
+    blocker.write_text("mine")
+    bad = [str(blocker / name), str(tmp_path)]  # under a file; a folder
+    if name.endswith(".txt"):
+        bad = [str(tmp_path / name)]  # not a plot format
+    for path in bad:
+        assert main(["auto", "--task", "digits-mlp-adam", flag, path]) == 2
+        assert flag in capsys.readouterr().err
+    assert blocker.read_text() == "mine"
 
 
 def test_cli_auto_epochs_and_optimizer_replace_the_task_s(tmp_path: Any) -> None:
