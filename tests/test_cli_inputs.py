@@ -153,9 +153,9 @@ def test_bad_output_path_fuzz(
 
 
 def test_good_output_paths_still_work(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Missing parent folders are created; an existing file is overwritten."""
-    (workdir / "old.png").write_bytes(b"old")
-    for path in ("new/sub/a.png", "old.png"):
+    """Missing parent folders are created; a file lrkit wrote is overwritten (a re-run); a file it did
+    not write is not (tests/test_output_ownership.py)."""
+    for path in ("new/sub/a.png", "new/sub/a.png"):
         code, out, err = invoke(capsys, ["plot", "cosine(lr=0.1)", "--total", "20", "--out", path])
         assert code == 0 and out.strip() == f"wrote {path}", err
         assert Path(path).read_bytes()[:4] == b"\x89PNG"

@@ -1,9 +1,16 @@
 """Checks of output paths given on the command line, made before anything is computed or written.
 
-``check_output_file(path, flag)`` and ``check_output_dir(path, flag)`` raise a ``ValueError`` that names
-the flag, the path and what was expected: a path that is a folder where a file is wanted (or the other
-way round), a path under a file, a name the file system refuses (NUL byte, too long), a folder without
-write permission. They create nothing. Imports only the standard library.
+``check_output_file(path, flag)`` and ``check_output_dir(path, flag, names)`` raise a ``ValueError`` that
+names the flag, the path and what was expected: a path that is a folder where a file is wanted (or the
+other way round), a path under a file, a name the file system refuses (NUL byte, too long), a folder
+without write permission, or **an existing file that lrkit did not write**. They create nothing.
+
+lrkit overwrites only its own files. Every file it writes carries its mark (:func:`savefig_metadata`
+for PNG/SVG/PDF, a ``"written_by"`` key first in JSON, a ``generator`` meta tag in HTML, a comment
+first in Markdown; a CSV is lrkit's when its header row is one lrkit writes), :func:`owned_by_lrkit`
+reads it, and :func:`write_output` (atomic: a temporary file renamed over the target) refuses to
+replace a file without it, so a run never clobbers a user's file even where no check ran before it.
+Imports only the standard library.
 
 >>> str(check_output_file("out/lr.png", "--out", suffixes=(".png", ".svg")))
 'out/lr.png'
@@ -11,11 +18,39 @@ write permission. They create nothing. Imports only the standard library.
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["PLOT_SUFFIXES", "check_output_dir", "check_output_file"]
+__all__ = [
+    "MARK",
+    "PLOT_SUFFIXES",
+    "check_output_dir",
+    "check_output_file",
+    "check_replaceable",
+    "owned_by_lrkit",
+    "save_figure",
+    "savefig_metadata",
+    "write_json",
+    "write_output",
+]
+
+#: the mark in every file lrkit writes
+MARK = "lrkit"
+#: how each kind of file carries :data:`MARK` (searched in its first and last 64 KiB)
+_MARKS = {
+    ".png": re.compile(rb"tEXtSoftware\x00lrkit"),
+    ".svg": re.compile(rb"<dc:creator>\s*<cc:Agent>\s*<dc:title>lrkit"),
+    ".pdf": re.compile(rb"/Creator \(lrkit"),
+    ".json": re.compile(rb'\A\{\s*"written_by": "lrkit'),
+    ".html": re.compile(rb'<meta name="generator" content="lrkit'),
+    ".md": re.compile(rb"\A<!-- written by lrkit"),
+}
+_PEEK = 1 << 16
 
 #: the plot files the command line writes (matplotlib picks the format from the suffix)
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -76,13 +111,16 @@ def check_output_file(path: str | os.PathLike[str], flag: str, suffixes: Sequenc
     if suffixes and p.suffix.lower() not in suffixes:
         raise ValueError(f"{flag}: expected a {', '.join(suffixes)} file name, got {str(p)!r}")
     _check_parents(p, flag)
-    if kind == "file" and not os.access(p, os.W_OK):
-        raise ValueError(f"{flag}: cannot overwrite {str(p)!r} (no write permission)")
+    if kind == "file":
+        check_replaceable(p, flag)
+        if not os.access(p, os.W_OK):
+            raise ValueError(f"{flag}: cannot overwrite {str(p)!r} (no write permission)")
     return p
 
 
-def check_output_dir(path: str | os.PathLike[str], flag: str) -> Path:
-    """``Path(path)`` if it is, or can be made, a writable folder: not a file, not under a file.
+def check_output_dir(path: str | os.PathLike[str], flag: str, names: Sequence[str] = ()) -> Path:
+    """``Path(path)`` if it is, or can be made, a writable folder: not a file, not under a file, and none
+    of the files ``names`` (the ones the command will write there) is a file lrkit did not write.
 
     Raises ``ValueError`` naming ``flag`` otherwise.
     """
@@ -96,6 +134,89 @@ def check_output_dir(path: str | os.PathLike[str], flag: str) -> Path:
     if kind == "dir":
         if not os.access(p, os.W_OK | os.X_OK):
             raise ValueError(f"{flag}: cannot write in {str(p)!r} (no write permission)")
+        for name in names:
+            check_replaceable(p / name, flag)
         return p
     _check_parents(p, flag)
     return p
+
+
+def savefig_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``savefig(metadata=...)`` that marks a ``.png``, ``.svg`` or ``.pdf`` figure as lrkit's."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".png":
+        return {"Software": MARK}
+    return {"Creator": MARK} if suffix in (".svg", ".pdf") else {}
+
+
+def _csv_headers() -> tuple[str, ...]:
+    from lrkit.lab.report import EPOCHS_COLUMNS, RUNS_COLUMNS  # lazily: lrkit.lab imports this module
+
+    return tuple(",".join(cols) for cols in (RUNS_COLUMNS, EPOCHS_COLUMNS))
+
+
+def owned_by_lrkit(path: str | os.PathLike[str]) -> bool:
+    """True when the file at ``path`` carries lrkit's mark (see the module docstring)."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(_PEEK)
+            size = f.seek(0, os.SEEK_END)
+            tail = b""
+            if size > _PEEK:
+                f.seek(max(_PEEK, size - _PEEK))
+                tail = f.read()
+    except OSError:
+        return False
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+        return first in _csv_headers()
+    mark = _MARKS.get(suffix)
+    return mark is not None and bool(mark.search(head) or mark.search(tail))
+
+
+def check_replaceable(path: str | os.PathLike[str], flag: str) -> None:
+    """Raise ``ValueError`` naming ``flag`` when a file lrkit did not write is at ``path``."""
+    p = Path(path)
+    if (p.exists() or p.is_symlink()) and not p.is_dir() and (p.is_symlink() or not owned_by_lrkit(p)):
+        raise ValueError(
+            f"{flag}: {str(p)!r} exists and lrkit did not write it (it has no lrkit mark); lrkit "
+            "overwrites only its own files: choose another name, or move that file away"
+        )
+
+
+def write_output(path: str | os.PathLike[str], data: bytes, flag: str = "path") -> Path:
+    """Write ``data`` to ``path`` through a temporary file beside it, renamed over it (a failure leaves
+    ``path`` as it was); refuses (``ValueError`` naming ``flag``) to replace a file lrkit did not
+    write. Missing folders are made. The file gets the usual permissions (0666 less the umask)."""
+    p = Path(path)
+    check_replaceable(p, flag)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        tmp.unlink(missing_ok=True)
+        raise type(exc)(exc.errno, exc.strerror, str(p)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
+
+
+def write_json(path: str | os.PathLike[str], data: dict[str, Any], flag: str = "--json") -> Path:
+    """``data`` as indented JSON, with ``"written_by": "lrkit"`` as its first key (lrkit's mark)."""
+    text = json.dumps({"written_by": MARK, **data}, indent=1)
+    return write_output(path, text.encode("utf-8"), flag)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int, flag: str = "path") -> Path:
+    """Save a matplotlib figure to ``path`` (its format from the suffix, PNG without one) with lrkit's
+    mark, through :func:`write_output`."""
+    suffix = Path(path).suffix.lower()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=suffix[1:] or "png", dpi=dpi, metadata=savefig_metadata(path) or None)
+    return write_output(path, buf.getvalue(), flag)

@@ -11,8 +11,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from lrkit.auto import KINDS, SEARCHES
@@ -92,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit auto``: print the summary and the final metric; 1 when there was no suggestion."""
     import torch
 
-    from lrkit._paths import PLOT_SUFFIXES, check_output_file
+    from lrkit._paths import PLOT_SUFFIXES, check_output_file, write_json
     from lrkit.auto import train_task
     from lrkit.finder import NoSuggestionError
     from lrkit.tasks import get_task
@@ -131,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"plot written to {args.plot}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        write_json(args.json, out)
         print(f"result written to {args.json}")
     return 0

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lrkit._paths import save_figure
 from lrkit.finder.core import ema_debiased
 
 if TYPE_CHECKING:
@@ -108,6 +109,5 @@ def plot_auto(
         f"(compute {result.compute:.2f}x one run)"
     )
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(path), dpi=120)
+        save_figure(fig, path, dpi=120)
     return fig

@@ -47,12 +47,13 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None) -> i
     from ._paths import check_output_dir
     from .lab.cli import _cores, run_and_report
     from .lab.experiment import Experiment
+    from .lab.report import LAB_FILES
     from .lab.runner import Strategy
     from .lab.store import check_db_path
     from .plot import gallery, plot_schedules
     from .tasks import get_task
 
-    check_output_dir(out, "--out")
+    check_output_dir(out, "--out", (*LAB_FILES, "gallery.png", "recipes.png", "lr_find.png"))
     db_path = check_db_path(out / "lab.db", "--out")  # never someone else's file
     from .adapters import torch as _needs_torch  # noqa: F401  (before any output is written)
 

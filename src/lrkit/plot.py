@@ -87,8 +87,9 @@ def _save(fig: Any, out: str | Path) -> None:
     p = Path(out)
     if p.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ValueError(f"out: expected a .png, .svg or .pdf file name, got {str(out)!r}")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=130)
+    from ._paths import save_figure
+
+    save_figure(fig, p, dpi=130, flag="out")
 
 
 #: the strategy gallery: (panel title, [spec, ...], log scale), over 10,000 steps, 100 steps per epoch

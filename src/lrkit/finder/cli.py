@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sized
-from pathlib import Path
 from typing import Any
 
-from lrkit._paths import PLOT_SUFFIXES, check_output_file
+from lrkit._paths import PLOT_SUFFIXES, check_output_file, write_json
 from lrkit._usercode import user_code, user_error
 from lrkit.finder import core
 from lrkit.finder.rules import RULES
@@ -221,8 +219,7 @@ def run(args: argparse.Namespace) -> int:
         result.plot(args.out, title=title)
         print(f"plot written to {args.out}")
     if args.json is not None:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+        write_json(args.json, result.to_dict())
         print(f"result written to {args.json}")
     return 0 if result.suggestion is not None else 1  # no usable signal: not a success
 

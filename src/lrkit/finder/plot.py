@@ -83,6 +83,7 @@ def plot_result(
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize="small", loc="best")
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(path), dpi=120)
+        from lrkit._paths import save_figure
+
+        save_figure(fig, path, dpi=120)
     return ax

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._paths import check_output_dir
 from .experiment import Experiment, load_experiment
+from .report import LAB_FILES
 from .store import check_db_path
 
 __all__ = ["register", "run_and_report"]
@@ -114,7 +115,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from ..tasks import get_task
 
     exp = experiment_from_args(args)
-    out = check_output_dir(exp.output or Path("lrkit-lab"), "--out")
+    out = check_output_dir(exp.output or Path("lrkit-lab"), "--out", LAB_FILES)
     db = check_db_path(exp.db or out / "lab.db", "--db")
     task = get_task(exp.task)  # an unknown task or a broken factory fails before anything is written
     from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch, too)
@@ -185,7 +186,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not db.exists():
         raise ValueError(f"DB_OR_DIR: {str(db)!r} does not exist; expected a lab database or its folder")
     check_db_path(db, "DB_OR_DIR")
-    out = check_output_dir(args.out or db.parent, "--out")
+    out = check_output_dir(args.out or db.parent, "--out", LAB_FILES)
     written = report_from_db(db, out, args.experiment)
     for p in written:
         print(f"wrote {p}")

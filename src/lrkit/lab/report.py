@@ -32,7 +32,6 @@ import hashlib
 import html
 import io
 import math
-import os
 import re
 import statistics
 from collections.abc import Callable, Iterator, Sequence
@@ -43,11 +42,13 @@ from typing import Any
 
 import numpy as np
 
+from .._paths import MARK, check_replaceable, save_figure, write_output
 from .runner import LabResult
 from .store import ResultStore, RunRecord, check_db_path
 
 __all__ = [
     "EPOCHS_COLUMNS",
+    "LAB_FILES",
     "RUNS_COLUMNS",
     "Summary",
     "default_target",
@@ -65,6 +66,10 @@ __all__ = [
     "write_report",
 ]
 
+#: the first line of lab.md: lrkit's mark (an HTML comment, invisible when rendered)
+MD_MARK = f"<!-- written by {MARK} -->"
+#: the files :func:`write_all` writes into its folder
+LAB_FILES = ("report.html", "runs.csv", "epochs.csv", "lab.md", "lab.png")
 #: columns of ``runs.csv`` (one row per run) and ``epochs.csv`` (one row per run per epoch)
 RUNS_COLUMNS = (
     "label",
@@ -531,14 +536,12 @@ def plot_lab(
     if p.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ValueError(f"out: expected a .png, .svg or .pdf file name, got {str(out)!r}")
     fig = lab_figure(result, title=title, metric_name=metric_name)
-    buf = io.BytesIO()
     try:
-        fig.savefig(buf, format=p.suffix[1:].lower(), dpi=110)
+        save_figure(fig, p, dpi=110, flag="out")
     finally:
         from ..plot import pyplot
 
         pyplot().close(fig)
-    _write_bytes(p, buf.getvalue())
     return p
 
 
@@ -564,17 +567,8 @@ def _out_dir(out_dir: str | Path) -> Path:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path`` (a failure
-    leaves ``path`` as it was). The file gets the usual permissions (0666 less the umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """:func:`lrkit._paths.write_output`: atomic, and never over a file lrkit did not write."""
+    write_output(path, data, "out_dir")
 
 
 def _cell(x: float | int | None) -> str:
@@ -653,7 +647,7 @@ def write_markdown(result: LabResult, out_dir: str | Path, *, target: float | No
     """``lab.md``: a title line and :func:`markdown_table`."""
     result = _check_result(result)
     out = _out_dir(out_dir)
-    text = f"# {escape_markdown(_default_title(result))}\n\n{markdown_table(result, target)}\n"
+    text = f"{MD_MARK}\n# {escape_markdown(_default_title(result))}\n\n{markdown_table(result, target)}\n"
     p = out / "lab.md"
     _write_bytes(p, text.encode("utf-8"))
     return p
@@ -796,6 +790,7 @@ def render_html(
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta name="generator" content="{MARK}">',  # lrkit's mark: it overwrites only its own files
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">',  # no user text in it
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(heading)}</title><style>{STYLE}</style></head><body>",
@@ -862,6 +857,8 @@ def write_all(
     """Everything, report first: ``report.html``, ``runs.csv``, ``epochs.csv``, ``lab.md``, ``lab.png``."""
     result = _check_result(result)
     out = _out_dir(out_dir)
+    for name in LAB_FILES:  # all or nothing: no file half-replaced before a refusal
+        check_replaceable(out / name, "out_dir")
     page = write_report(result, out, title=title, target=target, note=note)
     runs_csv, epochs_csv = write_csv(result, out)
     md = write_markdown(result, out, target=target)

@@ -130,6 +130,7 @@ def _check_positive(args: argparse.Namespace) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from .._paths import check_output_dir
+    from ..lab.report import LAB_FILES
     from ..lab.store import check_db_path
     from ..tasks import get_task
     from .core import tune
@@ -139,7 +140,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     storage_url(args.storage)  # a foreign file is refused before anything runs
     out = db = None
     if not args.no_report:
-        out = check_output_dir(args.out or "lrkit-tune", "--out")
+        out = check_output_dir(args.out or "lrkit-tune", "--out", LAB_FILES)
         db = check_db_path(out / "lab.db", "--out")
     task = get_task(args.task)
     import optuna
