@@ -14,6 +14,9 @@ A schedule is an immutable function of the step::
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from typing import Any
 
 from .schedules import (
@@ -85,14 +88,75 @@ _LAZY = {
 }
 
 
+#: the extra that installs what each lazy part needs (for the message when it is missing)
+_EXTRAS = {"torch": "torch", "keras": "keras", "optax": "jax", "transformers": "torch", "timm": "torch"}
+#: the packages lrkit's extras install (a missing one of these gets the pip hint)
+_INSTALLED_BY_EXTRAS = frozenset(
+    {
+        "torch",
+        "keras",
+        "jax",
+        "optax",
+        "array_api_compat",
+        "matplotlib",
+        "sklearn",
+        "yaml",
+        "optuna",
+        "mnist1d",
+    }
+)
+
+
+def _import_lazy(name: str) -> Any:
+    """``lrkit.<name>``: its module, or a ModuleNotFoundError that says what to install."""
+    try:
+        return importlib.import_module(_LAZY[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == _LAZY[name]:
+            raise AttributeError(f"module 'lrkit' has no attribute {name!r} ({exc})") from None
+        if exc.name is None or exc.name.split(".")[0] not in _INSTALLED_BY_EXTRAS:
+            raise
+        extra = _EXTRAS.get(name, "lab")
+        raise ModuleNotFoundError(
+            f"lrkit.{name} needs {exc.name!r}, which is not installed: pip install 'lrkit[{extra}]' (or "
+            f"{exc.name} itself; for PyTorch, pick the build for your machine at pytorch.org)",
+            name=exc.name,
+        ) from exc
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder):
+    """Makes ``import lrkit.torch`` (and ``lrkit.keras``, ...) work as ``lrkit.torch`` does: the import
+    system is handed the module of :data:`_LAZY` itself, under both names."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        prefix, _, name = fullname.partition(".")
+        if prefix != "lrkit" or name not in _LAZY:
+            return None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(name))
+
+
+class _AliasLoader(importlib.abc.Loader):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.spec: Any = None
+
+    def create_module(self, spec: Any) -> Any:
+        module = _import_lazy(self.name)
+        self.spec = module.__spec__
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        """The real module ran when it was imported; give it back its own spec (importlib set ours)."""
+        module.__spec__ = self.spec
+
+
+if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
+    sys.meta_path.append(_AliasFinder())
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        try:
-            return importlib.import_module(_LAZY[name])
-        except ModuleNotFoundError as exc:
-            if exc.name != _LAZY[name]:
-                raise
-            raise AttributeError(f"module 'lrkit' has no attribute {name!r} ({exc})") from None
+        return _import_lazy(name)
     if name == "find_lr":
         return importlib.import_module("lrkit.finder").find_lr
     if name == "auto":

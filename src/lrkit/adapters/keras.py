@@ -34,7 +34,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import keras
+try:
+    import keras
+except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told otherwise
+    if _exc.name != "tensorflow":
+        raise
+    raise ModuleNotFoundError(
+        "keras is set to its default backend, TensorFlow, which is not installed: set KERAS_BACKEND=torch "
+        "(or jax) in the environment before keras is first imported, or install tensorflow",
+        name="tensorflow",
+    ) from _exc
 from array_api_compat import array_namespace
 
 from ..control.plateau import Plateau

@@ -1,0 +1,101 @@
+"""``import lrkit.torch`` (and every other lazy part) works as ``lrkit.torch`` does, and a missing
+framework says what to install. Each case runs in a fresh interpreter: imports are process state."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from lrkit import _LAZY
+
+#: makes ``import NAME`` fail as if NAME were not installed (a meta path finder placed first)
+BLOCK = textwrap.dedent(
+    """
+    import sys, importlib.abc
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+            return None
+    sys.meta_path.insert(0, Block())
+    """
+)
+
+
+def _run(code: str, blocked: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
+    script = f"BLOCKED = {blocked!r}\n{BLOCK}\n{textwrap.dedent(code)}"
+    environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | env
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environ, timeout=300
+    )
+
+
+@pytest.mark.parametrize("name", sorted(_LAZY))
+def test_import_lrkit_dot_part_is_the_part_itself(name: str) -> None:
+    pytest.importorskip(
+        {"optax": "optax", "keras": "keras", "transformers": "transformers", "timm": "timm"}.get(
+            name, "numpy"
+        )
+    )
+    target = _LAZY[name]
+    done = _run(
+        f"""
+        import importlib, sys
+        import lrkit.{name} as via_import
+        import lrkit
+        real = importlib.import_module({target!r})
+        assert via_import is real is lrkit.{name} is sys.modules["lrkit.{name}"], "not one module"
+        assert real.__name__ == {target!r} and real.__spec__.name == {target!r}, real.__spec__
+        importlib.reload(real)
+        from lrkit.{name} import *  # noqa
+        print("ok")
+        """,
+        KERAS_BACKEND="torch",
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_an_unknown_part_still_fails_as_usual() -> None:
+    done = _run("import lrkit.no_such_part")
+    assert done.returncode != 0 and "No module named 'lrkit.no_such_part'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "framework", "extra"), [("torch", "torch", "torch"), ("keras", "keras", "keras")]
+)
+@pytest.mark.parametrize(
+    "how", ["import lrkit.{name}", "import lrkit; lrkit.{name}", "from lrkit import {name}"]
+)
+def test_a_missing_framework_says_what_to_install(name: str, framework: str, extra: str, how: str) -> None:
+    done = _run(how.format(name=name), blocked=(framework,))
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: ") and f"pip install 'lrkit[{extra}]'" in last, done.stderr
+    assert f"lrkit.{name} needs {framework!r}" in last
+
+
+def test_keras_without_its_tensorflow_backend_says_to_set_keras_backend() -> None:
+    pytest.importorskip("keras")
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("tensorflow is installed: keras's default backend works")
+    done = _run("from lrkit import keras")
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode != 0 and "KERAS_BACKEND=torch" in last and "pip install" not in last, done.stderr
+    ok = _run("import lrkit.keras; print('ok')", KERAS_BACKEND="torch")
+    assert ok.returncode == 0 and ok.stdout.strip() == "ok", ok.stderr
+
+
+def test_import_lrkit_alone_imports_no_framework() -> None:
+    done = _run(
+        """
+        import sys, lrkit
+        heavy = sorted(m for m in ("torch", "keras", "jax", "matplotlib", "optuna") if m in sys.modules)
+        print(heavy)
+        """
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
