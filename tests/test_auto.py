@@ -269,3 +269,60 @@ def test_auto_keeps_discriminative_lrs_of_param_groups(search: str, ratio: float
         assert b == pytest.approx(ratio * a, rel=1e-6)
         opt.step()
         run.scheduler.step()
+
+
+BAD_CALLS = [
+    *[
+        ({"guard_threshold": v}, ValueError, "guard_threshold")
+        for v in (-1, 1, 0.5, float("nan"), float("inf"), "4", True)
+    ],
+    *[
+        ({k: 1}, TypeError, f"unexpected keyword argument.*'{k}'")
+        for k in ("bogus", "lr", "planned_steps", "epoch")
+    ],
+    ({"device": "nonsense"}, ValueError, "device='nonsense'"),
+    ({"device": 3.5}, ValueError, "device=3.5"),
+    *(
+        [({"device": "cuda"}, ValueError, "device='cuda' cannot be used")]
+        if not torch.cuda.is_available()
+        else []
+    ),
+]
+
+
+@pytest.mark.parametrize(("kw", "err", "match"), BAD_CALLS)
+def test_auto_names_a_bad_option_before_any_step(kw: dict[str, Any], err: type, match: str) -> None:
+    """A bad guard threshold used to be found after the whole search (and named DivergenceGuard's
+    parameter), an unknown option was reported by find_lr, an unusable device by a raw torch assert."""
+    import lrkit
+
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps: list[int] = []
+    opt.register_step_pre_hook(lambda *a: steps.append(1))
+    with pytest.raises(err, match=match):
+        lrkit.auto(model, opt, _loader(), torch.nn.functional.cross_entropy, epochs=2, verbose=False, **kw)
+    assert not steps and opt.param_groups[0]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize(
+    ("model", "optimizer", "loader", "err", "match"),
+    [
+        ("model", "model", "loader", TypeError, "optimizer must be a torch.optim.Optimizer"),
+        ("model", None, "loader", TypeError, "optimizer must be a torch.optim.Optimizer"),
+        ("model", "adam", "loader", TypeError, "optimizer must be a torch.optim.Optimizer"),
+        (None, "opt", "loader", TypeError, "model must be a torch.nn.Module"),
+        ("model", "opt", [], ValueError, "train_loader is empty"),
+    ],
+)
+def test_auto_names_a_wrong_model_optimizer_or_loader(
+    model: Any, optimizer: Any, loader: Any, err: type, match: str
+) -> None:
+    import lrkit
+
+    net = _model()
+    opt = torch.optim.Adam(net.parameters())
+    pick = {"model": net, "opt": opt, "loader": _loader()}
+    args = [pick.get(x, x) if isinstance(x, str) else x for x in (model, optimizer, loader)]
+    with pytest.raises(err, match=match):
+        lrkit.auto(*args, torch.nn.functional.cross_entropy, epochs=2, verbose=False)

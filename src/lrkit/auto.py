@@ -232,6 +232,14 @@ def separate_schedule(kind: str, peak: float, warmup: float = 0.05) -> Schedule:
     return Warmup(fraction(float(warmup))) >> after if warmup > 0 else after
 
 
+def _finder_option_names(find_lr: Callable[..., Any]) -> set[str]:
+    """The keyword options of ``find_lr`` that auto passes on (auto sets the budget's own)."""
+    import inspect
+
+    params = inspect.signature(find_lr).parameters.values()
+    return {p.name for p in params if p.kind is p.KEYWORD_ONLY} - {"planned_steps", "budget"}
+
+
 def auto(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -297,8 +305,30 @@ def auto(
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import find_lr
     from lrkit.finder.in_run import ramp_in_run
-    from lrkit.finder.torch_driver import _adapts_own_step, _budget, _rank, _schedule_free
+    from lrkit.finder.torch_driver import (
+        _adapts_own_step,
+        _budget,
+        _check_model_and_optimizer,
+        _rank,
+        _schedule_free,
+    )
 
+    _check_model_and_optimizer(model, optimizer)
+    unknown = sorted(set(finder_options) - _finder_option_names(find_lr))
+    if unknown:
+        raise TypeError(
+            f"lrkit.auto() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; besides its "
+            f"own, it takes the finder's options: {', '.join(sorted(_finder_option_names(find_lr)))}"
+        )
+    if guard_threshold is not None and (
+        isinstance(guard_threshold, bool)
+        or not isinstance(guard_threshold, (int, float))
+        or not 1.0 < guard_threshold < float("inf")
+    ):
+        raise ValueError(
+            "guard_threshold must be None (act on NaN/inf losses only) or a finite number > 1 (also roll "
+            f"back a loss above that many times the recent best), got {guard_threshold!r}"
+        )
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     if kind not in KINDS:
@@ -328,6 +358,8 @@ def auto(
             steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
         except TypeError:
             raise TypeError("train_loader has no len(); pass steps_per_epoch") from None
+        if steps_per_epoch == 0:
+            raise ValueError("train_loader is empty (len 0); expected at least one batch")
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
     total = epochs * steps_per_epoch

@@ -2,7 +2,8 @@
 
 * :func:`range_test` runs the test on any ``step(lr) -> loss`` callback (numpy only).
 * :func:`find_lr` runs it on a PyTorch model, optimizer and data loader, and restores them exactly
-  (torch is imported when it is called, not when this package is imported).
+  (it is :func:`lrkit.finder.torch_driver.find_lr`; torch is imported when ``find_lr`` is first
+  used, not when this package is imported).
 * :data:`RULES` holds the suggestion rules (pure functions of ``(lrs, losses)``): ``lrkit`` (the
   default), ``steepest``, ``minimum`` (minimum / 10) and ``valley``.
 * :class:`FinderResult` has the curves, each rule's suggestion, the interval over repeats, a trust
@@ -14,13 +15,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lrkit.finder.core import Curve, ema_debiased, lr_ramp, range_test
 from lrkit.finder.result import FinderResult, NoSuggestionError
 from lrkit.finder.rules import RULES, lrkit_rule, minimum, steepest, valley
 from lrkit.finder.schedule import schedule_from_result
+
+if TYPE_CHECKING:
+    from lrkit.finder.torch_driver import find_lr
 
 __all__ = [
     "RULES",
@@ -39,17 +42,11 @@ __all__ = [
 ]
 
 
-def find_lr(
-    model: Any,
-    optimizer: Any,
-    train_loader: Iterable[Any],
-    loss_fn: Callable[..., Any] | None = None,
-    **options: Any,
-) -> FinderResult:
-    """LR range test on a PyTorch model; see :func:`lrkit.finder.torch_driver.find_lr` for the options.
+def __getattr__(name: str) -> Any:
+    """``find_lr`` is :func:`lrkit.finder.torch_driver.find_lr` itself (its signature and docstring in
+    ``help()`` and IDEs), imported with torch on first use, not when this package is imported."""
+    if name == "find_lr":
+        from lrkit.finder.torch_driver import find_lr
 
-    Model, optimizer, GradScaler and RNG states are restored bit for bit afterwards.
-    """
-    from lrkit.finder.torch_driver import find_lr as _find_lr
-
-    return _find_lr(model, optimizer, train_loader, loss_fn, **options)
+        return find_lr
+    raise AttributeError(f"module 'lrkit.finder' has no attribute {name!r}")

@@ -568,9 +568,14 @@ def _set_group_lrs(optimizer: torch.optim.Optimizer, ratios: list[float], lr: fl
 
 
 def _resolve_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
-    """``device``, or the device of the model's first parameter."""
+    """``device`` (checked: a tensor can be made there), or the device of the model's first parameter."""
     if device is not None:
-        return torch.device(device)
+        try:
+            dev = torch.device(device)
+            torch.empty(0, device=dev)
+        except (RuntimeError, AssertionError, TypeError, ValueError) as exc:
+            raise ValueError(f"device={device!r} cannot be used on this machine ({exc})") from None
+        return dev
     first = next(iter(model.parameters()), None)
     if first is None:
         raise ValueError("model has no parameters; the range test needs something to train")
