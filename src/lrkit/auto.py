@@ -463,7 +463,8 @@ def auto(
     how = (
         f"one in-run ramp, {trained} of its {trained + spent} steps kept as training"
         if trained
-        else f"{found.repeats} repeats, interval {lo:.3g} .. {hi:.3g}; finder {found.steps} optimizer steps"
+        else f"{found.repeats} repeat{'s' if found.repeats != 1 else ''}, interval {lo:.3g} .. {hi:.3g}; "
+        f"finder {found.steps} optimizer steps"
     )
     groups = (
         ""
