@@ -88,7 +88,8 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None) -> i
         out,
         db_path,
         workers=workers or _cores(),
-        title=f"lrkit demo: {len(strategies)} strategies on {TASK}, {len(seeds)} seed(s) each",
+        title=f"lrkit demo: {len(strategies)} strategies on {TASK}, "
+        f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} each",
     )
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     if rc == 0:
