@@ -44,9 +44,9 @@ def test_show_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
         (["show", "cosin(lr=1)", "--total", "10"], "unknown schedule 'cosin' (did you mean 'cosine'?)"),
         (
             ["show", "warmup(1ep) >> cosine(lr=1)", "--total", "100"],
-            "warmup.steps='1ep' is not in steps; pass --total",
+            "warmup.steps='1ep' is not in steps; pass --steps-per-epoch",
         ),
-        (["show", "cosine(lr=1, steps=10)"], "give --total N"),
+        (["show", "constant(1)"], "give --total N"),
         (
             ["plot", "cosine(lr=1)", "--total", "10", "--out", "x.gif"],
             "--out: expected a .png, .svg, .pdf file name, got 'x.gif'",

@@ -79,13 +79,13 @@ def test_find_with_model_and_data_factories(
     [
         ((), "either --task"),
         (("--task", "digits-mlp-adam", "--model", "a:b"), "either --task"),
-        (("--task", "nope"), "task must be one of"),
+        (("--task", "nope"), "--task must be a built-in task"),
         (("--model", "my_setup:model"), "--data"),
         (("--model", "nocolon", "--data", "x:y"), "MODULE:NAME"),
         (("--model", "no_such_module_xyz:f", "--data", "x:y"), "cannot import"),
         (("--task", "digits-mlp-adam", "--rule", "magic"), "--rule"),
         (("--task", "digits-mlp-adam", "--mode", "cos"), "--mode"),
-        (("--task", "digits-mlp-adam", "--num-steps", "1"), "num_steps"),
+        (("--task", "digits-mlp-adam", "--num-steps", "1"), "--num-steps"),
         # matplotlib would add .png to a bare name (and the message would name another file), or
         # refuse an unknown suffix only after the whole test
         (("--task", "digits-mlp-adam", "--out", "lr_plot"), r"--out: expected a \.png, \.svg, \.pdf"),

@@ -81,3 +81,17 @@ def test_scaling_rules() -> None:
         scale_lr(0.1, 256, 0)
     with pytest.raises(ValueError, match="scale_lr: rule must be one of 'linear', 'sqrt', got 'cubic'"):
         scale_lr(0.1, 256, 512, rule="cubic")
+
+
+@pytest.mark.parametrize("name", ["lion", "Sophia", "my_opt"])
+def test_scale_lr_takes_any_optimizer_name_with_an_explicit_rule_but_not_an_lr_free_one(name: str) -> None:
+    """The optimizer only picks the default rule: with a rule given, an optimizer lrkit does not know is
+    fine (and gets that rule), without one it is refused; Prodigy (its own step size) never scales."""
+    from lrkit.scaling import scale_lr
+
+    assert scale_lr(1e-3, 256, 1024, rule="sqrt", optimizer=name).lr == pytest.approx(2e-3)
+    with pytest.raises(ValueError, match=f"optimizer must be one of .*got '{name}'"):
+        scale_lr(1e-3, 256, 1024, optimizer=name)
+    for rule in ("linear", "sqrt", None):
+        with pytest.raises(ValueError, match="estimates its own step size"):
+            scale_lr(1e-3, 256, 1024, optimizer="prodigy", rule=rule)

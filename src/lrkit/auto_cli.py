@@ -92,16 +92,21 @@ def run(args: argparse.Namespace) -> int:
 
     from lrkit._paths import PLOT_SUFFIXES, check_output_file, write_json
     from lrkit.auto import train_task
+    from lrkit.cli import check_task, plural, refuse_lr_free
     from lrkit.finder import NoSuggestionError
     from lrkit.tasks import get_task
     from lrkit.tasks.optimizers import check_optimizer_name
 
+    check_task(args.task, "--task")
     if not 0.0 < args.budget <= 1.0:
         raise ValueError(f"--budget must be a fraction of the planned steps in (0, 1], got {args.budget!r}")
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
+    if args.seed < 0:
+        raise ValueError(f"--seed: expected an integer >= 0, got {args.seed}")
     if args.optimizer is not None:
         check_optimizer_name(args.optimizer, "--optimizer")
+        refuse_lr_free(args.optimizer, "lrkit auto")
     if args.max_grad_norm is not None and not 0.0 < args.max_grad_norm < float("inf"):
         raise ValueError(f"--max-grad-norm must be a finite number > 0, got {args.max_grad_norm}")
     if args.json:  # before the training, not after it
@@ -122,9 +127,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"lrkit auto: {exc}")
         return 1
     print(
-        f"{task.name} ({out['optimizer']}, {out['epochs']} epochs): {parts.metric_name} {out['metric']:.4f} "
+        f"{task.name} ({out['optimizer']}, {plural(out['epochs'], 'epoch')}): {parts.metric_name} "
+        f"{out['metric']:.4f} "
         f"after {out['train_steps']} steps "
-        f"(compute {out['compute']:.2f}x one training run, {out['events']} guard rollbacks)"
+        f"(compute {out['compute']:.2f}x one training run, {plural(out['events'], 'guard rollback')})"
     )
     if args.plot:
         print(f"plot written to {args.plot}")

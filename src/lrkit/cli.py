@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import MISSING, fields
@@ -86,23 +87,68 @@ def _steps_list(text: str) -> list[float]:
     return out
 
 
-def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:
-    s = load(spec).resolve(total_steps=total, steps_per_epoch=spe)
-    if s.unresolved:
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 epoch``, ``2 epochs``; ``many`` for irregular plurals (``strategies``)."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def check_task(name: str, flag: str = "--task") -> str:
+    """``name`` if it can name a task (a built-in one, or ``MODULE:FUNCTION``); else a ValueError that
+    names ``flag``. Whether the module imports is found out when the task is loaded."""
+    from .tasks import TASKS
+
+    module, sep, function = name.partition(":")
+    if name in TASKS or (sep and module and function and ":" not in function):
+        return name
+    raise ValueError(
+        f"{flag} must be a built-in task ({', '.join(sorted(TASKS))}) or your own as MODULE:FUNCTION "
+        f"(a factory f(seed) -> TaskParts), got {name!r}"
+    )
+
+
+def refuse_lr_free(optimizer: str, command: str, flag: str = "--optimizer") -> None:
+    """A ValueError naming ``flag`` when ``optimizer`` estimates its own step size (Prodigy): there is no
+    learning rate for ``command`` to search."""
+    from .scaling import LR_FREE
+    from .tasks.optimizers import OPTIMIZERS
+
+    if optimizer in LR_FREE:
         raise ValueError(
-            f"{spec!r}: {s.unresolved.split('; call')[0]}; pass --total (and --steps-per-epoch for epochs)"
+            f"{flag} {optimizer} estimates its own step size (its lr only multiplies it, 1.0 by default): "
+            f"there is no learning rate for {command} to search; give an optimizer whose lr is the step "
+            f"size ({', '.join(o for o in OPTIMIZERS if o not in LR_FREE)})"
         )
+
+
+def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:
+    schedule = load(spec)
+    s = schedule.resolve(total_steps=total, steps_per_epoch=spe)
+    if s.unresolved:
+        # which flag is missing: the one whose value (a stand-in) would resolve the schedule
+        missing = []
+        if total is None and schedule.resolve(steps_per_epoch=spe or 1.0).unresolved:
+            missing.append("--total (for fractions and 'rest')")
+        if spe is None and schedule.resolve(total_steps=total or MAX_STEPS).unresolved:
+            missing.append("--steps-per-epoch (for durations in epochs)")
+        problem = s.unresolved.split("; call")[0]
+        raise ValueError(f"{spec!r}: {problem}" + (f"; pass {' and '.join(missing)}" if missing else ""))
     return s
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     s = _resolve(args.spec, args.total, args.steps_per_epoch)
+    total = args.total
+    if total is None and s.length_steps is not None:  # the schedule's own length: 'cosine(lr=0.1, steps=100)'
+        total = max(1, round(s.length_steps))
     if args.at is not None:
         at = args.at
-    elif args.total is not None:
-        at = sorted({round(args.total * k / 10) for k in range(11)})
+    elif total is not None:
+        at = sorted({round(total * k / 10) for k in range(11)})
     else:
-        raise ValueError("give --total N (to show 11 points across the run) or --at 0,100,...")
+        raise ValueError(
+            f"{args.spec!r} runs forever (it has no length in steps): give --total N (to show 11 points "
+            "across the run) or --at 0,100,..."
+        )
     with np.errstate(over="ignore", invalid="ignore"):  # a non-finite LR is reported below
         lrs = np.asarray(s(np.asarray(at, dtype=np.float64)), dtype=np.float64)
     bad = [(t, float(v)) for t, v in zip(at, lrs) if not math.isfinite(v)]
@@ -113,7 +159,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "spec": str(s),
-                    "total_steps": args.total,
+                    "total_steps": total,
                     "steps_per_epoch": args.steps_per_epoch,
                     "points": [{"step": _num(t), "lr": float(v)} for t, v in zip(at, lrs)],
                 },
@@ -177,8 +223,9 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
-    from .scaling import scale_lr
+    from .scaling import check_optimizer, scale_lr
 
+    check_optimizer(args.optimizer, "--optimizer")
     try:
         scaled = scale_lr(args.lr, args.base_batch, args.batch, rule=args.rule, optimizer=args.optimizer)
     except ValueError as exc:
@@ -211,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"lrkit {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")  # none: main prints the help
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -264,7 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bp.add_argument("--batch", type=_positive_int, required=True, metavar="B", help="the new batch size")
     bp.add_argument("--rule", choices=("linear", "sqrt"), help="default: linear for SGD, sqrt for adaptive")
-    bp.add_argument("--optimizer", default="sgd", help="sgd, adam, adamw, ... (default: %(default)s)")
+    bp.add_argument(
+        "--optimizer",
+        default="sgd",
+        help="sgd, momentum, nesterov (linear rule); adam, adamw, schedulefree_adamw, rmsprop, adagrad, "
+        "lamb, adafactor (sqrt rule) (default: %(default)s)",
+    )
     bp.set_defaults(func=cmd_scale)
 
     gp = sub.add_parser("gallery", help="plot every strategy on one page")
@@ -321,9 +373,18 @@ EXTRAS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # plain `lrkit`: the commands, then the error
+        parser.print_help(sys.stderr)
+        print("lrkit: error: give a COMMAND (listed above)", file=sys.stderr)
+        return 2
     where = f"lrkit {args.command}: error:"
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # `lrkit schedules | head -1`: the reader has gone; stop quietly
+        _silence_stdout()
+        return 1
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
         if missing in EXTRAS:
@@ -349,6 +410,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lrkit {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so that Python's flush at exit does not fail again on the closed pipe
+    (the Python docs' "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (captured, replaced)
+        pass
 
 
 def _one_line(exc: BaseException) -> str:

@@ -32,6 +32,13 @@ __all__ = ["register", "run"]
 
 LOSSES = ("cross_entropy", "mse", "l1", "nll")
 OPTIMIZERS = ("sgd", "adam", "adamw")
+#: what ``--model`` is tested with when the flag is not given (a ``--task`` brings its own)
+MODEL_DEFAULTS: dict[str, Any] = {
+    "loss": "cross_entropy",
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+}
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -48,10 +55,29 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     what.add_argument("--model", metavar="MODULE:FACTORY", help="function returning a torch.nn.Module")
     what.add_argument("--data", metavar="MODULE:FACTORY", help="function returning the train loader")
-    what.add_argument("--loss", default="cross_entropy", help=f"one of {', '.join(LOSSES)} or MODULE:FUNC")
-    what.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)} (with --model)")
-    what.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    what.add_argument("--weight-decay", type=float, default=0.0)
+    # None: not given (a task brings its own loss and optimizer); MODEL_DEFAULTS resolves them for --model
+    what.add_argument(
+        "--loss",
+        default=None,
+        help=f"with --model: one of {', '.join(LOSSES)} or MODULE:FUNC (default {MODEL_DEFAULTS['loss']})",
+    )
+    what.add_argument(
+        "--optimizer",
+        default=None,
+        help=f"with --model: one of {', '.join(OPTIMIZERS)} (default {MODEL_DEFAULTS['optimizer']})",
+    )
+    what.add_argument(
+        "--momentum",
+        type=float,
+        default=None,
+        help=f"with --model and --optimizer sgd: SGD momentum (default {MODEL_DEFAULTS['momentum']})",
+    )
+    what.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help=f"with --model: weight decay (default {MODEL_DEFAULTS['weight_decay']})",
+    )
     ramp = p.add_argument_group("the range test")
     ramp.add_argument("--start-lr", type=float, default=core.START_LR)
     ramp.add_argument("--end-lr", type=float, default=core.END_LR)
@@ -167,12 +193,7 @@ def _optimizer(name: str, params: Any, momentum: float, weight_decay: float) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit find``: print the result, write the plot (and JSON); return the exit code."""
-    if (args.task is None) == (args.model is None):
-        raise ValueError("give either --task NAME or --model MODULE:FACTORY with --data, not both or neither")
-    if args.rule not in RULES:
-        raise ValueError(f"--rule must be one of {', '.join(RULES)}, got {args.rule!r}")
-    if args.mode not in ("exp", "linear"):
-        raise ValueError(f"--mode must be 'exp' or 'linear', got {args.mode!r}")
+    _check_args(args)  # every flag, before anything is imported, built or run
     if args.out and args.out.lower() != "none":  # output paths are checked before the test runs
         check_output_file(args.out, "--out", PLOT_SUFFIXES)
     if args.json is not None:
@@ -191,10 +212,10 @@ def run(args: argparse.Namespace) -> int:
     if args.max_grad_norm is not None:  # else the task's own (Task.find_lr), or none
         options["max_grad_norm"] = args.max_grad_norm
     if args.task is not None:
+        from lrkit.cli import check_task
         from lrkit.tasks import get_task
 
-        if args.data is not None:
-            raise ValueError("--data goes with --model, not with --task")
+        check_task(args.task, "--task")
         with user_code(f"--task {args.task!r}"):  # imports your module, builds the task: your code
             task = get_task(args.task)
             title = f"LR range test on {task.name} ({task.optimizer})"
@@ -202,14 +223,12 @@ def run(args: argparse.Namespace) -> int:
             epochs = probe.epochs if args.epochs is None else args.epochs
             result = task.find_lr(**options, **_budget(args, epochs * probe.steps_per_epoch))
     else:
-        if args.data is None:
-            raise ValueError("--model needs --data MODULE:FACTORY (a function returning the train loader)")
         from lrkit.finder import find_lr
 
+        loss_fn = _loss(args.loss)  # a bad MODULE:FUNC fails before your model is built
         model = _call(args.model, "--model")
         loader = _call(args.data, "--data")
         _check_factories(model, loader, args)
-        loss_fn = _loss(args.loss)
         opt = _optimizer(args.optimizer, model.parameters(), args.momentum, args.weight_decay)
         title = f"LR range test on {args.model} ({args.optimizer})"
         planned = None if args.epochs is None or not hasattr(loader, "__len__") else args.epochs * len(loader)
@@ -224,11 +243,76 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.suggestion is not None else 1  # no usable signal: not a success
 
 
+#: flags that configure the optimizer and loss of ``--model``; a ``--task`` brings its own
+MODEL_FLAGS = ("data", "loss", "optimizer", "momentum", "weight_decay")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse bad flags, naming the flag, with the finder's own checks; resolve --model's defaults."""
+    if (args.task is None) == (args.model is None):
+        raise ValueError("give either --task NAME or --model MODULE:FACTORY with --data, not both or neither")
+    if args.task is not None:
+        for name in MODEL_FLAGS:
+            if getattr(args, name) is not None:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(
+                    f"{flag} {getattr(args, name)!r} goes with --model, not with --task: a task brings its "
+                    f"own optimizer and loss (drop {flag}, or test --model MODULE:FACTORY with --data)"
+                )
+    else:
+        if args.data is None:
+            raise ValueError("--model needs --data MODULE:FACTORY (a function returning the train loader)")
+        given_momentum = args.momentum is not None
+        for name, default in MODEL_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+        if args.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {args.optimizer!r}")
+        if given_momentum and args.optimizer != "sgd":
+            raise ValueError(
+                f"--momentum goes with --optimizer sgd; {args.optimizer} has no momentum setting, "
+                f"got --momentum {args.momentum!r}"
+            )
+        if args.loss not in LOSSES and ":" not in args.loss:
+            raise ValueError(f"--loss must be one of {', '.join(LOSSES)} or MODULE:FUNC, got {args.loss!r}")
+        _check_non_negative("--momentum", args.momentum)
+        _check_non_negative("--weight-decay", args.weight_decay)
+    if args.rule not in RULES:
+        raise ValueError(f"--rule must be one of {', '.join(RULES)}, got {args.rule!r}")
+    if args.mode not in ("exp", "linear"):
+        raise ValueError(f"--mode must be 'exp' or 'linear', got {args.mode!r}")
+    # the checks find_lr makes, under the flags' names
+    core._check_positive_float("--start-lr", args.start_lr)
+    core._check_positive_float("--end-lr", args.end_lr)
+    if not args.end_lr > args.start_lr:
+        raise ValueError(f"--end-lr must be greater than --start-lr ({args.start_lr!r}), got {args.end_lr!r}")
+    core._check_int("--num-steps", args.num_steps, 2)
+    if not 0.0 <= args.smoothing < 1.0:
+        raise ValueError(f"--smoothing must be in [0, 1), got {args.smoothing!r}")
+    core._check_int("--repeats", args.repeats, 1)
+    core._check_int("--accumulation-steps", args.accumulation_steps, 1)
+    core._check_int("--seed", args.seed, 0)
+    if args.max_grad_norm is not None:
+        core._check_positive_float("--max-grad-norm", args.max_grad_norm)
+    if args.epochs is not None:
+        core._check_int("--epochs", args.epochs, 1)
+    budget = args.budget
+    if budget is not None and not (
+        0.0 < budget <= 1.0 or (1.0 < budget < float("inf") and budget == int(budget))
+    ):
+        raise ValueError(f"--budget must be a fraction in (0, 1] or a whole number of steps, got {budget!r}")
+    if budget is not None and budget <= 1.0 and args.model is not None and args.epochs is None:
+        raise ValueError("--budget as a fraction needs the planned training: give --epochs")
+
+
+def _check_non_negative(flag: str, value: float) -> None:
+    if not 0.0 <= value < float("inf"):  # also NaN
+        raise ValueError(f"{flag} must be a finite number >= 0, got {value!r}")
+
+
 def _budget(args: argparse.Namespace, planned: int | None) -> dict[str, Any]:
     """find_lr's planned_steps and budget from --epochs/--budget (a fraction <= 1, or steps)."""
-    budget = args.budget
-    if budget is not None and (not budget > 0 or (budget > 1 and budget != int(budget))):
-        raise ValueError(f"--budget must be a fraction in (0, 1] or a whole number of steps, got {budget!r}")
+    budget = args.budget  # checked by _check_args
     if budget is not None and budget > 1:
         return {"planned_steps": planned, "budget": int(budget)}
     if budget is not None and planned is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._paths import check_output_dir
-from .experiment import Experiment, load_experiment
+from .experiment import Experiment, load_experiment, parse_strategy
 from .report import LAB_FILES
 from .store import check_db_path
 
@@ -79,10 +79,12 @@ def _positive(value: int | None, flag: str) -> int | None:
 
 def experiment_from_args(args: argparse.Namespace) -> Experiment:
     """The experiment a ``lrkit lab`` command line describes (a file, overridden by flags)."""
-    from .runner import Strategy
+    from ..cli import check_task
 
     for flag in ("seeds", "epochs", "workers"):
         _positive(getattr(args, flag), f"--{flag}")
+    if args.task is not None:
+        check_task(args.task, "--task")
     if args.experiment is not None:
         if args.strategy or args.task:
             raise ValueError("give strategies and the task in the experiment file or as flags, not both")
@@ -95,7 +97,7 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
         exp = Experiment(
             name="lab",
             task=args.task or "digits-mlp-sgd",
-            strategies=[Strategy.parse(s) for s in args.strategy],
+            strategies=[parse_strategy(s, "--strategy") for s in args.strategy],
             seeds=list(range(args.seeds or 1)),
         )
     if args.epochs is not None:
@@ -112,9 +114,11 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
+    from ..cli import check_task, plural
     from ..tasks import get_task
 
     exp = experiment_from_args(args)
+    check_task(exp.task, "--task" if args.experiment is None else f"experiment {args.experiment!r}: task")
     out = check_output_dir(exp.output or Path("lrkit-lab"), "--out", LAB_FILES)
     db = check_db_path(exp.db or out / "lab.db", "--db")
     task = get_task(exp.task)  # an unknown task or a broken factory fails before anything is written
@@ -123,8 +127,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
     workers = exp.workers or _cores()
     epochs = exp.epochs or task.epochs
     print(
-        f"lab {exp.name!r}: {len(exp.strategies)} strategies x {len(exp.seeds)} seed(s) x {epochs} epochs on "
-        f"{task.name}, {workers} worker(s)"
+        f"lab {exp.name!r}: {plural(len(exp.strategies), 'strategy', 'strategies')} x "
+        f"{plural(len(exp.seeds), 'seed')} x {plural(epochs, 'epoch')} on {task.name}, "
+        f"{plural(workers, 'worker')}"
     )
     return run_and_report(exp, out, db, workers=workers, fresh=args.fresh)
 
@@ -186,6 +191,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not db.exists():
         raise ValueError(f"DB_OR_DIR: {str(db)!r} does not exist; expected a lab database or its folder")
     check_db_path(db, "DB_OR_DIR")
+    from .store import ResultStore
+
+    with ResultStore.open_readonly(db) as store:
+        ids = [e.id for e in store.experiments()]
+    if not ids:
+        raise ValueError(f"DB_OR_DIR: {str(db)!r} holds no experiment")
+    if args.experiment is not None and args.experiment not in ids:
+        raise ValueError(
+            f"--experiment: no experiment {args.experiment} in {str(db)!r}; expected one of "
+            f"{', '.join(map(str, ids))}"
+        )
     out = check_output_dir(args.out or db.parent, "--out", LAB_FILES)
     written = report_from_db(db, out, args.experiment)
     for p in written:

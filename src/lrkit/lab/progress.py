@@ -40,7 +40,7 @@ class SweepProgress:
         self.total, done = int(info["total"]), int(info["done"])
         self._finished = done
         skipped = f" ({done} already in the database, skipped)" if done else ""
-        print(f"lab: {self.total} runs{skipped}", file=self.stream, flush=True)
+        print(f"lab: {self.total} run{'' if self.total == 1 else 's'}{skipped}", file=self.stream, flush=True)
         if self.bars:
             from tqdm.auto import tqdm
 

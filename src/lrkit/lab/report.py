@@ -510,10 +510,11 @@ def lab_figure(result: LabResult, title: str | None = None, metric_name: str | N
 
 
 def _default_title(result: LabResult) -> str:
-    seeds = len({r.seed for r in result.runs})
+    seeds, n = len({r.seed for r in result.runs}), len(result.labels())
     return (
-        f"lrkit lab {result.name!r}: {len(result.labels())} strategies on {result.task}, "
-        f"{seeds} seed{'s' if seeds != 1 else ''}" + (f", {result.epochs} epochs" if result.epochs else "")
+        f"lrkit lab {result.name!r}: {n} strateg{'y' if n == 1 else 'ies'} on {result.task}, "
+        f"{seeds} seed{'s' if seeds != 1 else ''}"
+        + (f", {result.epochs} epoch{'s' if result.epochs != 1 else ''}" if result.epochs else "")
     )
 
 

@@ -114,6 +114,72 @@ def report_strategies(
     ]
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Every flag, named as on the command line, before anything is imported, built or run."""
+    from ..cli import check_task, refuse_lr_free
+    from ..tasks.optimizers import check_optimizer_name
+    from .space import KINDS
+
+    check_task(args.task, "--task")
+    _check_positive(args)
+    if args.grace <= args.heartbeat:
+        raise ValueError(f"--grace must be longer than --heartbeat ({args.heartbeat} s), got {args.grace}")
+    if args.study is not None and not args.study.strip():
+        raise ValueError(f"--study must be a non-empty name, got {args.study!r}")
+    if args.optimizer is not None:
+        check_optimizer_name(args.optimizer, "--optimizer")
+        refuse_lr_free(args.optimizer, "lrkit tune")
+    if args.kinds is not None:
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        bad = [k for k in kinds if k not in KINDS]
+        if not kinds or bad or len(set(kinds)) != len(kinds):
+            why = f"unknown {bad[0]!r}" if bad else "empty" if not kinds else "a name given twice"
+            raise ValueError(
+                f"--kinds must be distinct comma-separated names from {','.join(KINDS)}, got "
+                f"{args.kinds!r} ({why})"
+            )
+    if args.lr_range is not None:
+        low, high = args.lr_range
+        if not (0.0 < low < high < math.inf):
+            raise ValueError(
+                f"--lr-range must be LOW HIGH with 0 < LOW < HIGH (finite), got {low!r} {high!r}"
+            )
+    _check_storage(args.storage)
+
+
+def _check_storage(storage: str | None) -> None:
+    """``--storage``: an SQLite file (a path or ``sqlite:///FILE``; a foreign file is refused, untouched)
+    or a ``postgresql://`` URL whose server answers."""
+    from .storage import mask_url, storage_url
+
+    supported = "an SQLite file (FILE or sqlite:///FILE) or a postgresql://USER:PASSWORD@HOST:PORT/DB URL"
+    if storage is not None and not storage.strip():
+        raise ValueError(f"--storage must be {supported}, got ''")
+    scheme = storage.split("://", 1)[0].split("+", 1)[0].lower() if storage and "://" in storage else "file"
+    if scheme not in ("file", "sqlite", "postgresql", "postgres"):
+        raise ValueError(
+            f"--storage: only SQLite files and PostgreSQL servers are supported: expected {supported}, "
+            f"got {mask_url(str(storage))!r}"
+        )
+    if scheme == "sqlite" and not str(storage).split("://", 1)[1].startswith("/"):
+        raise ValueError(f"--storage: an SQLite URL is sqlite:///FILE (three slashes), got {storage!r}")
+    url = storage_url(storage)  # checks an SQLite file as --storage; picks the installed PostgreSQL driver
+    if scheme in ("file", "sqlite"):
+        return
+    import sqlalchemy
+
+    try:  # connect once, so that a wrong host or password is refused before the task is built
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"--storage: cannot open {mask_url(str(storage))!r}: {first}") from None
+
+
 def _check_positive(args: argparse.Namespace) -> None:
     for flag in ("trials", "workers", "report_seeds", "heartbeat", "grace"):
         value = getattr(args, flag)
@@ -134,10 +200,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ..lab.store import check_db_path
     from ..tasks import get_task
     from .core import tune
-    from .storage import storage_url
 
-    _check_positive(args)
-    storage_url(args.storage)  # a foreign file is refused before anything runs
+    _check_args(args)  # a foreign storage file, too, is refused before anything runs
     out = db = None
     if not args.no_report:
         out = check_output_dir(args.out or "lrkit-tune", "--out", LAB_FILES)
@@ -192,6 +256,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _report(result: Any, task: str, out: Path, db: Path, args: argparse.Namespace) -> int:
+    from ..cli import plural
     from ..lab.cli import run_and_report
     from ..lab.experiment import Experiment
 
@@ -206,7 +271,7 @@ def _report(result: Any, task: str, out: Path, db: Path, args: argparse.Namespac
     )
     print(
         f"lab: the tuned schedule beside the {source}'s warmup + cosine and 3 recipes, "
-        f"{args.report_seeds} seed(s) x {result.epochs} epochs",
+        f"{plural(args.report_seeds, 'seed')} x {plural(result.epochs, 'epoch')}",
         flush=True,
     )
     return run_and_report(
