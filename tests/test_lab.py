@@ -3,6 +3,7 @@ SIGKILL, two labs on one database, experiment files, and never touching a file t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -457,3 +459,34 @@ def test_progress_bars_on_a_terminal_and_plain_lines_otherwise() -> None:
     out = term.getvalue()
     assert "sweep:" in out and "/4" in out  # tqdm's sweep bar: runs done of 4
     assert "3/10" in out and "acc 0.5000" in out  # the active run's epoch and metric
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "params", "words"),
+    [
+        ("adamw", {"weight_decay": -1}, "weight_decay"),
+        ("adamw", {"bogus": 1}, "bogus"),
+        ("sgd", {"momentum": -0.5}, "momentum"),
+        ("adam", {"betas": [0.9, 1.5]}, "betas"),
+        ("rmsprop", {"eps": -1e-8}, "eps"),
+    ],
+)
+def test_invalid_optimizer_params_are_named_before_the_lab_starts(
+    optimizer: str, params: dict[str, Any], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An experiment file's optimizer_params that the optimizer refuses used to fail inside the first
+    run, after the lab had started and made its folder; now the strategy and the value are named first."""
+    from lrkit.cli import main
+
+    with pytest.raises(ValueError, match=rf"strategy 'x': optimizer_params .*{words}.* for '{optimizer}'"):
+        Strategy("x", "constant(0.01)", optimizer, params)
+    exp = tmp_path / "e.yaml"
+    exp.write_text(
+        "task: digits-mlp-adam\nepochs: 1\noutput: out\nstrategies:\n"
+        "  - label: x\n    spec: 'constant(0.01)'\n"
+        f"    optimizer: {optimizer}\n    optimizer_params: {json.dumps(params)}\n"
+    )
+    assert main(["lab", str(exp)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "strategy 'x'" in err and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.yaml"]

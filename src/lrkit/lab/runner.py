@@ -40,6 +40,19 @@ __all__ = ["LabResult", "Strategy", "run_config", "run_lab", "run_strategy"]
 HEARTBEAT_SECONDS = 5.0
 
 
+def _try_optimizer(label: str, name: str, params: Mapping[str, Any]) -> None:
+    """Build ``name`` with ``params`` on one dummy tensor, so an unknown or invalid hyper-parameter is
+    named with its strategy when the lab is set up, not when its first run starts."""
+    import torch
+
+    from ..tasks.optimizers import make_optimizer
+
+    try:
+        make_optimizer(name, [torch.zeros(1, requires_grad=True)], 1e-3, params)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"strategy {label!r}: optimizer_params {dict(params)} for {name!r}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Strategy:
     """What to run: ``schedule`` (a Schedule or spec) under ``optimizer`` (None: the task's own) with
@@ -60,6 +73,8 @@ class Strategy:
             "optimizer_params",
             check_params(self.optimizer_params, f"strategy {self.label!r}: optimizer_params"),
         )
+        if self.optimizer is not None and self.optimizer_params:
+            _try_optimizer(self.label, self.optimizer, self.optimizer_params)
         if isinstance(self.schedule, str):
             object.__setattr__(self, "schedule", load(self.schedule))
         elif not isinstance(self.schedule, Schedule):
