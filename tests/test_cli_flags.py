@@ -241,6 +241,7 @@ AUTO_BAD = [
     (["--optimizer", "prodigy"], "--optimizer"),
     (["--optimizer", "bogus"], "--optimizer"),
     (["--epochs", "0"], "--epochs"),
+    *[(["--budget", v], "--budget") for v in ("0", "-1", "2.5", "inf", "nan")],
 ]
 
 
@@ -605,3 +606,31 @@ def test_tune_report_counts_in_the_singular_and_plural(
     args = argparse.Namespace(report_seeds=seeds, workers=1)
     assert _report(result, "digits-mlp-sgd", tmp_path, tmp_path / "lab.db", args) == 0
     assert words in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("value", "given"), [("0.05", 0.05), ("1", 1.0), ("30", 30)])
+def test_auto_budget_is_a_fraction_or_a_number_of_steps_as_in_find(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str, given: float | int
+) -> None:
+    """lrkit auto --budget as lrkit find's: a fraction (<= 1) of the planned steps, or whole steps (an
+    int reaches lrkit.auto, which counts an int as steps); it used to refuse anything above 1."""
+    pytest.importorskip("torch")
+    import lrkit.auto
+
+    seen: list[Any] = []
+
+    def train(parts: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(kwargs["budget"])
+        return {
+            "optimizer": "momentum",
+            "epochs": 1,
+            "metric": 0.5,
+            "train_steps": 10,
+            "compute": 1.0,
+            "events": 0,
+        }
+
+    monkeypatch.setattr(lrkit.auto, "train_task", train)
+    code, _, err = invoke(capsys, ["auto", "--task", "digits-mlp-sgd", "--budget", value])
+    assert code == 0, err
+    assert seen == [given] and type(seen[0]) is type(given)

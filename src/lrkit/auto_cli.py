@@ -55,7 +55,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--budget",
         type=float,
         default=0.1,
-        help="finder escalation budget: extra steps a retry may take, a fraction of the planned ones (0.1)",
+        help="finder escalation budget, the extra steps a retry may take: a fraction (<= 1) of the planned "
+        "steps, or a whole number of steps (default 0.1)",
     )
     p.add_argument(
         "--search",
@@ -98,8 +99,14 @@ def run(args: argparse.Namespace) -> int:
     from lrkit.tasks.optimizers import check_optimizer_name
 
     check_task(args.task, "--task")
-    if not 0.0 < args.budget <= 1.0:
-        raise ValueError(f"--budget must be a fraction of the planned steps in (0, 1], got {args.budget!r}")
+    budget = args.budget  # as lrkit find's: a fraction of the planned steps, or a whole number of steps
+    if not (0.0 < budget <= 1.0 or (1.0 < budget < float("inf") and budget == int(budget))):
+        raise ValueError(
+            "--budget must be a fraction of the planned steps in (0, 1] or a whole number of steps, "
+            f"got {budget!r}"
+        )
+    if budget > 1.0:
+        budget = int(budget)
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
     if args.seed < 0:
@@ -120,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     try:
         out = train_task(
-            parts, seed=args.seed, budget=args.budget, search=args.search, kind=args.kind, verbose=True,
+            parts, seed=args.seed, budget=budget, search=args.search, kind=args.kind, verbose=True,
             epochs=args.epochs, optimizer=args.optimizer, plot=args.plot,
         )  # fmt: skip
     except NoSuggestionError as exc:
