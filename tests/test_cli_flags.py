@@ -634,3 +634,24 @@ def test_auto_budget_is_a_fraction_or_a_number_of_steps_as_in_find(
     code, _, err = invoke(capsys, ["auto", "--task", "digits-mlp-sgd", "--budget", value])
     assert code == 0, err
     assert seen == [given] and type(seen[0]) is type(given)
+
+
+@pytest.mark.parametrize("spec", ["constant(0)", "linear(lr=0, steps=10)"])
+def test_plot_on_a_log_scale_refuses_schedules_never_above_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str
+) -> None:
+    """An LR of 0 everywhere used to draw an empty log-scale plot without a word; beside another
+    schedule it is drawn with a legend saying why it is not visible."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "lr.png"
+    refused(capsys, ["plot", spec, "--log", "--total", "50", "--out", str(out)], "--log", spec)
+    assert not out.exists()
+    code, _, err = invoke(
+        capsys, ["plot", spec, "cosine(lr=0.1)", "--log", "--total", "50", "--out", str(out)]
+    )
+    assert code == 0 and out.exists(), err
+    from lrkit.plot import plot_schedules
+
+    fig = plot_schedules([spec, "cosine(lr=0.1)"], 50, log=True)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == [f"{spec} (never > 0: nothing to draw on a log scale)", "cosine(lr=0.1)"]

@@ -58,16 +58,26 @@ def plot_schedules(
             f"total_steps: expected an integer from 1 to {MAX_STEPS:,} (every step is drawn), "
             f"got {total_steps!r}"
         )
-    plt = pyplot()
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9, 4.8), constrained_layout=True)
     t = np.arange(total_steps + 1)
+    curves = []
     for s in schedules:
         sched, label = _resolved(s, total_steps, steps_per_epoch)
         y = sched(t)
         if log:
             y = np.where(y > 0, y, np.nan)
+            if np.isnan(y).all():
+                label += " (never > 0: nothing to draw on a log scale)"
+        curves.append((y, label))
+    if log and all(np.isnan(y).all() for y, _ in curves):
+        raise ValueError(
+            "log scale (--log): no schedule has an LR > 0 to draw: "
+            + ", ".join(label.split(" (never")[0] for _, label in curves)
+        )
+    plt = pyplot()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 4.8), constrained_layout=True)
+    for y, label in curves:
         ax.plot(t, y, lw=1.8, label=label)
     ax.set_xlabel("step" if steps_per_epoch is None else f"step ({steps_per_epoch:g} steps per epoch)")
     ax.set_ylabel("learning rate")

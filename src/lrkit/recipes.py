@@ -121,11 +121,9 @@ class Recipe:
 
     @property
     def reference(self) -> str:
-        return (
-            (self.build.__doc__ or "").split("(", 1)[1].split(")", 1)[0]
-            if "(" in (self.build.__doc__ or "")
-            else ""
-        )
+        """The references in the first parentheses of the builder's docstring, as plain text."""
+        doc = self.build.__doc__ or ""
+        return doc.split("(", 1)[1].split(")", 1)[0].replace("``", "") if "(" in doc else ""
 
 
 RECIPES: dict[str, Recipe] = {

@@ -68,6 +68,8 @@ def check_number(
 ) -> float:
     """Return ``v`` as a float, or raise naming ``owner.name``, the value and the expected range."""
     where = f"{owner}: {name}"
+    if isinstance(v, str) and v.strip().lower().lstrip("+-") in ("inf", "infinity", "nan"):
+        raise ValueError(f"{where} must be a finite number, got {v!r}")  # a spec's bare inf / nan
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{where} must be a number, got {type(v).__name__} {_short(v)}")
     try:
