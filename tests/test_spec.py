@@ -178,3 +178,15 @@ def test_missing_yaml_or_toml_writer_says_which_extra(monkeypatch: pytest.Monkey
     with pytest.raises(ImportError, match=r"TOML specs needs tomli-w"):
         lrkit.dumps(s, "toml")
     assert lrkit.loads(lrkit.dumps(s, "json"), "json") == s  # JSON and reading TOML need no extra
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["warmup(10%) >> cosine(lr=0.1)", "one_cycle(max_lr=0.1)", "wsd(lr=3e-4, warmup=1%)", "constant(0.5)"],
+)
+def test_dumps_defaults_to_the_string_form_and_schedule_from_dict_round_trips(text: str) -> None:
+    """dumps(s) and loads(text) both default to the compact string; Schedule.from_dict mirrors to_dict."""
+    s = lrkit.parse(text)
+    assert lrkit.dumps(s) == lrkit.dumps(s, "string") == str(s)
+    assert lrkit.loads(lrkit.dumps(s)) == s
+    assert lrkit.Schedule.from_dict(s.to_dict()) == s == lrkit.from_dict(s.to_dict())

@@ -323,8 +323,8 @@ def _format(fmt: object) -> str:
     return key
 
 
-def dumps(s: Schedule, fmt: str) -> str:
-    """``s`` as ``fmt``: json, yaml, toml or string."""
+def dumps(s: Schedule, fmt: str = "string") -> str:
+    """``s`` as ``fmt``: json, yaml, toml or string (the default, as :func:`loads`)."""
     key = _format(fmt)
     return to_string(s) if fmt == "string" else _FORMATS[key][0](s)
 

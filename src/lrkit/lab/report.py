@@ -737,7 +737,7 @@ def _diverged_html(result: LabResult) -> str:
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td class=num>{r.seed}</td>'
         f"<td class=num>{_e('—' if r.diverged_step is None else r.diverged_step)}</td>"
-        f"<td class=num>{len(r.lrs)}</td><td class=num>{_e(_num(r.lrs[-1] if r.lrs else None))}</td></tr>"
+        f"<td class=num>{r.steps}</td><td class=num>{_e(_num(r.lrs[-1] if r.lrs else None))}</td></tr>"
         for r in runs
     )
     return (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, TypeVar, overload
 
@@ -382,6 +382,13 @@ class Schedule:
         from ..spec import to_dict
 
         return to_dict(self)
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Schedule:
+        """The schedule a :meth:`to_dict` dict describes (:func:`lrkit.from_dict`)."""
+        from ..spec import from_dict
+
+        return from_dict(data)
 
     def __str__(self) -> str:
         from ..spec import to_string

@@ -96,8 +96,9 @@ class Chain(Schedule):
                 sp = span - offset
                 if sp <= 0 and p.length is not None and p.length.unit == "rest":
                     raise ValueError(
-                        f"chain: the pieces before the last take {offset:g} steps, leaving nothing of "
-                        f"total_steps={span:g} for the last piece ({p.name}, steps='rest')"
+                        f"chain: the pieces before the last take {offset:g} step"
+                        f"{'' if offset == 1 else 's'}, leaving nothing of total_steps={span:g} for the last "
+                        f"piece ({p.name}, steps='rest')"
                     )
             r = p._resolve(total, spe, sp)
             out.append(r)
