@@ -7,6 +7,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -485,3 +486,71 @@ def test_graph_scheduler_plateau_cut_writes_the_lr_tensor() -> None:
     assert sch.plateau_cuts == [0.25, 0.25]
     sch.step()
     assert float(opt.param_groups[1]["lr"]) == pytest.approx(0.04)
+
+
+@pytest.mark.parametrize(
+    "spec", ["warmup(100)", "warmup(10, mode='exponential')", "cosine(lr=0.1, steps=10) >> warmup(10)"]
+)
+def test_an_absolute_schedule_ending_in_a_bare_warmup_is_refused(spec: str) -> None:
+    """Alone, a warmup with no lr is a multiplier rising to 1: written as absolute LRs (the default) it
+    sent an AdamW at 3e-4 to LR 1.0. It is refused, and works as a multiplier with relative=True."""
+    import lrkit
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=3e-4)
+    with pytest.raises(ValueError, match=r"ends in a warmup with no lr.*relative=True"):
+        lrkit.torch.scheduler(opt, spec, total_steps=1000)
+    assert opt.param_groups[0]["lr"] == 3e-4  # untouched
+    sched = lrkit.torch.scheduler(opt, spec, total_steps=1000, relative=True)
+    for _ in range(200):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(3e-4)
+
+
+@pytest.mark.parametrize(
+    "spec", ["warmup(100) >> constant(3e-4)", "warmup(100, lr=3e-4)", "warmup(100) * constant(3e-4)"]
+)
+def test_a_warmup_with_a_target_is_an_lr(spec: str) -> None:
+    import lrkit
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = lrkit.torch.scheduler(opt, spec, total_steps=1000)
+    for _ in range(200):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(3e-4)
+
+
+def _steps(sched: Any, opt: Any, pattern: str) -> list[warnings.WarningMessage]:
+    """Call ``sched.step()`` once per character, after ``opt.step()`` where it is ``o``."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for c in pattern:
+            if c == "o":
+                opt.step()
+            sched.step()
+    return [w for w in seen if issubclass(w.category, lrkit.torch.NoOptimizerStepWarning)]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "warned", "last"),
+    [
+        ("." * 10, 1, 0),  # a preview loop without optimizer steps: the schedule stands still, once warned
+        ("." * 30, 1, 0),  # warned once only
+        ("o" * 10, 0, 10),  # the normal loop
+        ("....." + "o" * 5, 0, 5),  # a GradScaler skipping the first steps of a float16 run
+        ("o" + "." * 20, 0, 1),  # after the first optimizer step, idle calls are an accumulation's
+    ],
+)
+def test_step_without_any_optimizer_step_warns_once(pattern: str, warned: int, last: int) -> None:
+    import lrkit
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = lrkit.torch.scheduler(opt, "cosine(lr=0.1)", total_steps=100)
+    assert len(_steps(sched, opt, pattern)) == warned and sched.last_epoch == last
+    free = lrkit.torch.scheduler(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), "cosine(lr=0.1)", total_steps=100,
+        follow_optimizer=False,
+    )  # fmt: skip
+    assert not _steps(free, opt, "." * 10) and free.last_epoch == 10

@@ -54,6 +54,7 @@ __all__ = [
     "BLOCK",
     "EpochwiseSteppingWarning",
     "GraphScheduler",
+    "NoOptimizerStepWarning",
     "ScheduleMismatchError",
     "Scheduler",
     "one_cycle_momentum",
@@ -73,6 +74,15 @@ class ScheduleMismatchError(ValueError):
 
 class EpochwiseSteppingWarning(UserWarning):
     """A step-based scheduler (``interval="step"``) is stepped once per many optimizer steps."""
+
+
+class NoOptimizerStepWarning(UserWarning):
+    """``step()`` keeps being called but the optimizer has never stepped, so the schedule stands still."""
+
+
+#: calls of ``step()`` without any optimizer step since the scheduler was made before
+#: :class:`NoOptimizerStepWarning` (a GradScaler may skip the first few steps of a float16 run)
+IDLE_WARN = 8
 
 
 # -- argument handling ----------------------------------------------------------------------------
@@ -223,6 +233,9 @@ class _Base(LRScheduler):
             raise ValueError(f"plateau: min_lr holds {len(plateau.min_lr)} values for {n} parameter groups")
 
         raw, shared = _per_group(schedule, n, "schedule")
+        if not relative:
+            for s in raw:
+                _refuse_bare_warmup(s)
         resolved: dict[int, Schedule] = {}
         for s in raw:  # resolve each distinct schedule once, keeping identity for sharing
             if id(s) not in resolved:
@@ -538,10 +551,11 @@ class _Base(LRScheduler):
 class _StepFlag:
     """Set by an optimizer step post-hook: whether the optimizer stepped since the scheduler did."""
 
-    __slots__ = ("count", "found_inf", "stepped")
+    __slots__ = ("count", "ever", "found_inf", "stepped")
 
     def __init__(self) -> None:
         self.stepped = False
+        self.ever = False  # the optimizer has stepped since the scheduler was made
         self.count = 0  # optimizer steps since the scheduler's last step()
         self.found_inf: torch.Tensor | None = None
 
@@ -562,6 +576,23 @@ def _hookable(optimizer: Optimizer) -> Optimizer:
         f"optimizer: {type(optimizer).__name__} has no step hooks and wraps no optimizer that has; "
         "pass follow_optimizer=False (step() then advances on every call)"
     )
+
+
+def _refuse_bare_warmup(s: Schedule) -> None:
+    """An absolute schedule that is, or ends in, a warmup with no ``lr`` would set every LR to 1.0: alone
+    such a warmup is a multiplier rising to 1 (in a chain it ramps to the next piece's value)."""
+    from ..schedules import Chain, Warmup
+
+    last = s
+    while isinstance(last, Chain):
+        last = last.pieces[-1]
+    if isinstance(last, Warmup) and last.lr is None:
+        raise ValueError(
+            f"schedule: {str(s)!r} ends in a warmup with no lr, a multiplier rising to 1: with "
+            "relative=False (the default: the schedule gives LRs) every LR would become 1.0. Follow it "
+            "with the LR to reach (warmup(100) >> constant(3e-4)), give it lr=..., or pass "
+            "relative=True to warm up to each group's own lr"
+        )
 
 
 # -- the host scheduler -----------------------------------------------------------------------------
@@ -611,12 +642,13 @@ class Scheduler(_Base):
             flag = self._flag
 
             def _stepped(opt: Optimizer, args: Any, kwargs: Any) -> None:
-                flag.stepped = True
+                flag.stepped = flag.ever = True
                 flag.count += 1
                 flag.found_inf = getattr(opt, "found_inf", None)
 
             self._hook = _hookable(optimizer).register_step_post_hook(_stepped)
         self._warned_epochwise = False
+        self._idle_calls = 0  # step() calls before the optimizer's first step (warned at IDLE_WARN)
         self._blk0 = _NO_BLOCK
         # one list of floats per group (and per scheduled hyperparameter): no per-step containers
         self._cols: list[list[float]] = []
@@ -707,6 +739,10 @@ class Scheduler(_Base):
         if self.follow_optimizer:
             flag = self._flag
             if not flag.stepped:
+                if not flag.ever:
+                    self._idle_calls += 1
+                    if self._idle_calls == IDLE_WARN:
+                        self._warn_idle()
                 return
             flag.stepped = False
             if flag.count > 1 and self.interval == "step" and not self._warned_epochwise:
@@ -725,6 +761,18 @@ class Scheduler(_Base):
         else:
             for g, c in zip(groups, self._cols, strict=False):
                 g["lr"] = c[i]
+
+    def _warn_idle(self) -> None:
+        warnings.warn(
+            f"lrkit.torch scheduler: step() was called {IDLE_WARN} times and the optimizer has not stepped "
+            "once, so the schedule has not moved: it counts optimizer steps (follow_optimizer=True, so "
+            "that steps a GradScaler skips do not count). Call optimizer.step() before scheduler.step(); "
+            "to step it on its own (e.g. to preview the LRs), build it with follow_optimizer=False, or "
+            "evaluate the schedule itself: schedule(numpy.arange(n)). (Warned once per scheduler; harmless "
+            f"when step() follows each micro-batch of a gradient accumulation over more than {IDLE_WARN}.)",
+            NoOptimizerStepWarning,
+            stacklevel=3,
+        )
 
     def _warn_epochwise(self, n: int) -> None:
         self._warned_epochwise = True
