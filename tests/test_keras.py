@@ -314,3 +314,12 @@ def test_jax_backend_sees_the_cuts_inside_its_jitted_step() -> None:
     base = lrkit.parse(SPEC).resolve(total_steps=20)(np.arange(12))
     in_force = np.repeat([1, 1, 1, 0.5, 0.5, 0.25], 2)
     assert result["w"] == pytest.approx(-(base * in_force).sum(), rel=RTOL)
+
+
+def test_keras_refuses_a_bare_warmup_as_lrs_but_takes_it_with_a_multiplier() -> None:
+    """A warmup with no lr rises to 1: as LRs (multiplier 1) refused; times multiplier=3e-4 it is the
+    warmup to 3e-4 it was meant to be."""
+    with pytest.raises(ValueError, match=r"ends in a warmup with no lr.*multiplier"):
+        lrkit.keras.schedule("warmup(100)", total_steps=1000)
+    s = lrkit.keras.KerasSchedule("warmup(100)", total_steps=1000, multiplier=3e-4)
+    assert float(s(500)) == pytest.approx(3e-4)

@@ -361,3 +361,12 @@ def test_staircase_boundaries_under_jit() -> None:
         assert got == pytest.approx([at_n] * len(got), rel=1e-6), make(
             1
         )  # float32; a late switch is off by ~1
+
+
+@pytest.mark.parametrize("spec", ["warmup(100)", "cosine(lr=0.1, steps=10) >> warmup(10)"])
+def test_optax_refuses_a_schedule_ending_in_a_bare_warmup(spec: str) -> None:
+    """Alone, a warmup with no lr is a multiplier rising to 1: as an optax LR schedule it would reach 1.0."""
+    with pytest.raises(ValueError, match="ends in a warmup with no lr"):
+        lrkit.optax.schedule(spec, total_steps=1000)
+    f = lrkit.optax.schedule("warmup(100) >> constant(3e-4)", total_steps=1000)
+    assert float(f(jnp.array(500))) == pytest.approx(3e-4)

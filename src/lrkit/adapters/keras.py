@@ -47,6 +47,7 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
 from array_api_compat import array_namespace
 
 from ..control.plateau import Plateau
+from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
 __all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "schedule"]
@@ -97,9 +98,10 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         floor: float = 0.0,
         plateau: dict[str, Any] | None = None,
     ) -> None:
-        s = as_schedule(schedule, "schedule").resolve(
-            total_steps=total_steps, steps_per_epoch=steps_per_epoch
-        )
+        given = as_schedule(schedule, "schedule")
+        if multiplier == 1.0:  # with a multiplier, a bare warmup is a factor of it, as it should be
+            refuse_bare_warmup(given, " (multiplier=1)", "; or pass multiplier=YOUR_LR to scale it")
+        s = given.resolve(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
         if s.unresolved:
             raise ValueError(
                 f"schedule ({s}) cannot be evaluated: {s.unresolved}. Pass total_steps=... and/or "

@@ -52,6 +52,7 @@ import jax
 import jax.numpy as jnp
 from array_api_compat import array_namespace
 
+from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
 __all__ = ["schedule"]
@@ -77,6 +78,7 @@ def schedule(
     [0.0, 0.05, 0.1, 0.05, 0.0, 0.0]
     """
     s = as_schedule(spec, "schedule")
+    refuse_bare_warmup(s)
     resolved = s.resolve(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     problem = resolved.unresolved
     if problem:

@@ -48,6 +48,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from ..control.plateau import Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
+from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
 __all__ = [
@@ -235,7 +236,11 @@ class _Base(LRScheduler):
         raw, shared = _per_group(schedule, n, "schedule")
         if not relative:
             for s in raw:
-                _refuse_bare_warmup(s)
+                refuse_bare_warmup(
+                    s,
+                    " (relative=False, the default)",
+                    "; or pass relative=True to warm up to each group's own lr",
+                )
         resolved: dict[int, Schedule] = {}
         for s in raw:  # resolve each distinct schedule once, keeping identity for sharing
             if id(s) not in resolved:
@@ -576,23 +581,6 @@ def _hookable(optimizer: Optimizer) -> Optimizer:
         f"optimizer: {type(optimizer).__name__} has no step hooks and wraps no optimizer that has; "
         "pass follow_optimizer=False (step() then advances on every call)"
     )
-
-
-def _refuse_bare_warmup(s: Schedule) -> None:
-    """An absolute schedule that is, or ends in, a warmup with no ``lr`` would set every LR to 1.0: alone
-    such a warmup is a multiplier rising to 1 (in a chain it ramps to the next piece's value)."""
-    from ..schedules import Chain, Warmup
-
-    last = s
-    while isinstance(last, Chain):
-        last = last.pieces[-1]
-    if isinstance(last, Warmup) and last.lr is None:
-        raise ValueError(
-            f"schedule: {str(s)!r} ends in a warmup with no lr, a multiplier rising to 1: with "
-            "relative=False (the default: the schedule gives LRs) every LR would become 1.0. Follow it "
-            "with the LR to reach (warmup(100) >> constant(3e-4)), give it lr=..., or pass "
-            "relative=True to warm up to each group's own lr"
-        )
 
 
 # -- the host scheduler -----------------------------------------------------------------------------

@@ -141,3 +141,20 @@ class WSD(Schedule):
 
 
 __all__ = ["COOLDOWNS", "WSD", "Warmup", "warmup_factor"]
+
+
+def refuse_bare_warmup(s: Schedule, how: str = "", remedy: str = "") -> None:
+    """Raise when ``s`` is, or ends in, a :class:`Warmup` with no ``lr``, used as LRs: alone such a
+    warmup is a multiplier rising to 1 (in a chain it ramps to the next piece's value), so every LR
+    would become 1.0. ``how`` says how the schedule is used, ``remedy`` adds a way out."""
+    from .compose import Chain
+
+    last = s
+    while isinstance(last, Chain):
+        last = last.pieces[-1]
+    if isinstance(last, Warmup) and last.lr is None:
+        raise ValueError(
+            f"schedule: {str(s)!r} ends in a warmup with no lr, a multiplier rising to 1: as LRs{how} "
+            "every LR would become 1.0. Follow it with the LR to reach (warmup(100) >> constant(3e-4)) "
+            f"or give it lr=...{remedy}"
+        )
