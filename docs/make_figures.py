@@ -72,14 +72,15 @@ def strategy_figure(
         losses, metric, diverged = _train(spec, optimizer)
         tag = f"diverged at step {len(losses) - 1}" if diverged else f"val acc {metric:.3f}"
         ax_loss.plot(np.arange(len(losses)), _ema(losses), color=color, lw=1.5, label=f"{label} ({tag})")
-    ax_lr.set(xlabel="step (45 steps per epoch)", ylabel="learning rate", title=f"{title}: the schedules")
+    fig.suptitle(title, fontsize=13)
+    ax_lr.set(xlabel="step (45 steps per epoch)", ylabel="learning rate", title="the schedules")
     if log:
         ax_lr.set_yscale("log")
     ax_loss.set(
         xlabel="step",
         ylabel="training loss (EMA 0.9)",
         yscale="log",
-        title=f"{title}: training loss on {TASK}, seed 0",
+        title=f"training loss on {TASK}, seed 0",
     )
     for ax in (ax_lr, ax_loss):
         ax.grid(True, alpha=0.3, which="both")
