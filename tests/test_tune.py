@@ -260,10 +260,14 @@ def test_tune_api_centres_on_the_finder_is_seeded_resumable_and_keeps_its_settin
     assert res.best_value == best.value and res.best_spec == best.user_attrs["spec"]
     lrkit.parse(res.best_spec)
 
-    again = tune(task, trials=4, storage=db, epochs=2, seed=3)  # finished study: nothing trains
+    said: list[str] = []
+    again = tune(task, trials=4, storage=db, epochs=2, seed=3, progress=said.append)  # nothing trains
     assert len(again.study.get_trials()) == 4 and again.best_spec == res.best_spec
-    more = tune(task, trials=5, storage=db, epochs=2, seed=3)  # a bigger budget continues the study
-    assert len(more.study.get_trials()) == 5 and more.finished == 5
+    assert any("already has 4 finished trials of the 4 asked for: nothing to run" in line for line in said)
+    said.clear()
+    more = tune(task, trials=5, storage=db, epochs=2, seed=3, progress=said.append)  # a bigger budget
+    assert len(more.study.get_trials()) == 5 and more.finished == 5  # continues the study
+    assert not any("nothing to run" in line for line in said)
 
     same = tune(task, trials=4, storage=tmp_path / "again.db", epochs=2, finder_repeats=1, seed=3)
     assert [t.params for t in same.study.get_trials()] == [t.params for t in trials]  # seeded

@@ -275,7 +275,8 @@ def tune(
             "give the same range or another study name"
         )
     say(
-        f"study {name!r} in {shown}: {metric_name} ({direction}), {n_epochs} epochs per trial, peak LR in "
+        f"study {name!r} in {shown}: {metric_name} ({direction}), "
+        f"{n_epochs} epoch{'s' if n_epochs != 1 else ''} per trial, peak LR in "
         f"[{space.lr_range[0]:.3g}, {space.lr_range[1]:.3g}], kinds {', '.join(space.kinds)}"
     )
 
@@ -356,6 +357,13 @@ def tune(
             f"{frozen.state.name.lower()}{value}{note}{best_text}: {frozen.user_attrs.get('spec', '')}"
         )
 
+    before = _counts(study)
+    done = before["COMPLETE"] + before["PRUNED"]
+    if done >= trials:  # a re-run of a finished study: say so rather than print a report out of nowhere
+        say(
+            f"the study already has {done} finished trials of the {trials} asked for: nothing to run (raise "
+            "--trials / trials= to add more)"
+        )
     waiting_said = False
     try:
         while True:
@@ -366,7 +374,7 @@ def tune(
                 break
             if finished + running >= trials:
                 if not waiting_said:
-                    say(f"waiting for {running} running trial(s) of other workers")
+                    say(f"waiting for {running} running trial{'s' if running != 1 else ''} of other workers")
                     waiting_said = True
                 time.sleep(min(1.0, heartbeat / 2))
                 continue
