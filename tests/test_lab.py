@@ -490,3 +490,11 @@ def test_invalid_optimizer_params_are_named_before_the_lab_starts(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "strategy 'x'" in err and words in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.yaml"]
+
+
+@pytest.mark.parametrize("spec", ["warmup(10%)", "cosine(lr=0.1, steps=10) >> warmup(5)"])
+def test_a_strategy_that_ends_in_a_bare_warmup_is_refused(spec: str) -> None:
+    """The lab writes a schedule's values as LRs: alone, a warmup with no lr rises to LR 1.0."""
+    with pytest.raises(ValueError, match=r"strategy 'w': .*ends in a warmup with no lr"):
+        Strategy("w", spec)
+    assert Strategy("w", "warmup(10%) >> cosine(lr=0.1)").label == "w"

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..schedules import Schedule
+from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
 from .store import ResultStore, RunRecord, owner_token, run_key
@@ -82,6 +83,10 @@ class Strategy:
                 f"strategy {self.label!r}: schedule must be a Schedule or a spec string, "
                 f"got {type(self.schedule).__name__}"
             )
+        try:  # the lab writes the schedule's values as LRs
+            refuse_bare_warmup(self.schedule)  # type: ignore[arg-type]  # a Schedule by now
+        except ValueError as exc:
+            raise ValueError(f"strategy {self.label!r}: {exc}") from None
 
     @property
     def spec(self) -> str:
