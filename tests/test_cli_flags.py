@@ -328,11 +328,11 @@ def test_lab_strategy_names_the_flag(
 
 
 def test_lab_strategy_with_an_optimizer_keeps_it() -> None:
-    from lrkit.lab.experiment import parse_strategy
+    from lrkit.lab.runner import Strategy
 
-    s = parse_strategy("a @ adam = constant(1e-3)", "--strategy")
+    s = Strategy.parse("a @ adam = constant(1e-3)", "--strategy")
     assert (s.label, s.optimizer, s.spec) == ("a", "adam", "constant(lr=0.001)")
-    plain = parse_strategy("cosine(lr=0.1)", "--strategy", default_optimizer="momentum")
+    plain = Strategy.parse("cosine(lr=0.1)", "--strategy", default_optimizer="momentum")
     assert (plain.label, plain.optimizer) == ("cosine(lr=0.1)", "momentum")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._paths import check_output_dir
-from .experiment import Experiment, load_experiment, parse_strategy
+from .experiment import Experiment, load_experiment
 from .report import LAB_FILES
 from .store import check_db_path
 
@@ -79,12 +79,10 @@ def _positive(value: int | None, flag: str) -> int | None:
 
 def experiment_from_args(args: argparse.Namespace) -> Experiment:
     """The experiment a ``lrkit lab`` command line describes (a file, overridden by flags)."""
-    from ..cli import check_task
+    from .runner import Strategy
 
-    for flag in ("seeds", "epochs", "workers"):
+    for flag in ("seeds", "epochs", "workers"):  # the task's name is checked by cmd_lab, file or flag
         _positive(getattr(args, flag), f"--{flag}")
-    if args.task is not None:
-        check_task(args.task, "--task")
     if args.experiment is not None:
         if args.strategy or args.task:
             raise ValueError("give strategies and the task in the experiment file or as flags, not both")
@@ -97,7 +95,7 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
         exp = Experiment(
             name="lab",
             task=args.task or "digits-mlp-sgd",
-            strategies=[parse_strategy(s, "--strategy") for s in args.strategy],
+            strategies=[Strategy.parse(s, "--strategy") for s in args.strategy],
             seeds=list(range(args.seeds or 1)),
         )
     if args.epochs is not None:

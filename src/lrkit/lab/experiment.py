@@ -36,7 +36,7 @@ from typing import Any
 from ..spec import from_dict
 from .runner import Strategy
 
-__all__ = ["Experiment", "load_experiment", "parse_experiment", "parse_strategy"]
+__all__ = ["Experiment", "load_experiment", "parse_experiment"]
 
 TOP_KEYS = (
     "name",
@@ -149,45 +149,10 @@ def _str(value: Any, key: str) -> str:
     return value.strip()
 
 
-def parse_strategy(text: str, where: str = "strategy", default_optimizer: str | None = None) -> Strategy:
-    """A strategy from the command line's ``[LABEL[@OPT]=]SPEC`` form (``"cosine(lr=0.1)"``,
-    ``"warm=warmup(5%) >> cosine(lr=0.1)"``, ``"adam@adam=constant(1e-3)"``); without ``@OPT``, the
-    strategy runs ``default_optimizer`` (None: the task's). A ValueError names ``where`` (``--strategy``,
-    ``experiment: strategies[0]``) and the text: an empty label, optimizer or spec is refused, never
-    dropped."""
-    from ..tasks.optimizers import OPTIMIZERS, check_optimizer_name
-
-    form = "expected [LABEL[@OPT]=]SPEC"
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{where} is empty; {form}")
-    head, sep, spec = text.partition("=")
-    optimizer = default_optimizer
-    if not sep or "(" in head:  # just a spec: 'cosine(lr=0.1)'
-        label = spec = text.strip()
-    else:
-        label, at, opt = (part.strip() for part in head.partition("@"))
-        spec = spec.strip()
-        if not label:
-            raise ValueError(f"{where} {text!r}: the LABEL before '=' is empty; {form}")
-        if at and not opt:
-            raise ValueError(
-                f"{where} {text!r}: no optimizer name after '@'; {form} with OPT one of "
-                f"{', '.join(OPTIMIZERS)}"
-            )
-        if not spec:
-            raise ValueError(f"{where} {text!r}: the SPEC after '=' is empty; {form}")
-        if opt:
-            optimizer = check_optimizer_name(opt, f"{where} {text!r}: OPT")
-    try:
-        return Strategy(label, spec, optimizer)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{where} {text!r}: {exc}") from None
-
-
 def _strategy(item: Any, i: int, default_optimizer: str | None) -> Strategy:
     where = f"strategies[{i}]"
     if isinstance(item, str):
-        return parse_strategy(item, f"experiment: {where}", default_optimizer)
+        return Strategy.parse(item, f"experiment: {where}", default_optimizer)
     if not isinstance(item, dict):
         raise ValueError(f"experiment: {where} must be a string or a mapping, got {type(item).__name__}")
     unknown = [k for k in item if k not in STRATEGY_KEYS]

@@ -95,13 +95,39 @@ class Strategy:
         return to_string(self.schedule)
 
     @classmethod
-    def parse(cls, text: str) -> Strategy:
-        """``"label=spec"``, ``"label@adam=spec"`` or just ``"spec"`` (the label is then the spec)."""
+    def parse(cls, text: str, where: str = "strategy", default_optimizer: str | None = None) -> Strategy:
+        """A strategy from the command line's ``[LABEL[@OPT]=]SPEC`` form (``"cosine(lr=0.1)"``, whose
+        label is the spec; ``"warm=warmup(5%) >> cosine(lr=0.1)"``; ``"adam@adam=constant(1e-3)"``);
+        without ``@OPT`` it runs ``default_optimizer`` (None: the task's). A ValueError names ``where``
+        (``--strategy``, ``experiment: strategies[0]``) and the text: an empty label, optimizer or spec
+        is refused, never dropped."""
+        from ..tasks.optimizers import OPTIMIZERS
+
+        form = "expected [LABEL[@OPT]=]SPEC"
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where} is empty; {form}")
         head, sep, spec = text.partition("=")
-        if not sep or "(" in head:
-            return cls(text.strip(), text.strip())
-        label, _, opt = head.partition("@")
-        return cls(label.strip(), spec.strip(), opt.strip() or None)
+        optimizer = default_optimizer
+        if not sep or "(" in head:  # just a spec: 'cosine(lr=0.1)'
+            label = spec = text.strip()
+        else:
+            label, at, opt = (part.strip() for part in head.partition("@"))
+            spec = spec.strip()
+            if not label:
+                raise ValueError(f"{where} {text!r}: the LABEL before '=' is empty; {form}")
+            if at and not opt:
+                raise ValueError(
+                    f"{where} {text!r}: no optimizer name after '@'; {form} with OPT one of "
+                    f"{', '.join(OPTIMIZERS)}"
+                )
+            if not spec:
+                raise ValueError(f"{where} {text!r}: the SPEC after '=' is empty; {form}")
+            if opt:
+                optimizer = check_optimizer_name(opt, f"{where} {text!r}: OPT")
+        try:
+            return cls(label, spec, optimizer)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{where} {text!r}: {exc}") from None
 
 
 def run_config(
