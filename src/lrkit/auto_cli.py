@@ -95,18 +95,12 @@ def run(args: argparse.Namespace) -> int:
     from lrkit.auto import train_task
     from lrkit.cli import check_task, plural, refuse_lr_free
     from lrkit.finder import NoSuggestionError
+    from lrkit.finder.cli import budget_flag
     from lrkit.tasks import get_task
     from lrkit.tasks.optimizers import check_optimizer_name
 
     check_task(args.task, "--task")
-    budget = args.budget  # as lrkit find's: a fraction of the planned steps, or a whole number of steps
-    if not (0.0 < budget <= 1.0 or (1.0 < budget < float("inf") and budget == int(budget))):
-        raise ValueError(
-            "--budget must be a fraction of the planned steps in (0, 1] or a whole number of steps, "
-            f"got {budget!r}"
-        )
-    if budget > 1.0:
-        budget = int(budget)
+    budget = budget_flag(args.budget)  # as lrkit find's: a fraction of the planned steps, or steps
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
     if args.seed < 0:

@@ -296,13 +296,19 @@ def _check_args(args: argparse.Namespace) -> None:
         core._check_positive_float("--max-grad-norm", args.max_grad_norm)
     if args.epochs is not None:
         core._check_int("--epochs", args.epochs, 1)
-    budget = args.budget
-    if budget is not None and not (
-        0.0 < budget <= 1.0 or (1.0 < budget < float("inf") and budget == int(budget))
-    ):
-        raise ValueError(f"--budget must be a fraction in (0, 1] or a whole number of steps, got {budget!r}")
-    if budget is not None and budget <= 1.0 and args.model is not None and args.epochs is None:
+    budget = None if args.budget is None else budget_flag(args.budget)
+    if isinstance(budget, float) and args.model is not None and args.epochs is None:
         raise ValueError("--budget as a fraction needs the planned training: give --epochs")
+
+
+def budget_flag(value: float, flag: str = "--budget") -> float | int:
+    """A ``--budget`` (lrkit find's and lrkit auto's): a fraction in (0, 1] of the planned steps, kept a
+    float, or a whole number of steps > 1, made an int (as find_lr and lrkit.auto count it)."""
+    if 0.0 < value <= 1.0:
+        return float(value)
+    if 1.0 < value < float("inf") and value == int(value):
+        return int(value)
+    raise ValueError(f"{flag} must be a fraction in (0, 1] or a whole number of steps, got {value!r}")
 
 
 def _check_non_negative(flag: str, value: float) -> None:
@@ -312,9 +318,9 @@ def _check_non_negative(flag: str, value: float) -> None:
 
 def _budget(args: argparse.Namespace, planned: int | None) -> dict[str, Any]:
     """find_lr's planned_steps and budget from --epochs/--budget (a fraction <= 1, or steps)."""
-    budget = args.budget  # checked by _check_args
-    if budget is not None and budget > 1:
-        return {"planned_steps": planned, "budget": int(budget)}
+    budget = None if args.budget is None else budget_flag(args.budget)  # checked by _check_args
+    if isinstance(budget, int):
+        return {"planned_steps": planned, "budget": budget}
     if budget is not None and planned is None:
         raise ValueError("--budget as a fraction needs the planned training: give --epochs")
     return {"planned_steps": planned, "budget": budget}
