@@ -186,22 +186,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     src = Path(args.source)
     db = src / "lab.db" if src.is_dir() else src
-    if not db.exists():
-        raise ValueError(f"DB_OR_DIR: {str(db)!r} does not exist; expected a lab database or its folder")
-    check_db_path(db, "DB_OR_DIR")
-    from .store import ResultStore
-
-    with ResultStore.open_readonly(db) as store:
-        ids = [e.id for e in store.experiments()]
-    if not ids:
-        raise ValueError(f"DB_OR_DIR: {str(db)!r} holds no experiment")
-    if args.experiment is not None and args.experiment not in ids:
-        raise ValueError(
-            f"--experiment: no experiment {args.experiment} in {str(db)!r}; expected one of "
-            f"{', '.join(map(str, ids))}"
-        )
     out = check_output_dir(args.out or db.parent, "--out", LAB_FILES)
-    written = report_from_db(db, out, args.experiment)
+    # the database (one of lrkit's, holding experiments) and --experiment are checked as they are read,
+    # under the command line's names, before anything is written
+    written = report_from_db(db, out, args.experiment, names=("DB_OR_DIR", "--experiment"))
     for p in written:
         print(f"wrote {p}")
     print(f"report: {written[0].resolve()}")

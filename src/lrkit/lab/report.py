@@ -875,28 +875,35 @@ def _read_only_store(db: Path) -> ResultStore:
     return ResultStore.open_readonly(db)
 
 
-def load_result(db_path: str | Path, experiment_id: int | None = None) -> tuple[LabResult, int]:
+def load_result(
+    db_path: str | Path,
+    experiment_id: int | None = None,
+    *,
+    names: tuple[str, str] = ("db_path", "experiment_id"),
+) -> tuple[LabResult, int]:
     """The :class:`LabResult` of experiment ``experiment_id`` (default: the latest) in ``db_path`` (a
-    database, or a folder holding ``lab.db``), read-only; and how many of its runs are not finished."""
+    database, or a folder holding ``lab.db``), read-only; and how many of its runs are not finished.
+    Errors name the two arguments as ``names`` says (the command line: its argument and flag)."""
+    db_name, id_name = names
     src = Path(db_path)
     db = src / "lab.db" if src.is_dir() else src
     if not db.exists():
-        raise ValueError(f"db_path: {str(db)!r} does not exist; expected a lab database or its folder")
-    check_db_path(db, "db_path")
+        raise ValueError(f"{db_name}: {str(db)!r} does not exist; expected a lab database or its folder")
+    check_db_path(db, db_name)
     if experiment_id is not None and (isinstance(experiment_id, bool) or not isinstance(experiment_id, int)):
-        raise TypeError(f"experiment_id: expected an int or None, got {experiment_id!r}")
+        raise TypeError(f"{id_name}: expected an int or None, got {experiment_id!r}")
     store = _read_only_store(db)
     try:
         exps = store.experiments()
         if not exps:
-            raise ValueError(f"db_path: {str(db)!r} holds no experiment")
+            raise ValueError(f"{db_name}: {str(db)!r} holds no experiment")
         if experiment_id is None:
             exp = exps[-1]
         else:
             found = [e for e in exps if e.id == experiment_id]
             if not found:
                 raise ValueError(
-                    f"experiment_id: no experiment {experiment_id} in {str(db)!r}; "
+                    f"{id_name}: no experiment {experiment_id} in {str(db)!r}; "
                     f"it holds {[e.id for e in exps]}"
                 )
             exp = found[0]
@@ -925,14 +932,15 @@ def report_from_db(
     *,
     title: str | None = None,
     target: float | None = None,
+    names: tuple[str, str] = ("db_path", "experiment_id"),
 ) -> list[Path]:
     """Re-make the report (:func:`write_all`) of the latest (or the given) experiment in ``db_path`` (a
     lab database, or a folder: ``DIR/lab.db``), opened read-only. An experiment whose runs are not all
-    finished is reported with a note saying how many are missing."""
+    finished is reported with a note saying how many are missing. ``names``: see :func:`load_result`."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir: {str(out)!r} is a file; expected a folder")
-    result, missing = load_result(db_path, experiment_id)
+    result, missing = load_result(db_path, experiment_id, names=names)
     note = None
     if missing:
         total = len(result.runs) + missing
