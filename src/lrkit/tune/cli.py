@@ -118,7 +118,7 @@ def _check_args(args: argparse.Namespace) -> None:
     """Every flag, named as on the command line, before anything is imported, built or run."""
     from ..cli import check_task, refuse_lr_free
     from ..tasks.optimizers import check_optimizer_name
-    from .space import KINDS
+    from .space import _positive_pair, check_kinds
 
     check_task(args.task, "--task")
     _check_positive(args)
@@ -129,21 +129,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.optimizer is not None:
         check_optimizer_name(args.optimizer, "--optimizer")
         refuse_lr_free(args.optimizer, "lrkit tune")
-    if args.kinds is not None:
-        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-        bad = [k for k in kinds if k not in KINDS]
-        if not kinds or bad or len(set(kinds)) != len(kinds):
-            why = f"unknown {bad[0]!r}" if bad else "empty" if not kinds else "a name given twice"
-            raise ValueError(
-                f"--kinds must be distinct comma-separated names from {','.join(KINDS)}, got "
-                f"{args.kinds!r} ({why})"
-            )
+    if args.kinds is not None:  # the search space's own checks, under the flags' names
+        check_kinds(args.kinds, "--kinds")
     if args.lr_range is not None:
-        low, high = args.lr_range
-        if not (0.0 < low < high < math.inf):
-            raise ValueError(
-                f"--lr-range must be LOW HIGH with 0 < LOW < HIGH (finite), got {low!r} {high!r}"
-            )
+        _positive_pair("--lr-range", args.lr_range)
     _check_storage(args.storage)
 
 

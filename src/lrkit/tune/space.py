@@ -55,18 +55,20 @@ WSD_DECAY_RANGE: tuple[float, float] = (0.1, 0.5)
 ONE_CYCLE_DIV = 25.0
 
 
-def check_kinds(kinds: Any) -> tuple[str, ...]:
-    """``kinds`` as a tuple of distinct names from :data:`KINDS`; a ValueError otherwise."""
+def check_kinds(kinds: Any, name: str = "kinds") -> tuple[str, ...]:
+    """``kinds`` (or a comma-separated string of them) as a tuple of distinct names from :data:`KINDS`;
+    a ValueError naming ``name`` otherwise."""
+    given = kinds  # shown as given (a comma-separated string, too)
     if isinstance(kinds, str):
         kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
     try:
         out = tuple(kinds)
     except TypeError:
-        raise TypeError(f"kinds must be a sequence of names from {KINDS}, got {kinds!r}") from None
+        raise TypeError(f"{name} must be a sequence of names from {KINDS}, got {kinds!r}") from None
     bad = [k for k in out if k not in KINDS]
     if not out or bad or len(set(out)) != len(out):
         raise ValueError(
-            f"kinds must be distinct names from {', '.join(KINDS)} (at least one), got {kinds!r}"
+            f"{name} must be distinct names from {', '.join(KINDS)} (at least one), got {given!r}"
         )
     return out
 
