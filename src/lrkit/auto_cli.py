@@ -94,22 +94,21 @@ def run(args: argparse.Namespace) -> int:
     from lrkit._paths import PLOT_SUFFIXES, check_output_file, write_json
     from lrkit.auto import train_task
     from lrkit.cli import check_task, plural, refuse_lr_free
-    from lrkit.finder import NoSuggestionError
+    from lrkit.finder import NoSuggestionError, core
     from lrkit.finder.cli import budget_flag
     from lrkit.tasks import get_task
     from lrkit.tasks.optimizers import check_optimizer_name
 
     check_task(args.task, "--task")
     budget = budget_flag(args.budget)  # as lrkit find's: a fraction of the planned steps, or steps
-    if args.epochs is not None and args.epochs < 1:
-        raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
-    if args.seed < 0:
-        raise ValueError(f"--seed: expected an integer >= 0, got {args.seed}")
+    if args.epochs is not None:  # the finder's checks, under the flags' names (as lrkit find's)
+        core._check_int("--epochs", args.epochs, 1)
+    core._check_int("--seed", args.seed, 0)
     if args.optimizer is not None:
         check_optimizer_name(args.optimizer, "--optimizer")
         refuse_lr_free(args.optimizer, "lrkit auto")
-    if args.max_grad_norm is not None and not 0.0 < args.max_grad_norm < float("inf"):
-        raise ValueError(f"--max-grad-norm must be a finite number > 0, got {args.max_grad_norm}")
+    if args.max_grad_norm is not None:
+        core._check_positive_float("--max-grad-norm", args.max_grad_norm)
     if args.json:  # before the training, not after it
         check_output_file(args.json, "--json")
     if args.plot:
