@@ -118,7 +118,7 @@ REFUSED = [
         r"one_cycle: the final lr .* overflows",
     ),
     (lambda: Exponential(lr=0.1, gamma=2), r"exponential: gamma=2 > 1 grows without bound; give steps="),
-    (lambda: StepDecay(lr=0.1, gamma=1.5), r"step: gamma=1.5 > 1 grows without bound"),
+    (lambda: StepDecay(lr=0.1, step_size=10, gamma=1.5), r"step: gamma=1.5 > 1 grows without bound"),
     (lambda: Exponential(lr=0.1, gamma=2, steps=2000), r"exponential: lr \* gamma\*\*2000 overflows"),
     (lambda: MultiStep(lr=1e300, gamma=1e5, milestones=[1, 2]), r"multistep: lr \* gamma\*\*2 .* overflows"),
     (
@@ -302,3 +302,27 @@ def test_recipe_numbers_print_as_written(lr: float, final: float, batch: int) ->
     )  # 256/batch may be 1/3: that is no tail
     for r in recipes.RECIPES.values():
         assert not _artefacts(str(r.build())), (r.name, str(r.build()))
+
+
+# A period or a step size has no sensible default (torch's StepLR and CosineAnnealingWarmRestarts require
+# theirs too): a default of 1 step used to make ``step(lr=0.1)`` divide the LR by 10 at every step and
+# ``cosine_restarts(lr=0.1)`` a constant. Both are now required, in every form a schedule is written.
+@pytest.mark.parametrize(
+    ("spec", "name"), [("step(lr=0.1)", "step_size"), ("cosine_restarts(lr=0.1)", "period")]
+)
+def test_a_period_or_step_size_must_be_given(spec: str, name: str) -> None:
+    kind = spec.split("(")[0]
+    with pytest.raises(ValueError, match=rf"{kind}: missing required parameter '{name}'"):
+        lrkit.parse(spec)
+    with pytest.raises(ValueError, match=rf"{kind}: missing required parameter '{name}'"):
+        lrkit.Schedule.from_dict({"type": kind, "lr": 0.1})
+    cls = lrkit.schedules.REGISTRY[kind]
+    with pytest.raises(TypeError, match=name):
+        cls(lr=0.1)
+    given = lrkit.parse(spec[:-1] + f", {name}=10)")
+    # step: x0.1 at step 10; restarts: back to the peak at step 10, after a cosine down to ~0 at step 9
+    expected = {"step": (0.1, 0.1 * 0.1), "cosine_restarts": (0.05 * (1 + math.cos(math.pi * 0.9)), 0.1)}[
+        kind
+    ]
+    assert (given(9), given(10)) == pytest.approx(expected, rel=1e-12)
+    assert lrkit.parse(lrkit.dumps(given)) == given

@@ -35,9 +35,9 @@ REGISTRY: dict[str, type[Schedule]] = {}
 
 
 # -- field declarations ------------------------------------------------------------------------
-def duration_field(default: DurationLike | None = None, *, doc: str = "", positive: bool = False) -> Any:
-    """A dataclass field holding a :class:`Duration` (coerced from int/str at construction);
-    ``positive`` rejects a zero duration (a period, a step size)."""
+def duration_field(default: Any = MISSING, *, doc: str = "", positive: bool = False) -> Any:
+    """A dataclass field holding a :class:`Duration` (coerced from int/str at construction), required
+    without a default; ``positive`` rejects a zero duration (a period, a step size)."""
     return field(default=default, metadata={"kind": "duration", "doc": doc, "positive": positive})
 
 

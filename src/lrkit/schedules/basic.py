@@ -109,7 +109,7 @@ class StepDecay(_GammaPower, Schedule):
     """
 
     lr: float = param(doc=_LR)
-    step_size: DurationLike = duration_field(1, doc="decay every this many steps (or '2ep')", positive=True)
+    step_size: DurationLike = duration_field(doc="decay every this many steps (or '2ep')", positive=True)
     gamma: float = param(0.1, doc="multiplier applied at each decay, > 0")
     steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
     name = "step"

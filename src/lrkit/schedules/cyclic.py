@@ -36,7 +36,7 @@ class CosineRestarts(Schedule):
     """
 
     lr: float = param(doc="peak of the first cycle")
-    period: DurationLike = duration_field(1, doc="length of the first cycle", positive=True)
+    period: DurationLike = duration_field(doc="length of the first cycle (or '10ep')", positive=True)
     mult: float = param(1.0, doc="each cycle is this many times longer than the one before (1 to 1e6)")
     min_lr: float = param(0.0, doc="floor of every cycle")
     decay: float = param(
