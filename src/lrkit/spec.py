@@ -158,7 +158,8 @@ def _lookup(name: object) -> type[Schedule]:
     return REGISTRY[name]
 
 
-def _build(cls: type[Schedule], kwargs: dict[str, Any]) -> Schedule:
+def _build(cls: type[Schedule], kwargs: dict[str, Any], check_only: bool = False) -> Schedule:
+    """``cls(**kwargs)``, every problem a SpecError; with ``check_only`` only the names are checked."""
     names = [f.name for f in fields(cls)]
     for k in kwargs:
         if k not in names:
@@ -170,6 +171,8 @@ def _build(cls: type[Schedule], kwargs: dict[str, Any]) -> Schedule:
         raise SpecError(
             f"{cls.name}: missing required parameter {missing[0]!r}; its parameters are {', '.join(names)}"
         )
+    if check_only:
+        return None  # type: ignore[return-value]
     try:
         return cls(**kwargs)
     except _BAD_INPUT as exc:
@@ -219,7 +222,8 @@ def _from_dict(d: Any, depth: int, budget: _Budget) -> Schedule:
             f"(one of {known_names()}), got {_short(dict(d))}"
         )
     cls = _lookup(d["type"])
-    kwargs = {str(k)[:100]: _from_data(v, depth, budget) for k, v in d.items() if k != "type"}
+    _build(cls, {str(k): None for k in d if k != "type"}, check_only=True)  # names before values
+    kwargs = {str(k): _from_data(v, depth, budget) for k, v in d.items() if k != "type"}
     return _build(cls, kwargs)
 
 
@@ -250,10 +254,20 @@ def _json_int(s: str) -> int:
     return int(s)
 
 
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is refused (json.loads would keep the last one silently)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise SpecError(f"spec: invalid JSON: the key {_short(k)} is given twice in one object")
+        out[k] = v
+    return out
+
+
 def from_json(text: str | bytes) -> Schedule:
     text = _text(text, "JSON spec")
     try:
-        data = json.loads(text, parse_int=_json_int)
+        data = json.loads(text, parse_int=_json_int, object_pairs_hook=_json_object)
     except SpecError:
         raise
     except _BAD_INPUT as exc:
@@ -270,6 +284,49 @@ def _yaml() -> Any:
     return yaml
 
 
+_YAML_LOADER: Any = None
+
+
+def _yaml_loader() -> Any:
+    """PyYAML's safe loader, with two YAML 1.1 traps closed: a float written without a dot
+    (``3e-4``, which YAML 1.1 reads as a string) is a float, and a key given twice in one mapping is
+    an error (PyYAML keeps the last one silently)."""
+    global _YAML_LOADER
+    if _YAML_LOADER is not None:
+        return _YAML_LOADER
+    yaml = _yaml()
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc,name-defined]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: set[Any] = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # "<<: *base": keys written here override the merged ones
+                    key = self.construct_object(key_node, deep=False)
+                    try:
+                        duplicate = key in seen
+                        seen.add(key)
+                    except TypeError:  # unhashable: PyYAML's own error follows
+                        continue
+                    if duplicate:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"found the key {_short(key)} twice",
+                            key_node.start_mark,
+                        )
+            return super().construct_mapping(node, deep=deep)
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    _YAML_LOADER = Loader
+    return Loader
+
+
 def to_yaml(s: Schedule) -> str:
     yaml = _yaml()
     return str(yaml.safe_dump(to_dict(s), sort_keys=False))
@@ -279,9 +336,9 @@ def from_yaml(text: str | bytes) -> Schedule:
     yaml = _yaml()
     text = _text(text, "YAML spec")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise SpecError(f"spec: invalid YAML: {_spec_error(exc)}") from None
+        raise _spec_error(ValueError(f"spec: invalid YAML: {exc}")) from None
     except _BAD_INPUT as exc:
         raise _spec_error(exc) from None
     return from_dict(data)
@@ -302,7 +359,7 @@ def from_toml(text: str | bytes) -> Schedule:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"spec: invalid TOML: {_spec_error(exc)}") from None
+        raise _spec_error(ValueError(f"spec: invalid TOML: {exc}")) from None
     except _BAD_INPUT as exc:
         raise _spec_error(exc) from None
     return from_dict(data)
@@ -500,6 +557,8 @@ class _Parser:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 self.i += 1
                 return v
+            if re.fullmatch(r"[+-]?(nan|inf|infinity)", text, re.IGNORECASE):
+                self.fail(pos, f"expected a schedule or a finite number, got {text!r}")
             if _NAME.match(text):
                 self.fail(
                     pos,

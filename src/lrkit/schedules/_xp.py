@@ -41,11 +41,50 @@ def namespace_of(t: object) -> Namespace:
         ) from exc
 
 
+#: numpy dtype kinds read as steps: signed and unsigned integers, real floats (and objects holding
+#: Python or numpy reals, as ``np.array`` makes of ints beyond int64)
+_REAL_KINDS = "iuf"
+#: the largest step magnitude a Python int in an object array is held to (duration.MAX_STEPS)
+_MAX_STEPS = 2**53
+
+
+def _refuse(dtype: object) -> TypeError:
+    return TypeError(
+        f"step: expected an array of real numbers, got an array of dtype {dtype} "
+        "(bool, complex, str, dates and records are not steps; convert with .astype(float))"
+    )
+
+
+def _object_steps(a: np.ndarray) -> np.ndarray:
+    """An object array of real numbers as float64; Python ints held to +-2**53 as a scalar step is."""
+    out = np.empty(a.shape, dtype=np.float64)
+    flat = out.reshape(-1)
+    for i, x in enumerate(a.reshape(-1)):
+        if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+            raise TypeError(
+                f"step: expected an array of real numbers, got {type(x).__name__} {x!r:.80} at index {i} "
+                "of an object array"
+            )
+        flat[i] = float(min(max(int(x), -_MAX_STEPS), _MAX_STEPS)) if isinstance(x, (int, np.integer)) else x
+    return out
+
+
 def as_float_time(t: Array, xp: Namespace) -> Array:
     """``t`` as a floating array: float64 for numpy and Python numbers, the namespace's default float
-    dtype for integer tensors, unchanged for floating arrays (so dtype and device are kept)."""
+    dtype for integer tensors, unchanged for floating arrays (so dtype and device are kept), except
+    float16, evaluated in float32 (a half cannot hold the clip bounds, nor a step past 2048 exactly).
+
+    Arrays of bool, complex, strings, dates or records are a TypeError, as such scalars are.
+    """
     if xp is np:
+        kind = np.asarray(t).dtype.kind
+        if kind == "O":
+            return _object_steps(np.asarray(t))
+        if kind not in _REAL_KINDS:
+            raise _refuse(np.asarray(t).dtype)
         return np.asarray(t, dtype=np.float64)
     if xp.isdtype(t.dtype, "real floating"):
-        return t
+        return xp.astype(t, xp.float32) if t.dtype == xp.float16 else t
+    if not xp.isdtype(t.dtype, "integral"):
+        raise _refuse(t.dtype)
     return xp.astype(t, xp.float32)

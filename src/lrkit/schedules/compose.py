@@ -62,6 +62,11 @@ class Chain(Schedule):
     example = "warmup(10%) >> constant(lr=1e-3, steps=50%) >> linear(lr=1e-3, end_lr=0)"
 
     def _validate(self) -> None:
+        if not isinstance(self.pieces, (tuple, list)):  # a str or a dict would be iterated as one
+            raise TypeError(
+                f"chain: pieces must be a list of schedules, got {type(self.pieces).__name__} "
+                f"{_short(self.pieces)}"
+            )
         flat: list[Schedule] = []
         for i, p in enumerate(self.pieces):
             if not isinstance(p, Schedule):
