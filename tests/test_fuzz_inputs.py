@@ -190,3 +190,131 @@ def test_float16_steps_are_evaluated_in_float32(s: Schedule, ts: list[float]) ->
     assert out.dtype == torch.float32
     assert torch.equal(out, s(t16.float()))
     assert bool(torch.isfinite(out).all()) and bool((out >= 0).all())
+
+
+# -- the torch adapter's arguments and states ----------------------------------------------------------
+torch = pytest.importorskip("torch")
+import lrkit.torch as LT  # noqa: E402
+
+SPEC = "warmup(10%) >> cosine(lr=0.1)"
+
+
+def _opt(tensor_lr: bool = False) -> Any:
+    lr = torch.tensor(0.1) if tensor_lr else 0.1
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=lr)
+
+
+BAD_NUMBERS = [0, -1, math.nan, math.inf, -math.inf, 10**400, -(10**400), True, "100", [100]]
+
+
+@pytest.mark.parametrize("name", ["total_steps", "steps_per_epoch", "epochs"])
+@pytest.mark.parametrize("bad", BAD_NUMBERS, ids=repr)
+def test_a_bad_count_is_a_value_error_naming_it(name: str, bad: object) -> None:
+    """10**400 raised OverflowError (math.isfinite of a huge int)."""
+    kwargs: dict[str, Any] = {"total_steps": 100, name: bad}
+    if name == "epochs":
+        kwargs = {"epochs": bad, "steps_per_epoch": 10}
+    with pytest.raises(ValueError, match=rf"{name} must be a finite number > 0, got") as exc:
+        LT.scheduler(_opt(), SPEC, **kwargs)
+    assert len(str(exc.value)) < 200
+
+
+@SETTINGS
+@given(
+    st.integers(10, 10**6),
+    st.sampled_from([int, np.int32, np.int64, np.uint64, float, np.float32, np.float64]),
+)
+def test_numpy_counts_are_numbers(n: int, kind: type) -> None:
+    """np.float64 was taken (a float subclass), np.int64 refused as "not a finite number > 0"."""
+    s = LT.scheduler(_opt(), SPEC, total_steps=kind(n))
+    assert s.schedules == LT.scheduler(_opt(), SPEC, total_steps=float(kind(n))).schedules
+
+
+@SETTINGS
+@given(
+    st.integers(0, 2**53) | st.integers(0, 2**62).map(np.int64),
+    st.booleans(),
+)
+def test_any_step_up_to_2_53_can_be_set_and_loaded(k: int, graph: bool) -> None:
+    """numpy ints were refused by set_step (but taken by load_state_dict)."""
+    o = _opt(tensor_lr=graph)
+    s = LT.scheduler(o, SPEC, total_steps=100, in_graph=graph)
+    if int(k) > 2**53:
+        with pytest.raises(ValueError, match=r"set_step: k must be an integer >= 0 and <= 2\*\*53, got"):
+            s.set_step(k)
+        return
+    s.set_step(k)
+    want = float(s.schedules[0](int(k)))
+    assert float(o.param_groups[0]["lr"]) == pytest.approx(want, rel=1e-6, abs=1e-9)
+    state = s.state_dict()
+    s2 = LT.scheduler(_opt(tensor_lr=graph), SPEC, total_steps=100, in_graph=graph)
+    s2.load_state_dict(state)
+    assert s2.last_epoch == int(k)
+
+
+@pytest.mark.parametrize("graph", [False, True])
+@pytest.mark.parametrize("k", [2**53 + 1, 2**63 - 1, 2**63, 2**64, 10**30, 10**400, -1, -(2**63)], ids=str)
+def test_a_step_beyond_2_53_is_refused_by_set_step_and_load_state_dict(graph: bool, k: int) -> None:
+    """It raised OverflowError (numpy), or a RuntimeError/OverflowError writing the int64 step tensor."""
+    o = _opt(tensor_lr=graph)
+    s = LT.scheduler(o, SPEC, total_steps=100, in_graph=graph)
+    with pytest.raises(ValueError, match=r"set_step: k must be an integer >= 0 and <= 2\*\*53, got") as exc:
+        s.set_step(k)
+    assert len(str(exc.value)) < 200
+    state = s.state_dict()
+    with pytest.raises(
+        ValueError, match=r"load_state_dict: last_epoch must be an integer >= 0 and <= 2\*\*53"
+    ):
+        s.load_state_dict({**state, "last_epoch": k})
+    assert s.last_epoch == 0  # unchanged
+
+
+@pytest.mark.parametrize("bad", [10**400, -(10**400), math.nan, math.inf, -1, "2", None, True], ids=repr)
+def test_a_bad_multiplier_or_factor_is_a_value_error(bad: object) -> None:
+    s = LT.scheduler(_opt(), SPEC, total_steps=100)
+    with pytest.raises(ValueError, match=r"^multiplier must be a finite number >= 0, got"):
+        s.multiplier = bad  # type: ignore[assignment]
+    with pytest.raises(ValueError, match=r"^scale: factor must be a finite number >= 0, got"):
+        s.scale(bad)  # type: ignore[arg-type]
+    state = s.state_dict()
+    with pytest.raises((ValueError, TypeError), match=r"load_state_dict: multiplier must be"):
+        s.load_state_dict({**state, "multiplier": bad})
+    assert s.multiplier == 1.0
+
+
+def test_multiplier_takes_numpy_numbers_and_scale_refuses_an_overflow() -> None:
+    s = LT.scheduler(_opt(), SPEC, total_steps=100)
+    s.multiplier = np.float32(0.5)
+    s.scale(np.int64(2))
+    assert s.multiplier == 1.0
+    s.multiplier = 1e300
+    with pytest.raises(ValueError, match=r"scale: factor=1e\+10 times the multiplier 1e\+300 overflows"):
+        s.scale(1e10)
+
+
+@pytest.mark.parametrize("hparams", ["momentum", ["momentum"], 3, ("momentum", "cosine(lr=0.9)")])
+def test_hparams_must_be_a_dict(hparams: object) -> None:
+    """A string raised AttributeError: 'str' object has no attribute 'items'."""
+    with pytest.raises(TypeError, match=r"hparams must be a dict of hyperparameter name -> schedule"):
+        LT.scheduler(_opt(), SPEC, total_steps=100, hparams=hparams)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("schedule", [b"cosine(lr=0.1)", bytearray(b"cosine(lr=0.1)")])
+def test_a_bytes_schedule_is_a_type_error(schedule: object) -> None:
+    """It was taken for a list of 14 schedules ("got 14 schedules for 1 parameter groups")."""
+    with pytest.raises(TypeError, match=r"schedule must be a schedule or a list of one schedule per"):
+        LT.scheduler(_opt(), schedule, total_steps=100)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "missing", [["last_epoch"], ["base_lrs"], ["multiplier"], ["last_epoch", "base_lrs"]]
+)
+def test_a_state_missing_keys_is_a_value_error_and_a_key_error(missing: list[str]) -> None:
+    """load_state_dict promises ValueError/TypeError for a corrupt state; a KeyError is kept (torch's
+    own schedulers raise one), so code catching either sees it."""
+    s = LT.scheduler(_opt(), SPEC, total_steps=100)
+    state = {k: v for k, v in s.state_dict().items() if k not in missing}
+    for exc_type in (ValueError, KeyError):
+        with pytest.raises(exc_type) as exc:
+            s.load_state_dict(state)
+        assert str(exc.value).startswith("load_state_dict: not an lrkit.torch scheduler state (missing")

@@ -323,3 +323,39 @@ def test_keras_refuses_a_bare_warmup_as_lrs_but_takes_it_with_a_multiplier() -> 
         lrkit.keras.schedule("warmup(100)", total_steps=1000)
     s = lrkit.keras.KerasSchedule("warmup(100)", total_steps=1000, multiplier=3e-4)
     assert float(s(500)) == pytest.approx(3e-4)
+
+
+@pytest.mark.parametrize("name", ["multiplier", "floor"])
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        (10**400, "must be a finite number, got an integer of 401 digits"),
+        (-(10**400), "must be a finite number, got an integer of 401 digits"),
+        (float("nan"), "must be a finite number, got nan"),
+        (1e39, r"must be at most 3.402823e\+38 \(a float32\), got 1e\+39"),
+        (1e300, r"must be at most 3.402823e\+38 \(a float32\), got 1e\+300"),
+        ("2", "must be a finite number, got '2'"),
+    ],
+)
+def test_multiplier_and_floor_out_of_range_name_the_argument(name: str, bad: object, says: str) -> None:
+    """A huge int raised OverflowError; a float beyond float32 became an infinite LR in the variable."""
+    with pytest.raises(ValueError, match=rf"^{name} {says}"):
+        KerasSchedule("constant(lr=0.1)", **{name: bad})
+    s = KerasSchedule("constant(lr=0.1)")
+    with pytest.raises(ValueError, match=rf"^{name} {says}"):
+        setattr(s, name, bad)
+
+
+@pytest.mark.parametrize("value", [np.float32(0.5), np.float64(0.5), np.int64(2), 3.4e38])
+def test_multiplier_and_floor_take_numpy_numbers(value: object) -> None:
+    s = KerasSchedule("constant(lr=0.1)", multiplier=value, floor=value)  # type: ignore[arg-type]
+    assert s.multiplier == pytest.approx(float(value), rel=1e-6)  # type: ignore[arg-type]
+    assert s.floor == pytest.approx(float(value), rel=1e-6)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("keys", [[], ["best"], ["best", "num_bad_epochs", "last_epoch"]])
+def test_a_plateau_state_missing_keys_in_the_config_is_a_value_error(keys: list[str]) -> None:
+    """It was a KeyError from deep inside; a corrupt config is a ValueError, as a bad value in it is."""
+    full = {"best": 1.0, "num_bad_epochs": 0, "cooldown_counter": 0, "last_epoch": 0}
+    with pytest.raises(ValueError, match=r"^plateau: .*missing"):
+        KerasSchedule("constant(lr=0.1)", plateau={k: full[k] for k in keys})

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 
 import lrkit
 from lrkit.schedules import (
@@ -36,6 +36,7 @@ from lrkit.schedules import (
     StepDecay,
     Warmup,
 )
+from lrkit.schedules.warmup import refuse_bare_warmup
 
 from . import strategies as S
 
@@ -328,6 +329,10 @@ def test_jax_float64_equals_numpy(s: Schedule) -> None:
     """Op by op (eager), the jax.numpy evaluation is lrkit's numpy formula: equal to 1e-12 in float64.
     (Under jit XLA rewrites ``t / n`` as ``t * (1 / n)``; see the strict xfails below.)"""
     ts = np.array([0, 1, 2, 7, 99, 100, 101, 499, 2500, 5000, 20_000, 10**6])
+    try:  # a schedule ending in a bare warmup is refused as LRs (test_optax_refuses_a_schedule_ending...)
+        refuse_bare_warmup(s)
+    except ValueError:
+        assume(False)
     with jax.enable_x64(True):
         got = np.asarray(lrkit.optax.schedule(s)(jnp.asarray(ts)))
         assert got.dtype == np.float64
@@ -370,3 +375,43 @@ def test_optax_refuses_a_schedule_ending_in_a_bare_warmup(spec: str) -> None:
         lrkit.optax.schedule(spec, total_steps=1000)
     f = lrkit.optax.schedule("warmup(100) >> constant(3e-4)", total_steps=1000)
     assert float(f(jnp.array(500))) == pytest.approx(3e-4)
+
+
+@pytest.mark.parametrize(
+    "count", [2**31, 2**31 + 1, 2**53, 2**63 - 1, 10**30, 10**400, np.int64(2**63 - 1), np.uint64(2**64 - 1)]
+)
+def test_a_huge_count_from_the_host_is_held_at_2_53(count: Any) -> None:
+    """jax read np.int64(2**63 - 1) as int32 -1 (the schedule's *first* value, 0.1, at the end of the
+    run) and refused a Python int >= 2**31 with an OverflowError."""
+    s = lrkit.parse("warmup(10) >> cosine(lr=0.1, steps=90)")
+    f = lrkit.optax.schedule(s)
+    assert float(f(count)) == s(2**53) == 0.0
+    if not isinstance(count, np.unsignedinteger):
+        assert float(f(-count)) == pytest.approx(s(-(2**53)), rel=1e-6)
+    arr = np.array([0, 5, count], dtype=object if isinstance(count, int) and count > 2**63 else None)
+    np.testing.assert_allclose(np.asarray(f(arr)), s(np.array([0, 5, 2**53])), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("count", "exc", "says"),
+    [
+        (float("nan"), ValueError, r"count: must be a finite number, got nan"),
+        (float("inf"), ValueError, r"count: must be a finite number, got inf"),
+        (np.array([1.0, np.nan]), ValueError, r"count: must hold finite numbers"),
+        (True, TypeError, r"count: expected an int, a float or an array, got bool"),
+        ("5", TypeError, r"count: expected an int, a float or an array \(jax, numpy\), got str '5'"),
+        (None, TypeError, r"count: expected an int, a float or an array \(jax, numpy\), got NoneType"),
+        (np.array(["5"]), TypeError, r"step: expected an array of real numbers, got an array of dtype <U1"),
+        ([[1], [1, 2]], TypeError, r"count: expected an array of numbers"),
+    ],
+)
+def test_a_bad_count_from_the_host_names_it(count: Any, exc: type, says: str) -> None:
+    f = lrkit.optax.schedule("cosine(lr=0.1, steps=10)")
+    with pytest.raises(exc, match=says):
+        f(count)
+
+
+def test_counts_inside_jit_are_left_to_jax() -> None:
+    f = lrkit.optax.schedule("cosine(lr=0.1, steps=10)")
+    assert math.isnan(float(jax.jit(f)(jnp.float32(jnp.nan))))  # traced: not inspected (no host sync)
+    assert float(jax.jit(f)(jnp.int32(2**31 - 1))) == pytest.approx(0.0, abs=1e-9)

@@ -31,6 +31,7 @@ the learning rate exactly (the optimizer's iteration counter is saved with the o
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,18 +48,30 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
 from array_api_compat import array_namespace
 
 from ..control.plateau import Plateau
+from ..schedules.duration import _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
 __all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "schedule"]
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _positive_or_zero(where: str, v: object, *, positive: bool) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"{where} must be a finite number, got {v!r}")
-    if (v <= 0) if positive else (v < 0):
-        raise ValueError(f"{where} must be {'> 0' if positive else '>= 0'}, got {v!r}")
-    return float(v)
+    x = None
+    if not isinstance(v, bool) and isinstance(v, numbers.Real):  # Python or numpy reals
+        try:
+            x = float(v)
+        except OverflowError:  # an int beyond a float
+            x = None
+    if x is None or not math.isfinite(x):
+        raise ValueError(f"{where} must be a finite number, got {_short(v)}")
+    if (x <= 0) if positive else (x < 0):
+        raise ValueError(f"{where} must be {'> 0' if positive else '>= 0'}, got {_short(v)}")
+    if x > _FLOAT32_MAX:  # kept in a float32 variable: it would be inf
+        raise ValueError(f"{where} must be at most {_FLOAT32_MAX:.7g} (a float32), got {_short(v)}")
+    return x
 
 
 def _backend_namespace() -> Any:
@@ -123,7 +136,10 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             if not isinstance(plateau, dict):
                 raise TypeError(f"plateau must be a ReduceOnPlateau state dict, got {type(plateau).__name__}")
             no_best = plateau.get("best", 0.0) is None  # no metric yet (JSON has no infinity)
-            state = Plateau().check_state({**plateau, "best": math.inf} if no_best else plateau)
+            try:
+                state = Plateau().check_state({**plateau, "best": math.inf} if no_best else plateau)
+            except KeyError as exc:  # keys missing: a corrupt config is a ValueError, as a bad value is
+                raise ValueError(f"plateau: {exc.args[0] if exc.args else exc}") from None
             self.plateau_state = {**state, "best": None} if no_best else state
 
     # -- evaluation -------------------------------------------------------------------------------

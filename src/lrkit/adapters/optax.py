@@ -50,8 +50,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from array_api_compat import array_namespace
 
+from ..schedules._xp import as_float_time
+from ..schedules.duration import MAX_STEPS, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
@@ -59,6 +62,32 @@ __all__ = ["schedule"]
 
 #: What an optax schedule returns (``optax.Schedule`` is ``Callable[[Numeric], Numeric]``).
 OptaxSchedule = Callable[[Any], jax.Array]
+
+
+def _host_steps(count: object) -> Any:
+    """A count given from the host (a Python number, numpy scalar or array, a list) as float64, held
+    to +-2**53 as lrkit holds any step: jax would wrap an int64 into int32 (``2**63 - 1`` read as -1,
+    the schedule's first value) or refuse a Python int beyond 2**31 with an OverflowError."""
+    if isinstance(count, (bool, np.bool_)):
+        raise TypeError(f"count: expected an int, a float or an array, got bool {count!r}")
+    if isinstance(count, (int, np.integer)):
+        return float(min(max(int(count), -MAX_STEPS), MAX_STEPS))
+    if isinstance(count, (float, np.floating)):
+        if not np.isfinite(count):
+            raise ValueError(f"count: must be a finite number, got {count!r}")
+        return float(min(max(float(count), -MAX_STEPS), MAX_STEPS))
+    if isinstance(count, (np.ndarray, list, tuple)):
+        try:
+            a = as_float_time(np.asarray(count), np)
+        except ValueError as exc:  # a ragged list
+            raise TypeError(f"count: expected an array of numbers, got {_short(count)} ({exc})") from None
+        if not np.isfinite(a).all():
+            raise ValueError(f"count: must hold finite numbers, got {_short(count)}")
+        return np.clip(a, -MAX_STEPS, MAX_STEPS)
+    raise TypeError(
+        f"count: expected an int, a float or an array (jax, numpy), got {type(count).__name__} "
+        f"{_short(count)}"
+    )
 
 
 def schedule(
@@ -70,7 +99,9 @@ def schedule(
     Durations in epochs or fractions are resolved with ``total_steps`` / ``steps_per_epoch`` here,
     once; what cannot be resolved raises :class:`ValueError` now, not at the first step. The returned
     function accepts a Python int, a jax array of any shape (integer or float) or a traced value, and
-    returns ``s(count)`` as a jax array of jax's default float dtype with the shape of ``count``.
+    returns ``s(count)`` as a jax array of jax's default float dtype with the shape of ``count``. A count
+    from the host (a Python int of any size, a numpy int64) is held to ``[-2**53, 2**53]`` as lrkit holds
+    any step, before jax sees it; a NaN count from the host is a ValueError, inside ``jit`` it gives NaN.
 
     >>> import jax, jax.numpy as jnp, lrkit
     >>> f = schedule(lrkit.parse("warmup(10, start=0) >> cosine(lr=0.1)"), total_steps=110)
@@ -86,6 +117,8 @@ def schedule(
     xp = array_namespace(jnp.zeros(()))  # resolved once, outside any traced region
 
     def lr_at(count: Any) -> jax.Array:
+        if not isinstance(count, jax.Array):  # given from the host (a traced count is a jax.Array)
+            count = _host_steps(count)
         # jax's default float (float32, or float64 under jax_enable_x64), looked up at trace time
         t = jnp.asarray(count).astype(jax.dtypes.canonicalize_dtype(jnp.float64))
         return resolved(t, xp=xp)  # type: ignore[no-any-return]

@@ -48,6 +48,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from ..control.plateau import Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
+from ..schedules.duration import MAX_STEPS, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
@@ -73,6 +74,14 @@ class ScheduleMismatchError(ValueError):
     """A checkpoint saved with one schedule is loaded into a scheduler built with another."""
 
 
+class _MissingKeys(KeyError, ValueError):
+    """A state without the keys of one: a ``KeyError`` (as torch's own schedulers raise) that is also the
+    ``ValueError`` :meth:`_Base.load_state_dict` promises for a corrupt state; its message unquoted."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class EpochwiseSteppingWarning(UserWarning):
     """A step-based scheduler (``interval="step"``) is stepped once per many optimizer steps."""
 
@@ -94,7 +103,7 @@ def _per_group(x: object, n: int, where: str) -> tuple[tuple[Schedule, ...], boo
     if isinstance(x, (Schedule, str, Mapping)):
         s = as_schedule(x, where)
         return (s,) * n, True
-    if isinstance(x, Sequence):
+    if isinstance(x, Sequence) and not isinstance(x, (bytes, bytearray)):
         if len(x) != n:
             raise ValueError(
                 f"{where}: got {len(x)} schedules for {n} parameter groups; "
@@ -103,7 +112,7 @@ def _per_group(x: object, n: int, where: str) -> tuple[tuple[Schedule, ...], boo
         return tuple(as_schedule(v, f"{where}[{i}]") for i, v in enumerate(x)), False
     raise TypeError(
         f"{where} must be a schedule or a list of one schedule per parameter group, "
-        f"got {type(x).__name__} {x!r}"
+        f"got {type(x).__name__} {_short(x)}"
     )
 
 
@@ -117,10 +126,29 @@ def _resolve(s: Schedule, total_steps: float | None, steps_per_epoch: float | No
     return r
 
 
+def _real(v: object) -> float | None:
+    """``v`` as a finite float when it is a real number (Python or numpy, not a bool), else None."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return None
+    try:
+        x = float(v)
+    except OverflowError:  # an int beyond a float
+        return None
+    return x if math.isfinite(x) else None
+
+
 def _positive(name: str, v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    return float(v)
+    x = _real(v)
+    if x is None or x <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {_short(v)}")
+    return x
+
+
+def _step_index(where: str, k: object) -> int:
+    """A scheduler step: an integer (Python or numpy) in [0, 2**53]."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= int(k) <= MAX_STEPS:
+        raise ValueError(f"{where} must be an integer >= 0 and <= 2**53, got {_short(k)}")
+    return int(k)
 
 
 def _group_float(group: Mapping[str, Any], key: str) -> float:
@@ -131,18 +159,20 @@ def _group_float(group: Mapping[str, Any], key: str) -> float:
 def _state_number(name: str, v: object, high: float | None = None) -> float:
     """A number from a loaded state: finite, >= 0 (and <= ``high``)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"load_state_dict: {name} must be a number, got {type(v).__name__} {v!r}")
-    x = float(v)
-    if not (math.isfinite(x) and x >= 0.0 and (high is None or x <= high)):
+        raise TypeError(f"load_state_dict: {name} must be a number, got {type(v).__name__} {_short(v)}")
+    x = _real(v)
+    if x is None or not (x >= 0.0 and (high is None or x <= high)):
         want = "a finite number >= 0" + ("" if high is None else f" and <= {high:g}")
-        raise ValueError(f"load_state_dict: {name} must be {want}, got {v!r}")
+        raise ValueError(f"load_state_dict: {name} must be {want}, got {_short(v)}")
     return x
 
 
 def _state_numbers(state: Mapping[str, Any], key: str, n: int, high: float | None = None) -> list[float]:
     v = state[key]
     if isinstance(v, (str, bytes)) or not isinstance(v, Sequence):
-        raise TypeError(f"load_state_dict: {key} must be a list of numbers, got {type(v).__name__} {v!r}")
+        raise TypeError(
+            f"load_state_dict: {key} must be a list of numbers, got {type(v).__name__} {_short(v)}"
+        )
     if len(v) != n:
         what = "base LRs" if key == "base_lrs" else "values"
         raise ValueError(
@@ -269,6 +299,11 @@ class _Base(LRScheduler):
         self.allow_schedule_change = False
         self.plateau = plateau
         self.hparams: dict[str, tuple[Schedule, ...]] = {}
+        if hparams is not None and not isinstance(hparams, Mapping):
+            raise TypeError(
+                "hparams must be a dict of hyperparameter name -> schedule, such as "
+                f"{{'weight_decay': 'cosine(lr=0.05)'}}, got {type(hparams).__name__} {_short(hparams)}"
+            )
         for key, value in (hparams or {}).items():
             self.hparams[key] = self._check_hparam(key, value, total_steps, steps_per_epoch)
         self._multiplier = 1.0
@@ -361,24 +396,22 @@ class _Base(LRScheduler):
 
     @multiplier.setter
     def multiplier(self, value: float) -> None:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (math.isfinite(value) and value >= 0)
-        ):
-            raise ValueError(f"multiplier must be a finite number >= 0, got {value!r}")
-        self._multiplier = float(value)
+        x = _real(value)
+        if x is None or x < 0:
+            raise ValueError(f"multiplier must be a finite number >= 0, got {_short(value)}")
+        self._multiplier = x
         self._multiplier_changed()
 
     def scale(self, factor: float) -> None:
         """Multiply :attr:`multiplier` by ``factor`` (>= 0) and rewrite the current LRs at once."""
-        if (
-            isinstance(factor, bool)
-            or not isinstance(factor, (int, float))
-            or not (math.isfinite(factor) and factor >= 0)
-        ):
-            raise ValueError(f"scale: factor must be a finite number >= 0, got {factor!r}")
-        self.multiplier = self._multiplier * float(factor)
+        x = _real(factor)
+        if x is None or x < 0:
+            raise ValueError(f"scale: factor must be a finite number >= 0, got {_short(factor)}")
+        if not math.isfinite(self._multiplier * x):
+            raise ValueError(
+                f"scale: factor={x:g} times the multiplier {self._multiplier:g} overflows a float"
+            )
+        self.multiplier = self._multiplier * x
 
     def _multiplier_changed(self) -> None:
         raise NotImplementedError
@@ -469,7 +502,7 @@ class _Base(LRScheduler):
         state = state_dict
         missing = {"last_epoch", "base_lrs", "multiplier"} - set(state)
         if missing:
-            raise KeyError(
+            raise _MissingKeys(
                 f"load_state_dict: not an lrkit.torch scheduler state (missing {sorted(missing)}; "
                 f"got keys {sorted(map(str, state))})"
             )
@@ -484,9 +517,7 @@ class _Base(LRScheduler):
             )
         n = len(self.schedules)
         base = _state_numbers(state, "base_lrs", n)
-        k = state["last_epoch"]
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
-            raise ValueError(f"load_state_dict: last_epoch must be an integer >= 0, got {k!r}")
+        k = _step_index("load_state_dict: last_epoch", state["last_epoch"])
         cuts = _state_numbers(state, "plateau_cuts", n, high=1.0) if "plateau_cuts" in state else [1.0] * n
         multiplier = _state_number("multiplier", state["multiplier"])
         plateau_state = state.get("plateau")
@@ -780,8 +811,7 @@ class Scheduler(_Base):
 
     def set_step(self, k: int) -> None:
         """Jump to scheduler step ``k`` (closed form) and write its LRs."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ValueError(f"set_step: k must be an integer >= 0, got {k!r}")
+        k = _step_index("set_step: k", k)
         self.last_epoch = k
         self._write(k)
 
@@ -956,8 +986,7 @@ class GraphScheduler(_Base):
 
     def set_step(self, k: int) -> None:
         """Set the counter to ``k`` in place (a captured graph sees it) and write the LRs of step ``k``."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ValueError(f"set_step: k must be an integer >= 0, got {k!r}")
+        k = _step_index("set_step: k", k)
         self.step_tensor.fill_(k)
         self._update(self._no_inc, self._no_inc)
 
