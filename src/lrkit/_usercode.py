@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 __all__ = ["UserCodeError", "user_code", "user_error"]
 
@@ -35,16 +36,30 @@ def _stdlib(filename: str) -> bool:
 
 
 class UserCodeError(Exception):
-    """The user's code raised; ``__cause__`` is the original exception."""
+    """The user's code raised; ``__cause__`` is the original exception.
+
+    Pickled (from a worker process) it keeps its message and :meth:`user_traceback`, as text: the cause
+    itself does not travel.
+    """
+
+    def __init__(self, message: str, traceback_text: str | None = None) -> None:
+        super().__init__(message)
+        self._traceback_text = traceback_text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.user_traceback()))
 
     def user_traceback(self) -> str:
         """The cause's traceback without lrkit's (and importlib's) frames; '' without a cause."""
         cause = self.__cause__
         if cause is None:
-            return ""
+            return self._traceback_text or ""
         frames = list(traceback.extract_tb(cause.__traceback__))
-        # from the first frame of the user's code on (the way there is lrkit, importlib, functools, ...)
-        first = next((i for i, f in enumerate(frames) if not (_ours(f.filename) or _stdlib(f.filename))), 0)
+        # from the first frame of the user's code on (the way there is lrkit, importlib, functools, ...);
+        # none (a SyntaxError in the user's module: its text shows the file and line) shows no frame
+        first = next(
+            (i for i, f in enumerate(frames) if not (_ours(f.filename) or _stdlib(f.filename))), len(frames)
+        )
         frames = [f for f in frames[first:] if not _ours(f.filename)]
         lines = ["Traceback of your code (most recent call last):\n"] if frames else []
         lines += traceback.StackSummary.from_list(frames).format()

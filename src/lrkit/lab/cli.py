@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._paths import check_output_dir
+from .._usercode import user_code
 from .experiment import Experiment, load_experiment
 from .report import LAB_FILES
 from .store import check_db_path
@@ -116,11 +117,17 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from ..tasks import get_task
 
     exp = experiment_from_args(args)
-    check_task(exp.task, "--task" if args.experiment is None else f"experiment {args.experiment!r}: task")
+    flag = "--task" if args.experiment is None else f"experiment {args.experiment!r}: task"
+    check_task(exp.task, flag)
     out = check_output_dir(exp.output or Path("lrkit-lab"), "--out", LAB_FILES)
     db = check_db_path(exp.db or out / "lab.db", "--db")
-    task = get_task(exp.task)  # an unknown task or a broken factory fails before anything is written
     from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch, too)
+
+    # an unknown task, a module that does not import, a broken factory, loss or metric: all fail here,
+    # before anything is written; an exception of your own code is shown as yours
+    with user_code(f"{flag} {exp.task!r}"):
+        task = get_task(exp.task)
+        task.check(0)
 
     workers = exp.workers or _cores()
     epochs = exp.epochs or task.epochs

@@ -30,6 +30,7 @@ from concurrent.futures import (
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._usercode import user_code
 from ..schedules import Schedule
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
@@ -288,16 +289,19 @@ def _execute(job: _Job, store: ResultStore, stop: threading.Event | None, progre
     def on_epoch(epoch: int, metric: float) -> None:
         store.beat(job.owner, {"epoch": epoch, "epochs": job.epochs, "metric": metric}, job.key)
 
+    task_name = getattr(job.task, "name", job.task)
     try:
-        rec = run_strategy(
-            job.task,
-            job.strategy,
-            seed=job.seed,
-            epochs=job.epochs,
-            diverge_factor=job.diverge_factor,
-            on_epoch=on_epoch if progress else None,
-            stop=stop,
-        )
+        # an exception of the task's own code names the run (and survives the way back from a process)
+        with user_code(f"task {task_name!r} (strategy {job.strategy.label!r}, seed {job.seed})"):
+            rec = run_strategy(
+                job.task,
+                job.strategy,
+                seed=job.seed,
+                epochs=job.epochs,
+                diverge_factor=job.diverge_factor,
+                on_epoch=on_epoch if progress else None,
+                stop=stop,
+            )
     except BaseException:
         store.release(job.key, job.owner)
         raise

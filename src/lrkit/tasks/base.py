@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -70,6 +71,18 @@ class TaskParts:
                 raise TypeError(
                     f"TaskParts: {name} must be an iterable of batches, got {type(value).__name__}"
                 )
+        if next(iter(self.model.parameters()), None) is None:
+            raise ValueError(
+                f"TaskParts: model ({type(self.model).__name__}) has no parameters; expected a model "
+                "with parameters to train"
+            )
+        for name in ("train_loader", "val_loader"):
+            try:
+                n = len(getattr(self, name))
+            except TypeError:  # no len(): an iterable dataset (steps_per_epoch says so when asked)
+                continue
+            if n == 0:
+                raise ValueError(f"TaskParts: {name} is empty (len 0); expected at least one batch")
         if not callable(self.loss_fn):
             raise TypeError(f"TaskParts: loss_fn must be callable, got {type(self.loss_fn).__name__}")
         if isinstance(self.metric, str):
@@ -125,7 +138,7 @@ class TaskParts:
         try:
             with torch.no_grad():
                 if callable(self.metric):
-                    return float(self.metric(m))
+                    return _number(self.metric(m), f"TaskParts: metric {self.metric_name!r}")
                 right = total = 0
                 loss_sum = 0.0
                 for x, y in self.val_loader:
@@ -144,6 +157,19 @@ class TaskParts:
     def worst(self) -> float:
         """The metric a diverged run scores: 0 for higher-is-better metrics, +inf otherwise."""
         return 0.0 if self.higher_is_better else math.inf
+
+
+def _number(value: Any, what: str) -> float:
+    """``float(value)`` for a real number (a Python or numpy number, a one-element tensor); else a
+    TypeError naming ``what``."""
+    if not isinstance(value, (str, bytes, complex)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise TypeError(f"{what} must return a number, got {shown} ({type(value).__name__})")
 
 
 @dataclass
@@ -250,6 +276,18 @@ def _call_factory(factory: Callable[..., Any], seed: int) -> Any:
     return factory(seed)
 
 
+def _first_pair(loader: Iterable[Any], what: str) -> tuple[Any, Any]:
+    """The first batch of ``loader``, which must be an ``(input, target)`` pair."""
+    batch = next(iter(loader), None)
+    if batch is None:
+        raise ValueError(f"{what} yielded no batch; expected (input, target) batches")
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    kind = f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list)) else repr(batch)
+    kind = kind if len(kind) <= 60 else f"a {type(batch).__name__}"
+    raise TypeError(f"{what} must yield (input, target) pairs, got {kind}")
+
+
 def load_factory(text: str) -> Callable[..., Any]:
     """The callable named by ``"module:function"`` (``module`` is imported; the current directory is
     on the path, as for ``python -m``)."""
@@ -258,13 +296,23 @@ def load_factory(text: str) -> Callable[..., Any]:
     mod_name, _, attr = text.partition(":")
     if not mod_name or not attr:
         raise ValueError(f"task must be a built-in name or 'module:function', got {text!r}")
+    if mod_name.endswith(".py") or "/" in mod_name or "\\" in mod_name:
+        stem = mod_name.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py") or "MODULE"
+        raise ValueError(
+            f"task {text!r}: {mod_name!r} is a file path; expected the module's import name, "
+            f"'{stem}:{attr}', run from the file's folder or with that folder on PYTHONPATH"
+        )
     if "" not in sys.path:
         sys.path.insert(0, "")
     try:
         module = importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and mod_name.startswith(exc.name):
-            raise ValueError(f"task {text!r}: no module named {exc.name!r}") from None
+        # the module itself (or a package above it) is missing; a module it imports is its own error
+        if exc.name is not None and (mod_name == exc.name or mod_name.startswith(exc.name + ".")):
+            raise ValueError(
+                f"task {text!r}: no module named {exc.name!r} (searched the current folder "
+                f"{os.getcwd()!r}, PYTHONPATH and the installed packages)"
+            ) from None
         raise
     obj: Any = module
     for part in attr.split("."):
@@ -295,13 +343,71 @@ class Task:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         torch.manual_seed(seed)
-        parts = _call_factory(self.factory, seed)
+        try:
+            parts = _call_factory(self.factory, seed)
+        except (ValueError, TypeError) as exc:
+            if str(exc).startswith("TaskParts: "):  # refused by TaskParts: say whose parts they were
+                raise type(exc)(f"task {self.name!r}: {exc}") from None
+            raise
         if not isinstance(parts, TaskParts):
             raise TypeError(
                 f"task {self.name!r}: the factory must return lrkit.tasks.TaskParts, "
                 f"got {type(parts).__name__}"
             )
         return parts
+
+    def check(self, seed: int = 0) -> None:
+        """Build the task and try each part once, so that a broken task fails before a lab or a search
+        writes or trains anything: the forward pass, loss and backward pass of one training step on the
+        first training batch (the loss a finite one-element tensor; no optimizer step), and the metric of
+        the untrained model (a callable metric once; ``"accuracy"`` and ``"loss"`` on the first
+        validation batch). A ValueError or TypeError names the task and the part; an exception raised in
+        the task's own code (the factory, the model, the loss, the metric) passes through.
+        """
+        import dataclasses
+
+        import torch
+
+        where = f"task {self.name!r}"
+        parts = self.build(seed)
+        try:
+            parts.steps_per_epoch  # noqa: B018  (train_loader must have a len())
+        except TypeError as exc:
+            raise TypeError(f"{where}: {exc}") from None
+        first = _first_pair(parts.train_loader, f"{where}: train_loader")
+        model = parts.model
+        model.train()
+        loss = parts.loss_fn(model(first[0]), first[1])
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else repr(loss)
+            raise TypeError(
+                f"{where}: loss_fn must return a one-element tensor (the batch's mean loss), got {got}"
+            )
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where}: loss_fn gave {value} on the first training batch of the untrained model (seed "
+                f"{seed}); expected a finite loss: check the data and the loss"
+            )
+        if loss.requires_grad:  # else the loss does not depend on the parameters: backward() says so
+            loss.backward()  # type: ignore[no-untyped-call]
+        else:
+            raise ValueError(
+                f"{where}: the loss does not depend on the model's parameters (it has no gradient); "
+                "expected loss_fn(model(x), y) to be differentiable, not computed under torch.no_grad() "
+                "or detached"
+            )
+        model.zero_grad(set_to_none=True)
+        try:
+            if callable(parts.metric):
+                parts.evaluate()
+            else:
+                batch = _first_pair(parts.val_loader, f"{where}: val_loader")
+                dataclasses.replace(parts, val_loader=[batch]).evaluate()
+        except (ValueError, TypeError) as exc:
+            if str(exc).startswith("TaskParts: "):
+                raise type(exc)(f"{where}: {exc}") from None
+            raise
 
     @cached_property
     def _probe(self) -> TaskParts:

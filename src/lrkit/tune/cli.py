@@ -195,7 +195,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if not args.no_report:
         out = check_output_dir(args.out or "lrkit-tune", "--out", LAB_FILES)
         db = check_db_path(out / "lab.db", "--out")
-    task = get_task(args.task)
+    from .._usercode import user_code
+
+    # an unknown task, a module that does not import, a broken factory, loss or metric: all fail here,
+    # before the storage or the report folder is touched; an exception of your own code is shown as yours
+    with user_code(f"--task {args.task!r}"):
+        task = get_task(args.task)
+        task.check(args.seed)
     import optuna
 
     from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch fails here, not mid-way)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._usercode import user_code
 from .space import DEFAULT_LR_RANGE, SearchSpace, build_spec, check_kinds
 from .storage import mask_url, open_storage, storage_url
 
@@ -280,8 +281,15 @@ def tune(
         f"[{space.lr_range[0]:.3g}, {space.lr_range[1]:.3g}], kinds {', '.join(space.kinds)}"
     )
 
+    before = _counts(study)
+    done = before["COMPLETE"] + before["PRUNED"]
+    if done >= trials:  # a re-run of a finished study: say so rather than print a report out of nowhere
+        say(
+            f"the study already has {done} finished trials of the {trials} asked for: nothing to run (raise "
+            "--trials / trials= to add more)"
+        )
     children: list[Any] = []
-    if workers > 1:
+    if workers > 1 and done < trials:  # a finished study needs no worker process started
         ctx = multiprocessing.get_context("spawn")
         for i in range(1, workers):
             kwargs = {
@@ -301,6 +309,7 @@ def tune(
                 "diverge_factor": diverge_factor,
                 "progress": _Prefixed(f"worker {worker * workers + i}: ") if progress is not None else None,
                 "verbosity": optuna.logging.get_verbosity(),
+                "parent": os.getpid(),
             }
             p = ctx.Process(target=_child, args=(kwargs,), daemon=True, name=f"lrkit-tune-{i}")
             p.start()
@@ -325,14 +334,15 @@ def tune(
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch}: {metric_name} {metric:.4g}")
 
-            rec = run_strategy(
-                t,
-                Strategy(f"trial {trial.number}", spec, optimizer),
-                seed=train_seed,
-                epochs=n_epochs,
-                diverge_factor=diverge_factor,
-                on_epoch=on_epoch,
-            )
+            with user_code(f"task {t.name!r} (trial {trial.number}: {spec})"):
+                rec = run_strategy(
+                    t,
+                    Strategy(f"trial {trial.number}", spec, optimizer),
+                    seed=train_seed,
+                    epochs=n_epochs,
+                    diverge_factor=diverge_factor,
+                    on_epoch=on_epoch,
+                )
             trial.set_user_attr("status", rec.status)
             if rec.diverged_step is not None:
                 trial.set_user_attr("diverged_step", rec.diverged_step)
@@ -357,13 +367,6 @@ def tune(
             f"{frozen.state.name.lower()}{value}{note}{best_text}: {frozen.user_attrs.get('spec', '')}"
         )
 
-    before = _counts(study)
-    done = before["COMPLETE"] + before["PRUNED"]
-    if done >= trials:  # a re-run of a finished study: say so rather than print a report out of nowhere
-        say(
-            f"the study already has {done} finished trials of the {trials} asked for: nothing to run (raise "
-            "--trials / trials= to add more)"
-        )
     waiting_said = False
     try:
         while True:
@@ -457,9 +460,20 @@ def _builtin() -> set[str]:
     return set(TASKS)
 
 
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)  # the tune was killed: stop now; this worker's trial goes silent, is failed and retried
+
+
 def _child(kwargs: dict[str, Any]) -> None:
     """A worker process started by ``tune(workers=N)``: one torch thread, the parent's Optuna log level,
-    then the same loop."""
+    then the same loop. It exits when the ``lrkit tune`` that started it dies (SIGKILL included), so a
+    killed tune leaves no orphan training on."""
+    import threading
+
+    parent = kwargs.pop("parent")
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="lrkit-tune-watch").start()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import optuna
     import torch
