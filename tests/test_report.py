@@ -459,6 +459,7 @@ def test_report_from_db_reads_only_and_matches_the_in_memory_report(tmp_path: Pa
     md_db = paths[3].read_text(encoding="utf-8")
     md_mem = report.markdown_table(res)
     assert md_mem in md_db  # same numbers from the database as from memory
+    assert "**2 of 13 runs are not finished" in md_db  # lab.md says so too
     with pytest.raises(ValueError, match=r"experiment_id: no experiment 99 .* holds \[1\]"):
         report.report_from_db(db, tmp_path / "out", 99)
     assert report.report_from_db(db, tmp_path / "out2", exp)[0].exists()
@@ -467,3 +468,20 @@ def test_report_from_db_reads_only_and_matches_the_in_memory_report(tmp_path: Pa
     (tmp_path / "foreign.db").write_text("not a database")
     with pytest.raises(ValueError, match="not an lrkit database"):
         report.report_from_db(tmp_path / "foreign.db", tmp_path / "out")
+
+
+def test_report_command_prints_the_table_and_the_runs_still_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lrkit.cli import main
+
+    res = make_result()
+    _store_result(tmp_path / "lab" / "lab.db", res, unfinished=3)
+    assert main(["report", str(tmp_path / "lab")]) == 0
+    out = capsys.readouterr().out
+    n = len(res.runs) + 3
+    assert f"3 of {n} runs are not finished" in out and report.markdown_table(res) in out
+    assert (tmp_path / "lab" / "lab.md").read_text(encoding="utf-8") in out
+    _store_result(tmp_path / "done" / "lab.db", res)
+    assert main(["report", str(tmp_path / "done")]) == 0
+    assert "not finished" not in capsys.readouterr().out  # a complete experiment: no note

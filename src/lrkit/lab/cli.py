@@ -197,6 +197,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     # the database (one of lrkit's, holding experiments) and --experiment are checked as they are read,
     # under the command line's names, before anything is written
     written = report_from_db(db, out, args.experiment, names=("DB_OR_DIR", "--experiment"))
+    print(written[3].read_text(encoding="utf-8"))  # the table, as lrkit lab prints it (and runs missing)
     for p in written:
         print(f"wrote {p}")
     print(f"report: {written[0].resolve()}")

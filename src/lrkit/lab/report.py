@@ -644,11 +644,16 @@ def markdown_table(result: LabResult, target: float | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(result: LabResult, out_dir: str | Path, *, target: float | None = None) -> Path:
-    """``lab.md``: a title line and :func:`markdown_table`."""
+def write_markdown(
+    result: LabResult, out_dir: str | Path, *, target: float | None = None, note: str | None = None
+) -> Path:
+    """``lab.md``: a title line, ``note`` in bold (e.g. runs still missing), and :func:`markdown_table`."""
     result = _check_result(result)
     out = _out_dir(out_dir)
-    text = f"{MD_MARK}\n# {escape_markdown(_default_title(result))}\n\n{markdown_table(result, target)}\n"
+    head = f"{MD_MARK}\n# {escape_markdown(_default_title(result))}\n\n"
+    if note:
+        head += f"**{escape_markdown(note)}**\n\n"
+    text = f"{head}{markdown_table(result, target)}\n"
     p = out / "lab.md"
     _write_bytes(p, text.encode("utf-8"))
     return p
@@ -862,7 +867,7 @@ def write_all(
         check_replaceable(out / name, "out_dir")
     page = write_report(result, out, title=title, target=target, note=note)
     runs_csv, epochs_csv = write_csv(result, out)
-    md = write_markdown(result, out, target=target)
+    md = write_markdown(result, out, target=target, note=note)
     png = plot_lab(result, out / "lab.png", title=title)
     return [page, runs_csv, epochs_csv, md, png]
 
