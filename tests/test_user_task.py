@@ -1,8 +1,8 @@
-"""Your own task (``--task module:function``) broken in each way a user breaks one, through ``lrkit lab`` and
-``lrkit tune``: one ``lrkit CMD: error:`` line that names the task and what is wrong, your code's
-traceback only when your code raised (without lrkit's frames), and no file written. Then an error in the
-middle of a run (in a worker process, too) naming the run, and a killed ``lrkit tune --workers 2``
-leaving no orphan worker behind."""
+"""Your own task (``--task module:function``) broken in each way a user breaks one, through ``lrkit lab``,
+``lrkit tune``, ``lrkit find`` and ``lrkit auto``: one ``lrkit CMD: error:`` line that names the task and
+what is wrong, your code's traceback only when your code raised (without lrkit's frames), and no file
+written. Then an error in the middle of a run (in a worker process, too) naming the run, and a killed
+``lrkit tune --workers 2`` leaving no orphan worker behind."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from lrkit.cli import main
 torch = pytest.importorskip("torch")
 
 LRKIT_SRC = str(Path(__file__).resolve().parent.parent / "src" / "lrkit")
-ERROR_LINE = re.compile(r"^lrkit (lab|tune): error: ")
+ERROR_LINE = re.compile(r"^lrkit (lab|tune|find|auto): error: ")
 
 TASKS = """
 import math
@@ -202,7 +202,9 @@ def test_a_broken_task_is_one_error_naming_it_before_any_file_is_written(
     work = Path.cwd()
     lab = ["lab", "--task", task, "--strategy", "cosine(lr=0.1)", "--workers", "1", "--out", "lab-out"]
     tune = ["tune", "--task", task, "--trials", "1", "--no-finder", "--storage", "t.db", "--out", "t-out"]
-    for argv in (lab, tune):
+    find = ["find", "--task", task, "--out", "f.png", "--json", "f.json"]
+    auto = ["auto", "--task", task, "--plot", "a.png", "--json", "a.json"]
+    for argv in (lab, tune, find, auto):
         code = main(argv)
         out, err = capsys.readouterr()
         line = _one_error(code, err, words, user_tb)

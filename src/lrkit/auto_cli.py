@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from lrkit._paths import PLOT_SUFFIXES, check_output_file, write_json
+    from lrkit._usercode import user_code
     from lrkit.auto import train_task
     from lrkit.cli import check_task, plural, refuse_lr_free
     from lrkit.finder import NoSuggestionError, core
@@ -113,8 +114,12 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.json, "--json")
     if args.plot:
         check_output_file(args.plot, "--plot", suffixes=PLOT_SUFFIXES)
-    task = get_task(args.task)
-    parts = task.build(args.seed)
+    # an unknown task, a module that does not import, a broken factory, loss or metric: all fail here,
+    # before any training; an exception of your own code is shown as yours
+    with user_code(f"--task {args.task!r}"):
+        task = get_task(args.task)
+        task.check(args.seed)
+        parts = task.build(args.seed)
     if args.max_grad_norm is not None:
         parts.max_grad_norm = args.max_grad_norm
     torch.manual_seed(args.seed)

@@ -218,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         check_task(args.task, "--task")
         with user_code(f"--task {args.task!r}"):  # imports your module, builds the task: your code
             task = get_task(args.task)
+            task.check(args.seed)  # a NaN first loss, a loss without gradient, ...: named, not "no signal"
             title = f"LR range test on {task.name} ({task.optimizer})"
             probe = task.build(args.seed)
             epochs = probe.epochs if args.epochs is None else args.epochs
