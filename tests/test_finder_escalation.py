@@ -240,3 +240,39 @@ def test_a_loss_that_is_never_finite_ends_the_retries_with_a_reason(
     retries = [e for e in res.escalation if not e.startswith("stopped")]
     assert len(retries) <= MAX_RETRIES
     assert min(float(c.lrs[0]) for c in res.curves) >= start / 100**2 * 0.999
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    bad=st.sampled_from([float("nan"), float("inf")]), repeats=st.integers(1, 3), budget=st.integers(1, 2000)
+)
+def test_a_loss_not_finite_at_the_first_rung_is_named_as_a_broken_loss_not_an_lr(
+    bad: float, repeats: int, budget: int
+) -> None:
+    """The untrained model's loss is NaN/inf: the LR has not acted yet, so no retry is spent, and the
+    reason points at the loss, the data and the model, without the LR advice (lower start_lr, a grid)."""
+    from lrkit.finder import find_lr
+
+    def loss(out: Any, y: Any) -> Any:
+        return torch.nn.functional.mse_loss(out, y) * bad
+
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    res = find_lr(model, opt, _data(), loss, repeats=repeats, num_steps=30, budget=budget)
+    assert res.suggestion is None and set(res.problem_kinds) == {"broken"}
+    assert res.steps == res.first_steps  # no retry was run
+    assert res.escalation == (
+        "stopped: the loss was not finite at the first rung, before the LR could matter",
+    )
+    with pytest.raises(NoSuggestionError, match=r"the loss was (nan|inf) at the first rung") as info:
+        res.require()
+    assert "start_lr" not in str(info.value) and "grid" not in str(info.value)
+    assert str(res).startswith("no suggested LR: no usable curve") and "nan" not in str(res).splitlines()[0]
+
+
+def test_a_loss_finite_at_first_then_not_still_asks_for_a_lower_start_lr() -> None:
+    """Finite at the first rung, NaN from the second on: that may be the LR, so start_lr is lowered."""
+    from lrkit.finder import range_test
+
+    res = range_test(lambda lr: 1.0 if lr < 1.5e-7 else float("nan"), num_steps=40, start_lr=1e-7)
+    assert res.problem_kinds == ("short",) and "lower start_lr" in res.reason

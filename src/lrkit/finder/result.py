@@ -69,9 +69,17 @@ def _log_median(values: Sequence[float]) -> float:
 def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[tuple[str, str]]:
     """Reasons not to trust one curve, as ``(kind, sentence)`` pairs (empty when it looks fine).
 
-    Kinds: ``"short"``, ``"flat"``, ``"early"`` (rose from the first rungs), ``"noisy"``, ``"falling"``.
+    Kinds: ``"broken"`` (the loss not finite at the first rung, where the LR has not yet changed the
+    model), ``"short"``, ``"flat"``, ``"early"`` (rose from the first rungs), ``"noisy"``, ``"falling"``.
     (``smoothing`` is not used by the checks yet: the noise is that of the raw loss.)
     """
+    if curve.losses.size and not math.isfinite(float(curve.losses[0])):
+        text = (
+            f"the loss was {float(curve.losses[0])} at the first rung (lr={float(curve.lrs[0]):.3g}), the "
+            "model's loss before the LR could change it: check the loss function, the data and the model "
+            "(no learning rate fixes this)"
+        )
+        return [("broken", text)]
     try:
         _, y = _rules.finite_prefix(curve.lrs, curve.smoothed)
     except ValueError:
@@ -253,6 +261,8 @@ class FinderResult:
         """:attr:`suggestion`, or :class:`NoSuggestionError` saying why there is none and what to do."""
         value = self.suggestion
         if value is None:
+            if "broken" in self.problem_kinds:  # neither a grid nor a budget helps a loss that is NaN
+                raise NoSuggestionError(f"the range test found no usable learning rate: {self.reason}")
             done = f" The finder already tried: {'; '.join(self.escalation)}." if self.escalation else ""
             raise NoSuggestionError(
                 f"the range test found no usable learning rate: {self.reason}.{done} Train a few short runs "
@@ -331,7 +341,9 @@ class FinderResult:
     def __str__(self) -> str:
         lo, hi = self.interval
         plural = "s" if self.repeats != 1 else ""
-        if self.suggestion is None:
+        if self.suggestion is None and not math.isfinite(self.candidate):
+            head = f"no suggested LR: no usable curve (rule {self.rule!r}, {self.repeats} repeat{plural})"
+        elif self.suggestion is None:
             head = (
                 f"no suggested LR: no usable signal (rule {self.rule!r}, {self.repeats} repeat{plural}; "
                 f"it would have said {self.candidate:.3g}, interval {lo:.3g} .. {hi:.3g})"
@@ -341,7 +353,9 @@ class FinderResult:
                 f"suggested LR {self.suggestion:.3g} (rule {self.rule!r}, {self.repeats} repeat{plural}, "
                 f"interval {lo:.3g} .. {hi:.3g})"
             )
-        lines = [head, "  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items())]
+        lines = [head]
+        if any(math.isfinite(v) for v in self.suggestions.values()):
+            lines.append("  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items()))
         if self.suggestion is not None:
             lines.append(
                 f"  use {self.peak_lr:.3g} as the peak of warmup + cosine or WSD (.schedule('cosine'|'wsd'))"

@@ -407,6 +407,8 @@ def _escalate(plan: _Plan, result: FinderResult, first: _Plan) -> tuple[_Plan | 
     kinds = set(result.problem_kinds)
     changes: dict[str, Any] = {}
     what: list[str] = []
+    if "broken" in kinds:  # the untrained model's loss is not finite: no ramp can change that
+        return None, "the loss was not finite at the first rung, before the LR could matter"
     if kinds & {"short", "early"}:
         if plan.start < first.start / 100**MAX_START_CUTS * 1.0001:
             worst = "not finite" if "short" in kinds else "rising"
