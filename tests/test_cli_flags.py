@@ -604,7 +604,9 @@ def test_tune_report_counts_in_the_singular_and_plural(
         epochs=epochs,
     )
     args = argparse.Namespace(report_seeds=seeds, workers=1)
-    assert _report(result, "digits-mlp-sgd", tmp_path, tmp_path / "lab.db", args) == 0
+    from lrkit.tasks import get_task
+
+    assert _report(result, get_task("digits-mlp-sgd"), tmp_path, tmp_path / "lab.db", args) == 0
     assert words in capsys.readouterr().out
 
 

@@ -65,6 +65,19 @@ def tiny(seed):
     val = DataLoader(TensorDataset(x[192:], y[192:]), batch_size=48)
     return TaskParts(model, Slow(train), val, torch.nn.functional.cross_entropy, metric="accuracy",
                      epochs=3, optimizer="sgd")
+
+
+def prodigy(seed):  # trains with an optimizer that sets its own step size
+    parts = tiny(seed)
+    parts.optimizer = "prodigy"
+    return parts
+
+
+def short(seed):  # 4 steps in all: too short for one-cycle's three phases
+    parts = tiny(seed)
+    parts.train_loader = DataLoader(parts.train_loader.loader.dataset, batch_size=48)
+    parts.epochs = 1
+    return parts
 """
 
 
@@ -445,3 +458,43 @@ def test_two_workers_one_sigkilled_mid_trial_every_trial_once_killed_one_retried
     finally:
         if backend == "postgresql":
             optuna.delete_study(study_name=study_name, storage=_reader(url))
+
+
+@pytest.mark.usefixtures("task_dir")
+def test_a_task_whose_own_optimizer_sets_its_step_size_is_refused_before_any_storage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prodigy given as --optimizer was refused; the task's own Prodigy used to be searched, to chance."""
+    from lrkit.cli import main
+    from lrkit.tune import tune
+
+    db = tmp_path / "p.db"
+    with pytest.raises(
+        ValueError, match=r"the optimizer of task 'tiny_tune_task:prodigy': prodigy estimates"
+    ):
+        tune("tiny_tune_task:prodigy", trials=1, storage=db, finder=False)
+    argv = ["tune", "--task", "tiny_tune_task:prodigy", "--trials", "1", "--no-finder"]
+    assert main([*argv, "--storage", str(db), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "the optimizer of --task 'tiny_tune_task:prodigy': prodigy" in err and "give --optimizer" in err
+    assert not db.exists() and not (tmp_path / "out").exists()
+    res = tune("tiny_tune_task:prodigy", trials=1, storage=db, finder=False, optimizer="adam", epochs=1)
+    assert res.finished == 1 and res.optimizer == "adam"  # another optimizer named: searched as asked
+
+
+@pytest.mark.usefixtures("task_dir")
+def test_the_report_leaves_out_a_recipe_the_run_is_too_short_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 4-step run: one-cycle cannot split it into its phases. The study used to end in an error after
+    every trial had run; now that recipe is left out, saying why, and the others are compared."""
+    from lrkit.cli import main
+
+    out = tmp_path / "out"
+    argv = ["tune", "--task", "tiny_tune_task:short", "--trials", "1", "--no-finder", "--report-seeds", "1"]
+    assert main([*argv, "--storage", str(tmp_path / "s.db"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "lab: 'recipe: fastai one-cycle' left out: one_cycle: steps=4" in text
+    assert "warmup + cosine and 2 recipes" in text
+    runs = (out / "runs.csv").read_text().splitlines()[1:]
+    assert len(runs) == 4 and not any("one-cycle" in r for r in runs)

@@ -106,16 +106,18 @@ def check_task(name: str, flag: str = "--task") -> str:
     )
 
 
-def refuse_lr_free(optimizer: str, command: str, flag: str = "--optimizer") -> None:
+def refuse_lr_free(
+    optimizer: str, command: str, flag: str = "--optimizer", fix: str = "give an optimizer"
+) -> None:
     """A ValueError naming ``flag`` when ``optimizer`` estimates its own step size (Prodigy): there is no
-    learning rate for ``command`` to search."""
+    learning rate for ``command`` to search; ``fix`` says how to give another."""
     from .scaling import LR_FREE
     from .tasks.optimizers import OPTIMIZERS
 
     if optimizer in LR_FREE:
         raise ValueError(
             f"{flag} {optimizer} estimates its own step size (its lr only multiplies it, 1.0 by default): "
-            f"there is no learning rate for {command} to search; give an optimizer whose lr is the step "
+            f"there is no learning rate for {command} to search; {fix} whose lr is the step "
             f"size ({', '.join(o for o in OPTIMIZERS if o not in LR_FREE)})"
         )
 

@@ -419,6 +419,11 @@ class Task:
         return self._probe.epochs
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch."""
+        return self._probe.steps_per_epoch
+
+    @property
     def optimizer(self) -> str:
         """The optimizer the task trains with by default."""
         return self._probe.optimizer

@@ -202,6 +202,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     with user_code(f"--task {args.task!r}"):
         task = get_task(args.task)
         task.check(args.seed)
+    if args.optimizer is None:  # the task's own optimizer, as --optimizer's, must have an LR to search
+        from ..cli import refuse_lr_free
+
+        refuse_lr_free(
+            task.optimizer, "lrkit tune", f"the optimizer of --task {args.task!r}:", "give --optimizer one"
+        )
     import optuna
 
     from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch fails here, not mid-way)
@@ -237,7 +243,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 1
     code = 0
     if out is not None and db is not None:
-        code = _report(result, task.name, out, db, args)
+        code = _report(result, task, out, db, args)
     value = (
         "nan" if result.best_value is None or math.isnan(result.best_value) else f"{result.best_value:.4g}"
     )
@@ -250,22 +256,35 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return code
 
 
-def _report(result: Any, task: str, out: Path, db: Path, args: argparse.Namespace) -> int:
+def _report(result: Any, task: Any, out: Path, db: Path, args: argparse.Namespace) -> int:
     from ..cli import plural
     from ..lab.cli import run_and_report
     from ..lab.experiment import Experiment
+    from ..schedules import Schedule
+    from ..spec import load
 
     space = result.space
     source = "finder" if space.center is not None else "range centre"
+    spe = task.steps_per_epoch
+    strategies = []
+    for s in report_strategies(result.best_spec, space.peak, source, result.optimizer):
+        try:  # a recipe that cannot run this short (one-cycle's phases in 4 steps) is left out, said why
+            sched = s.schedule if isinstance(s.schedule, Schedule) else load(s.schedule)
+            sched.resolve(total_steps=result.epochs * spe, steps_per_epoch=spe)
+        except ValueError as exc:
+            print(f"lab: {s.label!r} left out: {exc}", flush=True)
+            continue
+        strategies.append(s)
     exp = Experiment(
         name=f"tune {result.study_name}",
-        task=task,
-        strategies=report_strategies(result.best_spec, space.peak, source, result.optimizer),
+        task=task.name,
+        strategies=strategies,
         seeds=list(range(args.report_seeds)),
         epochs=result.epochs,
     )
+    others = plural(len(strategies) - 2, "recipe")
     print(
-        f"lab: the tuned schedule beside the {source}'s warmup + cosine and 3 recipes, "
+        f"lab: the tuned schedule beside the {source}'s warmup + cosine and {others}, "
         f"{plural(args.report_seeds, 'seed')} x {plural(result.epochs, 'epoch')}",
         flush=True,
     )

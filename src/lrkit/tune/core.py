@@ -205,6 +205,10 @@ def tune(
     if workers > 1 and not (":" in t.name or t.name in _builtin()):
         raise ValueError(f"workers > 1 needs the task by name (built-in or module:function), got {t.name!r}")
     parts = t.build(train_seed)  # a broken factory fails before any storage is touched
+    if optimizer is None:  # the task's own optimizer may set its own step size, as --optimizer may not
+        from ..cli import refuse_lr_free
+
+        refuse_lr_free(parts.optimizer, "tune", f"the optimizer of task {t.name!r}:", "give optimizer= one")
     n_epochs = parts.epochs if epochs is None else _check_int("epochs", epochs, 1)
     total_steps = n_epochs * parts.steps_per_epoch
     metric_name = str(parts.metric_name)
