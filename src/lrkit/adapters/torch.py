@@ -46,7 +46,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from ..control.plateau import Plateau
+from ..control.plateau import MissingStateKeys, Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
 from ..schedules.duration import MAX_STEPS, _short
 from ..schedules.warmup import refuse_bare_warmup
@@ -72,14 +72,6 @@ _INTERVALS = ("step", "epoch")
 
 class ScheduleMismatchError(ValueError):
     """A checkpoint saved with one schedule is loaded into a scheduler built with another."""
-
-
-class _MissingKeys(KeyError, ValueError):
-    """A state without the keys of one: a ``KeyError`` (as torch's own schedulers raise) that is also the
-    ``ValueError`` :meth:`_Base.load_state_dict` promises for a corrupt state; its message unquoted."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class EpochwiseSteppingWarning(UserWarning):
@@ -502,7 +494,7 @@ class _Base(LRScheduler):
         state = state_dict
         missing = {"last_epoch", "base_lrs", "multiplier"} - set(state)
         if missing:
-            raise _MissingKeys(
+            raise MissingStateKeys(
                 f"load_state_dict: not an lrkit.torch scheduler state (missing {sorted(missing)}; "
                 f"got keys {sorted(map(str, state))})"
             )

@@ -27,7 +27,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
-__all__ = ["Plateau"]
+__all__ = ["MissingStateKeys", "Plateau"]
 
 _MODES = ("min", "max")
 _THRESHOLD_MODES = ("rel", "abs")
@@ -59,6 +59,14 @@ def _count(name: str, v: object) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ValueError(f"Plateau: {name} must be an integer >= 0, got {v!r}")
     return v
+
+
+class MissingStateKeys(KeyError, ValueError):
+    """A state without the keys of one: a ``KeyError`` (as torch's own schedulers raise) that is also the
+    ``ValueError`` that loading a corrupt state promises; its message unquoted."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class Plateau:
@@ -193,13 +201,14 @@ class Plateau:
         """Check a :meth:`state_dict` without loading it; return the values it would load.
 
         ``best`` is a number (``+-inf`` before any metric, never NaN), the counters are integers
-        ``>= 0``; anything else raises ``TypeError``/``ValueError`` naming the key and the value.
+        ``>= 0``; anything else raises ``TypeError``/``ValueError`` naming the key and the value (missing
+        keys: :class:`MissingStateKeys`, both a ``KeyError`` and a ``ValueError``).
         """
         if not isinstance(state, dict):
             raise TypeError(f"Plateau.load_state_dict: state must be a dict, got {type(state).__name__}")
         missing = {"best", "num_bad_epochs", "cooldown_counter", "last_epoch"} - set(state)
         if missing:
-            raise KeyError(
+            raise MissingStateKeys(
                 f"Plateau.load_state_dict: state is missing {sorted(missing)}; "
                 f"got keys {sorted(map(str, state))}"
             )
