@@ -308,12 +308,16 @@ def auto(
     from lrkit.finder.torch_driver import (
         _adapts_own_step,
         _budget,
+        _check_callables,
+        _check_loader,
         _check_model_and_optimizer,
         _rank,
         _schedule_free,
     )
 
     _check_model_and_optimizer(model, optimizer)
+    _check_callables(loss_fn, finder_options.get("forward"), finder_options.get("amp_dtype"))
+    _check_loader(train_loader, "train_loader")
     unknown = sorted(set(finder_options) - _finder_option_names(find_lr))
     if unknown:
         raise TypeError(

@@ -72,8 +72,18 @@ def default_forward(
         if loss_fn is None:
             out = model(**batch)
             if isinstance(out, dict) and "loss" in out:
-                return out["loss"]  # type: ignore[no-any-return]
-            return out.loss if hasattr(out, "loss") else out  # type: ignore[no-any-return]
+                out = out["loss"]
+            elif hasattr(out, "loss"):
+                out = out.loss
+            else:
+                return out  # type: ignore[no-any-return]
+            if out is None:
+                raise ValueError(
+                    f"model(**batch) returned a loss of None for a batch with keys {sorted(batch)}: "
+                    "a Hugging Face-style model computes its loss only when the batch holds its "
+                    "labels ('labels'); add them to the batch, or pass loss_fn or forward"
+                )
+            return out  # type: ignore[no-any-return]
         key = next((k for k in _TARGET_KEYS if k in batch), None)
         if key is None:
             raise ValueError(
@@ -81,7 +91,14 @@ def default_forward(
                 f"got keys {sorted(batch)}; or pass forward=..."
             )
         rest = {k: v for k, v in batch.items() if k != key}
-        return loss_fn(model(**rest), batch[key])
+        out = model(**rest)
+        if not isinstance(out, torch.Tensor) and hasattr(out, "logits"):
+            raise TypeError(
+                f"model(**batch) returned {type(out).__name__}, not a tensor, so loss_fn cannot "
+                f"take it; for a Hugging Face-style model pass no loss_fn (its .loss is used, with "
+                f"{key!r} in the batch) or forward=lambda model, batch: loss_fn(model(**inputs).logits, ...)"
+            )
+        return loss_fn(out, batch[key])
     raise TypeError(
         f"cannot compute the loss of a batch of type {type(batch).__name__}; "
         "pass forward=lambda model, batch: loss"
@@ -302,6 +319,7 @@ class _Cycle:
         self.name = name
         self.it: Iterator[Any] | None = None
         self.samplers = _samplers_with_epoch(loader)
+        self.drawn = 0  # batches drawn in all: an iterator that yields none *after* some is one-shot
 
     def restart(self) -> None:
         self.it = iter(self.loader)
@@ -310,15 +328,26 @@ class _Cycle:
         if self.it is None:
             self.it = iter(self.loader)
         try:
-            return next(self.it)
+            batch = next(self.it)
         except StopIteration:
             for s in self.samplers:
                 s.set_epoch(s.epoch + 1)
             self.it = iter(self.loader)
             try:
-                return next(self.it)
+                batch = next(self.it)
             except StopIteration:
-                raise ValueError(f"{self.name} yielded no batches") from None
+                if self.drawn == 0:
+                    raise ValueError(f"{self.name} yielded no batches") from None
+                kind = type(self.loader).__name__
+                raise ValueError(
+                    f"{self.name} (a {kind}) ran out after {self.drawn} batches and a new pass over it "
+                    "yielded none: it can be iterated only once (a generator or an iterator), and the "
+                    "test goes on past its end (it cycles the loader; every repeat starts a new pass); "
+                    "pass a loader that can be iterated again (a DataLoader, a list of batches) or an "
+                    "endless generator"
+                ) from None
+        self.drawn += 1
+        return batch
 
     def close(self) -> None:
         self.it = None
@@ -448,6 +477,53 @@ def _check_model_and_optimizer(model: Any, optimizer: Any) -> None:
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(getattr(optimizer, "param_groups", None), list) or not optimizer.param_groups:
         raise TypeError(f"optimizer must be a torch.optim.Optimizer with param groups, got {optimizer!r}")
+    params = [p for g in optimizer.param_groups for p in g.get("params", ())]
+    if not any(isinstance(p, torch.Tensor) and p.requires_grad for p in params):
+        raise ValueError(
+            f"optimizer {type(optimizer).__name__} has no parameter that requires grad "
+            f"({len(params)} parameter(s), all frozen or none): the range test needs something to train; "
+            "build the optimizer on the trainable parameters"
+        )
+    own = {id(p) for p in model.parameters()}
+    if own and not any(id(p) in own for p in params):
+        raise ValueError(
+            f"optimizer {type(optimizer).__name__} holds none of model's parameters: it was built for "
+            "another model (a model created again after its optimizer?), so the test would step "
+            "parameters the loss does not depend on; build the optimizer on model.parameters()"
+        )
+
+
+def _check_callables(loss_fn: Any, forward: Any, amp_dtype: Any) -> None:
+    """``loss_fn`` and ``forward`` callable or None (a class is not: it wants an instance), ``amp_dtype``
+    a floating torch dtype or None; else an error naming the argument."""
+    if isinstance(loss_fn, type):
+        raise TypeError(
+            f"loss_fn must be a loss function or an instance, got the class {loss_fn.__name__}; "
+            f"pass {loss_fn.__name__}() (or a function such as torch.nn.functional.cross_entropy)"
+        )
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(output, target) or None, got {loss_fn!r}")
+    if forward is not None and (isinstance(forward, type) or not callable(forward)):
+        raise TypeError(f"forward must be callable as forward(model, batch) -> loss, got {forward!r}")
+    if amp_dtype is not None and not (isinstance(amp_dtype, torch.dtype) and amp_dtype.is_floating_point):
+        raise TypeError(
+            f"amp_dtype must be None or a floating torch dtype (torch.bfloat16, torch.float16), "
+            f"got {amp_dtype!r}"
+        )
+
+
+def _check_loader(loader: Any, name: str) -> None:
+    """A map-style ``Dataset`` given where batches are expected yields single samples: warn."""
+    from torch.utils.data import Dataset, IterableDataset
+
+    if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
+        warnings.warn(
+            f"{name} is a {type(loader).__name__}, a dataset: iterating it yields single samples, "
+            "so every step of the test would train on one example; pass "
+            f"torch.utils.data.DataLoader({name}, batch_size=...) instead",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
@@ -587,9 +663,16 @@ def _resolve_device(model: torch.nn.Module, device: torch.device | str | None) -
 def _scalar_loss(loss: Any) -> torch.Tensor:
     """The forward pass's loss as a 0-d tensor; a clear TypeError for anything else."""
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        hint = ""
+        if isinstance(loss, torch.Tensor):
+            hint = f" of shape {tuple(loss.shape)} (reduce it: reduction='mean')"
+        elif isinstance(getattr(loss, "loss", None), torch.Tensor):
+            hint = " (it has a .loss: return output.loss from forward)"
+        elif isinstance(loss, dict) and isinstance(loss.get("loss"), torch.Tensor):
+            hint = " (it has a 'loss' key: return output['loss'] from forward)"
         raise TypeError(
-            f"the forward pass must return the loss as a 1-element tensor, got {type(loss).__name__}"
-            + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
+            f"the forward pass (loss_fn, or forward when given) must return the loss as a 1-element "
+            f"tensor, got {type(loss).__name__}{hint}"
         )
     return loss.reshape(())
 
@@ -629,11 +712,16 @@ def find_lr(
     ``batches_per_step`` optimizer steps of ``accumulation_steps`` micro-batches each (the loss of every
     micro-batch is divided by ``accumulation_steps``) and records their mean loss, or the mean loss over
     ``val_data`` (a small fixed iterable of batches, evaluated under ``model.eval()`` and ``no_grad``)
-    when that is given. ``train_loader`` is cycled when exhausted. ``forward(model, batch) -> loss``
-    replaces :func:`default_forward`. With ``amp_dtype`` the forward pass runs under
-    ``torch.autocast``; with ``grad_scaler`` (a ``torch.amp.GradScaler``) the backward pass is scaled and
-    a skipped step is retried (at most ``max_skipped`` times in a row, then the rung's loss counts as
-    inf and the test ends). Each repeat ``r`` seeds torch (and the loader's generator) with
+    when that is given. ``train_loader`` (a ``DataLoader``, a list of batches, any iterable that can
+    be iterated again, or an endless generator) is cycled when exhausted, and every repeat starts a new
+    pass over it. The test steps in train mode (``model.train()``, every submodule), as a training loop
+    that calls it does; the modes are restored afterwards. Batches are moved to ``device`` (default: the
+    device of the model's first parameter; the model itself is not moved). ``forward(model, batch) ->
+    loss`` replaces :func:`default_forward` (for a Hugging Face-style model with labels in its dict
+    batch, the default already returns ``model(**batch).loss``). With ``amp_dtype`` the forward pass
+    runs under ``torch.autocast``; with ``grad_scaler`` (a ``torch.amp.GradScaler``) the backward pass
+    is scaled and a skipped step is retried (at most ``max_skipped`` times in a row, then the rung's
+    loss counts as inf and the test ends). Each repeat ``r`` seeds torch (and the loader's generator) with
     ``seed + r``, so repeats see different batch orders and dropout; see :class:`FinderResult` for the
     median suggestion, the interval and the trust verdict. ``repeats=1`` (the default, the cost of one
     ramp) gives no interval and cannot see repeats disagree; ``lrkit find``, ``lrkit.auto``'s separate
@@ -671,10 +759,8 @@ def find_lr(
         print(result.suggestion, result.interval, result.trusted)
     """
     _check_model_and_optimizer(model, optimizer)
-    if loss_fn is not None and not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable or None, got {loss_fn!r}")
-    if forward is not None and not callable(forward):
-        raise TypeError(f"forward must be callable as forward(model, batch) -> loss, got {forward!r}")
+    _check_callables(loss_fn, forward, amp_dtype)
+    _check_loader(train_loader, "train_loader")
     if _adapts_own_step(optimizer):
         warnings.warn(
             f"optimizer {type(optimizer).__name__} estimates its own step size (param group key 'd'); "
