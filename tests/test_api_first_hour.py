@@ -5,6 +5,7 @@ Face-style model, gradient accumulation under ``lrkit.auto``) give one clear err
 from __future__ import annotations
 
 import copy
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -175,6 +176,25 @@ def test_hugging_face_style_mistakes_say_what_to_do() -> None:
         find_lr(model, opt, _hf_batches(), forward=lambda m, b: m(**b))
     with pytest.raises(TypeError, match=r"got dict \(it has a 'loss' key"):
         find_lr(model, opt, _hf_batches(), forward=lambda m, b: {"loss": m(**b).loss})
+
+
+# --- lrkit.auto with gradient accumulation -----------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_auto_counts_optimizer_steps_under_gradient_accumulation(k: int) -> None:
+    """The scheduler steps once per optimizer step: with ``accumulation_steps=k`` an epoch of
+    ``n`` batches is ``ceil(n / k)`` of them, or the schedule would outlast the run k times over."""
+    batches = _batches(320, 32)  # 10 batches an epoch
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    run = lrkit.auto(
+        model, opt, batches, F.cross_entropy, epochs=20, accumulation_steps=k, search="separate",
+        verbose=False, repeats=1,
+    )  # fmt: skip
+    assert run.total_steps == 20 * math.ceil(10 / k)
+    assert f"20 epochs x {math.ceil(10 / k)} steps planned" in run.summary
+    # the schedule ends (WSD cools down to 0) at the last optimizer step of the run
+    assert run.lrs()[-1] < 0.05 * run.peak_lr
+    assert len(run.lrs()) == run.total_steps
 
 
 # --- exact restore of a model in the state a practitioner hands over ---------------------------------

@@ -262,8 +262,11 @@ def auto(
 
     Args:
         model, optimizer, train_loader, loss_fn: as for :func:`lrkit.finder.find_lr`.
-        epochs: the planned training length; with ``steps_per_epoch`` (default ``len(train_loader)``)
-            it gives ``total_steps = epochs * steps_per_epoch``.
+        epochs: the planned training length; with ``steps_per_epoch``, the *optimizer* steps of one
+            epoch, it gives ``total_steps = epochs * steps_per_epoch`` (the scheduler steps once per
+            optimizer step). Default ``len(train_loader)``, or with ``accumulation_steps=k``
+            ``ceil(len(train_loader) / k)``; pass it when your loop steps otherwise, or when the loader
+            has no ``len()``.
         search: ``"separate"``: :func:`lrkit.finder.find_lr` (3 repeats of 100 rungs, restored
             afterwards, escalating within ``budget``), then ``kind`` over all the steps. ``"in_run"``:
             one LR ramp on the model whose steps up to 3x its suggestion are kept as the run's warmup
@@ -359,11 +362,18 @@ def auto(
         raise ValueError(f"warmup must be a fraction of the run in [0, 1), got {warmup!r}")
     if steps_per_epoch is None:
         try:
-            steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
+            batches = len(train_loader)  # type: ignore[arg-type]
         except TypeError:
-            raise TypeError("train_loader has no len(); pass steps_per_epoch") from None
-        if steps_per_epoch == 0:
+            raise TypeError(
+                f"train_loader ({type(train_loader).__name__}) has no len(); pass steps_per_epoch, "
+                "the optimizer steps of one epoch"
+            ) from None
+        if batches == 0:
             raise ValueError("train_loader is empty (len 0); expected at least one batch")
+        # the schedule counts optimizer steps: with accumulation, one per accumulation_steps batches
+        acc = finder_options.get("accumulation_steps", 1)
+        acc = acc if isinstance(acc, int) and not isinstance(acc, bool) and acc >= 1 else 1
+        steps_per_epoch = -(-batches // acc)
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
     total = epochs * steps_per_epoch
