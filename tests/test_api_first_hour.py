@@ -230,3 +230,33 @@ def test_an_eval_mode_partly_frozen_model_with_batchnorm_dropout_and_grads_comes
     assert random.getstate() == rng[0]
     np.testing.assert_array_equal(np.random.get_state()[1], rng[1])
     assert torch.equal(torch.get_rng_state(), rng[2])
+
+
+# --- the finder's figure -----------------------------------------------------------------------------
+def test_the_figure_of_an_untrusted_result_shows_no_suggestion_and_says_why(tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    from lrkit.finder import range_test
+
+    def bowl(lr: float) -> float:  # a clear minimum near lr=0.1
+        return float((np.log10(lr) + 1.0) ** 2 + 1.0)
+
+    def flat(lr: float) -> float:  # no signal: the loss does not move
+        return 1.0
+
+    for step, trusted in ((bowl, True), (flat, False)):
+        res = range_test(step, num_steps=60)
+        assert res.trusted is trusted
+        ax = res.plot(tmp_path / "lr.png")
+        rules = [
+            ln for ln in ax.get_lines() if ln.get_label().split(":")[0] in ("lrkit", "steepest", "valley")
+        ]
+        assert rules, [ln.get_label() for ln in ax.get_lines()]
+        bold = [ln.get_label() for ln in rules if ln.get_linewidth() >= 2.0]
+        if trusted:
+            assert bold == [f"lrkit: {res.suggestion:.3g}"]
+            assert "NOT TRUSTED" not in ax.get_title()
+        else:  # no line reads as the suggestion; the title says why there is none
+            assert bold == []
+            assert all(ln.get_label().endswith("(not used)") for ln in rules)
+            assert "no suggestion (NOT TRUSTED)" in ax.get_title()
+            assert res.reason.split(";")[0][:40] in ax.get_title()

@@ -57,12 +57,22 @@ def plot_result(
         ax.axvspan(
             lo, hi, color="C3", alpha=0.12, label=f"{result.rule} interval over {result.repeats} repeats"
         )
+    # an untrusted result has no suggestion: the rules' raw values are drawn faint and marked unused, none
+    # in the bold line that reads as "the" suggestion
+    used = result.suggestion is not None
     for name, value in result.suggestions.items():
         if not np.isfinite(value):
             continue
         color, style = _STYLES.get(name, ("k", "--"))
-        lw = 2.0 if name == result.rule else 1.1
-        ax.axvline(value, color=color, ls=style, lw=lw, label=f"{_LABELS.get(name, name)}: {value:.3g}")
+        lw = 2.0 if name == result.rule and used else 1.1
+        ax.axvline(
+            value,
+            color=color,
+            ls=style,
+            lw=lw,
+            alpha=1.0 if used else 0.45,
+            label=f"{_LABELS.get(name, name)}: {value:.3g}" + ("" if used else " (not used)"),
+        )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("loss")
@@ -73,6 +83,9 @@ def plot_result(
         pad = 0.1 * max(top - bottom, 1e-12)
         ax.set_ylim(bottom - pad, top + 3 * pad)
     verdict = "" if result.trusted else " (NOT TRUSTED)"
+    if not result.trusted and result.reason:  # why, in its first clause, on a second line
+        head = result.reason.split(";")[0]
+        verdict += "\n" + (head if len(head) <= 90 else head[:87] + "...")
     plural = "s" if result.repeats != 1 else ""
     ax.set_title(
         title
