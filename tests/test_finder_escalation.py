@@ -112,6 +112,9 @@ def test_budget_defaults_to_a_tenth_of_the_plan_or_one_epoch() -> None:
     res = find_lr(model, opt, _data(), _flat_loss, planned_steps=50)
     assert res.budget == 12 and res.first_steps == 100  # too small a budget for a retry: said so
     assert res.steps == 100 and "too few for another try" in res.escalation[-1]
+    # one epoch counts optimizer steps: 12 batches at 5 micro-batches a step are ceil(12 / 5) = 3 steps
+    res = find_lr(model, opt, _data(), _flat_loss, planned_steps=20, accumulation_steps=5, num_steps=20)
+    assert res.budget == 3
     with pytest.raises(ValueError, match="planned_steps"):
         find_lr(model, opt, _data(), _flat_loss, budget=0.1)
     with pytest.raises(ValueError, match="budget"):

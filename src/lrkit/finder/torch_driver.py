@@ -741,7 +741,8 @@ def find_lr(
     counts optimizer steps (a rung of the fixed-batch loss counts its forward passes as 1/3 step
     each): ``budget`` an int is that many steps; a float in (0, 1] is that fraction of
     ``planned_steps`` (the optimizer steps of the planned training); by default, with
-    ``planned_steps``, ``max(0.1 * planned_steps, one epoch)`` (``len(train_loader)``); without either
+    ``planned_steps``, ``max(0.1 * planned_steps, one epoch)`` (``ceil(len(train_loader) /
+    accumulation_steps)`` steps); without either
     there is no budget and no escalation. A retry is sized to the budget left (fewer rungs, down to 16,
     then fewer repeats). The result says what was tried (``escalation``) and how many steps it took
     (``steps`` in all, ``first_steps`` of them in the first test); when no signal was found within the
@@ -773,7 +774,9 @@ def find_lr(
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     k_skip = core._check_int("max_skipped", max_skipped, 1)
     core._check_int("seed", seed, 0)
-    steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None  # type: ignore[arg-type]
+    # one epoch in optimizer steps: accumulation_steps micro-batches make one step
+    n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None  # type: ignore[arg-type]
+    steps_per_epoch = None if n_batches is None else -(-n_batches // k_acc)
     budget_steps = _budget(budget, planned_steps, steps_per_epoch)
     _check_grad_scaler(grad_scaler)
     clip = _check_max_grad_norm(max_grad_norm)
