@@ -182,6 +182,22 @@ def _compose(children: st.SearchStrategy[Schedule]) -> st.SearchStrategy[Schedul
 #: any schedule: leaves, chains and compositions of them
 schedules = st.recursive(st.one_of(leaves, chains()), _compose, max_leaves=4)
 
+
+def _accepted_as_lrs(s: Schedule) -> bool:
+    """False for a schedule that is, or ends in, a warmup with no lr: a multiplier rising to 1, which
+    the adapters refuse as LRs (``refuse_bare_warmup``; tested on its own)."""
+    from lrkit.schedules.warmup import refuse_bare_warmup
+
+    try:
+        refuse_bare_warmup(s)
+    except ValueError:
+        return False
+    return True
+
+
+#: schedules the adapters take as LRs (every drawn schedule but those ending in a bare warmup)
+lr_schedules = schedules.filter(_accepted_as_lrs)
+
 steps = st.integers(min_value=-10, max_value=20_000)
 
 

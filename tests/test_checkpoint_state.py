@@ -100,7 +100,7 @@ def test_switching_schedules_on_purpose_keeps_the_step_and_runs_the_new_curve(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(s1=S.schedules, s2=S.schedules, k=st.integers(0, 200))
+@given(s1=S.lr_schedules, s2=S.lr_schedules, k=st.integers(0, 200))
 def test_any_two_different_schedules_are_told_apart(s1: lrkit.Schedule, s2: lrkit.Schedule, k: int) -> None:
     assume(str(s1) != str(s2))
     a = _sched(s1, None)
