@@ -227,3 +227,14 @@ def test_your_own_task_by_module_and_function(tmp_path: Path, monkeypatch: pytes
     ]:
         with pytest.raises(ValueError, match=msg):
             get_task(bad)
+
+
+@pytest.mark.parametrize("name", ["adagrad", "adam", "adamw", "nadam", "radam", "adamax"])
+def test_an_untuned_lr_is_the_torch_optimizer_s_own_default(name: str) -> None:
+    """DEFAULT_LR holds each library's own default (its comment says so; RMSprop's 1e-3 is Keras'):
+    checked against torch's."""
+    from lrkit.tasks.optimizers import DEFAULT_LR
+
+    cls = {"adamw": "AdamW", "nadam": "NAdam", "radam": "RAdam", "adagrad": "Adagrad", "rmsprop": "RMSprop"}
+    torch_cls = getattr(torch.optim, cls.get(name, name.capitalize()))
+    assert DEFAULT_LR[name] == torch_cls(torch.nn.Linear(2, 1).parameters()).defaults["lr"]

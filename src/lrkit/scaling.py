@@ -25,7 +25,10 @@ RULES = ("linear", "sqrt")
 #: SGD and its momentum variants: the linear rule
 _SGD = ("sgd", "momentum", "nesterov")
 #: adaptive optimizers (Schedule-Free AdamW is an AdamW): the sqrt rule
-_ADAPTIVE = ("adam", "adamw", "schedulefree_adamw", "rmsprop", "adagrad", "lamb", "adafactor")
+_ADAPTIVE = (
+    "adam", "adamw", "nadam", "radam", "adamax", "schedulefree_adamw", "rmsprop", "adagrad", "lamb",
+    "adafactor",
+)  # fmt: skip
 #: optimizers that estimate their own step size (``lr`` only multiplies it): there is no LR to scale
 LR_FREE = ("prodigy",)
 #: the names :func:`scale_lr` knows (case does not matter)

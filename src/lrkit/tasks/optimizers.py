@@ -10,6 +10,9 @@ name                       optimizer (``lr`` from the schedule; ``params`` overr
 ``rmsprop``                ``torch.optim.RMSprop``
 ``adam``                   ``torch.optim.Adam``
 ``adamw``                  ``torch.optim.AdamW(weight_decay=0.01)``
+``nadam``                  ``torch.optim.NAdam`` (Adam with Nesterov momentum; Dozat 2016)
+``radam``                  ``torch.optim.RAdam`` (Adam with a rectified variance; Liu et al. 2020)
+``adamax``                 ``torch.optim.Adamax`` (Adam's infinity-norm variant; Kingma & Ba 2015)
 ``schedulefree_adamw``     ``schedulefree.AdamWScheduleFree`` (Defazio et al. 2024): needs
                            ``optimizer.train()`` / ``optimizer.eval()`` around evaluation;
                            untuned default lr 0.0025
@@ -64,11 +67,15 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "rmsprop": _torch("RMSprop"),
     "adam": _torch("Adam"),
     "adamw": _torch("AdamW", weight_decay=0.01),
+    "nadam": _torch("NAdam"),
+    "radam": _torch("RAdam"),
+    "adamax": _torch("Adamax"),
     "schedulefree_adamw": _schedulefree,
     "prodigy": _prodigy,
 }
 
-#: the LR each optimizer is usually run at untuned (its library's default where it has one)
+#: the LR each optimizer is usually run at untuned: its library's default, except RMSprop's 1e-3 (Keras'
+#: and TensorFlow's default, and Hinton's; torch's 1e-2 is the outlier)
 DEFAULT_LR: dict[str, float] = {
     "sgd": 0.1,
     "momentum": 0.01,
@@ -77,6 +84,9 @@ DEFAULT_LR: dict[str, float] = {
     "rmsprop": 0.001,
     "adam": 0.001,
     "adamw": 0.001,
+    "nadam": 0.002,
+    "radam": 0.001,
+    "adamax": 0.002,
     "schedulefree_adamw": 0.0025,
     "prodigy": 1.0,
 }
