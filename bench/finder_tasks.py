@@ -681,7 +681,7 @@ def run_finder(
 
 CLIP_GRID_FILE = RESULTS / "clip_grid.json"
 CLIP_FINDER_FILE = RESULTS / "clip_finder.json"
-CLIP_AUTO_FILE = RESULTS / "clip_auto.json"
+CLIP_AUTO_FILE = RESULTS / "clip_auto_v2.json"
 
 
 def run_clip_finder(names: list[str], path: Path = CLIP_FINDER_FILE) -> None:
@@ -715,16 +715,16 @@ def run_clip_finder(names: list[str], path: Path = CLIP_FINDER_FILE) -> None:
 # --------------------------------------------------------------------------------------------------
 # lrkit.auto vs the best constant LR of the grid vs Schedule-Free AdamW and Prodigy at their defaults
 # --------------------------------------------------------------------------------------------------
-AUTO_FILE = RESULTS / "auto_runs_v3.json"
+AUTO_FILE = RESULTS / "auto_runs_v4.json"
 BUILTIN_GRID_FILE = RESULTS / "builtin_grid.json"
-BUILTIN_AUTO_FILE = RESULTS / "builtin_auto_v2.json"
+BUILTIN_AUTO_FILE = RESULTS / "builtin_auto_v3.json"
 SF_GRID_FILE = RESULTS / "sf_grid.json"
 SF_AUTO_FILE = RESULTS / "sf_auto.json"
 #: "auto": lrkit.auto's default (the in-run ramp); "auto_separate": search="separate" (the finder's
 #: 3 x 100-rung test, restored, then the schedule over the whole run)
 AUTO_METHODS = ("auto", "auto_separate", "schedulefree_adamw", "prodigy")
 LONG_GRID_FILE = RESULTS / "long_grid.json"
-LONG_AUTO_FILE = RESULTS / "long_auto.json"
+LONG_AUTO_FILE = RESULTS / "long_auto_v2.json"
 #: on the long runs: "auto_default" is lrkit.auto with search="auto" (it picks the separate test there),
 #: "auto" the in-run ramp as above
 LONG_METHODS = ("auto_default", "auto", "schedulefree_adamw", "prodigy")
@@ -855,6 +855,7 @@ def _inrun_seeds(
     tasks: dict[str, Task] | None = None,
     kind: str = "cosine",
     schedule_factor: float | None = None,
+    reset: bool = False,
     **ramp_kw: Any,
 ) -> tuple[float, float] | None:
     """The in-run path on ``name`` for each of SEEDS: the ramp (``ramp_in_run(**ramp_kw)``), then
@@ -875,6 +876,8 @@ def _inrun_seeds(
         total = parts.epochs * parts.steps_per_epoch
         compute = max(compute, (ramp.spent - ramp.kept + total) / total)
         peak = ramp.peak * schedule_factor / ramp_kw["peak_factor"] if schedule_factor else ramp.peak
+        if reset:  # the optimizer's statistics start afresh with the re-warm (weights kept)
+            opt.state.clear()
         metrics.append(_train_cosine(parts, opt, total - ramp.kept, peak, rewarm, kind))
     return float(np.mean(metrics)), compute
 
@@ -975,10 +978,17 @@ def _inrun_sweep(
         best, hib = grid_best(grid[name])
         row: dict[str, float] = {}
         for key, options in variants.items():
-            ramp_kw = {k: v for k, v in options.items() if k not in ("kind", "schedule_factor", "rewarm")}
+            skip = ("kind", "schedule_factor", "rewarm", "reset")
+            ramp_kw = {k: v for k, v in options.items() if k not in skip}
             rewarm = options.get("rewarm", REWARM)
             got = _inrun_seeds(
-                name, rewarm, tasks, options.get("kind", kind), options.get("schedule_factor"), **ramp_kw
+                name,
+                rewarm,
+                tasks,
+                options.get("kind", kind),
+                options.get("schedule_factor"),
+                options.get("reset", False),
+                **ramp_kw,
             )
             if got is not None:
                 row[key] = score(got[0], best, hib)
@@ -1028,7 +1038,10 @@ def run_inrun_kind(names: list[str], builtin: bool = False, sweep: str = "kind")
     * ``"keep"``: WSD with the kept rung (the ramp's factor K) apart from the peak (c x the
       suggestion), (c, K) in KEEP_VARIANTS ("wsd|c|keepK");
     * ``"wsd_rewarm"``: WSD, the rung kept at 3x, the peak factor c and the re-warm fraction w in
-      WSD_REWARMS together ("wsd|c|ww")."""
+      WSD_REWARMS together ("wsd|c|ww");
+    * ``"reset"``: WSD with the shipped re-warm (0.05), c in 1.5, 2.5, with the optimizer's state
+      cleared after the ramp ("wsd|c|w0.05|reset") beside the shipped path ("wsd|2.5|w0.05");
+    * ``"reset_cosine"``: the same for cosine at c=3 ("cosine|3|w0.1[|reset]")."""
     variants: dict[str, dict[str, Any]] = {
         "kind": {
             f"{k}|{c:g}": {"kind": k, "peak_factor": c} for k in INRUN_KINDS for c in INRUN_KIND_FACTORS
@@ -1041,6 +1054,25 @@ def run_inrun_kind(names: list[str], builtin: bool = False, sweep: str = "kind")
             f"wsd|{c:g}|w{w:g}": {"kind": "wsd", "peak_factor": 3.0, "schedule_factor": c, "rewarm": w}
             for c in (1.5, 2.0, 2.5)
             for w in WSD_REWARMS
+        },
+        "reset": {
+            f"wsd|{c:g}|w0.05{'|reset' if r else ''}": {
+                "kind": "wsd",
+                "peak_factor": 3.0,
+                "schedule_factor": c,
+                "rewarm": 0.05,
+                "reset": r,
+            }
+            for c, r in ((2.5, False), (1.5, True), (2.5, True))
+        },
+        "reset_cosine": {
+            f"cosine|3|w0.1{'|reset' if r else ''}": {
+                "kind": "cosine",
+                "peak_factor": 3.0,
+                "rewarm": 0.1,
+                "reset": r,
+            }
+            for r in (False, True)
         },
     }[sweep]
     if builtin:
@@ -1087,6 +1119,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inrun-stride", action="store_true", help="the shipped in-run path, sparser ring")
     ap.add_argument("--keep", action="store_true", help="--inrun-kind: the kept rung apart from the peak")
     ap.add_argument("--wsd-rewarm", action="store_true", help="--inrun-kind: WSD's peak and re-warm together")
+    ap.add_argument(
+        "--reset", action="store_true", help="--inrun-kind: the optimizer's state cleared after the ramp"
+    )
+    ap.add_argument("--reset-cosine", action="store_true", help="--inrun-kind: --reset, cosine at c=3")
     ap.add_argument(
         "--inrun-kind",
         action="store_true",
@@ -1142,7 +1178,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.inrun_kind:
         from lrkit.tasks import TASKS as BUILTIN
 
-        sweep = "keep" if args.keep else "wsd_rewarm" if args.wsd_rewarm else "kind"
+        flags = {
+            "keep": args.keep,
+            "wsd_rewarm": args.wsd_rewarm,
+            "reset": args.reset,
+            "reset_cosine": args.reset_cosine,
+        }
+        sweep = next((k for k, on in flags.items() if on), "kind")
         run_inrun_kind([n for n in names if n in TASKS], sweep=sweep)  # "builtin/NAME": lrkit's NAME
         builtin = [n[8:] for n in names if n.startswith("builtin/") and n[8:] in BUILTIN]
         run_inrun_kind(builtin, builtin=True, sweep=sweep)

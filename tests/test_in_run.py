@@ -622,3 +622,56 @@ def test_a_distributed_sampler_moves_to_its_next_epoch_when_the_ramp_wraps(searc
         sampler.set_epoch(epoch)
         assert got == list(sampler)
     assert len({tuple(p) for p in passes}) > 1
+
+
+class _OwnAdam(torch.optim.Adam):
+    """An optimizer from outside torch.optim (its state may not be rebuilt lazily): left alone."""
+
+
+@pytest.mark.parametrize(
+    ("make", "restarted"),
+    [
+        (lambda p: torch.optim.Adam(p, lr=1e-3), True),
+        (lambda p: torch.optim.RMSprop(p, lr=1e-3), True),
+        (lambda p: torch.optim.Adagrad(p, lr=1e-2), True),
+        (lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), True),
+        (lambda p: _OwnAdam(p, lr=1e-3), False),
+    ],
+)
+def test_after_a_kept_ramp_the_optimizer_steps_as_a_fresh_one(make: Any, restarted: bool) -> None:
+    """The ramp's running statistics (gathered far below the peak) are cleared before the re-warm: the
+    first step after auto equals that of a new optimizer of the same class on the same weights and
+    gradient (a torch.optim one; others keep their statistics, and the summary says which)."""
+    import copy
+
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = make(model.parameters())
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False)
+    assert run.search == "in_run" and run.trained_steps > 0
+    assert ("running statistics restart" in run.summary) == restarted
+    twin = copy.deepcopy(model)
+    fresh = type(opt)(twin.parameters(), **{k: v for k, v in opt.defaults.items()})
+    for g in fresh.param_groups:
+        g["lr"] = opt.param_groups[0]["lr"]
+    x, y = next(iter(loader))
+    for m, o in ((model, opt), (twin, fresh)):
+        o.zero_grad()
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        o.step()
+    same = all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
+    assert same == restarted
+
+
+def test_a_schedule_free_optimizer_keeps_its_state_after_a_kept_ramp() -> None:
+    """Schedule-Free's state holds its weight sequences: clearing it would lose the training."""
+    schedulefree = pytest.importorskip("schedulefree")
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3)
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False)
+    assert run.search == "in_run" and run.trained_steps > 0
+    assert "running statistics restart" not in run.summary
+    assert all("z" in opt.state[p] for p in model.parameters())

@@ -325,7 +325,13 @@ def inrun_stride_report(path: Path) -> None:
 
 
 def inrun_kind_report(
-    names: tuple[str, ...] = ("auto_inrun_kind.json", "auto_inrun_keep.json", "auto_inrun_wsd_rewarm.json"),
+    names: tuple[str, ...] = (
+        "auto_inrun_kind.json",
+        "auto_inrun_keep.json",
+        "auto_inrun_wsd_rewarm.json",
+        "auto_inrun_reset.json",
+        "auto_inrun_reset_cosine.json",
+    ),
 ) -> None:
     """The tail after the in-run ramp's re-warm: cosine or WSD at peak factor c (and WSD with the kept
     rung at K x the suggestion apart from the peak, and with other re-warm fractions), all chosen
@@ -517,11 +523,11 @@ def clip_finder_report(path: Path) -> None:
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
     divisor_report(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
-    auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v3.json")
+    auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v4.json")
     if auto_file.exists():
         auto_report(auto_file)
     for title, auto_name in (
-        ("lrkit's 4 built-in tasks", "builtin_auto_v2.json"),
+        ("lrkit's 4 built-in tasks", "builtin_auto_v3.json"),
         (
             "Schedule-Free AdamW on four public models and lrkit's tinylm ('sf-adamw': at its default LR\n"
             "0.0025); auto at the general peak factor 3, as shipped (the Schedule-Free sweep at the end\n"
@@ -532,7 +538,7 @@ if __name__ == "__main__":
             "three tasks that clip their gradients (TaskParts.max_grad_norm: an SGD LSTM at 0.25, as\n"
             "AWD-LSTM; a momentum GRU and an AdamW transformer at 1); the search, the training and\n"
             "sf-adamw/prodigy all clip",
-            "clip_auto.json",
+            "clip_auto_v2.json",
         ),
     ):
         grid_file = auto_name.split("_")[0] + "_grid.json"
@@ -552,7 +558,7 @@ if __name__ == "__main__":
         if Path(__file__).with_name(name).exists():
             report(Path(__file__).with_name(name))
     inrun_kind_report()
-    long_files = (Path(__file__).with_name("long_auto.json"), Path(__file__).with_name("long_grid.json"))
+    long_files = (Path(__file__).with_name("long_auto_v2.json"), Path(__file__).with_name("long_grid.json"))
     if all(f.exists() for f in long_files):
         print("\nseven public tasks trained for ~3,000 steps instead of 200-600 (the first four chose")
         print("search='auto' = in-run at every length, in every leave-one-task-out fold; the last three were")
