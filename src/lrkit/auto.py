@@ -334,7 +334,7 @@ def auto(
     """
     from lrkit.adapters.torch import scheduler as make_scheduler
     from lrkit.control.guard import DivergenceGuard
-    from lrkit.finder import find_lr
+    from lrkit.finder import core, find_lr
     from lrkit.finder.in_run import ramp_in_run
     from lrkit.finder.torch_driver import (
         _adapts_own_step,
@@ -344,6 +344,7 @@ def auto(
         _check_model_and_optimizer,
         _rank,
         _schedule_free,
+        epoch_steps,
     )
 
     _check_model_and_optimizer(model, optimizer)
@@ -399,9 +400,8 @@ def auto(
         if batches == 0:
             raise ValueError("train_loader is empty (len 0); expected at least one batch")
         # the schedule counts optimizer steps: with accumulation, one per accumulation_steps batches
-        acc = finder_options.get("accumulation_steps", 1)
-        acc = acc if isinstance(acc, int) and not isinstance(acc, bool) and acc >= 1 else 1
-        steps_per_epoch = -(-batches // acc)
+        acc = core._check_int("accumulation_steps", finder_options.get("accumulation_steps", 1), 1)
+        steps_per_epoch = epoch_steps(batches, acc)
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
     total = epochs * steps_per_epoch

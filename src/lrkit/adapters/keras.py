@@ -31,7 +31,6 @@ the learning rate exactly (the optimizer's iteration counter is saved with the o
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +47,7 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
 from array_api_compat import array_namespace
 
 from ..control.plateau import Plateau
-from ..schedules.duration import _short
+from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
@@ -59,13 +58,8 @@ _FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _positive_or_zero(where: str, v: object, *, positive: bool) -> float:
-    x = None
-    if not isinstance(v, bool) and isinstance(v, numbers.Real):  # Python or numpy reals
-        try:
-            x = float(v)
-        except OverflowError:  # an int beyond a float
-            x = None
-    if x is None or not math.isfinite(x):
+    x = _real(v)  # Python or numpy reals, finite
+    if x is None:
         raise ValueError(f"{where} must be a finite number, got {_short(v)}")
     if (x <= 0) if positive else (x < 0):
         raise ValueError(f"{where} must be {'> 0' if positive else '>= 0'}, got {_short(v)}")

@@ -48,7 +48,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from ..control.plateau import MissingStateKeys, Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
-from ..schedules.duration import MAX_STEPS, _short
+from ..schedules.duration import MAX_STEPS, _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
@@ -116,17 +116,6 @@ def _resolve(s: Schedule, total_steps: float | None, steps_per_epoch: float | No
             "steps_per_epoch=...) and steps_per_epoch=... to lrkit.torch.scheduler"
         )
     return r
-
-
-def _real(v: object) -> float | None:
-    """``v`` as a finite float when it is a real number (Python or numpy, not a bool), else None."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        return None
-    try:
-        x = float(v)
-    except OverflowError:  # an int beyond a float
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _positive(name: str, v: object) -> float:

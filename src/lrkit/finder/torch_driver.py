@@ -645,6 +645,12 @@ def _set_group_lrs(optimizer: torch.optim.Optimizer, ratios: list[float], lr: fl
             g["lr"] = lr * r
 
 
+def epoch_steps(batches: int, accumulation_steps: int) -> int:
+    """Optimizer steps in an epoch of ``batches`` micro-batches: ``ceil(batches / accumulation_steps)``
+    (``accumulation_steps`` micro-batches make one step)."""
+    return -(-batches // accumulation_steps)
+
+
 def _resolve_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
     """``device`` (checked: a tensor can be made there), or the device of the model's first parameter."""
     if device is not None:
@@ -774,9 +780,8 @@ def find_lr(
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     k_skip = core._check_int("max_skipped", max_skipped, 1)
     core._check_int("seed", seed, 0)
-    # one epoch in optimizer steps: accumulation_steps micro-batches make one step
     n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None  # type: ignore[arg-type]
-    steps_per_epoch = None if n_batches is None else -(-n_batches // k_acc)
+    steps_per_epoch = None if n_batches is None else epoch_steps(n_batches, k_acc)
     budget_steps = _budget(budget, planned_steps, steps_per_epoch)
     _check_grad_scaler(grad_scaler)
     clip = _check_max_grad_norm(max_grad_norm)

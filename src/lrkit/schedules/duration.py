@@ -168,6 +168,17 @@ def _short(x: object) -> str:
     return _REPR.repr(x)
 
 
+def _real(v: object) -> float | None:
+    """``v`` as a finite float when it is a real number (Python or numpy, not a bool), else None."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return None
+    try:
+        x = float(v)
+    except OverflowError:  # an int beyond a float
+        return None
+    return x if math.isfinite(x) else None
+
+
 def _number(x: object, name: str) -> int | float:
     """``x`` (a Python or numpy real) as a finite Python int or float; ints beyond 2**53 become floats."""
     if isinstance(x, bool) or not isinstance(x, numbers.Real):

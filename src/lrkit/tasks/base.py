@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ..schedules.duration import _short
 from .optimizers import check_optimizer_name, eval_mode, make_optimizer, train_mode
 
 if TYPE_CHECKING:
@@ -167,9 +168,7 @@ def _number(value: Any, what: str) -> float:
             return float(value)
         except (TypeError, ValueError, RuntimeError):
             pass
-    shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    raise TypeError(f"{what} must return a number, got {shown} ({type(value).__name__})")
+    raise TypeError(f"{what} must return a number, got {_short(value)} ({type(value).__name__})")
 
 
 @dataclass

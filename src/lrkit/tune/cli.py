@@ -261,16 +261,15 @@ def _report(result: Any, task: Any, out: Path, db: Path, args: argparse.Namespac
     from ..lab.cli import run_and_report
     from ..lab.experiment import Experiment
     from ..schedules import Schedule
-    from ..spec import load
 
     space = result.space
     source = "finder" if space.center is not None else "range centre"
     spe = task.steps_per_epoch
     strategies = []
     for s in report_strategies(result.best_spec, space.peak, source, result.optimizer):
+        assert isinstance(s.schedule, Schedule)  # Strategy parses a spec string
         try:  # a recipe that cannot run this short (one-cycle's phases in 4 steps) is left out, said why
-            sched = s.schedule if isinstance(s.schedule, Schedule) else load(s.schedule)
-            sched.resolve(total_steps=result.epochs * spe, steps_per_epoch=spe)
+            s.schedule.resolve(total_steps=result.epochs * spe, steps_per_epoch=spe)
         except ValueError as exc:
             print(f"lab: {s.label!r} left out: {exc}", flush=True)
             continue
