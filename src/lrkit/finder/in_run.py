@@ -59,6 +59,7 @@ from lrkit.finder.torch_driver import (
     _Snapshot,
     _to_device,
     default_forward,
+    training_modes,
 )
 
 __all__ = ["END_LR", "PER_DECADE", "RISE", "SNAPSHOT_EVERY", "START_LR", "WINDOW", "InRunRamp", "ramp_in_run"]
@@ -178,6 +179,7 @@ def ramp_in_run(
     train = _Cycle(train_loader, "train_loader")
     cpu = torch.device("cpu")
     store = _offload_to(model) if offload is None else (cpu if offload else None)
+    train_modes = training_modes(model)  # before any step: the modes the user's loop trains in
     initial = _Snapshot(model, optimizer, grad_scaler, [train_loader], to=store)
     ring: collections.deque[tuple[int, _Snapshot]] = collections.deque(maxlen=-(-window // snapshot_every))
     rung = 0
@@ -189,7 +191,7 @@ def ramp_in_run(
     def step(lr: float) -> float:
         nonlocal rung
         _set_group_lrs(optimizer, ratios, lr)
-        model.train()
+        train_modes()
         for _attempt in range(k_skip):
             loss, skipped = _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler, no_sync, clip)
             if not skipped:

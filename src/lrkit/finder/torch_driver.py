@@ -34,7 +34,7 @@ import torch
 from lrkit.finder import core
 from lrkit.finder.result import FinderResult
 
-__all__ = ["clip_gradients", "default_forward", "find_lr"]
+__all__ = ["clip_gradients", "default_forward", "find_lr", "training_modes"]
 
 Forward = Callable[[torch.nn.Module, Any], torch.Tensor]
 
@@ -566,6 +566,29 @@ def _adapts_own_step(optimizer: Any) -> bool:
     return any("d" in g and ("d0" in g or "growth_rate" in g) for g in optimizer.param_groups)
 
 
+def training_modes(model: torch.nn.Module) -> Callable[[], None]:
+    """How a search step puts ``model`` in training mode, as the user's loop would have it.
+
+    A model handed over in train mode keeps every submodule's mode as given: a BatchNorm or Dropout
+    that was set to ``.eval()`` to freeze it (fine-tuning a backbone) stays frozen, as in the training
+    that follows. A model in eval mode (say after a validation pass) gets ``model.train()``, as a
+    training loop's first line does (an overridden ``train()`` that keeps norms frozen is honoured).
+    """
+    if not model.training:
+
+        def switch() -> None:
+            model.train()
+
+        return switch
+    modes = [(m, m.training) for m in model.modules()]
+
+    def as_given() -> None:
+        for m, flag in modes:
+            m.training = flag
+
+    return as_given
+
+
 def _schedule_free_train(optimizer: Any) -> None:
     """Before a training step: a Schedule-Free optimizer steps only in train mode, and its own
     ``warmup_steps`` would scale the LR the test sets (``lr * (k+1) / warmup_steps``), so it is set to
@@ -720,8 +743,9 @@ def find_lr(
     ``val_data`` (a small fixed iterable of batches, evaluated under ``model.eval()`` and ``no_grad``)
     when that is given. ``train_loader`` (a ``DataLoader``, a list of batches, any iterable that can
     be iterated again, or an endless generator) is cycled when exhausted, and every repeat starts a new
-    pass over it. The test steps in train mode (``model.train()``, every submodule), as a training loop
-    that calls it does; the modes are restored afterwards. Batches are moved to ``device`` (default: the
+    pass over it. The test steps in training mode as your loop would (:func:`training_modes`: a model
+    given in train mode keeps the submodules you froze with ``.eval()`` frozen; one given in eval mode
+    gets ``model.train()``); the modes are restored afterwards. Batches are moved to ``device`` (default: the
     device of the model's first parameter; the model itself is not moved). ``forward(model, batch) ->
     loss`` replaces :func:`default_forward` (for a Hugging Face-style model with labels in its dict
     batch, the default already returns ``model(**batch).loss``). With ``amp_dtype`` the forward pass
@@ -805,6 +829,7 @@ def find_lr(
             return _scalar_loss(run_forward(_to_device(batch, dev)))
 
     train = _Cycle(train_loader, "train_loader")
+    train_modes = training_modes(model)
 
     def optimizer_step() -> tuple[float, bool]:
         return _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler, no_sync, clip)
@@ -820,7 +845,7 @@ def find_lr(
             for batch in batches:
                 total += float(loss_of(batch))
                 count += 1
-        model.train()
+        train_modes()
         if averaged:
             optimizer.train()  # type: ignore[attr-defined]
         if count == 0:
@@ -832,7 +857,7 @@ def find_lr(
 
     def step(lr: float) -> float:
         _set_group_lrs(optimizer, ratios, lr)
-        model.train()
+        train_modes()
         total = 0.0
         for _ in range(batches_now):
             for _attempt in range(k_skip):
