@@ -326,3 +326,30 @@ def test_auto_names_a_wrong_model_optimizer_or_loader(
     args = [pick.get(x, x) if isinstance(x, str) else x for x in (model, optimizer, loader)]
     with pytest.raises(err, match=match):
         lrkit.auto(*args, torch.nn.functional.cross_entropy, epochs=2, verbose=False)
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_a_search_costlier_than_the_run_warns_and_the_summary_says_what_ran(epochs: int) -> None:
+    """A run of 32-64 steps: the in-run ramp's peak comes after half of it, so its steps are undone and
+    its own curve gives the LR; the search then costs more than the run, which a warning says."""
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with pytest.warns(UserWarning, match=r"the LR search took \d+ optimizer steps, more than the") as seen:
+        run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=epochs, verbose=False)
+    assert [w.filename for w in seen] == [__file__]  # points at the caller's line, through the module too
+    assert run.trained_steps == 0 and run.search_steps > run.total_steps
+    assert f"one in-run ramp of {run.search_steps} steps, none kept" in run.summary
+    assert "interval" not in run.summary  # one ramp has no interval over repeats
+    assert f"({epochs} epoch{'s' if epochs > 1 else ''} x {len(loader)} steps planned)" in run.summary
+
+
+def test_a_search_within_the_run_does_not_warn(recwarn: Any) -> None:
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=20, verbose=False)
+    assert run.compute <= 1.1
+    assert not [w for w in recwarn if "LR search took" in str(w.message)]

@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,21 @@ KEEP_FACTOR = 3.0
 #: constant (Schedule-Free) as cosine.
 REWARM = {"cosine": 0.1, "wsd": 0.05, "constant": 0.1}
 REWARM_START = 0.1
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning from :func:`auto` that points at its caller's line, whether it
+    was called as ``lrkit.auto.auto(...)`` or as the module ``lrkit.auto(...)`` (one frame more)."""
+    level = 1
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        level += 1
+        frame = frame.f_back
+    return level
 
 
 def restart_statistics(optimizer: Any) -> bool:
@@ -512,12 +528,15 @@ def auto(
         raise
     escalated = f"; escalated: {'; '.join(found.escalation)}" if found.escalation else ""
     lo, hi = found.interval
-    how = (
-        f"one in-run ramp, {trained} of its {trained + spent} steps kept as training"
-        if trained
-        else f"{found.repeats} repeat{'s' if found.repeats != 1 else ''}, interval {lo:.3g} .. {hi:.3g}; "
-        f"finder {found.steps} optimizer steps"
-    )
+    if trained:
+        how = f"one in-run ramp, {trained} of its {trained + spent} steps kept as training"
+    elif ramp is not None and found is ramp.result:  # the ramp's own curve; its steps were undone
+        how = f"one in-run ramp of {spent} steps, none kept"
+    else:
+        how = (
+            f"{found.repeats} repeat{'s' if found.repeats != 1 else ''}, interval {lo:.3g} .. {hi:.3g}; "
+            f"finder {found.steps} optimizer steps"
+        )
     groups = (
         ""
         if len(set(found.group_ratios)) <= 1
@@ -528,7 +547,7 @@ def auto(
         f"lrkit.auto: {note}peak LR {peak:.3g} = {factor:g} x the finder's {found.require():.3g} "
         f"(rule {found.rule!r}, {how}; {spent} extra steps = "
         f"{spent / total:.1%} of the {total} planned{escalated}){groups}; schedule: {why}"
-        f" ({epochs} epochs x {steps_per_epoch} steps planned); "
+        f" ({_count(epochs, 'epoch')} x {_count(steps_per_epoch, 'step')} planned); "
         + (
             "divergence guard on (roll back and halve the LR on a "
             + ("NaN/inf loss)" if guard_threshold is None else f"loss above {guard_threshold:g}x the best)")
@@ -538,6 +557,15 @@ def auto(
     )
     if verbose and _rank() == 0:  # under torch.distributed, one summary (rank 0's), not one per process
         print(summary)
+    if spent > total:
+        warnings.warn(
+            f"lrkit.auto: the LR search took {spent} optimizer steps, more than the {total} planned "
+            f"({(spent + total) / total:.1f}x the compute of one run): on a run this short a search costs "
+            "more than it can save; plan more epochs, or give the LR yourself (a recipe, lrkit.find_lr "
+            "once on a longer run)",
+            UserWarning,
+            stacklevel=_caller_level(),
+        )
     return AutoResult(
         scheduler=scheduler,
         guard=watch,
