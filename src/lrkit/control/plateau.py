@@ -5,13 +5,20 @@ rate and imports no framework: an adapter (``lrkit.torch``'s scheduler, a Keras 
 multiplier on top of its schedule and multiplies it by ``factor`` when :meth:`Plateau.step` returns
 True. The rules are those of torch's ``ReduceLROnPlateau``:
 
-- a metric is *better* than the best so far when (mode ``min``) ``a < best * (1 - threshold)``
-  (``rel``) or ``a < best - threshold`` (``abs``); mode ``max`` mirrors it with ``best * (1 +
-  threshold)`` and ``best + threshold``;
+- a metric is *better* than the best so far when (mode ``min``) ``a < best - threshold * |best|``
+  (``rel``) or ``a < best - threshold`` (``abs``); mode ``max`` mirrors it with ``best + threshold *
+  |best|`` and ``best + threshold``;
 - every metric that is not better is a bad epoch; during the ``cooldown`` metrics after a cut, bad
   epochs are not counted;
 - when there have been more than ``patience`` bad epochs in a row, cut: ``lr <- max(lr * factor,
   min_lr)``, skipped when that changes the LR by ``eps`` or less (:meth:`Plateau.reduce`).
+
+One deliberate difference: torch writes the relative margin as ``best * (1 - threshold)``, which for a
+negative ``best`` (a negative log-likelihood, an ELBO, a negative Dice loss) lies on the wrong side of
+``best``: a flat negative metric counts as an improvement every epoch and is never cut, and a worsening
+one becomes the new best (pytorch#38622, #47513). Here the margin is ``threshold * |best|``, computed
+as torch does (``best * (1 -/+ threshold)``, the same float) when ``best >= 0``, so the LRs equal torch's
+whenever the best metric is not negative. For the same reason a relative ``threshold`` must be ``< 1``.
 
 >>> p = Plateau(patience=1, factor=0.5)
 >>> [p.step(m) for m in (1.0, 0.9, 0.9, 0.9, 0.9, 0.9)]
@@ -42,7 +49,7 @@ def _number(
     high: float | None = None,
     high_open: bool = False,
 ) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):  # numpy's scalars are Real too
         raise TypeError(f"Plateau: {name} must be a number, got {type(v).__name__} {v!r}")
     x = float(v)
     ok = math.isfinite(x) and (x > low if low_open else x >= low)
@@ -56,9 +63,11 @@ def _number(
 
 
 def _count(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"Plateau: {name} must be an integer >= 0, got {type(v).__name__} {v!r}")
+    if not isinstance(v, numbers.Integral) or v < 0:  # numpy's integers are Integral too
         raise ValueError(f"Plateau: {name} must be an integer >= 0, got {v!r}")
-    return v
+    return int(v)
 
 
 class MissingStateKeys(KeyError, ValueError):
@@ -76,14 +85,16 @@ class Plateau:
         mode: ``"min"`` (a lower metric is better, e.g. a loss) or ``"max"`` (e.g. an accuracy).
         factor: the cut, ``0 <= factor < 1``: ``lr <- lr * factor``.
         patience: how many bad epochs in a row are tolerated; the cut comes on bad epoch ``patience + 1``.
-        threshold: how much better than the best a metric must be to count as an improvement.
-        threshold_mode: ``"rel"`` (``best * (1 -/+ threshold)``) or ``"abs"`` (``best -/+ threshold``).
+        threshold: how much better than the best a metric must be to count as an improvement
+            (``< 1`` when relative).
+        threshold_mode: ``"rel"`` (``best -/+ threshold * |best|``) or ``"abs"`` (``best -/+
+            threshold``).
         cooldown: how many metrics after a cut are not counted as bad.
         min_lr: the floor of the cuts, one float or one per parameter group.
         eps: a cut that changes the LR by ``eps`` or less is not made.
 
-    The state (``best``, ``num_bad_epochs``, ``cooldown_counter``, ``last_epoch``, ``num_reductions``)
-    is plain numbers, saved by :meth:`state_dict`.
+    The state (``best``, ``num_bad_epochs``, ``cooldown_counter``, ``last_epoch``, ``num_reductions``,
+    and ``mode``, which gives ``best`` its meaning) is plain data, saved by :meth:`state_dict`.
     """
 
     def __init__(
@@ -105,11 +116,13 @@ class Plateau:
         self.threshold_mode = threshold_mode
         self.factor = _number("factor", factor, low=0.0, high=1.0, high_open=True)
         self.patience = _count("patience", patience)
-        self.threshold = _number("threshold", threshold, low=0.0)
+        self.threshold = _number(
+            "threshold", threshold, low=0.0, high=1.0 if threshold_mode == "rel" else None, high_open=True
+        )
         self.cooldown = _count("cooldown", cooldown)
         self.eps = _number("eps", eps, low=0.0)
         self.min_lr: float | tuple[float, ...]
-        if isinstance(min_lr, (int, float)) and not isinstance(min_lr, bool):
+        if isinstance(min_lr, numbers.Real) and not isinstance(min_lr, bool):
             self.min_lr = _number("min_lr", min_lr, low=0.0)
         elif isinstance(min_lr, Sequence) and not isinstance(min_lr, str):
             self.min_lr = tuple(_number(f"min_lr[{i}]", v, low=0.0) for i, v in enumerate(min_lr))
@@ -138,18 +151,31 @@ class Plateau:
         return self.cooldown_counter > 0
 
     def is_better(self, a: float, best: float) -> bool:
-        """Whether metric ``a`` improves on ``best`` by more than the threshold."""
+        """Whether metric ``a`` improves on ``best`` by more than the threshold: ``a < best - margin``
+        (mode min) or ``a > best + margin`` (max), ``margin`` = ``threshold * |best|`` (rel) or
+        ``threshold`` (abs).
+
+        The relative bound is written ``best * (1 -/+ threshold)`` with the sign of ``|best|`` (torch's
+        float when ``best >= 0``; defined for ``best = +-inf``, where ``inf - threshold * inf`` is NaN).
+        """
+        t = self.threshold
         if self.mode == "min":
-            return a < (
-                best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold
-            )
-        return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+            if self.threshold_mode == "abs":
+                return a < best - t
+            return a < best * (1.0 - t if best >= 0.0 else 1.0 + t)
+        if self.threshold_mode == "abs":
+            return a > best + t
+        return a > best * (1.0 + t if best >= 0.0 else 1.0 - t)
 
     def step(self, metric: SupportsFloat) -> bool:
-        """Take one metric (a number or a 0-d tensor); return True when the LR should be cut now."""
+        """Take one metric (a number or a one-element tensor/array); return True when the LR should be
+        cut now. NaN is never better than the best, so it counts as a bad epoch (as in torch)."""
         try:
-            current = float(metric)
-        except (TypeError, ValueError) as exc:
+            if isinstance(metric, (str, bytes, bool)):  # float("0.5") and float(True) would pass
+                raise TypeError(type(metric).__name__)
+            detach = getattr(metric, "detach", None)  # a tensor that requires grad: no warning
+            current = float(detach() if callable(detach) else metric)
+        except (TypeError, ValueError, RuntimeError) as exc:
             raise TypeError(
                 f"Plateau.step: metric must be a number, got {type(metric).__name__} {metric!r}"
             ) from exc
@@ -188,8 +214,9 @@ class Plateau:
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The counters and the best metric (plain numbers; ``best`` may be +-inf)."""
+        """The counters, the best metric (``best`` may be +-inf) and the ``mode`` it was measured in."""
         return {
+            "mode": self.mode,
             "best": self.best,
             "num_bad_epochs": self.num_bad_epochs,
             "cooldown_counter": self.cooldown_counter,
@@ -201,8 +228,10 @@ class Plateau:
         """Check a :meth:`state_dict` without loading it; return the values it would load.
 
         ``best`` is a number (``+-inf`` before any metric, never NaN), the counters are integers
-        ``>= 0``; anything else raises ``TypeError``/``ValueError`` naming the key and the value (missing
-        keys: :class:`MissingStateKeys`, both a ``KeyError`` and a ``ValueError``).
+        ``>= 0``, ``mode`` (optional: states saved before it was kept have none) is ``"min"`` or
+        ``"max"``; anything else raises ``TypeError``/``ValueError`` naming the key and the value (missing
+        keys: :class:`MissingStateKeys`, both a ``KeyError`` and a ``ValueError``). Whether ``mode`` is
+        this plateau's is checked by :meth:`load_state_dict`.
         """
         if not isinstance(state, dict):
             raise TypeError(f"Plateau.load_state_dict: state must be a dict, got {type(state).__name__}")
@@ -221,6 +250,9 @@ class Plateau:
             raise ValueError(
                 f"Plateau.load_state_dict: best must be a number or +-inf, not NaN, got {best!r}"
             )
+        mode = state.get("mode", None)
+        if mode is not None and mode not in _MODES:
+            raise ValueError(f"Plateau.load_state_dict: mode must be 'min' or 'max', got {mode!r}")
         out: dict[str, Any] = {"best": float(best)}
         for key in ("num_bad_epochs", "cooldown_counter", "last_epoch", "num_reductions"):
             v = state.get(key, 0)
@@ -230,9 +262,22 @@ class Plateau:
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (the configuration stays as constructed); a corrupt
-        state raises (see :meth:`check_state`) and changes nothing."""
+        """Restore what :meth:`state_dict` returned; a corrupt state raises (see :meth:`check_state`) and
+        changes nothing.
+
+        The configuration stays as constructed (torch's ``load_state_dict`` instead puts the saved
+        ``patience``, ``factor``... back over the ones you passed): the counters go on under the new
+        settings. A state saved in the other ``mode`` raises ``ValueError``: its ``best`` is a maximum
+        where a minimum is wanted, or the reverse.
+        """
         values = self.check_state(state)
+        saved_mode = state.get("mode", self.mode)
+        if saved_mode != self.mode:
+            raise ValueError(
+                f"Plateau.load_state_dict: the state was saved with mode={saved_mode!r} "
+                f"(best={values['best']!r}) but this plateau has mode={self.mode!r}; build it with "
+                f"mode={saved_mode!r} to resume"
+            )
         self.best = values["best"]
         self.num_bad_epochs = values["num_bad_epochs"]
         self.cooldown_counter = values["cooldown_counter"]
