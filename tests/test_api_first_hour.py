@@ -119,6 +119,31 @@ def test_an_optimizer_of_another_model_or_of_frozen_parameters_is_refused() -> N
     assert all(torch.equal(v, model[2].state_dict()[k]) for k, v in before.items())
 
 
+class _NeedsClosure(torch.optim.SGD):
+    """A user's optimizer whose step, like LBFGS', re-evaluates the loss through a required closure."""
+
+    def step(self, closure: Any) -> Any:  # type: ignore[override]
+        return super().step(closure)
+
+
+@pytest.mark.parametrize("make", [torch.optim.LBFGS, lambda p: _NeedsClosure(p, lr=0.1)])
+def test_an_optimizer_that_steps_with_a_closure_is_refused_before_any_step(make: Any) -> None:
+    from lrkit.finder.in_run import ramp_in_run
+
+    model = _model()
+    opt = make(model.parameters())
+    before = copy.deepcopy(model.state_dict())
+    name = type(opt).__name__
+    for search in (
+        lambda: find_lr(model, opt, _batches(), F.cross_entropy),
+        lambda: ramp_in_run(model, opt, _batches(), F.cross_entropy),
+        lambda: lrkit.auto(model, opt, _batches(), F.cross_entropy, epochs=2, verbose=False),
+    ):
+        with pytest.raises(TypeError, match=rf"optimizer {name}'s step\(\) requires a closure"):
+            search()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()) and not opt.state
+
+
 # --- Hugging Face-style models -----------------------------------------------------------------------
 @dataclass
 class _Output:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import inspect
 import math
 import random
 import warnings
@@ -472,6 +473,14 @@ def _escalate(plan: _Plan, result: FinderResult, first: _Plan) -> tuple[_Plan | 
     return dataclasses.replace(plan, **changes), ", ".join(what)
 
 
+def _signature_parameter(fn: Any, name: str) -> inspect.Parameter | None:
+    """``fn``'s parameter ``name`` (None when there is none or no signature to read)."""
+    try:
+        return inspect.signature(fn).parameters.get(name)
+    except (TypeError, ValueError):
+        return None
+
+
 def _check_model_and_optimizer(model: Any, optimizer: Any) -> None:
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -483,6 +492,13 @@ def _check_model_and_optimizer(model: Any, optimizer: Any) -> None:
             f"optimizer {type(optimizer).__name__} has no parameter that requires grad "
             f"({len(params)} parameter(s), all frozen or none): the range test needs something to train; "
             "build the optimizer on the trainable parameters"
+        )
+    closure = _signature_parameter(getattr(optimizer, "step", None), "closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise TypeError(
+            f"optimizer {type(optimizer).__name__}'s step() requires a closure (it evaluates the loss "
+            "several times per step, as LBFGS does): the range test takes one loss per optimizer step; "
+            "search the LR with a first-order optimizer (SGD, Adam...)"
         )
     own = {id(p) for p in model.parameters()}
     if own and not any(id(p) in own for p in params):
