@@ -225,13 +225,27 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
-    from .scaling import check_optimizer, scale_lr
+    from .scaling import LR_FREE, check_optimizer, scale_lr
 
-    check_optimizer(args.optimizer, "--optimizer")
+    if args.rule is None or args.optimizer.lower() in LR_FREE:  # with --rule any name goes, as in scale_lr
+        check_optimizer(args.optimizer, "--optimizer")
     try:
-        scaled = scale_lr(args.lr, args.base_batch, args.batch, rule=args.rule, optimizer=args.optimizer)
+        scaled = scale_lr(
+            args.lr,
+            args.base_batch,
+            args.batch,
+            rule=args.rule,
+            optimizer=args.optimizer,
+            accumulation_steps=args.accumulation_steps,
+            devices=args.devices,
+        )
     except ValueError as exc:
         flags = f"--lr {args.lr!r} --base-batch {args.base_batch} --batch {args.batch}"
+        flags += "".join(
+            f" --{flag} {v}"
+            for flag, v in (("accumulation-steps", args.accumulation_steps), ("devices", args.devices))
+            if v != 1
+        )
         raise ValueError(f"{flags}: {str(exc).removeprefix('scale_lr: ')}") from None
     print(scaled)
     return 0
@@ -306,18 +320,40 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("name", nargs="?", help="one recipe (default: all)")
     rp.set_defaults(func=cmd_recipes)
 
+    from .scaling import _ADAPTIVE, _SGD
+
     bp = sub.add_parser("scale", help="scale a tuned LR to another batch size (linear or sqrt rule)")
     bp.add_argument("--lr", type=_positive_float, required=True, help="the LR tuned at --base-batch")
     bp.add_argument(
-        "--base-batch", type=_positive_int, required=True, metavar="B", help="batch size it was tuned at"
+        "--base-batch",
+        type=_positive_int,
+        required=True,
+        metavar="B",
+        help="the effective batch it was tuned at (per device x accumulation steps x devices)",
     )
-    bp.add_argument("--batch", type=_positive_int, required=True, metavar="B", help="the new batch size")
+    bp.add_argument(
+        "--batch", type=_positive_int, required=True, metavar="B", help="the new batch, per device and pass"
+    )
+    bp.add_argument(
+        "--accumulation-steps",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="micro-batches per optimizer step (default: %(default)s)",
+    )
+    bp.add_argument(
+        "--devices",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="data-parallel devices (default: %(default)s)",
+    )
     bp.add_argument("--rule", choices=("linear", "sqrt"), help="default: linear for SGD, sqrt for adaptive")
     bp.add_argument(
         "--optimizer",
         default="sgd",
-        help="sgd, momentum, nesterov (linear rule); adam, adamw, schedulefree_adamw, rmsprop, adagrad, "
-        "lamb, adafactor (sqrt rule) (default: %(default)s)",
+        help=f"{', '.join(_SGD)} (linear rule); {', '.join(_ADAPTIVE)} (sqrt rule); with --rule, any name "
+        "(default: %(default)s)",
     )
     bp.set_defaults(func=cmd_scale)
 
