@@ -9,6 +9,7 @@ warmup(steps=10%, start=0.0) >> linear(lr=5e-05)
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -57,13 +58,15 @@ def _times(a: float, *factors: float, per: float = 1.0) -> float:
 
 
 def resnet_imagenet(batch: int = 256, warmup: DurationLike | None = None) -> Schedule:
-    """ResNet on ImageNet (He et al. 2016; Goyal et al. 2017): SGD+momentum 0.9, lr 0.1 per 256 images
-    (linear scaling), x0.1 at epochs 30, 60 and 90. Batches of 1024+ get a 5-epoch linear warmup."""
+    """ResNet on ImageNet (He et al. 2016; Goyal et al. 2017, section 5.1): SGD+momentum 0.9 for 90
+    epochs, lr 0.1 per 256 images (the linear rule), x0.1 at epochs 30, 60 and 80. A batch above 256
+    warms up linearly from 0.1 over the first 5 epochs (Goyal et al.'s gradual warmup, used for every
+    batch > 256). ``batch`` is the effective batch: per device x accumulation steps x devices."""
     scaled = scale_lr(0.1, base_batch=256, batch=batch)
     body = MultiStep(
-        lr=_times(0.1, batch, per=256), milestones=[epochs(30), epochs(60), epochs(90)], gamma=0.1
+        lr=_times(0.1, batch, per=256), milestones=[epochs(30), epochs(60), epochs(80)], gamma=0.1
     )
-    if warmup is None and batch >= 1024:
+    if warmup is None and scaled.warmup_epochs:
         warmup = epochs(scaled.warmup_epochs)
     if warmup is None:
         return body
@@ -73,19 +76,25 @@ def resnet_imagenet(batch: int = 256, warmup: DurationLike | None = None) -> Sch
 
 def bert_finetune(lr: float = 5e-5, warmup: DurationLike = "10%") -> Schedule:
     """BERT fine-tuning (Devlin et al. 2019; transformers' ``get_linear_schedule_with_warmup``): linear
-    warmup from 0 over the first 10% of steps to ``lr`` (2e-5 to 5e-5), then linear decay to 0."""
+    warmup from 0 over the first 10% of steps to ``lr`` (the paper's grid: 5e-5, 3e-5, 2e-5; the 10%
+    is BERT's ``warmup_proportion``), then linear decay to 0. As in transformers, step 0 has lr 0."""
     check_number("bert_finetune", "lr", lr, low=0, low_open=True)
     return Warmup(steps=warmup, start=0.0) >> Linear(lr=lr, end_lr=0.0)
 
 
 def transformer_noam(d_model: int = 512, warmup: int = 4000) -> Schedule:
-    """The Transformer schedule (Vaswani et al. 2017): ``d_model**-0.5 * min(step**-0.5,
-    step * warmup**-1.5)`` with Adam(0.9, 0.98): a linear warmup to ``(d_model * warmup)**-0.5``,
-    then 1/sqrt(step)."""
-    check_number("transformer_noam", "d_model", d_model, low=1)
-    check_number("transformer_noam", "warmup", warmup, low=1)
-    peak = (d_model * warmup) ** -0.5
-    return Warmup(steps=warmup, start=0.0) >> InverseSqrt(lr=peak, timescale=warmup)
+    """The Transformer schedule (Vaswani et al. 2017; tensor2tensor's ``noam``): ``d_model**-0.5 *
+    min(n**-0.5, n * warmup**-1.5)`` with Adam(0.9, 0.98, eps=1e-9), where ``n = step + 1`` is the
+    paper's 1-based step number: the first update (lrkit's step 0) already has ``d_model**-0.5 *
+    warmup**-1.5``, the peak ``(d_model * warmup)**-0.5`` comes at step ``warmup - 1``, then
+    ``1/sqrt(n)``. It is lrkit's default warmup, ``(t + 1) / (warmup - 1 + 1)``, then inverse_sqrt."""
+    for name, v in (("d_model", d_model), ("warmup", warmup)):
+        check_number("transformer_noam", name, v, low=1)
+        if not isinstance(v, numbers.Integral):
+            raise ValueError(f"transformer_noam: {name} must be a whole number, got {v!r}")
+    peak = (int(d_model) * int(warmup)) ** -0.5
+    decay = InverseSqrt(lr=peak, timescale=int(warmup))
+    return decay if warmup == 1 else Warmup(steps=int(warmup) - 1) >> decay
 
 
 def gpt_cosine(lr: float = 6e-4, warmup: DurationLike = "1%", final_fraction: float = 0.1) -> Schedule:
@@ -104,8 +113,10 @@ def llm_wsd(lr: float = 3e-4, warmup: DurationLike = "1%", decay: DurationLike =
 
 def fastai_one_cycle(max_lr: float = 1e-3) -> Schedule:
     """fastai's ``fit_one_cycle`` (Smith 2018; Howard & Gugger 2020): cosine up for 25% of the run from
-    max_lr/25, then cosine down to max_lr/25/1e5."""
-    return OneCycle(max_lr=max_lr, pct_start=0.25, div_factor=25.0, final_div_factor=1e5)
+    max_lr/25 (``div=25``), then cosine down to max_lr/1e5 (``div_final=1e5`` divides max_lr itself:
+    torch's ``final_div_factor`` divides the start, hence 1e5/25). On torch's OneCycleLR clock: the
+    peak is at step 0.25n - 1 and the end at n - 1, one step before fastai's ``pct = step / n``."""
+    return OneCycle(max_lr=max_lr, pct_start=0.25, div_factor=25.0, final_div_factor=4e3)
 
 
 def sgdr_cifar(lr: float = 0.05, period: DurationLike = "10ep", mult: float = 2.0) -> Schedule:
@@ -129,9 +140,9 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe("resnet_imagenet", resnet_imagenet, "SGD 0.1 per 256, x0.1 at epochs 30/60/90"),
+        Recipe("resnet_imagenet", resnet_imagenet, "SGD 0.1 per 256, x0.1 at epochs 30/60/80 of 90"),
         Recipe("bert_finetune", bert_finetune, "warmup over the first 10% to 5e-5, then linear decay to 0"),
-        Recipe("transformer_noam", transformer_noam, "warmup 4000 steps, then 1/sqrt(step)"),
+        Recipe("transformer_noam", transformer_noam, "warmup 4000 steps, then 1/sqrt(step), 1-based"),
         Recipe("gpt_cosine", gpt_cosine, "warmup, then cosine to 10% of the peak"),
         Recipe("llm_wsd", llm_wsd, "warmup-stable-decay with a 1-sqrt cool-down"),
         Recipe("fastai_one_cycle", fastai_one_cycle, "one-cycle with fastai's defaults"),
