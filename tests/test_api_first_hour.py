@@ -144,6 +144,33 @@ def test_an_optimizer_that_steps_with_a_closure_is_refused_before_any_step(make:
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()) and not opt.state
 
 
+class _TwoOutputs(nn.Module):
+    """Returns ``(logits, features)``, as many research models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Linear(8, 3)
+
+    def forward(self, x: Any) -> Any:
+        out = self.body(x)
+        return out, out.detach()
+
+
+def test_a_model_with_two_outputs_gets_an_error_naming_them_unless_the_loss_takes_them() -> None:
+    model = _TwoOutputs()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"model\(x\) returned a tuple of 2, not a tensor.*forward=lambda"):
+        find_lr(model, opt, _batches(), F.cross_entropy, num_steps=5)
+    with pytest.raises(TypeError, match=r"returned a tuple of 2"):
+        lrkit.auto(model, opt, _batches(), F.cross_entropy, epochs=2, verbose=False)
+
+    def both(out: Any, y: Any) -> Any:  # a loss that takes the pair is called as it is
+        return F.cross_entropy(out[0], y)
+
+    assert find_lr(model, opt, _batches(), both, num_steps=5).lrs.size == 5
+
+
 # --- Hugging Face-style models -----------------------------------------------------------------------
 @dataclass
 class _Output:

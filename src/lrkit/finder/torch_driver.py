@@ -42,6 +42,25 @@ Forward = Callable[[torch.nn.Module, Any], torch.Tensor]
 _TARGET_KEYS = ("labels", "label", "targets", "target", "y")
 
 
+def _loss_of_output(loss_fn: Callable[..., torch.Tensor], out: Any, target: Any, call: str) -> torch.Tensor:
+    """``loss_fn(out, target)``; when that raises TypeError on an output that is not a tensor (a model
+    returning ``(logits, aux)``), the error says so and how to pick the output (a loss_fn that takes
+    such outputs is called as it is)."""
+    try:
+        return loss_fn(out, target)
+    except TypeError as e:
+        if isinstance(out, torch.Tensor):
+            raise
+        what = type(out).__name__
+        if isinstance(out, (tuple, list)):
+            what = f"a {what} of {len(out)}"
+        raise TypeError(
+            f"{call} returned {what}, not a tensor, and loss_fn(output, target) raised: {e}; pass "
+            "forward=lambda model, batch: loss_fn(model(batch[0])[0], batch[1]) (or whichever output "
+            "the loss takes)"
+        ) from e
+
+
 def default_forward(
     model: torch.nn.Module, batch: Any, loss_fn: Callable[..., torch.Tensor] | None
 ) -> torch.Tensor:
@@ -63,12 +82,12 @@ def default_forward(
         elif len(batch) >= 2:
             if loss_fn is None:
                 raise TypeError("loss_fn is None but the batch is a tuple (x, y); pass loss_fn or forward")
-            return loss_fn(model(batch[0]), batch[1])
+            return _loss_of_output(loss_fn, model(batch[0]), batch[1], "model(x)")
         else:
             raise ValueError("train_loader yielded an empty tuple as a batch")
     if isinstance(batch, torch.Tensor):
         out = model(batch)
-        return out if loss_fn is None else loss_fn(out, batch)
+        return out if loss_fn is None else _loss_of_output(loss_fn, out, batch, "model(x)")
     if isinstance(batch, dict):
         if loss_fn is None:
             out = model(**batch)
