@@ -36,6 +36,20 @@ def test_bert_matches_transformers_linear_schedule_with_warmup() -> None:
         assert s(step) == pytest.approx(hf(step), rel=1e-12, abs=1e-20)
 
 
+@pytest.mark.parametrize("total", [37, 999, 1001, 1005])
+def test_bert_warmup_is_the_trainers_ceil_of_10_percent(total: int) -> None:
+    """transformers' Trainer with warmup_ratio=0.1 warms up for math.ceil(0.1 * total) steps."""
+    warm, lr = math.ceil(0.1 * total), 5e-5
+
+    def hf(step: int) -> float:
+        if step < warm:
+            return lr * step / max(1, warm)
+        return lr * max(0.0, (total - step) / max(1, total - warm))
+
+    s = bert_finetune(lr=lr).resolve(total_steps=total)
+    assert s(np.arange(total + 1)) == pytest.approx([hf(t) for t in range(total + 1)], rel=1e-12, abs=1e-20)
+
+
 def _t2t_noam(step: int, d: int, w: int) -> float:
     """tensor2tensor's ``noam`` without its 5000 x constant, transcribed: ``step`` is the 0-based global
     step, ``step + 1`` the paper's ``step_num``."""
