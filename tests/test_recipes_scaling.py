@@ -102,21 +102,29 @@ def test_noam_takes_whole_numbers(kw: dict[str, float], msg: str) -> None:
     assert transformer_noam(d_model=np.int64(512), warmup=np.int32(4000)) == transformer_noam()  # type: ignore[arg-type]
 
 
-def test_resnet_step_decay_is_goyal_30_60_80_like_torch_multisteplr() -> None:
-    """Goyal et al. 5.1: 90 epochs, 0.1 x kn/256, x0.1 at epochs 30, 60 and 80 (not 90: a milestone at the
-    last epoch never acts); per epoch as torch's MultiStepLR."""
+@pytest.mark.parametrize("milestones", [(30, 60, 90), (30, 60, 80), (10,)])
+def test_resnet_step_decay_is_torch_multisteplr_per_epoch(milestones: tuple[int, ...]) -> None:
+    """0.1 x kn/256, x0.1 at the milestones (default 30, 60, 90; Goyal et al.'s 90-epoch run: 30, 60, 80),
+    per epoch as torch's MultiStepLR."""
     torch = pytest.importorskip("torch")
     spe = 10
-    s = resnet_imagenet().resolve(steps_per_epoch=spe)
+    s = resnet_imagenet(milestones=milestones).resolve(steps_per_epoch=spe)
+    if milestones == (30, 60, 90):
+        assert resnet_imagenet() == resnet_imagenet(milestones=milestones)  # the default
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
-    ref = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[30, 60, 80], gamma=0.1)
-    for epoch in range(90):
+    ref = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=0.1)
+    for epoch in range(120):
         for k in range(spe):
             assert s(epoch * spe + k) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12), epoch
         opt.step()
         ref.step()
-    assert s(80 * spe) == pytest.approx(1e-4) and s(79 * spe) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("bad", [(), "30,60", (30.5, 60), (0, 30), (30, None)])
+def test_resnet_milestones_must_be_whole_epochs(bad: object) -> None:
+    with pytest.raises((TypeError, ValueError), match="resnet_imagenet: milestones"):
+        resnet_imagenet(milestones=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("batch", [512, 300, 1024, 8192])
@@ -129,7 +137,7 @@ def test_resnet_warms_up_from_0_1_for_every_batch_above_256(batch: int) -> None:
     for t in (0, 1, 137, 250, 499, 500, 1000):
         want = 0.1 + (peak - 0.1) * min(t, 5 * spe) / (5 * spe)
         assert s(t) == pytest.approx(want, rel=1e-12), t
-    assert s(30 * spe) == pytest.approx(peak / 10) and s(80 * spe) == pytest.approx(peak / 1000)
+    assert s(30 * spe) == pytest.approx(peak / 10) and s(90 * spe) == pytest.approx(peak / 1000)
     small = resnet_imagenet(batch=128).resolve(steps_per_epoch=spe)
     assert small(0) == pytest.approx(0.05) == small(5 * spe)  # the LR shrinks: no warmup
 
@@ -137,10 +145,12 @@ def test_resnet_warms_up_from_0_1_for_every_batch_above_256(batch: int) -> None:
 def test_resnet_step_decay_and_large_batch_warmup() -> None:
     spe = 100
     s = resnet_imagenet().resolve(steps_per_epoch=spe)
-    assert [s(e * spe) for e in (0, 29, 30, 60, 80, 90)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 1e-4, 1e-4])
+    assert [s(e * spe) for e in (0, 29, 30, 60, 89, 90)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.001, 0.001, 1e-4]
+    )
     big = resnet_imagenet(batch=8192).resolve(steps_per_epoch=spe)  # Goyal et al.: 3.2, warmup from 0.1
     assert big(0) == pytest.approx(0.1) and big(5 * spe) == pytest.approx(3.2)
-    assert big(30 * spe) == pytest.approx(0.32) and big(80 * spe) == pytest.approx(0.0032)
+    assert big(30 * spe) == pytest.approx(0.32) and big(90 * spe) == pytest.approx(0.0032)
 
 
 def _nanogpt_lr(it: int, lr: float, warmup_iters: int, lr_decay_iters: int, min_lr: float) -> float:

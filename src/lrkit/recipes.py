@@ -57,14 +57,26 @@ def _times(a: float, *factors: float, per: float = 1.0) -> float:
     return float(out / _decimal(per))
 
 
-def resnet_imagenet(batch: int = 256, warmup: DurationLike | None = None) -> Schedule:
-    """ResNet on ImageNet (He et al. 2016; Goyal et al. 2017, section 5.1): SGD+momentum 0.9 for 90
-    epochs, lr 0.1 per 256 images (the linear rule), x0.1 at epochs 30, 60 and 80. A batch above 256
-    warms up linearly from 0.1 over the first 5 epochs (Goyal et al.'s gradual warmup, used for every
-    batch > 256). ``batch`` is the effective batch: per device x accumulation steps x devices."""
+def resnet_imagenet(
+    batch: int = 256, warmup: DurationLike | None = None, milestones: tuple[int, ...] = (30, 60, 90)
+) -> Schedule:
+    """ResNet on ImageNet (He et al. 2016; Goyal et al. 2017): SGD+momentum 0.9, lr 0.1 per 256 images
+    (the linear rule), x0.1 at epochs 30, 60 and 90 (``milestones``, in epochs: the common recipe, for
+    runs of up to ~120 epochs; Goyal et al.'s 90-epoch run cuts at 30, 60 and 80, ``milestones=(30, 60,
+    80)``, since a cut at 90 never acts there). A batch above 256 warms up linearly from 0.1 over the
+    first 5 epochs (Goyal et al.'s gradual warmup, section 5.3, used for every batch > 256). ``batch`` is
+    the effective batch: per device x accumulation steps x devices."""
+    if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (tuple, list)) or not milestones:
+        raise TypeError(
+            f"resnet_imagenet: milestones must be a non-empty tuple of epochs, got {milestones!r}"
+        )
+    for m in milestones:
+        check_number("resnet_imagenet", "milestones", m, low=1)
+        if not isinstance(m, numbers.Integral):
+            raise ValueError(f"resnet_imagenet: milestones must be whole epochs, got {milestones!r}")
     scaled = scale_lr(0.1, base_batch=256, batch=batch)
     body = MultiStep(
-        lr=_times(0.1, batch, per=256), milestones=[epochs(30), epochs(60), epochs(80)], gamma=0.1
+        lr=_times(0.1, batch, per=256), milestones=[epochs(int(m)) for m in milestones], gamma=0.1
     )
     if warmup is None and scaled.warmup_epochs:
         warmup = epochs(scaled.warmup_epochs)
@@ -140,7 +152,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe("resnet_imagenet", resnet_imagenet, "SGD 0.1 per 256, x0.1 at epochs 30/60/80 of 90"),
+        Recipe("resnet_imagenet", resnet_imagenet, "SGD 0.1 per 256, x0.1 at epochs 30/60/90"),
         Recipe("bert_finetune", bert_finetune, "warmup over the first 10% to 5e-5, then linear decay to 0"),
         Recipe("transformer_noam", transformer_noam, "warmup 4000 steps, then 1/sqrt(step), 1-based"),
         Recipe("gpt_cosine", gpt_cosine, "warmup, then cosine to 10% of the peak"),
