@@ -295,7 +295,27 @@ JAX_SCRIPT = textwrap.dedent(
     model.fit(np.ones((8, 1), "float32"), np.zeros((8, 1), "float32"), batch_size=4, epochs=6, verbose=0,
               callbacks=[cb])
     w = float(np.asarray(model.layers[0].kernel.value).ravel()[0])
-    print(json.dumps({"cuts": [c.epoch for c in cb.cuts], "w": w}))
+
+    # a later fit's callback sets the floor: the step traced by the fit before holds the old one
+    s2 = lrkit.keras.schedule("linear(lr=0.1, steps=16, end_lr=0)")
+    dense2 = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")
+    m2 = keras.Sequential([keras.Input((1,)), dense2])
+    m2.compile(optimizer=keras.optimizers.SGD(learning_rate=s2), loss=lambda t, p: keras.ops.mean(p))
+    x1, y1 = np.ones((8, 1), "float32"), np.zeros((8, 1), "float32")
+    cut = lrkit.keras.ReduceOnPlateau(monitor="loss", mode="max", factor=0.1, patience=0)
+    m2.fit(x1, y1, batch_size=4, epochs=2, verbose=0, callbacks=[cut])  # a cut after the 2nd epoch
+    m2.fit(x1, y1, batch_size=4, epochs=1, verbose=0)  # traced with multiplier 0.1, floor 0
+    floor = lrkit.keras.ReduceOnPlateau(monitor="loss", mode="max", patience=100, min_lr=0.03)
+    m2.fit(x1, y1, batch_size=4, epochs=1, verbose=0, callbacks=[floor])
+    w2 = float(np.asarray(m2.layers[0].kernel.value).ravel()[0])
+
+    # set by hand after a fit: the traced step cannot see it, and a warning says so
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s2.multiplier = 0.5
+    print(json.dumps({"cuts": [c.epoch for c in cb.cuts], "w": w, "w2": w2,
+                      "warnings": [str(c.message) for c in caught]}))
     """
 )
 
@@ -314,6 +334,13 @@ def test_jax_backend_sees_the_cuts_inside_its_jitted_step() -> None:
     base = lrkit.parse(SPEC).resolve(total_steps=20)(np.arange(12))
     in_force = np.repeat([1, 1, 1, 0.5, 0.5, 0.25], 2)
     assert result["w"] == pytest.approx(-(base * in_force).sum(), rel=RTOL)
+    # steps 0-3 at the schedule, 4-5 cut to 0.1x, 6-7 held at min_lr=0.03 (the old floor, 0, gave
+    # 0.1 * s(t) there: w2 was -0.389)
+    s2 = 0.1 * (1 - np.arange(8) / 16)
+    assert result["w2"] == pytest.approx(-(s2[:4].sum() + 0.1 * s2[4:6].sum() + 2 * 0.03), rel=RTOL)
+    [warning] = result["warnings"]
+    assert "multiplier changed after the jax backend traced the train step" in warning
+    assert "make_train_function(force=True)" in warning
 
 
 def test_keras_refuses_a_bare_warmup_as_lrs_but_takes_it_with_a_multiplier() -> None:
@@ -359,3 +386,143 @@ def test_a_plateau_state_missing_keys_in_the_config_is_a_value_error(keys: list[
     full = {"best": 1.0, "num_bad_epochs": 0, "cooldown_counter": 0, "last_epoch": 0}
     with pytest.raises(ValueError, match=r"^plateau: .*missing"):
         KerasSchedule("constant(lr=0.1)", plateau={k: full[k] for k in keys})
+
+
+def test_plateau_cuts_a_schedule_under_mixed_float16() -> None:
+    """mixed_float16 wraps the optimizer in a LossScaleOptimizer: the callback cut its variable, which
+    Keras refuses for a schedule (TypeError 'not settable'), instead of the inner optimizer's schedule."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        s = lrkit.keras.schedule(SPEC, total_steps=20)
+        model = _one_weight_model(s)
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0)
+        model.fit(X, Y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert [c.epoch for c in cb.cuts] == [1, 2] and s.multiplier == 0.25
+    # the float32 master weight took s(t) times the multiplier of each epoch (the gradient 1 is exact
+    # in float16, and the loss scale is divided out)
+    want = -(s.schedule(np.arange(6)) * np.repeat([1.0, 1.0, 0.5], 2)).sum()
+    assert _weight(model) == pytest.approx(want, rel=RTOL)
+
+
+def _drive(cb: ReduceOnPlateau, model: keras.Model, metrics: list[float]) -> None:
+    cb.set_model(model)
+    cb.on_train_begin()
+    for epoch, m in enumerate(metrics):
+        cb.on_epoch_end(epoch, {cb.monitor: m})
+
+
+def test_the_plateau_state_resumes_only_for_the_metric_it_was_measured_on() -> None:
+    """The state kept in the schedule holds the monitor and the mode: a callback watching another metric
+    starts afresh (it took the training loss's best as the validation loss's), and one in the other mode
+    is refused after a save as it is in the same process (the config dropped the mode)."""
+    s = lrkit.keras.schedule("constant(lr=0.1)")
+    model = _one_weight_model(s)
+    _drive(ReduceOnPlateau(monitor="loss", patience=5), model, [0.5, 0.2])
+    assert s.plateau_state is not None and s.plateau_state["monitor"] == "loss"
+    fresh = ReduceOnPlateau(monitor="val_loss", patience=5)
+    _drive(fresh, model, [])
+    assert fresh.plateau.best == float("inf") and fresh.plateau.last_epoch == 0
+    same = ReduceOnPlateau(monitor="loss", patience=5)
+    _drive(same, model, [])
+    assert same.plateau.best == 0.2 and same.plateau.last_epoch == 2
+
+    acc = lrkit.keras.schedule("constant(lr=0.1)")
+    _drive(ReduceOnPlateau(monitor="accuracy"), _one_weight_model(acc), [0.5, 0.9])
+    config = json.loads(json.dumps(acc.get_config()))
+    assert config["plateau"]["mode"] == "max" and config["plateau"]["monitor"] == "accuracy"
+    loaded = KerasSchedule.from_config(config)
+    with pytest.raises(ValueError, match=r"saved with mode='max'.*this plateau has mode='min'"):
+        _drive(ReduceOnPlateau(monitor="accuracy", mode="min"), _one_weight_model(loaded), [])
+    resumed = ReduceOnPlateau(monitor="accuracy")
+    _drive(resumed, _one_weight_model(loaded), [])
+    assert resumed.plateau.best == 0.9
+    with pytest.raises(ValueError, match=r"^plateau: monitor must be a log key \(a str\), got 3"):
+        KerasSchedule.from_config({**config, "plateau": {**config["plateau"], "monitor": 3}})
+
+
+@pytest.mark.parametrize(("patience", "cooldown"), [(0, 0), (1, 0), (2, 0), (3, 1), (1, 2), (2, 3)])
+def test_plateau_reproduces_keras_reduce_lr_on_plateau_with_the_documented_mapping(
+    patience: int, cooldown: int
+) -> None:
+    """Keras counts patience and cooldown from the first bad epoch, torch (and lrkit) after it, and
+    Keras' min_delta is absolute: ``keras.callbacks.ReduceLROnPlateau(patience=p, cooldown=c,
+    min_delta=d)`` is ``ReduceOnPlateau(patience=max(p - 1, 0), cooldown=max(c - 1, 0), threshold=d,
+    threshold_mode="abs")``, checked against Keras' own callback on a float LR (metrics with ties)."""
+    rng = np.random.default_rng(patience * 10 + cooldown)
+    for _ in range(10):
+        metrics = [float(v) for v in rng.integers(0, 5, size=20)]
+        lrs = []
+        for cb in (
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="loss", factor=0.5, patience=patience, cooldown=cooldown, min_delta=0.5, min_lr=0.01
+            ),
+            ReduceOnPlateau(
+                monitor="loss",
+                factor=0.5,
+                patience=max(patience - 1, 0),
+                cooldown=max(cooldown - 1, 0),
+                threshold=0.5,
+                threshold_mode="abs",
+                min_lr=0.01,
+            ),
+        ):
+            model = _one_weight_model(1.0)
+            cb.set_model(model)
+            cb.on_train_begin({})
+            seen = []
+            for epoch, m in enumerate(metrics):
+                cb.on_epoch_end(epoch, {"loss": m})
+                seen.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+            lrs.append(seen)
+        assert lrs[0] == pytest.approx(lrs[1], rel=RTOL), metrics
+        assert min(lrs[0]) < 1.0  # some cuts were made
+
+
+def test_values_match_keras_own_schedules() -> None:
+    """The lrkit spellings of Keras' schedules, against Keras' classes at every step (float32)."""
+    ks = keras.optimizers.schedules
+    t = np.arange(400)
+    pairs = [
+        # CosineDecay's decay_steps do not include the warmup, as lrkit's pieces
+        (
+            "warmup(20, start=0) >> cosine(lr=0.01, steps=300, min_lr=0.0001)",
+            ks.CosineDecay(0.0, 300, alpha=0.01, warmup_target=0.01, warmup_steps=20),
+        ),
+        ("exponential(lr=0.1, gamma=0.5, every=30)", ks.ExponentialDecay(0.1, 30, 0.5)),
+        ("exponential(lr=0.1, gamma=0.5, every=30, staircase=true)", ks.ExponentialDecay(0.1, 30, 0.5, True)),
+        ("inverse_time(lr=0.1, k=0.5, every=10)", ks.InverseTimeDecay(0.1, 10, 0.5)),
+        (
+            "polynomial(lr=0.1, steps=300, power=2, end_lr=0.001)",
+            ks.PolynomialDecay(0.1, 300, 0.001, power=2.0),
+        ),
+        (
+            "cosine_restarts(lr=0.1, period=50, mult=2, min_lr=0.001, decay=0.5)",
+            ks.CosineDecayRestarts(0.1, 50, t_mul=2.0, m_mul=0.5, alpha=0.01),
+        ),
+        # PiecewiseConstantDecay switches *after* a boundary (step > b): milestones are boundaries + 1
+        (
+            "multistep(lr=0.1, milestones=[31, 61], gamma=0.1)",
+            ks.PiecewiseConstantDecay([30, 60], [0.1, 0.01, 0.001]),
+        ),
+    ]
+    for spec, theirs in pairs:
+        ours = keras.ops.convert_to_numpy(lrkit.keras.schedule(spec)(torch.as_tensor(t)))
+        want = np.array([float(keras.ops.convert_to_numpy(theirs(int(i)))) for i in t])
+        np.testing.assert_allclose(ours, want, rtol=2e-6, atol=1e-9, err_msg=spec)
+
+
+def test_with_gradient_accumulation_the_schedule_counts_batches() -> None:
+    """As documented: Keras calls the schedule with its batch counter; with k=2 the updates happen at
+    batches 1, 3, 5, 7 and use s(1), s(3), s(5), s(7), not s(0..3)."""
+    s = lrkit.keras.schedule("linear(lr=0.1, steps=16, end_lr=0)")
+    model = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    )
+    opt = keras.optimizers.SGD(learning_rate=s, gradient_accumulation_steps=2)
+    model.compile(optimizer=opt, loss=mean_prediction)
+    model.fit(np.ones((32, 1), "float32"), np.zeros((32, 1), "float32"), batch_size=4, epochs=1, verbose=0)
+    assert int(keras.ops.convert_to_numpy(opt.iterations)) == 4
+    assert _weight(model) == pytest.approx(-s.schedule(np.array([1, 3, 5, 7])).sum(), rel=RTOL)

@@ -26,11 +26,19 @@ multiplies the schedule instead, with the rules of torch's ``ReduceLROnPlateau``
 The schedule serialises as its lrkit spec dict (``get_config()["schedule"]``), already resolved to
 steps, with the current multiplier and floor, so ``model.save`` / ``keras.models.load_model`` restore
 the learning rate exactly (the optimizer's iteration counter is saved with the optimizer's variables).
+
+Steps are the optimizer's batch counter: with ``gradient_accumulation_steps=k`` Keras calls the
+schedule with the number of batches (``optimizer._iterations``), not of updates
+(``optimizer.iterations``), as it does its own schedules. Under ``mixed_float16`` the callback cuts the
+schedule of the ``LossScaleOptimizer``'s inner optimizer. The jax backend traces the train step once,
+with the multiplier and floor as constants: :class:`ReduceOnPlateau` rebuilds it when they change;
+set by hand after a ``fit``, they warn and take effect after ``model.make_train_function(force=True)``.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +63,17 @@ __all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "schedule"]
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
+
+if keras.backend.backend() == "jax":
+    import jax
+
+    def _traced(x: Any) -> bool:
+        return isinstance(x, jax.core.Tracer)
+
+else:
+
+    def _traced(x: Any) -> bool:
+        return False
 
 
 def _positive_or_zero(where: str, v: object, *, positive: bool) -> float:
@@ -90,6 +109,7 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             step is one batch: ``steps_per_epoch = ceil(n_samples / batch_size)``).
         multiplier: the initial multiplier ``m`` (> 0), changed by :class:`ReduceOnPlateau`.
         floor: the LR below which cuts do not go (>= 0); the plateau's ``min_lr``.
+        plateau: the :class:`ReduceOnPlateau` state saved in a config (best, counters, mode, monitor).
 
     >>> s = KerasSchedule("warmup(10, start=0) >> cosine(lr=0.1)", total_steps=110)
     >>> [round(float(s(t)), 6) for t in (0, 5, 10, 60, 110)]
@@ -123,6 +143,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             m, dtype="float32", trainable=False, name="lrkit_multiplier"
         )
         self.floor_variable = keras.Variable(f, dtype="float32", trainable=False, name="lrkit_floor")
+        #: jax backend: the (multiplier, floor) the last traced train step holds as constants, or None
+        self._traced_with: tuple[float, float] | None = None
         #: the :class:`ReduceOnPlateau` callback's state (best metric, counters), kept here so that it is
         #: saved with the model and a resumed ``fit`` cuts exactly when an uninterrupted one would
         self.plateau_state: dict[str, Any] | None = None
@@ -134,15 +156,23 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
                 state = Plateau().check_state({**plateau, "best": math.inf} if no_best else plateau)
             except KeyError as exc:  # keys missing: a corrupt config is a ValueError, as a bad value is
                 raise ValueError(f"plateau: {exc.args[0] if exc.args else exc}") from None
-            self.plateau_state = {**state, "best": None} if no_best else state
+            monitor = plateau.get("monitor")
+            if monitor is not None and not isinstance(monitor, str):
+                raise ValueError(f"plateau: monitor must be a log key (a str), got {_short(monitor)}")
+            # what the best was measured on (older configs have neither): kept, so that a callback
+            # watching another metric, or in the other mode, does not take this best for its own
+            seen = {k: plateau[k] for k in ("mode", "monitor") if plateau.get(k) is not None}
+            self.plateau_state = {**state, **seen, "best": None if no_best else state["best"]}
 
     # -- evaluation -------------------------------------------------------------------------------
     def __call__(self, step: Any) -> Any:
         """The learning rate at ``step`` (the optimizer's iteration counter), a float32 backend tensor."""
         t = keras.ops.cast(keras.ops.convert_to_tensor(step), "float32")
+        m, f = self.multiplier_variable.value, self.floor_variable.value
+        if _traced(t) and not _traced(m):  # jax traces the train step once: m and f become constants
+            self._traced_with = (self.multiplier, self.floor)
         base = self.schedule(t, xp=self._xp)
-        cut = base * self.multiplier_variable.value
-        return keras.ops.maximum(cut, keras.ops.minimum(base, self.floor_variable.value))
+        return keras.ops.maximum(base * m, keras.ops.minimum(base, f))
 
     # -- the controller's handles -----------------------------------------------------------------
     @property
@@ -152,7 +182,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
 
     @multiplier.setter
     def multiplier(self, value: float) -> None:
-        self.multiplier_variable.assign(_positive_or_zero("multiplier", value, positive=True))
+        self._set(multiplier=value)
+        self._warn_if_stale("multiplier")
 
     def scale(self, factor: float) -> None:
         """Multiply :attr:`multiplier` by ``factor`` (> 0)."""
@@ -166,13 +197,37 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
 
     @floor.setter
     def floor(self, value: float) -> None:
-        self.floor_variable.assign(_positive_or_zero("floor", value, positive=False))
+        self._set(floor=value)
+        self._warn_if_stale("floor")
+
+    def _set(self, multiplier: float | None = None, floor: float | None = None) -> None:
+        if multiplier is not None:
+            self.multiplier_variable.assign(_positive_or_zero("multiplier", multiplier, positive=True))
+        if floor is not None:
+            self.floor_variable.assign(_positive_or_zero("floor", floor, positive=False))
+
+    def _stale(self) -> bool:
+        """True when a traced train step (jax backend) holds another multiplier or floor than now."""
+        return self._traced_with is not None and self._traced_with != (self.multiplier, self.floor)
+
+    def _warn_if_stale(self, name: str) -> None:
+        if self._stale():
+            assert self._traced_with is not None
+            m, f = self._traced_with
+            warnings.warn(
+                f"lrkit.keras: {name} changed after the jax backend traced the train step with "
+                f"multiplier={m:g}, floor={f:g} as constants; the new value is used once the step is "
+                "traced again: call model.make_train_function(force=True) (or model.compile) before the "
+                "next fit. ReduceOnPlateau does this itself.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # -- serialisation ----------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         """``{"schedule": spec dict (resolved to steps), "multiplier": m, "floor": f, "plateau": state}``
-        (``plateau``: the :class:`ReduceOnPlateau` state, ``None`` before its first epoch; an infinite
-        best metric is written as ``None``, JSON has no infinity)."""
+        (``plateau``: the :class:`ReduceOnPlateau` state with its ``mode`` and ``monitor``, ``None``
+        before its first epoch; an infinite best metric is written as ``None``, JSON has no infinity)."""
         plateau = None
         if self.plateau_state is not None:
             plateau = dict(self.plateau_state)
@@ -223,7 +278,18 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         verbose: print a line at each cut.
 
     Every cut is recorded in :attr:`cuts` (a list of :class:`Cut`); ``logs["learning_rate"]`` is the
-    LR after the epoch's decision. A missing ``monitor`` raises ``KeyError`` naming the keys there are.
+    LR after the epoch's decision (Keras' callback logs the LR before it). A missing ``monitor`` raises
+    ``KeyError`` naming the keys there are.
+
+    From Keras' ``ReduceLROnPlateau``: Keras counts ``patience`` and ``cooldown`` from the first bad
+    epoch (torch after it), and its ``min_delta`` is absolute, so
+    ``keras.callbacks.ReduceLROnPlateau(patience=p, cooldown=c, min_delta=d)`` is
+    ``ReduceOnPlateau(patience=max(p - 1, 0), cooldown=max(c - 1, 0), threshold=d,
+    threshold_mode="abs")``; the same ``patience`` cuts one epoch later than Keras'.
+
+    The state (best metric, counters), with the ``monitor`` and ``mode`` it was measured in, is kept
+    in the :class:`KerasSchedule` and saved with the model: a fresh callback watching the same metric
+    goes on from it, one watching another metric starts afresh, one in the other mode raises.
     """
 
     def __init__(
@@ -267,6 +333,8 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     # -- what is being cut ------------------------------------------------------------------------
     def _target(self) -> Any:
         opt = self.model.optimizer
+        if isinstance(opt, keras.optimizers.LossScaleOptimizer):  # mixed_float16 wraps the optimizer
+            opt = opt.inner_optimizer
         lr = opt._learning_rate  # the schedule or variable itself; `learning_rate` evaluates it
         if isinstance(lr, KerasSchedule):
             return lr
@@ -297,11 +365,17 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         target = self._target()
         if target is not None:
-            target.floor = self.plateau.floor()
+            target._set(floor=self.plateau.floor())
+            self._retrace_if_stale(target)
             saved = target.plateau_state
-            if saved is not None and self.plateau.last_epoch == 0:
-                # a fresh callback on a schedule that has run with one (a loaded model): go on from its
-                # state, so the cuts come when they would have without the interruption
+            if (
+                saved is not None
+                and self.plateau.last_epoch == 0
+                and saved.get("monitor", self.monitor) == self.monitor
+            ):
+                # a fresh callback on a schedule that has run with one watching the same metric (a
+                # loaded model): go on from its state, so the cuts come when they would have without
+                # the interruption (a state saved in the other mode raises)
                 best = self.plateau.mode_worse if saved["best"] is None else saved["best"]
                 self.plateau.load_state_dict({**saved, "best": best})
 
@@ -316,11 +390,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         target = self._target()
         before = self._current_lr()
         if self.plateau.step(metric) and self.plateau.reduce(before) != before:
-            if target is not None:
-                target.scale(self.plateau.factor)
+            if target is not None:  # a float LR is an optimizer variable, which jax's step reads
+                target._set(multiplier=target.multiplier * self.plateau.factor)
+                self._retrace_if_stale(target)
             else:
                 self.model.optimizer.learning_rate = self.plateau.reduce(before)
-            self._recompile_if_traced()
             after = self._current_lr()
             self.cuts.append(Cut(epoch, metric, before, after))
             if self.verbose:
@@ -329,11 +403,13 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                     f"for {self.plateau.patience + 1} epochs; learning rate {before:.4g} -> {after:.4g}"
                 )
         if target is not None:
-            target.plateau_state = self.plateau.state_dict()
+            target.plateau_state = {**self.plateau.state_dict(), "monitor": self.monitor}
         logs["learning_rate"] = self._current_lr()
 
-    def _recompile_if_traced(self) -> None:
-        """The jax backend traces the train step once and bakes the variables it does not own into it:
-        rebuild it so that the new multiplier is read (one retrace per cut)."""
-        if keras.backend.backend() == "jax" and getattr(self.model, "train_function", None) is not None:
-            self.model.make_train_function(force=True)
+    def _retrace_if_stale(self, target: KerasSchedule) -> None:
+        """The jax backend traces the train step once and bakes the variables it does not own (the
+        multiplier, the floor) into it: rebuild it when they changed (one retrace per cut)."""
+        if target._stale():
+            if getattr(self.model, "train_function", None) is not None:
+                self.model.make_train_function(force=True)
+            target._traced_with = None
