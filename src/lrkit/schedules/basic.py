@@ -257,8 +257,9 @@ class InverseTime(Schedule):
 class InverseSqrt(Schedule):
     """Inverse square root: ``lr(t) = lr * sqrt(timescale / (t + timescale))``.
 
-    After ``warmup(steps=w)`` with ``timescale=w`` this is the transformer ("Noam") schedule,
-    ``lr * sqrt(w / step)`` from the peak on (Vaswani et al., 2017).
+    After ``warmup(steps=w - 1)`` with ``timescale=w`` this is the transformer ("Noam") schedule at
+    the paper's 1-based step number ``n = t + 1``: ``lr * sqrt(w / n)`` from the peak at ``t = w - 1``
+    on (Vaswani et al., 2017; :func:`lrkit.recipes.transformer_noam`).
 
     >>> InverseSqrt(lr=1.0, timescale=100)(300)
     0.5
