@@ -410,3 +410,79 @@ def test_counts_inside_jit_are_left_to_jax() -> None:
     f = lrkit.optax.schedule("cosine(lr=0.1, steps=10)")
     assert math.isnan(float(jax.jit(f)(jnp.float32(jnp.nan))))  # traced: not inspected (no host sync)
     assert float(jax.jit(f)(jnp.int32(2**31 - 1))) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("count", [jnp.array(True), jnp.array([1 + 0j, 2 + 0j])])
+def test_a_bool_or_complex_jax_count_is_refused_as_in_lrkit(count: jax.Array) -> None:
+    """A jax array was cast to float whatever its dtype (True read as step 1, a complex count lost its
+    imaginary part); the dtype is known at trace time, so it is refused there too, as the core refuses
+    such numpy arrays."""
+    f = lrkit.optax.schedule("cosine(lr=0.1, steps=10)")
+    says = rf"count: expected integer or real floating counts, got a jax array of dtype {count.dtype}"
+    with pytest.raises(TypeError, match=says):
+        f(count)
+    with pytest.raises(TypeError, match=says):
+        jax.jit(f)(count)
+    for ok in (jnp.uint32(5), jnp.float16(5), jnp.int8(5)):  # other real dtypes are steps
+        assert float(f(ok)) == pytest.approx(float(f(5)), rel=RTOL)
+
+
+def test_inject_hyperparams_resumes_from_a_restored_state_like_optax() -> None:
+    """A jitted train step with ``inject_hyperparams(adam)``, interrupted after 7 updates, its state
+    brought to the host (numpy leaves, as a checkpoint restores them) and resumed: the LR recorded at
+    every update is optax's own warmup-cosine's (update k uses s(k), optax counts from 0), and the run
+    ends where an uninterrupted one does."""
+    ours = lrkit.optax.schedule("warmup(5, start=0) >> cosine(lr=0.1, min_lr=0.01)", total_steps=20)
+    theirs = optax.warmup_cosine_decay_schedule(0.0, 0.1, warmup_steps=5, decay_steps=20, end_value=0.01)
+    x = jax.random.normal(jax.random.PRNGKey(1), (32, 4))
+    y = x @ jnp.arange(1.0, 5.0)
+
+    def run(sched: Any, stop: int | None) -> tuple[jax.Array, list[float]]:
+        opt = optax.inject_hyperparams(optax.adam)(learning_rate=sched)
+        params = jnp.zeros(4)
+        state = opt.init(params)
+
+        @jax.jit
+        def step(params: jax.Array, state: Any) -> tuple[jax.Array, Any]:
+            grads = jax.grad(lambda p: jnp.mean((x @ p - y) ** 2))(params)
+            updates, state = opt.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        lrs = []
+        for k in range(20):
+            if k == stop:  # a checkpoint: numpy arrays on the host, the count an int32 ndarray
+                params, state = jax.device_get((params, state))
+                assert isinstance(state.count, np.ndarray)
+            params, state = step(params, state)
+            lrs.append(float(state.hyperparams["learning_rate"]))
+        return params, lrs
+
+    p_ours, lrs_ours = run(ours, stop=7)
+    p_whole, lrs_whole = run(ours, stop=None)
+    p_theirs, lrs_theirs = run(theirs, stop=None)
+    np.testing.assert_allclose(lrs_ours, lrs_theirs, rtol=RTOL, atol=1e-9)
+    assert lrs_ours[0] == 0.0 and lrs_ours[5] == pytest.approx(0.1, rel=RTOL)  # s(0) = 0, s(5) the peak
+    assert lrs_ours == lrs_whole and np.array_equal(np.asarray(p_ours), np.asarray(p_whole))
+    np.testing.assert_allclose(np.asarray(p_ours), np.asarray(p_theirs), rtol=1e-5, atol=1e-6)
+
+
+def test_x64_gives_float64_lrs_that_optax_casts_to_the_gradients() -> None:
+    """Under jax_enable_x64 the schedule returns float64 (jax's default float; optax's own schedules
+    return float32 for its int32 count); ``scale_by_schedule`` casts it to the gradients' dtype, so
+    float32 parameters stay float32 and the updates equal optax's."""
+    ours = lrkit.optax.schedule("warmup(5, start=0) >> cosine(lr=0.1)", total_steps=20)
+    theirs = optax.warmup_cosine_decay_schedule(0.0, 0.1, warmup_steps=5, decay_steps=20)
+    with jax.enable_x64(True):
+        assert ours(jnp.int32(7)).dtype == jnp.float64
+        got = []
+        for sched in (ours, theirs):
+            opt = optax.adam(sched)
+            params = jnp.ones(3, jnp.float32)
+            state = opt.init(params)
+            update = jax.jit(opt.update)
+            for _ in range(10):
+                u, state = update(jnp.full(3, 0.5, jnp.float32), state, params)
+                params = optax.apply_updates(params, u)
+            assert params.dtype == jnp.float32
+            got.append(np.asarray(params))
+    np.testing.assert_allclose(got[0], got[1], rtol=1e-6)

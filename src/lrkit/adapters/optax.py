@@ -14,6 +14,13 @@ returns a pure function that evaluates the closed form with jax.numpy: it traces
 The count is converted to jax's default float dtype (float32 unless ``jax_enable_x64`` is on), so
 the values agree with lrkit's float64 numpy evaluation to float32 precision (a relative error of about
 1e-7, a few 1e-7 after ``cos``/``exp``); steps beyond 2**24 are no longer exact in float32, as in optax.
+Under ``jax_enable_x64`` the LR is float64 (optax's own schedules give float32 for its int32 count);
+``optax.scale_by_schedule`` casts it to the gradients' dtype, and ``apply_updates`` keeps the
+parameters' dtype. A bool or complex count is a ``TypeError``, inside ``jit`` too (its dtype is static).
+
+optax counts from 0: update ``k`` (0-based) uses ``s(k)``, and ``inject_hyperparams`` records that LR
+in ``state.hyperparams["learning_rate"]`` after the update. A restored state's count (a numpy
+``int32``) carries the schedule on where it stopped.
 
 Where lrkit and optax describe the same curve (checked in ``tests/test_optax.py``; optax's
 ``transition_begin`` is a ``Constant(v, steps=begin) >>`` in front, its ``end_value`` a ``Clamp``):
@@ -119,6 +126,11 @@ def schedule(
     def lr_at(count: Any) -> jax.Array:
         if not isinstance(count, jax.Array):  # given from the host (a traced count is a jax.Array)
             count = _host_steps(count)
+        elif not jnp.issubdtype(count.dtype, jnp.integer) and not jnp.issubdtype(count.dtype, jnp.floating):
+            # the dtype is known at trace time: a bool or complex count is refused, as lrkit's core does
+            raise TypeError(
+                f"count: expected integer or real floating counts, got a jax array of dtype {count.dtype}"
+            )
         # jax's default float (float32, or float64 under jax_enable_x64), looked up at trace time
         t = jnp.asarray(count).astype(jax.dtypes.canonicalize_dtype(jnp.float64))
         return resolved(t, xp=xp)  # type: ignore[no-any-return]
