@@ -214,13 +214,43 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``lrkit recipes --set``: VALUE an int, a float, a comma list of them (a tuple)
+    or else a string (a duration such as ``10%`` or ``5ep``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or not raw.strip():
+        raise ValueError(f"--set: expected KEY=VALUE (e.g. batch=1024), got {text!r}")
+
+    def number(v: str) -> object:
+        for kind in (int, float):
+            try:
+                return kind(v)
+            except ValueError:
+                pass
+        return v
+
+    parts = [number(v.strip()) for v in raw.split(",")]
+    return key.strip(), tuple(parts) if "," in raw else parts[0]
+
+
 def cmd_recipes(args: argparse.Namespace) -> int:
     from .recipes import RECIPES, get_recipe
 
+    settings = dict(_setting(s) for s in args.set)
+    if settings and args.name is None:
+        raise ValueError("--set needs one recipe NAME (the parameters are each recipe's own)")
     for name in list(RECIPES) if args.name is None else [args.name]:
         r = get_recipe(name)
+        schedule = r(**settings)  # a bad setting is refused before anything is printed
         print(f"{r.name}: {r.summary} ({r.reference})")
-        print(f"    {r.build()}")
+        if settings:
+            print(f"    with {', '.join(f'{k}={v!r}' for k, v in settings.items())}:")
+        print(f"    {schedule}")
+    if args.name is not None and not settings:
+        print(
+            "    parameters (--set KEY=VALUE): "
+            + ", ".join(f"{n}={d!r}" for n, d in get_recipe(args.name).parameters().items())
+        )
     return 0
 
 
@@ -318,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("recipes", help="well-known schedules from the literature, as specs")
     rp.add_argument("name", nargs="?", help="one recipe (default: all)")
+    rp.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the recipe's parameters instead of its defaults, e.g. resnet_imagenet --set batch=1024 "
+        "milestones=30,60,80; bert_finetune --set lr=3e-5 warmup=6%%",
+    )
     rp.set_defaults(func=cmd_recipes)
 
     from .scaling import _ADAPTIVE, _SGD

@@ -9,6 +9,7 @@ warmup(steps=10%, start=0.0) >> linear(lr=5e-05)
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,6 +142,22 @@ class Recipe:
     name: str
     build: Callable[..., Schedule]
     summary: str
+
+    def parameters(self) -> dict[str, object]:
+        """The builder's parameters and their defaults (``{"batch": 256, ...}``)."""
+        return {n: p.default for n, p in inspect.signature(self.build).parameters.items()}
+
+    def __call__(self, **params: object) -> Schedule:
+        """The recipe with ``params`` in place of the defaults; an unknown name is a ValueError listing
+        the recipe's parameters."""
+        known = self.parameters()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(
+                f"recipe {self.name}: unknown parameter(s) {', '.join(unknown)}; it takes "
+                + ", ".join(f"{n} (default {d!r})" for n, d in known.items())
+            )
+        return self.build(**params)
 
     @property
     def reference(self) -> str:
