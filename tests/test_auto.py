@@ -353,3 +353,34 @@ def test_a_search_within_the_run_does_not_warn(recwarn: Any) -> None:
     run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=20, verbose=False)
     assert run.compute <= 1.1
     assert not [w for w in recwarn if "LR search took" in str(w.message)]
+
+
+@pytest.mark.parametrize(("kind", "steps"), [("auto", 1), ("cosine", 1), ("one_cycle", 3), ("wsd", 1)])
+def test_a_run_too_short_for_the_schedule_is_refused_before_any_step(kind: str, steps: int) -> None:
+    """One optimizer step (4 batches, 4 accumulation steps): no warmup + decay fits; one-cycle needs
+    more than 3 for its phases. One error naming the run and the kind, before the search."""
+    import lrkit
+
+    model = _model()
+    loader = list(_loader())[: 4 * steps]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(
+        ValueError, match=rf"the run \(1 epoch x {steps} optimizer steps? = {steps}\) is too short"
+    ):
+        lrkit.auto(
+            model, opt, loader, torch.nn.functional.cross_entropy, epochs=1, accumulation_steps=4,
+            kind=kind, verbose=False,
+        )  # fmt: skip
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()) and not opt.state
+    # 8 epochs of the same batches fit the schedule: it runs (and warns that the search cost more)
+    with pytest.warns(UserWarning, match="the LR search took"):
+        lrkit.auto(
+            model,
+            opt,
+            loader,
+            torch.nn.functional.cross_entropy,
+            epochs=8,
+            accumulation_steps=4,
+            verbose=False,
+        )

@@ -421,6 +421,13 @@ def auto(
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
     total = epochs * steps_per_epoch
+    try:  # a run too short for the schedule is refused before the search spends anything on it
+        separate_schedule(kind, 1.0, warmup).resolve(total_steps=total, steps_per_epoch=steps_per_epoch)
+    except ValueError as exc:
+        raise ValueError(
+            f"the run ({_count(epochs, 'epoch')} x {_count(steps_per_epoch, 'optimizer step')} = {total}) "
+            f"is too short for kind {kind!r}: {exc}"
+        ) from None
     if budget is None:  # find_lr's None (its default budget) is not one of auto's budgets
         raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
     _budget(budget, total, steps_per_epoch)  # checked here, whichever search runs
@@ -439,7 +446,7 @@ def auto(
     if search == "in_run":
         ramp = ramp_in_run(
             model, optimizer, train_loader, loss_fn, peak_factor=KEEP_FACTOR,
-            max_kept=total // 2,
+            max_kept=max(1, total // 2),  # a 1-step run keeps nothing (the ring saves every 4th rung)
             **{k: v for k, v in finder_options.items() if k != "seed"},
         )  # fmt: skip
     if ramp is not None and ramp.peak is not None:
