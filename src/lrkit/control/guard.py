@@ -1,14 +1,17 @@
 """Divergence guard: roll back to the last good snapshot and cut the learning rate when the loss blows up.
 
-A step *diverges* when its loss is NaN or infinite, or jumps above ``threshold`` times the best loss
-of the last ``window`` good steps. The guard then restores the model, the optimizer, the scheduler and
-the RNG state from its last in-memory snapshot (or, when the recovery from that one failed, from the one
-before: a snapshot can hold the seed of a divergence, such as a huge momentum behind a finite loss),
-multiplies the learning rate by ``factor`` (a cut is never undone, not even by the restored scheduler
-state), records a :class:`DivergenceEvent`, and lets training go on. After ``max_recoveries``
-recoveries in a row that did not hold, it stops with a :class:`DivergenceError` that names the step and
-the learning rate. The result is always a legitimate run: one that trained normally up to the snapshot
-and went on from there with the lower LR.
+A step *diverges* when its loss is NaN or infinite, or has stayed above ``threshold`` times the median
+of the last ``window`` good losses for ``jump_steps`` steps in a row (one high batch is noise, a model
+that got worse is high on every batch), or when a snapshot is due and the model's parameters or buffers hold
+NaN/inf behind a finite loss (a NaN gradient in a part of the model that the next batches do not use,
+such as an embedding row: a snapshot is never taken of a broken model). The guard then restores the
+model, the optimizer, the scheduler and the RNG state from its last in-memory snapshot (or, when the
+recovery from that one failed, from the one before: a snapshot can hold the seed of a divergence, such
+as a huge momentum behind a finite loss), multiplies the learning rate by ``factor`` (a cut is never
+undone, not even by the restored scheduler state), records a :class:`DivergenceEvent`, and lets training
+go on. After ``max_recoveries`` recoveries in a row that did not hold, it stops with a
+:class:`DivergenceError` that names the step and the learning rate. The result is always a legitimate
+run: one that trained normally up to the snapshot and went on from there with the lower LR.
 
 Call :meth:`DivergenceGuard.check` with the loss of each step *before* ``optimizer.step()``::
 
@@ -34,8 +37,10 @@ generator, or index it by step, so that it does not depend on the torch RNG betw
 that does not replay simply goes on with the next batch from the restored model.
 
 Costs: ``float(loss)`` is one host sync per step; a snapshot copies the model and optimizer state on
-their device (about 2-3x the parameter memory for Adam). In data-parallel training, check a loss that is
-the same on every rank (all-reduced), so that every rank rolls back together.
+their device (about 2-3x the parameter memory for Adam) and reads every parameter once to check that it
+is finite. In data-parallel training, check a loss that is the same on every rank (all-reduced), so that
+every rank rolls back together. A rollback loads the optimizer's state (``Optimizer.load_state_dict``),
+which puts new tensors in it: re-capture a CUDA graph after one.
 
 ``torch`` is imported only when a guard is built, so ``import lrkit.control`` does not import it.
 """
@@ -44,6 +49,9 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
+import statistics
+import sys
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, SupportsFloat
@@ -66,8 +74,8 @@ class DivergenceEvent:
 
     step: int
     loss: float
-    reason: str  # "nan", "inf" or "jump"
-    best: float  # the best recent loss the jump was measured against (nan when there was none)
+    reason: str  # "nan", "inf", "jump" or "params" (NaN/inf in the parameters behind a finite loss)
+    reference: float  # the median of the recent good losses a jump is measured against (nan: none yet)
     lr_before: tuple[float, ...]
     lr_after: tuple[float, ...]
     snapshot_step: int
@@ -97,20 +105,35 @@ class _Snapshot:
     history: deque[float]
 
 
-def _int(name: str, v: object, low: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        raise ValueError(f"DivergenceGuard: {name} must be an integer >= {low}, got {v!r}")
-    return v
+def _int(name: str, v: object, low: int, high: int = sys.maxsize) -> int:
+    """An integer in ``[low, high]`` (numpy's integers too)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"DivergenceGuard: {name} must be an integer >= {low}, got {type(v).__name__} {v!r}")
+    n = int(v) if isinstance(v, numbers.Integral) else None
+    if n is None or not low <= n <= high:
+        top = f" and <= {high}" if n is not None and n > high else ""
+        raise ValueError(f"DivergenceGuard: {name} must be an integer >= {low}{top}, got {v!r}")
+    return n
 
 
 def _float(name: str, v: object, *, low: float, high: float | None = None) -> float:
-    """A finite number > low (and < high)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"DivergenceGuard: {name} must be a finite number, got {v!r}")
-    if not (v > low and (high is None or v < high)):
+    """A finite number > low (and < high); numpy's scalars too."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"DivergenceGuard: {name} must be a number, got {type(v).__name__} {v!r}")
+    x = float(v)
+    if not (math.isfinite(x) and x > low and (high is None or x < high)):
         want = f"> {low:g}" + ("" if high is None else f" and < {high:g}")
-        raise ValueError(f"DivergenceGuard: {name} must be {want}, got {v!r}")
-    return float(v)
+        raise ValueError(f"DivergenceGuard: {name} must be a finite number {want}, got {v!r}")
+    return x
+
+
+def _reachable(obj: Any) -> list[Any]:
+    """``obj`` and the optimizers it wraps (``.optimizer``, as accelerate's wrapper has)."""
+    out: list[Any] = []
+    while obj is not None and all(obj is not o for o in out) and len(out) < 8:
+        out.append(obj)
+        obj = getattr(obj, "optimizer", None)
+    return out
 
 
 def _lr_value(lr: Any) -> float:
@@ -130,9 +153,13 @@ class DivergenceGuard:
             ``factor``. (torch's own schedulers recompute the LR from their own state and would undo a
             cut, so they are refused.)
         factor: the cut, ``0 < factor < 1``.
-        threshold: a loss above ``threshold * best`` (``best``: the lowest of the last ``window`` good
-            losses, if positive) is a divergence; ``None`` checks NaN/inf only. ``> 1``.
-        window: how many recent good losses ``best`` is taken over.
+        threshold: a loss above ``threshold * reference`` (:attr:`reference`: the median of the last
+            ``window`` good losses, if positive) for ``jump_steps`` steps in a row is a divergence;
+            ``None`` checks NaN/inf only (in the loss, and in the parameters at each snapshot). ``> 1``.
+        window: how many recent good losses the median is taken over.
+        jump_steps: how many steps in a row the loss must stay above ``threshold * reference``. The
+            updates of those steps are applied (they are rolled back if the jump is confirmed); a high
+            loss is not added to the history and no snapshot is taken on it.
         snapshot_every: take a snapshot every this many good steps (the first at the first good step).
         max_recoveries: how many recoveries in a row may fail before :class:`DivergenceError` (0: stop
             at the first divergence). A recovery holds once training is past the step that diverged
@@ -160,6 +187,7 @@ class DivergenceGuard:
         factor: float = 0.5,
         threshold: float | None = 4.0,
         window: int = 100,
+        jump_steps: int = 5,
         snapshot_every: int = 100,
         max_recoveries: int = 3,
         keep: int = 2,
@@ -185,6 +213,15 @@ class DivergenceGuard:
                     f"load_state_dict, multiplier and scale), got {type(scheduler).__name__} without "
                     f"{', '.join(missing)}; torch's own schedulers recompute the LR and would undo the cut"
                 )
+            theirs = getattr(scheduler, "optimizer", None)
+            if theirs is not None and not any(
+                a is b for a in _reachable(theirs) for b in _reachable(optimizer)
+            ):
+                raise ValueError(
+                    f"DivergenceGuard: the scheduler drives another optimizer ({type(theirs).__name__} "
+                    f"at {id(theirs):#x}) than the one given ({type(optimizer).__name__} at "
+                    f"{id(optimizer):#x}): its cuts would not reach the optimizer that is rolled back"
+                )
         if not isinstance(restore_rng, bool):
             raise TypeError(f"DivergenceGuard: restore_rng must be True or False, got {restore_rng!r}")
         self.model = model
@@ -193,11 +230,13 @@ class DivergenceGuard:
         self.factor = _float("factor", factor, low=0.0, high=1.0)
         self.threshold = None if threshold is None else _float("threshold", threshold, low=1.0)
         self.window = _int("window", window, 1)
+        self.jump_steps = _int("jump_steps", jump_steps, 1)
         self.snapshot_every = _int("snapshot_every", snapshot_every, 1)
         self.max_recoveries = _int("max_recoveries", max_recoveries, 0)
         self.keep = _int("keep", keep, 1)
         self.restore_rng = restore_rng
         self._history: deque[float] = deque(maxlen=self.window)
+        self._high = 0  # steps in a row above threshold * reference
         self._snapshots: deque[_Snapshot] = deque(maxlen=self.keep)  # oldest first
         self._resume_step: int | None = None
         self._since_snapshot = 0  # good steps since the last snapshot
@@ -225,9 +264,9 @@ class DivergenceGuard:
         return self._multiplier
 
     @property
-    def best(self) -> float:
-        """The lowest of the recent good losses (nan before the first)."""
-        return min(self._history) if self._history else math.nan
+    def reference(self) -> float:
+        """The median of the recent good losses (nan before the first): what a jump is measured against."""
+        return statistics.median(self._history) if self._history else math.nan
 
     # -- the check -----------------------------------------------------------------------------------
     def check(self, loss: SupportsFloat, step: int) -> bool:
@@ -237,31 +276,50 @@ class DivergenceGuard:
         step :attr:`resume_step` and the LR is cut; skip this update. Raises :class:`DivergenceError`
         after ``max_recoveries`` recoveries in a row that failed.
         """
-        if isinstance(step, bool) or not isinstance(step, int):
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
             raise TypeError(f"DivergenceGuard.check: step must be an int, got {type(step).__name__} {step!r}")
+        step = int(step)
         try:
+            if isinstance(loss, (str, bytes, bool)):  # float("1.0") and float(True) would pass
+                raise TypeError(type(loss).__name__)
             value = float(loss.detach() if hasattr(loss, "detach") else loss)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise TypeError(
                 f"DivergenceGuard.check: loss must be a number or a one-element tensor, got "
                 f"{type(loss).__name__} {loss!r}"
             ) from exc
-        reason = self._diverged(value)
+        reason = "nan" if math.isnan(value) else "inf" if math.isinf(value) else ""
+        ref = self.reference
+        if not reason and self.threshold is not None and ref > 0.0 and value > self.threshold * ref:
+            self._high += 1
+            if self._high >= self.jump_steps:
+                reason = "jump"
+        else:
+            self._high = 0
+        if not reason and not self._high and self._snapshot_due() and not self._model_is_finite():
+            reason = "params"  # a snapshot is due, of a model that is already broken
         if reason:
             self._recover(step, value, reason)
             return False
-        self._good(step, value)
+        if not self._high:  # a high loss that is not (yet) a jump: applied, but neither kept nor snapshotted
+            self._good(step, value)
+        if self._snapshot_due():
+            self._rng_at_start = self._rng_state()  # the next step may be snapshotted: note its RNG
         return True
 
-    def _diverged(self, value: float) -> str:
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf"
-        best = self.best
-        if self.threshold is not None and best > 0.0 and value > self.threshold * best:
-            return "jump"
-        return ""
+    def _snapshot_due(self) -> bool:
+        """Whether the next good step is snapshotted."""
+        return not self._snapshots or self._since_snapshot + 1 >= self.snapshot_every
+
+    def _model_is_finite(self) -> bool:
+        """Whether every floating-point parameter and buffer is finite (one host sync per device)."""
+        import torch
+
+        flags: dict[Any, list[torch.Tensor]] = {}
+        for t in self.model.state_dict().values():
+            if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()):
+                flags.setdefault(t.device, []).append(torch.isfinite(t).all())
+        return all(bool(torch.stack(fs).all()) for fs in flags.values())
 
     def _good(self, step: int, value: float) -> None:
         self._since_snapshot += 1
@@ -272,8 +330,6 @@ class DivergenceGuard:
         if self._good_since_rollback >= self.snapshot_every and step > self._failed_at:
             # the last recovery held: past the step that diverged, and for snapshot_every good steps
             self._in_a_row = 0
-        if not self._snapshots or self._since_snapshot + 1 >= self.snapshot_every:
-            self._rng_at_start = self._rng_state()  # the next step may be snapshotted: note its RNG
 
     # -- snapshots ------------------------------------------------------------------------------------
     def _take(self, step: int) -> None:
@@ -315,6 +371,7 @@ class DivergenceGuard:
             if cuda:
                 torch.cuda.set_rng_state_all(cuda)
         self._history = deque(snap.history, maxlen=self.window)
+        self._high = 0
         # the next check sees the snapshot's own state again: it is not progress, so count from -1
         self._since_snapshot = -1
         self._good_since_rollback = -1
@@ -324,13 +381,18 @@ class DivergenceGuard:
         return tuple(_lr_value(g["lr"]) for g in self.optimizer.param_groups)
 
     def _recover(self, step: int, value: float, reason: str) -> None:
-        best = self.best
+        ref = self.reference
         before = self._lrs()
         if not self._snapshots:
+            what = (
+                "the model's parameters or buffers hold NaN/inf"
+                if reason == "params"
+                else f"the loss is {value}"
+            )
             raise DivergenceError(
-                f"DivergenceGuard: the loss at step {step} is {value} before any good step, so "
-                f"there is no snapshot to roll back to (lr={_fmt(before)}); check the data, the model and "
-                "the loss function: a learning rate has not acted yet",
+                f"DivergenceGuard: at step {step} {what} before any good step, so there is no snapshot "
+                f"to roll back to (lr={_fmt(before)}); check the data, the model (its initialisation or "
+                "the checkpoint it was loaded from) and the loss function: a learning rate has not acted yet",
                 None,
                 self.events,
             )
@@ -353,7 +415,7 @@ class DivergenceGuard:
             step=step,
             loss=value,
             reason=reason,
-            best=best,
+            reference=ref,
             lr_before=before,
             lr_after=self._lrs(),
             snapshot_step=snap.step,
@@ -363,10 +425,19 @@ class DivergenceGuard:
         self._events.append(event)
         if stop:
             if reason == "jump":
-                what = f"above {self.threshold:g} x the recent best {best:.4g}"
+                what = (
+                    f"above {self.threshold:g} x the median of the recent good losses, {ref:.4g}, for "
+                    f"{self.jump_steps} steps in a row"
+                )
                 hint = (
                     "; if losses this far apart are normal for your batches, raise threshold "
                     "(or pass threshold=None to catch NaN/inf only)"
+                )
+            elif reason == "params":
+                what = "finite, but the model's parameters or buffers hold NaN/inf"
+                hint = (
+                    "; a NaN/inf gradient behind a finite loss (sqrt, norm or log at 0, a division by 0) "
+                    "in a part of the model that not every batch uses can cause this"
                 )
             else:
                 what, hint = ("NaN" if reason == "nan" else "infinite"), ""
