@@ -526,3 +526,47 @@ def test_with_gradient_accumulation_the_schedule_counts_batches() -> None:
     model.fit(np.ones((32, 1), "float32"), np.zeros((32, 1), "float32"), batch_size=4, epochs=1, verbose=0)
     assert int(keras.ops.convert_to_numpy(opt.iterations)) == 4
     assert _weight(model) == pytest.approx(-s.schedule(np.array([1, 3, 5, 7])).sum(), rel=RTOL)
+
+
+LOAD_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, keras
+    import lrkit.keras  # registers KerasSchedule with Keras (import lrkit alone does not import keras)
+    model = keras.models.load_model(sys.argv[1])
+    s = model.optimizer._learning_rate
+    lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    print(json.dumps({"type": type(s).__name__, "iterations": int(model.optimizer.iterations),
+                      "multiplier": s.multiplier, "lr": lr, "monitor": s.plateau_state["monitor"]}))
+    """
+)
+
+
+def test_a_new_process_loads_the_model_after_import_lrkit_keras(tmp_path: Path) -> None:
+    """As the guide says: in a fresh process, ``import lrkit.keras`` before ``load_model``."""
+    s = lrkit.keras.schedule(SPEC, total_steps=20)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=s), loss="mse")  # a loss Keras knows
+    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0)  # mse stays 0: 2 cuts
+    model.fit(X, Y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])
+    model.save(tmp_path / "m.keras")
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(lrkit.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(tmp_path / "m.keras")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {
+        "type": "KerasSchedule",
+        "iterations": 6,
+        "multiplier": 0.25,
+        "lr": pytest.approx(0.25 * float(s.schedule(6)), rel=RTOL),
+        "monitor": "loss",
+    }

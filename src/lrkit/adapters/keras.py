@@ -26,6 +26,8 @@ multiplies the schedule instead, with the rules of torch's ``ReduceLROnPlateau``
 The schedule serialises as its lrkit spec dict (``get_config()["schedule"]``), already resolved to
 steps, with the current multiplier and floor, so ``model.save`` / ``keras.models.load_model`` restore
 the learning rate exactly (the optimizer's iteration counter is saved with the optimizer's variables).
+In a new process, ``import lrkit.keras`` before ``load_model``: importing this module registers the
+class with Keras (``import lrkit`` alone imports no Keras), or Keras "could not locate" it.
 
 Steps are the optimizer's batch counter: with ``gradient_accumulation_steps=k`` Keras calls the
 schedule with the number of batches (``optimizer._iterations``), not of updates
