@@ -155,8 +155,9 @@ class Plateau:
         (mode min) or ``a > best + margin`` (max), ``margin`` = ``threshold * |best|`` (rel) or
         ``threshold`` (abs).
 
-        The relative bound is written ``best * (1 -/+ threshold)`` with the sign of ``|best|`` (torch's
-        float when ``best >= 0``; defined for ``best = +-inf``, where ``inf - threshold * inf`` is NaN).
+        The relative bound is computed as ``best * (1 -/+ threshold)``, the sign chosen by that of
+        ``best`` (torch's float when ``best >= 0``; defined for ``best = +-inf``, where ``inf - threshold
+        * inf`` would be NaN).
         """
         t = self.threshold
         if self.mode == "min":
