@@ -27,7 +27,10 @@ The schedule serialises as its lrkit spec dict (``get_config()["schedule"]``), a
 steps, with the current multiplier and floor, so ``model.save`` / ``keras.models.load_model`` restore
 the learning rate exactly (the optimizer's iteration counter is saved with the optimizer's variables).
 In a new process, ``import lrkit.keras`` before ``load_model``: importing this module registers the
-class with Keras (``import lrkit`` alone imports no Keras), or Keras "could not locate" it.
+class with Keras (``import lrkit`` alone imports no Keras), or Keras "could not locate" it. Weights
+alone (``save_weights`` / ``load_weights``, ``ModelCheckpoint(save_weights_only=True)``,
+``BackupAndRestore``) restore the step count but not the cuts nor the plateau's state, which live in the
+config: the optimizer does not own the schedule's variables, and Keras saves only the variables it owns.
 
 Steps are the optimizer's batch counter: with ``gradient_accumulation_steps=k`` Keras calls the
 schedule with the number of batches (``optimizer._iterations``), not of updates
