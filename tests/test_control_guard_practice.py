@@ -90,7 +90,7 @@ def train(
     step = rollbacks = 0
     while step < steps:
         del starts[step:]
-        starts.append(_state(model, opt))
+        starts.append({**_state(model, opt), "sched": None if sched is None else sched.state_dict()})
         x, y = batch(step)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
@@ -107,6 +107,9 @@ def train(
             _assert_same(now["model"], starts[s]["model"], "model")
             _assert_same(_without_lr(now["optimizer"]), _without_lr(starts[s]["optimizer"]), "optimizer")
             _assert_same(now["rng"], starts[s]["rng"], "rng")
+            if sched is not None:  # the scheduler too, but for the multiplier: the cuts are kept
+                keep = {k: v for k, v in sched.state_dict().items() if k != "multiplier"}
+                _assert_same(keep, {k: v for k, v in starts[s]["sched"].items() if k != "multiplier"})
             assert all(p.grad is None for p in model.parameters())
             step = s
         opt.zero_grad()
