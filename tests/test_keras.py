@@ -570,3 +570,45 @@ def test_a_new_process_loads_the_model_after_import_lrkit_keras(tmp_path: Path) 
         "lr": pytest.approx(0.25 * float(s.schedule(6)), rel=RTOL),
         "monitor": "loss",
     }
+
+
+def test_digits_training_matches_keras_cosine_decay_at_every_step() -> None:
+    """Real training (scikit-learn digits, an MLP, Adam, 3 epochs of 22 batches): the LR the optimizer
+    reports before each batch and the trained weights are those of Keras' own CosineDecay with warmup."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    x, y = datasets.load_digits(return_X_y=True)
+    x, y = (x[:1400] / 16).astype("float32"), y[:1400].astype("int32")
+    steps = 3 * 22  # ceil(1400 / 64) batches per epoch
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[int, float]] = []
+
+        def on_train_batch_begin(self, batch: int, logs: object = None) -> None:
+            opt = self.model.optimizer
+            lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
+            self.seen.append((int(keras.ops.convert_to_numpy(opt.iterations)), lr))
+
+    def train(lr: object) -> tuple[list[tuple[int, float]], list[np.ndarray]]:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((64,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10)]
+        )
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss)
+        record = Record()
+        model.fit(x, y, batch_size=64, epochs=3, verbose=0, shuffle=False, callbacks=[record])
+        return record.seen, [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+    ours = lrkit.keras.schedule("warmup(1ep, start=0) >> cosine(lr=0.01, min_lr=0.0001)", steps, 22)
+    theirs = keras.optimizers.schedules.CosineDecay(
+        0.0, steps - 22, alpha=0.01, warmup_target=0.01, warmup_steps=22
+    )
+    seen, weights = train(ours)
+    seen_k, weights_k = train(theirs)
+    assert [t for t, _ in seen] == list(range(steps))
+    np.testing.assert_allclose([lr for _, lr in seen], [lr for _, lr in seen_k], rtol=2e-6, atol=1e-10)
+    np.testing.assert_allclose([lr for _, lr in seen], ours.schedule(np.arange(steps)), rtol=RTOL, atol=1e-10)
+    for a, b in zip(weights, weights_k):
+        np.testing.assert_allclose(a, b, atol=1e-5)
