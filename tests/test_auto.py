@@ -209,8 +209,10 @@ def test_auto_guard_acts_on_nan_only_unless_given_a_threshold(threshold: float |
     assert run.guard is not None and run.guard.threshold == threshold
     assert ("NaN/inf loss" in run.summary) == (threshold is None)
     assert run.guard.check(torch.tensor(1.0), 0)
-    # a loss far above the best: a blow-up only with a threshold; NaN always
-    assert run.guard.check(torch.tensor(1e6), 1) == (threshold is None)
+    # a loss far above the recent ones: a blow-up only with a threshold, once it has stayed there for
+    # the guard's jump_steps (5) steps in a row; the steps before are applied
+    seen = [run.guard.check(torch.tensor(1e6), step) for step in range(1, 6)]
+    assert seen == [True] * 4 + [threshold is None]
 
 
 def test_train_task_replays_from_the_guard_s_rollback(monkeypatch: Any) -> None:

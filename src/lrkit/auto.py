@@ -60,9 +60,12 @@ What it does:
    loses 0.03.
 3. :func:`lrkit.torch.scheduler` on the optimizer with that schedule, and a
    :class:`lrkit.control.DivergenceGuard` attached to both. By default it acts on NaN/inf
-   losses only (``guard_threshold=None``): its relative test (a loss above 4x the recent best) fired
-   26 times in 9 healthy runs of the benchmark's digits tasks, where the batch loss nears 0 and a
-   batch at 5x the best is noise, and each rollback halved the LR (up to 1.7% of the final metric).
+   losses only (``guard_threshold=None``): the guard's relative test in its first form (one loss above
+   4x the recent best) fired 26 times in 9 healthy runs of the benchmark's digits tasks, where the
+   batch loss nears 0 and a batch at 5x the best is noise, and each rollback halved the LR (up to 1.7%
+   of the final metric). The guard's jump is now ``jump_steps`` (5) losses in a row above
+   ``guard_threshold`` x the recent median, which saw nothing in healthy digits runs; auto's default
+   was not re-chosen with it.
 
 When the finder finds no usable signal within the budget, :class:`lrkit.finder.NoSuggestionError` is
 raised (with the reason and advice) and the model and optimizer are as they were. torch is imported
@@ -333,8 +336,8 @@ def auto(
             fraction of ``total_steps`` (float) or optimizer steps (int).
         guard: attach a :class:`~lrkit.control.DivergenceGuard` (``factor=0.5``, snapshot every
             ``max(10, steps_per_epoch)`` steps).
-        guard_threshold: the guard's ``threshold`` (a loss above this times the recent best is a
-            blow-up); None (default): NaN/inf only.
+        guard_threshold: the guard's ``threshold`` (a loss above this times the recent median for
+            5 steps in a row is a blow-up); None (default): NaN/inf only.
         verbose: print the summary (under ``torch.distributed``, on rank 0 only).
         finder_options: passed to :func:`lrkit.finder.find_lr` (``repeats``, ``seed``, ``val_data``,
             ``max_grad_norm`` when your loop clips gradients: the search then clips alike...).
@@ -379,7 +382,7 @@ def auto(
     ):
         raise ValueError(
             "guard_threshold must be None (act on NaN/inf losses only) or a finite number > 1 (also roll "
-            f"back a loss above that many times the recent best), got {guard_threshold!r}"
+            f"back a loss above that many times the recent median), got {guard_threshold!r}"
         )
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
@@ -557,7 +560,11 @@ def auto(
         f" ({_count(epochs, 'epoch')} x {_count(steps_per_epoch, 'step')} planned); "
         + (
             "divergence guard on (roll back and halve the LR on a "
-            + ("NaN/inf loss)" if guard_threshold is None else f"loss above {guard_threshold:g}x the best)")
+            + (
+                "NaN/inf loss)"
+                if guard_threshold is None
+                else f"loss above {guard_threshold:g}x the recent median, 5 steps in a row)"
+            )
             if watch
             else "no guard"
         )
