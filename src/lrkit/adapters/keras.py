@@ -111,7 +111,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
     Args:
         schedule: an lrkit :class:`~lrkit.Schedule`, a spec string or a spec dict.
         total_steps, steps_per_epoch: resolve durations given as fractions, "rest" or epochs (a Keras
-            step is one batch: ``steps_per_epoch = ceil(n_samples / batch_size)``).
+            step is one batch: ``steps_per_epoch = ceil(n_train / batch_size)``, with ``n_train`` the
+            samples left for training after ``validation_split``: ``int(n * (1 - validation_split))``).
         multiplier: the initial multiplier ``m`` (> 0), changed by :class:`ReduceOnPlateau`.
         floor: the LR below which cuts do not go (>= 0); the plateau's ``min_lr``.
         plateau: the :class:`ReduceOnPlateau` state saved in a config (best, counters, mode, monitor).
