@@ -208,3 +208,81 @@ def test_the_trainer_example_runs_and_logs_the_closed_form(tmp_path: Path) -> No
     logged = [(e["step"], e["learning_rate"]) for e in trainer.state.log_history if "learning_rate" in e]
     assert [k for k, _ in logged] == list(range(1, 9))
     assert [lr for _, lr in logged] == pytest.approx([3e-3 * float(s(k - 1)) for k, _ in logged], rel=1e-12)
+
+
+class EpochEnds(SeenLRs):
+    """Also the update count at the end of every epoch: the Trainer's own updates per epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch_ends: list[int] = []
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.epoch_ends.append(state.global_step)
+
+
+def test_an_epoch_is_the_updates_the_trainer_makes_in_one_epoch_with_a_short_last_accumulation(
+    tmp_path: Path,
+) -> None:
+    """12 batches, accumulation 5: the Trainer makes 3 updates an epoch (5 + 5 + 2 micro-batches), so
+    ``1ep`` is 3 updates (counted as ``12 // 5 = 2`` it ended an update early)."""
+    seen = EpochEnds()
+    trainer = lrkit.transformers.Trainer(
+        model=_model(),
+        args=_args(tmp_path, num_train_epochs=2, gradient_accumulation_steps=5),
+        train_dataset=Tokens(24),
+        callbacks=[seen],
+        schedule="constant(lr=1.0, steps=1ep) >> exponential(lr=0.5, gamma=0.8)",
+        relative=True,
+    )
+    trainer.train()
+    assert seen.epoch_ends == [3, 6]
+    assert seen.lrs == pytest.approx([LR, LR, LR, 0.5 * LR, 0.4 * LR, 0.32 * LR], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kind", "warmup", "spec", "kw"),
+    [
+        ("linear", 0.1, "warmup(10%, start=0) >> linear(lr=1.0, end_lr=0)", {"max_steps": 13}),
+        (
+            "cosine",
+            0.2,
+            "warmup(20%, start=0) >> cosine(lr=1.0, min_lr=0)",
+            {"num_train_epochs": 3, "gradient_accumulation_steps": 5},
+        ),
+        ("cosine", 2, "warmup(2, start=0) >> cosine(lr=1.0, min_lr=0)", {"num_train_epochs": 1.5}),
+    ],
+)
+def test_the_spec_of_a_transformers_schedule_gives_the_lrs_of_transformers_own_trainer(
+    tmp_path: Path, kind: str, warmup: float, spec: str, kw: dict[str, Any]
+) -> None:
+    """The reference is transformers' own Trainer (``lr_scheduler_type``, ``warmup_steps``: a count, or a
+    fraction of the run rounded up) on the same data, model and arguments: same LR before every update."""
+    ref_seen = SeenLRs()
+    ref = transformers.Trainer(
+        model=_model(),
+        args=_args(tmp_path / "ref", lr_scheduler_type=kind, warmup_steps=warmup, **kw),
+        train_dataset=Tokens(24),
+        callbacks=[ref_seen],
+    )
+    ref.train()
+    trainer, seen = _train(tmp_path / "lrkit", spec, True, **kw)
+    assert trainer.state.global_step == ref.state.global_step
+    assert seen.lrs == pytest.approx(ref_seen.lrs, rel=1e-12, abs=1e-18)
+    assert _logged(trainer) == pytest.approx(_logged(ref), rel=1e-12, abs=1e-18)
+
+
+def test_epochs_in_the_schedule_with_data_of_unknown_length_is_a_clear_error(tmp_path: Path) -> None:
+    class Stream(torch.utils.data.IterableDataset[dict[str, torch.Tensor]]):
+        def __iter__(self) -> Any:
+            data = Tokens(24)
+            return (data[i] for i in range(len(data)))
+
+    trainer = lrkit.transformers.Trainer(
+        model=_model(),
+        args=_args(tmp_path, max_steps=6),
+        train_dataset=Stream(),
+        schedule="constant(lr=1e-3, steps=1ep) >> constant(lr=1e-4)",
+    )
+    with pytest.raises(ValueError, match=r"counts epochs.*no length"):
+        trainer.train()

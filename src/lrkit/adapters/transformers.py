@@ -74,18 +74,19 @@ def create_scheduler(
     if opt is None:
         raise ValueError("create_scheduler: the Trainer has no optimizer yet; call create_optimizer() first")
     args = trainer.args
-    if getattr(args, "warmup_steps", 0) or getattr(args, "warmup_ratio", 0):
+    unused = [
+        f"args.{k}={getattr(args, k)!r}" for k in ("warmup_steps", "warmup_ratio") if getattr(args, k, 0)
+    ]
+    if unused:  # transformers 5 has no warmup_ratio: warmup_steps < 1 is the fraction
         warnings.warn(
-            f"lrkit.transformers: args.warmup_steps={getattr(args, 'warmup_steps', 0)!r} and "
-            f"args.warmup_ratio={getattr(args, 'warmup_ratio', 0)!r} are not used; the lrkit schedule "
-            f"({s}) is the whole curve: put the warmup in it, e.g. 'warmup(5%) >> ...'",
+            f"lrkit.transformers: {' and '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used; the "
+            f"lrkit schedule ({s}) is the whole curve: put the warmup in it, e.g. 'warmup(5%) >> ...'",
             UserWarning,
             stacklevel=3,
         )
     steps_per_epoch = None
     if s.resolve(total_steps=num_training_steps).unresolved:  # epochs: one epoch of optimizer updates
-        batches = len(trainer.get_train_dataloader())
-        steps_per_epoch = max(batches // max(int(args.gradient_accumulation_steps), 1), 1)
+        steps_per_epoch = _updates_per_epoch(trainer, s)
     sched = lrkit_torch.Scheduler(
         opt,
         s,
@@ -99,6 +100,24 @@ def create_scheduler(
     trainer.lr_scheduler = sched  # type: ignore[assignment]
     trainer._created_lr_scheduler = True  # what transformers' own create_scheduler records
     return sched
+
+
+def _updates_per_epoch(trainer: transformers.Trainer, s: Any) -> int:
+    """The optimizer updates of one epoch, as the Trainer counts them: its ``set_initial_training_values``
+    (transformers 5: ``ceil(batches / gradient_accumulation_steps)``, a short last accumulation is an
+    update); in versions without it, ``batches // gradient_accumulation_steps``."""
+    loader = trainer.get_train_dataloader()
+    try:
+        batches = len(loader)
+    except TypeError:
+        raise ValueError(
+            f"create_scheduler: the schedule ({s}) counts epochs, but the training data has no length (an "
+            "IterableDataset), so an epoch has no number of updates; give its durations in steps or fractions"
+        ) from None
+    count = getattr(trainer, "set_initial_training_values", None)
+    if count is not None:
+        return int(count(trainer.args, loader)[1])
+    return max(batches // max(int(trainer.args.gradient_accumulation_steps), 1), 1)
 
 
 class ScheduleMixin:
