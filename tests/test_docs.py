@@ -87,6 +87,36 @@ def test_korean_pages_are_korean() -> None:
         assert hangul > 200, f"{p}: only {hangul} Hangul characters; is it translated?"
 
 
+COMMENT = re.compile(r"(?:^|\s)#.*$")
+
+
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, code without comments or blank lines) of each block a reader runs (``text`` is not)."""
+    out = []
+    for m in FENCE.finditer(text):
+        if m.group(2) == "text":
+            continue
+        lines = (COMMENT.sub("", line).rstrip() for line in m.group(3).splitlines())
+        out.append((m.group(2), "\n".join(line for line in lines if line)))
+    return out
+
+
+def test_korean_pages_run_the_english_code() -> None:
+    """A Korean page translates its comments only: the same blocks, commands, values and printed output."""
+    for en in pages("en"):
+        ko = DOCS / "ko" / en.relative_to(DOCS / "en")
+        a, b = code_blocks(en.read_text(encoding="utf-8")), code_blocks(ko.read_text(encoding="utf-8"))
+        assert len(a) == len(b), f"{ko}: {len(b)} code blocks, {en}: {len(a)}"
+        for i, (x, y) in enumerate(zip(a, b), 1):
+            assert x == y, f"{ko}: code block {i} differs from {en}'s (comments aside):\n{y[1]}\n---\n{x[1]}"
+
+
+def test_a_changed_value_in_a_translation_is_caught() -> None:
+    en = "```python\n>>> s = f(0.046)  # the finder's\n```\n"
+    assert code_blocks(en) == code_blocks(en.replace("the finder's", "탐색기의 값"))
+    assert code_blocks(en) != code_blocks(en.replace("0.046", "0.05"))
+
+
 def test_a_bad_substitution_or_command_is_caught(tmp_path: Path) -> None:
     page = tmp_path / "p.md"
     text = '<!-- docs-test: "epochs=10" -> "epochs=1" -->\n```python\nx = 1\n```\n'
