@@ -139,3 +139,60 @@ def test_a_wrapper_without_hooks_and_without_an_inner_optimizer_is_refused_clear
     sch = lrkit.torch.scheduler(bare, "linear(lr=0.1, steps=4)", follow_optimizer=False)
     sch.step()
     assert bare.param_groups[0]["lr"] == pytest.approx(0.075)
+
+
+def _loop(
+    acc: Any, model: Any, opt: Any, loader: Any, sched: Any, updates: int, accumulation: int
+) -> list[float]:
+    seen = []
+    for i, (x, y) in enumerate(loader):
+        if i >= updates * accumulation:
+            break
+        with acc.accumulate(model):
+            seen.append(opt.param_groups[0]["lr"])
+            acc.backward(torch.nn.functional.mse_loss(model(x), y))
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+    return seen
+
+
+@pytest.mark.parametrize("accumulation", [1, 3])
+def test_the_scheduler_prepared_with_the_optimizer_it_was_built_on(accumulation: int) -> None:
+    """accelerate's own pattern: ``model, opt, loader, sched = accelerator.prepare(model, opt, loader,
+    sched)`` with the scheduler built on the unprepared optimizer; one schedule step per update."""
+    acc = accelerate.Accelerator(cpu=True, gradient_accumulation_steps=accumulation)
+    model, opt, loader = _parts()
+    sched = _lrkit(opt)
+    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+    got = _loop(acc, model, opt, loader, sched, TOTAL, accumulation)
+    s = SPEC.resolve(total_steps=TOTAL)
+    assert got == pytest.approx([0.01 * s(i // accumulation) for i in range(TOTAL * accumulation)], rel=1e-12)
+
+
+def test_with_several_processes_it_counts_the_optimizer_steps_of_a_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without ``split_batches``, accelerate's scheduler wrapper calls ``step()`` once per process after
+    each update (its convention: a torch scheduler's length counts the batches of all processes). lrkit's
+    scheduler advances once per optimizer step whatever the number of calls, so its ``total_steps`` is
+    the updates of one process (``len(loader)`` after ``prepare``), as the guide says. Two processes are
+    simulated by the count accelerate's wrapper reads; LambdaLR shows the wrapper's two calls."""
+    import accelerate.scheduler
+
+    class TwoProcesses:
+        num_processes = 2
+
+    acc = accelerate.Accelerator(cpu=True, gradient_accumulation_steps=2)
+    model, opt, loader = _parts()
+    model, opt, loader = acc.prepare(model, opt, loader)
+    sched = acc.prepare(_lrkit(opt))
+    monkeypatch.setattr(accelerate.scheduler, "AcceleratorState", TwoProcesses)
+    got = _loop(acc, model, opt, loader, sched, 6, 2)
+    s = SPEC.resolve(total_steps=TOTAL)
+    assert got == pytest.approx([0.01 * s(i // 2) for i in range(12)], rel=1e-12)
+
+    reference = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: float(s(k)))
+    prepared = acc.prepare(reference)
+    got = _loop(acc, model, opt, loader, prepared, 6, 2)
+    assert got == pytest.approx([0.01 * s(2 * (i // 2)) for i in range(12)], rel=1e-12)

@@ -147,3 +147,52 @@ def test_epoch_wise_stepping_of_a_step_schedule_warns_once(tmp_path: Path) -> No
     with warnings.catch_warnings():
         warnings.simplefilter("error", EpochwiseSteppingWarning)
         _trainer(TOTAL, tmp_path, enable_checkpointing=False).fit(Tiny(), _loader())
+
+
+# -- gradient accumulation and interval="epoch" ---------------------------------------------------------
+class Counted(Tiny):
+    """The LR of every optimizer step (a step pre-hook), on a schedule over estimated_stepping_batches."""
+
+    def __init__(self, interval: str = "step") -> None:
+        super().__init__()
+        self.interval = interval
+        self.used: list[float] = []
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=BASE)
+        opt.register_step_pre_hook(lambda o, a, k: self.used.append(o.param_groups[0]["lr"]))
+        self.total = self.trainer.estimated_stepping_batches
+        epochwise = {"interval": "epoch", "steps_per_epoch": 8} if self.interval == "epoch" else {}
+        self.sched = lrkit.torch.scheduler(opt, SCHEDULE, total_steps=self.total, relative=True, **epochwise)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.sched, "interval": self.interval}}
+
+
+def test_accumulate_grad_batches_one_schedule_step_per_optimizer_step(tmp_path: Path) -> None:
+    """8 batches an epoch, accumulation 3: Lightning makes 3 updates an epoch (3 + 3 + 2), 9 in 3 epochs,
+    which is what estimated_stepping_batches says; the k-th update uses schedule(k)."""
+    model = Counted()
+    trainer = pl.Trainer(
+        max_epochs=3,
+        accumulate_grad_batches=3,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(model, _loader())
+    assert model.total == 9 and len(model.used) == 9 and model.sched.last_epoch == 9
+    s = SCHEDULE.resolve(total_steps=9)
+    assert model.used == pytest.approx([BASE * s(k) for k in range(9)], rel=1e-12, abs=1e-15)
+
+
+def test_interval_epoch_refreshes_the_lr_once_per_epoch_from_the_step_schedule(tmp_path: Path) -> None:
+    """``interval="epoch"`` with ``steps_per_epoch``: every step of epoch e uses schedule(8 e), silently."""
+    model = Counted("epoch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EpochwiseSteppingWarning)
+        _trainer(3 * 8, tmp_path, enable_checkpointing=False).fit(model, _loader())
+    s = SCHEDULE.resolve(total_steps=24)
+    assert model.sched.last_epoch == 3
+    assert model.used == pytest.approx([BASE * s(8 * (k // 8)) for k in range(24)], rel=1e-12, abs=1e-15)
