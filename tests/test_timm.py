@@ -19,6 +19,7 @@ metrics for the cuts.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -228,3 +229,70 @@ def test_bad_times_and_arguments_are_refused() -> None:
     with pytest.raises(TypeError, match="t_in_epochs must be True or False"):
         lrkit.timm.scheduler(opt, "cosine(lr=0.1, steps=10)", t_in_epochs="yes")  # type: ignore[arg-type]
     s.step(1, 0.5)  # a metric without a plateau is ignored, as timm's non-plateau schedulers do
+
+
+# -- timm's CosineLRScheduler written as lrkit specs (the guide's mapping) ---------------------------------
+def timm_cosine(
+    t: float, b: float, T: float, m: float, w: float, i0: float, c: float, d: float, n: int
+) -> float:
+    """The LR at time ``t`` of timm's ``CosineLRScheduler(t_initial=T, lr_min=m, warmup_t=w,
+    warmup_lr_init=i0, warmup_prefix=True, cycle_mul=c, cycle_decay=d, cycle_limit=n)`` over base LR
+    ``b``, as its documentation and source state it: a linear warmup from ``i0``; then cycle ``k`` of
+    length ``T c**k`` from the peak ``b d**k`` down to ``m`` by half a cosine (SGDR); ``m`` after ``n``
+    cycles."""
+    if t < w:
+        return i0 + t * (b - i0) / w
+    t -= w
+    if c == 1:
+        k = math.floor(t / T)
+        start = k * T
+    else:
+        k = math.floor(math.log(1 - t / T * (1 - c), c))
+        start = (1 - c**k) / (1 - c) * T
+    if k >= n:
+        return m
+    return m + 0.5 * (b * d**k - m) * (1 + math.cos(math.pi * (t - start) / (T * c**k)))
+
+
+@pytest.mark.parametrize("t_in_epochs", [False, True])
+@pytest.mark.parametrize(
+    ("spec", "timm", "epochs"),
+    [
+        (
+            "warmup(1ep, start=0.1) >> cosine(lr=1.0, min_lr=0.02, steps=3ep)",
+            {"T": 3, "m": 0.02, "w": 1, "i0": 0.1, "c": 1, "d": 1, "n": 1},
+            5,
+        ),
+        (
+            "warmup(1ep, start=0) >> cosine_restarts(lr=1.0, period=1ep, mult=2, decay=0.5, steps=3ep)"
+            " >> constant(lr=0.0)",
+            {"T": 1, "m": 0.0, "w": 1, "i0": 0.0, "c": 2, "d": 0.5, "n": 2},
+            5,
+        ),
+        (
+            "cosine_restarts(lr=1.0, period=2ep, min_lr=0.1, steps=4ep) >> constant(lr=0.1)",
+            {"T": 2, "m": 0.1, "w": 0, "i0": 0.0, "c": 1, "d": 1, "n": 2},
+            5,
+        ),
+    ],
+)
+def test_the_guides_specs_of_timms_cosine_scheduler_give_its_lrs(
+    spec: str, timm: dict[str, float], epochs: int, t_in_epochs: bool
+) -> None:
+    """In timm's loop, on updates (``t_initial``, ``warmup_t`` in updates: ``epochs * updates_per_epoch``)
+    or in epochs (``t_in_epochs``: the time is the epoch), with 6 batches and accumulation 2 (3 updates an
+    epoch). The LRs are relative to the optimizer's (``b = 1``)."""
+
+    def make(opt: torch.optim.Optimizer, upe: int) -> Any:
+        return lrkit.timm.scheduler(
+            opt, spec, epochs=epochs, updates_per_epoch=upe, relative=True, t_in_epochs=t_in_epochs
+        )
+
+    used, _ = run(make, 6, 2, epochs)
+    upe = 3
+    scale = 1 if t_in_epochs else upe
+    p = {k: v * scale if k in ("T", "w") else v for k, v in timm.items()}
+    for k, lr in used:
+        t = k // upe if t_in_epochs else k
+        want = LR * timm_cosine(t, 1.0, p["T"], p["m"], p["w"], p["i0"], p["c"], p["d"], int(p["n"]))
+        assert lr == pytest.approx(want, rel=1e-12, abs=1e-15), (k, t)
