@@ -11,16 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-def _loader() -> Any:
-    x = torch.randn(256, 8, generator=torch.Generator().manual_seed(1))
-    y = (x[:, :4].sum(dim=1) > 0).long()
-    return torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x, y),
-        batch_size=16,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(0),
-    )
+from .test_grad_clip import _loader  # noqa: E402  (after the importorskip)
 
 
 class _Backbone(torch.nn.Module):
