@@ -286,3 +286,60 @@ def test_epochs_in_the_schedule_with_data_of_unknown_length_is_a_clear_error(tmp
     )
     with pytest.raises(ValueError, match=r"counts epochs.*no length"):
         trainer.train()
+
+
+def test_a_plateau_is_fed_the_eval_metric_as_transformers_feeds_its_reduce_lr_on_plateau(
+    tmp_path: Path,
+) -> None:
+    """``plateau=Plateau(...)`` on a constant schedule is transformers' own
+    ``lr_scheduler_type="reduce_lr_on_plateau"`` with the same settings: the eval loss of every evaluation
+    during training is reported, and the LRs before every update are equal (cuts included)."""
+    from lrkit.control import Plateau
+
+    rule = {"patience": 0, "factor": 0.5, "threshold": 0.002}
+    kw: dict[str, Any] = dict(max_steps=12, eval_strategy="steps", eval_steps=2)
+    ref_seen = SeenLRs()
+    ref = transformers.Trainer(
+        model=_model(),
+        args=_args(
+            tmp_path / "ref", lr_scheduler_type="reduce_lr_on_plateau", lr_scheduler_kwargs=rule, **kw
+        ),
+        train_dataset=Tokens(24),
+        eval_dataset=Tokens(8),
+        callbacks=[ref_seen],
+    )
+    ref.train()
+    seen = SeenLRs()
+    plateau = Plateau(**rule)
+    trainer = lrkit.transformers.Trainer(
+        model=_model(),
+        args=_args(tmp_path / "lrkit", **kw),
+        train_dataset=Tokens(24),
+        eval_dataset=Tokens(8),
+        callbacks=[seen],
+        schedule="constant(lr=1.0)",
+        relative=True,
+        plateau=plateau,
+    )
+    trainer.train()
+    assert plateau.last_epoch == 6 and plateau.num_reductions >= 2, plateau.num_reductions
+    assert seen.lrs == pytest.approx(ref_seen.lrs, rel=1e-12)
+    assert min(seen.lrs) < LR / 2  # cuts happened during the run
+
+
+def test_a_plateau_without_evaluation_or_with_the_wrong_mode_is_refused(tmp_path: Path) -> None:
+    from lrkit.control import Plateau
+
+    common: dict[str, Any] = dict(model=_model(), train_dataset=Tokens(8), schedule="constant(lr=1e-3)")
+    with pytest.raises(ValueError, match="eval_strategy='no'"):
+        lrkit.transformers.Trainer(args=_args(tmp_path, max_steps=2), plateau=Plateau(), **common)
+    args = _args(tmp_path, max_steps=2, eval_strategy="steps", metric_for_best_model="accuracy")
+    with pytest.raises(ValueError, match=r"greater_is_better=True: pass Plateau\(mode='max'\)"):
+        lrkit.transformers.Trainer(args=args, plateau=Plateau(), eval_dataset=Tokens(4), **common)
+    trainer = lrkit.transformers.Trainer(
+        args=args, plateau=Plateau(mode="max"), eval_dataset=Tokens(4), **common
+    )
+    with pytest.raises(ValueError, match=r"watches 'eval_accuracy'.*'eval_loss'"):
+        trainer.train()
+    with pytest.raises(TypeError, match=r"plateau must be an lrkit\.control\.Plateau"):
+        lrkit.transformers.Trainer(args=_args(tmp_path), plateau="min", **common)  # type: ignore[arg-type]

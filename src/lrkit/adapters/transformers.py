@@ -25,6 +25,11 @@ micro-batch), skips it when the optimizer step was skipped, logs ``learning_rate
 ``get_last_lr()``, and saves/restores its ``state_dict`` with checkpoints: resuming with another schedule
 raises :class:`lrkit.torch.ScheduleMismatchError` (set ``allow_schedule_change=True`` to switch on
 purpose).
+
+``plateau=Plateau(...)`` is fed, as transformers feeds its ``reduce_lr_on_plateau``, the metric of every
+evaluation during training, ``"eval_" + args.metric_for_best_model`` (default ``eval_loss``); its cuts
+multiply the schedule at once. It needs ``args.eval_strategy`` other than ``"no"``, and its ``mode`` must
+agree with ``args.greater_is_better`` (``Plateau(mode="max")`` for an accuracy).
 """
 
 from __future__ import annotations
@@ -120,6 +125,52 @@ def _updates_per_epoch(trainer: transformers.Trainer, s: Any) -> int:
     return max(batches // max(int(trainer.args.gradient_accumulation_steps), 1), 1)
 
 
+class _ReportEvalMetric(transformers.TrainerCallback):
+    """Gives the plateau the metric of each evaluation during training, as transformers steps its
+    ``ReduceLROnPlateau``: ``eval_`` + ``args.metric_for_best_model`` (default ``eval_loss``)."""
+
+    def __init__(self, trainer: Any, plateau: Plateau) -> None:
+        args = trainer.args
+        if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "no":
+            raise ValueError(
+                "plateau=...: the plateau watches an evaluation metric, but args.eval_strategy='no'; set "
+                "eval_strategy='steps' or 'epoch' (and an eval_dataset)"
+            )
+        key = args.metric_for_best_model or "loss"
+        self.key = key if key.startswith("eval_") else f"eval_{key}"
+        higher = getattr(args, "greater_is_better", None)
+        if (
+            args.metric_for_best_model is not None
+            and higher is not None
+            and higher != (plateau.mode == "max")
+        ):
+            raise ValueError(
+                f"plateau=Plateau(mode={plateau.mode!r}) watches {self.key!r}, but "
+                f"args.greater_is_better={higher!r}: pass Plateau(mode={'max' if higher else 'min'!r})"
+            )
+        self.trainer = trainer
+        self.training = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.training = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.training = False
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any) -> None:
+        sched = self.trainer.lr_scheduler
+        if not self.training or not isinstance(sched, lrkit_torch.Scheduler) or sched.plateau is None:
+            return
+        if self.key not in (metrics or {}):
+            if isinstance(self.trainer.eval_dataset, dict):  # one of several eval sets: another has it
+                return
+            raise ValueError(
+                f"plateau=...: the plateau watches {self.key!r} (args.metric_for_best_model="
+                f"{args.metric_for_best_model!r}), but the evaluation gave {sorted(metrics or {})}"
+            )
+        sched.report(metrics[self.key])
+
+
 class ScheduleMixin:
     """Adds ``schedule=``, ``relative=``, ``plateau=`` and ``allow_schedule_change=`` to a Trainer class
     (put it first: ``class T(ScheduleMixin, transformers.Trainer)``)."""
@@ -142,6 +193,12 @@ class ScheduleMixin:
         self.lrkit_plateau = plateau
         self.lrkit_allow_schedule_change = allow_schedule_change
         super().__init__(*args, **kwargs)
+        if plateau is not None:
+            if not isinstance(plateau, Plateau):
+                raise TypeError(
+                    f"plateau must be an lrkit.control.Plateau, got {type(plateau).__name__} {plateau!r}"
+                )
+            self.add_callback(_ReportEvalMetric(self, plateau))  # type: ignore[attr-defined]
 
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
