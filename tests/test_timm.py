@@ -228,6 +228,9 @@ def test_bad_times_and_arguments_are_refused() -> None:
         lrkit.timm.scheduler(opt, "cosine(lr=0.1, steps=10)", t_in_epochs=True)
     with pytest.raises(TypeError, match="t_in_epochs must be True or False"):
         lrkit.timm.scheduler(opt, "cosine(lr=0.1, steps=10)", t_in_epochs="yes")  # type: ignore[arg-type]
+    for bad in (0, 2.5, True, "3", -1):
+        with pytest.raises(ValueError, match=r"updates_per_epoch must be an integer >= 1.*got"):
+            lrkit.timm.scheduler(opt, "cosine(lr=0.1)", epochs=2, updates_per_epoch=bad)  # type: ignore[arg-type]
     s.step(1, 0.5)  # a metric without a plateau is ignored, as timm's non-plateau schedulers do
 
 

@@ -122,6 +122,15 @@ def scheduler(
     """
     if not isinstance(t_in_epochs, bool):
         raise TypeError(f"t_in_epochs must be True or False, got {t_in_epochs!r}")
+    if updates_per_epoch is not None and (
+        isinstance(updates_per_epoch, bool)
+        or not isinstance(updates_per_epoch, numbers.Integral)
+        or updates_per_epoch < 1
+    ):
+        raise ValueError(
+            "updates_per_epoch must be an integer >= 1 (the optimizer updates of an epoch, timm's "
+            f"(len(loader) + grad_accum_steps - 1) // grad_accum_steps), got {updates_per_epoch!r}"
+        )
     if epochs is not None and updates_per_epoch is None:
         raise ValueError(f"epochs={epochs!r} needs updates_per_epoch=... to count the updates")
     if t_in_epochs and updates_per_epoch is None:
@@ -133,7 +142,7 @@ def scheduler(
         schedule,
         follow_optimizer=False,  # timm gives the time itself
         total_steps=total_steps,
-        steps_per_epoch=updates_per_epoch,
+        steps_per_epoch=None if updates_per_epoch is None else int(updates_per_epoch),
         epochs=epochs,
         relative=relative,
         interval="epoch" if t_in_epochs else "step",
