@@ -153,16 +153,20 @@ def test_epoch_wise_stepping_of_a_step_schedule_warns_once(tmp_path: Path) -> No
 class Counted(Tiny):
     """The LR of every optimizer step (a step pre-hook), on a schedule over estimated_stepping_batches."""
 
-    def __init__(self, interval: str = "step") -> None:
+    def __init__(self, interval: str = "step", steps_per_epoch: int = 8, total: int | None = None) -> None:
         super().__init__()
         self.interval = interval
+        self.steps_per_epoch = steps_per_epoch
+        self.given_total = total
         self.used: list[float] = []
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.SGD(self.parameters(), lr=BASE)
         opt.register_step_pre_hook(lambda o, a, k: self.used.append(o.param_groups[0]["lr"]))
-        self.total = self.trainer.estimated_stepping_batches
-        epochwise = {"interval": "epoch", "steps_per_epoch": 8} if self.interval == "epoch" else {}
+        self.total = self.given_total or self.trainer.estimated_stepping_batches
+        epochwise = (
+            {"interval": "epoch", "steps_per_epoch": self.steps_per_epoch} if self.interval == "epoch" else {}
+        )
         self.sched = lrkit.torch.scheduler(opt, SCHEDULE, total_steps=self.total, relative=True, **epochwise)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self.sched, "interval": self.interval}}
 
@@ -196,3 +200,36 @@ def test_interval_epoch_refreshes_the_lr_once_per_epoch_from_the_step_schedule(t
     s = SCHEDULE.resolve(total_steps=24)
     assert model.sched.last_epoch == 3
     assert model.used == pytest.approx([BASE * s(8 * (k // 8)) for k in range(24)], rel=1e-12, abs=1e-15)
+
+
+def _accumulating(epochs: int, root: Path, **kw: Any) -> Any:
+    return pl.Trainer(
+        max_epochs=epochs,
+        accumulate_grad_batches=3,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(root),
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("interval", ["step", "epoch"])
+def test_resume_with_accumulation_continues_exactly(tmp_path: Path, interval: str) -> None:
+    """accumulate_grad_batches=3 (3 updates an epoch of 8 batches), a run of 4 epochs stopped after 2 and
+    resumed from its checkpoint: the updates after the resume use the LRs of the uninterrupted run."""
+    whole = Counted(interval, steps_per_epoch=3, total=12)
+    _accumulating(4, tmp_path, enable_checkpointing=False).fit(whole, _loader())
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    first = Counted(interval, steps_per_epoch=3, total=12)
+    _accumulating(2, tmp_path, callbacks=[ckpt]).fit(first, _loader())
+    second = Counted(interval, steps_per_epoch=3, total=12)
+    path = tmp_path / "ckpt" / "epoch=1-step=6.ckpt"
+    _accumulating(4, tmp_path, enable_checkpointing=False).fit(second, _loader(), ckpt_path=str(path))
+    assert (
+        len(whole.used) == 12
+        and len(first.used) == 6
+        and second.sched.last_epoch == (4 if interval == "epoch" else 12)
+    )
+    assert first.used + second.used == whole.used
