@@ -193,6 +193,13 @@ def test_with_schedule_for_another_trainer_class_and_the_warmup_args_warning(tmp
     assert seen.lrs == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4], rel=1e-12)
     with pytest.raises(TypeError, match=r"transformers\.Trainer subclass"):
         lrkit.transformers.with_schedule(dict)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="allow_schedule_change must be True or False, got 'yes'"):
+        lrkit.transformers.Trainer(
+            model=_model(),
+            args=_args(tmp_path),
+            schedule="constant(lr=1e-3)",
+            allow_schedule_change="yes",  # type: ignore[arg-type]
+        )
     with pytest.raises(TypeError, match="schedule must be"):
         lrkit.transformers.Trainer(model=_model(), args=_args(tmp_path), schedule=0.1)  # type: ignore[arg-type]
 

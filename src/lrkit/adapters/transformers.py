@@ -189,6 +189,8 @@ class ScheduleMixin:
         self.lrkit_schedule = as_schedule(schedule, "schedule")  # checked before the Trainer is built
         if not isinstance(relative, bool):
             raise TypeError(f"relative must be True or False, got {relative!r}")
+        if not isinstance(allow_schedule_change, bool):
+            raise TypeError(f"allow_schedule_change must be True or False, got {allow_schedule_change!r}")
         self.lrkit_relative = relative
         self.lrkit_plateau = plateau
         self.lrkit_allow_schedule_change = allow_schedule_change
