@@ -7,7 +7,8 @@ grid and auto comparison on lrkit's own four built-in tasks, which no rule or fa
 ``--schedule-free`` on Schedule-Free AdamW versions of four of these tasks and of the built-in tinylm,
 ``--sf-peak`` sweeps a Schedule-Free peak factor on them; ``--peak [--kind wsd]`` and ``--inrun-kind
 [--keep]`` sweep auto's schedule and peak factor after each search; ``--clip`` checks three tasks that
-clip their gradients, :data:`CLIP_TASKS`.)
+clip their gradients, :data:`CLIP_TASKS`; ``--fresh`` four tasks written after everything was chosen,
+:data:`FRESH_TASKS`.)
 
 =========================  ===============================================  ==========  ======  ====  ====
 name                       data and model                                   optimizer   metric  st/ep  ep
@@ -476,6 +477,83 @@ CLIP_TASKS: dict[str, Task] = {
 }
 
 
+def _digits_cnn_bn(seed: int, optimizer: str) -> TaskParts:
+    """A CNN with BatchNorm (16 and 32 channels, global average pooling) on 8x8 digits, batch 64: 23
+    steps per epoch, 10 epochs."""
+    import torch
+    from torch import nn
+
+    xtr, ytr, xva, yva = _tensors(*_sk("digits"))
+    xtr, xva = xtr.reshape(-1, 1, 8, 8), xva.reshape(-1, 1, 8, 8)
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+    )  # fmt: skip
+    return TaskParts(
+        model, FastLoader(xtr, ytr, 64, seed), _batches(xva, yva), _ce(), epochs=10, optimizer=optimizer
+    )
+
+
+def digits_cnn_bn_momentum(seed: int) -> TaskParts:
+    """:func:`_digits_cnn_bn` with SGD momentum 0.9 (held out: ``--fresh``)."""
+    return _digits_cnn_bn(seed, "momentum")
+
+
+def digits_cnn_bn_adamw(seed: int) -> TaskParts:
+    """:func:`_digits_cnn_bn` with AdamW (held out: ``--fresh``)."""
+    return _digits_cnn_bn(seed, "adamw")
+
+
+def digits_logreg_sgd(seed: int) -> TaskParts:
+    """Multinomial logistic regression (one linear layer) on digits with plain SGD, batch 64: 23 steps
+    per epoch, 15 epochs: a convex problem (held out: ``--fresh``)."""
+    import torch
+    from torch import nn
+
+    xtr, ytr, xva, yva = _tensors(*_sk("digits"))
+    torch.manual_seed(seed)
+    return TaskParts(
+        nn.Linear(64, 10),
+        FastLoader(xtr, ytr, 64, seed),
+        _batches(xva, yva),
+        _ce(),
+        epochs=15,
+        optimizer="sgd",
+    )
+
+
+def wine_mlp_adam(seed: int) -> TaskParts:
+    """Adam MLP on scikit-learn's wine (142 train), batch 16: 9 steps per epoch, 40 epochs; accuracy on
+    36 held-out samples (held out: ``--fresh``)."""
+    import torch
+
+    xtr, ytr, xva, yva = _tensors(*_sk("wine"))
+    torch.manual_seed(seed)
+    return TaskParts(
+        _mlp([13, 32, 3]),
+        FastLoader(xtr, ytr, 16, seed),
+        _batches(xva, yva),
+        _ce(),
+        epochs=40,
+        optimizer="adam",
+    )
+
+
+#: four tasks written on 2026-12-06, after every rule, threshold and factor had been chosen, to see auto
+#: on tasks it has never met (``--fresh``): their own grid (fresh_grid.json) and auto (fresh_auto.json)
+FRESH_TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("digits-cnn-bn-momentum", digits_cnn_bn_momentum),
+        Task("digits-cnn-bn-adamw", digits_cnn_bn_adamw),
+        Task("digits-logreg-sgd", digits_logreg_sgd),
+        Task("wine-mlp-adam", wine_mlp_adam),
+    )
+}
+
+
 def _long(factory: Callable[[int], TaskParts], epochs: int) -> Callable[[int], TaskParts]:
     def build(seed: int) -> TaskParts:
         return dataclasses.replace(factory(seed), epochs=epochs)
@@ -723,6 +801,8 @@ SF_AUTO_FILE = RESULTS / "sf_auto.json"
 #: "auto": lrkit.auto's default (the in-run ramp); "auto_separate": search="separate" (the finder's
 #: 3 x 100-rung test, restored, then the schedule over the whole run)
 AUTO_METHODS = ("auto", "auto_separate", "schedulefree_adamw", "prodigy")
+FRESH_GRID_FILE = RESULTS / "fresh_grid.json"
+FRESH_AUTO_FILE = RESULTS / "fresh_auto.json"
 LONG_GRID_FILE = RESULTS / "long_grid.json"
 LONG_AUTO_FILE = RESULTS / "long_auto_v2.json"
 #: on the long runs: "auto_default" is lrkit.auto with search="auto" (it picks the separate test there),
@@ -1137,6 +1217,8 @@ def main(argv: list[str] | None = None) -> int:
          "search (the separate test there) and in-run vs Schedule-Free/Prodigy (long_auto.json)"),
         ("--clip", "tasks that clip their gradients: their grid (clip_grid.json), the finder with and "
          "without the clip (clip_finder.json), auto (clip_auto.json)"),
+        ("--fresh", "four tasks written after everything was chosen: their grid (fresh_grid.json), auto "
+         "vs Schedule-Free/Prodigy (fresh_auto.json)"),
     )  # fmt: skip
     for flag, text in held_out:
         ap.add_argument(flag, action="store_true", help=f"held-out check on {text}")
@@ -1210,9 +1292,13 @@ def main(argv: list[str] | None = None) -> int:
         compute_grid(chosen, CLIP_TASKS, CLIP_GRID_FILE)
         run_clip_finder(chosen)
         run_auto(chosen, CLIP_AUTO_FILE, CLIP_TASKS)
+    if args.fresh:
+        chosen = [n for n in names if n in FRESH_TASKS] or list(FRESH_TASKS)
+        compute_grid(chosen, FRESH_TASKS, FRESH_GRID_FILE)
+        run_auto(chosen, FRESH_AUTO_FILE, FRESH_TASKS)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
             or args.inrun_rewarm or args.inrun_stride or args.inrun_kind or args.builtin or args.schedule_free
-            or args.sf_peak or args.clip or args.long):  # fmt: skip
+            or args.sf_peak or args.clip or args.long or args.fresh):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

@@ -540,6 +540,12 @@ if __name__ == "__main__":
             "sf-adamw/prodigy all clip",
             "clip_auto_v2.json",
         ),
+        (
+            "four tasks written on 2026-12-06 after every rule, threshold and factor had been chosen\n"
+            "(a BatchNorm CNN with SGD momentum and with AdamW, logistic regression with plain SGD, an\n"
+            "Adam MLP on the 142 training samples of wine; python bench/finder_tasks.py --fresh)",
+            "fresh_auto.json",
+        ),
     ):
         grid_file = auto_name.split("_")[0] + "_grid.json"
         held = (Path(__file__).with_name(auto_name), Path(__file__).with_name(grid_file))
