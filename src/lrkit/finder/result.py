@@ -266,7 +266,8 @@ class FinderResult:
             done = f" The finder already tried: {'; '.join(self.escalation)}." if self.escalation else ""
             raise NoSuggestionError(
                 f"the range test found no usable learning rate: {self.reason}.{done} Train a few short runs "
-                "on an LR grid instead, or give the finder a larger budget"
+                "on an LR grid instead (lrkit tune, or lrkit lab with constant(lr=...) strategies, on your "
+                "task), or give the finder a larger budget"
             )
         return value
 
