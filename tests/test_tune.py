@@ -498,3 +498,29 @@ def test_the_report_leaves_out_a_recipe_the_run_is_too_short_for(
     assert "warmup + cosine and 2 recipes" in text
     runs = (out / "runs.csv").read_text().splitlines()[1:]
     assert len(runs) == 4 and not any("one-cycle" in r for r in runs)
+
+
+@pytest.mark.usefixtures("task_dir")
+def test_the_report_judges_the_tuned_schedule_on_seeds_it_was_not_tuned_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every trial trains on seed 0, so the best trial's value is the maximum over the trials on that
+    seed: optimistic. The report used to run seeds 0..K-1, seed 0 among them (its tuned row then repeated
+    the trial's score); now its seeds are held out, and the page and the last lines say so."""
+    from lrkit.cli import main
+    from lrkit.tune.cli import held_out_seeds
+
+    assert held_out_seeds(0, 3) == [1, 2, 3] and held_out_seeds(2, 3) == [0, 1, 3]
+    out = tmp_path / "out"
+    argv = ["tune", "--task", "tiny_tune_task:tiny", "--trials", "1", "--no-finder", "--report-seeds", "2"]
+    assert main([*argv, "--storage", str(tmp_path / "s.db"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    import csv
+
+    with (out / "runs.csv").open() as f:
+        runs = list(csv.DictReader(f))
+    assert {r["seed"] for r in runs if r["label"] == "tuned"} == {"1", "2"}
+    assert {r["seed"] for r in runs} == {"1", "2"}
+    assert "seeds 1, 2, held out: every trial trained on seed 0" in text
+    assert "on the tuning seed 0, trial 0" in text
+    assert "every trial trained on seed 0" in (out / "report.html").read_text()

@@ -140,10 +140,17 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def run_and_report(
-    exp: Experiment, out: Path, db: Path, *, workers: int, fresh: bool = False, title: str | None = None
+    exp: Experiment,
+    out: Path,
+    db: Path,
+    *,
+    workers: int,
+    fresh: bool = False,
+    title: str | None = None,
+    note: str | None = None,
 ) -> int:
-    """Run ``exp`` into ``db``, then write the report into ``out``; 1 if the report failed (the results
-    stay in the database, and the message says how to re-make the report)."""
+    """Run ``exp`` into ``db``, then write the report into ``out`` (``note`` at its top); 1 if the report
+    failed (the results stay in the database, and the message says how to re-make the report)."""
     from ..tasks import get_task
     from .progress import SweepProgress
     from .runner import run_lab
@@ -165,7 +172,7 @@ def run_and_report(
             progress=SweepProgress(metric_name=task.metric_name),
         )
     try:
-        written = write_outputs(result, out, title=title)
+        written = write_outputs(result, out, title=title, note=note)
     except Exception as exc:
         print(
             f"lrkit lab: error: writing the report failed: {exc}\n"
@@ -179,11 +186,11 @@ def run_and_report(
     return 0
 
 
-def write_outputs(result: Any, out: Path, title: str | None = None) -> list[Path]:
+def write_outputs(result: Any, out: Path, title: str | None = None, note: str | None = None) -> list[Path]:
     """The HTML report first, then the CSV files, the Markdown table and the PNG figure; prints the table."""
     from .report import write_all
 
-    written = write_all(result, out, title=title)
+    written = write_all(result, out, title=title, note=note)
     print(written[3].read_text(encoding="utf-8"))
     return written
 

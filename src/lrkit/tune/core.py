@@ -45,7 +45,9 @@ class TuneResult:
 
     ``best_spec`` is ready for ``lrkit show``, :func:`lrkit.parse` and :func:`lrkit.torch.scheduler`
     (None when no trial completed). ``finished`` counts COMPLETE and PRUNED trials, ``failed`` FAIL ones
-    (a killed worker's trial, retried as a new trial). ``study`` is the Optuna study.
+    (a killed worker's trial, retried as a new trial). Every trial trained from ``train_seed``, so
+    ``best_value`` is measured on the seed the schedule was chosen on (optimistic); judge it on other
+    seeds (``lrkit tune``'s report does). ``study`` is the Optuna study.
     """
 
     task: str
@@ -63,6 +65,7 @@ class TuneResult:
     complete: int
     pruned: int
     failed: int
+    train_seed: int = 0
     study: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -407,7 +410,7 @@ def tune(
     bad = [p.exitcode for p in children if p.exitcode != 0]
     if bad:
         raise RuntimeError(f"{len(bad)} of {len(children)} tune worker processes failed (exit codes {bad})")
-    return _result(study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space)
+    return _result(study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed)
 
 
 def _result(
@@ -420,6 +423,7 @@ def _result(
     epochs: int,
     optimizer: str | None,
     space: SearchSpace,
+    train_seed: int,
 ) -> TuneResult:
     c = _counts(study)
     best = _best(study)
@@ -439,6 +443,7 @@ def _result(
         complete=c["COMPLETE"],
         pruned=c["PRUNED"],
         failed=c["FAIL"],
+        train_seed=train_seed,
         study=study,
     )
 
