@@ -422,6 +422,16 @@ def floor_div(t: Array, n: float, xp: Namespace) -> Array:
     return xp.where((q + 1.0) * n <= t, q + 1.0, xp.where(q * n > t, q - 1.0, q))
 
 
+def zero_safe(f: Any, x: Array, xp: Namespace) -> Array:
+    """``f(x)`` for ``x >= 0``, where ``f(0) == 0`` but ``f'(0)`` is infinite (``sqrt``, ``x ** p`` with
+    ``p < 1``): evaluated at 1 where ``x`` is not positive and replaced there by ``x * 0`` (0, or NaN for
+    a NaN step). The values are those of ``f(x)``; the derivative jax and torch autograd give at 0 is 0
+    (the flat side) instead of inf, which a ``clip`` or ``where`` around it turns into ``inf * 0 = NaN``.
+    """
+    pos = x > 0
+    return xp.where(pos, f(xp.where(pos, x, const_like(x, 1.0))), x * 0.0)
+
+
 def const_like(t: Array, v: float) -> Array:
     """An array shaped like ``t`` filled with ``v`` (keeps dtype and device)."""
     return t * 0.0 + v
@@ -446,4 +456,5 @@ __all__ = [
     "schedule_field",
     "steps_of",
     "where",
+    "zero_safe",
 ]

@@ -23,6 +23,7 @@ from .base import (
     growth,
     param,
     steps_of,
+    zero_safe,
 )
 from .duration import REST, Duration, DurationLike, _short
 
@@ -304,7 +305,8 @@ class Polynomial(Schedule):
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n = steps_of(self.steps)  # (n - t) / n, not 1 - t/n: never below 0 where t/n rounds up (jit)
-        return (self.lr - self.end_lr) * ((n - t) / n) ** self.power + self.end_lr
+        frac = zero_safe(lambda x: x**self.power, (n - t) / n, xp)  # power < 1: d/dt is inf at t = n
+        return (self.lr - self.end_lr) * frac + self.end_lr
 
 
 @dataclass(frozen=True)

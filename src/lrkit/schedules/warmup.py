@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._xp import Array, Namespace
-from .base import Schedule, check_choice, check_number, duration_field, param, steps_of
+from .base import Schedule, check_choice, check_number, duration_field, param, steps_of, zero_safe
 from .basic import cosine_between
 from .duration import REST, Duration, DurationLike
 
@@ -133,7 +133,7 @@ class WSD(Schedule):
         elif self.cooldown == "cosine":
             body = cosine_between(self.lr, self.min_lr, s, xp)
         else:
-            body = self.min_lr + (self.lr - self.min_lr) * (1.0 - xp.sqrt(s))
+            body = self.min_lr + (self.lr - self.min_lr) * (1.0 - zero_safe(xp.sqrt, s, xp))
         if w <= 0:
             return body
         ramp = self.lr * warmup_factor(xp.clip(t, 0.0, w), w, self.warmup_start, "linear", xp)

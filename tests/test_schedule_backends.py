@@ -1,0 +1,100 @@
+"""Schedules as torch and jax users call them: derivatives with respect to the step, dtypes of the step,
+and backend arrays given as the run's length."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from lrkit.schedules import WSD, Cosine, Linear, Polynomial, Schedule
+
+from . import strategies as S
+
+torch = pytest.importorskip("torch")
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+GRAD_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _grid(s: Schedule) -> tuple[np.ndarray, float | None]:
+    """Every whole step of ``[0, total]`` and the half steps between them, a few steps before 0 and past
+    the end; ``total`` is the schedule's length (None: it runs forever, checked over 3000 steps)."""
+    n = s.length_steps
+    total = 3000.0 if n is None else n
+    ts = np.concatenate([np.arange(0.0, total + 0.5, 0.5), [-3.0, -0.5, total + 0.5, total + 7.0]])
+    return ts, n
+
+
+def _jax_grads(s: Schedule, ts: np.ndarray) -> np.ndarray:
+    return np.asarray(jax.vmap(jax.grad(lambda t: s(t)))(jnp.asarray(ts, dtype=jnp.float32)))
+
+
+def _torch_grads(s: Schedule, ts: np.ndarray, dtype: object) -> np.ndarray:
+    t = torch.tensor(ts, dtype=dtype, requires_grad=True)
+    (g,) = torch.autograd.grad(s(t).sum(), t)
+    return g.double().numpy()
+
+
+def _check_grads(g: np.ndarray, ts: np.ndarray, n: float | None) -> None:
+    bad = ts[~np.isfinite(g)]
+    assert bad.size == 0, f"derivative not finite at steps {bad[:5].tolist()}"
+    flat = (ts < 0) | ((ts > n) if n is not None else False)  # held before step 0 and past the end
+    assert np.all(g[flat] == 0), f"non-zero derivative where the schedule is flat: {ts[flat & (g != 0)]}"
+
+
+@GRAD_SETTINGS
+@given(S.schedules)
+def test_jax_derivative_in_the_step_is_finite_and_zero_where_flat(s: Schedule) -> None:
+    ts, n = _grid(s)
+    _check_grads(_jax_grads(s, ts), ts, n)
+
+
+@GRAD_SETTINGS
+@given(S.schedules)
+def test_torch_derivative_in_the_step_is_finite_and_zero_where_flat(s: Schedule) -> None:
+    ts, n = _grid(s)
+    for dtype in (torch.float32, torch.float64):
+        _check_grads(_torch_grads(s, ts, dtype), ts, n)
+
+
+@pytest.mark.parametrize(
+    ("s", "where"),
+    [
+        (WSD(lr=1.0, steps=100, decay=20), [10.0, 80.0, 85.0, 99.0, 120.0]),
+        (Polynomial(lr=1.0, steps=100, power=0.5), [-1.0, 36.0, 99.0, 100.0, 150.0]),
+        (Linear(lr=1.0, steps=100, end_lr=0.2), [-1.0, 50.0, 99.5, 150.0]),
+    ],
+)
+def test_derivatives_match_the_formulas(s: Schedule, where: list[float]) -> None:
+    """The derivative is the formula's inside the schedule, 0 where it is flat and at the corners
+    where the formula's own is infinite (1-sqrt at the start of its cool-down, power < 1 at the end).
+    Other corners are left out: there torch's clamp takes one side and jax's clip half of it."""
+
+    def expected(t: float) -> float:
+        if isinstance(s, WSD):  # d/dt [1 - sqrt((t - 80) / 20)] = -1 / (2 sqrt(20 (t - 80)))
+            return 0.0 if not 80 < t < 100 else -1.0 / (2.0 * math.sqrt(20.0 * (t - 80.0)))
+        if isinstance(s, Polynomial):
+            return 0.0 if not 0 <= t < 100 else -0.5 / 100.0 * (1.0 - t / 100.0) ** -0.5
+        assert isinstance(s, Linear)
+        return 0.0 if not 0 <= t < 100 else -0.8 / 100.0
+
+    ts = np.asarray(where)
+    want = np.array([expected(t) for t in where])
+    np.testing.assert_allclose(_torch_grads(s, ts, torch.float64), want, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(_jax_grads(s, ts), want, rtol=1e-5, atol=0)
+
+
+def test_zero_safe_keeps_values_and_nan_steps() -> None:
+    """The values of 1-sqrt and power < 1 are unchanged by the derivative fix, and a NaN step still
+    gives NaN on torch (torch steps are not inspected)."""
+    s = WSD(lr=1.0, steps=100, decay=20)
+    p = Polynomial(lr=1.0, steps=100, power=0.3)
+    t = np.arange(0, 101)
+    np.testing.assert_array_equal(s(t), 1.0 - np.sqrt(np.clip((t - 80) / 20, 0, 1)))
+    np.testing.assert_array_equal(p(t), ((100 - t) / 100) ** 0.3)
+    assert math.isnan(float(Cosine(lr=1.0, steps=10)(torch.tensor(float("nan")))))
+    assert math.isnan(float(WSD(lr=1.0, steps=100, decay=100)(torch.tensor(float("nan")))))
