@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from lrkit.schedules import WSD, Cosine, Linear, Polynomial, Schedule
+from lrkit.schedules import WSD, Cosine, Linear, Polynomial, Schedule, Warmup
 
 from . import strategies as S
 
@@ -98,3 +98,46 @@ def test_zero_safe_keeps_values_and_nan_steps() -> None:
     np.testing.assert_array_equal(p(t), ((100 - t) / 100) ** 0.3)
     assert math.isnan(float(Cosine(lr=1.0, steps=10)(torch.tensor(float("nan")))))
     assert math.isnan(float(WSD(lr=1.0, steps=100, decay=100)(torch.tensor(float("nan")))))
+
+
+def _backend_ints(n: int) -> list[object]:
+    return [np.array(n), np.int32(n), torch.tensor(n), torch.tensor(n, dtype=torch.int32), jnp.asarray(n)]
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_resolve_takes_a_0d_integer_array_of_any_backend_as_a_number(k: int) -> None:
+    s = Warmup("10%") >> Cosine(lr=1.0)
+    want = s.resolve(total_steps=1000, steps_per_epoch=100)
+    got = s.resolve(total_steps=_backend_ints(1000)[k], steps_per_epoch=_backend_ints(100)[k])
+    assert got == want and got.length_steps == 1000.0
+    assert (Cosine(lr=1.0, steps="2ep")).resolve(steps_per_epoch=_backend_ints(50)[k]).length_steps == 100.0
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            lambda: torch.tensor(1000.0),
+            r"total_steps must be a number or a 0-d integer array, got Tensor of dtype torch.float32",
+        ),
+        (
+            lambda: jnp.asarray(1000.0),
+            r"total_steps must be a number or a 0-d integer array, got ArrayImpl of dtype float32",
+        ),
+        (lambda: torch.tensor(True), r"got Tensor of dtype torch.bool"),
+        (lambda: jnp.asarray(True), r"got ArrayImpl of dtype bool"),
+        (lambda: np.array(True), r"got ndarray of dtype bool"),
+        (lambda: np.array([1000]), r"got ndarray of shape \(1,\)"),
+        (lambda: torch.tensor([1000, 2000]), r"got Tensor of shape \(2,\)"),
+        (lambda: jnp.zeros((2, 2), dtype=jnp.int32), r"got ArrayImpl of shape \(2, 2\)"),
+        (lambda: torch.tensor(0), r"total_steps must be > 0 and <= 2\*\*53, got 0"),
+    ],
+)
+def test_resolve_refuses_other_arrays_by_name(value: object, message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        Cosine(lr=1.0).resolve(total_steps=value())  # type: ignore[operator]
+
+
+def test_resolve_inside_jit_says_to_resolve_outside() -> None:
+    with pytest.raises(TypeError, match=r"total_steps .* no concrete value .* outside jax.jit"):
+        jax.jit(lambda n: Cosine(lr=1.0).resolve(total_steps=n)(3))(jnp.asarray(100))

@@ -326,11 +326,21 @@ class Schedule:
         """
         if total_steps is not None:
             total_steps = check_number(
-                "resolve", "total_steps", total_steps, low=0, low_open=True, high=MAX_STEPS
+                "resolve",
+                "total_steps",
+                _count(total_steps, "total_steps"),
+                low=0,
+                low_open=True,
+                high=MAX_STEPS,
             )
         if steps_per_epoch is not None:
             steps_per_epoch = check_number(
-                "resolve", "steps_per_epoch", steps_per_epoch, low=0, low_open=True, high=MAX_STEPS
+                "resolve",
+                "steps_per_epoch",
+                _count(steps_per_epoch, "steps_per_epoch"),
+                low=0,
+                low_open=True,
+                high=MAX_STEPS,
             )
         return self._resolve(total_steps, steps_per_epoch, total_steps)
 
@@ -394,6 +404,30 @@ class Schedule:
         from ..spec import to_string
 
         return to_string(self)
+
+
+def _count(v: Any, name: str) -> Any:
+    """A 0-d integer array (numpy, torch, jax: ``len(loader) * epochs`` computed on arrays) as a Python
+    int, as a numpy int is taken; other arrays are a TypeError; anything else is left to ``check_number``."""
+    if isinstance(v, (numbers.Real, str, np.generic)) or not (hasattr(v, "shape") and hasattr(v, "dtype")):
+        return v
+    where = f"resolve: {name} must be a number or a 0-d integer array, got {type(v).__name__}"
+    shape = tuple(v.shape)
+    if shape != ():
+        raise TypeError(f"{where} of shape {shape}")
+    if isinstance(v, np.ndarray):
+        integral = v.dtype.kind in "iu"
+    else:
+        xp = namespace_of(v)
+        integral = xp.isdtype(v.dtype, "integral")
+    if not integral:
+        raise TypeError(f"{where} of dtype {v.dtype}: {_short(v)}")
+    try:
+        return int(v)
+    except TypeError as exc:  # a traced jax value (ConcretizationTypeError) has no value yet
+        raise TypeError(
+            f"{where} with no concrete value ({type(exc).__name__}); resolve the schedule outside jax.jit"
+        ) from None
 
 
 def _steps(d: Duration) -> float:
