@@ -141,3 +141,74 @@ def test_resolve_refuses_other_arrays_by_name(value: object, message: str) -> No
 def test_resolve_inside_jit_says_to_resolve_outside() -> None:
     with pytest.raises(TypeError, match=r"total_steps .* no concrete value .* outside jax.jit"):
         jax.jit(lambda n: Cosine(lr=1.0).resolve(total_steps=n)(3))(jnp.asarray(100))
+
+
+# a length a bfloat16 cannot hold (1001 rounds to 1000) and every kind of piece
+NARROW = (Warmup(10) >> WSD(lr=1.0, steps=991, decay=200, min_lr=0.01)) * 0.5
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_steps_are_evaluated_in_float32(backend: str, dtype: str) -> None:
+    """A float16 or bfloat16 step gives the float32 LR at that (rounded) step, within float32's
+    precision of numpy's float64 value: the formula does not run in 8 bits of mantissa."""
+    ks = np.arange(0, 1100)
+    if backend == "torch":
+        t = torch.as_tensor(ks).to(getattr(torch, dtype))
+        out, at = NARROW(t), t.double().numpy()
+        assert out.dtype == torch.float32
+        assert torch.equal(out, NARROW(t.float()))
+        got = out.double().numpy()
+    else:
+        t = jnp.asarray(ks).astype(getattr(jnp, dtype))
+        out, at = NARROW(t), np.asarray(t, dtype=np.float64)
+        assert out.dtype == jnp.float32
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(NARROW(t.astype(jnp.float32))))
+        got = np.asarray(out, dtype=np.float64)
+    np.testing.assert_allclose(got, NARROW(at), rtol=2e-6, atol=1e-9)
+
+
+def test_integer_steps_take_the_default_float_of_their_backend() -> None:
+    """Integer tensors are evaluated in the backend's default float: float32 (steps past 2**24 are
+    rounded), float64 under torch.set_default_dtype(torch.float64) or jax_enable_x64, exactly."""
+    from lrkit.schedules import Cyclic
+
+    s = Cyclic(lr=0.1, max_lr=1.0, step_size_up=3)
+    k = 2**24 + 1  # odd: float32 holds it as 2**24, a step earlier in the cycle
+    assert s(torch.tensor(k)).dtype == torch.float32 and s(jnp.asarray(k)).dtype == jnp.float32
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        out = s(torch.tensor([k, 2**53]))
+    finally:
+        torch.set_default_dtype(before)
+    assert out.dtype == torch.float64 and out.tolist() == [s(k), s(2**53)]
+    with jax.enable_x64(True):
+        f = jax.jit(lambda t: s(t))
+        out_j = f(jnp.asarray([k, 2**53], dtype=jnp.int64))
+        assert out_j.dtype == jnp.float64  # XLA may round t / c as t * (1 / c): to the last digit
+        np.testing.assert_allclose(np.asarray(out_j), [s(k), s(2**53)], rtol=1e-12)
+
+
+@GRAD_SETTINGS
+@given(S.schedules)
+def test_batched_steps_under_jit_vmap_and_torch_at_step_0_and_2_53(s: Schedule) -> None:
+    """A 2-D batch of steps, step 0, the end, 2**53 and below 0: torch (float32, float64, int64) and
+    jax (jit, vmap over rows) give numpy's values (float32 ones to float32 precision away from 2**53,
+    where float32 arithmetic on the step loses the phase) and keep the batch's shape."""
+    n = s.length_steps or 3000.0
+    ks = np.array([[0, 1, 7, int(n) // 2], [int(n), int(n) + 1, -5, 2**53]])
+    want = s(ks)
+    near = np.abs(ks) < 2**20
+    t64 = s(torch.tensor(ks, dtype=torch.float64))
+    assert t64.shape == (2, 4) and t64.dtype == torch.float64
+    np.testing.assert_allclose(t64.numpy(), want, rtol=1e-12, atol=0)
+    for got in (
+        s(torch.tensor(ks, dtype=torch.float32)).double().numpy(),
+        s(torch.tensor(ks)).double().numpy(),
+        np.asarray(
+            jax.jit(jax.vmap(lambda row: s(row)))(jnp.asarray(ks, dtype=jnp.float32)), dtype=np.float64
+        ),
+    ):
+        assert got.shape == (2, 4) and np.all(np.isfinite(got)) and np.all(got >= 0)
+        np.testing.assert_allclose(got[near], want[near], rtol=1e-4, atol=1e-6 * float(want.max()))

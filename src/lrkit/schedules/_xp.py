@@ -70,9 +70,12 @@ def _object_steps(a: np.ndarray) -> np.ndarray:
 
 
 def as_float_time(t: Array, xp: Namespace) -> Array:
-    """``t`` as a floating array: float64 for numpy and Python numbers, the namespace's default float
-    dtype for integer tensors, unchanged for floating arrays (so dtype and device are kept), except
-    float16, evaluated in float32 (a half cannot hold the clip bounds, nor a step past 2048 exactly).
+    """``t`` as a floating array: float64 for numpy and Python numbers; for integer tensors the
+    namespace's default float dtype (float32, or float64 under ``torch.set_default_dtype`` /
+    ``jax_enable_x64``); floating arrays unchanged (so dtype and device are kept), except those
+    narrower than float32 (float16, bfloat16), evaluated in float32: a half cannot hold the clip
+    bounds, a bfloat16 not a length past 256 (1001 steps would be 1000), and both round every value
+    to about 3 digits.
 
     Arrays of bool, complex, strings, dates or records are a TypeError, as such scalars are.
     """
@@ -84,7 +87,8 @@ def as_float_time(t: Array, xp: Namespace) -> Array:
             raise _refuse(np.asarray(t).dtype)
         return np.asarray(t, dtype=np.float64)
     if xp.isdtype(t.dtype, "real floating"):
-        return xp.astype(t, xp.float32) if t.dtype == xp.float16 else t
+        return xp.astype(t, xp.float32) if xp.finfo(t.dtype).bits < 32 else t
     if not xp.isdtype(t.dtype, "integral"):
         raise _refuse(t.dtype)
-    return xp.astype(t, xp.float32)
+    default = xp.__array_namespace_info__().default_dtypes()["real floating"]
+    return xp.astype(t, default if xp.finfo(default).bits >= 32 else xp.float32)
