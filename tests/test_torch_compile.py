@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
@@ -161,3 +162,37 @@ def test_whole_step_in_a_cuda_graph_follows_the_schedule() -> None:  # pragma: n
     for k in range(1, 26):
         graph.replay()
         assert float(opt.param_groups[0]["lr"]) == pytest.approx(_expected(k), rel=1e-6)
+
+
+COMPILED = [
+    lrkit.WSD(lr=1.0, steps=100, warmup=10, decay=20),  # 1-sqrt cool-down (zero_safe)
+    lrkit.OneCycle(max_lr=1.0, steps=100, three_phase=True),
+    lrkit.CosineRestarts(lr=1.0, period=10, mult=2.0, decay=0.5),
+    lrkit.Polynomial(lr=1.0, steps=100, power=0.5),
+    lrkit.Cyclic(lr=0.1, max_lr=1.0, step_size_up=10, mode="triangular2"),
+    lrkit.Repeat(lrkit.Piecewise(points=[(0, 0.0), (10, 1.0), (30, 0.1)]), times=2),
+    (lrkit.Warmup(5) >> lrkit.MultiStep(lr=1.0, milestones=[20, 50])) * 0.5,
+]
+
+
+@pytest.mark.parametrize("s", COMPILED, ids=lambda s: s.name)
+def test_schedules_compile_into_one_graph_for_every_step(s: lrkit.Schedule) -> None:
+    """``s(t, xp=xp)`` under ``torch.compile(fullgraph=True)``: no graph break (no host sync, no
+    ``.item()``), one graph per step dtype whatever the step's value, numpy's values (float64)."""
+    from array_api_compat import array_namespace
+
+    xp = array_namespace(torch.zeros(()))  # outside the compiled region
+    cnt = CompileCounter()
+    f = torch.compile(lambda t: s(t, xp=xp), backend=cnt, fullgraph=True)
+    ks = [0, 1, 9, 10, 25, 80, 99, 100, 2**40]
+    for k in ks:
+        assert float(f(torch.tensor(float(k), dtype=torch.float64))) == pytest.approx(
+            s(k), rel=1e-12, abs=1e-15
+        )
+    assert cnt.frame_count == 1
+    np.testing.assert_allclose(f(torch.tensor(ks)).numpy(), s(np.array(ks)), rtol=1e-5, atol=1e-7)  # float32
+    assert float(f(torch.tensor(3.0, dtype=torch.bfloat16))) == pytest.approx(s(3), rel=1e-6)
+    assert cnt.frame_count == 3  # one graph more for each new step dtype
+    t = torch.tensor([float(k) for k in ks], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(f(t).sum(), t)
+    assert bool(torch.isfinite(g).all())
