@@ -458,12 +458,14 @@ def floor_div(t: Array, n: float, xp: Namespace) -> Array:
 
 def zero_safe(f: Any, x: Array, xp: Namespace) -> Array:
     """``f(x)`` for ``x >= 0``, where ``f(0) == 0`` but ``f'(0)`` is infinite (``sqrt``, ``x ** p`` with
-    ``p < 1``): evaluated at 1 where ``x`` is not positive and replaced there by ``x * 0`` (0, or NaN for
-    a NaN step). The values are those of ``f(x)``; the derivative jax and torch autograd give at 0 is 0
-    (the flat side) instead of inf, which a ``clip`` or ``where`` around it turns into ``inf * 0 = NaN``.
+    ``p < 1``), as ``f(x + 1 - pos) * pos`` with ``pos = (x > 0)``: ``f(x)`` where ``x > 0``, ``f(1) * 0 = 0``
+    at 0 (NaN for a NaN step). The values are those of ``f(x)``, and the derivative jax and torch
+    autograd give at 0 is ``f'(1) * 0 = 0`` (the flat side) instead of inf, which a ``clip`` or ``where``
+    around it would turn into ``inf * 0 = NaN``. Arithmetic, not ``where``: a third of the cost in eager
+    torch.
     """
-    pos = x > 0
-    return xp.where(pos, f(xp.where(pos, x, const_like(x, 1.0))), x * 0.0)
+    pos = xp.astype(x > 0, x.dtype)
+    return f(x + (1.0 - pos)) * pos
 
 
 def const_like(t: Array, v: float) -> Array:
