@@ -450,6 +450,11 @@ def test_progress_bars_on_a_terminal_and_plain_lines_otherwise() -> None:
         "  [3/4] cos / seed 1: metric 0.9100 (1.2 s)",
         "  [4/4] big / seed 0: diverged at step 7 (0.1 s)",
     ]
+    named = io.StringIO()  # the task's metric by its name (it said "metric" whatever the task's was)
+    p = SweepProgress(named, bars=False, metric_name="val accuracy")
+    p("start", {"total": 1, "done": 0})
+    p("run", {"record": rec})
+    assert named.getvalue().splitlines()[-1] == "  [1/1] cos / seed 1: val accuracy 0.9100 (1.2 s)"
     term = io.StringIO()
     p = SweepProgress(term, bars=True, metric_name="acc")
     p("start", {"total": 4, "done": 0})

@@ -12,11 +12,11 @@ from .store import RunRecord
 __all__ = ["SweepProgress"]
 
 
-def _describe(rec: RunRecord) -> str:
+def _describe(rec: RunRecord, metric_name: str) -> str:
     if rec.status == "diverged":
         return f"diverged at step {rec.diverged_step}"
     m = rec.final_metric
-    return f"metric {m:.4f}" if m is not None and math.isfinite(m) else "metric n/a"
+    return f"{metric_name} {m:.4f}" if m is not None and math.isfinite(m) else f"{metric_name} n/a"
 
 
 class SweepProgress:
@@ -75,7 +75,7 @@ class SweepProgress:
         rec: RunRecord = info["record"]
         self._finished += 1
         where = f"[{self._finished}/{self.total}] {rec.label} / seed {rec.seed}"
-        line = f"  {where}: {_describe(rec)} ({rec.seconds:.1f} s)"
+        line = f"  {where}: {_describe(rec, self.metric_name)} ({rec.seconds:.1f} s)"
         if self.bars and self._sweep is not None:
             self._sweep.write(line, file=self.stream)
         else:

@@ -60,6 +60,7 @@ __all__ = [
     "report_from_db",
     "summarize",
     "t_quantile",
+    "verdict",
     "write_all",
     "write_csv",
     "write_markdown",
@@ -288,7 +289,7 @@ HEADERS = {
     "mean": "final {m}: mean",
     "sd": "sd",
     "ci": "95% CI",
-    "best": "best {m}",
+    "best": "best {m} (any epoch, any seed)",
     "epochs": "epochs to target",
     "seconds": "seconds to target",
     "diverged": "diverged",
@@ -647,12 +648,14 @@ def markdown_table(result: LabResult, target: float | None = None) -> str:
 def write_markdown(
     result: LabResult, out_dir: str | Path, *, target: float | None = None, note: str | None = None
 ) -> Path:
-    """``lab.md``: a title line, ``note`` in bold (e.g. runs still missing), and :func:`markdown_table`."""
+    """``lab.md``: a title line, ``note`` in bold (e.g. runs still missing), the :func:`verdict` and
+    :func:`markdown_table`."""
     result = _check_result(result)
     out = _out_dir(out_dir)
     head = f"{MD_MARK}\n# {escape_markdown(_default_title(result))}\n\n"
     if note:
         head += f"**{escape_markdown(note)}**\n\n"
+    head += escape_markdown(verdict(result, summarize(result, target)[0])) + "\n\n"
     text = f"{head}{markdown_table(result, target)}\n"
     p = out / "lab.md"
     _write_bytes(p, text.encode("utf-8"))
@@ -735,6 +738,19 @@ def _summary_html(result: LabResult, rows: list[Summary]) -> str:
     )
 
 
+def _why(r: RunRecord) -> str:
+    """Why a run counted as diverged: its loss at the diverged step was not finite, or exceeded
+    ``diverge_factor`` times its first step's loss (the run's config holds the factor)."""
+    loss = r.losses[-1] if r.losses else math.nan
+    if not math.isfinite(loss):
+        return "NaN/inf"
+    factor = r.config.get("diverge_factor")
+    first = r.losses[0]
+    if isinstance(factor, (int, float)):
+        return f"{loss:.4g} > {factor:g} × {first:.4g} (step 0)"
+    return f"{loss:.4g} (step 0: {first:.4g})"
+
+
 def _diverged_html(result: LabResult) -> str:
     runs = [r for r in result.runs if r.status == "diverged"]
     if not runs:
@@ -742,12 +758,16 @@ def _diverged_html(result: LabResult) -> str:
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td class=num>{r.seed}</td>'
         f"<td class=num>{_e('—' if r.diverged_step is None else r.diverged_step)}</td>"
-        f"<td class=num>{r.steps}</td><td class=num>{_e(_num(r.lrs[-1] if r.lrs else None))}</td></tr>"
+        f"<td class=num>{r.steps}</td><td class=num>{_e(_num(r.lrs[-1] if r.lrs else None))}</td>"
+        f"<td class=num>{_e(_why(r))}</td></tr>"
         for r in runs
     )
     return (
         "<table><thead><tr><th>strategy</th><th>seed</th><th>diverged at step</th><th>steps run</th>"
-        f"<th>LR at that step</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<th>LR at that step</th><th>training loss at that step</th></tr></thead><tbody>{rows}</tbody>"
+        "</table><p class=note>A run diverges, and stops, when its training loss is NaN/inf or exceeds "
+        "diverge_factor (default 10) times its first step's loss; steps count from 0, so a run that "
+        "diverged at step k ran k optimizer steps.</p>"
     )
 
 
@@ -765,6 +785,45 @@ def _runs_html(result: LabResult) -> str:
         f"<th>best</th><th>steps</th><th>seconds</th><th>key</th></tr></thead><tbody>{rows}</tbody>"
         "</table></details>"
     )
+
+
+def _interval(s: Summary) -> str:
+    return (
+        f"{_num(s.mean)} (95% CI {_num(s.ci[0])} to {_num(s.ci[1])})" if s.ci else f"{_num(s.mean)} (n={s.n})"
+    )
+
+
+def verdict(result: LabResult, rows: list[Summary]) -> str:
+    """One plain-text sentence: the best strategy, the runner-up and the gap between their mean final
+    metrics, and whether their 95% CIs overlap (with overlapping CIs the seeds do not separate them;
+    with one finished seed there is no CI to tell)."""
+    done = [s for s in rows if s.mean is not None]
+    if not done:
+        return "No run finished (every run diverged)."
+    best, m = done[0], result.metric_name
+    text = f"Best: {best.label}, final {m} {_interval(best)}."
+    if len(done) < 2:
+        return text
+    second = done[1]
+    assert best.mean is not None and second.mean is not None
+    gap = abs(best.mean - second.mean)
+    worse = "lower" if result.higher_is_better else "higher"
+    text += f" Runner-up: {second.label}, {_interval(second)}, {_num(gap, 3)} {worse}."
+    if best.ci is None or second.ci is None:
+        return text + " With one finished seed there is no CI: run more seeds to tell them apart."
+    if best.ci[0] <= second.ci[1] and second.ci[0] <= best.ci[1]:
+        n = min(best.n, second.n)
+        return text + f" Their 95% CIs overlap: {n} seeds do not separate the two."
+    return text + " Their 95% CIs do not overlap."
+
+
+def _verdict(result: LabResult, rows: list[Summary]) -> str:
+    """:func:`verdict` as HTML, the two labels in bold."""
+    text = _e(verdict(result, rows))
+    done = [s for s in rows if s.mean is not None]
+    for s, lead in zip(done[:2], ("Best: ", "Runner-up: "), strict=False):
+        text = text.replace(_e(lead + s.label), f"{lead}<b>{_e(s.label)}</b>", 1)
+    return text
 
 
 def render_html(
@@ -786,13 +845,7 @@ def render_html(
     seeds = sorted({r.seed for r in result.runs})
     digest = base64.b64encode(hashlib.sha256(PAGE_SCRIPT.encode()).digest()).decode()
     csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
-    best = rows[0] if rows and rows[0].mean is not None else None
-    verdict = (
-        f"Best: <b>{_e(best.label)}</b>, final {_e(result.metric_name)} {_e(_num(best.mean))}"
-        f"{'' if best.n >= 2 else ' (n=1)'}."
-        if best
-        else "No run finished (every run diverged)."
-    )
+    verdict = _verdict(result, rows)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -27,6 +27,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -436,7 +437,17 @@ def run_lab(
             for f in [f for f in running if f.done()]:  # collect first, so a freed worker gets a run now
                 label, seed, key = running.pop(f)
                 local_futures.discard(f)
-                rec = f.result()  # a worker's exception ends the lab (its run was released)
+                try:
+                    rec = f.result()  # a worker's exception ends the lab (its run was released)
+                except BrokenProcessPool as exc:  # a worker process was killed (the OOM killer, kill -9)
+                    # the pool's runs are released, so a rerun (even in this process) runs them at once
+                    for k in [key] + [k for g, (_, _, k) in running.items() if g not in local_futures]:
+                        db.release(k, owner)
+                    raise ChildProcessError(
+                        "a lab worker process died (killed from outside, or out of memory: try fewer "
+                        f"--workers); the finished runs are kept in {db.path}: run the same command again "
+                        "to run the rest"
+                    ) from exc
                 if rec is not None:
                     rec.label = label
                     emit("run", {"record": rec})

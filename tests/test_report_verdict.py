@@ -1,0 +1,76 @@
+"""The report's first sentence says who won and by how much, and whether the seeds separate the two; the
+diverged-runs table says why each run counted as diverged (a NaN/inf loss, or a loss past the factor)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+
+from lrkit.lab import report
+from lrkit.lab.runner import LabResult
+from tests.test_report import PIPE_LABEL, make_result, make_run
+
+pytest.importorskip("matplotlib")
+
+
+def _two(finals_a: list[float], finals_b: list[float], higher_is_better: bool = True) -> LabResult:
+    runs = [make_run("a", i, f, higher_is_better=higher_is_better) for i, f in enumerate(finals_a)]
+    runs += [make_run("b", i, f, higher_is_better=higher_is_better) for i, f in enumerate(finals_b)]
+    return LabResult("toy", 1, runs, ":memory:", "t", "acc", higher_is_better, 5)
+
+
+def test_the_verdict_names_the_runner_up_the_gap_and_whether_the_cis_overlap() -> None:
+    # cosine 0.90/0.92/0.94: 0.92 ± t(.975, 2)·0.02/√3 = ±0.04970; the pipe label 0.85/0.86: 0.855 ±
+    # t(.975, 1)·0.007071/√2 = ±0.06353, so [0.7915, 0.9185] overlaps [0.8703, 0.9697]; the gap is 0.065
+    result = make_result()
+    text = report.verdict(result, report.summarize(result)[0])
+    assert text == (
+        "Best: cosine, final val accuracy 0.92 (95% CI 0.8703 to 0.9697). Runner-up: "
+        f"{PIPE_LABEL}, 0.855 (95% CI 0.7915 to 0.9185), 0.065 lower. "
+        "Their 95% CIs overlap: 2 seeds do not separate the two."
+    )
+    # a loss: lower is better, the runner-up is higher (cosine 0.32 against the pipe label's 0.405)
+    low = make_result(higher_is_better=False)
+    text = report.verdict(low, report.summarize(low)[0])
+    assert text.startswith("Best: cosine, final val loss 0.32 (95% CI") and "0.085 higher." in text
+
+
+def test_the_verdict_says_when_the_cis_do_not_overlap_and_when_there_is_none() -> None:
+    # a: 0.90, 0.91, 0.92 (±0.0248); b: 0.80, 0.81, 0.82: far apart
+    far = _two([0.90, 0.91, 0.92], [0.80, 0.81, 0.82])
+    text = report.verdict(far, report.summarize(far)[0])
+    assert text.endswith("0.1 lower. Their 95% CIs do not overlap.")
+    one = _two([0.9], [0.8])
+    text = report.verdict(one, report.summarize(one)[0])
+    assert text == (
+        "Best: a, final acc 0.9 (n=1). Runner-up: b, 0.8 (n=1), 0.1 lower. With one finished seed there "
+        "is no CI: run more seeds to tell them apart."
+    )
+    alone = _two([0.9], [])
+    assert report.verdict(alone, report.summarize(alone)[0]) == "Best: a, final acc 0.9 (n=1)."
+
+
+def test_the_page_and_lab_md_lead_with_the_verdict(tmp_path: Path) -> None:
+    result = make_result()
+    page = report.write_report(result, tmp_path).read_text(encoding="utf-8")
+    assert "Best: <b>cosine</b>, final val accuracy 0.92 (95% CI 0.8703 to 0.9697). Runner-up: <b>" in page
+    assert "Their 95% CIs overlap: 2 seeds do not separate the two." in page
+    md = report.write_markdown(result, tmp_path).read_text(encoding="utf-8")
+    assert "Runner-up: " in md.split("| strategy |", 1)[0]
+
+
+def test_the_diverged_table_says_why_each_run_diverged(tmp_path: Path) -> None:
+    nan_run = make_run("nan", 0, None, diverge_at=7)  # its last loss is inf
+    big = make_run("big", 0, None, diverge_at=3)
+    big.losses[-1] = 25.0 * big.losses[0]
+    big = dataclasses.replace(big, config={"diverge_factor": 10.0})
+    result = LabResult("toy", 1, [nan_run, big], ":memory:", "t", "acc", True, 5)
+    page = report.write_report(result, tmp_path).read_text(encoding="utf-8")
+    section = page.split("<h2>Diverged runs</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<th>training loss at that step</th>" in section
+    assert "<td class=num>NaN/inf</td>" in section
+    assert math.isfinite(big.losses[0])
+    assert f"<td class=num>{25.0 * big.losses[0]:.4g} &gt; 10 × {big.losses[0]:.4g} (step 0)</td>" in section
