@@ -318,7 +318,8 @@ class Schedule:
         """Turn durations in epochs, fractions and "rest" into steps.
 
         What cannot be converted yet (a fraction with no ``total_steps``) is left as it is, and
-        evaluating the schedule then raises an error that says what is missing.
+        evaluating the schedule then raises an error that says what is missing. ``total_steps`` and
+        ``steps_per_epoch`` are numbers or 0-d integer arrays (numpy, torch, jax; not traced values).
 
         >>> from lrkit.schedules import Cosine
         >>> Cosine(lr=1.0, steps="50%").resolve(total_steps=1000).steps
