@@ -298,7 +298,8 @@ def _report(result: Any, task: Any, out: Path, db: Path, args: argparse.Namespac
         db,
         workers=args.workers,
         title=f"tuned ({result.study_name}) vs {source} and recipes",
-        note=f"Report {held_out[0].upper()}{held_out[1:]}.",
+        note=f"The report's {held_out} (there, trial {result.best_trial} scored {result.metric_name} "
+        f"{result.best_value:.4g}, the best of the study's trials).",
     )
 
 
