@@ -788,9 +788,11 @@ def _runs_html(result: LabResult) -> str:
 
 
 def _interval(s: Summary) -> str:
-    return (
-        f"{_num(s.mean)} (95% CI {_num(s.ci[0])} to {_num(s.ci[1])})" if s.ci else f"{_num(s.mean)} (n={s.n})"
-    )
+    """The mean with its CI (or n=1), and the seeds that diverged (the mean is over the others only)."""
+    lost = f"; {len(s.diverged)} of {s.runs} seeds diverged, not counted" if s.diverged else ""
+    if s.ci:
+        return f"{_num(s.mean)} (95% CI {_num(s.ci[0])} to {_num(s.ci[1])}{lost})"
+    return f"{_num(s.mean)} (n={s.n}{lost})"
 
 
 def verdict(result: LabResult, rows: list[Summary]) -> str:
