@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,6 +71,33 @@ def test_warmup_of_less_than_one_step_is_refused_with_the_fraction_it_meant(step
 
     w = (Warmup(fraction(steps)) >> Cosine(lr=1.0)).resolve(total_steps=10_000)
     assert w(0) < 1.0 and w(math.ceil(10_000 * steps)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda v: WSD(lr=0.05, decay=v), "decay"),
+        (lambda v: WSD(lr=0.05, warmup=v), "warmup"),
+        (lambda v: Cosine(lr=0.1, steps=v), "steps"),
+        (lambda v: MultiStep(lr=0.1, milestones=[v, 5]), "milestones"),
+    ],
+)
+@pytest.mark.parametrize("v", [0.2, 0.05, 0.999])
+def test_every_length_of_less_than_one_step_is_refused_with_the_fraction_it_meant(
+    make: Any, field: str, v: float
+) -> None:
+    """wsd(lr=0.05, decay=0.2) was a cool-down of 0.2 steps: the LR held to the last step, silently
+    (a lab report's LR plot showed it). Lengths and milestones below one step are refused like Warmup's."""
+    with pytest.raises(ValueError, match=rf"{field}={v:g} is less than one step.*'{100 * v:g}%'"):
+        make(v)
+    make(1)  # one step is a length
+    make(fraction(v))  # the fraction it meant
+
+
+def test_a_period_may_be_shorter_than_a_step() -> None:
+    """Periods (step sizes, cycles, timescales) are not lengths: down to MIN_PERIOD steps, as before."""
+    assert Cyclic(lr=0.1, max_lr=1.0, step_size_up=0.5)(0) == pytest.approx(0.1)
+    assert StepDecay(lr=1.0, step_size=0.5, gamma=0.5)(1) == pytest.approx(0.25)
 
 
 def test_wsd_cooldown_shapes() -> None:

@@ -125,6 +125,18 @@ def _plain_number(v: Any) -> Any:
     return v
 
 
+def _refuse_part_of_a_step(schedule: str, field: str, d: Duration) -> None:
+    """A length or a step of 0 < n < 1 *steps* (``Warmup(0.05)``, ``wsd(decay=0.2)``, a milestone at 0.3)
+    is no length at all and almost surely meant as a fraction of the run: refused, naming the fraction
+    it likely meant. (Periods, which may be shorter than a step, are not lengths.)"""
+    if d.unit == "steps" and 0 < d.value < 1:
+        v = d.value
+        raise ValueError(
+            f"{schedule}: {field}={v:g} is less than one step (a number is a count of steps); "
+            f"for a fraction of the run write '{100 * v:g}%' or fraction({v:g})"
+        )
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Base class of every schedule. Subclasses set ``name``, declare fields and implement ``_f``.
@@ -160,6 +172,8 @@ class Schedule:
                 raise TypeError(f"{self.name}: {f.name} must be true or false, got {_short(v)}")
             elif kind == "duration" and v is not None:
                 d = Duration.parse(v, name=f"{self.name}: {f.name}")
+                if not f.metadata.get("positive"):  # a period may be below a step (MIN_PERIOD); a length not
+                    _refuse_part_of_a_step(self.name, f.name, d)
                 if d.unit == "rest" and f.name != self.length_field:
                     raise ValueError(f"{self.name}: {f.name} cannot be 'rest'; only the length can")
                 if d.unit == "steps" and d.value == 0 and f.name == self.length_field:
@@ -176,6 +190,8 @@ class Schedule:
                 if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
                     raise TypeError(f"{self.name}: {f.name} must be a list of durations, got {v!r}")
                 ds = tuple(Duration.parse(x, name=f"{self.name}: {f.name}") for x in v)
+                for d in ds:
+                    _refuse_part_of_a_step(self.name, f.name, d)
                 object.__setattr__(self, f.name, ds)
             elif kind == "schedule" and not isinstance(v, Schedule):
                 raise TypeError(

@@ -61,13 +61,6 @@ class Warmup(Schedule):
             check_number(self.name, "lr", self.lr, low=0)
         if isinstance(self.steps, Duration) and self.steps.unit == "rest":
             raise ValueError(f"{self.name}: steps must be a length, not 'rest'")
-        if isinstance(self.steps, Duration) and self.steps.is_steps and 0 < self.steps.value < 1:
-            # Warmup(0.05) is 0.05 steps: no warmup at all, and almost surely meant as 5% of the run
-            v = self.steps.value
-            raise ValueError(
-                f"{self.name}: steps={v:g} is less than one step (a number is a count of steps); "
-                f"for a fraction of the run write '{100 * v:g}%' or fraction({v:g})"
-            )
 
     def peak(self) -> float:
         return 1.0 if self.lr is None else float(self.lr)
