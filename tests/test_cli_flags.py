@@ -602,6 +602,10 @@ def test_tune_report_counts_in_the_singular_and_plural(
         optimizer=None,
         study_name="s",
         epochs=epochs,
+        train_seed=0,
+        best_trial=3,
+        metric_name="val accuracy",
+        best_value=0.97,
     )
     args = argparse.Namespace(report_seeds=seeds, workers=1)
     from lrkit.tasks import get_task
