@@ -84,6 +84,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lrkit._text import plural
+
 if TYPE_CHECKING:
     import torch
 
@@ -197,10 +199,6 @@ KEEP_FACTOR = 3.0
 #: constant (Schedule-Free) as cosine.
 REWARM = {"cosine": 0.1, "wsd": 0.05, "constant": 0.1}
 REWARM_START = 0.1
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _caller_level() -> int:
@@ -428,7 +426,7 @@ def auto(
         separate_schedule(kind, 1.0, warmup).resolve(total_steps=total, steps_per_epoch=steps_per_epoch)
     except ValueError as exc:
         raise ValueError(
-            f"the run ({_count(epochs, 'epoch')} x {_count(steps_per_epoch, 'optimizer step')} = {total}) "
+            f"the run ({plural(epochs, 'epoch')} x {plural(steps_per_epoch, 'optimizer step')} = {total}) "
             f"is too short for kind {kind!r}: {exc}"
         ) from None
     if budget is None:  # find_lr's None (its default budget) is not one of auto's budgets
@@ -544,7 +542,7 @@ def auto(
         how = f"one in-run ramp of {spent} steps, none kept"
     else:
         how = (
-            f"{found.repeats} repeat{'s' if found.repeats != 1 else ''}, interval {lo:.3g} .. {hi:.3g}; "
+            f"{plural(found.repeats, 'repeat')}, interval {lo:.3g} .. {hi:.3g}; "
             f"finder {found.steps} optimizer steps"
         )
     groups = (
@@ -557,7 +555,7 @@ def auto(
         f"lrkit.auto: {note}peak LR {peak:.3g} = {factor:g} x the finder's {found.require():.3g} "
         f"(rule {found.rule!r}, {how}; {spent} extra steps = "
         f"{spent / total:.1%} of the {total} planned{escalated}){groups}; schedule: {why}"
-        f" ({_count(epochs, 'epoch')} x {_count(steps_per_epoch, 'step')} planned); "
+        f" ({plural(epochs, 'epoch')} x {plural(steps_per_epoch, 'step')} planned); "
         + (
             "divergence guard on (roll back and halve the LR on a "
             + (

@@ -92,9 +92,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from lrkit._paths import PLOT_SUFFIXES, check_output_file, write_json
+    from lrkit._text import plural
     from lrkit._usercode import user_code
     from lrkit.auto import train_task
-    from lrkit.cli import check_task, plural, refuse_lr_free
+    from lrkit.cli import check_task, refuse_lr_free
     from lrkit.finder import NoSuggestionError, core
     from lrkit.finder.cli import budget_flag
     from lrkit.tasks import get_task

@@ -87,11 +87,6 @@ def _steps_list(text: str) -> list[float]:
     return out
 
 
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """``1 epoch``, ``2 epochs``; ``many`` for irregular plurals (``strategies``)."""
-    return f"{n} {one if n == 1 else many or one + 's'}"
-
-
 def check_task(name: str, flag: str = "--task") -> str:
     """``name`` if it can name a task (a built-in one, or ``MODULE:FUNCTION``); else a ValueError that
     names ``flag``. Whether the module imports is found out when the task is loaded."""

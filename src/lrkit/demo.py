@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ._text import plural
+
 TASK = "digits-mlp-sgd"
 
 
@@ -88,8 +90,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None) -> i
         out,
         db_path,
         workers=workers or _cores(),
-        title=f"lrkit demo: {len(strategies)} strategies on {TASK}, "
-        f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} each",
+        title=f"lrkit demo: {len(strategies)} strategies on {TASK}, {plural(len(seeds), 'seed')} each",
     )
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     if rc == 0:

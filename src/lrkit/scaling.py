@@ -29,6 +29,7 @@ import numbers
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ._text import plural
 from .schedules.base import check_choice, check_number
 from .schedules.duration import _short
 
@@ -192,9 +193,8 @@ def scale_lr(
     notes: list[str] = []
     if batch != per_device:
         notes.append(
-            f"effective batch {batch} = {per_device} x {accumulation_steps} accumulation "
-            f"step{'' if accumulation_steps == 1 else 's'} x {devices} device{'' if devices == 1 else 's'} "
-            f"(tuned at {base_batch})"
+            f"effective batch {batch} = {per_device} x {plural(accumulation_steps, 'accumulation step')} x "
+            f"{plural(devices, 'device')} (tuned at {base_batch})"
         )
     if rule == "linear" and opt in _ADAPTIVE:
         notes.append(f"the linear rule is meant for SGD; for {optimizer} the sqrt rule is usually safer")

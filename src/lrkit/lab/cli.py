@@ -113,7 +113,8 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from ..cli import check_task, plural
+    from .._text import plural
+    from ..cli import check_task
     from ..tasks import get_task
 
     exp = experiment_from_args(args)

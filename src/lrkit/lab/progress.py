@@ -7,6 +7,7 @@ import math
 import sys
 from typing import IO, Any
 
+from .._text import plural
 from .store import RunRecord
 
 __all__ = ["SweepProgress"]
@@ -40,7 +41,7 @@ class SweepProgress:
         self.total, done = int(info["total"]), int(info["done"])
         self._finished = done
         skipped = f" ({done} already in the database, skipped)" if done else ""
-        print(f"lab: {self.total} run{'' if self.total == 1 else 's'}{skipped}", file=self.stream, flush=True)
+        print(f"lab: {plural(self.total, 'run')}{skipped}", file=self.stream, flush=True)
         if self.bars:
             from tqdm.auto import tqdm
 

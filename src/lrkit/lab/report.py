@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .._paths import MARK, check_replaceable, save_figure, write_output
+from .._text import plural
 from .runner import LabResult
 from .store import ResultStore, RunRecord, check_db_path
 
@@ -513,9 +514,8 @@ def lab_figure(result: LabResult, title: str | None = None, metric_name: str | N
 def _default_title(result: LabResult) -> str:
     seeds, n = len({r.seed for r in result.runs}), len(result.labels())
     return (
-        f"lrkit lab {result.name!r}: {n} strateg{'y' if n == 1 else 'ies'} on {result.task}, "
-        f"{seeds} seed{'s' if seeds != 1 else ''}"
-        + (f", {result.epochs} epoch{'s' if result.epochs != 1 else ''}" if result.epochs else "")
+        f"lrkit lab {result.name!r}: {plural(n, 'strategy', 'strategies')} on {result.task}, "
+        f"{plural(seeds, 'seed')}" + (f", {plural(result.epochs, 'epoch')}" if result.epochs else "")
     )
 
 

@@ -257,7 +257,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _report(result: Any, task: Any, out: Path, db: Path, args: argparse.Namespace) -> int:
-    from ..cli import plural
+    from .._text import plural
     from ..lab.cli import run_and_report
     from ..lab.experiment import Experiment
     from ..schedules import Schedule

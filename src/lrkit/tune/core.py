@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._text import plural
 from .._usercode import user_code
 from .space import DEFAULT_LR_RANGE, SearchSpace, build_spec, check_kinds
 from .storage import mask_url, open_storage, storage_url
@@ -284,7 +285,7 @@ def tune(
         )
     say(
         f"study {name!r} in {shown}: {metric_name} ({direction}), "
-        f"{n_epochs} epoch{'s' if n_epochs != 1 else ''} per trial, peak LR in "
+        f"{plural(n_epochs, 'epoch')} per trial, peak LR in "
         f"[{space.lr_range[0]:.3g}, {space.lr_range[1]:.3g}], kinds {', '.join(space.kinds)}"
     )
 
@@ -384,7 +385,7 @@ def tune(
                 break
             if finished + running >= trials:
                 if not waiting_said:
-                    say(f"waiting for {running} running trial{'s' if running != 1 else ''} of other workers")
+                    say(f"waiting for {plural(running, 'running trial')} of other workers")
                     waiting_said = True
                 time.sleep(min(1.0, heartbeat / 2))
                 continue
