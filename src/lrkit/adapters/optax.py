@@ -61,7 +61,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ..schedules._xp import as_float_time
-from ..schedules.duration import MAX_STEPS, _short
+from ..schedules.duration import MAX_STEPS, _short, held_step
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
@@ -78,7 +78,7 @@ def _host_steps(count: object) -> Any:
     if isinstance(count, (bool, np.bool_)):
         raise TypeError(f"count: expected an int, a float or an array, got bool {count!r}")
     if isinstance(count, (int, np.integer)):
-        return float(min(max(int(count), -MAX_STEPS), MAX_STEPS))
+        return float(held_step(count))
     if isinstance(count, (float, np.floating)):
         if not np.isfinite(count):
             raise ValueError(f"count: must be a finite number, got {count!r}")

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .duration import held_step
+
 #: The namespace object a formula is written against (``numpy``, ``array_api_compat.torch``, ...).
 Namespace = Any
 #: An array of that namespace.
@@ -44,8 +46,6 @@ def namespace_of(t: object) -> Namespace:
 #: numpy dtype kinds read as steps: signed and unsigned integers, real floats (and objects holding
 #: Python or numpy reals, as ``np.array`` makes of ints beyond int64)
 _REAL_KINDS = "iuf"
-#: the largest step magnitude a Python int in an object array is held to (duration.MAX_STEPS)
-_MAX_STEPS = 2**53
 
 
 def _refuse(dtype: object) -> TypeError:
@@ -65,7 +65,7 @@ def _object_steps(a: np.ndarray) -> np.ndarray:
                 f"step: expected an array of real numbers, got {type(x).__name__} {x!r:.80} at index {i} "
                 "of an object array"
             )
-        flat[i] = float(min(max(int(x), -_MAX_STEPS), _MAX_STEPS)) if isinstance(x, (int, np.integer)) else x
+        flat[i] = float(held_step(x)) if isinstance(x, (int, np.integer)) else x
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar, overload
 import numpy as np
 
 from ._xp import Array, Namespace, as_float_time, namespace_of
-from .duration import MAX_STEPS, REST, Duration, DurationLike, _number, _short
+from .duration import MAX_STEPS, REST, Duration, DurationLike, _number, _short, held_step
 
 S = TypeVar("S", bound="Schedule")
 
@@ -256,9 +256,7 @@ class Schedule:
             xp = namespace_of(step)
         if scalar:  # through a 1-element array: the same ufunc loops as a vectorised call, bit for bit
             if isinstance(step, (int, np.integer)):
-                step = min(
-                    max(int(step), -MAX_STEPS), MAX_STEPS
-                )  # beyond 2**53 as 2**53 (a float would overflow)
+                step = held_step(step)
             elif not math.isfinite(step):
                 raise ValueError(f"{self.name}: step must be a finite number, got {step!r}")
             return float(self._eval(np.asarray([step], dtype=np.float64), np)[0])

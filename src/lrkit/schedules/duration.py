@@ -21,7 +21,7 @@ import numbers
 import reprlib
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
-from typing import Literal
+from typing import Literal, SupportsInt
 
 Unit = Literal["steps", "epochs", "fraction", "rest"]
 
@@ -166,6 +166,12 @@ def _short(x: object) -> str:
     if isinstance(x, int) and x.bit_length() > 256:
         return f"an integer of {math.floor(x.bit_length() * math.log10(2)) + 1} digits"
     return _REPR.repr(x)
+
+
+def held_step(n: SupportsInt) -> int:
+    """An integer step held to ``[-2**53, 2**53]`` (:data:`MAX_STEPS`): a step beyond it is evaluated as
+    2**53, where a float would overflow or no longer tell single steps apart."""
+    return min(max(int(n), -MAX_STEPS), MAX_STEPS)
 
 
 def _real(v: object) -> float | None:
