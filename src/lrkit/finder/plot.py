@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lrkit._text import plural
+
 if TYPE_CHECKING:
     from lrkit.finder.result import FinderResult
 
@@ -86,10 +88,9 @@ def plot_result(
     if not result.trusted and result.reason:  # why, in its first clause, on a second line
         head = result.reason.split(";")[0]
         verdict += "\n" + (head if len(head) <= 90 else head[:87] + "...")
-    plural = "s" if result.repeats != 1 else ""
     ax.set_title(
         title
-        or f"LR range test ({result.mode} ramp, {result.repeats} repeat{plural}): "
+        or f"LR range test ({result.mode} ramp, {plural(result.repeats, 'repeat')}): "
         + (f"suggested {result.suggestion:.3g}" if result.suggestion is not None else "no suggestion")
         + verdict
     )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lrkit._text import plural
 from lrkit.finder import rules as _rules
 
 if TYPE_CHECKING:
@@ -341,17 +342,17 @@ class FinderResult:
 
     def __str__(self) -> str:
         lo, hi = self.interval
-        plural = "s" if self.repeats != 1 else ""
+        repeats = plural(self.repeats, "repeat")
         if self.suggestion is None and not math.isfinite(self.candidate):
-            head = f"no suggested LR: no usable curve (rule {self.rule!r}, {self.repeats} repeat{plural})"
+            head = f"no suggested LR: no usable curve (rule {self.rule!r}, {repeats})"
         elif self.suggestion is None:
             head = (
-                f"no suggested LR: no usable signal (rule {self.rule!r}, {self.repeats} repeat{plural}; "
+                f"no suggested LR: no usable signal (rule {self.rule!r}, {repeats}; "
                 f"it would have said {self.candidate:.3g}, interval {lo:.3g} .. {hi:.3g})"
             )
         else:
             head = (
-                f"suggested LR {self.suggestion:.3g} (rule {self.rule!r}, {self.repeats} repeat{plural}, "
+                f"suggested LR {self.suggestion:.3g} (rule {self.rule!r}, {repeats}, "
                 f"interval {lo:.3g} .. {hi:.3g})"
             )
         lines = [head]
