@@ -77,6 +77,18 @@ def _without_lr(opt_state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _guarded_step(guard: DivergenceGuard, opt: torch.optim.Optimizer, loss: torch.Tensor, step: int) -> int:
+    """The guard's documented loop body after ``loss.backward()``: step, or go back to the rollback's
+    step; then zero the gradients. Returns the next step."""
+    if guard.check(loss, step):
+        opt.step()
+        step += 1
+    else:
+        step = guard.resume_step  # type: ignore[assignment]
+    opt.zero_grad()
+    return step
+
+
 def train(
     opt_name: str, lr: float, steps: int, scheduler: str | None = None, **guard_kwargs: Any
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, DivergenceGuard, int]:
@@ -176,12 +188,7 @@ def test_when_every_retry_diverges_the_error_is_clear_and_nothing_is_lost() -> N
             starts.append(_state(model, opt))
             loss = F.cross_entropy(model(batch(step)[0]), batch(step)[1])
             loss.backward()
-            if guard.check(loss, step):
-                opt.step()
-                step += 1
-            else:
-                step = guard.resume_step  # type: ignore[assignment]
-            opt.zero_grad()
+            step = _guarded_step(guard, opt, loss, step)
     err = info.value
     assert err.event is not None and err.event.action == "stop"
     assert f"at step {err.event.step} " in str(err) and "after 3 recoveries in a row" in str(err)
@@ -243,12 +250,7 @@ def test_nan_in_the_parameters_behind_a_finite_loss_is_rolled_back() -> None:
             assert emb.weight.grad is not None
             emb.weight.grad[5] = float("nan")
             poisoned = True
-        if guard.check(loss, step):
-            opt.step()
-            step += 1
-        else:
-            step = guard.resume_step  # type: ignore[assignment]
-        opt.zero_grad()
+        step = _guarded_step(guard, opt, loss, step)
     (e,) = guard.events
     assert (e.reason, e.step, e.snapshot_step) == ("params", 12, 9) and math.isfinite(e.loss)
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
