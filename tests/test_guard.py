@@ -343,6 +343,44 @@ def test_nan_before_any_good_step_is_not_a_learning_rate_problem() -> None:
         guard.check(torch.tensor(float("nan")), 0)
 
 
+def _unfreezing(snapshot_every: int) -> tuple[torch.nn.Sequential, torch.optim.SGD, DivergenceGuard]:
+    """A head trained alone for 3 steps, then the body unfrozen with add_param_group (ULMFiT style)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    opt = torch.optim.SGD(model[1].parameters(), lr=0.1)
+    guard = DivergenceGuard(model, opt, snapshot_every=snapshot_every)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    for step in range(3):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        assert guard.check(loss, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    opt.add_param_group({"params": model[0].parameters(), "lr": 0.01})
+    return model, opt, guard
+
+
+def test_a_group_added_after_the_snapshot_is_rolled_back_to_a_new_snapshot() -> None:
+    model, opt, guard = _unfreezing(snapshot_every=100)  # the only snapshot (step 0) has one group
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    good = torch.nn.functional.mse_loss(model(x), y)
+    assert guard.check(good, 3)  # a new snapshot, of both groups
+    at_3 = {k: v.clone() for k, v in model.state_dict().items()}
+    opt.zero_grad()
+    good.backward()
+    opt.step()
+    assert not guard.check(torch.tensor(float("nan")), 4)  # the old code: "different number of groups"
+    assert guard.resume_step == 3
+    assert all(torch.equal(v, at_3[k]) for k, v in model.state_dict().items())
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05, 0.005])
+
+
+def test_nan_right_after_a_group_is_added_names_the_new_groups() -> None:
+    _, _, guard = _unfreezing(snapshot_every=100)
+    with pytest.raises(DivergenceError, match=r"at step 3 the loss is nan, .*parameter groups changed"):
+        guard.check(torch.tensor(float("nan")), 3)
+
+
 def test_validation_names_the_argument() -> None:
     model = torch.nn.Linear(1, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -655,6 +655,7 @@ class Scheduler(_Base):
         self._col0: list[float] = []
         self._hp_cols: dict[str, list[list[float]]] = {}
         self._groups: list[dict[str, Any]] = []
+        self._n_groups = 0  # len(self._groups) when bound: optimizer.add_param_group appends to the list
         self._simple = True
         self._one = False
         self._restore(0)
@@ -683,9 +684,13 @@ class Scheduler(_Base):
         if len(groups) != len(self.schedules):
             raise RuntimeError(
                 f"the optimizer has {len(groups)} parameter groups, the scheduler was built for "
-                f"{len(self.schedules)}; build the scheduler after adding groups"
+                f"{len(self.schedules)}: a group added after the scheduler (optimizer.add_param_group) "
+                "would not be scheduled. Build the scheduler after adding groups; to unfreeze layers "
+                "during training, give the optimizer every group from the start and freeze with "
+                "requires_grad_(False) (a parameter without a gradient is not updated)"
             )
         self._groups = groups
+        self._n_groups = len(groups)
         self._simple = not self.hparams and not any(isinstance(g["lr"], torch.Tensor) for g in groups)
         self._one = len(groups) == 1
 
@@ -754,7 +759,12 @@ class Scheduler(_Base):
         self.last_epoch = k
         i = k - self._blk0
         groups = self._groups
-        if i >= BLOCK or not self._simple or self.optimizer.param_groups is not groups:
+        if (
+            i >= BLOCK
+            or not self._simple
+            or self.optimizer.param_groups is not groups
+            or len(groups) != self._n_groups
+        ):
             self._write(k)
         elif self._one:
             groups[0]["lr"] = self._col0[i]

@@ -103,6 +103,7 @@ class _Snapshot:
     scheduler: dict[str, Any] | None
     rng: Any  # (cpu state, [cuda states]) or None
     history: deque[float]
+    layout: tuple[int, ...]  # the parameter count of each optimizer group (see DivergenceGuard._layout)
 
 
 def _int(name: str, v: object, low: int, high: int = sys.maxsize) -> int:
@@ -245,6 +246,7 @@ class DivergenceGuard:
         self._failed_at = -1  # the step of the last divergence
         self._events: list[DivergenceEvent] = []
         self._multiplier = 1.0
+        self._regrouped = False  # snapshots were dropped because the optimizer's groups changed
         self._rng_at_start = self._rng_state()  # the RNG as the next step begins
 
     # -- what a loop reads ---------------------------------------------------------------------------
@@ -288,6 +290,7 @@ class DivergenceGuard:
                 f"DivergenceGuard.check: loss must be a number or a one-element tensor, got "
                 f"{type(loss).__name__} {loss!r}"
             ) from exc
+        self._drop_stale()
         reason = "nan" if math.isnan(value) else "inf" if math.isinf(value) else ""
         ref = self.reference
         if not reason and self.threshold is not None and ref > 0.0 and value > self.threshold * ref:
@@ -341,9 +344,21 @@ class DivergenceGuard:
                 scheduler=None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()),
                 rng=self._rng_at_start,
                 history=deque(self._history, maxlen=self.window),
+                layout=self._layout(),
             )
         )
         self._since_snapshot = 0
+
+    def _layout(self) -> tuple[int, ...]:
+        return tuple(len(g["params"]) for g in self.optimizer.param_groups)
+
+    def _drop_stale(self) -> None:
+        """Forget the snapshots taken before a group was added (``add_param_group``, progressive
+        unfreezing): the optimizer cannot load them; the next good step takes a new one."""
+        if self._snapshots and self._snapshots[-1].layout != self._layout():
+            self._snapshots.clear()
+            self._since_snapshot = 0
+            self._regrouped = True
 
     def _rng_state(self) -> Any:
         if not self.restore_rng:
@@ -389,6 +404,15 @@ class DivergenceGuard:
                 if reason == "params"
                 else f"the loss is {value}"
             )
+            if self._regrouped:
+                raise DivergenceError(
+                    f"DivergenceGuard: at step {step} {what}, before any good step since the optimizer's "
+                    "parameter groups changed (add_param_group), so there is no snapshot to roll back to "
+                    f"(lr={_fmt(before)}); the groups added last (their LR, or the layers they unfreeze) "
+                    "are the likely cause",
+                    None,
+                    self.events,
+                )
             raise DivergenceError(
                 f"DivergenceGuard: at step {step} {what} before any good step, so there is no snapshot "
                 f"to roll back to (lr={_fmt(before)}); check the data, the model (its initialisation or "
