@@ -188,14 +188,17 @@ def test_absolute_schedule_with_different_group_lrs_is_refused() -> None:
     lrkit.torch.scheduler(_sgd([0.1, 0.1]), lrkit.Cosine(lr=0.1, steps=10))
 
 
-@pytest.mark.parametrize("n", [1, 2])
-def test_a_group_added_after_the_scheduler_is_refused_at_the_next_step(n: int) -> None:
-    # torch's own schedulers leave such a group unscheduled without a word; the fast path did too
-    opt = _sgd([0.1] * n)
-    sch = lrkit.torch.scheduler(opt, lrkit.Cosine(lr=0.1, steps=10))
+@pytest.mark.parametrize("n, in_graph", [(1, False), (2, False), (1, True)])
+def test_a_group_added_after_the_scheduler_is_refused_at_the_next_step(n: int, in_graph: bool) -> None:
+    # torch's own schedulers leave such a group unscheduled without a word; the fast path and the
+    # in-graph scheduler did too
+    opt = torch.optim.SGD(
+        [{"params": _params(), "lr": torch.tensor(0.1) if in_graph else 0.1} for _ in range(n)]
+    )
+    sch = lrkit.torch.scheduler(opt, lrkit.Cosine(lr=0.1, steps=10), in_graph=in_graph)
     opt.step()
     sch.step()
-    opt.add_param_group({"params": _params(), "lr": 0.01})
+    opt.add_param_group({"params": _params(), "lr": torch.tensor(0.01) if in_graph else 0.01})
     opt.step()
     with pytest.raises(RuntimeError, match=rf"has {n + 1} parameter groups, the scheduler was built for {n}"):
         sch.step()

@@ -682,13 +682,7 @@ class Scheduler(_Base):
         """Look at the optimizer's groups: floats only and no hyperparameters take the fast path."""
         groups = self.optimizer.param_groups
         if len(groups) != len(self.schedules):
-            raise RuntimeError(
-                f"the optimizer has {len(groups)} parameter groups, the scheduler was built for "
-                f"{len(self.schedules)}: a group added after the scheduler (optimizer.add_param_group) "
-                "would not be scheduled. Build the scheduler after adding groups; to unfreeze layers "
-                "during training, give the optimizer every group from the start and freeze with "
-                "requires_grad_(False) (a parameter without a gradient is not updated)"
-            )
+            raise _groups_changed(len(groups), len(self.schedules))
         self._groups = groups
         self._n_groups = len(groups)
         self._simple = not self.hparams and not any(isinstance(g["lr"], torch.Tensor) for g in groups)
@@ -925,7 +919,10 @@ class GraphScheduler(_Base):
         fn(self.step_tensor, inc, post, self._mult, self._lrs())
 
     def _lrs(self) -> list[torch.Tensor]:
-        return [g["lr"] for g in self.optimizer.param_groups]
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.schedules):
+            raise _groups_changed(len(groups), len(self.schedules))
+        return [g["lr"] for g in groups]
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -984,6 +981,15 @@ class GraphScheduler(_Base):
     def get_last_lr(self) -> list[torch.Tensor]:  # type: ignore[override]
         """Copies of the groups' lr tensors (no host sync)."""
         return [lr.clone() for lr in self._lrs()]
+
+
+def _groups_changed(now: int, built: int) -> RuntimeError:
+    return RuntimeError(
+        f"the optimizer has {now} parameter groups, the scheduler was built for {built}: a group added "
+        "after the scheduler (optimizer.add_param_group) would not be scheduled. Build the scheduler "
+        "after adding groups; to unfreeze layers during training, give the optimizer every group from "
+        "the start and freeze with requires_grad_(False) (a parameter without a gradient is not updated)"
+    )
 
 
 # -- the factory -----------------------------------------------------------------------------------
