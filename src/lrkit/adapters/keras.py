@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsFloat
 
 try:
     import keras
@@ -125,8 +125,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
     def __init__(
         self,
         schedule: ScheduleLike,
-        total_steps: float | None = None,
-        steps_per_epoch: float | None = None,
+        total_steps: SupportsFloat | None = None,
+        steps_per_epoch: SupportsFloat | None = None,
         multiplier: float = 1.0,
         floor: float = 0.0,
         plateau: dict[str, Any] | None = None,
@@ -251,7 +251,7 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
 
 
 def schedule(
-    s: ScheduleLike, total_steps: float | None = None, steps_per_epoch: float | None = None
+    s: ScheduleLike, total_steps: SupportsFloat | None = None, steps_per_epoch: SupportsFloat | None = None
 ) -> KerasSchedule:
     """``s`` as a Keras ``LearningRateSchedule`` (see :class:`KerasSchedule`)."""
     return KerasSchedule(s, total_steps=total_steps, steps_per_epoch=steps_per_epoch)

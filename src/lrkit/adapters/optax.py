@@ -53,7 +53,7 @@ so that its first step already moves: pass ``start=init_value / peak`` to match 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, SupportsFloat
 
 import jax
 import jax.numpy as jnp
@@ -98,7 +98,7 @@ def _host_steps(count: object) -> Any:
 
 
 def schedule(
-    spec: ScheduleLike, total_steps: float | None = None, steps_per_epoch: float | None = None
+    spec: ScheduleLike, total_steps: SupportsFloat | None = None, steps_per_epoch: SupportsFloat | None = None
 ) -> OptaxSchedule:
     """``spec`` (a Schedule, spec string or dict) as an optax schedule: a pure, jit-friendly function
     ``count -> jax.Array``.

@@ -13,7 +13,7 @@ import math
 import numbers
 from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, SupportsFloat, TypeVar, overload
 
 import numpy as np
 
@@ -328,7 +328,9 @@ class Schedule:
                 for d, _ in v:
                     yield self.name, f.name, d
 
-    def resolve(self: S, total_steps: float | None = None, steps_per_epoch: float | None = None) -> S:
+    def resolve(
+        self: S, total_steps: SupportsFloat | None = None, steps_per_epoch: SupportsFloat | None = None
+    ) -> S:
         """Turn durations in epochs, fractions and "rest" into steps.
 
         What cannot be converted yet (a fraction with no ``total_steps``) is left as it is, and
