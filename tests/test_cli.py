@@ -135,3 +135,22 @@ def test_a_missing_framework_names_the_extra(
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if only the numpy core were installed
     code, _, err = run(capsys, "plot", "cosine(lr=1)", "--total", "10", "--out", "x.png")
     assert code == 2 and "pip install 'lrkit[lab]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    import argparse
+
+    from lrkit.cli import build_parser
+
+    silent: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not (action.help or "").strip() and not isinstance(action, argparse._HelpAction):
+                silent.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "lrkit")
+    assert silent == []

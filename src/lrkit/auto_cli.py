@@ -34,7 +34,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "no usable signal.",
     )
     p.add_argument("--task", required=True, help="a built-in task or your own as MODULE:FUNCTION")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the model's initialisation, the batch order and the search (default %(default)s)",
+    )
     p.add_argument(
         "--epochs", type=int, default=None, metavar="E", help="epochs to train (default: the task's)"
     )
