@@ -6,10 +6,13 @@ name                       optimizer (``lr`` from the schedule; ``params`` overr
 ``sgd``                    ``torch.optim.SGD`` (no momentum)
 ``momentum``               ``torch.optim.SGD(momentum=0.9)``
 ``nesterov``               ``torch.optim.SGD(momentum=0.9, nesterov=True)``
-``adagrad``                ``torch.optim.Adagrad``
-``rmsprop``                ``torch.optim.RMSprop``
-``adam``                   ``torch.optim.Adam``
-``adamw``                  ``torch.optim.AdamW(weight_decay=0.01)``
+``adagrad``                ``torch.optim.Adagrad``: ``lr_decay=0``, ``initial_accumulator_value=0``,
+                           ``eps=1e-10`` (Keras: accumulator 0.1, eps 1e-7 under the root)
+``rmsprop``                ``torch.optim.RMSprop``: ``alpha=0.99``, ``eps=1e-8`` (Keras, TensorFlow and
+                           Tieleman & Hinton's lecture: ``rho=0.9``; pass ``{"alpha": 0.9}``)
+``adam``                   ``torch.optim.Adam``: ``betas=(0.9, 0.999)``, ``eps=1e-8`` (Keras: 1e-7)
+``adamw``                  ``torch.optim.AdamW``: as Adam, ``weight_decay=0.01`` (torch's default;
+                           Keras' is 0.004), decoupled: ``w -= lr * weight_decay * w`` each step
 ``nadam``                  ``torch.optim.NAdam`` (Adam with Nesterov momentum; Dozat 2016)
 ``radam``                  ``torch.optim.RAdam`` (Adam with a rectified variance; Liu et al. 2020)
 ``adamax``                 ``torch.optim.Adamax`` (Adam's infinity-norm variant; Kingma & Ba 2015)
@@ -20,12 +23,16 @@ name                       optimizer (``lr`` from the schedule; ``params`` overr
                            the schedule multiplies its estimate, so ``lr=1.0`` is its default
 =========================  =================================================================
 
+Every other setting is the library's default. ``lr`` is the schedule's, so it is not a hyper-parameter
+here (``params`` and ``lr`` in ``hyper_parameters`` are refused by name).
+
 :func:`train_mode` / :func:`eval_mode` call ``optimizer.train()`` / ``optimizer.eval()`` when the
 optimizer has them (Schedule-Free keeps two weight sequences and must be told which one to use).
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -75,7 +82,8 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 }
 
 #: the LR each optimizer is usually run at untuned: its library's default, except RMSprop's 1e-3 (Keras'
-#: and TensorFlow's default, and Hinton's; torch's 1e-2 is the outlier)
+#: and TensorFlow's default; torch's 1e-2 is the outlier) and SGD's, which has no meaningful default
+#: (torch's 1e-3 is a placeholder): 0.1 plain, 0.01 with momentum 0.9 (the same step, lr / (1 - 0.9))
 DEFAULT_LR: dict[str, float] = {
     "sgd": 0.1,
     "momentum": 0.01,
@@ -93,10 +101,23 @@ DEFAULT_LR: dict[str, float] = {
 
 
 def check_optimizer_name(name: object, what: str = "optimizer") -> str:
-    """``name`` if it names an optimizer in :data:`OPTIMIZERS`, else a ValueError listing them."""
+    """``name`` if it names an optimizer in :data:`OPTIMIZERS`, else a ValueError listing them (and the
+    closest name, for a differently spelled one: ``'AdamW'`` -> ``'adamw'``)."""
     if not isinstance(name, str) or name not in OPTIMIZERS:
-        raise ValueError(f"{what} must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+        hint = ""
+        if isinstance(name, str):
+            key = name.strip().lower().replace("-", "_")
+            close = [key] if key in OPTIMIZERS else difflib.get_close_matches(key, OPTIMIZERS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{what} must be one of {', '.join(OPTIMIZERS)}, got {name!r}{hint}")
     return name
+
+
+#: arguments of every factory, refused in hyper-parameters (Python would say "got multiple values")
+_NOT_HYPER_PARAMETERS = {
+    "lr": "the schedule sets the learning rate (constant(3e-4), cosine(lr=3e-4), ...)",
+    "params": "the optimizer is built over the model's parameters",
+}
 
 
 def check_params(params: Mapping[str, Any] | None, what: str = "optimizer_params") -> dict[str, Any]:
@@ -112,6 +133,8 @@ def check_params(params: Mapping[str, Any] | None, what: str = "optimizer_params
     for key, value in params.items():
         if not isinstance(key, str) or not key.isidentifier():
             raise ValueError(f"{what}: keys must be identifiers, got {key!r}")
+        if key in _NOT_HYPER_PARAMETERS:
+            raise ValueError(f"{what}: {key!r} is not a hyper-parameter here: {_NOT_HYPER_PARAMETERS[key]}")
         out[key] = _number(value, f"{what}.{key}")
     return out
 
