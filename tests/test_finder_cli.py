@@ -7,6 +7,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lrkit.finder import cli as finder_cli
@@ -40,28 +41,33 @@ def test_find_on_a_task_prints_the_suggestion_and_writes_plot_and_json(
     assert len(data["curves"]) == 2 and len(data["curves"][0]["lrs"]) <= 30
 
 
+SETUP = textwrap.dedent(
+    """
+    import torch
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+
+    def data():
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 3, generator=g)
+        y = x.sum(dim=1, keepdim=True)
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    """
+)
+
+
+def setup_module_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = "my_setup") -> None:
+    (tmp_path / f"{name}.py").write_text(SETUP)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
 def test_find_with_model_and_data_factories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "my_setup.py").write_text(
-        textwrap.dedent(
-            """
-            import torch
-
-            def model():
-                torch.manual_seed(0)
-                return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
-
-            def data():
-                g = torch.Generator().manual_seed(0)
-                x = torch.randn(64, 3, generator=g)
-                y = x.sum(dim=1, keepdim=True)
-                return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
-            """
-        )
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    setup_module_in(tmp_path, monkeypatch)
     args = parse(
         "--model", "my_setup:model", "--data", "my_setup:data", "--loss", "mse", "--optimizer", "adam",
         "--num-steps", "25", "--repeats", "1", "--out", "none",
@@ -86,6 +92,7 @@ def test_find_with_model_and_data_factories(
         (("--task", "digits-mlp-adam", "--rule", "magic"), "--rule"),
         (("--task", "digits-mlp-adam", "--mode", "cos"), "--mode"),
         (("--task", "digits-mlp-adam", "--num-steps", "1"), "--num-steps"),
+        (("--task", "digits-mlp-adam", "--batches-per-step", "0"), "--batches-per-step must be an int >= 1"),
         # matplotlib would add .png to a bare name (and the message would name another file), or
         # refuse an unknown suffix only after the whole test
         (("--task", "digits-mlp-adam", "--out", "lr_plot"), r"--out: expected a \.png, \.svg, \.pdf"),
@@ -103,3 +110,100 @@ def test_lrkit_cli_exposes_find() -> None:
     parser = lrkit_cli.build_parser()
     args = parser.parse_args(["find", "--task", "digits-mlp-sgd"])
     assert args.func is finder_cli.run
+
+
+def help_text() -> str:
+    parser = argparse.ArgumentParser(prog="lrkit")
+    find = finder_cli.register(parser.add_subparsers(dest="command"))
+    return find.format_help()
+
+
+def test_help_explains_every_flag_with_its_default() -> None:
+    """Every flag has a help line, and one with a default shows it (a user should not read the source)."""
+    parser = argparse.ArgumentParser(prog="lrkit")
+    find = finder_cli.register(parser.add_subparsers(dest="command"))
+    text = " ".join(find.format_help().split())
+    for action in find._actions:
+        if action.dest == "help":
+            continue
+        assert action.help, f"{action.option_strings} has no help"
+        if action.default is not None:
+            shown = f"{action.default:g}" if isinstance(action.default, float) else str(action.default)
+            assert f"(default {shown}" in text, (
+                action.option_strings,
+                shown,
+            )
+
+
+def test_help_names_the_built_in_tasks_the_rules_and_the_exit_status() -> None:
+    from lrkit.finder.rules import RULES
+    from lrkit.tasks import TASKS
+
+    text = " ".join(help_text().split())
+    for name in [*TASKS, *RULES]:
+        assert name in text, name
+    for line in ("0 a learning rate is suggested", "1 no suggestion", "2 bad input"):
+        assert line in text
+
+
+def test_batches_per_step_runs_that_many_optimizer_steps_per_rung(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The finder's own advice for a noisy curve is "use more batches per step": the CLI must offer it."""
+    setup_module_in(tmp_path, monkeypatch)
+    counts = {}
+    for n in (1, 3):
+        js = tmp_path / f"n{n}.json"
+        args = parse(
+            "--model", "my_setup:model", "--data", "my_setup:data", "--loss", "mse", "--optimizer", "adam",
+            "--num-steps", "12", "--repeats", "1", "--out", "none", "--json", str(js),
+            "--batches-per-step", str(n),
+        )  # fmt: skip
+        args.func(args)
+        data = json.loads(js.read_text())
+        counts[n] = (data["first_steps"], len(data["curves"][0]["lrs"]))
+    capsys.readouterr()
+    for n, (steps, rungs) in counts.items():
+        assert steps == n * rungs, counts
+
+
+def test_json_is_strict_when_the_loss_blew_up() -> None:
+    """A ramp that ends on an inf loss (and a result with no usable curve) writes JSON null, not NaN or
+    Infinity, which jq, JavaScript and strict parsers refuse."""
+    from lrkit.finder import Curve, FinderResult
+
+    lrs = np.geomspace(1e-4, 1.0, 8)
+    losses = np.array([2.0, 1.9, 1.5, 1.0, 0.6, 0.5, 3.0, np.inf])
+    smoothed = np.array([2.0, 1.95, 1.8, 1.5, 1.2, 0.9, 1.5, np.nan])
+    blew = FinderResult.from_curves([Curve(lrs, losses, smoothed, stopped_at=7)])
+    none = FinderResult.from_curves([Curve(lrs[:1], np.array([np.nan]), np.array([np.nan]), stopped_at=0)])
+    for res in (blew, none):
+        text = json.dumps(res.to_dict(), allow_nan=False)  # raises on NaN / inf
+        assert "NaN" not in text and "Infinity" not in text
+    d = blew.to_dict()
+    assert d["curves"][0]["losses"][-1] is None and d["curves"][0]["smoothed"][-1] is None
+    assert d["curves"][0]["losses"][:7] == losses[:7].tolist()
+    assert d["suggestion"] == blew.suggestion
+    n = none.to_dict()
+    assert n["candidate"] is None and n["interval"] == [None, None] and n["suggestion"] is None
+    assert set(n["suggestions"].values()) == {None}
+
+
+def test_a_budget_too_small_for_a_retry_is_not_called_an_escalation() -> None:
+    """The summary said "escalated (80 optimizer steps: 80 in the first test, 0 extra of a budget of 2)"
+    when the budget allowed no retry at all."""
+    import dataclasses
+
+    from lrkit.finder import range_test
+
+    flat = range_test(lambda lr: 1.0, num_steps=40)
+    note = "stopped: 2 steps of the budget left, too few for another try"
+    none = dataclasses.replace(flat, escalation=(note,), steps=40, first_steps=40, budget=2)
+    text = str(none)
+    assert f"  not escalated (40 optimizer steps in the first test; budget 2): {note}" in text
+    assert "escalated (" not in text.replace("not escalated (", "")
+    retried = dataclasses.replace(flat, escalation=("more batches (20 rungs, still no signal)",), steps=100,
+                                  first_steps=40, budget=60)  # fmt: skip
+    assert "  escalated (100 optimizer steps: 40 in the first test, 60 extra of a budget of 60)" in str(
+        retried
+    )

@@ -41,17 +41,43 @@ MODEL_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: what ``lrkit find --help`` says after the flags: the exit status, the output, examples
+EPILOG = """\
+exit status:
+  0  a learning rate is suggested
+  1  no suggestion: the curves show no usable signal (the reason and what
+     to try are printed, and the plot's title says it), or your code raised
+  2  bad input (a flag, a path, a task), refused before the test runs
+
+output: the result as text on stdout; --json PATH also writes it as JSON
+(null for a number that is not finite). The plot (--out) shows the loss
+against the LR, each rule's line and the suggestion, or why there is none.
+lrkit overwrites only files it wrote.
+
+examples:
+  lrkit find --task digits-mlp-sgd --out lr_find.png --json lr_find.json
+  lrkit find --task mypkg.tasks:my_task --repeats 3
+  lrkit find --model mypkg.models:make_model --data mypkg.data:make_loader --optimizer adamw
+"""
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``find`` subcommand to an argparse ``_SubParsersAction``; its ``func`` is :func:`run`."""
+    from lrkit.tasks import TASKS  # the registry only: no torch
+
     p: argparse.ArgumentParser = subparsers.add_parser(
         "find",
         help="LR range test: suggest a learning rate from data",
-        description="Run the LR range test and print the suggested learning rate (with the interval over "
-        "repeats and every rule's suggestion); write the plot to --out.",
+        description="Run the LR range test and print the suggested learning rate (with the interval\n"
+        "over repeats and every rule's suggestion); write the plot to --out.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = p.add_argument_group("what to test (--task, or --model with --data)")
     what.add_argument(
-        "--task", help="a built-in task (digits-mlp-sgd, mnist1d-cnn, ...) or your own as MODULE:FUNCTION"
+        "--task",
+        help=f"a built-in task ({', '.join(TASKS)}) or your own as MODULE:FUNCTION (a function "
+        "f(seed) -> lrkit.tasks.TaskParts)",
     )
     what.add_argument("--model", metavar="MODULE:FACTORY", help="function returning a torch.nn.Module")
     what.add_argument("--data", metavar="MODULE:FACTORY", help="function returning the train loader")
@@ -79,15 +105,65 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help=f"with --model: weight decay (default {MODEL_DEFAULTS['weight_decay']})",
     )
     ramp = p.add_argument_group("the range test")
-    ramp.add_argument("--start-lr", type=float, default=core.START_LR)
-    ramp.add_argument("--end-lr", type=float, default=core.END_LR)
-    ramp.add_argument("--num-steps", type=int, default=core.NUM_STEPS, help="rungs per repeat")
-    ramp.add_argument("--mode", default="exp", help="exp (default) or linear")
-    ramp.add_argument("--smoothing", type=float, default=core.SMOOTHING, help="EMA factor in [0, 1)")
-    ramp.add_argument("--repeats", type=int, default=3, help="repeats over seeds/batch orders (default 3)")
-    ramp.add_argument("--seed", type=int, default=0)
-    ramp.add_argument("--rule", default="lrkit", help=f"the rule to report: {', '.join(RULES)}")
-    ramp.add_argument("--accumulation-steps", type=int, default=1)
+    ramp.add_argument(
+        "--start-lr", type=float, default=core.START_LR, help="first LR of the ramp (default %(default)g)"
+    )
+    ramp.add_argument(
+        "--end-lr", type=float, default=core.END_LR, help="last LR of the ramp (default %(default)g)"
+    )
+    ramp.add_argument(
+        "--num-steps",
+        type=int,
+        default=core.NUM_STEPS,
+        help="rungs (LRs) per repeat; the test stops early when the loss blows up (default %(default)s)",
+    )
+    ramp.add_argument(
+        "--mode",
+        default="exp",
+        metavar="{exp,linear}",
+        help="how the LR grows from rung to rung: exp (geometric) or linear (default exp)",
+    )
+    ramp.add_argument(
+        "--smoothing",
+        type=float,
+        default=core.SMOOTHING,
+        help="EMA factor of the smoothed loss, in [0, 1) (default %(default)g)",
+    )
+    ramp.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="repeats over seeds and batch orders; the suggestion is their median (default %(default)s)",
+    )
+    ramp.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the model and the first repeat; repeat r seeds torch and the loader with seed + r "
+        "(default 0)",
+    )
+    ramp.add_argument(
+        "--rule",
+        default="lrkit",
+        metavar="{" + ",".join(RULES) + "}",
+        help="the rule whose value is the suggestion (all are printed): lrkit (the centre of the curve's "
+        "bottom / 10), steepest (steepest descent), minimum (LR at the lowest loss / 10) or valley "
+        "(fastai's) (default lrkit)",
+    )
+    ramp.add_argument(
+        "--batches-per-step",
+        type=int,
+        default=1,
+        metavar="N",
+        help="optimizer steps per rung, their losses averaged: less noise for N times the steps (default 1)",
+    )
+    ramp.add_argument(
+        "--accumulation-steps",
+        type=int,
+        default=1,
+        metavar="N",
+        help="micro-batches per optimizer step (gradient accumulation), as your training does (default 1)",
+    )
     ramp.add_argument(
         "--max-grad-norm",
         type=float,
@@ -106,8 +182,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--epochs", type=int, default=None, help="planned training epochs (default: the task's; with --model)"
     )
     out = p.add_argument_group("output")
-    out.add_argument("--out", default="lr_find.png", help="plot file (default lr_find.png; 'none' to skip)")
-    out.add_argument("--json", default=None, metavar="PATH", help="also write the result as JSON")
+    out.add_argument(
+        "--out",
+        default="lr_find.png",
+        metavar="PATH",
+        help="plot file, .png, .svg or .pdf (default lr_find.png; 'none' to skip)",
+    )
+    out.add_argument(
+        "--json", default=None, metavar="PATH", help="also write the result (and every curve) as JSON"
+    )
     p.set_defaults(func=run)
     return p
 
@@ -208,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "rule": args.rule,
         "accumulation_steps": args.accumulation_steps,
+        "batches_per_step": args.batches_per_step,
     }
     if args.max_grad_norm is not None:  # else the task's own (Task.find_lr), or none
         options["max_grad_norm"] = args.max_grad_norm
@@ -292,6 +376,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--smoothing must be in [0, 1), got {args.smoothing!r}")
     core._check_int("--repeats", args.repeats, 1)
     core._check_int("--accumulation-steps", args.accumulation_steps, 1)
+    core._check_int("--batches-per-step", args.batches_per_step, 1)
     core._check_int("--seed", args.seed, 0)
     if args.max_grad_norm is not None:
         core._check_positive_float("--max-grad-norm", args.max_grad_norm)

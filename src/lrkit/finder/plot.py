@@ -6,6 +6,8 @@ so it works under any backend, headless included.
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +18,50 @@ from lrkit._text import plural
 if TYPE_CHECKING:
     from lrkit.finder.result import FinderResult
 
-__all__ = ["plot_result"]
+__all__ = ["plot_result", "verdict"]
 
 _STYLES = {"lrkit": ("C3", "-"), "steepest": ("C2", "--"), "minimum": ("C1", "-."), "valley": ("C4", ":")}
 _LABELS = {"minimum": "minimum/10"}
+#: the loss axis spans at least this fraction of the starting loss, so that a curve that fell by less
+#: than 1% (the "flat" verdict) looks flat instead of its noise filling the figure
+MIN_SPAN = 0.04
+#: characters per line of the verdict under the title (it fits over the axes beside the legend)
+_WIDTH = 64
+
+
+def verdict(result: FinderResult) -> str:
+    """The figure's second title line: the suggestion and its interval, or why there is none, such as
+    ``suggested LR 0.0464 (rule 'lrkit', interval 0.0464 .. 0.0509)``, or ``no suggestion (NOT TRUSTED):``
+    over the reason's first clause (``flat: the smoothed loss fell by 0.0153 from 2.31, ...``), wrapped."""
+    if result.suggestion is not None:
+        lo, hi = result.interval
+        spread = f", interval {lo:.3g} .. {hi:.3g}" if hi > lo else ""
+        return f"suggested LR {result.suggestion:.3g} (rule {result.rule!r}{spread})"
+    why = result.reason.split(";")[0] if result.reason else "no usable curve"
+    why = textwrap.shorten(why, 2 * _WIDTH, placeholder=" ...")
+    return "\n".join(["no suggestion (NOT TRUSTED):", *textwrap.wrap(why, _WIDTH)])
+
+
+def _ylim(result: FinderResult) -> tuple[float, float] | None:
+    """The loss axis: from the lowest smoothed loss to the highest of each curve's first tenth (the
+    diverged tail runs off the top), at least :data:`MIN_SPAN` of the starting loss high."""
+    heads, lows = [], []
+    for c in result.curves:
+        y = c.smoothed[np.isfinite(c.smoothed)]
+        if y.size:
+            heads.append(y[: max(3, y.size // 10)])
+            lows.append(float(y.min()))
+    if not heads:
+        return None
+    top = max(float(h.max()) for h in heads)
+    bottom = min(lows)
+    level = float(np.median(np.concatenate(heads)))
+    span = max(top - bottom, MIN_SPAN * abs(level), 1e-12)
+    mid = (top + bottom) / 2 if top - bottom < span else None
+    if mid is not None:  # a flat curve: centred in a window of MIN_SPAN of its level
+        bottom, top = mid - span / 2, mid + span / 2
+    pad = 0.1 * span
+    return bottom - pad, top + 3 * pad
 
 
 def plot_result(
@@ -28,16 +70,20 @@ def plot_result(
     """Draw ``result`` on ``ax`` (a new figure when None), save it to ``path`` if given, return the Axes.
 
     Raw losses are faint dots, smoothed curves solid lines (one per repeat); each rule's suggestion is a
-    vertical line, the default rule's interval over the repeats a shaded band.
+    vertical line, the default rule's interval over the repeats a shaded band, the suggestion a dot on
+    the first repeat's smoothed curve with its value beside it, and the LRs past the first rung where a
+    repeat stopped because its loss blew up a grey band. The title is ``title`` (default: the ramp and
+    the repeats) over the :func:`verdict`: the suggestion, or "no suggestion (NOT TRUSTED)" and why.
     """
     from matplotlib.figure import Figure
 
+    own = ax is None
     if ax is None:
-        fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+        fig = Figure(figsize=(9.0, 4.8), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    finite_smooth = []
+    ax.set_xscale("log")
     for k, c in enumerate(result.curves):
         ok = np.isfinite(c.losses)
         ax.plot(
@@ -53,15 +99,19 @@ def plot_result(
             alpha=1.0 if k == 0 else 0.5,
             label=f"smoothed (EMA {result.smoothing:g})" if k == 0 else None,
         )
-        finite_smooth.append(c.smoothed[ok_s])
     lo, hi = result.interval
+    # an untrusted result has no suggestion: the rules' raw values and their interval are drawn faint and
+    # marked unused, none in the bold line that reads as "the" suggestion
+    used = result.suggestion is not None
     if hi > lo:
         ax.axvspan(
-            lo, hi, color="C3", alpha=0.12, label=f"{result.rule} interval over {result.repeats} repeats"
+            lo,
+            hi,
+            color="C3",
+            alpha=0.12 if used else 0.05,
+            label=f"{result.rule} interval over {result.repeats} repeats: {lo:.3g} .. {hi:.3g}"
+            + ("" if used else " (not used)"),
         )
-    # an untrusted result has no suggestion: the rules' raw values are drawn faint and marked unused, none
-    # in the bold line that reads as "the" suggestion
-    used = result.suggestion is not None
     for name, value in result.suggestions.items():
         if not np.isfinite(value):
             continue
@@ -75,29 +125,67 @@ def plot_result(
             alpha=1.0 if used else 0.45,
             label=f"{_LABELS.get(name, name)}: {value:.3g}" + ("" if used else " (not used)"),
         )
-    ax.set_xscale("log")
+    if result.suggestion is not None:
+        _mark_suggestion(ax, result, result.suggestion)
+    limits = _ylim(result)
+    if limits is not None:
+        ax.set_ylim(*limits)
+    _shade_diverged(ax, result)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("loss")
-    ys = np.concatenate(finite_smooth) if finite_smooth else np.array([])
-    if ys.size:
-        top = float(ys[: max(3, ys.size // 10)].max())
-        bottom = float(ys.min())
-        pad = 0.1 * max(top - bottom, 1e-12)
-        ax.set_ylim(bottom - pad, top + 3 * pad)
-    verdict = "" if result.trusted else " (NOT TRUSTED)"
-    if not result.trusted and result.reason:  # why, in its first clause, on a second line
-        head = result.reason.split(";")[0]
-        verdict += "\n" + (head if len(head) <= 90 else head[:87] + "...")
-    ax.set_title(
-        title
-        or f"LR range test ({result.mode} ramp, {plural(result.repeats, 'repeat')}): "
-        + (f"suggested {result.suggestion:.3g}" if result.suggestion is not None else "no suggestion")
-        + verdict
-    )
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize="small", loc="best")
+    head = title or f"LR range test ({result.mode} ramp, {plural(result.repeats, 'repeat')})"
+    ax.set_title(head + "\n" + verdict(result), color="k" if used else "C3")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", axis="x", alpha=0.1)
+    if own:  # beside the axes: inside, it covers the raw losses or the tail wherever it goes
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize="small", loc="best")
     if path is not None:
         from lrkit._paths import save_figure
 
         save_figure(fig, path, dpi=120)
     return ax
+
+
+def _mark_suggestion(ax: Any, result: FinderResult, lr: float) -> None:
+    """A dot on the first repeat's smoothed curve at ``lr`` (interpolated on the log axis), with its value."""
+    c = result.curves[0]
+    ok = np.isfinite(c.smoothed)
+    if not ok.any():
+        return
+    y = float(np.interp(math.log(lr), np.log(c.lrs[ok]), c.smoothed[ok]))
+    ax.scatter([lr], [y], s=55, color="C3", edgecolors="white", linewidths=1.2, zorder=5)
+    ax.annotate(
+        f"suggested {lr:.3g}",
+        xy=(lr, y),
+        xytext=(-8, -10),
+        textcoords="offset points",
+        ha="right",
+        va="top",
+        color="C3",
+        fontweight="bold",
+        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
+        zorder=6,
+    )
+
+
+def _shade_diverged(ax: Any, result: FinderResult) -> None:
+    """Grey band from the earliest LR where a repeat stopped because its loss blew up to the right edge."""
+    stops = [float(c.lrs[c.stopped_at]) for c in result.curves if c.stopped_at is not None]
+    if not stops:
+        return
+    left, right = ax.get_xlim()
+    first = min(stops)
+    right = max(right, first * 1.5)
+    n = result.repeats
+    which = "" if n == 1 else f" ({len(stops)} of {n} repeats)"
+    ax.axvspan(
+        first,
+        right,
+        color="0.5",
+        alpha=0.1,
+        lw=0,
+        label=f"loss blew up: test stopped from {first:.3g}{which}",
+    )
+    ax.set_xlim(left, right)

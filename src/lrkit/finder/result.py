@@ -135,6 +135,11 @@ def _merge_problems(per_curve: Sequence[list[tuple[str, str]]]) -> list[tuple[st
     return out
 
 
+def _finite(value: float) -> float | None:
+    """``value`` as a float, or None (JSON ``null``) when it is NaN or infinite."""
+    return float(value) if math.isfinite(value) else None
+
+
 class NoSuggestionError(ValueError):
     """The range test found no usable signal, so there is no learning rate to suggest."""
 
@@ -309,14 +314,19 @@ class FinderResult:
 
     # --- output -----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python summary (JSON-ready): suggestions, interval, verdict and the curves."""
+        """Plain-Python summary (JSON-ready): suggestions, interval, verdict and the curves.
+
+        A number that is not finite (the loss at the rung where the test blew up, the NaN of a rule or
+        repeat without a usable curve) is ``None``, so ``json.dumps`` writes strict JSON (``null``, not
+        ``NaN`` or ``Infinity``, which ``jq`` and JavaScript refuse).
+        """
         return {
             "suggestion": self.suggestion,
-            "candidate": self.candidate,
+            "candidate": _finite(self.candidate),
             "rule": self.rule,
-            "interval": list(self.interval),
-            "suggestions": self.suggestions,
-            "per_repeat": {k: list(v) for k, v in self.per_repeat.items()},
+            "interval": [_finite(v) for v in self.interval],
+            "suggestions": {k: _finite(v) for k, v in self.suggestions.items()},
+            "per_repeat": {k: [_finite(x) for x in v] for k, v in self.per_repeat.items()},
             "peak_lr": self.suggestion,
             "max_lr": self.suggestion,
             "trusted": self.trusted,
@@ -331,9 +341,9 @@ class FinderResult:
             "group_ratios": list(self.group_ratios),
             "curves": [
                 {
-                    "lrs": c.lrs.tolist(),
-                    "losses": c.losses.tolist(),
-                    "smoothed": c.smoothed.tolist(),
+                    "lrs": [_finite(v) for v in c.lrs.tolist()],
+                    "losses": [_finite(v) for v in c.losses.tolist()],
+                    "smoothed": [_finite(v) for v in c.smoothed.tolist()],
                     "stopped_at": c.stopped_at,
                 }
                 for c in self.curves
@@ -366,8 +376,14 @@ class FinderResult:
         if self.escalation:
             first = self.steps if self.first_steps is None else self.first_steps
             of = f" of a budget of {self.budget}" if self.budget else ""
-            spent = f"{self.steps} optimizer steps: {first} in the first test, {self.steps - first} extra{of}"
-            lines.append(f"  escalated ({spent}): " + "; ".join(self.escalation))
+            if self.steps > first:
+                spent = (
+                    f"{self.steps} optimizer steps: {first} in the first test, {self.steps - first} extra{of}"
+                )
+                lines.append(f"  escalated ({spent}): " + "; ".join(self.escalation))
+            else:  # the budget allowed no retry: say so rather than "escalated ... 0 extra"
+                spent = f"{first} optimizer steps in the first test; budget {self.budget}"
+                lines.append(f"  not escalated ({spent}): " + "; ".join(self.escalation))
         elif self.budget is not None:
             lines.append(
                 f"  {self.steps} optimizer steps in the first test; a retry could have added {self.budget}"
