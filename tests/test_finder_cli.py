@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import textwrap
 from pathlib import Path
 
@@ -207,3 +208,39 @@ def test_a_budget_too_small_for_a_retry_is_not_called_an_escalation() -> None:
     assert "  escalated (100 optimizer steps: 40 in the first test, 60 extra of a budget of 60)" in str(
         retried
     )
+
+
+def test_the_summary_gives_each_problem_its_own_line() -> None:
+    """Three problems were one run-on line ("... (3 of 3 repeats). the loss rose ... . the repeats ...")."""
+    from lrkit.finder import range_test
+
+    shifts = iter([1.0, 1e3])
+    shift = [1.0]
+
+    def before(r: int) -> None:
+        shift[0] = next(shifts)
+
+    def rising(lr: float) -> float:  # the second repeat's bowl lies below start_lr
+        return float((math.log10(lr * shift[0]) + 1.0) ** 2 + 1.0)
+
+    res = range_test(rising, num_steps=80, repeats=2, before_repeat=before, start_lr=1e-3)
+    assert {"early", "disagree"} <= set(res.problem_kinds), res.problems
+    lines = str(res).splitlines()
+    at = lines.index("  NOT TRUSTED:")
+    assert lines[at + 1 :] == [f"  - {p.rstrip('.')}" for p in res.problems]
+
+    one = range_test(lambda lr: 1.0, num_steps=40)  # a single problem stays on the verdict's line
+    assert len(one.problems) == 1 and str(one).splitlines()[-1] == "  NOT TRUSTED: " + one.reason
+
+
+def test_one_repeat_prints_no_interval() -> None:
+    """With one repeat, "interval 0.0823 .. 0.0823" says nothing; with more it is the spread."""
+    from lrkit.finder import range_test
+
+    def bowl(lr: float) -> float:
+        return float((math.log10(lr) + 1.0) ** 2 + 1.0)
+
+    one, two = range_test(bowl, num_steps=60), range_test(bowl, num_steps=60, repeats=2)
+    assert str(one).splitlines()[0] == f"suggested LR {one.suggestion:.3g} (rule 'lrkit', 1 repeat)"
+    lo, hi = two.interval
+    assert str(two).splitlines()[0].endswith(f"2 repeats, interval {lo:.3g} .. {hi:.3g})")

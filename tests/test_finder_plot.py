@@ -125,3 +125,20 @@ def test_the_legend_and_title_stay_inside_the_figure_and_off_the_data() -> None:
         page, title = fig.bbox, ax.title.get_window_extent()
         assert page.x0 <= title.x0 and title.x1 <= page.x1 and title.y1 <= page.y1
         assert legend.x1 <= page.x1
+
+
+def test_the_title_says_when_there_are_more_problems_than_it_shows() -> None:
+    shifts = iter([1.0, 1e3])
+    shift = [1.0]
+
+    def before(r: int) -> None:
+        shift[0] = next(shifts)
+
+    res = range_test(
+        lambda lr: bowl(lr * shift[0]), num_steps=80, repeats=2, before_repeat=before, start_lr=1e-3
+    )
+    n = len(res.problems)
+    assert n >= 2, res.problems
+    title = " ".join(res.plot().get_title().split())
+    assert res.reason.split(";")[0] in title
+    assert f"(and {n - 1} more problem{'s' if n > 2 else ''}: see the printed result)" in title

@@ -39,6 +39,8 @@ def verdict(result: FinderResult) -> str:
         return f"suggested LR {result.suggestion:.3g} (rule {result.rule!r}{spread})"
     why = result.reason.split(";")[0] if result.reason else "no usable curve"
     why = textwrap.shorten(why, 2 * _WIDTH, placeholder=" ...")
+    if len(result.problems) > 1:
+        why += f" (and {plural(len(result.problems) - 1, 'more problem')}: see the printed result)"
     return "\n".join(["no suggestion (NOT TRUSTED):", *textwrap.wrap(why, _WIDTH)])
 
 

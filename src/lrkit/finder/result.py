@@ -356,15 +356,14 @@ class FinderResult:
         if self.suggestion is None and not math.isfinite(self.candidate):
             head = f"no suggested LR: no usable curve (rule {self.rule!r}, {repeats})"
         elif self.suggestion is None:
+            spread = f", interval {lo:.3g} .. {hi:.3g}" if self.repeats > 1 else ""
             head = (
                 f"no suggested LR: no usable signal (rule {self.rule!r}, {repeats}; "
-                f"it would have said {self.candidate:.3g}, interval {lo:.3g} .. {hi:.3g})"
+                f"it would have said {self.candidate:.3g}{spread})"
             )
-        else:
-            head = (
-                f"suggested LR {self.suggestion:.3g} (rule {self.rule!r}, {repeats}, "
-                f"interval {lo:.3g} .. {hi:.3g})"
-            )
+        else:  # one repeat has no interval to speak of ("0.0823 .. 0.0823")
+            spread = f", interval {lo:.3g} .. {hi:.3g}" if self.repeats > 1 else ""
+            head = f"suggested LR {self.suggestion:.3g} (rule {self.rule!r}, {repeats}{spread})"
         lines = [head]
         if any(math.isfinite(v) for v in self.suggestions.values()):
             lines.append("  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items()))
@@ -388,7 +387,13 @@ class FinderResult:
             lines.append(
                 f"  {self.steps} optimizer steps in the first test; a retry could have added {self.budget}"
             )
-        lines.append("  trusted" if self.trusted else "  NOT TRUSTED: " + self.reason)
+        if self.trusted:
+            lines.append("  trusted")
+        elif len(self.problems) == 1:
+            lines.append("  NOT TRUSTED: " + self.reason)
+        else:  # one line per problem, not one run-on paragraph
+            lines.append("  NOT TRUSTED:")
+            lines.extend(f"  - {p.rstrip('.')}" for p in self.problems)
         return "\n".join(lines)
 
     def plot(self, path: str | Path | None = None, *, ax: Any = None, title: str | None = None) -> Any:
