@@ -117,7 +117,8 @@ def test_every_point_is_a_spec_with_that_peak_final_and_warmup(
     assert values.max() <= peak * (1 + 1e-9)
     assert values.max() == pytest.approx(peak, rel=1e-2)  # one-cycle's top may sit between two steps
     assert values[total] == pytest.approx(peak * final, rel=2e-3)  # the final fraction, after the run
-    has_warmup = kind != "one_cycle" and warmup * total >= 1 and float(f"{100 * warmup:.3g}") > 0
+    shown = float(f"{100 * warmup:.3g}") / 100  # the warmup as the spec writes it
+    has_warmup = kind != "one_cycle" and shown * total >= 1 and shown > 0
     if kind == "one_cycle":
         assert values[0] == pytest.approx(peak / 25)  # starts at max_lr / div_factor
     elif has_warmup:
@@ -315,17 +316,40 @@ def test_tune_api_rejects_bad_arguments_by_name(tmp_path: Path) -> None:
     assert not db.exists()
 
 
-def test_workers_2_starts_a_second_process_on_the_same_study(
+def test_workers_2_starts_a_second_process_on_the_same_study_with_a_sampler_seed_of_its_own(
     tmp_path: Path, task_dir: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """As the second of two machines (--worker-id 1 --workers 2): the first machine's processes are
+    workers 0 and 1, this one's 2 and 3. This process used to be worker 1, seeded as the first machine's
+    child: the two drew the same random start-up points."""
     from lrkit.tune import tune
 
+    seeds: list[int] = []
+    real = optuna.samplers.TPESampler
+
+    def recording(**kwargs: Any) -> Any:
+        seeds.append(kwargs["seed"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(optuna.samplers, "TPESampler", recording)  # in this process only
     monkeypatch.setenv("TUNE_TEST_DELAY", "0.03")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(task_dir), os.environ.get("PYTHONPATH", "")]))
     db = tmp_path / "w.db"
-    res = tune("tiny_tune_task:tiny", trials=5, storage=db, epochs=2, finder=False, workers=2, progress=print)
+    res = tune(
+        "tiny_tune_task:tiny",
+        trials=5,
+        storage=db,
+        epochs=2,
+        finder=False,
+        seed=5,
+        workers=2,
+        worker=1,
+        progress=print,
+    )
     out = capfd.readouterr().out
-    assert "worker 1: study 'lrkit-tiny_tune_task:tiny'" in out  # the child joined this study and exited 0
+    assert "worker 3: study 'lrkit-tiny_tune_task:tiny'" in out  # the child joined this study and exited 0
+    assert seeds == [5 + 7919 * 2]  # this process is worker 2
+    assert not re.search(r"^worker [^3]", out, re.M)  # and its only child is worker 3
     trials = res.study.get_trials()
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert 5 <= res.finished <= 6 and res.failed == 0  # two workers may overshoot by one

@@ -53,7 +53,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="K",
-        help="this worker's number among workers started by hand (seeds its sampler apart)",
+        help="this machine's number among those started by hand (0, 1, ...); with --workers N its "
+        "processes are workers K*N .. K*N+N-1, each sampler seeded apart (give each the same --workers)",
     )
     p.add_argument("--epochs", type=int, metavar="E", help="epochs per trial (default: the task's)")
     p.add_argument("--optimizer", help="optimizer for every trial (default: the task's)")
@@ -139,7 +140,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def _check_storage(storage: str | None) -> None:
     """``--storage``: an SQLite file (a path or ``sqlite:///FILE``; a foreign file is refused, untouched)
     or a ``postgresql://`` URL whose server answers."""
-    from .storage import mask_url, storage_url
+    from .storage import engine_options, mask_url, storage_url
 
     supported = "an SQLite file (FILE or sqlite:///FILE) or a postgresql://USER:PASSWORD@HOST:PORT/DB URL"
     if storage is not None and not storage.strip():
@@ -158,7 +159,7 @@ def _check_storage(storage: str | None) -> None:
     import sqlalchemy
 
     try:  # connect once, so that a wrong host or password is refused before the task is built
-        engine = sqlalchemy.create_engine(url)
+        engine = sqlalchemy.create_engine(url, **engine_options(url))
         try:
             with engine.connect():
                 pass

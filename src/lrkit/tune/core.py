@@ -11,8 +11,9 @@ Every worker (a process here, or on another machine, on the same storage and stu
 the study holds ``trials`` finished (COMPLETE or PRUNED) trials; while the last ones run in other workers
 it waits, and takes over a trial whose worker died (its heartbeat went silent: Optuna marks it FAIL and
 queues a retry). Workers that start a trial at the same instant may overshoot the budget by at most one
-trial each. The search space is stored with the study, so every worker searches the same one and only
-the first runs the LR finder.
+trial each; a worker that reaches the budget waits for the trials still running then, so that every
+worker reports the same best. The search space is stored with the study, so every worker searches
+the same one and only the first runs the LR finder.
 """
 
 from __future__ import annotations
@@ -169,7 +170,9 @@ def tune(
     ``lrkit-tune.db``, or a ``sqlite:///``/``postgresql://`` URL) holds ``trials`` finished trials, counted
     across every worker sharing it; rerunning a finished study trains nothing. ``workers`` > 1 starts that
     many processes here (the task must then be given by name); ``worker`` numbers this one among workers
-    started by hand (its sampler is seeded ``seed + 7919 * worker``, so workers do not repeat each other).
+    started by hand with the same ``workers``: its processes are workers ``worker * workers`` to
+    ``worker * workers + workers - 1``, worker ``j``'s sampler seeded ``seed + 7919 * j``, so that no two
+    processes draw the same points.
 
     The peak LR is searched log-uniformly in ``lr_range``, else around the LR finder's suggestion
     (``finder=True``, on ``seed``; see :class:`~lrkit.tune.space.SearchSpace`), else in
@@ -215,6 +218,11 @@ def tune(
         refuse_lr_free(parts.optimizer, "tune", f"the optimizer of task {t.name!r}:", "give optimizer= one")
     n_epochs = parts.epochs if epochs is None else _check_int("epochs", epochs, 1)
     total_steps = n_epochs * parts.steps_per_epoch
+    if total_steps < 3:  # one-cycle's and WSD's phases need steps of their own
+        raise ValueError(
+            f"epochs: a run of {n_epochs} x {parts.steps_per_epoch} = {total_steps} steps is too short to "
+            "tune; give at least 3 steps (more epochs)"
+        )
     metric_name = str(parts.metric_name)
     higher = bool(parts.higher_is_better)
     worst = parts.worst()
@@ -227,8 +235,9 @@ def tune(
         raise ValueError("workers > 1 needs a storage that processes share (a file or a server), not memory")
 
     rdb = open_storage(url, heartbeat=heartbeat, grace=grace, max_retry=max_retry)
+    index = _worker_index(worker, workers, 0)
     sampler = optuna.samplers.TPESampler(
-        seed=seed + 7919 * worker,
+        seed=seed + 7919 * index,
         n_startup_trials=max(2, min(10, trials // 3)),
         constant_liar=True,
     )
@@ -309,13 +318,15 @@ def tune(
                 "epochs": n_epochs,
                 "optimizer": optimizer,
                 "pruner": pruner,
-                "worker": worker * workers + i,
+                "worker": _worker_index(worker, workers, i),
                 "heartbeat": heartbeat,
                 "grace": grace,
                 "max_retry": max_retry,
                 "train_seed": train_seed,
                 "diverge_factor": diverge_factor,
-                "progress": _Prefixed(f"worker {worker * workers + i}: ") if progress is not None else None,
+                "progress": _Prefixed(f"worker {_worker_index(worker, workers, i)}: ")
+                if progress is not None
+                else None,
                 "verbosity": optuna.logging.get_verbosity(),
                 "parent": os.getpid(),
             }
@@ -376,16 +387,20 @@ def tune(
         )
 
     waiting_said = False
+    last: set[int] | None = None  # the trials other workers were running when the budget was reached
     try:
         while True:
             _fail_stale(study)
-            c = _counts(study)
-            finished, running = c["COMPLETE"] + c["PRUNED"], c["RUNNING"]
-            if finished >= trials:
-                break
-            if finished + running >= trials:
+            states = {tr.number: tr.state.name for tr in study.get_trials(deepcopy=False)}
+            finished = sum(state in ("COMPLETE", "PRUNED") for state in states.values())
+            running = {number for number, state in states.items() if state == "RUNNING"}
+            if finished >= trials:  # wait for those (one trial at most), so every worker ends on one best
+                last = running if last is None else last & running
+                if not last:
+                    break
+            if last or finished + len(running) >= trials:
                 if not waiting_said:
-                    say(f"waiting for {plural(running, 'running trial')} of other workers")
+                    say(f"waiting for {plural(len(last or running), 'running trial')} of other workers")
                     waiting_said = True
                 time.sleep(min(1.0, heartbeat / 2))
                 continue
@@ -462,6 +477,14 @@ def _finder_space(
     lo, hi = found.interval
     say(f"finder: {s:.3g} (interval {lo:.3g} .. {hi:.3g})")
     return SearchSpace.from_finder(s, found.interval, kinds=use_kinds)
+
+
+def _worker_index(worker: int, workers: int, process: int) -> int:
+    """The index of process ``process`` (0: the one started by hand) of ``worker`` running ``workers``
+    processes: ``worker * workers + process``, so that machines started with ``--worker-id 0, 1, ...``
+    and the same ``--workers N`` number their processes 0 .. N-1, N .. 2N-1, ... without a repeat.
+    The sampler of index ``j`` is seeded ``seed + 7919 * j``."""
+    return worker * workers + process
 
 
 def _builtin() -> set[str]:

@@ -6,11 +6,13 @@ A point ``(kind, lr, warmup, final[, decay])`` is the schedule:
 =============  =========================================================================================
 ``cosine``     ``warmup(steps=W) >> cosine(lr=L, min_lr=L*F)``
 ``linear``     ``warmup(steps=W) >> linear(lr=L, end_lr=L*F)``
-``one_cycle``  ``one_cycle(max_lr=L, pct_start=max(W, 2%), final_div_factor=1/(25*F))`` (ends at ``L*F``)
+``one_cycle``  ``one_cycle(max_lr=L, pct_start=P, final_div_factor=1/(25*F))`` (ends at ``L*F``)
 ``wsd``        ``wsd(lr=L, warmup=W, decay=D, min_lr=L*F)`` (1-sqrt cool-down over the last ``D``)
 =============  =========================================================================================
 
-with ``W = warmup`` and ``D = decay`` as fractions of the run (a warmup shorter than one step is left out).
+with ``W = warmup``, ``D = decay`` and ``P = min(max(W, 2%), 50%)`` as fractions of the run. Given the run's
+length, a warmup shorter than one step is left out, and ``P`` and ``D`` are at least 2 steps (``P`` at most
+half the run), so that every phase has steps on a run as short as 3 steps.
 
 The peak LR is searched log-uniformly. From the LR finder (suggestion ``s``, interval ``[a, b]`` over its
 repeats) the range is centred on ``s`` on the log axis and covers the interval widened by ``widen``
@@ -102,7 +104,8 @@ def build_spec(
     """The canonical lrkit spec of one point of the search space (see the module's table).
 
     ``lr`` is rounded to 4 significant digits, fractions to 3. ``total_steps`` (when given) drops a
-    warmup shorter than one step.
+    warmup shorter than one step (once rounded) and raises one-cycle's rise and WSD's cool-down to
+    2 steps.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -112,19 +115,21 @@ def build_spec(
         raise ValueError(f"warmup must be a fraction in [0, 1), got {warmup!r}")
     if not (isinstance(final, (int, float)) and 0 < final <= 1):
         raise ValueError(f"final must be a fraction in (0, 1], got {final!r}")
+    if total_steps is not None and (
+        isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 3
+    ):
+        raise ValueError(f"total_steps must be an int >= 3 (or None), got {total_steps!r}")
+    two_steps = 0.0 if total_steps is None else 2.0 / total_steps
     peak = _g(lr)
     floor = _g(float(peak) * final)
-    short = (
-        warmup <= 0
-        or float(_g(100 * warmup, 3)) <= 0
-        or (total_steps is not None and warmup * total_steps < 1)
-    )
+    shown = float(_g(100 * warmup, 3)) / 100  # the warmup fraction as the spec writes it
+    short = shown <= 0 or (total_steps is not None and shown * total_steps < 1)
     if kind in ("cosine", "linear"):
         end = "min_lr" if kind == "cosine" else "end_lr"
         body = f"{kind}(lr={peak}, {end}={floor})"
         text = body if short else f"warmup(steps={_pct(warmup)}) >> {body}"
     elif kind == "one_cycle":
-        pct_start = min(max(warmup, 0.02), 0.5)
+        pct_start = min(max(warmup, 0.02, two_steps), 0.5)
         text = (
             f"one_cycle(max_lr={peak}, pct_start={_g(pct_start, 3)}, "
             f"final_div_factor={_g(1.0 / (ONE_CYCLE_DIV * final))})"
@@ -134,6 +139,12 @@ def build_spec(
             raise ValueError(f"decay must be a fraction in (0, 1) for kind 'wsd', got {decay!r}")
         if warmup + decay >= 1:
             raise ValueError(f"warmup + decay must be < 1 for kind 'wsd', got {warmup} + {decay}")
+        decay = max(decay, two_steps)
+        if (0 if short else warmup) + decay >= 1:
+            raise ValueError(
+                f"a run of {total_steps} steps is too short for a warmup of {warmup} and a cool-down "
+                "of 2 steps"
+            )
         warm = "" if short else f"warmup={_pct(warmup)}, "
         text = f"wsd(lr={peak}, {warm}decay={_pct(decay)}, min_lr={floor})"
     return to_string(parse(text))

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["DEFAULT_STORAGE", "check_sqlite_path", "mask_url", "open_storage", "storage_url"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DEFAULT_STORAGE",
+    "check_sqlite_path",
+    "engine_options",
+    "mask_url",
+    "open_storage",
+    "storage_url",
+]
 
 DEFAULT_STORAGE = "lrkit-tune.db"
 SERVER_SCHEMES = ("postgresql", "postgres", "mysql")
@@ -117,6 +125,26 @@ def _postgres_driver() -> str:
     )
 
 
+#: seconds to wait for a database server to answer a new connection (a host that drops packets, or a
+#: port where something else listens, would otherwise hang ``lrkit tune`` for minutes, or for ever)
+CONNECT_TIMEOUT = 10
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy ``create_engine`` options for ``url``: an SQLite file waits up to 60 s for a lock held
+    by another worker; a server connection is pinged before use and given up after
+    :data:`CONNECT_TIMEOUT` seconds unless the URL sets its own ``connect_timeout``."""
+    from urllib.parse import parse_qs
+
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme == "sqlite":
+        return {"connect_args": {"timeout": 60}}
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if scheme in ("postgresql", "postgres") and "connect_timeout" not in parse_qs(urlsplit(url).query):
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    return options
+
+
 def mask_url(url: str) -> str:
     """``url`` with its password replaced by ``***`` (for printing)."""
     try:
@@ -155,15 +183,18 @@ def open_storage(
         raise ValueError(f"max_retry must be an int >= 0 or None, got {max_retry!r}")
     url = storage_url(storage)
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
-    engine_kwargs: dict[str, Any] = {}
     if scheme == "sqlite":
         path = url.split("://", 1)[1][1:]
         if path not in ("", ":memory:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # several worker processes share the file: wait for a lock instead of failing at once
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    else:
-        engine_kwargs["pool_pre_ping"] = True
+            folder = Path(path).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(
+                    f"storage: cannot create the folder {str(folder)!r} of {str(path)!r}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+    engine_kwargs = engine_options(url)
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

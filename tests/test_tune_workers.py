@@ -1,0 +1,141 @@
+"""``lrkit tune`` across workers and machines: every worker ends on the study's final best, a database
+server that never answers is given up after a timeout, and a storage folder that cannot be created is
+refused by name."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_tune import TASK_MODULE
+
+optuna = pytest.importorskip("optuna")
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def tiny_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``tiny_tune_task:tiny`` (see tests/test_tune.py) importable here and in spawned workers."""
+    d = tmp_path / "task"
+    d.mkdir()
+    (d / "tiny_tune_task.py").write_text(TASK_MODULE)
+    monkeypatch.syspath_prepend(str(d))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(d), os.environ.get("PYTHONPATH", "")]))
+    yield d
+    sys.modules.pop("tiny_tune_task", None)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_worker_at_the_budget_waits_for_the_last_running_trial_and_reports_the_final_best(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None
+) -> None:
+    """Two workers may each start a trial when one is left: the first to finish used to return (and print
+    its best) while the other's trial still ran, so workers could print different bests. Here another
+    worker's trial is running when the study is full; it ends, better than every other, 1.5 s later."""
+    from lrkit.tune import build_spec, open_storage, tune
+
+    db = tmp_path / "b.db"
+    first = tune("tiny_tune_task:tiny", trials=2, storage=db, epochs=1, finder=False)
+    assert first.best_value is not None
+    other = optuna.load_study(study_name=first.study_name, storage=open_storage(db))
+    straggler = other.ask()
+    spec = build_spec("cosine", 0.1, 0.0, 0.01)
+    straggler.set_user_attr("spec", spec)
+    value = math.nextafter(first.best_value, math.inf)
+    done = threading.Timer(1.5, lambda: other.tell(straggler, value))
+    done.start()
+    try:
+        said: list[str] = []
+        res = tune("tiny_tune_task:tiny", trials=2, storage=db, epochs=1, finder=False, progress=said.append)
+    finally:
+        done.join()
+    assert "waiting for 1 running trial of other workers" in said
+    assert res.best_trial == straggler.number and res.best_spec == spec and res.best_value == value
+    assert res.finished == 3
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port where a server accepts connections and never answers (a wrong service, a stuck proxy)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except (TimeoutError, OSError):
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:  # a client still waiting gets end-of-file and gives up
+        conn.close()
+    server.close()
+
+
+def _in_thread(fn: Any, seconds: float) -> Any:
+    """``fn()``'s exception (or result), or a failure if it has not returned within ``seconds``."""
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:  # handed to the test
+            box.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still waiting after {seconds} s")
+    return box[0]
+
+
+def test_a_database_server_that_never_answers_is_given_up_after_connect_timeout(
+    silent_server: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """lrkit tune used to wait for ever on a server that accepted the connection and said nothing (and
+    for minutes on a host that drops packets)."""
+    pytest.importorskip("psycopg2")
+    from lrkit.cli import main
+    from lrkit.tune import open_storage, storage
+
+    monkeypatch.setattr(storage, "CONNECT_TIMEOUT", 2, raising=False)
+    url = f"postgresql://u:secret@127.0.0.1:{silent_server}/db"
+    exc = _in_thread(lambda: open_storage(url), 15)
+    assert isinstance(exc, ValueError), exc
+    assert f"storage: cannot open 'postgresql+psycopg2://u:***@127.0.0.1:{silent_server}/db'" in str(exc)
+    assert "timeout expired" in str(exc) and "secret" not in str(exc)
+    argv = ["tune", "--task", "digits-mlp-sgd", "--trials", "1", "--no-report", "--storage", url]
+    assert _in_thread(lambda: main(argv), 15) == 2
+    err = capsys.readouterr().err
+    assert "--storage: cannot open" in err and "timeout expired" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made"
+)
+def test_a_storage_folder_that_cannot_be_created_is_refused_naming_the_storage(tmp_path: Path) -> None:
+    from lrkit.tune import open_storage
+
+    with pytest.raises(
+        ValueError,
+        match=r"storage: cannot create the folder '/proc/lrkit-nothing' of '/proc/lrkit-nothing/t\.db'",
+    ):
+        open_storage("/proc/lrkit-nothing/t.db")
