@@ -244,3 +244,20 @@ def test_one_repeat_prints_no_interval() -> None:
     assert str(one).splitlines()[0] == f"suggested LR {one.suggestion:.3g} (rule 'lrkit', 1 repeat)"
     lo, hi = two.interval
     assert str(two).splitlines()[0].endswith(f"2 repeats, interval {lo:.3g} .. {hi:.3g})")
+
+
+def test_a_curve_that_never_fell_is_not_said_to_fall_by_a_negative_amount() -> None:
+    """A linear ramp whose first rung is far above the rest: the EMA's lag keeps the smoothed loss above
+    the starting level, and the verdict read "the smoothed loss fell by -0.133 from 1.15"."""
+    from lrkit.finder import range_test
+
+    res = range_test(
+        lambda lr: float((math.log10(lr) + 1.0) ** 2 + 1.0),
+        num_steps=60,
+        mode="linear",
+        start_lr=1e-4,
+        end_lr=1.0,
+    )
+    assert res.problem_kinds == ("flat",)
+    assert "fell by -" not in str(res)
+    assert "flat: the smoothed loss never fell below its starting level (1.15)" in res.reason

@@ -142,3 +142,14 @@ def test_the_title_says_when_there_are_more_problems_than_it_shows() -> None:
     title = " ".join(res.plot().get_title().split())
     assert res.reason.split(";")[0] in title
     assert f"(and {n - 1} more problem{'s' if n > 2 else ''}: see the printed result)" in title
+
+
+def test_a_loss_not_finite_from_the_first_rung_draws_the_lrs_tried_and_says_so() -> None:
+    """It drew an empty 1..10 LR axis (matplotlib's default) under a band "loss blew up from 1e-07"."""
+    res = range_test(lambda lr: math.nan, num_steps=30, repeats=2)
+    assert res.problem_kinds == ("broken",)
+    ax = res.plot()
+    lo, hi = ax.get_xlim()
+    assert lo < res.lrs[0] < hi < 10 * res.lrs[0]
+    assert [t.get_text() for t in ax.texts] == ["no finite loss to draw"]
+    assert not [t for t in ax.get_legend_handles_labels()[1] if "blew up" in t]

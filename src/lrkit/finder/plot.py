@@ -173,8 +173,16 @@ def _mark_suggestion(ax: Any, result: FinderResult, lr: float) -> None:
 
 
 def _shade_diverged(ax: Any, result: FinderResult) -> None:
-    """Grey band from the earliest LR where a repeat stopped because its loss blew up to the right edge."""
-    stops = [float(c.lrs[c.stopped_at]) for c in result.curves if c.stopped_at is not None]
+    """Grey band from the earliest LR where a repeat stopped because its loss blew up to the right edge.
+
+    A test that stopped at its first rung (a loss not finite before the LR changed anything: "broken")
+    drew nothing: the axis then spans the LRs it tried and says so instead."""
+    if not any(np.isfinite(c.losses).any() for c in result.curves):
+        lrs = np.concatenate([c.lrs for c in result.curves])
+        ax.set_xlim(float(lrs.min()) / 3, float(lrs.max()) * 3)
+        ax.text(0.5, 0.5, "no finite loss to draw", transform=ax.transAxes, ha="center", va="center")
+        return
+    stops = [float(c.lrs[c.stopped_at]) for c in result.curves if c.stopped_at]  # not at rung 0
     if not stops:
         return
     left, right = ax.get_xlim()

@@ -91,12 +91,16 @@ def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[tuple[str, str
     i_min = int(np.argmin(y))
     drop = start - float(y[i_min])
     if drop <= FLAT_DROP * abs(start):
+        fell = (
+            f"fell by {drop:.3g} from {start:.3g}, less than {FLAT_DROP:.0%} of its starting level"
+            if drop >= 0  # "fell by -0.133" reads as a typo: say what happened
+            else f"never fell below its starting level ({start:.3g})"
+        )
         return [
             (
                 "flat",
-                f"flat: the smoothed loss fell by {drop:.3g} from {start:.3g}, less than {FLAT_DROP:.0%} "
-                "of its starting level; use more batches per step, a longer ramp or check that the model "
-                "learns",
+                f"flat: the smoothed loss {fell}; use more batches per step, a longer ramp or check that "
+                "the model learns",
             )
         ]
     problems: list[tuple[str, str]] = []
