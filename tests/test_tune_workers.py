@@ -139,3 +139,37 @@ def test_a_storage_folder_that_cannot_be_created_is_refused_naming_the_storage(t
         match=r"storage: cannot create the folder '/proc/lrkit-nothing' of '/proc/lrkit-nothing/t\.db'",
     ):
         open_storage("/proc/lrkit-nothing/t.db")
+
+
+def test_workers_that_start_together_all_search_the_space_stored_last(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None
+) -> None:
+    """Two workers that start together both find no space stored, both run the finder and store theirs;
+    the second write stays. The first used to search its own space, unlike the study's record, for good.
+    Here the other worker stores its space just after this one stored its own."""
+    from lrkit.tune import META, SearchSpace, open_storage, tune
+
+    db = tmp_path / "r.db"
+    theirs = SearchSpace(lr_range=(0.5, 0.9))
+    written: list[str] = []
+
+    def other_worker_writes(line: str) -> None:
+        if line.startswith("study ") and not written:  # this worker has stored its space and read it back
+            other = optuna.load_study(study_name="race", storage=open_storage(db))
+            other.set_user_attr(META, {**other.user_attrs[META], "space": theirs.to_dict()})
+            written.append(line)
+
+    res = tune(
+        "tiny_tune_task:tiny",
+        trials=2,
+        storage=db,
+        study_name="race",
+        epochs=1,
+        lr_range=(0.001, 0.01),
+        pruner="none",
+        progress=other_worker_writes,
+    )
+    assert written and "peak LR in [0.001, 0.01]" in written[0]  # it had stored its own
+    assert res.space == theirs
+    for t in res.study.get_trials():
+        assert 0.5 <= t.params["lr"] <= 0.9, t.params

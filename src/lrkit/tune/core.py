@@ -12,8 +12,9 @@ the study holds ``trials`` finished (COMPLETE or PRUNED) trials; while the last 
 it waits, and takes over a trial whose worker died (its heartbeat went silent: Optuna marks it FAIL and
 queues a retry). Workers that start a trial at the same instant may overshoot the budget by at most one
 trial each; a worker that reaches the budget waits for the trials still running then, so that every
-worker reports the same best. The search space is stored with the study, so every worker searches
-the same one and only the first runs the LR finder.
+worker reports the same best. The search space is stored with the study, so that every trial of every
+worker samples the same one: a worker that starts after it is stored runs no LR finder, and of workers
+that start together and each run the finder, the space stored last is searched.
 """
 
 from __future__ import annotations
@@ -118,6 +119,12 @@ def _fail_stale(study: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def _stored_space(study: Any) -> SearchSpace:
+    """The search space stored with the study, read again for every trial: workers that start together
+    each run the finder and store a space, the last one written stays, and every trial samples it."""
+    return SearchSpace.from_dict(study.user_attrs[META]["space"])
 
 
 def _best(study: Any) -> Any:
@@ -271,7 +278,7 @@ def tune(
         else:
             space = SearchSpace(kinds=want_kinds or SearchSpace().kinds)
         study.set_user_attr(META, {**settings, "space": space.to_dict()})
-        meta = study.user_attrs[META]  # two workers starting together: the last one written wins
+        meta = study.user_attrs[META]  # workers that start together each run the finder; see _stored_space
     else:
         for key, value in settings.items():
             if meta.get(key) != value:
@@ -342,7 +349,7 @@ def tune(
         current["number"] = trial.number
         try:
             trial.set_user_attr("worker", owner)
-            point = space.sample(trial)
+            point = _stored_space(study).sample(trial)
             spec = build_spec(**point, total_steps=total_steps)
             trial.set_user_attr("spec", spec)
 
@@ -426,6 +433,7 @@ def tune(
     bad = [p.exitcode for p in children if p.exitcode != 0]
     if bad:
         raise RuntimeError(f"{len(bad)} of {len(children)} tune worker processes failed (exit codes {bad})")
+    space = _stored_space(study)
     return _result(study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed)
 
 
