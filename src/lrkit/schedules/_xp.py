@@ -8,6 +8,7 @@ imported only when such an array is seen.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -92,3 +93,13 @@ def as_float_time(t: Array, xp: Namespace) -> Array:
         raise _refuse(t.dtype)
     default = xp.__array_namespace_info__().default_dtypes()["real floating"]
     return xp.astype(t, default if xp.finfo(default).bits >= 32 else xp.float32)
+
+
+def power(base: float, x: Array, xp: Namespace) -> Array:
+    """``base ** x`` for a Python float ``base > 0``. In float64 as written; in float32 as
+    ``exp(x * log(base))`` with the log taken in float64 on the host: ``base ** x`` would round ``base``
+    to float32 first, an error that ``x`` multiplies (1.3% at 1e6 steps for 0.99999); here only the
+    product is rounded (4e-7 there)."""
+    if xp.finfo(x.dtype).bits >= 64:
+        return base**x
+    return xp.exp(x * math.log(base))

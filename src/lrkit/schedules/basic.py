@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._xp import Array, Namespace
+from ._xp import Array, Namespace, power
 from .base import (
     Schedule,
     check_bound,
@@ -201,7 +201,7 @@ class Exponential(_GammaPower, Schedule):
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n = steps_of(self.every)
-        return self.lr * self.gamma ** (floor_div(t, n, xp) if self.staircase else t / n)
+        return self.lr * power(self.gamma, floor_div(t, n, xp) if self.staircase else t / n, xp)
 
 
 @dataclass(frozen=True)

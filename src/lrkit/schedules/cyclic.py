@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._xp import Array, Namespace
+from ._xp import Array, Namespace, power
 from .base import (
     Schedule,
     check_bound,
@@ -128,7 +128,7 @@ class Cyclic(Schedule):
         if self.mode == "triangular2":
             scale = scale * 0.5 ** (cycle - 1.0)
         elif self.mode == "exp_range":
-            scale = scale * self.gamma**t
+            scale = scale * power(self.gamma, t, xp)
         return self.lr + (self.max_lr - self.lr) * scale
 
 
