@@ -98,6 +98,11 @@ def test_find_with_model_and_data_factories(
         # refuse an unknown suffix only after the whole test
         (("--task", "digits-mlp-adam", "--out", "lr_plot"), r"--out: expected a \.png, \.svg, \.pdf"),
         (("--task", "digits-mlp-adam", "--out", "lr.find"), r"--out: expected a \.png"),
+        # the JSON silently replaced the plot lrkit had just written there
+        (
+            ("--task", "digits-mlp-adam", "--out", "same.png", "--json", "./same.png"),
+            "--json .* its own name",
+        ),
     ],
 )
 def test_bad_input_raises_value_error(argv: tuple[str, ...], words: str) -> None:

@@ -21,6 +21,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable, Sized
+from pathlib import Path
 from typing import Any
 
 from lrkit._paths import PLOT_SUFFIXES, check_output_file, write_json
@@ -281,6 +282,12 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.out, "--out", PLOT_SUFFIXES)
     if args.json is not None:
         check_output_file(args.json, "--json")
+        plot = args.out and args.out.lower() != "none"
+        if plot and Path(args.json).resolve() == Path(args.out).resolve():  # the JSON would replace the plot
+            raise ValueError(
+                f"--json {args.json!r} is the file --out writes the plot to; give the JSON its own name "
+                "(e.g. lr_find.json)"
+            )
     options: dict[str, Any] = {
         "start_lr": args.start_lr,
         "end_lr": args.end_lr,
