@@ -119,14 +119,15 @@ def _check_args(args: argparse.Namespace) -> None:
     """Every flag, named as on the command line, before anything is imported, built or run."""
     from ..cli import check_task, refuse_lr_free
     from ..tasks.optimizers import check_optimizer_name
+    from .core import check_study_name
     from .space import _positive_pair, check_kinds
 
     check_task(args.task, "--task")
     _check_positive(args)
     if args.grace <= args.heartbeat:
         raise ValueError(f"--grace must be longer than --heartbeat ({args.heartbeat} s), got {args.grace}")
-    if args.study is not None and not args.study.strip():
-        raise ValueError(f"--study must be a non-empty name, got {args.study!r}")
+    if args.study is not None:
+        check_study_name(args.study, "--study")
     if args.optimizer is not None:
         check_optimizer_name(args.optimizer, "--optimizer")
         refuse_lr_free(args.optimizer, "lrkit tune")

@@ -33,7 +33,7 @@ from .._usercode import user_code
 from .space import DEFAULT_LR_RANGE, SearchSpace, build_spec, check_kinds
 from .storage import mask_url, open_storage, storage_url
 
-__all__ = ["META", "PRUNERS", "TuneResult", "tune"]
+__all__ = ["MAX_STUDY_NAME", "META", "PRUNERS", "TuneResult", "check_study_name", "tune"]
 
 #: the study user attribute that holds the task, the settings and the search space
 META = "lrkit"
@@ -86,6 +86,22 @@ class TuneResult:
             f"{head}\nbest: trial {self.best_trial}, {self.metric_name} {self.best_value:.4g}\n"
             f"  {self.best_spec}"
         )
+
+
+#: the longest study name a database takes (Optuna's column; SQLite does not enforce it, PostgreSQL does)
+MAX_STUDY_NAME = 512
+
+
+def check_study_name(name: Any, flag: str = "study_name") -> str:
+    """``name`` if it can name a study: a non-empty string of at most :data:`MAX_STUDY_NAME` characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{flag} must be a non-empty string, got {name!r}")
+    if len(name) > MAX_STUDY_NAME:
+        raise ValueError(
+            f"{flag} must be at most {MAX_STUDY_NAME} characters (a database's limit), got "
+            f"{len(name)}: {name[:40]!r}..."
+        )
+    return name
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
@@ -212,8 +228,8 @@ def tune(
     want_kinds = None if kinds is None else check_kinds(kinds)
     if lr_range is not None:
         lr_range = SearchSpace(lr_range=lr_range).lr_range
-    if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
-        raise ValueError(f"study_name must be a non-empty string, got {study_name!r}")
+    if study_name is not None:
+        check_study_name(study_name)
 
     t = get_task(task)
     if workers > 1 and not (":" in t.name or t.name in _builtin()):
@@ -235,7 +251,7 @@ def tune(
     worst = parts.worst()
     del parts
     direction: Literal["maximize", "minimize"] = "maximize" if higher else "minimize"
-    name = study_name or f"lrkit-{t.name}"
+    name = study_name or check_study_name(f"lrkit-{t.name}", "the default study name lrkit-TASK")
     url = storage_url(storage)
     shown = mask_url(url)
     if workers > 1 and (url.endswith(":memory:") or url.endswith("sqlite:///")):

@@ -1,0 +1,32 @@
+"""``lrkit tune``'s study name: one a database cannot hold is refused by name before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optuna")
+pytest.importorskip("torch")
+
+
+def test_a_study_name_longer_than_a_database_takes_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL holds study names of at most 512 characters: a longer one ended in Optuna's
+    StorageInternalError traceback there (after the task was built), and SQLite took it, so a study
+    could not move to a server."""
+    from lrkit.cli import main
+    from lrkit.tune import tune
+
+    db = tmp_path / "t.db"
+    long = "x" * 513
+    with pytest.raises(ValueError, match=r"study_name must be at most 512 characters .*got 513: 'xxx"):
+        tune("digits-mlp-sgd", trials=1, storage=db, study_name=long, finder=False, epochs=1)
+    argv = ["tune", "--task", "digits-mlp-sgd", "--trials", "1", "--no-finder", "--epochs", "1"]
+    assert main([*argv, "--storage", str(db), "--study", long, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--study must be at most 512 characters" in err and len(err.strip().splitlines()) == 1
+    assert not db.exists() and not (tmp_path / "out").exists()
+    res = tune("digits-mlp-sgd", trials=1, storage=db, study_name="y" * 512, finder=False, epochs=1)
+    assert res.study_name == "y" * 512 and res.finished == 1  # 512 is taken
