@@ -203,3 +203,75 @@ def test_lr_in_hyper_parameters_is_refused_by_name(key: str) -> None:
         ValueError, match=rf"strategy 'x': optimizer_params: '{key}' is not a hyper-parameter"
     ):
         Strategy("x", "constant(1e-3)", "adam", {key: 0.1})
+
+
+_KERAS = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import numpy as np, keras
+grads, out = json.loads(sys.argv[1]), {}
+for name in ("Adagrad", "RMSprop", "Adam", "AdamW"):
+    opt = getattr(keras.optimizers, name)(learning_rate=0.05)
+    w, path = keras.Variable(np.linspace(-1.0, 1.0, 5), dtype="float64"), []
+    for g in grads:
+        opt.apply_gradients([(keras.ops.convert_to_tensor(np.array(g), dtype="float64"), w)])
+        path.append(keras.ops.convert_to_numpy(w).tolist())
+    keys = ("rho", "epsilon", "initial_accumulator_value", "weight_decay")
+    out[name] = {"config": {k: opt.get_config().get(k) for k in keys}, "path": path}
+print(json.dumps(out))
+"""
+
+
+def test_where_keras_differs_as_the_guide_says() -> None:
+    """The guide's 'where Keras differs' column, against Keras itself (in a subprocess: only
+    tests/test_keras.py imports keras in the test process): its defaults, and lrkit's names given those
+    settings follow Keras' updates (eps sits inside Keras' root, outside torch's: negligible at
+    gradients of scale 1), while torch's RMSprop default (alpha 0.99) does not."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed")
+    grads = _gradients() * np.array([1e3, 10.0, 1.0, 0.1, 0.3])  # all of scale 1: eps aside
+    done = subprocess.run(
+        [sys.executable, "-c", _KERAS, json.dumps(grads.tolist())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    keras_out = json.loads(done.stdout)
+    assert {k: keras_out[k]["config"] for k in keras_out} == {
+        "Adagrad": {"rho": None, "epsilon": 1e-7, "initial_accumulator_value": 0.1, "weight_decay": None},
+        "RMSprop": {"rho": 0.9, "epsilon": 1e-7, "initial_accumulator_value": None, "weight_decay": None},
+        "Adam": {"rho": None, "epsilon": 1e-7, "initial_accumulator_value": None, "weight_decay": None},
+        "AdamW": {"rho": None, "epsilon": 1e-7, "initial_accumulator_value": None, "weight_decay": 0.004},
+    }
+
+    def steps(name: str, params: dict[str, object] | None) -> np.ndarray:
+        w = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 5, dtype=torch.float64))
+        opt = make_optimizer(name, [w], 0.05, params)
+        path = []
+        for g in grads:
+            w.grad = torch.from_numpy(g.copy())
+            opt.step()
+            path.append(w.detach().numpy().copy())
+        return np.diff(np.array([np.linspace(-1.0, 1.0, 5), *path]), axis=0)
+
+    def keras_steps(name: str) -> np.ndarray:
+        return np.diff(np.array([np.linspace(-1.0, 1.0, 5), *keras_out[name]["path"]]), axis=0)
+
+    same = {
+        "Adagrad": ("adagrad", {"initial_accumulator_value": 0.1, "eps": 1e-7}),
+        "RMSprop": ("rmsprop", {"alpha": 0.9, "eps": 1e-7}),
+        "Adam": ("adam", {"eps": 1e-7}),
+        "AdamW": ("adamw", {"weight_decay": 0.004, "eps": 1e-7}),
+    }
+    for keras_name, (name, params) in same.items():
+        np.testing.assert_allclose(
+            steps(name, params), keras_steps(keras_name), rtol=1e-3, err_msg=keras_name
+        )
+    torch_default = np.abs(steps("rmsprop", None) / keras_steps("RMSprop") - 1).max()
+    assert torch_default > 0.5  # alpha 0.99: the first step alone is sqrt(0.1 / 0.01) = 3.2 times Keras'
