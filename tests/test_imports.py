@@ -62,7 +62,8 @@ def test_an_unknown_part_still_fails_as_usual() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "framework", "extra"), [("torch", "torch", "torch"), ("keras", "keras", "keras")]
+    ("name", "framework", "extra"),
+    [("torch", "torch", "torch"), ("keras", "keras", "keras"), ("optax", "jax", "jax")],
 )
 @pytest.mark.parametrize(
     "how", ["import lrkit.{name}", "import lrkit; lrkit.{name}", "from lrkit import {name}"]
@@ -73,6 +74,38 @@ def test_a_missing_framework_says_what_to_install(name: str, framework: str, ext
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("ModuleNotFoundError: ") and f"pip install 'lrkit[{extra}]'" in last, done.stderr
     assert f"lrkit.{name} needs {framework!r}" in last
+    assert ("pytorch.org" in last) == (framework == "torch"), last  # PyTorch's own install advice
+
+
+@pytest.mark.parametrize("how", ["import lrkit; lrkit.find_lr", "from lrkit import find_lr"])
+def test_the_finder_without_torch_says_what_to_install(how: str) -> None:
+    done = _run(how, blocked=("torch",))
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode != 0 and last.startswith("ModuleNotFoundError: lrkit.find_lr needs 'torch'"), last
+    assert "pip install 'lrkit[torch]'" in last
+
+
+def test_the_transformers_adapter_without_transformers_says_to_install_it() -> None:
+    pytest.importorskip("torch")
+    done = _run("import lrkit.transformers", blocked=("transformers",))
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode != 0 and last == (
+        "ModuleNotFoundError: lrkit.transformers needs 'transformers', which is not installed: "
+        "pip install transformers"
+    ), done.stderr
+
+
+def test_a_module_no_extra_installs_keeps_its_own_error() -> None:
+    """A package lrkit's extras do not install (numpy, a user's module) gets no pip hint for an extra."""
+    from lrkit import _install_hint
+
+    for missing in ("numpy", "numpy.linalg", "my_model", None):
+        assert _install_hint("lrkit.torch", ModuleNotFoundError(name=missing), "torch") is None
+    hint = _install_hint("lrkit.lab", ModuleNotFoundError(name="sklearn.datasets"), "lab")
+    assert hint is not None and hint.name == "sklearn.datasets"
+    assert str(hint) == (
+        "lrkit.lab needs 'sklearn', which is not installed: pip install 'lrkit[lab]' (or sklearn itself)"
+    )
 
 
 def test_keras_without_its_tensorflow_backend_says_to_set_keras_backend() -> None:

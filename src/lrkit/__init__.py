@@ -88,23 +88,46 @@ _LAZY = {
 }
 
 
-#: the extra that installs what each lazy part needs (for the message when it is missing)
-_EXTRAS = {"torch": "torch", "keras": "keras", "optax": "jax", "transformers": "torch", "timm": "torch"}
-#: the packages lrkit's extras install (a missing one of these gets the pip hint)
-_INSTALLED_BY_EXTRAS = frozenset(
-    {
-        "torch",
-        "keras",
-        "jax",
-        "optax",
-        "array_api_compat",
+#: the modules each of lrkit's extras installs, as in pyproject.toml (tests/test_packaging.py checks
+#: that they agree); a missing one of these gets the pip hint
+_EXTRA_MODULES = {
+    "torch": ("torch", "array_api_compat"),
+    "keras": ("keras", "array_api_compat"),
+    "jax": ("jax", "optax", "array_api_compat"),
+    "spec": ("yaml", "tomli_w"),
+    "lab": (
         "matplotlib",
         "sklearn",
+        "torch",
+        "array_api_compat",
+        "mnist1d",
+        "schedulefree",
+        "prodigyopt",
+        "tqdm",
         "yaml",
         "optuna",
-        "mnist1d",
-    }
-)
+    ),
+    "postgres": ("psycopg2",),
+}
+#: the extra each lazy part asks for when one of its modules is missing (others: the first that has it)
+_EXTRAS = {"torch": "torch", "keras": "keras", "optax": "jax", "transformers": "torch", "timm": "torch"}
+#: functions of lazy modules, served as ``lrkit.<name>``: the module and the part whose extra they need
+_LAZY_FUNCTIONS = {"find_lr": ("lrkit.finder.torch_driver", "torch"), "auto": ("lrkit.auto", "torch")}
+
+
+def _install_hint(what: str, exc: ModuleNotFoundError, part: str) -> ModuleNotFoundError | None:
+    """The error that says what to install for ``what`` when ``exc`` is a missing package that lrkit's
+    extras (or, for ``lrkit.transformers``, transformers itself) install; None for any other module."""
+    top = (exc.name or "").split(".")[0]
+    extras = [e for e in (_EXTRAS.get(part, "lab"), *_EXTRA_MODULES) if top in _EXTRA_MODULES[e]]
+    if extras:
+        how = f"pip install 'lrkit[{extras[0]}]' (or {top} itself"
+        how += "; for PyTorch, pick the build for your machine at pytorch.org)" if top == "torch" else ")"
+    elif top == part:  # the library an adapter serves, not one of lrkit's extras: lrkit.transformers
+        how = f"pip install {top}"
+    else:
+        return None
+    return ModuleNotFoundError(f"{what} needs {top!r}, which is not installed: {how}", name=exc.name)
 
 
 def _import_lazy(name: str) -> Any:
@@ -114,14 +137,10 @@ def _import_lazy(name: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name == _LAZY[name]:
             raise AttributeError(f"module 'lrkit' has no attribute {name!r} ({exc})") from None
-        if exc.name is None or exc.name.split(".")[0] not in _INSTALLED_BY_EXTRAS:
+        hint = _install_hint(f"lrkit.{name}", exc, name)
+        if hint is None:
             raise
-        extra = _EXTRAS.get(name, "lab")
-        raise ModuleNotFoundError(
-            f"lrkit.{name} needs {exc.name!r}, which is not installed: pip install 'lrkit[{extra}]' (or "
-            f"{exc.name} itself; for PyTorch, pick the build for your machine at pytorch.org)",
-            name=exc.name,
-        ) from exc
+        raise hint from exc
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
@@ -157,10 +176,15 @@ if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return _import_lazy(name)
-    if name == "find_lr":
-        return importlib.import_module("lrkit.finder").find_lr
-    if name == "auto":
-        return importlib.import_module("lrkit.auto").auto
+    if name in _LAZY_FUNCTIONS:
+        module, part = _LAZY_FUNCTIONS[name]
+        try:
+            return getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError as exc:
+            hint = _install_hint(f"lrkit.{name}", exc, part)
+            if hint is None:
+                raise
+            raise hint from exc
     raise AttributeError(f"module 'lrkit' has no attribute {name!r}")
 
 

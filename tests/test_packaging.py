@@ -1,0 +1,241 @@
+"""lrkit as a user installs it: the wheel's contents and metadata, pyproject.toml's floors against the
+APIs the code calls, the extras against the install hints, and ``python -m lrkit``."""
+
+from __future__ import annotations
+
+import email
+import functools
+import importlib.metadata
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import tomllib
+
+import lrkit
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "lrkit"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+PROJECT = PYPROJECT["project"]
+EXTRAS = {k: v for k, v in PROJECT["optional-dependencies"].items() if k != "all"}
+
+requirements = pytest.importorskip("packaging.requirements")
+version = pytest.importorskip("packaging.version")
+canonicalize_name = pytest.importorskip("packaging.utils").canonicalize_name
+
+
+def _floor(spec: str, name: str) -> version.Version:
+    """The lowest version ``spec`` (a requirement such as ``torch>=2.3``) admits for ``name``."""
+    req = requirements.Requirement(spec)
+    assert req.name == name, spec
+    floors = [version.Version(s.version) for s in req.specifier if s.operator in (">=", "==", "~=")]
+    assert floors, f"{spec!r} has no lower bound"
+    return max(floors)
+
+
+def _requirements() -> list[str]:
+    extras = [r for reqs in EXTRAS.values() for r in reqs]
+    return [*PYPROJECT["build-system"]["requires"], *PROJECT["dependencies"], *extras]
+
+
+def _sources() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(SRC.rglob("*.py")))
+
+
+# --- the wheel -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel setuptools builds from a copy of the project (the working tree gets no build/ folder)."""
+    pytest.importorskip("setuptools", minversion="77")
+    tmp = tmp_path_factory.mktemp("build")
+    project = tmp / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(SRC, project / "src" / "lrkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    out = tmp / "dist"
+    done = subprocess.run(
+        [sys.executable, "-c", f"from setuptools import build_meta as b; print(b.build_wheel({str(out)!r}))"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / done.stdout.strip().splitlines()[-1]
+
+
+def test_the_wheel_holds_every_module_and_nothing_else(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    modules = {f"lrkit/{p.relative_to(SRC).as_posix()}" for p in SRC.rglob("*.py")}
+    package = {n for n in names if n.startswith("lrkit/")}
+    assert package == modules | {"lrkit/py.typed"}, package ^ (modules | {"lrkit/py.typed"})
+    assert "lrkit/__main__.py" in package  # `python -m lrkit`
+    info = {n for n in names if not n.startswith("lrkit/")}
+    assert all(n.startswith(f"lrkit-{lrkit.__version__}.dist-info/") for n in info), info
+    assert wheel.stat().st_size < 1_000_000, wheel.stat().st_size
+
+
+def test_the_wheels_metadata(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        info = f"lrkit-{lrkit.__version__}.dist-info"
+        meta = email.message_from_bytes(z.read(f"{info}/METADATA"))
+        entry_points = z.read(f"{info}/entry_points.txt").decode()
+    assert meta["Version"] == lrkit.__version__
+    assert (
+        meta["License-Expression"] == "Apache-2.0" and meta["Requires-Python"] == PROJECT["requires-python"]
+    )
+    plain = [r for r in meta.get_all("Requires-Dist") if "extra ==" not in r]
+    assert [requirements.Requirement(r).name for r in plain] == ["numpy"]  # the core: numpy alone
+    assert set(meta.get_all("Provides-Extra")) == set(PROJECT["optional-dependencies"])
+    assert re.search(r"^lrkit = lrkit\.cli:main$", entry_points, re.M), entry_points
+
+
+# --- pyproject.toml's floors ---------------------------------------------------------------------
+
+
+def test_the_build_needs_a_setuptools_that_reads_a_license_expression() -> None:
+    """``license = "Apache-2.0"`` (PEP 639) is read from setuptools 77 on; older ones refuse the string."""
+    assert isinstance(PROJECT["license"], str)
+    (setuptools,) = [r for r in PYPROJECT["build-system"]["requires"] if r.startswith("setuptools")]
+    assert _floor(setuptools, "setuptools") >= version.Version("77"), setuptools
+
+
+def test_requires_python_is_the_python_the_code_is_checked_against() -> None:
+    """A lower floor promises a Python nothing checks (``mypy --python-version 3.10`` finds spec.py's
+    ``import tomllib``, a 3.11 module, missing)."""
+    floor = re.fullmatch(r">=\s*(\d+\.\d+)", PROJECT["requires-python"])
+    assert floor, PROJECT["requires-python"]
+    assert version.Version(floor[1]) >= version.Version(PYPROJECT["tool"]["mypy"]["python_version"])
+
+
+#: APIs the code calls, with the first release of their library that has them
+NEWER_APIS = [
+    # numpy 2.0 brought the array API's own names into numpy's namespace (NumPy 2.0 release notes)
+    ("numpy", r"\b(?:xp|np)\.(?:astype|concat|permute_dims|isdtype|pow|acos|asin|atan2?)\(", "2.0"),
+    ("torch", r"\btorch\.compiler\.is_compiling\(", "2.3"),  # torch 2.2 has torch._dynamo's only
+]
+
+
+@pytest.mark.parametrize(("name", "pattern", "first"), NEWER_APIS)
+def test_every_floor_admits_only_releases_with_the_apis_the_code_calls(
+    name: str, pattern: str, first: str
+) -> None:
+    calls = re.findall(pattern, _sources())
+    assert calls, f"no call matches {pattern!r}: drop this row"
+    specs = [r for r in _requirements() if requirements.Requirement(r).name == name]
+    assert specs, name
+    for spec in specs:
+        assert _floor(spec, name) >= version.Version(first), f"{spec!r}, but the code calls {calls[0]}"
+
+
+# --- the extras and the hints that name them -----------------------------------------------------
+
+
+@functools.cache
+def _installed_modules() -> dict[str, set[str]]:
+    """Each installed distribution (canonical name) with the top-level modules it provides."""
+    out: dict[str, set[str]] = {}
+    for module, dists in importlib.metadata.packages_distributions().items():
+        for d in dists:
+            out.setdefault(canonicalize_name(d), set()).add(module)
+    return out
+
+
+@pytest.mark.parametrize("extra", sorted(EXTRAS))
+def test_the_modules_lrkit_names_for_each_extra_are_what_it_installs(extra: str) -> None:
+    """``lrkit._EXTRA_MODULES`` (behind the hint on a missing module) agrees with pyproject.toml."""
+    named = set(lrkit._EXTRA_MODULES[extra])
+    for spec in EXTRAS[extra]:
+        dist = canonicalize_name(requirements.Requirement(spec).name)
+        mods = _installed_modules().get(dist)
+        if mods is None:
+            pytest.skip(f"{dist} is not installed here")
+        assert mods & named, f"lrkit[{extra}] installs {dist} ({sorted(mods)}), not in {sorted(named)}"
+        named -= mods
+    assert not named, f"lrkit[{extra}] installs none of {sorted(named)}"
+
+
+def test_all_is_every_extra() -> None:
+    (everything,) = PROJECT["optional-dependencies"]["all"]
+    assert set(requirements.Requirement(everything).extras) == set(EXTRAS)
+
+
+def test_every_extra_a_message_names_exists() -> None:
+    named = set(re.findall(r"lrkit\[(\w+)\]", _sources()))
+    assert named and named <= set(PROJECT["optional-dependencies"]), named
+
+
+def test_the_clis_missing_module_table_names_the_extra_that_installs_it() -> None:
+    from lrkit.cli import EXTRAS as CLI_EXTRAS
+
+    for module, extra in CLI_EXTRAS.items():
+        assert module in lrkit._EXTRA_MODULES[extra], f"lrkit[{extra}] does not install {module}"
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def _lrkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lrkit", *args], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+
+
+def test_python_dash_m_lrkit_is_the_command_and_every_version_agrees() -> None:
+    done = _lrkit("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"lrkit {lrkit.__version__}", done.stderr
+    assert importlib.metadata.version("lrkit") == lrkit.__version__
+    assert str(version.Version(lrkit.__version__)) == lrkit.__version__  # PEP 440, normalised
+    shown = _lrkit("show", "cosine(lr=0.1, steps=100)", "--at", "50")
+    assert shown.returncode == 0 and re.search(r"^\s*50\s+0\.05$", shown.stdout, re.M), shown
+    bad = _lrkit("show", "cosine(lr=")
+    assert bad.returncode == 2 and bad.stderr.startswith("lrkit show: error:"), bad.stderr
+
+
+def test_a_core_only_install_says_which_extra_each_command_needs(tmp_path: Path) -> None:
+    """With every extra's modules missing, each command that needs one fails with one line naming it."""
+    blocked = sorted({m for mods in lrkit._EXTRA_MODULES.values() for m in mods})
+    (tmp_path / "s.yaml").write_text("type: constant\nlr: 0.1\n")
+    (tmp_path / "e.yaml").write_text("task: digits-mlp-adam\n")
+    cases = [
+        (["gallery", "--out", "g.png"], "lab"),
+        (["plot", "cosine(lr=1)", "--total", "10", "--out", "p.png"], "lab"),
+        (["show", "s.yaml"], "spec"),
+        (["lab", "e.yaml"], "spec"),
+        (["find", "--task", "digits-mlp-adam", "--out", "none"], "lab"),
+        (["lab", "--strategy", "cosine(lr=0.1)", "--task", "digits-mlp-adam"], "lab"),
+        (["auto", "--task", "digits-mlp-adam"], "lab"),
+        (["tune", "--task", "digits-mlp-adam", "--trials", "1"], "lab"),
+        (
+            ["tune", "--task", "digits-mlp-adam", "--trials", "1", "--storage", "postgresql://h/db"],
+            "postgres",
+        ),
+        (["demo", "--out", "d"], "lab"),
+    ]
+    script = (
+        f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
+        "from lrkit.cli import main\n"
+        f"for args, _ in {cases!r}:\n"
+        "    print(main(args), file=sys.stderr)\n"
+        "    print('--', file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = done.stderr.split("--\n")[:-1]
+    assert len(outputs) == len(cases), done.stderr
+    for (args, extra), out in zip(cases, outputs):
+        *lines, code = out.strip().splitlines()
+        assert code == "2" and len(lines) == 1, (args, out)
+        assert lines[0].startswith(f"lrkit {args[0]}: error:") and f"pip install 'lrkit[{extra}]'" in lines[0]
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "d").exists()  # failed before writing
