@@ -153,3 +153,18 @@ def test_a_loss_not_finite_from_the_first_rung_draws_the_lrs_tried_and_says_so()
     assert lo < res.lrs[0] < hi < 10 * res.lrs[0]
     assert [t.get_text() for t in ax.texts] == ["no finite loss to draw"]
     assert not [t for t in ax.get_legend_handles_labels()[1] if "blew up" in t]
+
+
+def test_on_a_given_axes_the_caller_composes_the_figure() -> None:
+    """lrkit.auto draws the search on its own panel with its own title and peak LR (which may differ from
+    the finder's suggestion): no "suggested ..." label or verdict line is added there."""
+    from matplotlib.figure import Figure
+
+    res = range_test(bowl, num_steps=60)
+    ax = Figure().add_subplot()
+    res.plot(ax=ax, title="the LR search: loss against LR")
+    assert ax.get_title() == "the LR search: loss against LR"
+    assert not ax.texts and not [c for c in ax.collections if len(c.get_offsets()) == 1]
+    bare = Figure().add_subplot()  # no title given: the default one still carries the verdict
+    res.plot(ax=bare)
+    assert f"suggested LR {res.suggestion:.3g}" in bare.get_title()

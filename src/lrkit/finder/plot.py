@@ -72,10 +72,13 @@ def plot_result(
     """Draw ``result`` on ``ax`` (a new figure when None), save it to ``path`` if given, return the Axes.
 
     Raw losses are faint dots, smoothed curves solid lines (one per repeat); each rule's suggestion is a
-    vertical line, the default rule's interval over the repeats a shaded band, the suggestion a dot on
-    the first repeat's smoothed curve with its value beside it, and the LRs past the first rung where a
-    repeat stopped because its loss blew up a grey band. The title is ``title`` (default: the ramp and
-    the repeats) over the :func:`verdict`: the suggestion, or "no suggestion (NOT TRUSTED)" and why.
+    vertical line, the default rule's interval over the repeats a shaded band, and the LRs past the
+    first rung where a repeat stopped because its loss blew up a grey band. On a figure of its own (no
+    ``ax``) the suggestion is also a dot on the first repeat's smoothed curve, labelled with its value,
+    the legend sits beside the axes, and the title is ``title`` (default: the ramp and the repeats) over
+    the :func:`verdict`: the suggestion, or "no suggestion (NOT TRUSTED)" and why. On a given ``ax`` the
+    caller composes the figure (``lrkit.auto``'s peak may differ from the suggestion): a given ``title``
+    is used as it is, and there is no dot or label.
     """
     from matplotlib.figure import Figure
 
@@ -127,7 +130,7 @@ def plot_result(
             alpha=1.0 if used else 0.45,
             label=f"{_LABELS.get(name, name)}: {value:.3g}" + ("" if used else " (not used)"),
         )
-    if result.suggestion is not None:
+    if own and result.suggestion is not None:
         _mark_suggestion(ax, result, result.suggestion)
     limits = _ylim(result)
     if limits is not None:
@@ -135,8 +138,11 @@ def plot_result(
     _shade_diverged(ax, result)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("loss")
-    head = title or f"LR range test ({result.mode} ramp, {plural(result.repeats, 'repeat')})"
-    ax.set_title(head + "\n" + verdict(result), color="k" if used else "C3")
+    if title is not None and not own:
+        ax.set_title(title)
+    else:
+        head = title or f"LR range test ({result.mode} ramp, {plural(result.repeats, 'repeat')})"
+        ax.set_title(head + "\n" + verdict(result), color="k" if used else "C3")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", axis="x", alpha=0.1)
     if own:  # beside the axes: inside, it covers the raw losses or the tail wherever it goes
