@@ -173,3 +173,35 @@ def test_workers_that_start_together_all_search_the_space_stored_last(
     assert res.space == theirs
     for t in res.study.get_trials():
         assert 0.5 <= t.params["lr"] <= 0.9, t.params
+
+
+CHILD_INTERRUPTED = """
+import os, sys
+from lrkit.tune.core import _child
+
+def ctrl_c(line):
+    raise KeyboardInterrupt
+
+_child({
+    "task": "tiny_tune_task:tiny", "trials": 1, "storage": sys.argv[1], "study_name": "ctrl-c",
+    "epochs": 1, "lr_range": (0.01, 0.1), "progress": ctrl_c, "verbosity": 30, "parent": os.getppid(),
+})
+"""
+
+
+def test_a_worker_process_interrupted_by_ctrl_c_exits_130_without_a_traceback(
+    tmp_path: Path, tiny_task: Path
+) -> None:
+    """Ctrl-C reaches every process of `lrkit tune --workers N`: each child used to print a
+    KeyboardInterrupt traceback of some 120 lines above the tune's own one-line 'interrupted'."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_INTERRUPTED, str(tmp_path / "c.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr

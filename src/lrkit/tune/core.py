@@ -526,7 +526,9 @@ def _watch_parent(parent: int) -> None:
 def _child(kwargs: dict[str, Any]) -> None:
     """A worker process started by ``tune(workers=N)``: one torch thread, the parent's Optuna log level,
     then the same loop. It exits when the ``lrkit tune`` that started it dies (SIGKILL included), so a
-    killed tune leaves no orphan training on."""
+    killed tune leaves no orphan training on; on Ctrl-C (SIGINT, sent to the whole process group) it
+    exits with code 130 and leaves the one line to ``lrkit tune`` (its trial is FAIL, as Optuna marks an
+    interrupted trial, and the study's budget is met by later trials)."""
     import threading
 
     parent = kwargs.pop("parent")
@@ -537,4 +539,7 @@ def _child(kwargs: dict[str, Any]) -> None:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(kwargs.pop("verbosity"))
-    tune(**kwargs, finder=False)
+    try:
+        tune(**kwargs, finder=False)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
