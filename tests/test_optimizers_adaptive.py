@@ -275,3 +275,29 @@ def test_where_keras_differs_as_the_guide_says() -> None:
         )
     torch_default = np.abs(steps("rmsprop", None) / keras_steps("RMSprop") - 1).max()
     assert torch_default > 0.5  # alpha 0.99: the first step alone is sqrt(0.1 / 0.01) = 3.2 times Keras'
+
+
+def test_an_unknown_hyper_parameter_is_named_with_torch_s_name_and_the_list() -> None:
+    """A Keras user writes rho, epsilon or beta_1: the error says torch's name and lists what the class
+    takes (before: Python's 'RMSprop.__init__() got an unexpected keyword argument 'rho'')."""
+    w = [torch.nn.Parameter(torch.zeros(1))]
+    with pytest.raises(ValueError) as info:
+        make_optimizer("rmsprop", w, 1e-3, {"rho": 0.9})
+    msg = str(info.value)
+    assert msg.startswith(
+        "optimizer 'rmsprop' (torch.optim.RMSprop) has no hyper-parameter 'rho' (Keras' name; torch's is "
+        "'alpha'); it takes alpha, eps, weight_decay, momentum, centered"
+    )
+    assert "lr" not in msg.split("it takes ")[1].split(", ")  # the schedule's
+    with pytest.raises(
+        ValueError,
+        match=r"'epsilon' \(Keras' name; torch's is 'eps'\), 'betaz' \(did you mean "
+        r"'betas'\?\), 'foo'; it takes betas, eps, weight_decay",
+    ):
+        make_optimizer("adam", w, 1e-3, {"epsilon": 1e-7, "betaz": 0.9, "foo": 1})
+    from lrkit.lab.runner import Strategy
+
+    with pytest.raises(
+        ValueError, match=r"strategy 'k'.*no hyper-parameter 'rho' \(Keras' name; torch's is 'alpha'\)"
+    ):
+        Strategy("k", "constant(1e-3)", "rmsprop", {"rho": 0.9})

@@ -24,7 +24,9 @@ name                       optimizer (``lr`` from the schedule; ``params`` overr
 =========================  =================================================================
 
 Every other setting is the library's default. ``lr`` is the schedule's, so it is not a hyper-parameter
-here (``params`` and ``lr`` in ``hyper_parameters`` are refused by name).
+here (``params`` and ``lr`` in ``hyper_parameters`` are refused by name), and a name the class does not
+take is refused with the list of those it does (and torch's name for Keras' ``rho``, ``epsilon``,
+``beta_1``, ``beta_2``).
 
 :func:`train_mode` / :func:`eval_mode` call ``optimizer.train()`` / ``optimizer.eval()`` when the
 optimizer has them (Schedule-Free keeps two weight sequences and must be told which one to use).
@@ -33,8 +35,11 @@ optimizer has them (Schedule-Free keeps two weight sequences and must be told wh
 from __future__ import annotations
 
 import difflib
+import importlib
+import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,42 +48,43 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_LR", "OPTIMIZERS", "eval_mode", "make_optimizer", "train_mode"]
 
 
-def _torch(name: str, **defaults: Any) -> Callable[..., torch.optim.Optimizer]:
-    def make(params: Iterable[Any], lr: float, **kw: Any) -> torch.optim.Optimizer:
-        import torch
+@dataclass(frozen=True, eq=False)
+class _Factory:
+    """``module.cls(params, lr=lr, **defaults, **hyper_parameters)``; the module is imported when used."""
 
-        cls = getattr(torch.optim, name)
-        return cls(params, lr=lr, **{**defaults, **kw})  # type: ignore[no-any-return]
+    module: str
+    cls: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
-    return make
+    def target(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.cls)
 
+    def __call__(self, params: Iterable[Any], lr: float, **kw: Any) -> torch.optim.Optimizer:
+        return self.target()(params, lr=lr, **{**self.defaults, **kw})  # type: ignore[no-any-return]
 
-def _schedulefree(params: Iterable[Any], lr: float, **kw: Any) -> torch.optim.Optimizer:
-    import schedulefree
-
-    return schedulefree.AdamWScheduleFree(params, lr=lr, **kw)  # type: ignore[no-any-return]
-
-
-def _prodigy(params: Iterable[Any], lr: float, **kw: Any) -> torch.optim.Optimizer:
-    import prodigyopt
-
-    return prodigyopt.Prodigy(params, lr=lr, **kw)  # type: ignore[no-any-return]
+    def hyper_parameters(self) -> list[str] | None:
+        """The class's keyword arguments but ``params`` and ``lr`` (None: it takes any, ``**kwargs``)."""
+        args = inspect.signature(self.target()).parameters.values()
+        if any(a.kind is inspect.Parameter.VAR_KEYWORD for a in args):
+            return None
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [a.name for a in args if a.kind in named and a.name not in ("self", "params", "lr")]
 
 
 #: name -> factory(params, lr, **hyper_parameters)
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "sgd": _torch("SGD"),
-    "momentum": _torch("SGD", momentum=0.9),
-    "nesterov": _torch("SGD", momentum=0.9, nesterov=True),
-    "adagrad": _torch("Adagrad"),
-    "rmsprop": _torch("RMSprop"),
-    "adam": _torch("Adam"),
-    "adamw": _torch("AdamW", weight_decay=0.01),
-    "nadam": _torch("NAdam"),
-    "radam": _torch("RAdam"),
-    "adamax": _torch("Adamax"),
-    "schedulefree_adamw": _schedulefree,
-    "prodigy": _prodigy,
+    "sgd": _Factory("torch.optim", "SGD"),
+    "momentum": _Factory("torch.optim", "SGD", {"momentum": 0.9}),
+    "nesterov": _Factory("torch.optim", "SGD", {"momentum": 0.9, "nesterov": True}),
+    "adagrad": _Factory("torch.optim", "Adagrad"),
+    "rmsprop": _Factory("torch.optim", "RMSprop"),
+    "adam": _Factory("torch.optim", "Adam"),
+    "adamw": _Factory("torch.optim", "AdamW", {"weight_decay": 0.01}),
+    "nadam": _Factory("torch.optim", "NAdam"),
+    "radam": _Factory("torch.optim", "RAdam"),
+    "adamax": _Factory("torch.optim", "Adamax"),
+    "schedulefree_adamw": _Factory("schedulefree", "AdamWScheduleFree"),
+    "prodigy": _Factory("prodigyopt", "Prodigy"),
 }
 
 #: the LR each optimizer is usually run at untuned: its library's default, except RMSprop's 1e-3 (Keras'
@@ -160,10 +166,30 @@ def make_optimizer(
     """A new optimizer ``name`` (see :data:`OPTIMIZERS`) over ``params`` at ``lr``."""
     check_optimizer_name(name)
     kw = check_params(hyper_parameters)
+    factory = OPTIMIZERS[name]
+    known = factory.hyper_parameters() if isinstance(factory, _Factory) else None
+    if isinstance(factory, _Factory) and known is not None and (unknown := [k for k in kw if k not in known]):
+        raise ValueError(
+            f"optimizer {name!r} ({factory.module}.{factory.cls}) has no hyper-parameter "
+            + ", ".join(_unknown(k, known) for k in unknown)
+            + f"; it takes {', '.join(known)}"
+        )
     try:
-        return OPTIMIZERS[name](params, lr, **kw)
-    except TypeError as exc:  # an unknown hyper-parameter name
+        return factory(params, lr, **kw)
+    except TypeError as exc:  # a value of the wrong kind
         raise ValueError(f"optimizer {name!r}: {exc}") from None
+
+
+#: Keras' names for torch's hyper-parameters (RMSprop's rho is torch's alpha)
+_KERAS_NAMES = {"rho": "alpha", "epsilon": "eps", "beta_1": "betas", "beta_2": "betas"}
+
+
+def _unknown(key: str, known: list[str]) -> str:
+    """``key`` quoted, with the name it likely means: Keras' spelling or the closest known name."""
+    if _KERAS_NAMES.get(key) in known:
+        return f"{key!r} (Keras' name; torch's is {_KERAS_NAMES[key]!r})"
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
 
 
 def train_mode(optimizer: Any) -> None:
