@@ -279,3 +279,30 @@ def test_a_loss_finite_at_first_then_not_still_asks_for_a_lower_start_lr() -> No
 
     res = range_test(lambda lr: 1.0 if lr < 1.5e-7 else float("nan"), num_steps=40, start_lr=1e-7)
     assert res.problem_kinds == ("short",) and "lower start_lr" in res.reason
+
+
+def _scaled_curve(scale: float, noise: float, seed: int) -> Any:
+    """A U-shaped range-test curve (falls from 1 to 0.6, blows up), times ``scale``, with noise."""
+    from lrkit.finder.core import Curve, ema_debiased
+
+    lrs = np.logspace(-5, 1, 80)
+    x = np.log10(lrs)
+    clean = 1.0 - 0.4 / (1.0 + np.exp(-3.0 * (x + 3.0))) + 0.02 * np.exp(2.5 * (x - 0.5))
+    losses = scale * (clean + noise * np.random.default_rng(seed).standard_normal(x.size))
+    return Curve(lrs, losses, ema_debiased(losses, 0.9))
+
+
+@pytest.mark.parametrize("scale", [1.0, 3e2, 1e3, 5e4, 1e7])
+@pytest.mark.parametrize("noise", [0.005, 0.3])
+def test_a_large_starting_loss_is_named_beside_an_untrusted_verdict_only(scale: float, noise: float) -> None:
+    from lrkit.finder.result import LARGE_LOSS, FinderResult
+
+    res = FinderResult.from_curves([_scaled_curve(scale, noise, seed) for seed in range(3)])
+    plain = FinderResult.from_curves([_scaled_curve(1.0, noise, seed) for seed in range(3)])
+    # the hint is advice: the verdict and every other problem are those of the same curves at scale 1
+    assert res.trusted == plain.trusted
+    assert [k for k in res.problem_kinds if k != "scale"] == list(plain.problem_kinds)
+    hinted = "scale" in res.problem_kinds
+    assert hinted == (not res.trusted and scale >= LARGE_LOSS)
+    if hinted:
+        assert "standardise the targets" in res.reason and "summed over the batch" in res.reason

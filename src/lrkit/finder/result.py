@@ -28,6 +28,10 @@ FLAT_DROP = 0.01
 NOISE_RATIO = 3.0
 #: Repeats "disagree" when their suggestions span more than this many decades.
 MAX_SPREAD_DECADES = 1.0
+#: A starting loss at least this large is named as a likely cause of an untrusted result: a mean
+#: cross-entropy starts near log(classes) (under 12 for 100,000 classes), a mean squared error of
+#: standardised targets near 1; 1e3 is unscaled regression targets or a loss summed over the batch.
+LARGE_LOSS = 1e3
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +143,23 @@ def _merge_problems(per_curve: Sequence[list[tuple[str, str]]]) -> list[tuple[st
     return out
 
 
+def _scale_hint(curves: Sequence[Curve]) -> list[tuple[str, str]]:
+    """A ``("scale", sentence)`` problem when the losses start at :data:`LARGE_LOSS` or more (said only
+    beside another problem: it is advice on why, not a reason of its own)."""
+    starts = [float(np.median(c.losses[:3])) for c in curves if c.losses.size]
+    start = _log_median([v for v in starts if v > 0])
+    if not start >= LARGE_LOSS:
+        return []
+    return [
+        (
+            "scale",
+            f"the loss starts at {start:.3g}: a loss this large usually means unscaled regression targets "
+            "(or a loss summed over the batch), which make the range test noisy; standardise the targets "
+            "(y - mean) / std, and the inputs, or average the loss over the batch",
+        )
+    ]
+
+
 def _finite(value: float) -> float | None:
     """``value`` as a float, or None (JSON ``null``) when it is NaN or infinite."""
     return float(value) if math.isfinite(value) else None
@@ -221,6 +242,8 @@ class FinderResult:
                         f"({min(chosen):.3g} to {max(chosen):.3g}); use more batches per step or repeats",
                     )
                 )
+        if problems and "broken" not in {kind for kind, _ in problems}:
+            problems.extend(_scale_hint(curves))
         return cls(
             curves=tuple(curves),
             per_repeat=per,
