@@ -205,3 +205,26 @@ def test_a_worker_process_interrupted_by_ctrl_c_exits_130_without_a_traceback(
     )
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_after_grace(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None
+) -> None:
+    """A worker killed between Optuna creating its trial and the first heartbeat leaves a RUNNING trial
+    without one, which Optuna never marks stale: every worker then waited for it for ever."""
+    from lrkit.tune import open_storage, tune
+
+    db = tmp_path / "o.db"
+    kwargs: dict[str, Any] = {"storage": db, "epochs": 1, "lr_range": (0.01, 0.1), "pruner": "none"}
+    first = tune("tiny_tune_task:tiny", trials=1, **kwargs)
+    dead = optuna.load_study(study_name=first.study_name, storage=open_storage(db)).ask()  # then SIGKILL
+    said: list[str] = []
+    res = _in_thread(
+        lambda: tune("tiny_tune_task:tiny", trials=2, heartbeat=1, grace=2, progress=said.append, **kwargs),
+        60,
+    )
+    assert not isinstance(res, BaseException), res
+    states = {t.number: t.state.name for t in res.study.get_trials()}
+    assert states[dead.number] == "FAIL" and res.finished == 2, states
+    assert f"trial {dead.number} failed: its worker died before starting it (no heartbeat for 2 s)" in said

@@ -143,6 +143,29 @@ def _stored_space(study: Any) -> SearchSpace:
     return SearchSpace.from_dict(study.user_attrs[META]["space"])
 
 
+def _fail_orphans(study: Any, grace: int, say: Say) -> None:
+    """Fail the RUNNING trials that no worker is running and Optuna's heartbeat check cannot see: a worker
+    killed after Optuna created its trial but before the first heartbeat (a few ms; longer while another
+    worker holds an SQLite lock) leaves a trial with no heartbeat, which Optuna never marks stale, and
+    every worker would wait for it for ever. Such a trial has no ``worker`` attribute (the objective
+    sets it first thing); it is failed once it is ``grace`` seconds old."""
+    from datetime import datetime
+
+    import optuna
+    from optuna.trial import TrialState
+
+    now = datetime.now()  # Optuna stamps datetime_start with the creating machine's local time
+    for tr in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = tr.datetime_start
+        if "worker" in tr.user_attrs or started is None or (now - started).total_seconds() <= grace:
+            continue
+        try:
+            study.tell(tr.number, state=TrialState.FAIL)
+        except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # it started or ended meanwhile, or another worker failed it first
+        say(f"trial {tr.number} failed: its worker died before starting it (no heartbeat for {grace} s)")
+
+
 def _best(study: Any) -> Any:
     try:
         return study.best_trial
@@ -414,6 +437,7 @@ def tune(
     try:
         while True:
             _fail_stale(study)
+            _fail_orphans(study, 2 * heartbeat if grace is None else grace, say)
             states = {tr.number: tr.state.name for tr in study.get_trials(deepcopy=False)}
             finished = sum(state in ("COMPLETE", "PRUNED") for state in states.values())
             running = {number for number, state in states.items() if state == "RUNNING"}
