@@ -228,3 +228,16 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_after_gr
     states = {t.number: t.state.name for t in res.study.get_trials()}
     assert states[dead.number] == "FAIL" and res.finished == 2, states
     assert f"trial {dead.number} failed: its worker died before starting it (no heartbeat for 2 s)" in said
+
+
+def test_a_trial_is_never_pruned_after_its_last_epoch(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None
+) -> None:
+    """The last epoch's metric is the trial's value: a trial judged then has run in full, so pruning it
+    saves nothing and records a finished run as PRUNED (TPE ranks those below every complete trial).
+    With 1 epoch per trial, every prune was of this kind."""
+    from lrkit.tune import tune
+
+    res = tune("tiny_tune_task:tiny", trials=8, storage=tmp_path / "p.db", epochs=1, lr_range=(0.001, 1.0))
+    states = [t.state.name for t in res.study.get_trials()]
+    assert states == ["COMPLETE"] * 8, states

@@ -4,7 +4,8 @@ Each trial draws a point of the :class:`~lrkit.tune.space.SearchSpace` (kind of 
 fraction, final fraction) with Optuna's TPE sampler (seeded), turns it into an lrkit spec (stored as the
 trial's user attribute ``spec``), and trains the task from the same initial weights with
 :func:`lrkit.lab.runner.run_strategy`. The validation metric of every epoch is reported to the pruner
-(median or Hyperband), which stops poor trials early; the direction is the task's metric's. A diverged
+(median or Hyperband), which stops poor trials early (never after the last epoch: that run is over,
+and its value is the trial's); the direction is the task's metric's. A diverged
 run scores the task's worst value (0 accuracy, infinite loss).
 
 Every worker (a process here, or on another machine, on the same storage and study) runs trials until
@@ -396,7 +397,8 @@ def tune(
                 if not math.isfinite(metric):
                     return
                 trial.report(metric, epoch)
-                if trial.should_prune():
+                # after the last epoch the run is over and this is its value: nothing left to save
+                if epoch < n_epochs and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch}: {metric_name} {metric:.4g}")
 
             with user_code(f"task {t.name!r} (trial {trial.number}: {spec})"):
