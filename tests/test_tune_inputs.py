@@ -30,3 +30,33 @@ def test_a_study_name_longer_than_a_database_takes_is_refused_by_name(
     assert not db.exists() and not (tmp_path / "out").exists()
     res = tune("digits-mlp-sgd", trials=1, storage=db, study_name="y" * 512, finder=False, epochs=1)
     assert res.study_name == "y" * 512 and res.finished == 1  # 512 is taken
+
+
+def test_a_storage_url_that_does_not_parse_or_lacks_its_driver_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """These used to print Python's own words with no flag: "invalid literal for int() with base 10:
+    'notaport'", "No module named 'pg8000'"."""
+    import importlib.util
+
+    from lrkit.cli import main
+    from lrkit.tune import open_storage
+
+    cases = [("postgresql://u:secret@db:notaport/x", "the URL does not parse (invalid literal")]
+    if importlib.util.find_spec("pg8000") is None:
+        cases.append(
+            ("postgresql+pg8000://u:secret@db/x", "its driver is not installed (No module named 'pg8000')")
+        )
+    argv = ["tune", "--task", "digits-mlp-sgd", "--trials", "1", "--no-report", "--storage"]
+    for url, why in cases:
+        masked = url.replace("secret", "***")
+        with pytest.raises(ValueError) as info:
+            open_storage(url)
+        api = masked.replace("postgresql://", "postgresql+psycopg2://")  # the API names the driver it chose
+        assert str(info.value).startswith(
+            (f"storage: cannot open {masked!r}: {why}", f"storage: cannot open {api!r}: {why}")
+        ), info.value
+        assert main([*argv, url]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"lrkit tune: error: --storage: cannot open {masked!r}: {why}"), err
+        assert len(err.strip().splitlines()) == 1 and "secret" not in err

@@ -141,7 +141,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def _check_storage(storage: str | None) -> None:
     """``--storage``: an SQLite file (a path or ``sqlite:///FILE``; a foreign file is refused, untouched)
     or a ``postgresql://`` URL whose server answers."""
-    from .storage import engine_options, mask_url, storage_url
+    from .storage import engine_options, mask_url, open_error, storage_url
 
     supported = "an SQLite file (FILE or sqlite:///FILE) or a postgresql://USER:PASSWORD@HOST:PORT/DB URL"
     if storage is not None and not storage.strip():
@@ -166,9 +166,8 @@ def _check_storage(storage: str | None) -> None:
                 pass
         finally:
             engine.dispose()
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"--storage: cannot open {mask_url(str(storage))!r}: {first}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        raise open_error("--storage", str(storage), exc) or exc from None
 
 
 def _check_positive(args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "check_sqlite_path",
     "engine_options",
     "mask_url",
+    "open_error",
     "open_storage",
     "storage_url",
 ]
@@ -145,6 +146,26 @@ def engine_options(url: str) -> dict[str, Any]:
     return options
 
 
+def open_error(flag: str, url: str, exc: BaseException) -> ValueError | None:
+    """One line for an error of opening ``url`` (named as ``flag``, the password masked): a database's
+    refusal (SQLAlchemy's error, first line), a driver that is not installed, a URL that does not parse
+    (a port that is not a number); None for any other exception."""
+    import sqlalchemy.exc
+
+    shown = f"{flag}: cannot open {mask_url(url)!r}"
+    if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ValueError(f"{shown}: {first}")
+    if isinstance(exc, ImportError):
+        cause: BaseException | None = exc  # Optuna re-raises the driver's ImportError with words of its own
+        while cause is not None and not (isinstance(cause, ImportError) and cause.name):
+            cause = cause.__cause__ or cause.__context__
+        return ValueError(f"{shown}: its driver is not installed ({cause or exc})")
+    if isinstance(exc, ValueError):
+        return ValueError(f"{shown}: the URL does not parse ({exc})")
+    return None
+
+
 def mask_url(url: str) -> str:
     """``url`` with its password replaced by ``***`` (for printing)."""
     try:
@@ -215,9 +236,7 @@ def open_storage(
                 failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
             )
         except Exception as exc:
-            import sqlalchemy.exc
-
-            if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ValueError(f"storage: cannot open {mask_url(url)!r}: {first}") from None
-            raise
+            error = open_error("storage", url, exc)
+            if error is None:
+                raise
+            raise error from None
