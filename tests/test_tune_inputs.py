@@ -60,3 +60,17 @@ def test_a_storage_url_that_does_not_parse_or_lacks_its_driver_is_refused_in_one
         err = capsys.readouterr().err
         assert err.startswith(f"lrkit tune: error: --storage: cannot open {masked!r}: {why}"), err
         assert len(err.strip().splitlines()) == 1 and "secret" not in err
+
+
+def test_a_study_resumed_with_its_kinds_in_another_order_is_the_same_study(tmp_path: Path) -> None:
+    """--kinds wsd,cosine on a study started with --kinds cosine,wsd was refused as another search."""
+    from lrkit.tune import tune
+
+    kwargs = {"storage": tmp_path / "k.db", "finder": False, "epochs": 1, "trials": 1}
+    first = tune("digits-mlp-sgd", kinds=["cosine", "wsd"], **kwargs)
+    said: list[str] = []
+    again = tune("digits-mlp-sgd", kinds="wsd,cosine", progress=said.append, **kwargs)
+    assert again.best_spec == first.best_spec and again.space.kinds == ("cosine", "wsd")
+    assert any("nothing to run" in line for line in said)
+    with pytest.raises(ValueError, match=r"searches kinds \['cosine', 'wsd'\], not \['wsd'\]"):
+        tune("digits-mlp-sgd", kinds=["wsd"], **kwargs)

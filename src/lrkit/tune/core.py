@@ -327,7 +327,7 @@ def tune(
                     "give the same settings or another study name"
                 )
     space = SearchSpace.from_dict(meta["space"])
-    if want_kinds is not None and want_kinds != space.kinds:
+    if want_kinds is not None and set(want_kinds) != set(space.kinds):  # in any order
         raise ValueError(
             f"study {name!r} searches kinds {list(space.kinds)}, not {list(want_kinds)}; "
             "give the same kinds or another study name"
