@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,38 @@ def test_every_option_of_every_command_says_what_it_does() -> None:
 
     walk(build_parser(), "lrkit")
     assert silent == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plot", "cosine(lr=0.1, steps=10)", "--total", "10", "--out", "s.png"],
+        ["gallery", "--out", "g.png"],
+        ["find", "--task", "digits-mlp-sgd"],  # the default --out is lr_find.png
+        ["auto", "--task", "digits-mlp-sgd", "--plot", "a.png"],
+        ["lab", "--task", "digits-mlp-sgd", "--strategy", "constant(lr=0.1)", "--out", "lab"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_a_missing_matplotlib_is_named_before_any_work(tmp_path: Path, argv: list[str]) -> None:
+    # before, find, auto and lab trained in full and only then failed on the plot or the report
+    script = textwrap.dedent(
+        f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, fullname, path=None, target=None):
+                if fullname.split(".")[0] == "matplotlib":
+                    raise ModuleNotFoundError(f"No module named {{fullname!r}}", name=fullname)
+        sys.meta_path.insert(0, Block())
+        from lrkit.cli import main
+        sys.exit(main({argv!r}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().endswith(
+        "this needs matplotlib, which is not installed: pip install 'lrkit[lab]'"
+    )
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []  # nothing run, nothing written

@@ -77,12 +77,38 @@ def test_a_missing_framework_says_what_to_install(name: str, framework: str, ext
     assert ("pytorch.org" in last) == (framework == "torch"), last  # PyTorch's own install advice
 
 
-@pytest.mark.parametrize("how", ["import lrkit; lrkit.find_lr", "from lrkit import find_lr"])
-def test_the_finder_without_torch_says_what_to_install(how: str) -> None:
+@pytest.mark.parametrize(
+    "how, name",
+    [
+        ("import lrkit; lrkit.find_lr", "lrkit.find_lr"),
+        ("from lrkit import find_lr", "lrkit.find_lr"),
+        ("from lrkit.finder import find_lr", "lrkit.finder.find_lr"),
+    ],
+)
+def test_the_finder_without_torch_says_what_to_install(how: str, name: str) -> None:
     done = _run(how, blocked=("torch",))
     last = done.stderr.strip().splitlines()[-1]
-    assert done.returncode != 0 and last.startswith("ModuleNotFoundError: lrkit.find_lr needs 'torch'"), last
+    assert done.returncode != 0 and last.startswith(f"ModuleNotFoundError: {name} needs 'torch'"), last
     assert "pip install 'lrkit[torch]'" in last
+
+
+def test_a_numpy_only_install_names_a_wrong_step_type_as_such() -> None:
+    # without array-api-compat (a numpy-only install), a str or a list used to be "needs array-api-compat"
+    done = _run(
+        """
+        import lrkit
+        s = lrkit.Cosine(lr=1.0, steps=10)
+        for bad in ("3", None, [1], {}):
+            try:
+                s(bad)
+            except TypeError as exc:
+                print(exc)
+        """,
+        blocked=("array_api_compat", "torch", "jax"),
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and len(lines) == 4, done.stderr
+    assert all(line.startswith("step: expected an int, a float or an array") for line in lines), lines
 
 
 def test_the_transformers_adapter_without_transformers_says_to_install_it() -> None:

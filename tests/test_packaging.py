@@ -10,11 +10,11 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 
 import lrkit
 
@@ -82,6 +82,34 @@ def test_the_wheel_holds_every_module_and_nothing_else(wheel: Path) -> None:
     info = {n for n in names if not n.startswith("lrkit/")}
     assert all(n.startswith(f"lrkit-{lrkit.__version__}.dist-info/") for n in info), info
     assert wheel.stat().st_size < 1_000_000, wheel.stat().st_size
+
+
+def test_the_sdist_holds_the_package_and_no_part_of_the_tests(tmp_path: Path) -> None:
+    # setuptools' default shipped tests/test_*.py without tests/__init__.py, conftest.py or strategies.py,
+    # so the tests of an sdist could not even be imported
+    pytest.importorskip("setuptools", minversion="77")
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "conftest.py"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(SRC, project / "src" / "lrkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "tests", project / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    out = tmp_path / "dist"
+    done = subprocess.run(
+        [sys.executable, "-c", f"from setuptools import build_meta as b; print(b.build_sdist({str(out)!r}))"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    import tarfile
+
+    with tarfile.open(out / done.stdout.strip().splitlines()[-1]) as t:
+        names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
+    modules = {f"src/lrkit/{p.relative_to(SRC).as_posix()}" for p in SRC.rglob("*.py")}
+    assert modules <= names, modules - names
+    assert not {n for n in names if n.startswith("tests/") or n.endswith("conftest.py")}
 
 
 def test_the_wheels_metadata(wheel: Path) -> None:

@@ -56,6 +56,22 @@ _PEEK = 1 << 16
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
+def require_matplotlib() -> None:
+    """Raise ``ModuleNotFoundError`` (``name="matplotlib"``, which the command line turns into the
+    extra to install) when matplotlib is not installed: called before a command's work, not after it."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+
+def check_plot_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """:func:`check_output_file` for a plot (:data:`PLOT_SUFFIXES`), and matplotlib installed to draw it."""
+    p = check_output_file(path, flag, PLOT_SUFFIXES)
+    require_matplotlib()
+    return p
+
+
 def _stat_kind(p: Path, flag: str) -> str | None:
     """``"dir"``, ``"file"`` (anything that is not a folder) or None when nothing is at ``p``."""
     try:

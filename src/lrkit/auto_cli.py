@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit auto``: print the summary and the final metric; 1 when there was no suggestion."""
     import torch
 
-    from lrkit._paths import PLOT_SUFFIXES, check_output_file, write_json
+    from lrkit._paths import check_output_file, check_plot_file, write_json
     from lrkit._text import plural
     from lrkit._usercode import user_code
     from lrkit.auto import train_task
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:  # before the training, not after it
         check_output_file(args.json, "--json")
     if args.plot:
-        check_output_file(args.plot, "--plot", suffixes=PLOT_SUFFIXES)
+        check_plot_file(args.plot, "--plot")
     # an unknown task, a module that does not import, a broken factory, loss or metric: all fail here,
     # before any training; an exception of your own code is shown as yours
     with user_code(f"--task {args.task!r}"):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._paths import PLOT_SUFFIXES, check_output_file
+from ._paths import check_plot_file
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
 from .schedules import REGISTRY, Schedule
@@ -179,7 +179,7 @@ def _num(t: float) -> int | float:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot_schedules
 
-    check_output_file(args.out, "--out", PLOT_SUFFIXES)
+    check_plot_file(args.out, "--out")
     for spec in args.specs:  # every spec is checked before anything is drawn
         _resolve(spec, args.total, args.steps_per_epoch)
     plot_schedules(
@@ -279,7 +279,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
 def cmd_gallery(args: argparse.Namespace) -> int:
     from .plot import gallery
 
-    check_output_file(args.out, "--out", PLOT_SUFFIXES)
+    check_plot_file(args.out, "--out")
     p = gallery(Path(args.out), total_steps=args.total)
     print(f"wrote {p}")
     return 0

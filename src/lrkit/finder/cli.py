@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any
 
-from lrkit._paths import PLOT_SUFFIXES, check_output_file, write_json
+from lrkit._paths import check_output_file, check_plot_file, write_json
 from lrkit._usercode import user_code, user_error
 from lrkit.finder import core
 from lrkit.finder.rules import RULES
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit find``: print the result, write the plot (and JSON); return the exit code."""
     _check_args(args)  # every flag, before anything is imported, built or run
     if args.out and args.out.lower() != "none":  # output paths are checked before the test runs
-        check_output_file(args.out, "--out", PLOT_SUFFIXES)
+        check_plot_file(args.out, "--out")
     if args.json is not None:
         check_output_file(args.json, "--json")
         plot = args.out and args.out.lower() != "none"

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._paths import check_output_dir
+from .._paths import check_output_dir, require_matplotlib
 from .._usercode import user_code
 from .experiment import Experiment, load_experiment
 from .report import LAB_FILES
@@ -121,6 +121,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     flag = "--task" if args.experiment is None else f"experiment {args.experiment!r}: task"
     check_task(exp.task, flag)
     out = check_output_dir(exp.output or Path("lrkit-lab"), "--out", LAB_FILES)
+    require_matplotlib()  # the report's figure: before the runs, not after them
     db = check_db_path(exp.db or out / "lab.db", "--db")
     from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch, too)
 

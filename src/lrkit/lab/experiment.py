@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,10 +106,8 @@ def _read(path: Path) -> dict[str, Any]:
         except RecursionError:
             raise ValueError(f"experiment: {str(path)!r} is nested too deeply") from None
     elif suffix == ".toml":
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # Python 3.10
-            import tomli as tomllib
+        import tomllib
+
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

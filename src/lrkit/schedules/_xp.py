@@ -1,9 +1,8 @@
 """Array-namespace plumbing: one formula, evaluated on Python numbers, numpy, torch or jax.
 
 Python numbers and numpy arrays are served by numpy itself (numpy >= 2 speaks the array API in its
-main namespace, and the few functions used here exist in numpy 1.x too), so the core needs numpy
-alone. Other arrays (torch tensors, jax arrays, traced jax values) go through ``array_api_compat``,
-imported only when such an array is seen.
+main namespace), so the core needs numpy alone. Other arrays (torch tensors, jax arrays, traced jax
+values) go through ``array_api_compat``, imported only when such an array is seen.
 """
 
 from __future__ import annotations
@@ -29,6 +28,10 @@ def namespace_of(t: object) -> Namespace:
     """
     if isinstance(t, (int, float, np.ndarray, np.generic)) and not isinstance(t, bool):
         return np
+    if not (hasattr(t, "shape") and hasattr(t, "dtype")):  # not an array of any library
+        raise TypeError(
+            f"step: expected an int, a float or an array (numpy, torch, jax), got {type(t).__name__} {t!r}"
+        )
     try:
         from array_api_compat import array_namespace
     except ImportError as exc:  # pragma: no cover - depends on the environment
