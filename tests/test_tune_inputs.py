@@ -74,3 +74,46 @@ def test_a_study_resumed_with_its_kinds_in_another_order_is_the_same_study(tmp_p
     assert any("nothing to run" in line for line in said)
     with pytest.raises(ValueError, match=r"searches kinds \['cosine', 'wsd'\], not \['wsd'\]"):
         tune("digits-mlp-sgd", kinds=["wsd"], **kwargs)
+
+
+BATCH_TASK = """
+import os
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from lrkit.tasks import TaskParts
+
+
+def blobs(seed):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    data = TensorDataset(x, y)
+    batch = int(os.environ["BATCH_TASK_SIZE"])
+    train, val = DataLoader(data, batch_size=batch), DataLoader(data, batch_size=96)
+    return TaskParts(torch.nn.Linear(4, 2), train, val, torch.nn.functional.cross_entropy,
+                     metric="accuracy", epochs=1, optimizer="sgd")
+"""
+
+
+def test_a_study_resumed_after_the_task_changed_its_batches_per_epoch_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch size is part of the problem (its best LR with it): a study of batches of 32 went on
+    with batches of 8, mixing the two in one search and one 'best'."""
+    import sys
+
+    from lrkit.tune import tune
+
+    (tmp_path / "batch_task.py").write_text(BATCH_TASK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    kwargs = {"storage": tmp_path / "b.db", "finder": False, "trials": 1, "lr_range": (0.01, 0.1)}
+    try:
+        monkeypatch.setenv("BATCH_TASK_SIZE", "32")
+        tune("batch_task:blobs", **kwargs)
+        monkeypatch.setenv("BATCH_TASK_SIZE", "8")
+        with pytest.raises(ValueError, match=r"was started with steps_per_epoch=3, not 12; give the same"):
+            tune("batch_task:blobs", **kwargs)
+    finally:
+        sys.modules.pop("batch_task", None)

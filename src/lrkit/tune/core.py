@@ -308,6 +308,8 @@ def tune(
         "metric": metric_name,
         "train_seed": train_seed,
         "diverge_factor": float(diverge_factor),
+        # the task's batches per epoch: another batch size or data set is another problem (and LR)
+        "steps_per_epoch": total_steps // n_epochs,
     }
     meta = study.user_attrs.get(META)
     if meta is None:
@@ -321,7 +323,7 @@ def tune(
         meta = study.user_attrs[META]  # workers that start together each run the finder; see _stored_space
     else:
         for key, value in settings.items():
-            if meta.get(key) != value:
+            if key in meta and meta[key] != value:  # a key an older lrkit did not store is not checked
                 raise ValueError(
                     f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
                     "give the same settings or another study name"
