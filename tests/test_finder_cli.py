@@ -7,6 +7,7 @@ import json
 import math
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -266,3 +267,51 @@ def test_a_curve_that_never_fell_is_not_said_to_fall_by_a_negative_amount() -> N
     assert res.problem_kinds == ("flat",)
     assert "fell by -" not in str(res)
     assert "flat: the smoothed loss never fell below its starting level (1.15)" in res.reason
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "settings"),
+    [
+        ("sgd", "SGD", {"momentum": 0.9, "nesterov": False}),  # --model's sgd keeps its momentum 0.9
+        ("nesterov", "SGD", {"momentum": 0.9, "nesterov": True}),
+        ("rmsprop", "RMSprop", {"alpha": 0.99}),
+        ("adagrad", "Adagrad", {"initial_accumulator_value": 0}),
+        ("radam", "RAdam", {"weight_decay": 0.0}),
+    ],
+)
+def test_find_model_takes_every_optimizer_the_lab_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, cls: str, settings: dict[str, Any]
+) -> None:
+    # --optimizer knew sgd, adam and adamw only, while lab, tune and auto take every name
+    import lrkit.finder.torch_driver as driver
+
+    setup_module_in(tmp_path, monkeypatch)
+    seen: list[Any] = []
+    real = driver.find_lr
+    monkeypatch.setattr(
+        driver, "find_lr", lambda model, opt, *a, **k: seen.append(opt) or real(model, opt, *a, **k)
+    )
+    args = parse(
+        "--model", "my_setup:model", "--data", "my_setup:data", "--loss", "mse", "--optimizer", name,
+        "--num-steps", "10", "--repeats", "1", "--out", "none",
+    )  # fmt: skip
+    args.func(args)
+    (opt,) = seen
+    assert type(opt).__name__ == cls
+    assert {k: opt.defaults[k] for k in settings} == settings
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("AdamW", r"--optimizer must be one of .* \(did you mean 'adamw'\?\)"),
+        ("prodigy", "estimates its own step"),
+    ],
+)
+def test_find_model_refuses_a_misspelled_or_lr_free_optimizer_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, words: str
+) -> None:
+    setup_module_in(tmp_path, monkeypatch)
+    args = parse("--model", "my_setup:model", "--data", "my_setup:data", "--optimizer", name)
+    with pytest.raises(ValueError, match=words):
+        args.func(args)

@@ -28,11 +28,16 @@ from lrkit._paths import check_output_file, check_plot_file, write_json
 from lrkit._usercode import user_code, user_error
 from lrkit.finder import core
 from lrkit.finder.rules import RULES
+from lrkit.scaling import LR_FREE
+from lrkit.tasks.optimizers import OPTIMIZERS as _NAMED
+from lrkit.tasks.optimizers import check_optimizer_name
 
 __all__ = ["register", "run"]
 
 LOSSES = ("cross_entropy", "mse", "l1", "nll")
-OPTIMIZERS = ("sgd", "adam", "adamw")
+#: ``--optimizer`` with ``--model``: the optimizers lrkit builds by name (lrkit.tasks.optimizers), less
+#: those that set their own step size (there is no LR to search)
+OPTIMIZERS = tuple(n for n in _NAMED if n not in LR_FREE)
 #: what ``--model`` is tested with when the flag is not given (a ``--task`` brings its own)
 MODEL_DEFAULTS: dict[str, Any] = {
     "loss": "cross_entropy",
@@ -264,15 +269,12 @@ def _loss(name: str) -> Callable[..., Any]:
 
 
 def _optimizer(name: str, params: Any, momentum: float, weight_decay: float) -> Any:
-    import torch
+    """``name`` built by lrkit.tasks.optimizers (torch's defaults), with ``--weight-decay`` and, for
+    ``sgd``, ``--momentum`` (``momentum`` and ``nesterov`` bring their own 0.9)."""
+    from lrkit.tasks.optimizers import make_optimizer
 
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=1e-3, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=1e-3, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=1e-3, weight_decay=weight_decay)
-    raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    hp = {"weight_decay": weight_decay} | ({"momentum": momentum} if name == "sgd" else {})
+    return make_optimizer(name, params, lr=1e-3, hyper_parameters=hp)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -358,8 +360,11 @@ def _check_args(args: argparse.Namespace) -> None:
         for name, default in MODEL_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, default)
-        if args.optimizer not in OPTIMIZERS:
-            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {args.optimizer!r}")
+        if args.optimizer in LR_FREE:
+            from lrkit.cli import refuse_lr_free
+
+            refuse_lr_free(args.optimizer, "lrkit find")
+        check_optimizer_name(args.optimizer, "--optimizer")
         if given_momentum and args.optimizer != "sgd":
             raise ValueError(
                 f"--momentum goes with --optimizer sgd; {args.optimizer} has no momentum setting, "

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._paths import check_output_dir, require_matplotlib
 from .._usercode import user_code
+from ..tasks.optimizers import OPTIMIZERS
 from .experiment import Experiment, load_experiment
 from .report import LAB_FILES
 from .store import check_db_path
@@ -47,8 +48,7 @@ def register(sub: Any) -> None:
         "--strategy",
         action="append",
         metavar="[LABEL[@OPT]=]SPEC",
-        help="repeatable; OPT replaces the task's optimizer: sgd, momentum, nesterov, adagrad, rmsprop, "
-        "adam, adamw, schedulefree_adamw, prodigy",
+        help=f"repeatable; OPT replaces the task's optimizer: {', '.join(OPTIMIZERS)}",
     )
     lp.add_argument("--seeds", type=int, metavar="K", help="seeds per strategy (default: 1)")
     lp.add_argument("--epochs", type=int, metavar="E", help="epochs per run (default: the task's)")
