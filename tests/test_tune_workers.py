@@ -241,3 +241,62 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(
     res = tune("tiny_tune_task:tiny", trials=8, storage=tmp_path / "p.db", epochs=1, lr_range=(0.001, 1.0))
     states = [t.state.name for t in res.study.get_trials()]
     assert states == ["COMPLETE"] * 8, states
+
+
+OOM_TASK = """
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+from tiny_tune_task import tiny
+
+BUILDS = []
+STARTED = Path(os.environ["OOM_TASK_FLAG"])
+
+
+def dies_in_child(seed):
+    BUILDS.append(seed)
+    if multiprocessing.current_process().name == "lrkit-tune-1":
+        STARTED.touch()
+        if len(BUILDS) == 2:  # its first trial's build: killed there, as by the OOM killer
+            os.kill(os.getpid(), signal.SIGKILL)
+    elif len(BUILDS) > 1:  # the parent's trials wait until the child has joined
+        deadline = time.monotonic() + 120
+        while not STARTED.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return tiny(seed)
+"""
+
+
+def test_a_worker_process_killed_mid_trial_leaves_the_study_finished_and_the_best_reported(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child of --workers 2 killed (say by the OOM killer): the others finished the study and retried
+    its trial, then the tune ended in RuntimeError('1 of 1 tune worker processes failed') and printed no
+    best at all."""
+    from lrkit.tune import tune
+
+    (tiny_task / "oom_task.py").write_text(OOM_TASK)
+    monkeypatch.setenv("OOM_TASK_FLAG", str(tmp_path / "child-started"))
+    said: list[str] = []
+    try:
+        res = tune(
+            "oom_task:dies_in_child",
+            trials=3,
+            storage=tmp_path / "k.db",
+            epochs=1,
+            lr_range=(0.01, 0.1),
+            pruner="none",
+            workers=2,
+            heartbeat=1,
+            grace=2,
+            progress=said.append,
+        )
+    finally:
+        sys.modules.pop("oom_task", None)
+    states = [t.state.name for t in res.study.get_trials()]
+    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1, states
+    assert res.best_spec is not None and res.finished == 3 and res.failed == 1
+    assert "worker 1 ended early (killed by signal 9); the others finished the study without it" in said

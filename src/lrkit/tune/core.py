@@ -474,9 +474,13 @@ def tune(
     finally:
         for p in children:
             p.join()
-    bad = [p.exitcode for p in children if p.exitcode != 0]
-    if bad:
-        raise RuntimeError(f"{len(bad)} of {len(children)} tune worker processes failed (exit codes {bad})")
+    for i, p in enumerate(children, 1):  # the study is finished: a worker that died (OOM) is only news
+        if p.exitcode:
+            why = f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
+            say(
+                f"worker {_worker_index(worker, workers, i)} ended early ({why}); the others finished the "
+                "study without it"
+            )
     space = _stored_space(study)
     return _result(study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed)
 
