@@ -49,7 +49,8 @@ class TuneResult:
 
     ``best_spec`` is ready for ``lrkit show``, :func:`lrkit.parse` and :func:`lrkit.torch.scheduler`
     (None when no trial completed). ``finished`` counts COMPLETE and PRUNED trials, ``failed`` FAIL ones
-    (a killed worker's trial, retried as a new trial). Every trial trained from ``train_seed``, so
+    (a killed worker's trial, retried as a new trial; one interrupted by Ctrl-C; one whose worker died
+    before starting it). Every trial trained from ``train_seed``, so
     ``best_value`` is measured on the seed the schedule was chosen on (optimistic); judge it on other
     seeds (``lrkit tune``'s report does). ``study`` is the Optuna study.
     """
