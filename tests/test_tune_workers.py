@@ -259,10 +259,10 @@ STARTED = Path(os.environ["OOM_TASK_FLAG"])
 def dies_in_child(seed):
     BUILDS.append(seed)
     if multiprocessing.current_process().name == "lrkit-tune-1":
-        STARTED.touch()
         if len(BUILDS) == 2:  # its first trial's build: killed there, as by the OOM killer
+            STARTED.touch()
             os.kill(os.getpid(), signal.SIGKILL)
-    elif len(BUILDS) > 1:  # the parent's trials wait until the child has joined
+    elif len(BUILDS) > 1:  # the parent's trials wait until the child is in its trial
         deadline = time.monotonic() + 120
         while not STARTED.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
