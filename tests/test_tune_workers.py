@@ -39,7 +39,8 @@ def test_a_worker_at_the_budget_waits_for_the_last_running_trial_and_reports_the
 ) -> None:
     """Two workers may each start a trial when one is left: the first to finish used to return (and print
     its best) while the other's trial still ran, so workers could print different bests. Here another
-    worker's trial is running when the study is full; it ends, better than every other, 1.5 s later."""
+    worker's trial is running when the study is full; it ends, better than every other, 0.5 s after this
+    worker says it waits (it used to return at once, without it)."""
     from lrkit.tune import build_spec, open_storage, tune
 
     db = tmp_path / "b.db"
@@ -48,15 +49,25 @@ def test_a_worker_at_the_budget_waits_for_the_last_running_trial_and_reports_the
     other = optuna.load_study(study_name=first.study_name, storage=open_storage(db))
     straggler = other.ask()
     spec = build_spec("cosine", 0.1, 0.0, 0.01)
+    straggler.set_user_attr("worker", "another-host:1:0")
     straggler.set_user_attr("spec", spec)
     value = math.nextafter(first.best_value, math.inf)
-    done = threading.Timer(1.5, lambda: other.tell(straggler, value))
-    done.start()
-    try:
-        said: list[str] = []
-        res = tune("tiny_tune_task:tiny", trials=2, storage=db, epochs=1, finder=False, progress=said.append)
-    finally:
-        done.join()
+    said: list[str] = []
+    timers: list[threading.Timer] = []
+
+    def progress(line: str) -> None:
+        said.append(line)
+        if line.startswith("waiting") and not timers:
+            timers.append(threading.Timer(0.5, lambda: other.tell(straggler, value)))
+            timers[0].start()
+
+    res = _in_thread(
+        lambda: tune("tiny_tune_task:tiny", trials=2, storage=db, epochs=1, finder=False, progress=progress),
+        60,
+    )
+    for timer in timers:
+        timer.join()
+    assert not isinstance(res, BaseException), res
     assert "waiting for 1 running trial of other workers" in said
     assert res.best_trial == straggler.number and res.best_spec == spec and res.best_value == value
     assert res.finished == 3
