@@ -40,7 +40,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--task", required=True, help="a built-in task or MODULE:FUNCTION (your own)")
-    p.add_argument("--trials", type=int, required=True, metavar="N", help="finished trials the study needs")
+    p.add_argument(
+        "--trials",
+        type=int,
+        required=True,
+        metavar="N",
+        help="finished trials the study needs, over all its workers (not per worker)",
+    )
     p.add_argument(
         "--storage",
         metavar="FILE_OR_URL",
