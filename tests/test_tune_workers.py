@@ -311,3 +311,43 @@ def test_a_worker_process_killed_mid_trial_leaves_the_study_finished_and_the_bes
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1, states
     assert res.best_spec is not None and res.finished == 3 and res.failed == 1
     assert "worker 1 ended early (killed by signal 9); the others finished the study without it" in said
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_two_machines_given_the_same_worker_id_are_told_so(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None
+) -> None:
+    """Two machines both left at --worker-id 0 seed their samplers alike and draw the same points; nothing
+    said so. Here another host's process is running a trial as worker 0 when this worker 0 starts."""
+    import subprocess
+
+    from lrkit.tune import open_storage, tune
+
+    db = tmp_path / "t.db"
+    kwargs: dict[str, Any] = {"storage": db, "epochs": 1, "lr_range": (0.01, 0.1), "pruner": "none"}
+    first = tune("tiny_tune_task:tiny", trials=1, **kwargs)
+    other = optuna.load_study(study_name=first.study_name, storage=open_storage(db))
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = other.ask()  # a trial of a process of this host that died: a restart is no twin
+    dead.set_user_attr("worker", f"{socket.gethostname()}:{gone.stdout.strip()}:00")
+    dead.set_user_attr("worker_index", 0)
+    twin = other.ask()
+    twin.set_user_attr("worker", "other-host:4242:ab")
+    twin.set_user_attr("worker_index", 0)
+    said: list[str] = []
+
+    def progress(line: str) -> None:
+        said.append(line)
+        if line.startswith("another worker"):  # let the study finish
+            other.tell(twin, 0.5)
+            other.tell(dead, 0.5)
+
+    res = _in_thread(lambda: tune("tiny_tune_task:tiny", trials=3, progress=progress, **kwargs), 60)
+    assert not isinstance(res, BaseException), res
+    warned = [line for line in said if line.startswith("another worker")]
+    assert warned == [
+        "another worker (other-host:4242:ab) is worker 0 too: the two sample the same points; give each "
+        "machine its own --worker-id / worker= (and the same --workers)"
+    ]

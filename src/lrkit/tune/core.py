@@ -168,6 +168,29 @@ def _fail_orphans(study: Any, grace: int, say: Say) -> None:
         say(f"trial {tr.number} failed: its worker died before starting it (no heartbeat for {grace} s)")
 
 
+def _twin(trials: Sequence[Any], index: int, owner: str) -> str | None:
+    """The ``host:pid:nonce`` of another live process that runs a trial as worker ``index`` (its sampler
+    seeded as this one's), or None. On this host its pid must be alive (a restarted worker is no twin of
+    its dead self)."""
+    import socket
+
+    for tr in trials:
+        other = tr.user_attrs.get("worker")
+        if tr.state.name != "RUNNING" or tr.user_attrs.get("worker_index") != index or other in (None, owner):
+            continue
+        host, _, rest = str(other).partition(":")
+        pid = rest.partition(":")[0]
+        if host == socket.gethostname() and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                continue
+            except PermissionError:  # alive, another user's
+                pass
+        return str(other)
+    return None
+
+
 def _best(study: Any) -> Any:
     try:
         return study.best_trial
@@ -392,6 +415,7 @@ def tune(
         current["number"] = trial.number
         try:
             trial.set_user_attr("worker", owner)
+            trial.set_user_attr("worker_index", index)
             point = _stored_space(study).sample(trial)
             spec = build_spec(**point, total_steps=total_steps)
             trial.set_user_attr("spec", spec)
@@ -437,13 +461,21 @@ def tune(
             f"{frozen.state.name.lower()}{value}{note}{best_text}: {frozen.user_attrs.get('spec', '')}"
         )
 
-    waiting_said = False
+    waiting_said = twin_said = False
     last: set[int] | None = None  # the trials other workers were running when the budget was reached
     try:
         while True:
             _fail_stale(study)
             _fail_orphans(study, 2 * heartbeat if grace is None else grace, say)
-            states = {tr.number: tr.state.name for tr in study.get_trials(deepcopy=False)}
+            now = study.get_trials(deepcopy=False)
+            twin = None if twin_said else _twin(now, index, owner)
+            if twin is not None:
+                say(
+                    f"another worker ({twin}) is worker {index} too: the two sample the same points; give "
+                    "each machine its own --worker-id / worker= (and the same --workers)"
+                )
+                twin_said = True
+            states = {tr.number: tr.state.name for tr in now}
             finished = sum(state in ("COMPLETE", "PRUNED") for state in states.values())
             running = {number for number, state in states.items() if state == "RUNNING"}
             if finished >= trials:  # wait for those (one trial at most), so every worker ends on one best
