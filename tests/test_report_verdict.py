@@ -11,9 +11,10 @@ import pytest
 
 from lrkit.lab import report
 from lrkit.lab.runner import LabResult
-from tests.test_report import PIPE_LABEL, make_result, make_run
+from lrkit.lab.store import RunRecord
+from tests.test_report import PIPE_LABEL, _store_result, make_result, make_run
 
-pytest.importorskip("matplotlib")
+matplotlib = pytest.importorskip("matplotlib")
 
 
 def _two(finals_a: list[float], finals_b: list[float], higher_is_better: bool = True) -> LabResult:
@@ -86,3 +87,88 @@ def test_the_verdict_says_when_a_strategy_ranked_by_its_survivors_lost_seeds() -
     # risky: 0.95, 0.96: 0.955 ± t(.975, 1)·0.007071/√2 = ±0.06353
     assert text.startswith("Best: risky, final acc 0.955 (95% CI 0.8915 to 1.019; 1 of 3 seeds diverged, not")
     assert "Runner-up: safe, 0.91 (95% CI 0.8852 to 0.9348), 0.045 lower." in text
+
+
+# --------------------------------------------------------------------------------------------------
+# did not learn: finished, but the training loss ended no lower than the untrained model's
+# --------------------------------------------------------------------------------------------------
+def _curve(label: str, seed: int, losses: list[float], metrics: list[float], spe: int = 10) -> RunRecord:
+    """A finished run with the given per-step losses (``spe`` steps an epoch) and per-epoch metrics."""
+    epochs = len(losses) // spe
+    return dataclasses.replace(
+        make_run(label, seed, metrics[-1], epochs=epochs, spe=spe),
+        losses=losses,
+        epoch_losses=[sum(losses[e * spe : (e + 1) * spe]) / spe for e in range(epochs)],
+        epoch_metrics=metrics,
+        best_metric=max(metrics),
+    )
+
+
+def _fates(higher_is_better: bool = True) -> LabResult:
+    """Measured shapes from digits-mlp-sgd (4 epochs): momentum at LR 1 stuck at chance (loss 2.31 at
+    step 0, 2.35 in the last epoch, accuracy 0.10); momentum at 1e-3 crawling (2.305 to 2.27, accuracy
+    0.11 to 0.25); Adam learning in the first epoch and then flat (its last metric below its first
+    epoch's); and a diverged run."""
+    runs = []
+    for seed in range(2):
+        stuck = [2.31 + 0.06 * min(1.0, i / 5) + 0.01 * ((i * 7 + seed) % 3) for i in range(40)]
+        runs.append(_curve("stuck", seed, stuck, [0.106, 0.1, 0.1, 0.103]))
+        crawl = [2.305 - 0.001 * i + 0.004 * ((i * 5 + seed) % 3) for i in range(40)]
+        runs.append(_curve("crawl", seed, crawl, [0.114, 0.144, 0.186, 0.247]))
+        early = [2.3 * 0.5**i + 0.2 for i in range(40)]
+        runs.append(_curve("early", seed, early, [0.95, 0.96, 0.95, 0.94]))
+        runs.append(make_run("blown", seed, None, diverge_at=3))
+    if not higher_is_better:  # the rule reads the training loss, not the metric
+        runs = [dataclasses.replace(r, epoch_metrics=[1 - m for m in r.epoch_metrics]) for r in runs]
+    return LabResult("toy", 1, runs, ":memory:", "fates", "acc", higher_is_better, 4)
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_a_run_whose_loss_did_not_fall_did_not_learn_a_crawl_and_an_early_plateau_did(
+    higher_is_better: bool,
+) -> None:
+    result = _fates(higher_is_better)
+    by = {s.label: s for s in report.summarize(result)[0]}
+    assert by["stuck"].stalled == (0, 1)
+    assert by["crawl"].stalled == () and by["early"].stalled == ()  # slow, or done early: both learned
+    assert by["blown"].stalled == () and len(by["blown"].diverged) == 2  # diverged is its own fate
+    assert [report.did_not_learn(r) for r in result.runs if r.label == "stuck"] == [True, True]
+    text = report.verdict(result, report.summarize(result)[0])
+    assert text.endswith(
+        "Did not learn (last epoch's training loss no lower than at step 0, the untrained model's): "
+        "stuck (2 of 2 seeds)."
+    )
+    assert "crawl (" not in text.split("Did not learn", 1)[1]
+
+
+def test_the_page_table_legend_and_lab_md_show_who_did_not_learn(tmp_path: Path) -> None:
+    result = _fates()
+    page = report.write_report(result, tmp_path).read_text(encoding="utf-8")
+    section = page.split("<h2>Runs that did not learn</h2>", 1)[1].split("<h2>", 1)[0]
+    stuck = [r for r in result.runs if r.label == "stuck"]
+    assert section.count("<tr><td") == 2 and "crawl" not in section and "blown" not in section
+    for r in stuck:  # the untrained loss and the last epoch's, side by side
+        assert f"<td class=num>{r.losses[0]:.4g}</td><td class=num>{r.epoch_losses[-1]:.4g}</td>" in section
+    assert "<th>did not learn</th>" in page
+    row = page.split("stuck<br>", 1)[1].split("</tr>", 1)[0]
+    assert "<td>2/2</td>" in row.replace(" class=num", "")
+    runs_table = page.split("<h2>Runs</h2>", 1)[1]
+    assert runs_table.count("<td>did not learn</td>") == 2
+    md = report.write_markdown(result, tmp_path).read_text(encoding="utf-8")
+    md_row = next(line for line in md.splitlines() if line.startswith("| stuck |"))
+    assert md_row.split(" | ")[-2] == "2/2"  # the did-not-learn column, before s/run
+    fig = report.panel_figure(result, "loss")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    matplotlib.pyplot.close(fig)
+    assert "stuck (2/2 did not learn)" in legend and "crawl" in legend and "blown (2/2 diverged)" in legend
+
+
+def test_a_report_from_the_database_finds_the_runs_that_did_not_learn(tmp_path: Path) -> None:
+    """The rule reads what every lab database holds (each step's loss, each epoch's mean), so a database
+    written before the report knew the rule shows them too."""
+    result = _fates()
+    db = tmp_path / "lab.db"
+    _store_result(db, result)
+    page = report.report_from_db(db, tmp_path / "out")[0].read_text(encoding="utf-8")
+    section = page.split("<h2>Runs that did not learn</h2>", 1)[1].split("<h2>", 1)[0]
+    assert section.count("<tr><td") == 2 and section.count(">stuck</td>") == 2

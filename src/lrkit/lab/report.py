@@ -11,6 +11,11 @@ What the report says, per strategy (a label; its runs are the seeds):
   final metric: ``best - 0.01·|best|`` when higher is better (accuracy), ``best + 0.01·|best|`` when
   lower is better (a validation loss). Pass ``target=`` to choose your own.
 - which runs diverged, and at which optimizer step.
+- which finished runs *did not learn*: their last epoch's mean training loss is no lower than their
+  first step's loss, the untrained model's (:func:`did_not_learn`). The lab's divergence rule compares
+  with the same first loss (diverged: more than ``diverge_factor`` times it), so a run is one of three:
+  diverged, did not learn, or learned. A run that learns slowly (a too-small LR) lowers its loss a little
+  and counts as learned; its crawl shows as a late or missing time to target.
 
 Figures show, per strategy, the mean over its seeds (line) and the spread, min to max (band): the LR
 per step, the training loss per step (smoothed, log scale) and the validation metric per epoch.
@@ -53,6 +58,7 @@ __all__ = [
     "RUNS_COLUMNS",
     "Summary",
     "default_target",
+    "did_not_learn",
     "escape_markdown",
     "escape_mathtext",
     "lab_figure",
@@ -150,7 +156,8 @@ def t_quantile(p: float, df: int) -> float:
 class Summary:
     """One strategy over its seeds. ``mean``/``std``/``ci`` are over the ``n`` finished runs' final
     metrics (``std`` and ``ci`` are None when ``n`` < 2, ``mean`` None when ``n`` = 0); ``epochs_to``
-    and ``seconds_to`` are means over the ``reached`` runs that reached the target."""
+    and ``seconds_to`` are means over the ``reached`` runs that reached the target; ``stalled`` the
+    seeds that finished without learning (:func:`did_not_learn`)."""
 
     label: str
     optimizer: str
@@ -162,6 +169,7 @@ class Summary:
     ci: tuple[float, float] | None
     best: float | None
     diverged: tuple[tuple[int, int | None], ...]  # (seed, step)
+    stalled: tuple[int, ...]  # seeds that finished but did not learn (:func:`did_not_learn`)
     reached: int
     epochs_to: float | None
     seconds_to: float | None
@@ -185,6 +193,17 @@ def default_target(result: LabResult) -> float | None:
     best = max(means) if result.higher_is_better else min(means)
     gap = TARGET_FRACTION * abs(best)
     return best - gap if result.higher_is_better else best + gap
+
+
+def did_not_learn(run: RunRecord) -> bool:
+    """Whether a finished run ended no better than it started: its last epoch's mean training loss is
+    not below its first step's loss (the untrained model's, on the first batch):
+    ``epoch_losses[-1] >= losses[0]``. False for a diverged run and when either loss is missing or not
+    finite."""
+    if run.status != "ok" or not run.losses or not run.epoch_losses:
+        return False
+    first, last = run.losses[0], run.epoch_losses[-1]
+    return math.isfinite(first) and math.isfinite(last) and last >= first
 
 
 def _finals(runs: Sequence[RunRecord]) -> list[float]:
@@ -234,6 +253,7 @@ def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summ
                 ci=ci,
                 best=best,
                 diverged=tuple((r.seed, r.diverged_step) for r in runs if r.status == "diverged"),
+                stalled=tuple(r.seed for r in runs if did_not_learn(r)),
                 reached=len(hits),
                 epochs_to=statistics.fmean(h[0] for h in hits) if hits else None,
                 seconds_to=statistics.fmean(h[1] for h in hits) if hits else None,
@@ -268,6 +288,7 @@ def _cells(s: Summary) -> dict[str, str]:
         if not s.diverged
         else f"{len(s.diverged)}/{s.runs} at step " + ", ".join(str(step) for _, step in s.diverged)
     )
+    stalled = "—" if not s.stalled else f"{len(s.stalled)}/{s.runs}"
     return {
         "strategy": s.label,
         "optimizer": s.optimizer,
@@ -279,6 +300,7 @@ def _cells(s: Summary) -> dict[str, str]:
         "epochs": ep,
         "seconds": sec,
         "diverged": div,
+        "stalled": stalled,
         "s/run": f"{s.seconds:.3g}",
     }
 
@@ -294,6 +316,7 @@ HEADERS = {
     "epochs": "epochs to target",
     "seconds": "seconds to target",
     "diverged": "diverged",
+    "stalled": "did not learn",
     "s/run": "s/run",
 }
 
@@ -337,6 +360,9 @@ def _short(text: str, n: int = LEGEND_CHARS) -> str:
 # --------------------------------------------------------------------------------------------------
 LINESTYLES = ("-", "--", "-.", ":")
 _DASHES = {"-": "", "--": "6,3", "-.": "6,2,1.5,2", ":": "1.5,2"}
+#: within an optimizer's group, the smallest peak LR is mixed this far towards white, the largest this
+#: far towards black (the shades between are evenly spaced)
+LIGHTEST, DARKEST = 0.45, 0.3
 
 
 def _style(i: int) -> tuple[str, str]:
@@ -345,6 +371,56 @@ def _style(i: int) -> tuple[str, str]:
     from matplotlib.colors import to_hex
 
     return to_hex(colormaps["tab10"](i % 10)), LINESTYLES[(i // 10) % len(LINESTYLES)]
+
+
+def _peak_lr(runs: Sequence[RunRecord]) -> float:
+    """The largest finite LR any of the runs used (-inf when none was recorded)."""
+    lrs = [v for r in runs for v in r.lrs if v is not None and math.isfinite(v)]
+    return max(lrs, default=-math.inf)
+
+
+def _shade(color: str, t: float) -> str:
+    """``color`` mixed towards white (``t`` < 0, by ``-t``) or black (``t`` > 0, by ``t``)."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    r, g, b = (c + (-t) * (1.0 - c) if t < 0 else c * (1.0 - t) for c in to_rgb(color))
+    return to_hex((r, g, b))
+
+
+def _groups(result: LabResult) -> list[list[str]]:
+    """The labels grouped by optimizer (groups in order of first appearance), each group ordered by its
+    strategies' peak LR, smallest first (ties keep the experiment's order). One group when every strategy
+    uses the same optimizer."""
+    by_opt: dict[str, list[str]] = {}
+    for label in result.labels():
+        by_opt.setdefault(result.by_label(label)[0].optimizer, []).append(label)
+    return [sorted(g, key=lambda lb: _peak_lr(result.by_label(lb))) for g in by_opt.values()]
+
+
+def _styles(result: LabResult) -> dict[str, tuple[str, str]]:
+    """Colour and line style per label. With one optimizer, the i-th strategy gets :func:`_style` (i)
+    (ten colours, then dashed). With several, a strategy's colour names its optimizer (tab10, one per
+    optimizer) and, within the optimizer, its shade and line style its rank by peak LR: the k-th smallest
+    of m is drawn in ``LINESTYLES[k % 4]``, its colour mixed from ``LIGHTEST`` towards white (smallest LR)
+    to ``DARKEST`` towards black (largest), so a darker line is a larger LR."""
+    groups = _groups(result)
+    if len(groups) == 1:
+        return {label: _style(i) for i, label in enumerate(result.labels())}
+    out = {}
+    for g, members in enumerate(groups):
+        base = _style(g)[0]
+        m = len(members)
+        for k, label in enumerate(members):
+            t = 0.0 if m == 1 else -LIGHTEST + (LIGHTEST + DARKEST) * k / (m - 1)
+            out[label] = (_shade(base, t), LINESTYLES[k % len(LINESTYLES)])
+    return out
+
+
+def _legend_order(result: LabResult) -> list[str]:
+    """The labels as the legend lists them: grouped by optimizer, smallest peak LR first, when there
+    are several optimizers; else the experiment's order."""
+    groups = _groups(result)
+    return result.labels() if len(groups) == 1 else [lb for g in groups for lb in g]
 
 
 def _ema(x: np.ndarray, beta: float = 0.9) -> np.ndarray:
@@ -405,13 +481,21 @@ def _plain_text() -> Iterator[Any]:
 PANELS = ("lr", "loss", "metric")
 
 
+def _fate(runs: Sequence[RunRecord]) -> str:
+    """The legend's note on a strategy's failed runs: ``" (2/3 diverged, 1/3 did not learn)"``."""
+    n_div, n_stall = sum(r.status == "diverged" for r in runs), sum(did_not_learn(r) for r in runs)
+    notes = [f"{n}/{len(runs)} {what}" for n, what in ((n_div, "diverged"), (n_stall, "did not learn")) if n]
+    return f" ({', '.join(notes)})" if notes else ""
+
+
 def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
     """One panel: per strategy, the mean over seeds with a min-max band; x marks a diverged run."""
     metric = escape_mathtext(result.metric_name)
     all_positive = True
     lr_min, lr_max = math.inf, 0.0
-    for i, label in enumerate(result.labels()):
-        color, ls = _style(i)
+    styles = _styles(result)
+    for label in _legend_order(result):
+        color, ls = styles[label]
         runs = result.by_label(label)
         if panel == "lr":
             curves = [np.asarray(r.lrs, dtype=float) for r in runs]
@@ -427,8 +511,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
             all_positive = all_positive and bool((fin > 0).all())
             if panel == "lr" and (fin > 0).any():
                 lr_min, lr_max = min(lr_min, float(fin[fin > 0].min())), max(lr_max, float(fin.max()))
-        n_div = sum(r.status == "diverged" for r in runs)
-        text = _short(label) + (f" ({n_div}/{len(runs)} diverged)" if n_div else "")
+        text = _short(label) + _fate(runs)
         marker = "o" if panel == "metric" and len(x) <= 30 else None
         ax.plot(x, mean, color=color, ls=ls, lw=1.6, marker=marker, ms=3, label=escape_mathtext(text))
         if len(runs) > 1 and len(x):
@@ -461,12 +544,15 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
     ax.grid(True, alpha=0.3, which="both")
 
 
-def _legend(fig: Any, ax: Any, height: float) -> None:
+def _legend(fig: Any, ax: Any, height: float, result: LabResult) -> None:
     """One legend below the axes (outside them, so it covers no curve), in as many columns (at most 6)
-    as fit the figure's width; the figure grows by the legend's rows, so the axes keep ``height``."""
+    as fit the figure's width; the figure grows by the legend's rows, so the axes keep ``height``. With
+    several optimizers it starts from one column per optimizer (the legend fills column by column, so
+    equal groups read one optimizer per column)."""
     handles, labels = ax.get_legend_handles_labels()
     renderer = fig.canvas.get_renderer()
-    ncol = max(1, min(len(labels), 6))
+    groups = len(_groups(result))
+    ncol = max(1, min(len(labels), groups if 1 < groups <= 6 else 6))
     while True:
         legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
         if ncol == 1 or legend.get_window_extent(renderer).width <= 0.97 * fig.bbox.width:
@@ -484,7 +570,7 @@ def panel_figure(result: LabResult, panel: str) -> Any:
         width = 11.0
         fig, ax = plt.subplots(figsize=(width, 4.6), layout="constrained", dpi=100)
         _draw_panel(ax, result, panel)
-        _legend(fig, ax, 4.6)
+        _legend(fig, ax, 4.6, result)
     return fig
 
 
@@ -506,7 +592,7 @@ def lab_figure(result: LabResult, title: str | None = None, metric_name: str | N
         fig, axes = plt.subplots(1, 3, figsize=(width, 5.8), layout="constrained", dpi=100)
         for ax, panel in zip(axes, PANELS):
             _draw_panel(ax, result, panel)
-        _legend(fig, axes[0], 5.8)
+        _legend(fig, axes[0], 5.8, result)
         fig.suptitle(escape_mathtext(title or _default_title(result)), fontsize=14)
     return fig
 
@@ -702,8 +788,7 @@ details summary { cursor: pointer; }
 """
 
 
-def _swatch(i: int) -> str:
-    color, ls = _style(i)
+def _swatch(color: str, ls: str) -> str:
     dash = f' stroke-dasharray="{_DASHES[ls]}"' if _DASHES[ls] else ""
     return (
         f'<svg width="28" height="10" aria-hidden="true"><line x1="1" y1="5" x2="27" y2="5" '
@@ -716,7 +801,7 @@ def _e(text: object) -> str:
 
 
 def _summary_html(result: LabResult, rows: list[Summary]) -> str:
-    index = {label: i for i, label in enumerate(result.labels())}
+    styles = _styles(result)
     m = result.metric_name
     keys = list(HEADERS)
     num = {"n", "mean", "sd", "ci", "best", "epochs", "seconds", "s/run"}
@@ -727,7 +812,7 @@ def _summary_html(result: LabResult, rows: list[Summary]) -> str:
         tds = []
         for k in keys:
             if k == "strategy":
-                swatch = _swatch(index[s.label])
+                swatch = _swatch(*styles[s.label])
                 tds.append(f'<td class="label">{swatch} {_e(c[k])}<br><code>{_e(s.spec)}</code></td>')
             else:
                 tds.append(f"<td{' class=num' if k in num else ''}>{_e(c[k])}</td>")
@@ -771,10 +856,32 @@ def _diverged_html(result: LabResult) -> str:
     )
 
 
+def _stalled_html(result: LabResult) -> str:
+    runs = [r for r in result.runs if did_not_learn(r)]
+    if not runs:
+        return "<p>Every finished run learned: its last epoch's training loss is below its first step's.</p>"
+    m = _e(result.metric_name)
+    rows = "".join(
+        f'<tr><td class="label">{_e(r.label)}</td><td class=num>{r.seed}</td>'
+        f"<td class=num>{_e(_num(r.losses[0]))}</td><td class=num>{_e(_num(r.epoch_losses[-1]))}</td>"
+        f"<td class=num>{_e(_num(r.final_metric))}</td><td class=num>{_e(_num(r.best_metric))}</td></tr>"
+        for r in runs
+    )
+    return (
+        "<table><thead><tr><th>strategy</th><th>seed</th><th>training loss at step 0 (untrained)</th>"
+        f"<th>training loss, last epoch (mean)</th><th>final {m}</th><th>best {m}</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table><p class=note>These runs finished without diverging but did not "
+        "learn: the last epoch's mean training loss is no lower than the untrained model's loss at step 0. "
+        "Such a run's final metric is typically near the untrained model's (chance, for a classifier); the "
+        "summary still counts it. A run that learns slowly lowers its loss and is not listed here.</p>"
+    )
+
+
 def _runs_html(result: LabResult) -> str:
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td>{_e(r.optimizer)}</td><td class=num>{r.seed}</td>'
-        f"<td>{_e(r.status)}</td><td class=num>{_e(_num(r.final_metric))}</td>"
+        f"<td>{_e('did not learn' if did_not_learn(r) else r.status)}</td>"
+        f"<td class=num>{_e(_num(r.final_metric))}</td>"
         f"<td class=num>{_e(_num(r.best_metric))}</td><td class=num>{r.steps}</td>"
         f"<td class=num>{r.seconds:.3g}</td><td><code>{_e(r.key)}</code></td></tr>"
         for r in result.runs
@@ -798,25 +905,37 @@ def _interval(s: Summary) -> str:
 def verdict(result: LabResult, rows: list[Summary]) -> str:
     """One plain-text sentence: the best strategy, the runner-up and the gap between their mean final
     metrics, and whether their 95% CIs overlap (with overlapping CIs the seeds do not separate them;
-    with one finished seed there is no CI to tell)."""
+    with one finished seed there is no CI to tell); then the strategies with runs that did not learn
+    (:func:`did_not_learn`), if any."""
     done = [s for s in rows if s.mean is not None]
     if not done:
         return "No run finished (every run diverged)."
     best, m = done[0], result.metric_name
     text = f"Best: {best.label}, final {m} {_interval(best)}."
+    stalled = [s for s in rows if s.stalled]
+    if stalled:
+        names = ", ".join(f"{s.label} ({len(s.stalled)} of {s.runs} seeds)" for s in stalled)
+        tail = (
+            f" Did not learn (last epoch's training loss no lower than at step 0, the untrained model's): "
+            f"{names}."
+        )
+    else:
+        tail = ""
     if len(done) < 2:
-        return text
+        return text + tail
     second = done[1]
     assert best.mean is not None and second.mean is not None
     gap = abs(best.mean - second.mean)
     worse = "lower" if result.higher_is_better else "higher"
     text += f" Runner-up: {second.label}, {_interval(second)}, {_num(gap, 3)} {worse}."
     if best.ci is None or second.ci is None:
-        return text + " With one finished seed there is no CI: run more seeds to tell them apart."
-    if best.ci[0] <= second.ci[1] and second.ci[0] <= best.ci[1]:
+        text += " With one finished seed there is no CI: run more seeds to tell them apart."
+    elif best.ci[0] <= second.ci[1] and second.ci[0] <= best.ci[1]:
         n = min(best.n, second.n)
-        return text + f" Their 95% CIs overlap: {n} seeds do not separate the two."
-    return text + " Their 95% CIs do not overlap."
+        text += f" Their 95% CIs overlap: {n} seeds do not separate the two."
+    else:
+        text += " Their 95% CIs do not overlap."
+    return text + tail
 
 
 def _verdict(result: LabResult, rows: list[Summary]) -> str:
@@ -874,6 +993,8 @@ def render_html(
         "n=1: one finished seed, no spread to report.</p>",
         "<h2>Diverged runs</h2>",
         _diverged_html(result),
+        "<h2>Runs that did not learn</h2>",
+        _stalled_html(result),
         "<h2>Learning rate</h2>",
         figures[0],
         "<h2>Training loss</h2>",
@@ -897,8 +1018,9 @@ def write_report(
     note: str | None = None,
 ) -> Path:
     """Write ``out_dir/report.html``, one self-contained page: the summary table (mean, sd, 95% CI,
-    epochs and seconds to ``target``), the diverged runs, and the LR, training-loss and metric figures
-    (mean and min-max band over seeds). ``note`` is shown at the top (e.g. runs still missing)."""
+    epochs and seconds to ``target``), the diverged runs, the runs that did not learn, and the LR,
+    training-loss and metric figures (mean and min-max band over seeds). ``note`` is shown at the top
+    (e.g. runs still missing)."""
     result = _check_result(result)
     out = _out_dir(out_dir)
     text = render_html(result, title=title, target=target, note=note)
