@@ -401,8 +401,9 @@ def _styles(result: LabResult) -> dict[str, tuple[str, str]]:
     """Colour and line style per label. With one optimizer, the i-th strategy gets :func:`_style` (i)
     (ten colours, then dashed). With several, a strategy's colour names its optimizer (tab10, one per
     optimizer) and, within the optimizer, its shade and line style its rank by peak LR: the k-th smallest
-    of m is drawn in ``LINESTYLES[k % 4]``, its colour mixed from ``LIGHTEST`` towards white (smallest LR)
-    to ``DARKEST`` towards black (largest), so a darker line is a larger LR."""
+    of m is drawn in ``LINESTYLES[k % 4]`` (shifted by one past ten optimizers), its colour mixed from
+    ``LIGHTEST`` towards white (smallest LR) to ``DARKEST`` towards black (largest), so a darker line is
+    a larger LR."""
     groups = _groups(result)
     if len(groups) == 1:
         return {label: _style(i) for i, label in enumerate(result.labels())}
@@ -412,7 +413,7 @@ def _styles(result: LabResult) -> dict[str, tuple[str, str]]:
         m = len(members)
         for k, label in enumerate(members):
             t = 0.0 if m == 1 else -LIGHTEST + (LIGHTEST + DARKEST) * k / (m - 1)
-            out[label] = (_shade(base, t), LINESTYLES[k % len(LINESTYLES)])
+            out[label] = (_shade(base, t), LINESTYLES[(k + g // 10) % len(LINESTYLES)])
     return out
 
 
