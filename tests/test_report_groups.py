@@ -29,13 +29,17 @@ GRID = {
 }
 
 
-def _grid_result() -> LabResult:
+def _grid_result(by_lr: bool = False) -> LabResult:
+    """The grid, listed optimizer by optimizer (as the guide does) or, ``by_lr``, every optimizer at
+    its usual LR first, then all at the smaller, then all at the larger."""
+    pairs = [(opt, lrs[i]) for opt, lrs in GRID.items() for i in range(3)]
+    if by_lr:
+        pairs = [(opt, lrs[i]) for i in range(3) for opt, lrs in GRID.items()]
     runs = []
-    for opt, lrs in GRID.items():
-        for lr in lrs:
-            for seed in range(2):
-                run = make_run(f"{opt} {lr:g}", seed, 0.5 + lr / 10, lr=lr)
-                runs.append(dataclasses.replace(run, optimizer=opt))
+    for opt, lr in pairs:
+        for seed in range(2):
+            run = make_run(f"{opt} {lr:g}", seed, 0.5 + lr / 10, lr=lr)
+            runs.append(dataclasses.replace(run, optimizer=opt))
     return LabResult("toy", 1, runs, ":memory:", "grid", "acc", True, 5)
 
 
@@ -122,3 +126,19 @@ def test_the_table_swatches_match_the_figure_lines() -> None:
         dash = re.search(r'stroke-dasharray="([^"]*)"', rest)
         ls = dash_of[dash.group(1) if dash else ""]
         assert (color, ls) == lines[label], label
+
+
+def test_the_legend_gives_each_optimizer_a_column() -> None:
+    """Five optimizers at three LRs each, listed LR by LR: five legend columns, one optimizer per
+    column (the html figure and lab.png alike)."""
+    result = _grid_result(by_lr=True)
+    for fig in (report.panel_figure(result, "metric"), report.lab_figure(result)):
+        try:
+            fig.canvas.draw()  # lays the legend out
+            renderer = fig.canvas.get_renderer()
+            x = {t.get_text(): round(t.get_window_extent(renderer).x0) for t in fig.legends[0].get_texts()}
+        finally:
+            matplotlib.pyplot.close(fig)
+        columns = [{x[f"{opt} {lr:g}"] for lr in lrs} for opt, lrs in GRID.items()]
+        assert all(len(c) == 1 for c in columns), columns  # an optimizer's entries share a column
+        assert len({c.pop() for c in columns}) == 5  # and each has its own

@@ -548,11 +548,12 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
 def _legend(fig: Any, ax: Any, height: float, result: LabResult) -> None:
     """One legend below the axes (outside them, so it covers no curve), in as many columns (at most 6)
     as fit the figure's width; the figure grows by the legend's rows, so the axes keep ``height``. With
-    several optimizers it starts from one column per optimizer (the legend fills column by column, so
-    equal groups read one optimizer per column)."""
+    several optimizers, each with as many strategies, it starts from one column per optimizer (the
+    legend fills column by column, so each column is one optimizer)."""
     handles, labels = ax.get_legend_handles_labels()
     renderer = fig.canvas.get_renderer()
-    groups = len(_groups(result))
+    sizes = {len(g) for g in _groups(result)}
+    groups = len(_groups(result)) if len(sizes) == 1 else 0
     ncol = max(1, min(len(labels), groups if 1 < groups <= 6 else 6))
     while True:
         legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
