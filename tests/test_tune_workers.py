@@ -139,17 +139,27 @@ def test_a_database_server_that_never_answers_is_given_up_after_connect_timeout(
     assert "--storage: cannot open" in err and "timeout expired" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(
-    not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made"
-)
-def test_a_storage_folder_that_cannot_be_created_is_refused_naming_the_storage(tmp_path: Path) -> None:
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be made")
+def test_a_storage_folder_where_no_file_can_be_made_is_refused_before_the_task_is_built(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Such a folder (read-only, or /proc here, which even root cannot write) used to be found out after
+    the task was built: '[Errno 2] No such file or directory: '/proc/nodir'' (no flag) for a missing
+    folder, 'storage: ... unable to open database file' for an existing one."""
+    from lrkit.cli import main
     from lrkit.tune import open_storage
 
-    with pytest.raises(
-        ValueError,
-        match=r"storage: cannot create the folder '/proc/lrkit-nothing' of '/proc/lrkit-nothing/t\.db'",
-    ):
-        open_storage("/proc/lrkit-nothing/t.db")
+    for path, folder in [("/proc/lrkit-nothing/t.db", "/proc"), ("/proc/self/t.db", "/proc/self")]:
+        with pytest.raises(
+            ValueError, match=f"cannot make files in {folder!r} .*, so {path!r} cannot hold a study"
+        ):
+            open_storage(path)
+        assert (
+            main(["tune", "--task", "digits-mlp-sgd", "--trials", "1", "--no-report", "--storage", path]) == 2
+        )
+        err = capsys.readouterr().err
+        assert err.startswith(f"lrkit tune: error: --storage: cannot make files in {folder!r}"), err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_workers_that_start_together_all_search_the_space_stored_last(

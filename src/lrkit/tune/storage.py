@@ -45,6 +45,7 @@ def check_sqlite_path(path: str | Path, flag: str = "--storage") -> Path:
                 raise ValueError(
                     f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder"
                 )
+            _check_writable(parent, p, flag)  # SQLite writes its journal beside the file, too
             break
     if not p.exists():
         return p
@@ -77,6 +78,22 @@ def check_sqlite_path(path: str | Path, flag: str = "--storage") -> Path:
             f"{flag}: {str(p)!r} is an SQLite database but not an Optuna study database; refusing to touch it"
         )
     return p
+
+
+def _check_writable(folder: Path, path: Path, flag: str) -> None:
+    """A ValueError naming ``flag`` unless a file can be made in ``folder`` (the nearest existing folder
+    of ``path``): a read-only folder let the study fail at its first write, as "unable to open database
+    file". The test file is removed at once."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".lrkit-write-check-"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"{flag}: cannot make files in {str(folder)!r} ({exc.strerror or exc}), so {str(path)!r} cannot "
+            "hold a study; give a path in a folder you can write"
+        ) from None
 
 
 def storage_url(storage: str | Path | None) -> str:
