@@ -551,3 +551,17 @@ def test_the_report_judges_the_tuned_schedule_on_seeds_it_was_not_tuned_on(
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "The report&#x27;s seeds 1, 2, held out: every trial trained on seed 0" in page
     assert re.search(r"\(there, trial 0 scored val accuracy [0-9.]+, the best of the study", page)
+
+
+def test_pruning_is_off_unless_asked_for() -> None:
+    """A decaying schedule gains most at its end, so an early ranking prunes the best trial (see the
+    guide): neither the API nor the command line prunes by default."""
+    import inspect
+
+    from lrkit.cli import build_parser
+    from lrkit.tune import tune
+    from lrkit.tune.core import _pruner
+
+    assert inspect.signature(tune).parameters["pruner"].default == "none"
+    assert build_parser().parse_args(["tune", "--task", "digits-mlp-sgd", "--trials", "4"]).pruner == "none"
+    assert type(_pruner("none", 10, 20)).__name__ == "NopPruner"

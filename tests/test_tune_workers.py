@@ -259,7 +259,14 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(
     With 1 epoch per trial, every prune was of this kind."""
     from lrkit.tune import tune
 
-    res = tune("tiny_tune_task:tiny", trials=8, storage=tmp_path / "p.db", epochs=1, lr_range=(0.001, 1.0))
+    res = tune(
+        "tiny_tune_task:tiny",
+        trials=8,
+        storage=tmp_path / "p.db",
+        epochs=1,
+        lr_range=(0.001, 1.0),
+        pruner="median",
+    )
     states = [t.state.name for t in res.study.get_trials()]
     assert states == ["COMPLETE"] * 8, states
 

@@ -73,7 +73,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
         help="peak-LR range (default: the finder's)",
     )
     p.add_argument("--no-finder", action="store_true", help="skip the LR finder; search the default range")
-    p.add_argument("--pruner", default="median", choices=PRUNERS, help="early stopping of poor trials")
+    p.add_argument(
+        "--pruner",
+        default="none",
+        choices=PRUNERS,
+        help="stop poor trials early on their per-epoch metric (default none: a decaying schedule gains "
+        "most at its end, so an early ranking prunes the best)",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampler and finder seed (default 0)")
     p.add_argument("--heartbeat", type=int, default=10, metavar="S", help="heartbeat of running trials (s)")
     p.add_argument(

@@ -224,7 +224,7 @@ def tune(
     kinds: Sequence[str] | str | None = None,
     finder: bool = True,
     lr_range: tuple[float, float] | None = None,
-    pruner: str = "median",
+    pruner: str = "none",
     workers: int = 1,
     worker: int = 0,
     heartbeat: int = 10,
@@ -249,7 +249,11 @@ def tune(
     (``finder=True``, on ``seed``; see :class:`~lrkit.tune.space.SearchSpace`), else in
     :data:`~lrkit.tune.space.DEFAULT_LR_RANGE`. ``kinds`` limits the schedules (default all of
     :data:`~lrkit.tune.space.KINDS`). Each trial trains from the initial weights of ``train_seed`` for
-    ``epochs`` (default: the task's) with ``optimizer`` (default: the task's). ``heartbeat``, ``grace``
+    ``epochs`` (default: the task's) with ``optimizer`` (default: the task's). ``pruner`` (default
+    ``"none"``; ``"median"``, ``"hyperband"``) stops trials early on their per-epoch metric: off by
+    default, because a decaying schedule gains most at its end, so its curve crosses the others' late and
+    an early ranking prunes the best (Optuna's median rule would have pruned 11 of 12 trials on
+    digits-mlp-sgd, the best among them). ``heartbeat``, ``grace``
     and ``max_retry`` are the storage's (see :func:`~lrkit.tune.storage.open_storage`). ``progress``
     receives one line per event (e.g. ``print``).
     """
