@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..scaling import LR_FREE
+from ..tasks.optimizers import OPTIMIZERS
+
 __all__ = ["cmd_tune", "held_out_seeds", "register", "report_strategies"]
 
 EXAMPLE = """\
@@ -63,7 +66,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "processes are workers K*N .. K*N+N-1, each sampler seeded apart (give each the same --workers)",
     )
     p.add_argument("--epochs", type=int, metavar="E", help="epochs per trial (default: the task's)")
-    p.add_argument("--optimizer", help="optimizer for every trial (default: the task's)")
+    p.add_argument(
+        "--optimizer",
+        help="optimizer for every trial (default: the task's): "
+        + ", ".join(n for n in OPTIMIZERS if n not in LR_FREE),
+    )
     p.add_argument("--kinds", help=f"comma-separated schedules to search (default: {','.join(KINDS)})")
     p.add_argument(
         "--lr-range",
