@@ -50,19 +50,25 @@ def _sources() -> str:
 # --- the wheel -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel setuptools builds from a copy of the project (the working tree gets no build/ folder)."""
+def _build(kind: str, tmp: Path, extra: tuple[str, ...] = ()) -> Path:
+    """The ``kind`` ("wheel" or "sdist") setuptools builds from a copy of the project in ``tmp`` (the
+    working tree gets no build/ folder): pyproject, README, LICENSE, the package and ``extra`` paths."""
     pytest.importorskip("setuptools", minversion="77")
-    tmp = tmp_path_factory.mktemp("build")
     project = tmp / "project"
     project.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(SRC, project / "src" / "lrkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE", *extra):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, project / name, ignore=_CACHES)
+        else:
+            shutil.copy(ROOT / name, project / name)
+    shutil.copytree(SRC, project / "src" / "lrkit", ignore=_CACHES)
     out = tmp / "dist"
     done = subprocess.run(
-        [sys.executable, "-c", f"from setuptools import build_meta as b; print(b.build_wheel({str(out)!r}))"],
+        [
+            sys.executable,
+            "-c",
+            f"from setuptools import build_meta as b; print(b.build_{kind}({str(out)!r}))",
+        ],
         cwd=project,
         capture_output=True,
         text=True,
@@ -70,6 +76,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return out / done.stdout.strip().splitlines()[-1]
+
+
+_CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build("wheel", tmp_path_factory.mktemp("build"))
 
 
 def test_the_wheel_holds_every_module_and_nothing_else(wheel: Path) -> None:
@@ -87,25 +101,10 @@ def test_the_wheel_holds_every_module_and_nothing_else(wheel: Path) -> None:
 def test_the_sdist_holds_the_package_and_no_part_of_the_tests(tmp_path: Path) -> None:
     # setuptools' default shipped tests/test_*.py without tests/__init__.py, conftest.py or strategies.py,
     # so the tests of an sdist could not even be imported
-    pytest.importorskip("setuptools", minversion="77")
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "conftest.py"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(SRC, project / "src" / "lrkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copytree(ROOT / "tests", project / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    out = tmp_path / "dist"
-    done = subprocess.run(
-        [sys.executable, "-c", f"from setuptools import build_meta as b; print(b.build_sdist({str(out)!r}))"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    sdist = _build("sdist", tmp_path, ("MANIFEST.in", "conftest.py", "tests"))
     import tarfile
 
-    with tarfile.open(out / done.stdout.strip().splitlines()[-1]) as t:
+    with tarfile.open(sdist) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     modules = {f"src/lrkit/{p.relative_to(SRC).as_posix()}" for p in SRC.rglob("*.py")}
     assert modules <= names, modules - names
