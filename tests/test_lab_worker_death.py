@@ -18,19 +18,32 @@ pytest.importorskip("torch")
 from lrkit.lab.store import STALE_SECONDS
 
 TASK_MODULE = """
-import os, signal, time
+import os, signal, threading, time
+from pathlib import Path
+
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 from lrkit.tasks import TaskParts
 
+# files next to this module, written by the test, not environment variables: a forkserver started by an
+# earlier test keeps the environment it started with, and its workers inherit that one
+HERE = Path(__file__).parent
+ARRIVAL_SECONDS = 300  # a worker process starts in seconds; minutes only on a machine far overloaded
+
 
 def dies_in_a_worker(seed):
-    # a file, not an environment variable: a forkserver keeps the environment it started with
-    in_worker = os.getpid() != int(os.environ["LRKIT_TEST_MAIN_PID"])
-    if in_worker and os.path.exists(os.environ["LRKIT_TEST_KILL_FLAG"]):
-        os.kill(os.getpid(), signal.SIGKILL)  # a pool worker: killed as the OOM killer would
-    if seed:
-        time.sleep(0.5)  # the lab's own thread stays busy while the worker processes start
+    if (HERE / "kill").exists():
+        if os.getpid() != int((HERE / "main_pid").read_text()):
+            (HERE / "arrived").touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # a pool worker: killed as the OOM killer would
+        elif threading.current_thread() is not threading.main_thread():
+            # a run in the lab's own thread (the probe build is in the main thread) waits for a worker
+            # process to take a run: else, on a busy machine, this thread ran all 8 before one started
+            deadline = time.monotonic() + ARRIVAL_SECONDS
+            while not (HERE / "arrived").exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no lab worker process took a run in {ARRIVAL_SECONDS} s")
+                time.sleep(0.05)
     torch.manual_seed(seed)
     x = torch.randn(64, 4)
     y = (x[:, 0] > 0).long()
@@ -45,26 +58,26 @@ def task_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     d = tmp_path / "task"
     d.mkdir()
     (d / "dying_task.py").write_text(TASK_MODULE)
+    (d / "main_pid").write_text(str(os.getpid()))
     monkeypatch.syspath_prepend(str(d))
-    monkeypatch.setenv("LRKIT_TEST_MAIN_PID", str(os.getpid()))
-    monkeypatch.setenv("LRKIT_TEST_KILL_FLAG", str(d / "kill"))
     yield d
     sys.modules.pop("dying_task", None)
 
 
-@pytest.mark.usefixtures("task_dir")
 def test_a_killed_worker_ends_the_lab_with_a_clear_line_and_a_rerun_finishes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, task_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from lrkit.cli import main
 
     out = tmp_path / "lab"
     argv = ["lab", "--task", "dying_task:dies_in_a_worker", "--strategy", "c=constant(0.1)"]
     argv += ["--seeds", "8", "--workers", "2", "--out", str(out)]
-    flag = Path(os.environ["LRKIT_TEST_KILL_FLAG"])
+    flag = task_dir / "kill"
     flag.touch()
-    assert main(argv) == 1
+    rc = main(argv)
     err = capsys.readouterr().err
+    assert rc == 1, err
+    assert (task_dir / "arrived").exists()  # a worker process took a run, and was killed there
     assert "Traceback" not in err and "BrokenProcessPool" not in err
     assert "lrkit lab: error: a lab worker process died (killed from outside, or out of memory" in err
     assert f"the finished runs are kept in {out / 'lab.db'}: run the same command again" in err
