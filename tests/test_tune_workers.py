@@ -281,25 +281,33 @@ from pathlib import Path
 from tiny_tune_task import tiny
 
 BUILDS = []
-STARTED = Path(os.environ["OOM_TASK_FLAG"])
+# files next to this module (the test's folder), seen alike by the test and worker 1
+HERE = Path(__file__).parent
+WAIT_SECONDS = 600  # worker 1 starts in seconds; minutes only on a machine far overloaded
 
 
 def dies_in_child(seed):
     BUILDS.append(seed)
     if multiprocessing.current_process().name == "lrkit-tune-1":
+        (HERE / "child-built").touch()  # its tune has started (before the study is opened)
         if len(BUILDS) == 2:  # its first trial's build: killed there, as by the OOM killer
-            STARTED.touch()
+            (HERE / "child-started").touch()
             os.kill(os.getpid(), signal.SIGKILL)
-    elif len(BUILDS) > 1:  # the parent's trials wait until the child is in its trial
-        deadline = time.monotonic() + 120
-        while not STARTED.exists() and time.monotonic() < deadline:
+    elif len(BUILDS) > 1:
+        # the parent's trials wait until the child is in its trial: one that finished the study first
+        # (the child took long to start) would leave the child nothing to run, and nothing to test
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not (HERE / "child-started").exists():
+            if time.monotonic() > deadline:
+                where = "built the task" if (HERE / "child-built").exists() else "not built the task yet"
+                raise RuntimeError(f"worker 1 did not start a trial in {WAIT_SECONDS} s (it had {where})")
             time.sleep(0.05)
     return tiny(seed)
 """
 
 
 def test_a_worker_process_killed_mid_trial_leaves_the_study_finished_and_the_best_reported(
-    tmp_path: Path, tiny_task: Path, one_torch_thread: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None
 ) -> None:
     """A child of --workers 2 killed (say by the OOM killer): the others finished the study and retried
     its trial, then the tune ended in RuntimeError('1 of 1 tune worker processes failed') and printed no
@@ -307,7 +315,6 @@ def test_a_worker_process_killed_mid_trial_leaves_the_study_finished_and_the_bes
     from lrkit.tune import tune
 
     (tiny_task / "oom_task.py").write_text(OOM_TASK)
-    monkeypatch.setenv("OOM_TASK_FLAG", str(tmp_path / "child-started"))
     said: list[str] = []
     try:
         res = tune(
@@ -324,6 +331,7 @@ def test_a_worker_process_killed_mid_trial_leaves_the_study_finished_and_the_bes
         )
     finally:
         sys.modules.pop("oom_task", None)
+    assert (tiny_task / "child-started").exists()  # worker 1 was killed in its trial
     states = [t.state.name for t in res.study.get_trials()]
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1, states
     assert res.best_spec is not None and res.finished == 3 and res.failed == 1
