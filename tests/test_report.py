@@ -132,8 +132,8 @@ def test_table_numbers_against_hand_computed_values() -> None:
     s = by[SCRIPT_LABEL]  # one of three diverged: stats over the two finished, the divergence listed
     assert (s.n, s.runs, s.diverged) == (2, 3, ((2, 37),))
     assert s.mean == pytest.approx(0.82) and s.std == pytest.approx(math.sqrt(2) * 0.02)
-    half = 12.706204736174698 * s.std / math.sqrt(2)
-    assert s.ci == pytest.approx((0.82 - half, 0.82 + half))
+    half = 12.706204736174698 * s.std / math.sqrt(2)  # 0.3594: past 1, cut at accuracy's range
+    assert s.ci == pytest.approx((0.82 - half, 1.0))
     m = by[MATH_LABEL]
     assert (m.n, m.mean, m.std, m.ci) == (1, 0.70, None, None)
     big = by["too large"]

@@ -172,3 +172,26 @@ def test_a_report_from_the_database_finds_the_runs_that_did_not_learn(tmp_path: 
     page = report.report_from_db(db, tmp_path / "out")[0].read_text(encoding="utf-8")
     section = page.split("<h2>Runs that did not learn</h2>", 1)[1].split("<h2>", 1)[0]
     assert section.count("<tr><td") == 2 and section.count(">stuck</td>") == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "finals", "expected"),
+    [
+        # 0.975 ± t(.975, 1)·0.03536/√2 = ±0.3177: [0.6573, 1.2927] -> cut at 1
+        ("val accuracy", [0.95, 1.0], (0.6573, 1.0)),
+        # 0.2 ± 12.706·0.1414/√2 = ±1.2706: [-1.0706, 1.4706] -> cut at both ends
+        ("val accuracy", [0.1, 0.3], (0.0, 1.0)),
+        # a metric of the user's own has no known range: the interval as computed
+        ("acc", [0.95, 1.0], (0.6573, 1.2927)),
+        ("val loss", [0.1, 0.3], (-1.0706, 1.4706)),
+    ],
+)
+def test_an_accuracy_ci_is_cut_at_0_and_1_and_says_so(
+    name: str, finals: list[float], expected: tuple[float, float], tmp_path: Path
+) -> None:
+    runs = [make_run("a", i, f) for i, f in enumerate(finals)] + [make_run("b", i, 0.5) for i in range(2)]
+    result = LabResult("toy", 1, runs, ":memory:", "t", name, True, 5)
+    (a,) = [s for s in report.summarize(result)[0] if s.label == "a"]
+    assert a.ci == pytest.approx(expected, abs=6e-4)
+    cut = f"cut at {name}'s range [0, 1]"
+    assert (cut in report.markdown_table(result)) == (name == "val accuracy")

@@ -4,7 +4,9 @@ What the report says, per strategy (a label; its runs are the seeds):
 
 - the final validation metric over the seeds that finished (diverged runs have none): mean, sample
   standard deviation ``s`` and a 95% confidence interval for the mean, ``mean ± t(0.975, n-1) · s/√n``
-  (Student t). With one finished seed there is no spread to report, and the table says ``n=1``.
+  (Student t), cut at the range of the metrics lrkit measures itself (:data:`METRIC_RANGES`: accuracy's
+  [0, 1], which a t-interval over 2 or 3 seeds can pass). With one finished seed there is no spread to
+  report, and the table says ``n=1``.
 - epochs and seconds to a *target* metric: the first epoch whose validation metric reaches the target,
   and the wall time at the end of that epoch (seconds since the run started, evaluation included),
   averaged over the seeds that reached it. The default target is within 1% of the best strategy's mean
@@ -220,6 +222,17 @@ def _time_to(run: RunRecord, target: float, higher_is_better: bool) -> tuple[int
     return None
 
 
+#: the range of a metric lrkit measures itself, by its name: a CI is cut at it (the mean cannot leave
+#: it, so the cut interval covers the mean as often; a t-interval over few seeds passes it: [-0.25, 0.67])
+METRIC_RANGES = {"val accuracy": (0.0, 1.0)}
+
+
+def _cut(result: LabResult) -> str:
+    """What the CI note adds for a metric with a range: where the interval is cut."""
+    bounds = METRIC_RANGES.get(result.metric_name)
+    return "" if bounds is None else f", cut at {result.metric_name}'s range [{bounds[0]:g}, {bounds[1]:g}]"
+
+
 def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summary], float | None]:
     """Per-strategy summaries, best mean final metric first (strategies with no finished run last),
     and the target used (``target``, or :func:`default_target`)."""
@@ -237,7 +250,8 @@ def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summ
         ci = None
         if mean is not None and std is not None:
             half = t_quantile(0.975, n - 1) * std / math.sqrt(n)
-            ci = (mean - half, mean + half)
+            low, high = METRIC_RANGES.get(result.metric_name, (-math.inf, math.inf))
+            ci = (max(mean - half, low), min(mean + half, high))
         bests = _finite([r.best_metric for r in runs])
         best = (max(bests) if result.higher_is_better else min(bests)) if bests else None
         hits = [h for r in runs if target is not None and (h := _time_to(r, target, result.higher_is_better))]
@@ -729,7 +743,9 @@ def markdown_table(result: LabResult, target: float | None = None) -> str:
         c = _cells(s)
         lines.append("| " + " | ".join(escape_markdown(c[k]) for k in keys) + " |")
     lines += ["", escape_markdown(_target_text(result, tgt, target is not None)) + "."]
-    lines.append("95% CI: mean ± t(0.975, n-1)·sd/√n over the finished seeds; n=1: no spread to report.")
+    lines.append(
+        f"95% CI: mean ± t(0.975, n-1)·sd/√n over the finished seeds{_cut(result)}; n=1: no spread to report."
+    )
     return "\n".join(lines)
 
 
@@ -991,8 +1007,8 @@ def render_html(
         f'<p class="note">{_e(_target_text(result, tgt, target is not None))}; epochs and seconds '
         "(wall time since the run started, evaluation included) are means over the seeds that reached it. "
         f"Final {_e(result.metric_name)} over the finished seeds (diverged runs have none): mean, sample "
-        "standard deviation, 95% confidence interval of the mean (Student t: mean ± t(0.975, n−1)·sd/√n); "
-        "n=1: one finished seed, no spread to report.</p>",
+        "standard deviation, 95% confidence interval of the mean (Student t: mean ± t(0.975, n−1)·sd/√n"
+        f"{_e(_cut(result))}); n=1: one finished seed, no spread to report.</p>",
         "<h2>Diverged runs</h2>",
         _diverged_html(result),
         "<h2>Runs that did not learn</h2>",
