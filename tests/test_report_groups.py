@@ -105,6 +105,28 @@ def test_one_optimizer_keeps_one_tab10_colour_per_strategy() -> None:
     assert lines["s10"] == (tab10[0], "--") and lines["s0"] == (tab10[0], "-")
 
 
+def test_schedules_of_different_shapes_under_one_optimizer_each_keep_their_own_colour() -> None:
+    """The demo: nine schedules on momentum beside five other optimizers. Coloured by optimizer, the
+    nine were shades of one blue that told the schedules apart by line style alone; it is a comparison
+    of schedules, not an LR sweep, so each strategy keeps its own colour, in the experiment's order."""
+    specs = {
+        "wsd": ("momentum", "wsd(lr=0.0464, warmup=5%)"),
+        "cosine": ("momentum", "warmup(steps=5%) >> cosine(lr=0.0464)"),
+        "step": ("momentum", "multistep(lr=0.0464, milestones=[50%, 75%])"),
+        "adam": ("adam", "constant(lr=0.001)"),
+        "rmsprop": ("rmsprop", "constant(lr=0.001)"),
+    }
+    runs = [
+        dataclasses.replace(make_run(lb, s, 0.8), optimizer=opt, spec=spec)
+        for lb, (opt, spec) in specs.items()
+        for s in range(2)
+    ]
+    lines, legend = _lines("metric", LabResult("toy", 1, runs, ":memory:", "demo", "acc", True, 5))
+    tab10 = [to_hex(colormaps["tab10"](i)) for i in range(10)]
+    assert legend == list(specs)
+    assert [lines[lb] for lb in specs] == [(tab10[i], "-") for i in range(len(specs))]
+
+
 def test_a_lone_strategy_per_optimizer_gets_the_plain_colour() -> None:
     """Two strategies on two optimizers (sgd cosine against adam cosine): two plain tab10 colours, solid,
     as with one optimizer."""

@@ -401,13 +401,23 @@ def _shade(color: str, t: float) -> str:
     return to_hex((r, g, b))
 
 
+def _shape(spec: str) -> str:
+    """A schedule spec with its numbers blanked: ``constant(lr=0.001)`` -> ``constant(lr=#)``."""
+    return re.sub(r"(?<![a-z_\d.])(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?", "#", spec.lower())
+
+
 def _groups(result: LabResult) -> list[list[str]]:
     """The labels grouped by optimizer (groups in order of first appearance), each group ordered by its
-    strategies' peak LR, smallest first (ties keep the experiment's order). One group when every strategy
-    uses the same optimizer."""
+    strategies' peak LR, smallest first (ties keep the experiment's order), when the lab is an LR sweep
+    of several optimizers: within each optimizer the strategies differ only in their numbers (one
+    schedule shape). Otherwise (one optimizer, or schedules of different shapes under one optimizer, as
+    the demo's nine) one group in the experiment's order, each strategy its own colour."""
     by_opt: dict[str, list[str]] = {}
     for label in result.labels():
         by_opt.setdefault(result.by_label(label)[0].optimizer, []).append(label)
+    sweep = all(len({_shape(result.by_label(lb)[0].spec) for lb in g}) == 1 for g in by_opt.values())
+    if len(by_opt) == 1 or not sweep:
+        return [result.labels()]
     return [sorted(g, key=lambda lb: _peak_lr(result.by_label(lb))) for g in by_opt.values()]
 
 
