@@ -130,6 +130,18 @@ def _install_hint(what: str, exc: ModuleNotFoundError, part: str) -> ModuleNotFo
     return ModuleNotFoundError(f"{what} needs {top!r}, which is not installed: {how}", name=exc.name)
 
 
+def _import_for(module: str, what: str, part: str) -> Any:
+    """``importlib.import_module(module)`` for ``what``; a missing package of ``part``'s extra (see
+    :func:`_install_hint`) is a ModuleNotFoundError that says what to install."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        hint = _install_hint(what, exc, part)
+        if hint is None:
+            raise
+        raise hint from exc
+
+
 def _import_lazy(name: str) -> Any:
     """``lrkit.<name>``: its module, or a ModuleNotFoundError that says what to install."""
     try:
@@ -178,13 +190,7 @@ def __getattr__(name: str) -> Any:
         return _import_lazy(name)
     if name in _LAZY_FUNCTIONS:
         module, part = _LAZY_FUNCTIONS[name]
-        try:
-            return getattr(importlib.import_module(module), name)
-        except ModuleNotFoundError as exc:
-            hint = _install_hint(f"lrkit.{name}", exc, part)
-            if hint is None:
-                raise
-            raise hint from exc
+        return getattr(_import_for(module, f"lrkit.{name}", part), name)
     raise AttributeError(f"module 'lrkit' has no attribute {name!r}")
 
 

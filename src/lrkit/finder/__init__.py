@@ -46,14 +46,7 @@ def __getattr__(name: str) -> Any:
     """``find_lr`` is :func:`lrkit.finder.torch_driver.find_lr` itself (its signature and docstring in
     ``help()`` and IDEs), imported with torch on first use, not when this package is imported."""
     if name == "find_lr":
-        try:
-            from lrkit.finder.torch_driver import find_lr
-        except ModuleNotFoundError as exc:
-            from lrkit import _install_hint
+        from lrkit import _import_for
 
-            hint = _install_hint("lrkit.finder.find_lr", exc, "torch")
-            if hint is None:
-                raise
-            raise hint from exc
-        return find_lr
+        return _import_for("lrkit.finder.torch_driver", "lrkit.finder.find_lr", "torch").find_lr
     raise AttributeError(f"module 'lrkit.finder' has no attribute {name!r}")

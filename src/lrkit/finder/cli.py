@@ -280,11 +280,11 @@ def _optimizer(name: str, params: Any, momentum: float, weight_decay: float) -> 
 def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit find``: print the result, write the plot (and JSON); return the exit code."""
     _check_args(args)  # every flag, before anything is imported, built or run
-    if args.out and args.out.lower() != "none":  # output paths are checked before the test runs
+    plot = bool(args.out) and args.out.lower() != "none"
+    if plot:  # output paths are checked before the test runs
         check_plot_file(args.out, "--out")
     if args.json is not None:
         check_output_file(args.json, "--json")
-        plot = args.out and args.out.lower() != "none"
         if plot and Path(args.json).resolve() == Path(args.out).resolve():  # the JSON would replace the plot
             raise ValueError(
                 f"--json {args.json!r} is the file --out writes the plot to; give the JSON its own name "
@@ -328,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
         planned = None if args.epochs is None or not hasattr(loader, "__len__") else args.epochs * len(loader)
         result = find_lr(model, opt, loader, loss_fn, **options, **_budget(args, planned))
     print(result)
-    if args.out and args.out.lower() != "none":
+    if plot:
         result.plot(args.out, title=title)
         print(f"plot written to {args.out}")
     if args.json is not None:

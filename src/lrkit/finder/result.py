@@ -380,16 +380,16 @@ class FinderResult:
     def __str__(self) -> str:
         lo, hi = self.interval
         repeats = plural(self.repeats, "repeat")
+        # one repeat has no interval to speak of ("0.0823 .. 0.0823")
+        spread = f", interval {lo:.3g} .. {hi:.3g}" if self.repeats > 1 else ""
         if self.suggestion is None and not math.isfinite(self.candidate):
             head = f"no suggested LR: no usable curve (rule {self.rule!r}, {repeats})"
         elif self.suggestion is None:
-            spread = f", interval {lo:.3g} .. {hi:.3g}" if self.repeats > 1 else ""
             head = (
                 f"no suggested LR: no usable signal (rule {self.rule!r}, {repeats}; "
                 f"it would have said {self.candidate:.3g}{spread})"
             )
-        else:  # one repeat has no interval to speak of ("0.0823 .. 0.0823")
-            spread = f", interval {lo:.3g} .. {hi:.3g}" if self.repeats > 1 else ""
+        else:
             head = f"suggested LR {self.suggestion:.3g} (rule {self.rule!r}, {repeats}{spread})"
         lines = [head]
         if any(math.isfinite(v) for v in self.suggestions.values()):

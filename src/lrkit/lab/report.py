@@ -422,12 +422,12 @@ def _groups(result: LabResult) -> list[list[str]]:
 
 
 def _styles(result: LabResult) -> dict[str, tuple[str, str]]:
-    """Colour and line style per label. With one optimizer, the i-th strategy gets :func:`_style` (i)
-    (ten colours, then dashed). With several, a strategy's colour names its optimizer (tab10, one per
-    optimizer) and, within the optimizer, its shade and line style its rank by peak LR: the k-th smallest
-    of m is drawn in ``LINESTYLES[k % 4]`` (shifted by one past ten optimizers), its colour mixed from
-    ``LIGHTEST`` towards white (smallest LR) to ``DARKEST`` towards black (largest), so a darker line is
-    a larger LR."""
+    """Colour and line style per label, in the legend's order (:func:`_groups`). In one group, the i-th
+    strategy gets :func:`_style` (i) (ten colours, then dashed). In an LR sweep of several optimizers, a
+    strategy's colour names its optimizer (tab10, one per optimizer) and, within the optimizer, its shade
+    and line style its rank by peak LR: the k-th smallest of m is drawn in ``LINESTYLES[k % 4]`` (shifted
+    by one past ten optimizers), its colour mixed from ``LIGHTEST`` towards white (smallest LR) to
+    ``DARKEST`` towards black (largest), so a darker line is a larger LR."""
     groups = _groups(result)
     if len(groups) == 1:
         return {label: _style(i) for i, label in enumerate(result.labels())}
@@ -439,13 +439,6 @@ def _styles(result: LabResult) -> dict[str, tuple[str, str]]:
             t = 0.0 if m == 1 else -LIGHTEST + (LIGHTEST + DARKEST) * k / (m - 1)
             out[label] = (_shade(base, t), LINESTYLES[(k + g // 10) % len(LINESTYLES)])
     return out
-
-
-def _legend_order(result: LabResult) -> list[str]:
-    """The labels as the legend lists them: grouped by optimizer, smallest peak LR first, when there
-    are several optimizers; else the experiment's order."""
-    groups = _groups(result)
-    return result.labels() if len(groups) == 1 else [lb for g in groups for lb in g]
 
 
 def _ema(x: np.ndarray, beta: float = 0.9) -> np.ndarray:
@@ -518,9 +511,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
     metric = escape_mathtext(result.metric_name)
     all_positive = True
     lr_min, lr_max = math.inf, 0.0
-    styles = _styles(result)
-    for label in _legend_order(result):
-        color, ls = styles[label]
+    for label, (color, ls) in _styles(result).items():  # in the legend's order
         runs = result.by_label(label)
         if panel == "lr":
             curves = [np.asarray(r.lrs, dtype=float) for r in runs]
@@ -576,8 +567,8 @@ def _legend(fig: Any, ax: Any, height: float, result: LabResult) -> None:
     legend fills column by column, so each column is one optimizer)."""
     handles, labels = ax.get_legend_handles_labels()
     renderer = fig.canvas.get_renderer()
-    sizes = {len(g) for g in _groups(result)}
-    groups = len(_groups(result)) if len(sizes) == 1 else 0
+    all_groups = _groups(result)
+    groups = len(all_groups) if len({len(g) for g in all_groups}) == 1 else 0
     ncol = max(1, min(len(labels), groups if 1 < groups <= 6 else 6))
     while True:
         legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)

@@ -38,7 +38,7 @@ import difflib
 import importlib
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ class _Factory:
 
 
 #: name -> factory(params, lr, **hyper_parameters)
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, _Factory] = {
     "sgd": _Factory("torch.optim", "SGD"),
     "momentum": _Factory("torch.optim", "SGD", {"momentum": 0.9}),
     "nesterov": _Factory("torch.optim", "SGD", {"momentum": 0.9, "nesterov": True}),
@@ -167,8 +167,8 @@ def make_optimizer(
     check_optimizer_name(name)
     kw = check_params(hyper_parameters)
     factory = OPTIMIZERS[name]
-    known = factory.hyper_parameters() if isinstance(factory, _Factory) else None
-    if isinstance(factory, _Factory) and known is not None and (unknown := [k for k in kw if k not in known]):
+    known = factory.hyper_parameters()
+    if known is not None and (unknown := [k for k in kw if k not in known]):
         raise ValueError(
             f"optimizer {name!r} ({factory.module}.{factory.cls}) has no hyper-parameter "
             + ", ".join(_unknown(k, known) for k in unknown)

@@ -386,6 +386,7 @@ def tune(
     if workers > 1 and done < trials:  # a finished study needs no worker process started
         ctx = multiprocessing.get_context("spawn")
         for i in range(1, workers):
+            j = _worker_index(worker, workers, i)
             kwargs = {
                 "task": t.name,
                 "trials": trials,
@@ -395,15 +396,13 @@ def tune(
                 "epochs": n_epochs,
                 "optimizer": optimizer,
                 "pruner": pruner,
-                "worker": _worker_index(worker, workers, i),
+                "worker": j,
                 "heartbeat": heartbeat,
                 "grace": grace,
                 "max_retry": max_retry,
                 "train_seed": train_seed,
                 "diverge_factor": diverge_factor,
-                "progress": _Prefixed(f"worker {_worker_index(worker, workers, i)}: ")
-                if progress is not None
-                else None,
+                "progress": _Prefixed(f"worker {j}: ") if progress is not None else None,
                 "verbosity": optuna.logging.get_verbosity(),
                 "parent": os.getpid(),
             }
