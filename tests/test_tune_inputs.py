@@ -117,3 +117,36 @@ def test_a_study_resumed_after_the_task_changed_its_batches_per_epoch_is_refused
             tune("batch_task:blobs", **kwargs)
     finally:
         sys.modules.pop("batch_task", None)
+
+
+def test_the_api_names_its_storage_argument_and_the_cli_its_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad storage given to ``tune(storage=...)`` or ``open_storage`` named the command line's
+    ``--storage``, a flag a Python caller never typed."""
+    from lrkit.cli import main
+    from lrkit.tune import open_storage, storage_url, tune
+
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("mine")
+    cases = {
+        str(tmp_path): "is a directory",
+        str(foreign): "exists and is not an SQLite database",
+        f"sqlite:///{foreign}": "exists and is not an SQLite database",
+    }
+    for storage, why in cases.items():
+        for call in (
+            lambda s=storage: storage_url(s),
+            lambda s=storage: open_storage(s),
+            lambda s=storage: tune("digits-mlp-sgd", trials=1, storage=s, finder=False, epochs=1),
+        ):
+            with pytest.raises(ValueError) as info:
+                call()
+            assert str(info.value).startswith("storage: ") and why in str(info.value), info.value
+        argv = ["tune", "--task", "digits-mlp-sgd", "--trials", "1", "--no-report", "--storage", storage]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("lrkit tune: error: --storage: ") and why in err, err
+    assert foreign.read_text() == "mine"
+    with pytest.raises(TypeError, match=r"^storage must be a path or a URL string, got int"):
+        storage_url(3)  # type: ignore[arg-type]

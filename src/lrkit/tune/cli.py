@@ -173,7 +173,7 @@ def _check_storage(storage: str | None) -> None:
         )
     if scheme == "sqlite" and not str(storage).split("://", 1)[1].startswith("/"):
         raise ValueError(f"--storage: an SQLite URL is sqlite:///FILE (three slashes), got {storage!r}")
-    url = storage_url(storage)  # checks an SQLite file as --storage; picks the installed PostgreSQL driver
+    url = storage_url(storage, "--storage")  # checks an SQLite file; picks the installed PostgreSQL driver
     if scheme in ("file", "sqlite"):
         return
     import sqlalchemy

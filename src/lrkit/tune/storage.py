@@ -33,7 +33,7 @@ DEFAULT_STORAGE = "lrkit-tune.db"
 SERVER_SCHEMES = ("postgresql", "postgres", "mysql")
 
 
-def check_sqlite_path(path: str | Path, flag: str = "--storage") -> Path:
+def check_sqlite_path(path: str | Path, flag: str = "storage") -> Path:
     """``path`` if it can hold a tuning study: absent (created later, with its folder) or an existing
     Optuna SQLite database. Anything else (an empty file included) is refused with a ValueError, untouched."""
     p = Path(path)
@@ -96,32 +96,33 @@ def _check_writable(folder: Path, path: Path, flag: str) -> None:
         ) from None
 
 
-def storage_url(storage: str | Path | None) -> str:
+def storage_url(storage: str | Path | None, flag: str = "storage") -> str:
     """The SQLAlchemy URL of ``storage``: None is ``lrkit-tune.db``; a path is an SQLite file (checked
     with :func:`check_sqlite_path`); ``sqlite:///FILE``, ``postgresql://...`` and ``mysql://...`` URLs
     are taken as they are (an SQLite file named by URL is checked too), except that a PostgreSQL URL
-    without a driver gets the installed one (``postgresql+psycopg2://``)."""
+    without a driver gets the installed one (``postgresql+psycopg2://``). Errors name ``flag`` (the
+    argument, or the command-line flag that gave it)."""
     if storage is None:
         storage = DEFAULT_STORAGE
     if isinstance(storage, Path) or (isinstance(storage, str) and "://" not in storage):
         if isinstance(storage, str) and not storage.strip():
-            raise ValueError("storage must be a file path or a database URL, got ''")
-        p = check_sqlite_path(storage)
+            raise ValueError(f"{flag} must be a file path or a database URL, got ''")
+        p = check_sqlite_path(storage, flag)
         return f"sqlite:///{p.resolve()}"
     if not isinstance(storage, str):
-        raise TypeError(f"storage must be a path or a URL string, got {type(storage).__name__}")
+        raise TypeError(f"{flag} must be a path or a URL string, got {type(storage).__name__}")
     scheme = storage.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme == "sqlite":
         target = storage.split("://", 1)[1]
         if not target.startswith("/"):
-            raise ValueError(f"storage: an SQLite URL is sqlite:///FILE (three slashes), got {storage!r}")
+            raise ValueError(f"{flag}: an SQLite URL is sqlite:///FILE (three slashes), got {storage!r}")
         target = target[1:]
         if target not in ("", ":memory:"):
-            check_sqlite_path(target)
+            check_sqlite_path(target, flag)
         return storage
     if scheme not in SERVER_SCHEMES:
         raise ValueError(
-            f"storage: expected a file path, sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or "
+            f"{flag}: expected a file path, sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or "
             f"mysql://..., got {mask_url(storage)!r}"
         )
     head, rest = storage.split("://", 1)
