@@ -356,7 +356,7 @@ def test_csv_round_trip(tmp_path: Path) -> None:
     assert len(rows) == len(res.runs)
     for row, r in zip(rows, res.runs):
         assert row["label"] == r.label and row["spec"] == r.spec and row["key"] == r.key
-        assert int(row["seed"]) == r.seed and row["status"] == r.status and int(row["steps"]) == r.steps
+        assert int(row["seed"]) == r.seed and row["status"] == report.fate(r) and int(row["steps"]) == r.steps
         assert _float(row["final_metric"]) == r.final_metric and _float(row["best_metric"]) == r.best_metric
         assert (None if row["diverged_step"] == "" else int(row["diverged_step"])) == r.diverged_step
         assert float(row["seconds"]) == r.seconds

@@ -3,6 +3,7 @@ diverged-runs table says why each run counted as diverged (a NaN/inf loss, or a 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 from pathlib import Path
@@ -154,6 +155,14 @@ def test_the_page_table_legend_and_lab_md_show_who_did_not_learn(tmp_path: Path)
     assert "<td>2/2</td>" in row.replace(" class=num", "")
     runs_table = page.split("<h2>Runs</h2>", 1)[1]
     assert runs_table.count("<td>did not learn</td>") == 2
+    with report.write_csv(result, tmp_path)[0].open(newline="", encoding="utf-8") as f:
+        fates = [(row["label"], row["status"]) for row in csv.DictReader(f)]
+    assert sorted(set(fates)) == [
+        ("blown", "diverged"),
+        ("crawl", "ok"),
+        ("early", "ok"),
+        ("stuck", "did not learn"),
+    ]
     md = report.write_markdown(result, tmp_path).read_text(encoding="utf-8")
     md_row = next(line for line in md.splitlines() if line.startswith("| stuck |"))
     assert md_row.split(" | ")[-2] == "2/2"  # the did-not-learn column, before s/run

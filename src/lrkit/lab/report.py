@@ -63,6 +63,7 @@ __all__ = [
     "did_not_learn",
     "escape_markdown",
     "escape_mathtext",
+    "fate",
     "lab_figure",
     "panel_figure",
     "plot_lab",
@@ -206,6 +207,12 @@ def did_not_learn(run: RunRecord) -> bool:
         return False
     first, last = run.losses[0], run.epoch_losses[-1]
     return math.isfinite(first) and math.isfinite(last) and last >= first
+
+
+def fate(run: RunRecord) -> str:
+    """A run's status as the report's tables and ``runs.csv`` show it: the database's (``ok``,
+    ``diverged``, ...), or ``did not learn`` for a finished run that :func:`did_not_learn`."""
+    return "did not learn" if did_not_learn(run) else run.status
 
 
 def _finals(runs: Sequence[RunRecord]) -> list[float]:
@@ -687,7 +694,8 @@ def _cell(x: float | int | None) -> str:
 
 def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
     """``runs.csv`` (one row per run, columns :data:`RUNS_COLUMNS`) and ``epochs.csv`` (one row per run
-    per epoch, :data:`EPOCHS_COLUMNS`; ``seconds`` is wall time since the run started). Missing values
+    per epoch, :data:`EPOCHS_COLUMNS`; ``seconds`` is wall time since the run started; ``status`` is the
+    run's :func:`fate`). Missing values
     (a diverged run's final metric, a NaN) are empty cells."""
     result = _check_result(result)
     out = _out_dir(out_dir)
@@ -702,7 +710,7 @@ def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
                 r.spec,
                 r.optimizer,
                 r.seed,
-                r.status,
+                fate(r),
                 _cell(r.final_metric),
                 _cell(r.best_metric),
                 _cell(r.diverged_step),
@@ -899,7 +907,7 @@ def _stalled_html(result: LabResult) -> str:
 def _runs_html(result: LabResult) -> str:
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td>{_e(r.optimizer)}</td><td class=num>{r.seed}</td>'
-        f"<td>{_e('did not learn' if did_not_learn(r) else r.status)}</td>"
+        f"<td>{_e(fate(r))}</td>"
         f"<td class=num>{_e(_num(r.final_metric))}</td>"
         f"<td class=num>{_e(_num(r.best_metric))}</td><td class=num>{r.steps}</td>"
         f"<td class=num>{r.seconds:.3g}</td><td><code>{_e(r.key)}</code></td></tr>"
