@@ -14,9 +14,48 @@ import argparse
 from typing import Any
 
 from lrkit.auto import KINDS, SEARCHES
+from lrkit.scaling import LR_FREE
+from lrkit.tasks import TASKS
 from lrkit.tasks.optimizers import OPTIMIZERS
 
 __all__ = ["register", "run"]
+
+#: how ``lrkit auto`` sets what the finder's advice names (``FinderResult.phrased_for``): the budget
+#: only (the search's ramp, repeats and batches are lrkit.auto's own)
+FLAGS = {"budget": "--budget"}
+
+#: what ``lrkit auto --help`` says before the flags (kept as written: its lines are wrapped here)
+DESCRIPTION = """\
+Find the learning rate of a task, schedule it, guard it and train (lrkit.auto):
+
+  search    an in-run LR ramp whose steps up to 3x its suggestion are kept as
+            the warmup, then a short linear re-warm; without signal (or with
+            --search separate) the separate finder, whose retries may add
+            --budget of the planned steps, then a linear warmup
+  schedule  warmup-stable-decay: the peak held, a 1-sqrt cool-down over the
+            last 20% (the constant peak for Schedule-Free; --kind for another)
+  guard     the divergence guard: a loss that blows up rolls the run back and
+            halves the LR
+
+then print the final validation metric.
+"""
+
+#: what ``lrkit auto --help`` says after the flags (3 is lrkit.finder.cli.EXIT_NO_SUGGESTION)
+EPILOG = """\
+exit status:
+  0    trained; the final metric is printed
+  1    your task's code (--task MODULE:FUNCTION) raised (its traceback is
+       printed), or the system refused (a file that cannot be written, out of
+       memory)
+  2    bad input (a flag, a path, a task), refused before anything trains
+  3    no suggestion: the LR search found no usable signal, so nothing was
+       trained; the reason and what to try (e.g. a larger --budget) are printed
+  130  interrupted (Ctrl-C)
+
+examples:
+  lrkit auto --task digits-mlp-adam
+  lrkit auto --task mypkg.tasks:cifar_small --budget 0.05 --json auto.json --plot auto.png
+"""
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -24,16 +63,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "auto",
         help="find the LR, schedule it (warmup-stable-decay) with a divergence guard, train",
-        description="lrkit.auto on a task: the LR search (an in-run ramp whose steps up to 3x its "
-        "suggestion are kept as the warmup, then a short linear re-warm; without signal, or with "
-        "--search separate, the separate finder, whose retries may add --budget of the planned steps, "
-        "then a linear warmup), the schedule "
-        "(warmup-stable-decay: the peak held, a 1-sqrt cool-down over the last 20%; the constant peak for "
-        "Schedule-Free; --kind for another), the divergence guard; "
-        "then train the task with it and print the final validation metric. Exits 1 when the finder found "
-        "no usable signal.",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--task", required=True, help="a built-in task or your own as MODULE:FUNCTION")
+    p.add_argument(
+        "--task",
+        required=True,
+        help=f"a built-in task ({', '.join(TASKS)}) or your own as MODULE:FUNCTION (a function "
+        "f(seed) -> lrkit.tasks.TaskParts)",
+    )
     p.add_argument(
         "--seed",
         type=int,
@@ -46,8 +85,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--optimizer",
         default=None,
-        help=f"replaces the task's optimizer: {', '.join(OPTIMIZERS)} (prodigy sets its own step size: "
-        "refused)",
+        help=f"replaces the task's optimizer: one of {', '.join(o for o in OPTIMIZERS if o not in LR_FREE)} "
+        "(default: the task's)",
     )
     p.add_argument(
         "--max-grad-norm",
@@ -93,7 +132,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handle ``lrkit auto``: print the summary and the final metric; 1 when there was no suggestion."""
+    """Handle ``lrkit auto``: print the summary and the final metric; EXIT_NO_SUGGESTION (3) when the
+    search found no usable signal."""
     import torch
 
     from lrkit._paths import check_output_file, check_plot_file, write_json
@@ -102,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from lrkit.auto import train_task
     from lrkit.cli import check_task, refuse_lr_free
     from lrkit.finder import NoSuggestionError, core
-    from lrkit.finder.cli import budget_flag
+    from lrkit.finder.cli import EXIT_NO_SUGGESTION, budget_flag
     from lrkit.tasks import get_task
     from lrkit.tasks.optimizers import check_optimizer_name
 
@@ -134,9 +174,11 @@ def run(args: argparse.Namespace) -> int:
             parts, seed=args.seed, budget=budget, search=args.search, kind=args.kind, verbose=True,
             epochs=args.epochs, optimizer=args.optimizer, plot=args.plot,
         )  # fmt: skip
-    except NoSuggestionError as exc:
-        print(f"lrkit auto: {exc}")
-        return 1
+    except NoSuggestionError as exc:  # nothing was trained; the advice names this command's flags
+        why = str(exc) if exc.result is None else exc.result.phrased_for(FLAGS).why_none
+        print(f"lrkit auto: {why}")
+        print(f"lrkit auto: nothing trained (exit status {EXIT_NO_SUGGESTION})")
+        return EXIT_NO_SUGGESTION
     print(
         f"{task.name} ({out['optimizer']}, {plural(out['epochs'], 'epoch')}): {parts.metric_name} "
         f"{out['metric']:.4f} "

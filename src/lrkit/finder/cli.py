@@ -47,13 +47,35 @@ MODEL_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: the exit status of ``lrkit find`` and ``lrkit auto`` when the range test found no usable signal:
+#: neither success (0) nor an error (1: your code raised or the system refused; 2: bad input), so that a
+#: script can retry with a larger budget or fall back to an LR grid
+EXIT_NO_SUGGESTION = 3
+
+#: how ``lrkit find`` sets what the finder's advice names (:meth:`FinderResult.phrased_for`); there is
+#: no flag for a validation set, so the advice leaves it out
+FLAGS = {
+    "start_lr": "--start-lr",
+    "end_lr": "--end-lr",
+    "num_steps": "--num-steps N",
+    "batches_per_step": "--batches-per-step N",
+    "repeats": "--repeats N",
+    "budget": "--budget",
+    "schedule": 'e.g. lrkit show "warmup(steps=5%) >> cosine(lr=PEAK)" --total STEPS',
+}
+
 #: what ``lrkit find --help`` says after the flags: the exit status, the output, examples
-EPILOG = """\
+EPILOG = f"""\
 exit status:
-  0  a learning rate is suggested
-  1  no suggestion: the curves show no usable signal (the reason and what
-     to try are printed, and the plot's title says it), or your code raised
-  2  bad input (a flag, a path, a task), refused before the test runs
+  0    a learning rate is suggested
+  1    your code (--task MODULE:FUNCTION, --model, --data, --loss) raised (its
+       traceback is printed), or the system refused (a file that cannot be
+       written, out of memory)
+  2    bad input (a flag, a path, a task), refused before the test runs
+  {EXIT_NO_SUGGESTION}    no suggestion: the curves show no usable signal; the reason and what
+       to try (e.g. more --batches-per-step, a larger --budget) are printed,
+       and the plot's title says it
+  130  interrupted (Ctrl-C)
 
 output: the result as text on stdout; --json PATH also writes it as JSON
 (null for a number that is not finite). The plot (--out) shows the loss
@@ -121,6 +143,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--num-steps",
         type=int,
         default=core.NUM_STEPS,
+        metavar="N",
         help="rungs (LRs) per repeat; the test stops early when the loss blows up (default %(default)s)",
     )
     ramp.add_argument(
@@ -139,6 +162,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--repeats",
         type=int,
         default=3,
+        metavar="N",
         help="repeats over seeds and batch orders; the suggestion is their median (default %(default)s)",
     )
     ramp.add_argument(
@@ -181,11 +205,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--budget",
         type=float,
         default=None,
-        help="escalation budget: a fraction (<= 1) of the planned training steps, or a number of steps "
-        "(default: 10%% of them or one epoch if larger); a test without signal is retried within it",
+        help="escalation budget, the optimizer steps that retries of a test without signal may add: a "
+        "fraction (<= 1) of the planned training steps, or a number of steps (default: 10%% of them or "
+        "one epoch if larger; with --model, none unless --epochs is given)",
     )
     ramp.add_argument(
-        "--epochs", type=int, default=None, help="planned training epochs (default: the task's; with --model)"
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="planned training epochs, which size the default --budget (default: the task's; with --model, "
+        "none)",
     )
     out = p.add_argument_group("output")
     out.add_argument(
@@ -327,6 +357,7 @@ def run(args: argparse.Namespace) -> int:
         title = f"LR range test on {args.model} ({args.optimizer})"
         planned = None if args.epochs is None or not hasattr(loader, "__len__") else args.epochs * len(loader)
         result = find_lr(model, opt, loader, loss_fn, **options, **_budget(args, planned))
+    result = result.phrased_for(FLAGS)  # its advice names this command's flags
     print(result)
     if plot:
         result.plot(args.out, title=title)
@@ -334,7 +365,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         write_json(args.json, result.to_dict())
         print(f"result written to {args.json}")
-    return 0 if result.suggestion is not None else 1  # no usable signal: not a success
+    if result.suggestion is None:  # no usable signal: neither a success nor an error
+        print(
+            f"lrkit find: no learning rate suggested (exit status {EXIT_NO_SUGGESTION})"
+            + (f"; {result.next_step}" if result.next_step else "")
+        )
+        return EXIT_NO_SUGGESTION
+    return 0
 
 
 #: flags that configure the optimizer and loss of ``--model``; a ``--task`` brings its own

@@ -5,10 +5,13 @@ Only numpy is imported here; :meth:`FinderResult.plot` imports matplotlib when c
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -71,8 +74,55 @@ def _log_median(values: Sequence[float]) -> float:
     return float(v[n // 2]) if n % 2 else math.sqrt(float(v[n // 2 - 1]) * float(v[n // 2]))
 
 
-def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[tuple[str, str]]:
-    """Reasons not to trust one curve, as ``(kind, sentence)`` pairs (empty when it looks fine).
+#: The finder settings that the verdict's advice names, as a caller of :func:`lrkit.finder.find_lr`
+#: writes each (``schedule``: how to build a schedule from the result, ``PEAK`` standing for the
+#: suggestion). A command line gives its own spelling of them with :meth:`FinderResult.phrased_for`;
+#: advice that needs a setting missing there is left out.
+PYTHON_SETTINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "start_lr": "start_lr",
+        "end_lr": "end_lr",
+        "num_steps": "num_steps",
+        "batches_per_step": "batches_per_step",
+        "repeats": "repeats",
+        "val_data": "val_data",
+        "budget": "budget",
+        "schedule": ".schedule('cosine'|'wsd')",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason not to trust a result: its ``kind``, what the curve showed (``finding``), and the
+    ``remedies``, each a phrase naming the settings it needs as ``{name}`` (:data:`PYTHON_SETTINGS`),
+    spelled for the reader by :meth:`text`. ``note`` follows them (e.g. " (2 of 3 repeats)")."""
+
+    kind: str
+    finding: str
+    remedies: tuple[str, ...] = ()
+    note: str = ""
+
+    def text(self, settings: Mapping[str, str] = PYTHON_SETTINGS) -> str:
+        """The sentence, with the remedies whose settings ``settings`` spells: "finding; a, b or c"."""
+        return self.finding + _advice(self.remedies, settings, "; ") + self.note
+
+
+def _advice(remedies: Sequence[str], settings: Mapping[str, str], lead: str = "") -> str:
+    """``lead`` + the remedies whose ``{name}`` s are all in ``settings``, spelled as it says, joined
+    "a, b or c"; "" when none is left."""
+    kept = [
+        r.format_map(settings)
+        for r in remedies
+        if {name for _, name, _, _ in string.Formatter().parse(r) if name} <= settings.keys()
+    ]
+    if not kept:
+        return ""
+    return lead + (kept[0] if len(kept) == 1 else ", ".join(kept[:-1]) + " or " + kept[-1])
+
+
+def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[Problem]:
+    """Reasons not to trust one curve (empty when it looks fine).
 
     Kinds: ``"broken"`` (the loss not finite at the first rung, where the LR has not yet changed the
     model), ``"short"``, ``"flat"``, ``"early"`` (rose from the first rungs), ``"noisy"``, ``"falling"``.
@@ -84,11 +134,12 @@ def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[tuple[str, str
             "model's loss before the LR could change it: check the loss function, the data and the model "
             "(no learning rate fixes this)"
         )
-        return [("broken", text)]
+        return [Problem("broken", text)]
     try:
         _, y = _rules.finite_prefix(curve.lrs, curve.smoothed)
     except ValueError:
-        return [("short", "fewer than 2 finite losses were recorded; lower start_lr or check the loss")]
+        finding = "fewer than 2 finite losses were recorded"
+        return [Problem("short", finding, ("lower {start_lr}", "check the loss"))]
     raw = curve.losses[: y.size]
     head = max(3, y.size // 10)
     start = float(np.median(raw[:head]))
@@ -100,58 +151,62 @@ def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[tuple[str, str
             if drop >= 0  # "fell by -0.133" reads as a typo: say what happened
             else f"never fell below its starting level ({start:.3g})"
         )
-        return [
-            (
-                "flat",
-                f"flat: the smoothed loss {fell}; use more batches per step, a longer ramp or check that "
-                "the model learns",
-            )
-        ]
-    problems: list[tuple[str, str]] = []
+        remedies: tuple[str, ...] = (
+            "average more batches per step ({batches_per_step})",
+            "run a longer ramp ({num_steps})",
+            "widen the range ({start_lr}, {end_lr})",
+            "check that the model learns",
+        )
+        return [Problem("flat", f"flat: the smoothed loss {fell}", remedies)]
+    problems: list[Problem] = []
     if i_min < 2:
-        text = f"the loss rose from the first rung; lower start_lr (now {curve.lrs[0]:.3g})"
-        problems.append(("early", text))
+        lowest = f"{float(curve.lrs[0]):.3g}"
+        problems.append(
+            Problem("early", "the loss rose from the first rung", (f"lower {{start_lr}} (now {lowest})",))
+        )
     # Noise of the raw loss: robust std of first differences (MAD / 0.6745 / sqrt(2)) before the minimum.
     pre = raw[: max(i_min + 1, 3)]
     noise = float(np.median(np.abs(np.diff(pre))) / 0.6745 / math.sqrt(2.0))
     if NOISE_RATIO * noise > drop:
-        problems.append(
-            (
-                "noisy",
-                f"noisy: the loss fell by {drop:.3g}, less than {NOISE_RATIO:g} x its batch-to-batch noise "
-                f"({noise:.3g}); use more batches per step (batches_per_step), a validation set or more "
-                "repeats",
-            )
+        finding = (
+            f"noisy: the loss fell by {drop:.3g}, less than {NOISE_RATIO:g} x its batch-to-batch noise "
+            f"({noise:.3g})"
         )
+        remedies = (
+            "average more batches per step ({batches_per_step})",
+            "use a validation set ({val_data})",
+            "run more repeats ({repeats})",
+        )
+        problems.append(Problem("noisy", finding, remedies))
     if curve.stopped_at is None and i_min >= y.size - 2:
-        text = f"the loss was still falling at end_lr={curve.lrs[-1]:.3g}; raise end_lr"
-        problems.append(("falling", text))
+        finding = f"the loss was still falling at the last LR ({float(curve.lrs[-1]):.3g})"
+        problems.append(Problem("falling", finding, ("raise {end_lr}",)))
     return problems
 
 
-def _merge_problems(per_curve: Sequence[list[tuple[str, str]]]) -> list[tuple[str, str]]:
-    """One sentence per kind of problem (the first repeat's wording), with how many repeats had it."""
+def _merge_problems(per_curve: Sequence[list[Problem]]) -> list[Problem]:
+    """One problem per kind (the first repeat's wording), with how many repeats had it."""
     n = len(per_curve)
-    kinds: dict[str, tuple[str, int]] = {}
+    kinds: dict[str, tuple[Problem, int]] = {}
     for problems in per_curve:
-        for kind, text in problems:
-            first, count = kinds.get(kind, (text, 0))
-            kinds[kind] = (first, count + 1)
-    out = []
-    for kind, (text, count) in kinds.items():
-        out.append((kind, text if n == 1 else f"{text} ({count} of {n} repeats)"))
-    return out
+        for p in problems:
+            first, count = kinds.get(p.kind, (p, 0))
+            kinds[p.kind] = (first, count + 1)
+    return [
+        p if n == 1 else dataclasses.replace(p, note=f" ({count} of {n} repeats)")
+        for p, count in kinds.values()
+    ]
 
 
-def _scale_hint(curves: Sequence[Curve]) -> list[tuple[str, str]]:
-    """A ``("scale", sentence)`` problem when the losses start at :data:`LARGE_LOSS` or more (said only
-    beside another problem: it is advice on why, not a reason of its own)."""
+def _scale_hint(curves: Sequence[Curve]) -> list[Problem]:
+    """A ``"scale"`` problem when the losses start at :data:`LARGE_LOSS` or more (said only beside
+    another problem: it is advice on why, not a reason of its own)."""
     starts = [float(np.median(c.losses[:3])) for c in curves if c.losses.size]
     start = _log_median([v for v in starts if v > 0])
     if not start >= LARGE_LOSS:
         return []
     return [
-        (
+        Problem(
             "scale",
             f"the loss starts at {start:.3g}: a loss this large usually means unscaled regression targets "
             "(or a loss summed over the batch), which make the range test noisy; standardise the targets "
@@ -166,7 +221,12 @@ def _finite(value: float) -> float | None:
 
 
 class NoSuggestionError(ValueError):
-    """The range test found no usable signal, so there is no learning rate to suggest."""
+    """The range test found no usable signal, so there is no learning rate to suggest; ``result`` is
+    the :class:`FinderResult` (None when not given)."""
+
+    def __init__(self, message: str, result: FinderResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,13 +240,16 @@ class FinderResult:
     A repeat whose curve has fewer than two finite losses suggests NaN and is left out of both.
     ``trusted`` is False when a curve is flat or too noisy, rose from the first rungs, was still falling
     at ``end_lr``, or the repeats disagree by more than a decade; ``reason`` then says why, one sentence
-    per problem. An untrusted result has no ``suggestion`` (None): an LR read off a curve without
-    signal (the edge of a flat region) is not an answer; ``candidate`` is what the rule would have said
+    per problem (:attr:`findings` holds them, with their kinds and remedies). An untrusted result has no
+    ``suggestion`` (None): an LR read off a curve without signal (the edge of a flat region) is not an
+    answer; ``candidate`` is what the rule would have said
     and :meth:`require` raises :class:`NoSuggestionError` with the reason. ``escalation`` lists what the
     finder retried (see :func:`lrkit.finder.find_lr`'s ``budget``), ``steps`` the optimizer steps it
     spent in all and ``first_steps`` those of the first test (the budget bounds ``steps - first_steps``,
     the extra compute of the retries). ``group_ratios`` are the LRs of the optimizer's param groups
-    relative to the first group (the suggestion is for the first group).
+    relative to the first group (the suggestion is for the first group). ``settings`` is how the text's
+    advice names the finder's settings (:data:`PYTHON_SETTINGS`; a command line's flags through
+    :meth:`phrased_for`).
     """
 
     curves: tuple[Curve, ...]
@@ -195,12 +258,12 @@ class FinderResult:
     mode: str = "exp"
     smoothing: float = 0.9
     group_ratios: tuple[float, ...] = (1.0,)
-    problems: tuple[str, ...] = field(default=())
-    problem_kinds: tuple[str, ...] = field(default=())
+    findings: tuple[Problem, ...] = field(default=())
     escalation: tuple[str, ...] = field(default=())
     steps: int = 0
     budget: int | None = None
     first_steps: int | None = None
+    settings: Mapping[str, str] = field(default_factory=lambda: PYTHON_SETTINGS)
 
     @classmethod
     def from_curves(
@@ -219,7 +282,7 @@ class FinderResult:
         if rule not in _rules.RULES:
             raise ValueError(f"rule must be one of {sorted(_rules.RULES)}, got {rule!r}")
         per: dict[str, tuple[float, ...]] = {}
-        usable = []
+        usable: list[bool] = []
         problems = _merge_problems([_curve_problems(c, smoothing) for c in curves])
         for c in curves:
             try:
@@ -235,14 +298,16 @@ class FinderResult:
         if len(chosen) > 1:
             spread = math.log10(max(chosen) / min(chosen))
             if spread > MAX_SPREAD_DECADES:
-                problems.append(
-                    (
-                        "disagree",
-                        f"the repeats disagree: the {rule!r} suggestions span {spread:.2g} decades "
-                        f"({min(chosen):.3g} to {max(chosen):.3g}); use more batches per step or repeats",
-                    )
+                finding = (
+                    f"the repeats disagree: the {rule!r} suggestions span {spread:.2g} decades "
+                    f"({min(chosen):.3g} to {max(chosen):.3g})"
                 )
-        if problems and "broken" not in {kind for kind, _ in problems}:
+                remedies = (
+                    "average more batches per step ({batches_per_step})",
+                    "run more repeats ({repeats})",
+                )
+                problems.append(Problem("disagree", finding, remedies))
+        if problems and "broken" not in {p.kind for p in problems}:
             problems.extend(_scale_hint(curves))
         return cls(
             curves=tuple(curves),
@@ -251,10 +316,31 @@ class FinderResult:
             mode=mode,
             smoothing=smoothing,
             group_ratios=tuple(float(r) for r in group_ratios),
-            problems=tuple(text for _, text in problems),
-            problem_kinds=tuple(kind for kind, _ in problems),
+            findings=tuple(problems),
             steps=steps,
         )
+
+    def phrased_for(self, settings: Mapping[str, str]) -> FinderResult:
+        """This result with its advice naming the finder's settings as ``settings`` spells them (a
+        command line's flags, e.g. ``{"repeats": "--repeats N"}``); a remedy that needs a setting
+        missing from ``settings`` is left out (a command line without a validation-set flag does not
+        advise one)."""
+        unknown = set(settings) - set(PYTHON_SETTINGS)
+        if unknown:
+            raise ValueError(
+                f"settings: unknown setting(s) {sorted(unknown)}; expected some of {list(PYTHON_SETTINGS)}"
+            )
+        return dataclasses.replace(self, settings=dict(settings))
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """One sentence per reason not to trust the result, its advice phrased for :attr:`settings`."""
+        return tuple(p.text(self.settings) for p in self.findings)
+
+    @property
+    def problem_kinds(self) -> tuple[str, ...]:
+        """The kind of each problem (``"flat"``, ``"noisy"``, ...), in the order of :attr:`problems`."""
+        return tuple(p.kind for p in self.findings)
 
     # --- the first repeat's curve -------------------------------------------------------------
     @property
@@ -294,15 +380,31 @@ class FinderResult:
         """:attr:`suggestion`, or :class:`NoSuggestionError` saying why there is none and what to do."""
         value = self.suggestion
         if value is None:
-            if "broken" in self.problem_kinds:  # neither a grid nor a budget helps a loss that is NaN
-                raise NoSuggestionError(f"the range test found no usable learning rate: {self.reason}")
-            done = f" The finder already tried: {'; '.join(self.escalation)}." if self.escalation else ""
-            raise NoSuggestionError(
-                f"the range test found no usable learning rate: {self.reason}.{done} Train a few short runs "
-                "on an LR grid instead (lrkit tune, or lrkit lab with constant(lr=...) strategies, on your "
-                "task), or give the finder a larger budget"
-            )
+            raise NoSuggestionError(self.why_none, self)
         return value
+
+    @property
+    def why_none(self) -> str:
+        """Why there is no suggestion, what the finder tried and what to do next ("" when there is one):
+        the message of :class:`NoSuggestionError`, its advice phrased for :attr:`settings`."""
+        if self.suggestion is not None:
+            return ""
+        text = f"the range test found no usable learning rate: {self.reason or 'no usable curve'}"
+        if self.escalation:
+            text += f". The finder already tried: {'; '.join(self.escalation)}"
+        return text + (f". {self.next_step[0].upper()}{self.next_step[1:]}" if self.next_step else "")
+
+    @property
+    def next_step(self) -> str:
+        """What to do without a suggestion: an LR grid, or a larger budget ("" with a suggestion, and
+        for a loss that is not finite before any step, which neither helps)."""
+        if self.suggestion is not None or "broken" in self.problem_kinds:
+            return ""
+        grid = (
+            "train a few short runs on an LR grid instead (lrkit tune, or lrkit lab with constant(lr=...) "
+            "strategies, on your task)"
+        )
+        return grid + _advice(("give the finder a larger budget ({budget})",), self.settings, ", or ")
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -395,8 +497,9 @@ class FinderResult:
         if any(math.isfinite(v) for v in self.suggestions.values()):
             lines.append("  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items()))
         if self.suggestion is not None:
+            how = _advice(("{schedule}",), self.settings).replace("PEAK", f"{self.peak_lr:.3g}")
             lines.append(
-                f"  use {self.peak_lr:.3g} as the peak of warmup + cosine or WSD (.schedule('cosine'|'wsd'))"
+                f"  use {self.peak_lr:.3g} as the peak of warmup + cosine or WSD{f' ({how})' if how else ''}"
                 ", one-cycle's max_lr, or a constant LR (Schedule-Free)"
             )
         if self.escalation:

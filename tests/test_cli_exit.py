@@ -1,0 +1,225 @@
+"""The exit status of ``lrkit find`` and ``lrkit auto``, as a shell script or CI job sees it.
+
+Each status the ``--help`` epilog documents is produced by running the command (``lrkit.cli.main``, or a
+subprocess for the exit code a shell gets and for Ctrl-C) on a real task: a built-in one, or a task module
+written here the way a user writes one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+
+from lrkit import auto_cli
+from lrkit.cli import main
+from lrkit.finder import cli as finder_cli
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+#: a user's task module: ``frozen`` has no signal at any LR (its output ignores its weights), ``raises``
+#: is broken code, ``slow`` says it started and then waits (to be interrupted)
+TASKS = textwrap.dedent(
+    """
+    import sys, time
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+    from lrkit.tasks import TaskParts
+
+    def _parts(model):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(128, 8, generator=g)
+        y = (x[:, 0] > 0).long()
+        loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True, generator=g)
+        return TaskParts(model, loader, [(x, y)], torch.nn.functional.cross_entropy, epochs=2,
+                         optimizer="sgd")
+
+    class Frozen(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            return 0.0 * self.lin(x)  # the loss is log(2) whatever the weights
+
+    def frozen(seed):
+        torch.manual_seed(seed)
+        return _parts(Frozen())
+
+    def raises(seed):
+        raise RuntimeError("boom: my data folder is missing")
+
+    def slow(seed):
+        print("building", file=sys.stderr, flush=True)
+        time.sleep(120)
+    """
+)
+
+
+@pytest.fixture
+def tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The module's name (unique: Python caches modules), importable from the current directory."""
+    name = f"lrkit_exit_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(TASKS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+
+
+def documented(epilog: str) -> dict[int, str]:
+    """The exit statuses an epilog lists ("  3    no suggestion: ..."), with their first line."""
+    section = epilog.split("exit status:\n", 1)[1].split("\n\n", 1)[0]
+    return {int(m[1]): m[2] for m in re.finditer(r"^  (\d+) +(.+)$", section, re.M)}
+
+
+#: what each status means, in words the epilog must use
+MEANING = {0: "", 1: "raised", 2: "bad input", 3: "no suggestion", 130: "interrupted"}
+
+
+@pytest.mark.parametrize("epilog", [finder_cli.EPILOG, auto_cli.EPILOG], ids=["find", "auto"])
+def test_the_help_documents_every_status_the_command_returns(epilog: str) -> None:
+    """Each status has its meaning ("no suggestion" is neither 0 nor an error, 1 or 2); the tests below
+    run every one of them for ``find``, and 1, 2 and 3 for ``auto`` (whose 0 the auto tests run)."""
+    codes = documented(epilog)
+    assert set(codes) == set(MEANING) and finder_cli.EXIT_NO_SUGGESTION == 3, codes
+    for code, words in MEANING.items():
+        assert words in codes[code], (code, codes[code])
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_find_suggests_on_a_built_in_task_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(
+        ["find", "--task", "digits-mlp-adam", "--num-steps", "30", "--repeats", "2", "--out", "none"], capsys
+    )
+    assert (code, err) == (0, ""), err
+    assert out.startswith("suggested LR") and "trusted" in out
+    # the peak comes with a schedule a command-line user can build, not a Python method
+    peak = re.match(r"suggested LR (\S+)", out)[1]  # type: ignore[index]
+    assert f'lrkit show "warmup(steps=5%) >> cosine(lr={peak})" --total STEPS' in out
+    assert ".schedule(" not in out
+
+
+#: what a range test's advice names in Python and must not name on the command line
+PYTHON_WORDS = ("batches_per_step", "num_steps", "start_lr", "end_lr", "val_data", "validation set")
+
+
+def test_find_without_signal_exits_3_and_advises_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ramp that stops far below any useful LR (1e-7 to 1e-6) on digits: flat, no suggestion. A
+    script tells it from an error by the status; the advice names the flags that would help."""
+    js = tmp_path / "r.json"
+    code, out, err = run_main(
+        ["find", "--task", "digits-mlp-sgd", "--start-lr", "1e-7", "--end-lr", "1e-6", "--num-steps", "20",
+         "--repeats", "1", "--budget", "2", "--out", "none", "--json", str(js)],
+        capsys,
+    )  # fmt: skip
+    assert (code, err) == (3, ""), (out, err)
+    assert out.startswith("no suggested LR") and "NOT TRUSTED: flat" in out
+    verdict = next(line for line in out.splitlines() if "NOT TRUSTED" in line)
+    for flag in ("--batches-per-step N", "--num-steps N", "--start-lr", "--end-lr"):
+        assert flag in verdict, (flag, verdict)
+    assert not [w for w in PYTHON_WORDS if w in verdict], verdict
+    last = out.splitlines()[-1]
+    assert last.startswith("lrkit find: no learning rate suggested (exit status 3); train a few short runs")
+    assert last.endswith("or give the finder a larger budget (--budget)")
+    assert '"reason": "flat: ' in js.read_text() and "batches_per_step" not in js.read_text()
+
+
+def test_find_without_signal_exits_3_in_a_shell(tasks: str) -> None:
+    """The status a shell script sees, from a separate process: ``lrkit find ... || [ $? = 3 ]``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lrkit", "find", "--task", f"{tasks}:frozen", "--out", "none"],
+        capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 3, (proc.stdout, proc.stderr)
+    assert "NOT TRUSTED: flat" in proc.stdout and "check that the model learns" in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith("lrkit find: no learning rate suggested (exit status 3)")
+
+
+def test_find_exits_1_when_your_task_raises(tasks: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(["find", "--task", f"{tasks}:raises", "--out", "none"], capsys)
+    assert code == 1, (out, err)
+    assert f"lrkit find: error: --task '{tasks}:raises' raised RuntimeError: boom" in err
+    assert "Traceback of your code" in err and "no learning rate suggested" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--task", "digits-mlp-sgd", "--repeats", "0"], "--repeats must be an int >= 1, got 0"),
+        (["--task", "digits-mlp-sgd", "--out", "lr.find"], r"--out: expected a \.png"),
+        (["--task", "no-such-task"], "--task must be a built-in task"),
+    ],
+)
+def test_find_exits_2_on_bad_input(argv: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(["find", *argv], capsys)
+    assert (code, out) == (2, "")
+    assert re.search("lrkit find: error: " + words, err), err
+
+
+def test_a_flag_argparse_refuses_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("find", "auto"):
+        with pytest.raises(SystemExit) as info:
+            main([command, "--task", "digits-mlp-sgd", "--seed", "one"])
+        assert info.value.code == 2
+        assert "--seed: invalid int value: 'one'" in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130(tasks: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lrkit", "find", "--task", f"{tasks}:slow", "--out", "none"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline() == "building\n"  # inside the command, in the task's code
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().endswith("lrkit find: interrupted")
+
+
+def test_auto_without_signal_exits_3_and_trains_nothing(
+    tasks: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lrkit auto`` gives "no suggestion" the same status as ``lrkit find``; its advice names only
+    its own flags (it has no --batches-per-step or --repeats)."""
+    js = tmp_path / "auto.json"
+    code, out, err = run_main(["auto", "--task", f"{tasks}:frozen", "--json", str(js)], capsys)
+    assert (code, err) == (3, ""), (out, err)
+    why, last = out.splitlines()[-2:]
+    assert why.startswith("lrkit auto: the range test found no usable learning rate: flat: ")
+    assert why.endswith("or give the finder a larger budget (--budget)")
+    assert "check that the model learns" in why and "--batches-per-step" not in why
+    assert not [w for w in PYTHON_WORDS if w in why], why
+    assert last == "lrkit auto: nothing trained (exit status 3)"
+    assert not js.exists()
+
+
+def test_auto_exits_1_when_your_task_raises_and_2_on_bad_input(
+    tasks: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_main(["auto", "--task", f"{tasks}:raises"], capsys)
+    assert code == 1 and "lrkit auto: error: --task" in err and "boom" in err, err
+    code, out, err = run_main(["auto", "--task", "digits-mlp-sgd", "--budget", "1.5"], capsys)
+    assert (code, out) == (2, "") and "lrkit auto: error: --budget must be a fraction" in err, err
