@@ -110,10 +110,16 @@ def test_find_suggests_on_a_built_in_task_and_exits_0(capsys: pytest.CaptureFixt
     )
     assert (code, err) == (0, ""), err
     assert out.startswith("suggested LR") and "trusted" in out
-    # the peak comes with a schedule a command-line user can build, not a Python method
+    # the peak comes with a schedule a command-line user can build over the task's planned steps (10
+    # epochs of 45 batches), not a Python method
+    from lrkit.tasks import get_task
+
+    task = get_task("digits-mlp-adam")
     peak = re.match(r"suggested LR (\S+)", out)[1]  # type: ignore[index]
-    assert f'lrkit show "warmup(steps=5%) >> cosine(lr={peak})" --total STEPS' in out
+    total = task.epochs * task.steps_per_epoch
+    assert f'lrkit show "warmup(steps=5%) >> cosine(lr={peak})" --total {total}' in out
     assert ".schedule(" not in out
+    assert f"a retry could have added {total // 10} (--budget), none was needed" in out
 
 
 #: what a range test's advice names in Python and must not name on the command line

@@ -53,7 +53,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
 EXIT_NO_SUGGESTION = 3
 
 #: how ``lrkit find`` sets what the finder's advice names (:meth:`FinderResult.phrased_for`); there is
-#: no flag for a validation set, so the advice leaves it out
+#: no flag for a validation set, so the advice leaves it out. STEPS becomes the planned training steps
+#: when they are known (PEAK is the suggestion)
 FLAGS = {
     "start_lr": "--start-lr",
     "end_lr": "--end-lr",
@@ -345,7 +346,8 @@ def run(args: argparse.Namespace) -> int:
             title = f"LR range test on {task.name} ({task.optimizer})"
             probe = task.build(args.seed)
             epochs = probe.epochs if args.epochs is None else args.epochs
-            result = task.find_lr(**options, **_budget(args, epochs * probe.steps_per_epoch))
+            planned: int | None = epochs * probe.steps_per_epoch
+            result = task.find_lr(**options, **_budget(args, planned))
     else:
         from lrkit.finder import find_lr
 
@@ -357,7 +359,10 @@ def run(args: argparse.Namespace) -> int:
         title = f"LR range test on {args.model} ({args.optimizer})"
         planned = None if args.epochs is None or not hasattr(loader, "__len__") else args.epochs * len(loader)
         result = find_lr(model, opt, loader, loss_fn, **options, **_budget(args, planned))
-    result = result.phrased_for(FLAGS)  # its advice names this command's flags
+    # its advice names this command's flags, and the schedule the planned steps (optimizer steps: one per
+    # batch unless gradients are accumulated)
+    total = "STEPS" if planned is None or args.accumulation_steps > 1 else str(planned)
+    result = result.phrased_for(FLAGS | {"schedule": FLAGS["schedule"].replace("STEPS", total)})
     print(result)
     if plot:
         result.plot(args.out, title=title)

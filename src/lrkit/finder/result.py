@@ -513,9 +513,11 @@ class FinderResult:
             else:  # the budget allowed no retry: say so rather than "escalated ... 0 extra"
                 spent = f"{first} optimizer steps in the first test; budget {self.budget}"
                 lines.append(f"  not escalated ({spent}): " + "; ".join(self.escalation))
-        elif self.budget is not None:
+        elif self.budget is not None:  # the first test was trusted: the budget was not touched
+            flag = _advice(("{budget}",), self.settings, " (") + (")" if "budget" in self.settings else "")
             lines.append(
                 f"  {self.steps} optimizer steps in the first test; a retry could have added {self.budget}"
+                f"{flag}, none was needed"
             )
         if self.trusted:
             lines.append("  trusted")
