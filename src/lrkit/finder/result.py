@@ -404,7 +404,8 @@ class FinderResult:
             "train a few short runs on an LR grid instead (lrkit tune, or lrkit lab with constant(lr=...) "
             "strategies, on your task)"
         )
-        return grid + _advice(("give the finder a larger budget ({budget})",), self.settings, ", or ")
+        more = "a larger budget" if self.budget else "a budget"  # none: no retry was allowed
+        return grid + _advice((f"give the finder {more} ({{budget}})",), self.settings, ", or ")
 
     @property
     def interval(self) -> tuple[float, float]:
