@@ -36,17 +36,33 @@ bit, a run that trained to the snapshot and continued with the cut LR (draw the 
 generator, or index it by step, so that it does not depend on the torch RNG between steps). A loop
 that does not replay simply goes on with the next batch from the restored model.
 
-Costs: ``float(loss)`` is one host sync per step; a snapshot copies the model and optimizer state on
-their device (about 2-3x the parameter memory for Adam) and reads every parameter once to check that it
-is finite. In data-parallel training, check a loss that is the same on every rank (all-reduced), so that
-every rank rolls back together. A rollback loads the optimizer's state (``Optimizer.load_state_dict``),
-which puts new tensors in it: re-capture a CUDA graph after one.
+Data-parallel training (DDP): under an initialized ``torch.distributed`` process group (of more than
+one rank) the guard makes one decision for every rank. Each :meth:`~DivergenceGuard.check` all-reduces
+(a sum, in float64) the rank's loss and, when a snapshot is due, a flag for NaN/inf in its parameters,
+within the one host sync it pays anyway: the guard sees the mean loss over the ranks, so a NaN on one
+rank (a poisoned batch) rolls every rank back to the same snapshot and the replicas stay one model.
+Pass the local loss (an all-reduced one works too: its mean is itself). ``sync=False`` lets each rank
+decide alone (ranks that train separate models); a ``DistributedDataParallel`` model's own process
+group is used, or the ``sync`` one given. Without an initialized group, nothing is communicated.
+
+Mixed precision: pass the unscaled loss. With a ``torch.amp.GradScaler`` given as ``scaler``, a
+snapshot keeps its state (scale and growth tracker) and a rollback restores it and ends the scaler's
+iteration, so that an ``unscale_`` already done for the step rolled back (gradient clipping) does not
+make the next one fail; a step the scaler skips for inf gradients has a finite loss and is a good step.
+
+Costs: ``float(loss)`` is one host sync per step; a snapshot copies the model and optimizer state
+(about 3x the parameter memory for Adam, per snapshot: ``keep`` of them) and reads every parameter once
+to check that it is finite. ``snapshot_device="cpu"`` keeps the snapshots in host memory (a rollback
+copies them back onto the devices the state was on); :attr:`~DivergenceGuard.snapshot_bytes` says what
+they hold where. A rollback loads the optimizer's state (``Optimizer.load_state_dict``), which puts new
+tensors in it: re-capture a CUDA graph after one.
 
 ``torch`` is imported only when a guard is built, so ``import lrkit.control`` does not import it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import numbers
@@ -96,14 +112,64 @@ class DivergenceError(RuntimeError):
 
 
 @dataclass
+class _Held:
+    """A copy of one optimizer-state tensor (on the snapshot device) and the device it came from."""
+
+    tensor: torch.Tensor
+    device: torch.device
+
+
+@dataclass
 class _Snapshot:
     step: int
     model: dict[str, Any]
-    optimizer: dict[str, Any]
+    optimizer: dict[str, Any]  # its "state" tensors are _Held
     scheduler: dict[str, Any] | None
     rng: Any  # (cpu state, [cuda states]) or None
     history: deque[float]
     layout: tuple[int, ...]  # the parameter count of each optimizer group (see DivergenceGuard._layout)
+    scaler: dict[str, Any] | None  # the GradScaler's state_dict ({} when it is disabled)
+
+
+def _hold(obj: Any, device: torch.device | None) -> Any:
+    """``obj`` with each tensor copied onto ``device`` (None: its own) as a :class:`_Held`."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        return _Held(t.clone() if device is None else t.to(device, copy=True), t.device)
+    if isinstance(obj, dict):
+        return {k: _hold(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_hold(v, device) for v in obj)
+    return copy.deepcopy(obj)
+
+
+def _unhold(obj: Any) -> Any:
+    """New tensors, on the devices they came from, for the :class:`_Held` in ``obj``."""
+    if isinstance(obj, _Held):
+        return obj.tensor.to(obj.device, copy=True)
+    if isinstance(obj, dict):
+        return {k: _unhold(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_unhold(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+def _tensor_bytes(obj: Any, out: dict[str, int]) -> None:
+    """Add the bytes of the tensors in ``obj`` to ``out``, by device."""
+    import torch
+
+    if isinstance(obj, _Held):
+        obj = obj.tensor
+    if isinstance(obj, torch.Tensor):
+        out[str(obj.device)] = out.get(str(obj.device), 0) + obj.numel() * obj.element_size()
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _tensor_bytes(v, out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _tensor_bytes(v, out)
 
 
 def _int(name: str, v: object, low: int, high: int = sys.maxsize) -> int:
@@ -167,6 +233,15 @@ class DivergenceGuard:
             and has made ``snapshot_every`` good steps since the rollback.
         keep: how many snapshots are kept; a failed recovery drops the newest and goes one further back.
         restore_rng: restore the torch RNG state (CPU and CUDA) with the snapshot.
+        sync: under an initialized ``torch.distributed`` group, make one decision for all ranks
+            (True: the ``DistributedDataParallel`` model's group, else the default one; or the
+            ``ProcessGroup`` given): the loss checked is ``sum(rank losses) / world_size`` and the
+            parameters are broken when they are on any rank. False: each rank decides on its own loss
+            (ranks that train separate models). Nothing is communicated without an initialized group.
+        scaler: the ``torch.amp.GradScaler`` of the loop, or None: its state is snapshotted and
+            restored with the model's, and a rollback ends its iteration.
+        snapshot_device: where the snapshots' model and optimizer state are kept (``"cpu"``: host
+            memory, for a GPU near its limit); None keeps each tensor on its own device.
 
     >>> import torch
     >>> model = torch.nn.Linear(1, 1)
@@ -193,6 +268,9 @@ class DivergenceGuard:
         max_recoveries: int = 3,
         keep: int = 2,
         restore_rng: bool = True,
+        sync: bool | torch.distributed.ProcessGroup = True,
+        scaler: torch.amp.GradScaler | None = None,
+        snapshot_device: str | torch.device | None = None,
     ) -> None:
         import torch
 
@@ -225,6 +303,23 @@ class DivergenceGuard:
                 )
         if not isinstance(restore_rng, bool):
             raise TypeError(f"DivergenceGuard: restore_rng must be True or False, got {restore_rng!r}")
+        if not isinstance(sync, bool) and not (
+            torch.distributed.is_available() and isinstance(sync, torch.distributed.ProcessGroup)
+        ):
+            raise TypeError(
+                "DivergenceGuard: sync must be True (one decision for all ranks under torch.distributed), "
+                f"False (each rank decides alone) or a torch.distributed.ProcessGroup, got "
+                f"{type(sync).__name__} {sync!r}"
+            )
+        if scaler is not None:
+            missing = [a for a in ("state_dict", "load_state_dict", "update") if not hasattr(scaler, a)]
+            if missing:
+                raise TypeError(
+                    f"DivergenceGuard: scaler must be a torch.amp.GradScaler (with state_dict, "
+                    f"load_state_dict and update) or None, got {type(scaler).__name__} without "
+                    f"{', '.join(missing)}"
+                )
+        self.snapshot_device = None if snapshot_device is None else _device(snapshot_device)
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -236,6 +331,8 @@ class DivergenceGuard:
         self.max_recoveries = _int("max_recoveries", max_recoveries, 0)
         self.keep = _int("keep", keep, 1)
         self.restore_rng = restore_rng
+        self.sync = sync
+        self.scaler = scaler
         self._history: deque[float] = deque(maxlen=self.window)
         self._high = 0  # steps in a row above threshold * reference
         self._snapshots: deque[_Snapshot] = deque(maxlen=self.keep)  # oldest first
@@ -266,6 +363,14 @@ class DivergenceGuard:
         return self._multiplier
 
     @property
+    def snapshot_bytes(self) -> dict[str, int]:
+        """The bytes of the tensors the kept snapshots hold, by device (``{"cuda:0": ..., "cpu": ...}``)."""
+        out: dict[str, int] = {}
+        for snap in self._snapshots:
+            _tensor_bytes([snap.model, snap.optimizer, snap.scheduler, snap.rng], out)
+        return out
+
+    @property
     def reference(self) -> float:
         """The median of the recent good losses (nan before the first): what a jump is measured against."""
         return statistics.median(self._history) if self._history else math.nan
@@ -281,16 +386,23 @@ class DivergenceGuard:
         if isinstance(step, bool) or not isinstance(step, numbers.Integral):
             raise TypeError(f"DivergenceGuard.check: step must be an int, got {type(step).__name__} {step!r}")
         step = int(step)
+        self._drop_stale()
+        group = self._group()
         try:
             if isinstance(loss, (str, bytes, bool)):  # float("1.0") and float(True) would pass
                 raise TypeError(type(loss).__name__)
-            value = float(loss.detach() if hasattr(loss, "detach") else loss)
+            x = loss.detach() if hasattr(loss, "detach") else loss
+            if group is None:
+                value, broken = float(x), None  # the params are checked below, if need be
+            else:
+                mine = _float64(x)  # on the loss's device: no host sync yet
         except (TypeError, ValueError, RuntimeError) as exc:
             raise TypeError(
                 f"DivergenceGuard.check: loss must be a number or a one-element tensor, got "
                 f"{type(loss).__name__} {loss!r}"
             ) from exc
-        self._drop_stale()
+        if group is not None:
+            value, broken = self._reduce(mine, group)
         reason = "nan" if math.isnan(value) else "inf" if math.isinf(value) else ""
         ref = self.reference
         if not reason and self.threshold is not None and ref > 0.0 and value > self.threshold * ref:
@@ -299,7 +411,12 @@ class DivergenceGuard:
                 reason = "jump"
         else:
             self._high = 0
-        if not reason and not self._high and self._snapshot_due() and not self._model_is_finite():
+        if (
+            not reason
+            and not self._high
+            and self._snapshot_due()
+            and (broken if broken is not None else not self._model_is_finite())
+        ):
             reason = "params"  # a snapshot is due, of a model that is already broken
         if reason:
             self._recover(step, value, reason)
@@ -314,15 +431,56 @@ class DivergenceGuard:
         """Whether the next good step is snapshotted."""
         return not self._snapshots or self._since_snapshot + 1 >= self.snapshot_every
 
-    def _model_is_finite(self) -> bool:
-        """Whether every floating-point parameter and buffer is finite (one host sync per device)."""
+    def _finite_flags(self) -> list[torch.Tensor]:
+        """One flag per device: whether its floating-point parameters and buffers are all finite."""
         import torch
 
         flags: dict[Any, list[torch.Tensor]] = {}
         for t in self.model.state_dict().values():
             if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()):
                 flags.setdefault(t.device, []).append(torch.isfinite(t).all())
-        return all(bool(torch.stack(fs).all()) for fs in flags.values())
+        return [torch.stack(fs).all() for fs in flags.values()]
+
+    def _model_is_finite(self) -> bool:
+        """Whether every floating-point parameter and buffer is finite (one host sync per device)."""
+        return all(bool(f) for f in self._finite_flags())
+
+    def _group(self) -> Any:
+        """The process group the decision is shared over, or None (no sync, no group, one rank)."""
+        if self.sync is False:
+            return None
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return None
+        group = self.sync if not isinstance(self.sync, bool) else getattr(self.model, "process_group", None)
+        if not isinstance(group, dist.ProcessGroup):  # not a DistributedDataParallel model
+            group = dist.group.WORLD
+        return group if dist.get_world_size(group) > 1 else None
+
+    def _reduce(self, t: torch.Tensor, group: Any) -> tuple[float, bool]:
+        """The mean over the ranks of the loss ``t`` and whether any rank's model is broken (when a
+        snapshot is due; else False): one all-reduce of two float64 numbers, one host sync."""
+        import torch
+        import torch.distributed as dist
+
+        backend = str(dist.get_backend(group))
+        if backend in ("gloo", "mpi"):
+            device = torch.device("cpu")
+        elif t.device.type != "cpu":
+            device = t.device
+        elif "nccl" in backend:
+            device = torch.device("cuda", torch.cuda.current_device())
+        else:
+            device = t.device
+        bad = torch.zeros((), dtype=torch.float64, device=device)
+        if self._snapshot_due():  # the params are checked before the snapshot, on every rank alike
+            for f in self._finite_flags():
+                bad += (~f).to(device, torch.float64)
+        both = torch.stack([t.to(device), bad])
+        dist.all_reduce(both, op=dist.ReduceOp.SUM, group=group)
+        total, broken = both.tolist()
+        return total / dist.get_world_size(group), broken > 0
 
     def _good(self, step: int, value: float) -> None:
         self._since_snapshot += 1
@@ -336,15 +494,23 @@ class DivergenceGuard:
 
     # -- snapshots ------------------------------------------------------------------------------------
     def _take(self, step: int) -> None:
+        dev = self.snapshot_device
         self._snapshots.append(
             _Snapshot(
                 step=step,
-                model={k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                optimizer=copy.deepcopy(self.optimizer.state_dict()),
+                model={
+                    k: v.detach().clone() if dev is None else v.detach().to(dev, copy=True)
+                    for k, v in self.model.state_dict().items()
+                },
+                optimizer={
+                    k: _hold(v, dev) if k == "state" else copy.deepcopy(v)
+                    for k, v in self.optimizer.state_dict().items()
+                },
                 scheduler=None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()),
                 rng=self._rng_at_start,
                 history=deque(self._history, maxlen=self.window),
                 layout=self._layout(),
+                scaler=None if self.scaler is None else dict(self.scaler.state_dict()),
             )
         )
         self._since_snapshot = 0
@@ -373,13 +539,20 @@ class DivergenceGuard:
     def _restore(self, snap: _Snapshot) -> None:
         import torch
 
-        self.model.load_state_dict(snap.model)
-        # a copy: Optimizer.load_state_dict keeps same-device state tensors as they are (`.to` is a
-        # no-op), so the next optimizer.step() would otherwise write into the snapshot
-        self.optimizer.load_state_dict(copy.deepcopy(snap.optimizer))
+        self.model.load_state_dict(snap.model)  # copies into the parameters, on their devices
+        # new tensors, on the devices the state was on: Optimizer.load_state_dict keeps same-device
+        # state tensors as they are (`.to` is a no-op), so the next optimizer.step() would otherwise
+        # write into the snapshot
+        self.optimizer.load_state_dict(_unhold(snap.optimizer))
         self.model.zero_grad(set_to_none=True)
         if self.scheduler is not None and snap.scheduler is not None:
             self.scheduler.load_state_dict(copy.deepcopy(snap.scheduler))
+        if self.scaler is not None and snap.scaler:
+            self.scaler.load_state_dict(snap.scaler)
+            # end the iteration: forget an unscale_ done for the step rolled back (an AssertionError:
+            # the scaler has scaled nothing yet, there is no iteration to end)
+            with contextlib.suppress(AssertionError):
+                self.scaler.update(float(snap.scaler["scale"]))
         if snap.rng is not None:
             cpu, cuda = snap.rng
             torch.set_rng_state(cpu)
@@ -493,6 +666,39 @@ class DivergenceGuard:
                 g["lr"].fill_(lr)
             else:
                 g["lr"] = lr
+
+
+def _float64(x: Any) -> torch.Tensor:
+    """A one-element tensor or a number as a 0-d float64 tensor (on the tensor's device)."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        if x.numel() != 1:
+            raise TypeError(f"a tensor of {x.numel()} elements")
+        return x.reshape(()).to(torch.float64)
+    return torch.tensor(float(x), dtype=torch.float64)
+
+
+def _device(v: object) -> torch.device:
+    """``snapshot_device``: a device that tensors can be put on (not ``meta``)."""
+    import torch
+
+    if not isinstance(v, (str, torch.device)):
+        raise TypeError(
+            f"DivergenceGuard: snapshot_device must be None, a device name such as 'cpu' or a "
+            f"torch.device, got {type(v).__name__} {v!r}"
+        )
+    try:
+        dev = torch.device(v)
+        if dev.type == "meta":
+            raise RuntimeError("a meta tensor holds no data")
+        torch.empty(1, device=dev)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"DivergenceGuard: snapshot_device must be a device that can hold the snapshots (None, "
+            f"'cpu', 'cuda', 'cuda:1'...), got {v!r}: {exc}"
+        ) from exc
+    return dev
 
 
 def _fmt(lrs: tuple[float, ...]) -> str:

@@ -1,0 +1,298 @@
+"""The divergence guard under DDP: two gloo processes on the CPU, each passing its own (local) loss.
+
+A poisoned batch on one rank only (a NaN loss, a loss that stays far above the others, NaN in one
+replica's parameters behind a finite loss) must make every rank take the same decision: roll back to the
+same snapshot together, and the replicas stay one model. Before, rank 1 rolled back alone while rank 0
+applied the update (with the NaN gradients DDP had averaged in), and the run ended with a
+DivergenceError on one rank and the other one left waiting in a collective.
+
+The reference for the NaN case is a plain DDP loop without the guard that uses the LR the events say
+(``lr0`` up to the snapshot step, ``lr0 * factor`` from it on) on the same batches: the guarded run must
+match it bit for bit on both ranks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+from typing import Any
+
+import pytest
+
+from .ddp import WORLD, join, spawn, torch_with_gloo
+
+torch, dist = torch_with_gloo()
+
+N = 30  # steps
+ITERS = 40  # loop iterations: every rank runs as many (and as many collectives), whatever it decides
+LR = 0.05
+FACTOR = 0.5
+
+
+def _worker(rank: int, store: str, out: str) -> None:
+    join(rank, store)
+    try:
+        results: dict[str, Any] = {
+            "nan": _guarded(rank, "nan"),
+            "jump": _guarded(rank, "jump"),
+            "params": _guarded(rank, "params"),
+            "reference": _reference(rank, snapshot_step=10),
+            "separate": _separate(rank),
+            "plain_model": _separate(rank, sync=True),
+            "auto": _auto(rank),
+        }
+        torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _model() -> Any:
+    """An embedding (rows 0-4 used, 5-9 never) and an MLP, as a DDP model; SGD with momentum."""
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    model = DistributedDataParallel(net)
+    return model, torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+
+
+def _batch(rank: int, step: int) -> tuple[Any, Any]:
+    """Rank ``rank``'s batch of ``step`` (its own generator: independent of the torch RNG)."""
+    g = torch.Generator().manual_seed(1000 * rank + step)
+    return torch.randint(0, 5, (16, 2), generator=g), torch.randn(16, 1, generator=g)
+
+
+def _params(model: Any) -> list[Any]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _guarded(rank: int, poison: str) -> dict[str, Any]:
+    """Train to step N with the guard; rank 1 alone is poisoned at step 12 until the first event."""
+    import torch.nn.functional as F
+
+    from lrkit.control import DivergenceError, DivergenceGuard
+
+    model, opt = _model()
+    guard = DivergenceGuard(model, opt, factor=FACTOR, snapshot_every=5)
+    step, local, error = 0, {}, None
+    for _ in range(ITERS):
+        if step >= N:  # done: the same number of (skipped) iterations on every rank
+            continue
+        x, y = _batch(rank, step)
+        bad = rank == 1 and not guard.events and step >= 12
+        if bad and poison == "jump":
+            y = y + 30.0  # a batch far off: its loss stays ~1000x the others'
+        loss = F.mse_loss(model(x), y)
+        if bad and poison == "nan" and step == 12:
+            loss = loss * float("nan")
+        loss.backward()
+        if bad and poison == "params" and step == 12:
+            with torch.no_grad():  # one replica broken, behind a finite loss (a row no batch uses)
+                model.module[0].weight[7] = float("nan")
+        if not guard.events:  # each rank's own loss, up to the first event
+            local[step] = float(loss.detach())
+        try:
+            ok = guard.check(loss, step)
+        except DivergenceError as exc:
+            error = str(exc)
+            break
+        if ok:
+            opt.step()
+            step += 1
+        else:
+            assert guard.resume_step is not None
+            step = guard.resume_step
+        opt.zero_grad()
+    return {
+        "events": guard.events, "step": step, "params": _params(model), "error": error, "local": local,
+        "finite": all(bool(torch.isfinite(p).all()) for p in model.parameters()),
+    }  # fmt: skip
+
+
+def _reference(rank: int, snapshot_step: int) -> list[Any]:
+    """No guard, no poison: LR ``LR`` up to ``snapshot_step``, ``LR * FACTOR`` from it on."""
+    import torch.nn.functional as F
+
+    model, opt = _model()
+    for step in range(N):
+        opt.param_groups[0]["lr"] = LR if step < snapshot_step else LR * FACTOR
+        x, y = _batch(rank, step)
+        F.mse_loss(model(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+    return _params(model)
+
+
+def _separate(rank: int, sync: bool = False) -> dict[str, Any]:
+    """Each rank trains its own model (no DDP) under the process group; rank 1's loss is NaN at step 12.
+    Counts the all-reduces the guard makes."""
+    import torch.nn.functional as F
+
+    from lrkit.control import DivergenceGuard
+
+    torch.manual_seed(rank)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    guard = DivergenceGuard(model, opt, snapshot_every=5, sync=sync)
+    calls = [0]
+    real = dist.all_reduce
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    dist.all_reduce = counting
+    try:
+        losses = []
+        for step in range(20):
+            loss = F.mse_loss(model(torch.ones(8, 4)), torch.zeros(8, 1))
+            if rank == 1 and step == 12:
+                loss = loss * float("nan")
+            loss.backward()
+            losses.append(float(loss.detach()))
+            if guard.check(loss, step):
+                opt.step()
+            opt.zero_grad()
+    finally:
+        dist.all_reduce = real
+    return {"events": guard.events, "calls": calls[0], "losses": losses}
+
+
+def _auto(rank: int) -> dict[str, Any]:
+    """``lrkit.auto`` on a DDP model, then its training loop with the guard it attached; rank 1's
+    loss is NaN once, 40 steps in."""
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    import lrkit
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 8, generator=g)
+    y = (x[:, :4].sum(dim=1) > 0).long()
+    ds = TensorDataset(x, y)
+    sampler = DistributedSampler(ds, num_replicas=WORLD, rank=rank, shuffle=True, seed=0)
+    loader = DataLoader(ds, batch_size=16, sampler=sampler)
+    torch.manual_seed(0)
+    model = DistributedDataParallel(nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2)))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with contextlib.redirect_stdout(io.StringIO()):
+        run = lrkit.auto(model, opt, loader, F.cross_entropy, epochs=20)
+    assert run.guard is not None
+    batches = [b for _ in range(20) for b in loader]
+    step, poisoned = 0, False
+    for _ in range(run.remaining_steps + 20):
+        if step >= run.remaining_steps:
+            continue
+        xb, yb = batches[step]
+        loss = F.cross_entropy(model(xb), yb)
+        if rank == 1 and step == 40 and not poisoned:
+            loss, poisoned = loss * float("nan"), True
+        loss.backward()
+        if run.guard.check(loss, step):
+            opt.step()
+            run.scheduler.step()
+            step += 1
+        else:
+            step = run.guard.resume_step or 0
+        opt.zero_grad()
+    return {"events": run.guard.events, "step": step, "params": _params(model)}
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return spawn(_worker, tmp_path_factory)
+
+
+def _same(a: list[Any], b: list[Any]) -> bool:
+    """The same events (a NaN loss equals a NaN loss)."""
+    return [repr(e) for e in a] == [repr(e) for e in b]
+
+
+def _one_model(a: list[Any], b: list[Any]) -> None:
+    for p, q in zip(a, b, strict=True):
+        assert torch.equal(p, q)
+
+
+def test_a_nan_on_one_rank_rolls_every_rank_back_to_a_legitimate_run(ranks: list[dict[str, Any]]) -> None:
+    r0, r1 = (r["nan"] for r in ranks)
+    assert r0["error"] is None and r1["error"] is None
+    assert _same(r0["events"], r1["events"])  # one decision
+    (e,) = r0["events"]
+    assert (e.step, e.reason, e.snapshot_step, e.lr_after) == (12, "nan", 10, (LR * FACTOR,))
+    assert math.isnan(e.loss)
+    assert r0["step"] == r1["step"] == N and r0["finite"] and r1["finite"]
+    _one_model(r0["params"], r1["params"])  # the replicas are one model
+    # ... and that model is the one a run without the poison gets with the cut LR from step 10 on
+    _one_model(r0["params"], ranks[0]["reference"])
+    _one_model(r1["params"], ranks[1]["reference"])
+
+
+def test_a_loss_that_stays_high_on_one_rank_is_one_jump_for_all(ranks: list[dict[str, Any]]) -> None:
+    r0, r1 = (r["jump"] for r in ranks)
+    assert r0["error"] is None and r1["error"] is None
+    assert _same(r0["events"], r1["events"])
+    (e,) = r0["events"]  # high from step 12 on: the 5th high step in a row, back to the snapshot before
+    assert (e.reason, e.step, e.snapshot_step) == ("jump", 16, 10)
+    # the loss the guard judged is the mean of the ranks' own losses (rank 1's is ~1000x rank 0's)
+    assert e.loss == pytest.approx((r0["local"][e.step] + r1["local"][e.step]) / 2, rel=1e-12)
+    assert r1["local"][12] > 100 * r0["local"][12]  # the poisoned batch: rank 1 alone
+    assert r0["step"] == r1["step"] == N
+    _one_model(r0["params"], r1["params"])
+
+
+def test_nan_in_one_replica_behind_a_finite_loss_rolls_every_rank_back(ranks: list[dict[str, Any]]) -> None:
+    r0, r1 = (r["params"] for r in ranks)
+    assert _same(r0["events"], r1["events"])
+    (e,) = r0["events"]
+    assert (e.reason, e.step, e.snapshot_step) == ("params", 15, 10) and math.isfinite(e.loss)
+    assert r0["finite"] and r1["finite"] and r0["step"] == r1["step"] == N
+    _one_model(r0["params"], r1["params"])
+
+
+def test_sync_false_lets_each_rank_decide_alone_without_a_collective(ranks: list[dict[str, Any]]) -> None:
+    r0, r1 = (r["separate"] for r in ranks)
+    assert r0["calls"] == r1["calls"] == 0
+    assert r0["events"] == [] and [(e.step, e.reason) for e in r1["events"]] == [(12, "nan")]
+
+
+def test_a_plain_model_under_the_group_shares_one_decision_over_the_default_group(
+    ranks: list[dict[str, Any]],
+) -> None:
+    r0, r1 = (r["plain_model"] for r in ranks)
+    assert r0["calls"] == r1["calls"] == 20  # one all-reduce per check
+    assert _same(r0["events"], r1["events"]) and [(e.step, e.reason) for e in r0["events"]] == [(12, "nan")]
+
+
+def test_auto_under_ddp_keeps_the_replicas_one_model_through_a_rollback(ranks: list[dict[str, Any]]) -> None:
+    a0, a1 = (r["auto"] for r in ranks)
+    assert _same(a0["events"], a1["events"]) and [(e.step, e.reason) for e in a0["events"]] == [(40, "nan")]
+    assert a0["step"] == a1["step"]
+    _one_model(a0["params"], a1["params"])
+
+
+def test_without_a_process_group_nothing_is_communicated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrkit.control import DivergenceGuard
+
+    assert not dist.is_initialized()
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("all_reduce without a process group")
+
+    monkeypatch.setattr(dist, "all_reduce", refuse)
+    model = torch.nn.Linear(2, 1)
+    guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1), snapshot_every=2)
+    assert [guard.check(v, s) for s, v in enumerate([1.0, 0.9, float("nan")])] == [True, True, False]
+
+
+def test_sync_must_be_a_bool_or_a_process_group() -> None:
+    from lrkit.control import DivergenceGuard
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"sync must be True .* got str 'yes'"):
+        DivergenceGuard(model, opt, sync="yes")  # type: ignore[arg-type]
