@@ -29,7 +29,8 @@ from lrkit.finder import cli as finder_cli
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: a user's task module: ``frozen`` has no signal at any LR (its output ignores its weights), ``raises``
-#: is broken code, ``slow`` says it started and then waits (to be interrupted)
+#: is broken code, ``slow`` says it started and then waits (to be interrupted); ``picky`` and ``loader``
+#: are --model and --data factories, the model's forward broken
 TASKS = textwrap.dedent(
     """
     import sys, time
@@ -59,6 +60,20 @@ TASKS = textwrap.dedent(
 
     def raises(seed):
         raise RuntimeError("boom: my data folder is missing")
+
+    class Picky(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            raise ValueError("my forward wants a dict batch")
+
+    def picky():
+        return Picky()
+
+    def loader():
+        return _parts(Frozen()).train_loader
 
     def slow(seed):
         print("building", file=sys.stderr, flush=True)
@@ -165,6 +180,22 @@ def test_find_exits_1_when_your_task_raises(tasks: str, capsys: pytest.CaptureFi
     assert code == 1, (out, err)
     assert f"lrkit find: error: --task '{tasks}:raises' raised RuntimeError: boom" in err
     assert "Traceback of your code" in err and "no learning rate suggested" not in out
+
+
+def test_find_exits_1_when_your_model_raises_in_the_test(
+    tasks: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ValueError from your model's forward is your code's error (1, with your traceback), not bad
+    input (2, which tells a script its flags are wrong): it was "lrkit find: error: my forward ..."."""
+    code, out, err = run_main(
+        ["find", "--model", f"{tasks}:picky", "--data", f"{tasks}:loader", "--out", "none"], capsys
+    )
+    assert code == 1, (out, err)
+    assert err.startswith(
+        f"lrkit find: error: --model '{tasks}:picky' with --data '{tasks}:loader' raised ValueError: my "
+        "forward wants a dict batch"
+    ), err
+    assert "Traceback of your code" in err and f"{tasks}.py" in err and "torch_driver" not in err
 
 
 @pytest.mark.parametrize(

@@ -358,7 +358,12 @@ def run(args: argparse.Namespace) -> int:
         opt = _optimizer(args.optimizer, model.parameters(), args.momentum, args.weight_decay)
         title = f"LR range test on {args.model} ({args.optimizer})"
         planned = None if args.epochs is None or not hasattr(loader, "__len__") else args.epochs * len(loader)
-        result = find_lr(model, opt, loader, loss_fn, **options, **_budget(args, planned))
+        budget = _budget(args, planned)
+        # the test runs your model, loader and loss: what they raise is yours (1, with your traceback),
+        # not bad input (2); lrkit's own checks of what they give pass through
+        custom_loss = f" and --loss {args.loss!r}" if ":" in args.loss else ""
+        with user_code(f"--model {args.model!r} with --data {args.data!r}{custom_loss}"):
+            result = find_lr(model, opt, loader, loss_fn, **options, **budget)
     # its advice names this command's flags, and the schedule the planned steps (optimizer steps: one per
     # batch unless gradients are accumulated)
     total = "STEPS" if planned is None or args.accumulation_steps > 1 else str(planned)
