@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest.importorskip("optuna")
 pytest.importorskip("torch")
+
+from lrkit._usercode import UserCodeError
 
 
 def test_a_study_name_longer_than_a_database_takes_is_refused_by_name(
@@ -150,3 +153,93 @@ def test_the_api_names_its_storage_argument_and_the_cli_its_flag(
     assert foreign.read_text() == "mine"
     with pytest.raises(TypeError, match=r"^storage must be a path or a URL string, got int"):
         storage_url(3)  # type: ignore[arg-type]
+
+
+def test_a_trial_whose_code_raised_is_told_once_without_optunas_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Optuna logged its own "Trial 0 failed with parameters ... because of ..." with the whole chained
+    traceback (~35 lines) and "Trial 0 failed with value None." before lrkit's one error."""
+    import dataclasses
+    import logging
+
+    import torch
+
+    from lrkit.cli import main
+    from lrkit.tasks import Task, get_task
+    from lrkit.tune import tune
+
+    class Broken(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("out of memory (from the user's model)")
+
+    def broken(seed: int) -> Any:
+        parts = get_task("digits-mlp-sgd").build(seed)
+        return dataclasses.replace(parts, model=Broken(parts.model))
+
+    class Said(logging.Handler):  # what Optuna's own handler (on the "optuna" logger) is given
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    said: list[str] = []
+    handler = Said()
+    logging.getLogger("optuna").addHandler(handler)
+    argv = ["tune", "--task", "tests.test_tune_inputs:_broken_task", "--trials", "2", "--epochs", "1"]
+    try:
+        with pytest.raises(UserCodeError, match=r"trial 0: .* raised RuntimeError: out of memory"):
+            tune(Task("broken", broken), trials=2, storage=tmp_path / "a.db", finder=False, epochs=1)
+        assert not logging.getLogger("optuna.study._optimize").filters  # only while tune runs
+        out = tmp_path / "o"
+        assert main([*argv, "--no-finder", "--storage", str(tmp_path / "b.db"), "--out", str(out)]) == 1
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+    assert said and not [m for m in said if "failed" in m], said  # the study's creation was said
+    err = capfd.readouterr().err  # lrkit's own line, then the traceback of the user's code alone
+    assert err.startswith("lrkit tune: error: task 'tests.test_tune_inputs:_broken_task' (trial 0: ") and (
+        err.count("Traceback") == 1 and "optuna" not in err
+    ), err
+
+
+def _broken_task(seed: int) -> Any:
+    """digits-mlp-sgd whose loss raises: a user's task that fails in its first trial."""
+    import dataclasses
+
+    from lrkit.tasks import get_task
+
+    parts = get_task("digits-mlp-sgd").build(seed)
+    calls = [0]
+
+    def loss(*args: Any) -> Any:  # the batch lrkit checks a task with passes; the fifth raises
+        calls[0] += 1
+        if calls[0] >= 5:
+            raise ValueError("shapes do not match (from the user's loss)")
+        return parts.loss_fn(*args)
+
+    return dataclasses.replace(parts, loss_fn=loss)
+
+
+def test_a_worker_whose_code_raised_says_it_in_lrkits_words(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A worker process of ``--workers 2`` whose trial raised printed multiprocessing's "Process
+    lrkit-tune-1:" and ~50 lines of traceback through lrkit and Optuna."""
+    from lrkit.cli import main
+
+    argv = ["tune", "--task", "tests.test_tune_inputs:_broken_task", "--trials", "4", "--epochs", "1"]
+    argv += [
+        "--workers",
+        "2",
+        "--no-finder",
+        "--storage",
+        str(tmp_path / "w.db"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(argv) == 1
+    err = capfd.readouterr().err
+    assert "lrkit tune: error: worker 1: task 'tests.test_tune_inputs:_broken_task' (trial " in err, err
+    assert "Process lrkit-tune" not in err and "optuna" not in err and err.count("Traceback") == 2, err

@@ -20,9 +20,12 @@ that start together and each run the finder, the space stored last is searched.
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import os
+import re
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._text import plural
-from .._usercode import user_code
+from .._usercode import UserCodeError, user_code
 from .space import DEFAULT_LR_RANGE, SearchSpace, build_spec, check_kinds
 from .storage import mask_url, open_storage, storage_url
 
@@ -210,6 +213,27 @@ class _Prefixed:
 
     def __call__(self, text: str) -> None:
         print(self.prefix + text, flush=True)
+
+
+class _SaidByLrkit(logging.Filter):
+    """Drops Optuna's two warnings on a trial that failed because the user's code raised or Ctrl-C was
+    pressed ("Trial N failed with parameters ... because of ...", with the whole traceback, then "Trial N
+    failed with value None."): lrkit reports both itself, the first with the traceback of the user's
+    code only, so Optuna's 20 to 50 lines came before the one that says what happened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._failed: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        number = re.match(r"Trial (\d+) failed with ", record.getMessage())
+        if number is None:
+            return True
+        if isinstance(exc, (UserCodeError, KeyboardInterrupt)):
+            self._failed.add(number.group(1))
+            return False
+        return not (number.group(1) in self._failed and record.getMessage().endswith("with value None."))
 
 
 def tune(
@@ -466,6 +490,9 @@ def tune(
 
     waiting_said = twin_said = False
     last: set[int] | None = None  # the trials other workers were running when the budget was reached
+    quiet = _SaidByLrkit()
+    optuna_log = logging.getLogger("optuna.study._optimize")
+    optuna_log.addFilter(quiet)
     try:
         while True:
             _fail_stale(study)
@@ -508,6 +535,7 @@ def tune(
                     "its retry counts instead"
                 )
     finally:
+        optuna_log.removeFilter(quiet)
         for p in children:
             p.join()
     for i, p in enumerate(children, 1):  # the study is finished: a worker that died (OOM) is only news
@@ -596,7 +624,9 @@ def _child(kwargs: dict[str, Any]) -> None:
     then the same loop. It exits when the ``lrkit tune`` that started it dies (SIGKILL included), so a
     killed tune leaves no orphan training on; on Ctrl-C (SIGINT, sent to the whole process group) it
     exits with code 130 and leaves the one line to ``lrkit tune`` (its trial is FAIL, as Optuna marks an
-    interrupted trial, and the study's budget is met by later trials)."""
+    interrupted trial, and the study's budget is met by later trials). When the user's code raises, it
+    says so as ``lrkit tune`` does (one line, naming the worker, then the traceback of the user's code)
+    and exits with code 1, instead of multiprocessing's traceback through lrkit and Optuna."""
     import threading
 
     parent = kwargs.pop("parent")
@@ -611,3 +641,6 @@ def _child(kwargs: dict[str, Any]) -> None:
         tune(**kwargs, finder=False)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except UserCodeError as exc:  # as `lrkit tune` says it: one line, then the user's code's traceback
+        sys.stderr.write(f"lrkit tune: error: worker {kwargs['worker']}: {exc}\n{exc.user_traceback()}")
+        raise SystemExit(1) from None
