@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: a user's task module: ``frozen`` has no signal at any LR (its output ignores its weights), ``raises``
 #: is broken code, ``slow`` says it started and then waits (to be interrupted); ``picky`` and ``loader``
-#: are --model and --data factories, the model's forward broken
+#: are --model and --data factories, the model's forward broken; ``midrun``'s loss breaks in training
 TASKS = textwrap.dedent(
     """
     import sys, time
@@ -74,6 +74,20 @@ TASKS = textwrap.dedent(
 
     def loader():
         return _parts(Frozen()).train_loader
+
+    calls = [0]
+
+    def loss_breaks_mid_run(out, y):
+        calls[0] += 1
+        if calls[0] > 150:  # after the check and the search: in the training
+            raise ValueError("boom: my loss broke mid-run")
+        return torch.nn.functional.cross_entropy(out, y)
+
+    def midrun(seed):
+        parts = _parts(torch.nn.Linear(8, 2))
+        parts.loss_fn = loss_breaks_mid_run
+        parts.epochs = 40
+        return parts
 
     def slow(seed):
         print("building", file=sys.stderr, flush=True)
@@ -258,5 +272,10 @@ def test_auto_exits_1_when_your_task_raises_and_2_on_bad_input(
 ) -> None:
     code, _, err = run_main(["auto", "--task", f"{tasks}:raises"], capsys)
     assert code == 1 and "lrkit auto: error: --task" in err and "boom" in err, err
+    # raised in the training, after the search: it exited 2 (bad input) without a traceback
+    code, _, err = run_main(["auto", "--task", f"{tasks}:midrun"], capsys)
+    assert code == 1, err
+    assert f"lrkit auto: error: --task '{tasks}:midrun' raised ValueError: boom: my loss broke mid-run" in err
+    assert "in loss_breaks_mid_run" in err
     code, out, err = run_main(["auto", "--task", "digits-mlp-sgd", "--budget", "1.5"], capsys)
     assert (code, out) == (2, "") and "lrkit auto: error: --budget must be a fraction" in err, err

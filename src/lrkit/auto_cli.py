@@ -169,11 +169,12 @@ def run(args: argparse.Namespace) -> int:
     if args.max_grad_norm is not None:
         parts.max_grad_norm = args.max_grad_norm
     torch.manual_seed(args.seed)
-    try:
-        out = train_task(
-            parts, seed=args.seed, budget=budget, search=args.search, kind=args.kind, verbose=True,
-            epochs=args.epochs, optimizer=args.optimizer, plot=args.plot,
-        )  # fmt: skip
+    try:  # the search and the training run your task's code: what it raises is yours (status 1)
+        with user_code(f"--task {args.task!r}"):
+            out = train_task(
+                parts, seed=args.seed, budget=budget, search=args.search, kind=args.kind, verbose=True,
+                epochs=args.epochs, optimizer=args.optimizer, plot=args.plot,
+            )  # fmt: skip
     except NoSuggestionError as exc:  # nothing was trained; the advice names this command's flags
         why = str(exc) if exc.result is None else exc.result.phrased_for(FLAGS).why_none
         print(f"lrkit auto: {why}")
