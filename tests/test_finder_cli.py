@@ -350,6 +350,14 @@ def test_the_advice_names_find_lr_arguments_in_python_and_flags_on_the_command_l
     # every flag the advice names is one lrkit find takes
     taken = {o for a in help_parser()._actions for o in a.option_strings}
     assert {f.split()[0] for f in finder_cli.FLAGS.values() if f.startswith("--")} <= taken
+    # a suggestion: Python builds the schedule with a method, the command line with lrkit show
+    from lrkit.finder import range_test
+
+    good = range_test(lambda lr: float((math.log10(lr) + 1.0) ** 2 + 1.0), num_steps=60)
+    peak = f"{good.suggestion:.3g}"
+    assert f"use {peak} as the peak of warmup + cosine or WSD (.schedule('cosine'|'wsd'))," in str(good)
+    cli_line = f'WSD (e.g. lrkit show "warmup(steps=5%) >> cosine(lr={peak})" --total STEPS),'
+    assert cli_line in str(good.phrased_for(finder_cli.FLAGS))
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['val_set'\]"):
         res.phrased_for({"val_set": "--val"})
 

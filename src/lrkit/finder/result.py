@@ -109,8 +109,8 @@ class Problem:
 
 
 def _advice(remedies: Sequence[str], settings: Mapping[str, str], lead: str = "") -> str:
-    """``lead`` + the remedies whose ``{name}`` s are all in ``settings``, spelled as it says, joined
-    "a, b or c"; "" when none is left."""
+    """``lead`` + the remedies whose every ``{name}`` is in ``settings``, spelled as ``settings`` says,
+    joined "a, b or c"; "" when none is left."""
     kept = [
         r.format_map(settings)
         for r in remedies
@@ -242,8 +242,8 @@ class FinderResult:
     at ``end_lr``, or the repeats disagree by more than a decade; ``reason`` then says why, one sentence
     per problem (:attr:`findings` holds them, with their kinds and remedies). An untrusted result has no
     ``suggestion`` (None): an LR read off a curve without signal (the edge of a flat region) is not an
-    answer; ``candidate`` is what the rule would have said
-    and :meth:`require` raises :class:`NoSuggestionError` with the reason. ``escalation`` lists what the
+    answer; ``candidate`` is what the rule would have said and :meth:`require` raises
+    :class:`NoSuggestionError` with the reason. ``escalation`` lists what the
     finder retried (see :func:`lrkit.finder.find_lr`'s ``budget``), ``steps`` the optimizer steps it
     spent in all and ``first_steps`` those of the first test (the budget bounds ``steps - first_steps``,
     the extra compute of the retries). ``group_ratios`` are the LRs of the optimizer's param groups
@@ -498,10 +498,10 @@ class FinderResult:
         if any(math.isfinite(v) for v in self.suggestions.values()):
             lines.append("  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items()))
         if self.suggestion is not None:
-            how = _advice(("{schedule}",), self.settings).replace("PEAK", f"{self.peak_lr:.3g}")
+            how = _advice(("({schedule})",), self.settings, " ").replace("PEAK", f"{self.peak_lr:.3g}")
             lines.append(
-                f"  use {self.peak_lr:.3g} as the peak of warmup + cosine or WSD{f' ({how})' if how else ''}"
-                ", one-cycle's max_lr, or a constant LR (Schedule-Free)"
+                f"  use {self.peak_lr:.3g} as the peak of warmup + cosine or WSD{how}, one-cycle's max_lr, "
+                "or a constant LR (Schedule-Free)"
             )
         if self.escalation:
             first = self.steps if self.first_steps is None else self.first_steps
@@ -515,7 +515,7 @@ class FinderResult:
                 spent = f"{first} optimizer steps in the first test; budget {self.budget}"
                 lines.append(f"  not escalated ({spent}): " + "; ".join(self.escalation))
         elif self.budget is not None:  # the first test was trusted: the budget was not touched
-            flag = _advice(("{budget}",), self.settings, " (") + (")" if "budget" in self.settings else "")
+            flag = _advice(("({budget})",), self.settings, " ")
             lines.append(
                 f"  {self.steps} optimizer steps in the first test; a retry could have added {self.budget}"
                 f"{flag}, none was needed"
