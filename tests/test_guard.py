@@ -428,3 +428,166 @@ def test_cuda_rng_is_restored() -> None:  # pragma: no cover - no GPU in CI
     torch.rand(5, device="cuda")
     assert not guard.check(float("nan"), 2)
     assert torch.equal(torch.rand(3, device="cuda"), expected)
+
+
+# -- mixed precision --------------------------------------------------------------------------------
+
+
+def _amp_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(step)
+    return torch.randn(32, 8, generator=g), torch.randn(32, 1, generator=g)
+
+
+def _amp_make() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    return model, opt, torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=3)
+
+
+def _amp_loss(model: torch.nn.Module, step: int) -> torch.Tensor:
+    x, y = _amp_batch(step)
+    with torch.autocast("cpu", dtype=torch.float16):
+        out = model(x)
+    return F.mse_loss(out.float(), y)
+
+
+def _amp_step(scaler: torch.amp.GradScaler, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """The AMP recipe with gradient clipping: scale, backward, unscale, clip (then step and update)."""
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+
+
+def test_a_grad_scaler_is_rolled_back_with_the_model() -> None:
+    """fp16 autocast and a GradScaler, clipping after ``unscale_``. Steps 11 and 12 overflow in the
+    backward (inf gradients, finite loss): the scaler skips them and halves its scale twice, and the
+    guard, seeing finite losses, lets them pass. Step 13's loss is NaN: back to the snapshot of step 10,
+    and the scaler with it (scale and growth tracker), so the run is the one that never overflowed,
+    with the LR cut from step 10 on: params and scale equal a plain loop's, bit for bit. Before, the
+    rollback left the scaler mid-iteration (unscale_ done, no update) and the next unscale_ raised."""
+    n = 30
+    model, opt, scaler = _amp_make()
+    guard = DivergenceGuard(model, opt, snapshot_every=5, scaler=scaler)
+    step, poisoned, starts = 0, False, {}
+    while step < n:
+        starts.setdefault(step, scaler.state_dict())  # the scaler's state as each step first began
+        loss = _amp_loss(model, step)
+        overflow = step in (11, 12) and not poisoned
+        _amp_step(scaler, opt, loss * 1e36 if overflow else loss)
+        if step == 13 and not poisoned:
+            loss, poisoned = loss * float("nan"), True
+        if guard.check(loss, step):
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+        else:
+            assert guard.resume_step == 10
+            assert scaler.state_dict() == starts[10]  # the snapshot's scale, not the one after the overflows
+            assert scaler.get_scale() == 4 * starts[13]["scale"]
+            step = 10
+        opt.zero_grad()
+    assert [(e.step, e.reason, e.snapshot_step) for e in guard.events] == [(13, "nan", 10)]
+    ref_model, ref_opt, ref_scaler = _amp_make()
+    for s in range(n):
+        ref_opt.param_groups[0]["lr"] = 1e-2 if s < 10 else 5e-3
+        _amp_step(ref_scaler, ref_opt, _amp_loss(ref_model, s))
+        ref_scaler.step(ref_opt)
+        ref_scaler.update()
+        ref_opt.zero_grad()
+    _assert_equal(model.state_dict(), ref_model.state_dict())
+    assert scaler.state_dict() == ref_scaler.state_dict()
+
+
+def test_a_rollback_before_the_scaler_has_scaled_anything_leaves_it_usable() -> None:
+    model, opt, scaler = _amp_make()
+    guard = DivergenceGuard(model, opt, snapshot_every=1, scaler=scaler)
+    assert guard.check(1.0, 0) and not guard.check(float("nan"), 1)  # nothing scaled yet
+    assert scaler.state_dict()["scale"] == 2.0**10
+    _amp_step(scaler, opt, _amp_loss(model, 0))
+    scaler.step(opt)
+    scaler.update()
+
+
+def test_a_bf16_model_is_rolled_back_to_a_legitimate_run() -> None:
+    """bf16 parameters and Adam: a NaN at step 12 goes back to step 10's snapshot, bit for bit."""
+
+    def make_bf16() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+        model = model.to(torch.bfloat16)
+        return model, torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def bf16_loss(model: torch.nn.Module, step: int) -> torch.Tensor:
+        x, y = _amp_batch(step)
+        return F.mse_loss(model(x.bfloat16()), y.bfloat16())
+
+    model, opt = make_bf16()
+    guard = DivergenceGuard(model, opt, snapshot_every=5)
+    step = 0
+    while step < 30:
+        loss = bf16_loss(model, step)
+        assert loss.dtype == torch.bfloat16
+        if step == 12 and not guard.events:
+            loss = loss * float("nan")
+        loss.backward()
+        if guard.check(loss, step):
+            opt.step()
+            step += 1
+        else:
+            step = 10
+        opt.zero_grad()
+    assert [(e.step, e.snapshot_step) for e in guard.events] == [(12, 10)]
+    ref, ref_opt = make_bf16()
+    for s in range(30):
+        ref_opt.param_groups[0]["lr"] = 1e-2 if s < 10 else 5e-3
+        bf16_loss(ref, s).backward()
+        ref_opt.step()
+        ref_opt.zero_grad()
+    _assert_equal(model.state_dict(), ref.state_dict())
+
+
+def test_scaler_must_be_a_grad_scaler() -> None:
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"scaler must be a torch.amp.GradScaler .* got SGD without update"):
+        DivergenceGuard(model, opt, scaler=opt)  # type: ignore[arg-type]
+
+
+def test_batchnorm_statistics_are_rolled_back_to_the_start_of_the_snapshot_step() -> None:
+    """A snapshot is taken at the check of its step, after that step's forward has moved BatchNorm's
+    running statistics: before, it kept those, and the replay moved them by that batch a second time
+    (and counted it twice in num_batches_tracked), so the run was no run that trained normally. The
+    buffers as the step began are noted at the check before it: the guarded run equals a plain loop
+    with the LR cut from the snapshot step on, buffers included."""
+
+    def make_bn() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(8, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(), torch.nn.Linear(32, 1)
+        )
+        return model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+    model, opt = make_bn()
+    guard = DivergenceGuard(model, opt, snapshot_every=5)
+    step = 0
+    while step < 30:
+        loss = loss_of(model, step)
+        if step == 12 and not guard.events:
+            loss = loss * float("nan")
+        loss.backward()
+        if guard.check(loss, step):
+            opt.step()
+            step += 1
+        else:
+            step = 10
+        opt.zero_grad()
+    assert [(e.step, e.snapshot_step) for e in guard.events] == [(12, 10)]
+    ref, ref_opt = make_bn()
+    for s in range(30):
+        ref_opt.param_groups[0]["lr"] = 0.05 if s < 10 else 0.025
+        loss_of(ref, s).backward()
+        ref_opt.step()
+        ref_opt.zero_grad()
+    _assert_equal(model.state_dict(), ref.state_dict())
+    assert model[1].num_batches_tracked.item() == 30

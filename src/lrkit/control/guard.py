@@ -345,6 +345,7 @@ class DivergenceGuard:
         self._multiplier = 1.0
         self._regrouped = False  # snapshots were dropped because the optimizer's groups changed
         self._rng_at_start = self._rng_state()  # the RNG as the next step begins
+        self._buffers_at_start: dict[str, torch.Tensor] | None = None  # its buffers (None: unknown yet)
 
     # -- what a loop reads ---------------------------------------------------------------------------
     @property
@@ -424,7 +425,9 @@ class DivergenceGuard:
         if not self._high:  # a high loss that is not (yet) a jump: applied, but neither kept nor snapshotted
             self._good(step, value)
         if self._snapshot_due():
-            self._rng_at_start = self._rng_state()  # the next step may be snapshotted: note its RNG
+            # the next step may be snapshotted: note its RNG and buffers before its forward changes them
+            self._rng_at_start = self._rng_state()
+            self._buffers_at_start = self._buffers()
         return True
 
     def _snapshot_due(self) -> bool:
@@ -495,13 +498,12 @@ class DivergenceGuard:
     # -- snapshots ------------------------------------------------------------------------------------
     def _take(self, step: int) -> None:
         dev = self.snapshot_device
+        # the buffers as the step began: its forward has already moved BatchNorm's running statistics
+        start = self._buffers_at_start or {}
         self._snapshots.append(
             _Snapshot(
                 step=step,
-                model={
-                    k: v.detach().clone() if dev is None else v.detach().to(dev, copy=True)
-                    for k, v in self.model.state_dict().items()
-                },
+                model={k: _copy(start.get(k, v), dev) for k, v in self.model.state_dict().items()},
                 optimizer={
                     k: _hold(v, dev) if k == "state" else copy.deepcopy(v)
                     for k, v in self.optimizer.state_dict().items()
@@ -514,6 +516,15 @@ class DivergenceGuard:
             )
         )
         self._since_snapshot = 0
+        self._buffers_at_start = None  # taken: the next snapshot's are noted by the check before it
+
+    def _buffer_keys(self) -> set[str]:
+        return {k for k, _ in self.model.named_buffers(remove_duplicate=False)}
+
+    def _buffers(self) -> dict[str, torch.Tensor]:
+        """Copies of the model's buffers in its ``state_dict`` (BatchNorm's running statistics...)."""
+        keys = self._buffer_keys()
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items() if k in keys}
 
     def _layout(self) -> tuple[int, ...]:
         return tuple(len(g["params"]) for g in self.optimizer.param_groups)
@@ -524,6 +535,7 @@ class DivergenceGuard:
         if self._snapshots and self._snapshots[-1].layout != self._layout():
             self._snapshots.clear()
             self._since_snapshot = 0
+            self._buffers_at_start = None  # not noted for this step: its snapshot takes the current ones
             self._regrouped = True
 
     def _rng_state(self) -> Any:
@@ -564,6 +576,7 @@ class DivergenceGuard:
         self._since_snapshot = -1
         self._good_since_rollback = -1
         self._rng_at_start = snap.rng
+        self._buffers_at_start = {k: snap.model[k] for k in self._buffer_keys() if k in snap.model}
 
     def _lrs(self) -> tuple[float, ...]:
         return tuple(_lr_value(g["lr"]) for g in self.optimizer.param_groups)
@@ -668,6 +681,15 @@ class DivergenceGuard:
                 g["lr"] = lr
 
 
+def _copy(v: Any, device: torch.device | None) -> Any:
+    """A copy of a ``state_dict`` value: a tensor on ``device`` (None: its own), anything else deep."""
+    import torch
+
+    if isinstance(v, torch.Tensor):
+        return v.detach().clone() if device is None else v.detach().to(device, copy=True)
+    return copy.deepcopy(v)
+
+
 def _float64(x: Any) -> torch.Tensor:
     """A one-element tensor or a number as a 0-d float64 tensor (on the tensor's device)."""
     import torch
@@ -692,13 +714,14 @@ def _device(v: object) -> torch.device:
         dev = torch.device(v)
         if dev.type == "meta":
             raise RuntimeError("a meta tensor holds no data")
-        torch.empty(1, device=dev)
-    except RuntimeError as exc:
+        torch.empty(1, device=dev)  # not compiled in, no such device: an error here, not at a snapshot
+    except (RuntimeError, AssertionError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise ValueError(
             f"DivergenceGuard: snapshot_device must be a device that can hold the snapshots (None, "
-            f"'cpu', 'cuda', 'cuda:1'...), got {v!r}: {exc}"
+            f"'cpu', 'cuda', 'cuda:1'...), got {v!r}: {why}"
         ) from exc
-    return dev
+    return torch.device("cpu") if dev.type == "cpu" else dev
 
 
 def _fmt(lrs: tuple[float, ...]) -> str:
