@@ -93,6 +93,17 @@ def triples(seed):
 def shape_mismatch(seed):
     return parts(model=torch.nn.Linear(3, 2))
 
+class Broken(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        raise RuntimeError("boom: my forward")
+
+def bad_forward(seed):
+    return parts(model=Broken())
+
 NOT_CALLABLE = 3
 """
 
@@ -323,3 +334,47 @@ def test_a_sigkilled_tune_leaves_no_worker_process_training_on(tmp_path: Path) -
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _users_function() -> None:
+    raise ZeroDivisionError("boom")
+
+
+def _fails_in_a_worker() -> None:
+    with user_code("task 'm:f' (strategy 'a', seed 0)"):
+        _users_function()
+
+
+def test_a_user_code_error_from_a_worker_process_shows_the_users_frames_only() -> None:
+    """``concurrent.futures`` hands the error back with its own ``__cause__``: the worker's whole
+    traceback through lrkit and the pool, which ``lrkit lab --workers 2`` printed as "your code"."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool, pytest.raises(UserCodeError) as info:
+        pool.submit(_fails_in_a_worker).result()
+    tb = info.value.user_traceback()
+    assert tb.startswith("Traceback of your code (most recent call last):\n") and "in _users_function" in tb
+    assert tb.endswith("ZeroDivisionError: boom\n") and tb.count('  File "') == 2, tb  # the with, the raise
+    assert "concurrent" not in tb and "RemoteTraceback" not in tb and "lrkit" not in tb, tb
+
+
+def test_torchs_call_machinery_before_the_users_forward_is_left_out(
+    mods: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model's ``forward`` is reached through ``torch.nn.Module.__call__`` (two frames in torch): the
+    traceback of the user's code starts at the user's ``forward``. Code with no frame of the user's own
+    (torch's loss given as the loss) keeps torch's frames: something must show where it failed."""
+    code = main(["lab", "--task", f"{mods['tasks']}:bad_forward", "--strategy", "constant(0.1)"])
+    _, err = capsys.readouterr()
+    line = _one_error(code, err, ["raised RuntimeError: boom: my forward"], True)
+    frames = [t for t in err.partition(line)[2].splitlines() if t.startswith('  File "')]
+    assert (
+        frames and frames[0].startswith(f'  File "{Path.cwd().parent}') and frames[0].endswith("in forward")
+    )
+    assert "torch/nn/modules" not in "".join(frames), err
+    with pytest.raises(UserCodeError) as info, user_code("task 'm:f'"):
+        torch.nn.functional.cross_entropy(torch.zeros(2, 3), torch.tensor([0, 5]))
+    tb = info.value.user_traceback()
+    assert "functional.py" in tb and "out of bounds" in tb, tb

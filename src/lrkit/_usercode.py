@@ -50,16 +50,21 @@ class UserCodeError(Exception):
         return (type(self), (str(self), self.user_traceback()))
 
     def user_traceback(self) -> str:
-        """The cause's traceback without lrkit's (and importlib's) frames; '' without a cause."""
+        """The cause's traceback without lrkit's (and importlib's) frames; '' without a cause. One
+        unpickled from a worker process gives the text the worker made (``concurrent.futures`` sets its
+        own ``__cause__``, the worker's whole traceback through lrkit, which is not the user's)."""
         cause = self.__cause__
-        if cause is None:
+        if self._traceback_text is not None or cause is None:
             return self._traceback_text or ""
         frames = list(traceback.extract_tb(cause.__traceback__))
-        # from the first frame of the user's code on (the way there is lrkit, importlib, functools, ...);
+        # from the first frame of the user's code on (the way there is lrkit, importlib, functools, and
+        # a library's call machinery such as torch's Module.__call__: the first frame outside the installed
+        # packages; a user's code that is itself installed: the first frame outside lrkit and Python's);
         # none (a SyntaxError in the user's module: its text shows the file and line) shows no frame
-        first = next(
-            (i for i, f in enumerate(frames) if not (_ours(f.filename) or _stdlib(f.filename))), len(frames)
-        )
+        theirs = [not (_ours(f.filename) or _stdlib(f.filename)) for f in frames]
+        first = next((i for i, f in enumerate(frames) if theirs[i] and "-packages" not in f.filename), None)
+        if first is None:
+            first = next((i for i, t in enumerate(theirs) if t), len(frames))
         frames = [f for f in frames[first:] if not _ours(f.filename)]
         lines = ["Traceback of your code (most recent call last):\n"] if frames else []
         lines += traceback.StackSummary.from_list(frames).format()
