@@ -279,3 +279,20 @@ def test_auto_exits_1_when_your_task_raises_and_2_on_bad_input(
     assert "in loss_breaks_mid_run" in err
     code, out, err = run_main(["auto", "--task", "digits-mlp-sgd", "--budget", "1.5"], capsys)
     assert (code, out) == (2, "") and "lrkit auto: error: --budget must be a fraction" in err, err
+
+
+def test_lrkit_demo_without_a_suggestion_exits_3_not_as_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lrkit demo``'s range test raising NoSuggestionError (a ValueError) was reported as bad input
+    (status 2). Here the test's range is cut to [1e-7, 1e-6], where digits-mlp-sgd's loss is flat."""
+    from lrkit.tasks.base import Task
+
+    real = Task.find_lr
+    monkeypatch.setattr(
+        Task, "find_lr", lambda self, **kw: real(self, **kw, start_lr=1e-7, end_lr=1e-6, num_steps=30)
+    )
+    code = main(["demo", "--quick", "--out", str(tmp_path / "demo")])
+    err = capsys.readouterr().err
+    assert code == finder_cli.EXIT_NO_SUGGESTION == 3, err
+    assert err.startswith("lrkit demo: error: ") and "flat" in err, err

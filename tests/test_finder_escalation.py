@@ -185,7 +185,7 @@ def test_lrkit_find_exits_non_zero_without_a_suggestion(
         ["find", "--model", "flat_setup:model", "--data", "flat_setup:data", "--loss", "flat_setup:loss",
          "--num-steps", "20", "--repeats", "1", "--out", "none", "--epochs", "30"]
     )  # fmt: skip
-    assert args.func(args) == 1
+    assert args.func(args) == finder_cli.EXIT_NO_SUGGESTION == 3
     out = capsys.readouterr().out
     assert out.startswith("no suggested LR") and "flat" in out and "escalated" in out
 

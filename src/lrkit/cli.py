@@ -4,7 +4,8 @@
 Errors print one line (``lrkit CMD: error: ...``) naming the flag and the value, and no traceback: status 2
 for bad input, 1 when the system refuses (a file cannot be written, out of memory) or your own code
 (``--model mod:factory``, ``--task mod:func``) raises; your code's traceback follows the lrkit line,
-without lrkit's frames.
+without lrkit's frames. Status 3: the LR range test found no usable signal, so no LR is suggested
+(``find``, ``auto``, ``demo``); 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -457,6 +458,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 1
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        from .finder.cli import EXIT_NO_SUGGESTION
+        from .finder.result import NoSuggestionError
+
+        if isinstance(exc, NoSuggestionError):  # the range test found no signal (lrkit demo): not bad input
+            print(f"{where} {exc}", file=sys.stderr)
+            return EXIT_NO_SUGGESTION
         missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
         if missing in EXTRAS:
             exc = ImportError(
