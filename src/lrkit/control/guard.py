@@ -29,9 +29,11 @@ Call :meth:`DivergenceGuard.check` with the loss of each step *before* ``optimiz
 
 A snapshot is taken at a step whose loss was checked (the model at the start of that step) every
 ``snapshot_every`` good steps: deep copies of ``model.state_dict()``, ``optimizer.state_dict()``, the
-scheduler's ``state_dict()``, the guard's own loss history and the torch RNG state (CPU and every CUDA
-device) as it was when the step began, i.e. at the end of the previous :meth:`~DivergenceGuard.check`.
-Replaying the same batches from :attr:`~DivergenceGuard.resume_step` therefore reproduces, bit for
+scheduler's and the ``scaler``'s ``state_dict()`` and the guard's own loss history; the model's buffers
+(BatchNorm's running statistics, which the step's forward has already moved) and the torch RNG state
+(CPU and every CUDA device) as they were when the step began, i.e. at the end of the previous
+:meth:`~DivergenceGuard.check` (the first snapshot, with no check before it, takes the buffers as they
+are). Replaying the same batches from :attr:`~DivergenceGuard.resume_step` therefore reproduces, bit for
 bit, a run that trained to the snapshot and continued with the cut LR (draw the data order from its own
 generator, or index it by step, so that it does not depend on the torch RNG between steps). A loop
 that does not replay simply goes on with the next batch from the restored model.
@@ -45,17 +47,19 @@ Pass the local loss (an all-reduced one works too: its mean is itself). ``sync=F
 decide alone (ranks that train separate models); a ``DistributedDataParallel`` model's own process
 group is used, or the ``sync`` one given. Without an initialized group, nothing is communicated.
 
-Mixed precision: pass the unscaled loss. With a ``torch.amp.GradScaler`` given as ``scaler``, a
-snapshot keeps its state (scale and growth tracker) and a rollback restores it and ends the scaler's
-iteration, so that an ``unscale_`` already done for the step rolled back (gradient clipping) does not
-make the next one fail; a step the scaler skips for inf gradients has a finite loss and is a good step.
+Mixed precision: pass the unscaled loss. A step the ``torch.amp.GradScaler`` skips for inf gradients
+has a finite loss: it is a good step to the guard. Give the scaler as ``scaler``: a snapshot keeps its
+state (scale and growth tracker), a rollback restores it (not the scale that the overflows of a blow-up
+halved, again and again) and ends the scaler's iteration. Without it, a rollback after
+``scaler.unscale_(optimizer)`` (gradient clipping) leaves the scaler mid-iteration, and the next
+``unscale_`` raises "unscale_() has already been called on this optimizer since the last update()".
 
-Costs: ``float(loss)`` is one host sync per step; a snapshot copies the model and optimizer state
-(about 3x the parameter memory for Adam, per snapshot: ``keep`` of them) and reads every parameter once
-to check that it is finite. ``snapshot_device="cpu"`` keeps the snapshots in host memory (a rollback
-copies them back onto the devices the state was on); :attr:`~DivergenceGuard.snapshot_bytes` says what
-they hold where. A rollback loads the optimizer's state (``Optimizer.load_state_dict``), which puts new
-tensors in it: re-capture a CUDA graph after one.
+Costs: ``float(loss)`` is one host sync per step; a snapshot copies the model and optimizer state (per
+snapshot, and ``keep`` are kept: Adam 3x the parameter bytes, SGD with momentum 2x, plain SGD 1x) and
+reads every parameter once to check that it is finite. ``snapshot_device="cpu"`` keeps the snapshots
+in host memory (a rollback copies them back onto the devices the state was on);
+:attr:`~DivergenceGuard.snapshot_bytes` says what they hold where. A rollback loads the optimizer's
+state (``Optimizer.load_state_dict``), which puts new tensors in it: re-capture a CUDA graph after one.
 
 ``torch`` is imported only when a guard is built, so ``import lrkit.control`` does not import it.
 """
