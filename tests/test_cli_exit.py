@@ -16,13 +16,14 @@ import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from lrkit import auto_cli
+from lrkit import auto_cli, cli
 from lrkit.cli import main
 from lrkit.finder import cli as finder_cli
 
@@ -296,3 +297,29 @@ def test_lrkit_demo_without_a_suggestion_exits_3_not_as_bad_input(
     err = capsys.readouterr().err
     assert code == finder_cli.EXIT_NO_SUGGESTION == 3, err
     assert err.startswith("lrkit demo: error: ") and "flat" in err, err
+
+
+def test_lrkits_warnings_read_as_one_line_of_the_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lrkit auto`` on a 45-step run warns that the search costs more than the run: Python printed it as
+    ``/path/auto_cli.py:174: UserWarning: lrkit.auto: ...`` and the source line ``out = train_task(``.
+    Another library's warning keeps Python's form (it is not lrkit's to word)."""
+    import warnings
+
+    import torch
+
+    monkeypatch.setattr(warnings, "filters", [])  # shown each time, whatever ran before
+    before = warnings.showwarning
+    assert main(["auto", "--task", "digits-mlp-sgd", "--epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert warnings.showwarning is before
+    (line,) = [t for t in err.splitlines() if "search took" in t]
+    assert line.startswith("lrkit auto: warning: the LR search took "), err
+    assert "UserWarning" not in err and "auto_cli.py" not in err and "train_task(" not in err, err
+    passed: list[tuple[Any, ...]] = []
+    show = cli._lrkit_warning("lrkit auto: warning:", lambda *a: passed.append(a))
+    show(UserWarning("not ours"), UserWarning, torch.__file__, 1)
+    show(UserWarning("lrkit.auto: ours"), UserWarning, auto_cli.__file__, 2)
+    assert len(passed) == 1 and str(passed[0][0]) == "not ours" and passed[0][2:4] == (torch.__file__, 1)
+    assert capsys.readouterr().err == "lrkit auto: warning: ours\n"

@@ -196,7 +196,9 @@ def test_find_with_model_uses_the_given_flags_or_the_defaults(
 
     def fake_find_lr(model: Any, opt: Any, loader: Any, loss_fn: Any, **options: Any) -> Any:
         seen.update(opt=opt, loss_fn=loss_fn)
-        return SimpleNamespace(suggestion=0.1)
+        result = SimpleNamespace(suggestion=0.1)
+        result.phrased_for = lambda settings: result  # the CLI words the advice for its flags
+        return result
 
     monkeypatch.setattr(lrkit.finder, "find_lr", fake_find_lr)
     argv = ["find", "--model", f"{setup_module}:model", "--data", f"{setup_module}:data", "--out", "none"]

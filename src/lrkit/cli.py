@@ -14,10 +14,13 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -450,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lrkit: error: give a COMMAND (listed above)", file=sys.stderr)
         return 2
     where = f"lrkit {args.command}: error:"
+    shown = warnings.showwarning
+    warnings.showwarning = _lrkit_warning(f"lrkit {args.command}: warning:", shown)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not at exit
@@ -488,6 +493,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lrkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
+
+
+_LRKIT_DIR = str(Path(__file__).resolve().parent)
+
+
+def _lrkit_warning(prefix: str, other: Any) -> Any:
+    """``warnings.showwarning`` for a command: lrkit's own warnings as one line, ``{prefix} {message}``
+    (the message's own ``lrkit.auto:`` dropped), instead of Python's ``/path/auto_cli.py:174: UserWarning:
+    ...`` and the source line; other libraries' warnings as ``other`` shows them."""
+
+    def show(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        if not str(Path(filename).resolve()).startswith(_LRKIT_DIR):
+            other(message, category, filename, lineno, file, line)
+            return
+        text = re.sub(r"^lrkit(\.\w+)*: ", "", str(message))
+        print(f"{prefix} {text}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 def _silence_stdout() -> None:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lrkit._text import plural
 from lrkit.finder import core
 from lrkit.finder.result import FinderResult
 
@@ -968,7 +969,7 @@ def find_lr(
             nxt = nxt.fit(budget_steps - extra)
             if nxt.rungs < MIN_RUNGS:
                 left = budget_steps - extra
-                log.append(f"stopped: {left} steps of the budget left, too few for another try")
+                log.append(f"stopped: {plural(left, 'step')} of the budget left, too few for another try")
                 break
             result = attempt(nxt)
             extra += nxt.cost(result)
