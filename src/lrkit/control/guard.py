@@ -144,7 +144,7 @@ def _hold(obj: Any, device: torch.device | None) -> Any:
         return _Held(t.clone() if device is None else t.to(device, copy=True), t.device)
     if isinstance(obj, dict):
         return {k: _hold(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
+    if type(obj) in (list, tuple):  # (a named tuple is deep-copied whole)
         return type(obj)(_hold(v, device) for v in obj)
     return copy.deepcopy(obj)
 
@@ -155,7 +155,7 @@ def _unhold(obj: Any) -> Any:
         return obj.tensor.to(obj.device, copy=True)
     if isinstance(obj, dict):
         return {k: _unhold(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
+    if type(obj) in (list, tuple):
         return type(obj)(_unhold(v) for v in obj)
     return copy.deepcopy(obj)
 
