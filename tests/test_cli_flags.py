@@ -106,8 +106,6 @@ def test_find_end_lr_below_start_lr_names_both_flags(
 
 
 MODEL_ONLY = [
-    ("--optimizer", "bogus"),
-    ("--optimizer", "adam"),  # a valid name, still ignored by a task
     ("--loss", "bogus"),
     ("--loss", "mse"),
     ("--momentum", "-1"),
@@ -116,6 +114,33 @@ MODEL_ONLY = [
     ("--weight-decay", "0.1"),
     ("--data", "mod:data"),
 ]
+
+
+def test_find_with_a_task_replaces_its_optimizer_by_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--optimizer`` with ``--task`` was refused ("goes with --model"), while lrkit lab, tune and auto
+    take it: it replaces the task's optimizer, with torch's defaults; a bad or LR-free name is refused."""
+    import lrkit.finder
+
+    seen: list[str] = []
+
+    def fake_find_lr(model: Any, opt: Any, loader: Any, loss_fn: Any, **options: Any) -> Any:
+        seen.append(type(opt).__name__)
+        result = SimpleNamespace(suggestion=0.1)
+        result.phrased_for = lambda settings: result
+        return result
+
+    monkeypatch.setattr(lrkit.finder, "find_lr", fake_find_lr)
+    for given, built in (
+        ([], "SGD"),
+        (["--optimizer", "adam"], "Adam"),
+        (["--optimizer", "rmsprop"], "RMSprop"),
+    ):
+        code, _, err = invoke(capsys, [*FIND, *given])
+        assert code == 0 and seen[-1] == built, (given, seen, err)
+    refused(capsys, [*FIND, "--optimizer", "bogus"], "--optimizer", "bogus")
+    refused(capsys, [*FIND, "--optimizer", "prodigy"], "--optimizer prodigy")
 
 
 @pytest.mark.parametrize(("flag", "value"), MODEL_ONLY, ids=[f"{f}={v}" for f, v in MODEL_ONLY])

@@ -119,7 +119,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     what.add_argument(
         "--optimizer",
         default=None,
-        help=f"with --model: one of {', '.join(OPTIMIZERS)} (default {MODEL_DEFAULTS['optimizer']})",
+        help=f"one of {', '.join(OPTIMIZERS)}: replaces the task's optimizer (as in lrkit lab, tune and "
+        f"auto); with --model, default {MODEL_DEFAULTS['optimizer']}",
     )
     what.add_argument(
         "--momentum",
@@ -343,11 +344,11 @@ def run(args: argparse.Namespace) -> int:
         with user_code(f"--task {args.task!r}"):  # imports your module, builds the task: your code
             task = get_task(args.task)
             task.check(args.seed)  # a NaN first loss, a loss without gradient, ...: named, not "no signal"
-            title = f"LR range test on {task.name} ({task.optimizer})"
+            title = f"LR range test on {task.name} ({args.optimizer or task.optimizer})"
             probe = task.build(args.seed)
             epochs = probe.epochs if args.epochs is None else args.epochs
             planned: int | None = epochs * probe.steps_per_epoch
-            result = task.find_lr(**options, **_budget(args, planned))
+            result = task.find_lr(optimizer=args.optimizer, **options, **_budget(args, planned))
     else:
         from lrkit.finder import find_lr
 
@@ -384,8 +385,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: flags that configure the optimizer and loss of ``--model``; a ``--task`` brings its own
-MODEL_FLAGS = ("data", "loss", "optimizer", "momentum", "weight_decay")
+#: flags that configure the loader, loss and optimizer of ``--model``; a ``--task`` brings its own (its
+#: optimizer may be replaced by name, ``--optimizer``, with torch's defaults, as lab, tune and auto do)
+MODEL_FLAGS = ("data", "loss", "momentum", "weight_decay")
+
+
+def _check_optimizer(name: str) -> None:
+    """``--optimizer``: a name lrkit builds, and not one that sets its own step size."""
+    if name in LR_FREE:
+        from lrkit.cli import refuse_lr_free
+
+        refuse_lr_free(name, "lrkit find")
+    check_optimizer_name(name, "--optimizer")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -400,6 +411,8 @@ def _check_args(args: argparse.Namespace) -> None:
                     f"{flag} {getattr(args, name)!r} goes with --model, not with --task: a task brings its "
                     f"own optimizer and loss (drop {flag}, or test --model MODULE:FACTORY with --data)"
                 )
+        if args.optimizer is not None:
+            _check_optimizer(args.optimizer)
     else:
         if args.data is None:
             raise ValueError("--model needs --data MODULE:FACTORY (a function returning the train loader)")
@@ -407,11 +420,7 @@ def _check_args(args: argparse.Namespace) -> None:
         for name, default in MODEL_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, default)
-        if args.optimizer in LR_FREE:
-            from lrkit.cli import refuse_lr_free
-
-            refuse_lr_free(args.optimizer, "lrkit find")
-        check_optimizer_name(args.optimizer, "--optimizer")
+        _check_optimizer(args.optimizer)
         if given_momentum and args.optimizer != "sgd":
             raise ValueError(
                 f"--momentum goes with --optimizer sgd; {args.optimizer} has no momentum setting, "
