@@ -215,6 +215,41 @@ def test_auto_guard_acts_on_nan_only_unless_given_a_threshold(threshold: float |
     assert seen == [True] * 4 + [threshold is None]
 
 
+def test_auto_passes_the_guards_options_and_the_searchs_grad_scaler_to_its_guard() -> None:
+    """auto's guard could not keep its snapshots in host memory, nor restore the GradScaler the user's
+    loop (and the search) steps with: a rollback then left the scaler's scale at its blown-up halvings."""
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    options = {"snapshot_device": "cpu", "keep": 1, "factor": 0.25, "jump_steps": 3}
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=20, guard=options,
+                     guard_threshold=4.0, verbose=False)  # fmt: skip
+    g = run.guard
+    assert g is not None and (g.factor, g.keep, g.jump_steps, g.threshold) == (0.25, 1, 3, 4.0)
+    assert (
+        "roll back and multiply the LR by 0.25 on a loss above 4x the recent median, 3 steps" in run.summary
+    )
+    assert run.guard.check(torch.tensor(1.0), 0)
+    assert set(g.snapshot_bytes) == {"cpu"}
+    scaler = torch.amp.GradScaler("cpu")
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=20, grad_scaler=scaler,
+                     amp_dtype=torch.bfloat16, verbose=False)  # fmt: skip
+    assert (
+        run.guard is not None
+        and run.guard.scaler is scaler
+        and "halve the LR on a NaN/inf loss" in run.summary
+    )
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = lrkit.auto(
+        model, opt, loader, torch.nn.functional.cross_entropy, epochs=20, guard=False, verbose=False
+    )
+    assert run.guard is None and "no guard" in run.summary
+
+
 def test_train_task_replays_from_the_guard_s_rollback(monkeypatch: Any) -> None:
     """A NaN loss mid-training: the guard rolls back to its snapshot, and the loop goes on from that
     step (the schedule would otherwise lag behind the loop's counter and never finish its decay). The
@@ -282,6 +317,13 @@ BAD_CALLS = [
         ({k: 1}, TypeError, f"unexpected keyword argument.*'{k}'")
         for k in ("bogus", "lr", "planned_steps", "epoch")
     ],
+    ({"guard": {"threshold": 3.0}}, ValueError, "guard: give the guard's threshold as guard_threshold="),
+    ({"guard": {"snapshot_devic": "cpu"}}, TypeError, "guard: unknown option.s. snapshot_devic; expected "),
+    (
+        {"guard": "cpu"},
+        TypeError,
+        "guard must be True, False or a mapping of DivergenceGuard's options, got str",
+    ),
     ({"device": "nonsense"}, ValueError, "device='nonsense'"),
     ({"device": 3.5}, ValueError, "device=3.5"),
     *(

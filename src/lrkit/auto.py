@@ -74,10 +74,11 @@ when :func:`auto` is called, not when this module is imported.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -277,12 +278,37 @@ def separate_schedule(kind: str, peak: float, warmup: float = 0.05) -> Schedule:
     return Warmup(fraction(float(warmup))) >> after if warmup > 0 else after
 
 
+def _cut(factor: float) -> str:
+    """How the guard cuts the LR, in words: ``halve the LR``, ``multiply the LR by 0.3``."""
+    return "halve the LR" if factor == 0.5 else f"multiply the LR by {factor:g}"
+
+
 def _finder_option_names(find_lr: Callable[..., Any]) -> set[str]:
     """The keyword options of ``find_lr`` that auto passes on (auto sets the budget's own)."""
-    import inspect
-
     params = inspect.signature(find_lr).parameters.values()
     return {p.name for p in params if p.kind is p.KEYWORD_ONLY} - {"planned_steps", "budget"}
+
+
+def _guard_options(guard: object) -> dict[str, Any]:
+    """``auto``'s ``guard``: True/False, or a mapping of :class:`DivergenceGuard`'s keyword options."""
+    if isinstance(guard, bool):
+        return {}
+    if not isinstance(guard, Mapping):
+        raise TypeError(
+            f"guard must be True, False or a mapping of DivergenceGuard's options, got {type(guard).__name__}"
+        )
+    from lrkit.control.guard import DivergenceGuard
+
+    params = inspect.signature(DivergenceGuard.__init__).parameters
+    names = {p.name for p in params.values() if p.kind is p.KEYWORD_ONLY} - {"threshold"}
+    if "threshold" in guard:
+        raise ValueError("guard: give the guard's threshold as guard_threshold=, not in the guard mapping")
+    unknown = sorted(str(k) for k in guard if k not in names)
+    if unknown:
+        raise TypeError(
+            f"guard: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}"
+        )
+    return dict(guard)
 
 
 def auto(
@@ -298,7 +324,7 @@ def auto(
     budget: float | int = 0.1,
     warmup: float = 0.05,
     peak_factor: float | None = None,
-    guard: bool = True,
+    guard: bool | Mapping[str, Any] = True,
     guard_threshold: float | None = None,
     verbose: bool = True,
     **finder_options: Any,
@@ -333,7 +359,9 @@ def auto(
         budget: the finder's escalation budget, the extra steps a retry may add to its first test: a
             fraction of ``total_steps`` (float) or optimizer steps (int).
         guard: attach a :class:`~lrkit.control.DivergenceGuard` (``factor=0.5``, snapshot every
-            ``max(10, steps_per_epoch)`` steps).
+            ``max(10, steps_per_epoch)`` steps, with the ``grad_scaler`` given for the search as its
+            ``scaler``); a mapping of the guard's keyword options attaches one with those (e.g.
+            ``{"snapshot_device": "cpu"}`` to keep its snapshots in host memory, ``{"keep": 1}``).
         guard_threshold: the guard's ``threshold`` (a loss above this times the recent median for
             5 steps in a row is a blow-up); None (default): NaN/inf only.
         verbose: print the summary (under ``torch.distributed``, on rank 0 only).
@@ -373,6 +401,7 @@ def auto(
             f"lrkit.auto() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; besides its "
             f"own, it takes the finder's options: {', '.join(sorted(_finder_option_names(find_lr)))}"
         )
+    guard_options = _guard_options(guard)
     if guard_threshold is not None and (
         isinstance(guard_threshold, bool)
         or not isinstance(guard_threshold, (int, float))
@@ -522,9 +551,13 @@ def auto(
                 optimizer,
                 scheduler,
                 threshold=guard_threshold,
-                snapshot_every=max(10, steps_per_epoch),
+                **{
+                    "snapshot_every": max(10, steps_per_epoch),
+                    "scaler": finder_options.get("grad_scaler"),
+                    **guard_options,
+                },
             )
-            if guard
+            if guard is not False
             else None
         )
     except BaseException:
@@ -557,13 +590,14 @@ def auto(
         f"{spent / total:.1%} of the {total} planned{escalated}){groups}; schedule: {why}"
         f" ({plural(epochs, 'epoch')} x {plural(steps_per_epoch, 'step')} planned); "
         + (
-            "divergence guard on (roll back and halve the LR on a "
+            f"divergence guard on (roll back and {_cut(watch.factor)} on a "
             + (
                 "NaN/inf loss)"
-                if guard_threshold is None
-                else f"loss above {guard_threshold:g}x the recent median, 5 steps in a row)"
+                if watch.threshold is None
+                else f"loss above {watch.threshold:g}x the recent median, "
+                f"{plural(watch.jump_steps, 'step')} in a row)"
             )
-            if watch
+            if watch is not None
             else "no guard"
         )
     )
