@@ -104,8 +104,8 @@ class AutoResult:
     """What :func:`auto` set up: the ``scheduler`` (already driving the optimizer), the ``guard`` to call
     with each step's loss, the finder's ``finder`` result, the resolved ``schedule`` and ``peak_lr`` (of
     param group 0; the other groups keep their LR ratios to it), its ``kind``, ``total_steps``, the LR
-    search (``search``: ``"in_run"`` or ``"separate"``), the ``trained_steps`` the in-run ramp already
-    kept as training, the ``search_steps`` it spent that were not kept, and a one-paragraph ``summary``
+    search whose curve gave the LR (``search``: ``"in_run"``, also when its steps were undone, or
+    ``"separate"``), the ``trained_steps`` the in-run ramp already kept as training (0: none), the ``search_steps`` it spent that were not kept, and a one-paragraph ``summary``
     of what was chosen and why. Train ``remaining_steps`` more optimizer steps (past them the scheduler
     holds its last LR)."""
 
@@ -621,7 +621,7 @@ def auto(
         peak_lr=peak,
         total_steps=total,
         summary=summary,
-        search="in_run" if trained else "separate",
+        search="in_run" if ramp is not None and ramp.peak is not None else "separate",
         trained_steps=trained,
         search_steps=spent,
     )
