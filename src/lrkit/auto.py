@@ -105,9 +105,9 @@ class AutoResult:
     with each step's loss, the finder's ``finder`` result, the resolved ``schedule`` and ``peak_lr`` (of
     param group 0; the other groups keep their LR ratios to it), its ``kind``, ``total_steps``, the LR
     search whose curve gave the LR (``search``: ``"in_run"``, also when its steps were undone, or
-    ``"separate"``), the ``trained_steps`` the in-run ramp already kept as training (0: none), the ``search_steps`` it spent that were not kept, and a one-paragraph ``summary``
-    of what was chosen and why. Train ``remaining_steps`` more optimizer steps (past them the scheduler
-    holds its last LR)."""
+    ``"separate"``), the ``trained_steps`` the in-run ramp already kept as training (0: none), the
+    ``search_steps`` it spent that were not kept, and a one-paragraph ``summary`` of what was chosen
+    and why. Train ``remaining_steps`` more optimizer steps (past them the scheduler holds its last LR)."""
 
     scheduler: Any
     guard: DivergenceGuard | None
