@@ -24,25 +24,48 @@ def _two(finals_a: list[float], finals_b: list[float], higher_is_better: bool = 
     return LabResult("toy", 1, runs, ":memory:", "t", "acc", higher_is_better, 5)
 
 
-def test_the_verdict_names_the_runner_up_the_gap_and_whether_the_cis_overlap() -> None:
+def test_the_verdict_names_the_runner_up_the_gap_and_whether_the_seeds_separate_them() -> None:
     # cosine 0.90/0.92/0.94: 0.92 ± t(.975, 2)·0.02/√3 = ±0.04970; the pipe label 0.85/0.86: 0.855 ±
-    # t(.975, 1)·0.007071/√2 = ±0.06353, so [0.7915, 0.9185] overlaps [0.8703, 0.9697]; the gap is 0.065
+    # t(.975, 1)·0.007071/√2 = ±0.06353; the gap of the means is 0.065. Paired over seeds 0 and 1:
+    # d = 0.05, 0.06: 0.055 ± 12.706·0.007071/√2 = ±0.06353: [-0.00853, 0.1185] holds 0
     result = make_result()
     text = report.verdict(result, report.summarize(result)[0])
     assert text == (
         "Best: cosine, final val accuracy 0.92 (95% CI 0.8703 to 0.9697). Runner-up: "
-        f"{PIPE_LABEL}, 0.855 (95% CI 0.7915 to 0.9185), 0.065 lower. "
-        "Their 95% CIs overlap: 2 seeds do not separate the two."
+        f"{PIPE_LABEL}, 0.855 (95% CI 0.7915 to 0.9185), 0.065 lower. Paired by seed (2 both finished), "
+        "the gap is 0.055 (95% CI -0.00853 to 0.119): the seeds do not separate the two."
     )
     # a loss: lower is better, the runner-up is higher (cosine 0.32 against the pipe label's 0.405)
     low = make_result(higher_is_better=False)
     text = report.verdict(low, report.summarize(low)[0])
     assert text.startswith("Best: cosine, final val loss 0.32 (95% CI") and "0.085 higher." in text
+    n, mean, _ = report.paired_gap(low, "cosine", PIPE_LABEL) or (0, 0.0, None)
+    assert n == 2 and mean > 0  # positive: the best is better (lower)
 
 
-def test_the_verdict_says_when_the_cis_do_not_overlap_and_when_there_is_none() -> None:
-    # a: 0.90, 0.91, 0.92 (±0.0248); b: 0.80, 0.81, 0.82: far apart
+def test_paired_seeds_separate_what_overlapping_cis_do_not() -> None:
+    """Each seed moves both strategies alike (its initial weights): a and b overlap widely, yet a is
+    0.01 better on every seed. Their CIs overlapping said "3 seeds do not separate the two"."""
+    close = _two([0.90, 0.95, 0.85], [0.89, 0.94, 0.84])
+    rows = report.summarize(close)[0]
+    assert rows[0].ci is not None and rows[1].ci is not None and rows[0].ci[0] < rows[1].ci[1]  # overlap
+    n, mean, (lo, hi) = report.paired_gap(close, "a", "b") or (0, 0.0, (0.0, 0.0))
+    assert n == 3 and mean == pytest.approx(0.01) and lo == pytest.approx(0.01) and hi == pytest.approx(0.01)
+    assert report.verdict(close, rows).endswith("(95% CI 0.01 to 0.01): the seeds separate the two.")
+    # a seed's noise that does not move both alike: d = 0.03, -0.02, 0.02 -> 0.01 ± 4.303·0.02646/√3
+    mixed = _two([0.92, 0.93, 0.88], [0.89, 0.95, 0.86])
+    n, mean, (lo, hi) = report.paired_gap(mixed, "a", "b") or (0, 0.0, (0.0, 0.0))
+    assert (n, round(mean, 4), round(lo, 4), round(hi, 4)) == (3, 0.01, -0.0557, 0.0757)
+    assert report.verdict(mixed, report.summarize(mixed)[0]).endswith("the seeds do not separate the two.")
+
+
+def test_the_verdict_falls_back_to_the_cis_without_shared_seeds_and_says_when_there_is_none() -> None:
+    # a: 0.90, 0.91, 0.92 (±0.0248) on seeds 0-2; b: 0.80, 0.81, 0.82 on seeds 3-5: no pair, far apart
     far = _two([0.90, 0.91, 0.92], [0.80, 0.81, 0.82])
+    far = dataclasses.replace(
+        far, runs=[r if r.label == "a" else dataclasses.replace(r, seed=r.seed + 3) for r in far.runs]
+    )
+    assert report.paired_gap(far, "a", "b") is None
     text = report.verdict(far, report.summarize(far)[0])
     assert text.endswith("0.1 lower. Their 95% CIs do not overlap.")
     one = _two([0.9], [0.8])
@@ -59,7 +82,7 @@ def test_the_page_and_lab_md_lead_with_the_verdict(tmp_path: Path) -> None:
     result = make_result()
     page = report.write_report(result, tmp_path).read_text(encoding="utf-8")
     assert "Best: <b>cosine</b>, final val accuracy 0.92 (95% CI 0.8703 to 0.9697). Runner-up: <b>" in page
-    assert "Their 95% CIs overlap: 2 seeds do not separate the two." in page
+    assert "the seeds do not separate the two." in page
     md = report.write_markdown(result, tmp_path).read_text(encoding="utf-8")
     assert "Runner-up: " in md.split("| strategy |", 1)[0]
 

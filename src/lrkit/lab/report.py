@@ -65,6 +65,7 @@ __all__ = [
     "escape_mathtext",
     "fate",
     "lab_figure",
+    "paired_gap",
     "panel_figure",
     "plot_lab",
     "report_from_db",
@@ -929,11 +930,42 @@ def _interval(s: Summary) -> str:
     return f"{_num(s.mean)} (n={s.n}{lost})"
 
 
+def paired_gap(result: LabResult, best: str, other: str) -> tuple[int, float, tuple[float, float]] | None:
+    """How much better ``best`` ended than ``other`` seed by seed: over the ``n`` >= 2 seeds both
+    finished, ``d_i`` = the two final metrics' difference (positive: ``best`` better), their mean and
+    the 95% CI ``mean ± t(0.975, n-1)·sd/√n``; None with fewer than 2 shared seeds.
+
+    Runs of one seed start from the same initial weights (and, for lrkit's tasks, see the same
+    batches), so the seed's share of the noise cancels in ``d_i``: the paired interval is the one that
+    says whether the seeds separate the two (two CIs that overlap can still differ, paired)."""
+    sign = 1.0 if result.higher_is_better else -1.0
+    finals = [
+        {
+            r.seed: float(r.final_metric)
+            for r in result.by_label(label)
+            if r.status == "ok" and _ok(r.final_metric)
+        }
+        for label in (best, other)
+    ]
+    seeds = sorted(finals[0].keys() & finals[1].keys())
+    if len(seeds) < 2:
+        return None
+    d = [sign * (finals[0][s] - finals[1][s]) for s in seeds]
+    mean = statistics.fmean(d)
+    half = t_quantile(0.975, len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
+    return len(d), mean, (mean - half, mean + half)
+
+
+def _ok(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
+
+
 def verdict(result: LabResult, rows: list[Summary]) -> str:
     """One plain-text sentence: the best strategy, the runner-up and the gap between their mean final
-    metrics, and whether their 95% CIs overlap (with overlapping CIs the seeds do not separate them;
-    with one finished seed there is no CI to tell); then the strategies with runs that did not learn
-    (:func:`did_not_learn`), if any."""
+    metrics, and whether the seeds separate them: by the :func:`paired_gap`'s 95% CI over the seeds
+    both finished (it excludes 0: they do), else (fewer than 2 shared seeds) by whether their own 95%
+    CIs overlap; with one finished seed there is no CI to tell. Then the strategies with runs that did
+    not learn (:func:`did_not_learn`), if any."""
     done = [s for s in rows if s.mean is not None]
     if not done:
         return "No run finished (every run diverged)."
@@ -955,7 +987,15 @@ def verdict(result: LabResult, rows: list[Summary]) -> str:
     gap = abs(best.mean - second.mean)
     worse = "lower" if result.higher_is_better else "higher"
     text += f" Runner-up: {second.label}, {_interval(second)}, {_num(gap, 3)} {worse}."
-    if best.ci is None or second.ci is None:
+    paired = paired_gap(result, best.label, second.label)
+    if paired is not None:
+        n, mean, (lo, hi) = paired
+        text += (
+            f" Paired by seed ({n} both finished), the gap is {_num(mean, 3)} "
+            f"(95% CI {_num(lo, 3)} to {_num(hi, 3)}): the seeds "
+            + ("separate the two." if lo > 0 else "do not separate the two.")
+        )
+    elif best.ci is None or second.ci is None:
         text += " With one finished seed there is no CI: run more seeds to tell them apart."
     elif best.ci[0] <= second.ci[1] and second.ci[0] <= best.ci[1]:
         n = min(best.n, second.n)
