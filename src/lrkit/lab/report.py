@@ -939,14 +939,11 @@ def paired_gap(result: LabResult, best: str, other: str) -> tuple[int, float, tu
     batches), so the seed's share of the noise cancels in ``d_i``: the paired interval is the one that
     says whether the seeds separate the two (two CIs that overlap can still differ, paired)."""
     sign = 1.0 if result.higher_is_better else -1.0
-    finals = [
-        {
-            r.seed: float(r.final_metric)
-            for r in result.by_label(label)
-            if r.status == "ok" and _ok(r.final_metric)
-        }
-        for label in (best, other)
-    ]
+    finals: list[dict[int, float]] = [{}, {}]
+    for i, label in enumerate((best, other)):
+        for r in result.by_label(label):
+            if r.status == "ok" and r.final_metric is not None and math.isfinite(r.final_metric):
+                finals[i][r.seed] = float(r.final_metric)
     seeds = sorted(finals[0].keys() & finals[1].keys())
     if len(seeds) < 2:
         return None
@@ -954,10 +951,6 @@ def paired_gap(result: LabResult, best: str, other: str) -> tuple[int, float, tu
     mean = statistics.fmean(d)
     half = t_quantile(0.975, len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
     return len(d), mean, (mean - half, mean + half)
-
-
-def _ok(v: float | None) -> bool:
-    return v is not None and math.isfinite(v)
 
 
 def verdict(result: LabResult, rows: list[Summary]) -> str:
