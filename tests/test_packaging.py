@@ -39,8 +39,10 @@ def _floor(spec: str, name: str) -> version.Version:
 
 
 def _requirements() -> list[str]:
+    """Every requirement pyproject.toml declares: the build's, the core's, the extras' and the dev group's."""
     extras = [r for reqs in EXTRAS.values() for r in reqs]
-    return [*PYPROJECT["build-system"]["requires"], *PROJECT["dependencies"], *extras]
+    dev = [r for r in PYPROJECT["dependency-groups"]["dev"] if isinstance(r, str)]
+    return [*PYPROJECT["build-system"]["requires"], *PROJECT["dependencies"], *extras, *dev]
 
 
 def _sources() -> str:
@@ -149,6 +151,14 @@ NEWER_APIS = [
     # numpy 2.0 brought the array API's own names into numpy's namespace (NumPy 2.0 release notes)
     ("numpy", r"\b(?:xp|np)\.(?:astype|concat|permute_dims|isdtype|pow|acos|asin|atan2?)\(", "2.0"),
     ("torch", r"\btorch\.compiler\.is_compiling\(", "2.3"),  # torch 2.2 has torch._dynamo's only
+    # optuna 4.0-4.2 have no such exception: the `except` naming it raised AttributeError in place of
+    # lrkit's message when a trial's code raised (tests/test_tune_inputs.py under optuna 4.0)
+    ("optuna", r"\boptuna\.exceptions\.UpdateFinishedTrialError\b", "4.3"),
+    # keras 3.0-3.6: keras.Variable is a class of its own, not the backends' variable's base, so a float
+    # LR was refused (tests/test_keras.py's plateau tests under keras 3.6.0)
+    ("keras", r"isinstance\([^)]*\bkeras\.Variable\)", "3.7"),
+    # called with (args, dataloader): transformers 4.4x-5.2 take a third argument, total_train_batch_size
+    ("transformers", r"\bset_initial_training_values\b", "5.3"),
 ]
 
 
@@ -162,6 +172,75 @@ def test_every_floor_admits_only_releases_with_the_apis_the_code_calls(
     assert specs, name
     for spec in specs:
         assert _floor(spec, name) >= version.Version(first), f"{spec!r}, but the code calls {calls[0]}"
+
+
+#: The first release of each compiled library that was built against numpy 2 (ABI 2): an older one
+#: either fails to import under numpy>=2.0 or declares numpy<2, so with lrkit's numpy>=2.0 a resolver
+#: picks a broken release or finds none. Verified in a fresh venv with numpy 2.0.0 (the old floors are
+#: what `uv pip compile --resolution lowest-direct` picked): the old floor installed and imported (the
+#: error below), the releases between read from their metadata, the new floor installed and the part of
+#: lrkit that uses it run (`lrkit plot`, `gallery`, `find`, `lab` on digits, tests/test_report.py).
+NUMPY2_BUILDS = {
+    # 3.7.0-3.7.4: "ImportError: numpy.core.multiarray failed to import"; 3.7.5-3.8.3: numpy<2
+    "matplotlib": "3.8.4",
+    # 1.3.x: "cannot import name 'ComplexWarning' from 'numpy.core.numeric'"; 1.4.0, 1.4.1.post1: numpy<2.0
+    "scikit-learn": "1.4.2",
+    # 2.0.0: "ValueError: numpy.dtype size changed, may indicate binary incompatibility"; 2.2.1: numpy<2
+    "pandas": "2.2.2",
+}
+
+
+@pytest.mark.parametrize(("name", "first"), sorted(NUMPY2_BUILDS.items()))
+def test_every_floor_of_a_compiled_numpy_library_is_a_numpy_2_build(name: str, first: str) -> None:
+    specs = [r for r in _requirements() if canonicalize_name(requirements.Requirement(r).name) == name]
+    assert specs, f"nothing requires {name}: drop its row"
+    for spec in specs:
+        assert _floor(spec, requirements.Requirement(spec).name) >= version.Version(first), (
+            f"{spec!r} admits releases built against numpy 1, which do not import under numpy>=2.0"
+        )
+
+
+def _compiled_against_numpy(dist: importlib.metadata.Distribution) -> bool:
+    """Whether ``dist`` requires numpy (outside an extra) and ships extension modules."""
+    needs = [requirements.Requirement(r) for r in dist.requires or ()]
+    if not any(r.name == "numpy" and (r.marker is None or "extra" not in str(r.marker)) for r in needs):
+        return False
+    return any(f.suffix in (".so", ".pyd") for f in dist.files or ())
+
+
+def test_every_installed_compiled_numpy_library_lrkit_requires_has_a_verified_floor() -> None:
+    """A new dependency with C extensions built against numpy needs its numpy-2 floor found (and a row
+    in NUMPY2_BUILDS): a floor copied from before numpy 2 is an ImportError for its user."""
+    checked, missing = [], []
+    for spec in _requirements():
+        name = canonicalize_name(requirements.Requirement(spec).name)
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if name != "numpy" and _compiled_against_numpy(dist):
+            checked.append(name)
+            if name not in NUMPY2_BUILDS:
+                missing.append(name)
+    if not checked:
+        pytest.skip("no compiled numpy library lrkit requires is installed here")
+    assert not missing, f"{missing}: find the first release built against numpy 2, add it to NUMPY2_BUILDS"
+
+
+def test_no_requirement_caps_a_version() -> None:
+    """lrkit runs on what comes next until shown otherwise: an upper bound (``<``, ``<=``, ``==``, ``~=``)
+    would keep a user from a fixed release and make lrkit uninstallable beside a newer library."""
+    capped = [
+        spec
+        for spec in _requirements()
+        if any(s.operator in ("<", "<=", "==", "===", "~=") for s in requirements.Requirement(spec).specifier)
+    ]
+    assert not capped, capped
+
+
+def test_every_user_facing_requirement_has_a_floor() -> None:
+    for spec in [*PROJECT["dependencies"], *(r for reqs in EXTRAS.values() for r in reqs)]:
+        _floor(spec, requirements.Requirement(spec).name)
 
 
 # --- the extras and the hints that name them -----------------------------------------------------
