@@ -185,10 +185,14 @@ def test_a_trial_whose_code_raised_is_told_once_without_optunas_traceback(
         def emit(self, record: logging.LogRecord) -> None:
             said.append(record.getMessage())
 
+    import optuna
+
     said: list[str] = []
     handler = Said()
     logging.getLogger("optuna").addHandler(handler)
     argv = ["tune", "--task", "tests.test_tune_inputs:_broken_task", "--trials", "2", "--epochs", "1"]
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # an earlier lrkit tune in this process set WARNING
     try:
         with pytest.raises(UserCodeError, match=r"trial 0: .* raised RuntimeError: out of memory"):
             tune(Task("broken", broken), trials=2, storage=tmp_path / "a.db", finder=False, epochs=1)
@@ -197,6 +201,7 @@ def test_a_trial_whose_code_raised_is_told_once_without_optunas_traceback(
         assert main([*argv, "--no-finder", "--storage", str(tmp_path / "b.db"), "--out", str(out)]) == 1
     finally:
         logging.getLogger("optuna").removeHandler(handler)
+        optuna.logging.set_verbosity(level)
     assert said and not [m for m in said if "failed" in m], said  # the study's creation was said
     err = capfd.readouterr().err  # lrkit's own line, then the traceback of the user's code alone
     assert err.startswith("lrkit tune: error: task 'tests.test_tune_inputs:_broken_task' (trial 0: ") and (
