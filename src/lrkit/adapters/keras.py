@@ -64,7 +64,7 @@ from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
-__all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "schedule"]
+__all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "find_lr", "schedule"]
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
@@ -419,3 +419,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
             if getattr(self.model, "train_function", None) is not None:
                 self.model.make_train_function(force=True)
             target._traced_with = None
+
+
+# the range test on a compiled model (see lrkit.finder.keras_driver), imported after the rest of this module
+from ..finder.keras_driver import find_lr  # noqa: E402

@@ -65,7 +65,7 @@ from ..schedules.duration import MAX_STEPS, _short, held_step
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
-__all__ = ["schedule"]
+__all__ = ["find_lr", "schedule"]
 
 #: What an optax schedule returns (``optax.Schedule`` is ``Callable[[Numeric], Numeric]``).
 OptaxSchedule = Callable[[Any], jax.Array]
@@ -138,3 +138,7 @@ def schedule(
     lr_at.__name__ = f"lrkit_{resolved.name}"
     lr_at.__doc__ = f"optax schedule for {resolved}"
     return lr_at
+
+
+# the range test, functional (see lrkit.finder.optax_driver), imported after the rest of this module
+from ..finder.optax_driver import find_lr  # noqa: E402

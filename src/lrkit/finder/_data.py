@@ -1,0 +1,94 @@
+"""The batches of the Keras and optax drivers' range tests (numpy only).
+
+Data comes as arrays with a ``batch_size`` (shuffled by each repeat's seed and cut into full batches,
+reshuffled when a pass ends) or as an iterable of batches (cycled; each repeat starts a new pass when
+it can be iterated again). A pytree of arrays (an array, or a tuple, list or dict of them) shares its
+leading axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from lrkit.finder.result import PYTHON_SETTINGS
+
+#: how the advice of these drivers' results names their settings (they have no val_data, no budget)
+SETTINGS = {k: v for k, v in PYTHON_SETTINGS.items() if k not in ("val_data", "budget")}
+
+
+def _leaves(tree: Any) -> list[Any]:
+    if isinstance(tree, dict):
+        return [leaf for v in tree.values() for leaf in _leaves(v)]
+    if isinstance(tree, (tuple, list)):
+        return [leaf for v in tree for leaf in _leaves(v)]
+    return [tree]
+
+
+def _take(tree: Any, idx: np.ndarray) -> Any:
+    if isinstance(tree, dict):
+        return {k: _take(v, idx) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_take(v, idx) for v in tree)
+    return tree[idx]
+
+
+def is_arrays(data: Any) -> bool:
+    """Whether ``data`` is a pytree of arrays (every leaf has a ``shape``), not an iterable of batches."""
+    leaves = _leaves(data)
+    return bool(leaves) and all(hasattr(leaf, "shape") for leaf in leaves)
+
+
+class Batches:
+    """Endless batches for one ramp at a time; :meth:`restart` begins a repeat's pass with its seed."""
+
+    def __init__(self, data: Any, batch_size: int | None, name: str) -> None:
+        self.name = name
+        self.data = data
+        self.batch_size = batch_size
+        self._it: Iterator[Any] = iter(())
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+                raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+            lengths = {len(leaf) if getattr(leaf, "shape", ()) != () else 0 for leaf in _leaves(data)}
+            if not is_arrays(data) or len(lengths) != 1 or 0 in lengths:
+                shapes = [getattr(leaf, "shape", type(leaf).__name__) for leaf in _leaves(data)]
+                raise ValueError(
+                    f"{name} with batch_size must be arrays (or a tuple/dict of arrays) sharing their first "
+                    f"axis, of length >= 1; got leaves of shapes {shapes}"
+                )
+            self.n = lengths.pop()
+        elif not isinstance(data, Iterable) or isinstance(data, (str, bytes)):
+            raise TypeError(
+                f"{name} must be an iterable of batches (a list, a tf.data.Dataset, a DataLoader, a "
+                f"generator), or arrays with batch_size=...; got {type(data).__name__}"
+            )
+
+    def restart(self, seed: int) -> None:
+        """Begin a new pass: the arrays shuffled with ``seed``, or the iterable iterated anew."""
+        self._it = self._shuffled(seed) if self.batch_size is not None else iter(self.data)
+
+    def _shuffled(self, seed: int) -> Iterator[Any]:
+        assert self.batch_size is not None
+        rng = np.random.default_rng(seed)
+        size = min(self.batch_size, self.n)
+        while True:  # full batches only: a short last batch would be a noisier rung
+            perm = rng.permutation(self.n)
+            for start in range(0, self.n - size + 1, size):
+                yield _take(self.data, perm[start : start + size])
+
+    def next(self) -> Any:
+        """The next batch; an exhausted iterable is iterated again (a one-shot iterator cannot be)."""
+        try:
+            return next(self._it)
+        except StopIteration:
+            self._it = iter(self.data)
+            try:
+                return next(self._it)
+            except StopIteration:
+                raise ValueError(
+                    f"{self.name} yielded no more batches; pass a list, a dataset or a loader, which can "
+                    "be iterated again, or an endless generator"
+                ) from None

@@ -1,0 +1,196 @@
+"""The Keras 3 driver of the range test: ``train_on_batch`` at each rung's LR, then an exact restore.
+
+:func:`find_lr` sets the compiled optimizer's learning rate (its float LR variable) at each rung, runs
+``train_on_batch`` and records that batch's loss (the metrics are reset before each batch: Keras'
+``train_on_batch`` returns the running mean since the last reset). Afterwards, and also when the test
+raises, every variable of the model (weights, BatchNorm statistics, dropout seed states), of the optimizer
+(its iteration count, LR, moments; built first if it was not) and of the compiled metrics is put back
+bit for bit, and so are torch's RNG states on the torch backend (where dropout without a seed draws from
+them; repeat ``r`` seeds them with ``seed + r``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:
+    import keras
+except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told otherwise
+    if _exc.name != "tensorflow":
+        raise
+    import lrkit.adapters.keras  # noqa: F401  # raises the error that says to set KERAS_BACKEND
+
+from lrkit.finder import core
+from lrkit.finder._data import SETTINGS, Batches, is_arrays
+from lrkit.finder.result import FinderResult
+
+__all__ = ["find_lr"]
+
+
+def _lr_owner(optimizer: Any) -> Any:
+    """The optimizer that holds the learning rate (the inner one of a ``LossScaleOptimizer``)."""
+    while getattr(optimizer, "inner_optimizer", None) is not None:
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def _check_model(model: Any) -> Any:
+    """The compiled model's optimizer whose LR the test sets; a clear error for anything else."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError(
+            "model is not compiled: call model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), "
+            "loss=...) first; the range test trains with the compiled optimizer and loss"
+        )
+    if not model.built:
+        raise ValueError(
+            "model is not built: give it an input shape (keras.Input((features,)) as its first layer) or "
+            "call it on a batch first, so that its weights exist before the test"
+        )
+    owner = _lr_owner(model.optimizer)
+    lr = getattr(owner, "_learning_rate", None)
+    if not isinstance(lr, keras.Variable):
+        raise ValueError(
+            f"model's optimizer ({type(owner).__name__}) has learning_rate={lr!r}, a schedule; the range "
+            "test sets a constant LR at each rung: compile the model with a float learning rate for the "
+            "test (model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss=...)), then "
+            "compile it with the schedule built from the result "
+            "(lrkit.keras.schedule(result.schedule(), total_steps=...)) to train"
+        )
+    return owner
+
+
+def _torch() -> Any:
+    """torch, when it is Keras' backend (whose unseeded dropout draws from torch's global RNG), else None."""
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    return torch
+
+
+class _Snapshot:
+    """Copies of the model's, the optimizer's and the metrics' variables, assigned back by
+    :meth:`restore`; metrics built during the test are reset (their initial state). On the torch
+    backend, torch's global RNG states too: Keras' dropout without a seed draws from them there."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        if not model.optimizer.built:  # its variables (iterations, moments) exist, zero, as at a first fit
+            model.optimizer.build(model.trainable_variables)
+        self.variables = [*model.variables, *model.optimizer.variables, *model.metrics_variables]
+        self.values = [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in self.variables]
+        self.torch = _torch()
+        self.rng: Any = None
+        if self.torch is not None:
+            cuda = self.torch.cuda
+            self.rng = (
+                self.torch.random.get_rng_state(),
+                cuda.get_rng_state_all() if cuda.is_available() and cuda.is_initialized() else None,
+            )
+
+    def restore(self, *, metrics: bool = True, seed: int | None = None) -> None:
+        """Assign the saved values back; ``seed``: seed torch's RNG with it (each repeat's dropout masks),
+        else restore its saved states (the end of the test)."""
+        if metrics:
+            self.model.reset_metrics()
+        for v, value in zip(self.variables, self.values, strict=True):
+            v.assign(value)
+        if self.torch is not None:
+            if seed is not None:
+                self.torch.manual_seed(seed)
+            else:
+                self.torch.random.set_rng_state(self.rng[0])
+                if self.rng[1] is not None:
+                    self.torch.cuda.set_rng_state_all(self.rng[1])
+
+
+def find_lr(
+    model: Any,
+    x: Any,
+    y: Any = None,
+    *,
+    batch_size: int = 32,
+    start_lr: float = core.START_LR,
+    end_lr: float = core.END_LR,
+    num_steps: int = core.NUM_STEPS,
+    mode: core.Mode = "exp",
+    smoothing: float = core.SMOOTHING,
+    diverge_factor: float | None = core.DIVERGE_FACTOR,
+    diverge_patience: int = core.DIVERGE_PATIENCE,
+    batches_per_step: int = 1,
+    repeats: int = 1,
+    seed: int = 0,
+    rule: str = "lrkit",
+) -> FinderResult:
+    """Run the LR range test on a compiled Keras 3 model and restore it exactly afterwards.
+
+    The optimizer's learning rate (a float, not a schedule: a schedule is refused) follows the ramp
+    ``start_lr -> end_lr`` (``mode`` ``"exp"`` or ``"linear"``, ``num_steps`` rungs); each rung runs
+    ``batches_per_step`` optimizer steps (``train_on_batch`` calls; with the optimizer's
+    ``gradient_accumulation_steps=k``, ``k`` calls make one step) and records their mean loss, the
+    ``"loss"`` Keras reports (regularization losses included).
+
+    Data as ``fit`` takes it: arrays ``x``, ``y`` (or dicts of arrays) with ``batch_size``, shuffled for
+    repeat ``r`` with ``seed + r`` and cut into full batches; or, with ``y=None`` and ``x`` not an
+    array, an iterable of batches (a ``tf.data.Dataset``, a torch ``DataLoader``, a list of ``(x, y)``
+    or ``(x, y, sample_weight)``), cycled when exhausted, each repeat starting a new pass.
+
+    Every repeat starts from the model as given. The model's variables (weights, BatchNorm statistics,
+    seed states), the optimizer's (iterations, LR, moments; built first if a fit has not built them) and
+    the compiled metrics are restored bit for bit afterwards, also when the test raises; on the torch
+    backend, where Keras' unseeded dropout draws from torch's RNG, its states too (repeat ``r`` seeds it
+    with ``seed + r``). One thing stays: the model has now been trained, and Keras' first ``fit`` of a
+    model never trained draws once more from that RNG (its one-time setup) than a later one does. See
+    :class:`FinderResult` for the suggestion, the interval over repeats and the trust verdict.
+
+    Example::
+
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="mse")
+        result = find_lr(model, x, y, batch_size=64, repeats=3)
+    """
+    owner = _check_model(model)
+    core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
+    k_batches = core._check_int("batches_per_step", batches_per_step, 1)
+    core._check_int("seed", seed, 0)
+    accumulate = getattr(model.optimizer, "gradient_accumulation_steps", None) or 1
+    if y is not None or (is_arrays(x) and not isinstance(x, (list, tuple))):
+        batches = Batches(x if y is None else (x, y), batch_size, "x, y")
+    else:
+        batches = Batches(x, None, "x")
+    snapshot = _Snapshot(model)
+
+    def step(lr: float) -> float:
+        owner.learning_rate = lr
+        total = 0.0
+        for _ in range(k_batches * accumulate):
+            bx, by, sw = keras.utils.unpack_x_y_sample_weight(batches.next())
+            model.reset_metrics()
+            logs = model.train_on_batch(bx, by, sample_weight=sw, return_dict=True)
+            total += float(logs["loss"])
+        return total / (k_batches * accumulate)
+
+    def before_repeat(r: int) -> None:
+        snapshot.restore(metrics=False, seed=seed + r)
+        batches.restart(seed + r)
+
+    try:
+        result = core.range_test(
+            step,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            mode=mode,
+            smoothing=smoothing,
+            diverge_factor=diverge_factor,
+            diverge_patience=diverge_patience,
+            repeats=repeats,
+            before_repeat=before_repeat,
+            rule=rule,
+        )
+    finally:
+        snapshot.restore()
+    return result.phrased_for(SETTINGS)

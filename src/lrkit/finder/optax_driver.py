@@ -1,0 +1,197 @@
+"""The optax (JAX) driver of the range test: a functional ``find_lr`` that never touches your params.
+
+Each rung sets the optimizer's learning rate in its state (the hyperparameter that
+``optax.inject_hyperparams`` keeps there) and runs one jitted step, compiled once for the whole test::
+
+    step(params, state, batch, lr):
+        state.hyperparams["learning_rate"] = lr
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+        updates, state = optimizer.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+Every repeat starts from the ``params`` you gave and a fresh ``optimizer.init(params)``; jax arrays are
+immutable, so there is nothing to restore afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lrkit.finder import core
+from lrkit.finder._data import SETTINGS, Batches
+from lrkit.finder.result import FinderResult
+
+__all__ = ["find_lr"]
+
+_HOW = (
+    "build it with optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3, "
+    "weight_decay=1e-4), or pass a factory lr -> GradientTransformation, e.g. "
+    "lambda lr: optax.adamw(lr, weight_decay=1e-4)"
+)
+
+
+def _injected(node: Any) -> bool:
+    """Whether ``node`` is the state of ``optax.inject_hyperparams`` (its hyperparameters in a dict)."""
+    return isinstance(getattr(node, "hyperparams", None), dict) and hasattr(node, "hyperparams_states")
+
+
+def _children(node: Any) -> list[tuple[str, Any]]:
+    if isinstance(node, tuple) and hasattr(node, "_fields"):
+        return [(f".{f}", getattr(node, f)) for f in node._fields]
+    if isinstance(node, (tuple, list)):
+        return [(f"[{i}]", v) for i, v in enumerate(node)]
+    if isinstance(node, dict):
+        return [(f"[{k!r}]", v) for k, v in node.items()]
+    return []
+
+
+def _lr_slots(state: Any, path: str = "state") -> list[tuple[str, Any]]:
+    """Every ``inject_hyperparams`` state in ``state`` that holds a ``learning_rate``, with its path."""
+    here = [(path, state)] if _injected(state) and "learning_rate" in state.hyperparams else []
+    return here + [slot for name, child in _children(state) for slot in _lr_slots(child, path + name)]
+
+
+def _with_lr(state: Any, lr: Any) -> Any:
+    """``state`` with its ``learning_rate`` hyperparameter set to ``lr`` (in its own dtype)."""
+    if _injected(state) and "learning_rate" in state.hyperparams:
+        old = jnp.asarray(state.hyperparams["learning_rate"])
+        state = state._replace(hyperparams={**state.hyperparams, "learning_rate": jnp.asarray(lr, old.dtype)})
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(_with_lr(v, lr) for v in state))
+    if isinstance(state, (tuple, list)):
+        return type(state)(_with_lr(v, lr) for v in state)
+    if isinstance(state, dict):
+        return {k: _with_lr(v, lr) for k, v in state.items()}
+    return state
+
+
+def _settable(optimizer: Any, params: Any, start_lr: float) -> optax.GradientTransformation:
+    """The optimizer whose learning rate the test sets: ``optimizer`` when its state holds exactly one
+    constant ``learning_rate`` (``inject_hyperparams``), a factory wrapped in ``inject_hyperparams``."""
+    if not isinstance(optimizer, optax.GradientTransformation):
+        if not callable(optimizer):
+            raise TypeError(
+                f"optimizer must be an optax.GradientTransformation whose learning rate can be set, or a "
+                f"factory lr -> GradientTransformation; got {type(optimizer).__name__}: {_HOW}"
+            )
+        factory = optimizer
+        optimizer = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate))(
+            learning_rate=start_lr
+        )
+    slots = _lr_slots(optimizer.init(params))
+    if not slots:
+        raise ValueError(
+            "optimizer: its learning rate cannot be set (its state holds no 'learning_rate' "
+            f"hyperparameter; optax.adam(1e-3) bakes the LR into its update function): {_HOW}"
+        )
+    if len(slots) > 1:
+        raise ValueError(
+            f"optimizer: its state holds {len(slots)} 'learning_rate' hyperparameters "
+            f"({', '.join(p for p, _ in slots)}); the range test ramps one: inject_hyperparams on one "
+            "optimizer only"
+        )
+    path, slot = slots[0]
+    if "learning_rate" in slot.hyperparams_states:
+        raise ValueError(
+            f"optimizer: learning_rate at {path} is a schedule; the range test sets a constant LR at each "
+            "rung: build the optimizer for the test with a number, "
+            "optax.inject_hyperparams(optax.adam)(learning_rate=1e-3) (or pass lambda lr: optax.adam(lr)), "
+            "and give the schedule built from the result (lrkit.optax.schedule(result.schedule(), "
+            "total_steps=...)) to the optimizer you train with"
+        )
+    return optimizer
+
+
+def find_lr(
+    loss_fn: Callable[[Any, Any], Any],
+    params: Any,
+    optimizer: optax.GradientTransformation | Callable[[Any], optax.GradientTransformation],
+    data: Any,
+    *,
+    batch_size: int | None = None,
+    start_lr: float = core.START_LR,
+    end_lr: float = core.END_LR,
+    num_steps: int = core.NUM_STEPS,
+    mode: core.Mode = "exp",
+    smoothing: float = core.SMOOTHING,
+    diverge_factor: float | None = core.DIVERGE_FACTOR,
+    diverge_patience: int = core.DIVERGE_PATIENCE,
+    batches_per_step: int = 1,
+    repeats: int = 1,
+    seed: int = 0,
+    rule: str = "lrkit",
+) -> FinderResult:
+    """Run the LR range test on ``loss_fn(params, batch) -> scalar loss`` with an optax optimizer.
+
+    ``optimizer`` is one whose learning rate can be set from outside: built with
+    ``optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)`` (alone or inside an ``optax.chain``;
+    the LR must be a number, not a schedule), or a factory ``lambda lr: optax.adam(lr)``, which the
+    finder wraps in ``inject_hyperparams`` itself. ``optax.adam(1e-3)`` is refused: its LR is baked
+    into its update function.
+
+    The LR follows the ramp ``start_lr -> end_lr`` (``mode`` ``"exp"`` or ``"linear"``, ``num_steps``
+    rungs); each rung runs ``batches_per_step`` jitted steps at that LR (in the dtype the optimizer
+    keeps it in, float32 by default) and records their mean loss (the loss at the params before each
+    update, as ``jax.value_and_grad`` gives it). ``data`` is an iterable of batches (a list, a
+    generator, a data loader), cycled when exhausted, each batch handed to ``loss_fn`` as it is; or,
+    with ``batch_size``, arrays (or a tuple/dict of arrays sharing their first axis), shuffled for
+    repeat ``r`` with ``seed + r`` and cut into full batches. Each repeat starts from ``params`` and
+    ``optimizer.init(params)``; ``params`` itself is never changed. See :class:`FinderResult` for the
+    suggestion, the interval over repeats and the trust verdict.
+
+    Example::
+
+        result = find_lr(loss_fn, params, lambda lr: optax.adam(lr), (x, y), batch_size=64)
+        opt = optax.adam(lrkit.optax.schedule(result.schedule(), total_steps=10_000))
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(params, batch) -> loss, got {loss_fn!r}")
+    start = core._check_positive_float("start_lr", start_lr)
+    core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
+    k_batches = core._check_int("batches_per_step", batches_per_step, 1)
+    core._check_int("seed", seed, 0)
+    opt = _settable(optimizer, params, start)
+    batches = Batches(data, batch_size, "data")
+
+    def one_step(p: Any, state: Any, batch: Any, lr: jax.Array) -> tuple[Any, Any, jax.Array]:
+        loss, grads = jax.value_and_grad(loss_fn)(p, batch)
+        updates, state = opt.update(grads, _with_lr(state, lr), p)
+        return optax.apply_updates(p, updates), state, loss
+
+    train = jax.jit(one_step)
+    current: list[Any] = [params, None]
+
+    def before_repeat(r: int) -> None:
+        current[:] = [params, opt.init(params)]
+        batches.restart(seed + r)
+
+    def step(lr: float) -> float:
+        total = 0.0
+        for _ in range(k_batches):
+            p, state, loss = train(current[0], current[1], batches.next(), jnp.asarray(lr))
+            current[:] = [p, state]
+            total += float(loss)
+        return total / k_batches
+
+    try:
+        result = core.range_test(
+            step,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            mode=mode,
+            smoothing=smoothing,
+            diverge_factor=diverge_factor,
+            diverge_patience=diverge_patience,
+            repeats=repeats,
+            before_repeat=before_repeat,
+            rule=rule,
+        )
+    finally:
+        current.clear()  # the test's params and state are dropped; the caller's params were never changed
+    return result.phrased_for(SETTINGS)

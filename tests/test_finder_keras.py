@@ -1,0 +1,254 @@
+"""The range test on Keras 3 models (torch backend here, jax in a subprocess): lrkit.keras.find_lr.
+
+References: the LR each rung applied is read off a one-weight model trained by plain SGD on
+``loss = mean(w * 1)`` (gradient exactly 1: the loss at rung ``i`` is ``-sum(lr_0 .. lr_{i-1})``); the
+restore is checked bit for bit on every variable, and by training after the test, which must give the
+very weights that training without it gives; the suggestion by training at it, at 100x less and 100x
+more on scikit-learn's digits (held-out accuracy).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+os.environ["KERAS_BACKEND"] = "torch"  # before the first `import keras` in this process
+
+import keras
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+import lrkit
+from lrkit.finder import FinderResult, lr_ramp, schedule_from_result
+
+if keras.backend.backend() != "torch":  # pragma: no cover - keras imported earlier with another backend
+    raise RuntimeError(
+        f"tests/test_finder_keras.py needs the torch backend; keras runs {keras.backend.backend()!r}"
+    )
+
+find_lr = lrkit.keras.find_lr
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@keras.saving.register_keras_serializable(package="lrkit_finder_tests")
+def mean_prediction(y_true: object, y_pred: object) -> object:
+    """A loss whose gradient with respect to a bias-free Dense(1) on inputs of 1 is exactly 1."""
+    return keras.ops.mean(y_pred)
+
+
+def _one_weight_model() -> keras.Model:
+    model = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss=mean_prediction)
+    return model
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    d = load_digits()
+    return (d.data / 16).astype("float32"), d.target.astype("int32")
+
+
+def _mlp(lr: float, *, adam: bool = False, seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(32, activation="tanh"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(10),
+        ]
+    )
+    opt = keras.optimizers.Adam(lr) if adam else keras.optimizers.SGD(lr, momentum=0.9)
+    model.compile(
+        optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
+    return model
+
+
+def _state(model: keras.Model) -> list[np.ndarray]:
+    every = [*model.variables, *model.optimizer.variables, *model.metrics_variables]
+    return [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in every]
+
+
+def _same_bits(a: list[np.ndarray], b: list[np.ndarray]) -> None:
+    assert len(a) == len(b)
+    for u, v in zip(a, b, strict=True):
+        assert u.dtype == v.dtype and u.shape == v.shape and u.tobytes() == v.tobytes()
+
+
+def test_each_rung_applies_the_ramps_lr() -> None:
+    model = _one_weight_model()
+    x, y = np.ones((8, 1), "float32"), np.zeros((8, 1), "float32")
+    res = find_lr(model, x, y, batch_size=4, start_lr=1e-3, end_lr=1e-1, num_steps=12, diverge_factor=None)
+    lrs = lr_ramp(1e-3, 1e-1, 12)
+    np.testing.assert_array_equal(res.lrs, lrs)
+    # the loss at rung i is the weight before its update: -(lr_0 + ... + lr_{i-1}), in float32
+    np.testing.assert_allclose(
+        res.losses, -np.concatenate([[0.0], np.cumsum(lrs)[:-1]]), rtol=1e-5, atol=1e-9
+    )
+    # and afterwards the weight, the optimizer's LR and its step count are the model's again
+    assert float(keras.ops.convert_to_numpy(model.layers[0].kernel).ravel()[0]) == 0.0
+    assert float(model.optimizer.learning_rate) == 0.5 and int(model.optimizer.iterations) == 0
+
+
+def test_every_variable_is_restored_bit_for_bit_and_training_after_it_is_unchanged() -> None:
+    x, y = _digits()
+    trained, twin = _mlp(1e-3, adam=True), _mlp(1e-3, adam=True)
+    for m in (trained, twin):  # moments, BN statistics, a step count
+        keras.utils.set_random_seed(2)
+        m.fit(x[:256], y[:256], batch_size=64, epochs=1, verbose=0)
+    before = _state(trained)
+    _same_bits(before, _state(twin))
+    keras.utils.set_random_seed(1)
+    res = find_lr(trained, x, y, batch_size=64, num_steps=30, repeats=2)
+    assert res.repeats == 2
+    _same_bits(before, _state(trained))
+    # the fit that follows gives exactly the weights a fit without the test gives: BN, and the dropout
+    # masks (unseeded, Keras' torch backend draws them from torch's RNG, which the test leaves as it was)
+    trained.fit(x[:512], y[:512], batch_size=64, epochs=1, shuffle=False, verbose=0)
+    keras.utils.set_random_seed(1)
+    twin.fit(x[:512], y[:512], batch_size=64, epochs=1, shuffle=False, verbose=0)
+    _same_bits(_state(trained), _state(twin))
+
+
+def test_an_optimizer_not_built_yet_is_left_as_a_first_fit_builds_it() -> None:
+    x, y = _digits()
+    a, b = _mlp(0.05), _mlp(0.05)
+    assert not a.optimizer.built
+    find_lr(a, x, y, batch_size=64, num_steps=30)
+    b.optimizer.build(b.trainable_variables)  # what fit does first: iterations 0, zero momentum
+
+    def every(m: keras.Model) -> list[np.ndarray]:
+        return [np.array(keras.ops.convert_to_numpy(v.value)) for v in (*m.variables, *m.optimizer.variables)]
+
+    _same_bits(every(a), every(b))
+
+
+def test_restored_when_the_test_raises_midway() -> None:
+    x, y = _digits()
+    model = _mlp(0.05)
+    model.fit(x[:128], y[:128], batch_size=64, epochs=1, verbose=0)
+    before = _state(model)
+
+    def batches():  # five good batches, then a broken one
+        for i in range(5):
+            yield x[64 * i : 64 * (i + 1)], y[64 * i : 64 * (i + 1)]
+        raise RuntimeError("the data pipeline broke")
+
+    with pytest.raises(RuntimeError, match="pipeline broke"):
+        find_lr(model, batches(), num_steps=20)
+    _same_bits(before, _state(model))
+
+
+def test_the_suggestion_trains_better_than_100x_less_or_more() -> None:
+    x, y = _digits()
+    res = find_lr(_mlp(1e-3), x[:1400], y[:1400], batch_size=64, repeats=3)
+    assert isinstance(res, FinderResult) and res.trusted, res.reason
+    lr = res.require()
+    assert res.interval[0] <= lr <= res.interval[1]
+    assert "val_data" not in str(res) and "budget" not in str(res)  # advice names only this driver's settings
+    sched = schedule_from_result(res).resolve(total_steps=100)
+    assert max(sched(np.arange(100))) == pytest.approx(res.peak_lr)
+    keras_sched = lrkit.keras.schedule(res.schedule(), total_steps=100)  # what one trains with next
+    assert float(keras_sched(50)) == pytest.approx(sched(50), rel=1e-6)
+
+    def accuracy(rate: float) -> float:
+        model = _mlp(rate)
+        model.fit(x[:1400], y[:1400], batch_size=64, epochs=3, verbose=0)
+        return float(model.evaluate(x[1400:], y[1400:], verbose=0, return_dict=True)["accuracy"])
+
+    at = accuracy(lr)
+    assert at > accuracy(lr / 100) and at > accuracy(lr * 100)
+    assert at > 0.7
+
+
+def test_a_list_of_batches_is_cycled_and_each_repeat_starts_over() -> None:
+    model = _one_weight_model()
+    one, two = (
+        (np.ones((4, 1), "float32"), np.zeros((4, 1), "float32")),
+        (
+            2 * np.ones((4, 1), "float32"),
+            np.zeros((4, 1), "float32"),
+        ),
+    )
+    # inputs of 1 then 2: the gradient alternates 1, 2; the weight before rung 2 is -(lr_0 + 2 lr_1)
+    res = find_lr(model, [one, two], start_lr=0.01, end_lr=0.1, num_steps=3, repeats=2, diverge_factor=None)
+    lrs = lr_ramp(0.01, 0.1, 3)
+    for c in res.curves:
+        np.testing.assert_allclose(c.losses, [0.0, -2 * lrs[0], -(lrs[0] + 2 * lrs[1])], rtol=1e-6)
+
+
+def test_bad_inputs_are_refused_with_what_was_expected() -> None:
+    x, y = np.ones((8, 1), "float32"), np.zeros((8, 1), "float32")
+    bare = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match=r"not compiled: call model.compile\("):
+        find_lr(bare, x, y)
+    with pytest.raises(TypeError, match=r"model must be a keras\.Model, got str"):
+        find_lr("model", x, y)
+    unbuilt = keras.Sequential([keras.layers.Dense(1)])
+    unbuilt.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="not built: give it an input shape"):
+        find_lr(unbuilt, x, y)
+    for sched in (
+        lrkit.keras.schedule("cosine(lr=0.1, steps=10)"),
+        keras.optimizers.schedules.CosineDecay(0.1, 10),
+    ):
+        scheduled = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        scheduled.compile(optimizer=keras.optimizers.Adam(learning_rate=sched), loss="mse")
+        with pytest.raises(ValueError, match=r"a schedule; .*compile the model with a float learning rate"):
+            find_lr(scheduled, x, y)
+    model = _one_weight_model()
+    before = _state(model)
+    with pytest.raises(ValueError, match="num_steps must be an int >= 2, got 1"):
+        find_lr(model, x, y, num_steps=1)
+    with pytest.raises(ValueError, match=r"end_lr must be greater than start_lr=0\.1, got 0\.01"):
+        find_lr(model, x, y, start_lr=0.1, end_lr=0.01)
+    with pytest.raises(ValueError, match="start_lr must be a finite number > 0, got -1"):
+        find_lr(model, x, y, start_lr=-1)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        find_lr(model, x, y, batch_size=0)
+    with pytest.raises(ValueError, match=r"sharing their first axis.*\(8, 1\), \(7, 1\)"):
+        find_lr(model, x, y[:7])
+    with pytest.raises(TypeError, match="x must be an iterable of batches"):
+        find_lr(model, 3.0)
+    _same_bits(before, _state(model))
+    assert not model.optimizer.built  # refused before anything was touched
+
+
+def test_jax_backend_ramp_and_restore(tmp_path: Path) -> None:
+    """A process has one Keras backend: the jax one runs in a subprocess."""
+    code = textwrap.dedent(
+        """
+        import os; os.environ["KERAS_BACKEND"] = "jax"
+        import keras, numpy as np, lrkit
+        from lrkit.finder import lr_ramp
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False,
+                                  kernel_initializer="zeros")])
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5),
+                      loss=lambda t, p: keras.ops.mean(p))
+        x, y = np.ones((8, 1), "float32"), np.zeros((8, 1), "float32")
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        before = [np.array(v.value) for v in (*model.variables, *model.optimizer.variables)]
+        res = lrkit.keras.find_lr(model, x, y, batch_size=4, start_lr=1e-3, end_lr=1e-1, num_steps=12,
+                                  diverge_factor=None, repeats=2)
+        lrs = lr_ramp(1e-3, 1e-1, 12)
+        for c in res.curves:
+            want = -1.0 - np.concatenate([[0.0], np.cumsum(lrs)[:-1]])  # two steps of 0.5 before
+            np.testing.assert_allclose(c.losses, want, rtol=1e-5)
+        after = [np.array(v.value) for v in (*model.variables, *model.optimizer.variables)]
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(before, after))
+        print("ok")
+        """
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
