@@ -1,12 +1,12 @@
 """The Keras 3 driver of the range test: ``train_on_batch`` at each rung's LR, then an exact restore.
 
 :func:`find_lr` sets the compiled optimizer's learning rate (its float LR variable) at each rung, runs
-``train_on_batch`` and records that batch's loss (the metrics are reset before each batch: Keras'
-``train_on_batch`` returns the running mean since the last reset). Afterwards, and also when the test
-raises, every variable of the model (weights, BatchNorm statistics, dropout seed states), of the optimizer
-(its iteration count, LR, moments; built first if it was not) and of the compiled metrics is put back
-bit for bit, and so are torch's RNG states on the torch backend (where dropout without a seed draws from
-them; repeat ``r`` seeds them with ``seed + r``).
+``train_on_batch`` and records that batch's loss (the metrics are reset before each batch: recent Keras
+versions do it themselves, earlier ones return the running mean since the last reset). Afterwards, and
+also when the test raises, every variable of the model (weights, BatchNorm statistics, dropout seed
+states), of the optimizer (its iteration count, LR, moments; built first if it was not) and of the
+compiled metrics is put back bit for bit, and so are torch's RNG states on the torch backend (where
+dropout without a seed draws from them; repeat ``r`` seeds them with ``seed + r``).
 """
 
 from __future__ import annotations
