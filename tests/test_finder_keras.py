@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 os.environ["KERAS_BACKEND"] = "torch"  # before the first `import keras` in this process
 
@@ -41,11 +42,11 @@ def mean_prediction(y_true: object, y_pred: object) -> object:
     return keras.ops.mean(y_pred)
 
 
-def _one_weight_model() -> keras.Model:
+def _one_weight_model(optimizer: keras.optimizers.Optimizer | None = None) -> keras.Model:
     model = keras.Sequential(
         [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
     )
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss=mean_prediction)
+    model.compile(optimizer=optimizer or keras.optimizers.SGD(learning_rate=0.5), loss=mean_prediction)
     return model
 
 
@@ -83,8 +84,18 @@ def _same_bits(a: list[np.ndarray], b: list[np.ndarray]) -> None:
         assert u.dtype == v.dtype and u.shape == v.shape and u.tobytes() == v.tobytes()
 
 
-def test_each_rung_applies_the_ramps_lr() -> None:
-    model = _one_weight_model()
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        pytest.param(lambda: keras.optimizers.SGD(learning_rate=0.5), id="sgd"),
+        # two train_on_batch calls make one step: a rung is both, at one LR
+        pytest.param(lambda: keras.optimizers.SGD(0.5, gradient_accumulation_steps=2), id="accumulation"),
+        # mixed precision's wrapper: the LR is its inner optimizer's
+        pytest.param(lambda: keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.5)), id="loss_scale"),
+    ],
+)
+def test_each_rung_applies_the_ramps_lr(optimizer: Any) -> None:
+    model = _one_weight_model(optimizer())
     x, y = np.ones((8, 1), "float32"), np.zeros((8, 1), "float32")
     res = find_lr(model, x, y, batch_size=4, start_lr=1e-3, end_lr=1e-1, num_steps=12, diverge_factor=None)
     lrs = lr_ramp(1e-3, 1e-1, 12)
@@ -96,6 +107,11 @@ def test_each_rung_applies_the_ramps_lr() -> None:
     # and afterwards the weight, the optimizer's LR and its step count are the model's again
     assert float(keras.ops.convert_to_numpy(model.layers[0].kernel).ravel()[0]) == 0.0
     assert float(model.optimizer.learning_rate) == 0.5 and int(model.optimizer.iterations) == 0
+    assert all(
+        not np.any(keras.ops.convert_to_numpy(v.value))
+        for v in model.optimizer.variables
+        if "accumulator" in v.path
+    )
 
 
 def test_every_variable_is_restored_bit_for_bit_and_training_after_it_is_unchanged() -> None:
