@@ -3,7 +3,8 @@
 * :func:`range_test` runs the test on any ``step(lr) -> loss`` callback (numpy only).
 * :func:`find_lr` runs it on a PyTorch model, optimizer and data loader, and restores them exactly
   (it is :func:`lrkit.finder.torch_driver.find_lr`; torch is imported when ``find_lr`` is first
-  used, not when this package is imported).
+  used, not when this package is imported). Keras 3 and optax have their own drivers,
+  :func:`lrkit.keras.find_lr` and :func:`lrkit.optax.find_lr`, with the same result.
 * :data:`RULES` holds the suggestion rules (pure functions of ``(lrs, losses)``): ``lrkit`` (the
   default), ``steepest``, ``minimum`` (minimum / 10) and ``valley``.
 * :class:`FinderResult` has the curves, each rule's suggestion, the interval over repeats, a trust
