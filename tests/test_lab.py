@@ -503,3 +503,34 @@ def test_a_strategy_that_ends_in_a_bare_warmup_is_refused(spec: str) -> None:
     with pytest.raises(ValueError, match=r"strategy 'w': .*ends in a warmup with no lr"):
         Strategy("w", spec)
     assert Strategy("w", "warmup(10%) >> cosine(lr=0.1)").label == "w"
+
+
+def test_a_database_another_lab_is_creating_is_never_seen_half_made(tmp_path: Path) -> None:
+    """Two labs started together on a new --db: the one that checked the path while the other was
+    creating it found an empty file (or an SQLite file without lrkit's mark) and refused it as "not an
+    lrkit database" (2 of 5 runs of the two-labs test on a loaded machine)."""
+    import threading
+
+    from lrkit.lab.store import ResultStore, check_db_path
+
+    refused: list[str] = []
+    for i in range(40):
+        path = tmp_path / f"race{i}" / "lab.db"
+        path.parent.mkdir()
+        made = threading.Event()
+
+        def check(path: Path = path, made: threading.Event = made) -> None:
+            while not made.is_set():
+                try:
+                    check_db_path(path)
+                except ValueError as exc:
+                    refused.append(str(exc))
+                    return
+
+        checker = threading.Thread(target=check)
+        checker.start()
+        ResultStore(path).close()
+        made.set()
+        checker.join()
+        assert sorted(p.name for p in path.parent.iterdir() if not p.name.startswith("lab.db-")) == ["lab.db"]
+    assert not refused, refused[:3]

@@ -198,6 +198,31 @@ def check_db_path(path: str | Path, flag: str = "--db") -> Path:
     return p
 
 
+def _create(p: Path) -> None:
+    """A new lab database appears at ``p`` whole (schema and lrkit's mark) or not at all: it is written
+    under a temporary name beside ``p`` and hard-linked into place, which never replaces a file (a lab
+    that made ``p`` first wins, and its file is used). Another lab checking ``p`` at that moment used to
+    find an empty file, or an SQLite file without the mark, and refuse it as not an lrkit database. Where
+    the file system has no hard links, ``p`` is created in place, as before."""
+    tmp = p.with_name(f".{p.name}.{os.getpid()}-{time.monotonic_ns()}.tmp")
+    try:
+        con = sqlite3.connect(tmp)
+        try:
+            con.executescript(SCHEMA)
+            con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('format', ?)", (FORMAT,))
+            con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('version', ?)", (VERSION,))
+            con.commit()
+        finally:
+            con.close()
+        os.link(tmp, p)
+    except FileExistsError:
+        pass  # another lab made it first
+    except OSError:
+        pass  # no hard links here (or no room for the copy): sqlite3.connect creates p in place
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class ResultStore:
     """An lrkit lab database (a SQLite file, or ``":memory:"``); safe for several processes at once."""
 
@@ -207,6 +232,8 @@ class ResultStore:
         if self.path != ":memory:":
             p = check_db_path(path) if check else Path(path)
             p.parent.mkdir(parents=True, exist_ok=True)
+            if not p.exists():
+                _create(p)
         self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         self.db.execute("PRAGMA busy_timeout = 60000")
         if self.path != ":memory:":
