@@ -335,11 +335,13 @@ def tune(
 
     rdb = open_storage(url, heartbeat=heartbeat, grace=grace, max_retry=max_retry)
     index = _worker_index(worker, workers, 0)
-    sampler = optuna.samplers.TPESampler(
-        seed=seed + 7919 * index,
-        n_startup_trials=max(2, min(10, trials // 3)),
-        constant_liar=True,
-    )
+    with warnings.catch_warnings():  # constant_liar is "experimental" in some Optuna 4.x: not the user's news
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            seed=seed + 7919 * index,
+            n_startup_trials=max(2, min(10, trials // 3)),
+            constant_liar=True,
+        )
     study = optuna.create_study(
         storage=rdb,
         study_name=name,
