@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,31 @@ def test_import_lrkit_alone_imports_no_framework() -> None:
         """
     )
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_broken_matplotlib_is_named_as_broken_not_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """matplotlib 3.7 under numpy 2 fails to import ("numpy.core.multiarray failed to import"): lrkit
+    told the user to install matplotlib, which they had. A missing one still names the extra."""
+    import builtins
+
+    from lrkit import plot
+
+    real = builtins.__import__
+
+    def broken(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "matplotlib":
+            raise ImportError("numpy.core.multiarray failed to import")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(ImportError, match=r"^matplotlib is installed but cannot be imported: numpy.core"):
+        plot.pyplot()
+
+    def missing(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "matplotlib":
+            raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", missing)
+    with pytest.raises(ImportError, match=r"plotting needs matplotlib: pip install 'lrkit\[lab\]'"):
+        plot.pyplot()

@@ -22,8 +22,12 @@ def pyplot() -> Any:
     """matplotlib.pyplot on a file-only backend (no display needed)."""
     try:
         import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+    except ModuleNotFoundError as exc:
+        if exc.name != "matplotlib":  # installed, but something it needs is missing: say what
+            raise ImportError(f"matplotlib is installed but cannot be imported: {exc}") from exc
         raise ImportError("plotting needs matplotlib: pip install 'lrkit[lab]'") from exc
+    except ImportError as exc:  # installed but broken, e.g. built for numpy 1.x under numpy 2
+        raise ImportError(f"matplotlib is installed but cannot be imported: {exc}") from exc
     if matplotlib.get_backend().lower() not in ("agg", "svg", "pdf", "cairo"):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
