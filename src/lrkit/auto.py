@@ -607,8 +607,8 @@ def auto(
         warnings.warn(
             f"lrkit.auto: the LR search took {spent} optimizer steps, more than the {total} planned "
             f"({(spent + total) / total:.1f}x the compute of one run): on a run this short a search costs "
-            "more than it can save; plan more epochs, or give the LR yourself (a recipe, lrkit.find_lr "
-            "once on a longer run)",
+            "more than it can save; plan more epochs, or give the LR yourself (a recipe, or one range "
+            "test on a longer run)",
             UserWarning,
             stacklevel=_caller_level(),
         )

@@ -86,6 +86,7 @@ lrkit overwrites only files it wrote.
 examples:
   lrkit find --task digits-mlp-sgd --out lr_find.png --json lr_find.json
   lrkit find --task mypkg.tasks:my_task --repeats 3
+  lrkit find --task digits-mlp-sgd --optimizer adam    # the task with Adam instead of its own
   lrkit find --model mypkg.models:make_model --data mypkg.data:make_loader --optimizer adamw
 """
 
