@@ -140,11 +140,10 @@ def run(args: argparse.Namespace) -> int:
     from lrkit._text import plural
     from lrkit._usercode import user_code
     from lrkit.auto import train_task
-    from lrkit.cli import check_task, refuse_lr_free
+    from lrkit.cli import check_search_optimizer, check_task
     from lrkit.finder import NoSuggestionError, core
     from lrkit.finder.cli import EXIT_NO_SUGGESTION, budget_flag
     from lrkit.tasks import get_task
-    from lrkit.tasks.optimizers import check_optimizer_name
 
     check_task(args.task, "--task")
     budget = budget_flag(args.budget)  # as lrkit find's: a fraction of the planned steps, or steps
@@ -152,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
         core._check_int("--epochs", args.epochs, 1)
     core._check_int("--seed", args.seed, 0)
     if args.optimizer is not None:
-        check_optimizer_name(args.optimizer, "--optimizer")
-        refuse_lr_free(args.optimizer, "lrkit auto")
+        check_search_optimizer(args.optimizer, "lrkit auto")
     if args.max_grad_norm is not None:
         core._check_positive_float("--max-grad-norm", args.max_grad_norm)
     if args.json:  # before the training, not after it

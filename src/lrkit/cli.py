@@ -121,6 +121,16 @@ def refuse_lr_free(
         )
 
 
+def check_search_optimizer(name: str, command: str) -> None:
+    """``--optimizer`` of a command that searches the LR (find, auto, tune): a name lrkit builds
+    (:func:`~lrkit.tasks.optimizers.check_optimizer_name`) and not one that sets its own step size
+    (:func:`refuse_lr_free`)."""
+    from .tasks.optimizers import check_optimizer_name
+
+    check_optimizer_name(name, "--optimizer")
+    refuse_lr_free(name, command)
+
+
 def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:
     schedule = load(spec)
     s = schedule.resolve(total_steps=total, steps_per_epoch=spe)

@@ -30,7 +30,6 @@ from lrkit.finder import core
 from lrkit.finder.rules import RULES
 from lrkit.scaling import LR_FREE
 from lrkit.tasks.optimizers import OPTIMIZERS as _NAMED
-from lrkit.tasks.optimizers import check_optimizer_name
 
 __all__ = ["register", "run"]
 
@@ -391,17 +390,10 @@ def run(args: argparse.Namespace) -> int:
 MODEL_FLAGS = ("data", "loss", "momentum", "weight_decay")
 
 
-def _check_optimizer(name: str) -> None:
-    """``--optimizer``: a name lrkit builds, and not one that sets its own step size."""
-    if name in LR_FREE:
-        from lrkit.cli import refuse_lr_free
-
-        refuse_lr_free(name, "lrkit find")
-    check_optimizer_name(name, "--optimizer")
-
-
 def _check_args(args: argparse.Namespace) -> None:
     """Refuse bad flags, naming the flag, with the finder's own checks; resolve --model's defaults."""
+    from lrkit.cli import check_search_optimizer
+
     if (args.task is None) == (args.model is None):
         raise ValueError("give either --task NAME or --model MODULE:FACTORY with --data, not both or neither")
     if args.task is not None:
@@ -413,7 +405,7 @@ def _check_args(args: argparse.Namespace) -> None:
                     f"own optimizer and loss (drop {flag}, or test --model MODULE:FACTORY with --data)"
                 )
         if args.optimizer is not None:
-            _check_optimizer(args.optimizer)
+            check_search_optimizer(args.optimizer, "lrkit find")
     else:
         if args.data is None:
             raise ValueError("--model needs --data MODULE:FACTORY (a function returning the train loader)")
@@ -421,7 +413,7 @@ def _check_args(args: argparse.Namespace) -> None:
         for name, default in MODEL_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, default)
-        _check_optimizer(args.optimizer)
+        check_search_optimizer(args.optimizer, "lrkit find")
         if given_momentum and args.optimizer != "sgd":
             raise ValueError(
                 f"--momentum goes with --optimizer sgd; {args.optimizer} has no momentum setting, "

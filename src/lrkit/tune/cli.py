@@ -136,8 +136,7 @@ def report_strategies(
 
 def _check_args(args: argparse.Namespace) -> None:
     """Every flag, named as on the command line, before anything is imported, built or run."""
-    from ..cli import check_task, refuse_lr_free
-    from ..tasks.optimizers import check_optimizer_name
+    from ..cli import check_search_optimizer, check_task
     from .core import check_study_name
     from .space import _positive_pair, check_kinds
 
@@ -148,8 +147,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.study is not None:
         check_study_name(args.study, "--study")
     if args.optimizer is not None:
-        check_optimizer_name(args.optimizer, "--optimizer")
-        refuse_lr_free(args.optimizer, "lrkit tune")
+        check_search_optimizer(args.optimizer, "lrkit tune")
     if args.kinds is not None:  # the search space's own checks, under the flags' names
         check_kinds(args.kinds, "--kinds")
     if args.lr_range is not None:
