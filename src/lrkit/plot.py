@@ -22,11 +22,10 @@ def pyplot() -> Any:
     """matplotlib.pyplot on a file-only backend (no display needed)."""
     try:
         import matplotlib
-    except ModuleNotFoundError as exc:
-        if exc.name != "matplotlib":  # installed, but something it needs is missing: say what
-            raise ImportError(f"matplotlib is installed but cannot be imported: {exc}") from exc
-        raise ImportError("plotting needs matplotlib: pip install 'lrkit[lab]'") from exc
-    except ImportError as exc:  # installed but broken, e.g. built for numpy 1.x under numpy 2
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "matplotlib":
+            raise ImportError("plotting needs matplotlib: pip install 'lrkit[lab]'") from exc
+        # installed but broken: built for numpy 1.x under numpy 2, or a module it needs is missing
         raise ImportError(f"matplotlib is installed but cannot be imported: {exc}") from exc
     if matplotlib.get_backend().lower() not in ("agg", "svg", "pdf", "cairo"):
         matplotlib.use("Agg")

@@ -121,6 +121,11 @@ def _advice(remedies: Sequence[str], settings: Mapping[str, str], lead: str = ""
     return lead + (kept[0] if len(kept) == 1 else ", ".join(kept[:-1]) + " or " + kept[-1])
 
 
+#: remedies that several problems advise (see :class:`Problem`)
+_MORE_BATCHES = "average more batches per step ({batches_per_step})"
+_MORE_REPEATS = "run more repeats ({repeats})"
+
+
 def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[Problem]:
     """Reasons not to trust one curve (empty when it looks fine).
 
@@ -152,7 +157,7 @@ def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[Problem]:
             else f"never fell below its starting level ({start:.3g})"
         )
         remedies: tuple[str, ...] = (
-            "average more batches per step ({batches_per_step})",
+            _MORE_BATCHES,
             "run a longer ramp ({num_steps})",
             "widen the range ({start_lr}, {end_lr})",
             "check that the model learns",
@@ -173,9 +178,9 @@ def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[Problem]:
             f"({noise:.3g})"
         )
         remedies = (
-            "average more batches per step ({batches_per_step})",
+            _MORE_BATCHES,
             "use a validation set ({val_data})",
-            "run more repeats ({repeats})",
+            _MORE_REPEATS,
         )
         problems.append(Problem("noisy", finding, remedies))
     if curve.stopped_at is None and i_min >= y.size - 2:
@@ -303,8 +308,8 @@ class FinderResult:
                     f"({min(chosen):.3g} to {max(chosen):.3g})"
                 )
                 remedies = (
-                    "average more batches per step ({batches_per_step})",
-                    "run more repeats ({repeats})",
+                    _MORE_BATCHES,
+                    _MORE_REPEATS,
                 )
                 problems.append(Problem("disagree", finding, remedies))
         if problems and "broken" not in {p.kind for p in problems}:

@@ -198,6 +198,12 @@ def check_db_path(path: str | Path, flag: str = "--db") -> Path:
     return p
 
 
+def _mark(con: sqlite3.Connection) -> None:
+    """lrkit's mark in a database with the schema: its format and version (kept when already there)."""
+    con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('format', ?)", (FORMAT,))
+    con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('version', ?)", (VERSION,))
+
+
 def _create(p: Path) -> None:
     """A new lab database appears at ``p`` whole (schema and lrkit's mark) or not at all: it is written
     under a temporary name beside ``p`` and hard-linked into place, which never replaces a file (a lab
@@ -209,8 +215,7 @@ def _create(p: Path) -> None:
         con = sqlite3.connect(tmp)
         try:
             con.executescript(SCHEMA)
-            con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('format', ?)", (FORMAT,))
-            con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('version', ?)", (VERSION,))
+            _mark(con)
             con.commit()
         finally:
             con.close()
@@ -243,8 +248,7 @@ class ResultStore:
             self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.executescript(SCHEMA)  # CREATE TABLE IF NOT EXISTS: idempotent
         with self._write():
-            self.db.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('format', ?)", (FORMAT,))
-            self.db.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('version', ?)", (VERSION,))
+            _mark(self.db)
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> ResultStore:

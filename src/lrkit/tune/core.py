@@ -227,13 +227,14 @@ class _SaidByLrkit(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        number = re.match(r"Trial (\d+) failed with ", record.getMessage())
+        message = record.getMessage()
+        number = re.match(r"Trial (\d+) failed with ", message)
         if number is None:
             return True
         if isinstance(exc, (UserCodeError, KeyboardInterrupt)):
             self._failed.add(number.group(1))
             return False
-        return not (number.group(1) in self._failed and record.getMessage().endswith("with value None."))
+        return not (number.group(1) in self._failed and message.endswith("with value None."))
 
 
 def tune(
