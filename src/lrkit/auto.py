@@ -283,10 +283,14 @@ def _cut(factor: float) -> str:
     return "halve the LR" if factor == 0.5 else f"multiply the LR by {factor:g}"
 
 
+def _keyword_names(fn: Callable[..., Any]) -> set[str]:
+    """The names of ``fn``'s keyword-only parameters."""
+    return {p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
 def _finder_option_names(find_lr: Callable[..., Any]) -> set[str]:
     """The keyword options of ``find_lr`` that auto passes on (auto sets the budget's own)."""
-    params = inspect.signature(find_lr).parameters.values()
-    return {p.name for p in params if p.kind is p.KEYWORD_ONLY} - {"planned_steps", "budget"}
+    return _keyword_names(find_lr) - {"planned_steps", "budget"}
 
 
 def _guard_options(guard: object) -> dict[str, Any]:
@@ -299,8 +303,7 @@ def _guard_options(guard: object) -> dict[str, Any]:
         )
     from lrkit.control.guard import DivergenceGuard
 
-    params = inspect.signature(DivergenceGuard.__init__).parameters
-    names = {p.name for p in params.values() if p.kind is p.KEYWORD_ONLY} - {"threshold"}
+    names = _keyword_names(DivergenceGuard.__init__) - {"threshold"}
     if "threshold" in guard:
         raise ValueError("guard: give the guard's threshold as guard_threshold=, not in the guard mapping")
     unknown = sorted(str(k) for k in guard if k not in names)
