@@ -257,7 +257,7 @@ def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summ
         std = statistics.stdev(finals) if n >= 2 else None
         ci = None
         if mean is not None and std is not None:
-            half = t_quantile(0.975, n - 1) * std / math.sqrt(n)
+            half = _half_width(finals)
             low, high = METRIC_RANGES.get(result.metric_name, (-math.inf, math.inf))
             ci = (max(mean - half, low), min(mean + half, high))
         bests = _finite([r.best_metric for r in runs])
@@ -930,6 +930,12 @@ def _interval(s: Summary) -> str:
     return f"{_num(s.mean)} (n={s.n}{lost})"
 
 
+def _half_width(values: Sequence[float]) -> float:
+    """The half-width of the 95% t-interval of the mean of ``values`` (n >= 2): t(0.975, n-1)·sd/√n."""
+    n = len(values)
+    return t_quantile(0.975, n - 1) * statistics.stdev(values) / math.sqrt(n)
+
+
 def paired_gap(result: LabResult, best: str, other: str) -> tuple[int, float, tuple[float, float]] | None:
     """How much better ``best`` ended than ``other`` seed by seed: over the ``n`` >= 2 seeds both
     finished, ``d_i`` = the two final metrics' difference (positive: ``best`` better), their mean and
@@ -949,7 +955,7 @@ def paired_gap(result: LabResult, best: str, other: str) -> tuple[int, float, tu
         return None
     d = [sign * (finals[0][s] - finals[1][s]) for s in seeds]
     mean = statistics.fmean(d)
-    half = t_quantile(0.975, len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
+    half = _half_width(d)
     return len(d), mean, (mean - half, mean + half)
 
 
