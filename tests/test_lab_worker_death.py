@@ -96,3 +96,39 @@ def test_a_killed_worker_ends_the_lab_with_a_clear_line_and_a_rerun_finishes(
     con = sqlite3.connect(out / "lab.db")
     assert con.execute("SELECT count(*) FROM runs WHERE status = 'ok'").fetchone()[0] == 8
     con.close()
+
+
+def test_a_dead_labs_tmp_database_is_removed_on_the_next_open_and_nothing_else(tmp_path: Path) -> None:
+    """A lab SIGKILLed while it creates its database leaves ``.NAME.PID-NS.tmp`` beside it; the next
+    create or open removes such a file when its PID is dead, and keeps a live lab's and any other file."""
+    import subprocess
+
+    from lrkit.lab.store import ResultStore
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        db = tmp_path / "lab.db"
+        removed = [f".lab.db.{dead.pid}-123456789.tmp", f".lab.db.{dead.pid}-123456789.tmp-journal"]
+        kept = [
+            f".lab.db.{live.pid}-987654321.tmp",  # a lab creating it right now
+            f".other.db.{dead.pid}-1.tmp",  # another database's
+            f".lab.db.{dead.pid}-1.tmp.bak",  # not lrkit's exact name
+            f"lab.db.{dead.pid}-1.tmp",
+            f".lab.db.{dead.pid}.tmp",
+            f".lab.db.x{dead.pid}-1.tmp",
+            "notes.txt",
+        ]
+        for name in removed + kept:
+            (tmp_path / name).write_bytes(b"x")
+        ResultStore(db).close()  # creates the database
+        assert set(os.listdir(tmp_path)) - {"lab.db", "lab.db-shm", "lab.db-wal"} == set(kept)
+        for name in removed:  # and an open of an existing database removes them too
+            (tmp_path / name).write_bytes(b"x")
+        ResultStore(db).close()
+        assert not any((tmp_path / name).exists() for name in removed)
+        assert all((tmp_path / name).read_bytes() == b"x" for name in kept)
+    finally:
+        live.kill()
+        live.wait()

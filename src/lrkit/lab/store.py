@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -204,13 +205,48 @@ def _mark(con: sqlite3.Connection) -> None:
     con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('version', ?)", (VERSION,))
 
 
+def _tmp_name(p: Path) -> str:
+    """The temporary name :func:`_create` writes ``p`` under: ``.NAME.PID-NS.tmp``."""
+    return f".{p.name}.{os.getpid()}-{time.monotonic_ns()}.tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (one of another user counts as alive)."""
+    if pid <= 0:
+        return True  # never a process of ours: os.kill(0, ...) would mean the process group
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _remove_dead_tmp(p: Path) -> None:
+    """Remove what a lab SIGKILLed inside :func:`_create` left beside ``p``: files named exactly
+    ``.NAME.PID-NS.tmp`` (or its SQLite ``-journal``) whose PID is no longer alive. Any other file, and a
+    live lab's temporary file, is left alone."""
+    pattern = re.compile(rf"\.{re.escape(p.name)}\.([0-9]+)-[0-9]+\.tmp(?:-journal)?")
+    try:
+        names = [e.name for e in os.scandir(p.parent) if e.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is not None and not _pid_alive(int(m.group(1))):
+            (p.parent / name).unlink(missing_ok=True)
+
+
 def _create(p: Path) -> None:
     """A new lab database appears at ``p`` whole (schema and lrkit's mark) or not at all: it is written
     under a temporary name beside ``p`` and hard-linked into place, which never replaces a file (a lab
     that made ``p`` first wins, and its file is used). Another lab checking ``p`` at that moment used to
     find an empty file, or an SQLite file without the mark, and refuse it as not an lrkit database. Where
-    the file system has no hard links, ``p`` is created in place, as before."""
-    tmp = p.with_name(f".{p.name}.{os.getpid()}-{time.monotonic_ns()}.tmp")
+    the file system has no hard links, ``p`` is created in place, as before. A lab killed between the two
+    steps leaves the temporary file: the next :class:`ResultStore` on ``p`` removes it
+    (:func:`_remove_dead_tmp`)."""
+    tmp = p.with_name(_tmp_name(p))
     try:
         con = sqlite3.connect(tmp)
         try:
@@ -237,6 +273,7 @@ class ResultStore:
         if self.path != ":memory:":
             p = check_db_path(path) if check else Path(path)
             p.parent.mkdir(parents=True, exist_ok=True)
+            _remove_dead_tmp(p)
             if not p.exists():
                 _create(p)
         self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
