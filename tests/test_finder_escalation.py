@@ -226,7 +226,7 @@ def test_a_loss_that_is_never_finite_ends_the_retries_with_a_reason(
     """NaN/inf whatever the LR (after ``after`` good steps): no crash (start_lr once underflowed to 0),
     at most MAX_RETRIES retries, start_lr cut at most twice, a reason that points at the loss."""
     from lrkit.finder import find_lr
-    from lrkit.finder.torch_driver import MAX_RETRIES
+    from lrkit.finder.escalation import MAX_RETRIES
 
     calls = {"n": 0}
 

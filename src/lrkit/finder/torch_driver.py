@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import inspect
 import math
 import random
@@ -32,13 +31,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrkit._text import plural
 from lrkit.finder import core
+from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
 from lrkit.finder.result import FinderResult
 
 __all__ = ["clip_gradients", "default_forward", "find_lr", "training_modes"]
 
 Forward = Callable[[torch.nn.Module, Any], torch.Tensor]
+_budget = budget_steps  # lrkit.auto checks its budget with it (the same check as find_lr's)
 
 _TARGET_KEYS = ("labels", "label", "targets", "target", "y")
 
@@ -393,106 +393,6 @@ def _mean_over_ranks(value: float, dev: torch.device, world: int) -> float:
     return float(t.item()) / world
 
 
-#: fewest rungs an escalation attempt may have; fixed batches of the escalated loss
-MIN_RUNGS = 16
-FIXED_BATCHES = 2
-#: most retries after the first test; how many times start_lr may be divided by 100
-MAX_RETRIES = 4
-MAX_START_CUTS = 2
-
-
-def _budget(budget: float | int | None, planned: int | None, epoch: int | None) -> int | None:
-    """The escalation budget in optimizer steps (None: no budget)."""
-    if planned is not None:
-        core._check_int("planned_steps", planned, 1)
-    if budget is None:
-        if planned is None:
-            return None
-        return max(int(0.1 * planned), epoch or 0)
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
-        raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
-    if isinstance(budget, int):
-        return core._check_int("budget", budget, 1)
-    if not (0.0 < budget <= 1.0):
-        raise ValueError(f"budget as a float is a fraction of planned_steps in (0, 1], got {budget!r}")
-    if planned is None:
-        raise ValueError(f"budget={budget!r} is a fraction of planned_steps; pass planned_steps too")
-    return max(1, int(budget * planned))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Plan:
-    """One attempt of the range test."""
-
-    start: float
-    end: float
-    rungs: int
-    batches: int
-    repeats: int
-    fixed: bool
-
-    def per_rung(self) -> float:
-        return self.batches + (FIXED_BATCHES / 3 if self.fixed else 0.0)
-
-    def cost(self, result: FinderResult) -> int:
-        return math.ceil(result.steps * self.per_rung())
-
-    def fit(self, steps: int) -> _Plan:
-        """Fewer rungs (not below MIN_RUNGS), then fewer repeats but not below two (a retry must be
-        able to see its repeats disagree), so the plan costs at most ``steps``; the caller gives up
-        when even that leaves fewer than MIN_RUNGS rungs."""
-        rungs = min(self.rungs, int(steps / (self.per_rung() * self.repeats)))
-        repeats = self.repeats
-        while rungs < MIN_RUNGS and repeats > min(2, self.repeats):
-            repeats -= 1
-            rungs = min(self.rungs, int(steps / (self.per_rung() * repeats)))
-        return dataclasses.replace(self, rungs=max(rungs, 2), repeats=repeats)  # a ramp has >= 2 rungs
-
-
-def _escalate(plan: _Plan, result: FinderResult, first: _Plan) -> tuple[_Plan | None, str]:
-    """The next attempt for the problems of ``result``, and what it changes (None: nothing left).
-
-    ``first`` is the first test's plan: ``start_lr`` is cut by 100 at most :data:`MAX_START_CUTS`
-    times below it (a loss that is not finite even then is not a matter of the LR)."""
-    kinds = set(result.problem_kinds)
-    changes: dict[str, Any] = {}
-    what: list[str] = []
-    if "broken" in kinds:  # the untrained model's loss is not finite: no ramp can change that
-        return None, "the loss was not finite at the first rung, before the LR could matter"
-    if kinds & {"short", "early"}:
-        if plan.start < first.start / 100**MAX_START_CUTS * 1.0001:
-            worst = "not finite" if "short" in kinds else "rising"
-            return None, (
-                f"the loss was {worst} from the first rung even at start_lr={plan.start:.3g}; check the "
-                "loss function, the data and the model's initial loss"
-            )
-        changes["start"] = plan.start / 100
-        what.append(f"start_lr {plan.start:.3g} -> {plan.start / 100:.3g}")
-    if "falling" in kinds:
-        changes["end"] = plan.end * 100
-        what.append(f"end_lr {plan.end:.3g} -> {plan.end * 100:.3g}")
-    if kinds & {"flat", "noisy", "disagree"}:
-        stops = [float(c.lrs[c.stopped_at]) for c in result.curves if c.stopped_at is not None]
-        if stops:
-            end = 2.0 * float(np.median(stops))
-            if end < plan.end / 2:
-                start = max(plan.start, end * 1e-5)
-                changes.update(start=start, end=end)
-                what.append(f"ramp narrowed to {start:.3g} .. {end:.3g} (blew up near {end / 2:.3g})")
-        changes["batches"] = plan.batches * 2
-        what.append(f"{plan.batches * 2} batches per rung")
-        if kinds & {"noisy", "disagree"} and not plan.fixed:
-            changes["fixed"] = True
-            what.append(f"loss measured on {FIXED_BATCHES} fixed batches")
-        if "disagree" in kinds:
-            changes["repeats"] = plan.repeats + 2
-            what.append(f"{plan.repeats + 2} repeats")
-    if not changes:
-        return None, "no escalation step for these problems"
-    # spend the budget on batches and a narrower ramp, not on more rungs than the first try
-    return dataclasses.replace(plan, **changes), ", ".join(what)
-
-
 def _signature_parameter(fn: Any, name: str) -> inspect.Parameter | None:
     """``fn``'s parameter ``name`` (None when there is none or no signature to read)."""
     try:
@@ -842,7 +742,7 @@ def find_lr(
     core._check_int("seed", seed, 0)
     n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None  # type: ignore[arg-type]
     steps_per_epoch = None if n_batches is None else epoch_steps(n_batches, k_acc)
-    budget_steps = _budget(budget, planned_steps, steps_per_epoch)
+    allowed = budget_steps(budget, planned_steps, steps_per_epoch)
     _check_grad_scaler(grad_scaler)
     clip = _check_max_grad_norm(max_grad_norm)
     ratios = _group_ratios(optimizer)
@@ -926,7 +826,7 @@ def find_lr(
             s.set_epoch(seed + r)
         train.restart()
 
-    def attempt(plan: _Plan) -> FinderResult:
+    def attempt(plan: Plan) -> FinderResult:
         nonlocal batches_now, fixed
         batches_now = plan.batches
         if plan.fixed and fixed is None:
@@ -951,37 +851,9 @@ def find_lr(
     n_rep = core._check_int("repeats", repeats, 1)
     core._check_int("num_steps", num_steps, 2)
     # the first test runs exactly as asked; the budget bounds only what escalation adds to it
-    plan0 = _Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False)
+    plan0 = Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False)
     try:
-        result = attempt(plan0)
-        first_cost = plan0.cost(result)
-        extra = 0
-        log: list[str] = []
-        current = plan0
-        while budget_steps is not None and not result.trusted:
-            if len(log) >= MAX_RETRIES:
-                log.append(f"stopped after {MAX_RETRIES} retries")
-                break
-            nxt, what = _escalate(current, result, plan0)
-            if nxt is None:
-                log.append(f"stopped: {what}")
-                break
-            nxt = nxt.fit(budget_steps - extra)
-            if nxt.rungs < MIN_RUNGS:
-                left = budget_steps - extra
-                log.append(f"stopped: {plural(left, 'step')} of the budget left, too few for another try")
-                break
-            result = attempt(nxt)
-            extra += nxt.cost(result)
-            log.append(f"{what} ({result.steps} rungs, {'trusted' if result.trusted else 'still no signal'})")
-            current = nxt
-        result = dataclasses.replace(
-            result,
-            escalation=tuple(log),
-            steps=first_cost + extra,
-            first_steps=first_cost,
-            budget=budget_steps,
-        )
+        result = escalate(attempt, plan0, allowed)
     finally:
         train.close()
         snapshot.restore()
