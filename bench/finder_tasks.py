@@ -1190,6 +1190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--runs", type=Path, default=FINDER_FILE, help="where --finder stores its runs")
     ap.add_argument("--budget", type=float, default=None, help="--finder's budget (fraction of the plan)")
+    ap.add_argument("--repeats", type=int, default=3, help="--finder's repeats (default 3)")
     ap.add_argument("--auto", action="store_true", help="lrkit.auto vs Schedule-Free/Prodigy, stored")
     ap.add_argument("--peak", action="store_true", help="auto's schedule at c x the finder's LR, stored")
     ap.add_argument("--kind", default=None, help="--peak's schedule kind (default: auto's defaults)")
@@ -1241,7 +1242,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid:
         compute_grid(names)
     if args.finder:
-        run_finder(names, path=args.runs, budget=args.budget)
+        run_finder(names, repeats=args.repeats, path=args.runs, budget=args.budget)
     if args.auto:
         run_auto(names)
     if args.peak:

@@ -54,9 +54,14 @@ def main(path: Path) -> None:
         print(f"  {n:24} rule {best:11} LOO score {v:.3f}")
     print(f"  tasks >= 0.98 (LOO): {hits} of {len(names)}")
 
+    shipped_and_calibration(grid, runs, names)
+    verdict_loo(grid, runs, names)
+
+
+def shipped_and_calibration(grid: dict[str, Any], runs: dict[str, Any], names: list[str]) -> None:
+    """The shipped rule's candidate per task x finder seed (trusted or not), and the calibration table."""
     print("\nshipped default (rule lrkit = lrkit/10): the result's candidate, T/U = trusted or not")
     print(f"  {'task':24} {'seed 0':>14} {'seed 1':>14} {'seed 2':>14} {'min':>7}  first+extra/budget steps")
-    cell: dict[tuple[str, bool], int] = {}
     shipped_hits = 0
     for n in names:
         cols, vals, cost = [], [], []
@@ -68,8 +73,6 @@ def main(path: Path) -> None:
             mark = "T" if r["trusted"] else "U"
             cols.append(f"{mark} {sc:.3f}")
             vals.append(sc if r["trusted"] else 0.0)
-            k = ("trusted" if r["trusted"] else "untrusted", sc >= 0.98)
-            cell[k] = cell.get(k, 0) + 1
             first = r.get("first_steps", r["steps"])
             cost.append(f"{first}+{r['steps'] - first}/{r['budget']}")
         shipped_hits += min(vals) >= 0.98
@@ -91,8 +94,6 @@ def main(path: Path) -> None:
         b = sum(0.95 <= v < 0.98 for v in sc)
         c = sum(v < 0.95 for v in sc)
         print(f"  {t:10} {a:8d} {b:10d} {c:8d}")
-
-    verdict_loo(grid, runs, names)
 
 
 def verdict_loo(grid: dict[str, Any], runs: dict[str, Any], names: list[str]) -> None:
@@ -520,9 +521,27 @@ def clip_finder_report(path: Path) -> None:
         print(f"  {n:28} {best_lr:8.3g}  {cols[0]:>41}  {cols[1]:>41}")
 
 
+def repeats_report() -> None:
+    """find_lr's own default was one repeat until 2026-12-06: the same benchmark at repeats=1, before
+    (finder_runs_r1.json) and after (finder_runs_r1_v2.json) a retry got at least two repeats."""
+    grid = load_grid()
+    for name, title in (
+        ("finder_runs_r1.json", "repeats=1, a retry of one repeat (before 2026-12-06)"),
+        ("finder_runs_r1_v2.json", "repeats=1, every retry with at least 2 repeats (since 2026-12-06)"),
+    ):
+        path = Path(__file__).with_name(name)
+        if not path.exists():
+            continue
+        runs = json.loads(path.read_text())
+        names = [n for n in grid if all(f"{n}|{s}" in runs for s in FINDER_SEEDS)]
+        print(f"\nthe finder at {title} ({name}; python bench/finder_tasks.py --finder --repeats 1)")
+        shipped_and_calibration(grid, runs, names)
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
     divisor_report(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
+    repeats_report()
     auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v4.json")
     if auto_file.exists():
         auto_report(auto_file)
