@@ -364,3 +364,35 @@ def test_the_issues_round_trips() -> None:
     w = parse("warmup(1e-320%) >> cosine(lr=0.1)")
     assert lrkit.to_string(w) == "warmup(steps=1e-320%) >> cosine(lr=0.1)"
     _round_trips(w)
+
+
+def test_a_file_or_folder_without_a_spec_suffix_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lrkit show notes.txt`` or a folder: the error says what the path is and which names a spec file
+    has, with the reading as a spec string, not only 'unexpected character'."""
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text("cosine(lr=0.1)")
+    Path("runs").mkdir()
+    for path, kind in (
+        ("notes.txt", "a file"),
+        (str(tmp_path / "notes.txt"), "a file"),
+        ("runs", "a folder"),
+    ):
+        with pytest.raises(SpecError) as info:
+            lrkit.load(path)
+        msg = str(info.value)
+        assert f"is {kind}, but a spec file's name ends in .json, .yaml, .yml, .toml" in msg, msg
+        assert "read as a spec string: " in msg, msg
+    # a spec string is read as one, even where a file of that name exists; nothing there: the parse error
+    Path("constant(0.1)").write_text("x")
+    assert lrkit.load("constant(0.1)") == Constant(0.1)
+    with pytest.raises(SpecError, match=r"^unexpected character '/' at position 0"):
+        lrkit.load(str(tmp_path / "missing"))
+
+
+def test_parse_given_a_dict_or_a_schedule_says_what_to_do() -> None:
+    with pytest.raises(SpecError, match=r"got a dict .*; read a spec dict with lrkit.from_dict"):
+        parse({"type": "constant", "lr": 0.1})  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match=r"got the schedule constant\(lr=0.1\), which needs no parsing"):
+        parse(Constant(0.1))  # type: ignore[arg-type]

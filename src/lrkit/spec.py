@@ -421,7 +421,24 @@ def load(spec: str | Path) -> Schedule:
                 f"spec: {_short(str(spec))} is not valid UTF-8 ({exc.reason} at byte {exc.start})"
             ) from None
         return loads(text, p.suffix[1:])
-    return parse(str(spec))
+    try:
+        return parse(str(spec))
+    except SpecError as exc:
+        kind = _path_kind(p)
+        if kind is None:
+            raise
+        raise SpecError(
+            f"spec: {_short(str(spec))} is {kind}, but a spec file's name ends in {', '.join(_FORMATS)}; "
+            f"read as a spec string: {exc}"
+        ) from None
+
+
+def _path_kind(p: Path) -> str | None:
+    """``"a folder"``, ``"a file"`` or None (nothing there, or a name the file system refuses)."""
+    try:
+        return "a folder" if p.is_dir() else "a file" if p.exists() else None
+    except (OSError, ValueError):
+        return None
 
 
 # -- the string form -----------------------------------------------------------------------------
@@ -687,6 +704,12 @@ def parse(text: str) -> Schedule:
     >>> parse("warmup(10%) >> cosine(lr=0.1)").pieces[0].steps
     fraction(0.1)
     """
+    if isinstance(text, Mapping):
+        raise SpecError(
+            f"spec: expected a string, got a dict {_short(text)}; read a spec dict with lrkit.from_dict"
+        )
+    if isinstance(text, Schedule):
+        raise SpecError(f"spec: expected a string, got the schedule {text}, which needs no parsing")
     text = _text(text, "spec")
     try:
         return _Parser(text).parse()
