@@ -15,18 +15,34 @@ from typing import Any
 from ..scaling import LR_FREE
 from ..tasks.optimizers import OPTIMIZERS
 
-__all__ = ["cmd_tune", "held_out_seeds", "register", "report_strategies"]
+__all__ = ["EXIT_OUT_OF_TIME", "cmd_tune", "held_out_seeds", "register", "report_strategies"]
 
-EXAMPLE = """\
+#: the exit status of ``lrkit tune`` when its time budget (--timeout) ran out before any trial completed:
+#: neither success (0) nor an error (1, 2), so that a script can rerun it with a larger budget (the study
+#: keeps what it holds, and the rerun continues it)
+EXIT_OUT_OF_TIME = 3
+
+EXAMPLE = f"""\
 examples:
   lrkit tune --task digits-mlp-sgd --trials 30              # SQLite file lrkit-tune.db, report in lrkit-tune/
+  lrkit tune --task digits-mlp-sgd --trials 100 --timeout 2h   # at most 2 hours of search, then the report
   lrkit tune --task mypkg.tasks:cifar_small --trials 100 --workers 4
   # many machines, one study: run the same line on each (the first one runs the LR finder)
   lrkit tune --task mypkg.tasks:cifar_small --trials 200 --study cifar \\
       --storage postgresql://USER:PASSWORD@HOST:5432/DB --worker-id K --no-report
 Each worker runs trials until the study has --trials finished ones; rerunning a finished study only
 reports. A killed worker's trial is marked failed after --grace seconds and run again by another worker.
+After --timeout no worker starts a trial (a running one finishes); the same line later continues the study.
 The last line printed is the best spec, ready for `lrkit show` and lrkit.torch.scheduler.
+
+exit status:
+  0    a best spec is printed (and the report written)
+  1    no trial completed; your code (--task MODULE:FUNCTION) raised (its
+       traceback is printed); or the system refused (a file, out of memory)
+  2    bad input (a flag, a path, a task), refused before anything runs
+  {EXIT_OUT_OF_TIME}    the --timeout ran out before any trial completed: no best spec; the
+       study keeps what it holds, and a rerun with a larger --timeout goes on
+  130  interrupted (Ctrl-C)
 """
 
 
@@ -49,6 +65,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
         required=True,
         metavar="N",
         help="finished trials the study needs, over all its workers (not per worker)",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="S",
+        help="time budget of the search, from the start of the command, for every worker it starts: "
+        "after it no new trial starts (a running one finishes) and the report is written from the "
+        "finished trials; seconds, or a number with a unit s, m or h: 5400, 90m, 1.5h (default: none)",
     )
     p.add_argument(
         "--storage",
@@ -137,11 +160,13 @@ def report_strategies(
 def _check_args(args: argparse.Namespace) -> None:
     """Every flag, named as on the command line, before anything is imported, built or run."""
     from ..cli import check_search_optimizer, check_task
-    from .core import check_study_name
+    from .core import check_study_name, parse_duration
     from .space import _positive_pair, check_kinds
 
     check_task(args.task, "--task")
     _check_positive(args)
+    if args.timeout is not None:
+        parse_duration(args.timeout, "--timeout")
     if args.grace <= args.heartbeat:
         raise ValueError(f"--grace must be longer than --heartbeat ({args.heartbeat} s), got {args.grace}")
     if args.study is not None:
@@ -206,8 +231,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ..lab.report import LAB_FILES
     from ..lab.store import check_db_path
     from ..tasks import get_task
-    from .core import tune
+    from . import core
 
+    started = core._clock()  # --timeout counts from here, for every worker process
     _check_args(args)  # a foreign storage file, too, is refused before anything runs
     out = db = None
     if not args.no_report:
@@ -236,9 +262,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(1)
-    result = tune(
+    timeout = None if args.timeout is None else core.parse_duration(args.timeout, "--timeout")
+    result = core.tune(
         task,
         trials=args.trials,
+        timeout=timeout,
+        _deadline=None if timeout is None else started + timeout,
         storage=args.storage,
         study_name=args.study,
         seed=args.seed,
@@ -256,17 +285,33 @@ def cmd_tune(args: argparse.Namespace) -> int:
         progress=lambda line: print(line, flush=True),
     )
     print(result, flush=True)
+    budget = None if timeout is None else f"--timeout {args.timeout.strip()} = {core.duration(timeout)}"
+    if result.best_spec is None and result.timed_out:
+        print(
+            f"lrkit tune: the time budget ({budget}) ran out before any trial completed, so there is no "
+            f"best spec; the study keeps its search space and {result.finished + result.failed} recorded "
+            f"trials: the same line with a larger --timeout continues it (exit status {EXIT_OUT_OF_TIME})",
+            flush=True,
+        )
+        return EXIT_OUT_OF_TIME
     if result.best_spec is None:
         print("lrkit tune: no trial completed, so there is no best spec", flush=True)
         return 1
     code = 0
     if out is not None and db is not None:
-        code = _report(result, task, out, db, args)
+        stopped = None
+        if result.timed_out:
+            stopped = (
+                f"The search stopped at its time budget ({budget}) with {result.finished} of the "
+                f"{result.trials} trials asked for; the tuned schedule is the best of those."
+            )
+        code = _report(result, task, out, db, args, stopped)
     value = (
         "nan" if result.best_value is None or math.isnan(result.best_value) else f"{result.best_value:.4g}"
     )
+    so_far = " so far" if result.timed_out else ""
     print(
-        f"best spec ({result.metric_name} {value} on the tuning seed {result.train_seed}, trial "
+        f"best spec{so_far} ({result.metric_name} {value} on the tuning seed {result.train_seed}, trial "
         f"{result.best_trial} of study {result.study_name!r}); try: lrkit show SPEC --total STEPS",
         flush=True,
     )
@@ -274,7 +319,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return code
 
 
-def _report(result: Any, task: Any, out: Path, db: Path, args: argparse.Namespace) -> int:
+def _report(
+    result: Any, task: Any, out: Path, db: Path, args: argparse.Namespace, stopped: str | None = None
+) -> int:
+    """Run the lab comparison of the tuned schedule and write its report; ``stopped`` (how the search
+    stopped at its time budget) leads the report's note."""
     from .._text import plural
     from ..lab.cli import run_and_report
     from ..lab.experiment import Experiment
@@ -316,7 +365,8 @@ def _report(result: Any, task: Any, out: Path, db: Path, args: argparse.Namespac
         db,
         workers=args.workers,
         title=f"tuned ({result.study_name}) vs {source} and recipes",
-        note=f"The report's {held_out} (there, trial {result.best_trial} scored {result.metric_name} "
+        note=("" if stopped is None else stopped + " ")
+        + f"The report's {held_out} (there, trial {result.best_trial} scored {result.metric_name} "
         f"{result.best_value:.4g}, the best of the study's trials).",
     )
 

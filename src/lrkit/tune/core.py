@@ -16,6 +16,11 @@ trial each; a worker that reaches the budget waits for the trials still running 
 worker reports the same best. The search space is stored with the study, so that every trial of every
 worker samples the same one: a worker that starts after it is stored runs no LR finder, and of workers
 that start together and each run the finder, the space stored last is searched.
+
+A time budget (``timeout``) bounds each worker's search as Optuna's ``study.optimize(timeout=)`` does:
+once it has passed, the worker starts no new trial and waits for no other worker's trial; a trial
+running at that moment finishes (a decaying schedule cut short scores nothing meaningful), so a worker
+overruns it by at most one trial. Every finished trial stays in the study, and a later run continues it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import numbers
 import os
 import re
 import sys
@@ -37,13 +43,26 @@ from .._usercode import UserCodeError, user_code
 from .space import DEFAULT_LR_RANGE, SearchSpace, build_spec, check_kinds
 from .storage import mask_url, open_storage, storage_url
 
-__all__ = ["MAX_STUDY_NAME", "META", "PRUNERS", "TuneResult", "check_study_name", "tune"]
+__all__ = [
+    "MAX_STUDY_NAME",
+    "META",
+    "PRUNERS",
+    "TuneResult",
+    "check_study_name",
+    "check_timeout",
+    "parse_duration",
+    "tune",
+]
 
 #: the study user attribute that holds the task, the settings and the search space
 META = "lrkit"
 PRUNERS = ("median", "hyperband", "none")
 
 Say = Callable[[str], None]
+
+#: the clock of the time budget: monotonic (no jump when the system clock is set), and on Linux, macOS
+#: and Windows one clock for every process of the machine, so a worker process gets its parent's deadline
+_clock = time.monotonic
 
 
 @dataclass
@@ -55,7 +74,9 @@ class TuneResult:
     (a killed worker's trial, retried as a new trial; one interrupted by Ctrl-C; one whose worker died
     before starting it). Every trial trained from ``train_seed``, so
     ``best_value`` is measured on the seed the schedule was chosen on (optimistic); judge it on other
-    seeds (``lrkit tune``'s report does). ``study`` is the Optuna study.
+    seeds (``lrkit tune``'s report does). ``trials`` is the number asked for; ``timed_out`` says that the
+    search stopped at its time budget ``timeout`` (seconds) before the study held them, the best being
+    then the best so far. ``study`` is the Optuna study.
     """
 
     task: str
@@ -74,6 +95,9 @@ class TuneResult:
     pruned: int
     failed: int
     train_seed: int = 0
+    trials: int = 0
+    timeout: float | None = None
+    timed_out: bool = False
     study: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -85,6 +109,11 @@ class TuneResult:
             f"study {self.study_name!r} on {self.task} ({self.storage}): {self.finished} finished trials "
             f"({self.complete} complete, {self.pruned} pruned, {self.failed} failed)"
         )
+        if self.timed_out and self.timeout is not None:
+            head += (
+                f"; the search stopped at its time budget ({duration(self.timeout)}) with "
+                f"{self.finished} of the {self.trials} trials asked for"
+            )
         if self.best_spec is None:
             return head + "; no trial completed"
         return (
@@ -107,6 +136,45 @@ def check_study_name(name: Any, flag: str = "study_name") -> str:
             f"{len(name)}: {name[:40]!r}..."
         )
     return name
+
+
+def check_timeout(value: Any, flag: str = "timeout") -> float:
+    """``value`` in seconds if it can bound a search: a positive, finite number (not a bool)."""
+    seconds = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    if not 0 < seconds < math.inf:
+        raise ValueError(
+            f"{flag} must be a positive, finite number of seconds (e.g. 7200 for 2 hours), got {value!r}"
+        )
+    return seconds
+
+
+#: the units ``--timeout`` takes after its number, in seconds
+UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, flag: str = "--timeout") -> float:
+    """``text`` in seconds: a number of seconds (``5400``, ``90.5``) or a number with one unit of
+    :data:`UNITS` (``90m`` = ``1.5h`` = 5400); positive and finite."""
+    expected = "a positive number of seconds (3600) or a number with a unit s, m or h (90m, 2h)"
+    number, factor = text.strip().lower(), 1.0
+    if number[-1:] in UNITS:
+        number, factor = number[:-1], UNITS[number[-1]]
+    try:
+        seconds = float(number) * factor
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"{flag}: expected {expected}, got {text!r}")
+    return seconds
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` for a person: ``45 s``, ``0.5 s``, ``1 min 40 s``, ``2 h``, ``1 h 30 min``."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    h, rest = divmod(round(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return " ".join(part for part in (f"{h} h" * bool(h), f"{m} min" * bool(m), f"{s} s" * bool(s)) if part)
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
@@ -241,6 +309,7 @@ def tune(
     task: Any,
     *,
     trials: int,
+    timeout: float | None = None,
     storage: Any = None,
     study_name: str | None = None,
     seed: int = 0,
@@ -259,16 +328,20 @@ def tune(
     diverge_factor: float = 10.0,
     finder_repeats: int = 3,
     progress: Say | None = None,
+    _deadline: float | None = None,
 ) -> TuneResult:
     """Tune the LR schedule of ``task`` (a name, ``"module:function"`` or a :class:`lrkit.tasks.Task`).
 
     Runs trials until the study (``study_name``, default ``lrkit-TASK``, in ``storage``: a path, default
     ``lrkit-tune.db``, or a ``sqlite:///``/``postgresql://`` URL) holds ``trials`` finished trials, counted
-    across every worker sharing it; rerunning a finished study trains nothing. ``workers`` > 1 starts that
-    many processes here (the task must then be given by name); ``worker`` numbers this one among workers
-    started by hand with the same ``workers``: its processes are workers ``worker * workers`` to
-    ``worker * workers + workers - 1``, worker ``j``'s sampler seeded ``seed + 7919 * j``, so that no two
-    processes draw the same points.
+    across every worker sharing it; rerunning a finished study trains nothing. ``timeout`` (seconds) is a
+    time budget: once that long has passed since the call, this worker starts no new trial (the one
+    running finishes) and returns the best so far, ``timed_out`` set when the study holds fewer than
+    ``trials``; the study keeps every finished trial, and a later call continues it. ``workers`` > 1
+    starts that many processes here, each with the same deadline (the task must then be given by name);
+    ``worker`` numbers this one among workers started by hand with the same ``workers``: its processes
+    are workers ``worker * workers`` to ``worker * workers + workers - 1``, worker ``j``'s sampler seeded
+    ``seed + 7919 * j``, so that no two processes draw the same points.
 
     The peak LR is searched log-uniformly in ``lr_range``, else around the LR finder's suggestion
     (``finder=True``, on ``seed``; see :class:`~lrkit.tune.space.SearchSpace`), else in
@@ -289,8 +362,13 @@ def tune(
     from ..tasks import get_task
     from ..tasks.optimizers import check_optimizer_name
 
+    started = _clock()
     say = progress or _silent
     _check_int("trials", trials, 1)
+    if timeout is not None:
+        timeout = check_timeout(timeout)
+    # the processes of workers=N share the deadline of the call that started them
+    deadline = _deadline if _deadline is not None else None if timeout is None else started + timeout
     _check_int("seed", seed, 0)
     _check_int("workers", workers, 1)
     _check_int("worker", worker, 0)
@@ -410,13 +488,16 @@ def tune(
             "--trials / trials= to add more)"
         )
     children: list[Any] = []
-    if workers > 1 and done < trials:  # a finished study needs no worker process started
+    spent = deadline is not None and _clock() >= deadline  # e.g. by the finder: no process to start
+    if workers > 1 and done < trials and not spent:  # nor does a finished study
         ctx = multiprocessing.get_context("spawn")
         for i in range(1, workers):
             j = _worker_index(worker, workers, i)
             kwargs = {
                 "task": t.name,
                 "trials": trials,
+                "timeout": timeout,
+                "_deadline": deadline,
                 "storage": url,
                 "study_name": name,
                 "seed": seed,
@@ -491,7 +572,8 @@ def tune(
             f"{frozen.state.name.lower()}{value}{note}{best_text}: {frozen.user_attrs.get('spec', '')}"
         )
 
-    waiting_said = twin_said = False
+    waiting_said = twin_said = timed_out = False
+    began: float | None = None  # when this worker's last trial started (None: it has waited since)
     last: set[int] | None = None  # the trials other workers were running when the budget was reached
     quiet = _SaidByLrkit()
     optuna_log = logging.getLogger("optuna.study._optimize")
@@ -515,13 +597,20 @@ def tune(
                 last = running if last is None else last & running
                 if not last:
                     break
+            if deadline is not None and timeout is not None and _clock() >= deadline:
+                timed_out = finished < trials
+                say(_out_of_time(timeout, _clock() - (deadline - timeout), began, deadline, finished, trials))
+                break
             if last or finished + len(running) >= trials:
                 if not waiting_said:
                     say(f"waiting for {plural(len(last or running), 'running trial')} of other workers")
                     waiting_said = True
-                time.sleep(min(1.0, heartbeat / 2))
+                began = None
+                nap = min(1.0, heartbeat / 2)
+                time.sleep(nap if deadline is None else max(0.0, min(nap, deadline - _clock())))
                 continue
             waiting_said = False
+            began = _clock()
             try:
                 study.optimize(objective, n_trials=1, callbacks=[on_trial], gc_after_trial=False)
             except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
@@ -549,7 +638,27 @@ def tune(
                 "study without it"
             )
     space = _stored_space(study)
-    return _result(study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed)
+    res = _result(study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed)
+    res.trials, res.timeout, res.timed_out = trials, timeout, timed_out and res.finished < trials
+    return res
+
+
+def _out_of_time(
+    timeout: float, elapsed: float, began: float | None, deadline: float, finished: int, trials: int
+) -> str:
+    """The line a worker says when its time budget has passed: how long it ran, how many of the trials
+    asked for the study holds, and whether its last trial ran past the deadline (let finish)."""
+    let = (
+        " (the one running at the deadline was let finish)" if began is not None and began < deadline else ""
+    )
+    if finished >= trials:
+        held = f"the study holds its {trials} trials{let}; not waiting for other workers' running ones"
+    else:
+        held = (
+            f"{finished} of the {trials} trials asked for finished{let}; no new trial starts (a larger "
+            "--timeout / timeout= continues the study)"
+        )
+    return f"time budget of {duration(timeout)} reached after {duration(round(elapsed, 1))}: {held}"
 
 
 def _result(
