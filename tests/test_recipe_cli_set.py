@@ -20,6 +20,7 @@ from lrkit.cli import main
         ("bert_finetune", ["lr=3e-5", "warmup=6%"], {"lr": 3e-5, "warmup": "6%"}),
         ("transformer_noam", ["d_model=1024", "warmup=8000"], {"d_model": 1024, "warmup": 8000}),
         ("sgdr_cifar", ["period=5ep", "mult=1"], {"period": "5ep", "mult": 1}),
+        ("resnet_imagenet", ["milestones=80"], {"milestones": (80,)}),  # one value: a list of one
     ],
 )
 def test_set_gives_the_recipe_with_those_parameters(
@@ -45,7 +46,11 @@ def test_one_recipe_lists_its_parameters(capsys: pytest.CaptureFixture[str]) -> 
         (["recipes", "--set", "lr=1"], "--set needs one recipe NAME"),
         (["recipes", "gpt_cosine", "--set", "lr"], "--set: expected KEY=VALUE"),
         (["recipes", "gpt_cosine", "--set", "=1"], "--set: expected KEY=VALUE"),
-        (["recipes", "resnet_imagenet", "--set", "batch=10.5"], "batch must be an integer >= 1, got 10.5"),
+        (
+            ["recipes", "resnet_imagenet", "--set", "batch=10.5"],
+            "resnet_imagenet: batch must be an integer >= 1 (the effective batch), got 10.5",
+        ),
+        (["recipes", "llm_wsd", "--set", "lr=1", "lr=2"], "--set: lr is given twice (1 and 2); give it once"),
         (["recipes", "resnet_imagenet", "--set", "milestones=30,x"], "milestones"),
         (["recipes", "transformer_noam", "--set", "warmup=abc"], "warmup must be a number"),
     ],

@@ -245,9 +245,19 @@ def _setting(text: str) -> tuple[str, object]:
 def cmd_recipes(args: argparse.Namespace) -> int:
     from .recipes import RECIPES, get_recipe
 
-    settings = dict(_setting(s) for s in args.set)
+    settings: dict[str, object] = {}
+    for key, value in (_setting(s) for s in args.set):
+        if key in settings:
+            raise ValueError(f"--set: {key} is given twice ({settings[key]!r} and {value!r}); give it once")
+        settings[key] = value
     if settings and args.name is None:
         raise ValueError("--set needs one recipe NAME (the parameters are each recipe's own)")
+    if args.name is not None:  # one value for a list parameter (milestones=80) is a list of one
+        defaults = get_recipe(args.name).parameters()
+        settings = {
+            k: (v,) if isinstance(defaults.get(k), tuple) and not isinstance(v, tuple) else v
+            for k, v in settings.items()
+        }
     for name in list(RECIPES) if args.name is None else [args.name]:
         r = get_recipe(name)
         schedule = r(**settings)  # a bad setting is refused before anything is printed
