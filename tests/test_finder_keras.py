@@ -1,4 +1,5 @@
 """The range test on Keras 3 models (torch backend here, jax in a subprocess): lrkit.keras.find_lr.
+Escalation, budgets and val_data: tests/test_finder_escalation_drivers.py.
 
 References: the LR each rung applied is read off a one-weight model trained by plain SGD on
 ``loss = mean(w * 1)`` (gradient exactly 1: the loss at rung ``i`` is ``-sum(lr_0 .. lr_{i-1})``); the
@@ -169,7 +170,7 @@ def test_the_suggestion_trains_better_than_100x_less_or_more() -> None:
     assert isinstance(res, FinderResult) and res.trusted, res.reason
     lr = res.require()
     assert res.interval[0] <= lr <= res.interval[1]
-    assert "val_data" not in str(res) and "budget" not in str(res)  # advice names only this driver's settings
+    assert res.budget is None and res.escalation == () and res.steps == res.first_steps  # no budget, no retry
     sched = schedule_from_result(res).resolve(total_steps=100)
     assert max(sched(np.arange(100))) == pytest.approx(res.peak_lr)
     keras_sched = lrkit.keras.schedule(res.schedule(), total_steps=100)  # what one trains with next
@@ -258,6 +259,13 @@ def test_jax_backend_ramp_and_restore(tmp_path: Path) -> None:
         for c in res.curves:
             want = -1.0 - np.concatenate([[0.0], np.cumsum(lrs)[:-1]])  # two steps of 0.5 before
             np.testing.assert_allclose(c.losses, want, rtol=1e-5)
+        after = [np.array(v.value) for v in (*model.variables, *model.optimizer.variables)]
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(before, after))
+        # still falling at end_lr (the loss falls forever): retried within the budget, on val_data
+        res = lrkit.keras.find_lr(model, x, y, batch_size=4, start_lr=1e-4, end_lr=1e-2, num_steps=20,
+                                  budget=100, val_data=(x, y), diverge_factor=None)
+        assert res.escalation[0] == "end_lr 0.01 -> 1 (20 rungs, still no signal)"
+        assert res.escalation[-1] == "stopped after 4 retries" and res.steps - res.first_steps <= 100
         after = [np.array(v.value) for v in (*model.variables, *model.optimizer.variables)]
         assert all(a.tobytes() == b.tobytes() for a, b in zip(before, after))
         print("ok")

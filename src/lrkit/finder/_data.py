@@ -3,7 +3,7 @@
 Data comes as arrays with a ``batch_size`` (shuffled by each repeat's seed and cut into full batches,
 reshuffled when a pass ends) or as an iterable of batches (cycled; each repeat starts a new pass when
 it can be iterated again). A pytree of arrays (an array, or a tuple, list or dict of them) shares its
-leading axis.
+leading axis. A validation set (:func:`fixed_batches`) is cut in order, its last batch short.
 """
 
 from __future__ import annotations
@@ -12,11 +12,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-
-from lrkit.finder.result import PYTHON_SETTINGS
-
-#: how the advice of these drivers' results names their settings (they have no val_data, no budget)
-SETTINGS = {k: v for k, v in PYTHON_SETTINGS.items() if k not in ("val_data", "budget")}
 
 
 def _leaves(tree: Any) -> list[Any]:
@@ -41,6 +36,48 @@ def is_arrays(data: Any) -> bool:
     return bool(leaves) and all(hasattr(leaf, "shape") for leaf in leaves)
 
 
+def _length(data: Any, batch_size: int | None, name: str) -> int | None:
+    """The shared leading length of arrays ``data`` (with ``batch_size``), else None after checking
+    that ``data`` is an iterable of batches; a clear error naming ``name`` otherwise."""
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        lengths = {len(leaf) if getattr(leaf, "shape", ()) != () else 0 for leaf in _leaves(data)}
+        if not is_arrays(data) or len(lengths) != 1 or 0 in lengths:
+            shapes = [getattr(leaf, "shape", type(leaf).__name__) for leaf in _leaves(data)]
+            raise ValueError(
+                f"{name} with batch_size must be arrays (or a tuple/dict of arrays) sharing their first "
+                f"axis, of length >= 1; got leaves of shapes {shapes}"
+            )
+        return lengths.pop()
+    if not isinstance(data, Iterable) or isinstance(data, (str, bytes)):
+        raise TypeError(
+            f"{name} must be an iterable of batches (a list, a tf.data.Dataset, a DataLoader, a "
+            f"generator), or arrays with batch_size=...; got {type(data).__name__}"
+        )
+    return None
+
+
+def fixed_batches(data: Any, batch_size: int | None, name: str) -> list[Any]:
+    """A validation set as a list of batches, evaluated whole at every rung: arrays with ``batch_size``
+    cut in order (the last batch short), or the batches of an iterable (read once); at least one."""
+    n = _length(data, batch_size, name)
+    if n is not None:
+        assert batch_size is not None
+        return [_take(data, np.arange(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+    batches = list(data)
+    if not batches:
+        raise ValueError(
+            f"{name} must hold at least one batch, got {type(data).__name__} {_short_repr(data)} with none"
+        )
+    return batches
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Batches:
     """Endless batches for one ramp at a time; :meth:`restart` begins a repeat's pass with its seed."""
 
@@ -49,22 +86,19 @@ class Batches:
         self.data = data
         self.batch_size = batch_size
         self._it: Iterator[Any] = iter(())
-        if batch_size is not None:
-            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-                raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-            lengths = {len(leaf) if getattr(leaf, "shape", ()) != () else 0 for leaf in _leaves(data)}
-            if not is_arrays(data) or len(lengths) != 1 or 0 in lengths:
-                shapes = [getattr(leaf, "shape", type(leaf).__name__) for leaf in _leaves(data)]
-                raise ValueError(
-                    f"{name} with batch_size must be arrays (or a tuple/dict of arrays) sharing their first "
-                    f"axis, of length >= 1; got leaves of shapes {shapes}"
-                )
-            self.n = lengths.pop()
-        elif not isinstance(data, Iterable) or isinstance(data, (str, bytes)):
-            raise TypeError(
-                f"{name} must be an iterable of batches (a list, a tf.data.Dataset, a DataLoader, a "
-                f"generator), or arrays with batch_size=...; got {type(data).__name__}"
-            )
+        n = _length(data, batch_size, name)
+        if n is not None:
+            self.n = n
+
+    def per_epoch(self) -> int | None:
+        """Batches in an epoch as ``fit`` counts them: ``ceil(n / batch_size)`` for arrays, ``len(data)``
+        for an iterable that has one, else None (unknown)."""
+        if self.batch_size is not None:
+            return -(-self.n // self.batch_size)
+        try:
+            return len(self.data)
+        except TypeError:  # a generator, or a dataset of unknown cardinality
+            return None
 
     def restart(self, seed: int) -> None:
         """Begin a new pass: the arrays shuffled with ``seed``, or the iterable iterated anew."""

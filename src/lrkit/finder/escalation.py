@@ -24,7 +24,17 @@ from lrkit._text import plural
 from lrkit.finder import core
 from lrkit.finder.result import FinderResult
 
-__all__ = ["FIXED_BATCHES", "MAX_RETRIES", "MAX_START_CUTS", "MIN_RUNGS", "Plan", "budget_steps", "escalate"]
+__all__ = [
+    "FIXED_BATCHES",
+    "MAX_RETRIES",
+    "MAX_START_CUTS",
+    "MIN_RUNGS",
+    "Plan",
+    "budget_steps",
+    "epoch_steps",
+    "escalate",
+    "next_plan",
+]
 
 #: fewest rungs an escalation attempt may have; fixed batches of the escalated loss
 MIN_RUNGS = 16
@@ -32,6 +42,12 @@ FIXED_BATCHES = 2
 #: most retries after the first test; how many times start_lr may be divided by 100
 MAX_RETRIES = 4
 MAX_START_CUTS = 2
+
+
+def epoch_steps(batches: int, accumulation_steps: int) -> int:
+    """Optimizer steps in an epoch of ``batches`` micro-batches: ``ceil(batches / accumulation_steps)``
+    (``accumulation_steps`` micro-batches make one step)."""
+    return -(-batches // accumulation_steps)
 
 
 def budget_steps(budget: float | int | None, planned: int | None, epoch: int | None) -> int | None:

@@ -2,15 +2,18 @@
 
 :func:`find_lr` sets the compiled optimizer's learning rate (its float LR variable) at each rung, runs
 ``train_on_batch`` and records that batch's loss (the metrics are reset before each batch: recent Keras
-versions do it themselves, earlier ones return the running mean since the last reset). Afterwards, and
-also when the test raises, every variable of the model (weights, BatchNorm statistics, dropout seed
-states), of the optimizer (its iteration count, LR, moments; built first if it was not) and of the
-compiled metrics is put back bit for bit, and so are torch's RNG states on the torch backend (where
-dropout without a seed draws from them; repeat ``r`` seeds them with ``seed + r``).
+versions do it themselves, earlier ones return the running mean since the last reset), or the mean of
+``test_on_batch``'s loss over ``val_data``. With a budget, a test without usable signal is retried by
+the shared escalation (:mod:`lrkit.finder.escalation`), every ramp starting from the model as given.
+Afterwards, and also when the test raises, every variable of the model (weights, BatchNorm statistics,
+dropout seed states), of the optimizer (its iteration count, LR, moments; built first if it was not)
+and of the compiled metrics is put back bit for bit, and so are torch's RNG states on the torch backend
+(where dropout without a seed draws from them; repeat ``r`` seeds them with ``seed + r``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -23,7 +26,8 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
     import lrkit.adapters.keras  # noqa: F401  # raises the error that says to set KERAS_BACKEND
 
 from lrkit.finder import core
-from lrkit.finder._data import SETTINGS, Batches, is_arrays
+from lrkit.finder._data import Batches, fixed_batches, is_arrays
+from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, epoch_steps, escalate
 from lrkit.finder.result import FinderResult
 
 __all__ = ["find_lr"]
@@ -108,6 +112,12 @@ class _Snapshot:
                     self.torch.cuda.set_rng_state_all(self.rng[1])
 
 
+def _val_arrays(val_data: Any) -> bool:
+    """Whether ``val_data`` is ``fit``'s ``validation_data`` as arrays: a tuple ``(x, y)`` or ``(x, y,
+    sample_weight)`` of arrays (or dicts of arrays); anything else is an iterable of batches."""
+    return isinstance(val_data, tuple) and len(val_data) in (2, 3) and is_arrays(val_data)
+
+
 def find_lr(
     model: Any,
     x: Any,
@@ -121,10 +131,13 @@ def find_lr(
     smoothing: float = core.SMOOTHING,
     diverge_factor: float | None = core.DIVERGE_FACTOR,
     diverge_patience: int = core.DIVERGE_PATIENCE,
+    val_data: Any = None,
     batches_per_step: int = 1,
     repeats: int = 1,
     seed: int = 0,
     rule: str = "lrkit",
+    planned_steps: int | None = None,
+    budget: float | int | None = None,
 ) -> FinderResult:
     """Run the LR range test on a compiled Keras 3 model and restore it exactly afterwards.
 
@@ -132,65 +145,111 @@ def find_lr(
     ``start_lr -> end_lr`` (``mode`` ``"exp"`` or ``"linear"``, ``num_steps`` rungs); each rung runs
     ``batches_per_step`` optimizer steps (``train_on_batch`` calls; with the optimizer's
     ``gradient_accumulation_steps=k``, ``k`` calls make one step) and records their mean loss, the
-    ``"loss"`` Keras reports (regularization losses included).
+    ``"loss"`` Keras reports (regularization losses included). With ``val_data`` the rung records
+    instead the mean of ``test_on_batch``'s loss over its batches (the compiled loss, without training
+    and with ``training=False``: no dropout, BatchNorm's moving statistics), at the weights the rung
+    left: ``val_data`` is ``fit``'s ``validation_data``, a tuple ``(x, y)`` or ``(x, y,
+    sample_weight)`` of arrays cut into batches of ``batch_size`` in order (the last one short), or an
+    iterable of batches (read once, before the test).
 
     Data as ``fit`` takes it: arrays ``x``, ``y`` (or dicts of arrays) with ``batch_size``, shuffled for
     repeat ``r`` with ``seed + r`` and cut into full batches; or, with ``y=None`` and ``x`` not an
     array, an iterable of batches (a ``tf.data.Dataset``, a torch ``DataLoader``, a list of ``(x, y)``
     or ``(x, y, sample_weight)``), cycled when exhausted, each repeat starting a new pass.
 
-    Every repeat starts from the model as given. The model's variables (weights, BatchNorm statistics,
-    seed states), the optimizer's (iterations, LR, moments; built first if a fit has not built them) and
-    the compiled metrics are restored bit for bit afterwards, also when the test raises; on the torch
-    backend, where Keras' unseeded dropout draws from torch's RNG, its states too (repeat ``r`` seeds it
-    with ``seed + r``). One thing stays: the model has now been trained, and Keras' first ``fit`` of a
-    model never trained draws once more from that RNG (its one-time setup) than a later one does. See
-    :class:`FinderResult` for the suggestion, the interval over repeats and the trust verdict.
+    **Escalation**, as :func:`lrkit.finder.find_lr` does it (:mod:`lrkit.finder.escalation`): the first
+    test runs as asked; with a budget, a test without usable signal is retried by itself (a lower
+    ``start_lr`` / higher ``end_lr``, a ramp narrowed below the blow-up, twice the batches per rung,
+    the loss measured on 2 fixed training batches with ``test_on_batch``, more repeats) until the
+    result is trusted or the budget is spent. ``budget`` bounds the optimizer steps the retries add:
+    an int is that many steps, a float in (0, 1] that fraction of ``planned_steps`` (the optimizer
+    steps of the planned training); by default, with ``planned_steps``, ``max(0.1 * planned_steps,
+    one epoch)`` (``ceil(ceil(n / batch_size) / k)`` steps for ``n`` samples, ``ceil(len(x) / k)``
+    for an iterable with a length); without either, no retry. The result says what was tried
+    (``escalation``), ``steps`` in all and ``first_steps``; without signal its ``suggestion`` is None.
+
+    Every ramp (a retry's too) starts from the model as given. The model's variables (weights,
+    BatchNorm statistics, seed states), the optimizer's (iterations, LR, moments; built first if a fit
+    has not built them) and the compiled metrics are restored bit for bit afterwards, also when the test
+    raises; on the torch backend, where Keras' unseeded dropout draws from torch's RNG, its states too
+    (repeat ``r`` seeds it with ``seed + r``). One thing stays: the model has now been trained, and
+    Keras' first ``fit`` of a model never trained draws once more from that RNG (its one-time setup)
+    than a later one does. See :class:`FinderResult` for the suggestion, the interval over repeats and
+    the trust verdict.
 
     Example::
 
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="mse")
-        result = find_lr(model, x, y, batch_size=64, repeats=3)
+        result = find_lr(model, x, y, batch_size=64, repeats=3, planned_steps=10 * len(x) // 64)
     """
     owner = _check_model(model)
     core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
+    n_rep = core._check_int("repeats", repeats, 1)
     core._check_int("seed", seed, 0)
     accumulate = getattr(model.optimizer, "gradient_accumulation_steps", None) or 1
     if y is not None or (is_arrays(x) and not isinstance(x, (list, tuple))):
         batches = Batches(x if y is None else (x, y), batch_size, "x, y")
     else:
         batches = Batches(x, None, "x")
+    per_epoch = batches.per_epoch()
+    allowed = budget_steps(
+        budget, planned_steps, None if per_epoch is None else epoch_steps(per_epoch, accumulate)
+    )
+    val = None
+    if val_data is not None:
+        val = fixed_batches(val_data, batch_size if _val_arrays(val_data) else None, "val_data")
     snapshot = _Snapshot(model)
+    batches_now = k_batches
+    fixed: list[Any] | None = None
+
+    def evaluate(chosen: list[Any]) -> float:
+        total = 0.0
+        for batch in chosen:
+            bx, by, sw = keras.utils.unpack_x_y_sample_weight(batch)
+            model.reset_metrics()
+            total += float(model.test_on_batch(bx, by, sample_weight=sw, return_dict=True)["loss"])
+        return total / len(chosen)
 
     def step(lr: float) -> float:
         owner.learning_rate = lr
         total = 0.0
-        for _ in range(k_batches * accumulate):
+        for _ in range(batches_now * accumulate):
             bx, by, sw = keras.utils.unpack_x_y_sample_weight(batches.next())
             model.reset_metrics()
             logs = model.train_on_batch(bx, by, sample_weight=sw, return_dict=True)
             total += float(logs["loss"])
-        return total / (k_batches * accumulate)
+        value = total / (batches_now * accumulate)
+        chosen = val if val is not None else fixed
+        return evaluate(chosen) if chosen is not None and math.isfinite(value) else value
 
     def before_repeat(r: int) -> None:
         snapshot.restore(metrics=False, seed=seed + r)
         batches.restart(seed + r)
 
-    try:
-        result = core.range_test(
+    def attempt(plan: Plan) -> FinderResult:
+        nonlocal batches_now, fixed
+        batches_now = plan.batches
+        if plan.fixed and fixed is None:  # the first batches of the first repeat's pass
+            batches.restart(seed)
+            fixed = [batches.next() for _ in range(FIXED_BATCHES)]
+        return core.range_test(
             step,
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_steps=num_steps,
+            start_lr=plan.start,
+            end_lr=plan.end,
+            num_steps=plan.rungs,
             mode=mode,
             smoothing=smoothing,
             diverge_factor=diverge_factor,
             diverge_patience=diverge_patience,
-            repeats=repeats,
+            repeats=plan.repeats,
             before_repeat=before_repeat,
             rule=rule,
         )
+
+    try:
+        return escalate(
+            attempt, Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False), allowed
+        )
     finally:
         snapshot.restore()
-    return result.phrased_for(SETTINGS)

@@ -9,12 +9,13 @@ Each rung sets the optimizer's learning rate in its state (the hyperparameter th
         updates, state = optimizer.update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
-Every repeat starts from the ``params`` you gave and a fresh ``optimizer.init(params)``; jax arrays are
-immutable, so there is nothing to restore afterwards.
+Every repeat (a retry's too: see :mod:`lrkit.finder.escalation`) starts from the ``params`` you gave and
+a fresh ``optimizer.init(params)``; jax arrays are immutable, so there is nothing to restore afterwards.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,8 @@ import jax.numpy as jnp
 import optax
 
 from lrkit.finder import core
-from lrkit.finder._data import SETTINGS, Batches
+from lrkit.finder._data import Batches, fixed_batches
+from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
 from lrkit.finder.result import FinderResult
 
 __all__ = ["find_lr"]
@@ -121,10 +123,13 @@ def find_lr(
     smoothing: float = core.SMOOTHING,
     diverge_factor: float | None = core.DIVERGE_FACTOR,
     diverge_patience: int = core.DIVERGE_PATIENCE,
+    val_data: Any = None,
     batches_per_step: int = 1,
     repeats: int = 1,
     seed: int = 0,
     rule: str = "lrkit",
+    planned_steps: int | None = None,
+    budget: float | int | None = None,
 ) -> FinderResult:
     """Run the LR range test on ``loss_fn(params, batch) -> scalar loss`` with an optax optimizer.
 
@@ -137,16 +142,31 @@ def find_lr(
     The LR follows the ramp ``start_lr -> end_lr`` (``mode`` ``"exp"`` or ``"linear"``, ``num_steps``
     rungs); each rung runs ``batches_per_step`` jitted steps at that LR (in the dtype the optimizer
     keeps it in, float32 by default) and records their mean loss (the loss at the params before each
-    update, as ``jax.value_and_grad`` gives it). ``data`` is an iterable of batches (a list, a
-    generator, a data loader), cycled when exhausted, each batch handed to ``loss_fn`` as it is; or,
-    with ``batch_size``, arrays (or a tuple/dict of arrays sharing their first axis), shuffled for
-    repeat ``r`` with ``seed + r`` and cut into full batches. Each repeat starts from ``params`` and
-    ``optimizer.init(params)``; ``params`` itself is never changed. See :class:`FinderResult` for the
+    update, as ``jax.value_and_grad`` gives it). With ``val_data`` it records instead
+    ``mean(loss_fn(params, b) for b in val_data)`` at the params the rung left (jitted, no update);
+    ``val_data`` is taken as ``data`` is: an iterable of batches (read once, before the test) or, with
+    ``batch_size``, arrays cut into batches in order (the last one short). ``data`` is an iterable of
+    batches (a list, a generator, a data loader), cycled when exhausted, each batch handed to
+    ``loss_fn`` as it is; or, with ``batch_size``, arrays (or a tuple/dict of arrays sharing their
+    first axis), shuffled for repeat ``r`` with ``seed + r`` and cut into full batches. Each repeat
+    starts from ``params`` and ``optimizer.init(params)``; ``params`` itself is never changed.
+
+    **Escalation**, as :func:`lrkit.finder.find_lr` does it (:mod:`lrkit.finder.escalation`): the first
+    test runs as asked; with a budget, a test without usable signal is retried by itself (a lower
+    ``start_lr`` / higher ``end_lr``, a ramp narrowed below the blow-up, twice the batches per rung,
+    the loss of 2 fixed training batches evaluated with ``loss_fn``, more repeats) until the result is
+    trusted or the budget is spent. ``budget`` bounds the optimizer steps the retries add: an int is
+    that many steps, a float in (0, 1] that fraction of ``planned_steps`` (the optimizer steps of the
+    planned training); by default, with ``planned_steps``, ``max(0.1 * planned_steps, one epoch)``
+    (``ceil(n / batch_size)`` steps for arrays, ``len(data)`` for an iterable with a length); without
+    either, no retry. The result says what was tried (``escalation``), ``steps`` in all and
+    ``first_steps``; without signal its ``suggestion`` is None. See :class:`FinderResult` for the
     suggestion, the interval over repeats and the trust verdict.
 
     Example::
 
-        result = find_lr(loss_fn, params, lambda lr: optax.adam(lr), (x, y), batch_size=64)
+        result = find_lr(loss_fn, params, lambda lr: optax.adam(lr), (x, y), batch_size=64,
+                         planned_steps=10 * len(x) // 64)
         opt = optax.adam(lrkit.optax.schedule(result.schedule(), total_steps=10_000))
     """
     if not callable(loss_fn):
@@ -154,9 +174,12 @@ def find_lr(
     start = core._check_positive_float("start_lr", start_lr)
     core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
+    n_rep = core._check_int("repeats", repeats, 1)
     core._check_int("seed", seed, 0)
-    opt = _settable(optimizer, params, start)
     batches = Batches(data, batch_size, "data")
+    allowed = budget_steps(budget, planned_steps, batches.per_epoch())
+    val = None if val_data is None else fixed_batches(val_data, batch_size, "val_data")
+    opt = _settable(optimizer, params, start)
 
     def one_step(p: Any, state: Any, batch: Any, lr: jax.Array) -> tuple[Any, Any, jax.Array]:
         loss, grads = jax.value_and_grad(loss_fn)(p, batch)
@@ -164,7 +187,10 @@ def find_lr(
         return optax.apply_updates(p, updates), state, loss
 
     train = jax.jit(one_step)
+    loss_at = jax.jit(loss_fn)
     current: list[Any] = [params, None]
+    batches_now = k_batches
+    fixed: list[Any] | None = None
 
     def before_repeat(r: int) -> None:
         current[:] = [params, opt.init(params)]
@@ -172,26 +198,37 @@ def find_lr(
 
     def step(lr: float) -> float:
         total = 0.0
-        for _ in range(k_batches):
+        for _ in range(batches_now):
             p, state, loss = train(current[0], current[1], batches.next(), jnp.asarray(lr))
             current[:] = [p, state]
             total += float(loss)
-        return total / k_batches
+        value = total / batches_now
+        chosen = val if val is not None else fixed
+        if chosen is None or not math.isfinite(value):
+            return value
+        return sum(float(loss_at(current[0], b)) for b in chosen) / len(chosen)
 
-    try:
-        result = core.range_test(
+    def attempt(plan: Plan) -> FinderResult:
+        nonlocal batches_now, fixed
+        batches_now = plan.batches
+        if plan.fixed and fixed is None:  # the first batches of the first repeat's pass
+            batches.restart(seed)
+            fixed = [batches.next() for _ in range(FIXED_BATCHES)]
+        return core.range_test(
             step,
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_steps=num_steps,
+            start_lr=plan.start,
+            end_lr=plan.end,
+            num_steps=plan.rungs,
             mode=mode,
             smoothing=smoothing,
             diverge_factor=diverge_factor,
             diverge_patience=diverge_patience,
-            repeats=repeats,
+            repeats=plan.repeats,
             before_repeat=before_repeat,
             rule=rule,
         )
+
+    try:
+        return escalate(attempt, Plan(start, float(end_lr), num_steps, k_batches, n_rep, False), allowed)
     finally:
         current.clear()  # the test's params and state are dropped; the caller's params were never changed
-    return result.phrased_for(SETTINGS)

@@ -33,6 +33,7 @@ import torch
 
 from lrkit.finder import core
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
+from lrkit.finder.escalation import epoch_steps as epoch_steps  # lrkit.auto's too
 from lrkit.finder.result import FinderResult
 
 __all__ = ["clip_gradients", "default_forward", "find_lr", "training_modes"]
@@ -602,12 +603,6 @@ def _set_group_lrs(optimizer: torch.optim.Optimizer, ratios: list[float], lr: fl
             g["lr"].fill_(lr * r)
         else:
             g["lr"] = lr * r
-
-
-def epoch_steps(batches: int, accumulation_steps: int) -> int:
-    """Optimizer steps in an epoch of ``batches`` micro-batches: ``ceil(batches / accumulation_steps)``
-    (``accumulation_steps`` micro-batches make one step)."""
-    return -(-batches // accumulation_steps)
 
 
 def _resolve_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
