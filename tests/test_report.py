@@ -485,3 +485,31 @@ def test_report_command_prints_the_table_and_the_runs_still_missing(
     _store_result(tmp_path / "done" / "lab.db", res)
     assert main(["report", str(tmp_path / "done")]) == 0
     assert "not finished" not in capsys.readouterr().out  # a complete experiment: no note
+
+
+def test_a_diverged_runs_huge_loss_does_not_squash_the_loss_panel() -> None:
+    """A run that diverged at a loss of 1e13 used to set the top of the log axis, with every healthy
+    curve pressed into its bottom decade. The axis stops at twice the divergence threshold
+    (diverge_factor x the first loss); the healthy curves lie wholly inside, the x sits on the edge."""
+    ok = [make_run("cosine", s, 0.9) for s in range(2)]
+    bad = make_run("too large", 0, None, diverge_at=3, lr=1.0)
+    bad.losses[-1] = 1e13  # finite, far above 10x the first loss (the lab's rule)
+    bad.config = {"diverge_factor": 10.0}
+    res = LabResult("toy-task", 1, [*ok, bad], ":memory:", "test", "val accuracy", True, 5)
+    fig = report.panel_figure(res, "loss")
+    ax = fig.axes[0]
+    low, top = ax.get_ylim()
+    first = max(r.losses[0] for r in res.runs)
+    assert top == pytest.approx(2 * 10.0 * first)
+    healthy = np.concatenate([report._loss_curve(r) for r in ok])
+    assert low < healthy.min() and healthy.max() < top
+    assert top / low < 1e3  # the healthy curves span most of the axis, not its bottom decade
+    marks = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert [float(ln.get_ydata()[0]) for ln in marks] == [pytest.approx(top)]
+    assert "(on the top edge: beyond it)" in ax.get_title()
+    matplotlib.pyplot.close(fig)
+    # nothing beyond the threshold: the axis is matplotlib's own, the title unchanged
+    bad.losses[-1] = math.inf
+    fig = report.panel_figure(res, "loss")
+    assert fig.axes[0].get_ylim()[1] < 2 * 10.0 * first and "top edge" not in fig.axes[0].get_title()
+    matplotlib.pyplot.close(fig)

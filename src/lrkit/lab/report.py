@@ -514,10 +514,27 @@ def _fate(runs: Sequence[RunRecord]) -> str:
     return f" ({', '.join(notes)})" if notes else ""
 
 
+def _loss_top(runs: Sequence[RunRecord]) -> float | None:
+    """The top of the loss panel: twice the highest divergence threshold, ``diverge_factor`` (from the
+    run's config, 10 by default) times a run's first loss. A run that did not diverge stays below its own
+    threshold, so the cut hides nothing of it, while a diverged run's 1e13 would squash every other curve
+    into the bottom of a log axis. None when no run has a positive first loss."""
+    tops = []
+    for r in runs:
+        factor = r.config.get("diverge_factor", 10.0)
+        first = r.losses[0] if r.losses else math.nan
+        if isinstance(factor, (int, float)) and math.isfinite(first) and first > 0:
+            tops.append(2.0 * float(factor) * first)
+    return max(tops) if tops else None
+
+
 def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
-    """One panel: per strategy, the mean over seeds with a min-max band; x marks a diverged run."""
+    """One panel: per strategy, the mean over seeds with a min-max band; x marks a diverged run. The loss
+    axis stops at :func:`_loss_top`; a diverged run's x above it is drawn on the top edge."""
     metric = escape_mathtext(result.metric_name)
     all_positive = True
+    top = _loss_top(result.runs) if panel == "loss" else None
+    cut = False
     lr_min, lr_max = math.inf, 0.0
     for label, (color, ls) in _styles(result).items():  # in the legend's order
         runs = result.by_label(label)
@@ -545,7 +562,10 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
                 if r.status == "diverged":
                     fin_idx = np.flatnonzero(np.isfinite(c))
                     if len(fin_idx):
-                        ax.plot([fin_idx[-1]], [c[fin_idx[-1]]], "x", color=color, ms=10, mew=2.2)
+                        y = c[fin_idx[-1]]
+                        if top is not None and y > top:
+                            y, cut = top, True
+                        ax.plot([fin_idx[-1]], [y], "x", color=color, ms=10, mew=2.2, clip_on=False)
     if panel == "lr":
         ax.set(xlabel="optimizer step", ylabel="learning rate", title="learning rate (mean over seeds)")
         if lr_max > 0 and lr_max / lr_min >= 10:
@@ -554,10 +574,15 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
         ax.set(
             xlabel="optimizer step",
             ylabel="training loss (smoothed)",
-            title="training loss: mean over seeds, band min–max, x = diverged",
+            title="training loss: mean over seeds, band min–max, x = diverged"
+            + (" (on the top edge: beyond it)" if cut else ""),
         )
         if all_positive:
             ax.set_yscale("log")
+        if top is not None and ax.get_ylim()[1] > top:
+            low = min(float(ax.dataLim.y0), top)  # the lowest point drawn, with a 5% margin below it
+            pad = (low / top) ** 0.05 if all_positive else None
+            ax.set_ylim(low * pad if pad is not None else low - 0.05 * (top - low), top)
     else:
         ax.set(
             xlabel="epoch",
