@@ -355,6 +355,10 @@ def test_bad_budgets_and_settings_are_refused_naming_the_argument(
         before = _state(model)
         with pytest.raises(error, match=message):
             lrkit.keras.find_lr(model, ONES, **kw)
+        with pytest.raises(
+            TypeError, match=r"val_data must be a tuple \(x_val, y_val\) .* ndarray of inputs"
+        ):
+            lrkit.keras.find_lr(model, ONES, val_data=_f32(4, 1))  # rows are no batches
         assert _state(model) == before and not model.optimizer.built  # refused before any work
     else:
         with pytest.raises(error, match=message):

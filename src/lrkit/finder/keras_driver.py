@@ -197,6 +197,11 @@ def find_lr(
         budget, planned_steps, None if per_epoch is None else epoch_steps(per_epoch, accumulate)
     )
     val = None
+    if hasattr(val_data, "shape") or isinstance(val_data, dict):  # inputs without targets: not batches
+        raise TypeError(
+            f"val_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight) of arrays, as fit's "
+            f"validation_data, or an iterable of batches; got a {type(val_data).__name__} of inputs alone"
+        )
     if val_data is not None:
         val = fixed_batches(val_data, batch_size if _val_arrays(val_data) else None, "val_data")
     snapshot = _Snapshot(model)
