@@ -423,3 +423,52 @@ def test_bad_user_module(
     assert [f for f in files_under(tmp_path) if not f.startswith("__pycache__")] == [
         f for f in before if not f.startswith("__pycache__")
     ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# a lab whose experiment cannot run: refused before the header line and before lab.db is created
+
+LAB_FILE_CASES = {
+    "two strategies with one label": (
+        "task: digits-mlp-sgd\nstrategies:\n  - {label: a, spec: constant(0.1)}\n"
+        "  - {label: a, spec: constant(0.2)}\n",
+        "experiment: strategies 1 and 2 have the same label 'a'; give each its own (label: ...)",
+    ),
+    "an empty list of strategies": (
+        "task: digits-mlp-sgd\nstrategies: []\n",
+        "experiment: strategies is empty; expected at least one spec or mapping",
+    ),
+    "diverge_factor <= 1": (
+        "task: digits-mlp-sgd\nstrategies: ['constant(0.1)']\ndiverge_factor: 0.5\n",
+        "experiment: diverge_factor must be a number > 1, got 0.5",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LAB_FILE_CASES))
+def test_a_lab_file_that_cannot_run_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    text, words = LAB_FILE_CASES[case]
+    monkeypatch.chdir(tmp_path)
+    Path("e.yaml").write_text(text)
+    assert_one_error(*invoke(capsys, ["lab", "e.yaml", "--out", "out"]), words)
+    assert files_under(tmp_path) == ["e.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("strategies", "label"),
+    [(["a=constant(0.1)", "a=constant(0.2)"], "a"), (["constant(0.1)"] * 2, "constant(0.1)")],
+)
+def test_lab_strategies_with_one_label_are_refused_before_anything_is_written(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    strategies: list[str],
+    label: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = ["lab", "--out", "out", *(w for s in strategies for w in ("--strategy", s))]
+    words = f"--strategy: strategies 1 and 2 have the same label {label!r}; give each its own (--strategy"
+    assert_one_error(*invoke(capsys, argv), words)
+    assert files_under(tmp_path) == []

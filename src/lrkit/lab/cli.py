@@ -80,7 +80,7 @@ def _positive(value: int | None, flag: str) -> int | None:
 
 def experiment_from_args(args: argparse.Namespace) -> Experiment:
     """The experiment a ``lrkit lab`` command line describes (a file, overridden by flags)."""
-    from .runner import Strategy
+    from .runner import Strategy, check_labels
 
     for flag in ("seeds", "epochs", "workers"):  # the task's name is checked by cmd_lab, file or flag
         _positive(getattr(args, flag), f"--{flag}")
@@ -99,6 +99,7 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
             strategies=[Strategy.parse(s, "--strategy") for s in args.strategy],
             seeds=list(range(args.seeds or 1)),
         )
+        check_labels(exp.strategies, "--strategy", "--strategy LABEL=SPEC")
     if args.epochs is not None:
         exp.epochs = args.epochs
     if args.workers is not None:

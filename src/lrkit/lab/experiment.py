@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..spec import from_dict
-from .runner import Strategy
+from .runner import Strategy, check_labels
 
 __all__ = ["Experiment", "load_experiment", "parse_experiment"]
 
@@ -187,14 +187,20 @@ def parse_experiment(
         raise ValueError(f"experiment: unknown key {unknown[0]!r}; expected one of {', '.join(TOP_KEYS)}")
     if "task" not in data:
         raise ValueError("experiment: missing key 'task' (a built-in task or 'module:function')")
-    if not data.get("strategies"):
+    if data.get("strategies") is None:
         raise ValueError("experiment: missing key 'strategies' (a list of specs or mappings)")
     if not isinstance(data["strategies"], list):
         raise ValueError(f"experiment: strategies must be a list, got {type(data['strategies']).__name__}")
+    if not data["strategies"]:
+        raise ValueError("experiment: strategies is empty; expected at least one spec or mapping")
     default_opt = data.get("optimizer")
     if default_opt is not None:
         default_opt = _str(default_opt, "optimizer")
     strategies = [_strategy(item, i, default_opt) for i, item in enumerate(data["strategies"])]
+    check_labels(strategies, "experiment", "label: ...")
+    diverge_factor = _float(data.get("diverge_factor", 10.0), "diverge_factor")
+    if not diverge_factor > 1:
+        raise ValueError(f"experiment: diverge_factor must be a number > 1, got {diverge_factor!r}")
     seeds_value = data.get("seeds", 1)
     if isinstance(seeds_value, list):
         if not seeds_value:
@@ -220,7 +226,7 @@ def parse_experiment(
         workers=None if data.get("workers") is None else _int(data["workers"], "workers", 1),
         output=path("output"),
         db=path("db"),
-        diverge_factor=_float(data.get("diverge_factor", 10.0), "diverge_factor"),
+        diverge_factor=diverge_factor,
     )
 
 

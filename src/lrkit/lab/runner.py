@@ -325,6 +325,19 @@ def _run_job(job: _Job, stop: threading.Event | None = None) -> RunRecord | None
 Progress = Callable[[str, dict[str, Any]], None]
 
 
+def check_labels(strategies: Sequence[Strategy], where: str = "strategies", fix: str = "label=...") -> None:
+    """A ValueError naming ``where`` when two strategies share a label (the report's name of a
+    strategy, and, unlabelled, its spec); ``fix`` says how to give one."""
+    first: dict[str, int] = {}
+    for i, s in enumerate(strategies):
+        if s.label in first:
+            raise ValueError(
+                f"{where}: strategies {first[s.label] + 1} and {i + 1} have the same label {s.label!r}; "
+                f"give each its own ({fix})"
+            )
+        first[s.label] = i
+
+
 def run_lab(
     task: Any,
     strategies: Sequence[Strategy],
@@ -348,9 +361,7 @@ def run_lab(
 
     if not strategies:
         raise ValueError("strategies: expected at least one strategy, got none")
-    labels = [s.label for s in strategies]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"strategies: labels must be unique, got {labels}")
+    check_labels(strategies)
     if not seeds:
         raise ValueError("seeds: expected at least one seed, got none")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
