@@ -472,3 +472,16 @@ def test_lab_strategies_with_one_label_are_refused_before_anything_is_written(
     words = f"--strategy: strategies 1 and 2 have the same label {label!r}; give each its own (--strategy"
     assert_one_error(*invoke(capsys, argv), words)
     assert files_under(tmp_path) == []
+
+
+def test_a_lab_schedule_that_does_not_fit_the_run_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wsd whose warmup and decay outlast the run (digits: 45 steps an epoch) was refused after the
+    header line, with an empty OUT/lab.db left behind and no word of which strategy it was."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["lab", "--out", "out", "--epochs", "1", "--strategy", "w=wsd(lr=0.1, warmup=60%, decay=60%)"]
+    assert_one_error(
+        *invoke(capsys, argv), "strategy 'w': wsd: warmup (27) + decay (27) must fit in steps (45)"
+    )
+    assert files_under(tmp_path) == []

@@ -117,6 +117,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from .._text import plural
     from ..cli import check_task
     from ..tasks import get_task
+    from .runner import check_schedules
 
     exp = experiment_from_args(args)
     flag = "--task" if args.experiment is None else f"experiment {args.experiment!r}: task"
@@ -134,6 +135,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     workers = exp.workers or _cores()
     epochs = exp.epochs or task.epochs
+    check_schedules(exp.strategies, epochs, task.steps_per_epoch)
     print(
         f"lab {exp.name!r}: {plural(len(exp.strategies), 'strategy', 'strategies')} x "
         f"{plural(len(exp.seeds), 'seed')} x {plural(epochs, 'epoch')} on {task.name}, "
@@ -157,23 +159,22 @@ def run_and_report(
     from ..tasks import get_task
     from .progress import SweepProgress
     from .runner import run_lab
-    from .store import ResultStore
 
     task = get_task(exp.task)
+    # a path, not an open store: run_lab makes the database once every strategy has resolved for the task
+    result = run_lab(
+        task,
+        exp.strategies,
+        seeds=exp.seeds,
+        epochs=exp.epochs,
+        store=str(db),
+        name=exp.name,
+        diverge_factor=exp.diverge_factor,
+        workers=workers,
+        fresh=fresh,
+        progress=SweepProgress(metric_name=task.metric_name),
+    )
     out.mkdir(parents=True, exist_ok=True)
-    with ResultStore(db) as store:
-        result = run_lab(
-            task,
-            exp.strategies,
-            seeds=exp.seeds,
-            epochs=exp.epochs,
-            store=store,
-            name=exp.name,
-            diverge_factor=exp.diverge_factor,
-            workers=workers,
-            fresh=fresh,
-            progress=SweepProgress(metric_name=task.metric_name),
-        )
     try:
         written = write_outputs(result, out, title=title, note=note)
     except Exception as exc:

@@ -338,6 +338,20 @@ def check_labels(strategies: Sequence[Strategy], where: str = "strategies", fix:
         first[s.label] = i
 
 
+def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch: int) -> None:
+    """Every strategy's schedule resolves for a run of ``epochs`` x ``steps_per_epoch`` steps; else a
+    ValueError naming the strategy (a wsd whose warmup and decay outlast the run, ...)."""
+    for s in strategies:
+        try:
+            resolved = s.schedule.resolve(  # type: ignore[union-attr]
+                total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch
+            )
+        except ValueError as exc:
+            raise ValueError(f"strategy {s.label!r}: {exc}") from None
+        if resolved.unresolved:
+            raise ValueError(f"strategy {s.label!r}: {resolved.unresolved}")
+
+
 def run_lab(
     task: Any,
     strategies: Sequence[Strategy],
@@ -371,12 +385,7 @@ def run_lab(
     n_epochs = probe.epochs if epochs is None else epochs
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    for s in strategies:  # every schedule resolves before anything runs
-        resolved = s.schedule.resolve(  # type: ignore[union-attr]
-            total_steps=n_epochs * probe.steps_per_epoch, steps_per_epoch=probe.steps_per_epoch
-        )
-        if resolved.unresolved:
-            raise ValueError(f"strategy {s.label!r}: {resolved.unresolved}")
+    check_schedules(strategies, n_epochs, probe.steps_per_epoch)  # before anything runs or is made
 
     db = store if isinstance(store, ResultStore) else ResultStore(store)
     jobs: list[tuple[str, str, dict[str, Any], Strategy, int]] = []
