@@ -101,7 +101,16 @@ def plot_auto(
             twin.set_ylabel("training loss")
             more_h, more_l = twin.get_legend_handles_labels()
             handles, labels = handles + more_h, labels + more_l
-    right.legend(handles, labels, fontsize="small", loc="best")
+    # below the axes: "best" weighs only the LR panel's own artists, and put the legend on the loss dots
+    right.legend(
+        handles,
+        labels,
+        fontsize="small",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncols=2,
+        frameon=False,
+    )
     right.set_title(f"the run: {result.kind}, {result.total_steps} steps")
     fig.suptitle(
         title
