@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +239,34 @@ def test_an_untuned_lr_is_the_torch_optimizer_s_own_default(name: str) -> None:
     cls = {"adamw": "AdamW", "nadam": "NAdam", "radam": "RAdam", "adagrad": "Adagrad", "rmsprop": "RMSprop"}
     torch_cls = getattr(torch.optim, cls.get(name, name.capitalize()))
     assert DEFAULT_LR[name] == torch_cls(torch.nn.Linear(2, 1).parameters()).defaults["lr"]
+
+
+def test_accuracy_refuses_targets_it_cannot_compare_with_the_argmax() -> None:
+    """metric='accuracy' counts argmax(out) == y. Targets of shape (batch, 1) broadcast that into a
+    (batch, batch) count, an accuracy above 1; float targets (a regression) never equal a class index,
+    an accuracy of 0. Both are refused by the task's check, naming the shapes, before anything trains."""
+    import dataclasses
+
+    import lrkit.tasks as T
+
+    x = torch.randn(64, 4)
+    labels = (x[:, 0] > 0).long()
+
+    def parts(y: torch.Tensor, loss: object, out: int = 2) -> TaskParts:
+        dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+        return TaskParts(torch.nn.Linear(4, out), dl, dl, loss, metric="accuracy", epochs=1)  # type: ignore[arg-type]
+
+    good = parts(labels, torch.nn.functional.cross_entropy)
+    with torch.no_grad():
+        by_hand = float((good.model(x).argmax(-1) == labels).float().mean())
+    assert good.evaluate() == pytest.approx(by_hand)
+    column = parts(labels[:, None], lambda o, y: torch.nn.functional.cross_entropy(o, y[:, 0]))
+    regression = parts(torch.randn(64, 1), torch.nn.functional.mse_loss, out=1)
+    for bad, got in ((column, "torch.int64 targets of shape (32, 1)"), (regression, "torch.float32 targets")):
+        with pytest.raises(
+            TypeError, match=r"metric 'accuracy' compares the argmax .* got " + re.escape(got)
+        ):
+            bad.evaluate()
+        task = T.Task("bad", lambda seed, p=bad: dataclasses.replace(p), "a task with unusable targets")
+        with pytest.raises(TypeError, match=r"^task 'bad': TaskParts: metric 'accuracy'"):
+            task.check(0)

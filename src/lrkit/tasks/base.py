@@ -145,7 +145,7 @@ class TaskParts:
                 for x, y in self.val_loader:
                     out = m(x)
                     if self.metric == "accuracy":
-                        right += int((out.argmax(dim=-1) == y).sum())
+                        right += int((out.argmax(dim=-1) == _class_targets(out, y)).sum())
                     else:
                         loss_sum += float(self.loss_fn(out, y)) * len(y)
                     total += len(y)
@@ -273,6 +273,22 @@ def _call_factory(factory: Callable[..., Any], seed: int) -> Any:
     if not sig.parameters:
         return factory()
     return factory(seed)
+
+
+def _class_targets(out: torch.Tensor, y: Any) -> torch.Tensor:
+    """``y`` if it can be compared with ``out.argmax(-1)``: integer class indices of shape
+    ``out.shape[:-1]``. Float targets never equal a class index (accuracy 0), and targets of shape
+    (batch, 1) broadcast against (batch,) into a (batch, batch) count (accuracy above 1)."""
+    import torch
+
+    t = torch.as_tensor(y)
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool or t.shape != out.shape[:-1]:
+        raise TypeError(
+            f"TaskParts: metric 'accuracy' compares the argmax of the model's output (shape "
+            f"{tuple(out.shape)}) with integer class indices of shape {tuple(out.shape[:-1])}, got {t.dtype} "
+            f"targets of shape {tuple(t.shape)}; for other targets give metric='loss' or a callable"
+        )
+    return t
 
 
 def _first_pair(loader: Iterable[Any], what: str) -> tuple[Any, Any]:
