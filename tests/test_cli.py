@@ -63,12 +63,29 @@ def test_errors_are_one_line_with_exit_2(
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_bad_option_values_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "show", "cosine(lr=1)", "--total", "-3")
-    assert (
-        code == 2
-        and "argument --total: expected a whole number from 1 to 9,007,199,254,740,992, got '-3'" in err
-    )
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["show", "cosine(lr=1)", "--total", "-3"],
+            "lrkit show: error: --total: expected a whole number from 1 to 9,007,199,254,740,992, got '-3' "
+            "(see lrkit show --help)",
+        ),
+        (
+            ["plot", "cosine(lr=1)"],
+            "lrkit plot: error: the following arguments are required: --total, --out (see lrkit plot --help)",
+        ),
+        (["lab", "--seeds", "x"], "lrkit lab: error: --seeds: invalid int value: 'x' (see lrkit lab --help)"),
+        (["--bad"], "lrkit: error: unrecognized arguments: --bad (see lrkit --help)"),
+    ],
+)
+def test_argparse_errors_are_one_line_as_lrkit_s_own(
+    capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    """A flag argparse refuses reads like any other error: one line, the flag without argparse's
+    'argument ' prefix (lrkit's own say '--total: ...'), and where the usage is; no usage block."""
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err == line + "\n"
 
 
 def test_plot_writes_png_and_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

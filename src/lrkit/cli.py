@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -315,8 +315,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), quick=args.quick)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line as lrkit's own are (``lrkit show: error: --total:
+    expected ...``), not the usage block and then ``argument --total: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lrkit",
         description="Learning-rate schedules, an LR finder and a lab.",
         epilog=EPILOG,
@@ -325,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"lrkit {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")  # none: main prints the help
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--steps-per-epoch",
         type=_positive_float,
