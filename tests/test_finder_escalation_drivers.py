@@ -151,6 +151,14 @@ def test_a_clear_signal_gives_the_same_result_with_or_without_a_budget(driver: s
         np.testing.assert_array_equal(a.losses, b.losses)
 
 
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_three_repeats_by_default_as_the_torch_finder(driver: str) -> None:
+    """The default the trust verdict was calibrated at (3 repeats), in every driver."""
+    res = run(driver, "quadratic", ONES, start_lr=1e-3, end_lr=1.0, num_steps=20)
+    assert res.repeats == 3 and len(res.curves) == 3
+    assert res.first_steps == sum(c.lrs.size for c in res.curves)
+
+
 def _sgd_weights(lrs: np.ndarray, per_rung: int, gradient: float = 1.0) -> np.ndarray:
     """``W[i]``: the weight before rung ``i`` (``W[n]``: after the last), from 0, ``per_rung`` SGD steps
     of a constant ``gradient`` at each rung's LR."""

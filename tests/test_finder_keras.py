@@ -263,9 +263,9 @@ def test_jax_backend_ramp_and_restore(tmp_path: Path) -> None:
         assert all(a.tobytes() == b.tobytes() for a, b in zip(before, after))
         # still falling at end_lr (the loss falls forever): retried within the budget, on val_data
         res = lrkit.keras.find_lr(model, x, y, batch_size=4, start_lr=1e-4, end_lr=1e-2, num_steps=20,
-                                  budget=100, val_data=(x, y), diverge_factor=None)
-        assert res.escalation[0] == "end_lr 0.01 -> 1 (20 rungs, still no signal)"
-        assert res.escalation[-1] == "stopped after 4 retries" and res.steps - res.first_steps <= 100
+                                  budget=200, val_data=(x, y), diverge_factor=None, repeats=2)
+        assert res.escalation[0] == "end_lr 0.01 -> 1 (40 rungs, still no signal)"  # 2 repeats x 20
+        assert res.escalation[-1] == "stopped after 4 retries" and res.steps - res.first_steps <= 200
         after = [np.array(v.value) for v in (*model.variables, *model.optimizer.variables)]
         assert all(a.tobytes() == b.tobytes() for a, b in zip(before, after))
         print("ok")

@@ -229,6 +229,7 @@ def test_accumulation_advances_the_lr_once_per_optimizer_step_and_matches_a_full
             start_lr=1e-3,
             end_lr=1.0,
             num_steps=12,
+            repeats=1,
             accumulation_steps=k,
             diverge_factor=None,
         )
@@ -250,7 +251,9 @@ def test_several_batches_per_rung_record_their_mean() -> None:
         losses.append(float(loss.detach()))
         return loss
 
-    res = find_lr(model, opt, make_loader(), forward=forward, num_steps=10, batches_per_step=3, smoothing=0.0)
+    res = find_lr(
+        model, opt, make_loader(), forward=forward, num_steps=10, batches_per_step=3, smoothing=0.0, repeats=1
+    )
     assert len(seen) == 30 and len(losses) == 30
     np.testing.assert_allclose(res.losses, np.asarray(losses).reshape(10, 3).mean(axis=1), rtol=1e-12)
     rung_lrs = np.asarray([s[0] for s in seen]).reshape(10, 3)
@@ -261,7 +264,7 @@ def test_several_batches_per_rung_record_their_mean() -> None:
 def test_param_groups_keep_their_ratios(mode: str) -> None:
     model, opt, loader = trained_setup("sgd")
     seen = count_steps(opt)
-    res = find_lr(model, opt, loader, F.cross_entropy, num_steps=15, end_lr=1e-2, mode=mode)
+    res = find_lr(model, opt, loader, F.cross_entropy, num_steps=15, end_lr=1e-2, mode=mode, repeats=1)
     got = np.asarray(seen)
     np.testing.assert_allclose(res.lrs, lr_ramp(1e-7, 1e-2, 15, mode=mode), rtol=1e-12)
     np.testing.assert_allclose(got[:, 0], res.lrs, rtol=1e-12)
@@ -325,7 +328,9 @@ def test_skipped_scaler_steps_are_not_rungs(used_before: bool) -> None:
         return loss * float("inf") if len(lr_at_call) in (4, 5) else loss
 
     seen = count_steps(opt)
-    res = find_lr(model, opt, loader, forward=forward, grad_scaler=scaler, num_steps=10, diverge_factor=None)
+    res = find_lr(
+        model, opt, loader, forward=forward, grad_scaler=scaler, num_steps=10, diverge_factor=None, repeats=1
+    )
     assert len(res.lrs) == 10 and len(lr_at_call) == 12
     assert lr_at_call[3] == lr_at_call[4] == lr_at_call[5] == res.lrs[3]  # rung 3 retried twice
     assert len(seen) == 10  # GradScaler.step skips optimizer.step on inf grads
@@ -361,7 +366,7 @@ def test_autocast_wraps_the_forward_pass() -> None:
         assert out.dtype == torch.bfloat16
         return F.cross_entropy(out.float(), batch[1])
 
-    find_lr(model, opt, make_loader(), forward=forward, amp_dtype=torch.bfloat16, num_steps=5)
+    find_lr(model, opt, make_loader(), forward=forward, amp_dtype=torch.bfloat16, num_steps=5, repeats=1)
     assert flags == [True] * 5
     assert all(p.dtype == torch.float32 for p in model.parameters())
 

@@ -142,6 +142,9 @@ def next_plan(plan: Plan, result: FinderResult, first: Plan) -> tuple[Plan | Non
             what.append(f"{plan.repeats + 2} repeats")
     if not changes:
         return None, "no escalation step for these problems"
+    if plan.repeats < 2:  # a trusted retry must have been able to see its repeats disagree
+        changes["repeats"] = 2
+        what.append("2 repeats")
     # spend the budget on batches and a narrower ramp, not on more rungs than the first try
     return dataclasses.replace(plan, **changes), ", ".join(what)
 

@@ -133,7 +133,7 @@ def find_lr(
     diverge_patience: int = core.DIVERGE_PATIENCE,
     val_data: Any = None,
     batches_per_step: int = 1,
-    repeats: int = 1,
+    repeats: int = 3,
     seed: int = 0,
     rule: str = "lrkit",
     planned_steps: int | None = None,
