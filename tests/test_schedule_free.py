@@ -31,29 +31,37 @@ def _model() -> Any:
     return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
 
 
-def _sf(model: Any, warmup_steps: int = 0) -> Any:
-    return schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3, warmup_steps=warmup_steps)
+def _sf(model: Any, warmup_steps: int = 0, mode: str = "eval") -> Any:
+    """A Schedule-Free AdamW in ``mode``: a fresh one is in eval mode since schedulefree 1.3, in train
+    mode before (1.2, the floor); either is switched explicitly (on a fresh one, only the flag)."""
+    opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-3, warmup_steps=warmup_steps)
+    if mode == "eval":
+        opt.eval()
+    else:
+        opt.train()
+    return opt
 
 
 def _groups(opt: Any) -> list[dict[str, Any]]:
     return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
 
-def test_find_lr_steps_schedule_free_in_train_mode_and_puts_its_mode_and_warmup_back() -> None:
-    """A fresh Schedule-Free optimizer is in eval mode, where its step() raises; the test switches it,
-    holds its own warmup at 0 (the curve is the same as with warmup_steps=0: the ramp's LR is the LR
-    it steps with), and restores weights, mode, warmup and step count."""
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_find_lr_steps_schedule_free_in_train_mode_and_puts_its_mode_and_warmup_back(mode: str) -> None:
+    """A Schedule-Free optimizer in eval mode (a fresh one's, since schedulefree 1.3) raises in step();
+    the test switches it, holds its own warmup at 0 (the curve is the same as with warmup_steps=0: the
+    ramp's LR is the LR it steps with), and restores weights, mode, warmup and step count."""
     from lrkit.finder import find_lr
 
     curves = []
     for warmup_steps in (0, 40):
         model = _model()
-        opt = _sf(model, warmup_steps)
+        opt = _sf(model, warmup_steps, mode)
         before = {k: v.clone() for k, v in model.state_dict().items()}
         groups = _groups(opt)
         res = find_lr(model, opt, _loader(), torch.nn.functional.cross_entropy, num_steps=60)
-        assert _groups(opt) == groups  # train_mode False, warmup_steps, k = 0, lr_max as given
-        assert opt.param_groups[0]["train_mode"] is False and opt.param_groups[0]["k"] == 0
+        assert _groups(opt) == groups  # train_mode as given, warmup_steps, k = 0, lr_max as given
+        assert opt.param_groups[0]["train_mode"] is (mode == "train") and opt.param_groups[0]["k"] == 0
         for k, v in model.state_dict().items():
             assert torch.equal(v, before[k])
         curves.append(res.losses)
