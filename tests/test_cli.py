@@ -53,6 +53,14 @@ def test_show_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
             "--out: expected a .png, .svg, .pdf file name, got 'x.gif'",
         ),
         (["show", "missing.yaml"], "spec: no such file 'missing.yaml'"),
+        (  # torch's phase ends, as short numbers (they read -0.10000000000000009, 2.0)
+            ["show", "one_cycle(max_lr=0.1)", "--total", "3"],
+            "one_cycle: steps=3 with pct_start=0.3 leaves a phase with no steps (phase ends -0.1, 2)",
+        ),
+        (  # the panel and the steps named, not only the one-cycle's own words
+            ["gallery", "--total", "3", "--out", "g.png"],
+            "gallery: the 'one-cycle' panel cannot be drawn over 3 steps: one_cycle: steps=3",
+        ),
     ],
 )
 def test_errors_are_one_line_with_exit_2(
@@ -86,6 +94,16 @@ def test_argparse_errors_are_one_line_as_lrkit_s_own(
     'argument ' prefix (lrkit's own say '--total: ...'), and where the usage is; no usage block."""
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and err == line + "\n"
+
+
+def test_a_plot_of_one_step_says_one_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lrkit.plot import plot_schedules
+
+    matplotlib = pytest.importorskip("matplotlib")
+    for total, words in ((1, "over 1 step"), (2, "over 2 steps")):
+        fig = plot_schedules(["cosine(lr=0.1)"], total, tmp_path / f"{total}.png")
+        assert fig.axes[0].get_title() == f"learning-rate schedule {words}"
+        matplotlib.pyplot.close(fig)
 
 
 def test_plot_writes_png_and_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -88,7 +88,9 @@ def plot_schedules(
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3, which="both")
     ax.set_title(
-        title or f"learning-rate schedule{'s' if len(schedules) > 1 else ''} over {total_steps:,} steps"
+        title
+        or f"learning-rate schedule{'s' if len(schedules) > 1 else ''} over {total_steps:,} "
+        + ("step" if total_steps == 1 else "steps")
     )
     ax.legend(fontsize=8, loc="best")
     if out is not None:
@@ -184,7 +186,13 @@ def gallery(out: str | Path, total_steps: int = 10_000, steps_per_epoch: float =
     plt = pyplot()
     fig, axes = plt.subplots(3, 3, figsize=(18, 15), constrained_layout=True)
     for ax, (title, specs, log) in zip(axes.flat, GALLERY):
-        plot_schedules(specs, total_steps, log=log, steps_per_epoch=steps_per_epoch, title=title, ax=ax)
+        try:
+            plot_schedules(specs, total_steps, log=log, steps_per_epoch=steps_per_epoch, title=title, ax=ax)
+        except ValueError as exc:  # too few steps for a panel's schedule (a one-cycle needs 4)
+            plt.close(fig)
+            raise ValueError(
+                f"gallery: the {title!r} panel cannot be drawn over {total_steps:,} steps: {exc}"
+            ) from None
         # below the axes, outside them: a legend inside covers some panel's curves (the cyclical ones fill it)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=1, frameon=False)
     fig.suptitle(

@@ -181,8 +181,8 @@ class OneCycle(Schedule):
             if not all(b > a for a, b in zip([0.0, *ends], ends)):
                 raise ValueError(
                     f"{self.name}: steps={n.to_data()} with pct_start={self.pct_start} leaves a phase "
-                    "with no "
-                    f"steps (phase ends {ends}); use more steps or another pct_start"
+                    f"with no steps (phase ends {', '.join(f'{e:g}' for e in ends)}); use more steps or "
+                    "another pct_start"
                 )
 
     def peak(self) -> float:
