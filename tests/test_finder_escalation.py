@@ -325,3 +325,42 @@ def test_a_large_starting_loss_is_named_beside_an_untrusted_verdict_only(scale: 
     assert hinted == (not res.trusted and scale >= LARGE_LOSS)
     if hinted:
         assert "standardise the targets" in res.reason and "summed over the batch" in res.reason
+
+
+def test_a_start_lr_cut_survives_the_narrowing_after_a_blow_up() -> None:
+    """Rising from the first rung and blowing up: the retry starts 100x lower *and* ends below the
+    blow-up; the narrowing used to put the start back at the old start_lr, wasting the retry."""
+    from lrkit.finder import find_lr
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    batches = [(torch.ones(4, 1), torch.ones(4, 1))] * 2  # (w - 1)^2: SGD diverges for lr > 1
+    res = find_lr(
+        model, opt, batches, torch.nn.functional.mse_loss, start_lr=3.0, end_lr=100.0, num_steps=30,
+        budget=300, repeats=2,
+    )  # fmt: skip
+    assert res.escalation[0].startswith("start_lr 3 -> 0.03, ramp narrowed to 0.03 .. ")
+    assert all(c.lrs[0] == pytest.approx(0.03) for c in res.curves)  # the last retry kept the cut
+    assert res.trusted and 0.03 < res.suggestion < 1.0  # below the divergence at lr = 1
+
+
+def test_with_val_data_a_noisy_retry_adds_no_fixed_batches() -> None:
+    """val_data is a fixed set already: a retry neither claims nor charges 2 fixed training batches."""
+    from lrkit.finder import find_lr
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    noise = torch.Generator().manual_seed(1)
+
+    def noisy(m: Any, batch: Any) -> Any:  # a loss the LR barely moves, under large noise
+        x, y = batch
+        return 1e-3 * torch.nn.functional.mse_loss(m(x), y) + 1.0 + torch.rand((), generator=noise)
+
+    val = [next(iter(_data()))]
+    res = find_lr(model, opt, _data(), forward=noisy, val_data=val, num_steps=30, budget=400, repeats=2)
+    assert "2 batches per rung" in res.escalation[0] and not res.trusted
+    assert not any("fixed batches" in e for e in res.escalation)
+    # a retry costs its rungs x its batches per rung, nothing for fixed batches: 120 x 2, then 40 x 4
+    assert res.steps - res.first_steps == 120 * 2 + 40 * 4 <= 400

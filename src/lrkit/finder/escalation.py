@@ -75,7 +75,8 @@ def budget_steps(budget: float | int | None, planned: int | None, epoch: int | N
 class Plan:
     """One attempt of the range test: the ramp ``start`` -> ``end`` over ``rungs`` rungs, ``batches``
     optimizer steps per rung, ``repeats`` ramps, and ``fixed``: the loss of each rung measured on
-    :data:`FIXED_BATCHES` fixed batches (without training on them) instead of the training batches."""
+    :data:`FIXED_BATCHES` fixed batches (without training on them) instead of the training batches;
+    ``val``: it is measured on the user's ``val_data``, a fixed set already, so no retry adds them."""
 
     start: float
     end: float
@@ -83,6 +84,7 @@ class Plan:
     batches: int
     repeats: int
     fixed: bool
+    val: bool = False  # the loss is measured on the user's val_data, a fixed set already
 
     def per_rung(self) -> float:
         return self.batches + (FIXED_BATCHES / 3 if self.fixed else 0.0)
@@ -129,12 +131,12 @@ def next_plan(plan: Plan, result: FinderResult, first: Plan) -> tuple[Plan | Non
         if stops:
             end = 2.0 * float(np.median(stops))
             if end < plan.end / 2:
-                start = max(plan.start, end * 1e-5)
+                start = max(changes.get("start", plan.start), end * 1e-5)  # keeps a start_lr cut above
                 changes.update(start=start, end=end)
                 what.append(f"ramp narrowed to {start:.3g} .. {end:.3g} (blew up near {end / 2:.3g})")
         changes["batches"] = plan.batches * 2
         what.append(f"{plan.batches * 2} batches per rung")
-        if kinds & {"noisy", "disagree"} and not plan.fixed:
+        if kinds & {"noisy", "disagree"} and not (plan.fixed or plan.val):
             changes["fixed"] = True
             what.append(f"loss measured on {FIXED_BATCHES} fixed batches")
         if "disagree" in kinds:

@@ -254,7 +254,9 @@ def find_lr(
 
     try:
         return escalate(
-            attempt, Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False), allowed
+            attempt,
+            Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False, val_data is not None),
+            allowed,
         )
     finally:
         snapshot.restore()

@@ -229,6 +229,7 @@ def find_lr(
         )
 
     try:
-        return escalate(attempt, Plan(start, float(end_lr), num_steps, k_batches, n_rep, False), allowed)
+        first = Plan(start, float(end_lr), num_steps, k_batches, n_rep, False, val_data is not None)
+        return escalate(attempt, first, allowed)
     finally:
         current.clear()  # the test's params and state are dropped; the caller's params were never changed

@@ -848,7 +848,7 @@ def find_lr(
     n_rep = core._check_int("repeats", repeats, 1)
     core._check_int("num_steps", num_steps, 2)
     # the first test runs exactly as asked; the budget bounds only what escalation adds to it
-    plan0 = Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False)
+    plan0 = Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False, val_data is not None)
     try:
         result = escalate(attempt, plan0, allowed)
     finally:
