@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -463,3 +464,38 @@ def test_importing_the_finder_and_lab_does_not_import_torch_or_matplotlib() -> N
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["start_lr", "end_lr"])
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        ("big", TypeError, "must be a real number, got 'big' (str)"),
+        (None, TypeError, "must be a real number, got None"),
+        (True, TypeError, "must be a real number, got True (bool)"),
+        ([1e-3], TypeError, "must be a real number, got [0.001] (list)"),
+        (float("nan"), ValueError, "must be a finite number > 0, got nan"),
+        (float("-inf"), ValueError, "must be a finite number > 0"),
+        (0, ValueError, "must be a finite number > 0, got 0"),
+    ],
+)
+def test_bad_ramp_ends_are_refused_before_any_step_naming_the_argument(
+    name: str, value: Any, error: type, message: str
+) -> None:
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    seen = count_steps(opt)
+    with pytest.raises(error, match=re.escape(f"{name} {message}")):
+        find_lr(model, opt, [(torch.ones(4, 1), torch.ones(4, 1))] * 2, F.mse_loss, **{name: value})
+    assert seen == []  # refused before the test stepped
+
+
+def test_an_end_lr_the_parameters_dtype_cannot_hold_is_refused_and_numpy_scalars_are_taken() -> None:
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    data = [(torch.ones(4, 1), torch.ones(4, 1))] * 2
+    too_big = r"end_lr must be at most 3\.4e\+38, .*float32 parameters.* got 1e\+300"
+    with pytest.raises(ValueError, match=too_big):
+        find_lr(model, opt, data, F.mse_loss, end_lr=1e300)
+    res = find_lr(model, opt, data, F.mse_loss, start_lr=np.float32(1e-4), end_lr=np.float64(1.0), repeats=1)
+    assert res.lrs[0] == pytest.approx(1e-4) and res.lrs[-1] == 1.0

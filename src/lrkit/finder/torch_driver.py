@@ -25,7 +25,7 @@ import inspect
 import math
 import random
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -394,6 +394,17 @@ def _mean_over_ranks(value: float, dev: torch.device, world: int) -> float:
     return float(t.item()) / world
 
 
+def _check_lr_fits(optimizer: torch.optim.Optimizer, ratios: Sequence[float], end_lr: float) -> None:
+    """Refuse an ``end_lr`` that a param group's dtype cannot hold (torch raises mid-test otherwise)."""
+    for ratio, group in zip(ratios, optimizer.param_groups, strict=True):
+        for p in group["params"]:
+            if p.dtype.is_floating_point and end_lr * ratio > torch.finfo(p.dtype).max:
+                raise ValueError(
+                    f"end_lr must be at most {torch.finfo(p.dtype).max / ratio:.3g}, the largest LR the "
+                    f"{p.dtype} parameters can take, got {end_lr!r}"
+                )
+
+
 def _signature_parameter(fn: Any, name: str) -> inspect.Parameter | None:
     """``fn``'s parameter ``name`` (None when there is none or no signature to read)."""
     try:
@@ -725,6 +736,7 @@ def find_lr(
     _check_model_and_optimizer(model, optimizer)
     _check_callables(loss_fn, forward, amp_dtype)
     _check_loader(train_loader, "train_loader")
+    core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
     if _adapts_own_step(optimizer):
         warnings.warn(
             f"optimizer {type(optimizer).__name__} estimates its own step size (param group key 'd'); "
@@ -743,6 +755,7 @@ def find_lr(
     _check_grad_scaler(grad_scaler)
     clip = _check_max_grad_norm(max_grad_norm)
     ratios = _group_ratios(optimizer)
+    _check_lr_fits(optimizer, ratios, float(end_lr))
     dev = _resolve_device(model, device)
     distributed, world = _ddp()
     no_sync = getattr(model, "no_sync", None) if distributed else None
