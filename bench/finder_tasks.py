@@ -712,7 +712,11 @@ def _find(task: Task, fs: int, repeats: int = 3, **options: Any) -> tuple[TaskPa
 
 
 def run_finder(
-    names: list[str], repeats: int = 3, path: Path = FINDER_FILE, budget: float | None = None
+    names: list[str],
+    repeats: int = 3,
+    path: Path = FINDER_FILE,
+    budget: float | None = None,
+    tasks: dict[str, Task] | None = None,
 ) -> None:
     """The finder at its defaults (3 repeats x 100 rungs, budget from the planned training unless
     ``budget`` is given) on every task, finder seeds 0, 1, 2; stored in ``path`` (resumable)."""
@@ -725,7 +729,7 @@ def run_finder(
             key = f"{name}|{fs}"
             if key in data:
                 continue
-            parts, res, seconds = _find(TASKS[name], fs, repeats=repeats, budget=budget)
+            parts, res, seconds = _find((tasks or TASKS)[name], fs, repeats=repeats, budget=budget)
             rules = {
                 rname: _log_median(
                     [
@@ -803,6 +807,8 @@ SF_AUTO_FILE = RESULTS / "sf_auto.json"
 AUTO_METHODS = ("auto", "auto_separate", "schedulefree_adamw", "prodigy")
 FRESH_GRID_FILE = RESULTS / "fresh_grid.json"
 FRESH_AUTO_FILE = RESULTS / "fresh_auto.json"
+BUILTIN_FINDER_FILE = RESULTS / "builtin_finder.json"
+FRESH_FINDER_FILE = RESULTS / "fresh_finder.json"
 LONG_GRID_FILE = RESULTS / "long_grid.json"
 LONG_AUTO_FILE = RESULTS / "long_auto_v2.json"
 #: on the long runs: "auto_default" is lrkit.auto with search="auto" (it picks the separate test there),
@@ -1191,6 +1197,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, default=FINDER_FILE, help="where --finder stores its runs")
     ap.add_argument("--budget", type=float, default=None, help="--finder's budget (fraction of the plan)")
     ap.add_argument("--repeats", type=int, default=3, help="--finder's repeats (default 3)")
+    ap.add_argument(
+        "--heldout-finder",
+        action="store_true",
+        help="the finder at its defaults on the held-out built-in and fresh tasks (builtin_finder.json, "
+        "fresh_finder.json)",
+    )
     ap.add_argument("--auto", action="store_true", help="lrkit.auto vs Schedule-Free/Prodigy, stored")
     ap.add_argument("--peak", action="store_true", help="auto's schedule at c x the finder's LR, stored")
     ap.add_argument("--kind", default=None, help="--peak's schedule kind (default: auto's defaults)")
@@ -1243,6 +1255,11 @@ def main(argv: list[str] | None = None) -> int:
         compute_grid(names)
     if args.finder:
         run_finder(names, repeats=args.repeats, path=args.runs, budget=args.budget)
+    if args.heldout_finder:
+        from lrkit.tasks import TASKS as BUILTIN
+
+        run_finder(list(BUILTIN), path=BUILTIN_FINDER_FILE, tasks=dict(BUILTIN))
+        run_finder(list(FRESH_TASKS), path=FRESH_FINDER_FILE, tasks=FRESH_TASKS)
     if args.auto:
         run_auto(names)
     if args.peak:
@@ -1299,7 +1316,7 @@ def main(argv: list[str] | None = None) -> int:
         run_auto(chosen, FRESH_AUTO_FILE, FRESH_TASKS)
     if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
             or args.inrun_rewarm or args.inrun_stride or args.inrun_kind or args.builtin or args.schedule_free
-            or args.sf_peak or args.clip or args.long or args.fresh):  # fmt: skip
+            or args.sf_peak or args.clip or args.long or args.fresh or args.heldout_finder):  # fmt: skip
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

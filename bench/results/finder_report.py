@@ -538,10 +538,28 @@ def repeats_report() -> None:
         shipped_and_calibration(grid, runs, names)
 
 
+def heldout_finder_report() -> None:
+    """The finder's verdict on tasks where no rule or threshold was chosen: lrkit's built-in tasks and
+    the four fresh ones (python bench/finder_tasks.py --heldout-finder), each on its own stored grid."""
+    from finder_tasks import BUILTIN_FINDER_FILE, BUILTIN_GRID_FILE, FRESH_FINDER_FILE, FRESH_GRID_FILE
+
+    for title, runs_file, grid_file in (
+        ("lrkit's 4 built-in tasks", BUILTIN_FINDER_FILE, BUILTIN_GRID_FILE),
+        ("the 4 fresh tasks", FRESH_FINDER_FILE, FRESH_GRID_FILE),
+    ):
+        if not (runs_file.exists() and grid_file.exists()):
+            continue
+        grid, runs = load_grid(grid_file), json.loads(runs_file.read_text())
+        names = [n for n in grid if all(f"{n}|{s}" in runs for s in FINDER_SEEDS)]
+        print(f"\nheld-out finder check: {title}, the finder at its defaults ({runs_file.name})")
+        shipped_and_calibration(grid, runs, names)
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
     divisor_report(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
     repeats_report()
+    heldout_finder_report()
     auto_file = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).with_name("auto_runs_v4.json")
     if auto_file.exists():
         auto_report(auto_file)
