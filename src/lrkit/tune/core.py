@@ -216,27 +216,44 @@ def _stored_space(study: Any) -> SearchSpace:
     return SearchSpace.from_dict(study.user_attrs[META]["space"])
 
 
-def _fail_orphans(study: Any, grace: int, say: Say) -> None:
+def _fail_orphans(study: Any, rdb: Any, grace: int, say: Say) -> None:
     """Fail the RUNNING trials that no worker is running and Optuna's heartbeat check cannot see: a worker
-    killed after Optuna created its trial but before the first heartbeat (a few ms; longer while another
-    worker holds an SQLite lock) leaves a trial with no heartbeat, which Optuna never marks stale, and
-    every worker would wait for it for ever. Such a trial has no ``worker`` attribute (the objective
-    sets it first thing); it is failed once it is ``grace`` seconds old."""
+    killed after Optuna created its trial but before its heartbeat thread first wrote (a few ms; longer
+    while another worker holds an SQLite lock, when the objective may have set its attributes and begun
+    training meanwhile) leaves a trial with no heartbeat, which Optuna never marks stale, and every
+    worker would wait for it for ever. Such a trial is failed once it is ``grace`` seconds old."""
     from datetime import datetime
 
     import optuna
     from optuna.trial import TrialState
 
     now = datetime.now()  # Optuna stamps datetime_start with the creating machine's local time
-    for tr in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        started = tr.datetime_start
-        if "worker" in tr.user_attrs or started is None or (now - started).total_seconds() <= grace:
-            continue
+    old = [
+        tr.number
+        for tr in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if tr.datetime_start is not None and (now - tr.datetime_start).total_seconds() > grace
+    ]
+    if not old:
+        return
+    for number in sorted(set(old) - _beating(rdb, study.study_name)):
         try:
-            study.tell(tr.number, state=TrialState.FAIL)
+            study.tell(number, state=TrialState.FAIL)
         except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-            continue  # it started or ended meanwhile, or another worker failed it first
-        say(f"trial {tr.number} failed: its worker died before starting it (no heartbeat for {grace} s)")
+            continue  # it ended meanwhile, or another worker failed it first
+        say(f"trial {number} failed: its worker died before its first heartbeat (none for {grace} s)")
+
+
+def _beating(rdb: Any, study_name: str) -> set[int]:
+    """The numbers of the RUNNING trials of ``study_name`` that have a heartbeat in ``rdb`` (an Optuna
+    ``RDBStorage``; its tables ``trial_heartbeats``, ``trials`` and ``studies``)."""
+    import sqlalchemy
+
+    query = sqlalchemy.text(
+        "SELECT t.number FROM trial_heartbeats h JOIN trials t ON t.trial_id = h.trial_id "
+        "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name AND t.state = 'RUNNING'"
+    )
+    with rdb.engine.connect() as con:
+        return {int(row[0]) for row in con.execute(query, {"name": study_name})}
 
 
 def _twin(trials: Sequence[Any], index: int, owner: str) -> str | None:
@@ -581,7 +598,7 @@ def tune(
     try:
         while True:
             _fail_stale(study)
-            _fail_orphans(study, 2 * heartbeat if grace is None else grace, say)
+            _fail_orphans(study, rdb, 2 * heartbeat if grace is None else grace, say)
             now = study.get_trials(deepcopy=False)
             twin = None if twin_said else _twin(now, index, owner)
             if twin is not None:
