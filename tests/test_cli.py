@@ -225,3 +225,52 @@ def test_a_missing_matplotlib_is_named_before_any_work(tmp_path: Path, argv: lis
         "this needs matplotlib, which is not installed: pip install 'lrkit[lab]'"
     )
     assert done.stdout == "" and list(tmp_path.iterdir()) == []  # nothing run, nothing written
+
+
+@pytest.mark.parametrize(
+    ("argv", "warned"),
+    [
+        (
+            ["show", "warmup(500) >> cosine(lr=0.1, steps=300)", "--total", "100", "--at", "0"],
+            "lasts 800 steps",
+        ),
+        (
+            ["plot", "cosine(lr=0.1, steps=300)", "cosine(lr=0.1)", "--total", "100", "--out", "w.png"],
+            "lasts 300",
+        ),
+        (["show", "cosine(lr=0.1, steps=100)", "--total", "100", "--at", "0"], None),  # it fits: no word
+        (["show", "warmup(50%) >> cosine(lr=0.1)", "--total", "100", "--at", "0"], None),
+    ],
+)
+def test_a_schedule_longer_than_total_is_warned_about(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    warned: str,
+) -> None:
+    """'cosine(lr=0.1, steps=300)' over --total 100 never decays past a third of its way: the run ends
+    before the schedule does, which is rarely meant (steps for epochs, a total from another run)."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 0
+    if warned is None:
+        assert err == ""
+    else:
+        (line,) = err.splitlines()
+        assert line.startswith(f"lrkit {argv[0]}: warning: ") and warned in line, line
+        assert "more than --total 100: the run ends before the schedule does" in line, line
+
+
+def test_a_lab_strategy_longer_than_the_run_is_warned_about_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
+    argv = ["lab", "--epochs", "1", "--workers", "1", "--strategy", "c=cosine(lr=0.05, steps=10000)"]
+    code, _, err = run(capsys, *argv)
+    warnings = [line for line in err.splitlines() if line.startswith("lrkit lab: warning: ")]
+    assert code == 0 and len(warnings) == 1, err
+    assert (
+        "strategy 'c': its schedule lasts 10,000 steps, more than the run's 45 (1 epoch x 45)" in warnings[0]
+    )

@@ -18,6 +18,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -31,6 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._text import plural
 from .._usercode import user_code
 from ..schedules import Schedule
 from ..schedules.warmup import refuse_bare_warmup
@@ -350,6 +352,14 @@ def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch
             raise ValueError(f"strategy {s.label!r}: {exc}") from None
         if resolved.unresolved:
             raise ValueError(f"strategy {s.label!r}: {resolved.unresolved}")
+        n, total = resolved.length_steps, epochs * steps_per_epoch
+        if n is not None and n > total:  # 'cosine(lr=0.1, steps=10000)' on a 450-step run: never decays
+            warnings.warn(  # stacklevel 1: the lab CLI checks before run_lab does, and one warning is shown
+                f"strategy {s.label!r}: its schedule lasts {n:,.0f} steps, more than the run's {total:,} "
+                f"({plural(epochs, 'epoch')} x {steps_per_epoch}): the run ends before the schedule does "
+                "(give its lengths in epochs or as fractions of the run, '100%' or 'rest')",
+                stacklevel=1,
+            )
 
 
 def run_lab(
