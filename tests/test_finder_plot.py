@@ -95,7 +95,9 @@ def test_the_blow_up_is_shaded_and_labelled() -> None:
     (label,) = [t for t in labels if t.startswith("loss blew up")]
     assert f"from {res.lrs[stop]:.3g}" in label
     span = handles[labels.index(label)]
-    left, right = span.get_x(), span.get_x() + span.get_width()  # a Rectangle, x in data units
+    # axvspan returns a Polygon (matplotlib 3.8) or a Rectangle (3.9+): read its corners in data units
+    xs = span.get_patch_transform().transform(span.get_path().vertices)[:, 0]
+    left, right = xs.min(), xs.max()
     assert left == pytest.approx(res.lrs[stop]) and right == pytest.approx(ax.get_xlim()[1])
 
 
