@@ -629,7 +629,9 @@ def tune(
             waiting_said = False
             began = _clock()
             try:
-                study.optimize(objective, n_trials=1, callbacks=[on_trial], gc_after_trial=False)
+                with warnings.catch_warnings():  # Optuna 4.3 calls its "experimental" fail_stale_trials
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.optimize(objective, n_trials=1, callbacks=[on_trial], gc_after_trial=False)
             except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
                 if exc is current.get("error") or "number" not in current:
                     raise
