@@ -366,10 +366,10 @@ def test_the_issues_round_trips() -> None:
     _round_trips(w)
 
 
-def test_a_file_or_folder_without_a_spec_suffix_is_named_as_such(
+def test_a_file_or_directory_without_a_spec_suffix_is_named_as_such(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``lrkit show notes.txt`` or a folder: the error says what the path is and which names a spec file
+    """``lrkit show notes.txt`` or a directory: the error says what the path is and which names a spec file
     has, with the reading as a spec string, not only 'unexpected character'."""
     monkeypatch.chdir(tmp_path)
     Path("notes.txt").write_text("cosine(lr=0.1)")
@@ -377,7 +377,7 @@ def test_a_file_or_folder_without_a_spec_suffix_is_named_as_such(
     for path, kind in (
         ("notes.txt", "a file"),
         (str(tmp_path / "notes.txt"), "a file"),
-        ("runs", "a folder"),
+        ("runs", "a directory"),
     ):
         with pytest.raises(SpecError) as info:
             lrkit.load(path)

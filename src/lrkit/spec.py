@@ -434,9 +434,9 @@ def load(spec: str | Path) -> Schedule:
 
 
 def _path_kind(p: Path) -> str | None:
-    """``"a folder"``, ``"a file"`` or None (nothing there, or a name the file system refuses)."""
+    """``"a directory"``, ``"a file"`` or None (nothing there, or a name the file system refuses)."""
     try:
-        return "a folder" if p.is_dir() else "a file" if p.exists() else None
+        return "a directory" if p.is_dir() else "a file" if p.exists() else None
     except (OSError, ValueError):
         return None
 
