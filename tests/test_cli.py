@@ -269,8 +269,21 @@ def test_a_lab_strategy_longer_than_the_run_is_warned_about_once(
     monkeypatch.chdir(tmp_path)
     argv = ["lab", "--epochs", "1", "--workers", "1", "--strategy", "c=cosine(lr=0.05, steps=10000)"]
     code, _, err = run(capsys, *argv)
-    warnings = [line for line in err.splitlines() if line.startswith("lrkit lab: warning: ")]
+    warnings = [line for line in err.splitlines() if line.startswith("lrkit lab: warning: strategy 'c'")]
     assert code == 0 and len(warnings) == 1, err
     assert (
         "strategy 'c': its schedule lasts 10,000 steps, more than the run's 45 (1 epoch x 45)" in warnings[0]
     )
+
+
+def test_plot_closes_its_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """main() run many times in one process (a notebook, a test suite) left one open figure per
+    `lrkit plot`, until matplotlib warned of more than 20 and a lab run in that process printed it."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    before = plt.get_fignums()
+    for i in range(3):
+        code, _, _ = run(
+            capsys, "plot", "cosine(lr=0.1)", "--total", "10", "--out", str(tmp_path / f"{i}.png")
+        )
+        assert code == 0
+    assert plt.get_fignums() == before

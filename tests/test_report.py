@@ -480,8 +480,11 @@ def test_report_command_prints_the_table_and_the_runs_still_missing(
     assert main(["report", str(tmp_path / "lab")]) == 0
     out = capsys.readouterr().out
     n = len(res.runs) + 3
-    assert f"3 of {n} runs are not finished" in out and report.markdown_table(res) in out
-    assert (tmp_path / "lab" / "lab.md").read_text(encoding="utf-8") in out
+    md = (tmp_path / "lab" / "lab.md").read_text(encoding="utf-8")
+    assert (
+        f"3 of {n} runs are not finished" in out and report.plain_markdown(report.markdown_table(res)) in out
+    )
+    assert report.plain_markdown(md) in out  # for a terminal: lab.md without its mark and escapes
     _store_result(tmp_path / "done" / "lab.db", res)
     assert main(["report", str(tmp_path / "done")]) == 0
     assert "not finished" not in capsys.readouterr().out  # a complete experiment: no note
@@ -513,3 +516,21 @@ def test_a_diverged_runs_huge_loss_does_not_squash_the_loss_panel() -> None:
     fig = report.panel_figure(res, "loss")
     assert fig.axes[0].get_ylim()[1] < 2 * 10.0 * first and "top edge" not in fig.axes[0].get_title()
     matplotlib.pyplot.close(fig)
+
+
+def test_the_table_printed_for_a_terminal_is_lab_md_without_its_mark_and_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """lrkit lab and lrkit report print lab.md's table. They printed it as written, for a Markdown
+    renderer: '<!-- written by lrkit -->', 'schedulefree\\_adamw', '\\[0.9, 0.94\\]', 'a \\>\\> b'."""
+    from lrkit.lab.cli import write_outputs
+
+    label = "warmup(5%) >> cosine_a [x]"
+    res = make_result(labels=[label])
+    write_outputs(res, tmp_path)
+    printed = capsys.readouterr().out
+    md = (tmp_path / "lab.md").read_text(encoding="utf-8")
+    assert md.startswith(report.MD_MARK) and r"cosine\_a \[x\]" in md  # the file is Markdown, escaped
+    assert printed == report.plain_markdown(md) + "\n" and report.MD_MARK not in printed
+    assert f"| {label} |" in printed and "\\" not in printed.replace(MATH_LABEL, "")
+    assert printed.startswith("# lrkit lab 'test'")

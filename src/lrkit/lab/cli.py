@@ -191,16 +191,17 @@ def run_and_report(
 
 
 def write_outputs(result: Any, out: Path, title: str | None = None, note: str | None = None) -> list[Path]:
-    """The HTML report first, then the CSV files, the Markdown table and the PNG figure; prints the table."""
-    from .report import write_all
+    """The HTML report first, then the CSV files, the Markdown table and the PNG figure; prints the table
+    (lab.md's, without lrkit's mark and Markdown's escapes)."""
+    from .report import plain_markdown, write_all
 
     written = write_all(result, out, title=title, note=note)
-    print(written[3].read_text(encoding="utf-8"))
+    print(plain_markdown(written[3].read_text(encoding="utf-8")))
     return written
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import report_from_db
+    from .report import plain_markdown, report_from_db
 
     src = Path(args.source)
     db = src / "lab.db" if src.is_dir() else src
@@ -208,7 +209,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     # the database (one of lrkit's, holding experiments) and --experiment are checked as they are read,
     # under the command line's names, before anything is written
     written = report_from_db(db, out, args.experiment, names=("DB_OR_DIR", "--experiment"))
-    print(written[3].read_text(encoding="utf-8"))  # the table, as lrkit lab prints it (and runs missing)
+    # the table, as lrkit lab prints it (and the runs still missing)
+    print(plain_markdown(written[3].read_text(encoding="utf-8")))
     for p in written:
         print(f"wrote {p}")
     print(f"report: {written[0].resolve()}")

@@ -67,6 +67,7 @@ __all__ = [
     "lab_figure",
     "paired_gap",
     "panel_figure",
+    "plain_markdown",
     "plot_lab",
     "report_from_db",
     "summarize",
@@ -364,6 +365,16 @@ def escape_markdown(text: str) -> str:
     """``text`` safe in a Markdown table cell: Markdown/HTML punctuation (``|``, ``<``, ``*``, ``$``, ...)
     backslash-escaped, line breaks turned into spaces."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def plain_markdown(text: str) -> str:
+    """lab.md's text for a terminal: without lrkit's mark, and every :func:`escape_markdown` undone
+    (``schedulefree_adamw``, ``[0.95, 0.97]``, ``a >> b``), exactly, since each backslash it wrote escapes
+    the character after it."""
+    lines = text.splitlines(keepends=True)
+    if lines and lines[0].strip() == MD_MARK:
+        lines = lines[1:]
+    return re.sub(r"\\(.)", r"\1", "".join(lines))
 
 
 def escape_mathtext(text: str) -> str:
