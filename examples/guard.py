@@ -67,10 +67,10 @@ while step < STEPS:
         step = guard.resume_step or 0
     optimizer.zero_grad()
 
-for e in guard.events:
+for k, e in enumerate(guard.events, start=1):  # each cut multiplies the schedule by factor once more
     print(
-        f"step {e.step:3d}: loss {e.loss:.3g} ({e.reason}), rolled back to step {e.snapshot_step}, "
-        f"lr {e.lr_before[0]:.3g} -> {e.lr_after[0]:.3g}"
+        f"step {e.step:3d}: loss {e.loss:.3g} ({e.reason}) at lr {e.lr_before[0]:.3g}; rolled back to step "
+        f"{e.snapshot_step}, which resumes at lr {e.lr_after[0]:.3g} (the schedule's LR there x {0.5**k:g})"
     )
 with torch.no_grad():
     final = F.mse_loss(model(x), y).item()
