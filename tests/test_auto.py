@@ -357,6 +357,8 @@ def test_auto_names_a_bad_option_before_any_step(kw: dict[str, Any], err: type, 
         ("model", "adam", "loader", TypeError, "optimizer must be a torch.optim.Optimizer"),
         (None, "opt", "loader", TypeError, "model must be a torch.nn.Module"),
         ("model", "opt", [], ValueError, "train_loader is empty"),
+        # not "has no len(); pass steps_per_epoch": no steps_per_epoch makes None a loader
+        ("model", "opt", None, TypeError, r"train_loader must be an iterable of batches.*got None"),
     ],
 )
 def test_auto_names_a_wrong_model_optimizer_or_loader(

@@ -167,3 +167,38 @@ def test_bad_settings_and_data_are_refused() -> None:
         find_lr(_linear_loss, w, opt, 3.0)
     with pytest.raises(ValueError, match="data yielded no more batches"):
         find_lr(_linear_loss, w, opt, iter([jnp.float32(1.0)] * 3), num_steps=10)
+
+
+def test_wrong_data_loss_or_factory_is_named_before_jax_fails_on_it() -> None:
+    """What a first try gets wrong is named with what was given: arrays without batch_size (iterating a
+    tuple (x, y) would hand x, then y, to loss_fn as batches), an empty list, a per-example loss, a
+    factory that returns no optimizer, an end_lr the float32 LR overflows on."""
+    x, y = _digits()
+    opt = lambda lr: optax.sgd(lr)  # noqa: E731
+    with pytest.raises(
+        ValueError,
+        match=r"data is a tuple of 2 arrays \(shapes \(1797, 64\), \(1797,\)\) and batch_size is None",
+    ):
+        find_lr(_xent, _init(), opt, (x, y))
+    with pytest.raises(ValueError, match=r"data is an array of shape \(1797, 64\) and batch_size is None"):
+        find_lr(_xent, _init(), opt, x)
+    with pytest.raises(ValueError, match=r"val_data is a dict \(keys \['x', 'y'\]\) and batch_size is None"):
+        find_lr(_xent, _init(), opt, [(x[:8], y[:8])], val_data={"x": x, "y": y})
+    with pytest.raises(ValueError, match=r"data yielded no batches \(list \[\]\); expected at least one"):
+        find_lr(_xent, _init(), opt, [])
+
+    def per_example(p: dict[str, jax.Array], batch: tuple[Any, Any]) -> jax.Array:
+        return optax.softmax_cross_entropy_with_integer_labels(_logits(p, batch[0]), batch[1])
+
+    with pytest.raises(
+        TypeError, match=r"loss_fn\(params, batch\) must return .* scalar .*shape \(16,\) \(reduce it"
+    ):
+        find_lr(per_example, _init(), opt, (x, y), batch_size=16)
+    with pytest.raises(
+        TypeError, match=r"the factory returned int for lr=1e-07; expected an optax\.GradientTransformation"
+    ):
+        find_lr(_xent, _init(), lambda lr: 3, (x, y), batch_size=16)
+    with pytest.raises(
+        ValueError, match=r"end_lr must be at most 3\.4e\+38, .* float32 learning_rate .* got 1e\+300"
+    ):
+        find_lr(_xent, _init(), opt, (x, y), batch_size=16, end_lr=1e300)

@@ -453,6 +453,35 @@ def test_input_validation_names_the_argument() -> None:
         find_lr(model, zero, loader, F.cross_entropy)
 
 
+@pytest.mark.parametrize("bad", [None, 5, "data.pt"])
+def test_a_loader_that_is_not_an_iterable_of_batches_is_named_before_any_step(bad: Any) -> None:
+    """A train_loader or val_data that is not an iterable of batches is refused by name, with what was
+    given, before the model is touched (not Python's "'NoneType' object is not iterable")."""
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(
+        TypeError, match=rf"train_loader must be an iterable of batches.*got {re.escape(repr(bad))}"
+    ):
+        find_lr(model, opt, bad, F.cross_entropy)
+    if bad is not None:  # val_data=None: no validation set
+        with pytest.raises(
+            TypeError, match=rf"val_data must be an iterable of batches.*got {re.escape(repr(bad))}"
+        ):
+            find_lr(model, opt, make_loader(), F.cross_entropy, val_data=bad)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_a_loss_without_gradient_is_named_and_the_model_restored() -> None:
+    """A detached loss (or one computed under no_grad) cannot train anything: a ValueError that says
+    so, instead of torch's "element 0 of tensors does not require grad"; the model is as given."""
+    model, opt, loader = trained_setup("sgd")
+    before = everything(model, opt, loader)
+    with pytest.raises(ValueError, match="the loss does not depend on the model's parameters"):
+        find_lr(model, opt, loader, lambda out, y: F.cross_entropy(out, y).detach(), num_steps=10)
+    assert_identical(before, everything(model, opt, loader))
+
+
 def test_importing_the_finder_and_lab_does_not_import_torch_or_matplotlib() -> None:
     code = (
         "import sys, lrkit.finder, lrkit.finder.rules, lrkit.finder.result, lrkit.lab, lrkit.tasks, "

@@ -86,6 +86,7 @@ class Batches:
         self.data = data
         self.batch_size = batch_size
         self._it: Iterator[Any] = iter(())
+        self.drawn = 0  # batches given in all: an iterable that never yields one is empty, not one-shot
         n = _length(data, batch_size, name)
         if n is not None:
             self.n = n
@@ -116,13 +117,20 @@ class Batches:
     def next(self) -> Any:
         """The next batch; an exhausted iterable is iterated again (a one-shot iterator cannot be)."""
         try:
-            return next(self._it)
+            batch = next(self._it)
         except StopIteration:
             self._it = iter(self.data)
             try:
-                return next(self._it)
+                batch = next(self._it)
             except StopIteration:
+                if self.drawn == 0:
+                    raise ValueError(
+                        f"{self.name} yielded no batches ({type(self.data).__name__} "
+                        f"{_short_repr(self.data)}); expected at least one"
+                    ) from None
                 raise ValueError(
                     f"{self.name} yielded no more batches; pass a list, a dataset or a loader, which can "
                     "be iterated again, or an endless generator"
                 ) from None
+        self.drawn += 1
+        return batch

@@ -45,6 +45,7 @@ from lrkit.finder.result import FinderResult
 from lrkit.finder.torch_driver import (
     _autocast,
     _check_grad_scaler,
+    _check_loader,
     _check_max_grad_norm,
     _check_model_and_optimizer,
     _Cycle,
@@ -148,6 +149,7 @@ def ramp_in_run(
     ``max_grad_norm`` every step clips the gradient's norm to it, as the training that follows should.
     """
     _check_model_and_optimizer(model, optimizer)
+    _check_loader(train_loader, "train_loader")
     k_acc = core._check_int("accumulation_steps", accumulation_steps, 1)
     k_skip = core._check_int("max_skipped", max_skipped, 1)
     _check_grad_scaler(grad_scaler)

@@ -72,9 +72,10 @@ def _with_lr(state: Any, lr: Any) -> Any:
     return state
 
 
-def _settable(optimizer: Any, params: Any, start_lr: float) -> optax.GradientTransformation:
+def _settable(optimizer: Any, params: Any, start_lr: float, end_lr: float) -> optax.GradientTransformation:
     """The optimizer whose learning rate the test sets: ``optimizer`` when its state holds exactly one
-    constant ``learning_rate`` (``inject_hyperparams``), a factory wrapped in ``inject_hyperparams``."""
+    constant ``learning_rate`` (``inject_hyperparams``), a factory wrapped in ``inject_hyperparams``;
+    ``end_lr`` must fit the dtype that state keeps the LR in (float32 by default)."""
     if not isinstance(optimizer, optax.GradientTransformation):
         if not callable(optimizer):
             raise TypeError(
@@ -82,6 +83,12 @@ def _settable(optimizer: Any, params: Any, start_lr: float) -> optax.GradientTra
                 f"factory lr -> GradientTransformation; got {type(optimizer).__name__}: {_HOW}"
             )
         factory = optimizer
+        made = factory(start_lr)
+        if not isinstance(made, optax.GradientTransformation):
+            raise TypeError(
+                f"optimizer: the factory returned {type(made).__name__} for lr={start_lr!r}; expected an "
+                f"optax.GradientTransformation: {_HOW}"
+            )
         optimizer = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate))(
             learning_rate=start_lr
         )
@@ -106,7 +113,50 @@ def _settable(optimizer: Any, params: Any, start_lr: float) -> optax.GradientTra
             "and give the schedule built from the result (lrkit.optax.schedule(result.schedule(), "
             "total_steps=...)) to the optimizer you train with"
         )
+    dtype = jnp.asarray(slot.hyperparams["learning_rate"]).dtype
+    # jax's finfo (bfloat16 too) has no annotations
+    finfo = jnp.finfo(dtype) if jnp.issubdtype(dtype, jnp.floating) else None  # type: ignore[no-untyped-call]
+    largest = math.inf if finfo is None else float(finfo.max)
+    if end_lr > largest:
+        raise ValueError(
+            f"end_lr must be at most {largest:.3g}, the largest LR the optimizer's {dtype} learning_rate "
+            f"can hold, got {end_lr!r}"
+        )
     return optimizer
+
+
+def _check_unbatched(data: Any, name: str) -> None:
+    """Without ``batch_size``, ``data`` is iterated as batches: arrays (an array, a tuple of arrays, a
+    dict) would give rows, single arrays or keys as batches, so they are refused with what to pass."""
+    if hasattr(data, "shape"):
+        got = f"an array of shape {tuple(data.shape)}"
+    elif isinstance(data, dict):
+        got = f"a dict (keys {sorted(map(str, data))})"
+    elif isinstance(data, tuple) and data and all(hasattr(a, "shape") for a in data):
+        got = f"a tuple of {len(data)} arrays (shapes {', '.join(str(tuple(a.shape)) for a in data)})"
+    else:
+        return
+    raise ValueError(
+        f"{name} is {got} and batch_size is None: give batch_size=... to cut it into batches, or pass an "
+        "iterable of batches (a list of (x, y) tuples, a data loader)"
+    )
+
+
+def _check_loss(loss_fn: Callable[[Any, Any], Any], params: Any, batch: Any) -> None:
+    """``loss_fn(params, batch)`` must give a real scalar (``jax.value_and_grad`` takes nothing else):
+    checked on one batch by its shape alone (``jax.eval_shape``: nothing is computed)."""
+    out = jax.eval_shape(loss_fn, params, batch)
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(
+            f"loss_fn(params, batch) must return the loss as a scalar, got {type(out).__name__} (a loss "
+            "with auxiliary outputs: return the loss alone)"
+        )
+    if shape != () or not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"loss_fn(params, batch) must return the loss as a float scalar (shape ()), got {dtype} of "
+            f"shape {tuple(shape)}" + (" (reduce it, e.g. .mean())" if shape != () else "")
+        )
 
 
 def find_lr(
@@ -176,10 +226,14 @@ def find_lr(
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     n_rep = core._check_int("repeats", repeats, 1)
     core._check_int("seed", seed, 0)
+    if batch_size is None:
+        _check_unbatched(data, "data")
+        if val_data is not None:
+            _check_unbatched(val_data, "val_data")
     batches = Batches(data, batch_size, "data")
     allowed = budget_steps(budget, planned_steps, batches.per_epoch())
     val = None if val_data is None else fixed_batches(val_data, batch_size, "val_data")
-    opt = _settable(optimizer, params, start)
+    opt = _settable(optimizer, params, start, float(end_lr))
 
     def one_step(p: Any, state: Any, batch: Any, lr: jax.Array) -> tuple[Any, Any, jax.Array]:
         loss, grads = jax.value_and_grad(loss_fn)(p, batch)
@@ -196,10 +250,17 @@ def find_lr(
         current[:] = [params, opt.init(params)]
         batches.restart(seed + r)
 
+    checked = False
+
     def step(lr: float) -> float:
+        nonlocal checked
         total = 0.0
         for _ in range(batches_now):
-            p, state, loss = train(current[0], current[1], batches.next(), jnp.asarray(lr))
+            batch = batches.next()
+            if not checked:  # on the first batch, before jax's own "Gradient only defined for scalar..."
+                _check_loss(loss_fn, current[0], batch)
+                checked = True
+            p, state, loss = train(current[0], current[1], batch, jnp.asarray(lr))
             current[:] = [p, state]
             total += float(loss)
         value = total / batches_now

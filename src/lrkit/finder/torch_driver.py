@@ -461,9 +461,17 @@ def _check_callables(loss_fn: Any, forward: Any, amp_dtype: Any) -> None:
 
 
 def _check_loader(loader: Any, name: str) -> None:
-    """A map-style ``Dataset`` given where batches are expected yields single samples: warn."""
+    """``loader`` an iterable of batches, else a TypeError naming ``name``; a map-style ``Dataset`` given
+    where batches are expected yields single samples: warn."""
     from torch.utils.data import Dataset, IterableDataset
 
+    if isinstance(loader, (str, bytes)) or not (
+        isinstance(loader, Iterable) or hasattr(type(loader), "__getitem__")
+    ):
+        raise TypeError(
+            f"{name} must be an iterable of batches (a torch DataLoader, a list of (x, y) batches), "
+            f"got {loader!r:.60} ({type(loader).__name__})"
+        )
     if isinstance(loader, Dataset) and not isinstance(loader, IterableDataset):
         warnings.warn(
             f"{name} is a {type(loader).__name__}, a dataset: iterating it yields single samples, "
@@ -645,6 +653,12 @@ def _scalar_loss(loss: Any) -> torch.Tensor:
             f"the forward pass (loss_fn, or forward when given) must return the loss as a 1-element "
             f"tensor, got {type(loss).__name__}{hint}"
         )
+    if torch.is_grad_enabled() and not loss.requires_grad:  # a training step's loss (not evaluate's)
+        raise ValueError(
+            "the loss does not depend on the model's parameters (it has no gradient, so backward() "
+            "cannot train them): expected loss_fn(model(x), y) differentiable, not computed under "
+            "torch.no_grad(), detached (.detach(), .item()) or rebuilt with torch.tensor(...)"
+        )
     return loss.reshape(())
 
 
@@ -736,6 +750,8 @@ def find_lr(
     _check_model_and_optimizer(model, optimizer)
     _check_callables(loss_fn, forward, amp_dtype)
     _check_loader(train_loader, "train_loader")
+    if val_data is not None:
+        _check_loader(val_data, "val_data")
     core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
     if _adapts_own_step(optimizer):
         warnings.warn(
