@@ -51,6 +51,9 @@ SETUP = textwrap.dedent(
         torch.manual_seed(0)
         return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
 
+    def no_parameters():
+        return torch.nn.ReLU()
+
     def data():
         g = torch.Generator().manual_seed(0)
         x = torch.randn(64, 3, generator=g)
@@ -108,6 +111,34 @@ def test_find_with_model_and_data_factories(
 )
 def test_bad_input_raises_value_error(argv: tuple[str, ...], words: str) -> None:
     args = parse(*argv)
+    with pytest.raises(ValueError, match=words):
+        args.func(args)
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        # importlib took './my_setup.py' for a relative import and raised TypeError, which was then
+        # reported as your code raising (status 1); a path is bad input, and the import name is given
+        (
+            ("--model", "./my_setup.py:model", "--data", "my_setup:data"),
+            r"--model './my_setup\.py:model': './my_setup\.py' is a file path; expected the module's import "
+            r"name, 'my_setup:model'",
+        ),
+        (("--model", "my_setup:model", "--data", "/tmp/my_setup.py:data"), r"--data .* 'my_setup:data'"),
+        (("--model", "my_setup:model", "--data", "my_setup:data", "--loss", "my_setup.py:f"), "'my_setup:f'"),
+        # torch's "optimizer got an empty parameter list" named neither the flag nor the model
+        (
+            ("--model", "my_setup:no_parameters", "--data", "my_setup:data"),
+            r"--model 'my_setup:no_parameters' returned a ReLU with no trainable parameters",
+        ),
+    ],
+)
+def test_a_path_for_a_module_or_a_model_without_parameters_is_bad_input(
+    argv: tuple[str, ...], words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_module_in(tmp_path, monkeypatch)
+    args = parse(*argv, "--out", "none")
     with pytest.raises(ValueError, match=words):
         args.func(args)
 

@@ -237,6 +237,12 @@ def _load(spec: str, flag: str) -> Callable[..., Any]:
     module, sep, attr = spec.partition(":")
     if not sep or not module or not attr:
         raise ValueError(f"{flag} must be MODULE:NAME, got {spec!r}")
+    if module.endswith(".py") or module.startswith(".") or "/" in module or "\\" in module:
+        stem = module.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py").lstrip(".") or "MODULE"
+        raise ValueError(  # as lrkit.tasks words it for --task
+            f"{flag} {spec!r}: {module!r} is a file path; expected the module's import name, "
+            f"'{stem}:{attr}', run from the file's folder or with that folder on PYTHONPATH"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -275,6 +281,11 @@ def _check_factories(model: Any, loader: Any, args: argparse.Namespace) -> None:
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"--model {args.model!r} returned {type(model).__name__}; expected a torch.nn.Module")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(
+            f"--model {args.model!r} returned a {type(model).__name__} with no trainable parameters "
+            f"({sum(1 for _ in model.parameters())} in all); expected a model with parameters to train"
+        )
     if not isinstance(loader, Iterable) or isinstance(loader, (str, bytes, dict)):
         raise TypeError(
             f"--data {args.data!r} returned {type(loader).__name__}; expected the train loader "
