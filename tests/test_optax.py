@@ -8,9 +8,8 @@ cross zero (e.g. ``1 + cos(pi)``). Properties of the jax path itself are checked
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -39,20 +38,9 @@ from lrkit.schedules import (
 )
 
 from . import strategies as S
+from ._jax import x64
 
 RTOL = 2e-6  # float32: a few ulps (2**-23 ~ 1.2e-7 each)
-
-
-@contextlib.contextmanager
-def _x64() -> Iterator[None]:
-    """jax with 64-bit types for the block. ``jax.config.update`` is the one switch from the floor
-    (jax 0.4.30, without ``jax.enable_x64``) to the newest (without ``jax.experimental.enable_x64``)."""
-    before = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
 
 
 def _values(f: Callable[[Any], Any], n: int) -> np.ndarray:
@@ -341,7 +329,7 @@ def test_jax_float64_equals_numpy(s: Schedule) -> None:
     """Op by op (eager), the jax.numpy evaluation is lrkit's numpy formula: equal to 1e-12 in float64.
     (Under jit XLA rewrites ``t / n`` as ``t * (1 / n)``; see the strict xfails below.)"""
     ts = np.array([0, 1, 2, 7, 99, 100, 101, 499, 2500, 5000, 20_000, 10**6])
-    with _x64():
+    with x64():
         got = np.asarray(lrkit.optax.schedule(s)(jnp.asarray(ts)))
         assert got.dtype == np.float64
     want = s(ts)
@@ -495,7 +483,7 @@ def test_x64_gives_float64_lrs_that_optax_casts_to_the_gradients() -> None:
     float32 parameters stay float32 and the updates equal optax's."""
     ours = lrkit.optax.schedule("warmup(5, start=0) >> cosine(lr=0.1)", total_steps=20)
     theirs = optax.warmup_cosine_decay_schedule(0.0, 0.1, warmup_steps=5, decay_steps=20)
-    with _x64():
+    with x64():
         assert ours(jnp.int32(7)).dtype == jnp.float64
         got = []
         for sched in (ours, theirs):

@@ -3,9 +3,7 @@ and backend arrays given as the run's length."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -14,24 +12,13 @@ from hypothesis import HealthCheck, example, given, settings
 from lrkit.schedules import WSD, Cosine, Linear, Polynomial, Repeat, Schedule, Warmup
 
 from . import strategies as S
+from ._jax import x64
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
 GRAD_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@contextlib.contextmanager
-def _x64() -> Iterator[None]:
-    """jax with 64-bit types for the block. ``jax.config.update`` is the one switch from the floor
-    (jax 0.4.30, without ``jax.enable_x64``) to the newest (without ``jax.experimental.enable_x64``)."""
-    before = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
 
 
 def _grid(s: Schedule) -> tuple[np.ndarray, float | None]:
@@ -197,7 +184,7 @@ def test_integer_steps_take_the_default_float_of_their_backend() -> None:
     finally:
         torch.set_default_dtype(before)
     assert out.dtype == torch.float64 and out.tolist() == [s(k), s(2**53)]
-    with _x64():
+    with x64():
         f = jax.jit(lambda t: s(t))
         out_j = f(jnp.asarray([k, 2**53], dtype=jnp.int64))
         assert out_j.dtype == jnp.float64  # XLA may round t / c as t * (1 / c): to the last digit
