@@ -248,3 +248,19 @@ def test_a_worker_whose_code_raised_says_it_in_lrkits_words(
     err = capfd.readouterr().err
     assert "lrkit tune: error: worker 1: task 'tests.test_tune_inputs:_broken_task' (trial " in err, err
     assert "Process lrkit-tune" not in err and "optuna" not in err and err.count("Traceback") == 2, err
+
+
+def test_help_names_the_built_in_tasks_and_every_default() -> None:
+    """``lrkit tune --help`` lists the built-in tasks (as find's and auto's do) and the defaults of the
+    heartbeat, grace and retry flags (10 s, 60 s, 3 retries), which it left out."""
+    import argparse
+
+    from lrkit.tasks import TASKS
+    from lrkit.tune.cli import register
+
+    parser = argparse.ArgumentParser(prog="lrkit")
+    text = " ".join(register(parser.add_subparsers()).format_help().split())
+    assert all(name in text for name in TASKS), text
+    for flag, default in (("--heartbeat S", 10), ("--grace S", 60), ("--max-retry N", 3)):
+        i = text.index(f"{flag} ")  # the flag's own line, not the usage
+        assert f"(default {default})" in text[i : text.index("--", i + len(flag))], flag

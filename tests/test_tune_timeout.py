@@ -298,6 +298,7 @@ def test_the_report_and_the_output_say_the_search_stopped_at_its_budget(
         "with 2 of the 10 trials asked for" in text
     )
     assert "best spec so far (val accuracy" in text
+    assert "try: lrkit show SPEC --total 12\n" in text  # 2 epochs x 6 batches of 32 (192 examples)
     page = (out / "report.html").read_text(encoding="utf-8")
     assert (
         "The search stopped at its time budget (--timeout 0.5m = 30 s) with 2 of the 10 trials asked for"

@@ -48,6 +48,7 @@ exit status:
 
 def register(sub: Any) -> argparse.ArgumentParser:
     """Add the ``tune`` subcommand to an argparse ``_SubParsersAction``; its ``func`` is :func:`cmd_tune`."""
+    from ..tasks import TASKS  # the registry only: no torch
     from .core import PRUNERS
     from .space import KINDS
     from .storage import DEFAULT_STORAGE
@@ -55,10 +56,18 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         "tune",
         help="search the LR schedule with Optuna (SQLite or PostgreSQL, many workers); report the best",
+        description="Search a task's LR schedule (its kind, the peak LR around the LR finder's\n"
+        "suggestion, the warmup and final fractions) with Optuna; print the best spec and compare\n"
+        "it with the finder's warmup + cosine and a few recipes in a lab report.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--task", required=True, help="a built-in task or MODULE:FUNCTION (your own)")
+    p.add_argument(
+        "--task",
+        required=True,
+        help=f"a built-in task ({', '.join(TASKS)}) or your own as MODULE:FUNCTION (a function f(seed) -> "
+        "lrkit.tasks.TaskParts)",
+    )
     p.add_argument(
         "--trials",
         type=int,
@@ -111,15 +120,28 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "most at its end, so an early ranking prunes the best)",
     )
     p.add_argument("--seed", type=int, default=0, help="sampler and finder seed (default 0)")
-    p.add_argument("--heartbeat", type=int, default=10, metavar="S", help="heartbeat of running trials (s)")
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10,
+        metavar="S",
+        help="seconds between the heartbeats a running trial records (default %(default)s)",
+    )
     p.add_argument(
         "--grace",
         type=int,
         default=60,
         metavar="S",
-        help="a trial silent this long is failed and retried (s)",
+        help="a trial without a heartbeat for this many seconds is marked failed and run again "
+        "(default %(default)s)",
     )
-    p.add_argument("--max-retry", type=int, default=3, metavar="N", help="retries of a killed trial")
+    p.add_argument(
+        "--max-retry",
+        type=int,
+        default=3,
+        metavar="N",
+        help="times a killed worker's trial is run again (default %(default)s)",
+    )
     p.add_argument("--out", metavar="DIR", help="report folder (default: lrkit-tune)")
     p.add_argument(
         "--report-seeds",
@@ -312,7 +334,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     so_far = " so far" if result.timed_out else ""
     print(
         f"best spec{so_far} ({result.metric_name} {value} on the tuning seed {result.train_seed}, trial "
-        f"{result.best_trial} of study {result.study_name!r}); try: lrkit show SPEC --total STEPS",
+        f"{result.best_trial} of study {result.study_name!r}); try: lrkit show SPEC --total "
+        f"{result.epochs * task.steps_per_epoch}",
         flush=True,
     )
     print(result.best_spec, flush=True)
