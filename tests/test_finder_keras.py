@@ -235,8 +235,17 @@ def test_bad_inputs_are_refused_with_what_was_expected() -> None:
         find_lr(model, x, y[:7])
     with pytest.raises(TypeError, match="x must be an iterable of batches"):
         find_lr(model, 3.0)
+    # the float32 LR variable turned a larger end_lr into inf: a curve of NaN, not an error
+    with pytest.raises(
+        ValueError, match=r"end_lr must be at most 3\.4e\+38, .*float32 learning_rate.* 1e\+300"
+    ):
+        find_lr(model, x, y, end_lr=1e300)
     _same_bits(before, _state(model))
     assert not model.optimizer.built  # refused before anything was touched
+    # found at the first rung (the optimizer is built by then, as a first fit builds it): not "yielded no
+    # more batches; pass a list", which an empty list is
+    with pytest.raises(ValueError, match=r"x yielded no batches \(list \[\]\); expected at least one"):
+        find_lr(model, [])
 
 
 def test_jax_backend_ramp_and_restore(tmp_path: Path) -> None:

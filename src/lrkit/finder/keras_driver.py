@@ -184,6 +184,12 @@ def find_lr(
     """
     owner = _check_model(model)
     core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
+    dtype = np.dtype(keras.backend.standardize_dtype(owner._learning_rate.dtype))
+    if dtype.kind == "f" and end_lr > float(np.finfo(dtype).max):  # an inf LR, not an error, otherwise
+        raise ValueError(
+            f"end_lr must be at most {float(np.finfo(dtype).max):.3g}, the largest LR the optimizer's "
+            f"{dtype} learning_rate can hold, got {end_lr!r}"
+        )
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     n_rep = core._check_int("repeats", repeats, 1)
     core._check_int("seed", seed, 0)
