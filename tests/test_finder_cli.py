@@ -54,6 +54,9 @@ SETUP = textwrap.dedent(
     def no_parameters():
         return torch.nn.ReLU()
 
+    def nan_loss(output, target):
+        return torch.nn.functional.mse_loss(output, target) * float("nan")
+
     def data():
         g = torch.Generator().manual_seed(0)
         x = torch.randn(64, 3, generator=g)
@@ -113,6 +116,24 @@ def test_bad_input_raises_value_error(argv: tuple[str, ...], words: str) -> None
     args = parse(*argv)
     with pytest.raises(ValueError, match=words):
         args.func(args)
+
+
+def test_a_nan_first_loss_of_model_and_data_is_bad_input_as_for_a_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--task names a NaN first loss before the test (status 2); --model with --data ran the whole test
+    and ended with status 3, "no usable curve", as if a larger budget could help. One line, status 2."""
+    from lrkit.cli import main
+
+    setup_module_in(tmp_path, monkeypatch)
+    argv = ["find", "--model", "my_setup:model", "--data", "my_setup:data", "--loss", "my_setup:nan_loss"]
+    assert main([*argv, "--out", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "lrkit find: error: --loss 'my_setup:nan_loss' gave nan on the first batch of --data 'my_setup:data' "
+        "with the untrained --model 'my_setup:model'; expected a finite loss: check the data, the model and "
+        "the loss (no learning rate fixes this)"
+    )
 
 
 @pytest.mark.parametrize(

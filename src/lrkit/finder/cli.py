@@ -295,6 +295,40 @@ def _check_factories(model: Any, loader: Any, args: argparse.Namespace) -> None:
         raise ValueError(f"--data {args.data!r} returned an empty {type(loader).__name__}; expected batches")
 
 
+def _check_first_loss(model: Any, loader: Any, loss_fn: Callable[..., Any], args: argparse.Namespace) -> None:
+    """The loss of the untrained model on the first batch must be finite, as ``--task`` checks it
+    (:meth:`lrkit.tasks.Task.check`): a NaN there is bad input (status 2), which no learning rate fixes,
+    not a curve without signal (3). One forward pass in eval mode under ``no_grad``: nothing the test
+    starts from changes (each repeat reseeds the RNG); a one-shot iterator is left to the test."""
+    import math
+
+    import torch
+
+    from lrkit.finder.torch_driver import default_forward
+
+    it = iter(loader)
+    if it is loader:  # its first batch would be gone
+        return
+    batch = next(it, None)
+    if batch is None:
+        raise ValueError(f"--data {args.data!r} returned a {type(loader).__name__} that yielded no batches")
+    mode = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            loss = default_forward(model, batch, loss_fn)
+    finally:
+        for m, flag in mode:
+            m.training = flag
+    value = float(loss) if isinstance(loss, torch.Tensor) and loss.numel() == 1 else None
+    if value is not None and not math.isfinite(value):  # a loss of another shape: find_lr names it
+        raise ValueError(
+            f"--loss {args.loss!r} gave {value} on the first batch of --data {args.data!r} with the "
+            f"untrained --model {args.model!r}; expected a finite loss: check the data, the model and the "
+            "loss (no learning rate fixes this)"
+        )
+
+
 def _loss(name: str) -> Callable[..., Any]:
     import torch.nn.functional as F
 
@@ -375,6 +409,7 @@ def run(args: argparse.Namespace) -> int:
         # not bad input (2); lrkit's own checks of what they give pass through
         custom_loss = f" and --loss {args.loss!r}" if ":" in args.loss else ""
         with user_code(f"--model {args.model!r} with --data {args.data!r}{custom_loss}"):
+            _check_first_loss(model, loader, loss_fn, args)
             result = find_lr(model, opt, loader, loss_fn, **options, **budget)
     # its advice names this command's flags, and the schedule the planned steps (optimizer steps: one per
     # batch unless gradients are accumulated)
