@@ -1,7 +1,7 @@
 """Tune the learning-rate schedule of your own task (``my_task.py``'s wine MLP) with :func:`lrkit.tune.tune`,
 then train with the best spec through the torch adapter.
 
-    cd examples && python tune_my_task.py                  # about a minute on 2 cores
+    cd examples && python tune_my_task.py                  # about 10 seconds on 2 cores
     lrkit tune --task my_task:wine_mlp --trials 20         # the same from the shell, plus the HTML report
 
 The study lives in ``tune_my_task.db`` (SQLite); rerunning continues it (a finished study trains nothing).

@@ -170,3 +170,25 @@ def test_on_a_given_axes_the_caller_composes_the_figure() -> None:
     bare = Figure().add_subplot()  # no title given: the default one still carries the verdict
     res.plot(ax=bare)
     assert f"suggested LR {res.suggestion:.3g}" in bare.get_title()
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        (
+            "lr.txt",
+            r"path: expected a \.png, \.svg, \.pdf file name, got '.*lr\.txt'",
+        ),  # matplotlib: "Format 'txt'"
+        ("lr_find", r"path: expected a \.png, \.svg, \.pdf file name"),  # was written as a PNG named lr_find
+        ("", r"path: .* is a folder; expected a file name"),  # was IsADirectoryError, after the drawing
+    ],
+)
+def test_a_path_that_is_no_plot_file_is_refused_by_name_before_drawing(
+    tmp_path: Path, name: str, words: str
+) -> None:
+    res = range_test(bowl, num_steps=30)
+    with pytest.raises(ValueError, match=words):
+        res.plot(tmp_path / name if name else tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes or None"):
+        res.plot(ax="left")

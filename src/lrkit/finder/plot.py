@@ -82,6 +82,12 @@ def plot_result(
     """
     from matplotlib.figure import Figure
 
+    if path is not None:  # before drawing: matplotlib names neither the argument nor what it takes
+        from lrkit._paths import PLOT_SUFFIXES, check_output_file
+
+        check_output_file(path, "path", PLOT_SUFFIXES)
+    if ax is not None and not callable(getattr(ax, "plot", None)):
+        raise TypeError(f"ax must be a matplotlib Axes or None (a figure of its own), got {ax!r}")
     own = ax is None
     if ax is None:
         fig = Figure(figsize=(9.0, 4.8), layout="constrained")
