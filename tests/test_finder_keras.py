@@ -235,6 +235,11 @@ def test_bad_inputs_are_refused_with_what_was_expected() -> None:
         find_lr(model, x, y[:7])
     with pytest.raises(TypeError, match="x must be an iterable of batches"):
         find_lr(model, 3.0)
+    # read as one batch of inputs without targets, it failed in Keras with "Invalid dtype: object"
+    with pytest.raises(
+        TypeError, match=r"val_data must be a tuple \(x_val, y_val\) .* got a tuple of 1 array$"
+    ):
+        find_lr(model, x, y, val_data=(x,))
     # the float32 LR variable turned a larger end_lr into inf: a curve of NaN, not an error
     with pytest.raises(
         ValueError, match=r"end_lr must be at most 3\.4e\+38, .*float32 learning_rate.* 1e\+300"

@@ -25,6 +25,7 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
         raise
     import lrkit.adapters.keras  # noqa: F401  # raises the error that says to set KERAS_BACKEND
 
+from lrkit._text import plural
 from lrkit.finder import core
 from lrkit.finder._data import Batches, fixed_batches, is_arrays
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, epoch_steps, escalate
@@ -207,6 +208,11 @@ def find_lr(
         raise TypeError(
             f"val_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight) of arrays, as fit's "
             f"validation_data, or an iterable of batches; got a {type(val_data).__name__} of inputs alone"
+        )
+    if isinstance(val_data, tuple) and is_arrays(val_data) and not _val_arrays(val_data):
+        raise TypeError(  # (x_val,) would be read as one batch of inputs without targets
+            f"val_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight) of arrays, as fit's "
+            f"validation_data, or an iterable of batches; got a tuple of {plural(len(val_data), 'array')}"
         )
     if val_data is not None:
         val = fixed_batches(val_data, batch_size if _val_arrays(val_data) else None, "val_data")
