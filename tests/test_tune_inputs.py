@@ -264,3 +264,21 @@ def test_help_names_the_built_in_tasks_and_every_default() -> None:
     for flag, default in (("--heartbeat S", 10), ("--grace S", 60), ("--max-retry N", 3)):
         i = text.index(f"{flag} ")  # the flag's own line, not the usage
         assert f"(default {default})" in text[i : text.index("--", i + len(flag))], flag
+
+
+@pytest.mark.parametrize(
+    ("complete", "pruned", "words"), [(1, 0, "1 finished trial ("), (2, 1, "3 finished trials (")]
+)
+def test_the_summary_counts_finished_trials_in_words(complete: int, pruned: int, words: str) -> None:
+    """One finished trial is "1 finished trial", not "1 finished trials" (a one-trial study, a --timeout
+    that let one finish)."""
+    from lrkit.tune.core import TuneResult
+    from lrkit.tune.space import SearchSpace
+
+    res = TuneResult(
+        task="digits-mlp-sgd", study_name="s", storage="sqlite:///s.db", direction="maximize",
+        metric_name="val accuracy", epochs=2, optimizer=None, space=SearchSpace(),
+        best_spec="constant(lr=0.05)", best_value=0.9, best_trial=0, best_params={},
+        complete=complete, pruned=pruned, failed=0,
+    )  # fmt: skip
+    assert f": {words}{complete} complete, {pruned} pruned, 0 failed)" in str(res)

@@ -106,7 +106,8 @@ class TuneResult:
 
     def __str__(self) -> str:
         head = (
-            f"study {self.study_name!r} on {self.task} ({self.storage}): {self.finished} finished trials "
+            f"study {self.study_name!r} on {self.task} ({self.storage}): "
+            f"{plural(self.finished, 'finished trial')} "
             f"({self.complete} complete, {self.pruned} pruned, {self.failed} failed)"
         )
         if self.timed_out and self.timeout is not None:
@@ -501,8 +502,8 @@ def tune(
     done = before["COMPLETE"] + before["PRUNED"]
     if done >= trials:  # a re-run of a finished study: say so rather than print a report out of nowhere
         say(
-            f"the study already has {done} finished trials of the {trials} asked for: nothing to run (raise "
-            "--trials / trials= to add more)"
+            f"the study already has {plural(done, 'finished trial')} of the {trials} asked for: nothing to "
+            "run (raise --trials / trials= to add more)"
         )
     children: list[Any] = []
     spent = deadline is not None and _clock() >= deadline  # e.g. by the finder: no process to start
