@@ -54,6 +54,9 @@ SETUP = textwrap.dedent(
     def no_parameters():
         return torch.nn.ReLU()
 
+    def nothing():
+        return iter([])
+
     def nan_loss(output, target):
         return torch.nn.functional.mse_loss(output, target) * float("nan")
 
@@ -148,6 +151,11 @@ def test_a_nan_first_loss_of_model_and_data_is_bad_input_as_for_a_task(
         ),
         (("--model", "my_setup:model", "--data", "/tmp/my_setup.py:data"), r"--data .* 'my_setup:data'"),
         (("--model", "my_setup:model", "--data", "my_setup:data", "--loss", "my_setup.py:f"), "'my_setup:f'"),
+        # a one-shot iterator with no batch: "train_loader yielded no batches" named no flag
+        (
+            ("--model", "my_setup:model", "--data", "my_setup:nothing"),
+            r"--data 'my_setup:nothing' returned a list_iterator that yielded no batches",
+        ),
         # torch's "optimizer got an empty parameter list" named neither the flag nor the model
         (
             ("--model", "my_setup:no_parameters", "--data", "my_setup:data"),
@@ -417,3 +425,22 @@ def test_the_advice_names_find_lr_arguments_in_python_and_flags_on_the_command_l
 def help_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrkit")
     return finder_cli.register(parser.add_subparsers(dest="command"))  # type: ignore[no-any-return]
+
+
+def test_a_generator_from_data_loses_no_batch_to_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first-batch check draws from a one-shot iterator: the test gets that batch back in front, so
+    it sees the same batches as without the check (the same curve as the loader they came from)."""
+    (tmp_path / "gen_setup.py").write_text(
+        SETUP + "\n\ndef endless():\n    while True:\n        yield from data()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    common = ["--model", "gen_setup:model", "--loss", "mse", "--num-steps", "20", "--repeats", "1"]
+    curves = []
+    for data in ("gen_setup:endless", "gen_setup:data"):
+        args = parse(*common, "--data", data, "--out", "none", "--json", f"{data.split(':')[1]}.json")
+        args.func(args)
+        curves.append(json.loads((tmp_path / f"{data.split(':')[1]}.json").read_text())["curves"][0])
+    assert curves[0]["losses"] == curves[1]["losses"]

@@ -295,11 +295,13 @@ def _check_factories(model: Any, loader: Any, args: argparse.Namespace) -> None:
         raise ValueError(f"--data {args.data!r} returned an empty {type(loader).__name__}; expected batches")
 
 
-def _check_first_loss(model: Any, loader: Any, loss_fn: Callable[..., Any], args: argparse.Namespace) -> None:
-    """The loss of the untrained model on the first batch must be finite, as ``--task`` checks it
-    (:meth:`lrkit.tasks.Task.check`): a NaN there is bad input (status 2), which no learning rate fixes,
-    not a curve without signal (3). One forward pass in eval mode under ``no_grad``: nothing the test
-    starts from changes (each repeat reseeds the RNG); a one-shot iterator is left to the test."""
+def _check_first_loss(model: Any, loader: Any, loss_fn: Callable[..., Any], args: argparse.Namespace) -> Any:
+    """The loader to test with, once the first batch is known to exist and the untrained model's loss on
+    it to be finite, as ``--task`` checks it (:meth:`lrkit.tasks.Task.check`): a NaN there is bad input
+    (status 2), which no learning rate fixes, not a curve without signal (3). One forward pass in eval
+    mode under ``no_grad``: nothing the test starts from changes (each repeat reseeds the RNG). A
+    one-shot iterator (a generator) is given back with its first batch in front: one-shot still."""
+    import itertools
     import math
 
     import torch
@@ -307,11 +309,11 @@ def _check_first_loss(model: Any, loader: Any, loss_fn: Callable[..., Any], args
     from lrkit.finder.torch_driver import default_forward
 
     it = iter(loader)
-    if it is loader:  # its first batch would be gone
-        return
     batch = next(it, None)
     if batch is None:
         raise ValueError(f"--data {args.data!r} returned a {type(loader).__name__} that yielded no batches")
+    if it is loader:  # its first batch is gone from it
+        loader = (b for b in itertools.chain([batch], it))  # a generator, as the test's messages say
     mode = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
@@ -327,6 +329,7 @@ def _check_first_loss(model: Any, loader: Any, loss_fn: Callable[..., Any], args
             f"untrained --model {args.model!r}; expected a finite loss: check the data, the model and the "
             "loss (no learning rate fixes this)"
         )
+    return loader
 
 
 def _loss(name: str) -> Callable[..., Any]:
@@ -409,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
         # not bad input (2); lrkit's own checks of what they give pass through
         custom_loss = f" and --loss {args.loss!r}" if ":" in args.loss else ""
         with user_code(f"--model {args.model!r} with --data {args.data!r}{custom_loss}"):
-            _check_first_loss(model, loader, loss_fn, args)
+            loader = _check_first_loss(model, loader, loss_fn, args)
             result = find_lr(model, opt, loader, loss_fn, **options, **budget)
     # its advice names this command's flags, and the schedule the planned steps (optimizer steps: one per
     # batch unless gradients are accumulated)
