@@ -84,6 +84,31 @@ def test_plot_draws_the_search_the_lrs_and_the_losses(search: str, tmp_path: Any
     assert len(raw) == run.total_steps
 
 
+def test_the_loss_ema_remembers_a_tenth_of_the_curve_at_most() -> None:
+    """On a short run the 0.98 EMA (a memory of ~50 steps) lagged half the run behind the raw loss."""
+    from lrkit.auto_plot import LOSS_SMOOTHING, smoothing_for
+
+    for steps in (1, 5, 10, 11, 50, 135, 499, 500, 501, 10**6):
+        beta = smoothing_for(steps)
+        assert 0.0 <= beta <= LOSS_SMOOTHING
+        assert beta == LOSS_SMOOTHING or 1.0 / (1.0 - beta) <= max(1.0, steps / 10) + 1e-9
+    assert smoothing_for(135) == pytest.approx(1 - 10 / 135) and smoothing_for(10**6) == LOSS_SMOOTHING
+    run, _, _, losses = _auto_and_train("in_run")
+    fig = run.plot(losses=losses)
+    beta = smoothing_for(run.trained_steps + len(losses))
+    assert beta < LOSS_SMOOTHING  # this short run
+    _line(fig.axes[2], f"training loss (EMA {beta:.3g})")
+
+
+@pytest.mark.parametrize("name", ["auto.txt", "auto", "folder"])
+def test_plot_refuses_a_path_that_is_no_image_before_drawing(name: str, tmp_path: Any) -> None:
+    run, _, _, losses = _auto_and_train("in_run")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises((ValueError, IsADirectoryError), match="path"):
+        run.plot(tmp_path / name, losses=losses)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]  # nothing written
+
+
 def test_plot_without_losses_has_no_loss_axis_after_the_separate_search() -> None:
     run, _, _, _ = _auto_and_train("separate")
     fig = run.plot()

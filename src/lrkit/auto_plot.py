@@ -24,8 +24,15 @@ if TYPE_CHECKING:
 
 __all__ = ["plot_auto"]
 
-#: the EMA of the training loss drawn on the right panel (the finder's default smoothing)
+#: the EMA of the training loss drawn on the right panel, on a run long enough (see smoothing_for)
 LOSS_SMOOTHING = 0.98
+
+
+def smoothing_for(steps: int) -> float:
+    """The EMA factor for a loss curve of ``steps`` points: :data:`LOSS_SMOOTHING`, but at most
+    ``1 - 10 / steps``, so that its memory (about ``1 / (1 - beta)`` steps) is a tenth of the curve or
+    less (at 0.98, 50 steps, it lagged half a short run behind the raw loss)."""
+    return min(LOSS_SMOOTHING, max(0.0, 1.0 - 10.0 / max(steps, 1)))
 
 
 def _check_losses(losses: Sequence[float] | None, remaining: int) -> np.ndarray:
@@ -60,6 +67,10 @@ def plot_auto(
     """
     from matplotlib.figure import Figure
 
+    if path is not None:  # before drawing: matplotlib names neither the argument nor what it takes
+        from lrkit._paths import PLOT_SUFFIXES, check_output_file
+
+        check_output_file(path, "path", PLOT_SUFFIXES)
     after = _check_losses(losses, result.remaining_steps)
     fig = Figure(figsize=(13.0, 4.6), layout="constrained")
     left, right = fig.subplots(1, 2)
@@ -71,13 +82,13 @@ def plot_auto(
     kept = result.trained_steps
     if kept:
         last = float(found.curves[0].lrs[kept - 1])
-        left.axvline(last, color="C2", ls=":", lw=1.6, label=f"ramp kept up to {last:.3g}")
+        left.axvline(last, color="C4", ls=":", lw=1.6, label=f"ramp kept up to {last:.3g}")
     left.legend(fontsize="small", loc="best")
 
     lrs = result.lrs()
     steps = np.arange(lrs.size)
     if kept:
-        right.axvspan(0, kept, color="C2", alpha=0.12, label=f"in-run ramp kept as warmup ({kept} steps)")
+        right.axvspan(0, kept, color="C4", alpha=0.12, label=f"in-run ramp kept as warmup ({kept} steps)")
     right.plot(steps, lrs, color="C3", lw=1.8, label="learning rate (group 0)")
     right.set_xlabel("optimizer step")
     right.set_ylabel("learning rate")
@@ -92,8 +103,9 @@ def plot_auto(
             twin = right.twinx()
             x, y = steps[: loss.size][ok], loss[ok]
             twin.plot(x, y, ".", ms=2.0, color="0.55", alpha=0.5, label="training loss")
-            smooth = ema_debiased(y, LOSS_SMOOTHING)
-            twin.plot(x, smooth, "-", color="C0", lw=1.4, label=f"training loss (EMA {LOSS_SMOOTHING:g})")
+            beta = smoothing_for(loss.size)
+            smooth = ema_debiased(y, beta)
+            twin.plot(x, smooth, "-", color="C0", lw=1.4, label=f"training loss (EMA {beta:.3g})")
             lo, hi = float(smooth.min()), float(smooth.max())
             pad = 0.1 * max(hi - lo, 1e-12)
             if math.isfinite(lo) and math.isfinite(hi):
