@@ -176,6 +176,7 @@ BROKEN = [
     ("{tasks}:shape_mismatch", ["raised RuntimeError"], True),
     ("{tasks}.py:good", ["is a file path", "'{tasks}:good'"], False),
     ("src/{tasks}.py:good", ["is a file path", "'{tasks}:good'"], False),
+    (".{tasks}:good", ["is a relative module name", "'{tasks}:good'"], False),
 ]
 
 

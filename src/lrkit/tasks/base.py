@@ -317,6 +317,11 @@ def load_factory(text: str) -> Callable[..., Any]:
             f"task {text!r}: {mod_name!r} is a file path; expected the module's import name, "
             f"'{stem}:{attr}', run from the file's folder or with that folder on PYTHONPATH"
         )
+    if mod_name.startswith("."):  # a relative import has no package to be relative to here
+        raise ValueError(
+            f"task {text!r}: {mod_name!r} is a relative module name; expected the module's absolute "
+            f"import name, e.g. '{mod_name.lstrip('.') or 'MODULE'}:{attr}'"
+        )
     if "" not in sys.path:
         sys.path.insert(0, "")
     try:
