@@ -295,3 +295,12 @@ def test_schedule_from_result_validation() -> None:
         schedule_from_result(res, min_lr_ratio=2.0)
     with pytest.raises(TypeError, match="FinderResult"):
         schedule_from_result(0.1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("n", [1_000_001, 10**9, 10**30])
+def test_a_ramp_of_more_rungs_than_a_test_could_run_is_refused_at_once(n: int) -> None:
+    from lrkit.finder.core import MAX_RUNGS
+
+    with pytest.raises(ValueError, match=f"num_steps must be at most {MAX_RUNGS:,}"):
+        lr_ramp(1e-7, 10.0, n)  # before the ramp is built (10**9 rungs: 8 GB)
+    assert lr_ramp(1e-7, 10.0, MAX_RUNGS).size == MAX_RUNGS

@@ -30,6 +30,8 @@ Mode = Literal["exp", "linear"]
 START_LR = 1e-7
 END_LR = 10.0
 NUM_STEPS = 100
+#: the most rungs a range test may have (a ramp of 10**9 took 8 GB before the first step)
+MAX_RUNGS = 1_000_000
 SMOOTHING = 0.9
 DIVERGE_FACTOR = 4.0
 DIVERGE_PATIENCE = 3
@@ -70,6 +72,8 @@ def lr_ramp(start_lr: float, end_lr: float, num_steps: int, mode: Mode = "exp") 
     if end <= start:
         raise ValueError(f"end_lr must be greater than start_lr={start!r}, got {end!r}")
     n = _check_int("num_steps", num_steps, 2)
+    if n > MAX_RUNGS:  # each rung is an optimizer step; the ramp is built in memory before the first
+        raise ValueError(f"num_steps must be at most {MAX_RUNGS:,} (rungs of the range test), got {n:,}")
     frac = np.arange(n, dtype=np.float64) / (n - 1)
     if mode == "exp":
         lrs = start * (end / start) ** frac
