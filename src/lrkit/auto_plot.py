@@ -82,13 +82,13 @@ def plot_auto(
     kept = result.trained_steps
     if kept:
         last = float(found.curves[0].lrs[kept - 1])
-        left.axvline(last, color="C4", ls=":", lw=1.6, label=f"ramp kept up to {last:.3g}")
+        left.axvline(last, color="C5", ls=":", lw=1.6, label=f"ramp kept up to {last:.3g}")
     left.legend(fontsize="small", loc="best")
 
     lrs = result.lrs()
     steps = np.arange(lrs.size)
     if kept:
-        right.axvspan(0, kept, color="C4", alpha=0.12, label=f"in-run ramp kept as warmup ({kept} steps)")
+        right.axvspan(0, kept, color="C5", alpha=0.12, label=f"in-run ramp kept as warmup ({kept} steps)")
     right.plot(steps, lrs, color="C3", lw=1.8, label="learning rate (group 0)")
     right.set_xlabel("optimizer step")
     right.set_ylabel("learning rate")
