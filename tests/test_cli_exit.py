@@ -92,7 +92,8 @@ TASKS = textwrap.dedent(
 
     def slow(seed):
         print("building", file=sys.stderr, flush=True)
-        time.sleep(120)
+        for _ in range(1200):  # short sleeps: a SIGINT taken by another thread is seen within 0.1 s
+            time.sleep(0.1)
     """
 )
 
