@@ -236,20 +236,37 @@ def test_a_flag_argparse_refuses_exits_2(capsys: pytest.CaptureFixture[str]) -> 
         assert "--seed: invalid int value: 'one'" in capsys.readouterr().err
 
 
-def test_ctrl_c_exits_130(tasks: str) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lrkit", "find", "--task", f"{tasks}:slow", "--out", "none"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        assert proc.stderr.readline() == "building\n"  # inside the command, in the task's code
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
-    assert err.strip().endswith("lrkit find: interrupted")
+def _as_from_a_shell() -> None:
+    """In the child before exec: SIGINT as a terminal's shell leaves it (default action, not blocked).
+    A test runner's process may ignore or block it, and a child inherits both."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_exits_130(tasks: str, tmp_path: Path) -> None:
+    import time
+
+    err_file = tmp_path / "stderr.txt"  # a file, not a pipe: nothing the child leaves behind can hold it
+    here = f"this process: SIGINT handler {signal.getsignal(signal.SIGINT)!r}, "
+    here += f"blocked {sorted(signal.pthread_sigmask(signal.SIG_BLOCK, []))!r}"
+    with open(err_file, "w") as err_out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lrkit", "find", "--task", f"{tasks}:slow", "--out", "none"],
+            stdout=subprocess.DEVNULL, stderr=err_out, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"},
+            preexec_fn=_as_from_a_shell,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while "building\n" not in err_file.read_text() and proc.poll() is None:  # in the task's code
+                assert time.monotonic() < deadline, (err_file.read_text(), here)
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    err = err_file.read_text()
+    assert proc.returncode == 130, (err, here)
+    assert err.strip().endswith("lrkit find: interrupted"), (err, here)
 
 
 def test_auto_without_signal_exits_3_and_trains_nothing(
