@@ -89,6 +89,13 @@ class Plan:
     def per_rung(self) -> float:
         return self.batches + (FIXED_BATCHES / 3 if self.fixed else 0.0)
 
+    def range_test(self, step: Callable[[float], float], **options: Any) -> FinderResult:
+        """:func:`lrkit.finder.core.range_test` of ``step`` over this plan's ramp and repeats;
+        ``options`` are the driver's own (mode, smoothing, divergence, ``before_repeat``, rule...)."""
+        return core.range_test(
+            step, start_lr=self.start, end_lr=self.end, num_steps=self.rungs, repeats=self.repeats, **options
+        )
+
     def cost(self, result: FinderResult) -> int:
         return math.ceil(result.steps * self.per_rung())
 

@@ -250,16 +250,12 @@ def find_lr(
         if plan.fixed and fixed is None:  # the first batches of the first repeat's pass
             batches.restart(seed)
             fixed = [batches.next() for _ in range(FIXED_BATCHES)]
-        return core.range_test(
+        return plan.range_test(
             step,
-            start_lr=plan.start,
-            end_lr=plan.end,
-            num_steps=plan.rungs,
             mode=mode,
             smoothing=smoothing,
             diverge_factor=diverge_factor,
             diverge_patience=diverge_patience,
-            repeats=plan.repeats,
             before_repeat=before_repeat,
             rule=rule,
         )

@@ -858,21 +858,16 @@ def find_lr(
         if plan.fixed and fixed is None:
             train.restart()
             fixed = [train.next() for _ in range(FIXED_BATCHES)]
-        res = core.range_test(
+        return plan.range_test(
             step,
-            start_lr=plan.start,
-            end_lr=plan.end,
-            num_steps=plan.rungs,
             mode=mode,
             smoothing=smoothing,
             diverge_factor=diverge_factor,
             diverge_patience=diverge_patience,
-            repeats=plan.repeats,
             before_repeat=before_repeat,
             rule=rule,
             group_ratios=ratios,
         )
-        return res
 
     n_rep = core._check_int("repeats", repeats, 1)
     core._check_int("num_steps", num_steps, 2)
