@@ -253,6 +253,80 @@ def test_bad_inputs_are_refused_with_what_was_expected() -> None:
         find_lr(model, [])
 
 
+class _AddedLoss(keras.layers.Layer):
+    """The identity, adding ``mean(inputs)`` to the model's losses: a loss with no targets."""
+
+    def call(self, inputs: Any) -> Any:
+        self.add_loss(keras.ops.mean(inputs))
+        return inputs
+
+
+class _Autoencoder(keras.Sequential):
+    """Trains its compiled loss on ``y = x`` when given no ``y``: a standard loss without targets."""
+
+    def compute_loss(  # type: ignore[override]
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        return super().compute_loss(x, x if y is None else y, y_pred, sample_weight, training=training)
+
+
+def test_x_without_y_is_refused_where_keras_loss_needs_targets_and_runs_where_it_does_not() -> None:
+    x, y = _digits()
+    for loss in (
+        "sparse_categorical_crossentropy",
+        keras.losses.SparseCategoricalCrossentropy(),
+        mean_prediction,
+    ):
+        model = _mlp(0.05)
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss=loss)
+        model.fit(x[:128], y[:128], batch_size=64, epochs=1, verbose=0)  # moments, BN statistics, a step
+        before = _state(model)
+        # Keras calls the compiled loss, even one that ignores y_true, with y_true=None: it failed inside
+        # Keras with "Invalid dtype: object"; refused now before any step, naming y
+        with pytest.raises(
+            ValueError,
+            match=r"^find_lr got x but no y; Keras' loss needs targets: pass y=\.\.\. or a dataset of "
+            r"\(x, y\) batches",
+        ):
+            find_lr(model, x, batch_size=64, num_steps=10, repeats=1)
+        _same_bits(before, _state(model))
+        keras.utils.set_random_seed(3)
+        with_y = find_lr(model, x[:256], y[:256], batch_size=64, num_steps=10, repeats=1, diverge_factor=None)
+        keras.utils.set_random_seed(3)
+        dataset = [(x[i : i + 64], y[i : i + 64]) for i in range(0, 256, 64)]
+        listed = find_lr(model, dataset, num_steps=10, repeats=1, diverge_factor=None)
+        assert np.all(np.isfinite(with_y.losses)) and np.all(np.isfinite(listed.losses))
+        _same_bits(before, _state(model))
+    lrs = lr_ramp(1e-3, 1e-1, 12)
+    ramp = {"batch_size": 4, "start_lr": 1e-3, "end_lr": 1e-1, "num_steps": 12, "diverge_factor": None}
+    ones = np.ones((8, 1), "float32")
+    # no compiled loss, add_loss alone: mean(w * 1) by SGD, the loss at rung i is -(lr_0 + ... + lr_{i-1})
+    added = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros"), _AddedLoss()]
+    )
+    added.compile(optimizer=keras.optimizers.SGD(0.5))
+    res = find_lr(added, ones, **ramp)
+    np.testing.assert_allclose(
+        res.losses, -np.concatenate([[0.0], np.cumsum(lrs)[:-1]]), rtol=1e-5, atol=1e-9
+    )
+    # a standard loss given targets by the model (y = x = 1): mse (w - 1)^2, w <- w - lr 2 (w - 1) from 0
+    auto = _Autoencoder(
+        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    )
+    auto.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    res = find_lr(auto, ones, **ramp)
+    w, want = 0.0, []
+    for lr in lrs:
+        want.append((w - 1) ** 2)
+        w -= lr * 2 * (w - 1)
+    np.testing.assert_allclose(res.losses, want, rtol=1e-5)
+
+
 def test_jax_backend_ramp_and_restore(tmp_path: Path) -> None:
     """A process has one Keras backend: the jax one runs in a subprocess."""
     code = textwrap.dedent(
@@ -282,6 +356,11 @@ def test_jax_backend_ramp_and_restore(tmp_path: Path) -> None:
         assert res.escalation[-1] == "stopped after 4 retries" and res.steps - res.first_steps <= 200
         after = [np.array(v.value) for v in (*model.variables, *model.optimizer.variables)]
         assert all(a.tobytes() == b.tobytes() for a, b in zip(before, after))
+        try:  # no y: the compiled loss would get y_true=None (jax's train step too)
+            lrkit.keras.find_lr(model, x, batch_size=4)
+            raise AssertionError("x without y was not refused")
+        except ValueError as err:
+            assert str(err).startswith("find_lr got x but no y; Keras' loss needs targets"), err
         print("ok")
         """
     )

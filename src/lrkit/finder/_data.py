@@ -87,6 +87,7 @@ class Batches:
         self.batch_size = batch_size
         self._it: Iterator[Any] = iter(())
         self.drawn = 0  # batches given in all: an iterable that never yields one is empty, not one-shot
+        self._fixed: list[Any] | None = None
         n = _length(data, batch_size, name)
         if n is not None:
             self.n = n
@@ -104,6 +105,14 @@ class Batches:
     def restart(self, seed: int) -> None:
         """Begin a new pass: the arrays shuffled with ``seed``, or the iterable iterated anew."""
         self._it = self._shuffled(seed) if self.batch_size is not None else iter(self.data)
+
+    def fixed(self, count: int, seed: int) -> list[Any]:
+        """The escalation's fixed batches: the first ``count`` batches of the pass with ``seed``, drawn
+        at the first call (which begins that pass), the same list at every later one."""
+        if self._fixed is None:
+            self.restart(seed)
+            self._fixed = [self.next() for _ in range(count)]
+        return self._fixed
 
     def _shuffled(self, seed: int) -> Iterator[Any]:
         assert self.batch_size is not None

@@ -113,6 +113,26 @@ class _Snapshot:
                     self.torch.cuda.set_rng_state_all(self.rng[1])
 
 
+#: the methods by which Keras' ``train_on_batch`` reaches the compiled loss; a model that overrides one
+#: may give that loss targets of its own (an autoencoder's ``y = x``)
+_LOSS_PATH = ("train_on_batch", "train_step", "compute_loss", "compute_loss_and_updates")
+
+
+def _check_targets(model: Any, x: Any, y: Any) -> None:
+    """Arrays ``x`` without ``y`` on a model that trains its compiled loss the Keras way: that loss is
+    called as ``loss(y_true=None, y_pred)`` and fails inside Keras ("Invalid dtype: object"), whatever
+    the loss (one that ignores ``y_true`` too), so the test is refused before any step. Without a
+    compiled loss (``add_loss`` alone) or with one of the methods above overridden, no ``y`` is legal."""
+    if y is not None or not is_arrays(x) or isinstance(x, (list, tuple)) or model.loss is None:
+        return
+    if any(getattr(type(model), name, None) is not getattr(keras.Model, name, None) for name in _LOSS_PATH):
+        return
+    raise ValueError(
+        f"find_lr got x but no y; Keras' loss needs targets: pass y=... or a dataset of (x, y) batches "
+        f"(the model's compiled loss {model.loss!r} is called with y_true=None otherwise)"
+    )
+
+
 def _val_arrays(val_data: Any) -> bool:
     """Whether ``val_data`` is ``fit``'s ``validation_data`` as arrays: a tuple ``(x, y)`` or ``(x, y,
     sample_weight)`` of arrays (or dicts of arrays); anything else is an iterable of batches."""
@@ -156,7 +176,10 @@ def find_lr(
     Data as ``fit`` takes it: arrays ``x``, ``y`` (or dicts of arrays) with ``batch_size``, shuffled for
     repeat ``r`` with ``seed + r`` and cut into full batches; or, with ``y=None`` and ``x`` not an
     array, an iterable of batches (a ``tf.data.Dataset``, a torch ``DataLoader``, a list of ``(x, y)``
-    or ``(x, y, sample_weight)``), cycled when exhausted, each repeat starting a new pass.
+    or ``(x, y, sample_weight)``), cycled when exhausted, each repeat starting a new pass. Arrays ``x``
+    without ``y`` are refused before any step when the model trains a compiled loss Keras' way (it would
+    get ``y_true=None``); they are legal without a compiled loss (``add_loss`` alone) or with a
+    ``train_step`` / ``compute_loss`` of the model's own (an autoencoder's ``y = x``).
 
     **Escalation**, as :func:`lrkit.finder.find_lr` does it (:mod:`lrkit.finder.escalation`): the first
     test runs as asked; with a budget, a test without usable signal is retried by itself (a lower
@@ -184,6 +207,7 @@ def find_lr(
         result = find_lr(model, x, y, batch_size=64, repeats=3, planned_steps=10 * len(x) // 64)
     """
     owner = _check_model(model)
+    _check_targets(model, x, y)
     core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
     dtype = np.dtype(keras.backend.standardize_dtype(owner._learning_rate.dtype))
     if dtype.kind == "f" and end_lr > float(np.finfo(dtype).max):  # an inf LR, not an error, otherwise
@@ -247,9 +271,8 @@ def find_lr(
     def attempt(plan: Plan) -> FinderResult:
         nonlocal batches_now, fixed
         batches_now = plan.batches
-        if plan.fixed and fixed is None:  # the first batches of the first repeat's pass
-            batches.restart(seed)
-            fixed = [batches.next() for _ in range(FIXED_BATCHES)]
+        if plan.fixed:  # the first batches of the first repeat's pass
+            fixed = batches.fixed(FIXED_BATCHES, seed)
         return plan.range_test(
             step,
             mode=mode,

@@ -272,9 +272,8 @@ def find_lr(
     def attempt(plan: Plan) -> FinderResult:
         nonlocal batches_now, fixed
         batches_now = plan.batches
-        if plan.fixed and fixed is None:  # the first batches of the first repeat's pass
-            batches.restart(seed)
-            fixed = [batches.next() for _ in range(FIXED_BATCHES)]
+        if plan.fixed:  # the first batches of the first repeat's pass
+            fixed = batches.fixed(FIXED_BATCHES, seed)
         return plan.range_test(
             step,
             mode=mode,
