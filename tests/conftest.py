@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,3 +19,19 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def tiny_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder holding ``tiny_tune_task.py`` (tests/test_tune.py's ``TASK_MODULE``): the task
+    ``tiny_tune_task:tiny`` importable in this process and, through ``PYTHONPATH``, in the worker
+    processes a tune starts (they import the task by its module path)."""
+    from .test_tune import TASK_MODULE  # here, not above: test_tune needs the tune extras
+
+    d = tmp_path / "task"
+    d.mkdir()
+    (d / "tiny_tune_task.py").write_text(TASK_MODULE)
+    monkeypatch.syspath_prepend(str(d))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(d), os.environ.get("PYTHONPATH", "")]))
+    yield d
+    sys.modules.pop("tiny_tune_task", None)

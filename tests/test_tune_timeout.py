@@ -15,13 +15,10 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .test_tune import TASK_MODULE
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("torch")
@@ -30,18 +27,6 @@ pytest.importorskip("torch")
 EPOCH = 10.0
 #: the smallest search: the tiny task, 2 epochs a trial, an LR range where no trial diverges
 FAST = {"epochs": 2, "finder": False, "lr_range": (0.01, 0.3)}
-
-
-@pytest.fixture
-def tiny_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """``tiny_tune_task:tiny`` (see tests/test_tune.py) importable here and in spawned workers."""
-    d = tmp_path / "task"
-    d.mkdir()
-    (d / "tiny_tune_task.py").write_text(TASK_MODULE)
-    monkeypatch.syspath_prepend(str(d))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(d), os.environ.get("PYTHONPATH", "")]))
-    yield d
-    sys.modules.pop("tiny_tune_task", None)
 
 
 class FakeClock:

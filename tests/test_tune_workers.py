@@ -15,22 +15,8 @@ from typing import Any
 
 import pytest
 
-from .test_tune import TASK_MODULE
-
 optuna = pytest.importorskip("optuna")
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture
-def tiny_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """``tiny_tune_task:tiny`` (see tests/test_tune.py) importable here and in spawned workers."""
-    d = tmp_path / "task"
-    d.mkdir()
-    (d / "tiny_tune_task.py").write_text(TASK_MODULE)
-    monkeypatch.syspath_prepend(str(d))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(d), os.environ.get("PYTHONPATH", "")]))
-    yield d
-    sys.modules.pop("tiny_tune_task", None)
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
