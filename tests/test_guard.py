@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -509,6 +510,37 @@ def test_a_rollback_before_the_scaler_has_scaled_anything_leaves_it_usable() -> 
     scaler.update()
 
 
+def _nan_at_step_12(
+    make: Callable[[], tuple[torch.nn.Module, torch.optim.Optimizer]],
+    loss_fn: Callable[[torch.nn.Module, int], torch.Tensor],
+) -> tuple[torch.nn.Module, torch.nn.Module, DivergenceGuard]:
+    """30 steps of ``make()``'s model under a guard (a snapshot every 5 steps), the loss made NaN at step
+    12 (once): the guarded model, the reference (a plain loop from ``make()`` whose LR is halved from
+    step 10 on, as the rollback to step 10's snapshot does) and the guard."""
+    model, opt = make()
+    guard = DivergenceGuard(model, opt, snapshot_every=5)
+    step = 0
+    while step < 30:
+        loss = loss_fn(model, step)
+        if step == 12 and not guard.events:
+            loss = loss * float("nan")
+        loss.backward()
+        if guard.check(loss, step):
+            opt.step()
+            step += 1
+        else:
+            step = 10
+        opt.zero_grad()
+    ref, ref_opt = make()
+    lr = ref_opt.param_groups[0]["lr"]
+    for s in range(30):
+        ref_opt.param_groups[0]["lr"] = lr if s < 10 else lr / 2
+        loss_fn(ref, s).backward()
+        ref_opt.step()
+        ref_opt.zero_grad()
+    return model, ref, guard
+
+
 def test_a_bf16_model_is_rolled_back_to_a_legitimate_run() -> None:
     """bf16 parameters and Adam: a NaN at step 12 goes back to step 10's snapshot, bit for bit."""
 
@@ -520,30 +552,12 @@ def test_a_bf16_model_is_rolled_back_to_a_legitimate_run() -> None:
 
     def bf16_loss(model: torch.nn.Module, step: int) -> torch.Tensor:
         x, y = _amp_batch(step)
-        return F.mse_loss(model(x.bfloat16()), y.bfloat16())
-
-    model, opt = make_bf16()
-    guard = DivergenceGuard(model, opt, snapshot_every=5)
-    step = 0
-    while step < 30:
-        loss = bf16_loss(model, step)
+        loss = F.mse_loss(model(x.bfloat16()), y.bfloat16())
         assert loss.dtype == torch.bfloat16
-        if step == 12 and not guard.events:
-            loss = loss * float("nan")
-        loss.backward()
-        if guard.check(loss, step):
-            opt.step()
-            step += 1
-        else:
-            step = 10
-        opt.zero_grad()
+        return loss
+
+    model, ref, guard = _nan_at_step_12(make_bf16, bf16_loss)
     assert [(e.step, e.snapshot_step) for e in guard.events] == [(12, 10)]
-    ref, ref_opt = make_bf16()
-    for s in range(30):
-        ref_opt.param_groups[0]["lr"] = 1e-2 if s < 10 else 5e-3
-        bf16_loss(ref, s).backward()
-        ref_opt.step()
-        ref_opt.zero_grad()
     _assert_equal(model.state_dict(), ref.state_dict())
 
 
@@ -568,26 +582,7 @@ def test_batchnorm_statistics_are_rolled_back_to_the_start_of_the_snapshot_step(
         )
         return model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
-    model, opt = make_bn()
-    guard = DivergenceGuard(model, opt, snapshot_every=5)
-    step = 0
-    while step < 30:
-        loss = loss_of(model, step)
-        if step == 12 and not guard.events:
-            loss = loss * float("nan")
-        loss.backward()
-        if guard.check(loss, step):
-            opt.step()
-            step += 1
-        else:
-            step = 10
-        opt.zero_grad()
+    model, ref, guard = _nan_at_step_12(make_bn, loss_of)
     assert [(e.step, e.snapshot_step) for e in guard.events] == [(12, 10)]
-    ref, ref_opt = make_bn()
-    for s in range(30):
-        ref_opt.param_groups[0]["lr"] = 0.05 if s < 10 else 0.025
-        loss_of(ref, s).backward()
-        ref_opt.step()
-        ref_opt.zero_grad()
     _assert_equal(model.state_dict(), ref.state_dict())
     assert model[1].num_batches_tracked.item() == 30
