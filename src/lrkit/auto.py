@@ -103,7 +103,8 @@ KINDS = ("auto", "cosine", "one_cycle", "constant", "wsd")
 class AutoResult:
     """What :func:`auto` set up: the ``scheduler`` (already driving the optimizer), the ``guard`` to call
     with each step's loss, the finder's ``finder`` result, the resolved ``schedule`` and ``peak_lr`` (of
-    param group 0; the other groups keep their LR ratios to it), its ``kind``, ``total_steps``, the LR
+    the reference param group, the first with LR > 0: ``finder.reference_group``; the other groups keep
+    their LR ratios to it, and a group at LR 0 stays frozen at 0), its ``kind``, ``total_steps``, the LR
     search whose curve gave the LR (``search``: ``"in_run"``, also when its steps were undone, or
     ``"separate"``), the ``trained_steps`` the in-run ramp already kept as training (0: none), the
     ``search_steps`` it spent that were not kept, and a one-paragraph ``summary`` of what was chosen
@@ -137,7 +138,8 @@ class AutoResult:
         return (self.search_steps + self.total_steps) / self.total_steps
 
     def lrs(self) -> np.ndarray:
-        """Param group 0's LR at each of the run's ``total_steps`` optimizer steps: the in-run ramp's
+        """The reference param group's LR (``finder.reference_group``, the first with LR > 0) at each of
+        the run's ``total_steps`` optimizer steps: the in-run ramp's
         ``trained_steps`` kept rungs, then :attr:`schedule` over the ``remaining_steps``."""
         ramp = self.finder.curves[0].lrs[: self.trained_steps] if self.trained_steps else np.empty(0)
         tail = self.schedule(np.arange(self.remaining_steps)) if self.remaining_steps else np.empty(0)
@@ -545,7 +547,8 @@ def auto(
             )
         resolved = sched.resolve(total_steps=length, steps_per_epoch=steps_per_epoch)
         ratios = found.group_ratios
-        # param groups with their own LRs (discriminative fine-tuning) keep their ratios to group 0
+        # param groups with their own LRs (discriminative fine-tuning) keep their ratios to the reference
+        # group (the first with LR > 0); a group at LR 0 gets the schedule x 0 and stays frozen
         per_group = resolved if len(set(ratios)) <= 1 else [resolved * r for r in ratios]
         scheduler = make_scheduler(optimizer, per_group, total_steps=length)
         watch = (
@@ -581,12 +584,7 @@ def auto(
             f"{plural(found.repeats, 'repeat')}, interval {lo:.3g} .. {hi:.3g}; "
             f"finder {found.steps} optimizer steps"
         )
-    groups = (
-        ""
-        if len(set(found.group_ratios)) <= 1
-        else f"; the {len(found.group_ratios)} param groups keep their LR ratios to group 0 "
-        f"({', '.join(f'{r:.3g}' for r in found.group_ratios)})"
-    )
+    groups = f"; {found.groups_note}" if found.groups_note else ""
     summary = (
         f"lrkit.auto: {note}peak LR {peak:.3g} = {factor:g} x the finder's {found.require():.3g} "
         f"(rule {found.rule!r}, {how}; {spent} extra steps = "

@@ -1,7 +1,8 @@
 """The figure of one :func:`lrkit.auto` run: what the LR search saw, and the LR the run follows.
 
 Left, the search's loss-against-LR curve (:func:`lrkit.finder.plot.plot_result`) with the peak LR and,
-after an in-run ramp, the last rung kept as training. Right, param group 0's LR at every optimizer step
+after an in-run ramp, the last rung kept as training. Right, the reference param group's LR (group 0,
+or the first with LR > 0 when it is frozen at 0) at every optimizer step
 (:meth:`lrkit.auto.AutoResult.lrs`: the kept ramp, shaded, then the schedule) and, when given, the
 training loss on a second axis (raw as dots, an EMA as a line). matplotlib is imported here through
 ``matplotlib.figure.Figure`` only (no pyplot), so it works headless.
@@ -89,7 +90,7 @@ def plot_auto(
     steps = np.arange(lrs.size)
     if kept:
         right.axvspan(0, kept, color="C5", alpha=0.12, label=f"in-run ramp kept as warmup ({kept} steps)")
-    right.plot(steps, lrs, color="C3", lw=1.8, label="learning rate (group 0)")
+    right.plot(steps, lrs, color="C3", lw=1.8, label=f"learning rate (group {found.reference_group})")
     right.set_xlabel("optimizer step")
     right.set_ylabel("learning rate")
     right.set_xlim(0, max(lrs.size - 1, 1))

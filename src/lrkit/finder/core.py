@@ -223,6 +223,8 @@ def range_test(
     the model there and change the seed/batch order. Each repeat gives one :class:`Curve`; the suggestions
     are the medians over the repeats (see :class:`FinderResult`); ``rule`` names the default one.
     ``diverge_factor=None`` disables the early stop (a non-finite loss still ends the ramp).
+    ``group_ratios``: each param group's LR over the reference group's, the LR ``step`` is given (kept in
+    the result, see :attr:`FinderResult.reference_group`; ``step`` sets the groups).
 
     >>> res = range_test(lambda lr: (lr - 1e-2) ** 2 + 1.0, num_steps=50, diverge_factor=None)
     >>> len(res.lrs), float(res.lrs[0]), float(res.lrs[-1])

@@ -4,9 +4,10 @@ A separate range test (:func:`lrkit.finder.find_lr`) trains ~300 optimizer steps
 model: 3% of a 10,000-step run, but half of a 600-step one. :func:`ramp_in_run` instead runs one ramp
 on the real model and keeps it:
 
-1. the first param group's LR grows exponentially from ``start_lr`` towards ``end_lr``, one optimizer
-   step per rung (the other groups keep their ratio to it), and the state after each rung is kept in a
-   ring of the last ``window`` rungs;
+1. the reference param group's LR (the first group with LR > 0) grows exponentially from ``start_lr``
+   towards ``end_lr``, one optimizer step per rung (the other groups keep their ratio to it: a group
+   at LR 0 stays frozen at exactly 0), and the state after each rung is kept in a ring of the last
+   ``window`` rungs;
 2. the ramp stops as soon as the bottom of the loss curve is behind it: the smoothed loss has risen
    above its minimum by half the drop (:class:`lrkit.finder.core.StopRule`'s ``rise``), or the loss
    blew up or was not finite;
@@ -172,7 +173,6 @@ def ramp_in_run(
         )
         num_steps = max(2, round(PER_DECADE * decades) + 1)
     lrs = core.lr_ramp(start_lr, end_lr, num_steps)
-    lr0 = float(optimizer.param_groups[0]["lr"])
     ratios = _group_ratios(optimizer)
     dev = _resolve_device(model, device)
     distributed, world = _ddp()
@@ -226,7 +226,8 @@ def ramp_in_run(
         else:
             saved.restore_training_state()  # gradients None, as after zero_grad(set_to_none=True)
             kept = at + 1
-        _set_group_lrs(optimizer, ratios, peak if peak is not None and kept else lr0)
+        if kept and peak is not None:  # restored: the groups' LRs are the user's, exactly as they were
+            _set_group_lrs(optimizer, ratios, peak)
     except BaseException:
         if not restored:
             initial.restore()

@@ -252,7 +252,8 @@ class FinderResult:
     finder retried (see :func:`lrkit.finder.find_lr`'s ``budget``), ``steps`` the optimizer steps it
     spent in all and ``first_steps`` those of the first test (the budget bounds ``steps - first_steps``,
     the extra compute of the retries). ``group_ratios`` are the LRs of the optimizer's param groups
-    relative to the first group (the suggestion is for the first group). ``settings`` is how the text's
+    relative to the reference group, the first with LR > 0 (:attr:`reference_group`; the suggestion
+    is its LR); a group at LR 0 has ratio 0 and stayed frozen. ``settings`` is how the text's
     advice names the finder's settings (:data:`PYTHON_SETTINGS`; a command line's flags through
     :meth:`phrased_for`).
     """
@@ -443,9 +444,35 @@ class FinderResult:
         return self.require()
 
     def group_lrs(self, lr: float | None = None) -> list[float]:
-        """The LR of each param group for first-group LR ``lr`` (default: the suggestion)."""
+        """The LR of each param group, ``lr`` x its ratio, for the reference group's LR ``lr`` (default:
+        the suggestion); a group at LR 0 gets 0."""
         base = self.require() if lr is None else float(lr)
         return [base * r for r in self.group_ratios]
+
+    @property
+    def reference_group(self) -> int:
+        """The index of the param group whose LR the ramp drove and the suggestion is: the first with
+        LR > 0 (the groups before it were at LR 0 and stayed frozen)."""
+        return next((i for i, r in enumerate(self.group_ratios) if r > 0), 0)
+
+    @property
+    def groups_note(self) -> str:
+        """What the LR means for several param groups with different LRs, in words ("" for one group or
+        equal LRs): the reference group, the ratios the others keep to it, and the frozen groups."""
+        ratios = self.group_ratios
+        if len(set(ratios)) <= 1:
+            return ""
+        ref = self.reference_group
+        first = ", the first with LR > 0" if ref else ""
+        text = (
+            f"LRs for param group {ref}{first}; the {len(ratios)} param groups keep their LR ratios to it "
+            f"({', '.join(f'{r:.3g}' for r in ratios)})"
+        )
+        frozen = [str(i) for i, r in enumerate(ratios) if r == 0]
+        if frozen:
+            which = f"param group {frozen[0]}" if len(frozen) == 1 else f"param groups {', '.join(frozen)}"
+            text += f"; {which} at LR 0 {'stays' if len(frozen) == 1 else 'stay'} frozen"
+        return text
 
     # --- output -----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -474,6 +501,7 @@ class FinderResult:
             "mode": self.mode,
             "smoothing": self.smoothing,
             "group_ratios": list(self.group_ratios),
+            "reference_group": self.reference_group,
             "curves": [
                 {
                     "lrs": [_finite(v) for v in c.lrs.tolist()],
@@ -500,6 +528,8 @@ class FinderResult:
         else:
             head = f"suggested LR {self.suggestion:.3g} (rule {self.rule!r}, {repeats}{spread})"
         lines = [head]
+        if self.groups_note:
+            lines.append(f"  {self.groups_note}")
         if any(math.isfinite(v) for v in self.suggestions.values()):
             lines.append("  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items()))
         if self.suggestion is not None:

@@ -483,14 +483,23 @@ def _check_loader(loader: Any, name: str) -> None:
 
 
 def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
-    """Each param group's LR relative to the first group's (which the ramp drives)."""
-    lr0 = float(optimizer.param_groups[0]["lr"])
-    if not lr0 > 0:
+    """Each param group's LR over the reference group's, :math:`r_i = \\eta_i / \\eta_{ref}`: the
+    reference is the first group with LR > 0 (the one the ramp drives, whose LR the suggestion is). A
+    group at LR 0 (frozen while fine-tuning, often the backbone listed first) has ratio 0 and stays at
+    exactly 0. Every LR must be finite and >= 0, and one > 0; else a ValueError naming the values."""
+    lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    for i, lr in enumerate(lrs):
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"optimizer.param_groups[{i}]['lr'] must be a finite number >= 0, got {lr!r}")
+    ref = next((lr for lr in lrs if lr > 0), None)
+    if ref is None:
         raise ValueError(
-            "optimizer.param_groups[0]['lr'] must be > 0 so the other groups keep their ratio to it, "
-            f"got {lr0!r}"
+            f"every param group's lr is 0 (optimizer.param_groups' lr: {lrs}): the range test ramps the "
+            "first group with lr > 0 and keeps the others at their ratio to it (a group at 0 stays "
+            "frozen), so at least one group must have lr > 0; give the groups to train any lr > 0 "
+            "(only their ratios matter)"
         )
-    return [float(g["lr"]) / lr0 for g in optimizer.param_groups]
+    return [lr / ref for lr in lrs]
 
 
 def _autocast(dev: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
@@ -616,7 +625,8 @@ def _optimizer_step(
 
 
 def _set_group_lrs(optimizer: torch.optim.Optimizer, ratios: list[float], lr: float) -> None:
-    """First group's LR to ``lr``, the others to ``lr`` x their ratio (a tensor LR is filled in place)."""
+    """Each group's LR to ``lr`` x its ratio (:func:`_group_ratios`: the reference group gets ``lr``, a
+    group at LR 0 stays at 0); a tensor LR is filled in place."""
     for g, r in zip(optimizer.param_groups, ratios, strict=True):
         if isinstance(g["lr"], torch.Tensor):
             g["lr"].fill_(lr * r)
@@ -692,8 +702,12 @@ def find_lr(
 ) -> FinderResult:
     """Run the LR range test on a PyTorch model and restore everything afterwards.
 
-    The first param group's LR follows the ramp ``start_lr -> end_lr`` (``mode`` ``"exp"`` or
-    ``"linear"``, ``num_steps`` rungs); the other groups keep their ratio to it. Each rung runs
+    The reference param group's LR follows the ramp ``start_lr -> end_lr`` (``mode`` ``"exp"`` or
+    ``"linear"``, ``num_steps`` rungs) and the suggestion is its LR: the reference is the first group
+    with LR > 0 (group 0 unless it is at 0). The other groups keep their ratio to it: a group at LR 0
+    (frozen while fine-tuning with discriminative LRs) stays at exactly 0 through every ramp, repeat
+    and retry, so its weights do not move (torch.optim's updates, weight decay included, are scaled by the
+    LR); the result says which group it is (:attr:`FinderResult.reference_group`). Each rung runs
     ``batches_per_step`` optimizer steps of ``accumulation_steps`` micro-batches each (the loss of every
     micro-batch is divided by ``accumulation_steps``) and records their mean loss, or the mean loss over
     ``val_data`` (a small fixed iterable of batches, evaluated under ``model.eval()`` and ``no_grad``)
