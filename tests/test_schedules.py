@@ -113,6 +113,64 @@ def test_wsd_cooldown_shapes() -> None:
         assert s(0) == pytest.approx(2.0 / 101)
 
 
+def test_wsd_default_decay_is_a_fifth_of_its_own_length() -> None:
+    """wsd(lr=1, steps=100) could not be evaluated without a total (its decay was 20% of the run), and in
+    a 1000-step run asked for a 200-step cool-down inside 100 steps. Left out, decay is ceil(0.2 * steps)."""
+    s = lrkit.parse("wsd(lr=2.0, steps=100, cooldown=linear)")
+    assert s.unresolved == ""  # evaluable as it is: no total needed
+    # cool-down over the last 20 steps (80..100): 2 * (1 - (t - 80) / 20)
+    assert [s(t) for t in (0, 79, 80, 85, 90, 95, 100, 150)] == [2.0, 2.0, 2.0, 1.5, 1.0, 0.5, 0.0, 0.0]
+    for total in (100, 1000, 10**6):  # the same curve in a run of any length
+        r = s.resolve(total_steps=total)
+        assert [r(t) for t in (79, 80, 90, 100)] == [2.0, 2.0, 1.0, 0.0]
+    odd = WSD(lr=1.0, steps=101, cooldown="linear")  # ceil(20.2) = 21 steps, from step 80
+    assert odd(80) == 1.0 and odd(87) == pytest.approx(1 - 7 / 21, rel=1e-15) and odd(101) == 0.0
+    epochs_long = lrkit.parse("wsd(lr=1.0, steps=10ep, cooldown=linear)").resolve(steps_per_epoch=30)
+    assert epochs_long(240) == 1.0 and epochs_long(270) == 0.5  # 300 steps: the last 60
+    half = lrkit.parse("wsd(lr=1.0, steps=50%, cooldown=linear)").resolve(total_steps=1000)
+    assert half(400) == 1.0 and half(450) == 0.5 and half(500) == 0.0  # 20% of its 500 steps
+    with pytest.raises(ValueError, match=r"warmup \(90\) \+ decay \(20, the default 20% of steps\) must fit"):
+        WSD(lr=1.0, steps=100, warmup=90)
+
+
+def test_wsd_default_decay_over_the_rest_of_the_run_and_a_written_percent_are_as_before() -> None:
+    """With steps='rest' (the default) the default cool-down is 20% of the whole run, as decay='20%' is
+    (values and spec text unchanged); a written percent stays a percent of the run, as for every duration."""
+    alone = lrkit.parse("wsd(lr=1.0, cooldown=linear)").resolve(total_steps=1000)
+    assert alone(800) == 1.0 and alone(900) == 0.5 and alone(1000) == 0.0  # 200 steps
+    assert str(alone) == "wsd(lr=1.0, steps=1000, decay=200, cooldown=linear)"
+    chained = lrkit.parse("warmup(100) >> wsd(lr=1.0, cooldown=linear)").resolve(total_steps=1000)
+    assert chained(800) == 1.0 and chained(900) == 0.5  # still the run's last 200 steps
+    written = lrkit.parse("wsd(lr=1.0, steps=500, decay=20%, cooldown=linear)").resolve(total_steps=1000)
+    assert written(300) == 1.0 and written(400) == 0.5  # 20% of the run: 200 of its 500 steps
+    with pytest.raises(ValueError, match=r"warmup \(0\) \+ decay \(200\) must fit in steps \(100\)"):
+        lrkit.parse("wsd(lr=1.0, steps=100, decay=20%)").resolve(total_steps=1000)
+    # spec text: the default is left out; a written 20% is kept where it differs from the default
+    for text, shown in [
+        ("wsd(lr=1.0, steps=100)", "wsd(lr=1.0, steps=100)"),
+        ("wsd(lr=1.0, steps=100, decay=20%)", "wsd(lr=1.0, steps=100, decay=20%)"),
+        ("wsd(lr=1.0)", "wsd(lr=1.0)"),
+        ("wsd(lr=1.0, decay=20%)", "wsd(lr=1.0)"),  # over the rest of the run it *is* the default
+        ("wsd(lr=1.0, decay=30%)", "wsd(lr=1.0, decay=30%)"),
+    ]:
+        s = lrkit.parse(text)
+        assert str(s) == shown and lrkit.parse(str(s)) == s and lrkit.from_dict(s.to_dict()) == s
+        assert lrkit.loads(lrkit.dumps(s, "json"), "json") == s
+    assert lrkit.parse("wsd(lr=1.0, decay=20%)") == lrkit.parse("wsd(lr=1.0)")
+    assert lrkit.parse("wsd(lr=1.0, steps=100, decay=20%)") != lrkit.parse("wsd(lr=1.0, steps=100)")
+    assert eval(repr(WSD(lr=1.0, steps=100)), {"WSD": WSD, "steps": lrkit.steps}) == WSD(lr=1.0, steps=100)
+
+
+def test_lrkit_show_evaluates_a_wsd_of_given_length_without_a_total(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lrkit.cli import main
+
+    assert main(["show", "wsd(lr=1, steps=100, cooldown=linear)", "--at", "79,90,100"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out[-6:] == ["79", "1", "90", "0.5", "100", "0"]
+
+
 def test_cyclic_sine_is_smooth_and_peaks_on_time() -> None:
     s = Cyclic(lr=0.1, max_lr=1.1, step_size_up=100, step_size_down=300, mode="sine")
     assert s(0) == pytest.approx(0.1) and s(100) == pytest.approx(1.1) and s(400) == pytest.approx(0.1)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._xp import Array, Namespace
 from .base import Schedule, check_choice, check_number, duration_field, param, steps_of, zero_safe
 from .basic import cosine_between
-from .duration import REST, Duration, DurationLike
+from .duration import REST, Duration, DurationLike, fraction, percent_text
 
 
 def warmup_factor(t: Array, n: float, start: float | None, mode: str, xp: Namespace) -> Array:
@@ -71,6 +71,8 @@ class Warmup(Schedule):
 
 
 COOLDOWNS = ("linear", "cosine", "1-sqrt")
+#: WSD's cool-down when ``decay`` is left out: this fraction of its own length (Hägele et al. 2024)
+DEFAULT_DECAY = 0.2
 
 
 @dataclass(frozen=True)
@@ -81,15 +83,25 @@ class WSD(Schedule):
     ``decay`` steps to ``min_lr``: with ``s`` the fraction of the cool-down done, the factor is
     ``1 - s`` (linear), ``(1 + cos(pi s)) / 2`` (cosine) or ``1 - sqrt(s)`` (1-sqrt).
 
+    Left out, ``decay`` is :data:`DEFAULT_DECAY` (20%) of the schedule's own length,
+    ``ceil(0.2 * steps)``, so ``wsd(lr=1, steps=100)`` cools down over its last 20 steps in a run of any
+    length. With ``steps="rest"`` (its default) it is ``decay="20%"``, 20% of the whole run (also after a
+    separate ``warmup(...) >>``), and is kept as the default. A written percent, as every duration's,
+    is a percent of the run: ``wsd(lr=1, steps=100, decay="20%")`` in a 1000-step run asks for 200 steps.
+
     >>> s = WSD(lr=1.0, steps=100, warmup=10, decay=20, cooldown="linear")
     >>> round(s(9), 6), s(50), s(90), s(100)
     (0.909091, 1.0, 0.5, 0.0)
+    >>> WSD(lr=1.0, steps=100, cooldown="linear")(90)  # the default cool-down: the last 20 steps
+    0.5
     """
 
     lr: float = param(doc="the stable (peak) learning rate")
     steps: DurationLike = duration_field(REST, doc="total length (default: the rest of the run)")
     warmup: DurationLike = duration_field(0, doc="warmup length")
-    decay: DurationLike = duration_field("20%", doc="cool-down length at the end")
+    decay: DurationLike | None = duration_field(
+        None, doc="cool-down length at the end (default: 20% of steps; of the run when steps is rest)"
+    )
     cooldown: str = param("1-sqrt", doc="linear, cosine or 1-sqrt")
     min_lr: float = param(0.0, doc="value at the end")
     warmup_start: float | None = param(None, doc="warmup start as a fraction of lr (see warmup)")
@@ -103,7 +115,9 @@ class WSD(Schedule):
         check_choice(self.name, "cooldown", self.cooldown, COOLDOWNS)
         if self.warmup_start is not None:
             check_number(self.name, "warmup_start", self.warmup_start, low=0, high=1)
-        n, w, d = self.steps, self.warmup, self.decay
+        if self.steps == REST and self.decay == fraction(DEFAULT_DECAY):  # the default itself: one form,
+            object.__setattr__(self, "decay", None)  # so 'wsd(lr=1, decay=20%)' prints as 'wsd(lr=1)'
+        n, w, d = self.steps, self.warmup, self._decay()
         if (
             isinstance(n, Duration)
             and isinstance(w, Duration)
@@ -113,13 +127,36 @@ class WSD(Schedule):
             and d.is_steps
             and w.value + d.value > n.value
         ):
+            default = (
+                "" if self.decay is not None else f", the default {percent_text(DEFAULT_DECAY)}% of steps"
+            )
             raise ValueError(
-                f"{self.name}: warmup ({w.to_data()}) + decay ({d.to_data()}) "
+                f"{self.name}: warmup ({w.to_data()}) + decay ({d.to_data()}{default}) "
                 f"must fit in steps ({n.to_data()})"
             )
 
+    def _decay(self) -> DurationLike:
+        """``decay``, or where it is left out, :data:`DEFAULT_DECAY` of ``steps`` once that is in steps
+        (rounded up, as a fraction of the run is); else the fraction itself, which resolves against the
+        run (``steps="rest"``: the run is what the schedule fills) or waits for ``steps`` to resolve."""
+        if self.decay is not None:
+            return self.decay
+        n = self.steps
+        if isinstance(n, Duration) and n.is_steps:
+            return Duration(fraction(DEFAULT_DECAY).to_steps(float(n.value), None))
+        return fraction(DEFAULT_DECAY)
+
+    def _resolve(self, total: float | None, spe: float | None, span: float | None) -> WSD:
+        """A left-out ``decay`` with ``steps="rest"`` becomes 20% of the run (``total``) in steps, as
+        ``decay="20%"`` does; otherwise it stays left out and follows the resolved ``steps``."""
+        out = super()._resolve(total, spe, span)
+        rest = isinstance(self.steps, Duration) and self.steps.unit == "rest"
+        if self.decay is None and rest and total is not None:
+            return replace(out, decay=Duration(fraction(DEFAULT_DECAY).to_steps(total, spe)))
+        return out
+
     def _f(self, t: Array, xp: Namespace) -> Array:
-        n, w, d = steps_of(self.steps), steps_of(self.warmup), steps_of(self.decay)
+        n, w, d = steps_of(self.steps), steps_of(self.warmup), steps_of(self._decay())
         s = xp.clip((t - (n - d)) / d, 0.0, 1.0) if d > 0 else t * 0.0
         if self.cooldown == "linear":
             body = self.min_lr + (self.lr - self.min_lr) * (1.0 - s)
@@ -133,7 +170,7 @@ class WSD(Schedule):
         return xp.where(t < w, ramp, body)
 
 
-__all__ = ["COOLDOWNS", "WSD", "Warmup", "warmup_factor"]
+__all__ = ["COOLDOWNS", "DEFAULT_DECAY", "WSD", "Warmup", "warmup_factor"]
 
 
 def refuse_bare_warmup(s: Schedule, how: str = "", remedy: str = "") -> None:
