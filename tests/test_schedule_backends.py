@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from lrkit.schedules import WSD, Cosine, Linear, Polynomial, Repeat, Schedule, Warmup
 
@@ -193,7 +194,8 @@ def test_integer_steps_take_the_default_float_of_their_backend() -> None:
 
 @GRAD_SETTINGS
 @given(S.schedules)
-# in float32, 1 + (1.2e-4 - 1) rounds to an ulp of 1: step 0 gives 2**-13, 2.4e-4 off (any jax)
+# in float32, 1 + (1.2e-4 - 1) rounded to an ulp of 1: step 0 gave 2**-13, 2.4e-4 off (now exact: see
+# test_linear_is_exact_at_both_ends_in_float32_on_every_backend)
 @example(Repeat(Linear(lr=0.0001221001148223877, steps=1, end_lr=1.0), None))
 def test_batched_steps_under_jit_vmap_and_torch_at_step_0_and_2_53(s: Schedule) -> None:
     """A 2-D batch of steps, step 0, the end, 2**53 and below 0: torch (float32, float64, int64) and
@@ -218,6 +220,35 @@ def test_batched_steps_under_jit_vmap_and_torch_at_step_0_and_2_53(s: Schedule) 
     ):
         assert got.shape == (2, 4) and np.all(np.isfinite(got)) and np.all(got >= 0)
         np.testing.assert_allclose(got[near], want[near], rtol=1e-4, atol=1e-6 * scale)
+
+
+@GRAD_SETTINGS
+@given(S.lrs | st.just(0.0), S.lrs | st.just(0.0), S.lengths)
+@example(0.0001221001148223877, 1.0, 1)  # step 0 was 2**-13 in float32, 2.4e-4 off
+@example(1.2e-4, 1.0, 41)  # XLA's t * (1/41) makes 41 / 41 an ulp below 1
+@example(1.0, 1.2e-4, 47)  # jax gave 0.99999994 at step 0
+@example(0.0, 1.0, 3)  # jax.jit gave -2.98e-8, a negative LR, at step 0
+def test_linear_is_exact_at_both_ends_in_float32_on_every_backend(a: float, b: float, n: int) -> None:
+    """linear(lr=a, end_lr=b) gives exactly a at step 0 and b at its end, the float32 a and b in float32
+    (torch float32 and integer steps, jax eager and under jit), whatever their sizes: it was exact at the
+    end only, its start computed as b + (a - b), to the precision of b."""
+    s = Linear(lr=a, steps=n, end_lr=b)
+    assert s(0) == a and s(n) == b and s(np.array([0, n])).tolist() == [a, b]
+    ends = np.array([a, b], dtype=np.float32)
+    ks = np.array([0.0, float(n)])
+    for got in (
+        s(torch.tensor(ks, dtype=torch.float32)).numpy(),
+        s(torch.tensor([0, n])).numpy(),
+        np.asarray(s(jnp.asarray(ks, dtype=jnp.float32))),
+        np.asarray(jax.jit(lambda t: s(t))(jnp.asarray(ks, dtype=jnp.float32))),
+    ):
+        assert got.dtype == np.float32 and got.tolist() == ends.tolist()
+    # in between: the straight line, to float32 precision of the larger end
+    mid = np.arange(0.0, n + 0.5, 0.5)
+    want = a + (b - a) * mid / n
+    got32 = np.asarray(jax.jit(lambda t: s(t))(jnp.asarray(mid, dtype=jnp.float32)), dtype=np.float64)
+    np.testing.assert_allclose(got32, want, rtol=0, atol=3e-7 * max(a, b) + 1e-45)
+    np.testing.assert_allclose(s(mid), want, rtol=0, atol=1e-15 * max(a, b))
 
 
 @pytest.mark.parametrize(

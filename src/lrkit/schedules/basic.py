@@ -314,6 +314,8 @@ class Linear(Schedule):
     """Linear from ``lr`` to ``end_lr`` over ``steps``: ``lr + (end_lr - lr) * t / steps``
     (torch's ``LinearLR`` with ``lr = base*start_factor``, ``end_lr = base*end_factor``).
 
+    Computed from the nearer end (:func:`line_between`), so both ends are exact in float32 too.
+
     >>> Linear(lr=1.0, steps=4, end_lr=0.0)(1)
     0.75
     """
@@ -330,8 +332,17 @@ class Linear(Schedule):
         check_number(self.name, "end_lr", self.end_lr, low=0)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        n = steps_of(self.steps)  # exactly end_lr at t == n, whatever the rounding of t / n
-        return self.end_lr + (self.lr - self.end_lr) * ((n - t) / n)
+        return line_between(self.lr, self.end_lr, t, steps_of(self.steps), xp)
+
+
+def line_between(start: float, end: float, t: Array, n: float, xp: Namespace) -> Array:
+    """``start + (end - start) * t / n`` for ``t`` in ``[0, n]``, from the nearer end: ``start + (end -
+    start) * (t / n)`` in the first half, ``end + (start - end) * ((n - t) / n)`` in the second. Each
+    end comes from a fraction that is exactly 0 there, so ``t = 0`` gives ``start`` and ``t = n`` gives
+    ``end`` exactly in float32 too, whatever their sizes (``start + (end - start)`` rounds ``start`` to
+    the precision of ``end``: 2.4e-4 off for ``1.2e-4 -> 1``) and however ``t / n`` is rounded (XLA
+    computes it as ``t * (1 / n)``, so ``n / n`` may be below 1)."""
+    return xp.where(t < 0.5 * n, start + (end - start) * (t / n), end + (start - end) * ((n - t) / n))
 
 
 @dataclass(frozen=True)
@@ -442,4 +453,5 @@ __all__ = [
     "Polynomial",
     "StepDecay",
     "cosine_between",
+    "line_between",
 ]
