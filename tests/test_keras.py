@@ -612,3 +612,23 @@ def test_digits_training_matches_keras_cosine_decay_at_every_step() -> None:
     np.testing.assert_allclose([lr for _, lr in seen], ours.schedule(np.arange(steps)), rtol=RTOL, atol=1e-10)
     for a, b in zip(weights, weights_k):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_a_schedule_longer_than_total_steps_is_warned_about_once() -> None:
+    """cosine(steps=10000) over 450 steps never decays: warned when built with total_steps, not again
+    when Keras rebuilds it from its config (resolved, with no total)."""
+    import warnings
+
+    from lrkit.schedules.base import ScheduleLongerThanRunWarning
+
+    with pytest.warns(
+        ScheduleLongerThanRunWarning,
+        match=r"lrkit\.keras\.schedule: 'cosine\(lr=0\.1, steps=10000\)' lasts 10,000 steps, more than "
+        r"total_steps=450",
+    ) as seen:
+        s = lrkit.keras.schedule("cosine(lr=0.1, steps=10000)", total_steps=450)
+    assert seen[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScheduleLongerThanRunWarning)
+        KerasSchedule.from_config(s.get_config())
+        KerasSchedule("cosine(lr=0.1, steps=450)", total_steps=450)

@@ -9,6 +9,7 @@ cross zero (e.g. ``1 + cos(pi)``). Properties of the jax path itself are checked
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -497,3 +498,20 @@ def test_x64_gives_float64_lrs_that_optax_casts_to_the_gradients() -> None:
             assert params.dtype == jnp.float32
             got.append(np.asarray(params))
     np.testing.assert_allclose(got[0], got[1], rtol=1e-6)
+
+
+def test_a_schedule_longer_than_total_steps_is_warned_about() -> None:
+    """cosine(steps=10000) over 450 steps never decays: warned, as lrkit.torch.scheduler and the CLI do."""
+    from lrkit.schedules.base import ScheduleLongerThanRunWarning
+
+    with pytest.warns(
+        ScheduleLongerThanRunWarning,
+        match=r"lrkit\.optax\.schedule: 'cosine\(lr=0\.1, steps=10000\)' lasts 10,000 steps, more than "
+        r"total_steps=450",
+    ) as seen:
+        lrkit.optax.schedule("cosine(lr=0.1, steps=10000)", total_steps=450)
+    assert seen[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScheduleLongerThanRunWarning)
+        lrkit.optax.schedule("cosine(lr=0.1, steps=450)", total_steps=450)
+        lrkit.optax.schedule("cosine(lr=0.1, steps=10000)")

@@ -299,3 +299,14 @@ def test_the_guides_specs_of_timms_cosine_scheduler_give_its_lrs(
         t = k // upe if t_in_epochs else k
         want = LR * timm_cosine(t, 1.0, p["T"], p["m"], p["w"], p["i0"], p["c"], p["d"], int(p["n"]))
         assert lr == pytest.approx(want, rel=1e-12, abs=1e-15), (k, t)
+
+
+def test_a_schedule_longer_than_the_run_is_warned_about() -> None:
+    """timm gives the run as epochs x updates_per_epoch: a schedule outlasting it warns (as lrkit.torch)."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.warns(
+        lrkit.torch.ScheduleLongerThanRunWarning,
+        match=r"'cosine\(lr=0\.1, steps=10000\)' lasts 10,000 steps, more than total_steps=450",
+    ) as seen:
+        lrkit.timm.scheduler(opt, "cosine(lr=0.1, steps=10000)", epochs=3, updates_per_epoch=150)
+    assert seen[0].filename == __file__

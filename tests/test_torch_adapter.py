@@ -570,3 +570,40 @@ def test_step_without_any_optimizer_step_warns_once(pattern: str, warned: int, l
         follow_optimizer=False,
     )  # fmt: skip
     assert not _steps(free, opt, "." * 10) and free.last_epoch == 10
+
+
+LONGER = r"lasts 10,000 steps, more than total_steps=450: the run ends before the schedule does"
+
+
+def test_a_schedule_longer_than_total_steps_is_warned_about_at_the_callers_line() -> None:
+    """cosine(steps=10000) on a 450-step run never decays: lrkit show, plot and the lab warn, and so does
+    the scheduler, naming the schedule, its length and total_steps (the one check, longer_than_run)."""
+    assert issubclass(lrkit.torch.ScheduleLongerThanRunWarning, UserWarning)
+    match = rf"lrkit\.torch\.scheduler: 'cosine\(lr=0\.1, steps=10000\)' {LONGER}"
+    for in_graph in (False, True):
+        opt = torch.optim.SGD(_params(), lr=torch.tensor(0.1)) if in_graph else _sgd()
+        with pytest.warns(lrkit.torch.ScheduleLongerThanRunWarning, match=match) as seen:
+            lrkit.torch.scheduler(opt, "cosine(lr=0.1, steps=10000)", total_steps=450, in_graph=in_graph)
+        assert len(seen) == 1 and seen[0].filename == __file__  # the user's line, not lrkit's
+    ep = r"'cosine\(lr=0\.1, steps=4ep\)' lasts 600 steps, more than total_steps=450"
+    with pytest.warns(lrkit.torch.ScheduleLongerThanRunWarning, match=ep):
+        lrkit.torch.scheduler(_sgd(), "cosine(lr=0.1, steps=4ep)", epochs=3, steps_per_epoch=150)
+    with pytest.warns(
+        lrkit.torch.ScheduleLongerThanRunWarning,
+        match=r"hparams\['momentum'\] = 'warmup\(steps=5%\) >> cosine\(lr=0\.9, steps=10000\)' lasts 10,023",
+    ):
+        lrkit.torch.scheduler(
+            _sgd(momentum=0.9),
+            "constant(0.1)",
+            hparams={"momentum": "warmup(5%) >> cosine(lr=0.9, steps=10000)"},
+            total_steps=450,
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lrkit.torch.ScheduleLongerThanRunWarning)  # fits, forever, no total
+        for spec, total in [
+            ("cosine(lr=0.1, steps=450)", 450),
+            ("warmup(5%) >> cosine(lr=0.1)", 450),
+            ("constant(0.1)", 450),
+            ("cosine(lr=0.1, steps=10000)", None),
+        ]:
+            lrkit.torch.scheduler(_sgd(), spec, total_steps=total)

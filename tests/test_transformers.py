@@ -350,3 +350,12 @@ def test_a_plateau_without_evaluation_or_with_the_wrong_mode_is_refused(tmp_path
         trainer.train()
     with pytest.raises(TypeError, match=r"plateau must be an lrkit\.control\.Plateau"):
         lrkit.transformers.Trainer(args=_args(tmp_path), plateau="min", **common)  # type: ignore[arg-type]
+
+
+def test_a_schedule_longer_than_the_run_is_warned_about(tmp_path: Path) -> None:
+    """The Trainer's num_training_steps is the run: a schedule outlasting it warns (as lrkit.torch)."""
+    with pytest.warns(
+        lrkit.torch.ScheduleLongerThanRunWarning,
+        match=r"'cosine\(lr=0\.001, steps=100\)' lasts 100 steps, more than total_steps=4",
+    ):
+        _train(tmp_path, "cosine(lr=0.001, steps=100)", False, max_steps=4)

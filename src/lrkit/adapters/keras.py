@@ -60,6 +60,7 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
 from array_api_compat import array_namespace
 
 from ..control.plateau import Plateau
+from ..schedules.base import warn_longer_than_run
 from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
@@ -140,6 +141,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
                 f"schedule ({s}) cannot be evaluated: {s.unresolved}. Pass total_steps=... and/or "
                 "steps_per_epoch=... (Keras steps are batches)"
             )
+        if total_steps is not None:
+            warn_longer_than_run(s, float(total_steps), shown=repr(str(given)), where="lrkit.keras.schedule")
         self.schedule = s
         self._xp = _backend_namespace()
         m = _positive_or_zero("multiplier", multiplier, positive=True)

@@ -48,6 +48,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from ..control.plateau import MissingStateKeys, Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
+from ..schedules.base import ScheduleLongerThanRunWarning, warn_longer_than_run
 from ..schedules.duration import MAX_STEPS, _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
@@ -57,6 +58,7 @@ __all__ = [
     "EpochwiseSteppingWarning",
     "GraphScheduler",
     "NoOptimizerStepWarning",
+    "ScheduleLongerThanRunWarning",
     "ScheduleMismatchError",
     "Scheduler",
     "one_cycle_momentum",
@@ -109,12 +111,16 @@ def _per_group(x: object, n: int, where: str) -> tuple[tuple[Schedule, ...], boo
 
 
 def _resolve(s: Schedule, total_steps: float | None, steps_per_epoch: float | None, where: str) -> Schedule:
+    """``s`` resolved to steps; a :class:`ScheduleLongerThanRunWarning` when it outlasts ``total_steps``."""
     r = s.resolve(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     if r.unresolved:
         raise ValueError(
             f"{where} ({r}) cannot be evaluated: {r.unresolved}. Pass total_steps=... (or epochs=... with "
             "steps_per_epoch=...) and steps_per_epoch=... to lrkit.torch.scheduler"
         )
+    if total_steps is not None:
+        shown = repr(str(s)) if where == "schedule" else f"{where} = {str(s)!r}"
+        warn_longer_than_run(r, total_steps, shown=shown, where="lrkit.torch.scheduler")
     return r
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, SupportsFloat, TypeVar, overload
@@ -423,6 +426,69 @@ class Schedule:
         return to_string(self)
 
 
+class ScheduleLongerThanRunWarning(UserWarning):
+    """A schedule lasts longer than the run it drives: the run ends before the schedule does, so its end
+    (a cosine's decay, a WSD's cool-down) is never reached."""
+
+
+def longer_than_run(s: Schedule, total_steps: float) -> float | None:
+    """The length of ``s`` (resolved) in steps when it is longer than a run of ``total_steps`` steps,
+    else None (it fits, or runs forever). ``cosine(lr=0.1, steps=10000)`` over 450 steps never decays.
+
+    >>> from lrkit.schedules import Cosine
+    >>> longer_than_run(Cosine(lr=0.1, steps=10_000), 450), longer_than_run(Cosine(lr=0.1, steps=450), 450)
+    (10000.0, None)
+    """
+    n = s.length_steps
+    return n if n is not None and n > float(total_steps) else None
+
+
+def warn_longer_than_run(
+    s: Schedule,
+    total_steps: float,
+    *,
+    shown: str | None = None,
+    where: str = "lrkit",
+    total_name: str = "total_steps",
+) -> None:
+    """Warn (:class:`ScheduleLongerThanRunWarning`) when ``s`` is :func:`longer_than_run`, naming the
+    schedule (``shown``: as the user wrote it, default ``repr(str(s))``), its length and the run's
+    ``total_name``, after ``where`` (who warns).
+
+    For the adapters (``lrkit.torch.scheduler``, ``lrkit.keras.schedule``, ...): the warning points at
+    the code that called them; called from lrkit's own tools (the lab, which warns in its own words
+    before it runs, ``lrkit auto``) it is left to them and not given.
+    """
+    n = longer_than_run(s, total_steps)
+    if n is None:
+        return
+    stacklevel = _caller_stacklevel()
+    if stacklevel is None:
+        return
+    total = f"{float(total_steps):,.0f}" if float(total_steps).is_integer() else f"{float(total_steps):,}"
+    warnings.warn(
+        f"{where}: {repr(str(s)) if shown is None else shown} lasts {n:,.0f} steps, more than "
+        f"{total_name}={total}: the run ends before the schedule does, so its end is never reached (give "
+        f"its lengths as fractions of the run, '100%' or 'rest', to fit any {total_name})",
+        ScheduleLongerThanRunWarning,
+        stacklevel=stacklevel,
+    )
+
+
+_LRKIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+#: the packages whose frames stand between a caller and :func:`warn_longer_than_run`
+_PASSED = tuple(_LRKIT + d + os.sep for d in ("schedules", "adapters"))
+
+
+def _caller_stacklevel() -> int | None:
+    """The ``stacklevel`` (for a ``warnings.warn`` in the function calling this) of the first frame
+    outside lrkit's schedules and adapters, or None when that frame is lrkit's own (the lab, auto)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PASSED):
+        frame, level = frame.f_back, level + 1
+    return None if os.path.abspath(frame.f_code.co_filename).startswith(_LRKIT) else level
+
+
 def _count(v: Any, name: str) -> Any:
     """A 0-d integer array (numpy, torch, jax: ``len(loader) * epochs`` computed on arrays) as a Python
     int, as a numpy int is taken; other arrays are a TypeError; anything else is left to ``check_number``."""
@@ -497,6 +563,7 @@ __all__ = [
     "REGISTRY",
     "REST",
     "Schedule",
+    "ScheduleLongerThanRunWarning",
     "check_bound",
     "check_choice",
     "check_number",
@@ -505,9 +572,11 @@ __all__ = [
     "durations_field",
     "floor_div",
     "growth",
+    "longer_than_run",
     "param",
     "schedule_field",
     "steps_of",
+    "warn_longer_than_run",
     "where",
     "zero_safe",
 ]
