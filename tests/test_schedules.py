@@ -141,6 +141,8 @@ def test_wsd_default_decay_over_the_rest_of_the_run_and_a_written_percent_are_as
     assert str(alone) == "wsd(lr=1.0, steps=1000, decay=200, cooldown=linear)"
     chained = lrkit.parse("warmup(100) >> wsd(lr=1.0, cooldown=linear)").resolve(total_steps=1000)
     assert chained(800) == 1.0 and chained(900) == 0.5  # still the run's last 200 steps
+    with pytest.raises(ValueError, match=r"warmup \(750\) \+ decay \(200\) must fit in steps \(900\)"):
+        lrkit.parse("warmup(100) >> wsd(lr=1.0, warmup=750)").resolve(total_steps=1000)
     written = lrkit.parse("wsd(lr=1.0, steps=500, decay=20%, cooldown=linear)").resolve(total_steps=1000)
     assert written(300) == 1.0 and written(400) == 0.5  # 20% of the run: 200 of its 500 steps
     with pytest.raises(ValueError, match=r"warmup \(0\) \+ decay \(200\) must fit in steps \(100\)"):

@@ -149,11 +149,10 @@ class WSD(Schedule):
     def _resolve(self, total: float | None, spe: float | None, span: float | None) -> WSD:
         """A left-out ``decay`` with ``steps="rest"`` becomes 20% of the run (``total``) in steps, as
         ``decay="20%"`` does; otherwise it stays left out and follows the resolved ``steps``."""
-        out = super()._resolve(total, spe, span)
-        rest = isinstance(self.steps, Duration) and self.steps.unit == "rest"
-        if self.decay is None and rest and total is not None:
-            return replace(out, decay=Duration(fraction(DEFAULT_DECAY).to_steps(total, spe)))
-        return out
+        if self.decay is None and self.steps == REST and total is not None:
+            decay = Duration(fraction(DEFAULT_DECAY).to_steps(total, spe))
+            return replace(self, decay=decay)._resolve(total, spe, span)
+        return super()._resolve(total, spe, span)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n, w, d = steps_of(self.steps), steps_of(self.warmup), steps_of(self._decay())
