@@ -611,7 +611,16 @@ def load_grid(path: Path | None = None) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def compute_grid(names: list[str], tasks: dict[str, Task] | None = None, path: Path = GRID_FILE) -> None:
+def compute_grid(
+    names: list[str],
+    tasks: dict[str, Task] | None = None,
+    path: Path = GRID_FILE,
+    seeds: tuple[int, ...] = SEEDS,
+    reuse: Path | None = None,
+) -> None:
+    """Train every (LR, seed) of the grid not yet stored in ``path``. ``seeds`` other than SEEDS are
+    stored in the entry (``grid_means`` averages over them); runs already in the grid file ``reuse``
+    (the same task, LR and seed) are copied rather than trained again."""
     import torch
 
     torch.set_num_threads(1)
@@ -633,9 +642,15 @@ def compute_grid(names: list[str], tasks: dict[str, Task] | None = None, path: P
                 "seconds": {},
             },
         )
+        if seeds != SEEDS:
+            entry["seeds"] = list(seeds)
+        old = load_grid(reuse).get(name, {}) if reuse is not None else {}
         for lr in entry["lrs"]:
-            for seed in SEEDS:
+            for seed in seeds:
                 key = f"{lr:.6e}|{seed}"
+                if key not in entry["runs"] and key in old.get("runs", {}):
+                    entry["runs"][key] = old["runs"][key]
+                    entry["seconds"][key] = old["seconds"][key]
                 if key in entry["runs"]:
                     continue
                 t0 = time.perf_counter()
@@ -648,9 +663,10 @@ def compute_grid(names: list[str], tasks: dict[str, Task] | None = None, path: P
 
 
 def grid_means(entry: dict[str, Any]) -> tuple[list[float], list[float]]:
-    """(lrs, mean metric over the seeds) of one task's grid."""
+    """(lrs, mean metric over the seeds) of one task's grid (its ``seeds``, SEEDS if not stored)."""
     lrs = entry["lrs"]
-    means = [float(np.mean([entry["runs"][f"{lr:.6e}|{s}"] for s in SEEDS])) for lr in lrs]
+    seeds = entry.get("seeds", SEEDS)
+    means = [float(np.mean([entry["runs"][f"{lr:.6e}|{s}"] for s in seeds])) for lr in lrs]
     return lrs, means
 
 
@@ -1236,6 +1252,13 @@ def main(argv: list[str] | None = None) -> int:
     for flag, text in held_out:
         ap.add_argument(flag, action="store_true", help=f"held-out check on {text}")
     ap.add_argument("--sf-peak", action="store_true", help="auto's Schedule-Free peak factor, stored")
+    ap.add_argument(
+        "--grid-seeds",
+        type=int,
+        default=None,
+        help="train the grids of --tasks (public, fresh or lrkit's built-in names) with seeds 0..N-1 into "
+        "*_grid{N}.json, reusing the stored 3-seed runs: how much of a score is the grid's own seed noise",
+    )
     ap.add_argument("--per-decade", type=float, default=None, help="--inrun-peak's rungs per decade")
     args = ap.parse_args(argv)
     names = args.tasks.split(",")
@@ -1253,6 +1276,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m:.4f} in {time.perf_counter() - t0:.2f} s", flush=True)  # fmt: skip
     if args.grid:
         compute_grid(names)
+    if args.grid_seeds:
+        from lrkit.tasks import TASKS as BUILTIN
+
+        seeds = tuple(range(args.grid_seeds))
+        BUILTIN_NAMED = dict(BUILTIN)
+        for tasks, three in (
+            (TASKS, GRID_FILE),
+            (FRESH_TASKS, FRESH_GRID_FILE),
+            (BUILTIN_NAMED, BUILTIN_GRID_FILE),
+        ):
+            chosen = [n for n in names if n in tasks and tasks is not BUILTIN_NAMED]
+            if tasks is BUILTIN_NAMED:  # lrkit's own tasks as "builtin/NAME" (two share a public name)
+                chosen = [n[8:] for n in names if n.startswith("builtin/") and n[8:] in tasks]
+            if chosen:
+                more = three.with_name(three.stem + f"{args.grid_seeds}.json")
+                compute_grid(chosen, tasks, more, seeds=seeds, reuse=three)
     if args.finder:
         run_finder(names, repeats=args.repeats, path=args.runs, budget=args.budget)
     if args.heldout_finder:
@@ -1314,9 +1353,10 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [n for n in names if n in FRESH_TASKS] or list(FRESH_TASKS)
         compute_grid(chosen, FRESH_TASKS, FRESH_GRID_FILE)
         run_auto(chosen, FRESH_AUTO_FILE, FRESH_TASKS)
-    if not (args.grid or args.time or args.finder or args.auto or args.peak or args.inrun_peak
-            or args.inrun_rewarm or args.inrun_stride or args.inrun_kind or args.builtin or args.schedule_free
-            or args.sf_peak or args.clip or args.long or args.fresh or args.heldout_finder):  # fmt: skip
+    modes = ("grid", "grid_seeds", "time", "finder", "auto", "peak", "inrun_peak", "inrun_rewarm",
+             "inrun_stride", "inrun_kind", "builtin", "schedule_free", "sf_peak", "clip", "long", "fresh",
+             "heldout_finder")  # fmt: skip
+    if not any(getattr(args, m) for m in modes):
         for name, entry in load_grid().items():
             _summary(name, entry)
     return 0

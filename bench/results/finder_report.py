@@ -555,6 +555,74 @@ def heldout_finder_report() -> None:
         shipped_and_calibration(grid, runs, names)
 
 
+def noise_report(n_seeds: int = 10) -> None:
+    """The grids' own seed noise: each grid retrained with seeds 0..n-1 (python bench/finder_tasks.py
+    --grid-seeds 10; *_grid10.json, the stored 3-seed runs reused), and the stored finder and auto runs
+    scored against it. A 3-seed grid's best point is the largest of 16 noisy means, so it sits above
+    the true best wherever the seeds disagree (the winner's curse), and every score is divided by it."""
+    from finder_tasks import (
+        BUILTIN_FINDER_FILE,
+        BUILTIN_GRID_FILE,
+        FRESH_FINDER_FILE,
+        FRESH_GRID_FILE,
+        GRID_FILE,
+        grid_best,
+    )
+
+    sets = (
+        (
+            "the public benchmark",
+            GRID_FILE,
+            Path(__file__).with_name("finder_runs_v2.json"),
+            "auto_runs_v4.json",
+        ),
+        ("the 4 fresh tasks", FRESH_GRID_FILE, FRESH_FINDER_FILE, "fresh_auto.json"),
+        ("lrkit's built-in tasks", BUILTIN_GRID_FILE, BUILTIN_FINDER_FILE, "builtin_auto_v3.json"),
+    )
+    for title, three_file, runs_file, auto_name in sets:
+        more_file = three_file.with_name(three_file.stem + f"{n_seeds}.json")
+        if not more_file.exists():
+            continue
+        three, more = load_grid(three_file), load_grid(more_file)
+        names = [
+            n
+            for n, e in more.items()
+            if all(f"{lr:.6e}|{s}" in e["runs"] for lr in e["lrs"] for s in range(n_seeds))
+        ]
+        if not names:
+            continue
+        print(f"\nthe grid's seed noise: {title}, {n_seeds} training seeds ({more_file.name}) against 3")
+        print(
+            f"  {'task':28} {'3-seed best LR':>14} {'its 3-seed mean':>15} {f'{n_seeds}-seed mean':>13}"
+            f" {f'{n_seeds}-seed best LR':>15} {'3-seed best scored':>18} {'1 seed sd':>9} {'3-seed se':>9}"
+        )
+        for n in names:
+            lrs, m3 = grid_means(three[n])
+            _, m10 = grid_means(more[n])
+            b3, _ = grid_best(three[n])
+            b10, _ = grid_best(more[n])
+            i3, i10 = m3.index(b3), m10.index(b10)
+            sd = float(np.std([more[n]["runs"][f"{lrs[i10]:.6e}|{s}"] for s in range(n_seeds)], ddof=1))
+            print(
+                f"  {n:28} {lrs[i3]:14.3g} {b3:15.4f} {m10[i3]:13.4f} {lrs[i10]:15.3g}"
+                f" {grid_score(more[n], lrs[i3]):18.3f} {sd / abs(b10):9.3f} {sd / abs(b10) / 3**0.5:9.3f}"
+            )
+        print(
+            f"  ('{n_seeds}-seed mean': the {n_seeds}-seed mean at the 3-seed best LR; '3-seed best scored': "
+            f"that LR's score on the {n_seeds}-seed grid;\n   '1 seed sd', '3-seed se': at the {n_seeds}-seed"
+            " best LR, relative to its mean)"
+        )
+        if runs_file.exists():
+            runs = json.loads(runs_file.read_text())
+            done = [n for n in names if all(f"{n}|{s}" in runs for s in FINDER_SEEDS)]
+            if done:
+                print(f"\n  the finder's stored runs ({runs_file.name}) scored on the {n_seeds}-seed grid:")
+                shipped_and_calibration({n: more[n] for n in done}, runs, done)
+        auto_file = Path(__file__).with_name(auto_name)
+        if auto_file.exists():
+            auto_report(auto_file, more_file, held_out=title != "the public benchmark")
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
     divisor_report(Path(sys.argv[1]) if len(sys.argv) > 1 else FINDER_FILE)
@@ -618,3 +686,4 @@ if __name__ == "__main__":
         )
     if Path(__file__).with_name("clip_finder.json").exists():
         clip_finder_report(Path(__file__).with_name("clip_finder.json"))
+    noise_report()
