@@ -76,14 +76,18 @@ def test_errors_are_one_line_with_exit_2(
     [
         (
             ["show", "cosine(lr=1)", "--total", "-3"],
-            "lrkit show: error: --total: expected a whole number from 1 to 9,007,199,254,740,992, got '-3' "
+            "lrkit show: error: --total: expected a whole number from 1 to 2**53, got '-3' "
             "(see lrkit show --help)",
         ),
         (
             ["plot", "cosine(lr=1)"],
             "lrkit plot: error: the following arguments are required: --total, --out (see lrkit plot --help)",
         ),
-        (["lab", "--seeds", "x"], "lrkit lab: error: --seeds: invalid int value: 'x' (see lrkit lab --help)"),
+        (
+            ["lab", "--seeds", "x"],
+            "lrkit lab: error: --seeds: expected a whole number from 1 to 2**53, got 'x' "
+            "(see lrkit lab --help)",
+        ),
         (["--bad"], "lrkit: error: unrecognized arguments: --bad (see lrkit --help)"),
     ],
 )

@@ -108,9 +108,9 @@ def test_find_end_lr_below_start_lr_names_both_flags(
 MODEL_ONLY = [
     ("--loss", "bogus"),
     ("--loss", "mse"),
-    ("--momentum", "-1"),
+    ("--momentum", "0"),
     ("--momentum", "0.5"),
-    ("--weight-decay", "-1"),
+    ("--weight-decay", "0"),
     ("--weight-decay", "0.1"),
     ("--data", "mod:data"),
 ]
@@ -288,7 +288,7 @@ TUNE_BAD = [
     (["--kinds", "cosine,cosine"], "--kinds", "cosine,cosine"),
     (["--kinds", ","], "--kinds", "','"),
     (["--lr-range", "1", "0.1"], "--lr-range", "0.1"),
-    (["--lr-range", "0", "1"], "--lr-range", "0.0"),
+    (["--lr-range", "0", "1"], "--lr-range", "'0'"),
     (["--lr-range", "1e-3", "inf"], "--lr-range", "inf"),
     (["--optimizer", "bogus"], "--optimizer", "bogus"),
     (["--optimizer", "prodigy"], "--optimizer", "own step size"),

@@ -485,3 +485,70 @@ def test_a_lab_schedule_that_does_not_fit_the_run_is_refused_before_anything_is_
         *invoke(capsys, argv), "strategy 'w': wsd: warmup (27) + decay (27) must fit in steps (45)"
     )
     assert files_under(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# one word for a directory: the guide's (and the system's: "Is a directory"), never "folder"
+
+DIRECTORY_WORDS = [
+    (
+        ["plot", "cosine(lr=1)", "--total", "9", "--out", "adir.png"],
+        "'adir.png' is a directory; expected a file",
+    ),
+    (["gallery", "--out", "afile/x.png"], "afile', which is a file, not a directory"),
+    (
+        ["lab", "--strategy", "constant(0.1)", "--out", "afile"],
+        "--out: 'afile' is a file; expected a directory",
+    ),
+    (["lab", "--strategy", "constant(0.1)", "--out", ""], "--out: expected a directory name, got ''"),
+    (
+        ["tune", "--task", "digits-mlp-sgd", "--trials", "1", "--no-report", "--storage", "afile/t.db"],
+        "afile', which is a file, not a directory",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"), DIRECTORY_WORDS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in DIRECTORY_WORDS]
+)
+def test_path_errors_say_directory(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    line = assert_one_error(*invoke(capsys, argv), words)
+    assert "folder" not in line
+
+
+def test_no_help_says_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    from lrkit.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
+    for command, p in sub.choices.items():
+        text = p.format_help()
+        assert "folder" not in text, (command, [line for line in text.splitlines() if "folder" in line])
+
+
+EMPTY_PATHS = [
+    ["lab", "--strategy", "constant(0.1)", "--epochs", "1", "--out="],
+    ["report", "lab.db", "--out="],
+    ["tune", "--task", "digits-mlp-sgd", "--trials", "1", "--epochs", "1", "--no-finder", "--out="],
+    ["demo", "--quick", "--out="],
+    ["auto", "--task", "digits-mlp-sgd", "--epochs", "1", "--json="],
+    ["auto", "--task", "digits-mlp-sgd", "--epochs", "1", "--plot="],
+]
+
+
+@pytest.mark.parametrize("argv", EMPTY_PATHS, ids=[" ".join(a[:1] + a[-1:]) for a in EMPTY_PATHS])
+def test_an_empty_path_is_refused_not_taken_for_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """``--out ''`` was Path('') = '.': lrkit lab wrote its report, CSV files and database into the
+    current directory; ``auto --json ''`` wrote no JSON and said nothing."""
+    monkeypatch.chdir(tmp_path)
+    if argv[0] == "report":
+        (tmp_path / "lab.db").write_bytes(b"")
+    before = files_under(tmp_path)
+    code, out, err = invoke(capsys, argv)
+    assert code == 2, err
+    assert_one_error(code, out, err, argv[-1].rstrip("=") + ": expected a")
+    assert files_under(tmp_path) == before

@@ -102,8 +102,6 @@ def test_find_with_model_and_data_factories(
         (("--model", "no_such_module_xyz:f", "--data", "x:y"), "cannot import"),
         (("--task", "digits-mlp-adam", "--rule", "magic"), "--rule"),
         (("--task", "digits-mlp-adam", "--mode", "cos"), "--mode"),
-        (("--task", "digits-mlp-adam", "--num-steps", "1"), "--num-steps"),
-        (("--task", "digits-mlp-adam", "--batches-per-step", "0"), "--batches-per-step must be an int >= 1"),
         # matplotlib would add .png to a bare name (and the message would name another file), or
         # refuse an unknown suffix only after the whole test
         (("--task", "digits-mlp-adam", "--out", "lr_plot"), r"--out: expected a \.png, \.svg, \.pdf"),
@@ -119,6 +117,26 @@ def test_bad_input_raises_value_error(argv: tuple[str, ...], words: str) -> None
     args = parse(*argv)
     with pytest.raises(ValueError, match=words):
         args.func(args)
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (("--num-steps", "1"), "--num-steps: expected a whole number from 2 to 1,000,000, got '1'"),
+        (("--batches-per-step", "0"), "--batches-per-step: expected a whole number from 1 to 2**53, got '0'"),
+        (("--smoothing", "1"), "--smoothing: expected a number >= 0 and < 1, got '1'"),
+        (
+            ("--budget", "2.5"),
+            "--budget: expected a fraction in (0, 1] or a whole number of steps up to 2**53",
+        ),
+    ],
+)
+def test_bad_numbers_are_refused_as_they_are_parsed(
+    argv: tuple[str, ...], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse("--task", "digits-mlp-adam", *argv)
+    assert info.value.code == 2 and words in capsys.readouterr().err
 
 
 def test_a_nan_first_loss_of_model_and_data_is_bad_input_as_for_a_task(

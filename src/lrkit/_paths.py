@@ -1,8 +1,8 @@
 """Checks of output paths given on the command line, made before anything is computed or written.
 
 ``check_output_file(path, flag)`` and ``check_output_dir(path, flag, names)`` raise a ``ValueError`` that
-names the flag, the path and what was expected: a path that is a folder where a file is wanted (or the
-other way round), a path under a file, a name the file system refuses (NUL byte, too long), a folder
+names the flag, the path and what was expected: a path that is a directory where a file is wanted (or the
+other way round), a path under a file, a name the file system refuses (NUL byte, too long), a directory
 without write permission, or **an existing file that lrkit did not write**. They create nothing.
 
 lrkit overwrites only its own files. Every file it writes carries its mark (:func:`savefig_metadata`
@@ -73,7 +73,7 @@ def check_plot_file(path: str | os.PathLike[str], flag: str) -> Path:
 
 
 def _stat_kind(p: Path, flag: str) -> str | None:
-    """``"dir"``, ``"file"`` (anything that is not a folder) or None when nothing is at ``p``."""
+    """``"dir"``, ``"file"`` (anything that is not a directory) or None when nothing is at ``p``."""
     try:
         if p.is_dir():
             return "dir"
@@ -87,13 +87,15 @@ def _stat_kind(p: Path, flag: str) -> str | None:
 
 
 def _check_parents(p: Path, flag: str) -> None:
-    """The nearest existing ancestor of ``p`` must be a writable folder (where ``p`` or its parents go)."""
+    """The nearest existing ancestor of ``p`` must be a writable directory (where ``p`` or its parents go)."""
     for parent in p.absolute().parents:
         kind = _stat_kind(parent, flag)
         if kind is None:
             continue
         if kind != "dir":
-            raise ValueError(f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder")
+            raise ValueError(
+                f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a directory"
+            )
         if not os.access(parent, os.W_OK | os.X_OK):
             raise ValueError(f"{flag}: cannot create {str(p)!r}: no write permission in {str(parent)!r}")
         return
@@ -112,9 +114,10 @@ def _check_name(p: Path, flag: str) -> None:
 
 
 def check_output_file(path: str | os.PathLike[str], flag: str, suffixes: Sequence[str] = ()) -> Path:
-    """``Path(path)`` if a file can be written there: not a folder, not under a file, in a writable folder.
+    """``Path(path)`` if a file can be written there: not a directory, not under a file, in a writable
+    directory.
 
-    ``suffixes`` (lower case, with the dot) restricts the file type. Missing parent folders are allowed
+    ``suffixes`` (lower case, with the dot) restricts the file type. Missing parent directories are allowed
     (the caller creates them). Raises ``ValueError`` naming ``flag`` otherwise.
     """
     p = Path(path)
@@ -123,7 +126,7 @@ def check_output_file(path: str | os.PathLike[str], flag: str, suffixes: Sequenc
     _check_name(p, flag)
     kind = _stat_kind(p, flag)
     if kind == "dir":
-        raise ValueError(f"{flag}: {str(p)!r} is a folder; expected a file name")
+        raise ValueError(f"{flag}: {str(p)!r} is a directory; expected a file name")
     if suffixes and p.suffix.lower() not in suffixes:
         raise ValueError(f"{flag}: expected a {', '.join(suffixes)} file name, got {str(p)!r}")
     _check_parents(p, flag)
@@ -135,18 +138,18 @@ def check_output_file(path: str | os.PathLike[str], flag: str, suffixes: Sequenc
 
 
 def check_output_dir(path: str | os.PathLike[str], flag: str, names: Sequence[str] = ()) -> Path:
-    """``Path(path)`` if it is, or can be made, a writable folder: not a file, not under a file, and none
+    """``Path(path)`` if it is, or can be made, a writable directory: not a file, not under a file, and none
     of the files ``names`` (the ones the command will write there) is a file lrkit did not write.
 
     Raises ``ValueError`` naming ``flag`` otherwise.
     """
     p = Path(path)
     if str(path) == "":
-        raise ValueError(f"{flag}: expected a folder name, got ''")
+        raise ValueError(f"{flag}: expected a directory name, got ''")
     _check_name(p, flag)
     kind = _stat_kind(p, flag)
     if kind == "file":
-        raise ValueError(f"{flag}: {str(p)!r} is a file; expected a folder")
+        raise ValueError(f"{flag}: {str(p)!r} is a file; expected a directory")
     if kind == "dir":
         if not os.access(p, os.W_OK | os.X_OK):
             raise ValueError(f"{flag}: cannot write in {str(p)!r} (no write permission)")
@@ -205,7 +208,7 @@ def check_replaceable(path: str | os.PathLike[str], flag: str) -> None:
 def write_output(path: str | os.PathLike[str], data: bytes, flag: str = "path") -> Path:
     """Write ``data`` to ``path`` through a temporary file beside it, renamed over it (a failure leaves
     ``path`` as it was); refuses (``ValueError`` naming ``flag``) to replace a file lrkit did not
-    write. Missing folders are made. The file gets the usual permissions (0666 less the umask)."""
+    write. Missing directories are made. The file gets the usual permissions (0666 less the umask)."""
     p = Path(path)
     check_replaceable(p, flag)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lrkit._cliargs import positive_float, positive_int, seed
 from lrkit.auto import KINDS, SEARCHES
+from lrkit.finder.cli import budget_type
 from lrkit.scaling import LR_FREE
 from lrkit.tasks import TASKS
 from lrkit.tasks.optimizers import OPTIMIZERS
@@ -75,12 +77,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=seed,
         default=0,
         help="seeds the model's initialisation, the batch order and the search (default %(default)s)",
     )
     p.add_argument(
-        "--epochs", type=int, default=None, metavar="E", help="epochs to train (default: the task's)"
+        "--epochs", type=positive_int, default=None, metavar="E", help="epochs to train (default: the task's)"
     )
     p.add_argument(
         "--optimizer",
@@ -90,14 +92,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-grad-norm",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="C",
         help="clip the gradient norm to C in the search and the training (default: the task's; none)",
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=budget_type,
         default=0.1,
         help="finder escalation budget, the extra steps a retry may take: a fraction (<= 1) of the planned "
         "steps, or a whole number of steps (default 0.1)",
@@ -141,22 +143,17 @@ def run(args: argparse.Namespace) -> int:
     from lrkit._usercode import user_code
     from lrkit.auto import train_task
     from lrkit.cli import check_search_optimizer, check_task
-    from lrkit.finder import NoSuggestionError, core
-    from lrkit.finder.cli import EXIT_NO_SUGGESTION, budget_flag
+    from lrkit.finder import NoSuggestionError
+    from lrkit.finder.cli import EXIT_NO_SUGGESTION
     from lrkit.tasks import get_task
 
     check_task(args.task, "--task")
-    budget = budget_flag(args.budget)  # as lrkit find's: a fraction of the planned steps, or steps
-    if args.epochs is not None:  # the finder's checks, under the flags' names (as lrkit find's)
-        core._check_int("--epochs", args.epochs, 1)
-    core._check_int("--seed", args.seed, 0)
+    budget = args.budget  # as lrkit find's: a fraction of the planned steps, or steps (budget_type)
     if args.optimizer is not None:
         check_search_optimizer(args.optimizer, "lrkit auto")
-    if args.max_grad_norm is not None:
-        core._check_positive_float("--max-grad-norm", args.max_grad_norm)
-    if args.json:  # before the training, not after it
+    if args.json is not None:  # before the training, not after it ('' is refused, not skipped)
         check_output_file(args.json, "--json")
-    if args.plot:
+    if args.plot is not None:
         check_plot_file(args.plot, "--plot")
     # an unknown task, a module that does not import, a broken factory, loss or metric: all fail here,
     # before any training; an exception of your own code is shown as yours

@@ -25,7 +25,8 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._paths import check_plot_file
+from ._cliargs import MAX_STEPS, positive_float, positive_int, short, whole_number
+from ._paths import check_output_dir, check_plot_file
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
 from .schedules import REGISTRY, Schedule
@@ -37,42 +38,7 @@ or a .json/.yaml/.toml file. Durations: 500 (steps), 3ep (epochs), 10% (of --tot
 Run `lrkit schedules` for every schedule and its parameters."""
 
 
-#: the most steps a command accepts: float64 holds every whole number up to 2**53 exactly
-MAX_STEPS = 2**53
-
-
-def _short(text: str) -> str:
-    """``text`` for an error message: a 5,000-digit number is shown by its first digits and length."""
-    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
-
-
-def _whole_number(text: str, high: int, why: str) -> int:
-    expected = f"expected a whole number from 1 to {high:,}{why}, got {_short(text)}"
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(expected) from None
-    if not 1 <= v <= high:
-        raise argparse.ArgumentTypeError(expected)
-    return v
-
-
-def _positive_int(text: str) -> int:
-    return _whole_number(text, MAX_STEPS, "")
-
-
-def _plot_total(text: str) -> int:
-    return _whole_number(text, MAX_PLOT_STEPS, " (every step is drawn)")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {_short(text)}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {_short(text)}")
-    return v
+_plot_total = whole_number(1, MAX_PLOT_STEPS, " (every step is drawn)")
 
 
 def _steps_list(text: str) -> list[float]:
@@ -84,8 +50,8 @@ def _steps_list(text: str) -> list[float]:
             v = math.nan
         if not 0 <= v <= MAX_STEPS:  # also NaN
             raise argparse.ArgumentTypeError(
-                f"expected comma-separated steps from 0 to 2**53 like 0,100,1000, got {_short(part.strip())}"
-                + (f" in {_short(text)}" if part != text else "")
+                f"expected comma-separated steps from 0 to 2**53 like 0,100,1000, got {short(part.strip())}"
+                + (f" in {short(text)}" if part != text else "")
             )
         out.append(v)
     return out
@@ -320,7 +286,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.out), quick=args.quick)
+    return run_demo(check_output_dir(args.out, "--out"), quick=args.quick)  # '' refused, not the current dir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -345,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--steps-per-epoch",
-        type=_positive_float,
+        type=positive_float,
         metavar="M",
         help="steps per epoch, for durations given in epochs (3ep)",
     )
@@ -358,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sp.add_argument("spec", metavar="SPEC", help="a schedule spec or a .json/.yaml/.toml file")
-    sp.add_argument("--total", type=_positive_int, metavar="N", help="total steps of the run")
+    sp.add_argument("--total", type=positive_int, metavar="N", help="total steps of the run")
     sp.add_argument(
         "--at", type=_steps_list, metavar="STEPS", help="comma-separated steps (default: 11 points)"
     )
@@ -397,27 +363,27 @@ def build_parser() -> argparse.ArgumentParser:
     from .scaling import _ADAPTIVE, _SGD
 
     bp = sub.add_parser("scale", help="scale a tuned LR to another batch size (linear or sqrt rule)")
-    bp.add_argument("--lr", type=_positive_float, required=True, help="the LR tuned at --base-batch")
+    bp.add_argument("--lr", type=positive_float, required=True, help="the LR tuned at --base-batch")
     bp.add_argument(
         "--base-batch",
-        type=_positive_int,
+        type=positive_int,
         required=True,
         metavar="B",
         help="the effective batch it was tuned at (per device x accumulation steps x devices)",
     )
     bp.add_argument(
-        "--batch", type=_positive_int, required=True, metavar="B", help="the new batch, per device and pass"
+        "--batch", type=positive_int, required=True, metavar="B", help="the new batch, per device and pass"
     )
     bp.add_argument(
         "--accumulation-steps",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="K",
         help="micro-batches per optimizer step (default: %(default)s)",
     )
     bp.add_argument(
         "--devices",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="data-parallel devices (default: %(default)s)",
@@ -447,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     dp = sub.add_parser(
         "demo", help="the main job: gallery, LR finder and strategies side by side on a real task"
     )
-    dp.add_argument("--out", default="lrkit-demo", metavar="DIR", help="output folder (default: %(default)s)")
+    dp.add_argument(
+        "--out", default="lrkit-demo", metavar="DIR", help="output directory (default: %(default)s)"
+    )
     dp.add_argument("--quick", action="store_true", help="fewer epochs, for a fast look")
     dp.set_defaults(func=cmd_demo)
 

@@ -18,12 +18,23 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any
 
+from lrkit._cliargs import (
+    MAX_STEPS,
+    non_negative,
+    number,
+    positive_float,
+    positive_int,
+    seed,
+    short,
+    whole_number,
+)
 from lrkit._paths import check_output_file, check_plot_file, write_json
 from lrkit._usercode import user_code, user_error
 from lrkit.finder import core
@@ -124,26 +135,29 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     what.add_argument(
         "--momentum",
-        type=float,
+        type=non_negative,
         default=None,
         help=f"with --model and --optimizer sgd: SGD momentum (default {MODEL_DEFAULTS['momentum']})",
     )
     what.add_argument(
         "--weight-decay",
-        type=float,
+        type=non_negative,
         default=None,
         help=f"with --model: weight decay (default {MODEL_DEFAULTS['weight_decay']})",
     )
     ramp = p.add_argument_group("the range test")
     ramp.add_argument(
-        "--start-lr", type=float, default=core.START_LR, help="first LR of the ramp (default %(default)g)"
+        "--start-lr",
+        type=positive_float,
+        default=core.START_LR,
+        help="first LR of the ramp (default %(default)g)",
     )
     ramp.add_argument(
-        "--end-lr", type=float, default=core.END_LR, help="last LR of the ramp (default %(default)g)"
+        "--end-lr", type=positive_float, default=core.END_LR, help="last LR of the ramp (default %(default)g)"
     )
     ramp.add_argument(
         "--num-steps",
-        type=int,
+        type=whole_number(2, core.MAX_RUNGS),
         default=core.NUM_STEPS,
         metavar="N",
         help="rungs (LRs) per repeat; the test stops early when the loss blows up (default %(default)s)",
@@ -156,20 +170,20 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     ramp.add_argument(
         "--smoothing",
-        type=float,
+        type=number(0.0, inclusive=True, below=1.0),
         default=core.SMOOTHING,
         help="EMA factor of the smoothed loss, in [0, 1) (default %(default)g)",
     )
     ramp.add_argument(
         "--repeats",
-        type=int,
+        type=positive_int,
         default=3,
         metavar="N",
         help="repeats over seeds and batch orders; the suggestion is their median (default %(default)s)",
     )
     ramp.add_argument(
         "--seed",
-        type=int,
+        type=seed,
         default=0,
         help="seed of the model and the first repeat; repeat r seeds torch and the loader with seed + r "
         "(default 0)",
@@ -184,28 +198,28 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     ramp.add_argument(
         "--batches-per-step",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="optimizer steps per rung, their losses averaged: less noise for N times the steps (default 1)",
     )
     ramp.add_argument(
         "--accumulation-steps",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="micro-batches per optimizer step (gradient accumulation), as your training does (default 1)",
     )
     ramp.add_argument(
         "--max-grad-norm",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="C",
         help="clip the gradient norm to C at every step, as your training does (default: the task's; none)",
     )
     ramp.add_argument(
         "--budget",
-        type=float,
+        type=budget_type,
         default=None,
         help="escalation budget, the optimizer steps that retries of a test without signal may add: a "
         "fraction (<= 1) of the planned training steps, or a number of steps (default: 10%% of them or "
@@ -213,7 +227,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     ramp.add_argument(
         "--epochs",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="planned training epochs, which size the default --budget (default: the task's; with --model, "
@@ -241,7 +255,7 @@ def _load(spec: str, flag: str) -> Callable[..., Any]:
         stem = module.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py").lstrip(".") or "MODULE"
         raise ValueError(  # as lrkit.tasks words it for --task
             f"{flag} {spec!r}: {module!r} is a file path; expected the module's import name, "
-            f"'{stem}:{attr}', run from the file's folder or with that folder on PYTHONPATH"
+            f"'{stem}:{attr}', run from the file's directory or with that directory on PYTHONPATH"
         )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -302,7 +316,6 @@ def _check_first_loss(model: Any, loader: Any, loss_fn: Callable[..., Any], args
     mode under ``no_grad``: nothing the test starts from changes (each repeat reseeds the RNG). A
     one-shot iterator (a generator) is given back with its first batch in front: one-shot still."""
     import itertools
-    import math
 
     import torch
 
@@ -470,51 +483,37 @@ def _check_args(args: argparse.Namespace) -> None:
             )
         if args.loss not in LOSSES and ":" not in args.loss:
             raise ValueError(f"--loss must be one of {', '.join(LOSSES)} or MODULE:FUNC, got {args.loss!r}")
-        _check_non_negative("--momentum", args.momentum)
-        _check_non_negative("--weight-decay", args.weight_decay)
     if args.rule not in RULES:
         raise ValueError(f"--rule must be one of {', '.join(RULES)}, got {args.rule!r}")
     if args.mode not in ("exp", "linear"):
         raise ValueError(f"--mode must be 'exp' or 'linear', got {args.mode!r}")
-    # the checks find_lr makes, under the flags' names
-    core._check_positive_float("--start-lr", args.start_lr)
-    core._check_positive_float("--end-lr", args.end_lr)
+    # each number was checked as it was parsed (lrkit._cliargs); what is left relates two flags
     if not args.end_lr > args.start_lr:
         raise ValueError(f"--end-lr must be greater than --start-lr ({args.start_lr!r}), got {args.end_lr!r}")
-    core._check_int("--num-steps", args.num_steps, 2)
-    if not 0.0 <= args.smoothing < 1.0:
-        raise ValueError(f"--smoothing must be in [0, 1), got {args.smoothing!r}")
-    core._check_int("--repeats", args.repeats, 1)
-    core._check_int("--accumulation-steps", args.accumulation_steps, 1)
-    core._check_int("--batches-per-step", args.batches_per_step, 1)
-    core._check_int("--seed", args.seed, 0)
-    if args.max_grad_norm is not None:
-        core._check_positive_float("--max-grad-norm", args.max_grad_norm)
-    if args.epochs is not None:
-        core._check_int("--epochs", args.epochs, 1)
-    budget = None if args.budget is None else budget_flag(args.budget)
-    if isinstance(budget, float) and args.model is not None and args.epochs is None:
+    if isinstance(args.budget, float) and args.model is not None and args.epochs is None:
         raise ValueError("--budget as a fraction needs the planned training: give --epochs")
 
 
-def budget_flag(value: float, flag: str = "--budget") -> float | int:
-    """A ``--budget`` (lrkit find's and lrkit auto's): a fraction in (0, 1] of the planned steps, kept a
-    float, or a whole number of steps > 1, made an int (as find_lr and lrkit.auto count it)."""
+def budget_type(text: str) -> float | int:
+    """``--budget`` (lrkit find's and lrkit auto's), an argparse ``type=``: a fraction in (0, 1] of the
+    planned steps, kept a float, or a whole number of steps > 1, made an int (as find_lr and lrkit.auto
+    count it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
     if 0.0 < value <= 1.0:
-        return float(value)
-    if 1.0 < value < float("inf") and value == int(value):
+        return value
+    if 1.0 < value <= MAX_STEPS and value.is_integer():
         return int(value)
-    raise ValueError(f"{flag} must be a fraction in (0, 1] or a whole number of steps, got {value!r}")
-
-
-def _check_non_negative(flag: str, value: float) -> None:
-    if not 0.0 <= value < float("inf"):  # also NaN
-        raise ValueError(f"{flag} must be a finite number >= 0, got {value!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected a fraction in (0, 1] or a whole number of steps up to 2**53, got {short(text)}"
+    )
 
 
 def _budget(args: argparse.Namespace, planned: int | None) -> dict[str, Any]:
     """find_lr's planned_steps and budget from --epochs/--budget (a fraction <= 1, or steps)."""
-    budget = None if args.budget is None else budget_flag(args.budget)  # checked by _check_args
+    budget = args.budget  # a fraction (float) or steps (int): see budget_type
     if isinstance(budget, int):
         return {"planned_steps": planned, "budget": budget}
     if budget is not None and planned is None:

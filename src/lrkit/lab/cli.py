@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._cliargs import MAX_INT, positive_int, whole_number
 from .._paths import check_output_dir, require_matplotlib
 from .._usercode import user_code
 from ..tasks.optimizers import OPTIMIZERS
@@ -50,12 +51,15 @@ def register(sub: Any) -> None:
         metavar="[LABEL[@OPT]=]SPEC",
         help=f"repeatable; OPT replaces the task's optimizer: {', '.join(OPTIMIZERS)}",
     )
-    lp.add_argument("--seeds", type=int, metavar="K", help="seeds per strategy (default: 1)")
-    lp.add_argument("--epochs", type=int, metavar="E", help="epochs per run (default: the task's)")
+    lp.add_argument("--seeds", type=positive_int, metavar="K", help="seeds per strategy (default: 1)")
+    lp.add_argument("--epochs", type=positive_int, metavar="E", help="epochs per run (default: the task's)")
     lp.add_argument(
-        "--workers", type=int, metavar="N", help=f"parallel processes (default: the cores, {_cores()})"
+        "--workers",
+        type=whole_number(1, MAX_INT),
+        metavar="N",
+        help=f"parallel processes (default: the cores, {_cores()})",
     )
-    lp.add_argument("--out", metavar="DIR", help="output folder (default: lrkit-lab)")
+    lp.add_argument("--out", metavar="DIR", help="output directory (default: lrkit-lab)")
     lp.add_argument("--db", metavar="FILE", help="SQLite results file (default: OUT/lab.db)")
     lp.add_argument("--name", help="experiment name stored with the runs (default: lab)")
     lp.add_argument(
@@ -65,25 +69,22 @@ def register(sub: Any) -> None:
 
     rp = sub.add_parser("report", help="re-make the HTML report, CSV files and figure from a lab database")
     rp.add_argument(
-        "source", metavar="DB_OR_DIR", help="a lab database, or a lab's output folder (DIR/lab.db)"
+        "source", metavar="DB_OR_DIR", help="a lab database, or a lab's output directory (DIR/lab.db)"
     )
-    rp.add_argument("--out", metavar="DIR", help="output folder (default: the database's folder)")
-    rp.add_argument("--experiment", type=int, metavar="ID", help="which experiment (default: the latest)")
+    rp.add_argument("--out", metavar="DIR", help="output directory (default: the database's directory)")
+    rp.add_argument(
+        "--experiment",
+        type=whole_number(None, None),
+        metavar="ID",
+        help="which experiment (default: the latest)",
+    )
     rp.set_defaults(func=cmd_report)
-
-
-def _positive(value: int | None, flag: str) -> int | None:
-    if value is not None and value < 1:
-        raise ValueError(f"{flag}: expected an integer >= 1, got {value}")
-    return value
 
 
 def experiment_from_args(args: argparse.Namespace) -> Experiment:
     """The experiment a ``lrkit lab`` command line describes (a file, overridden by flags)."""
     from .runner import Strategy, check_labels
 
-    for flag in ("seeds", "epochs", "workers"):  # the task's name is checked by cmd_lab, file or flag
-        _positive(getattr(args, flag), f"--{flag}")
     if args.experiment is not None:
         if args.strategy or args.task:
             raise ValueError("give strategies and the task in the experiment file or as flags, not both")
@@ -104,8 +105,8 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
         exp.epochs = args.epochs
     if args.workers is not None:
         exp.workers = args.workers
-    if args.out is not None:
-        exp.output = Path(args.out)
+    if args.out is not None:  # checked as given: Path('') is the current directory
+        exp.output = check_output_dir(args.out, "--out", LAB_FILES)
     if args.db is not None:
         exp.db = Path(args.db)
     if args.name is not None:
@@ -205,7 +206,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     src = Path(args.source)
     db = src / "lab.db" if src.is_dir() else src
-    out = check_output_dir(args.out or db.parent, "--out", LAB_FILES)
+    out = check_output_dir(db.parent if args.out is None else args.out, "--out", LAB_FILES)
     # the database (one of lrkit's, holding experiments) and --experiment are checked as they are read,
     # under the command line's names, before anything is written
     written = report_from_db(db, out, args.experiment, names=("DB_OR_DIR", "--experiment"))

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._cliargs import MAX_INT, positive_float, positive_int, seed, whole_number
 from ..scaling import LR_FREE
 from ..tasks.optimizers import OPTIMIZERS
 
@@ -70,7 +71,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--trials",
-        type=int,
+        type=positive_int,
         required=True,
         metavar="N",
         help="finished trials the study needs, over all its workers (not per worker)",
@@ -88,16 +89,22 @@ def register(sub: Any) -> argparse.ArgumentParser:
         help=f"SQLite file or sqlite:///FILE or postgresql://... URL (default: {DEFAULT_STORAGE})",
     )
     p.add_argument("--study", metavar="NAME", help="study name (default: lrkit-TASK)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes here (default 1)")
+    p.add_argument(
+        "--workers",
+        type=whole_number(1, MAX_INT),
+        default=1,
+        metavar="N",
+        help="worker processes here (default 1)",
+    )
     p.add_argument(
         "--worker-id",
-        type=int,
+        type=whole_number(0, MAX_INT),
         default=0,
         metavar="K",
         help="this machine's number among those started by hand (0, 1, ...); with --workers N its "
         "processes are workers K*N .. K*N+N-1, each sampler seeded apart (give each the same --workers)",
     )
-    p.add_argument("--epochs", type=int, metavar="E", help="epochs per trial (default: the task's)")
+    p.add_argument("--epochs", type=positive_int, metavar="E", help="epochs per trial (default: the task's)")
     p.add_argument(
         "--optimizer",
         help="optimizer for every trial (default: the task's): "
@@ -106,7 +113,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--kinds", help=f"comma-separated schedules to search (default: {','.join(KINDS)})")
     p.add_argument(
         "--lr-range",
-        type=float,
+        type=positive_float,
         nargs=2,
         metavar=("LOW", "HIGH"),
         help="peak-LR range (default: the finder's)",
@@ -119,17 +126,17 @@ def register(sub: Any) -> argparse.ArgumentParser:
         help="stop poor trials early on their per-epoch metric (default none: a decaying schedule gains "
         "most at its end, so an early ranking prunes the best)",
     )
-    p.add_argument("--seed", type=int, default=0, help="sampler and finder seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="sampler and finder seed (default 0)")
     p.add_argument(
         "--heartbeat",
-        type=int,
+        type=whole_number(1, MAX_INT),
         default=10,
         metavar="S",
         help="seconds between the heartbeats a running trial records (default %(default)s)",
     )
     p.add_argument(
         "--grace",
-        type=int,
+        type=whole_number(1, MAX_INT),
         default=60,
         metavar="S",
         help="a trial without a heartbeat for this many seconds is marked failed and run again "
@@ -137,15 +144,15 @@ def register(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-retry",
-        type=int,
+        type=whole_number(0, MAX_INT),
         default=3,
         metavar="N",
         help="times a killed worker's trial is run again (default %(default)s)",
     )
-    p.add_argument("--out", metavar="DIR", help="report folder (default: lrkit-tune)")
+    p.add_argument("--out", metavar="DIR", help="report directory (default: lrkit-tune)")
     p.add_argument(
         "--report-seeds",
-        type=int,
+        type=positive_int,
         default=3,
         metavar="K",
         help="seeds per strategy in the report (default 3)",
@@ -185,8 +192,7 @@ def _check_args(args: argparse.Namespace) -> None:
     from .core import check_study_name, parse_duration
     from .space import _positive_pair, check_kinds
 
-    check_task(args.task, "--task")
-    _check_positive(args)
+    check_task(args.task, "--task")  # each number was checked as it was parsed (lrkit._cliargs)
     if args.timeout is not None:
         parse_duration(args.timeout, "--timeout")
     if args.grace <= args.heartbeat:
@@ -234,20 +240,6 @@ def _check_storage(storage: str | None) -> None:
         raise open_error("--storage", str(storage), exc) or exc from None
 
 
-def _check_positive(args: argparse.Namespace) -> None:
-    for flag in ("trials", "workers", "report_seeds", "heartbeat", "grace"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ValueError(f"--{flag.replace('_', '-')}: expected an integer >= 1, got {value}")
-    for flag in ("worker_id", "seed", "max_retry"):
-        if getattr(args, flag) < 0:
-            raise ValueError(
-                f"--{flag.replace('_', '-')}: expected an integer >= 0, got {getattr(args, flag)}"
-            )
-    if args.epochs is not None and args.epochs < 1:
-        raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
-
-
 def cmd_tune(args: argparse.Namespace) -> int:
     from .._paths import check_output_dir
     from ..lab.report import LAB_FILES
@@ -259,12 +251,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _check_args(args)  # a foreign storage file, too, is refused before anything runs
     out = db = None
     if not args.no_report:
-        out = check_output_dir(args.out or "lrkit-tune", "--out", LAB_FILES)
+        out = check_output_dir("lrkit-tune" if args.out is None else args.out, "--out", LAB_FILES)
         db = check_db_path(out / "lab.db", "--out")
     from .._usercode import user_code
 
     # an unknown task, a module that does not import, a broken factory, loss or metric: all fail here,
-    # before the storage or the report folder is touched; an exception of your own code is shown as yours
+    # before the storage or the report directory is touched; an exception of your own code is shown as yours
     with user_code(f"--task {args.task!r}"):
         task = get_task(args.task)
         task.check(args.seed)
@@ -274,11 +266,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         refuse_lr_free(
             task.optimizer, "lrkit tune", f"the optimizer of --task {args.task!r}:", "give --optimizer one"
         )
-    import optuna
+    import optuna  # noqa: F401  (a missing Optuna fails here; core.tune keeps Optuna's INFO lines quiet)
 
     from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch fails here, not mid-way)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.workers > 1:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         import torch

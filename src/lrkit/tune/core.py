@@ -25,6 +25,7 @@ overruns it by at most one trial. Every finished trial stays in the study, and a
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import multiprocessing
@@ -36,7 +37,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from .._text import plural
 from .._usercode import UserCodeError, user_code
@@ -53,6 +54,9 @@ __all__ = [
     "parse_duration",
     "tune",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: the study user attribute that holds the task, the settings and the search space
 META = "lrkit"
@@ -323,6 +327,26 @@ class _SaidByLrkit(logging.Filter):
         return not (number.group(1) in self._failed and message.endswith("with value None."))
 
 
+def _optuna_quiet(f: Callable[P, R]) -> Callable[P, R]:
+    """``f`` with Optuna's log level lowered to WARNING while it runs (a level the user set higher, such as
+    ERROR, is kept) and given back afterwards, also when ``f`` raises: Optuna's INFO line per trial and
+    per study are not printed, from Python as from ``lrkit tune``; ``progress`` says lrkit's own."""
+
+    @functools.wraps(f)
+    def quiet(*args: P.args, **kwargs: P.kwargs) -> R:
+        import optuna
+
+        level = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(max(level, optuna.logging.WARNING))
+        try:
+            return f(*args, **kwargs)
+        finally:
+            optuna.logging.set_verbosity(level)
+
+    return quiet
+
+
+@_optuna_quiet
 def tune(
     task: Any,
     *,
@@ -359,7 +383,8 @@ def tune(
     starts that many processes here, each with the same deadline (the task must then be given by name);
     ``worker`` numbers this one among workers started by hand with the same ``workers``: its processes
     are workers ``worker * workers`` to ``worker * workers + workers - 1``, worker ``j``'s sampler seeded
-    ``seed + 7919 * j``, so that no two processes draw the same points.
+    ``(seed + 7919 * j) mod 2**32`` (numpy's seeds are below 2**32), so that no two processes draw the
+    same points.
 
     The peak LR is searched log-uniformly in ``lr_range``, else around the LR finder's suggestion
     (``finder=True``, on ``seed``; see :class:`~lrkit.tune.space.SearchSpace`), else in
@@ -371,7 +396,9 @@ def tune(
     an early ranking prunes the best (Optuna's median rule would have pruned 11 of 12 trials on
     digits-mlp-sgd, the best among them). ``heartbeat``, ``grace``
     and ``max_retry`` are the storage's (see :func:`~lrkit.tune.storage.open_storage`). ``progress``
-    receives one line per event (e.g. ``print``).
+    receives one line per event (e.g. ``print``): a finished trial's number, state, value, spec and the
+    best so far. Optuna's own INFO lines ("Trial 3 finished with value ...") are not printed: its log
+    level is WARNING during the call (or the quieter one you set) and yours again afterwards.
     """
     import optuna
 
@@ -435,7 +462,7 @@ def tune(
     with warnings.catch_warnings():  # constant_liar is "experimental" in some Optuna 4.x: not the user's news
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(
-            seed=seed + 7919 * index,
+            seed=sampler_seed(seed, index),
             n_startup_trials=max(2, min(10, trials // 3)),
             constant_liar=True,
         )
@@ -735,8 +762,14 @@ def _worker_index(worker: int, workers: int, process: int) -> int:
     """The index of process ``process`` (0: the one started by hand) of ``worker`` running ``workers``
     processes: ``worker * workers + process``, so that machines started with ``--worker-id 0, 1, ...``
     and the same ``--workers N`` number their processes 0 .. N-1, N .. 2N-1, ... without a repeat.
-    The sampler of index ``j`` is seeded ``seed + 7919 * j``."""
+    The sampler of index ``j`` is seeded :func:`sampler_seed` ``(seed, j)``."""
     return worker * workers + process
+
+
+def sampler_seed(seed: int, index: int) -> int:
+    """The seed of worker ``index``'s sampler: ``(seed + 7919 * index) mod 2**32``, apart for every
+    worker and within numpy's seeds (below 2**32) for any ``seed``, ``--seed 4294967295`` included."""
+    return (seed + 7919 * index) % 2**32
 
 
 def _builtin() -> set[str]:

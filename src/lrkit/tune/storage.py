@@ -34,7 +34,7 @@ SERVER_SCHEMES = ("postgresql", "postgres", "mysql")
 
 
 def check_sqlite_path(path: str | Path, flag: str = "storage") -> Path:
-    """``path`` if it can hold a tuning study: absent (created later, with its folder) or an existing
+    """``path`` if it can hold a tuning study: absent (created later, with its directory) or an existing
     Optuna SQLite database. Anything else (an empty file included) is refused with a ValueError, untouched."""
     p = Path(path)
     if p.is_dir():
@@ -43,7 +43,7 @@ def check_sqlite_path(path: str | Path, flag: str = "storage") -> Path:
         if parent.exists():
             if not parent.is_dir():
                 raise ValueError(
-                    f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder"
+                    f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a directory"
                 )
             _check_writable(parent, p, flag)  # SQLite writes its journal beside the file, too
             break
@@ -81,8 +81,8 @@ def check_sqlite_path(path: str | Path, flag: str = "storage") -> Path:
 
 
 def _check_writable(folder: Path, path: Path, flag: str) -> None:
-    """A ValueError naming ``flag`` unless a file can be made in ``folder`` (the nearest existing folder
-    of ``path``): a read-only folder let the study fail at its first write, as "unable to open database
+    """A ValueError naming ``flag`` unless a file can be made in ``folder`` (the nearest existing directory
+    of ``path``): a read-only directory let the study fail at its first write, as "unable to open database
     file". The test file is removed at once."""
     import tempfile
 
@@ -92,7 +92,7 @@ def _check_writable(folder: Path, path: Path, flag: str) -> None:
     except OSError as exc:
         raise ValueError(
             f"{flag}: cannot make files in {str(folder)!r} ({exc.strerror or exc}), so {str(path)!r} cannot "
-            "hold a study; give a path in a folder you can write"
+            "hold a study; give a path in a directory you can write"
         ) from None
 
 
@@ -230,7 +230,7 @@ def open_storage(
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ValueError(
-                    f"storage: cannot create the folder {str(folder)!r} of {str(path)!r}: "
+                    f"storage: cannot create the directory {str(folder)!r} of {str(path)!r}: "
                     f"{exc.strerror or exc}"
                 ) from None
     engine_kwargs = engine_options(url)

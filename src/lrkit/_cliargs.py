@@ -1,0 +1,83 @@
+"""argparse ``type=`` checks shared by every command, so that a bad number reads the same everywhere:
+``lrkit tune: error: --epochs: expected a whole number from 1 to 2**53, got '0'``. The flag and the
+``lrkit CMD: error:`` prefix come from :class:`lrkit.cli._Parser` (argparse's ``argument --epochs: ...``
+made one line); status 2."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+#: the most steps (or anything counted in steps: epochs, batches) a command accepts: float64 holds every
+#: whole number up to 2**53 exactly
+MAX_STEPS = 2**53
+#: the largest seed: numpy's generators (Optuna's samplers among them) take seeds below 2**32
+MAX_SEED = 2**32 - 1
+#: processes, seconds and retries: the system's calls take them as a C int
+MAX_INT = 2**31 - 1
+
+
+def short(text: str) -> str:
+    """``text`` for an error message: a 5,000-digit number is shown by its first digits and length."""
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+
+
+def _bound(n: int) -> str:
+    """``2**53`` and ``2**32 - 1`` for the large powers of two, ``1,000,000`` otherwise."""
+    for k, tail in ((n, ""), (n + 1, " - 1")):
+        if k >= 2**20 and k & (k - 1) == 0:
+            return f"2**{k.bit_length() - 1}{tail}"
+    return f"{n:,}"
+
+
+def whole_number(low: int | None = 1, high: int | None = MAX_STEPS, why: str = "") -> Callable[[str], int]:
+    """A ``type=`` for a whole number in ``[low, high]`` (None: no bound); ``why`` follows the range
+    (``" (every step is drawn)"``). ``1.5``, ``1e3``, ``nan`` and ``x`` are refused, as is a value
+    outside the range: ``expected a whole number from 1 to 2**53, got '0'``."""
+    if low is not None and high is not None:
+        expected = f"a whole number from {low:,} to {_bound(high)}"
+    elif low is not None:
+        expected = f"a whole number >= {low:,}"
+    else:
+        expected = "a whole number" + ("" if high is None else f" <= {_bound(high)}")
+
+    def check(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or (low is not None and v < low) or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}{why}, got {short(text)}")
+        return v
+
+    return check
+
+
+def number(
+    low: float = 0.0, *, inclusive: bool = False, below: float | None = None
+) -> Callable[[str], float]:
+    """A ``type=`` for a finite number above ``low`` (``inclusive``: or equal to it) and, given
+    ``below``, under it: ``expected a finite number > 0, got 'nan'``."""
+    above = f"{'>=' if inclusive else '>'} {low:g}"
+    expected = f"a finite number {above}" if below is None else f"a number {above} and < {below:g}"
+
+    def check(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        ok = v >= low if inclusive else v > low
+        if not (ok and math.isfinite(v) and (below is None or v < below)):  # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {short(text)}")
+        return v
+
+    return check
+
+
+#: the usual two: a count of at least one (epochs, steps, repeats, ...) and a positive number (an LR)
+positive_int = whole_number(1, MAX_STEPS)
+positive_float = number(0.0)
+non_negative = number(0.0, inclusive=True)
+#: a seed: 0 to 2**32 - 1
+seed = whole_number(0, MAX_SEED)
