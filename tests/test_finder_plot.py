@@ -180,7 +180,7 @@ def test_on_a_given_axes_the_caller_composes_the_figure() -> None:
             r"path: expected a \.png, \.svg, \.pdf file name, got '.*lr\.txt'",
         ),  # matplotlib: "Format 'txt'"
         ("lr_find", r"path: expected a \.png, \.svg, \.pdf file name"),  # was written as a PNG named lr_find
-        ("", r"path: .* is a folder; expected a file name"),  # was IsADirectoryError, after the drawing
+        ("", r"path: .* is a directory; expected a file name"),  # was IsADirectoryError, after the drawing
     ],
 )
 def test_a_path_that_is_no_plot_file_is_refused_by_name_before_drawing(

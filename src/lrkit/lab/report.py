@@ -710,7 +710,7 @@ def _check_result(result: object) -> LabResult:
 def _out_dir(out_dir: str | Path) -> Path:
     p = Path(out_dir)
     if p.exists() and not p.is_dir():
-        raise ValueError(f"out_dir: {str(p)!r} is a file; expected a folder")
+        raise ValueError(f"out_dir: {str(p)!r} is a file; expected a directory")
     p.mkdir(parents=True, exist_ok=True)
     return p
 
@@ -1172,7 +1172,7 @@ def load_result(
     src = Path(db_path)
     db = src / "lab.db" if src.is_dir() else src
     if not db.exists():
-        raise ValueError(f"{db_name}: {str(db)!r} does not exist; expected a lab database or its folder")
+        raise ValueError(f"{db_name}: {str(db)!r} does not exist; expected a lab database or its directory")
     check_db_path(db, db_name)
     if experiment_id is not None and (isinstance(experiment_id, bool) or not isinstance(experiment_id, int)):
         raise TypeError(f"{id_name}: expected an int or None, got {experiment_id!r}")
@@ -1223,7 +1223,7 @@ def report_from_db(
     finished is reported with a note saying how many are missing. ``names``: see :func:`load_result`."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir: {str(out)!r} is a file; expected a folder")
+        raise ValueError(f"out_dir: {str(out)!r} is a file; expected a directory")
     result, missing = load_result(db_path, experiment_id, names=names)
     note = None
     if missing:

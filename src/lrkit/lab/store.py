@@ -175,7 +175,9 @@ def check_db_path(path: str | Path, flag: str = "--db") -> Path:
         raise ValueError(f"{flag}: {str(p)!r} is a directory; expected a database file")
     for parent in p.parents:
         if parent.exists() and not parent.is_dir():
-            raise ValueError(f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder")
+            raise ValueError(
+                f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a directory"
+            )
     if p.exists():
         try:
             with open(p, "rb") as f:

@@ -315,7 +315,7 @@ def load_factory(text: str) -> Callable[..., Any]:
         stem = mod_name.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py") or "MODULE"
         raise ValueError(
             f"task {text!r}: {mod_name!r} is a file path; expected the module's import name, "
-            f"'{stem}:{attr}', run from the file's folder or with that folder on PYTHONPATH"
+            f"'{stem}:{attr}', run from the file's directory or with that directory on PYTHONPATH"
         )
     if mod_name.startswith("."):  # a relative import has no package to be relative to here
         raise ValueError(
@@ -330,7 +330,7 @@ def load_factory(text: str) -> Callable[..., Any]:
         # the module itself (or a package above it) is missing; a module it imports is its own error
         if exc.name is not None and (mod_name == exc.name or mod_name.startswith(exc.name + ".")):
             raise ValueError(
-                f"task {text!r}: no module named {exc.name!r} (searched the current folder "
+                f"task {text!r}: no module named {exc.name!r} (searched the current directory "
                 f"{os.getcwd()!r}, PYTHONPATH and the installed packages)"
             ) from None
         raise
