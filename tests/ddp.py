@@ -34,15 +34,15 @@ def recording_forward(local: list[float]) -> Callable[[Any, Any], Any]:
     return forward
 
 
-def join(rank: int, store: str) -> None:
+def join(rank: int, store: str, timeout: float = 120) -> None:
     """Join the ``WORLD``-process gloo group through the file ``store``. Ranks that part (one stops, the
-    other steps on) would wait on each other forever: the timeout turns that into an error."""
+    other steps on) would wait on each other forever: the ``timeout`` (seconds) turns that into an error."""
     import torch
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD, timeout=timedelta(seconds=120)
+        "gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD, timeout=timedelta(seconds=timeout)
     )
 
 

@@ -17,6 +17,7 @@ import contextlib
 import io
 import math
 import os
+import time
 from typing import Any
 
 import pytest
@@ -128,7 +129,7 @@ def _reference(rank: int, snapshot_step: int) -> list[Any]:
 
 def _separate(rank: int, sync: bool = False) -> dict[str, Any]:
     """Each rank trains its own model (no DDP) under the process group; rank 1's loss is NaN at step 12.
-    Counts the all-reduces the guard makes."""
+    Counts the all-reduces the guard makes, by their size."""
     import torch.nn.functional as F
 
     from lrkit.control import DivergenceGuard
@@ -137,12 +138,12 @@ def _separate(rank: int, sync: bool = False) -> dict[str, Any]:
     model = torch.nn.Linear(4, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     guard = DivergenceGuard(model, opt, snapshot_every=5, sync=sync)
-    calls = [0]
+    calls: dict[int, int] = {}
     real = dist.all_reduce
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        return real(*args, **kwargs)
+    def counting(t: Any, *args: Any, **kwargs: Any) -> Any:
+        calls[t.numel()] = calls.get(t.numel(), 0) + 1
+        return real(t, *args, **kwargs)
 
     dist.all_reduce = counting
     try:
@@ -158,7 +159,7 @@ def _separate(rank: int, sync: bool = False) -> dict[str, Any]:
             opt.zero_grad()
     finally:
         dist.all_reduce = real
-    return {"events": guard.events, "calls": calls[0], "losses": losses}
+    return {"events": guard.events, "calls": calls, "losses": losses}
 
 
 def _auto(rank: int) -> dict[str, Any]:
@@ -256,7 +257,7 @@ def test_nan_in_one_replica_behind_a_finite_loss_rolls_every_rank_back(ranks: li
 
 def test_sync_false_lets_each_rank_decide_alone_without_a_collective(ranks: list[dict[str, Any]]) -> None:
     r0, r1 = (r["separate"] for r in ranks)
-    assert r0["calls"] == r1["calls"] == 0
+    assert r0["calls"] == r1["calls"] == {}
     assert r0["events"] == [] and [(e.step, e.reason) for e in r1["events"]] == [(12, "nan")]
 
 
@@ -264,7 +265,9 @@ def test_a_plain_model_under_the_group_shares_one_decision_over_the_default_grou
     ranks: list[dict[str, Any]],
 ) -> None:
     r0, r1 = (r["plain_model"] for r in ranks)
-    assert r0["calls"] == r1["calls"] == 20  # one all-reduce per check
+    # one all-reduce per check (the loss, the params' flag, the bad-argument flag), and one of a flag
+    # after each snapshot (steps 0, 5, 10, 18) and rollback (step 12), so that all ranks hear of a failure
+    assert r0["calls"] == r1["calls"] == {3: 20, 1: 5}
     assert _same(r0["events"], r1["events"]) and [(e.step, e.reason) for e in r0["events"]] == [(12, "nan")]
 
 
@@ -296,3 +299,160 @@ def test_sync_must_be_a_bool_or_a_process_group() -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(TypeError, match=r"sync must be True .* got str 'yes'"):
         DivergenceGuard(model, opt, sync="yes")  # type: ignore[arg-type]
+
+
+# -- a rank that fails alone: every rank raises at once, none waits for it until the timeout ----------
+TIMEOUT = 60  # the process group's: a rank left waiting in a collective fails only after this long
+BAD_LOSSES: dict[str, Any] = {
+    "list": [1.0],
+    "str": "1.0",
+    "tensor2": torch.ones(2),
+    "none": None,
+}
+
+
+def _failing_worker(rank: int, store: str, out: str) -> None:
+    join(rank, store, timeout=TIMEOUT)
+    try:
+        results: dict[str, Any] = {name: _fails(rank, loss={1: bad}) for name, bad in BAD_LOSSES.items()}
+        results["both"] = _fails(rank, loss={0: "1.0", 1: [1.0]})
+        results["step"] = _fails(rank, step={1: 3.0})
+        results["snapshot"] = _fails(rank, broken="state_dict")
+        results["rollback"] = _fails(rank, broken="load_state_dict")
+        # the ranks are still in step: the next collective pairs with the same one on the other rank
+        t = torch.tensor([float(rank + 1)])
+        dist.all_reduce(t)
+        results["after"] = float(t)
+        results["good"] = _guarded(rank, "nan")  # and the guard works as before
+        torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _fails(
+    rank: int, loss: dict[int, Any] | None = None, step: dict[int, Any] | None = None, broken: str = ""
+) -> dict[str, Any]:
+    """A DDP run with the guard (snapshot every 5 steps) where, at step 7, this rank's ``check`` gets
+    ``loss[rank]`` or ``step[rank]`` (when given); ``broken``: rank 1's optimizer fails to give its state
+    for the snapshot of step 5 (``state_dict``) or to load it in the rollback of step 7, where rank 0's
+    loss is NaN (``load_state_dict``): out of memory on one GPU. The error each rank raises, and how
+    long its ``check`` took."""
+    import torch.nn.functional as F
+
+    from lrkit.control import DivergenceGuard
+
+    model, opt = _model()
+    if rank == 1 and broken:
+        real = getattr(opt, broken)
+        calls, fail_at = [0], {"state_dict": 2, "load_state_dict": 1}[broken]
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == fail_at:  # the snapshot of step 5 (the one of step 0 is the first); the rollback
+                raise RuntimeError("CUDA out of memory (simulated)")
+            return real(*args, **kwargs)
+
+        setattr(opt, broken, failing)
+    guard = DivergenceGuard(model, opt, snapshot_every=5)
+    for s in range(10):
+        x, y = _batch(rank, s)
+        value = F.mse_loss(model(x), y)
+        value.backward()
+        arg_loss: Any = value
+        arg_step: Any = s
+        if s == 7:
+            arg_loss = (loss or {}).get(rank, value)
+            arg_step = (step or {}).get(rank, s)
+            if broken == "load_state_dict" and rank == 0:
+                arg_loss = value * float("nan")
+        start = time.monotonic()
+        try:
+            guard.check(arg_loss, arg_step)
+        except Exception as exc:
+            return {
+                "step": s,
+                "type": type(exc).__name__,
+                "error": str(exc),
+                "seconds": time.monotonic() - start,
+            }
+        opt.step()
+        opt.zero_grad()
+    return {"step": None, "type": None, "error": None, "seconds": None}
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return spawn(_failing_worker, tmp_path_factory)
+
+
+def _quick(*results: dict[str, Any]) -> None:
+    """Both ranks stopped at step 7, within seconds (their collective timeout is TIMEOUT)."""
+    for r in results:
+        assert r["step"] == 7, r
+        assert r["seconds"] < TIMEOUT / 6, r
+
+
+@pytest.mark.parametrize("kind", list(BAD_LOSSES))
+def test_a_bad_loss_on_one_rank_stops_every_rank_at_once(failing: list[dict[str, Any]], kind: str) -> None:
+    r0, r1 = (r[kind] for r in failing)
+    _quick(r0, r1)
+    # the rank with the bad loss: the error it gets without a process group
+    bad = BAD_LOSSES[kind]
+    assert r1["type"] == "TypeError"
+    expected = (
+        f"DivergenceGuard.check: loss must be a number or a one-element tensor, got {type(bad).__name__} "
+    )
+    assert r1["error"].startswith(expected), r1["error"]
+    assert repr(bad) in r1["error"]
+    # the other rank: which rank got what, rather than a collective timeout half an hour later
+    assert r0["type"] == "RuntimeError"
+    assert r0["error"].startswith("DivergenceGuard: rank 1 got a bad argument (TypeError: " + expected), r0
+    assert "every rank stops here" in r0["error"]
+
+
+def test_a_bad_loss_on_every_rank_raises_each_ranks_own_error(failing: list[dict[str, Any]]) -> None:
+    r0, r1 = (r["both"] for r in failing)
+    _quick(r0, r1)
+    assert (r0["type"], r1["type"]) == ("TypeError", "TypeError")
+    assert r0["error"].endswith("got str '1.0'") and r1["error"].endswith("got list [1.0]")
+
+
+def test_a_bad_step_on_one_rank_stops_every_rank_at_once(failing: list[dict[str, Any]]) -> None:
+    r0, r1 = (r["step"] for r in failing)
+    _quick(r0, r1)
+    assert (r1["type"], r1["error"]) == (
+        "TypeError",
+        "DivergenceGuard.check: step must be an int, got float 3.0",
+    )
+    assert r0["type"] == "RuntimeError"
+    assert r0["error"].startswith(
+        "DivergenceGuard: rank 1 got a bad argument (TypeError: DivergenceGuard.check: step must be an int"
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "what"),
+    [
+        ("snapshot", "failed to take the snapshot of step 5"),
+        ("rollback", "failed to roll back to the snapshot of step 5"),
+    ],
+)
+def test_a_snapshot_or_rollback_failing_on_one_rank_stops_every_rank(
+    failing: list[dict[str, Any]], case: str, what: str
+) -> None:
+    r0, r1 = (r[case] for r in failing)
+    step = 5 if case == "snapshot" else 7
+    for r in (r0, r1):
+        assert r["step"] == step and r["seconds"] < TIMEOUT / 6, r
+    assert (r1["type"], r1["error"]) == ("RuntimeError", "CUDA out of memory (simulated)")
+    assert r0["type"] == "RuntimeError"
+    assert r0["error"].startswith(
+        f"DivergenceGuard: rank 1 {what} (RuntimeError: CUDA out of memory (simulated))"
+    )
+
+
+def test_after_a_rank_failed_alone_the_ranks_are_still_in_step(failing: list[dict[str, Any]]) -> None:
+    assert [r["after"] for r in failing] == [3.0, 3.0]  # 1 + 2: the same all-reduce on both ranks
+    g0, g1 = (r["good"] for r in failing)
+    assert g0["error"] is None and _same(g0["events"], g1["events"]) and len(g0["events"]) == 1
+    _one_model(g0["params"], g1["params"])

@@ -73,8 +73,9 @@ import numbers
 import statistics
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -388,26 +389,22 @@ class DivergenceGuard:
         step :attr:`resume_step` and the LR is cut; skip this update. Raises :class:`DivergenceError`
         after ``max_recoveries`` recoveries in a row that failed.
         """
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-            raise TypeError(f"DivergenceGuard.check: step must be an int, got {type(step).__name__} {step!r}")
-        step = int(step)
-        self._drop_stale()
         group = self._group()
+        problem: TypeError | None = None  # a bad argument (under a group, every rank hears of it first)
+        mine: torch.Tensor | None = None
         try:
-            if isinstance(loss, (str, bytes, bool)):  # float("1.0") and float(True) would pass
-                raise TypeError(type(loss).__name__)
-            x = loss.detach() if hasattr(loss, "detach") else loss
+            step = _step(step)
             if group is None:
-                value, broken = float(x), None  # the params are checked below, if need be
+                value, broken = _loss(loss, None), None  # the params are checked below, if need be
             else:
-                mine = _float64(x)  # on the loss's device: no host sync yet
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise TypeError(
-                f"DivergenceGuard.check: loss must be a number or a one-element tensor, got "
-                f"{type(loss).__name__} {loss!r}"
-            ) from exc
+                mine = _loss(loss, group)  # a tensor on the collective's device: no host sync yet
+        except TypeError as exc:
+            if group is None:
+                raise
+            problem = exc
+        self._drop_stale()
         if group is not None:
-            value, broken = self._reduce(mine, group)
+            value, broken = self._reduce(mine, group, problem)
         reason = "nan" if math.isnan(value) else "inf" if math.isinf(value) else ""
         ref = self.reference
         if not reason and self.threshold is not None and ref > 0.0 and value > self.threshold * ref:
@@ -424,10 +421,10 @@ class DivergenceGuard:
         ):
             reason = "params"  # a snapshot is due, of a model that is already broken
         if reason:
-            self._recover(step, value, reason)
+            self._recover(step, value, reason, group)
             return False
         if not self._high:  # a high loss that is not (yet) a jump: applied, but neither kept nor snapshotted
-            self._good(step, value)
+            self._good(step, value, group)
         if self._snapshot_due():
             # the next step may be snapshotted: note its RNG and buffers before its forward changes them
             self._rng_at_start = self._rng_state()
@@ -465,34 +462,73 @@ class DivergenceGuard:
             group = dist.group.WORLD
         return group if dist.get_world_size(group) > 1 else None
 
-    def _reduce(self, t: torch.Tensor, group: Any) -> tuple[float, bool]:
+    def _reduce(self, t: torch.Tensor | None, group: Any, problem: TypeError | None) -> tuple[float, bool]:
         """The mean over the ranks of the loss ``t`` and whether any rank's model is broken (when a
-        snapshot is due; else False): one all-reduce of two float64 numbers, one host sync."""
+        snapshot is due; else False): one all-reduce of three float64 numbers, one host sync. The third
+        counts the ranks whose ``check`` got a bad argument (``problem``; ``t`` is None there): then every
+        rank raises (:meth:`_stop_together`), none is left waiting for another in a collective."""
         import torch
         import torch.distributed as dist
 
-        backend = str(dist.get_backend(group))
-        if backend in ("gloo", "mpi"):
-            device = torch.device("cpu")
-        elif t.device.type != "cpu":
-            device = t.device
-        elif "nccl" in backend:
-            device = torch.device("cuda", torch.cuda.current_device())
-        else:
-            device = t.device
-        bad = torch.zeros((), dtype=torch.float64, device=device)
+        device = t.device if t is not None else _collective_device(group, None)
+        zero = torch.zeros((), dtype=torch.float64, device=device)
+        bad = zero.clone()
         if self._snapshot_due():  # the params are checked before the snapshot, on every rank alike
             for f in self._finite_flags():
                 bad += (~f).to(device, torch.float64)
-        both = torch.stack([t.to(device), bad])
-        dist.all_reduce(both, op=dist.ReduceOp.SUM, group=group)
-        total, broken = both.tolist()
+        status = torch.stack([zero if t is None else t, bad, zero + (problem is not None)])
+        dist.all_reduce(status, op=dist.ReduceOp.SUM, group=group)
+        total, broken, failed = status.tolist()
+        if failed:
+            self._stop_together(group, problem, "got a bad argument")
         return total / dist.get_world_size(group), broken > 0
 
-    def _good(self, step: int, value: float) -> None:
+    def _together(self, group: Any, what: str, act: Callable[[], None]) -> None:
+        """``act()``; under ``group``, one all-reduce of a flag after it: where it raised on any rank,
+        every rank raises (:meth:`_stop_together`). For the work that follows a shared decision (a
+        snapshot, a rollback) and can fail on one rank only (out of memory)."""
+        if group is None:
+            act()
+            return
+        import torch
+        import torch.distributed as dist
+
+        error: Exception | None = None
+        try:
+            act()
+        except Exception as exc:  # raised again below, on this rank, once the others know
+            error = exc
+        flag = torch.tensor(
+            float(error is not None), dtype=torch.float64, device=_collective_device(group, None)
+        )
+        dist.all_reduce(flag, op=dist.ReduceOp.SUM, group=group)
+        if flag.item():
+            self._stop_together(group, error, what)
+
+    def _stop_together(self, group: Any, error: Exception | None, what: str) -> NoReturn:
+        """Raise on every rank of ``group`` (each calls this): ``error`` where it happened; elsewhere a
+        :class:`RuntimeError` naming the ranks that ``what`` and their errors (one all-gather)."""
+        import torch.distributed as dist
+
+        mine = None if error is None else f"{type(error).__name__}: {error}"
+        theirs: list[str | None] = [None] * dist.get_world_size(group)
+        dist.all_gather_object(theirs, mine, group=group)
+        if error is not None:
+            raise error
+        failed = [(_global_rank(group, i), m) for i, m in enumerate(theirs) if m is not None]
+        who = "rank" if len(failed) == 1 else "ranks"
+        ranks = " and ".join(str(r) for r, _ in failed)
+        details = "; ".join(m if len(failed) == 1 else f"rank {r}: {m}" for r, m in failed)
+        raise RuntimeError(
+            f"DivergenceGuard: {who} {ranks} {what} ({details}); every rank stops here rather than wait "
+            "for it in a collective until the process group's timeout"
+        )
+
+    def _good(self, step: int, value: float, group: Any) -> None:
         self._since_snapshot += 1
         if not self._snapshots or self._since_snapshot >= self.snapshot_every:
-            self._take(step)  # the state at the start of this step, before its loss joins the history
+            # the state at the start of this step, before its loss joins the history
+            self._together(group, f"failed to take the snapshot of step {step}", lambda: self._take(step))
         self._history.append(value)
         self._good_since_rollback += 1
         if self._good_since_rollback >= self.snapshot_every and step > self._failed_at:
@@ -585,7 +621,7 @@ class DivergenceGuard:
     def _lrs(self) -> tuple[float, ...]:
         return tuple(_lr_value(g["lr"]) for g in self.optimizer.param_groups)
 
-    def _recover(self, step: int, value: float, reason: str) -> None:
+    def _recover(self, step: int, value: float, reason: str, group: Any) -> None:
         ref = self.reference
         before = self._lrs()
         if not self._snapshots:
@@ -619,7 +655,9 @@ class DivergenceGuard:
         snap = self._snapshots[-1]
         self._resume_step = snap.step
         multiplier_before = None if self.scheduler is None else float(self.scheduler.multiplier)
-        self._restore(snap)
+        self._together(
+            group, f"failed to roll back to the snapshot of step {snap.step}", lambda: self._restore(snap)
+        )
         if stop:
             self._set_lrs(before, multiplier_before)  # back at the snapshot, with every cut kept
         else:
@@ -692,6 +730,56 @@ def _copy(v: Any, device: torch.device | None) -> Any:
     if isinstance(v, torch.Tensor):
         return v.detach().clone() if device is None else v.detach().to(device, copy=True)
     return copy.deepcopy(v)
+
+
+def _step(step: object) -> int:
+    """``check``'s ``step``: an int (numpy's integers too)."""
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"DivergenceGuard.check: step must be an int, got {type(step).__name__} {step!r}")
+    return int(step)
+
+
+def _loss(loss: object, group: Any) -> Any:
+    """``check``'s ``loss`` as a float (``group`` None), or as a 0-d float64 tensor on the device of
+    ``group``'s collectives (no host sync yet)."""
+    try:
+        if isinstance(loss, (str, bytes, bool)):  # float("1.0") and float(True) would pass
+            raise TypeError(type(loss).__name__)
+        x = loss.detach() if hasattr(loss, "detach") else loss
+        if group is None:
+            return float(x)  # type: ignore[arg-type]  # whatever it is: float() says if it is not a number
+        return _float64(x).to(_collective_device(group, getattr(x, "device", None)))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(
+            f"DivergenceGuard.check: loss must be a number or a one-element tensor, got "
+            f"{type(loss).__name__} {loss!r}"
+        ) from exc
+
+
+def _collective_device(group: Any, device: torch.device | None) -> torch.device:
+    """Where ``group``'s collectives take their tensors: the CPU for gloo and MPI, else the loss's own
+    device (``device``), or the current CUDA device for NCCL when the loss is on the CPU (or not a tensor)."""
+    import torch
+    import torch.distributed as dist
+
+    backend = str(dist.get_backend(group))
+    if backend in ("gloo", "mpi"):
+        return torch.device("cpu")
+    if device is not None and device.type != "cpu":
+        return device
+    if "nccl" in backend:
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _global_rank(group: Any, group_rank: int) -> int:
+    """The global rank of ``group``'s rank ``group_rank`` (itself where the group does not say)."""
+    import torch.distributed as dist
+
+    try:
+        return dist.get_global_rank(group, group_rank)
+    except (ValueError, RuntimeError):
+        return group_rank
 
 
 def _float64(x: Any) -> torch.Tensor:
