@@ -30,6 +30,7 @@ from ._paths import check_output_dir, check_plot_file
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
 from .schedules import REGISTRY, Schedule
+from .schedules.base import longer_than_run
 from .schedules.duration import Duration
 from .spec import load
 
@@ -109,8 +110,8 @@ def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:
             missing.append("--steps-per-epoch (for durations in epochs)")
         problem = s.unresolved.split("; call")[0]
         raise ValueError(f"{spec!r}: {problem}" + (f"; pass {' and '.join(missing)}" if missing else ""))
-    n = s.length_steps
-    if total is not None and n is not None and n > total:  # 'cosine(lr=0.1, steps=10000)' over 1,000
+    n = None if total is None else longer_than_run(s, total)
+    if n is not None:  # 'cosine(lr=0.1, steps=10000)' over 1,000
         warnings.warn(
             f"{spec!r} lasts {n:,.0f} steps, more than --total {total:,}: the run ends before the schedule "
             "does (give its lengths as fractions of the run, '100%' or 'rest', to fit any --total)",

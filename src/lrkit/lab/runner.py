@@ -35,6 +35,7 @@ from typing import Any
 from .._text import plural
 from .._usercode import user_code
 from ..schedules import Schedule
+from ..schedules.base import longer_than_run
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
@@ -352,8 +353,9 @@ def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch
             raise ValueError(f"strategy {s.label!r}: {exc}") from None
         if resolved.unresolved:
             raise ValueError(f"strategy {s.label!r}: {resolved.unresolved}")
-        n, total = resolved.length_steps, epochs * steps_per_epoch
-        if n is not None and n > total:  # 'cosine(lr=0.1, steps=10000)' on a 450-step run: never decays
+        total = epochs * steps_per_epoch
+        n = longer_than_run(resolved, total)
+        if n is not None:  # 'cosine(lr=0.1, steps=10000)' on a 450-step run: never decays
             warnings.warn(  # stacklevel 1: the lab CLI checks before run_lab does, and one warning is shown
                 f"strategy {s.label!r}: its schedule lasts {n:,.0f} steps, more than the run's {total:,} "
                 f"({plural(epochs, 'epoch')} x {steps_per_epoch}): the run ends before the schedule does "
