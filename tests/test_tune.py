@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,17 +79,6 @@ def short(seed):  # 4 steps in all: too short for one-cycle's three phases
     parts.epochs = 1
     return parts
 """
-
-
-@pytest.fixture
-def task_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A folder holding ``tiny_tune_task.py``, importable as ``tiny_tune_task:tiny``."""
-    d = tmp_path / "task"
-    d.mkdir()
-    (d / "tiny_tune_task.py").write_text(TASK_MODULE)
-    monkeypatch.syspath_prepend(str(d))
-    yield d
-    sys.modules.pop("tiny_tune_task", None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,7 +236,7 @@ def test_cli_refuses_a_foreign_storage_before_training(
 # the Python API
 # --------------------------------------------------------------------------------------------------
 def test_tune_api_centres_on_the_finder_is_seeded_resumable_and_keeps_its_settings(
-    tmp_path: Path, task_dir: Path, one_torch_thread: None
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None
 ) -> None:
     from lrkit.tasks import get_task
     from lrkit.tune import tune
@@ -317,7 +305,7 @@ def test_tune_api_rejects_bad_arguments_by_name(tmp_path: Path) -> None:
 
 
 def test_workers_2_starts_a_second_process_on_the_same_study_with_a_sampler_seed_of_its_own(
-    tmp_path: Path, task_dir: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_task: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As the second of two machines (--worker-id 1 --workers 2): the first machine's processes are
     workers 0 and 1, this one's 2 and 3. This process used to be worker 1, seeded as the first machine's
@@ -333,7 +321,7 @@ def test_workers_2_starts_a_second_process_on_the_same_study_with_a_sampler_seed
 
     monkeypatch.setattr(optuna.samplers, "TPESampler", recording)  # in this process only
     monkeypatch.setenv("TUNE_TEST_DELAY", "0.03")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(task_dir), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tiny_task), os.environ.get("PYTHONPATH", "")]))
     db = tmp_path / "w.db"
     res = tune(
         "tiny_tune_task:tiny",
@@ -388,7 +376,7 @@ def _running_trial_of(study: Any, pid: int) -> Any:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_two_workers_one_sigkilled_mid_trial_every_trial_once_killed_one_retried(
-    tmp_path: Path, task_dir: Path, backend: str
+    tmp_path: Path, tiny_task: Path, backend: str
 ) -> None:
     url = f"sqlite:///{tmp_path / 'tune.db'}" if backend == "sqlite" else _postgres_url()
     study_name = f"test-{uuid.uuid4().hex[:12]}"
@@ -398,7 +386,7 @@ def test_two_workers_one_sigkilled_mid_trial_every_trial_once_killed_one_retried
         "TUNE_TEST_DELAY": "0.06",
         "OMP_NUM_THREADS": "1",
         "MPLBACKEND": "Agg",
-        "PYTHONPATH": os.pathsep.join([str(task_dir), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(tiny_task), os.environ.get("PYTHONPATH", "")]),
     }
     base = [sys.executable, "-m", "lrkit.cli", "tune", "--task", "tiny_tune_task:tiny"]
     base += ["--trials", str(trials), "--storage", url, "--study", study_name, "--lr-range", "0.01", "1"]
@@ -485,7 +473,7 @@ def test_two_workers_one_sigkilled_mid_trial_every_trial_once_killed_one_retried
             optuna.delete_study(study_name=study_name, storage=_reader(url))
 
 
-@pytest.mark.usefixtures("task_dir")
+@pytest.mark.usefixtures("tiny_task")
 def test_a_task_whose_own_optimizer_sets_its_step_size_is_refused_before_any_storage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -507,7 +495,7 @@ def test_a_task_whose_own_optimizer_sets_its_step_size_is_refused_before_any_sto
     assert res.finished == 1 and res.optimizer == "adam"  # another optimizer named: searched as asked
 
 
-@pytest.mark.usefixtures("task_dir")
+@pytest.mark.usefixtures("tiny_task")
 def test_the_report_leaves_out_a_recipe_the_run_is_too_short_for(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -525,7 +513,7 @@ def test_the_report_leaves_out_a_recipe_the_run_is_too_short_for(
     assert len(runs) == 4 and not any("one-cycle" in r for r in runs)
 
 
-@pytest.mark.usefixtures("task_dir")
+@pytest.mark.usefixtures("tiny_task")
 def test_the_report_judges_the_tuned_schedule_on_seeds_it_was_not_tuned_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
