@@ -19,20 +19,34 @@
         optimizer_params: {weight_decay: 0.05}
       - "one-cycle=one_cycle(max_lr=0.05)"     # the command line's LABEL[@OPT]=SPEC form
 
-Unknown keys are errors that name the key. Numbers written ``3e-4`` in YAML are read as numbers (PyYAML
-reads them as strings by the YAML 1.1 rules; this loader uses YAML 1.2's float syntax).
+``strategies`` may also be a mapping from label to strategy, in the file's order: each value is what a
+list entry is (a spec string, or a mapping with ``spec`` and optionally ``optimizer`` and
+``optimizer_params``), and its key is its label:
+
+.. code-block:: yaml
+
+    strategies:
+      warmup + cosine: "warmup(5%) >> cosine(lr=0.05)"
+      AdamW: {spec: "warmup(5%) >> cosine(lr=3e-4)", optimizer: adamw}
+
+Unknown keys are errors that name the key, and so is a key written twice in one YAML mapping (PyYAML
+keeps the last one silently: a strategy would be lost). Numbers written ``3e-4`` in YAML are read as
+numbers (PyYAML reads them as strings by the YAML 1.1 rules; this loader uses YAML 1.2's float syntax).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..spec import from_dict
+from ..spec import from_dict, load
 from .runner import Strategy, check_labels
 
 __all__ = ["Experiment", "load_experiment", "parse_experiment"]
@@ -68,11 +82,34 @@ class Experiment:
     diverge_factor: float = 10.0
 
 
+class _DuplicateKey(Exception):
+    """A key written twice in one YAML mapping (lines 1-based)."""
+
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(key, line, first)
+        self.key, self.line, self.first = key, line, first
+
+
 def _yaml_loader() -> Any:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            # a key written twice: PyYAML keeps the last one silently (a strategy lost); refused here
+            if isinstance(node, yaml.MappingNode):
+                first: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # "<<: *base": keys written here override the merged ones
+                    key = self.construct_object(key_node, deep=False)
+                    line = key_node.start_mark.line + 1
+                    try:
+                        if key in first:
+                            raise _DuplicateKey(key, line, first[key])
+                        first[key] = line
+                    except TypeError:  # unhashable: PyYAML's own error follows
+                        continue
+            return super().construct_mapping(node, deep=deep)
 
     # YAML 1.2 floats: 3e-4, 1E5, .5, -2.0e+3 (YAML 1.1 wants a dot and a signed exponent)
     Loader.add_implicit_resolver(
@@ -105,6 +142,11 @@ def _read(path: Path) -> dict[str, Any]:
             raise ValueError(f"experiment: {str(path)!r} is not valid YAML: {exc}") from None
         except RecursionError:
             raise ValueError(f"experiment: {str(path)!r} is nested too deeply") from None
+        except _DuplicateKey as dup:
+            raise ValueError(
+                f"experiment: {str(path)!r} line {dup.line}: the key {dup.key!r} is written twice in one "
+                f"mapping (first on line {dup.first}); give each key once (YAML keeps only the last)"
+            ) from None
     elif suffix == ".toml":
         import tomllib
 
@@ -146,35 +188,100 @@ def _str(value: Any, key: str) -> str:
     return value.strip()
 
 
-def _strategy(item: Any, i: int, default_optimizer: str | None) -> Strategy:
-    where = f"strategies[{i}]"
+def _hint(key: str, item: dict[Any, Any]) -> str:
+    """What an unknown key of a strategy mapping was likely meant to be."""
+    if key == "name" and "spec" in item:
+        return " (did you mean 'label'?)"
+    if key in ("name", "type"):  # a schedule written into the entry, {name: cosine, lr: 0.1}
+        rest = {str(k): v for k, v in item.items() if k not in (*STRATEGY_KEYS, "name", "type")}
+        written = ", ".join(f"{k}: {v}" for k, v in {"type": item[key], **rest}.items())
+        return f"; a schedule goes under the key spec, as a string or as spec: {{{written}}}"
+    close = difflib.get_close_matches(key, STRATEGY_KEYS, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _strategy(
+    item: Any, where: str, default_label: str | None, default_optimizer: str | None, key: str | None = None
+) -> Strategy:
+    """One strategy of the file: a list entry (``key`` None; ``where`` is ``strategies[i]``) or the
+    value under the label ``key`` of the mapping form (``where`` is ``strategies.KEY``)."""
     if isinstance(item, str):
-        return Strategy.parse(item, f"experiment: {where}", default_optimizer)
+        parsed = Strategy.parse(item, f"experiment: {where}", default_optimizer)
+        if key is None:
+            return parsed
+        if parsed.label != item.strip() and parsed.label != key:  # 'LABEL=SPEC' under another key
+            raise ValueError(
+                f"experiment: {where}: the label {parsed.label!r} in {item!r} differs from its key {key!r}; "
+                "give one label (the key)"
+            )
+        return dataclasses.replace(parsed, label=key)
     if not isinstance(item, dict):
-        raise ValueError(f"experiment: {where} must be a string or a mapping, got {type(item).__name__}")
-    unknown = [k for k in item if k not in STRATEGY_KEYS]
+        raise ValueError(
+            f"experiment: {where} must be a string or a mapping (a spec string, or spec with optionally "
+            f"label, optimizer, optimizer_params), got {type(item).__name__} {reprlib.repr(item)}"
+        )
+    unknown = [str(k) for k in item if k not in STRATEGY_KEYS]
     if unknown:
         raise ValueError(
             f"experiment: {where}: unknown key {unknown[0]!r}; expected {', '.join(STRATEGY_KEYS)}"
+            f"{_hint(unknown[0], item)}"
         )
     if "spec" not in item:
-        raise ValueError(f"experiment: {where}: missing key 'spec'")
-    spec = item["spec"]
-    if isinstance(spec, dict):
-        schedule: Any = from_dict(spec)
-    elif isinstance(spec, str):
-        schedule = spec
-    else:
         raise ValueError(
-            f"experiment: {where}.spec must be a spec string or mapping, got {type(spec).__name__}"
+            f"experiment: {where}: missing key 'spec' (a spec string such as 'cosine(lr=0.1)', or a "
+            "mapping such as {type: cosine, lr: 0.1})"
         )
-    label = _str(item.get("label", spec if isinstance(spec, str) else f"strategy {i + 1}"), f"{where}.label")
+    spec = item["spec"]
+    try:
+        if isinstance(spec, dict):
+            schedule: Any = from_dict(spec)
+        elif isinstance(spec, str):
+            schedule = load(spec)
+        else:
+            raise ValueError(f"must be a spec string or mapping, got {type(spec).__name__} {spec!r}")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"experiment: {where}.spec: {exc}") from None
+    if key is None:
+        fallback = spec.strip() if isinstance(spec, str) else default_label
+        label = _str(item.get("label", fallback), f"{where}.label")
+    else:
+        label = key
+        if "label" in item and _str(item["label"], f"{where}.label") != key:
+            raise ValueError(
+                f"experiment: {where}.label {item['label']!r} differs from its key {key!r}; "
+                "give one label (the key), or leave label out"
+            )
     optimizer = item.get("optimizer", default_optimizer)
     params = item.get("optimizer_params") or {}
     try:
         return Strategy(label, schedule, optimizer, params)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"experiment: {where}: {exc}") from None
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _strategies(value: Any, default_optimizer: str | None) -> list[Strategy]:
+    """The ``strategies`` of a file: a list of entries, or a mapping ``{label: entry}`` (file order)."""
+    if isinstance(value, list):
+        return [
+            _strategy(item, f"strategies[{i}]", f"strategy {i + 1}", default_optimizer)
+            for i, item in enumerate(value)
+        ]
+    out = []
+    for key, item in value.items():
+        if not isinstance(key, str):  # YAML reads 1:, 0.1: or yes: as a number or a bool
+            raise ValueError(
+                f"experiment: strategies: the label {key!r} ({type(key).__name__}) must be a string; "
+                f"quote it ('{key}': ...)"
+            )
+        if not key.strip():
+            raise ValueError(f"experiment: strategies: a label is empty ({key!r}); expected a name")
+        label = key.strip()
+        where = f"strategies.{label}" if _PLAIN_KEY.fullmatch(label) else f"strategies[{label!r}]"
+        out.append(_strategy(item, where, None, default_optimizer, key=label))
+    return out
 
 
 def parse_experiment(
@@ -188,28 +295,39 @@ def parse_experiment(
     if "task" not in data:
         raise ValueError("experiment: missing key 'task' (a built-in task or 'module:function')")
     if data.get("strategies") is None:
-        raise ValueError("experiment: missing key 'strategies' (a list of specs or mappings)")
-    if not isinstance(data["strategies"], list):
-        raise ValueError(f"experiment: strategies must be a list, got {type(data['strategies']).__name__}")
+        raise ValueError(
+            "experiment: missing key 'strategies' (a list of specs or mappings, or a mapping of label: spec)"
+        )
+    if not isinstance(data["strategies"], (list, dict)):
+        raise ValueError(
+            "experiment: strategies must be a list of specs or mappings, or a mapping of label: spec, "
+            f"got {type(data['strategies']).__name__} {data['strategies']!r}"
+        )
     if not data["strategies"]:
         raise ValueError("experiment: strategies is empty; expected at least one spec or mapping")
     default_opt = data.get("optimizer")
     if default_opt is not None:
         default_opt = _str(default_opt, "optimizer")
-    strategies = [_strategy(item, i, default_opt) for i, item in enumerate(data["strategies"])]
+    strategies = _strategies(data["strategies"], default_opt)
     check_labels(strategies, "experiment", "label: ...")
     diverge_factor = _float(data.get("diverge_factor", 10.0), "diverge_factor")
     if not diverge_factor > 1:
         raise ValueError(f"experiment: diverge_factor must be a number > 1, got {diverge_factor!r}")
     seeds_value = data.get("seeds", 1)
+    both = "a count (seeds: 3 runs seeds 0, 1, 2) or a list of seeds (seeds: [0, 7, 42])"
     if isinstance(seeds_value, list):
         if not seeds_value:
-            raise ValueError("experiment: seeds must not be empty")
+            raise ValueError(f"experiment: seeds must not be empty; give {both}")
         seeds = [_int(v, f"seeds[{i}]", 0) for i, v in enumerate(seeds_value)]
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"experiment: seeds must be distinct, got {seeds}")
     else:
-        seeds = list(range(_int(seeds_value, "seeds", 1)))
+        try:
+            seeds = list(range(_int(seeds_value, "seeds", 1)))
+        except ValueError:
+            raise ValueError(
+                f"experiment: seeds must be an integer >= 1 or a list; give {both}, got {seeds_value!r}"
+            ) from None
 
     def path(key: str) -> Path | None:
         if data.get(key) is None:
