@@ -46,6 +46,12 @@ rank (a poisoned batch) rolls every rank back to the same snapshot and the repli
 Pass the local loss (an all-reduced one works too: its mean is itself). ``sync=False`` lets each rank
 decide alone (ranks that train separate models); a ``DistributedDataParallel`` model's own process
 group is used, or the ``sync`` one given. Without an initialized group, nothing is communicated.
+A rank that fails alone stops every rank at once, rather than leave them waiting in a collective until
+the group's timeout (30 minutes by default): a bad argument to ``check`` (a loss that is not a number
+or a one-element tensor, a step that is not an int) is a flag in its all-reduce, and a snapshot or a
+rollback (out of memory on one GPU) is followed by an all-reduce of a flag; the rank that failed raises
+its own error, the others a ``RuntimeError`` naming it. What the guard cannot see: ranks that call
+``check`` a different number of times, or whose optimizers have different parameter groups.
 
 Mixed precision: pass the unscaled loss. A step the ``torch.amp.GradScaler`` skips for inf gradients
 has a finite loss: it is a good step to the guard. Give the scaler as ``scaler``: a snapshot keeps its
@@ -241,7 +247,8 @@ class DivergenceGuard:
         sync: under an initialized ``torch.distributed`` group, make one decision for all ranks
             (True: the ``DistributedDataParallel`` model's group, else the default one; or the
             ``ProcessGroup`` given): the loss checked is ``sum(rank losses) / world_size`` and the
-            parameters are broken when they are on any rank. False: each rank decides on its own loss
+            parameters are broken when they are on any rank; a bad argument, a snapshot or a rollback
+            that fails on one rank raises on every rank. False: each rank decides on its own loss
             (ranks that train separate models). Nothing is communicated without an initialized group.
         scaler: the ``torch.amp.GradScaler`` of the loop, or None: its state is snapshotted and
             restored with the model's, and a rollback ends its iteration.
