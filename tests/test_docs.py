@@ -3,8 +3,8 @@
 Blocks run page by page, in order, in one namespace per page, in a temporary folder:
 
 - ``python`` blocks that start with ``>>>`` run as doctests; other ``python`` blocks are executed;
-- ``yaml`` blocks whose first line is ``# NAME.yaml ...`` are written to NAME.yaml and parsed as lrkit
-  experiment files (a later ``lrkit lab NAME.yaml`` uses them);
+- ``yaml`` and ``toml`` blocks whose first line is ``# NAME.yaml ...`` (``# NAME.toml``) are written to
+  that file and parsed as lrkit experiment files (a later ``lrkit lab NAME.yaml`` uses them);
 - ``bash`` blocks: every ``lrkit ...`` command runs through ``lrkit.cli.main`` and must exit 0;
   ``python docs/SCRIPT.py ...`` runs that script; only the commands in ``NOT_RUN`` (installers, ``make``,
   ``mkdocs``) are left alone, each for the reason given there. Any other command fails the test.
@@ -175,9 +175,9 @@ def _run_bash(code: str, page: Path, line: int) -> None:
             assert words[0] in NOT_RUN, f"{where}: not a command this test knows how to run"
 
 
-def _run_yaml(code: str, page: Path, line: int) -> None:
+def _run_experiment_file(code: str, page: Path, line: int) -> None:
     first = code.splitlines()[0]
-    m = re.match(r"#\s*(\S+\.ya?ml)\b", first)
+    m = re.match(r"#\s*(\S+\.(?:ya?ml|toml))\b", first)
     if m is None:
         return
     Path(m.group(1)).write_text(code, encoding="utf-8")
@@ -211,10 +211,10 @@ def test_code_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         elif lang == "bash":
             found += 1
             _run_bash(code, page, line)
-        elif lang == "yaml":
+        elif lang in ("yaml", "toml"):
             found += 1
-            _run_yaml(code, page, line)
+            _run_experiment_file(code, page, line)
         else:
-            assert lang in ("text", ""), f"{page}:{line}: a {lang!r} block; the test runs python, bash, yaml"
+            assert lang in ("text", ""), f"{page}:{line}: a {lang!r} block; it runs python, bash, yaml, toml"
     assert found, f"{page}: no code block ran"
     os.chdir(ROOT)
