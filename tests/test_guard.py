@@ -411,6 +411,25 @@ def test_validation_names_the_argument() -> None:
         guard.check(torch.ones(3), 0)
 
 
+@pytest.mark.parametrize("shape", [(64,), (8, 3), (2, 2, 2)])
+def test_a_per_example_loss_is_named_by_its_shape_not_its_values(shape: tuple[int, ...]) -> None:
+    """``reduction='none'`` hands check a loss per example: the message gives the shape and the fix,
+    not 64 printed numbers (torch cuts them with '...' and the shape is lost)."""
+    model = torch.nn.Linear(1, 1)
+    guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(TypeError) as info:
+        guard.check(torch.rand(shape), 0)
+    text = str(info.value)
+    assert f"got a Tensor of shape {shape}; reduce it to one number first (loss.mean()" in text, text
+    assert "tensor([" not in text
+    with pytest.raises(TypeError, match=r"got a ndarray of shape \(5,\)"):
+        guard.check(np.ones(5), 0)
+    long_list = [1.0] * 1000  # no shape: its repr, cut
+    with pytest.raises(TypeError) as info:
+        guard.check(long_list, 0)  # type: ignore[arg-type]
+    assert len(str(info.value)) < 200 and str(info.value).endswith("...")
+
+
 def test_lrkit_control_imports_without_torch() -> None:
     src = str(Path(lrkit.__file__).resolve().parents[1])
     code = "import sys, lrkit.control.guard, lrkit.control; assert 'torch' not in sys.modules, 'torch'"

@@ -757,10 +757,25 @@ def _loss(loss: object, group: Any) -> Any:
             return float(x)  # type: ignore[arg-type]  # whatever it is: float() says if it is not a number
         return _float64(x).to(_collective_device(group, getattr(x, "device", None)))
     except (TypeError, ValueError, RuntimeError) as exc:
+        shape = getattr(loss, "shape", None)
+        if shape is not None and not isinstance(shape, (tuple, list)):  # torch.Size is a tuple
+            shape = None
+        if shape is not None and len(shape) > 0:  # a per-example loss (reduction='none'): not its values
+            got = (
+                f"a {type(loss).__name__} of shape {tuple(shape)}; reduce it to one number first "
+                "(loss.mean(), or the loss function's default reduction)"
+            )
+        else:
+            got = f"{type(loss).__name__} {_short(loss)}"
         raise TypeError(
-            f"DivergenceGuard.check: loss must be a number or a one-element tensor, got "
-            f"{type(loss).__name__} {loss!r}"
+            f"DivergenceGuard.check: loss must be a number or a one-element tensor, got {got}"
         ) from exc
+
+
+def _short(x: object, limit: int = 80) -> str:
+    """``repr(x)`` cut to ``limit`` characters."""
+    text = repr(x)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _collective_device(group: Any, device: torch.device | None) -> torch.device:
