@@ -342,3 +342,17 @@ def test_the_guides_list_mapping_and_toml_files_are_one_experiment(lang: str, tm
     listed, named, toml = got["experiment.yaml"], got["named.yaml"], got["experiment.toml"]
     assert [s.label for s in named.strategies] == ["warmup + cosine", "AdamW", "one-cycle"]
     assert named == listed and toml == listed
+
+
+@pytest.mark.parametrize(
+    ("strategies", "where"),
+    [
+        ("  b:\n    spec: cosine(lr=0.1)\n    optimizer: lamb\n", "strategies.b: "),
+        ("  - label: b\n    spec: cosine(lr=0.1)\n    optimizer: lamb\n", "strategies[0]: "),
+    ],
+)
+def test_a_strategys_error_names_its_place_once(tmp_path: Path, strategies: str, where: str) -> None:
+    """The place in the file names the strategy; the Strategy's own "strategy 'b':" is not repeated."""
+    msg = _error(tmp_path, "task: digits-mlp-sgd\nstrategies:\n" + strategies, ".yaml")
+    assert f"experiment: {where}optimizer must be one of" in msg, msg
+    assert "strategy 'b'" not in msg, msg

@@ -255,8 +255,9 @@ def _strategy(
     params = item.get("optimizer_params") or {}
     try:
         return Strategy(label, schedule, optimizer, params)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"experiment: {where}: {exc}") from None
+    except (ValueError, TypeError) as exc:  # "strategy 'b': ..." after "strategies.b:" says 'b' twice
+        text = str(exc).removeprefix(f"strategy {label!r}: ")
+        raise ValueError(f"experiment: {where}: {text}") from None
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
