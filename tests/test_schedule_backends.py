@@ -4,13 +4,27 @@ and backend arrays given as the run's length."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lrkit.schedules import WSD, Cosine, Linear, Polynomial, Repeat, Schedule, Warmup
+from lrkit.schedules import (
+    WSD,
+    Cosine,
+    CosineRestarts,
+    Cyclic,
+    Linear,
+    OneCycle,
+    Polynomial,
+    Repeat,
+    Schedule,
+    Warmup,
+)
+from lrkit.schedules.warmup import COOLDOWNS
 
 from . import strategies as S
 from ._jax import x64
@@ -91,13 +105,14 @@ def test_derivatives_match_the_formulas(s: Schedule, where: list[float]) -> None
 
 
 def test_zero_safe_keeps_values_and_nan_steps() -> None:
-    """The values of 1-sqrt and power < 1 are unchanged by the derivative fix, and a NaN step still
-    gives NaN on torch (torch steps are not inspected)."""
+    """The values of 1-sqrt and power < 1 are the formulas' (to float64 rounding: each half is computed
+    from its nearer end) with the derivative fix, and a NaN step still gives NaN on torch (torch steps
+    are not inspected)."""
     s = WSD(lr=1.0, steps=100, decay=20)
     p = Polynomial(lr=1.0, steps=100, power=0.3)
     t = np.arange(0, 101)
-    np.testing.assert_array_equal(s(t), 1.0 - np.sqrt(np.clip((t - 80) / 20, 0, 1)))
-    np.testing.assert_array_equal(p(t), ((100 - t) / 100) ** 0.3)
+    np.testing.assert_allclose(s(t), 1.0 - np.sqrt(np.clip((t - 80) / 20, 0, 1)), rtol=0, atol=3e-16)
+    np.testing.assert_allclose(p(t), ((100 - t) / 100) ** 0.3, rtol=0, atol=3e-16)
     assert math.isnan(float(Cosine(lr=1.0, steps=10)(torch.tensor(float("nan")))))
     assert math.isnan(float(WSD(lr=1.0, steps=100, decay=100)(torch.tensor(float("nan")))))
 
@@ -195,7 +210,7 @@ def test_integer_steps_take_the_default_float_of_their_backend() -> None:
 @GRAD_SETTINGS
 @given(S.schedules)
 # in float32, 1 + (1.2e-4 - 1) rounded to an ulp of 1: step 0 gave 2**-13, 2.4e-4 off (now exact: see
-# test_linear_is_exact_at_both_ends_in_float32_on_every_backend)
+# test_schedules_are_exact_at_their_ends_in_float32_on_every_backend)
 @example(Repeat(Linear(lr=0.0001221001148223877, steps=1, end_lr=1.0), None))
 def test_batched_steps_under_jit_vmap_and_torch_at_step_0_and_2_53(s: Schedule) -> None:
     """A 2-D batch of steps, step 0, the end, 2**53 and below 0: torch (float32, float64, int64) and
@@ -222,33 +237,212 @@ def test_batched_steps_under_jit_vmap_and_torch_at_step_0_and_2_53(s: Schedule) 
         np.testing.assert_allclose(got[near], want[near], rtol=1e-4, atol=1e-6 * scale)
 
 
-@GRAD_SETTINGS
-@given(S.lrs | st.just(0.0), S.lrs | st.just(0.0), S.lengths)
-@example(0.0001221001148223877, 1.0, 1)  # step 0 was 2**-13 in float32, 2.4e-4 off
-@example(1.2e-4, 1.0, 41)  # XLA's t * (1/41) makes 41 / 41 an ulp below 1
-@example(1.0, 1.2e-4, 47)  # jax gave 0.99999994 at step 0
-@example(0.0, 1.0, 3)  # jax.jit gave -2.98e-8, a negative LR, at step 0
-def test_linear_is_exact_at_both_ends_in_float32_on_every_backend(a: float, b: float, n: int) -> None:
-    """linear(lr=a, end_lr=b) gives exactly a at step 0 and b at its end, the float32 a and b in float32
-    (torch float32 and integer steps, jax eager and under jit), whatever their sizes: it was exact at the
-    end only, its start computed as b + (a - b), to the precision of b."""
-    s = Linear(lr=a, steps=n, end_lr=b)
-    assert s(0) == a and s(n) == b and s(np.array([0, n])).tolist() == [a, b]
-    ends = np.array([a, b], dtype=np.float32)
-    ks = np.array([0.0, float(n)])
-    for got in (
-        s(torch.tensor(ks, dtype=torch.float32)).numpy(),
-        s(torch.tensor([0, n])).numpy(),
-        np.asarray(s(jnp.asarray(ks, dtype=jnp.float32))),
-        np.asarray(jax.jit(lambda t: s(t))(jnp.asarray(ks, dtype=jnp.float32))),
-    ):
-        assert got.dtype == np.float32 and got.tolist() == ends.tolist()
-    # in between: the straight line, to float32 precision of the larger end
-    mid = np.arange(0.0, n + 0.5, 0.5)
-    want = a + (b - a) * mid / n
-    got32 = np.asarray(jax.jit(lambda t: s(t))(jnp.asarray(mid, dtype=jnp.float32)), dtype=np.float64)
-    np.testing.assert_allclose(got32, want, rtol=0, atol=3e-7 * max(a, b) + 1e-45)
-    np.testing.assert_allclose(s(mid), want, rtol=0, atol=1e-15 * max(a, b))
+# -- both ends exact in float32: every interpolating schedule, every backend -----------------------
+#: A case: (a, b, n, p) -> (schedule, [(step, exact value)], the formula in float64 over steps, steps
+#: to check it on). ``a`` and ``b`` are the values it goes between (either may be the larger, or 0), ``n``
+#: a length, ``p`` a power (polynomial) or a ratio of lengths.
+Case = Callable[[float, float, int, float], Any]
+
+
+def _half_cos(x: Any) -> Any:
+    return (1.0 + np.cos(np.pi * x)) / 2.0  # 1 at 0, 0 at 1
+
+
+def _linear(a: float, b: float, n: int, p: float) -> Any:
+    return Linear(lr=a, steps=n, end_lr=b), [(0, a), (n, b)], lambda t: a + (b - a) * t / n, n
+
+
+def _polynomial(a: float, b: float, n: int, p: float) -> Any:
+    s = Polynomial(lr=a, steps=n, power=p, end_lr=b)
+    return s, [(0, a), (n, b)], lambda t: (a - b) * (1.0 - t / n) ** p + b, n
+
+
+def _cosine(a: float, b: float, n: int, p: float) -> Any:
+    return Cosine(lr=a, steps=n, min_lr=b), [(0, a), (n, b)], lambda t: b + (a - b) * _half_cos(t / n), n
+
+
+def _restarts(mult: float, decay: float) -> Case:
+    """SGDR from a (each cycle's start when decay is 1) to b, period n: cycle i starts at n*(m**i-1)/(m-1)."""
+
+    def case(a: float, b: float, n: int, p: float) -> Any:
+        s = CosineRestarts(lr=a, period=n, mult=mult, min_lr=b, decay=decay)
+        starts = [n * (mult**i - 1) / (mult - 1) if mult != 1 else i * n for i in range(4)]
+
+        def formula(t: Any) -> Any:
+            i = np.searchsorted(starts, t, side="right") - 1
+            length = n * mult ** i.astype(float)
+            return b + (a - b) * decay**i * _half_cos((t - np.asarray(starts)[i]) / length)
+
+        return s, [(k, a) for k in starts[: 3 if decay == 1 else 1]], formula, starts[3] - 0.5
+
+    return case
+
+
+def _one_cycle(anneal: str, three_phase: bool) -> Case:
+    """From initial = max_lr / div_factor (a; 1e-4 of max_lr where a is 0) up to max_lr (b, or 1 where b
+    is 0) and down to final = initial / 1e4, over 4k steps (pct_start 1/4: whole-step phase ends)."""
+
+    def case(a: float, b: float, n: int, p: float) -> Any:
+        top = b or 1.0
+        div = top / a if a and top / a < 1e300 else 1e4
+        k = n + 2
+        s = OneCycle(
+            max_lr=top, steps=4 * k, pct_start=0.25, div_factor=div, anneal=anneal, three_phase=three_phase
+        )
+        initial = top / div
+        final = initial / 1e4
+        if three_phase:
+            ends, levels = [k - 1.0, 2.0 * k - 2.0, 4.0 * k - 1.0], [initial, top, initial, final]
+        else:
+            ends, levels = [k - 1.0, 4.0 * k - 1.0], [initial, top, final]
+
+        def formula(t: Any) -> Any:
+            out = np.full_like(t, final)
+            start = 0.0
+            for i, end in reversed(list(enumerate(ends))):
+                start = ends[i - 1] if i else 0.0
+                q = np.clip((t - start) / (end - start), 0.0, 1.0)
+                lo, hi = levels[i], levels[i + 1]
+                v = hi + (lo - hi) * _half_cos(q) if anneal == "cos" else lo + (hi - lo) * q
+                out = np.where(t <= end, v, out)
+            return out
+
+        return s, [(0, initial), *zip(ends, levels[1:])], formula, 4 * k
+
+    return case
+
+
+def _cyclic(mode: str) -> Case:
+    """Between lo = min(a, b) and hi = max(a, b): up n steps, down about p * n; torch's formula."""
+
+    def case(a: float, b: float, n: int, p: float) -> Any:
+        lo, hi = min(a, b), max(a, b)
+        down = max(1, round(p * n))
+        s = Cyclic(lr=lo, max_lr=hi, step_size_up=n, step_size_down=down, mode=mode, gamma=0.999)
+        c = n + down
+
+        def formula(t: Any) -> Any:
+            cycle = np.floor(1.0 + t / c)
+            x = 1.0 + t / c - cycle
+            r = n / c
+            if mode == "sine":
+                scale = np.where(x <= r, 1.0 - _half_cos(x / r), _half_cos((x - r) / (1.0 - r)))
+            else:
+                scale = np.where(x <= r, x / r, (x - 1.0) / (r - 1.0))
+            amp = {"triangular2": 1.0 / 2.0 ** (cycle - 1.0), "exp_range": 0.999**t}.get(mode, 1.0)
+            return lo + (hi - lo) * scale * amp
+
+        ends = [(0, lo), (c, lo), (2 * c, lo)] + ([(n, hi)] if mode != "exp_range" else [])
+        return s, ends, formula, 2 * c + n
+
+    return case
+
+
+def _wsd(cooldown: str) -> Case:
+    """a for n steps, then down to b over n more (as linear, cosine or 1-sqrt)."""
+    shape = {"linear": lambda x: 1.0 - x, "cosine": _half_cos, "1-sqrt": lambda x: 1.0 - np.sqrt(x)}[cooldown]
+
+    def case(a: float, b: float, n: int, p: float) -> Any:
+        s = WSD(lr=a, steps=2 * n, decay=n, cooldown=cooldown, min_lr=b)
+        formula = lambda t: b + (a - b) * shape(np.clip((t - n) / n, 0.0, 1.0))  # noqa: E731
+        return s, [(0, a), (n, a), (2 * n, b)], formula, 2 * n
+
+    return case
+
+
+def _warmup(mode: str) -> Case:
+    """linear: from 0 to b (as lr); exponential: the multiplier from a / b (or 0.01) to 1."""
+
+    def case(a: float, b: float, n: int, p: float) -> Any:
+        if mode == "linear":
+            return Warmup(steps=n, start=0.0, lr=b), [(0, 0.0), (n, b)], lambda t: b * t / n, n
+        lo, hi = min(a, b), max(a, b)
+        st = lo / hi if lo > 0 else 0.01
+        w = Warmup(steps=n, start=st, mode="exponential")
+        return w, [(0, st), (n, 1.0)], lambda t: st ** (1.0 - t / n), n
+
+    return case
+
+
+ENDS_CASES: dict[str, Case] = {
+    "linear": _linear,
+    "polynomial": _polynomial,
+    "cosine": _cosine,
+    "cosine_restarts": _restarts(1.0, 1.0),
+    "cosine_restarts-mult2": _restarts(2.0, 1.0),
+    "cosine_restarts-decay": _restarts(3.0, 0.5),
+    "one_cycle": _one_cycle("cos", False),
+    "one_cycle-3phase": _one_cycle("cos", True),
+    "one_cycle-linear": _one_cycle("linear", False),
+    **{f"cyclic-{m}": _cyclic(m) for m in Cyclic.MODES},
+    **{f"wsd-{c}": _wsd(c) for c in COOLDOWNS},
+    "warmup": _warmup("linear"),
+    "warmup-exponential": _warmup("exponential"),
+}
+
+
+def _on_every_backend(s: Schedule, ks: np.ndarray, ts: np.ndarray) -> dict[str, np.ndarray]:
+    """``s`` at the whole steps ``ks`` and then at ``ts``, in float64 (numpy) and float32 (torch, jax.jit),
+    and at ``ks`` only as torch integers and in eager jax (which compiles each operation anew for each
+    new shape)."""
+    both = np.concatenate([ks, ts])
+    return {
+        "numpy": s(both),
+        "torch float32": s(torch.tensor(both, dtype=torch.float32)).numpy(),
+        "jax.jit": np.asarray(jax.jit(lambda t: s(t))(jnp.asarray(both, dtype=jnp.float32))),
+        "torch int64": s(torch.tensor(ks.astype(np.int64))).numpy(),
+        "jax": np.asarray(s(jnp.asarray(ks, dtype=jnp.float32))),
+    }
+
+
+ENDS_SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@ENDS_SETTINGS
+@pytest.mark.parametrize("case", list(ENDS_CASES))
+@given(
+    a=S.lrs | st.just(0.0),
+    b=S.lrs | st.just(0.0),
+    n=S.lengths,
+    p=st.floats(min_value=0.25, max_value=4.0),
+)
+@example(a=0.0001221001148223877, b=1.0, n=1, p=1.0)  # linear: step 0 was 2**-13 in float32, 2.4e-4 off
+@example(a=1.2e-4, b=1.0, n=41, p=1.0)  # XLA's t * (1/41) makes 41 / 41 an ulp below 1
+@example(a=1.0, b=1.2e-4, n=47, p=2.0)  # linear, polynomial: jax gave 0.99999994 (0.99999988) at step 0
+@example(a=0.0, b=1.0, n=3, p=1.0)  # linear: jax.jit gave -2.98e-8, a negative LR, at step 0
+# rising polynomial, cosine, restarts, wsd; one_cycle with div_factor 8333: 1.3e-4 to 1.7e-4 off at step 0
+@example(a=1.2e-4, b=1.0, n=1000, p=2.0)
+@example(a=1.2e-4, b=1.0, n=47, p=0.5)  # polynomial power 0.5: 3.6e-4 off at step 0 in jax
+@example(a=1e-4, b=1.0, n=1000, p=1.0)  # one_cycle with div_factor=1e4: the linear one ended at 0, not 1e-8
+@example(a=1.0, b=0.0, n=41, p=1.0)  # cosine (and wsd's) to 0 ended at 8.8e-15 in jax
+@example(a=1.0, b=1.2e-4, n=41, p=1.0)  # wsd: its end 5e-4 off in jax
+def test_schedules_are_exact_at_their_ends_in_float32_on_every_backend(
+    case: str, a: float, b: float, n: int, p: float
+) -> None:
+    """Each interpolating schedule gives exactly its end values at its ends (start, end, a one_cycle's
+    phase ends, a cycle's base and peak, wsd's stable phase): the float64 values in numpy, their float32
+    roundings on torch (float32 and integer steps) and jax (eager and jit), whatever their sizes.
+    Computed from one end only, the other end came out to the precision of the larger value (1.3e-4 to
+    5e-4 off for a small end next to a large one), or an ulp of the time off under XLA (a cosine to 0
+    ending at 8.8e-15, a negative LR at step 0). In between, the formula to float rounding."""
+    s, ends, formula, last = ENDS_CASES[case](a, b, n, p)
+    ks = np.array([k for k, _ in ends], dtype=np.float64)
+    want = np.array([v for _, v in ends])
+    ts = np.arange(0.0, last + 0.5, 0.5)
+    ref = formula(ts)
+    scale = float(np.max(np.abs(ref)))
+    for backend, got in _on_every_backend(s, ks, ts).items():
+        exact = want if backend == "numpy" else want.astype(np.float32)
+        assert got.dtype == exact.dtype and got[: ks.size].tolist() == exact.tolist(), (
+            backend,
+            ks,
+            got,
+            exact,
+        )
+        if got.size > ks.size:
+            tol = (1e-14 if backend == "numpy" else 1e-6) * scale
+            mid = np.asarray(got[ks.size :], dtype=np.float64)
+            np.testing.assert_allclose(mid, ref, rtol=0, atol=tol, err_msg=f"{case} on {backend}")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -277,14 +277,89 @@ class InverseSqrt(Schedule):
         check_number(self.name, "lr", self.lr, low=0)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        ts = steps_of(self.timescale)
-        return self.lr * xp.sqrt(ts / (t + ts))
+        ts = steps_of(
+            self.timescale
+        )  # as lr / sqrt(1 + t / ts): exactly lr at 0 (torch's ts / t is t**-1 * ts)
+        return self.lr / xp.sqrt(1.0 + t / ts)
+
+
+# -- interpolation from the nearer end ---------------------------------------------------------
+@dataclass(frozen=True)
+class Curve:
+    """A way from one value to another, for :func:`between`: ``up(x)`` is the part of the way done after
+    a fraction ``x`` of the time, ``down(x) = 1 - up(1 - x)`` the part still to go with a fraction ``x``
+    of the time left (None: the curve is symmetric, ``down = up``). Each is written so that it is
+    exactly 0 at ``x = 0`` and accurate near it (no ``1 - ...`` of a value near 1), and differentiable
+    on ``[0, 1/2]``, all :func:`between` evaluates it on."""
+
+    up: Callable[[Array, Namespace], Array]
+    down: Callable[[Array, Namespace], Array] | None = None
+
+
+def _identity(x: Array, xp: Namespace) -> Array:
+    return x
+
+
+def _half_sine_squared(x: Array, xp: Namespace) -> Array:
+    s = xp.sin((0.5 * math.pi) * x)  # (1 - cos(pi x)) / 2, with no 1 - cos(pi x) to cancel near 0
+    return s * s
+
+
+#: straight: ``up(x) = down(x) = x``
+LINE = Curve(_identity)
+#: the half cosine: ``up(x) = (1 - cos(pi x)) / 2 = sin(pi x / 2)**2``, its own complement
+COSINE = Curve(_half_sine_squared)
+
+
+def polynomial_curve(p: float) -> Curve:
+    """The polynomial decay's way, ``1 - (1 - x)**p``: ``up(x) = -expm1(p * log1p(-x))`` (accurate for
+    small ``x``, where ``1 - (1 - x)**p`` keeps only the precision of 1), ``down(x) = x**p``."""
+
+    def up(x: Array, xp: Namespace) -> Array:
+        return -xp.expm1(p * xp.log1p(-x))
+
+    def down(x: Array, xp: Namespace) -> Array:
+        return zero_safe(lambda y: y**p, x, xp)  # power < 1: d/dx is inf at 0
+
+    return Curve(up, down)
+
+
+def between(
+    start: float | Array, end: float | Array, u: Array, v: Array, xp: Namespace, curve: Curve = LINE
+) -> Array:
+    """From ``start`` to ``end`` along ``curve``, at ``u`` of the way in time and ``v = 1 - u`` left:
+    ``start + (end - start) * up(u)``, computed from the nearer end: with ``x = min(u, v)``,
+    ``start + (end - start) * up(x)`` where ``u < v`` and ``end + (start - end) * down(x)`` elsewhere.
+
+    ``u`` and ``v`` are each computed directly (``t / n`` and ``(n - t) / n``, not ``1 - t / n``), so
+    each is exactly 0 at its own end, and so ``u = 0`` gives ``start`` and ``v = 0`` gives ``end``
+    exactly, in float32 too, whatever their sizes: computed from one end only, ``start + (end - start)``
+    rounds ``start`` to the precision of ``end`` (2.4e-4 off for ``1.2e-4 -> 1``) and XLA's
+    ``t * (1 / n)`` may leave ``n / n`` an ulp below 1 (a cosine to 0 ending at 8.8e-15). In between,
+    the values are the formula's to float rounding, and the derivative is the selected side's.
+    """
+    near = u < v
+    x = xp.where(near, u, v)  # in [0, 1/2] (give or take rounding): both sides are finite there
+    a = curve.up(x, xp)
+    b = a if curve.down is None else curve.down(x, xp)
+    return xp.where(near, start + (end - start) * a, end + (start - end) * b)
+
+
+def along(start: float, end: float, t: Array, n: float, xp: Namespace, curve: Curve = LINE) -> Array:
+    """:func:`between` at step ``t`` of ``n`` (``t`` in ``[0, n]``): ``u = t / n``, ``v = (n - t) / n``.
+
+    >>> along(1.2e-4, 1.0, np.array([0.0, 41.0]), 41.0, np).tolist()
+    [0.00012, 1.0]
+    """
+    return between(start, end, t / n, (n - t) / n, xp, curve)
 
 
 @dataclass(frozen=True)
 class Polynomial(Schedule):
     """Polynomial decay: ``lr(t) = (lr - end_lr) * (1 - t/steps) ** power + end_lr``
     (torch's ``PolynomialLR`` with ``end_lr=0``; optax's ``polynomial_schedule``).
+
+    Computed from the nearer end (:func:`between`), so both ends are exact in float32 too.
 
     >>> Polynomial(lr=1.0, steps=10, power=2.0)(5)
     0.25
@@ -304,9 +379,7 @@ class Polynomial(Schedule):
         check_number(self.name, "end_lr", self.end_lr, low=0)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        n = steps_of(self.steps)  # (n - t) / n, not 1 - t/n: never below 0 where t/n rounds up (jit)
-        frac = zero_safe(lambda x: x**self.power, (n - t) / n, xp)  # power < 1: d/dt is inf at t = n
-        return (self.lr - self.end_lr) * frac + self.end_lr
+        return along(self.lr, self.end_lr, t, steps_of(self.steps), xp, polynomial_curve(self.power))
 
 
 @dataclass(frozen=True)
@@ -314,7 +387,7 @@ class Linear(Schedule):
     """Linear from ``lr`` to ``end_lr`` over ``steps``: ``lr + (end_lr - lr) * t / steps``
     (torch's ``LinearLR`` with ``lr = base*start_factor``, ``end_lr = base*end_factor``).
 
-    Computed from the nearer end (:func:`line_between`), so both ends are exact in float32 too.
+    Computed from the nearer end (:func:`between`), so both ends are exact in float32 too.
 
     >>> Linear(lr=1.0, steps=4, end_lr=0.0)(1)
     0.75
@@ -332,23 +405,15 @@ class Linear(Schedule):
         check_number(self.name, "end_lr", self.end_lr, low=0)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        return line_between(self.lr, self.end_lr, t, steps_of(self.steps), xp)
-
-
-def line_between(start: float, end: float, t: Array, n: float, xp: Namespace) -> Array:
-    """``start + (end - start) * t / n`` for ``t`` in ``[0, n]``, from the nearer end: ``start + (end -
-    start) * (t / n)`` in the first half, ``end + (start - end) * ((n - t) / n)`` in the second. Each
-    end comes from a fraction that is exactly 0 there, so ``t = 0`` gives ``start`` and ``t = n`` gives
-    ``end`` exactly in float32 too, whatever their sizes (``start + (end - start)`` rounds ``start`` to
-    the precision of ``end``: 2.4e-4 off for ``1.2e-4 -> 1``) and however ``t / n`` is rounded (XLA
-    computes it as ``t * (1 / n)``, so ``n / n`` may be below 1)."""
-    return xp.where(t < 0.5 * n, start + (end - start) * (t / n), end + (start - end) * ((n - t) / n))
+        return along(self.lr, self.end_lr, t, steps_of(self.steps), xp)
 
 
 @dataclass(frozen=True)
 class Cosine(Schedule):
     """Cosine annealing: ``lr(t) = min_lr + (lr - min_lr) * (1 + cos(pi * t / steps)) / 2``
     (Loshchilov & Hutter, 2017; torch's ``CosineAnnealingLR`` up to ``T_max``, then held).
+
+    Computed from the nearer end (:func:`between`), so both ends are exact in float32 too.
 
     >>> s = Cosine(lr=1.0, steps=100, min_lr=0.1)
     >>> s(0), round(s(50), 6), s(100), s(10**9)
@@ -367,17 +432,7 @@ class Cosine(Schedule):
         check_number(self.name, "min_lr", self.min_lr, low=0)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        return cosine_between(self.lr, self.min_lr, t / steps_of(self.steps), xp)
-
-
-def cosine_between(start: float, end: float, frac: Array, xp: Namespace) -> Array:
-    """``end + (start - end) * (1 + cos(pi * frac)) / 2``: from ``start`` at 0 to ``end`` at 1.
-
-    Computed as ``sin(pi * (1 - frac) / 2) ** 2`` (the same value), which is exact at both ends and keeps
-    float32 accurate near the end, where ``1 + cos`` would cancel.
-    """
-    c = xp.sin((0.5 * math.pi) * (1.0 - frac))
-    return end + (start - end) * (c * c)
+        return along(self.lr, self.min_lr, t, steps_of(self.steps), xp, COSINE)
 
 
 @dataclass(frozen=True)
@@ -441,8 +496,11 @@ class Piecewise(Schedule):
 
 
 __all__ = [
+    "COSINE",
+    "LINE",
     "Constant",
     "Cosine",
+    "Curve",
     "ExpDecay",
     "Exponential",
     "InverseSqrt",
@@ -452,6 +510,7 @@ __all__ = [
     "Piecewise",
     "Polynomial",
     "StepDecay",
-    "cosine_between",
-    "line_between",
+    "along",
+    "between",
+    "polynomial_curve",
 ]

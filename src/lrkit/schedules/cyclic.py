@@ -16,7 +16,7 @@ from .base import (
     param,
     steps_of,
 )
-from .basic import cosine_between
+from .basic import COSINE, LINE, between
 from .duration import REST, Duration, DurationLike
 
 
@@ -67,8 +67,14 @@ class CosineRestarts(Schedule):
                 start = p * (m**i - 1.0) / (m - 1.0)
                 i = xp.where(t < start, i - 1.0, xp.where(t >= start + p * m**i, i + 1.0, i))
             start, length = p * (m**i - 1.0) / (m - 1.0), p * m**i
-        peak = self.min_lr + (self.lr - self.min_lr) * self.decay**i
-        return cosine_between(peak, self.min_lr, (t - start) / length, xp)
+        # each cycle's peak as lr + (min_lr - lr) * (1 - decay**i): exactly lr in the first
+        peak = (
+            self.lr
+            if self.decay == 1.0
+            else self.lr - (self.lr - self.min_lr) * -xp.expm1(i * math.log(self.decay))
+        )
+        tc = t - start
+        return between(peak, self.min_lr, tc / length, (length - tc) / length, xp, COSINE)
 
 
 @dataclass(frozen=True)
@@ -111,25 +117,19 @@ class Cyclic(Schedule):
         up = steps_of(self.step_size_up)
         down = up if self.step_size_down is None else steps_of(self.step_size_down)
         c = up + down
-        r = up / c
-        fall = 1.0 - r if r < 1.0 else 1.0  # r rounds to 1 only when the way down is far below a step
         q = floor_div(t, c, xp)
-        cycle = 1.0 + q
-        x = xp.clip((t - q * c) / c, 0.0, 1.0)  # in [0, 1] even where t - q*c has lost its precision
-        rising = x <= r
-        if self.mode == "sine":
-            scale = xp.where(
-                rising,
-                0.5 * (1.0 - xp.cos(math.pi * (x / r))),
-                0.5 * (1.0 + xp.cos(math.pi * xp.clip((x - r) / fall, 0.0, 1.0))),
-            )
-        else:
-            scale = xp.clip(xp.where(rising, x / r, (1.0 - x) / fall), 0.0, 1.0)
+        x = xp.clip(t - q * c, 0.0, c)  # the step in the cycle, in [0, c] even where t - q*c lost precision
+        rising = x <= up
+        # the fraction of the ramp (up or down) from the base, and to the top: each exactly 0 at its end
+        base = xp.clip(xp.where(rising, x / up, (c - x) / down), 0.0, 1.0)
+        top = xp.clip(xp.where(rising, (up - x) / up, (x - up) / down), 0.0, 1.0)
+        peak: float | Array = self.max_lr
         if self.mode == "triangular2":
-            scale = scale * 0.5 ** (cycle - 1.0)
+            # the first cycle's peak is max_lr exactly, not lr + (max_lr - lr) to the precision of max_lr
+            peak = xp.where(q < 1.0, self.max_lr, self.lr + (self.max_lr - self.lr) * 0.5**q)
         elif self.mode == "exp_range":
-            scale = scale * power(self.gamma, t, xp)
-        return self.lr + (self.max_lr - self.lr) * scale
+            peak = self.lr + (self.max_lr - self.lr) * power(self.gamma, t, xp)
+        return between(self.lr, peak, base, top, xp, COSINE if self.mode == "sine" else LINE)
 
 
 @dataclass(frozen=True)
@@ -202,14 +202,15 @@ class OneCycle(Schedule):
         out = None
         start = 0.0
         values = []
+        curve = COSINE if self.anneal == "cos" else LINE
         for i, end in enumerate(ends):
-            p = xp.clip((t - start) / (end - start), 0.0, 1.0)
-            a, b = levels[i], levels[i + 1]
-            values.append(cosine_between(a, b, p, xp) if self.anneal == "cos" else a + (b - a) * p)
+            u = xp.clip((t - start) / (end - start), 0.0, 1.0)
+            v = xp.clip((end - t) / (end - start), 0.0, 1.0)
+            values.append(between(levels[i], levels[i + 1], u, v, xp, curve))
             start = end
         out = values[-1]
-        for end, v in zip(reversed(ends[:-1]), reversed(values[:-1])):
-            out = xp.where(t <= end, v, out)
+        for end, value in zip(reversed(ends[:-1]), reversed(values[:-1])):
+            out = xp.where(t <= end, value, out)
         return out
 
 

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ._xp import Array, Namespace
-from .base import Schedule, check_choice, check_number, duration_field, param, steps_of, zero_safe
-from .basic import cosine_between
+from ._xp import Array, Namespace, power
+from .base import Schedule, check_choice, check_number, const_like, duration_field, param, steps_of, zero_safe
+from .basic import COSINE, LINE, Curve, along, between
 from .duration import REST, Duration, DurationLike, fraction, percent_text
 
 
 def warmup_factor(t: Array, n: float, start: float | None, mode: str, xp: Namespace) -> Array:
-    """The warmup multiplier at step ``t`` of ``n``: 1 at ``t = n``.
+    """The warmup multiplier at step ``t`` of ``n``: ``start`` at ``t = 0``, 1 at ``t = n``.
 
-    linear: ``start + (1 - start) * t / n``; with ``start=None``, ``(t + 1) / (n + 1)``, so that the
-    first step already moves (a warmup that starts at exactly 0 wastes it).
+    linear: ``start + (1 - start) * t / n``; with ``start=None``, ``(t + 1) / (n + 1)`` (``start =
+    1 / (n + 1)``), so that the first step already moves (a warmup that starts at exactly 0 wastes it).
     exponential: ``start ** (1 - t / n)`` (``start`` defaults to 0.01).
+
+    Both from the nearer end (:func:`~lrkit.schedules.basic.between`), so both ends are exact in float32
+    too; the exponential one as ``start * (1 / start) ** (t / n)`` in the first half and
+    ``start ** ((n - t) / n)`` in the second.
     """
     if mode == "linear":
-        if start is None:
-            return (t + 1.0) / (n + 1.0)
-        return start + (1.0 - start) * (t / n)
+        return along(1.0 / (n + 1.0) if start is None else start, 1.0, t, n, xp)
     s = 0.01 if start is None else start
-    return s ** ((n - t) / n)
+    u, v = t / n, (n - t) / n
+    near = u < v
+    x = xp.where(near, u, v)
+    return xp.where(near, s * power(1.0 / s, x, xp), power(s, x, xp))
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,17 @@ class Warmup(Schedule):
         return w if self.lr is None else self.lr * w
 
 
-COOLDOWNS = ("linear", "cosine", "1-sqrt")
+def _sqrt_done(x: Array, xp: Namespace) -> Array:
+    return zero_safe(xp.sqrt, x, xp)  # d/dx is inf at 0
+
+
+def _sqrt_left(x: Array, xp: Namespace) -> Array:
+    return x / (1.0 + xp.sqrt(1.0 - x))  # 1 - sqrt(1 - x), with no 1 - sqrt(...) to cancel near 0
+
+
+#: WSD's cool-downs, as the way from lr to min_lr: 1-sqrt leaves ``1 - sqrt(s)`` of it after ``s``
+_COOLDOWN_CURVES = {"linear": LINE, "cosine": COSINE, "1-sqrt": Curve(_sqrt_done, _sqrt_left)}
+COOLDOWNS = tuple(_COOLDOWN_CURVES)
 #: WSD's cool-down when ``decay`` is left out: this fraction of its own length (Hägele et al. 2024)
 DEFAULT_DECAY = 0.2
 
@@ -81,7 +96,9 @@ class WSD(Schedule):
 
     Warm up over ``warmup`` (as :func:`warmup_factor`), hold ``lr``, then cool down over the last
     ``decay`` steps to ``min_lr``: with ``s`` the fraction of the cool-down done, the factor is
-    ``1 - s`` (linear), ``(1 + cos(pi s)) / 2`` (cosine) or ``1 - sqrt(s)`` (1-sqrt).
+    ``1 - s`` (linear), ``(1 + cos(pi s)) / 2`` (cosine) or ``1 - sqrt(s)`` (1-sqrt), computed from the
+    nearer end (:func:`~lrkit.schedules.basic.between`): the stable phase is exactly ``lr`` and the end
+    exactly ``min_lr``, in float32 too.
 
     Left out, ``decay`` is :data:`DEFAULT_DECAY` (20%) of the schedule's own length,
     ``ceil(0.2 * steps)``, so ``wsd(lr=1, steps=100)`` cools down over its last 20 steps in a run of any
@@ -156,13 +173,11 @@ class WSD(Schedule):
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n, w, d = steps_of(self.steps), steps_of(self.warmup), steps_of(self._decay())
-        s = xp.clip((t - (n - d)) / d, 0.0, 1.0) if d > 0 else t * 0.0
-        if self.cooldown == "linear":
-            body = self.min_lr + (self.lr - self.min_lr) * (1.0 - s)
-        elif self.cooldown == "cosine":
-            body = cosine_between(self.lr, self.min_lr, s, xp)
+        if d > 0:
+            done, left = xp.clip((t - (n - d)) / d, 0.0, 1.0), xp.clip((n - t) / d, 0.0, 1.0)
+            body = between(self.lr, self.min_lr, done, left, xp, _COOLDOWN_CURVES[self.cooldown])
         else:
-            body = self.min_lr + (self.lr - self.min_lr) * (1.0 - zero_safe(xp.sqrt, s, xp))
+            body = const_like(t, self.lr)
         if w <= 0:
             return body
         ramp = self.lr * warmup_factor(xp.clip(t, 0.0, w), w, self.warmup_start, "linear", xp)
