@@ -316,3 +316,25 @@ def test_long_arrays_are_evaluated_in_blocks_with_the_same_values() -> None:
         assert v[i] == s(int(t[i]))
     shuffled = rng.permutation(t)
     np.testing.assert_array_equal(s(shuffled), s(t)[shuffled - t[0]])
+
+
+def test_schedule_longer_than_run_warning_is_public_and_names_the_run_as_given() -> None:
+    """``lrkit.schedules.ScheduleLongerThanRunWarning`` is the class the adapters warn with (a
+    UserWarning, to filter on); inside ``run_named`` (an adapter built on another) the warning names the
+    run and the adapter as that one's user gave them, and only there."""
+    from lrkit.schedules import ScheduleLongerThanRunWarning, base
+
+    assert ScheduleLongerThanRunWarning is base.ScheduleLongerThanRunWarning
+    assert "ScheduleLongerThanRunWarning" in lrkit.schedules.__all__
+    assert issubclass(ScheduleLongerThanRunWarning, UserWarning)
+    s = Cosine(lr=0.1, steps=10_000)
+    with pytest.warns(ScheduleLongerThanRunWarning) as seen:
+        with base.run_named("lrkit.transformers", "num_training_steps"):
+            base.warn_longer_than_run(s, 450, where="lrkit.torch.scheduler")
+        base.warn_longer_than_run(s, 450, where="lrkit.torch.scheduler")
+    said = [str(w.message).split(": the run")[0] for w in seen]
+    assert said == [
+        f"lrkit.transformers: {str(s)!r} lasts 10,000 steps, more than num_training_steps=450",
+        f"lrkit.torch.scheduler: {str(s)!r} lasts 10,000 steps, more than total_steps=450",
+    ]
+    assert seen[0].filename == __file__

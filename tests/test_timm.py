@@ -301,12 +301,25 @@ def test_the_guides_specs_of_timms_cosine_scheduler_give_its_lrs(
         assert lr == pytest.approx(want, rel=1e-12, abs=1e-15), (k, t)
 
 
-def test_a_schedule_longer_than_the_run_is_warned_about() -> None:
-    """timm gives the run as epochs x updates_per_epoch: a schedule outlasting it warns (as lrkit.torch)."""
+def test_a_schedule_longer_than_the_run_is_warned_about_as_the_run_was_given() -> None:
+    """timm gives the run as epochs x updates_per_epoch: a schedule outlasting it warns (as lrkit.torch),
+    naming the run as it was given here (it said total_steps=450 to a user who gave epochs), at the
+    caller's line; lrkit.torch.scheduler afterwards still says total_steps."""
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    with pytest.warns(
-        lrkit.torch.ScheduleLongerThanRunWarning,
-        match=r"'cosine\(lr=0\.1, steps=10000\)' lasts 10,000 steps, more than total_steps=450",
-    ) as seen:
-        lrkit.timm.scheduler(opt, "cosine(lr=0.1, steps=10000)", epochs=3, updates_per_epoch=150)
-    assert seen[0].filename == __file__
+    spec = "cosine(lr=0.1, steps=10000)"
+    with pytest.warns(lrkit.schedules.ScheduleLongerThanRunWarning) as seen:
+        lrkit.timm.scheduler(opt, spec, epochs=3, updates_per_epoch=150)
+    assert [str(w.message).split(": the run")[0] for w in seen] == [
+        f"lrkit.timm.scheduler: {spec!r} lasts 10,000 steps, more than epochs * updates_per_epoch=450"
+    ]
+    assert "total_steps" not in str(seen[0].message) and seen[0].filename == __file__
+    with pytest.warns(lrkit.schedules.ScheduleLongerThanRunWarning) as seen:
+        lrkit.timm.scheduler(opt, spec, total_steps=450, t_in_epochs=True, updates_per_epoch=150)
+    assert str(seen[0].message).startswith(
+        f"lrkit.timm.scheduler: {spec!r} lasts 10,000 steps, more than total_steps=450"
+    )
+    with pytest.warns(lrkit.schedules.ScheduleLongerThanRunWarning) as seen:
+        lrkit.torch.scheduler(opt, spec, total_steps=450)
+    assert str(seen[0].message).startswith(
+        f"lrkit.torch.scheduler: {spec!r} lasts 10,000 steps, more than total_steps=450"
+    )

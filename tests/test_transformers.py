@@ -352,10 +352,13 @@ def test_a_plateau_without_evaluation_or_with_the_wrong_mode_is_refused(tmp_path
         lrkit.transformers.Trainer(args=_args(tmp_path), plateau="min", **common)  # type: ignore[arg-type]
 
 
-def test_a_schedule_longer_than_the_run_is_warned_about(tmp_path: Path) -> None:
-    """The Trainer's num_training_steps is the run: a schedule outlasting it warns (as lrkit.torch)."""
-    with pytest.warns(
-        lrkit.torch.ScheduleLongerThanRunWarning,
-        match=r"'cosine\(lr=0\.001, steps=100\)' lasts 100 steps, more than total_steps=4",
-    ):
+def test_a_schedule_longer_than_the_run_is_warned_about_as_the_run_was_given(tmp_path: Path) -> None:
+    """The Trainer's num_training_steps is the run: a schedule outlasting it warns (as lrkit.torch), naming
+    num_training_steps (it said total_steps, which the user never gave)."""
+    with pytest.warns(lrkit.schedules.ScheduleLongerThanRunWarning) as seen:
         _train(tmp_path, "cosine(lr=0.001, steps=100)", False, max_steps=4)
+    (w,) = [w for w in seen if issubclass(w.category, lrkit.schedules.ScheduleLongerThanRunWarning)]
+    assert str(w.message).startswith(
+        "lrkit.transformers: 'cosine(lr=0.001, steps=100)' lasts 100 steps, more than num_training_steps=4: "
+    )
+    assert "total_steps" not in str(w.message)

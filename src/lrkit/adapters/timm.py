@@ -29,6 +29,7 @@ from typing import Any, SupportsFloat
 import torch
 
 from ..control.plateau import Plateau
+from ..schedules.base import run_named
 from ..spec import ScheduleLike
 from . import torch as lrkit_torch
 
@@ -137,16 +138,18 @@ def scheduler(
         raise ValueError(
             "t_in_epochs=True needs updates_per_epoch=... (the schedule is a function of the update)"
         )
-    sched = lrkit_torch.Scheduler(
-        optimizer,
-        schedule,
-        follow_optimizer=False,  # timm gives the time itself
-        total_steps=total_steps,
-        steps_per_epoch=None if updates_per_epoch is None else int(updates_per_epoch),
-        epochs=epochs,
-        relative=relative,
-        interval="epoch" if t_in_epochs else "step",
-        plateau=plateau,
-        hparams=hparams,
-    )
+    # a schedule longer than the run is warned about with the run as given here (epochs or total_steps)
+    with run_named("lrkit.timm.scheduler", "total_steps" if epochs is None else "epochs * updates_per_epoch"):
+        sched = lrkit_torch.Scheduler(
+            optimizer,
+            schedule,
+            follow_optimizer=False,  # timm gives the time itself
+            total_steps=total_steps,
+            steps_per_epoch=None if updates_per_epoch is None else int(updates_per_epoch),
+            epochs=epochs,
+            relative=relative,
+            interval="epoch" if t_in_epochs else "step",
+            plateau=plateau,
+            hparams=hparams,
+        )
     return TimmScheduler(sched, t_in_epochs=t_in_epochs)

@@ -42,6 +42,7 @@ import torch
 import transformers
 
 from ..control.plateau import Plateau
+from ..schedules.base import run_named
 from ..spec import ScheduleLike, as_schedule
 from . import torch as lrkit_torch
 
@@ -92,14 +93,15 @@ def create_scheduler(
     steps_per_epoch = None
     if s.resolve(total_steps=num_training_steps).unresolved:  # epochs: one epoch of optimizer updates
         steps_per_epoch = _updates_per_epoch(trainer, s)
-    sched = lrkit_torch.Scheduler(
-        opt,
-        s,
-        total_steps=num_training_steps,
-        steps_per_epoch=steps_per_epoch,
-        relative=relative,
-        plateau=plateau,
-    )
+    with run_named("lrkit.transformers", "num_training_steps"):  # the run as the Trainer gives it
+        sched = lrkit_torch.Scheduler(
+            opt,
+            s,
+            total_steps=num_training_steps,
+            steps_per_epoch=steps_per_epoch,
+            relative=relative,
+            plateau=plateau,
+        )
     sched.allow_schedule_change = allow_schedule_change
     # transformers annotates lr_scheduler as LambdaLR | None; any LRScheduler is used there
     trainer.lr_scheduler = sched  # type: ignore[assignment]

@@ -1,6 +1,6 @@
 """The closed-form schedule core: every schedule is an immutable function of the step."""
 
-from .base import REGISTRY, Schedule
+from .base import REGISTRY, Schedule, ScheduleLongerThanRunWarning
 from .basic import (
     Constant,
     Cosine,
@@ -43,6 +43,7 @@ __all__ = [
     "Repeat",
     "Scale",
     "Schedule",
+    "ScheduleLongerThanRunWarning",
     "StepDecay",
     "Warmup",
     "chain",

@@ -15,6 +15,8 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, SupportsFloat, TypeVar, overload
 
@@ -443,6 +445,23 @@ def longer_than_run(s: Schedule, total_steps: float) -> float | None:
     return n if n is not None and n > float(total_steps) else None
 
 
+#: ``(where, total_name)`` set by :func:`run_named` for the :func:`warn_longer_than_run` calls inside it
+_RUN_NAMED: ContextVar[tuple[str, str] | None] = ContextVar("lrkit_run_named", default=None)
+
+
+@contextmanager
+def run_named(where: str, total_name: str) -> Iterator[None]:
+    """Inside, :func:`warn_longer_than_run` says ``where`` and ``total_name`` whatever its caller passes:
+    for an adapter built on another (``lrkit.timm`` and ``lrkit.transformers`` on
+    ``lrkit.torch.scheduler``), which knows how its user gave the run (``epochs * updates_per_epoch``,
+    ``num_training_steps``) where the one underneath only sees ``total_steps``."""
+    token = _RUN_NAMED.set((where, total_name))
+    try:
+        yield
+    finally:
+        _RUN_NAMED.reset(token)
+
+
 def warn_longer_than_run(
     s: Schedule,
     total_steps: float,
@@ -453,7 +472,8 @@ def warn_longer_than_run(
 ) -> None:
     """Warn (:class:`ScheduleLongerThanRunWarning`) when ``s`` is :func:`longer_than_run`, naming the
     schedule (``shown``: as the user wrote it, default ``repr(str(s))``), its length and the run's
-    ``total_name``, after ``where`` (who warns).
+    ``total_name`` (as the user gave it), after ``where`` (who warns); both as :func:`run_named` says
+    inside it.
 
     For the adapters (``lrkit.torch.scheduler``, ``lrkit.keras.schedule``, ...): the warning points at
     the code that called them; called from lrkit's own tools (the lab, which warns in its own words
@@ -462,6 +482,9 @@ def warn_longer_than_run(
     n = longer_than_run(s, total_steps)
     if n is None:
         return
+    named = _RUN_NAMED.get()
+    if named is not None:
+        where, total_name = named
     stacklevel = _caller_stacklevel()
     if stacklevel is None:
         return
@@ -574,6 +597,7 @@ __all__ = [
     "growth",
     "longer_than_run",
     "param",
+    "run_named",
     "schedule_field",
     "steps_of",
     "warn_longer_than_run",
