@@ -217,7 +217,8 @@ def test_batched_steps_under_jit_vmap_and_torch_at_step_0_and_2_53(s: Schedule) 
     jax (jit, vmap over rows) give numpy's values (float32 ones to float32 precision away from 2**53,
     where float32 arithmetic on the step loses the phase) and keep the batch's shape. Float32 precision
     is that of the schedule's largest value (on its whole grid, half steps included), not only of the
-    values at these steps: ``linear(lr=1e-4, end_lr=1)`` computes its step-0 value from operands of 1."""
+    values at these steps: a value between ``lr=1e-4`` and 1 is computed from operands as large as 1 (the
+    ends themselves are exact: test_schedules_are_exact_at_their_ends_in_float32_on_every_backend)."""
     n = s.length_steps or 3000.0
     ks = np.array([[0, 1, 7, int(n) // 2], [int(n), int(n) + 1, -5, 2**53]])
     want = s(ks)
