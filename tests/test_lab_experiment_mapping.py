@@ -348,11 +348,12 @@ def test_the_guides_list_mapping_and_toml_files_are_one_experiment(lang: str, tm
     ("strategies", "where"),
     [
         ("  b:\n    spec: cosine(lr=0.1)\n    optimizer: lamb\n", "strategies.b: "),
-        ("  - label: b\n    spec: cosine(lr=0.1)\n    optimizer: lamb\n", "strategies[0]: "),
+        ("  - label: b\n    spec: cosine(lr=0.1)\n    optimizer: lamb\n", "strategies[0]: strategy 'b': "),
     ],
 )
-def test_a_strategys_error_names_its_place_once(tmp_path: Path, strategies: str, where: str) -> None:
-    """The place in the file names the strategy; the Strategy's own "strategy 'b':" is not repeated."""
+def test_a_strategys_error_names_it_once(tmp_path: Path, strategies: str, where: str) -> None:
+    """A key names the strategy, so the Strategy's own "strategy 'b':" is not repeated after it; a list
+    entry's place does not, so it stays."""
     msg = _error(tmp_path, "task: digits-mlp-sgd\nstrategies:\n" + strategies, ".yaml")
     assert f"experiment: {where}optimizer must be one of" in msg, msg
-    assert "strategy 'b'" not in msg, msg
+    assert msg.count("'b'") == ("[0]" in where), msg

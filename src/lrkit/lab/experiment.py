@@ -255,8 +255,10 @@ def _strategy(
     params = item.get("optimizer_params") or {}
     try:
         return Strategy(label, schedule, optimizer, params)
-    except (ValueError, TypeError) as exc:  # "strategy 'b': ..." after "strategies.b:" says 'b' twice
-        text = str(exc).removeprefix(f"strategy {label!r}: ")
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+        if key is not None:  # "strategies.b: strategy 'b':" says 'b' twice; "strategies[0]:" never
+            text = text.removeprefix(f"strategy {label!r}: ")
         raise ValueError(f"experiment: {where}: {text}") from None
 
 
