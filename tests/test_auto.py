@@ -57,6 +57,7 @@ def test_auto_builds_scheduler_and_guard_within_a_tenth_of_the_run(make: Any, ki
     assert peak == pytest.approx(run.peak_lr, rel=1e-6)
     assert run.peak_lr == PEAK_FACTOR["separate", run.kind] * run.finder.suggestion
     assert "peak LR" in run.summary
+    assert str(run) == run.summary  # print(run): what was chosen and why, not the curves' arrays
 
 
 @pytest.mark.parametrize(("total", "warmup"), [(1000, 0.05), (37, 0.1), (3200, 0.2), (20, 0.0)])

@@ -122,6 +122,10 @@ class AutoResult:
     trained_steps: int = 0
     search_steps: int = 0
 
+    def __str__(self) -> str:
+        """``print(result)``: the :attr:`summary` (the dataclass's repr prints every curve's arrays)."""
+        return self.summary
+
     @property
     def finder_steps(self) -> int:
         """Optimizer steps of the LR search that were not kept as training (its extra compute)."""
