@@ -277,10 +277,8 @@ class InverseSqrt(Schedule):
         check_number(self.name, "lr", self.lr, low=0)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        ts = steps_of(
-            self.timescale
-        )  # as lr / sqrt(1 + t / ts): exactly lr at 0 (torch's ts / t is t**-1 * ts)
-        return self.lr / xp.sqrt(1.0 + t / ts)
+        # as lr / sqrt(1 + t / ts): exactly lr at 0 (torch computes ts / (t + ts) as (t + ts)**-1 * ts)
+        return self.lr / xp.sqrt(1.0 + t / steps_of(self.timescale))
 
 
 # -- interpolation from the nearer end ---------------------------------------------------------

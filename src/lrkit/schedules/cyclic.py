@@ -16,7 +16,7 @@ from .base import (
     param,
     steps_of,
 )
-from .basic import COSINE, LINE, between
+from .basic import COSINE, LINE, along, between
 from .duration import REST, Duration, DurationLike
 
 
@@ -73,8 +73,7 @@ class CosineRestarts(Schedule):
             if self.decay == 1.0
             else self.lr - (self.lr - self.min_lr) * -xp.expm1(i * math.log(self.decay))
         )
-        tc = t - start
-        return between(peak, self.min_lr, tc / length, (length - tc) / length, xp, COSINE)
+        return along(peak, self.min_lr, t - start, length, xp, COSINE)
 
 
 @dataclass(frozen=True)
