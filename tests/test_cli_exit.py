@@ -347,3 +347,31 @@ def test_lrkits_warnings_read_as_one_line_of_the_command(
     show(UserWarning("lrkit.auto: ours"), UserWarning, auto_cli.__file__, 2)
     assert len(passed) == 1 and str(passed[0][0]) == "not ours" and passed[0][2:4] == (torch.__file__, 1)
     assert capsys.readouterr().err == "lrkit auto: warning: ours\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["show", "cosine(lr=-1, steps=10)"], ValueError),  # bad input: status 2 without --traceback
+        (["show", "/no/such/dir/spec.yaml"], ValueError),
+        (["plot", "cosine(lr=1, steps=10)", "--total", "10", "--out", "/proc/no-such.png"], OSError),
+    ],
+)
+def test_traceback_lets_the_error_through_whole(
+    argv: list[str],
+    error: type[Exception],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without ``--traceback``: one line and a status; with it, or ``LRKIT_TRACEBACK=1``, the exception
+    itself (for a bug report); ``LRKIT_TRACEBACK=0`` is off."""
+    monkeypatch.delenv("LRKIT_TRACEBACK", raising=False)
+    assert main(argv) in (1, 2)
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(error):
+        main(["--traceback", *argv])
+    monkeypatch.setenv("LRKIT_TRACEBACK", "1")
+    with pytest.raises(error):
+        main(argv)
+    monkeypatch.setenv("LRKIT_TRACEBACK", "0")
+    assert main(argv) in (1, 2)

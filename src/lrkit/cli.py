@@ -5,7 +5,9 @@ Errors print one line (``lrkit CMD: error: ...``) naming the flag and the value,
 for bad input, 1 when the system refuses (a file cannot be written, out of memory) or your own code
 (``--model mod:factory``, ``--task mod:func``) raises; your code's traceback follows the lrkit line,
 without lrkit's frames. Status 3: the LR range test found no usable signal, so no LR is suggested
-(``find``, ``auto``, ``demo``); 130: interrupted (Ctrl-C).
+(``find``, ``auto``, ``demo``); 130: interrupted (Ctrl-C). ``lrkit --traceback COMMAND ...`` (or
+``LRKIT_TRACEBACK=1``) lets every error through with Python's whole traceback, lrkit's frames included:
+for a bug report, or when an error looks like lrkit's own fault rather than your input's.
 """
 
 from __future__ import annotations
@@ -307,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"lrkit {__version__}")
+    p.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an error, show Python's whole traceback instead of one line (also LRKIT_TRACEBACK=1);"
+        " for a bug report",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")  # none: main prints the help
 
     common = _Parser(add_help=False)
@@ -459,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lrkit: error: give a COMMAND (listed above)", file=sys.stderr)
         return 2
     where = f"lrkit {args.command}: error:"
+    whole = args.traceback or os.environ.get("LRKIT_TRACEBACK", "") not in ("", "0")
     shown = warnings.showwarning
     warnings.showwarning = _lrkit_warning(f"lrkit {args.command}: warning:", shown)
     try:
@@ -469,6 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 1
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        if whole:
+            raise
         from .finder.cli import EXIT_NO_SUGGESTION
         from .finder.result import NoSuggestionError
 
@@ -483,13 +494,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{where} {exc}", file=sys.stderr)
         return 2
     except UserCodeError as exc:  # your code raised: one lrkit line, then your code's traceback
+        if whole:
+            raise
         print(f"{where} {exc}", file=sys.stderr)
         sys.stderr.write(exc.user_traceback())
         return 1
     except MemoryError:
+        if whole:
+            raise
         print(f"{where} out of memory; try fewer steps or a smaller task", file=sys.stderr)
         return 1
     except OSError as exc:  # the system refused: a file that cannot be written, a full disk, ...
+        if whole:
+            raise
         if exc.strerror and exc.filename is not None:
             text = f"{exc.strerror}: {str(exc.filename)!r}"
         else:
