@@ -13,7 +13,6 @@ and of the compiled metrics is put back bit for bit, and so are torch's RNG stat
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -26,9 +25,9 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
     import lrkit.adapters.keras  # noqa: F401  # raises the error that says to set KERAS_BACKEND
 
 from lrkit._text import plural
-from lrkit.finder import core
+from lrkit.finder import _attempt, core
 from lrkit.finder._data import Batches, fixed_batches, is_arrays
-from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, epoch_steps, escalate
+from lrkit.finder.escalation import Plan, budget_steps, epoch_steps
 from lrkit.finder.result import FinderResult
 
 __all__ = ["find_lr"]
@@ -241,8 +240,16 @@ def find_lr(
     if val_data is not None:
         val = fixed_batches(val_data, batch_size if _val_arrays(val_data) else None, "val_data")
     snapshot = _Snapshot(model)
-    batches_now = k_batches
-    fixed: list[Any] | None = None
+
+    def train(lr: float, steps: int) -> float:
+        owner.learning_rate = lr
+        total = 0.0
+        for _ in range(steps * accumulate):
+            bx, by, sw = keras.utils.unpack_x_y_sample_weight(batches.next())
+            model.reset_metrics()
+            logs = model.train_on_batch(bx, by, sample_weight=sw, return_dict=True)
+            total += float(logs["loss"])
+        return total / (steps * accumulate)
 
     def evaluate(chosen: list[Any]) -> float:
         total = 0.0
@@ -252,42 +259,13 @@ def find_lr(
             total += float(model.test_on_batch(bx, by, sample_weight=sw, return_dict=True)["loss"])
         return total / len(chosen)
 
-    def step(lr: float) -> float:
-        owner.learning_rate = lr
-        total = 0.0
-        for _ in range(batches_now * accumulate):
-            bx, by, sw = keras.utils.unpack_x_y_sample_weight(batches.next())
-            model.reset_metrics()
-            logs = model.train_on_batch(bx, by, sample_weight=sw, return_dict=True)
-            total += float(logs["loss"])
-        value = total / (batches_now * accumulate)
-        chosen = val if val is not None else fixed
-        return evaluate(chosen) if chosen is not None and math.isfinite(value) else value
+    def reset(repeat_seed: int) -> None:
+        snapshot.restore(metrics=False, seed=repeat_seed)
 
-    def before_repeat(r: int) -> None:
-        snapshot.restore(metrics=False, seed=seed + r)
-        batches.restart(seed + r)
-
-    def attempt(plan: Plan) -> FinderResult:
-        nonlocal batches_now, fixed
-        batches_now = plan.batches
-        if plan.fixed:  # the first batches of the first repeat's pass
-            fixed = batches.fixed(FIXED_BATCHES, seed)
-        return plan.range_test(
-            step,
-            mode=mode,
-            smoothing=smoothing,
-            diverge_factor=diverge_factor,
-            diverge_patience=diverge_patience,
-            before_repeat=before_repeat,
-            rule=rule,
-        )
-
+    first = Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False, val_data is not None)
+    options: dict[str, Any] = {"mode": mode, "smoothing": smoothing, "rule": rule}  # range_test's
+    options |= {"diverge_factor": diverge_factor, "diverge_patience": diverge_patience}
     try:
-        return escalate(
-            attempt,
-            Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False, val_data is not None),
-            allowed,
-        )
+        return _attempt.run(train, evaluate, reset, batches, val, seed, first, allowed, **options)
     finally:
         snapshot.restore()

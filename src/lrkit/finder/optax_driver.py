@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrkit.finder import core
+from lrkit.finder import _attempt, core
 from lrkit.finder._data import Batches, fixed_batches
-from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
+from lrkit.finder.escalation import Plan, budget_steps
 from lrkit.finder.result import FinderResult
 
 __all__ = ["find_lr"]
@@ -240,52 +240,34 @@ def find_lr(
         updates, state = opt.update(grads, _with_lr(state, lr), p)
         return optax.apply_updates(p, updates), state, loss
 
-    train = jax.jit(one_step)
+    jitted_step = jax.jit(one_step)
     loss_at = jax.jit(loss_fn)
     current: list[Any] = [params, None]
-    batches_now = k_batches
-    fixed: list[Any] | None = None
-
-    def before_repeat(r: int) -> None:
-        current[:] = [params, opt.init(params)]
-        batches.restart(seed + r)
-
     checked = False
 
-    def step(lr: float) -> float:
+    def train(lr: float, steps: int) -> float:
         nonlocal checked
         total = 0.0
-        for _ in range(batches_now):
+        for _ in range(steps):
             batch = batches.next()
             if not checked:  # on the first batch, before jax's own "Gradient only defined for scalar..."
                 _check_loss(loss_fn, current[0], batch)
                 checked = True
-            p, state, loss = train(current[0], current[1], batch, jnp.asarray(lr))
+            p, state, loss = jitted_step(current[0], current[1], batch, jnp.asarray(lr))
             current[:] = [p, state]
             total += float(loss)
-        value = total / batches_now
-        chosen = val if val is not None else fixed
-        if chosen is None or not math.isfinite(value):
-            return value
+        return total / steps
+
+    def evaluate(chosen: list[Any]) -> float:
         return sum(float(loss_at(current[0], b)) for b in chosen) / len(chosen)
 
-    def attempt(plan: Plan) -> FinderResult:
-        nonlocal batches_now, fixed
-        batches_now = plan.batches
-        if plan.fixed:  # the first batches of the first repeat's pass
-            fixed = batches.fixed(FIXED_BATCHES, seed)
-        return plan.range_test(
-            step,
-            mode=mode,
-            smoothing=smoothing,
-            diverge_factor=diverge_factor,
-            diverge_patience=diverge_patience,
-            before_repeat=before_repeat,
-            rule=rule,
-        )
+    def reset(repeat_seed: int) -> None:
+        current[:] = [params, opt.init(params)]
 
+    first = Plan(start, float(end_lr), num_steps, k_batches, n_rep, False, val_data is not None)
+    options: dict[str, Any] = {"mode": mode, "smoothing": smoothing, "rule": rule}  # range_test's
+    options |= {"diverge_factor": diverge_factor, "diverge_patience": diverge_patience}
     try:
-        first = Plan(start, float(end_lr), num_steps, k_batches, n_rep, False, val_data is not None)
-        return escalate(attempt, first, allowed)
+        return _attempt.run(train, evaluate, reset, batches, val, seed, first, allowed, **options)
     finally:
         current.clear()  # the test's params and state are dropped; the caller's params were never changed
