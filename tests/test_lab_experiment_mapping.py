@@ -202,7 +202,8 @@ def test_a_yaml_key_written_twice_is_refused_not_silently_dropped(
     tmp_path: Path, text: str, key: str, line: int, first: int
 ) -> None:
     msg = _error(tmp_path, text)
-    assert f"line {line}: the key {key!r} is written twice in one mapping (first on line {first})" in msg, msg
+    assert f".yaml:{line}:" in msg, msg  # FILE:LINE:COLUMN, as the file's syntax errors
+    assert f": the key {key!r} is written twice in one mapping (first on line {first})" in msg, msg
     assert "\n" not in msg  # one line, as every lrkit error
 
 

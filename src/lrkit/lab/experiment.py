@@ -30,14 +30,17 @@ list entry is (a spec string, or a mapping with ``spec`` and optionally ``optimi
       AdamW: {spec: "warmup(5%) >> cosine(lr=3e-4)", optimizer: adamw}
 
 Unknown keys are errors that name the key, and so is a key written twice in one YAML mapping (PyYAML
-keeps the last one silently: a strategy would be lost). Numbers written ``3e-4`` in YAML are read as
-numbers (PyYAML reads them as strings by the YAML 1.1 rules; this loader uses YAML 1.2's float syntax).
+keeps the last one silently: a strategy would be lost). YAML is read by YAML 1.2's rules, not PyYAML's
+YAML 1.1 ones: ``3e-4`` is a number, ``on``/``off``/``yes``/``no`` are text (only ``true`` and
+``false`` are booleans), ``012`` is 12 (not octal), ``1:30`` and ``2024-05-01`` are text. A file that
+is not valid YAML or TOML is one error line, ``FILE:LINE:COLUMN: not valid YAML: PROBLEM``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
 import re
@@ -83,43 +86,113 @@ class Experiment:
 
 
 class _DuplicateKey(Exception):
-    """A key written twice in one YAML mapping (lines 1-based)."""
+    """A key written twice in one YAML mapping (lines and columns 1-based)."""
 
-    def __init__(self, key: Any, line: int, first: int) -> None:
-        super().__init__(key, line, first)
-        self.key, self.line, self.first = key, line, first
+    def __init__(self, key: Any, line: int, column: int, first: int) -> None:
+        super().__init__(key, line, column, first)
+        self.key, self.line, self.column, self.first = key, line, column, first
 
 
+_DIGITS = r"[0-9](?:_?[0-9])*"  # 1_000 as in Python and TOML
+#: YAML 1.2's core schema (with Python's digit separators), instead of PyYAML's YAML 1.1 rules
+_RESOLVERS: list[tuple[str, str, list[str]]] = [
+    ("null", r"~|null|Null|NULL|", ["~", "n", "N", ""]),
+    ("bool", r"true|True|TRUE|false|False|FALSE", list("tTfF")),  # 1.1 also: yes no on off
+    # 1.1: 012 is octal (10), 1:30 sexagesimal (90), 0b11 binary; 1.2 and this loader: 012 is 12
+    ("int", rf"[-+]?(?:{_DIGITS}|0o[0-7](?:_?[0-7])*|0x[0-9a-fA-F](?:_?[0-9a-fA-F])*)", list("-+0123456789")),
+    # 1.1 wants a dot and a signed exponent: 3e-4 was the string '3e-4'
+    (
+        "float",
+        rf"[-+]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
+        list("-+0123456789."),
+    ),
+    ("merge", r"<<", ["<"]),  # "<<: *base"
+]  # and no timestamps (2024-05-01 is text) nor 1.1's "=" (a tag no safe loader constructs)
+
+
+@functools.cache
 def _yaml_loader() -> Any:
+    """PyYAML's safe loader reading YAML 1.2's plain scalars: ``on``, ``off``, ``yes`` and ``no`` are
+    text (a strategy labelled ``on`` is 'on', not True), ``012`` is 12 (not octal 10), ``1:30`` and
+    ``2024-05-01`` are text (not 90 and a date), ``3e-4`` is a number; and a key written twice in one
+    mapping is refused (PyYAML keeps the last one silently: a strategy would be lost)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            # a key written twice: PyYAML keeps the last one silently (a strategy lost); refused here
             if isinstance(node, yaml.MappingNode):
                 first: dict[Any, int] = {}
                 for key_node, _ in node.value:
                     if key_node.tag == "tag:yaml.org,2002:merge":
                         continue  # "<<: *base": keys written here override the merged ones
                     key = self.construct_object(key_node, deep=False)
-                    line = key_node.start_mark.line + 1
+                    mark = key_node.start_mark
                     try:
                         if key in first:
-                            raise _DuplicateKey(key, line, first[key])
-                        first[key] = line
+                            raise _DuplicateKey(key, mark.line + 1, mark.column + 1, first[key])
+                        first[key] = mark.line + 1
                     except TypeError:  # unhashable: PyYAML's own error follows
                         continue
             return super().construct_mapping(node, deep=deep)
 
-    # YAML 1.2 floats: 3e-4, 1E5, .5, -2.0e+3 (YAML 1.1 wants a dot and a signed exponent)
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(
-            r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$|^[-+]?\d*\.\d+$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
-        ),
-        list("-+0123456789."),
-    )
+        def construct_yaml_int(self, node: Any) -> int:
+            text = self.construct_scalar(node).replace("_", "")
+            body = text.lstrip("+-")
+            base = {"0o": 8, "0x": 16}.get(body[:2], 10)
+            value = int(body[2:] if base != 10 else body, base)
+            return -value if text.startswith("-") else value
+
+    Loader.yaml_implicit_resolvers = {}  # PyYAML's YAML 1.1 ones left out
+    for kind, pattern, first in _RESOLVERS:
+        Loader.add_implicit_resolver(f"tag:yaml.org,2002:{kind}", re.compile(f"^(?:{pattern})$"), first)
+    Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
     return Loader
+
+
+def _where(path: Path, line: int, column: int) -> str:
+    return f"{path}:{line}:{column}"
+
+
+def _at(mark: Any) -> tuple[int, int] | None:
+    """A PyYAML mark's (line, column), 1-based."""
+    return None if mark is None else (mark.line + 1, mark.column + 1)
+
+
+def _yaml_error(path: Path, text: str, exc: Exception) -> str:
+    """PyYAML's error as one line: ``FILE:LINE:COL: not valid YAML: PROBLEM (CONTEXT at LINE:COL)``."""
+    problem_at, context_at = _at(getattr(exc, "problem_mark", None)), _at(getattr(exc, "context_mark", None))
+    context: str | None = getattr(exc, "context", None)
+    problem: str | None = getattr(exc, "problem", None) or context
+    position = getattr(exc, "position", None)
+    at = problem_at or context_at
+    if at is None and isinstance(position, int):  # a ReaderError: a character YAML does not allow
+        before = text[:position]
+        at = (before.count("\n") + 1, position - before.rfind("\n"))
+        problem = str(exc).splitlines()[0]
+    if at is None or problem is None:
+        return f"experiment: {path}: not valid YAML: {' '.join(str(exc).split())}"
+    out = f"experiment: {_where(path, *at)}: not valid YAML: {problem}"
+    if context and context != problem:
+        out += (
+            f" ({context} at {context_at[0]}:{context_at[1]})"
+            if context_at not in (None, at)
+            else f" ({context})"
+        )
+    if "\\t" in problem:
+        out += "; YAML indents with spaces, not tabs"
+    elif problem == "mapping values are not allowed here":
+        out += "; quote a value that holds ': '"
+    return out
+
+
+def _toml_error(path: Path, exc: Exception) -> str:
+    """tomllib's error as one line: ``FILE:LINE:COL: not valid TOML: PROBLEM``."""
+    text = str(exc)
+    found = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", text, re.S)
+    if found:
+        return f"experiment: {_where(path, int(found[2]), int(found[3]))}: not valid TOML: {found[1]}"
+    return f"experiment: {path}: not valid TOML: {text}"
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -139,13 +212,13 @@ def _read(path: Path) -> dict[str, Any]:
         try:
             data = yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass: no arbitrary objects
         except yaml.YAMLError as exc:
-            raise ValueError(f"experiment: {str(path)!r} is not valid YAML: {exc}") from None
+            raise ValueError(_yaml_error(path, text, exc)) from None
         except RecursionError:
             raise ValueError(f"experiment: {str(path)!r} is nested too deeply") from None
         except _DuplicateKey as dup:
             raise ValueError(
-                f"experiment: {str(path)!r} line {dup.line}: the key {dup.key!r} is written twice in one "
-                f"mapping (first on line {dup.first}); give each key once (YAML keeps only the last)"
+                f"experiment: {_where(path, dup.line, dup.column)}: the key {dup.key!r} is written twice "
+                f"in one mapping (first on line {dup.first}); give each key once (YAML keeps only the last)"
             ) from None
     elif suffix == ".toml":
         import tomllib
@@ -153,7 +226,7 @@ def _read(path: Path) -> dict[str, Any]:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"experiment: {str(path)!r} is not valid TOML: {exc}") from None
+            raise ValueError(_toml_error(path, exc)) from None
         except RecursionError:
             raise ValueError(f"experiment: {str(path)!r} is nested too deeply") from None
     else:
@@ -182,10 +255,33 @@ def _float(value: Any, key: str) -> float:
     return float(value)
 
 
+def _written(value: Any) -> str:
+    """A number or boolean as the file wrote it (near enough to quote): True as true."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _str(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"experiment: {key} must be a non-empty string, got {value!r}")
+        quote = f"; quote it ('{_written(value)}')" if isinstance(value, (bool, int, float)) else ""
+        raise ValueError(f"experiment: {key} must be a non-empty string, got {value!r}{quote}")
     return value.strip()
+
+
+#: YAML 1.1's booleans that YAML 1.2 (and this loader) read as text
+_YAML11_BOOLS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
+
+
+def _optimizer_params(params: Any, where: str) -> Any:
+    """``params``, with a boolean written as YAML 1.1's yes/no/on/off refused naming the fix (it is text
+    here; the optimizer's check would call it 'not a number')."""
+    for name, value in params.items() if isinstance(params, dict) else ():
+        if isinstance(value, str) and value.strip().lower() in _YAML11_BOOLS:
+            fix = "true" if _YAML11_BOOLS[value.strip().lower()] else "false"
+            raise ValueError(
+                f"experiment: {where}.optimizer_params.{name}: {value!r} is text here (only true and false "
+                f"are booleans, as in YAML 1.2 and TOML); write {fix}"
+            )
+    return params
 
 
 def _hint(key: str, item: dict[Any, Any]) -> str:
@@ -252,7 +348,7 @@ def _strategy(
                 "give one label (the key), or leave label out"
             )
     optimizer = item.get("optimizer", default_optimizer)
-    params = item.get("optimizer_params") or {}
+    params = _optimizer_params(item.get("optimizer_params") or {}, where)
     try:
         return Strategy(label, schedule, optimizer, params)
     except (ValueError, TypeError) as exc:
@@ -274,10 +370,10 @@ def _strategies(value: Any, default_optimizer: str | None) -> list[Strategy]:
         ]
     out = []
     for key, item in value.items():
-        if not isinstance(key, str):  # YAML reads 1:, 0.1: or yes: as a number or a bool
+        if not isinstance(key, str):  # YAML reads 1:, 0.1: or true: as a number or a bool
             raise ValueError(
                 f"experiment: strategies: the label {key!r} ({type(key).__name__}) must be a string; "
-                f"quote it ('{key}': ...)"
+                f"quote it ('{_written(key)}': ...)"
             )
         if not key.strip():
             raise ValueError(f"experiment: strategies: a label is empty ({key!r}); expected a name")
