@@ -165,10 +165,7 @@ def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[Problem]:
         return [Problem("flat", f"flat: the smoothed loss {fell}", remedies)]
     problems: list[Problem] = []
     if i_min < 2:
-        lowest = f"{float(curve.lrs[0]):.3g}"
-        problems.append(
-            Problem("early", "the loss rose from the first rung", (f"lower {{start_lr}} (now {lowest})",))
-        )
+        problems.append(_early_problem(raw, head, float(curve.lrs[0])))
     # Noise of the raw loss: robust std of first differences (MAD / 0.6745 / sqrt(2)) before the minimum.
     pre = raw[: max(i_min + 1, 3)]
     noise = float(np.median(np.abs(np.diff(pre))) / 0.6745 / math.sqrt(2.0))
@@ -189,17 +186,57 @@ def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[Problem]:
     return problems
 
 
+def _early_problem(raw: NDArray[np.float64], head: int, start_lr: float) -> Problem:
+    """The ``"early"`` problem of a curve whose smoothed loss was lowest at the first rungs (``raw``: its
+    finite raw losses, ``head``: the rungs of its starting level).
+
+    It advises a lower ``start_lr`` only when the loss rose: over the first half of the ramp, the median
+    after the first ``head`` rungs stands more than :data:`NOISE_RATIO` x the noise above the median of
+    those ``head`` (noise: robust std of the first differences about their median, so that a steady rise
+    is not taken for noise). Otherwise the low first rung is noise, which a lower ``start_lr`` cannot
+    help: it advises what brings out a signal, as ``"noisy"`` does.
+    """
+    rose = Problem(
+        "early", "the loss rose from the first rung", (f"lower {{start_lr}} (now {start_lr:.3g})",)
+    )
+    half = raw[: max(raw.size // 2, 2 * head)]
+    if half.size <= head:  # no rung after the starting ones: nothing to tell a rise from noise with
+        return rose
+    steps = np.diff(half)
+    noise = float(np.median(np.abs(steps - np.median(steps))) / 0.6745 / math.sqrt(2.0))
+    rise = float(np.median(half[head:]) - np.median(half[:head]))
+    if rise > NOISE_RATIO * noise:
+        return rose
+    stood = (
+        f"rose only {rise:.3g} above its start, less than {NOISE_RATIO:g} x its noise ({noise:.3g})"
+        if rise > 0
+        else "did not rise above its start"
+    )
+    finding = (
+        f"no LR signal: the loss was lowest at the first rung, but the first half of the ramp {stood}: "
+        "noise, not a starting LR too high"
+    )
+    remedies = (
+        _MORE_BATCHES,
+        "run a longer ramp ({num_steps})",
+        "use a validation set ({val_data})",
+        _MORE_REPEATS,
+    )
+    return Problem("early", finding, remedies)
+
+
 def _merge_problems(per_curve: Sequence[list[Problem]]) -> list[Problem]:
-    """One problem per kind (the first repeat's wording), with how many repeats had it."""
+    """One problem per kind and advice (the first repeat's wording), with how many repeats had it: an
+    ``"early"`` curve that rose and one whose low first rung was noise are two problems."""
     n = len(per_curve)
-    kinds: dict[str, tuple[Problem, int]] = {}
+    merged: dict[tuple[str, tuple[str, ...]], tuple[Problem, int]] = {}
     for problems in per_curve:
         for p in problems:
-            first, count = kinds.get(p.kind, (p, 0))
-            kinds[p.kind] = (first, count + 1)
+            first, count = merged.get((p.kind, p.remedies), (p, 0))
+            merged[(p.kind, p.remedies)] = (first, count + 1)
     return [
         p if n == 1 else dataclasses.replace(p, note=f" ({count} of {n} repeats)")
-        for p, count in kinds.values()
+        for p, count in merged.values()
     ]
 
 
