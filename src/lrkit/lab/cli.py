@@ -134,7 +134,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         task = get_task(exp.task)
         task.check(0)
 
-    workers = exp.workers or _cores()
+    runs = len(exp.strategies) * len(exp.seeds)
+    workers = min(exp.workers or _cores(), runs)  # a process more than the runs would idle
     epochs = exp.epochs or task.epochs
     check_schedules(exp.strategies, epochs, task.steps_per_epoch)
     print(

@@ -405,6 +405,7 @@ def run_lab(
         for seed in seeds:
             cfg = run_config(t.name, s, seed, n_epochs, probe.optimizer, diverge_factor)
             jobs.append((s.label, run_key(cfg), cfg, s, seed))
+    workers = min(workers, len(jobs))  # never more processes than runs (--workers 10000 starts 6)
     keys = [j[1] for j in jobs]
     if fresh:
         db.forget(keys)
