@@ -380,3 +380,31 @@ def test_torchs_call_machinery_before_the_users_forward_is_left_out(
         torch.nn.functional.cross_entropy(torch.zeros(2, 3), torch.tensor([0, 5]))
     tb = info.value.user_traceback()
     assert "functional.py" in tb and "out of bounds" in tb, tb
+
+
+def test_a_loaded_factory_still_imports_its_siblings_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory ``load_factory`` puts on the path is the absolute one ``python -m`` puts there, not
+    ``""``: a factory that imports a sibling module when called (the lab calls it later, in its thread
+    and its forked workers) still finds it after the working directory changed."""
+    from lrkit.tasks.base import load_factory
+
+    tag = uuid.uuid4().hex[:8]
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / f"lrkit_ut_sib_{tag}.py").write_text("VALUE = 42\n")
+    (home / f"lrkit_ut_fac_{tag}.py").write_text(
+        f"def task(seed):\n    import lrkit_ut_sib_{tag}\n    return lrkit_ut_sib_{tag}.VALUE + seed\n"
+    )
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(home))])
+    monkeypatch.chdir(home)
+    factory = load_factory(f"lrkit_ut_fac_{tag}:task")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    try:
+        assert factory(1) == 43
+    finally:
+        for name in (f"lrkit_ut_fac_{tag}", f"lrkit_ut_sib_{tag}"):
+            sys.modules.pop(name, None)

@@ -305,7 +305,7 @@ def _first_pair(loader: Iterable[Any], what: str) -> tuple[Any, Any]:
 
 def load_factory(text: str) -> Callable[..., Any]:
     """The callable named by ``"module:function"`` (``module`` is imported; the current directory is
-    on the path, as for ``python -m``)."""
+    on the path, as for ``python -m``: its absolute path, which a later ``os.chdir`` does not move)."""
     if not isinstance(text, str) or text.count(":") != 1:
         raise ValueError(f"task must be a built-in name or 'module:function', got {text!r}")
     mod_name, _, attr = text.partition(":")
@@ -322,8 +322,9 @@ def load_factory(text: str) -> Callable[..., Any]:
             f"task {text!r}: {mod_name!r} is a relative module name; expected the module's absolute "
             f"import name, e.g. '{mod_name.lstrip('.') or 'MODULE'}:{attr}'"
         )
-    if "" not in sys.path:
-        sys.path.insert(0, "")
+    cwd = os.getcwd()  # absolute, as `python -m` puts it: "" would follow a later os.chdir
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
