@@ -18,6 +18,10 @@ With a :class:`~lrkit.control.Plateau`, the metric of ``step(epoch, metric)`` (t
 metric) is reported once per epoch and its cuts multiply the schedule; the running training loss that
 ``step_update`` receives is ignored, as timm's own plateau scheduler does. (Pass ``Plateau(mode="max")`` for
 an accuracy.) ``state_dict``/``load_state_dict`` are :mod:`lrkit.torch`'s, schedule check included.
+
+timm's default warmup (``warmup_prefix=False``) runs the decay from ``t = 0`` under the warmup; in lrkit that
+is the warmup's ``overlap=true``: ``CosineLRScheduler(t_initial=T, lr_min=m, warmup_t=w, warmup_lr_init=i)``
+over the base LR ``b`` is ``warmup(w, start=i/b, overlap=true) >> cosine(lr=b, min_lr=m, steps=T)``.
 """
 
 from __future__ import annotations

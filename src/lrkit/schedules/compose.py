@@ -20,6 +20,11 @@ def bounded(s: Schedule) -> bool:
     return d is not None and d.unit != "rest"
 
 
+def overlaps(s: Schedule) -> bool:
+    """Whether ``s`` is a warmup the next piece of a chain starts with (``warmup(..., overlap=True)``)."""
+    return isinstance(s, Warmup) and s.overlap
+
+
 def _length_of(parts: Sequence[Schedule], how: str) -> Duration | None:
     """Length of pieces run one after another (``how="sum"``) or side by side (``"max"``)."""
     ds = [p.length for p in parts]
@@ -45,7 +50,9 @@ class Chain(Schedule):
     """Pieces one after another: piece ``i`` runs for its length, seeing local time ``t - start_i``.
 
     Every piece but the last needs a length; the last may take "the rest". A :class:`Warmup` with no
-    ``lr`` ramps up to the value the next piece starts at.
+    ``lr`` ramps up to the value the next piece starts at; one with ``overlap=True`` takes no time of
+    its own: the next piece starts with it (its local time 0 is the warmup's), and the warmup stands in
+    for that piece's first steps (last in a chain, with no next piece, it is a plain warmup).
 
     >>> from lrkit.schedules import Warmup, Cosine
     >>> s = Warmup(steps=10, start=0.0) >> Cosine(lr=1.0, steps=90)
@@ -83,11 +90,13 @@ class Chain(Schedule):
             d = p.length
             if d is not None and d.value == 0:
                 raise ValueError(f"chain: piece {i} ({p.name}) has zero length; it would never be seen")
+            if overlaps(p):
+                _check_overlapped(i, p, flat[i + 1])
         object.__setattr__(self, "pieces", tuple(flat))
 
     @property
     def length(self) -> Duration | None:
-        return _length_of(self.pieces, "sum")
+        return _length_of([*(p for p in self.pieces[:-1] if not overlaps(p)), self.pieces[-1]], "sum")
 
     def peak(self) -> float | None:
         return _max_peak(self.pieces)
@@ -108,16 +117,23 @@ class Chain(Schedule):
             r = p._resolve(total, spe, sp)
             out.append(r)
             d = r.length
+            if overlaps(r):  # the next piece starts where the warmup does
+                continue
             offset = offset + float(d.value) if offset is not None and d is not None and d.is_steps else None
         return Chain(tuple(out))
 
     @property
     def offsets(self) -> tuple[float, ...]:
-        """Where each piece starts, in steps."""
+        """Where each piece starts (its local step 0), in steps."""
         starts = [0.0]
         for p in self.pieces[:-1]:
-            starts.append(starts[-1] + float(p.length_steps or 0.0))
+            starts.append(starts[-1] if overlaps(p) else starts[-1] + float(p.length_steps or 0.0))
         return tuple(starts)
+
+    def _bounds(self, offs: tuple[float, ...]) -> tuple[float, ...]:
+        """Where each piece after the first takes over: where the piece before it ends, which is its own
+        start except after an overlapping warmup (which it starts with)."""
+        return tuple(o + float(p.length_steps or 0.0) for o, p in zip(offs[:-1], self.pieces[:-1]))
 
     def _piece(self, i: int, local: Array, xp: Namespace) -> Array:
         p = self.pieces[i]
@@ -128,8 +144,9 @@ class Chain(Schedule):
 
     def _eval(self, t: Array, xp: Namespace) -> Array:
         offs = self.offsets
+        ends = self._bounds(offs)
         if xp is np:  # numpy: evaluate each piece only where it runs (traced arrays need `where`)
-            idx = np.searchsorted(np.asarray(offs[1:]), t, side="right")
+            idx = np.searchsorted(np.asarray(ends), t, side="right")
             lo, hi = (int(idx.min()), int(idx.max())) if t.size else (0, 0)
             if lo == hi:
                 return self._piece(lo, t - offs[lo], xp)
@@ -140,8 +157,20 @@ class Chain(Schedule):
             return res
         out = self._piece(len(offs) - 1, t - offs[-1], xp)
         for i in range(len(offs) - 2, -1, -1):
-            out = xp.where(t < offs[i + 1], self._piece(i, t - offs[i], xp), out)
+            out = xp.where(t < ends[i], self._piece(i, t - offs[i], xp), out)
         return out
+
+
+def _check_overlapped(i: int, w: Schedule, nxt: Schedule) -> None:
+    """Refuse a piece that starts with the overlapping warmup ``w`` (piece ``i``) and ends no later than
+    it: it would never be seen (lengths in different units are compared once resolved)."""
+    a, b = w.length, nxt.length
+    if a is None or b is None or b.unit == "rest" or a.unit != b.unit or b.value > a.value:
+        return
+    raise ValueError(
+        f"chain: piece {i + 1} ({nxt.name}, steps={b.to_data()!r}) starts with the overlapping warmup before "
+        f"it (overlap=true) and must outlast it, steps > {a.to_data()!r}; it would never be seen"
+    )
 
 
 def _max_peak(parts: Sequence[Schedule]) -> float | None:

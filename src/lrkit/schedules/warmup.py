@@ -38,11 +38,20 @@ class Warmup(Schedule):
     ``warmup(500) >> cosine(lr=3e-4)`` warms up to 3e-4. Alone, with ``lr=None``, it is a multiplier
     rising to 1. The factor is :func:`warmup_factor`.
 
+    With ``overlap=True`` the next piece in the chain starts with the warmup instead of after it, and
+    the warmup takes its place for its first ``steps`` steps: at step ``t >= steps`` the chain is the
+    next piece at ``t``, not ``t - steps`` (timm's default, ``warmup_prefix=False``). The next piece
+    must outlast the warmup. With no next piece (alone, or last in a chain) it is a plain warmup.
+
     >>> w = Warmup(steps=4, lr=1.0)
     >>> [w(t) for t in range(6)]
     [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
     >>> Warmup(steps=4, start=0.0, lr=1.0)(1)
     0.25
+    >>> from lrkit.schedules import Linear
+    >>> s = Warmup(steps=2, start=0.0, overlap=True) >> Linear(lr=1.0, end_lr=0.0, steps=4)
+    >>> [s(t) for t in range(5)], s.length
+    ([0.0, 0.5, 0.5, 0.25, 0.0], steps(4))
     """
 
     steps: DurationLike = duration_field(1, doc="warmup length")
@@ -51,6 +60,9 @@ class Warmup(Schedule):
     )
     mode: str = param("linear", doc="linear or exponential")
     lr: float | None = param(None, doc="the peak (default: the next piece's first value, or 1)")
+    overlap: bool = param(
+        False, doc="the next piece starts with the warmup, not after it (timm's warmup_prefix=False)"
+    )
     name = "warmup"
     summary = "ramp up to the next piece's value (linear or exponential)"
     example = "warmup(steps=500) >> cosine(lr=3e-4, min_lr=3e-5)"
