@@ -327,6 +327,63 @@ def test_x_without_y_is_refused_where_keras_loss_needs_targets_and_runs_where_it
     np.testing.assert_allclose(res.losses, want, rtol=1e-5)
 
 
+class _HandsBatchOn(keras.Sequential):
+    """A ``train_step`` of its own that hands the batch on as it is: ``y=None`` reaches the loss."""
+
+    def train_step(self, *args: Any) -> Any:
+        return super().train_step(*args)
+
+
+class _TargetsInStep(keras.Sequential):
+    """A ``train_step`` that gives the compiled loss ``y = x`` itself; Keras' first ``train_on_batch``
+    builds that loss first, calling it with ``y_true=None`` (unless it was built already)."""
+
+    def train_step(self, data: Any) -> Any:
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return super().train_step((x, x, sample_weight))
+
+
+NO_TARGETS = (
+    r"^{} has no targets \(y\), and Keras called the model's compiled loss 'mse' with y_true=None "
+    r"\(ValueError: .+\); pass targets \(y=\.\.\., or batches \(x, y\)\), or give that loss targets in "
+    r"the model \(override compute_loss, e\.g\. with y = x for an autoencoder\), or compile without a "
+    r"loss and compute the loss in train_step$"
+)
+
+
+def test_a_loss_keras_calls_without_targets_is_said_so_with_what_to_pass() -> None:
+    """Where that cannot be known before a step (a train_step of the model's own, a dataset of inputs
+    alone), Keras' own error from inside ("Invalid dtype: object" here) is said in those terms."""
+    lrs = lr_ramp(1e-3, 1e-1, 12)
+    ramp = {"start_lr": 1e-3, "end_lr": 1e-1, "num_steps": 12, "diverge_factor": None}
+    ones = np.ones((8, 1), "float32")
+    w, mse = 0.0, []  # mse (w - 1)^2 on x = y = 1, w <- w - lr 2 (w - 1) from 0
+    for lr in lrs:
+        mse.append((w - 1) ** 2)
+        w -= lr * 2 * (w - 1)
+
+    def one_weight(cls: type[keras.Sequential]) -> keras.Sequential:
+        model = cls([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+        return model
+
+    for cls in (_HandsBatchOn, _TargetsInStep, keras.Sequential):
+        model = one_weight(cls)
+        before = _state(model)
+        data = [ones[:4], ones[4:]] if cls is keras.Sequential else ones  # a dataset of inputs alone
+        with pytest.raises(ValueError, match=NO_TARGETS.format("x")):
+            find_lr(model, data, batch_size=4, **ramp)
+        _same_bits(before, _state(model))
+        np.testing.assert_allclose(find_lr(model, ones, ones, batch_size=4, **ramp).losses, mse, rtol=1e-5)
+        with pytest.raises(ValueError, match=NO_TARGETS.format("val_data")):  # val batches of inputs alone
+            find_lr(model, ones, ones, batch_size=4, val_data=[ones], **ramp)
+        _same_bits(before, _state(model))
+    # built (by a first evaluate), the loss gets the targets _TargetsInStep gives it: it runs
+    model = one_weight(_TargetsInStep)
+    model.evaluate(ones, ones, verbose=0)
+    np.testing.assert_allclose(find_lr(model, ones, batch_size=4, **ramp).losses, mse, rtol=1e-5)
+
+
 def test_jax_backend_ramp_and_restore(tmp_path: Path) -> None:
     """A process has one Keras backend: the jax one runs in a subprocess."""
     code = textwrap.dedent(
@@ -361,6 +418,20 @@ def test_jax_backend_ramp_and_restore(tmp_path: Path) -> None:
             raise AssertionError("x without y was not refused")
         except ValueError as err:
             assert str(err).startswith("find_lr got x but no y; Keras' loss needs targets"), err
+        class Own(keras.Sequential):  # a train_step of its own, handing y=None on: said at the first step
+            def train_step(self, *args):
+                return super().train_step(*args)
+        own = Own([keras.Input((1,)), keras.layers.Dense(1)])
+        own.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss="mse")
+        for built in (False, True):  # Keras' first call builds the loss; then the jitted train step
+            if built:
+                own.evaluate(x, y, verbose=0)
+            try:
+                lrkit.keras.find_lr(own, x, batch_size=4)
+                raise AssertionError("y=None reached the compiled loss unsaid")
+            except ValueError as err:
+                assert str(err).startswith("x has no targets (y), and Keras called the model's compiled "
+                                           "loss 'mse' with y_true=None (ValueError: "), err
         print("ok")
         """
     )

@@ -13,6 +13,7 @@ and of the compiled metrics is put back bit for bit, and so are torch's RNG stat
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import numpy as np
@@ -121,7 +122,8 @@ def _check_targets(model: Any, x: Any, y: Any) -> None:
     """Arrays ``x`` without ``y`` on a model that trains its compiled loss the Keras way: that loss is
     called as ``loss(y_true=None, y_pred)`` and fails inside Keras ("Invalid dtype: object"), whatever
     the loss (one that ignores ``y_true`` too), so the test is refused before any step. Without a
-    compiled loss (``add_loss`` alone) or with one of the methods above overridden, no ``y`` is legal."""
+    compiled loss (``add_loss`` alone) no ``y`` is legal; with one of the methods above overridden it
+    may be, and the first step tells (:func:`_batch_loss`)."""
     if y is not None or not is_arrays(x) or isinstance(x, (list, tuple)) or model.loss is None:
         return
     if any(getattr(type(model), name, None) is not getattr(keras.Model, name, None) for name in _LOSS_PATH):
@@ -130,6 +132,36 @@ def _check_targets(model: Any, x: Any, y: Any) -> None:
         f"find_lr got x but no y; Keras' loss needs targets: pass y=... or a dataset of (x, y) batches "
         f"(the model's compiled loss {model.loss!r} is called with y_true=None otherwise)"
     )
+
+
+def _loss_got_no_targets(error: BaseException) -> bool:
+    """Whether ``error`` rose through Keras' own ``Model.compute_loss`` called with ``y=None``: the one
+    that calls the compiled loss, which then fails on ``y_true=None`` (on every backend, differently)."""
+    code = keras.Model.compute_loss.__code__
+    return any(
+        frame.f_code is code and frame.f_locals.get("y", ()) is None
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+    )
+
+
+def _batch_loss(model: Any, method: Any, batch: Any, name: str) -> float:
+    """The loss ``method`` (``model.train_on_batch`` or ``test_on_batch``) reports on ``batch`` (metrics
+    reset first). A batch without ``y`` whose compiled loss Keras called with ``y_true=None`` (a
+    ``train_step`` of the model's own, or Keras' first call that builds the loss, handing it on; a
+    dataset of inputs alone) gets that said, naming ``name``, instead of Keras' error from inside."""
+    bx, by, sw = keras.utils.unpack_x_y_sample_weight(batch)
+    model.reset_metrics()
+    try:
+        return float(method(bx, by, sample_weight=sw, return_dict=True)["loss"])
+    except Exception as exc:
+        if by is None and model.loss is not None and _loss_got_no_targets(exc):
+            raise ValueError(
+                f"{name} has no targets (y), and Keras called the model's compiled loss {model.loss!r} with "
+                f"y_true=None ({type(exc).__name__}: {exc}); pass targets (y=..., or batches (x, y)), or "
+                "give that loss targets in the model (override compute_loss, e.g. with y = x for an "
+                "autoencoder), or compile without a loss and compute the loss in train_step"
+            ) from exc
+        raise
 
 
 def _val_arrays(val_data: Any) -> bool:
@@ -178,7 +210,10 @@ def find_lr(
     or ``(x, y, sample_weight)``), cycled when exhausted, each repeat starting a new pass. Arrays ``x``
     without ``y`` are refused before any step when the model trains a compiled loss Keras' way (it would
     get ``y_true=None``); they are legal without a compiled loss (``add_loss`` alone) or with a
-    ``train_step`` / ``compute_loss`` of the model's own (an autoencoder's ``y = x``).
+    ``train_step`` / ``compute_loss`` of the model's own (an autoencoder's ``y = x``). Where Keras
+    still calls the compiled loss with ``y_true=None`` (a ``train_step`` handing ``y`` on; Keras' first
+    call, which builds the loss; batches of inputs alone, in ``val_data`` too), the first such call
+    stops the test with what to pass instead of Keras' error.
 
     **Escalation**, as :func:`lrkit.finder.find_lr` does it (:mod:`lrkit.finder.escalation`): the first
     test runs as asked; with a budget, a test without usable signal is retried by itself (a lower
@@ -245,19 +280,12 @@ def find_lr(
         owner.learning_rate = lr
         total = 0.0
         for _ in range(steps * accumulate):
-            bx, by, sw = keras.utils.unpack_x_y_sample_weight(batches.next())
-            model.reset_metrics()
-            logs = model.train_on_batch(bx, by, sample_weight=sw, return_dict=True)
-            total += float(logs["loss"])
+            total += _batch_loss(model, model.train_on_batch, batches.next(), "x")
         return total / (steps * accumulate)
 
     def evaluate(chosen: list[Any]) -> float:
-        total = 0.0
-        for batch in chosen:
-            bx, by, sw = keras.utils.unpack_x_y_sample_weight(batch)
-            model.reset_metrics()
-            total += float(model.test_on_batch(bx, by, sample_weight=sw, return_dict=True)["loss"])
-        return total / len(chosen)
+        name = "val_data" if val is not None else "x"  # else the escalation's fixed batches of x
+        return sum(_batch_loss(model, model.test_on_batch, b, name) for b in chosen) / len(chosen)
 
     def reset(repeat_seed: int) -> None:
         snapshot.restore(metrics=False, seed=repeat_seed)
