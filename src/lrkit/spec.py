@@ -35,6 +35,7 @@ from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ._yaml import DuplicateKey, describe_error, loader
 from .schedules.base import REGISTRY, Schedule
 from .schedules.compose import Chain, Product, Scale
 from .schedules.duration import Duration, _short
@@ -284,49 +285,6 @@ def _yaml() -> Any:
     return yaml
 
 
-_YAML_LOADER: Any = None
-
-
-def _yaml_loader() -> Any:
-    """PyYAML's safe loader, with two YAML 1.1 traps closed: a float written without a dot
-    (``3e-4``, which YAML 1.1 reads as a string) is a float, and a key given twice in one mapping is
-    an error (PyYAML keeps the last one silently)."""
-    global _YAML_LOADER
-    if _YAML_LOADER is not None:
-        return _YAML_LOADER
-    yaml = _yaml()
-
-    class Loader(yaml.SafeLoader):  # type: ignore[misc,name-defined]
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            if isinstance(node, yaml.MappingNode):
-                seen: set[Any] = set()
-                for key_node, _ in node.value:
-                    if key_node.tag == "tag:yaml.org,2002:merge":
-                        continue  # "<<: *base": keys written here override the merged ones
-                    key = self.construct_object(key_node, deep=False)
-                    try:
-                        duplicate = key in seen
-                        seen.add(key)
-                    except TypeError:  # unhashable: PyYAML's own error follows
-                        continue
-                    if duplicate:
-                        raise yaml.constructor.ConstructorError(
-                            "while constructing a mapping",
-                            node.start_mark,
-                            f"found the key {_short(key)} twice",
-                            key_node.start_mark,
-                        )
-            return super().construct_mapping(node, deep=deep)
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-        list("-+0123456789."),
-    )
-    _YAML_LOADER = Loader
-    return Loader
-
-
 def to_yaml(s: Schedule) -> str:
     yaml = _yaml()
     return str(yaml.safe_dump(to_dict(s), sort_keys=False))
@@ -336,9 +294,15 @@ def from_yaml(text: str | bytes) -> Schedule:
     yaml = _yaml()
     text = _text(text, "YAML spec")
     try:
-        data = yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+        data = yaml.load(text, Loader=loader())  # a SafeLoader subclass reading YAML 1.2's scalars
     except yaml.YAMLError as exc:
-        raise _spec_error(ValueError(f"spec: invalid YAML: {exc}")) from None
+        at, problem = describe_error(text, exc)
+        raise SpecError(f"spec: {'' if at is None else f'line {at[0]}, column {at[1]}: '}{problem}") from None
+    except DuplicateKey as dup:
+        raise SpecError(
+            f"spec: line {dup.line}, column {dup.column}: the key {_short(dup.key)} is written twice in one "
+            f"mapping (first on line {dup.first}); give each key once (YAML keeps only the last)"
+        ) from None
     except _BAD_INPUT as exc:
         raise _spec_error(exc) from None
     return from_dict(data)
