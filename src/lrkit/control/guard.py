@@ -50,8 +50,12 @@ A rank that fails alone stops every rank at once, rather than leave them waiting
 the group's timeout (30 minutes by default): a bad argument to ``check`` (a loss that is not a number
 or a one-element tensor, a step that is not an int) is a flag in its all-reduce, and a snapshot or a
 rollback (out of memory on one GPU) is followed by an all-reduce of a flag; the rank that failed raises
-its own error, the others a ``RuntimeError`` naming it. What the guard cannot see: ranks that call
-``check`` a different number of times, or whose optimizers have different parameter groups.
+its own error, the others a ``RuntimeError`` naming it. The same all-reduce carries each rank's ``step``
+and number of param groups: where they differ (a rank that passed another step, or added a group alone),
+every rank raises a ``RuntimeError`` that names what differs. A rank that calls ``check`` once more or
+once less than the others is caught so only where nothing else communicates between two checks (its next
+check meets another step's); under DDP a backward's gradient all-reduce meets it instead, which the guard
+cannot see. And a rank that stops calling ``check`` leaves the others waiting until the group's timeout.
 
 Mixed precision: pass the unscaled loss. A step the ``torch.amp.GradScaler`` skips for inf gradients
 has a finite loss: it is a good step to the guard. Give the scaler as ``scaler``: a snapshot keeps its
@@ -248,7 +252,8 @@ class DivergenceGuard:
             (True: the ``DistributedDataParallel`` model's group, else the default one; or the
             ``ProcessGroup`` given): the loss checked is ``sum(rank losses) / world_size`` and the
             parameters are broken when they are on any rank; a bad argument, a snapshot or a rollback
-            that fails on one rank raises on every rank. False: each rank decides on its own loss
+            that fails on one rank raises on every rank, and so do ranks that pass different steps or
+            have different numbers of param groups. False: each rank decides on its own loss
             (ranks that train separate models). Nothing is communicated without an initialized group.
         scaler: the ``torch.amp.GradScaler`` of the loop, or None: its state is snapshotted and
             restored with the model's, and a rollback ends its iteration.
@@ -411,7 +416,7 @@ class DivergenceGuard:
             problem = exc
         self._drop_stale()
         if group is not None:
-            value, broken = self._reduce(mine, group, problem)
+            value, broken = self._reduce(mine, group, problem, None if problem else step)
         reason = "nan" if math.isnan(value) else "inf" if math.isinf(value) else ""
         ref = self.reference
         if not reason and self.threshold is not None and ref > 0.0 and value > self.threshold * ref:
@@ -469,11 +474,18 @@ class DivergenceGuard:
             group = dist.group.WORLD
         return group if dist.get_world_size(group) > 1 else None
 
-    def _reduce(self, t: torch.Tensor | None, group: Any, problem: TypeError | None) -> tuple[float, bool]:
+    def _reduce(
+        self, t: torch.Tensor | None, group: Any, problem: TypeError | None, step: int | None
+    ) -> tuple[float, bool]:
         """The mean over the ranks of the loss ``t`` and whether any rank's model is broken (when a
-        snapshot is due; else False): one all-reduce of three float64 numbers, one host sync. The third
-        counts the ranks whose ``check`` got a bad argument (``problem``; ``t`` is None there): then every
-        rank raises (:meth:`_stop_together`), none is left waiting for another in a collective."""
+        snapshot is due; else False): one all-reduce (a sum) of seven float64 numbers, one host sync.
+
+        The third counts the ranks whose ``check`` got a bad argument (``problem``; ``t`` is None there):
+        then every rank raises (:meth:`_stop_together`), none is left waiting for another in a
+        collective. The last four are ``x`` and ``x**2`` for the ``step`` and for the number of param
+        groups (``x`` taken modulo 2**16, so that the sums stay exact integers in float64 up to 2**21
+        ranks): the ranks agree iff ``world_size * sum(x**2) == sum(x)**2``, which every rank computes
+        from the same sums, so every rank raises together (:meth:`_out_of_step`) where they do not."""
         import torch
         import torch.distributed as dist
 
@@ -483,12 +495,39 @@ class DivergenceGuard:
         if self._snapshot_due():  # the params are checked before the snapshot, on every rank alike
             for f in self._finite_flags():
                 bad += (~f).to(device, torch.float64)
-        status = torch.stack([zero if t is None else t, bad, zero + (problem is not None)])
+        mine = [] if step is None else [step, len(self.optimizer.param_groups)]
+        ints = [v for x in mine for v in (x % _MOD, (x % _MOD) ** 2)] or [0] * 4
+        status = torch.cat(
+            [torch.stack([zero if t is None else t, bad]), _numbers([problem is not None, *ints], device)]
+        )
         dist.all_reduce(status, op=dist.ReduceOp.SUM, group=group)
-        total, broken, failed = status.tolist()
+        total, broken, failed, *sums = status.tolist()
         if failed:
             self._stop_together(group, problem, "got a bad argument")
-        return total / dist.get_world_size(group), broken > 0
+        world = dist.get_world_size(group)
+        apart = [
+            name
+            for name, s, s2 in zip(("step", "groups"), sums[::2], sums[1::2], strict=True)
+            if world * int(s2) != int(s) ** 2
+        ]
+        if apart:
+            self._out_of_step(apart, step, len(self.optimizer.param_groups))
+        return total / world, broken > 0
+
+    def _out_of_step(self, apart: list[str], step: int | None, groups: int) -> NoReturn:
+        """Raise, on every rank alike, that the ranks' ``step`` or number of param ``groups`` differ."""
+        what = []
+        if "step" in apart:
+            what.append(f"passed different steps to check (this rank: step {step})")
+        if "groups" in apart:
+            what.append(f"have different numbers of param groups in their optimizers (this rank: {groups})")
+        raise RuntimeError(
+            f"DivergenceGuard: the ranks {' and '.join(what)}, so their check all-reduces do not belong "
+            "together; every rank stops here. Call check once per optimizer step on every rank, with the "
+            "same step (a rank that skips a check, e.g. on its last uneven batch, or calls it twice is out "
+            "of step from then on), and give every rank's optimizer the same param groups "
+            "(add_param_group on every rank at the same step)"
+        )
 
     def _together(self, group: Any, what: str, act: Callable[[], None]) -> None:
         """``act()``; under ``group``, one all-reduce of a flag after it: where it raised on any rank,
@@ -728,6 +767,20 @@ class DivergenceGuard:
                 g["lr"].fill_(lr)
             else:
                 g["lr"] = lr
+
+
+_MOD = 2**16  # check's step and group count are compared modulo this (see DivergenceGuard._reduce)
+
+
+def _numbers(values: list[float], device: torch.device) -> torch.Tensor:
+    """``values`` as a float64 tensor on ``device``, with no host sync (a copy onto a GPU would wait
+    for the work queued on it: scalar adds instead)."""
+    import torch
+
+    if device.type == "cpu":
+        return torch.tensor(values, dtype=torch.float64)
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    return torch.stack([zero + v for v in values])
 
 
 def _copy(v: Any, device: torch.device | None) -> Any:
