@@ -111,3 +111,24 @@ def test_the_command_line_advice_names_its_flags() -> None:
         "average more batches per step (--batches-per-step N), run a longer ramp (--num-steps N) or run more "
         "repeats (--repeats N)"
     )
+
+
+def test_a_retry_acts_on_the_advice_more_signal_for_noise_a_lower_start_for_a_rise() -> None:
+    """Escalation follows the verdict: a curve lowest at its first rung only by its noise is retried as a
+    noisy one (twice the batches per rung, loss on fixed batches, start_lr kept), not with a start_lr cut
+    by 100 that the verdict says cannot help; a real rise still gets the cut."""
+    from lrkit.finder.escalation import Plan, next_plan
+
+    first = Plan(1e-7, 10.0, 100, 1, 3, False)
+    noise = next(
+        r
+        for r in (FinderResult.from_curves([_curve(_noise(seed))]) for seed in range(50))
+        if r.problem_kinds == ("early",)
+    )
+    plan, what = next_plan(first, noise, first)
+    assert plan is not None and (plan.start, plan.batches, plan.fixed) == (1e-7, 2, True), what
+    assert "start_lr" not in what
+    rise = FinderResult.from_curves([_curve(1.0 + 0.02 * np.arange(60), np.geomspace(1e-3, 10.0, 60))])
+    assert "early" in rise.problem_kinds
+    plan, what = next_plan(first, rise, first)
+    assert plan is not None and plan.start == pytest.approx(1e-9) and "start_lr 1e-07 -> 1e-09" in what

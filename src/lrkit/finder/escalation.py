@@ -22,7 +22,7 @@ import numpy as np
 
 from lrkit._text import plural
 from lrkit.finder import core
-from lrkit.finder.result import FinderResult
+from lrkit.finder.result import LOWER_START, FinderResult
 
 __all__ = [
     "FIXED_BATCHES",
@@ -111,12 +111,21 @@ class Plan:
         return dataclasses.replace(self, rungs=max(rungs, 2), repeats=repeats)  # a ramp has >= 2 rungs
 
 
+def _acted_on(result: FinderResult) -> set[str]:
+    """The problems' kinds as a retry treats them: an ``"early"`` curve whose low first rung was only
+    noise (its advice is more signal, not a lower start_lr) is retried as a ``"noisy"`` one."""
+    return {
+        "noisy" if p.kind == "early" and not any(r.startswith(LOWER_START) for r in p.remedies) else p.kind
+        for p in result.findings
+    }
+
+
 def next_plan(plan: Plan, result: FinderResult, first: Plan) -> tuple[Plan | None, str]:
     """The next attempt for the problems of ``result``, and what it changes (None: nothing left).
 
     ``first`` is the first test's plan: ``start_lr`` is cut by 100 at most :data:`MAX_START_CUTS`
     times below it (a loss that is not finite even then is not a matter of the LR)."""
-    kinds = set(result.problem_kinds)
+    kinds = _acted_on(result)
     changes: dict[str, Any] = {}
     what: list[str] = []
     if "broken" in kinds:  # the untrained model's loss is not finite: no ramp can change that

@@ -123,6 +123,9 @@ def _advice(remedies: Sequence[str], settings: Mapping[str, str], lead: str = ""
 
 #: remedies that several problems advise (see :class:`Problem`)
 _MORE_BATCHES = "average more batches per step ({batches_per_step})"
+#: the remedy of an ``"early"`` curve that rose (start_lr too high); one whose low first rung was noise
+#: advises more signal instead, and escalation retries it as a noisy curve
+LOWER_START = "lower {start_lr}"
 _MORE_REPEATS = "run more repeats ({repeats})"
 
 
@@ -196,9 +199,7 @@ def _early_problem(raw: NDArray[np.float64], head: int, start_lr: float) -> Prob
     is not taken for noise). Otherwise the low first rung is noise, which a lower ``start_lr`` cannot
     help: it advises what brings out a signal, as ``"noisy"`` does.
     """
-    rose = Problem(
-        "early", "the loss rose from the first rung", (f"lower {{start_lr}} (now {start_lr:.3g})",)
-    )
+    rose = Problem("early", "the loss rose from the first rung", (f"{LOWER_START} (now {start_lr:.3g})",))
     half = raw[: max(raw.size // 2, 2 * head)]
     if half.size <= head:  # no rung after the starting ones: nothing to tell a rise from noise with
         return rose
