@@ -8,7 +8,12 @@ The string form is read by a small recursive-descent parser (never ``eval``)::
     atom    := NUMBER | call | '(' expr ')'
     call    := NAME '(' [arg (',' arg)*] ')'    positional args follow the parameter order
     arg     := NAME '=' value | value
-    value   := expr | NUMBER | DURATION | WORD | STRING | '[' [value (',' value)*] ']'
+    value   := expr | NUMBER | DURATION | WORD | STRING | list | tuple | '(' value ')'
+    list    := '[' [value (',' value)* [',']] ']'
+    tuple   := '(' [value ',' [value (',' value)* [',']]] ')'     as in Python: (a, b), (a,), ()
+
+A tuple reads as the list of the same values (``piecewise(points=[(0, 1.0), (10, 0.0)])`` is
+``piecewise(points=[[0, 1.0], [10, 0.0]])``); :func:`to_string` writes lists.
 
 Durations are written ``500`` (steps), ``3ep`` (epochs), ``10%`` (of the total) or ``rest``.
 
@@ -475,10 +480,11 @@ class _Parser:
             self.fail(0, f"expected a schedule, got the number {v!r}")
         return v
 
-    def expr(self) -> Any:
+    def expr(self, first: Any = None) -> Any:
+        """``first``: the first operand, already read (a parenthesised value)."""
         start = self.peek()[2]
         self.enter(start)
-        parts = [self.product()]
+        parts = [self.product(first)]
         while self.peek()[1] == ">>" and self.peek()[0] == "op":
             pos = self.peek()[2]
             self.i += 1
@@ -493,8 +499,8 @@ class _Parser:
         except (TypeError, ValueError) as exc:
             self.fail(start, str(exc))
 
-    def product(self) -> Any:
-        left = self.atom()
+    def product(self, first: Any = None) -> Any:
+        left = self.atom() if first is None else first
         while self.peek()[1] == "*" and self.peek()[0] == "punct":
             pos = self.peek()[2]
             self.i += 1
@@ -595,25 +601,18 @@ class _Parser:
     def value(self) -> Any:
         kind, text, pos = self.peek()
         if kind == "punct" and text == "[":
-            self.enter(pos)
-            self.i += 1
-            items: list[Any] = []
-            while not (self.peek()[1] == "]" and self.peek()[0] == "punct"):
-                if self.peek()[0] == "end":
-                    self.fail(self.peek()[2], "expected ']' to close the list, got the end")
-                items.append(self.value())
-                if self.peek()[1] == "," and self.peek()[0] == "punct":
-                    self.i += 1
-                elif not (self.peek()[1] == "]" and self.peek()[0] == "punct"):
-                    self.fail(self.peek()[2], f"expected ',' or ']' in a list, got {_show(self.peek())}")
-            self.i += 1
-            self.depth -= 1
-            return tuple(items)
+            items, _ = self.items("]")
+            return items
+        if kind == "punct" and text == "(":
+            items, comma = self.items(")")
+            if comma or not items:
+                return items  # a tuple: the same value as a list
+            v = items[0]  # (v): grouping, as in Python; a number or schedule may go on (0.5) * a
+            operand = isinstance(v, (int, float, Schedule)) and not isinstance(v, bool)
+            return self.expr(v) if operand else v
         if kind == "str":
             self.i += 1
             return _unquote(text)
-        if kind == "punct" and text == "(":
-            return self.expr()
         if kind == "atom":
             nxt = self.toks[self.i + 1] if self.i + 1 < len(self.toks) else ("end", "", 0)
             if _NAME.match(text) and nxt[1] == "(" and nxt[0] == "punct":
@@ -625,6 +624,27 @@ class _Parser:
             self.i += 1
             return v
         self.fail(pos, f"expected a value, got {_show(self.peek())}")
+
+    def items(self, close: str) -> tuple[tuple[Any, ...], bool]:
+        """The values between an opening bracket and ``close``, and whether a ',' separated them."""
+        _, opening, start = self.peek()
+        what = f"the {opening}...{close} from position {start}"
+        self.enter(start)
+        self.i += 1
+        items: list[Any] = []
+        comma = False
+        while not (self.peek()[1] == close and self.peek()[0] == "punct"):
+            if self.peek()[0] == "end":
+                self.fail(self.peek()[2], f"expected {close!r} to close {what}, got the end")
+            items.append(self.value())
+            if self.peek()[1] == "," and self.peek()[0] == "punct":
+                self.i += 1
+                comma = True
+            elif not (self.peek()[1] == close and self.peek()[0] == "punct"):
+                self.fail(self.peek()[2], f"expected ',' or {close!r} in {what}, got {_show(self.peek())}")
+        self.i += 1
+        self.depth -= 1
+        return tuple(items), comma
 
 
 def _show(tok: tuple[str, str, int]) -> str:
