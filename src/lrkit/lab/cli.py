@@ -118,7 +118,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from .._text import plural
     from ..cli import check_task
     from ..tasks import get_task
-    from .runner import check_schedules
+    from .runner import check_runs, check_schedules
 
     exp = experiment_from_args(args)
     flag = "--task" if args.experiment is None else f"experiment {args.experiment!r}: task"
@@ -138,6 +138,15 @@ def cmd_lab(args: argparse.Namespace) -> int:
     workers = min(exp.workers or _cores(), runs)  # a process more than the runs would idle
     epochs = exp.epochs or task.epochs
     check_schedules(exp.strategies, epochs, task.steps_per_epoch)
+    check_runs(  # two strategies that are one run (a=cosine(0.1) and b=cosine(lr=0.1)), as run_lab would
+        exp.strategies,
+        task.name,
+        epochs,
+        task.optimizer,
+        task._probe.optimizer_params,  # the task's own hyper-parameters (Task has no public name for them)
+        exp.diverge_factor,
+        "--strategy" if args.experiment is None else "experiment",
+    )
     print(
         f"lab {exp.name!r}: {plural(len(exp.strategies), 'strategy', 'strategies')} x "
         f"{plural(len(exp.seeds), 'seed')} x {plural(epochs, 'epoch')} on {task.name}, "

@@ -201,7 +201,12 @@ def _hint(key: str, item: dict[Any, Any]) -> str:
         rest = {str(k): v for k, v in item.items() if k not in (*STRATEGY_KEYS, "name", "type")}
         written = ", ".join(f"{k}: {v}" for k, v in {"type": item[key], **rest}.items())
         return f"; a schedule goes under the key spec, as a string or as spec: {{{written}}}"
-    close = difflib.get_close_matches(key, STRATEGY_KEYS, n=1)
+    return _did_you_mean(key, STRATEGY_KEYS)
+
+
+def _did_you_mean(key: str, known: tuple[str, ...]) -> str:
+    """`` (did you mean 'KNOWN'?)`` for the known key closest to ``key``, or nothing."""
+    close = difflib.get_close_matches(key, known, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -299,7 +304,10 @@ def parse_experiment(
     ``base`` (the file's folder)."""
     unknown = [k for k in data if k not in TOP_KEYS]
     if unknown:
-        raise ValueError(f"experiment: unknown key {unknown[0]!r}; expected one of {', '.join(TOP_KEYS)}")
+        raise ValueError(
+            f"experiment: unknown key {unknown[0]!r}; expected one of {', '.join(TOP_KEYS)}"
+            f"{_did_you_mean(str(unknown[0]), TOP_KEYS)}"
+        )
     if "task" not in data:
         raise ValueError("experiment: missing key 'task' (a built-in task or 'module:function')")
     if data.get("strategies") is None:

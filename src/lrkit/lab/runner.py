@@ -41,7 +41,7 @@ from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
 from .store import ResultStore, RunRecord, owner_token, run_key
 
-__all__ = ["LabResult", "Strategy", "run_config", "run_lab", "run_strategy"]
+__all__ = ["LabResult", "Strategy", "optimizer_of", "run_config", "run_lab", "run_strategy"]
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -62,7 +62,8 @@ def _try_optimizer(label: str, name: str, params: Mapping[str, Any]) -> None:
 @dataclass(frozen=True)
 class Strategy:
     """What to run: ``schedule`` (a Schedule or spec) under ``optimizer`` (None: the task's own) with
-    ``optimizer_params`` (e.g. ``{"weight_decay": 0.1}``)."""
+    ``optimizer_params`` (e.g. ``{"weight_decay": 0.1}``; on top of the task's own hyper-parameters when
+    ``optimizer`` is None, in their place otherwise: :func:`optimizer_of`)."""
 
     label: str
     schedule: Schedule | str
@@ -135,6 +136,17 @@ class Strategy:
             raise ValueError(f"{where} {text!r}: {exc}") from None
 
 
+def optimizer_of(
+    strategy: Strategy, task_optimizer: str, task_params: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The optimizer a run of ``strategy`` trains with and its hyper-parameters: the strategy's own with
+    its ``optimizer_params`` alone, or (naming none) the task's with the task's ``optimizer_params`` and
+    the strategy's on top."""
+    if strategy.optimizer is not None:
+        return strategy.optimizer, dict(strategy.optimizer_params)
+    return task_optimizer, {**(task_params or {}), **strategy.optimizer_params}
+
+
 def run_config(
     task: str,
     strategy: Strategy,
@@ -142,13 +154,17 @@ def run_config(
     epochs: int,
     default_optimizer: str,
     diverge_factor: float = 10.0,
+    default_params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content that identifies a run (its :func:`~lrkit.lab.store.run_key` is a hash of this)."""
+    """The content that identifies a run (its :func:`~lrkit.lab.store.run_key` is a hash of this): the
+    optimizer and hyper-parameters it trains with (:func:`optimizer_of`; ``default_optimizer`` and
+    ``default_params`` are the task's)."""
+    optimizer, params = optimizer_of(strategy, default_optimizer, default_params)
     return {
         "task": task,
         "spec": strategy.spec,
-        "optimizer": strategy.optimizer or default_optimizer,
-        "optimizer_params": dict(sorted(strategy.optimizer_params.items())),
+        "optimizer": optimizer,
+        "optimizer_params": dict(sorted(params.items())),
         "seed": int(seed),
         "epochs": int(epochs),
         "diverge_factor": float(diverge_factor),
@@ -188,8 +204,7 @@ def run_strategy(
     first = sched.resolve(total_steps=total, steps_per_epoch=spe)
     if first.unresolved:
         raise ValueError(f"strategy {strategy.label!r}: {first.unresolved}")
-    opt_name = strategy.optimizer or parts.optimizer
-    params = dict(strategy.optimizer_params) if strategy.optimizer else {**parts.optimizer_params}
+    opt_name, params = optimizer_of(strategy, parts.optimizer, parts.optimizer_params)
     opt = parts.make_optimizer(first(0), opt_name, params)
     lr_sched = make_scheduler(opt, sched, total_steps=total, steps_per_epoch=spe)
 
@@ -341,6 +356,31 @@ def check_labels(strategies: Sequence[Strategy], where: str = "strategies", fix:
         first[s.label] = i
 
 
+def check_runs(
+    strategies: Sequence[Strategy],
+    task: str,
+    epochs: int,
+    default_optimizer: str,
+    default_params: Mapping[str, Any] | None = None,
+    diverge_factor: float = 10.0,
+    where: str = "strategies",
+) -> None:
+    """A ValueError naming ``where`` and both labels when two strategies are the same run (one
+    :func:`run_config` for a seed, so one stored run): ``a=cosine(lr=0.1)`` beside ``b=cosine(0.1)``, or
+    beside ``b@momentum=cosine(lr=0.1)`` on a task trained with momentum."""
+    first: dict[str, Strategy] = {}
+    for s in strategies:
+        cfg = run_config(task, s, 0, epochs, default_optimizer, diverge_factor, default_params)
+        key = run_key(cfg)
+        if key in first:
+            raise ValueError(
+                f"{where}: strategies {first[key].label!r} and {s.label!r} are the same run (spec "
+                f"{cfg['spec']!r}, optimizer {cfg['optimizer']!r}, optimizer_params "
+                f"{cfg['optimizer_params']}); give one of them another spec or optimizer, or leave it out"
+            )
+        first[key] = s
+
+
 def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch: int) -> None:
     """Every strategy's schedule resolves for a run of ``epochs`` x ``steps_per_epoch`` steps; else a
     ValueError naming the strategy (a wsd whose warmup and decay outlast the run, ...)."""
@@ -390,6 +430,8 @@ def run_lab(
     check_labels(strategies)
     if not seeds:
         raise ValueError("seeds: expected at least one seed, got none")
+    if len(set(seeds)) != len(seeds):  # one seed twice would be each strategy's run twice
+        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
     t = get_task(task)  # unknown names fail before anything runs
@@ -398,12 +440,15 @@ def run_lab(
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     check_schedules(strategies, n_epochs, probe.steps_per_epoch)  # before anything runs or is made
+    check_runs(strategies, t.name, n_epochs, probe.optimizer, probe.optimizer_params, diverge_factor)
 
     db = store if isinstance(store, ResultStore) else ResultStore(store)
     jobs: list[tuple[str, str, dict[str, Any], Strategy, int]] = []
     for s in strategies:
         for seed in seeds:
-            cfg = run_config(t.name, s, seed, n_epochs, probe.optimizer, diverge_factor)
+            cfg = run_config(
+                t.name, s, seed, n_epochs, probe.optimizer, diverge_factor, probe.optimizer_params
+            )
             jobs.append((s.label, run_key(cfg), cfg, s, seed))
     workers = min(workers, len(jobs))  # never more processes than runs (--workers 10000 starts 6)
     keys = [j[1] for j in jobs]

@@ -10,6 +10,7 @@ usually trained with. Built-in tasks are named (``digits-mlp-sgd``); your own is
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import math
@@ -336,10 +337,15 @@ def load_factory(text: str) -> Callable[..., Any]:
             ) from None
         raise
     obj: Any = module
+    done: list[str] = []
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"task {text!r}: module {mod_name!r} has no attribute {attr!r}")
+            names = [n for n in dir(obj) if part.startswith("_") or not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f" (did you mean {'.'.join([*done, close[0]])!r}?)" if close else ""
+            raise ValueError(f"task {text!r}: module {mod_name!r} has no attribute {attr!r}{hint}")
         obj = getattr(obj, part)
+        done.append(part)
     if not callable(obj):
         raise ValueError(f"task {text!r}: {attr!r} is not callable (expected f(seed) -> TaskParts)")
     return obj  # type: ignore[no-any-return]
