@@ -383,10 +383,11 @@ def test_a_search_costlier_than_the_run_warns_and_the_summary_says_what_ran(epoc
 
     model, loader = _model(), _loader()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    with pytest.warns(UserWarning, match=r"the LR search took \d+ optimizer steps, more than the") as seen:
+    with pytest.warns(lrkit.auto.SearchCostWarning, match=r"the LR search took \d+ optimizer steps") as seen:
         run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=epochs, verbose=False)
     assert [w.filename for w in seen] == [__file__]  # points at the caller's line, through the module too
     assert run.trained_steps == 0 and run.search_steps > run.total_steps
+    assert run.search == "in_run_restored"  # the ramp's curve gave the LR; none of its steps was kept
     assert f"one in-run ramp of {run.search_steps} steps, none kept" in run.summary
     assert "interval" not in run.summary  # one ramp has no interval over repeats
     assert f"({epochs} epoch{'s' if epochs > 1 else ''} x {len(loader)} steps planned)" in run.summary

@@ -26,6 +26,9 @@ __all__ = ["register", "run"]
 #: only (the search's ramp, repeats and batches are lrkit.auto's own)
 FLAGS = {"budget": "--budget"}
 
+#: how the search's cost warning (lrkit.auto.SearchCostWarning) names what to change: by these flags
+SPELLING = {"epochs": "--epochs {}", "search": "--search {}", "budget": "--budget"}
+
 #: what ``lrkit auto --help`` says before the flags (kept as written: its lines are wrapped here)
 DESCRIPTION = """\
 Find the learning rate of a task, schedule it, guard it and train (lrkit.auto):
@@ -141,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from lrkit._paths import check_output_file, check_plot_file, write_json
     from lrkit._text import plural
     from lrkit._usercode import user_code
-    from lrkit.auto import train_task
+    from lrkit.auto import spelled, train_task
     from lrkit.cli import check_search_optimizer, check_task
     from lrkit.finder import NoSuggestionError
     from lrkit.finder.cli import EXIT_NO_SUGGESTION
@@ -165,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         parts.max_grad_norm = args.max_grad_norm
     torch.manual_seed(args.seed)
     try:  # the search and the training run your task's code: what it raises is yours (status 1)
-        with user_code(f"--task {args.task!r}"):
+        with user_code(f"--task {args.task!r}"), spelled(SPELLING):
             out = train_task(
                 parts, seed=args.seed, budget=budget, search=args.search, kind=args.kind, verbose=True,
                 epochs=args.epochs, optimizer=args.optimizer, plot=args.plot,
