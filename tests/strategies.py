@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import strategies as st
 
 from lrkit.schedules import (
@@ -119,12 +121,33 @@ def wsd(draw: st.DrawFn) -> WSD:
 
 
 @st.composite
-def warmup(draw: st.DrawFn) -> Warmup:
+def warmup(
+    draw: st.DrawFn,
+    steps: st.SearchStrategy[int] = lengths,
+    overlap: bool = False,
+) -> Warmup:
     mode = draw(st.sampled_from(["linear", "exponential"]))
     start = draw(
         st.none() | st.floats(min_value=1e-4, max_value=1.0) | st.just(0.0 if mode == "linear" else 1e-4)
     )
-    return Warmup(steps=draw(lengths), start=start, mode=mode, lr=draw(st.none() | lrs))
+    return Warmup(steps=draw(steps), start=start, mode=mode, lr=draw(st.none() | lrs), overlap=overlap)
+
+
+@st.composite
+def overlapped(draw: st.DrawFn, pieces: st.SearchStrategy[Schedule]) -> Schedule:
+    """``warmup(..., overlap=True) >> piece``: a piece drawn from ``pieces`` and a warmup it outlasts
+    (shorter than the piece's steps; any length before a piece that has none). A piece of 1 step,
+    which nothing shorter can overlap, comes alone."""
+    piece = draw(pieces)
+    d = piece.length
+    if d is None or d.unit == "rest":
+        n = draw(lengths)
+    else:
+        longest = math.ceil(float(d.value)) - 1  # steps < the piece's
+        if longest < 1:
+            return piece
+        n = draw(st.integers(1, min(longest, 5000)))
+    return chain(draw(warmup(steps=st.just(n), overlap=True)), piece)
 
 
 @st.composite
@@ -164,10 +187,17 @@ unbounded_leaves = st.one_of(
 leaves = st.one_of(bounded_leaves, unbounded_leaves)
 
 
+#: a chain's piece before the last: a bounded leaf, or an overlapping warmup and the bounded piece it starts
+chain_heads = st.one_of(bounded_leaves, overlapped(bounded_leaves))
+#: a chain's last piece: any leaf, an overlapping warmup and the leaf it starts, or an overlapping warmup
+#: with no next piece (a plain warmup)
+chain_tails = st.one_of(leaves, overlapped(leaves), warmup(overlap=True))
+
+
 @st.composite
 def chains(draw: st.DrawFn) -> Schedule:
-    head = draw(st.lists(bounded_leaves, min_size=1, max_size=3))
-    return chain(*head, draw(leaves))
+    head = draw(st.lists(chain_heads, min_size=1, max_size=3))
+    return chain(*head, draw(chain_tails))
 
 
 def _compose(children: st.SearchStrategy[Schedule]) -> st.SearchStrategy[Schedule]:
@@ -179,8 +209,13 @@ def _compose(children: st.SearchStrategy[Schedule]) -> st.SearchStrategy[Schedul
     )
 
 
-#: any schedule: leaves, chains and compositions of them
-schedules = st.recursive(st.one_of(leaves, chains()), _compose, max_leaves=4)
+#: any schedule: leaves, chains (an overlapping warmup and the piece it starts, one that ends or one that
+#: runs forever, drawn as often as a leaf type) and compositions of them
+schedules = st.recursive(
+    st.one_of(leaves, chains(), overlapped(bounded_leaves), overlapped(unbounded_leaves)),
+    _compose,
+    max_leaves=4,
+)
 
 
 def _accepted_as_lrs(s: Schedule) -> bool:
