@@ -143,7 +143,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         task.name,
         epochs,
         task.optimizer,
-        task._probe.optimizer_params,  # the task's own hyper-parameters (Task has no public name for them)
+        task.optimizer_params,
         exp.diverge_factor,
         "--strategy" if args.experiment is None else "experiment",
     )

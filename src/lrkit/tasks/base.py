@@ -456,6 +456,11 @@ class Task:
         return self._probe.optimizer
 
     @property
+    def optimizer_params(self) -> dict[str, Any]:
+        """The task's own hyper-parameters of its optimizer (a copy; e.g. ``{"weight_decay": 0.5}``)."""
+        return dict(self._probe.optimizer_params)
+
+    @property
     def metric_name(self) -> str:
         return str(self._probe.metric_name)
 
