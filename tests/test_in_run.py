@@ -684,7 +684,7 @@ def test_a_schedule_free_optimizer_keeps_its_state_after_a_kept_ramp() -> None:
 def test_an_in_run_ramp_undone_is_still_the_search_that_gave_the_lr() -> None:
     """On a 1-epoch digits run the ramp's peak comes past half the run, so its steps are undone; the
     LR is the ramp's. The result said search 'separate' (and the JSON of ``lrkit auto``, and the plot's
-    title) while its summary said 'one in-run ramp of 65 steps, none kept'."""
+    title) while its summary said 'one in-run ramp of 65 steps, none kept'; then 'in_run', as if kept."""
     import lrkit
     from lrkit.tasks import get_task
 
@@ -693,4 +693,4 @@ def test_an_in_run_ramp_undone_is_still_the_search_that_gave_the_lr() -> None:
     with pytest.warns(UserWarning, match="the LR search took"):
         run = lrkit.auto(parts.model, opt, parts.train_loader, parts.loss_fn, epochs=1, verbose=False)
     assert "none kept" in run.summary and run.trained_steps == 0
-    assert run.search == "in_run" and run.search_steps > 0
+    assert run.search == "in_run_restored" and run.search_steps > 0

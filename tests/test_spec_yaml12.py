@@ -38,7 +38,7 @@ def test_sexagesimal_is_text_not_90() -> None:
 
 def test_errors_name_the_line_and_column(tmp_path: object) -> None:
     with pytest.raises(
-        SpecError, match=r"^spec: line 3, column 1: the key 'lr' is written twice .*first on line 2"
+        SpecError, match=r"^spec: line 3, column 1: the key 'lr' is given twice .*first on line 2"
     ):
         from_yaml("type: cosine\nlr: 1\nlr: 2\n")
     with pytest.raises(SpecError) as bad:

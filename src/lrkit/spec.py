@@ -305,7 +305,7 @@ def from_yaml(text: str | bytes) -> Schedule:
         raise SpecError(f"spec: {'' if at is None else f'line {at[0]}, column {at[1]}: '}{problem}") from None
     except DuplicateKey as dup:
         raise SpecError(
-            f"spec: line {dup.line}, column {dup.column}: the key {_short(dup.key)} is written twice in one "
+            f"spec: line {dup.line}, column {dup.column}: the key {_short(dup.key)} is given twice in one "
             f"mapping (first on line {dup.first}); give each key once (YAML keeps only the last)"
         ) from None
     except _BAD_INPUT as exc:

@@ -63,6 +63,20 @@ def _loss_of_output(loss_fn: Callable[..., torch.Tensor], out: Any, target: Any,
         ) from e
 
 
+def _call_with_keys(model: torch.nn.Module, inputs: dict[str, Any]) -> Any:
+    """``model(**inputs)``; when the model's signature refuses them (an unexpected keyword, a missing
+    positional argument), its TypeError gets a note naming ``forward=``."""
+    try:
+        return model(**inputs)
+    except TypeError as e:
+        if "keyword argument" in str(e) or "positional argument" in str(e):
+            e.add_note(
+                f"lrkit passed the dict batch's entries {sorted(inputs)} to the model as keyword "
+                "arguments; if your model takes them otherwise, pass forward=lambda model, batch: loss"
+            )
+        raise
+
+
 def default_forward(
     model: torch.nn.Module, batch: Any, loss_fn: Callable[..., torch.Tensor] | None
 ) -> torch.Tensor:
@@ -92,7 +106,7 @@ def default_forward(
         return out if loss_fn is None else _loss_of_output(loss_fn, out, batch, "model(x)")
     if isinstance(batch, dict):
         if loss_fn is None:
-            out = model(**batch)
+            out = _call_with_keys(model, batch)
             if isinstance(out, dict) and "loss" in out:
                 out = out["loss"]
             elif hasattr(out, "loss"):
@@ -113,7 +127,7 @@ def default_forward(
                 f"got keys {sorted(batch)}; or pass forward=..."
             )
         rest = {k: v for k, v in batch.items() if k != key}
-        out = model(**rest)
+        out = _call_with_keys(model, rest)
         if not isinstance(out, torch.Tensor) and hasattr(out, "logits"):
             raise TypeError(
                 f"model(**batch) returned {type(out).__name__}, not a tensor, so loss_fn cannot "
