@@ -157,14 +157,12 @@ def test_a_too_large_lr_is_rolled_back_and_cut_until_the_digits_mlp_learns(
 
 
 def test_with_a_scheduler_the_snapshot_is_restored_and_the_cut_kept() -> None:
+    # the default window (100): with window=20, once the batch losses near 0 (a median of 0.000-0.1 over
+    # the last 20), five hard batches in a row from step 179 on are a "jump" no cut cures (the run with
+    # the reference that could rise rolled back 4 times there; with the one that cannot, the early
+    # rollbacks differ and it ended there in DivergenceError after 8)
     model, _, guard, _ = train(
-        "adam",
-        1.0,
-        300,
-        "warmup(20) >> cosine(lr=1.0, min_lr=0.1)",
-        snapshot_every=20,
-        window=20,
-        max_recoveries=8,
+        "adam", 1.0, 300, "warmup(20) >> cosine(lr=1.0, min_lr=0.1)", snapshot_every=20, max_recoveries=8
     )
     events = guard.events
     assert events and accuracy(model) > 0.9

@@ -2,14 +2,15 @@
 
 A step *diverges* when its loss is NaN or infinite, or has stayed above ``threshold`` times the median
 of the last ``window`` good losses for ``jump_steps`` steps in a row (one high batch is noise, a model
-that got worse is high on every batch), or when a snapshot is due and the model's parameters or buffers hold
-NaN/inf behind a finite loss (a NaN gradient in a part of the model that the next batches do not use,
-such as an embedding row: a snapshot is never taken of a broken model). The guard then restores the
-model, the optimizer, the scheduler and the RNG state from its last in-memory snapshot (or, when the
-recovery from that one failed, from the one before: a snapshot can hold the seed of a divergence, such
-as a huge momentum behind a finite loss), multiplies the learning rate by ``factor`` (a cut is never
-undone, not even by the restored scheduler state), records a :class:`DivergenceEvent`, and lets training
-go on. After ``max_recoveries`` recoveries in a row that did not hold, it stops with a
+that got worse is high on every batch; while fewer than ``window`` are known, their lowest median so
+far: :attr:`~DivergenceGuard.reference`), or when a snapshot is due and the model's parameters or
+buffers hold NaN/inf behind a finite loss (a NaN gradient in a part of the model that the next batches
+do not use, such as an embedding row: a snapshot is never taken of a broken model). The guard then
+restores the model, the optimizer, the scheduler and the RNG state from its last in-memory snapshot (or,
+when the recovery from that one failed, from the one before: a snapshot can hold the seed of a
+divergence, such as a huge momentum behind a finite loss), multiplies the learning rate by ``factor`` (a
+cut is never undone, not even by the restored scheduler state), records a :class:`DivergenceEvent`, and
+lets training go on. After ``max_recoveries`` recoveries in a row that did not hold, it stops with a
 :class:`DivergenceError` that names the step and the learning rate. The result is always a legitimate
 run: one that trained normally up to the snapshot and went on from there with the lower LR.
 
@@ -106,7 +107,7 @@ class DivergenceEvent:
     step: int
     loss: float
     reason: str  # "nan", "inf", "jump" or "params" (NaN/inf in the parameters behind a finite loss)
-    reference: float  # the median of the recent good losses a jump is measured against (nan: none yet)
+    reference: float  # what a jump is measured against: DivergenceGuard.reference (nan: none yet)
     lr_before: tuple[float, ...]
     lr_after: tuple[float, ...]
     snapshot_step: int
@@ -142,6 +143,7 @@ class _Snapshot:
     scheduler: dict[str, Any] | None
     rng: Any  # (cpu state, [cuda states]) or None
     history: deque[float]
+    low: float  # the guard's lowest median of a short history (DivergenceGuard._low)
     layout: tuple[int, ...]  # the parameter count of each optimizer group (see DivergenceGuard._layout)
     scaler: dict[str, Any] | None  # the GradScaler's state_dict ({} when it is disabled)
 
@@ -236,8 +238,9 @@ class DivergenceGuard:
             cut, so they are refused.)
         factor: the cut, ``0 < factor < 1``.
         threshold: a loss above ``threshold * reference`` (:attr:`reference`: the median of the last
-            ``window`` good losses, if positive) for ``jump_steps`` steps in a row is a divergence;
-            ``None`` checks NaN/inf only (in the loss, and in the parameters at each snapshot). ``> 1``.
+            ``window`` good losses, its lowest value so far while there are fewer; if positive) for
+            ``jump_steps`` steps in a row is a divergence; ``None`` checks NaN/inf only (in the loss,
+            and in the parameters at each snapshot). ``> 1``.
         window: how many recent good losses the median is taken over.
         jump_steps: how many steps in a row the loss must stay above ``threshold * reference``. The
             updates of those steps are applied (they are rolled back if the jump is confirmed); a high
@@ -351,6 +354,7 @@ class DivergenceGuard:
         self.sync = sync
         self.scaler = scaler
         self._history: deque[float] = deque(maxlen=self.window)
+        self._low = math.inf  # the lowest median of the history while it held fewer than window losses
         self._high = 0  # steps in a row above threshold * reference
         self._snapshots: deque[_Snapshot] = deque(maxlen=self.keep)  # oldest first
         self._resume_step: int | None = None
@@ -390,8 +394,14 @@ class DivergenceGuard:
 
     @property
     def reference(self) -> float:
-        """The median of the recent good losses (nan before the first): what a jump is measured against."""
-        return statistics.median(self._history) if self._history else math.nan
+        """What a jump is measured against: the median of the last ``window`` good losses (nan before
+        the first); while the history holds fewer, the lowest median it has had, so that it cannot rise:
+        a model that gets worse by less than ``threshold`` x a step would drag the median of a few losses
+        up with it. A rollback restores the snapshot's (its history and lowest median)."""
+        if not self._history:
+            return math.nan
+        median = statistics.median(self._history)
+        return median if len(self._history) >= self.window else min(median, self._low)
 
     # -- the check -----------------------------------------------------------------------------------
     def check(self, loss: SupportsFloat, step: int) -> bool:
@@ -576,6 +586,8 @@ class DivergenceGuard:
             # the state at the start of this step, before its loss joins the history
             self._together(group, f"failed to take the snapshot of step {step}", lambda: self._take(step))
         self._history.append(value)
+        if len(self._history) < self.window:
+            self._low = min(self._low, statistics.median(self._history))
         self._good_since_rollback += 1
         if self._good_since_rollback >= self.snapshot_every and step > self._failed_at:
             # the last recovery held: past the step that diverged, and for snapshot_every good steps
@@ -597,6 +609,7 @@ class DivergenceGuard:
                 scheduler=None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()),
                 rng=self._rng_at_start,
                 history=deque(self._history, maxlen=self.window),
+                low=self._low,
                 layout=self._layout(),
                 scaler=None if self.scaler is None else dict(self.scaler.state_dict()),
             )
@@ -657,6 +670,7 @@ class DivergenceGuard:
             if cuda:
                 torch.cuda.set_rng_state_all(cuda)
         self._history = deque(snap.history, maxlen=self.window)
+        self._low = snap.low
         self._high = 0
         # the next check sees the snapshot's own state again: it is not progress, so count from -1
         self._since_snapshot = -1
@@ -669,6 +683,11 @@ class DivergenceGuard:
 
     def _recover(self, step: int, value: float, reason: str, group: Any) -> None:
         ref = self.reference
+        median = (
+            "the median of the recent good losses"
+            if not self._history or ref == statistics.median(self._history)
+            else f"the lowest median of the good losses so far (fewer than window={self.window})"
+        )
         before = self._lrs()
         if not self._snapshots:
             what = (
@@ -723,10 +742,7 @@ class DivergenceGuard:
         self._events.append(event)
         if stop:
             if reason == "jump":
-                what = (
-                    f"above {self.threshold:g} x the median of the recent good losses, {ref:.4g}, for "
-                    f"{self.jump_steps} steps in a row"
-                )
+                what = f"above {self.threshold:g} x {median}, {ref:.4g}, for {self.jump_steps} steps in a row"
                 hint = (
                     "; if losses this far apart are normal for your batches, raise threshold "
                     "(or pass threshold=None to catch NaN/inf only)"
