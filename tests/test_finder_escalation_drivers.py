@@ -334,7 +334,7 @@ def test_optax_never_changes_params_across_retries_or_when_a_retry_raises() -> N
 # --- bad input ----------------------------------------------------------------------------------------
 
 BAD = [
-    ({"budget": -1}, ValueError, r"budget must be an int >= 1, got -1"),
+    ({"budget": -1}, ValueError, r"budget must be an integer >= 1, got -1"),
     (
         {"budget": 1.5, "planned_steps": 100},
         ValueError,
@@ -346,8 +346,8 @@ BAD = [
         TypeError,
         r"budget must be an int \(optimizer steps\) or a float in \(0, 1\], got 'x'",
     ),
-    ({"planned_steps": 0}, ValueError, r"planned_steps must be an int >= 1, got 0"),
-    ({"batches_per_step": 0}, ValueError, r"batches_per_step must be an int >= 1, got 0"),
+    ({"planned_steps": 0}, ValueError, r"planned_steps must be an integer >= 1, got 0"),
+    ({"batches_per_step": 0}, ValueError, r"batches_per_step must be an integer >= 1, got 0"),
     ({"val_data": []}, ValueError, r"val_data must hold at least one batch, got list \[\] with none"),
     ({"val_data": 3.0}, TypeError, r"val_data must be an iterable of batches .* got float"),
 ]

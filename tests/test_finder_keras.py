@@ -223,13 +223,13 @@ def test_bad_inputs_are_refused_with_what_was_expected() -> None:
             find_lr(scheduled, x, y)
     model = _one_weight_model()
     before = _state(model)
-    with pytest.raises(ValueError, match="num_steps must be an int >= 2, got 1"):
+    with pytest.raises(ValueError, match="num_steps must be an integer >= 2, got 1"):
         find_lr(model, x, y, num_steps=1)
     with pytest.raises(ValueError, match=r"end_lr must be greater than start_lr=0\.1, got 0\.01"):
         find_lr(model, x, y, start_lr=0.1, end_lr=0.01)
     with pytest.raises(ValueError, match="start_lr must be a finite number > 0, got -1"):
         find_lr(model, x, y, start_lr=-1)
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         find_lr(model, x, y, batch_size=0)
     with pytest.raises(ValueError, match=r"sharing their first axis.*\(8, 1\), \(7, 1\)"):
         find_lr(model, x, y[:7])

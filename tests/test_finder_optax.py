@@ -153,7 +153,7 @@ def test_an_optimizer_whose_lr_cannot_be_set_is_refused_with_how_to_build_one() 
 
 def test_bad_settings_and_data_are_refused() -> None:
     w, data, opt = jnp.zeros(()), [jnp.float32(1.0)], lambda lr: optax.sgd(lr)
-    with pytest.raises(ValueError, match="num_steps must be an int >= 2, got 1"):
+    with pytest.raises(ValueError, match="num_steps must be an integer >= 2, got 1"):
         find_lr(_linear_loss, w, opt, data, num_steps=1)
     with pytest.raises(ValueError, match=r"end_lr must be greater than start_lr=0\.1, got 0\.01"):
         find_lr(_linear_loss, w, opt, data, start_lr=0.1, end_lr=0.01)

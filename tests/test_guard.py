@@ -387,18 +387,22 @@ def test_nan_right_after_a_group_is_added_names_the_new_groups() -> None:
         guard.check(torch.tensor(float("nan")), 3)
 
 
+#: the bound DivergenceGuard names for its counts (sys.maxsize)
+_GUARD_MAX = r" and <= 2\*\*63 - 1"
+
+
 def test_validation_names_the_argument() -> None:
     model = torch.nn.Linear(1, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for kwargs, pattern in [
-        ({"jump_steps": 0}, r"jump_steps must be an integer >= 1, got 0"),
+        ({"jump_steps": 0}, r"jump_steps must be an integer >= 1 and <= 2\*\*63 - 1, got 0"),
         ({"factor": 1.0}, r"factor must be a finite number > 0 and < 1, got 1.0"),
         ({"factor": 0}, r"factor must be a finite number > 0 and < 1, got 0"),
         ({"threshold": 1.0}, r"threshold must be a finite number > 1, got 1.0"),
-        ({"window": 0}, r"window must be an integer >= 1, got 0"),
-        ({"snapshot_every": 2.5}, r"snapshot_every must be an integer >= 1, got 2.5"),
-        ({"max_recoveries": -1}, r"max_recoveries must be an integer >= 0, got -1"),
-        ({"keep": 0}, r"keep must be an integer >= 1, got 0"),
+        ({"window": 0}, r"window must be an integer >= 1 and <= 2\*\*63 - 1, got 0"),
+        ({"snapshot_every": 2.5}, rf"snapshot_every must be an integer >= 1{_GUARD_MAX}, got float 2.5"),
+        ({"max_recoveries": -1}, r"max_recoveries must be an integer >= 0 and <= 2\*\*63 - 1, got -1"),
+        ({"keep": 0}, r"keep must be an integer >= 1 and <= 2\*\*63 - 1, got 0"),
     ]:
         with pytest.raises(ValueError, match=pattern):
             DivergenceGuard(model, opt, **kwargs)

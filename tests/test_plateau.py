@@ -249,7 +249,7 @@ def test_state_dict_round_trip_continues_identically() -> None:
         (dict(factor=None), TypeError, "factor must be a number, got NoneType None"),
         (dict(patience="3"), TypeError, "patience must be an integer >= 0, got str '3'"),
         (dict(patience=True), TypeError, "patience must be an integer >= 0, got bool True"),
-        (dict(cooldown=math.nan), ValueError, "cooldown must be an integer >= 0, got nan"),
+        (dict(cooldown=math.nan), ValueError, "cooldown must be an integer >= 0, got float nan"),
         (dict(min_lr=math.nan), ValueError, "min_lr must be a finite number >= 0, got nan"),
         (dict(min_lr=[0.1, "a"]), TypeError, r"min_lr\[1\] must be a number, got str 'a'"),
         (dict(threshold=1e400), ValueError, "threshold"),

@@ -48,7 +48,7 @@ def test_one_recipe_lists_its_parameters(capsys: pytest.CaptureFixture[str]) -> 
         (["recipes", "gpt_cosine", "--set", "=1"], "--set: expected KEY=VALUE"),
         (
             ["recipes", "resnet_imagenet", "--set", "batch=10.5"],
-            "resnet_imagenet: batch must be an integer >= 1 (the effective batch), got 10.5",
+            "resnet_imagenet: batch must be an integer >= 1 (the effective batch), got float 10.5",
         ),
         (["recipes", "llm_wsd", "--set", "lr=1", "lr=2"], "--set: lr is given twice (1 and 2); give it once"),
         (["recipes", "resnet_imagenet", "--set", "milestones=30,x"], "milestones"),

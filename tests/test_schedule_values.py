@@ -128,7 +128,7 @@ REFUSED = [
     (lambda: Constant(1e200) * Constant(1e200), r"product: the product of the peaks .* overflows"),
     (
         lambda: Repeat(Cosine(lr=0.1, steps=10), times=10**400),
-        r"repeat: times must be an integer in \[1, 2\*\*53\]",
+        r"repeat: times must be an integer >= 1 and <= 2\*\*53 or None",
     ),
     (
         lambda: Repeat(Cosine(lr=0.1, steps=2**52), times=4),

@@ -63,5 +63,5 @@ def test_a_run_too_short_for_the_search_space_is_refused_before_the_storage(tmp_
     with pytest.raises(ValueError, match=r"epochs: a run of 1 x 2 = 2 steps is too short to tune"):
         tune(Task("two-steps", two_steps), trials=1, storage=db, finder=False)
     assert not db.exists()
-    with pytest.raises(ValueError, match="total_steps must be an int >= 3"):
+    with pytest.raises(ValueError, match="total_steps must be an integer >= 3 or None"):
         build_spec("cosine", 0.1, 0.0, 0.01, total_steps=2)

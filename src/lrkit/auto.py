@@ -92,6 +92,8 @@ import numpy as np
 
 from lrkit._text import plural
 
+from ._checks import check_int
+
 if TYPE_CHECKING:
     import torch
 
@@ -459,8 +461,7 @@ def auto(
             "guard_threshold must be None (act on NaN/inf losses only) or a finite number > 1 (also roll "
             f"back a loss above that many times the recent median), got {guard_threshold!r}"
         )
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    check_int(epochs, "epochs", 1, kinds=int)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if _adapts_own_step(optimizer):
@@ -496,8 +497,7 @@ def auto(
         # the schedule counts optimizer steps: with accumulation, one per accumulation_steps batches
         acc = core._check_int("accumulation_steps", finder_options.get("accumulation_steps", 1), 1)
         steps_per_epoch = epoch_steps(batches, acc)
-    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
-        raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
+    check_int(steps_per_epoch, "steps_per_epoch", 1, kinds=int)
     total = epochs * steps_per_epoch
     try:  # a run too short for the schedule is refused before the search spends anything on it
         separate_schedule(kind, 1.0, warmup).resolve(total_steps=total, steps_per_epoch=steps_per_epoch)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ._checks import check_int
 from .scaling import scale_lr
 from .schedules import (
     WSD,
@@ -67,10 +68,7 @@ def resnet_imagenet(
     80)``, since a cut at 90 never acts there). A batch above 256 warms up linearly from 0.1 over the
     first 5 epochs (Goyal et al.'s gradual warmup, section 5.3, used for every batch > 256). ``batch`` is
     the effective batch: per device x accumulation steps x devices."""
-    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
-        raise ValueError(
-            f"resnet_imagenet: batch must be an integer >= 1 (the effective batch), got {batch!r}"
-        )
+    check_int(batch, "batch", 1, where="resnet_imagenet: ", why=" (the effective batch)")
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (tuple, list)) or not milestones:
         raise TypeError(
             f"resnet_imagenet: milestones must be a non-empty tuple of epochs, got {milestones!r}"

@@ -25,10 +25,10 @@ Schedules keep their length in epochs (samples), so a length in steps shrinks by
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ._checks import check_int
 from ._text import plural
 from .schedules.base import check_choice, check_number
 from .schedules.duration import _short
@@ -141,9 +141,7 @@ def check_optimizer(name: str, what: str = "optimizer") -> str:
 
 def _count(name: str, v: object) -> int:
     """``v`` as a Python int >= 1 (Python and numpy integers), or an error naming ``name``."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"scale_lr: {name} must be an integer >= 1, got {_short(v)}")
-    return int(v)
+    return check_int(v, name, 1, where="scale_lr: ", show=_short)
 
 
 def scale_lr(

@@ -26,12 +26,12 @@ over the base LR ``b`` is ``warmup(w, start=i/b, overlap=true) >> cosine(lr=b, m
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import torch
 
+from .._checks import check_int
 from ..control.plateau import Plateau
 from ..schedules.base import run_named
 from ..spec import ScheduleLike
@@ -41,9 +41,7 @@ __all__ = ["TimmScheduler", "scheduler"]
 
 
 def _time(where: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-        raise ValueError(f"{where} must be an integer >= 0, got {v!r}")
-    return int(v)
+    return check_int(v, where, 0)
 
 
 class TimmScheduler:
@@ -127,15 +125,12 @@ def scheduler(
     """
     if not isinstance(t_in_epochs, bool):
         raise TypeError(f"t_in_epochs must be True or False, got {t_in_epochs!r}")
-    if updates_per_epoch is not None and (
-        isinstance(updates_per_epoch, bool)
-        or not isinstance(updates_per_epoch, numbers.Integral)
-        or updates_per_epoch < 1
-    ):
-        raise ValueError(
-            "updates_per_epoch must be an integer >= 1 (the optimizer updates of an epoch, timm's "
-            f"(len(loader) + grad_accum_steps - 1) // grad_accum_steps), got {updates_per_epoch!r}"
+    if updates_per_epoch is not None:
+        why = (
+            " (the optimizer updates of an epoch, timm's"
+            " (len(loader) + grad_accum_steps - 1) // grad_accum_steps)"
         )
+        check_int(updates_per_epoch, "updates_per_epoch", 1, why=why)
     if epochs is not None and updates_per_epoch is None:
         raise ValueError(f"epochs={epochs!r} needs updates_per_epoch=... to count the updates")
     if t_in_epochs and updates_per_epoch is None:

@@ -46,6 +46,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from .._checks import check_int
 from ..control.plateau import MissingStateKeys, Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
 from ..schedules.base import ScheduleLongerThanRunWarning, warn_longer_than_run
@@ -133,9 +134,7 @@ def _positive(name: str, v: object) -> float:
 
 def _step_index(where: str, k: object) -> int:
     """A scheduler step: an integer (Python or numpy) in [0, 2**53]."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= int(k) <= MAX_STEPS:
-        raise ValueError(f"{where} must be an integer >= 0 and <= 2**53, got {_short(k)}")
-    return int(k)
+    return check_int(k, where, 0, high=MAX_STEPS, show=_short)
 
 
 def _group_float(group: Mapping[str, Any], key: str) -> float:

@@ -88,6 +88,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat
 
+from .._checks import check_int
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -191,13 +193,7 @@ def _tensor_bytes(obj: Any, out: dict[str, int]) -> None:
 
 def _int(name: str, v: object, low: int, high: int = sys.maxsize) -> int:
     """An integer in ``[low, high]`` (numpy's integers too)."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"DivergenceGuard: {name} must be an integer >= {low}, got {type(v).__name__} {v!r}")
-    n = int(v) if isinstance(v, numbers.Integral) else None
-    if n is None or not low <= n <= high:
-        top = f" and <= {high}" if n is not None and n > high else ""
-        raise ValueError(f"DivergenceGuard: {name} must be an integer >= {low}{top}, got {v!r}")
-    return n
+    return check_int(v, name, low, high=high, where="DivergenceGuard: ", type_error=numbers.Real)
 
 
 def _float(name: str, v: object, *, low: float, high: float | None = None) -> float:

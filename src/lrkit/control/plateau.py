@@ -34,6 +34,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
+from .._checks import check_int
+
 __all__ = ["MissingStateKeys", "Plateau"]
 
 _MODES = ("min", "max")
@@ -63,11 +65,7 @@ def _number(
 
 
 def _count(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"Plateau: {name} must be an integer >= 0, got {type(v).__name__} {v!r}")
-    if not isinstance(v, numbers.Integral) or v < 0:  # numpy's integers are Integral too
-        raise ValueError(f"Plateau: {name} must be an integer >= 0, got {v!r}")
-    return int(v)
+    return check_int(v, name, 0, where="Plateau: ", type_error=numbers.Real)  # numpy's integers too
 
 
 class MissingStateKeys(KeyError, ValueError):
@@ -256,10 +254,7 @@ class Plateau:
             raise ValueError(f"Plateau.load_state_dict: mode must be 'min' or 'max', got {mode!r}")
         out: dict[str, Any] = {"best": float(best)}
         for key in ("num_bad_epochs", "cooldown_counter", "last_epoch", "num_reductions"):
-            v = state.get(key, 0)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-                raise ValueError(f"Plateau.load_state_dict: {key} must be an integer >= 0, got {v!r}")
-            out[key] = int(v)
+            out[key] = check_int(state.get(key, 0), key, 0, where="Plateau.load_state_dict: ")
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

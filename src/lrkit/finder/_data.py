@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int
+
 
 def _leaves(tree: Any) -> list[Any]:
     if isinstance(tree, dict):
@@ -40,8 +42,7 @@ def _length(data: Any, batch_size: int | None, name: str) -> int | None:
     """The shared leading length of arrays ``data`` (with ``batch_size``), else None after checking
     that ``data`` is an iterable of batches; a clear error naming ``name`` otherwise."""
     if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        check_int(batch_size, "batch_size", 1, kinds=int)
         lengths = {len(leaf) if getattr(leaf, "shape", ()) != () else 0 for leaf in _leaves(data)}
         if not is_arrays(data) or len(lengths) != 1 or 0 in lengths:
             shapes = [getattr(leaf, "shape", type(leaf).__name__) for leaf in _leaves(data)]

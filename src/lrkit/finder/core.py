@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from lrkit._checks import check_int
 from lrkit.finder.result import Curve, FinderResult
 from lrkit.finder.rules import RULES
 
@@ -48,11 +49,7 @@ def _check_positive_float(name: str, value: object) -> float:
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+    return check_int(value, name, minimum, kinds=int, type_error=int)
 
 
 def lr_ramp(start_lr: float, end_lr: float, num_steps: int, mode: Mode = "exp") -> NDArray[np.float64]:

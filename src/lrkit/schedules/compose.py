@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._checks import check_int
 from ._xp import Array, Namespace
 from .base import MAX_STEPS, Schedule, check_bound, check_number, floor_div, param, schedule_field
 from .duration import REST, Duration, DurationLike, _short
@@ -324,13 +325,9 @@ class Repeat(Schedule):
     def _validate(self) -> None:
         if not bounded(self.schedule):
             raise ValueError(f"repeat: schedule ({self.schedule.name}) needs a length (steps=...) to repeat")
-        if self.times is not None and (
-            isinstance(self.times, bool)
-            or not isinstance(self.times, int)
-            or not 1 <= self.times <= MAX_STEPS
-        ):
-            raise ValueError(
-                f"repeat: times must be an integer in [1, 2**53] or None, got {_short(self.times)}"
+        if self.times is not None:
+            check_int(
+                self.times, "times", 1, high=MAX_STEPS, where="repeat: ", or_none=True, kinds=int, show=_short
             )
         d = self.schedule.length
         if d is not None and d.is_steps and d.value == 0:

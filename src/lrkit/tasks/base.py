@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from .._checks import check_int
 from ..schedules.duration import _short
 from .optimizers import check_optimizer_name, eval_mode, make_optimizer, train_mode
 
@@ -106,8 +107,7 @@ class TaskParts:
             raise TypeError(f"TaskParts: higher_is_better must be a bool, got {self.higher_is_better!r}")
         if self.metric_name is None:
             self.metric_name = getattr(self.metric, "__name__", "metric")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"TaskParts: epochs must be an int >= 1, got {self.epochs!r}")
+        check_int(self.epochs, "epochs", 1, where="TaskParts: ", kinds=int)
         check_optimizer_name(self.optimizer, "TaskParts: optimizer")
         try:
             self.max_grad_norm = _check_max_grad_norm(self.max_grad_norm)
@@ -367,8 +367,7 @@ class Task:
         """Fresh model (initialised from ``seed``), loaders, loss and metric."""
         import torch
 
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        check_int(seed, "seed", 0, kinds=int)
         torch.manual_seed(seed)
         try:
             parts = _call_factory(self.factory, seed)
@@ -485,8 +484,7 @@ class Task:
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         parts = self.build(seed)
         n_epochs = parts.epochs if epochs is None else epochs
-        if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
-            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        check_int(n_epochs, "epochs", 0, kinds=int)
         first = float(lr) if lr is not None else float(schedule(0))  # type: ignore[misc]
         opt = parts.make_optimizer(first, optimizer)
 

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
 
+from .._checks import check_int
 from .._text import plural
 from .._usercode import UserCodeError, user_code
 from .space import DEFAULT_LR_RANGE, SearchSpace, build_spec, check_kinds
@@ -183,9 +184,7 @@ def duration(seconds: float) -> str:
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
+    return check_int(value, name, low, kinds=int)
 
 
 def _pruner(name: str, epochs: int, trials: int) -> Any:

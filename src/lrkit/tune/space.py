@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .._checks import check_int
 from ..spec import parse, to_string
 
 __all__ = [
@@ -115,10 +116,8 @@ def build_spec(
         raise ValueError(f"warmup must be a fraction in [0, 1), got {warmup!r}")
     if not (isinstance(final, (int, float)) and 0 < final <= 1):
         raise ValueError(f"final must be a fraction in (0, 1], got {final!r}")
-    if total_steps is not None and (
-        isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 3
-    ):
-        raise ValueError(f"total_steps must be an int >= 3 (or None), got {total_steps!r}")
+    if total_steps is not None:
+        check_int(total_steps, "total_steps", 3, or_none=True, kinds=int)
     two_steps = 0.0 if total_steps is None else 2.0 / total_steps
     peak = _g(lr)
     floor = _g(float(peak) * final)

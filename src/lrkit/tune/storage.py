@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .._checks import check_int
+
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_STORAGE",
@@ -212,14 +214,11 @@ def open_storage(
     for name, value, low in (("heartbeat", heartbeat, 1), ("grace", grace, 1)):
         if value is None and name == "grace":
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low} (seconds), got {value!r}")
+        check_int(value, name, low, why=" (seconds)", kinds=int)
     if grace is not None and grace <= heartbeat:
         raise ValueError(f"grace must be longer than heartbeat ({heartbeat} s), got {grace!r}")
-    if max_retry is not None and (
-        isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0
-    ):
-        raise ValueError(f"max_retry must be an int >= 0 or None, got {max_retry!r}")
+    if max_retry is not None:
+        check_int(max_retry, "max_retry", 0, or_none=True, kinds=int)
     url = storage_url(storage)
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme == "sqlite":
