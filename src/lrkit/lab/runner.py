@@ -32,6 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._checks import check_int
 from .._text import plural
 from .._usercode import user_code
 from ..schedules import Schedule
@@ -193,8 +194,7 @@ def run_strategy(
     t = get_task(task)
     parts = t.build(seed)
     n_epochs = parts.epochs if epochs is None else epochs
-    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    check_int(n_epochs, "epochs", 1, kinds=int)
     if not (isinstance(diverge_factor, (int, float)) and diverge_factor > 1):
         raise ValueError(f"diverge_factor must be a number > 1, got {diverge_factor!r}")
     spe = parts.steps_per_epoch
@@ -432,13 +432,11 @@ def run_lab(
         raise ValueError("seeds: expected at least one seed, got none")
     if len(set(seeds)) != len(seeds):  # one seed twice would be each strategy's run twice
         raise ValueError(f"seeds must be distinct, got {list(seeds)}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    check_int(workers, "workers", 1, kinds=int)
     t = get_task(task)  # unknown names fail before anything runs
     probe = t.build(0)
     n_epochs = probe.epochs if epochs is None else epochs
-    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    check_int(n_epochs, "epochs", 1, kinds=int)
     check_schedules(strategies, n_epochs, probe.steps_per_epoch)  # before anything runs or is made
     check_runs(strategies, t.name, n_epochs, probe.optimizer, probe.optimizer_params, diverge_factor)
 
