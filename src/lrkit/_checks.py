@@ -7,19 +7,20 @@ import numbers
 from collections.abc import Callable
 
 
-def _bound(n: int) -> str:
-    """``2**53`` and ``2**63 - 1`` for the large powers of two (and one less), ``n`` itself otherwise."""
+def bound(n: int, grouped: bool = False) -> str:
+    """``2**53`` and ``2**63 - 1`` for the large powers of two (and one less), ``n`` itself otherwise
+    (``1,000,000`` with ``grouped``)."""
     for k, tail in ((n, ""), (n + 1, " - 1")):
         if k >= 2**20 and k & (k - 1) == 0:
             return f"2**{k.bit_length() - 1}{tail}"
-    return str(n)
+    return f"{n:,}" if grouped else str(n)
 
 
-def int_wanted(
+def _int_wanted(
     name: str, low: int, *, high: int | None = None, where: str = "", or_none: bool = False
 ) -> str:
     """The front of the message: ``{where}{name} must be an integer >= {low}[ and <= {high}][ or None]``."""
-    top = "" if high is None else f" and <= {_bound(high)}"
+    top = "" if high is None else f" and <= {bound(high)}"
     return f"{where}{name} must be an integer >= {low}{top}{' or None' if or_none else ''}"
 
 
@@ -46,7 +47,7 @@ def check_int(
     def message() -> str:
         integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
         got = show(value) if integer else f"{type(value).__name__} {show(value)}"
-        return f"{int_wanted(name, low, high=high, where=where, or_none=or_none)}{why}, got {got}"
+        return f"{_int_wanted(name, low, high=high, where=where, or_none=or_none)}{why}, got {got}"
 
     if type_error is not None and (isinstance(value, bool) or not isinstance(value, type_error)):
         raise TypeError(message())

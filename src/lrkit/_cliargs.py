@@ -9,6 +9,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from ._checks import bound
+
 #: the most steps (or anything counted in steps: epochs, batches) a command accepts: float64 holds every
 #: whole number up to 2**53 exactly
 MAX_STEPS = 2**53
@@ -23,24 +25,16 @@ def short(text: str) -> str:
     return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
 
 
-def _bound(n: int) -> str:
-    """``2**53`` and ``2**32 - 1`` for the large powers of two, ``1,000,000`` otherwise."""
-    for k, tail in ((n, ""), (n + 1, " - 1")):
-        if k >= 2**20 and k & (k - 1) == 0:
-            return f"2**{k.bit_length() - 1}{tail}"
-    return f"{n:,}"
-
-
 def whole_number(low: int | None = 1, high: int | None = MAX_STEPS, why: str = "") -> Callable[[str], int]:
     """A ``type=`` for a whole number in ``[low, high]`` (None: no bound); ``why`` follows the range
     (``" (every step is drawn)"``). ``1.5``, ``1e3``, ``nan`` and ``x`` are refused, as is a value
     outside the range: ``expected a whole number from 1 to 2**53, got '0'``."""
     if low is not None and high is not None:
-        expected = f"a whole number from {low:,} to {_bound(high)}"
+        expected = f"a whole number from {low:,} to {bound(high, grouped=True)}"
     elif low is not None:
         expected = f"a whole number >= {low:,}"
     else:
-        expected = "a whole number" + ("" if high is None else f" <= {_bound(high)}")
+        expected = "a whole number" + ("" if high is None else f" <= {bound(high, grouped=True)}")
 
     def check(text: str) -> int:
         try:
