@@ -553,3 +553,28 @@ def test_pruning_is_off_unless_asked_for() -> None:
     assert inspect.signature(tune).parameters["pruner"].default == "none"
     assert build_parser().parse_args(["tune", "--task", "digits-mlp-sgd", "--trials", "4"]).pruner == "none"
     assert type(_pruner("none", 10, 20)).__name__ == "NopPruner"
+
+
+def test_a_continued_study_draws_new_points_not_the_ones_it_holds(tmp_path: Path, tiny_task: Path) -> None:
+    """Raising --trials (or rerunning after --timeout or Ctrl-C) continues the study; its sampler was
+    seeded as the first run's, so TPE's random start-up points came again and those trials were
+    trained twice (trial 3 = trial 0). A fresh study keeps the seed it had (reproducible)."""
+    from lrkit.tune import tune
+    from lrkit.tune.core import sampler_seed
+
+    db = tmp_path / "c.db"
+    kw: dict[str, Any] = {"storage": db, "epochs": 1, "finder": False, "seed": 3}
+    first = [
+        t.params
+        for t in sorted(
+            tune("tiny_tune_task:tiny", trials=3, **kw).study.get_trials(), key=lambda t: t.number
+        )
+    ]
+    more = tune("tiny_tune_task:tiny", trials=6, **kw)
+    trials = sorted(more.study.get_trials(), key=lambda t: t.number)
+    assert len(first) == 3 and len(trials) == 6
+    drawn = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(drawn)) == 6, drawn  # no trial of the second run repeats one of the first
+    assert sampler_seed(3, 0) == 3 and sampler_seed(3, 0, 3) != 3  # a fresh study: the seed it had
+    again = tune("tiny_tune_task:tiny", trials=3, **{**kw, "storage": tmp_path / "again.db"})
+    assert [t.params for t in sorted(again.study.get_trials(), key=lambda t: t.number)] == first

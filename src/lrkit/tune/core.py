@@ -458,21 +458,23 @@ def tune(
 
     rdb = open_storage(url, heartbeat=heartbeat, grace=grace, max_retry=max_retry)
     index = _worker_index(worker, workers, 0)
-    with warnings.catch_warnings():  # constant_liar is "experimental" in some Optuna 4.x: not the user's news
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(
-            seed=sampler_seed(seed, index),
-            n_startup_trials=max(2, min(10, trials // 3)),
-            constant_liar=True,
-        )
     study = optuna.create_study(
         storage=rdb,
         study_name=name,
         direction=direction,
-        sampler=sampler,
+        sampler=optuna.samplers.RandomSampler(seed=0),  # replaced below, once the trials held are known
         pruner=_pruner(pruner, n_epochs, trials),
         load_if_exists=True,
     )
+    # a study continued (more --trials, a rerun after --timeout or Ctrl-C) must not draw its points again
+    held = len(study.get_trials(deepcopy=False))
+    with warnings.catch_warnings():  # constant_liar is "experimental" in some Optuna 4.x: not the user's news
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.sampler = optuna.samplers.TPESampler(
+            seed=sampler_seed(seed, index, held),
+            n_startup_trials=max(2, min(10, trials // 3)),
+            constant_liar=True,
+        )
     if study.direction.name.lower() != direction:
         raise ValueError(
             f"study {name!r} in {shown} is set to {study.direction.name.lower()}, but {t.name}'s "
@@ -761,14 +763,16 @@ def _worker_index(worker: int, workers: int, process: int) -> int:
     """The index of process ``process`` (0: the one started by hand) of ``worker`` running ``workers``
     processes: ``worker * workers + process``, so that machines started with ``--worker-id 0, 1, ...``
     and the same ``--workers N`` number their processes 0 .. N-1, N .. 2N-1, ... without a repeat.
-    The sampler of index ``j`` is seeded :func:`sampler_seed` ``(seed, j)``."""
+    The sampler of index ``j`` is seeded :func:`sampler_seed` ``(seed, j, trials the study holds)``."""
     return worker * workers + process
 
 
-def sampler_seed(seed: int, index: int) -> int:
-    """The seed of worker ``index``'s sampler: ``(seed + 7919 * index) mod 2**32``, apart for every
-    worker and within numpy's seeds (below 2**32) for any ``seed``, ``--seed 4294967295`` included."""
-    return (seed + 7919 * index) % 2**32
+def sampler_seed(seed: int, index: int, held: int = 0) -> int:
+    """The seed of worker ``index``'s sampler on a study holding ``held`` trials when it starts:
+    ``(seed + 7919 * index + 1000003 * held) mod 2**32``, apart for every worker, new when a study is
+    continued (the same seed would draw the trials it holds again: TPE's start-up points are random),
+    and within numpy's seeds (below 2**32) for any ``seed``, ``--seed 4294967295`` included."""
+    return (seed + 7919 * index + 1000003 * held) % 2**32
 
 
 def _builtin() -> set[str]:
