@@ -110,3 +110,18 @@ def test_cli_scale_help_names_every_optimizer(capsys: pytest.CaptureFixture[str]
     for name in OPTIMIZERS:
         assert name in text, name
     assert "--accumulation-steps" in text and "--devices" in text
+
+
+@pytest.mark.parametrize(
+    ("batch", "beta1", "beta2"), [(2560, 0.9, 0.999), (256_000, 0.9999, 0.999), (512, 0.5, 0.999)]
+)
+def test_adam_hparams_refuse_a_ratio_at_the_rules_edge(batch: int, beta1: float, beta2: float) -> None:
+    """k (1 - beta) = 1 exactly leaves beta = 0, outside the rule (the guide: it stops at k < 10 for 0.9);
+    in floats 10 x (1 - 0.9) is 0.9999999999999998, and k = 10 gave beta1 = 0.0."""
+    from lrkit.scaling import scale_lr
+
+    s = scale_lr(1e-3, base_batch=256, batch=batch, optimizer="adam")
+    with pytest.raises(ValueError, match=r"gives beta[12] = 1 - k\(1 - "):
+        s.adam_hparams(beta1=beta1, beta2=beta2)
+    b1, _, _ = scale_lr(1e-3, base_batch=256, batch=batch - 1, optimizer="adam").adam_hparams(beta1, beta2)
+    assert 0.0 < b1 < beta1  # one example less: still inside the rule

@@ -105,7 +105,9 @@ class Scaled:
         e = check_number("adam_hparams", "eps", eps, low=0)
         out = []
         for name, b in (("beta1", b1), ("beta2", b2)):
-            if k * (1.0 - b) >= 1.0:
+            if (
+                _one_minus(k, b) <= 0.0
+            ):  # on the decimals as written: 10 x (1 - 0.9) is 1, not 0.9999999999999998
                 raise ValueError(
                     f"adam_hparams: batch ratio k = {k:.6g} gives {name} = 1 - k(1 - {b:g}) <= 0; "
                     f"the square-root rule holds only for k < {1.0 / (1.0 - b):.6g} with this {name}"
