@@ -258,6 +258,23 @@ def test_db_that_is_not_ours_is_refused_and_left_untouched(tmp_path: Path) -> No
         assert (path.read_bytes() if path.is_file() else None) == before
 
 
+@pytest.mark.parametrize("keep", [4096, 8192, 20000])
+def test_a_damaged_lab_database_is_named_damaged_not_foreign(tmp_path: Path, keep: int) -> None:
+    """A lab.db cut short (a full disk, a partial copy) was called "not an lrkit lab database"; it is an
+    SQLite file SQLite cannot read, said so, and left as it was."""
+    whole = tmp_path / "lab.db"
+    ResultStore(whole).close()
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(whole.read_bytes()[:keep])
+    before = cut.read_bytes()
+    for call in (check_db_path, ResultStore):
+        with pytest.raises(
+            ValueError, match=r"SQLite cannot read \(database disk image is malformed\): damaged"
+        ):
+            call(cut)
+    assert cut.read_bytes() == before
+
+
 def test_lab_command_checks_every_path_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

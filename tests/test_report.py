@@ -534,3 +534,35 @@ def test_the_table_printed_for_a_terminal_is_lab_md_without_its_mark_and_escapes
     assert printed == report.plain_markdown(md) + "\n" and report.MD_MARK not in printed
     assert f"| {label} |" in printed and "\\" not in printed.replace(MATH_LABEL, "")
     assert printed.startswith("# lrkit lab 'test'")
+
+
+def test_a_report_made_again_keeps_the_title_and_note_the_lab_wrote(tmp_path: Path) -> None:
+    """``lrkit tune``'s report leads with a note (how the search stopped, which seeds are held out) and
+    its own title; ``lrkit report`` made it again without them. They are kept in the database with the
+    experiment; a note on unfinished runs follows the kept one, and a title given now wins."""
+    res = make_result()
+    db = tmp_path / "lab" / "lab.db"
+    exp = _store_result(db, res, unfinished=1)
+    note = "The search stopped at its time budget (--timeout 8s = 8 s) with 5 of the 50 trials asked for."
+    with ResultStore(db) as store:
+        assert store.report_text(exp) == (None, None)
+        store.set_report_text(exp, "tuned (study) vs finder and recipes", note)
+    paths = report.report_from_db(db, tmp_path / "out")
+    page, md = paths[0].read_text(encoding="utf-8"), paths[3].read_text(encoding="utf-8")
+    assert "tuned (study) vs finder and recipes" in page
+    assert note in md and md.index(note) < md.index(f"1 of {len(res.runs) + 1} runs are not finished")
+    again = report.report_from_db(db, tmp_path / "out2", title="mine")[0].read_text(encoding="utf-8")
+    assert "mine" in again and "tuned (study)" not in again
+
+
+def test_a_database_from_before_report_texts_still_reports(tmp_path: Path) -> None:
+    import sqlite3
+
+    res = make_result()
+    db = tmp_path / "old.db"
+    exp = _store_result(db, res)
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE report_texts")
+    con.commit()
+    con.close()
+    assert report.report_from_db(db, tmp_path / "out", exp)[0].exists()

@@ -13,7 +13,7 @@ from .._usercode import user_code
 from ..tasks.optimizers import OPTIMIZERS
 from .experiment import Experiment, load_experiment
 from .report import LAB_FILES
-from .store import check_db_path
+from .store import ResultStore, check_db_path
 
 __all__ = ["register", "run_and_report"]
 
@@ -185,6 +185,8 @@ def run_and_report(
         fresh=fresh,
         progress=SweepProgress(metric_name=task.metric_name),
     )
+    with ResultStore(db) as store:  # `lrkit report` re-makes this report with its title and note
+        store.set_report_text(result.experiment_id, title, note)
     out.mkdir(parents=True, exist_ok=True)
     try:
         written = write_outputs(result, out, title=title, note=note)

@@ -1225,11 +1225,17 @@ def report_from_db(
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir: {str(out)!r} is a file; expected a directory")
     result, missing = load_result(db_path, experiment_id, names=names)
-    note = None
+    store = _read_only_store(Path(result.store_path))
+    try:
+        kept_title, kept_note = store.report_text(result.experiment_id)  # as the lab (or tune) wrote it
+    finally:
+        store.close()
+    notes = [kept_note] if kept_note else []
     if missing:
         total = len(result.runs) + missing
-        note = (
+        notes.append(
             f"{missing} of {total} runs are not finished (interrupted or still running); rerun the lab "
             "to finish them, this report shows the finished ones."
         )
-    return write_all(result, out, title=title, target=target, note=note)
+    title = kept_title if title is None else title
+    return write_all(result, out, title=title, target=target, note=" ".join(notes) or None)

@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS epochs (
     run_key TEXT NOT NULL, epoch INTEGER NOT NULL, metric REAL, train_loss REAL, seconds REAL,
     PRIMARY KEY (run_key, epoch)
 );
+CREATE TABLE IF NOT EXISTS report_texts (
+    experiment_id INTEGER PRIMARY KEY REFERENCES experiments(id), title TEXT, note TEXT
+);
 """
 
 
@@ -143,27 +146,30 @@ def _nan(v: float | None) -> float:
     return math.nan if v is None else float(v)
 
 
-def _read_meta(p: Path) -> tuple[tuple[str] | None, tuple[str] | None]:
-    """``(format, version)`` rows of an SQLite file's lrkit_meta, read-only; ``(None, None)`` when it has no
-    such table or is not a database. A lab writing the file at the same moment can make a read-only
-    reader fail for an instant (WAL checkpoint): such errors are retried for a few seconds."""
+def _read_meta(p: Path) -> tuple[tuple[str] | None, tuple[str] | None, str | None]:
+    """``(format, version, None)`` rows of an SQLite file's lrkit_meta, read-only; ``(None, None, None)``
+    when it has no such table, ``(None, None, error)`` when SQLite cannot read it (a damaged or cut
+    file: "database disk image is malformed"). A lab writing the file at the same moment can make a
+    read-only reader fail for an instant (WAL checkpoint): such errors are retried for a few seconds."""
     for attempt in range(60):
         try:
             con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
             try:
                 row = con.execute("SELECT value FROM lrkit_meta WHERE key = 'format'").fetchone()
                 version = con.execute("SELECT value FROM lrkit_meta WHERE key = 'version'").fetchone()
-                return row, version
+                return row, version, None
             finally:
                 con.close()
         except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc) or attempt == 59:
-                return None, None
-        except sqlite3.DatabaseError:
+            if "no such table" in str(exc):
+                return None, None, None
+            if attempt == 59:
+                return None, None, str(exc)
+        except sqlite3.DatabaseError as exc:
             if attempt >= 10:
-                return None, None
+                return None, None, str(exc)
         time.sleep(0.05)
-    return None, None
+    return None, None, None
 
 
 def check_db_path(path: str | Path, flag: str = "--db") -> Path:
@@ -186,7 +192,12 @@ def check_db_path(path: str | Path, flag: str = "--db") -> Path:
             raise ValueError(f"{flag}: cannot read {str(p)!r}: {exc.strerror}") from None
         if head != b"SQLite format 3\x00":
             raise ValueError(f"{flag}: {str(p)!r} exists and is not an lrkit database; refusing to touch it")
-        row, version = _read_meta(p)
+        row, version, unreadable = _read_meta(p)
+        if unreadable is not None:
+            raise ValueError(
+                f"{flag}: {str(p)!r} is an SQLite database that SQLite cannot read ({unreadable}): damaged "
+                "or cut short; refusing to touch it (a copy made before the damage may still read)"
+            )
         if row is None or row[0] != FORMAT:
             raise ValueError(
                 f"{flag}: {str(p)!r} is an SQLite database but not an lrkit lab database; "
@@ -356,6 +367,23 @@ class ResultStore:
             "ORDER BY id"
         ).fetchall()
         return [Experiment(r[0], r[1], r[2], r[3], r[4], bool(r[5]), json.loads(r[6]), r[7]) for r in rows]
+
+    def set_report_text(self, experiment_id: int, title: str | None, note: str | None) -> None:
+        """The title and note the report of an experiment leads with (``lrkit tune``'s: how the search
+        stopped, which seeds are held out), kept so that ``lrkit report`` re-makes the same report."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO report_texts VALUES (?, ?, ?)", (experiment_id, title, note))
+
+    def report_text(self, experiment_id: int) -> tuple[str | None, str | None]:
+        """``(title, note)`` kept by :meth:`set_report_text`; ``(None, None)`` when none was (or the
+        database predates them)."""
+        try:
+            row = self.db.execute(
+                "SELECT title, note FROM report_texts WHERE experiment_id = ?", (experiment_id,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # no such table: written by an lrkit before it
+            return None, None
+        return (None, None) if row is None else (row[0], row[1])
 
     def members(self, experiment_id: int) -> list[tuple[str, str]]:
         """``(label, run_key)`` of an experiment, in order."""
