@@ -31,7 +31,6 @@ True
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -40,6 +39,7 @@ from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ._text import did_you_mean
 from ._yaml import DuplicateKey, describe_error, loader
 from .schedules.base import REGISTRY, Schedule
 from .schedules.compose import Chain, Product, Scale
@@ -158,8 +158,7 @@ def known_names() -> str:
 
 def _lookup(name: object) -> type[Schedule]:
     if not isinstance(name, str) or name not in REGISTRY:
-        close = difflib.get_close_matches(name[:100], REGISTRY, n=1) if isinstance(name, str) else []
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(name[:100], REGISTRY) if isinstance(name, str) else ""
         raise SpecError(f"unknown schedule {_short(name)}{hint}; known: {known_names()}")
     return REGISTRY[name]
 
@@ -551,14 +550,14 @@ class _Parser:
                     pos,
                     f"expected '(' after schedule name {text!r}"
                     if text in REGISTRY
-                    else f"unknown schedule {text!r}{_did_you_mean(text)}; known: {known_names()}",
+                    else f"unknown schedule {text!r}{did_you_mean(text, REGISTRY)}; known: {known_names()}",
                 )
         self.fail(pos, f"expected a schedule such as 'cosine(lr=0.1)', got {_show(self.peek())}")
 
     def call(self) -> Schedule:
         _, name, pos = self.peek()
         if name not in REGISTRY:
-            self.fail(pos, f"unknown schedule {name!r}{_did_you_mean(name)}; known: {known_names()}")
+            self.fail(pos, f"unknown schedule {name!r}{did_you_mean(name, REGISTRY)}; known: {known_names()}")
         cls = REGISTRY[name]
         self.i += 2  # name and '('
         params = [f.name for f in fields(cls)]
@@ -572,7 +571,7 @@ class _Parser:
                 if key not in params:
                     self.fail(
                         tok[2],
-                        f"{name}: unknown parameter {key!r}{_did_you_mean(key, params)}; "
+                        f"{name}: unknown parameter {key!r}{did_you_mean(key, params)}; "
                         f"its parameters are {', '.join(params)}",
                     )
                 self.i += 2
@@ -657,11 +656,6 @@ def _near(text: str, pos: int, width: int = 30) -> str:
         return repr(text)
     lo, hi = max(0, pos - width), min(len(text), pos + width)
     return f"{'...' if lo else ''}{text[lo:hi]!r}{'...' if hi < len(text) else ''} ({len(text)} characters)"
-
-
-def _did_you_mean(name: str, options: Any = None) -> str:
-    close = difflib.get_close_matches(name, list(options if options is not None else REGISTRY), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _unquote(text: str) -> str:

@@ -39,7 +39,6 @@ is not valid YAML or TOML is one error line, ``FILE:LINE:COLUMN: not valid YAML:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import re
@@ -48,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._text import did_you_mean
 from .._yaml import DuplicateKey, describe_error, loader
 from ..spec import from_dict, load
 from .runner import Strategy, check_labels
@@ -201,13 +201,7 @@ def _hint(key: str, item: dict[Any, Any]) -> str:
         rest = {str(k): v for k, v in item.items() if k not in (*STRATEGY_KEYS, "name", "type")}
         written = ", ".join(f"{k}: {v}" for k, v in {"type": item[key], **rest}.items())
         return f"; a schedule goes under the key spec, as a string or as spec: {{{written}}}"
-    return _did_you_mean(key, STRATEGY_KEYS)
-
-
-def _did_you_mean(key: str, known: tuple[str, ...]) -> str:
-    """`` (did you mean 'KNOWN'?)`` for the known key closest to ``key``, or nothing."""
-    close = difflib.get_close_matches(key, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(key, STRATEGY_KEYS)
 
 
 def _strategy(
@@ -306,7 +300,7 @@ def parse_experiment(
     if unknown:
         raise ValueError(
             f"experiment: unknown key {unknown[0]!r}; expected one of {', '.join(TOP_KEYS)}"
-            f"{_did_you_mean(str(unknown[0]), TOP_KEYS)}"
+            f"{did_you_mean(str(unknown[0]), TOP_KEYS)}"
         )
     if "task" not in data:
         raise ValueError("experiment: missing key 'task' (a built-in task or 'module:function')")

@@ -1168,6 +1168,15 @@ def load_result(
     """The :class:`LabResult` of experiment ``experiment_id`` (default: the latest) in ``db_path`` (a
     database, or a folder holding ``lab.db``), read-only; and how many of its runs are not finished.
     Errors name the two arguments as ``names`` says (the command line: its argument and flag)."""
+    result, missing, _ = _load(db_path, experiment_id, names)
+    return result, missing
+
+
+def _load(
+    db_path: str | Path, experiment_id: int | None, names: tuple[str, str]
+) -> tuple[LabResult, int, tuple[str | None, str | None]]:
+    """:func:`load_result`'s two, and the ``(title, note)`` the lab wrote the experiment's report with
+    (:meth:`~lrkit.lab.store.ResultStore.report_text`), read from the database in one opening."""
     db_name, id_name = names
     src = Path(db_path)
     db = src / "lab.db" if src.is_dir() else src
@@ -1193,6 +1202,7 @@ def load_result(
             exp = found[0]
         runs = store.runs(exp.id)
         missing = len(store.members(exp.id)) - len(runs)
+        kept = store.report_text(exp.id)  # the title and note the lab wrote its report with
     finally:
         store.close()
     epochs = exp.config.get("epochs", 0)
@@ -1206,7 +1216,7 @@ def load_result(
         exp.higher_is_better,
         int(epochs) if isinstance(epochs, int) else 0,
     )
-    return result, missing
+    return result, missing, kept
 
 
 def report_from_db(
@@ -1224,12 +1234,7 @@ def report_from_db(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir: {str(out)!r} is a file; expected a directory")
-    result, missing = load_result(db_path, experiment_id, names=names)
-    store = _read_only_store(Path(result.store_path))
-    try:
-        kept_title, kept_note = store.report_text(result.experiment_id)  # as the lab (or tune) wrote it
-    finally:
-        store.close()
+    result, missing, (kept_title, kept_note) = _load(db_path, experiment_id, names)  # as the lab wrote it
     notes = [kept_note] if kept_note else []
     if missing:
         total = len(result.runs) + missing

@@ -10,7 +10,6 @@ usually trained with. Built-in tasks are named (``digits-mlp-sgd``); your own is
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import math
@@ -23,6 +22,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .._checks import check_int
+from .._text import did_you_mean
 from ..schedules.duration import _short
 from .optimizers import check_optimizer_name, eval_mode, make_optimizer, train_mode
 
@@ -341,8 +341,7 @@ def load_factory(text: str) -> Callable[..., Any]:
     for part in attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(obj) if part.startswith("_") or not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=1)
-            hint = f" (did you mean {'.'.join([*done, close[0]])!r}?)" if close else ""
+            hint = did_you_mean(part, names, "".join(f"{d}." for d in done))
             raise ValueError(f"task {text!r}: module {mod_name!r} has no attribute {attr!r}{hint}")
         obj = getattr(obj, part)
         done.append(part)

@@ -34,13 +34,14 @@ optimizer has them (Schedule-Free keeps two weight sequences and must be told wh
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .._text import did_you_mean
 
 if TYPE_CHECKING:
     import torch
@@ -113,8 +114,7 @@ def check_optimizer_name(name: object, what: str = "optimizer") -> str:
         hint = ""
         if isinstance(name, str):
             key = name.strip().lower().replace("-", "_")
-            close = [key] if key in OPTIMIZERS else difflib.get_close_matches(key, OPTIMIZERS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, OPTIMIZERS)  # an exact match is the closest: 'AdamW' -> 'adamw'
         raise ValueError(f"{what} must be one of {', '.join(OPTIMIZERS)}, got {name!r}{hint}")
     return name
 
@@ -188,8 +188,7 @@ def _unknown(key: str, known: list[str]) -> str:
     """``key`` quoted, with the name it likely means: Keras' spelling or the closest known name."""
     if _KERAS_NAMES.get(key) in known:
         return f"{key!r} (Keras' name; torch's is {_KERAS_NAMES[key]!r})"
-    close = difflib.get_close_matches(key, known, n=1)
-    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+    return repr(key) + did_you_mean(key, known)
 
 
 def train_mode(optimizer: Any) -> None:
