@@ -21,6 +21,12 @@ def bounded(s: Schedule) -> bool:
     return d is not None and d.unit != "rest"
 
 
+def takes_rest(s: Schedule) -> bool:
+    """Whether ``s``'s length is "the rest" (what the pieces around it leave of the run)."""
+    d = s.length
+    return d is not None and d.unit == "rest"
+
+
 def overlaps(s: Schedule) -> bool:
     """Whether ``s`` is a warmup the next piece of a chain starts with (``warmup(..., overlap=True)``)."""
     return isinstance(s, Warmup) and s.overlap
@@ -31,8 +37,8 @@ def _length_of(parts: Sequence[Schedule], how: str) -> Duration | None:
     ds = [p.length for p in parts]
     if how == "sum":
         ds_last = ds[-1]
-        if ds_last is None or ds_last.unit == "rest":
-            return ds_last
+        if ds_last is None or any(d is not None and d.unit == "rest" for d in ds):
+            return REST if ds_last is not None else None
     else:
         if any(d is not None and d.unit == "rest" for d in ds):
             return REST
@@ -50,7 +56,9 @@ def _length_of(parts: Sequence[Schedule], how: str) -> Duration | None:
 class Chain(Schedule):
     """Pieces one after another: piece ``i`` runs for its length, seeing local time ``t - start_i``.
 
-    Every piece but the last needs a length; the last may take "the rest". A :class:`Warmup` with no
+    Every piece but the last needs a length, except that one piece may take "the rest": what the others
+    leave of ``total_steps`` (``warmup(5%) >> cosine(lr=1) >> constant(lr=0.01, steps=100)``: the cosine
+    runs until 100 steps before the end; every other piece then needs a length). A :class:`Warmup` with no
     ``lr`` ramps up to the value the next piece starts at; one with ``overlap=True`` takes no time of
     its own: the next piece starts with it (its local time 0 is the warmup's), and the warmup stands in
     for that piece's first steps (last in a chain, with no next piece, it is a plain warmup).
@@ -82,14 +90,15 @@ class Chain(Schedule):
             flat.extend(p.pieces if isinstance(p, Chain) else (p,))
         if not flat:
             raise ValueError("chain: pieces must hold at least one schedule, got none")
+        _check_rest(flat)
         for i, p in enumerate(flat[:-1]):
-            if not bounded(p):
+            if p.length is None:
                 raise ValueError(
-                    f"chain: piece {i} ({p.name}) has no length ({'rest' if p.length else 'forever'}); "
+                    f"chain: piece {i} ({p.name}) has no length (forever); "
                     "give it steps=... or make it the last piece"
                 )
             d = p.length
-            if d is not None and d.value == 0:
+            if d is not None and d.value == 0 and d.unit != "rest":
                 raise ValueError(f"chain: piece {i} ({p.name}) has zero length; it would never be seen")
             if overlaps(p):
                 _check_overlapped(i, p, flat[i + 1])
@@ -103,25 +112,28 @@ class Chain(Schedule):
         return _max_peak(self.pieces)
 
     def _resolve(self, total: float | None, spe: float | None, span: float | None) -> Chain:
-        out: list[Schedule] = []
-        offset: float | None = 0.0
+        rest = next((i for i, p in enumerate(self.pieces) if takes_rest(p)), len(self.pieces) - 1)
+        out: list[Schedule | None] = [None] * len(self.pieces)
+        others: float | None = 0.0  # the steps the pieces other than `rest` take (overlaps take none)
         for i, p in enumerate(self.pieces):
-            sp = None
-            if i == len(self.pieces) - 1 and span is not None and offset is not None:
-                sp = span - offset
-                if sp <= 0 and p.length is not None and p.length.unit == "rest":
-                    raise ValueError(
-                        f"chain: the pieces before the last take {offset:g} step"
-                        f"{'' if offset == 1 else 's'}, leaving nothing of total_steps={span:g} for the last "
-                        f"piece ({p.name}, steps='rest')"
-                    )
-            r = p._resolve(total, spe, sp)
-            out.append(r)
+            if i == rest:
+                continue
+            r = out[i] = p._resolve(total, spe, None)
             d = r.length
             if overlaps(r):  # the next piece starts where the warmup does
                 continue
-            offset = offset + float(d.value) if offset is not None and d is not None and d.is_steps else None
-        return Chain(tuple(out))
+            others = others + float(d.value) if others is not None and d is not None and d.is_steps else None
+        p = self.pieces[rest]
+        sp = None if span is None or others is None else span - others
+        if sp is not None and sp <= 0 and takes_rest(p):
+            last = rest == len(self.pieces) - 1
+            raise ValueError(
+                f"chain: the pieces {'before the last' if last else 'around it'} take {others:g} "
+                f"step{'' if others == 1 else 's'}, leaving nothing of total_steps={span:g} for "
+                f"{'the last piece' if last else f'piece {rest}'} ({p.name}, steps='rest')"
+            )
+        out[rest] = p._resolve(total, spe, sp)
+        return Chain(tuple(r for r in out if r is not None))
 
     @property
     def offsets(self) -> tuple[float, ...]:
@@ -160,6 +172,22 @@ class Chain(Schedule):
         for i in range(len(offs) - 2, -1, -1):
             out = xp.where(t < ends[i], self._piece(i, t - offs[i], xp), out)
         return out
+
+
+def _check_rest(flat: Sequence[Schedule]) -> None:
+    """At most one piece of a chain takes "the rest"; one that is not last needs every other piece to
+    have a length (a last piece that runs forever would leave the rest undefined)."""
+    rest = [i for i, p in enumerate(flat) if takes_rest(p)]
+    if len(rest) > 1:
+        names = ", ".join(f"{i} ({flat[i].name})" for i in rest)
+        raise ValueError(
+            f"chain: pieces {names} each take 'the rest' of the run; only one can: give the others steps=..."
+        )
+    if rest and rest[0] < len(flat) - 1 and flat[-1].length is None:
+        raise ValueError(
+            f"chain: piece {rest[0]} ({flat[rest[0]].name}) takes 'the rest' of the run, which needs a "
+            f"length for every other piece; the last ({flat[-1].name}) runs forever: give it steps=..."
+        )
 
 
 def _check_overlapped(i: int, w: Schedule, nxt: Schedule) -> None:
