@@ -29,6 +29,7 @@ import numpy as np
 from . import __version__
 from ._cliargs import MAX_STEPS, positive_float, positive_int, short, whole_number
 from ._paths import check_output_dir, check_plot_file
+from ._text import did_you_mean
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
 from .schedules import REGISTRY, Schedule
@@ -294,7 +295,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose errors are one line as lrkit's own are (``lrkit show: error: --total:
-    expected ...``), not the usage block and then ``argument --total: ...``."""
+    expected ...``), not the usage block and then ``argument --total: ...``. A flag is read only as
+    written: argparse's prefix matching would take ``--steps 0,250`` for ``--steps-per-epoch``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
@@ -440,6 +446,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _unrecognized(parser: argparse.ArgumentParser, command: str | None, unknown: list[str]) -> NoReturn:
+    """Refuse arguments no parser took, naming the closest flag of ``command`` to the first of them."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    owner = subs[0].choices.get(command, parser) if subs and command else parser
+    flag = next((u.split("=", 1)[0] for u in unknown if u.startswith("--")), None)
+    known = [
+        o
+        for a in [*owner._actions, *parser._actions]
+        for o in a.option_strings
+        if o.startswith("--") and o not in ("--help", "--version")
+    ]
+    longer = [o for o in known if flag and o.startswith(flag)]  # what argparse's prefix matching took
+    hint = (
+        f" (did you mean {longer[0]!r}?)" if len(longer) == 1 else did_you_mean(flag, known) if flag else ""
+    )
+    owner.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
 #: which extra brings a missing module
 EXTRAS = {
     "torch": "lab",
@@ -461,7 +485,12 @@ EXTRAS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if "--traceback" in unknown:  # also after the command, where people add it to a failed command line
+        unknown = [u for u in unknown if u != "--traceback"]
+        args.traceback = True
+    if unknown:  # said by the command's own parser, with the flag it likely meant
+        _unrecognized(parser, args.command, unknown)
     if args.command is None:  # plain `lrkit`: the commands, then the error
         parser.print_help(sys.stderr)
         print("lrkit: error: give a COMMAND (listed above)", file=sys.stderr)
