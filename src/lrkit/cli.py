@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _unrecognized(parser: argparse.ArgumentParser, command: str | None, unknown: list[str]) -> NoReturn:
     """Refuse arguments no parser took, naming the closest flag of ``command`` to the first of them."""
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    owner = subs[0].choices.get(command, parser) if subs and command else parser
+    owner: argparse.ArgumentParser = subs[0].choices.get(command, parser) if subs and command else parser
     flag = next((u.split("=", 1)[0] for u in unknown if u.startswith("--")), None)
     known = [
         o
