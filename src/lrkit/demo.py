@@ -44,9 +44,11 @@ def demo_strategies(peak: float) -> list[tuple[str, str, str | None]]:
     ]
 
 
-def run_demo(out: Path, *, quick: bool = False, workers: int | None = None) -> int:
-    """Write everything into ``out`` and print what was written; the last line is the report's path."""
+def run_demo(out: Path, *, quick: bool = False, workers: int | None = None, lang: str = "en") -> int:
+    """Write everything into ``out`` and print what was written; the last line is the report's path. The
+    lab's report is in ``lang`` (``"en"`` or ``"ko"``: :func:`lrkit.lab.report.write_all`)."""
     from ._paths import check_output_dir
+    from .lab._messages import check_lang
     from .lab.cli import _cores, run_and_report
     from .lab.experiment import Experiment
     from .lab.report import LAB_FILES
@@ -55,6 +57,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None) -> i
     from .plot import gallery, plot_schedules
     from .tasks import get_task
 
+    check_lang(lang, "--lang")  # before anything runs
     check_output_dir(out, "--out", (*LAB_FILES, "gallery.png", "recipes.png", "lr_find.png"))
     db_path = check_db_path(out / "lab.db", "--out")  # never someone else's file
     from .adapters import torch as _needs_torch  # noqa: F401  (before any output is written)
@@ -91,6 +94,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None) -> i
         db_path,
         workers=workers or _cores(),
         title=f"lrkit demo: {len(strategies)} strategies on {TASK}, {plural(len(seeds), 'seed')} each",
+        lang=lang,
     )
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     if rc == 0:

@@ -12,10 +12,10 @@ from .._paths import check_output_dir, require_matplotlib
 from .._usercode import user_code
 from ..tasks.optimizers import OPTIMIZERS
 from .experiment import Experiment, load_experiment
-from .report import LAB_FILES
+from .report import LAB_FILES, LANGS
 from .store import ResultStore, check_db_path
 
-__all__ = ["register", "run_and_report"]
+__all__ = ["add_lang", "register", "run_and_report"]
 
 EXAMPLE = """\
 examples:
@@ -24,6 +24,7 @@ examples:
       --strategy "cosine=warmup(5%) >> cosine(lr=0.05)" --strategy "adam@adam=constant(1e-3)"
   lrkit lab --task mypkg.tasks:cifar_small --strategy "one_cycle(max_lr=0.1)"   # your own task
   lrkit report lrkit-lab/                        # re-make the report from the database
+  lrkit report lrkit-lab/ --lang ko              # ... in Korean (the CSV files stay English)
 Rerunning an experiment skips the runs the database already holds and redoes interrupted ones;
 --fresh starts over.
 """
@@ -34,6 +35,16 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def add_lang(parser: argparse.ArgumentParser) -> None:
+    """The ``--lang`` flag of a command that writes a lab report."""
+    parser.add_argument(
+        "--lang",
+        choices=LANGS,
+        default="en",
+        help="the report's language: en (default) or ko (Korean); the CSV files stay English",
+    )
 
 
 def register(sub: Any) -> None:
@@ -65,6 +76,7 @@ def register(sub: Any) -> None:
     lp.add_argument(
         "--fresh", action="store_true", help="forget this experiment's stored runs and run them again"
     )
+    add_lang(lp)
     lp.set_defaults(func=cmd_lab)
 
     rp = sub.add_parser("report", help="re-make the HTML report, CSV files and figure from a lab database")
@@ -78,6 +90,7 @@ def register(sub: Any) -> None:
         metavar="ID",
         help="which experiment (default: the latest)",
     )
+    add_lang(rp)
     rp.set_defaults(func=cmd_report)
 
 
@@ -152,7 +165,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         f"{plural(len(exp.seeds), 'seed')} x {plural(epochs, 'epoch')} on {task.name}, "
         f"{plural(workers, 'worker')}"
     )
-    return run_and_report(exp, out, db, workers=workers, fresh=args.fresh)
+    return run_and_report(exp, out, db, workers=workers, fresh=args.fresh, lang=args.lang)
 
 
 def run_and_report(
@@ -164,9 +177,11 @@ def run_and_report(
     fresh: bool = False,
     title: str | None = None,
     note: str | None = None,
+    lang: str = "en",
 ) -> int:
-    """Run ``exp`` into ``db``, then write the report into ``out`` (``note`` at its top); 1 if the report
-    failed (the results stay in the database, and the message says how to re-make the report)."""
+    """Run ``exp`` into ``db``, then write the report into ``out`` (``note`` at its top) in ``lang``; 1 if
+    the report failed (the results stay in the database, and the message says how to re-make the
+    report)."""
     from ..tasks import get_task
     from .progress import SweepProgress
     from .runner import run_lab
@@ -189,11 +204,12 @@ def run_and_report(
         store.set_report_text(result.experiment_id, title, note)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        written = write_outputs(result, out, title=title, note=note)
+        written = write_outputs(result, out, title=title, note=note, lang=lang)
     except Exception as exc:
+        again = "" if lang == "en" else f" --lang {lang}"
         print(
             f"lrkit lab: error: writing the report failed: {exc}\n"
-            f"  the results are safe in {db}; re-make the report with: lrkit report {db} --out DIR",
+            f"  the results are safe in {db}; re-make the report with: lrkit report {db} --out DIR{again}",
         )
         return 1
     for p in written:
@@ -203,12 +219,14 @@ def run_and_report(
     return 0
 
 
-def write_outputs(result: Any, out: Path, title: str | None = None, note: str | None = None) -> list[Path]:
-    """The HTML report first, then the CSV files, the Markdown table and the PNG figure; prints the table
-    (lab.md's, without lrkit's mark and Markdown's escapes)."""
+def write_outputs(
+    result: Any, out: Path, title: str | None = None, note: str | None = None, lang: str = "en"
+) -> list[Path]:
+    """The HTML report first, then the CSV files, the Markdown table and the PNG figure, in ``lang``;
+    prints the table (lab.md's, without lrkit's mark and Markdown's escapes)."""
     from .report import plain_markdown, write_all
 
-    written = write_all(result, out, title=title, note=note)
+    written = write_all(result, out, title=title, note=note, lang=lang)
     print(plain_markdown(written[3].read_text(encoding="utf-8")))
     return written
 
@@ -221,7 +239,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = check_output_dir(db.parent if args.out is None else args.out, "--out", LAB_FILES)
     # the database (one of lrkit's, holding experiments) and --experiment are checked as they are read,
     # under the command line's names, before anything is written
-    written = report_from_db(db, out, args.experiment, names=("DB_OR_DIR", "--experiment"))
+    written = report_from_db(db, out, args.experiment, names=("DB_OR_DIR", "--experiment"), lang=args.lang)
     # the table, as lrkit lab prints it (and the runs still missing)
     print(plain_markdown(written[3].read_text(encoding="utf-8")))
     for p in written:

@@ -22,6 +22,12 @@ What the report says, per strategy (a label; its runs are the seeds):
 Figures show, per strategy, the mean over its seeds (line) and the spread, min to max (band): the LR
 per step, the training loss per step (smoothed, log scale) and the validation metric per epoch.
 
+The report speaks English (``lang="en"``, the default) or Korean (``lang="ko"``): every sentence,
+heading, table header and figure text comes from :mod:`lrkit.lab._messages`; numbers, labels, specs and
+the CSV files (columns and values) are the same in both. A Korean figure needs a font with Hangul
+(:data:`HANGUL_FONTS`, or any installed font that has it); without one the figures are drawn in English
+and a :class:`MissingFontWarning` says what to install.
+
 Labels are user text: they are HTML-escaped in the page, Markdown-escaped in ``lab.md`` and escaped
 for matplotlib's mathtext in the figures (a label ``$\\frac{$`` is drawn as written). The page loads
 nothing from outside (figures are embedded PNG, its Content-Security-Policy allows nothing else).
@@ -35,12 +41,14 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import html
 import io
 import math
 import re
 import statistics
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,14 +58,17 @@ from typing import Any
 import numpy as np
 
 from .._paths import MARK, check_replaceable, save_figure, write_output
-from .._text import plural
+from ._messages import LANGS, MESSAGES, Messages, messages
 from .runner import LabResult
 from .store import ResultStore, RunRecord, check_db_path
 
 __all__ = [
     "EPOCHS_COLUMNS",
+    "HANGUL_FONTS",
     "LAB_FILES",
+    "LANGS",
     "RUNS_COLUMNS",
+    "MissingFontWarning",
     "Summary",
     "default_target",
     "did_not_learn",
@@ -105,6 +116,8 @@ TARGET_FRACTION = 0.01
 MAX_POINTS = 4000
 #: legend entries longer than this are cut (the full label is in the tables)
 LEGEND_CHARS = 60
+#: English, the default language of the report
+_EN = messages("en")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -236,10 +249,12 @@ def _time_to(run: RunRecord, target: float, higher_is_better: bool) -> tuple[int
 METRIC_RANGES = {"val accuracy": (0.0, 1.0)}
 
 
-def _cut(result: LabResult) -> str:
+def _cut(result: LabResult, t: Messages = _EN) -> str:
     """What the CI note adds for a metric with a range: where the interval is cut."""
     bounds = METRIC_RANGES.get(result.metric_name)
-    return "" if bounds is None else f", cut at {result.metric_name}'s range [{bounds[0]:g}, {bounds[1]:g}]"
+    if bounds is None:
+        return ""
+    return t("cut", m=t.metric(result.metric_name), low=f"{bounds[0]:g}", high=f"{bounds[1]:g}")
 
 
 def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summary], float | None]:
@@ -292,25 +307,24 @@ def _num(x: float | None, digits: int = 4) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
 
 
-def _cells(s: Summary) -> dict[str, str]:
+def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
     """The table's cells for one strategy, as plain text (escape before use)."""
     if s.n == 0:
-        mean, sd, ci = "all diverged", "—", "—"
+        mean, sd, ci = t("cell.all_diverged"), "—", "—"
     elif s.n == 1:
         mean, sd, ci = _num(s.mean), "n=1", "n=1"
     else:
         assert s.ci is not None  # n >= 2
         mean, sd, ci = _num(s.mean), _num(s.std, 3), f"[{_num(s.ci[0])}, {_num(s.ci[1])}]"
     if s.reached:
-        ep = f"{s.epochs_to:.3g}" + ("" if s.reached == s.runs else f" ({s.reached}/{s.runs} seeds)")
+        ep = f"{s.epochs_to:.3g}" + (
+            "" if s.reached == s.runs else t("cell.seeds_reached", reached=s.reached, runs=s.runs)
+        )
         sec = f"{s.seconds_to:.3g}"
     else:
-        ep, sec = "not reached", "—"
-    div = (
-        "—"
-        if not s.diverged
-        else f"{len(s.diverged)}/{s.runs} at step " + ", ".join(str(step) for _, step in s.diverged)
-    )
+        ep, sec = t("cell.not_reached"), "—"
+    steps = ", ".join(str(step) for _, step in s.diverged)
+    div = "—" if not s.diverged else t("cell.diverged_at", k=len(s.diverged), runs=s.runs, steps=steps)
     stalled = "—" if not s.stalled else f"{len(s.stalled)}/{s.runs}"
     return {
         "strategy": s.label,
@@ -328,31 +342,37 @@ def _cells(s: Summary) -> dict[str, str]:
     }
 
 
+#: the summary table's columns (keys of :func:`_cells`), with their English headers (``{m}``: the metric)
 HEADERS = {
-    "strategy": "strategy",
-    "optimizer": "optimizer",
-    "n": "finished",
-    "mean": "final {m}: mean",
-    "sd": "sd",
-    "ci": "95% CI",
-    "best": "best {m} (any epoch, any seed)",
-    "epochs": "epochs to target",
-    "seconds": "seconds to target",
-    "diverged": "diverged",
-    "stalled": "did not learn",
-    "s/run": "s/run",
+    k: _EN(f"header.{k}", m="{m}")
+    for k in (
+        "strategy",
+        "optimizer",
+        "n",
+        "mean",
+        "sd",
+        "ci",
+        "best",
+        "epochs",
+        "seconds",
+        "diverged",
+        "stalled",
+        "s/run",
+    )
 }
 
 
-def _target_text(result: LabResult, target: float | None, given: bool) -> str:
+def _header(key: str, result: LabResult, t: Messages) -> str:
+    return t(f"header.{key}", m=t.metric(result.metric_name))
+
+
+def _target_text(result: LabResult, target: float | None, given: bool, t: Messages = _EN) -> str:
     if target is None:
-        return "target: none (no run finished)"
+        return t("target.none")
+    m, op = t.metric(result.metric_name), "≥" if result.higher_is_better else "≤"
     if given:
-        return f"target: {result.metric_name} {'≥' if result.higher_is_better else '≤'} {target:.4g} (given)"
-    return (
-        f"target: {result.metric_name} {'≥' if result.higher_is_better else '≤'} {target:.4g}, within "
-        f"{TARGET_FRACTION:.0%} of the best strategy's mean final {result.metric_name}"
-    )
+        return t("target.given", m=m, op=op, target=f"{target:.4g}")
+    return t("target.default", m=m, op=op, target=f"{target:.4g}", fraction=f"{TARGET_FRACTION:.0%}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -503,25 +523,92 @@ def _loss_curve(run: RunRecord) -> np.ndarray:
     return out
 
 
+#: fonts that draw Hangul, in the order a Korean figure prefers them; any other installed font with
+#: Hangul comes after these
+HANGUL_FONTS = (
+    "NanumGothic",
+    "NanumBarunGothic",
+    "Noto Sans CJK KR",
+    "Noto Sans KR",
+    "Source Han Sans KR",
+    "Malgun Gothic",
+    "Apple SD Gothic Neo",
+    "AppleGothic",
+    "UnDotum",
+    "Baekmuk Gulim",
+)
+
+
+class MissingFontWarning(UserWarning):
+    """A Korean report's figures are drawn in English: matplotlib knows no font that has Hangul."""
+
+
+@functools.lru_cache(maxsize=1)
+def _hangul_font() -> str | None:
+    """The family name of an installed font that draws Hangul (:data:`HANGUL_FONTS` first), or None."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    rank = {name: i for i, name in enumerate(HANGUL_FONTS)}
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: rank.get(f.name, len(rank))):
+        try:
+            font = FT2Font(entry.fname)
+        except (OSError, RuntimeError):  # a font file matplotlib listed but cannot open now
+            continue
+        if all(font.get_char_index(ord(c)) for c in "학습률손실"):
+            return str(entry.name)
+    return None
+
+
+def _figure_language(lang: str) -> tuple[Messages, list[str] | None]:
+    """The figures' catalogue and matplotlib settings for ``lang``: Korean text needs a font with Hangul
+    (:func:`_hangul_font`) after matplotlib's own (the ``font.family`` it returns): glyphs missing from the
+    first, Hangul, come from the next, and numbers keep their minus sign (U+2212, which NanumGothic
+    lacks); without one, English text and a :class:`MissingFontWarning` (boxes in place of Hangul would
+    say nothing)."""
+    t = messages(lang)
+    if lang == "en":
+        return t, None
+    import matplotlib
+
+    font = _hangul_font()
+    if font is None:
+        warnings.warn(
+            f"lang={lang!r}: matplotlib finds no font with Hangul, so the figures are drawn in English "
+            "(the page and lab.md are Korean); install one, e.g. NanumGothic (Debian/Ubuntu: apt install "
+            "fonts-nanum) or Noto Sans CJK KR, remove matplotlib's font cache "
+            f"({matplotlib.get_cachedir()}/fontlist-*.json) and make the report again (lrkit report DIR "
+            "--lang ko)",
+            MissingFontWarning,
+            stacklevel=2,
+        )
+        return _EN, None
+    return t, [*matplotlib.rcParams["font.family"], font]
+
+
 @contextmanager
-def _plain_text() -> Iterator[Any]:
-    """pyplot with TeX off (labels are escaped for mathtext, not for TeX)."""
+def _plain_text(lang: str = "en") -> Iterator[tuple[Any, Messages]]:
+    """pyplot with TeX off (labels are escaped for mathtext, not for TeX), and the catalogue the figure's
+    text comes from, in a font that draws it (:func:`_figure_language`)."""
     from ..plot import pyplot
 
     plt = pyplot()
     import matplotlib
 
-    with matplotlib.rc_context({"text.usetex": False}):
-        yield plt
+    t, family = _figure_language(lang)
+    rc: Any = {"text.usetex": False} if family is None else {"text.usetex": False, "font.family": family}
+    with matplotlib.rc_context(rc):
+        yield plt, t
 
 
 PANELS = ("lr", "loss", "metric")
 
 
-def _fate(runs: Sequence[RunRecord]) -> str:
+def _fate(runs: Sequence[RunRecord], t: Messages = _EN) -> str:
     """The legend's note on a strategy's failed runs: ``" (2/3 diverged, 1/3 did not learn)"``."""
     n_div, n_stall = sum(r.status == "diverged" for r in runs), sum(did_not_learn(r) for r in runs)
-    notes = [f"{n}/{len(runs)} {what}" for n, what in ((n_div, "diverged"), (n_stall, "did not learn")) if n]
+    counts = ((n_div, "fig.diverged"), (n_stall, "fig.stalled"))
+    notes = [t(key, k=n, runs=len(runs)) for n, key in counts if n]
     return f" ({', '.join(notes)})" if notes else ""
 
 
@@ -539,10 +626,11 @@ def _loss_top(runs: Sequence[RunRecord]) -> float | None:
     return max(tops) if tops else None
 
 
-def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
+def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> None:
     """One panel: per strategy, the mean over seeds with a min-max band; x marks a diverged run. The loss
-    axis stops at :func:`_loss_top`; a diverged run's x above it is drawn on the top edge."""
-    metric = escape_mathtext(result.metric_name)
+    axis stops at :func:`_loss_top`; a diverged run's x above it is drawn on the top edge. Its words are
+    ``t``'s."""
+    metric = escape_mathtext(t.metric(result.metric_name))
     all_positive = True
     top = _loss_top(result.runs) if panel == "loss" else None
     cut = False
@@ -563,7 +651,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
             all_positive = all_positive and bool((fin > 0).all())
             if panel == "lr" and (fin > 0).any():
                 lr_min, lr_max = min(lr_min, float(fin[fin > 0].min())), max(lr_max, float(fin.max()))
-        text = _short(label) + _fate(runs)
+        text = _short(label) + _fate(runs, t)
         marker = "o" if panel == "metric" and len(x) <= 30 else None
         ax.plot(x, mean, color=color, ls=ls, lw=1.6, marker=marker, ms=3, label=escape_mathtext(text))
         if len(runs) > 1 and len(x):
@@ -578,15 +666,14 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
                             y, cut = top, True
                         ax.plot([fin_idx[-1]], [y], "x", color=color, ms=10, mew=2.2, clip_on=False)
     if panel == "lr":
-        ax.set(xlabel="optimizer step", ylabel="learning rate", title="learning rate (mean over seeds)")
+        ax.set(xlabel=t("fig.step"), ylabel=t("fig.lr"), title=t("fig.lr_title"))
         if lr_max > 0 and lr_max / lr_min >= 10:
             ax.set_yscale("log")
     elif panel == "loss":
         ax.set(
-            xlabel="optimizer step",
-            ylabel="training loss (smoothed)",
-            title="training loss: mean over seeds, band min–max, x = diverged"
-            + (" (on the top edge: beyond it)" if cut else ""),
+            xlabel=t("fig.step"),
+            ylabel=t("fig.loss"),
+            title=t("fig.loss_title") + (t("fig.loss_cut") if cut else ""),
         )
         if all_positive:
             ax.set_yscale("log")
@@ -595,11 +682,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str) -> None:
             pad = (low / top) ** 0.05 if all_positive else None
             ax.set_ylim(low * pad if pad is not None else low - 0.05 * (top - low), top)
     else:
-        ax.set(
-            xlabel="epoch",
-            ylabel=metric,
-            title=f"{metric}: mean over seeds, band min–max",
-        )
+        ax.set(xlabel=t("fig.epoch"), ylabel=metric, title=t("fig.metric_title", m=metric))
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(True, alpha=0.3, which="both")
 
@@ -623,20 +706,24 @@ def _legend(fig: Any, ax: Any, height: float, result: LabResult) -> None:
     fig.set_figheight(height + 0.2 + 0.2 * math.ceil(len(labels) / ncol))
 
 
-def panel_figure(result: LabResult, panel: str) -> Any:
-    """A matplotlib figure of one panel (``"lr"``, ``"loss"`` or ``"metric"``) with its legend below."""
+def panel_figure(result: LabResult, panel: str, *, lang: str = "en") -> Any:
+    """A matplotlib figure of one panel (``"lr"``, ``"loss"`` or ``"metric"``) with its legend below, its
+    words in ``lang`` (see :func:`_figure_language`)."""
     if panel not in PANELS:
         raise ValueError(f"panel: expected one of {PANELS}, got {panel!r}")
-    with _plain_text() as plt:
+    with _plain_text(lang) as (plt, t):
         width = 11.0
         fig, ax = plt.subplots(figsize=(width, 4.6), layout="constrained", dpi=100)
-        _draw_panel(ax, result, panel)
+        _draw_panel(ax, result, panel, t)
         _legend(fig, ax, 4.6, result)
     return fig
 
 
-def lab_figure(result: LabResult, title: str | None = None, metric_name: str | None = None) -> Any:
-    """The three panels side by side (LR, training loss, validation metric), one legend below them."""
+def lab_figure(
+    result: LabResult, title: str | None = None, metric_name: str | None = None, *, lang: str = "en"
+) -> Any:
+    """The three panels side by side (LR, training loss, validation metric), one legend below them, the
+    words in ``lang`` (see :func:`_figure_language`)."""
     if metric_name is not None and metric_name != result.metric_name:
         result = LabResult(
             result.task,
@@ -648,22 +735,26 @@ def lab_figure(result: LabResult, title: str | None = None, metric_name: str | N
             result.higher_is_better,
             result.epochs,
         )
-    with _plain_text() as plt:
+    with _plain_text(lang) as (plt, t):
         width = 19.0
         fig, axes = plt.subplots(1, 3, figsize=(width, 5.8), layout="constrained", dpi=100)
         for ax, panel in zip(axes, PANELS):
-            _draw_panel(ax, result, panel)
+            _draw_panel(ax, result, panel, t)
         _legend(fig, axes[0], 5.8, result)
-        fig.suptitle(escape_mathtext(title or _default_title(result)), fontsize=14)
+        fig.suptitle(escape_mathtext(title or _default_title(result, t)), fontsize=14)
     return fig
 
 
-def _default_title(result: LabResult) -> str:
+def _default_title(result: LabResult, t: Messages = _EN) -> str:
     seeds, n = len({r.seed for r in result.runs}), len(result.labels())
-    return (
-        f"lrkit lab {result.name!r}: {plural(n, 'strategy', 'strategies')} on {result.task}, "
-        f"{plural(seeds, 'seed')}" + (f", {plural(result.epochs, 'epoch')}" if result.epochs else "")
+    title = t(
+        "title",
+        name=repr(result.name),
+        strategies=t.count("strategies", n),
+        task=result.task,
+        seeds=t.count("seeds", seeds),
     )
+    return t("title.epochs", title=title, epochs=t.count("epochs", result.epochs)) if result.epochs else title
 
 
 def _png(fig: Any, dpi: int = 100) -> bytes:
@@ -678,13 +769,18 @@ def _png(fig: Any, dpi: int = 100) -> bytes:
 
 
 def plot_lab(
-    result: LabResult, out: str | Path, *, title: str | None = None, metric_name: str | None = None
+    result: LabResult,
+    out: str | Path,
+    *,
+    title: str | None = None,
+    metric_name: str | None = None,
+    lang: str = "en",
 ) -> Path:
-    """Save :func:`lab_figure` to ``out`` (.png, .svg or .pdf)."""
+    """Save :func:`lab_figure` to ``out`` (.png, .svg or .pdf), its words in ``lang``."""
     p = Path(out)
     if p.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ValueError(f"out: expected a .png, .svg or .pdf file name, got {str(out)!r}")
-    fig = lab_figure(result, title=title, metric_name=metric_name)
+    fig = lab_figure(result, title=title, metric_name=metric_name, lang=lang)
     try:
         save_figure(fig, p, dpi=110, flag="out")
     finally:
@@ -775,38 +871,43 @@ def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
     return runs_path, epochs_path
 
 
-def markdown_table(result: LabResult, target: float | None = None) -> str:
-    """The summary table in Markdown (every cell escaped), best strategy first, with the target rule."""
+def markdown_table(result: LabResult, target: float | None = None, *, lang: str = "en") -> str:
+    """The summary table in Markdown (every cell escaped), best strategy first, with the target rule;
+    its words in ``lang``."""
+    t = messages(lang)
     result = _check_result(result)
     rows, tgt = summarize(result, target)
-    m = result.metric_name
     keys = list(HEADERS)
     lines = [
-        "| " + " | ".join(escape_markdown(HEADERS[k].format(m=m)) for k in keys) + " |",
+        "| " + " | ".join(escape_markdown(_header(k, result, t)) for k in keys) + " |",
         "|" + "---|" * len(keys),
     ]
     for s in rows:
-        c = _cells(s)
+        c = _cells(s, t)
         lines.append("| " + " | ".join(escape_markdown(c[k]) for k in keys) + " |")
-    lines += ["", escape_markdown(_target_text(result, tgt, target is not None)) + "."]
-    lines.append(
-        f"95% CI: mean ± t(0.975, n-1)·sd/√n over the finished seeds{_cut(result)}; n=1: no spread to report."
-    )
+    lines += ["", escape_markdown(_target_text(result, tgt, target is not None, t)) + "."]
+    lines.append(t("md.ci", cut=_cut(result, t)))
     return "\n".join(lines)
 
 
 def write_markdown(
-    result: LabResult, out_dir: str | Path, *, target: float | None = None, note: str | None = None
+    result: LabResult,
+    out_dir: str | Path,
+    *,
+    target: float | None = None,
+    note: str | None = None,
+    lang: str = "en",
 ) -> Path:
     """``lab.md``: a title line, ``note`` in bold (e.g. runs still missing), the :func:`verdict` and
-    :func:`markdown_table`."""
+    :func:`markdown_table`, in ``lang``."""
+    t = messages(lang)
     result = _check_result(result)
     out = _out_dir(out_dir)
-    head = f"{MD_MARK}\n# {escape_markdown(_default_title(result))}\n\n"
+    head = f"{MD_MARK}\n# {escape_markdown(_default_title(result, t))}\n\n"
     if note:
         head += f"**{escape_markdown(note)}**\n\n"
-    head += escape_markdown(verdict(result, summarize(result, target)[0])) + "\n\n"
-    text = f"{head}{markdown_table(result, target)}\n"
+    head += escape_markdown(_verdict_text(result, summarize(result, target)[0], t)) + "\n\n"
+    text = f"{head}{markdown_table(result, target, lang=lang)}\n"
     p = out / "lab.md"
     _write_bytes(p, text.encode("utf-8"))
     return p
@@ -815,22 +916,32 @@ def write_markdown(
 # --------------------------------------------------------------------------------------------------
 # the HTML page
 # --------------------------------------------------------------------------------------------------
-#: marks each figure with its decoded size (data-natural-width/height) and the page as loaded; shows a
-#: figure's alt text where it failed to decode
-PAGE_SCRIPT = (
-    "window.addEventListener('load', function () {"
-    " var ok = 0;"
-    " for (var i = 0; i < document.images.length; i++) {"
-    "  var img = document.images[i];"
-    "  img.setAttribute('data-natural-width', String(img.naturalWidth));"
-    "  img.setAttribute('data-natural-height', String(img.naturalHeight));"
-    "  if (img.naturalWidth > 0) { ok++; } else {"
-    "   var p = document.createElement('p'); p.className = 'broken';"
-    "   p.textContent = 'figure failed to render: ' + img.alt; img.after(p); }"
-    " }"
-    " document.body.setAttribute('data-figures-rendered', String(ok));"
-    "});"
-)
+def _js_string(text: str) -> str:
+    """``text`` as a single-quoted JavaScript string that cannot end the script element."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("<", "\\u003c") + "'"
+
+
+def _page_script(t: Messages) -> str:
+    """Marks each figure with its decoded size (data-natural-width/height) and the page as loaded; shows a
+    figure's alt text where it failed to decode, after ``t``'s words for that."""
+    return (
+        "window.addEventListener('load', function () {"
+        " var ok = 0;"
+        " for (var i = 0; i < document.images.length; i++) {"
+        "  var img = document.images[i];"
+        "  img.setAttribute('data-natural-width', String(img.naturalWidth));"
+        "  img.setAttribute('data-natural-height', String(img.naturalHeight));"
+        "  if (img.naturalWidth > 0) { ok++; } else {"
+        "   var p = document.createElement('p'); p.className = 'broken';"
+        f"   p.textContent = {_js_string(t('page.figure_failed'))} + img.alt; img.after(p); }}"
+        " }"
+        " document.body.setAttribute('data-figures-rendered', String(ok));"
+        "});"
+    )
+
+
+#: the English page's script (:func:`_page_script`)
+PAGE_SCRIPT = _page_script(_EN)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1240px; color: #1b1b1b;
@@ -850,6 +961,8 @@ img { max-width: 100%; height: auto; display: block; margin: 8px 0 20px; }
 .broken { color: #b00; }
 details summary { cursor: pointer; }
 """
+#: what a language adds to :data:`STYLE`: Korean breaks lines between words, not inside them
+LANG_STYLE = {"ko": "body { word-break: keep-all; }\n"}
 
 
 def _swatch(color: str, ls: str) -> str:
@@ -864,15 +977,14 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _summary_html(result: LabResult, rows: list[Summary]) -> str:
+def _summary_html(result: LabResult, rows: list[Summary], t: Messages = _EN) -> str:
     styles = _styles(result)
-    m = result.metric_name
     keys = list(HEADERS)
     num = {"n", "mean", "sd", "ci", "best", "epochs", "seconds", "s/run"}
-    head = "".join(f"<th>{_e(HEADERS[k].format(m=m))}</th>" for k in keys)
+    head = "".join(f"<th>{_e(_header(k, result, t))}</th>" for k in keys)
     body = []
     for j, s in enumerate(rows):
-        c = _cells(s)
+        c = _cells(s, t)
         tds = []
         for k in keys:
             if k == "strategy":
@@ -887,7 +999,7 @@ def _summary_html(result: LabResult, rows: list[Summary]) -> str:
     )
 
 
-def _why(r: RunRecord) -> str:
+def _why(r: RunRecord, t: Messages = _EN) -> str:
     """Why a run counted as diverged: its loss at the diverged step was not finite, or exceeded
     ``diverge_factor`` times its first step's loss (the run's config holds the factor)."""
     loss = r.losses[-1] if r.losses else math.nan
@@ -896,74 +1008,91 @@ def _why(r: RunRecord) -> str:
     factor = r.config.get("diverge_factor")
     first = r.losses[0]
     if isinstance(factor, (int, float)):
-        return f"{loss:.4g} > {factor:g} × {first:.4g} (step 0)"
-    return f"{loss:.4g} (step 0: {first:.4g})"
+        return t("why.factor", loss=f"{loss:.4g}", factor=f"{factor:g}", first=f"{first:.4g}")
+    return t("why.plain", loss=f"{loss:.4g}", first=f"{first:.4g}")
 
 
-def _diverged_html(result: LabResult) -> str:
+def _th(*names: str) -> str:
+    """A table's header row; each of ``names`` is a header, already escaped."""
+    return "<thead><tr>" + "".join(f"<th>{n}</th>" for n in names) + "</tr></thead>"
+
+
+def _diverged_html(result: LabResult, t: Messages = _EN) -> str:
     runs = [r for r in result.runs if r.status == "diverged"]
     if not runs:
-        return "<p>No run diverged.</p>"
+        return f"<p>{t('diverged.none')}</p>"
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td class=num>{r.seed}</td>'
         f"<td class=num>{_e('—' if r.diverged_step is None else r.diverged_step)}</td>"
         f"<td class=num>{r.steps}</td><td class=num>{_e(_num(r.lrs[-1] if r.lrs else None))}</td>"
-        f"<td class=num>{_e(_why(r))}</td></tr>"
+        f"<td class=num>{_e(_why(r, t))}</td></tr>"
         for r in runs
     )
-    return (
-        "<table><thead><tr><th>strategy</th><th>seed</th><th>diverged at step</th><th>steps run</th>"
-        f"<th>LR at that step</th><th>training loss at that step</th></tr></thead><tbody>{rows}</tbody>"
-        "</table><p class=note>A run diverges, and stops, when its training loss is NaN/inf or exceeds "
-        "diverge_factor (default 10) times its first step's loss; steps count from 0, so a run that "
-        "diverged at step k ran k optimizer steps.</p>"
+    head = _th(
+        t("header.strategy"),
+        t("col.seed"),
+        t("col.diverged_step"),
+        t("col.steps_run"),
+        t("col.lr_then"),
+        t("col.loss_then"),
     )
+    return f"<table>{head}<tbody>{rows}</tbody></table><p class=note>{t('diverged.note')}</p>"
 
 
-def _stalled_html(result: LabResult) -> str:
+def _stalled_html(result: LabResult, t: Messages = _EN) -> str:
     runs = [r for r in result.runs if did_not_learn(r)]
     if not runs:
-        return "<p>Every finished run learned: its last epoch's training loss is below its first step's.</p>"
-    m = _e(result.metric_name)
+        return f"<p>{t('stalled.none')}</p>"
+    m = _e(t.metric(result.metric_name))
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td class=num>{r.seed}</td>'
         f"<td class=num>{_e(_num(r.losses[0]))}</td><td class=num>{_e(_num(r.epoch_losses[-1]))}</td>"
         f"<td class=num>{_e(_num(r.final_metric))}</td><td class=num>{_e(_num(r.best_metric))}</td></tr>"
         for r in runs
     )
-    return (
-        "<table><thead><tr><th>strategy</th><th>seed</th><th>training loss at step 0 (untrained)</th>"
-        f"<th>training loss, last epoch (mean)</th><th>final {m}</th><th>best {m}</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table><p class=note>These runs finished without diverging but did not "
-        "learn: the last epoch's mean training loss is no lower than the untrained model's loss at step 0. "
-        "Such a run's final metric is typically near the untrained model's (chance, for a classifier); the "
-        "summary still counts it. A run that learns slowly lowers its loss and is not listed here.</p>"
+    head = _th(
+        t("header.strategy"),
+        t("col.seed"),
+        t("col.loss_first"),
+        t("col.loss_last"),
+        t("col.final", m=m),
+        t("col.best_m", m=m),
     )
+    return f"<table>{head}<tbody>{rows}</tbody></table><p class=note>{t('stalled.note')}</p>"
 
 
-def _runs_html(result: LabResult) -> str:
+def _runs_html(result: LabResult, t: Messages = _EN) -> str:
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td>{_e(r.optimizer)}</td><td class=num>{r.seed}</td>'
-        f"<td>{_e(fate(r))}</td>"
+        f"<td>{_e(t.status(fate(r)))}</td>"
         f"<td class=num>{_e(_num(r.final_metric))}</td>"
         f"<td class=num>{_e(_num(r.best_metric))}</td><td class=num>{r.steps}</td>"
         f"<td class=num>{r.seconds:.3g}</td><td><code>{_e(r.key)}</code></td></tr>"
         for r in result.runs
     )
+    head = _th(
+        t("header.strategy"),
+        t("header.optimizer"),
+        t("col.seed"),
+        t("col.status"),
+        t("col.final", m=_e(t.metric(result.metric_name))),
+        t("col.best"),
+        t("col.steps"),
+        t("col.seconds"),
+        t("col.key"),
+    )
     return (
-        f"<details><summary>all {len(result.runs)} runs</summary><table><thead><tr><th>strategy</th>"
-        f"<th>optimizer</th><th>seed</th><th>status</th><th>final {_e(result.metric_name)}</th>"
-        f"<th>best</th><th>steps</th><th>seconds</th><th>key</th></tr></thead><tbody>{rows}</tbody>"
+        f"<details><summary>{t('runs.all', n=len(result.runs))}</summary><table>{head}<tbody>{rows}</tbody>"
         "</table></details>"
     )
 
 
-def _interval(s: Summary) -> str:
+def _interval(s: Summary, t: Messages = _EN) -> str:
     """The mean with its CI (or n=1), and the seeds that diverged (the mean is over the others only)."""
-    lost = f"; {len(s.diverged)} of {s.runs} seeds diverged, not counted" if s.diverged else ""
+    lost = t("interval.lost", k=len(s.diverged), runs=s.runs) if s.diverged else ""
     if s.ci:
-        return f"{_num(s.mean)} (95% CI {_num(s.ci[0])} to {_num(s.ci[1])}{lost})"
-    return f"{_num(s.mean)} (n={s.n}{lost})"
+        return t("interval.ci", mean=_num(s.mean), low=_num(s.ci[0]), high=_num(s.ci[1]), lost=lost)
+    return t("interval.n", mean=_num(s.mean), n=s.n, lost=lost)
 
 
 def _half_width(values: Sequence[float]) -> float:
@@ -995,24 +1124,25 @@ def paired_gap(result: LabResult, best: str, other: str) -> tuple[int, float, tu
     return len(d), mean, (mean - half, mean + half)
 
 
-def verdict(result: LabResult, rows: list[Summary]) -> str:
+def verdict(result: LabResult, rows: list[Summary], *, lang: str = "en") -> str:
     """One plain-text sentence: the best strategy, the runner-up and the gap between their mean final
     metrics, and whether the seeds separate them: by the :func:`paired_gap`'s 95% CI over the seeds
     both finished (it excludes 0: they do), else (fewer than 2 shared seeds) by whether their own 95%
     CIs overlap; with one finished seed there is no CI to tell. Then the strategies with runs that did
-    not learn (:func:`did_not_learn`), if any."""
+    not learn (:func:`did_not_learn`), if any. In ``lang``."""
+    return _verdict_text(result, rows, messages(lang))
+
+
+def _verdict_text(result: LabResult, rows: list[Summary], t: Messages) -> str:
     done = [s for s in rows if s.mean is not None]
     if not done:
-        return "No run finished (every run diverged)."
-    best, m = done[0], result.metric_name
-    text = f"Best: {best.label}, final {m} {_interval(best)}."
+        return t("verdict.none")
+    best, m = done[0], t.metric(result.metric_name)
+    text = t("verdict.best", label=best.label, m=m, interval=_interval(best, t))
     stalled = [s for s in rows if s.stalled]
     if stalled:
-        names = ", ".join(f"{s.label} ({len(s.stalled)} of {s.runs} seeds)" for s in stalled)
-        tail = (
-            f" Did not learn (last epoch's training loss no lower than at step 0, the untrained model's): "
-            f"{names}."
-        )
+        items = (t("verdict.stalled_item", label=s.label, k=len(s.stalled), runs=s.runs) for s in stalled)
+        tail = t("verdict.stalled", names=", ".join(items))
     else:
         tail = ""
     if len(done) < 2:
@@ -1021,91 +1151,110 @@ def verdict(result: LabResult, rows: list[Summary]) -> str:
     assert best.mean is not None and second.mean is not None
     gap = abs(best.mean - second.mean)
     worse = "lower" if result.higher_is_better else "higher"
-    text += f" Runner-up: {second.label}, {_interval(second)}, {_num(gap, 3)} {worse}."
+    interval = _interval(second, t)
+    text += t(f"verdict.runner_up.{worse}", label=second.label, interval=interval, gap=_num(gap, 3))
     paired = paired_gap(result, best.label, second.label)
     if paired is not None:
         n, mean, (lo, hi) = paired
-        text += (
-            f" Paired by seed ({n} both finished), the gap is {_num(mean, 3)} "
-            f"(95% CI {_num(lo, 3)} to {_num(hi, 3)}): the seeds "
-            + ("separate the two." if lo > 0 else "do not separate the two.")
-        )
+        key = "verdict.paired.apart" if lo > 0 else "verdict.paired.same"
+        text += t(key, n=n, mean=_num(mean, 3), low=_num(lo, 3), high=_num(hi, 3))
     elif best.ci is None or second.ci is None:
-        text += " With one finished seed there is no CI: run more seeds to tell them apart."
+        text += t("verdict.one_seed")
     elif best.ci[0] <= second.ci[1] and second.ci[0] <= best.ci[1]:
-        n = min(best.n, second.n)
-        text += f" Their 95% CIs overlap: {n} seeds do not separate the two."
+        text += t("verdict.overlap", n=min(best.n, second.n))
     else:
-        text += " Their 95% CIs do not overlap."
+        text += t("verdict.apart")
     return text + tail
 
 
-def _verdict(result: LabResult, rows: list[Summary]) -> str:
+def _lead(t: Messages, key: str) -> str:
+    """What a verdict sentence says before its ``{label}``, without the space between sentences:
+    ``"Best: "``."""
+    template = MESSAGES[t.lang][key]
+    return template[: template.index("{label}")].lstrip()
+
+
+def _verdict(result: LabResult, rows: list[Summary], t: Messages = _EN) -> str:
     """:func:`verdict` as HTML, the two labels in bold."""
-    text = _e(verdict(result, rows))
+    text = _e(_verdict_text(result, rows, t))
     done = [s for s in rows if s.mean is not None]
-    for s, lead in zip(done[:2], ("Best: ", "Runner-up: "), strict=False):
-        text = text.replace(_e(lead + s.label), f"{lead}<b>{_e(s.label)}</b>", 1)
+    leads = (_lead(t, "verdict.best"), _lead(t, "verdict.runner_up.lower"))
+    for s, lead in zip(done[:2], leads, strict=False):
+        text = text.replace(_e(lead + s.label), f"{_e(lead)}<b>{_e(s.label)}</b>", 1)
     return text
 
 
 def render_html(
-    result: LabResult, *, title: str | None = None, target: float | None = None, note: str | None = None
+    result: LabResult,
+    *,
+    title: str | None = None,
+    target: float | None = None,
+    note: str | None = None,
+    lang: str = "en",
 ) -> str:
     """The report page as a string (see :func:`write_report`)."""
+    t = messages(lang)
     result = _check_result(result)
     rows, tgt = summarize(result, target)
-    heading = title or _default_title(result)
+    heading = title or _default_title(result, t)
+    m = t.metric(result.metric_name)
     figures = []
-    alts = {
-        "lr": "learning rate per optimizer step, per strategy",
-        "loss": "training loss per optimizer step, per strategy",
-        "metric": f"{result.metric_name} per epoch, per strategy",
-    }
+    alts = {"lr": t("alt.lr"), "loss": t("alt.loss"), "metric": t("alt.metric", m=m)}
     for panel in PANELS:
-        data = base64.b64encode(_png(panel_figure(result, panel))).decode("ascii")
+        data = base64.b64encode(_png(panel_figure(result, panel, lang=lang))).decode("ascii")
         figures.append(f'<img src="data:image/png;base64,{data}" alt="{_e(alts[panel])}">')
     seeds = sorted({r.seed for r in result.runs})
-    digest = base64.b64encode(hashlib.sha256(PAGE_SCRIPT.encode()).digest()).decode()
+    script = _page_script(t)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
-    verdict = _verdict(result, rows)
+    verdict = _verdict(result, rows, t)
+    meta = t(
+        "page.meta",
+        task=f"<code>{_e(result.task)}</code>",
+        id=result.experiment_id,
+        name=_e(result.name),
+        strategies=len(result.labels()),
+        seeds=_e(", ".join(map(str, seeds))),
+        epochs=t("page.meta.epochs", n=result.epochs) if result.epochs else "",
+        runs=len(result.runs),
+        db=f"<code>{_e(result.store_path)}</code>",
+    )
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="{lang}"><head><meta charset="utf-8">',
         f'<meta name="generator" content="{MARK}">',  # lrkit's mark: it overwrites only its own files
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">',  # no user text in it
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(heading)}</title><style>{STYLE}</style></head><body>",
+        f"<title>{_e(heading)}</title><style>{STYLE}{LANG_STYLE.get(lang, '')}</style></head><body>",
         f"<h1>{_e(heading)}</h1>",
-        f'<p class="meta">task <code>{_e(result.task)}</code> · experiment {result.experiment_id} '
-        f"({_e(result.name)}) · {len(result.labels())} strategies · seeds {_e(', '.join(map(str, seeds)))}"
-        + (f" · {result.epochs} epochs" if result.epochs else "")
-        + f" · {len(result.runs)} runs · database <code>{_e(result.store_path)}</code></p>",
+        f'<p class="meta">{meta}</p>',
     ]
     if note:
         parts.append(f'<p class="note"><b>{_e(note)}</b></p>')
+    summary_note = t(
+        "page.summary_note",
+        target=_e(_target_text(result, tgt, target is not None, t)),
+        m=_e(m),
+        cut=_e(_cut(result, t)),
+    )
     parts += [
         f"<p>{verdict}</p>",
-        "<h2>Summary</h2>",
-        _summary_html(result, rows),
-        f'<p class="note">{_e(_target_text(result, tgt, target is not None))}; epochs and seconds '
-        "(wall time since the run started, evaluation included) are means over the seeds that reached it. "
-        f"Final {_e(result.metric_name)} over the finished seeds (diverged runs have none): mean, sample "
-        "standard deviation, 95% confidence interval of the mean (Student t: mean ± t(0.975, n−1)·sd/√n"
-        f"{_e(_cut(result))}); n=1: one finished seed, no spread to report.</p>",
-        "<h2>Diverged runs</h2>",
-        _diverged_html(result),
-        "<h2>Runs that did not learn</h2>",
-        _stalled_html(result),
-        "<h2>Learning rate</h2>",
+        f"<h2>{t('page.summary')}</h2>",
+        _summary_html(result, rows, t),
+        f'<p class="note">{summary_note}</p>',
+        f"<h2>{t('page.diverged')}</h2>",
+        _diverged_html(result, t),
+        f"<h2>{t('page.stalled')}</h2>",
+        _stalled_html(result, t),
+        f"<h2>{t('page.lr')}</h2>",
         figures[0],
-        "<h2>Training loss</h2>",
+        f"<h2>{t('page.loss')}</h2>",
         figures[1],
-        f"<h2>Validation: {_e(result.metric_name)}</h2>",
+        f"<h2>{t('page.metric', m=_e(m))}</h2>",
         figures[2],
-        "<h2>Runs</h2>",
-        _runs_html(result),
-        f"<script>{PAGE_SCRIPT}</script>",
+        f"<h2>{t('page.runs')}</h2>",
+        _runs_html(result, t),
+        f"<script>{script}</script>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -1118,14 +1267,16 @@ def write_report(
     title: str | None = None,
     target: float | None = None,
     note: str | None = None,
+    lang: str = "en",
 ) -> Path:
     """Write ``out_dir/report.html``, one self-contained page: the summary table (mean, sd, 95% CI,
     epochs and seconds to ``target``), the diverged runs, the runs that did not learn, and the LR,
     training-loss and metric figures (mean and min-max band over seeds). ``note`` is shown at the top
-    (e.g. runs still missing)."""
+    (e.g. runs still missing). ``lang``: the page's language, ``"en"`` or ``"ko"`` (Korean)."""
+    messages(lang)
     result = _check_result(result)
     out = _out_dir(out_dir)
-    text = render_html(result, title=title, target=target, note=note)
+    text = render_html(result, title=title, target=target, note=note, lang=lang)
     p = out / "report.html"
     _write_bytes(p, text.encode("utf-8"))
     return p
@@ -1138,16 +1289,20 @@ def write_all(
     title: str | None = None,
     target: float | None = None,
     note: str | None = None,
+    lang: str = "en",
 ) -> list[Path]:
-    """Everything, report first: ``report.html``, ``runs.csv``, ``epochs.csv``, ``lab.md``, ``lab.png``."""
+    """Everything, report first: ``report.html``, ``runs.csv``, ``epochs.csv``, ``lab.md``, ``lab.png``;
+    the page, ``lab.md`` and the figure in ``lang`` (``"en"`` or ``"ko"``), the CSV files in English
+    whatever ``lang`` is (their columns and values are for programs)."""
+    messages(lang)  # a bad lang is refused before anything is written
     result = _check_result(result)
     out = _out_dir(out_dir)
     for name in LAB_FILES:  # all or nothing: no file half-replaced before a refusal
         check_replaceable(out / name, "out_dir")
-    page = write_report(result, out, title=title, target=target, note=note)
+    page = write_report(result, out, title=title, target=target, note=note, lang=lang)
     runs_csv, epochs_csv = write_csv(result, out)
-    md = write_markdown(result, out, target=target, note=note)
-    png = plot_lab(result, out / "lab.png", title=title)
+    md = write_markdown(result, out, target=target, note=note, lang=lang)
+    png = plot_lab(result, out / "lab.png", title=title, lang=lang)
     return [page, runs_csv, epochs_csv, md, png]
 
 
@@ -1227,20 +1382,19 @@ def report_from_db(
     title: str | None = None,
     target: float | None = None,
     names: tuple[str, str] = ("db_path", "experiment_id"),
+    lang: str = "en",
 ) -> list[Path]:
-    """Re-make the report (:func:`write_all`) of the latest (or the given) experiment in ``db_path`` (a
-    lab database, or a folder: ``DIR/lab.db``), opened read-only. An experiment whose runs are not all
-    finished is reported with a note saying how many are missing. ``names``: see :func:`load_result`."""
+    """Re-make the report (:func:`write_all`, in ``lang``) of the latest (or the given) experiment in
+    ``db_path`` (a lab database, or a folder: ``DIR/lab.db``), opened read-only. An experiment whose runs
+    are not all finished is reported with a note saying how many are missing. ``names``: see
+    :func:`load_result`."""
+    t = messages(lang)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir: {str(out)!r} is a file; expected a directory")
     result, missing, (kept_title, kept_note) = _load(db_path, experiment_id, names)  # as the lab wrote it
     notes = [kept_note] if kept_note else []
     if missing:
-        total = len(result.runs) + missing
-        notes.append(
-            f"{missing} of {total} runs are not finished (interrupted or still running); rerun the lab "
-            "to finish them, this report shows the finished ones."
-        )
+        notes.append(t("note.missing", missing=missing, total=len(result.runs) + missing))
     title = kept_title if title is None else title
-    return write_all(result, out, title=title, target=target, note=" ".join(notes) or None)
+    return write_all(result, out, title=title, target=target, note=" ".join(notes) or None, lang=lang)

@@ -158,6 +158,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
         help="seeds per strategy in the report (default 3)",
     )
     p.add_argument("--no-report", action="store_true", help="only tune; print the best spec")
+    from ..lab.cli import add_lang
+
+    add_lang(p)
     p.set_defaults(func=cmd_tune)
     return p
 
@@ -318,7 +321,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 f"The search stopped at its time budget ({budget}) with {result.finished} of the "
                 f"{result.trials} trials asked for; the tuned schedule is the best of those."
             )
-        code = _report(result, task, out, db, args, stopped)
+        code = _report(result, task, out, db, args, stopped, lang=args.lang)
     value = (
         "nan" if result.best_value is None or math.isnan(result.best_value) else f"{result.best_value:.4g}"
     )
@@ -334,10 +337,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _report(
-    result: Any, task: Any, out: Path, db: Path, args: argparse.Namespace, stopped: str | None = None
+    result: Any,
+    task: Any,
+    out: Path,
+    db: Path,
+    args: argparse.Namespace,
+    stopped: str | None = None,
+    lang: str = "en",
 ) -> int:
-    """Run the lab comparison of the tuned schedule and write its report; ``stopped`` (how the search
-    stopped at its time budget) leads the report's note."""
+    """Run the lab comparison of the tuned schedule and write its report (in ``lang``); ``stopped`` (how
+    the search stopped at its time budget) leads the report's note."""
     from .._text import plural
     from ..lab.cli import run_and_report
     from ..lab.experiment import Experiment
@@ -382,6 +391,7 @@ def _report(
         note=("" if stopped is None else stopped + " ")
         + f"The report's {held_out} (there, trial {result.best_trial} scored {result.metric_name} "
         f"{result.best_value:.4g}, the best of the study's trials).",
+        lang=lang,
     )
 
 

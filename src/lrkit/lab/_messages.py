@@ -1,0 +1,296 @@
+"""The lab report's words, one catalogue per language: every sentence, heading, table header and figure
+text of :mod:`lrkit.lab.report`, keyed by a message id, with ``str.format`` fields (``{m}``: the metric's
+name; numbers, labels, specs and the CSV files are never translated, so they come in as fields).
+
+Each language has every id of ``en`` with the same fields (tests/test_report_lang.py checks it). A count
+(``"3 seeds"``) is two ids, ``count.seeds.one`` and ``count.seeds.other``: English inflects the noun,
+Korean counts with ``개`` and does not. The Korean follows the wording of the Korean guide (docs/ko):
+학습률, 워밍업, 발산, 학습하지 못함, 시드, 에폭, 스텝, 신뢰구간.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+__all__ = ["LANGS", "MESSAGES", "Messages", "check_lang", "fields", "messages"]
+
+EN: dict[str, str] = {
+    # counts: ``{n}`` a whole number
+    "count.strategies.one": "{n} strategy",
+    "count.strategies.other": "{n} strategies",
+    "count.seeds.one": "{n} seed",
+    "count.seeds.other": "{n} seeds",
+    "count.epochs.one": "{n} epoch",
+    "count.epochs.other": "{n} epochs",
+    # the title (the page's, lab.md's and the figure's): ``{name}`` the experiment's name, quoted
+    "title": "lrkit lab {name}: {strategies} on {task}, {seeds}",
+    "title.epochs": "{title}, {epochs}",
+    # the summary table's header, one per column
+    "header.strategy": "strategy",
+    "header.optimizer": "optimizer",
+    "header.n": "finished",
+    "header.mean": "final {m}: mean",
+    "header.sd": "sd",
+    "header.ci": "95% CI",
+    "header.best": "best {m} (any epoch, any seed)",
+    "header.epochs": "epochs to target",
+    "header.seconds": "seconds to target",
+    "header.diverged": "diverged",
+    "header.stalled": "did not learn",
+    "header.s/run": "s/run",
+    # the summary table's cells
+    "cell.all_diverged": "all diverged",
+    "cell.seeds_reached": " ({reached}/{runs} seeds)",
+    "cell.not_reached": "not reached",
+    "cell.diverged_at": "{k}/{runs} at step {steps}",
+    # the target rule, and where a CI is cut
+    "target.none": "target: none (no run finished)",
+    "target.given": "target: {m} {op} {target} (given)",
+    "target.default": "target: {m} {op} {target}, within {fraction} of the best strategy's mean final {m}",
+    "cut": ", cut at {m}'s range [{low}, {high}]",
+    "md.ci": "95% CI: mean ± t(0.975, n-1)·sd/√n over the finished seeds{cut}; n=1: no spread to report.",
+    # a run's status (runs.csv keeps the English word)
+    "status.ok": "ok",
+    "status.diverged": "diverged",
+    "status.did not learn": "did not learn",
+    # the verdict: the page's and lab.md's first sentences
+    "interval.ci": "{mean} (95% CI {low} to {high}{lost})",
+    "interval.n": "{mean} (n={n}{lost})",
+    "interval.lost": "; {k} of {runs} seeds diverged, not counted",
+    "verdict.none": "No run finished (every run diverged).",
+    "verdict.best": "Best: {label}, final {m} {interval}.",
+    "verdict.runner_up.lower": " Runner-up: {label}, {interval}, {gap} lower.",
+    "verdict.runner_up.higher": " Runner-up: {label}, {interval}, {gap} higher.",
+    "verdict.paired.apart": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
+    "{high}): the seeds separate the two.",
+    "verdict.paired.same": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
+    "{high}): the seeds do not separate the two.",
+    "verdict.one_seed": " With one finished seed there is no CI: run more seeds to tell them apart.",
+    "verdict.overlap": " Their 95% CIs overlap: {n} seeds do not separate the two.",
+    "verdict.apart": " Their 95% CIs do not overlap.",
+    "verdict.stalled": " Did not learn (last epoch's training loss no lower than at step 0, the untrained "
+    "model's): {names}.",
+    "verdict.stalled_item": "{label} ({k} of {runs} seeds)",
+    # the page
+    "page.meta": "task {task} · experiment {id} ({name}) · {strategies} strategies · seeds {seeds}{epochs} · "
+    "{runs} runs · database {db}",
+    "page.meta.epochs": " · {n} epochs",
+    "page.figure_failed": "figure failed to render: ",
+    "page.summary": "Summary",
+    "page.summary_note": "{target}; epochs and seconds (wall time since the run started, evaluation "
+    "included) are means over the seeds that reached it. Final {m} over the finished seeds (diverged runs "
+    "have none): mean, sample standard deviation, 95% confidence interval of the mean (Student t: mean ± "
+    "t(0.975, n−1)·sd/√n{cut}); n=1: one finished seed, no spread to report.",
+    "page.diverged": "Diverged runs",
+    "page.stalled": "Runs that did not learn",
+    "page.lr": "Learning rate",
+    "page.loss": "Training loss",
+    "page.metric": "Validation: {m}",
+    "page.runs": "Runs",
+    "alt.lr": "learning rate per optimizer step, per strategy",
+    "alt.loss": "training loss per optimizer step, per strategy",
+    "alt.metric": "{m} per epoch, per strategy",
+    # the tables of diverged runs, of runs that did not learn, and of every run
+    "col.seed": "seed",
+    "col.diverged_step": "diverged at step",
+    "col.steps_run": "steps run",
+    "col.lr_then": "LR at that step",
+    "col.loss_then": "training loss at that step",
+    "col.loss_first": "training loss at step 0 (untrained)",
+    "col.loss_last": "training loss, last epoch (mean)",
+    "col.final": "final {m}",
+    "col.best_m": "best {m}",
+    "col.status": "status",
+    "col.best": "best",
+    "col.steps": "steps",
+    "col.seconds": "seconds",
+    "col.key": "key",
+    "why.factor": "{loss} > {factor} × {first} (step 0)",
+    "why.plain": "{loss} (step 0: {first})",
+    "diverged.none": "No run diverged.",
+    "diverged.note": "A run diverges, and stops, when its training loss is NaN/inf or exceeds diverge_factor "
+    "(default 10) times its first step's loss; steps count from 0, so a run that diverged at step k ran k "
+    "optimizer steps.",
+    "stalled.none": "Every finished run learned: its last epoch's training loss is below its first step's.",
+    "stalled.note": "These runs finished without diverging but did not learn: the last epoch's mean training "
+    "loss is no lower than the untrained model's loss at step 0. Such a run's final metric is typically near "
+    "the untrained model's (chance, for a classifier); the summary still counts it. A run that learns slowly "
+    "lowers its loss and is not listed here.",
+    "runs.all": "all {n} runs",
+    # the note of a report made from a database whose experiment is not finished
+    "note.missing": "{missing} of {total} runs are not finished (interrupted or still running); rerun the "
+    "lab to finish them, this report shows the finished ones.",
+    # the figures
+    "fig.diverged": "{k}/{runs} diverged",
+    "fig.stalled": "{k}/{runs} did not learn",
+    "fig.step": "optimizer step",
+    "fig.lr": "learning rate",
+    "fig.lr_title": "learning rate (mean over seeds)",
+    "fig.loss": "training loss (smoothed)",
+    "fig.loss_title": "training loss: mean over seeds, band min–max, x = diverged",
+    "fig.loss_cut": " (on the top edge: beyond it)",
+    "fig.epoch": "epoch",
+    "fig.metric_title": "{m}: mean over seeds, band min–max",
+    # the names of the metrics lrkit's tasks measure (any other name is shown as it is)
+    "metric.val accuracy": "val accuracy",
+    "metric.val loss": "val loss",
+}
+
+KO: dict[str, str] = {
+    "count.strategies.one": "전략 {n}개",
+    "count.strategies.other": "전략 {n}개",
+    "count.seeds.one": "시드 {n}개",
+    "count.seeds.other": "시드 {n}개",
+    "count.epochs.one": "{n} 에폭",
+    "count.epochs.other": "{n} 에폭",
+    "title": "lrkit lab {name}: {task}에서 {strategies}, {seeds}",
+    "title.epochs": "{title}, {epochs}",
+    "header.strategy": "전략",
+    "header.optimizer": "옵티마이저",
+    "header.n": "끝난 시드",
+    "header.mean": "최종 {m}: 평균",
+    "header.sd": "표준편차",
+    "header.ci": "95% 신뢰구간",
+    "header.best": "최고 {m} (모든 에폭, 모든 시드)",
+    "header.epochs": "목표까지 에폭",
+    "header.seconds": "목표까지 시간(초)",
+    "header.diverged": "발산",
+    "header.stalled": "학습하지 못함",
+    "header.s/run": "실행당 시간(초)",
+    "cell.all_diverged": "모두 발산",
+    "cell.seeds_reached": " (시드 {reached}/{runs})",
+    "cell.not_reached": "도달하지 못함",
+    "cell.diverged_at": "{k}/{runs}, 스텝 {steps}",
+    "target.none": "목표: 없음 (끝난 실행이 없음)",
+    "target.given": "목표: {m} {op} {target} (지정한 값)",
+    "target.default": "목표: {m} {op} {target}, 최고 전략의 최종 {m} 평균에서 {fraction} 이내",
+    "cut": ", {m}의 범위 [{low}, {high}]에서 자름",
+    "md.ci": "95% 신뢰구간: 끝난 시드들의 평균 ± t(0.975, n-1)·표준편차/√n{cut}; n=1: 시드가 하나라 퍼짐이 "
+    "없음.",
+    "status.ok": "학습함",
+    "status.diverged": "발산",
+    "status.did not learn": "학습하지 못함",
+    "interval.ci": "{mean} (95% 신뢰구간 {low}~{high}{lost})",
+    "interval.n": "{mean} (n={n}{lost})",
+    "interval.lost": "; 시드 {runs}개 중 {k}개는 발산해 빠짐",
+    "verdict.none": "끝까지 돈 실행이 없습니다(모든 실행이 발산).",
+    "verdict.best": "최고: {label}, 최종 {m} {interval}.",
+    "verdict.runner_up.lower": " 2위: {label}, {interval}, {gap}만큼 낮음.",
+    "verdict.runner_up.higher": " 2위: {label}, {interval}, {gap}만큼 높음.",
+    "verdict.paired.apart": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}"
+    "(95% 신뢰구간 {low}~{high})이므로, 시드들이 둘을 구별합니다.",
+    "verdict.paired.same": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}"
+    "(95% 신뢰구간 {low}~{high})이므로, 시드들이 둘을 구별하지 못합니다.",
+    "verdict.one_seed": " 끝난 시드가 하나뿐이라 신뢰구간이 없습니다: 둘을 가리려면 시드를 더 돌리세요.",
+    "verdict.overlap": " 두 95% 신뢰구간이 겹칩니다: 시드 {n}개로는 둘을 구별하지 못합니다.",
+    "verdict.apart": " 두 95% 신뢰구간이 겹치지 않습니다.",
+    "verdict.stalled": " 학습하지 못함(마지막 에폭의 학습 손실이 스텝 0, 즉 학습 전 모델의 손실보다 "
+    "낮지 않음): {names}.",
+    "verdict.stalled_item": "{label} (시드 {runs}개 중 {k}개)",
+    "page.meta": "과제 {task} · 실험 {id} ({name}) · 전략 {strategies}개 · 시드 {seeds}{epochs} · "
+    "실행 {runs}개 · 데이터베이스 {db}",
+    "page.meta.epochs": " · {n} 에폭",
+    "page.figure_failed": "그림을 표시하지 못했습니다: ",
+    "page.summary": "요약",
+    "page.summary_note": "{target}. 목표까지 에폭과 시간(실행을 시작한 뒤 흐른 실제 초, 평가 포함)은 "
+    "목표에 닿은 시드들의 평균입니다. 최종 {m}: 끝까지 돈 시드들(발산한 실행은 값이 없음)의 평균, 표본 "
+    "표준편차, 평균의 95% 신뢰구간(스튜던트 t: 평균 ± t(0.975, n−1)·표준편차/√n{cut}). n=1: 끝난 시드가 "
+    "하나라 퍼짐이 없음.",
+    "page.diverged": "발산한 실행",
+    "page.stalled": "학습하지 못한 실행",
+    "page.lr": "학습률",
+    "page.loss": "학습 손실",
+    "page.metric": "검증: {m}",
+    "page.runs": "모든 실행",
+    "alt.lr": "전략별, 옵티마이저 스텝별 학습률",
+    "alt.loss": "전략별, 옵티마이저 스텝별 학습 손실",
+    "alt.metric": "전략별, 에폭별 {m}",
+    "col.seed": "시드",
+    "col.diverged_step": "발산한 스텝",
+    "col.steps_run": "돈 스텝 수",
+    "col.lr_then": "그 스텝의 학습률",
+    "col.loss_then": "그 스텝의 학습 손실",
+    "col.loss_first": "스텝 0의 학습 손실 (학습 전)",
+    "col.loss_last": "마지막 에폭의 학습 손실 (평균)",
+    "col.final": "최종 {m}",
+    "col.best_m": "최고 {m}",
+    "col.status": "상태",
+    "col.best": "최고",
+    "col.steps": "스텝",
+    "col.seconds": "시간(초)",
+    "col.key": "키",
+    "why.factor": "{loss} > {factor} × {first} (스텝 0)",
+    "why.plain": "{loss} (스텝 0: {first})",
+    "diverged.none": "발산한 실행이 없습니다.",
+    "diverged.note": "학습 손실이 NaN/inf가 되거나 첫 스텝 손실의 diverge_factor배(기본 10배)를 넘으면 "
+    "실행은 발산한 것이고, 거기서 멈춥니다. 스텝은 0부터 세므로, 스텝 k에서 발산한 실행은 옵티마이저 스텝을 "
+    "k번 밟았습니다.",
+    "stalled.none": "끝까지 돈 실행은 모두 학습했습니다: 마지막 에폭의 학습 손실이 첫 스텝의 손실보다 "
+    "낮습니다.",
+    "stalled.note": "이 실행들은 발산하지 않고 끝까지 돌았지만 학습하지 못했습니다: 마지막 에폭의 평균 학습 "
+    "손실이 스텝 0에서 잰 학습 전 모델의 손실보다 낮지 않습니다. 이런 실행의 최종 지표는 보통 학습 전 모델의 "
+    "값(분류기라면 우연 수준) 근처이며, 요약 표는 이 실행도 셉니다. 느리게 학습하는 실행은 손실을 낮추므로 "
+    "여기에 나오지 않습니다.",
+    "runs.all": "실행 {n}개 모두",
+    "note.missing": "실행 {total}개 중 {missing}개가 끝나지 않았습니다(중단되었거나 아직 도는 중). 실험을 "
+    "다시 돌리면 마저 끝내며, 이 보고서는 끝난 실행만 보여 줍니다.",
+    "fig.diverged": "{k}/{runs} 발산",
+    "fig.stalled": "{k}/{runs} 학습하지 못함",
+    "fig.step": "옵티마이저 스텝",
+    "fig.lr": "학습률",
+    "fig.lr_title": "학습률 (시드 평균)",
+    "fig.loss": "학습 손실 (평활화)",
+    "fig.loss_title": "학습 손실: 시드 평균, 띠는 최솟값–최댓값, x = 발산",
+    "fig.loss_cut": " (위쪽 가장자리의 x: 축 위로 벗어남)",
+    "fig.epoch": "에폭",
+    "fig.metric_title": "{m}: 시드 평균, 띠는 최솟값–최댓값",
+    "metric.val accuracy": "검증 정확도",
+    "metric.val loss": "검증 손실",
+}
+
+#: the catalogues by language; ``en`` is the reference every other has the ids and fields of
+MESSAGES: dict[str, dict[str, str]] = {"en": EN, "ko": KO}
+#: the report's languages
+LANGS = tuple(MESSAGES)
+
+
+def check_lang(lang: object, name: str = "lang") -> str:
+    """``lang`` if it is one of :data:`LANGS`; else a ValueError naming ``name``, the value and the
+    choices."""
+    if not isinstance(lang, str) or lang not in MESSAGES:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, LANGS))}, got {lang!r}")
+    return lang
+
+
+def fields(template: str) -> set[str]:
+    """The names of ``template``'s ``str.format`` fields."""
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+
+
+@dataclass(frozen=True)
+class Messages:
+    """One language's catalogue: ``t("id", field=value)`` is the message, formatted; ``t.count("seeds",
+    n)`` a count."""
+
+    lang: str
+
+    def __call__(self, key: str, **values: object) -> str:
+        return MESSAGES[self.lang][key].format(**values)
+
+    def count(self, noun: str, n: int) -> str:
+        return self(f"count.{noun}.{'one' if n == 1 else 'other'}", n=n)
+
+    def metric(self, name: str) -> str:
+        """A metric's name as the report shows it: lrkit's own (``val accuracy``) in this language, any
+        other as it is."""
+        return MESSAGES[self.lang].get(f"metric.{name}", name)
+
+    def status(self, status: str) -> str:
+        """A run's status (:func:`lrkit.lab.report.fate`) in this language; an unknown one as it is."""
+        return MESSAGES[self.lang].get(f"status.{status}", status)
+
+
+def messages(lang: str, name: str = "lang") -> Messages:
+    """The catalogue of ``lang`` (checked: :func:`check_lang` under ``name``)."""
+    return Messages(check_lang(lang, name))
