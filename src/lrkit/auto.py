@@ -430,6 +430,7 @@ def auto(
     from lrkit.adapters.torch import scheduler as make_scheduler
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import core, find_lr
+    from lrkit.finder._data import known_length
     from lrkit.finder.in_run import ramp_in_run
     from lrkit.finder.torch_driver import (
         _adapts_own_step,
@@ -485,13 +486,12 @@ def auto(
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0.0 <= warmup < 1.0:
         raise ValueError(f"warmup must be a fraction of the run in [0, 1), got {warmup!r}")
     if steps_per_epoch is None:
-        try:
-            batches = len(train_loader)  # type: ignore[arg-type]
-        except TypeError:
+        batches = known_length(train_loader)
+        if batches is None:
             raise TypeError(
                 f"train_loader ({type(train_loader).__name__}) has no len(); pass steps_per_epoch, "
                 "the optimizer steps of one epoch"
-            ) from None
+            )
         if batches == 0:
             raise ValueError("train_loader is empty (len 0); expected at least one batch")
         # the schedule counts optimizer steps: with accumulation, one per accumulation_steps batches

@@ -32,6 +32,16 @@ def _take(tree: Any, idx: np.ndarray) -> Any:
     return tree[idx]
 
 
+def known_length(data: Any) -> int | None:
+    """``len(data)``, or None when the length is unknown: no ``__len__``, or one that raises TypeError
+    (a torch ``DataLoader`` over an ``IterableDataset`` without ``__len__``, a generator, a
+    ``tf.data.Dataset`` of unknown or infinite cardinality)."""
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
 def is_arrays(data: Any) -> bool:
     """Whether ``data`` is a pytree of arrays (every leaf has a ``shape``), not an iterable of batches."""
     leaves = _leaves(data)
@@ -98,10 +108,7 @@ class Batches:
         for an iterable that has one, else None (unknown)."""
         if self.batch_size is not None:
             return -(-self.n // self.batch_size)
-        try:
-            return len(self.data)
-        except TypeError:  # a generator, or a dataset of unknown cardinality
-            return None
+        return known_length(self.data)
 
     def restart(self, seed: int) -> None:
         """Begin a new pass: the arrays shuffled with ``seed``, or the iterable iterated anew."""

@@ -21,7 +21,7 @@ import inspect
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -305,7 +305,9 @@ def _check_factories(model: Any, loader: Any, args: argparse.Namespace) -> None:
             f"--data {args.data!r} returned {type(loader).__name__}; expected the train loader "
             "(an iterable of batches, e.g. a torch DataLoader)"
         )
-    if isinstance(loader, Sized) and len(loader) == 0:
+    from lrkit.finder._data import known_length
+
+    if known_length(loader) == 0:
         raise ValueError(f"--data {args.data!r} returned an empty {type(loader).__name__}; expected batches")
 
 
@@ -412,6 +414,7 @@ def run(args: argparse.Namespace) -> int:
             result = task.find_lr(optimizer=args.optimizer, **options, **_budget(args, planned))
     else:
         from lrkit.finder import find_lr
+        from lrkit.finder._data import known_length
 
         loss_fn = _loss(args.loss)  # a bad MODULE:FUNC fails before your model is built
         model = _call(args.model, "--model")
@@ -419,7 +422,8 @@ def run(args: argparse.Namespace) -> int:
         _check_factories(model, loader, args)
         opt = _optimizer(args.optimizer, model.parameters(), args.momentum, args.weight_decay)
         title = f"LR range test on {args.model} ({args.optimizer})"
-        planned = None if args.epochs is None or not hasattr(loader, "__len__") else args.epochs * len(loader)
+        batches = known_length(loader)  # None: a loader without a length (a stream) plans no budget
+        planned = None if args.epochs is None or batches is None else args.epochs * batches
         budget = _budget(args, planned)
         # the test runs your model, loader and loss: what they raise is yours (1, with your traceback),
         # not bad input (2); lrkit's own checks of what they give pass through

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from lrkit.finder import core
+from lrkit.finder._data import known_length
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
 from lrkit.finder.escalation import epoch_steps as epoch_steps  # lrkit.auto's too
 from lrkit.finder.result import FinderResult
@@ -793,7 +794,7 @@ def find_lr(
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     k_skip = core._check_int("max_skipped", max_skipped, 1)
     core._check_int("seed", seed, 0)
-    n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None  # type: ignore[arg-type]
+    n_batches = known_length(train_loader)
     steps_per_epoch = None if n_batches is None else epoch_steps(n_batches, k_acc)
     allowed = budget_steps(budget, planned_steps, steps_per_epoch)
     _check_grad_scaler(grad_scaler)
