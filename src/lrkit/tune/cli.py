@@ -214,11 +214,13 @@ def _check_args(args: argparse.Namespace) -> None:
 def _check_storage(storage: str | None) -> None:
     """``--storage``: an SQLite file (a path or ``sqlite:///FILE``; a foreign file is refused, untouched)
     or a ``postgresql://`` URL whose server answers."""
-    from .storage import engine_options, mask_url, open_error, storage_url
+    from .storage import check_storage_text, engine_options, mask_url, open_error, storage_url
 
     supported = "an SQLite file (FILE or sqlite:///FILE) or a postgresql://USER:PASSWORD@HOST:PORT/DB URL"
     if storage is not None and not storage.strip():
         raise ValueError(f"--storage must be {supported}, got ''")
+    if storage is not None:
+        check_storage_text(storage, "--storage")
     scheme = storage.split("://", 1)[0].split("+", 1)[0].lower() if storage and "://" in storage else "file"
     if scheme not in ("file", "sqlite", "postgresql", "postgres"):
         raise ValueError(

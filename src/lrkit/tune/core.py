@@ -25,6 +25,7 @@ overruns it by at most one trial. Every finished trial stays in the study, and a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -35,7 +36,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -61,6 +62,9 @@ R = TypeVar("R")
 
 #: the study user attribute that holds the task, the settings and the search space
 META = "lrkit"
+#: the prefix of each worker's claim (its settings, written before its finder runs): workers that start
+#: together find each other's before any of them has stored META
+CLAIM = "lrkit-worker:"
 PRUNERS = ("median", "hyperband", "none")
 
 Say = Callable[[str], None]
@@ -212,6 +216,41 @@ def _fail_stale(study: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def _conflict(mine: Mapping[str, Any], other: Mapping[str, Any]) -> str | None:
+    """The first setting two workers' claims give differently (``kinds``/``lr_range``: where both give
+    one), as ``key=other's, not mine``; None when they agree."""
+    for key, value in mine.items():
+        theirs = other.get(key)
+        if key in ("kinds", "lr_range") and (value is None or theirs is None):
+            continue
+        same = (
+            all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(value, theirs or (), strict=True))
+            if key == "lr_range"
+            else theirs == value
+        )
+        if key in other and not same:
+            return f"{key}={theirs!r}, not {value!r}"
+    return None
+
+
+def _claim(study: Any, owner: str, mine: dict[str, Any], where: str) -> None:
+    """Write this worker's settings as its claim, then refuse (withdrawing it) if another worker's claim
+    differs. Each worker writes before it reads, so of two that start together with different settings
+    at least one sees the other's claim, however their steps interleave; META, written after the finder,
+    is too late for that."""
+    study.set_user_attr(CLAIM + owner, mine)
+    for key, other in study.user_attrs.items():
+        if not key.startswith(CLAIM) or key == CLAIM + owner or not isinstance(other, dict):
+            continue
+        diff = _conflict(mine, other)
+        if diff is not None:
+            study.set_user_attr(CLAIM + owner, None)  # withdrawn: a corrected rerun is not refused by it
+            raise ValueError(
+                f"{where}: another worker ({key[len(CLAIM) :]}) joined it with {diff} (this worker's); "
+                "give every worker the same settings or another study name"
+            )
 
 
 def _stored_space(study: Any) -> SearchSpace:
@@ -490,205 +529,227 @@ def tune(
         # the task's batches per epoch: another batch size or data set is another problem (and LR)
         "steps_per_epoch": total_steps // n_epochs,
     }
-    meta = study.user_attrs.get(META)
-    if meta is None:
-        if lr_range is not None:
-            space = SearchSpace(lr_range=lr_range, kinds=want_kinds or SearchSpace().kinds)
-        elif finder:
-            space = _finder_space(t, seed, optimizer, finder_repeats, want_kinds, say)
-        else:
-            space = SearchSpace(kinds=want_kinds or SearchSpace().kinds)
-        study.set_user_attr(META, {**settings, "space": space.to_dict()})
-        meta = study.user_attrs[META]  # workers that start together each run the finder; see _stored_space
-    else:
-        for key, value in settings.items():
-            if key in meta and meta[key] != value:  # a key an older lrkit did not store is not checked
-                raise ValueError(
-                    f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
-                    "give the same settings or another study name"
-                )
-    space = SearchSpace.from_dict(meta["space"])
-    if want_kinds is not None and set(want_kinds) != set(space.kinds):  # in any order
-        raise ValueError(
-            f"study {name!r} searches kinds {list(space.kinds)}, not {list(want_kinds)}; "
-            "give the same kinds or another study name"
-        )
-    if lr_range is not None and not all(
-        math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lr_range, space.lr_range, strict=True)
-    ):
-        raise ValueError(
-            f"study {name!r} searches lr_range {space.lr_range}, not {lr_range}; "
-            "give the same range or another study name"
-        )
-    say(
-        f"study {name!r} in {shown}: {metric_name} ({direction}), "
-        f"{plural(n_epochs, 'epoch')} per trial, peak LR in "
-        f"[{space.lr_range[0]:.3g}, {space.lr_range[1]:.3g}], kinds {', '.join(space.kinds)}"
-    )
-
-    before = _counts(study)
-    done = before["COMPLETE"] + before["PRUNED"]
-    if done >= trials:  # a re-run of a finished study: say so rather than print a report out of nowhere
-        say(
-            f"the study already has {plural(done, 'finished trial')} of the {trials} asked for: nothing to "
-            "run (raise --trials / trials= to add more)"
-        )
-    children: list[Any] = []
-    spent = deadline is not None and _clock() >= deadline  # e.g. by the finder: no process to start
-    if workers > 1 and done < trials and not spent:  # nor does a finished study
-        ctx = multiprocessing.get_context("spawn")
-        for i in range(1, workers):
-            j = _worker_index(worker, workers, i)
-            kwargs = {
-                "task": t.name,
-                "trials": trials,
-                "timeout": timeout,
-                "_deadline": deadline,
-                "storage": url,
-                "study_name": name,
-                "seed": seed,
-                "epochs": n_epochs,
-                "optimizer": optimizer,
-                "pruner": pruner,
-                "worker": j,
-                "heartbeat": heartbeat,
-                "grace": grace,
-                "max_retry": max_retry,
-                "train_seed": train_seed,
-                "diverge_factor": diverge_factor,
-                "progress": _Prefixed(f"worker {j}: ") if progress is not None else None,
-                "verbosity": optuna.logging.get_verbosity(),
-                "parent": os.getpid(),
-            }
-            p = ctx.Process(target=_child, args=(kwargs,), daemon=True, name=f"lrkit-tune-{i}")
-            p.start()
-            children.append(p)
-
     owner = owner_token()
-    current: dict[str, Any] = {}
-
-    def objective(trial: Any) -> float:
-        current.clear()
-        current["number"] = trial.number
-        try:
-            trial.set_user_attr("worker", owner)
-            trial.set_user_attr("worker_index", index)
-            point = _stored_space(study).sample(trial)
-            spec = build_spec(**point, total_steps=total_steps)
-            trial.set_user_attr("spec", spec)
-
-            def on_epoch(epoch: int, metric: float) -> None:
-                if not math.isfinite(metric):
-                    return
-                trial.report(metric, epoch)
-                # after the last epoch the run is over and this is its value: nothing left to save
-                if epoch < n_epochs and trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {epoch}: {metric_name} {metric:.4g}")
-
-            with user_code(f"task {t.name!r} (trial {trial.number}: {spec})"):
-                rec = run_strategy(
-                    t,
-                    Strategy(f"trial {trial.number}", spec, optimizer),
-                    seed=train_seed,
-                    epochs=n_epochs,
-                    diverge_factor=diverge_factor,
-                    on_epoch=on_epoch,
-                )
-            trial.set_user_attr("status", rec.status)
-            if rec.diverged_step is not None:
-                trial.set_user_attr("diverged_step", rec.diverged_step)
-            return rec.final_metric if rec.final_metric is not None else worst
-        except optuna.TrialPruned:
-            raise
-        except BaseException as exc:
-            current["error"] = exc
-            raise
-
-    def on_trial(study: Any, frozen: Any) -> None:
-        c = _counts(study)
-        best = _best(study)
-        value = "" if frozen.value is None else f" {metric_name} {frozen.value:.4g}"
-        status = frozen.user_attrs.get("status", "")
-        note = " (diverged)" if status == "diverged" else ""
-        retry = frozen.system_attrs.get("failed_trial")
-        again = f" (retry of trial {retry})" if retry is not None else ""
-        best_text = "" if best is None else f"; best {best.value:.4g} (trial {best.number})"
+    _claim(
+        study,
+        owner,
+        {
+            **settings,
+            "kinds": None if want_kinds is None else sorted(want_kinds),
+            "lr_range": None if lr_range is None else [float(x) for x in lr_range],
+        },
+        f"study {name!r} in {shown}",
+    )
+    try:
+        meta = study.user_attrs.get(META)
+        if meta is None:
+            if lr_range is not None:
+                space = SearchSpace(lr_range=lr_range, kinds=want_kinds or SearchSpace().kinds)
+            elif finder:
+                space = _finder_space(t, seed, optimizer, finder_repeats, want_kinds, say)
+            else:
+                space = SearchSpace(kinds=want_kinds or SearchSpace().kinds)
+            study.set_user_attr(META, {**settings, "space": space.to_dict()})
+            meta = study.user_attrs[
+                META
+            ]  # workers that start together each run the finder; see _stored_space
+        else:
+            for key, value in settings.items():
+                if key in meta and meta[key] != value:  # a key an older lrkit did not store is not checked
+                    raise ValueError(
+                        f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
+                        "give the same settings or another study name"
+                    )
+        space = SearchSpace.from_dict(meta["space"])
+        if want_kinds is not None and set(want_kinds) != set(space.kinds):  # in any order
+            raise ValueError(
+                f"study {name!r} searches kinds {list(space.kinds)}, not {list(want_kinds)}; "
+                "give the same kinds or another study name"
+            )
+        if lr_range is not None and not all(
+            math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lr_range, space.lr_range, strict=True)
+        ):
+            raise ValueError(
+                f"study {name!r} searches lr_range {space.lr_range}, not {lr_range}; "
+                "give the same range or another study name"
+            )
         say(
-            f"[{c['COMPLETE'] + c['PRUNED']}/{trials}] trial {frozen.number}{again} "
-            f"{frozen.state.name.lower()}{value}{note}{best_text}: {frozen.user_attrs.get('spec', '')}"
+            f"study {name!r} in {shown}: {metric_name} ({direction}), "
+            f"{plural(n_epochs, 'epoch')} per trial, peak LR in "
+            f"[{space.lr_range[0]:.3g}, {space.lr_range[1]:.3g}], kinds {', '.join(space.kinds)}"
         )
 
-    waiting_said = twin_said = timed_out = False
-    began: float | None = None  # when this worker's last trial started (None: it has waited since)
-    last: set[int] | None = None  # the trials other workers were running when the budget was reached
-    quiet = _SaidByLrkit()
-    optuna_log = logging.getLogger("optuna.study._optimize")
-    optuna_log.addFilter(quiet)
-    try:
-        while True:
-            _fail_stale(study)
-            _fail_orphans(study, rdb, 2 * heartbeat if grace is None else grace, say)
-            now = study.get_trials(deepcopy=False)
-            twin = None if twin_said else _twin(now, index, owner)
-            if twin is not None:
-                say(
-                    f"another worker ({twin}) is worker {index} too: the two sample the same points; give "
-                    "each machine its own --worker-id / worker= (and the same --workers)"
-                )
-                twin_said = True
-            states = {tr.number: tr.state.name for tr in now}
-            finished = sum(state in ("COMPLETE", "PRUNED") for state in states.values())
-            running = {number for number, state in states.items() if state == "RUNNING"}
-            if finished >= trials:  # wait for those (one trial at most), so every worker ends on one best
-                last = running if last is None else last & running
-                if not last:
-                    break
-            if deadline is not None and timeout is not None and _clock() >= deadline:
-                timed_out = finished < trials
-                say(_out_of_time(timeout, _clock() - (deadline - timeout), began, deadline, finished, trials))
-                break
-            if last or finished + len(running) >= trials:
-                if not waiting_said:
-                    say(f"waiting for {plural(len(last or running), 'running trial')} of other workers")
-                    waiting_said = True
-                began = None
-                nap = min(1.0, heartbeat / 2)
-                time.sleep(nap if deadline is None else max(0.0, min(nap, deadline - _clock())))
-                continue
-            waiting_said = False
-            began = _clock()
-            try:
-                with warnings.catch_warnings():  # Optuna 4.3 calls its "experimental" fail_stale_trials
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    study.optimize(objective, n_trials=1, callbacks=[on_trial], gc_after_trial=False)
-            except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
-                if exc is current.get("error") or "number" not in current:
-                    raise
-                number = current["number"]
-                state = next(
-                    (tr.state.name for tr in study.get_trials(deepcopy=False) if tr.number == number), ""
-                )
-                if state != "FAIL":
-                    raise
-                say(
-                    f"trial {number} was failed by another worker (its heartbeat was late); "
-                    "its retry counts instead"
-                )
-    finally:
-        optuna_log.removeFilter(quiet)
-        for p in children:
-            p.join()
-    for i, p in enumerate(children, 1):  # the study is finished: a worker that died (OOM) is only news
-        if p.exitcode:
-            why = f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
+        before = _counts(study)
+        done = before["COMPLETE"] + before["PRUNED"]
+        if done >= trials:  # a re-run of a finished study: say so rather than print a report out of nowhere
             say(
-                f"worker {_worker_index(worker, workers, i)} ended early ({why}); the others finished the "
-                "study without it"
+                f"the study already has {plural(done, 'finished trial')} of the {trials} asked for: "
+                "nothing to run (raise --trials / trials= to add more)"
             )
-    space = _stored_space(study)
-    res = _result(study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed)
-    res.trials, res.timeout, res.timed_out = trials, timeout, timed_out and res.finished < trials
-    return res
+        children: list[Any] = []
+        spent = deadline is not None and _clock() >= deadline  # e.g. by the finder: no process to start
+        if workers > 1 and done < trials and not spent:  # nor does a finished study
+            ctx = multiprocessing.get_context("spawn")
+            for i in range(1, workers):
+                j = _worker_index(worker, workers, i)
+                kwargs = {
+                    "task": t.name,
+                    "trials": trials,
+                    "timeout": timeout,
+                    "_deadline": deadline,
+                    "storage": url,
+                    "study_name": name,
+                    "seed": seed,
+                    "epochs": n_epochs,
+                    "optimizer": optimizer,
+                    "pruner": pruner,
+                    "worker": j,
+                    "heartbeat": heartbeat,
+                    "grace": grace,
+                    "max_retry": max_retry,
+                    "train_seed": train_seed,
+                    "diverge_factor": diverge_factor,
+                    "progress": _Prefixed(f"worker {j}: ") if progress is not None else None,
+                    "verbosity": optuna.logging.get_verbosity(),
+                    "parent": os.getpid(),
+                }
+                p = ctx.Process(target=_child, args=(kwargs,), daemon=True, name=f"lrkit-tune-{i}")
+                p.start()
+                children.append(p)
+
+        current: dict[str, Any] = {}
+
+        def objective(trial: Any) -> float:
+            current.clear()
+            current["number"] = trial.number
+            try:
+                trial.set_user_attr("worker", owner)
+                trial.set_user_attr("worker_index", index)
+                point = _stored_space(study).sample(trial)
+                spec = build_spec(**point, total_steps=total_steps)
+                trial.set_user_attr("spec", spec)
+
+                def on_epoch(epoch: int, metric: float) -> None:
+                    if not math.isfinite(metric):
+                        return
+                    trial.report(metric, epoch)
+                    # after the last epoch the run is over and this is its value: nothing left to save
+                    if epoch < n_epochs and trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after epoch {epoch}: {metric_name} {metric:.4g}")
+
+                with user_code(f"task {t.name!r} (trial {trial.number}: {spec})"):
+                    rec = run_strategy(
+                        t,
+                        Strategy(f"trial {trial.number}", spec, optimizer),
+                        seed=train_seed,
+                        epochs=n_epochs,
+                        diverge_factor=diverge_factor,
+                        on_epoch=on_epoch,
+                    )
+                trial.set_user_attr("status", rec.status)
+                if rec.diverged_step is not None:
+                    trial.set_user_attr("diverged_step", rec.diverged_step)
+                return rec.final_metric if rec.final_metric is not None else worst
+            except optuna.TrialPruned:
+                raise
+            except BaseException as exc:
+                current["error"] = exc
+                raise
+
+        def on_trial(study: Any, frozen: Any) -> None:
+            c = _counts(study)
+            best = _best(study)
+            value = "" if frozen.value is None else f" {metric_name} {frozen.value:.4g}"
+            status = frozen.user_attrs.get("status", "")
+            note = " (diverged)" if status == "diverged" else ""
+            retry = frozen.system_attrs.get("failed_trial")
+            again = f" (retry of trial {retry})" if retry is not None else ""
+            best_text = "" if best is None else f"; best {best.value:.4g} (trial {best.number})"
+            say(
+                f"[{c['COMPLETE'] + c['PRUNED']}/{trials}] trial {frozen.number}{again} "
+                f"{frozen.state.name.lower()}{value}{note}{best_text}: {frozen.user_attrs.get('spec', '')}"
+            )
+
+        waiting_said = twin_said = timed_out = False
+        began: float | None = None  # when this worker's last trial started (None: it has waited since)
+        last: set[int] | None = None  # the trials other workers were running when the budget was reached
+        quiet = _SaidByLrkit()
+        optuna_log = logging.getLogger("optuna.study._optimize")
+        optuna_log.addFilter(quiet)
+        try:
+            while True:
+                _fail_stale(study)
+                _fail_orphans(study, rdb, 2 * heartbeat if grace is None else grace, say)
+                now = study.get_trials(deepcopy=False)
+                twin = None if twin_said else _twin(now, index, owner)
+                if twin is not None:
+                    say(
+                        f"another worker ({twin}) is worker {index} too: the two sample the same points; "
+                        "give each machine its own --worker-id / worker= (and the same --workers)"
+                    )
+                    twin_said = True
+                states = {tr.number: tr.state.name for tr in now}
+                finished = sum(state in ("COMPLETE", "PRUNED") for state in states.values())
+                running = {number for number, state in states.items() if state == "RUNNING"}
+                if finished >= trials:  # wait for those (one trial at most), so every worker ends on one best
+                    last = running if last is None else last & running
+                    if not last:
+                        break
+                if deadline is not None and timeout is not None and _clock() >= deadline:
+                    timed_out = finished < trials
+                    say(
+                        _out_of_time(
+                            timeout, _clock() - (deadline - timeout), began, deadline, finished, trials
+                        )
+                    )
+                    break
+                if last or finished + len(running) >= trials:
+                    if not waiting_said:
+                        say(f"waiting for {plural(len(last or running), 'running trial')} of other workers")
+                        waiting_said = True
+                    began = None
+                    nap = min(1.0, heartbeat / 2)
+                    time.sleep(nap if deadline is None else max(0.0, min(nap, deadline - _clock())))
+                    continue
+                waiting_said = False
+                began = _clock()
+                try:
+                    with warnings.catch_warnings():  # Optuna 4.3 calls its "experimental" fail_stale_trials
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        study.optimize(objective, n_trials=1, callbacks=[on_trial], gc_after_trial=False)
+                except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+                    if exc is current.get("error") or "number" not in current:
+                        raise
+                    number = current["number"]
+                    state = next(
+                        (tr.state.name for tr in study.get_trials(deepcopy=False) if tr.number == number), ""
+                    )
+                    if state != "FAIL":
+                        raise
+                    say(
+                        f"trial {number} was failed by another worker (its heartbeat was late); "
+                        "its retry counts instead"
+                    )
+        finally:
+            optuna_log.removeFilter(quiet)
+            for p in children:
+                p.join()
+        for i, p in enumerate(children, 1):  # the study is finished: a worker that died (OOM) is only news
+            if p.exitcode:
+                why = f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
+                say(
+                    f"worker {_worker_index(worker, workers, i)} ended early ({why}); the others finished "
+                    "the study without it"
+                )
+        space = _stored_space(study)
+        res = _result(
+            study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed
+        )
+        res.trials, res.timeout, res.timed_out = trials, timeout, timed_out and res.finished < trials
+        return res
+    finally:  # a claim left by a killed worker agrees with META; one that failed must not block a rerun
+        with contextlib.suppress(Exception):
+            study.set_user_attr(CLAIM + owner, None)
 
 
 def _out_of_time(

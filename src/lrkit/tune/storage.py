@@ -12,6 +12,7 @@ another program's file) is refused, never overwritten.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .._checks import check_int
+from .._paths import _stat_kind
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -39,17 +41,18 @@ def check_sqlite_path(path: str | Path, flag: str = "storage") -> Path:
     """``path`` if it can hold a tuning study: absent (created later, with its directory) or an existing
     Optuna SQLite database. Anything else (an empty file included) is refused with a ValueError, untouched."""
     p = Path(path)
-    if p.is_dir():
+    kind = _stat_kind(p, flag)  # a name the file system refuses (too long, NUL) is named, not an OSError
+    if kind == "dir":
         raise ValueError(f"{flag}: {str(p)!r} is a directory; expected an SQLite file or a database URL")
     for parent in p.parents:
-        if parent.exists():
+        if _stat_kind(parent, flag) is not None:
             if not parent.is_dir():
                 raise ValueError(
                     f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a directory"
                 )
             _check_writable(parent, p, flag)  # SQLite writes its journal beside the file, too
             break
-    if not p.exists():
+    if kind is None:
         return p
     if p.stat().st_size == 0:
         raise ValueError(
@@ -106,6 +109,8 @@ def storage_url(storage: str | Path | None, flag: str = "storage") -> str:
     argument, or the command-line flag that gave it)."""
     if storage is None:
         storage = DEFAULT_STORAGE
+    if isinstance(storage, str):
+        check_storage_text(storage, flag)
     if isinstance(storage, Path) or (isinstance(storage, str) and "://" not in storage):
         if isinstance(storage, str) and not storage.strip():
             raise ValueError(f"{flag} must be a file path or a database URL, got ''")
@@ -132,6 +137,36 @@ def storage_url(storage: str | Path | None, flag: str = "storage") -> str:
         # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; use whichever driver is installed
         return f"postgresql+{_postgres_driver()}://{rest}"
     return storage
+
+
+def check_storage_text(storage: str, flag: str) -> None:
+    """Refuse spaces around a storage, and a path that starts with a database URL's scheme
+    (``postgresql:/HOST...`` or ``postgresql//...``: a slash or the colon lost): taken as a path, a
+    mistyped URL would tune into a local SQLite file named after it (password included) while the user
+    believes the study is on the server."""
+    if storage.strip() and storage.strip() != storage:
+        lead = storage[: len(storage) - len(storage.lstrip())]
+        trail = storage[len(storage.rstrip()) :]
+        raise ValueError(
+            f"{flag}: remove the spaces around it, got {lead + mask_url(storage.strip()) + trail!r}"
+        )
+    if "://" in storage:
+        return
+    m = re.match(r"([A-Za-z][A-Za-z0-9.-]*)(\+[A-Za-z0-9_.-]+)?(:/?(?!/)|//)", storage)
+    if m is None or m.group(1).lower() not in ("sqlite", *SERVER_SCHEMES):
+        return
+    scheme = m.group(1) + (m.group(2) or "")
+    rest = storage[m.end() :]
+    fixed = f"{scheme}:///{rest}" if m.group(1).lower() == "sqlite" else f"{scheme}://{rest}"
+    raise ValueError(
+        f"{flag}: {_masked_text(storage)!r} is not a URL ({scheme}:// needs a colon and two slashes) nor a "
+        f"file path; did you mean {_masked_text(fixed)!r}?"
+    )
+
+
+def _masked_text(text: str) -> str:
+    """``text`` with a URL's password hidden, also where the URL is malformed (``USER:PASSWORD@``)."""
+    return re.sub(r"([^:/@]+):([^@/]*)@", r"\1:***@", text)
 
 
 def _postgres_driver() -> str:

@@ -1,0 +1,102 @@
+"""Workers that start a study together with different settings: the study's settings are stored after the
+LR finder, so a second worker started while the first one's finder ran used to skip the check and train
+its own configuration into the shared study (a worker's printed best could be the other's trial). Each
+worker now writes its settings as a claim before its finder and refuses a study another worker claimed
+differently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+torch = pytest.importorskip("torch")
+
+
+def _second_worker_during_the_finder(
+    monkeypatch: pytest.MonkeyPatch, **second: Any
+) -> tuple[list[BaseException], list[Any]]:
+    """Make the first worker's finder start a second worker (same process) with ``second`` options:
+    the second starts after the first's claim and before the first has stored the study's settings."""
+    import lrkit.tune.core as core
+    from lrkit.tune import SearchSpace, tune
+
+    errors: list[BaseException] = []
+    results: list[Any] = []
+    calls: list[int] = []
+
+    def finder_space(*args: Any, **kwargs: Any) -> SearchSpace:
+        calls.append(1)
+        if len(calls) == 1:
+            try:
+                results.append(tune("tiny_tune_task:tiny", **second))
+            except ValueError as exc:
+                errors.append(exc)
+        return SearchSpace(lr_range=(1e-3, 1.0))
+
+    monkeypatch.setattr(core, "_finder_space", finder_space)
+    return errors, results
+
+
+@pytest.mark.parametrize(
+    ("differs", "said"),
+    [({"epochs": 2}, "epochs=1, not 2"), ({"train_seed": 7}, "train_seed=0, not 7")],
+)
+def test_a_worker_started_during_another_s_finder_with_other_settings_is_refused(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None, differs: dict[str, Any], said: str
+) -> None:
+    from lrkit.tune import open_storage, tune
+
+    db = tmp_path / "s.db"
+    mp = pytest.MonkeyPatch()
+    try:
+        errors, results = _second_worker_during_the_finder(
+            mp, trials=2, storage=db, **{"epochs": 1, "train_seed": 0, **differs}
+        )
+        first = tune("tiny_tune_task:tiny", trials=2, storage=db, epochs=1, train_seed=0)
+    finally:
+        mp.undo()
+    assert results == [] and len(errors) == 1
+    assert "another worker" in str(errors[0]) and said in str(errors[0])
+    study = optuna.load_study(study_name=first.study_name, storage=open_storage(db))
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 2 and all(len(t.intermediate_values) == 1 for t in trials)  # all 1-epoch trials
+    # every claim was withdrawn at the end (the refused one at once): a later worker is checked against
+    # the stored settings only
+    claims = {k: v for k, v in study.user_attrs.items() if k.startswith("lrkit-worker:")}
+    assert claims and all(v is None for v in claims.values())
+    with pytest.raises(ValueError, match=r"was started with epochs=1, not 2"):
+        tune("tiny_tune_task:tiny", trials=3, storage=db, epochs=2, train_seed=0, finder=False)
+    again = tune("tiny_tune_task:tiny", trials=3, storage=db, epochs=1, train_seed=0, finder=False)
+    assert again.finished == 3
+
+
+def test_a_worker_with_the_same_settings_joins_and_a_refused_one_leaves_no_claim(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None
+) -> None:
+    from lrkit.tune import tune
+
+    db = tmp_path / "s.db"
+    mp = pytest.MonkeyPatch()
+    try:
+        errors, results = _second_worker_during_the_finder(mp, trials=2, storage=db, epochs=1)
+        first = tune("tiny_tune_task:tiny", trials=2, storage=db, epochs=1)
+    finally:
+        mp.undo()
+    assert errors == [] and len(results) == 1 and results[0].finished == 2
+    assert first.finished == 2 and first.best_trial == results[0].best_trial
+
+
+def test_claims_compare_kinds_and_lr_range_only_where_both_workers_give_them() -> None:
+    from lrkit.tune.core import _conflict
+
+    base = {"task": "t", "epochs": 3, "kinds": None, "lr_range": None}
+    assert _conflict(base, {**base, "kinds": ["cosine"], "lr_range": [1e-3, 1.0]}) is None
+    assert _conflict({**base, "kinds": ["cosine"]}, {**base, "kinds": ["linear"]}) == (
+        "kinds=['linear'], not ['cosine']"
+    )
+    assert _conflict({**base, "lr_range": [1e-3, 1.0]}, {**base, "lr_range": [1e-3, 1.0 + 1e-12]}) is None
+    assert _conflict({**base, "lr_range": [1e-3, 1.0]}, {**base, "lr_range": [1e-3, 2.0]}) is not None
+    assert _conflict({**base, "epochs": 3}, {"task": "t"}) is None  # a key the other did not give
