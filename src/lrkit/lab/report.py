@@ -543,9 +543,15 @@ class MissingFontWarning(UserWarning):
     """A Korean report's figures are drawn in English: matplotlib knows no font that has Hangul."""
 
 
+#: syllables a font must draw, each its own glyph, to count as one with Hangul
+HANGUL_PROBE = "학습률손실"
+
+
 @functools.lru_cache(maxsize=1)
 def _hangul_font() -> str | None:
-    """The family name of an installed font that draws Hangul (:data:`HANGUL_FONTS` first), or None."""
+    """The family name of an installed font that draws Hangul (:data:`HANGUL_FONTS` first), or None. A font
+    draws Hangul when each syllable of :data:`HANGUL_PROBE` has a glyph of its own: matplotlib's Last
+    Resort font has a glyph for every character, one box per Unicode block."""
     from matplotlib import font_manager
     from matplotlib.ft2font import FT2Font
 
@@ -555,7 +561,8 @@ def _hangul_font() -> str | None:
             font = FT2Font(entry.fname)
         except (OSError, RuntimeError):  # a font file matplotlib listed but cannot open now
             continue
-        if all(font.get_char_index(ord(c)) for c in "학습률손실"):
+        glyphs = {font.get_char_index(ord(c)) for c in HANGUL_PROBE}
+        if 0 not in glyphs and len(glyphs) == len(HANGUL_PROBE):
             return str(entry.name)
     return None
 
@@ -578,7 +585,7 @@ def _figure_language(lang: str) -> tuple[Messages, list[str] | None]:
             "(the page and lab.md are Korean); install one, e.g. NanumGothic (Debian/Ubuntu: apt install "
             "fonts-nanum) or Noto Sans CJK KR, remove matplotlib's font cache "
             f"({matplotlib.get_cachedir()}/fontlist-*.json) and make the report again (lrkit report DIR "
-            "--lang ko)",
+            f"--lang {lang})",
             MissingFontWarning,
             stacklevel=2,
         )
