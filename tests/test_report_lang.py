@@ -340,13 +340,24 @@ def test_lrkit_report_lang_ko(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_lrkit_lab_lang_ko(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lrkit_lab_lang_ko(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("torch")
     from lrkit.cli import main
+    from lrkit.lab import cli as lab_cli
 
     out = tmp_path / "o"
     argv = ["lab", "--strategy", "c=constant(0.05)", "--epochs", "1", "--workers", "1", "--out", str(out)]
-    assert main([*argv, "--lang", "ko"]) == 0
+
+    def broken(*args: object, **kwargs: object) -> list[Path]:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lab_cli, "write_outputs", broken)
+    assert main([*argv, "--lang", "ko"]) == 1  # the hint to re-make the report keeps the language
+    assert f"lrkit report {out / 'lab.db'} --out DIR --lang ko" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert main([*argv, "--lang", "ko"]) == 0  # the run is in the database: only the report is written
     printed = capsys.readouterr().out
     assert "최고: c, 최종 검증 정확도 " in printed and "| 전략 |" in printed
     page = (out / "report.html").read_text(encoding="utf-8")
