@@ -138,7 +138,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     check_task(exp.task, flag)
     out = check_output_dir(exp.output or Path("lrkit-lab"), "--out", LAB_FILES)
     require_matplotlib()  # the report's figure: before the runs, not after them
-    db = check_db_path(exp.db or out / "lab.db", "--db")
+    db = check_db_path(exp.db or out / "lab.db", "--db", write=True)
     from ..adapters import torch as _needs_torch  # noqa: F401  (a missing torch, too)
 
     # an unknown task, a module that does not import, a broken factory, loss or metric: all fail here,

@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -146,6 +147,24 @@ def _nan(v: float | None) -> float:
     return math.nan if v is None else float(v)
 
 
+def readonly_uri(p: Path) -> str:
+    """The URI that opens ``p`` read-only. A database in WAL mode (a lab killed while writing, or one an
+    older lrkit wrote) needs its ``-shm`` file, which SQLite creates beside it even to read; in a folder
+    that cannot be written (a read-only mount or archive, another user's folder) it is opened as
+    immutable when nothing waits in its write-ahead log, instead of failing as if the file were damaged.
+    A log that holds changes cannot be read there: a ValueError says to copy the folder."""
+    uri = f"{p.resolve().as_uri()}?mode=ro"
+    if os.access(p.parent, os.W_OK | os.X_OK) or Path(f"{p}-shm").exists():
+        return uri
+    wal = Path(f"{p}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise ValueError(
+            f"{str(p)!r} lies in a folder that cannot be written, and its write-ahead log ({wal.name}) holds "
+            "changes SQLite can only read by writing beside it: copy the folder somewhere writable"
+        )
+    return uri + "&immutable=1"
+
+
 def _read_meta(p: Path) -> tuple[tuple[str] | None, tuple[str] | None, str | None]:
     """``(format, version, None)`` rows of an SQLite file's lrkit_meta, read-only; ``(None, None, None)``
     when it has no such table, ``(None, None, error)`` when SQLite cannot read it (a damaged or cut
@@ -153,7 +172,7 @@ def _read_meta(p: Path) -> tuple[tuple[str] | None, tuple[str] | None, str | Non
     read-only reader fail for an instant (WAL checkpoint): such errors are retried for a few seconds."""
     for attempt in range(60):
         try:
-            con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            con = sqlite3.connect(readonly_uri(p), uri=True, timeout=30.0)
             try:
                 row = con.execute("SELECT value FROM lrkit_meta WHERE key = 'format'").fetchone()
                 version = con.execute("SELECT value FROM lrkit_meta WHERE key = 'version'").fetchone()
@@ -172,10 +191,12 @@ def _read_meta(p: Path) -> tuple[tuple[str] | None, tuple[str] | None, str | Non
     return None, None, None
 
 
-def check_db_path(path: str | Path, flag: str = "--db") -> Path:
+def check_db_path(path: str | Path, flag: str = "--db", *, write: bool = False) -> Path:
     """``path`` if it can hold an lrkit lab database: absent (its folder is created later), or an
     existing lrkit database. A directory, a file under a non-directory, or any other existing file
-    (another program's SQLite database included) is refused with a ValueError: it is never overwritten."""
+    (another program's SQLite database included) is refused with a ValueError: it is never overwritten.
+    ``write``: the database will be written, so its folder (or the nearest one that exists) must be
+    writable: SQLite writes its journal beside the file."""
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{flag}: {str(p)!r} is a directory; expected a database file")
@@ -184,6 +205,13 @@ def check_db_path(path: str | Path, flag: str = "--db") -> Path:
             raise ValueError(
                 f"{flag}: {str(p)!r} lies under {str(parent)!r}, which is a file, not a directory"
             )
+        if write and parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(
+                f"{flag}: cannot write {str(p)!r}: {str(parent)!r} cannot be written (SQLite writes its "
+                "journal beside the database); give a --db in a writable folder"
+            )
+        if parent.exists():
+            break
     if p.exists():
         try:
             with open(p, "rb") as f:
@@ -284,11 +312,12 @@ class ResultStore:
         """``check=False`` skips :func:`check_db_path`, for a worker handed a path its lab has checked."""
         self.path = str(path)
         if self.path != ":memory:":
-            p = check_db_path(path) if check else Path(path)
+            p = check_db_path(path, write=True) if check else Path(path)
             p.parent.mkdir(parents=True, exist_ok=True)
             _remove_dead_tmp(p)
             if not p.exists():
                 _create(p)
+        self.writer = True
         self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         self.db.execute("PRAGMA busy_timeout = 60000")
         if self.path != ":memory:":
@@ -309,7 +338,8 @@ class ResultStore:
             raise ValueError(f"--db: {str(p)!r} does not exist")
         store = cls.__new__(cls)
         store.path = str(p)
-        store.db = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+        store.db = sqlite3.connect(readonly_uri(p), uri=True, timeout=60.0)
+        store.writer = False
         return store
 
     # --- plumbing -----------------------------------------------------------------------------------
@@ -325,6 +355,14 @@ class ResultStore:
         self.db.execute("COMMIT")
 
     def close(self) -> None:
+        """Close; the last writer to close leaves the file out of WAL mode, one file with nothing beside
+        it (a reader then creates no ``-shm``/``-wal`` files, and the file can be copied or read from a
+        read-only folder as it is). While another connection has it open the mode stays (SQLite refuses
+        at once: no wait)."""
+        if self.writer and self.path != ":memory:":
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("PRAGMA busy_timeout = 0")
+                self.db.execute("PRAGMA journal_mode = DELETE")
         self.db.close()
 
     def __enter__(self) -> ResultStore:
