@@ -11,10 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch.utils.data import DataLoader, IterableDataset  # noqa: E402
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset  # noqa: E402
 
 import lrkit  # noqa: E402
-from lrkit.finder import find_lr  # noqa: E402
+from lrkit.finder import NoSuggestionError, find_lr  # noqa: E402
 
 F = torch.nn.functional
 
@@ -112,3 +112,124 @@ def test_lrkit_find_on_a_stream_is_not_bad_input(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert captured.out.startswith("suggested LR")
+
+
+# --- 2. a sample that is not finite -----------------------------------------------------------------
+
+
+def _state(model: Any, opt: Any) -> tuple[dict[str, Any], Any]:
+    import copy
+
+    return {k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict())
+
+
+def _same(a: tuple[dict[str, Any], Any], b: tuple[dict[str, Any], Any]) -> bool:
+    return all(torch.equal(a[0][k], b[0][k]) for k in a[0]) and repr(a[1]) == repr(b[1])
+
+
+def _bad_loader(bad: float = float("inf"), shuffle: bool = False) -> Any:
+    x, y = _data(512)
+    x[100, 3] = bad  # one sample of 512: batch 3 (of 32), its row 4
+    return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=shuffle)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_a_sample_that_is_not_finite_is_named_not_taken_for_a_blow_up(bad: float) -> None:
+    """The ramp "blew up" wherever the batch came (even at 1e-7), escalation narrowed the ramp to
+    1e-7 .. 2.8e-7 and the verdict said flat / lower start_lr. Now: the batch, the tensor, the index."""
+    model, opt = _model()
+    before = _state(model, opt)
+    with pytest.raises(ValueError) as info:
+        find_lr(model, opt, _bad_loader(bad), F.cross_entropy, num_steps=40, repeats=2, budget=500)
+    text = str(info.value)
+    assert text.startswith(
+        f"batch 3 (counting from 0) of a pass over train_loader holds {bad} at batch[0][4, 3]"
+    )
+    assert "(1 of 320 values in batch[0] not finite)" in text and "no learning rate fixes this" in text
+    assert "clean the data" in text
+    assert _same(before, _state(model, opt))  # restored, as after any error
+
+
+def test_the_value_is_found_in_nested_batches_and_in_val_data() -> None:
+    x, y = _data(64)
+    x2 = x.clone()
+    x2[33, 1] = float("-inf")
+    batches = [{"inputs": (x[i : i + 32], x2[i : i + 32]), "labels": y[i : i + 32]} for i in (0, 32)]
+
+    def forward(model: Any, batch: Any) -> Any:
+        a, b = batch["inputs"]
+        return F.cross_entropy(model(a + b), batch["labels"])
+
+    where = r"^batch 1 \(counting from 0\) of a pass over train_loader holds -inf at "
+    with pytest.raises(ValueError, match=where + r"batch\['inputs'\]\[1\]\[1, 1\]"):
+        find_lr(*_model(), batches, forward=forward, num_steps=20, repeats=1)
+    with pytest.raises(ValueError, match=r"^val_data's batch 1 holds -inf at batch\['inputs'\]\[1\]\[1, 1\]"):
+        find_lr(*_model(), batches[:1], forward=forward, val_data=batches, num_steps=20, repeats=1)
+
+
+def test_auto_and_lrkit_find_name_the_data_not_a_missing_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """auto raised NoSuggestionError and lrkit find exited 3 ("a larger --budget may find a signal")."""
+    from lrkit.cli import main
+
+    for search in ("in_run", "separate"):
+        model, opt = _model()
+        before = _state(model, opt)
+        with pytest.raises(ValueError, match=r"holds inf at batch\[0\]\[4, 3\]") as info:
+            lrkit.auto(model, opt, _bad_loader(), F.cross_entropy, epochs=10, search=search, verbose=False)
+        assert not isinstance(info.value, NoSuggestionError)
+        assert _same(before, _state(model, opt))
+    (tmp_path / "bad_setup.py").write_text(
+        STREAM_SETUP
+        + textwrap.dedent(
+            """
+            from torch.utils.data import TensorDataset
+
+            def bad_data():
+                g = torch.Generator().manual_seed(0)
+                x = torch.randn(512, 10, generator=g)
+                y = (x[:, 0] > 0).long()
+                x[100, 3] = float("inf")
+                return DataLoader(TensorDataset(x, y), batch_size=32)
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["find", "--model", "bad_setup:model", "--data", "bad_setup:bad_data", "--out", "none"]
+    assert main([*argv, "--num-steps", "40", "--epochs", "10"]) == 2
+    assert "holds inf at batch[0][4, 3]" in capsys.readouterr().err
+
+
+def test_a_blow_up_on_finite_data_ends_the_ramp_as_before() -> None:
+    """The check reads the batch only when the loss is not finite, and finds nothing in finite data: the
+    ramp ends at the blow-up with a result, as it did."""
+    x, _ = _data(256)
+    y = x.sum(dim=1, keepdim=True) * 100
+    torch.manual_seed(0)
+    model = torch.nn.Linear(10, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+    res = find_lr(model, opt, loader, F.mse_loss, num_steps=60, end_lr=1e3, diverge_factor=None, repeats=2)
+    assert all(not torch.isfinite(torch.tensor(c.losses[-1])) for c in res.curves)
+    assert all(c.stopped_at == c.losses.size - 1 for c in res.curves)
+
+
+def test_data_whose_loss_masks_missing_values_is_not_refused_when_the_model_blows_up() -> None:
+    """Targets with NaN where a value is missing, masked by the loss: every batch holds NaN, and the
+    loss was finite on the batch before; a NaN loss at a high LR is then the model's, not the data's."""
+    x, _ = _data(256)
+    y = x[:, :2].sum(dim=1, keepdim=True).repeat(1, 2) * 100
+    y[::8, 1] = float("nan")  # in every batch of 32
+
+    def masked(out: Any, target: Any) -> Any:
+        ok = torch.isfinite(target)
+        return F.mse_loss(out[ok], target[ok])
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+    res = find_lr(model, opt, loader, masked, num_steps=60, end_lr=1e3, diverge_factor=None, repeats=1)
+    assert not torch.isfinite(torch.tensor(res.losses[-1])) and res.losses.size > 10

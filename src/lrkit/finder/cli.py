@@ -82,7 +82,8 @@ exit status:
   1    your code (--task MODULE:FUNCTION, --model, --data, --loss) raised (its
        traceback is printed), or the system refused (a file that cannot be
        written, out of memory)
-  2    bad input (a flag, a path, a task), refused before the test runs
+  2    bad input (a flag, a path, a task), refused before the test runs;
+       or data holding NaN or inf, met in the test (the batch is named)
   {EXIT_NO_SUGGESTION}    no suggestion: the curves show no usable signal; the reason and what
        to try (e.g. more --batches-per-step, a larger --budget) are printed,
        and the plot's title says it

@@ -52,10 +52,10 @@ from lrkit.finder.torch_driver import (
     _Cycle,
     _ddp,
     _group_ratios,
-    _mean_over_ranks,
     _offload_to,
     _optimizer_step,
     _resolve_device,
+    _rung_loss,
     _scalar_loss,
     _set_group_lrs,
     _Snapshot,
@@ -148,6 +148,8 @@ def ramp_in_run(
     (inf/NaN gradients) is retried, up to ``max_skipped`` times (then the rung's loss is inf). The
     scaler's state is part of every snapshot, so a kept or restored ramp leaves it consistent. With
     ``max_grad_norm`` every step clips the gradient's norm to it, as the training that follows should.
+    A batch whose loss and data are not finite raises a ``ValueError`` naming it, as in ``find_lr``
+    (everything restored).
     """
     _check_model_and_optimizer(model, optimizer)
     _check_loader(train_loader, "train_loader")
@@ -195,13 +197,14 @@ def ramp_in_run(
         _set_group_lrs(optimizer, ratios, lr)
         train_modes()
         for _attempt in range(k_skip):
-            loss, skipped = _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler, no_sync, clip)
+            loss, skipped = _optimizer_step(optimizer, train, loss_of, k_acc, grad_scaler, no_sync, clip)
             if not skipped:
                 break
         else:
             loss = math.inf
-        if distributed:  # one curve for all processes: each stops, keeps and suggests alike
-            loss = _mean_over_ranks(loss, dev, world)
+        # one curve for all processes (DDP): each stops, keeps and suggests alike; data that is not
+        # finite is named (a ValueError) rather than taken for a blow-up
+        loss = _rung_loss(loss, train, dev, distributed, world)
         if rung % snapshot_every == snapshot_every - 1:
             ring.append((rung, _Snapshot(model, optimizer, grad_scaler, [], lean=True, to=store)))
         rung += 1

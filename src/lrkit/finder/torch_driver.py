@@ -25,12 +25,13 @@ import inspect
 import math
 import random
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from lrkit._text import plural
 from lrkit.finder import core
 from lrkit.finder._data import known_length
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
@@ -346,10 +347,55 @@ class _Snapshot:
             s.epoch = epoch
 
 
+def _nonfinite(batch: Any, path: str = "batch") -> tuple[str, torch.Tensor] | None:
+    """The first floating (or complex) tensor in ``batch`` (a tensor, or tuples, lists and mappings of
+    them, in order) that holds a value that is not finite, as (its path, e.g. ``batch[0]``, the
+    tensor); None when there is none."""
+    if isinstance(batch, torch.Tensor):
+        numeric = batch.is_floating_point() or batch.is_complex()
+        if numeric and batch.layout == torch.strided and not bool(torch.isfinite(batch).all()):
+            return path, batch
+        return None
+    items: Iterable[tuple[Any, Any]] = ()
+    if isinstance(batch, (tuple, list)):
+        items = enumerate(batch)
+    elif isinstance(batch, Mapping):
+        items = batch.items()
+    for key, value in items:
+        found = _nonfinite(value, f"{path}[{key!r}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _nonfinite_data_error(batch: Any, loss: float, where: str, previous: Any = None) -> ValueError | None:
+    """When the loss of ``batch`` (``where``: which batch it was) is not finite: a ValueError naming the
+    first value in the batch that is not finite (its tensor, its index, how many), which no learning
+    rate fixes; None when the batch's floating tensors are all finite (the LR blew the model up), or
+    when ``previous``, the batch before it, held such values too (the loss then takes them, as one that
+    masks missing targets does, and it was finite on that one)."""
+    found = _nonfinite(batch)
+    if found is None or (previous is not None and _nonfinite(previous) is not None):
+        return None
+    path, t = found
+    bad = ~torch.isfinite(t)
+    first = tuple(int(i) for i in torch.nonzero(bad)[0].tolist())
+    at = f"{path}[{', '.join(map(str, first))}]" if first else path
+    return ValueError(
+        f"{where} holds {t[first].item()} at {at} ({int(bad.sum())} of {t.numel()} values in {path} not "
+        f"finite), and its loss was {loss}: the data is broken, not the learning rate, so no learning "
+        "rate fixes this; clean the data (drop or fix the samples where torch.isfinite(x) is False) "
+        "and run the test again"
+    )
+
+
 class _Cycle:
     """Batches from a loader, starting a new pass whenever it is exhausted; a sampler with an epoch
     (``DistributedSampler``) gets ``set_epoch(epoch + 1)`` first, as a training loop's next epoch
-    would, else every pass would repeat the first one's order (the snapshot puts the epoch back)."""
+    would, else every pass would repeat the first one's order (the snapshot puts the epoch back).
+    :meth:`check_loss` keeps the error of the first batch whose loss was not finite because its data
+    is not (:func:`_nonfinite_data_error`) in ``bad``, for the rung to raise once it is over (under
+    DDP, once every process has seen it: :func:`_rung_loss`)."""
 
     def __init__(self, loader: Iterable[Any], name: str) -> None:
         self.loader = loader
@@ -357,19 +403,34 @@ class _Cycle:
         self.it: Iterator[Any] | None = None
         self.samplers = _samplers_with_epoch(loader)
         self.drawn = 0  # batches drawn in all: an iterator that yields none *after* some is one-shot
+        self.index = -1  # the last batch's index in its pass over the loader
+        self.previous: Any = None  # the batch drawn before the last one
+        self.last: Any = None
+        self.bad: ValueError | None = None
 
     def restart(self) -> None:
         self.it = iter(self.loader)
+        self.index = -1
+
+    def check_loss(self, batch: Any, loss: float) -> None:
+        """``batch``, the last one drawn, had the loss ``loss``: when that is not finite and so is a value
+        in the batch, keep the first such error in ``bad``. Only then is the batch read: the normal path
+        costs nothing."""
+        if self.bad is None and not math.isfinite(loss):
+            where = f"batch {self.index} (counting from 0) of a pass over {self.name}"
+            self.bad = _nonfinite_data_error(batch, loss, where, self.previous)
 
     def next(self) -> Any:
         if self.it is None:
             self.it = iter(self.loader)
+            self.index = -1
         try:
             batch = next(self.it)
         except StopIteration:
             for s in self.samplers:
                 s.set_epoch(s.epoch + 1)
             self.it = iter(self.loader)
+            self.index = -1
             try:
                 batch = next(self.it)
             except StopIteration:
@@ -384,10 +445,13 @@ class _Cycle:
                     "endless generator"
                 ) from None
         self.drawn += 1
+        self.index += 1
+        self.previous, self.last = self.last, batch
         return batch
 
     def close(self) -> None:
         self.it = None
+        self.previous = self.last = None
 
 
 def _ddp() -> tuple[bool, int]:
@@ -402,11 +466,33 @@ def _rank() -> int:
     return torch.distributed.get_rank() if _ddp()[0] else 0
 
 
-def _mean_over_ranks(value: float, dev: torch.device, world: int) -> float:
-    """``value`` averaged over the ``world`` processes (every one gets the same mean)."""
-    t = torch.tensor([value], dtype=torch.float64, device=dev)
+def _mean_over_ranks(value: float, dev: torch.device, world: int, flag: bool = False) -> tuple[float, int]:
+    """``value`` averaged over the ``world`` processes, and how many of them raised ``flag`` (every one
+    gets the same two numbers, from one all-reduce)."""
+    t = torch.tensor([value, float(flag)], dtype=torch.float64, device=dev)
     torch.distributed.all_reduce(t)
-    return float(t.item()) / world
+    return float(t[0].item()) / world, round(float(t[1].item()))
+
+
+def _rung_loss(value: float, train: _Cycle, dev: torch.device, distributed: bool, world: int) -> float:
+    """A rung's loss as the curve records it: ``value`` (under DDP averaged over the processes). When
+    the rung met data that is not finite (``train.bad``, on any process), its ValueError instead: the
+    process that met it raises that, the others one that points at it, so that none waits for another
+    in a collective."""
+    bad, train.bad = train.bad, None
+    others = 0
+    if distributed:
+        value, flagged = _mean_over_ranks(value, dev, world, bad is not None)
+        others = flagged - (bad is not None)
+    if bad is not None:
+        raise bad
+    if others:
+        raise ValueError(
+            f"{plural(others, 'other process', 'other processes')} met data that is not finite in "
+            f"{train.name} (this one's was finite): see the error it raised, which names the batch; no "
+            "learning rate fixes this: clean the data"
+        )
+    return value
 
 
 def _check_lr_fits(optimizer: torch.optim.Optimizer, ratios: Sequence[float], end_lr: float) -> None:
@@ -604,7 +690,7 @@ def clip_gradients(optimizer: torch.optim.Optimizer, max_grad_norm: float, grad_
 
 def _optimizer_step(
     optimizer: torch.optim.Optimizer,
-    next_batch: Callable[[], Any],
+    batches: _Cycle,
     loss_of: Callable[[Any], torch.Tensor],
     k_acc: int,
     grad_scaler: Any,
@@ -621,13 +707,16 @@ def _optimizer_step(
     for k in range(k_acc):
         ctx = no_sync() if (no_sync is not None and k < k_acc - 1) else contextlib.nullcontext()
         with ctx:
-            loss = loss_of(next_batch())
+            batch = batches.next()
+            loss = loss_of(batch)
             part = loss / k_acc
             if grad_scaler is not None:
                 grad_scaler.scale(part).backward()
             else:
                 part.backward()  # type: ignore[no-untyped-call]
-        total += float(loss.detach())
+        value = float(loss.detach())
+        batches.check_loss(batch, value)  # data that is not finite is named when the rung is over
+        total += value
     if max_grad_norm is not None:
         clip_gradients(optimizer, max_grad_norm, grad_scaler)
     if grad_scaler is None:
@@ -759,11 +848,18 @@ def find_lr(
     each): ``budget`` an int is that many steps; a float in (0, 1] is that fraction of
     ``planned_steps`` (the optimizer steps of the planned training); by default, with
     ``planned_steps``, ``max(0.1 * planned_steps, one epoch)`` (``ceil(len(train_loader) /
-    accumulation_steps)`` steps); without either
+    accumulation_steps)`` steps; a loader without a length has no epoch); without either
     there is no budget and no escalation. A retry is sized to the budget left (fewer rungs, down to 16,
     then fewer repeats). The result says what was tried (``escalation``) and how many steps it took
     (``steps`` in all, ``first_steps`` of them in the first test); when no signal was found within the
     budget its ``suggestion`` is None.
+
+    **Data that is not finite.** When a batch's loss is not finite, its floating tensors are read (only
+    then): one that holds NaN or inf ends the test with a ``ValueError`` naming the batch, the tensor and
+    the index of the value, since no learning rate fixes it, rather than a curve that "blew up" at
+    whatever LR the batch came. A batch whose data is finite (a model the LR blew up) ends the ramp as
+    before, and so does one after a batch that held such values with a finite loss (a loss that masks
+    missing targets). Under DDP every process raises (the one that met the batch names it).
 
     **Schedule-Free** optimizers (``schedulefree``) are put in train mode for the test's steps (eval
     mode, their averaged weights, for the ``val_data`` loss), with their own ``warmup_steps`` held at 0
@@ -823,19 +919,23 @@ def find_lr(
     train_modes = training_modes(model)
 
     def optimizer_step() -> tuple[float, bool]:
-        return _optimizer_step(optimizer, train.next, loss_of, k_acc, grad_scaler, no_sync, clip)
+        return _optimizer_step(optimizer, train, loss_of, k_acc, grad_scaler, no_sync, clip)
 
-    def evaluate(batches: Iterable[Any]) -> float:
+    def evaluate(batches: Iterable[Any], label: str) -> float:
         # a Schedule-Free optimizer's evaluated weights are its average: eval mode, then back
         averaged = _schedule_free(optimizer)
         if averaged:
             optimizer.eval()  # type: ignore[attr-defined]
         model.eval()
-        total, count = 0.0, 0
+        total, count, previous = 0.0, 0, None
         with torch.no_grad():
             for batch in batches:
-                total += float(loss_of(batch))
+                value = float(loss_of(batch))
+                if not math.isfinite(value) and train.bad is None:  # raised once the rung is over
+                    train.bad = _nonfinite_data_error(batch, value, f"{label} {count}", previous)
+                total += value
                 count += 1
+                previous = batch
         train_modes()
         if averaged:
             optimizer.train()  # type: ignore[attr-defined]
@@ -860,12 +960,10 @@ def find_lr(
             total += loss
         value = total / batches_now
         if val_data is not None and math.isfinite(value):
-            value = evaluate(val_data)
+            value = evaluate(val_data, "val_data's batch")
         elif fixed is not None and math.isfinite(value):
-            value = evaluate(fixed)
-        if distributed:
-            value = _mean_over_ranks(value, dev, world)
-        return value
+            value = evaluate(fixed, "train_loader's fixed batch")
+        return _rung_loss(value, train, dev, distributed, world)
 
     loaders = [train_loader] + ([val_data] if val_data is not None else [])
     snapshot = _Snapshot(model, optimizer, grad_scaler, loaders)
