@@ -387,3 +387,19 @@ def test_the_demo_checks_its_language_first(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"--lang: expected one of 'en', 'ko', got 'xx'"):
         run_demo(tmp_path / "demo", lang="xx")
     assert not (tmp_path / "demo").exists()
+
+
+def test_lrkit_demo_passes_lang_to_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lrkit.demo
+    from lrkit.cli import main
+
+    seen: dict[str, object] = {}
+
+    def run_demo(out: Path, **kwargs: object) -> int:
+        seen.update(kwargs, out=out)
+        return 0
+
+    monkeypatch.setattr(lrkit.demo, "run_demo", run_demo)
+    assert main(["demo", "--out", str(tmp_path / "d"), "--lang", "ko", "--quick"]) == 0
+    assert seen["lang"] == "ko" and seen["quick"] is True
+    assert main(["demo", "--out", str(tmp_path / "e")]) == 0 and seen["lang"] == "en"

@@ -290,7 +290,8 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(check_output_dir(args.out, "--out"), quick=args.quick)  # '' refused, not the current dir
+    out = check_output_dir(args.out, "--out")  # '' refused, not the current dir
+    return run_demo(out, quick=args.quick, lang=args.lang)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -432,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="lrkit-demo", metavar="DIR", help="output directory (default: %(default)s)"
     )
     dp.add_argument("--quick", action="store_true", help="fewer epochs, for a fast look")
+    lab_cli.add_lang(dp)
     dp.set_defaults(func=cmd_demo)
 
     from .finder import cli as finder_cli
