@@ -49,7 +49,12 @@ from torch.optim.lr_scheduler import LRScheduler
 from .._checks import check_int
 from ..control.plateau import MissingStateKeys, Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
-from ..schedules.base import ScheduleLongerThanRunWarning, warn_longer_than_run
+from ..schedules.base import (
+    ScheduleLongerThanRunWarning,
+    ScheduleShorterThanRunWarning,
+    warn_longer_than_run,
+    warn_shorter_than_run,
+)
 from ..schedules.duration import MAX_STEPS, _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
@@ -61,6 +66,7 @@ __all__ = [
     "NoOptimizerStepWarning",
     "ScheduleLongerThanRunWarning",
     "ScheduleMismatchError",
+    "ScheduleShorterThanRunWarning",
     "Scheduler",
     "one_cycle_momentum",
     "scheduler",
@@ -93,8 +99,23 @@ IDLE_WARN = 8
 # -- argument handling ----------------------------------------------------------------------------
 
 
+def _refuse_function(x: object, where: str) -> None:
+    """A Python function given as a schedule (torch's ``LambdaLR`` habit): say what lrkit takes instead."""
+    if callable(x) and not isinstance(x, Schedule):
+        name = getattr(x, "__name__", type(x).__name__)
+        raise TypeError(
+            f"{where}: got a Python function ({name}); lrkit schedules are data, not code: a spec string "
+            "such as 'warmup(5%) >> cosine(lr=0.1)' or a Schedule (lrkit.Cosine(lr=0.1), ...), so that they "
+            "can be saved and checked on resume, plotted and compiled. Any curve of straight lines is "
+            "piecewise(points=[[0, 0.0], [10%, 1e-3], [100%, 1e-5]]), and pieces compose with >> (one after "
+            "another) and * (a product); for an arbitrary function, torch.optim.lr_scheduler.LambdaLR "
+            "still does the job (without lrkit)"
+        )
+
+
 def _per_group(x: object, n: int, where: str) -> tuple[tuple[Schedule, ...], bool]:
     """One schedule per group, and whether a single schedule was given for all of them."""
+    _refuse_function(x, where)
     if isinstance(x, (Schedule, str, Mapping)):
         s = as_schedule(x, where)
         return (s,) * n, True
@@ -104,6 +125,8 @@ def _per_group(x: object, n: int, where: str) -> tuple[tuple[Schedule, ...], boo
                 f"{where}: got {len(x)} schedules for {n} parameter groups; "
                 "give one schedule, or one per group"
             )
+        for i, v in enumerate(x):
+            _refuse_function(v, f"{where}[{i}]")
         return tuple(as_schedule(v, f"{where}[{i}]") for i, v in enumerate(x)), False
     raise TypeError(
         f"{where} must be a schedule or a list of one schedule per parameter group, "
@@ -112,7 +135,8 @@ def _per_group(x: object, n: int, where: str) -> tuple[tuple[Schedule, ...], boo
 
 
 def _resolve(s: Schedule, total_steps: float | None, steps_per_epoch: float | None, where: str) -> Schedule:
-    """``s`` resolved to steps; a :class:`ScheduleLongerThanRunWarning` when it outlasts ``total_steps``."""
+    """``s`` resolved to steps; a :class:`ScheduleLongerThanRunWarning` when it outlasts ``total_steps``, a
+    :class:`ScheduleShorterThanRunWarning` when it ends well before and then holds almost no LR."""
     r = s.resolve(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     if r.unresolved:
         raise ValueError(
@@ -122,6 +146,7 @@ def _resolve(s: Schedule, total_steps: float | None, steps_per_epoch: float | No
     if total_steps is not None:
         shown = repr(str(s)) if where == "schedule" else f"{where} = {str(s)!r}"
         warn_longer_than_run(r, total_steps, shown=shown, where="lrkit.torch.scheduler")
+        warn_shorter_than_run(r, total_steps, shown=shown, where="lrkit.torch.scheduler")
     return r
 
 
@@ -140,6 +165,21 @@ def _step_index(where: str, k: object) -> int:
 def _group_float(group: Mapping[str, Any], key: str) -> float:
     v = group[key]
     return float(v.item()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def _hparam_of(group: Mapping[str, Any], key: str) -> float:
+    """A group's value of a schedulable hyperparameter (``beta1``/``beta2``: a part of ``betas``)."""
+    if key in ("beta1", "beta2"):
+        v = group["betas"][0 if key == "beta1" else 1]
+        return float(v.item()) if isinstance(v, torch.Tensor) else float(v)
+    return _group_float(group, key)
+
+
+def _per_group_example(spec: str, held: list[float]) -> str:
+    """One schedule per group for the groups in ``held``: ``spec`` for those holding the largest value
+    (the ones a schedule is usually meant for: decayed weights), a constant at their value for the rest."""
+    top = max(held, key=abs)
+    return "[" + ", ".join(repr(spec) if v == top else f"'constant(lr={v:g})'" for v in held) + "]"
 
 
 def _state_number(name: str, v: object, high: float | None = None) -> float:
@@ -324,7 +364,15 @@ class _Base(LRScheduler):
                 raise ValueError(
                     f"hparams: param_groups[{i}][{key!r}] is {g[key]!r}, not a float to schedule"
                 )
-        raw, _ = _per_group(value, len(groups), f"hparams[{key!r}]")
+        raw, shared = _per_group(value, len(groups), f"hparams[{key!r}]")
+        held = [_hparam_of(g, key) for g in groups]
+        if shared and len(set(held)) > 1:
+            raise ValueError(
+                f"hparams[{key!r}]: one schedule for {len(groups)} parameter groups whose {key} differ "
+                f"({held}) would give them all the same {key}; give one schedule per group, e.g. "
+                f"hparams={{{key!r}: {_per_group_example(str(raw[0]), held)}}} (a constant keeps a group "
+                f"at the {key} it has)"
+            )
         return tuple(_resolve(s, total_steps, steps_per_epoch, f"hparams[{key!r}]") for s in raw)
 
     # -- evaluation (numpy, float64) -------------------------------------------------------------
@@ -426,6 +474,22 @@ class _Base(LRScheduler):
             self._multiplier_changed()
         return cut
 
+    def _step_metric(self, metric: SupportsFloat) -> None:
+        """``step(metric)``: the metric goes to the plateau; without one, say what the argument is, since
+        torch's ``step(epoch)`` takes its place in code ported from torch."""
+        if self.plateau is None:
+            raise ValueError(
+                f"step({_short(metric)}): the positional argument of lrkit's step() is a metric for the "
+                "plateau (reduce-on-plateau), and this scheduler has no plateau; pass plateau=Plateau(...) "
+                "to lrkit.torch.scheduler for one. torch's scheduler.step(epoch) is step(epoch=k) (or "
+                "set_step(k)) here: k an integer count of this scheduler's steps (epochs with "
+                "interval='epoch'), the LR of step k in closed form. For a fractional epoch (torch's "
+                "CosineAnnealingWarmRestarts stepped with step(epoch + i / iters)), call step() after every "
+                "optimizer step and give the schedule in epochs, e.g. cosine_restarts(lr=0.1, period=10ep) "
+                "with steps_per_epoch=iters"
+            )
+        self.report(metric)
+
     # -- checkpoints -----------------------------------------------------------------------------
     def schedule_specs(self) -> dict[str, Any]:
         """What the LR curve is made of, as saved in :meth:`state_dict` and checked on load.
@@ -487,6 +551,18 @@ class _Base(LRScheduler):
             )
         state = state_dict
         missing = {"last_epoch", "base_lrs", "multiplier"} - set(state)
+        torch_keys = sorted({"_last_lr", "_step_count"} & set(state))
+        if missing and torch_keys:
+            raise MissingStateKeys(
+                "load_state_dict: this is the state_dict() of a torch scheduler (it has torch's "
+                f"{torch_keys}), not of an lrkit.torch scheduler (missing {sorted(missing)}); lrkit "
+                "does not read torch's internals. To go on from where it stopped, build the lrkit "
+                "scheduler with the schedule the torch one ran and call "
+                "scheduler.set_step(state['last_epoch']): last_epoch counts that scheduler's step() "
+                "calls, so if it was stepped once per epoch, build this one with interval='epoch' and "
+                "steps_per_epoch=..., or call set_step(state['last_epoch'] * steps_per_epoch) on one "
+                "stepped per batch. From then on save this scheduler's state_dict()"
+            )
         if missing:
             raise MissingStateKeys(
                 f"load_state_dict: not an lrkit.torch scheduler state (missing {sorted(missing)}; "
@@ -570,16 +646,56 @@ class _Base(LRScheduler):
         )
 
 
-class _StepFlag:
-    """Set by an optimizer step post-hook: whether the optimizer stepped since the scheduler did."""
+#: ``found_inf`` flags of fused steps kept before they are folded into one (a tensor op, no host sync)
+_FOUND_KEPT = 64
 
-    __slots__ = ("count", "ever", "found_inf", "stepped")
+
+class _StepFlag:
+    """The optimizer step post-hook (a module-level class, so a scheduler pickles and copies): whether
+    the optimizer stepped since the scheduler did, and whether a ``GradScaler`` skipped all those steps.
+
+    ``GradScaler`` does not call ``step()`` of an optimizer it skips, except a fused one, which it calls
+    with a ``found_inf`` tensor (inf/NaN gradients: > 0) that the optimizer then applies or not; those
+    flags are kept (no host sync) and read once, by :meth:`all_skipped`.
+    """
+
+    __slots__ = ("count", "ever", "found", "stepped", "taken")
 
     def __init__(self) -> None:
         self.stepped = False
         self.ever = False  # the optimizer has stepped since the scheduler was made
         self.count = 0  # optimizer steps since the scheduler's last step()
-        self.found_inf: torch.Tensor | None = None
+        self.taken = False  # one of them was surely taken (called without a found_inf)
+        self.found: list[torch.Tensor] = []  # else the found_inf flags of those fused steps
+
+    def __call__(self, opt: Optimizer, args: Any, kwargs: Any) -> None:
+        self.stepped = self.ever = True
+        self.count += 1
+        found = getattr(opt, "found_inf", None)
+        if not isinstance(found, torch.Tensor):
+            self.taken = True
+        elif not self.taken:
+            self.found.append(found)
+            if len(self.found) >= _FOUND_KEPT:  # an epoch of fused steps: fold them, keep memory flat
+                self.found = [torch.stack([f.reshape(()).float() for f in self.found]).amin()]
+
+    def all_skipped(self) -> bool:
+        """Whether a ``GradScaler`` skipped every optimizer step since :meth:`reset` (a host sync only
+        when they were all fused steps)."""
+        if self.taken or not self.found:
+            return False
+        return bool((torch.stack([f.reshape(()).float() for f in self.found]).amin() > 0).item())
+
+    def reset(self) -> None:
+        self.stepped = self.taken = False
+        self.count = 0
+        self.found = []
+
+    def copy(self) -> _StepFlag:
+        new = _StepFlag()
+        new.stepped, new.ever, new.count, new.taken = self.stepped, self.ever, self.count, self.taken
+        new.found = list(self.found)
+        return new
 
 
 def _hookable(optimizer: Optimizer) -> Optimizer:
@@ -609,9 +725,10 @@ class Scheduler(_Base):
 
     With ``follow_optimizer=True`` (the default) ``step()`` advances only if the optimizer stepped since
     the last ``step()``: a step that ``GradScaler`` skipped (inf/NaN gradients) leaves the schedule where
-    it is, and no warning is raised. (With a fused optimizer, which ``GradScaler`` steps anyway, the
-    ``found_inf`` flag it passes is read: one host sync per step.) ``follow_optimizer=False`` advances on
-    every call.
+    it is, and no warning is raised; with ``interval="epoch"`` an epoch advances when at least one of its
+    optimizer steps was taken. (A fused optimizer, which ``GradScaler`` steps anyway, is passed
+    ``found_inf`` flags; ``step()`` reads them: one host sync per call.) ``follow_optimizer=False``
+    advances on every call.
 
     Anything that takes a torch scheduler takes it: Lightning (``{"scheduler": s, "interval": "step"}``;
     with ``"reduce_on_plateau": True`` and a ``"monitor"`` it calls ``step(metric)``), transformers
@@ -644,14 +761,7 @@ class Scheduler(_Base):
         self._flag = _StepFlag()
         self._hook: Any = None
         if follow_optimizer:
-            flag = self._flag
-
-            def _stepped(opt: Optimizer, args: Any, kwargs: Any) -> None:
-                flag.stepped = flag.ever = True
-                flag.count += 1
-                flag.found_inf = getattr(opt, "found_inf", None)
-
-            self._hook = _hookable(optimizer).register_step_post_hook(_stepped)
+            self._hook = _hookable(optimizer).register_step_post_hook(self._flag)
         self._warned_epochwise = False
         self._idle_calls = 0  # step() calls before the optimizer's first step (warned at IDLE_WARN)
         self._blk0 = _NO_BLOCK
@@ -669,6 +779,23 @@ class Scheduler(_Base):
         hook = getattr(self, "_hook", None)
         if hook is not None:
             hook.remove()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For ``copy.deepcopy`` and pickle (``torch.save(scheduler)``): all but the hook's handle (the
+        optimizer drops its hooks when it is copied or pickled; :meth:`__setstate__` registers anew)."""
+        state = self.__dict__.copy()
+        state["_hook"] = None
+        state["_groups"], state["_n_groups"] = [], 0  # bound again to the optimizer at the next step
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a copy and hook it to its optimizer (the copied one), with its own step flag: a branch
+        advances exactly as the original would have."""
+        self.__dict__.update(state)
+        self._flag = self._flag.copy()
+        self._hook = None
+        if self.follow_optimizer:
+            self._hook = _hookable(self.optimizer).register_step_post_hook(self._flag)
 
     def _current_step(self) -> int:
         return self.last_epoch
@@ -718,9 +845,7 @@ class Scheduler(_Base):
     def _restore(self, k: int) -> None:
         self.last_epoch = k
         self._blk0 = _NO_BLOCK
-        self._flag.stepped = False
-        self._flag.count = 0
-        self._flag.found_inf = None
+        self._flag.reset()
         self._write(k)
 
     def _multiplier_changed(self) -> None:
@@ -736,7 +861,7 @@ class Scheduler(_Base):
         """
         if metric is not None or epoch is not None:
             if metric is not None:
-                self.report(metric)
+                self._step_metric(metric)
             if epoch is not None:
                 self.set_step(epoch)
                 return
@@ -748,11 +873,11 @@ class Scheduler(_Base):
                     if self._idle_calls == IDLE_WARN:
                         self._warn_idle()
                 return
-            flag.stepped = False
             if flag.count > 1 and self.interval == "step" and not self._warned_epochwise:
                 self._warn_epochwise(flag.count)
-            flag.count = 0
-            if flag.found_inf is not None and self._skipped_by_scaler():
+            skipped = flag.all_skipped()
+            flag.reset()
+            if skipped:  # a GradScaler skipped every optimizer step since the last call
                 return
         k = self.last_epoch + 1
         self.last_epoch = k
@@ -794,10 +919,6 @@ class Scheduler(_Base):
             EpochwiseSteppingWarning,
             stacklevel=3,
         )
-
-    def _skipped_by_scaler(self) -> bool:
-        found, self._flag.found_inf = self._flag.found_inf, None
-        return found is not None and bool(found.item())
 
     def set_step(self, k: int) -> None:
         """Jump to scheduler step ``k`` (closed form) and write its LRs."""
@@ -923,6 +1044,17 @@ class GraphScheduler(_Base):
             fn = self._update_fused
         fn(self.step_tensor, inc, post, self._mult, self._lrs())
 
+    def __getstate__(self) -> dict[str, Any]:
+        """For ``copy.deepcopy`` and pickle: all but the update function (a closure, and its compiled
+        kernel), which :meth:`__setstate__` builds again from the same constants."""
+        state = self.__dict__.copy()
+        state["_update_raw"] = state["_update_fused"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._build()
+
     def _lrs(self) -> list[torch.Tensor]:
         groups = self.optimizer.param_groups
         if len(groups) != len(self.schedules):
@@ -959,7 +1091,7 @@ class GraphScheduler(_Base):
     def step(self, metric: SupportsFloat | None = None, *, epoch: int | None = None) -> None:  # type: ignore[override]
         """``counter += 1`` and write ``f(counter)`` into every group's lr tensor, on the device."""
         if metric is not None:
-            self.report(metric)
+            self._step_metric(metric)
         if epoch is not None:
             self.set_step(epoch)
             return

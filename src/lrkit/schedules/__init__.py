@@ -1,6 +1,6 @@
 """The closed-form schedule core: every schedule is an immutable function of the step."""
 
-from .base import REGISTRY, Schedule, ScheduleLongerThanRunWarning
+from .base import REGISTRY, Schedule, ScheduleLongerThanRunWarning, ScheduleShorterThanRunWarning
 from .basic import (
     Constant,
     Cosine,
@@ -44,6 +44,7 @@ __all__ = [
     "Scale",
     "Schedule",
     "ScheduleLongerThanRunWarning",
+    "ScheduleShorterThanRunWarning",
     "StepDecay",
     "Warmup",
     "chain",

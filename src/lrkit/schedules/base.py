@@ -445,13 +445,14 @@ def longer_than_run(s: Schedule, total_steps: float) -> float | None:
     return n if n is not None and n > float(total_steps) else None
 
 
-#: ``(where, total_name)`` set by :func:`run_named` for the :func:`warn_longer_than_run` calls inside it
+#: ``(where, total_name)`` set by :func:`run_named` for the ``warn_*_than_run`` calls inside it
 _RUN_NAMED: ContextVar[tuple[str, str] | None] = ContextVar("lrkit_run_named", default=None)
 
 
 @contextmanager
 def run_named(where: str, total_name: str) -> Iterator[None]:
-    """Inside, :func:`warn_longer_than_run` says ``where`` and ``total_name`` whatever its caller passes:
+    """Inside, :func:`warn_longer_than_run` (and ``warn_shorter_than_run``) says ``where`` and ``total_name``
+    whatever its caller passes:
     for an adapter built on another (``lrkit.timm`` and ``lrkit.transformers`` on
     ``lrkit.torch.scheduler``), which knows how its user gave the run (``epochs * updates_per_epoch``,
     ``num_training_steps``) where the one underneath only sees ``total_steps``."""
@@ -482,18 +483,91 @@ def warn_longer_than_run(
     n = longer_than_run(s, total_steps)
     if n is None:
         return
-    named = _RUN_NAMED.get()
-    if named is not None:
-        where, total_name = named
+    where, total_name = _RUN_NAMED.get() or (where, total_name)
     stacklevel = _caller_stacklevel()
     if stacklevel is None:
         return
-    total = f"{float(total_steps):,.0f}" if float(total_steps).is_integer() else f"{float(total_steps):,}"
     warnings.warn(
         f"{where}: {repr(str(s)) if shown is None else shown} lasts {n:,.0f} steps, more than "
-        f"{total_name}={total}: the run ends before the schedule does, so its end is never reached (give "
-        f"its lengths as fractions of the run, '100%' or 'rest', to fit any {total_name})",
+        f"{total_name}={_total(total_steps)}: the run ends before the schedule does, so its end is never "
+        f"reached (give its lengths as fractions of the run, '100%' or 'rest', to fit any {total_name})",
         ScheduleLongerThanRunWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _total(total_steps: float) -> str:
+    t = float(total_steps)
+    return f"{t:,.0f}" if t.is_integer() else f"{t:,}"
+
+
+class ScheduleShorterThanRunWarning(UserWarning):
+    """A schedule ends well before the run it drives and then holds a value under 1% of its peak (0,
+    say): the rest of the run trains at almost no learning rate. Typical of a length counted in epochs
+    (a torch scheduler stepped once per epoch) used with a run counted in optimizer steps."""
+
+
+#: :func:`shorter_than_run`: a held value under this fraction of the peak counts as no LR ...
+HELD_FRACTION = 0.01
+#: ... when the schedule holds it for more than this fraction of the run (and more than one step)
+SHORT_FRACTION = 0.01
+_PEAK_SAMPLES = 4096
+
+
+def shorter_than_run(s: Schedule, total_steps: float) -> tuple[float, float, float] | None:
+    """``(length, held, peak)`` of ``s`` (resolved) when it ends more than 1% of a run of
+    ``total_steps`` steps (and more than one step) before the run's last step (``total_steps - 1``) and
+    then holds ``held``, under
+    1% of ``peak`` (its largest value, sampled at up to 4,097 points of its length); else None. A
+    schedule that runs forever, or ends on a value it means to hold (a cosine to ``min_lr``, a warmup),
+    is None.
+
+    >>> from lrkit.schedules import Cosine
+    >>> shorter_than_run(Cosine(lr=0.1, steps=90), 35_190)
+    (90.0, 0.0, 0.1)
+    >>> shorter_than_run(Cosine(lr=0.1, steps=90, min_lr=0.01), 35_190)  # ends on a value it means to hold
+    >>> shorter_than_run(Cosine(lr=0.1, steps=449), 450)  # ends at the run's last step
+    """
+    n = s.length_steps
+    total = float(total_steps)
+    if n is None or total - 1.0 - n <= max(1.0, SHORT_FRACTION * total):
+        return None
+    held = float(s(n))
+    t = np.arange(math.floor(n) + 1.0) if n <= _PEAK_SAMPLES else np.linspace(0.0, n, _PEAK_SAMPLES + 1)
+    peak = max(float(np.max(s(t))), held)
+    if not (peak > 0.0 and held < HELD_FRACTION * peak):
+        return None
+    return n, held, peak
+
+
+def warn_shorter_than_run(
+    s: Schedule,
+    total_steps: float,
+    *,
+    shown: str | None = None,
+    where: str = "lrkit",
+    total_name: str = "total_steps",
+) -> None:
+    """Warn (:class:`ScheduleShorterThanRunWarning`) when ``s`` is :func:`shorter_than_run`, naming the
+    schedule, its length, the value it holds, ``total_name`` and the likely fixes; who is named, and when
+    it is left to lrkit's own tools, as for :func:`warn_longer_than_run`."""
+    found = shorter_than_run(s, total_steps)
+    if found is None:
+        return
+    n, held, peak = found
+    where, total_name = _RUN_NAMED.get() or (where, total_name)
+    stacklevel = _caller_stacklevel()
+    if stacklevel is None:
+        return
+    rest = float(total_steps) - 1.0 - n
+    warnings.warn(
+        f"{where}: {repr(str(s)) if shown is None else shown} ends at step {n:,.0f} and then holds "
+        f"{held:.3g} (under 1% of its peak {peak:.3g}) for the remaining {rest:,.0f} steps of "
+        f"{total_name}={_total(total_steps)} ({rest / float(total_steps):.1%} of the run). If it should "
+        f"span the run, give its lengths as fractions of it ('100%' or 'rest') to fit any {total_name}; if "
+        "they were counted in epochs (a torch scheduler stepped once per epoch), write them in epochs "
+        f"('{n:.0f}ep', with steps_per_epoch=...) or count {total_name} in the same steps as the schedule",
+        ScheduleShorterThanRunWarning,
         stacklevel=stacklevel,
     )
 
@@ -587,6 +661,7 @@ __all__ = [
     "REST",
     "Schedule",
     "ScheduleLongerThanRunWarning",
+    "ScheduleShorterThanRunWarning",
     "check_bound",
     "check_choice",
     "check_number",
@@ -599,8 +674,10 @@ __all__ = [
     "param",
     "run_named",
     "schedule_field",
+    "shorter_than_run",
     "steps_of",
     "warn_longer_than_run",
+    "warn_shorter_than_run",
     "where",
     "zero_safe",
 ]
