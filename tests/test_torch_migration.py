@@ -434,3 +434,14 @@ def test_a_lambda_lr_function_is_refused_pointing_to_specs_piecewise_and_lambda_
     assert str(lrkit.parse("piecewise(points=[[0, 0.0], [10%, 1e-3], [100%, 1e-5]])")).startswith(
         "piecewise("
     )
+
+
+def test_timm_names_the_run_as_its_user_gave_it() -> None:
+    """lrkit.timm builds on lrkit.torch.scheduler: the warning names epochs * updates_per_epoch."""
+    opt = torch.optim.SGD([_param()], lr=0.1)
+    with pytest.warns(ScheduleShorterThanRunWarning) as seen:
+        lrkit.timm.scheduler(opt, "cosine(lr=0.1, steps=90)", epochs=90, updates_per_epoch=391)
+    (w,) = seen
+    assert "remaining 35,099 steps of epochs * updates_per_epoch=35,190" in str(w.message)
+    assert str(w.message).startswith("lrkit.timm.scheduler: 'cosine(lr=0.1, steps=90)'")
+    assert w.filename == __file__
