@@ -33,7 +33,7 @@ from ._text import did_you_mean
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
 from .schedules import REGISTRY, Schedule
-from .schedules.base import longer_than_run
+from .schedules.base import ScheduleShorterThanRunWarning, longer_than_run, shorter_than_run
 from .schedules.duration import Duration
 from .spec import load
 
@@ -118,6 +118,16 @@ def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:
         warnings.warn(
             f"{spec!r} lasts {n:,.0f} steps, more than --total {total:,}: the run ends before the schedule "
             "does (give its lengths as fractions of the run, '100%' or 'rest', to fit any --total)",
+            stacklevel=2,
+        )
+    short = None if total is None else shorter_than_run(s, total)
+    if short is not None:  # 'cosine(lr=0.1, steps=90)' over 9,000: 0 for the rest of the run
+        ends, held, peak = short
+        warnings.warn(
+            f"{spec!r} ends at step {ends:,.0f} and then holds {held:.3g} (under 1% of its peak {peak:.3g}) "
+            f"for the rest of --total {total:,} (give its lengths as fractions of the run, '100%' or "
+            "'rest', to fit any --total)",
+            ScheduleShorterThanRunWarning,
             stacklevel=2,
         )
     return s

@@ -36,7 +36,7 @@ from .._checks import check_int
 from .._text import plural
 from .._usercode import user_code
 from ..schedules import Schedule
-from ..schedules.base import longer_than_run
+from ..schedules.base import ScheduleShorterThanRunWarning, longer_than_run, shorter_than_run
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
@@ -400,6 +400,17 @@ def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch
                 f"strategy {s.label!r}: its schedule lasts {n:,.0f} steps, more than the run's {total:,} "
                 f"({plural(epochs, 'epoch')} x {steps_per_epoch}): the run ends before the schedule does "
                 "(give its lengths in epochs or as fractions of the run, '100%' or 'rest')",
+                stacklevel=1,
+            )
+        short = shorter_than_run(resolved, total)
+        if short is not None:  # 'cosine(lr=0.1, steps=90)' on a 4,500-step run: LR ~0 for the rest
+            ends, held, peak = short
+            warnings.warn(
+                f"strategy {s.label!r}: its schedule ends at step {ends:,.0f} and then holds {held:.3g} "
+                f"(under 1% of its peak {peak:.3g}) for the rest of the run's {total:,} steps "
+                f"({plural(epochs, 'epoch')} x {steps_per_epoch}) (give its lengths in epochs or as "
+                "fractions of the run, '100%' or 'rest')",
+                ScheduleShorterThanRunWarning,
                 stacklevel=1,
             )
 
