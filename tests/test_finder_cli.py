@@ -324,10 +324,18 @@ def test_one_repeat_prints_no_interval() -> None:
     def bowl(lr: float) -> float:
         return float((math.log10(lr) + 1.0) ** 2 + 1.0)
 
-    one, two = range_test(bowl, num_steps=60), range_test(bowl, num_steps=60, repeats=2)
+    shift = [1.0]
+
+    def before(r: int) -> None:  # repeats that differ, as over a loader that shuffles
+        shift[0] = 1.0 + r
+
+    one = range_test(bowl, num_steps=60)
+    two = range_test(lambda lr: bowl(lr * shift[0]), num_steps=60, repeats=2, before_repeat=before)
     assert str(one).splitlines()[0] == f"suggested LR {one.suggestion:.3g} (rule 'lrkit', 1 repeat)"
     lo, hi = two.interval
-    assert str(two).splitlines()[0].endswith(f"2 repeats, interval {lo:.3g} .. {hi:.3g})")
+    assert lo < hi and str(two).splitlines()[0].endswith(f"2 repeats, interval {lo:.3g} .. {hi:.3g})")
+    alike = range_test(bowl, num_steps=60, repeats=2)  # the same curve twice: no interval either
+    assert str(alike).splitlines()[0].endswith("(rule 'lrkit', 2 repeats, all alike)")
 
 
 def test_a_curve_that_never_fell_is_not_said_to_fall_by_a_negative_amount() -> None:

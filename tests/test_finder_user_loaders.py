@@ -233,3 +233,68 @@ def test_data_whose_loss_masks_missing_values_is_not_refused_when_the_model_blow
     loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
     res = find_lr(model, opt, loader, masked, num_steps=60, end_lr=1e3, diverge_factor=None, repeats=1)
     assert not torch.isfinite(torch.tensor(res.losses[-1])) and res.losses.size > 10
+
+
+# --- 3. a loader that does not shuffle ----------------------------------------------------------------
+
+
+def _plain_loader(shuffle: bool) -> Any:
+    x, _ = _data(1024)
+    g = torch.Generator().manual_seed(1)
+    y = (x[:, 0] + 0.5 * torch.randn(1024, generator=g) > 0).long()
+    return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=shuffle)  # torch's default: no shuffle
+
+
+def test_repeats_over_a_loader_that_does_not_shuffle_are_said_to_be_alike_not_an_interval() -> None:
+    """Three identical curves gave a zero-width "interval 0.0559 .. 0.0559", trusted, 3x the compute, no
+    warning. Now a warning, a note, ``distinct_repeats`` 1 and no interval, as for one repeat."""
+    from lrkit.finder.cli import FLAGS
+
+    with pytest.warns(UserWarning, match=r"the 3 repeats saw the same batches in the same order") as rec:
+        res = find_lr(*_model(), _plain_loader(shuffle=False), F.cross_entropy, num_steps=50)
+    assert "shuffle them (shuffle=True), or run 1 repeat for 1/3 of the compute" in str(rec[0].message)
+    assert res.repeats == 3 and res.distinct_repeats == 1
+    one = find_lr(*_model(), _plain_loader(shuffle=False), F.cross_entropy, num_steps=50, repeats=1)
+    assert res.suggestion == one.suggestion and res.trusted == one.trusted and res.interval == one.interval
+    text = str(res)
+    assert "3 repeats, all alike)" in text.splitlines()[0] and "interval" not in text.splitlines()[0]
+    assert "  note: the 3 repeats saw the same batches in the same order" in text
+    assert "or run 1 repeat (repeats) for 1/3 of the compute" in text
+    assert "or run 1 repeat (--repeats N) for 1/3" in str(res.phrased_for(FLAGS))
+    d = res.to_dict()
+    assert d["distinct_repeats"] == 1 and d["notes"] == list(res.notes) and len(res.notes) == 1
+
+
+def test_repeats_over_a_shuffled_loader_keep_their_interval_and_say_nothing_more() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = find_lr(*_model(), _plain_loader(shuffle=True), F.cross_entropy, num_steps=50)
+    assert res.distinct_repeats == 3 and res.notes == () and res.to_dict()["notes"] == []
+    lo, hi = res.interval
+    assert lo < hi and f"interval {lo:.3g} .. {hi:.3g}" in str(res) and "note:" not in str(res)
+
+
+@pytest.mark.parametrize("name", ["finder_runs_v2.json", "builtin_finder.json", "fresh_finder.json"])
+def test_the_stored_benchmark_results_have_no_repeats_alike(name: str) -> None:
+    """Their loaders shuffle: every repeat's curve differs, so no stored result gets the note (and the
+    verdict, which does not read it, is as stored)."""
+    import json
+    import math
+
+    import numpy as np
+
+    from lrkit.finder import FinderResult
+    from lrkit.finder.result import Curve
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "results" / name
+    runs = json.loads(path.read_text())
+    assert len(runs) >= 12
+    for key, run in runs.items():
+        curves = []
+        for c in run["curves"]:
+            losses = np.array([math.nan if v is None else v for v in c["losses"]])
+            curves.append(Curve(np.array(c["lrs"], dtype=float), losses, losses, c["stopped_at"]))
+        res = FinderResult.from_curves(curves)
+        assert res.distinct_repeats == res.repeats == len(run["curves"]) and res.notes == (), key

@@ -258,6 +258,29 @@ def _scale_hint(curves: Sequence[Curve]) -> list[Problem]:
     ]
 
 
+def _same_curve(a: Curve, b: Curve) -> bool:
+    """Whether two repeats recorded exactly the same curve (the same LRs and losses, NaN where NaN)."""
+    return np.array_equal(a.lrs, b.lrs) and np.array_equal(a.losses, b.losses, equal_nan=True)
+
+
+def alike_repeats_note(repeats: int, distinct: int, settings: Mapping[str, str] | None = None) -> str:
+    """What it means that only ``distinct`` of ``repeats`` loss curves differ, and what to do: the
+    repeats saw the same batches in the same order. ``settings`` phrases the advice on the repeats
+    (:data:`PYTHON_SETTINGS`, a command line's flags); None leaves the setting unnamed."""
+    what = (
+        f"the {repeats} repeats saw the same batches in the same order (their loss curves are identical), "
+        "so there is no interval"
+        if distinct == 1
+        else f"only {distinct} of the {repeats} repeats' loss curves differ (the others saw the same "
+        "batches in the same order)"
+    )
+    one = "run 1 repeat" + ("" if settings is None else _advice(("({repeats})",), settings, " "))
+    return (
+        f"{what}: the training batches come in the same order every pass (a DataLoader without "
+        f"shuffle=True, a list); shuffle them (shuffle=True), or {one} for 1/{repeats} of the compute"
+    )
+
+
 def _finite(value: float) -> float | None:
     """``value`` as a float, or None (JSON ``null``) when it is NaN or infinite."""
     return float(value) if math.isfinite(value) else None
@@ -279,7 +302,8 @@ class FinderResult:
     ``lrs``, ``losses`` and ``smoothed`` are the first repeat's curve; ``curves`` has all of them.
     ``per_repeat[name]`` is rule ``name`` applied to each repeat's smoothed curve and
     ``suggestions[name]`` their median (on the log axis). ``suggestion`` is ``suggestions[rule]``;
-    ``interval`` is the (lowest, highest) of that rule over the repeats (one point for one repeat).
+    ``interval`` is the (lowest, highest) of that rule over the repeats (one point for one repeat, and
+    for repeats that saw the same batches in the same order: :attr:`distinct_repeats`, :attr:`notes`).
     A repeat whose curve has fewer than two finite losses suggests NaN and is left out of both.
     ``trusted`` is False when a curve is flat or too noisy, rose from the first rungs, was still falling
     at ``end_lr``, or the repeats disagree by more than a decade; ``reason`` then says why, one sentence
@@ -452,6 +476,26 @@ class FinderResult:
         return grid + _advice((f"give the finder {more} ({{budget}})",), self.settings, ", or ")
 
     @property
+    def distinct_repeats(self) -> int:
+        """How many of the repeats' loss curves differ: fewer than :attr:`repeats` when some saw the same
+        batches in the same order (a loader that does not shuffle) and so recorded the same curve. With
+        one, the result is that of one repeat: its :attr:`interval` is a point, shown as none."""
+        seen: list[Curve] = []
+        for c in self.curves:
+            if not any(_same_curve(c, s) for s in seen):
+                seen.append(c)
+        return len(seen)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the reader should know that is no reason to distrust the result (repeats alike: see
+        :attr:`distinct_repeats`), phrased for :attr:`settings`."""
+        distinct = self.distinct_repeats
+        if distinct == self.repeats:
+            return ()
+        return (alike_repeats_note(self.repeats, distinct, self.settings),)
+
+    @property
     def interval(self) -> tuple[float, float]:
         """(lowest, highest) suggestion of the default rule over the repeats (NaN if none)."""
         v = [x for x in self.per_repeat[self.rule] if math.isfinite(x)]
@@ -540,6 +584,8 @@ class FinderResult:
             "smoothing": self.smoothing,
             "group_ratios": list(self.group_ratios),
             "reference_group": self.reference_group,
+            "distinct_repeats": self.distinct_repeats,
+            "notes": list(self.notes),
             "curves": [
                 {
                     "lrs": [_finite(v) for v in c.lrs.tolist()],
@@ -554,8 +600,11 @@ class FinderResult:
     def __str__(self) -> str:
         lo, hi = self.interval
         repeats = plural(self.repeats, "repeat")
-        # one repeat has no interval to speak of ("0.0823 .. 0.0823")
-        spread = f", interval {lo:.3g} .. {hi:.3g}" if self.repeats > 1 else ""
+        distinct = self.distinct_repeats
+        if self.repeats > 1 and distinct == 1:
+            repeats += ", all alike"
+        # one repeat (or repeats that all recorded one curve) has no interval ("0.0823 .. 0.0823")
+        spread = f", interval {lo:.3g} .. {hi:.3g}" if distinct > 1 else ""
         if self.suggestion is None and not math.isfinite(self.candidate):
             head = f"no suggested LR: no usable curve (rule {self.rule!r}, {repeats})"
         elif self.suggestion is None:
@@ -593,6 +642,7 @@ class FinderResult:
                 f"  {self.steps} optimizer steps in the first test; a retry could have added {self.budget}"
                 f"{flag}, none was needed"
             )
+        lines.extend(f"  note: {n}" for n in self.notes)
         if self.trusted:
             lines.append("  trusted")
         elif len(self.problems) == 1:

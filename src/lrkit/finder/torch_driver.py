@@ -36,7 +36,7 @@ from lrkit.finder import core
 from lrkit.finder._data import known_length
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
 from lrkit.finder.escalation import epoch_steps as epoch_steps  # lrkit.auto's too
-from lrkit.finder.result import FinderResult
+from lrkit.finder.result import FinderResult, alike_repeats_note
 
 __all__ = ["clip_gradients", "default_forward", "find_lr", "training_modes"]
 
@@ -826,7 +826,9 @@ def find_lr(
     runs under ``torch.autocast``; with ``grad_scaler`` (a ``torch.amp.GradScaler``) the backward pass
     is scaled and a skipped step is retried (at most ``max_skipped`` times in a row, then the rung's
     loss counts as inf and the test ends). Each repeat ``r`` seeds torch (and the loader's generator) with
-    ``seed + r``, so repeats see different batch orders and dropout; see :class:`FinderResult` for the
+    ``seed + r``, so repeats see different batch orders (when the loader shuffles: one that gives its
+    batches in the same order every pass makes them alike, which a ``UserWarning`` and the result's
+    :attr:`~FinderResult.notes` say) and dropout; see :class:`FinderResult` for the
     median suggestion, the interval and the trust verdict. ``repeats=3`` (the default; ``lrkit find``
     and ``lrkit.auto``'s separate test use it too) is what the trust verdict was calibrated at
     (``bench/results/finder_report.txt``). ``repeats=1`` costs a third, but gives no interval and
@@ -1005,4 +1007,11 @@ def find_lr(
     finally:
         train.close()
         snapshot.restore()
+    # a loader that does not shuffle: the repeats measured the same curve again
+    if result.distinct_repeats < result.repeats:
+        warnings.warn(
+            f"find_lr: {alike_repeats_note(result.repeats, result.distinct_repeats)}",
+            UserWarning,
+            stacklevel=2,
+        )
     return result
