@@ -76,7 +76,13 @@ def test_a_dataset_given_as_the_loader_warns_that_it_yields_single_samples() -> 
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a DataLoader over it does not warn
-        find_lr(model, opt, DataLoader(TensorDataset(x, y), batch_size=16), F.cross_entropy, num_steps=5)
+        find_lr(
+            model,
+            opt,
+            DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True),
+            F.cross_entropy,
+            num_steps=5,
+        )
 
 
 # --- arguments ---------------------------------------------------------------------------------------
