@@ -298,3 +298,95 @@ def test_the_stored_benchmark_results_have_no_repeats_alike(name: str) -> None:
             curves.append(Curve(np.array(c["lrs"], dtype=float), losses, losses, c["stopped_at"]))
         res = FinderResult.from_curves(curves)
         assert res.distinct_repeats == res.repeats == len(run["curves"]) and res.notes == (), key
+
+
+# --- 4. outputs and inputs that are not (x, y) ---------------------------------------------------------
+
+
+class DictNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = torch.nn.Linear(10, 2)
+
+    def forward(self, x: Any) -> Any:
+        return {"hidden": x.sum(1).long(), "logits": self.l(x)}
+
+
+class TupleNet(DictNet):
+    def forward(self, x: Any) -> Any:
+        return self.l(x), x
+
+
+class TwoInputs(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(5, 2), torch.nn.Linear(5, 2)
+
+    def forward(self, x1: Any, x2: Any) -> Any:
+        return self.a(x1) + self.b(x2)
+
+
+def _sgd(model: Any) -> Any:
+    return torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def _hint(exc: BaseException) -> str:
+    text = " ".join([str(exc), *getattr(exc, "__notes__", [])])
+    return text.split("forward=", 1)[1]
+
+
+def test_a_model_returning_a_dict_gets_a_hint_that_works_when_followed() -> None:
+    """The hint was ``loss_fn(model(batch[0])[0], batch[1])``: KeyError 0 on a dict."""
+    x, y = _data(256)
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+    model = DictNet()
+    with pytest.raises(TypeError, match=r"model\(x\) returned a dict with keys \['hidden', 'logits'\]") as e:
+        find_lr(model, _sgd(model), loader, F.cross_entropy, num_steps=10, repeats=1)
+    hint = _hint(e.value)
+    want = "lambda model, batch: loss_fn(model(batch[0])['logits'], batch[1])"
+    assert hint.startswith(want + " (or whichever entry the loss takes)")
+    forward = eval(hint.split(" (or")[0], {"loss_fn": F.cross_entropy})  # the hint as written
+    assert find_lr(model, _sgd(model), loader, forward=forward, num_steps=10, repeats=1).steps == 10
+    tup = TupleNet()
+    with pytest.raises(TypeError, match=r"returned a tuple of 2") as e:
+        find_lr(tup, _sgd(tup), loader, F.cross_entropy, num_steps=10, repeats=1)
+    assert _hint(e.value).startswith(
+        "lambda model, batch: loss_fn(model(batch[0])[0], batch[1]) (or whichever"
+    )
+
+
+def test_a_model_taking_two_inputs_gets_a_note_naming_forward() -> None:
+    """``(x1, x2, y)`` batches: the model's raw "missing 1 required positional argument", no note."""
+    x, y = _data(256)
+    model = TwoInputs()
+    flat = DataLoader(TensorDataset(x[:, :5], x[:, 5:], y), batch_size=32, shuffle=True)
+    with pytest.raises(TypeError, match="missing 1 required positional argument") as e:
+        find_lr(model, _sgd(model), flat, F.cross_entropy, num_steps=10, repeats=1)
+    note = e.value.__notes__[0]
+    assert "on a batch of 3 (the elements after the first two are not used)" in note
+    hint = _hint(e.value)
+    assert hint.startswith("lambda model, batch: loss_fn(model(*batch[:-1]), batch[-1]) for (x1, x2, ..., y)")
+    forward = eval(hint.split(" for ")[0], {"loss_fn": F.cross_entropy})  # the hint as written
+    assert find_lr(model, _sgd(model), flat, forward=forward, num_steps=10, repeats=1).steps == 10
+    nested = [((x[i : i + 32, :5], x[i : i + 32, 5:]), y[i : i + 32]) for i in range(0, 256, 32)]
+    with pytest.raises(TypeError, match="missing 1 required positional argument") as e:
+        find_lr(model, _sgd(model), nested, F.cross_entropy, num_steps=10, repeats=1)
+    assert _hint(e.value).startswith(
+        "lambda model, batch: loss_fn(model(*batch[0]), batch[1]) (batch[0] is a tuple"
+    )
+
+
+def test_a_type_error_raised_inside_a_model_that_took_its_input_gets_no_note() -> None:
+    class Inside(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.l = torch.nn.Linear(10, 2)
+
+        def forward(self, x: Any) -> Any:
+            raise TypeError("boom inside the model: missing 1 required positional argument")
+
+    x, y = _data(64)
+    model = Inside()
+    with pytest.raises(TypeError, match="boom inside the model") as e:
+        find_lr(model, _sgd(model), [(x, y, y)], F.cross_entropy, num_steps=10, repeats=1)
+    assert not getattr(e.value, "__notes__", [])

@@ -46,23 +46,75 @@ _budget = budget_steps  # lrkit.auto checks its budget with it (the same check a
 _TARGET_KEYS = ("labels", "label", "targets", "target", "y")
 
 
-def _loss_of_output(loss_fn: Callable[..., torch.Tensor], out: Any, target: Any, call: str) -> torch.Tensor:
-    """``loss_fn(out, target)``; when that raises TypeError on an output that is not a tensor (a model
-    returning ``(logits, aux)``), the error says so and how to pick the output (a loss_fn that takes
-    such outputs is called as it is)."""
+def _output_pick(out: Any) -> tuple[str, str, str]:
+    """A model output that is not a tensor, for an error: (what it is, how a ``forward`` picks the loss's
+    input out of it, e.g. ``[0]`` or ``['logits']``, and the words after the hint); the pick is ""
+    when there is nothing to suggest."""
+    what = type(out).__name__
+    if isinstance(out, (tuple, list)):
+        return f"a {what} of {len(out)}", "[0]", " (or whichever output the loss takes)"
+    if isinstance(out, Mapping):  # a dict, or a Hugging Face ModelOutput (an OrderedDict)
+        keys = list(out)
+        tensors = [k for k in keys if isinstance(out[k], torch.Tensor)]
+        key = "logits" if "logits" in tensors else (tensors or [None])[0]
+        return (
+            f"a {what} with keys {keys}",
+            "" if key is None else f"[{key!r}]",
+            " (or whichever entry the loss takes)",
+        )
+    if isinstance(getattr(out, "logits", None), torch.Tensor):
+        return what, ".logits", ""
+    return what, "", ""
+
+
+def _loss_of_output(
+    loss_fn: Callable[..., torch.Tensor], out: Any, target: Any, call: str, exprs: tuple[str, str]
+) -> torch.Tensor:
+    """``loss_fn(out, target)``, ``out`` the output of ``call`` (``model(x)``); ``exprs``: how a
+    ``forward`` writes that output and the target (``model(batch[0])``, ``batch[1]``). When that raises
+    TypeError on an output that is not a tensor (a model returning ``(logits, aux)`` or ``{"logits":
+    ...}``), the error says so and how to pick the output (a loss_fn that takes such outputs is called
+    as it is)."""
     try:
         return loss_fn(out, target)
     except TypeError as e:
         if isinstance(out, torch.Tensor):
             raise
-        what = type(out).__name__
-        if isinstance(out, (tuple, list)):
-            what = f"a {what} of {len(out)}"
+        what, pick, which = _output_pick(out)
+        hint = (
+            f"forward=lambda model, batch: loss_fn({exprs[0]}{pick}, {exprs[1]}){which}"
+            if pick
+            else "forward=lambda model, batch: loss"
+        )
         raise TypeError(
-            f"{call} returned {what}, not a tensor, and loss_fn(output, target) raised: {e}; pass "
-            "forward=lambda model, batch: loss_fn(model(batch[0])[0], batch[1]) (or whichever output "
-            "the loss takes)"
+            f"{call} returned {what}, not a tensor, and loss_fn(output, target) raised: {e}; pass {hint}"
         ) from e
+
+
+def _call_with_inputs(model: torch.nn.Module, batch: Sequence[Any]) -> Any:
+    """``model(batch[0])`` for a batch ``(x, y, ...)``; when the model's signature refuses that one
+    argument (it takes several inputs), its TypeError gets a note naming ``forward=``."""
+    try:
+        return model(batch[0])
+    except TypeError as e:
+        try:
+            inspect.signature(model.forward).bind(batch[0])
+        except TypeError:  # the signature refuses it: not an error raised inside the model
+            x = batch[0]
+            if isinstance(x, (tuple, list)):
+                hint = f"loss_fn(model(*batch[0]), batch[1]) (batch[0] is a {type(x).__name__} of {len(x)})"
+            elif len(batch) > 2:
+                hint = "loss_fn(model(*batch[:-1]), batch[-1]) for (x1, x2, ..., y) batches"
+            else:
+                hint = "loss (however your model takes the batch)"
+            e.add_note(
+                f"lrkit's default forward computed loss_fn(model(batch[0]), batch[1]) on a batch of "
+                f"{len(batch)} (the elements after the first two are not used); if your model takes "
+                f"several inputs, pass forward=lambda model, batch: {hint}"
+            )
+        except ValueError:  # no signature to read
+            pass
+        raise
 
 
 def _call_with_keys(model: torch.nn.Module, inputs: dict[str, Any]) -> Any:
@@ -84,7 +136,8 @@ def default_forward(
 ) -> torch.Tensor:
     """Compute the loss of one batch.
 
-    * ``(x, y, ...)`` tuple or list: ``loss_fn(model(x), y)``; a 1-tuple is treated as its tensor.
+    * ``(x, y, ...)`` tuple or list: ``loss_fn(model(x), y)``; the elements after ``y`` (sample
+      weights, ids) are not used; a 1-tuple is treated as its tensor.
     * tensor ``x``: ``loss_fn(model(x), x)`` (reconstruction: the target is the input); without
       ``loss_fn``, ``model(x)`` must return the loss.
     * dict: with ``loss_fn``, the first of the keys ``labels, label, targets, target, y`` is the target
@@ -100,12 +153,15 @@ def default_forward(
         elif len(batch) >= 2:
             if loss_fn is None:
                 raise TypeError("loss_fn is None but the batch is a tuple (x, y); pass loss_fn or forward")
-            return _loss_of_output(loss_fn, model(batch[0]), batch[1], "model(x)")
+            out = _call_with_inputs(model, batch)
+            return _loss_of_output(loss_fn, out, batch[1], "model(x)", ("model(batch[0])", "batch[1]"))
         else:
             raise ValueError("train_loader yielded an empty tuple as a batch")
     if isinstance(batch, torch.Tensor):
         out = model(batch)
-        return out if loss_fn is None else _loss_of_output(loss_fn, out, batch, "model(x)")
+        if loss_fn is None:
+            return out  # type: ignore[no-any-return]
+        return _loss_of_output(loss_fn, out, batch, "model(x)", ("model(batch)", "batch"))
     if isinstance(batch, dict):
         if loss_fn is None:
             out = _call_with_keys(model, batch)
