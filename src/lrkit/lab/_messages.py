@@ -41,6 +41,7 @@ EN: dict[str, str] = {
     "header.s/run": "s/run",
     # the summary table's cells
     "cell.all_diverged": "all diverged",
+    "cell.none": "no finished run",
     "cell.seeds_reached": " ({reached}/{runs} seeds)",
     "cell.not_reached": "not reached",
     "cell.diverged_at": "{k}/{runs} at step {steps}",
@@ -118,6 +119,7 @@ EN: dict[str, str] = {
     "the untrained model's (chance, for a classifier); the summary still counts it. A run that learns slowly "
     "lowers its loss and is not listed here.",
     "runs.all": "all {n} runs",
+    "runs.finished": "the {n} finished runs of {total}",
     # the note of a report made from a database whose experiment is not finished
     "note.missing": "{missing} of {total} runs are not finished (interrupted or still running); rerun the "
     "lab to finish them, this report shows the finished ones.",
@@ -159,6 +161,7 @@ KO: dict[str, str] = {
     "header.stalled": "학습하지 못함",
     "header.s/run": "실행당 시간(초)",
     "cell.all_diverged": "모두 발산",
+    "cell.none": "끝난 실행 없음",
     "cell.seeds_reached": " (시드 {reached}/{runs})",
     "cell.not_reached": "도달하지 못함",
     "cell.diverged_at": "{k}/{runs}, 스텝 {steps}",
@@ -233,6 +236,7 @@ KO: dict[str, str] = {
     "값(분류기라면 우연 수준) 근처이며, 요약 표는 이 실행도 셉니다. 느리게 학습하는 실행은 손실을 낮추므로 "
     "여기에 나오지 않습니다.",
     "runs.all": "실행 {n}개 모두",
+    "runs.finished": "실행 {total}개 중 끝난 {n}개",
     "note.missing": "실행 {total}개 중 {missing}개가 끝나지 않았습니다(중단되었거나 아직 도는 중). 실험을 "
     "다시 돌리면 마저 끝내며, 이 보고서는 끝난 실행만 보여 줍니다.",
     "fig.diverged": "{k}/{runs} 발산",

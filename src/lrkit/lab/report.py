@@ -49,9 +49,9 @@ import math
 import re
 import statistics
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,9 @@ __all__ = [
     "LAB_FILES",
     "LANGS",
     "RUNS_COLUMNS",
+    "Asked",
     "MissingFontWarning",
+    "StoredResult",
     "Summary",
     "default_target",
     "did_not_learn",
@@ -172,15 +174,18 @@ def t_quantile(p: float, df: int) -> float:
 
 @dataclass(frozen=True)
 class Summary:
-    """One strategy over its seeds. ``mean``/``std``/``ci`` are over the ``n`` finished runs' final
-    metrics (``std`` and ``ci`` are None when ``n`` < 2, ``mean`` None when ``n`` = 0); ``epochs_to``
-    and ``seconds_to`` are means over the ``reached`` runs that reached the target; ``stalled`` the
-    seeds that finished without learning (:func:`did_not_learn`)."""
+    """One strategy over its seeds: ``runs`` the lab asked for, of which ``ended`` ended (fewer in a lab
+    that was interrupted: :func:`report_from_db`). ``mean``/``std``/``ci`` are over the ``n`` finished
+    runs' final metrics (``std`` and ``ci`` are None when ``n`` < 2, ``mean`` None when ``n`` = 0);
+    ``epochs_to`` and ``seconds_to`` are means over the ``reached`` runs that reached the target;
+    ``stalled`` the seeds that finished without learning (:func:`did_not_learn`); ``seconds`` the mean
+    wall time of the ended runs (None when none ended)."""
 
     label: str
     optimizer: str
     spec: str
     runs: int
+    ended: int
     n: int
     mean: float | None
     std: float | None
@@ -191,7 +196,77 @@ class Summary:
     reached: int
     epochs_to: float | None
     seconds_to: float | None
-    seconds: float
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One strategy as its lab asked for it, finished or not: its ``label``, ``spec``, ``optimizer``
+    (``""`` where the lab names none, the task's, and no finished run shows which) and ``runs``, one per
+    seed."""
+
+    label: str
+    spec: str
+    optimizer: str
+    runs: int
+
+
+@dataclass
+class StoredResult(LabResult):
+    """A :class:`LabResult` read from a lab database (:func:`load_result`), whose lab may not have
+    finished: ``runs`` are its finished runs, ``asked`` every strategy the lab asked for, in its order,
+    and ``seeds`` the seeds it asked for (both empty where the experiment does not list them: then the
+    report counts the runs)."""
+
+    asked: tuple[Asked, ...] = ()
+    seeds: tuple[int, ...] = ()
+
+
+def _asked(result: LabResult) -> tuple[list[Asked], list[int]]:
+    """The strategies and seeds the lab of ``result`` asked for, finished or not: a
+    :class:`StoredResult`'s, else those of its runs (a lab that ran to the end)."""
+    if isinstance(result, StoredResult) and result.asked:
+        return list(result.asked), list(result.seeds)
+    asked = []
+    for label in result.labels():
+        runs = result.by_label(label)
+        asked.append(Asked(label, runs[0].spec, runs[0].optimizer, len(runs)))
+    return asked, sorted({r.seed for r in result.runs})
+
+
+def _asked_from(
+    config: Mapping[str, Any], runs: Sequence[RunRecord]
+) -> tuple[tuple[Asked, ...], tuple[int, ...]]:
+    """:class:`StoredResult`'s ``asked`` and ``seeds`` from the experiment's config, where
+    :func:`~lrkit.lab.runner.run_lab` lists its strategies (label, spec, optimizer: None for the task's)
+    and seeds; empty where it does not, or lists no strategy of a finished run. A strategy's spec and
+    optimizer are its finished runs' (the task's optimizer is the one any run of a strategy naming none
+    trained with)."""
+    strategies, seeds = config.get("strategies"), config.get("seeds")
+    if not (isinstance(strategies, list) and isinstance(seeds, list) and strategies and seeds):
+        return (), ()
+    if not all(isinstance(x, int) for x in seeds):
+        return (), ()
+    if not all(isinstance(s, dict) and isinstance(s.get("label"), str) for s in strategies):
+        return (), ()
+    ran: dict[str, RunRecord] = {}
+    for r in runs:
+        ran.setdefault(r.label, r)  # a strategy's first finished run, as :func:`_asked` takes it
+    if not ran.keys() <= {s["label"] for s in strategies}:
+        return (), ()
+    task_optimizer = next(
+        (ran[s["label"]].optimizer for s in strategies if s.get("optimizer") is None and s["label"] in ran),
+        "",
+    )
+    asked = []
+    for s in strategies:
+        run = ran.get(s["label"])
+        if run is not None:
+            asked.append(Asked(run.label, run.spec, run.optimizer, len(seeds)))
+        else:
+            optimizer = s.get("optimizer") or task_optimizer
+            asked.append(Asked(s["label"], str(s.get("spec", "")), str(optimizer), len(seeds)))
+    return tuple(asked), tuple(sorted(int(x) for x in seeds))
 
 
 def _finite(values: Sequence[float | None]) -> list[float]:
@@ -265,8 +340,8 @@ def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summ
     elif isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
         raise ValueError(f"target: expected a finite number (a {result.metric_name}), got {target!r}")
     out = []
-    for label in result.labels():
-        runs = result.by_label(label)
+    for asked in _asked(result)[0]:
+        runs = result.by_label(asked.label)
         finals = _finals(runs)
         n = len(finals)
         mean = statistics.fmean(finals) if n else None
@@ -281,10 +356,11 @@ def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summ
         hits = [h for r in runs if target is not None and (h := _time_to(r, target, result.higher_is_better))]
         out.append(
             Summary(
-                label=label,
-                optimizer=runs[0].optimizer,
-                spec=runs[0].spec,
-                runs=len(runs),
+                label=asked.label,
+                optimizer=asked.optimizer,
+                spec=asked.spec,
+                runs=asked.runs,
+                ended=len(runs),
                 n=n,
                 mean=mean,
                 std=std,
@@ -295,7 +371,7 @@ def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summ
                 reached=len(hits),
                 epochs_to=statistics.fmean(h[0] for h in hits) if hits else None,
                 seconds_to=statistics.fmean(h[1] for h in hits) if hits else None,
-                seconds=statistics.fmean(r.seconds for r in runs),
+                seconds=statistics.fmean(r.seconds for r in runs) if runs else None,
             )
         )
     sign = -1.0 if result.higher_is_better else 1.0
@@ -308,9 +384,10 @@ def _num(x: float | None, digits: int = 4) -> str:
 
 
 def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
-    """The table's cells for one strategy, as plain text (escape before use)."""
+    """The table's cells for one strategy, as plain text (escape before use). A strategy with no finished
+    run in a lab not run to the end says so, its other cells empty."""
     if s.n == 0:
-        mean, sd, ci = t("cell.all_diverged"), "—", "—"
+        mean, sd, ci = t("cell.all_diverged" if s.ended == s.runs else "cell.none"), "—", "—"
     elif s.n == 1:
         mean, sd, ci = _num(s.mean), "n=1", "n=1"
     else:
@@ -322,13 +399,13 @@ def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
         )
         sec = f"{s.seconds_to:.3g}"
     else:
-        ep, sec = t("cell.not_reached"), "—"
+        ep, sec = t("cell.not_reached") if s.ended else "—", "—"
     steps = ", ".join(str(step) for _, step in s.diverged)
     div = "—" if not s.diverged else t("cell.diverged_at", k=len(s.diverged), runs=s.runs, steps=steps)
     stalled = "—" if not s.stalled else f"{len(s.stalled)}/{s.runs}"
     return {
         "strategy": s.label,
-        "optimizer": s.optimizer,
+        "optimizer": s.optimizer or "—",
         "n": f"{s.n}/{s.runs}",
         "mean": mean,
         "sd": sd,
@@ -338,7 +415,7 @@ def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
         "seconds": sec,
         "diverged": div,
         "stalled": stalled,
-        "s/run": f"{s.seconds:.3g}",
+        "s/run": _num(s.seconds, 3),
     }
 
 
@@ -451,12 +528,13 @@ def _groups(result: LabResult) -> list[list[str]]:
     of several optimizers: within each optimizer the strategies differ only in their numbers (one
     schedule shape). Otherwise (one optimizer, or schedules of different shapes under one optimizer, as
     the demo's nine) one group in the experiment's order, each strategy its own colour."""
+    asked = {a.label: a for a in _asked(result)[0]}
     by_opt: dict[str, list[str]] = {}
-    for label in result.labels():
-        by_opt.setdefault(result.by_label(label)[0].optimizer, []).append(label)
-    sweep = all(len({_shape(result.by_label(lb)[0].spec) for lb in g}) == 1 for g in by_opt.values())
+    for a in asked.values():
+        by_opt.setdefault(a.optimizer, []).append(a.label)
+    sweep = all(len({_shape(asked[lb].spec) for lb in g}) == 1 for g in by_opt.values())
     if len(by_opt) == 1 or not sweep:
-        return [result.labels()]
+        return [list(asked)]
     return [sorted(g, key=lambda lb: _peak_lr(result.by_label(lb))) for g in by_opt.values()]
 
 
@@ -469,7 +547,7 @@ def _styles(result: LabResult) -> dict[str, tuple[str, str]]:
     ``DARKEST`` towards black (largest), so a darker line is a larger LR."""
     groups = _groups(result)
     if len(groups) == 1:
-        return {label: _style(i) for i, label in enumerate(result.labels())}
+        return {label: _style(i) for i, label in enumerate(groups[0])}
     out = {}
     for g, members in enumerate(groups):
         base = _style(g)[0]
@@ -611,11 +689,12 @@ def _plain_text(lang: str = "en") -> Iterator[tuple[Any, Messages]]:
 PANELS = ("lr", "loss", "metric")
 
 
-def _fate(runs: Sequence[RunRecord], t: Messages = _EN) -> str:
-    """The legend's note on a strategy's failed runs: ``" (2/3 diverged, 1/3 did not learn)"``."""
+def _fate(runs: Sequence[RunRecord], asked: int, t: Messages = _EN) -> str:
+    """The legend's note on a strategy's failed runs, of the ``asked`` runs: ``" (2/3 diverged, 1/3 did not
+    learn)"``."""
     n_div, n_stall = sum(r.status == "diverged" for r in runs), sum(did_not_learn(r) for r in runs)
     counts = ((n_div, "fig.diverged"), (n_stall, "fig.stalled"))
-    notes = [t(key, k=n, runs=len(runs)) for n, key in counts if n]
+    notes = [t(key, k=n, runs=asked) for n, key in counts if n]
     return f" ({', '.join(notes)})" if notes else ""
 
 
@@ -642,8 +721,11 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
     top = _loss_top(result.runs) if panel == "loss" else None
     cut = False
     lr_min, lr_max = math.inf, 0.0
+    asked = {a.label: a.runs for a in _asked(result)[0]}
     for label, (color, ls) in _styles(result).items():  # in the legend's order
         runs = result.by_label(label)
+        if not runs:  # a strategy with no finished run (an interrupted lab): its table row says so
+            continue
         if panel == "lr":
             curves = [np.asarray(r.lrs, dtype=float) for r in runs]
         elif panel == "loss":
@@ -658,7 +740,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
             all_positive = all_positive and bool((fin > 0).all())
             if panel == "lr" and (fin > 0).any():
                 lr_min, lr_max = min(lr_min, float(fin[fin > 0].min())), max(lr_max, float(fin.max()))
-        text = _short(label) + _fate(runs, t)
+        text = _short(label) + _fate(runs, asked[label], t)
         marker = "o" if panel == "metric" and len(x) <= 30 else None
         ax.plot(x, mean, color=color, ls=ls, lw=1.6, marker=marker, ms=3, label=escape_mathtext(text))
         if len(runs) > 1 and len(x):
@@ -732,16 +814,7 @@ def lab_figure(
     """The three panels side by side (LR, training loss, validation metric), one legend below them, the
     words in ``lang`` (see :func:`_figure_language`)."""
     if metric_name is not None and metric_name != result.metric_name:
-        result = LabResult(
-            result.task,
-            result.experiment_id,
-            result.runs,
-            result.store_path,
-            result.name,
-            metric_name,
-            result.higher_is_better,
-            result.epochs,
-        )
+        result = replace(result, metric_name=metric_name)
     with _plain_text(lang) as (plt, t):
         width = 19.0
         fig, axes = plt.subplots(1, 3, figsize=(width, 5.8), layout="constrained", dpi=100)
@@ -753,7 +826,9 @@ def lab_figure(
 
 
 def _default_title(result: LabResult, t: Messages = _EN) -> str:
-    seeds, n = len({r.seed for r in result.runs}), len(result.labels())
+    """The title of the lab's report: the strategies and seeds its lab asked for (:func:`_asked`)."""
+    asked, all_seeds = _asked(result)
+    seeds, n = len(all_seeds), len(asked)
     title = t(
         "title",
         name=repr(result.name),
@@ -1069,6 +1144,9 @@ def _stalled_html(result: LabResult, t: Messages = _EN) -> str:
 
 
 def _runs_html(result: LabResult, t: Messages = _EN) -> str:
+    total = sum(a.runs for a in _asked(result)[0])
+    n = len(result.runs)
+    summary = t("runs.all", n=n) if n == total else t("runs.finished", n=n, total=total)
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td>{_e(r.optimizer)}</td><td class=num>{r.seed}</td>'
         f"<td>{_e(t.status(fate(r)))}</td>"
@@ -1088,10 +1166,7 @@ def _runs_html(result: LabResult, t: Messages = _EN) -> str:
         t("col.seconds"),
         t("col.key"),
     )
-    return (
-        f"<details><summary>{t('runs.all', n=len(result.runs))}</summary><table>{head}<tbody>{rows}</tbody>"
-        "</table></details>"
-    )
+    return f"<details><summary>{summary}</summary><table>{head}<tbody>{rows}</tbody></table></details>"
 
 
 def _interval(s: Summary, t: Messages = _EN) -> str:
@@ -1210,7 +1285,7 @@ def render_html(
     for panel in PANELS:
         data = base64.b64encode(_png(panel_figure(result, panel, lang=lang))).decode("ascii")
         figures.append(f'<img src="data:image/png;base64,{data}" alt="{_e(alts[panel])}">')
-    seeds = sorted({r.seed for r in result.runs})
+    asked, seeds = _asked(result)
     script = _page_script(t)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
@@ -1220,10 +1295,10 @@ def render_html(
         task=f"<code>{_e(result.task)}</code>",
         id=result.experiment_id,
         name=_e(result.name),
-        strategies=len(result.labels()),
+        strategies=len(asked),
         seeds=_e(", ".join(map(str, seeds))),
         epochs=t("page.meta.epochs", n=result.epochs) if result.epochs else "",
-        runs=len(result.runs),
+        runs=sum(a.runs for a in asked),
         db=f"<code>{_e(result.store_path)}</code>",
     )
     parts = [
@@ -1368,7 +1443,8 @@ def _load(
     finally:
         store.close()
     epochs = exp.config.get("epochs", 0)
-    result = LabResult(
+    asked, seeds = _asked_from(exp.config, runs)
+    result = StoredResult(
         exp.task,
         exp.id,
         runs,
@@ -1377,6 +1453,8 @@ def _load(
         exp.metric_name,
         exp.higher_is_better,
         int(epochs) if isinstance(epochs, int) else 0,
+        asked,
+        seeds,
     )
     return result, missing, kept
 
