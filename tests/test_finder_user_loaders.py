@@ -276,6 +276,27 @@ def test_repeats_over_a_shuffled_loader_keep_their_interval_and_say_nothing_more
     assert lo < hi and f"interval {lo:.3g} .. {hi:.3g}" in str(res) and "note:" not in str(res)
 
 
+def test_a_loss_that_depends_on_nothing_is_alike_over_any_batches_and_gets_no_note() -> None:
+    """A model whose output ignores its weights: every curve is log(2) throughout, over a loader that
+    shuffles. Nothing is said about the batches (the verdict, flat, says what is wrong)."""
+    import warnings
+
+    class Frozen(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(10, 2)
+
+        def forward(self, x: Any) -> Any:
+            return 0.0 * self.lin(x)
+
+    model = Frozen()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = find_lr(model, _sgd(model), _plain_loader(shuffle=True), F.cross_entropy, num_steps=30)
+    assert res.distinct_repeats == 1 and not res.repeats_alike and res.notes == ()
+    assert "flat" in res.problem_kinds and "note:" not in str(res)
+
+
 @pytest.mark.parametrize("name", ["finder_runs_v2.json", "builtin_finder.json", "fresh_finder.json"])
 def test_the_stored_benchmark_results_have_no_repeats_alike(name: str) -> None:
     """Their loaders shuffle: every repeat's curve differs, so no stored result gets the note (and the

@@ -487,13 +487,21 @@ class FinderResult:
         return len(seen)
 
     @property
+    def repeats_alike(self) -> bool:
+        """Whether some repeats recorded the same curve although the loss varied along it: they saw the
+        same batches in the same order (a curve that is one value throughout, a loss that depends on
+        nothing, is alike over any batches and says nothing about them)."""
+        losses = self.curves[0].losses
+        varied = np.unique(losses[np.isfinite(losses)]).size > 1
+        return varied and self.distinct_repeats < self.repeats
+
+    @property
     def notes(self) -> tuple[str, ...]:
         """What the reader should know that is no reason to distrust the result (repeats alike: see
-        :attr:`distinct_repeats`), phrased for :attr:`settings`."""
-        distinct = self.distinct_repeats
-        if distinct == self.repeats:
+        :attr:`repeats_alike`), phrased for :attr:`settings`."""
+        if not self.repeats_alike:
             return ()
-        return (alike_repeats_note(self.repeats, distinct, self.settings),)
+        return (alike_repeats_note(self.repeats, self.distinct_repeats, self.settings),)
 
     @property
     def interval(self) -> tuple[float, float]:

@@ -1064,7 +1064,7 @@ def find_lr(
         train.close()
         snapshot.restore()
     # a loader that does not shuffle: the repeats measured the same curve again
-    if result.distinct_repeats < result.repeats:
+    if result.repeats_alike:
         warnings.warn(
             f"find_lr: {alike_repeats_note(result.repeats, result.distinct_repeats)}",
             UserWarning,
