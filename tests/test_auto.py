@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -432,3 +433,28 @@ def test_a_run_too_short_for_the_schedule_is_refused_before_any_step(kind: str, 
             accumulation_steps=4,
             verbose=False,
         )
+
+
+def test_the_summary_shows_no_spread_for_repeats_over_a_loader_that_does_not_shuffle() -> None:
+    """Repeats over the same batches in the same order record one curve: the summary says they were
+    alike instead of a zero-width 'interval x .. x' (a shuffled loader keeps its interval)."""
+    import lrkit
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 8, generator=g)
+    y = (x[:, :4].sum(dim=1) > 0).long()
+    plain = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    runs = {}
+    for name, loader in (("plain", plain), ("shuffled", _loader())):
+        model = _model()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # find_lr's own warning on alike repeats
+            runs[name] = lrkit.auto(
+                model, opt, loader, torch.nn.functional.cross_entropy, epochs=100, search="separate",
+                verbose=False,
+            )  # fmt: skip
+    assert runs["plain"].finder.repeats_alike and not runs["shuffled"].finder.repeats_alike
+    assert "3 repeats, all alike (the loader does not shuffle)" in runs["plain"].summary
+    assert "interval" not in runs["plain"].summary
+    assert "3 repeats, interval " in runs["shuffled"].summary

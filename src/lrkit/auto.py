@@ -636,10 +636,12 @@ def auto(
     elif ramp is not None and found is ramp.result:  # the ramp's own curve; its steps were undone
         how = f"one in-run ramp of {spent} steps, none kept"
     else:
-        how = (
-            f"{plural(found.repeats, 'repeat')}, interval {lo:.3g} .. {hi:.3g}; "
-            f"finder {found.steps} optimizer steps"
+        spread = (  # repeats over the same batches in the same order: one curve, no spread to show
+            "all alike (the loader does not shuffle)"
+            if found.repeats_alike
+            else f"interval {lo:.3g} .. {hi:.3g}"
         )
+        how = f"{plural(found.repeats, 'repeat')}, {spread}; finder {found.steps} optimizer steps"
     groups = f"; {found.groups_note}" if found.groups_note else ""
     whose = "the in-run ramp's" if ramp is not None and found is ramp.result else "the finder's"
     summary = (

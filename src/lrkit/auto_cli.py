@@ -52,7 +52,8 @@ exit status:
   1    your task's code (--task MODULE:FUNCTION) raised (its traceback is
        printed), or the system refused (a file that cannot be written, out of
        memory)
-  2    bad input (a flag, a path, a task), refused before anything trains
+  2    bad input (a flag, a path, a task), refused before anything trains;
+       or data that is not finite (NaN/inf), found by the search
   3    no suggestion: the LR search found no usable signal, so nothing was
        trained; the reason and what to try (e.g. a larger --budget) are printed
   130  interrupted (Ctrl-C)
