@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ._text import plural
-
 TASK = "digits-mlp-sgd"
 
 
@@ -48,7 +46,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None, lang
     """Write everything into ``out`` and print what was written; the last line is the report's path. The
     lab's report is in ``lang`` (``"en"`` or ``"ko"``: :func:`lrkit.lab.report.write_all`)."""
     from ._paths import check_output_dir
-    from .lab._messages import check_lang
+    from .lab._messages import Phrase, check_lang
     from .lab.cli import _cores, run_and_report
     from .lab.experiment import Experiment
     from .lab.report import LAB_FILES
@@ -93,7 +91,14 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None, lang
         out,
         db_path,
         workers=workers or _cores(),
-        title=f"lrkit demo: {len(strategies)} strategies on {TASK}, {plural(len(seeds), 'seed')} each",
+        title=Phrase(  # "lrkit demo: 15 strategies on digits-mlp-sgd, 3 seeds each", in lang
+            "demo.title",
+            {
+                "strategies": Phrase.count("strategies", len(strategies)),
+                "task": TASK,
+                "seeds": Phrase.count("seeds", len(seeds)),
+            },
+        ),
         lang=lang,
     )
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")

@@ -10,10 +10,24 @@ Korean counts with ``개`` and does not. The Korean follows the wording of the K
 
 from __future__ import annotations
 
+import json
 import string
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-__all__ = ["LANGS", "MESSAGES", "Messages", "check_lang", "fields", "messages"]
+__all__ = [
+    "LANGS",
+    "MESSAGES",
+    "Messages",
+    "Phrase",
+    "Text",
+    "check_lang",
+    "dump_phrases",
+    "fields",
+    "load_phrases",
+    "messages",
+    "phrases",
+]
 
 EN: dict[str, str] = {
     # counts: ``{n}`` a whole number
@@ -123,6 +137,15 @@ EN: dict[str, str] = {
     # the note of a report made from a database whose experiment is not finished
     "note.missing": "{missing} of {total} runs are not finished (interrupted or still running); rerun the "
     "lab to finish them, this report shows the finished ones.",
+    # the titles and notes of lrkit tune's report and the demo's (:class:`Phrase`s, kept in the database)
+    "tune.title.finder": "tuned ({study}) vs finder and recipes",
+    "tune.title.centre": "tuned ({study}) vs range centre and recipes",
+    "tune.stopped": "The search stopped at its time budget ({budget}) with {finished} of the {trials} trials "
+    "asked for; the tuned schedule is the best of those.",
+    "tune.held_out": "The report's seeds {seeds}, held out: every trial trained on seed {train_seed}, so the "
+    "tuned schedule is judged on seeds it was not chosen on (there, trial {trial} scored {m} {value}, the "
+    "best of the study's trials).",
+    "demo.title": "lrkit demo: {strategies} on {task}, {seeds} each",
     # the figures
     "fig.diverged": "{k}/{runs} diverged",
     "fig.stalled": "{k}/{runs} did not learn",
@@ -239,6 +262,14 @@ KO: dict[str, str] = {
     "runs.finished": "실행 {total}개 중 끝난 {n}개",
     "note.missing": "실행 {total}개 중 {missing}개가 끝나지 않았습니다(중단되었거나 아직 도는 중). 실험을 "
     "다시 돌리면 마저 끝내며, 이 보고서는 끝난 실행만 보여 줍니다.",
+    "tune.title.finder": "튜닝한 스케줄({study}) 대 학습률 탐색기의 스케줄과 레시피",
+    "tune.title.centre": "튜닝한 스케줄({study}) 대 학습률 범위 중심의 스케줄과 레시피",
+    "tune.stopped": "탐색은 시간 예산({budget})에 닿아 멈췄습니다: 요청한 시도 {trials}개 중 {finished}개가 "
+    "끝났고, 튜닝한 스케줄은 그중 최고입니다.",
+    "tune.held_out": "보고서의 시드({seeds})는 튜닝에서 떼어 둔 시드입니다: 모든 시도는 시드 {train_seed} "
+    "하나로 학습했으므로, 튜닝한 스케줄은 고를 때 쓰지 않은 시드로 평가됩니다(시드 {train_seed}에서는 "
+    "{trial}번 시도가 스터디의 시도 중 최고였습니다: {m} {value}).",
+    "demo.title": "lrkit 데모: {task}에서 {strategies}, 각각 {seeds}",
     "fig.diverged": "{k}/{runs} 발산",
     "fig.stalled": "{k}/{runs} 학습하지 못함",
     "fig.step": "옵티마이저 스텝",
@@ -273,6 +304,76 @@ def fields(template: str) -> set[str]:
 
 
 @dataclass(frozen=True)
+class Phrase:
+    """A message not yet in a language: its id and its fields' values, each a number, text shown as it is
+    (a name, a spec, a duration) or a phrase; the field ``m`` is a metric's name, shown as
+    :meth:`Messages.metric` says. A title or note lrkit composes (``lrkit tune``'s, the demo's) is a
+    sequence of phrases, kept with the lab's database (:func:`dump_phrases`), so that ``lrkit report``
+    says it in any language (:meth:`Messages.say`)."""
+
+    key: str
+    values: Mapping[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def count(cls, noun: str, n: int) -> Phrase:
+        """``"3 seeds"``: :meth:`Messages.count` as a phrase."""
+        return cls(f"count.{noun}.{'one' if n == 1 else 'other'}", {"n": n})
+
+
+#: a title or note: text shown as it is (in whatever language it was written), or phrases lrkit says in
+#: the report's language, one after another
+Text = str | Phrase | Sequence[Phrase]
+
+
+def phrases(text: Text | None) -> tuple[Phrase, ...] | None:
+    """``text``'s phrases; None for text shown as it is (a ``str``) and for None."""
+    if text is None or isinstance(text, str):
+        return None
+    return (text,) if isinstance(text, Phrase) else tuple(text)
+
+
+def _to_json(value: object) -> object:
+    if isinstance(value, Phrase):
+        return {"id": value.key, "fields": {k: _to_json(v) for k, v in value.values.items()}}
+    if isinstance(value, (str, int, float)):
+        return value
+    raise TypeError(f"a phrase's field: expected a number, text or a Phrase, got {value!r}")
+
+
+def dump_phrases(text: Sequence[Phrase]) -> str:
+    """``text`` as JSON, for the database: ``[{"id": ..., "fields": {...}}, ...]``."""
+    return json.dumps([_to_json(p) for p in text], ensure_ascii=False, sort_keys=True)
+
+
+def _from_json(value: object) -> object:
+    if isinstance(value, dict):
+        key, values = value.get("id"), value.get("fields")
+        if not isinstance(key, str) or not isinstance(values, dict) or set(value) != {"id", "fields"}:
+            raise ValueError(f"expected a phrase, {{'id': ..., 'fields': {{...}}}}, got {value!r}")
+        if key not in EN:
+            raise ValueError(f"no message {key!r} in this lrkit's catalogue")
+        return Phrase(key, {str(k): _from_json(v) for k, v in values.items()})
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"a phrase's field: expected a number, text or a phrase, got {value!r}")
+
+
+def load_phrases(text: str) -> tuple[Phrase, ...]:
+    """The phrases :func:`dump_phrases` wrote; a ValueError for anything else (a message this lrkit does not
+    know, from a newer one, included)."""
+    items = json.loads(text)
+    if not isinstance(items, list):
+        raise ValueError(f"expected a list of phrases, got {items!r}")
+    out = []
+    for item in items:
+        phrase = _from_json(item)
+        if not isinstance(phrase, Phrase):
+            raise ValueError(f"expected a phrase, got {item!r}")
+        out.append(phrase)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Messages:
     """One language's catalogue: ``t("id", field=value)`` is the message, formatted; ``t.count("seeds",
     n)`` a count."""
@@ -283,7 +384,22 @@ class Messages:
         return MESSAGES[self.lang][key].format(**values)
 
     def count(self, noun: str, n: int) -> str:
-        return self(f"count.{noun}.{'one' if n == 1 else 'other'}", n=n)
+        return self.say(Phrase.count(noun, n))
+
+    def say(self, text: Phrase | Sequence[Phrase]) -> str:
+        """Phrases in this language, one after another (a space between); a field that is a phrase is said
+        first, the field ``m`` is a metric's name (:meth:`metric`). A KeyError for a message or field this
+        catalogue does not have."""
+        if isinstance(text, Phrase):
+            values = {k: self.say(v) if isinstance(v, Phrase) else v for k, v in text.values.items()}
+            if "m" in values:
+                values["m"] = self.metric(str(values["m"]))
+            return self(text.key, **values)
+        return " ".join(self.say(p) for p in text)
+
+    def text(self, text: Text | None) -> str | None:
+        """A title or note: text as it is, phrases said in this language (:meth:`say`)."""
+        return text if text is None or isinstance(text, str) else self.say(text)
 
     def metric(self, name: str) -> str:
         """A metric's name as the report shows it: lrkit's own (``val accuracy``) in this language, any

@@ -11,6 +11,7 @@ from .._cliargs import MAX_INT, positive_int, whole_number
 from .._paths import check_output_dir, require_matplotlib
 from .._usercode import user_code
 from ..tasks.optimizers import OPTIMIZERS
+from ._messages import Text, dump_phrases, messages, phrases
 from .experiment import Experiment, load_experiment
 from .report import LAB_FILES, LANGS
 from .store import ResultStore, check_db_path
@@ -24,7 +25,7 @@ examples:
       --strategy "cosine=warmup(5%) >> cosine(lr=0.05)" --strategy "adam@adam=constant(1e-3)"
   lrkit lab --task mypkg.tasks:cifar_small --strategy "one_cycle(max_lr=0.1)"   # your own task
   lrkit report lrkit-lab/                        # re-make the report from the database
-  lrkit report lrkit-lab/ --lang ko              # ... in Korean (the CSV files stay English)
+  lrkit report lrkit-lab/ --lang ko              # ... in Korean (default: the lab's language)
 Rerunning an experiment skips the runs the database already holds and redoes interrupted ones;
 --fresh starts over.
 """
@@ -37,13 +38,15 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def add_lang(parser: argparse.ArgumentParser) -> None:
-    """The ``--lang`` flag of a command that writes a lab report."""
+def add_lang(parser: argparse.ArgumentParser, *, kept: bool = False) -> None:
+    """The ``--lang`` flag of a command that writes a lab report; ``kept``: by default the language the
+    lab wrote its report in (``lrkit report``), else English."""
+    default = "the lab's language, English for a database from before lrkit kept it" if kept else "en"
     parser.add_argument(
         "--lang",
         choices=LANGS,
-        default="en",
-        help="the report's language: en (default) or ko (Korean); the CSV files stay English",
+        default=None if kept else "en",
+        help=f"the report's language: en or ko (Korean); default: {default}; the CSV files stay English",
     )
 
 
@@ -90,7 +93,7 @@ def register(sub: Any) -> None:
         metavar="ID",
         help="which experiment (default: the latest)",
     )
-    add_lang(rp)
+    add_lang(rp, kept=True)
     rp.set_defaults(func=cmd_report)
 
 
@@ -175,13 +178,14 @@ def run_and_report(
     *,
     workers: int,
     fresh: bool = False,
-    title: str | None = None,
-    note: str | None = None,
+    title: Text | None = None,
+    note: Text | None = None,
     lang: str = "en",
 ) -> int:
     """Run ``exp`` into ``db``, then write the report into ``out`` (``note`` at its top) in ``lang``; 1 if
     the report failed (the results stay in the database, and the message says how to re-make the
-    report)."""
+    report). ``title`` and ``note``: text shown as it is, or phrases said in ``lang``; both, and ``lang``,
+    are kept in ``db``, so that ``lrkit report`` re-makes the report as it was (phrases in any language)."""
     from ..tasks import get_task
     from .progress import SweepProgress
     from .runner import run_lab
@@ -200,11 +204,21 @@ def run_and_report(
         fresh=fresh,
         progress=SweepProgress(metric_name=task.metric_name),
     )
-    with ResultStore(db) as store:  # `lrkit report` re-makes this report with its title and note
-        store.set_report_text(result.experiment_id, title, note)
+    t = messages(lang)
+    title_text, note_text = t.text(title), t.text(note)
+    title_phrases, note_phrases = phrases(title), phrases(note)
+    with ResultStore(db) as store:  # `lrkit report` re-makes this report with its title, note and language
+        store.set_report_text(
+            result.experiment_id,
+            title_text,
+            note_text,
+            lang=lang,
+            title_phrases=None if title_phrases is None else dump_phrases(title_phrases),
+            note_phrases=None if note_phrases is None else dump_phrases(note_phrases),
+        )
     out.mkdir(parents=True, exist_ok=True)
     try:
-        written = write_outputs(result, out, title=title, note=note, lang=lang)
+        written = write_outputs(result, out, title=title_text, note=note_text, lang=lang)
     except Exception as exc:
         again = "" if lang == "en" else f" --lang {lang}"
         print(

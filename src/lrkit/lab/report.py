@@ -58,9 +58,9 @@ from typing import Any
 import numpy as np
 
 from .._paths import MARK, check_replaceable, save_figure, write_output
-from ._messages import LANGS, MESSAGES, Messages, messages
+from ._messages import LANGS, MESSAGES, Messages, load_phrases, messages
 from .runner import LabResult
-from .store import ResultStore, RunRecord, check_db_path
+from .store import ReportText, ResultStore, RunRecord, check_db_path
 
 __all__ = [
     "EPOCHS_COLUMNS",
@@ -1411,9 +1411,9 @@ def load_result(
 
 def _load(
     db_path: str | Path, experiment_id: int | None, names: tuple[str, str]
-) -> tuple[LabResult, int, tuple[str | None, str | None]]:
-    """:func:`load_result`'s two, and the ``(title, note)`` the lab wrote the experiment's report with
-    (:meth:`~lrkit.lab.store.ResultStore.report_text`), read from the database in one opening."""
+) -> tuple[LabResult, int, ReportText]:
+    """:func:`load_result`'s two, and the title, note and language the lab wrote the experiment's report
+    with (:meth:`~lrkit.lab.store.ResultStore.report_texts`), read from the database in one opening."""
     db_name, id_name = names
     src = Path(db_path)
     db = src / "lab.db" if src.is_dir() else src
@@ -1439,7 +1439,7 @@ def _load(
             exp = found[0]
         runs = store.runs(exp.id)
         missing = len(store.members(exp.id)) - len(runs)
-        kept = store.report_text(exp.id)  # the title and note the lab wrote its report with
+        kept = store.report_texts(exp.id)  # the title, note and language the lab wrote its report with
     finally:
         store.close()
     epochs = exp.config.get("epochs", 0)
@@ -1459,6 +1459,18 @@ def _load(
     return result, missing, kept
 
 
+def _kept(text: str | None, phrases: str | None, t: Messages) -> str | None:
+    """A title or note the lab kept, in ``t``'s language: said again from its phrases where lrkit composed
+    it (:class:`~lrkit.lab._messages.Phrase`), else (the user's own, or phrases this lrkit cannot say: a
+    newer one's) as it was written."""
+    if phrases is not None:
+        try:
+            return t.say(load_phrases(phrases))
+        except (ValueError, KeyError, IndexError):
+            pass
+    return text
+
+
 def report_from_db(
     db_path: str | Path,
     out_dir: str | Path,
@@ -1467,19 +1479,26 @@ def report_from_db(
     title: str | None = None,
     target: float | None = None,
     names: tuple[str, str] = ("db_path", "experiment_id"),
-    lang: str = "en",
+    lang: str | None = None,
 ) -> list[Path]:
-    """Re-make the report (:func:`write_all`, in ``lang``) of the latest (or the given) experiment in
-    ``db_path`` (a lab database, or a folder: ``DIR/lab.db``), opened read-only. An experiment whose runs
-    are not all finished is reported with a note saying how many are missing. ``names``: see
-    :func:`load_result`."""
-    t = messages(lang)
+    """Re-make the report (:func:`write_all`) of the latest (or the given) experiment in ``db_path`` (a lab
+    database, or a folder: ``DIR/lab.db``), opened read-only, with the title and note its lab wrote it with
+    (``title`` given here wins). ``lang``: the report's language; None, the one its lab wrote it in
+    (English for a database from before lrkit kept it); the title and note lrkit composed are said in
+    ``lang``, one of your own is shown as written. An experiment whose runs are not all finished is
+    reported with a note saying how many are missing. ``names``: see :func:`load_result`."""
+    if lang is not None:
+        messages(lang)  # checked before anything is read
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir: {str(out)!r} is a file; expected a directory")
-    result, missing, (kept_title, kept_note) = _load(db_path, experiment_id, names)  # as the lab wrote it
+    result, missing, kept = _load(db_path, experiment_id, names)  # as the lab wrote it
+    if lang is None:
+        lang = kept.lang if kept.lang in LANGS else "en"
+    t = messages(lang)
+    kept_note = _kept(kept.note, kept.note_phrases, t)
     notes = [kept_note] if kept_note else []
     if missing:
         notes.append(t("note.missing", missing=missing, total=len(result.runs) + missing))
-    title = kept_title if title is None else title
+    title = _kept(kept.title, kept.title_phrases, t) if title is None else title
     return write_all(result, out, title=title, target=target, note=" ".join(notes) or None, lang=lang)

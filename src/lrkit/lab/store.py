@@ -37,7 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FORMAT", "Experiment", "ResultStore", "RunRecord", "check_db_path", "owner_token", "run_key"]
+__all__ = [
+    "FORMAT",
+    "Experiment",
+    "ReportText",
+    "ResultStore",
+    "RunRecord",
+    "check_db_path",
+    "owner_token",
+    "run_key",
+]
 
 FORMAT = "lrkit-lab"
 VERSION = "2"
@@ -70,9 +79,12 @@ CREATE TABLE IF NOT EXISTS epochs (
     PRIMARY KEY (run_key, epoch)
 );
 CREATE TABLE IF NOT EXISTS report_texts (
-    experiment_id INTEGER PRIMARY KEY REFERENCES experiments(id), title TEXT, note TEXT
+    experiment_id INTEGER PRIMARY KEY REFERENCES experiments(id), title TEXT, note TEXT,
+    lang TEXT, title_phrases TEXT, note_phrases TEXT
 );
 """
+#: the columns report_texts gained after its first release (a database from before has none of them)
+REPORT_TEXT_COLUMNS = ("lang", "title_phrases", "note_phrases")
 
 
 def run_key(config: Mapping[str, Any]) -> str:
@@ -111,6 +123,20 @@ class Experiment:
     higher_is_better: bool
     config: dict[str, Any]
     created: float
+
+
+@dataclass(frozen=True)
+class ReportText:
+    """What the report of an experiment led with when its lab wrote it: the ``title`` and ``note`` as
+    written, in ``lang``, and, for those lrkit composed, their phrases as JSON
+    (:func:`lrkit.lab._messages.dump_phrases`: ``lrkit report`` says them in another language); None where
+    there was none, or the database predates it (its ``lang`` is then ``"en"``)."""
+
+    title: str | None = None
+    note: str | None = None
+    lang: str = "en"
+    title_phrases: str | None = None
+    note_phrases: str | None = None
 
 
 @dataclass
@@ -406,22 +432,52 @@ class ResultStore:
         ).fetchall()
         return [Experiment(r[0], r[1], r[2], r[3], r[4], bool(r[5]), json.loads(r[6]), r[7]) for r in rows]
 
-    def set_report_text(self, experiment_id: int, title: str | None, note: str | None) -> None:
+    def set_report_text(
+        self,
+        experiment_id: int,
+        title: str | None,
+        note: str | None,
+        *,
+        lang: str = "en",
+        title_phrases: str | None = None,
+        note_phrases: str | None = None,
+    ) -> None:
         """The title and note the report of an experiment leads with (``lrkit tune``'s: how the search
-        stopped, which seeds are held out), kept so that ``lrkit report`` re-makes the same report."""
+        stopped, which seeds are held out) and its language, kept so that ``lrkit report`` re-makes the
+        same report; the phrases (:class:`ReportText`) of a title or note lrkit composed let it say them
+        in another language."""
         with self._write() as db:
-            db.execute("INSERT OR REPLACE INTO report_texts VALUES (?, ?, ?)", (experiment_id, title, note))
+            have = {row[1] for row in db.execute("PRAGMA table_info(report_texts)")}
+            for column in REPORT_TEXT_COLUMNS:  # a database from before them gains them
+                if column not in have:
+                    db.execute(f"ALTER TABLE report_texts ADD COLUMN {column} TEXT")
+            db.execute(
+                "INSERT OR REPLACE INTO report_texts (experiment_id, title, note, lang, title_phrases, "
+                "note_phrases) VALUES (?, ?, ?, ?, ?, ?)",
+                (experiment_id, title, note, lang, title_phrases, note_phrases),
+            )
+
+    def report_texts(self, experiment_id: int) -> ReportText:
+        """What :meth:`set_report_text` kept; an empty :class:`ReportText` (English) when nothing was, and
+        what a database from before the language or the phrases lacks is None (its language English)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(report_texts)")}
+        if not have:  # no such table: written by an lrkit before it
+            return ReportText()
+        columns = ["title", "note", *(c for c in REPORT_TEXT_COLUMNS if c in have)]
+        row = self.db.execute(
+            f"SELECT {', '.join(columns)} FROM report_texts WHERE experiment_id = ?", (experiment_id,)
+        ).fetchone()
+        if row is None:
+            return ReportText()
+        kept = dict(zip(columns, row, strict=True))
+        kept["lang"] = kept.get("lang") or "en"
+        return ReportText(**kept)
 
     def report_text(self, experiment_id: int) -> tuple[str | None, str | None]:
         """``(title, note)`` kept by :meth:`set_report_text`; ``(None, None)`` when none was (or the
         database predates them)."""
-        try:
-            row = self.db.execute(
-                "SELECT title, note FROM report_texts WHERE experiment_id = ?", (experiment_id,)
-            ).fetchone()
-        except sqlite3.OperationalError:  # no such table: written by an lrkit before it
-            return None, None
-        return (None, None) if row is None else (row[0], row[1])
+        kept = self.report_texts(experiment_id)
+        return kept.title, kept.note
 
     def members(self, experiment_id: int) -> list[tuple[str, str]]:
         """``(label, run_key)`` of an experiment, in order."""

@@ -10,11 +10,14 @@ import argparse
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._cliargs import MAX_INT, positive_float, positive_int, seed, whole_number
 from ..scaling import LR_FREE
 from ..tasks.optimizers import OPTIMIZERS
+
+if TYPE_CHECKING:
+    from ..lab._messages import Phrase
 
 __all__ = ["EXIT_OUT_OF_TIME", "cmd_tune", "held_out_seeds", "register", "report_strategies"]
 
@@ -317,11 +320,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 1
     code = 0
     if out is not None and db is not None:
+        from ..lab._messages import Phrase
+
         stopped = None
-        if result.timed_out:
-            stopped = (
-                f"The search stopped at its time budget ({budget}) with {result.finished} of the "
-                f"{result.trials} trials asked for; the tuned schedule is the best of those."
+        if result.timed_out:  # "The search stopped at its time budget (...) with 5 of the 50 trials ..."
+            stopped = Phrase(
+                "tune.stopped", {"budget": budget, "finished": result.finished, "trials": result.trials}
             )
         code = _report(result, task, out, db, args, stopped, lang=args.lang)
     value = (
@@ -344,12 +348,14 @@ def _report(
     out: Path,
     db: Path,
     args: argparse.Namespace,
-    stopped: str | None = None,
+    stopped: Phrase | None = None,
     lang: str = "en",
 ) -> int:
     """Run the lab comparison of the tuned schedule and write its report (in ``lang``); ``stopped`` (how
-    the search stopped at its time budget) leads the report's note."""
+    the search stopped at its time budget) leads the report's note. The title and note are phrases of the
+    report's catalogue (:mod:`lrkit.lab._messages`): ``lrkit report`` says them in any language."""
     from .._text import plural
+    from ..lab._messages import Phrase
     from ..lab.cli import run_and_report
     from ..lab.experiment import Experiment
     from ..schedules import Schedule
@@ -384,15 +390,26 @@ def _report(
         f"{plural(args.report_seeds, 'seed')} x {plural(result.epochs, 'epoch')} ({held_out})",
         flush=True,
     )
+    held_out_note = Phrase(  # "The report's seeds 1, 2, 3, held out: every trial trained on seed 0, ..."
+        "tune.held_out",
+        {
+            "seeds": ", ".join(map(str, seeds)),
+            "train_seed": result.train_seed,
+            "trial": result.best_trial,
+            "m": result.metric_name,
+            "value": f"{result.best_value:.4g}",
+        },
+    )
     return run_and_report(
         exp,
         out,
         db,
         workers=args.workers,
-        title=f"tuned ({result.study_name}) vs {source} and recipes",
-        note=("" if stopped is None else stopped + " ")
-        + f"The report's {held_out} (there, trial {result.best_trial} scored {result.metric_name} "
-        f"{result.best_value:.4g}, the best of the study's trials).",
+        title=Phrase(  # "tuned (STUDY) vs finder and recipes"
+            "tune.title.finder" if space.center is not None else "tune.title.centre",
+            {"study": result.study_name},
+        ),
+        note=[held_out_note] if stopped is None else [stopped, held_out_note],
         lang=lang,
     )
 
