@@ -230,6 +230,8 @@ def test_the_default_is_english_and_a_language_is_checked_before_anything_is_wri
     )
     for bad in ("xx", "EN", None, 1):
         for call in calls:
+            if bad is None and call is calls[-1]:
+                continue  # report_from_db: None is the language the lab kept (tests/test_report_kept_lang.py)
             with pytest.raises(
                 ValueError, match=rf"^lang: expected one of 'en', 'ko', got {re.escape(repr(bad))}$"
             ):
