@@ -240,3 +240,33 @@ def test_phrases_round_trip_through_json_and_are_said_in_every_language() -> Non
         with pytest.raises(ValueError):
             load_phrases(bad)
     assert set(KO) == set(EN)
+
+
+def test_a_lab_killed_before_its_report_keeps_its_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The language (and title, note) is kept when the experiment is made, before any run: a lab killed
+    mid-way (here: Ctrl-C in its second run) is re-made by ``lrkit report`` in its language (it was
+    English: the language was kept only after the last run)."""
+    pytest.importorskip("torch")
+    import lrkit.lab.runner
+    from lrkit.cli import main
+
+    real = lrkit.lab.runner.run_strategy
+    calls: list[int] = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lrkit.lab.runner, "run_strategy", interrupted)
+    out = tmp_path / "o"
+    argv = ["lab", "--strategy", "c=constant(0.05)", "--strategy", "d=constant(0.02)", "--epochs", "1"]
+    assert main([*argv, "--workers", "1", "--out", str(out), "--lang", "ko"]) == 130  # Ctrl-C's status
+    assert not (out / "report.html").exists()
+    capsys.readouterr()
+    assert main(["report", str(out), "--out", str(tmp_path / "again")]) == 0  # no --lang
+    page = (tmp_path / "again" / "report.html").read_text(encoding="utf-8")
+    assert '<html lang="ko">' in page and "끝난 실행 없음" in page  # d: no finished run

@@ -100,3 +100,62 @@ def test_claims_compare_kinds_and_lr_range_only_where_both_workers_give_them() -
     assert _conflict({**base, "lr_range": [1e-3, 1.0]}, {**base, "lr_range": [1e-3, 1.0 + 1e-12]}) is None
     assert _conflict({**base, "lr_range": [1e-3, 1.0]}, {**base, "lr_range": [1e-3, 2.0]}) is not None
     assert _conflict({**base, "epochs": 3}, {"task": "t"}) is None  # a key the other did not give
+
+
+def _study_with_claim(db: Path, owner: str, claim: dict[str, Any]) -> None:
+    """A study whose only trace is a worker's claim: the worker died during its finder, before META."""
+    from lrkit.tune import open_storage
+
+    study = optuna.create_study(study_name="lrkit-tiny", storage=open_storage(db), direction="maximize")
+    study.set_user_attr("lrkit-worker:" + owner, claim)
+
+
+@pytest.mark.parametrize(
+    ("owner", "age", "refused"),
+    [
+        ("{host}:999999999:dead", 0.0, False),  # this machine, its process gone: ignored at once
+        ("{host}:{pid}:alive", 0.0, True),  # this machine, running (this test's own process)
+        ("elsewhere.example:4242:x", 60.0, True),  # another machine, a minute ago: may be running
+        ("elsewhere.example:4242:x", 901.0, False),  # another machine, past CLAIM_TTL
+    ],
+)
+def test_a_claim_of_a_worker_that_has_gone_does_not_block_the_study(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None, owner: str, age: float, refused: bool
+) -> None:
+    """A worker SIGKILLed during its finder left its claim (epochs=2) with no META: a corrected worker
+    (epochs=1) was refused for good. A claim counts while its worker may be running."""
+    import os
+    import socket
+    import time
+
+    from lrkit.tune import tune
+
+    db = tmp_path / "s.db"
+    who = owner.format(host=socket.gethostname(), pid=os.getpid())
+    _study_with_claim(db, who, {"task": "tiny_tune_task:tiny", "epochs": 2, "at": time.time() - age})
+    if refused:
+        with pytest.raises(ValueError, match=rf"another worker \({who}\) joined it with epochs=2, not 1"):
+            tune("tiny_tune_task:tiny", trials=1, storage=db, epochs=1, finder=False, study_name="lrkit-tiny")
+    else:
+        res = tune(
+            "tiny_tune_task:tiny", trials=1, storage=db, epochs=1, finder=False, study_name="lrkit-tiny"
+        )
+        assert res.finished == 1
+
+
+def test_once_the_study_has_its_settings_claims_are_not_compared(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None
+) -> None:
+    """The stored settings (META) are checked then; a claim that disagrees with them is a stale one."""
+    import time
+
+    from lrkit.tune import open_storage, tune
+
+    db = tmp_path / "s.db"
+    tune("tiny_tune_task:tiny", trials=1, storage=db, epochs=1, finder=False, study_name="lrkit-tiny")
+    study = optuna.load_study(study_name="lrkit-tiny", storage=open_storage(db))
+    study.set_user_attr(
+        "lrkit-worker:elsewhere.example:1:x", {"task": "tiny", "epochs": 2, "at": time.time()}
+    )
+    res = tune("tiny_tune_task:tiny", trials=2, storage=db, epochs=1, finder=False, study_name="lrkit-tiny")
+    assert res.finished == 2

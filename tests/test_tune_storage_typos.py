@@ -75,3 +75,21 @@ def test_the_command_line_refuses_them_before_any_work(capsys: pytest.CaptureFix
         code = main(["tune", "--task", "digits-mlp-sgd", "--trials", "1", "--storage", storage])
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("lrkit tune: error: --storage: ") and "s3cret" not in err
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql:///lrkit:s3cret@127.0.0.1/x", "postgresql:////u:s3cret@h/db", "mysql:///u:s3cret@h"]
+)
+def test_a_password_in_a_url_that_does_not_parse_is_hidden_too(url: str) -> None:
+    from lrkit.tune.storage import mask_url
+
+    assert "s3cret" not in mask_url(url) and ":***@" in mask_url(url)
+
+
+@pytest.mark.parametrize("name", [" lrkit-x", "lrkit-x ", "\tx"])
+def test_a_study_name_with_spaces_around_it_is_refused(name: str) -> None:
+    from lrkit.tune.core import check_study_name
+
+    with pytest.raises(ValueError, match=r"^--study: remove the spaces around it, got "):
+        check_study_name(name, "--study")
+    assert check_study_name("lrkit x", "--study") == "lrkit x"  # inside a name: fine

@@ -191,6 +191,21 @@ def run_and_report(
     from .runner import run_lab
 
     task = get_task(exp.task)
+    t = messages(lang)
+    title_text, note_text = t.text(title), t.text(note)
+    title_phrases, note_phrases = phrases(title), phrases(note)
+
+    def keep_report_text(store: ResultStore, experiment_id: int) -> None:
+        """`lrkit report` re-makes this report with its title, note and language, also after a kill."""
+        store.set_report_text(
+            experiment_id,
+            title_text,
+            note_text,
+            lang=lang,
+            title_phrases=None if title_phrases is None else dump_phrases(title_phrases),
+            note_phrases=None if note_phrases is None else dump_phrases(note_phrases),
+        )
+
     # a path, not an open store: run_lab makes the database once every strategy has resolved for the task
     result = run_lab(
         task,
@@ -203,19 +218,8 @@ def run_and_report(
         workers=workers,
         fresh=fresh,
         progress=SweepProgress(metric_name=task.metric_name),
+        on_experiment=keep_report_text,
     )
-    t = messages(lang)
-    title_text, note_text = t.text(title), t.text(note)
-    title_phrases, note_phrases = phrases(title), phrases(note)
-    with ResultStore(db) as store:  # `lrkit report` re-makes this report with its title, note and language
-        store.set_report_text(
-            result.experiment_id,
-            title_text,
-            note_text,
-            lang=lang,
-            title_phrases=None if title_phrases is None else dump_phrases(title_phrases),
-            note_phrases=None if note_phrases is None else dump_phrases(note_phrases),
-        )
     out.mkdir(parents=True, exist_ok=True)
     try:
         written = write_outputs(result, out, title=title_text, note=note_text, lang=lang)

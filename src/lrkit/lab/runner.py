@@ -427,8 +427,11 @@ def run_lab(
     workers: int = 1,
     fresh: bool = False,
     progress: Progress | None = None,
+    on_experiment: Callable[[ResultStore, int], None] | None = None,
 ) -> LabResult:
     """Run every strategy for every seed on ``task``; skip runs the database already holds.
+    ``on_experiment(store, experiment_id)`` is called once the experiment is in the database, before
+    any run (what a lab killed later should still find there: its report's language, title, note).
 
     ``progress(event, info)`` is called with ``"start"`` (``total``, ``done``), ``"tick"`` (``done``,
     ``active``: ``{label/seed: progress}``), ``"run"`` (a finished ``record``) and ``"end"``.
@@ -484,6 +487,8 @@ def run_lab(
         exp_config,
         [(j[0], j[1]) for j in jobs],
     )
+    if on_experiment is not None:
+        on_experiment(db, exp)
     emit = progress or (lambda event, info: None)
     owner = owner_token()
     by_name = t.name in _builtin() or ":" in t.name  # a worker process can rebuild it from its name

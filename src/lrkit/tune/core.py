@@ -33,6 +33,7 @@ import multiprocessing
 import numbers
 import os
 import re
+import socket
 import sys
 import time
 import warnings
@@ -65,6 +66,9 @@ META = "lrkit"
 #: the prefix of each worker's claim (its settings, written before its finder runs): workers that start
 #: together find each other's before any of them has stored META
 CLAIM = "lrkit-worker:"
+#: seconds a claim of a worker on another machine counts, unless withdrawn: one killed during its finder
+#: (before META) must not block the study for good; a worker on this machine counts while its process lives
+CLAIM_TTL = 900.0
 PRUNERS = ("median", "hyperband", "none")
 
 Say = Callable[[str], None]
@@ -140,6 +144,8 @@ def check_study_name(name: Any, flag: str = "study_name") -> str:
     """``name`` if it can name a study: a non-empty string of at most :data:`MAX_STUDY_NAME` characters."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{flag} must be a non-empty string, got {name!r}")
+    if name != name.strip():  # ' lrkit-x' would be a study of its own beside 'lrkit-x'
+        raise ValueError(f"{flag}: remove the spaces around it, got {name!r}")
     if len(name) > MAX_STUDY_NAME:
         raise ValueError(
             f"{flag} must be at most {MAX_STUDY_NAME} characters (a database's limit), got "
@@ -240,17 +246,36 @@ def _claim(study: Any, owner: str, mine: dict[str, Any], where: str) -> None:
     differs. Each worker writes before it reads, so of two that start together with different settings
     at least one sees the other's claim, however their steps interleave; META, written after the finder,
     is too late for that."""
-    study.set_user_attr(CLAIM + owner, mine)
-    for key, other in study.user_attrs.items():
+    now = time.time()
+    study.set_user_attr(CLAIM + owner, {**mine, "at": now})
+    attrs = study.user_attrs
+    if META in attrs:  # a worker stored the study's settings: they are checked instead, stale claims aside
+        return
+    for key, other in attrs.items():
         if not key.startswith(CLAIM) or key == CLAIM + owner or not isinstance(other, dict):
             continue
+        who = key[len(CLAIM) :]
         diff = _conflict(mine, other)
-        if diff is not None:
+        if diff is not None and _claim_live(who, other, now):
             study.set_user_attr(CLAIM + owner, None)  # withdrawn: a corrected rerun is not refused by it
             raise ValueError(
-                f"{where}: another worker ({key[len(CLAIM) :]}) joined it with {diff} (this worker's); "
-                "give every worker the same settings or another study name"
+                f"{where}: another worker ({who}) joined it with {diff} (this worker's); give every worker "
+                f"the same settings or another study name (the claim of a worker that has gone counts "
+                f"until its process has ended on this machine, or {CLAIM_TTL / 60:.0f} min on another)"
             )
+
+
+def _claim_live(owner: str, claim: Mapping[str, Any], now: float) -> bool:
+    """Whether the worker ``owner`` (``host:pid:nonce``) that wrote ``claim`` may still be running: on this
+    machine while its process lives; on another, for :data:`CLAIM_TTL` seconds after it claimed."""
+    from ..lab.store import _pid_alive
+
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host == socket.gethostname() and pid.isdigit():
+        return _pid_alive(int(pid))
+    at = claim.get("at")
+    return not isinstance(at, (int, float)) or now - float(at) < CLAIM_TTL
 
 
 def _stored_space(study: Any) -> SearchSpace:

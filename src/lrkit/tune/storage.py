@@ -227,8 +227,8 @@ def mask_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
-    if parts.password is None:
-        return url
+    if parts.password is None:  # also a malformed URL's USER:PASSWORD@ (postgresql:///user:pw@host/db)
+        return _masked_text(url)
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
