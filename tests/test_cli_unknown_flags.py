@@ -61,7 +61,7 @@ def test_required_arguments_are_all_given() -> None:
 
 def test_every_command_has_flags_to_check() -> None:
     assert {c for c, _, _ in SHORTENED} >= {"show", "lab", "find", "auto", "tune", "report", "scale", "demo"}
-    assert ("show", "--steps", "--steps-per-epoch") in SHORTENED
+    assert ("show", "--tota", "--total") in SHORTENED
     assert ("lab", "--epoch", "--epochs") in SHORTENED
 
 
@@ -106,3 +106,10 @@ def test_traceback_after_the_command_shows_the_whole_traceback(capsys: pytest.Ca
         main(["show", "cosine(lr=-1, steps=10)", "--traceback"])
     assert main(["show", "cosine(lr=1, steps=10)", "--at", "5", "--traceback", "--traceback"]) == 0
     assert "0.5" in capsys.readouterr().out
+
+
+def test_show_takes_steps_as_another_name_for_at(capsys: pytest.CaptureFixture[str]) -> None:
+    """``lrkit show SPEC --steps 0,5`` (what people type for 'at these steps'; it was taken for
+    --steps-per-epoch by prefix, then refused as a flag cut short) shows the LR at those steps."""
+    assert main(["show", "cosine(lr=1, steps=10)", "--steps", "0,5"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == ["   0  1", "   5  0.5"]

@@ -263,6 +263,11 @@ def test_repeats_over_a_loader_that_does_not_shuffle_are_said_to_be_alike_not_an
     assert "or run 1 repeat (--repeats N) for 1/3" in str(res.phrased_for(FLAGS))
     d = res.to_dict()
     assert d["distinct_repeats"] == 1 and d["notes"] == list(res.notes) and len(res.notes) == 1
+    pytest.importorskip("matplotlib")
+    from lrkit.finder.plot import plot_result
+
+    title = plot_result(res).get_title()  # the plot's title says so too; it draws no band
+    assert title.startswith("LR range test (exp ramp, 3 repeats, all alike)\n")
 
 
 def test_repeats_over_a_shuffled_loader_keep_their_interval_and_say_nothing_more() -> None:

@@ -352,7 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("spec", metavar="SPEC", help="a schedule spec or a .json/.yaml/.toml file")
     sp.add_argument("--total", type=positive_int, metavar="N", help="total steps of the run")
     sp.add_argument(
-        "--at", type=_steps_list, metavar="STEPS", help="comma-separated steps (default: 11 points)"
+        "--at",
+        "--steps",
+        type=_steps_list,
+        metavar="STEPS",
+        help="comma-separated steps (default: 11 points)",
     )
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp.set_defaults(func=cmd_show)

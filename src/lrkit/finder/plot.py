@@ -147,7 +147,8 @@ def plot_result(
     if title is not None and not own:
         ax.set_title(title)
     else:
-        head = title or f"LR range test ({result.mode} ramp, {plural(result.repeats, 'repeat')})"
+        alike = ", all alike" if result.repeats > 1 and result.distinct_repeats == 1 else ""  # one curve
+        head = title or f"LR range test ({result.mode} ramp, {plural(result.repeats, 'repeat')}{alike})"
         ax.set_title(head + "\n" + verdict(result), color="k" if used else "C3")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", axis="x", alpha=0.1)
