@@ -162,16 +162,18 @@ def _step_index(where: str, k: object) -> int:
     return check_int(k, where, 0, high=MAX_STEPS, show=_short)
 
 
-def _group_float(group: Mapping[str, Any], key: str) -> float:
-    v = group[key]
+def _float(v: Any) -> float:
     return float(v.item()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def _group_float(group: Mapping[str, Any], key: str) -> float:
+    return _float(group[key])
 
 
 def _hparam_of(group: Mapping[str, Any], key: str) -> float:
     """A group's value of a schedulable hyperparameter (``beta1``/``beta2``: a part of ``betas``)."""
     if key in ("beta1", "beta2"):
-        v = group["betas"][0 if key == "beta1" else 1]
-        return float(v.item()) if isinstance(v, torch.Tensor) else float(v)
+        return _float(group["betas"][0 if key == "beta1" else 1])
     return _group_float(group, key)
 
 
@@ -677,14 +679,18 @@ class _StepFlag:
         elif not self.taken:
             self.found.append(found)
             if len(self.found) >= _FOUND_KEPT:  # an epoch of fused steps: fold them, keep memory flat
-                self.found = [torch.stack([f.reshape(()).float() for f in self.found]).amin()]
+                self.found = [self._least_found()]
 
     def all_skipped(self) -> bool:
         """Whether a ``GradScaler`` skipped every optimizer step since :meth:`reset` (a host sync only
         when they were all fused steps)."""
         if self.taken or not self.found:
             return False
-        return bool((torch.stack([f.reshape(()).float() for f in self.found]).amin() > 0).item())
+        return bool((self._least_found() > 0).item())
+
+    def _least_found(self) -> torch.Tensor:
+        """The smallest ``found_inf`` kept (> 0: every one of those steps was skipped), on the device."""
+        return torch.stack([f.reshape(()).float() for f in self.found]).amin()
 
     def reset(self) -> None:
         self.stepped = self.taken = False
