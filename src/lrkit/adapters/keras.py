@@ -60,7 +60,7 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
 from array_api_compat import array_namespace
 
 from ..control.plateau import Plateau
-from ..schedules.base import warn_longer_than_run, warn_shorter_than_run
+from ..schedules.base import warn_run_length
 from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
@@ -142,8 +142,7 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
                 "steps_per_epoch=... (Keras steps are batches)"
             )
         if total_steps is not None:
-            warn_longer_than_run(s, float(total_steps), shown=repr(str(given)), where="lrkit.keras.schedule")
-            warn_shorter_than_run(s, float(total_steps), shown=repr(str(given)), where="lrkit.keras.schedule")
+            warn_run_length(s, float(total_steps), shown=repr(str(given)), where="lrkit.keras.schedule")
         self.schedule = s
         self._xp = _backend_namespace()
         m = _positive_or_zero("multiplier", multiplier, positive=True)

@@ -61,7 +61,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ..schedules._xp import as_float_time
-from ..schedules.base import warn_longer_than_run, warn_shorter_than_run
+from ..schedules.base import warn_run_length
 from ..schedules.duration import MAX_STEPS, _short, held_step
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
@@ -123,8 +123,7 @@ def schedule(
     if problem:
         raise ValueError(f"schedule: cannot make an optax schedule from {s}: {problem}")
     if total_steps is not None:
-        warn_longer_than_run(resolved, float(total_steps), shown=repr(str(s)), where="lrkit.optax.schedule")
-        warn_shorter_than_run(resolved, float(total_steps), shown=repr(str(s)), where="lrkit.optax.schedule")
+        warn_run_length(resolved, float(total_steps), shown=repr(str(s)), where="lrkit.optax.schedule")
     xp = array_namespace(jnp.zeros(()))  # resolved once, outside any traced region
 
     def lr_at(count: Any) -> jax.Array:

@@ -49,12 +49,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from .._checks import check_int
 from ..control.plateau import MissingStateKeys, Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
-from ..schedules.base import (
-    ScheduleLongerThanRunWarning,
-    ScheduleShorterThanRunWarning,
-    warn_longer_than_run,
-    warn_shorter_than_run,
-)
+from ..schedules.base import ScheduleLongerThanRunWarning, ScheduleShorterThanRunWarning, warn_run_length
 from ..schedules.duration import MAX_STEPS, _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
@@ -145,8 +140,7 @@ def _resolve(s: Schedule, total_steps: float | None, steps_per_epoch: float | No
         )
     if total_steps is not None:
         shown = repr(str(s)) if where == "schedule" else f"{where} = {str(s)!r}"
-        warn_longer_than_run(r, total_steps, shown=shown, where="lrkit.torch.scheduler")
-        warn_shorter_than_run(r, total_steps, shown=shown, where="lrkit.torch.scheduler")
+        warn_run_length(r, total_steps, shown=shown, where="lrkit.torch.scheduler")
     return r
 
 

@@ -572,6 +572,20 @@ def warn_shorter_than_run(
     )
 
 
+def warn_run_length(
+    s: Schedule,
+    total_steps: float,
+    *,
+    shown: str | None = None,
+    where: str = "lrkit",
+    total_name: str = "total_steps",
+) -> None:
+    """Both checks of a schedule against the run it drives, for an adapter given ``total_steps``:
+    :func:`warn_longer_than_run` and :func:`warn_shorter_than_run`."""
+    warn_longer_than_run(s, total_steps, shown=shown, where=where, total_name=total_name)
+    warn_shorter_than_run(s, total_steps, shown=shown, where=where, total_name=total_name)
+
+
 _LRKIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 #: the packages whose frames stand between a caller and :func:`warn_longer_than_run`
 _PASSED = tuple(_LRKIT + d + os.sep for d in ("schedules", "adapters"))
@@ -677,6 +691,7 @@ __all__ = [
     "shorter_than_run",
     "steps_of",
     "warn_longer_than_run",
+    "warn_run_length",
     "warn_shorter_than_run",
     "where",
     "zero_safe",
