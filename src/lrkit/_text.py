@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable
+from typing import TextIO
 
 
 def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
@@ -15,3 +17,12 @@ def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
 def plural(n: int, one: str, many: str | None = None) -> str:
     """``1 epoch``, ``2 epochs``; ``many`` for irregular plurals (``strategies``)."""
     return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def say_line(text: str, file: TextIO | None = None) -> None:
+    """Write ``text`` and its newline in one ``write``, then flush: ``print`` writes the two apart, and with
+    ``PYTHONUNBUFFERED=1`` (common in CI and containers) each is a system call of its own, so a line
+    another process writes to the same pipe (a tune worker's) could land between a line and its end."""
+    out = sys.stdout if file is None else file
+    out.write(text + "\n")
+    out.flush()

@@ -535,11 +535,7 @@ def run_lab(
                     # the pool's runs are released, so a rerun (even in this process) runs them at once
                     for k in [key] + [k for g, (_, _, k) in running.items() if g not in local_futures]:
                         db.release(k, owner)
-                    raise ChildProcessError(
-                        "a lab worker process died (killed from outside, or out of memory: try fewer "
-                        f"--workers); the finished runs are kept in {db.path}: run the same command again "
-                        "to run the rest"
-                    ) from exc
+                    raise _worker_died(db.path) from exc
                 if rec is not None:
                     rec.label = label
                     emit("run", {"record": rec})
@@ -547,7 +543,7 @@ def run_lab(
             still: list[tuple[str, str, dict[str, Any], Strategy, int]] = []
             for label, key, cfg, s, seed in pending:
                 local_busy = any(f in local_futures for f in running)
-                if len(running) >= workers or (local_busy and not pool_ready.is_set()):
+                if len(running) >= workers or (use_processes and local_busy and not pool_ready.is_set()):
                     still.append((label, key, cfg, s, seed))
                     continue
                 got = db.claim(key, cfg, owner)
@@ -567,7 +563,11 @@ def run_lab(
                         local_futures.add(fut)
                     else:
                         assert pool is not None  # use_processes
-                        fut = pool.submit(_run_job, job)
+                        try:
+                            fut = pool.submit(_run_job, job)
+                        except BrokenProcessPool as exc:  # a worker died before its future said so
+                            db.release(key, owner)
+                            raise _worker_died(db.path) from exc
                     running[fut] = (label, seed, key)
             pending = still
             if not pending and not running:
@@ -596,6 +596,11 @@ def run_lab(
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         local.shutdown(wait=True, cancel_futures=True)
+        # a run claimed and handed to a worker that had not started it yet is cancelled here, never run
+        # and never released by _execute: release it, or a rerun waits STALE_SECONDS for its claim
+        for f, (_, _, key) in running.items():
+            if f.cancelled():
+                db.release(key, owner)
         raise
     finally:
         if torch_threads is not None:
@@ -611,6 +616,14 @@ def run_lab(
     if not isinstance(store, ResultStore):
         db.close()
     return result
+
+
+def _worker_died(path: str) -> ChildProcessError:
+    """The error that ends a lab whose worker process was killed (the OOM killer, kill -9)."""
+    return ChildProcessError(
+        "a lab worker process died (killed from outside, or out of memory: try fewer --workers); the "
+        f"finished runs are kept in {path}: run the same command again to run the rest"
+    )
 
 
 def _noop() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._cliargs import MAX_INT, positive_float, positive_int, seed, whole_number
+from .._text import say_line
 from ..scaling import LR_FREE
 from ..tasks.optimizers import OPTIMIZERS
 
@@ -303,20 +304,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         grace=args.grace,
         max_retry=args.max_retry,
-        progress=lambda line: print(line, flush=True),
+        progress=say_line,  # one write a line: worker processes write to the same stdout
     )
-    print(result, flush=True)
+    say_line(str(result))
     budget = None if timeout is None else f"--timeout {args.timeout.strip()} = {core.duration(timeout)}"
     if result.best_spec is None and result.timed_out:
-        print(
+        say_line(
             f"lrkit tune: the time budget ({budget}) ran out before any trial completed, so there is no "
             f"best spec; the study keeps its search space and {result.finished + result.failed} recorded "
             f"trials: the same line with a larger --timeout continues it (exit status {EXIT_OUT_OF_TIME})",
-            flush=True,
         )
         return EXIT_OUT_OF_TIME
     if result.best_spec is None:
-        print("lrkit tune: no trial completed, so there is no best spec", flush=True)
+        say_line("lrkit tune: no trial completed, so there is no best spec")
         return 1
     code = 0
     if out is not None and db is not None:
@@ -332,13 +332,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "nan" if result.best_value is None or math.isnan(result.best_value) else f"{result.best_value:.4g}"
     )
     so_far = " so far" if result.timed_out else ""
-    print(
+    say_line(
         f"best spec{so_far} ({result.metric_name} {value} on the tuning seed {result.train_seed}, trial "
         f"{result.best_trial} of study {result.study_name!r}); try: lrkit show SPEC --total "
         f"{result.epochs * task.steps_per_epoch}",
-        flush=True,
     )
-    print(result.best_spec, flush=True)
+    say_line(str(result.best_spec))
     return code
 
 
@@ -369,7 +368,7 @@ def _report(
         try:  # a recipe that cannot run this short (one-cycle's phases in 4 steps) is left out, said why
             s.schedule.resolve(total_steps=result.epochs * spe, steps_per_epoch=spe)
         except ValueError as exc:
-            print(f"lab: {s.label!r} left out: {exc}", flush=True)
+            say_line(f"lab: {s.label!r} left out: {exc}")
             continue
         strategies.append(s)
     seeds = held_out_seeds(result.train_seed, args.report_seeds)
@@ -385,10 +384,9 @@ def _report(
         f"seeds {', '.join(map(str, seeds))}, held out: every trial trained on seed {result.train_seed}, "
         "so the tuned schedule is judged on seeds it was not chosen on"
     )
-    print(
+    say_line(
         f"lab: the tuned schedule beside the {source}'s warmup + cosine and {others}, "
         f"{plural(args.report_seeds, 'seed')} x {plural(result.epochs, 'epoch')} ({held_out})",
-        flush=True,
     )
     held_out_note = Phrase(  # "The report's seeds 1, 2, 3, held out: every trial trained on seed 0, ..."
         "tune.held_out",

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from .._checks import check_int
-from .._text import plural
+from .._text import plural, say_line
 from .._usercode import UserCodeError, user_code
 from .space import DEFAULT_LR_RANGE, SearchSpace, build_spec, check_kinds
 from .storage import mask_url, open_storage, storage_url
@@ -360,12 +360,12 @@ def _silent(_: str) -> None:
 
 @dataclass(frozen=True)
 class _Prefixed:
-    """``print`` with a prefix and a flush (picklable, for worker processes)."""
+    """A line with a prefix, written whole (:func:`say_line`; picklable, for worker processes)."""
 
     prefix: str
 
     def __call__(self, text: str) -> None:
-        print(self.prefix + text, flush=True)
+        say_line(self.prefix + text)
 
 
 class _SaidByLrkit(logging.Filter):
