@@ -50,7 +50,7 @@ def _running(db: Path) -> int:
 MINE = Task("mine", TASKS["digits-mlp-sgd"].factory, "digits, by object")
 
 
-@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])  # Ctrl-C, a worker's error
 def test_runs_queued_but_not_started_are_released_when_the_lab_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: type[BaseException]
 ) -> None:
@@ -65,10 +65,27 @@ def test_runs_queued_but_not_started_are_released_when_the_lab_stops(
             raise stop("stopped while runs were queued")
 
     with pytest.raises(stop):
-        run_lab(MINE, strategies, seeds=[0, 1], epochs=1, store=str(db), workers=3, progress=progress)
-    assert claimed == [3]  # three workers: three runs claimed, none started
-    assert _running(db) == 0  # every claim released: a rerun runs them at once
+        run_lab(MINE, strategies, seeds=[0, 1], epochs=1, store=str(db), progress=progress)
+    assert claimed == [1]  # the lab's own worker thread: one run claimed, not started
+    assert _running(db) == 0  # the claim released: a rerun runs it at once
 
     monkeypatch.undo()  # the real thread pool: the rerun runs all four, none waits on a claim
-    res = run_lab(MINE, strategies, seeds=[0, 1], epochs=1, store=str(db), workers=2)
+    res = run_lab(MINE, strategies, seeds=[0, 1], epochs=1, store=str(db))
     assert len(res.runs) == 4 and _running(db) == 0
+
+
+def test_workers_on_a_task_object_run_one_at_a_time_and_say_why(tmp_path: Path) -> None:
+    """A task given as an object cannot be rebuilt in a worker process, and runs in threads would share
+    torch's one random state (not reproducible): the lab runs them one at a time and says so, where it
+    used to say nothing; the results are those of ``workers=1``."""
+    strategies = [Strategy("a", "constant(0.05)")]
+    with pytest.warns(
+        UserWarning, match=r"workers=2: runs one at a time in this process, as task 'mine' was"
+    ):
+        two = run_lab(MINE, strategies, seeds=[0, 1], epochs=1, store=str(tmp_path / "two.db"), workers=2)
+    with pytest.warns(UserWarning, match=r"workers=2: .* the results go to ':memory:'"):
+        run_lab("digits-mlp-sgd", strategies, seeds=[0, 1], epochs=1, workers=2)
+    one = run_lab(MINE, strategies, seeds=[0, 1], epochs=1, store=str(tmp_path / "one.db"))
+    assert [(r.seed, r.final_metric, r.losses) for r in two.runs] == [
+        (r.seed, r.final_metric, r.losses) for r in one.runs
+    ]

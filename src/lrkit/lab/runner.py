@@ -435,7 +435,8 @@ def run_lab(
 
     ``progress(event, info)`` is called with ``"start"`` (``total``, ``done``), ``"tick"`` (``done``,
     ``active``: ``{label/seed: progress}``), ``"run"`` (a finished ``record``) and ``"end"``.
-    ``workers`` > 1 runs in that many processes (``":memory:"`` stores run in threads).
+    ``workers`` > 1 runs in that many processes when the task is given by name and ``store`` is a file;
+    else the runs go one at a time in this process, with a warning that says why.
     """
     from ..tasks import get_task
 
@@ -493,12 +494,24 @@ def run_lab(
     owner = owner_token()
     by_name = t.name in _builtin() or ":" in t.name  # a worker process can rebuild it from its name
     use_processes = workers > 1 and db.path != ":memory:" and by_name
-    if db.path == ":memory:":
-        workers = 1  # one connection: runs in this thread, one after another
+    if workers > 1 and not use_processes:
+        why = (
+            "the results go to ':memory:', one connection of this process"
+            if db.path == ":memory:"
+            else f"task {t.name!r} was given as an object, which a worker process cannot rebuild"
+        )
+        warnings.warn(
+            f"workers={workers}: runs one at a time in this process, as {why}; torch's random state is "
+            "one per process, so runs in threads would not be reproducible. Give the task by name (built-in "
+            "or 'module:function') and a database file to run in processes",
+            UserWarning,
+            stacklevel=2,
+        )
+        workers = 1
     stop = threading.Event()
     # One worker is a thread of this process, which starts at once; the others are processes (one torch
     # thread each), which take a moment to start: the lab is under way before they are.
-    local: Executor = ThreadPoolExecutor(1 if use_processes else workers)
+    local: Executor = ThreadPoolExecutor(1)
     context = _spawn() if use_processes else None
     pool: Executor | None = (
         ProcessPoolExecutor(
@@ -543,7 +556,7 @@ def run_lab(
             still: list[tuple[str, str, dict[str, Any], Strategy, int]] = []
             for label, key, cfg, s, seed in pending:
                 local_busy = any(f in local_futures for f in running)
-                if len(running) >= workers or (use_processes and local_busy and not pool_ready.is_set()):
+                if len(running) >= workers or (local_busy and not pool_ready.is_set()):
                     still.append((label, key, cfg, s, seed))
                     continue
                 got = db.claim(key, cfg, owner)
