@@ -61,12 +61,23 @@ class CosineRestarts(Schedule):
             i = floor_div(t, p, xp)
             start, length = i * p, t * 0.0 + p
         else:
+            eps = float(xp.finfo(t.dtype).eps)
+
+            def start_of(k: Array) -> Array:
+                """Where cycle ``k`` starts, ``p * (m**k - 1) / (m - 1)``; a start within its rounding
+                error of a whole step is that step (in float32, 10 * (1.7**2 - 1) / 0.7 is 27.000002:
+                step 27 would still be the last cycle's end, at min_lr, not the new cycle's peak)."""
+                s = p * (power(m, k, xp) - 1.0) / (m - 1.0)
+                whole = xp.round(s)
+                return xp.where(xp.abs(s - whole) <= 4.0 * eps * (1.0 + k * math.log(m)) * s, whole, s)
+
             i = xp.floor(xp.log(1.0 + t * (m - 1.0) / p) / math.log(m))
-            # the logarithm may land one cycle off at exact boundaries: correct both ways
+            # the logarithm may land one cycle off at a boundary: correct both ways, against the same
+            # starts, so the two corrections cannot undo each other
             for _ in range(2):
-                start = p * (m**i - 1.0) / (m - 1.0)
-                i = xp.where(t < start, i - 1.0, xp.where(t >= start + p * m**i, i + 1.0, i))
-            start, length = p * (m**i - 1.0) / (m - 1.0), p * m**i
+                i = xp.where(t < start_of(i), i - 1.0, xp.where(t >= start_of(i + 1.0), i + 1.0, i))
+            start = start_of(i)
+            length = start_of(i + 1.0) - start
         # each cycle's peak as lr + (min_lr - lr) * (1 - decay**i): exactly lr in the first
         peak = (
             self.lr
