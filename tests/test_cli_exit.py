@@ -350,28 +350,45 @@ def test_lrkits_warnings_read_as_one_line_of_the_command(
 
 
 @pytest.mark.parametrize(
-    ("argv", "error"),
+    ("argv", "error", "status"),
     [
-        (["show", "cosine(lr=-1, steps=10)"], ValueError),  # bad input: status 2 without --traceback
-        (["show", "/no/such/dir/spec.yaml"], ValueError),
-        (["plot", "cosine(lr=1, steps=10)", "--total", "10", "--out", "/proc/no-such.png"], OSError),
+        (["show", "cosine(lr=-1, steps=10)"], "SpecError", 2),  # bad input (a ValueError)
+        (["show", "/no/such/dir/spec.yaml"], "SpecError", 2),
+        (
+            ["plot", "cosine(lr=1, steps=10)", "--total", "10", "--out", "/proc/no-such.png"],
+            "FileNotFoundError",
+            2,
+        ),
+        (["find", "--task", "boom_task:boom"], "UserCodeError", 1),  # your code raised
+        (["lab", "--task", "nosuch", "--strategy", "cosine(lr=0.1)"], "ValueError", 2),
     ],
 )
-def test_traceback_lets_the_error_through_whole(
+def test_traceback_shows_the_whole_error_with_the_same_status(
     argv: list[str],
-    error: type[Exception],
+    error: str,
+    status: int,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    """Without ``--traceback``: one line and a status; with it, or ``LRKIT_TRACEBACK=1``, the exception
-    itself (for a bug report); ``LRKIT_TRACEBACK=0`` is off."""
+    """Without ``--traceback``: one line; with it (before or after the command), or ``LRKIT_TRACEBACK=1``,
+    Python's whole traceback (for a bug report), lrkit's frames included. The status is the same: a
+    script that turns tracebacks on still tells bad input (2) from a refusal (1); it was 1 for both.
+    ``LRKIT_TRACEBACK=0`` is off."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "boom_task.py").write_text("def boom(seed):\n    raise RuntimeError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("LRKIT_TRACEBACK", raising=False)
-    assert main(argv) in (1, 2)
-    assert capsys.readouterr().err.count("\n") == 1
-    with pytest.raises(error):
-        main(["--traceback", *argv])
+    assert main(argv) == status
+    assert capsys.readouterr().err.count("\n") == 1 or status == 1  # 1: your code's traceback follows
+    for whole in (["--traceback", *argv], [*argv, "--traceback"]):
+        assert main(whole) == status
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback (most recent call last):\n"), err
+        assert "/lrkit/" in err and re.search(rf"\n(\w+\.)*{error}: ", err), err
     monkeypatch.setenv("LRKIT_TRACEBACK", "1")
-    with pytest.raises(error):
-        main(argv)
+    assert main(argv) == status
+    assert capsys.readouterr().err.startswith("Traceback (most recent call last):\n")
     monkeypatch.setenv("LRKIT_TRACEBACK", "0")
-    assert main(argv) in (1, 2)
+    assert main(argv) == status
+    assert not capsys.readouterr().err.startswith("Traceback")

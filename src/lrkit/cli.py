@@ -6,8 +6,9 @@ for bad input, 1 when the system refuses (a file cannot be written, out of memor
 (``--model mod:factory``, ``--task mod:func``) raises; your code's traceback follows the lrkit line,
 without lrkit's frames. Status 3: the LR range test found no usable signal, so no LR is suggested
 (``find``, ``auto``, ``demo``); 130: interrupted (Ctrl-C). ``lrkit --traceback COMMAND ...`` (or
-``LRKIT_TRACEBACK=1``) lets every error through with Python's whole traceback, lrkit's frames included:
-for a bug report, or when an error looks like lrkit's own fault rather than your input's.
+``LRKIT_TRACEBACK=1``) shows Python's whole traceback instead of the one line, lrkit's frames included,
+with the same exit status: for a bug report, or when an error looks like lrkit's own fault rather than
+your input's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import os
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 from dataclasses import MISSING, fields
@@ -523,46 +525,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 1
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        if whole:
-            raise
         from .finder.cli import EXIT_NO_SUGGESTION
         from .finder.result import NoSuggestionError
 
         if isinstance(exc, NoSuggestionError):  # the range test found no signal (lrkit demo): not bad input
-            print(f"{where} {exc}", file=sys.stderr)
-            return EXIT_NO_SUGGESTION
+            return _fail(where, str(exc), whole, EXIT_NO_SUGGESTION)
         missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
         if missing in EXTRAS:
             exc = ImportError(
                 f"this needs {missing}, which is not installed: pip install 'lrkit[{EXTRAS[missing]}]'"
             )
-        print(f"{where} {exc}", file=sys.stderr)
-        return 2
+        return _fail(where, str(exc), whole, 2)
     except UserCodeError as exc:  # your code raised: one lrkit line, then your code's traceback
-        if whole:
-            raise
-        print(f"{where} {exc}", file=sys.stderr)
-        sys.stderr.write(exc.user_traceback())
-        return 1
+        code = _fail(where, str(exc), whole, 1)
+        if not whole:
+            sys.stderr.write(exc.user_traceback())
+        return code
     except MemoryError:
-        if whole:
-            raise
-        print(f"{where} out of memory; try fewer steps or a smaller task", file=sys.stderr)
-        return 1
+        return _fail(where, "out of memory; try fewer steps or a smaller task", whole, 1)
     except OSError as exc:  # the system refused: a file that cannot be written, a full disk, ...
-        if whole:
-            raise
         if exc.strerror and exc.filename is not None:
             text = f"{exc.strerror}: {str(exc.filename)!r}"
         else:
             text = _one_line(exc) or type(exc).__name__
-        print(f"{where} {text}", file=sys.stderr)
-        return 1
+        return _fail(where, text, whole, 1)
     except KeyboardInterrupt:
         print(f"lrkit {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
         warnings.showwarning = shown
+
+
+def _fail(where: str, text: str, whole: bool, code: int) -> int:
+    """Say the error being handled: one line ``{where} {text}``, or with ``whole`` (``--traceback``,
+    ``LRKIT_TRACEBACK=1``) Python's whole traceback, lrkit's frames included; the exit status ``code``
+    is the same either way (a script that turns tracebacks on still tells bad input from a crash)."""
+    if whole:
+        traceback.print_exc(file=sys.stderr)
+    else:
+        print(f"{where} {text}", file=sys.stderr)
+    return code
 
 
 _LRKIT_DIR = str(Path(__file__).resolve().parent)
