@@ -64,6 +64,7 @@ EN: dict[str, str] = {
     "target.given": "target: {m} {op} {target} (given)",
     "target.default": "target: {m} {op} {target}, within {fraction} of the best strategy's mean final {m}",
     "cut": ", cut at {m}'s range [{low}, {high}]",
+    "cut.gap": ", cut at the gap's range [{low}, {high}]",
     "md.ci": "95% CI: mean ± t(0.975, n-1)·sd/√n over the finished seeds{cut}; n=1: no spread to report.",
     # a run's status (runs.csv keeps the English word)
     "status.ok": "ok",
@@ -77,10 +78,11 @@ EN: dict[str, str] = {
     "verdict.best": "Best: {label}, final {m} {interval}.",
     "verdict.runner_up.lower": " Runner-up: {label}, {interval}, {gap} lower.",
     "verdict.runner_up.higher": " Runner-up: {label}, {interval}, {gap} higher.",
+    "verdict.runner_up.same": " Runner-up: {label}, {interval}, the same mean.",
     "verdict.paired.apart": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
-    "{high}): the seeds separate the two.",
+    "{high}{cut}): the seeds separate the two.",
     "verdict.paired.same": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
-    "{high}): the seeds do not separate the two.",
+    "{high}{cut}): the seeds do not separate the two.",
     "verdict.one_seed": " With one finished seed there is no CI: run more seeds to tell them apart.",
     "verdict.overlap": " Their 95% CIs overlap: {n} seeds do not separate the two.",
     "verdict.apart": " Their 95% CIs do not overlap.",
@@ -192,6 +194,7 @@ KO: dict[str, str] = {
     "target.given": "목표: {m} {op} {target} (지정한 값)",
     "target.default": "목표: {m} {op} {target}, 최고 전략의 최종 {m} 평균에서 {fraction} 이내",
     "cut": ", {m}의 범위 [{low}, {high}]에서 자름",
+    "cut.gap": ", 차이의 범위 [{low}, {high}]에서 자름",
     "md.ci": "95% 신뢰구간: 끝난 시드들의 평균 ± t(0.975, n-1)·표준편차/√n{cut}; n=1: 시드가 하나라 퍼짐이 "
     "없음.",
     "status.ok": "학습함",
@@ -204,10 +207,11 @@ KO: dict[str, str] = {
     "verdict.best": "최고: {label}, 최종 {m} {interval}.",
     "verdict.runner_up.lower": " 2위: {label}, {interval}, {gap}만큼 낮음.",
     "verdict.runner_up.higher": " 2위: {label}, {interval}, {gap}만큼 높음.",
+    "verdict.runner_up.same": " 2위: {label}, {interval}, 평균이 같음.",
     "verdict.paired.apart": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}"
-    "(95% 신뢰구간 {low}~{high})이므로, 시드들이 둘을 구별합니다.",
+    "(95% 신뢰구간 {low}~{high}{cut})이므로, 시드들이 둘을 구별합니다.",
     "verdict.paired.same": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}"
-    "(95% 신뢰구간 {low}~{high})이므로, 시드들이 둘을 구별하지 못합니다.",
+    "(95% 신뢰구간 {low}~{high}{cut})이므로, 시드들이 둘을 구별하지 못합니다.",
     "verdict.one_seed": " 끝난 시드가 하나뿐이라 신뢰구간이 없습니다: 둘을 가리려면 시드를 더 돌리세요.",
     "verdict.overlap": " 두 95% 신뢰구간이 겹칩니다: 시드 {n}개로는 둘을 구별하지 못합니다.",
     "verdict.apart": " 두 95% 신뢰구간이 겹치지 않습니다.",

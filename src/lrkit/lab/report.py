@@ -322,6 +322,20 @@ def _time_to(run: RunRecord, target: float, higher_is_better: bool) -> tuple[int
 #: the range of a metric lrkit measures itself, by its name: a CI is cut at it (the mean cannot leave
 #: it, so the cut interval covers the mean as often; a t-interval over few seeds passes it: [-0.25, 0.67])
 METRIC_RANGES = {"val accuracy": (0.0, 1.0)}
+#: a difference within this fraction of the numbers it is taken between is their rounding, so it is 0 (two
+#: strategies with the same mean final accuracy, seed by seed 0.00556 apart either way, differ by 5.55e-17)
+ROUNDING = 1e-12
+
+
+def _rounded(x: float, scale: float) -> float:
+    """``x``, a difference between numbers of size ``scale``; 0 where it is within their rounding."""
+    return 0.0 if abs(x) <= ROUNDING * scale else x
+
+
+def _gap_range(result: LabResult) -> float:
+    """How far apart two values of the metric can be: the width of its range (accuracy: 1), else inf."""
+    low, high = METRIC_RANGES.get(result.metric_name, (-math.inf, math.inf))
+    return high - low
 
 
 def _cut(result: LabResult, t: Messages = _EN) -> str:
@@ -330,6 +344,14 @@ def _cut(result: LabResult, t: Messages = _EN) -> str:
     if bounds is None:
         return ""
     return t("cut", m=t.metric(result.metric_name), low=f"{bounds[0]:g}", high=f"{bounds[1]:g}")
+
+
+def _cut_gap(result: LabResult, ci: tuple[float, float], t: Messages) -> str:
+    """What the paired gap's CI adds where it reaches the end of the gap's range: that it was cut there."""
+    width = _gap_range(result)
+    if math.isinf(width) or -width < ci[0] <= ci[1] < width:
+        return ""
+    return t("cut.gap", low=f"{-width:g}", high=f"{width:g}")
 
 
 def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summary], float | None]:
@@ -1186,7 +1208,9 @@ def _half_width(values: Sequence[float]) -> float:
 def paired_gap(result: LabResult, best: str, other: str) -> tuple[int, float, tuple[float, float]] | None:
     """How much better ``best`` ended than ``other`` seed by seed: over the ``n`` >= 2 seeds both
     finished, ``d_i`` = the two final metrics' difference (positive: ``best`` better), their mean and
-    the 95% CI ``mean ± t(0.975, n-1)·sd/√n``; None with fewer than 2 shared seeds.
+    the 95% CI ``mean ± t(0.975, n-1)·sd/√n``, cut at the range of a difference of the metric (accuracy's:
+    [-1, 1]); None with fewer than 2 shared seeds. A mean or CI end within the finals' rounding
+    (:data:`ROUNDING`) is 0.
 
     Runs of one seed start from the same initial weights (and, for lrkit's tasks, see the same
     batches), so the seed's share of the noise cancels in ``d_i``: the paired interval is the one that
@@ -1201,17 +1225,21 @@ def paired_gap(result: LabResult, best: str, other: str) -> tuple[int, float, tu
     if len(seeds) < 2:
         return None
     d = [sign * (finals[0][s] - finals[1][s]) for s in seeds]
+    scale = max(abs(f[s]) for f in finals for s in seeds)
     mean = statistics.fmean(d)
     half = _half_width(d)
-    return len(d), mean, (mean - half, mean + half)
+    width = _gap_range(result)
+    ci = (max(_rounded(mean - half, scale), -width), min(_rounded(mean + half, scale), width))
+    return len(d), _rounded(mean, scale), ci
 
 
 def verdict(result: LabResult, rows: list[Summary], *, lang: str = "en") -> str:
     """One plain-text sentence: the best strategy, the runner-up and the gap between their mean final
-    metrics, and whether the seeds separate them: by the :func:`paired_gap`'s 95% CI over the seeds
-    both finished (it excludes 0: they do), else (fewer than 2 shared seeds) by whether their own 95%
-    CIs overlap; with one finished seed there is no CI to tell. Then the strategies with runs that did
-    not learn (:func:`did_not_learn`), if any. In ``lang``."""
+    metrics (within their rounding, :data:`ROUNDING`: the same mean), and whether the seeds separate
+    them: by the :func:`paired_gap`'s 95% CI over the seeds both finished (it excludes 0: they do), else
+    (fewer than 2 shared seeds) by whether their own 95% CIs overlap; with one finished seed there is no
+    CI to tell. Then the strategies with runs that did not learn (:func:`did_not_learn`), if any.
+    In ``lang``."""
     return _verdict_text(result, rows, messages(lang))
 
 
@@ -1231,15 +1259,16 @@ def _verdict_text(result: LabResult, rows: list[Summary], t: Messages) -> str:
         return text + tail
     second = done[1]
     assert best.mean is not None and second.mean is not None
-    gap = abs(best.mean - second.mean)
-    worse = "lower" if result.higher_is_better else "higher"
+    gap = _rounded(abs(best.mean - second.mean), max(abs(best.mean), abs(second.mean)))
+    worse = ("lower" if result.higher_is_better else "higher") if gap else "same"
     interval = _interval(second, t)
     text += t(f"verdict.runner_up.{worse}", label=second.label, interval=interval, gap=_num(gap, 3))
     paired = paired_gap(result, best.label, second.label)
     if paired is not None:
         n, mean, (lo, hi) = paired
         key = "verdict.paired.apart" if lo > 0 else "verdict.paired.same"
-        text += t(key, n=n, mean=_num(mean, 3), low=_num(lo, 3), high=_num(hi, 3))
+        cut = _cut_gap(result, (lo, hi), t)
+        text += t(key, n=n, mean=_num(mean, 3), low=_num(lo, 3), high=_num(hi, 3), cut=cut)
     elif best.ci is None or second.ci is None:
         text += t("verdict.one_seed")
     elif best.ci[0] <= second.ci[1] and second.ci[0] <= best.ci[1]:
