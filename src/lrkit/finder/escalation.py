@@ -132,9 +132,10 @@ def next_plan(plan: Plan, result: FinderResult, first: Plan) -> tuple[Plan | Non
         return None, "the loss was not finite at the first rung, before the LR could matter"
     if kinds & {"short", "early"}:
         if plan.start < first.start / 100**MAX_START_CUTS * 1.0001:
-            worst = "not finite" if "short" in kinds else "rising"
+            # "short": finite at the first rung (else "broken"), not at the second
+            worst = "not finite from the second rung" if "short" in kinds else "rising from the first rung"
             return None, (
-                f"the loss was {worst} from the first rung even at start_lr={plan.start:.3g}; check the "
+                f"the loss was {worst} even at start_lr={plan.start:.3g}; check the "
                 "loss function, the data and the model's initial loss"
             )
         changes["start"] = plan.start / 100

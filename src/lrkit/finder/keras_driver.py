@@ -27,7 +27,7 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
 
 from lrkit._text import plural
 from lrkit.finder import _attempt, core
-from lrkit.finder._data import Batches, fixed_batches, is_arrays
+from lrkit.finder._data import Batches, check_each, fixed_batches, is_arrays
 from lrkit.finder.escalation import Plan, budget_steps, epoch_steps
 from lrkit.finder.result import FinderResult
 
@@ -164,6 +164,11 @@ def _batch_loss(model: Any, method: Any, batch: Any, name: str) -> float:
         raise
 
 
+def _parts(batch: Any) -> list[tuple[str, Any]]:
+    """A batch's arrays as ``fit`` names them (errors about its data name them so)."""
+    return list(zip(("x", "y", "sample_weight"), keras.utils.unpack_x_y_sample_weight(batch)))
+
+
 def _val_arrays(val_data: Any) -> bool:
     """Whether ``val_data`` is ``fit``'s ``validation_data`` as arrays: a tuple ``(x, y)`` or ``(x, y,
     sample_weight)`` of arrays (or dicts of arrays); anything else is an iterable of batches."""
@@ -213,7 +218,10 @@ def find_lr(
     ``train_step`` / ``compute_loss`` of the model's own (an autoencoder's ``y = x``). Where Keras
     still calls the compiled loss with ``y_true=None`` (a ``train_step`` handing ``y`` on; Keras' first
     call, which builds the loss; batches of inputs alone, in ``val_data`` too), the first such call
-    stops the test with what to pass instead of Keras' error.
+    stops the test with what to pass instead of Keras' error. A batch whose loss is NaN/inf because a
+    value in it is (in ``x``, ``y`` or ``sample_weight``) stops the test with a ValueError naming the
+    batch, the array, the value's index and, for arrays, the sample: no learning rate fixes that, so no
+    retry is spent on it (a blow-up on finite data ends the ramp as before).
 
     **Escalation**, as :func:`lrkit.finder.find_lr` does it (:mod:`lrkit.finder.escalation`): the first
     test runs as asked; with a budget, a test without usable signal is retried by itself (a lower
@@ -254,9 +262,9 @@ def find_lr(
     core._check_int("seed", seed, 0)
     accumulate = getattr(model.optimizer, "gradient_accumulation_steps", None) or 1
     if y is not None or (is_arrays(x) and not isinstance(x, (list, tuple))):
-        batches = Batches(x if y is None else (x, y), batch_size, "x, y")
+        batches = Batches(x if y is None else (x, y), batch_size, "x" if y is None else "x, y", _parts)
     else:
-        batches = Batches(x, None, "x")
+        batches = Batches(x, None, "x", _parts)
     per_epoch = batches.per_epoch()
     allowed = budget_steps(
         budget, planned_steps, None if per_epoch is None else epoch_steps(per_epoch, accumulate)
@@ -280,12 +288,16 @@ def find_lr(
         owner.learning_rate = lr
         total = 0.0
         for _ in range(steps * accumulate):
-            total += _batch_loss(model, model.train_on_batch, batches.next(), "x")
+            loss = _batch_loss(model, model.train_on_batch, batches.next(), "x")
+            batches.check_loss(loss)  # a loss that is not finite because the batch is not: said here
+            total += loss
         return total / (steps * accumulate)
 
     def evaluate(chosen: list[Any]) -> float:
         name = "val_data" if val is not None else "x"  # else the escalation's fixed batches of x
-        return sum(_batch_loss(model, model.test_on_batch, b, name) for b in chosen) / len(chosen)
+        losses = [_batch_loss(model, model.test_on_batch, b, name) for b in chosen]
+        check_each(chosen, losses, "val_data's batch" if val is not None else "x's fixed batch", _parts)
+        return sum(losses) / len(losses)
 
     def reset(repeat_seed: int) -> None:
         snapshot.restore(metrics=False, seed=repeat_seed)

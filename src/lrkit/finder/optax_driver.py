@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from lrkit.finder import _attempt, core
-from lrkit.finder._data import Batches, fixed_batches
+from lrkit.finder._data import Batches, check_each, fixed_batches
 from lrkit.finder.escalation import Plan, budget_steps
 from lrkit.finder.result import FinderResult
 
@@ -199,7 +199,10 @@ def find_lr(
     batches (a list, a generator, a data loader), cycled when exhausted, each batch handed to
     ``loss_fn`` as it is; or, with ``batch_size``, arrays (or a tuple/dict of arrays sharing their
     first axis), shuffled for repeat ``r`` with ``seed + r`` and cut into full batches. Each repeat
-    starts from ``params`` and ``optimizer.init(params)``; ``params`` itself is never changed.
+    starts from ``params`` and ``optimizer.init(params)``; ``params`` itself is never changed. A batch
+    whose loss is NaN/inf because a value in it is stops the test with a ValueError naming the batch, the
+    array (``batch[0]``), the value's index and, for arrays, the sample: no learning rate fixes that, so
+    no retry is spent on it (a blow-up on finite data ends the ramp as before).
 
     **Escalation**, as :func:`lrkit.finder.find_lr` does it (:mod:`lrkit.finder.escalation`): the first
     test runs as asked; with a budget, a test without usable signal is retried by itself (a lower
@@ -255,11 +258,14 @@ def find_lr(
                 checked = True
             p, state, loss = jitted_step(current[0], current[1], batch, jnp.asarray(lr))
             current[:] = [p, state]
+            batches.check_loss(float(loss))  # a loss that is not finite because the batch is not: said here
             total += float(loss)
         return total / steps
 
     def evaluate(chosen: list[Any]) -> float:
-        return sum(float(loss_at(current[0], b)) for b in chosen) / len(chosen)
+        losses = [float(loss_at(current[0], b)) for b in chosen]
+        check_each(chosen, losses, "val_data's batch" if val is not None else "data's fixed batch")
+        return sum(losses) / len(losses)
 
     def reset(repeat_seed: int) -> None:
         current[:] = [params, opt.init(params)]

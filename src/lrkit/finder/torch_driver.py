@@ -33,7 +33,7 @@ import torch
 
 from lrkit._text import plural
 from lrkit.finder import core
-from lrkit.finder._data import known_length
+from lrkit.finder._data import data_error, first_found, known_length
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
 from lrkit.finder.escalation import epoch_steps as epoch_steps  # lrkit.auto's too
 from lrkit.finder.result import FinderResult, alike_repeats_note
@@ -403,25 +403,20 @@ class _Snapshot:
             s.epoch = epoch
 
 
+def _tensor_not_finite(leaf: Any) -> torch.Tensor | None:
+    """``leaf`` when it is a floating (or complex) tensor that holds a value that is not finite."""
+    if isinstance(leaf, torch.Tensor):
+        numeric = leaf.is_floating_point() or leaf.is_complex()
+        if numeric and leaf.layout == torch.strided and not bool(torch.isfinite(leaf).all()):
+            return leaf
+    return None
+
+
 def _nonfinite(batch: Any, path: str = "batch") -> tuple[str, torch.Tensor] | None:
     """The first floating (or complex) tensor in ``batch`` (a tensor, or tuples, lists and mappings of
     them, in order) that holds a value that is not finite, as (its path, e.g. ``batch[0]``, the
     tensor); None when there is none."""
-    if isinstance(batch, torch.Tensor):
-        numeric = batch.is_floating_point() or batch.is_complex()
-        if numeric and batch.layout == torch.strided and not bool(torch.isfinite(batch).all()):
-            return path, batch
-        return None
-    items: Iterable[tuple[Any, Any]] = ()
-    if isinstance(batch, (tuple, list)):
-        items = enumerate(batch)
-    elif isinstance(batch, Mapping):
-        items = batch.items()
-    for key, value in items:
-        found = _nonfinite(value, f"{path}[{key!r}]")
-        if found is not None:
-            return found
-    return None
+    return first_found(batch, _tensor_not_finite, path)
 
 
 def _nonfinite_data_error(batch: Any, loss: float, where: str, previous: Any = None) -> ValueError | None:
@@ -429,20 +424,15 @@ def _nonfinite_data_error(batch: Any, loss: float, where: str, previous: Any = N
     first value in the batch that is not finite (its tensor, its index, how many), which no learning
     rate fixes; None when the batch's floating tensors are all finite (the LR blew the model up), or
     when ``previous``, the batch before it, held such values too (the loss then takes them, as one that
-    masks missing targets does, and it was finite on that one)."""
+    masks missing targets does, and it was finite on that one). The wording is every driver's
+    (:func:`lrkit.finder._data.data_error`)."""
     found = _nonfinite(batch)
     if found is None or (previous is not None and _nonfinite(previous) is not None):
         return None
     path, t = found
     bad = ~torch.isfinite(t)
     first = tuple(int(i) for i in torch.nonzero(bad)[0].tolist())
-    at = f"{path}[{', '.join(map(str, first))}]" if first else path
-    return ValueError(
-        f"{where} holds {t[first].item()} at {at} ({int(bad.sum())} of {t.numel()} values in {path} not "
-        f"finite), and its loss was {loss}: the data is broken, not the learning rate, so no learning "
-        "rate fixes this; clean the data (drop or fix the samples where torch.isfinite(x) is False) "
-        "and run the test again"
-    )
+    return data_error(where, path, t[first].item(), first, int(bad.sum()), t.numel(), loss, "torch.isfinite")
 
 
 class _Cycle:
