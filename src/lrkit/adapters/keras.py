@@ -57,11 +57,13 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
         "(or jax) in the environment before keras is first imported, or install tensorflow",
         name="tensorflow",
     ) from _exc
+import numpy as np
 from array_api_compat import array_namespace
 
 from ..control.plateau import Plateau
-from ..schedules.base import warn_run_length
-from ..schedules.duration import _real, _short
+from ..schedules._xp import as_float_time
+from ..schedules.base import _caller_stacklevel, warn_run_length
+from ..schedules.duration import MAX_STEPS, _real, _short, held_step
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
@@ -93,6 +95,27 @@ def _positive_or_zero(where: str, v: object, *, positive: bool) -> float:
     return x
 
 
+def _host_steps(step: object) -> Any:
+    """A step given from the host (a Python number, numpy scalar or array, a list) as float64, checked
+    as ``lrkit.optax``'s count is: a bool is a TypeError, a NaN or infinite step a ValueError, and an int
+    is held to +-2**53 as lrkit holds any step (the jax backend would refuse an int beyond int32)."""
+    if isinstance(step, (bool, np.bool_)):
+        raise TypeError(f"step: expected an int, a float or a tensor, got bool {step!r}")
+    if isinstance(step, (int, np.integer)):
+        return float(held_step(step))
+    if isinstance(step, (float, np.floating)):
+        if not math.isfinite(step):
+            raise ValueError(f"step: must be a finite number, got {step!r}")
+        return min(max(float(step), -MAX_STEPS), MAX_STEPS)
+    try:
+        a = as_float_time(np.asarray(step), np)
+    except ValueError as exc:  # a ragged list
+        raise TypeError(f"step: expected an array of numbers, got {_short(step)} ({exc})") from None
+    if not np.isfinite(a).all():
+        raise ValueError(f"step: must hold finite numbers, got {_short(step)}")
+    return np.clip(a, -MAX_STEPS, MAX_STEPS)
+
+
 def _backend_namespace() -> Any:
     """The array namespace of the active Keras backend's tensors (looked up once)."""
     try:
@@ -113,7 +136,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         schedule: an lrkit :class:`~lrkit.Schedule`, a spec string or a spec dict.
         total_steps, steps_per_epoch: resolve durations given as fractions, "rest" or epochs (a Keras
             step is one batch: ``steps_per_epoch = ceil(n_train / batch_size)``, with ``n_train`` the
-            samples left for training after ``validation_split``: ``int(n * (1 - validation_split))``).
+            samples left for training after ``validation_split``: ``int(n * (1 - validation_split))``;
+            a fractional one is warned about).
         multiplier: the initial multiplier ``m`` (> 0), changed by :class:`ReduceOnPlateau`.
         floor: the LR below which cuts do not go (>= 0); the plateau's ``min_lr``.
         plateau: the :class:`ReduceOnPlateau` state saved in a config (best, counters, mode, monitor).
@@ -143,6 +167,16 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             )
         if total_steps is not None:
             warn_run_length(s, float(total_steps), shown=repr(str(given)), where="lrkit.keras.schedule")
+        spe = _real(steps_per_epoch)
+        if spe is not None and not spe.is_integer():  # 0-d integer arrays are whole; resolve refused the rest
+            warnings.warn(
+                f"lrkit.keras.schedule: steps_per_epoch={steps_per_epoch!r} is not a whole number; a Keras "
+                f"step is one batch, and an epoch runs ceil({steps_per_epoch!r}) = {math.ceil(spe)} of them "
+                "(the last one partial), so durations in epochs would end early: pass "
+                f"steps_per_epoch=math.ceil(n_train / batch_size) ({math.ceil(spe)} here)",
+                UserWarning,
+                stacklevel=_caller_stacklevel() or 2,
+            )
         self.schedule = s
         self._xp = _backend_namespace()
         m = _positive_or_zero("multiplier", multiplier, positive=True)
@@ -175,7 +209,21 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
 
     # -- evaluation -------------------------------------------------------------------------------
     def __call__(self, step: Any) -> Any:
-        """The learning rate at ``step`` (the optimizer's iteration counter), a float32 backend tensor."""
+        """The learning rate at ``step`` (the optimizer's iteration counter), a float32 backend tensor.
+
+        A step from the host (a Python or numpy number or array) is checked as ``lrkit.optax``'s count
+        is: a bool is a TypeError, a NaN or infinite step a ValueError, an int is held to +-2**53; a
+        tensor of bools or complex numbers is a TypeError."""
+        if isinstance(step, (int, float, np.generic, np.ndarray, list, tuple)):  # from the host
+            step = _host_steps(step)
+        else:  # a tensor or a Keras variable (the optimizer's counter): its dtype is known, even traced
+            dtype = getattr(step, "dtype", None)
+            kind = None if dtype is None else keras.backend.standardize_dtype(dtype)
+            if kind is None or not kind.startswith(("int", "uint", "float", "bfloat")):
+                raise TypeError(
+                    f"step: expected an int, a float or a tensor of integer or real floating steps, got "
+                    f"{type(step).__name__} {_short(step) if kind is None else f'of dtype {kind}'}"
+                )
         t = keras.ops.cast(keras.ops.convert_to_tensor(step), "float32")
         m, f = self.multiplier_variable.value, self.floor_variable.value
         if _traced(t) and not _traced(m):  # jax traces the train step once: m and f become constants
@@ -253,10 +301,41 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         return f"KerasSchedule({str(self.schedule)!r}, multiplier={self.multiplier:g}, floor={self.floor:g})"
 
 
+#: ``lrkit.torch.scheduler``'s keywords that ``schedule`` does not take, with what to do in Keras
+_TORCH_ONLY = {
+    "relative": "a Keras optimizer has one learning rate: write it in the schedule (cosine(lr=1e-3)), "
+    "or scale a relative one with lrkit.keras.KerasSchedule(spec, multiplier=LR)",
+    "plateau": "pass the callback lrkit.keras.ReduceOnPlateau(monitor='val_loss', ...) to "
+    "model.fit(callbacks=[...]); it cuts this schedule",
+    "in_graph": "Keras already evaluates the schedule inside its train step: leave it out",
+    "fuse": "Keras already evaluates the schedule inside its train step: leave it out",
+    "follow_optimizer": "the step is the optimizer's own batch counter: leave it out",
+    "epochs": "pass total_steps=epochs * steps_per_epoch",
+    "interval": "Keras calls the schedule at every batch: give lengths in epochs ('30ep') with "
+    "steps_per_epoch=...",
+    "hparams": "Keras optimizers take a schedule for learning_rate only",
+}
+
+
 def schedule(
-    s: ScheduleLike, total_steps: SupportsFloat | None = None, steps_per_epoch: SupportsFloat | None = None
+    s: ScheduleLike,
+    total_steps: SupportsFloat | None = None,
+    steps_per_epoch: SupportsFloat | None = None,
+    **unexpected: Any,
 ) -> KerasSchedule:
-    """``s`` as a Keras ``LearningRateSchedule`` (see :class:`KerasSchedule`)."""
+    """``s`` as a Keras ``LearningRateSchedule`` (see :class:`KerasSchedule`); ``lrkit.torch``'s other
+    keywords (``relative``, ``plateau``, ``in_graph``...) are a TypeError that says what to use here."""
+    if unexpected:
+        name = next(iter(unexpected))
+        if name in _TORCH_ONLY:
+            how = _TORCH_ONLY[name]
+            raise TypeError(
+                f"lrkit.keras.schedule: {name}= is lrkit.torch.scheduler's, not taken here; {how}"
+            )
+        raise TypeError(
+            f"lrkit.keras.schedule: unexpected keyword argument {name!r}; it takes s, total_steps and "
+            "steps_per_epoch"
+        )
     return KerasSchedule(s, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
 
 

@@ -14,9 +14,14 @@ returns a pure function that evaluates the closed form with jax.numpy: it traces
 The count is converted to jax's default float dtype (float32 unless ``jax_enable_x64`` is on), so
 the values agree with lrkit's float64 numpy evaluation to float32 precision (a relative error of about
 1e-7, a few 1e-7 after ``cos``/``exp``); steps beyond 2**24 are no longer exact in float32, as in optax.
-Under ``jax_enable_x64`` the LR is float64 (optax's own schedules give float32 for its int32 count);
-``optax.scale_by_schedule`` casts it to the gradients' dtype, and ``apply_updates`` keeps the
-parameters' dtype. A bool or complex count is a ``TypeError``, inside ``jit`` too (its dtype is static).
+The LR is *weakly typed*, as a Python float is (and as optax's ``cosine_decay_schedule`` returns it), so
+that it takes the dtype of what it meets: ``optax.inject_hyperparams`` casts it to the parameters'
+dtype (a strongly typed float32 LR it would leave as it is, and bfloat16 parameters would get float32
+updates, which a ``lax.scan`` carrying the parameters refuses), and ``scale_by_schedule`` (inside
+``optax.adam(sched)``) to the gradients'. Under ``jax_enable_x64`` it is float64, as optax's
+``cosine_decay_schedule`` and ``piecewise_constant_schedule`` give (its ``linear_schedule`` and
+``warmup_cosine_decay_schedule`` give a strongly typed float32); cast the same way, float32 parameters
+get float32 updates. A bool or complex count is a ``TypeError``, inside ``jit`` too (its dtype is static).
 
 optax counts from 0: update ``k`` (0-based) uses ``s(k)``, and ``inject_hyperparams`` records that LR
 in ``state.hyperparams["learning_rate"]`` after the update. A restored state's count (a numpy
@@ -66,6 +71,19 @@ from ..schedules.duration import MAX_STEPS, _short, held_step
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
+try:  # jax's conversion to a weakly typed array (what a Python float becomes); jax has no public one
+    from jax._src.lax.lax import _convert_element_type
+
+    def _weak(lr: jax.Array) -> jax.Array:
+        """``lr`` weakly typed, values and dtype unchanged (a no-op ``convert`` under ``jit``)."""
+        return _convert_element_type(lr, weak_type=True)  # type: ignore[no-any-return]
+
+except ImportError:  # pragma: no cover - a jax that moved it: the LR stays strongly typed
+
+    def _weak(lr: jax.Array) -> jax.Array:
+        return lr
+
+
 __all__ = ["find_lr", "schedule"]
 
 #: What an optax schedule returns (``optax.Schedule`` is ``Callable[[Numeric], Numeric]``).
@@ -98,24 +116,59 @@ def _host_steps(count: object) -> Any:
     )
 
 
+#: ``lrkit.torch.scheduler``'s keywords that ``schedule`` does not take, with what to do in optax
+_TORCH_ONLY = {
+    "relative": "an optax optimizer has one learning rate: write it in the schedule (cosine(lr=1e-3)), "
+    "or scale a relative one: lrkit.parse(spec) * LR",
+    "plateau": "chain optax.contrib.reduce_on_plateau(...) after the optimizer (it scales the updates, "
+    "so the schedule) and pass value=loss to its update",
+    "in_graph": "the optax schedule is already computed inside jax.jit: leave it out",
+    "fuse": "the optax schedule is already computed inside jax.jit: leave it out",
+    "follow_optimizer": "the count is the optimizer state's own: leave it out",
+    "epochs": "pass total_steps=epochs * steps_per_epoch",
+    "interval": "optax evaluates the schedule at every update: give lengths in epochs ('30ep') with "
+    "steps_per_epoch=...",
+    "hparams": "schedule another hyperparameter with optax.inject_hyperparams(optax.adam)"
+    "(learning_rate=..., b1=lrkit.optax.schedule(...))",
+}
+
+
 def schedule(
-    spec: ScheduleLike, total_steps: SupportsFloat | None = None, steps_per_epoch: SupportsFloat | None = None
+    spec: ScheduleLike,
+    total_steps: SupportsFloat | None = None,
+    steps_per_epoch: SupportsFloat | None = None,
+    **unexpected: Any,
 ) -> OptaxSchedule:
     """``spec`` (a Schedule, spec string or dict) as an optax schedule: a pure, jit-friendly function
     ``count -> jax.Array``.
 
     Durations in epochs or fractions are resolved with ``total_steps`` / ``steps_per_epoch`` here,
-    once; what cannot be resolved raises :class:`ValueError` now, not at the first step. The returned
+    once; what cannot be resolved raises :class:`ValueError` now, not at the first step. A fractional
+    ``steps_per_epoch`` is taken as it is (``optax.MultiSteps`` over 10 batches an epoch, every 4th an
+    update, makes 2.5 updates an epoch, its count running on across epochs). The returned
     function accepts a Python int, a jax array of any shape (integer or float) or a traced value, and
-    returns ``s(count)`` as a jax array of jax's default float dtype with the shape of ``count``. A count
-    from the host (a Python int of any size, a numpy int64) is held to ``[-2**53, 2**53]`` as lrkit holds
-    any step, before jax sees it; a NaN count from the host is a ValueError, inside ``jit`` it gives NaN.
+    returns ``s(count)`` as a weakly typed jax array of jax's default float dtype with the shape of
+    ``count``. A count from the host (a Python int of any size, a numpy int64) is held to
+    ``[-2**53, 2**53]`` as lrkit holds any step, before jax sees it; a NaN count from the host is a
+    ValueError, inside ``jit`` it gives NaN. ``lrkit.torch``'s other keywords (``relative``,
+    ``plateau``, ``in_graph``...) are a TypeError that says what to use here.
 
     >>> import jax, jax.numpy as jnp, lrkit
     >>> f = schedule(lrkit.parse("warmup(10, start=0) >> cosine(lr=0.1)"), total_steps=110)
     >>> [round(float(v), 6) for v in jax.jit(f)(jnp.array([0, 5, 10, 60, 110, 500]))]
     [0.0, 0.05, 0.1, 0.05, 0.0, 0.0]
     """
+    if unexpected:
+        name = next(iter(unexpected))
+        if name in _TORCH_ONLY:
+            how = _TORCH_ONLY[name]
+            raise TypeError(
+                f"lrkit.optax.schedule: {name}= is lrkit.torch.scheduler's, not taken here; {how}"
+            )
+        raise TypeError(
+            f"lrkit.optax.schedule: unexpected keyword argument {name!r}; it takes spec, total_steps and "
+            "steps_per_epoch"
+        )
     s = as_schedule(spec, "schedule")
     refuse_bare_warmup(s)
     resolved = s.resolve(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
@@ -136,7 +189,7 @@ def schedule(
             )
         # jax's default float (float32, or float64 under jax_enable_x64), looked up at trace time
         t = jnp.asarray(count).astype(jax.dtypes.canonicalize_dtype(jnp.float64))
-        return resolved(t, xp=xp)  # type: ignore[no-any-return]
+        return _weak(resolved(t, xp=xp))
 
     lr_at.__name__ = f"lrkit_{resolved.name}"
     lr_at.__doc__ = f"optax schedule for {resolved}"
