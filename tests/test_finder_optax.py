@@ -202,3 +202,19 @@ def test_wrong_data_loss_or_factory_is_named_before_jax_fails_on_it() -> None:
         ValueError, match=r"end_lr must be at most 3\.4e\+38, .* float32 learning_rate .* got 1e\+300"
     ):
         find_lr(_xent, _init(), opt, (x, y), batch_size=16, end_lr=1e300)
+
+
+def test_multisteps_is_taken_as_its_gradient_transformation() -> None:
+    """``optax.MultiSteps`` (gradient accumulation) is not a GradientTransformation itself: it was refused
+    with "build it with optax.inject_hyperparams", which the user had done. It is now taken as its
+    ``.gradient_transformation()``: with every_k_schedule=2 the weight moves on every second rung, by
+    that rung's LR (the mean gradient is 1)."""
+    ms = optax.MultiSteps(optax.inject_hyperparams(optax.sgd)(learning_rate=0.5), every_k_schedule=2)
+    res = find_lr(_linear_loss, jnp.zeros(()), ms, [jnp.float32(1.0)], **RAMP)
+    lrs = lr_ramp(1e-3, 1e-1, 12)
+    moved = np.where(np.arange(12) % 2 == 1, lrs, 0.0)  # the update fires on rungs 1, 3, 5, ...
+    np.testing.assert_allclose(
+        res.losses, -np.concatenate([[0.0], np.cumsum(moved)[:-1]]), rtol=1e-5, atol=1e-9
+    )
+    again = find_lr(_linear_loss, jnp.zeros(()), ms.gradient_transformation(), [jnp.float32(1.0)], **RAMP)
+    np.testing.assert_array_equal(res.losses, again.losses)

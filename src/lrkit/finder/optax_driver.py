@@ -75,7 +75,12 @@ def _with_lr(state: Any, lr: Any) -> Any:
 def _settable(optimizer: Any, params: Any, start_lr: float, end_lr: float) -> optax.GradientTransformation:
     """The optimizer whose learning rate the test sets: ``optimizer`` when its state holds exactly one
     constant ``learning_rate`` (``inject_hyperparams``), a factory wrapped in ``inject_hyperparams``;
-    ``end_lr`` must fit the dtype that state keeps the LR in (float32 by default)."""
+    ``end_lr`` must fit the dtype that state keeps the LR in (float32 by default). An
+    ``optax.MultiSteps`` is taken as its ``.gradient_transformation()``."""
+    if not isinstance(optimizer, optax.GradientTransformation) and callable(
+        getattr(optimizer, "gradient_transformation", None)
+    ):  # optax.MultiSteps (gradient accumulation) is not a GradientTransformation itself
+        optimizer = optimizer.gradient_transformation()
     if not isinstance(optimizer, optax.GradientTransformation):
         if not callable(optimizer):
             raise TypeError(
