@@ -8,8 +8,9 @@ description in Korean (the guide's Korean terms), spec strings and numbers as th
 (training runs, the sweep) is computed once and drawn in each language. Strategy figures have two panels:
 the learning rate of each schedule, and the training loss it gives on the built-in ``digits-mlp-sgd`` task
 (scikit-learn digits, MLP, SGD with momentum 0.9, 10 epochs of 45 steps, seed 0); the adaptive page's is
-an LR sweep of six optimizers (132 short runs). About a minute and a half on one CPU core, most of it the
-sweep. The Korean figures need a font with Hangul (NanumGothic: ``apt install fonts-nanum``).
+an LR sweep of six optimizers (132 short runs). About 70 s of CPU on one core, most of it the sweep
+(``--lang en``: about 56 s; the Korean twins only draw). The Korean figures need a font with Hangul
+(NanumGothic: ``apt install fonts-nanum``).
 
     python docs/make_figures.py [--out docs] [--only NAME ...] [--lang en ko]
 """
