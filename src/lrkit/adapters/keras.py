@@ -61,11 +61,11 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ..control.plateau import Plateau
-from ..schedules._xp import as_float_time
 from ..schedules.base import _caller_stacklevel, warn_run_length
-from ..schedules.duration import MAX_STEPS, _real, _short, held_step
+from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
+from ._host import host_steps, refuse_other_keywords
 
 __all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "find_lr", "schedule"]
 
@@ -93,27 +93,6 @@ def _positive_or_zero(where: str, v: object, *, positive: bool) -> float:
     if x > _FLOAT32_MAX:  # kept in a float32 variable: it would be inf
         raise ValueError(f"{where} must be at most {_FLOAT32_MAX:.7g} (a float32), got {_short(v)}")
     return x
-
-
-def _host_steps(step: object) -> Any:
-    """A step given from the host (a Python number, numpy scalar or array, a list) as float64, checked
-    as ``lrkit.optax``'s count is: a bool is a TypeError, a NaN or infinite step a ValueError, and an int
-    is held to +-2**53 as lrkit holds any step (the jax backend would refuse an int beyond int32)."""
-    if isinstance(step, (bool, np.bool_)):
-        raise TypeError(f"step: expected an int, a float or a tensor, got bool {step!r}")
-    if isinstance(step, (int, np.integer)):
-        return float(held_step(step))
-    if isinstance(step, (float, np.floating)):
-        if not math.isfinite(step):
-            raise ValueError(f"step: must be a finite number, got {step!r}")
-        return min(max(float(step), -MAX_STEPS), MAX_STEPS)
-    try:
-        a = as_float_time(np.asarray(step), np)
-    except ValueError as exc:  # a ragged list
-        raise TypeError(f"step: expected an array of numbers, got {_short(step)} ({exc})") from None
-    if not np.isfinite(a).all():
-        raise ValueError(f"step: must hold finite numbers, got {_short(step)}")
-    return np.clip(a, -MAX_STEPS, MAX_STEPS)
 
 
 def _backend_namespace() -> Any:
@@ -215,7 +194,7 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         is: a bool is a TypeError, a NaN or infinite step a ValueError, an int is held to +-2**53; a
         tensor of bools or complex numbers is a TypeError."""
         if isinstance(step, (int, float, np.generic, np.ndarray, list, tuple)):  # from the host
-            step = _host_steps(step)
+            step = host_steps(step, "step", "a tensor")
         else:  # a tensor or a Keras variable (the optimizer's counter): its dtype is known, even traced
             dtype = getattr(step, "dtype", None)
             kind = None if dtype is None else keras.backend.standardize_dtype(dtype)
@@ -325,17 +304,8 @@ def schedule(
 ) -> KerasSchedule:
     """``s`` as a Keras ``LearningRateSchedule`` (see :class:`KerasSchedule`); ``lrkit.torch``'s other
     keywords (``relative``, ``plateau``, ``in_graph``...) are a TypeError that says what to use here."""
-    if unexpected:
-        name = next(iter(unexpected))
-        if name in _TORCH_ONLY:
-            how = _TORCH_ONLY[name]
-            raise TypeError(
-                f"lrkit.keras.schedule: {name}= is lrkit.torch.scheduler's, not taken here; {how}"
-            )
-        raise TypeError(
-            f"lrkit.keras.schedule: unexpected keyword argument {name!r}; it takes s, total_steps and "
-            "steps_per_epoch"
-        )
+    takes = "s, total_steps and steps_per_epoch"
+    refuse_other_keywords("lrkit.keras.schedule", unexpected, _TORCH_ONLY, takes)
     return KerasSchedule(s, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
 
 

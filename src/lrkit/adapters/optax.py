@@ -62,14 +62,12 @@ from typing import Any, SupportsFloat
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from array_api_compat import array_namespace
 
-from ..schedules._xp import as_float_time
 from ..schedules.base import warn_run_length
-from ..schedules.duration import MAX_STEPS, _short, held_step
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
+from ._host import host_steps, refuse_other_keywords
 
 try:  # jax's conversion to a weakly typed array (what a Python float becomes); jax has no public one
     from jax._src.lax.lax import _convert_element_type
@@ -92,32 +90,6 @@ __all__ = ["find_lr", "schedule"]
 
 #: What an optax schedule returns (``optax.Schedule`` is ``Callable[[Numeric], Numeric]``).
 OptaxSchedule = Callable[[Any], jax.Array]
-
-
-def _host_steps(count: object) -> Any:
-    """A count given from the host (a Python number, numpy scalar or array, a list) as float64, held
-    to +-2**53 as lrkit holds any step: jax would wrap an int64 into int32 (``2**63 - 1`` read as -1,
-    the schedule's first value) or refuse a Python int beyond 2**31 with an OverflowError."""
-    if isinstance(count, (bool, np.bool_)):
-        raise TypeError(f"count: expected an int, a float or an array, got bool {count!r}")
-    if isinstance(count, (int, np.integer)):
-        return float(held_step(count))
-    if isinstance(count, (float, np.floating)):
-        if not np.isfinite(count):
-            raise ValueError(f"count: must be a finite number, got {count!r}")
-        return float(min(max(float(count), -MAX_STEPS), MAX_STEPS))
-    if isinstance(count, (np.ndarray, list, tuple)):
-        try:
-            a = as_float_time(np.asarray(count), np)
-        except ValueError as exc:  # a ragged list
-            raise TypeError(f"count: expected an array of numbers, got {_short(count)} ({exc})") from None
-        if not np.isfinite(a).all():
-            raise ValueError(f"count: must hold finite numbers, got {_short(count)}")
-        return np.clip(a, -MAX_STEPS, MAX_STEPS)
-    raise TypeError(
-        f"count: expected an int, a float or an array (jax, numpy), got {type(count).__name__} "
-        f"{_short(count)}"
-    )
 
 
 #: ``lrkit.torch.scheduler``'s keywords that ``schedule`` does not take, with what to do in optax
@@ -162,17 +134,8 @@ def schedule(
     >>> [round(float(v), 6) for v in jax.jit(f)(jnp.array([0, 5, 10, 60, 110, 500]))]
     [0.0, 0.05, 0.1, 0.05, 0.0, 0.0]
     """
-    if unexpected:
-        name = next(iter(unexpected))
-        if name in _TORCH_ONLY:
-            how = _TORCH_ONLY[name]
-            raise TypeError(
-                f"lrkit.optax.schedule: {name}= is lrkit.torch.scheduler's, not taken here; {how}"
-            )
-        raise TypeError(
-            f"lrkit.optax.schedule: unexpected keyword argument {name!r}; it takes spec, total_steps and "
-            "steps_per_epoch"
-        )
+    takes = "spec, total_steps and steps_per_epoch"
+    refuse_other_keywords("lrkit.optax.schedule", unexpected, _TORCH_ONLY, takes)
     s = as_schedule(spec, "schedule")
     refuse_bare_warmup(s)
     resolved = s.resolve(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
@@ -185,7 +148,7 @@ def schedule(
 
     def lr_at(count: Any) -> jax.Array:
         if not isinstance(count, jax.Array):  # given from the host (a traced count is a jax.Array)
-            count = _host_steps(count)
+            count = host_steps(count, "count", "an array (jax, numpy)")
         elif not jnp.issubdtype(count.dtype, jnp.integer) and not jnp.issubdtype(count.dtype, jnp.floating):
             # the dtype is known at trace time: a bool or complex count is refused, as lrkit's core does
             raise TypeError(
