@@ -405,7 +405,7 @@ def test_a_huge_count_from_the_host_is_held_at_2_53(count: Any) -> None:
         (float("nan"), ValueError, r"count: must be a finite number, got nan"),
         (float("inf"), ValueError, r"count: must be a finite number, got inf"),
         (np.array([1.0, np.nan]), ValueError, r"count: must hold finite numbers"),
-        (True, TypeError, r"count: expected an int, a float or an array \\(jax, numpy\\), got bool"),
+        (True, TypeError, r"count: expected an int, a float or an array \(jax, numpy\), got bool"),
         ("5", TypeError, r"count: expected an int, a float or an array \(jax, numpy\), got str '5'"),
         (None, TypeError, r"count: expected an int, a float or an array \(jax, numpy\), got NoneType"),
         (np.array(["5"]), TypeError, r"step: expected an array of real numbers, got an array of dtype <U1"),
