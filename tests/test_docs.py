@@ -111,13 +111,6 @@ def test_korean_pages_run_the_english_code() -> None:
             assert x == y, f"{ko}: code block {i} differs from {en}'s (comments aside):\n{y[1]}\n---\n{x[1]}"
 
 
-def test_korean_pages_show_the_english_figures() -> None:
-    for en in pages("en"):
-        ko = DOCS / "ko" / en.relative_to(DOCS / "en")
-        figures = [re.findall(r"!\[[^\]]*\]\(([^)]+)\)", p.read_text(encoding="utf-8")) for p in (en, ko)]
-        assert figures[0] == figures[1], f"{ko} shows {figures[1]}, {en} shows {figures[0]}"
-
-
 def test_a_changed_value_in_a_translation_is_caught() -> None:
     en = "```python\n>>> s = f(0.046)  # the finder's\n```\n"
     assert code_blocks(en) == code_blocks(en.replace("the finder's", "탐색기의 값"))
