@@ -142,6 +142,16 @@ def _refuse_part_of_a_step(schedule: str, field: str, d: Duration) -> None:
         )
 
 
+def _none_refused(schedule: str, f: Any) -> str:
+    """The message for None given to a duration field where None is not a value (its default is not
+    None): None there would fail only when the schedule is evaluated."""
+    want = "expected a duration (steps, '3ep', '10%', 'rest'), got None"
+    if f.default is MISSING:
+        return f"{schedule}: {f.name}: {want}; {f.name} is required (it has no default)"
+    default = f.default.to_data() if isinstance(f.default, Duration) else f.default
+    return f"{schedule}: {f.name}: {want}; leave {f.name} out for its default ({default!r})"
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Base class of every schedule. Subclasses set ``name``, declare fields and implement ``_f``.
@@ -175,6 +185,8 @@ class Schedule:
                 object.__setattr__(self, f.name, v)
             if kind is None and f.type == "bool" and not isinstance(v, bool):
                 raise TypeError(f"{self.name}: {f.name} must be true or false, got {_short(v)}")
+            elif kind == "duration" and v is None and f.default is not None:
+                raise TypeError(_none_refused(self.name, f))
             elif kind == "duration" and v is not None:
                 d = Duration.parse(v, name=f"{self.name}: {f.name}")
                 if not f.metadata.get("positive"):  # a period may be below a step (MIN_PERIOD); a length not
