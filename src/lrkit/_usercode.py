@@ -92,13 +92,21 @@ def user_error(what: str, exc: BaseException) -> UserCodeError:
 def user_code(what: str) -> Iterator[None]:
     """Turn an exception raised in the user's code into ``UserCodeError("{what} raised Type: message")``.
 
-    lrkit's own exceptions (raised in an lrkit frame), ``MemoryError`` and ``KeyboardInterrupt`` pass
-    through unchanged.
+    ``sys.exit(...)`` in the user's code is one, too (``"{what} called sys.exit(0)"``): it would otherwise
+    end lrkit silently, with its status. lrkit's own exceptions (raised in an lrkit frame), ``MemoryError``
+    and ``KeyboardInterrupt`` pass through unchanged.
     """
     try:
         yield
     except (UserCodeError, MemoryError):
         raise
+    except SystemExit as exc:
+        if _raised_by_lrkit(exc):
+            raise
+        raise UserCodeError(
+            f"{what} called sys.exit({exc.code!r}), which would end lrkit; return or raise instead "
+            "(traceback of your code below)"
+        ) from exc
     except Exception as exc:
         if _raised_by_lrkit(exc):
             raise
