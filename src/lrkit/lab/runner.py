@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import threading
 import time
 import warnings
@@ -536,6 +537,7 @@ def run_lab(
         "start",
         {"total": len(jobs), "done": sum(1 for k in keys if k in status and status[k][0] != "running")},
     )
+    ctrl_c = _CtrlC(stop)  # from here Ctrl-C asks the lab to stop; it stops at a point it chose
     try:
         pending = list(jobs)
         while True:
@@ -604,6 +606,7 @@ def run_lab(
                 wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             else:
                 time.sleep(1.0)  # every run left is busy in another lab: wait for it
+            ctrl_c.check()
     except BaseException:
         stop.set()
         if pool is not None:
@@ -616,6 +619,7 @@ def run_lab(
                 db.release(key, owner)
         raise
     finally:
+        ctrl_c.restore()
         if torch_threads is not None:
             _restore_torch_threads(torch_threads)
     if pool is not None:
@@ -629,6 +633,39 @@ def run_lab(
     if not isinstance(store, ResultStore):
         db.close()
     return result
+
+
+class _CtrlC:
+    """Ctrl-C (SIGINT) while the lab runs: the first one sets ``stop`` (a run in this process stops at
+    its next step, releasing its claim) and the lab's loop raises KeyboardInterrupt at its next turn
+    (:meth:`check`, within half a second), then shuts its workers down and waits for them. Python's own
+    KeyboardInterrupt could land inside ``concurrent.futures.wait``'s lock and leave it broken
+    ("RuntimeError: release unlocked lock", a traceback) or end the process with its worker thread still
+    in torch ("terminate called without an active exception", SIGABRT). A second Ctrl-C is the
+    KeyboardInterrupt at once. Only in the main thread (where Python delivers signals)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.asked = threading.Event()
+        self.installed = threading.current_thread() is threading.main_thread()
+        self.old: Any = signal.signal(signal.SIGINT, self._on_sigint) if self.installed else None
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.asked.is_set():
+            raise KeyboardInterrupt
+        self.asked.set()
+        self.stop.set()
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt here if Ctrl-C was pressed."""
+        if self.asked.is_set():
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        """Give Ctrl-C back to the handler it had before the lab."""
+        if self.installed:
+            signal.signal(signal.SIGINT, self.old if self.old is not None else signal.SIG_DFL)
+            self.installed = False
 
 
 def _worker_died(path: str) -> ChildProcessError:
