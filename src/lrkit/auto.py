@@ -48,8 +48,8 @@ What it does:
    the separate test, a linear warmup over ``warmup`` (5%) of the run comes first
    (:func:`separate_schedule`). After the in-run ramp (:func:`in_run_schedule`), over the
    ``remaining_steps``: a linear re-warm from a tenth of the peak over :data:`REWARM` of them (5%
-   before WSD, 10% before cosine or a constant; the kept exponential ramp is a poor warmup: most of its steps sit
-   far below the peak), then the tail. The optimizer's running statistics restart with the re-warm
+   before WSD, 10% before cosine or a constant; the kept exponential ramp is a poor warmup: most of its
+   steps sit far below the peak), then the tail. The optimizer's running statistics restart with the re-warm
    (:func:`restart_statistics`): Adam's second moment, a ~1,000-step memory, would otherwise keep the
    ramp's initial-size gradients and damp the whole run (text-lstm 0.960 -> 1.002 of the best constant
    LR, text-transformer 0.991 -> 1.010; held-out tinylm-transformer 0.996 -> 1.029).
