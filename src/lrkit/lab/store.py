@@ -223,8 +223,11 @@ def check_db_path(path: str | Path, flag: str = "--db", *, write: bool = False) 
     (another program's SQLite database included) is refused with a ValueError: it is never overwritten.
     ``write``: the database will be written, so its folder (or the nearest one that exists) must be
     writable: SQLite writes its journal beside the file."""
+    from .._paths import _check_name, _stat_kind
+
     p = Path(path)
-    if p.is_dir():
+    _check_name(p, flag)  # a NUL byte, a name too long: named as --out names them
+    if _stat_kind(p, flag) == "dir":
         raise ValueError(f"{flag}: {str(p)!r} is a directory; expected a database file")
     for parent in p.parents:
         if parent.exists() and not parent.is_dir():
@@ -325,8 +328,9 @@ def _create(p: Path) -> None:
         os.link(tmp, p)
     except FileExistsError:
         pass  # another lab made it first
-    except OSError:
-        pass  # no hard links here (or no room for the copy): sqlite3.connect creates p in place
+    except (OSError, sqlite3.Error):
+        pass  # no hard links here (or no room for the copy): sqlite3.connect creates p in place, or says
+        # why it cannot (ResultStore)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -335,7 +339,10 @@ class ResultStore:
     """An lrkit lab database (a SQLite file, or ``":memory:"``); safe for several processes at once."""
 
     def __init__(self, path: str | Path, *, check: bool = True) -> None:
-        """``check=False`` skips :func:`check_db_path`, for a worker handed a path its lab has checked."""
+        """``check=False`` skips :func:`check_db_path`, for a worker handed a path its lab has checked.
+
+        A file SQLite cannot create or open for writing (a file system that refuses new files, such as
+        ``/proc``, or a read-only one) is a ValueError naming the path and what SQLite said."""
         self.path = str(path)
         if self.path != ":memory:":
             p = check_db_path(path, write=True) if check else Path(path)
@@ -344,16 +351,24 @@ class ResultStore:
             if not p.exists():
                 _create(p)
         self.writer = True
-        self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self.db.execute("PRAGMA busy_timeout = 60000")
-        if self.path != ":memory:":
-            # WAL with synchronous=NORMAL: a commit survives the process being killed (SIGKILL), not a
-            # power cut, and costs no fsync
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.executescript(SCHEMA)  # CREATE TABLE IF NOT EXISTS: idempotent
-        with self._write():
-            _mark(self.db)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout = 60000")
+            if self.path != ":memory:":
+                # WAL with synchronous=NORMAL: a commit survives the process being killed (SIGKILL), not a
+                # power cut, and costs no fsync
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.executescript(SCHEMA)  # CREATE TABLE IF NOT EXISTS: idempotent
+            with self._write():
+                _mark(self.db)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):  # another lab held it for a minute: not the path's fault
+                raise
+            raise ValueError(
+                f"--db: cannot write a database at {self.path!r} (SQLite: {exc}); give a --db in a "
+                "writable folder on an ordinary file system"
+            ) from None
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> ResultStore:
