@@ -33,6 +33,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .._checks import check_int
 from .._text import plural
 from .._usercode import user_code
@@ -342,6 +344,8 @@ def _run_job(job: _Job, stop: threading.Event | None = None) -> RunRecord | None
 # the lab
 # --------------------------------------------------------------------------------------------------
 Progress = Callable[[str, dict[str, Any]], None]
+#: float32's largest number: an LR above it cannot multiply a float32 gradient (torch refuses)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_labels(strategies: Sequence[Strategy], where: str = "strategies", fix: str = "label=...") -> None:
@@ -368,9 +372,20 @@ def check_runs(
 ) -> None:
     """A ValueError naming ``where`` and both labels when two strategies are the same run (one
     :func:`run_config` for a seed, so one stored run): ``a=cosine(lr=0.1)`` beside ``b=cosine(0.1)``, or
-    beside ``b@momentum=cosine(lr=0.1)`` on a task trained with momentum."""
+    beside ``b@momentum=cosine(lr=0.1)`` on a task trained with momentum. Each strategy's optimizer is
+    also made once, on a stand-in parameter, so that torch refuses a bad ``optimizer_params`` value
+    (``weight_decay: -1``) here, naming the strategy, before anything runs or is written."""
+    import torch
+
+    from ..tasks.optimizers import make_optimizer
+
     first: dict[str, Strategy] = {}
     for s in strategies:
+        name, params = optimizer_of(s, default_optimizer, default_params)
+        try:
+            make_optimizer(name, [torch.nn.Parameter(torch.zeros(1))], 1e-3, params)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{where}: strategy {s.label!r}: {exc}") from None
         cfg = run_config(task, s, 0, epochs, default_optimizer, diverge_factor, default_params)
         key = run_key(cfg)
         if key in first:
@@ -395,6 +410,12 @@ def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch
         if resolved.unresolved:
             raise ValueError(f"strategy {s.label!r}: {resolved.unresolved}")
         total = epochs * steps_per_epoch
+        peak = float(np.max(resolved(np.linspace(0.0, total - 1.0, min(total, 4097)))))
+        if peak > FLOAT32_MAX:  # torch cannot even multiply a float32 gradient by it
+            raise ValueError(
+                f"strategy {s.label!r}: its LR reaches {peak:.3g}, above float32's largest number "
+                f"({FLOAT32_MAX:.3g}): a float32 model cannot take a step at it"
+            )
         n = longer_than_run(resolved, total)
         if n is not None:  # 'cosine(lr=0.1, steps=10000)' on a 450-step run: never decays
             warnings.warn(  # stacklevel 1: the lab CLI checks before run_lab does, and one warning is shown
