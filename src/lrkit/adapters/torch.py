@@ -49,7 +49,12 @@ from torch.optim.lr_scheduler import LRScheduler
 from .._checks import check_int
 from ..control.plateau import MissingStateKeys, Plateau
 from ..schedules import Chain, Cosine, Linear, Schedule
-from ..schedules.base import ScheduleLongerThanRunWarning, ScheduleShorterThanRunWarning, warn_run_length
+from ..schedules.base import (
+    ScheduleLongerThanRunWarning,
+    ScheduleShorterThanRunWarning,
+    _count,
+    warn_run_length,
+)
 from ..schedules.duration import MAX_STEPS, _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
@@ -260,6 +265,15 @@ class _Base(LRScheduler):
             raise TypeError(f"relative must be True or False, got {relative!r}")
         if interval not in _INTERVALS:
             raise ValueError(f"interval must be 'step' or 'epoch', got {interval!r}")
+        # a 0-d integer tensor (len(loader) * epochs computed on tensors) counts as its int, as in resolve
+        total_steps, steps_per_epoch, epochs = (
+            None if v is None else _count(v, name)
+            for v, name in (
+                (total_steps, "total_steps"),
+                (steps_per_epoch, "steps_per_epoch"),
+                (epochs, "epochs"),
+            )
+        )
         if steps_per_epoch is not None:
             _positive("steps_per_epoch", steps_per_epoch)
         if epochs is not None:
