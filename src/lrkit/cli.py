@@ -185,12 +185,35 @@ def cmd_plot(args: argparse.Namespace) -> int:
     check_plot_file(args.out, "--out")
     for spec in args.specs:  # every spec is checked before anything is drawn
         _resolve(spec, args.total, args.steps_per_epoch)
+    _check_title(args.title)
     fig = plot_schedules(
         args.specs, args.total, args.out, log=args.log, steps_per_epoch=args.steps_per_epoch, title=args.title
     )
     pyplot().close(fig)  # saved: a figure left open per call piles up where main runs in one process
     print(f"wrote {args.out}")
     return 0
+
+
+def _check_title(title: str | None) -> None:
+    """``--title`` drawn once on its own: matplotlib reads ``$...$`` as math, and a title it cannot parse
+    (``'$x^$'``) is a ValueError naming the flag, not matplotlib's parser error on four lines."""
+    if title is None:
+        return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.suptitle(title)
+    try:
+        FigureCanvasAgg(fig).draw()
+    except ValueError as exc:
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        found = re.search(r"found (.+?)\s*\(at char (\d+)\)", last)  # pyparsing's 40-alternative list
+        detail = f"at character {found[2]}: found {found[1]}" if found else last[:160]
+        raise ValueError(
+            f"--title {title!r}: matplotlib cannot draw it ({detail}); it reads $...$ as math: write a "
+            "dollar sign as \\$"
+        ) from None
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
