@@ -31,7 +31,7 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +85,40 @@ CREATE TABLE IF NOT EXISTS report_texts (
 """
 #: the columns report_texts gained after its first release (a database from before has none of them)
 REPORT_TEXT_COLUMNS = ("lang", "title_phrases", "note_phrases")
+
+#: what each column the reading methods read holds, as lrkit writes it: ``int``, ``real`` (a finite
+#: number), ``flag`` (0 or 1), ``text``, ``json`` (a JSON object, as text); ``?``: or NULL. A value of
+#: another kind is a damaged database (or another program's), refused naming the table and the column.
+COLUMN_KINDS: dict[str, dict[str, str]] = {
+    "experiments": {
+        "id": "int",
+        "key": "text",
+        "name": "text",
+        "task": "text",
+        "metric_name": "text",
+        "higher_is_better": "flag",
+        "config": "json",
+        "created": "real",
+    },
+    "members": {"label": "text", "run_key": "text"},
+    "runs": {
+        "key": "text",
+        "spec": "text",
+        "optimizer": "text",
+        "seed": "int",
+        "status": "text",
+        "progress": "json?",
+        "final_metric": "real?",
+        "best_metric": "real?",
+        "diverged_step": "int?",
+        "steps": "int",
+        "seconds": "real",
+        "config": "json",
+    },
+    "steps": {"lr": "real", "loss": "real?"},
+    "epochs": {"metric": "real?", "train_loss": "real?", "seconds": "real?"},
+    "report_texts": {c: "text?" for c in ("title", "note", *REPORT_TEXT_COLUMNS)},
+}
 
 
 def run_key(config: Mapping[str, Any]) -> str:
@@ -335,6 +369,27 @@ def _create(p: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _clip(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _json_object(text: Any, damaged: Callable[[str], ValueError]) -> dict[str, Any]:
+    """The JSON object ``text`` holds; else ``damaged(problem)`` is raised (not JSON, too deep, no object)."""
+    if not isinstance(text, str):
+        raise damaged(f"expected JSON text, got {type(text).__name__} {_clip(text)}")
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise damaged("its JSON is nested too deep to read") from None
+    except ValueError as exc:
+        raise damaged(f"not JSON ({exc}): {_clip(text)}") from None
+    if not isinstance(obj, dict):
+        kind = "null" if obj is None else "an array" if isinstance(obj, list) else f"a {type(obj).__name__}"
+        raise damaged(f"expected a JSON object, got {kind}: {_clip(text)}")
+    return obj
+
+
 class ResultStore:
     """An lrkit lab database (a SQLite file, or ``":memory:"``); safe for several processes at once."""
 
@@ -412,6 +467,52 @@ class ResultStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _damaged(self, where: str, problem: str) -> ValueError:
+        return ValueError(f"{self.path!r} is damaged or was not written by lrkit: {where}: {problem}")
+
+    def _select(
+        self, table: str, columns: list[str], rest: str = "", params: Any = (), row: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """``SELECT columns FROM table rest``, each value checked against :data:`COLUMN_KINDS` (a JSON
+        column read as its object). A table or column that is not there, or a value of another kind, is a
+        ValueError naming the database, the table, the column and the row (``row``; else the row's first
+        column): the database is damaged or not lrkit's."""
+        try:
+            rows = self.db.execute(f"SELECT {', '.join(columns)} FROM {table} {rest}", params).fetchall()
+        except sqlite3.DatabaseError as exc:  # no such table / column, a malformed file
+            if "locked" in str(exc):
+                raise
+            raise self._damaged(f"table {table}", f"cannot be read (SQLite: {exc})") from None
+        kinds = COLUMN_KINDS[table]
+        out = []
+        for r in rows:
+            who = row or f"{table.removesuffix('s')} {r[0]!r}"  # experiment 1, run '...'
+            out.append(
+                tuple(
+                    self._value(v, kinds[c], f"table {table}, column {c} ({who})")
+                    for c, v in zip(columns, r, strict=True)
+                )
+            )
+        return out
+
+    def _value(self, v: Any, kind: str, where: str) -> Any:
+        """``v`` if it is of ``kind`` (see :data:`COLUMN_KINDS`); a JSON column's text as its object."""
+        if v is None and kind.endswith("?"):
+            return None
+        kind = kind.rstrip("?")
+        if kind == "json":
+            return _json_object(v, lambda problem: self._damaged(where, problem))
+        ok = {
+            "int": isinstance(v, int),
+            "flag": v in (0, 1) and isinstance(v, int),
+            "text": isinstance(v, str),
+            "real": isinstance(v, (int, float)) and math.isfinite(v),
+        }[kind]
+        if not ok:
+            want = {"int": "an integer", "flag": "0 or 1", "text": "text", "real": "a finite number"}[kind]
+            raise self._damaged(where, f"expected {want}, got {type(v).__name__} {_clip(v)}")
+        return v
+
     # --- experiments --------------------------------------------------------------------------------
     def experiment(
         self,
@@ -441,11 +542,10 @@ class ResultStore:
         return exp
 
     def experiments(self) -> list[Experiment]:
-        rows = self.db.execute(
-            "SELECT id, key, name, task, metric_name, higher_is_better, config, created FROM experiments "
-            "ORDER BY id"
-        ).fetchall()
-        return [Experiment(r[0], r[1], r[2], r[3], r[4], bool(r[5]), json.loads(r[6]), r[7]) for r in rows]
+        """Every experiment, oldest first."""
+        columns = ["id", "key", "name", "task", "metric_name", "higher_is_better", "config", "created"]
+        rows = self._select("experiments", columns, "ORDER BY id")
+        return [Experiment(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], float(r[7])) for r in rows]
 
     def set_report_text(
         self,
@@ -479,12 +579,16 @@ class ResultStore:
         if not have:  # no such table: written by an lrkit before it
             return ReportText()
         columns = ["title", "note", *(c for c in REPORT_TEXT_COLUMNS if c in have)]
-        row = self.db.execute(
-            f"SELECT {', '.join(columns)} FROM report_texts WHERE experiment_id = ?", (experiment_id,)
-        ).fetchone()
-        if row is None:
+        rows = self._select(
+            "report_texts",
+            columns,
+            "WHERE experiment_id = ?",
+            (experiment_id,),
+            f"experiment {experiment_id}",
+        )
+        if not rows:
             return ReportText()
-        kept = dict(zip(columns, row, strict=True))
+        kept = dict(zip(columns, rows[0], strict=True))
         kept["lang"] = kept.get("lang") or "en"
         return ReportText(**kept)
 
@@ -496,9 +600,13 @@ class ResultStore:
 
     def members(self, experiment_id: int) -> list[tuple[str, str]]:
         """``(label, run_key)`` of an experiment, in order."""
-        rows = self.db.execute(
-            "SELECT label, run_key FROM members WHERE experiment_id = ? ORDER BY position", (experiment_id,)
-        ).fetchall()
+        rows = self._select(
+            "members",
+            ["label", "run_key"],
+            "WHERE experiment_id = ? ORDER BY position",
+            (experiment_id,),
+            f"experiment {experiment_id}",
+        )
         return [(r[0], r[1]) for r in rows]
 
     # --- the run life cycle ---------------------------------------------------------------------------
@@ -605,26 +713,24 @@ class ResultStore:
         out: dict[str, tuple[str, dict[str, Any] | None]] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            q = f"SELECT key, status, progress FROM runs WHERE key IN ({','.join('?' * len(chunk))})"
-            for key, status, progress in self.db.execute(q, chunk).fetchall():
-                out[key] = (status, None if progress is None else json.loads(progress))
+            rest = f"WHERE key IN ({','.join('?' * len(chunk))})"
+            for key, status, progress in self._select("runs", ["key", "status", "progress"], rest, chunk):
+                out[key] = (status, progress)
         return out
 
     def run(self, key: str, label: str = "") -> RunRecord | None:
         """The finished run ``key`` with its curves (None when absent or still running)."""
-        row = self.db.execute(
-            "SELECT key, spec, optimizer, seed, status, final_metric, best_metric, diverged_step, steps, "
-            "seconds, config FROM runs WHERE key = ? AND status != 'running'",
-            (key,),
-        ).fetchone()
-        if row is None:
+        who = f"run {key!r}"
+        columns = ["key", "spec", "optimizer", "seed", "status", "final_metric", "best_metric"]
+        columns += ["diverged_step", "steps", "seconds", "config"]
+        rows = self._select("runs", columns, "WHERE key = ? AND status != 'running'", (key,), who)
+        if not rows:
             return None
-        steps = self.db.execute(
-            "SELECT lr, loss FROM steps WHERE run_key = ? ORDER BY step", (key,)
-        ).fetchall()
-        epochs = self.db.execute(
-            "SELECT metric, train_loss, seconds FROM epochs WHERE run_key = ? ORDER BY epoch", (key,)
-        ).fetchall()
+        row = rows[0]
+        steps = self._select("steps", ["lr", "loss"], "WHERE run_key = ? ORDER BY step", (key,), who)
+        epochs = self._select(
+            "epochs", ["metric", "train_loss", "seconds"], "WHERE run_key = ? ORDER BY epoch", (key,), who
+        )
         return RunRecord(
             key=row[0],
             spec=row[1],
@@ -642,7 +748,7 @@ class ResultStore:
             epoch_losses=[_nan(e[1]) for e in epochs],
             epoch_seconds=[_nan(e[2]) for e in epochs],
             label=label,
-            config=json.loads(row[10]),
+            config=row[10],
         )
 
     def runs(self, experiment_id: int) -> list[RunRecord]:
