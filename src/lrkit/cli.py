@@ -205,7 +205,7 @@ def _check_title(title: str | None) -> None:
     fig = Figure()
     fig.suptitle(title)
     try:
-        FigureCanvasAgg(fig).draw()
+        FigureCanvasAgg(fig).draw()  # type: ignore[no-untyped-call]
     except ValueError as exc:
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         found = re.search(r"found (.+?)\s*\(at char (\d+)\)", last)  # pyparsing's 40-alternative list
@@ -596,7 +596,11 @@ _LRKIT_DIR = str(Path(__file__).resolve().parent)
 def _lrkit_warning(prefix: str, other: Any) -> Any:
     """``warnings.showwarning`` for a command: lrkit's own warnings as one line, ``{prefix} {message}``
     (the message's own ``lrkit.auto:`` dropped), instead of Python's ``/path/auto_cli.py:174: UserWarning:
-    ...`` and the source line; other libraries' warnings as ``other`` shows them."""
+    ...`` and the source line; other libraries' warnings as ``other`` shows them. A line already shown by
+    this command is not shown again: the lab checks its strategies before its header and again in
+    ``run_lab``, and Python's once-per-place rule forgets what it showed whenever a module that is
+    imported in between changes the warning filters (torch's first optimizer imports sympy, which does)."""
+    shown: set[str] = set()
 
     def show(
         message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
@@ -605,6 +609,9 @@ def _lrkit_warning(prefix: str, other: Any) -> Any:
             other(message, category, filename, lineno, file, line)
             return
         text = re.sub(r"^lrkit(\.\w+)*: ", "", str(message))
+        if text in shown:
+            return
+        shown.add(text)
         print(f"{prefix} {text}", file=sys.stderr if file is None else file)
 
     return show
