@@ -250,10 +250,9 @@ def write_outputs(
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import plain_markdown, report_from_db
+    from .report import plain_markdown, report_from_db, source_db
 
-    src = Path(args.source)
-    db = src / "lab.db" if src.is_dir() else src
+    db = source_db(args.source, "DB_OR_DIR")  # before --out, which defaults to the database's folder
     out = check_output_dir(db.parent if args.out is None else args.out, "--out", LAB_FILES)
     # the database (one of lrkit's, holding experiments) and --experiment are checked as they are read,
     # under the command line's names, before anything is written

@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from .._paths import MARK, check_replaceable, save_figure, write_output
+from .._paths import MARK, _stat_kind, check_replaceable, save_figure, write_output
 from ._messages import LANGS, MESSAGES, Messages, load_phrases, messages
 from .runner import LabResult
 from .store import ReportText, ResultStore, RunRecord, check_db_path
@@ -1438,17 +1438,24 @@ def load_result(
     return result, missing
 
 
+def source_db(db_path: str | Path, db_name: str = "db_path") -> Path:
+    """The lab database ``db_path`` names (the file, or ``lab.db`` in the folder), checked to exist and to
+    be a valid path, errors naming ``db_name`` (a name over 255 bytes was Python's "File name too long")."""
+    src = Path(db_path)
+    db = src / "lab.db" if _stat_kind(src, db_name) == "dir" else src
+    if _stat_kind(db, db_name) is None:
+        raise ValueError(f"{db_name}: {str(db)!r} does not exist; expected a lab database or its directory")
+    check_db_path(db, db_name)
+    return db
+
+
 def _load(
     db_path: str | Path, experiment_id: int | None, names: tuple[str, str]
 ) -> tuple[LabResult, int, ReportText]:
     """:func:`load_result`'s two, and the title, note and language the lab wrote the experiment's report
     with (:meth:`~lrkit.lab.store.ResultStore.report_texts`), read from the database in one opening."""
     db_name, id_name = names
-    src = Path(db_path)
-    db = src / "lab.db" if src.is_dir() else src
-    if not db.exists():
-        raise ValueError(f"{db_name}: {str(db)!r} does not exist; expected a lab database or its directory")
-    check_db_path(db, db_name)
+    db = source_db(db_path, db_name)
     if experiment_id is not None and (isinstance(experiment_id, bool) or not isinstance(experiment_id, int)):
         raise TypeError(f"{id_name}: expected an int or None, got {experiment_id!r}")
     store = _read_only_store(db)
