@@ -31,6 +31,7 @@ True
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import re
@@ -360,6 +361,23 @@ def loads(text: str | bytes, fmt: str = "string") -> Schedule:
     return parse(text) if fmt == "string" else _FORMATS[key][1](text)  # type: ignore[arg-type]
 
 
+def _not_a_file(p: Path, shown: str) -> str:
+    """Why ``p`` (``shown``), which is not a regular file, cannot be read as one: it does not exist, is a
+    link to nothing or a link loop, or is something else (a FIFO, a device such as /dev/zero)."""
+    if p.is_symlink():
+        try:
+            p.resolve(strict=True)
+        except RuntimeError:  # a loop (Python 3.11)
+            return f"{shown} is a symbolic link in a loop, not a spec file"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{shown} is a symbolic link in a loop, not a spec file"
+            return f"no such file {shown} (a symbolic link to nothing)"
+    if not p.exists():
+        return f"no such file {shown}"
+    return f"{shown} is not a regular file (a FIFO, a device, a socket...): give a .json, .yaml or .toml file"
+
+
 def load(spec: str | Path) -> Schedule:
     """A spec string, or a path to a .json/.yaml/.yml/.toml file holding one (UTF-8, at most
     :data:`MAX_INPUT` bytes)."""
@@ -373,7 +391,7 @@ def load(spec: str | Path) -> Schedule:
             if p.is_dir():
                 raise SpecError(f"spec: {_short(str(spec))} is a directory, not a spec file")
             if not p.is_file():
-                raise SpecError(f"spec: no such file {_short(str(spec))}")
+                raise SpecError(f"spec: {_not_a_file(p, _short(str(spec)))}")
             size = p.stat().st_size
             if size > MAX_INPUT:
                 raise SpecError(
