@@ -43,3 +43,22 @@ def test_a_path_that_is_not_a_regular_file_says_what_it_is(tmp_path: Path, kind:
     with pytest.raises(SpecError, match=r"^spec: ") as e:
         lrkit.load(p)
     assert said in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "loop"])
+def test_an_experiment_file_that_is_not_a_regular_file_says_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    from lrkit.cli import main
+
+    p = _make(kind, tmp_path).rename(tmp_path / "exp.yaml") if kind == "fifo" else None
+    if p is None:
+        q = tmp_path / "exp.yaml"
+        q.symlink_to("/dev/zero" if kind == "device" else tmp_path / "exp2.yaml")
+        if kind == "loop":
+            (tmp_path / "exp2.yaml").symlink_to(q)
+        p = q
+    assert main(["lab", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lrkit lab: error: experiment: {str(p)!r} is "), err
+    assert "not a regular file" in err or "in a loop" in err, err

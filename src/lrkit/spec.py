@@ -361,7 +361,7 @@ def loads(text: str | bytes, fmt: str = "string") -> Schedule:
     return parse(text) if fmt == "string" else _FORMATS[key][1](text)  # type: ignore[arg-type]
 
 
-def _not_a_file(p: Path, shown: str) -> str:
+def not_a_file(p: Path, shown: str) -> str:
     """Why ``p`` (``shown``), which is not a regular file, cannot be read as one: it does not exist, is a
     link to nothing or a link loop, or is something else (a FIFO, a device such as /dev/zero)."""
     if p.is_symlink():
@@ -375,7 +375,7 @@ def _not_a_file(p: Path, shown: str) -> str:
             return f"no such file {shown} (a symbolic link to nothing)"
     if not p.exists():
         return f"no such file {shown}"
-    return f"{shown} is not a regular file (a FIFO, a device, a socket...): give a .json, .yaml or .toml file"
+    return f"{shown} is not a regular file (a FIFO, a device, a socket...)"
 
 
 def load(spec: str | Path) -> Schedule:
@@ -391,7 +391,7 @@ def load(spec: str | Path) -> Schedule:
             if p.is_dir():
                 raise SpecError(f"spec: {_short(str(spec))} is a directory, not a spec file")
             if not p.is_file():
-                raise SpecError(f"spec: {_not_a_file(p, _short(str(spec)))}")
+                raise SpecError(f"spec: {not_a_file(p, _short(str(spec)))}")
             size = p.stat().st_size
             if size > MAX_INPUT:
                 raise SpecError(

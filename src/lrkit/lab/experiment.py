@@ -49,7 +49,7 @@ from typing import Any
 
 from .._text import did_you_mean
 from .._yaml import DuplicateKey, describe_error, loader
-from ..spec import from_dict, load
+from ..spec import from_dict, load, not_a_file
 from .runner import Strategy, check_labels
 
 __all__ = ["Experiment", "load_experiment", "parse_experiment"]
@@ -106,8 +106,8 @@ def _toml_error(path: Path, exc: Exception) -> str:
 
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        what = "a directory" if path.is_dir() else "not found"
-        raise ValueError(f"experiment: {str(path)!r} is {what}; expected a .yaml, .yml or .toml file")
+        what = f"{str(path)!r} is a directory" if path.is_dir() else not_a_file(path, repr(str(path)))
+        raise ValueError(f"experiment: {what}; expected a .yaml, .yml or .toml file")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise ValueError(f"experiment: {str(path)!r} is larger than {MAX_FILE_BYTES} bytes")
     try:
