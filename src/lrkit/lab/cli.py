@@ -125,8 +125,10 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
         exp.output = check_output_dir(args.out, "--out", LAB_FILES)
     if args.db is not None:
         exp.db = Path(args.db)
-    if args.name is not None:
-        exp.name = args.name
+    if args.name is not None:  # as an experiment file's name: a title, so not empty
+        if not args.name.strip():
+            raise ValueError(f"--name must be a non-empty string, got {args.name!r}")
+        exp.name = args.name.strip()
     return exp
 
 
