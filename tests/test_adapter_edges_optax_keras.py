@@ -8,14 +8,10 @@ a subprocess, since a process has one Keras backend.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
-import sys
 import textwrap
 import warnings
-from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = "torch"  # before the first `import keras` in this process
 
@@ -31,6 +27,7 @@ import torch
 import lrkit
 
 from ._jax import x64
+from .keras_jax import run_on_keras_jax
 
 if keras.backend.backend() != "torch":  # pragma: no cover - keras imported earlier with another backend
     raise RuntimeError(f"{__name__} needs Keras' torch backend; keras runs {keras.backend.backend()!r}")
@@ -195,13 +192,6 @@ JAX_SCRIPT = textwrap.dedent(
 
 def test_keras_jax_backend_holds_steps_beyond_int32() -> None:
     """The jax backend read a Python int as int32: s(10**12) raised jax's OverflowError."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    src = str(Path(lrkit.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
-    out = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = run_on_keras_jax(JAX_SCRIPT)
     assert got["big"] == got["huge"] == got["end"] == pytest.approx(0.01, rel=1e-6)
     assert got["low"] == 0.0 and got["five"] == pytest.approx(0.05, rel=1e-6)

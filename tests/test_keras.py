@@ -29,6 +29,8 @@ import torch
 import lrkit
 from lrkit.adapters.keras import Cut, KerasSchedule, ReduceOnPlateau
 
+from .keras_jax import run_on_keras_jax
+
 if keras.backend.backend() != "torch":  # pragma: no cover - keras imported earlier with another backend
     raise RuntimeError(f"tests/test_keras.py needs the torch backend; keras runs {keras.backend.backend()!r}")
 
@@ -322,14 +324,7 @@ JAX_SCRIPT = textwrap.dedent(
 
 def test_jax_backend_sees_the_cuts_inside_its_jitted_step() -> None:
     """Under jax the train step is traced once; a cut must rebuild it, or the old LR runs on silently."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    src = str(Path(lrkit.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
-    out = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_on_keras_jax(JAX_SCRIPT)
     assert result["cuts"] == [2, 4]
     base = lrkit.parse(SPEC).resolve(total_steps=20)(np.arange(12))
     in_force = np.repeat([1, 1, 1, 0.5, 0.5, 0.25], 2)
