@@ -377,7 +377,7 @@ def test_bad_experiment_files(tmp_path: Path) -> None:
     deep = tmp_path / "d.yaml"
     deep.write_text("task: " + "[" * 5000 + "]" * 5000 + "\n")
     for path, msg in [
-        (tmp_path / "missing.yaml", "not found"),
+        (tmp_path / "missing.yaml", "no such file"),
         (tmp_path, "is a directory"),
         (bad_utf8, "not UTF-8"),
         (deep, "nested too deeply|not valid YAML"),
