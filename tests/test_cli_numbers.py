@@ -77,11 +77,22 @@ def _whole_cases() -> list[tuple[list[str], str, str, str]]:
 
 POSITIVE = "expected a finite number > 0"
 NON_NEGATIVE = "expected a finite number >= 0"
+STEPS_PER_EPOCH = "expected a number >= 1 and < 9.0072e+15"  # an epoch holds at least one step
 BUDGET = "expected a fraction in (0, 1] or a whole number of steps up to 2**53"
 #: (the command line before the flag, the flag, what is expected, bad values)
 FLOATS = [
-    (["show", "cosine(lr=1)", "--total", "9"], "--steps-per-epoch", POSITIVE, ["0", "-1", "x", "nan", "inf"]),
-    (["plot", "cosine(lr=1)", "--total", "9", "--out", "p.png"], "--steps-per-epoch", POSITIVE, ["0", "nan"]),
+    (
+        ["show", "cosine(lr=1)", "--total", "9"],
+        "--steps-per-epoch",
+        STEPS_PER_EPOCH,
+        ["0", "0.5", "x", "nan", "inf"],
+    ),
+    (
+        ["plot", "cosine(lr=1)", "--total", "9", "--out", "p.png"],
+        "--steps-per-epoch",
+        STEPS_PER_EPOCH,
+        ["0", "1e308"],
+    ),
     (["scale", "--base-batch", "8", "--batch", "16"], "--lr", POSITIVE, ["0", "-1", "x", "nan", "1e400"]),
     (FIND, "--start-lr", POSITIVE, ["0", "-1e-3", "x", "nan", "inf"]),
     (FIND, "--end-lr", POSITIVE, ["0", "-1", "x", "nan", "-inf"]),

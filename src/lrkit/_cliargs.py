@@ -73,5 +73,7 @@ def number(
 positive_int = whole_number(1, MAX_STEPS)
 positive_float = number(0.0)
 non_negative = number(0.0, inclusive=True)
+#: steps in an epoch: at least one (0.5 gave warmup's "less than one step" advice), at most 2**53
+steps_per_epoch = number(1.0, inclusive=True, below=MAX_STEPS + 1.0)
 #: a seed: 0 to 2**32 - 1
 seed = whole_number(0, MAX_SEED)

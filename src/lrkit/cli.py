@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._cliargs import MAX_STEPS, positive_float, positive_int, short, whole_number
+from ._cliargs import MAX_STEPS, positive_float, positive_int, short, steps_per_epoch, whole_number
 from ._paths import check_output_dir, check_plot_file
 from ._text import did_you_mean
 from ._usercode import UserCodeError
@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--steps-per-epoch",
-        type=positive_float,
+        type=steps_per_epoch,
         metavar="M",
         help="steps per epoch, for durations given in epochs (3ep)",
     )
