@@ -39,7 +39,7 @@ from .._checks import check_int
 from .._text import plural
 from .._usercode import user_code
 from ..schedules import Schedule
-from ..schedules.base import ScheduleShorterThanRunWarning, longer_than_run, shorter_than_run
+from ..schedules.base import ScheduleShorterThanRunWarning, longer_than_run, peak_until, shorter_than_run
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
@@ -410,7 +410,7 @@ def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch
         if resolved.unresolved:
             raise ValueError(f"strategy {s.label!r}: {resolved.unresolved}")
         total = epochs * steps_per_epoch
-        peak = float(np.max(resolved(np.linspace(0.0, total - 1.0, min(total, 4097)))))
+        peak = peak_until(resolved, total - 1)
         if peak > FLOAT32_MAX:  # torch cannot even multiply a float32 gradient by it
             raise ValueError(
                 f"strategy {s.label!r}: its LR reaches {peak:.3g}, above float32's largest number "

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..schedules.duration import _short
+
 __all__ = [
     "FORMAT",
     "Experiment",
@@ -369,24 +371,19 @@ def _create(p: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _clip(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else f"{text[:57]}..."
-
-
 def _json_object(text: Any, damaged: Callable[[str], ValueError]) -> dict[str, Any]:
     """The JSON object ``text`` holds; else ``damaged(problem)`` is raised (not JSON, too deep, no object)."""
     if not isinstance(text, str):
-        raise damaged(f"expected JSON text, got {type(text).__name__} {_clip(text)}")
+        raise damaged(f"expected JSON text, got {type(text).__name__} {_short(text)}")
     try:
         obj = json.loads(text)
     except RecursionError:
         raise damaged("its JSON is nested too deep to read") from None
     except ValueError as exc:
-        raise damaged(f"not JSON ({exc}): {_clip(text)}") from None
+        raise damaged(f"not JSON ({exc}): {_short(text)}") from None
     if not isinstance(obj, dict):
         kind = "null" if obj is None else "an array" if isinstance(obj, list) else f"a {type(obj).__name__}"
-        raise damaged(f"expected a JSON object, got {kind}: {_clip(text)}")
+        raise damaged(f"expected a JSON object, got {kind}: {_short(text)}")
     return obj
 
 
@@ -510,7 +507,7 @@ class ResultStore:
         }[kind]
         if not ok:
             want = {"int": "an integer", "flag": "0 or 1", "text": "text", "real": "a finite number"}[kind]
-            raise self._damaged(where, f"expected {want}, got {type(v).__name__} {_clip(v)}")
+            raise self._damaged(where, f"expected {want}, got {type(v).__name__} {_short(v)}")
         return v
 
     # --- experiments --------------------------------------------------------------------------------

@@ -526,6 +526,14 @@ SHORT_FRACTION = 0.01
 _PEAK_SAMPLES = 4096
 
 
+def peak_until(s: Schedule, last: float) -> float:
+    """The largest value of ``s`` (resolved) over steps 0 .. ``last``: at every step up to
+    :data:`_PEAK_SAMPLES` steps, else at that many evenly spaced points."""
+    n = float(last)
+    t = np.arange(math.floor(n) + 1.0) if n <= _PEAK_SAMPLES else np.linspace(0.0, n, _PEAK_SAMPLES + 1)
+    return float(np.max(s(t)))
+
+
 def shorter_than_run(s: Schedule, total_steps: float) -> tuple[float, float, float] | None:
     """``(length, held, peak)`` of ``s`` (resolved) when it ends more than 1% of a run of
     ``total_steps`` steps (and more than one step) before the run's last step (``total_steps - 1``) and
@@ -545,8 +553,7 @@ def shorter_than_run(s: Schedule, total_steps: float) -> tuple[float, float, flo
     if n is None or total - 1.0 - n <= max(1.0, SHORT_FRACTION * total):
         return None
     held = float(s(n))
-    t = np.arange(math.floor(n) + 1.0) if n <= _PEAK_SAMPLES else np.linspace(0.0, n, _PEAK_SAMPLES + 1)
-    peak = max(float(np.max(s(t))), held)
+    peak = max(peak_until(s, n), held)
     if not (peak > 0.0 and held < HELD_FRACTION * peak):
         return None
     return n, held, peak
