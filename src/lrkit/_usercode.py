@@ -73,12 +73,25 @@ class UserCodeError(Exception):
 
 
 def _raised_by_lrkit(exc: BaseException) -> bool:
+    """Raised in an lrkit frame, with none of the user's own frames on the way there: lrkit refusing what
+    the user's code passed it (``lrkit.parse`` called in a task's factory) is the user's code failing."""
     tb = exc.__traceback__
-    last = None
+    files = []
     while tb is not None:
-        last = tb.tb_frame.f_code.co_filename
+        files.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
-    return last is not None and _ours(last) and not last.startswith("<frozen")
+    if not files or not _ours(files[-1]) or files[-1].startswith("<frozen"):
+        return False
+    # from the frame the ``with user_code`` block is in (after this module's own, which the exception is
+    # thrown into) on, that one left out: it is lrkit's on the command line, a test's in the tests
+    while files and files[0] == __file__:
+        files.pop(0)
+    return not any(_users(f) for f in files[1:])
+
+
+def _users(filename: str) -> bool:
+    """A frame of the user's own code: not lrkit's, Python's or an installed package's."""
+    return not (_ours(filename) or _stdlib(filename) or "-packages" in filename)
 
 
 def user_error(what: str, exc: BaseException) -> UserCodeError:

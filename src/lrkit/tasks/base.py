@@ -266,14 +266,23 @@ def train_loop(
     return rec
 
 
-def _call_factory(factory: Callable[..., Any], seed: int) -> Any:
+def _call_factory(factory: Callable[..., Any], seed: int, name: str) -> Any:
+    """``factory(seed)``, or ``factory()`` for a factory that takes nothing. A call refused before any of
+    the factory's own code ran (a function written in C such as ``os:system``, a wrong signature) is the
+    user's error, naming the task: it has no frame of theirs to show."""
     try:
-        sig = inspect.signature(factory)
+        sig: inspect.Signature | None = inspect.signature(factory)
     except (TypeError, ValueError):
-        return factory(seed)
-    if not sig.parameters:
-        return factory()
-    return factory(seed)
+        sig = None
+    args = () if sig is not None and not sig.parameters else (seed,)
+    try:
+        return factory(*args)
+    except Exception as exc:
+        if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+            raise
+        from lrkit._usercode import user_error
+
+        raise user_error(f"task {name!r}", exc) from exc
 
 
 def _class_targets(out: torch.Tensor, y: Any) -> torch.Tensor:
@@ -369,7 +378,7 @@ class Task:
         check_int(seed, "seed", 0, kinds=int)
         torch.manual_seed(seed)
         try:
-            parts = _call_factory(self.factory, seed)
+            parts = _call_factory(self.factory, seed, self.name)
         except (ValueError, TypeError) as exc:
             if str(exc).startswith("TaskParts: "):  # refused by TaskParts: say whose parts they were
                 raise type(exc)(f"task {self.name!r}: {exc}") from None
