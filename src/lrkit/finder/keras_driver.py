@@ -29,7 +29,7 @@ from lrkit._text import plural
 from lrkit.finder import _attempt, core
 from lrkit.finder._data import Batches, check_each, fixed_batches, is_arrays
 from lrkit.finder.escalation import Plan, budget_steps, epoch_steps
-from lrkit.finder.result import FinderResult
+from lrkit.finder.result import FinderResult, warn_if_alike
 
 __all__ = ["find_lr"]
 
@@ -306,6 +306,8 @@ def find_lr(
     options: dict[str, Any] = {"mode": mode, "smoothing": smoothing, "rule": rule}  # range_test's
     options |= {"diverge_factor": diverge_factor, "diverge_patience": diverge_patience}
     try:
-        return _attempt.run(train, evaluate, reset, batches, val, seed, first, allowed, **options)
+        result = _attempt.run(train, evaluate, reset, batches, val, seed, first, allowed, **options)
     finally:
         snapshot.restore()
+    warn_if_alike(result)  # an iterable that gives its batches in the same order every pass
+    return result

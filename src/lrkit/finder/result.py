@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import string
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +280,17 @@ def alike_repeats_note(repeats: int, distinct: int, settings: Mapping[str, str] 
         f"{what}: the training batches come in the same order every pass (a DataLoader without "
         f"shuffle=True, a list); shuffle them (shuffle=True), or {one} for 1/{repeats} of the compute"
     )
+
+
+def warn_if_alike(result: FinderResult) -> None:
+    """A ``UserWarning`` at the caller of ``find_lr`` (who calls this) when repeats measured the same curve
+    again (:attr:`FinderResult.repeats_alike`): the training batches came in the same order every pass."""
+    if result.repeats_alike:
+        warnings.warn(
+            f"find_lr: {alike_repeats_note(result.repeats, result.distinct_repeats)}",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _finite(value: float) -> float | None:

@@ -36,7 +36,7 @@ from lrkit.finder import core
 from lrkit.finder._data import data_error, first_found, known_length
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
 from lrkit.finder.escalation import epoch_steps as epoch_steps  # lrkit.auto's too
-from lrkit.finder.result import FinderResult, alike_repeats_note
+from lrkit.finder.result import FinderResult, warn_if_alike
 
 __all__ = ["clip_gradients", "default_forward", "find_lr", "training_modes"]
 
@@ -1053,11 +1053,5 @@ def find_lr(
     finally:
         train.close()
         snapshot.restore()
-    # a loader that does not shuffle: the repeats measured the same curve again
-    if result.repeats_alike:
-        warnings.warn(
-            f"find_lr: {alike_repeats_note(result.repeats, result.distinct_repeats)}",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_if_alike(result)  # a loader that does not shuffle: the repeats measured the same curve again
     return result
