@@ -195,3 +195,20 @@ def test_keras_jax_backend_holds_steps_beyond_int32() -> None:
     got = run_on_keras_jax(JAX_SCRIPT)
     assert got["big"] == got["huge"] == got["end"] == pytest.approx(0.01, rel=1e-6)
     assert got["low"] == 0.0 and got["five"] == pytest.approx(0.05, rel=1e-6)
+
+
+# -- Keras: a fractional total_steps --------------------------------------------------------------
+def test_keras_fractional_total_steps_is_warned() -> None:
+    """3 epochs of 70 samples in batches of 16 run 3 * ceil(70/16) = 15 Keras steps; total_steps=13.125
+    (3 * 70 / 16) ended the cosine's '100%' at step 13, two steps early, without a word."""
+    with pytest.warns(
+        UserWarning,
+        match=r"lrkit\.keras\.schedule: total_steps=13\.125 is not a whole number; .*"
+        r"total_steps=epochs \* math\.ceil\(n_train / batch_size\)",
+    ) as seen:
+        lrkit.keras.schedule("warmup(10%) >> cosine(lr=1e-2)", total_steps=3 * 70 / 16)
+    assert seen[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        for whole in (15, 15.0, np.int64(15), torch.tensor(15)):
+            lrkit.keras.schedule("warmup(10%) >> cosine(lr=1e-2)", total_steps=whole)

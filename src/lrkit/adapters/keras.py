@@ -146,13 +146,23 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             )
         if total_steps is not None:
             warn_run_length(s, float(total_steps), shown=repr(str(given)), where="lrkit.keras.schedule")
-        spe = _real(steps_per_epoch)
+        # a Keras step is one batch, the last of an epoch partial: a count that is not whole ends early
+        spe, total = _real(steps_per_epoch), _real(total_steps)
         if spe is not None and not spe.is_integer():  # 0-d integer arrays are whole; resolve refused the rest
             warnings.warn(
                 f"lrkit.keras.schedule: steps_per_epoch={steps_per_epoch!r} is not a whole number; a Keras "
                 f"step is one batch, and an epoch runs ceil({steps_per_epoch!r}) = {math.ceil(spe)} of them "
                 "(the last one partial), so durations in epochs would end early: pass "
                 f"steps_per_epoch=math.ceil(n_train / batch_size) ({math.ceil(spe)} here)",
+                UserWarning,
+                stacklevel=_caller_stacklevel() or 2,
+            )
+        if total is not None and not total.is_integer():
+            warnings.warn(
+                f"lrkit.keras.schedule: total_steps={total_steps!r} is not a whole number; a Keras step is "
+                "one batch and every epoch runs ceil(n_train / batch_size) of them (the last one partial), "
+                "so durations in fractions of the run would end early: pass "
+                "total_steps=epochs * math.ceil(n_train / batch_size)",
                 UserWarning,
                 stacklevel=_caller_stacklevel() or 2,
             )
