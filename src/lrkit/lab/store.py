@@ -23,6 +23,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -371,6 +372,18 @@ def _create(p: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+@functools.cache
+def _schema_columns() -> dict[str, tuple[str, ...]]:
+    """Each table of :data:`SCHEMA` with its columns, as SQLite reads them."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.executescript(SCHEMA)
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: tuple(r[1] for r in con.execute(f"PRAGMA table_info({t})")) for t in tables}
+    finally:
+        con.close()
+
+
 def _json_object(text: Any, damaged: Callable[[str], ValueError]) -> dict[str, Any]:
     """The JSON object ``text`` holds; else ``damaged(problem)`` is raised (not JSON, too deep, no object)."""
     if not isinstance(text, str):
@@ -396,16 +409,20 @@ class ResultStore:
         A file SQLite cannot create or open for writing (a file system that refuses new files, such as
         ``/proc``, or a read-only one) is a ValueError naming the path and what SQLite said."""
         self.path = str(path)
+        existed = False
         if self.path != ":memory:":
             p = check_db_path(path, write=True) if check else Path(path)
             p.parent.mkdir(parents=True, exist_ok=True)
             _remove_dead_tmp(p)
-            if not p.exists():
+            existed = p.exists()
+            if not existed:
                 _create(p)
         self.writer = True
         try:
             self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             self.db.execute("PRAGMA busy_timeout = 60000")
+            if existed:  # before anything is written, even the journal mode
+                self._check_schema()
             if self.path != ":memory:":
                 # WAL with synchronous=NORMAL: a commit survives the process being killed (SIGKILL), not a
                 # power cut, and costs no fsync
@@ -463,6 +480,23 @@ class ResultStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _check_schema(self) -> None:
+        """An existing lrkit database about to be written has every table and column of :data:`SCHEMA`
+        (``report_texts`` and its later columns excepted: a database from before them gains them), else a
+        ValueError naming the table and the column, before anything is written: a dropped table was
+        re-created empty without a word, a dropped column failed mid-lab with SQLite's error."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'lrkit_meta'").fetchone() is None:
+            return  # not lrkit's mark: check_db_path has refused it, or the schema is yet to be written
+        for table, columns in _schema_columns().items():
+            if table == "report_texts":
+                continue
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if not have:
+                raise self._damaged(f"table {table}", "is missing")
+            missing = [c for c in columns if c not in have]
+            if missing:
+                raise self._damaged(f"table {table}", f"has no column {', '.join(missing)}")
 
     def _damaged(self, where: str, problem: str) -> ValueError:
         return ValueError(f"{self.path!r} is damaged or was not written by lrkit: {where}: {problem}")
