@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from .._paths import MARK, _stat_kind, check_replaceable, save_figure, write_output
+from ..tasks.base import diverge_threshold
 from ._messages import LANGS, MESSAGES, Messages, load_phrases, messages
 from .runner import LabResult
 from .store import ReportText, ResultStore, RunRecord, check_db_path
@@ -91,6 +92,20 @@ __all__ = [
     "write_markdown",
     "write_report",
 ]
+
+#: the report's words that :mod:`lrkit.lab._messages` does not hold (yet), by language: added to its
+#: catalogues when this module is imported (an id the catalogue has keeps the catalogue's words)
+MORE_MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "why.grown": "{loss} > {first} + {k} × {size} = {threshold} (step 0: {first})",
+    },
+    "ko": {
+        "why.grown": "{loss} > {first} + {k} × {size} = {threshold} (스텝 0: {first})",
+    },
+}
+for _lang, _texts in MORE_MESSAGES.items():
+    for _key, _text in _texts.items():
+        MESSAGES[_lang].setdefault(_key, _text)
 
 #: the first line of lab.md: lrkit's mark (an HTML comment, invisible when rendered)
 MD_MARK = f"<!-- written by {MARK} -->"
@@ -722,15 +737,18 @@ def _fate(runs: Sequence[RunRecord], asked: int, t: Messages = _EN) -> str:
 
 def _loss_top(runs: Sequence[RunRecord]) -> float | None:
     """The top of the loss panel: twice the highest divergence threshold, ``diverge_factor`` (from the
-    run's config, 10 by default) times a run's first loss. A run that did not diverge stays below its own
-    threshold, so the cut hides nothing of it, while a diverged run's 1e13 would squash every other curve
-    into the bottom of a log axis. None when no run has a positive first loss."""
+    run's config, 10 by default) times a run's first loss (:func:`~lrkit.tasks.base.diverge_threshold`).
+    A run that did not diverge stays below its own threshold, so the cut hides nothing of it, while a
+    diverged run's 1e13 would squash every other curve into the bottom of a log axis. None when no
+    threshold is positive."""
     tops = []
     for r in runs:
         factor = r.config.get("diverge_factor", 10.0)
         first = r.losses[0] if r.losses else math.nan
-        if isinstance(factor, (int, float)) and math.isfinite(first) and first > 0:
-            tops.append(2.0 * float(factor) * first)
+        if isinstance(factor, (int, float)) and math.isfinite(first):
+            top = 2.0 * diverge_threshold(first, float(factor))
+            if top > 0:
+                tops.append(top)
     return max(tops) if tops else None
 
 
@@ -1105,15 +1123,27 @@ def _summary_html(result: LabResult, rows: list[Summary], t: Messages = _EN) -> 
 
 def _why(r: RunRecord, t: Messages = _EN) -> str:
     """Why a run counted as diverged: its loss at the diverged step was not finite, or exceeded
-    ``diverge_factor`` times its first step's loss (the run's config holds the factor)."""
+    ``diverge_factor`` times its first step's loss (the run's config holds the factor); for a first loss
+    that is not positive, the threshold it exceeded: the first loss grown by ``diverge_factor - 1`` times
+    its size (:func:`~lrkit.tasks.base.diverge_threshold`)."""
     loss = r.losses[-1] if r.losses else math.nan
     if not math.isfinite(loss):
         return "NaN/inf"
     factor = r.config.get("diverge_factor")
     first = r.losses[0]
-    if isinstance(factor, (int, float)):
+    if not isinstance(factor, (int, float)):
+        return t("why.plain", loss=f"{loss:.4g}", first=f"{first:.4g}")
+    if first > 0:
         return t("why.factor", loss=f"{loss:.4g}", factor=f"{factor:g}", first=f"{first:.4g}")
-    return t("why.plain", loss=f"{loss:.4g}", first=f"{first:.4g}")
+    threshold = diverge_threshold(first, float(factor))
+    return t(
+        "why.grown",
+        loss=f"{loss:.4g}",
+        first=f"{first:.4g}",
+        k=f"{factor - 1:g}",
+        size=f"{abs(first):.4g}",
+        threshold=f"{threshold:.4g}",
+    )
 
 
 def _th(*names: str) -> str:

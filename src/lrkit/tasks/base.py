@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from lrkit.finder.result import FinderResult
 
-__all__ = ["Task", "TaskParts", "TrainRun", "load_factory", "train_loop"]
+__all__ = ["Task", "TaskParts", "TrainRun", "diverge_threshold", "load_factory", "train_loop"]
 
 METRICS = ("accuracy", "loss")
 
@@ -161,6 +161,14 @@ class TaskParts:
         return 0.0 if self.higher_is_better else math.inf
 
 
+def diverge_threshold(first: float, factor: float) -> float:
+    """The loss past which a run diverges: ``factor`` times its first loss, grown from the first loss by
+    ``factor - 1`` times its size, ``first + (factor - 1)·|first|``, so that a loss that can be negative
+    (a shifted MSE, a Gaussian NLL, an ELBO) diverges when it has grown as far as a positive one would
+    (``factor·first`` for a positive ``first``; for -7 and 10: 56, not -70)."""
+    return first + (factor - 1.0) * abs(first)
+
+
 def _number(value: Any, what: str) -> float:
     """``float(value)`` for a real number (a Python or numpy number, a one-element tensor); else a
     TypeError naming ``what``."""
@@ -207,7 +215,8 @@ def train_loop(
     ``before_step(step)`` runs before each forward pass (set the LR there), ``after_step(step)`` after
     ``optimizer.step()`` (step a scheduler there); the gradient is clipped to ``parts.max_grad_norm``
     first when the task sets it. A run *diverges*, and stops, when its loss is not
-    finite or exceeds ``diverge_factor`` times its first loss. With ``evaluate_every_epoch`` the metric
+    finite or exceeds ``diverge_factor`` times its first loss (:func:`diverge_threshold`, for a loss of
+    any sign). With ``evaluate_every_epoch`` the metric
     is measured after every epoch and ``on_epoch(epoch, metric)`` is called (it may raise to stop, e.g.
     Optuna's pruning); the final metric is measured in any case. ``run`` collects the curves as they
     grow (pass one in to keep a partial record when an exception escapes).
@@ -239,7 +248,7 @@ def train_loop(
             value = float(loss.detach())
             rec.losses.append(value)
             if not math.isfinite(value) or (
-                diverge_factor is not None and value > diverge_factor * rec.losses[0]
+                diverge_factor is not None and value > diverge_threshold(rec.losses[0], diverge_factor)
             ):
                 rec.diverged, rec.diverged_step = True, rec.steps
                 break
