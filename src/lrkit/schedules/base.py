@@ -277,19 +277,26 @@ class Schedule:
             elif not math.isfinite(step):
                 raise ValueError(f"{self.name}: step must be a finite number, got {step!r}")
             return float(self._eval(np.asarray([step], dtype=np.float64), np)[0])
+        mask = np.ma.getmaskarray(step) if isinstance(step, np.ma.MaskedArray) else None
+        if mask is not None:  # a masked step's LR is masked; what lies under the mask is not looked at
+            step = step.filled(0)
         t = as_float_time(step, xp)
         if xp is np and not np.isfinite(t).all():
             bad = t.reshape(-1)[~np.isfinite(t.reshape(-1))][0]
             raise ValueError(
                 f"{self.name}: steps must be finite numbers, got {bad!r} in an array of {t.size}"
             )
-        if xp is np and t.size > _CHUNK:  # long previews: cache-sized blocks are ~1.5x faster
+        if xp is not np:
+            return self._eval(t, xp)
+        if t.size > _CHUNK:  # long previews: cache-sized blocks are ~1.5x faster
             flat = t.reshape(-1)
             out = np.empty_like(flat)
             for i in range(0, flat.size, _CHUNK):
                 out[i : i + _CHUNK] = self._eval(flat[i : i + _CHUNK], np)
-            return out.reshape(t.shape)
-        return self._eval(t, xp)
+            out = out.reshape(t.shape)
+        else:  # a 0-d array in, a 0-d array out (numpy makes some operations' 0-d results scalars)
+            out = np.asarray(self._eval(t, xp))
+        return out if mask is None else np.ma.MaskedArray(out, mask=mask)
 
     def _eval(self, t: Array, xp: Namespace) -> Array:
         """Evaluate at local time ``t``, holding the first value before 0 and the last past the end."""
