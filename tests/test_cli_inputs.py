@@ -501,6 +501,7 @@ DIRECTORY_WORDS = [
         "--out: 'afile' is a file; expected a directory",
     ),
     (["lab", "--strategy", "constant(0.1)", "--out", ""], "--out: expected a directory name, got ''"),
+    (["find", "--task", "digits-mlp-sgd", "--out", ""], "--out: expected a file name, got ''"),  # no plot
     (
         ["tune", "--task", "digits-mlp-sgd", "--trials", "1", "--no-report", "--storage", "afile/t.db"],
         "afile', which is a file, not a directory",

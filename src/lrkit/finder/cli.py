@@ -376,7 +376,7 @@ def _optimizer(name: str, params: Any, momentum: float, weight_decay: float) -> 
 def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit find``: print the result, write the plot (and JSON); return the exit code."""
     _check_args(args)  # every flag, before anything is imported, built or run
-    plot = bool(args.out) and args.out.lower() != "none"
+    plot = args.out.lower() != "none"  # '' is refused by the check, as every command's --out is
     if plot:  # output paths are checked before the test runs
         check_plot_file(args.out, "--out")
     if args.json is not None:
