@@ -15,10 +15,11 @@ from .test_cli_inputs import assert_one_error, invoke
 
 
 @pytest.mark.parametrize(
-    ("batch", "warm"), [(257, True), (300, True), (512, True), (256, False), (128, False)]
+    ("batch", "warm"), [(257, False), (300, False), (511, False), (512, True), (8192, True), (128, False)]
 )
 def test_goyal_warmup_for_every_batch_above_the_base(batch: int, warm: bool) -> None:
-    """Goyal et al. 5.3: gradual warmup for every kn > 256, starting from 0.1 (the base lr)."""
+    """Goyal et al. 5.3: gradual warmup for every kn > 256 (each 2x and more), starting from 0.1 (the
+    base lr); a small increase (256 -> 257) gets no such advice."""
     s = scale_lr(0.1, 256, batch)
     assert s.lr == pytest.approx(0.1 * batch / 256, rel=1e-15)
     assert s.warmup_epochs == (5.0 if warm else 0.0)

@@ -274,7 +274,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     for name in list(RECIPES) if args.name is None else [args.name]:
         r = get_recipe(name)
         schedule = r(**settings)  # a bad setting is refused before anything is printed
-        print(f"{r.name}: {r.summary} ({r.reference})")
+        print(f"{r.name}: {r.describe(**settings)} ({r.reference})")
         if settings:
             print(f"    with {', '.join(f'{k}={v!r}' for k, v in settings.items())}:")
         print(f"    {schedule}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ._checks import check_int
-from .scaling import scale_lr
+from .scaling import WARMUP_EPOCHS
 from .schedules import (
     WSD,
     Cosine,
@@ -30,7 +30,7 @@ from .schedules import (
     epochs,
 )
 from .schedules.base import check_number
-from .schedules.duration import DurationLike
+from .schedules.duration import Duration, DurationLike
 
 __all__ = [
     "RECIPES",
@@ -65,9 +65,13 @@ def resnet_imagenet(
     """ResNet on ImageNet (He et al. 2016; Goyal et al. 2017): SGD+momentum 0.9, lr 0.1 per 256 images
     (the linear rule), x0.1 at epochs 30, 60 and 90 (``milestones``, in epochs: the common recipe, for
     runs of up to ~120 epochs; Goyal et al.'s 90-epoch run cuts at 30, 60 and 80, ``milestones=(30, 60,
-    80)``, since a cut at 90 never acts there). A batch above 256 warms up linearly from 0.1 over the
-    first 5 epochs (Goyal et al.'s gradual warmup, section 5.3, used for every batch > 256). ``batch`` is
-    the effective batch: per device x accumulation steps x devices."""
+    80)``, since a cut at 90 never acts there). ``batch`` is the effective batch: per device x
+    accumulation steps x devices.
+
+    ``warmup=None`` (the default) is Goyal et al.'s: above batch 256, linear from 0.1 over the first 5
+    epochs (section 5.3, used for every batch > 256); none at 256 and below. ``warmup=0`` is no warmup. A
+    length of your own (``"5ep"``, steps) always ramps linearly up to the scaled lr: from 0.1 above batch
+    256 (as Goyal et al.), else as lrkit's default warmup, from near 0 (``(t + 1) / (n + 1)``)."""
     check_int(batch, "batch", 1, where="resnet_imagenet: ", why=" (the effective batch)")
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (tuple, list)) or not milestones:
         raise TypeError(
@@ -77,24 +81,37 @@ def resnet_imagenet(
         check_number("resnet_imagenet", "milestones", m, low=1)
         if not isinstance(m, numbers.Integral):
             raise ValueError(f"resnet_imagenet: milestones must be whole epochs, got {milestones!r}")
-    scaled = scale_lr(0.1, base_batch=256, batch=batch)
     body = MultiStep(
         lr=_times(0.1, batch, per=256), milestones=[epochs(int(m)) for m in milestones], gamma=0.1
     )
-    if warmup is None and scaled.warmup_epochs:
-        warmup = epochs(scaled.warmup_epochs)
     if warmup is None:
+        warmup = epochs(WARMUP_EPOCHS) if batch > 256 else 0
+    if _zero(warmup, "resnet_imagenet"):
         return body
-    # Goyal et al.'s gradual warmup: from 0.1 up to the scaled lr, on the same clock as the milestones
-    return body * Warmup(steps=warmup, start=min(1.0, 256 / batch))
+    # Goyal et al.'s gradual warmup: from 0.1 up to the scaled lr, on the same clock as the milestones;
+    # at 256 and below 0.1 is not below the peak, so the ramp is lrkit's default one
+    return body * Warmup(steps=warmup, start=256 / batch if batch > 256 else None)
 
 
-def bert_finetune(lr: float = 5e-5, warmup: DurationLike = "10%") -> Schedule:
+def _zero(warmup: DurationLike, where: str) -> bool:
+    """True for a warmup of length 0 in any unit (``0``, ``"0%"``, ``"0ep"``): no warmup piece, as
+    transformers' ``num_warmup_steps=0``."""
+    d = Duration.parse(warmup, name=f"{where}: warmup")
+    return d.unit != "rest" and d.value == 0
+
+
+def bert_finetune(lr: float = 5e-5, warmup: DurationLike | None = "10%") -> Schedule:
     """BERT fine-tuning (Devlin et al. 2019; transformers' ``get_linear_schedule_with_warmup``): linear
-    warmup from 0 over the first 10% of steps to ``lr`` (the paper's grid: 5e-5, 3e-5, 2e-5; the 10%
-    is BERT's ``warmup_proportion``), then linear decay to 0. As in transformers, step 0 has lr 0."""
+    warmup from 0 over the first 10% of steps (rounded up, as transformers) to ``lr`` (the paper's grid:
+    5e-5, 3e-5, 2e-5; the 10% is BERT's ``warmup_proportion``), then linear decay to 0. As in
+    transformers, step 0 has lr 0; ``warmup=0`` (or None) is no warmup (``num_warmup_steps=0``)."""
     check_number("bert_finetune", "lr", lr, low=0, low_open=True)
-    return Warmup(steps=warmup, start=0.0) >> Linear(lr=lr, end_lr=0.0)
+    decay = Linear(lr=lr, end_lr=0.0)
+    return (
+        decay
+        if warmup is None or _zero(warmup, "bert_finetune")
+        else Warmup(steps=warmup, start=0.0) >> decay
+    )
 
 
 def transformer_noam(d_model: int = 512, warmup: int = 4000) -> Schedule:
@@ -112,12 +129,13 @@ def transformer_noam(d_model: int = 512, warmup: int = 4000) -> Schedule:
     return decay if warmup == 1 else Warmup(steps=int(warmup) - 1) >> decay
 
 
-def gpt_cosine(lr: float = 6e-4, warmup: DurationLike = "1%", final_fraction: float = 0.1) -> Schedule:
+def gpt_cosine(lr: float = 6e-4, warmup: DurationLike | None = "1%", final_fraction: float = 0.1) -> Schedule:
     """GPT-3 / LLaMA pre-training (Brown et al. 2020; Touvron et al. 2023): linear warmup, then cosine
-    decay to 10% of the peak over the rest of the run."""
+    decay to 10% of the peak over the rest of the run; ``warmup=0`` (or None) is no warmup."""
     check_number("gpt_cosine", "lr", lr, low=0, low_open=True)
     check_number("gpt_cosine", "final_fraction", final_fraction, low=0, high=1)
-    return Warmup(steps=warmup) >> Cosine(lr=lr, min_lr=_times(lr, final_fraction))
+    decay = Cosine(lr=lr, min_lr=_times(lr, final_fraction))
+    return decay if warmup is None or _zero(warmup, "gpt_cosine") else Warmup(steps=warmup) >> decay
 
 
 def llm_wsd(lr: float = 3e-4, warmup: DurationLike = "1%", decay: DurationLike = "20%") -> Schedule:
@@ -141,9 +159,27 @@ def sgdr_cifar(lr: float = 0.05, period: DurationLike = "10ep", mult: float = 2.
 
 @dataclass(frozen=True)
 class Recipe:
+    """A named recipe: its builder and a one-line ``template`` naming its parameters in braces
+    (``x0.1 at epochs {milestones}``), filled in by :meth:`describe`."""
+
     name: str
     build: Callable[..., Schedule]
-    summary: str
+    template: str
+
+    @property
+    def summary(self) -> str:
+        """The one-line description with the defaults."""
+        return self.describe()
+
+    def describe(self, **params: object) -> str:
+        """The one-line description with ``params`` in place of the defaults (a tuple as ``30/60/90``)."""
+
+        def show(v: object) -> str:
+            if isinstance(v, (tuple, list)):
+                return "/".join(show(x) for x in v)
+            return f"{v:g}" if isinstance(v, float) else str(v)
+
+        return self.template.format(**{k: show(v) for k, v in {**self.parameters(), **params}.items()})
 
     def parameters(self) -> dict[str, object]:
         """The builder's parameters and their defaults (``{"batch": 256, ...}``)."""
@@ -171,13 +207,25 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe("resnet_imagenet", resnet_imagenet, "SGD 0.1 per 256, x0.1 at epochs 30/60/90"),
-        Recipe("bert_finetune", bert_finetune, "warmup over the first 10% to 5e-5, then linear decay to 0"),
-        Recipe("transformer_noam", transformer_noam, "warmup 4000 steps, then 1/sqrt(step), 1-based"),
-        Recipe("gpt_cosine", gpt_cosine, "warmup, then cosine to 10% of the peak"),
-        Recipe("llm_wsd", llm_wsd, "warmup-stable-decay with a 1-sqrt cool-down"),
-        Recipe("fastai_one_cycle", fastai_one_cycle, "one-cycle with fastai's defaults"),
-        Recipe("sgdr_cifar", sgdr_cifar, "cosine with warm restarts, 10 epochs, doubling"),
+        Recipe("resnet_imagenet", resnet_imagenet, "SGD 0.1 per 256, x0.1 at epochs {milestones}"),
+        Recipe(
+            "bert_finetune", bert_finetune, "warmup over the first {warmup} to {lr}, then linear decay to 0"
+        ),
+        Recipe("transformer_noam", transformer_noam, "warmup {warmup} steps, then 1/sqrt(step), 1-based"),
+        Recipe(
+            "gpt_cosine",
+            gpt_cosine,
+            "warmup over {warmup} to {lr}, then cosine to {final_fraction} x the peak",
+        ),
+        Recipe(
+            "llm_wsd", llm_wsd, "warmup-stable-decay to {lr} with a 1-sqrt cool-down over the last {decay}"
+        ),
+        Recipe("fastai_one_cycle", fastai_one_cycle, "one-cycle to {max_lr} with fastai's defaults"),
+        Recipe(
+            "sgdr_cifar",
+            sgdr_cifar,
+            "cosine with warm restarts from {lr}, the first period {period}, each next x{mult}",
+        ),
     )
 }
 

@@ -1,14 +1,14 @@
 """Batch-size scaling rules for the learning rate, with warmup advice.
 
 - **linear** (Krizhevsky 2014; Goyal et al. 2017, "Accurate, Large Minibatch SGD"): ``lr = base_lr *
-  batch / base_batch`` for SGD, with a gradual warmup from ``base_lr`` over the first 5 epochs whenever
-  the batch grows (Goyal et al.: 0.1 x kn/256 for every kn > 256); it held for ResNet-50 on ImageNet up
-  to about 8k images per batch and broke down beyond.
+  batch / base_batch`` for SGD, with a gradual warmup from ``base_lr`` over the first 5 epochs (Goyal et
+  al.: 0.1 x kn/256 for every kn > 256, batches they raised 2x and more); it held for ResNet-50 on
+  ImageNet up to about 8k images per batch and broke down beyond.
 - **sqrt** (Malladi et al. 2022, "On the SDEs and Scaling Rules for Adaptive Gradient Algorithms"):
   ``lr = base_lr * sqrt(batch / base_batch)`` for Adam and RMSprop. Their rule, with ``k = batch /
   base_batch``, also moves the averages and epsilon: ``1 - beta -> k (1 - beta)``, ``eps -> eps /
-  sqrt(k)`` (:meth:`Scaled.adam_hparams`). For SGD the square root (Krizhevsky 2014; Hoffer et al.
-  2017) did worse than linear in Goyal et al.'s Table 2a.
+  sqrt(k)`` (:meth:`Scaled.adam_hparams`; RMSprop's ``alpha``: :meth:`Scaled.rmsprop_hparams`). For SGD
+  the square root (Krizhevsky 2014; Hoffer et al. 2017) did worse than linear in Goyal et al.'s Table 2a.
 
 ``batch`` is what one optimizer step sees: per-device batch x ``accumulation_steps`` x ``devices``.
 Schedules keep their length in epochs (samples), so a length in steps shrinks by ``base_batch / batch``
@@ -43,14 +43,19 @@ _ADAPTIVE = (
     "adam", "adamw", "nadam", "radam", "adamax", "schedulefree_adamw", "rmsprop", "adagrad", "lamb",
     "adafactor",
 )  # fmt: skip
-#: the Adam family and RMSprop: Malladi et al.'s rule also moves their betas and eps
-_SDE = ("adam", "adamw", "nadam", "radam", "adamax", "schedulefree_adamw", "rmsprop")
+#: the Adam family: Malladi et al.'s rule also moves their betas and eps (:meth:`Scaled.adam_hparams`)
+_ADAM = ("adam", "adamw", "nadam", "radam", "adamax", "schedulefree_adamw")
+#: ... and RMSprop's alpha and eps (:meth:`Scaled.rmsprop_hparams`)
+_SDE = (*_ADAM, "rmsprop")
 #: optimizers that estimate their own step size (``lr`` only multiplies it): there is no LR to scale
 LR_FREE = ("prodigy",)
 #: the names :func:`scale_lr` knows (case does not matter)
 OPTIMIZERS = _SGD + _ADAPTIVE
 #: Goyal et al.'s gradual warmup, in epochs
 WARMUP_EPOCHS = 5.0
+#: the least growth of the LR that gets Goyal et al.'s warmup advice: the smallest step up they made was
+#: 2x (256 -> 512); below that the tuned LR is not far off and a warmup from it changes little
+WARMUP_FROM = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ class Scaled:
 
     ``batch`` is the effective batch (per device x accumulation steps x devices), ``factor`` the LR's
     multiplier (``batch / base_batch`` or its square root); ``warmup_epochs`` is Goyal et al.'s gradual
-    warmup, linear from ``base_lr`` to ``lr`` (0 when the LR does not grow).
+    warmup for SGD, linear from ``base_lr`` to ``lr``, when the LR grows 2x or more (0 otherwise, and for
+    other optimizers: keep their own warmup, in epochs); ``optimizer`` is the name in lower case.
     """
 
     lr: float
@@ -70,6 +76,7 @@ class Scaled:
     base_lr: float
     base_batch: int
     batch: int
+    optimizer: str
 
     @property
     def ratio(self) -> float:
@@ -92,28 +99,56 @@ class Scaled:
     def adam_hparams(
         self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
     ) -> tuple[float, float, float]:
-        """Malladi et al.'s square-root rule for the rest of Adam (RMSprop: ``beta2`` is its ``alpha``):
+        """Malladi et al.'s square-root rule for the rest of Adam (the Adam family, with the sqrt rule):
         with ``k = batch / base_batch``, ``beta -> 1 - k (1 - beta)`` and ``eps -> eps / sqrt(k)``.
         A ``k`` with ``k (1 - beta) >= 1`` leaves no valid beta: the rule does not reach that far.
 
         >>> scale_lr(1e-3, base_batch=256, batch=1024, optimizer="adam").adam_hparams()
         (0.6, 0.996, 5e-09)
         """
-        k = self.ratio
+        self._check_sde("adam_hparams", "betas", _ADAM)
         b1 = check_number("adam_hparams", "beta1", beta1, low=0, high=1, high_open=True)
         b2 = check_number("adam_hparams", "beta2", beta2, low=0, high=1, high_open=True)
         e = check_number("adam_hparams", "eps", eps, low=0)
-        out = []
-        for name, b in (("beta1", b1), ("beta2", b2)):
-            if (
-                _one_minus(k, b) <= 0.0
-            ):  # on the decimals as written: 10 x (1 - 0.9) is 1, not 0.9999999999999998
-                raise ValueError(
-                    f"adam_hparams: batch ratio k = {k:.6g} gives {name} = 1 - k(1 - {b:g}) <= 0; "
-                    f"the square-root rule holds only for k < {1.0 / (1.0 - b):.6g} with this {name}"
-                )
-            out.append(_one_minus(k, b))
-        return out[0], out[1], e / math.sqrt(k)
+        k = self.ratio
+        return (
+            _moved("adam_hparams", k, "beta1", b1),
+            _moved("adam_hparams", k, "beta2", b2),
+            e / math.sqrt(k),
+        )
+
+    def rmsprop_hparams(self, alpha: float = 0.99, eps: float = 1e-8) -> tuple[float, float]:
+        """Malladi et al.'s square-root rule for the rest of RMSprop (with the sqrt rule): its average
+        ``alpha`` (torch's, 0.99 by default; Keras' ``rho``) ``-> 1 - k (1 - alpha)`` and ``eps -> eps /
+        sqrt(k)``, ``k = batch / base_batch``; for ``k (1 - alpha) >= 1`` the rule does not reach.
+
+        >>> scale_lr(1e-3, base_batch=32, batch=512, optimizer="rmsprop").rmsprop_hparams()
+        (0.84, 2.5e-09)
+        """
+        self._check_sde("rmsprop_hparams", "alpha", ("rmsprop",))
+        a = check_number("rmsprop_hparams", "alpha", alpha, low=0, high=1, high_open=True)
+        e = check_number("rmsprop_hparams", "eps", eps, low=0)
+        return _moved("rmsprop_hparams", self.ratio, "alpha", a), e / math.sqrt(self.ratio)
+
+    def _check_sde(self, where: str, what: str, family: tuple[str, ...]) -> None:
+        """Malladi et al.'s averages and eps go with their square-root LR, for the optimizers they cover."""
+        if self.optimizer not in family:
+            hint = (
+                ": use rmsprop_hparams()"
+                if self.optimizer == "rmsprop"
+                else ": use adam_hparams()"
+                if self.optimizer in _ADAM
+                else ""
+            )
+            raise ValueError(
+                f"{where}: Malladi et al.'s {what} and eps are for {', '.join(family)}; this lr was scaled "
+                f"for optimizer {self.optimizer!r}{hint}"
+            )
+        if self.rule != "sqrt":
+            raise ValueError(
+                f"{where}: this lr was scaled by the {self.rule} rule (x{self.factor:.4g}); Malladi et al.'s "
+                f"{what} and eps go with their square-root rule: scale with rule='sqrt' to use them"
+            )
 
     def __str__(self) -> str:
         lines = [f"lr = {self.lr:.6g} ({self.rule} rule, x{self.factor:.4g})"]
@@ -162,7 +197,8 @@ def scale_lr(
     ``rule`` defaults to ``linear`` for SGD (``sgd``, ``momentum``, ``nesterov``) and ``sqrt`` for
     adaptive optimizers (Adam, AdamW, Schedule-Free AdamW, RMSprop, AdaGrad, LAMB, Adafactor); without a
     ``rule``, another name is a ValueError, and one that sets its own step size (Prodigy) always is.
-    Warmup advice follows Goyal et al.: 5 epochs, linear from ``base_lr``, whenever the LR grows.
+    Warmup advice is Goyal et al.'s, for SGD: 5 epochs, linear from ``base_lr``, when the LR grows 2x or
+    more (they raised the batch 2x and more).
     """
     check_number("scale_lr", "base_lr", base_lr, low=0, low_open=True)
     base_batch = _count("base_batch", base_batch)
@@ -204,11 +240,14 @@ def scale_lr(
         )
     if ratio > 1 and opt in _SGD and factor > 32:
         notes.append("very large scale-up: consider LARS/LAMB (You et al. 2017, 2019)")
-    warmup = WARMUP_EPOCHS if factor > 1 else 0.0
+    warmup = WARMUP_EPOCHS if opt in _SGD and factor >= WARMUP_FROM else 0.0
     if warmup:
-        notes.append(f"warm up linearly from the base lr {base_lr:.6g} to {lr:.6g} (Goyal et al. 2017)")
+        notes.append(
+            f"warm up linearly from the base lr {base_lr:.6g} to {lr:.6g} over {WARMUP_EPOCHS:g} epochs "
+            "(Goyal et al. 2017, for SGD: every batch they raised, 2x and more)"
+        )
     if rule == "sqrt" and opt in _SDE and ratio != 1:
-        notes.append(_adam_note(ratio))
+        notes.append(_sde_note(opt, ratio))
     if ratio != 1:
         notes.append(
             f"lengths in steps tuned at batch {_short(base_batch)} (warmup, decay, run) are x{1 / ratio:.4g}"
@@ -223,16 +262,38 @@ def scale_lr(
         base_lr=float(base_lr),
         base_batch=base_batch,
         batch=batch,
+        optimizer=opt,
     )
 
 
-def _adam_note(k: float) -> str:
-    """Malladi et al.'s betas and eps at batch ratio ``k``, for Adam's defaults (0.9, 0.999, 1e-8)."""
-    rule = f"Malladi et al. 2022 also set beta = 1 - k(1 - beta), eps = eps / sqrt(k), k = {k:.4g}"
-    if k * 0.1 >= 1.0:
-        return f"{rule}: beta1 = 0.9 would fall below 0 (k >= 10), past the rule's range; use lrkit find"
-    b1, b2 = _one_minus(k, 0.9), _one_minus(k, 0.999)
-    return f"{rule} (Adam's defaults: betas ({b1:.6g}, {b2:.6g}), eps {1e-8 / math.sqrt(k):.3g})"
+def _sde_note(opt: str, k: float) -> str:
+    """Malladi et al.'s averages and eps at batch ratio ``k``: for the Adam family from Adam's defaults
+    (betas 0.9, 0.999), for RMSprop from torch's (alpha 0.99); eps from 1e-8."""
+    if opt == "rmsprop":
+        avg, defaults, whose = "alpha", {"alpha": 0.99}, "torch's RMSprop defaults: alpha"
+    else:
+        avg, defaults, whose = "beta", {"beta1": 0.9, "beta2": 0.999}, "Adam's defaults: betas"
+    head = f"Malladi et al. 2022 also set {avg} = 1 - k(1 - {avg}), eps = eps / sqrt(k), k = {k:.4g}"
+    for name, b in defaults.items():
+        if _one_minus(k, b) <= 0.0:
+            return (
+                f"{head}: {name} = {b:g} would fall to 0 or below (k >= {1 / (1 - b):.4g}), past the "
+                "rule's range; use lrkit find"
+            )
+    moved = [f"{_one_minus(k, b):.6g}" for b in defaults.values()]
+    shown = f"({', '.join(moved)})" if len(moved) > 1 else moved[0]
+    return f"{head} ({whose} {shown}, eps {1e-8 / math.sqrt(k):.3g})"
+
+
+def _moved(where: str, k: float, name: str, beta: float) -> float:
+    """``1 - k (1 - beta)``, or a ValueError when it is <= 0: the rule does not reach ``k``."""
+    out = _one_minus(k, beta)
+    if out <= 0.0:  # on the decimals as written: 10 x (1 - 0.9) is 1, not 0.9999999999999998
+        raise ValueError(
+            f"{where}: batch ratio k = {k:.6g} gives {name} = 1 - k(1 - {beta:g}) <= 0; the square-root "
+            f"rule holds only for k < {1.0 / (1.0 - beta):.6g} with this {name}"
+        )
+    return out
 
 
 def _one_minus(k: float, beta: float) -> float:
