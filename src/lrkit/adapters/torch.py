@@ -52,6 +52,7 @@ from ..schedules import Chain, Cosine, Linear, Schedule
 from ..schedules.base import (
     ScheduleLongerThanRunWarning,
     ScheduleShorterThanRunWarning,
+    _caller_stacklevel,
     _count,
     warn_run_length,
 )
@@ -275,7 +276,20 @@ class _Base(LRScheduler):
             )
         )
         if steps_per_epoch is not None:
-            _positive("steps_per_epoch", steps_per_epoch)
+            spe = _positive("steps_per_epoch", steps_per_epoch)
+            if interval == "step" and not spe.is_integer():  # 0-d integer tensors are ints by now
+                # a step is one batch, so an epoch of durations would end between batches; with
+                # interval='epoch' the schedule is read at epoch * steps_per_epoch, on the epochs' ends
+                warnings.warn(
+                    f"lrkit.torch.scheduler: steps_per_epoch={steps_per_epoch!r} is not a whole number; the "
+                    "scheduler steps once per batch, and a DataLoader's epoch is len(loader) = ceil(n / "
+                    f"batch_size) = {math.ceil(spe)} batches ({math.floor(spe)} with drop_last=True), so "
+                    "durations in epochs would fall between the epochs' ends: pass "
+                    "steps_per_epoch=len(train_loader) (with gradient accumulation, the optimizer steps of "
+                    "one epoch)",
+                    UserWarning,
+                    stacklevel=_caller_stacklevel() or 2,
+                )
         if epochs is not None:
             _positive("epochs", epochs)
             if steps_per_epoch is None:
