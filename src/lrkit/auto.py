@@ -247,6 +247,20 @@ KEEP_FACTOR = 3.0
 #: constant (Schedule-Free) as cosine.
 REWARM = {"cosine": 0.1, "wsd": 0.05, "constant": 0.1}
 REWARM_START = 0.1
+#: the guard's snapshot cadence is one epoch, within these bounds (:func:`guard_snapshot_every`)
+GUARD_SNAPSHOT_EVERY = (10, 100)
+
+
+def guard_snapshot_every(steps_per_epoch: int) -> int:
+    """How often auto's guard snapshots: every epoch, but at least every 100 steps (and at most every
+    10). A rollback loses the steps since the snapshot (twice that when a failed recovery goes one
+    snapshot further back), so a cap bounds the work lost whatever the epoch: with one snapshot an
+    epoch, a 3,000-step epoch rolled a NaN at step 2,500 back to step 0, and one bad batch in 700 ended
+    in ``DivergenceError``. A snapshot copies the model and optimizer state once (Adam: 3x the
+    parameter bytes) and reads the parameters once, less than one training step: 7 ms against a
+    200 ms step on a 6 MiB transformer on one CPU thread, 0.04% of the run at every 100 steps."""
+    low, high = GUARD_SNAPSHOT_EVERY
+    return min(high, max(low, steps_per_epoch))
 
 
 def _caller_level() -> int:
@@ -408,9 +422,10 @@ def auto(
             rung at or below :data:`KEEP_FACTOR` (3) x its suggestion, whatever the peak.
         budget: the finder's escalation budget, the extra steps a retry may add to its first test: a
             fraction of ``total_steps`` (float) or optimizer steps (int).
-        guard: attach a :class:`~lrkit.control.DivergenceGuard` (``factor=0.5``, snapshot every
-            ``max(10, steps_per_epoch)`` steps, with the ``grad_scaler`` given for the search as its
-            ``scaler``); a mapping of the guard's keyword options attaches one with those (e.g.
+        guard: attach a :class:`~lrkit.control.DivergenceGuard` (``factor=0.5``, a snapshot every
+            epoch but at least every 100 steps and at most every 10, :func:`guard_snapshot_every`; the
+            ``grad_scaler`` given for the search as its ``scaler``); a mapping of the guard's keyword
+            options attaches one with those (e.g.
             ``{"snapshot_device": "cpu"}`` to keep its snapshots in host memory, ``{"keep": 1}``).
         guard_threshold: the guard's ``threshold`` (a loss above this times the recent median for
             5 steps in a row is a blow-up); None (default): NaN/inf only.
@@ -614,7 +629,7 @@ def auto(
                 scheduler,
                 threshold=guard_threshold,
                 **{
-                    "snapshot_every": max(10, steps_per_epoch),
+                    "snapshot_every": guard_snapshot_every(steps_per_epoch),
                     "scaler": finder_options.get("grad_scaler"),
                     **guard_options,
                 },

@@ -1,0 +1,70 @@
+"""``lrkit.auto``'s divergence guard on runs that do not look like the benchmark's: long epochs (a
+streamed data set), a user's subclass of a torch optimizer, a run resumed from a checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _loader(n: int = 512, seed: int = 0) -> Any:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    y = (x[:, :4].sum(dim=1) > 0).long()
+    return torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=g
+    )
+
+
+def _model() -> Any:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+
+
+def _train(run: Any, model: Any, opt: Any, loader: Any, steps: int, nan_at: set[int]) -> int:
+    """The guide's loop for ``steps`` steps, a NaN loss at each step of ``nan_at`` (once each)."""
+    step, seen = 0, set()
+    while step < steps:
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            if step in nan_at and step not in seen:
+                seen.add(step)
+                loss = loss * float("nan")
+            loss.backward()
+            if run.guard.check(loss, step):
+                opt.step()
+                run.scheduler.step()
+                step += 1
+            else:
+                step = run.guard.resume_step
+            opt.zero_grad()
+            if step >= steps:
+                break
+    return step
+
+
+def test_a_long_epoch_is_snapshotted_every_100_steps_not_once() -> None:
+    """One epoch of 600 steps (a streamed data set): the guard snapshotted once an epoch, so a NaN at
+    step 450 rolled the run back to step 0 (450 steps lost); now at most 100 are."""
+    import lrkit
+
+    model, loader = _model(), _loader()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    run = lrkit.auto(
+        model, opt, loader, torch.nn.functional.cross_entropy, epochs=1, steps_per_epoch=600, verbose=False
+    )
+    assert run.guard is not None and run.remaining_steps > 460
+    _train(run, model, opt, loader, 460, {450})
+    (event,) = run.guard.events
+    assert event.step == 450 and 350 <= event.snapshot_step < 450, event
+
+
+@pytest.mark.parametrize(("per_epoch", "every"), [(1, 10), (10, 10), (32, 32), (100, 100), (3000, 100)])
+def test_the_guard_snapshots_once_an_epoch_within_10_and_100_steps(per_epoch: int, every: int) -> None:
+    from lrkit.auto import guard_snapshot_every
+
+    assert guard_snapshot_every(per_epoch) == every
