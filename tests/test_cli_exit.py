@@ -119,13 +119,18 @@ def documented(epilog: str) -> dict[int, str]:
 MEANING = {0: "", 1: "raised", 2: "bad input", 3: "no suggestion", 130: "interrupted"}
 
 
-@pytest.mark.parametrize("epilog", [finder_cli.EPILOG, auto_cli.EPILOG], ids=["find", "auto"])
-def test_the_help_documents_every_status_the_command_returns(epilog: str) -> None:
+@pytest.mark.parametrize(
+    ("epilog", "meaning"),
+    [(finder_cli.EPILOG, MEANING), (auto_cli.EPILOG, {**MEANING, auto_cli.EXIT_DIVERGED: "diverged"})],
+    ids=["find", "auto"],
+)
+def test_the_help_documents_every_status_the_command_returns(epilog: str, meaning: dict[int, str]) -> None:
     """Each status has its meaning ("no suggestion" is neither 0 nor an error, 1 or 2); the tests below
-    run every one of them for ``find``, and 1, 2 and 3 for ``auto`` (whose 0 the auto tests run)."""
+    run every one of them for ``find``, and 1, 2 and 3 for ``auto`` (whose 0 the auto tests run, and 4
+    tests/test_auto_truth_cli.py)."""
     codes = documented(epilog)
-    assert set(codes) == set(MEANING) and finder_cli.EXIT_NO_SUGGESTION == 3, codes
-    for code, words in MEANING.items():
+    assert set(codes) == set(meaning) and finder_cli.EXIT_NO_SUGGESTION == 3, codes
+    for code, words in meaning.items():
         assert words in codes[code], (code, codes[code])
 
 

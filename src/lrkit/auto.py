@@ -77,6 +77,7 @@ when :func:`auto` is called, not when this module is imported.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import math
 import sys
@@ -91,6 +92,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lrkit._text import plural
+from lrkit.control.guard import DivergenceError
 
 from ._checks import check_int
 
@@ -101,7 +103,7 @@ if TYPE_CHECKING:
     from lrkit.finder.result import FinderResult
     from lrkit.schedules.base import Schedule
 
-__all__ = ["AutoResult", "SearchCostWarning", "auto", "train_task"]
+__all__ = ["AutoResult", "SearchCostWarning", "TaskDivergedError", "auto", "train_task"]
 
 KINDS = ("auto", "cosine", "one_cycle", "constant", "wsd")
 #: auto's compute target: the LR search's steps not kept as training plus the planned run, over the
@@ -198,8 +200,10 @@ class AutoResult:
         title: str | None = None,
     ) -> Any:
         """The LR search's curve with the peak marked, beside the LR at every step of the run (the kept
-        ramp shaded) and, if given, the training loss. ``losses``: one per optimizer step after the
-        search (at most ``remaining_steps``); the kept ramp's own losses are drawn before them. Saves
+        ramp shaded) and, if given, the training loss. ``losses``: one per optimizer step applied after
+        the search, replays after a guard rollback included (``losses.append(loss.item())`` after each
+        step; the guard's events say what each replay replaces); the kept ramp's own losses are drawn
+        before them. Saves
         to ``path`` if given (PNG, SVG or PDF); returns the matplotlib ``Figure``. See
         :func:`lrkit.auto_plot.plot_auto`."""
         from lrkit.auto_plot import plot_auto
@@ -758,6 +762,28 @@ def _cost_warning(
     return f"{head}{why}; {', '.join(fixes)}"
 
 
+def _event_json(event: Any) -> dict[str, Any]:
+    """A :class:`~lrkit.control.DivergenceEvent` as a dict for JSON: a NaN/inf loss (or reference) as
+    the string ``"nan"``/``"inf"``/``"-inf"``, which JSON has no number for."""
+
+    def plain(v: Any) -> Any:
+        return str(v) if isinstance(v, float) and not math.isfinite(v) else v
+
+    return {k: plain(v) for k, v in dataclasses.asdict(event).items()}
+
+
+class TaskDivergedError(DivergenceError):
+    """:func:`train_task`'s guard gave up (the :class:`~lrkit.control.DivergenceError` it is raised
+    from, whose ``event``, ``events``, ``finding`` and ``remedies`` it has): ``outcome`` is what
+    :func:`train_task` returns, as far as the run got (``"metric"`` None: not evaluated)."""
+
+    def __init__(self, error: DivergenceError, outcome: dict[str, Any]) -> None:
+        super().__init__(
+            str(error), error.event, error.events, finding=error.finding, remedies=error.remedies
+        )
+        self.outcome = outcome
+
+
 def train_task(
     parts: Any,
     *,
@@ -776,9 +802,12 @@ def train_task(
     PNG/SVG/PDF path), :meth:`AutoResult.plot` draws the run there, with its training loss per step.
 
     Returns ``{"metric", "peak_lr", "kind", "search", "optimizer", "epochs", "finder_steps",
-    "train_steps", "compute", "events", "summary"}`` (``metric``: the task's validation metric at the
-    end; ``train_steps``: the optimizer steps trained, the ramp's kept ones and the replays after a
-    guard rollback included).
+    "train_steps", "compute", "events", "guard_events", "diverged", "summary"}`` (``metric``: the task's
+    validation metric at the end; ``train_steps``: the optimizer steps trained, the ramp's kept ones and
+    the replays after a guard rollback included; ``events``: the guard's rollbacks, ``guard_events``
+    each as a dict of :class:`lrkit.control.DivergenceEvent`; ``diverged``: None). When the guard gives
+    up, raises :class:`TaskDivergedError`, whose ``outcome`` is this dict as far as the run got
+    (``metric`` None, ``diverged`` what happened).
     """
     from lrkit.finder.torch_driver import clip_gradients
     from lrkit.tasks import eval_mode, train_mode
@@ -792,46 +821,55 @@ def train_task(
     )  # fmt: skip
     model, loss_fn = parts.model, parts.loss_fn
     step = updates = 0  # the schedule's step, and optimizer steps taken (replays after a rollback too)
-    losses: list[float] = []  # the loss at each schedule step (a rollback's replay overwrites)
+    losses: list[float] = []  # the loss of each step applied, replays too (AutoResult.plot sorts them)
+
+    def outcome(metric: float | None, diverged: str | None) -> dict[str, Any]:
+        trained = updates + run.trained_steps
+        events = run.guard.events if run.guard else []
+        return {
+            "metric": metric,
+            "peak_lr": run.peak_lr,
+            "kind": run.kind,
+            "search": run.search,
+            "optimizer": optimizer or parts.optimizer,
+            "epochs": n_epochs,
+            "finder_steps": run.finder_steps,
+            "train_steps": trained,
+            "compute": (run.finder_steps + trained) / run.total_steps,
+            "events": len(events),
+            "guard_events": [_event_json(e) for e in events],
+            "diverged": diverged,
+            "summary": run.summary,
+        }
+
     train_mode(opt)
     model.train()
-    while step < run.remaining_steps:
-        for x, y in parts.train_loader:
-            if step >= run.remaining_steps:
-                break
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            if not run.guard or run.guard.check(loss, step):
-                loss.backward()
-                if parts.max_grad_norm is not None:
-                    clip_gradients(opt, parts.max_grad_norm)
-                opt.step()
-                run.scheduler.step()
-                if plot is not None:
-                    losses.append(float(loss.detach()))
-                step += 1
-                updates += 1
-            else:  # rolled back: the model, optimizer and scheduler are at resume_step again
-                step = run.guard.resume_step or 0
-                del losses[step:]
-    step = updates + run.trained_steps
+    try:
+        while step < run.remaining_steps:
+            for x, y in parts.train_loader:
+                if step >= run.remaining_steps:
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                if not run.guard or run.guard.check(loss, step):
+                    loss.backward()
+                    if parts.max_grad_norm is not None:
+                        clip_gradients(opt, parts.max_grad_norm)
+                    opt.step()
+                    run.scheduler.step()
+                    if plot is not None:
+                        losses.append(float(loss.detach()))
+                    step += 1
+                    updates += 1
+                else:  # rolled back: the model, optimizer and scheduler are at resume_step again
+                    step = run.guard.resume_step or 0
+    except DivergenceError as exc:  # the guard gave up: say how far the run got
+        raise TaskDivergedError(exc, outcome(None, exc.finding)) from exc
     eval_mode(opt)
     metric = parts.evaluate()
     if plot is not None:
         run.plot(plot, losses=losses)
-    return {
-        "metric": metric,
-        "peak_lr": run.peak_lr,
-        "kind": run.kind,
-        "search": run.search,
-        "optimizer": optimizer or parts.optimizer,
-        "epochs": n_epochs,
-        "finder_steps": run.finder_steps,
-        "train_steps": step,
-        "compute": (run.finder_steps + step) / run.total_steps,
-        "events": len(run.guard.events) if run.guard else 0,
-        "summary": run.summary,
-    }
+    return outcome(metric, None)
 
 
 class _CallableModule(types.ModuleType):

@@ -26,6 +26,13 @@ __all__ = ["register", "run"]
 #: only (the search's ramp, repeats and batches are lrkit.auto's own)
 FLAGS = {"budget": "--budget"}
 
+#: how ``lrkit auto`` names what the divergence guard's advice needs (``DivergenceError.advice``): its
+#: LR and max_recoveries have no flag here, gradient clipping has
+GUARD_FLAGS = {"max_grad_norm": "--max-grad-norm C"}
+
+#: the exit status when the divergence guard gave up: the loss blew up again after every rollback
+EXIT_DIVERGED = 4
+
 #: how the search's cost warning (lrkit.auto.SearchCostWarning) names what to change: by these flags
 SPELLING = {"epochs": "--epochs {}", "search": "--search {}", "budget": "--budget"}
 
@@ -45,7 +52,8 @@ Find the learning rate of a task, schedule it, guard it and train (lrkit.auto):
 then print the final validation metric.
 """
 
-#: what ``lrkit auto --help`` says after the flags (3 is lrkit.finder.cli.EXIT_NO_SUGGESTION)
+#: what ``lrkit auto --help`` says after the flags (3 is lrkit.finder.cli.EXIT_NO_SUGGESTION, 4
+#: EXIT_DIVERGED)
 EPILOG = """\
 exit status:
   0    trained; the final metric is printed
@@ -56,6 +64,9 @@ exit status:
        or data that is not finite (NaN/inf), found by the search
   3    no suggestion: the LR search found no usable signal, so nothing was
        trained; the reason and what to try (e.g. a larger --budget) are printed
+  4    diverged: the loss blew up (NaN/inf) again after each of the divergence
+       guard's rollbacks, so training stopped; where, and what to try, are
+       printed, and --json is written with the guard's events
   130  interrupted (Ctrl-C)
 
 examples:
@@ -139,13 +150,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit auto``: print the summary and the final metric; EXIT_NO_SUGGESTION (3) when the
-    search found no usable signal."""
+    search found no usable signal, EXIT_DIVERGED (4) when the divergence guard gave up (the --json
+    written all the same, with its events)."""
+    import sys
+
     import torch
 
     from lrkit._paths import check_output_file, check_plot_file, write_json
     from lrkit._text import plural
     from lrkit._usercode import user_code
-    from lrkit.auto import spelled, train_task
+    from lrkit.auto import TaskDivergedError, spelled, train_task
     from lrkit.cli import check_search_optimizer, check_task
     from lrkit.finder import NoSuggestionError
     from lrkit.finder.cli import EXIT_NO_SUGGESTION
@@ -179,6 +193,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"lrkit auto: {why}")
         print(f"lrkit auto: nothing trained (exit status {EXIT_NO_SUGGESTION})")
         return EXIT_NO_SUGGESTION
+    except TaskDivergedError as exc:  # the guard gave up; the advice names this command's flags
+        clip = parts.max_grad_norm
+        flags = GUARD_FLAGS if clip is None else {"max_grad_norm": f"--max-grad-norm below {clip:g}"}
+        print(
+            f"lrkit auto: error: {exc.finding}; {exc.advice(flags)}, or look for what makes the "
+            f"loss NaN/inf in the task's data, model or loss (training stopped: exit status {EXIT_DIVERGED})",
+            file=sys.stderr,
+        )
+        if args.json:
+            write_json(args.json, exc.outcome)
+            print(f"result written to {args.json}")
+        return EXIT_DIVERGED
     print(
         f"{task.name} ({out['optimizer']}, {plural(out['epochs'], 'epoch')}): {parts.metric_name} "
         f"{out['metric']:.4f} "

@@ -23,7 +23,7 @@ from lrkit.finder.core import ema_debiased
 if TYPE_CHECKING:
     from lrkit.auto import AutoResult
 
-__all__ = ["plot_auto"]
+__all__ = ["by_step", "plot_auto"]
 
 #: the EMA of the training loss drawn on the right panel, on a run long enough (see smoothing_for)
 LOSS_SMOOTHING = 0.98
@@ -36,7 +36,25 @@ def smoothing_for(steps: int) -> float:
     return min(LOSS_SMOOTHING, max(0.0, 1.0 - 10.0 / max(steps, 1)))
 
 
-def _check_losses(losses: Sequence[float] | None, remaining: int) -> np.ndarray:
+def by_step(values: Sequence[float], events: Sequence[Any]) -> list[float]:
+    """``values``, one per optimizer step applied in order (replays after a guard rollback too: what
+    ``losses.append(loss.item())`` after each step gives), as one per step of the run: at a rollback
+    (each of the guard's ``events``, a :class:`lrkit.control.DivergenceEvent`, went back from its
+    ``step`` to its ``snapshot_step``) the steps from the snapshot on are replayed, and the replay's
+    losses take their place."""
+    rollbacks = [e for e in events if e.action == "rollback"]
+    out: list[float] = []
+    k = 0
+    for v in [*values, None]:  # None: the end, after which a last rollback may have come
+        while k < len(rollbacks) and rollbacks[k].step == len(out):  # rolled back before this step
+            del out[rollbacks[k].snapshot_step :]
+            k += 1
+        if v is not None:
+            out.append(v)
+    return out
+
+
+def _check_losses(losses: Sequence[float] | None, remaining: int, events: Sequence[Any] = ()) -> np.ndarray:
     if losses is None:
         return np.empty(0)
     expected = "losses must be a sequence of numbers (one per optimizer step after the search)"
@@ -46,10 +64,13 @@ def _check_losses(losses: Sequence[float] | None, remaining: int) -> np.ndarray:
         values = np.asarray([float(v) for v in losses], dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"{expected}, got {list(losses)[:5]!r}...") from None
+    given = values.size
+    values = np.asarray(by_step(list(values), events), dtype=float)
     if values.size > remaining:
+        replays = f" ({given} given, the replays after the guard's rollbacks taken out)" if events else ""
         raise ValueError(
-            f"losses has {values.size} values, more than the run's {remaining} steps after the search "
-            "(remaining_steps): give one loss per optimizer step after lrkit.auto returned"
+            f"losses has {values.size} values{replays}, more than the run's {remaining} steps after the "
+            "search (remaining_steps): give one loss per optimizer step after lrkit.auto returned"
         )
     return values
 
@@ -63,8 +84,10 @@ def plot_auto(
 ) -> Any:
     """Draw ``result`` (two panels, see the module docstring), save to ``path`` if given, return the Figure.
 
-    ``losses``: the training loss of each optimizer step after the search (at most
-    ``result.remaining_steps``; non-finite ones are left out); the kept ramp's losses come from its curve.
+    ``losses``: the training loss of each optimizer step applied after the search, in order, the
+    replays after a guard rollback included (:func:`by_step` puts each replay in the place of the steps
+    it replays, from ``result.guard``'s events); at most ``result.remaining_steps`` steps, non-finite
+    losses left out. The kept ramp's losses come from its curve.
     """
     from matplotlib.figure import Figure
 
@@ -72,7 +95,7 @@ def plot_auto(
         from lrkit._paths import PLOT_SUFFIXES, check_output_file
 
         check_output_file(path, "path", PLOT_SUFFIXES)
-    after = _check_losses(losses, result.remaining_steps)
+    after = _check_losses(losses, result.remaining_steps, result.guard.events if result.guard else ())
     fig = Figure(figsize=(13.0, 4.6), layout="constrained")
     left, right = fig.subplots(1, 2)
 

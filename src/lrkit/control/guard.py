@@ -84,8 +84,9 @@ import numbers
 import statistics
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat
 
 from .._checks import check_int
@@ -117,16 +118,50 @@ class DivergenceEvent:
     action: str = "rollback"
 
 
+#: how :class:`DivergenceError`'s advice names the settings it needs, in Python; a command line gives its
+#: own spelling to :meth:`DivergenceError.advice` (``lrkit auto``: ``--max-grad-norm C``), and a remedy
+#: whose setting it lacks is left out
+PYTHON_SETTINGS: Mapping[str, str] = MappingProxyType(
+    {"lr": "the learning rate", "max_recoveries": "max_recoveries"}
+)
+#: what :class:`DivergenceError` advises after failed recoveries, each naming its setting as ``{name}``
+REMEDIES = ("lower {lr}", "raise {max_recoveries}", "clip the gradients ({max_grad_norm})")
+
+
 class DivergenceError(RuntimeError):
     """Training kept diverging after ``max_recoveries`` recoveries; ``event`` is the last one.
 
     The model, optimizer and scheduler are left at the last good snapshot (``event.snapshot_step``).
+    ``finding``: what happened, in one sentence; ``remedies``: what would help, spelled by
+    :meth:`advice` (the message ends with them as Python names them).
     """
 
-    def __init__(self, message: str, event: DivergenceEvent | None, events: list[DivergenceEvent]) -> None:
+    def __init__(
+        self,
+        message: str,
+        event: DivergenceEvent | None,
+        events: list[DivergenceEvent],
+        *,
+        finding: str | None = None,
+        remedies: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.event = event
         self.events = events
+        self.finding = message if finding is None else finding
+        self.remedies = remedies
+
+    def advice(self, settings: Mapping[str, str] = PYTHON_SETTINGS) -> str:
+        """The remedies whose settings ``settings`` spells, spelled so ("lower the learning rate or raise
+        max_recoveries"); "" when none is left."""
+        return _advise(self.remedies, settings)
+
+
+def _advise(remedies: tuple[str, ...], settings: Mapping[str, str]) -> str:
+    """The finder's phrasing of remedies (:func:`lrkit.finder.result._advice`): "a, b or c"."""
+    from lrkit.finder.result import _advice
+
+    return _advice(remedies, settings)
 
 
 @dataclass
@@ -751,13 +786,18 @@ class DivergenceGuard:
                 )
             else:
                 what, hint = ("NaN" if reason == "nan" else "infinite"), ""
+            finding = (
+                f"training diverged at step {step} (loss {value:.4g}: {what}) with lr={_fmt(before)}, "
+                f"after {self._in_a_row} recoveries in a row (each cut the LR by {self.factor:g})"
+            )
+            advice = _advise(REMEDIES, PYTHON_SETTINGS)
             raise DivergenceError(
-                f"DivergenceGuard: training diverged at step {step} (loss {value:.4g}: {what}) with "
-                f"lr={_fmt(before)}, after {self._in_a_row} recoveries in a row (each cut the LR by "
-                f"{self.factor:g}); the model, optimizer and scheduler are left at the snapshot of step "
-                f"{snap.step}. Lower the learning rate or raise max_recoveries{hint}",
+                f"DivergenceGuard: {finding}; the model, optimizer and scheduler are left at the snapshot "
+                f"of step {snap.step}. {advice[:1].upper()}{advice[1:]}{hint}",
                 event,
                 self.events,
+                finding=finding,
+                remedies=REMEDIES,
             )
 
     def _cut(self, before: tuple[float, ...], multiplier_before: float | None) -> None:
