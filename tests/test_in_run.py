@@ -629,7 +629,24 @@ def test_a_distributed_sampler_moves_to_its_next_epoch_when_the_ramp_wraps(searc
 
 
 class _OwnAdam(torch.optim.Adam):
-    """An optimizer from outside torch.optim (its state may not be rebuilt lazily): left alone."""
+    """A user's subclass of a torch.optim optimizer (one that logs, say): its state is Adam's, built
+    lazily, so it restarts too."""
+
+
+class _OwnMomentum(torch.optim.Optimizer):
+    """An optimizer that derives from none of torch.optim's (its state may not be rebuilt lazily): left
+    alone."""
+
+    def __init__(self, params: Any, lr: float = 1e-3) -> None:
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    buf = self.state[p].setdefault("buf", torch.zeros_like(p))
+                    p.add_(buf.mul_(0.9).add_(p.grad), alpha=-group["lr"])
 
 
 @pytest.mark.parametrize(
@@ -639,7 +656,8 @@ class _OwnAdam(torch.optim.Adam):
         (lambda p: torch.optim.RMSprop(p, lr=1e-3), True),
         (lambda p: torch.optim.Adagrad(p, lr=1e-2), True),
         (lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), True),
-        (lambda p: _OwnAdam(p, lr=1e-3), False),
+        (lambda p: _OwnAdam(p, lr=1e-3), True),
+        (lambda p: _OwnMomentum(p, lr=1e-2), False),
     ],
 )
 def test_after_a_kept_ramp_the_optimizer_steps_as_a_fresh_one(make: Any, restarted: bool) -> None:

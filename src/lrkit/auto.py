@@ -278,9 +278,45 @@ def _caller_level() -> int:
     return level
 
 
+def _restartable(optimizer: Any) -> bool:
+    """An instance of one of torch.optim's optimizers (a subclass of one too: ``class
+    MyAdamW(torch.optim.AdamW)`` that logs), which build their state lazily at the first step: not
+    LBFGS (its state is its line search's), not an optimizer from elsewhere (its state may be built
+    once, in ``__init__``), not Schedule-Free nor one that estimates its own step size."""
+    import torch
+
+    from lrkit.finder.torch_driver import _adapts_own_step, _schedule_free
+
+    known = tuple(
+        c
+        for c in vars(torch.optim).values()
+        if isinstance(c, type)
+        and issubclass(c, torch.optim.Optimizer)
+        and c not in (torch.optim.Optimizer, torch.optim.LBFGS)
+    )
+    if not isinstance(optimizer, known) or isinstance(optimizer, torch.optim.LBFGS):
+        return False
+    return not (_schedule_free(optimizer) or _adapts_own_step(optimizer))
+
+
+def _kept_note(optimizer: Any, schedule_free: bool) -> str:
+    """What the summary says of an optimizer state that :func:`restart_statistics` kept ("" when there
+    is none)."""
+    if not any(optimizer.state.values()):
+        return ""
+    if schedule_free:
+        return " (the Schedule-Free optimizer's state, its averaged weights, is kept)"
+    return (
+        " (the optimizer's running statistics, from the ramp's LRs far below the peak, are kept: lrkit "
+        "restarts those of torch.optim's optimizers and their subclasses only, and "
+        f"{type(optimizer).__name__} is not one, or is LBFGS)"
+    )
+
+
 def restart_statistics(optimizer: Any) -> bool:
-    """Clear the running statistics of a torch.optim optimizer (Adam's moments, RMSprop's and
-    Adagrad's squared-gradient sums, momentum buffers), as a fresh optimizer has them; True if cleared.
+    """Clear the running statistics of a torch.optim optimizer, or of a subclass of one (Adam's moments,
+    RMSprop's and Adagrad's squared-gradient sums, momentum buffers), as a fresh optimizer has them;
+    True if cleared.
 
     Done after a kept in-run ramp, before its re-warm. Most of the ramp's steps sit decades below the
     peak, where the weights barely move and the gradients stay as large as at initialisation; Adam's
@@ -289,15 +325,11 @@ def restart_statistics(optimizer: Any) -> bool:
     in-run WSD at the shipped c=2.5): text-lstm-adam 0.960 -> 1.002, text-transformer-adamw 0.991 ->
     1.010 of the best constant LR; the other tasks within 0.008 (cancer-mlp-adam, already 4x off,
     0.428 -> 0.355). Left alone: Schedule-Free optimizers (their state holds the weight sequences),
-    Prodigy / D-Adaptation (their state is the step size they estimate) and optimizers from outside
-    torch.optim, whose state may not be rebuilt lazily.
+    Prodigy / D-Adaptation (their state is the step size they estimate), LBFGS and optimizers that
+    derive from none of torch.optim's, whose state may not be rebuilt lazily (:func:`auto`'s summary
+    says the statistics were kept).
     """
-    from lrkit.finder.torch_driver import _adapts_own_step, _schedule_free
-
-    cls = type(optimizer)
-    if not cls.__module__.startswith("torch.optim") or cls.__name__ == "LBFGS":
-        return False
-    if _schedule_free(optimizer) or _adapts_own_step(optimizer):
+    if not _restartable(optimizer):
         return False
     optimizer.state.clear()
     return True
@@ -356,6 +388,20 @@ def _keyword_names(fn: Callable[..., Any]) -> set[str]:
 def _finder_option_names(find_lr: Callable[..., Any]) -> set[str]:
     """The keyword options of ``find_lr`` that auto passes on (auto sets the budget's own)."""
     return _keyword_names(find_lr) - {"planned_steps", "budget"}
+
+
+def _count(value: object, name: str) -> int:
+    """``epochs`` or ``steps_per_epoch`` as a Python int >= 1: numpy's integers and 0-d integer tensors
+    too, as :func:`lrkit.torch.scheduler` takes them (``np.int64(10)``, ``len(ds) // batch`` on tensors)."""
+    import torch
+
+    if (
+        isinstance(value, torch.Tensor)
+        and value.ndim == 0
+        and not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
+    ):
+        value = int(value.item())
+    return check_int(value, name, 1)
 
 
 def _guard_options(guard: object) -> dict[str, Any]:
@@ -481,7 +527,7 @@ def auto(
             "guard_threshold must be None (act on NaN/inf losses only) or a finite number > 1 (also roll "
             f"back a loss above that many times the recent median), got {guard_threshold!r}"
         )
-    check_int(epochs, "epochs", 1, kinds=int)
+    epochs = _count(epochs, "epochs")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if _adapts_own_step(optimizer):
@@ -516,7 +562,7 @@ def auto(
         # the schedule counts optimizer steps: with accumulation, one per accumulation_steps batches
         acc = core._check_int("accumulation_steps", finder_options.get("accumulation_steps", 1), 1)
         steps_per_epoch = epoch_steps(batches, acc)
-    check_int(steps_per_epoch, "steps_per_epoch", 1, kinds=int)
+    steps_per_epoch = _count(steps_per_epoch, "steps_per_epoch")
     total = epochs * steps_per_epoch
     try:  # a run too short for the schedule is refused before the search spends anything on it
         separate_schedule(kind, 1.0, warmup).resolve(total_steps=total, steps_per_epoch=steps_per_epoch)
@@ -596,7 +642,7 @@ def auto(
                     " (the optimizer's running statistics restart with the re-warm: the ramp's, from LRs "
                     "far below the peak, would damp the run)"
                     if restarted
-                    else ""
+                    else _kept_note(optimizer, schedule_free)
                 )
                 + (
                     " (one-cycle warms up from ~0 itself, so cosine follows the kept ramp)"
