@@ -102,15 +102,21 @@ def test_the_diverged_table_says_why_each_run_diverged(tmp_path: Path) -> None:
 
 
 def test_the_verdict_says_when_a_strategy_ranked_by_its_survivors_lost_seeds() -> None:
-    """The mean is over the finished seeds: a strategy that diverged on one seed in three can rank
-    first on the other two, and the sentence must not hide it."""
+    """The mean is over the finished seeds: a strategy that diverged on one seed in three would rank
+    first on the other two; it ranks after one that lost none, and the sentence says why."""
     runs = [make_run("risky", i, 0.95 + 0.01 * i, diverge_at=None if i < 2 else 9) for i in range(3)]
     runs += [make_run("safe", i, f) for i, f in enumerate([0.90, 0.91, 0.92])]
     result = LabResult("toy", 1, runs, ":memory:", "t", "acc", True, 5)
     text = report.verdict(result, report.summarize(result)[0])
     # risky: 0.95, 0.96: 0.955 ± t(.975, 1)·0.007071/√2 = ±0.06353
-    assert text.startswith("Best: risky, final acc 0.955 (95% CI 0.8915 to 1.019; 1 of 3 seeds diverged, not")
-    assert "Runner-up: safe, 0.91 (95% CI 0.8852 to 0.9348), 0.045 lower." in text
+    assert text.startswith("Best: safe, final acc 0.91 (95% CI 0.8852 to 0.9348). Runner-up: risky, 0.955 ")
+    assert "(95% CI 0.8915 to 1.019; 1 of 3 seeds diverged, not counted), 0.045 higher." in text
+    # on the two seeds both finished risky was better, 0.05 each: said, not "the seeds do not separate"
+    assert (
+        "the gap is -0.05 (95% CI -0.05 to -0.05): on the seeds both finished, the runner-up is better."
+        in text
+    )
+    assert text.endswith(" risky's finished seeds average higher (0.955), but 1 of 3 diverged.")
 
 
 # --------------------------------------------------------------------------------------------------

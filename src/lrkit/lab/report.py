@@ -2,7 +2,8 @@
 
 What the report says, per strategy (a label; its runs are the seeds):
 
-- the final validation metric over the seeds that finished (diverged runs have none): mean, sample
+- the final validation metric over the seeds that finished (diverged runs have none, nor do runs that
+  finished with a metric that is not finite: :func:`unmeasured`): mean, sample
   standard deviation ``s`` and a 95% confidence interval for the mean, ``mean ± t(0.975, n-1) · s/√n``
   (Student t), cut at the range of the metrics lrkit measures itself (:data:`METRIC_RANGES`: accuracy's
   [0, 1], which a t-interval over 2 or 3 seeds can pass). With one finished seed there is no spread to
@@ -12,7 +13,9 @@ What the report says, per strategy (a label; its runs are the seeds):
   averaged over the seeds that reached it. The default target is within 1% of the best strategy's mean
   final metric: ``best - 0.01·|best|`` when higher is better (accuracy), ``best + 0.01·|best|`` when
   lower is better (a validation loss). Pass ``target=`` to choose your own.
-- which runs diverged, and at which optimizer step.
+- which runs diverged, and at which optimizer step. Strategies are ranked by how many seeds they lost
+  (diverged or unmeasured), fewest first, then by mean: a mean over the finished seeds leaves out a
+  strategy's hard seeds (:func:`summarize`).
 - which finished runs *did not learn*: their last epoch's mean training loss is no lower than their
   first step's loss, the untrained model's (:func:`did_not_learn`). The lab's divergence rule compares
   with the same first loss (diverged: more than ``diverge_factor`` times it), so a run is one of three:
@@ -78,6 +81,7 @@ __all__ = [
     "escape_markdown",
     "escape_mathtext",
     "fate",
+    "final",
     "lab_figure",
     "paired_gap",
     "panel_figure",
@@ -86,6 +90,7 @@ __all__ = [
     "report_from_db",
     "summarize",
     "t_quantile",
+    "unmeasured",
     "verdict",
     "write_all",
     "write_csv",
@@ -98,9 +103,29 @@ __all__ = [
 MORE_MESSAGES: dict[str, dict[str, str]] = {
     "en": {
         "why.grown": "{loss} > {first} + {k} × {size} = {threshold} (step 0: {first})",
+        "status.metric not finite": "metric not finite",
+        "cell.unmeasured": " ({k} metric not finite)",
+        "interval.unmeasured": "; {k} of {runs} seeds ended with a metric that is not finite, not counted",
+        "lost.diverged": "{k} of {runs} diverged",
+        "lost.unmeasured": "{k} of {runs} ended with a metric that is not finite",
+        "verdict.passed_over.higher": " {label}'s finished seeds average higher ({mean}), but {lost}.",
+        "verdict.passed_over.lower": " {label}'s finished seeds average lower ({mean}), but {lost}.",
+        "fig.unmeasured": "{k}/{runs} metric not finite",
+        "verdict.paired.reverse": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
+        "{high}{cut}): on the seeds both finished, the runner-up is better.",
     },
     "ko": {
         "why.grown": "{loss} > {first} + {k} × {size} = {threshold} (스텝 0: {first})",
+        "status.metric not finite": "지표가 유한하지 않음",
+        "cell.unmeasured": " (지표가 유한하지 않음 {k})",
+        "interval.unmeasured": "; 시드 {runs}개 중 {k}개는 최종 지표가 유한하지 않아 빠짐",
+        "lost.diverged": "시드 {runs}개 중 {k}개가 발산함",
+        "lost.unmeasured": "시드 {runs}개 중 {k}개는 최종 지표가 유한하지 않음",
+        "verdict.passed_over.higher": " {label}의 끝난 시드들의 평균은 더 높지만({mean}), {lost}.",
+        "verdict.passed_over.lower": " {label}의 끝난 시드들의 평균은 더 낮지만({mean}), {lost}.",
+        "fig.unmeasured": "{k}/{runs} 지표가 유한하지 않음",
+        "verdict.paired.reverse": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}"
+        "(95% 신뢰구간 {low}~{high}{cut})이므로, 둘 다 끝난 시드들에서는 2위가 더 낫습니다.",
     },
 }
 for _lang, _texts in MORE_MESSAGES.items():
@@ -212,6 +237,9 @@ class Summary:
     epochs_to: float | None
     seconds_to: float | None
     seconds: float | None
+    unmeasured: tuple[
+        int, ...
+    ] = ()  # seeds that finished with a metric that is not finite (:func:`unmeasured`)
 
 
 @dataclass(frozen=True)
@@ -293,14 +321,35 @@ def _better(higher_is_better: bool) -> Callable[[float, float], bool]:
 
 
 def default_target(result: LabResult) -> float | None:
-    """Within 1% of the best strategy's mean final metric (``best ∓ 0.01·|best|``); None when no run
-    finished."""
-    means = [statistics.fmean(f) for f in (_finals(result.by_label(lb)) for lb in result.labels()) if f]
-    if not means:
+    """Within 1% of the best strategy's mean final metric (``best ∓ 0.01·|best|``), the best as
+    :func:`summarize` ranks them (fewest lost seeds first); None when no run finished."""
+    return _target_of(_ranked(result)[0], result.higher_is_better)
+
+
+def _target_of(rows: list[Summary], higher_is_better: bool) -> float | None:
+    best = rows[0].mean if rows else None
+    if best is None:
         return None
-    best = max(means) if result.higher_is_better else min(means)
     gap = TARGET_FRACTION * abs(best)
-    return best - gap if result.higher_is_better else best + gap
+    return best - gap if higher_is_better else best + gap
+
+
+def final(run: RunRecord) -> float | None:
+    """A finished run's final metric; None for a diverged run and for one whose metric at the end was not
+    finite (NaN: a correlation of a constant prediction), which an older lab stored as the task's worst
+    (0 when higher is better) though its last epoch's metric was NaN."""
+    f = run.final_metric
+    if run.status != "ok" or f is None or not math.isfinite(f):
+        return None
+    if run.epoch_metrics and not math.isfinite(run.epoch_metrics[-1]):
+        return None
+    return float(f)
+
+
+def unmeasured(run: RunRecord) -> bool:
+    """Whether a run finished without diverging but with no finite final metric (:func:`final`): it is
+    not counted in its strategy's mean, as a diverged run is not, and its status says why."""
+    return run.status == "ok" and final(run) is None
 
 
 def did_not_learn(run: RunRecord) -> bool:
@@ -316,12 +365,15 @@ def did_not_learn(run: RunRecord) -> bool:
 
 def fate(run: RunRecord) -> str:
     """A run's status as the report's tables and ``runs.csv`` show it: the database's (``ok``,
-    ``diverged``, ...), or ``did not learn`` for a finished run that :func:`did_not_learn`."""
+    ``diverged``, ...), ``metric not finite`` for a finished run with no finite final metric
+    (:func:`unmeasured`), or ``did not learn`` for a finished run that :func:`did_not_learn`."""
+    if unmeasured(run):
+        return "metric not finite"
     return "did not learn" if did_not_learn(run) else run.status
 
 
 def _finals(runs: Sequence[RunRecord]) -> list[float]:
-    return _finite([r.final_metric for r in runs if r.status == "ok"])
+    return [f for r in runs if (f := final(r)) is not None]
 
 
 def _time_to(run: RunRecord, target: float, higher_is_better: bool) -> tuple[int, float] | None:
@@ -370,15 +422,45 @@ def _cut_gap(result: LabResult, ci: tuple[float, float], t: Messages) -> str:
 
 
 def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summary], float | None]:
-    """Per-strategy summaries, best mean final metric first (strategies with no finished run last),
-    and the target used (``target``, or :func:`default_target`)."""
-    if target is None:
-        target = default_target(result)
-    elif isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
+    """Per-strategy summaries, best first, and the target used (``target``, or :func:`default_target`).
+
+    The best has the fewest *lost* seeds (diverged, or finished with a metric that is not finite:
+    :func:`unmeasured`), then the best mean final metric: a mean over the seeds that finished leaves out
+    the hard seeds a strategy lost, so a strategy that lost one is never ranked above one that lost none
+    (:func:`verdict` says when a higher mean was passed over). Strategies with no finished run come last."""
+    if target is not None and (
+        isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target)
+    ):
         raise ValueError(f"target: expected a finite number (a {result.metric_name}), got {target!r}")
+    rows, by_label = _ranked(result)
+    if target is None:
+        target = _target_of(rows, result.higher_is_better)
     out = []
+    for s in rows:
+        runs = by_label[s.label]
+        hits = [h for r in runs if target is not None and (h := _time_to(r, target, result.higher_is_better))]
+        out.append(
+            replace(
+                s,
+                reached=len(hits),
+                epochs_to=statistics.fmean(h[0] for h in hits) if hits else None,
+                seconds_to=statistics.fmean(h[1] for h in hits) if hits else None,
+            )
+        )
+    return out, target
+
+
+def _lost(s: Summary) -> int:
+    """How many of a strategy's seeds are not in its mean though they ended: diverged, or finished with a
+    metric that is not finite."""
+    return len(s.diverged) + len(s.unmeasured)
+
+
+def _ranked(result: LabResult) -> tuple[list[Summary], dict[str, list[RunRecord]]]:
+    """:func:`summarize`'s rows in its order, without the times to target; and each label's runs."""
+    out, by_label = [], {}
     for asked in _asked(result)[0]:
-        runs = result.by_label(asked.label)
+        runs = by_label[asked.label] = result.by_label(asked.label)
         finals = _finals(runs)
         n = len(finals)
         mean = statistics.fmean(finals) if n else None
@@ -390,7 +472,6 @@ def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summ
             ci = (max(mean - half, low), min(mean + half, high))
         bests = _finite([r.best_metric for r in runs])
         best = (max(bests) if result.higher_is_better else min(bests)) if bests else None
-        hits = [h for r in runs if target is not None and (h := _time_to(r, target, result.higher_is_better))]
         out.append(
             Summary(
                 label=asked.label,
@@ -405,15 +486,20 @@ def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summ
                 best=best,
                 diverged=tuple((r.seed, r.diverged_step) for r in runs if r.status == "diverged"),
                 stalled=tuple(r.seed for r in runs if did_not_learn(r)),
-                reached=len(hits),
-                epochs_to=statistics.fmean(h[0] for h in hits) if hits else None,
-                seconds_to=statistics.fmean(h[1] for h in hits) if hits else None,
+                reached=0,
+                epochs_to=None,
+                seconds_to=None,
                 seconds=statistics.fmean(r.seconds for r in runs) if runs else None,
+                unmeasured=tuple(r.seed for r in runs if unmeasured(r)),
             )
         )
     sign = -1.0 if result.higher_is_better else 1.0
-    out.sort(key=lambda s: (s.mean is None, 0.0 if s.mean is None else sign * s.mean))
-    return out, target
+
+    def rank(s: Summary) -> tuple[bool, float, float]:  # those with no mean keep the experiment's order
+        return (True, 0.0, 0.0) if s.mean is None else (False, _lost(s) / max(1, s.runs), sign * s.mean)
+
+    out.sort(key=rank)
+    return out, by_label
 
 
 def _num(x: float | None, digits: int = 4) -> str:
@@ -440,10 +526,11 @@ def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
     steps = ", ".join(str(step) for _, step in s.diverged)
     div = "—" if not s.diverged else t("cell.diverged_at", k=len(s.diverged), runs=s.runs, steps=steps)
     stalled = "—" if not s.stalled else f"{len(s.stalled)}/{s.runs}"
+    unmeasured = t("cell.unmeasured", k=len(s.unmeasured)) if s.unmeasured else ""
     return {
         "strategy": s.label,
         "optimizer": s.optimizer or "—",
-        "n": f"{s.n}/{s.runs}",
+        "n": f"{s.n}/{s.runs}{unmeasured}",
         "mean": mean,
         "sd": sd,
         "ci": ci,
@@ -730,7 +817,11 @@ def _fate(runs: Sequence[RunRecord], asked: int, t: Messages = _EN) -> str:
     """The legend's note on a strategy's failed runs, of the ``asked`` runs: ``" (2/3 diverged, 1/3 did not
     learn)"``."""
     n_div, n_stall = sum(r.status == "diverged" for r in runs), sum(did_not_learn(r) for r in runs)
-    counts = ((n_div, "fig.diverged"), (n_stall, "fig.stalled"))
+    counts = (
+        (n_div, "fig.diverged"),
+        (sum(unmeasured(r) for r in runs), "fig.unmeasured"),
+        (n_stall, "fig.stalled"),
+    )
     notes = [t(key, k=n, runs=asked) for n, key in counts if n]
     return f" ({', '.join(notes)})" if notes else ""
 
@@ -966,7 +1057,7 @@ def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
                 r.optimizer,
                 r.seed,
                 fate(r),
-                _cell(r.final_metric),
+                _cell(final(r)),
                 _cell(r.best_metric),
                 _cell(r.diverged_step),
                 r.steps,
@@ -1181,7 +1272,7 @@ def _stalled_html(result: LabResult, t: Messages = _EN) -> str:
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td class=num>{r.seed}</td>'
         f"<td class=num>{_e(_num(r.losses[0]))}</td><td class=num>{_e(_num(r.epoch_losses[-1]))}</td>"
-        f"<td class=num>{_e(_num(r.final_metric))}</td><td class=num>{_e(_num(r.best_metric))}</td></tr>"
+        f"<td class=num>{_e(_num(final(r)))}</td><td class=num>{_e(_num(r.best_metric))}</td></tr>"
         for r in runs
     )
     head = _th(
@@ -1202,7 +1293,7 @@ def _runs_html(result: LabResult, t: Messages = _EN) -> str:
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td>{_e(r.optimizer)}</td><td class=num>{r.seed}</td>'
         f"<td>{_e(t.status(fate(r)))}</td>"
-        f"<td class=num>{_e(_num(r.final_metric))}</td>"
+        f"<td class=num>{_e(_num(final(r)))}</td>"
         f"<td class=num>{_e(_num(r.best_metric))}</td><td class=num>{r.steps}</td>"
         f"<td class=num>{r.seconds:.3g}</td><td><code>{_e(r.key)}</code></td></tr>"
         for r in result.runs
@@ -1222,8 +1313,11 @@ def _runs_html(result: LabResult, t: Messages = _EN) -> str:
 
 
 def _interval(s: Summary, t: Messages = _EN) -> str:
-    """The mean with its CI (or n=1), and the seeds that diverged (the mean is over the others only)."""
+    """The mean with its CI (or n=1), and the seeds that diverged or ended with a metric that is not finite
+    (the mean is over the others only)."""
     lost = t("interval.lost", k=len(s.diverged), runs=s.runs) if s.diverged else ""
+    if s.unmeasured:
+        lost += t("interval.unmeasured", k=len(s.unmeasured), runs=s.runs)
     if s.ci:
         return t("interval.ci", mean=_num(s.mean), low=_num(s.ci[0]), high=_num(s.ci[1]), lost=lost)
     return t("interval.n", mean=_num(s.mean), n=s.n, lost=lost)
@@ -1249,8 +1343,8 @@ def paired_gap(result: LabResult, best: str, other: str) -> tuple[int, float, tu
     finals: list[dict[int, float]] = [{}, {}]
     for i, label in enumerate((best, other)):
         for r in result.by_label(label):
-            if r.status == "ok" and r.final_metric is not None and math.isfinite(r.final_metric):
-                finals[i][r.seed] = float(r.final_metric)
+            if (f := final(r)) is not None:
+                finals[i][r.seed] = f
     seeds = sorted(finals[0].keys() & finals[1].keys())
     if len(seeds) < 2:
         return None
@@ -1290,13 +1384,13 @@ def _verdict_text(result: LabResult, rows: list[Summary], t: Messages) -> str:
     second = done[1]
     assert best.mean is not None and second.mean is not None
     gap = _rounded(abs(best.mean - second.mean), max(abs(best.mean), abs(second.mean)))
-    worse = ("lower" if result.higher_is_better else "higher") if gap else "same"
+    worse = ("lower" if second.mean < best.mean else "higher") if gap else "same"
     interval = _interval(second, t)
     text += t(f"verdict.runner_up.{worse}", label=second.label, interval=interval, gap=_num(gap, 3))
     paired = paired_gap(result, best.label, second.label)
     if paired is not None:
         n, mean, (lo, hi) = paired
-        key = "verdict.paired.apart" if lo > 0 else "verdict.paired.same"
+        key = "verdict.paired." + ("apart" if lo > 0 else "reverse" if hi < 0 else "same")
         cut = _cut_gap(result, (lo, hi), t)
         text += t(key, n=n, mean=_num(mean, 3), low=_num(lo, 3), high=_num(hi, 3), cut=cut)
     elif best.ci is None or second.ci is None:
@@ -1305,7 +1399,29 @@ def _verdict_text(result: LabResult, rows: list[Summary], t: Messages) -> str:
         text += t("verdict.overlap", n=min(best.n, second.n))
     else:
         text += t("verdict.apart")
-    return text + tail
+    return text + _passed_over(result, done, t) + tail
+
+
+def _passed_over(result: LabResult, done: list[Summary], t: Messages) -> str:
+    """What the verdict adds where a strategy whose finished seeds average better than the best's was ranked
+    below it for the seeds it lost (:func:`summarize`): the one with the best such mean, and its losses."""
+    best = done[0]
+    assert best.mean is not None
+    sign = 1.0 if result.higher_is_better else -1.0
+    better = [
+        s
+        for s in done[1:]
+        if s.mean is not None
+        and _rounded(sign * (s.mean - best.mean), max(abs(s.mean), abs(best.mean))) > 0
+        and _lost(s) / max(1, s.runs) > _lost(best) / max(1, best.runs)
+    ]
+    if not better:
+        return ""
+    s = max(better, key=lambda x: sign * (x.mean or 0.0))
+    counts = ((len(s.diverged), "lost.diverged"), (len(s.unmeasured), "lost.unmeasured"))
+    lost = ", ".join(t(key, k=k, runs=s.runs) for k, key in counts if k)
+    way = "higher" if result.higher_is_better else "lower"
+    return t(f"verdict.passed_over.{way}", label=s.label, mean=_num(s.mean), lost=lost)
 
 
 def _lead(t: Messages, key: str) -> str:

@@ -228,13 +228,16 @@ def run_strategy(
     )
     finite = [m for m in run.epoch_metrics if math.isfinite(m)]
     best = (max(finite) if parts.higher_is_better else min(finite)) if finite else None
+    # the metric measured at the end: a finished run whose metric is NaN/inf has none (not the task's worst,
+    # a made-up value: the report says why it is not counted)
+    measured = run.epoch_metrics[-1] if run.epoch_metrics else run.metric
     return RunRecord(
         key="",
         spec=strategy.spec,
         optimizer=opt_name,
         seed=seed,
         status="diverged" if run.diverged else "ok",
-        final_metric=None if run.diverged or not math.isfinite(run.metric) else run.metric,
+        final_metric=None if run.diverged or not math.isfinite(measured) else measured,
         best_metric=best,
         diverged_step=run.diverged_step,
         steps=run.steps,
