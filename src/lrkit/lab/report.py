@@ -5,9 +5,9 @@ What the report says, per strategy (a label; its runs are the seeds):
 - the final validation metric over the seeds that finished (diverged runs have none, nor do runs that
   finished with a metric that is not finite: :func:`unmeasured`): mean, sample
   standard deviation ``s`` and a 95% confidence interval for the mean, ``mean ± t(0.975, n-1) · s/√n``
-  (Student t), cut at the range of the metrics lrkit measures itself (:data:`METRIC_RANGES`: accuracy's
-  [0, 1], which a t-interval over 2 or 3 seeds can pass). With one finished seed there is no spread to
-  report, and the table says ``n=1``.
+  (Student t), cut at the range of the metrics lrkit measures itself (:func:`metric_range`: accuracy's
+  [0, 1], which a t-interval over 2 or 3 seeds can pass, where every value lies in it). With one finished
+  seed there is no spread to report, and the table says ``n=1``.
 - epochs and seconds to a *target* metric: the first epoch whose validation metric reaches the target,
   and the wall time at the end of that epoch (seconds since the run started, evaluation included),
   averaged over the seeds that reached it. The default target is within 1% of the best strategy's mean
@@ -83,6 +83,7 @@ __all__ = [
     "fate",
     "final",
     "lab_figure",
+    "metric_range",
     "paired_gap",
     "panel_figure",
     "plain_markdown",
@@ -386,8 +387,9 @@ def _time_to(run: RunRecord, target: float, higher_is_better: bool) -> tuple[int
     return None
 
 
-#: the range of a metric lrkit measures itself, by its name: a CI is cut at it (the mean cannot leave
-#: it, so the cut interval covers the mean as often; a t-interval over few seeds passes it: [-0.25, 0.67])
+#: the range of a metric lrkit measures itself, by the name lrkit's tasks give it: a CI is cut at it (the
+#: mean cannot leave it, so the cut interval covers the mean as often; a t-interval over few seeds passes
+#: it: [-0.25, 0.67]), where every value the lab measured lies in it (:func:`metric_range`)
 METRIC_RANGES = {"val accuracy": (0.0, 1.0)}
 #: a difference within this fraction of the numbers it is taken between is their rounding, so it is 0 (two
 #: strategies with the same mean final accuracy, seed by seed 0.00556 apart either way, differ by 5.55e-17)
@@ -399,15 +401,31 @@ def _rounded(x: float, scale: float) -> float:
     return 0.0 if abs(x) <= ROUNDING * scale else x
 
 
+def metric_range(result: LabResult) -> tuple[float, float] | None:
+    """The range the report cuts the metric's CIs at: that of lrkit's own accuracy (:data:`METRIC_RANGES`,
+    by its name ``val accuracy``) where every value the lab measured (final, best and per-epoch metrics)
+    lies in it; None otherwise. A metric of your own under that name (a percentage, an R²) is not cut:
+    its values leave [0, 1], and a cut made a CI [25.02, 1], its lower end above its upper."""
+    bounds = METRIC_RANGES.get(result.metric_name)
+    if bounds is None:
+        return None
+    low, high = bounds
+    for r in result.runs:
+        for v in (r.final_metric, r.best_metric, *r.epoch_metrics):
+            if v is not None and math.isfinite(v) and not low <= v <= high:
+                return None
+    return bounds
+
+
 def _gap_range(result: LabResult) -> float:
     """How far apart two values of the metric can be: the width of its range (accuracy: 1), else inf."""
-    low, high = METRIC_RANGES.get(result.metric_name, (-math.inf, math.inf))
+    low, high = metric_range(result) or (-math.inf, math.inf)
     return high - low
 
 
 def _cut(result: LabResult, t: Messages = _EN) -> str:
     """What the CI note adds for a metric with a range: where the interval is cut."""
-    bounds = METRIC_RANGES.get(result.metric_name)
+    bounds = metric_range(result)
     if bounds is None:
         return ""
     return t("cut", m=t.metric(result.metric_name), low=f"{bounds[0]:g}", high=f"{bounds[1]:g}")
@@ -459,6 +477,7 @@ def _lost(s: Summary) -> int:
 def _ranked(result: LabResult) -> tuple[list[Summary], dict[str, list[RunRecord]]]:
     """:func:`summarize`'s rows in its order, without the times to target; and each label's runs."""
     out, by_label = [], {}
+    low, high = metric_range(result) or (-math.inf, math.inf)
     for asked in _asked(result)[0]:
         runs = by_label[asked.label] = result.by_label(asked.label)
         finals = _finals(runs)
@@ -468,7 +487,6 @@ def _ranked(result: LabResult) -> tuple[list[Summary], dict[str, list[RunRecord]
         ci = None
         if mean is not None and std is not None:
             half = _half_width(finals)
-            low, high = METRIC_RANGES.get(result.metric_name, (-math.inf, math.inf))
             ci = (max(mean - half, low), min(mean + half, high))
         bests = _finite([r.best_metric for r in runs])
         best = (max(bests) if result.higher_is_better else min(bests)) if bests else None
