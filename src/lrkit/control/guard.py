@@ -72,6 +72,12 @@ in host memory (a rollback copies them back onto the devices the state was on);
 :attr:`~DivergenceGuard.snapshot_bytes` says what they hold where. A rollback loads the optimizer's
 state (``Optimizer.load_state_dict``), which puts new tensors in it: re-capture a CUDA graph after one.
 
+Checkpoints: :meth:`~DivergenceGuard.state_dict` is the guard's own state as plain data (its events,
+cuts, counters, loss history and the phase of its snapshot cadence; not the snapshots, copies of what the
+checkpoint holds already). Loaded into a new guard, the run goes on as the one that never stopped would,
+but for a rollback before its first snapshot after the resume (at the first good step), which goes back
+to that step rather than to an earlier snapshot.
+
 ``torch`` is imported only when a guard is built, so ``import lrkit.control`` does not import it.
 """
 
@@ -79,6 +85,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import numbers
 import statistics
@@ -183,6 +190,35 @@ class _Snapshot:
     low: float  # the guard's lowest median of a short history (DivergenceGuard._low)
     layout: tuple[int, ...]  # the parameter count of each optimizer group (see DivergenceGuard._layout)
     scaler: dict[str, Any] | None  # the GradScaler's state_dict ({} when it is disabled)
+
+
+_STATE_FORMAT = "lrkit.guard/1"
+#: DivergenceGuard.state_dict's counters (integers >= -1)
+_STATE_COUNTS = ("in_a_row", "failed_at", "good_since_rollback", "since_snapshot", "high")
+_STATE_KEYS = ("format", "events", "multiplier", "history", "low", "resume_step", *_STATE_COUNTS)
+
+
+def _event_state(event: DivergenceEvent) -> dict[str, Any]:
+    """A :class:`DivergenceEvent` as plain data (its LRs as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(event).items()}
+
+
+def _event_from_state(data: Mapping[str, Any]) -> DivergenceEvent:
+    """The :class:`DivergenceEvent` of :func:`_event_state`'s dict."""
+    fields = {f.name for f in dataclasses.fields(DivergenceEvent)}
+    if not isinstance(data, Mapping) or set(data) != fields:
+        raise ValueError(f"an event must be a dict of {sorted(fields)}, got {data!r}")
+    return DivergenceEvent(
+        step=int(data["step"]),
+        loss=float(data["loss"]),
+        reason=str(data["reason"]),
+        reference=float(data["reference"]),
+        lr_before=tuple(float(x) for x in data["lr_before"]),
+        lr_after=tuple(float(x) for x in data["lr_after"]),
+        snapshot_step=int(data["snapshot_step"]),
+        recovery=int(data["recovery"]),
+        action=str(data["action"]),
+    )
 
 
 def _hold(obj: Any, device: torch.device | None) -> Any:
@@ -396,6 +432,7 @@ class DivergenceGuard:
         self._events: list[DivergenceEvent] = []
         self._multiplier = 1.0
         self._regrouped = False  # snapshots were dropped because the optimizer's groups changed
+        self._keep_phase = False  # loaded from a state_dict: the first snapshot keeps the cadence's phase
         self._rng_at_start = self._rng_state()  # the RNG as the next step begins
         self._buffers_at_start: dict[str, torch.Tensor] | None = None  # its buffers (None: unknown yet)
 
@@ -433,6 +470,72 @@ class DivergenceGuard:
             return math.nan
         median = statistics.median(self._history)
         return median if len(self._history) >= self.window else min(median, self._low)
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The guard's own state, plain data (``torch.save`` / ``torch.load(weights_only=True)`` or JSON
+        carry it): its events, the product of its cuts (``multiplier``), the recoveries in a row and
+        their counters, the loss history a jump is measured against, and how many good steps the
+        last snapshot lies behind (the snapshots' cadence). Not the snapshots themselves (copies of the
+        model and optimizer, which the checkpoint holds once already): a guard that loads this state
+        takes its first snapshot at its first good step, then goes on at the saved cadence, so its
+        later snapshots are those of the run that never stopped. ``snapshot_every`` and the other
+        settings are for the reader; the guard that loads the state keeps its own."""
+        return {
+            "format": _STATE_FORMAT,
+            "events": [_event_state(e) for e in self._events],
+            "multiplier": self._multiplier,
+            "in_a_row": self._in_a_row,
+            "failed_at": self._failed_at,
+            "good_since_rollback": self._good_since_rollback,
+            "since_snapshot": self._since_snapshot,
+            "resume_step": self._resume_step,
+            "history": list(self._history),
+            "low": self._low,
+            "high": self._high,
+            "snapshot_every": self.snapshot_every,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (after the model, optimizer, scheduler and RNG state of the same
+        checkpoint: the RNG as it is now is what the first snapshot keeps). The snapshots this guard
+        holds are dropped: they are not of the run resumed. Every value is checked before anything
+        changes (``ValueError`` naming the key)."""
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"DivergenceGuard.load_state_dict: state must be a dict from state_dict(), got "
+                f"{type(state).__name__}"
+            )
+        missing = sorted(set(_STATE_KEYS) - set(state))
+        if missing or state.get("format") != _STATE_FORMAT:
+            raise ValueError(
+                f"DivergenceGuard.load_state_dict: not a DivergenceGuard state_dict() (format "
+                f"{state.get('format')!r}, expected {_STATE_FORMAT!r}; missing {missing or 'nothing'})"
+            )
+        where = "DivergenceGuard.load_state_dict: "
+        try:
+            events = [_event_from_state(e) for e in state["events"]]
+            history = [float(v) for v in state["history"]]
+            resume = state["resume_step"]
+            counts = {k: check_int(state[k], k, -1, where=where) for k in _STATE_COUNTS}
+            multiplier = _float("multiplier", state["multiplier"], low=0.0, high=math.inf)
+            low = float(state["low"])
+            resume_step = None if resume is None else check_int(resume, "resume_step", 0, where=where)
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"{where}a corrupt state: {exc}") from None
+        self._events = events
+        self._history = deque(history, maxlen=self.window)
+        self._low = low
+        self._multiplier = multiplier
+        self._resume_step = resume_step
+        self._in_a_row, self._failed_at = counts["in_a_row"], counts["failed_at"]
+        self._good_since_rollback, self._high = counts["good_since_rollback"], counts["high"]
+        self._since_snapshot = counts["since_snapshot"]
+        self._snapshots.clear()
+        self._keep_phase = True  # the first snapshot (due at once) keeps the saved cadence
+        self._regrouped = False
+        self._rng_at_start = self._rng_state()
+        self._buffers_at_start = None
 
     # -- the check -----------------------------------------------------------------------------------
     def check(self, loss: SupportsFloat, step: int) -> bool:
@@ -615,7 +718,11 @@ class DivergenceGuard:
         self._since_snapshot += 1
         if not self._snapshots or self._since_snapshot >= self.snapshot_every:
             # the state at the start of this step, before its loss joins the history
+            phase = self._since_snapshot
             self._together(group, f"failed to take the snapshot of step {step}", lambda: self._take(step))
+            if self._keep_phase and phase < self.snapshot_every:  # resumed: the next ones as before
+                self._since_snapshot = phase
+            self._keep_phase = False
         self._history.append(value)
         if len(self._history) < self.window:
             self._low = min(self._low, statistics.median(self._history))
