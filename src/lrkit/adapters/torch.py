@@ -69,6 +69,7 @@ __all__ = [
     "ScheduleMismatchError",
     "ScheduleShorterThanRunWarning",
     "Scheduler",
+    "StepwiseSteppingWarning",
     "one_cycle_momentum",
     "scheduler",
 ]
@@ -86,6 +87,11 @@ class ScheduleMismatchError(ValueError):
 
 class EpochwiseSteppingWarning(UserWarning):
     """A step-based scheduler (``interval="step"``) is stepped once per many optimizer steps."""
+
+
+class StepwiseSteppingWarning(UserWarning):
+    """An epoch-based scheduler (``interval="epoch"``) is stepped after every optimizer step: it is stepped
+    more times than its run has epochs."""
 
 
 class NoOptimizerStepWarning(UserWarning):
@@ -683,7 +689,7 @@ class _StepFlag:
     flags are kept (no host sync) and read once, by :meth:`all_skipped`.
     """
 
-    __slots__ = ("count", "ever", "found", "stepped", "taken")
+    __slots__ = ("count", "ever", "found", "reported", "stepped", "taken")
 
     def __init__(self) -> None:
         self.stepped = False
@@ -691,9 +697,11 @@ class _StepFlag:
         self.count = 0  # optimizer steps since the scheduler's last step()
         self.taken = False  # one of them was surely taken (called without a found_inf)
         self.found: list[torch.Tensor] = []  # else the found_inf flags of those fused steps
+        self.reported = False  # step(metric) gave the plateau a metric since the optimizer last stepped
 
     def __call__(self, opt: Optimizer, args: Any, kwargs: Any) -> None:
         self.stepped = self.ever = True
+        self.reported = False
         self.count += 1
         found = getattr(opt, "found_inf", None)
         if not isinstance(found, torch.Tensor):
@@ -722,6 +730,7 @@ class _StepFlag:
     def copy(self) -> _StepFlag:
         new = _StepFlag()
         new.stepped, new.ever, new.count, new.taken = self.stepped, self.ever, self.count, self.taken
+        new.reported = getattr(self, "reported", False)  # a flag pickled by an older lrkit has none
         new.found = list(self.found)
         return new
 
@@ -791,6 +800,10 @@ class Scheduler(_Base):
         if follow_optimizer:
             self._hook = _hookable(optimizer).register_step_post_hook(self._flag)
         self._warned_epochwise = False
+        # interval='epoch': a step() past epochs + 1 (stepped per optimizer step?) warns, once
+        self._epoch_calls_max = MAX_STEPS
+        if self.interval == "epoch" and self._total_steps is not None and self.steps_per_epoch:
+            self._epoch_calls_max = math.ceil(self._total_steps / self.steps_per_epoch - 1e-9) + 1
         self._idle_calls = 0  # step() calls before the optimizer's first step (warned at IDLE_WARN)
         self._blk0 = _NO_BLOCK
         # one list of floats per group (and per scheduled hyperparameter): no per-step containers
@@ -820,6 +833,7 @@ class Scheduler(_Base):
         """Restore a copy and hook it to its optimizer (the copied one), with its own step flag: a branch
         advances exactly as the original would have."""
         self.__dict__.update(state)
+        self.__dict__.setdefault("_epoch_calls_max", MAX_STEPS)  # pickled by an older lrkit
         self._flag = self._flag.copy()
         self._hook = None
         if self.follow_optimizer:
@@ -886,10 +900,14 @@ class Scheduler(_Base):
 
         ``metric`` (as Lightning passes with ``reduce_on_plateau``) is given to the plateau first, see
         :meth:`report`. ``epoch=k`` jumps to step ``k`` instead (closed form, like :meth:`set_step`).
+        With ``follow_optimizer=True``, as a repeated ``step()`` advances once per optimizer step, a
+        repeated ``step(metric)`` reports once: a metric given since the optimizer last stepped was
+        already this update's (accelerate's scheduler calls ``step(metric)`` once per process).
         """
         if metric is not None or epoch is not None:
-            if metric is not None:
+            if metric is not None and not (self.follow_optimizer and self._flag.reported):
                 self._step_metric(metric)
+                self._flag.reported = True
             if epoch is not None:
                 self.set_step(epoch)
                 return
@@ -909,6 +927,8 @@ class Scheduler(_Base):
                 return
         k = self.last_epoch + 1
         self.last_epoch = k
+        if k > self._epoch_calls_max:
+            self._warn_stepwise(k)
         i = k - self._blk0
         groups = self._groups
         if (
@@ -945,6 +965,22 @@ class Scheduler(_Base):
             '{"scheduler": s, "interval": "step"}; LightningCLI steps a scheduler once per epoch), or build '
             "it with interval='epoch' and steps_per_epoch=... . (Warned once per scheduler.)",
             EpochwiseSteppingWarning,
+            stacklevel=3,
+        )
+
+    def _warn_stepwise(self, k: int) -> None:
+        epochs = self._epoch_calls_max - 1
+        self._epoch_calls_max = MAX_STEPS
+        spe = self.steps_per_epoch or 1.0
+        warnings.warn(
+            f"lrkit.torch scheduler: interval='epoch' advances the schedule one epoch ({spe:g} optimizer "
+            f"steps, steps_per_epoch) per step() call, and step() has advanced it {k} times, more than the "
+            f"run's {epochs} epochs (total_steps={self._total_steps:g}) + 1: stepped after every optimizer "
+            f"step, it runs {spe:g}x too fast. Call step() once per epoch (Lightning: "
+            '{"scheduler": s, "interval": "epoch"}), or, where step() follows every optimizer step '
+            '(transformers\' Trainer, accelerate, Lightning\'s "interval": "step"), build it with '
+            "interval='step' (the default). (Warned once per scheduler.)",
+            StepwiseSteppingWarning,
             stacklevel=3,
         )
 
