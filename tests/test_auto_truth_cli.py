@@ -74,11 +74,11 @@ def test_a_run_the_guard_gives_up_on_exits_4_with_one_line_and_its_events_in_the
     assert line.startswith("lrkit auto: error: training diverged at step "), line
     assert clip in line and line.endswith("(training stopped: exit status 4)"), line
     assert "max_recoveries" not in line and "learning rate" not in line and "Traceback" not in err, line
-    got = json.loads(js.read_text())
+    got = json.loads(js.read_text(), parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
     assert got["metric"] is None and got["diverged"].startswith("training diverged at step ")
     events = got["guard_events"]
     assert got["events"] == len(events) == 4 and events[-1]["action"] == "stop", events
-    assert events[0]["loss"] == "nan" and events[0]["lr_after"][0] == pytest.approx(
+    assert events[0]["loss"] is None and events[0]["lr_after"][0] == pytest.approx(
         events[0]["lr_before"][0] / 2
     )
     assert got["train_steps"] > 0 and f"result written to {js}" in out

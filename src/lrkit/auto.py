@@ -868,11 +868,11 @@ def _cost_warning(
 
 
 def _event_json(event: Any) -> dict[str, Any]:
-    """A :class:`~lrkit.control.DivergenceEvent` as a dict for JSON: a NaN/inf loss (or reference) as
-    the string ``"nan"``/``"inf"``/``"-inf"``, which JSON has no number for."""
+    """A :class:`~lrkit.control.DivergenceEvent` as a dict for strict JSON: a NaN/inf loss (or
+    reference) as None (``null``), as ``lrkit find --json`` writes a number that is not finite."""
 
     def plain(v: Any) -> Any:
-        return str(v) if isinstance(v, float) and not math.isfinite(v) else v
+        return None if isinstance(v, float) and not math.isfinite(v) else v
 
     return {k: plain(v) for k, v in dataclasses.asdict(event).items()}
 
