@@ -16,9 +16,10 @@ What the report says, per strategy (a label; its runs are the seeds):
 - which runs diverged, and at which optimizer step. Strategies are ranked by how many seeds they lost
   (diverged or unmeasured), fewest first, then by mean: a mean over the finished seeds leaves out a
   strategy's hard seeds (:func:`summarize`).
-- which finished runs *did not learn*: their last epoch's mean training loss is no lower than their
-  first step's loss, the untrained model's (:func:`did_not_learn`). The lab's divergence rule compares
-  with the same first loss (diverged: more than ``diverge_factor`` times it), so a run is one of three:
+- which finished runs *did not learn*: their last epoch's mean training loss is no lower than the
+  untrained model's loss, measured on the validation set before the first step (:func:`did_not_learn`;
+  a lab from before lrkit measured it: the first step's loss). The lab's divergence rule compares with
+  the first step's loss (diverged: more than ``diverge_factor`` times it), so a run is one of three:
   diverged, did not learn, or learned. A run that learns slowly (a too-small LR) lowers its loss a little
   and counts as learned; its crawl shows as a late or missing time to target.
 
@@ -63,7 +64,7 @@ import numpy as np
 from .._paths import MARK, _stat_kind, check_replaceable, save_figure, write_output
 from ..tasks.base import diverge_threshold
 from ._messages import LANGS, MESSAGES, Messages, load_phrases, messages
-from .runner import LabResult
+from .runner import START_LOSS, LabResult, with_start_losses
 from .store import ReportText, ResultStore, RunRecord, check_db_path
 
 __all__ = [
@@ -89,6 +90,7 @@ __all__ = [
     "plain_markdown",
     "plot_lab",
     "report_from_db",
+    "start_of",
     "summarize",
     "t_quantile",
     "unmeasured",
@@ -114,6 +116,17 @@ MORE_MESSAGES: dict[str, dict[str, str]] = {
         "fig.unmeasured": "{k}/{runs} metric not finite",
         "verdict.paired.reverse": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
         "{high}{cut}): on the seeds both finished, the runner-up is better.",
+        "verdict.stalled.untrained": " Did not learn (last epoch's training loss no lower than the untrained "
+        "model's): {names}.",
+        "col.loss_start": "loss of the untrained model",
+        "stalled.none.untrained": "Every finished run learned: its last epoch's training loss is below the "
+        "untrained model's.",
+        "stalled.note.untrained": "These runs finished without diverging but did not learn: the last epoch's "
+        "mean training loss is no lower than the untrained model's loss, measured on the validation set "
+        "before the first step (before training, training and validation loss have the same expectation; a "
+        "lab from before lrkit measured it compared with the first step's loss, one batch's). Such a run's "
+        "final metric is typically near the untrained model's (chance, for a classifier); the summary still "
+        "counts it. A run that learns slowly lowers its loss and is not listed here.",
     },
     "ko": {
         "why.grown": "{loss} > {first} + {k} × {size} = {threshold} (스텝 0: {first})",
@@ -125,8 +138,19 @@ MORE_MESSAGES: dict[str, dict[str, str]] = {
         "verdict.passed_over.higher": " {label}의 끝난 시드들의 평균은 더 높지만({mean}), {lost}.",
         "verdict.passed_over.lower": " {label}의 끝난 시드들의 평균은 더 낮지만({mean}), {lost}.",
         "fig.unmeasured": "{k}/{runs} 지표가 유한하지 않음",
-        "verdict.paired.reverse": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}"
-        "(95% 신뢰구간 {low}~{high}{cut})이므로, 둘 다 끝난 시드들에서는 2위가 더 낫습니다.",
+        "verdict.paired.reverse": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}(95% 신뢰구간 "
+        "{low}~{high}{cut})이므로, 둘 다 끝난 시드들에서는 2위가 더 낫습니다.",
+        "verdict.stalled.untrained": " 학습하지 못함(마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 낮지 "
+        "않음): {names}.",
+        "col.loss_start": "학습 전 모델의 손실",
+        "stalled.none.untrained": "끝까지 돈 실행은 모두 학습했습니다: 마지막 에폭의 학습 손실이 학습 전 "
+        "모델의 손실보다 낮습니다.",
+        "stalled.note.untrained": "이 실행들은 발산하지 않고 끝까지 돌았지만 학습하지 못했습니다: 마지막 "
+        "에폭의 평균 학습 손실이 첫 스텝 전에 검증 세트에서 잰 학습 전 모델의 손실보다 낮지 않습니다(학습 "
+        "전에는 학습 손실과 검증 손실의 기댓값이 같습니다. 이 값을 재기 전의 lrkit으로 돌린 실험은 첫 "
+        "스텝의 손실, 즉 배치 하나의 손실과 비교했습니다). 이런 실행의 최종 지표는 보통 학습 전 모델의 "
+        "값(분류기라면 우연 수준) 근처이며, 요약 표는 이 실행도 셉니다. 느리게 학습하는 실행은 손실을 "
+        "낮추므로 여기에 나오지 않습니다.",
     },
 }
 for _lang, _texts in MORE_MESSAGES.items():
@@ -353,15 +377,29 @@ def unmeasured(run: RunRecord) -> bool:
     return run.status == "ok" and final(run) is None
 
 
+def start_of(run: RunRecord) -> float | None:
+    """The loss :func:`did_not_learn` compares a run's last epoch with: the untrained model's loss over the
+    validation set, measured by the lab before the first step (:data:`~lrkit.lab.runner.START_LOSS` in the
+    run's config; :func:`~lrkit.lab.runner.start_loss`), else (a lab from before lrkit measured it, or a
+    loss it could not measure) its first step's loss, on one batch; None when neither is finite."""
+    start = run.config.get(START_LOSS)
+    if isinstance(start, (int, float)) and not isinstance(start, bool) and math.isfinite(start):
+        return float(start)
+    first = run.losses[0] if run.losses else math.nan
+    return first if math.isfinite(first) else None
+
+
 def did_not_learn(run: RunRecord) -> bool:
     """Whether a finished run ended no better than it started: its last epoch's mean training loss is
-    not below its first step's loss (the untrained model's, on the first batch):
-    ``epoch_losses[-1] >= losses[0]``. False for a diverged run and when either loss is missing or not
+    not below the untrained model's loss (:func:`start_of`: over the validation set, measured before
+    training; before training, training and validation loss have the same expectation). One batch's loss
+    (the first step's, the rule where the lab did not measure it) made a slowly learning run "did not
+    learn" or not by that batch's luck. False for a diverged run and when either loss is missing or not
     finite."""
-    if run.status != "ok" or not run.losses or not run.epoch_losses:
+    if run.status != "ok" or not run.epoch_losses:
         return False
-    first, last = run.losses[0], run.epoch_losses[-1]
-    return math.isfinite(first) and math.isfinite(last) and last >= first
+    start, last = start_of(run), run.epoch_losses[-1]
+    return start is not None and math.isfinite(last) and last >= start
 
 
 def fate(run: RunRecord) -> str:
@@ -1285,23 +1323,23 @@ def _diverged_html(result: LabResult, t: Messages = _EN) -> str:
 def _stalled_html(result: LabResult, t: Messages = _EN) -> str:
     runs = [r for r in result.runs if did_not_learn(r)]
     if not runs:
-        return f"<p>{t('stalled.none')}</p>"
+        return f"<p>{t('stalled.none.untrained')}</p>"
     m = _e(t.metric(result.metric_name))
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td class=num>{r.seed}</td>'
-        f"<td class=num>{_e(_num(r.losses[0]))}</td><td class=num>{_e(_num(r.epoch_losses[-1]))}</td>"
+        f"<td class=num>{_e(_num(start_of(r)))}</td><td class=num>{_e(_num(r.epoch_losses[-1]))}</td>"
         f"<td class=num>{_e(_num(final(r)))}</td><td class=num>{_e(_num(r.best_metric))}</td></tr>"
         for r in runs
     )
     head = _th(
         t("header.strategy"),
         t("col.seed"),
-        t("col.loss_first"),
+        t("col.loss_start"),
         t("col.loss_last"),
         t("col.final", m=m),
         t("col.best_m", m=m),
     )
-    return f"<table>{head}<tbody>{rows}</tbody></table><p class=note>{t('stalled.note')}</p>"
+    return f"<table>{head}<tbody>{rows}</tbody></table><p class=note>{t('stalled.note.untrained')}</p>"
 
 
 def _runs_html(result: LabResult, t: Messages = _EN) -> str:
@@ -1394,7 +1432,7 @@ def _verdict_text(result: LabResult, rows: list[Summary], t: Messages) -> str:
     stalled = [s for s in rows if s.stalled]
     if stalled:
         items = (t("verdict.stalled_item", label=s.label, k=len(s.stalled), runs=s.runs) for s in stalled)
-        tail = t("verdict.stalled", names=", ".join(items))
+        tail = t("verdict.stalled.untrained", names=", ".join(items))
     else:
         tail = ""
     if len(done) < 2:
@@ -1637,7 +1675,7 @@ def _load(
                     f"it holds {[e.id for e in exps]}"
                 )
             exp = found[0]
-        runs = store.runs(exp.id)
+        runs = with_start_losses(store, store.runs(exp.id))
         missing = len(store.members(exp.id)) - len(runs)
         kept = store.report_texts(exp.id)  # the title, note and language the lab wrote its report with
     finally:

@@ -45,9 +45,22 @@ from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
 from .store import ResultStore, RunRecord, owner_token, run_key
 
-__all__ = ["LabResult", "Strategy", "optimizer_of", "run_config", "run_lab", "run_strategy"]
+__all__ = [
+    "START_LOSS",
+    "LabResult",
+    "Strategy",
+    "optimizer_of",
+    "run_config",
+    "run_lab",
+    "run_strategy",
+    "start_loss",
+    "with_start_losses",
+]
 
 HEARTBEAT_SECONDS = 5.0
+#: where a finished run keeps its untrained model's validation loss (:func:`run_strategy`): the key in its
+#: record's ``config`` and in its ``progress`` in the database (:func:`with_start_losses`)
+START_LOSS = "start_loss"
 
 
 def _try_optimizer(label: str, name: str, params: Mapping[str, Any]) -> None:
@@ -188,7 +201,9 @@ def run_strategy(
     """Train ``task`` (a :class:`lrkit.tasks.Task` or its name) with ``strategy`` from scratch.
 
     ``on_epoch(epoch, metric)`` is called after each epoch's evaluation (raise from it to stop, e.g.
-    ``optuna.TrialPruned``). A set ``stop`` event interrupts the run with KeyboardInterrupt.
+    ``optuna.TrialPruned``). A set ``stop`` event interrupts the run with KeyboardInterrupt. The record's
+    ``config`` holds the untrained model's validation loss under :data:`START_LOSS` (:func:`start_loss`),
+    the reference of :func:`lrkit.lab.report.did_not_learn`.
     """
     from ..adapters.torch import scheduler as make_scheduler
     from ..tasks import get_task
@@ -215,6 +230,7 @@ def run_strategy(
         if stop is not None and stop.is_set():
             raise KeyboardInterrupt
 
+    start = start_loss(parts)
     run = TrainRun(math.nan, [], False, 0)
     train_loop(
         parts,
@@ -248,7 +264,35 @@ def run_strategy(
         epoch_losses=run.epoch_losses,
         epoch_seconds=run.epoch_seconds,
         label=strategy.label,
+        config={} if start is None else {START_LOSS: start},
     )
+
+
+def start_loss(parts: Any) -> float | None:
+    """The untrained model's mean loss over the validation batches (:meth:`lrkit.tasks.TaskParts.val_loss`,
+    which leaves every random state as it was): before any step, the training loss has the same expectation,
+    so a run whose last epoch's training loss is no lower did not learn. One batch's loss (the first step's)
+    is too noisy for that: a slowly learning run was flagged or not by its luck. None where it cannot be
+    measured (a validation loader of a callable metric that yields no ``(input, target)`` pairs, a loss
+    that is not finite)."""
+    try:
+        value = float(parts.val_loss())
+    except Exception:  # the metric's loader need not suit the loss: the report falls back to step 0's
+        return None
+    return value if math.isfinite(value) else None
+
+
+def with_start_losses(store: ResultStore, runs: list[RunRecord]) -> list[RunRecord]:
+    """``runs`` of ``store``, each with the start loss the lab kept in its ``progress`` (:func:`start_loss`)
+    in its ``config`` under :data:`START_LOSS`; a run without one (from a lab before lrkit measured it)
+    is left as it is."""
+    status = store.status([r.key for r in runs])
+    for r in runs:
+        progress = status.get(r.key, ("", None))[1]
+        value = progress.get(START_LOSS) if isinstance(progress, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            r.config = {**r.config, START_LOSS: float(value)}
+    return runs
 
 
 @dataclass
@@ -331,7 +375,12 @@ def _execute(job: _Job, store: ResultStore, stop: threading.Event | None, progre
         store.release(job.key, job.owner)
         raise
     rec.key = job.key
-    return rec if store.finish(rec, job.owner) else None
+    if not store.finish(rec, job.owner):
+        return None
+    start = rec.config.get(START_LOSS)
+    if start is not None:  # kept in the finished run's progress (finish clears it), read by with_start_losses
+        store.beat(job.owner, {START_LOSS: start}, job.key)
+    return rec
 
 
 def _run_job(job: _Job, stop: threading.Event | None = None) -> RunRecord | None:
@@ -650,7 +699,7 @@ def run_lab(
         pool.shutdown(wait=True)
     local.shutdown(wait=True)
     emit("end", {})
-    runs = db.runs(exp)
+    runs = with_start_losses(db, db.runs(exp))
     result = LabResult(
         t.name, exp, runs, db.path, name, str(probe.metric_name), bool(probe.higher_is_better), n_epochs
     )

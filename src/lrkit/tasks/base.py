@@ -156,6 +156,38 @@ class TaskParts:
         finally:
             m.train(was_training)
 
+    def val_loss(self, model: torch.nn.Module | None = None) -> float:
+        """The mean ``loss_fn`` of ``model`` (default: this task's) over ``val_loader``'s ``(input, target)``
+        batches, each weighted by its size, in eval mode without gradients; NaN when the loader yields no
+        sample. Every random state is left as it was (torch's, CUDA's, Python's, numpy's and the loader's
+        own generator), so measuring it changes no training run that follows."""
+        import random
+
+        import numpy as np
+        import torch
+
+        m = self.model if model is None else model
+        was_training = m.training
+        gen = getattr(self.val_loader, "generator", None)
+        gen_state = gen.get_state() if isinstance(gen, torch.Generator) else None
+        py_state, np_state = random.getstate(), np.random.get_state()
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []  # type: ignore[no-untyped-call]
+        m.eval()
+        try:
+            with torch.random.fork_rng(devices=cuda), torch.no_grad():
+                total, loss_sum = 0, 0.0
+                for x, y in self.val_loader:
+                    loss_sum += float(self.loss_fn(m(x), y)) * len(y)
+                    total += len(y)
+        finally:
+            m.train(was_training)
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            if gen_state is not None:
+                assert isinstance(gen, torch.Generator)
+                gen.set_state(gen_state)
+        return loss_sum / total if total else math.nan
+
     def worst(self) -> float:
         """The metric a diverged run scores: 0 for higher-is-better metrics, +inf otherwise."""
         return 0.0 if self.higher_is_better else math.inf
