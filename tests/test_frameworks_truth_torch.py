@@ -190,3 +190,85 @@ def test_an_epoch_scheduler_stepped_once_an_epoch_is_silent(calls: int) -> None:
                 opt.step()
             s.step()
     assert s.last_epoch == calls
+
+
+# -- a state saved between an epoch's last optimizer step and its step() -------------------------------
+def _epoch_scheduler(opt: torch.optim.Optimizer) -> Any:
+    return lrkit.torch.scheduler(
+        opt, "cosine(lr=0.1, min_lr=0.01)", steps_per_epoch=4, epochs=6, interval="epoch", plateau=Plateau()
+    )
+
+
+def test_a_loop_that_saves_before_its_epochs_step_resumes_at_the_next_epoch_on_schedule() -> None:
+    """``save`` after the epoch's training and evaluation, then ``scheduler.step(val_loss)``; the resumed
+    loop starts at the next epoch: it made no step() for the saved one, and was one epoch behind."""
+    opt = _opt()
+    full = _epoch_scheduler(opt)
+    saved: dict[str, Any] = {}
+    lrs = []
+    for epoch in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        for _ in range(4):
+            opt.step()
+        if epoch == 2:
+            saved = full.state_dict()
+        full.step(1.0 / (epoch + 1))
+    assert saved["last_epoch"] == 2 and saved["epoch_pending"] is True
+    opt2 = _opt()
+    resumed = _epoch_scheduler(opt2)
+    resumed.load_state_dict(saved)
+    got = []
+    for epoch in range(3, 6):
+        got.append(opt2.param_groups[0]["lr"])
+        for _ in range(4):
+            opt2.step()
+        resumed.step(1.0 / (epoch + 1))
+    assert got == pytest.approx(lrs[3:], rel=1e-12) and resumed.last_epoch == full.last_epoch == 6
+
+
+def test_inside_an_epoch_and_after_its_step_a_state_is_not_pending() -> None:
+    opt = _opt()
+    s = _epoch_scheduler(opt)
+    for _ in range(3):
+        opt.step()
+    assert "epoch_pending" not in s.state_dict()  # 3 of 4 steps
+    opt.step()
+    assert s.state_dict()["epoch_pending"] is True
+    s.step(1.0)
+    assert "epoch_pending" not in s.state_dict() and s.last_epoch == 1
+
+
+def test_a_rollback_into_the_running_scheduler_is_not_a_resume() -> None:
+    """The divergence guard loads its snapshot into the scheduler that made it: not one epoch on."""
+    opt = _opt()
+    s = _epoch_scheduler(opt)
+    for _ in range(4):
+        opt.step()
+    snap = s.state_dict()
+    s.step(1.0)
+    s.load_state_dict(snap)
+    assert s.last_epoch == 0
+    fresh = _epoch_scheduler(_opt())
+    fresh.load_state_dict(snap)
+    assert fresh.last_epoch == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "words"),
+    [
+        (1, TypeError, "epoch_pending must be True or False, got int 1"),
+        ("yes", TypeError, "epoch_pending must be True or False, got str 'yes'"),
+    ],
+)
+def test_a_bad_epoch_pending_is_refused(value: object, error: type[Exception], words: str) -> None:
+    opt = _opt()
+    state = {**_epoch_scheduler(opt).state_dict(), "epoch_pending": value}
+    with pytest.raises(error, match=words):
+        _epoch_scheduler(_opt()).load_state_dict(state)
+
+
+def test_epoch_pending_on_a_step_interval_state_is_refused() -> None:
+    opt = _opt()
+    s = lrkit.torch.scheduler(opt, "constant(lr=0.1)", total_steps=10)
+    with pytest.raises(ValueError, match="epoch_pending=True is for interval='epoch' states only"):
+        s.load_state_dict({**s.state_dict(), "epoch_pending": True})

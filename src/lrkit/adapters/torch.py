@@ -542,8 +542,16 @@ class _Base(LRScheduler):
         ``{"format", "last_epoch", "interval", "base_lrs", "multiplier", "plateau_cuts", "plateau",
         "schedule", "relative", "hparams", "steps_per_epoch", "total_steps"}``; ``total_steps`` is for
         the reader (what the curve depends on is in the resolved ``schedule`` strings).
+
+        With ``interval="epoch"``, a state saved after one epoch of optimizer steps (``steps_per_epoch``,
+        rounded down or up) but before the ``step()`` that ends it also holds ``"epoch_pending": True``,
+        and :meth:`load_state_dict` into a new scheduler (a resume) restores it one epoch on: the
+        ``step()`` it waited for is one that a resumed run does not make. (Lightning saves the checkpoint
+        of an epoch during its validation and, resuming, skips that epoch's update of a
+        ``reduce_on_plateau`` scheduler; a loop that saves before its epoch's ``step(val_loss)`` resumes
+        at the next epoch.) The metric of that skipped call is not given to the plateau.
         """
-        return {
+        state: dict[str, Any] = {
             "format": _FORMAT,
             "last_epoch": self._current_step(),
             "interval": self.interval,
@@ -554,6 +562,17 @@ class _Base(LRScheduler):
             **self.schedule_specs(),
             "total_steps": self._total_steps,
         }
+        if self._epoch_pending():
+            state["epoch_pending"] = True
+        return state
+
+    def _epoch_pending(self) -> bool:
+        """Whether an epoch of optimizer steps was taken since the last ``step()`` (interval='epoch')."""
+        return False
+
+    def _fresh(self) -> bool:
+        """Whether this scheduler has not run yet (loading a state into it is a resume, not a rollback)."""
+        return False
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], *, allow_schedule_change: bool | None = None
@@ -610,6 +629,16 @@ class _Base(LRScheduler):
         n = len(self.schedules)
         base = _state_numbers(state, "base_lrs", n)
         k = _step_index("load_state_dict: last_epoch", state["last_epoch"])
+        pending = state.get("epoch_pending", False)
+        if not isinstance(pending, bool):
+            raise TypeError(
+                f"load_state_dict: epoch_pending must be True or False, got {type(pending).__name__} "
+                f"{_short(pending)}"
+            )
+        if pending and self.interval != "epoch":
+            raise ValueError("load_state_dict: epoch_pending=True is for interval='epoch' states only")
+        if pending and self._fresh():  # a resume: the epoch's step(), which the resumed run does not make
+            k += 1
         cuts = _state_numbers(state, "plateau_cuts", n, high=1.0) if "plateau_cuts" in state else [1.0] * n
         multiplier = _state_number("multiplier", state["multiplier"])
         plateau_state = state.get("plateau")
@@ -841,6 +870,16 @@ class Scheduler(_Base):
 
     def _current_step(self) -> int:
         return self.last_epoch
+
+    def _epoch_pending(self) -> bool:
+        flag = self._flag
+        if self.interval != "epoch" or not self.follow_optimizer or not flag.stepped:
+            return False
+        spe = self.steps_per_epoch or 1.0
+        return math.floor(spe) <= flag.count <= math.ceil(spe) and not flag.all_skipped()
+
+    def _fresh(self) -> bool:
+        return self.last_epoch == 0 and not self._flag.ever
 
     # -- blocks ----------------------------------------------------------------------------------
     def _fill(self, k: int) -> None:
