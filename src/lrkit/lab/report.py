@@ -116,6 +116,12 @@ MORE_MESSAGES: dict[str, dict[str, str]] = {
         "fig.unmeasured": "{k}/{runs} metric not finite",
         "verdict.paired.reverse": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
         "{high}{cut}): on the seeds both finished, the runner-up is better.",
+        "header.best.finished": "best {m} (any epoch, finished seeds)",
+        "verdict.overlap.unpaired": " Their 95% CIs overlap, which does not show that they differ or that "
+        "they do not: with fewer than two seeds both finished to pair them, {n} seeds cannot tell them "
+        "apart.",
+        "verdict.tie.one": " {names} ends with the same mean as {label}.",
+        "verdict.tie.other": " {names} end with the same mean as {label}.",
         "verdict.stalled.untrained": " Did not learn (last epoch's training loss no lower than the untrained "
         "model's): {names}.",
         "col.loss_start": "loss of the untrained model",
@@ -140,6 +146,11 @@ MORE_MESSAGES: dict[str, dict[str, str]] = {
         "fig.unmeasured": "{k}/{runs} 지표가 유한하지 않음",
         "verdict.paired.reverse": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}(95% 신뢰구간 "
         "{low}~{high}{cut})이므로, 둘 다 끝난 시드들에서는 2위가 더 낫습니다.",
+        "header.best.finished": "최고 {m} (모든 에폭, 끝난 시드 중)",
+        "verdict.overlap.unpaired": " 두 95% 신뢰구간이 겹치지만, 그것만으로는 둘이 다른지 같은지 알 수 "
+        "없습니다: 둘 다 끝난 시드가 둘보다 적어 짝지을 수 없으니, 시드 {n}개로는 둘을 가릴 수 없습니다.",
+        "verdict.tie.one": " {names}의 평균도 {label}의 평균과 같습니다.",
+        "verdict.tie.other": " {names}의 평균도 {label}의 평균과 같습니다.",
         "verdict.stalled.untrained": " 학습하지 못함(마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 낮지 "
         "않음): {names}.",
         "col.loss_start": "학습 전 모델의 손실",
@@ -526,7 +537,7 @@ def _ranked(result: LabResult) -> tuple[list[Summary], dict[str, list[RunRecord]
         if mean is not None and std is not None:
             half = _half_width(finals)
             ci = (max(mean - half, low), min(mean + half, high))
-        bests = _finite([r.best_metric for r in runs])
+        bests = _finite([r.best_metric for r in runs if final(r) is not None])  # the seeds of the mean
         best = (max(bests) if result.higher_is_better else min(bests)) if bests else None
         out.append(
             Summary(
@@ -599,9 +610,11 @@ def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
     }
 
 
+#: the message of a column's header where it is not ``header.{column}``
+_HEADER_IDS = {"best": "header.best.finished"}
 #: the summary table's columns (keys of :func:`_cells`), with their English headers (``{m}``: the metric)
 HEADERS = {
-    k: _EN(f"header.{k}", m="{m}")
+    k: _EN(_HEADER_IDS.get(k, f"header.{k}"), m="{m}")
     for k in (
         "strategy",
         "optimizer",
@@ -620,7 +633,7 @@ HEADERS = {
 
 
 def _header(key: str, result: LabResult, t: Messages) -> str:
-    return t(f"header.{key}", m=t.metric(result.metric_name))
+    return t(_HEADER_IDS.get(key, f"header.{key}"), m=t.metric(result.metric_name))
 
 
 def _target_text(result: LabResult, target: float | None, given: bool, t: Messages = _EN) -> str:
@@ -1443,6 +1456,14 @@ def _verdict_text(result: LabResult, rows: list[Summary], t: Messages) -> str:
     worse = ("lower" if second.mean < best.mean else "higher") if gap else "same"
     interval = _interval(second, t)
     text += t(f"verdict.runner_up.{worse}", label=second.label, interval=interval, gap=_num(gap, 3))
+    tied = [  # the strategies after the runner-up with its mean: a tie for second place
+        s.label
+        for s in done[2:]
+        if s.mean is not None and not _rounded(abs(s.mean - second.mean), max(abs(s.mean), abs(second.mean)))
+    ]
+    if tied:
+        key = "verdict.tie.one" if len(tied) == 1 else "verdict.tie.other"
+        text += t(key, names=", ".join(tied), label=second.label)
     paired = paired_gap(result, best.label, second.label)
     if paired is not None:
         n, mean, (lo, hi) = paired
@@ -1452,7 +1473,7 @@ def _verdict_text(result: LabResult, rows: list[Summary], t: Messages) -> str:
     elif best.ci is None or second.ci is None:
         text += t("verdict.one_seed")
     elif best.ci[0] <= second.ci[1] and second.ci[0] <= best.ci[1]:
-        text += t("verdict.overlap", n=min(best.n, second.n))
+        text += t("verdict.overlap.unpaired", n=min(best.n, second.n))
     else:
         text += t("verdict.apart")
     return text + _passed_over(result, done, t) + tail
