@@ -117,3 +117,21 @@ def test_the_state_is_checked_before_anything_changes() -> None:
     assert other.events == [] and other.multiplier == 1.0
     other.load_state_dict(state)
     assert repr(other.events) == repr(guard.events) and other.multiplier == 0.5 and other.resume_step == 0
+
+
+def test_a_nan_at_the_first_step_after_a_resume_says_the_snapshots_were_not_saved() -> None:
+    """It said "before any good step ... check the data, the model (its initialisation ...)": wrong for
+    a run that trained 3 steps before its checkpoint."""
+    from lrkit.control import DivergenceError, DivergenceGuard
+
+    model, opt = _fresh()
+    guard = DivergenceGuard(model, opt, threshold=None, snapshot_every=4)
+    for step, loss in enumerate([1.0, 0.9, 0.8]):
+        guard.check(loss, step)
+    resumed = DivergenceGuard(model, opt, threshold=None, snapshot_every=4)
+    resumed.load_state_dict(guard.state_dict())
+    with pytest.raises(
+        DivergenceError,
+        match=r"at step 3 the loss is nan, the first step checked since the guard's state was loaded",
+    ):
+        resumed.check(float("nan"), 3)

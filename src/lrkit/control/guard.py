@@ -833,6 +833,15 @@ class DivergenceGuard:
                 if reason == "params"
                 else f"the loss is {value}"
             )
+            if self._keep_phase:  # loaded from a state_dict, no good step since
+                raise DivergenceError(
+                    f"DivergenceGuard: at step {step} {what}, the first step checked since the guard's "
+                    "state was loaded (load_state_dict), so there is no snapshot to roll back to yet "
+                    f"(lr={_fmt(before)}; the snapshots are not part of the state): the checkpoint itself "
+                    "may hold the seed of the blow-up; resume from an earlier one, or with a lower LR",
+                    None,
+                    self.events,
+                )
             if self._regrouped:
                 raise DivergenceError(
                     f"DivergenceGuard: at step {step} {what}, before any good step since the optimizer's "
