@@ -120,6 +120,7 @@ MORE_MESSAGES: dict[str, dict[str, str]] = {
         "verdict.overlap.unpaired": " Their 95% CIs overlap, which does not show that they differ or that "
         "they do not: with fewer than two seeds both finished to pair them, {n} seeds cannot tell them "
         "apart.",
+        "fig.metric_title.finished": "{m}: mean over finished seeds, band min–max",
         "verdict.tie.one": " {names} ends with the same mean as {label}.",
         "verdict.tie.other": " {names} end with the same mean as {label}.",
         "verdict.stalled.untrained": " Did not learn (last epoch's training loss no lower than the untrained "
@@ -149,6 +150,7 @@ MORE_MESSAGES: dict[str, dict[str, str]] = {
         "header.best.finished": "최고 {m} (모든 에폭, 끝난 시드 중)",
         "verdict.overlap.unpaired": " 두 95% 신뢰구간이 겹치지만, 그것만으로는 둘이 다른지 같은지 알 수 "
         "없습니다: 둘 다 끝난 시드가 둘보다 적어 짝지을 수 없으니, 시드 {n}개로는 둘을 가릴 수 없습니다.",
+        "fig.metric_title.finished": "{m}: 끝난 시드 평균, 띠는 최솟값–최댓값",
         "verdict.tie.one": " {names}의 평균도 {label}의 평균과 같습니다.",
         "verdict.tie.other": " {names}의 평균도 {label}의 평균과 같습니다.",
         "verdict.stalled.untrained": " 학습하지 못함(마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 낮지 "
@@ -913,9 +915,9 @@ def _loss_top(runs: Sequence[RunRecord]) -> float | None:
 
 
 def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> None:
-    """One panel: per strategy, the mean over seeds with a min-max band; x marks a diverged run. The loss
-    axis stops at :func:`_loss_top`; a diverged run's x above it is drawn on the top edge. Its words are
-    ``t``'s."""
+    """One panel: per strategy, the mean over seeds with a min-max band (the metric's: over the finished
+    seeds, those of the table's mean); x marks a diverged run. The loss axis stops at :func:`_loss_top`; a
+    diverged run's x above it is drawn on the top edge. Its words are ``t``'s."""
     metric = escape_mathtext(t.metric(result.metric_name))
     all_positive = True
     top = _loss_top(result.runs) if panel == "loss" else None
@@ -931,7 +933,9 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
         elif panel == "loss":
             curves = [_loss_curve(r) for r in runs]
         else:
-            curves = [np.asarray(r.epoch_metrics, dtype=float) for r in runs]
+            # the seeds the table's mean is over: a diverged run's epochs before it blew up are not the
+            # strategy's, and its spike would set the axis for every curve
+            curves = [np.asarray(r.epoch_metrics, dtype=float) for r in runs if final(r) is not None]
         x, mean, lo, hi = _band(curves)
         if panel == "metric":
             x = x + 1.0  # epochs count from 1
@@ -943,7 +947,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
         text = _short(label) + _fate(runs, asked[label], t)
         marker = "o" if panel == "metric" and len(x) <= 30 else None
         ax.plot(x, mean, color=color, ls=ls, lw=1.6, marker=marker, ms=3, label=escape_mathtext(text))
-        if len(runs) > 1 and len(x):
+        if len(curves) > 1 and len(x):
             ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
         if panel == "loss":
             for r, c in zip(runs, curves):
@@ -971,7 +975,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
             pad = (low / top) ** 0.05 if all_positive else None
             ax.set_ylim(low * pad if pad is not None else low - 0.05 * (top - low), top)
     else:
-        ax.set(xlabel=t("fig.epoch"), ylabel=metric, title=t("fig.metric_title", m=metric))
+        ax.set(xlabel=t("fig.epoch"), ylabel=metric, title=t("fig.metric_title.finished", m=metric))
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(True, alpha=0.3, which="both")
 
