@@ -809,6 +809,11 @@ def _scalar_loss(loss: Any) -> torch.Tensor:
             hint = " (it has a .loss: return output.loss from forward)"
         elif isinstance(loss, dict) and isinstance(loss.get("loss"), torch.Tensor):
             hint = " (it has a 'loss' key: return output['loss'] from forward)"
+        elif isinstance(loss, tuple) and loss and isinstance(loss[0], torch.Tensor) and loss[0].numel() == 1:
+            hint = (
+                " (its first item is a 1-element tensor: if your loss_fn returns (loss, logs), pass "
+                "lambda out, y: loss_fn(out, y)[0])"
+            )
         raise TypeError(
             f"the forward pass (loss_fn, or forward when given) must return the loss as a 1-element "
             f"tensor, got {type(loss).__name__}{hint}"
