@@ -272,3 +272,35 @@ def test_epoch_pending_on_a_step_interval_state_is_refused() -> None:
     s = lrkit.torch.scheduler(opt, "constant(lr=0.1)", total_steps=10)
     with pytest.raises(ValueError, match="epoch_pending=True is for interval='epoch' states only"):
         s.load_state_dict({**s.state_dict(), "epoch_pending": True})
+
+
+# -- a plateau never given a metric -----------------------------------------------------------------
+@pytest.mark.parametrize(("interval", "calls", "per_call"), [("step", 12, 1), ("epoch", 3, 4)])
+def test_a_plateau_never_fed_warns_once_at_the_runs_end(interval: str, calls: int, per_call: int) -> None:
+    from lrkit.adapters.torch import UnfedPlateauWarning
+
+    opt = _opt()
+    s = lrkit.torch.scheduler(
+        opt, "constant(lr=0.1)", total_steps=12, steps_per_epoch=4, interval=interval, plateau=Plateau()
+    )
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for i in range(calls + 2):
+            for _ in range(per_call):
+                opt.step()
+            s.step()
+            if i == calls - 2:
+                assert not record  # not before the end
+    unfed = [w for w in record if issubclass(w.category, UnfedPlateauWarning)]
+    assert len(unfed) == 1 and unfed[0].filename == __file__
+    assert f"the run has reached its end ({interval} {calls}, total_steps=12)" in str(unfed[0].message)
+
+    fed = lrkit.torch.scheduler(
+        opt, "constant(lr=0.1)", total_steps=12, steps_per_epoch=4, interval=interval, plateau=Plateau()
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnfedPlateauWarning)
+        for _ in range(calls):
+            for _ in range(per_call):
+                opt.step()
+            fed.step(1.0)

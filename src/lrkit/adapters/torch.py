@@ -70,6 +70,7 @@ __all__ = [
     "ScheduleShorterThanRunWarning",
     "Scheduler",
     "StepwiseSteppingWarning",
+    "UnfedPlateauWarning",
     "one_cycle_momentum",
     "scheduler",
 ]
@@ -92,6 +93,10 @@ class EpochwiseSteppingWarning(UserWarning):
 class StepwiseSteppingWarning(UserWarning):
     """An epoch-based scheduler (``interval="epoch"``) is stepped after every optimizer step: it is stepped
     more times than its run has epochs."""
+
+
+class UnfedPlateauWarning(UserWarning):
+    """A scheduler with a plateau reached the end of its run without ever being given a metric."""
 
 
 class NoOptimizerStepWarning(UserWarning):
@@ -829,10 +834,16 @@ class Scheduler(_Base):
         if follow_optimizer:
             self._hook = _hookable(optimizer).register_step_post_hook(self._flag)
         self._warned_epochwise = False
-        # interval='epoch': a step() past epochs + 1 (stepped per optimizer step?) warns, once
-        self._epoch_calls_max = MAX_STEPS
-        if self.interval == "epoch" and self._total_steps is not None and self.steps_per_epoch:
-            self._epoch_calls_max = math.ceil(self._total_steps / self.steps_per_epoch - 1e-9) + 1
+        # the scheduler steps of the run (epochs with interval='epoch'), when total_steps is known: at
+        # its end a plateau never given a metric warns, and with interval='epoch' a step() past
+        # epochs + 1 (stepped after every optimizer step?) warns; each once. step() looks at k >= _watch.
+        self._run_end: int | None = None
+        if self._total_steps is not None:
+            per = self.steps_per_epoch if self.interval == "epoch" and self.steps_per_epoch else 1.0
+            self._run_end = max(1, math.ceil(self._total_steps / per - 1e-9))
+        self._warned_unfed = self.plateau is None
+        self._warned_stepwise = self.interval != "epoch"
+        self._watch = self._next_watch()
         self._idle_calls = 0  # step() calls before the optimizer's first step (warned at IDLE_WARN)
         self._blk0 = _NO_BLOCK
         # one list of floats per group (and per scheduled hyperparameter): no per-step containers
@@ -862,7 +873,9 @@ class Scheduler(_Base):
         """Restore a copy and hook it to its optimizer (the copied one), with its own step flag: a branch
         advances exactly as the original would have."""
         self.__dict__.update(state)
-        self.__dict__.setdefault("_epoch_calls_max", MAX_STEPS)  # pickled by an older lrkit
+        for key, old in (("_run_end", None), ("_warned_unfed", True), ("_warned_stepwise", True)):
+            self.__dict__.setdefault(key, old)  # pickled by an older lrkit
+        self._watch = self._next_watch()
         self._flag = self._flag.copy()
         self._hook = None
         if self.follow_optimizer:
@@ -966,8 +979,8 @@ class Scheduler(_Base):
                 return
         k = self.last_epoch + 1
         self.last_epoch = k
-        if k > self._epoch_calls_max:
-            self._warn_stepwise(k)
+        if k >= self._watch:
+            self._look(k)
         i = k - self._blk0
         groups = self._groups
         if (
@@ -1007,9 +1020,43 @@ class Scheduler(_Base):
             stacklevel=3,
         )
 
-    def _warn_stepwise(self, k: int) -> None:
-        epochs = self._epoch_calls_max - 1
-        self._epoch_calls_max = MAX_STEPS
+    def _next_watch(self) -> int:
+        """The next step at which :meth:`step` calls :meth:`_look`."""
+        end = self._run_end
+        if end is None:
+            return MAX_STEPS + 1
+        due = [end] if not self._warned_unfed else []
+        if not self._warned_stepwise:
+            due.append(end + 2)
+        return min(due, default=MAX_STEPS + 1)
+
+    def _look(self, k: int) -> None:
+        end = self._run_end
+        assert end is not None
+        if not self._warned_unfed and k >= end:
+            self._warned_unfed = True
+            if self.plateau is not None and self.plateau.last_epoch == 0:
+                self._warn_unfed(k)
+        if not self._warned_stepwise and k >= end + 2:
+            self._warned_stepwise = True
+            self._warn_stepwise(k, end)
+        self._watch = self._next_watch()
+
+    def _warn_unfed(self, k: int) -> None:
+        where = "epoch" if self.interval == "epoch" else "step"
+        warnings.warn(
+            f"lrkit.torch scheduler: the run has reached its end ({where} {k}, total_steps="
+            f"{self._total_steps:g}) and the plateau was never given a metric, so it never cut the LR. Give "
+            "it each evaluation's metric with scheduler.report(metric) (or step(metric)). transformers' "
+            "Trainer feeds only torch's ReduceLROnPlateau: use lrkit.transformers.Trainer(schedule=..., "
+            "plateau=...) or trainer.add_callback(lrkit.transformers.PlateauCallback(trainer)); accelerate: "
+            "prepared.scheduler.report(metric); Lightning: report() in on_validation_epoch_end "
+            "(examples/lightning_plateau.py). (Warned once per scheduler.)",
+            UnfedPlateauWarning,
+            stacklevel=4,  # step() -> _look() -> here
+        )
+
+    def _warn_stepwise(self, k: int, epochs: int) -> None:
         spe = self.steps_per_epoch or 1.0
         warnings.warn(
             f"lrkit.torch scheduler: interval='epoch' advances the schedule one epoch ({spe:g} optimizer "
@@ -1020,7 +1067,7 @@ class Scheduler(_Base):
             '(transformers\' Trainer, accelerate, Lightning\'s "interval": "step"), build it with '
             "interval='step' (the default). (Warned once per scheduler.)",
             StepwiseSteppingWarning,
-            stacklevel=3,
+            stacklevel=4,  # step() -> _look() -> here
         )
 
     def set_step(self, k: int) -> None:

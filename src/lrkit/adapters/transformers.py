@@ -46,7 +46,7 @@ from ..schedules.base import run_named
 from ..spec import ScheduleLike, as_schedule
 from . import torch as lrkit_torch
 
-__all__ = ["ScheduleMixin", "Trainer", "create_scheduler", "with_schedule"]
+__all__ = ["PlateauCallback", "ScheduleMixin", "Trainer", "create_scheduler", "with_schedule"]
 
 
 def create_scheduler(
@@ -127,11 +127,28 @@ def _updates_per_epoch(trainer: transformers.Trainer, s: Any) -> int:
     return max(batches // max(int(trainer.args.gradient_accumulation_steps), 1), 1)
 
 
-class _ReportEvalMetric(transformers.TrainerCallback):
-    """Gives the plateau the metric of each evaluation during training, as transformers steps its
-    ``ReduceLROnPlateau``: ``eval_`` + ``args.metric_for_best_model`` (default ``eval_loss``)."""
+def _lrkit_scheduler(sched: Any) -> Any:
+    """``sched``, or the scheduler it wraps (accelerate's ``AcceleratedScheduler``, when the Trainer
+    prepares it)."""
+    inner = getattr(sched, "scheduler", None)
+    return inner if isinstance(inner, lrkit_torch.Scheduler) else sched
 
-    def __init__(self, trainer: Any, plateau: Plateau) -> None:
+
+class PlateauCallback(transformers.TrainerCallback):
+    """Gives the plateau of the Trainer's lrkit scheduler the metric of each evaluation during training,
+    as transformers steps its own ``ReduceLROnPlateau``: ``eval_`` + ``args.metric_for_best_model``
+    (default ``eval_loss``).
+
+    :class:`Trainer` adds it for ``plateau=...``. transformers feeds no other scheduler, so a plain
+    ``transformers.Trainer(optimizers=(optimizer, lrkit_scheduler))`` whose scheduler has a plateau
+    needs it: ``trainer.add_callback(lrkit.transformers.PlateauCallback(trainer))``.
+    """
+
+    def __init__(self, trainer: Any, plateau: Plateau | None = None) -> None:
+        if not isinstance(trainer, transformers.Trainer):
+            raise TypeError(
+                f"PlateauCallback: trainer must be a transformers.Trainer, got {type(trainer).__name__}"
+            )
         args = trainer.args
         if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "no":
             raise ValueError(
@@ -140,6 +157,19 @@ class _ReportEvalMetric(transformers.TrainerCallback):
             )
         key = args.metric_for_best_model or "loss"
         self.key = key if key.startswith("eval_") else f"eval_{key}"
+        self.trainer = trainer
+        self.training = False
+        if plateau is None:  # the scheduler given to the Trainer
+            sched = _lrkit_scheduler(trainer.lr_scheduler)
+            if not isinstance(sched, lrkit_torch.Scheduler) or sched.plateau is None:
+                raise ValueError(
+                    "PlateauCallback: the Trainer's scheduler is "
+                    f"{'None' if sched is None else type(sched).__name__ + ' ' + repr(sched)}, not an "
+                    "lrkit.torch scheduler with a plateau; build it with "
+                    "lrkit.torch.scheduler(..., plateau=Plateau(...)) and pass optimizers=(optimizer, "
+                    "scheduler), or use lrkit.transformers.Trainer(schedule=..., plateau=...)"
+                )
+            plateau = sched.plateau
         higher = getattr(args, "greater_is_better", None)
         if (
             args.metric_for_best_model is not None
@@ -150,8 +180,6 @@ class _ReportEvalMetric(transformers.TrainerCallback):
                 f"plateau=Plateau(mode={plateau.mode!r}) watches {self.key!r}, but "
                 f"args.greater_is_better={higher!r}: pass Plateau(mode={'max' if higher else 'min'!r})"
             )
-        self.trainer = trainer
-        self.training = False
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.training = True
@@ -160,7 +188,7 @@ class _ReportEvalMetric(transformers.TrainerCallback):
         self.training = False
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any) -> None:
-        sched = self.trainer.lr_scheduler
+        sched = _lrkit_scheduler(self.trainer.lr_scheduler)
         if not self.training or not isinstance(sched, lrkit_torch.Scheduler) or sched.plateau is None:
             return
         if self.key not in (metrics or {}):
@@ -197,12 +225,22 @@ class ScheduleMixin:
         self.lrkit_plateau = plateau
         self.lrkit_allow_schedule_change = allow_schedule_change
         super().__init__(*args, **kwargs)
+        given = self.lr_scheduler  # optimizers=(optimizer, scheduler)
+        if given is not None:
+            both = "schedule=" + ("" if plateau is None else " and plateau=")
+            raise ValueError(
+                f"{type(self).__name__}: got {both} together with a scheduler in optimizers=(optimizer, "
+                f"{type(given).__name__}); the Trainer would train with that scheduler and ignore {both}. "
+                "Give the schedule here with optimizers=(optimizer, None) (the lrkit scheduler is built on "
+                "that optimizer), or pass your scheduler to transformers.Trainer (an lrkit scheduler's "
+                "plateau is then fed by trainer.add_callback(lrkit.transformers.PlateauCallback(trainer)))"
+            )
         if plateau is not None:
             if not isinstance(plateau, Plateau):
                 raise TypeError(
                     f"plateau must be an lrkit.control.Plateau, got {type(plateau).__name__} {plateau!r}"
                 )
-            self.add_callback(_ReportEvalMetric(self, plateau))  # type: ignore[attr-defined]
+            self.add_callback(PlateauCallback(self, plateau))  # type: ignore[attr-defined]
 
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
