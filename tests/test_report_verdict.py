@@ -165,7 +165,8 @@ def test_a_run_whose_loss_did_not_fall_did_not_learn_a_crawl_and_an_early_platea
     assert [report.did_not_learn(r) for r in result.runs if r.label == "stuck"] == [True, True]
     text = report.verdict(result, report.summarize(result)[0])
     assert text.endswith(
-        "Did not learn (last epoch's training loss no lower than the untrained model's): stuck (2 of 2 seeds)."
+        "Did not learn (last epoch's training loss no lower than the untrained model's): "
+        "stuck (2 of 2 seeds)."
     )
     assert "crawl (" not in text.split("Did not learn", 1)[1]
 

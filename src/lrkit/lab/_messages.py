@@ -47,7 +47,6 @@ EN: dict[str, str] = {
     "header.mean": "final {m}: mean",
     "header.sd": "sd",
     "header.ci": "95% CI",
-    "header.best": "best {m} (any epoch, any seed)",
     "header.epochs": "epochs to target",
     "header.seconds": "seconds to target",
     "header.diverged": "diverged",
@@ -84,10 +83,7 @@ EN: dict[str, str] = {
     "verdict.paired.same": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
     "{high}{cut}): the seeds do not separate the two.",
     "verdict.one_seed": " With one finished seed there is no CI: run more seeds to tell them apart.",
-    "verdict.overlap": " Their 95% CIs overlap: {n} seeds do not separate the two.",
     "verdict.apart": " Their 95% CIs do not overlap.",
-    "verdict.stalled": " Did not learn (last epoch's training loss no lower than at step 0, the untrained "
-    "model's): {names}.",
     "verdict.stalled_item": "{label} ({k} of {runs} seeds)",
     # the page
     "page.meta": "task {task} · experiment {id} ({name}) · {strategies} strategies · seeds {seeds}{epochs} · "
@@ -114,7 +110,6 @@ EN: dict[str, str] = {
     "col.steps_run": "steps run",
     "col.lr_then": "LR at that step",
     "col.loss_then": "training loss at that step",
-    "col.loss_first": "training loss at step 0 (untrained)",
     "col.loss_last": "training loss, last epoch (mean)",
     "col.final": "final {m}",
     "col.best_m": "best {m}",
@@ -129,11 +124,6 @@ EN: dict[str, str] = {
     "diverged.note": "A run diverges, and stops, when its training loss is NaN/inf or exceeds diverge_factor "
     "(default 10) times its first step's loss; steps count from 0, so a run that diverged at step k ran k "
     "optimizer steps.",
-    "stalled.none": "Every finished run learned: its last epoch's training loss is below its first step's.",
-    "stalled.note": "These runs finished without diverging but did not learn: the last epoch's mean training "
-    "loss is no lower than the untrained model's loss at step 0. Such a run's final metric is typically near "
-    "the untrained model's (chance, for a classifier); the summary still counts it. A run that learns slowly "
-    "lowers its loss and is not listed here.",
     "runs.all": "all {n} runs",
     "runs.finished": "the {n} finished runs of {total}",
     # the note of a report made from a database whose experiment is not finished
@@ -158,10 +148,38 @@ EN: dict[str, str] = {
     "fig.loss_title": "training loss: mean over seeds, band min–max, x = diverged",
     "fig.loss_cut": " (on the top edge: beyond it)",
     "fig.epoch": "epoch",
-    "fig.metric_title": "{m}: mean over seeds, band min–max",
     # the names of the metrics lrkit's tasks measure (any other name is shown as it is)
     "metric.val accuracy": "val accuracy",
     "metric.val loss": "val loss",
+    "why.grown": "{loss} > {first} + {k} × {size} = {threshold} (step 0: {first})",
+    "status.metric not finite": "metric not finite",
+    "cell.unmeasured": " ({k} metric not finite)",
+    "interval.unmeasured": "; {k} of {runs} seeds ended with a metric that is not finite, not counted",
+    "lost.diverged": "{k} of {runs} diverged",
+    "lost.unmeasured": "{k} of {runs} ended with a metric that is not finite",
+    "verdict.passed_over.higher": " {label}'s finished seeds average higher ({mean}), but {lost}.",
+    "verdict.passed_over.lower": " {label}'s finished seeds average lower ({mean}), but {lost}.",
+    "fig.unmeasured": "{k}/{runs} metric not finite",
+    "verdict.paired.reverse": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
+    "{high}{cut}): on the seeds both finished, the runner-up is better.",
+    "header.best": "best {m} (any epoch, finished seeds)",
+    "verdict.overlap.unpaired": " Their 95% CIs overlap, which does not show that they differ or that "
+    "they do not: with fewer than two seeds both finished to pair them, {n} seeds cannot tell them "
+    "apart.",
+    "fig.metric_title": "{m}: mean over finished seeds, band min–max",
+    "verdict.tie.one": " {names} ends with the same mean as {label}.",
+    "verdict.tie.other": " {names} end with the same mean as {label}.",
+    "verdict.stalled.untrained": " Did not learn (last epoch's training loss no lower than the untrained "
+    "model's): {names}.",
+    "col.loss_start": "loss of the untrained model",
+    "stalled.none.untrained": "Every finished run learned: its last epoch's training loss is below the "
+    "untrained model's.",
+    "stalled.note.untrained": "These runs finished without diverging but did not learn: the last epoch's "
+    "mean training loss is no lower than the untrained model's loss, measured on the validation set "
+    "before the first step (before training, training and validation loss have the same expectation; a "
+    "lab from before lrkit measured it compared with the first step's loss, one batch's). Such a run's "
+    "final metric is typically near the untrained model's (chance, for a classifier); the summary still "
+    "counts it. A run that learns slowly lowers its loss and is not listed here.",
 }
 
 KO: dict[str, str] = {
@@ -179,7 +197,6 @@ KO: dict[str, str] = {
     "header.mean": "최종 {m}: 평균",
     "header.sd": "표준편차",
     "header.ci": "95% 신뢰구간",
-    "header.best": "최고 {m} (모든 에폭, 모든 시드 중)",
     "header.epochs": "목표까지 에폭",
     "header.seconds": "목표까지 시간(초)",
     "header.diverged": "발산",
@@ -213,10 +230,7 @@ KO: dict[str, str] = {
     "verdict.paired.same": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}"
     "(95% 신뢰구간 {low}~{high}{cut})이므로, 시드들이 둘을 구별하지 못합니다.",
     "verdict.one_seed": " 끝난 시드가 하나뿐이라 신뢰구간이 없습니다: 둘을 가리려면 시드를 더 돌리세요.",
-    "verdict.overlap": " 두 95% 신뢰구간이 겹칩니다: 시드 {n}개로는 둘을 구별하지 못합니다.",
     "verdict.apart": " 두 95% 신뢰구간이 겹치지 않습니다.",
-    "verdict.stalled": " 학습하지 못함(마지막 에폭의 학습 손실이 스텝 0, 즉 학습 전 모델의 손실보다 "
-    "낮지 않음): {names}.",
     "verdict.stalled_item": "{label} (시드 {runs}개 중 {k}개)",
     "page.meta": "과제 {task} · 실험 {id} ({name}) · 전략 {strategies}개 · 시드 {seeds}{epochs} · "
     "실행 {runs}개 · 데이터베이스 {db}",
@@ -241,7 +255,6 @@ KO: dict[str, str] = {
     "col.steps_run": "실행한 스텝 수",
     "col.lr_then": "그 스텝의 학습률",
     "col.loss_then": "그 스텝의 학습 손실",
-    "col.loss_first": "스텝 0의 학습 손실 (학습 전)",
     "col.loss_last": "마지막 에폭의 학습 손실 (평균)",
     "col.final": "최종 {m}",
     "col.best_m": "최고 {m}",
@@ -256,12 +269,6 @@ KO: dict[str, str] = {
     "diverged.note": "학습 손실이 NaN/inf가 되거나 첫 스텝 손실의 diverge_factor배(기본 10배)를 넘으면 "
     "실행은 발산한 것이고, 거기서 멈춥니다. 스텝은 0부터 세므로, 스텝 k에서 발산한 실행은 옵티마이저 스텝을 "
     "k번 밟았습니다.",
-    "stalled.none": "끝까지 돈 실행은 모두 학습했습니다: 마지막 에폭의 학습 손실이 첫 스텝의 손실보다 "
-    "낮습니다.",
-    "stalled.note": "이 실행들은 발산하지 않고 끝까지 돌았지만 학습하지 못했습니다: 마지막 에폭의 평균 학습 "
-    "손실이 스텝 0에서 잰 학습 전 모델의 손실보다 낮지 않습니다. 이런 실행의 최종 지표는 보통 학습 전 모델의 "
-    "값(분류기라면 우연 수준) 근처이며, 요약 표는 이 실행도 셉니다. 느리게 학습하는 실행은 손실을 낮추므로 "
-    "여기에 나오지 않습니다.",
     "runs.all": "실행 {n}개 모두",
     "runs.finished": "실행 {total}개 중 끝난 {n}개",
     "note.missing": "실행 {total}개 중 {missing}개가 끝나지 않았습니다(중단되었거나 아직 도는 중). 실험을 "
@@ -283,9 +290,36 @@ KO: dict[str, str] = {
     "fig.loss_title": "학습 손실: 시드 평균, 띠는 최솟값–최댓값, x = 발산",
     "fig.loss_cut": " (위쪽 가장자리의 x: 축 위로 벗어남)",
     "fig.epoch": "에폭",
-    "fig.metric_title": "{m}: 시드 평균, 띠는 최솟값–최댓값",
     "metric.val accuracy": "검증 정확도",
     "metric.val loss": "검증 손실",
+    "why.grown": "{loss} > {first} + {k} × {size} = {threshold} (스텝 0: {first})",
+    "status.metric not finite": "지표가 유한하지 않음",
+    "cell.unmeasured": " (지표가 유한하지 않음 {k})",
+    "interval.unmeasured": "; 시드 {runs}개 중 {k}개는 최종 지표가 유한하지 않아 빠짐",
+    "lost.diverged": "시드 {runs}개 중 {k}개가 발산함",
+    "lost.unmeasured": "시드 {runs}개 중 {k}개는 최종 지표가 유한하지 않음",
+    "verdict.passed_over.higher": " {label}의 끝난 시드들의 평균은 더 높지만({mean}), {lost}.",
+    "verdict.passed_over.lower": " {label}의 끝난 시드들의 평균은 더 낮지만({mean}), {lost}.",
+    "fig.unmeasured": "{k}/{runs} 지표가 유한하지 않음",
+    "verdict.paired.reverse": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}(95% 신뢰구간 "
+    "{low}~{high}{cut})이므로, 둘 다 끝난 시드들에서는 2위가 더 낫습니다.",
+    "header.best": "최고 {m} (모든 에폭, 끝난 시드 중)",
+    "verdict.overlap.unpaired": " 두 95% 신뢰구간이 겹치지만, 그것만으로는 둘이 다른지 같은지 알 수 "
+    "없습니다: 둘 다 끝난 시드가 둘보다 적어 짝지을 수 없으니, 시드 {n}개로는 둘을 가릴 수 없습니다.",
+    "fig.metric_title": "{m}: 끝난 시드 평균, 띠는 최솟값–최댓값",
+    "verdict.tie.one": " {names}의 평균도 {label}의 평균과 같습니다.",
+    "verdict.tie.other": " {names}의 평균도 {label}의 평균과 같습니다.",
+    "verdict.stalled.untrained": " 학습하지 못함(마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 낮지 "
+    "않음): {names}.",
+    "col.loss_start": "학습 전 모델의 손실",
+    "stalled.none.untrained": "끝까지 돈 실행은 모두 학습했습니다: 마지막 에폭의 학습 손실이 학습 전 "
+    "모델의 손실보다 낮습니다.",
+    "stalled.note.untrained": "이 실행들은 발산하지 않고 끝까지 돌았지만 학습하지 못했습니다: 마지막 "
+    "에폭의 평균 학습 손실이 첫 스텝 전에 검증 세트에서 잰 학습 전 모델의 손실보다 낮지 않습니다(학습 "
+    "전에는 학습 손실과 검증 손실의 기댓값이 같습니다. 이 값을 재기 전의 lrkit으로 돌린 실험은 첫 "
+    "스텝의 손실, 즉 배치 하나의 손실과 비교했습니다). 이런 실행의 최종 지표는 보통 학습 전 모델의 "
+    "값(분류기라면 우연 수준) 근처이며, 요약 표는 이 실행도 셉니다. 느리게 학습하는 실행은 손실을 "
+    "낮추므로 여기에 나오지 않습니다.",
 }
 
 #: the catalogues by language; ``en`` is the reference every other has the ids and fields of

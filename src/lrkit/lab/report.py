@@ -101,75 +101,6 @@ __all__ = [
     "write_report",
 ]
 
-#: the report's words that :mod:`lrkit.lab._messages` does not hold (yet), by language: added to its
-#: catalogues when this module is imported (an id the catalogue has keeps the catalogue's words)
-MORE_MESSAGES: dict[str, dict[str, str]] = {
-    "en": {
-        "why.grown": "{loss} > {first} + {k} × {size} = {threshold} (step 0: {first})",
-        "status.metric not finite": "metric not finite",
-        "cell.unmeasured": " ({k} metric not finite)",
-        "interval.unmeasured": "; {k} of {runs} seeds ended with a metric that is not finite, not counted",
-        "lost.diverged": "{k} of {runs} diverged",
-        "lost.unmeasured": "{k} of {runs} ended with a metric that is not finite",
-        "verdict.passed_over.higher": " {label}'s finished seeds average higher ({mean}), but {lost}.",
-        "verdict.passed_over.lower": " {label}'s finished seeds average lower ({mean}), but {lost}.",
-        "fig.unmeasured": "{k}/{runs} metric not finite",
-        "verdict.paired.reverse": " Paired by seed ({n} both finished), the gap is {mean} (95% CI {low} to "
-        "{high}{cut}): on the seeds both finished, the runner-up is better.",
-        "header.best.finished": "best {m} (any epoch, finished seeds)",
-        "verdict.overlap.unpaired": " Their 95% CIs overlap, which does not show that they differ or that "
-        "they do not: with fewer than two seeds both finished to pair them, {n} seeds cannot tell them "
-        "apart.",
-        "fig.metric_title.finished": "{m}: mean over finished seeds, band min–max",
-        "verdict.tie.one": " {names} ends with the same mean as {label}.",
-        "verdict.tie.other": " {names} end with the same mean as {label}.",
-        "verdict.stalled.untrained": " Did not learn (last epoch's training loss no lower than the untrained "
-        "model's): {names}.",
-        "col.loss_start": "loss of the untrained model",
-        "stalled.none.untrained": "Every finished run learned: its last epoch's training loss is below the "
-        "untrained model's.",
-        "stalled.note.untrained": "These runs finished without diverging but did not learn: the last epoch's "
-        "mean training loss is no lower than the untrained model's loss, measured on the validation set "
-        "before the first step (before training, training and validation loss have the same expectation; a "
-        "lab from before lrkit measured it compared with the first step's loss, one batch's). Such a run's "
-        "final metric is typically near the untrained model's (chance, for a classifier); the summary still "
-        "counts it. A run that learns slowly lowers its loss and is not listed here.",
-    },
-    "ko": {
-        "why.grown": "{loss} > {first} + {k} × {size} = {threshold} (스텝 0: {first})",
-        "status.metric not finite": "지표가 유한하지 않음",
-        "cell.unmeasured": " (지표가 유한하지 않음 {k})",
-        "interval.unmeasured": "; 시드 {runs}개 중 {k}개는 최종 지표가 유한하지 않아 빠짐",
-        "lost.diverged": "시드 {runs}개 중 {k}개가 발산함",
-        "lost.unmeasured": "시드 {runs}개 중 {k}개는 최종 지표가 유한하지 않음",
-        "verdict.passed_over.higher": " {label}의 끝난 시드들의 평균은 더 높지만({mean}), {lost}.",
-        "verdict.passed_over.lower": " {label}의 끝난 시드들의 평균은 더 낮지만({mean}), {lost}.",
-        "fig.unmeasured": "{k}/{runs} 지표가 유한하지 않음",
-        "verdict.paired.reverse": " 시드별로 짝지으면(둘 다 끝난 시드 {n}개) 차이는 {mean}(95% 신뢰구간 "
-        "{low}~{high}{cut})이므로, 둘 다 끝난 시드들에서는 2위가 더 낫습니다.",
-        "header.best.finished": "최고 {m} (모든 에폭, 끝난 시드 중)",
-        "verdict.overlap.unpaired": " 두 95% 신뢰구간이 겹치지만, 그것만으로는 둘이 다른지 같은지 알 수 "
-        "없습니다: 둘 다 끝난 시드가 둘보다 적어 짝지을 수 없으니, 시드 {n}개로는 둘을 가릴 수 없습니다.",
-        "fig.metric_title.finished": "{m}: 끝난 시드 평균, 띠는 최솟값–최댓값",
-        "verdict.tie.one": " {names}의 평균도 {label}의 평균과 같습니다.",
-        "verdict.tie.other": " {names}의 평균도 {label}의 평균과 같습니다.",
-        "verdict.stalled.untrained": " 학습하지 못함(마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 낮지 "
-        "않음): {names}.",
-        "col.loss_start": "학습 전 모델의 손실",
-        "stalled.none.untrained": "끝까지 돈 실행은 모두 학습했습니다: 마지막 에폭의 학습 손실이 학습 전 "
-        "모델의 손실보다 낮습니다.",
-        "stalled.note.untrained": "이 실행들은 발산하지 않고 끝까지 돌았지만 학습하지 못했습니다: 마지막 "
-        "에폭의 평균 학습 손실이 첫 스텝 전에 검증 세트에서 잰 학습 전 모델의 손실보다 낮지 않습니다(학습 "
-        "전에는 학습 손실과 검증 손실의 기댓값이 같습니다. 이 값을 재기 전의 lrkit으로 돌린 실험은 첫 "
-        "스텝의 손실, 즉 배치 하나의 손실과 비교했습니다). 이런 실행의 최종 지표는 보통 학습 전 모델의 "
-        "값(분류기라면 우연 수준) 근처이며, 요약 표는 이 실행도 셉니다. 느리게 학습하는 실행은 손실을 "
-        "낮추므로 여기에 나오지 않습니다.",
-    },
-}
-for _lang, _texts in MORE_MESSAGES.items():
-    for _key, _text in _texts.items():
-        MESSAGES[_lang].setdefault(_key, _text)
-
 #: the first line of lab.md: lrkit's mark (an HTML comment, invisible when rendered)
 MD_MARK = f"<!-- written by {MARK} -->"
 #: the files :func:`write_all` writes into its folder
@@ -612,11 +543,9 @@ def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
     }
 
 
-#: the message of a column's header where it is not ``header.{column}``
-_HEADER_IDS = {"best": "header.best.finished"}
 #: the summary table's columns (keys of :func:`_cells`), with their English headers (``{m}``: the metric)
 HEADERS = {
-    k: _EN(_HEADER_IDS.get(k, f"header.{k}"), m="{m}")
+    k: _EN(f"header.{k}", m="{m}")
     for k in (
         "strategy",
         "optimizer",
@@ -635,7 +564,7 @@ HEADERS = {
 
 
 def _header(key: str, result: LabResult, t: Messages) -> str:
-    return t(_HEADER_IDS.get(key, f"header.{key}"), m=t.metric(result.metric_name))
+    return t(f"header.{key}", m=t.metric(result.metric_name))
 
 
 def _target_text(result: LabResult, target: float | None, given: bool, t: Messages = _EN) -> str:
@@ -975,7 +904,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
             pad = (low / top) ** 0.05 if all_positive else None
             ax.set_ylim(low * pad if pad is not None else low - 0.05 * (top - low), top)
     else:
-        ax.set(xlabel=t("fig.epoch"), ylabel=metric, title=t("fig.metric_title.finished", m=metric))
+        ax.set(xlabel=t("fig.epoch"), ylabel=metric, title=t("fig.metric_title", m=metric))
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(True, alpha=0.3, which="both")
 
