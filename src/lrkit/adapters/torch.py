@@ -805,7 +805,8 @@ class Scheduler(_Base):
     with ``"reduce_on_plateau": True`` and a ``"monitor"`` it calls ``step(metric)``), transformers
     (``Trainer(optimizers=(opt, s))``), accelerate. accelerate calls ``step()`` once per process per
     optimizer step (unless ``split_batches=True``); with ``follow_optimizer=True`` only the first call
-    after an optimizer step advances, so the schedule counts optimizer steps either way. Built on
+    after an optimizer step advances, so the schedule counts optimizer steps either way, and a
+    ``step(metric)`` repeated so reports its metric once. Built on
     accelerate's ``AcceleratedOptimizer`` (as ``Trainer.create_scheduler`` does), it follows the optimizer
     that wrapper steps, so micro-batches of a gradient accumulation do not advance it.
 

@@ -29,7 +29,9 @@ purpose).
 ``plateau=Plateau(...)`` is fed, as transformers feeds its ``reduce_lr_on_plateau``, the metric of every
 evaluation during training, ``"eval_" + args.metric_for_best_model`` (default ``eval_loss``); its cuts
 multiply the schedule at once. It needs ``args.eval_strategy`` other than ``"no"``, and its ``mode`` must
-agree with ``args.greater_is_better`` (``Plateau(mode="max")`` for an accuracy).
+agree with ``args.greater_is_better`` (``Plateau(mode="max")`` for an accuracy). transformers feeds no
+other plateau: for a plain ``transformers.Trainer(optimizers=(optimizer, lrkit_scheduler))`` whose scheduler
+has one, add :class:`PlateauCallback`. ``schedule=`` next to a scheduler in ``optimizers=`` is refused.
 """
 
 from __future__ import annotations
