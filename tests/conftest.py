@@ -10,6 +10,23 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="module")
+def lab_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real lab database: one strategy (constant 0.05) for one seed and one epoch on digits-mlp-sgd,
+    trained on one thread; a module's tests copy it before changing it."""
+    torch = pytest.importorskip("torch")
+    from lrkit.lab.runner import Strategy, run_lab
+
+    db = tmp_path_factory.mktemp("lab") / "lab.db"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_lab("digits-mlp-sgd", [Strategy("c", "constant(0.05)")], seeds=[0], epochs=1, store=str(db))
+    finally:
+        torch.set_num_threads(threads)
+    return db
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """Tiny models: one intra-op thread is fastest and avoids oversubscription under pytest -n 2;

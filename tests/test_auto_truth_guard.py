@@ -9,43 +9,10 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from .auto_loops import blobs, guarded_steps, mlp  # noqa: E402  (after the importorskip)
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _loader(n: int = 512, seed: int = 0) -> Any:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 8, generator=g)
-    y = (x[:, :4].sum(dim=1) > 0).long()
-    return torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=g
-    )
-
-
-def _model() -> Any:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
-
-
-def _train(run: Any, model: Any, opt: Any, loader: Any, steps: int, nan_at: set[int]) -> int:
-    """The guide's loop for ``steps`` steps, a NaN loss at each step of ``nan_at`` (once each)."""
-    step, seen = 0, set()
-    while step < steps:
-        for x, y in loader:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            if step in nan_at and step not in seen:
-                seen.add(step)
-                loss = loss * float("nan")
-            loss.backward()
-            if run.guard.check(loss, step):
-                opt.step()
-                run.scheduler.step()
-                step += 1
-            else:
-                step = run.guard.resume_step
-            opt.zero_grad()
-            if step >= steps:
-                break
-    return step
 
 
 def test_a_long_epoch_is_snapshotted_every_100_steps_not_once() -> None:
@@ -53,13 +20,13 @@ def test_a_long_epoch_is_snapshotted_every_100_steps_not_once() -> None:
     step 450 rolled the run back to step 0 (450 steps lost); now at most 100 are."""
     import lrkit
 
-    model, loader = _model(), _loader()
+    model, loader = mlp(), blobs(512)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     run = lrkit.auto(
         model, opt, loader, torch.nn.functional.cross_entropy, epochs=1, steps_per_epoch=600, verbose=False
     )
     assert run.guard is not None and run.remaining_steps > 460
-    _train(run, model, opt, loader, 460, {450})
+    guarded_steps(run, model, opt, loader, 460, {450})
     (event,) = run.guard.events
     assert event.step == 450 and 350 <= event.snapshot_step < 450, event
 
@@ -98,12 +65,12 @@ def test_a_subclass_of_a_torch_optimizer_restarts_its_statistics_and_another_is_
     import lrkit
 
     for cls, restarted in ((torch.optim.AdamW, True), (MyAdamW, True), (HeavyBall, False)):
-        model = _model()
+        model = mlp()
         opt = cls(model.parameters(), lr=1e-3)
         run = lrkit.auto(
             model,
             opt,
-            _loader(),
+            blobs(512),
             torch.nn.functional.cross_entropy,
             epochs=10,
             search="in_run",
@@ -132,9 +99,9 @@ def test_numpy_and_tensor_integers_count_as_lrkit_torch_scheduler_counts_them(co
     """``epochs=np.int64(10)`` gave "epochs must be an integer >= 1, got np.int64(10)"."""
     import lrkit
 
-    model = _model()
+    model = mlp()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    run = lrkit.auto(model, opt, _loader(), torch.nn.functional.cross_entropy, verbose=False, **counts)
+    run = lrkit.auto(model, opt, blobs(512), torch.nn.functional.cross_entropy, verbose=False, **counts)
     assert run.total_steps == 3 * 32 and type(run.total_steps) is int
 
 
@@ -142,7 +109,7 @@ def test_numpy_and_tensor_integers_count_as_lrkit_torch_scheduler_counts_them(co
 def test_other_counts_are_still_refused(bad: Any) -> None:
     import lrkit
 
-    model = _model()
+    model = mlp()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     with pytest.raises((TypeError, ValueError), match="epochs must be an integer >= 1"):
-        lrkit.auto(model, opt, _loader(), torch.nn.functional.cross_entropy, epochs=bad, verbose=False)
+        lrkit.auto(model, opt, blobs(512), torch.nn.functional.cross_entropy, epochs=bad, verbose=False)

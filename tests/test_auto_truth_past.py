@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from .auto_loops import blobs, guarded_steps, mlp  # noqa: E402  (after the importorskip)
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 EPOCHS = 10
@@ -18,14 +21,7 @@ EPOCHS = 10
 def _setup() -> tuple[Any, Any, Any, Any]:
     import lrkit
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 8, generator=g)
-    y = (x[:, :4].sum(dim=1) > 0).long()
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=g
-    )
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    loader, model = blobs(), mlp()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=EPOCHS, verbose=False)
     return model, opt, loader, run
@@ -62,18 +58,5 @@ def test_the_guides_loop_of_remaining_steps_does_not_warn() -> None:
     model, opt, loader, run = _setup()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        step = 0
-        while step < run.remaining_steps:
-            for x, y in loader:
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-                loss.backward()
-                if run.guard.check(loss, step):
-                    opt.step()
-                    run.scheduler.step()
-                    step += 1
-                else:
-                    step = run.guard.resume_step
-                opt.zero_grad()
-                if step >= run.remaining_steps:
-                    break
+        step = guarded_steps(run, model, opt, loader, run.remaining_steps)
     assert step == run.remaining_steps

@@ -9,6 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
+
+from .auto_loops import blobs, guarded_steps, mlp  # noqa: E402  (after the importorskip)
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -34,35 +37,12 @@ def test_the_guides_recipe_plots_after_a_rollback(tmp_path: Any) -> None:
     """It raised "losses has 276 values, more than the run's 272 steps" after one rollback."""
     import lrkit
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 8, generator=g)
-    y = (x[:, :4].sum(dim=1) > 0).long()
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=g
-    )
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    loader, model = blobs(), mlp()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     run = lrkit.auto(model, opt, loader, torch.nn.functional.cross_entropy, epochs=10, verbose=False)
     assert run.guard is not None
     losses: list[float] = []
-    step, poisoned = 0, False
-    while step < run.remaining_steps:
-        for xb, yb in loader:
-            loss = torch.nn.functional.cross_entropy(model(xb), yb)
-            if step == 60 and not poisoned:
-                loss, poisoned = loss * float("nan"), True
-            loss.backward()
-            if run.guard.check(loss, step):
-                opt.step()
-                run.scheduler.step()
-                step += 1
-                losses.append(loss.item())
-            else:
-                step = run.guard.resume_step
-            opt.zero_grad()
-            if step >= run.remaining_steps:
-                break
+    guarded_steps(run, model, opt, loader, run.remaining_steps, {60}, losses)
     (event,) = run.guard.events
     replayed = event.step - event.snapshot_step
     assert replayed > 0 and len(losses) == run.remaining_steps + replayed

@@ -66,22 +66,6 @@ DAMAGE = {
 }
 
 
-@pytest.fixture(scope="module")
-def lab_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from lrkit.lab.runner import Strategy, run_lab
-
-    db = tmp_path_factory.mktemp("lab") / "lab.db"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_lab("digits-mlp-sgd", [Strategy("c", "constant(0.05)")], seeds=[0], epochs=1, store=str(db))
-    finally:
-        torch.set_num_threads(threads)
-    return db
-
-
 def test_the_undamaged_copy_reports(lab_db: Path, tmp_path: Path) -> None:
     copy = tmp_path / "lab.db"
     shutil.copy(lab_db, copy)

@@ -18,22 +18,6 @@ from lrkit.lab.store import ResultStore, _schema_columns
 pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def lab_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from lrkit.lab.runner import Strategy, run_lab
-
-    db = tmp_path_factory.mktemp("lab") / "lab.db"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_lab("digits-mlp-sgd", [Strategy("c", "constant(0.05)")], seeds=[0], epochs=1, store=str(db))
-    finally:
-        torch.set_num_threads(threads)
-    return db
-
-
 def _damaged(lab_db: Path, tmp_path: Path, sql: str) -> Path:
     copy = tmp_path / "lab.db"
     shutil.copy(lab_db, copy)
