@@ -145,3 +145,76 @@ def test_without_a_plateau_epoch_checkpoints_resume_exactly(tmp_path: Path) -> N
     assert state["last_epoch"] == 4 and "epoch_pending" not in state
     resumed = _fit(tmp_path / "resumed", False, next(tmp_path.glob("epoch=3-*.ckpt")))
     assert resumed.seen == {e: full.seen[e] for e in range(4, EPOCHS)}
+
+
+class Recipe(pl.LightningModule):  # type: ignore[misc]
+    """examples/lightning_plateau.py's recipe: ``"interval": "step"`` and ``report()`` after validation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(4, 1)
+        self.seen: dict[int, float] = {}  # global step -> lr
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.seen[self.global_step] = self.optimizers().param_groups[0]["lr"]
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x), y)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val_loss", torch.tensor(VALS[self.current_epoch]))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.lr_schedulers().report(self.trainer.callback_metrics["val_loss"])
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=0.1)
+        sched = lrkit.torch.scheduler(
+            opt,
+            "cosine(lr=0.1, min_lr=0.01)",
+            total_steps=EPOCHS * PER_EPOCH,
+            plateau=lrkit.control.Plateau(patience=1, factor=0.5),
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def test_the_recipe_resumes_exactly_from_epoch_and_mid_epoch_checkpoints(tmp_path: Path) -> None:
+    """What the guide says of the recipe: from an epoch's checkpoint or one inside an epoch, every LR of
+    the uninterrupted run. From one on an epoch's last batch (step 12, before that epoch's validation,
+    which Lightning does not run again), the schedule is on its steps but that validation's metric is
+    lost: a cut comes one epoch later (LRs 2x the full run's in epoch 4, steps 16-19), then the LRs are
+    the full run's."""
+
+    def fit(root: Path, ckpt: Path | None = None, **checkpointing: Any) -> Recipe:
+        model = Recipe()
+        trainer = pl.Trainer(
+            max_epochs=EPOCHS,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=bool(checkpointing),
+            callbacks=[pl.callbacks.ModelCheckpoint(dirpath=root, save_top_k=-1, **checkpointing)]
+            if checkpointing
+            else [],
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=str(root),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(model, _loader(), _loader(), ckpt_path=None if ckpt is None else str(ckpt))
+        return model
+
+    full = fit(tmp_path / "epochs", every_n_epochs=1)
+    fit(tmp_path / "steps", every_n_train_steps=3)
+    assert len(full.seen) == EPOCHS * PER_EPOCH and min(full.seen.values()) < 0.02  # cut, and decayed
+    for ckpt in [next((tmp_path / "epochs").glob("epoch=3-*.ckpt"))] + [
+        next((tmp_path / "steps").glob(f"*-step={n}.ckpt")) for n in (6, 15)
+    ]:
+        resumed = fit(tmp_path / f"resumed-{ckpt.parent.name}-{ckpt.stem}", ckpt)
+        assert resumed.seen and resumed.seen == {k: full.seen[k] for k in resumed.seen}, ckpt.name
+    last_batch = fit(tmp_path / "resumed-12", next((tmp_path / "steps").glob("*-step=12.ckpt")))
+    ratios = {k: round(v / full.seen[k], 12) for k, v in last_batch.seen.items()}
+    assert ratios == {k: 2.0 if 16 <= k < 20 else 1.0 for k in range(12, EPOCHS * PER_EPOCH)}
