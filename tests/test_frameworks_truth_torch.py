@@ -304,3 +304,22 @@ def test_a_plateau_never_fed_warns_once_at_the_runs_end(interval: str, calls: in
             for _ in range(per_call):
                 opt.step()
             fed.step(1.0)
+
+
+def test_the_runs_end_is_seen_after_a_deep_copy_and_a_jump() -> None:
+    """The end of the run is looked at on the step() that reaches it, also in a copy (pickle) or after
+    set_step jumped close to it."""
+    import copy
+
+    from lrkit.adapters.torch import UnfedPlateauWarning
+
+    opt = _opt()
+    s = lrkit.torch.scheduler(opt, "constant(lr=0.1)", total_steps=10_000, plateau=Plateau())
+    s.set_step(9_990)
+    twin = copy.deepcopy(s)
+    for sched in (s, twin):
+        o = sched.optimizer
+        with pytest.warns(UnfedPlateauWarning, match=r"\(step 10000, total_steps=10000\)"):
+            for _ in range(10):
+                o.step()
+                sched.step()

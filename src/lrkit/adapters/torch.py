@@ -877,6 +877,7 @@ class Scheduler(_Base):
         for key, old in (("_run_end", None), ("_warned_unfed", True), ("_warned_stepwise", True)):
             self.__dict__.setdefault(key, old)  # pickled by an older lrkit
         self._watch = self._next_watch()
+        self._lim = min(BLOCK, self._watch - self._blk0)
         self._flag = self._flag.copy()
         self._hook = None
         if self.follow_optimizer:
@@ -904,6 +905,7 @@ class Scheduler(_Base):
         self._col0 = self._cols[0] if self._cols else []
         self._hp_cols = {key: v.T.tolist() for key, v in self._hparam_values(ks).items()}
         self._blk0 = k0
+        self._lim = min(BLOCK, self._watch - k0)
 
     def _bind(self) -> None:
         """Look at the optimizer's groups: floats only and no hyperparameters take the fast path."""
@@ -980,16 +982,16 @@ class Scheduler(_Base):
                 return
         k = self.last_epoch + 1
         self.last_epoch = k
-        if k >= self._watch:
-            self._look(k)
         i = k - self._blk0
         groups = self._groups
         if (
-            i >= BLOCK
+            i >= self._lim  # the block's end, or the step to look at (_watch)
             or not self._simple
             or self.optimizer.param_groups is not groups
             or len(groups) != self._n_groups
         ):
+            if k >= self._watch:
+                self._look(k)
             self._write(k)
         elif self._one:
             groups[0]["lr"] = self._col0[i]
@@ -1042,6 +1044,7 @@ class Scheduler(_Base):
             self._warned_stepwise = True
             self._warn_stepwise(k, end)
         self._watch = self._next_watch()
+        self._lim = min(BLOCK, self._watch - self._blk0)
 
     def _warn_unfed(self, k: int) -> None:
         where = "epoch" if self.interval == "epoch" else "step"
