@@ -1035,7 +1035,8 @@ class Scheduler(_Base):
 
     def _look(self, k: int) -> None:
         end = self._run_end
-        assert end is not None
+        if end is None:  # no end to look at (_watch is past any step)
+            return
         if not self._warned_unfed and k >= end:
             self._warned_unfed = True
             if self.plateau is not None and self.plateau.last_epoch == 0:
@@ -1054,7 +1055,8 @@ class Scheduler(_Base):
             "it each evaluation's metric with scheduler.report(metric) (or step(metric)). transformers' "
             "Trainer feeds only torch's ReduceLROnPlateau: use lrkit.transformers.Trainer(schedule=..., "
             "plateau=...) or trainer.add_callback(lrkit.transformers.PlateauCallback(trainer)); accelerate: "
-            "prepared.scheduler.report(metric); Lightning: report() in on_validation_epoch_end "
+            "the lrkit scheduler inside the prepared one, prepared.scheduler.report(metric); Lightning: "
+            "report() in on_validation_epoch_end "
             "(examples/lightning_plateau.py). (Warned once per scheduler.)",
             UnfedPlateauWarning,
             stacklevel=4,  # step() -> _look() -> here
