@@ -374,10 +374,20 @@ class DivergenceGuard:
                 if not hasattr(scheduler, a)
             ]
             if missing:
+                inner = getattr(scheduler, "scheduler", None)  # accelerate's AcceleratedScheduler
+                wraps = inner is not None and all(
+                    hasattr(inner, a) for a in ("state_dict", "load_state_dict", "scale", "multiplier")
+                )
+                hint = (
+                    "; it wraps an lrkit scheduler (accelerate's prepared scheduler passes on step() and "
+                    "state_dict() only): pass the wrapped one, its .scheduler"
+                    if wraps
+                    else "; torch's own schedulers recompute the LR and would undo the cut"
+                )
                 raise TypeError(
                     f"DivergenceGuard: scheduler must be an lrkit.torch scheduler (with state_dict, "
                     f"load_state_dict, multiplier and scale), got {type(scheduler).__name__} without "
-                    f"{', '.join(missing)}; torch's own schedulers recompute the LR and would undo the cut"
+                    f"{', '.join(missing)}{hint}"
                 )
             theirs = getattr(scheduler, "optimizer", None)
             if theirs is not None and not any(
