@@ -293,7 +293,7 @@ def test_a_plateau_never_fed_warns_once_at_the_runs_end(interval: str, calls: in
                 assert not record  # not before the end
     unfed = [w for w in record if issubclass(w.category, UnfedPlateauWarning)]
     assert len(unfed) == 1 and unfed[0].filename == __file__
-    assert f"the run has reached its end ({interval} {calls}, total_steps=12)" in str(unfed[0].message)
+    assert f"the run has reached its last {interval} ({calls}, total_steps=12)" in str(unfed[0].message)
 
     fed = lrkit.torch.scheduler(
         opt, "constant(lr=0.1)", total_steps=12, steps_per_epoch=4, interval=interval, plateau=Plateau()
@@ -319,7 +319,7 @@ def test_the_runs_end_is_seen_after_a_deep_copy_and_a_jump() -> None:
     twin = copy.deepcopy(s)
     for sched in (s, twin):
         o = sched.optimizer
-        with pytest.warns(UnfedPlateauWarning, match=r"\(step 10000, total_steps=10000\)"):
+        with pytest.warns(UnfedPlateauWarning, match=r"its last step \(10000, total_steps=10000\)"):
             for _ in range(10):
                 o.step()
                 sched.step()

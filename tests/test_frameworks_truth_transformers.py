@@ -116,8 +116,8 @@ def test_a_plain_trainer_does_not_feed_the_plateau_and_it_says_so_at_the_end(tmp
     assert len(unfed) == 1
     msg = str(unfed[0].message)
     assert (
-        "the run has reached its end (step 20, total_steps=20) and the plateau was never given a metric"
-        in msg
+        "the run has reached its last step (20, total_steps=20) and the plateau has not been given a "
+        "metric yet" in msg
     )
     assert "lrkit.transformers.PlateauCallback(trainer)" in msg
     assert sched.plateau_cuts == [1.0]

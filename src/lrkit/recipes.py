@@ -165,6 +165,8 @@ class Recipe:
     name: str
     build: Callable[..., Schedule]
     template: str
+    #: the description when ``warmup`` is none (0 in any unit, or None), where the recipe allows it
+    bare: str = ""
 
     @property
     def summary(self) -> str:
@@ -179,7 +181,12 @@ class Recipe:
                 return "/".join(show(x) for x in v)
             return f"{v:g}" if isinstance(v, float) else str(v)
 
-        return self.template.format(**{k: show(v) for k, v in {**self.parameters(), **params}.items()})
+        values = {**self.parameters(), **params}
+        warmup = values.get("warmup", "")
+        template = self.template
+        if self.bare and (warmup is None or _zero(warmup, self.name)):  # type: ignore[arg-type]
+            template = self.bare
+        return template.format(**{k: show(v) for k, v in values.items()})
 
     def parameters(self) -> dict[str, object]:
         """The builder's parameters and their defaults (``{"batch": 256, ...}``)."""
@@ -209,13 +216,17 @@ RECIPES: dict[str, Recipe] = {
     for r in (
         Recipe("resnet_imagenet", resnet_imagenet, "SGD 0.1 per 256, x0.1 at epochs {milestones}"),
         Recipe(
-            "bert_finetune", bert_finetune, "warmup over the first {warmup} to {lr}, then linear decay to 0"
+            "bert_finetune",
+            bert_finetune,
+            "warmup over the first {warmup} to {lr}, then linear decay to 0",
+            "no warmup: linear decay from {lr} to 0",
         ),
         Recipe("transformer_noam", transformer_noam, "warmup {warmup} steps, then 1/sqrt(step), 1-based"),
         Recipe(
             "gpt_cosine",
             gpt_cosine,
             "warmup over {warmup} to {lr}, then cosine to {final_fraction} x the peak",
+            "no warmup: cosine from {lr} to {final_fraction} x the peak",
         ),
         Recipe(
             "llm_wsd", llm_wsd, "warmup-stable-decay to {lr} with a 1-sqrt cool-down over the last {decay}"

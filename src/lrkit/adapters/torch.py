@@ -890,8 +890,9 @@ class Scheduler(_Base):
         flag = self._flag
         if self.interval != "epoch" or not self.follow_optimizer or not flag.stepped:
             return False
-        spe = self.steps_per_epoch or 1.0
-        return math.floor(spe) <= flag.count <= math.ceil(spe) and not flag.all_skipped()
+        # an epoch of a loader is ceil(steps_per_epoch) batches (floor with drop_last: not told apart from
+        # a checkpoint that many batches into a longer epoch, so not taken as a whole epoch)
+        return flag.count == math.ceil(self.steps_per_epoch or 1.0) and not flag.all_skipped()
 
     def _fresh(self) -> bool:
         return self.last_epoch == 0 and not self._flag.ever
@@ -966,8 +967,10 @@ class Scheduler(_Base):
             if epoch is not None:
                 self.set_step(epoch)
                 return
+        count = 1  # optimizer steps since the last step(): unknown unless the scheduler follows them
         if self.follow_optimizer:
             flag = self._flag
+            count = flag.count
             if not flag.stepped:
                 if not flag.ever:
                     self._idle_calls += 1
@@ -991,7 +994,7 @@ class Scheduler(_Base):
             or len(groups) != self._n_groups
         ):
             if k >= self._watch:
-                self._look(k)
+                self._look(k, count)
             self._write(k)
         elif self._one:
             groups[0]["lr"] = self._col0[i]
@@ -1033,7 +1036,9 @@ class Scheduler(_Base):
             due.append(end + 2)
         return min(due, default=MAX_STEPS + 1)
 
-    def _look(self, k: int) -> None:
+    def _look(self, k: int, count: int = 1) -> None:
+        """At a step :meth:`_next_watch` named: the run's end (a plateau never fed) and two epochs past
+        it (interval='epoch' stepped after every optimizer step: ``count`` below an epoch's)."""
         end = self._run_end
         if end is None:  # no end to look at (_watch is past any step)
             return
@@ -1042,17 +1047,19 @@ class Scheduler(_Base):
             if self.plateau is not None and self.plateau.last_epoch == 0:
                 self._warn_unfed(k)
         if not self._warned_stepwise and k >= end + 2:
-            self._warned_stepwise = True
-            self._warn_stepwise(k, end)
+            self._warned_stepwise = True  # once an epoch's steps came between two step() calls: epoch-wise
+            if count < math.ceil(self.steps_per_epoch or 1.0):
+                self._warn_stepwise(k, end)
         self._watch = self._next_watch()
         self._lim = min(BLOCK, self._watch - self._blk0)
 
     def _warn_unfed(self, k: int) -> None:
         where = "epoch" if self.interval == "epoch" else "step"
         warnings.warn(
-            f"lrkit.torch scheduler: the run has reached its end ({where} {k}, total_steps="
-            f"{self._total_steps:g}) and the plateau was never given a metric, so it never cut the LR. Give "
-            "it each evaluation's metric with scheduler.report(metric) (or step(metric)). transformers' "
+            f"lrkit.torch scheduler: the run has reached its last {where} ({k}, total_steps="
+            f"{self._total_steps:g}) and the plateau has not been given a metric yet, so it has not cut the "
+            "LR (a metric given only after the run's last step comes too late to cut it). Give it each "
+            "evaluation's metric with scheduler.report(metric) (or step(metric)). transformers' "
             "Trainer feeds only torch's ReduceLROnPlateau: use lrkit.transformers.Trainer(schedule=..., "
             "plateau=...) or trainer.add_callback(lrkit.transformers.PlateauCallback(trainer)); accelerate: "
             "the lrkit scheduler inside the prepared one, prepared.scheduler.report(metric); Lightning: "
