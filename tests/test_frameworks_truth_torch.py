@@ -150,7 +150,7 @@ def test_accelerate_with_two_real_processes_cuts_as_one_process_does(tmp_path: P
     script.write_text(_TWO_PROCESSES)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
         capture_output=True,
         text=True,
         timeout=240,
