@@ -42,8 +42,9 @@ The last line printed is the best spec, ready for `lrkit show` and lrkit.torch.s
 
 exit status:
   0    a best spec is printed (and the report written)
-  1    no trial completed; your code (--task MODULE:FUNCTION) raised (its
-       traceback is printed); or the system refused (a file, out of memory)
+  1    no trial completed, or every completed trial diverged; your code
+       (--task MODULE:FUNCTION) raised (its traceback is printed); or the system
+       refused (a file, out of memory)
   2    bad input (a flag, a path, a task), refused before anything runs
   {EXIT_OUT_OF_TIME}    the --timeout ran out before any trial completed: no best spec; the
        study keeps what it holds, and a rerun with a larger --timeout goes on
@@ -308,6 +309,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     say_line(str(result))
     budget = None if timeout is None else f"--timeout {args.timeout.strip()} = {core.duration(timeout)}"
+    if result.best_spec is None and result.complete and result.diverged == result.complete:
+        say_line(
+            f"lrkit tune: every completed trial ({result.complete}) diverged, so there is no best spec; "
+            "search lower LRs (--lr-range LOW HIGH) or clip the gradients in the task"
+        )
+        return 1
     if result.best_spec is None and result.timed_out:
         say_line(
             f"lrkit tune: the time budget ({budget}) ran out before any trial completed, so there is no "

@@ -6,7 +6,9 @@ trial's user attribute ``spec``), and trains the task from the same initial weig
 :func:`lrkit.lab.runner.run_strategy`. The validation metric of every epoch is reported to the pruner
 (median or Hyperband), which stops poor trials early (never after the last epoch: that run is over,
 and its value is the trial's); the direction is the task's metric's. A diverged
-run scores the task's worst value (0 accuracy, infinite loss).
+run scores the worst value there is, -inf for a metric where higher is better and +inf for one where lower
+is (0 was not the worst of a metric that can be negative, such as -MSE), so it is never the best while a
+trial finished; when every completed trial diverged there is no best spec.
 
 Every worker (a process here, or on another machine, on the same storage and study) runs trials until
 the study holds ``trials`` finished (COMPLETE or PRUNED) trials; while the last ones run in other workers
@@ -108,6 +110,7 @@ class TuneResult:
     pruned: int
     failed: int
     train_seed: int = 0
+    diverged: int = 0
     trials: int = 0
     timeout: float | None = None
     timed_out: bool = False
@@ -118,16 +121,19 @@ class TuneResult:
         return self.complete + self.pruned
 
     def __str__(self) -> str:
+        diverged = f", {self.diverged} of them diverged" if self.diverged else ""
         head = (
             f"study {self.study_name!r} on {self.task} ({self.storage}): "
             f"{plural(self.finished, 'finished trial')} "
-            f"({self.complete} complete, {self.pruned} pruned, {self.failed} failed)"
+            f"({self.complete} complete{diverged}, {self.pruned} pruned, {self.failed} failed)"
         )
         if self.timed_out and self.timeout is not None:
             head += (
                 f"; the search stopped at its time budget ({duration(self.timeout)}) with "
                 f"{self.finished} of the {self.trials} trials asked for"
             )
+        if self.best_spec is None and self.complete and self.diverged == self.complete:
+            return head + "; every completed trial diverged, so there is no best spec"
         if self.best_spec is None:
             return head + "; no trial completed"
         return (
@@ -511,7 +517,7 @@ def tune(
         )
     metric_name = str(parts.metric_name)
     higher = bool(parts.higher_is_better)
-    worst = parts.worst()
+    worst = -math.inf if higher else math.inf  # a diverged run: never the best while one finished
     del parts
     direction: Literal["maximize", "minimize"] = "maximize" if higher else "minimize"
     name = study_name or check_study_name(f"lrkit-{t.name}", "the default study name lrkit-TASK")
@@ -684,12 +690,14 @@ def tune(
         def on_trial(study: Any, frozen: Any) -> None:
             c = _counts(study)
             best = _best(study)
-            value = "" if frozen.value is None else f" {metric_name} {frozen.value:.4g}"
             status = frozen.user_attrs.get("status", "")
-            note = " (diverged)" if status == "diverged" else ""
+            diverged = status == "diverged"
+            value = "" if frozen.value is None or diverged else f" {metric_name} {frozen.value:.4g}"
+            note = " (diverged)" if diverged else ""
             retry = frozen.system_attrs.get("failed_trial")
             again = f" (retry of trial {retry})" if retry is not None else ""
-            best_text = "" if best is None else f"; best {best.value:.4g} (trial {best.number})"
+            finite = best is not None and math.isfinite(best.value)
+            best_text = f"; best {best.value:.4g} (trial {best.number})" if finite else ""
             say(
                 f"[{c['COMPLETE'] + c['PRUNED']}/{trials}] trial {frozen.number}{again} "
                 f"{frozen.state.name.lower()}{value}{note}{best_text}: {frozen.user_attrs.get('spec', '')}"
@@ -809,6 +817,13 @@ def _result(
 ) -> TuneResult:
     c = _counts(study)
     best = _best(study)
+    if best is not None and not math.isfinite(best.value):  # the best of the completed trials diverged
+        best = None
+    diverged = sum(
+        t.user_attrs.get("status") == "diverged"
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE"
+    )
     return TuneResult(
         task=task,
         study_name=name,
@@ -826,6 +841,7 @@ def _result(
         pruned=c["PRUNED"],
         failed=c["FAIL"],
         train_seed=train_seed,
+        diverged=diverged,
         study=study,
     )
 
