@@ -66,3 +66,17 @@ def test_every_trial_diverged_no_best_spec_exit_1(tmp_path: Path, capsys: pytest
     assert code == 1, out
     assert "every completed trial (2) diverged, so there is no best spec" in out
     assert out.splitlines()[-1].startswith("lrkit tune: every completed trial")  # no spec printed last
+
+
+def test_a_pruned_trials_line_says_after_which_epoch(tmp_path: Path) -> None:
+    """'trial 2 pruned val loss 4.095' showed the value of the epoch it was stopped at as if it were final."""
+    said: list[str] = []
+    res = tune(
+        "digits-mlp-sgd", trials=8, epochs=3, storage=tmp_path / "p.db", finder=False, pruner="median",
+        seed=0, progress=said.append,
+    )  # fmt: skip
+    pruned = [t for t in res.study.trials if t.state.name == "PRUNED"]
+    assert pruned, said
+    for t in pruned:
+        (line,) = [s for s in said if f"] trial {t.number} pruned" in s]
+        assert f"trial {t.number} pruned after epoch {t.last_step}, val accuracy {t.value:.4g}" in line

@@ -693,6 +693,8 @@ def tune(
             status = frozen.user_attrs.get("status", "")
             diverged = status == "diverged"
             value = "" if frozen.value is None or diverged else f" {metric_name} {frozen.value:.4g}"
+            if frozen.state.name == "PRUNED" and frozen.last_step is not None:  # its value: that epoch's
+                value = f" after epoch {frozen.last_step}{value and ','}{value}"
             note = " (diverged)" if diverged else ""
             retry = frozen.system_attrs.get("failed_trial")
             again = f" (retry of trial {retry})" if retry is not None else ""
