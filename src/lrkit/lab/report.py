@@ -13,8 +13,8 @@ What the report says, per strategy (a label; its runs are the seeds):
   averaged over the seeds that reached it. The default target is within 1% of the best strategy's mean
   final metric: ``best - 0.01·|best|`` when higher is better (accuracy), ``best + 0.01·|best|`` when
   lower is better (a validation loss). Pass ``target=`` to choose your own.
-- which runs diverged, and at which optimizer step. Strategies are ranked by how many seeds they lost
-  (diverged or unmeasured), fewest first, then by mean: a mean over the finished seeds leaves out a
+- which runs diverged, and at which optimizer step. Strategies are ranked by the share of their seeds they
+  lost (diverged or unmeasured), smallest first, then by mean: a mean over the finished seeds leaves out a
   strategy's hard seeds (:func:`summarize`).
 - which finished runs *did not learn*: their last epoch's mean training loss is no lower than the
   untrained model's loss, measured on the validation set before the first step (:func:`did_not_learn`;
@@ -291,7 +291,7 @@ def _better(higher_is_better: bool) -> Callable[[float, float], bool]:
 
 def default_target(result: LabResult) -> float | None:
     """Within 1% of the best strategy's mean final metric (``best ∓ 0.01·|best|``), the best as
-    :func:`summarize` ranks them (fewest lost seeds first); None when no run finished."""
+    :func:`summarize` ranks them (smallest share of lost seeds first); None when no run finished."""
     return _target_of(_ranked(result)[0], result.higher_is_better)
 
 
@@ -424,10 +424,11 @@ def _cut_gap(result: LabResult, ci: tuple[float, float], t: Messages) -> str:
 def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summary], float | None]:
     """Per-strategy summaries, best first, and the target used (``target``, or :func:`default_target`).
 
-    The best has the fewest *lost* seeds (diverged, or finished with a metric that is not finite:
-    :func:`unmeasured`), then the best mean final metric: a mean over the seeds that finished leaves out
-    the hard seeds a strategy lost, so a strategy that lost one is never ranked above one that lost none
-    (:func:`verdict` says when a higher mean was passed over). Strategies with no finished run come last."""
+    The best lost the smallest share of its seeds (*lost*: diverged, or finished with a metric that is
+    not finite: :func:`unmeasured`), then has the best mean final metric: a mean over the seeds that
+    finished leaves out the hard seeds a strategy lost, so a strategy that lost one is never ranked above
+    one that lost none (:func:`verdict` says when a higher mean was passed over). Strategies with no
+    finished run come last."""
     if target is not None and (
         isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target)
     ):
