@@ -549,11 +549,11 @@ class _Base(LRScheduler):
         the reader (what the curve depends on is in the resolved ``schedule`` strings).
 
         With ``interval="epoch"``, a state saved after one epoch of optimizer steps (``steps_per_epoch``,
-        rounded down or up) but before the ``step()`` that ends it also holds ``"epoch_pending": True``,
-        and :meth:`load_state_dict` into a new scheduler (a resume) restores it one epoch on: the
-        ``step()`` it waited for is one that a resumed run does not make. (Lightning saves the checkpoint
-        of an epoch during its validation and, resuming, skips that epoch's update of a
-        ``reduce_on_plateau`` scheduler; a loop that saves before its epoch's ``step(val_loss)`` resumes
+        rounded up: a loader's ``len``) but before the ``step()`` that ends it also holds
+        ``"epoch_pending": True``, and :meth:`load_state_dict` into a new scheduler (a resume) restores it
+        one epoch on: the ``step()`` it waited for is one that a resumed run does not make. (Lightning
+        saves the checkpoint of an epoch during its validation and, resuming, skips that epoch's update of
+        a ``reduce_on_plateau`` scheduler; a loop that saves before its epoch's ``step(val_loss)`` resumes
         at the next epoch.) The metric of that skipped call is not given to the plateau.
         """
         state: dict[str, Any] = {
@@ -890,9 +890,12 @@ class Scheduler(_Base):
         flag = self._flag
         if self.interval != "epoch" or not self.follow_optimizer or not flag.stepped:
             return False
-        # an epoch of a loader is ceil(steps_per_epoch) batches (floor with drop_last: not told apart from
-        # a checkpoint that many batches into a longer epoch, so not taken as a whole epoch)
-        return flag.count == math.ceil(self.steps_per_epoch or 1.0) and not flag.all_skipped()
+        return flag.count == self._epoch_batches() and not flag.all_skipped()
+
+    def _epoch_batches(self) -> int:
+        """The optimizer steps of one epoch, a loader's ``len``: ``ceil(steps_per_epoch)`` (``floor`` with
+        ``drop_last`` is not told apart from a checkpoint that many batches into a longer epoch)."""
+        return math.ceil(self.steps_per_epoch or 1.0)
 
     def _fresh(self) -> bool:
         return self.last_epoch == 0 and not self._flag.ever
@@ -1048,7 +1051,7 @@ class Scheduler(_Base):
                 self._warn_unfed(k)
         if not self._warned_stepwise and k >= end + 2:
             self._warned_stepwise = True  # once an epoch's steps came between two step() calls: epoch-wise
-            if count < math.ceil(self.steps_per_epoch or 1.0):
+            if count < self._epoch_batches():
                 self._warn_stepwise(k, end)
         self._watch = self._next_watch()
         self._lim = min(BLOCK, self._watch - self._blk0)

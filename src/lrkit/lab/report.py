@@ -457,6 +457,11 @@ def _lost(s: Summary) -> int:
     return len(s.diverged) + len(s.unmeasured)
 
 
+def _lost_share(s: Summary) -> float:
+    """The share of a strategy's seeds it lost (:func:`_lost`), what :func:`summarize` ranks by first."""
+    return _lost(s) / max(1, s.runs)
+
+
 def _ranked(result: LabResult) -> tuple[list[Summary], dict[str, list[RunRecord]]]:
     """:func:`summarize`'s rows in its order, without the times to target; and each label's runs."""
     out, by_label = [], {}
@@ -497,7 +502,7 @@ def _ranked(result: LabResult) -> tuple[list[Summary], dict[str, list[RunRecord]
     sign = -1.0 if result.higher_is_better else 1.0
 
     def rank(s: Summary) -> tuple[bool, float, float]:  # those with no mean keep the experiment's order
-        return (True, 0.0, 0.0) if s.mean is None else (False, _lost(s) / max(1, s.runs), sign * s.mean)
+        return (True, 0.0, 0.0) if s.mean is None else (False, _lost_share(s), sign * s.mean)
 
     out.sort(key=rank)
     return out, by_label
@@ -1424,7 +1429,7 @@ def _passed_over(result: LabResult, done: list[Summary], t: Messages) -> str:
         for s in done[1:]
         if s.mean is not None
         and _rounded(sign * (s.mean - best.mean), max(abs(s.mean), abs(best.mean))) > 0
-        and _lost(s) / max(1, s.runs) > _lost(best) / max(1, best.runs)
+        and _lost_share(s) > _lost_share(best)
     ]
     if not better:
         return ""
