@@ -95,3 +95,26 @@ def test_the_lab_keeps_it_with_the_run_and_the_report_reads_it(tmp_path: Path) -
     assert [r.config.get(START_LOSS) for r in loaded.runs] == starts
     page = report.render_html(loaded)
     assert "untrained model" in page
+
+
+def test_the_start_loss_is_written_with_the_finished_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process killed just after a run's ``finish`` keeps the start loss: it is written in finish's own
+    transaction (it used to be a second write after it, lost to a kill in between)."""
+    from lrkit.lab.store import ResultStore
+
+    finish = ResultStore.finish
+
+    def finish_then_die(self: ResultStore, *args: object, **kwargs: object) -> bool:
+        finish(self, *args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # the kill: nothing after finish runs
+
+    monkeypatch.setattr(ResultStore, "finish", finish_then_die)
+    db = tmp_path / "lab.db"
+    with pytest.raises(KeyboardInterrupt):
+        run_lab(Task("noisy", _noisy), [Strategy("c", "constant(0.1)")], seeds=[0], store=str(db))
+    monkeypatch.setattr(ResultStore, "finish", finish)
+    loaded, _ = report.load_result(db)
+    assert [r.status for r in loaded.runs] == ["ok"]
+    assert isinstance(loaded.runs[0].config.get(START_LOSS), float)

@@ -375,11 +375,10 @@ def _execute(job: _Job, store: ResultStore, stop: threading.Event | None, progre
         store.release(job.key, job.owner)
         raise
     rec.key = job.key
-    if not store.finish(rec, job.owner):
-        return None
     start = rec.config.get(START_LOSS)
-    if start is not None:  # kept in the finished run's progress (finish clears it), read by with_start_losses
-        store.beat(job.owner, {START_LOSS: start}, job.key)
+    # kept in the finished run's progress, in finish's own transaction: read by with_start_losses
+    if not store.finish(rec, job.owner, None if start is None else {START_LOSS: start}):
+        return None
     return rec
 
 

@@ -680,9 +680,10 @@ class ResultStore:
                     (json.dumps(dict(progress)), key, owner),
                 )
 
-    def finish(self, rec: RunRecord, owner: str) -> bool:
+    def finish(self, rec: RunRecord, owner: str, keep: Mapping[str, Any] | None = None) -> bool:
         """Write the finished run ``rec`` with its curves in one transaction, if ``owner`` still holds it;
-        False (nothing written) when another owner took it over."""
+        False (nothing written) when another owner took it over. Its progress is cleared, or replaced by
+        ``keep`` (what the report reads from a finished run's progress), in the same transaction."""
         if rec.status not in ("ok", "diverged"):
             raise ValueError(f"status must be 'ok' or 'diverged', got {rec.status!r}")
         with self._write() as db:
@@ -691,7 +692,7 @@ class ResultStore:
                 return False
             db.execute(
                 "UPDATE runs SET status = ?, final_metric = ?, best_metric = ?, diverged_step = ?, "
-                "steps = ?, seconds = ?, finished = ?, progress = NULL WHERE key = ?",
+                "steps = ?, seconds = ?, finished = ?, progress = ? WHERE key = ?",
                 (
                     rec.status,
                     _finite(rec.final_metric),
@@ -700,6 +701,7 @@ class ResultStore:
                     rec.steps,
                     rec.seconds,
                     time.time(),
+                    None if keep is None else json.dumps(dict(keep)),
                     rec.key,
                 ),
             )
