@@ -75,6 +75,7 @@ def test_a_run_the_guard_gives_up_on_exits_4_with_one_line_and_its_events_in_the
     assert clip in line and line.endswith("(training stopped: exit status 4)"), line
     assert "max_recoveries" not in line and "learning rate" not in line and "Traceback" not in err, line
     got = json.loads(js.read_text(), parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert f"lower the peak LR (--peak-factor below {got['peak_factor']:g})" in line, line
     assert got["metric"] is None and got["diverged"].startswith("training diverged at step ")
     events = got["guard_events"]
     assert got["events"] == len(events) == 4 and events[-1]["action"] == "stop", events
@@ -82,3 +83,23 @@ def test_a_run_the_guard_gives_up_on_exits_4_with_one_line_and_its_events_in_the
         events[0]["lr_before"][0] / 2
     )
     assert got["train_steps"] > 0 and f"result written to {js}" in out
+
+
+@pytest.mark.parametrize("factor", ["0.5", "1.25"])
+def test_peak_factor_sets_the_peak_against_the_suggestion(
+    tasks: str, factor: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--peak-factor F``: the peak is F x the search's suggestion (the flag the divergence advice names;
+    the command had no way to lower the LR)."""
+    from lrkit.cli import main
+
+    js = tmp_path / "auto.json"
+    code = main(
+        ["auto", "--task", "digits-mlp-sgd", "--epochs", "2", "--peak-factor", factor, "--json", str(js)]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, (out, err)
+    got = json.loads(js.read_text())
+    assert got["peak_factor"] == float(factor)
+    assert f"peak LR {got['peak_lr']:.3g} = {float(factor):g} x " in got["summary"], got["summary"]
+

@@ -102,6 +102,7 @@ FLOATS = [
     (FIND, "--smoothing", "expected a number >= 0 and < 1", ["1", "-0.1", "x", "nan", "inf"]),
     (FIND, "--budget", BUDGET, ["0", "-1", "2.5", "x", "nan", "inf", "1e30"]),
     (AUTO, "--max-grad-norm", POSITIVE, ["0", "-1", "nan"]),
+    (AUTO, "--peak-factor", POSITIVE, ["0", "-1", "nan", "inf", "x"]),
     (AUTO, "--budget", BUDGET, ["0", "1.5", "nan", "1e30"]),
 ]
 

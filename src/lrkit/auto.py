@@ -157,7 +157,8 @@ class AutoResult:
     warmup; ``"in_run_restored"``, the ramp's LR with its steps undone; ``"in_run_then_separate"``, a
     ramp without signal undone, then the separate test; ``"separate"``), the ``trained_steps`` the
     in-run ramp already kept as training (0: none), the ``search_steps`` it spent that were not kept,
-    and a one-paragraph ``summary`` of what was chosen and why. Train ``remaining_steps`` more optimizer
+    and a one-paragraph ``summary`` of what was chosen and why; ``peak_factor`` is ``peak_lr`` over the
+    suggestion. Train ``remaining_steps`` more optimizer
     steps: the schedule ends there, and past it the LR stays at the schedule's last value (0 for WSD,
     whose cool-down ends at 0: a step there trains nothing), and the first optimizer step past it
     warns (:class:`PastTheRunWarning`)."""
@@ -173,6 +174,7 @@ class AutoResult:
     search: str = "separate"
     trained_steps: int = 0
     search_steps: int = 0
+    peak_factor: float = math.nan
 
     def __str__(self) -> str:
         """``print(result)``: the :attr:`summary` (the dataclass's repr prints every curve's arrays)."""
@@ -805,6 +807,7 @@ def auto(
         search=outcome,
         trained_steps=trained,
         search_steps=spent,
+        peak_factor=factor,
     )
 
 
@@ -900,13 +903,15 @@ def train_task(
     epochs: int | None = None,
     optimizer: str | None = None,
     plot: str | Path | None = None,
+    peak_factor: float | None = None,
 ) -> dict[str, Any]:
     """Run :func:`auto` on an :class:`lrkit.tasks.TaskParts` and train it with the scheduler and guard
     for ``epochs`` (default: the task's; the in-run ramp's kept steps count towards them), with
     ``optimizer`` (a name in :data:`lrkit.tasks.OPTIMIZERS`; default: the task's). With ``plot`` (a
     PNG/SVG/PDF path), :meth:`AutoResult.plot` draws the run there, with its training loss per step.
+    ``peak_factor``: :func:`auto`'s (default: :data:`PEAK_FACTOR`).
 
-    Returns ``{"metric", "peak_lr", "kind", "search", "optimizer", "epochs", "finder_steps",
+    Returns ``{"metric", "peak_lr", "peak_factor", "kind", "search", "optimizer", "epochs", "finder_steps",
     "train_steps", "compute", "events", "guard_events", "diverged", "summary"}`` (``metric``: the task's
     validation metric at the end; ``train_steps``: the optimizer steps trained, the ramp's kept ones and
     the replays after a guard rollback included; ``events``: the guard's rollbacks, ``guard_events``
@@ -922,7 +927,7 @@ def train_task(
     run = auto(
         parts.model, opt, parts.train_loader, parts.loss_fn,
         epochs=n_epochs, budget=budget, search=search, kind=kind,
-        seed=seed, verbose=verbose, max_grad_norm=parts.max_grad_norm,
+        seed=seed, verbose=verbose, max_grad_norm=parts.max_grad_norm, peak_factor=peak_factor,
     )  # fmt: skip
     model, loss_fn = parts.model, parts.loss_fn
     step = updates = 0  # the schedule's step, and optimizer steps taken (replays after a rollback too)
@@ -934,6 +939,7 @@ def train_task(
         return {
             "metric": metric,
             "peak_lr": run.peak_lr,
+            "peak_factor": run.peak_factor,
             "kind": run.kind,
             "search": run.search,
             "optimizer": optimizer or parts.optimizer,

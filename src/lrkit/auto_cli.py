@@ -26,9 +26,10 @@ __all__ = ["register", "run"]
 #: only (the search's ramp, repeats and batches are lrkit.auto's own)
 FLAGS = {"budget": "--budget"}
 
-#: how ``lrkit auto`` names what the divergence guard's advice needs (``DivergenceError.advice``): its
-#: LR and max_recoveries have no flag here, gradient clipping has
-GUARD_FLAGS = {"max_grad_norm": "--max-grad-norm C"}
+#: how ``lrkit auto`` names what the divergence guard's advice needs (``DivergenceError.advice``): the
+#: LR is set by --peak-factor (``{factor}``: the one the run used), gradient clipping by --max-grad-norm;
+#: max_recoveries has no flag here
+GUARD_FLAGS = {"lr": "the peak LR (--peak-factor below {factor:g})", "max_grad_norm": "--max-grad-norm C"}
 
 #: the exit status when the divergence guard gave up: the loss blew up again after every rollback
 EXIT_DIVERGED = 4
@@ -113,6 +114,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="clip the gradient norm to C in the search and the training (default: the task's; none)",
     )
     p.add_argument(
+        "--peak-factor",
+        type=positive_float,
+        default=None,
+        metavar="F",
+        help="the schedule's peak LR is F times the search's suggestion (default: 2.5 after the in-run "
+        "ramp, 1.5 after the separate test for wsd, else 3); lower it when training diverges",
+    )
+    p.add_argument(
         "--budget",
         type=budget_type,
         default=0.1,
@@ -186,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         with user_code(f"--task {args.task!r}"), spelled(SPELLING):
             out = train_task(
                 parts, seed=args.seed, budget=budget, search=args.search, kind=args.kind, verbose=True,
-                epochs=args.epochs, optimizer=args.optimizer, plot=args.plot,
+                epochs=args.epochs, optimizer=args.optimizer, plot=args.plot, peak_factor=args.peak_factor,
             )  # fmt: skip
     except NoSuggestionError as exc:  # nothing was trained; the advice names this command's flags
         why = str(exc) if exc.result is None else exc.result.phrased_for(FLAGS).why_none
@@ -194,8 +203,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"lrkit auto: nothing trained (exit status {EXIT_NO_SUGGESTION})")
         return EXIT_NO_SUGGESTION
     except TaskDivergedError as exc:  # the guard gave up; the advice names this command's flags
-        clip = parts.max_grad_norm
-        flags = GUARD_FLAGS if clip is None else {"max_grad_norm": f"--max-grad-norm below {clip:g}"}
+        clip, factor = parts.max_grad_norm, exc.outcome["peak_factor"]
+        flags = {
+            "lr": GUARD_FLAGS["lr"].format(factor=factor),
+            "max_grad_norm": GUARD_FLAGS["max_grad_norm"]
+            if clip is None
+            else f"--max-grad-norm below {clip:g}",
+        }
         print(
             f"lrkit auto: error: {exc.finding}; {exc.advice(flags)}, or look for what makes the "
             f"loss NaN/inf in the task's data, model or loss (training stopped: exit status {EXIT_DIVERGED})",
