@@ -102,4 +102,3 @@ def test_peak_factor_sets_the_peak_against_the_suggestion(
     got = json.loads(js.read_text())
     assert got["peak_factor"] == float(factor)
     assert f"peak LR {got['peak_lr']:.3g} = {float(factor):g} x " in got["summary"], got["summary"]
-
