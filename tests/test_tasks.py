@@ -177,11 +177,12 @@ def test_taskparts_validation_names_the_field() -> None:
         "epochs": dict(epochs=0),
         "optimizer": dict(optimizer="lion"),
         "higher_is_better": dict(higher_is_better="yes"),
+        "steps_per_epoch": dict(steps_per_epoch=-1),
     }
     import dataclasses
 
     for field, change in cases.items():
-        kw = {f.name: getattr(good, f.name) for f in dataclasses.fields(good)}
+        kw = {f.name: getattr(good, f.name) for f in dataclasses.fields(good) if f.init}
         kw.update(change)
         kw["higher_is_better"] = change.get("higher_is_better")
         kw["metric_name"] = None

@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,11 @@ class TaskParts:
     :data:`lrkit.tasks.OPTIMIZERS`), ``optimizer_params`` its hyper-parameters. ``max_grad_norm``:
     clip the gradient's global norm to it at every step (``torch.nn.utils.clip_grad_norm_``), in the
     training, the LR finder and ``lrkit.auto`` alike; None (default): no clipping.
+
+    ``steps_per_epoch``: the optimizer steps of one epoch; 0 (default): ``len(train_loader)``, one pass.
+    Give it for a loader without ``len()`` (a streaming ``IterableDataset``), or to make an epoch shorter
+    or longer than a pass: each epoch then takes the next ``steps_per_epoch`` batches, and a pass that
+    ends starts a new one (Keras' ``steps_per_epoch``).
     """
 
     model: torch.nn.Module
@@ -60,6 +65,8 @@ class TaskParts:
     optimizer: str = "adamw"
     optimizer_params: dict[str, Any] = field(default_factory=dict)
     max_grad_norm: float | None = None
+    steps_per_epoch: int = 0
+    _batches: Iterator[Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         import torch
@@ -108,19 +115,35 @@ class TaskParts:
         if self.metric_name is None:
             self.metric_name = getattr(self.metric, "__name__", "metric")
         check_int(self.epochs, "epochs", 1, where="TaskParts: ", kinds=int)
+        check_int(self.steps_per_epoch, "steps_per_epoch", 0, where="TaskParts: ", kinds=int)
+        if self.steps_per_epoch == 0:
+            length = _length(self.train_loader)
+            if length is None:
+                raise TypeError(
+                    f"TaskParts: train_loader ({type(self.train_loader).__name__}) has no len(); give "
+                    "steps_per_epoch=N, the optimizer steps of one epoch"
+                )
+            self.steps_per_epoch = length
         check_optimizer_name(self.optimizer, "TaskParts: optimizer")
         try:
             self.max_grad_norm = _check_max_grad_norm(self.max_grad_norm)
         except ValueError as exc:
             raise ValueError(f"TaskParts: {exc}") from None
 
-    @property
-    def steps_per_epoch(self) -> int:
-        """``len(train_loader)``: optimizer steps in one epoch."""
-        try:
-            return len(self.train_loader)  # type: ignore[arg-type]
-        except TypeError:
-            raise TypeError("TaskParts: train_loader must have a len() (steps per epoch)") from None
+    def epoch_batches(self) -> Iterator[Any]:
+        """One epoch's training batches: a pass over ``train_loader``, or ``steps_per_epoch`` batches of a
+        running pass when that differs from ``len(train_loader)`` (a new pass when one ends)."""
+        if self.steps_per_epoch == _length(self.train_loader):
+            yield from self.train_loader
+            return
+        for _ in range(self.steps_per_epoch):
+            batch = _END if self._batches is None else next(self._batches, _END)
+            if batch is _END:  # the first pass, or one that ended: a new pass
+                self._batches = iter(self.train_loader)
+                batch = next(self._batches, _END)
+                if batch is _END:
+                    raise ValueError("TaskParts: train_loader gave no batch; expected at least one")
+            yield batch
 
     def make_optimizer(
         self, lr: float, name: str | None = None, params: dict[str, Any] | None = None
@@ -271,7 +294,7 @@ def train_loop(
     model.train()
     for epoch in range(1, epochs + 1):
         epoch_losses: list[float] = []
-        for x, y in parts.train_loader:
+        for x, y in parts.epoch_batches():
             if before_step is not None:
                 before_step(rec.steps)
             rec.lrs.append(float(optimizer.param_groups[0]["lr"]))
@@ -305,6 +328,18 @@ def train_loop(
     rec.metric = final if math.isfinite(final) else parts.worst()
     rec.seconds = time.perf_counter() - t0
     return rec
+
+
+#: what ``next`` gives for a pass that has ended (TaskParts.epoch_batches)
+_END = object()
+
+
+def _length(loader: Iterable[Any]) -> int | None:
+    """``len(loader)``, or None for a loader without one."""
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
 def _call_factory(factory: Callable[..., Any], seed: int, name: str) -> Any:
@@ -445,10 +480,6 @@ class Task:
 
         where = f"task {self.name!r}"
         parts = self.build(seed)
-        try:
-            parts.steps_per_epoch  # noqa: B018  (train_loader must have a len())
-        except TypeError as exc:
-            raise TypeError(f"{where}: {exc}") from None
         first = _first_pair(parts.train_loader, f"{where}: train_loader")
         model = parts.model
         model.train()
