@@ -164,6 +164,9 @@ class Schedule:
     name: ClassVar[str] = ""
     #: the field holding the schedule's length, if it has one
     length_field: ClassVar[str | None] = "steps"
+    #: whether a length of 0 is a value (the schedule is then absent: ``warmup(0)`` is no warmup); other
+    #: schedules refuse it, as a piece that would never be seen
+    zero_length_ok: ClassVar[bool] = False
     #: one line for ``lrkit schedules``
     summary: ClassVar[str] = ""
     #: a spec string shown in docs and checked by the tests
@@ -193,7 +196,12 @@ class Schedule:
                     _refuse_part_of_a_step(self.name, f.name, d)
                 if d.unit == "rest" and f.name != self.length_field:
                     raise ValueError(f"{self.name}: {f.name} cannot be 'rest'; only the length can")
-                if d.unit == "steps" and d.value == 0 and f.name == self.length_field:
+                if (
+                    d.unit == "steps"
+                    and d.value == 0
+                    and f.name == self.length_field
+                    and not self.zero_length_ok
+                ):
                     raise ValueError(f"{self.name}: {f.name} must be > 0 steps, got {v!r}")
                 if f.metadata.get("positive") and d.unit != "rest" and d.value <= 0:
                     raise ValueError(f"{self.name}: {f.name} must be > 0, got {d.to_data()!r}")
@@ -334,6 +342,27 @@ class Schedule:
                 )
         return ""
 
+    # -- events: the schedule's own time constants, for the check against the run ----------------
+    def events(self) -> tuple[tuple[float, str], ...]:
+        """Where this schedule's own time constants take effect, in its local steps (resolved; () while
+        unresolved), each with what it is: a milestone, the first decay of a step decay, the first
+        restart, a cycle's peak and end, where a chain's next piece starts. Those past its own end are
+        left out (the schedule holds before them). :func:`beyond_run` checks them against a run.
+
+        >>> from lrkit.schedules import MultiStep
+        >>> MultiStep(lr=0.1, milestones=[30, 60]).events()
+        ((30.0, 'multistep milestones[0]=30'), (60.0, 'multistep milestones[1]=60'))
+        """
+        if self.unresolved:
+            return ()
+        n = self.length_steps
+        return tuple((t, what) for t, what in self._events() if n is None or t < n)
+
+    def _events(self) -> Iterator[tuple[float, str]]:
+        """:meth:`events`, before those past the end are left out; none by default (a curve whose only
+        time constant is its length, which :func:`longer_than_run` checks)."""
+        return iter(())
+
     def _durations(self) -> Iterator[tuple[str, str, Duration]]:
         for f in fields(self):
             v = getattr(self, f.name)
@@ -449,7 +478,8 @@ class Schedule:
 
 class ScheduleLongerThanRunWarning(UserWarning):
     """A schedule lasts longer than the run it drives: the run ends before the schedule does, so its end
-    (a cosine's decay, a WSD's cool-down) is never reached."""
+    (a cosine's decay, a WSD's cool-down) is never reached; or one of its time constants falls past the
+    run's end (:func:`beyond_run`): a milestone, a step decay's first cut, a restart period, a cycle."""
 
 
 def longer_than_run(s: Schedule, total_steps: float) -> float | None:
@@ -462,6 +492,19 @@ def longer_than_run(s: Schedule, total_steps: float) -> float | None:
     """
     n = s.length_steps
     return n if n is not None and n > float(total_steps) else None
+
+
+def beyond_run(s: Schedule, total_steps: float) -> tuple[tuple[float, str], ...]:
+    """The :meth:`~Schedule.events` of ``s`` (resolved) that fall past the end of a run of
+    ``total_steps`` steps (after step ``total_steps``, as :func:`longer_than_run` counts a length), in
+    steps of the run: the LR never changes there. A chain's pieces' events count from each piece's start.
+
+    >>> from lrkit.schedules import MultiStep
+    >>> beyond_run(MultiStep(lr=0.1, milestones=[500, 1500]), 1000)
+    ((1500.0, 'multistep milestones[1]=1500'),)
+    """
+    total = float(total_steps)
+    return tuple(e for e in s.events() if e[0] > total)
 
 
 #: ``(where, total_name)`` set by :func:`run_named` for the ``warn_*_than_run`` calls inside it
@@ -493,26 +536,39 @@ def warn_longer_than_run(
     """Warn (:class:`ScheduleLongerThanRunWarning`) when ``s`` is :func:`longer_than_run`, naming the
     schedule (``shown``: as the user wrote it, default ``repr(str(s))``), its length and the run's
     ``total_name`` (as the user gave it), after ``where`` (who warns); both as :func:`run_named` says
-    inside it.
+    inside it. When it fits but has events :func:`beyond_run` (a milestone past the end), the warning
+    names them and where they fall.
 
     For the adapters (``lrkit.torch.scheduler``, ``lrkit.keras.schedule``, ...): the warning points at
     the code that called them; called from lrkit's own tools (the lab, which warns in its own words
     before it runs, ``lrkit auto``) it is left to them and not given.
     """
     n = longer_than_run(s, total_steps)
-    if n is None:
+    past = beyond_run(s, total_steps) if n is None else ()
+    if n is None and not past:
         return
     where, total_name = _RUN_NAMED.get() or (where, total_name)
     stacklevel = _caller_stacklevel()
     if stacklevel is None:
         return
-    warnings.warn(
-        f"{where}: {repr(str(s)) if shown is None else shown} lasts {n:,.0f} steps, more than "
-        f"{total_name}={_total(total_steps)}: the run ends before the schedule does, so its end is never "
-        f"reached (give its lengths as fractions of the run, '100%' or 'rest', to fit any {total_name})",
-        ScheduleLongerThanRunWarning,
-        stacklevel=stacklevel,
-    )
+    shown = repr(str(s)) if shown is None else shown
+    run = f"{total_name}={_total(total_steps)}"
+    if n is not None:
+        message = (
+            f"{where}: {shown} lasts {n:,.0f} steps, more than {run}: the run ends before the schedule "
+            f"does, so its end is never reached (give its lengths as fractions of the run, '100%' or "
+            f"'rest', to fit any {total_name})"
+        )
+    else:
+        listed = "; ".join(f"{what} at step {t:,.0f}" for t, what in past[:5])
+        more = f"; and {len(past) - 5} more" if len(past) > 5 else ""
+        message = (
+            f"{where}: {shown} changes the LR past the end of the run ({run}): {listed}{more}. The run "
+            f"ends first, so {'that never happens' if len(past) == 1 else 'none of these happen'} (place "
+            f"them inside the run: a percent, '50%', is of the whole run, counted from where its piece "
+            f"starts)"
+        )
+    warnings.warn(message, ScheduleLongerThanRunWarning, stacklevel=stacklevel)
 
 
 def _total(total_steps: float) -> str:
@@ -657,6 +713,11 @@ def _steps(d: Duration) -> float:
     return float(d.value)
 
 
+def step_text(x: float) -> str:
+    """A step count as written in a spec: ``1500``, ``2.5``."""
+    return str(int(x)) if float(x).is_integer() and abs(x) <= MAX_STEPS else f"{x:g}"
+
+
 def steps_of(d: DurationLike | None) -> float:
     """The step count of a resolved duration field."""
     if not isinstance(d, Duration):
@@ -702,6 +763,7 @@ __all__ = [
     "Schedule",
     "ScheduleLongerThanRunWarning",
     "ScheduleShorterThanRunWarning",
+    "beyond_run",
     "check_bound",
     "check_choice",
     "check_number",
@@ -715,6 +777,7 @@ __all__ = [
     "run_named",
     "schedule_field",
     "shorter_than_run",
+    "step_text",
     "steps_of",
     "warn_longer_than_run",
     "warn_run_length",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,6 +22,7 @@ from .base import (
     floor_div,
     growth,
     param,
+    step_text,
     steps_of,
     zero_safe,
 )
@@ -124,6 +125,10 @@ class StepDecay(_GammaPower, Schedule):
             return float(math.floor(float(n.value) / float(k.value)))
         return None
 
+    def _events(self) -> Iterator[tuple[float, str]]:
+        k = steps_of(self.step_size)
+        yield k, f"{self.name}: the first decay (step_size={step_text(k)})"
+
     def _f(self, t: Array, xp: Namespace) -> Array:
         return self.lr * self.gamma ** floor_div(t, steps_of(self.step_size), xp)
 
@@ -166,11 +171,23 @@ class MultiStep(Schedule):
         g = growth(self.gamma, len(self.milestones))
         return max(float(self.lr), self.lr * g) if math.isfinite(g) else math.inf  # gamma**n itself overflows
 
+    def _events(self) -> Iterator[tuple[float, str]]:
+        for i, d in enumerate(self.milestones):
+            m = steps_of(d)
+            yield m, f"{self.name} milestones[{i}]={step_text(m)}"
+
     def _f(self, t: Array, xp: Namespace) -> Array:
         count = t * 0.0
         for m in self.milestones:
             count = count + xp.astype(t >= steps_of(m), t.dtype)
         return self.lr * self.gamma**count
+
+
+def _staircase_event(name: str, staircase: bool, every: DurationLike) -> Iterator[tuple[float, str]]:
+    """A staircase decay's first jump, at ``every`` (a smooth one has no event: ``every`` is a scale)."""
+    if staircase:
+        k = steps_of(every)
+        yield k, f"{name}: the first decay (every={step_text(k)}, staircase)"
 
 
 @dataclass(frozen=True)
@@ -198,6 +215,9 @@ class Exponential(_GammaPower, Schedule):
             e = float(n.value) / float(k.value)
             return float(math.floor(e)) if self.staircase else e
         return None
+
+    def _events(self) -> Iterator[tuple[float, str]]:
+        return _staircase_event(self.name, self.staircase, self.every)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n = steps_of(self.every)
@@ -248,6 +268,9 @@ class InverseTime(Schedule):
     def _validate(self) -> None:
         check_number(self.name, "lr", self.lr, low=0)
         check_number(self.name, "k", self.k, low=0)
+
+    def _events(self) -> Iterator[tuple[float, str]]:
+        return _staircase_event(self.name, self.staircase, self.every)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         n = steps_of(self.every)

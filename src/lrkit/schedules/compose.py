@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._checks import check_int
 from ._xp import Array, Namespace
-from .base import MAX_STEPS, Schedule, check_bound, check_number, floor_div, param, schedule_field
+from .base import (
+    MAX_STEPS,
+    Schedule,
+    check_bound,
+    check_number,
+    floor_div,
+    param,
+    schedule_field,
+    step_text,
+)
 from .duration import REST, Duration, DurationLike, _short
 from .warmup import Warmup
 
@@ -98,8 +107,11 @@ class Chain(Schedule):
                     "give it steps=... or make it the last piece"
                 )
             d = p.length
-            if d is not None and d.value == 0 and d.unit != "rest":
-                raise ValueError(f"chain: piece {i} ({p.name}) has zero length; it would never be seen")
+            if d is not None and d.value == 0 and d.unit != "rest" and not p.zero_length_ok:
+                raise ValueError(
+                    f"chain: piece {i} ({p.name}) has zero length; it would never be seen (only a warmup "
+                    "may be 0 long, meaning none)"
+                )
             if overlaps(p):
                 _check_overlapped(i, p, flat[i + 1])
         object.__setattr__(self, "pieces", tuple(flat))
@@ -134,6 +146,16 @@ class Chain(Schedule):
             )
         out[rest] = p._resolve(total, spe, sp)
         return Chain(tuple(r for r in out if r is not None))
+
+    def _events(self) -> Iterator[tuple[float, str]]:
+        """Each piece's events from where it starts, and where each piece after the first takes over."""
+        offs = self.offsets
+        for i, (p, o) in enumerate(zip(self.pieces, offs)):
+            at = f" (from step {step_text(o)})" if o else ""
+            for t, what in p.events():
+                yield o + t, f"piece {i}{at}: {what}"
+        for i, b in enumerate(self._bounds(offs), start=1):
+            yield b, f"piece {i} ({self.pieces[i].name}) starts"
 
     @property
     def offsets(self) -> tuple[float, ...]:
@@ -215,7 +237,8 @@ def chain(*pieces: Schedule) -> Chain:
 def with_warmup(
     schedule: Schedule, steps: DurationLike, start: float | None = None, mode: str = "linear"
 ) -> Chain:
-    """``warmup(steps) >> schedule``: warm up to the value ``schedule`` starts at."""
+    """``warmup(steps) >> schedule``: warm up to the value ``schedule`` starts at; ``steps=0`` (in any
+    unit) is no warmup: the chain is ``schedule`` at every step."""
     return chain(Warmup(steps=steps, start=start, mode=mode), schedule)
 
 
@@ -253,6 +276,9 @@ class Scale(Schedule):
     @property
     def length(self) -> Duration | None:
         return self.schedule.length
+
+    def _events(self) -> Iterator[tuple[float, str]]:
+        return iter(self.schedule.events())
 
     def _eval(self, t: Array, xp: Namespace) -> Array:
         return self.schedule._eval(t, xp) * self.factor
@@ -293,6 +319,10 @@ class Product(Schedule):
     def length(self) -> Duration | None:
         return _length_of((self.a, self.b), "max")
 
+    def _events(self) -> Iterator[tuple[float, str]]:
+        yield from self.a.events()
+        yield from self.b.events()
+
     def _eval(self, t: Array, xp: Namespace) -> Array:
         return self.a._eval(t, xp) * self.b._eval(t, xp)
 
@@ -328,6 +358,9 @@ class Clamp(Schedule):
     @property
     def length(self) -> Duration | None:
         return self.schedule.length
+
+    def _events(self) -> Iterator[tuple[float, str]]:
+        return iter(self.schedule.events())
 
     def _eval(self, t: Array, xp: Namespace) -> Array:
         return xp.clip(self.schedule._eval(t, xp), self.min_lr, self.max_lr)
@@ -384,6 +417,12 @@ class Repeat(Schedule):
         if d is not None and d.is_steps:
             return Duration(float(d.value) * self.times)
         raise ValueError("repeat: length is not known in steps yet; call .resolve(...) first")
+
+    def _events(self) -> Iterator[tuple[float, str]]:
+        """The first pass's events, and where the second starts."""
+        yield from self.schedule.events()
+        n = float(self.schedule.length_steps or 0.0)
+        yield n, f"{self.name}: the first repeat (after {step_text(n)} steps)"
 
     def _eval(self, t: Array, xp: Namespace) -> Array:
         p = float(self.schedule.length_steps or math.inf)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ._xp import Array, Namespace, power
@@ -14,6 +15,7 @@ from .base import (
     duration_field,
     floor_div,
     param,
+    step_text,
     steps_of,
 )
 from .basic import COSINE, LINE, along, between
@@ -54,6 +56,10 @@ class CosineRestarts(Schedule):
         check_number(self.name, "mult", self.mult, low=1, high=self.MAX_MULT)
         check_number(self.name, "min_lr", self.min_lr, low=0)
         check_number(self.name, "decay", self.decay, low=0, low_open=True, high=1)
+
+    def _events(self) -> Iterator[tuple[float, str]]:
+        p = steps_of(self.period)
+        yield p, f"{self.name}: the first restart (period={step_text(p)})"
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         p, m = steps_of(self.period), self.mult
@@ -122,6 +128,12 @@ class Cyclic(Schedule):
         check_number(self.name, "max_lr", self.max_lr, low=self.lr)
         check_choice(self.name, "mode", self.mode, self.MODES)
         check_number(self.name, "gamma", self.gamma, low=0, low_open=True, high=1)
+
+    def _events(self) -> Iterator[tuple[float, str]]:
+        up = steps_of(self.step_size_up)
+        down = up if self.step_size_down is None else steps_of(self.step_size_down)
+        yield up, f"{self.name}: the first peak (step_size_up={step_text(up)})"
+        yield up + down, f"{self.name}: the end of the first cycle (step_size_up + step_size_down)"
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         up = steps_of(self.step_size_up)

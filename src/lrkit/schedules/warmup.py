@@ -19,8 +19,10 @@ def warmup_factor(t: Array, n: float, start: float | None, mode: str, xp: Namesp
 
     Both from the nearer end (:func:`~lrkit.schedules.basic.between`), so both ends are exact in float32
     too; the exponential one as ``start * (1 / start) ** (t / n)`` in the first half and
-    ``start ** ((n - t) / n)`` in the second.
+    ``start ** ((n - t) / n)`` in the second. With ``n = 0`` (no warmup) it is 1 at every step.
     """
+    if n == 0:
+        return const_like(t, 1.0)
     if mode == "linear":
         return along(1.0 / (n + 1.0) if start is None else start, 1.0, t, n, xp)
     s = 0.01 if start is None else start
@@ -43,6 +45,9 @@ class Warmup(Schedule):
     next piece at ``t``, not ``t - steps`` (timm's default, ``warmup_prefix=False``). The next piece
     must outlast the warmup. With no next piece (alone, or last in a chain) it is a plain warmup.
 
+    ``steps=0`` (``warmup(0)``, ``warmup(0%)``, ``warmup(0ep)``) is no warmup, as transformers'
+    ``num_warmup_steps=0``: ``warmup(0) >> s`` is ``s`` at every step, and alone it is its peak.
+
     >>> w = Warmup(steps=4, lr=1.0)
     >>> [w(t) for t in range(6)]
     [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
@@ -64,6 +69,7 @@ class Warmup(Schedule):
         False, doc="the next piece starts with the warmup, not after it (timm's warmup_prefix=False)"
     )
     name = "warmup"
+    zero_length_ok = True
     summary = "ramp up to the next piece's value (linear or exponential)"
     example = "warmup(steps=500) >> cosine(lr=3e-4, min_lr=3e-5)"
 
