@@ -34,6 +34,7 @@ from ._paths import check_output_dir, check_plot_file
 from ._text import did_you_mean
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
+from .plot import is_multiplier
 from .schedules import REGISTRY, Schedule
 from .schedules.base import ScheduleShorterThanRunWarning, longer_than_run, shorter_than_run
 from .schedules.duration import Duration
@@ -154,6 +155,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     bad = [(t, float(v)) for t, v in zip(at, lrs) if not math.isfinite(v)]
     if bad:
         raise ValueError(f"{s} gives lr = {bad[0][1]} at step {_num(bad[0][0])}; expected a finite number")
+    # a bare warmup ramps a multiplier to 1, which the adapters and the lab refuse as LRs: say so
+    column = "multiplier" if is_multiplier(s) else "lr"
     if args.json:
         print(
             json.dumps(
@@ -161,15 +164,20 @@ def cmd_show(args: argparse.Namespace) -> int:
                     "spec": str(s),
                     "total_steps": total,
                     "steps_per_epoch": args.steps_per_epoch,
-                    "points": [{"step": _num(t), "lr": float(v)} for t, v in zip(at, lrs)],
+                    "points": [{"step": _num(t), column: float(v)} for t, v in zip(at, lrs)],
                 },
                 indent=2,
             )
         )
         return 0
     print(f"# {s}")
+    if column == "multiplier":
+        print(
+            "# a multiplier rising to 1, not an LR: follow it with the LR to reach "
+            "(warmup(100) >> constant(3e-4)) or give it lr=..."
+        )
     width = max(len(f"{_num(t)}") for t in at)
-    print(f"{'step':>{max(width, 4)}}  lr")
+    print(f"{'step':>{max(width, 4)}}  {column}")
     for t, v in zip(at, lrs):
         print(f"{_num(t):>{max(width, 4)}}  {float(v):.6g}")
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .schedules import Schedule
+from .schedules.warmup import refuse_bare_warmup
 from .spec import load, to_string
 
 __all__ = ["GALLERY", "MAX_STEPS", "gallery", "plot_schedules", "pyplot"]
@@ -40,6 +41,16 @@ def _resolved(s: Schedule | str, total: int, steps_per_epoch: float | None) -> t
     return sched.resolve(total_steps=total, steps_per_epoch=steps_per_epoch), label
 
 
+def is_multiplier(s: Schedule) -> bool:
+    """Whether ``s`` gives multipliers rather than LRs: it ends in a warmup with no ``lr``, a ramp to 1
+    (``warmup(10)``), which every adapter and the lab refuse as LRs."""
+    try:
+        refuse_bare_warmup(s)
+    except ValueError:
+        return True
+    return False
+
+
 def plot_schedules(
     schedules: Sequence[Schedule | str],
     total_steps: int,
@@ -65,6 +76,8 @@ def plot_schedules(
     curves = []
     for s in schedules:
         sched, label = _resolved(s, total_steps, steps_per_epoch)
+        if is_multiplier(sched):
+            label += " (a multiplier, not an LR)"
         y = sched(t)
         if log:
             y = np.where(y > 0, y, np.nan)
