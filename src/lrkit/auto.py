@@ -83,7 +83,6 @@ import math
 import sys
 import types
 import warnings
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -100,6 +99,7 @@ from ._checks import check_int
 if TYPE_CHECKING:
     import torch
 
+    from lrkit.adapters.torch import PastTheRunWarning
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder.result import FinderResult
     from lrkit.schedules.base import Schedule
@@ -135,12 +135,6 @@ def spelled(spelling: Mapping[str, str]) -> Iterator[None]:
         _spelling.reset(token)
 
 
-class PastTheRunWarning(UserWarning):
-    """The optimizer stepped past the steps :func:`lrkit.auto` planned (its ``remaining_steps``), at
-    the schedule's last LR (0 for WSD): the loop trains ``epochs`` x ``steps_per_epoch`` steps after auto,
-    when the in-run ramp already trained the first ``trained_steps``. Warned once per run."""
-
-
 class SearchCostWarning(UserWarning):
     """:func:`lrkit.auto` spent more on its LR search than :data:`COMPUTE_TARGET` (1.1x) one planned
     run allows: on a run this short the search is a large part of the compute. The message names the
@@ -161,7 +155,7 @@ class AutoResult:
     suggestion. Train ``remaining_steps`` more optimizer
     steps: the schedule ends there, and past it the LR stays at the schedule's last value (0 for WSD,
     whose cool-down ends at 0: a step there trains nothing), and the first optimizer step past it
-    warns (:class:`PastTheRunWarning`)."""
+    warns (:class:`PastTheRunWarning`; not ``kind="constant"``, whose LR past the run is the run's)."""
 
     scheduler: Any
     guard: DivergenceGuard | None
@@ -278,53 +272,21 @@ def guard_snapshot_every(steps_per_epoch: int) -> int:
     return min(high, max(low, steps_per_epoch))
 
 
-def _user_level() -> int:
-    """The ``stacklevel`` of a warning from an optimizer's step hook that points at the line of the
-    user's code that stepped it (``optimizer.step()``, ``scaler.step(optimizer)``): the first frame
-    outside torch and lrkit."""
-    import torch
-
-    ours = (str(Path(torch.__file__).parent), str(Path(__file__).parent))
-    level = 1
-    frame: types.FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(ours):
-        level += 1
-        frame = frame.f_back
-    return level
-
-
-def _warn_past_the_run(optimizer: Any, scheduler: Any, steps: int, trained: int, total: int) -> None:
-    """Warn (:class:`PastTheRunWarning`, once) when ``optimizer`` steps while ``scheduler`` is at or
-    past its ``steps``, the run's end: an optimizer step post-hook, removed once it has warned or
-    once the scheduler is gone."""
-    from lrkit.adapters.torch import _hookable
-
-    ref = weakref.ref(scheduler)
-    handle: Any = None
-
-    def past(opt: Any, args: Any, kwargs: Any) -> None:
-        sched = ref()
-        if sched is None or sched.last_epoch < steps:
-            if sched is None:
-                handle.remove()
-            return
-        handle.remove()
-        lr = sched.get_last_lr()[0]
-        kept = (
-            f", after the {trained} steps the in-run ramp kept as training, of the {total} planned"
-            if trained
-            else ""
-        )
-        warnings.warn(
-            f"lrkit.auto: the optimizer stepped past the run: its schedule covers the {steps} steps left "
-            f"(remaining_steps{kept}), and past them the LR stays at its last value, {lr:.3g}. Train "
-            "run.remaining_steps optimizer steps after lrkit.auto (a loop of epochs x steps_per_epoch "
-            "steps trains the ramp's again); warned once",
-            PastTheRunWarning,
-            stacklevel=_user_level(),
-        )
-
-    handle = _hookable(optimizer).register_step_post_hook(past)
+def _warn_past_the_run(scheduler: Any, steps: int, trained: int, total: int) -> None:
+    """Have ``scheduler`` warn (:class:`PastTheRunWarning`, once) at the first optimizer step past its
+    ``steps``, the run's end, naming ``remaining_steps``: the scheduler's own check of its run's end,
+    which otherwise lets one step pass and names ``total_steps``."""
+    kept = (
+        f", after the {trained} steps the in-run ramp kept as training, of the {total} planned"
+        if trained
+        else ""
+    )
+    scheduler._watch_past(
+        0,
+        f"its schedule covers the {steps} steps left (remaining_steps{kept})",
+        "Train run.remaining_steps optimizer steps after lrkit.auto (a loop of epochs x steps_per_epoch "
+        "steps trains the ramp's again); warned once",
+    )
 
 
 def _caller_level() -> int:
@@ -732,7 +694,7 @@ def auto(
         # group (the first with LR > 0); a group at LR 0 gets the schedule x 0 and stays frozen
         per_group = resolved if len(set(ratios)) <= 1 else [resolved * r for r in ratios]
         scheduler = make_scheduler(optimizer, per_group, total_steps=length)
-        _warn_past_the_run(optimizer, scheduler, length, trained, total)
+        _warn_past_the_run(scheduler, length, trained, total)
         watch = (
             DivergenceGuard(
                 model,
@@ -981,6 +943,16 @@ def train_task(
     if plot is not None:
         run.plot(plot, losses=losses)
     return outcome(metric, None)
+
+
+def __getattr__(name: str) -> Any:
+    """``PastTheRunWarning``: the torch scheduler's own (:class:`lrkit.torch.PastTheRunWarning`), which
+    auto's scheduler raises at the first step past ``remaining_steps``; imported with torch, on use."""
+    if name == "PastTheRunWarning":
+        from lrkit.adapters.torch import PastTheRunWarning
+
+        return PastTheRunWarning
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _CallableModule(types.ModuleType):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, SupportsFloat
@@ -65,6 +66,7 @@ __all__ = [
     "EpochwiseSteppingWarning",
     "GraphScheduler",
     "NoOptimizerStepWarning",
+    "PastTheRunWarning",
     "ScheduleLongerThanRunWarning",
     "ScheduleMismatchError",
     "ScheduleShorterThanRunWarning",
@@ -97,6 +99,13 @@ class StepwiseSteppingWarning(UserWarning):
 
 class UnfedPlateauWarning(UserWarning):
     """A scheduler with a plateau reached the end of its run without ever being given a metric."""
+
+
+class PastTheRunWarning(UserWarning):
+    """The optimizer stepped past the end of the run the scheduler was built for (``total_steps``), where
+    the schedule has ended and holds its last LR: the loop is longer than the schedule. Warned once per
+    scheduler, at the line of ``optimizer.step()``: the host scheduler lets one step past the end pass
+    (warns at the second), :func:`lrkit.auto`'s scheduler warns at the first."""
 
 
 class NoOptimizerStepWarning(UserWarning):
@@ -723,7 +732,7 @@ class _StepFlag:
     flags are kept (no host sync) and read once, by :meth:`all_skipped`.
     """
 
-    __slots__ = ("count", "ever", "found", "reported", "stepped", "taken")
+    __slots__ = ("count", "ever", "found", "past", "past_warned", "reported", "stepped", "taken")
 
     def __init__(self) -> None:
         self.stepped = False
@@ -732,8 +741,14 @@ class _StepFlag:
         self.taken = False  # one of them was surely taken (called without a found_inf)
         self.found: list[torch.Tensor] = []  # else the found_inf flags of those fused steps
         self.reported = False  # step(metric) gave the plateau a metric since the optimizer last stepped
+        #: armed by the scheduler past its run's end: (the message up to the LR, the advice); the next
+        #: optimizer step warns (:class:`PastTheRunWarning`) and sets ``past_warned``
+        self.past: tuple[str, str] | None = None
+        self.past_warned = False
 
     def __call__(self, opt: Optimizer, args: Any, kwargs: Any) -> None:
+        if self.past is not None:
+            self._warn_past(opt, self.past)
         self.stepped = self.ever = True
         self.reported = False
         self.count += 1
@@ -744,6 +759,12 @@ class _StepFlag:
             self.found.append(found)
             if len(self.found) >= _FOUND_KEPT:  # an epoch of fused steps: fold them, keep memory flat
                 self.found = [self._least_found()]
+
+    def _warn_past(self, opt: Optimizer, past: tuple[str, str]) -> None:
+        self.past, self.past_warned = None, True
+        lrs = [_group_float(g, "lr") for g in opt.param_groups]
+        shown = f"{lrs[0]:.3g}" if len(lrs) == 1 else "[" + ", ".join(f"{v:.3g}" for v in lrs) + "]"
+        warnings.warn(f"{past[0]}, {shown}. {past[1]}", PastTheRunWarning, stacklevel=_user_stacklevel())
 
     def all_skipped(self) -> bool:
         """Whether a ``GradScaler`` skipped every optimizer step since :meth:`reset` (a host sync only
@@ -761,12 +782,46 @@ class _StepFlag:
         self.count = 0
         self.found = []
 
+    def load(self, other: _StepFlag) -> None:
+        """Take ``other``'s state (a :meth:`copy` taken earlier): the LR finder puts it back, so that its
+        optimizer steps do not count as the run's."""
+        for name in _StepFlag.__slots__:
+            setattr(self, name, getattr(other, name))
+        self.found = list(other.found)
+
     def copy(self) -> _StepFlag:
         new = _StepFlag()
         new.stepped, new.ever, new.count, new.taken = self.stepped, self.ever, self.count, self.taken
         new.reported = getattr(self, "reported", False)  # a flag pickled by an older lrkit has none
         new.found = list(self.found)
+        new.past, new.past_warned = getattr(self, "past", None), getattr(self, "past_warned", False)
         return new
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning that points at the first frame outside torch and lrkit (from an
+    optimizer step hook: the user's ``optimizer.step()`` or ``scaler.step(optimizer)``)."""
+    import os
+
+    ours = (
+        os.path.dirname(torch.__file__) + os.sep,
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+    )
+    level = 1
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(ours):
+        level += 1
+        frame = frame.f_back
+    return level
+
+
+def _step_flags(optimizer: Optimizer) -> list[_StepFlag]:
+    """The step flags of the lrkit schedulers following ``optimizer`` (their optimizer step hooks)."""
+    try:
+        opt = _hookable(optimizer)
+    except TypeError:
+        return []
+    return [h for h in opt._optimizer_step_post_hooks.values() if isinstance(h, _StepFlag)]
 
 
 def _hookable(optimizer: Optimizer) -> Optimizer:
@@ -844,6 +899,12 @@ class Scheduler(_Base):
             self._run_end = max(1, math.ceil(self._total_steps / per - 1e-9))
         self._warned_unfed = self.plateau is None
         self._warned_stepwise = self.interval != "epoch"
+        # past the run's end (a schedule that ends: not constant, periodic...), the optimizer step taken
+        # at scheduler step _run_end + _past_margin or later warns (PastTheRunWarning); step() arms the
+        # flag's hook at _past_at (without a hook, follow_optimizer=False, step() warns one step later)
+        self._past_margin = 1
+        self._past_text: tuple[str, str] | None = None  # (what the schedule covers, advice): auto's own
+        self._past_at = MAX_STEPS + 1
         self._watch = self._next_watch()
         self._idle_calls = 0  # step() calls before the optimizer's first step (warned at IDLE_WARN)
         self._blk0 = _NO_BLOCK
@@ -874,7 +935,14 @@ class Scheduler(_Base):
         """Restore a copy and hook it to its optimizer (the copied one), with its own step flag: a branch
         advances exactly as the original would have."""
         self.__dict__.update(state)
-        for key, old in (("_run_end", None), ("_warned_unfed", True), ("_warned_stepwise", True)):
+        for key, old in (
+            ("_run_end", None),
+            ("_warned_unfed", True),
+            ("_warned_stepwise", True),
+            ("_past_margin", 1),
+            ("_past_text", None),
+            ("_past_at", MAX_STEPS + 1),
+        ):
             self.__dict__.setdefault(key, old)  # pickled by an older lrkit
         self._watch = self._next_watch()
         self._lim = min(BLOCK, self._watch - self._blk0)
@@ -947,7 +1015,32 @@ class Scheduler(_Base):
         self.last_epoch = k
         self._blk0 = _NO_BLOCK
         self._flag.reset()
+        self._rearm_past()
         self._write(k)
+
+    def _ends(self) -> bool:
+        """Whether the run has an end where a schedule stops and holds its last value (a constant or a
+        periodic schedule, or no ``total_steps``, has none)."""
+        return self._run_end is not None and any(s.length_steps is not None for s in self.schedules)
+
+    def _rearm_past(self) -> None:
+        """Watch for an optimizer step past the run from the current step on (a jump back disarms; a jump
+        past the end warns only once stepping goes on there)."""
+        self._flag.past = None
+        self._past_at = MAX_STEPS + 1
+        if self._ends() and not self._flag.past_warned:
+            assert self._run_end is not None
+            self._past_at = self._run_end + self._past_margin + (0 if self.follow_optimizer else 1)
+        self._watch = self._next_watch()
+        if self._blk0 != _NO_BLOCK:
+            self._lim = min(BLOCK, self._watch - self._blk0)
+
+    def _watch_past(self, margin: int, covers: str, advice: str) -> None:
+        """Warn at an optimizer step ``margin`` steps or more past the run (0: the first one), saying
+        ``covers`` and ``advice`` (:func:`lrkit.auto` names its ``remaining_steps``)."""
+        self._past_margin = margin
+        self._past_text = (covers, advice)
+        self._rearm_past()
 
     def _multiplier_changed(self) -> None:
         self._blk0 = _NO_BLOCK
@@ -1037,7 +1130,8 @@ class Scheduler(_Base):
         due = [end] if not self._warned_unfed else []
         if not self._warned_stepwise:
             due.append(end + 2)
-        return min(due, default=MAX_STEPS + 1)
+        due.append(getattr(self, "_past_at", MAX_STEPS + 1))
+        return min(due)
 
     def _look(self, k: int, count: int = 1) -> None:
         """At a step :meth:`_next_watch` named: the run's end (a plateau never fed) and two epochs past
@@ -1053,8 +1147,49 @@ class Scheduler(_Base):
             self._warned_stepwise = True  # once an epoch's steps came between two step() calls: epoch-wise
             if count < self._epoch_batches():
                 self._warn_stepwise(k, end)
+                self._flag.past_warned = True  # the run is not too long: it is stepped too often
+                self._past_at = MAX_STEPS + 1
+        if k >= self._past_at:
+            self._look_past(k, count, end)
         self._watch = self._next_watch()
         self._lim = min(BLOCK, self._watch - self._blk0)
+
+    def _look_past(self, k: int, count: int, end: int) -> None:
+        """At step ``k`` past the run's end: arm the optimizer step hook, whose next call warns
+        (:class:`PastTheRunWarning`), or, without a hook (``follow_optimizer=False``), warn now."""
+        self._past_at = MAX_STEPS + 1
+        if self.interval == "epoch" and not self._warned_stepwise and count < self._epoch_batches():
+            self._past_at = end + 2  # stepped after every optimizer step? the stepwise check there says
+            return
+        n = k + 1 if self.follow_optimizer else k  # the optimizer step (1-based) past the run
+        total = f"total_steps={self._total_steps:g}"
+        if self._past_text is not None:
+            covers, advice = self._past_text
+            where = "lrkit.auto"
+        else:
+            where = "lrkit.torch scheduler"
+            covers = (
+                f"its schedule covers {end} epochs ({total}, steps_per_epoch={self.steps_per_epoch:g})"
+                if self.interval == "epoch"
+                else f"its schedule covers {total} optimizer steps"
+            )
+            advice = (
+                "The run is longer than the schedule: give lrkit.torch.scheduler the total_steps (or epochs "
+                "and steps_per_epoch) of the optimizer steps the loop takes, e.g. "
+                "steps_per_epoch=len(train_loader) rather than a number written down before the batch size "
+                "changed (with gradient accumulation, the optimizer steps of one epoch). (Warned once per "
+                "scheduler; the first step past the end passes unwarned.)"
+            )
+        this = f"epoch {n}" if self.interval == "epoch" else f"step {n}"
+        head = (
+            f"{where}: the optimizer stepped past the run: {covers}, this is {this}, and past them "
+            "the LR stays at its last value"
+        )
+        if self.follow_optimizer:
+            self._flag.past = (head, advice)
+        else:
+            self._flag.past_warned = True
+            self._flag._warn_past(self.optimizer, (head, advice))
 
     def _warn_unfed(self, k: int) -> None:
         where = "epoch" if self.interval == "epoch" else "step"
@@ -1090,6 +1225,7 @@ class Scheduler(_Base):
         """Jump to scheduler step ``k`` (closed form) and write its LRs."""
         k = _step_index("set_step: k", k)
         self.last_epoch = k
+        self._rearm_past()
         self._write(k)
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
@@ -1112,9 +1248,13 @@ class GraphScheduler(_Base):
     few steps before capturing (compilation cannot happen during capture), then :meth:`set_step`.
 
     The counter is the truth: :attr:`last_epoch`, :meth:`state_dict` and :meth:`report` read it (one host
-    sync each). Every call advances: a step skipped by ``GradScaler`` is not seen (GradScaler cannot
-    run inside a CUDA graph anyway). Changing :attr:`multiplier` writes a device tensor; changing the
-    base LRs (``load_state_dict``) rebuilds the update, so a captured CUDA graph must be re-captured.
+    sync each). Every call advances, unlike the host scheduler: a step that ``GradScaler`` skipped
+    advances the schedule too (knowing it takes a host-side check per step, which a captured CUDA graph
+    would bake in once; GradScaler cannot run inside one anyway), and stepping past ``total_steps`` does
+    not warn (the counter is on the device). Call :meth:`step` after the optimizer step *or*
+    :meth:`begin_step` before the forward, never both: the second kind of call raises ``RuntimeError``
+    (checked outside a compiled region). Changing :attr:`multiplier` writes a device tensor; changing
+    the base LRs (``load_state_dict``) rebuilds the update, so a captured CUDA graph must be re-captured.
     """
 
     def __init__(
@@ -1155,6 +1295,9 @@ class GraphScheduler(_Base):
         self._mult = torch.ones(len(lrs), dtype=torch.float64, device=device)
         self._inc = torch.ones((), dtype=torch.int64, device=device)  # step(): counter += 1
         self._no_inc = torch.zeros((), dtype=torch.int64, device=device)  # set_step(): rewrite only
+        # which advancing call ran, step() or begin_step(): set (never read) inside a compiled region, so
+        # dynamo adds no guard, and checked outside one (_check_one_kind)
+        self._stepped = self._begun = False
         self._restore(0)
 
     # -- the update, built from constants --------------------------------------------------------
@@ -1261,7 +1404,19 @@ class GraphScheduler(_Base):
         if epoch is not None:
             self.set_step(epoch)
             return
+        if not torch.compiler.is_compiling():
+            self._check_one_kind("step", self.__dict__.get("_begun", False))
+        self._stepped = True
         self._update(self._inc, self._no_inc)
+
+    def _check_one_kind(self, call: str, other_ran: bool) -> None:
+        if other_ran:
+            other = "begin_step" if call == "step" else "step"
+            raise RuntimeError(
+                f"GraphScheduler.{call}() after {other}() on the same scheduler: each advances the step "
+                f"counter, so calling both in an iteration runs the schedule twice as fast. Call step() "
+                "after optimizer.step() or begin_step() before the forward, one of them in every iteration"
+            )
 
     def begin_step(self) -> None:
         """The same LR sequence as :meth:`step`, for the *start* of a training step: write the LRs of the
@@ -1271,8 +1426,12 @@ class GraphScheduler(_Base):
         graph-breaks) instead of ``step()`` after ``optimizer.step()``: the update then joins the
         forward's graph rather than adding a graph of its own after the optimizer's graph break.
         (During step ``k`` the groups hold the LR of step ``k`` either way; ``last_epoch`` reads
-        ``k + 1`` from the moment ``begin_step()`` ran.)
+        ``k + 1`` from the moment ``begin_step()`` ran.) A scheduler advanced by ``begin_step()`` refuses
+        ``step()``, and the other way round (``RuntimeError``): both in one iteration would advance twice.
         """
+        if not torch.compiler.is_compiling():
+            self._check_one_kind("begin_step", self.__dict__.get("_stepped", False))
+        self._begun = True
         self._update(self._no_inc, self._inc)
 
     def set_step(self, k: int) -> None:

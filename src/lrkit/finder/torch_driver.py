@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from lrkit._text import plural
+from lrkit.adapters.torch import _step_flags
 from lrkit.finder import core
 from lrkit.finder._data import data_error, first_found, known_length
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
@@ -339,6 +340,8 @@ class _Snapshot:
             {k: _clone(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups
         ]
         self.opt_attrs = {k: _clone(v) for k, v in vars(optimizer).items() if k in ("_opt_called",)}
+        # the step hooks of lrkit schedulers following the optimizer: the test's steps are not the run's
+        self.step_flags = [(f, f.copy()) for f in _step_flags(optimizer)]
         self.scaler = scaler
         self.scaler_state = None if scaler is None else {k: _clone(v) for k, v in vars(scaler).items()}
         self.lean = lean
@@ -385,6 +388,8 @@ class _Snapshot:
                 _put(group, k, v)
         for k, v in self.opt_attrs.items():
             setattr(self.optimizer, k, _clone(v))
+        for step_flag, saved_flag in self.step_flags:
+            step_flag.load(saved_flag)
         if self.scaler is not None and self.scaler_state is not None:
             _restore_dict(vars(self.scaler), self.scaler_state)
 
