@@ -16,30 +16,52 @@ from pathlib import Path
 TASK = "digits-mlp-sgd"
 
 
-def demo_strategies(peak: float) -> list[tuple[str, str, str | None]]:
-    """(label, spec, optimizer) for the demo's lab, around the finder's suggestion ``peak``."""
+#: the demo's strategy labels in Korean (``lrkit demo --lang ko``), by their English templates; the specs
+#: and the optimizers' names stay as they are
+LABELS_KO = {
+    "too large: constant {}": "너무 큼: constant {}",
+    "too small: constant {}": "너무 작음: constant {}",
+    "constant {} (finder)": "constant {} (탐색기)",
+    "step decay x0.1 at 50%, 75%": "계단식 감쇠: 50%, 75%에서 x0.1",
+    "exponential": "지수 감쇠",
+    "warmup 5% + cosine": "워밍업 5% + 코사인",
+    "one-cycle": "원사이클",
+    "cyclic triangular2": "순환 학습률 triangular2",
+    "warmup-stable-decay": "워밍업-유지-감쇠",
+    "Schedule-Free AdamW (untuned)": "Schedule-Free AdamW (튜닝 안 함)",
+    "Prodigy (untuned)": "Prodigy (튜닝 안 함)",
+}
+
+
+def demo_strategies(peak: float, lang: str = "en") -> list[tuple[str, str, str | None]]:
+    """(label, spec, optimizer) for the demo's lab, around the finder's suggestion ``peak``; the labels
+    in ``lang`` (``"en"`` or ``"ko"``: :data:`LABELS_KO`)."""
     p = f"{peak:.3g}"
-    return [
-        (f"too large: constant {100 * peak:.3g}", f"constant({100 * peak:.3g})", None),
-        (f"too small: constant {peak / 300:.2g}", f"constant({peak / 300:.2g})", None),
-        (f"constant {p} (finder)", f"constant({p})", None),
-        ("step decay x0.1 at 50%, 75%", f"multistep(lr={p}, milestones=[50%, 75%], gamma=0.1)", None),
-        ("exponential", f"exponential(lr={p}, gamma=0.99)", None),
-        ("warmup 5% + cosine", f"warmup(5%) >> cosine(lr={p}, min_lr={peak / 100:.3g})", None),
-        ("one-cycle", f"one_cycle(max_lr={p})", None),
+    big, small = f"{100 * peak:.3g}", f"{peak / 300:.2g}"
+    rows: list[tuple[str, tuple[str, ...], str, str | None]] = [
+        ("too large: constant {}", (big,), f"constant({big})", None),
+        ("too small: constant {}", (small,), f"constant({small})", None),
+        ("constant {} (finder)", (p,), f"constant({p})", None),
+        ("step decay x0.1 at 50%, 75%", (), f"multistep(lr={p}, milestones=[50%, 75%], gamma=0.1)", None),
+        ("exponential", (), f"exponential(lr={p}, gamma=0.99)", None),
+        ("warmup 5% + cosine", (), f"warmup(5%) >> cosine(lr={p}, min_lr={peak / 100:.3g})", None),
+        ("one-cycle", (), f"one_cycle(max_lr={p})", None),
         (
             "cyclic triangular2",
+            (),
             f"cyclic(lr={peak / 10:.3g}, max_lr={p}, step_size_up=1ep, mode=triangular2)",
             None,
         ),
-        ("warmup-stable-decay", f"wsd(lr={p}, warmup=5%, decay=20%, cooldown=1-sqrt)", None),
-        ("AdaGrad 1e-2", "constant(0.01)", "adagrad"),
-        ("RMSprop 1e-3", "constant(0.001)", "rmsprop"),
-        ("Adam 1e-3", "constant(0.001)", "adam"),
-        ("AdamW 1e-3", "warmup(5%) >> cosine(lr=0.001)", "adamw"),
-        ("Schedule-Free AdamW (untuned)", "constant(0.0025)", "schedulefree_adamw"),
-        ("Prodigy (untuned)", "constant(1.0)", "prodigy"),
+        ("warmup-stable-decay", (), f"wsd(lr={p}, warmup=5%, decay=20%, cooldown=1-sqrt)", None),
+        ("AdaGrad 1e-2", (), "constant(0.01)", "adagrad"),
+        ("RMSprop 1e-3", (), "constant(0.001)", "rmsprop"),
+        ("Adam 1e-3", (), "constant(0.001)", "adam"),
+        ("AdamW 1e-3", (), "warmup(5%) >> cosine(lr=0.001)", "adamw"),
+        ("Schedule-Free AdamW (untuned)", (), "constant(0.0025)", "schedulefree_adamw"),
+        ("Prodigy (untuned)", (), "constant(1.0)", "prodigy"),
     ]
+    words = LABELS_KO if lang == "ko" else {}
+    return [(words.get(label, label).format(*args), spec, opt) for label, args, spec, opt in rows]
 
 
 def run_demo(out: Path, *, quick: bool = False, workers: int | None = None, lang: str = "en") -> int:
@@ -82,7 +104,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None, lang
         print(f"wrote {p}")
 
     peak = found.require()  # no usable signal: NoSuggestionError says why
-    strategies = [Strategy(label, spec, opt) for label, spec, opt in demo_strategies(peak)]
+    strategies = [Strategy(label, spec, opt) for label, spec, opt in demo_strategies(peak, lang)]
     seeds = [0] if quick else [0, 1, 2]
     epochs = 4 if quick else None
     exp = Experiment(name="demo", task=TASK, strategies=strategies, seeds=seeds, epochs=epochs)

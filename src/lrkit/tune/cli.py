@@ -170,28 +170,38 @@ def register(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+#: the report's strategy labels in Korean (``lrkit tune --lang ko``), by their English ones
+LABELS_KO = {
+    "tuned": "튜닝 결과",
+    "finder: warmup 5% + cosine": "탐색기: 워밍업 5% + 코사인",
+    "range centre: warmup 5% + cosine": "범위 중심: 워밍업 5% + 코사인",
+    "recipe: GPT cosine": "레시피: GPT 코사인",
+    "recipe: fastai one-cycle": "레시피: fastai 원사이클",
+    "recipe: WSD 1-sqrt": "레시피: WSD 1-sqrt",
+}
+
+
 def report_strategies(
-    best_spec: str, peak: float, peak_source: str, optimizer: str | None = None
+    best_spec: str, peak: float, peak_source: str, optimizer: str | None = None, lang: str = "en"
 ) -> list[Any]:
-    """The report's strategies: the tuned spec, warmup + cosine at ``peak`` (the finder's suggestion, or
-    the search range's centre) and three recipes at ``peak`` (GPT cosine, fastai one-cycle, WSD), all
-    with ``optimizer`` (None: the task's)."""
+    """The report's strategies: the tuned spec, warmup + cosine at ``peak`` (the finder's suggestion,
+    ``peak_source`` "finder", or the search range's centre, "range centre") and three recipes at ``peak``
+    (GPT cosine, fastai one-cycle, WSD), all with ``optimizer`` (None: the task's); labelled in ``lang``
+    (``"en"`` or ``"ko"``: :data:`LABELS_KO`)."""
     from ..lab.runner import Strategy
     from ..recipes import fastai_one_cycle, gpt_cosine, llm_wsd
     from ..spec import to_string
 
     p = float(f"{peak:.3g}")
-    return [
-        Strategy("tuned", best_spec, optimizer),
-        Strategy(
-            f"{peak_source}: warmup 5% + cosine",
-            f"warmup(5%) >> cosine(lr={p}, min_lr={p / 100:.3g})",
-            optimizer,
-        ),
-        Strategy("recipe: GPT cosine", to_string(gpt_cosine(lr=p)), optimizer),
-        Strategy("recipe: fastai one-cycle", to_string(fastai_one_cycle(max_lr=p)), optimizer),
-        Strategy("recipe: WSD 1-sqrt", to_string(llm_wsd(lr=p)), optimizer),
+    words = LABELS_KO if lang == "ko" else {}
+    rows = [
+        ("tuned", best_spec),
+        (f"{peak_source}: warmup 5% + cosine", f"warmup(5%) >> cosine(lr={p}, min_lr={p / 100:.3g})"),
+        ("recipe: GPT cosine", to_string(gpt_cosine(lr=p))),
+        ("recipe: fastai one-cycle", to_string(fastai_one_cycle(max_lr=p))),
+        ("recipe: WSD 1-sqrt", to_string(llm_wsd(lr=p))),
     ]
+    return [Strategy(words.get(label, label), spec, optimizer) for label, spec in rows]
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -370,7 +380,7 @@ def _report(
     source = "finder" if space.center is not None else "range centre"
     spe = task.steps_per_epoch
     strategies = []
-    for s in report_strategies(result.best_spec, space.peak, source, result.optimizer):
+    for s in report_strategies(result.best_spec, space.peak, source, result.optimizer, lang):
         assert isinstance(s.schedule, Schedule)  # Strategy parses a spec string
         try:  # a recipe that cannot run this short (one-cycle's phases in 4 steps) is left out, said why
             s.schedule.resolve(total_steps=result.epochs * spe, steps_per_epoch=spe)
