@@ -42,7 +42,9 @@ set by hand after a ``fit``, they warn and take effect after ``model.make_train_
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Any, SupportsFloat
@@ -60,6 +62,7 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
 import numpy as np
 from array_api_compat import array_namespace
 
+from ..control.guard import _newer_format
 from ..control.plateau import Plateau
 from ..schedules.base import _caller_stacklevel, warn_run_length
 from ..schedules.duration import _real, _short
@@ -71,6 +74,12 @@ __all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "find_lr", "schedule"]
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
+#: the version of :meth:`KerasSchedule.get_config`'s dict that this lrkit reads: a config without a
+#: ``"format"`` key is this one (this lrkit writes none; a later layout will write ``"lrkit.keras/2"``)
+CONFIG_FORMAT = "lrkit.keras/1"
+_CONFIG_KEYS = ("schedule", "multiplier", "floor", "plateau")
+_CUT_KEYS = ("epoch", "metric", "lr_before", "lr_after")
+
 
 if keras.backend.backend() == "jax":
     import jax
@@ -119,7 +128,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             a fractional one is warned about).
         multiplier: the initial multiplier ``m`` (> 0), changed by :class:`ReduceOnPlateau`.
         floor: the LR below which cuts do not go (>= 0); the plateau's ``min_lr``.
-        plateau: the :class:`ReduceOnPlateau` state saved in a config (best, counters, mode, monitor).
+        plateau: the :class:`ReduceOnPlateau` state saved in a config (best, counters, mode, monitor,
+            and its cuts: each :class:`Cut` as a dict).
 
     >>> s = KerasSchedule("warmup(10, start=0) >> cosine(lr=0.1)", total_steps=110)
     >>> [round(float(s(t)), 6) for t in (0, 5, 10, 60, 110)]
@@ -194,6 +204,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             # what the best was measured on (older configs have neither): kept, so that a callback
             # watching another metric, or in the other mode, does not take this best for its own
             seen = {k: plateau[k] for k in ("mode", "monitor") if plateau.get(k) is not None}
+            if plateau.get("cuts") is not None:  # configs written before the cuts were kept have none
+                seen["cuts"] = [_cut_state(c) for c in _cut_list(plateau["cuts"])]
             self.plateau_state = {**state, **seen, "best": None if no_best else state["best"]}
 
     # -- evaluation -------------------------------------------------------------------------------
@@ -272,19 +284,59 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
     # -- serialisation ----------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         """``{"schedule": spec dict (resolved to steps), "multiplier": m, "floor": f, "plateau": state}``
-        (``plateau``: the :class:`ReduceOnPlateau` state with its ``mode`` and ``monitor``, ``None``
-        before its first epoch; an infinite best metric is written as ``None``, JSON has no infinity)."""
+        (``plateau``: the :class:`ReduceOnPlateau` state with its ``mode``, ``monitor`` and ``cuts``,
+        ``None`` before its first epoch; an infinite best metric is written as ``None`` and a cut's NaN
+        or infinite metric as ``"nan"``/``"inf"``, JSON has neither)."""
         plateau = None
         if self.plateau_state is not None:
             plateau = dict(self.plateau_state)
             if plateau["best"] is not None and not math.isfinite(plateau["best"]):
                 plateau["best"] = None
+            if "cuts" in plateau:  # a NaN or infinite metric as its name ("nan", "inf"): JSON has neither
+                plateau["cuts"] = [
+                    {**c, "metric": c["metric"] if math.isfinite(c["metric"]) else str(c["metric"])}
+                    for c in plateau["cuts"]
+                ]
         return {
             "schedule": self.schedule.to_dict(),
             "multiplier": self.multiplier,
             "floor": self.floor,
             "plateau": plateau,
         }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> KerasSchedule:
+        """The schedule of :meth:`get_config`'s dict. A key this lrkit does not know is a ``ValueError``
+        naming it; so is a ``"format"`` other than :data:`CONFIG_FORMAT` (an lrkit that writes
+        ``"lrkit.keras/2"`` is newer than this one, which reads configs without a format as its own)."""
+        if not isinstance(config, dict):
+            raise TypeError(
+                f"KerasSchedule.from_config: config must be a dict from get_config(), got "
+                f"{type(config).__name__} {_short(config)}"
+            )
+        fmt = config.get("format", CONFIG_FORMAT)
+        if fmt != CONFIG_FORMAT:
+            newer = _newer_format(fmt, CONFIG_FORMAT)
+            raise ValueError(
+                f"KerasSchedule.from_config: the config was written by a newer lrkit (format {fmt!r}; this "
+                f"lrkit reads {CONFIG_FORMAT!r}): load it with that lrkit, or upgrade this one"
+                if newer
+                else f"KerasSchedule.from_config: format must be {CONFIG_FORMAT!r} (or absent), got {fmt!r}"
+            )
+        unknown = sorted(set(config) - {"format", *_CONFIG_KEYS}, key=str)
+        if unknown:
+            raise ValueError(
+                f"KerasSchedule.from_config: unknown key(s) {unknown} in the config; this lrkit writes and "
+                f"reads {list(_CONFIG_KEYS)} (a config with more keys was written by another, newer lrkit, "
+                "or edited by hand)"
+            )
+        return cls(**{k: v for k, v in config.items() if k != "format"})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle and ``copy.deepcopy`` through :meth:`get_config` (the backend's array namespace, a
+        module, and the Keras variables are built afresh): the copy evaluates to the same LRs, with its
+        own multiplier and floor."""
+        return (type(self).from_config, (self.get_config(),))
 
     def __repr__(self) -> str:
         return f"KerasSchedule({str(self.schedule)!r}, multiplier={self.multiplier:g}, floor={self.floor:g})"
@@ -329,6 +381,35 @@ class Cut:
     lr_after: float
 
 
+def _cut_list(cuts: object) -> list[Any]:
+    if not isinstance(cuts, (list, tuple)):
+        raise ValueError(f"plateau: cuts must be a list of cuts, got {_short(cuts)}")
+    return list(cuts)
+
+
+def _cut_state(data: object) -> dict[str, Any]:
+    """A :class:`Cut` as plain data (``dataclasses.asdict``), checked (``ValueError`` naming the key);
+    a metric may be NaN or infinite, written as ``"nan"``, ``"inf"`` or ``"-inf"``."""
+    if not isinstance(data, dict) or set(data) != set(_CUT_KEYS):
+        raise ValueError(f"plateau: a cut must be a dict of {list(_CUT_KEYS)}, got {_short(data)}")
+    epoch = data["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+        raise ValueError(f"plateau: a cut's epoch must be an integer >= 0, got {_short(epoch)}")
+    out: dict[str, Any] = {"epoch": int(epoch)}
+    for key in ("metric", "lr_before", "lr_after"):
+        v = data[key]
+        if key == "metric" and isinstance(v, str) and v in ("nan", "inf", "-inf"):
+            x: float | None = float(v)
+        elif key == "metric" and isinstance(v, numbers.Real) and not isinstance(v, bool):
+            x = float(v)
+        else:
+            x = _real(v)  # a finite number
+        if x is None:
+            raise ValueError(f"plateau: a cut's {key} must be a number, got {_short(v)}")
+        out[key] = x
+    return out
+
+
 class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped (Any)
     """Cut the learning rate by ``factor`` when ``monitor`` stops improving; works with schedules.
 
@@ -355,9 +436,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     ``ReduceOnPlateau(patience=max(p - 1, 0), cooldown=max(c - 1, 0), threshold=d,
     threshold_mode="abs")``; the same ``patience`` cuts one epoch later than Keras'.
 
-    The state (best metric, counters), with the ``monitor`` and ``mode`` it was measured in, is kept
-    in the :class:`KerasSchedule` and saved with the model: a fresh callback watching the same metric
-    goes on from it, one watching another metric starts afresh, one in the other mode raises.
+    The state (best metric, counters, the cuts), with the ``monitor`` and ``mode`` it was measured in,
+    is kept in the :class:`KerasSchedule` and saved with the model: a fresh callback watching the same
+    metric goes on from it (its :attr:`cuts` start with those made before the save; a model saved by an
+    lrkit that did not keep them gives only their number, ``plateau.num_reductions``), one watching
+    another metric starts afresh, one in the other mode raises.
     """
 
     def __init__(
@@ -418,17 +501,28 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The plateau's state (best metric and counters) and the cuts made so far."""
-        return {"plateau": self.plateau.state_dict(), "num_cuts": len(self.cuts)}
+        """The plateau's state (best metric and counters) and the cuts made so far (``cuts``: each
+        :class:`Cut` as a dict; ``num_cuts``: how many), plain data."""
+        cuts = [dataclasses.asdict(c) for c in self.cuts]
+        return {"plateau": self.plateau.state_dict(), "num_cuts": len(cuts), "cuts": cuts}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (for a float learning rate, whose optimizer has nowhere to keep it;
-        with an lrkit schedule the state is saved with the model and restored by itself)."""
+        with an lrkit schedule the state is saved with the model and restored by itself), :attr:`cuts`
+        included (a state written before they were kept has only their number: the list is left as is)."""
         if not isinstance(state, dict) or not isinstance(state.get("plateau"), dict):
             raise TypeError(
                 f"ReduceOnPlateau.load_state_dict: expected a dict from state_dict(), got {state!r}"
             )
+        cuts = None
+        if state.get("cuts") is not None:
+            try:
+                cuts = [Cut(**_cut_state(c)) for c in _cut_list(state["cuts"])]
+            except ValueError as exc:
+                raise ValueError(f"ReduceOnPlateau.load_state_dict: {exc}") from None
         self.plateau.load_state_dict(state["plateau"])
+        if cuts is not None:
+            self.cuts = cuts
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         target = self._target()
@@ -446,6 +540,8 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                 # the interruption (a state saved in the other mode raises)
                 best = self.plateau.mode_worse if saved["best"] is None else saved["best"]
                 self.plateau.load_state_dict({**saved, "best": best})
+                # the cuts made before the save (a config written before they were kept has none)
+                self.cuts = [Cut(**c) for c in saved.get("cuts", [])]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -471,7 +567,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                     f"for {self.plateau.patience + 1} epochs; learning rate {before:.4g} -> {after:.4g}"
                 )
         if target is not None:
-            target.plateau_state = {**self.plateau.state_dict(), "monitor": self.monitor}
+            target.plateau_state = {
+                **self.plateau.state_dict(),
+                "monitor": self.monitor,
+                "cuts": [dataclasses.asdict(c) for c in self.cuts],
+            }
         logs["learning_rate"] = self._current_lr()
 
     def _retrace_if_stale(self, target: KerasSchedule) -> None:

@@ -90,6 +90,7 @@ import math
 import numbers
 import statistics
 import sys
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -140,7 +141,8 @@ class DivergenceError(RuntimeError):
 
     The model, optimizer and scheduler are left at the last good snapshot (``event.snapshot_step``).
     ``finding``: what happened, in one sentence; ``remedies``: what would help, spelled by
-    :meth:`advice` (the message ends with them as Python names them).
+    :meth:`advice` (the message ends with them as Python names them). Pickled (raised in a worker
+    process) or deep-copied, it keeps its message and every attribute, those of a subclass too.
     """
 
     def __init__(
@@ -158,10 +160,21 @@ class DivergenceError(RuntimeError):
         self.finding = message if finding is None else finding
         self.remedies = remedies
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (a worker process's error, ``copy.deepcopy``) without calling ``__init__``: the message
+        through ``args``, every attribute (``event``, ``events``, ``finding``, ``remedies``, and those a
+        subclass adds) through ``__dict__``, so a subclass with another ``__init__`` pickles as it is."""
+        return (_new_error, (type(self), *self.args), self.__dict__)
+
     def advice(self, settings: Mapping[str, str] = PYTHON_SETTINGS) -> str:
         """The remedies whose settings ``settings`` spells, spelled so ("lower the learning rate or raise
         max_recoveries"); "" when none is left."""
         return _advise(self.remedies, settings)
+
+
+def _new_error(cls: type[DivergenceError], *args: Any) -> DivergenceError:
+    """An instance of ``cls`` with ``args`` and no ``__init__`` (its attributes come from the pickle)."""
+    return cls.__new__(cls, *args)
 
 
 def _advise(remedies: tuple[str, ...], settings: Mapping[str, str]) -> str:
@@ -196,6 +209,16 @@ _STATE_FORMAT = "lrkit.guard/1"
 #: DivergenceGuard.state_dict's counters (integers >= -1)
 _STATE_COUNTS = ("in_a_row", "failed_at", "good_since_rollback", "since_snapshot", "high")
 _STATE_KEYS = ("format", "events", "multiplier", "history", "low", "resume_step", *_STATE_COUNTS)
+
+
+def _newer_format(fmt: object, ours: str) -> bool:
+    """Whether ``fmt`` names a later version of the format ``ours`` (``"lrkit.guard/2"`` for
+    ``"lrkit.guard/1"``): a state or config written by a newer lrkit."""
+    name, _, version = ours.rpartition("/")
+    if not isinstance(fmt, str) or not fmt.startswith(name + "/"):
+        return False
+    theirs = fmt[len(name) + 1 :]
+    return theirs.isascii() and theirs.isdigit() and int(theirs) > int(version)
 
 
 def _event_state(event: DivergenceEvent) -> dict[str, Any]:
@@ -510,17 +533,25 @@ class DivergenceGuard:
         """Restore a :meth:`state_dict` (after the model, optimizer, scheduler and RNG state of the same
         checkpoint: the RNG as it is now is what the first snapshot keeps). The snapshots this guard
         holds are dropped: they are not of the run resumed. Every value is checked before anything
-        changes (``ValueError`` naming the key)."""
+        changes (``ValueError`` naming the key; a state of a later format says it was written by a newer
+        lrkit). A scheduler whose ``multiplier`` differs from the state's (its own state not loaded yet:
+        it holds the guard's cuts) is warned about, naming both."""
         if not isinstance(state, Mapping):
             raise TypeError(
                 f"DivergenceGuard.load_state_dict: state must be a dict from state_dict(), got "
                 f"{type(state).__name__}"
             )
+        fmt = state.get("format")
+        if _newer_format(fmt, _STATE_FORMAT):
+            raise ValueError(
+                f"DivergenceGuard.load_state_dict: the state was written by a newer lrkit (format {fmt!r}; "
+                f"this lrkit reads {_STATE_FORMAT!r}): load it with that lrkit, or upgrade this one"
+            )
         missing = sorted(set(_STATE_KEYS) - set(state))
-        if missing or state.get("format") != _STATE_FORMAT:
+        if missing or fmt != _STATE_FORMAT:
             raise ValueError(
                 f"DivergenceGuard.load_state_dict: not a DivergenceGuard state_dict() (format "
-                f"{state.get('format')!r}, expected {_STATE_FORMAT!r}; missing {missing or 'nothing'})"
+                f"{fmt!r}, expected {_STATE_FORMAT!r}; missing {missing or 'nothing'})"
             )
         where = "DivergenceGuard.load_state_dict: "
         try:
@@ -546,6 +577,16 @@ class DivergenceGuard:
         self._regrouped = False
         self._rng_at_start = self._rng_state()
         self._buffers_at_start = None
+        theirs = None if self.scheduler is None else _lr_value(self.scheduler.multiplier)
+        if theirs is not None and not math.isclose(theirs, multiplier, rel_tol=1e-9):
+            warnings.warn(
+                f"DivergenceGuard.load_state_dict: the state's multiplier (the product of the guard's cuts) "
+                f"is {multiplier:g}, but the scheduler's is {theirs:g}: the scheduler's own state holds the "
+                "cuts in force; load it (scheduler.load_state_dict) before the guard's, or the run goes on "
+                "at another LR than the one saved",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     # -- the check -----------------------------------------------------------------------------------
     def check(self, loss: SupportsFloat, step: int) -> bool:

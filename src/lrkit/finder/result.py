@@ -345,6 +345,11 @@ class FinderResult:
     first_steps: int | None = None
     settings: Mapping[str, str] = field(default_factory=lambda: PYTHON_SETTINGS)
 
+    def __post_init__(self) -> None:
+        # a plain dict, so that the result pickles (a worker's result, copy.deepcopy, torch.save): the
+        # read-only PYTHON_SETTINGS (a MappingProxyType) cannot be pickled
+        object.__setattr__(self, "settings", dict(self.settings))
+
     @classmethod
     def from_curves(
         cls,
