@@ -73,7 +73,7 @@ class CosineRestarts(Schedule):
                 """Where cycle ``k`` starts, ``p * (m**k - 1) / (m - 1)``; a start within its rounding
                 error of a whole step is that step (in float32, 10 * (1.7**2 - 1) / 0.7 is 27.000002:
                 step 27 would still be the last cycle's end, at min_lr, not the new cycle's peak)."""
-                s = p * (power(m, k, xp) - 1.0) / (m - 1.0)
+                s = p * xp.expm1(k * math.log(m)) / (m - 1.0)  # m**k - 1 without losing m - 1 to rounding
                 whole = xp.round(s)
                 return xp.where(xp.abs(s - whole) <= 4.0 * eps * (1.0 + k * math.log(m)) * s, whole, s)
 
