@@ -562,11 +562,12 @@ def warn_longer_than_run(
     else:
         listed = "; ".join(f"{what} at step {t:,.0f}" for t, what in past[:5])
         more = f"; and {len(past) - 5} more" if len(past) > 5 else ""
+        one = len(past) == 1
         message = (
             f"{where}: {shown} changes the LR past the end of the run ({run}): {listed}{more}. The run "
-            f"ends first, so {'that never happens' if len(past) == 1 else 'none of these happen'} (place "
-            f"them inside the run: a percent, '50%', is of the whole run, counted from where its piece "
-            f"starts)"
+            f"ends first, so {'that never happens' if one else 'none of these happen'} (place "
+            f"{'it' if one else 'them'} inside the run: a percent, '50%', is of the whole run, counted "
+            "from where its piece starts)"
         )
     warnings.warn(message, ScheduleLongerThanRunWarning, stacklevel=stacklevel)
 
