@@ -1248,9 +1248,13 @@ class GraphScheduler(_Base):
     few steps before capturing (compilation cannot happen during capture), then :meth:`set_step`.
 
     The counter is the truth: :attr:`last_epoch`, :meth:`state_dict` and :meth:`report` read it (one host
-    sync each). Every call advances, unlike the host scheduler: a step that ``GradScaler`` skipped
-    advances the schedule too (knowing it takes a host-side check per step, which a captured CUDA graph
-    would bake in once; GradScaler cannot run inside one anyway), and stepping past ``total_steps`` does
+    sync each). By default every call advances, a step that ``GradScaler`` skipped included (unlike
+    the host scheduler). ``follow_optimizer=True`` advances only over optimizer steps taken, as the host
+    scheduler does: its optimizer step hook tells the host whether the optimizer stepped (GradScaler
+    decides a skip on the host, with a sync of its own), and a fused optimizer's ``found_inf`` flags
+    pick the increment on the device (no host sync). Under ``torch.compile`` that host flag is a guard
+    (one graph for a taken step, one for a skipped one); a captured CUDA graph replays the increment of
+    its capture, so there it is for graphs recaptured per step only. Stepping past ``total_steps`` does
     not warn (the counter is on the device). Call :meth:`step` after the optimizer step *or*
     :meth:`begin_step` before the forward, never both: the second kind of call raises ``RuntimeError``
     (checked outside a compiled region). Changing :attr:`multiplier` writes a device tensor; changing
@@ -1263,6 +1267,7 @@ class GraphScheduler(_Base):
         schedule: ScheduleLike | Sequence[ScheduleLike],
         *,
         fuse: bool | None = None,
+        follow_optimizer: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("hparams"):
@@ -1298,7 +1303,34 @@ class GraphScheduler(_Base):
         # which advancing call ran, step() or begin_step(): set (never read) inside a compiled region, so
         # dynamo adds no guard, and checked outside one (_check_one_kind)
         self._stepped = self._begun = False
+        if not isinstance(follow_optimizer, bool):
+            raise TypeError(f"follow_optimizer must be True or False, got {follow_optimizer!r}")
+        #: advance only over optimizer steps that were taken (the host scheduler's step hook flag)
+        self.follow_optimizer = follow_optimizer
+        self._flag = _StepFlag()
+        self._hook: Any = None
+        if follow_optimizer:
+            self._hook = _hookable(optimizer).register_step_post_hook(self._flag)
+        self._minus = torch.full((), -1, dtype=torch.int64, device=device)  # begin_step(): undo a skip
         self._restore(0)
+
+    def __del__(self) -> None:
+        hook = getattr(self, "_hook", None)
+        if hook is not None:
+            hook.remove()
+
+    def _taken(self, yes: torch.Tensor, no: torch.Tensor) -> torch.Tensor | None:
+        """With ``follow_optimizer``: ``yes`` when an optimizer step was taken since the last call, ``no``
+        when a ``GradScaler`` skipped them all, None when the optimizer has not stepped; a fused
+        optimizer's skips are its ``found_inf`` flags, read on the device (no host sync)."""
+        flag = self._flag
+        if not flag.stepped:
+            return None
+        out = yes
+        if not flag.taken and flag.found:  # fused steps only: the choice is made on the device
+            out = torch.where(flag._least_found() > 0, no, yes)
+        flag.reset()
+        return out
 
     # -- the update, built from constants --------------------------------------------------------
     def _build(self) -> None:
@@ -1358,10 +1390,19 @@ class GraphScheduler(_Base):
         kernel), which :meth:`__setstate__` builds again from the same constants."""
         state = self.__dict__.copy()
         state["_update_raw"] = state["_update_fused"] = None
+        state["_hook"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        for key, old in (("follow_optimizer", False), ("_flag", _StepFlag()), ("_stepped", False)):
+            self.__dict__.setdefault(key, old)  # pickled by an older lrkit
+        self.__dict__.setdefault("_begun", False)
+        self.__dict__.setdefault("_minus", torch.full((), -1, dtype=torch.int64, device=self._inc.device))
+        self._flag = self._flag.copy()
+        self._hook = None
+        if self.follow_optimizer:
+            self._hook = _hookable(self.optimizer).register_step_post_hook(self._flag)
         self._build()
 
     def _lrs(self) -> list[torch.Tensor]:
@@ -1384,6 +1425,7 @@ class GraphScheduler(_Base):
         return self.last_epoch
 
     def _restore(self, k: int) -> None:
+        self._flag.reset()
         self._fill_mult()
         self._build()
         self.set_step(k)
@@ -1407,7 +1449,10 @@ class GraphScheduler(_Base):
         if not torch.compiler.is_compiling():
             self._check_one_kind("step", self.__dict__.get("_begun", False))
         self._stepped = True
-        self._update(self._inc, self._no_inc)
+        inc = self._taken(self._inc, self._no_inc) if self.follow_optimizer else self._inc
+        if inc is None:  # no optimizer step since the last call: nothing moves
+            return
+        self._update(inc, self._no_inc)
 
     def _check_one_kind(self, call: str, other_ran: bool) -> None:
         if other_ran:
@@ -1431,8 +1476,12 @@ class GraphScheduler(_Base):
         """
         if not torch.compiler.is_compiling():
             self._check_one_kind("begin_step", self.__dict__.get("_stepped", False))
+        pre = self._no_inc
+        if self.follow_optimizer and self._begun:  # the last iteration's step: taken, or undo its +1
+            got = self._taken(self._no_inc, self._minus)
+            pre = self._minus if got is None else got
         self._begun = True
-        self._update(self._no_inc, self._inc)
+        self._update(pre, self._inc)
 
     def set_step(self, k: int) -> None:
         """Set the counter to ``k`` in place (a captured graph sees it) and write the LRs of step ``k``."""
@@ -1486,7 +1535,8 @@ def scheduler(
             ``scheduler.report(metric)`` (or ``step(metric)``).
         hparams: other group hyperparameters to schedule, as absolute values: ``{"momentum": s}``,
             ``{"beta1": s}`` (Adam's ``betas[0]``), ``{"weight_decay": s}``; one schedule or one per group.
-        follow_optimizer: only advance when the optimizer stepped (default True; host scheduler only).
+        follow_optimizer: only advance when the optimizer stepped, so that a step ``GradScaler``
+            skipped does not count (default True; with ``in_graph``, default False: every call advances).
         in_graph: compute the LR on the device from a counter tensor (:class:`GraphScheduler`).
         fuse: with ``in_graph``, compile the update into one kernel (default: on CUDA).
 
@@ -1512,12 +1562,13 @@ def scheduler(
     if not isinstance(in_graph, bool):
         raise TypeError(f"in_graph must be True or False, got {in_graph!r}")
     if in_graph:
-        if follow_optimizer:
-            raise ValueError(
-                "follow_optimizer=True: with in_graph=True every step() advances (the counter lives on the "
-                "device); leave follow_optimizer unset"
-            )
-        return GraphScheduler(optimizer, schedule, fuse=fuse, **common)
+        return GraphScheduler(
+            optimizer,
+            schedule,
+            fuse=fuse,
+            follow_optimizer=False if follow_optimizer is None else follow_optimizer,
+            **common,
+        )
     if fuse is not None:
         raise ValueError(f"fuse={fuse!r} applies to in_graph=True only")
     return Scheduler(
