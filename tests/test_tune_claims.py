@@ -116,7 +116,8 @@ def _study_with_claim(db: Path, owner: str, claim: dict[str, Any]) -> None:
         ("{host}:999999999:dead", 0.0, False),  # this machine, its process gone: ignored at once
         ("{host}:{pid}:alive", 0.0, True),  # this machine, running (this test's own process)
         ("elsewhere.example:4242:x", 60.0, True),  # another machine, a minute ago: may be running
-        ("elsewhere.example:4242:x", 901.0, False),  # another machine, past CLAIM_TTL
+        ("elsewhere.example:4242:x", 120.0, False),  # another machine, not renewed for CLAIM_TTL (90 s)
+        ("elsewhere.example:4242:x", 901.0, False),
     ],
 )
 def test_a_claim_of_a_worker_that_has_gone_does_not_block_the_study(
@@ -159,3 +160,52 @@ def test_once_the_study_has_its_settings_claims_are_not_compared(
     )
     res = tune("tiny_tune_task:tiny", trials=2, storage=db, epochs=1, finder=False, study_name="lrkit-tiny")
     assert res.finished == 2
+
+
+def test_a_worker_renews_its_claim_while_its_finder_runs(tmp_path: Path) -> None:
+    """A claim of a worker on another machine counted for 15 minutes after it was written, so a worker
+    killed during its finder blocked a corrected one that long; now it counts for CLAIM_TTL (90 s) after
+    its last renewal, and a live worker renews it while its finder runs, however long that takes."""
+    import threading
+    import time
+
+    from lrkit.tune import open_storage
+    from lrkit.tune.core import CLAIM_TTL, _renewed
+
+    assert CLAIM_TTL <= 120
+    db = tmp_path / "s.db"
+    _study_with_claim(db, "me:1:x", {"task": "t", "at": 0.0})
+    study = optuna.load_study(study_name="lrkit-tiny", storage=open_storage(db))
+    start = time.time()
+    with _renewed(study, "me:1:x", {"task": "t"}, every=0.05):
+        time.sleep(0.5)
+    first = study.user_attrs["lrkit-worker:me:1:x"]
+    assert first["task"] == "t" and first["at"] >= start, first
+    assert not any(t.name == "lrkit-tune-claim" for t in threading.enumerate())  # stopped with the block
+    time.sleep(0.2)
+    assert study.user_attrs["lrkit-worker:me:1:x"] == first  # no renewal after it
+
+
+def test_tune_renews_the_claim_during_its_finder(
+    tmp_path: Path, tiny_task: Path, one_torch_thread: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from lrkit.tune import core, open_storage, tune
+    from lrkit.tune.space import SearchSpace
+
+    seen: dict[str, float] = {}
+    db = tmp_path / "s.db"
+
+    def slow_finder(*args: Any, **kwargs: Any) -> SearchSpace:
+        seen["start"] = time.time()
+        time.sleep(0.6)
+        study = optuna.load_study(study_name="lrkit-tiny", storage=open_storage(db))
+        (claim,) = [v for k, v in study.user_attrs.items() if k.startswith("lrkit-worker:")]
+        seen["at"] = claim["at"]
+        return SearchSpace()
+
+    monkeypatch.setattr(core, "CLAIM_RENEW", 0.05)
+    monkeypatch.setattr(core, "_finder_space", slow_finder)
+    tune("tiny_tune_task:tiny", trials=1, storage=db, epochs=1, study_name="lrkit-tiny")
+    assert seen["at"] >= seen["start"] + 0.3, seen  # renewed during the finder

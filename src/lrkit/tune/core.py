@@ -68,9 +68,13 @@ META = "lrkit"
 #: the prefix of each worker's claim (its settings, written before its finder runs): workers that start
 #: together find each other's before any of them has stored META
 CLAIM = "lrkit-worker:"
-#: seconds a claim of a worker on another machine counts, unless withdrawn: one killed during its finder
-#: (before META) must not block the study for good; a worker on this machine counts while its process lives
-CLAIM_TTL = 900.0
+#: seconds a claim of a worker on another machine counts after it was last renewed, unless withdrawn: a
+#: worker renews its claim every :data:`CLAIM_RENEW` seconds until the study's settings (META) are stored,
+#: so one killed during its finder stops blocking the study within a minute and a half; a worker on this
+#: machine counts while its process lives
+CLAIM_TTL = 90.0
+#: seconds between a worker's renewals of its claim (while its finder runs)
+CLAIM_RENEW = 20.0
 PRUNERS = ("median", "hyperband", "none")
 
 Say = Callable[[str], None]
@@ -267,13 +271,37 @@ def _claim(study: Any, owner: str, mine: dict[str, Any], where: str) -> None:
             raise ValueError(
                 f"{where}: another worker ({who}) joined it with {diff} (this worker's); give every worker "
                 f"the same settings or another study name (the claim of a worker that has gone counts "
-                f"until its process has ended on this machine, or {CLAIM_TTL / 60:.0f} min on another)"
+                f"until its process has ended on this machine, or {CLAIM_TTL:.0f} s on another)"
             )
+
+
+@contextlib.contextmanager
+def _renewed(study: Any, owner: str, claim: dict[str, Any], every: float | None = None) -> Any:
+    """Renew ``owner``'s claim (its ``"at"``) every ``every`` seconds in a daemon thread while the block
+    runs (the finder, before META is stored): a live worker's claim never goes stale, however long its
+    finder takes, and a killed one's does within :data:`CLAIM_TTL`. A renewal that fails (the database
+    busy or gone for a moment) is skipped; the next one tries again."""
+    import threading
+
+    done, wait = threading.Event(), CLAIM_RENEW if every is None else every
+
+    def renew() -> None:
+        while not done.wait(wait):
+            with contextlib.suppress(Exception):
+                study.set_user_attr(CLAIM + owner, {**claim, "at": time.time()})
+
+    thread = threading.Thread(target=renew, name="lrkit-tune-claim", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _claim_live(owner: str, claim: Mapping[str, Any], now: float) -> bool:
     """Whether the worker ``owner`` (``host:pid:nonce``) that wrote ``claim`` may still be running: on this
-    machine while its process lives; on another, for :data:`CLAIM_TTL` seconds after it claimed."""
+    machine while its process lives; on another, for :data:`CLAIM_TTL` seconds after it last renewed it."""
     from ..lab.store import _pid_alive
 
     host, _, rest = owner.partition(":")
@@ -561,23 +589,20 @@ def tune(
         "steps_per_epoch": total_steps // n_epochs,
     }
     owner = owner_token()
-    _claim(
-        study,
-        owner,
-        {
-            **settings,
-            "kinds": None if want_kinds is None else sorted(want_kinds),
-            "lr_range": None if lr_range is None else [float(x) for x in lr_range],
-        },
-        f"study {name!r} in {shown}",
-    )
+    claim = {
+        **settings,
+        "kinds": None if want_kinds is None else sorted(want_kinds),
+        "lr_range": None if lr_range is None else [float(x) for x in lr_range],
+    }
+    _claim(study, owner, claim, f"study {name!r} in {shown}")
     try:
         meta = study.user_attrs.get(META)
         if meta is None:
             if lr_range is not None:
                 space = SearchSpace(lr_range=lr_range, kinds=want_kinds or SearchSpace().kinds)
             elif finder:
-                space = _finder_space(t, seed, optimizer, finder_repeats, want_kinds, say)
+                with _renewed(study, owner, claim):  # the finder can take minutes on a large model
+                    space = _finder_space(t, seed, optimizer, finder_repeats, want_kinds, say)
             else:
                 space = SearchSpace(kinds=want_kinds or SearchSpace().kinds)
             study.set_user_attr(META, {**settings, "space": space.to_dict()})
