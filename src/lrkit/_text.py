@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 
@@ -26,3 +26,14 @@ def say_line(text: str, file: TextIO | None = None) -> None:
     out = sys.stdout if file is None else file
     out.write(text + "\n")
     out.flush()
+
+
+def events_text(past: Sequence[tuple[float, str]]) -> str:
+    """Schedule events past a run's end (:func:`lrkit.schedules.base.beyond_run`: ``(step, what)``), for
+    a warning: up to 5 of them and where they fall."""
+    more = f"; and {len(past) - 5} more" if len(past) > 5 else ""
+    return (
+        "; ".join(f"{what} at step {t:,.0f}" for t, what in past[:5])
+        + more
+        + " (a percent, '50%', is of the whole run, counted from where its piece starts)"
+    )

@@ -31,12 +31,18 @@ import numpy as np
 from . import __version__
 from ._cliargs import MAX_STEPS, positive_float, positive_int, short, steps_per_epoch, whole_number
 from ._paths import check_output_dir, check_plot_file
-from ._text import did_you_mean
+from ._text import did_you_mean, events_text
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
 from .plot import is_multiplier
 from .schedules import REGISTRY, Schedule
-from .schedules.base import ScheduleShorterThanRunWarning, longer_than_run, shorter_than_run
+from .schedules.base import (
+    ScheduleLongerThanRunWarning,
+    ScheduleShorterThanRunWarning,
+    beyond_run,
+    longer_than_run,
+    shorter_than_run,
+)
 from .schedules.duration import Duration
 from .spec import load
 
@@ -121,6 +127,14 @@ def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:
         warnings.warn(
             f"{spec!r} lasts {n:,.0f} steps, more than --total {total:,}: the run ends before the schedule "
             "does (give its lengths as fractions of the run, '100%' or 'rest', to fit any --total)",
+            ScheduleLongerThanRunWarning,
+            stacklevel=2,
+        )
+    past = () if n is not None or total is None else beyond_run(s, total)
+    if past:  # 'multistep(lr=0.1, milestones=[1500])' over 1,000: never decays
+        warnings.warn(
+            f"{spec!r} changes the LR past --total {total:,}, so the run never sees it: {events_text(past)}",
+            ScheduleLongerThanRunWarning,
             stacklevel=2,
         )
     short = None if total is None else shorter_than_run(s, total)

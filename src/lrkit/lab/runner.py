@@ -36,10 +36,17 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_int
-from .._text import plural
+from .._text import events_text, plural
 from .._usercode import user_code
 from ..schedules import Schedule
-from ..schedules.base import ScheduleShorterThanRunWarning, longer_than_run, peak_until, shorter_than_run
+from ..schedules.base import (
+    ScheduleLongerThanRunWarning,
+    ScheduleShorterThanRunWarning,
+    beyond_run,
+    longer_than_run,
+    peak_until,
+    shorter_than_run,
+)
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
@@ -473,6 +480,16 @@ def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch
                 f"strategy {s.label!r}: its schedule lasts {n:,.0f} steps, more than the run's {total:,} "
                 f"({plural(epochs, 'epoch')} x {steps_per_epoch}): the run ends before the schedule does "
                 "(give its lengths in epochs or as fractions of the run, '100%' or 'rest')",
+                ScheduleLongerThanRunWarning,
+                stacklevel=1,
+            )
+        past = () if n is not None else beyond_run(resolved, total)
+        if past:  # 'multistep(lr=0.1, milestones=[1500])' on a 450-step run: never decays
+            warnings.warn(
+                f"strategy {s.label!r}: its schedule changes the LR past the end of the run's {total:,} "
+                f"steps ({plural(epochs, 'epoch')} x {steps_per_epoch}), so the run never sees it: "
+                f"{events_text(past)}",
+                ScheduleLongerThanRunWarning,
                 stacklevel=1,
             )
         short = shorter_than_run(resolved, total)
