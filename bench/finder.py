@@ -69,7 +69,7 @@ def _train(job: tuple[str, float, int, int] | tuple[str, float, int, int, str]) 
         return task.train(lr, seed=seed, epochs=epochs)
     from lrkit.schedules import Cosine, OneCycle, Warmup
 
-    total = epochs * task.build(seed).steps_per_epoch
+    total = epochs * task.build(seed).epoch_steps
     kind = job[4]
     sched = Warmup("5%") >> Cosine(lr=lr, min_lr=lr / 100) if kind == "cosine" else OneCycle(max_lr=lr)
     resolved = sched.resolve(total_steps=total)
@@ -119,7 +119,7 @@ def lrkit_find(name: str, repeats: int, num_steps: int | None) -> tuple[FinderRe
     torch.set_num_threads(1)
     task = get_task(name)
     parts = task.build(0)
-    steps = num_steps if num_steps is not None else min(100, parts.steps_per_epoch - 1)
+    steps = num_steps if num_steps is not None else min(100, parts.epoch_steps - 1)
     t0 = time.perf_counter()
     res = task.find_lr(seed=0, repeats=repeats, num_steps=steps)
     return res, time.perf_counter() - t0, steps
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 "find_s": find_time / len(seeds),
                 "tlf_s": tlf_time,
                 "grid_s": grid_time,
-                "cost_epochs": steps / task.build(0).steps_per_epoch,
+                "cost_epochs": steps / task.build(0).epoch_steps,
             }
         )
         print(f"[{name}] done: best {best_lr:.3g} -> {best:.4f}; {res}", file=sys.stderr, flush=True)

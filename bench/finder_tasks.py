@@ -634,7 +634,7 @@ def compute_grid(
             {
                 "optimizer": parts.optimizer,
                 "epochs": parts.epochs,
-                "steps_per_epoch": parts.steps_per_epoch,
+                "steps_per_epoch": parts.epoch_steps,
                 "higher_is_better": bool(parts.higher_is_better),
                 "metric": parts.metric_name,
                 "lrs": grid_lrs(parts.optimizer),
@@ -722,7 +722,7 @@ def _find(task: Task, fs: int, repeats: int = 3, **options: Any) -> tuple[TaskPa
     t0 = time.perf_counter()
     res = find_lr(
         parts.model, opt, parts.train_loader, parts.loss_fn, repeats=repeats, seed=fs,
-        planned_steps=parts.epochs * parts.steps_per_epoch, **options,
+        planned_steps=parts.epochs * parts.epoch_steps, **options,
     )  # fmt: skip
     return parts, res, time.perf_counter() - t0
 
@@ -766,7 +766,7 @@ def run_finder(
                 "steps": res.steps,
                 "first_steps": res.first_steps,
                 "budget": res.budget,
-                "planned_steps": parts.epochs * parts.steps_per_epoch,
+                "planned_steps": parts.epochs * parts.epoch_steps,
                 "seconds": seconds,
                 "curves": [
                     {"lrs": c.lrs.tolist(), "losses": c.losses.tolist(), "stopped_at": c.stopped_at}
@@ -909,12 +909,12 @@ def run_peak(names: list[str], runs_file: Path, path: Path = PEAK_FILE, kind: st
             if cand is None or not math.isfinite(cand):
                 continue
             parts = TASKS[name].build(seed)
-            total = parts.epochs * parts.steps_per_epoch
+            total = parts.epochs * parts.epoch_steps
             for c in PEAK_FACTORS:
                 key = f"{name}|{seed}|{c:g}"
                 if key in data:
                     continue
-                sched = auto_schedule(parts.optimizer, c * cand, total, parts.steps_per_epoch, kind)
+                sched = auto_schedule(parts.optimizer, c * cand, total, parts.epoch_steps, kind)
                 m = TASKS[name].train(schedule=lambda step, sched=sched: float(sched(step)), seed=seed)
                 data[key] = {"metric": m, "peak": c * cand, "trusted": finder[f"{name}|{seed}"]["trusted"]}
                 print(f"{key}: peak {c * cand:.3g} -> {m:.4f}", flush=True)
@@ -931,9 +931,7 @@ def _train_cosine(
     from lrkit.auto import in_run_schedule
     from lrkit.tasks import eval_mode, train_mode
 
-    sched = in_run_schedule(peak, rewarm, kind).resolve(
-        total_steps=steps, steps_per_epoch=parts.steps_per_epoch
-    )
+    sched = in_run_schedule(peak, rewarm, kind).resolve(total_steps=steps, steps_per_epoch=parts.epoch_steps)
     step = 0
     train_mode(opt)
     parts.model.train()
@@ -975,7 +973,7 @@ def _inrun_seeds(
         ramp = ramp_in_run(parts.model, opt, parts.train_loader, parts.loss_fn, **ramp_kw)
         if not ramp.kept or ramp.peak is None:
             return None
-        total = parts.epochs * parts.steps_per_epoch
+        total = parts.epochs * parts.epoch_steps
         compute = max(compute, (ramp.spent - ramp.kept + total) / total)
         peak = ramp.peak * schedule_factor / ramp_kw["peak_factor"] if schedule_factor else ramp.peak
         if reset:  # the optimizer's statistics start afresh with the re-warm (weights kept)
@@ -1272,7 +1270,7 @@ def main(argv: list[str] | None = None) -> int:
             lr = grid_lrs(parts.optimizer)[8]
             t0 = time.perf_counter()
             m = task.train(lr)
-            print(f"{name:24} {parts.steps_per_epoch:3d} st/ep x {parts.epochs:3d} ep at lr {lr:.3g}: "
+            print(f"{name:24} {parts.epoch_steps:3d} st/ep x {parts.epochs:3d} ep at lr {lr:.3g}: "
                   f"{m:.4f} in {time.perf_counter() - t0:.2f} s", flush=True)  # fmt: skip
     if args.grid:
         compute_grid(names)

@@ -33,7 +33,7 @@ if __name__ == "__main__":
     parts = task.build(seed=1)
     epochs = 15
     optimizer = parts.make_optimizer(lr=1.0)  # the scheduler sets the LR from the schedule
-    scheduler = lrkit.torch.scheduler(optimizer, result.best_spec, total_steps=epochs * parts.steps_per_epoch)
+    scheduler = lrkit.torch.scheduler(optimizer, result.best_spec, total_steps=epochs * parts.epoch_steps)
     for _ in range(epochs):
         for x, y in parts.train_loader:
             loss = parts.loss_fn(parts.model(x), y)

@@ -169,9 +169,9 @@ def test_the_builtin_tasks_keep_a_suggestion_with_the_default_budget(name: str) 
 
     task = get_task(name)
     parts = task.build(0)
-    res = task.find_lr(repeats=1, planned_steps=parts.epochs * parts.steps_per_epoch)
+    res = task.find_lr(repeats=1, planned_steps=parts.epochs * parts.epoch_steps)
     assert res.trusted and res.suggestion is not None and res.first_steps == res.steps
-    assert res.budget == max(parts.epochs * parts.steps_per_epoch // 10, parts.steps_per_epoch)
+    assert res.budget == max(parts.epochs * parts.epoch_steps // 10, parts.epoch_steps)
 
 
 def test_lrkit_find_exits_non_zero_without_a_suggestion(

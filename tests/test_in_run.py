@@ -344,7 +344,7 @@ def test_cli_auto_search_in_run_trains_exactly_the_planned_steps(tmp_path: Any) 
     assert code == 0
     got = json.loads(out.read_text())
     parts = get_task("digits-mlp-adam").build(0)
-    assert got["search"] == "in_run" and got["train_steps"] == parts.epochs * parts.steps_per_epoch
+    assert got["search"] == "in_run" and got["train_steps"] == parts.epochs * parts.epoch_steps
     assert got["compute"] == pytest.approx((got["finder_steps"] + got["train_steps"]) / got["train_steps"])
 
 
@@ -415,7 +415,7 @@ def test_cli_auto_epochs_and_optimizer_replace_the_task_s(tmp_path: Any) -> None
         argv = ["--epochs", "3", "--optimizer", "adamw", "--json", str(out)]
         assert main(["auto", "--task", "digits-mlp-sgd", *argv]) == 0
     got = json.loads(out.read_text())
-    spe = get_task("digits-mlp-sgd").build(0).steps_per_epoch
+    spe = get_task("digits-mlp-sgd").build(0).epoch_steps
     assert seen == ["AdamW"] and got["optimizer"] == "adamw" and got["epochs"] == 3
     assert got["train_steps"] == 3 * spe and f"(3 epochs x {spe} steps planned)" in got["summary"]
 

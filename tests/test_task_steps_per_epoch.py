@@ -58,7 +58,7 @@ def test_a_loader_without_len_needs_steps_per_epoch_and_says_so() -> None:
         _parts(DataLoader(Stream(40), batch_size=4))
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "3", None])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
 def test_steps_per_epoch_must_be_a_whole_number(bad: object) -> None:
     with pytest.raises((TypeError, ValueError), match="steps_per_epoch"):
         _parts(DataLoader(Stream(40), batch_size=4), steps_per_epoch=bad)
@@ -87,9 +87,19 @@ def test_a_shorter_epoch_than_a_pass_of_a_sized_loader_goes_on_where_it_stopped(
 def test_a_sized_loader_without_it_trains_one_pass_an_epoch_as_before() -> None:
     data = TensorDataset(torch.arange(24.0).unsqueeze(1), torch.zeros(24, dtype=torch.long))
     parts = _parts(DataLoader(data, batch_size=4))
-    assert parts.steps_per_epoch == 6
+    assert parts.steps_per_epoch is None and parts.epoch_steps == 6
     run = train_loop(parts, parts.make_optimizer(0.1), 2)
     assert parts.model.seen == [0, 4, 8, 12, 16, 20] * 2 and run.steps == 12  # type: ignore[union-attr]
+
+
+def test_a_loader_replaced_after_the_parts_were_made_sets_the_epoch() -> None:
+    """A task factory may swap the loader of parts it got from another (a shorter run for a test)."""
+    data = TensorDataset(torch.arange(24.0).unsqueeze(1), torch.zeros(24, dtype=torch.long))
+    parts = _parts(DataLoader(data, batch_size=4))
+    parts.train_loader = DataLoader(data, batch_size=12)
+    assert parts.epoch_steps == 2
+    run = train_loop(parts, parts.make_optimizer(0.1), 2)
+    assert parts.model.seen == [0, 12, 0, 12] and run.steps == 4  # type: ignore[union-attr]
 
 
 TASK = textwrap.dedent(

@@ -61,7 +61,7 @@ def test_stdlib_text_is_python_source() -> None:
 def test_build_gives_consistent_parts(name: str) -> None:
     task = get_task(name)
     a, b = task.build(0), task.build(0)
-    assert a.steps_per_epoch == len(a.train_loader) > 10
+    assert a.epoch_steps == len(a.train_loader) > 10 and a.steps_per_epoch is None
     for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(p, q)  # same seed, same initial weights
     x, y = next(iter(a.train_loader))
@@ -78,7 +78,7 @@ def test_build_gives_consistent_parts(name: str) -> None:
 def test_training_learns_and_is_reproducible() -> None:
     task = get_task("digits-mlp-adam")
     run = task.train_run(3e-3, epochs=2, seed=1)
-    assert run.steps == 2 * task.build(0).steps_per_epoch and not run.diverged
+    assert run.steps == 2 * task.build(0).epoch_steps and not run.diverged
     assert run.metric > 0.85
     assert task.train(3e-3, epochs=2, seed=1) == run.metric
     assert np.mean(run.losses[-10:]) < np.mean(run.losses[:10])

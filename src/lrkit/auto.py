@@ -888,7 +888,7 @@ def train_task(
     opt = parts.make_optimizer(1e-3, optimizer)  # an unknown name: ValueError listing the known ones
     run = auto(
         parts.model, opt, parts.train_loader, parts.loss_fn,
-        epochs=n_epochs, steps_per_epoch=parts.steps_per_epoch, budget=budget, search=search, kind=kind,
+        epochs=n_epochs, steps_per_epoch=parts.epoch_steps, budget=budget, search=search, kind=kind,
         seed=seed, verbose=verbose, max_grad_norm=parts.max_grad_norm, peak_factor=peak_factor,
     )  # fmt: skip
     model, loss_fn = parts.model, parts.loss_fn

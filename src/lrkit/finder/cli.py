@@ -411,7 +411,7 @@ def run(args: argparse.Namespace) -> int:
             title = f"LR range test on {task.name} ({args.optimizer or task.optimizer})"
             probe = task.build(args.seed)
             epochs = probe.epochs if args.epochs is None else args.epochs
-            planned: int | None = epochs * probe.steps_per_epoch
+            planned: int | None = epochs * probe.epoch_steps
             result = task.find_lr(optimizer=args.optimizer, **options, **_budget(args, planned))
     else:
         from lrkit.finder import find_lr

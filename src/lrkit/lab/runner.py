@@ -222,7 +222,7 @@ def run_strategy(
     check_int(n_epochs, "epochs", 1, kinds=int)
     if not (isinstance(diverge_factor, (int, float)) and diverge_factor > 1):
         raise ValueError(f"diverge_factor must be a number > 1, got {diverge_factor!r}")
-    spe = parts.steps_per_epoch
+    spe = parts.epoch_steps
     total = n_epochs * spe
     sched = strategy.schedule
     assert isinstance(sched, Schedule)  # normalised by Strategy.__post_init__
@@ -542,7 +542,7 @@ def run_lab(
     probe = t.build(0)
     n_epochs = probe.epochs if epochs is None else epochs
     check_int(n_epochs, "epochs", 1, kinds=int)
-    check_schedules(strategies, n_epochs, probe.steps_per_epoch)  # before anything runs or is made
+    check_schedules(strategies, n_epochs, probe.epoch_steps)  # before anything runs or is made
     check_runs(strategies, t.name, n_epochs, probe.optimizer, probe.optimizer_params, diverge_factor)
 
     db = store if isinstance(store, ResultStore) else ResultStore(store)

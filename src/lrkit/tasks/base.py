@@ -48,10 +48,10 @@ class TaskParts:
     clip the gradient's global norm to it at every step (``torch.nn.utils.clip_grad_norm_``), in the
     training, the LR finder and ``lrkit.auto`` alike; None (default): no clipping.
 
-    ``steps_per_epoch``: the optimizer steps of one epoch; 0 (default): ``len(train_loader)``, one pass.
-    Give it for a loader without ``len()`` (a streaming ``IterableDataset``), or to make an epoch shorter
-    or longer than a pass: each epoch then takes the next ``steps_per_epoch`` batches, and a pass that
-    ends starts a new one (Keras' ``steps_per_epoch``).
+    ``steps_per_epoch``: the optimizer steps of one epoch; None (default): one pass, ``len(train_loader)``
+    (:attr:`epoch_steps`). Give it for a loader without ``len()`` (a streaming ``IterableDataset``), or to
+    make an epoch shorter or longer than a pass: each epoch then takes the next ``steps_per_epoch``
+    batches, and a pass that ends starts a new one (Keras' ``steps_per_epoch``).
     """
 
     model: torch.nn.Module
@@ -65,7 +65,7 @@ class TaskParts:
     optimizer: str = "adamw"
     optimizer_params: dict[str, Any] = field(default_factory=dict)
     max_grad_norm: float | None = None
-    steps_per_epoch: int = 0
+    steps_per_epoch: int | None = None
     _batches: Iterator[Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -115,25 +115,32 @@ class TaskParts:
         if self.metric_name is None:
             self.metric_name = getattr(self.metric, "__name__", "metric")
         check_int(self.epochs, "epochs", 1, where="TaskParts: ", kinds=int)
-        check_int(self.steps_per_epoch, "steps_per_epoch", 0, where="TaskParts: ", kinds=int)
-        if self.steps_per_epoch == 0:
-            length = _length(self.train_loader)
-            if length is None:
-                raise TypeError(
-                    f"TaskParts: train_loader ({type(self.train_loader).__name__}) has no len(); give "
-                    "steps_per_epoch=N, the optimizer steps of one epoch"
-                )
-            self.steps_per_epoch = length
+        if self.steps_per_epoch is not None:
+            check_int(self.steps_per_epoch, "steps_per_epoch", 1, where="TaskParts: ", kinds=int)
+        self.epoch_steps  # noqa: B018  (a loader without len() needs steps_per_epoch: said now)
         check_optimizer_name(self.optimizer, "TaskParts: optimizer")
         try:
             self.max_grad_norm = _check_max_grad_norm(self.max_grad_norm)
         except ValueError as exc:
             raise ValueError(f"TaskParts: {exc}") from None
 
+    @property
+    def epoch_steps(self) -> int:
+        """The optimizer steps of one epoch: ``steps_per_epoch``, or ``len(train_loader)`` (one pass)."""
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        length = _length(self.train_loader)
+        if length is None:
+            raise TypeError(
+                f"TaskParts: train_loader ({type(self.train_loader).__name__}) has no len(); give "
+                "steps_per_epoch=N, the optimizer steps of one epoch"
+            )
+        return length
+
     def epoch_batches(self) -> Iterator[Any]:
         """One epoch's training batches: a pass over ``train_loader``, or ``steps_per_epoch`` batches of a
-        running pass when that differs from ``len(train_loader)`` (a new pass when one ends)."""
-        if self.steps_per_epoch == _length(self.train_loader):
+        running pass when that is given and differs from ``len(train_loader)`` (a new pass when one ends)."""
+        if self.steps_per_epoch is None or self.steps_per_epoch == _length(self.train_loader):
             yield from self.train_loader
             return
         for _ in range(self.steps_per_epoch):
@@ -527,7 +534,7 @@ class Task:
     @property
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one epoch."""
-        return self._probe.steps_per_epoch
+        return self._probe.epoch_steps
 
     @property
     def optimizer(self) -> str:

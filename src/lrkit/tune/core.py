@@ -537,10 +537,10 @@ def tune(
 
         refuse_lr_free(parts.optimizer, "tune", f"the optimizer of task {t.name!r}:", "give optimizer= one")
     n_epochs = parts.epochs if epochs is None else _check_int("epochs", epochs, 1)
-    total_steps = n_epochs * parts.steps_per_epoch
+    total_steps = n_epochs * parts.epoch_steps
     if total_steps < 3:  # one-cycle's and WSD's phases need steps of their own
         raise ValueError(
-            f"epochs: a run of {n_epochs} x {parts.steps_per_epoch} = {total_steps} steps is too short to "
+            f"epochs: a run of {n_epochs} x {parts.epoch_steps} = {total_steps} steps is too short to "
             "tune; give at least 3 steps (more epochs)"
         )
     metric_name = str(parts.metric_name)
