@@ -21,6 +21,7 @@ SEED = (0, 2**32 - 1, "2**32 - 1")
 C_INT = (1, 2**31 - 1, "2**31 - 1")
 C_INT0 = (0, 2**31 - 1, "2**31 - 1")
 DRAWN = (1, 1_000_000, "1,000,000")
+PLOTTED = (1, 1_000_000_000, "1,000,000,000")
 
 TUNE = ["tune", "--task", "digits-mlp-sgd", "--trials", "2"]
 FIND = ["find", "--task", "digits-mlp-sgd"]
@@ -30,8 +31,8 @@ SCALE = ["scale", "--lr", "0.1", "--base-batch", "8", "--batch", "16"]
 #: (the command line before the flag, the flag, (low, high, high as the message writes it), after the range)
 WHOLE = [
     (["show", "cosine(lr=1)"], "--total", STEPS, ""),
-    (["plot", "cosine(lr=1)", "--out", "p.png"], "--total", DRAWN, " (every step is drawn)"),
-    (["gallery"], "--total", DRAWN, " (every step is drawn)"),
+    (["plot", "cosine(lr=1)", "--out", "p.png"], "--total", PLOTTED, " (every step is evaluated)"),
+    (["gallery"], "--total", DRAWN, " (every step of about 30 schedules is evaluated)"),
     (SCALE, "--base-batch", STEPS, ""),
     (SCALE, "--batch", STEPS, ""),
     (SCALE, "--accumulation-steps", STEPS, ""),

@@ -51,7 +51,10 @@ or a .json/.yaml/.toml file. Durations: 500 (steps), 3ep (epochs), 10% (of --tot
 Run `lrkit schedules` for every schedule and its parameters."""
 
 
-_plot_total = whole_number(1, MAX_PLOT_STEPS, " (every step is drawn)")
+_plot_total = whole_number(1, MAX_PLOT_STEPS, " (every step is evaluated)")
+#: the gallery draws about 30 schedules: at 10**6 steps each it takes about half a minute
+GALLERY_STEPS = 1_000_000
+_gallery_total = whole_number(1, GALLERY_STEPS, " (every step of about 30 schedules is evaluated)")
 
 
 def _steps_list(text: str) -> list[float]:
@@ -479,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="lrkit-gallery.png", metavar="FILE", help="output file (default: %(default)s)"
     )
     gp.add_argument(
-        "--total", type=_plot_total, default=10_000, metavar="N", help="steps (default: %(default)s)"
+        "--total", type=_gallery_total, default=10_000, metavar="N", help="steps (default: %(default)s)"
     )
     gp.set_defaults(func=cmd_gallery)
 

@@ -12,11 +12,69 @@ from .schedules import Schedule
 from .schedules.warmup import refuse_bare_warmup
 from .spec import load, to_string
 
-__all__ = ["GALLERY", "MAX_STEPS", "gallery", "plot_schedules", "pyplot"]
+__all__ = ["GALLERY", "MAX_POINTS", "MAX_STEPS", "gallery", "minmax_thin", "plot_schedules", "pyplot"]
 
 
-#: the most steps a figure draws: every step is drawn (10**6 steps: about 1 GB and 20 s for the gallery)
-MAX_STEPS = 1_000_000
+#: the most steps a figure covers: every step is evaluated (in chunks), each curve drawn with at most
+#: about :data:`MAX_POINTS` points (10**9 steps: about a minute per schedule)
+MAX_STEPS = 1_000_000_000
+#: the most points a curve is drawn with: a longer one keeps the lowest and highest value of each run of
+#: steps (:func:`minmax_thin`)
+MAX_POINTS = 4000
+#: steps evaluated at once when a figure covers a long run
+_CHUNK = 1 << 20
+
+
+def minmax_thin(y: np.ndarray, stride: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a curve thinned for drawing: in each run of ``stride`` values of ``y`` (the last may be
+    shorter), its lowest and its highest, in step order, at their steps (``offset`` + index); values that
+    are not finite are left out. Every ``stride``-th value alone aliases a curve that moves faster than
+    the stride (a cyclical LR of period ``stride`` is drawn flat); this keeps its range.
+
+    >>> minmax_thin(np.array([0.0, 5.0, 1.0, 4.0, 2.0]), 2)
+    (array([0., 1., 2., 3., 4.]), array([0., 5., 1., 4., 2.]))
+    >>> minmax_thin(np.array([1.0, 3.0, 2.0, 0.0, 9.0, 8.0]), 3, offset=10)
+    (array([10., 11., 13., 14.]), array([1., 3., 0., 9.]))
+    """
+    y = np.asarray(y, dtype=float)
+    if stride <= 1:
+        keep = np.flatnonzero(np.isfinite(y))
+        return (keep + offset).astype(float), y[keep]
+    pad = -len(y) % stride
+    grid = np.concatenate([y, np.full(pad, np.nan)]).reshape(-1, stride)
+    ok = np.isfinite(grid)
+    lo = np.where(ok, grid, np.inf).argmin(axis=1)
+    hi = np.where(ok, grid, -np.inf).argmax(axis=1)
+    rows = np.flatnonzero(ok.any(axis=1))
+    first, last = np.minimum(lo, hi)[rows], np.maximum(lo, hi)[rows]
+    idx = np.stack([rows * stride + first, rows * stride + last], axis=1).ravel()
+    if len(idx):
+        idx = idx[np.r_[True, np.diff(idx) != 0]]  # one point where the lowest is the highest
+    return (idx + offset).astype(float), y[idx]
+
+
+def _curve(sched: Schedule, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """``sched`` over steps 0 .. ``total_steps``, thinned to about :data:`MAX_POINTS` points
+    (:func:`minmax_thin`), evaluated :data:`_CHUNK` steps at a time."""
+    n = total_steps + 1
+    stride = 1 if n <= MAX_POINTS else -(-n // (MAX_POINTS // 2))  # 2 points a run of stride steps
+    chunk = max(stride, _CHUNK // stride * stride)  # whole runs of stride steps per chunk
+    xs, ys = [], []
+    for start in range(0, n, chunk):
+        t = np.arange(start, min(n, start + chunk), dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x, y = minmax_thin(np.asarray(sched(t), dtype=float), stride, start)
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if stride > 1:  # the run's first and last step too, where a warmup starts and a decay ends
+        ends = np.array([0.0, float(total_steps)])
+        with np.errstate(over="ignore", invalid="ignore"):
+            at = np.asarray(sched(ends), dtype=float)
+        keep = np.isfinite(at) & ~np.isin(ends, x)
+        order = np.argsort(np.concatenate([x, ends[keep]]), kind="stable")
+        x, y = np.concatenate([x, ends[keep]])[order], np.concatenate([y, at[keep]])[order]
+    return x, y
 
 
 def pyplot() -> Any:
@@ -69,31 +127,30 @@ def plot_schedules(
         raise ValueError("schedules: expected at least one schedule, got none")
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or not 1 <= total_steps <= MAX_STEPS:
         raise ValueError(
-            f"total_steps: expected an integer from 1 to {MAX_STEPS:,} (every step is drawn), "
+            f"total_steps: expected an integer from 1 to {MAX_STEPS:,} (every step is evaluated), "
             f"got {total_steps!r}"
         )
-    t = np.arange(total_steps + 1)
     curves = []
     for s in schedules:
         sched, label = _resolved(s, total_steps, steps_per_epoch)
         if is_multiplier(sched):
             label += " (a multiplier, not an LR)"
-        y = sched(t)
+        t, y = _curve(sched, total_steps)
         if log:
             y = np.where(y > 0, y, np.nan)
             if np.isnan(y).all():
                 label += " (never > 0: nothing to draw on a log scale)"
-        curves.append((y, label))
-    if log and all(np.isnan(y).all() for y, _ in curves):
+        curves.append((t, y, label))
+    if log and all(np.isnan(y).all() for _, y, _ in curves):
         raise ValueError(
             "log scale (--log): no schedule has an LR > 0 to draw: "
-            + ", ".join(label.split(" (never")[0] for _, label in curves)
+            + ", ".join(label.split(" (never")[0] for _, _, label in curves)
         )
     plt = pyplot()
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(9, 4.8), constrained_layout=True)
-    for y, label in curves:
+    for t, y, label in curves:
         ax.plot(t, y, lw=1.8, label=label)
     ax.set_xlabel("step" if steps_per_epoch is None else f"step ({steps_per_epoch:g} steps per epoch)")
     ax.set_ylabel("learning rate")
@@ -105,7 +162,7 @@ def plot_schedules(
         or f"learning-rate schedule{'s' if len(schedules) > 1 else ''} over {total_steps:,} "
         + ("step" if total_steps == 1 else "steps")
     )
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper right")  # "best" searches every drawn point
     if out is not None:
         _save(ax.figure, out)
     return fig or ax.figure

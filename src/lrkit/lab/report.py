@@ -707,18 +707,36 @@ def _stack(curves: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _band(curves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """x, mean, min and max over the curves alive at each point (thinned to MAX_POINTS)."""
+def _band(
+    curves: Sequence[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, mean, xb, lo, hi)`` over the curves alive at each point: the mean curve at steps ``x``, and the
+    band from the lowest to the highest curve at steps ``xb``. Longer than MAX_POINTS, the mean is thinned
+    by :func:`lrkit.plot.minmax_thin` (each run of steps keeps its lowest and highest value) and the band
+    spans each run's lowest and highest value, so a cyclical LR whose period is near the stride keeps its
+    range (every stride-th step alone drew it flat)."""
+    from ..plot import minmax_thin
+
     a = _stack(curves)
-    if a.shape[1] == 0:
-        e = np.empty(0)
-        return e, e, e, e
+    n = a.shape[1]
+    mean, lo, hi = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     alive = np.isfinite(a).any(axis=0)
-    stride = max(1, math.ceil(a.shape[1] / MAX_POINTS))
-    idx = np.flatnonzero(alive)[::stride]
-    sub = a[:, idx]
+    sub = a[:, alive]
+    if sub.size:
+        with np.errstate(all="ignore"):
+            mean[alive], lo[alive], hi[alive] = np.nanmean(sub, 0), np.nanmin(sub, 0), np.nanmax(sub, 0)
+    stride = 1 if n <= MAX_POINTS else math.ceil(n / (MAX_POINTS // 2))  # 2 points a run
+    if stride == 1:
+        x = np.flatnonzero(alive)
+        return x.astype(float), mean[x], x.astype(float), lo[x], hi[x]
+    x, m = minmax_thin(mean, stride)
+    pad = -n % stride
+    runs = np.flatnonzero(np.concatenate([alive, np.zeros(pad, bool)]).reshape(-1, stride).any(axis=1))
     with np.errstate(all="ignore"):
-        return idx.astype(float), np.nanmean(sub, axis=0), np.nanmin(sub, axis=0), np.nanmax(sub, axis=0)
+        low = np.nanmin(np.concatenate([lo, np.full(pad, np.nan)]).reshape(-1, stride)[runs], axis=1)
+        high = np.nanmax(np.concatenate([hi, np.full(pad, np.nan)]).reshape(-1, stride)[runs], axis=1)
+    xb = np.stack([runs * stride, np.minimum((runs + 1) * stride, n) - 1], axis=1).ravel()
+    return x, m, xb.astype(float), np.repeat(low, 2), np.repeat(high, 2)
 
 
 def _loss_curve(run: RunRecord) -> np.ndarray:
@@ -871,9 +889,9 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
             # the seeds the table's mean is over: a diverged run's epochs before it blew up are not the
             # strategy's, and its spike would set the axis for every curve
             curves = [np.asarray(r.epoch_metrics, dtype=float) for r in runs if final(r) is not None]
-        x, mean, lo, hi = _band(curves)
+        x, mean, xb, lo, hi = _band(curves)
         if panel == "metric":
-            x = x + 1.0  # epochs count from 1
+            x, xb = x + 1.0, xb + 1.0  # epochs count from 1
         if panel != "metric":
             fin = mean[np.isfinite(mean)]
             all_positive = all_positive and bool((fin > 0).all())
@@ -883,7 +901,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
         marker = "o" if panel == "metric" and len(x) <= 30 else None
         ax.plot(x, mean, color=color, ls=ls, lw=1.6, marker=marker, ms=3, label=escape_mathtext(text))
         if len(curves) > 1 and len(x):
-            ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+            ax.fill_between(xb, lo, hi, color=color, alpha=0.15, lw=0)
         if panel == "loss":
             for r, c in zip(runs, curves):
                 if r.status == "diverged":
