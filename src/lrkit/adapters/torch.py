@@ -25,8 +25,9 @@ schedulers, the optimizer holds the LR of step 0 once the scheduler is built, an
 Two ways to run:
 
 - :class:`Scheduler` (the default) evaluates the schedule ahead of time in vectorised blocks of
-  ``BLOCK`` steps (aligned, so a value never depends on where a run was resumed), so ``step()`` is a
-  list index and the writes. A tensor ``lr`` is written in place with ``fill_`` (no host sync).
+  ``BLOCK`` steps, fewer for many groups (``BLOCK_VALUES`` values in all; aligned, so a value never
+  depends on where a run was resumed), so ``step()`` is a list index and the writes. A tensor
+  ``lr`` is written in place with ``fill_`` (no host sync).
 - :class:`GraphScheduler` (``in_graph=True``) keeps the step counter in a device tensor and computes
   the LR from it with tensor operations, so a whole training step can be compiled by
   ``torch.compile`` (no recompile when the LR changes) or captured in a CUDA graph. Outside a compiled
@@ -63,6 +64,8 @@ from ..spec import ScheduleLike, as_schedule
 
 __all__ = [
     "BLOCK",
+    "BLOCK_VALUES",
+    "MIN_BLOCK",
     "EpochwiseSteppingWarning",
     "GraphScheduler",
     "NoOptimizerStepWarning",
@@ -77,8 +80,14 @@ __all__ = [
     "scheduler",
 ]
 
-#: steps evaluated at once by :class:`Scheduler` (blocks start at multiples of BLOCK)
+#: the most steps :class:`Scheduler` evaluates at once; a block holds ``max(MIN_BLOCK, min(BLOCK,
+#: BLOCK_VALUES // columns))`` steps (``columns``: the groups, times one plus the scheduled
+#: hyperparameters) and starts at a multiple of its length
 BLOCK = 4096
+#: the values (Python floats, ~32 bytes each) a block holds at most, whatever the number of groups
+BLOCK_VALUES = 32768
+#: the fewest steps in a block (thousands of groups: a refill every MIN_BLOCK steps)
+MIN_BLOCK = 16
 _NO_BLOCK = -(1 << 62)
 _FORMAT = "lrkit.torch/2"  # /2: the state names its schedule; /1 states (no "schedule") load unchecked
 _INTERVALS = ("step", "epoch")
@@ -432,28 +441,39 @@ class _Base(LRScheduler):
         return [self._multiplier * c for c in self.plateau_cuts]
 
     def values(self, ks: np.ndarray | Sequence[int]) -> np.ndarray:
-        """The LRs at scheduler steps ``ks``, shape ``(len(ks), groups)``, with the current controls."""
+        """The LRs at scheduler steps ``ks``, shape ``(len(ks), groups)``, with the current controls.
+
+        Each distinct schedule is evaluated once; the groups are then columns of one array operation."""
         t = self._times(np.asarray(ks, dtype=np.float64))
-        cache: dict[int, np.ndarray] = {}
-        cols = []
-        for s, base, floor, f in zip(
-            self.schedules, self.base_lrs, self._floors(), self.factors(), strict=False
-        ):
-            if id(s) not in cache:
-                cache[id(s)] = np.broadcast_to(np.asarray(s(t), dtype=np.float64), t.shape)
-            b = cache[id(s)] * base if self.relative else cache[id(s)]
-            out = b * f
-            if floor > 0.0:
-                out = np.maximum(out, np.minimum(b, floor))
-            cols.append(out)
-        return np.stack(cols, axis=-1) if cols else np.zeros((*t.shape, 0))
+        n = len(self.schedules)
+        if not n:
+            return np.zeros((*t.shape, 0))
+        b = self._columns(self.schedules, t)
+        if self.relative:
+            b = b * np.asarray(self.base_lrs, dtype=np.float64)
+        out = b * np.asarray(self.factors(), dtype=np.float64)
+        floors = np.asarray(self._floors(), dtype=np.float64)
+        if (floors > 0.0).any():
+            out = np.where(floors > 0.0, np.maximum(out, np.minimum(b, floors)), out)
+        return out
+
+    @staticmethod
+    def _columns(schedules: Sequence[Schedule], t: np.ndarray) -> np.ndarray:
+        """``schedules`` at times ``t``, one column each, shape ``(*t.shape, len(schedules))``; a schedule
+        shared by several groups is evaluated once."""
+        where: dict[int, int] = {}
+        uniq: list[np.ndarray] = []
+        idx: list[int] = []
+        for s in schedules:
+            if id(s) not in where:
+                where[id(s)] = len(uniq)
+                uniq.append(np.broadcast_to(np.asarray(s(t), dtype=np.float64), t.shape))
+            idx.append(where[id(s)])
+        return np.stack(uniq, axis=-1)[..., idx]
 
     def _hparam_values(self, ks: np.ndarray) -> dict[str, np.ndarray]:
         t = self._times(np.asarray(ks, dtype=np.float64))
-        return {
-            key: np.stack([np.broadcast_to(np.asarray(s(t), dtype=np.float64), t.shape) for s in ss], axis=-1)
-            for key, ss in self.hparams.items()
-        }
+        return {key: self._columns(ss, t) for key, ss in self.hparams.items()}
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         """The LRs (floats) for the current step, in closed form."""
@@ -681,6 +701,7 @@ class _Base(LRScheduler):
         self.plateau_cuts = cuts
         self._multiplier = multiplier
         self._restore(int(k))
+        self._used = True
 
     def _check_same_schedule(self, state: Mapping[str, Any]) -> None:
         mine = self.schedule_specs()
@@ -906,8 +927,13 @@ class Scheduler(_Base):
         self._past_text: tuple[str, str] | None = None  # (what the schedule covers, advice): auto's own
         self._past_at = MAX_STEPS + 1
         self._watch = self._next_watch()
+        #: a state was loaded or a step set: loading another one is a rollback, not a resume (``_fresh``)
+        self._used = False
         self._idle_calls = 0  # step() calls before the optimizer's first step (warned at IDLE_WARN)
         self._blk0 = _NO_BLOCK
+        #: steps per block: at most BLOCK_VALUES values in all (above MIN_BLOCK columns: MIN_BLOCK steps)
+        columns = len(self.schedules) * (1 + len(self.hparams))
+        self._block = max(MIN_BLOCK, min(BLOCK, BLOCK_VALUES // max(columns, 1)))
         # one list of floats per group (and per scheduled hyperparameter): no per-step containers
         self._cols: list[list[float]] = []
         self._col0: list[float] = []
@@ -942,10 +968,12 @@ class Scheduler(_Base):
             ("_past_margin", 1),
             ("_past_text", None),
             ("_past_at", MAX_STEPS + 1),
+            ("_block", BLOCK),
+            ("_used", self._flag.ever),
         ):
             self.__dict__.setdefault(key, old)  # pickled by an older lrkit
         self._watch = self._next_watch()
-        self._lim = min(BLOCK, self._watch - self._blk0)
+        self._lim = min(self._block, self._watch - self._blk0)
         self._flag = self._flag.copy()
         self._hook = None
         if self.follow_optimizer:
@@ -966,18 +994,21 @@ class Scheduler(_Base):
         return math.ceil(self.steps_per_epoch or 1.0)
 
     def _fresh(self) -> bool:
-        return self.last_epoch == 0 and not self._flag.ever
+        """Not yet at the end of its first epoch: never advanced or loaded into, and fewer than an epoch of
+        optimizer steps since it was made (a step before the load, e.g. one that creates AdamW's state, or
+        the LR finder's steps, which it puts back, leave a new scheduler fresh)."""
+        return self.last_epoch == 0 and not self._used and self._flag.count < self._epoch_batches()
 
     # -- blocks ----------------------------------------------------------------------------------
     def _fill(self, k: int) -> None:
         """Evaluate the aligned block holding step ``k``."""
-        k0 = k - k % BLOCK
-        ks = np.arange(k0, k0 + BLOCK, dtype=np.float64)
+        k0 = k - k % self._block
+        ks = np.arange(k0, k0 + self._block, dtype=np.float64)
         self._cols = self.values(ks).T.tolist()
         self._col0 = self._cols[0] if self._cols else []
         self._hp_cols = {key: v.T.tolist() for key, v in self._hparam_values(ks).items()}
         self._blk0 = k0
-        self._lim = min(BLOCK, self._watch - k0)
+        self._lim = min(self._block, self._watch - k0)
 
     def _bind(self) -> None:
         """Look at the optimizer's groups: floats only and no hyperparameters take the fast path."""
@@ -991,7 +1022,7 @@ class Scheduler(_Base):
 
     def _write(self, k: int) -> None:
         """Write the values of step ``k`` (any path: tensors, hyperparameters, a new block)."""
-        if not 0 <= k - self._blk0 < BLOCK:
+        if not 0 <= k - self._blk0 < self._block:
             self._fill(k)
         self._bind()
         i = k - self._blk0
@@ -1033,7 +1064,7 @@ class Scheduler(_Base):
             self._past_at = self._run_end + self._past_margin + (0 if self.follow_optimizer else 1)
         self._watch = self._next_watch()
         if self._blk0 != _NO_BLOCK:
-            self._lim = min(BLOCK, self._watch - self._blk0)
+            self._lim = min(self._block, self._watch - self._blk0)
 
     def _watch_past(self, margin: int, covers: str, advice: str) -> None:
         """Warn at an optimizer step ``margin`` steps or more past the run (0: the first one), saying
@@ -1152,7 +1183,7 @@ class Scheduler(_Base):
         if k >= self._past_at:
             self._look_past(k, count, end)
         self._watch = self._next_watch()
-        self._lim = min(BLOCK, self._watch - self._blk0)
+        self._lim = min(self._block, self._watch - self._blk0)
 
     def _look_past(self, k: int, count: int, end: int) -> None:
         """At step ``k`` past the run's end: arm the optimizer step hook, whose next call warns
