@@ -90,6 +90,15 @@ BLOCK_VALUES = 32768
 MIN_BLOCK = 16
 _NO_BLOCK = -(1 << 62)
 _FORMAT = "lrkit.torch/2"  # /2: the state names its schedule; /1 states (no "schedule") load unchecked
+#: the keys a state of each format always holds (``epoch_pending`` only when it is True); /1 states
+#: written before per-group plateau cuts were kept have no ``plateau_cuts`` (loaded as no cuts)
+_STATE_KEYS = {
+    1: frozenset({"format", "last_epoch", "interval", "base_lrs", "multiplier", "plateau"}),
+    2: frozenset(
+        {"format", "last_epoch", "interval", "base_lrs", "multiplier", "plateau", "plateau_cuts"}
+        | {"schedule", "relative", "hparams", "steps_per_epoch", "total_steps"}
+    ),
+}
 _INTERVALS = ("step", "epoch")
 
 
@@ -237,6 +246,39 @@ def _state_numbers(state: Mapping[str, Any], key: str, n: int, high: float | Non
             f"{n} parameter groups"
         )
     return [_state_number(f"{key}[{i}]", x, high) for i, x in enumerate(v)]
+
+
+def _format_version(state: Mapping[str, Any]) -> int | None:
+    """The version ``N`` of a state's ``"format": "lrkit.torch/N"`` (None: no such key). A newer ``N``
+    than this lrkit's, or another format, raises ``ValueError``."""
+    if "format" not in state:
+        return None
+    fmt = state["format"]
+    name, _, ours = _FORMAT.rpartition("/")
+    known = " or ".join(repr(f"{name}/{v}") for v in _STATE_KEYS)
+    version = fmt[len(name) + 1 :] if isinstance(fmt, str) and fmt.startswith(name + "/") else ""
+    if not (version.isascii() and version.isdigit()):
+        raise ValueError(f"load_state_dict: format must be {known}, got {_short(fmt)}")
+    if int(version) > int(ours):
+        raise ValueError(
+            f"load_state_dict: the state was written by a newer lrkit (format {fmt!r}; this lrkit reads "
+            f"{known}): load it with that lrkit, or upgrade this one"
+        )
+    if int(version) not in _STATE_KEYS:
+        raise ValueError(f"load_state_dict: format must be {known}, got {_short(fmt)}")
+    return int(version)
+
+
+def _check_keys(state: Mapping[str, Any], version: int | None) -> None:
+    """Refuse a state missing a key its format always holds (truncated or edited: loading it would
+    default the key, e.g. drop the plateau's cuts while its count of reductions stays)."""
+    missing = sorted(_STATE_KEYS[version or 1] - set(state))
+    fmt = f"a 'lrkit.torch/{version}'" if version else "an lrkit.torch"
+    if missing:
+        raise MissingStateKeys(
+            f"load_state_dict: the state is missing {missing}, which {fmt} state always holds (a "
+            f"truncated or edited state); got keys {sorted(map(str, state))}"
+        )
 
 
 def _same_spec(key: str, saved: object, mine: object) -> bool:
@@ -625,7 +667,9 @@ class _Base(LRScheduler):
         framework calls ``load_state_dict`` for you): the step, base LRs, cuts and plateau state are
         restored and this scheduler's schedule runs on from that step. A state written before lrkit
         named the schedule in it (format ``lrkit.torch/1``) cannot be checked; it is loaded with an
-        :class:`UserWarning` saying so.
+        :class:`UserWarning` saying so. A state from a newer lrkit (a later ``format``) raises
+        ``ValueError`` naming both formats; one missing a key its format always holds (truncated or
+        edited) raises ``MissingStateKeys`` (a ``KeyError`` and a ``ValueError``) naming the keys.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(
@@ -646,6 +690,7 @@ class _Base(LRScheduler):
                 "steps_per_epoch=..., or call set_step(state['last_epoch'] * steps_per_epoch) on one "
                 "stepped per batch. From then on save this scheduler's state_dict()"
             )
+        version = _format_version(state)  # a newer lrkit's state, or another format, raises
         if missing:
             raise MissingStateKeys(
                 f"load_state_dict: not an lrkit.torch scheduler state (missing {sorted(missing)}; "
@@ -683,6 +728,7 @@ class _Base(LRScheduler):
                     "plateau; pass plateau=Plateau(...) as when it was saved"
                 )
             self.plateau.check_state(plateau_state)
+        _check_keys(state, version)
         if "schedule" in state:
             if not allow_schedule_change:
                 self._check_same_schedule(state)
