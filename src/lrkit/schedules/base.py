@@ -269,7 +269,11 @@ class Schedule:
         ``xp`` is the array namespace; pass it when calling inside ``torch.compile`` so the lookup
         happens outside the compiled region.
 
-        Steps are held to ``[-2**53, 2**53]`` (a Python int of any size is fine). A NaN or infinite step
+        Steps are held to ``[-2**53, 2**53]`` (a Python int of any size is fine). A torch or jax array
+        of signed integers (32 or 64 bits) is evaluated in the namespace's default float dtype (float32
+        unless changed), except where a step falls against a period or a milestone (cyclic, restarts,
+        repeat, step decays, staircases, multistep): that is found in integer arithmetic, on the step's
+        own steps at any value, where a float32 step past 2**24 would be 1-2 steps off. A NaN or infinite step
         is a ValueError for Python numbers and numpy arrays; torch and jax arrays are not inspected (that
         would sync the device), so there a NaN step gives NaN.
         """
@@ -294,22 +298,33 @@ class Schedule:
             raise ValueError(
                 f"{self.name}: steps must be finite numbers, got {bad!r} in an array of {t.size}"
             )
-        if xp is not np:
-            return self._eval(t, xp)
+        if xp is not np:  # a signed integer step also goes as it is: periodic schedules reduce it exactly
+            wide = xp.isdtype(step.dtype, "signed integer") and xp.iinfo(step.dtype).bits >= 32
+            return self._eval(t, xp, xp.clip(step, 0, None) if wide else None)  # (held at 0 as t is)
         if t.size > _CHUNK:  # long previews: cache-sized blocks are ~1.5x faster
             flat = t.reshape(-1)
             out = np.empty_like(flat)
             for i in range(0, flat.size, _CHUNK):
                 out[i : i + _CHUNK] = self._eval(flat[i : i + _CHUNK], np)
             out = out.reshape(t.shape)
-        else:  # a 0-d array in, a 0-d array out (numpy makes some operations' 0-d results scalars)
-            out = np.asarray(self._eval(t, xp))
+        else:  # a 0-d array in, a 0-d array out, evaluated as a 1-element array as a scalar is (numpy's
+            # 0-d power can differ from it in the last bit)
+            out = np.asarray(self._eval(t.reshape(-1), xp)).reshape(t.shape)
         return out if mask is None else np.ma.MaskedArray(out, mask=mask)
 
-    def _eval(self, t: Array, xp: Namespace) -> Array:
-        """Evaluate at local time ``t``, holding the first value before 0 and the last past the end."""
+    def _eval(self, t: Array, xp: Namespace, k: Array | None = None) -> Array:
+        """Evaluate at local time ``t``, holding the first value before 0 and the last past the end.
+
+        ``k``, where given, is the same local step as a signed integer array: exact where ``t``, a
+        float32, is not past 2**24 (a torch int tensor, a jax count under jit). Periodic schedules
+        reduce it in integer arithmetic (:func:`divide`); None for float steps.
+        """
         n = self.length_steps
-        return self._f(xp.clip(t, 0.0, n if n is not None else float(MAX_STEPS)), xp)
+        return self._fk(xp.clip(t, 0.0, n if n is not None else float(MAX_STEPS)), clip_steps(k, n, xp), xp)
+
+    def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
+        """``_f`` given also the integer step ``k`` (see :meth:`_eval`); the periodic schedules use it."""
+        return self._f(t, xp)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
         raise NotImplementedError
@@ -738,6 +753,55 @@ def floor_div(t: Array, n: float, xp: Namespace) -> Array:
     return xp.where((q + 1.0) * n <= t, q + 1.0, xp.where(q * n > t, q - 1.0, q))
 
 
+def _whole(x: float, k: Array, xp: Namespace) -> int | None:
+    """``x`` as an int when it is a whole number within the range of ``k``'s integer dtype, else None."""
+    return int(x) if float(x).is_integer() and 0 <= x <= xp.iinfo(k.dtype).max else None
+
+
+def clip_steps(k: Array | None, n: float | None, xp: Namespace) -> Array | None:
+    """The integer steps ``k`` held to ``[0, n]`` as :meth:`Schedule._eval` holds the float ones; None
+    where ``n`` is not a whole number (a held step would no longer be ``k``)."""
+    if k is None:
+        return None
+    if n is None or n > xp.iinfo(k.dtype).max:
+        return xp.clip(k, 0, None)
+    hi = _whole(n, k, xp)
+    return None if hi is None else xp.clip(k, 0, hi)
+
+
+def shift_steps(k: Array | None, offset: float, xp: Namespace) -> Array | None:
+    """``k - offset`` in integer arithmetic (a chain piece's local step); None where ``offset`` is not a
+    whole number; 0 (a step before the piece) where it lies past the range of ``k``'s dtype."""
+    if k is None:
+        return None
+    if offset > xp.iinfo(k.dtype).max:
+        return k * 0
+    o = _whole(offset, k, xp)
+    return None if o is None else k - o
+
+
+def divide_steps(k: Array | None, n: float, xp: Namespace) -> tuple[Array, Array] | None:
+    """``(k // n, k % n)`` in integer arithmetic, exact at any step; None without ``k`` or where ``n`` is
+    not a whole number within the range of ``k``'s dtype."""
+    w = None if k is None else _whole(n, k, xp)
+    if k is None or w is None or w == 0:
+        return None
+    q = k // w
+    return q, k - q * w
+
+
+def divide(t: Array, k: Array | None, n: float, xp: Namespace) -> tuple[Array, Array]:
+    """``(q, r)``: how many whole ``n`` fit in the step, ``floor(t / n)``, and what is left, in
+    ``[0, n]``, both as floats like ``t``. From the integer step ``k`` where :func:`divide_steps` can:
+    exact at any step (a float32 ``t`` past 2**24 is 1-2 steps off, which would move a restart or a
+    cycle's peak); else from ``t`` (:func:`floor_div`)."""
+    exact = divide_steps(k, n, xp)
+    if exact is not None:
+        return xp.astype(exact[0], t.dtype), xp.astype(exact[1], t.dtype)
+    q = floor_div(t, n, xp)
+    return q, xp.clip(t - q * n, 0.0, n)
+
+
 def zero_safe(f: Any, x: Array, xp: Namespace) -> Array:
     """``f(x)`` for ``x >= 0``, where ``f(0) == 0`` but ``f'(0)`` is infinite (``sqrt``, ``x ** p`` with
     ``p < 1``), as ``f(x + 1 - pos) * pos`` with ``pos = (x > 0)``: ``f(x)`` where ``x > 0``, ``f(1) * 0 = 0``
@@ -768,7 +832,10 @@ __all__ = [
     "check_bound",
     "check_choice",
     "check_number",
+    "clip_steps",
     "const_like",
+    "divide",
+    "divide_steps",
     "duration_field",
     "durations_field",
     "floor_div",
@@ -777,6 +844,7 @@ __all__ = [
     "param",
     "run_named",
     "schedule_field",
+    "shift_steps",
     "shorter_than_run",
     "step_text",
     "steps_of",

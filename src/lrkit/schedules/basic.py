@@ -17,9 +17,9 @@ from .base import (
     check_bound,
     check_number,
     const_like,
+    divide,
     duration_field,
     durations_field,
-    floor_div,
     growth,
     param,
     step_text,
@@ -130,7 +130,10 @@ class StepDecay(_GammaPower, Schedule):
         yield k, f"{self.name}: the first decay (step_size={step_text(k)})"
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        return self.lr * self.gamma ** floor_div(t, steps_of(self.step_size), xp)
+        return self._fk(t, None, xp)
+
+    def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
+        return self.lr * power(self.gamma, divide(t, k, steps_of(self.step_size), xp)[0], xp)
 
 
 @dataclass(frozen=True)
@@ -177,10 +180,16 @@ class MultiStep(Schedule):
             yield m, f"{self.name} milestones[{i}]={step_text(m)}"
 
     def _f(self, t: Array, xp: Namespace) -> Array:
+        return self._fk(t, None, xp)
+
+    def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         count = t * 0.0
-        for m in self.milestones:
-            count = count + xp.astype(t >= steps_of(m), t.dtype)
-        return self.lr * self.gamma**count
+        for d in self.milestones:
+            m = steps_of(d)
+            # an integer step as an integer: t >= m is k >= ceil(m) (a float32 t is off past 2**24)
+            passed = t >= m if k is None or math.ceil(m) > xp.iinfo(k.dtype).max else k >= math.ceil(m)
+            count = count + xp.astype(passed, t.dtype)
+        return self.lr * power(self.gamma, count, xp)
 
 
 def _staircase_event(name: str, staircase: bool, every: DurationLike) -> Iterator[tuple[float, str]]:
@@ -220,8 +229,11 @@ class Exponential(_GammaPower, Schedule):
         return _staircase_event(self.name, self.staircase, self.every)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
+        return self._fk(t, None, xp)
+
+    def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         n = steps_of(self.every)
-        return self.lr * power(self.gamma, floor_div(t, n, xp) if self.staircase else t / n, xp)
+        return self.lr * power(self.gamma, divide(t, k, n, xp)[0] if self.staircase else t / n, xp)
 
 
 @dataclass(frozen=True)
@@ -273,8 +285,11 @@ class InverseTime(Schedule):
         return _staircase_event(self.name, self.staircase, self.every)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
+        return self._fk(t, None, xp)
+
+    def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         n = steps_of(self.every)
-        return self.lr / (1.0 + self.k * (floor_div(t, n, xp) if self.staircase else t / n))
+        return self.lr / (1.0 + self.k * (divide(t, k, n, xp)[0] if self.staircase else t / n))
 
 
 @dataclass(frozen=True)

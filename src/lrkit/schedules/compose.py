@@ -15,9 +15,11 @@ from .base import (
     Schedule,
     check_bound,
     check_number,
-    floor_div,
+    divide,
+    divide_steps,
     param,
     schedule_field,
+    shift_steps,
     step_text,
 )
 from .duration import REST, Duration, DurationLike, _short
@@ -170,14 +172,14 @@ class Chain(Schedule):
         start except after an overlapping warmup (which it starts with)."""
         return tuple(o + float(p.length_steps or 0.0) for o, p in zip(offs[:-1], self.pieces[:-1]))
 
-    def _piece(self, i: int, local: Array, xp: Namespace) -> Array:
+    def _piece(self, i: int, local: Array, xp: Namespace, k: Array | None = None) -> Array:
         p = self.pieces[i]
-        v = p._eval(local, xp)
+        v = p._eval(local, xp, k)
         if isinstance(p, Warmup) and p.lr is None and i + 1 < len(self.pieces):
             v = v * self._piece(i + 1, local * 0.0, xp)
         return v
 
-    def _eval(self, t: Array, xp: Namespace) -> Array:
+    def _eval(self, t: Array, xp: Namespace, k: Array | None = None) -> Array:
         offs = self.offsets
         ends = self._bounds(offs)
         if xp is np:  # numpy: evaluate each piece only where it runs (traced arrays need `where`)
@@ -190,9 +192,9 @@ class Chain(Schedule):
                 sel = idx == i
                 res[sel] = self._piece(i, t[sel] - offs[i], xp)
             return res
-        out = self._piece(len(offs) - 1, t - offs[-1], xp)
+        out = self._piece(len(offs) - 1, t - offs[-1], xp, shift_steps(k, offs[-1], xp))
         for i in range(len(offs) - 2, -1, -1):
-            out = xp.where(t < ends[i], self._piece(i, t - offs[i], xp), out)
+            out = xp.where(t < ends[i], self._piece(i, t - offs[i], xp, shift_steps(k, offs[i], xp)), out)
         return out
 
 
@@ -280,8 +282,8 @@ class Scale(Schedule):
     def _events(self) -> Iterator[tuple[float, str]]:
         return iter(self.schedule.events())
 
-    def _eval(self, t: Array, xp: Namespace) -> Array:
-        return self.schedule._eval(t, xp) * self.factor
+    def _eval(self, t: Array, xp: Namespace, k: Array | None = None) -> Array:
+        return self.schedule._eval(t, xp, k) * self.factor
 
 
 @dataclass(frozen=True)
@@ -323,8 +325,8 @@ class Product(Schedule):
         yield from self.a.events()
         yield from self.b.events()
 
-    def _eval(self, t: Array, xp: Namespace) -> Array:
-        return self.a._eval(t, xp) * self.b._eval(t, xp)
+    def _eval(self, t: Array, xp: Namespace, k: Array | None = None) -> Array:
+        return self.a._eval(t, xp, k) * self.b._eval(t, xp, k)
 
 
 @dataclass(frozen=True)
@@ -362,8 +364,8 @@ class Clamp(Schedule):
     def _events(self) -> Iterator[tuple[float, str]]:
         return iter(self.schedule.events())
 
-    def _eval(self, t: Array, xp: Namespace) -> Array:
-        return xp.clip(self.schedule._eval(t, xp), self.min_lr, self.max_lr)
+    def _eval(self, t: Array, xp: Namespace, k: Array | None = None) -> Array:
+        return xp.clip(self.schedule._eval(t, xp, k), self.min_lr, self.max_lr)
 
 
 @dataclass(frozen=True)
@@ -424,14 +426,22 @@ class Repeat(Schedule):
         n = float(self.schedule.length_steps or 0.0)
         yield n, f"{self.name}: the first repeat (after {step_text(n)} steps)"
 
-    def _eval(self, t: Array, xp: Namespace) -> Array:
+    def _eval(self, t: Array, xp: Namespace, k: Array | None = None) -> Array:
         p = float(self.schedule.length_steps or math.inf)
         t = xp.clip(t, 0.0, float(MAX_STEPS))
-        k = floor_div(t, p, xp)
-        local = t - k * p
+        k = None if k is None else xp.clip(k, 0, None)
+        exact = divide_steps(k, p, xp)  # from an integer step: exact, as a periodic schedule's cycle
+        if exact is None:
+            passes, local = divide(t, None, p, xp)
+            local_k = None
+        else:
+            passes, local = xp.astype(exact[0], t.dtype), xp.astype(exact[1], t.dtype)
+            local_k = exact[1]
         if self.times is not None:
-            local = xp.where(k >= self.times, t * 0.0 + p, local)
-        return self.schedule._eval(local, xp)
+            done = passes >= self.times
+            local = xp.where(done, t * 0.0 + p, local)
+            local_k = None if local_k is None else xp.where(done, local_k * 0 + int(p), local_k)
+        return self.schedule._eval(local, xp, local_k)
 
 
 __all__ = ["Chain", "Clamp", "Product", "Repeat", "Scale", "bounded", "chain", "with_warmup"]

@@ -6,20 +6,50 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from ._xp import Array, Namespace, power
 from .base import (
     Schedule,
     check_bound,
     check_choice,
     check_number,
+    divide,
     duration_field,
-    floor_div,
     param,
     step_text,
     steps_of,
 )
 from .basic import COSINE, LINE, along, between
-from .duration import REST, Duration, DurationLike
+from .duration import MAX_STEPS, REST, Duration, DurationLike
+
+#: the most cycles :func:`_cycle_table` lists (a mult this near 1 with a short period has more before
+#: 2**53: their steps are then computed from the float step, as for a float step)
+MAX_TABLE = 1 << 16
+
+
+def _start_of(k: Array, p: float, m: float, xp: Namespace) -> Array:
+    """Where cycle ``k`` of a cosine with restarts starts, ``p * (m**k - 1) / (m - 1)`` (``m != 1``); a start
+    within its rounding error of a whole step is that step (in float32, 10 * (1.7**2 - 1) / 0.7 is
+    27.000002: step 27 would still be the last cycle's end, at min_lr, not the new cycle's peak)."""
+    eps = float(xp.finfo(k.dtype).eps)
+    s = p * xp.expm1(k * math.log(m)) / (m - 1.0)  # m**k - 1 without losing m - 1 to rounding
+    whole = xp.round(s)
+    return xp.where(xp.abs(s - whole) <= 4.0 * eps * (1.0 + k * math.log(m)) * s, whole, s)
+
+
+def _cycle_table(p: float, m: float, top: int) -> tuple[list[int], list[float], list[float]] | None:
+    """For integer steps up to ``top``: each cycle's first step (``ceil`` of its start, computed as
+    :func:`_start_of` does in float64), how far that is after the start, and the cycle's length, for
+    every cycle starting by ``top`` (None: more than :data:`MAX_TABLE` of them)."""
+    top = min(top, MAX_STEPS)
+    n = math.ceil(math.log1p(top * (m - 1.0) / p) / math.log(m)) + 2
+    if n > MAX_TABLE:
+        return None
+    s = _start_of(np.arange(n + 1, dtype=np.float64), p, m, np)
+    s = s[: int(np.searchsorted(s, top, side="right")) + 1]  # through the first start past top
+    first = np.ceil(s[:-1])
+    return [int(x) for x in first], (first - s[:-1]).tolist(), np.diff(s).tolist()
 
 
 @dataclass(frozen=True)
@@ -56,41 +86,57 @@ class CosineRestarts(Schedule):
         check_number(self.name, "mult", self.mult, low=1, high=self.MAX_MULT)
         check_number(self.name, "min_lr", self.min_lr, low=0)
         check_number(self.name, "decay", self.decay, low=0, low_open=True, high=1)
+        # for integer steps of 32 and 64 bits, made here: torch.compile would trace the making
+        p, m = self.period, float(self.mult)
+        tables = {}
+        if isinstance(p, Duration) and p.is_steps and m != 1.0:
+            tables = {bits: _cycle_table(float(p.value), m, 2 ** (bits - 1) - 1) for bits in (32, 64)}
+        object.__setattr__(self, "_cycles", tables)
 
     def _events(self) -> Iterator[tuple[float, str]]:
         p = steps_of(self.period)
         yield p, f"{self.name}: the first restart (period={step_text(p)})"
 
     def _f(self, t: Array, xp: Namespace) -> Array:
+        return self._fk(t, None, xp)
+
+    def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         p, m = steps_of(self.period), self.mult
+        table = None if k is None else self.__dict__["_cycles"].get(xp.iinfo(k.dtype).bits)
         if m == 1.0:
-            i = floor_div(t, p, xp)
-            start, length = i * p, t * 0.0 + p
+            i, tc = divide(t, k, p, xp)
+            length = t * 0.0 + p
+        elif k is not None and table is not None:
+            # an integer step: its cycle from the first steps of the cycles, computed in float64 on the
+            # host, in integer arithmetic (a float32 step past 2**24, and the starts computed from it,
+            # would put a restart steps away from its place)
+            first, late, lengths = table
+            at = getattr(k, "device", None)  # None for a traced jax value (jax has no device there)
+            starts = xp.asarray(first, dtype=k.dtype, device=at)
+            j = xp.searchsorted(starts, k, side="right") - 1  # (indexing keeps the shape; take is 1-d)
+            tc = xp.astype(k - starts[j], t.dtype) + xp.asarray(late, dtype=t.dtype, device=at)[j]
+            length = xp.asarray(lengths, dtype=t.dtype, device=at)[j]
+            i = xp.astype(j, t.dtype)
         else:
-            eps = float(xp.finfo(t.dtype).eps)
-
-            def start_of(k: Array) -> Array:
-                """Where cycle ``k`` starts, ``p * (m**k - 1) / (m - 1)``; a start within its rounding
-                error of a whole step is that step (in float32, 10 * (1.7**2 - 1) / 0.7 is 27.000002:
-                step 27 would still be the last cycle's end, at min_lr, not the new cycle's peak)."""
-                s = p * xp.expm1(k * math.log(m)) / (m - 1.0)  # m**k - 1 without losing m - 1 to rounding
-                whole = xp.round(s)
-                return xp.where(xp.abs(s - whole) <= 4.0 * eps * (1.0 + k * math.log(m)) * s, whole, s)
-
             i = xp.floor(xp.log(1.0 + t * (m - 1.0) / p) / math.log(m))
             # the logarithm may land one cycle off at a boundary: correct both ways, against the same
             # starts, so the two corrections cannot undo each other
             for _ in range(2):
-                i = xp.where(t < start_of(i), i - 1.0, xp.where(t >= start_of(i + 1.0), i + 1.0, i))
-            start = start_of(i)
-            length = start_of(i + 1.0) - start
+                i = xp.where(
+                    t < _start_of(i, p, m, xp),
+                    i - 1.0,
+                    xp.where(t >= _start_of(i + 1.0, p, m, xp), i + 1.0, i),
+                )
+            start = _start_of(i, p, m, xp)
+            tc = t - start
+            length = _start_of(i + 1.0, p, m, xp) - start
         # each cycle's peak as lr + (min_lr - lr) * (1 - decay**i): exactly lr in the first
         peak = (
             self.lr
             if self.decay == 1.0
             else self.lr - (self.lr - self.min_lr) * -xp.expm1(i * math.log(self.decay))
         )
-        return along(peak, self.min_lr, t - start, length, xp, COSINE)
+        return along(peak, self.min_lr, tc, length, xp, COSINE)
 
 
 @dataclass(frozen=True)
@@ -136,11 +182,13 @@ class Cyclic(Schedule):
         yield up + down, f"{self.name}: the end of the first cycle (step_size_up + step_size_down)"
 
     def _f(self, t: Array, xp: Namespace) -> Array:
+        return self._fk(t, None, xp)
+
+    def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         up = steps_of(self.step_size_up)
         down = up if self.step_size_down is None else steps_of(self.step_size_down)
         c = up + down
-        q = floor_div(t, c, xp)
-        x = xp.clip(t - q * c, 0.0, c)  # the step in the cycle, in [0, c] even where t - q*c lost precision
+        q, x = divide(t, k, c, xp)  # the cycle and the step in it, in [0, c]
         rising = x <= up
         # the fraction of the ramp (up or down) from the base, and to the top: each exactly 0 at its end
         base = xp.clip(xp.where(rising, x / up, (c - x) / down), 0.0, 1.0)
