@@ -4,7 +4,15 @@ evaluate) restarts on the right step. A cycle start computed as ``p * (m**k - 1)
 the new cycle's peak: one step at about 1/60 of the LR at each restart, for mult=1.7 among others.
 
 The reference is exact: cycle starts as fractions (a two-decimal ``mult`` is a fraction), the cycle of
-a step found by exact comparison, the cosine taken in float64."""
+a step found by exact comparison, the cosine taken in float64.
+
+A start that is not a whole step but lies within float32's resolution of one is that step in float32
+(the code snaps a computed start within ``4 * eps * (1 + k ln m) * start`` of a whole step to it, so
+that whole starts, 27 computed as 27.000002, restart on their step): which side such a step falls on is
+a matter of rounding, and the reference leaves it out. Measured over every start below 2e5 for mult
+1.01..4.00 (two decimals) and period 1..300: a float32 start is off by at most 1.40 of those units in
+numpy and torch, 2.41 under jax.jit (300 (period, mult) drawn from the same grid); 4 keeps a margin
+over jit's fused arithmetic, where 1.5 would not."""
 
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lrkit.schedules import CosineRestarts
@@ -21,9 +29,14 @@ from lrkit.schedules import CosineRestarts
 torch = pytest.importorskip("torch")
 
 
+#: float32's resolution of a cycle start, in units of ``eps * (1 + k ln m) * start`` (see above)
+SNAP = 4.0
+EPS32 = float(np.finfo(np.float32).eps)
+
+
 def _exact(period: int, mult: Fraction, lr: float, min_lr: float, decay: float, steps: int) -> np.ndarray:
-    """The SGDR value at steps 0 .. steps-1 by exact cycle starts; NaN at a step within 1e-3 of a start
-    that is not whole (a step there is a matter of rounding in any float type)."""
+    """The SGDR value at steps 0 .. steps-1 by exact cycle starts; NaN at a step within float32's
+    resolution of a start that is not whole (a step there is a matter of rounding in float32)."""
     starts = [Fraction(0)]
     while starts[-1] <= steps:
         starts.append(starts[-1] + period * mult ** (len(starts) - 1))
@@ -32,8 +45,11 @@ def _exact(period: int, mult: Fraction, lr: float, min_lr: float, decay: float, 
     for t in range(steps):
         while starts[i + 1] <= t:
             i += 1
-        near = min(abs(t - starts[i]), abs(starts[i + 1] - t))
-        if 0 < near < Fraction(1, 1000):
+        near = min(
+            (abs(t - s), SNAP * EPS32 * (1 + k * math.log(mult)) * float(s))
+            for k, s in ((i, starts[i]), (i + 1, starts[i + 1]))
+        )
+        if 0 < near[0] <= near[1]:
             out[t] = math.nan
             continue
         peak = min_lr + (lr - min_lr) * decay**i
@@ -55,6 +71,8 @@ def _check(got: np.ndarray, want: np.ndarray, lr: float) -> None:
     decay=st.sampled_from([1.0, 0.6, 0.9]),
     min_lr=st.sampled_from([0.0, 1e-3]),
 )
+# the start of cycle 8 is 2167.00127: float32 snaps it to 2167 (within 0.0027), the old 1e-3 window kept it
+@example(period=122, mult=Fraction(122, 100), decay=1.0, min_lr=0.0)
 def test_every_step_in_float32_is_the_exact_value(
     period: int, mult: Fraction, decay: float, min_lr: float
 ) -> None:
