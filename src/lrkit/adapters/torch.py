@@ -940,6 +940,8 @@ class Scheduler(_Base):
     Lightning, see ``examples/lightning_plateau.py``.
     """
 
+    _k: int  # the step counter (last_epoch)
+
     def __init__(
         self,
         optimizer: Optimizer,
@@ -1007,6 +1009,8 @@ class Scheduler(_Base):
         """Restore a copy and hook it to its optimizer (the copied one), with its own step flag: a branch
         advances exactly as the original would have."""
         self.__dict__.update(state)
+        if "last_epoch" in self.__dict__:  # pickled by an older lrkit (a plain attribute then)
+            self._k = self.__dict__.pop("last_epoch")
         for key, old in (
             ("_run_end", None),
             ("_warned_unfed", True),
@@ -1025,8 +1029,19 @@ class Scheduler(_Base):
         if self.follow_optimizer:
             self._hook = _hookable(self.optimizer).register_step_post_hook(self._flag)
 
+    @property
+    def last_epoch(self) -> int:
+        """The step counter: scheduler steps taken (epochs with ``interval="epoch"``). Setting it is
+        :meth:`set_step`."""
+        return self._k
+
+    @last_epoch.setter
+    def last_epoch(self, k: int) -> None:
+        _refuse_nesting(k)
+        self.set_step(k)
+
     def _current_step(self) -> int:
-        return self.last_epoch
+        return self._k
 
     def _epoch_pending(self) -> bool:
         flag = self._flag
@@ -1089,7 +1104,7 @@ class Scheduler(_Base):
                     g[key] = vals[gi]
 
     def _restore(self, k: int) -> None:
-        self.last_epoch = k
+        self._k = k
         self._blk0 = _NO_BLOCK
         self._flag.reset()
         self._rearm_past()
@@ -1156,8 +1171,8 @@ class Scheduler(_Base):
             flag.reset()
             if skipped:  # a GradScaler skipped every optimizer step since the last call
                 return
-        k = self.last_epoch + 1
-        self.last_epoch = k
+        k = self._k + 1
+        self._k = k
         i = k - self._blk0
         groups = self._groups
         if (
@@ -1301,7 +1316,7 @@ class Scheduler(_Base):
     def set_step(self, k: int) -> None:
         """Jump to scheduler step ``k`` (closed form) and write its LRs."""
         k = _step_index("set_step: k", k)
-        self.last_epoch = k
+        self._k = k
         self._rearm_past()
         self._write(k)
 
@@ -1496,6 +1511,7 @@ class GraphScheduler(_Base):
 
     @last_epoch.setter
     def last_epoch(self, k: int) -> None:
+        _refuse_nesting(k)
         self.set_step(k)
 
     def _current_step(self) -> int:
@@ -1569,6 +1585,22 @@ class GraphScheduler(_Base):
     def get_last_lr(self) -> list[torch.Tensor]:  # type: ignore[override]
         """Copies of the groups' lr tensors (no host sync)."""
         return [lr.clone() for lr in self._lrs()]
+
+
+def _refuse_nesting(k: object) -> None:
+    """``last_epoch = -1``: what torch's ``SequentialLR`` does to the schedulers it is given (its undo of
+    their first step). An lrkit scheduler writes each group's LR of its own step count, so inside
+    ``SequentialLR`` it would restart at the milestones and resume wrong: refused, pointing to ``>>``."""
+    if isinstance(k, int) and not isinstance(k, bool) and k < 0:
+        raise ValueError(
+            f"lrkit.torch scheduler: last_epoch set to {k}: torch's SequentialLR does this to the "
+            "schedulers given to it, and an lrkit scheduler cannot run inside SequentialLR (it writes "
+            "each group's LR from its own step count: restarted at a milestone, resumed from a checkpoint "
+            "with the wrong LR). Compose the pieces in lrkit, one scheduler for the whole run: "
+            "lrkit.torch.scheduler(optimizer, 'warmup(500) >> cosine(lr=3e-4)', total_steps=...), a >> b "
+            "for two lrkit schedules one after the other (a * b multiplies them, where ChainedScheduler "
+            "would)"
+        )
 
 
 def _groups_changed(now: int, built: int) -> RuntimeError:
