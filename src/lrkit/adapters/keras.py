@@ -225,7 +225,9 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
                     f"step: expected an int, a float or a tensor of integer or real floating steps, got "
                     f"{type(step).__name__} {_short(step) if kind is None else f'of dtype {kind}'}"
                 )
-        t = keras.ops.cast(keras.ops.convert_to_tensor(step), "float32")
+        # an integer step stays one: periodic schedules reduce it exactly (a float32 step past 2**24 is not)
+        t = keras.ops.convert_to_tensor(step)
+        t = t if keras.backend.standardize_dtype(t.dtype).startswith("int") else keras.ops.cast(t, "float32")
         m, f = self.multiplier_variable.value, self.floor_variable.value
         if _traced(t) and not _traced(m):  # jax traces the train step once: m and f become constants
             self._traced_with = (self.multiplier, self.floor)

@@ -13,7 +13,9 @@ returns a pure function that evaluates the closed form with jax.numpy: it traces
 
 The count is converted to jax's default float dtype (float32 unless ``jax_enable_x64`` is on), so
 the values agree with lrkit's float64 numpy evaluation to float32 precision (a relative error of about
-1e-7, a few 1e-7 after ``cos``/``exp``); steps beyond 2**24 are no longer exact in float32, as in optax.
+1e-7, a few 1e-7 after ``cos``/``exp``). An integer count (optax's own) is kept an integer where it
+decides a period or a milestone (a restart, a cycle, a step decay's cut): those land on the exact step
+at any count, where a float32 step beyond 2**24 is one or two steps off.
 The LR is *weakly typed*, as a Python float is (and as optax's ``cosine_decay_schedule`` returns it), so
 that it takes the dtype of what it meets: ``optax.inject_hyperparams`` casts it to the parameters'
 dtype (a strongly typed float32 LR it would leave as it is, and bfloat16 parameters would get float32
@@ -154,8 +156,10 @@ def schedule(
             raise TypeError(
                 f"count: expected integer or real floating counts, got a jax array of dtype {count.dtype}"
             )
-        # jax's default float (float32, or float64 under jax_enable_x64), looked up at trace time
-        t = jnp.asarray(count).astype(jax.dtypes.canonicalize_dtype(jnp.float64))
+        t = jnp.asarray(count)
+        if not jnp.issubdtype(t.dtype, jnp.signedinteger):  # an integer count stays one: reduced exactly
+            # jax's default float (float32, or float64 under jax_enable_x64), looked up at trace time
+            t = t.astype(jax.dtypes.canonicalize_dtype(jnp.float64))
         return _weak(resolved(t, xp=xp))
 
     lr_at.__name__ = f"lrkit_{resolved.name}"
