@@ -59,7 +59,7 @@ from ..schedules.base import (
     warn_run_length,
 )
 from ..schedules.duration import MAX_STEPS, _real, _short
-from ..schedules.warmup import refuse_bare_warmup
+from ..schedules.warmup import Warmup, refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
 __all__ = [
@@ -568,7 +568,7 @@ class _Base(LRScheduler):
             raise ValueError(
                 "report: this scheduler has no plateau; pass plateau=Plateau(...) to lrkit.torch.scheduler"
             )
-        if not p.step(metric):
+        if self._before_start(p) or not p.step(metric):
             return False
         current = self.values([self._current_step()])[0]
         cut = False
@@ -579,6 +579,17 @@ class _Base(LRScheduler):
         if cut:
             self._multiplier_changed()
         return cut
+
+    def _before_start(self, p: Plateau) -> bool:
+        """Whether a metric reported now comes before the plateau's ``start``: during the warmup the
+        schedules begin with (``"warmup"``), or before scheduler step ``start``."""
+        start = getattr(p, "start", 0)  # a plateau pickled by an older lrkit counts every metric
+        k = self._current_step()
+        if start != "warmup":
+            return bool(k < start)
+        end = max((_warmup_length(s) for s in set(self.schedules)), default=0.0)
+        spe = self.steps_per_epoch if self.interval == "epoch" and self.steps_per_epoch else 1.0
+        return end > 0.0 and k * spe < end
 
     def _step_metric(self, metric: SupportsFloat) -> None:
         """``step(metric)``: the metric goes to the plateau; without one, say what the argument is, since
@@ -1585,6 +1596,13 @@ class GraphScheduler(_Base):
     def get_last_lr(self) -> list[torch.Tensor]:  # type: ignore[override]
         """Copies of the groups' lr tensors (no host sync)."""
         return [lr.clone() for lr in self._lrs()]
+
+
+def _warmup_length(s: Schedule) -> float:
+    """The optimizer steps of the ``warmup(...)`` a resolved schedule starts with (0: none)."""
+    while isinstance(s, Chain) and s.pieces:
+        s = s.pieces[0]
+    return float(s.length_steps or 0.0) if isinstance(s, Warmup) else 0.0
 
 
 def _refuse_nesting(k: object) -> None:

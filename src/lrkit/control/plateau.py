@@ -68,6 +68,12 @@ def _count(name: str, v: object) -> int:
     return check_int(v, name, 0, where="Plateau: ", type_error=numbers.Real)  # numpy's integers too
 
 
+def _start(v: object) -> int:
+    if isinstance(v, str):
+        raise ValueError(f"Plateau: start must be 'warmup' or an integer step >= 0, got {v!r}")
+    return _count("start", v)
+
+
 class MissingStateKeys(KeyError, ValueError):
     """A state without the keys of one: a ``KeyError`` (as torch's own schedulers raise) that is also the
     ``ValueError`` that loading a corrupt state promises; its message unquoted."""
@@ -90,6 +96,11 @@ class Plateau:
         cooldown: how many metrics after a cut are not counted as bad.
         min_lr: the floor of the cuts, one float or one per parameter group.
         eps: a cut that changes the LR by ``eps`` or less is not made.
+        start: from when metrics count, read by ``lrkit.torch``'s scheduler. ``"warmup"`` (the default):
+            metrics reported while the schedule warms up (before the end of the ``warmup(...)`` piece it
+            starts with; a schedule without one: from step 0) are not given to the plateau, so they
+            neither cut nor set the best; an integer ``k >= 0``: metrics reported before scheduler step
+            ``k`` are not given (``start=0``: every metric counts, as with torch's ``ReduceLROnPlateau``).
 
     The state (``best``, ``num_bad_epochs``, ``cooldown_counter``, ``last_epoch``, ``num_reductions``,
     and ``mode``, which gives ``best`` its meaning) is plain data, saved by :meth:`state_dict`.
@@ -105,6 +116,7 @@ class Plateau:
         cooldown: int = 0,
         min_lr: float | Sequence[float] = 0.0,
         eps: float = 1e-8,
+        start: int | str = "warmup",
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"Plateau: mode must be 'min' or 'max', got {mode!r}")
@@ -119,6 +131,7 @@ class Plateau:
         )
         self.cooldown = _count("cooldown", cooldown)
         self.eps = _number("eps", eps, low=0.0)
+        self.start: int | str = start if start == "warmup" else _start(start)
         self.min_lr: float | tuple[float, ...]
         if isinstance(min_lr, numbers.Real) and not isinstance(min_lr, bool):
             self.min_lr = _number("min_lr", min_lr, low=0.0)
@@ -284,5 +297,5 @@ class Plateau:
         return (
             f"Plateau(mode={self.mode!r}, factor={self.factor!r}, patience={self.patience!r}, "
             f"threshold={self.threshold!r}, threshold_mode={self.threshold_mode!r}, "
-            f"cooldown={self.cooldown!r}, min_lr={self.min_lr!r}, eps={self.eps!r})"
+            f"cooldown={self.cooldown!r}, min_lr={self.min_lr!r}, eps={self.eps!r}, start={self.start!r})"
         )
