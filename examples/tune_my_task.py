@@ -35,7 +35,7 @@ if __name__ == "__main__":
     optimizer = parts.make_optimizer(lr=1.0)  # the scheduler sets the LR from the schedule
     scheduler = lrkit.torch.scheduler(optimizer, result.best_spec, total_steps=epochs * parts.epoch_steps)
     for _ in range(epochs):
-        for x, y in parts.train_loader:
+        for x, y in parts.epoch_batches():  # one epoch: epoch_steps batches
             loss = parts.loss_fn(parts.model(x), y)
             loss.backward()
             optimizer.step()

@@ -28,12 +28,17 @@ def say_line(text: str, file: TextIO | None = None) -> None:
     out.flush()
 
 
-def events_text(past: Sequence[tuple[float, str]]) -> str:
+def events_text(past: Sequence[tuple[float, str]], spec: str) -> str:
     """Schedule events past a run's end (:func:`lrkit.schedules.base.beyond_run`: ``(step, what)``), for
-    a warning: up to 5 of them and where they fall."""
+    a warning: up to 5 of them, where they fall, and what to do; how a percent counts is said when the
+    schedule ``spec`` has one."""
     more = f"; and {len(past) - 5} more" if len(past) > 5 else ""
+    one = len(past) == 1
+    listed = "; ".join(f"{what} at step {t:,.0f}" for t, what in past[:5])
+    percent = (
+        ": a percent, '50%', is of the whole run, counted from where its piece starts" if "%" in spec else ""
+    )
     return (
-        "; ".join(f"{what} at step {t:,.0f}" for t, what in past[:5])
-        + more
-        + " (a percent, '50%', is of the whole run, counted from where its piece starts)"
+        f"{listed}{more}. The run ends first, so {'that never happens' if one else 'none of these happen'} "
+        f"(place {'it' if one else 'them'} inside the run{percent})"
     )

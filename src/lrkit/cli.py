@@ -136,7 +136,7 @@ def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:
     past = () if n is not None or total is None else beyond_run(s, total)
     if past:  # 'multistep(lr=0.1, milestones=[1500])' over 1,000: never decays
         warnings.warn(
-            f"{spec!r} changes the LR past --total {total:,}, so the run never sees it: {events_text(past)}",
+            f"{spec!r} changes the LR past --total {total:,}: {events_text(past, spec)}",
             ScheduleLongerThanRunWarning,
             stacklevel=2,
         )

@@ -487,8 +487,7 @@ def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch
         if past:  # 'multistep(lr=0.1, milestones=[1500])' on a 450-step run: never decays
             warnings.warn(
                 f"strategy {s.label!r}: its schedule changes the LR past the end of the run's {total:,} "
-                f"steps ({plural(epochs, 'epoch')} x {steps_per_epoch}), so the run never sees it: "
-                f"{events_text(past)}",
+                f"steps ({plural(epochs, 'epoch')} x {steps_per_epoch}): {events_text(past, s.spec)}",
                 ScheduleLongerThanRunWarning,
                 stacklevel=1,
             )

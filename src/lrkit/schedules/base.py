@@ -22,6 +22,7 @@ from typing import Any, ClassVar, SupportsFloat, TypeVar, overload
 
 import numpy as np
 
+from .._text import events_text
 from ._xp import Array, Namespace, as_float_time, namespace_of
 from .duration import MAX_STEPS, REST, Duration, DurationLike, _number, _short, held_step
 
@@ -575,14 +576,8 @@ def warn_longer_than_run(
             f"'rest', to fit any {total_name})"
         )
     else:
-        listed = "; ".join(f"{what} at step {t:,.0f}" for t, what in past[:5])
-        more = f"; and {len(past) - 5} more" if len(past) > 5 else ""
-        one = len(past) == 1
         message = (
-            f"{where}: {shown} changes the LR past the end of the run ({run}): {listed}{more}. The run "
-            f"ends first, so {'that never happens' if one else 'none of these happen'} (place "
-            f"{'it' if one else 'them'} inside the run: a percent, '50%', is of the whole run, counted "
-            "from where its piece starts)"
+            f"{where}: {shown} changes the LR past the end of the run ({run}): {events_text(past, shown)}"
         )
     warnings.warn(message, ScheduleLongerThanRunWarning, stacklevel=stacklevel)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._checks import check_int
 from .._text import did_you_mean
+from ..finder._data import known_length
 from ..schedules.duration import _short
 from .optimizers import check_optimizer_name, eval_mode, make_optimizer, train_mode
 
@@ -129,7 +130,7 @@ class TaskParts:
         """The optimizer steps of one epoch: ``steps_per_epoch``, or ``len(train_loader)`` (one pass)."""
         if self.steps_per_epoch is not None:
             return self.steps_per_epoch
-        length = _length(self.train_loader)
+        length = known_length(self.train_loader)
         if length is None:
             raise TypeError(
                 f"TaskParts: train_loader ({type(self.train_loader).__name__}) has no len(); give "
@@ -140,7 +141,7 @@ class TaskParts:
     def epoch_batches(self) -> Iterator[Any]:
         """One epoch's training batches: a pass over ``train_loader``, or ``steps_per_epoch`` batches of a
         running pass when that is given and differs from ``len(train_loader)`` (a new pass when one ends)."""
-        if self.steps_per_epoch is None or self.steps_per_epoch == _length(self.train_loader):
+        if self.steps_per_epoch is None or self.steps_per_epoch == known_length(self.train_loader):
             yield from self.train_loader
             return
         for _ in range(self.steps_per_epoch):
@@ -339,14 +340,6 @@ def train_loop(
 
 #: what ``next`` gives for a pass that has ended (TaskParts.epoch_batches)
 _END = object()
-
-
-def _length(loader: Iterable[Any]) -> int | None:
-    """``len(loader)``, or None for a loader without one."""
-    try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        return None
 
 
 def _call_factory(factory: Callable[..., Any], seed: int, name: str) -> Any:

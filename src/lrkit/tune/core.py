@@ -70,9 +70,10 @@ META = "lrkit"
 CLAIM = "lrkit-worker:"
 #: seconds a claim of a worker on another machine counts after it was last renewed, unless withdrawn: a
 #: worker renews its claim every :data:`CLAIM_RENEW` seconds until the study's settings (META) are stored,
-#: so one killed during its finder stops blocking the study within a minute and a half; a worker on this
-#: machine counts while its process lives
-CLAIM_TTL = 90.0
+#: so one killed during its finder stops blocking the study within 5 minutes (the margin is for machines
+#: whose clocks differ: the writer's time is compared with the reader's); a worker on this machine counts
+#: while its process lives
+CLAIM_TTL = 300.0
 #: seconds between a worker's renewals of its claim (while its finder runs)
 CLAIM_RENEW = 20.0
 PRUNERS = ("median", "hyperband", "none")
