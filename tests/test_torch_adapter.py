@@ -552,10 +552,11 @@ def _steps(sched: Any, opt: Any, pattern: str) -> list[warnings.WarningMessage]:
 @pytest.mark.parametrize(
     ("pattern", "warned", "last"),
     [
-        ("." * 10, 1, 0),  # a preview loop without optimizer steps: the schedule stands still, once warned
-        ("." * 30, 1, 0),  # warned once only
+        ("." * 32, 1, 0),  # a preview loop without optimizer steps: the schedule stands still, once warned
+        ("." * 60, 1, 0),  # warned once only
         ("o" * 10, 0, 10),  # the normal loop
         ("....." + "o" * 5, 0, 5),  # a GradScaler skipping the first steps of a float16 run
+        ("." * 16 + "o" * 5, 0, 5),  # 16 skipped (a scale of 2**16 halved to 1), or a 16-step accumulation
         ("o" + "." * 20, 0, 1),  # after the first optimizer step, idle calls are an accumulation's
     ],
 )
@@ -569,7 +570,7 @@ def test_step_without_any_optimizer_step_warns_once(pattern: str, warned: int, l
         torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), "cosine(lr=0.1)", total_steps=100,
         follow_optimizer=False,
     )  # fmt: skip
-    assert not _steps(free, opt, "." * 10) and free.last_epoch == 10
+    assert not _steps(free, opt, "." * 40) and free.last_epoch == 40
 
 
 LONGER = r"lasts 10,000 steps, more than total_steps=450: the run ends before the schedule does"

@@ -132,7 +132,7 @@ class NoOptimizerStepWarning(UserWarning):
 
 #: calls of ``step()`` without any optimizer step since the scheduler was made before
 #: :class:`NoOptimizerStepWarning` (a GradScaler may skip the first few steps of a float16 run)
-IDLE_WARN = 8
+IDLE_WARN = 32
 
 
 # -- argument handling ----------------------------------------------------------------------------
@@ -1176,7 +1176,10 @@ class Scheduler(_Base):
                     if self._idle_calls == IDLE_WARN:
                         self._warn_idle()
                 return
-            if flag.count > 1 and self.interval == "step" and not self._warned_epochwise:
+            # more optimizer steps than the whole run before one step(): total_steps counts step() calls
+            # (a cosine over EPOCHS stepped once an epoch, as torch's T_max=EPOCHS), not a slip
+            whole_run = self._total_steps is not None and flag.count > self._total_steps
+            if flag.count > 1 and self.interval == "step" and not self._warned_epochwise and not whole_run:
                 self._warn_epochwise(flag.count)
             skipped = flag.all_skipped()
             flag.reset()

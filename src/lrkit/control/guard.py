@@ -578,7 +578,9 @@ class DivergenceGuard:
         self._rng_at_start = self._rng_state()
         self._buffers_at_start = None
         theirs = None if self.scheduler is None else _lr_value(self.scheduler.multiplier)
-        if theirs is not None and not math.isclose(theirs, multiplier, rel_tol=1e-9):
+        # a scheduler still at 1 under a state with cuts: its own state was not loaded (one the user
+        # scaled by hand, scheduler.scale(), holds their factor too, and is not compared)
+        if theirs == 1.0 and not math.isclose(multiplier, 1.0, rel_tol=1e-9):
             warnings.warn(
                 f"DivergenceGuard.load_state_dict: the state's multiplier (the product of the guard's cuts) "
                 f"is {multiplier:g}, but the scheduler's is {theirs:g}: the scheduler's own state holds the "
