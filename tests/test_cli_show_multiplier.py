@@ -12,7 +12,9 @@ import pytest
 from lrkit.cli import main
 
 
-@pytest.mark.parametrize("spec", ["warmup(10)", "warmup(5, start=0.5)", "constant(lr=0.1, steps=5) >> warmup(5)"])
+@pytest.mark.parametrize(
+    "spec", ["warmup(10)", "warmup(5, start=0.5)", "constant(lr=0.1, steps=5) >> warmup(5)"]
+)
 def test_show_names_a_multiplier_as_one(spec: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", spec, "--total", "20", "--at", "0,10"]) == 0
     out = capsys.readouterr().out.splitlines()
