@@ -66,3 +66,22 @@ def test_a_guard_loaded_after_its_scheduler_that_was_scaled_by_hand_is_quiet() -
         warnings.simplefilter("error")
         guard2.load_state_dict(g_state)
     assert sched2.multiplier == sched.multiplier
+
+
+@pytest.mark.parametrize(("epochs_run", "warned"), [(4, False), (5, True)])
+def test_an_epoch_loop_one_epoch_past_its_schedule_is_warned(epochs_run: int, warned: bool) -> None:
+    """``for epoch in range(EPOCHS + 1)`` trained its last epoch at the schedule's end (0 for a cosine)
+    unwarned: the one step let through past the end was, for interval='epoch', a whole epoch."""
+    opt = _opt()
+    sched = lrkit.torch.scheduler(opt, "cosine(lr=0.1)", interval="epoch", epochs=4, steps_per_epoch=5)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(epochs_run):
+            for _ in range(5):
+                opt.step()
+            sched.step()
+    past = [w for w in seen if issubclass(w.category, lrkit.torch.PastTheRunWarning)]
+    assert [str(w.message) for w in seen if w not in past] == []
+    assert len(past) == warned
+    if warned:
+        assert "covers 4 epochs" in str(past[0].message) and "this is epoch 5" in str(past[0].message)

@@ -982,7 +982,8 @@ class Scheduler(_Base):
         # past the run's end (a schedule that ends: not constant, periodic...), the optimizer step taken
         # at scheduler step _run_end + _past_margin or later warns (PastTheRunWarning); step() arms the
         # flag's hook at _past_at (without a hook, follow_optimizer=False, step() warns one step later)
-        self._past_margin = 1
+        # a step loop often steps once more at its end (passed); an epoch past an epoch loop's end is not
+        self._past_margin = 1 if self.interval == "step" else 0
         self._past_text: tuple[str, str] | None = None  # (what the schedule covers, advice): auto's own
         self._past_at = MAX_STEPS + 1
         self._watch = self._next_watch()
@@ -1284,7 +1285,8 @@ class Scheduler(_Base):
                 "and steps_per_epoch) of the optimizer steps the loop takes, e.g. "
                 "steps_per_epoch=len(train_loader) rather than a number written down before the batch size "
                 "changed (with gradient accumulation, the optimizer steps of one epoch). (Warned once per "
-                "scheduler; the first step past the end passes unwarned.)"
+                "scheduler"
+                + ("; the first step past the end passes unwarned.)" if self.interval == "step" else ".)")
             )
         this = f"epoch {n}" if self.interval == "epoch" else f"step {n}"
         head = (
