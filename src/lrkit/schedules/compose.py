@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 
@@ -126,10 +128,11 @@ class Chain(Schedule):
         return _max_peak(self.pieces)
 
     def _resolve(self, total: float | None, spe: float | None, span: float | None) -> Chain:
-        rest = next((i for i, p in enumerate(self.pieces) if takes_rest(p)), len(self.pieces) - 1)
-        out: list[Schedule | None] = [None] * len(self.pieces)
+        pieces = _fractions_together(self.pieces, total)
+        rest = next((i for i, p in enumerate(pieces) if takes_rest(p)), len(pieces) - 1)
+        out: list[Schedule | None] = [None] * len(pieces)
         others: float | None = 0.0  # the steps the pieces other than `rest` take (overlaps take none)
-        for i, p in enumerate(self.pieces):
+        for i, p in enumerate(pieces):
             if i == rest:
                 continue
             r = out[i] = p._resolve(total, spe, None)
@@ -137,10 +140,10 @@ class Chain(Schedule):
             if overlaps(r):  # the next piece starts where the warmup does
                 continue
             others = others + float(d.value) if others is not None and d is not None and d.is_steps else None
-        p = self.pieces[rest]
+        p = pieces[rest]
         sp = None if span is None or others is None else span - others
         if sp is not None and sp <= 0 and takes_rest(p):
-            last = rest == len(self.pieces) - 1
+            last = rest == len(pieces) - 1
             raise ValueError(
                 f"chain: the pieces {'before the last' if last else 'around it'} take {others:g} "
                 f"step{'' if others == 1 else 's'}, leaving nothing of total_steps={span:g} for "
@@ -196,6 +199,37 @@ class Chain(Schedule):
         for i in range(len(offs) - 2, -1, -1):
             out = xp.where(t < ends[i], self._piece(i, t - offs[i], xp, shift_steps(k, offs[i], xp)), out)
         return out
+
+
+def _fractions_together(pieces: tuple[Schedule, ...], total: float | None) -> tuple[Schedule, ...]:
+    """``pieces`` with each run of consecutive lengths given as fractions of the run rounded together.
+
+    Within a run, piece ``i`` ends at ``ceil(c_i * total)`` steps from the run's start, ``c_i`` the sum of
+    the fractions up to it (as written: 5% + 75% + 20% is exactly 1), so the first piece takes
+    ``ceil(f_1 * total)`` as alone and fractions adding to 100% fill ``total`` exactly (each rounded up
+    on its own, they took one step more) when each is a step of it at least: a piece given more than 0%
+    still takes one step at least (a chain never holds a piece no step sees). A length in steps, epochs or
+    "rest" (or one inside a wrapper) ends the run; the next fraction starts a new one. Overlapping warmups
+    take no steps and are left out.
+    """
+    if total is None:
+        return pieces
+    out = list(pieces)
+    c, end = Fraction(0), 0.0  # the run's fractions so far and the steps they take
+    for i, p in enumerate(pieces):
+        if overlaps(p):
+            continue
+        d, name = p.length, p.length_field
+        if d is None or d.unit != "fraction" or name is None or getattr(p, name) is not d:
+            c, end = Fraction(0), 0.0
+            continue
+        c += Fraction(Decimal(repr(float(d.value))))
+        e = float(math.ceil(float(c) * total))  # as Duration.to_steps rounds one fraction
+        if d.value > 0:  # a piece given time is seen for a step at least, as when rounded alone
+            e = max(e, end + 1)
+        out[i] = replace(p, **{name: Duration(e - end)})
+        end = e
+    return tuple(out)
 
 
 def _check_rest(flat: Sequence[Schedule]) -> None:

@@ -9,9 +9,10 @@ Text forms (used in specs and on the command line): ``500`` (steps), ``"3ep"`` (
 
 Rounding: a fraction of the run resolves to a whole number of steps, ``ceil(fraction * total_steps)``,
 the rule transformers' ``TrainingArguments.get_warmup_steps`` applies to ``warmup_ratio`` (so
-``warmup(10%)`` over 37 steps is 4 steps, and ``"rest"`` after it is 33). Steps and epochs are not
-rounded. A duration holds at most :data:`MAX_STEPS` (2**53) steps or epochs: beyond it a float no
-longer counts single steps.
+``warmup(10%)`` over 37 steps is 4 steps, and ``"rest"`` after it is 33). In a chain, consecutive
+fractions are rounded together (each piece ends at ``ceil`` of the fractions so far times the total), so
+``warmup(5%) >> cosine(steps=95%)`` fills the run exactly. Steps and epochs are not rounded. A duration
+holds at most :data:`MAX_STEPS` (2**53) steps or epochs: beyond it a float no longer counts single steps.
 """
 
 from __future__ import annotations
