@@ -902,6 +902,15 @@ def _step_flags(optimizer: Optimizer) -> list[_StepFlag]:
     return [h for h in opt._optimizer_step_post_hooks.values() if isinstance(h, _StepFlag)]
 
 
+def _follow(optimizer: Optimizer, follow_optimizer: bool) -> tuple[_StepFlag, Any]:
+    """A scheduler's :class:`_StepFlag` and, with ``follow_optimizer``, the optimizer step hook that sets
+    it (None without)."""
+    if not isinstance(follow_optimizer, bool):
+        raise TypeError(f"follow_optimizer must be True or False, got {follow_optimizer!r}")
+    flag = _StepFlag()
+    return flag, (_hookable(optimizer).register_step_post_hook(flag) if follow_optimizer else None)
+
+
 def _hookable(optimizer: Optimizer) -> Optimizer:
     """The optimizer whose step hooks fire: ``optimizer`` itself, or, for a wrapper that subclasses
     ``Optimizer`` without calling its ``__init__`` (accelerate's ``AcceleratedOptimizer``, which steps
@@ -962,13 +971,8 @@ class Scheduler(_Base):
         **kwargs: Any,
     ) -> None:
         super().__init__(optimizer, schedule, **kwargs)
-        if not isinstance(follow_optimizer, bool):
-            raise TypeError(f"follow_optimizer must be True or False, got {follow_optimizer!r}")
         self.follow_optimizer = follow_optimizer
-        self._flag = _StepFlag()
-        self._hook: Any = None
-        if follow_optimizer:
-            self._hook = _hookable(optimizer).register_step_post_hook(self._flag)
+        self._flag, self._hook = _follow(optimizer, follow_optimizer)
         self._warned_epochwise = False
         # the scheduler steps of the run (epochs with interval='epoch'), when total_steps is known: at
         # its end a plateau never given a metric warns, and with interval='epoch' a step() past
@@ -1411,14 +1415,9 @@ class GraphScheduler(_Base):
         # which advancing call ran, step() or begin_step(): set (never read) inside a compiled region, so
         # dynamo adds no guard, and checked outside one (_check_one_kind)
         self._stepped = self._begun = False
-        if not isinstance(follow_optimizer, bool):
-            raise TypeError(f"follow_optimizer must be True or False, got {follow_optimizer!r}")
         #: advance only over optimizer steps that were taken (the host scheduler's step hook flag)
         self.follow_optimizer = follow_optimizer
-        self._flag = _StepFlag()
-        self._hook: Any = None
-        if follow_optimizer:
-            self._hook = _hookable(optimizer).register_step_post_hook(self._flag)
+        self._flag, self._hook = _follow(optimizer, follow_optimizer)
         self._minus = torch.full((), -1, dtype=torch.int64, device=device)  # begin_step(): undo a skip
         self._restore(0)
 
