@@ -62,3 +62,32 @@ print(json.dumps(out))
         got = json.loads(out.stdout.strip().splitlines()[-1])
     for spec, g, w in zip(SPECS, got, _want(), strict=True):
         np.testing.assert_allclose(g, w, rtol=2e-6, atol=0, err_msg=spec)
+
+
+def test_optax_from_the_host_lands_on_the_exact_step() -> None:
+    """A count from the host (a Python or numpy int: an eager update, a restored state) was made a float32
+    step too; it is evaluated in float64 on the host now, weakly typed as before."""
+    pytest.importorskip("optax")
+    import jax.numpy as jnp
+
+    for spec, want in zip(SPECS, _want(), strict=True):
+        f = lrkit.optax.schedule(spec)
+        for kind in (int, np.int32, np.int64):
+            got = [f(kind(k)) for k in STEPS]
+            assert all(g.weak_type and g.dtype == jnp.float32 for g in got)
+            np.testing.assert_allclose([float(g) for g in got], want, rtol=2e-7, atol=0, err_msg=spec)
+
+
+def test_keras_from_the_host_lands_on_the_exact_step() -> None:
+    pytest.importorskip("keras")
+    script = f"""
+import json, numpy as np, keras, lrkit
+out = []
+for spec in {SPECS!r}:
+    s = lrkit.keras.schedule(spec)
+    out.append([float(keras.ops.convert_to_numpy(s(kind(k)))) for k in {STEPS!r} for kind in (int, np.int64)])
+print(json.dumps(out))
+"""
+    got = run_on_keras_jax(script)
+    for spec, g, w in zip(SPECS, got, _want(), strict=True):
+        np.testing.assert_allclose(g, [x for x in w for _ in (0, 1)], rtol=2e-7, atol=0, err_msg=spec)

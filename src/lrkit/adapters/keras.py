@@ -215,20 +215,25 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         A step from the host (a Python or numpy number or array) is checked as ``lrkit.optax``'s count
         is: a bool is a TypeError, a NaN or infinite step a ValueError, an int is held to +-2**53; a
         tensor of bools or complex numbers is a TypeError."""
+        m, f = self.multiplier_variable.value, self.floor_variable.value
         if isinstance(step, (int, float, np.generic, np.ndarray, list, tuple)):  # from the host
             step = host_steps(step, "step", "a tensor")
-        else:  # a tensor or a Keras variable (the optimizer's counter): its dtype is known, even traced
-            dtype = getattr(step, "dtype", None)
-            kind = None if dtype is None else keras.backend.standardize_dtype(dtype)
-            if kind is None or not kind.startswith(("int", "uint", "float", "bfloat")):
-                raise TypeError(
-                    f"step: expected an int, a float or a tensor of integer or real floating steps, got "
-                    f"{type(step).__name__} {_short(step) if kind is None else f'of dtype {kind}'}"
-                )
+            # evaluated on the host in float64 (exact at any step: a float32 step past 2**24 is one or two
+            # steps off, a restart or a cycle with it)
+            lr = np.asarray(self.schedule(np.asarray(step, dtype=np.float64)), dtype=np.float32)
+            base = keras.ops.convert_to_tensor(lr)
+            return keras.ops.maximum(base * m, keras.ops.minimum(base, f))
+        # a tensor or a Keras variable (the optimizer's counter): its dtype is known, even traced
+        dtype = getattr(step, "dtype", None)
+        kind = None if dtype is None else keras.backend.standardize_dtype(dtype)
+        if kind is None or not kind.startswith(("int", "uint", "float", "bfloat")):
+            raise TypeError(
+                f"step: expected an int, a float or a tensor of integer or real floating steps, got "
+                f"{type(step).__name__} {_short(step) if kind is None else f'of dtype {kind}'}"
+            )
         # an integer step stays one: periodic schedules reduce it exactly (a float32 step past 2**24 is not)
         t = keras.ops.convert_to_tensor(step)
         t = t if keras.backend.standardize_dtype(t.dtype).startswith("int") else keras.ops.cast(t, "float32")
-        m, f = self.multiplier_variable.value, self.floor_variable.value
         if _traced(t) and not _traced(m):  # jax traces the train step once: m and f become constants
             self._traced_with = (self.multiplier, self.floor)
         base = self.schedule(t, xp=self._xp)

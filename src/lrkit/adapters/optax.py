@@ -64,6 +64,7 @@ from typing import Any, SupportsFloat
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from array_api_compat import array_namespace
 
 from ..schedules.base import warn_run_length
@@ -151,7 +152,11 @@ def schedule(
     def lr_at(count: Any) -> jax.Array:
         if not isinstance(count, jax.Array):  # given from the host (a traced count is a jax.Array)
             count = host_steps(count, "count", "an array (jax, numpy)")
-        elif not jnp.issubdtype(count.dtype, jnp.integer) and not jnp.issubdtype(count.dtype, jnp.floating):
+            # evaluated on the host in float64 (exact at any step: a float32 step past 2**24 is one or
+            # two steps off, a restart or a cycle with it), then given jax's default float
+            lr = resolved(np.asarray(count, dtype=np.float64))
+            return _weak(jnp.asarray(lr, dtype=jax.dtypes.canonicalize_dtype(jnp.float64)))
+        if not jnp.issubdtype(count.dtype, jnp.integer) and not jnp.issubdtype(count.dtype, jnp.floating):
             # the dtype is known at trace time: a bool or complex count is refused, as lrkit's core does
             raise TypeError(
                 f"count: expected integer or real floating counts, got a jax array of dtype {count.dtype}"
