@@ -25,6 +25,17 @@ MAX_POINTS = 4000
 _CHUNK = 1 << 20
 
 
+def thin_stride(n: int) -> int:
+    """The steps of each run :func:`minmax_thin` keeps 2 points of, for a curve of ``n`` steps drawn with
+    at most about :data:`MAX_POINTS` points (1: every step, for a curve that short)."""
+    return 1 if n <= MAX_POINTS else -(-n // (MAX_POINTS // 2))
+
+
+def runs_of(y: np.ndarray, stride: int, fill: float | bool = np.nan) -> np.ndarray:
+    """``y`` as rows of ``stride`` values, the last row padded with ``fill``."""
+    return np.concatenate([y, np.full(-len(y) % stride, fill)]).reshape(-1, stride)
+
+
 def minmax_thin(y: np.ndarray, stride: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` of a curve thinned for drawing: in each run of ``stride`` values of ``y`` (the last may be
     shorter), its lowest and its highest, in step order, at their steps (``offset`` + index); values that
@@ -40,8 +51,7 @@ def minmax_thin(y: np.ndarray, stride: int, offset: int = 0) -> tuple[np.ndarray
     if stride <= 1:
         keep = np.flatnonzero(np.isfinite(y))
         return (keep + offset).astype(float), y[keep]
-    pad = -len(y) % stride
-    grid = np.concatenate([y, np.full(pad, np.nan)]).reshape(-1, stride)
+    grid = runs_of(y, stride)
     ok = np.isfinite(grid)
     lo = np.where(ok, grid, np.inf).argmin(axis=1)
     hi = np.where(ok, grid, -np.inf).argmax(axis=1)
@@ -57,7 +67,7 @@ def _curve(sched: Schedule, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """``sched`` over steps 0 .. ``total_steps``, thinned to about :data:`MAX_POINTS` points
     (:func:`minmax_thin`), evaluated :data:`_CHUNK` steps at a time."""
     n = total_steps + 1
-    stride = 1 if n <= MAX_POINTS else -(-n // (MAX_POINTS // 2))  # 2 points a run of stride steps
+    stride = thin_stride(n)
     chunk = max(stride, _CHUNK // stride * stride)  # whole runs of stride steps per chunk
     xs, ys = [], []
     for start in range(0, n, chunk):

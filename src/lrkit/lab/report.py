@@ -123,8 +123,6 @@ EPOCHS_COLUMNS = ("label", "seed", "key", "epoch", "metric", "train_loss", "seco
 
 #: the default target is within this fraction of the best strategy's mean final metric
 TARGET_FRACTION = 0.01
-#: a figure draws at most this many points per curve (longer curves are thinned evenly)
-MAX_POINTS = 4000
 #: legend entries longer than this are cut (the full label is in the tables)
 LEGEND_CHARS = 60
 #: English, the default language of the report
@@ -711,11 +709,12 @@ def _band(
     curves: Sequence[np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x, mean, xb, lo, hi)`` over the curves alive at each point: the mean curve at steps ``x``, and the
-    band from the lowest to the highest curve at steps ``xb``. Longer than MAX_POINTS, the mean is thinned
-    by :func:`lrkit.plot.minmax_thin` (each run of steps keeps its lowest and highest value) and the band
+    band from the lowest to the highest curve at steps ``xb``. Longer than :data:`lrkit.plot.MAX_POINTS`,
+    the mean is thinned by :func:`lrkit.plot.minmax_thin` (each run of steps keeps its lowest and highest
+    value, :func:`lrkit.plot.thin_stride` steps a run) and the band
     spans each run's lowest and highest value, so a cyclical LR whose period is near the stride keeps its
     range (every stride-th step alone drew it flat)."""
-    from ..plot import minmax_thin
+    from ..plot import minmax_thin, runs_of, thin_stride
 
     a = _stack(curves)
     n = a.shape[1]
@@ -725,16 +724,15 @@ def _band(
     if sub.size:
         with np.errstate(all="ignore"):
             mean[alive], lo[alive], hi[alive] = np.nanmean(sub, 0), np.nanmin(sub, 0), np.nanmax(sub, 0)
-    stride = 1 if n <= MAX_POINTS else math.ceil(n / (MAX_POINTS // 2))  # 2 points a run
+    stride = thin_stride(n)
     if stride == 1:
         x = np.flatnonzero(alive)
         return x.astype(float), mean[x], x.astype(float), lo[x], hi[x]
     x, m = minmax_thin(mean, stride)
-    pad = -n % stride
-    runs = np.flatnonzero(np.concatenate([alive, np.zeros(pad, bool)]).reshape(-1, stride).any(axis=1))
+    runs = np.flatnonzero(runs_of(alive, stride, False).any(axis=1))
     with np.errstate(all="ignore"):
-        low = np.nanmin(np.concatenate([lo, np.full(pad, np.nan)]).reshape(-1, stride)[runs], axis=1)
-        high = np.nanmax(np.concatenate([hi, np.full(pad, np.nan)]).reshape(-1, stride)[runs], axis=1)
+        low = np.nanmin(runs_of(lo, stride)[runs], axis=1)
+        high = np.nanmax(runs_of(hi, stride)[runs], axis=1)
     xb = np.stack([runs * stride, np.minimum((runs + 1) * stride, n) - 1], axis=1).ravel()
     return x, m, xb.astype(float), np.repeat(low, 2), np.repeat(high, 2)
 
