@@ -324,11 +324,15 @@ class Schedule:
         return self._fk(xp.clip(t, 0.0, n if n is not None else float(MAX_STEPS)), clip_steps(k, n, xp), xp)
 
     def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
-        """``_f`` given also the integer step ``k`` (see :meth:`_eval`); the periodic schedules use it."""
+        """``_f`` given also the integer step ``k`` (see :meth:`_eval`); the periodic schedules and the
+        step decays define this one instead of ``_f``."""
         return self._f(t, xp)
 
     def _f(self, t: Array, xp: Namespace) -> Array:
-        raise NotImplementedError
+        """The value at local time ``t`` (a float step); a schedule defines this or :meth:`_fk`."""
+        if type(self)._fk is Schedule._fk:
+            raise NotImplementedError
+        return self._fk(t, None, xp)
 
     # -- durations ------------------------------------------------------------------------------
     @property

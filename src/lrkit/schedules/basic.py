@@ -129,9 +129,6 @@ class StepDecay(_GammaPower, Schedule):
         k = steps_of(self.step_size)
         yield k, f"{self.name}: the first decay (step_size={step_text(k)})"
 
-    def _f(self, t: Array, xp: Namespace) -> Array:
-        return self._fk(t, None, xp)
-
     def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         return self.lr * power(self.gamma, divide(t, k, steps_of(self.step_size), xp)[0], xp)
 
@@ -179,9 +176,6 @@ class MultiStep(Schedule):
             m = steps_of(d)
             yield m, f"{self.name} milestones[{i}]={step_text(m)}"
 
-    def _f(self, t: Array, xp: Namespace) -> Array:
-        return self._fk(t, None, xp)
-
     def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         count = t * 0.0
         for d in self.milestones:
@@ -227,9 +221,6 @@ class Exponential(_GammaPower, Schedule):
 
     def _events(self) -> Iterator[tuple[float, str]]:
         return _staircase_event(self.name, self.staircase, self.every)
-
-    def _f(self, t: Array, xp: Namespace) -> Array:
-        return self._fk(t, None, xp)
 
     def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         n = steps_of(self.every)
@@ -283,9 +274,6 @@ class InverseTime(Schedule):
 
     def _events(self) -> Iterator[tuple[float, str]]:
         return _staircase_event(self.name, self.staircase, self.every)
-
-    def _f(self, t: Array, xp: Namespace) -> Array:
-        return self._fk(t, None, xp)
 
     def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         n = steps_of(self.every)

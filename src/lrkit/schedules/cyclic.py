@@ -97,9 +97,6 @@ class CosineRestarts(Schedule):
         p = steps_of(self.period)
         yield p, f"{self.name}: the first restart (period={step_text(p)})"
 
-    def _f(self, t: Array, xp: Namespace) -> Array:
-        return self._fk(t, None, xp)
-
     def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         p, m = steps_of(self.period), self.mult
         table = None if k is None else self.__dict__["_cycles"].get(xp.iinfo(k.dtype).bits)
@@ -180,9 +177,6 @@ class Cyclic(Schedule):
         down = up if self.step_size_down is None else steps_of(self.step_size_down)
         yield up, f"{self.name}: the first peak (step_size_up={step_text(up)})"
         yield up + down, f"{self.name}: the end of the first cycle (step_size_up + step_size_down)"
-
-    def _f(self, t: Array, xp: Namespace) -> Array:
-        return self._fk(t, None, xp)
 
     def _fk(self, t: Array, k: Array | None, xp: Namespace) -> Array:
         up = steps_of(self.step_size_up)
