@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .finder.result import FinderResult
 
 TASK = "digits-mlp-sgd"
 
@@ -31,6 +35,85 @@ LABELS_KO = {
     "Schedule-Free AdamW (untuned)": "Schedule-Free AdamW (튜닝 안 함)",
     "Prodigy (untuned)": "Prodigy (튜닝 안 함)",
 }
+
+
+#: the demo's own figures (recipes.png, lr_find.png) in Korean: their titles and axis labels, in the words
+#: of the lab's Korean figures and of docs/ko (the finder's "no suggestion (NOT TRUSTED)" stays as it is)
+FIGURES_KO = {
+    "common recipes over {steps} steps": "자주 쓰는 레시피, {steps} 스텝",
+    "step": "스텝",
+    "learning rate": "학습률",
+    "LR range test: {task}": "학습률 범위 테스트: {task}",
+    "suggested LR {lr} (rule {rule}{spread})": "제안 학습률 {lr} (규칙 {rule}{spread})",
+    ", interval {lo} .. {hi}": ", 구간 {lo} .. {hi}",
+    "learning rate (log scale)": "학습률 (로그 스케일)",
+    "loss": "손실",
+}
+
+#: the recipes drawn in recipes.png, over :data:`RECIPE_STEPS` steps
+RECIPES = (
+    "warmup(10%) >> cosine(lr=0.1, min_lr=1e-3)",
+    "one_cycle(max_lr=0.1)",
+    "multistep(lr=0.1, milestones=[30%, 60%, 90%], gamma=0.1)",
+    "wsd(lr=0.1, warmup=5%, decay=20%, cooldown=1-sqrt)",
+)
+RECIPE_STEPS = 10_000
+
+
+def _say(lang: str, text: str, **fields: object) -> str:
+    """``text`` (an English template) in ``lang``, formatted."""
+    return (FIGURES_KO.get(text, text) if lang == "ko" else text).format(**fields)
+
+
+def recipes_figure(path: Path, lang: str = "en") -> Any:
+    """Draw :data:`RECIPES` to ``path`` (recipes.png) with its words in ``lang``; return the figure. In
+    Korean without a font that has Hangul, English (:class:`lrkit.lab.report.MissingFontWarning`)."""
+    from ._paths import save_figure
+    from .lab.report import _plain_text
+    from .plot import plot_schedules
+
+    with _plain_text(lang) as (plt, t):  # t.lang: "en" when no font draws Hangul
+        steps = f"{RECIPE_STEPS:,}"
+        title = _say(t.lang, "common recipes over {steps} steps", steps=steps)
+        fig = plot_schedules(list(RECIPES), RECIPE_STEPS, log=True, title=title)
+        ax = fig.axes[0]
+        ax.set_xlabel(_say(t.lang, "step"))
+        ax.set_ylabel(_say(t.lang, "learning rate"))
+        save_figure(fig, path, dpi=130, flag="out")
+        plt.close(fig)
+    return fig
+
+
+def finder_figure(found: FinderResult, path: Path, lang: str = "en") -> Any:
+    """Draw the demo's range test to ``path`` (lr_find.png) with its title and axis labels in ``lang``;
+    return the figure (English in Korean without a font that has Hangul, as :func:`recipes_figure`)."""
+    from ._paths import save_figure
+    from .lab.report import _plain_text
+
+    with _plain_text(lang) as (_, t):
+        head = _say(t.lang, "LR range test: {task}", task=TASK)
+        ax = found.plot(title=head)
+        if t.lang != "en":
+            ax.title.set_text(f"{head}\n{_verdict(found, t.lang)}")  # its colour: red when not trusted
+            ax.set_xlabel(_say(t.lang, "learning rate (log scale)"))
+            ax.set_ylabel(_say(t.lang, "loss"))
+        save_figure(ax.figure, path, dpi=120)
+    return ax.figure
+
+
+def _verdict(found: FinderResult, lang: str) -> str:
+    """The range test's suggestion in ``lang`` (:func:`lrkit.finder.plot.verdict`); no suggestion: the
+    verdict and its reason as they are, as docs/ko shows them."""
+    from .finder.plot import verdict
+
+    if found.suggestion is None:
+        return verdict(found)
+    lo, hi = found.interval
+    spread = _say(lang, ", interval {lo} .. {hi}", lo=f"{lo:.3g}", hi=f"{hi:.3g}") if hi > lo else ""
+    return _say(
+        lang, "suggested LR {lr} (rule {rule}{spread})", lr=f"{found.suggestion:.3g}", rule=repr(found.rule),
+        spread=spread,
+    )  # fmt: skip
 
 
 def demo_strategies(peak: float, lang: str = "en") -> list[tuple[str, str, str | None]]:
@@ -74,7 +157,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None, lang
     from .lab.report import LAB_FILES
     from .lab.runner import Strategy
     from .lab.store import check_db_path
-    from .plot import gallery, plot_schedules
+    from .plot import gallery
     from .tasks import get_task
 
     check_lang(lang, "--lang")  # before anything runs
@@ -85,20 +168,14 @@ def run_demo(out: Path, *, quick: bool = False, workers: int | None = None, lang
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     written = [gallery(out / "gallery.png")]
-    recipes = [
-        "warmup(10%) >> cosine(lr=0.1, min_lr=1e-3)",
-        "one_cycle(max_lr=0.1)",
-        "multistep(lr=0.1, milestones=[30%, 60%, 90%], gamma=0.1)",
-        "wsd(lr=0.1, warmup=5%, decay=20%, cooldown=1-sqrt)",
-    ]
-    plot_schedules(recipes, 10_000, out / "recipes.png", log=True, title="common recipes over 10,000 steps")
+    recipes_figure(out / "recipes.png", lang)
     written.append(out / "recipes.png")
 
     task = get_task(TASK)
     print(f"LR range test on {TASK} ({task.description}) ...")
     found = task.find_lr(seed=0, repeats=1 if quick else 3)
     print(found)
-    found.plot(out / "lr_find.png", title=f"LR range test: {TASK}")
+    finder_figure(found, out / "lr_find.png", lang)
     written.append(out / "lr_find.png")
     for p in written:
         print(f"wrote {p}")

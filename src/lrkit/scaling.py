@@ -102,6 +102,8 @@ class Scaled:
         """Malladi et al.'s square-root rule for the rest of Adam (the Adam family, with the sqrt rule):
         with ``k = batch / base_batch``, ``beta -> 1 - k (1 - beta)`` and ``eps -> eps / sqrt(k)``.
         A ``k`` with ``k (1 - beta) >= 1`` leaves no valid beta: the rule does not reach that far.
+        ``beta1 = 0`` stays 0 at every ``k``: Adam without momentum is RMSprop (``alpha = beta2``, plus
+        bias correction), whose rule moves only its one average and eps (:meth:`rmsprop_hparams`).
 
         >>> scale_lr(1e-3, base_batch=256, batch=1024, optimizer="adam").adam_hparams()
         (0.6, 0.996, 5e-09)
@@ -112,7 +114,7 @@ class Scaled:
         e = check_number("adam_hparams", "eps", eps, low=0)
         k = self.ratio
         return (
-            _moved("adam_hparams", k, "beta1", b1),
+            0.0 if b1 == 0.0 else _moved("adam_hparams", k, "beta1", b1),  # no momentum: none to move
             _moved("adam_hparams", k, "beta2", b2),
             e / math.sqrt(k),
         )
