@@ -276,7 +276,8 @@ def test_a_lab_strategy_longer_than_the_run_is_warned_about_once(
     warnings = [line for line in err.splitlines() if line.startswith("lrkit lab: warning: strategy 'c'")]
     assert code == 0 and len(warnings) == 1, err
     assert (
-        "strategy 'c': its schedule lasts 10,000 steps, more than the run's 45 (1 epoch x 45)" in warnings[0]
+        "strategy 'c': its schedule lasts 10,000 steps, more than the run's 45 steps (1 epoch x 45)"
+        in warnings[0]
     )
 
 

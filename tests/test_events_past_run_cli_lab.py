@@ -23,7 +23,8 @@ from lrkit.schedules.base import ScheduleLongerThanRunWarning
 def test_show_warns_of_changes_past_total(spec: str, what: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", spec, "--total", "1000", "--at", "0,999"]) == 0
     (line,) = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
-    assert line.startswith(f"lrkit show: warning: {spec!r} changes the LR past --total 1,000"), line
+    expected = f"lrkit show: warning: {spec!r} changes the LR past the end of --total 1,000"
+    assert line.startswith(expected), line
     assert what in line, line
 
 

@@ -155,5 +155,5 @@ def test_other_adapters_warn_too(spec: str) -> None:
     """The check lives in warn_run_length, which every adapter given the run's length calls."""
     optax = pytest.importorskip("optax")
     del optax
-    with pytest.warns(ScheduleLongerThanRunWarning, match="past the end of the run"):
+    with pytest.warns(ScheduleLongerThanRunWarning, match="past the end of total_steps="):
         lrkit.optax.schedule(spec, total_steps=1000)

@@ -17,8 +17,9 @@ def test_show_names_a_schedule_that_ends_early_and_holds_nothing(capsys: pytest.
     err = capsys.readouterr().err
     assert err == (
         "lrkit show: warning: 'cosine(lr=0.1, steps=90)' ends at step 90 and then holds 0 (under 1% of its "
-        "peak 0.1) for the rest of --total 9,000 (give its lengths as fractions of the run, '100%' or "
-        "'rest', to fit any --total)\n"
+        "peak 0.1) for the remaining 8,909 steps of --total 9,000 (99.0% of the run). If it should span the "
+        "run, give its lengths as fractions of it ('100%' or 'rest') to fit any --total; if they were "
+        "counted in epochs, write them in epochs ('90ep', with --steps-per-epoch)\n"
     )
 
 
@@ -48,5 +49,5 @@ def test_the_lab_names_the_strategy_whose_schedule_ends_early() -> None:
     assert len(said) == 1
     assert str(said[0].message).startswith(
         "strategy 'short': its schedule ends at step 90 and then holds 0 (under 1% of its peak 0.1) for "
-        "the rest of the run's 450 steps (10 epochs x 45)"
+        "the remaining 359 steps of the run's 450 steps (10 epochs x 45)"
     )

@@ -31,18 +31,12 @@ import numpy as np
 from . import __version__
 from ._cliargs import MAX_STEPS, positive_float, positive_int, short, steps_per_epoch, whole_number
 from ._paths import check_output_dir, check_plot_file
-from ._text import did_you_mean, events_text
+from ._text import did_you_mean
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
 from .plot import is_multiplier
 from .schedules import REGISTRY, Schedule
-from .schedules.base import (
-    ScheduleLongerThanRunWarning,
-    ScheduleShorterThanRunWarning,
-    beyond_run,
-    longer_than_run,
-    shorter_than_run,
-)
+from .schedules.base import run_fit_messages
 from .schedules.duration import Duration
 from .spec import load
 
@@ -125,31 +119,22 @@ def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:
             missing.append("--steps-per-epoch (for durations in epochs)")
         problem = s.unresolved.split("; call")[0]
         raise ValueError(f"{spec!r}: {problem}" + (f"; pass {' and '.join(missing)}" if missing else ""))
-    n = None if total is None else longer_than_run(s, total)
-    if n is not None:  # 'cosine(lr=0.1, steps=10000)' over 1,000
-        warnings.warn(
-            f"{spec!r} lasts {n:,.0f} steps, more than --total {total:,}: the run ends before the schedule "
-            "does (give its lengths as fractions of the run, '100%' or 'rest', to fit any --total)",
-            ScheduleLongerThanRunWarning,
-            stacklevel=2,
+    fits = (
+        ()
+        if total is None
+        else run_fit_messages(
+            s,
+            total,
+            shown=repr(spec),
+            run=f"--total {total:,}",
+            fix="give its lengths as fractions of the run, '100%' or 'rest', to fit any --total",
+            fix_short="If it should span the run, give its lengths as fractions of it ('100%' or 'rest') "
+            "to fit any --total; if they were counted in epochs, write them in epochs ('{ends}ep', with "
+            "--steps-per-epoch)",
         )
-    past = () if n is not None or total is None else beyond_run(s, total)
-    if past:  # 'multistep(lr=0.1, milestones=[1500])' over 1,000: never decays
-        warnings.warn(
-            f"{spec!r} changes the LR past --total {total:,}: {events_text(past, spec)}",
-            ScheduleLongerThanRunWarning,
-            stacklevel=2,
-        )
-    short = None if total is None else shorter_than_run(s, total)
-    if short is not None:  # 'cosine(lr=0.1, steps=90)' over 9,000: 0 for the rest of the run
-        ends, held, peak = short
-        warnings.warn(
-            f"{spec!r} ends at step {ends:,.0f} and then holds {held:.3g} (under 1% of its peak {peak:.3g}) "
-            f"for the rest of --total {total:,} (give its lengths as fractions of the run, '100%' or "
-            "'rest', to fit any --total)",
-            ScheduleShorterThanRunWarning,
-            stacklevel=2,
-        )
+    )
+    for category, text in fits:
+        warnings.warn(text, category, stacklevel=2)
     return s
 
 

@@ -36,16 +36,12 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_int
-from .._text import events_text, plural
+from .._text import plural
 from .._usercode import user_code
 from ..schedules import Schedule
 from ..schedules.base import (
-    ScheduleLongerThanRunWarning,
-    ScheduleShorterThanRunWarning,
-    beyond_run,
-    longer_than_run,
     peak_until,
-    shorter_than_run,
+    run_fit_messages,
 )
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
@@ -474,34 +470,18 @@ def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch
                 f"strategy {s.label!r}: its LR reaches {peak:.3g}, above float32's largest number "
                 f"({FLOAT32_MAX:.3g}): a float32 model cannot take a step at it"
             )
-        n = longer_than_run(resolved, total)
-        if n is not None:  # 'cosine(lr=0.1, steps=10000)' on a 450-step run: never decays
-            warnings.warn(  # stacklevel 1: the lab CLI checks before run_lab does, and one warning is shown
-                f"strategy {s.label!r}: its schedule lasts {n:,.0f} steps, more than the run's {total:,} "
-                f"({plural(epochs, 'epoch')} x {steps_per_epoch}): the run ends before the schedule does "
-                "(give its lengths in epochs or as fractions of the run, '100%' or 'rest')",
-                ScheduleLongerThanRunWarning,
-                stacklevel=1,
-            )
-        past = () if n is not None else beyond_run(resolved, total)
-        if past:  # 'multistep(lr=0.1, milestones=[1500])' on a 450-step run: never decays
-            warnings.warn(
-                f"strategy {s.label!r}: its schedule changes the LR past the end of the run's {total:,} "
-                f"steps ({plural(epochs, 'epoch')} x {steps_per_epoch}): {events_text(past, s.spec)}",
-                ScheduleLongerThanRunWarning,
-                stacklevel=1,
-            )
-        short = shorter_than_run(resolved, total)
-        if short is not None:  # 'cosine(lr=0.1, steps=90)' on a 4,500-step run: LR ~0 for the rest
-            ends, held, peak = short
-            warnings.warn(
-                f"strategy {s.label!r}: its schedule ends at step {ends:,.0f} and then holds {held:.3g} "
-                f"(under 1% of its peak {peak:.3g}) for the rest of the run's {total:,} steps "
-                f"({plural(epochs, 'epoch')} x {steps_per_epoch}) (give its lengths in epochs or as "
-                "fractions of the run, '100%' or 'rest')",
-                ScheduleShorterThanRunWarning,
-                stacklevel=1,
-            )
+        for category, text in run_fit_messages(
+            resolved,
+            total,
+            shown=f"strategy {s.label!r}: its schedule",
+            spec=s.spec,
+            run=f"the run's {total:,} steps ({plural(epochs, 'epoch')} x {steps_per_epoch})",
+            fix="give its lengths in epochs or as fractions of the run, '100%' or 'rest'",
+            fix_short="If it should span the run, give its lengths in epochs or as fractions of it ('100%' "
+            "or 'rest')",
+        ):
+            # stacklevel 1: the lab CLI checks before run_lab does, and one warning is shown
+            warnings.warn(text, category, stacklevel=1)
 
 
 def run_lab(

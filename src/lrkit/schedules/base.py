@@ -545,6 +545,93 @@ def run_named(where: str, total_name: str) -> Iterator[None]:
         _RUN_NAMED.reset(token)
 
 
+def run_fit_messages(
+    s: Schedule,
+    total_steps: float,
+    *,
+    shown: str,
+    run: str,
+    fix: str,
+    fix_short: str,
+    spec: str | None = None,
+) -> list[tuple[type[UserWarning], str]]:
+    """The warnings of ``s`` (resolved) against a run of ``total_steps`` steps, as ``(category, text)``:
+    :func:`longer_than_run`, else its events :func:`beyond_run`; and :func:`shorter_than_run`. One wording
+    for every caller (the adapters, ``lrkit show``, the lab), each naming the schedule (``shown``) and the
+    run (``run``: ``"total_steps=1,000"``, ``"--total 1,000"``) as its user gave them, and its own advice:
+    ``fix`` for a length that does not fit, ``fix_short`` (``{ends}``: the schedule's last step) for one
+    that ends early; ``spec`` (default ``shown``) says whether a percent is in play.
+
+    >>> from lrkit.schedules import MultiStep
+    >>> s = MultiStep(lr=0.1, milestones=[1500])
+    >>> [t for _, t in run_fit_messages(s, 1000, shown="m", run="--total 1,000", fix="", fix_short="")]
+    ... # doctest: +ELLIPSIS
+    ['m changes the LR past the end of --total 1,000: multistep milestones[0]=1500 at step 1,500. ...']
+    """
+    out: list[tuple[type[UserWarning], str]] = []
+    n = longer_than_run(s, total_steps)
+    if n is not None:  # 'cosine(lr=0.1, steps=10000)' over 450 steps: never decays
+        out.append(
+            (
+                ScheduleLongerThanRunWarning,
+                f"{shown} lasts {n:,.0f} steps, more than {run}: the run ends before the schedule does, so "
+                f"its end is never reached ({fix})",
+            )
+        )
+    else:
+        past = beyond_run(s, total_steps)
+        if past:  # 'multistep(lr=0.1, milestones=[1500])' over 1,000 steps: never decays
+            text = events_text(past, shown if spec is None else spec)
+            out.append(
+                (ScheduleLongerThanRunWarning, f"{shown} changes the LR past the end of {run}: {text}")
+            )
+    short = shorter_than_run(s, total_steps)
+    if short is not None:  # 'cosine(lr=0.1, steps=90)' over 35,190 steps: 0 for the rest
+        ends, held, peak = short
+        rest = float(total_steps) - 1.0 - ends
+        out.append(
+            (
+                ScheduleShorterThanRunWarning,
+                f"{shown} ends at step {ends:,.0f} and then holds {held:.3g} (under 1% of its peak "
+                f"{peak:.3g}) for the remaining {rest:,.0f} steps of {run} ({rest / float(total_steps):.1%} "
+                f"of the run). {fix_short.format(ends=f'{ends:.0f}')}",
+            )
+        )
+    return out
+
+
+def _warn_fit(
+    s: Schedule, total_steps: float, which: type[UserWarning], shown: str | None, where: str, total_name: str
+) -> None:
+    """Give the :func:`run_fit_messages` of category ``which``, for an adapter (see
+    :func:`warn_longer_than_run`)."""
+    where, total_name = _RUN_NAMED.get() or (where, total_name)
+    found = [
+        text
+        for category, text in run_fit_messages(
+            s,
+            total_steps,
+            shown=repr(str(s)) if shown is None else shown,
+            run=f"{total_name}={_total(total_steps)}",
+            fix=f"give its lengths as fractions of the run, '100%' or 'rest', to fit any {total_name}",
+            fix_short=(
+                "If it should span the run, give its lengths as fractions of it ('100%' or 'rest') to fit "
+                f"any {total_name}; if they were counted in epochs (a torch scheduler stepped once per "
+                "epoch), write them in epochs ('{ends}ep', with steps_per_epoch=...) or count "
+                f"{total_name} in the same steps as the schedule"
+            ),
+        )
+        if category is which
+    ]
+    if not found:
+        return
+    stacklevel = _caller_stacklevel()
+    if stacklevel is None:
+        return
+    for text in found:
+        warnings.warn(f"{where}: {text}", which, stacklevel=stacklevel)
+
+
 def warn_longer_than_run(
     s: Schedule,
     total_steps: float,
@@ -563,27 +650,7 @@ def warn_longer_than_run(
     the code that called them; called from lrkit's own tools (the lab, which warns in its own words
     before it runs, ``lrkit auto``) it is left to them and not given.
     """
-    n = longer_than_run(s, total_steps)
-    past = beyond_run(s, total_steps) if n is None else ()
-    if n is None and not past:
-        return
-    where, total_name = _RUN_NAMED.get() or (where, total_name)
-    stacklevel = _caller_stacklevel()
-    if stacklevel is None:
-        return
-    shown = repr(str(s)) if shown is None else shown
-    run = f"{total_name}={_total(total_steps)}"
-    if n is not None:
-        message = (
-            f"{where}: {shown} lasts {n:,.0f} steps, more than {run}: the run ends before the schedule "
-            f"does, so its end is never reached (give its lengths as fractions of the run, '100%' or "
-            f"'rest', to fit any {total_name})"
-        )
-    else:
-        message = (
-            f"{where}: {shown} changes the LR past the end of the run ({run}): {events_text(past, shown)}"
-        )
-    warnings.warn(message, ScheduleLongerThanRunWarning, stacklevel=stacklevel)
+    _warn_fit(s, total_steps, ScheduleLongerThanRunWarning, shown, where, total_name)
 
 
 def _total(total_steps: float) -> str:
@@ -648,25 +715,7 @@ def warn_shorter_than_run(
     """Warn (:class:`ScheduleShorterThanRunWarning`) when ``s`` is :func:`shorter_than_run`, naming the
     schedule, its length, the value it holds, ``total_name`` and the likely fixes; who is named, and when
     it is left to lrkit's own tools, as for :func:`warn_longer_than_run`."""
-    found = shorter_than_run(s, total_steps)
-    if found is None:
-        return
-    n, held, peak = found
-    where, total_name = _RUN_NAMED.get() or (where, total_name)
-    stacklevel = _caller_stacklevel()
-    if stacklevel is None:
-        return
-    rest = float(total_steps) - 1.0 - n
-    warnings.warn(
-        f"{where}: {repr(str(s)) if shown is None else shown} ends at step {n:,.0f} and then holds "
-        f"{held:.3g} (under 1% of its peak {peak:.3g}) for the remaining {rest:,.0f} steps of "
-        f"{total_name}={_total(total_steps)} ({rest / float(total_steps):.1%} of the run). If it should "
-        f"span the run, give its lengths as fractions of it ('100%' or 'rest') to fit any {total_name}; if "
-        "they were counted in epochs (a torch scheduler stepped once per epoch), write them in epochs "
-        f"('{n:.0f}ep', with steps_per_epoch=...) or count {total_name} in the same steps as the schedule",
-        ScheduleShorterThanRunWarning,
-        stacklevel=stacklevel,
-    )
+    _warn_fit(s, total_steps, ScheduleShorterThanRunWarning, shown, where, total_name)
 
 
 def warn_run_length(
