@@ -63,7 +63,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ..control.guard import _newer_format
-from ..control.plateau import Plateau
+from ..control.plateau import Plateau, warmup_steps
 from ..schedules.base import _caller_stacklevel, warn_run_length
 from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
@@ -431,6 +431,12 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         monitor: the log key to watch (``"val_loss"``, ``"loss"``, ``"val_accuracy"``...).
         mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` when the name holds "acc" or "auc").
         factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: as :class:`Plateau`.
+        start: from when metrics count, as :class:`Plateau`'s ``start`` in ``lrkit.torch``'s scheduler:
+            ``0`` (the default here) counts every metric, as Keras' own callback; ``"warmup"`` (torch's
+            default) skips the metrics of epochs that end before the ``warmup(...)`` an lrkit schedule
+            starts with is over, so that they neither cut nor set the best (a float LR, or a schedule
+            without a warmup: every metric counts); an integer ``k``: those of epochs that end before
+            optimizer step ``k``. Steps are the batches the schedule is called with.
         verbose: print a line at each cut.
 
     Every cut is recorded in :attr:`cuts` (a list of :class:`Cut`); ``logs["learning_rate"]`` is the
@@ -461,6 +467,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         cooldown: int = 0,
         min_lr: float = 0.0,
         eps: float = 1e-8,
+        start: int | str = 0,
         verbose: int = 0,
     ) -> None:
         super().__init__()
@@ -482,6 +489,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
             cooldown=cooldown,
             min_lr=min_lr,
             eps=eps,
+            start=start,
         )
         if self.plateau.factor <= 0.0:
             raise ValueError(f"ReduceOnPlateau: factor must be > 0 (a multiplier), got {factor!r}")
@@ -489,11 +497,14 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         self.cuts: list[Cut] = []
 
     # -- what is being cut ------------------------------------------------------------------------
-    def _target(self) -> Any:
+    def _optimizer(self) -> Any:
         opt = self.model.optimizer
         if isinstance(opt, keras.optimizers.LossScaleOptimizer):  # mixed_float16 wraps the optimizer
             opt = opt.inner_optimizer
-        lr = opt._learning_rate  # the schedule or variable itself; `learning_rate` evaluates it
+        return opt
+
+    def _target(self) -> Any:
+        lr = self._optimizer()._learning_rate  # the schedule or variable itself; `learning_rate` evaluates it
         if isinstance(lr, KerasSchedule):
             return lr
         if isinstance(lr, keras.Variable):
@@ -560,7 +571,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         metric = float(logs[self.monitor])
         target = self._target()
         before = self._current_lr()
-        if self.plateau.step(metric) and self.plateau.reduce(before) != before:
+        # the step the schedule is at (the batches so far) against the end of its warmup (start)
+        at = int(keras.ops.convert_to_numpy(self._optimizer()._iterations))
+        warmup = 0.0 if target is None else warmup_steps(target.schedule)
+        if self.plateau.offer(metric, at, warmup) and self.plateau.reduce(before) != before:
             if target is not None:  # a float LR is an optimizer variable, which jax's step reads
                 target._set(multiplier=target.multiplier * self.plateau.factor)
                 self._retrace_if_stale(target)

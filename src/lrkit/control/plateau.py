@@ -32,11 +32,14 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 from .._checks import check_int
 
-__all__ = ["MissingStateKeys", "Plateau"]
+if TYPE_CHECKING:
+    from ..schedules.base import Schedule
+
+__all__ = ["MissingStateKeys", "Plateau", "warmup_steps"]
 
 _MODES = ("min", "max")
 _THRESHOLD_MODES = ("rel", "abs")
@@ -74,6 +77,17 @@ def _start(v: object) -> int:
     return _count("start", v)
 
 
+def warmup_steps(schedule: Schedule) -> float:
+    """The steps of the ``warmup(...)`` a resolved schedule starts with (0: none), first piece of first
+    piece for nested chains: where :class:`Plateau`'s ``start="warmup"`` starts counting."""
+    from ..schedules.compose import Chain
+    from ..schedules.warmup import Warmup
+
+    while isinstance(schedule, Chain) and schedule.pieces:
+        schedule = schedule.pieces[0]
+    return float(schedule.length_steps or 0.0) if isinstance(schedule, Warmup) else 0.0
+
+
 class MissingStateKeys(KeyError, ValueError):
     """A state without the keys of one: a ``KeyError`` (as torch's own schedulers raise) that is also the
     ``ValueError`` that loading a corrupt state promises; its message unquoted."""
@@ -102,8 +116,10 @@ class Plateau:
             neither cut nor set the best; an integer ``k >= 0``: metrics reported before scheduler step
             ``k`` are not given (``start=0``: every metric counts, as with torch's ``ReduceLROnPlateau``).
 
-    The state (``best``, ``num_bad_epochs``, ``cooldown_counter``, ``last_epoch``, ``num_reductions``,
-    and ``mode``, which gives ``best`` its meaning) is plain data, saved by :meth:`state_dict`.
+    An adapter gives each metric through :meth:`offer`, which applies ``start`` and counts the metrics
+    it holds back in :attr:`skipped`. The state (``best``, ``num_bad_epochs``, ``cooldown_counter``,
+    ``last_epoch``, ``num_reductions``, and ``mode``, which gives ``best`` its meaning) is plain data,
+    saved by :meth:`state_dict`.
     """
 
     def __init__(
@@ -156,6 +172,23 @@ class Plateau:
         self.cooldown_counter = 0
         self.last_epoch = 0
         self.num_reductions = 0
+        #: the metrics :meth:`offer` held back, reported before ``start`` (not saved in the state)
+        self.skipped = 0
+
+    def counts(self, at: float, warmup: float) -> bool:
+        """Whether a metric reported after ``at`` steps is given to the plateau: from the end of the
+        ``warmup`` steps the schedule starts with (``start="warmup"``; ``warmup`` in the unit of ``at``,
+        :func:`warmup_steps`), or from step ``start``."""
+        start = getattr(self, "start", 0)  # a plateau pickled by an older lrkit counts every metric
+        return not (at < warmup if start == "warmup" else at < start)
+
+    def offer(self, metric: SupportsFloat, at: float, warmup: float = 0.0) -> bool:
+        """:meth:`step` for a metric reported after ``at`` steps, when it :meth:`counts`; one before
+        ``start`` is held back (counted in :attr:`skipped`) and returns False."""
+        if not self.counts(at, warmup):
+            self.skipped = getattr(self, "skipped", 0) + 1
+            return False
+        return self.step(metric)
 
     @property
     def in_cooldown(self) -> bool:
