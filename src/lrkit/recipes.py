@@ -71,7 +71,9 @@ def resnet_imagenet(
     ``warmup=None`` (the default) is Goyal et al.'s: above batch 256, linear from 0.1 over the first 5
     epochs (section 5.3, used for every batch > 256); none at 256 and below. ``warmup=0`` is no warmup. A
     length of your own (``"5ep"``, steps) always ramps linearly up to the scaled lr: from 0.1 above batch
-    256 (as Goyal et al.), else as lrkit's default warmup, from near 0 (``(t + 1) / (n + 1)``)."""
+    256 (as Goyal et al.), else as lrkit's default warmup, from near 0 (``(t + 1) / (n + 1)``). The paper's
+    rule as written, where :func:`lrkit.scaling.scale_lr` advises the warmup only from 2x the base (batch
+    257 to 511: a warmup here, none there); their raised batches, 512 and up, get it from both."""
     check_int(batch, "batch", 1, where="resnet_imagenet: ", why=" (the effective batch)")
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (tuple, list)) or not milestones:
         raise TypeError(

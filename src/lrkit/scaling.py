@@ -54,7 +54,8 @@ OPTIMIZERS = _SGD + _ADAPTIVE
 #: Goyal et al.'s gradual warmup, in epochs
 WARMUP_EPOCHS = 5.0
 #: the least growth of the LR that gets Goyal et al.'s warmup advice: the smallest step up they made was
-#: 2x (256 -> 512); below that the tuned LR is not far off and a warmup from it changes little
+#: 2x (256 -> 512); below that the tuned LR is not far off and a warmup from it changes little (the recipe
+#: ``resnet_imagenet`` keeps their rule as written, every batch above 256; the two agree from 2x)
 WARMUP_FROM = 2.0
 
 
