@@ -247,6 +247,73 @@ def readonly_uri(p: Path) -> str:
     return uri + "&immutable=1"
 
 
+def _wal_mode(p: Path) -> bool:
+    """Whether reading ``p`` goes through SQLite's write-ahead log: its header says WAL mode, or a
+    ``-wal`` file lies beside it (a lab killed while writing, a folder copied from one)."""
+    if Path(f"{p}-wal").exists():
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    return head[18:20] == b"\x02\x02"
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _copied(p: Path, tries: int = 5) -> sqlite3.Connection | None:
+    """An in-memory copy of ``p`` with the changes waiting in its ``-wal`` file, read from a private copy
+    of the two files: SQLite reads a log only through a ``-shm`` file beside it (created, or rewritten,
+    even by a read-only reader, and left there), so a reader of ``p`` itself changes the user's folder.
+    None when a lab writes the files during each of ``tries`` copies (a live lab: reading ``p`` read-only
+    then creates nothing that lab does not remove as it ends)."""
+    import shutil
+    import tempfile
+
+    wal = Path(f"{p}-wal")
+    for _ in range(tries):
+        before = (_stat(p), _stat(wal))
+        folder = Path(tempfile.mkdtemp(prefix="lrkit-read-"))
+        try:
+            shutil.copyfile(p, folder / "lab.db")
+            if before[1] is not None:
+                shutil.copyfile(wal, folder / "lab.db-wal")
+            if (_stat(p), _stat(wal)) != before:
+                time.sleep(0.05)
+                continue
+            src = sqlite3.connect(folder / "lab.db")  # replays the log into the copy
+            try:
+                copy = sqlite3.connect(":memory:")
+                src.backup(copy)
+                return copy
+            finally:
+                src.close()
+        except FileNotFoundError:  # a lab that ended meanwhile removed its -wal: read again
+            continue
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def connect_readonly(p: Path, timeout: float) -> sqlite3.Connection:
+    """``p`` opened for reading without leaving a trace beside it: a database in WAL mode (a lab killed
+    while writing, with its latest results in ``-wal``) is read from an in-memory copy that holds those
+    results, so ``lrkit report`` creates no ``-shm``/``-wal`` files and changes none; any other (a lab
+    that ended left one file) is opened read-only where it is (:func:`readonly_uri`)."""
+    if _wal_mode(p):
+        copy = _copied(p)
+        if copy is not None:
+            return copy
+    return sqlite3.connect(readonly_uri(p), uri=True, timeout=timeout)
+
+
 def _read_meta(p: Path) -> tuple[tuple[str] | None, tuple[str] | None, str | None]:
     """``(format, version, None)`` rows of an SQLite file's lrkit_meta, read-only; ``(None, None, None)``
     when it has no such table, ``(None, None, error)`` when SQLite cannot read it (a damaged or cut
@@ -254,7 +321,7 @@ def _read_meta(p: Path) -> tuple[tuple[str] | None, tuple[str] | None, str | Non
     read-only reader fail for an instant (WAL checkpoint): such errors are retried for a few seconds."""
     for attempt in range(60):
         try:
-            con = sqlite3.connect(readonly_uri(p), uri=True, timeout=30.0)
+            con = connect_readonly(p, timeout=30.0)
             try:
                 row = con.execute("SELECT value FROM lrkit_meta WHERE key = 'format'").fetchone()
                 version = con.execute("SELECT value FROM lrkit_meta WHERE key = 'version'").fetchone()
@@ -467,7 +534,7 @@ class ResultStore:
             raise ValueError(f"--db: {str(p)!r} does not exist")
         store = cls.__new__(cls)
         store.path = str(p)
-        store.db = sqlite3.connect(readonly_uri(p), uri=True, timeout=60.0)
+        store.db = connect_readonly(p, timeout=60.0)
         store.writer = False
         return store
 
