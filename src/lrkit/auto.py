@@ -323,8 +323,10 @@ def _restartable(optimizer: Any) -> bool:
 
 def _kept_note(optimizer: Any, schedule_free: bool) -> str:
     """What the summary says of an optimizer state that :func:`restart_statistics` kept ("" when there
-    is none)."""
-    if not any(optimizer.state.values()):
+    is none): a wrapper's (Lookahead's) inner optimizer's state counts."""
+    from lrkit.finder.torch_driver import _optimizer_chain
+
+    if not any(any(o.state.values()) for o in _optimizer_chain(optimizer)):
         return ""
     if schedule_free:
         return " (the Schedule-Free optimizer's state, its averaged weights, is kept)"

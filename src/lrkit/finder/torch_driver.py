@@ -292,6 +292,33 @@ def _offload_to(model: torch.nn.Module) -> torch.device | None:
     return torch.device("cpu") if any(p.device.type != "cpu" for p in model.parameters()) else None
 
 
+#: the attributes under which a wrapper optimizer keeps the one it wraps: accelerate's and Lookahead-style
+#: wrappers (``optimizer``), ``ZeroRedundancyOptimizer`` (``optim``), timm's ``Lookahead``
+#: (``_base_optimizer``), SAM (``base_optimizer``)
+WRAPPED = ("optimizer", "optim", "_base_optimizer", "base_optimizer")
+
+
+def _optimizer_chain(optimizer: torch.optim.Optimizer) -> list[torch.optim.Optimizer]:
+    """``optimizer`` and the optimizers it wraps, outermost first (under :data:`WRAPPED`, as
+    :func:`lrkit.adapters.torch._hookable` follows ``optimizer`` to find step hooks): a wrapper's own
+    state (Lookahead's slow weights, its step counter) and the inner optimizer's (Adam's moments) both
+    change at every step."""
+    chain = [optimizer]
+    for _ in range(8):  # wrappers of wrappers, but never a cycle
+        inner = next(
+            (
+                o
+                for o in (getattr(chain[-1], name, None) for name in WRAPPED)
+                if isinstance(o, torch.optim.Optimizer) and all(o is not c for c in chain)
+            ),
+            None,
+        )
+        if inner is None:
+            break
+        chain.append(inner)
+    return chain
+
+
 class _Snapshot:
     """Everything the range test may change, copied so that :meth:`restore` puts it back exactly.
 
@@ -335,11 +362,29 @@ class _Snapshot:
             (None, None) if lean or p.grad is None else (p.grad, _clone(p.grad, to)) for p in self.params
         ]
         self.optimizer = optimizer
-        self.opt_state = {p: {k: _clone(v, to) for k, v in s.items()} for p, s in optimizer.state.items()}
-        self.opt_groups = [
-            {k: _clone(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups
+        # every optimizer of a wrapper chain (Lookahead's inner one, ZeroRedundancyOptimizer's local one),
+        # each state dict and param group once (a wrapper may share its inner one's): their copies, and
+        # each optimizer's scalar attributes (a wrapper's step counter)
+        chain = _optimizer_chain(optimizer)
+        self.states: list[dict[Any, Any]] = []
+        self.opt_state: dict[tuple[int, Any], dict[str, Any]] = {}  # (index in states, param): its state
+        self.opt_groups: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        seen: set[int] = set()
+        for opt in chain:
+            if id(opt.state) not in seen:
+                seen.add(id(opt.state))
+                self.states.append(opt.state)
+                i = len(self.states) - 1
+                self.opt_state.update(
+                    ((i, p), {k: _clone(v, to) for k, v in s.items()}) for p, s in opt.state.items()
+                )
+            for g in opt.param_groups:
+                if id(g) not in seen:
+                    seen.add(id(g))
+                    self.opt_groups.append((g, {k: _clone(v) for k, v in g.items() if k != "params"}))
+        self.opt_attrs = [
+            (opt, {k: v for k, v in vars(opt).items() if type(v) in (bool, int, float)}) for opt in chain
         ]
-        self.opt_attrs = {k: _clone(v) for k, v in vars(optimizer).items() if k in ("_opt_called",)}
         # the step hooks of lrkit schedulers following the optimizer: the test's steps are not the run's
         self.step_flags = [(f, f.copy()) for f in _step_flags(optimizer)]
         self.scaler = scaler
@@ -374,20 +419,21 @@ class _Snapshot:
                     param.grad = obj
         for m, flag in self.modes:
             m.training = flag
-        state = self.optimizer.state
-        for p in [p for p in state if p not in self.opt_state]:
-            del state[p]
-        for p, saved in self.opt_state.items():
+        for i, state in enumerate(self.states):
+            for p in [p for p in state if (i, p) not in self.opt_state]:
+                del state[p]
+        for (i, p), saved in self.opt_state.items():
+            state = self.states[i]
             if p not in state:
                 state[p] = {}
             _restore_dict(state[p], saved)
-        for group, saved in zip(self.optimizer.param_groups, self.opt_groups, strict=True):
+        for group, saved in self.opt_groups:
             for k in [k for k in group if k != "params" and k not in saved]:
                 del group[k]
             for k, v in saved.items():
                 _put(group, k, v)
-        for k, v in self.opt_attrs.items():
-            setattr(self.optimizer, k, _clone(v))
+        for opt, attrs in self.opt_attrs:
+            vars(opt).update(attrs)
         for step_flag, saved_flag in self.step_flags:
             step_flag.load(saved_flag)
         if self.scaler is not None and self.scaler_state is not None:
