@@ -552,7 +552,17 @@ class FinderResult:
 
     def group_lrs(self, lr: float | None = None) -> list[float]:
         """The LR of each param group, ``lr`` x its ratio, for the reference group's LR ``lr`` (default:
-        the suggestion); a group at LR 0 gets 0."""
+        the suggestion); a group at LR 0 gets 0.
+
+        To schedule groups with different LRs, make these their peaks: set each group's lr to its value
+        and drive them with one multiplier, :meth:`schedule` with ``relative=True``::
+
+            for group, lr in zip(optimizer.param_groups, found.group_lrs()):
+                group["lr"] = lr
+            scheduler = lrkit.torch.scheduler(
+                optimizer, found.schedule("cosine", relative=True), total_steps=N, relative=True
+            )
+        """
         base = self.require() if lr is None else float(lr)
         return [base * r for r in self.group_ratios]
 
@@ -686,8 +696,22 @@ class FinderResult:
 
         return plot_result(self, path, ax=ax, title=title)
 
-    def schedule(self, kind: str = "cosine", **kwargs: Any) -> Schedule:
-        """A schedule built from this result; see :func:`lrkit.finder.schedule_from_result`."""
+    def schedule(self, kind: str = "cosine", *, relative: bool = False, **kwargs: Any) -> Schedule:
+        """A schedule built from this result; see :func:`lrkit.finder.schedule_from_result`.
+
+        ``relative=False`` (default): in LRs, peaking at the suggestion (the reference group's LR).
+        ``relative=True``: the same curve as a multiplier peaking at 1, for ``lrkit.torch.scheduler(...,
+        relative=True)`` over param groups whose lrs are set to :meth:`group_lrs` (discriminative LRs,
+        which one schedule in LRs cannot give: it would set every group to the same LR). Either raises
+        :class:`NoSuggestionError` when there is no suggestion.
+        """
         from lrkit.finder.schedule import schedule_from_result
 
-        return schedule_from_result(self, kind, **kwargs)
+        if not isinstance(relative, bool):
+            raise TypeError(f"relative must be True or False, got {relative!r}")
+        result = self
+        if relative:
+            self.require()
+            # this result with its suggestion at 1: the schedule's peak (one-cycle's max_lr) is exactly 1
+            result = dataclasses.replace(self, per_repeat={**self.per_repeat, self.rule: (1.0,)})
+        return schedule_from_result(result, kind, **kwargs)

@@ -6,7 +6,8 @@ loss function, and hands it to the framework-free core (:func:`lrkit.finder.core
 What it guarantees:
 
 * **Exact restore.** Parameters (and their ``.grad``), buffers (BatchNorm statistics, non-persistent ones
-  too), every module's train/eval flag, the optimizer's state and param-group hyperparameters, the
+  too), every module's train/eval flag, the optimizer's state and param-group hyperparameters (and those
+  of the optimizer it wraps: Lookahead's, ``ZeroRedundancyOptimizer``'s), the
   GradScaler, the sampler epoch, and the RNG states (Python, numpy, torch CPU and CUDA, the loader's own
   generator) are put back bit for bit, in place (the same tensor objects), when the test ends, diverges,
   raises or is interrupted.
