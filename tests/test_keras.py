@@ -108,7 +108,7 @@ def test_plateau_cuts_a_schedule_like_torch_reduce_lr_on_plateau() -> None:
     model = _one_weight_model(s)
     # mode="max" on a falling loss: no epoch is ever better than the first, so cuts come every
     # patience + 1 epochs (after the cooldown)
-    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=1, cooldown=1)
+    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=1, cooldown=1, start=0)
     history = model.fit(X, Y, batch_size=4, epochs=8, verbose=0, callbacks=[cb])
     losses = history.history["loss"]
     mults = _torch_plateau_multipliers(losses, mode="max", factor=0.5, patience=1, cooldown=1)
@@ -163,7 +163,7 @@ def test_min_lr_floors_the_cuts_of_a_schedule_but_never_raises_it() -> None:
 def test_save_and_load_model_restore_the_schedule(tmp_path: Path) -> None:
     s = lrkit.keras.schedule(SPEC, total_steps=20)
     model = _one_weight_model(s)
-    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0)
+    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0, start=0)
     model.fit(X, Y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])
     path = tmp_path / "m.keras"
     model.save(path)
@@ -293,7 +293,7 @@ JAX_SCRIPT = textwrap.dedent(
     dense = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")
     model = keras.Sequential([keras.Input((1,)), dense])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=s), loss=lambda t, p: keras.ops.mean(p))
-    cb = lrkit.keras.ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=1)
+    cb = lrkit.keras.ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=1, start=0)
     model.fit(np.ones((8, 1), "float32"), np.zeros((8, 1), "float32"), batch_size=4, epochs=6, verbose=0,
               callbacks=[cb])
     w = float(np.asarray(model.layers[0].kernel.value).ravel()[0])
@@ -391,7 +391,7 @@ def test_plateau_cuts_a_schedule_under_mixed_float16() -> None:
         s = lrkit.keras.schedule(SPEC, total_steps=20)
         model = _one_weight_model(s)
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-        cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0)
+        cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0, start=0)
         model.fit(X, Y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -541,7 +541,7 @@ def test_a_new_process_loads_the_model_after_import_lrkit_keras(tmp_path: Path) 
     s = lrkit.keras.schedule(SPEC, total_steps=20)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=s), loss="mse")  # a loss Keras knows
-    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0)  # mse stays 0: 2 cuts
+    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0, start=0)  # mse stays 0: 2 cuts
     model.fit(X, Y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])
     model.save(tmp_path / "m.keras")
     env = {**os.environ, "KERAS_BACKEND": "torch"}

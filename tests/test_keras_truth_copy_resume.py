@@ -63,7 +63,7 @@ def _values(s: KerasSchedule) -> np.ndarray:
 def test_a_schedule_used_by_fit_deep_copies_and_pickles_with_its_cuts_and_plateau_state() -> None:
     s = lrkit.keras.schedule(SPEC, total_steps=20)
     model = _model(s)
-    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=1, min_lr=0.001)
+    cb = ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=1, min_lr=0.001, start=0)
     model.fit(X, Y, batch_size=4, epochs=5, verbose=0, callbacks=[cb])
     assert s.multiplier == 0.25 and s.floor == pytest.approx(0.001) and len(cb.cuts) == 2
     for got in (copy.deepcopy(s), pickle.loads(pickle.dumps(s))):
@@ -102,7 +102,9 @@ def _fit(model: keras.Model, epochs: int, cb: ReduceOnPlateau) -> None:
 
 
 def test_a_callback_resumed_on_a_loaded_model_reports_every_cut(tmp_path: Path) -> None:
-    kw = dict(monitor="loss", mode="max", factor=0.5, patience=0)  # the loss falls: a cut every epoch
+    kw = dict(
+        monitor="loss", mode="max", factor=0.5, patience=0, start=0
+    )  # the loss falls: a cut every epoch
     whole_cb = ReduceOnPlateau(**kw)  # type: ignore[arg-type]
     _fit(_model(lrkit.keras.schedule(SPEC, total_steps=20)), 6, whole_cb)
     first = _model(lrkit.keras.schedule(SPEC, total_steps=20))

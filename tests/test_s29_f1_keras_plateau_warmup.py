@@ -89,7 +89,8 @@ def test_a_flat_metric_in_the_warmup_no_longer_cuts() -> None:
     epoch in which the warmup ends)."""
     flat = [1.0] * 6
     assert _keras("warmup(6) >> constant(lr=0.1)", flat, patience=1, start="warmup")[0] == [4]
-    assert _keras("warmup(6) >> constant(lr=0.1)", flat, patience=1)[0] == [2, 4]  # start=0, the default
+    assert _keras("warmup(6) >> constant(lr=0.1)", flat, patience=1)[0] == [4]  # the default, as torch's
+    assert _keras("warmup(6) >> constant(lr=0.1)", flat, patience=1, start=0)[0] == [2, 4]
 
 
 def test_offer_holds_back_and_counts_the_metrics_before_start() -> None:

@@ -432,11 +432,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` when the name holds "acc" or "auc").
         factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: as :class:`Plateau`.
         start: from when metrics count, as :class:`Plateau`'s ``start`` in ``lrkit.torch``'s scheduler:
-            ``0`` (the default here) counts every metric, as Keras' own callback; ``"warmup"`` (torch's
-            default) skips the metrics of epochs that end before the ``warmup(...)`` an lrkit schedule
-            starts with is over, so that they neither cut nor set the best (a float LR, or a schedule
-            without a warmup: every metric counts); an integer ``k``: those of epochs that end before
-            optimizer step ``k``. Steps are the batches the schedule is called with.
+            ``"warmup"`` (the default, as torch's) skips the metrics of epochs that end before the
+            ``warmup(...)`` an lrkit schedule starts with is over, so that they neither cut nor set the
+            best (a float LR, or a schedule without a warmup: every metric counts); an integer ``k``: those
+            of epochs that end before optimizer step ``k`` (``start=0``: every metric, as Keras' own
+            callback). Steps are the batches the schedule is called with.
         verbose: print a line at each cut.
 
     Every cut is recorded in :attr:`cuts` (a list of :class:`Cut`); ``logs["learning_rate"]`` is the
@@ -467,7 +467,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         cooldown: int = 0,
         min_lr: float = 0.0,
         eps: float = 1e-8,
-        start: int | str = 0,
+        start: int | str = "warmup",
         verbose: int = 0,
     ) -> None:
         super().__init__()

@@ -147,7 +147,9 @@ class Chain(Schedule):
             raise ValueError(
                 f"chain: the pieces {'before the last' if last else 'around it'} take {others:g} "
                 f"step{'' if others == 1 else 's'}, leaving nothing of total_steps={span:g} for "
-                f"{'the last piece' if last else f'piece {rest}'} ({p.name}, steps='rest')"
+                f"{'the last piece' if last else f'piece {rest}'} ({p.name}, steps='rest'); expected a "
+                f"total_steps above {others:g}, so that a step at least is left for it, or shorter pieces "
+                "before it"
             )
         out[rest] = p._resolve(total, spe, sp)
         return Chain(tuple(r for r in out if r is not None))
