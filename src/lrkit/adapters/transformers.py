@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -96,7 +97,7 @@ def create_scheduler(
     if s.resolve(total_steps=num_training_steps).unresolved:  # epochs: one epoch of optimizer updates
         steps_per_epoch = _updates_per_epoch(trainer, s)
     with run_named("lrkit.transformers", "num_training_steps"):  # the run as the Trainer gives it
-        sched = lrkit_torch.Scheduler(
+        sched = _TrainerScheduler(
             opt,
             s,
             total_steps=num_training_steps,
@@ -105,10 +106,40 @@ def create_scheduler(
             plateau=plateau,
         )
     sched.allow_schedule_change = allow_schedule_change
+    sched.switch = (  # what the Trainer's user passes to switch schedules on resume
+        f"{type(trainer).__name__}(..., allow_schedule_change=True)"
+        if isinstance(trainer, ScheduleMixin)
+        else "lrkit.transformers.create_scheduler(..., allow_schedule_change=True)"
+    )
     # transformers annotates lr_scheduler as LambdaLR | None; any LRScheduler is used there
     trainer.lr_scheduler = sched  # type: ignore[assignment]
     trainer._created_lr_scheduler = True  # what transformers' own create_scheduler records
     return sched
+
+
+class _TrainerScheduler(lrkit_torch.Scheduler):
+    """The :func:`lrkit.torch.scheduler` a Trainer holds. The Trainer loads its state from a checkpoint for
+    its user, who calls neither ``load_state_dict`` nor builds the scheduler: a schedule that does not
+    match the checkpoint's (another schedule, or a longer run: ``num_train_epochs``, ``max_steps``) raises
+    :class:`~lrkit.torch.ScheduleMismatchError` naming the argument that user passes, :attr:`switch`."""
+
+    switch = "allow_schedule_change=True"
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], *, allow_schedule_change: bool | None = None
+    ) -> None:
+        try:
+            super().load_state_dict(state_dict, allow_schedule_change=allow_schedule_change)
+        except lrkit_torch.ScheduleMismatchError as e:
+            head, *rest = str(e).splitlines()
+            shown = [line for line in rest if line.startswith("  ")]  # the saved and this run's specs
+            raise lrkit_torch.ScheduleMismatchError(
+                "\n".join([head, *shown])
+                + "\nThe checkpoint was saved with another schedule or run length (num_train_epochs, "
+                "max_steps). To resume, give the schedule and the run length it was saved with; to switch "
+                "on purpose (a longer run: keep the step, base LRs and cuts, go on with this schedule from "
+                f"the saved step), pass {self.switch}"
+            ) from None
 
 
 def _updates_per_epoch(trainer: transformers.Trainer, s: Any) -> int:
