@@ -21,7 +21,8 @@ import re
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -535,6 +536,34 @@ EXTRAS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` (default: ``sys.argv[1:]``); return its exit status."""
+    with _tolerant_output():
+        return _main(argv)
+
+
+@contextmanager
+def _tolerant_output() -> Iterator[None]:
+    """While a command runs, stdout and stderr write a character their encoding lacks as an escape
+    (``\\u2014``) instead of raising UnicodeEncodeError after the command's files are written: a
+    console or a redirected stream in cp1252, cp949 or ASCII (``PYTHONIOENCODING=ascii``). Their error
+    handling is put back afterwards (``main`` may be called from a notebook)."""
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):  # closed, or its buffered text cannot be flushed
+                continue
+            changed.append(stream)
+    try:
+        yield
+    finally:
+        for stream in changed:
+            with suppress(OSError, ValueError):  # a reader that has gone: the stream stays as it is
+                stream.reconfigure(errors="strict")
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if "--traceback" in unknown:  # also after the command, where people add it to a failed command line
@@ -557,6 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `lrkit schedules | head -1`: the reader has gone; stop quietly
         _silence_stdout()
         return 1
+    except UnicodeEncodeError as exc:  # an output that cannot show a character: the system's, not your input
+        return _fail(where, f"{exc}; the output cannot show it (try PYTHONIOENCODING=utf-8)", whole, 1)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         from .finder.cli import EXIT_NO_SUGGESTION
         from .finder.result import NoSuggestionError
