@@ -264,10 +264,14 @@ def _same_curve(a: Curve, b: Curve) -> bool:
     return np.array_equal(a.lrs, b.lrs) and np.array_equal(a.losses, b.losses, equal_nan=True)
 
 
-def alike_repeats_note(repeats: int, distinct: int, settings: Mapping[str, str] | None = None) -> str:
+def alike_repeats_note(
+    repeats: int, distinct: int, settings: Mapping[str, str] | None = None, *, stream: bool = False
+) -> str:
     """What it means that only ``distinct`` of ``repeats`` loss curves differ, and what to do: the
     repeats saw the same batches in the same order. ``settings`` phrases the advice on the repeats
-    (:data:`PYTHON_SETTINGS`, a command line's flags); None leaves the setting unnamed."""
+    (:data:`PYTHON_SETTINGS`, a command line's flags); None leaves the setting unnamed. ``stream``: the
+    batches come from an ``IterableDataset``, which a DataLoader refuses to shuffle (``shuffle=True``
+    raises): the advice is to shuffle inside the stream."""
     what = (
         f"the {repeats} repeats saw the same batches in the same order (their loss curves are identical), "
         "so there is no interval"
@@ -276,6 +280,13 @@ def alike_repeats_note(repeats: int, distinct: int, settings: Mapping[str, str] 
         "batches in the same order)"
     )
     one = "run 1 repeat" + ("" if settings is None else _advice(("({repeats})",), settings, " "))
+    if stream:
+        return (
+            f"{what}: the IterableDataset yields its samples in the same order every pass, and a DataLoader "
+            "cannot shuffle one (shuffle=True raises); shuffle inside the stream (a shuffle buffer, or an "
+            "order drawn from torch's random generator, which each repeat seeds differently, not from a "
+            f"generator of its own seeded the same every pass), or {one} for 1/{repeats} of the compute"
+        )
     return (
         f"{what}: the training batches come in the same order every pass (a DataLoader without "
         f"shuffle=True, a list); shuffle them (shuffle=True), or {one} for 1/{repeats} of the compute"
@@ -287,7 +298,7 @@ def warn_if_alike(result: FinderResult) -> None:
     again (:attr:`FinderResult.repeats_alike`): the training batches came in the same order every pass."""
     if result.repeats_alike:
         warnings.warn(
-            f"find_lr: {alike_repeats_note(result.repeats, result.distinct_repeats)}",
+            f"find_lr: {alike_repeats_note(result.repeats, result.distinct_repeats, stream=result.stream)}",
             UserWarning,
             stacklevel=3,
         )
@@ -329,7 +340,8 @@ class FinderResult:
     relative to the reference group, the first with LR > 0 (:attr:`reference_group`; the suggestion
     is its LR); a group at LR 0 has ratio 0 and stayed frozen. ``settings`` is how the text's
     advice names the finder's settings (:data:`PYTHON_SETTINGS`; a command line's flags through
-    :meth:`phrased_for`).
+    :meth:`phrased_for`). ``stream``: the training batches came from an ``IterableDataset`` (which
+    a DataLoader cannot shuffle), for the advice of :attr:`notes`.
     """
 
     curves: tuple[Curve, ...]
@@ -344,6 +356,7 @@ class FinderResult:
     budget: int | None = None
     first_steps: int | None = None
     settings: Mapping[str, str] = field(default_factory=lambda: PYTHON_SETTINGS)
+    stream: bool = False
 
     def __post_init__(self) -> None:
         # a plain dict, so that the result pickles (a worker's result, copy.deepcopy, torch.save): the
@@ -518,7 +531,7 @@ class FinderResult:
         :attr:`repeats_alike`), phrased for :attr:`settings`."""
         if not self.repeats_alike:
             return ()
-        return (alike_repeats_note(self.repeats, self.distinct_repeats, self.settings),)
+        return (alike_repeats_note(self.repeats, self.distinct_repeats, self.settings, stream=self.stream),)
 
     @property
     def interval(self) -> tuple[float, float]:

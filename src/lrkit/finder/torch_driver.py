@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import inspect
 import math
 import random
@@ -1110,5 +1111,8 @@ def find_lr(
     finally:
         train.close()
         snapshot.restore()
+    dataset = getattr(train_loader, "dataset", train_loader)
+    if isinstance(dataset, torch.utils.data.IterableDataset):  # shuffled inside its stream, if at all
+        result = dataclasses.replace(result, stream=True)
     warn_if_alike(result)  # a loader that does not shuffle: the repeats measured the same curve again
     return result
