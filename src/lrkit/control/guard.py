@@ -3,9 +3,11 @@
 A step *diverges* when its loss is NaN or infinite, or has stayed above ``threshold`` times the median
 of the last ``window`` good losses for ``jump_steps`` steps in a row (one high batch is noise, a model
 that got worse is high on every batch; while fewer than ``window`` are known, their lowest median so
-far: :attr:`~DivergenceGuard.reference`), or when a snapshot is due and the model's parameters or
-buffers hold NaN/inf behind a finite loss (a NaN gradient in a part of the model that the next batches
-do not use, such as an embedding row: a snapshot is never taken of a broken model). The guard then
+far: :attr:`~DivergenceGuard.reference`; for a loss that has been <= 0, above that median by
+``threshold - 1`` times the size of its losses, :attr:`~DivergenceGuard.scale`), or when a snapshot is
+due and the model's parameters or buffers hold NaN/inf behind a finite loss (a NaN gradient in a part of
+the model that the next batches do not use, such as an embedding row: a snapshot is never taken of a
+broken model). The guard then
 restores the model, the optimizer, the scheduler and the RNG state from its last in-memory snapshot (or,
 when the recovery from that one failed, from the one before: a snapshot can hold the seed of a
 divergence, such as a huge momentum behind a finite loss), multiplies the learning rate by ``factor`` (a
@@ -201,6 +203,7 @@ class _Snapshot:
     rng: Any  # (cpu state, [cuda states]) or None
     history: deque[float]
     low: float  # the guard's lowest median of a short history (DivergenceGuard._low)
+    scale: float  # DivergenceGuard.scale
     layout: tuple[int, ...]  # the parameter count of each optimizer group (see DivergenceGuard._layout)
     scaler: dict[str, Any] | None  # the GradScaler's state_dict ({} when it is disabled)
 
@@ -310,6 +313,62 @@ def _reachable(obj: Any) -> list[Any]:
     return out
 
 
+def _check_scheduler(scheduler: Any, optimizer: Any) -> None:
+    """Refuse a ``scheduler`` the guard cannot cut (not an lrkit one) or that drives another optimizer."""
+    if scheduler is None:
+        return
+    missing = [
+        a for a in ("state_dict", "load_state_dict", "scale", "multiplier") if not hasattr(scheduler, a)
+    ]
+    if missing:
+        inner = getattr(scheduler, "scheduler", None)  # accelerate's AcceleratedScheduler
+        wraps = inner is not None and all(
+            hasattr(inner, a) for a in ("state_dict", "load_state_dict", "scale", "multiplier")
+        )
+        hint = (
+            "; it wraps an lrkit scheduler (accelerate's prepared scheduler passes on step() and "
+            "state_dict() only): pass the wrapped one, its .scheduler"
+            if wraps
+            else "; torch's own schedulers recompute the LR and would undo the cut"
+        )
+        raise TypeError(
+            f"DivergenceGuard: scheduler must be an lrkit.torch scheduler (with state_dict, "
+            f"load_state_dict, multiplier and scale), got {type(scheduler).__name__} without "
+            f"{', '.join(missing)}{hint}"
+        )
+    theirs = getattr(scheduler, "optimizer", None)
+    if theirs is not None and not any(a is b for a in _reachable(theirs) for b in _reachable(optimizer)):
+        raise ValueError(
+            f"DivergenceGuard: the scheduler drives another optimizer ({type(theirs).__name__} "
+            f"at {id(theirs):#x}) than the one given ({type(optimizer).__name__} at "
+            f"{id(optimizer):#x}): its cuts would not reach the optimizer that is rolled back"
+        )
+    built, groups = _groups_of(scheduler), len(optimizer.param_groups)
+    if built is not None and built != groups:
+        raise ValueError(
+            f"DivergenceGuard: the scheduler was built for {built} parameter groups, the optimizer has "
+            f"{groups}: build the scheduler after adding groups (optimizer.add_param_group)"
+        )
+
+
+def _groups_of(scheduler: Any) -> int | None:
+    """How many param groups an lrkit scheduler was built for (its ``schedules``: one per group); None
+    for another scheduler or none."""
+    schedules = getattr(scheduler, "schedules", None)
+    return len(schedules) if isinstance(schedules, (tuple, list)) else None
+
+
+def _zero_of(optimizer: Any) -> Any:
+    """The ``torch.distributed.optim.ZeroRedundancyOptimizer`` that ``optimizer`` is or wraps, or None."""
+    import torch
+
+    if not torch.distributed.is_available():
+        return None
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    return next((o for o in _reachable(optimizer) if isinstance(o, ZeroRedundancyOptimizer)), None)
+
+
 def _lr_value(lr: Any) -> float:
     return float(lr.item()) if hasattr(lr, "item") else float(lr)
 
@@ -329,8 +388,11 @@ class DivergenceGuard:
         factor: the cut, ``0 < factor < 1``.
         threshold: a loss above ``threshold * reference`` (:attr:`reference`: the median of the last
             ``window`` good losses, its lowest value so far while there are fewer; if positive) for
-            ``jump_steps`` steps in a row is a divergence; ``None`` checks NaN/inf only (in the loss,
-            and in the parameters at each snapshot). ``> 1``.
+            ``jump_steps`` steps in a row is a divergence. Once a good loss <= 0 has been seen (GAN,
+            WGAN, ELBO or NLL losses, whose ratios mean nothing), a loss above ``reference +
+            (threshold - 1) * scale`` instead (:attr:`scale`: the size of the losses; the same test
+            where ``scale`` is ``reference``), and none until ``window`` good losses give a scale.
+            ``None`` checks NaN/inf only (in the loss, and in the parameters at each snapshot). ``> 1``.
         window: how many recent good losses the median is taken over.
         jump_steps: how many steps in a row the loss must stay above ``threshold * reference``. The
             updates of those steps are applied (they are rolled back if the jump is confirmed); a high
@@ -390,37 +452,7 @@ class DivergenceGuard:
             raise TypeError(
                 f"DivergenceGuard: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        if scheduler is not None:
-            missing = [
-                a
-                for a in ("state_dict", "load_state_dict", "scale", "multiplier")
-                if not hasattr(scheduler, a)
-            ]
-            if missing:
-                inner = getattr(scheduler, "scheduler", None)  # accelerate's AcceleratedScheduler
-                wraps = inner is not None and all(
-                    hasattr(inner, a) for a in ("state_dict", "load_state_dict", "scale", "multiplier")
-                )
-                hint = (
-                    "; it wraps an lrkit scheduler (accelerate's prepared scheduler passes on step() and "
-                    "state_dict() only): pass the wrapped one, its .scheduler"
-                    if wraps
-                    else "; torch's own schedulers recompute the LR and would undo the cut"
-                )
-                raise TypeError(
-                    f"DivergenceGuard: scheduler must be an lrkit.torch scheduler (with state_dict, "
-                    f"load_state_dict, multiplier and scale), got {type(scheduler).__name__} without "
-                    f"{', '.join(missing)}{hint}"
-                )
-            theirs = getattr(scheduler, "optimizer", None)
-            if theirs is not None and not any(
-                a is b for a in _reachable(theirs) for b in _reachable(optimizer)
-            ):
-                raise ValueError(
-                    f"DivergenceGuard: the scheduler drives another optimizer ({type(theirs).__name__} "
-                    f"at {id(theirs):#x}) than the one given ({type(optimizer).__name__} at "
-                    f"{id(optimizer):#x}): its cuts would not reach the optimizer that is rolled back"
-                )
+        _check_scheduler(scheduler, optimizer)
         if not isinstance(restore_rng, bool):
             raise TypeError(f"DivergenceGuard: restore_rng must be True or False, got {restore_rng!r}")
         if not isinstance(sync, bool) and not (
@@ -439,10 +471,17 @@ class DivergenceGuard:
                     f"load_state_dict and update) or None, got {type(scaler).__name__} without "
                     f"{', '.join(missing)}"
                 )
+        self._zero = _zero_of(optimizer)
+        if self._zero is not None and sync is False and self._zero.world_size > 1:
+            raise ValueError(
+                f"DivergenceGuard: sync=False with a ZeroRedundancyOptimizer over {self._zero.world_size} "
+                "ranks: each rank holds a shard of one optimizer, and a rank that rolled back alone would "
+                "break the model; leave sync=True (every rank rolls back together)"
+            )
         self.snapshot_device = None if snapshot_device is None else _device(snapshot_device)
         self.model = model
         self.optimizer = optimizer
-        self.scheduler = scheduler
+        self._scheduler = scheduler
         self.factor = _float("factor", factor, low=0.0, high=1.0)
         self.threshold = None if threshold is None else _float("threshold", threshold, low=1.0)
         self.window = _int("window", window, 1)
@@ -455,6 +494,8 @@ class DivergenceGuard:
         self.scaler = scaler
         self._history: deque[float] = deque(maxlen=self.window)
         self._low = math.inf  # the lowest median of the history while it held fewer than window losses
+        self._signed = False  # a good loss <= 0 was seen: jumps are measured in scale (see _bar)
+        self._scale = 0.0  # DivergenceGuard.scale
         self._high = 0  # steps in a row above threshold * reference
         self._snapshots: deque[_Snapshot] = deque(maxlen=self.keep)  # oldest first
         self._resume_step: int | None = None
@@ -464,10 +505,34 @@ class DivergenceGuard:
         self._failed_at = -1  # the step of the last divergence
         self._events: list[DivergenceEvent] = []
         self._multiplier = 1.0
-        self._regrouped = False  # snapshots were dropped because the optimizer's groups changed
+        self._dropped = ""  # why the snapshots were dropped ("": they were not)
         self._keep_phase = False  # loaded from a state_dict: the first snapshot keeps the cadence's phase
         self._rng_at_start = self._rng_state()  # the RNG as the next step begins
         self._buffers_at_start: dict[str, torch.Tensor] | None = None  # its buffers (None: unknown yet)
+
+    @property
+    def scheduler(self) -> Any:
+        """The scheduler the guard restores and cuts (None: it cuts the groups' ``lr``).
+
+        Give it a new one when you rebuild the scheduler (after ``optimizer.add_param_group``: a new
+        scheduler over every group, then ``new.set_step(old.last_epoch)``): ``guard.scheduler = new``.
+        It is checked as the constructor's is; one still at ``multiplier`` 1 takes the old one's (the
+        guard's cuts stay in force); the snapshots taken with the old one are dropped, and the next
+        good step takes a new one.
+        """
+        return self._scheduler
+
+    @scheduler.setter
+    def scheduler(self, new: Any) -> None:
+        _check_scheduler(new, self.optimizer)
+        old = self._scheduler
+        if new is old:
+            return
+        if old is not None and new is not None and _lr_value(new.multiplier) == 1.0:
+            new.multiplier = _lr_value(old.multiplier)
+        self._scheduler = new
+        if self._snapshots:  # they hold the old one's state
+            self._drop("the scheduler was replaced (guard.scheduler = ...)")
 
     # -- what a loop reads ---------------------------------------------------------------------------
     @property
@@ -504,16 +569,25 @@ class DivergenceGuard:
         median = statistics.median(self._history)
         return median if len(self._history) >= self.window else min(median, self._low)
 
+    @property
+    def scale(self) -> float:
+        """The size a jump of a loss that has been <= 0 is measured in (see ``threshold``): the largest
+        median of the absolute values of ``window`` good losses so far, since the first loss <= 0
+        (0.0 until a full window of them). It cannot fall: a loss that crosses zero has phases where it
+        stays near it, where its size says nothing of the size of its healthy swings. A rollback
+        restores the snapshot's."""
+        return self._scale
+
     # -- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The guard's own state, plain data (``torch.save`` / ``torch.load(weights_only=True)`` or JSON
         carry it): its events, the product of its cuts (``multiplier``), the recoveries in a row and
-        their counters, the loss history a jump is measured against, and how many good steps the
-        last snapshot lies behind (the snapshots' cadence). Not the snapshots themselves (copies of the
-        model and optimizer, which the checkpoint holds once already): a guard that loads this state
-        takes its first snapshot at its first good step, then goes on at the saved cadence, so its
-        later snapshots are those of the run that never stopped. ``snapshot_every`` and the other
-        settings are for the reader; the guard that loads the state keeps its own."""
+        their counters, the loss history a jump is measured against (and :attr:`scale`), and how many
+        good steps the last snapshot lies behind (the snapshots' cadence). Not the snapshots themselves
+        (copies of the model and optimizer, which the checkpoint holds once already): a guard that
+        loads this state takes its first snapshot at its first good step, then goes on at the saved
+        cadence, so its later snapshots are those of the run that never stopped. ``snapshot_every`` and
+        the other settings are for the reader; the guard that loads the state keeps its own."""
         return {
             "format": _STATE_FORMAT,
             "events": [_event_state(e) for e in self._events],
@@ -525,6 +599,8 @@ class DivergenceGuard:
             "resume_step": self._resume_step,
             "history": list(self._history),
             "low": self._low,
+            "signed": self._signed,
+            "scale": self._scale,
             "high": self._high,
             "snapshot_every": self.snapshot_every,
         }
@@ -561,12 +637,20 @@ class DivergenceGuard:
             counts = {k: check_int(state[k], k, -1, where=where) for k in _STATE_COUNTS}
             multiplier = _float("multiplier", state["multiplier"], low=0.0, high=math.inf)
             low = float(state["low"])
+            # (a state of an older lrkit has neither: what its history shows)
+            signed = state.get("signed", any(v <= 0.0 for v in history))
+            if not isinstance(signed, bool):
+                raise TypeError(f"signed must be True or False, got {signed!r}")
+            scale = float(state.get("scale", 0.0))
+            if not (math.isfinite(scale) and scale >= 0.0):
+                raise ValueError(f"scale must be a finite number >= 0, got {scale!r}")
             resume_step = None if resume is None else check_int(resume, "resume_step", 0, where=where)
         except (TypeError, KeyError, ValueError) as exc:
             raise ValueError(f"{where}a corrupt state: {exc}") from None
         self._events = events
         self._history = deque(history, maxlen=self.window)
         self._low = low
+        self._signed, self._scale = signed, scale
         self._multiplier = multiplier
         self._resume_step = resume_step
         self._in_a_row, self._failed_at = counts["in_a_row"], counts["failed_at"]
@@ -574,7 +658,7 @@ class DivergenceGuard:
         self._since_snapshot = counts["since_snapshot"]
         self._snapshots.clear()
         self._keep_phase = True  # the first snapshot (due at once) keeps the saved cadence
-        self._regrouped = False
+        self._dropped = ""
         self._rng_at_start = self._rng_state()
         self._buffers_at_start = None
         theirs = None if self.scheduler is None else _lr_value(self.scheduler.multiplier)
@@ -615,8 +699,8 @@ class DivergenceGuard:
         if group is not None:
             value, broken = self._reduce(mine, group, problem, None if problem else step)
         reason = "nan" if math.isnan(value) else "inf" if math.isinf(value) else ""
-        ref = self.reference
-        if not reason and self.threshold is not None and ref > 0.0 and value > self.threshold * ref:
+        bar = self._bar()
+        if not reason and bar is not None and value > bar:
             self._high += 1
             if self._high >= self.jump_steps:
                 reason = "jump"
@@ -639,6 +723,16 @@ class DivergenceGuard:
             self._rng_at_start = self._rng_state()
             self._buffers_at_start = self._buffers()
         return True
+
+    def _bar(self) -> float | None:
+        """The loss above which a step is high (None: no jump test): ``threshold`` x :attr:`reference`,
+        or, once a good loss <= 0 has been seen, :attr:`reference` + ``(threshold - 1)`` x :attr:`scale`."""
+        ref = self.reference
+        if self.threshold is None or math.isnan(ref):  # no history yet
+            return None
+        if not self._signed:
+            return self.threshold * ref if ref > 0.0 else None
+        return ref + (self.threshold - 1.0) * self._scale if self._scale > 0.0 else None
 
     def _snapshot_due(self) -> bool:
         """Whether the next good step is snapshotted."""
@@ -777,8 +871,11 @@ class DivergenceGuard:
                 self._since_snapshot = phase
             self._keep_phase = False
         self._history.append(value)
+        self._signed = self._signed or value <= 0.0
         if len(self._history) < self.window:
             self._low = min(self._low, statistics.median(self._history))
+        elif self._signed:
+            self._scale = max(self._scale, statistics.median(abs(v) for v in self._history))
         self._good_since_rollback += 1
         if self._good_since_rollback >= self.snapshot_every and step > self._failed_at:
             # the last recovery held: past the step that diverged, and for snapshot_every good steps
@@ -793,20 +890,45 @@ class DivergenceGuard:
             _Snapshot(
                 step=step,
                 model={k: _copy(start.get(k, v), dev) for k, v in self.model.state_dict().items()},
-                optimizer={
-                    k: _hold(v, dev) if k == "state" else copy.deepcopy(v)
-                    for k, v in self.optimizer.state_dict().items()
-                },
+                optimizer=self._optimizer_state(dev),
                 scheduler=None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()),
                 rng=self._rng_at_start,
                 history=deque(self._history, maxlen=self.window),
                 low=self._low,
+                scale=self._scale,
                 layout=self._layout(),
                 scaler=None if self.scaler is None else dict(self.scaler.state_dict()),
             )
         )
         self._since_snapshot = 0
         self._buffers_at_start = None  # taken: the next snapshot's are noted by the check before it
+
+    def _optimizer_state(self, device: torch.device | None) -> dict[str, Any]:
+        """A copy of the optimizer's ``state_dict()``, its state tensors held on ``device``. Of a
+        ``ZeroRedundancyOptimizer``, whose ``state_dict()`` is the whole state gathered onto one rank
+        (``consolidate_state_dict``, a collective), this rank's own: its shard (the local optimizer's
+        ``state_dict()``) and the groups' settings (``lr``...) in ``"zero"``."""
+        import torch
+
+        def held(sd: dict[str, Any]) -> dict[str, Any]:
+            return {k: _hold(v, device) if k == "state" else copy.deepcopy(v) for k, v in sd.items()}
+
+        if self._zero is None:
+            return held(self.optimizer.state_dict())
+        return {
+            "zero": held(torch.optim.Optimizer.state_dict(self._zero)),
+            "shard": held(self._zero.optim.state_dict()),
+        }
+
+    def _load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """Load a state of :meth:`_optimizer_state` (new tensors)."""
+        import torch
+
+        if self._zero is None:
+            self.optimizer.load_state_dict(state)
+            return
+        torch.optim.Optimizer.load_state_dict(self._zero, state["zero"])
+        self._zero.optim.load_state_dict(state["shard"])
 
     def _buffer_keys(self) -> set[str]:
         return {k for k, _ in self.model.named_buffers(remove_duplicate=False)}
@@ -823,10 +945,14 @@ class DivergenceGuard:
         """Forget the snapshots taken before a group was added (``add_param_group``, progressive
         unfreezing): the optimizer cannot load them; the next good step takes a new one."""
         if self._snapshots and self._snapshots[-1].layout != self._layout():
-            self._snapshots.clear()
-            self._since_snapshot = 0
-            self._buffers_at_start = None  # not noted for this step: its snapshot takes the current ones
-            self._regrouped = True
+            self._drop("the optimizer's parameter groups changed (add_param_group)")
+
+    def _drop(self, why: str) -> None:
+        """Forget every snapshot (``why``: since what); the next good step takes a new one."""
+        self._snapshots.clear()
+        self._since_snapshot = 0
+        self._buffers_at_start = None  # not noted for this step: its snapshot takes the current ones
+        self._dropped = why
 
     def _rng_state(self) -> Any:
         if not self.restore_rng:
@@ -845,7 +971,7 @@ class DivergenceGuard:
         # new tensors, on the devices the state was on: Optimizer.load_state_dict keeps same-device
         # state tensors as they are (`.to` is a no-op), so the next optimizer.step() would otherwise
         # write into the snapshot
-        self.optimizer.load_state_dict(_unhold(snap.optimizer))
+        self._load_optimizer_state(_unhold(snap.optimizer))
         self.model.zero_grad(set_to_none=True)
         if self.scheduler is not None and snap.scheduler is not None:
             self.scheduler.load_state_dict(copy.deepcopy(snap.scheduler))
@@ -862,6 +988,7 @@ class DivergenceGuard:
                 torch.cuda.set_rng_state_all(cuda)
         self._history = deque(snap.history, maxlen=self.window)
         self._low = snap.low
+        self._scale = snap.scale
         self._high = 0
         # the next check sees the snapshot's own state again: it is not progress, so count from -1
         self._since_snapshot = -1
@@ -873,7 +1000,16 @@ class DivergenceGuard:
         return tuple(_lr_value(g["lr"]) for g in self.optimizer.param_groups)
 
     def _recover(self, step: int, value: float, reason: str, group: Any) -> None:
-        ref = self.reference
+        built, groups = _groups_of(self.scheduler), len(self.optimizer.param_groups)
+        if built is not None and built != groups:
+            raise RuntimeError(
+                f"DivergenceGuard: step {step} diverged (loss {value}), but the guard's scheduler was built "
+                f"for {built} parameter groups and the optimizer has {groups} "
+                "(optimizer.add_param_group), so it cannot be restored or cut. A scheduler rebuilt for the "
+                "new groups must be given to the guard too: guard.scheduler = new_scheduler (built after "
+                "add_param_group, then new_scheduler.set_step(old_scheduler.last_epoch))"
+            )
+        ref, scale = self.reference, self._scale
         median = (
             "the median of the recent good losses"
             if not self._history or ref == statistics.median(self._history)
@@ -895,12 +1031,15 @@ class DivergenceGuard:
                     None,
                     self.events,
                 )
-            if self._regrouped:
+            if self._dropped:
+                likely = (
+                    "; the groups added last (their LR, or the layers they unfreeze) are the likely cause"
+                    if "add_param_group" in self._dropped
+                    else ""
+                )
                 raise DivergenceError(
-                    f"DivergenceGuard: at step {step} {what}, before any good step since the optimizer's "
-                    "parameter groups changed (add_param_group), so there is no snapshot to roll back to "
-                    f"(lr={_fmt(before)}); the groups added last (their LR, or the layers they unfreeze) "
-                    "are the likely cause",
+                    f"DivergenceGuard: at step {step} {what}, before any good step since {self._dropped}, "
+                    f"so there is no snapshot to roll back to (lr={_fmt(before)}){likely}",
                     None,
                     self.events,
                 )
@@ -942,7 +1081,12 @@ class DivergenceGuard:
         self._events.append(event)
         if stop:
             if reason == "jump":
-                what = f"above {self.threshold:g} x {median}, {ref:.4g}, for {self.jump_steps} steps in a row"
+                what = (
+                    f"above {median}, {ref:.4g}, by more than {self.threshold:g} - 1 times the size of "
+                    f"the losses (scale {scale:.4g})"
+                    if self._signed
+                    else f"above {self.threshold:g} x {median}, {ref:.4g}"
+                ) + f", for {self.jump_steps} steps in a row"
                 hint = (
                     "; if losses this far apart are normal for your batches, raise threshold "
                     "(or pass threshold=None to catch NaN/inf only)"
