@@ -4,8 +4,8 @@ Left, the search's loss-against-LR curve (:func:`lrkit.finder.plot.plot_result`)
 after an in-run ramp, the last rung kept as training. Right, the reference param group's LR (group 0,
 or the first with LR > 0 when it is frozen at 0) at every optimizer step
 (:meth:`lrkit.auto.AutoResult.lrs`: the kept ramp, shaded, then the schedule) and, when given, the
-training loss on a second axis (raw as dots, an EMA as a line). matplotlib is imported here through
-``matplotlib.figure.Figure`` only (no pyplot), so it works headless.
+training loss on a second axis (raw as dots, an EMA as a line). matplotlib is imported here, for a
+``Figure`` on its own Agg canvas only (:func:`lrkit.plot.new_figure`, no pyplot), so it works headless.
 """
 
 from __future__ import annotations
@@ -89,14 +89,14 @@ def plot_auto(
     it replays, from ``result.guard``'s events); at most ``result.remaining_steps`` steps, non-finite
     losses left out. The kept ramp's losses come from its curve.
     """
-    from matplotlib.figure import Figure
+    from lrkit.plot import new_figure
 
     if path is not None:  # before drawing: matplotlib names neither the argument nor what it takes
         from lrkit._paths import PLOT_SUFFIXES, check_output_file
 
         check_output_file(path, "path", PLOT_SUFFIXES)
     after = _check_losses(losses, result.remaining_steps, result.guard.events if result.guard else ())
-    fig = Figure(figsize=(13.0, 4.6), layout="constrained")
+    fig = new_figure(figsize=(13.0, 4.6), layout="constrained")
     left, right = fig.subplots(1, 2)
 
     found = result.finder

@@ -191,16 +191,15 @@ def _num(t: float) -> int | float:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .plot import plot_schedules, pyplot
+    from .plot import plot_schedules
 
     check_plot_file(args.out, "--out")
     for spec in args.specs:  # every spec is checked before anything is drawn
         _resolve(spec, args.total, args.steps_per_epoch)
     _check_title(args.title)
-    fig = plot_schedules(
+    plot_schedules(  # on its own canvas, not pyplot's: nothing is left open where main runs in a notebook
         args.specs, args.total, args.out, log=args.log, steps_per_epoch=args.steps_per_epoch, title=args.title
     )
-    pyplot().close(fig)  # saved: a figure left open per call piles up where main runs in one process
     print(f"wrote {args.out}")
     return 0
 

@@ -12,7 +12,16 @@ from .schedules import Schedule
 from .schedules.warmup import refuse_bare_warmup
 from .spec import load, to_string
 
-__all__ = ["GALLERY", "MAX_POINTS", "MAX_STEPS", "gallery", "minmax_thin", "plot_schedules", "pyplot"]
+__all__ = [
+    "GALLERY",
+    "MAX_POINTS",
+    "MAX_STEPS",
+    "gallery",
+    "minmax_thin",
+    "new_figure",
+    "plot_schedules",
+    "pyplot",
+]
 
 
 #: the most steps a figure covers: every step is evaluated (in chunks), each curve drawn with at most
@@ -87,8 +96,8 @@ def _curve(sched: Schedule, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def pyplot() -> Any:
-    """matplotlib.pyplot on a file-only backend (no display needed)."""
+def _matplotlib() -> Any:
+    """matplotlib, or an ImportError that says how to get it (missing) or that it is broken."""
     try:
         import matplotlib
     except ImportError as exc:
@@ -96,8 +105,26 @@ def pyplot() -> Any:
             raise ImportError("plotting needs matplotlib: pip install 'lrkit[lab]'") from exc
         # installed but broken: built for numpy 1.x under numpy 2, or a module it needs is missing
         raise ImportError(f"matplotlib is installed but cannot be imported: {exc}") from exc
-    if matplotlib.get_backend().lower() not in ("agg", "svg", "pdf", "cairo"):
-        matplotlib.use("Agg")
+    return matplotlib
+
+
+def new_figure(**kwargs: Any) -> Any:
+    """``matplotlib.figure.Figure(**kwargs)`` on its own Agg canvas: the figures lrkit makes need no
+    display, draw and save (.png, .svg, .pdf) whatever the backend, and leave pyplot alone: its backend
+    (a notebook's inline, ipympl, TkAgg, ``MPLBACKEND=pdf``) and its list of open figures (there is
+    nothing to close)."""
+    _matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot, its backend as it is (lrkit's own figures do not use it: :func:`new_figure`)."""
+    _matplotlib()
     import matplotlib.pyplot as plt
 
     return plt
@@ -156,10 +183,10 @@ def plot_schedules(
             "log scale (--log): no schedule has an LR > 0 to draw: "
             + ", ".join(label.split(" (never")[0] for _, _, label in curves)
         )
-    plt = pyplot()
     fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9, 4.8), constrained_layout=True)
+    if ax is None:  # lrkit's own figure; on your ``ax``, nothing else is touched
+        fig = new_figure(figsize=(9, 4.8), layout="constrained")
+        ax = fig.subplots()
     for t, y, label in curves:
         ax.plot(t, y, lw=1.8, label=label)
     ax.set_xlabel("step" if steps_per_epoch is None else f"step ({steps_per_epoch:g} steps per epoch)")
@@ -263,13 +290,12 @@ GALLERY: list[tuple[str, list[str], bool]] = [
 
 def gallery(out: str | Path, total_steps: int = 10_000, steps_per_epoch: float = 100) -> Path:
     """Every strategy on one page (a 3x3 grid), saved to ``out``."""
-    plt = pyplot()
-    fig, axes = plt.subplots(3, 3, figsize=(18, 15), constrained_layout=True)
+    fig = new_figure(figsize=(18, 15), layout="constrained")
+    axes = fig.subplots(3, 3)
     for ax, (title, specs, log) in zip(axes.flat, GALLERY):
         try:
             plot_schedules(specs, total_steps, log=log, steps_per_epoch=steps_per_epoch, title=title, ax=ax)
         except ValueError as exc:  # too few steps for a panel's schedule (a one-cycle needs 4)
-            plt.close(fig)
             raise ValueError(
                 f"gallery: the {title!r} panel cannot be drawn over {total_steps:,} steps: {exc}"
             ) from None
@@ -281,5 +307,4 @@ def gallery(out: str | Path, total_steps: int = 10_000, steps_per_epoch: float =
     )
     p = Path(out)
     _save(fig, p)
-    plt.close(fig)
     return p

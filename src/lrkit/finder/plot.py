@@ -1,7 +1,7 @@
 """The range-test figure: loss against LR on a log axis, with every suggestion and the interval.
 
-matplotlib is imported inside the function, and only through ``matplotlib.figure.Figure`` (no pyplot),
-so it works under any backend, headless included.
+matplotlib is imported inside the function, and only for a ``Figure`` on its own Agg canvas
+(:func:`lrkit.plot.new_figure`, no pyplot), so it works under any backend, headless included.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def plot_result(
     caller composes the figure (``lrkit.auto``'s peak may differ from the suggestion): a given ``title``
     is used as it is, and there is no dot or label.
     """
-    from matplotlib.figure import Figure
+    from lrkit.plot import new_figure
 
     if path is not None:  # before drawing: matplotlib names neither the argument nor what it takes
         from lrkit._paths import PLOT_SUFFIXES, check_output_file
@@ -90,7 +90,7 @@ def plot_result(
         raise TypeError(f"ax must be a matplotlib Axes or None (a figure of its own), got {ax!r}")
     own = ax is None
     if ax is None:
-        fig = Figure(figsize=(9.0, 4.8), layout="constrained")
+        fig = new_figure(figsize=(9.0, 4.8), layout="constrained")
         ax = fig.add_subplot()
     else:
         fig = ax.figure

@@ -817,19 +817,27 @@ def _figure_language(lang: str) -> tuple[Messages, list[str] | None]:
     return t, [*matplotlib.rcParams["font.family"], font]
 
 
+class _Unmanaged:
+    """What :func:`_plain_text` yields where it yielded pyplot: lrkit's figures are not pyplot's (each
+    draws on its own Agg canvas, :func:`lrkit.plot.new_figure`), so closing one has nothing to do."""
+
+    @staticmethod
+    def close(fig: Any) -> None:
+        del fig
+
+
 @contextmanager
-def _plain_text(lang: str = "en") -> Iterator[tuple[Any, Messages]]:
-    """pyplot with TeX off (labels are escaped for mathtext, not for TeX), and the catalogue the figure's
-    text comes from, in a font that draws it (:func:`_figure_language`)."""
-    from ..plot import pyplot
+def _plain_text(lang: str = "en") -> Iterator[tuple[_Unmanaged, Messages]]:
+    """TeX off (labels are escaped for mathtext, not for TeX), and the catalogue the figure's text comes
+    from, in a font that draws it (:func:`_figure_language`); make the figures with
+    :func:`lrkit.plot.new_figure`."""
+    from ..plot import _matplotlib
 
-    plt = pyplot()
-    import matplotlib
-
+    matplotlib = _matplotlib()
     t, family = _figure_language(lang)
     rc: Any = {"text.usetex": False} if family is None else {"text.usetex": False, "font.family": family}
     with matplotlib.rc_context(rc):
-        yield plt, t
+        yield _Unmanaged(), t
 
 
 PANELS = ("lr", "loss", "metric")
@@ -955,9 +963,12 @@ def panel_figure(result: LabResult, panel: str, *, lang: str = "en") -> Any:
     words in ``lang`` (see :func:`_figure_language`)."""
     if panel not in PANELS:
         raise ValueError(f"panel: expected one of {PANELS}, got {panel!r}")
-    with _plain_text(lang) as (plt, t):
+    from ..plot import new_figure
+
+    with _plain_text(lang) as (_, t):
         width = 11.0
-        fig, ax = plt.subplots(figsize=(width, 4.6), layout="constrained", dpi=100)
+        fig = new_figure(figsize=(width, 4.6), layout="constrained", dpi=100)
+        ax = fig.subplots()
         _draw_panel(ax, result, panel, t)
         _legend(fig, ax, 4.6, result)
     return fig
@@ -970,9 +981,12 @@ def lab_figure(
     words in ``lang`` (see :func:`_figure_language`)."""
     if metric_name is not None and metric_name != result.metric_name:
         result = replace(result, metric_name=metric_name)
-    with _plain_text(lang) as (plt, t):
+    from ..plot import new_figure
+
+    with _plain_text(lang) as (_, t):
         width = 19.0
-        fig, axes = plt.subplots(1, 3, figsize=(width, 5.8), layout="constrained", dpi=100)
+        fig = new_figure(figsize=(width, 5.8), layout="constrained", dpi=100)
+        axes = fig.subplots(1, 3)
         for ax, panel in zip(axes, PANELS):
             _draw_panel(ax, result, panel, t)
         _legend(fig, axes[0], 5.8, result)
@@ -995,13 +1009,8 @@ def _default_title(result: LabResult, t: Messages = _EN) -> str:
 
 
 def _png(fig: Any, dpi: int = 100) -> bytes:
-    from ..plot import pyplot
-
     buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi)
-    finally:
-        pyplot().close(fig)
+    fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
@@ -1017,13 +1026,7 @@ def plot_lab(
     p = Path(out)
     if p.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ValueError(f"out: expected a .png, .svg or .pdf file name, got {str(out)!r}")
-    fig = lab_figure(result, title=title, metric_name=metric_name, lang=lang)
-    try:
-        save_figure(fig, p, dpi=110, flag="out")
-    finally:
-        from ..plot import pyplot
-
-        pyplot().close(fig)
+    save_figure(lab_figure(result, title=title, metric_name=metric_name, lang=lang), p, dpi=110, flag="out")
     return p
 
 
