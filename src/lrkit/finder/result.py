@@ -673,6 +673,13 @@ class FinderResult:
                 f"  use {self.peak_lr:.3g} as the peak of warmup + cosine or WSD{how}, one-cycle's max_lr, "
                 "or a constant LR (Schedule-Free)"
             )
+            if self.groups_note:  # one schedule in LRs cannot drive groups at different LRs
+                peaks = ", ".join(f"{v:.3g}" for v in self.group_lrs(self.peak_lr))
+                lines.append(
+                    f"  for all {len(self.group_ratios)} param groups: set each group's lr to its peak "
+                    f"(.group_lrs({self.peak_lr:.3g}): {peaks}) and drive them with one multiplier, "
+                    ".schedule(kind, relative=True) in lrkit.torch.scheduler(..., relative=True)"
+                )
         if self.escalation:
             first = self.steps if self.first_steps is None else self.first_steps
             of = f" of a budget of {self.budget}" if self.budget else ""
