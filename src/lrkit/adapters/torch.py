@@ -40,6 +40,7 @@ import math
 import numbers
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, SupportsFloat
 
@@ -69,6 +70,7 @@ __all__ = [
     "EpochwiseSteppingWarning",
     "GraphScheduler",
     "NoOptimizerStepWarning",
+    "OverwrittenLRWarning",
     "PastTheRunWarning",
     "ScheduleLongerThanRunWarning",
     "ScheduleMismatchError",
@@ -124,6 +126,12 @@ class PastTheRunWarning(UserWarning):
     the schedule has ended and holds its last LR: the loop is longer than the schedule. Warned once per
     scheduler, at the line of ``optimizer.step()``: the host scheduler lets one step past the end pass
     (warns at the second), :func:`lrkit.auto`'s scheduler warns at the first."""
+
+
+class OverwrittenLRWarning(UserWarning):
+    """A group's LR was not the one the scheduler last wrote there: something else set it (torch's
+    ``ReduceLROnPlateau``, a second scheduler on the optimizer, a hand edit), and the scheduler's next write
+    undoes it; or another lrkit scheduler is stepped on the same optimizer. Warned once per scheduler."""
 
 
 class NoOptimizerStepWarning(UserWarning):
@@ -308,6 +316,71 @@ def _same_schedule(saved: object, mine: str) -> bool:
         return False
 
 
+#: each Plateau given to a scheduler, and that scheduler (a Plateau counts one stream of metrics)
+_PLATEAU_OWNERS: weakref.WeakKeyDictionary[Plateau, weakref.ref[_Base]] = weakref.WeakKeyDictionary()
+
+
+def _claim_plateau(plateau: Plateau, owner: _Base, fresh: bool) -> None:
+    """Make ``owner`` the scheduler of ``plateau``. ``fresh`` (a new scheduler): a Plateau that another
+    scheduler had starts afresh (:meth:`Plateau.reset`: a new run does not inherit the last one's best);
+    a copy of a scheduler (``fresh=False``) keeps its copied plateau's state."""
+    prev = _PLATEAU_OWNERS.get(plateau)
+    if prev is not None and prev() is not owner:
+        if not fresh and prev() is not None:
+            return  # a shallow copy sharing a live scheduler's plateau: report() refuses it
+        if fresh:
+            plateau.reset()
+    _PLATEAU_OWNERS[plateau] = weakref.ref(owner)
+
+
+def _check_plateau_owner(plateau: Plateau, me: _Base) -> None:
+    """Refuse a metric for a Plateau that another live scheduler was built with since (one Plateau given
+    to two schedulers would count both their metrics in one counter and one best)."""
+    prev = _PLATEAU_OWNERS.get(plateau)
+    other = None if prev is None else prev()
+    if other is None:
+        _PLATEAU_OWNERS[plateau] = weakref.ref(me)
+    elif other is not me:
+        raise ValueError(
+            f"report: this scheduler's plateau ({plateau!r}) is also the plateau of another live scheduler "
+            f"({type(other).__name__} on a {type(other.optimizer).__name__}, built after this one); one "
+            "Plateau counts one stream of metrics (its patience, best and cooldown), so two schedulers "
+            "sharing it would cut each other. Build one Plateau per scheduler: plateau=Plateau(...) in each "
+            "lrkit.torch.scheduler call"
+        )
+
+
+def _relative_peak(s: Schedule, total_steps: float | None) -> float | None:
+    """The largest value of a resolved schedule over its length (or the run), sampled; None: unknown."""
+    n = s.length_steps if s.length_steps is not None else total_steps
+    if n is None or not math.isfinite(n):
+        return None
+    ks = np.unique(np.round(np.linspace(0.0, float(n), 2049)))
+    return float(np.max(np.abs(np.asarray(s(ks), dtype=np.float64))))
+
+
+def _warn_relative_peak(schedules: Sequence[Schedule], base: Sequence[float], total: float | None) -> None:
+    """relative=True with a schedule whose peak is far from 1 (``cosine(lr=3e-4)`` as a multiplier: an
+    LR of 9e-8): a schedule written in LRs given as a multiplier. A schedule at 0 (a frozen group) passes."""
+    for s in dict.fromkeys(schedules):
+        top = _relative_peak(s, total)
+        if top is None or top == 0.0 or 0.01 < top < 100.0:
+            continue
+        used = [i for i, t in enumerate(schedules) if t is s]
+        i = next((j for j in used if base[j] > 0.0), used[0])
+        warnings.warn(
+            f"lrkit.torch.scheduler: relative=True makes the schedule {str(s)!r} a multiplier of each "
+            f"group's own lr, and it peaks at {top:.3g}: param_groups[{i}] (lr {base[i]:.3g}) would train at "
+            f"up to {base[i] * top:.3g}. A relative schedule peaks at 1 (e.g. 'warmup(5%) >> "
+            "cosine(lr=1.0)'). For a schedule written in LRs, pass relative=False (one schedule per group "
+            "where their lrs differ), or set each group's lr (after lrkit.find_lr: found.group_lrs()) and "
+            "give relative=True a schedule peaking at 1",
+            UserWarning,
+            stacklevel=_caller_stacklevel() or 2,
+        )
+        return
+
+
 # -- the shared part of both schedulers -----------------------------------------------------------
 class _Base(LRScheduler):
     """What :class:`Scheduler` and :class:`GraphScheduler` share: arguments, evaluation, controllers."""
@@ -403,8 +476,14 @@ class _Base(LRScheduler):
             raise ValueError(
                 f"schedule: one absolute schedule (relative=False) for {n} parameter groups whose lr differ "
                 f"({base}) would give them all the same LR; pass relative=True to scale each "
-                "group's own lr, or one schedule per group"
+                "group's own lr, with a schedule that is then a multiplier peaking at 1 (e.g. "
+                "'warmup(5%) >> cosine(lr=1.0)', not one written in LRs), or one schedule per group. From "
+                "lrkit.find_lr: set each group's lr to found.group_lrs() (for g, lr in "
+                "zip(optimizer.param_groups, found.group_lrs()): g['lr'] = lr), then relative=True with a "
+                "schedule peaking at 1"
             )
+        if relative:
+            _warn_relative_peak(self.schedules, base, total_steps)
         self.base_lrs: list[float] = base  # type: ignore[assignment]
         self.relative = relative
         self.interval = interval
@@ -419,6 +498,8 @@ class _Base(LRScheduler):
         #: ``load_state_dict(state)`` themselves (Lightning, transformers, accelerate)
         self.allow_schedule_change = False
         self.plateau = plateau
+        if plateau is not None:
+            _claim_plateau(plateau, self, fresh=True)
         self.hparams: dict[str, tuple[Schedule, ...]] = {}
         if hparams is not None and not isinstance(hparams, Mapping):
             raise TypeError(
@@ -568,6 +649,7 @@ class _Base(LRScheduler):
             raise ValueError(
                 "report: this scheduler has no plateau; pass plateau=Plateau(...) to lrkit.torch.scheduler"
             )
+        _check_plateau_owner(p, self)
         if self._before_start(p) or not p.step(metric):
             return False
         current = self.values([self._current_step()])[0]
@@ -740,9 +822,12 @@ class _Base(LRScheduler):
                 )
             self.plateau.check_state(plateau_state)
         _check_keys(state, version)
+        changed = False
         if "schedule" in state:
             if not allow_schedule_change:
                 self._check_same_schedule(state)
+            else:
+                changed = bool(self._schedule_diffs(state))
         else:
             warnings.warn(
                 "load_state_dict: this state was saved by an older lrkit and does not name its schedule, "
@@ -757,15 +842,66 @@ class _Base(LRScheduler):
         self.base_lrs = base
         self.plateau_cuts = cuts
         self._multiplier = multiplier
+        before = self._saved_lrs(state, int(k)) if changed else None
         self._restore(int(k))
         self._used = True
+        if before is not None:
+            self._warn_jump(before, int(k))
 
-    def _check_same_schedule(self, state: Mapping[str, Any]) -> None:
+    def _schedule_diffs(self, state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """(this scheduler's specs, the state's, the keys where they differ)."""
         mine = self.schedule_specs()
         theirs = {key: state.get(key) for key in mine}
         if theirs["hparams"] is None:
             theirs["hparams"] = {}
-        diffs = [key for key in mine if not _same_spec(key, theirs[key], mine[key])]
+        return mine, theirs, [key for key in mine if not _same_spec(key, theirs[key], mine[key])]
+
+    def _saved_lrs(self, state: Mapping[str, Any], k: int) -> list[float] | None:
+        """The LRs the state's own schedule gives at step ``k`` (with its base LRs and cuts, not the
+        plateau's floor), or None when its specs cannot be read."""
+        from ..spec import SpecError, parse
+
+        specs = state["schedule"]
+        if not isinstance(specs, (list, tuple)) or len(specs) != len(self.schedules):
+            return None
+        try:
+            curves = [parse(str(spec)) for spec in specs]
+        except (SpecError, ValueError, TypeError):
+            return None
+        spe = state.get("steps_per_epoch") if self.interval == "epoch" else None
+        t = float(k) * (float(spe) if isinstance(spe, (int, float)) and spe else 1.0)
+        out = []
+        for i, c in enumerate(curves):
+            try:
+                v = float(np.asarray(c(np.float64(t)), dtype=np.float64))
+            except (ValueError, TypeError):  # not resolved to steps (a hand-edited state)
+                return None
+            out.append(v * (self.base_lrs[i] if state.get("relative") else 1.0) * self.factors()[i])
+        return out
+
+    def _warn_jump(self, before: list[float], k: int) -> None:
+        """After a load with ``allow_schedule_change``: warn when the new schedule's LR at the resume step
+        is more than 1% away from the saved schedule's (a longer cosine resumed late jumps back up)."""
+        after = self.values([k])[0].tolist()
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+            if abs(a - b) <= 0.01 * max(abs(a), abs(b)):
+                continue
+            unit = "epoch" if self.interval == "epoch" else "step"
+            ratio = f" ({a / b:.3g}x)" if b else ""
+            warnings.warn(
+                f"load_state_dict(allow_schedule_change=True): at the resume {unit} {k}, param_groups[{i}]'s "
+                f"LR jumps from {b:.4g} (the saved schedule's) to {a:.4g} (this scheduler's){ratio}: the "
+                "step, base LRs and cuts are kept and the new schedule goes on from its own value at that "
+                "step. To extend a run without a jump, plan the schedule so that its start does not move "
+                "with the run's length (WSD's constant phase: resume before its decay), or give the new "
+                "run the old schedule followed by a new piece (old >> new). (Warned at this load.)",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
+
+    def _check_same_schedule(self, state: Mapping[str, Any]) -> None:
+        mine, theirs, diffs = self._schedule_diffs(state)
         if not diffs:
             return
 
@@ -958,6 +1094,11 @@ class Scheduler(_Base):
     :class:`EpochwiseSteppingWarning` (once per scheduler). Use ``"interval": "step"`` or
     ``interval="epoch"`` with ``steps_per_epoch``. For reduce-on-plateau on a validation metric in
     Lightning, see ``examples/lightning_plateau.py``.
+
+    Each ``step()`` (and :meth:`set_step`) first checks that every group still holds the float LR this
+    scheduler wrote there last: one set by something else (torch's ``ReduceLROnPlateau``, another
+    scheduler, a hand edit) is about to be overwritten, and an :class:`OverwrittenLRWarning` says so
+    (once per scheduler); so does another lrkit scheduler stepped on the same optimizer.
     """
 
     _k: int  # the step counter (last_epoch)
@@ -1006,6 +1147,12 @@ class Scheduler(_Base):
         self._n_groups = 0  # len(self._groups) when bound: optimizer.add_param_group appends to the list
         self._simple = True
         self._one = False
+        #: an LR found changed by someone else was warned about (:class:`OverwrittenLRWarning`, once)
+        self._warned_overwrite = False
+        #: whether the second advancing step() looked for another lrkit scheduler stepped on the optimizer
+        #: (until then _bind leaves the fast path off); _peer_wait: the advancing steps before that look
+        self._peers_checked = False
+        self._peer_wait = 2
         self._restore(0)
 
     def __del__(self) -> None:
@@ -1025,6 +1172,8 @@ class Scheduler(_Base):
         """Restore a copy and hook it to its optimizer (the copied one), with its own step flag: a branch
         advances exactly as the original would have."""
         self.__dict__.update(state)
+        if isinstance(self.__dict__.get("plateau"), Plateau):
+            _claim_plateau(self.__dict__["plateau"], self, fresh=False)
         if "last_epoch" in self.__dict__:  # pickled by an older lrkit (a plain attribute then)
             self._k = self.__dict__.pop("last_epoch")
         for key, old in (
@@ -1036,6 +1185,9 @@ class Scheduler(_Base):
             ("_past_at", MAX_STEPS + 1),
             ("_block", BLOCK),
             ("_used", self._flag.ever),
+            ("_warned_overwrite", False),
+            ("_peers_checked", True),
+            ("_peer_wait", 0),
         ):
             self.__dict__.setdefault(key, old)  # pickled by an older lrkit
         self._watch = self._next_watch()
@@ -1093,7 +1245,7 @@ class Scheduler(_Base):
         if len(groups) != len(self.schedules):
             raise _groups_changed(len(groups), len(self.schedules))
         self._groups = groups
-        self._n_groups = len(groups)
+        self._n_groups = len(groups) if self._peers_checked else -1  # -1: step() takes the slow path
         self._simple = not self.hparams and not any(isinstance(g["lr"], torch.Tensor) for g in groups)
         self._one = len(groups) == 1
 
@@ -1183,13 +1335,23 @@ class Scheduler(_Base):
                 return
             # more optimizer steps than the whole run before one step(): total_steps counts step() calls
             # (a cosine over EPOCHS stepped once an epoch, as torch's T_max=EPOCHS), not a slip
-            whole_run = self._total_steps is not None and flag.count > self._total_steps
-            if flag.count > 1 and self.interval == "step" and not self._warned_epochwise and not whole_run:
-                self._warn_epochwise(flag.count)
-            skipped = flag.all_skipped()
-            flag.reset()
-            if skipped:  # a GradScaler skipped every optimizer step since the last call
-                return
+            if (
+                count > 1
+                and not self._warned_epochwise
+                and self.interval == "step"
+                and not (self._total_steps is not None and count > self._total_steps)
+            ):
+                self._warn_epochwise(count)
+            if flag.taken or not flag.found:  # flag.reset(), inlined: the hot path
+                flag.stepped = flag.taken = False
+                flag.count = 0
+                if flag.found:
+                    flag.found = []
+            else:
+                skipped = flag.all_skipped()
+                flag.reset()
+                if skipped:  # a GradScaler skipped every optimizer step since the last call
+                    return
         k = self._k + 1
         self._k = k
         i = k - self._blk0
@@ -1202,12 +1364,92 @@ class Scheduler(_Base):
         ):
             if k >= self._watch:
                 self._look(k, count)
+            if not self._peers_checked:
+                self._check_peers(count)
+            self._check_lrs(k - 1)
             self._write(k)
-        elif self._one:
-            groups[0]["lr"] = self._col0[i]
+        elif self._one:  # each group still holds what this scheduler wrote at step k - 1 (else: warn)
+            g = groups[0]
+            if g["lr"] != self._col0[i - 1]:
+                self._overwritten(g, k - 1)
+            g["lr"] = self._col0[i]
         else:
-            for g, c in zip(groups, self._cols, strict=False):
+            j = i - 1
+            for g, c in zip(groups, self._cols):  # zip(strict=False) costs ~0.1 us a call here
+                if g["lr"] != c[j]:
+                    self._overwritten(g, k - 1)
                 g["lr"] = c[i]
+
+    def _check_lrs(self, k: int) -> None:
+        """Warn (:class:`OverwrittenLRWarning`) if a group's float LR is not the one this scheduler wrote
+        there at step ``k`` (a tensor LR is not read: on a GPU that would be a host sync)."""
+        i = k - self._blk0
+        if self._warned_overwrite or not 0 <= i < self._block:
+            return
+        for g, c in zip(self.optimizer.param_groups, self._cols, strict=False):
+            lr = g["lr"]
+            if not isinstance(lr, torch.Tensor) and lr != c[i]:
+                self._overwritten(g, k)
+                return
+
+    def _overwritten(self, g: Mapping[str, Any], k: int) -> None:
+        """Group ``g`` holds an LR other than the one written at step ``k``, which is about to be
+        overwritten: say so, once per scheduler."""
+        if self._warned_overwrite:
+            return
+        self._warned_overwrite = True
+        groups = self.optimizer.param_groups
+        gi = next((j for j, h in enumerate(groups) if h is g), 0)
+        wrote, found = self._cols[gi][k - self._blk0], _group_float(g, "lr")
+        peers = len(self._peers())
+        other = (
+            f"{peers} other lrkit scheduler{'s' if peers > 1 else ''} follow{'' if peers > 1 else 's'} this "
+            "optimizer and write their own LRs: keep one scheduler per optimizer. "
+            if peers
+            else ""
+        )
+        warnings.warn(
+            f"lrkit.torch scheduler: param_groups[{gi}]['lr'] is {found:.6g}, not the {wrote:.6g} this "
+            f"scheduler wrote there at its step {k}; step() now writes the LR of its step {k + 1} over it, "
+            f"so whatever changed it is undone. {other}Likely causes: torch's ReduceLROnPlateau beside it "
+            "(its cut lasts less than a step: use lrkit's Plateau, plateau=Plateau(...) and "
+            "scheduler.report(metric)); a second scheduler on this optimizer, lrkit's or torch's (one "
+            "scheduler per optimizer: compose schedules with >> and *, or give one schedule per group); a "
+            "hand edit of the LR (for a manual drop, scheduler.scale(0.1): the cut then lasts); "
+            "optimizer.load_state_dict without the scheduler's load_state_dict. (Warned once per "
+            "scheduler.)",
+            OverwrittenLRWarning,
+            stacklevel=_user_stacklevel(),
+        )
+
+    def _peers(self) -> list[_StepFlag]:
+        """The step flags of the other lrkit schedulers following this optimizer."""
+        return [f for f in _step_flags(self.optimizer) if f is not self._flag]
+
+    def _check_peers(self, count: int) -> None:
+        """At the second advancing step(): another lrkit scheduler following this optimizer and stepped
+        since this one's first step (its flag counts no more optimizer steps than this one's, ``count``)
+        writes its LRs too, and the one stepped last wins (:class:`OverwrittenLRWarning`, once). One that
+        is only still referenced (an old scheduler in a variable, in accelerate's list) has counted every
+        optimizer step since: it is not warned about."""
+        self._peer_wait -= 1
+        if self._peer_wait > 0:
+            return
+        self._peers_checked = True
+        peers = len([f for f in self._peers() if f.count <= count])
+        if not peers or self._warned_overwrite:
+            return
+        self._warned_overwrite = True
+        warnings.warn(
+            f"lrkit.torch scheduler: {peers} other lrkit scheduler{'s' if peers > 1 else ''} also "
+            f"step{'' if peers > 1 else 's'} this optimizer ({type(self.optimizer).__name__}); each writes "
+            "its own LRs at every step, so the one stepped last wins and the other's schedule, cuts and "
+            "plateau are lost. Keep one scheduler per optimizer: compose schedules with >> (one after "
+            "another) and * (a product), or give one schedule per parameter group; to replace a scheduler, "
+            "stop stepping the old one. (Warned once per scheduler.)",
+            OverwrittenLRWarning,
+            stacklevel=_user_stacklevel(),
+        )
 
     def _warn_idle(self) -> None:
         warnings.warn(
@@ -1228,7 +1470,10 @@ class Scheduler(_Base):
             "advances the schedule one optimizer step per call, so it runs "
             f"{n}x too slowly. Call step() after every optimizer step (Lightning: "
             '{"scheduler": s, "interval": "step"}; LightningCLI steps a scheduler once per epoch), or build '
-            "it with interval='epoch' and steps_per_epoch=... . (Warned once per scheduler.)",
+            "it with interval='epoch' and steps_per_epoch=... . If total_steps counts your step() calls on "
+            "purpose (an LR annealed once per PPO rollout, a discriminator's scheduler stepped once per "
+            "generator step), build it with follow_optimizer=False: it then advances once per step() call, "
+            "whatever the optimizer did, and this warning goes away. (Warned once per scheduler.)",
             EpochwiseSteppingWarning,
             stacklevel=3,
         )
@@ -1336,8 +1581,13 @@ class Scheduler(_Base):
     def set_step(self, k: int) -> None:
         """Jump to scheduler step ``k`` (closed form) and write its LRs."""
         k = _step_index("set_step: k", k)
+        self._check_lrs(self._k)
         self._k = k
         self._rearm_past()
+        if k >= self._past_at and self._run_end is not None:  # a set_step-driven loop past the run's
+            # end: the next optimizer step warns (without a hook, this call), as a step() there would
+            self._look_past(k, self._epoch_batches(), self._run_end)
+            self._watch = self._next_watch()
         self._write(k)
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
@@ -1502,6 +1752,8 @@ class GraphScheduler(_Base):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if isinstance(self.__dict__.get("plateau"), Plateau):
+            _claim_plateau(self.__dict__["plateau"], self, fresh=False)
         for key, old in (("follow_optimizer", False), ("_flag", _StepFlag()), ("_stepped", False)):
             self.__dict__.setdefault(key, old)  # pickled by an older lrkit
         self.__dict__.setdefault("_begun", False)
@@ -1629,8 +1881,11 @@ def _groups_changed(now: int, built: int) -> RuntimeError:
     return RuntimeError(
         f"the optimizer has {now} parameter groups, the scheduler was built for {built}: a group added "
         "after the scheduler (optimizer.add_param_group) would not be scheduled. Build the scheduler "
-        "after adding groups; to unfreeze layers during training, give the optimizer every group from "
-        "the start and freeze with requires_grad_(False) (a parameter without a gradient is not updated)"
+        "after adding groups; to go on from here, build a new scheduler on the optimizer (all its groups) "
+        "and call new.set_step(old.last_epoch), then drop the old one (the divergence guard too holds a "
+        "scheduler: build a new guard). To unfreeze layers during training, give the optimizer every group "
+        "from the start and freeze with requires_grad_(False) (a parameter without a gradient is not "
+        "updated)"
     )
 
 
