@@ -103,11 +103,10 @@ def test_argparse_errors_are_one_line_as_lrkit_s_own(
 def test_a_plot_of_one_step_says_one_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from lrkit.plot import plot_schedules
 
-    matplotlib = pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib")
     for total, words in ((1, "over 1 step"), (2, "over 2 steps")):
         fig = plot_schedules(["cosine(lr=0.1)"], total, tmp_path / f"{total}.png")
         assert fig.axes[0].get_title() == f"learning-rate schedule {words}"
-        matplotlib.pyplot.close(fig)
 
 
 def test_plot_writes_png_and_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,6 +23,7 @@ from lrkit.lab.runner import LabResult
 from lrkit.lab.store import ResultStore, RunRecord, run_key
 
 matplotlib = pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib.pyplot")  # closing a figure: a no-op for lrkit's (not pyplot's)
 scipy_stats = pytest.importorskip("scipy.stats")
 
 SCRIPT_LABEL = "<script>document.title='pwned'</script>"

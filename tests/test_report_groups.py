@@ -16,6 +16,7 @@ from lrkit.lab.runner import LabResult
 from tests.test_report import make_run
 
 matplotlib = pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib.pyplot")  # closing a figure: a no-op for lrkit's (not pyplot's)
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.colors import to_hex, to_rgb  # noqa: E402
 

@@ -21,6 +21,7 @@ from tests.test_report import _store_result, make_result, make_run
 from tests.test_report_verdict import _fates
 
 matplotlib = pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib.pyplot")  # closing a figure: a no-op for lrkit's (not pyplot's)
 #: on a machine without a Hangul font (CI) every Korean figure warns; the tests of that warning catch it
 pytestmark = pytest.mark.filterwarnings("ignore::lrkit.lab.report.MissingFontWarning")
 

@@ -19,6 +19,7 @@ from tests.test_report import make_run
 from tests.test_report_lang import _english_in, _parse, _without_user_text
 
 matplotlib = pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib.pyplot")  # closing a figure: a no-op for lrkit's (not pyplot's)
 pytestmark = pytest.mark.filterwarnings("ignore::lrkit.lab.report.MissingFontWarning")
 
 #: the lab: (label, optimizer as the experiment names it, None: the task's), and which seeds finished

@@ -16,6 +16,7 @@ from lrkit.lab.store import RunRecord
 from tests.test_report import PIPE_LABEL, _store_result, make_result, make_run
 
 matplotlib = pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib.pyplot")  # closing a figure: a no-op for lrkit's (not pyplot's)
 
 
 def _two(finals_a: list[float], finals_b: list[float], higher_is_better: bool = True) -> LabResult:
