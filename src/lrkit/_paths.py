@@ -8,8 +8,9 @@ without write permission, or **an existing file that lrkit did not write**. They
 lrkit overwrites only its own files. Every file it writes carries its mark (:func:`savefig_metadata`
 for PNG/SVG/PDF, a ``"written_by"`` key first in JSON, a ``generator`` meta tag in HTML, a comment
 first in Markdown; a CSV is lrkit's when its header row is one lrkit writes), :func:`owned_by_lrkit`
-reads it, and :func:`write_output` (atomic: a temporary file renamed over the target) refuses to
-replace a file without it, so a run never clobbers a user's file even where no check ran before it.
+reads it whatever the file is named (``--json result`` or ``--json out.txt`` is lrkit's JSON), and
+:func:`write_output` (atomic: a temporary file renamed over the target) refuses to replace a file
+without it, so a run never clobbers a user's file even where no check ran before it.
 Imports only the standard library.
 
 >>> str(check_output_file("out/lr.png", "--out", suffixes=(".png", ".svg")))
@@ -32,6 +33,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "check_replaceable",
+    "json_text",
     "owned_by_lrkit",
     "save_figure",
     "savefig_metadata",
@@ -41,7 +43,8 @@ __all__ = [
 
 #: the mark in every file lrkit writes
 MARK = "lrkit"
-#: how each kind of file carries :data:`MARK` (searched in its first and last 64 KiB)
+#: how each kind of file carries :data:`MARK`: searched in its first 64 KiB, and in its last 64 KiB
+#: too where it need not start the file
 _MARKS = {
     ".png": re.compile(rb"tEXtSoftware\x00lrkit"),
     ".svg": re.compile(rb"<dc:creator>\s*<cc:Agent>\s*<dc:title>lrkit"),
@@ -187,12 +190,14 @@ def owned_by_lrkit(path: str | os.PathLike[str]) -> bool:
                 tail = f.read()
     except OSError:
         return False
-    suffix = p.suffix.lower()
-    if suffix == ".csv":
+    if p.suffix.lower() == ".csv":
         first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
         return first in _csv_headers()
-    mark = _MARKS.get(suffix)
-    return mark is not None and bool(mark.search(head) or mark.search(tail))
+    # any kind's mark, whatever the suffix: the name is the user's choice, the mark is lrkit's
+    return any(
+        mark.search(head) or (not mark.pattern.startswith(rb"\A") and mark.search(tail))
+        for mark in _MARKS.values()
+    )
 
 
 def check_replaceable(path: str | os.PathLike[str], flag: str) -> None:
@@ -226,10 +231,14 @@ def write_output(path: str | os.PathLike[str], data: bytes, flag: str = "path") 
     return p
 
 
-def write_json(path: str | os.PathLike[str], data: dict[str, Any], flag: str = "--json") -> Path:
+def json_text(data: dict[str, Any]) -> str:
     """``data`` as indented JSON, with ``"written_by": "lrkit"`` as its first key (lrkit's mark)."""
-    text = json.dumps({"written_by": MARK, **data}, indent=1)
-    return write_output(path, text.encode("utf-8"), flag)
+    return json.dumps({"written_by": MARK, **data}, indent=1)
+
+
+def write_json(path: str | os.PathLike[str], data: dict[str, Any], flag: str = "--json") -> Path:
+    """:func:`json_text` of ``data`` to the file ``path`` (:func:`write_output`)."""
+    return write_output(path, json_text(data).encode("utf-8"), flag)
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int, flag: str = "path") -> Path:

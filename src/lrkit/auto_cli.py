@@ -11,11 +11,11 @@ Example::
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, TextIO
 
 from lrkit._cliargs import positive_float, positive_int, seed
 from lrkit.auto import KINDS, SEARCHES
-from lrkit.finder.cli import budget_type
+from lrkit.finder.cli import budget_type, json_output, write_result
 from lrkit.scaling import LR_FREE
 from lrkit.tasks import TASKS
 from lrkit.tasks.optimizers import OPTIMIZERS
@@ -145,7 +145,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "(warmup-stable-decay), cosine, one_cycle (separate search only; cosine after an in-run ramp) or "
         "constant (the peak after the warmup)",
     )
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the outcome as JSON")
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write the outcome as JSON; '-': to stdout (the text goes to stderr)",
+    )
     p.add_argument(
         "--plot",
         default=None,
@@ -160,12 +165,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit auto``: print the summary and the final metric; EXIT_NO_SUGGESTION (3) when the
     search found no usable signal, EXIT_DIVERGED (4) when the divergence guard gave up (the --json
-    written all the same, with its events)."""
+    written all the same, with its events). ``--json -``: the JSON on stdout, the text on stderr."""
+    with json_output(args.json) as stdout:
+        return _run(args, stdout)
+
+
+def _run(args: argparse.Namespace, stdout: TextIO | None) -> int:
     import sys
 
     import torch
 
-    from lrkit._paths import check_output_file, check_plot_file, write_json
+    from lrkit._paths import check_output_file, check_plot_file
     from lrkit._text import plural
     from lrkit._usercode import user_code
     from lrkit.auto import TaskDivergedError, spelled, train_task
@@ -178,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     budget = args.budget  # as lrkit find's: a fraction of the planned steps, or steps (budget_type)
     if args.optimizer is not None:
         check_search_optimizer(args.optimizer, "lrkit auto")
-    if args.json is not None:  # before the training, not after it ('' is refused, not skipped)
+    if args.json is not None and stdout is None:  # before the training ('' is refused, not skipped)
         check_output_file(args.json, "--json")
     if args.plot is not None:
         check_plot_file(args.plot, "--plot")
@@ -216,8 +226,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         if args.json:
-            write_json(args.json, exc.outcome)
-            print(f"result written to {args.json}")
+            write_result(args.json, exc.outcome, stdout)
         return EXIT_DIVERGED
     print(
         f"{task.name} ({out['optimizer']}, {plural(out['epochs'], 'epoch')}): {parts.metric_name} "
@@ -228,6 +237,5 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"plot written to {args.plot}")
     if args.json:
-        write_json(args.json, out)
-        print(f"result written to {args.json}")
+        write_result(args.json, out, stdout)
     return 0

@@ -21,9 +21,10 @@ import inspect
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from lrkit._cliargs import (
     MAX_STEPS,
@@ -35,7 +36,7 @@ from lrkit._cliargs import (
     short,
     whole_number,
 )
-from lrkit._paths import check_output_file, check_plot_file, write_json
+from lrkit._paths import check_output_file, check_plot_file, json_text, write_json
 from lrkit._usercode import user_code, user_error
 from lrkit.finder import core
 from lrkit.finder.rules import RULES
@@ -90,7 +91,8 @@ exit status:
   130  interrupted (Ctrl-C)
 
 output: the result as text on stdout; --json PATH also writes it as JSON
-(null for a number that is not finite). The plot (--out) shows the loss
+(null for a number that is not finite); --json - writes the JSON to stdout
+and the text to stderr. The plot (--out) shows the loss
 against the LR, each rule's line and the suggestion, or why there is none.
 lrkit overwrites only files it wrote.
 
@@ -242,7 +244,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="plot file, .png, .svg or .pdf (default lr_find.png; 'none' to skip)",
     )
     out.add_argument(
-        "--json", default=None, metavar="PATH", help="also write the result (and every curve) as JSON"
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write the result (and every curve) as JSON; '-': to stdout (the text goes to stderr)",
     )
     p.set_defaults(func=run)
     return p
@@ -373,13 +378,44 @@ def _optimizer(name: str, params: Any, momentum: float, weight_decay: float) -> 
     return make_optimizer(name, params, lr=1e-3, hyper_parameters=hp)
 
 
+#: ``--json -``: the JSON on stdout, alone (what the command prints goes to stderr)
+JSON_STDOUT = "-"
+
+
+@contextmanager
+def json_output(path: str | None) -> Iterator[TextIO | None]:
+    """With ``--json -`` (``path`` :data:`JSON_STDOUT`), stdout, kept for the JSON alone: what the
+    command prints goes to stderr meanwhile; else None (no JSON, or a file)."""
+    if path != JSON_STDOUT:
+        yield None
+        return
+    stdout = sys.stdout
+    with redirect_stdout(sys.stderr):
+        yield stdout
+
+
+def write_result(path: str, data: dict[str, Any], stdout: TextIO | None) -> None:
+    """``data`` as lrkit's JSON (:func:`lrkit._paths.write_json`) to ``stdout`` (``--json -``,
+    :func:`json_output`) or to the file ``path``, said on stdout."""
+    if stdout is not None:
+        stdout.write(json_text(data) + "\n")
+        return
+    write_json(path, data)
+    print(f"result written to {path}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Handle ``lrkit find``: print the result, write the plot (and JSON); return the exit code."""
+    with json_output(args.json) as stdout:
+        return _run(args, stdout)
+
+
+def _run(args: argparse.Namespace, stdout: TextIO | None) -> int:
     _check_args(args)  # every flag, before anything is imported, built or run
     plot = args.out.lower() != "none"  # '' is refused by the check, as every command's --out is
     if plot:  # output paths are checked before the test runs
         check_plot_file(args.out, "--out")
-    if args.json is not None:
+    if args.json is not None and stdout is None:
         check_output_file(args.json, "--json")
         if plot and Path(args.json).resolve() == Path(args.out).resolve():  # the JSON would replace the plot
             raise ValueError(
@@ -441,8 +477,7 @@ def run(args: argparse.Namespace) -> int:
         result.plot(args.out, title=title)
         print(f"plot written to {args.out}")
     if args.json is not None:
-        write_json(args.json, result.to_dict())
-        print(f"result written to {args.json}")
+        write_result(args.json, result.to_dict(), stdout)
     if result.suggestion is None:  # no usable signal: neither a success nor an error
         print(
             f"lrkit find: no learning rate suggested (exit status {EXIT_NO_SUGGESTION})"
