@@ -50,7 +50,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from .._checks import check_int
-from ..control.plateau import MissingStateKeys, Plateau
+from .._text import plural
+from ..control.plateau import MissingStateKeys, Plateau, warmup_steps
 from ..schedules import Chain, Cosine, Linear, Schedule
 from ..schedules.base import (
     ScheduleLongerThanRunWarning,
@@ -60,7 +61,7 @@ from ..schedules.base import (
     warn_run_length,
 )
 from ..schedules.duration import MAX_STEPS, _real, _short
-from ..schedules.warmup import Warmup, refuse_bare_warmup
+from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 
 __all__ = [
@@ -118,7 +119,8 @@ class StepwiseSteppingWarning(UserWarning):
 
 
 class UnfedPlateauWarning(UserWarning):
-    """A scheduler with a plateau reached the end of its run without ever being given a metric."""
+    """A scheduler with a plateau reached the end of its run without ever being given a metric, or given
+    only metrics its ``start`` held back (all during the warmup)."""
 
 
 class PastTheRunWarning(UserWarning):
@@ -650,7 +652,7 @@ class _Base(LRScheduler):
                 "report: this scheduler has no plateau; pass plateau=Plateau(...) to lrkit.torch.scheduler"
             )
         _check_plateau_owner(p, self)
-        if self._before_start(p) or not p.step(metric):
+        if not p.offer(metric, self._current_step(), self._warmup_end()):
             return False
         current = self.values([self._current_step()])[0]
         cut = False
@@ -662,16 +664,12 @@ class _Base(LRScheduler):
             self._multiplier_changed()
         return cut
 
-    def _before_start(self, p: Plateau) -> bool:
-        """Whether a metric reported now comes before the plateau's ``start``: during the warmup the
-        schedules begin with (``"warmup"``), or before scheduler step ``start``."""
-        start = getattr(p, "start", 0)  # a plateau pickled by an older lrkit counts every metric
-        k = self._current_step()
-        if start != "warmup":
-            return bool(k < start)
-        end = max((_warmup_length(s) for s in set(self.schedules)), default=0.0)
+    def _warmup_end(self) -> float:
+        """Where the warmup the schedules begin with ends, in this scheduler's steps (epochs with
+        ``interval="epoch"``): where :class:`Plateau`'s ``start="warmup"`` starts counting."""
+        end = max((warmup_steps(s) for s in set(self.schedules)), default=0.0)
         spe = self.steps_per_epoch if self.interval == "epoch" and self.steps_per_epoch else 1.0
-        return end > 0.0 and k * spe < end
+        return end / spe
 
     def _step_metric(self, metric: SupportsFloat) -> None:
         """``step(metric)``: the metric goes to the plateau; without one, say what the argument is, since
@@ -1550,6 +1548,19 @@ class Scheduler(_Base):
 
     def _warn_unfed(self, k: int) -> None:
         where = "epoch" if self.interval == "epoch" else "step"
+        held = getattr(self.plateau, "skipped", 0)
+        if held:  # fed, but only during the warmup
+            warnings.warn(
+                f"lrkit.torch scheduler: the run has reached its last {where} ({k}, total_steps="
+                f"{self._total_steps:g}) and the plateau has not cut the LR: the {plural(held, 'metric')} "
+                f"given to it all came during the schedule's warmup (before {where} {self._warmup_end():g}), "
+                "and Plateau(start='warmup'), the default, skips those. Report metrics after the warmup "
+                "too, or count them: Plateau(start=0) counts every metric, start=k those from scheduler "
+                f"{where} k. (Warned once per scheduler.)",
+                UnfedPlateauWarning,
+                stacklevel=4,  # step() -> _look() -> here
+            )
+            return
         warnings.warn(
             f"lrkit.torch scheduler: the run has reached its last {where} ({k}, total_steps="
             f"{self._total_steps:g}) and the plateau has not been given a metric yet, so it has not cut the "
@@ -1854,13 +1865,6 @@ class GraphScheduler(_Base):
         return [lr.clone() for lr in self._lrs()]
 
 
-def _warmup_length(s: Schedule) -> float:
-    """The optimizer steps of the ``warmup(...)`` a resolved schedule starts with (0: none)."""
-    while isinstance(s, Chain) and s.pieces:
-        s = s.pieces[0]
-    return float(s.length_steps or 0.0) if isinstance(s, Warmup) else 0.0
-
-
 def _refuse_nesting(k: object) -> None:
     """``last_epoch = -1``: what torch's ``SequentialLR`` does to the schedulers it is given (its undo of
     their first step). An lrkit scheduler writes each group's LR of its own step count, so inside
@@ -1881,11 +1885,11 @@ def _groups_changed(now: int, built: int) -> RuntimeError:
     return RuntimeError(
         f"the optimizer has {now} parameter groups, the scheduler was built for {built}: a group added "
         "after the scheduler (optimizer.add_param_group) would not be scheduled. Build the scheduler "
-        "after adding groups; to go on from here, build a new scheduler on the optimizer (all its groups) "
-        "and call new.set_step(old.last_epoch), then drop the old one (the divergence guard too holds a "
-        "scheduler: build a new guard). To unfreeze layers during training, give the optimizer every group "
-        "from the start and freeze with requires_grad_(False) (a parameter without a gradient is not "
-        "updated)"
+        "after adding groups; to go on from here, build a new scheduler on the optimizer (all its "
+        "groups) and call new.set_step(old.last_epoch), then drop the old one (a divergence guard holds "
+        "the old one: give it the new one, guard.scheduler = new). To unfreeze layers during training, "
+        "give the optimizer every group from the start and freeze with requires_grad_(False) (a "
+        "parameter without a gradient is not updated)"
     )
 
 

@@ -78,13 +78,18 @@ def _start(v: object) -> int:
 
 
 def warmup_steps(schedule: Schedule) -> float:
-    """The steps of the ``warmup(...)`` a resolved schedule starts with (0: none), first piece of first
-    piece for nested chains: where :class:`Plateau`'s ``start="warmup"`` starts counting."""
-    from ..schedules.compose import Chain
+    """The steps of the ``warmup(...)`` a resolved schedule starts with (0: none): a chain's first piece,
+    either factor of a product (``multistep(...) * warmup(5ep)``, as ``resnet_imagenet``), what a scale
+    or a clamp wraps. Where :class:`Plateau`'s ``start="warmup"`` starts counting."""
+    from ..schedules.compose import Chain, Clamp, Product, Scale
     from ..schedules.warmup import Warmup
 
-    while isinstance(schedule, Chain) and schedule.pieces:
-        schedule = schedule.pieces[0]
+    if isinstance(schedule, Chain):
+        return warmup_steps(schedule.pieces[0]) if schedule.pieces else 0.0
+    if isinstance(schedule, Product):
+        return max(warmup_steps(schedule.a), warmup_steps(schedule.b))
+    if isinstance(schedule, (Scale, Clamp)):
+        return warmup_steps(schedule.schedule)
     return float(schedule.length_steps or 0.0) if isinstance(schedule, Warmup) else 0.0
 
 
