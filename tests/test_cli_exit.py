@@ -176,13 +176,14 @@ def test_find_without_signal_exits_3_and_advises_flags(
          "--repeats", "1", "--budget", "2", "--out", "none", "--json", str(js)],
         capsys,
     )  # fmt: skip
-    assert (code, err) == (3, ""), (out, err)
+    assert code == 3, (out, err)
     assert out.startswith("no suggested LR") and "NOT TRUSTED: flat" in out
     verdict = next(line for line in out.splitlines() if "NOT TRUSTED" in line)
     for flag in ("--batches-per-step N", "--num-steps N", "--start-lr", "--end-lr"):
         assert flag in verdict, (flag, verdict)
     assert not [w for w in PYTHON_WORDS if w in verdict], verdict
-    last = out.splitlines()[-1]
+    assert err.count("\n") == 1  # the no-result line, on stderr
+    last = err.splitlines()[-1]
     assert last.startswith("lrkit find: no learning rate suggested (exit status 3); train a few short runs")
     assert last.endswith("or give the finder a larger budget (--budget)")
     assert '"reason": "flat: ' in js.read_text() and "batches_per_step" not in js.read_text()
@@ -196,14 +197,14 @@ def test_find_without_signal_exits_3_in_a_shell(tasks: str) -> None:
     )  # fmt: skip
     assert proc.returncode == 3, (proc.stdout, proc.stderr)
     assert "NOT TRUSTED: flat" in proc.stdout and "check that the model learns" in proc.stdout
-    assert proc.stdout.splitlines()[-1].startswith("lrkit find: no learning rate suggested (exit status 3)")
+    assert proc.stderr.splitlines()[-1].startswith("lrkit find: no learning rate suggested (exit status 3)")
 
 
 def test_find_exits_1_when_your_task_raises(tasks: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_main(["find", "--task", f"{tasks}:raises", "--out", "none"], capsys)
     assert code == 1, (out, err)
     assert f"lrkit find: error: --task '{tasks}:raises' raised RuntimeError: boom" in err
-    assert "Traceback of your code" in err and "no learning rate suggested" not in out
+    assert "Traceback of your code" in err and "no learning rate suggested" not in out + err
 
 
 def test_find_exits_1_when_your_model_raises_in_the_test(
@@ -287,8 +288,9 @@ def test_auto_without_signal_exits_3_and_trains_nothing(
     its own flags (it has no --batches-per-step or --repeats)."""
     js = tmp_path / "auto.json"
     code, out, err = run_main(["auto", "--task", f"{tasks}:frozen", "--json", str(js)], capsys)
-    assert (code, err) == (3, ""), (out, err)
-    why, last = out.splitlines()[-2:]
+    assert code == 3, (out, err)
+    assert err.count("\n") == 2  # the no-result lines, on stderr
+    why, last = err.splitlines()
     assert why.startswith("lrkit auto: the range test found no usable learning rate: flat: ")
     assert why.endswith("or give the finder a larger budget (--budget)")
     assert "check that the model learns" in why and "--batches-per-step" not in why

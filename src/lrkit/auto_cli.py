@@ -65,6 +65,7 @@ exit status:
        or data that is not finite (NaN/inf), found by the search
   3    no suggestion: the LR search found no usable signal, so nothing was
        trained; the reason and what to try (e.g. a larger --budget) are printed
+       on stderr
   4    diverged: the loss blew up (NaN/inf) again after each of the divergence
        guard's rollbacks, so training stopped; where, and what to try, are
        printed, and --json is written with the guard's events
@@ -209,8 +210,8 @@ def _run(args: argparse.Namespace, stdout: TextIO | None) -> int:
             )  # fmt: skip
     except NoSuggestionError as exc:  # nothing was trained; the advice names this command's flags
         why = str(exc) if exc.result is None else exc.result.phrased_for(FLAGS).why_none
-        print(f"lrkit auto: {why}")
-        print(f"lrkit auto: nothing trained (exit status {EXIT_NO_SUGGESTION})")
+        print(f"lrkit auto: {why}", file=sys.stderr)
+        print(f"lrkit auto: nothing trained (exit status {EXIT_NO_SUGGESTION})", file=sys.stderr)
         return EXIT_NO_SUGGESTION
     except TaskDivergedError as exc:  # the guard gave up; the advice names this command's flags
         clip, factor = parts.max_grad_norm, exc.outcome["peak_factor"]

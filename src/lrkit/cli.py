@@ -23,6 +23,7 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -339,6 +340,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out, quick=args.quick, lang=args.lang)
 
 
+#: the command :func:`main` is running (``"lab"``, ``"tune"``, ...), for a step several commands share
+_COMMAND: ContextVar[str | None] = ContextVar("lrkit_command", default=None)
+
+
+def running_command(default: str) -> str:
+    """The command :func:`main` is running, as its messages name it (``lrkit tune``, which runs a lab);
+    ``lrkit {default}`` outside main."""
+    return f"lrkit {_COMMAND.get() or default}"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose errors are one line as lrkit's own are (``lrkit show: error: --total:
     expected ...``), not the usage block and then ``argument --total: ...``. A flag is read only as
@@ -578,6 +589,7 @@ def _main(argv: Sequence[str] | None) -> int:
     whole = args.traceback or os.environ.get("LRKIT_TRACEBACK", "") not in ("", "0")
     shown = warnings.showwarning
     warnings.showwarning = _lrkit_warning(f"lrkit {args.command}: warning:", shown)
+    running = _COMMAND.set(args.command)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not at exit
@@ -617,6 +629,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
     finally:
         warnings.showwarning = shown
+        _COMMAND.reset(running)
 
 
 def _fail(where: str, text: str, whole: bool, code: int) -> int:

@@ -87,14 +87,14 @@ exit status:
        or data holding NaN or inf, met in the test (the batch is named)
   {EXIT_NO_SUGGESTION}    no suggestion: the curves show no usable signal; the reason and what
        to try (e.g. more --batches-per-step, a larger --budget) are printed,
-       and the plot's title says it
+       the last line on stderr, and the plot's title says it
   130  interrupted (Ctrl-C)
 
 output: the result as text on stdout; --json PATH also writes it as JSON
 (null for a number that is not finite); --json - writes the JSON to stdout
-and the text to stderr. The plot (--out) shows the loss
-against the LR, each rule's line and the suggestion, or why there is none.
-lrkit overwrites only files it wrote.
+and the text to stderr. The plot (--out) shows the loss against the LR, each
+rule's line and the suggestion, or why there is none. lrkit overwrites only
+files it wrote.
 
 examples:
   lrkit find --task digits-mlp-sgd --out lr_find.png --json lr_find.json
@@ -481,7 +481,8 @@ def _run(args: argparse.Namespace, stdout: TextIO | None) -> int:
     if result.suggestion is None:  # no usable signal: neither a success nor an error
         print(
             f"lrkit find: no learning rate suggested (exit status {EXIT_NO_SUGGESTION})"
-            + (f"; {result.next_step}" if result.next_step else "")
+            + (f"; {result.next_step}" if result.next_step else ""),
+            file=sys.stderr,
         )
         return EXIT_NO_SUGGESTION
     return 0

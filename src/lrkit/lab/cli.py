@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -185,9 +186,10 @@ def run_and_report(
     lang: str = "en",
 ) -> int:
     """Run ``exp`` into ``db``, then write the report into ``out`` (``note`` at its top) in ``lang``; 1 if
-    the report failed (the results stay in the database, and the message says how to re-make the
-    report). ``title`` and ``note``: text shown as it is, or phrases said in ``lang``; both, and ``lang``,
-    are kept in ``db``, so that ``lrkit report`` re-makes the report as it was (phrases in any language)."""
+    the report failed (said on stderr under the command that ran; the results stay in the database, and
+    the message says how to re-make the report). ``title`` and ``note``: text shown as it is, or phrases
+    said in ``lang``; both, and ``lang``, are kept in ``db``, so that ``lrkit report`` re-makes the
+    report as it was (phrases in any language)."""
     from ..tasks import get_task
     from .progress import SweepProgress
     from .runner import run_lab
@@ -225,11 +227,14 @@ def run_and_report(
     out.mkdir(parents=True, exist_ok=True)
     try:
         written = write_outputs(result, out, title=title_text, note=note_text, lang=lang)
-    except Exception as exc:
+    except Exception as exc:  # on stderr, under the command that ran (lab, tune, demo)
+        from ..cli import running_command
+
         again = "" if lang == "en" else f" --lang {lang}"
         print(
-            f"lrkit lab: error: writing the report failed: {exc}\n"
+            f"{running_command('lab')}: error: writing the report failed: {exc}\n"
             f"  the results are safe in {db}; re-make the report with: lrkit report {db} --out DIR{again}",
+            file=sys.stderr,
         )
         return 1
     for p in written:
