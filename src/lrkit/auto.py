@@ -875,11 +875,13 @@ def train_task(
     PNG/SVG/PDF path), :meth:`AutoResult.plot` draws the run there, with its training loss per step.
     ``peak_factor``: :func:`auto`'s (default: :data:`PEAK_FACTOR`).
 
-    Returns ``{"metric", "peak_lr", "peak_factor", "kind", "search", "optimizer", "epochs", "finder_steps",
-    "train_steps", "compute", "events", "guard_events", "diverged", "summary"}`` (``metric``: the task's
-    validation metric at the end; ``train_steps``: the optimizer steps trained, the ramp's kept ones and
-    the replays after a guard rollback included; ``events``: the guard's rollbacks, ``guard_events``
-    each as a dict of :class:`lrkit.control.DivergenceEvent`; ``diverged``: None). When the guard gives
+    Returns ``{"metric", "peak_lr", "peak_factor", "kind", "search", "optimizer", "epochs", "seed",
+    "schedule", "finder_steps", "train_steps", "compute", "events", "guard_events", "diverged",
+    "summary"}`` (``metric``: the task's validation metric at the end; ``schedule``: the resolved schedule
+    the run trained with after the search, as a spec; ``train_steps``: the optimizer steps trained, the
+    ramp's kept ones and the replays after a guard rollback included; ``events``: the guard's
+    rollbacks, ``guard_events`` each as a dict of :class:`lrkit.control.DivergenceEvent`; ``diverged``:
+    None). When the guard gives
     up, raises :class:`TaskDivergedError`, whose ``outcome`` is this dict as far as the run got
     (``metric`` None, ``diverged`` what happened).
     """
@@ -908,6 +910,8 @@ def train_task(
             "search": run.search,
             "optimizer": optimizer or parts.optimizer,
             "epochs": n_epochs,
+            "seed": seed,
+            "schedule": str(run.schedule),
             "finder_steps": run.finder_steps,
             "train_steps": trained,
             "compute": (run.finder_steps + trained) / run.total_steps,
