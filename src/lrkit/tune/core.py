@@ -16,8 +16,15 @@ it waits, and takes over a trial whose worker died (its heartbeat went silent: O
 queues a retry). Workers that start a trial at the same instant may overshoot the budget by at most one
 trial each; a worker that reaches the budget waits for the trials still running then, so that every
 worker reports the same best. The search space is stored with the study, so that every trial of every
-worker samples the same one: a worker that starts after it is stored runs no LR finder, and of workers
-that start together and each run the finder, the space stored last is searched.
+worker samples the same one: one worker computes it (runs the LR finder), claimed atomically in the
+database, and the others wait for it while that worker lives (on another machine: while it renews its
+claim, every 20 s), then search it; a worker that starts after it is stored runs no finder.
+
+A worker that hangs while its process lives (its heartbeat and claim still renewed by their threads) is
+indistinguishable from a slow one and is waited for: by the others at the end of the study for its
+trial, and while it computes the search space. The time budget bounds both waits; without one, end the
+hung worker (its trial is failed after ``grace`` seconds and run again, its finder taken over at once on
+its machine, after :data:`CLAIM_TTL` seconds from another).
 
 A time budget (``timeout``) bounds each worker's search as Optuna's ``study.optimize(timeout=)`` does:
 once it has passed, the worker starts no new trial and waits for no other worker's trial; a trial
@@ -37,6 +44,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +54,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from .._checks import check_int
 from .._text import plural, say_line
 from .._usercode import UserCodeError, user_code
-from .space import DEFAULT_LR_RANGE, SearchSpace, build_spec, check_kinds
+from .space import DEFAULT_LR_RANGE, KINDS, SearchSpace, build_spec, check_kinds
 from .storage import mask_url, open_storage, storage_url
 
 __all__ = [
@@ -76,6 +84,10 @@ CLAIM = "lrkit-worker:"
 CLAIM_TTL = 300.0
 #: seconds between a worker's renewals of its claim (while its finder runs)
 CLAIM_RENEW = 20.0
+#: the study user attribute naming the worker (``host:pid:nonce``) that computes the search space (runs
+#: the LR finder): one worker takes it, by an INSERT under the table's unique key, and the others wait
+#: for META while that worker's claim is live, then search the space it stored
+FINDER = "lrkit-finder"
 PRUNERS = ("median", "hyperband", "none")
 
 Say = Callable[[str], None]
@@ -90,7 +102,12 @@ class TuneResult:
     """The outcome of :func:`tune`: the best trial's spec and value, and the study's counts.
 
     ``best_spec`` is ready for ``lrkit show``, :func:`lrkit.parse` and :func:`lrkit.torch.scheduler`
-    (None when no trial completed). ``finished`` counts COMPLETE and PRUNED trials, ``failed`` FAIL ones
+    (None when no trial completed). ``best_params`` is the best trial's point (Optuna's parameters:
+    ``kind``, ``lr``, ``warmup``, ``final``, WSD's ``decay``) and ``total_steps`` the length of every
+    trial's run (epochs x batches per epoch): ``build_spec(**best_params, total_steps=total_steps)`` is
+    ``best_spec``; without ``total_steps`` a warmup under one step is kept and one-cycle's rise and WSD's
+    cool-down are not raised to 2 steps (see :func:`~lrkit.tune.space.build_spec`). ``finished`` counts
+    COMPLETE and PRUNED trials, ``failed`` FAIL ones
     (a killed worker's trial, retried as a new trial; one interrupted by Ctrl-C; one whose worker died
     before starting it). Every trial trained from ``train_seed``, so
     ``best_value`` is measured on the seed the schedule was chosen on (optimistic); judge it on other
@@ -117,6 +134,7 @@ class TuneResult:
     train_seed: int = 0
     diverged: int = 0
     trials: int = 0
+    total_steps: int | None = None
     timeout: float | None = None
     timed_out: bool = False
     study: Any = field(default=None, repr=False, compare=False)
@@ -212,7 +230,11 @@ def _pruner(name: str, epochs: int, trials: int) -> Any:
     import optuna
 
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, trials // 4)), n_warmup_steps=0)
+        # n_min_trials: judge an epoch against at least that many completed trials that reported it; Optuna's
+        # n_startup_trials counts every completed trial, and one that diverged before its first epoch
+        # reports none, so a trial was pruned against a single curve
+        startup = max(2, min(5, trials // 4))
+        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=0, n_min_trials=startup)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
     return optuna.pruners.NopPruner()
@@ -282,8 +304,6 @@ def _renewed(study: Any, owner: str, claim: dict[str, Any], every: float | None 
     runs (the finder, before META is stored): a live worker's claim never goes stale, however long its
     finder takes, and a killed one's does within :data:`CLAIM_TTL`. A renewal that fails (the database
     busy or gone for a moment) is skipped; the next one tries again."""
-    import threading
-
     done, wait = threading.Event(), CLAIM_RENEW if every is None else every
 
     def renew() -> None:
@@ -313,9 +333,54 @@ def _claim_live(owner: str, claim: Mapping[str, Any], now: float) -> bool:
     return not isinstance(at, (int, float)) or now - float(at) < CLAIM_TTL
 
 
+#: the workers of this process whose search space is being computed, with the thread computing it: a tune()
+#: called from inside that computation (the same thread) cannot wait for it to end
+_FINDING: dict[str, int] = {}
+
+
+def _take_finder(study: Any, rdb: Any, owner: str) -> str | None:
+    """Make ``owner`` the one worker that computes the study's search space: None when it is (it inserted
+    :data:`FINDER`, or took it over from a worker whose claim is no longer live: a compare-and-swap on
+    the value it read), else the token of the live worker that does. Atomic on SQLite and on a server:
+    of workers that start together, exactly one runs the finder."""
+    import json
+
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    attrs = sqlalchemy.table(
+        "study_user_attributes",
+        sqlalchemy.column("study_id"),
+        sqlalchemy.column("key"),
+        sqlalchemy.column("value_json"),
+    )
+    sid = rdb.get_study_id_from_name(study.study_name)
+    where = (attrs.c.study_id == sid) & (attrs.c.key == FINDER)
+    mine = json.dumps(owner)
+    try:
+        with rdb.engine.begin() as con:
+            con.execute(sqlalchemy.insert(attrs).values(study_id=sid, key=FINDER, value_json=mine))
+        return None
+    except sqlalchemy.exc.IntegrityError:
+        pass  # another worker inserted it first
+    while True:
+        with rdb.engine.begin() as con:
+            seen = con.execute(sqlalchemy.select(attrs.c.value_json).where(where)).scalar()
+        holder = json.loads(seen) if seen else None
+        if holder == owner:
+            return None
+        if isinstance(holder, str) and _FINDING.get(holder) != threading.get_ident():
+            claim = study.user_attrs.get(CLAIM + holder)
+            if isinstance(claim, dict) and _claim_live(holder, claim, time.time()):
+                return holder
+        with rdb.engine.begin() as con:  # its worker has gone (or waits for this call): take it over
+            swap = sqlalchemy.update(attrs).where(where & (attrs.c.value_json == seen))
+            if con.execute(swap.values(value_json=mine)).rowcount == 1:
+                return None
+
+
 def _stored_space(study: Any) -> SearchSpace:
-    """The search space stored with the study, read again for every trial: workers that start together
-    each run the finder and store a space, the last one written stays, and every trial samples it."""
+    """The search space stored with the study (by the one worker that computed it), read for every trial."""
     return SearchSpace.from_dict(study.user_attrs[META]["space"])
 
 
@@ -598,25 +663,56 @@ def tune(
     _claim(study, owner, claim, f"study {name!r} in {shown}")
     try:
         meta = study.user_attrs.get(META)
-        if meta is None:
-            if lr_range is not None:
-                space = SearchSpace(lr_range=lr_range, kinds=want_kinds or SearchSpace().kinds)
-            elif finder:
-                with _renewed(study, owner, claim):  # the finder can take minutes on a large model
-                    space = _finder_space(t, seed, optimizer, finder_repeats, want_kinds, say)
-            else:
-                space = SearchSpace(kinds=want_kinds or SearchSpace().kinds)
-            study.set_user_attr(META, {**settings, "space": space.to_dict()})
-            meta = study.user_attrs[
-                META
-            ]  # workers that start together each run the finder; see _stored_space
-        else:
-            for key, value in settings.items():
-                if key in meta and meta[key] != value:  # a key an older lrkit did not store is not checked
-                    raise ValueError(
-                        f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
-                        "give the same settings or another study name"
+        waiting_for = None
+        while meta is None:  # one worker computes the search space (the finder); the others wait for it
+            holder = _take_finder(study, rdb, owner)
+            meta = study.user_attrs.get(META)  # stored meanwhile by the worker this one took over from
+            if holder is None and meta is None:
+                if waiting_for is not None:
+                    say(f"worker {waiting_for} has gone: this worker computes the search space")
+                _FINDING[owner] = threading.get_ident()
+                try:
+                    if lr_range is not None:
+                        space = SearchSpace(lr_range=lr_range, kinds=want_kinds or SearchSpace().kinds)
+                    elif finder:
+                        with _renewed(study, owner, claim):  # the finder can take minutes on a large model
+                            space = _finder_space(t, seed, optimizer, finder_repeats, want_kinds, say)
+                    else:
+                        space = SearchSpace(kinds=want_kinds or SearchSpace().kinds)
+                finally:
+                    del _FINDING[owner]
+                study.set_user_attr(META, {**settings, "space": space.to_dict()})
+                meta = study.user_attrs[META]
+            elif meta is None:
+                if holder != waiting_for:
+                    say(
+                        f"waiting for worker {holder}, which computes the study's search space (LR finder); "
+                        "every worker searches the space it stores"
                     )
+                    waiting_for = holder
+                if deadline is not None and _clock() >= deadline:  # a bound: a worker that hangs in its
+                    assert timeout is not None  # finder (its claim renewed) is waited for until then
+                    say(
+                        f"time budget of {duration(timeout)} reached while waiting for worker {holder}'s "
+                        "search space: no trial starts"
+                    )
+                    space = SearchSpace(lr_range=lr_range or DEFAULT_LR_RANGE, kinds=want_kinds or KINDS)
+                    res = _result(
+                        study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space,
+                        train_seed,
+                    )  # fmt: skip
+                    res.trials, res.timeout, res.timed_out = trials, timeout, True
+                    res.total_steps = total_steps
+                    return res
+                nap = min(1.0, heartbeat / 2)
+                time.sleep(nap if deadline is None else max(0.0, min(nap, deadline - _clock())))
+                meta = study.user_attrs.get(META)
+        for key, value in settings.items():
+            if key in meta and meta[key] != value:  # a key an older lrkit did not store is not checked
+                raise ValueError(
+                    f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
+                    "give the same settings or another study name"
+                )
         space = SearchSpace.from_dict(meta["space"])
         if want_kinds is not None and set(want_kinds) != set(space.kinds):  # in any order
             raise ValueError(
@@ -807,6 +903,7 @@ def tune(
             study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed
         )
         res.trials, res.timeout, res.timed_out = trials, timeout, timed_out and res.finished < trials
+        res.total_steps = total_steps  # every trial's (the study's settings are checked to be the same)
         return res
     finally:  # a claim left by a killed worker agrees with META; one that failed must not block a rerun
         with contextlib.suppress(Exception):
@@ -925,8 +1022,6 @@ def _child(kwargs: dict[str, Any]) -> None:
     interrupted trial, and the study's budget is met by later trials). When the user's code raises, it
     says so as ``lrkit tune`` does (one line, naming the worker, then the traceback of the user's code)
     and exits with code 1, instead of multiprocessing's traceback through lrkit and Optuna."""
-    import threading
-
     parent = kwargs.pop("parent")
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="lrkit-tune-watch").start()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
