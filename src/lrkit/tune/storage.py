@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,17 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
+def _lost_creation_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is what creating Optuna's tables raises when another process creates them at the
+    same moment: "table studies already exists", "UNIQUE constraint failed: alembic_version.version_num"
+    (SQLite), "relation ... already exists" or a duplicate key of the catalogue (PostgreSQL)."""
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.IntegrityError):
+        return True
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and "already exists" in str(exc)
+
+
 def open_storage(
     storage: str | Path | None = None,
     *,
@@ -271,24 +283,31 @@ def open_storage(
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            if retry_cls is not None:
-                return optuna.storages.RDBStorage(
+        for attempt in range(5):
+            try:
+                if retry_cls is not None:
+                    return optuna.storages.RDBStorage(
+                        url,
+                        engine_kwargs=engine_kwargs,
+                        heartbeat_interval=heartbeat,
+                        grace_period=grace,
+                        heartbeat_stale_trial_callback=retry_cls(max_retry=max_retry),
+                    )
+                return optuna.storages.RDBStorage(  # Optuna < 4.9
                     url,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat,
                     grace_period=grace,
-                    heartbeat_stale_trial_callback=retry_cls(max_retry=max_retry),
+                    failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
                 )
-            return optuna.storages.RDBStorage(  # Optuna < 4.9
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=grace,
-                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
-            )
-        except Exception as exc:
-            error = open_error("storage", url, exc)
-            if error is None:
-                raise
-            raise error from None
+            except Exception as exc:
+                if attempt < 4 and _lost_creation_race(exc):
+                    # workers that open a new database at the same moment each create Optuna's tables and
+                    # record its schema version: the one that lost opens the database the other made
+                    time.sleep(0.1 * (attempt + 1))
+                    continue
+                error = open_error("storage", url, exc)
+                if error is None:
+                    raise
+                raise error from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
