@@ -1045,16 +1045,25 @@ def _follow(optimizer: Optimizer, follow_optimizer: bool) -> tuple[_StepFlag, An
     return flag, (_hookable(optimizer).register_step_post_hook(flag) if follow_optimizer else None)
 
 
+#: the attributes under which a wrapper optimizer holds the one it wraps: accelerate's
+#: ``AcceleratedOptimizer`` (``optimizer``), ``ZeroRedundancyOptimizer`` (``optim``), timm's
+#: ``Lookahead`` (``_base_optimizer``), SAM-style wrappers (``base_optimizer``)
+WRAPPED = ("optimizer", "optim", "_base_optimizer", "base_optimizer")
+
+
 def _hookable(optimizer: Optimizer) -> Optimizer:
     """The optimizer whose step hooks fire: ``optimizer`` itself, or, for a wrapper that subclasses
     ``Optimizer`` without calling its ``__init__`` (accelerate's ``AcceleratedOptimizer``, which steps
-    the one it wraps only when gradients are synced and the scaler did not skip), the wrapped one."""
+    the one it wraps only when gradients are synced and the scaler did not skip; timm's ``Lookahead``),
+    the wrapped one (under :data:`WRAPPED`)."""
     opt = optimizer
     for _ in range(8):  # wrappers of wrappers, but never a cycle
         if hasattr(opt, "_optimizer_step_post_hooks"):
             return opt
-        inner = getattr(opt, "optimizer", None)
-        if not isinstance(inner, Optimizer):
+        inner = next(
+            (o for o in (getattr(opt, name, None) for name in WRAPPED) if isinstance(o, Optimizer)), None
+        )
+        if inner is None:
             break
         opt = inner
     raise TypeError(

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from lrkit._text import plural
-from lrkit.adapters.torch import _step_flags
+from lrkit.adapters.torch import WRAPPED, _step_flags
 from lrkit.finder import core
 from lrkit.finder._data import data_error, first_found, known_length
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
@@ -292,12 +292,6 @@ def _offload_to(model: torch.nn.Module) -> torch.device | None:
     """Where to keep snapshot copies: the CPU when a parameter is elsewhere (a GPU's memory is the scarce
     one), else None (next to the tensors)."""
     return torch.device("cpu") if any(p.device.type != "cpu" for p in model.parameters()) else None
-
-
-#: the attributes under which a wrapper optimizer keeps the one it wraps: accelerate's and Lookahead-style
-#: wrappers (``optimizer``), ``ZeroRedundancyOptimizer`` (``optim``), timm's ``Lookahead``
-#: (``_base_optimizer``), SAM (``base_optimizer``)
-WRAPPED = ("optimizer", "optim", "_base_optimizer", "base_optimizer")
 
 
 def _optimizer_chain(optimizer: torch.optim.Optimizer) -> list[torch.optim.Optimizer]:
