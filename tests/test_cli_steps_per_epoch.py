@@ -15,10 +15,9 @@ SPEC = "warmup(1ep) >> cosine(lr=0.1)"
 def test_an_epoch_of_less_than_one_step_or_past_2_53_is_refused_by_the_flag(
     capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
-    with pytest.raises(SystemExit) as e:
-        main(["show", SPEC, "--total", "100", "--steps-per-epoch", value])
+    e = main(["show", SPEC, "--total", "100", "--steps-per-epoch", value])
     err = capsys.readouterr().err
-    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert e == 2 and err.count("\n") == 1, err
     assert err.startswith(
         f"lrkit show: error: --steps-per-epoch: expected a number >= 1 and < 9.0072e+15, got '{value}'"
     )

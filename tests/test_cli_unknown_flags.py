@@ -69,10 +69,9 @@ def test_every_command_has_flags_to_check() -> None:
 def test_a_flag_cut_short_is_refused_naming_the_whole_flag(
     capsys: pytest.CaptureFixture[str], command: str, cut: str, flag: str
 ) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main([command, *REQUIRED.get(command, []), f"{cut}=1"])
+    exc = main([command, *REQUIRED.get(command, []), f"{cut}=1"])
     err = capsys.readouterr().err
-    assert exc.value.code == 2
+    assert exc == 2
     assert err == (
         f"lrkit {command}: error: unrecognized arguments: {cut}=1 (did you mean {flag!r}?) "
         f"(see lrkit {command} --help)\n"
@@ -92,10 +91,9 @@ def test_a_flag_cut_short_is_refused_naming_the_whole_flag(
 def test_an_unknown_argument_is_refused_by_its_command_with_the_closest_flag(
     capsys: pytest.CaptureFixture[str], argv: list[str], hint: str
 ) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
+    exc = main(argv)
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1
+    assert exc == 2 and err.count("\n") == 1
     assert err.startswith(f"lrkit {argv[0]}: error: unrecognized arguments: ")
     assert err.endswith(f"{hint} (see lrkit {argv[0]} --help)\n")
 

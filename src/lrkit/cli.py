@@ -575,12 +575,15 @@ def _tolerant_output() -> Iterator[None]:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if "--traceback" in unknown:  # also after the command, where people add it to a failed command line
-        unknown = [u for u in unknown if u != "--traceback"]
-        args.traceback = True
-    if unknown:  # said by the command's own parser, with the flag it likely meant
-        _unrecognized(parser, args.command, unknown)
+    try:  # argparse ends with SystemExit: its errors (2), --help and --version (0); returned, as lrkit's
+        args, unknown = parser.parse_known_args(argv)
+        if "--traceback" in unknown:  # also after the command, where people add it to a failed command line
+            unknown = [u for u in unknown if u != "--traceback"]
+            args.traceback = True
+        if unknown:  # said by the command's own parser, with the flag it likely meant
+            _unrecognized(parser, args.command, unknown)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     if args.command is None:  # plain `lrkit`: the commands, then the error
         parser.print_help(sys.stderr)
         print("lrkit: error: give a COMMAND (listed above)", file=sys.stderr)
