@@ -14,7 +14,7 @@ import argparse
 from typing import Any, TextIO
 
 from lrkit._cliargs import positive_float, positive_int, seed
-from lrkit.auto import KINDS, SEARCHES
+from lrkit.auto import KINDS, PEAK_FACTOR, SEARCHES
 from lrkit.finder.cli import budget_type, json_output, write_result
 from lrkit.scaling import LR_FREE
 from lrkit.tasks import TASKS
@@ -77,6 +77,19 @@ examples:
 """
 
 
+def peak_factor_defaults() -> str:
+    """:data:`lrkit.auto.PEAK_FACTOR` in words, by search and kind: ``after the in-run ramp wsd 2.5,
+    cosine/constant 3; ...``."""
+    said = []
+    for search, words in (("in_run", "after the in-run ramp"), ("separate", "after the separate test")):
+        kinds: dict[float, list[str]] = {}
+        for (where, kind), factor in PEAK_FACTOR.items():
+            if where == search:
+                kinds.setdefault(factor, []).append(kind)
+        said.append(f"{words} " + ", ".join(f"{'/'.join(k)} {f:g}" for f, k in kinds.items()))
+    return "; ".join(said)
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``auto`` subcommand to an argparse ``_SubParsersAction``; its ``func`` is :func:`run`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -119,8 +132,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         type=positive_float,
         default=None,
         metavar="F",
-        help="the schedule's peak LR is F times the search's suggestion (default: 2.5 after the in-run "
-        "ramp, 1.5 after the separate test for wsd, else 3); lower it when training diverges",
+        help=f"the schedule's peak LR is F times the search's suggestion (default: {peak_factor_defaults()});"
+        " lower it when training diverges",
     )
     p.add_argument(
         "--budget",
