@@ -5,10 +5,12 @@ Errors print one line (``lrkit CMD: error: ...``) naming the flag and the value,
 for bad input, 1 when the system refuses (a file cannot be written, out of memory) or your own code
 (``--model mod:factory``, ``--task mod:func``) raises; your code's traceback follows the lrkit line,
 without lrkit's frames. Status 3: the LR range test found no usable signal, so no LR is suggested
-(``find``, ``auto``, ``demo``); 130: interrupted (Ctrl-C). ``lrkit --traceback COMMAND ...`` (or
-``LRKIT_TRACEBACK=1``) shows Python's whole traceback instead of the one line, lrkit's frames included,
-with the same exit status: for a bug report, or when an error looks like lrkit's own fault rather than
-your input's.
+(``find``, ``auto``, ``demo``); 130: interrupted (Ctrl-C). A warning the warnings filter turns into an
+error (``-W error``, ``PYTHONWARNINGS=error``) is one such line too: 2 for lrkit's own (it says what the
+input leads to), 1 for another library's. From Python, ``main([...])`` returns the status.
+``lrkit --traceback COMMAND ...`` (or ``LRKIT_TRACEBACK=1``) shows Python's whole traceback instead of the
+one line, lrkit's frames included, with the same exit status: for a bug report, or when an error looks
+like lrkit's own fault rather than your input's.
 """
 
 from __future__ import annotations
@@ -546,7 +548,8 @@ EXTRAS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command ``argv`` (default: ``sys.argv[1:]``); return its exit status."""
+    """Run the command ``argv`` (default: ``sys.argv[1:]``); return its exit status, argparse's errors
+    (2), ``--help`` and ``--version`` (0) included: it does not raise SystemExit."""
     with _tolerant_output():
         return _main(argv)
 
@@ -600,6 +603,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:  # `lrkit schedules | head -1`: the reader has gone; stop quietly
         _silence_stdout()
         return 1
+    except Warning as exc:  # a warning the warnings filter turned into an error (-W error, PYTHONWARNINGS)
+        return _fail(where, _warning_line(exc), whole, 2 if _raised_in_lrkit(exc) else 1)
     except UnicodeEncodeError as exc:  # an output that cannot show a character: the system's, not your input
         return _fail(where, f"{exc}; the output cannot show it (try PYTHONIOENCODING=utf-8)", whole, 1)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
@@ -671,6 +676,30 @@ def _lrkit_warning(prefix: str, other: Any) -> Any:
         print(f"{prefix} {text}", file=sys.stderr if file is None else file)
 
     return show
+
+
+def _raised_in_lrkit(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback (past the warnings module's) is lrkit's."""
+    where = None
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if Path(name).name != "warnings.py":
+            where = name
+        tb = tb.tb_next
+    return where is not None and str(Path(where).resolve()).startswith(_LRKIT_DIR)
+
+
+def _warning_line(exc: Warning) -> str:
+    """A warning raised as an error, on one line: its text (lrkit's without its ``lrkit.auto:``), its
+    category, and why it stopped the command. lrkit's own say what the command's input leads to (a
+    schedule that does not fit --total, a search that costs more than the run, no font for --lang ko):
+    :func:`main` gives them status 2, bad input; another library's warning 1."""
+    text = re.sub(r"^lrkit(\.\w+)*: ", "", _one_line(exc)) or "(no message)"
+    return (
+        f"{text} ({type(exc).__name__}, a warning that the warnings filter turns into an error: "
+        "-W error or PYTHONWARNINGS)"
+    )
 
 
 def _silence_stdout() -> None:
