@@ -447,7 +447,9 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     epoch (torch after it), and its ``min_delta`` is absolute, so
     ``keras.callbacks.ReduceLROnPlateau(patience=p, cooldown=c, min_delta=d)`` is
     ``ReduceOnPlateau(patience=max(p - 1, 0), cooldown=max(c - 1, 0), threshold=d,
-    threshold_mode="abs")``; the same ``patience`` cuts one epoch later than Keras'.
+    threshold_mode="abs")`` (and ``start=0`` when the schedule begins with a warmup: the default,
+    ``start="warmup"``, skips the metrics of epochs that end inside it, which Keras counts); the same
+    ``patience`` cuts one epoch later than Keras'.
 
     The state (best metric, counters, the cuts), with the ``monitor`` and ``mode`` it was measured in,
     is kept in the :class:`KerasSchedule` and saved with the model: a fresh callback watching the same
