@@ -46,14 +46,17 @@ from ..schedules.base import (
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
-from .store import ResultStore, RunRecord, owner_token, run_key
+from .store import FINGERPRINT, ResultStore, RunRecord, owner_token, run_key
 
 __all__ = [
+    "ENV",
     "START_LOSS",
     "LabResult",
     "Strategy",
+    "check_task_unchanged",
     "optimizer_of",
     "run_config",
+    "run_environment",
     "run_lab",
     "run_strategy",
     "start_loss",
@@ -64,6 +67,8 @@ HEARTBEAT_SECONDS = 5.0
 #: where a finished run keeps its untrained model's validation loss (:func:`run_strategy`): the key in its
 #: record's ``config`` and in its ``progress`` in the database (:func:`with_start_losses`)
 START_LOSS = "start_loss"
+#: where a finished run keeps what it ran with (:func:`run_environment`), as :data:`START_LOSS` is kept
+ENV = "env"
 
 
 def _try_optimizer(label: str, name: str, params: Mapping[str, Any]) -> None:
@@ -207,6 +212,12 @@ def run_strategy(
     ``optuna.TrialPruned``). A set ``stop`` event interrupts the run with KeyboardInterrupt. The record's
     ``config`` holds the untrained model's validation loss under :data:`START_LOSS` (:func:`start_loss`),
     the reference of :func:`lrkit.lab.report.did_not_learn`.
+
+    A lab's run (a row of ``runs.csv``) is this call again: the row's ``key`` finds its config in the lab's
+    database (``ResultStore.run(key).config``: ``spec``, ``optimizer``, all of ``optimizer_params``,
+    ``seed``, ``epochs``, ``diverge_factor``); give the same task, ``Strategy(label, spec, optimizer,
+    optimizer_params)``, and as many torch threads as the run had (:data:`ENV`, which
+    :func:`with_start_losses` reads).
     """
     from ..adapters.torch import scheduler as make_scheduler
     from ..tasks import get_task
@@ -271,6 +282,25 @@ def run_strategy(
     )
 
 
+def run_environment() -> dict[str, Any]:
+    """What a run in this thread runs with, which a lab keeps with each run under :data:`ENV`: the versions
+    of lrkit, torch, Python and numpy, and torch's intra-op threads (a float sum over threads is split, and
+    rounds, by their count)."""
+    import platform
+
+    import torch
+
+    from .. import __version__
+
+    return {
+        "lrkit": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def start_loss(parts: Any) -> float | None:
     """The untrained model's mean loss over the validation batches (:meth:`lrkit.tasks.TaskParts.val_loss`,
     which leaves every random state as it was): before any step, the training loss has the same expectation,
@@ -286,16 +316,70 @@ def start_loss(parts: Any) -> float | None:
 
 
 def with_start_losses(store: ResultStore, runs: list[RunRecord]) -> list[RunRecord]:
-    """``runs`` of ``store``, each with the start loss the lab kept in its ``progress`` (:func:`start_loss`)
-    in its ``config`` under :data:`START_LOSS`; a run without one (from a lab before lrkit measured it)
-    is left as it is."""
+    """``runs`` of ``store``, each with what the lab kept in its ``progress`` in its ``config``: the start
+    loss (:func:`start_loss`) under :data:`START_LOSS` and the versions and threads it ran with
+    (:func:`run_environment`) under :data:`ENV`; a run without them (from a lab before lrkit kept them)
+    is left without."""
     status = store.status([r.key for r in runs])
     for r in runs:
         progress = status.get(r.key, ("", None))[1]
-        value = progress.get(START_LOSS) if isinstance(progress, dict) else None
+        progress = progress if isinstance(progress, dict) else {}
+        value = progress.get(START_LOSS)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             r.config = {**r.config, START_LOSS: float(value)}
+        if isinstance(progress.get(ENV), dict):
+            r.config = {**r.config, ENV: progress[ENV]}
     return runs
+
+
+def check_task_unchanged(
+    store: ResultStore, keys: list[str], task: Any, fingerprint: Mapping[str, Any]
+) -> None:
+    """Refuse (a ValueError, before anything is trained) to reuse the finished runs among ``keys`` whose
+    stored task fingerprint differs from ``fingerprint``, the task's as built now from seed 0
+    (:func:`lrkit.tasks.base.task_fingerprint`): a task edited since (another width, batch size or data
+    set) would mix its results with theirs under one name. The message names what changed and the ways
+    out. An item that differs between two builds of the task now (a first batch drawn from an unseeded
+    source) cannot tell a change: it is left out, with a warning. Runs stored without a fingerprint (by
+    an lrkit before it) are reused, with a warning that they could not be checked."""
+    from ..tasks.base import fingerprint_changes, task_fingerprint
+
+    stored = store.fingerprints(keys)
+    unchecked = sum(1 for fp in stored.values() if fp is None)
+    if unchecked:
+        warnings.warn(
+            f"{plural(unchecked, 'stored run')} of this lab {'was' if unchecked == 1 else 'were'} "
+            f"written by an lrkit that kept no fingerprint of the task, so lrkit cannot tell whether task "
+            f"{task.name!r} changed since: {'it is' if unchecked == 1 else 'they are'} reused as before; if "
+            "you edited the task, run with --fresh (fresh=True)",
+            UserWarning,
+            stacklevel=3,
+        )
+    changed = {k: fingerprint_changes(fp, fingerprint) for k, fp in stored.items() if fp is not None}
+    if not any(changed.values()):
+        return
+    again = task_fingerprint(task.build(0))  # an item that is not reproducible cannot tell a change
+    unstable = [item for item in fingerprint if again.get(item) != fingerprint.get(item)]
+    if unstable:
+        warnings.warn(
+            f"task {task.name!r} gives another {', '.join(unstable)} each time it is built from seed 0 "
+            "(drawn from an unseeded source?): lrkit cannot tell whether that changed since the stored runs",
+            UserWarning,
+            stacklevel=3,
+        )
+        now = {k: v for k, v in fingerprint.items() if k not in unstable}
+        changed = {k: fingerprint_changes(fp, now) for k, fp in stored.items() if fp is not None}
+    differing = [k for k, what in changed.items() if what]
+    if not differing:
+        return
+    what = changed[differing[0]]
+    raise ValueError(
+        f"task {task.name!r} has changed since {plural(len(differing), 'stored run')} of this lab "
+        f"{'was' if len(differing) == 1 else 'were'} trained on it in {store.path}: {'; '.join(what)}. "
+        "Their results would be mixed with the new ones under one name: run with --fresh (fresh=True) to "
+        "train them again on the task as it is now (the stored ones are forgotten), or give another --out "
+        "or --db (store) to keep both"
+    )
 
 
 @dataclass
@@ -378,9 +462,10 @@ def _execute(job: _Job, store: ResultStore, stop: threading.Event | None, progre
         store.release(job.key, job.owner)
         raise
     rec.key = job.key
-    start = rec.config.get(START_LOSS)
+    rec.config = {**rec.config, ENV: run_environment()}  # measured where the run ran: its torch threads
     # kept in the finished run's progress, in finish's own transaction: read by with_start_losses
-    if not store.finish(rec, job.owner, None if start is None else {START_LOSS: start}):
+    keep = {k: rec.config[k] for k in (START_LOSS, ENV) if k in rec.config}
+    if not store.finish(rec, job.owner, keep):
         return None
     return rec
 
@@ -508,6 +593,7 @@ def run_lab(
     else the runs go one at a time in this process, with a warning that says why.
     """
     from ..tasks import get_task
+    from ..tasks.base import task_fingerprint
 
     if not strategies:
         raise ValueError("strategies: expected at least one strategy, got none")
@@ -524,6 +610,8 @@ def run_lab(
     check_schedules(strategies, n_epochs, probe.epoch_steps)  # before anything runs or is made
     check_runs(strategies, t.name, n_epochs, probe.optimizer, probe.optimizer_params, diverge_factor)
 
+    fingerprint = task_fingerprint(probe)  # what the task builds: an edited task is not the stored one
+
     db = store if isinstance(store, ResultStore) else ResultStore(store)
     jobs: list[tuple[str, str, dict[str, Any], Strategy, int]] = []
     for s in strategies:
@@ -531,11 +619,14 @@ def run_lab(
             cfg = run_config(
                 t.name, s, seed, n_epochs, probe.optimizer, diverge_factor, probe.optimizer_params
             )
-            jobs.append((s.label, run_key(cfg), cfg, s, seed))
+            # the run's key hashes its config alone: a database from before the fingerprint keeps its keys
+            jobs.append((s.label, run_key(cfg), {**cfg, FINGERPRINT: fingerprint}, s, seed))
     workers = min(workers, len(jobs))  # never more processes than runs (--workers 10000 starts 6)
     keys = [j[1] for j in jobs]
     if fresh:
         db.forget(keys)
+    else:
+        check_task_unchanged(db, keys, t, fingerprint)
     exp_config = {
         "strategies": [
             {

@@ -1,9 +1,11 @@
 """The lab's results database (SQLite): experiments, runs, per-step LR and loss, per-epoch metrics.
 
 A run is identified by the content of its config (task, spec, optimizer and its hyper-parameters, seed,
-epochs): its ``key`` is a hash of that config, and the database holds each key once. A worker *claims* a
-run before training it (status ``running``, with an owner and a heartbeat) and writes the result, with its
-curves, in one transaction when the run ends, only if it still owns the run. So a rerun skips finished
+epochs): its ``key`` is a hash of that config, and the database holds each key once. The stored config
+also keeps the fingerprint of the task as it was built (:data:`FINGERPRINT`, outside the hash), so that a
+lab can refuse to reuse runs of a task edited since. A worker *claims* a run before training it (status
+``running``, with an owner and a heartbeat) and writes the result, with its curves, in one transaction
+when the run ends, only if it still owns the run. So a rerun skips finished
 runs, redoes runs whose owner died (SIGKILL included: SQLite's journal keeps the file consistent), and
 two labs on one database never store a run twice.
 
@@ -41,6 +43,7 @@ from typing import Any
 from ..schedules.duration import _short
 
 __all__ = [
+    "FINGERPRINT",
     "FORMAT",
     "Experiment",
     "ReportText",
@@ -55,6 +58,10 @@ FORMAT = "lrkit-lab"
 VERSION = "2"
 #: a running run whose owner has not updated its heartbeat for this many seconds is taken over
 STALE_SECONDS = 60.0
+#: the key of a run's stored config that holds the fingerprint of the task it was trained on
+#: (:func:`lrkit.tasks.base.task_fingerprint`); not part of the config its :func:`run_key` hashes, so the
+#: runs of a database from before it keep their keys (and have none)
+FINGERPRINT = "task_fingerprint"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lrkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -837,6 +844,19 @@ class ResultStore:
             rest = f"WHERE key IN ({','.join('?' * len(chunk))})"
             for key, status, progress in self._select("runs", ["key", "status", "progress"], rest, chunk):
                 out[key] = (status, progress)
+        return out
+
+    def fingerprints(self, keys: list[str]) -> dict[str, dict[str, Any] | None]:
+        """``{key: fingerprint}`` of the finished runs among ``keys``: the task's fingerprint kept in each
+        run's config under :data:`FINGERPRINT`, None for a run stored without one (by an lrkit before
+        it)."""
+        out: dict[str, dict[str, Any] | None] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rest = f"WHERE status != 'running' AND key IN ({','.join('?' * len(chunk))})"
+            for key, config in self._select("runs", ["key", "config"], rest, chunk):
+                value = config.get(FINGERPRINT)
+                out[key] = value if isinstance(value, dict) else None
         return out
 
     def run(self, key: str, label: str = "") -> RunRecord | None:

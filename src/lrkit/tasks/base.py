@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,16 @@ if TYPE_CHECKING:
 
     from lrkit.finder.result import FinderResult
 
-__all__ = ["Task", "TaskParts", "TrainRun", "diverge_threshold", "load_factory", "train_loop"]
+__all__ = [
+    "Task",
+    "TaskParts",
+    "TrainRun",
+    "diverge_threshold",
+    "fingerprint_changes",
+    "load_factory",
+    "task_fingerprint",
+    "train_loop",
+]
 
 METRICS = ("accuracy", "loss")
 
@@ -342,6 +351,100 @@ def train_loop(
 _END = object()
 
 
+def task_fingerprint(parts: TaskParts) -> dict[str, Any]:
+    """What a task builds, beyond its name, so that an edited task is told from the one stored runs were
+    trained on (the lab): ``epoch_steps``, the model's ``parameters`` (a count), ``init`` (a hash of its
+    parameters and buffers as built), ``batch`` (the dtypes and shapes of the first training batch:
+    another batch size or input) and ``batch_hash`` (a hash of its values: other data). ``parts`` is a
+    fresh build (an untrained model); one batch of its train loader is drawn."""
+    import hashlib
+
+    model = parts.model
+    init = hashlib.blake2b(digest_size=16)
+    for name, value in model.state_dict().items():  # parameters and buffers, in the model's order
+        init.update(name.encode())
+        _hash_into(init, value)
+    batch = next(iter(parts.train_loader), None)
+    data = hashlib.blake2b(digest_size=16)
+    _hash_into(data, batch)
+    return {
+        "epoch_steps": parts.epoch_steps,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "init": init.hexdigest(),
+        "batch": ", ".join(_shapes(batch)) or type(batch).__name__,
+        "batch_hash": data.hexdigest(),
+    }
+
+
+def fingerprint_changes(then: Mapping[str, Any], now: Mapping[str, Any], seed: int = 0) -> list[str]:
+    """What differs between two :func:`task_fingerprint` of a task built from ``seed``, in words
+    (``"parameters 2,410 then, 330 now"``); an item one of them lacks is not compared."""
+
+    def differs(key: str) -> bool:
+        return key in then and key in now and then[key] != now[key]
+
+    out = []
+    if differs("epoch_steps"):
+        out.append(f"batches per epoch {then['epoch_steps']:,} then, {now['epoch_steps']:,} now")
+    if differs("parameters"):
+        out.append(f"parameters {then['parameters']:,} then, {now['parameters']:,} now")
+    elif differs("init"):
+        out.append(f"the initial weights (seed {seed}) differ, {now.get('parameters', 0):,} parameters both")
+    if differs("batch"):
+        out.append(f"first training batch {then['batch']} then, {now['batch']} now")
+    elif differs("batch_hash"):
+        out.append("the first training batch's values differ (same shapes: other data, or other order)")
+    return out
+
+
+def _hash_into(h: Any, obj: Any) -> None:
+    """Feed ``obj`` (a tensor, an array, a number, a string, or a tuple, list or dict of them) to hash ``h``:
+    its kind, dtype, shape and values; of another object, its type's name."""
+    import numpy as np
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu()
+        h.update(f"tensor {t.dtype} {tuple(t.shape)}".encode())
+        try:
+            h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy())
+        except (RuntimeError, TypeError):  # a sparse or quantized tensor: its values as numbers
+            h.update(repr(t.tolist()).encode())
+    elif isinstance(obj, np.ndarray):
+        h.update(f"array {obj.dtype} {obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj) if obj.dtype != object else repr(obj.tolist()).encode())
+    elif isinstance(obj, Mapping):
+        h.update(f"map {len(obj)}".encode())
+        for key in sorted(obj, key=str):
+            h.update(str(key).encode())
+            _hash_into(h, obj[key])
+    elif isinstance(obj, (tuple, list)):
+        h.update(f"seq {len(obj)}".encode())
+        for item in obj:
+            _hash_into(h, item)
+    elif obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.generic)):
+        h.update(f"{type(obj).__name__} {obj!r}".encode())
+    else:
+        h.update(type(obj).__name__.encode())
+
+
+def _shapes(obj: Any) -> list[str]:
+    """``dtype[shape]`` of each tensor or array in ``obj`` (a batch), in order: ``["float32[16, 64]",
+    "int64[16]"]``."""
+    import numpy as np
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return [f"{str(obj.dtype).removeprefix('torch.')}{list(obj.shape)}"]
+    if isinstance(obj, np.ndarray):
+        return [f"{obj.dtype}{list(obj.shape)}"]
+    if isinstance(obj, Mapping):
+        return [f"{k}: {s}" for k in sorted(obj, key=str) for s in _shapes(obj[k])]
+    if isinstance(obj, (tuple, list)):
+        return [s for item in obj for s in _shapes(item)]
+    return []
+
+
 def _call_factory(factory: Callable[..., Any], seed: int, name: str) -> Any:
     """``factory(seed)``, or ``factory()`` for a factory that takes nothing. A call refused before any of
     the factory's own code ran (a function written in C such as ``os:system``, a wrong signature) is the
@@ -439,8 +542,10 @@ def load_factory(text: str) -> Callable[..., Any]:
 class Task:
     """A named, buildable training task: ``factory(seed) -> TaskParts``.
 
-    ``build(seed)`` seeds torch with ``seed`` and calls the factory, so a factory that ignores the seed
-    still gets reproducible initial weights.
+    ``build(seed)`` seeds torch (CPU and CUDA), numpy's global RNG and Python's ``random`` with ``seed``,
+    as Lightning's ``seed_everything`` and transformers' ``set_seed`` do, then calls the factory: a
+    factory that ignores the seed, or a loader that draws from ``np.random`` or ``random``, still gives the
+    same initial weights and batches for the same seed.
     """
 
     name: str
@@ -448,11 +553,17 @@ class Task:
     description: str = ""
 
     def build(self, seed: int = 0) -> TaskParts:
-        """Fresh model (initialised from ``seed``), loaders, loss and metric."""
+        """Fresh model (initialised from ``seed``), loaders, loss and metric; torch, numpy's global RNG
+        and ``random`` are seeded with ``seed`` first."""
+        import random
+
+        import numpy as np
         import torch
 
         check_int(seed, "seed", 0, kinds=int)
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # CUDA's generators too
+        np.random.seed(seed % 2**32)  # numpy takes seeds below 2**32
+        random.seed(seed)
         try:
             parts = _call_factory(self.factory, seed, self.name)
         except (ValueError, TypeError) as exc:
