@@ -401,7 +401,7 @@ def test_report_failure_keeps_the_database_and_says_how_to_remake_it(
     monkeypatch.setattr(lab_cli, "write_outputs", broken)
     out = tmp_path / "o"
     rc = main(["lab", "--strategy", "constant(0.05)", "--epochs", "1", "--workers", "1", "--out", str(out)])
-    text = capsys.readouterr().out
+    text = capsys.readouterr().err  # an error: on stderr
     assert rc == 1 and "disk full" in text and f"lrkit report {out / 'lab.db'}" in text
     with ResultStore(out / "lab.db") as store:
         (exp,) = store.experiments()
