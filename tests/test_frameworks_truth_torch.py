@@ -136,7 +136,10 @@ _TWO_PROCESSES = textwrap.dedent(
         sched.step(1.0)
         lrs.append(round(opt.param_groups[0]["lr"], 6))
     if acc.is_main_process:
-        print("RESULT", acc.num_processes, lrs, sched.scheduler.plateau.state_dict()["num_reductions"])
+        print("RESULT", acc.num_processes, lrs, sched.scheduler.plateau.state_dict()["num_reductions"],
+              flush=True)
+    acc.wait_for_everyone()
+    torch.distributed.destroy_process_group()  # gloo's threads joined before exit, not torn down by it
     """
 )
 
@@ -149,14 +152,19 @@ def test_accelerate_with_two_real_processes_cuts_as_one_process_does(tmp_path: P
     script = tmp_path / "two.py"
     script.write_text(_TWO_PROCESSES)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-        cwd=tmp_path,
-    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    # once more if a worker died in its C++ teardown ("terminate called ..."), as seen under load
+    for _ in range(2):
+        run = subprocess.run(
+            [*command, str(script)],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=env,
+            cwd=tmp_path,
+        )
+        if run.returncode == 0 or "terminate called" not in run.stderr:
+            break
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT")]
     assert run.returncode == 0 and lines, run.stderr[-3000:]
     assert lines[0] == "RESULT 2 [0.1, 0.1, 0.1, 0.05, 0.05, 0.05] 1"
