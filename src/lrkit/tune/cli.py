@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -321,8 +322,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     budget = None if timeout is None else f"--timeout {args.timeout.strip()} = {core.duration(timeout)}"
     if result.best_spec is None and result.complete and result.diverged == result.complete:
         say_line(
-            f"lrkit tune: every completed trial ({result.complete}) diverged, so there is no best spec; "
-            "search lower LRs (--lr-range LOW HIGH) or clip the gradients in the task"
+            f"lrkit tune: error: every completed trial ({result.complete}) diverged, so there is no best "
+            "spec; search lower LRs (--lr-range LOW HIGH) or clip the gradients in the task",
+            sys.stderr,
         )
         return 1
     if result.best_spec is None and result.timed_out:
@@ -330,10 +332,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
             f"lrkit tune: the time budget ({budget}) ran out before any trial completed, so there is no "
             f"best spec; the study keeps its search space and {result.finished + result.failed} recorded "
             f"trials: the same line with a larger --timeout continues it (exit status {EXIT_OUT_OF_TIME})",
+            sys.stderr,
         )
         return EXIT_OUT_OF_TIME
     if result.best_spec is None:
-        say_line("lrkit tune: no trial completed, so there is no best spec")
+        say_line("lrkit tune: error: no trial completed, so there is no best spec", sys.stderr)
         return 1
     code = 0
     if out is not None and db is not None:
