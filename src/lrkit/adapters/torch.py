@@ -51,6 +51,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from .._checks import check_int
 from .._text import plural
+from ..control.guard import WRAPPED
 from ..control.plateau import MissingStateKeys, Plateau, warmup_steps
 from ..schedules import Chain, Cosine, Linear, Schedule
 from ..schedules.base import (
@@ -1043,12 +1044,6 @@ def _follow(optimizer: Optimizer, follow_optimizer: bool) -> tuple[_StepFlag, An
         raise TypeError(f"follow_optimizer must be True or False, got {follow_optimizer!r}")
     flag = _StepFlag()
     return flag, (_hookable(optimizer).register_step_post_hook(flag) if follow_optimizer else None)
-
-
-#: the attributes under which a wrapper optimizer holds the one it wraps: accelerate's
-#: ``AcceleratedOptimizer`` (``optimizer``), ``ZeroRedundancyOptimizer`` (``optim``), timm's
-#: ``Lookahead`` (``_base_optimizer``), SAM-style wrappers (``base_optimizer``)
-WRAPPED = ("optimizer", "optim", "_base_optimizer", "base_optimizer")
 
 
 def _hookable(optimizer: Optimizer) -> Optimizer:

@@ -3,7 +3,7 @@
 A step *diverges* when its loss is NaN or infinite, or has stayed above ``threshold`` times the median
 of the last ``window`` good losses for ``jump_steps`` steps in a row (one high batch is noise, a model
 that got worse is high on every batch; while fewer than ``window`` are known, their lowest median so
-far: :attr:`~DivergenceGuard.reference`; for a loss that has been <= 0, above that median by
+far: :attr:`~DivergenceGuard.reference`; for a loss that has been negative, above that median by
 ``threshold - 1`` times the size of its losses, :attr:`~DivergenceGuard.scale`), or when a snapshot is
 due and the model's parameters or buffers hold NaN/inf behind a finite loss (a NaN gradient in a part of
 the model that the next batches do not use, such as an embedding row: a snapshot is never taken of a
@@ -304,12 +304,20 @@ def _float(name: str, v: object, *, low: float, high: float | None = None) -> fl
     return x
 
 
+#: the attributes under which a wrapper optimizer holds the one it wraps: accelerate's
+#: ``AcceleratedOptimizer`` (``optimizer``), ``ZeroRedundancyOptimizer`` (``optim``), timm's
+#: ``Lookahead`` (``_base_optimizer``), SAM-style wrappers (``base_optimizer``); here, where importing
+#: needs no torch, for the guard, ``lrkit.torch``'s scheduler and the finder
+WRAPPED = ("optimizer", "optim", "_base_optimizer", "base_optimizer")
+
+
 def _reachable(obj: Any) -> list[Any]:
-    """``obj`` and the optimizers it wraps (``.optimizer``, as accelerate's wrapper has)."""
+    """``obj`` and the optimizers it wraps (accelerate's ``.optimizer``, ZeRO's ``.optim``, timm's
+    Lookahead's ``._base_optimizer``, SAM's ``.base_optimizer``)."""
     out: list[Any] = []
     while obj is not None and all(obj is not o for o in out) and len(out) < 8:
         out.append(obj)
-        obj = getattr(obj, "optimizer", None)
+        obj = next((o for o in (getattr(obj, n, None) for n in WRAPPED) if o is not None), None)
     return out
 
 
@@ -388,7 +396,7 @@ class DivergenceGuard:
         factor: the cut, ``0 < factor < 1``.
         threshold: a loss above ``threshold * reference`` (:attr:`reference`: the median of the last
             ``window`` good losses, its lowest value so far while there are fewer; if positive) for
-            ``jump_steps`` steps in a row is a divergence. Once a good loss <= 0 has been seen (GAN,
+            ``jump_steps`` steps in a row is a divergence. Once a good negative loss has been seen (GAN,
             WGAN, ELBO or NLL losses, whose ratios mean nothing), a loss above ``reference +
             (threshold - 1) * scale`` instead (:attr:`scale`: the size of the losses; the same test
             where ``scale`` is ``reference``), and none until ``window`` good losses give a scale.
@@ -494,7 +502,7 @@ class DivergenceGuard:
         self.scaler = scaler
         self._history: deque[float] = deque(maxlen=self.window)
         self._low = math.inf  # the lowest median of the history while it held fewer than window losses
-        self._signed = False  # a good loss <= 0 was seen: jumps are measured in scale (see _bar)
+        self._signed = False  # a good negative loss was seen: jumps are measured in scale (see _bar)
         self._scale = 0.0  # DivergenceGuard.scale
         self._high = 0  # steps in a row above threshold * reference
         self._snapshots: deque[_Snapshot] = deque(maxlen=self.keep)  # oldest first
@@ -571,8 +579,8 @@ class DivergenceGuard:
 
     @property
     def scale(self) -> float:
-        """The size a jump of a loss that has been <= 0 is measured in (see ``threshold``): the largest
-        median of the absolute values of ``window`` good losses so far, since the first loss <= 0
+        """The size a jump of a loss that has been negative is measured in (see ``threshold``): the largest
+        median of the absolute values of ``window`` good losses so far, since the first negative loss
         (0.0 until a full window of them). It cannot fall: a loss that crosses zero has phases where it
         stays near it, where its size says nothing of the size of its healthy swings. A rollback
         restores the snapshot's."""
@@ -638,7 +646,7 @@ class DivergenceGuard:
             multiplier = _float("multiplier", state["multiplier"], low=0.0, high=math.inf)
             low = float(state["low"])
             # (a state of an older lrkit has neither: what its history shows)
-            signed = state.get("signed", any(v <= 0.0 for v in history))
+            signed = state.get("signed", any(v < 0.0 for v in history))
             if not isinstance(signed, bool):
                 raise TypeError(f"signed must be True or False, got {signed!r}")
             scale = float(state.get("scale", 0.0))
@@ -726,7 +734,8 @@ class DivergenceGuard:
 
     def _bar(self) -> float | None:
         """The loss above which a step is high (None: no jump test): ``threshold`` x :attr:`reference`,
-        or, once a good loss <= 0 has been seen, :attr:`reference` + ``(threshold - 1)`` x :attr:`scale`."""
+        or, once a good negative loss has been seen, :attr:`reference` + ``(threshold - 1)`` x
+        :attr:`scale`."""
         ref = self.reference
         if self.threshold is None or math.isnan(ref):  # no history yet
             return None
@@ -871,7 +880,7 @@ class DivergenceGuard:
                 self._since_snapshot = phase
             self._keep_phase = False
         self._history.append(value)
-        self._signed = self._signed or value <= 0.0
+        self._signed = self._signed or value < 0.0  # 0 itself: a margin loss's best, no sign
         if len(self._history) < self.window:
             self._low = min(self._low, statistics.median(self._history))
         elif self._signed:

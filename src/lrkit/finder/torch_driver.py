@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from lrkit._text import plural
-from lrkit.adapters.torch import WRAPPED, _step_flags
+from lrkit.adapters.torch import _step_flags
+from lrkit.control.guard import WRAPPED
 from lrkit.finder import core
 from lrkit.finder._data import data_error, first_found, known_length
 from lrkit.finder.escalation import FIXED_BATCHES, Plan, budget_steps, escalate
