@@ -574,8 +574,12 @@ class _Base(LRScheduler):
         n = len(self.schedules)
         if not n:
             return np.zeros((*t.shape, 0))
-        b = self._columns(self.schedules, t)
-        if self.relative:
+        return self._controlled(self._columns(self.schedules, t), self.relative)
+
+    def _controlled(self, b: np.ndarray, relative: bool) -> np.ndarray:
+        """Schedule values ``b`` (a column per group) as LRs with the current controls: times the base
+        LRs when ``relative``, the multiplier and cuts, and the plateau's floor."""
+        if relative:
             b = b * np.asarray(self.base_lrs, dtype=np.float64)
         out = b * np.asarray(self.factors(), dtype=np.float64)
         floors = np.asarray(self._floors(), dtype=np.float64)
@@ -826,7 +830,7 @@ class _Base(LRScheduler):
             if not allow_schedule_change:
                 self._check_same_schedule(state)
             else:
-                changed = bool(self._schedule_diffs(state))
+                changed = bool(self._schedule_diffs(state)[2])
         else:
             warnings.warn(
                 "load_state_dict: this state was saved by an older lrkit and does not name its schedule, "
@@ -856,8 +860,8 @@ class _Base(LRScheduler):
         return mine, theirs, [key for key in mine if not _same_spec(key, theirs[key], mine[key])]
 
     def _saved_lrs(self, state: Mapping[str, Any], k: int) -> list[float] | None:
-        """The LRs the state's own schedule gives at step ``k`` (with its base LRs and cuts, not the
-        plateau's floor), or None when its specs cannot be read."""
+        """The LRs the state's own schedule gives at step ``k`` (with the restored base LRs, cuts and
+        the plateau's floor, as :meth:`values` computes them), or None when its specs cannot be read."""
         from ..spec import SpecError, parse
 
         specs = state["schedule"]
@@ -869,14 +873,11 @@ class _Base(LRScheduler):
             return None
         spe = state.get("steps_per_epoch") if self.interval == "epoch" else None
         t = float(k) * (float(spe) if isinstance(spe, (int, float)) and spe else 1.0)
-        out = []
-        for i, c in enumerate(curves):
-            try:
-                v = float(np.asarray(c(np.float64(t)), dtype=np.float64))
-            except (ValueError, TypeError):  # not resolved to steps (a hand-edited state)
-                return None
-            out.append(v * (self.base_lrs[i] if state.get("relative") else 1.0) * self.factors()[i])
-        return out
+        try:
+            b = self._columns(curves, np.asarray(t, dtype=np.float64))
+        except (ValueError, TypeError):  # not resolved to steps (a hand-edited state)
+            return None
+        return [float(v) for v in self._controlled(b, bool(state.get("relative")))]
 
     def _warn_jump(self, before: list[float], k: int) -> None:
         """After a load with ``allow_schedule_change``: warn when the new schedule's LR at the resume step
@@ -1151,6 +1152,9 @@ class Scheduler(_Base):
         self._one = False
         #: an LR found changed by someone else was warned about (:class:`OverwrittenLRWarning`, once)
         self._warned_overwrite = False
+        #: a set_step() came before: the first move of a scheduler still at step 0 is not checked (a
+        #: resume that loaded the optimizer's state, its LRs included, then jumps to the saved step)
+        self._jumped = False
         #: whether the second advancing step() looked for another lrkit scheduler stepped on the optimizer
         #: (until then _bind leaves the fast path off); _peer_wait: the advancing steps before that look
         self._peers_checked = False
@@ -1382,21 +1386,22 @@ class Scheduler(_Base):
                     self._overwritten(g, k - 1)
                 g["lr"] = c[i]
 
-    def _check_lrs(self, k: int) -> None:
+    def _check_lrs(self, k: int, then: int | None = None) -> None:
         """Warn (:class:`OverwrittenLRWarning`) if a group's float LR is not the one this scheduler wrote
-        there at step ``k`` (a tensor LR is not read: on a GPU that would be a host sync)."""
+        there at step ``k`` (a tensor LR is not read: on a GPU that would be a host sync), before the
+        LRs of step ``then`` (default ``k + 1``) are written."""
         i = k - self._blk0
         if self._warned_overwrite or not 0 <= i < self._block:
             return
         for g, c in zip(self.optimizer.param_groups, self._cols, strict=False):
             lr = g["lr"]
             if not isinstance(lr, torch.Tensor) and lr != c[i]:
-                self._overwritten(g, k)
+                self._overwritten(g, k, then)
                 return
 
-    def _overwritten(self, g: Mapping[str, Any], k: int) -> None:
+    def _overwritten(self, g: Mapping[str, Any], k: int, then: int | None = None) -> None:
         """Group ``g`` holds an LR other than the one written at step ``k``, which is about to be
-        overwritten: say so, once per scheduler."""
+        overwritten by that of step ``then`` (default ``k + 1``): say so, once per scheduler."""
         if self._warned_overwrite:
             return
         self._warned_overwrite = True
@@ -1412,7 +1417,9 @@ class Scheduler(_Base):
         )
         warnings.warn(
             f"lrkit.torch scheduler: param_groups[{gi}]['lr'] is {found:.6g}, not the {wrote:.6g} this "
-            f"scheduler wrote there at its step {k}; step() now writes the LR of its step {k + 1} over it, "
+            f"scheduler wrote there at its step {k}; "
+            + ("step()" if then is None else "set_step()")
+            + f" now writes the LR of its step {k + 1 if then is None else then} over it, "
             f"so whatever changed it is undone. {other}Likely causes: torch's ReduceLROnPlateau beside it "
             "(its cut lasts less than a step: use lrkit's Plateau, plateau=Plateau(...) and "
             "scheduler.report(metric)); a second scheduler on this optimizer, lrkit's or torch's (one "
@@ -1596,7 +1603,9 @@ class Scheduler(_Base):
     def set_step(self, k: int) -> None:
         """Jump to scheduler step ``k`` (closed form) and write its LRs."""
         k = _step_index("set_step: k", k)
-        self._check_lrs(self._k)
+        if self._jumped or self._k > 0:  # not the first move of a new scheduler (a resume's jump)
+            self._check_lrs(self._k, k)
+        self._jumped = True
         self._k = k
         self._rearm_past()
         if k >= self._past_at and self._run_end is not None:  # a set_step-driven loop past the run's
