@@ -59,6 +59,7 @@ from ..schedules.base import (
     ScheduleShorterThanRunWarning,
     _caller_stacklevel,
     _count,
+    peak_until,
     warn_run_length,
 )
 from ..schedules.duration import MAX_STEPS, _real, _short
@@ -353,24 +354,20 @@ def _check_plateau_owner(plateau: Plateau, me: _Base) -> None:
         )
 
 
-def _relative_peak(s: Schedule, total_steps: float | None) -> float | None:
-    """The largest value of a resolved schedule over its length (or the run), sampled; None: unknown."""
-    n = s.length_steps if s.length_steps is not None else total_steps
-    if n is None or not math.isfinite(n):
-        return None
-    ks = np.unique(np.round(np.linspace(0.0, float(n), 2049)))
-    return float(np.max(np.abs(np.asarray(s(ks), dtype=np.float64))))
-
-
 def _warn_relative_peak(schedules: Sequence[Schedule], base: Sequence[float], total: float | None) -> None:
-    """relative=True with a schedule whose peak is far from 1 (``cosine(lr=3e-4)`` as a multiplier: an
-    LR of 9e-8): a schedule written in LRs given as a multiplier. A schedule at 0 (a frozen group) passes."""
+    """relative=True with a schedule written in LRs given as a multiplier of groups whose lrs are LRs
+    too (``cosine(lr=3e-4)`` on a group at 1e-4: it trains at 3e-8): a schedule peaking at >= 100, or at
+    <= 0.01 while every group it drives has an lr under 0.5 (groups whose lrs are factors, 1.0 and 0.1,
+    driven by a schedule in LRs, as with torch's LambdaLR, pass). A schedule at 0 (a frozen group) passes."""
     for s in dict.fromkeys(schedules):
-        top = _relative_peak(s, total)
-        if top is None or top == 0.0 or 0.01 < top < 100.0:
+        n = s.length_steps if s.length_steps is not None else total
+        if n is None or not math.isfinite(n):
             continue
+        top = peak_until(s, n)
         used = [i for i, t in enumerate(schedules) if t is s]
-        i = next((j for j in used if base[j] > 0.0), used[0])
+        i = max(used, key=lambda j: base[j])  # the group it drives fastest
+        if top == 0.0 or 0.01 < top < 100.0 or (top <= 0.01 and base[i] >= 0.5):
+            continue
         warnings.warn(
             f"lrkit.torch.scheduler: relative=True makes the schedule {str(s)!r} a multiplier of each "
             f"group's own lr, and it peaks at {top:.3g}: param_groups[{i}] (lr {base[i]:.3g}) would train at "
