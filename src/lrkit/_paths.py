@@ -172,9 +172,11 @@ def savefig_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def _csv_headers() -> tuple[str, ...]:
-    from lrkit.lab.report import EPOCHS_COLUMNS, RUNS_COLUMNS  # lazily: lrkit.lab imports this module
+    # lazily: lrkit.lab imports this module
+    from lrkit.lab.report import EPOCHS_COLUMNS, FORMER_RUNS_COLUMNS, RUNS_COLUMNS
 
-    return tuple(",".join(cols) for cols in (RUNS_COLUMNS, EPOCHS_COLUMNS))
+    # an earlier lrkit's header too: its runs.csv is lrkit's, replaced by the new one
+    return tuple(",".join(cols) for cols in (RUNS_COLUMNS, EPOCHS_COLUMNS, *FORMER_RUNS_COLUMNS))
 
 
 def owned_by_lrkit(path: str | os.PathLike[str]) -> bool:
@@ -193,11 +195,12 @@ def owned_by_lrkit(path: str | os.PathLike[str]) -> bool:
     if p.suffix.lower() == ".csv":
         first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
         return first in _csv_headers()
-    # any kind's mark, whatever the suffix: the name is the user's choice, the mark is lrkit's
-    return any(
-        mark.search(head) or (not mark.pattern.startswith(rb"\A") and mark.search(tail))
-        for mark in _MARKS.values()
-    )
+    own = _MARKS.get(p.suffix.lower())
+    if own is not None and (own.search(head) or own.search(tail)):
+        return True
+    # under another name (--json result.txt): only a mark that opens the file, JSON's or Markdown's; one
+    # that may stand anywhere (an HTML meta tag) could be quoted in a user's notes
+    return any(mark.pattern.startswith(rb"\A") and mark.search(head) for mark in _MARKS.values())
 
 
 def check_replaceable(path: str | os.PathLike[str], flag: str) -> None:
