@@ -22,6 +22,9 @@ What the report says, per strategy (a label; its runs are the seeds):
   the first step's loss (diverged: more than ``diverge_factor`` times it), so a run is one of three:
   diverged, did not learn, or learned. A run that learns slowly (a too-small LR) lowers its loss a little
   and counts as learned; its crawl shows as a late or missing time to target.
+- what the runs ran with: the versions of lrkit, torch, Python and numpy and torch's threads
+  (:func:`environments`), under the page's title and under lab.md's table (and so the console's). A row
+  of ``runs.csv`` holds all it takes to rerun its run (:func:`write_csv`).
 
 Figures show, per strategy, the mean over its seeds (line) and the spread, min to max (band): the LR
 per step, the training loss per step (smoothed, log scale) and the validation metric per epoch.
@@ -49,6 +52,7 @@ import functools
 import hashlib
 import html
 import io
+import json
 import logging
 import math
 import re
@@ -65,11 +69,13 @@ import numpy as np
 from .._paths import MARK, _stat_kind, check_replaceable, save_figure, write_output
 from ..tasks.base import diverge_threshold
 from ._messages import LANGS, MESSAGES, Messages, load_phrases, messages
-from .runner import START_LOSS, LabResult, with_start_losses
+from .runner import ENV, START_LOSS, LabResult, with_start_losses
 from .store import ReportText, ResultStore, RunRecord, check_db_path
 
 __all__ = [
+    "ENV_FIELDS",
     "EPOCHS_COLUMNS",
+    "FORMER_RUNS_COLUMNS",
     "HANGUL_FONTS",
     "LAB_FILES",
     "LANGS",
@@ -80,6 +86,8 @@ __all__ = [
     "Summary",
     "default_target",
     "did_not_learn",
+    "env_of",
+    "environments",
     "escape_markdown",
     "escape_mathtext",
     "fate",
@@ -119,13 +127,59 @@ RUNS_COLUMNS = (
     "steps",
     "seconds",
     "key",
+    # what reruns the row without the database (:func:`write_csv`): added after the columns above, which
+    # keep their places
+    "task",
+    "epochs",
+    "diverge_factor",
+    "optimizer_params",
+    "lrkit_version",
+    "torch_version",
+    "python_version",
+    "numpy_version",
+    "torch_threads",
 )
+#: the header rows of ``runs.csv`` that an earlier lrkit wrote: lrkit's own still
+#: (:func:`lrkit._paths.owned_by_lrkit`), so a new report replaces such a file
+FORMER_RUNS_COLUMNS = (RUNS_COLUMNS[: RUNS_COLUMNS.index("key") + 1],)
 EPOCHS_COLUMNS = ("label", "seed", "key", "epoch", "metric", "train_loss", "seconds")
 
 #: the default target is within this fraction of the best strategy's mean final metric
 TARGET_FRACTION = 0.01
 #: legend entries longer than this are cut (the full label is in the tables)
 LEGEND_CHARS = 60
+#: the report's words that :mod:`lrkit.lab._messages` does not hold (yet), by language: added to its
+#: catalogues when this module is imported (an id the catalogue has keeps the catalogue's words)
+MORE_MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "count.runs.one": "{n} run",
+        "count.runs.other": "{n} runs",
+        # what the runs ran with (:func:`environments`): a package's name and version are shown as they
+        # are (``{torch}``: "torch 2.13.0"), Python's version is ``{python}``
+        "env.threads.one": "{n} {torch} thread",
+        "env.threads.other": "{n} {torch} threads",
+        "env.versions": "{lrkit}, {torch}, Python {python}, {numpy}, {threads}",
+        "env.ran": "Ran with {items}.",
+        "env.runs": "{env} ({runs})",
+        "env.unknown": "{runs} from an lrkit that did not record versions",
+        "env.none": "{runs} from an lrkit that did not record versions.",
+    },
+    "ko": {
+        "count.runs.one": "실행 {n}개",
+        "count.runs.other": "실행 {n}개",
+        "env.threads.one": "{torch} 스레드 {n}개",
+        "env.threads.other": "{torch} 스레드 {n}개",
+        "env.versions": "{lrkit}, {torch}, 파이썬 {python}, {numpy}, {threads}",
+        "env.ran": "실행 환경: {items}.",
+        "env.runs": "{env} ({runs})",
+        "env.unknown": "버전을 기록하지 않던 lrkit으로 돌린 {runs}",
+        "env.none": "실행 환경: 버전을 기록하지 않던 lrkit으로 돌린 {runs}.",
+    },
+}
+for _lang, _texts in MORE_MESSAGES.items():
+    for _key, _text in _texts.items():
+        MESSAGES[_lang].setdefault(_key, _text)
+
 #: English, the default language of the report
 _EN = messages("en")
 
@@ -352,6 +406,63 @@ def fate(run: RunRecord) -> str:
     if unmeasured(run):
         return "metric not finite"
     return "did not learn" if did_not_learn(run) else run.status
+
+
+#: the fields of a run's :data:`~lrkit.lab.runner.ENV` (:func:`~lrkit.lab.runner.run_environment`)
+ENV_FIELDS = ("lrkit", "torch", "python", "numpy", "torch_threads")
+
+
+def env_of(run: RunRecord) -> dict[str, str | int | None] | None:
+    """What ``run`` ran with (:data:`~lrkit.lab.runner.ENV` in its config), field by field
+    (:data:`ENV_FIELDS`): ``torch_threads`` an int, the versions text, a field the lab did not keep None;
+    None for a run from an lrkit before it kept them."""
+    env = run.config.get(ENV)
+    if not isinstance(env, dict):
+        return None
+    out: dict[str, str | int | None] = {}
+    for k in ENV_FIELDS:
+        v = env.get(k)
+        if k == "torch_threads":
+            out[k] = v if isinstance(v, int) and not isinstance(v, bool) else None
+        else:
+            out[k] = None if v is None else str(v)
+    return out
+
+
+def environments(result: LabResult, *, lang: str = "en") -> str:
+    """The sentence that says what the runs ran with, in ``lang``: "Ran with lrkit 0.1.0, torch 2.13.0,
+    Python 3.11.7, numpy 2.4.6, 1 torch thread."; where the runs differ, each distinct one with its count
+    of runs, then the count of runs from an lrkit that did not keep them. Empty without runs."""
+    t = messages(lang)
+    result = _check_result(result)
+    groups: dict[tuple[str | int | None, ...], int] = {}
+    unknown = 0
+    for r in result.runs:
+        env = env_of(r)
+        if env is None:
+            unknown += 1
+        else:
+            key = tuple(env[k] for k in ENV_FIELDS)
+            groups[key] = groups.get(key, 0) + 1
+    if not groups:
+        return t("env.none", runs=t.count("runs", unknown)) if unknown else ""
+    items = []
+    for key, n in groups.items():
+        env = {k: "?" if v is None else v for k, v in zip(ENV_FIELDS, key, strict=True)}
+        threads = env["torch_threads"]
+        text = t(
+            "env.versions",
+            lrkit=f"lrkit {env['lrkit']}",
+            torch=f"torch {env['torch']}",
+            python=env["python"],
+            numpy=f"numpy {env['numpy']}",
+            threads=t(f"env.threads.{'one' if threads == 1 else 'other'}", n=threads, torch="torch"),
+        )
+        alone = len(groups) == 1 and not unknown
+        items.append(text if alone else t("env.runs", env=text, runs=t.count("runs", n)))
+    if unknown:
+        items.append(t("env.unknown", runs=t.count("runs", unknown)))
+    return t("env.ran", items="; ".join(items))
 
 
 def _finals(runs: Sequence[RunRecord]) -> list[float]:
@@ -1079,11 +1190,31 @@ def _cell(x: float | int | None) -> str:
     return str(x)
 
 
+def _rerun_cells(run: RunRecord) -> list[str]:
+    """The cells of ``runs.csv``'s columns after ``key`` (:func:`write_csv`), empty where the run's stored
+    config lacks one."""
+    cfg = run.config
+    params = cfg.get("optimizer_params")
+    env = env_of(run) or dict.fromkeys(ENV_FIELDS)
+    factor = cfg.get("diverge_factor")
+    epochs = cfg.get("epochs")
+    return [
+        str(cfg.get("task", "")),
+        _cell(epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None),
+        _cell(float(factor) if isinstance(factor, (int, float)) and not isinstance(factor, bool) else None),
+        "" if not isinstance(params, dict) else json.dumps(params, sort_keys=True),
+        *("" if env[k] is None else str(env[k]) for k in ENV_FIELDS),
+    ]
+
+
 def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
     """``runs.csv`` (one row per run, columns :data:`RUNS_COLUMNS`) and ``epochs.csv`` (one row per run
     per epoch, :data:`EPOCHS_COLUMNS`; ``seconds`` is wall time since the run started; ``status`` is the
-    run's :func:`fate`). Missing values
-    (a diverged run's final metric, a NaN) are empty cells."""
+    run's :func:`fate`). A row of ``runs.csv`` reruns its run without the database
+    (:func:`~lrkit.lab.runner.run_strategy`): its ``task``, ``epochs``, ``diverge_factor`` and all of
+    its ``optimizer_params`` (JSON, the task's own included) from the run's stored config, and what it
+    ran with (:func:`env_of`: ``torch_threads`` and the versions). Missing values (a diverged run's final
+    metric, a NaN, what a run from an earlier lrkit did not keep) are empty cells."""
     result = _check_result(result)
     out = _out_dir(out_dir)
     runs_buf, epochs_buf = io.StringIO(), io.StringIO()
@@ -1104,6 +1235,7 @@ def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
                 r.steps,
                 _cell(float(r.seconds)),
                 r.key,
+                *_rerun_cells(r),
             ]
         )
         n = max(len(r.epoch_metrics), len(r.epoch_losses), len(r.epoch_seconds))
@@ -1162,6 +1294,9 @@ def write_markdown(
         head += f"**{escape_markdown(note)}**\n\n"
     head += escape_markdown(_verdict_text(result, summarize(result, target)[0], t)) + "\n\n"
     text = f"{head}{markdown_table(result, target, lang=lang)}\n"
+    env = environments(result, lang=lang)
+    if env:
+        text += f"\n{escape_markdown(env)}\n"
     p = out / "lab.md"
     _write_bytes(p, text.encode("utf-8"))
     return p
@@ -1535,6 +1670,9 @@ def render_html(
         f"<h1>{_e(heading)}</h1>",
         f'<p class="meta">{meta}</p>',
     ]
+    env = environments(result, lang=lang)
+    if env:
+        parts.append(f'<p class="meta env">{_e(env)}</p>')
     if note:
         parts.append(f'<p class="note"><b>{_e(note)}</b></p>')
     summary_note = t(
