@@ -31,3 +31,11 @@ def test_lrs_as_group_lrs_are_warned_naming_the_fastest_group() -> None:
     o = _groups((1e-4, 1e-3))
     with pytest.warns(UserWarning, match=r"param_groups\[1\] \(lr 0\.001\) would train at up to 3e-07"):
         lrkit.torch.scheduler(o, "warmup(5%) >> cosine(lr=3e-4)", total_steps=1000, relative=True)
+
+
+def test_a_finders_suggestion_as_a_relative_schedule_is_warned() -> None:
+    """The tester's repro: found.schedule('cosine') (peak 0.0126) with relative=True over groups at 1e-4
+    and 1e-3 trains at 1.26e-6 at most; its peak is above 0.01, which alone was not warned."""
+    o = _groups((1e-4, 1e-3))
+    with pytest.warns(UserWarning, match=r"peaks at 0\.0126: param_groups\[1\]"):
+        lrkit.torch.scheduler(o, "warmup(5%) >> cosine(lr=0.0126)", total_steps=1000, relative=True)

@@ -357,8 +357,9 @@ def _check_plateau_owner(plateau: Plateau, me: _Base) -> None:
 def _warn_relative_peak(schedules: Sequence[Schedule], base: Sequence[float], total: float | None) -> None:
     """relative=True with a schedule written in LRs given as a multiplier of groups whose lrs are LRs
     too (``cosine(lr=3e-4)`` on a group at 1e-4: it trains at 3e-8): a schedule peaking at >= 100, or at
-    <= 0.01 while every group it drives has an lr under 0.5 (groups whose lrs are factors, 1.0 and 0.1,
-    driven by a schedule in LRs, as with torch's LambdaLR, pass). A schedule at 0 (a frozen group) passes."""
+    <= 0.1 (an LR, as a finder's suggestion) while every group it drives has an lr under 0.5 (groups
+    whose lrs are factors, 1.0 and 0.1, driven by a schedule in LRs, as with torch's LambdaLR, pass). A
+    schedule at 0 (a frozen group) passes."""
     for s in dict.fromkeys(schedules):
         n = s.length_steps if s.length_steps is not None else total
         if n is None or not math.isfinite(n):
@@ -366,7 +367,7 @@ def _warn_relative_peak(schedules: Sequence[Schedule], base: Sequence[float], to
         top = peak_until(s, n)
         used = [i for i, t in enumerate(schedules) if t is s]
         i = max(used, key=lambda j: base[j])  # the group it drives fastest
-        if top == 0.0 or 0.01 < top < 100.0 or (top <= 0.01 and base[i] >= 0.5):
+        if top == 0.0 or 0.1 < top < 100.0 or (top <= 0.1 and base[i] >= 0.5):
             continue
         warnings.warn(
             f"lrkit.torch.scheduler: relative=True makes the schedule {str(s)!r} a multiplier of each "
