@@ -137,7 +137,9 @@ def test_the_run_key_is_unchanged_and_the_fingerprint_is_stored_beside_it(tmp_pa
     (run,) = result.runs
     assert run.key == run_key(run_config("mine", STRATEGY[0], 0, 1, "sgd"))  # as lrkit keyed it before
     assert run.config[FINGERPRINT] == task_fingerprint(task.build(0))
-    assert set(run.config[FINGERPRINT]) == {"epoch_steps", "parameters", "init", "batch", "batch_hash"}
+    assert set(run.config[FINGERPRINT]) == {
+        *("epoch_steps", "parameters", "init", "batch", "batch_hash", "metric", "loss", "val_batch_hash")
+    }
 
 
 def test_a_run_stored_without_a_fingerprint_is_reused_with_a_warning(tmp_path: Path) -> None:

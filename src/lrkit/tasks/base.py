@@ -355,8 +355,10 @@ def task_fingerprint(parts: TaskParts) -> dict[str, Any]:
     """What a task builds, beyond its name, so that an edited task is told from the one stored runs were
     trained on (the lab): ``epoch_steps``, the model's ``parameters`` (a count), ``init`` (a hash of its
     parameters and buffers as built), ``batch`` (the dtypes and shapes of the first training batch:
-    another batch size or input) and ``batch_hash`` (a hash of its values: other data). ``parts`` is a
-    fresh build (an untrained model); one batch of its train loader is drawn."""
+    another batch size or input), ``batch_hash`` (a hash of its values: other data), ``metric`` (its
+    name and direction), ``loss`` (the loss function's qualified name) and ``val_batch_hash`` (the first
+    validation batch's hash). ``parts`` is a fresh build (an untrained model); one batch of each loader
+    is drawn."""
     import hashlib
 
     model = parts.model
@@ -367,13 +369,24 @@ def task_fingerprint(parts: TaskParts) -> dict[str, Any]:
     batch = next(iter(parts.train_loader), None)
     data = hashlib.blake2b(digest_size=16)
     _hash_into(data, batch)
+    val = hashlib.blake2b(digest_size=16)
+    _hash_into(val, next(iter(parts.val_loader), None))
     return {
         "epoch_steps": parts.epoch_steps,
         "parameters": sum(p.numel() for p in model.parameters()),
         "init": init.hexdigest(),
         "batch": ", ".join(_shapes(batch)) or type(batch).__name__,
         "batch_hash": data.hexdigest(),
+        "metric": f"{parts.metric_name} ({'higher' if parts.higher_is_better else 'lower'} is better)",
+        "loss": _name_of(parts.loss_fn),
+        "val_batch_hash": val.hexdigest(),
     }
+
+
+def _name_of(fn: Any) -> str:
+    """A callable's qualified name (its class's for an object such as ``torch.nn.CrossEntropyLoss()``)."""
+    target = fn if hasattr(fn, "__qualname__") else type(fn)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(fn).__name__)}"
 
 
 def fingerprint_changes(then: Mapping[str, Any], now: Mapping[str, Any], seed: int = 0) -> list[str]:
@@ -394,6 +407,12 @@ def fingerprint_changes(then: Mapping[str, Any], now: Mapping[str, Any], seed: i
         out.append(f"first training batch {then['batch']} then, {now['batch']} now")
     elif differs("batch_hash"):
         out.append("the first training batch's values differ (same shapes: other data, or other order)")
+    if differs("metric"):
+        out.append(f"metric {then['metric']} then, {now['metric']} now")
+    if differs("loss"):
+        out.append(f"loss function {then['loss']} then, {now['loss']} now")
+    if differs("val_batch_hash"):
+        out.append("the first validation batch differs (other validation data)")
     return out
 
 
