@@ -318,7 +318,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         max_retry=args.max_retry,
         progress=say_line,  # one write a line: worker processes write to the same stdout
     )
-    say_line(str(result))
+    # without a best spec, stdout ends with no sentence a script could take for one (its last line)
+    say_line(str(result), sys.stdout if result.best_spec is not None else sys.stderr)
     budget = None if timeout is None else f"--timeout {args.timeout.strip()} = {core.duration(timeout)}"
     if result.best_spec is None and result.complete and result.diverged == result.complete:
         say_line(
