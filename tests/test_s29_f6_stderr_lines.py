@@ -6,6 +6,7 @@ tester's findings; tests/test_cli_exit.py checks the find and auto lines)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,16 +15,27 @@ from lrkit.cli import main
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _blocked(out: Path) -> None:
-    """A directory where the report's page goes: the lab runs, then writing report.html fails."""
-    (out / "report.html").mkdir(parents=True)
+@pytest.fixture
+def blocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing report.html fails (a full disk): the lab runs, then its report cannot be written. (A
+    directory in its place is now refused before the lab runs.)"""
+    import lrkit.lab.report as report
+
+    real = report.write_output
+
+    def failing(path: Any, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name == "report.html":
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(report, "write_output", failing)
 
 
+@pytest.mark.usefixtures("blocked")
 def test_a_failed_lab_report_is_an_error_on_stderr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "lab"
-    _blocked(out)
     argv = ["lab", "--task", "digits-mlp-sgd", "--epochs", "1", "--strategy", "c=constant(0.05)"]
     code = main([*argv, "--workers", "1", "--out", str(out)])
     stdout, err = capsys.readouterr()
@@ -37,11 +49,10 @@ def test_a_failed_lab_report_is_an_error_on_stderr(
     assert (out / "lab.db").exists()
 
 
-@pytest.mark.usefixtures("tiny_task")
+@pytest.mark.usefixtures("tiny_task", "blocked")
 def test_a_failed_tune_report_is_tune_s_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("optuna")
     out = tmp_path / "tune"
-    _blocked(out)
     argv = ["tune", "--task", "tiny_tune_task:tiny", "--epochs", "2", "--trials", "2", "--no-finder"]
     argv += ["--lr-range", "0.01", "0.3", "--report-seeds", "1", "--storage", str(tmp_path / "t.db")]
     code = main([*argv, "--out", str(out)])

@@ -206,6 +206,11 @@ def owned_by_lrkit(path: str | os.PathLike[str]) -> bool:
 def check_replaceable(path: str | os.PathLike[str], flag: str) -> None:
     """Raise ``ValueError`` naming ``flag`` when a file lrkit did not write is at ``path``."""
     p = Path(path)
+    if p.is_dir() and not p.is_symlink():  # found only when writing, after the work (a lab's training)
+        raise ValueError(
+            f"{flag}: {str(p)!r} is a directory where lrkit writes a file: move it away or choose another "
+            "name"
+        )
     if (p.exists() or p.is_symlink()) and not p.is_dir() and (p.is_symlink() or not owned_by_lrkit(p)):
         raise ValueError(
             f"{flag}: {str(p)!r} exists and lrkit did not write it (it has no lrkit mark); lrkit "

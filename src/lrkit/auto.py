@@ -330,10 +330,19 @@ def _kept_note(optimizer: Any, schedule_free: bool) -> str:
         return ""
     if schedule_free:
         return " (the Schedule-Free optimizer's state, its averaged weights, is kept)"
+    import torch
+
+    name = type(optimizer).__name__
+    why = (
+        "LBFGS's are not restarted"
+        if isinstance(optimizer, torch.optim.LBFGS)
+        else f"{name} wraps another optimizer, whose restart would also wipe {name}'s own state"
+        if len(_optimizer_chain(optimizer)) > 1
+        else f"{name} is not one of them"
+    )
     return (
         " (the optimizer's running statistics, from the ramp's LRs far below the peak, are kept: lrkit "
-        "restarts those of torch.optim's optimizers and their subclasses only, and "
-        f"{type(optimizer).__name__} is not one, or is LBFGS)"
+        f"restarts those of torch.optim's optimizers and their subclasses only, and {why})"
     )
 
 
