@@ -992,7 +992,8 @@ class _StepFlag:
     def reset(self) -> None:
         self.stepped = self.taken = False
         self.count = 0
-        self.found = []
+        if self.found:  # no new list on every step (the hot path): only after fused steps
+            self.found = []
 
     def load(self, other: _StepFlag) -> None:
         """Take ``other``'s state (a :meth:`copy` taken earlier): the LR finder puts it back, so that its
@@ -1346,16 +1347,10 @@ class Scheduler(_Base):
                 and not (self._total_steps is not None and count > self._total_steps)
             ):
                 self._warn_epochwise(count)
-            if flag.taken or not flag.found:  # flag.reset(), inlined: the hot path
-                flag.stepped = flag.taken = False
-                flag.count = 0
-                if flag.found:
-                    flag.found = []
-            else:
-                skipped = flag.all_skipped()
-                flag.reset()
-                if skipped:  # a GradScaler skipped every optimizer step since the last call
-                    return
+            skipped = flag.all_skipped()
+            flag.reset()
+            if skipped:  # a GradScaler skipped every optimizer step since the last call
+                return
         k = self._k + 1
         self._k = k
         i = k - self._blk0
