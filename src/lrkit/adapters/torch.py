@@ -1553,28 +1553,29 @@ class Scheduler(_Base):
     def _warn_unfed(self, k: int) -> None:
         where = "epoch" if self.interval == "epoch" else "step"
         held = getattr(self.plateau, "skipped", 0)
-        if held:  # fed, but only during the warmup
-            warnings.warn(
-                f"lrkit.torch scheduler: the run has reached its last {where} ({k}, total_steps="
-                f"{self._total_steps:g}) and the plateau has not cut the LR: the {plural(held, 'metric')} "
-                f"given to it all came during the schedule's warmup (before {where} {self._warmup_end():g}), "
-                "and Plateau(start='warmup'), the default, skips those. Report metrics after the warmup "
-                "too, or count them: Plateau(start=0) counts every metric, start=k those from scheduler "
-                f"{where} k. (Warned once per scheduler.)",
-                UnfedPlateauWarning,
-                stacklevel=4,  # step() -> _look() -> here
-            )
-            return
-        warnings.warn(
+        head = (
             f"lrkit.torch scheduler: the run has reached its last {where} ({k}, total_steps="
-            f"{self._total_steps:g}) and the plateau has not been given a metric yet, so it has not cut the "
-            "LR (a metric given only after the run's last step comes too late to cut it). Give it each "
-            "evaluation's metric with scheduler.report(metric) (or step(metric)). transformers' "
-            "Trainer feeds only torch's ReduceLROnPlateau: use lrkit.transformers.Trainer(schedule=..., "
-            "plateau=...) or trainer.add_callback(lrkit.transformers.PlateauCallback(trainer)); accelerate: "
-            "the lrkit scheduler inside the prepared one, prepared.scheduler.report(metric); Lightning: "
-            "report() in on_validation_epoch_end "
-            "(examples/lightning_plateau.py). (Warned once per scheduler.)",
+            f"{self._total_steps:g})"
+        )
+        if held:  # fed, but only during the warmup
+            said = (
+                f" and the plateau has not cut the LR: the {plural(held, 'metric')} given to it all came "
+                f"during the schedule's warmup (before {where} {self._warmup_end():g}), and "
+                "Plateau(start='warmup'), the default, skips those. Report metrics after the warmup too, or "
+                f"count them: Plateau(start=0) counts every metric, start=k those from scheduler {where} k."
+            )
+        else:
+            said = (
+                " and the plateau has not been given a metric yet, so it has not cut the LR (a metric given "
+                "only after the run's last step comes too late to cut it). Give it each evaluation's metric "
+                "with scheduler.report(metric) (or step(metric)). transformers' Trainer feeds only torch's "
+                "ReduceLROnPlateau: use lrkit.transformers.Trainer(schedule=..., plateau=...) or "
+                "trainer.add_callback(lrkit.transformers.PlateauCallback(trainer)); accelerate: the lrkit "
+                "scheduler inside the prepared one, prepared.scheduler.report(metric); Lightning: report() "
+                "in on_validation_epoch_end (examples/lightning_plateau.py)."
+            )
+        warnings.warn(
+            f"{head}{said} (Warned once per scheduler.)",
             UnfedPlateauWarning,
             stacklevel=4,  # step() -> _look() -> here
         )
