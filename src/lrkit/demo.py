@@ -72,7 +72,7 @@ def recipes_figure(path: Path, lang: str = "en") -> Any:
     from .lab.report import _plain_text
     from .plot import plot_schedules
 
-    with _plain_text(lang) as (plt, t):  # t.lang: "en" when no font draws Hangul
+    with _plain_text(lang) as t:  # t.lang: "en" when no font draws Hangul
         steps = f"{RECIPE_STEPS:,}"
         title = _say(t.lang, "common recipes over {steps} steps", steps=steps)
         fig = plot_schedules(list(RECIPES), RECIPE_STEPS, log=True, title=title)
@@ -80,7 +80,6 @@ def recipes_figure(path: Path, lang: str = "en") -> Any:
         ax.set_xlabel(_say(t.lang, "step"))
         ax.set_ylabel(_say(t.lang, "learning rate"))
         save_figure(fig, path, dpi=130, flag="out")
-        plt.close(fig)
     return fig
 
 
@@ -90,7 +89,7 @@ def finder_figure(found: FinderResult, path: Path, lang: str = "en") -> Any:
     from ._paths import save_figure
     from .lab.report import _plain_text
 
-    with _plain_text(lang) as (_, t):
+    with _plain_text(lang) as t:
         head = _say(t.lang, "LR range test: {task}", task=TASK)
         ax = found.plot(title=head)
         if t.lang != "en":

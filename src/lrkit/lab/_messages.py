@@ -180,6 +180,17 @@ EN: dict[str, str] = {
     "lab from before lrkit measured it compared with the first step's loss, one batch's). Such a run's "
     "final metric is typically near the untrained model's (chance, for a classifier); the summary still "
     "counts it. A run that learns slowly lowers its loss and is not listed here.",
+    "count.runs.one": "{n} run",
+    "count.runs.other": "{n} runs",
+    # what the runs ran with (report.environments): a package's name and version are shown as they are
+    # (``{torch}``: "torch 2.13.0"), Python's version is ``{python}``
+    "env.threads.one": "{n} {torch} thread",
+    "env.threads.other": "{n} {torch} threads",
+    "env.versions": "{lrkit}, {torch}, Python {python}, {numpy}, {threads}",
+    "env.ran": "Ran with {items}.",
+    "env.runs": "{env} ({runs})",
+    "env.unknown": "{runs} from an lrkit that did not record versions",
+    "env.none": "{runs} from an lrkit that did not record versions.",
 }
 
 KO: dict[str, str] = {
@@ -320,6 +331,15 @@ KO: dict[str, str] = {
     "스텝의 손실, 즉 배치 하나의 손실과 비교했습니다). 이런 실행의 최종 지표는 보통 학습 전 모델의 "
     "값(분류기라면 우연 수준) 근처이며, 요약 표는 이 실행도 셉니다. 느리게 학습하는 실행은 손실을 "
     "낮추므로 여기에 나오지 않습니다.",
+    "count.runs.one": "실행 {n}개",
+    "count.runs.other": "실행 {n}개",
+    "env.threads.one": "{torch} 스레드 {n}개",
+    "env.threads.other": "{torch} 스레드 {n}개",
+    "env.versions": "{lrkit}, {torch}, 파이썬 {python}, {numpy}, {threads}",
+    "env.ran": "실행 환경: {items}.",
+    "env.runs": "{env} ({runs})",
+    "env.unknown": "버전을 기록하지 않던 lrkit으로 돌린 {runs}",
+    "env.none": "실행 환경: 버전을 기록하지 않던 lrkit으로 돌린 {runs}.",
 }
 
 #: the catalogues by language; ``en`` is the reference every other has the ids and fields of

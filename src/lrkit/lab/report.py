@@ -150,35 +150,6 @@ TARGET_FRACTION = 0.01
 LEGEND_CHARS = 60
 #: the report's words that :mod:`lrkit.lab._messages` does not hold (yet), by language: added to its
 #: catalogues when this module is imported (an id the catalogue has keeps the catalogue's words)
-MORE_MESSAGES: dict[str, dict[str, str]] = {
-    "en": {
-        "count.runs.one": "{n} run",
-        "count.runs.other": "{n} runs",
-        # what the runs ran with (:func:`environments`): a package's name and version are shown as they
-        # are (``{torch}``: "torch 2.13.0"), Python's version is ``{python}``
-        "env.threads.one": "{n} {torch} thread",
-        "env.threads.other": "{n} {torch} threads",
-        "env.versions": "{lrkit}, {torch}, Python {python}, {numpy}, {threads}",
-        "env.ran": "Ran with {items}.",
-        "env.runs": "{env} ({runs})",
-        "env.unknown": "{runs} from an lrkit that did not record versions",
-        "env.none": "{runs} from an lrkit that did not record versions.",
-    },
-    "ko": {
-        "count.runs.one": "실행 {n}개",
-        "count.runs.other": "실행 {n}개",
-        "env.threads.one": "{torch} 스레드 {n}개",
-        "env.threads.other": "{torch} 스레드 {n}개",
-        "env.versions": "{lrkit}, {torch}, 파이썬 {python}, {numpy}, {threads}",
-        "env.ran": "실행 환경: {items}.",
-        "env.runs": "{env} ({runs})",
-        "env.unknown": "버전을 기록하지 않던 lrkit으로 돌린 {runs}",
-        "env.none": "실행 환경: 버전을 기록하지 않던 lrkit으로 돌린 {runs}.",
-    },
-}
-for _lang, _texts in MORE_MESSAGES.items():
-    for _key, _text in _texts.items():
-        MESSAGES[_lang].setdefault(_key, _text)
 
 #: English, the default language of the report
 _EN = messages("en")
@@ -929,15 +900,6 @@ def _figure_language(lang: str) -> tuple[Messages, list[str] | None]:
     return t, [*matplotlib.rcParams["font.family"], font]
 
 
-class _Unmanaged:
-    """What :func:`_plain_text` yields where it yielded pyplot: lrkit's figures are not pyplot's (each
-    draws on its own Agg canvas, :func:`lrkit.plot.new_figure`), so closing one has nothing to do."""
-
-    @staticmethod
-    def close(fig: Any) -> None:
-        del fig
-
-
 def _not_a_weight_fallback(record: logging.LogRecord) -> bool:
     """False for matplotlib's "findfont: Failed to find font weight bold for NanumGothic, now using 600":
     a Hangul font whose bold is not 700 (NanumGothic's is 600) draws lrkit's bold text as it should."""
@@ -945,7 +907,7 @@ def _not_a_weight_fallback(record: logging.LogRecord) -> bool:
 
 
 @contextmanager
-def _plain_text(lang: str = "en") -> Iterator[tuple[_Unmanaged, Messages]]:
+def _plain_text(lang: str = "en") -> Iterator[Messages]:
     """TeX off (labels are escaped for mathtext, not for TeX), and the catalogue the figure's text comes
     from, in a font that draws it (:func:`_figure_language`); make (and save) the figures inside, with
     :func:`lrkit.plot.new_figure`. With a Hangul font, matplotlib's line on the weight that font's bold
@@ -960,7 +922,7 @@ def _plain_text(lang: str = "en") -> Iterator[tuple[_Unmanaged, Messages]]:
         fonts.addFilter(_not_a_weight_fallback)
     try:
         with matplotlib.rc_context(rc):
-            yield _Unmanaged(), t
+            yield t
     finally:
         fonts.removeFilter(_not_a_weight_fallback)
 
@@ -1090,7 +1052,7 @@ def panel_figure(result: LabResult, panel: str, *, lang: str = "en") -> Any:
         raise ValueError(f"panel: expected one of {PANELS}, got {panel!r}")
     from ..plot import new_figure
 
-    with _plain_text(lang) as (_, t):
+    with _plain_text(lang) as t:
         width = 11.0
         fig = new_figure(figsize=(width, 4.6), layout="constrained", dpi=100)
         ax = fig.subplots()
@@ -1108,7 +1070,7 @@ def lab_figure(
         result = replace(result, metric_name=metric_name)
     from ..plot import new_figure
 
-    with _plain_text(lang) as (_, t):
+    with _plain_text(lang) as t:
         width = 19.0
         fig = new_figure(figsize=(width, 5.8), layout="constrained", dpi=100)
         axes = fig.subplots(1, 3)
