@@ -411,7 +411,8 @@ def _tmp_name(p: Path) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (one of another user counts as alive)."""
+    """Whether process ``pid`` runs on this machine (one of another user counts as alive; a zombie, killed
+    but not yet reaped by its parent, does not)."""
     if pid <= 0:
         return True  # never a process of ours: os.kill(0, ...) would mean the process group
     try:
@@ -420,7 +421,17 @@ def _pid_alive(pid: int) -> bool:
         return False
     except (PermissionError, OverflowError):
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` is a zombie, read from ``/proc/PID/stat`` (state ``Z``; False where there is none)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    # "PID (COMM) STATE ...": COMM may hold spaces and parentheses, the state follows the last ")"
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _remove_dead_tmp(p: Path) -> None:
