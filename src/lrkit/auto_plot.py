@@ -27,6 +27,13 @@ __all__ = ["by_step", "plot_auto"]
 
 #: the EMA of the training loss drawn on the right panel, on a run long enough (see smoothing_for)
 LOSS_SMOOTHING = 0.98
+#: :attr:`AutoResult.search` in words, for the titles (keys: :data:`lrkit.auto.SEARCH_OUTCOMES`)
+SEARCH_WORDS = {
+    "in_run": "in-run ramp, kept as warmup",
+    "in_run_restored": "in-run ramp, undone",
+    "in_run_then_separate": "separate range test after an in-run ramp without signal",
+    "separate": "separate range test",
+}
 
 
 def smoothing_for(steps: int) -> float:
@@ -100,13 +107,17 @@ def plot_auto(
     left, right = fig.subplots(1, 2)
 
     found = result.finder
-    found.plot(ax=left, title=f"the LR search ({result.search}): loss against LR")
+    search = SEARCH_WORDS.get(result.search, result.search)
+    found.plot(ax=left, title=f"the LR search ({search}): loss against LR")
     peak = result.peak_lr
     left.axvline(peak, color="k", ls="--", lw=1.6, label=f"peak LR of the schedule: {peak:.3g}")
     kept = result.trained_steps
     if kept:
         last = float(found.curves[0].lrs[kept - 1])
         left.axvline(last, color="C5", ls=":", lw=1.6, label=f"ramp kept up to {last:.3g}")
+    lo, hi = left.get_xlim()  # the LRs the search tried: the peak may lie past them (a peak factor > 1)
+    if peak > 0 and not lo <= peak <= hi:
+        left.set_xlim(min(lo, peak / 1.3), max(hi, peak * 1.3))
     left.legend(fontsize="small", loc="best")
 
     lrs = result.lrs()
@@ -150,7 +161,7 @@ def plot_auto(
     right.set_title(f"the run: {result.kind}, {result.total_steps} steps")
     fig.suptitle(
         title
-        or f"lrkit.auto: peak LR {result.peak_lr:.3g}, {result.kind} schedule, {result.search} search "
+        or f"lrkit.auto: peak LR {result.peak_lr:.3g}, {result.kind} schedule, LR from the {search} "
         f"(compute {result.compute:.2f}x one run)"
     )
     if path is not None:

@@ -25,6 +25,9 @@ _LABELS = {"minimum": "minimum/10"}
 #: the loss axis spans at least this fraction of the starting loss, so that a curve that fell by less
 #: than 1% (the "flat" verdict) looks flat instead of its noise filling the figure
 MIN_SPAN = 0.04
+#: a loss axis whose top is more than this times its bottom is logarithmic (a linear one squeezes the
+#: losses before the blow-up onto its floor)
+LOG_LOSS_RATIO = 100.0
 #: characters per line of the verdict under the title (it fits over the axes beside the legend)
 _WIDTH = 64
 
@@ -44,9 +47,34 @@ def verdict(result: FinderResult) -> str:
     return "\n".join(["no suggestion (NOT TRUSTED):", *textwrap.wrap(why, _WIDTH)])
 
 
-def _ylim(result: FinderResult) -> tuple[float, float] | None:
+def _lr_range(result: FinderResult) -> tuple[float, float] | None:
+    """The LR axis: the LRs the test tried (and the suggestion with its interval, when there is one),
+    a twentieth of their span in log space wider on each side; a rule's raw value outside it is not
+    drawn but named in the legend (:func:`_off_axis`). None when no LR was tried."""
+    lrs = np.concatenate([c.lrs[np.isfinite(c.lrs) & (c.lrs > 0)] for c in result.curves] or [np.zeros(0)])
+    if not lrs.size:
+        return None
+    lo, hi = float(lrs.min()), float(lrs.max())
+    if result.suggestion is not None:
+        lo = min(lo, result.suggestion, *(v for v in result.interval if v > 0))
+        hi = max(hi, result.suggestion, *result.interval)
+    pad = max(math.log10(hi / lo), 0.5) / 20
+    return lo / 10**pad, hi * 10**pad
+
+
+def _off_axis(value: float, shown: tuple[float, float]) -> str:
+    """`` (below the LRs tried)`` / `` (above ...)`` for a value outside the LR axis, else ``""``."""
+    if value < shown[0]:
+        return " (below the LRs tried)"
+    return " (above the LRs tried)" if value > shown[1] else ""
+
+
+def _ylim(result: FinderResult) -> tuple[float, float, bool] | None:
     """The loss axis: from the lowest smoothed loss to the highest of each curve's first tenth (the
-    diverged tail runs off the top), at least :data:`MIN_SPAN` of the starting loss high."""
+    diverged tail runs off the top), at least :data:`MIN_SPAN` of the starting loss high. When that
+    top is more than :data:`LOG_LOSS_RATIO` times the bottom (a loss that blew up within the first
+    tenth of the rungs), the axis is logarithmic (the third value True), from the bottom to the top, a
+    little wider."""
     heads, lows = [], []
     for c in result.curves:
         y = c.smoothed[np.isfinite(c.smoothed)]
@@ -57,13 +85,15 @@ def _ylim(result: FinderResult) -> tuple[float, float] | None:
         return None
     top = max(float(h.max()) for h in heads)
     bottom = min(lows)
+    if bottom > 0 and top / bottom > LOG_LOSS_RATIO:
+        return bottom / 1.5, top * 1.5, True
     level = float(np.median(np.concatenate(heads)))
     span = max(top - bottom, MIN_SPAN * abs(level), 1e-12)
     mid = (top + bottom) / 2 if top - bottom < span else None
     if mid is not None:  # a flat curve: centred in a window of MIN_SPAN of its level
         bottom, top = mid - span / 2, mid + span / 2
     pad = 0.1 * span
-    return bottom - pad, top + 3 * pad
+    return bottom - pad, top + 3 * pad, False
 
 
 def plot_result(
@@ -114,6 +144,7 @@ def plot_result(
     # an untrusted result has no suggestion: the rules' raw values and their interval are drawn faint and
     # marked unused, none in the bold line that reads as "the" suggestion
     used = result.suggestion is not None
+    shown = _lr_range(result)
     if hi > lo:
         ax.axvspan(
             lo,
@@ -134,15 +165,24 @@ def plot_result(
             ls=style,
             lw=lw,
             alpha=1.0 if used else 0.45,
-            label=f"{_LABELS.get(name, name)}: {value:.3g}" + ("" if used else " (not used)"),
+            label=f"{_LABELS.get(name, name)}: {value:.3g}"
+            + ("" if used else " (not used)")
+            + (_off_axis(value, shown) if shown is not None else ""),
         )
     if own and result.suggestion is not None:
         _mark_suggestion(ax, result, result.suggestion)
+    if shown is not None:
+        ax.set_xlim(*shown)
     limits = _ylim(result)
     if limits is not None:
-        ax.set_ylim(*limits)
+        bottom, top, log = limits
+        if log:
+            ax.set_yscale("log")
+        ax.set_ylim(bottom, top)
     _shade_diverged(ax, result)
-    ax.set_xlabel("learning rate (log scale)")
+    ref = result.reference_group
+    group = f" of param group {ref}" if len(result.group_ratios) > 1 else ""
+    ax.set_xlabel(f"learning rate{group} (log scale)")
     ax.set_ylabel("loss")
     if title is not None and not own:
         ax.set_title(title)

@@ -1,0 +1,100 @@
+"""The range test's figure when the curve is not a textbook one: a loss that blows up from the first
+rungs keeps the LRs tried in view on a log loss axis, a rule's value off the axis is named, the LR axis
+says which param group it is, and auto's figure keeps its peak in view and names its search in words."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lrkit.finder import range_test
+
+pytest.importorskip("matplotlib")
+
+
+def early_blow_up(lr: float) -> float:
+    """2.3 at the first rungs, then a loss that grows a hundredfold per rung: the test stops early."""
+    return 2.3 if lr < 52.0 else 2.3 * 100.0 ** ((lr - 49.0) / 3.0)
+
+
+def _labels(ax: object) -> list[str]:
+    return [h.get_label() for h in ax.get_legend().legend_handles]  # type: ignore[attr-defined]
+
+
+def test_a_blow_up_from_the_first_rungs_keeps_the_lrs_tried_in_view() -> None:
+    res = range_test(early_blow_up, start_lr=50.0, end_lr=1e4, num_steps=100)
+    tried = np.concatenate([c.lrs for c in res.curves])
+    assert res.suggestion is None and res.suggestions  # the rules' raw values are drawn, unused
+    ax = res.plot()
+    lo, hi = ax.get_xlim()
+    assert tried.min() / 1.5 <= lo <= tried.min() and hi >= tried.max()
+    assert math.log10(hi / lo) < 1.0  # the tried range (and the shaded blow-up) fill the axis
+    below = [v for v in res.suggestions.values() if v < tried.min()]
+    assert below, "the premise: a rule's value lies below the LRs tried"
+    assert any("(below the LRs tried)" in label for label in _labels(ax))
+    # a loss that rose 1e5x within the first tenth: a log axis shows the start and the blow-up
+    assert ax.get_yscale() == "log"
+    ylo, yhi = ax.get_ylim()
+    first = res.curves[0].smoothed[0]
+    assert ylo <= first and yhi >= 100 * first
+
+
+def test_a_textbook_curve_keeps_a_linear_loss_axis_and_every_value_in_view() -> None:
+    def bowl(lr: float) -> float:
+        return float((np.log10(lr) + 1.0) ** 2 + 1.0) if lr < 3.0 else 1e6
+
+    res = range_test(bowl, num_steps=60)
+    assert res.suggestion is not None
+    ax = res.plot()
+    assert ax.get_yscale() == "linear"
+    lo, hi = ax.get_xlim()
+    assert lo <= min(res.interval[0], res.suggestion) and hi >= res.suggestion
+    assert not any("LRs tried" in label for label in _labels(ax))
+
+
+def test_the_lr_axis_names_the_param_group_when_there_are_several() -> None:
+    def bowl(lr: float) -> float:
+        return float((np.log10(lr) + 1.0) ** 2 + 1.0)
+
+    one = range_test(bowl, num_steps=40)
+    assert one.plot().get_xlabel() == "learning rate (log scale)"
+    from dataclasses import replace
+
+    frozen = replace(one, group_ratios=(0.0, 1.0, 10.0))
+    assert frozen.plot().get_xlabel() == "learning rate of param group 1 (log scale)"
+
+
+def test_auto_search_words_cover_every_outcome() -> None:
+    from lrkit.auto import SEARCH_OUTCOMES
+    from lrkit.auto_plot import SEARCH_WORDS
+
+    assert set(SEARCH_WORDS) == set(SEARCH_OUTCOMES)
+    assert all("_" not in w for w in SEARCH_WORDS.values())
+
+
+def test_autos_figure_keeps_a_peak_past_the_lrs_tried_in_view() -> None:
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    import lrkit
+
+    from .test_auto import _loader, _model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the search's cost on this small run is not under test here
+        run = lrkit.auto(model, opt, _loader(), torch.nn.functional.cross_entropy, epochs=6,
+                         search="separate", peak_factor=300, verbose=False)  # fmt: skip
+    tried = np.concatenate([c.lrs for c in run.finder.curves])
+    assert run.peak_lr > tried.max(), "the premise: the peak lies past the LRs the search tried"
+    fig = run.plot()
+    left = fig.axes[0]
+    lo, hi = left.get_xlim()
+    assert lo <= run.peak_lr <= hi
+    words = fig._suptitle.get_text() + left.get_title()
+    assert "separate range test" in words and "separate search" not in words and "in_run" not in words
