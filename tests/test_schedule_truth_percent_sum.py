@@ -14,7 +14,7 @@ import warnings
 from fractions import Fraction
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import lrkit
@@ -26,8 +26,8 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 
 
 def _ceil(c: Fraction, total: int) -> int:
-    """``ceil(c * total)`` as lrkit rounds one fraction: ``c`` as a float times the total."""
-    return math.ceil(float(c) * total)
+    """``ceil(c * total)`` as lrkit rounds one fraction: exactly (7% of 100 is 7, not ceil(0.07 * 100))."""
+    return math.ceil(c * total)
 
 
 @st.composite
@@ -69,11 +69,12 @@ def test_the_reported_chain_fills_its_3910_steps() -> None:
 
 @SETTINGS
 @given(pcts=_percents(), total=st.integers(1, 10**6))
+@example(pcts=[Fraction(7), Fraction(14), Fraction(28), Fraction(51)], total=100)  # the first took 8 steps
 def test_percentages_adding_to_100_fill_the_run(pcts: list[Fraction], total: int) -> None:
     spec = _spec(pcts)
     r = lrkit.parse(spec).resolve(total_steps=total)
     lengths = [p.length_steps for p in r.pieces]
-    assert lengths[0] == math.ceil(float(pcts[0] / 100) * total)  # as transformers' warmup ratio
+    assert lengths[0] == _ceil(pcts[0] / 100, total)  # as transformers' warmup ratio, exactly
     assert lengths[0] == Duration.parse(f"{float(pcts[0]):g}%").to_steps(total, None)
     # every piece sees a step at least; when each percentage is a step of the run at least, the pieces
     # start where the cumulative fractions say and fill the run exactly
@@ -84,17 +85,18 @@ def test_percentages_adding_to_100_fill_the_run(pcts: list[Fraction], total: int
         assert r.length == Duration(total)
         _scheduler(spec, total)  # no ScheduleLongerThanRunWarning
     else:  # never longer than when each was rounded up alone
-        alone = sum(math.ceil(float(p / 100) * total) for p in pcts)
+        alone = sum(_ceil(p / 100, total) for p in pcts)
         assert r.length is not None and r.length.value <= alone
 
 
 @SETTINGS
 @given(p=st.integers(1, 99), total=st.integers(1, 10**6))
+@example(p=7, total=100)  # ceil(0.07 * 100) took 8 steps
 def test_warmup_then_the_rest_as_a_percentage(p: int, total: int) -> None:
     """``warmup(p%) >> cosine(steps=(100-p)%)`` warned for ~4,400-4,900 of the totals 100..5000."""
     spec = f"warmup({p}%) >> cosine(lr=1, steps={100 - p}%)"
     r = lrkit.parse(spec).resolve(total_steps=total)
-    w = math.ceil(p / 100 * total)
+    w = _ceil(Fraction(p, 100), total)
     assert r.offsets == (0.0, float(w))
     if w < total:
         assert r.length == Duration(total)
@@ -103,8 +105,9 @@ def test_warmup_then_the_rest_as_a_percentage(p: int, total: int) -> None:
 
 @SETTINGS
 @given(p=st.integers(1, 100), total=st.integers(1, 10**6))
+@example(p=7, total=10_000)  # took 701 steps
 def test_a_single_fraction_still_rounds_up_alone(p: int, total: int) -> None:
-    want = float(math.ceil(p / 100 * total))
+    want = float(_ceil(Fraction(p, 100), total))
     assert lrkit.parse(f"cosine(lr=1, steps={p}%)").resolve(total_steps=total).length == Duration(want)
     s = lrkit.parse(f"warmup({p}%) >> constant(lr=1, steps=1000) >> linear(lr=1, end_lr=0, steps={p}%)")
     # a length in steps ends the run of fractions: the fraction after it rounds up alone again

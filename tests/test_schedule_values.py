@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import lrkit
@@ -226,18 +227,36 @@ def _leaves_values(x: object) -> list[object]:
     return [x]
 
 
-# -- fractions of the run: whole steps, as transformers ---------------------------------------------
+# -- fractions of the run: whole steps, as transformers (in exact arithmetic) ------------------------
+def _exact_ceil(f: float, total: int) -> int:
+    """``ceil(f * total)`` with ``f`` the decimal it is written as (``repr``): 0.07 is 7/100."""
+    return math.ceil(Fraction(repr(f)) * total)
+
+
 @given(S.fractions_wide, st.integers(1, 10**7))
+@example(0.07, 100)  # 0.07 * 100 = 7.000000000000001 took 8 steps
 @settings(max_examples=300, deadline=None)
 def test_a_fraction_resolves_to_ceil_of_fraction_times_total(f: float, total: int) -> None:
     transformers = pytest.importorskip("transformers")
     args = transformers.TrainingArguments(output_dir="unused", warmup_steps=f, report_to=[])
-    assert fraction(f).to_steps(total, None) == math.ceil(f * total)
+    assert fraction(f).to_steps(total, None) == _exact_ceil(f, total)
     if f > 0:
         d = Cosine(lr=1.0, steps=fraction(f)).resolve(total_steps=total).steps
-        assert isinstance(d, lrkit.Duration) and d.value == math.ceil(f * total)
-    if 0 < f < 1:  # transformers reads warmup_steps < 1 as a ratio of the run
+        assert isinstance(d, lrkit.Duration) and d.value == _exact_ceil(f, total)
+    # transformers reads warmup_steps < 1 as a ratio of the run and multiplies in floats: it agrees
+    # unless the float product lands past a whole number (0.07 * 100 = 7.000000000000001: 8 steps)
+    if 0 < f < 1 and math.ceil(f * total) == _exact_ceil(f, total):
         assert d.value == args.get_warmup_steps(total)
+
+
+@pytest.mark.parametrize(("f", "total", "lrkit_steps", "transformers_steps"), [(0.07, 100, 7, 8)])
+def test_a_fraction_is_exact_where_transformers_float_product_is_a_step_over(
+    f: float, total: int, lrkit_steps: int, transformers_steps: int
+) -> None:
+    transformers = pytest.importorskip("transformers")
+    args = transformers.TrainingArguments(output_dir="unused", warmup_steps=f, report_to=[])
+    assert args.get_warmup_steps(total) == transformers_steps
+    assert fraction(f).to_steps(total, None) == lrkit_steps == _exact_ceil(f, total)
 
 
 @pytest.mark.parametrize("total", [*range(2, 41), 57, 99, 100, 101, 137, 250, 999])

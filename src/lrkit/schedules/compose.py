@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -24,7 +23,7 @@ from .base import (
     shift_steps,
     step_text,
 )
-from .duration import REST, Duration, DurationLike, _short
+from .duration import REST, Duration, DurationLike, _short, as_written, fraction_steps
 from .warmup import Warmup
 
 
@@ -225,8 +224,8 @@ def _fractions_together(pieces: tuple[Schedule, ...], total: float | None) -> tu
         if d is None or d.unit != "fraction" or name is None or getattr(p, name) is not d:
             c, end = Fraction(0), 0.0
             continue
-        c += Fraction(Decimal(repr(float(d.value))))
-        e = float(math.ceil(float(c) * total))  # as Duration.to_steps rounds one fraction
+        c += as_written(float(d.value))
+        e = fraction_steps(c, total)  # as Duration.to_steps rounds one fraction
         if d.value > 0:  # a piece given time is seen for a step at least, as when rounded alone
             e = max(e, end + 1)
         out[i] = replace(p, **{name: Duration(e - end)})

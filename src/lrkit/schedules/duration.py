@@ -11,8 +11,14 @@ Rounding: a fraction of the run resolves to a whole number of steps, ``ceil(frac
 the rule transformers' ``TrainingArguments.get_warmup_steps`` applies to ``warmup_ratio`` (so
 ``warmup(10%)`` over 37 steps is 4 steps, and ``"rest"`` after it is 33). In a chain, consecutive
 fractions are rounded together (each piece ends at ``ceil`` of the fractions so far times the total), so
-``warmup(5%) >> cosine(steps=95%)`` fills the run exactly. Steps and epochs are not rounded. A duration
-holds at most :data:`MAX_STEPS` (2**53) steps or epochs: beyond it a float no longer counts single steps.
+``warmup(5%) >> cosine(steps=95%)`` fills the run exactly. Steps and epochs are not rounded (2.5 epochs
+of 3.3 steps are 8.25 steps). A duration holds at most :data:`MAX_STEPS` (2**53) steps or epochs: beyond
+it a float no longer counts single steps.
+
+Exactness: a fraction or a number of epochs is the decimal it is written as (``"7%"`` and
+``fraction(0.07)`` are 7/100, ``"0.07ep"`` is 7/100 of an epoch; see :func:`as_written`), multiplied
+exactly. So 7% of 100 steps is 7 steps and 0.07 epochs of 100 steps are 7, where the float product
+``0.07 * 100`` is 7.000000000000001 (its ceil, 8, is what transformers' float arithmetic takes).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numbers
 import reprlib
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Literal, SupportsInt
 
 Unit = Literal["steps", "epochs", "fraction", "rest"]
@@ -106,13 +113,13 @@ class Duration:
         if self.unit == "epochs":
             if steps_per_epoch is None:
                 raise ValueError(f"duration {self}: epochs need steps_per_epoch; pass steps_per_epoch=...")
-            return float(self.value) * steps_per_epoch
+            return float(as_written(float(self.value)) * Fraction(float(steps_per_epoch)))  # 0.07ep x 100: 7
         if self.unit == "fraction":
             if total_steps is None:
                 raise ValueError(
                     f"duration {self}: a fraction of the total needs total_steps; pass total_steps=..."
                 )
-            return float(math.ceil(float(self.value) * total_steps))  # as transformers' get_warmup_steps
+            return fraction_steps(as_written(float(self.value)), total_steps)
         span = total_steps if span is None else span
         if span is None:
             raise ValueError("duration 'rest': the rest of the run needs total_steps; pass total_steps=...")
@@ -227,6 +234,22 @@ def _percent(s: str) -> float:
         return math.inf
     exact = Context(prec=_NUMBER_TEXT + 4, Emin=-999_999, Emax=999_999)
     return float(d.scaleb(-2, exact))
+
+
+def as_written(v: float) -> Fraction:
+    """The number a duration's float ``v`` stands for: the shortest decimal that reads back as ``v`` (its
+    ``repr``), exactly. ``0.07`` -> 7/100, not the float's binary value (7/100 + 6.7e-18).
+
+    A number in text is read to the nearest float and means this decimal, the one :meth:`Duration.to_data`
+    writes back (:func:`percent_text`), so a schedule resolves the same after a round trip through text.
+    """
+    return Fraction(Decimal(repr(float(v))))
+
+
+def fraction_steps(c: Fraction, total_steps: float) -> float:
+    """The whole steps the fraction ``c`` of a run of ``total_steps`` takes: ``ceil(c * total_steps)``,
+    computed exactly (as transformers' ``get_warmup_steps`` rounds up, without its float product)."""
+    return float(math.ceil(c * Fraction(float(total_steps))))
 
 
 def percent_text(f: float) -> str:
