@@ -8,6 +8,7 @@ values) go through ``array_api_compat``, imported only when such an array is see
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,13 @@ def namespace_of(t: object) -> Namespace:
             f"step: evaluating a schedule on {type(t).__module__}.{type(t).__name__} needs the "
             "array-api-compat package (pip install 'lrkit[torch]' or 'lrkit[jax]')"
         ) from exc
+    torch = sys.modules.get("torch")  # a torch tensor's class means torch is imported
+    if torch is not None and isinstance(t, torch.Tensor):
+        # array_namespace's answer, found without its lru_cache'd class lookup: torch.compile (Dynamo)
+        # traces through that cache and warns at each of its five calls, on every compile
+        import array_api_compat.torch as xp_torch
+
+        return xp_torch
     try:
         return array_namespace(t)
     except TypeError as exc:
