@@ -74,11 +74,11 @@ in host memory (a rollback copies them back onto the devices the state was on);
 :attr:`~DivergenceGuard.snapshot_bytes` says what they hold where. A rollback loads the optimizer's
 state (``Optimizer.load_state_dict``), which puts new tensors in it: re-capture a CUDA graph after one.
 
-Checkpoints: :meth:`~DivergenceGuard.state_dict` is the guard's own state as plain data (its events,
-cuts, counters, loss history and the phase of its snapshot cadence; not the snapshots, copies of what the
-checkpoint holds already). Loaded into a new guard, the run goes on as the one that never stopped would,
-but for a rollback before its first snapshot after the resume (at the first good step), which goes back
-to that step rather than to an earlier snapshot.
+Checkpoints: :meth:`~DivergenceGuard.state_dict` is the guard's own state as plain data that strict JSON
+holds (its events, cuts, counters, loss history and the phase of its snapshot cadence; not the snapshots,
+copies of what the checkpoint holds already). Loaded into a new guard, the run goes on as the one that
+never stopped would, but for a rollback before its first snapshot after the resume (at the first good
+step), which goes back to that step rather than to an earlier snapshot.
 
 ``torch`` is imported only when a guard is built, so ``import lrkit.control`` does not import it.
 """
@@ -100,6 +100,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat
 
 from .._checks import check_int
+from .plateau import json_number, number_from_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -225,22 +226,34 @@ def _newer_format(fmt: object, ours: str) -> bool:
 
 
 def _event_state(event: DivergenceEvent) -> dict[str, Any]:
-    """A :class:`DivergenceEvent` as plain data (its LRs as lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(event).items()}
+    """A :class:`DivergenceEvent` as strict JSON data: its LRs as lists, a NaN or infinite loss by its
+    name (``"nan"``, ``"inf"``, ``"-inf"``), no ``reference`` yet (NaN) as None (:func:`json_number`)."""
+    return {
+        **dataclasses.asdict(event),
+        "loss": json_number(event.loss),
+        "reference": json_number(event.reference, absent=math.nan),
+        "lr_before": [json_number(x) for x in event.lr_before],
+        "lr_after": [json_number(x) for x in event.lr_after],
+    }
 
 
 def _event_from_state(data: Mapping[str, Any]) -> DivergenceEvent:
-    """The :class:`DivergenceEvent` of :func:`_event_state`'s dict."""
+    """The :class:`DivergenceEvent` of :func:`_event_state`'s dict, or of an older lrkit's (NaN and
+    infinite floats; a strict JSON writer makes them None: a loss not known, NaN)."""
     fields = {f.name for f in dataclasses.fields(DivergenceEvent)}
     if not isinstance(data, Mapping) or set(data) != fields:
         raise ValueError(f"an event must be a dict of {sorted(fields)}, got {data!r}")
+
+    def lrs(key: str) -> tuple[float, ...]:
+        return tuple(number_from_json(x, f"{key}[{i}]", "event ") for i, x in enumerate(data[key]))
+
     return DivergenceEvent(
         step=int(data["step"]),
-        loss=float(data["loss"]),
+        loss=number_from_json(data["loss"], "loss", "event ", absent=math.nan),
         reason=str(data["reason"]),
-        reference=float(data["reference"]),
-        lr_before=tuple(float(x) for x in data["lr_before"]),
-        lr_after=tuple(float(x) for x in data["lr_after"]),
+        reference=number_from_json(data["reference"], "reference", "event ", absent=math.nan),
+        lr_before=lrs("lr_before"),
+        lr_after=lrs("lr_after"),
         snapshot_step=int(data["snapshot_step"]),
         recovery=int(data["recovery"]),
         action=str(data["action"]),
@@ -587,14 +600,16 @@ class DivergenceGuard:
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The guard's own state, plain data (``torch.save`` / ``torch.load(weights_only=True)`` or JSON
-        carry it): its events, the product of its cuts (``multiplier``), the recoveries in a row and
-        their counters, the loss history a jump is measured against (and :attr:`scale`), and how many
-        good steps the last snapshot lies behind (the snapshots' cadence). Not the snapshots themselves
-        (copies of the model and optimizer, which the checkpoint holds once already): a guard that
-        loads this state takes its first snapshot at its first good step, then goes on at the saved
-        cadence, so its later snapshots are those of the run that never stopped. ``snapshot_every`` and
-        the other settings are for the reader; the guard that loads the state keeps its own."""
+        """The guard's own state, plain data (``torch.save`` / ``torch.load(weights_only=True)`` or strict
+        JSON carry it: a NaN or infinite event loss is written ``"nan"``, ``"inf"`` or ``"-inf"``, the
+        lowest median and an event's reference before there is one as None): its events, the product of
+        its cuts (``multiplier``), the recoveries in a row and their counters, the loss history a jump
+        is measured against (and :attr:`scale`), and how many good steps the last snapshot lies behind
+        (the snapshots' cadence). Not the snapshots themselves (copies of the model and optimizer,
+        which the checkpoint holds once already): a guard that loads this state takes its first snapshot
+        at its first good step, then goes on at the saved cadence, so its later snapshots are those of
+        the run that never stopped. ``snapshot_every`` and the other settings are for the reader; the
+        guard that loads the state keeps its own."""
         return {
             "format": _STATE_FORMAT,
             "events": [_event_state(e) for e in self._events],
@@ -605,7 +620,7 @@ class DivergenceGuard:
             "since_snapshot": self._since_snapshot,
             "resume_step": self._resume_step,
             "history": list(self._history),
-            "low": self._low,
+            "low": json_number(self._low, absent=math.inf),
             "signed": self._signed,
             "scale": self._scale,
             "high": self._high,
@@ -617,8 +632,9 @@ class DivergenceGuard:
         checkpoint: the RNG as it is now is what the first snapshot keeps). The snapshots this guard
         holds are dropped: they are not of the run resumed. Every value is checked before anything
         changes (``ValueError`` naming the key; a state of a later format says it was written by a newer
-        lrkit). A scheduler whose ``multiplier`` differs from the state's (its own state not loaded yet:
-        it holds the guard's cuts) is warned about, naming both."""
+        lrkit). The NaN and infinite floats of an older lrkit's state load as their names do. A
+        scheduler whose ``multiplier`` differs from the state's (its own state not loaded yet: it holds
+        the guard's cuts) is warned about, naming both."""
         if not isinstance(state, Mapping):
             raise TypeError(
                 f"DivergenceGuard.load_state_dict: state must be a dict from state_dict(), got "
@@ -643,7 +659,9 @@ class DivergenceGuard:
             resume = state["resume_step"]
             counts = {k: check_int(state[k], k, -1, where=where) for k in _STATE_COUNTS}
             multiplier = _float("multiplier", state["multiplier"], low=0.0, high=math.inf)
-            low = float(state["low"])
+            low = number_from_json(state["low"], "low", "", absent=math.inf)
+            if math.isnan(low):
+                raise ValueError(f"low must be a number, or None before any median, got {state['low']!r}")
             # (a state of an older lrkit has neither: what its history shows)
             signed = state.get("signed", any(v < 0.0 for v in history))
             if not isinstance(signed, bool):

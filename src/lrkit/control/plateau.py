@@ -77,6 +77,42 @@ def _start(v: object) -> int:
     return _count("start", v)
 
 
+def json_number(x: float, absent: float | None = None) -> float | str | None:
+    """``x`` as strict JSON holds it (``json.dumps(..., allow_nan=False)``, orjson, JavaScript): a finite
+    number as itself; ``absent``, the value that stands for "none yet" (no best metric, no median), as
+    ``None``; any other NaN or infinity (a NaN or infinite loss or metric) by its name, ``"nan"``,
+    ``"inf"`` or ``"-inf"``, which ``float()`` reads back. :func:`number_from_json` inverts it."""
+    if math.isfinite(x):
+        return x
+    if absent is not None and (x == absent or (math.isnan(x) and math.isnan(absent))):
+        return None
+    return str(float(x))
+
+
+def number_from_json(v: object, name: str, where: str, absent: float | None = None) -> float:
+    """The float of a :func:`json_number` value: a number (the ``inf``/``NaN`` floats an older lrkit
+    wrote too), the name of a NaN or infinity (``"nan"``, ``"inf"``, ``"-inf"``), or ``None``, read as
+    ``absent`` (which a strict JSON writer also writes for a NaN or infinite float); ``absent=None``:
+    ``None`` is refused. Anything else raises ``TypeError`` naming ``name``, the value and what was
+    expected."""
+    if v is None and absent is not None:
+        return absent
+    if isinstance(v, str):
+        try:
+            x = float(v)
+        except ValueError:
+            x = 0.0
+        if not math.isfinite(x):
+            return x
+    elif isinstance(v, numbers.Real) and not isinstance(v, bool):  # numpy's scalars too
+        return float(v)
+    null = "" if absent is None else ", None"
+    raise TypeError(
+        f"{where}{name} must be a number{null} or the name of a NaN or infinity ('nan', 'inf', '-inf'), "
+        f"got {type(v).__name__} {v!r}"
+    )
+
+
 def warmup_steps(schedule: Schedule) -> float:
     """The steps of the ``warmup(...)`` a resolved schedule starts with (0: none): a chain's first piece,
     either factor of a product (``multistep(...) * warmup(5ep)``, as ``resnet_imagenet``), what a scale
@@ -124,7 +160,7 @@ class Plateau:
     An adapter gives each metric through :meth:`offer`, which applies ``start`` and counts the metrics
     it holds back in :attr:`skipped`. The state (``best``, ``num_bad_epochs``, ``cooldown_counter``,
     ``last_epoch``, ``num_reductions``, and ``mode``, which gives ``best`` its meaning) is plain data,
-    saved by :meth:`state_dict`.
+    strict JSON, saved by :meth:`state_dict`.
     """
 
     def __init__(
@@ -264,10 +300,12 @@ class Plateau:
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The counters, the best metric (``best`` may be +-inf) and the ``mode`` it was measured in."""
+        """The counters, the best metric and the ``mode`` it was measured in, strict JSON: ``best`` is
+        ``None`` before any metric has been the best (the mode's worst, :attr:`mode_worse`), and an
+        infinite metric that became the best is ``"inf"`` or ``"-inf"`` (:func:`json_number`)."""
         return {
             "mode": self.mode,
-            "best": self.best,
+            "best": json_number(self.best, absent=self.mode_worse),
             "num_bad_epochs": self.num_bad_epochs,
             "cooldown_counter": self.cooldown_counter,
             "last_epoch": self.last_epoch,
@@ -277,7 +315,8 @@ class Plateau:
     def check_state(self, state: object) -> dict[str, Any]:
         """Check a :meth:`state_dict` without loading it; return the values it would load.
 
-        ``best`` is a number (``+-inf`` before any metric, never NaN), the counters are integers
+        ``best`` is a number, ``None`` (no best yet: the worst of the state's ``mode``) or ``"inf"`` /
+        ``"-inf"`` (states of an older lrkit hold ``+-inf`` floats; never NaN), the counters are integers
         ``>= 0``, ``mode`` (optional: states saved before it was kept have none) is ``"min"`` or
         ``"max"``; anything else raises ``TypeError``/``ValueError`` naming the key and the value (missing
         keys: :class:`MissingStateKeys`, both a ``KeyError`` and a ``ValueError``). Whether ``mode`` is
@@ -291,19 +330,16 @@ class Plateau:
                 f"Plateau.load_state_dict: state is missing {sorted(missing)}; "
                 f"got keys {sorted(map(str, state))}"
             )
-        best = state["best"]
-        if isinstance(best, bool) or not isinstance(best, numbers.Real):
-            raise TypeError(
-                f"Plateau.load_state_dict: best must be a number, got {type(best).__name__} {best!r}"
-            )
-        if math.isnan(best):
-            raise ValueError(
-                f"Plateau.load_state_dict: best must be a number or +-inf, not NaN, got {best!r}"
-            )
         mode = state.get("mode", None)
         if mode is not None and mode not in _MODES:
             raise ValueError(f"Plateau.load_state_dict: mode must be 'min' or 'max', got {mode!r}")
-        out: dict[str, Any] = {"best": float(best)}
+        worst = math.inf if (mode or self.mode) == "min" else -math.inf
+        best = number_from_json(state["best"], "best", "Plateau.load_state_dict: ", absent=worst)
+        if math.isnan(best):
+            raise ValueError(
+                f"Plateau.load_state_dict: best must be a number or +-inf, not NaN, got {state['best']!r}"
+            )
+        out: dict[str, Any] = {"best": best}
         for key in ("num_bad_epochs", "cooldown_counter", "last_epoch", "num_reductions"):
             out[key] = check_int(state.get(key, 0), key, 0, where="Plateau.load_state_dict: ")
         return out
