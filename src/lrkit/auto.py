@@ -94,7 +94,7 @@ import numpy as np
 from lrkit._text import plural
 from lrkit.control.guard import DivergenceError
 
-from ._checks import check_int
+from ._checks import as_real, check_int, plain_number
 
 if TYPE_CHECKING:
     import torch
@@ -426,14 +426,6 @@ def _finder_option_names(find_lr: Callable[..., Any]) -> set[str]:
 def _count(value: object, name: str) -> int:
     """``epochs`` or ``steps_per_epoch`` as a Python int >= 1: numpy's integers and 0-d integer tensors
     too, as :func:`lrkit.torch.scheduler` takes them (``np.int64(10)``, ``len(ds) // batch`` on tensors)."""
-    import torch
-
-    if (
-        isinstance(value, torch.Tensor)
-        and value.ndim == 0
-        and not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
-    ):
-        value = int(value.item())
     return check_int(value, name, 1)
 
 
@@ -551,15 +543,13 @@ def auto(
             f"own, it takes the finder's options: {', '.join(sorted(_finder_option_names(find_lr)))}"
         )
     guard_options = _guard_options(guard)
-    if guard_threshold is not None and (
-        isinstance(guard_threshold, bool)
-        or not isinstance(guard_threshold, (int, float))
-        or not 1.0 < guard_threshold < float("inf")
-    ):
+    threshold = None if guard_threshold is None else as_real(guard_threshold)
+    if guard_threshold is not None and (threshold is None or not 1.0 < threshold < float("inf")):
         raise ValueError(
             "guard_threshold must be None (act on NaN/inf losses only) or a finite number > 1 (also roll "
             f"back a loss above that many times the recent median), got {guard_threshold!r}"
         )
+    guard_threshold = threshold  # numpy's numbers as Python's, as the guard and the summary keep them
     epochs = _count(epochs, "epochs")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -575,14 +565,14 @@ def auto(
         kind = "constant" if schedule_free else "wsd"
     if search not in SEARCHES:
         raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
-    if peak_factor is not None and (
-        isinstance(peak_factor, bool)
-        or not isinstance(peak_factor, (int, float))
-        or not (0.0 < peak_factor < float("inf"))
-    ):
+    peak_value = None if peak_factor is None else as_real(peak_factor)
+    if peak_factor is not None and (peak_value is None or not 0.0 < peak_value < float("inf")):
         raise ValueError(f"peak_factor must be a finite number > 0, got {peak_factor!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0.0 <= warmup < 1.0:
+    peak_factor = peak_value
+    warmup_value = as_real(warmup)
+    if warmup_value is None or not 0.0 <= warmup_value < 1.0:
         raise ValueError(f"warmup must be a fraction of the run in [0, 1), got {warmup!r}")
+    warmup = warmup_value
     if steps_per_epoch is None:
         batches = known_length(train_loader)
         if batches is None:
@@ -606,6 +596,7 @@ def auto(
         ) from None
     if budget is None:  # find_lr's None (its default budget) is not one of auto's budgets
         raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
+    budget = plain_number(budget)  # numpy's int: steps; its float: a fraction
     _budget(budget, total, steps_per_epoch)  # checked here, whichever search runs
     only_separate = sorted(k for k in finder_options if k not in IN_RUN_OPTIONS)
     if search == "in_run" and only_separate:

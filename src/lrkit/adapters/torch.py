@@ -49,7 +49,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from .._checks import check_int
+from .._checks import check_int, finite_real
 from .._text import plural
 from ..control.guard import WRAPPED
 from ..control.plateau import MissingStateKeys, Plateau, warmup_steps
@@ -208,7 +208,7 @@ def _positive(name: str, v: object) -> float:
 
 
 def _step_index(where: str, k: object) -> int:
-    """A scheduler step: an integer (Python or numpy) in [0, 2**53]."""
+    """A scheduler step: an integer (Python's, numpy's, a 0-d integer tensor) in [0, 2**53]."""
     return check_int(k, where, 0, high=MAX_STEPS, show=_short)
 
 
@@ -622,7 +622,7 @@ class _Base(LRScheduler):
 
     @multiplier.setter
     def multiplier(self, value: float) -> None:
-        x = _real(value)
+        x = finite_real(value)  # numpy's numbers and 0-d tensors too
         if x is None or x < 0:
             raise ValueError(f"multiplier must be a finite number >= 0, got {_short(value)}")
         self._multiplier = x
@@ -630,7 +630,7 @@ class _Base(LRScheduler):
 
     def scale(self, factor: float) -> None:
         """Multiply :attr:`multiplier` by ``factor`` (>= 0) and rewrite the current LRs at once."""
-        x = _real(factor)
+        x = finite_real(factor)  # numpy's numbers and 0-d tensors too
         if x is None or x < 0:
             raise ValueError(f"scale: factor must be a finite number >= 0, got {_short(factor)}")
         if not math.isfinite(self._multiplier * x):
@@ -1322,6 +1322,8 @@ class Scheduler(_Base):
         already this update's (accelerate's scheduler calls ``step(metric)`` once per process).
         """
         if metric is not None or epoch is not None:
+            if epoch is not None:  # checked first, by its own name (set_step would say k)
+                epoch = _step_index("step: epoch", epoch)
             if metric is not None and not (self.follow_optimizer and self._flag.reported):
                 self._step_metric(metric)
                 self._flag.reported = True
@@ -1819,6 +1821,8 @@ class GraphScheduler(_Base):
     # -- the public step -------------------------------------------------------------------------
     def step(self, metric: SupportsFloat | None = None, *, epoch: int | None = None) -> None:  # type: ignore[override]
         """``counter += 1`` and write ``f(counter)`` into every group's lr tensor, on the device."""
+        if epoch is not None:  # checked first, by its own name (set_step would say k)
+            epoch = _step_index("step: epoch", epoch)
         if metric is not None:
             self._step_metric(metric)
         if epoch is not None:

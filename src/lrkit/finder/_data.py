@@ -57,11 +57,15 @@ def is_arrays(data: Any) -> bool:
     return bool(leaves) and all(hasattr(leaf, "shape") for leaf in leaves)
 
 
+def _batch_size(batch_size: object) -> int | None:
+    """``batch_size`` as a Python int (any integer, numpy's too), or None."""
+    return None if batch_size is None else check_int(batch_size, "batch_size", 1)
+
+
 def _length(data: Any, batch_size: int | None, name: str) -> int | None:
-    """The shared leading length of arrays ``data`` (with ``batch_size``), else None after checking
-    that ``data`` is an iterable of batches; a clear error naming ``name`` otherwise."""
+    """The shared leading length of arrays ``data`` (with ``batch_size``, checked), else None after
+    checking that ``data`` is an iterable of batches; a clear error naming ``name`` otherwise."""
     if batch_size is not None:
-        check_int(batch_size, "batch_size", 1, kinds=int)
         lengths = {len(leaf) if getattr(leaf, "shape", ()) != () else 0 for leaf in _leaves(data)}
         if not is_arrays(data) or len(lengths) != 1 or 0 in lengths:
             shapes = [getattr(leaf, "shape", type(leaf).__name__) for leaf in _leaves(data)]
@@ -81,6 +85,7 @@ def _length(data: Any, batch_size: int | None, name: str) -> int | None:
 def fixed_batches(data: Any, batch_size: int | None, name: str) -> list[Any]:
     """A validation set as a list of batches, evaluated whole at every rung: arrays with ``batch_size``
     cut in order (the last batch short), or the batches of an iterable (read once); at least one."""
+    batch_size = _batch_size(batch_size)
     n = _length(data, batch_size, name)
     if n is not None:
         assert batch_size is not None
@@ -211,7 +216,7 @@ class Batches:
     ) -> None:
         self.name = name
         self.data = data
-        self.batch_size = batch_size
+        self.batch_size = batch_size = _batch_size(batch_size)
         self.parts = parts  # a batch's arrays by name, as errors name them
         self._it: Iterator[tuple[int, np.ndarray | None, Any]] = iter(())
         self.drawn = 0  # batches given in all: an iterable that never yields one is empty, not one-shot

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from lrkit._checks import check_int
+from lrkit._checks import as_measured, as_real, check_int
 from lrkit.finder.result import Curve, FinderResult
 from lrkit.finder.rules import RULES
 
@@ -41,15 +41,16 @@ RISE_HEAD = 10
 
 
 def _check_positive_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars too
+    x = as_real(value)  # numpy scalars and 0-d tensors too
+    if x is None:
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(x) or x <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    return x
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
-    return check_int(value, name, minimum, kinds=int, type_error=int)
+    return check_int(value, name, minimum, type_error=numbers.Integral)
 
 
 def lr_ramp(start_lr: float, end_lr: float, num_steps: int, mode: Mode = "exp") -> NDArray[np.float64]:
@@ -102,11 +103,12 @@ def ema_debiased(losses: Sequence[float] | NDArray[np.float64], beta: float) -> 
 
 
 def check_smoothing(beta: object) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+    b = as_real(beta)
+    if b is None:
         raise TypeError(f"smoothing must be a real number in [0, 1), got {beta!r}")
-    if not 0.0 <= beta < 1.0:
+    if not 0.0 <= b < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {beta!r}")
-    return float(beta)
+    return b
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,10 @@ class StopRule:
         factor = _check_positive_float("diverge_factor", self.factor)
         if factor <= 1.0:
             raise ValueError(f"diverge_factor must be > 1, got {self.factor!r}")
-        _check_int("diverge_patience", self.patience, 1)
+        object.__setattr__(self, "factor", factor)  # numpy's numbers as Python's
+        object.__setattr__(self, "patience", _check_int("diverge_patience", self.patience, 1))
         if self.rise is not None:
-            _check_positive_float("rise", self.rise)
+            object.__setattr__(self, "rise", _check_positive_float("rise", self.rise))
 
 
 def _risen(raw: list[float], smoothed: float, best: float, best_at: int, rise: float) -> bool:
@@ -173,9 +176,10 @@ def sweep(
     stopped_at: int | None = None
     for i, lr in enumerate(lrs):
         value = step(float(lr))
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        measured = as_measured(value)
+        if measured is None:
             raise TypeError(f"step(lr) must return the loss as a float, got {value!r} at lr={float(lr)!r}")
-        loss = float(value)
+        loss = measured
         done_lrs.append(float(lr))
         raw.append(loss)
         if not math.isfinite(loss):
@@ -228,7 +232,7 @@ def range_test(
     (50, 1e-07, 10.0)
     """
     lrs = lr_ramp(start_lr, end_lr, num_steps, mode)
-    check_smoothing(smoothing)
+    smoothing = check_smoothing(smoothing)
     n_rep = _check_int("repeats", repeats, 1)
     if not callable(step):
         raise TypeError(f"step must be callable as step(lr) -> loss, got {step!r}")

@@ -25,6 +25,7 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
         raise
     import lrkit.adapters.keras  # noqa: F401  # raises the error that says to set KERAS_BACKEND
 
+from lrkit._checks import plain_number
 from lrkit._text import plural
 from lrkit.finder import _attempt, core
 from lrkit.finder._data import Batches, check_each, fixed_batches, is_arrays
@@ -251,6 +252,7 @@ def find_lr(
     owner = _check_model(model)
     _check_targets(model, x, y)
     core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
+    start_lr, end_lr, num_steps = float(start_lr), float(end_lr), int(num_steps)  # numpy's as Python's
     dtype = np.dtype(keras.backend.standardize_dtype(owner._learning_rate.dtype))
     if dtype.kind == "f" and end_lr > float(np.finfo(dtype).max):  # an inf LR, not an error, otherwise
         raise ValueError(
@@ -259,7 +261,7 @@ def find_lr(
         )
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     n_rep = core._check_int("repeats", repeats, 1)
-    core._check_int("seed", seed, 0)
+    seed = core._check_int("seed", seed, 0)
     accumulate = getattr(model.optimizer, "gradient_accumulation_steps", None) or 1
     if y is not None or (is_arrays(x) and not isinstance(x, (list, tuple))):
         batches = Batches(x if y is None else (x, y), batch_size, "x" if y is None else "x, y", _parts)
@@ -267,7 +269,9 @@ def find_lr(
         batches = Batches(x, None, "x", _parts)
     per_epoch = batches.per_epoch()
     allowed = budget_steps(
-        budget, planned_steps, None if per_epoch is None else epoch_steps(per_epoch, accumulate)
+        plain_number(budget),
+        plain_number(planned_steps),
+        None if per_epoch is None else epoch_steps(per_epoch, accumulate),
     )
     val = None
     if hasattr(val_data, "shape") or isinstance(val_data, dict):  # inputs without targets: not batches

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lrkit._checks import as_real, plain_number
 from lrkit._text import plural
 from lrkit.adapters.torch import _step_flags
 from lrkit.control.guard import WRAPPED
@@ -766,9 +767,10 @@ def _check_max_grad_norm(value: Any) -> float | None:
     """``max_grad_norm`` as a float, or None (no clipping); else a ValueError naming it."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < math.inf:
+    x = as_real(value)
+    if x is None or not 0.0 < x < math.inf:
         raise ValueError(f"max_grad_norm must be a finite number > 0 or None (no clipping), got {value!r}")
-    return float(value)
+    return x
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_grad_norm: float, grad_scaler: Any = None) -> None:
@@ -979,6 +981,7 @@ def find_lr(
     if val_data is not None:
         _check_loader(val_data, "val_data")
     core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
+    start_lr, end_lr, num_steps = float(start_lr), float(end_lr), int(num_steps)  # numpy's as Python's
     if _adapts_own_step(optimizer):
         warnings.warn(
             f"optimizer {type(optimizer).__name__} estimates its own step size (param group key 'd'); "
@@ -990,10 +993,10 @@ def find_lr(
     k_acc = core._check_int("accumulation_steps", accumulation_steps, 1)
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     k_skip = core._check_int("max_skipped", max_skipped, 1)
-    core._check_int("seed", seed, 0)
+    seed = core._check_int("seed", seed, 0)
     n_batches = known_length(train_loader)
     steps_per_epoch = None if n_batches is None else epoch_steps(n_batches, k_acc)
-    allowed = budget_steps(budget, planned_steps, steps_per_epoch)
+    allowed = budget_steps(plain_number(budget), plain_number(planned_steps), steps_per_epoch)
     _check_grad_scaler(grad_scaler)
     clip = _check_max_grad_norm(max_grad_norm)
     ratios = _group_ratios(optimizer)
@@ -1098,7 +1101,7 @@ def find_lr(
         )
 
     n_rep = core._check_int("repeats", repeats, 1)
-    core._check_int("num_steps", num_steps, 2)
+    num_steps = core._check_int("num_steps", num_steps, 2)
     # the first test runs exactly as asked; the budget bounds only what escalation adds to it
     plan0 = Plan(float(start_lr), float(end_lr), num_steps, k_batches, n_rep, False, val_data is not None)
     try:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_int
+from .._checks import as_real, check_int
 from .._text import plural
 from .._usercode import user_code
 from ..schedules import Schedule
@@ -196,6 +196,14 @@ def run_config(
     }
 
 
+def _diverge_factor(value: object) -> float:
+    """``diverge_factor`` as a Python float > 1 (numpy's numbers too), else a ValueError naming it."""
+    x = as_real(value)
+    if x is None or not x > 1:
+        raise ValueError(f"diverge_factor must be a number > 1, got {value!r}")
+    return x
+
+
 def run_strategy(
     task: Any,
     strategy: Strategy,
@@ -225,10 +233,8 @@ def run_strategy(
 
     t = get_task(task)
     parts = t.build(seed)
-    n_epochs = parts.epochs if epochs is None else epochs
-    check_int(n_epochs, "epochs", 1, kinds=int)
-    if not (isinstance(diverge_factor, (int, float)) and diverge_factor > 1):
-        raise ValueError(f"diverge_factor must be a number > 1, got {diverge_factor!r}")
+    n_epochs = check_int(parts.epochs if epochs is None else epochs, "epochs", 1)
+    diverge_factor = _diverge_factor(diverge_factor)
     spe = parts.epoch_steps
     total = n_epochs * spe
     sched = strategy.schedule
@@ -600,13 +606,14 @@ def run_lab(
     check_labels(strategies)
     if not seeds:
         raise ValueError("seeds: expected at least one seed, got none")
+    seeds = [check_int(seed, f"seeds[{i}]", 0) for i, seed in enumerate(seeds)]  # numpy's as Python's
     if len(set(seeds)) != len(seeds):  # one seed twice would be each strategy's run twice
         raise ValueError(f"seeds must be distinct, got {list(seeds)}")
-    check_int(workers, "workers", 1, kinds=int)
+    workers = check_int(workers, "workers", 1)
+    diverge_factor = _diverge_factor(diverge_factor)
     t = get_task(task)  # unknown names fail before anything runs
     probe = t.build(0)
-    n_epochs = probe.epochs if epochs is None else epochs
-    check_int(n_epochs, "epochs", 1, kinds=int)
+    n_epochs = check_int(probe.epochs if epochs is None else epochs, "epochs", 1)
     check_schedules(strategies, n_epochs, probe.epoch_steps)  # before anything runs or is made
     check_runs(strategies, t.name, n_epochs, probe.optimizer, probe.optimizer_params, diverge_factor)
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, SupportsFloat, TypeVar, overload
 
 import numpy as np
 
+from .._checks import dtype_kind, plain_number
 from .._text import events_text
 from ._xp import Array, Namespace, as_float_time, namespace_of
 from .duration import MAX_STEPS, REST, Duration, DurationLike, _number, _short, held_step
@@ -72,8 +73,10 @@ def check_number(
     high: float | None = None,
     high_open: bool = False,
 ) -> float:
-    """Return ``v`` as a float, or raise naming ``owner.name``, the value and the expected range."""
+    """Return ``v`` as a float, or raise naming ``owner.name``, the value and the expected range. A 0-d
+    array or tensor counts as the number it holds (:mod:`lrkit._checks`' rule)."""
     where = f"{owner}: {name}"
+    v = _unwrapped(v)
     if isinstance(v, str) and v.strip().lower().lstrip("+-") in ("inf", "infinity", "nan"):
         raise ValueError(f"{where} must be a finite number, got {v!r}")  # a spec's bare inf / nan
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
@@ -118,8 +121,16 @@ def growth(base: float, exponent: float) -> float:
         return math.inf
 
 
+def _unwrapped(v: Any) -> Any:
+    """The Python number a 0-d array or tensor of integer or real dtype holds (numpy, torch, jax), as
+    :mod:`lrkit._checks` takes it; ``v`` itself otherwise (a number, another array: refused by name)."""
+    return plain_number(v) if dtype_kind(v) in ("i", "f") else v
+
+
 def _plain_number(v: Any) -> Any:
-    """numpy scalars as Python numbers (so specs print and serialise them), ints beyond 2**53 as floats."""
+    """numpy scalars (and 0-d arrays) as Python numbers (so specs print and serialise them), ints beyond
+    2**53 as floats."""
+    v = _unwrapped(v)
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     exotic = type(v) not in (int, float)  # numpy scalars, Fraction, Decimal, ...
@@ -192,7 +203,7 @@ class Schedule:
             elif kind == "duration" and v is None and f.default is not None:
                 raise TypeError(_none_refused(self.name, f))
             elif kind == "duration" and v is not None:
-                d = Duration.parse(v, name=f"{self.name}: {f.name}")
+                d = Duration.parse(_unwrapped(v), name=f"{self.name}: {f.name}")
                 if not f.metadata.get("positive"):  # a period may be below a step (MIN_PERIOD); a length not
                     _refuse_part_of_a_step(self.name, f.name, d)
                 if d.unit == "rest" and f.name != self.length_field:
@@ -215,7 +226,7 @@ class Schedule:
             elif kind == "durations":
                 if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
                     raise TypeError(f"{self.name}: {f.name} must be a list of durations, got {v!r}")
-                ds = tuple(Duration.parse(x, name=f"{self.name}: {f.name}") for x in v)
+                ds = tuple(Duration.parse(_unwrapped(x), name=f"{self.name}: {f.name}") for x in v)
                 for d in ds:
                     _refuse_part_of_a_step(self.name, f.name, d)
                 object.__setattr__(self, f.name, ds)
@@ -470,8 +481,9 @@ class Schedule:
 
         if isinstance(other, Schedule):
             return Product(self, other)
-        if isinstance(other, numbers.Real) and not isinstance(other, (bool, np.bool_)):
-            return Scale(self, other)  # type: ignore[arg-type]  # numpy scalars: normalised by Scale
+        factor = _unwrapped(other)  # a 0-d tensor or array: the number it holds
+        if isinstance(factor, numbers.Real) and not isinstance(factor, (bool, np.bool_)):
+            return Scale(self, factor)  # type: ignore[arg-type]  # numpy scalars: normalised by Scale
         return NotImplemented
 
     __rmul__ = __mul__
@@ -749,18 +761,14 @@ def _caller_stacklevel() -> int | None:
 def _count(v: Any, name: str) -> Any:
     """A 0-d integer array (numpy, torch, jax: ``len(loader) * epochs`` computed on arrays) as a Python
     int, as a numpy int is taken; other arrays are a TypeError; anything else is left to ``check_number``."""
-    if isinstance(v, (numbers.Real, str, np.generic)) or not (hasattr(v, "shape") and hasattr(v, "dtype")):
+    kind = dtype_kind(v)
+    if kind is None:
         return v
     where = f"resolve: {name} must be a number or a 0-d integer array, got {type(v).__name__}"
     shape = tuple(v.shape)
     if shape != ():
         raise TypeError(f"{where} of shape {shape}")
-    if isinstance(v, np.ndarray):
-        integral = v.dtype.kind in "iu"
-    else:
-        xp = namespace_of(v)
-        integral = xp.isdtype(v.dtype, "integral")
-    if not integral:
+    if kind != "i":
         raise TypeError(f"{where} of dtype {v.dtype}: {_short(v)}")
     try:
         return int(v)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .._checks import check_int
+from .._checks import as_real, check_int
 from .._text import did_you_mean
 from ..finder._data import known_length
 from ..schedules.duration import _short
@@ -124,9 +124,9 @@ class TaskParts:
             raise TypeError(f"TaskParts: higher_is_better must be a bool, got {self.higher_is_better!r}")
         if self.metric_name is None:
             self.metric_name = getattr(self.metric, "__name__", "metric")
-        check_int(self.epochs, "epochs", 1, where="TaskParts: ", kinds=int)
+        self.epochs = check_int(self.epochs, "epochs", 1, where="TaskParts: ")  # numpy's ints as Python's
         if self.steps_per_epoch is not None:
-            check_int(self.steps_per_epoch, "steps_per_epoch", 1, where="TaskParts: ", kinds=int)
+            self.steps_per_epoch = check_int(self.steps_per_epoch, "steps_per_epoch", 1, where="TaskParts: ")
         self.epoch_steps  # noqa: B018  (a loader without len() needs steps_per_epoch: said now)
         check_optimizer_name(self.optimizer, "TaskParts: optimizer")
         try:
@@ -579,7 +579,7 @@ class Task:
         import numpy as np
         import torch
 
-        check_int(seed, "seed", 0, kinds=int)
+        seed = check_int(seed, "seed", 0)
         torch.manual_seed(seed)  # CUDA's generators too
         np.random.seed(seed % 2**32)  # numpy takes seeds below 2**32
         random.seed(seed)
@@ -690,11 +690,12 @@ class Task:
         ``schedule(step)`` at each optimizer step; evaluated once, at the end."""
         if (lr is None) == (schedule is None):
             raise ValueError(f"give exactly one of lr and schedule, got lr={lr!r}, schedule={schedule!r}")
-        if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        lr_value = None if lr is None else as_real(lr)
+        if lr is not None and not (lr_value is not None and math.isfinite(lr_value) and lr_value > 0):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        lr = lr_value
         parts = self.build(seed)
-        n_epochs = parts.epochs if epochs is None else epochs
-        check_int(n_epochs, "epochs", 0, kinds=int)
+        n_epochs = check_int(parts.epochs if epochs is None else epochs, "epochs", 0)
         first = float(lr) if lr is not None else float(schedule(0))  # type: ignore[misc]
         opt = parts.make_optimizer(first, optimizer)
 

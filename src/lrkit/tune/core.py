@@ -39,7 +39,6 @@ import functools
 import logging
 import math
 import multiprocessing
-import numbers
 import os
 import re
 import socket
@@ -51,7 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from .._checks import check_int
+from .._checks import as_real, check_int
 from .._text import plural, say_line
 from .._usercode import UserCodeError, user_code
 from .space import DEFAULT_LR_RANGE, KINDS, SearchSpace, build_spec, check_kinds
@@ -185,7 +184,8 @@ def check_study_name(name: Any, flag: str = "study_name") -> str:
 
 def check_timeout(value: Any, flag: str = "timeout") -> float:
     """``value`` in seconds if it can bound a search: a positive, finite number (not a bool)."""
-    seconds = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    seconds = as_real(value)
+    seconds = math.nan if seconds is None else seconds
     if not 0 < seconds < math.inf:
         raise ValueError(
             f"{flag} must be a positive, finite number of seconds (e.g. 7200 for 2 hours), got {value!r}"
@@ -223,7 +223,7 @@ def duration(seconds: float) -> str:
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
-    return check_int(value, name, low, kinds=int)
+    return check_int(value, name, low)
 
 
 def _pruner(name: str, epochs: int, trials: int) -> Any:
@@ -572,20 +572,22 @@ def tune(
 
     started = _clock()
     say = progress or _silent
-    _check_int("trials", trials, 1)
+    trials = _check_int("trials", trials, 1)
     if timeout is not None:
         timeout = check_timeout(timeout)
     # the processes of workers=N share the deadline of the call that started them
     deadline = _deadline if _deadline is not None else None if timeout is None else started + timeout
-    _check_int("seed", seed, 0)
-    _check_int("workers", workers, 1)
-    _check_int("worker", worker, 0)
-    _check_int("train_seed", train_seed, 0)
-    _check_int("finder_repeats", finder_repeats, 1)
+    seed = _check_int("seed", seed, 0)
+    workers = _check_int("workers", workers, 1)
+    worker = _check_int("worker", worker, 0)
+    train_seed = _check_int("train_seed", train_seed, 0)
+    finder_repeats = _check_int("finder_repeats", finder_repeats, 1)
     if pruner not in PRUNERS:
         raise ValueError(f"pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
-    if not (isinstance(diverge_factor, (int, float)) and diverge_factor > 1):
+    factor = as_real(diverge_factor)
+    if factor is None or not factor > 1:
         raise ValueError(f"diverge_factor must be a number > 1, got {diverge_factor!r}")
+    diverge_factor = factor
     if optimizer is not None:
         check_optimizer_name(optimizer)
     want_kinds = None if kinds is None else check_kinds(kinds)

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._checks import check_int
+from .._checks import as_real, check_int
 from ..spec import parse, to_string
 
 __all__ = [
@@ -78,9 +78,11 @@ def check_kinds(kinds: Any, name: str = "kinds") -> tuple[str, ...]:
 
 def _positive_pair(name: str, pair: Any) -> tuple[float, float]:
     try:
-        lo, hi = (float(v) for v in pair)
+        lo, hi = (as_real(v) for v in pair)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be two numbers (low, high), got {pair!r}") from None
+        lo = hi = None
+    if lo is None or hi is None:  # a str or a bool is no number; numpy's numbers are
+        raise ValueError(f"{name} must be two numbers (low, high), got {pair!r}")
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
         raise ValueError(f"{name} must satisfy 0 < low < high (finite), got {pair!r}")
     return lo, hi
@@ -110,14 +112,16 @@ def build_spec(
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    lr_, warmup_, final_ = as_real(lr), as_real(warmup), as_real(final)  # numpy's numbers too
+    if not (lr_ is not None and math.isfinite(lr_) and lr_ > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if not (isinstance(warmup, (int, float)) and 0 <= warmup < 1):
+    if not (warmup_ is not None and 0 <= warmup_ < 1):
         raise ValueError(f"warmup must be a fraction in [0, 1), got {warmup!r}")
-    if not (isinstance(final, (int, float)) and 0 < final <= 1):
+    if not (final_ is not None and 0 < final_ <= 1):
         raise ValueError(f"final must be a fraction in (0, 1], got {final!r}")
+    lr, warmup, final = lr_, warmup_, final_
     if total_steps is not None:
-        check_int(total_steps, "total_steps", 3, or_none=True, kinds=int)
+        total_steps = check_int(total_steps, "total_steps", 3, or_none=True)
     two_steps = 0.0 if total_steps is None else 2.0 / total_steps
     peak = _g(lr)
     floor = _g(float(peak) * final)
@@ -168,18 +172,20 @@ class SearchSpace:
         object.__setattr__(self, "kinds", check_kinds(self.kinds))
         object.__setattr__(self, "final_range", _positive_pair("final_range", self.final_range))
         object.__setattr__(self, "decay_range", _positive_pair("decay_range", self.decay_range))
-        if not (isinstance(self.warmup_max, (int, float)) and 0 <= self.warmup_max < 0.5):
+        warmup_max = as_real(self.warmup_max)
+        if not (warmup_max is not None and 0 <= warmup_max < 0.5):
             raise ValueError(f"warmup_max must be a fraction in [0, 0.5), got {self.warmup_max!r}")
+        object.__setattr__(self, "warmup_max", warmup_max)
         if self.final_range[1] > 1:
             raise ValueError(f"final_range must lie in (0, 1], got {self.final_range!r}")
         if self.decay_range[1] + self.warmup_max >= 1:
             raise ValueError(
                 f"decay_range's high + warmup_max must be < 1, got {self.decay_range[1]} + {self.warmup_max}"
             )
-        if self.center is not None and not (
-            isinstance(self.center, (int, float)) and math.isfinite(self.center) and self.center > 0
-        ):
+        center = None if self.center is None else as_real(self.center)
+        if self.center is not None and not (center is not None and math.isfinite(center) and center > 0):
             raise ValueError(f"center must be a finite number > 0 or None, got {self.center!r}")
+        object.__setattr__(self, "center", center)
 
     @classmethod
     def from_finder(
@@ -192,10 +198,12 @@ class SearchSpace:
     ) -> SearchSpace:
         """Centred on ``suggestion`` (log axis), covering ``interval`` widened ``widen`` times each side:
         ``[s / r, s * r]`` with ``r = widen * max(s / low, high / s, 1)``."""
-        if not (isinstance(suggestion, (int, float)) and math.isfinite(suggestion) and suggestion > 0):
+        s, w = as_real(suggestion), as_real(widen)
+        if not (s is not None and math.isfinite(s) and s > 0):
             raise ValueError(f"suggestion must be a finite number > 0, got {suggestion!r}")
-        if not (isinstance(widen, (int, float)) and math.isfinite(widen) and widen > 1):
+        if not (w is not None and math.isfinite(w) and w > 1):
             raise ValueError(f"widen must be a number > 1, got {widen!r}")
+        suggestion, widen = s, w
         ratio = 1.0
         if interval is not None:
             lo, hi = (float(v) for v in interval)

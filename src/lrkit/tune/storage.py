@@ -258,14 +258,13 @@ def open_storage(
     heartbeat, when None) is failed and retried up to ``max_retry`` times (None: without limit)."""
     import optuna
 
-    for name, value, low in (("heartbeat", heartbeat, 1), ("grace", grace, 1)):
-        if value is None and name == "grace":
-            continue
-        check_int(value, name, low, why=" (seconds)", kinds=int)
+    heartbeat = check_int(heartbeat, "heartbeat", 1, why=" (seconds)")  # numpy's ints as Python's
+    if grace is not None:
+        grace = check_int(grace, "grace", 1, why=" (seconds)")
     if grace is not None and grace <= heartbeat:
         raise ValueError(f"grace must be longer than heartbeat ({heartbeat} s), got {grace!r}")
     if max_retry is not None:
-        check_int(max_retry, "max_retry", 0, or_none=True, kinds=int)
+        max_retry = check_int(max_retry, "max_retry", 0, or_none=True)
     url = storage_url(storage)
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme == "sqlite":
