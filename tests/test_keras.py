@@ -270,10 +270,23 @@ def test_errors_name_the_argument() -> None:
         ReduceOnPlateau(factor=0.0)
     with pytest.raises(ValueError, match=r"factor.*got 2"):
         ReduceOnPlateau(factor=2)
-    # a missing metric stops the run with the keys there are, rather than being skipped with a warning
+    # a missing metric stops the run with the keys there are, rather than being skipped with a warning;
+    # a val_* one in a fit without validation, at its end (validation_freq may skip the first epochs)
     model = _one_weight_model(s)
-    with pytest.raises(KeyError, match=r"'val_loss'.*'loss'"):
+    with pytest.raises(KeyError, match=r"'val_loss'.*none of this fit's 1 epoch.*'loss'.*validation_freq"):
         model.fit(X, Y, batch_size=4, epochs=1, verbose=0, callbacks=[ReduceOnPlateau()])
+    with pytest.raises(KeyError, match=r"^\"ReduceOnPlateau: monitor 'los' is not in the logs of epoch 0"):
+        model.fit(X, Y, batch_size=4, epochs=1, verbose=0, callbacks=[ReduceOnPlateau(monitor="los")])
+    with pytest.raises(KeyError, match=r"monitor 'val_los' is not in the logs of epoch 0.*'val_loss'"):
+        model.fit(
+            X,
+            Y,
+            batch_size=4,
+            epochs=1,
+            verbose=0,
+            validation_split=0.5,
+            callbacks=[ReduceOnPlateau(monitor="val_los")],
+        )
     # a Keras schedule that is not lrkit's cannot be cut
     model = _one_weight_model(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5))
     with pytest.raises(TypeError, match=r"ExponentialDecay.*lrkit.keras.schedule"):
@@ -402,8 +415,15 @@ def test_plateau_cuts_a_schedule_under_mixed_float16() -> None:
     assert _weight(model) == pytest.approx(want, rel=RTOL)
 
 
+def _stepped(model: keras.Model) -> keras.Model:
+    """``model`` with its optimizer's step count at 1, as after a step of training: a callback driven by
+    hand at an optimizer that has never stepped warns (it would cut an LR nothing uses)."""
+    model.optimizer.iterations.assign(1)
+    return model
+
+
 def _drive(cb: ReduceOnPlateau, model: keras.Model, metrics: list[float]) -> None:
-    cb.set_model(model)
+    cb.set_model(_stepped(model))
     cb.on_train_begin()
     for epoch, m in enumerate(metrics):
         cb.on_epoch_end(epoch, {cb.monitor: m})
@@ -429,10 +449,11 @@ def test_the_plateau_state_resumes_only_for_the_metric_it_was_measured_on() -> N
     config = json.loads(json.dumps(acc.get_config()))
     assert config["plateau"]["mode"] == "max" and config["plateau"]["monitor"] == "accuracy"
     loaded = KerasSchedule.from_config(config)
+    loaded_model = _one_weight_model(loaded)  # one model: a schedule given to another one starts afresh
     with pytest.raises(ValueError, match=r"saved with mode='max'.*this plateau has mode='min'"):
-        _drive(ReduceOnPlateau(monitor="accuracy", mode="min"), _one_weight_model(loaded), [])
+        _drive(ReduceOnPlateau(monitor="accuracy", mode="min"), loaded_model, [])
     resumed = ReduceOnPlateau(monitor="accuracy")
-    _drive(resumed, _one_weight_model(loaded), [])
+    _drive(resumed, loaded_model, [])
     assert resumed.plateau.best == 0.9
     with pytest.raises(ValueError, match=r"^plateau: monitor must be a log key \(a str\), got 3"):
         KerasSchedule.from_config({**config, "plateau": {**config["plateau"], "monitor": 3}})
@@ -464,7 +485,7 @@ def test_plateau_reproduces_keras_reduce_lr_on_plateau_with_the_documented_mappi
                 min_lr=0.01,
             ),
         ):
-            model = _one_weight_model(1.0)
+            model = _stepped(_one_weight_model(1.0))
             cb.set_model(model)
             cb.on_train_begin({})
             seen = []

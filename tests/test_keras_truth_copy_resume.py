@@ -124,6 +124,7 @@ def test_the_callback_state_carries_its_cuts_through_json_and_torch_save() -> No
     the cuts, and kept neither their list nor their number)."""
     cb = ReduceOnPlateau(monitor="loss", factor=0.5, patience=0)
     model = _model(0.1)
+    model.optimizer.iterations.assign(1)  # as after a step (an optimizer that never stepped warns)
     cb.set_model(model)
     cb.on_train_begin()
     for epoch, metric in enumerate([1.0, 2.0, float("nan"), 0.5]):
@@ -147,14 +148,18 @@ def test_the_callback_state_carries_its_cuts_through_json_and_torch_save() -> No
 def test_a_nan_metric_cut_survives_a_json_config() -> None:
     s = lrkit.keras.schedule("constant(lr=0.1)")
     cb = ReduceOnPlateau(monitor="loss", factor=0.5, patience=0)
-    cb.set_model(_model(s))
+    model = _model(s)
+    model.optimizer.iterations.assign(1)  # as after a step (an optimizer that never stepped warns)
+    cb.set_model(model)
     cb.on_train_begin()
     for epoch, metric in enumerate([1.0, float("nan")]):
         cb.on_epoch_end(epoch, {"loss": metric})
     config = json.loads(json.dumps(s.get_config(), allow_nan=False))
     assert config["plateau"]["cuts"][0]["metric"] == "nan"
     back = ReduceOnPlateau(monitor="loss", factor=0.5, patience=0)
-    back.set_model(_model(KerasSchedule.from_config(config)))
+    model = _model(KerasSchedule.from_config(config))
+    model.optimizer.iterations.assign(2)  # the step count a loaded optimizer brings back
+    back.set_model(model)
     back.on_train_begin()
     assert repr(back.cuts) == repr(cb.cuts)
 

@@ -46,6 +46,7 @@ import dataclasses
 import math
 import numbers
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
@@ -79,6 +80,14 @@ _FLOAT32_MAX = 3.4028234663852886e38
 CONFIG_FORMAT = "lrkit.keras/1"
 _CONFIG_KEYS = ("schedule", "multiplier", "floor", "plateau")
 _CUT_KEYS = ("epoch", "metric", "lr_before", "lr_after")
+
+
+try:  # Keras 3 has no public name for it; a Variable's assign inside a stateless scope is dropped
+    from keras.src.backend.common.stateless_scope import in_stateless_scope as _in_stateless_scope
+except ImportError:  # pragma: no cover - another Keras layout: no scope is seen, traced steps still are
+
+    def _in_stateless_scope() -> bool:
+        return False
 
 
 if keras.backend.backend() == "jax":
@@ -185,6 +194,12 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             m, dtype="float32", trainable=False, name="lrkit_multiplier"
         )
         self.floor_variable = keras.Variable(f, dtype="float32", trainable=False, name="lrkit_floor")
+        #: the multiplier and floor this schedule was made with (or loaded with): a new optimizer starts here
+        self._initial = (float(np.float32(m)), float(np.float32(f)))  # as the float32 variables hold them
+        #: the step counters (``keras.Variable``) of the optimizers that have called this schedule, as weak
+        #: references; the last one's run is the one the multiplier, floor and plateau state belong to
+        self._counters: list[weakref.ref[Any]] = []
+        self._warned_traced_reuse = False
         #: jax backend: the (multiplier, floor) the last traced train step holds as constants, or None
         self._traced_with: tuple[float, float] | None = None
         #: the :class:`ReduceOnPlateau` callback's state (best metric, counters), kept here so that it is
@@ -215,6 +230,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         A step from the host (a Python or numpy number or array) is checked as ``lrkit.optax``'s count
         is: a bool is a TypeError, a NaN or infinite step a ValueError, an int is held to +-2**53; a
         tensor of bools or complex numbers is a TypeError."""
+        if isinstance(step, keras.Variable):  # an optimizer's step counter: whose run is this?
+            self._meet(step)
         m, f = self.multiplier_variable.value, self.floor_variable.value
         if isinstance(step, (int, float, np.generic, np.ndarray, list, tuple)):  # from the host
             step = host_steps(step, "step", "a tensor")
@@ -238,6 +255,56 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             self._traced_with = (self.multiplier, self.floor)
         base = self.schedule(t, xp=self._xp)
         return keras.ops.maximum(base * m, keras.ops.minimum(base, f))
+
+    # -- the optimizer it belongs to --------------------------------------------------------------------
+    def _owner(self) -> Any:
+        """The step counter of the optimizer whose run the cuts belong to (None before any)."""
+        return self._counters[-1]() if self._counters else None
+
+    def _meet(self, counter: Any) -> None:
+        """Called with an optimizer's step counter. A schedule is a Keras optimizer's argument, and Keras'
+        schedules hold no state, so one is often built once and given to the optimizer of each new model
+        (folds, trials): the cuts and the plateau state of the last optimizer's run must not go on in the
+        next one. A counter not seen before, after another one, is a new optimizer: the multiplier and the
+        floor go back to those the schedule was made (or loaded) with and the plateau state is dropped.
+        The first counter a schedule meets is adopted with its state (a loaded model: ``load_model``
+        rebuilds the schedule from its config); one met before (an earlier model's LR read) changes
+        nothing. Inside a traced step (jax) the variables cannot be reset: a schedule that carries
+        another optimizer's cuts warns there, once."""
+        if self._counters and self._counters[-1]() is counter:
+            return  # the optimizer of the run: the path of every step
+        if any(r() is counter for r in self._counters):
+            return
+        if self._counters and self._carries_state():
+            if _traced(keras.ops.convert_to_tensor(counter)) or _in_stateless_scope():
+                self._warn_traced_reuse()
+            else:
+                self.reset()
+        self._counters = [r for r in self._counters if r() is not None] + [weakref.ref(counter)]
+
+    def _carries_state(self) -> bool:
+        return self.plateau_state is not None or (self.multiplier, self.floor) != self._initial
+
+    def reset(self) -> None:
+        """Forget the run so far: the multiplier and the floor the schedule was made (or loaded) with,
+        and no plateau state. Done by itself when an optimizer other than the last one calls it."""
+        self._set(multiplier=self._initial[0], floor=self._initial[1])
+        self.plateau_state = None
+        self._traced_with = None  # the new optimizer's step has not been traced
+
+    def _warn_traced_reuse(self) -> None:
+        if self._warned_traced_reuse:
+            return
+        self._warned_traced_reuse = True
+        warnings.warn(
+            f"lrkit.keras: this schedule ({self!r}) carries the cuts of another optimizer's run, and a new "
+            "optimizer first called it inside a traced train step (jax), where they cannot be undone: this "
+            "run starts from them. Build the schedule for each model (lrkit.keras.schedule(...) inside the "
+            "loop), call schedule.reset() before fit, or pass lrkit.keras.ReduceOnPlateau(...) to fit, "
+            "which resets it at the start of the fit",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
     # -- the controller's handles -----------------------------------------------------------------
     @property
@@ -283,7 +350,9 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
                 f"lrkit.keras: {name} changed after the jax backend traced the train step with "
                 f"multiplier={m:g}, floor={f:g} as constants; the new value is used once the step is "
                 "traced again: call model.make_train_function(force=True) (or model.compile) before the "
-                "next fit. ReduceOnPlateau does this itself.",
+                "next fit; a train step you jit yourself (around optimizer.stateless_apply) holds them too: "
+                "jit it again (a new jax.jit of your step function). ReduceOnPlateau does this itself for "
+                "model.fit.",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -417,6 +486,16 @@ def _cut_state(data: object) -> dict[str, Any]:
     return out
 
 
+def _past_the_run_warning() -> type[UserWarning]:
+    """lrkit.torch's ``PastTheRunWarning`` (one class for both adapters), or, without torch installed
+    (a jax-only install), a UserWarning of the same name."""
+    try:
+        from .torch import PastTheRunWarning
+    except ModuleNotFoundError:  # pragma: no cover - the tests run with torch
+        return type("PastTheRunWarning", (UserWarning,), {"__module__": __name__})
+    return PastTheRunWarning
+
+
 class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped (Any)
     """Cut the learning rate by ``factor`` when ``monitor`` stops improving; works with schedules.
 
@@ -438,10 +517,19 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
             of epochs that end before optimizer step ``k`` (``start=0``: every metric, as Keras' own
             callback). Steps are the batches the schedule is called with.
         verbose: print a line at each cut.
+        schedule: the :class:`KerasSchedule` to cut, for a model that trains with optimizers of its own
+            (a custom ``train_step``, a GAN's ``compile(d_optimizer, g_optimizer)``); by default the
+            schedule (or the float LR) of ``model.optimizer``.
 
     Every cut is recorded in :attr:`cuts` (a list of :class:`Cut`); ``logs["learning_rate"]`` is the
     LR after the epoch's decision (Keras' callback logs the LR before it). A missing ``monitor`` raises
-    ``KeyError`` naming the keys there are.
+    ``KeyError`` naming the keys there are, except a ``val_*`` one in an epoch without validation
+    (``fit(validation_freq=k)``): that epoch is skipped, as Keras' callback skips it, and a fit where
+    validation never ran raises ``KeyError`` at its end. A fit longer than the schedule warns
+    (``PastTheRunWarning``) at its first epoch; a ``model.optimizer`` that has not stepped after an epoch
+    warns once (the model trains with optimizers of its own: pass ``schedule=``). A callback or a
+    schedule that ran with another optimizer (the last model's) starts afresh with this one (see
+    :meth:`KerasSchedule.reset`).
 
     From Keras' ``ReduceLROnPlateau``: Keras counts ``patience`` and ``cooldown`` from the first bad
     epoch (torch after it), and its ``min_delta`` is absolute, so
@@ -471,8 +559,14 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         eps: float = 1e-8,
         start: int | str = "warmup",
         verbose: int = 0,
+        schedule: KerasSchedule | None = None,
     ) -> None:
         super().__init__()
+        if schedule is not None and not isinstance(schedule, KerasSchedule):
+            raise TypeError(
+                f"ReduceOnPlateau: schedule must be the lrkit.keras.schedule(...) to cut (a KerasSchedule), "
+                f"or None for model.optimizer's, got {type(schedule).__name__} {_short(schedule)}"
+            )
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(
                 f"ReduceOnPlateau: monitor must be a log key such as 'val_loss', got {monitor!r}"
@@ -496,7 +590,15 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         if self.plateau.factor <= 0.0:
             raise ValueError(f"ReduceOnPlateau: factor must be > 0 (a multiplier), got {factor!r}")
         self.verbose = verbose
+        self.schedule = schedule
         self.cuts: list[Cut] = []
+        #: the step counter of the optimizer this callback last ran with (weak): another one starts afresh
+        self._ran_with: weakref.ref[Any] | None = None
+        self._seen_monitor = False  # this fit logged the monitor at least once
+        self._skipped: list[int] = []  # this fit's epochs without validation (a val_* monitor missing)
+        self._checked_length = False  # this fit's length was held against the schedule's
+        self._warned_idle = False
+        self._keys: list[str] = []  # the log keys of the last epoch skipped
 
     # -- what is being cut ------------------------------------------------------------------------
     def _optimizer(self) -> Any:
@@ -506,6 +608,8 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         return opt
 
     def _target(self) -> Any:
+        if self.schedule is not None:
+            return self.schedule
         lr = self._optimizer()._learning_rate  # the schedule or variable itself; `learning_rate` evaluates it
         if isinstance(lr, KerasSchedule):
             return lr
@@ -516,8 +620,24 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
             "lrkit schedule (lrkit.keras.schedule(...)), whose multiplier this callback cuts"
         )
 
+    def _counter(self) -> Any:
+        """The step counter of the optimizer whose LR is cut (``schedule=``: the last optimizer that
+        called it; None before any did)."""
+        if self.schedule is not None:
+            return self.schedule._owner()
+        return self._optimizer()._iterations
+
+    def _steps_done(self) -> int:
+        counter = self._counter()
+        return 0 if counter is None else int(keras.ops.convert_to_numpy(counter))
+
     def _current_lr(self) -> float:
-        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if self.schedule is not None:
+            counter = self.schedule._owner()
+            lr = self.schedule(0 if counter is None else counter)
+        else:
+            lr = self.model.optimizer.learning_rate
+        return float(keras.ops.convert_to_numpy(lr))
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -545,7 +665,16 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
             self.cuts = cuts
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._seen_monitor, self._skipped, self._checked_length = False, [], False
         target = self._target()
+        counter = self._counter()
+        if counter is not None:
+            if target is not None:
+                target._meet(counter)  # a schedule that another optimizer ran with starts afresh
+            if self._ran_with is not None and self._ran_with() is not counter:
+                self.plateau.reset()  # this callback ran with another optimizer: not this one's history
+                self.cuts = []
+            self._ran_with = weakref.ref(counter)
         if target is not None:
             target._set(floor=self.plateau.floor())
             self._retrace_if_stale(target)
@@ -562,19 +691,76 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                 self.plateau.load_state_dict({**saved, "best": best})
                 # the cuts made before the save (a config written before they were kept has none)
                 self.cuts = [Cut(**c) for c in saved.get("cuts", [])]
+                done = self.plateau.last_epoch > 0 or self.cuts
+                if done and counter is not None and self._steps_done() == 0:
+                    self._warn_state_without_steps(target)
+
+    def _warn_state_without_steps(self, target: KerasSchedule) -> None:
+        warnings.warn(
+            f"lrkit.keras.ReduceOnPlateau: the schedule's saved plateau state has {self.plateau.last_epoch} "
+            f"epoch(s) and {len(self.cuts)} cut(s) (multiplier {target.multiplier:g}), but the optimizer's "
+            "step count is 0, so the schedule starts again from step 0 with those cuts kept. The likely "
+            "cause: the model was loaded under another dtype policy than it was saved with (a "
+            "mixed_float16 model loaded without keras.mixed_precision.set_global_policy('mixed_float16') "
+            "first), and Keras skipped loading the optimizer's variables. Set the policy before "
+            "keras.models.load_model",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self._checked_length:
+            self._checked_length = True
+            self._check_length(epoch)
+
+    def _check_length(self, epoch: int) -> None:
+        """Warn (``PastTheRunWarning``) when this fit's batches take the schedule past its end, as
+        lrkit.torch's scheduler does past its run (its first step past the end passes unwarned)."""
+        target = self._target()
+        params = self.params or {}
+        epochs, steps = params.get("epochs"), params.get("steps")
+        if target is None or self.schedule is not None or not epochs or not steps:
+            return  # schedule=: how many steps a batch takes is the model's own business
+        length = target.schedule.length_steps
+        if length is None:
+            return  # it never ends (a constant, a periodic schedule)
+        at = self._steps_done()
+        last = at + (int(epochs) - epoch) * int(steps) - 1  # the step of the fit's last batch
+        if last <= length:
+            return
+        end_lr = float(keras.ops.convert_to_numpy(target(np.float64(length))))
+        warnings.warn(
+            f"lrkit.keras.ReduceOnPlateau: this fit runs past the schedule: the schedule covers "
+            f"{length:,.0f} steps (batches), and fit(epochs={epochs}) at {steps} batches an epoch, from "
+            f"epoch {epoch} (step {at}), runs to step {last}; past step {length:,.0f} the LR stays at its "
+            f"last value, {end_lr:.3g}. The run is longer than the schedule: build it with total_steps = "
+            "epochs * steps_per_epoch of this fit (steps_per_epoch = ceil(n_train / batch_size), n_train "
+            "what validation_split leaves). (Warned once per fit.)",
+            _past_the_run_warning(),
+            stacklevel=2,
+        )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
         if self.monitor not in logs:
+            if self.monitor.startswith("val_") and not any(str(k).startswith("val_") for k in logs):
+                # no validation this epoch (fit's validation_freq): skipped, as Keras' own callback does
+                self._skipped.append(epoch)
+                self._keys = sorted(logs)
+                logs["learning_rate"] = self._current_lr()
+                return
             raise KeyError(
                 f"ReduceOnPlateau: monitor {self.monitor!r} is not in the logs of epoch {epoch}; the logs "
-                f"hold {sorted(logs)} (val_* needs validation data)"
+                f"hold {sorted(logs)}"
             )
+        self._seen_monitor = True
         metric = float(logs[self.monitor])
         target = self._target()
         before = self._current_lr()
         # the step the schedule is at (the batches so far) against the end of its warmup (start)
-        at = int(keras.ops.convert_to_numpy(self._optimizer()._iterations))
+        at = self._steps_done()
+        if at == 0 and not self._warned_idle:
+            self._warn_idle(epoch)
         warmup = 0.0 if target is None else warmup_steps(target.schedule)
         if self.plateau.offer(metric, at, warmup) and self.plateau.reduce(before) != before:
             if target is not None:  # a float LR is an optimizer variable, which jax's step reads
@@ -596,6 +782,41 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                 "cuts": [dataclasses.asdict(c) for c in self.cuts],
             }
         logs["learning_rate"] = self._current_lr()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._skipped and not self._seen_monitor:
+            n = len(self._skipped)
+            raise KeyError(
+                f"ReduceOnPlateau: monitor {self.monitor!r} was in the logs of none of this fit's {n} "
+                f"epoch(s); they held {self._keys} but no val_* key: validation did not run, so no metric "
+                "reached the plateau. Give fit validation data (validation_data=... or "
+                "validation_split=...) with a validation_freq that falls within the epochs (it validates "
+                "after epoch e when (e + 1) % validation_freq == 0), or monitor a training metric ('loss')"
+            )
+
+    def _warn_idle(self, epoch: int) -> None:
+        self._warned_idle = True
+        if self.schedule is not None:
+            what = "no optimizer has called the schedule given as schedule= yet"
+            fix = (
+                "give that schedule to the optimizer that trains "
+                "(keras.optimizers.Adam(learning_rate=schedule))"
+            )
+        else:
+            opt = self.model.optimizer
+            what = f"model.optimizer ({type(opt).__name__}), whose learning rate it cuts, has not stepped"
+            fix = (
+                "If the model trains with optimizers of its own (a custom train_step, a GAN's "
+                "compile(d_optimizer, g_optimizer)), pass the lrkit schedule to cut: "
+                "ReduceOnPlateau(..., schedule=the_schedule_of_that_optimizer); a LossScaleOptimizer that "
+                "skipped every step of the epoch for overflowing gradients also leaves the count at 0"
+            )
+        warnings.warn(
+            f"lrkit.keras.ReduceOnPlateau: after epoch {epoch} the step count is 0: {what}, so its cuts "
+            f"change nothing that trains. {fix}. (Warned once.)",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def _retrace_if_stale(self, target: KerasSchedule) -> None:
         """The jax backend traces the train step once and bakes the variables it does not own (the
