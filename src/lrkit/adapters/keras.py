@@ -31,13 +31,22 @@ class with Keras (``import lrkit`` alone imports no Keras), or Keras "could not 
 alone (``save_weights`` / ``load_weights``, ``ModelCheckpoint(save_weights_only=True)``,
 ``BackupAndRestore``) restore the step count but not the cuts nor the plateau's state, which live in the
 config: the optimizer does not own the schedule's variables, and Keras saves only the variables it owns.
+Under ``mixed_float16``, set the policy before ``load_model``: a model loaded under another policy gets
+an optimizer whose variables Keras does not load (step 0), and the callback warns.
+
+The cuts and the plateau state belong to the run of the optimizer that calls the schedule. A schedule
+built once and given to the optimizer of each new model (folds, trials: Keras' own schedules hold no
+state, so this is the Keras idiom) starts each new optimizer afresh, at the multiplier and floor it was
+made with (:meth:`KerasSchedule.reset`); a loaded model's schedule, rebuilt from its config, keeps its
+state, and so does the same model's next ``fit``.
 
 Steps are the optimizer's batch counter: with ``gradient_accumulation_steps=k`` Keras calls the
 schedule with the number of batches (``optimizer._iterations``), not of updates
 (``optimizer.iterations``), as it does its own schedules. Under ``mixed_float16`` the callback cuts the
 schedule of the ``LossScaleOptimizer``'s inner optimizer. The jax backend traces the train step once,
 with the multiplier and floor as constants: :class:`ReduceOnPlateau` rebuilds it when they change;
-set by hand after a ``fit``, they warn and take effect after ``model.make_train_function(force=True)``.
+set by hand after a ``fit``, they warn and take effect after ``model.make_train_function(force=True)``
+(a train step you ``jax.jit`` yourself: after jitting it again).
 """
 
 from __future__ import annotations
