@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,12 @@ from .spec import load, to_string
 
 __all__ = [
     "GALLERY",
+    "HANGUL_FONTS",
     "MAX_POINTS",
     "MAX_STEPS",
     "gallery",
+    "hangul_fallback",
+    "hangul_font",
     "minmax_thin",
     "new_figure",
     "plot_schedules",
@@ -72,17 +77,24 @@ def minmax_thin(y: np.ndarray, stride: int, offset: int = 0) -> tuple[np.ndarray
     return (idx + offset).astype(float), y[idx]
 
 
-def _curve(sched: Schedule, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def _curve(sched: Schedule, total_steps: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """``sched`` over steps 0 .. ``total_steps``, thinned to about :data:`MAX_POINTS` points
-    (:func:`minmax_thin`), evaluated :data:`_CHUNK` steps at a time."""
+    (:func:`minmax_thin`), evaluated :data:`_CHUNK` steps at a time; and the steps a run trains with
+    (0 .. ``total_steps`` - 1; the last point drawn, where a decay ends at 0, is none of them) where its LR
+    is not above 0, which a log scale leaves out: ``[count, first, last]``, ``[0, -1, -1]`` for none."""
     n = total_steps + 1
     stride = thin_stride(n)
     chunk = max(stride, _CHUNK // stride * stride)  # whole runs of stride steps per chunk
     xs, ys = [], []
+    below = [0, -1, -1]
     for start in range(0, n, chunk):
         t = np.arange(start, min(n, start + chunk), dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
-            x, y = minmax_thin(np.asarray(sched(t), dtype=float), stride, start)
+            lrs = np.asarray(sched(t), dtype=float)
+            x, y = minmax_thin(lrs, stride, start)
+        at = np.flatnonzero(lrs[: total_steps - start] <= 0)  # the steps a run trains with
+        if len(at):
+            below = [below[0] + len(at), below[1] if below[0] else start + int(at[0]), start + int(at[-1])]
         xs.append(x)
         ys.append(y)
     x, y = np.concatenate(xs), np.concatenate(ys)
@@ -93,7 +105,7 @@ def _curve(sched: Schedule, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
         keep = np.isfinite(at) & ~np.isin(ends, x)
         order = np.argsort(np.concatenate([x, ends[keep]]), kind="stable")
         x, y = np.concatenate([x, ends[keep]])[order], np.concatenate([y, at[keep]])[order]
-    return x, y
+    return x, y, below
 
 
 def _matplotlib() -> Any:
@@ -122,6 +134,66 @@ def new_figure(**kwargs: Any) -> Any:
     return fig
 
 
+#: fonts that draw Hangul, in the order lrkit's figures prefer them; any other installed font with Hangul
+#: comes after these
+HANGUL_FONTS = (
+    "NanumGothic",
+    "NanumBarunGothic",
+    "Noto Sans CJK KR",
+    "Noto Sans KR",
+    "Source Han Sans KR",
+    "Malgun Gothic",
+    "Apple SD Gothic Neo",
+    "AppleGothic",
+    "UnDotum",
+    "Baekmuk Gulim",
+)
+#: syllables a font must draw, each its own glyph, to count as one with Hangul
+HANGUL_PROBE = "학습률손실"
+
+
+@functools.lru_cache(maxsize=1)
+def hangul_font() -> str | None:
+    """The family name of an installed font that draws Hangul (:data:`HANGUL_FONTS` first), or None. A font
+    draws Hangul when each syllable of :data:`HANGUL_PROBE` has a glyph of its own: matplotlib's Last
+    Resort font has a glyph for every character, one box per Unicode block."""
+    _matplotlib()
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    rank = {name: i for i, name in enumerate(HANGUL_FONTS)}
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: rank.get(f.name, len(rank))):
+        try:
+            font = FT2Font(entry.fname)
+        except (OSError, RuntimeError):  # a font file matplotlib listed but cannot open now
+            continue
+        glyphs = {font.get_char_index(ord(c)) for c in HANGUL_PROBE}
+        if 0 not in glyphs and len(glyphs) == len(HANGUL_PROBE):
+            return str(entry.name)
+    return None
+
+
+def with_fallback(font: str | None) -> list[str] | None:
+    """matplotlib's ``font.family`` with ``font`` after it (glyphs the first lacks, Hangul, come from the
+    next; numbers keep the minus sign U+2212, which NanumGothic lacks); None for no ``font``."""
+    if font is None:
+        return None
+    return [*_matplotlib().rcParams["font.family"], font]
+
+
+@contextmanager
+def hangul_fallback() -> Iterator[None]:
+    """Text made inside draws Hangul (a name, a title: shown as written) with an installed font that has
+    it (:func:`hangul_font`), after matplotlib's ``font.family`` (:func:`with_fallback`); where none is
+    installed, nothing changes."""
+    family = with_fallback(hangul_font())
+    if family is None:
+        yield
+        return
+    with _matplotlib().rc_context({"font.family": family}):
+        yield
+
+
 def pyplot() -> Any:
     """matplotlib.pyplot, its backend as it is (lrkit's own figures do not use it: :func:`new_figure`)."""
     _matplotlib()
@@ -146,6 +218,17 @@ def is_multiplier(s: Schedule) -> bool:
     return False
 
 
+def _left_out(count: int, first: int, last: int) -> str:
+    """What a schedule's legend entry says on a log scale about the ``count`` steps it trains with, ``first``
+    to ``last``, whose LR is not above 0 (a log axis has no place for them: they are not drawn; a warmup
+    from 0 trains its first step with LR 0)."""
+    if count <= 2:
+        where = f"step {first:,}" if count == 1 else f"steps {first:,} and {last:,}"
+    else:
+        where = f"{count:,} steps from {first:,} to {last:,}"
+    return f" (LR ≤ 0 at {where}: not drawn on a log scale)"
+
+
 def plot_schedules(
     schedules: Sequence[Schedule | str],
     total_steps: int,
@@ -158,7 +241,11 @@ def plot_schedules(
 ) -> Any:
     """Overlay ``schedules`` (objects or spec strings) over ``total_steps`` steps; save to ``out``.
 
-    Returns the matplotlib figure. Axes are labelled; ``log`` puts the LR on a log scale.
+    Returns the matplotlib figure. Axes are labelled; ``log`` puts the LR on a log scale, and a legend
+    entry says at which steps a run trains with (0 .. ``total_steps`` - 1) the schedule's LR is not above
+    0 (those steps are not drawn there). The legend sits
+    where it covers the fewest points; Hangul in a spec or title is drawn with an installed font that has
+    it (:func:`hangul_fallback`).
     """
     if not schedules:
         raise ValueError("schedules: expected at least one schedule, got none")
@@ -172,11 +259,13 @@ def plot_schedules(
         sched, label = _resolved(s, total_steps, steps_per_epoch)
         if is_multiplier(sched):
             label += " (a multiplier, not an LR)"
-        t, y = _curve(sched, total_steps)
+        t, y, (count, first, last) = _curve(sched, total_steps)
         if log:
             y = np.where(y > 0, y, np.nan)
             if np.isnan(y).all():
                 label += " (never > 0: nothing to draw on a log scale)"
+            elif count:
+                label += _left_out(count, first, last)
         curves.append((t, y, label))
     if log and all(np.isnan(y).all() for _, y, _ in curves):
         raise ValueError(
@@ -184,24 +273,26 @@ def plot_schedules(
             + ", ".join(label.split(" (never")[0] for _, _, label in curves)
         )
     fig = None
-    if ax is None:  # lrkit's own figure; on your ``ax``, nothing else is touched
-        fig = new_figure(figsize=(9, 4.8), layout="constrained")
-        ax = fig.subplots()
-    for t, y, label in curves:
-        ax.plot(t, y, lw=1.8, label=label)
-    ax.set_xlabel("step" if steps_per_epoch is None else f"step ({steps_per_epoch:g} steps per epoch)")
-    ax.set_ylabel("learning rate")
-    if log:
-        ax.set_yscale("log")
-    ax.grid(True, alpha=0.3, which="both")
-    ax.set_title(
-        title
-        or f"learning-rate schedule{'s' if len(schedules) > 1 else ''} over {total_steps:,} "
-        + ("step" if total_steps == 1 else "steps")
-    )
-    ax.legend(fontsize=8, loc="upper right")  # "best" searches every drawn point
-    if out is not None:
-        _save(ax.figure, out)
+    with hangul_fallback():  # a spec, a label or a title in Korean is drawn as written
+        if ax is None:  # lrkit's own figure; on your ``ax``, nothing else is touched
+            fig = new_figure(figsize=(9, 4.8), layout="constrained")
+            ax = fig.subplots()
+            ax.xaxis.get_major_locator().set_params(integer=True)  # steps: 0, 1, 2, not 0.25
+        for t, y, label in curves:
+            ax.plot(t, y, lw=1.8, label=label)
+        ax.set_xlabel("step" if steps_per_epoch is None else f"step ({steps_per_epoch:g} steps per epoch)")
+        ax.set_ylabel("learning rate")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(True, alpha=0.3, which="both")
+        ax.set_title(
+            title
+            or f"learning-rate schedule{'s' if len(schedules) > 1 else ''} over {total_steps:,} "
+            + ("step" if total_steps == 1 else "steps")
+        )
+        ax.legend(fontsize=8, loc="best")  # where it covers the fewest points of the curves
+        if out is not None:
+            _save(ax.figure, out)
     return fig or ax.figure
 
 

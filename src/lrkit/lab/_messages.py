@@ -86,9 +86,12 @@ EN: dict[str, str] = {
     "verdict.apart": " Their 95% CIs do not overlap.",
     "verdict.stalled_item": "{label} ({k} of {runs} seeds)",
     # the page
-    "page.meta": "task {task} · experiment {id} ({name}) · {strategies} strategies · seeds {seeds}{epochs} · "
-    "{runs} runs · database {db}",
-    "page.meta.epochs": " · {n} epochs",
+    # ``{strategies}``, ``{runs}``: counts ("1 strategy", "3 runs"); ``{seeds}``: page.meta.seeds.*
+    "page.meta": "task {task} · experiment {id} ({name}) · {strategies} · {seeds}{epochs} · {runs} · "
+    "database {db}",
+    "page.meta.seeds.one": "seed {seeds}",
+    "page.meta.seeds.other": "seeds {seeds}",
+    "page.meta.epochs": " · {epochs}",
     "page.figure_failed": "figure failed to render: ",
     "page.summary": "Summary",
     "page.summary_note": "{target}; epochs and seconds (wall time since the run started, evaluation "
@@ -167,6 +170,7 @@ EN: dict[str, str] = {
     "they do not: with fewer than two seeds both finished to pair them, {n} seeds cannot tell them "
     "apart.",
     "fig.metric_title": "{m}: mean over finished seeds, band min–max",
+    "fig.metric_none": "no run finished with a finite {m}: nothing to draw",
     "verdict.tie.one": " {names} ends with the same mean as {label}.",
     "verdict.tie.other": " {names} end with the same mean as {label}.",
     "verdict.stalled.untrained": " Did not learn (last epoch's training loss no lower than the untrained "
@@ -243,9 +247,11 @@ KO: dict[str, str] = {
     "verdict.one_seed": " 끝난 시드가 하나뿐이라 신뢰구간이 없습니다: 둘을 가리려면 시드를 더 돌리세요.",
     "verdict.apart": " 두 95% 신뢰구간이 겹치지 않습니다.",
     "verdict.stalled_item": "{label} (시드 {runs}개 중 {k}개)",
-    "page.meta": "과제 {task} · 실험 {id} ({name}) · 전략 {strategies}개 · 시드 {seeds}{epochs} · "
-    "실행 {runs}개 · 데이터베이스 {db}",
-    "page.meta.epochs": " · {n} 에폭",
+    "page.meta": "과제 {task} · 실험 {id} ({name}) · {strategies} · {seeds}{epochs} · {runs} · "
+    "데이터베이스 {db}",
+    "page.meta.seeds.one": "시드 {seeds}",
+    "page.meta.seeds.other": "시드 {seeds}",
+    "page.meta.epochs": " · {epochs}",
     "page.figure_failed": "그림을 표시하지 못했습니다: ",
     "page.summary": "요약",
     "page.summary_note": "{target}. 목표까지 에폭과 시간(실행을 시작한 뒤 흐른 실제 초, 평가 포함)은 "
@@ -318,6 +324,7 @@ KO: dict[str, str] = {
     "verdict.overlap.unpaired": " 두 95% 신뢰구간이 겹치지만, 그것만으로는 둘이 다른지 같은지 알 수 "
     "없습니다: 둘 다 끝난 시드가 둘보다 적어 짝지을 수 없으니, 시드 {n}개로는 둘을 가릴 수 없습니다.",
     "fig.metric_title": "{m}: 끝난 시드 평균, 띠는 최솟값–최댓값",
+    "fig.metric_none": "{m} 값이 유한한 채로 끝난 실행이 없어 그릴 것이 없음",
     "verdict.tie.one": " {names}의 평균도 {label}의 평균과 같습니다.",
     "verdict.tie.other": " {names}의 평균도 {label}의 평균과 같습니다.",
     "verdict.stalled.untrained": " 학습하지 못함(마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 낮지 "

@@ -33,7 +33,8 @@ The report speaks English (``lang="en"``, the default) or Korean (``lang="ko"``)
 heading, table header and figure text comes from :mod:`lrkit.lab._messages`; numbers, labels, specs and
 the CSV files (columns and values) are the same in both. A Korean figure needs a font with Hangul
 (:data:`HANGUL_FONTS`, or any installed font that has it); without one the figures are drawn in English
-and a :class:`MissingFontWarning` says what to install.
+and a :class:`MissingFontWarning` says what to install. Hangul in an English figure (a Korean strategy
+name) is drawn with that font too, where one is installed.
 
 Labels are user text: they are HTML-escaped in the page, Markdown-escaped in ``lab.md`` and escaped
 for matplotlib's mathtext in the figures (a label ``$\\frac{$`` is drawn as written). The page loads
@@ -48,7 +49,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import functools
 import hashlib
 import html
 import io
@@ -67,6 +67,8 @@ from typing import Any
 import numpy as np
 
 from .._paths import MARK, _stat_kind, check_replaceable, save_figure, write_output
+from ..plot import HANGUL_FONTS
+from ..plot import hangul_font as _hangul_font
 from ..tasks.base import diverge_threshold
 from ._messages import LANGS, MESSAGES, Messages, load_phrases, messages
 from .runner import ENV, START_LOSS, LabResult, with_start_losses
@@ -93,6 +95,7 @@ __all__ = [
     "fate",
     "final",
     "lab_figure",
+    "legend_names",
     "metric_range",
     "paired_gap",
     "panel_figure",
@@ -146,7 +149,8 @@ EPOCHS_COLUMNS = ("label", "seed", "key", "epoch", "metric", "train_loss", "seco
 
 #: the default target is within this fraction of the best strategy's mean final metric
 TARGET_FRACTION = 0.01
-#: legend entries longer than this are cut (the full label is in the tables)
+#: legend entries longer than this are cut in the middle (:func:`legend_names`; the full label is in the
+#: tables)
 LEGEND_CHARS = 60
 #: the report's words that :mod:`lrkit.lab._messages` does not hold (yet), by language: added to its
 #: catalogues when this module is imported (an id the catalogue has keeps the catalogue's words)
@@ -691,9 +695,40 @@ def escape_mathtext(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _short(text: str, n: int = LEGEND_CHARS) -> str:
-    text = " ".join(str(text).splitlines())
-    return text if len(text) <= n else text[: n - 1] + "…"
+def _cut_middle(text: str, n: int) -> str:
+    """``text`` in at most ``n`` characters: its head and its tail, ``…`` between them."""
+    if len(text) <= n:
+        return text
+    tail = (n - 1) // 2
+    return text[: n - 1 - tail] + "…" + text[len(text) - tail :]
+
+
+def legend_names(labels: Sequence[str], n: int = LEGEND_CHARS) -> dict[str, str]:
+    """Each of ``labels`` (distinct) as a legend shows it: on one line, in at most ``n`` characters, cut in
+    the middle (:func:`_cut_middle`: two names that differ only at their end, a spec's last number, stay
+    apart). Names the cut makes one get twice the room, and again, up to the whole line, then
+    ``repr(label)`` (line breaks differ where spaces are the same): distinct labels, distinct names."""
+
+    def candidates(label: str) -> list[str]:
+        line = " ".join(str(label).splitlines())
+        out, width = [], n
+        while width < len(line):
+            out.append(_cut_middle(line, width))
+            width *= 2
+        return [*out, line, repr(label)]
+
+    ladders = {label: candidates(label) for label in labels}
+    level = dict.fromkeys(labels, 0)
+    while True:
+        names = {label: ladders[label][level[label]] for label in labels}
+        seen: dict[str, list[str]] = {}
+        for label, name in names.items():
+            seen.setdefault(name, []).append(label)
+        shared = [lb for group in seen.values() if len(group) > 1 for lb in group]
+        if not shared:
+            return names
+        for label in shared:
+            level[label] = min(level[label] + 1, len(ladders[label]) - 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -830,63 +865,23 @@ def _loss_curve(run: RunRecord) -> np.ndarray:
     return out
 
 
-#: fonts that draw Hangul, in the order a Korean figure prefers them; any other installed font with
-#: Hangul comes after these
-HANGUL_FONTS = (
-    "NanumGothic",
-    "NanumBarunGothic",
-    "Noto Sans CJK KR",
-    "Noto Sans KR",
-    "Source Han Sans KR",
-    "Malgun Gothic",
-    "Apple SD Gothic Neo",
-    "AppleGothic",
-    "UnDotum",
-    "Baekmuk Gulim",
-)
-
-
 class MissingFontWarning(UserWarning):
     """A Korean report's figures are drawn in English: matplotlib knows no font that has Hangul."""
 
 
-#: syllables a font must draw, each its own glyph, to count as one with Hangul
-HANGUL_PROBE = "학습률손실"
-
-
-@functools.lru_cache(maxsize=1)
-def _hangul_font() -> str | None:
-    """The family name of an installed font that draws Hangul (:data:`HANGUL_FONTS` first), or None. A font
-    draws Hangul when each syllable of :data:`HANGUL_PROBE` has a glyph of its own: matplotlib's Last
-    Resort font has a glyph for every character, one box per Unicode block."""
-    from matplotlib import font_manager
-    from matplotlib.ft2font import FT2Font
-
-    rank = {name: i for i, name in enumerate(HANGUL_FONTS)}
-    for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: rank.get(f.name, len(rank))):
-        try:
-            font = FT2Font(entry.fname)
-        except (OSError, RuntimeError):  # a font file matplotlib listed but cannot open now
-            continue
-        glyphs = {font.get_char_index(ord(c)) for c in HANGUL_PROBE}
-        if 0 not in glyphs and len(glyphs) == len(HANGUL_PROBE):
-            return str(entry.name)
-    return None
-
-
 def _figure_language(lang: str) -> tuple[Messages, list[str] | None]:
-    """The figures' catalogue and matplotlib settings for ``lang``: Korean text needs a font with Hangul
-    (:func:`_hangul_font`) after matplotlib's own (the ``font.family`` it returns): glyphs missing from the
-    first, Hangul, come from the next, and numbers keep their minus sign (U+2212, which NanumGothic
-    lacks); without one, English text and a :class:`MissingFontWarning` (boxes in place of Hangul would
-    say nothing)."""
-    t = messages(lang)
-    if lang == "en":
-        return t, None
-    import matplotlib
+    """The figures' catalogue and matplotlib ``font.family`` for ``lang``. Any figure, English too, draws
+    Hangul (a strategy's name, a title: shown as written) with an installed font that has it
+    (:func:`_hangul_font`), after matplotlib's own (:func:`lrkit.plot.with_fallback`: glyphs missing from
+    the first come from the next); None where no such font is installed. Korean text without one: English
+    text and a :class:`MissingFontWarning` (boxes in place of Hangul would say nothing)."""
+    from ..plot import with_fallback
 
+    t = messages(lang)
     font = _hangul_font()
-    if font is None:
+    if font is None and lang != "en":
+        import matplotlib
+
         warnings.warn(
             f"lang={lang!r}: matplotlib finds no font with Hangul, so the figures are drawn in English "
             "(the page and lab.md are Korean); install one, e.g. NanumGothic (Debian/Ubuntu: apt install "
@@ -897,7 +892,7 @@ def _figure_language(lang: str) -> tuple[Messages, list[str] | None]:
             stacklevel=2,
         )
         return _EN, None
-    return t, [*matplotlib.rcParams["font.family"], font]
+    return t, with_fallback(font)
 
 
 def _not_a_weight_fallback(record: logging.LogRecord) -> bool:
@@ -962,15 +957,27 @@ def _loss_top(runs: Sequence[RunRecord]) -> float | None:
 
 def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> None:
     """One panel: per strategy, the mean over seeds with a min-max band (the metric's: over the finished
-    seeds, those of the table's mean); x marks a diverged run. The loss axis stops at :func:`_loss_top`; a
-    diverged run's x above it is drawn on the top edge. Its words are ``t``'s."""
+    seeds, those of the table's mean); x marks a diverged run (:func:`_draw_diverged`). The loss axis
+    stops at :func:`_loss_top`; a diverged run's x above it is drawn on the top edge. Steps and epochs are
+    whole numbers on the x axis. A metric panel with no finished seed to draw says so, with no legend
+    entry for a line it does not draw. Its words are ``t``'s."""
     metric = escape_mathtext(t.metric(result.metric_name))
+    # ticks at whole steps and epochs: one integer in view (a lab of one epoch) is enough
+    ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
+    if panel == "metric" and all(final(r) is None for r in result.runs):
+        ax.set(xlabel=t("fig.epoch"), ylabel=metric, title=t("fig.metric_title", m=metric))
+        ax.set(xticks=[], yticks=[])
+        ax.text(0.5, 0.5, t("fig.metric_none", m=metric), transform=ax.transAxes, ha="center", va="center")
+        return
     all_positive = True
+    crosses: list[tuple[float, float, str]] = []  # the diverged runs' x: step, loss, colour
     top = _loss_top(result.runs) if panel == "loss" else None
     cut = False
     lr_min, lr_max = math.inf, 0.0
     asked = {a.label: a.runs for a in _asked(result)[0]}
-    for label, (color, ls) in _styles(result).items():  # in the legend's order
+    styles = _styles(result)
+    names = legend_names(list(styles))
+    for label, (color, ls) in styles.items():  # in the legend's order
         runs = result.by_label(label)
         if not runs:  # a strategy with no finished run (an interrupted lab): its table row says so
             continue
@@ -990,7 +997,7 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
             all_positive = all_positive and bool((fin > 0).all())
             if panel == "lr" and (fin > 0).any():
                 lr_min, lr_max = min(lr_min, float(fin[fin > 0].min())), max(lr_max, float(fin.max()))
-        text = _short(label) + _fate(runs, asked[label], t)
+        text = names[label] + _fate(runs, asked[label], t)
         marker = "o" if panel == "metric" and len(x) <= 30 else None
         ax.plot(x, mean, color=color, ls=ls, lw=1.6, marker=marker, ms=3, label=escape_mathtext(text))
         if len(curves) > 1 and len(x):
@@ -1003,7 +1010,8 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
                         y = c[fin_idx[-1]]
                         if top is not None and y > top:
                             y, cut = top, True
-                        ax.plot([fin_idx[-1]], [y], "x", color=color, ms=10, mew=2.2, clip_on=False)
+                        crosses.append((float(fin_idx[-1]), float(y), color))
+    _draw_diverged(ax, crosses)
     if panel == "lr":
         ax.set(xlabel=t("fig.step"), ylabel=t("fig.lr"), title=t("fig.lr_title"))
         if lr_max > 0 and lr_max / lr_min >= 10:
@@ -1022,8 +1030,27 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
             ax.set_ylim(low * pad if pad is not None else low - 0.05 * (top - low), top)
     else:
         ax.set(xlabel=t("fig.epoch"), ylabel=metric, title=t("fig.metric_title", m=metric))
-        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(True, alpha=0.3, which="both")
+
+
+#: points between the x marks of diverged runs drawn at one place, side by side
+CROSS_GAP = 9.0
+
+
+def _draw_diverged(ax: Any, crosses: Sequence[tuple[float, float, str]]) -> None:
+    """An x per diverged run at ``(step, loss)`` in its colour; runs that diverged at one place (the same
+    step, the loss the same to 2 digits: on the top edge, all) are drawn side by side, :data:`CROSS_GAP`
+    points apart and centred on it, where one over another hid all but the last."""
+    from matplotlib.transforms import offset_copy
+
+    places: dict[tuple[float, str], list[tuple[float, float, str]]] = {}
+    for x, y, color in crosses:
+        places.setdefault((x, f"{y:.2g}"), []).append((x, y, color))
+    for group in places.values():
+        for i, (x, y, color) in enumerate(group):
+            dx = (i - (len(group) - 1) / 2) * CROSS_GAP
+            shift = offset_copy(ax.transData, fig=ax.figure, x=dx, y=0.0, units="points")
+            ax.plot([x], [y], "x", color=color, ms=10, mew=2.2, clip_on=False, transform=shift)
 
 
 def _legend(fig: Any, ax: Any, height: float, result: LabResult) -> None:
@@ -1032,6 +1059,8 @@ def _legend(fig: Any, ax: Any, height: float, result: LabResult) -> None:
     several optimizers, each with as many strategies, it starts from one column per optimizer (the
     legend fills column by column, so each column is one optimizer)."""
     handles, labels = ax.get_legend_handles_labels()
+    if not labels:  # a panel with no line (:func:`_draw_panel`): nothing to name
+        return
     renderer = fig.canvas.get_renderer()
     all_groups = _groups(result)
     groups = len(all_groups) if len({len(g) for g in all_groups}) == 1 else 0
@@ -1311,6 +1340,25 @@ img { max-width: 100%; height: auto; display: block; margin: 8px 0 20px; }
 .note { color: #444; font-size: 13.5px; }
 .broken { color: #b00; }
 details summary { cursor: pointer; }
+@media (max-width: 700px) {
+  .scroll th:first-child, .scroll td:first-child { position: sticky; left: 0; z-index: 1; background: #fff;
+    box-shadow: 1px 0 0 #ddd; min-width: 9em; }
+  .scroll th:first-child { background: #f4f4f4; } .scroll tr.best td:first-child { background: #eef7ee; }
+}
+@media print {
+  body { margin: 0; max-width: none; padding: 0; font-size: 12px; }
+  .scroll { overflow: visible; }
+  table { font-size: 9.5px; width: 100%; table-layout: auto; }
+  th, td { padding: 2px 3px; }
+  .label { min-width: 0; max-width: none; }
+  code { font-size: 9px; } .note, .meta { font-size: 10.5px; }
+  tr, img { break-inside: avoid; }
+  h1, h2, h3 { break-after: avoid; }
+  img { max-width: 100%; margin: 4px 0 12px; }
+  details::details-content { content-visibility: visible; display: block; }
+  details > summary { list-style: none; font-weight: bold; }
+  details > summary::-webkit-details-marker { display: none; }
+}
 """
 #: what a language adds to :data:`STYLE`: Korean breaks lines between words, not inside them
 LANG_STYLE = {"ko": "body { word-break: keep-all; }\n"}
@@ -1616,10 +1664,12 @@ def render_html(
         task=f"<code>{_e(result.task)}</code>",
         id=result.experiment_id,
         name=_e(result.name),
-        strategies=len(asked),
-        seeds=_e(", ".join(map(str, seeds))),
-        epochs=t("page.meta.epochs", n=result.epochs) if result.epochs else "",
-        runs=sum(a.runs for a in asked),
+        strategies=t.count("strategies", len(asked)),
+        seeds=t(
+            f"page.meta.seeds.{'one' if len(seeds) == 1 else 'other'}", seeds=_e(", ".join(map(str, seeds)))
+        ),
+        epochs=t("page.meta.epochs", epochs=t.count("epochs", result.epochs)) if result.epochs else "",
+        runs=t.count("runs", sum(a.runs for a in asked)),
         db=f"<code>{_e(result.store_path)}</code>",
     )
     parts = [
