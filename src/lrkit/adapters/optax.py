@@ -29,6 +29,11 @@ optax counts from 0: update ``k`` (0-based) uses ``s(k)``, and ``inject_hyperpar
 in ``state.hyperparams["learning_rate"]`` after the update. A restored state's count (a numpy
 ``int32``) carries the schedule on where it stopped.
 
+Past ``total_steps`` the schedule holds its end value and nothing warns (``lrkit.torch``'s
+``PastTheRunWarning`` has no counterpart): the count lives in the optimizer's state on the device, and
+checking it at each step would cost a host sync inside ``jit``. Compare the state's count with
+``total_steps`` where your loop reads the state anyway (a log, a checkpoint).
+
 Where lrkit and optax describe the same curve (checked in ``tests/test_optax.py``; optax's
 ``transition_begin`` is a ``Constant(v, steps=begin) >>`` in front, its ``end_value`` a ``Clamp``):
 

@@ -4,10 +4,14 @@ Each rung sets the optimizer's learning rate in its state (the hyperparameter th
 ``optax.inject_hyperparams`` keeps there) and runs one jitted step, compiled once for the whole test::
 
     step(params, state, batch, lr):
-        state.hyperparams["learning_rate"] = lr
+        state.hyperparams["learning_rate"] = lr     # and every reduce_on_plateau held at scale 1
         loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-        updates, state = optimizer.update(grads, state, params)
+        updates, state = optimizer.update(grads, state, params, value=loss)
         return optax.apply_updates(params, updates), state, loss
+
+The loss goes to the update as ``value`` (optax's extra argument for it), which an
+``optax.contrib.reduce_on_plateau`` in the chain requires; the ramp alone sets the LR, so the plateau's
+scale is held at 1 through the test (it would cut the ramp where the loss stops improving, its high end).
 
 Every repeat (a retry's too: see :mod:`lrkit.finder.escalation`) starts from the ``params`` you gave and
 a fresh ``optimizer.init(params)``; jax arrays are immutable, so there is nothing to restore afterwards.
@@ -15,6 +19,7 @@ a fresh ``optimizer.init(params)``; jax arrays are immutable, so there is nothin
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +27,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+
+try:  # optax.contrib.reduce_on_plateau's state: scale and cooldown_count since optax 0.2.2 (lrkit's floor)
+    from optax.contrib import ReduceLROnPlateauState as _Plateau
+except ImportError:  # pragma: no cover - an optax without it: no plateau to hold
+    _Plateau = None
 
 from lrkit.finder import _attempt, core
 from lrkit.finder._data import Batches, check_each, fixed_batches
@@ -52,23 +62,46 @@ def _children(node: Any) -> list[tuple[str, Any]]:
     return []
 
 
-def _lr_slots(state: Any, path: str = "state") -> list[tuple[str, Any]]:
+def _nodes(state: Any, keep: Callable[[Any], bool], path: str = "state") -> list[tuple[str, Any]]:
+    """Every node of ``state`` (itself included) that ``keep`` keeps, with its path."""
+    here = [(path, state)] if keep(state) else []
+    return here + [node for name, child in _children(state) for node in _nodes(child, keep, path + name)]
+
+
+def _lr_slots(state: Any) -> list[tuple[str, Any]]:
     """Every ``inject_hyperparams`` state in ``state`` that holds a ``learning_rate``, with its path."""
-    here = [(path, state)] if _injected(state) and "learning_rate" in state.hyperparams else []
-    return here + [slot for name, child in _children(state) for slot in _lr_slots(child, path + name)]
+    return _nodes(state, lambda n: _injected(n) and "learning_rate" in n.hyperparams)
 
 
-def _with_lr(state: Any, lr: Any) -> Any:
-    """``state`` with its ``learning_rate`` hyperparameter set to ``lr`` (in its own dtype)."""
+def _takes_value(update: Callable[..., Any]) -> bool:
+    """Whether ``update`` takes the loss as ``value=``: it has a ``value`` keyword or ``**kwargs``, as
+    ``optax.chain``'s and ``inject_hyperparams``' do (a GradientTransformationExtraArgs')."""
+    try:
+        params = inspect.signature(update).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a callable without a signature: given nothing
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD or (p.name == "value" and p.kind is not p.POSITIONAL_ONLY) for p in params
+    )
+
+
+def _ramped(state: Any, lr: Any) -> Any:
+    """``state`` as a rung of the ramp takes it: its ``learning_rate`` hyperparameter set to ``lr`` (in
+    its own dtype), and every ``reduce_on_plateau`` held at scale 1, in its cooldown, so that this
+    update cannot cut it either (in cooldown it keeps its scale, whatever the loss)."""
     if _injected(state) and "learning_rate" in state.hyperparams:
         old = jnp.asarray(state.hyperparams["learning_rate"])
         state = state._replace(hyperparams={**state.hyperparams, "learning_rate": jnp.asarray(lr, old.dtype)})
+    if _Plateau is not None and isinstance(state, _Plateau):
+        return state._replace(
+            scale=jnp.ones_like(state.scale), cooldown_count=jnp.ones_like(state.cooldown_count)
+        )
     if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(_with_lr(v, lr) for v in state))
+        return type(state)(*(_ramped(v, lr) for v in state))
     if isinstance(state, (tuple, list)):
-        return type(state)(_with_lr(v, lr) for v in state)
+        return type(state)(_ramped(v, lr) for v in state)
     if isinstance(state, dict):
-        return {k: _with_lr(v, lr) for k, v in state.items()}
+        return {k: _ramped(v, lr) for k, v in state.items()}
     return state
 
 
@@ -76,7 +109,8 @@ def _settable(optimizer: Any, params: Any, start_lr: float, end_lr: float) -> op
     """The optimizer whose learning rate the test sets: ``optimizer`` when its state holds exactly one
     constant ``learning_rate`` (``inject_hyperparams``), a factory wrapped in ``inject_hyperparams``;
     ``end_lr`` must fit the dtype that state keeps the LR in (float32 by default). An
-    ``optax.MultiSteps`` is taken as its ``.gradient_transformation()``."""
+    ``optax.MultiSteps`` is taken as its ``.gradient_transformation()``. A ``reduce_on_plateau`` in
+    its state needs the loss, so its update must take ``value`` (:func:`_takes_value`)."""
     if not isinstance(optimizer, optax.GradientTransformation) and callable(
         getattr(optimizer, "gradient_transformation", None)
     ):  # optax.MultiSteps (gradient accumulation) is not a GradientTransformation itself
@@ -97,7 +131,8 @@ def _settable(optimizer: Any, params: Any, start_lr: float, end_lr: float) -> op
         optimizer = optax.inject_hyperparams(lambda learning_rate: factory(learning_rate))(
             learning_rate=start_lr
         )
-    slots = _lr_slots(optimizer.init(params))
+    state = optimizer.init(params)
+    slots = _lr_slots(state)
     if not slots:
         raise ValueError(
             "optimizer: its learning rate cannot be set (its state holds no 'learning_rate' "
@@ -126,6 +161,14 @@ def _settable(optimizer: Any, params: Any, start_lr: float, end_lr: float) -> op
         raise ValueError(
             f"end_lr must be at most {largest:.3g}, the largest LR the optimizer's {dtype} learning_rate "
             f"can hold, got {end_lr!r}"
+        )
+    plateaus = _nodes(state, lambda n: _Plateau is not None and isinstance(n, _Plateau))
+    if plateaus and not _takes_value(optimizer.update):
+        raise ValueError(
+            f"optimizer: its state holds an optax.contrib.reduce_on_plateau ({plateaus[0][0]}), which needs "
+            "the loss as value=..., but the optimizer's update(updates, state, params) takes no value "
+            "argument to pass it on: give the update **extra_args that it passes on, as optax.chain's "
+            "does, or leave the plateau out of the optimizer given to the range test"
         )
     return optimizer
 
@@ -192,7 +235,9 @@ def find_lr(
     ``optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)`` (alone or inside an ``optax.chain``;
     the LR must be a number, not a schedule), or a factory ``lambda lr: optax.adam(lr)``, which the
     finder wraps in ``inject_hyperparams`` itself. ``optax.adam(1e-3)`` is refused: its LR is baked
-    into its update function.
+    into its update function. The update is given the batch's loss as ``value`` (when it takes it); an
+    ``optax.contrib.reduce_on_plateau`` in the chain gets it, and is held at scale 1 through the test
+    (the ramp alone sets the LR: a plateau would cut its high end, where the loss stops improving).
 
     The LR follows the ramp ``start_lr -> end_lr`` (``mode`` ``"exp"`` or ``"linear"``, ``num_steps``
     rungs); each rung runs ``batches_per_step`` jitted steps at that LR (in the dtype the optimizer
@@ -242,10 +287,12 @@ def find_lr(
     allowed = budget_steps(budget, planned_steps, batches.per_epoch())
     val = None if val_data is None else fixed_batches(val_data, batch_size, "val_data")
     opt = _settable(optimizer, params, start, float(end_lr))
+    takes_value = _takes_value(opt.update)
 
     def one_step(p: Any, state: Any, batch: Any, lr: jax.Array) -> tuple[Any, Any, jax.Array]:
         loss, grads = jax.value_and_grad(loss_fn)(p, batch)
-        updates, state = opt.update(grads, _with_lr(state, lr), p)
+        extra = {"value": loss} if takes_value else {}  # the loss, for a reduce_on_plateau in the chain
+        updates, state = opt.update(grads, _ramped(state, lr), p, **extra)
         return optax.apply_updates(p, updates), state, loss
 
     jitted_step = jax.jit(one_step)
