@@ -141,6 +141,21 @@ def test_reset_forgets_the_run_and_a_loaded_model_keeps_its_state(tmp_path: Path
     assert (s.multiplier, s.floor, s.plateau_state) == (0.5, 0.0, None)
 
 
+def test_a_callback_reused_for_a_new_model_starts_afresh_unless_given_a_state() -> None:
+    """A float LR: the callback holds the plateau state itself. Reused for a new model it starts afresh;
+    one given a state (load_state_dict) goes on from it, whichever model it ran with before."""
+    cb = _plateau(patience=0)
+    _fold(0.1, 3, cb)
+    assert [c.epoch for c in cb.cuts] == [1, 2]
+    state = cb.state_dict()
+    _fold(0.1, 3, cb)
+    assert [c.epoch for c in cb.cuts] == [1, 2] and cb.plateau.last_epoch == 3
+    cb.load_state_dict(state)
+    _, _, lrs = _fold(0.1, 1, cb)
+    assert [c.epoch for c in cb.cuts] == [1, 2, 0] and cb.plateau.last_epoch == 4
+    assert lrs == pytest.approx([0.05])  # a float LR is the optimizer's: the new one starts at 0.1
+
+
 # -- 2. validation every other epoch ----------------------------------------------------------------------
 def _torch_plateau(metrics: list[float], **kwargs: object) -> list[float]:
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)

@@ -52,6 +52,7 @@ set by hand after a ``fit``, they warn and take effect after ``model.make_train_
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import warnings
@@ -495,6 +496,7 @@ def _cut_state(data: object) -> dict[str, Any]:
     return out
 
 
+@functools.cache
 def _past_the_run_warning() -> type[UserWarning]:
     """lrkit.torch's ``PastTheRunWarning`` (one class for both adapters), or, without torch installed
     (a jax-only install), a UserWarning of the same name."""
@@ -672,6 +674,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         self.plateau.load_state_dict(state["plateau"])
         if cuts is not None:
             self.cuts = cuts
+        self._ran_with = None  # a loaded state is the next optimizer's, whichever ran before
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._seen_monitor, self._skipped, self._checked_length = False, [], False
