@@ -174,9 +174,11 @@ def savefig_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 def _csv_headers() -> tuple[str, ...]:
     # lazily: lrkit.lab imports this module
     from lrkit.lab.report import EPOCHS_COLUMNS, FORMER_RUNS_COLUMNS, RUNS_COLUMNS
+    from lrkit.tune.trials import TRIALS_COLUMNS
 
     # an earlier lrkit's header too: its runs.csv is lrkit's, replaced by the new one
-    return tuple(",".join(cols) for cols in (RUNS_COLUMNS, EPOCHS_COLUMNS, *FORMER_RUNS_COLUMNS))
+    every = (RUNS_COLUMNS, EPOCHS_COLUMNS, TRIALS_COLUMNS, *FORMER_RUNS_COLUMNS)
+    return tuple(",".join(cols) for cols in every)
 
 
 def owned_by_lrkit(path: str | os.PathLike[str]) -> bool:

@@ -171,6 +171,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+#: what ``lrkit tune`` writes beside the lab report (:func:`write_trials`)
+TRIAL_FILES = ("trials.csv", "trials.png")
 #: the report's strategy labels in Korean (``lrkit tune --lang ko``), by their English ones
 LABELS_KO = {
     "tuned": "튜닝 결과",
@@ -272,7 +274,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _check_args(args)  # a foreign storage file, too, is refused before anything runs
     out = db = None
     if not args.no_report:
-        out = check_output_dir("lrkit-tune" if args.out is None else args.out, "--out", LAB_FILES)
+        out = check_output_dir(
+            "lrkit-tune" if args.out is None else args.out, "--out", LAB_FILES + TRIAL_FILES
+        )
         db = check_db_path(out / "lab.db", "--out")
     from .._usercode import user_code
 
@@ -348,6 +352,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             stopped = Phrase(
                 "tune.stopped", {"budget": budget, "finished": result.finished, "trials": result.trials}
             )
+        write_trials(result, out, args.lang)
         code = _report(result, task, out, db, args, stopped, lang=args.lang)
     value = (
         "nan" if result.best_value is None or math.isnan(result.best_value) else f"{result.best_value:.4g}"
@@ -360,6 +365,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     say_line(str(result.best_spec))
     return code
+
+
+def write_trials(result: Any, out: Path, lang: str) -> None:
+    """``trials.csv`` and ``trials.png`` (:mod:`lrkit.tune.trials`) in ``out``: what the search tried, beside
+    the report of what it found; their paths said on stdout."""
+    from .trials import plot_trials, write_trials_csv
+
+    table = write_trials_csv(result.study, out / "trials.csv")
+    figure = out / "trials.png"
+    plot_trials(result, figure, lang=lang)
+    say_line(f"the search's trials: {figure} (figure), {table} (one row per trial)")
 
 
 def _report(
