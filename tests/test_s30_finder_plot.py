@@ -5,6 +5,8 @@ says which param group it is, and auto's figure keeps its peak in view and names
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,3 +100,37 @@ def test_autos_figure_keeps_a_peak_past_the_lrs_tried_in_view() -> None:
     assert lo <= run.peak_lr <= hi
     words = fig._suptitle.get_text() + left.get_title()
     assert "separate range test" in words and "separate search" not in words and "in_run" not in words
+
+
+def _no_missing_glyphs() -> Any:
+    import warnings
+
+    from lrkit.plot import hangul_font
+
+    if hangul_font() is None:
+        pytest.skip("no font with Hangul installed (CI installs fonts-nanum)")
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.filterwarnings("error", message=".*Glyph .* missing")
+    return ctx
+
+
+def test_hangul_titles_are_drawn_on_the_finder_figure_and_by_lrkit_plot(tmp_path: Path) -> None:
+    ctx = _no_missing_glyphs()
+    try:
+
+        def bowl(lr: float) -> float:
+            return float((np.log10(lr) + 1.0) ** 2 + 1.0)
+
+        res = range_test(bowl, num_steps=40)
+        res.plot(tmp_path / "f.png", title="학습률 범위 테스트")
+        from lrkit.cli import main
+
+        out = tmp_path / "s.png"
+        assert (
+            main(["plot", "cosine(lr=0.1)", "--total", "100", "--title", "학습률 스케줄", "--out", str(out)])
+            == 0
+        )
+        assert out.exists()
+    finally:
+        ctx.__exit__(None, None, None)

@@ -96,13 +96,21 @@ def plot_auto(
     it replays, from ``result.guard``'s events); at most ``result.remaining_steps`` steps, non-finite
     losses left out. The kept ramp's losses come from its curve.
     """
-    from lrkit.plot import new_figure
+    from lrkit.plot import hangul_fallback
 
     if path is not None:  # before drawing: matplotlib names neither the argument nor what it takes
         from lrkit._paths import PLOT_SUFFIXES, check_output_file
 
         check_output_file(path, "path", PLOT_SUFFIXES)
     after = _check_losses(losses, result.remaining_steps, result.guard.events if result.guard else ())
+    with hangul_fallback():  # a title in Hangul
+        return _draw(result, path, after, title)
+
+
+def _draw(result: AutoResult, path: str | Path | None, after: np.ndarray, title: str | None) -> Any:
+    """:func:`plot_auto`'s drawing, its arguments checked."""
+    from lrkit.plot import new_figure
+
     fig = new_figure(figsize=(13.0, 4.6), layout="constrained")
     left, right = fig.subplots(1, 2)
 

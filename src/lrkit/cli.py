@@ -215,10 +215,13 @@ def _check_title(title: str | None) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure()
-    fig.suptitle(title)
+    from .plot import hangul_fallback
+
     try:
-        FigureCanvasAgg(fig).draw()  # type: ignore[no-untyped-call]
+        with hangul_fallback():  # as the plot draws it: a Hangul title is no missing glyph
+            fig = Figure()
+            fig.suptitle(title)
+            FigureCanvasAgg(fig).draw()  # type: ignore[no-untyped-call]
     except ValueError as exc:
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         found = re.search(r"found (.+?)\s*\(at char (\d+)\)", last)  # pyparsing's 40-alternative list

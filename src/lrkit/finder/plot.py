@@ -110,7 +110,7 @@ def plot_result(
     caller composes the figure (``lrkit.auto``'s peak may differ from the suggestion): a given ``title``
     is used as it is, and there is no dot or label.
     """
-    from lrkit.plot import new_figure
+    from lrkit.plot import hangul_fallback
 
     if path is not None:  # before drawing: matplotlib names neither the argument nor what it takes
         from lrkit._paths import PLOT_SUFFIXES, check_output_file
@@ -118,6 +118,14 @@ def plot_result(
         check_output_file(path, "path", PLOT_SUFFIXES)
     if ax is not None and not callable(getattr(ax, "plot", None)):
         raise TypeError(f"ax must be a matplotlib Axes or None (a figure of its own), got {ax!r}")
+    with hangul_fallback():  # a title or label in Hangul (lrkit find --title, a task's name)
+        return _draw(result, path, ax, title)
+
+
+def _draw(result: FinderResult, path: str | Path | None, ax: Any, title: str | None) -> Any:
+    """:func:`plot_result`'s drawing, its arguments checked."""
+    from lrkit.plot import new_figure
+
     own = ax is None
     if ax is None:
         fig = new_figure(figsize=(9.0, 4.8), layout="constrained")
