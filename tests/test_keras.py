@@ -230,6 +230,18 @@ def test_plateau_state_in_the_config_survives_json_and_is_checked() -> None:
     assert cb3.plateau.state_dict() == cb2.plateau.state_dict()
 
 
+def test_an_infinite_best_metric_goes_through_the_config_as_strict_json() -> None:
+    """A Plateau's state names an infinite best ("-inf": a loss of -inf was the best); the config keeps it
+    (it used to crash on it: math.isfinite of a string) and loads it back as -inf."""
+    cb = ReduceOnPlateau(monitor="loss")
+    cb.plateau.step(-float("inf"))
+    s = KerasSchedule(SPEC, total_steps=20)
+    s.plateau_state = cb.plateau.state_dict()
+    config = json.loads(json.dumps(s.get_config(), allow_nan=False))
+    assert config["plateau"]["best"] == "-inf"
+    assert KerasSchedule.from_config(config).plateau_state["best"] == -float("inf")
+
+
 def test_config_round_trip_and_serialisation() -> None:
     s = KerasSchedule(lrkit.parse("warmup(1ep) >> cosine(lr=0.1)"), total_steps=100, steps_per_epoch=10)
     s.multiplier = 0.5

@@ -376,7 +376,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         plateau = None
         if self.plateau_state is not None:
             plateau = dict(self.plateau_state)
-            if plateau["best"] is not None and not math.isfinite(plateau["best"]):
+            best = plateau["best"]  # a Plateau's state names an infinite best already ("-inf")
+            if isinstance(best, (int, float)) and not math.isfinite(best):
                 plateau["best"] = None
             if "cuts" in plateau:  # a NaN or infinite metric as its name ("nan", "inf"): JSON has neither
                 plateau["cuts"] = [
