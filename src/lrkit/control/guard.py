@@ -10,11 +10,20 @@ the model that the next batches do not use, such as an embedding row: a snapshot
 broken model). The guard then
 restores the model, the optimizer, the scheduler and the RNG state from its last in-memory snapshot (or,
 when the recovery from that one failed, from the one before: a snapshot can hold the seed of a
-divergence, such as a huge momentum behind a finite loss), multiplies the learning rate by ``factor`` (a
-cut is never undone, not even by the restored scheduler state), records a :class:`DivergenceEvent`, and
-lets training go on. After ``max_recoveries`` recoveries in a row that did not hold, it stops with a
-:class:`DivergenceError` that names the step and the learning rate. The result is always a legitimate
-run: one that trained normally up to the snapshot and went on from there with the lower LR.
+divergence, such as a huge momentum behind a finite loss), multiplies the learning rate by ``factor`` (the
+restored scheduler state does not undo a cut; by default nothing does: see ``regrow_after``), records a
+:class:`DivergenceEvent`, and lets training go on. After ``max_recoveries`` recoveries in a row that
+did not hold, it stops with a :class:`DivergenceError` that names the step and the learning rate. The
+result is always a legitimate run: one that trained normally up to the snapshot and went on from there
+with the lower LR.
+
+A cut stays by default, even where the recovery held (a one-off bad batch whose replay is clean): the
+guard cannot tell from one event a bad batch from an LR that is too high, and a cut that stays is the
+safe answer to the second. ``regrow_after=N`` undoes one cut after ``N`` good steps at the cut LR, as
+``torch.amp.GradScaler`` grows its scale back (never above the LR before the guard's cuts); a regrowth
+that diverges again within its wait doubles the wait for the next one, so an LR that really is too high
+is tried again ever more rarely (once in ``N``, ``2N``, ``4N``... steps) and the run settles at the
+cut LR.
 
 Call :meth:`DivergenceGuard.check` with the loss of each step *before* ``optimizer.step()``::
 
@@ -75,10 +84,10 @@ in host memory (a rollback copies them back onto the devices the state was on);
 state (``Optimizer.load_state_dict``), which puts new tensors in it: re-capture a CUDA graph after one.
 
 Checkpoints: :meth:`~DivergenceGuard.state_dict` is the guard's own state as plain data that strict JSON
-holds (its events, cuts, counters, loss history and the phase of its snapshot cadence; not the snapshots,
-copies of what the checkpoint holds already). Loaded into a new guard, the run goes on as the one that
-never stopped would, but for a rollback before its first snapshot after the resume (at the first good
-step), which goes back to that step rather than to an earlier snapshot.
+holds (its events, cuts, counters, regrowth wait, loss history and the phase of its snapshot cadence;
+not the snapshots, copies of what the checkpoint holds already). Loaded into a new guard, the run goes
+on as the one that never stopped would, but for a rollback before its first snapshot after the resume
+(at the first good step), which goes back to that step rather than to an earlier snapshot.
 
 ``torch`` is imported only when a guard is built, so ``import lrkit.control`` does not import it.
 """
@@ -213,6 +222,9 @@ _STATE_FORMAT = "lrkit.guard/1"
 #: DivergenceGuard.state_dict's counters (integers >= -1)
 _STATE_COUNTS = ("in_a_row", "failed_at", "good_since_rollback", "since_snapshot", "high")
 _STATE_KEYS = ("format", "events", "multiplier", "history", "low", "resume_step", *_STATE_COUNTS)
+#: the most doublings of the wait before a regrowth (``backoff`` in the state): 2**64 x regrow_after
+#: good steps is never reached
+_MAX_BACKOFF = 64
 
 
 def _newer_format(fmt: object, ours: str) -> bool:
@@ -421,6 +433,12 @@ class DivergenceGuard:
         max_recoveries: how many recoveries in a row may fail before :class:`DivergenceError` (0: stop
             at the first divergence). A recovery holds once training is past the step that diverged
             and has made ``snapshot_every`` good steps since the rollback.
+        regrow_after: None (the default): a cut stays for the rest of the run. An integer ``N >= 1``:
+            once the last recovery held, after ``N`` good steps since the last cut or regrowth, undo one
+            cut (the guard's :attr:`multiplier` divided by ``factor``, never above 1; a scheduler's
+            ``multiplier`` by as much, so a ``scheduler.scale(...)`` of your own stays). A divergence
+            within the wait after a regrowth doubles the wait (``2N``, ``4N``...: an LR that is too
+            high is tried ever more rarely); a regrowth that lasts its wait sets it back to ``N``.
         keep: how many snapshots are kept; a failed recovery drops the newest and goes one further back.
         restore_rng: restore the torch RNG state (CPU and CUDA) with the snapshot.
         sync: under an initialized ``torch.distributed`` group, make one decision for all ranks
@@ -444,6 +462,11 @@ class DivergenceGuard:
     >>> e = guard.events[0]
     >>> e.step, e.reason, e.snapshot_step, e.lr_before, e.lr_after, guard.resume_step
     (3, 'nan', 2, (0.1,), (0.05,), 2)
+    >>> guard = DivergenceGuard(model, opt, snapshot_every=2, regrow_after=3)
+    >>> [guard.check(loss, step) for step, loss in enumerate([1.0, 0.9, 0.8, float("nan")])]
+    [True, True, True, False]
+    >>> [guard.check(1.0, step) for step in range(2, 7)], guard.multiplier, opt.param_groups[0]["lr"]
+    ([True, True, True, True, True], 1.0, 0.05)
     """
 
     def __init__(
@@ -458,6 +481,7 @@ class DivergenceGuard:
         jump_steps: int = 5,
         snapshot_every: int = 100,
         max_recoveries: int = 3,
+        regrow_after: int | None = None,
         keep: int = 2,
         restore_rng: bool = True,
         sync: bool | torch.distributed.ProcessGroup = True,
@@ -508,6 +532,18 @@ class DivergenceGuard:
         self.jump_steps = _int("jump_steps", jump_steps, 1)
         self.snapshot_every = _int("snapshot_every", snapshot_every, 1)
         self.max_recoveries = _int("max_recoveries", max_recoveries, 0)
+        self.regrow_after = (
+            None
+            if regrow_after is None
+            else check_int(
+                regrow_after,
+                "regrow_after",
+                1,
+                where="DivergenceGuard: ",
+                or_none=True,
+                type_error=numbers.Real,
+            )
+        )
         self.keep = _int("keep", keep, 1)
         self.restore_rng = restore_rng
         self.sync = sync
@@ -525,6 +561,9 @@ class DivergenceGuard:
         self._failed_at = -1  # the step of the last divergence
         self._events: list[DivergenceEvent] = []
         self._multiplier = 1.0
+        self._since_change = 0  # good steps since the last cut or regrowth (-1 after a cut, as above)
+        self._backoff = 0  # how many times the wait before a regrowth has doubled
+        self._regrown = False  # the last change was a regrowth whose wait has not passed yet
         self._dropped = ""  # why the snapshots were dropped ("": they were not)
         self._keep_phase = False  # loaded from a state_dict: the first snapshot keeps the cadence's phase
         self._rng_at_start = self._rng_state()  # the RNG as the next step begins
@@ -567,8 +606,14 @@ class DivergenceGuard:
 
     @property
     def multiplier(self) -> float:
-        """The product of the guard's cuts so far (1.0 when none)."""
+        """The product of the guard's cuts in force (1.0 when none; ``regrow_after`` undoes them)."""
         return self._multiplier
+
+    @property
+    def regrow_wait(self) -> int | None:
+        """How many good steps since the last cut or regrowth the next regrowth waits for
+        (``regrow_after`` times 2 per regrowth that diverged again; None without ``regrow_after``)."""
+        return None if self.regrow_after is None else self.regrow_after << self._backoff
 
     @property
     def snapshot_bytes(self) -> dict[str, int]:
@@ -603,13 +648,15 @@ class DivergenceGuard:
         """The guard's own state, plain data (``torch.save`` / ``torch.load(weights_only=True)`` or strict
         JSON carry it: a NaN or infinite event loss is written ``"nan"``, ``"inf"`` or ``"-inf"``, the
         lowest median and an event's reference before there is one as None): its events, the product of
-        its cuts (``multiplier``), the recoveries in a row and their counters, the loss history a jump
+        its cuts (``multiplier``), the recoveries in a row and their counters, where the regrowth of a
+        cut stands (``since_change``, ``backoff``, ``regrown``), the loss history a jump
         is measured against (and :attr:`scale`), and how many good steps the last snapshot lies behind
         (the snapshots' cadence). Not the snapshots themselves (copies of the model and optimizer,
         which the checkpoint holds once already): a guard that loads this state takes its first snapshot
         at its first good step, then goes on at the saved cadence, so its later snapshots are those of
-        the run that never stopped. ``snapshot_every`` and the other settings are for the reader; the
-        guard that loads the state keeps its own."""
+        the run that never stopped. ``snapshot_every``, ``regrow_after`` and the other settings are for
+        the reader; the guard that loads the state keeps its own (a new ``regrow_after`` applies to the
+        saved counters)."""
         return {
             "format": _STATE_FORMAT,
             "events": [_event_state(e) for e in self._events],
@@ -624,7 +671,11 @@ class DivergenceGuard:
             "signed": self._signed,
             "scale": self._scale,
             "high": self._high,
+            "since_change": self._since_change,
+            "backoff": self._backoff,
+            "regrown": self._regrown,
             "snapshot_every": self.snapshot_every,
+            "regrow_after": self.regrow_after,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -632,7 +683,8 @@ class DivergenceGuard:
         checkpoint: the RNG as it is now is what the first snapshot keeps). The snapshots this guard
         holds are dropped: they are not of the run resumed. Every value is checked before anything
         changes (``ValueError`` naming the key; a state of a later format says it was written by a newer
-        lrkit). The NaN and infinite floats of an older lrkit's state load as their names do. A
+        lrkit). The NaN and infinite floats of an older lrkit's state load as their names do; its state
+        without regrowth counters as one where no cut was regrown (a cut stayed there). A
         scheduler whose ``multiplier`` differs from the state's (its own state not loaded yet: it holds
         the guard's cuts) is warned about, naming both."""
         if not isinstance(state, Mapping):
@@ -670,6 +722,14 @@ class DivergenceGuard:
             if not (math.isfinite(scale) and scale >= 0.0):
                 raise ValueError(f"scale must be a finite number >= 0, got {scale!r}")
             resume_step = None if resume is None else check_int(resume, "resume_step", 0, where=where)
+            # (an older lrkit's state: no cut was ever regrown, so its cuts date from its last rollback)
+            since_change = check_int(
+                state.get("since_change", counts["good_since_rollback"]), "since_change", -1, where=where
+            )
+            backoff = check_int(state.get("backoff", 0), "backoff", 0, high=_MAX_BACKOFF, where=where)
+            regrown = state.get("regrown", False)
+            if not isinstance(regrown, bool):
+                raise TypeError(f"regrown must be True or False, got {regrown!r}")
         except (TypeError, KeyError, ValueError) as exc:
             raise ValueError(f"{where}a corrupt state: {exc}") from None
         self._events = events
@@ -681,6 +741,7 @@ class DivergenceGuard:
         self._in_a_row, self._failed_at = counts["in_a_row"], counts["failed_at"]
         self._good_since_rollback, self._high = counts["good_since_rollback"], counts["high"]
         self._since_snapshot = counts["since_snapshot"]
+        self._since_change, self._backoff, self._regrown = since_change, backoff, regrown
         self._snapshots.clear()
         self._keep_phase = True  # the first snapshot (due at once) keeps the saved cadence
         self._dropped = ""
@@ -906,6 +967,28 @@ class DivergenceGuard:
         if self._good_since_rollback >= self.snapshot_every and step > self._failed_at:
             # the last recovery held: past the step that diverged, and for snapshot_every good steps
             self._in_a_row = 0
+        self._since_change += 1
+        wait = self.regrow_wait
+        if wait is not None and self._since_change >= wait:
+            if self._regrown:  # the last regrowth lasted its wait: the next one waits regrow_after again
+                self._regrown, self._backoff = False, 0
+            if self._in_a_row == 0 and 0.0 < self._multiplier < 1.0:
+                self._regrow()
+
+    def _regrow(self) -> None:
+        """Undo one cut: the guard's multiplier divided by ``factor`` (at most 1), the scheduler's
+        ``multiplier`` (or, without one, the groups' ``lr``) by as much."""
+        old = self._multiplier
+        new = min(1.0, old / self.factor)
+        # x / old * new, not x * (new / old): while x is the guard's own multiplier (nobody else scaled
+        # the scheduler), the result is new exactly, and undoing every cut gives back the LR exactly
+        if self.scheduler is not None:
+            self.scheduler.multiplier = _lr_value(self.scheduler.multiplier) / old * new
+        else:
+            self._set_lrs(tuple(lr / old * new for lr in self._lrs()), None)
+        self._multiplier = new
+        self._since_change = 0
+        self._regrown = True
 
     # -- snapshots ------------------------------------------------------------------------------------
     def _take(self, step: int) -> None:
@@ -1093,6 +1176,10 @@ class DivergenceGuard:
         else:
             self._cut(before, multiplier_before)
             self._in_a_row += 1
+            if self._regrown:  # diverged again within the wait after a regrowth: wait twice as long
+                self._backoff = min(self._backoff + 1, _MAX_BACKOFF)
+            self._regrown = False
+            self._since_change = -1  # as _good_since_rollback: the snapshot's own step comes next
         event = DivergenceEvent(
             step=step,
             loss=value,
