@@ -134,3 +134,13 @@ def test_hangul_titles_are_drawn_on_the_finder_figure_and_by_lrkit_plot(tmp_path
         assert out.exists()
     finally:
         ctx.__exit__(None, None, None)
+
+
+def test_lrkit_find_takes_plot_as_auto_does(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from lrkit.cli import main
+
+    out = tmp_path / "f.svg"
+    argv = ["find", "--task", "digits-mlp-sgd", "--repeats", "1", "--num-steps", "30", "--plot", str(out)]
+    assert main(argv) == 0
+    assert out.read_bytes().lstrip().startswith(b"<?xml")

@@ -239,9 +239,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument(
         "--out",
+        "--plot",  # lrkit auto's name for its figure
+        dest="out",
         default="lr_find.png",
         metavar="PATH",
-        help="plot file, .png, .svg or .pdf (default lr_find.png; 'none' to skip)",
+        help="plot file, .png, .svg or .pdf (default lr_find.png; 'none' to skip); --plot is the same",
     )
     out.add_argument(
         "--json",
