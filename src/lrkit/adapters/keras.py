@@ -54,7 +54,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import numbers
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -73,6 +72,7 @@ except ModuleNotFoundError as _exc:  # keras 3 picks TensorFlow unless told othe
 import numpy as np
 from array_api_compat import array_namespace
 
+from .._checks import as_integer, as_real
 from ..control.guard import _newer_format
 from ..control.plateau import Plateau, warmup_steps
 from ..schedules.base import _caller_stacklevel, warn_run_length
@@ -479,16 +479,16 @@ def _cut_state(data: object) -> dict[str, Any]:
     a metric may be NaN or infinite, written as ``"nan"``, ``"inf"`` or ``"-inf"``."""
     if not isinstance(data, dict) or set(data) != set(_CUT_KEYS):
         raise ValueError(f"plateau: a cut must be a dict of {list(_CUT_KEYS)}, got {_short(data)}")
-    epoch = data["epoch"]
-    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-        raise ValueError(f"plateau: a cut's epoch must be an integer >= 0, got {_short(epoch)}")
-    out: dict[str, Any] = {"epoch": int(epoch)}
+    epoch = as_integer(data["epoch"])  # numpy's and 0-d tensors too (lrkit._checks)
+    if epoch is None or epoch < 0:
+        raise ValueError(f"plateau: a cut's epoch must be an integer >= 0, got {_short(data['epoch'])}")
+    out: dict[str, Any] = {"epoch": epoch}
     for key in ("metric", "lr_before", "lr_after"):
         v = data[key]
         if key == "metric" and isinstance(v, str) and v in ("nan", "inf", "-inf"):
             x: float | None = float(v)
-        elif key == "metric" and isinstance(v, numbers.Real) and not isinstance(v, bool):
-            x = float(v)
+        elif key == "metric":
+            x = as_real(v)  # NaN and infinities too
         else:
             x = _real(v)  # a finite number
         if x is None:

@@ -34,7 +34,7 @@ import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
-from .._checks import check_int
+from .._checks import as_measured, as_real, check_int
 
 if TYPE_CHECKING:
     from ..schedules.base import Schedule
@@ -54,9 +54,9 @@ def _number(
     high: float | None = None,
     high_open: bool = False,
 ) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):  # numpy's scalars are Real too
+    x = as_real(v)  # numpy's numbers and 0-d arrays or tensors too (lrkit._checks)
+    if x is None:
         raise TypeError(f"Plateau: {name} must be a number, got {type(v).__name__} {v!r}")
-    x = float(v)
     ok = math.isfinite(x) and (x > low if low_open else x >= low)
     if high is not None:
         ok = ok and (x < high if high_open else x <= high)
@@ -190,7 +190,7 @@ class Plateau:
         self.eps = _number("eps", eps, low=0.0)
         self.start: int | str = start if start == "warmup" else _start(start)
         self.min_lr: float | tuple[float, ...]
-        if isinstance(min_lr, numbers.Real) and not isinstance(min_lr, bool):
+        if as_real(min_lr) is not None:
             self.min_lr = _number("min_lr", min_lr, low=0.0)
         elif isinstance(min_lr, Sequence) and not isinstance(min_lr, str):
             self.min_lr = tuple(_number(f"min_lr[{i}]", v, low=0.0) for i, v in enumerate(min_lr))
@@ -256,15 +256,13 @@ class Plateau:
     def step(self, metric: SupportsFloat) -> bool:
         """Take one metric (a number or a one-element tensor/array); return True when the LR should be
         cut now. NaN is never better than the best, so it counts as a bad epoch (as in torch)."""
-        try:
-            if isinstance(metric, (str, bytes, bool)):  # float("0.5") and float(True) would pass
-                raise TypeError(type(metric).__name__)
-            detach = getattr(metric, "detach", None)  # a tensor that requires grad: no warning
-            current = float(detach() if callable(detach) else metric)
-        except (TypeError, ValueError, RuntimeError) as exc:
+        detach = getattr(metric, "detach", None)  # a tensor that requires grad: no warning
+        current = as_measured(detach() if callable(detach) else metric)  # lrkit._checks' rule
+        if current is None:
             raise TypeError(
-                f"Plateau.step: metric must be a number, got {type(metric).__name__} {metric!r}"
-            ) from exc
+                f"Plateau.step: metric must be a number or a one-element array or tensor, got "
+                f"{type(metric).__name__} {metric!r}"
+            )
         self.last_epoch += 1
         if self.is_better(current, self.best):
             self.best = current

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from lrkit._checks import as_integer, as_real
 from lrkit._text import plural
 from lrkit.finder import core
 from lrkit.finder.result import LOWER_START, FinderResult
@@ -51,24 +52,26 @@ def epoch_steps(batches: int, accumulation_steps: int) -> int:
 
 
 def budget_steps(budget: float | int | None, planned: int | None, epoch: int | None) -> int | None:
-    """The escalation budget in optimizer steps (None: no budget): ``budget`` an int is that many
-    steps, a float in (0, 1] is ``max(1, int(budget * planned))``; by default, with ``planned``,
+    """The escalation budget in optimizer steps (None: no budget): ``budget`` an integer is that many
+    steps, another real in (0, 1] is ``max(1, int(budget * planned))`` (numpy's numbers and 0-d arrays
+    or tensors too, never a bool: :mod:`lrkit._checks`); by default, with ``planned``,
     ``max(int(0.1 * planned), epoch)`` (``epoch``: the optimizer steps of one epoch, None when unknown)."""
     if planned is not None:
-        core._check_int("planned_steps", planned, 1)
+        planned = core._check_int("planned_steps", planned, 1)
     if budget is None:
         if planned is None:
             return None
         return max(int(0.1 * planned), epoch or 0)
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
-        raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
-    if isinstance(budget, int):
+    steps, share = as_integer(budget), as_real(budget)  # numpy's and 0-d tensors too (lrkit._checks)
+    if steps is not None:
         return core._check_int("budget", budget, 1)
-    if not (0.0 < budget <= 1.0):
+    if share is None:
+        raise TypeError(f"budget must be an int (optimizer steps) or a float in (0, 1], got {budget!r}")
+    if not (0.0 < share <= 1.0):
         raise ValueError(f"budget as a float is a fraction of planned_steps in (0, 1], got {budget!r}")
     if planned is None:
         raise ValueError(f"budget={budget!r} is a fraction of planned_steps; pass planned_steps too")
-    return max(1, int(budget * planned))
+    return max(1, int(share * planned))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lrkit._checks import as_real
 from lrkit.finder import core
 from lrkit.finder import rules as _rules
 from lrkit.finder.result import FinderResult
@@ -157,14 +158,16 @@ def ramp_in_run(
     k_skip = core._check_int("max_skipped", max_skipped, 1)
     _check_grad_scaler(grad_scaler)
     clip = _check_max_grad_norm(max_grad_norm)
-    if isinstance(peak_factor, bool) or not isinstance(peak_factor, (int, float)):
+    factor = as_real(peak_factor)  # numpy's and 0-d tensors too, as the Python float they hold
+    if factor is None:
         raise TypeError(f"peak_factor must be a number > 0, got {peak_factor!r}")
-    if not (0.0 < peak_factor < math.inf):
+    if not (0.0 < factor < math.inf):
         raise ValueError(f"peak_factor must be a finite number > 0, got {peak_factor!r}")
-    core._check_int("window", window, 1)
-    core._check_int("snapshot_every", snapshot_every, 1)
+    peak_factor = factor
+    window = core._check_int("window", window, 1)
+    snapshot_every = core._check_int("snapshot_every", snapshot_every, 1)
     if max_kept is not None:
-        core._check_int("max_kept", max_kept, 1)
+        max_kept = core._check_int("max_kept", max_kept, 1)
     if rule not in _rules.RULES:  # before any step, not after the ramp
         raise ValueError(f"rule must be one of {sorted(_rules.RULES)}, got {rule!r}")
     if offload is not None and not isinstance(offload, bool):

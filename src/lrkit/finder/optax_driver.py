@@ -276,9 +276,10 @@ def find_lr(
         raise TypeError(f"loss_fn must be callable as loss_fn(params, batch) -> loss, got {loss_fn!r}")
     start = core._check_positive_float("start_lr", start_lr)
     core.lr_ramp(start_lr, end_lr, num_steps, mode)  # checks the ramp's settings before any work
+    start_lr, end_lr, num_steps = float(start_lr), float(end_lr), int(num_steps)  # numpy's as Python's
     k_batches = core._check_int("batches_per_step", batches_per_step, 1)
     n_rep = core._check_int("repeats", repeats, 1)
-    core._check_int("seed", seed, 0)
+    seed = core._check_int("seed", seed, 0)
     if batch_size is None:
         _check_unbatched(data, "data")
         if val_data is not None:

@@ -22,10 +22,20 @@ from typing import Any, ClassVar, SupportsFloat, TypeVar, overload
 
 import numpy as np
 
-from .._checks import dtype_kind, plain_number
+from .._checks import dtype_kind
 from .._text import events_text
 from ._xp import Array, Namespace, as_float_time, namespace_of
-from .duration import MAX_STEPS, REST, Duration, DurationLike, _number, _short, held_step
+from .duration import (
+    MAX_STEPS,
+    REST,
+    Duration,
+    DurationLike,
+    _number,
+    _short,
+    _unwrapped,
+    held_step,
+    percent_text,
+)
 
 S = TypeVar("S", bound="Schedule")
 
@@ -121,12 +131,6 @@ def growth(base: float, exponent: float) -> float:
         return math.inf
 
 
-def _unwrapped(v: Any) -> Any:
-    """The Python number a 0-d array or tensor of integer or real dtype holds (numpy, torch, jax), as
-    :mod:`lrkit._checks` takes it; ``v`` itself otherwise (a number, another array: refused by name)."""
-    return plain_number(v) if dtype_kind(v) in ("i", "f") else v
-
-
 def _plain_number(v: Any) -> Any:
     """numpy scalars (and 0-d arrays) as Python numbers (so specs print and serialise them), ints beyond
     2**53 as floats."""
@@ -147,10 +151,10 @@ def _refuse_part_of_a_step(schedule: str, field: str, d: Duration) -> None:
     is no length at all and almost surely meant as a fraction of the run: refused, naming the fraction
     it likely meant. (Periods, which may be shorter than a step, are not lengths.)"""
     if d.unit == "steps" and 0 < d.value < 1:
-        v = d.value
+        v = float(d.value)
         raise ValueError(
-            f"{schedule}: {field}={v:g} is less than one step (a number is a count of steps); "
-            f"for a fraction of the run write '{100 * v:g}%' or fraction({v:g})"
+            f"{schedule}: {field}={v!r} is less than one step (a number is a count of steps); "
+            f"for a fraction of the run write '{percent_text(v)}%' or fraction({v!r})"
         )
 
 
@@ -191,7 +195,6 @@ class Schedule:
 
     # -- construction ---------------------------------------------------------------------------
     def __post_init__(self) -> None:
-        depth = 0
         for f in fields(self):
             kind = f.metadata.get("kind")
             v = getattr(self, f.name)
@@ -234,22 +237,29 @@ class Schedule:
                 raise TypeError(
                     f"{self.name}: {f.name} must be a schedule, got {type(v).__name__} {_short(v)}"
                 )
-            if kind == "schedule":
-                depth = max(depth, v.nesting)
-            elif kind == "schedules" and isinstance(v, tuple):
-                depth = max([depth, *(p.nesting for p in v if isinstance(p, Schedule))])
-        if depth + 1 > MAX_NESTING:
+        self._validate()
+        # counted on the fields as _validate leaves them: a chain of chains is one flat chain by then
+        depth = 1 + max((p.nesting for p in self._children()), default=0)
+        if depth > MAX_NESTING:
             raise ValueError(
-                f"{self.name}: schedules nested {depth + 1} levels deep; at most {MAX_NESTING} "
+                f"{self.name}: schedules nested {depth} levels deep; at most {MAX_NESTING} "
                 "(fold repeated factors into one: s * 0.5 * 0.5 -> s * 0.25)"
             )
-        object.__setattr__(self, "_nesting", depth + 1)
-        self._validate()
+        object.__setattr__(self, "_nesting", depth)
         # cached here, not with functools.cached_property: its lock breaks torch.compile tracing
         object.__setattr__(self, "_unresolved", self._find_unresolved())
 
     def _validate(self) -> None:
         """Check parameters; raise ValueError/TypeError naming the argument and the value."""
+
+    def _children(self) -> Iterator[Schedule]:
+        """The schedules this one is made of (its schedule fields' values), in field order."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.metadata.get("kind") == "schedule":
+                yield v
+            elif f.metadata.get("kind") == "schedules":
+                yield from v
 
     @property
     def nesting(self) -> int:

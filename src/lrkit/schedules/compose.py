@@ -424,9 +424,7 @@ class Repeat(Schedule):
         if not bounded(self.schedule):
             raise ValueError(f"repeat: schedule ({self.schedule.name}) needs a length (steps=...) to repeat")
         if self.times is not None:
-            check_int(
-                self.times, "times", 1, high=MAX_STEPS, where="repeat: ", or_none=True, kinds=int, show=_short
-            )
+            check_int(self.times, "times", 1, high=MAX_STEPS, where="repeat: ", or_none=True, show=_short)
         d = self.schedule.length
         if d is not None and d.is_steps and d.value == 0:
             raise ValueError(

@@ -29,7 +29,9 @@ import reprlib
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Literal, SupportsInt
+from typing import Any, Literal, SupportsInt
+
+from .._checks import dtype_kind, finite_real, plain_number
 
 Unit = Literal["steps", "epochs", "fraction", "rest"]
 
@@ -68,9 +70,11 @@ class Duration:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def parse(cls, x: DurationLike, *, name: str = "duration") -> Duration:
-        """Accept a Duration, a number of steps, or one of the text forms."""
+        """Accept a Duration, a number of steps (any real, a 0-d array or tensor too: see
+        :mod:`lrkit._checks`), or one of the text forms."""
         if isinstance(x, Duration):
             return x
+        x = _unwrapped(x)
         if isinstance(x, bool) or (not isinstance(x, (str, numbers.Real))):
             raise TypeError(
                 f"{name}: expected a duration (steps, '3ep', '10%', 'rest'), "
@@ -182,19 +186,22 @@ def held_step(n: SupportsInt) -> int:
     return min(max(int(n), -MAX_STEPS), MAX_STEPS)
 
 
+def _unwrapped(v: Any) -> Any:
+    """The Python number a 0-d array or tensor of integer or real dtype holds (numpy, torch, jax), as
+    :mod:`lrkit._checks` takes it; ``v`` itself otherwise (a number, another array: refused by name)."""
+    return plain_number(v) if dtype_kind(v) in ("i", "f") else v
+
+
 def _real(v: object) -> float | None:
-    """``v`` as a finite float when it is a real number (Python or numpy, not a bool), else None."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        return None
-    try:
-        x = float(v)
-    except OverflowError:  # an int beyond a float
-        return None
-    return x if math.isfinite(x) else None
+    """``v`` as a finite float when it is a real number (:mod:`lrkit._checks`' rule: numpy's, a 0-d
+    array or tensor too; never a bool), else None."""
+    return finite_real(v)
 
 
 def _number(x: object, name: str) -> int | float:
-    """``x`` (a Python or numpy real) as a finite Python int or float; ints beyond 2**53 become floats."""
+    """``x`` (a real number, a 0-d array or tensor too: :mod:`lrkit._checks`' rule) as a finite Python int
+    or float; ints beyond 2**53 become floats."""
+    x = _unwrapped(x)
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(x).__name__} {_short(x)}")
     if isinstance(x, numbers.Integral):

@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._checks import plain_number
 from .._text import did_you_mean
 
 if TYPE_CHECKING:
@@ -146,6 +147,8 @@ def check_params(params: Mapping[str, Any] | None, what: str = "optimizer_params
 
 
 def _number(value: Any, what: str) -> Any:
+    """A hyper-parameter's value as Python's bool, int or float (numpy's numbers and 0-d arrays or
+    tensors as the Python number they hold: :mod:`lrkit._checks`), a list or tuple of them as a tuple."""
     if isinstance(value, bool):
         return value
     if isinstance(value, (list, tuple)):
@@ -155,9 +158,10 @@ def _number(value: Any, what: str) -> Any:
             value = float(value)
         except ValueError:
             raise ValueError(f"{what} must be a number, got {value!r}") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    x = plain_number(value)
+    if not isinstance(x, (int, float)) or not math.isfinite(x):
         raise ValueError(f"{what} must be a finite number, got {value!r}")
-    return value
+    return x
 
 
 def make_optimizer(
