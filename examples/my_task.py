@@ -39,7 +39,7 @@ def wine_mlp(seed: int) -> TaskParts:
         train_loader=loader(xtr, ytr, True),
         val_loader=loader(xva, yva, False),
         loss_fn=torch.nn.functional.cross_entropy,
-        metric="accuracy",  # or "loss" (lower is better), or a callable metric(model) -> float
+        metric="accuracy",  # or "loss" (lower is better), or metric(model) -> float with higher_is_better=
         epochs=30,
         optimizer="momentum",  # the default optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam, ...
     )

@@ -263,10 +263,11 @@ def test_accuracy_refuses_targets_it_cannot_compare_with_the_argmax() -> None:
     assert good.evaluate() == pytest.approx(by_hand)
     column = parts(labels[:, None], lambda o, y: torch.nn.functional.cross_entropy(o, y[:, 0]))
     regression = parts(torch.randn(64, 1), torch.nn.functional.mse_loss, out=1)
-    for bad, got in ((column, "torch.int64 targets of shape (32, 1)"), (regression, "torch.float32 targets")):
-        with pytest.raises(
-            TypeError, match=r"metric 'accuracy' compares the argmax .* got " + re.escape(got)
-        ):
+    for bad, got in (
+        (column, "compares the argmax .* got " + re.escape("torch.int64 targets of shape (32, 1)")),
+        (regression, r"on one score per sample .* needs 0/1 targets, got torch\.float32 targets"),
+    ):
+        with pytest.raises(TypeError, match=r"metric 'accuracy' " + got):
             bad.evaluate()
         task = T.Task("bad", lambda seed, p=bad: dataclasses.replace(p), "a task with unusable targets")
         with pytest.raises(TypeError, match=r"^task 'bad': TaskParts: metric 'accuracy'"):

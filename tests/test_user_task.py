@@ -73,15 +73,15 @@ def detached_loss(seed):
     return parts(loss=lambda out, y: torch.nn.functional.cross_entropy(out.detach(), y))
 
 def str_metric(seed):
-    return parts(metric=lambda model: "0.9")
+    return parts(metric=lambda model: "0.9", higher_is_better=True)
 
 def none_metric(seed):
-    return parts(metric=lambda model: None)
+    return parts(metric=lambda model: None, higher_is_better=True)
 
 def raising_metric(seed):
     def my_metric(model):
         raise KeyError("boom: no such split")
-    return parts(metric=my_metric)
+    return parts(metric=my_metric, higher_is_better=True)
 
 def no_parameters(seed):
     return parts(model=torch.nn.Identity())
@@ -125,7 +125,7 @@ def task(seed):
         return 0.5
 
     return TaskParts(torch.nn.Linear(4, 2), dl, dl, torch.nn.functional.cross_entropy,
-                     metric=late_metric, epochs=2, optimizer="sgd")
+                     metric=late_metric, higher_is_better=True, epochs=2, optimizer="sgd")
 """
 
 

@@ -50,10 +50,18 @@ METRICS = ("accuracy", "loss")
 class TaskParts:
     """What a task factory returns.
 
-    ``metric`` is ``"accuracy"`` (argmax of the model's output against integer targets, higher is
-    better), ``"loss"`` (mean ``loss_fn`` over ``val_loader``, lower is better) or a callable
-    ``metric(model) -> float`` evaluated in eval mode under ``torch.no_grad()`` (say its direction with
-    ``higher_is_better``). ``optimizer`` names the optimizer the task is trained with by default (one of
+    ``metric`` is ``"accuracy"`` (higher is better), ``"loss"`` (mean ``loss_fn`` over ``val_loader``,
+    lower is better) or a callable ``metric(model) -> float`` evaluated in eval mode under
+    ``torch.no_grad()``. ``"accuracy"`` is the share of correct targets: the argmax of class scores
+    ``(..., classes)`` against integer class indices of shape ``(...)`` (per token for ``(batch, seq,
+    classes)``), targets of -100 (``cross_entropy``'s ``ignore_index``) not counted; for one score per
+    sample ``(batch, 1)`` against 0/1 targets, binary: a logit above 0, or a probability above 0.5 when
+    every score of the validation set lies in [0, 1] (torchmetrics' rule). A model output that is a dict
+    or object with ``logits`` is taken by its logits. A callable's direction is ``higher_is_better``; when
+    not given it is read from the metric's name (``metric_name``, else the callable's ``__name__``):
+    acc, accuracy, auc, f1, precision, recall, r2, iou, map: higher; loss, error, err, mse, mae, rmse,
+    nll, ppl, perplexity, wer, cer: lower; a name that says neither (a lambda) is refused. ``optimizer``
+    names the optimizer the task is trained with by default (one of
     :data:`lrkit.tasks.OPTIMIZERS`), ``optimizer_params`` its hyper-parameters. ``max_grad_norm``:
     clip the gradient's global norm to it at every step (``torch.nn.utils.clip_grad_norm_``), in the
     training, the LR finder and ``lrkit.auto`` alike; None (default): no clipping.
@@ -104,7 +112,16 @@ class TaskParts:
             if n == 0:
                 raise ValueError(f"TaskParts: {name} is empty (len 0); expected at least one batch")
         if not callable(self.loss_fn):
-            raise TypeError(f"TaskParts: loss_fn must be callable, got {type(self.loss_fn).__name__}")
+            hint = (
+                "; for a model that computes its own loss (Hugging Face style, output.loss) give "
+                "loss_fn=lambda out, y: out.loss"
+                if self.loss_fn is None
+                else ""
+            )
+            raise TypeError(
+                f"TaskParts: loss_fn must be callable loss_fn(model(x), y), got "
+                f"{type(self.loss_fn).__name__}{hint}"
+            )
         if isinstance(self.metric, str):
             if self.metric not in METRICS:
                 raise ValueError(
@@ -118,12 +135,21 @@ class TaskParts:
             raise TypeError(
                 f"TaskParts: metric must be 'accuracy', 'loss' or a callable, got {self.metric!r}"
             )
-        if self.higher_is_better is None:
-            self.higher_is_better = True
-        if not isinstance(self.higher_is_better, bool):
-            raise TypeError(f"TaskParts: higher_is_better must be a bool, got {self.higher_is_better!r}")
+        given_name = self.metric_name
         if self.metric_name is None:
             self.metric_name = getattr(self.metric, "__name__", "metric")
+        if self.higher_is_better is None:
+            names = [given_name, getattr(self.metric, "__name__", None)]
+            self.higher_is_better = _direction_of(" ".join(n for n in names if isinstance(n, str)))
+            if self.higher_is_better is None:
+                raise ValueError(
+                    f"TaskParts: metric {self.metric_name!r} (a callable) needs higher_is_better=True or "
+                    f"False: its name does not say which way is better (a name with "
+                    f"{'/'.join(_HIGHER)} is taken as higher is better, one with {'/'.join(_LOWER)} "
+                    "as lower is better)"
+                )
+        if not isinstance(self.higher_is_better, bool):
+            raise TypeError(f"TaskParts: higher_is_better must be a bool, got {self.higher_is_better!r}")
         self.epochs = check_int(self.epochs, "epochs", 1, where="TaskParts: ")  # numpy's ints as Python's
         if self.steps_per_epoch is not None:
             self.steps_per_epoch = check_int(self.steps_per_epoch, "steps_per_epoch", 1, where="TaskParts: ")
@@ -181,18 +207,16 @@ class TaskParts:
             with torch.no_grad():
                 if callable(self.metric):
                     return _number(self.metric(m), f"TaskParts: metric {self.metric_name!r}")
-                right = total = 0
+                if self.metric == "accuracy":
+                    return _accuracy(m, self.val_loader)
+                total = 0
                 loss_sum = 0.0
                 for x, y in self.val_loader:
-                    out = m(x)
-                    if self.metric == "accuracy":
-                        right += int((out.argmax(dim=-1) == _class_targets(out, y)).sum())
-                    else:
-                        loss_sum += float(self.loss_fn(out, y)) * len(y)
+                    loss_sum += float(self.loss_fn(m(x), y)) * len(y)
                     total += len(y)
                 if total == 0:
                     raise ValueError("TaskParts: val_loader yielded no samples")
-                return right / total if self.metric == "accuracy" else loss_sum / total
+                return loss_sum / total
         finally:
             m.train(was_training)
 
@@ -229,8 +253,9 @@ class TaskParts:
         return loss_sum / total if total else math.nan
 
     def worst(self) -> float:
-        """The metric a diverged run scores: 0 for higher-is-better metrics, +inf otherwise."""
-        return 0.0 if self.higher_is_better else math.inf
+        """The metric a diverged run scores: the worst there is, -inf where higher is better, +inf where
+        lower is (0 was not the worst of a metric that can be negative: R2, MCC, -loss)."""
+        return -math.inf if self.higher_is_better else math.inf
 
 
 def diverge_threshold(first: float, factor: float) -> float:
@@ -483,6 +508,95 @@ def _call_factory(factory: Callable[..., Any], seed: int, name: str) -> Any:
         raise user_error(f"task {name!r}", exc) from exc
 
 
+#: a target not counted by accuracy: torch's ``cross_entropy`` ``ignore_index``, Hugging Face's padding
+IGNORE_INDEX = -100
+
+#: words of a metric's name that say higher is better / lower is better (Keras' mode="auto" reads "acc")
+_HIGHER = ("acc", "accuracy", "auc", "f1", "precision", "recall", "r2", "iou", "map")
+_LOWER = ("loss", "error", "err", "mse", "mae", "rmse", "nll", "ppl", "perplexity", "wer", "cer")
+#: words that turn a name's direction around (``neg_loss``): the name then says nothing
+_FLIP = ("neg", "negative", "minus", "inv", "inverse")
+
+
+def _direction_of(name: str) -> bool | None:
+    """Whether higher is better for a metric named ``name``, from its words (``val_acc``, ``valPerplexity``,
+    ``top1 error``): True or False when its words say one way only, else None."""
+    import re
+
+    words = set(re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower()))
+    higher, lower = bool(words & set(_HIGHER)), bool(words & set(_LOWER))
+    if higher == lower or words & set(_FLIP):
+        return None
+    return higher
+
+
+def _logits(out: Any) -> torch.Tensor:
+    """The class scores of a model's output: the output itself (a tensor), or its ``logits`` (a dict
+    with a ``"logits"`` tensor, a Hugging Face-style output with ``.logits``); else a TypeError saying
+    how to pick them (the LR finder's hint for a loss's input)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    from lrkit.finder.torch_driver import _output_pick
+
+    what, pick, which = _output_pick(out)
+    hint = f"return output{pick} from the model's forward{which}" if pick else "return the class scores"
+    raise TypeError(
+        f"TaskParts: metric 'accuracy' takes the argmax of the model's output, but model(x) returned "
+        f"{what}, not a tensor nor an output with logits; {hint}, or give metric='loss' or a callable "
+        "metric(model) -> float"
+    )
+
+
+def _accuracy(model: torch.nn.Module, loader: Iterable[Any]) -> float:
+    """The share of correct targets over ``loader``'s ``(input, target)`` batches (see :class:`TaskParts`):
+    class scores by argmax per target (a token of a sequence is one target), one score per sample
+    binary; targets of :data:`IGNORE_INDEX` not counted."""
+    import torch
+
+    right = counted = 0
+    scores: list[torch.Tensor] = []  # binary: decided over the whole set (logits or probabilities)
+    labels: list[torch.Tensor] = []
+    for x, y in loader:
+        out = _logits(model(x))
+        t = torch.as_tensor(y, device=out.device)
+        if out.ndim >= 1 and out.shape[-1] == 1 and t.shape in (out.shape[:-1], out.shape):
+            s, t = out.reshape(-1), t.reshape(-1)
+            keep = t != IGNORE_INDEX
+            s, t = s[keep], t[keep]
+            if t.dtype.is_complex or not bool(((t == 0) | (t == 1)).all()):
+                seen = torch.unique(t).tolist()
+                values = ", ".join(f"{v:g}" for v in seen[:4]) + (", ..." if len(seen) > 4 else "")
+                raise TypeError(
+                    f"TaskParts: metric 'accuracy' on one score per sample (output shape "
+                    f"{tuple(out.shape)}) is binary and needs 0/1 targets, got {t.dtype} targets with "
+                    f"values {values}; for other "
+                    "targets (a regression) give metric='loss' or a callable"
+                )
+            scores.append(s.float())
+            labels.append(t.bool())
+            continue
+        t = _class_targets(out, t)
+        keep = t != IGNORE_INDEX
+        right += int(((out.argmax(dim=-1) == t) & keep).sum())
+        counted += int(keep.sum())
+    if scores:
+        s, t = torch.cat(scores), torch.cat(labels)
+        cut = 0.5 if bool(((s >= 0) & (s <= 1)).all()) else 0.0  # probabilities, else logits
+        right += int(((s > cut) == t).sum())
+        counted += len(t)
+    if counted == 0:
+        raise ValueError(
+            f"TaskParts: val_loader yielded no target to count for metric 'accuracy' (none, or all "
+            f"{IGNORE_INDEX}, the ignored index)"
+        )
+    return right / counted
+
+
 def _class_targets(out: torch.Tensor, y: Any) -> torch.Tensor:
     """``y`` if it can be compared with ``out.argmax(-1)``: integer class indices of shape
     ``out.shape[:-1]``. Float targets never equal a class index (accuracy 0), and targets of shape
@@ -490,6 +604,13 @@ def _class_targets(out: torch.Tensor, y: Any) -> torch.Tensor:
     import torch
 
     t = torch.as_tensor(y)
+    if out.ndim <= 1:  # one score per sample, squeezed: no class dimension to take the argmax of
+        raise TypeError(
+            f"TaskParts: metric 'accuracy' needs class scores of shape (..., classes) (argmax) or one score "
+            f"per sample of shape (batch, 1) (binary, 0/1 targets), but the model's output has shape "
+            f"{tuple(out.shape)} (targets {tuple(t.shape)}): no class dimension; for a binary model "
+            "return the logits as (batch, 1) (output.unsqueeze(-1)), or give metric='loss' or a callable"
+        )
     if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool or t.shape != out.shape[:-1]:
         raise TypeError(
             f"TaskParts: metric 'accuracy' compares the argmax of the model's output (shape "
@@ -508,7 +629,22 @@ def _first_pair(loader: Iterable[Any], what: str) -> tuple[Any, Any]:
         return batch[0], batch[1]
     kind = f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list)) else repr(batch)
     kind = kind if len(kind) <= 60 else f"a {type(batch).__name__}"
-    raise TypeError(f"{what} must yield (input, target) pairs, got {kind}")
+    if isinstance(batch, Mapping):
+        kind = f"a {type(batch).__name__} with keys {_short(sorted(batch, key=str))}"
+        hint = (
+            "; for dict batches (Hugging Face style) yield (batch, batch['labels']) (a collate_fn), wrap the "
+            "model in a torch.nn.Module whose forward(batch) returns model(**batch), and give "
+            "loss_fn=lambda out, y: out.loss when the model computes its own loss (metric 'accuracy' "
+            "takes out.logits)"
+        )
+    elif isinstance(batch, (tuple, list)) and len(batch) > 2:
+        hint = (
+            "; the elements after the target (sample weights, ids) are not used: yield (input, target) "
+            "pairs (a collate_fn that drops them), or fold the weights into the input and loss_fn"
+        )
+    else:
+        hint = ""
+    raise TypeError(f"{what} must yield (input, target) pairs, got {kind}{hint}")
 
 
 def load_factory(text: str) -> Callable[..., Any]:
