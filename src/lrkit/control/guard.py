@@ -108,7 +108,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat
 
-from .._checks import check_int
+from .._checks import as_measured, check_int
 from .plateau import json_number, number_from_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1284,8 +1284,11 @@ def _loss(loss: object, group: Any) -> Any:
         if isinstance(loss, (str, bytes, bool)):  # float("1.0") and float(True) would pass
             raise TypeError(type(loss).__name__)
         x = loss.detach() if hasattr(loss, "detach") else loss
-        if group is None:
-            return float(x)  # type: ignore[arg-type]  # whatever it is: float() says if it is not a number
+        if group is None:  # a number, or a one-element array or tensor (lrkit._checks.as_measured)
+            value = as_measured(x)
+            if value is None:
+                raise TypeError(type(loss).__name__)
+            return value
         return _float64(x).to(_collective_device(group, getattr(x, "device", None)))
     except (TypeError, ValueError, RuntimeError) as exc:
         shape = getattr(loss, "shape", None)
