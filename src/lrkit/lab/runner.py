@@ -14,6 +14,9 @@ each run is stored once, however many labs share the database.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import math
 import os
 import signal
@@ -36,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import as_real, check_int
-from .._text import plural
+from .._text import did_you_mean, plural
 from .._usercode import user_code
 from ..schedules import Schedule
 from ..schedules.base import (
@@ -55,10 +58,12 @@ __all__ = [
     "Strategy",
     "check_task_unchanged",
     "optimizer_of",
+    "optimizer_settings",
     "run_config",
     "run_environment",
     "run_lab",
     "run_strategy",
+    "shown_settings",
     "start_loss",
     "with_start_losses",
 ]
@@ -79,9 +84,96 @@ def _try_optimizer(label: str, name: str, params: Mapping[str, Any]) -> None:
     from ..tasks.optimizers import make_optimizer
 
     try:
-        make_optimizer(name, [torch.zeros(1, requires_grad=True)], 1e-3, params)
-    except (TypeError, ValueError) as exc:
+        _step_once(make_optimizer(name, [torch.zeros(1, requires_grad=True)], 1e-3, params))
+    except (TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"strategy {label!r}: optimizer_params {dict(params)} for {name!r}: {exc}") from None
+
+
+def _step_once(optimizer: Any) -> None:
+    """One ``step()`` of ``optimizer`` (built on stand-in tensors) with zero gradients: a value torch takes
+    at construction but not in a step (Adam's ``betas: [0.9, 0.99, 0.5]``) fails here, when the lab is
+    set up, not at the first step of its first run."""
+    import torch
+
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = torch.zeros_like(p)
+    if callable(getattr(optimizer, "train", None)):  # Schedule-Free steps in train mode only
+        optimizer.train()
+    optimizer.step()
+
+
+@functools.cache
+def _class_defaults(name: str) -> tuple[str, tuple[tuple[str, Any], ...]] | None:
+    """Optimizer ``name``'s class (``'torch.optim.AdamW'``) and the defaults of its keyword arguments
+    (``params`` and ``lr`` left out); None where this lrkit does not know the name or cannot import it."""
+    from ..tasks.optimizers import OPTIMIZERS
+
+    factory = OPTIMIZERS.get(name)
+    if factory is None:
+        return None
+    try:
+        target = factory.target()
+    except ImportError:
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    defaults = tuple(
+        (a.name, a.default)
+        for a in inspect.signature(target).parameters.values()
+        if a.kind in kinds
+        and a.name not in ("self", "params", "lr")
+        and a.default is not inspect.Parameter.empty
+    )
+    return f"{factory.module}.{factory.cls}", defaults
+
+
+def _same_value(value: Any) -> Any:
+    """``value`` in one spelling of what a hyper-parameter's value means: numbers (not bools) as floats,
+    lists and tuples as tuples (JSON's ``[0.9, 0.999]`` is Python's ``(0.9, 0.999)``)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return float(value) + 0.0  # -0.0 is 0.0
+    if isinstance(value, (list, tuple)):
+        return tuple(_same_value(v) for v in value)
+    return value
+
+
+def optimizer_settings(name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What optimizer ``name`` (of :data:`lrkit.tasks.OPTIMIZERS`) with hyper-parameters ``params``
+    trains with: its class (``'torch.optim.SGD'``) and every keyword argument the class takes, its own
+    default, the name's setting (``momentum``'s ``momentum=0.9``) or ``params``' value, each in one
+    spelling (:func:`_same_value`). Two spellings of one optimizer, ``momentum`` and ``sgd`` with
+    ``{momentum: 0.9}``, have the same settings. A name this lrkit does not know or cannot import: the
+    name and ``params`` as they are."""
+    from ..tasks.optimizers import OPTIMIZERS
+
+    resolved = _class_defaults(name)
+    if resolved is None:
+        return name, {k: _same_value(v) for k, v in params.items()}
+    cls, defaults = resolved
+    given = {**dict(defaults), **OPTIMIZERS[name].defaults, **params}
+    return cls, {k: _same_value(v) for k, v in sorted(given.items())}
+
+
+def shown_settings(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters of optimizer ``name`` with ``params`` a report shows: those that differ from
+    its class's defaults and those the name sets itself (``momentum``: ``{"momentum": 0.9}``; ``adamw``:
+    ``{"weight_decay": 0.01}``, torch's default too), in ``params``' spelling, sorted by name. A name this
+    lrkit does not know or cannot import: all of ``params``."""
+    from ..tasks.optimizers import OPTIMIZERS
+
+    resolved = _class_defaults(name)
+    if resolved is None:
+        return dict(sorted(params.items()))
+    own = OPTIMIZERS[name].defaults
+    defaults = dict(resolved[1])
+    given = {**own, **params}
+    return {
+        k: v
+        for k, v in sorted(given.items())
+        if k in own or k not in defaults or _same_value(v) != _same_value(defaults[k])
+    }
 
 
 @dataclass(frozen=True)
@@ -129,36 +221,67 @@ class Strategy:
     def parse(cls, text: str, where: str = "strategy", default_optimizer: str | None = None) -> Strategy:
         """A strategy from the command line's ``[LABEL[@OPT]=]SPEC`` form (``"cosine(lr=0.1)"``, whose
         label is the spec; ``"warm=warmup(5%) >> cosine(lr=0.1)"``; ``"adam@adam=constant(1e-3)"``);
-        without ``@OPT`` it runs ``default_optimizer`` (None: the task's). A ValueError names ``where``
-        (``--strategy``, ``experiment: strategies[0]``) and the text: an empty label, optimizer or spec
-        is refused, never dropped."""
+        without ``@OPT`` it runs ``default_optimizer`` (None: the task's). The SPEC follows the last ``=``
+        outside brackets (a spec's own ``=`` are inside its brackets) and OPT the last ``@`` before it, so
+        a label may hold both: ``"Adam lr=1e-3@adam=constant(1e-3)"`` is label ``Adam lr=1e-3``. A
+        ValueError names ``where`` (``--strategy``, ``experiment: strategies[0]``) and the text: an empty
+        label, optimizer or spec is refused, never dropped."""
         from ..tasks.optimizers import OPTIMIZERS
 
-        form = "expected [LABEL[@OPT]=]SPEC"
+        form = (
+            "expected [LABEL[@OPT]=]SPEC, where SPEC follows the last '=' outside brackets and OPT the last "
+            "'@' before it (a label may hold '=' and '@': 'lr=1e-3@v2@adam=constant(1e-3)')"
+        )
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{where} is empty; {form}")
-        head, sep, spec = text.partition("=")
+        cut = _label_end(text)
         optimizer = default_optimizer
-        if not sep or "(" in head:  # just a spec: 'cosine(lr=0.1)'
+        if cut < 0:  # just a spec: 'cosine(lr=0.1)'
             label = spec = text.strip()
         else:
-            label, at, opt = (part.strip() for part in head.partition("@"))
-            spec = spec.strip()
+            head, spec = text[:cut], text[cut + 1 :].strip()
+            label, at, opt = head.rpartition("@") if "@" in head else (head, "", "")
+            label, opt = label.strip(), opt.strip()
             if not label:
-                raise ValueError(f"{where} {text!r}: the LABEL before '=' is empty; {form}")
+                before = "the last '@'" if at else "'='"
+                raise ValueError(f"{where} {text!r}: the LABEL before {before} is empty; {form}")
             if at and not opt:
                 raise ValueError(
-                    f"{where} {text!r}: no optimizer name after '@'; {form} with OPT one of "
+                    f"{where} {text!r}: no optimizer name after the last '@'; {form}, with OPT one of "
                     f"{', '.join(OPTIMIZERS)}"
                 )
             if not spec:
-                raise ValueError(f"{where} {text!r}: the SPEC after '=' is empty; {form}")
-            if opt:
-                optimizer = check_optimizer_name(opt, f"{where} {text!r}: OPT")
+                raise ValueError(f"{where} {text!r}: the SPEC after the last '=' is empty; {form}")
+            if opt and opt not in OPTIMIZERS:
+                try:
+                    check_optimizer_name(opt, f"{where} {text!r}: OPT")
+                except ValueError as exc:  # 'me@home=...': a label holding '@' takes an OPT after it
+                    if did_you_mean(opt.lower().replace("-", "_"), OPTIMIZERS):
+                        raise  # a misspelled optimizer ('a@AdamW=...')
+                    raise ValueError(
+                        f"{exc}; the text after the last '@' before '=' is OPT: a label that holds '@' names "
+                        f"its optimizer after one more, '{label}@{opt}@OPT={spec}'"
+                    ) from None
+            optimizer = opt or optimizer
         try:
             return cls(label, spec, optimizer)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{where} {text!r}: {exc}") from None
+
+
+def _label_end(text: str) -> int:
+    """Where ``LABEL[@OPT]=SPEC`` ends its label: the index of the last ``=`` outside ``()``, ``[]`` and
+    ``{}`` (a spec's ``=`` are its arguments', inside its brackets), -1 where there is none (a bare
+    spec)."""
+    depth, cut = 0, -1
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch == "=" and depth == 0:
+            cut = i
+    return cut
 
 
 def optimizer_of(
@@ -517,29 +640,47 @@ def check_runs(
 ) -> None:
     """A ValueError naming ``where`` and both labels when two strategies are the same run (one
     :func:`run_config` for a seed, so one stored run): ``a=cosine(lr=0.1)`` beside ``b=cosine(0.1)``, or
-    beside ``b@momentum=cosine(lr=0.1)`` on a task trained with momentum. Each strategy's optimizer is
-    also made once, on a stand-in parameter, so that torch refuses a bad ``optimizer_params`` value
-    (``weight_decay: -1``) here, naming the strategy, before anything runs or is written."""
+    beside ``b@momentum=cosine(lr=0.1)`` on a task trained with momentum, or ``c@momentum=...`` beside
+    ``sgd`` with ``{momentum: 0.9}``: optimizers are compared by what they train with
+    (:func:`optimizer_settings`: class and every hyper-parameter, defaults filled in). Each strategy's
+    optimizer is also made and stepped once, on a stand-in parameter, so that torch refuses a bad
+    ``optimizer_params`` value (``weight_decay: -1``, ``betas: [0.9]``) here, naming the strategy, before
+    anything runs or is written."""
     import torch
 
     from ..tasks.optimizers import make_optimizer
 
-    first: dict[str, Strategy] = {}
+    first: dict[str, tuple[Strategy, dict[str, Any]]] = {}
     for s in strategies:
         name, params = optimizer_of(s, default_optimizer, default_params)
-        try:
-            make_optimizer(name, [torch.nn.Parameter(torch.zeros(1))], 1e-3, params)
-        except (ValueError, TypeError) as exc:
+        try:  # built and stepped once, as Strategy does with its own optimizer_params
+            _step_once(make_optimizer(name, [torch.nn.Parameter(torch.zeros(1))], 1e-3, params))
+        except (ValueError, TypeError, IndexError) as exc:
             raise ValueError(f"{where}: strategy {s.label!r}: {exc}") from None
         cfg = run_config(task, s, 0, epochs, default_optimizer, diverge_factor, default_params)
-        key = run_key(cfg)
+        # the stored run key hashes the optimizer as spelled (an older database's runs keep theirs); two
+        # spellings of one optimizer (adamw with and without its default weight_decay: 0.01) are one run
+        cls, settings = optimizer_settings(name, params)
+        key = json.dumps(
+            {**cfg, "optimizer": cls, "optimizer_params": settings}, sort_keys=True, default=repr
+        )
         if key in first:
+            a, a_cfg = first[key]
+            spelled = f"optimizer {a_cfg['optimizer']!r}, optimizer_params {a_cfg['optimizer_params']}"
+            other = f"optimizer {cfg['optimizer']!r}, optimizer_params {cfg['optimizer_params']}"
+            if other != spelled:
+                call = ", ".join(f"{k}={v!r}" for k, v in shown_settings(name, params).items())
+                both = (
+                    f"{cls}({call}) with torch's defaults for the rest"
+                    if call
+                    else f"{cls} with torch's defaults"
+                )
+                spelled += f" and {other}: both {both}"
             raise ValueError(
-                f"{where}: strategies {first[key].label!r} and {s.label!r} are the same run (spec "
-                f"{cfg['spec']!r}, optimizer {cfg['optimizer']!r}, optimizer_params "
-                f"{cfg['optimizer_params']}); give one of them another spec or optimizer, or leave it out"
+                f"{where}: strategies {a.label!r} and {s.label!r} are the same run (spec {cfg['spec']!r}, "
+                f"{spelled}); give one of them another spec or optimizer, or leave it out"
             )
-        first[key] = s
+        first[key] = (s, cfg)
 
 
 def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch: int) -> None:
