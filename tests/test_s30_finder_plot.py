@@ -144,3 +144,23 @@ def test_lrkit_find_takes_plot_as_auto_does(tmp_path: Path) -> None:
     argv = ["find", "--task", "digits-mlp-sgd", "--repeats", "1", "--num-steps", "30", "--plot", str(out)]
     assert main(argv) == 0
     assert out.read_bytes().lstrip().startswith(b"<?xml")
+
+
+def test_the_finder_figure_logs_no_bold_weight_fallback_of_the_hangul_font(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NanumGothic's bold is 600: matplotlib logs "findfont: Failed to find font weight bold" on every
+    figure drawn with it as a fallback (lrkit find printed it under its result)."""
+    import logging
+
+    from lrkit.plot import hangul_font
+
+    if hangul_font() is None:
+        pytest.skip("no font with Hangul installed (CI installs fonts-nanum)")
+
+    def bowl(lr: float) -> float:
+        return float((np.log10(lr) + 1.0) ** 2 + 1.0)
+
+    with caplog.at_level(logging.DEBUG, logger="matplotlib.font_manager"):
+        range_test(bowl, num_steps=40).plot(tmp_path / "f.png")  # its suggestion label is bold
+    assert not [r for r in caplog.records if "Failed to find font weight" in r.getMessage()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -190,8 +191,20 @@ def hangul_fallback() -> Iterator[None]:
     if family is None:
         yield
         return
-    with _matplotlib().rc_context({"font.family": family}):
-        yield
+    fonts = logging.getLogger("matplotlib.font_manager")
+    fonts.addFilter(not_a_weight_fallback)
+    try:
+        with _matplotlib().rc_context({"font.family": family}):
+            yield
+    finally:
+        fonts.removeFilter(not_a_weight_fallback)
+
+
+def not_a_weight_fallback(record: logging.LogRecord) -> bool:
+    """False for matplotlib's "findfont: Failed to find font weight bold for NanumGothic, now using 600"
+    (a logging filter): a Hangul font whose bold is not 700 (NanumGothic's is 600) draws bold text as it
+    should."""
+    return not record.getMessage().startswith("findfont: Failed to find font weight")
 
 
 def pyplot() -> Any:
