@@ -65,6 +65,10 @@ EN: dict[str, str] = {
     "cut": ", cut at {m}'s range [{low}, {high}]",
     "cut.gap": ", cut at the gap's range [{low}, {high}]",
     "md.ci": "95% CI: mean ± t(0.975, n-1)·sd/√n over the finished seeds{cut}; n=1: no spread to report.",
+    # under the summary table (lab.md's and the page's): what its optimizer column shows
+    # ``{example}``: an optimizer's name and a setting it makes, as code ("momentum: momentum=0.9")
+    "note.optimizer": "optimizer: its name, with the hyper-parameters that differ from torch's defaults "
+    "and those the name sets ({example}).",
     # a run's status (runs.csv keeps the English word)
     "status.ok": "ok",
     "status.diverged": "diverged",
@@ -229,6 +233,8 @@ KO: dict[str, str] = {
     "cut.gap": ", 차이의 범위 [{low}, {high}]에서 자름",
     "md.ci": "95% 신뢰구간: 끝난 시드들의 평균 ± t(0.975, n-1)·표준편차/√n{cut}; n=1: 시드가 하나라 퍼짐이 "
     "없음.",
+    "note.optimizer": "옵티마이저: 이름 뒤에 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 값"
+    "({example})을 적었습니다.",
     "status.ok": "학습함",
     "status.diverged": "발산",
     "status.did not learn": "학습하지 못함",

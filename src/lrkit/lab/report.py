@@ -71,7 +71,7 @@ from ..plot import HANGUL_FONTS
 from ..plot import hangul_font as _hangul_font
 from ..tasks.base import diverge_threshold
 from ._messages import LANGS, MESSAGES, Messages, load_phrases, messages
-from .runner import ENV, START_LOSS, LabResult, with_start_losses
+from .runner import ENV, START_LOSS, LabResult, shown_settings, with_start_losses
 from .store import ReportText, ResultStore, RunRecord, check_db_path
 
 __all__ = [
@@ -97,6 +97,7 @@ __all__ = [
     "lab_figure",
     "legend_names",
     "metric_range",
+    "optimizer_text",
     "paired_gap",
     "panel_figure",
     "plain_markdown",
@@ -237,18 +238,22 @@ class Summary:
     unmeasured: tuple[
         int, ...
     ] = ()  # seeds that finished with a metric that is not finite (:func:`unmeasured`)
+    #: the hyper-parameters its runs train with (all of them, the task's included); None: not known
+    optimizer_params: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Asked:
     """One strategy as its lab asked for it, finished or not: its ``label``, ``spec``, ``optimizer``
-    (``""`` where the lab names none, the task's, and no finished run shows which) and ``runs``, one per
-    seed."""
+    (``""`` where the lab names none, the task's, and no finished run shows which), ``runs``, one per
+    seed, and ``params``, the optimizer's hyper-parameters (None where neither a finished run nor the
+    lab's config shows them)."""
 
     label: str
     spec: str
     optimizer: str
     runs: int
+    params: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -270,8 +275,15 @@ def _asked(result: LabResult) -> tuple[list[Asked], list[int]]:
     asked = []
     for label in result.labels():
         runs = result.by_label(label)
-        asked.append(Asked(label, runs[0].spec, runs[0].optimizer, len(runs)))
+        asked.append(Asked(label, runs[0].spec, runs[0].optimizer, len(runs), _params_of(runs[0])))
     return asked, sorted({r.seed for r in result.runs})
+
+
+def _params_of(run: RunRecord) -> dict[str, Any] | None:
+    """The optimizer hyper-parameters ``run`` trained with, as its stored config keeps them (all of them,
+    the task's included); None where it keeps none (a run from an lrkit before it did)."""
+    params = run.config.get("optimizer_params")
+    return dict(params) if isinstance(params, dict) else None
 
 
 def _asked_from(
@@ -279,9 +291,10 @@ def _asked_from(
 ) -> tuple[tuple[Asked, ...], tuple[int, ...]]:
     """:class:`StoredResult`'s ``asked`` and ``seeds`` from the experiment's config, where
     :func:`~lrkit.lab.runner.run_lab` lists its strategies (label, spec, optimizer: None for the task's)
-    and seeds; empty where it does not, or lists no strategy of a finished run. A strategy's spec and
-    optimizer are its finished runs' (the task's optimizer is the one any run of a strategy naming none
-    trained with)."""
+    and seeds; empty where it does not, or lists no strategy of a finished run. A strategy's spec,
+    optimizer and its hyper-parameters are its finished runs' (the task's optimizer is the one any run of
+    a strategy naming none trained with, the task's hyper-parameters those such runs trained with and
+    their strategy did not set)."""
     strategies, seeds = config.get("strategies"), config.get("seeds")
     if not (isinstance(strategies, list) and isinstance(seeds, list) and strategies and seeds):
         return (), ()
@@ -298,14 +311,25 @@ def _asked_from(
         (ran[s["label"]].optimizer for s in strategies if s.get("optimizer") is None and s["label"] in ran),
         "",
     )
+    task_params: dict[str, Any] | None = None
+    for s in strategies:
+        run = ran.get(s["label"])
+        params = None if run is None or s.get("optimizer") is not None else _params_of(run)
+        if params is not None:
+            own = s.get("optimizer_params") or {}
+            task_params = {**{k: v for k, v in params.items() if k not in own}, **(task_params or {})}
     asked = []
     for s in strategies:
         run = ran.get(s["label"])
         if run is not None:
-            asked.append(Asked(run.label, run.spec, run.optimizer, len(seeds)))
+            asked.append(Asked(run.label, run.spec, run.optimizer, len(seeds), _params_of(run)))
         else:
             optimizer = s.get("optimizer") or task_optimizer
-            asked.append(Asked(s["label"], str(s.get("spec", "")), str(optimizer), len(seeds)))
+            own = s.get("optimizer_params") or {}
+            params = (
+                dict(own) if s.get("optimizer") else None if task_params is None else {**task_params, **own}
+            )
+            asked.append(Asked(s["label"], str(s.get("spec", "")), str(optimizer), len(seeds), params))
     return tuple(asked), tuple(sorted(int(x) for x in seeds))
 
 
@@ -582,6 +606,7 @@ def _ranked(result: LabResult) -> tuple[list[Summary], dict[str, list[RunRecord]
                 seconds_to=None,
                 seconds=statistics.fmean(r.seconds for r in runs) if runs else None,
                 unmeasured=tuple(r.seed for r in runs if unmeasured(r)),
+                optimizer_params=asked.params,
             )
         )
     sign = -1.0 if result.higher_is_better else 1.0
@@ -595,6 +620,36 @@ def _ranked(result: LabResult) -> tuple[list[Summary], dict[str, list[RunRecord]
 
 def _num(x: float | None, digits: int = 4) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
+
+
+#: the example of the note under the summary table (code, the same in every language)
+OPTIMIZER_EXAMPLE = "momentum: momentum=0.9"
+
+
+def _setting(value: Any) -> str:
+    """A hyper-parameter's value as the report writes it: Python's spelling, lists as tuples."""
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_setting(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
+
+
+def _optimizer_args(optimizer: str, params: Mapping[str, Any] | None) -> list[str]:
+    """``["betas=(0.9, 0.99)", "weight_decay=0.1"]``: the hyper-parameters of ``optimizer`` with ``params``
+    that a reader needs to tell it from another (:func:`~lrkit.lab.runner.shown_settings`: those that
+    differ from its class's defaults and those its name sets, ``momentum=0.9``); none where the run kept
+    none."""
+    if not optimizer or params is None:
+        return []
+    return [f"{k}={_setting(v)}" for k, v in shown_settings(optimizer, params).items()]
+
+
+def optimizer_text(optimizer: str, params: Mapping[str, Any] | None) -> str:
+    """An optimizer as the report's table names it: ``adamw(betas=(0.9, 0.99), weight_decay=0.1)``,
+    ``momentum(momentum=0.9)``, ``adam`` (every setting torch's default); the name alone where the
+    hyper-parameters are not known (``params`` None)."""
+    args = _optimizer_args(optimizer, params)
+    return f"{optimizer}({', '.join(args)})" if args else optimizer
 
 
 def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
@@ -620,7 +675,7 @@ def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
     unmeasured = t("cell.unmeasured", k=len(s.unmeasured)) if s.unmeasured else ""
     return {
         "strategy": s.label,
-        "optimizer": s.optimizer or "—",
+        "optimizer": optimizer_text(s.optimizer, s.optimizer_params) or "—",
         "n": f"{s.n}/{s.runs}{unmeasured}",
         "mean": mean,
         "sd": sd,
@@ -1264,6 +1319,7 @@ def markdown_table(result: LabResult, target: float | None = None, *, lang: str 
         lines.append("| " + " | ".join(escape_markdown(c[k]) for k in keys) + " |")
     lines += ["", escape_markdown(_target_text(result, tgt, target is not None, t)) + "."]
     lines.append(t("md.ci", cut=_cut(result, t)))
+    lines.append(escape_markdown(t("note.optimizer", example=OPTIMIZER_EXAMPLE)))
     return "\n".join(lines)
 
 
@@ -1334,6 +1390,7 @@ th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.best td { background: #eef7ee; }
 .label { overflow-wrap: anywhere; min-width: 13em; max-width: 24em; }
+.opt { min-width: 7em; max-width: 16em; } .opt .kv { white-space: nowrap; }
 .scroll { overflow-x: auto; }
 code { font-size: 12.5px; overflow-wrap: anywhere; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0 20px; }
@@ -1350,7 +1407,7 @@ details summary { cursor: pointer; }
   .scroll { overflow: visible; }
   table { font-size: 9.5px; width: 100%; table-layout: auto; }
   th, td { padding: 2px 3px; }
-  .label { min-width: 0; max-width: none; }
+  .label, .opt { min-width: 0; max-width: none; }
   code { font-size: 9px; } .note, .meta { font-size: 10.5px; }
   tr, img { break-inside: avoid; }
   h1, h2, h3 { break-after: avoid; }
@@ -1389,6 +1446,13 @@ def _summary_html(result: LabResult, rows: list[Summary], t: Messages = _EN) -> 
             if k == "strategy":
                 swatch = _swatch(*styles[s.label])
                 tds.append(f'<td class="label">{swatch} {_e(c[k])}<br><code>{_e(s.spec)}</code></td>')
+            elif k == "optimizer" and (args := _optimizer_args(s.optimizer, s.optimizer_params)):
+                # a setting per span, kept on one line: a narrow column breaks between settings only
+                commas = [","] * (len(args) - 1) + [""]  # in the span: a line never starts with one
+                kv = " ".join(
+                    f'<span class="kv">{_e(a)}{c}</span>' for a, c in zip(args, commas, strict=True)
+                )
+                tds.append(f'<td class="opt">{_e(s.optimizer)}<br><code>{kv}</code></td>')
             else:
                 tds.append(f"<td{' class=num' if k in num else ''}>{_e(c[k])}</td>")
         body.append(f"<tr{' class=best' if j == 0 and s.mean is not None else ''}>{''.join(tds)}</tr>")
@@ -1697,7 +1761,7 @@ def render_html(
         f"<p>{verdict}</p>",
         f"<h2>{t('page.summary')}</h2>",
         _summary_html(result, rows, t),
-        f'<p class="note">{summary_note}</p>',
+        f'<p class="note">{summary_note} {_e(t("note.optimizer", example=OPTIMIZER_EXAMPLE))}</p>',
         f"<h2>{t('page.diverged')}</h2>",
         _diverged_html(result, t),
         f"<h2>{t('page.stalled')}</h2>",
