@@ -369,7 +369,7 @@ def test_a_schedule_refuses_an_array_of_more_than_0_dims(bad: Any) -> None:
 
 
 @SETTINGS
-@given(real_kinds(1e-5, 1e-3), real_kinds(1e-2, 1.0), real_kinds(0.0, 0.4), int_kinds(3, 10_000))
+@given(real_kinds(1e-5, 1e-3), real_kinds(1e-2, 1.0), real_kinds(0.0, 0.4), int_kinds(20, 10_000))
 def test_tune_space_and_spec_take_any_number_kind(
     lo: tuple[str, Any], hi: tuple[str, Any], warm: tuple[str, Any], total: tuple[str, int, Any]
 ) -> None:

@@ -63,10 +63,10 @@ def _lr_range(result: FinderResult) -> tuple[float, float] | None:
 
 
 def _off_axis(value: float, shown: tuple[float, float]) -> str:
-    """`` (below the LRs tried)`` / `` (above ...)`` for a value outside the LR axis, else ``""``."""
+    """``, below the LRs tried`` / ``, above ...`` for a value outside the LR axis, else ``""``."""
     if value < shown[0]:
-        return " (below the LRs tried)"
-    return " (above the LRs tried)" if value > shown[1] else ""
+        return ", below the LRs tried"
+    return ", above the LRs tried" if value > shown[1] else ""
 
 
 def _ylim(result: FinderResult) -> tuple[float, float, bool] | None:
@@ -174,8 +174,8 @@ def _draw(result: FinderResult, path: str | Path | None, ax: Any, title: str | N
             lw=lw,
             alpha=1.0 if used else 0.45,
             label=f"{_LABELS.get(name, name)}: {value:.3g}"
-            + ("" if used else " (not used)")
-            + (_off_axis(value, shown) if shown is not None else ""),
+            + (_off_axis(value, shown) if shown is not None else "")
+            + ("" if used else " (not used)"),
         )
     if own and result.suggestion is not None:
         _mark_suggestion(ax, result, result.suggestion)
