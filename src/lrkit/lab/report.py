@@ -950,31 +950,25 @@ def _figure_language(lang: str) -> tuple[Messages, list[str] | None]:
     return t, with_fallback(font)
 
 
-def _not_a_weight_fallback(record: logging.LogRecord) -> bool:
-    """False for matplotlib's "findfont: Failed to find font weight bold for NanumGothic, now using 600":
-    a Hangul font whose bold is not 700 (NanumGothic's is 600) draws lrkit's bold text as it should."""
-    return not record.getMessage().startswith("findfont: Failed to find font weight")
-
-
 @contextmanager
 def _plain_text(lang: str = "en") -> Iterator[Messages]:
     """TeX off (labels are escaped for mathtext, not for TeX), and the catalogue the figure's text comes
     from, in a font that draws it (:func:`_figure_language`); make (and save) the figures inside, with
     :func:`lrkit.plot.new_figure`. With a Hangul font, matplotlib's line on the weight that font's bold
-    has (:func:`_not_a_weight_fallback`) is left out meanwhile."""
-    from ..plot import _matplotlib
+    has (:func:`lrkit.plot.not_a_weight_fallback`) is left out meanwhile."""
+    from ..plot import _matplotlib, not_a_weight_fallback
 
     matplotlib = _matplotlib()
     t, family = _figure_language(lang)
     rc: Any = {"text.usetex": False} if family is None else {"text.usetex": False, "font.family": family}
     fonts = logging.getLogger("matplotlib.font_manager")
     if family is not None:
-        fonts.addFilter(_not_a_weight_fallback)
+        fonts.addFilter(not_a_weight_fallback)
     try:
         with matplotlib.rc_context(rc):
             yield t
     finally:
-        fonts.removeFilter(_not_a_weight_fallback)
+        fonts.removeFilter(not_a_weight_fallback)
 
 
 PANELS = ("lr", "loss", "metric")
