@@ -164,3 +164,20 @@ def test_the_finder_figure_logs_no_bold_weight_fallback_of_the_hangul_font(
     with caplog.at_level(logging.DEBUG, logger="matplotlib.font_manager"):
         range_test(bowl, num_steps=40).plot(tmp_path / "f.png")  # its suggestion label is bold
     assert not [r for r in caplog.records if "Failed to find font weight" in r.getMessage()]
+
+
+def test_nested_hangul_fallbacks_keep_the_outer_ones_log_filter() -> None:
+    """auto's figure draws the finder's inside its own fallback: leaving the inner one must not take
+    away the outer one's filter (the bold-weight line came back for the rest of the outer figure)."""
+    import logging
+
+    from lrkit.plot import hangul_fallback, hangul_font, not_a_weight_fallback
+
+    if hangul_font() is None:
+        pytest.skip("no font with Hangul installed (CI installs fonts-nanum)")
+    fonts = logging.getLogger("matplotlib.font_manager")
+    with hangul_fallback():
+        with hangul_fallback():
+            assert not_a_weight_fallback in fonts.filters
+        assert not_a_weight_fallback in fonts.filters
+    assert not_a_weight_fallback not in fonts.filters

@@ -191,13 +191,23 @@ def hangul_fallback() -> Iterator[None]:
     if family is None:
         yield
         return
+    with _quiet_weight_fallback(), _matplotlib().rc_context({"font.family": family}):
+        yield
+
+
+@contextmanager
+def _quiet_weight_fallback() -> Iterator[None]:
+    """:func:`not_a_weight_fallback` on matplotlib's font logger inside; removed on leaving only by the
+    context that added it (these nest: a lab figure's Hangul fallback inside the report's)."""
     fonts = logging.getLogger("matplotlib.font_manager")
-    fonts.addFilter(not_a_weight_fallback)
+    added = not_a_weight_fallback not in fonts.filters
+    if added:
+        fonts.addFilter(not_a_weight_fallback)
     try:
-        with _matplotlib().rc_context({"font.family": family}):
-            yield
+        yield
     finally:
-        fonts.removeFilter(not_a_weight_fallback)
+        if added:
+            fonts.removeFilter(not_a_weight_fallback)
 
 
 def not_a_weight_fallback(record: logging.LogRecord) -> bool:

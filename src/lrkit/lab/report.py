@@ -53,13 +53,12 @@ import hashlib
 import html
 import io
 import json
-import logging
 import math
 import re
 import statistics
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -956,19 +955,14 @@ def _plain_text(lang: str = "en") -> Iterator[Messages]:
     from, in a font that draws it (:func:`_figure_language`); make (and save) the figures inside, with
     :func:`lrkit.plot.new_figure`. With a Hangul font, matplotlib's line on the weight that font's bold
     has (:func:`lrkit.plot.not_a_weight_fallback`) is left out meanwhile."""
-    from ..plot import _matplotlib, not_a_weight_fallback
+    from ..plot import _matplotlib, _quiet_weight_fallback
 
     matplotlib = _matplotlib()
     t, family = _figure_language(lang)
     rc: Any = {"text.usetex": False} if family is None else {"text.usetex": False, "font.family": family}
-    fonts = logging.getLogger("matplotlib.font_manager")
-    if family is not None:
-        fonts.addFilter(not_a_weight_fallback)
-    try:
-        with matplotlib.rc_context(rc):
-            yield t
-    finally:
-        fonts.removeFilter(not_a_weight_fallback)
+    quiet = _quiet_weight_fallback() if family is not None else nullcontext()
+    with quiet, matplotlib.rc_context(rc):
+        yield t
 
 
 PANELS = ("lr", "loss", "metric")
