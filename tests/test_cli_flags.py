@@ -336,8 +336,8 @@ def _importable(module: str) -> bool:
 LAB_BAD = [
     ("=constant(0.1)", "LABEL"),
     (" =constant(0.1)", "LABEL"),
-    ("a@=constant(0.1)", "after '@'"),
-    ("a@ =constant(0.1)", "after '@'"),
+    ("a@=constant(0.1)", "no optimizer name after the last '@'"),
+    ("a@ =constant(0.1)", "no optimizer name after the last '@'"),
     ("a@bogus=constant(0.1)", "bogus"),
     ("a=", "SPEC"),
     ("", "empty"),
@@ -368,7 +368,7 @@ def test_experiment_file_refuses_an_empty_optimizer_after_at(
 ) -> None:
     pytest.importorskip("yaml")
     (no_work / "e.yaml").write_text("task: digits-mlp-sgd\nstrategies:\n  - 'a@=constant(0.1)'\n")
-    refused(capsys, ["lab", str(no_work / "e.yaml")], "strategies[0]", "after '@'")
+    refused(capsys, ["lab", str(no_work / "e.yaml")], "strategies[0]", "no optimizer name after the last '@'")
 
 
 def _lab_db(folder: Path, experiments: int) -> Path:
