@@ -74,7 +74,7 @@ from array_api_compat import array_namespace
 
 from .._checks import as_integer, as_real
 from ..control.guard import _newer_format
-from ..control.plateau import Plateau, warmup_steps
+from ..control.plateau import Plateau, json_number, warmup_steps
 from ..schedules.base import _caller_stacklevel, warn_run_length
 from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
@@ -378,7 +378,10 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             plateau = dict(self.plateau_state)
             best = plateau["best"]  # a Plateau's state names an infinite best already ("-inf")
             if isinstance(best, (int, float)) and not math.isfinite(best):
-                plateau["best"] = None
+                # the mode's worst is "no best yet" (None); the other infinity a best measured ("-inf"
+                # in mode min), by its name: it must survive every save and load, not only the first
+                worst = {"min": math.inf, "max": -math.inf}.get(str(plateau.get("mode")))
+                plateau["best"] = None if worst is None else json_number(best, absent=worst)
             if "cuts" in plateau:  # a NaN or infinite metric as its name ("nan", "inf"): JSON has neither
                 plateau["cuts"] = [
                     {**c, "metric": c["metric"] if math.isfinite(c["metric"]) else str(c["metric"])}
