@@ -89,12 +89,19 @@ def _try_optimizer(label: str, name: str, params: Mapping[str, Any]) -> None:
         raise ValueError(f"strategy {label!r}: optimizer_params {dict(params)} for {name!r}: {exc}") from None
 
 
+#: optimizer flags that hold for the model's device or graph, not for the CPU stand-ins the set-up check
+#: steps: an optimizer with one of them set is built but not stepped there
+_DEVICE_FLAGS = ("capturable", "differentiable", "fused")
+
+
 def _step_once(optimizer: Any) -> None:
     """One ``step()`` of ``optimizer`` (built on stand-in tensors) with zero gradients: a value torch takes
     at construction but not in a step (Adam's ``betas: [0.9, 0.99, 0.5]``) fails here, when the lab is
     set up, not at the first step of its first run."""
     import torch
 
+    if any(group.get(flag) for group in optimizer.param_groups for flag in _DEVICE_FLAGS):
+        return  # a setting for the model's device or graph (capturable on CUDA): no step on CPU stand-ins
     for group in optimizer.param_groups:
         for p in group["params"]:
             p.grad = torch.zeros_like(p)
