@@ -146,3 +146,19 @@ def test_lrkit_tune_writes_the_trials_beside_its_report(
     assert main([*argv, "--study", "fresh"]) == 2  # refused before any trial runs
     assert (other / "trials.csv").read_text() == "my,own\n"
     assert "trials.csv" in capsys.readouterr().err
+
+
+def test_a_study_whose_every_trial_diverged_is_drawn_and_tabled(tmp_path: Path) -> None:
+    study = optuna.create_study(direction="maximize")
+    for lr in (0.5, 0.9):
+        study.add_trial(_trial("cosine", lr, value=-math.inf, status="diverged", attrs={"diverged_step": 3}))
+    result = TuneResult(task="t", study_name="s", storage="memory", direction="maximize",
+                        metric_name="val accuracy", epochs=3, optimizer=None,
+                        space=SearchSpace(lr_range=(1e-3, 1.0)), best_spec=None, best_value=None,
+                        best_trial=None, best_params={}, complete=2, pruned=0, failed=0, diverged=2,
+                        trials=2, study=study)  # fmt: skip
+    fig = plot_trials(result, tmp_path / "trials.png")
+    assert sorted(p[0] for p in _points(fig.axes[0])) == [0.5, 0.9]
+    write_trials_csv(study, tmp_path / "trials.csv")
+    with open(tmp_path / "trials.csv", newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["diverged", "diverged"]

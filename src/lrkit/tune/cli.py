@@ -324,6 +324,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     # without a best spec, stdout ends with no sentence a script could take for one (its last line)
     say_line(str(result), sys.stdout if result.best_spec is not None else sys.stderr)
+    if out is not None and result.study is not None and result.finished + result.failed:
+        write_trials(result, out, args.lang)  # also without a best spec: every trial diverged, out of time
     budget = None if timeout is None else f"--timeout {args.timeout.strip()} = {core.duration(timeout)}"
     if result.best_spec is None and result.complete and result.diverged == result.complete:
         say_line(
@@ -352,7 +354,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
             stopped = Phrase(
                 "tune.stopped", {"budget": budget, "finished": result.finished, "trials": result.trials}
             )
-        write_trials(result, out, args.lang)
         code = _report(result, task, out, db, args, stopped, lang=args.lang)
     value = (
         "nan" if result.best_value is None or math.isnan(result.best_value) else f"{result.best_value:.4g}"

@@ -61,7 +61,7 @@ _WORDS = {
         "by_trial": "시도별 {metric}",
         "title": "탐색: {task}에서 스터디 {study!r}의 시도 {n}개",
         "diverged": "발산",
-        "pruned": "가지치기됨 (마지막 에포크의 값)",
+        "pruned": "가지치기됨 (마지막 에폭의 값)",
         "searched": "탐색한 학습률 범위",
     },
 }
