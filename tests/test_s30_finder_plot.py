@@ -66,6 +66,8 @@ def test_the_lr_axis_names_the_param_group_when_there_are_several() -> None:
 
     frozen = replace(one, group_ratios=(0.0, 1.0, 10.0))
     assert frozen.plot().get_xlabel() == "learning rate of param group 1 (log scale)"
+    alike = replace(one, group_ratios=(1.0, 1.0))  # several groups at one LR: nothing to tell apart
+    assert alike.plot().get_xlabel() == "learning rate (log scale)"
 
 
 def test_auto_search_words_cover_every_outcome() -> None:

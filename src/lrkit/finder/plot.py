@@ -189,7 +189,7 @@ def _draw(result: FinderResult, path: str | Path | None, ax: Any, title: str | N
         ax.set_ylim(bottom, top)
     _shade_diverged(ax, result)
     ref = result.reference_group
-    group = f" of param group {ref}" if len(result.group_ratios) > 1 else ""
+    group = f" of param group {ref}" if len(set(result.group_ratios)) > 1 else ""  # groups at other LRs
     ax.set_xlabel(f"learning rate{group} (log scale)")
     ax.set_ylabel("loss")
     if title is not None and not own:
