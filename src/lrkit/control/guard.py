@@ -108,7 +108,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat
 
-from .._checks import as_measured, check_int
+from .._checks import as_integer, as_measured, as_real, check_int
 from .plateau import json_number, number_from_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -319,10 +319,10 @@ def _int(name: str, v: object, low: int, high: int = sys.maxsize) -> int:
 
 
 def _float(name: str, v: object, *, low: float, high: float | None = None) -> float:
-    """A finite number > low (and < high); numpy's scalars too."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+    """A finite number > low (and < high): any real by lrkit's rule (numpy's, 0-d arrays and tensors)."""
+    x = as_real(v)
+    if x is None:
         raise TypeError(f"DivergenceGuard: {name} must be a number, got {type(v).__name__} {v!r}")
-    x = float(v)
     if not (math.isfinite(x) and x > low and (high is None or x < high)):
         want = f"> {low:g}" + ("" if high is None else f" and < {high:g}")
         raise ValueError(f"DivergenceGuard: {name} must be a finite number {want}, got {v!r}")
@@ -1271,10 +1271,11 @@ def _copy(v: Any, device: torch.device | None) -> Any:
 
 
 def _step(step: object) -> int:
-    """``check``'s ``step``: an int (numpy's integers too)."""
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+    """``check``'s ``step``: an integer by lrkit's rule (numpy's, 0-d integer arrays and tensors)."""
+    n = as_integer(step)
+    if n is None:
         raise TypeError(f"DivergenceGuard.check: step must be an int, got {type(step).__name__} {step!r}")
-    return int(step)
+    return n
 
 
 def _loss(loss: object, group: Any) -> Any:
