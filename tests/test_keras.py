@@ -664,3 +664,20 @@ def test_a_schedule_longer_than_total_steps_is_warned_about_once() -> None:
         warnings.simplefilter("error", ScheduleLongerThanRunWarning)
         KerasSchedule.from_config(s.get_config())
         KerasSchedule("cosine(lr=0.1, steps=450)", total_steps=450)
+
+
+def test_a_schedule_shared_by_two_optimizers_keeps_the_callbacks_floor() -> None:
+    """A GAN's generator and discriminator optimizers on one schedule, cut by
+    ReduceOnPlateau(schedule=s, min_lr=...): the floor is set before either optimizer's first call; the
+    second optimizer's first call must not take it back (cuts then went below min_lr: 0.01, not 0.05)."""
+    s = lrkit.keras.schedule("constant(lr=0.1)", total_steps=100)
+    s.floor = 0.05  # what the callback's on_train_begin sets
+    g_steps = keras.Variable(0, dtype="int64", trainable=False)
+    d_steps = keras.Variable(0, dtype="int64", trainable=False)
+    s(g_steps)
+    s(d_steps)
+    assert s.floor == pytest.approx(0.05)
+    s.scale(0.1)
+    assert float(keras.ops.convert_to_numpy(s(g_steps))) == pytest.approx(0.05)
+    s.reset()  # by hand: the floor it was made with, too
+    assert (s.multiplier, s.floor) == (1.0, 0.0)

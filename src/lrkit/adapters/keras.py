@@ -289,16 +289,23 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             if _traced(keras.ops.convert_to_tensor(counter)) or _in_stateless_scope():
                 self._warn_traced_reuse()
             else:
-                self.reset()
+                self._forget_run()
         self._counters = [r for r in self._counters if r() is not None] + [weakref.ref(counter)]
 
     def _carries_state(self) -> bool:
-        return self.plateau_state is not None or (self.multiplier, self.floor) != self._initial
+        """Whether a run's cuts or plateau state are held (the floor is a setting, a callback's
+        ``min_lr``, not a run's: two optimizers of one model, a GAN's, share the schedule and its floor)."""
+        return self.plateau_state is not None or self.multiplier != self._initial[0]
 
     def reset(self) -> None:
         """Forget the run so far: the multiplier and the floor the schedule was made (or loaded) with,
-        and no plateau state. Done by itself when an optimizer other than the last one calls it."""
-        self._set(multiplier=self._initial[0], floor=self._initial[1])
+        and no plateau state. When an optimizer other than the last one calls it, it forgets the run
+        by itself but keeps the floor (a callback's ``min_lr``, set before the optimizers' first calls)."""
+        self._set(floor=self._initial[1])
+        self._forget_run()
+
+    def _forget_run(self) -> None:
+        self._set(multiplier=self._initial[0])
         self.plateau_state = None
         self._traced_with = None  # the new optimizer's step has not been traced
 
