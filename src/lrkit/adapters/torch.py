@@ -51,6 +51,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from .._checks import check_int, finite_real
 from .._text import plural
+from .._warnings import PastTheRunWarning  # re-exported: lrkit.torch.PastTheRunWarning
 from ..control.guard import WRAPPED
 from ..control.plateau import MissingStateKeys, Plateau, warmup_steps
 from ..schedules import Chain, Cosine, Linear, Schedule
@@ -123,13 +124,6 @@ class StepwiseSteppingWarning(UserWarning):
 class UnfedPlateauWarning(UserWarning):
     """A scheduler with a plateau reached the end of its run without ever being given a metric, or given
     only metrics its ``start`` held back (all during the warmup)."""
-
-
-class PastTheRunWarning(UserWarning):
-    """The optimizer stepped past the end of the run the scheduler was built for (``total_steps``), where
-    the schedule has ended and holds its last LR: the loop is longer than the schedule. Warned once per
-    scheduler, at the line of ``optimizer.step()``: the host scheduler lets one step past the end pass
-    (warns at the second), :func:`lrkit.auto`'s scheduler warns at the first."""
 
 
 class OverwrittenLRWarning(UserWarning):
