@@ -114,7 +114,11 @@ def test_the_figure_draws_every_trial_where_its_values_say(direction: str, tmp_p
 def test_the_figure_speaks_korean() -> None:
     fig = plot_trials(_result(), lang="ko")
     assert fig.axes[0].get_xlabel() == "최대 학습률 (로그 스케일)"
-    with pytest.raises(ValueError, match="lang must be one of en, ko, got 'fr'"):
+    # lrkit's own metric name in Korean too (the catalogue's, as the report says it), a user's as given
+    assert fig.axes[0].get_title() == "최대 학습률에 따른 검증 정확도"
+    assert fig.axes[1].get_title() == "시도별 검증 정확도"
+    assert plot_trials(_result(), lang="en").axes[1].get_title() == "val accuracy by trial"
+    with pytest.raises(ValueError, match="lang: expected one of 'en', 'ko', got 'fr'"):
         plot_trials(_result(), lang="fr")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._paths import save_figure, write_output
+from ..lab._messages import check_lang, messages
 
 __all__ = ["TRIALS_COLUMNS", "plot_trials", "trial_rows", "write_trials_csv"]
 
@@ -41,30 +42,6 @@ TRIALS_COLUMNS = (
 #: apart for every reader)
 _MARKERS = {"cosine": "o", "linear": "s", "one_cycle": "^", "wsd": "D"}
 _COLORS = {"cosine": "C0", "linear": "C1", "one_cycle": "C4", "wsd": "C2"}
-_WORDS = {
-    "en": {
-        "lr": "peak LR (log scale)",
-        "trial": "trial",
-        "best": "best so far",
-        "by_lr": "{metric} against the peak LR",
-        "by_trial": "{metric} by trial",
-        "title": "the search: {n} trials of study {study!r} on {task}",
-        "diverged": "diverged",
-        "pruned": "pruned (value at its last epoch)",
-        "searched": "LR range searched",
-    },
-    "ko": {
-        "lr": "최대 학습률 (로그 스케일)",
-        "trial": "시도",
-        "best": "지금까지의 최고",
-        "by_lr": "최대 학습률에 따른 {metric}",
-        "by_trial": "시도별 {metric}",
-        "title": "탐색: {task}에서 스터디 {study!r}의 시도 {n}개",
-        "diverged": "발산",
-        "pruned": "가지치기됨 (마지막 에폭의 값)",
-        "searched": "탐색한 학습률 범위",
-    },
-}
 
 
 def _trials(study: Any) -> list[Any]:
@@ -126,14 +103,13 @@ def plot_trials(
     ``"ko"`` (English words where no installed font has Hangul; the report says how to get one)."""
     from lrkit.plot import hangul_fallback, hangul_font, new_figure
 
-    if lang not in _WORDS:
-        raise ValueError(f"lang must be one of {', '.join(_WORDS)}, got {lang!r}")
+    check_lang(lang)
     if result.study is None:
         raise ValueError("plot_trials: the result has no study (a TuneResult from lrkit.tune.tune)")
-    w = _WORDS["en" if lang == "ko" and hangul_font() is None else lang]
+    w = messages("en" if lang == "ko" and hangul_font() is None else lang)
     rows = trial_rows(result.study)
     higher = result.direction == "maximize"
-    metric = result.metric_name
+    metric = w.metric(result.metric_name)  # lrkit's own metric names in the figure's language
     with hangul_fallback():  # Korean words, and a study or task named in Hangul
         fig = new_figure(figsize=(12.0, 4.6), layout="constrained")
         left, right = fig.subplots(1, 2)
@@ -143,7 +119,7 @@ def plot_trials(
         worst_edge = lo_v - pad if higher else hi_v + pad
         left.set_xscale("log")
         lr_lo, lr_hi = result.space.lr_range
-        left.axvspan(lr_lo, lr_hi, color="0.5", alpha=0.08, lw=0, label=w["searched"])
+        left.axvspan(lr_lo, lr_hi, color="0.5", alpha=0.08, lw=0, label=w("trials.searched"))
         kinds = [k for k in _MARKERS if any(r["kind"] == k for r in rows)]
         for kind in kinds:
             color = _COLORS[kind]
@@ -159,17 +135,17 @@ def plot_trials(
             left.scatter([r["lr"] for r in gone], [worst_edge] * len(gone), marker="x", color=color,
                          s=36, zorder=3)  # fmt: skip
         if any(r["state"] == "pruned" and r["value"] is not None for r in rows):
-            left.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", label=w["pruned"])
+            left.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", label=w("trials.pruned"))
         if any(r["status"] == "diverged" for r in rows):
-            left.scatter([], [], marker="x", color="0.3", label=w["diverged"])
+            left.scatter([], [], marker="x", color="0.3", label=w("trials.diverged"))
         best = next((r for r in rows if r["trial"] == result.best_trial), None)
         if best is not None and best["value"] is not None:
             label = f"trial {best['trial']}: {best['value']:.4g}"
             left.scatter([best["lr"]], [best["value"]], marker="*", s=220, color="gold", edgecolors="k",
                          linewidths=0.8, zorder=4, label=label)  # fmt: skip
-        left.set_xlabel(w["lr"])
+        left.set_xlabel(w("trials.lr"))
         left.set_ylabel(metric)
-        left.set_title(w["by_lr"].format(metric=metric))
+        left.set_title(w("trials.by_lr", metric=metric))
         left.grid(True, alpha=0.25)
         left.legend(fontsize="small", loc="best")
 
@@ -180,13 +156,13 @@ def plot_trials(
         for v in done_values:
             so_far.append(v if not so_far else (max if higher else min)(so_far[-1], v))
         if numbers:
-            right.step(numbers, so_far, where="post", color="C3", lw=1.6, label=w["best"])
+            right.step(numbers, so_far, where="post", color="C3", lw=1.6, label=w("trials.best"))
         gone_numbers = [r["trial"] for r in rows if r["status"] == "diverged"]
         right.scatter(gone_numbers, [worst_edge] * len(gone_numbers), marker="x", color="0.3",
-                      label=w["diverged"] if gone_numbers else None)  # fmt: skip
-        right.set_xlabel(w["trial"])
+                      label=w("trials.diverged") if gone_numbers else None)  # fmt: skip
+        right.set_xlabel(w("trials.trial"))
         right.set_ylabel(metric)
-        right.set_title(w["by_trial"].format(metric=metric))
+        right.set_title(w("trials.by_trial", metric=metric))
         right.grid(True, alpha=0.25)
         from matplotlib.ticker import MaxNLocator
 
@@ -195,7 +171,7 @@ def plot_trials(
         if values:
             for ax in (left, right):
                 ax.set_ylim(min(lo_v, worst_edge) - pad, max(hi_v, worst_edge) + pad)
-        fig.suptitle(w["title"].format(n=len(rows), study=result.study_name, task=result.task))
+        fig.suptitle(w("trials.title", n=len(rows), study=result.study_name, task=result.task))
         if path is not None:
             save_figure(fig, path, dpi=110, flag="trials.png")
     return fig
