@@ -309,6 +309,83 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+#: The ``"format"`` of :meth:`FinderResult.to_dict`'s dict (a later version says it is newer).
+RESULT_FORMAT = "lrkit.finder/1"
+
+
+def _field(data: Mapping[str, Any], key: str, kind: type) -> Any:
+    """``data[key]``, checked to be a ``kind`` (a bool is not an int)."""
+    if key not in data:
+        raise ValueError(
+            f"FinderResult.from_dict: the dict has no {key!r} (not a FinderResult.to_dict() dict?)"
+        )
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(
+            f"FinderResult.from_dict: {key} must be a {kind.__name__}, "
+            f"got {type(value).__name__} {value!r:.60}"
+        )
+    return value
+
+
+def _real(data: Mapping[str, Any], key: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"FinderResult.from_dict: {key} must be a finite number, got {value!r:.60}")
+    return float(value)
+
+
+def _reals(values: Any, what: str) -> list[float]:
+    """Numbers of a list, null as NaN."""
+    if not isinstance(values, list):
+        raise TypeError(f"FinderResult.from_dict: {what} must be a list, got {type(values).__name__}")
+    out = []
+    for i, v in enumerate(values):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise TypeError(f"FinderResult.from_dict: {what}[{i}] must be a number or null, got {v!r:.60}")
+        out.append(math.nan if v is None else float(v))
+    return out
+
+
+def _curve_from(data: Any, what: str) -> Curve:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"FinderResult.from_dict: {what} must be a dict, got {type(data).__name__}")
+    arrays = {}
+    for key in ("lrs", "losses", "smoothed"):
+        if key not in data:
+            raise ValueError(f"FinderResult.from_dict: {what} has no {key!r}")
+        arrays[key] = np.asarray(_reals(data[key], f"{what}.{key}"), dtype=np.float64)
+    stop = data.get("stopped_at")
+    if stop is not None and (
+        isinstance(stop, bool) or not isinstance(stop, int) or not 0 <= stop < arrays["lrs"].size
+    ):
+        raise ValueError(
+            f"FinderResult.from_dict: {what}.stopped_at must be a rung's index or null, got {stop!r}"
+        )
+    try:
+        return Curve(**arrays, stopped_at=stop)
+    except ValueError as exc:
+        raise ValueError(f"FinderResult.from_dict: {what}: {exc}") from None
+
+
+def _problem_from(data: Any, what: str) -> Problem:
+    if (
+        not isinstance(data, Mapping)
+        or not isinstance(data.get("kind"), str)
+        or not isinstance(data.get("finding"), str)
+    ):
+        raise TypeError(
+            f"FinderResult.from_dict: {what} must be a dict with strings 'kind' and 'finding', "
+            f"got {data!r:.80}"
+        )
+    remedies = data.get("remedies", [])
+    if not isinstance(remedies, list) or not all(isinstance(r, str) for r in remedies):
+        raise TypeError(
+            f"FinderResult.from_dict: {what}.remedies must be a list of strings, got {remedies!r:.80}"
+        )
+    return Problem(data["kind"], data["finding"], tuple(remedies), str(data.get("note", "")))
+
+
 class NoSuggestionError(ValueError):
     """The range test found no usable signal, so there is no learning rate to suggest; ``result`` is
     the :class:`FinderResult` (None when not given)."""
@@ -613,6 +690,7 @@ class FinderResult:
         ``NaN`` or ``Infinity``, which ``jq`` and JavaScript refuse).
         """
         return {
+            "format": RESULT_FORMAT,
             "suggestion": self.suggestion,
             "candidate": _finite(self.candidate),
             "rule": self.rule,
@@ -634,6 +712,12 @@ class FinderResult:
             "reference_group": self.reference_group,
             "distinct_repeats": self.distinct_repeats,
             "notes": list(self.notes),
+            "findings": [
+                {"kind": p.kind, "finding": p.finding, "remedies": list(p.remedies), "note": p.note}
+                for p in self.findings
+            ],
+            "settings": dict(self.settings),
+            "stream": self.stream,
             "curves": [
                 {
                     "lrs": [_finite(v) for v in c.lrs.tolist()],
@@ -644,6 +728,71 @@ class FinderResult:
                 for c in self.curves
             ],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FinderResult:
+        """The result a :meth:`to_dict` dict describes (``lrkit find --json``'s file, read with
+        ``json.load``): its curves, each rule's suggestion per repeat, its verdict and what the finder
+        retried, so that it prints, plots and builds a schedule as the result did. A null loss or
+        suggestion (not finite when written) reads as NaN. A dict written before the verdict was stored
+        (no ``"findings"``) is judged again from its curves. Bad input raises ``ValueError`` or
+        ``TypeError`` naming the key."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"FinderResult.from_dict: expected a dict, got {type(data).__name__}")
+        fmt = data.get("format", RESULT_FORMAT)
+        if fmt != RESULT_FORMAT:
+            version = fmt.removeprefix("lrkit.finder/") if isinstance(fmt, str) else ""
+            newer = version.isascii() and version.isdigit() and int(version) > 1
+            raise ValueError(
+                f"FinderResult.from_dict: format {fmt!r}"
+                + (" was written by a newer lrkit: read it with that lrkit, or upgrade this one" if newer
+                   else f"; expected {RESULT_FORMAT!r} (a FinderResult.to_dict() dict)")
+            )  # fmt: skip
+        curves = tuple(_curve_from(c, f"curves[{i}]") for i, c in enumerate(_field(data, "curves", list)))
+        if not curves:
+            raise ValueError("FinderResult.from_dict: curves must hold at least one curve, got []")
+        rule = _field(data, "rule", str)
+        per_repeat = {
+            str(k): tuple(_reals(v, f"per_repeat[{k!r}]"))
+            for k, v in _field(data, "per_repeat", dict).items()
+        }
+        if rule not in per_repeat or any(len(v) != len(curves) for v in per_repeat.values()):
+            raise ValueError(
+                f"FinderResult.from_dict: per_repeat must give rule {rule!r} and every rule one value per "
+                f"curve ({len(curves)}), got "
+                + "{"
+                + ", ".join(f"{k!r}: {len(v)}" for k, v in per_repeat.items())
+                + "}"
+            )
+        if "findings" in data:
+            findings = tuple(
+                _problem_from(f, f"findings[{i}]") for i, f in enumerate(_field(data, "findings", list))
+            )
+        else:  # an older lrkit's dict: the verdict again from the curves (the rules have not changed)
+            findings = cls.from_curves(curves, smoothing=_real(data, "smoothing"), rule=rule).findings
+        settings = data.get("settings", PYTHON_SETTINGS)
+        if not isinstance(settings, Mapping) or not all(isinstance(v, str) for v in settings.values()):
+            raise TypeError(f"FinderResult.from_dict: settings must map names to strings, got {settings!r}")
+        counts = {k: data.get(k) for k in ("budget", "first_steps")}
+        for key, value in counts.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"FinderResult.from_dict: {key} must be an integer or null, got {value!r}")
+        steps = _field(data, "steps", int)
+        return cls(
+            curves=curves,
+            per_repeat=per_repeat,
+            rule=rule,
+            mode=_field(data, "mode", str),
+            smoothing=_real(data, "smoothing"),
+            group_ratios=tuple(_reals(_field(data, "group_ratios", list), "group_ratios")),
+            findings=findings,
+            escalation=tuple(str(e) for e in _field(data, "escalation", list)),
+            steps=steps,
+            budget=counts["budget"],
+            first_steps=counts["first_steps"],
+            settings=settings,
+            stream=bool(data.get("stream", False)),
+        )
 
     def __str__(self) -> str:
         lo, hi = self.interval
