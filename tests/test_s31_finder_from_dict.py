@@ -139,3 +139,13 @@ def _edit(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
 def test_a_bad_dict_is_refused_naming_the_key(data: Any, exc: type, words: str) -> None:
     with pytest.raises(exc, match=words):
         FinderResult.from_dict(data)
+
+
+@pytest.mark.parametrize("name", list(RESULTS))
+def test_the_repr_is_one_short_line_with_the_answer(name: str) -> None:
+    res = RESULTS[name]()
+    text = repr(res)
+    assert "\n" not in text and len(text) < 200 and "array(" not in text
+    said = "None" if res.suggestion is None else f"{res.suggestion:.4g}"
+    assert text.startswith(f"FinderResult(suggestion={said}, rule='lrkit', trusted={res.trusted}")
+    assert all(kind in text for kind in res.problem_kinds)

@@ -794,6 +794,16 @@ class FinderResult:
             stream=bool(data.get("stream", False)),
         )
 
+    def __repr__(self) -> str:
+        """One line (the dataclass's repr printed every curve's arrays): the answer and how it was got;
+        :meth:`__str__` reads the whole verdict."""
+        said = "None" if self.suggestion is None else f"{self.suggestion:.4g}"
+        kinds = f", problems={list(self.problem_kinds)}" if self.findings else ""
+        return (
+            f"FinderResult(suggestion={said}, rule={self.rule!r}, trusted={self.trusted}{kinds}, "
+            f"repeats={self.repeats}, rungs={self.lrs.size}, steps={self.steps})"
+        )
+
     def __str__(self) -> str:
         lo, hi = self.interval
         repeats = plural(self.repeats, "repeat")
