@@ -627,6 +627,7 @@ def test_tune_report_counts_in_the_singular_and_plural(
         space=SimpleNamespace(center=0.1, peak=0.1),
         best_spec="cosine(lr=0.1)",
         optimizer=None,
+        optimizer_params={},
         study_name="s",
         epochs=epochs,
         train_seed=0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from ._checks import bound
 
@@ -77,3 +78,33 @@ non_negative = number(0.0, inclusive=True)
 steps_per_epoch = number(1.0, inclusive=True, below=MAX_STEPS + 1.0)
 #: a seed: 0 to 2**32 - 1
 seed = whole_number(0, MAX_SEED)
+
+
+class OptimizerArg(NamedTuple):
+    """``--optimizer``'s value: a name and the keyword arguments written after it (checked by the command,
+    :func:`lrkit.cli.check_search_optimizer`); ``str()`` writes it back as ``adamw(weight_decay=0.1)``."""
+
+    name: str
+    params: dict[str, Any]
+
+    def __str__(self) -> str:
+        from .tasks.optimizers import format_optimizer
+
+        return format_optimizer(self.name, self.params)
+
+
+def optimizer(text: str) -> OptimizerArg:
+    """A ``type=`` for ``--optimizer``: ``adamw`` or ``adamw(weight_decay=0.1, betas=(0.9, 0.99))``, read by
+    :func:`lrkit.tasks.optimizers.parse_optimizer` (never ``eval``); a broken form is refused where it
+    breaks: ``expected ',' or ')' in adamw(...), got the end at position 22 of 'adamw(weight_decay=0.1'``."""
+    from .tasks.optimizers import parse_optimizer
+
+    try:
+        name, params = parse_optimizer(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME(KEY=VALUE, ...): {exc}") from None
+    return OptimizerArg(name, params)
+
+
+#: ``--optimizer``'s help, after the names: one example of the keyword form
+OPTIMIZER_HELP = "; hyper-parameters in call syntax: 'adamw(weight_decay=0.1, betas=(0.9, 0.99))'"

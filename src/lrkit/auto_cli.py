@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from lrkit._cliargs import positive_float, positive_int, seed
+from lrkit._cliargs import OPTIMIZER_HELP, optimizer, positive_float, positive_int, seed
 from lrkit.auto import KINDS, PEAK_FACTOR, SEARCHES
 from lrkit.finder.cli import budget_type, json_output, write_result
 from lrkit.scaling import LR_FREE
@@ -73,6 +73,7 @@ exit status:
 
 examples:
   lrkit auto --task digits-mlp-adam
+  lrkit auto --task digits-mlp-adam --optimizer 'adamw(weight_decay=0.1, betas=(0.9, 0.99))'
   lrkit auto --task mypkg.tasks:cifar_small --budget 0.05 --json auto.json --plot auto.png
 """
 
@@ -116,9 +117,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--optimizer",
+        type=optimizer,
         default=None,
         help=f"replaces the task's optimizer: one of {', '.join(o for o in OPTIMIZERS if o not in LR_FREE)} "
-        "(default: the task's)",
+        f"(default: the task's){OPTIMIZER_HELP}",
     )
     p.add_argument(
         "--max-grad-norm",
@@ -214,13 +216,17 @@ def _run(args: argparse.Namespace, stdout: TextIO | None) -> int:
         parts = task.build(args.seed)
     if args.max_grad_norm is not None:
         parts.max_grad_norm = args.max_grad_norm
+    if args.optimizer is not None:  # the task's optimizer and its hyper-parameters replaced, as lab's OPT
+        parts.optimizer, parts.optimizer_params = args.optimizer.name, dict(args.optimizer.params)
     torch.manual_seed(args.seed)
     try:  # the search and the training run your task's code: what it raises is yours (status 1)
         with user_code(f"--task {args.task!r}"), spelled(SPELLING):
             out = train_task(
                 parts, seed=args.seed, budget=budget, search=args.search, kind=args.kind, verbose=True,
-                epochs=args.epochs, optimizer=args.optimizer, plot=args.plot, peak_factor=args.peak_factor,
+                epochs=args.epochs, plot=args.plot, peak_factor=args.peak_factor,
             )  # fmt: skip
+        if args.optimizer is not None:  # as written: adamw(weight_decay=0.1)
+            out["optimizer"] = str(args.optimizer)
     except NoSuggestionError as exc:  # nothing was trained; the advice names this command's flags
         why = str(exc) if exc.result is None else exc.result.phrased_for(FLAGS).why_none
         print(f"lrkit auto: {why}", file=sys.stderr)
@@ -240,6 +246,8 @@ def _run(args: argparse.Namespace, stdout: TextIO | None) -> int:
             file=sys.stderr,
         )
         if args.json:
+            if args.optimizer is not None:
+                exc.outcome["optimizer"] = str(args.optimizer)
             write_result(args.json, exc.outcome, stdout)
         return EXIT_DIVERGED
     print(

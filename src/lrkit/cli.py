@@ -33,7 +33,15 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._cliargs import MAX_STEPS, positive_float, positive_int, short, steps_per_epoch, whole_number
+from ._cliargs import (
+    MAX_STEPS,
+    OptimizerArg,
+    positive_float,
+    positive_int,
+    short,
+    steps_per_epoch,
+    whole_number,
+)
 from ._paths import check_output_dir, check_plot_file
 from ._text import did_you_mean
 from ._usercode import UserCodeError
@@ -101,14 +109,19 @@ def refuse_lr_free(
         )
 
 
-def check_search_optimizer(name: str, command: str) -> None:
+def check_search_optimizer(arg: OptimizerArg, command: str) -> None:
     """``--optimizer`` of a command that searches the LR (find, auto, tune): a name lrkit builds
-    (:func:`~lrkit.tasks.optimizers.check_optimizer_name`) and not one that sets its own step size
-    (:func:`refuse_lr_free`)."""
-    from .tasks.optimizers import check_optimizer_name
+    (:func:`~lrkit.tasks.optimizers.check_optimizer_name`), not one that sets its own step size
+    (:func:`refuse_lr_free`), with hyper-parameters checked as the lab checks a strategy's
+    (:func:`~lrkit.tasks.optimizers.check_optimizer`: names, kinds, one step on a stand-in tensor)."""
+    from .tasks.optimizers import check_optimizer, check_optimizer_name
 
-    check_optimizer_name(name, "--optimizer")
-    refuse_lr_free(name, command)
+    check_optimizer_name(arg.name, "--optimizer")
+    refuse_lr_free(arg.name, command)
+    try:
+        check_optimizer(arg.name, arg.params, arg.name)
+    except ValueError as exc:
+        raise ValueError(f"--optimizer {str(arg)!r}: {exc}") from None
 
 
 def _resolve(spec: str, total: int | None, spe: float | None) -> Schedule:

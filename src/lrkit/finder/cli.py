@@ -21,13 +21,15 @@ import inspect
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, TextIO
 
 from lrkit._cliargs import (
     MAX_STEPS,
+    OPTIMIZER_HELP,
+    OptimizerArg,
     non_negative,
     number,
     positive_float,
@@ -36,6 +38,7 @@ from lrkit._cliargs import (
     short,
     whole_number,
 )
+from lrkit._cliargs import optimizer as optimizer_arg
 from lrkit._paths import check_output_file, check_plot_file, json_text, write_json
 from lrkit._usercode import user_code, user_error
 from lrkit.finder import core
@@ -100,6 +103,7 @@ examples:
   lrkit find --task digits-mlp-sgd --out lr_find.png --json lr_find.json
   lrkit find --task mypkg.tasks:my_task --repeats 3
   lrkit find --task digits-mlp-sgd --optimizer adam    # the task with Adam instead of its own
+  lrkit find --task digits-mlp-sgd --optimizer 'adamw(weight_decay=0.1, betas=(0.9, 0.99))'
   lrkit find --model mypkg.models:make_model --data mypkg.data:make_loader --optimizer adamw
 """
 
@@ -132,9 +136,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     what.add_argument(
         "--optimizer",
+        type=optimizer_arg,
         default=None,
         help=f"one of {', '.join(OPTIMIZERS)}: replaces the task's optimizer (as in lrkit lab, tune and "
-        f"auto); with --model, default {MODEL_DEFAULTS['optimizer']}",
+        f"auto){OPTIMIZER_HELP}; with --model, default {MODEL_DEFAULTS['optimizer']}",
     )
     what.add_argument(
         "--momentum",
@@ -371,13 +376,33 @@ def _loss(name: str) -> Callable[..., Any]:
     raise ValueError(f"--loss must be one of {', '.join(LOSSES)} or MODULE:FUNC, got {name!r}")
 
 
-def _optimizer(name: str, params: Any, momentum: float, weight_decay: float) -> Any:
-    """``name`` built by lrkit.tasks.optimizers (torch's defaults), with ``--weight-decay`` and, for
-    ``sgd``, ``--momentum`` (``momentum`` and ``nesterov`` bring their own 0.9)."""
+def _optimizer(arg: OptimizerArg, params: Any, momentum: float, weight_decay: float) -> Any:
+    """``arg`` built by lrkit.tasks.optimizers (torch's defaults, then its own keyword arguments), with
+    ``--weight-decay`` and, for ``sgd``, ``--momentum`` (``momentum`` and ``nesterov`` bring their own
+    0.9) where ``arg`` does not set them (:func:`_check_args` refuses both given)."""
     from lrkit.tasks.optimizers import make_optimizer
 
-    hp = {"weight_decay": weight_decay} | ({"momentum": momentum} if name == "sgd" else {})
-    return make_optimizer(name, params, lr=1e-3, hyper_parameters=hp)
+    hp = {"weight_decay": weight_decay} | ({"momentum": momentum} if arg.name == "sgd" else {})
+    return make_optimizer(arg.name, params, lr=1e-3, hyper_parameters=hp | arg.params)
+
+
+def find_on_task(
+    task: Any,
+    optimizer: str | None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    **options: Any,
+) -> Any:
+    """``task.find_lr`` with hyper-parameters: ``optimizer`` (None: the task's, ``params`` on top of its
+    own) built with ``params`` (in place of the task's own, as the lab's ``optimizer_of``)."""
+    from lrkit.finder import find_lr
+
+    parts = task.build(seed)
+    opt = parts.make_optimizer(1e-3, optimizer, dict(params or {}))
+    options.setdefault("seed", seed)
+    options.setdefault("max_grad_norm", parts.max_grad_norm)  # the test steps as training does
+    return find_lr(parts.model, opt, parts.train_loader, parts.loss_fn, **options)
 
 
 #: ``--json -``: the JSON on stdout, alone (what the command prints goes to stderr)
@@ -450,7 +475,8 @@ def _run(args: argparse.Namespace, stdout: TextIO | None) -> int:
             probe = task.build(args.seed)
             epochs = probe.epochs if args.epochs is None else args.epochs
             planned: int | None = epochs * probe.epoch_steps
-            result = task.find_lr(optimizer=args.optimizer, **options, **_budget(args, planned))
+            name, params = (None, {}) if args.optimizer is None else args.optimizer
+            result = find_on_task(task, name, params, **options, **_budget(args, planned))
     else:
         from lrkit.finder import find_lr
         from lrkit.finder._data import known_length
@@ -515,11 +541,23 @@ def _check_args(args: argparse.Namespace) -> None:
         if args.data is None:
             raise ValueError("--model needs --data MODULE:FACTORY (a function returning the train loader)")
         given_momentum = args.momentum is not None
+        for flag in ("momentum", "weight_decay"):  # a flag and --optimizer's keyword: one value each
+            if (
+                getattr(args, flag) is not None
+                and args.optimizer is not None
+                and flag in args.optimizer.params
+            ):
+                raise ValueError(
+                    f"--{flag.replace('_', '-')} {getattr(args, flag)!r} and --optimizer "
+                    f"{str(args.optimizer)!r} both set {flag}; give it once"
+                )
         for name, default in MODEL_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, default)
+        if isinstance(args.optimizer, str):
+            args.optimizer = optimizer_arg(args.optimizer)
         check_search_optimizer(args.optimizer, "lrkit find")
-        if given_momentum and args.optimizer != "sgd":
+        if given_momentum and args.optimizer.name != "sgd":
             raise ValueError(
                 f"--momentum goes with --optimizer sgd; {args.optimizer} has no momentum setting, "
                 f"got --momentum {args.momentum!r}"

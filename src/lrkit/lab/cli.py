@@ -24,6 +24,7 @@ examples:
   lrkit lab experiment.yaml                      # task, strategies, seeds, workers, output from a file
   lrkit lab --task digits-mlp-sgd --seeds 2 \\
       --strategy "cosine=warmup(5%) >> cosine(lr=0.05)" --strategy "adam@adam=constant(1e-3)"
+  lrkit lab --strategy "wd@adamw(weight_decay=0.1)=cosine(lr=1e-3)" --strategy "adamw@adamw=cosine(lr=1e-3)"
   lrkit lab --task mypkg.tasks:cifar_small --strategy "one_cycle(max_lr=0.1)"   # your own task
   lrkit report lrkit-lab/                        # re-make the report from the database
   lrkit report lrkit-lab/ --lang ko              # ... in Korean (default: the lab's language)
@@ -64,7 +65,8 @@ def register(sub: Any) -> None:
         "--strategy",
         action="append",
         metavar="[LABEL[@OPT]=]SPEC",
-        help=f"repeatable; OPT replaces the task's optimizer: {', '.join(OPTIMIZERS)}",
+        help=f"repeatable; OPT replaces the task's optimizer: {', '.join(OPTIMIZERS)}, with hyper-parameters "
+        "in call syntax: 'wd@adamw(weight_decay=0.1)=cosine(lr=1e-3)'",
     )
     lp.add_argument("--seeds", type=positive_int, metavar="K", help="seeds per strategy (default: 1)")
     lp.add_argument("--epochs", type=positive_int, metavar="E", help="epochs per run (default: the task's)")

@@ -49,6 +49,7 @@ from ..schedules.base import (
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
+from ..tasks.optimizers import step_once as _step_once
 from .store import FINGERPRINT, ResultStore, RunRecord, owner_token, run_key
 
 __all__ = [
@@ -77,37 +78,15 @@ ENV = "env"
 
 
 def _try_optimizer(label: str, name: str, params: Mapping[str, Any]) -> None:
-    """Build ``name`` with ``params`` on one dummy tensor, so an unknown or invalid hyper-parameter is
-    named with its strategy when the lab is set up, not when its first run starts."""
-    import torch
-
-    from ..tasks.optimizers import make_optimizer
+    """Build ``name`` with ``params`` on one dummy tensor and step it once
+    (:func:`~lrkit.tasks.optimizers.check_optimizer`), so an unknown or invalid hyper-parameter is named
+    with its strategy when the lab is set up, not when its first run starts."""
+    from ..tasks.optimizers import check_optimizer
 
     try:
-        _step_once(make_optimizer(name, [torch.zeros(1, requires_grad=True)], 1e-3, params))
+        check_optimizer(name, params)
     except (TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"strategy {label!r}: optimizer_params {dict(params)} for {name!r}: {exc}") from None
-
-
-#: optimizer flags that hold for the model's device or graph, not for the CPU stand-ins the set-up check
-#: steps: an optimizer with one of them set is built but not stepped there
-_DEVICE_FLAGS = ("capturable", "differentiable", "fused")
-
-
-def _step_once(optimizer: Any) -> None:
-    """One ``step()`` of ``optimizer`` (built on stand-in tensors) with zero gradients: a value torch takes
-    at construction but not in a step (Adam's ``betas: [0.9, 0.99, 0.5]``) fails here, when the lab is
-    set up, not at the first step of its first run."""
-    import torch
-
-    if any(group.get(flag) for group in optimizer.param_groups for flag in _DEVICE_FLAGS):
-        return  # a setting for the model's device or graph (capturable on CUDA): no step on CPU stand-ins
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            p.grad = torch.zeros_like(p)
-    if callable(getattr(optimizer, "train", None)):  # Schedule-Free steps in train mode only
-        optimizer.train()
-    optimizer.step()
 
 
 @functools.cache
@@ -228,12 +207,15 @@ class Strategy:
     def parse(cls, text: str, where: str = "strategy", default_optimizer: str | None = None) -> Strategy:
         """A strategy from the command line's ``[LABEL[@OPT]=]SPEC`` form (``"cosine(lr=0.1)"``, whose
         label is the spec; ``"warm=warmup(5%) >> cosine(lr=0.1)"``; ``"adam@adam=constant(1e-3)"``);
-        without ``@OPT`` it runs ``default_optimizer`` (None: the task's). The SPEC follows the last ``=``
-        outside brackets (a spec's own ``=`` are inside its brackets) and OPT the last ``@`` before it, so
-        a label may hold both: ``"Adam lr=1e-3@adam=constant(1e-3)"`` is label ``Adam lr=1e-3``. A
-        ValueError names ``where`` (``--strategy``, ``experiment: strategies[0]``) and the text: an empty
-        label, optimizer or spec is refused, never dropped."""
-        from ..tasks.optimizers import OPTIMIZERS
+        without ``@OPT`` it runs ``default_optimizer`` (None: the task's). OPT is a name or a name with
+        hyper-parameters, as ``--optimizer`` takes it (:func:`~lrkit.tasks.optimizers.parse_optimizer`):
+        ``"wd@adamw(weight_decay=0.1)=cosine(lr=1e-3)"`` is ``Strategy("wd", "cosine(lr=1e-3)", "adamw",
+        {"weight_decay": 0.1})``. The SPEC follows the last ``=`` outside brackets (a spec's own ``=`` are
+        inside its brackets) and OPT the last ``@`` before it, so a label may hold both: ``"Adam
+        lr=1e-3@adam=constant(1e-3)"`` is label ``Adam lr=1e-3``. A ValueError names ``where``
+        (``--strategy``, ``experiment: strategies[0]``) and the text: an empty label, optimizer or spec is
+        refused, never dropped."""
+        from ..tasks.optimizers import OPTIMIZERS, parse_optimizer
 
         form = (
             "expected [LABEL[@OPT]=]SPEC, where SPEC follows the last '=' outside brackets and OPT the last "
@@ -243,6 +225,7 @@ class Strategy:
             raise ValueError(f"{where} is empty; {form}")
         cut = _label_end(text)
         optimizer = default_optimizer
+        params: dict[str, Any] = {}
         if cut < 0:  # just a spec: 'cosine(lr=0.1)'
             label = spec = text.strip()
         else:
@@ -259,6 +242,11 @@ class Strategy:
                 )
             if not spec:
                 raise ValueError(f"{where} {text!r}: the SPEC after the last '=' is empty; {form}")
+            if "(" in opt:  # OPT with hyper-parameters: adamw(weight_decay=0.1)
+                try:
+                    opt, params = parse_optimizer(opt)
+                except ValueError as exc:
+                    raise ValueError(f"{where} {text!r}: OPT {opt!r}: {exc}") from None
             if opt and opt not in OPTIMIZERS:
                 try:
                     check_optimizer_name(opt, f"{where} {text!r}: OPT")
@@ -271,9 +259,22 @@ class Strategy:
                     ) from None
             optimizer = opt or optimizer
         try:
-            return cls(label, spec, optimizer)
+            return cls(label, spec, optimizer, params)
         except (ValueError, TypeError) as exc:
+            before, at, after = spec.rpartition("@")
+            if at and _is_spec(before):  # 'wd=cosine(lr=1e-3)@adamw': the optimizer after the spec
+                head = "LABEL" if cut < 0 else label
+                exc = ValueError(f"{exc}; OPT goes before the '=': '{head}@{after.strip()}={before.strip()}'")
             raise ValueError(f"{where} {text!r}: {exc}") from None
+
+
+def _is_spec(text: str) -> bool:
+    """Whether ``text`` reads as a schedule spec."""
+    try:
+        load(text)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _label_end(text: str) -> int:

@@ -26,7 +26,12 @@ name                       optimizer (``lr`` from the schedule; ``params`` overr
 Every other setting is the library's default. ``lr`` is the schedule's, so it is not a hyper-parameter
 here (``params`` and ``lr`` in ``hyper_parameters`` are refused by name), and a name the class does not
 take is refused with the list of those it does (and torch's name for Keras' ``rho``, ``epsilon``,
-``beta_1``, ``beta_2``).
+``beta_1``, ``beta_2``). A value must be of its default's kind: true or false for a flag (``nesterov``),
+a number for a number (text, even ``'0.1'``, is refused, as a schedule spec refuses it), as many numbers
+as the default holds for a tuple (``betas``).
+
+On the command line an optimizer is a name, or a name with keyword arguments in a schedule spec's call
+syntax (:func:`parse_optimizer`, never ``eval``): ``adamw(weight_decay=0.1, betas=(0.9, 0.99))``.
 
 :func:`train_mode` / :func:`eval_mode` call ``optimizer.train()`` / ``optimizer.eval()`` when the
 optimizer has them (Schedule-Free keeps two weight sequences and must be told which one to use).
@@ -37,17 +42,28 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._checks import plain_number
 from .._text import did_you_mean
+from ..spec import _NAME, SpecError, _Parser, _show, _unquote
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_LR", "OPTIMIZERS", "eval_mode", "make_optimizer", "train_mode"]
+__all__ = [
+    "DEFAULT_LR",
+    "OPTIMIZERS",
+    "check_optimizer",
+    "eval_mode",
+    "format_optimizer",
+    "make_optimizer",
+    "parse_optimizer",
+    "train_mode",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +87,15 @@ class _Factory:
             return None
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         return [a.name for a in args if a.kind in named and a.name not in ("self", "params", "lr")]
+
+    def default_values(self) -> dict[str, Any]:
+        """Each hyper-parameter's default as built here: the name's own setting (``momentum``'s 0.9), else
+        the class's default; those without a default are left out."""
+        args = inspect.signature(self.target()).parameters
+        named = self.hyper_parameters() or [n for n in args if n not in ("self", "params", "lr")]
+        empty = inspect.Parameter.empty
+        out = {n: args[n].default for n in named if n in args and args[n].default is not empty}
+        return {**out, **self.defaults}
 
 
 #: name -> factory(params, lr, **hyper_parameters)
@@ -127,11 +152,14 @@ _NOT_HYPER_PARAMETERS = {
 }
 
 
-def check_params(params: Mapping[str, Any] | None, what: str = "optimizer_params") -> dict[str, Any]:
-    """Optimizer hyper-parameters: a mapping of names to finite numbers, booleans or lists of numbers.
-
-    Numeric strings (YAML 1.1 reads ``3e-4`` as a string) are converted to floats.
-    """
+def check_params(
+    params: Mapping[str, Any] | None, what: str = "optimizer_params", optimizer: str | None = None
+) -> dict[str, Any]:
+    """Optimizer hyper-parameters: a mapping of names to finite numbers, booleans or lists of numbers
+    (lists as tuples). Text is refused, a quoted number too (lrkit reads YAML by YAML 1.2's rules, so
+    ``3e-4`` unquoted is a number, as in a schedule spec). Given the ``optimizer`` (a name of
+    :data:`OPTIMIZERS` whose class imports), a name the class does not take is refused naming the close
+    one, and each value must be of its default's kind (:func:`_check_kind`)."""
     if params is None:
         return {}
     if not isinstance(params, Mapping):
@@ -143,7 +171,42 @@ def check_params(params: Mapping[str, Any] | None, what: str = "optimizer_params
         if key in _NOT_HYPER_PARAMETERS:
             raise ValueError(f"{what}: {key!r} is not a hyper-parameter here: {_NOT_HYPER_PARAMETERS[key]}")
         out[key] = _number(value, f"{what}.{key}")
+    factory = OPTIMIZERS.get(optimizer) if isinstance(optimizer, str) else None
+    if factory is None or not out:
+        return out
+    try:
+        known, defaults = factory.hyper_parameters(), factory.default_values()
+    except ImportError:  # schedulefree or prodigyopt missing: building it says so
+        return out
+    if known is not None and (unknown := [k for k in out if k not in known]):
+        raise ValueError(
+            f"optimizer {optimizer!r} ({factory.module}.{factory.cls}) has no hyper-parameter "
+            + ", ".join(_unknown(k, known) for k in unknown)
+            + f"; it takes {', '.join(known)}"
+        )
+    for key, value in out.items():
+        if key in defaults:
+            _check_kind(value, defaults[key], f"{what}.{key}")
     return out
+
+
+def _check_kind(value: Any, default: Any, what: str) -> None:
+    """``value`` (checked by :func:`_number`) is of ``default``'s kind: a bool for a bool, a number (not a
+    bool) for a number, a tuple of as many numbers for a tuple or list of numbers; a default of another
+    kind (None: torch picks) takes any."""
+    shown = f"(its default is {_literal(default)})"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{what} must be true or false {shown}, got {_literal(value)}")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, (bool, tuple)):
+            raise ValueError(f"{what} must be a number {shown}, got {_literal(value)}")
+    elif isinstance(default, (tuple, list)) and all(
+        isinstance(d, (int, float)) and not isinstance(d, bool) for d in default
+    ):
+        ok = isinstance(value, tuple) and len(value) == len(default)
+        if not ok or any(isinstance(v, (bool, tuple)) for v in value):
+            raise ValueError(f"{what} must be {len(default)} numbers {shown}, got {_literal(value)}")
 
 
 def _number(value: Any, what: str) -> Any:
@@ -155,9 +218,12 @@ def _number(value: Any, what: str) -> Any:
         return tuple(_number(v, what) for v in value)
     if isinstance(value, str):
         try:
-            value = float(value)
+            float(value)
         except ValueError:
-            raise ValueError(f"{what} must be a number, got {value!r}") from None
+            raise ValueError(f"{what} must be a number, got the text {value!r}") from None
+        raise ValueError(
+            f"{what} must be a number, got the text {value!r}: write it unquoted (quoted, it is text)"
+        )
     x = plain_number(value)
     if not isinstance(x, (int, float)) or not math.isfinite(x):
         raise ValueError(f"{what} must be a finite number, got {value!r}")
@@ -169,19 +235,154 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """A new optimizer ``name`` (see :data:`OPTIMIZERS`) over ``params`` at ``lr``."""
     check_optimizer_name(name)
-    kw = check_params(hyper_parameters)
+    kw = check_params(hyper_parameters, optimizer=name)
     factory = OPTIMIZERS[name]
-    known = factory.hyper_parameters()
-    if known is not None and (unknown := [k for k in kw if k not in known]):
-        raise ValueError(
-            f"optimizer {name!r} ({factory.module}.{factory.cls}) has no hyper-parameter "
-            + ", ".join(_unknown(k, known) for k in unknown)
-            + f"; it takes {', '.join(known)}"
-        )
     try:
         return factory(params, lr, **kw)
     except TypeError as exc:  # a value of the wrong kind
         raise ValueError(f"optimizer {name!r}: {exc}") from None
+
+
+#: optimizer flags that hold for the model's device or graph, not for the CPU stand-ins the set-up check
+#: steps: an optimizer with one of them set is built but not stepped there
+_DEVICE_FLAGS = ("capturable", "differentiable", "fused")
+
+
+def step_once(optimizer: Any) -> None:
+    """One ``step()`` of ``optimizer`` (built on stand-in tensors) with zero gradients: a value torch takes
+    at construction but not in a step (Adam's ``betas: [0.9, 0.99, 0.5]``) fails here, when a command or
+    the lab is set up, not at the first step of its first run."""
+    import torch
+
+    if any(group.get(flag) for group in optimizer.param_groups for flag in _DEVICE_FLAGS):
+        return  # a setting for the model's device or graph (capturable on CUDA): no step on CPU stand-ins
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = torch.zeros_like(p)
+    if callable(getattr(optimizer, "train", None)):  # Schedule-Free steps in train mode only
+        optimizer.train()
+    optimizer.step()
+
+
+def check_optimizer(
+    name: str, params: Mapping[str, Any] | None = None, what: str = "optimizer_params"
+) -> dict[str, Any]:
+    """``params`` checked for optimizer ``name`` as the lab checks a strategy's: :func:`check_params`
+    (``what`` names them), then the optimizer built over a stand-in tensor and stepped once
+    (:func:`step_once`), so that torch's own refusal (``weight_decay=-1``) comes now, a ValueError."""
+    import torch
+
+    kw = check_params(params, what, optimizer=check_optimizer_name(name))
+    try:
+        step_once(make_optimizer(name, [torch.zeros(1, requires_grad=True)], 1e-3, kw))
+    except (TypeError, IndexError) as exc:
+        raise ValueError(f"optimizer {name!r}: {exc}") from None
+    return kw
+
+
+# -- the command line's form: NAME or NAME(KEY=VALUE, ...) --------------------------------------------
+_FORM = "NAME or NAME(KEY=VALUE, ...) such as 'adamw(weight_decay=0.1, betas=(0.9, 0.99))'"
+
+
+def parse_optimizer(text: str) -> tuple[str, dict[str, Any]]:
+    """``'adamw'`` -> ``('adamw', {})``; ``'adamw(weight_decay=0.1, betas=(0.9, 0.99))'`` -> ``('adamw',
+    {'weight_decay': 0.1, 'betas': (0.9, 0.99)})``. Read by the schedule specs' parser
+    (:mod:`lrkit.spec`; never ``eval``): keyword arguments only, each a literal (a number, ``true`` or
+    ``false``, a tuple or list of them). Only the form is checked here (a ValueError saying where it
+    breaks); the name and the values by :func:`check_optimizer`. Inverse of :func:`format_optimizer`."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected {_FORM}, got {type(text).__name__} {text!r}")
+    try:
+        return _CallParser(text).optimizer()
+    except SpecError as exc:
+        raise ValueError(str(exc)) from None
+    except RecursionError:
+        raise ValueError(f"nested too deeply: {text[:40]!r}...") from None
+
+
+def format_optimizer(name: str, params: Mapping[str, Any] | None = None) -> str:
+    """The command line's form of optimizer ``name`` with ``params``: ``adamw(weight_decay=0.1)``, or the
+    name alone; :func:`parse_optimizer` reads it back."""
+    if not params:
+        return name
+    return f"{name}({', '.join(f'{k}={_literal(v)}' for k, v in params.items())})"
+
+
+def _literal(value: Any) -> str:
+    """``value`` as the call syntax writes it: ``true``, ``0.1``, ``(0.9, 0.999)``, ``(0.5,)``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, str):
+        return repr(value)
+    return repr(plain_number(value))
+
+
+class _CallParser(_Parser):
+    """:mod:`lrkit.spec`'s tokens and literals, read as ``NAME[(KEY=VALUE, ...)]``."""
+
+    def optimizer(self) -> tuple[str, dict[str, Any]]:
+        kind, name, pos = self.peek()
+        if kind != "atom" or not _NAME.match(name):
+            self.fail(pos, f"expected {_FORM}, got {_show(self.peek())}")
+        self.i += 1
+        params: dict[str, Any] = {}
+        if self.peek()[0] != "end":
+            self.take("(", f"'(' or the end after {name!r}")
+            while not self.at(")"):
+                self.keyword(name, params)
+                if self.at(","):
+                    self.i += 1
+                elif not self.at(")"):
+                    self.fail(self.peek()[2], f"expected ',' or ')' in {name}(...), got {_show(self.peek())}")
+            self.i += 1
+            if self.peek()[0] != "end":
+                self.fail(self.peek()[2], f"expected the end after {name}(...), got {_show(self.peek())}")
+        return name, params
+
+    def at(self, punct: str) -> bool:
+        return self.peek()[1] == punct and self.peek()[0] == "punct"
+
+    def keyword(self, name: str, params: dict[str, Any]) -> None:
+        """One ``KEY=VALUE`` of ``name(...)`` into ``params``."""
+        tok = self.peek()
+        nxt = self.toks[self.i + 1] if self.i + 1 < len(self.toks) else ("end", "", len(self.text))
+        if tok[0] == "end":
+            self.fail(tok[2], f"expected KEY=VALUE or ')' to close {name}(...), got the end")
+        if not (tok[0] == "atom" and _NAME.match(tok[1]) and nxt[1] == "=" and nxt[0] == "punct"):
+            self.fail(tok[2], f"{name}: expected KEY=VALUE (keyword arguments only), got {_show(tok)}")
+        if tok[1] in params:
+            self.fail(tok[2], f"{name}: {tok[1]!r} given twice")
+        self.i += 2
+        if self.peek()[0] == "end":
+            self.fail(self.peek()[2], f"expected a value for {name}'s {tok[1]!r}, got the end")
+        params[tok[1]] = self.value()
+
+    def value(self) -> Any:
+        kind, text, pos = self.peek()
+        literal = "a literal (a number, true, false, or a tuple of them)"
+        if kind == "punct" and text in "([":
+            items, comma = self.items(")" if text == "(" else "]")
+            return items[0] if text == "(" and len(items) == 1 and not comma else items  # (v) is v
+        if kind == "str":
+            self.i += 1
+            return _unquote(text)  # text: refused by check_params, naming the parameter
+        if kind == "atom":
+            nxt = self.toks[self.i + 1] if self.i + 1 < len(self.toks) else ("end", "", 0)
+            if nxt[1] == "(" and nxt[0] == "punct":
+                self.fail(pos, f"expected {literal}, got the call {text}(...)")
+            v = self.number(text, pos)
+            if isinstance(v, str) and re.fullmatch(r"[+-]?(nan|inf|infinity)", text, re.IGNORECASE):
+                self.fail(pos, f"expected a finite number, got {text!r}")
+            if isinstance(v, str):
+                self.fail(pos, f"expected {literal}, got {text!r}")
+            self.i += 1
+            return v
+        self.fail(pos, f"expected {literal}, got {_show(self.peek())}")
 
 
 #: Keras' names for torch's hyper-parameters (RMSprop's rho is torch's alpha)

@@ -10,10 +10,11 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._cliargs import MAX_INT, positive_float, positive_int, seed, whole_number
+from .._cliargs import MAX_INT, OPTIMIZER_HELP, optimizer, positive_float, positive_int, seed, whole_number
 from .._text import say_line
 from ..scaling import LR_FREE
 from ..tasks.optimizers import OPTIMIZERS
@@ -113,8 +114,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, metavar="E", help="epochs per trial (default: the task's)")
     p.add_argument(
         "--optimizer",
+        type=optimizer,
         help="optimizer for every trial (default: the task's): "
-        + ", ".join(n for n in OPTIMIZERS if n not in LR_FREE),
+        + ", ".join(n for n in OPTIMIZERS if n not in LR_FREE)
+        + OPTIMIZER_HELP
+        + " (kept with the study: a study continued with other ones is refused)",
     )
     p.add_argument("--kinds", help=f"comma-separated schedules to search (default: {','.join(KINDS)})")
     p.add_argument(
@@ -185,12 +189,18 @@ LABELS_KO = {
 
 
 def report_strategies(
-    best_spec: str, peak: float, peak_source: str, optimizer: str | None = None, lang: str = "en"
+    best_spec: str,
+    peak: float,
+    peak_source: str,
+    optimizer: str | None = None,
+    lang: str = "en",
+    optimizer_params: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """The report's strategies: the tuned spec, warmup + cosine at ``peak`` (the finder's suggestion,
     ``peak_source`` "finder", or the search range's centre, "range centre") and three recipes at ``peak``
-    (GPT cosine, fastai one-cycle, WSD), all with ``optimizer`` (None: the task's); labelled in ``lang``
-    (``"en"`` or ``"ko"``: :data:`LABELS_KO`)."""
+    (GPT cosine, fastai one-cycle, WSD), all with ``optimizer`` (None: the task's) and
+    ``optimizer_params``, as the study's trials; labelled in ``lang`` (``"en"`` or ``"ko"``:
+    :data:`LABELS_KO`)."""
     from ..lab.runner import Strategy
     from ..recipes import fastai_one_cycle, gpt_cosine, llm_wsd
     from ..spec import to_string
@@ -204,7 +214,8 @@ def report_strategies(
         ("recipe: fastai one-cycle", to_string(fastai_one_cycle(max_lr=p))),
         ("recipe: WSD 1-sqrt", to_string(llm_wsd(lr=p))),
     ]
-    return [Strategy(words.get(label, label), spec, optimizer) for label, spec in rows]
+    params = dict(optimizer_params or {})
+    return [Strategy(words.get(label, label), spec, optimizer, params) for label, spec in rows]
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -310,7 +321,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         study_name=args.study,
         seed=args.seed,
         epochs=args.epochs,
-        optimizer=args.optimizer,
+        optimizer=None if args.optimizer is None else args.optimizer.name,
+        optimizer_params=None if args.optimizer is None else args.optimizer.params,
         kinds=args.kinds,
         finder=not args.no_finder,
         lr_range=tuple(args.lr_range) if args.lr_range else None,
@@ -401,7 +413,9 @@ def _report(
     source = "finder" if space.center is not None else "range centre"
     spe = task.steps_per_epoch
     strategies = []
-    for s in report_strategies(result.best_spec, space.peak, source, result.optimizer, lang):
+    for s in report_strategies(
+        result.best_spec, space.peak, source, result.optimizer, lang, result.optimizer_params
+    ):
         assert isinstance(s.schedule, Schedule)  # Strategy parses a spec string
         try:  # a recipe that cannot run this short (one-cycle's phases in 4 steps) is left out, said why
             s.schedule.resolve(total_steps=result.epochs * spe, steps_per_epoch=spe)

@@ -137,6 +137,8 @@ class TuneResult:
     timeout: float | None = None
     timed_out: bool = False
     study: Any = field(default=None, repr=False, compare=False)
+    #: the hyper-parameters every trial's ``optimizer`` was built with (on the task's own when it is None)
+    optimizer_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
@@ -255,6 +257,10 @@ def _fail_stale(study: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+#: what a study started by an lrkit that did not store a setting ran with: no optimizer hyper-parameters
+_BEFORE_STORED: dict[str, Any] = {"optimizer_params": {}}
 
 
 def _conflict(mine: Mapping[str, Any], other: Mapping[str, Any]) -> str | None:
@@ -520,6 +526,7 @@ def tune(
     seed: int = 0,
     epochs: int | None = None,
     optimizer: str | None = None,
+    optimizer_params: Mapping[str, Any] | None = None,
     kinds: Sequence[str] | str | None = None,
     finder: bool = True,
     lr_range: tuple[float, float] | None = None,
@@ -553,7 +560,10 @@ def tune(
     (``finder=True``, on ``seed``; see :class:`~lrkit.tune.space.SearchSpace`), else in
     :data:`~lrkit.tune.space.DEFAULT_LR_RANGE`. ``kinds`` limits the schedules (default all of
     :data:`~lrkit.tune.space.KINDS`). Each trial trains from the initial weights of ``train_seed`` for
-    ``epochs`` (default: the task's) with ``optimizer`` (default: the task's). ``pruner`` (default
+    ``epochs`` (default: the task's) with ``optimizer`` (default: the task's) and ``optimizer_params``
+    (``{"weight_decay": 0.1}``: in place of the task's own hyper-parameters when ``optimizer`` is given, on
+    top of them otherwise, as a lab strategy's; a study keeps them with its settings, so that a study
+    continued with others is refused). ``pruner`` (default
     ``"none"``; ``"median"``, ``"hyperband"``) stops trials early on their per-epoch metric: off by
     default, because a decaying schedule gains most at its end, so its curve crosses the others' late and
     an early ranking prunes the best (Optuna's median rule would have pruned 11 of 12 trials on
@@ -568,7 +578,7 @@ def tune(
     from ..lab.runner import Strategy, run_strategy
     from ..lab.store import owner_token
     from ..tasks import get_task
-    from ..tasks.optimizers import check_optimizer_name
+    from ..tasks.optimizers import check_optimizer, check_params
 
     started = _clock()
     say = progress or _silent
@@ -588,8 +598,10 @@ def tune(
     if factor is None or not factor > 1:
         raise ValueError(f"diverge_factor must be a number > 1, got {diverge_factor!r}")
     diverge_factor = factor
-    if optimizer is not None:
-        check_optimizer_name(optimizer)
+    if optimizer is not None:  # built and stepped once on a stand-in, as a lab strategy's optimizer is
+        params = check_optimizer(optimizer, optimizer_params)
+    else:
+        params = check_params(optimizer_params)
     want_kinds = None if kinds is None else check_kinds(kinds)
     if lr_range is not None:
         lr_range = SearchSpace(lr_range=lr_range).lr_range
@@ -650,6 +662,8 @@ def tune(
         "task": t.name,
         "epochs": n_epochs,
         "optimizer": optimizer,
+        # as JSON stores them (tuples as lists), so that a study's stored settings compare equal
+        "optimizer_params": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(params.items())},
         "metric": metric_name,
         "train_seed": train_seed,
         "diverge_factor": float(diverge_factor),
@@ -678,7 +692,7 @@ def tune(
                         space = SearchSpace(lr_range=lr_range, kinds=want_kinds or SearchSpace().kinds)
                     elif finder:
                         with _renewed(study, owner, claim):  # the finder can take minutes on a large model
-                            space = _finder_space(t, seed, optimizer, finder_repeats, want_kinds, say)
+                            space = _finder_space(t, seed, optimizer, params, finder_repeats, want_kinds, say)
                     else:
                         space = SearchSpace(kinds=want_kinds or SearchSpace().kinds)
                 finally:
@@ -704,13 +718,15 @@ def tune(
                         train_seed,
                     )  # fmt: skip
                     res.trials, res.timeout, res.timed_out = trials, timeout, True
+                    res.optimizer_params = params
                     res.total_steps = total_steps
                     return res
                 nap = min(1.0, heartbeat / 2)
                 time.sleep(nap if deadline is None else max(0.0, min(nap, deadline - _clock())))
                 meta = study.user_attrs.get(META)
         for key, value in settings.items():
-            if key in meta and meta[key] != value:  # a key an older lrkit did not store is not checked
+            # a key an older lrkit did not store is not checked, but for what it always ran with
+            if meta.get(key, _BEFORE_STORED.get(key, value)) != value:
                 raise ValueError(
                     f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
                     "give the same settings or another study name"
@@ -757,6 +773,7 @@ def tune(
                     "seed": seed,
                     "epochs": n_epochs,
                     "optimizer": optimizer,
+                    "optimizer_params": params,
                     "pruner": pruner,
                     "worker": j,
                     "heartbeat": heartbeat,
@@ -795,7 +812,7 @@ def tune(
                 with user_code(f"task {t.name!r} (trial {trial.number}: {spec})"):
                     rec = run_strategy(
                         t,
-                        Strategy(f"trial {trial.number}", spec, optimizer),
+                        Strategy(f"trial {trial.number}", spec, optimizer, params),
                         seed=train_seed,
                         epochs=n_epochs,
                         diverge_factor=diverge_factor,
@@ -905,6 +922,7 @@ def tune(
             study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed
         )
         res.trials, res.timeout, res.timed_out = trials, timeout, timed_out and res.finished < trials
+        res.optimizer_params = params
         res.total_steps = total_steps  # every trial's (the study's settings are checked to be the same)
         return res
     finally:  # a claim left by a killed worker agrees with META; one that failed must not block a rerun
@@ -974,10 +992,18 @@ def _result(
 
 
 def _finder_space(
-    t: Any, seed: int, optimizer: str | None, repeats: int, kinds: tuple[str, ...] | None, say: Say
+    t: Any,
+    seed: int,
+    optimizer: str | None,
+    params: Mapping[str, Any],
+    repeats: int,
+    kinds: tuple[str, ...] | None,
+    say: Say,
 ) -> SearchSpace:
+    from ..finder.cli import find_on_task
+
     say(f"LR range test on {t.name} ({repeats} repeats) to centre the search ...")
-    found = t.find_lr(seed=seed, optimizer=optimizer, repeats=repeats)
+    found = find_on_task(t, optimizer, params, seed=seed, repeats=repeats)
     s = found.suggestion
     use_kinds = kinds or SearchSpace().kinds
     if not (isinstance(s, float) and math.isfinite(s) and s > 0):
