@@ -44,9 +44,9 @@ def test_the_state_holds_the_keys_of_its_format() -> None:
 
 
 def test_a_state_from_a_newer_lrkit_is_refused_naming_both_formats() -> None:
-    state = {**_cut_state(), "format": "lrkit.torch/3", "something_new": [1, 2]}
+    state = {**_cut_state(), "format": "lrkit.torch/4", "something_new": [1, 2]}
     s = _sched()
-    with pytest.raises(ValueError, match=r"newer lrkit \(format 'lrkit\.torch/3'.*'lrkit\.torch/2'") as e:
+    with pytest.raises(ValueError, match=r"newer lrkit \(format 'lrkit\.torch/4'.*'lrkit\.torch/3'") as e:
         s.load_state_dict(state)
     assert not isinstance(e.value, lrkit.torch.ScheduleMismatchError)
     assert s.last_epoch == 0 and s.plateau_cuts == [1.0]
@@ -65,7 +65,8 @@ def test_a_truncated_state_is_refused_naming_the_missing_key(key: str) -> None:
 
 def test_another_format_is_refused() -> None:
     with pytest.raises(
-        ValueError, match=r"format must be 'lrkit.torch/1' or 'lrkit.torch/2', got 'lrkit.guard/1'"
+        ValueError,
+        match=r"format must be 'lrkit.torch/1', 'lrkit.torch/2' or 'lrkit.torch/3', got 'lrkit.guard/1'",
     ):
         _sched().load_state_dict({**_cut_state(), "format": "lrkit.guard/1"})
 

@@ -95,7 +95,9 @@ BLOCK_VALUES = 32768
 #: the fewest steps in a block (thousands of groups: a refill every MIN_BLOCK steps)
 MIN_BLOCK = 16
 _NO_BLOCK = -(1 << 62)
-_FORMAT = "lrkit.torch/2"  # /2: the state names its schedule; /1 states (no "schedule") load unchecked
+#: /3: its plateau state is strict JSON (``best`` None or ``"inf"``, :meth:`Plateau.state_dict`); /2: the
+#: state names its schedule; /1 states (no "schedule") load unchecked
+_FORMAT = "lrkit.torch/3"
 #: the keys a state of each format always holds (``epoch_pending`` only when it is True); /1 states
 #: written before per-group plateau cuts were kept have no ``plateau_cuts`` (loaded as no cuts)
 _STATE_KEYS = {
@@ -105,6 +107,7 @@ _STATE_KEYS = {
         | {"schedule", "relative", "hparams", "steps_per_epoch", "total_steps"}
     ),
 }
+_STATE_KEYS[3] = _STATE_KEYS[2]
 _INTERVALS = ("step", "epoch")
 
 
@@ -261,7 +264,8 @@ def _format_version(state: Mapping[str, Any]) -> int | None:
         return None
     fmt = state["format"]
     name, _, ours = _FORMAT.rpartition("/")
-    known = " or ".join(repr(f"{name}/{v}") for v in _STATE_KEYS)
+    *older, last = (repr(f"{name}/{v}") for v in _STATE_KEYS)
+    known = f"{', '.join(older)} or {last}"
     version = fmt[len(name) + 1 :] if isinstance(fmt, str) and fmt.startswith(name + "/") else ""
     if not (version.isascii() and version.isdigit()):
         raise ValueError(f"load_state_dict: format must be {known}, got {_short(fmt)}")

@@ -109,7 +109,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat
 
 from .._checks import as_integer, as_measured, as_real, check_int
-from .plateau import json_number, number_from_json
+from .plateau import json_number, newer_format, number_from_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -218,23 +218,17 @@ class _Snapshot:
     scaler: dict[str, Any] | None  # the GradScaler's state_dict ({} when it is disabled)
 
 
-_STATE_FORMAT = "lrkit.guard/1"
+#: /2: strict JSON (a NaN or infinite loss by its name, no lowest median as None); /1 states (floats,
+#: inf and NaN among them) still load
+_STATE_FORMAT = "lrkit.guard/2"
+_READ_FORMATS = ("lrkit.guard/1", _STATE_FORMAT)
+_newer_format = newer_format  # (lrkit.keras imports it from here)
 #: DivergenceGuard.state_dict's counters (integers >= -1)
 _STATE_COUNTS = ("in_a_row", "failed_at", "good_since_rollback", "since_snapshot", "high")
 _STATE_KEYS = ("format", "events", "multiplier", "history", "low", "resume_step", *_STATE_COUNTS)
 #: the most doublings of the wait before a regrowth (``backoff`` in the state): 2**64 x regrow_after
 #: good steps is never reached
 _MAX_BACKOFF = 64
-
-
-def _newer_format(fmt: object, ours: str) -> bool:
-    """Whether ``fmt`` names a later version of the format ``ours`` (``"lrkit.guard/2"`` for
-    ``"lrkit.guard/1"``): a state or config written by a newer lrkit."""
-    name, _, version = ours.rpartition("/")
-    if not isinstance(fmt, str) or not fmt.startswith(name + "/"):
-        return False
-    theirs = fmt[len(name) + 1 :]
-    return theirs.isascii() and theirs.isdigit() and int(theirs) > int(version)
 
 
 def _event_state(event: DivergenceEvent) -> dict[str, Any]:
@@ -693,16 +687,17 @@ class DivergenceGuard:
                 f"{type(state).__name__}"
             )
         fmt = state.get("format")
+        known = " or ".join(map(repr, _READ_FORMATS))
         if _newer_format(fmt, _STATE_FORMAT):
             raise ValueError(
                 f"DivergenceGuard.load_state_dict: the state was written by a newer lrkit (format {fmt!r}; "
-                f"this lrkit reads {_STATE_FORMAT!r}): load it with that lrkit, or upgrade this one"
+                f"this lrkit reads {known}): load it with that lrkit, or upgrade this one"
             )
         missing = sorted(set(_STATE_KEYS) - set(state))
-        if missing or fmt != _STATE_FORMAT:
+        if missing or fmt not in _READ_FORMATS:
             raise ValueError(
                 f"DivergenceGuard.load_state_dict: not a DivergenceGuard state_dict() (format "
-                f"{fmt!r}, expected {_STATE_FORMAT!r}; missing {missing or 'nothing'})"
+                f"{fmt!r}, expected {known}; missing {missing or 'nothing'})"
             )
         where = "DivergenceGuard.load_state_dict: "
         try:

@@ -77,6 +77,21 @@ def _start(v: object) -> int:
     return _count("start", v)
 
 
+#: the format of :meth:`Plateau.state_dict`: /2 writes strict JSON (``best`` None or ``"inf"``); a state
+#: without ``"format"`` is an older lrkit's (/1: ``best`` a float, ``+-inf`` before any metric)
+_STATE_FORMAT = "lrkit.plateau/2"
+
+
+def newer_format(fmt: object, ours: str) -> bool:
+    """Whether ``fmt`` names a later version of the format ``ours`` (``"lrkit.guard/3"`` for
+    ``"lrkit.guard/2"``): a state or config written by a newer lrkit."""
+    name, _, version = ours.rpartition("/")
+    if not isinstance(fmt, str) or not fmt.startswith(name + "/"):
+        return False
+    theirs = fmt[len(name) + 1 :]
+    return theirs.isascii() and theirs.isdigit() and int(theirs) > int(version)
+
+
 def json_number(x: float, absent: float | None = None) -> float | str | None:
     """``x`` as strict JSON holds it (``json.dumps(..., allow_nan=False)``, orjson, JavaScript): a finite
     number as itself; ``absent``, the value that stands for "none yet" (no best metric, no median), as
@@ -300,8 +315,10 @@ class Plateau:
     def state_dict(self) -> dict[str, Any]:
         """The counters, the best metric and the ``mode`` it was measured in, strict JSON: ``best`` is
         ``None`` before any metric has been the best (the mode's worst, :attr:`mode_worse`), and an
-        infinite metric that became the best is ``"inf"`` or ``"-inf"`` (:func:`json_number`)."""
+        infinite metric that became the best is ``"inf"`` or ``"-inf"`` (:func:`json_number`). The
+        ``"format"`` (``"lrkit.plateau/2"``) lets a later lrkit's state be refused as one."""
         return {
+            "format": _STATE_FORMAT,
             "mode": self.mode,
             "best": json_number(self.best, absent=self.mode_worse),
             "num_bad_epochs": self.num_bad_epochs,
@@ -313,8 +330,10 @@ class Plateau:
     def check_state(self, state: object) -> dict[str, Any]:
         """Check a :meth:`state_dict` without loading it; return the values it would load.
 
-        ``best`` is a number, ``None`` (no best yet: the worst of the state's ``mode``) or ``"inf"`` /
-        ``"-inf"`` (states of an older lrkit hold ``+-inf`` floats; never NaN), the counters are integers
+        ``format`` is ``"lrkit.plateau/2"`` or absent (an older lrkit's state; a later format says it was
+        written by a newer lrkit), ``best`` is a number, ``None`` (no best yet: the worst of the state's
+        ``mode``) or ``"inf"`` / ``"-inf"`` (states of an older lrkit hold ``+-inf`` floats; never NaN),
+        the counters are integers
         ``>= 0``, ``mode`` (optional: states saved before it was kept have none) is ``"min"`` or
         ``"max"``; anything else raises ``TypeError``/``ValueError`` naming the key and the value (missing
         keys: :class:`MissingStateKeys`, both a ``KeyError`` and a ``ValueError``). Whether ``mode`` is
@@ -322,6 +341,18 @@ class Plateau:
         """
         if not isinstance(state, dict):
             raise TypeError(f"Plateau.load_state_dict: state must be a dict, got {type(state).__name__}")
+        fmt = state.get("format", None)
+        if newer_format(fmt, _STATE_FORMAT):
+            raise ValueError(
+                f"Plateau.load_state_dict: the state was written by a newer lrkit (format {fmt!r}; this "
+                f"lrkit reads {_STATE_FORMAT!r} and older states): load it with that lrkit, or upgrade "
+                "this one"
+            )
+        if fmt is not None and fmt != _STATE_FORMAT:
+            raise ValueError(
+                f"Plateau.load_state_dict: format must be {_STATE_FORMAT!r} (or absent: an older lrkit's "
+                f"state), got {type(fmt).__name__} {fmt!r}"
+            )
         missing = {"best", "num_bad_epochs", "cooldown_counter", "last_epoch"} - set(state)
         if missing:
             raise MissingStateKeys(
