@@ -287,9 +287,13 @@ def test_errors_name_the_argument() -> None:
     with pytest.raises(ValueError, match=r"factor.*got 2"):
         ReduceOnPlateau(factor=2)
     # a missing metric stops the run with the keys there are, rather than being skipped with a warning;
-    # a val_* one in a fit without validation, at its end (validation_freq may skip the first epochs)
+    # a val_* one in a fit without validation, at its end (validation_freq may skip the first epochs),
+    # warned about at its first epoch
     model = _one_weight_model(s)
-    with pytest.raises(KeyError, match=r"'val_loss'.*none of this fit's 1 epoch.*'loss'.*validation_freq"):
+    with (
+        pytest.raises(KeyError, match=r"'val_loss'.*none of this fit's 1 epoch.*'loss'.*validation_freq"),
+        pytest.warns(UserWarning, match=r"'val_loss' is not in the logs of epoch 0: this fit has no valid"),
+    ):
         model.fit(X, Y, batch_size=4, epochs=1, verbose=0, callbacks=[ReduceOnPlateau()])
     with pytest.raises(KeyError, match=r"^\"ReduceOnPlateau: monitor 'los' is not in the logs of epoch 0"):
         model.fit(X, Y, batch_size=4, epochs=1, verbose=0, callbacks=[ReduceOnPlateau(monitor="los")])
@@ -672,12 +676,17 @@ def test_a_schedule_shared_by_two_optimizers_keeps_the_callbacks_floor() -> None
     second optimizer's first call must not take it back (cuts then went below min_lr: 0.01, not 0.05)."""
     s = lrkit.keras.schedule("constant(lr=0.1)", total_steps=100)
     s.floor = 0.05  # what the callback's on_train_begin sets
-    g_steps = keras.Variable(0, dtype="int64", trainable=False)
-    d_steps = keras.Variable(0, dtype="int64", trainable=False)
-    s(g_steps)
-    s(d_steps)
+    g_opt, d_opt = keras.optimizers.SGD(s), keras.optimizers.SGD(s)
+    g_w, d_w = keras.Variable([0.0]), keras.Variable([0.0])
+    one = keras.ops.ones((1,))
+    g_opt.apply([one], [g_w])  # each optimizer's first training step
+    d_opt.apply([one], [d_w])
     assert s.floor == pytest.approx(0.05)
     s.scale(0.1)
-    assert float(keras.ops.convert_to_numpy(s(g_steps))) == pytest.approx(0.05)
+    g_opt.apply([one], [g_w])
+    d_opt.apply([one], [d_w])
+    for w in (g_w, d_w):  # 0.1, then the floor
+        assert float(keras.ops.convert_to_numpy(w)[0]) == pytest.approx(-0.15, rel=1e-6)
+    assert float(keras.ops.convert_to_numpy(s(g_opt.iterations))) == pytest.approx(0.05)
     s.reset()  # by hand: the floor it was made with, too
     assert (s.multiplier, s.floor) == (1.0, 0.0)

@@ -52,7 +52,7 @@ set by hand after a ``fit``, they warn and take effect after ``model.make_train_
 from __future__ import annotations
 
 import dataclasses
-import functools
+import inspect
 import math
 import warnings
 import weakref
@@ -73,15 +73,16 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from .._checks import as_integer, as_real
+from .._warnings import PastTheRunWarning  # re-exported: lrkit.keras.PastTheRunWarning
 from ..control.guard import _newer_format
-from ..control.plateau import Plateau, json_number, warmup_steps
+from ..control.plateau import Plateau, json_number, number_from_json, warmup_steps
 from ..schedules.base import _caller_stacklevel, warn_run_length
 from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
 from ._host import host_steps, refuse_other_keywords
 
-__all__ = ["Cut", "KerasSchedule", "ReduceOnPlateau", "find_lr", "schedule"]
+__all__ = ["Cut", "KerasSchedule", "PastTheRunWarning", "ReduceOnPlateau", "find_lr", "schedule"]
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
@@ -98,6 +99,22 @@ except ImportError:  # pragma: no cover - another Keras layout: no scope is seen
 
     def _in_stateless_scope() -> bool:
         return False
+
+
+try:  # nor for this: an optimizer's apply (a training step) runs inside a name scope whose caller it is
+    from keras.src.backend.common.global_state import get_global_attribute as _keras_global
+except ImportError:  # pragma: no cover - another Keras layout: every call counts as a training step
+    _keras_global = None
+
+
+def _in_step_of(counter: Any) -> bool:
+    """Whether the schedule is called from inside the ``apply`` (a training step, traced or not) of the
+    optimizer whose step counter ``counter`` is, rather than read (``optimizer.learning_rate``, a callback
+    logging it, ``schedule(optimizer.iterations)``)."""
+    if _keras_global is None:  # pragma: no cover - another Keras layout
+        return True
+    stack = _keras_global("name_scope_stack") or []
+    return any(getattr(getattr(e, "caller", None), "_iterations", None) is counter for e in stack)
 
 
 if keras.backend.backend() == "jax":
@@ -227,8 +244,9 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             if monitor is not None and not isinstance(monitor, str):
                 raise ValueError(f"plateau: monitor must be a log key (a str), got {_short(monitor)}")
             # what the best was measured on (older configs have neither): kept, so that a callback
-            # watching another metric, or in the other mode, does not take this best for its own
-            seen = {k: plateau[k] for k in ("mode", "monitor") if plateau.get(k) is not None}
+            # watching another metric, or in the other mode, does not take this best for its own; and
+            # the state's format, as written
+            seen = {k: plateau[k] for k in ("format", "mode", "monitor") if plateau.get(k) is not None}
             if plateau.get("cuts") is not None:  # configs written before the cuts were kept have none
                 seen["cuts"] = [_cut_state(c) for c in _cut_list(plateau["cuts"])]
             self.plateau_state = {**state, **seen, "best": None if no_best else state["best"]}
@@ -240,9 +258,12 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         A step from the host (a Python or numpy number or array) is checked as ``lrkit.optax``'s count
         is: a bool is a TypeError, a NaN or infinite step a ValueError, an int is held to +-2**53; a
         tensor of bools or complex numbers is a TypeError."""
-        if isinstance(step, keras.Variable):  # an optimizer's step counter: whose run is this?
-            self._meet(step)
         m, f = self.multiplier_variable.value, self.floor_variable.value
+        if isinstance(step, keras.Variable):  # an optimizer's step counter: whose run is this?
+            if _in_step_of(step):
+                self._meet(step)  # a training step: a new optimizer starts its run afresh
+            elif self._starts_afresh(step):
+                m = self._initial[0]  # read: the LR it will start with; the run that trains keeps its own
         if isinstance(step, (int, float, np.generic, np.ndarray, list, tuple)):  # from the host
             step = host_steps(step, "step", "a tensor")
             # evaluated on the host in float64 (exact at any step: a float32 step past 2**24 is one or two
@@ -271,21 +292,28 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
         """The step counter of the optimizer whose run the cuts belong to (None before any)."""
         return self._counters[-1]() if self._counters else None
 
-    def _meet(self, counter: Any) -> None:
-        """Called with an optimizer's step counter. A schedule is a Keras optimizer's argument, and Keras'
-        schedules hold no state, so one is often built once and given to the optimizer of each new model
-        (folds, trials): the cuts and the plateau state of the last optimizer's run must not go on in the
-        next one. A counter not seen before, after another one, is a new optimizer: the multiplier and the
-        floor go back to those the schedule was made (or loaded) with and the plateau state is dropped.
-        The first counter a schedule meets is adopted with its state (a loaded model: ``load_model``
-        rebuilds the schedule from its config); one met before (an earlier model's LR read) changes
-        nothing. Inside a traced step (jax) the variables cannot be reset: a schedule that carries
-        another optimizer's cuts warns there, once."""
-        if self._counters and self._counters[-1]() is counter:
-            return  # the optimizer of the run: the path of every step
+    def _starts_afresh(self, counter: Any) -> bool:
+        """Whether the optimizer of ``counter`` would start a new run: it is not one of the run's, and the
+        run (another optimizer's, alive or not) carries cuts or a plateau state."""
         if any(r() is counter for r in self._counters):
-            return
-        if self._counters and self._carries_state():
+            return False
+        return bool(self._counters) and self._carries_state()
+
+    def _meet(self, counter: Any) -> None:
+        """Called at a fit boundary: an optimizer's training step (from inside its ``apply``) or
+        :class:`ReduceOnPlateau`'s ``on_train_begin``, with the optimizer's step counter. A schedule is a
+        Keras optimizer's argument, and Keras' schedules hold no state, so one is often built once and
+        given to the optimizer of each new model (folds, trials): the cuts and the plateau state of the
+        last optimizer's run must not go on in the next one. A counter not seen before, after another
+        one, is a new optimizer: the multiplier goes back to the one the schedule was made (or loaded)
+        with and the plateau state is dropped (the floor, a callback's setting, stays). The first counter
+        a schedule meets is adopted with its state (a loaded model: ``load_model`` rebuilds the schedule
+        from its config); one met before changes nothing. Reading an LR is no boundary: it changes
+        nothing (a new optimizer's reads show the LR it will start with). Inside a traced step (jax) the
+        variables cannot be reset: a schedule that carries another optimizer's cuts warns there, once."""
+        if any(r() is counter for r in self._counters):
+            return  # one of the run's optimizers: the path of every step
+        if self._starts_afresh(counter):
             if _traced(keras.ops.convert_to_tensor(counter)) or _in_stateless_scope():
                 self._warn_traced_reuse()
             else:
@@ -389,11 +417,8 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
                 # in mode min), by its name: it must survive every save and load, not only the first
                 worst = {"min": math.inf, "max": -math.inf}.get(str(plateau.get("mode")))
                 plateau["best"] = None if worst is None else json_number(best, absent=worst)
-            if "cuts" in plateau:  # a NaN or infinite metric as its name ("nan", "inf"): JSON has neither
-                plateau["cuts"] = [
-                    {**c, "metric": c["metric"] if math.isfinite(c["metric"]) else str(c["metric"])}
-                    for c in plateau["cuts"]
-                ]
+            if "cuts" in plateau:
+                plateau["cuts"] = [_cut_json(c) for c in plateau["cuts"]]
         return {
             "schedule": self.schedule.to_dict(),
             "multiplier": self.multiplier,
@@ -484,9 +509,16 @@ def _cut_list(cuts: object) -> list[Any]:
     return list(cuts)
 
 
+def _cut_json(cut: dict[str, Any]) -> dict[str, Any]:
+    """A cut's plain data as strict JSON: a NaN or infinite metric by its name, ``"nan"``, ``"inf"`` or
+    ``"-inf"`` (:func:`~lrkit.control.plateau.json_number`; the LRs are finite)."""
+    return {**cut, "metric": json_number(cut["metric"])}
+
+
 def _cut_state(data: object) -> dict[str, Any]:
     """A :class:`Cut` as plain data (``dataclasses.asdict``), checked (``ValueError`` naming the key);
-    a metric may be NaN or infinite, written as ``"nan"``, ``"inf"`` or ``"-inf"``."""
+    a metric may be NaN or infinite, written as ``"nan"``, ``"inf"`` or ``"-inf"`` (:func:`_cut_json`),
+    or as a float (states written before they were strict JSON)."""
     if not isinstance(data, dict) or set(data) != set(_CUT_KEYS):
         raise ValueError(f"plateau: a cut must be a dict of {list(_CUT_KEYS)}, got {_short(data)}")
     epoch = as_integer(data["epoch"])  # numpy's and 0-d tensors too (lrkit._checks)
@@ -495,8 +527,11 @@ def _cut_state(data: object) -> dict[str, Any]:
     out: dict[str, Any] = {"epoch": epoch}
     for key in ("metric", "lr_before", "lr_after"):
         v = data[key]
-        if key == "metric" and isinstance(v, str) and v in ("nan", "inf", "-inf"):
-            x: float | None = float(v)
+        if key == "metric" and isinstance(v, str):
+            try:
+                x: float | None = number_from_json(v, "a cut's metric", "plateau: ")
+            except TypeError as exc:
+                raise ValueError(str(exc)) from None
         elif key == "metric":
             x = as_real(v)  # NaN and infinities too
         else:
@@ -505,17 +540,6 @@ def _cut_state(data: object) -> dict[str, Any]:
             raise ValueError(f"plateau: a cut's {key} must be a number, got {_short(v)}")
         out[key] = x
     return out
-
-
-@functools.cache
-def _past_the_run_warning() -> type[UserWarning]:
-    """lrkit.torch's ``PastTheRunWarning`` (one class for both adapters), or, without torch installed
-    (a jax-only install), a UserWarning of the same name."""
-    try:
-        from .torch import PastTheRunWarning
-    except ModuleNotFoundError:  # pragma: no cover - the tests run with torch
-        return type("PastTheRunWarning", (UserWarning,), {"__module__": __name__})
-    return PastTheRunWarning
 
 
 class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped (Any)
@@ -621,6 +645,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         self._checked_length = False  # this fit's length was held against the schedule's
         self._warned_idle = False
         self._keys: list[str] = []  # the log keys of the last epoch skipped
+        self._warned_no_validation = False  # this fit warned that a val_* monitor had no validation
 
     # -- what is being cut ------------------------------------------------------------------------
     def _optimizer(self) -> Any:
@@ -664,8 +689,9 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The plateau's state (best metric and counters) and the cuts made so far (``cuts``: each
-        :class:`Cut` as a dict; ``num_cuts``: how many), plain data."""
-        cuts = [dataclasses.asdict(c) for c in self.cuts]
+        :class:`Cut` as a dict; ``num_cuts``: how many), strict JSON (a cut's NaN or infinite metric by its
+        name, ``"nan"``, ``"inf"`` or ``"-inf"``)."""
+        cuts = [_cut_json(dataclasses.asdict(c)) for c in self.cuts]
         return {"plateau": self.plateau.state_dict(), "num_cuts": len(cuts), "cuts": cuts}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -689,6 +715,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._seen_monitor, self._skipped, self._checked_length = False, [], False
+        self._warned_no_validation = False
         target = self._target()
         counter = self._counter()
         if counter is not None:
@@ -759,7 +786,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
             f"last value, {end_lr:.3g}. The run is longer than the schedule: build it with total_steps = "
             "epochs * steps_per_epoch of this fit (steps_per_epoch = ceil(n_train / batch_size), n_train "
             "what validation_split leaves). (Warned once per fit.)",
-            _past_the_run_warning(),
+            PastTheRunWarning,
             stacklevel=2,
         )
 
@@ -768,6 +795,8 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         if self.monitor not in logs:
             if self.monitor.startswith("val_") and not any(str(k).startswith("val_") for k in logs):
                 # no validation this epoch (fit's validation_freq): skipped, as Keras' own callback does
+                if not self._warned_no_validation:
+                    self._warn_no_validation(epoch)
                 self._skipped.append(epoch)
                 self._keys = sorted(logs)
                 logs["learning_rate"] = self._current_lr()
@@ -805,6 +834,53 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                 "cuts": [dataclasses.asdict(c) for c in self.cuts],
             }
         logs["learning_rate"] = self._current_lr()
+
+    def _fit_validation(self) -> tuple[bool, Any] | None:
+        """Whether the running ``Model.fit`` has validation data (``validation_data``, or what
+        ``validation_split`` made), and its ``validation_freq``, read from its frame: Keras gives
+        callbacks neither (``params`` holds epochs, steps and verbose). None outside a ``fit``."""
+        frame = inspect.currentframe()
+        try:
+            while frame is not None:
+                seen = frame.f_locals if frame.f_code.co_name == "fit" else {}
+                if seen.get("self") is self.model and {"validation_data", "validation_freq"} <= set(seen):
+                    return seen["validation_data"] is not None, seen["validation_freq"]
+                frame = frame.f_back
+            return None
+        finally:
+            del frame
+
+    def _warn_no_validation(self, epoch: int) -> None:
+        """The first epoch of a fit whose logs lack the ``val_*`` monitor: warn when the fit has no
+        validation data, or when its ``validation_freq`` says this epoch validates (an epoch that
+        ``validation_freq`` skips is not warned about)."""
+        fit = self._fit_validation()
+        if fit is None:
+            return  # not inside a Model.fit (callbacks called by hand): the end of the fit tells
+        has_data, freq = fit
+        if has_data:
+            if isinstance(freq, int):
+                due = (epoch + 1) % freq == 0 if freq > 0 else False
+            else:
+                due = isinstance(freq, (list, tuple, set, range)) and (epoch + 1) in freq
+            if not due:
+                return
+            why = (
+                f"fit(validation_freq={freq!r}) validates after epoch {epoch} (epoch {epoch + 1}, "
+                "counted from 1) but its logs hold no val_* key"
+            )
+        else:
+            why = "this fit has no validation data (validation_data=None, validation_split=0)"
+        self._warned_no_validation = True
+        warnings.warn(
+            f"lrkit.keras.ReduceOnPlateau: monitor {self.monitor!r} is not in the logs of epoch {epoch}: "
+            f"{why}, so no metric reaches the plateau and the learning rate is not cut. Give fit "
+            "validation_data=... or validation_split=... (with a validation_freq that falls within the "
+            "epochs), or monitor a training metric ('loss'). The fit raises KeyError at its end if no "
+            "epoch logs the monitor. (Warned once per fit.)",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._skipped and not self._seen_monitor:
