@@ -885,6 +885,7 @@ def train_task(
     up, raises :class:`TaskDivergedError`, whose ``outcome`` is this dict as far as the run got
     (``metric`` None, ``diverged`` what happened).
     """
+    from lrkit._forward import run_batch  # the batches tasks take (lrkit.tasks.train_loop's rules)
     from lrkit.finder.torch_driver import clip_gradients
     from lrkit.tasks import eval_mode, train_mode
 
@@ -925,11 +926,11 @@ def train_task(
     model.train()
     try:
         while step < run.remaining_steps:
-            for x, y in parts.epoch_batches():
+            for batch in parts.epoch_batches():
                 if step >= run.remaining_steps:
                     break
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
+                loss = run_batch(model, batch, loss_fn, task=True)[2]
                 if not run.guard or run.guard.check(loss, step):
                     loss.backward()
                     if parts.max_grad_norm is not None:

@@ -27,13 +27,14 @@ import inspect
 import math
 import random
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from lrkit._checks import as_real, plain_number
+from lrkit._forward import default_forward  # the rules of a batch, shared with lrkit.tasks
 from lrkit._text import plural
 from lrkit.adapters.torch import _step_flags
 from lrkit.control.guard import WRAPPED
@@ -47,161 +48,6 @@ __all__ = ["clip_gradients", "default_forward", "find_lr", "training_modes"]
 
 Forward = Callable[[torch.nn.Module, Any], torch.Tensor]
 _budget = budget_steps  # lrkit.auto checks its budget with it (the same check as find_lr's)
-
-_TARGET_KEYS = ("labels", "label", "targets", "target", "y")
-
-
-def _output_pick(out: Any) -> tuple[str, str, str]:
-    """A model output that is not a tensor, for an error: (what it is, how a ``forward`` picks the loss's
-    input out of it, e.g. ``[0]`` or ``['logits']``, and the words after the hint); the pick is ""
-    when there is nothing to suggest."""
-    what = type(out).__name__
-    if isinstance(out, (tuple, list)):
-        return f"a {what} of {len(out)}", "[0]", " (or whichever output the loss takes)"
-    if isinstance(out, Mapping):  # a dict, or a Hugging Face ModelOutput (an OrderedDict)
-        keys = list(out)
-        tensors = [k for k in keys if isinstance(out[k], torch.Tensor)]
-        key = "logits" if "logits" in tensors else (tensors or [None])[0]
-        return (
-            f"a {what} with keys {keys}",
-            "" if key is None else f"[{key!r}]",
-            " (or whichever entry the loss takes)",
-        )
-    if isinstance(getattr(out, "logits", None), torch.Tensor):
-        return what, ".logits", ""
-    return what, "", ""
-
-
-def _loss_of_output(
-    loss_fn: Callable[..., torch.Tensor], out: Any, target: Any, call: str, exprs: tuple[str, str]
-) -> torch.Tensor:
-    """``loss_fn(out, target)``, ``out`` the output of ``call`` (``model(x)``); ``exprs``: how a
-    ``forward`` writes that output and the target (``model(batch[0])``, ``batch[1]``). When that raises
-    TypeError on an output that is not a tensor (a model returning ``(logits, aux)`` or ``{"logits":
-    ...}``), the error says so and how to pick the output (a loss_fn that takes such outputs is called
-    as it is)."""
-    try:
-        return loss_fn(out, target)
-    except TypeError as e:
-        if isinstance(out, torch.Tensor):
-            raise
-        what, pick, which = _output_pick(out)
-        hint = (
-            f"forward=lambda model, batch: loss_fn({exprs[0]}{pick}, {exprs[1]}){which}"
-            if pick
-            else "forward=lambda model, batch: loss"
-        )
-        raise TypeError(
-            f"{call} returned {what}, not a tensor, and loss_fn(output, target) raised: {e}; pass {hint}"
-        ) from e
-
-
-def _call_with_inputs(model: torch.nn.Module, batch: Sequence[Any]) -> Any:
-    """``model(batch[0])`` for a batch ``(x, y, ...)``; when the model's signature refuses that one
-    argument (it takes several inputs), its TypeError gets a note naming ``forward=``."""
-    try:
-        return model(batch[0])
-    except TypeError as e:
-        try:
-            inspect.signature(model.forward).bind(batch[0])
-        except TypeError:  # the signature refuses it: not an error raised inside the model
-            x = batch[0]
-            if isinstance(x, (tuple, list)):
-                hint = f"loss_fn(model(*batch[0]), batch[1]) (batch[0] is a {type(x).__name__} of {len(x)})"
-            elif len(batch) > 2:
-                hint = "loss_fn(model(*batch[:-1]), batch[-1]) for (x1, x2, ..., y) batches"
-            else:
-                hint = "loss (however your model takes the batch)"
-            e.add_note(
-                f"lrkit's default forward computed loss_fn(model(batch[0]), batch[1]) on a batch of "
-                f"{len(batch)} (the elements after the first two are not used); if your model takes "
-                f"several inputs, pass forward=lambda model, batch: {hint}"
-            )
-        except ValueError:  # no signature to read
-            pass
-        raise
-
-
-def _call_with_keys(model: torch.nn.Module, inputs: dict[str, Any]) -> Any:
-    """``model(**inputs)``; when the model's signature refuses them (an unexpected keyword, a missing
-    positional argument), its TypeError gets a note naming ``forward=``."""
-    try:
-        return model(**inputs)
-    except TypeError as e:
-        if "keyword argument" in str(e) or "positional argument" in str(e):
-            e.add_note(
-                f"lrkit passed the dict batch's entries {sorted(inputs)} to the model as keyword "
-                "arguments; if your model takes them otherwise, pass forward=lambda model, batch: loss"
-            )
-        raise
-
-
-def default_forward(
-    model: torch.nn.Module, batch: Any, loss_fn: Callable[..., torch.Tensor] | None
-) -> torch.Tensor:
-    """Compute the loss of one batch.
-
-    * ``(x, y, ...)`` tuple or list: ``loss_fn(model(x), y)``; the elements after ``y`` (sample
-      weights, ids) are not used; a 1-tuple is treated as its tensor.
-    * tensor ``x``: ``loss_fn(model(x), x)`` (reconstruction: the target is the input); without
-      ``loss_fn``, ``model(x)`` must return the loss.
-    * dict: with ``loss_fn``, the first of the keys ``labels, label, targets, target, y`` is the target
-      and the other entries are passed as keyword arguments: ``loss_fn(model(**rest), batch[key])``;
-      without ``loss_fn``, ``model(**batch)`` must return the loss, a dict with ``"loss"`` or an object
-      with ``.loss`` (Hugging Face style).
-
-    Anything else: pass ``forward=lambda model, batch: loss`` to :func:`find_lr`.
-    """
-    if isinstance(batch, (tuple, list)):
-        if len(batch) == 1:
-            batch = batch[0]
-        elif len(batch) >= 2:
-            if loss_fn is None:
-                raise TypeError("loss_fn is None but the batch is a tuple (x, y); pass loss_fn or forward")
-            out = _call_with_inputs(model, batch)
-            return _loss_of_output(loss_fn, out, batch[1], "model(x)", ("model(batch[0])", "batch[1]"))
-        else:
-            raise ValueError("train_loader yielded an empty tuple as a batch")
-    if isinstance(batch, torch.Tensor):
-        out = model(batch)
-        if loss_fn is None:
-            return out  # type: ignore[no-any-return]
-        return _loss_of_output(loss_fn, out, batch, "model(x)", ("model(batch)", "batch"))
-    if isinstance(batch, dict):
-        if loss_fn is None:
-            out = _call_with_keys(model, batch)
-            if isinstance(out, dict) and "loss" in out:
-                out = out["loss"]
-            elif hasattr(out, "loss"):
-                out = out.loss
-            else:
-                return out  # type: ignore[no-any-return]
-            if out is None:
-                raise ValueError(
-                    f"model(**batch) returned a loss of None for a batch with keys {sorted(batch)}: "
-                    "a Hugging Face-style model computes its loss only when the batch holds its "
-                    "labels ('labels'); add them to the batch, or pass loss_fn or forward"
-                )
-            return out  # type: ignore[no-any-return]
-        key = next((k for k in _TARGET_KEYS if k in batch), None)
-        if key is None:
-            raise ValueError(
-                f"a dict batch needs a target under one of {_TARGET_KEYS} when loss_fn is given, "
-                f"got keys {sorted(batch)}; or pass forward=..."
-            )
-        rest = {k: v for k, v in batch.items() if k != key}
-        out = _call_with_keys(model, rest)
-        if not isinstance(out, torch.Tensor) and hasattr(out, "logits"):
-            raise TypeError(
-                f"model(**batch) returned {type(out).__name__}, not a tensor, so loss_fn cannot "
-                f"take it; for a Hugging Face-style model pass no loss_fn (its .loss is used, with "
-                f"{key!r} in the batch) or forward=lambda model, batch: loss_fn(model(**inputs).logits, ...)"
-            )
-        return loss_fn(out, batch[key])
-    raise TypeError(
-        f"cannot compute the loss of a batch of type {type(batch).__name__}; "
-        "pass forward=lambda model, batch: loss"
-    )
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:

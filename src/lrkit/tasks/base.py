@@ -14,6 +14,7 @@ import importlib
 import inspect
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +23,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .._checks import as_real, check_int
+from .._forward import TARGET_KEYS, BatchError, batch_size, output_pick, run_batch
 from .._text import did_you_mean
 from ..finder._data import known_length
 from ..schedules.duration import _short
@@ -66,6 +68,13 @@ class TaskParts:
     clip the gradient's global norm to it at every step (``torch.nn.utils.clip_grad_norm_``), in the
     training, the LR finder and ``lrkit.auto`` alike; None (default): no clipping.
 
+    **Batches** are taken as :func:`lrkit.find_lr` takes them (:mod:`lrkit._forward`, one function for
+    both): an ``(input, target, ...)`` tuple gives ``loss_fn(model(input), target)`` (elements after the
+    target not used); a dict batch gives ``loss_fn(model(**rest), batch[key])``, ``key`` the first of
+    ``labels, label, targets, target, y``, or with ``loss_fn=None`` ``model(**batch)``'s own loss (the
+    output itself, ``out["loss"]`` or ``out.loss``: a Hugging Face model given its labels); accuracy then
+    compares the output's logits with ``batch[key]``.
+
     ``steps_per_epoch``: the optimizer steps of one epoch; None (default): one pass, ``len(train_loader)``
     (:attr:`epoch_steps`). Give it for a loader without ``len()`` (a streaming ``IterableDataset``), or to
     make an epoch shorter or longer than a pass: each epoch then takes the next ``steps_per_epoch``
@@ -75,7 +84,7 @@ class TaskParts:
     model: torch.nn.Module
     train_loader: Iterable[Any]
     val_loader: Iterable[Any]
-    loss_fn: Callable[..., torch.Tensor]
+    loss_fn: Callable[..., torch.Tensor] | None
     metric: str | Callable[[torch.nn.Module], float] = "accuracy"
     higher_is_better: bool | None = None
     metric_name: str | None = None
@@ -111,16 +120,11 @@ class TaskParts:
                 continue
             if n == 0:
                 raise ValueError(f"TaskParts: {name} is empty (len 0); expected at least one batch")
-        if not callable(self.loss_fn):
-            hint = (
-                "; for a model that computes its own loss (Hugging Face style, output.loss) give "
-                "loss_fn=lambda out, y: out.loss"
-                if self.loss_fn is None
-                else ""
-            )
+        if self.loss_fn is not None and not callable(self.loss_fn):
             raise TypeError(
-                f"TaskParts: loss_fn must be callable loss_fn(model(x), y), got "
-                f"{type(self.loss_fn).__name__}{hint}"
+                f"TaskParts: loss_fn must be callable loss_fn(model(x), y), or None for a model that "
+                f"computes its own loss from dict batches, got {_short(self.loss_fn)} "
+                f"({type(self.loss_fn).__name__})"
             )
         if isinstance(self.metric, str):
             if self.metric not in METRICS:
@@ -208,12 +212,8 @@ class TaskParts:
                 if callable(self.metric):
                     return _number(self.metric(m), f"TaskParts: metric {self.metric_name!r}")
                 if self.metric == "accuracy":
-                    return _accuracy(m, self.val_loader)
-                total = 0
-                loss_sum = 0.0
-                for x, y in self.val_loader:
-                    loss_sum += float(self.loss_fn(m(x), y)) * len(y)
-                    total += len(y)
+                    return _accuracy(m, self.val_loader, self.loss_fn)
+                loss_sum, total = _loss_sum(m, self.val_loader, self.loss_fn)
                 if total == 0:
                     raise ValueError("TaskParts: val_loader yielded no samples")
                 return loss_sum / total
@@ -221,10 +221,11 @@ class TaskParts:
             m.train(was_training)
 
     def val_loss(self, model: torch.nn.Module | None = None) -> float:
-        """The mean ``loss_fn`` of ``model`` (default: this task's) over ``val_loader``'s ``(input, target)``
-        batches, each weighted by its size, in eval mode without gradients; NaN when the loader yields no
-        sample. Every random state is left as it was (torch's, CUDA's, Python's, numpy's and the loader's
-        own generator), so measuring it changes no training run that follows."""
+        """The mean loss of ``model`` (default: this task's) over ``val_loader``'s batches (``loss_fn``'s, or
+        the model's own with ``loss_fn=None``), each weighted by its size, in eval mode without gradients;
+        NaN when the loader yields no sample. Every random state is left as it was (torch's, CUDA's,
+        Python's, numpy's and the loader's own generator), so measuring it changes no training run that
+        follows."""
         import random
 
         import numpy as np
@@ -239,10 +240,7 @@ class TaskParts:
         m.eval()
         try:
             with torch.random.fork_rng(devices=cuda), torch.no_grad():
-                total, loss_sum = 0, 0.0
-                for x, y in self.val_loader:
-                    loss_sum += float(self.loss_fn(m(x), y)) * len(y)
-                    total += len(y)
+                loss_sum, total = _loss_sum(m, self.val_loader, self.loss_fn)
         finally:
             m.train(was_training)
             random.setstate(py_state)
@@ -256,6 +254,17 @@ class TaskParts:
         """The metric a diverged run scores: the worst there is, -inf where higher is better, +inf where
         lower is (0 was not the worst of a metric that can be negative: R2, MCC, -loss)."""
         return -math.inf if self.higher_is_better else math.inf
+
+
+def _loss_sum(model: torch.nn.Module, loader: Iterable[Any], loss_fn: Any) -> tuple[float, int]:
+    """The sum over ``loader``'s batches of each batch's loss times its size, and the samples counted."""
+    total, loss_sum = 0, 0.0
+    for batch in loader:
+        _, target, loss = run_batch(model, batch, loss_fn, task=True)
+        n = batch_size(batch, target)
+        loss_sum += float(loss) * n
+        total += n
+    return loss_sum, total
 
 
 def diverge_threshold(first: float, factor: float) -> float:
@@ -336,12 +345,12 @@ def train_loop(
     model.train()
     for epoch in range(1, epochs + 1):
         epoch_losses: list[float] = []
-        for x, y in parts.epoch_batches():
+        for batch in parts.epoch_batches():
             if before_step is not None:
                 before_step(rec.steps)
             rec.lrs.append(float(optimizer.param_groups[0]["lr"]))
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
+            loss = run_batch(model, batch, loss_fn, task=True)[2]
             value = float(loss.detach())
             rec.losses.append(value)
             if not math.isfinite(value) or (
@@ -349,7 +358,7 @@ def train_loop(
             ):
                 rec.diverged, rec.diverged_step = True, rec.steps
                 break
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             if parts.max_grad_norm is not None:
                 clip_gradients(optimizer, parts.max_grad_norm)
             optimizer.step()
@@ -381,8 +390,10 @@ def task_fingerprint(parts: TaskParts) -> dict[str, Any]:
     trained on (the lab): ``epoch_steps``, the model's ``parameters`` (a count), ``init`` (a hash of its
     parameters and buffers as built), ``batch`` (the dtypes and shapes of the first training batch:
     another batch size or input), ``batch_hash`` (a hash of its values: other data), ``metric`` (its
-    name and direction), ``loss`` (the loss function's qualified name) and ``val_batch_hash`` (the first
-    validation batch's hash). ``parts`` is a fresh build (an untrained model); one batch of each loader
+    name and direction; for metric 'accuracy' on outputs whose count lrkit changed, the kind in
+    brackets: ``val accuracy [per token] (higher is better)``, see :func:`_accuracy_kind`), ``loss``
+    (the loss function's qualified name) and ``val_batch_hash`` (the first validation batch's hash).
+    ``parts`` is a fresh build (an untrained model); one batch of each loader
     is drawn."""
     import hashlib
 
@@ -395,15 +406,18 @@ def task_fingerprint(parts: TaskParts) -> dict[str, Any]:
     data = hashlib.blake2b(digest_size=16)
     _hash_into(data, batch)
     val = hashlib.blake2b(digest_size=16)
-    _hash_into(val, next(iter(parts.val_loader), None))
+    val_batch = next(iter(parts.val_loader), None)
+    _hash_into(val, val_batch)
+    kind = _accuracy_kind(parts, val_batch)
     return {
         "epoch_steps": parts.epoch_steps,
         "parameters": sum(p.numel() for p in model.parameters()),
         "init": init.hexdigest(),
         "batch": ", ".join(_shapes(batch)) or type(batch).__name__,
         "batch_hash": data.hexdigest(),
-        "metric": f"{parts.metric_name} ({'higher' if parts.higher_is_better else 'lower'} is better)",
-        "loss": _name_of(parts.loss_fn),
+        "metric": f"{parts.metric_name}{f' [{kind}]' if kind else ''} "
+        f"({'higher' if parts.higher_is_better else 'lower'} is better)",
+        "loss": "the model's own (loss_fn=None)" if parts.loss_fn is None else _name_of(parts.loss_fn),
         "val_batch_hash": val.hexdigest(),
     }
 
@@ -433,7 +447,15 @@ def fingerprint_changes(then: Mapping[str, Any], now: Mapping[str, Any], seed: i
     elif differs("batch_hash"):
         out.append("the first training batch's values differ (same shapes: other data, or other order)")
     if differs("metric"):
-        out.append(f"metric {then['metric']} then, {now['metric']} now")
+        kind = re.search(r" \[(.+)\] \(", str(now["metric"]))
+        if kind and re.sub(r" \[.+\] \(", " (", str(now["metric"])) == then["metric"]:
+            out.append(
+                f"the accuracy formula changed since those runs (metric {then['metric']} then, "
+                f"{now['metric']} now): lrkit now counts accuracy {_KINDS[kind.group(1)]}, so the stored "
+                "values are not comparable with new ones"
+            )
+        else:
+            out.append(f"metric {then['metric']} then, {now['metric']} now")
     if differs("loss"):
         out.append(f"loss function {then['loss']} then, {now['loss']} now")
     if differs("val_batch_hash"):
@@ -508,6 +530,15 @@ def _call_factory(factory: Callable[..., Any], seed: int, name: str) -> Any:
         raise user_error(f"task {name!r}", exc) from exc
 
 
+#: what a kind of :func:`_accuracy_kind` means, for the message of a fingerprint from before it
+_KINDS = {
+    "per token": "per token of a (batch, seq, classes) output (it was right tokens over sequences, up to "
+    "the sequence length)",
+    "binary": "for one score per sample as binary accuracy (it was the argmax over one class: the share "
+    "of class 0)",
+    "-100 not counted": "over targets that are not -100 (they were counted, as wrong)",
+}
+
 #: a target not counted by accuracy: torch's ``cross_entropy`` ``ignore_index``, Hugging Face's padding
 IGNORE_INDEX = -100
 
@@ -521,8 +552,6 @@ _FLIP = ("neg", "negative", "minus", "inv", "inverse")
 def _direction_of(name: str) -> bool | None:
     """Whether higher is better for a metric named ``name``, from its words (``val_acc``, ``valPerplexity``,
     ``top1 error``): True or False when its words say one way only, else None."""
-    import re
-
     words = set(re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower()))
     higher, lower = bool(words & set(_HIGHER)), bool(words & set(_LOWER))
     if higher == lower or words & set(_FLIP):
@@ -541,18 +570,16 @@ def _logits(out: Any) -> torch.Tensor:
     logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
-    from lrkit.finder.torch_driver import _output_pick
-
-    what, pick, which = _output_pick(out)
+    what, pick, which = output_pick(out)
     hint = f"return output{pick} from the model's forward{which}" if pick else "return the class scores"
     raise TypeError(
-        f"TaskParts: metric 'accuracy' takes the argmax of the model's output, but model(x) returned "
+        f"TaskParts: metric 'accuracy' takes the argmax of the model's output, but the model returned "
         f"{what}, not a tensor nor an output with logits; {hint}, or give metric='loss' or a callable "
         "metric(model) -> float"
     )
 
 
-def _accuracy(model: torch.nn.Module, loader: Iterable[Any]) -> float:
+def _accuracy(model: torch.nn.Module, loader: Iterable[Any], loss_fn: Any) -> float:
     """The share of correct targets over ``loader``'s ``(input, target)`` batches (see :class:`TaskParts`):
     class scores by argmax per target (a token of a sequence is one target), one score per sample
     binary; targets of :data:`IGNORE_INDEX` not counted."""
@@ -561,8 +588,8 @@ def _accuracy(model: torch.nn.Module, loader: Iterable[Any]) -> float:
     right = counted = 0
     scores: list[torch.Tensor] = []  # binary: decided over the whole set (logits or probabilities)
     labels: list[torch.Tensor] = []
-    for x, y in loader:
-        out = _logits(model(x))
+    for batch in loader:
+        out, y = _scores(model, batch, loss_fn)
         t = torch.as_tensor(y, device=out.device)
         if out.ndim >= 1 and out.shape[-1] == 1 and t.shape in (out.shape[:-1], out.shape):
             s, t = out.reshape(-1), t.reshape(-1)
@@ -597,6 +624,53 @@ def _accuracy(model: torch.nn.Module, loader: Iterable[Any]) -> float:
     return right / counted
 
 
+def _scores(model: torch.nn.Module, batch: Any, loss_fn: Any) -> tuple[torch.Tensor, Any]:
+    """The model's class scores on ``batch`` (its output, or the output's logits) and the batch's target
+    (a dict batch's under the first of :data:`lrkit._forward.TARGET_KEYS`)."""
+    out, target, _ = run_batch(model, batch, loss_fn, loss=False, task=True)
+    if target is None:
+        raise TypeError(
+            f"TaskParts: metric 'accuracy' compares the model's output with each validation batch's "
+            f"target, but a dict batch with keys {sorted(batch)} has none; expected it under one of "
+            f"{list(TARGET_KEYS)}, or give metric='loss' or a callable"
+        )
+    return _logits(out), target
+
+
+def _accuracy_kind(parts: TaskParts, batch: Any) -> str:
+    """How metric 'accuracy' counts on this task, read from the untrained model's output on ``batch``, the
+    first validation batch (in eval mode, without gradients, every random state left as it was): "" for class
+    scores ``(batch, classes)`` against class indices without ignored (-100) ones, whose count has not
+    changed; "per token" for scores of a sequence ``(batch, seq, classes)`` (once right tokens over
+    sequences); "binary" for one score per sample (once argmax over one class); "-100 not counted" when
+    the first batch has targets of -100 (once counted, never right)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    if parts.metric != "accuracy" or batch is None:
+        return ""
+    m = parts.model
+    was_training = m.training
+    py_state, np_state = random.getstate(), np.random.get_state()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []  # type: ignore[no-untyped-call]
+    m.eval()
+    try:
+        with torch.random.fork_rng(devices=cuda), torch.no_grad():
+            out, y = _scores(m, batch, parts.loss_fn)
+    finally:
+        m.train(was_training)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    t = torch.as_tensor(y)
+    if out.ndim >= 1 and out.shape[-1] == 1 and t.shape in (out.shape[:-1], out.shape):
+        return "binary"
+    if out.ndim >= 3:
+        return "per token"
+    return "-100 not counted" if bool((t == IGNORE_INDEX).any()) else ""
+
+
 def _class_targets(out: torch.Tensor, y: Any) -> torch.Tensor:
     """``y`` if it can be compared with ``out.argmax(-1)``: integer class indices of shape
     ``out.shape[:-1]``. Float targets never equal a class index (accuracy 0), and targets of shape
@@ -620,31 +694,14 @@ def _class_targets(out: torch.Tensor, y: Any) -> torch.Tensor:
     return t
 
 
-def _first_pair(loader: Iterable[Any], what: str) -> tuple[Any, Any]:
-    """The first batch of ``loader``, which must be an ``(input, target)`` pair."""
+def _first_batch(loader: Iterable[Any], what: str) -> Any:
+    """The first batch of ``loader``; a ValueError naming ``what`` when it yields none."""
     batch = next(iter(loader), None)
     if batch is None:
-        raise ValueError(f"{what} yielded no batch; expected (input, target) batches")
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1]
-    kind = f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list)) else repr(batch)
-    kind = kind if len(kind) <= 60 else f"a {type(batch).__name__}"
-    if isinstance(batch, Mapping):
-        kind = f"a {type(batch).__name__} with keys {_short(sorted(batch, key=str))}"
-        hint = (
-            "; for dict batches (Hugging Face style) yield (batch, batch['labels']) (a collate_fn), wrap the "
-            "model in a torch.nn.Module whose forward(batch) returns model(**batch), and give "
-            "loss_fn=lambda out, y: out.loss when the model computes its own loss (metric 'accuracy' "
-            "takes out.logits)"
+        raise ValueError(
+            f"{what} yielded no batch; expected (input, target) tuples or dict batches (see TaskParts)"
         )
-    elif isinstance(batch, (tuple, list)) and len(batch) > 2:
-        hint = (
-            "; the elements after the target (sample weights, ids) are not used: yield (input, target) "
-            "pairs (a collate_fn that drops them), or fold the weights into the input and loss_fn"
-        )
-    else:
-        hint = ""
-    raise TypeError(f"{what} must yield (input, target) pairs, got {kind}{hint}")
+    return batch
 
 
 def load_factory(text: str) -> Callable[..., Any]:
@@ -746,19 +803,25 @@ class Task:
 
         where = f"task {self.name!r}"
         parts = self.build(seed)
-        first = _first_pair(parts.train_loader, f"{where}: train_loader")
+        first = _first_batch(parts.train_loader, f"{where}: train_loader")
         model = parts.model
         model.train()
-        loss = parts.loss_fn(model(first[0]), first[1])
+        own = parts.loss_fn is None
+        whose = "the model's own loss (loss_fn=None)" if own else "loss_fn"
+        try:
+            loss = run_batch(model, first, parts.loss_fn, task=True)[2]
+        except BatchError as exc:  # lrkit's refusal of the batch or the model's output: named
+            raise type(exc)(f"{where}: the first training batch: {exc}") from exc.__cause__
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else repr(loss)
             raise TypeError(
-                f"{where}: loss_fn must return a one-element tensor (the batch's mean loss), got {got}"
+                f"{where}: {whose} must {'be' if own else 'return'} a one-element tensor (the batch's mean "
+                f"loss), got {got}"
             )
         value = float(loss.detach())
         if not math.isfinite(value):
             raise ValueError(
-                f"{where}: loss_fn gave {value} on the first training batch of the untrained model (seed "
+                f"{where}: {whose} gave {value} on the first training batch of the untrained model (seed "
                 f"{seed}); expected a finite loss: check the data and the loss"
             )
         if loss.requires_grad:  # else the loss does not depend on the parameters: backward() says so
@@ -774,15 +837,23 @@ class Task:
             if callable(parts.metric):
                 parts.evaluate()
             else:
-                batch = _first_pair(parts.val_loader, f"{where}: val_loader")
+                batch = _first_batch(parts.val_loader, f"{where}: val_loader")
                 dataclasses.replace(parts, val_loader=[batch]).evaluate()
+        except BatchError as exc:
+            raise type(exc)(f"{where}: the first validation batch: {exc}") from exc.__cause__
         except (ValueError, TypeError) as exc:
             if str(exc).startswith("TaskParts: "):
                 raise type(exc)(f"{where}: {exc}") from None
             raise
+        if seed == 0 and "_probe" not in self.__dict__:
+            # the build of seed 0 is the probe the task's properties read (epochs, optimizer, ...): one
+            # factory call less. Nothing trains it: its model only ran this check (no optimizer step)
+            self.__dict__["_probe"] = parts
 
     @cached_property
     def _probe(self) -> TaskParts:
+        """A build of seed 0 (that :meth:`check` made, when it ran on seed 0), read for the task's
+        properties only: never trained, nor handed out."""
         return self.build(0)
 
     @property
