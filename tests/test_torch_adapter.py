@@ -469,7 +469,7 @@ def test_state_dict_is_tiny_and_plain() -> None:
     sch = lrkit.torch.scheduler(opt, lrkit.Cosine(lr=0.1, steps=10**6), plateau=lrkit.control.Plateau())
     state = sch.state_dict()
     assert json.loads(json.dumps(state)) == state
-    assert len(json.dumps(state)) < 400
+    assert len(json.dumps(state)) < 450  # 405 bytes since the plateau's state names its format
 
 
 def test_graph_scheduler_on_the_cpu_matches_the_host_scheduler() -> None:
