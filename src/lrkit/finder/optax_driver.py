@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,16 @@ from lrkit.finder.escalation import Plan, budget_steps
 from lrkit.finder.result import FinderResult, warn_if_alike
 
 __all__ = ["find_lr"]
+
+#: the states of optax's line searches, by the transformation that makes them (optax.lbfgs(): the zoom one)
+_LINE_SEARCHES = {
+    getattr(optax, state): f"optax.{name}"
+    for state, name in (
+        ("ScaleByZoomLinesearchState", "scale_by_zoom_linesearch"),
+        ("ScaleByBacktrackingLinesearchState", "scale_by_backtracking_linesearch"),
+    )
+    if hasattr(optax, state)
+}
 
 _HOW = (
     "build it with optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3, "
@@ -132,6 +143,7 @@ def _settable(optimizer: Any, params: Any, start_lr: float, end_lr: float) -> op
             learning_rate=start_lr
         )
     state = optimizer.init(params)
+    _refuse_line_search(optimizer, state, params)
     slots = _lr_slots(state)
     if not slots:
         raise ValueError(
@@ -171,6 +183,42 @@ def _settable(optimizer: Any, params: Any, start_lr: float, end_lr: float) -> op
             "does, or leave the plateau out of the optimizer given to the range test"
         )
     return optimizer
+
+
+_NO_LINE_SEARCH = (
+    "a line search sets the step size itself at every update, evaluating the loss along the step, so the "
+    "LR each rung of the range test sets is only its first guess and the ramp measures nothing. Run the "
+    "range test with a first-order optimizer (lambda lr: optax.adam(lr), lambda lr: optax.sgd(lr)); an "
+    "optimizer with a line search (optax.lbfgs()) needs no learning rate searched"
+)
+
+
+def _refuse_line_search(optimizer: optax.GradientTransformation, state: Any, params: Any) -> None:
+    """Refuse an optimizer with a line search (optax's, found in its state) or, generally, one whose update
+    needs extra arguments besides the ``value=`` the test gives (a line search's ``grad=``,
+    ``value_fn=``): ``TypeError`` naming the line search or the arguments, and why (optax's own error
+    names a local ``update_fn``, or a traced hyperparameter, as ``inject_hyperparams(optax.lbfgs)``'s)."""
+    found = _nodes(state, lambda n: type(n) in _LINE_SEARCHES)
+    if found:
+        path, node = found[0]
+        raise TypeError(
+            f"optimizer: its state holds a line search, {_LINE_SEARCHES[type(node)]} (at {path}), as "
+            f"optax.lbfgs()'s does; the range test cannot ramp its learning rate: {_NO_LINE_SEARCH}"
+        )
+    extra = {"value": jnp.zeros((), jnp.float32)} if _takes_value(optimizer.update) else {}
+    try:  # traced for shapes alone: nothing is computed
+        jax.eval_shape(lambda s, p: optimizer.update(p, s, p, **extra), state, params)
+    except TypeError as exc:
+        missing = re.search(r"missing \d+ required (?:keyword-only )?arguments?: (.+)$", str(exc))
+        if missing is None:
+            return  # another error: the test's first step raises it where it happens
+        raise TypeError(
+            f"optimizer: its update needs {missing.group(1)} besides the (updates, state, params"
+            f"{', value=loss' if extra else ''}) that the range test gives it (the arguments of a line "
+            f"search, as optax.lbfgs()'s grad= and value_fn=): {_NO_LINE_SEARCH}"
+        ) from exc
+    except Exception:  # a probe: the test's first step raises the error where it happens
+        return
 
 
 def _check_unbatched(data: Any, name: str) -> None:
