@@ -204,6 +204,14 @@ def _positive(name: str, v: object) -> float:
     return x
 
 
+def _momentum(name: str, v: object) -> float:
+    """A momentum of :func:`one_cycle_momentum`: a finite real number >= 0."""
+    x = _real(v)
+    if x is None or x < 0:
+        raise ValueError(f"one_cycle_momentum: {name} must be a finite number >= 0, got {_short(v)}")
+    return x
+
+
 def _step_index(where: str, k: object) -> int:
     """A scheduler step: an integer (Python's, numpy's, a 0-d integer tensor) in [0, 2**53]."""
     return check_int(k, where, 0, high=MAX_STEPS, show=_short)
@@ -1997,8 +2005,14 @@ def one_cycle_momentum(
     if anneal not in ("cos", "linear"):
         raise ValueError(f"one_cycle_momentum: anneal must be 'cos' or 'linear', got {anneal!r}")
     n = _positive("one_cycle_momentum: steps", steps)
-    if not (isinstance(pct_start, (int, float)) and 0 < pct_start < 1):
-        raise ValueError(f"one_cycle_momentum: pct_start must be in (0, 1), got {pct_start!r}")
+    frac = _real(pct_start)  # lrkit._checks' rule: numpy's numbers and 0-d arrays or tensors too
+    if frac is None or not 0 < frac < 1:
+        raise ValueError(f"one_cycle_momentum: pct_start must be a number in (0, 1), got {_short(pct_start)}")
+    pct_start = frac
+    max_momentum = _momentum("max_momentum", max_momentum)
+    base_momentum = _momentum("base_momentum", base_momentum)
+    if not isinstance(three_phase, bool):
+        raise TypeError(f"one_cycle_momentum: three_phase must be True or False, got {_short(three_phase)}")
     ends = (
         [pct_start * n - 1.0, 2.0 * pct_start * n - 2.0, n - 1.0]
         if three_phase

@@ -108,7 +108,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat
 
-from .._checks import as_integer, as_measured, as_real, check_int
+from .._checks import as_integer, as_measured, as_real, check_int, dtype_kind
 from .plateau import json_number, newer_format, number_from_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1335,14 +1335,21 @@ def _global_rank(group: Any, group_rank: int) -> int:
 
 
 def _float64(x: Any) -> torch.Tensor:
-    """A one-element tensor or a number as a 0-d float64 tensor (on the tensor's device)."""
+    """A one-element tensor or a number as a 0-d float64 tensor (on the tensor's device), by the rule of
+    the path without a process group (:func:`lrkit._checks.as_measured`): a tensor of integer or real
+    dtype, never a bool one."""
     import torch
 
     if isinstance(x, torch.Tensor):
         if x.numel() != 1:
             raise TypeError(f"a tensor of {x.numel()} elements")
+        if dtype_kind(x) not in ("i", "f"):
+            raise TypeError(f"a tensor of dtype {x.dtype}")
         return x.reshape(()).to(torch.float64)
-    return torch.tensor(float(x), dtype=torch.float64)
+    value = as_measured(x)
+    if value is None:
+        raise TypeError(type(x).__name__)
+    return torch.tensor(value, dtype=torch.float64)
 
 
 def _device(v: object) -> torch.device:

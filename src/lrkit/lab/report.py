@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import as_integer, as_real, finite_real
 from .._paths import MARK, _stat_kind, check_replaceable, save_figure, write_output
 from ..plot import HANGUL_FONTS
 from ..plot import hangul_font as _hangul_font
@@ -190,11 +191,12 @@ def t_quantile(p: float, df: int) -> float:
     >>> round(t_quantile(0.975, 1), 3), round(t_quantile(0.975, 2), 3), round(t_quantile(0.975, 30), 3)
     (12.706, 4.303, 2.042)
     """
-    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
-        raise ValueError(f"df: expected an integer >= 1, got {df!r}")
-    if not (isinstance(p, (int, float)) and 0.5 <= p < 1):
-        raise ValueError(f"p: expected a probability in [0.5, 1), got {p!r}")
-    level = 2.0 * p - 1.0
+    n, q = as_integer(df), as_real(p)  # lrkit._checks' rule: numpy's numbers and 0-d arrays too
+    if n is None or n < 1:
+        raise ValueError(f"df: expected an integer >= 1, got {type(df).__name__} {df!r}")
+    if q is None or not 0.5 <= q < 1:
+        raise ValueError(f"p: expected a probability in [0.5, 1), got {type(p).__name__} {p!r}")
+    df, level = n, 2.0 * q - 1.0
     lo, hi = 0.0, 1.0
     while _t_coverage(hi, df) < level:
         lo, hi = hi, hi * 2.0
@@ -537,10 +539,14 @@ def summarize(result: LabResult, target: float | None = None) -> tuple[list[Summ
     finished leaves out the hard seeds a strategy lost, so a strategy that lost one is never ranked above
     one that lost none (:func:`verdict` says when a higher mean was passed over). Strategies with no
     finished run come last."""
-    if target is not None and (
-        isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target)
-    ):
-        raise ValueError(f"target: expected a finite number (a {result.metric_name}), got {target!r}")
+    if target is not None:
+        given = finite_real(target)  # lrkit._checks' rule: numpy's numbers and 0-d arrays too
+        if given is None:
+            raise ValueError(
+                f"target: expected a finite number (a {result.metric_name}), got {type(target).__name__} "
+                f"{target!r}"
+            )
+        target = given
     rows, by_label = _ranked(result)
     if target is None:
         target = _target_of(rows, result.higher_is_better)
@@ -1853,8 +1859,13 @@ def _load(
     with (:meth:`~lrkit.lab.store.ResultStore.report_texts`), read from the database in one opening."""
     db_name, id_name = names
     db = source_db(db_path, db_name)
-    if experiment_id is not None and (isinstance(experiment_id, bool) or not isinstance(experiment_id, int)):
-        raise TypeError(f"{id_name}: expected an int or None, got {experiment_id!r}")
+    if experiment_id is not None:
+        given = as_integer(experiment_id)  # lrkit._checks' rule: numpy's integers too
+        if given is None:
+            raise TypeError(
+                f"{id_name}: expected an int or None, got {type(experiment_id).__name__} {experiment_id!r}"
+            )
+        experiment_id = given
     store = _read_only_store(db)
     try:
         exps = store.experiments()
