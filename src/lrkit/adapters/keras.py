@@ -36,9 +36,11 @@ an optimizer whose variables Keras does not load (step 0), and the callback warn
 
 The cuts and the plateau state belong to the run of the optimizer that calls the schedule. A schedule
 built once and given to the optimizer of each new model (folds, trials: Keras' own schedules hold no
-state, so this is the Keras idiom) starts each new optimizer afresh, at the multiplier and floor it was
-made with (:meth:`KerasSchedule.reset`); a loaded model's schedule, rebuilt from its config, keeps its
-state, and so does the same model's next ``fit``.
+state, so this is the Keras idiom) starts each new optimizer afresh, at the multiplier it was made with
+(:meth:`KerasSchedule.reset`), at a fit boundary: a new optimizer's first training step, or
+:class:`ReduceOnPlateau` starting a ``fit``. Reading an LR is none (another model's
+``optimizer.learning_rate`` read while one trains leaves its cuts alone); a loaded model's schedule,
+rebuilt from its config, keeps its state, and so does the same model's next ``fit``.
 
 Steps are the optimizer's batch counter: with ``gradient_accumulation_steps=k`` Keras calls the
 schedule with the number of batches (``optimizer._iterations``), not of updates
@@ -570,8 +572,9 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     Every cut is recorded in :attr:`cuts` (a list of :class:`Cut`); ``logs["learning_rate"]`` is the
     LR after the epoch's decision (Keras' callback logs the LR before it). A missing ``monitor`` raises
     ``KeyError`` naming the keys there are, except a ``val_*`` one in an epoch without validation
-    (``fit(validation_freq=k)``): that epoch is skipped, as Keras' callback skips it, and a fit where
-    validation never ran raises ``KeyError`` at its end. A fit longer than the schedule warns
+    (``fit(validation_freq=k)``): that epoch is skipped, as Keras' callback skips it; a fit without
+    validation data warns at its first epoch, and a fit where validation never ran raises ``KeyError``
+    at its end. A fit longer than the schedule warns
     (``PastTheRunWarning``) at its first epoch; a ``model.optimizer`` that has not stepped after an epoch
     warns once (the model trains with optimizers of its own: pass ``schedule=``). A callback or a
     schedule that ran with another optimizer (the last model's) starts afresh with this one (see
