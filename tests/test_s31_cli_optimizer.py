@@ -338,3 +338,39 @@ def test_auto_trains_with_the_parameters(built: list[dict[str, Any]], tmp_path: 
     if rc == 0:
         assert json.loads(out.read_text())["optimizer"] == "adamw(weight_decay=0.2)"
         assert math.isfinite(json.loads(out.read_text())["metric"])
+
+
+# -- an experiment file's optimizer may be written as the command line writes it ----------------------
+def test_a_files_optimizer_may_carry_its_hyper_parameters() -> None:
+    e = parse_experiment(
+        {
+            "task": TASK,
+            "optimizer": "adamw(weight_decay=0.1)",
+            "strategies": [
+                "a=constant(0.1)",
+                "b@adam=constant(0.1)",
+                {"label": "c", "spec": "constant(0.2)", "optimizer_params": {"eps": 1e-6}},
+                {"label": "d", "spec": "constant(0.3)", "optimizer": "sgd(momentum=0.9)"},
+            ],
+        }
+    )
+    assert [(s.label, s.optimizer, dict(s.optimizer_params)) for s in e.strategies] == [
+        ("a", "adamw", {"weight_decay": 0.1}),
+        ("b", "adam", {}),
+        ("c", "adamw", {"weight_decay": 0.1, "eps": 1e-6}),
+        ("d", "sgd", {"momentum": 0.9}),
+    ]
+
+
+def test_a_hyper_parameter_given_twice_in_an_entry_is_refused() -> None:
+    entry = {
+        "spec": "constant(0.2)",
+        "optimizer": "adamw(weight_decay=0.1)",
+        "optimizer_params": {"weight_decay": 0.2},
+    }
+    with pytest.raises(
+        ValueError, match=r"^experiment: strategies\[0\]: 'weight_decay' is set both in optimizer"
+    ):
+        parse_experiment({"task": TASK, "strategies": [entry]})
+    with pytest.raises(ValueError, match=r"^experiment: optimizer: expected ',' or '\)' in adamw\(\.\.\.\)"):
+        parse_experiment({"task": TASK, "optimizer": "adamw(eps=1", "strategies": ["constant(0.1)"]})

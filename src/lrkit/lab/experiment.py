@@ -29,6 +29,11 @@ list entry is (a spec string, or a mapping with ``spec`` and optionally ``optimi
       warmup + cosine: "warmup(5%) >> cosine(lr=0.05)"
       AdamW: {spec: "warmup(5%) >> cosine(lr=3e-4)", optimizer: adamw}
 
+An ``optimizer`` (the file's or an entry's) may carry hyper-parameters as the command line writes them,
+``optimizer: "adamw(weight_decay=0.1)"``: the same as ``optimizer: adamw`` with ``optimizer_params:
+{weight_decay: 0.1}`` (an entry's ``optimizer_params`` go on top of the file's optimizer's; a key given
+in both an entry's ``optimizer`` and its ``optimizer_params`` is refused).
+
 Unknown keys are errors that name the key, and so is a key written twice in one YAML mapping (PyYAML
 keeps the last one silently: a strategy would be lost). YAML is read by YAML 1.2's rules, not PyYAML's
 YAML 1.1 ones: ``3e-4`` is a number, ``on``/``off``/``yes``/``no`` are text (only ``true`` and
@@ -50,6 +55,7 @@ from typing import Any
 from .._text import did_you_mean
 from .._yaml import DuplicateKey, describe_error, loader
 from ..spec import from_dict, load, not_a_file
+from ..tasks.optimizers import parse_optimizer
 from .runner import Strategy, check_labels
 
 __all__ = ["Experiment", "load_experiment", "parse_experiment"]
@@ -204,13 +210,31 @@ def _hint(key: str, item: dict[Any, Any]) -> str:
     return did_you_mean(key, STRATEGY_KEYS)
 
 
+def _optimizer(value: Any, where: str) -> tuple[Any, dict[str, Any]]:
+    """An ``optimizer`` value: a name, or a name with hyper-parameters as the command line writes it
+    (``adamw(weight_decay=0.1)``: :func:`~lrkit.tasks.optimizers.parse_optimizer`), as (name, params);
+    anything else as it is, with no params (the strategy's check names it)."""
+    if not (isinstance(value, str) and "(" in value):
+        return value, {}
+    try:
+        return parse_optimizer(value)
+    except ValueError as exc:
+        raise ValueError(f"experiment: {where}: {exc}") from None
+
+
 def _strategy(
-    item: Any, where: str, default_label: str | None, default_optimizer: str | None, key: str | None = None
+    item: Any,
+    where: str,
+    default_label: str | None,
+    default: tuple[str | None, dict[str, Any]],
+    key: str | None = None,
 ) -> Strategy:
     """One strategy of the file: a list entry (``key`` None; ``where`` is ``strategies[i]``) or the
-    value under the label ``key`` of the mapping form (``where`` is ``strategies.KEY``)."""
+    value under the label ``key`` of the mapping form (``where`` is ``strategies.KEY``); ``default``: the
+    file's optimizer and its hyper-parameters, for a strategy that names none."""
+    default_optimizer, default_params = default
     if isinstance(item, str):
-        parsed = Strategy.parse(item, f"experiment: {where}", default_optimizer)
+        parsed = Strategy.parse(item, f"experiment: {where}", default_optimizer, default_params)
         if key is None:
             return parsed
         if parsed.label != item.strip() and parsed.label != key:  # 'LABEL=SPEC' under another key
@@ -255,8 +279,16 @@ def _strategy(
                 f"experiment: {where}.label {item['label']!r} differs from its key {key!r}; "
                 "give one label (the key), or leave label out"
             )
-    optimizer = item.get("optimizer", default_optimizer)
+    optimizer, base = _optimizer(item["optimizer"], f"{where}.optimizer") if "optimizer" in item else default
     params = _optimizer_params(item.get("optimizer_params") or {}, where)
+    if isinstance(params, dict):  # on top of the file's optimizer's; beside the entry's own, given once
+        twice = [k for k in params if k in base] if "optimizer" in item else []
+        if twice:
+            raise ValueError(
+                f"experiment: {where}: {twice[0]!r} is set both in optimizer {item['optimizer']!r} and in "
+                "optimizer_params; give it once"
+            )
+        params = {**base, **params}
     try:
         return Strategy(label, schedule, optimizer, params)
     except (ValueError, TypeError) as exc:
@@ -269,7 +301,7 @@ def _strategy(
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _strategies(value: Any, default_optimizer: str | None) -> list[Strategy]:
+def _strategies(value: Any, default_optimizer: tuple[str | None, dict[str, Any]]) -> list[Strategy]:
     """The ``strategies`` of a file: a list of entries, or a mapping ``{label: entry}`` (file order)."""
     if isinstance(value, list):
         return [
@@ -315,9 +347,9 @@ def parse_experiment(
         )
     if not data["strategies"]:
         raise ValueError("experiment: strategies is empty; expected at least one spec or mapping")
-    default_opt = data.get("optimizer")
-    if default_opt is not None:
-        default_opt = _str(default_opt, "optimizer")
+    default_opt: tuple[str | None, dict[str, Any]] = (None, {})
+    if data.get("optimizer") is not None:
+        default_opt = _optimizer(_str(data["optimizer"], "optimizer"), "optimizer")
     strategies = _strategies(data["strategies"], default_opt)
     check_labels(strategies, "experiment", "label: ...")
     diverge_factor = _float(data.get("diverge_factor", 10.0), "diverge_factor")

@@ -204,10 +204,17 @@ class Strategy:
         return to_string(self.schedule)
 
     @classmethod
-    def parse(cls, text: str, where: str = "strategy", default_optimizer: str | None = None) -> Strategy:
+    def parse(
+        cls,
+        text: str,
+        where: str = "strategy",
+        default_optimizer: str | None = None,
+        default_params: Mapping[str, Any] | None = None,
+    ) -> Strategy:
         """A strategy from the command line's ``[LABEL[@OPT]=]SPEC`` form (``"cosine(lr=0.1)"``, whose
         label is the spec; ``"warm=warmup(5%) >> cosine(lr=0.1)"``; ``"adam@adam=constant(1e-3)"``);
-        without ``@OPT`` it runs ``default_optimizer`` (None: the task's). OPT is a name or a name with
+        without ``@OPT`` it runs ``default_optimizer`` (None: the task's) with ``default_params``. OPT is a
+        name or a name with
         hyper-parameters, as ``--optimizer`` takes it (:func:`~lrkit.tasks.optimizers.parse_optimizer`):
         ``"wd@adamw(weight_decay=0.1)=cosine(lr=1e-3)"`` is ``Strategy("wd", "cosine(lr=1e-3)", "adamw",
         {"weight_decay": 0.1})``. The SPEC follows the last ``=`` outside brackets (a spec's own ``=`` are
@@ -225,7 +232,7 @@ class Strategy:
             raise ValueError(f"{where} is empty; {form}")
         cut = _label_end(text)
         optimizer = default_optimizer
-        params: dict[str, Any] = {}
+        params = dict(default_params or {})
         if cut < 0:  # just a spec: 'cosine(lr=0.1)'
             label = spec = text.strip()
         else:
@@ -242,9 +249,9 @@ class Strategy:
                 )
             if not spec:
                 raise ValueError(f"{where} {text!r}: the SPEC after the last '=' is empty; {form}")
-            if "(" in opt:  # OPT with hyper-parameters: adamw(weight_decay=0.1)
+            if opt:  # OPT, with its hyper-parameters (adamw(weight_decay=0.1)) or none
                 try:
-                    opt, params = parse_optimizer(opt)
+                    opt, params = parse_optimizer(opt) if "(" in opt else (opt, {})
                 except ValueError as exc:
                     raise ValueError(f"{where} {text!r}: OPT {opt!r}: {exc}") from None
             if opt and opt not in OPTIMIZERS:
