@@ -53,7 +53,7 @@ from .._checks import check_int, finite_real
 from .._text import plural
 from .._warnings import PastTheRunWarning  # re-exported: lrkit.torch.PastTheRunWarning
 from ..control.guard import WRAPPED
-from ..control.plateau import MissingStateKeys, Plateau, warmup_steps
+from ..control.plateau import MissingStateKeys, Plateau, on_reset, warmup_steps
 from ..schedules import Chain, Cosine, Linear, Schedule
 from ..schedules.base import (
     ScheduleLongerThanRunWarning,
@@ -339,8 +339,20 @@ def _claim_plateau(plateau: Plateau, owner: _Base, fresh: bool) -> None:
         if not fresh and prev() is not None:
             return  # a shallow copy sharing a live scheduler's plateau: report() refuses it
         if fresh:
+            del _PLATEAU_OWNERS[plateau]  # the scheduler it leaves keeps its cuts (its LRs stay)
             plateau.reset()
     _PLATEAU_OWNERS[plateau] = weakref.ref(owner)
+
+
+def _plateau_reset(plateau: Plateau) -> None:
+    """:meth:`Plateau.reset` forgot the reductions: the scheduler that owns the plateau drops their cuts."""
+    prev = _PLATEAU_OWNERS.get(plateau)
+    owner = None if prev is None else prev()
+    if owner is not None and owner.plateau is plateau:
+        owner._drop_plateau_cuts()
+
+
+on_reset(_plateau_reset)
 
 
 def _check_plateau_owner(plateau: Plateau, me: _Base) -> None:
@@ -672,6 +684,12 @@ class _Base(LRScheduler):
         if cut:
             self._multiplier_changed()
         return cut
+
+    def _drop_plateau_cuts(self) -> None:
+        """No plateau cuts (its :meth:`Plateau.reset`), the current LRs rewritten without them."""
+        if any(c != 1.0 for c in self.plateau_cuts):
+            self.plateau_cuts = [1.0] * len(self.plateau_cuts)
+            self._multiplier_changed()
 
     def _warmup_end(self) -> float:
         """Where the warmup the schedules begin with ends, in this scheduler's steps (epochs with

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
 from .._checks import as_measured, as_real, check_int
@@ -80,6 +80,17 @@ def _start(v: object) -> int:
 #: the format of :meth:`Plateau.state_dict`: /2 writes strict JSON (``best`` None or ``"inf"``); a state
 #: without ``"format"`` is an older lrkit's (/1: ``best`` a float, ``+-inf`` before any metric)
 _STATE_FORMAT = "lrkit.plateau/2"
+
+
+#: what :meth:`Plateau.reset` calls with the plateau, after it forgot its reductions: an adapter that
+#: keeps the cuts those made (``lrkit.torch``'s scheduler: ``plateau_cuts``) drops them there
+_RESET_HOOKS: list[Callable[[Plateau], None]] = []
+
+
+def on_reset(hook: Callable[[Plateau], None]) -> None:
+    """Have :meth:`Plateau.reset` call ``hook(plateau)`` from now on (once, however often registered)."""
+    if hook not in _RESET_HOOKS:
+        _RESET_HOOKS.append(hook)
 
 
 def newer_format(fmt: object, ours: str) -> bool:
@@ -222,7 +233,9 @@ class Plateau:
         return math.inf if self.mode == "min" else -math.inf
 
     def reset(self) -> None:
-        """Forget the history: no best yet, no bad epochs, no cooldown, no reductions."""
+        """Forget the history: no best yet, no bad epochs, no cooldown, no reductions. The cuts those
+        reductions made go too: the ``lrkit.torch`` scheduler this plateau was given to drops its
+        ``plateau_cuts`` and writes the LRs without them at once."""
         self.best = self.mode_worse
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
@@ -230,6 +243,8 @@ class Plateau:
         self.num_reductions = 0
         #: the metrics :meth:`offer` held back, reported before ``start`` (not saved in the state)
         self.skipped = 0
+        for hook in _RESET_HOOKS:
+            hook(self)
 
     def counts(self, at: float, warmup: float) -> bool:
         """Whether a metric reported after ``at`` steps is given to the plateau: from the end of the
