@@ -139,6 +139,45 @@ def test_the_cut_lr_a_callback_reports_is_the_lr_the_model_trains_with() -> None
     assert _weight(a) == pytest.approx(-2 * (0.1 + 0.1 + 0.05 + 0.025), rel=1e-6)
 
 
+JAX_READ_SCRIPT = textwrap.dedent(
+    """
+    import json, numpy as np, keras, lrkit
+    assert keras.backend.backend() == "jax"
+    x, y = np.ones((8, 1), "float32"), np.zeros((8, 1), "float32")
+    def model_of(s):
+        dense = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")
+        m = keras.Sequential([keras.Input((1,)), dense])
+        m.compile(optimizer=keras.optimizers.SGD(learning_rate=s), loss=lambda t, p: keras.ops.mean(p))
+        return m
+    class Look(keras.callbacks.Callback):  # B's LR, read after each of A's epochs from the second on
+        def __init__(self, b):
+            super().__init__()
+            self.b, self.seen = b, []
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch >= 1:
+                self.seen.append(float(np.asarray(self.b.optimizer.learning_rate)))
+    def run(look):
+        s = lrkit.keras.schedule("constant(lr=0.1)")
+        a, b = model_of(s), model_of(s)
+        cb = lrkit.keras.ReduceOnPlateau(monitor="loss", mode="max", factor=0.5, patience=0, start=0)
+        lk = Look(b)
+        a.fit(x, y, batch_size=4, epochs=4, verbose=0, callbacks=[cb] + ([lk] if look else []))
+        w = float(np.asarray(a.layers[0].kernel.value).ravel()[0])
+        return {"w": w, "cuts": [c.lr_after for c in cb.cuts], "m": s.multiplier, "seen": lk.seen}
+    print(json.dumps({"alone": run(False), "looked": run(True)}))
+    """
+)
+
+
+def test_jax_reading_another_models_lr_mid_fit_leaves_the_cuts() -> None:
+    result = run_on_keras_jax(JAX_READ_SCRIPT)
+    alone, looked = result["alone"], result["looked"]
+    assert alone["cuts"] == pytest.approx([0.05, 0.025, 0.0125])
+    assert looked["w"] == alone["w"] and looked["cuts"] == alone["cuts"]
+    assert looked["m"] == alone["m"] == 0.125
+    assert looked["seen"] == pytest.approx([0.1] * 3)
+
+
 # -- 2. a val_* monitor in a fit without validation warns at its first epoch -----------------------------
 def _no_validation_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
     return [str(w.message) for w in caught if "is not in the logs of epoch" in str(w.message)]
