@@ -637,6 +637,30 @@ class DivergenceGuard:
         restores the snapshot's."""
         return self._scale
 
+    def __repr__(self) -> str:
+        """The settings (``regrow_after``, ``restore_rng``, ``sync`` and ``snapshot_device`` only where they
+        are not the defaults; a process group by its type) and where the guard stands: its multiplier and
+        how many events it had. Not the model, optimizer and scheduler it watches."""
+        settings = [
+            f"factor={self.factor!r}",
+            f"threshold={self.threshold!r}",
+            f"window={self.window}",
+            f"jump_steps={self.jump_steps}",
+            f"snapshot_every={self.snapshot_every}",
+            f"max_recoveries={self.max_recoveries}",
+            f"keep={self.keep}",
+        ]
+        if self.regrow_after is not None:
+            settings.append(f"regrow_after={self.regrow_after}")
+        if not self.restore_rng:
+            settings.append("restore_rng=False")
+        if self.sync is not True:
+            settings.append(f"sync={self.sync if self.sync is False else type(self.sync).__name__}")
+        if self.snapshot_device is not None:
+            settings.append(f"snapshot_device={str(self.snapshot_device)!r}")
+        state = f"multiplier={self._multiplier:g}, events={len(self._events)}"
+        return f"{type(self).__name__}({', '.join(settings)}, {state})"
+
     # -- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The guard's own state, plain data (``torch.save`` / ``torch.load(weights_only=True)`` or strict
