@@ -395,9 +395,12 @@ def find_on_task(
     **options: Any,
 ) -> Any:
     """``task.find_lr`` with hyper-parameters: ``optimizer`` (None: the task's, ``params`` on top of its
-    own) built with ``params`` (in place of the task's own, as the lab's ``optimizer_of``)."""
+    own) built with ``params`` (in place of the task's own, as the lab's ``optimizer_of``). Without
+    ``params`` it is ``task.find_lr`` itself (which takes no hyper-parameters); with them, its steps."""
     from lrkit.finder import find_lr
 
+    if not params:
+        return task.find_lr(seed=seed, optimizer=optimizer, **options)
     parts = task.build(seed)
     opt = parts.make_optimizer(1e-3, optimizer, dict(params or {}))
     options.setdefault("seed", seed)
