@@ -164,9 +164,10 @@ def test_task_api_train_run_and_find_lr_on_a_model_with_its_own_loss() -> None:
     assert len(found.losses) > 0
 
 
-def test_tuple_batches_train_as_before_and_extra_elements_are_not_used_as_in_the_finder() -> None:
-    """(x, y) batches train as loss_fn(model(x), y) did; (x, y, w) as the finder takes them, w not used:
-    the same losses as (x, y)."""
+def test_tuple_batches_train_as_before_and_extra_elements_are_refused() -> None:
+    """(x, y) batches train as loss_fn(model(x), y) did; (x, y, w) is refused: a task trains on it, and
+    weights left unused would change the result without a word (the finder, which only ranks LRs, takes
+    them)."""
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(32, 4, generator=g), torch.randint(0, 3, (32,), generator=g)
     pairs = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)]
@@ -193,7 +194,42 @@ def test_tuple_batches_train_as_before_and_extra_elements_are_not_used_as_in_the
             opt.step()
             hand.append(float(loss))
     assert run(pairs) == hand
-    assert run(triples) == hand
+    with pytest.raises(
+        TypeError, match=r"a tuple of 3; a task takes \(input, target\) pairs.*sample weights"
+    ):
+        run(triples)
+
+
+def test_a_batch_encoding_from_a_collator_is_a_dict_batch() -> None:
+    """Hugging Face's collators return a BatchEncoding (a UserDict, not a dict): the same as its dict."""
+    from transformers import BatchEncoding
+
+    g = torch.Generator().manual_seed(1)
+    batches = [
+        {"x": torch.randn(8, 4, generator=g), "labels": torch.randint(0, 3, (8,), generator=g)}
+        for _ in range(4)
+    ]
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x)
+
+    def run(wrap: Any) -> tuple[list[float], float]:
+        def factory(seed: int) -> TaskParts:
+            torch.manual_seed(seed)
+            data = [wrap(b) for b in batches]
+            return TaskParts(Net(), data, data, loss_fn=F.cross_entropy, epochs=2)
+
+        task = Task("t", factory)
+        task.check()
+        r = task.train_run(0.1)
+        return r.losses, r.metric
+
+    assert run(BatchEncoding) == run(dict)
 
 
 def test_lrkit_auto_trains_a_dict_batch_task() -> None:

@@ -172,7 +172,7 @@ BROKEN = [
     ("{tasks}:none_metric", ["must return a number, got None"], False),
     ("{tasks}:raising_metric", ["raised KeyError", "boom"], True),
     ("{tasks}:no_parameters", ["model (Identity) has no parameters"], False),
-    ("{tasks}:triples", ["train_loader must yield (input, target) pairs, got a list of 3"], False),
+    ("{tasks}:triples", ["a list of 3; a task takes (input, target) pairs"], False),
     ("{tasks}:shape_mismatch", ["raised RuntimeError"], True),
     ("{tasks}.py:good", ["is a file path", "'{tasks}:good'"], False),
     ("src/{tasks}.py:good", ["is a file path", "'{tasks}:good'"], False),

@@ -208,6 +208,12 @@ def run_batch(
         if len(batch) == 1:
             batch = batch[0]
         elif len(batch) >= 2:
+            if task and len(batch) > 2:  # a task trains on it: weights left out would change the result
+                raise BatchTypeError(
+                    f"the batch is {_kind(batch)}; a task takes (input, target) pairs: the elements after "
+                    "the target (sample weights, ids) would not be used. Yield (input, target) pairs (a "
+                    "collate_fn that drops them), or fold the weights into the input and loss_fn"
+                )
             if loss_fn is None:
                 raise BatchTypeError(
                     f"loss_fn is None but the batch is {_kind(batch)} (x, y, ...); give loss_fn"
@@ -228,7 +234,8 @@ def run_batch(
         if loss_fn is None or not loss:
             return out, batch, out if loss else None
         return out, batch, _loss_of_output(loss_fn, out, batch, "model(x)", ("model(batch)", "batch"), task)
-    if isinstance(batch, dict):
+    if isinstance(batch, Mapping):  # a dict, or a Hugging Face BatchEncoding (a UserDict) from a collator
+        batch = dict(batch)
         key = next((k for k in TARGET_KEYS if k in batch), None)
         target = None if key is None else batch[key]
         if loss_fn is None:

@@ -27,7 +27,7 @@ import inspect
 import math
 import random
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,7 @@ def _to_device(obj: Any, device: torch.device) -> Any:
         return type(obj)(*(_to_device(o, device) for o in obj))
     if isinstance(obj, (tuple, list)):
         return type(obj)(_to_device(o, device) for o in obj)
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):  # a dict, or a Hugging Face BatchEncoding
         return {k: _to_device(v, device) for k, v in obj.items()}
     return obj
 
