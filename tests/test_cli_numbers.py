@@ -177,4 +177,5 @@ def test_every_number_flag_is_covered_and_none_uses_a_bare_int_or_float() -> Non
     assert bare == []
     covered = {(h[0], f) for h, f, _, _ in WHOLE} | {(h[0], f) for h, f, _, _ in FLOATS}
     covered |= {("tune", "--lr-range"), ("report", "--experiment"), ("show", "--at")}  # tested on their own
+    covered |= {(c, "--optimizer") for c in ("find", "tune", "auto")}  # a call form: test_s31_cli_optimizer
     assert _number_flags() - covered == set()
