@@ -7,6 +7,7 @@ import math
 import sys
 from typing import IO, Any
 
+from .._terminal import printable
 from .._text import plural
 from .store import RunRecord
 
@@ -62,21 +63,21 @@ class SweepProgress:
         for name, prog in active.items():
             bar = self._runs.get(name)
             if bar is None:
-                bar = tqdm(total=1, desc=name[:40], unit="ep", leave=False, file=self.stream)
+                bar = tqdm(total=1, desc=printable(name[:40]), unit="ep", leave=False, file=self.stream)
                 self._runs[name] = bar
             if prog:
                 bar.total = int(prog.get("epochs", 1))
                 bar.n = int(prog.get("epoch", 0))
                 m = prog.get("metric")
                 if isinstance(m, (int, float)) and math.isfinite(m):
-                    bar.set_postfix_str(f"{self.metric_name} {m:.4f}", refresh=False)
+                    bar.set_postfix_str(f"{printable(self.metric_name)} {m:.4f}", refresh=False)
                 bar.refresh()
 
     def _on_run(self, info: dict[str, Any]) -> None:
         rec: RunRecord = info["record"]
         self._finished += 1
         where = f"[{self._finished}/{self.total}] {rec.label} / seed {rec.seed}"
-        line = f"  {where}: {_describe(rec, self.metric_name)} ({rec.seconds:.1f} s)"
+        line = printable(f"  {where}: {_describe(rec, self.metric_name)} ({rec.seconds:.1f} s)")
         if self.bars and self._sweep is not None:
             self._sweep.write(line, file=self.stream)
         else:

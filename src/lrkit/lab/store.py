@@ -142,18 +142,21 @@ def owner_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
+#: the largest process id (``pid_t``, 32 bits): a larger one in an owner names no process
+_PID_MAX = 2**31 - 1
+
+
 def _owner_alive(owner: str | None, heartbeat: float | None, now: float) -> bool:
+    """Whether ``owner`` (``host:pid:nonce``) still holds its run: on this machine its process runs
+    (:func:`_pid_alive`; a pid no process can have, as a crafted database may hold, is none), and its
+    heartbeat is recent."""
     if owner is None:
         return False
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host == socket.gethostname() and pid_text.isdigit():
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
+    local = host == socket.gethostname() and re.fullmatch("[0-9]+", pid_text) is not None
+    if local and (len(pid_text) > 10 or not 0 < int(pid_text) <= _PID_MAX or not _pid_alive(int(pid_text))):
+        return False
     return heartbeat is not None and now - heartbeat < STALE_SECONDS
 
 
@@ -236,6 +239,116 @@ def _numbers_only(rows: list[tuple[Any, ...]], i: int, kind: str) -> bool:
     return bool(np.isfinite(values).all())
 
 
+def _signals() -> int:
+    """The progress handler of a :class:`_Connection`: 0 (go on). Python runs the handlers of the signals
+    that arrived as it enters it, so Ctrl-C's KeyboardInterrupt is raised here; SQLite then stops the
+    statement ("interrupted") and :func:`_stopped` raises the KeyboardInterrupt again, which ``sqlite3``
+    dropped."""
+    return 0
+
+
+@contextmanager
+def _stopped(con: Any) -> Iterator[None]:
+    """A statement of a :class:`_Connection` that Ctrl-C stopped ends in KeyboardInterrupt, not in
+    SQLite's "interrupted" (lrkit calls no ``interrupt()``: its progress handler alone stops one)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
+            raise KeyboardInterrupt from None
+        raise
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor of a :class:`_Connection`: Ctrl-C during a statement is a KeyboardInterrupt."""
+
+    def execute(self, *args: Any) -> Any:
+        with _stopped(self.connection):
+            return super().execute(*args)
+
+    def executemany(self, *args: Any) -> Any:
+        with _stopped(self.connection):
+            return super().executemany(*args)
+
+    def executescript(self, *args: Any) -> Any:
+        with _stopped(self.connection):
+            return super().executescript(*args)
+
+    def fetchone(self) -> Any:
+        with _stopped(self.connection):
+            return super().fetchone()
+
+    def fetchmany(self, *args: Any) -> list[Any]:
+        with _stopped(self.connection):
+            return super().fetchmany(*args)
+
+    def fetchall(self) -> list[Any]:
+        with _stopped(self.connection):
+            return super().fetchall()
+
+    def __next__(self) -> Any:
+        with _stopped(self.connection):
+            return super().__next__()
+
+
+class _Connection(sqlite3.Connection):
+    """A connection to a lab database, which may come from someone else, opened as
+    https://sqlite.org/security.html advises for such files: ``trusted_schema`` off (the schema's SQL
+    may call no function with side effects), and a progress handler that stops a statement when Ctrl-C
+    is pressed (SQLite does not return to Python inside one: a crafted query never ended, Ctrl-C or
+    not); the statement then raises KeyboardInterrupt (:func:`_signals`). The handler runs every
+    :data:`PROGRESS_STEPS` SQLite instructions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_progress_handler(_signals, PROGRESS_STEPS)
+        super().execute("PRAGMA trusted_schema = OFF")  # SQLite < 3.31 has none and ignores it
+
+    def cursor(self, factory: Any = _Cursor) -> Any:
+        return super().cursor(factory)
+
+    def execute(self, *args: Any) -> Any:
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args: Any) -> Any:
+        return self.cursor().executemany(*args)
+
+    def executescript(self, *args: Any) -> Any:
+        return self.cursor().executescript(*args)
+
+
+#: SQLite instructions between two calls of :class:`_Connection`'s progress handler
+PROGRESS_STEPS = 10_000
+
+#: lrkit's tables (:data:`SCHEMA`)
+_TABLES = ("lrkit_meta", "experiments", "members", "runs", "steps", "epochs", "report_texts")
+
+
+def _refusal(what: str, unsafe: str) -> ValueError:
+    """The refusal of database ``what`` for :func:`_unsafe_schema`'s ``unsafe``."""
+    return ValueError(f"{what} is damaged or was not written by lrkit: {unsafe}; refusing to touch it")
+
+
+def _unsafe_schema(con: sqlite3.Connection) -> str | None:
+    """What in ``con``'s schema lrkit refuses to run (its object and why), None when nothing: a view or
+    a virtual table under one of lrkit's table names (a view's query may never end: a recursive one),
+    a trigger on one of them (its SQL would run when lrkit writes). lrkit makes none of them. Read from
+    ``sqlite_master`` alone, which is a table, before any of lrkit's tables is read."""
+    rows = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    for kind, name, table, sql in rows:
+        ours = str(name).lower() in _TABLES
+        if ours and kind == "view":
+            return (
+                f"view {name!r}: lrkit's table {str(name).lower()} is a view (a query of the file's author)"
+            )
+        if ours and kind == "table" and str(sql or "").lstrip().upper().startswith("CREATE VIRTUAL"):
+            return f"virtual table {name!r}: lrkit's table {str(name).lower()} is not an ordinary table"
+        if kind == "trigger" and str(table).lower() in _TABLES:
+            why = "lrkit's tables carry no triggers (SQL of the file's author)"
+            return f"trigger {name!r} on table {table}: {why}"
+    return None
+
+
 def readonly_uri(p: Path) -> str:
     """The URI that opens ``p`` read-only. A database in WAL mode (a lab killed while writing, or one an
     older lrkit wrote) needs its ``-shm`` file, which SQLite creates beside it even to read; in a folder
@@ -297,7 +410,7 @@ def _copied(p: Path, tries: int = 5) -> sqlite3.Connection | None:
                 continue
             src = sqlite3.connect(folder / "lab.db")  # replays the log into the copy
             try:
-                copy = sqlite3.connect(":memory:")
+                copy = sqlite3.connect(":memory:", factory=_Connection)
                 src.backup(copy)
                 return copy
             finally:
@@ -318,18 +431,23 @@ def connect_readonly(p: Path, timeout: float) -> sqlite3.Connection:
         copy = _copied(p)
         if copy is not None:
             return copy
-    return sqlite3.connect(readonly_uri(p), uri=True, timeout=timeout)
+    return sqlite3.connect(readonly_uri(p), uri=True, timeout=timeout, factory=_Connection)
 
 
-def _read_meta(p: Path) -> tuple[tuple[str] | None, tuple[str] | None, str | None]:
+def _read_meta(p: Path, flag: str) -> tuple[tuple[str] | None, tuple[str] | None, str | None]:
     """``(format, version, None)`` rows of an SQLite file's lrkit_meta, read-only; ``(None, None, None)``
     when it has no such table, ``(None, None, error)`` when SQLite cannot read it (a damaged or cut
     file: "database disk image is malformed"). A lab writing the file at the same moment can make a
-    read-only reader fail for an instant (WAL checkpoint): such errors are retried for a few seconds."""
+    read-only reader fail for an instant (WAL checkpoint): such errors are retried for a few seconds.
+    A schema lrkit refuses to run (:func:`_unsafe_schema`) is a ValueError naming ``flag``, before any
+    table is read."""
     for attempt in range(60):
         try:
             con = connect_readonly(p, timeout=30.0)
             try:
+                unsafe = _unsafe_schema(con)
+                if unsafe is not None:
+                    raise _refusal(f"{flag}: {str(p)!r}", unsafe)
                 row = con.execute("SELECT value FROM lrkit_meta WHERE key = 'format'").fetchone()
                 version = con.execute("SELECT value FROM lrkit_meta WHERE key = 'version'").fetchone()
                 return row, version, None
@@ -379,7 +497,7 @@ def check_db_path(path: str | Path, flag: str = "--db", *, write: bool = False) 
             raise ValueError(f"{flag}: cannot read {str(p)!r}: {exc.strerror}") from None
         if head != b"SQLite format 3\x00":
             raise ValueError(f"{flag}: {str(p)!r} exists and is not an lrkit database; refusing to touch it")
-        row, version, unreadable = _read_meta(p)
+        row, version, unreadable = _read_meta(p, flag)
         if unreadable is not None:
             raise ValueError(
                 f"{flag}: {str(p)!r} is an SQLite database that SQLite cannot read ({unreadable}): damaged "
@@ -523,7 +641,9 @@ class ResultStore:
                 _create(p)
         self.writer = True
         try:
-            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.db: sqlite3.Connection = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, factory=_Connection
+            )
             self.db.execute("PRAGMA busy_timeout = 60000")
             if existed:  # before anything is written, even the journal mode
                 self._check_schema()
@@ -554,6 +674,10 @@ class ResultStore:
         store.path = str(p)
         store.db = connect_readonly(p, timeout=60.0)
         store.writer = False
+        unsafe = _unsafe_schema(store.db)  # checked by check_db_path too, in a file that may change since
+        if unsafe is not None:
+            store.db.close()
+            raise _refusal(f"--db: {str(p)!r}", unsafe)
         return store
 
     # --- plumbing -----------------------------------------------------------------------------------
@@ -589,7 +713,11 @@ class ResultStore:
         """An existing lrkit database about to be written has every table and column of :data:`SCHEMA`
         (``report_texts`` and its later columns excepted: a database from before them gains them), else a
         ValueError naming the table and the column, before anything is written: a dropped table was
-        re-created empty without a word, a dropped column failed mid-lab with SQLite's error."""
+        re-created empty without a word, a dropped column failed mid-lab with SQLite's error. A schema lrkit
+        refuses to run (:func:`_unsafe_schema`) is refused first."""
+        unsafe = _unsafe_schema(self.db)
+        if unsafe is not None:
+            raise _refusal(f"--db: {self.path!r}", unsafe)
         if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'lrkit_meta'").fetchone() is None:
             return  # not lrkit's mark: check_db_path has refused it, or the schema is yet to be written
         for table, columns in _schema_columns().items():

@@ -18,7 +18,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .._checks import check_int
 from .._paths import _stat_kind
@@ -133,6 +133,7 @@ def storage_url(storage: str | Path | None, flag: str = "storage") -> str:
             f"{flag}: expected a file path, sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or "
             f"mysql://..., got {mask_url(storage)!r}"
         )
+    _check_password(storage, flag)
     head, rest = storage.split("://", 1)
     if scheme in ("postgresql", "postgres") and "+" not in head:
         # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; use whichever driver is installed
@@ -165,9 +166,73 @@ def check_storage_text(storage: str, flag: str) -> None:
     )
 
 
+def _password_span(text: str) -> tuple[int, int] | None:
+    """Where the password of the URL ``text`` lies, also where the URL is malformed (``USER:PASSWORD@``):
+    its userinfo runs from the scheme's slashes to the LAST ``@`` (a password may hold ``/``, ``?``,
+    ``#`` and ``@``, where Python's ``urlsplit`` and SQLAlchemy cut it), and the password from the first
+    ``:`` of that on. None when it has no ``:...@``."""
+    at = text.rfind("@")
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)(://|//|:/?)", text)
+    # a scheme: any before "://" or "//"; a database's before a lone ":" or ":/" (a mistyped URL), which
+    # else is a user's (bob:pw@host)
+    known = m is not None and m.group(1).split("+", 1)[0].lower() in ("sqlite", *SERVER_SCHEMES)
+    start = m.end() if m is not None and ("//" in m.group(2) or known) else 0
+    colon = text.find(":", start, max(at, start))
+    return None if colon < 0 else (colon + 1, at)
+
+
 def _masked_text(text: str) -> str:
-    """``text`` with a URL's password hidden, also where the URL is malformed (``USER:PASSWORD@``)."""
-    return re.sub(r"([^:/@]+):([^@/]*)@", r"\1:***@", text)
+    """``text`` with a URL's password (:func:`_password_span`) replaced by ``***``."""
+    span = _password_span(text)
+    return text if span is None else f"{text[: span[0]]}***{text[span[1] :]}"
+
+
+def _password(url: str) -> str | None:
+    """The password of ``url`` as it is written (:func:`_password_span`); None when it has none."""
+    span = _password_span(url)
+    return None if span is None else url[span[0] : span[1]]
+
+
+def _password_forms(url: str) -> list[str]:
+    """The password of ``url`` as it is written and as it reads unquoted, and the pieces of the written
+    one between ``@``s, longest first: SQLAlchemy ends a password at its first ``@`` and takes the rest as
+    the host, which a driver's error echoes (psycopg2: could not translate host name ``"PW@127.0.0.1"``
+    of a password ``S3cr3t@PW``)."""
+    from urllib.parse import unquote
+
+    password = _password(url)
+    if not password:
+        return []
+    forms = {password, unquote(password), *password.split("@")}
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
+def _mask_password(text: str, url: str) -> str:
+    """``text`` (a driver's error about ``url``) with ``url``'s password, and each piece of it between
+    ``@``s, as ``***`` wherever it occurs."""
+    for form in _password_forms(url):
+        text = text.replace(form, "***")
+    return _masked_text(text) if "://" in text else text
+
+
+def _check_password(url: str, flag: str) -> None:
+    """Refuse a server URL whose password SQLAlchemy reads otherwise than it is written (up to the last
+    ``@``): one that holds an ``@`` not written ``%40``. SQLAlchemy ends the password at its first ``@``
+    and connects to a host named after the rest of it, which the driver's error then prints."""
+    from urllib.parse import unquote
+
+    from sqlalchemy.engine import make_url
+
+    written = _password(url)
+    try:
+        read = make_url(url).password
+    except Exception:  # a URL SQLAlchemy cannot read is named when it is opened (open_error)
+        return
+    if written is not None and (read is None or str(read) != unquote(written)):
+        raise ValueError(
+            f"{flag}: the password in {mask_url(url)!r} holds '@' (or the URL holds one after its host): "
+            "write each '@' as %40; expected postgresql://USER:PASSWORD@HOST/DB"
+        )
 
 
 def _postgres_driver() -> str:
@@ -211,28 +276,22 @@ def open_error(flag: str, url: str, exc: BaseException) -> ValueError | None:
     shown = f"{flag}: cannot open {mask_url(url)!r}"
     if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return ValueError(f"{shown}: {first}")
+        return ValueError(f"{shown}: {_mask_password(first, url)}")
     if isinstance(exc, ImportError):
         cause: BaseException | None = exc  # Optuna re-raises the driver's ImportError with words of its own
         while cause is not None and not (isinstance(cause, ImportError) and cause.name):
             cause = cause.__cause__ or cause.__context__
-        return ValueError(f"{shown}: its driver is not installed ({cause or exc})")
+        return ValueError(f"{shown}: its driver is not installed ({_mask_password(str(cause or exc), url)})")
     if isinstance(exc, ValueError):
-        return ValueError(f"{shown}: the URL does not parse ({exc})")
+        return ValueError(f"{shown}: the URL does not parse ({_mask_password(str(exc), url)})")
     return None
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for printing)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:  # also a malformed URL's USER:PASSWORD@ (postgresql:///user:pw@host/db)
-        return _masked_text(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    """``url`` with its password replaced by ``***`` (for printing): everything between the user's ``:``
+    and the last ``@`` (see :func:`_password_span`). Python's ``urlsplit`` ends the userinfo at the first
+    ``/`` and SQLAlchemy's parser at the first ``@``, so a password holding either was shown (in part)."""
+    return _masked_text(url)
 
 
 def _lost_creation_race(exc: BaseException) -> bool:
