@@ -251,6 +251,7 @@ def test_config_round_trip_and_serialisation() -> None:
     s.multiplier = 0.5
     config = s.get_config()
     assert config == {
+        "format": "lrkit.keras/2",
         "schedule": {
             "type": "chain",
             "pieces": [{"type": "warmup", "steps": 10}, {"type": "cosine", "lr": 0.1, "steps": 90}],

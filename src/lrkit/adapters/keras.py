@@ -88,9 +88,11 @@ __all__ = ["Cut", "KerasSchedule", "PastTheRunWarning", "ReduceOnPlateau", "find
 
 
 _FLOAT32_MAX = 3.4028234663852886e38
-#: the version of :meth:`KerasSchedule.get_config`'s dict that this lrkit reads: a config without a
-#: ``"format"`` key is this one (this lrkit writes none; a later layout will write ``"lrkit.keras/2"``)
-CONFIG_FORMAT = "lrkit.keras/1"
+#: the version of :meth:`KerasSchedule.get_config`'s dict that this lrkit writes: ``/2`` names its
+#: non-finite metrics as strings (``"inf"``, ``"nan"``), which an lrkit reading ``/1`` (a config without a
+#: ``"format"`` key) misread; that lrkit refuses ``/2`` as newer. Both load here.
+CONFIG_FORMAT = "lrkit.keras/2"
+_READ_FORMATS = ("lrkit.keras/1", CONFIG_FORMAT)
 _CONFIG_KEYS = ("schedule", "multiplier", "floor", "plateau")
 _CUT_KEYS = ("epoch", "metric", "lr_before", "lr_after")
 
@@ -422,6 +424,7 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             if "cuts" in plateau:
                 plateau["cuts"] = [_cut_json(c) for c in plateau["cuts"]]
         return {
+            "format": CONFIG_FORMAT,
             "schedule": self.schedule.to_dict(),
             "multiplier": self.multiplier,
             "floor": self.floor,
@@ -431,21 +434,22 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> KerasSchedule:
         """The schedule of :meth:`get_config`'s dict. A key this lrkit does not know is a ``ValueError``
-        naming it; so is a ``"format"`` other than :data:`CONFIG_FORMAT` (an lrkit that writes
-        ``"lrkit.keras/2"`` is newer than this one, which reads configs without a format as its own)."""
+        naming it; so is a ``"format"`` this lrkit does not read (``"lrkit.keras/1"``, the same as none,
+        or :data:`CONFIG_FORMAT`; a later version was written by a newer lrkit)."""
         if not isinstance(config, dict):
             raise TypeError(
                 f"KerasSchedule.from_config: config must be a dict from get_config(), got "
                 f"{type(config).__name__} {_short(config)}"
             )
-        fmt = config.get("format", CONFIG_FORMAT)
-        if fmt != CONFIG_FORMAT:
+        fmt = config.get("format", _READ_FORMATS[0])
+        if fmt not in _READ_FORMATS:
             newer = _newer_format(fmt, CONFIG_FORMAT)
+            known = " or ".join(map(repr, _READ_FORMATS))
             raise ValueError(
                 f"KerasSchedule.from_config: the config was written by a newer lrkit (format {fmt!r}; this "
-                f"lrkit reads {CONFIG_FORMAT!r}): load it with that lrkit, or upgrade this one"
+                f"lrkit reads {known}): load it with that lrkit, or upgrade this one"
                 if newer
-                else f"KerasSchedule.from_config: format must be {CONFIG_FORMAT!r} (or absent), got {fmt!r}"
+                else f"KerasSchedule.from_config: format must be {known} (or absent), got {fmt!r}"
             )
         unknown = sorted(set(config) - {"format", *_CONFIG_KEYS}, key=str)
         if unknown:
