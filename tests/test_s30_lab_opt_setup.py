@@ -188,7 +188,7 @@ def test_the_lab_refuses_a_bad_betas_before_lab_db_exists(
 
 
 def test_a_bad_betas_on_top_of_the_tasks_optimizer_is_refused_by_check_runs() -> None:
-    with pytest.raises(ValueError, match=r"^strategies: strategy 'x': .*too many values to unpack"):
+    with pytest.raises(ValueError, match=r"^strategies: strategy 'x': .*betas must be 2 numbers"):
         check_runs([Strategy("x", "constant(1e-3)", None, {"betas": [0.9, 0.99, 0.5]})], TASK, 1, "adam", {})
 
 
