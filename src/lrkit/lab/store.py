@@ -45,6 +45,7 @@ from ..schedules.duration import _short
 __all__ = [
     "FINGERPRINT",
     "FORMAT",
+    "DatabaseFullError",
     "Experiment",
     "ReportText",
     "ResultStore",
@@ -55,13 +56,25 @@ __all__ = [
 ]
 
 FORMAT = "lrkit-lab"
-VERSION = "2"
+#: the format version this lrkit writes: "3" has report_texts' later columns (:data:`REPORT_TEXT_COLUMNS`),
+#: which an lrkit writing "2" fails to write into (it stores 3 values in the 6 columns); a "2" database
+#: is read as it is and becomes "3" when written (:func:`_upgrade`)
+VERSION = "3"
+#: the format versions this lrkit reads and writes
+VERSIONS = ("2", "3")
+#: the lrkit_meta key of the oldest format version that can write the database (:data:`NEEDS`): a later
+#: format that only adds what an older lrkit leaves alone keeps it, and that lrkit goes on using it
+NEEDS_KEY = "needs_version"
+NEEDS = "3"
 #: a running run whose owner has not updated its heartbeat for this many seconds is taken over
 STALE_SECONDS = 60.0
 #: the key of a run's stored config that holds the fingerprint of the task it was trained on
 #: (:func:`lrkit.tasks.base.task_fingerprint`); not part of the config its :func:`run_key` hashes, so the
 #: runs of a database from before it keep their keys (and have none)
 FINGERPRINT = "task_fingerprint"
+#: the longest path (in bytes, as the file system encodes it, symbolic links resolved) SQLite's unix VFS
+#: opens a database at: it keeps a path in 512 bytes, the database's and its "-journal" name's (8 more)
+MAX_PATH_BYTES = 504
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lrkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -250,13 +263,25 @@ def _signals() -> int:
 @contextmanager
 def _stopped(con: Any) -> Iterator[None]:
     """A statement of a :class:`_Connection` that Ctrl-C stopped ends in KeyboardInterrupt, not in
-    SQLite's "interrupted" (lrkit calls no ``interrupt()``: its progress handler alone stops one)."""
+    SQLite's "interrupted" (lrkit calls no ``interrupt()``: its progress handler alone stops one); one
+    that found the disk full ends in :class:`DatabaseFullError`, naming the database."""
     try:
         yield
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_INTERRUPT:
             raise KeyboardInterrupt from None
+        if code == sqlite3.SQLITE_FULL:
+            raise DatabaseFullError(
+                f"the disk holding the lab database {getattr(con, 'path', '?')!r} is full (SQLite: {exc}); "
+                "the runs stored in it are safe: free space and rerun (finished runs are skipped)"
+            ) from None
         raise
+
+
+class DatabaseFullError(OSError):
+    """A write to a lab database that found its disk (or quota) full: an OSError, as a full disk is for
+    any other file; the database keeps every run stored before."""
 
 
 class _Cursor(sqlite3.Cursor):
@@ -301,6 +326,8 @@ class _Connection(sqlite3.Connection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: the database as given to :func:`sqlite3.connect`, for messages
+        self.path = str(args[0] if args else kwargs.get("database", "?"))
         self.set_progress_handler(_signals, PROGRESS_STEPS)
         super().execute("PRAGMA trusted_schema = OFF")  # SQLite < 3.31 has none and ignores it
 
@@ -434,10 +461,10 @@ def connect_readonly(p: Path, timeout: float) -> sqlite3.Connection:
     return sqlite3.connect(readonly_uri(p), uri=True, timeout=timeout, factory=_Connection)
 
 
-def _read_meta(p: Path, flag: str) -> tuple[tuple[str] | None, tuple[str] | None, str | None]:
-    """``(format, version, None)`` rows of an SQLite file's lrkit_meta, read-only; ``(None, None, None)``
-    when it has no such table, ``(None, None, error)`` when SQLite cannot read it (a damaged or cut
-    file: "database disk image is malformed"). A lab writing the file at the same moment can make a
+def _read_meta(p: Path, flag: str) -> tuple[dict[str, Any] | None, str | None]:
+    """``(rows, None)``: an SQLite file's lrkit_meta as a dict, read-only; ``(None, None)`` when it has no
+    such table, ``(None, error)`` when SQLite cannot read it (a damaged or cut file: "database disk image
+    is malformed"). A lab writing the file at the same moment can make a
     read-only reader fail for an instant (WAL checkpoint): such errors are retried for a few seconds.
     A schema lrkit refuses to run (:func:`_unsafe_schema`) is a ValueError naming ``flag``, before any
     table is read."""
@@ -448,21 +475,46 @@ def _read_meta(p: Path, flag: str) -> tuple[tuple[str] | None, tuple[str] | None
                 unsafe = _unsafe_schema(con)
                 if unsafe is not None:
                     raise _refusal(f"{flag}: {str(p)!r}", unsafe)
-                row = con.execute("SELECT value FROM lrkit_meta WHERE key = 'format'").fetchone()
-                version = con.execute("SELECT value FROM lrkit_meta WHERE key = 'version'").fetchone()
-                return row, version, None
+                keys = ("format", "version", NEEDS_KEY)
+                rows = con.execute(
+                    "SELECT key, value FROM lrkit_meta WHERE key IN (?, ?, ?)", keys
+                ).fetchall()
+                return dict(rows), None
             finally:
                 con.close()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
-                return None, None, None
+                return None, None
             if attempt == 59:
-                return None, None, str(exc)
+                return None, str(exc)
         except sqlite3.DatabaseError as exc:
             if attempt >= 10:
-                return None, None, str(exc)
+                return None, str(exc)
         time.sleep(0.05)
-    return None, None, None
+    return None, None
+
+
+def _number(text: Any) -> int:
+    """A format version as a number (``"3"``: 3); -1 for anything else."""
+    return int(text) if isinstance(text, str) and re.fullmatch("[0-9]{1,9}", text) else -1
+
+
+def _version_refusal(meta: Mapping[str, Any]) -> str | None:
+    """Why this lrkit cannot use a database whose lrkit_meta is ``meta``, or None: its format version is
+    one of :data:`VERSIONS`, or a later one that says (:data:`NEEDS_KEY`) that an lrkit writing
+    :data:`VERSION` can write it."""
+    got, needs = meta.get("version"), meta.get(NEEDS_KEY)
+    ours = " and ".join(VERSIONS)
+    if got in VERSIONS or (_number(got) > int(VERSION) and 0 <= _number(needs) <= int(VERSION)):
+        return None
+    if _number(got) > int(VERSION):
+        need = needs if _number(needs) > int(VERSION) else got
+        return (
+            f"is an lrkit lab database of format version {got}, written by a newer lrkit (it needs format "
+            f"version {need} or later); this lrkit reads versions {ours}: upgrade lrkit or use another --db"
+        )
+    reads = f"this lrkit reads versions {ours}"
+    return f"is an lrkit lab database of format version {got}; {reads}: use another --db"
 
 
 def check_db_path(path: str | Path, flag: str = "--db", *, write: bool = False) -> Path:
@@ -475,6 +527,13 @@ def check_db_path(path: str | Path, flag: str = "--db", *, write: bool = False) 
 
     p = Path(path)
     _check_name(p, flag)  # a NUL byte, a name too long: named as --out names them
+    real = os.path.realpath(p)
+    if os.name == "posix" and len(os.fsencode(real)) > MAX_PATH_BYTES:
+        raise ValueError(
+            f"{flag}: SQLite cannot open a database whose path is longer than {MAX_PATH_BYTES} bytes (512 "
+            f"with the '-journal' it adds); this one is {len(os.fsencode(real))} ({real!r}): give a shorter "
+            f"{flag}"
+        )
     if _stat_kind(p, flag) == "dir":
         raise ValueError(f"{flag}: {str(p)!r} is a directory; expected a database file")
     for parent in p.parents:
@@ -497,30 +556,41 @@ def check_db_path(path: str | Path, flag: str = "--db", *, write: bool = False) 
             raise ValueError(f"{flag}: cannot read {str(p)!r}: {exc.strerror}") from None
         if head != b"SQLite format 3\x00":
             raise ValueError(f"{flag}: {str(p)!r} exists and is not an lrkit database; refusing to touch it")
-        row, version, unreadable = _read_meta(p, flag)
+        meta, unreadable = _read_meta(p, flag)
         if unreadable is not None:
             raise ValueError(
                 f"{flag}: {str(p)!r} is an SQLite database that SQLite cannot read ({unreadable}): damaged "
                 "or cut short; refusing to touch it (a copy made before the damage may still read)"
             )
-        if row is None or row[0] != FORMAT:
+        if meta is None or meta.get("format") != FORMAT:
             raise ValueError(
                 f"{flag}: {str(p)!r} is an SQLite database but not an lrkit lab database; "
                 "refusing to touch it"
             )
-        if version is None or version[0] != VERSION:
-            got = None if version is None else version[0]
-            raise ValueError(
-                f"{flag}: {str(p)!r} is an lrkit lab database of format version {got}, this lrkit writes "
-                f"version {VERSION}; use another --db"
-            )
+        refusal = _version_refusal(meta)
+        if refusal is not None:
+            raise ValueError(f"{flag}: {str(p)!r} {refusal}")
     return p
 
 
 def _mark(con: sqlite3.Connection) -> None:
-    """lrkit's mark in a database with the schema: its format and version (kept when already there)."""
+    """lrkit's mark in a database with the schema: its format, version and the oldest version that can
+    write it (each kept when already there: a later format's stays)."""
     con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('format', ?)", (FORMAT,))
     con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES ('version', ?)", (VERSION,))
+    con.execute("INSERT OR IGNORE INTO lrkit_meta VALUES (?, ?)", (NEEDS_KEY, NEEDS))
+
+
+def _upgrade(con: sqlite3.Connection) -> None:
+    """A database about to be written gets the whole schema of :data:`VERSION`: report_texts gains its
+    later columns, and a "2" database is stamped :data:`VERSION`, so that an lrkit writing "2" refuses it
+    up front (its check) instead of failing after its training, when it stores a report text. Whenever
+    the schema grows, VERSION grows with it."""
+    have = {row[1] for row in con.execute("PRAGMA table_info(report_texts)")}
+    for column in REPORT_TEXT_COLUMNS:  # a database from before them gains them
+        if column not in have:
+            con.execute(f"ALTER TABLE report_texts ADD COLUMN {column} TEXT")
+    con.execute("UPDATE lrkit_meta SET value = ? WHERE key = 'version' AND value = '2'", (VERSION,))
 
 
 def _tmp_name(p: Path) -> str:
@@ -654,6 +724,7 @@ class ResultStore:
                 self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.executescript(SCHEMA)  # CREATE TABLE IF NOT EXISTS: idempotent
             with self._write():
+                _upgrade(self.db)
                 _mark(self.db)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc):  # another lab held it for a minute: not the path's fault
@@ -687,10 +758,12 @@ class ResultStore:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite has ended it itself after some errors (a full disk)
+                with contextlib.suppress(sqlite3.Error):  # the error that stopped it is the one to say
+                    self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def close(self) -> None:
         """Close; the last writer to close leaves the file out of WAL mode, one file with nothing beside
@@ -826,11 +899,7 @@ class ResultStore:
         stopped, which seeds are held out) and its language, kept so that ``lrkit report`` re-makes the
         same report; the phrases (:class:`ReportText`) of a title or note lrkit composed let it say them
         in another language."""
-        with self._write() as db:
-            have = {row[1] for row in db.execute("PRAGMA table_info(report_texts)")}
-            for column in REPORT_TEXT_COLUMNS:  # a database from before them gains them
-                if column not in have:
-                    db.execute(f"ALTER TABLE report_texts ADD COLUMN {column} TEXT")
+        with self._write() as db:  # its columns are there: a writer's database is upgraded (_upgrade)
             db.execute(
                 "INSERT OR REPLACE INTO report_texts (experiment_id, title, note, lang, title_phrases, "
                 "note_phrases) VALUES (?, ?, ?, ?, ?, ?)",
