@@ -58,6 +58,7 @@ __all__ = [
     "LabResult",
     "Strategy",
     "check_task_unchanged",
+    "main_unimportable",
     "optimizer_of",
     "optimizer_settings",
     "run_config",
@@ -817,16 +818,25 @@ def run_lab(
     owner = owner_token()
     by_name = t.name in _builtin() or ":" in t.name  # a worker process can rebuild it from its name
     use_processes = workers > 1 and db.path != ":memory:" and by_name
+    context = _spawn() if use_processes else None
+    # a forked worker has this process's __main__; a forkserver's or spawned one imports it from its file
+    main_why = (
+        main_unimportable(t.name) if context is not None and context.get_start_method() != "fork" else None
+    )
+    if main_why is not None:
+        use_processes, context = False, None
     if workers > 1 and not use_processes:
-        why = (
-            "the results go to ':memory:', one connection of this process"
-            if db.path == ":memory:"
-            else f"task {t.name!r} was given as an object, which a worker process cannot rebuild"
-        )
+        fix = "Give the task by name (built-in or 'module:function') and a database file to run in processes"
+        if db.path == ":memory:":
+            why = "the results go to ':memory:', one connection of this process"
+        elif main_why is not None:
+            why, fix = main_why, f"Put {t.name.partition(':')[2]!r} in a module file (task 'module:function')"
+            fix += " or run your script from a file to run in processes"
+        else:
+            why = f"task {t.name!r} was given as an object, which a worker process cannot rebuild"
         warnings.warn(
             f"workers={workers}: runs one at a time in this process, as {why}; torch's random state is "
-            "one per process, so runs in threads would not be reproducible. Give the task by name (built-in "
-            "or 'module:function') and a database file to run in processes",
+            f"one per process, so runs in threads would not be reproducible. {fix}",
             UserWarning,
             stacklevel=2,
         )
@@ -835,7 +845,6 @@ def run_lab(
     # One worker is a thread of this process, which starts at once; the others are processes (one torch
     # thread each), which take a moment to start: the lab is under way before they are.
     local: Executor = ThreadPoolExecutor(1)
-    context = _spawn() if use_processes else None
     pool: Executor | None = (
         ProcessPoolExecutor(
             workers - 1, initializer=_worker_init, initargs=(os.getpid(),), mp_context=context
@@ -872,7 +881,7 @@ def run_lab(
                     # the pool's runs are released, so a rerun (even in this process) runs them at once
                     for k in [key] + [k for g, (_, _, k) in running.items() if g not in local_futures]:
                         db.release(k, owner)
-                    raise _worker_died(db.path) from exc
+                    raise _worker_died(db.path, pool) from exc
                 if rec is not None:
                     rec.label = label
                     emit("run", {"record": rec})
@@ -904,7 +913,7 @@ def run_lab(
                             fut = pool.submit(_run_job, job)
                         except BrokenProcessPool as exc:  # a worker died before its future said so
                             db.release(key, owner)
-                            raise _worker_died(db.path) from exc
+                            raise _worker_died(db.path, pool) from exc
                     running[fut] = (label, seed, key)
             pending = still
             if not pending and not running:
@@ -990,11 +999,56 @@ class _CtrlC:
             self.installed = False
 
 
-def _worker_died(path: str) -> ChildProcessError:
-    """The error that ends a lab whose worker process was killed (the OOM killer, kill -9)."""
+def main_unimportable(task: str) -> str | None:
+    """Why a worker process that imports ``__main__`` afresh (spawned, or forked by a forkserver) cannot
+    rebuild task ``task`` (``"__main__:make"``): this process's ``__main__`` has no file to import
+    (``python -c``, a script read from stdin, a notebook); None where it can, or the task is not in
+    ``__main__``. A worker started by ``python -m pkg.mod`` imports ``pkg.mod`` by its name."""
+    import sys
+
+    if not isinstance(task, str) or task.partition(":")[0] != "__main__":
+        return None
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None):  # python -m: imported by name
+        return None
+    path = getattr(main, "__file__", None)
+    if isinstance(path, str) and os.path.isfile(path):
+        return None
+    where = "no file" if path is None else f"no file ({path!r})"
+    return (
+        f"task {task!r} is defined in __main__, which has {where} that a worker process could import "
+        "(python -c, a script read from stdin, a notebook)"
+    )
+
+
+def _worker_died(path: str, pool: Executor | None = None) -> ChildProcessError:
+    """The error that ends a lab whose worker process died: one that exited with an error code (it could
+    not start, e.g. its ``__main__`` failed to import) points at its own error, printed above; one killed
+    by a signal (the OOM killer, kill -9) says so."""
+    processes = list(dict(getattr(pool, "_processes", None) or {}).values())
+    deadline = time.monotonic() + 2.0
+    for p in processes:  # a dead worker's pipe closes a moment before its exit code can be read
+        p.join(max(0.0, deadline - time.monotonic()))
+    # SIGTERM: a worker the broken pool stopped itself
+    codes = [p.exitcode for p in processes if p.exitcode not in (None, 0, -signal.SIGTERM)]
+    kept = f"the finished runs are kept in {path}: run the same command again to run the rest"
+    if any(code > 0 for code in codes):
+        code = next(code for code in codes if code > 0)
+        return ChildProcessError(
+            f"a lab worker process exited with code {code} (its own error, printed above on stderr, says "
+            f"why; not a kill or a lack of memory); {kept} once it is fixed"
+        )
+    if codes:
+        try:
+            name = signal.Signals(-codes[0]).name
+        except ValueError:
+            name = f"signal {-codes[0]}"
+        return ChildProcessError(
+            f"a lab worker process died (killed by {name}: from outside, or out of memory: try fewer "
+            f"--workers); {kept}"
+        )
     return ChildProcessError(
-        "a lab worker process died (killed from outside, or out of memory: try fewer --workers); the "
-        f"finished runs are kept in {path}: run the same command again to run the rest"
+        "a lab worker process died (killed from outside, or out of memory: try fewer --workers); " + kept
     )
 
 

@@ -575,7 +575,7 @@ def tune(
     """
     import optuna
 
-    from ..lab.runner import Strategy, run_strategy
+    from ..lab.runner import Strategy, main_unimportable, run_strategy
     from ..lab.store import owner_token
     from ..tasks import get_task
     from ..tasks.optimizers import check_optimizer, check_params
@@ -611,6 +611,16 @@ def tune(
     t = get_task(task)
     if workers > 1 and not (":" in t.name or t.name in _builtin()):
         raise ValueError(f"workers > 1 needs the task by name (built-in or module:function), got {t.name!r}")
+    # a worker process is spawned: it imports __main__ from its file, which python -c or stdin has not
+    main_why = main_unimportable(t.name) if workers > 1 else None
+    if main_why is not None:
+        warnings.warn(
+            f"workers={workers}: tunes in this process alone, as {main_why}. Put "
+            f"{t.name.partition(':')[2]!r} in a module file (task 'module:function') or run your script "
+            "from a file to tune in processes",
+            UserWarning,
+            stacklevel=2,
+        )
     parts = t.build(train_seed)  # a broken factory fails before any storage is touched
     if optimizer is None:  # the task's own optimizer may set its own step size, as --optimizer may not
         from ..cli import refuse_lr_free
@@ -759,7 +769,7 @@ def tune(
             )
         children: list[Any] = []
         spent = deadline is not None and _clock() >= deadline  # e.g. by the finder: no process to start
-        if workers > 1 and done < trials and not spent:  # nor does a finished study
+        if workers > 1 and main_why is None and done < trials and not spent:  # nor does a finished study
             ctx = multiprocessing.get_context("spawn")
             for i in range(1, workers):
                 j = _worker_index(worker, workers, i)
