@@ -49,7 +49,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from .._checks import check_int, finite_real
+from .._checks import as_measured, check_int, finite_real
 from .._text import plural
 from .._warnings import PastTheRunWarning  # re-exported: lrkit.torch.PastTheRunWarning
 from ..control.guard import WRAPPED
@@ -418,6 +418,7 @@ class _Base(LRScheduler):
         interval: str = "step",
         plateau: Plateau | None = None,
         hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
+        sync: bool | torch.distributed.ProcessGroup = True,
     ) -> None:
         # LRScheduler.__init__ is not called: it needs `initial_lr` on resume and takes a step.
         if not isinstance(optimizer, Optimizer):
@@ -475,6 +476,17 @@ class _Base(LRScheduler):
             )
         if plateau is not None and isinstance(plateau.min_lr, tuple) and len(plateau.min_lr) != n:
             raise ValueError(f"plateau: min_lr holds {len(plateau.min_lr)} values for {n} parameter groups")
+        if not isinstance(sync, bool) and not (
+            torch.distributed.is_available() and isinstance(sync, torch.distributed.ProcessGroup)
+        ):
+            raise TypeError(
+                "sync must be True (report the mean metric over the ranks under torch.distributed), False "
+                "(each rank's plateau sees its own metric) or a torch.distributed.ProcessGroup, got "
+                f"{type(sync).__name__} {_short(sync)}"
+            )
+        #: under an initialized process group of more than one rank, :meth:`report` gives the plateau
+        #: the mean of the ranks' metrics (True: the default group; or the ``ProcessGroup``); False: its own
+        self.sync = sync
 
         raw, shared = _per_group(schedule, n, "schedule")
         if not relative:
@@ -666,6 +678,11 @@ class _Base(LRScheduler):
         A cut multiplies each group's entry of :attr:`plateau_cuts` by the plateau's ``factor``, except,
         as in torch's ``ReduceLROnPlateau``, for a group whose LR would move by ``eps`` or less (e.g. one
         already at ``min_lr``). The LR is then ``max(b * cuts * multiplier, min(b, min_lr))``.
+
+        Under an initialized ``torch.distributed`` process group of more than one rank (``sync=True``,
+        the default), the plateau sees the mean of the ranks' metrics (one all-reduce, in float64; a NaN
+        on any rank makes it NaN), so every rank cuts alike and the replicas stay one model: every rank
+        must report, as often as the others. ``sync=False``: each rank's plateau sees its own metric.
         """
         p = self.plateau
         if p is None:
@@ -673,6 +690,7 @@ class _Base(LRScheduler):
                 "report: this scheduler has no plateau; pass plateau=Plateau(...) to lrkit.torch.scheduler"
             )
         _check_plateau_owner(p, self)
+        metric = _mean_over_ranks(metric, getattr(self, "sync", True))
         if not p.offer(metric, self._current_step(), self._warmup_end()):
             return False
         current = self.values([self._current_step()])[0]
@@ -1900,6 +1918,41 @@ class GraphScheduler(_Base):
         return [lr.clone() for lr in self._lrs()]
 
 
+def _mean_over_ranks(metric: SupportsFloat, sync: object) -> SupportsFloat:
+    """``report``'s ``metric``, or under an initialized process group of more than one rank (``sync``
+    True: the default group; a ``ProcessGroup``: that one; False: none) the mean of the ranks' metrics,
+    as a float: one all-reduce (a sum, in float64) of the metric and a flag for a metric that is not a
+    number, so that a bad one on one rank stops every rank (none is left waiting in a collective)."""
+    if sync is False or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return metric
+    import torch.distributed as dist
+
+    from ..control.guard import _collective_device
+
+    group = sync if isinstance(sync, dist.ProcessGroup) else dist.group.WORLD
+    world = dist.get_world_size(group)
+    if world <= 1:
+        return metric
+    detach = getattr(metric, "detach", None)
+    value = as_measured(detach() if callable(detach) else metric)  # Plateau.step's rule
+    device = _collective_device(group, getattr(metric, "device", None))
+    status = torch.tensor([0.0 if value is None else value, float(value is None)], dtype=torch.float64)
+    status = status.to(device)
+    dist.all_reduce(status, op=dist.ReduceOp.SUM, group=group)
+    total, bad = status.tolist()
+    if value is None:
+        raise TypeError(
+            f"report: metric must be a number or a one-element array or tensor, got "
+            f"{type(metric).__name__} {_short(metric)} (every rank stops here)"
+        )
+    if bad:
+        raise RuntimeError(
+            f"report: {plural(int(bad), 'other rank')} got a metric that is not a number or a one-element "
+            "tensor (see its TypeError); every rank stops here rather than wait for it in a collective"
+        )
+    return float(total) / world
+
+
 def _refuse_nesting(k: object) -> None:
     """``last_epoch = -1``: what torch's ``SequentialLR`` does to the schedulers it is given (its undo of
     their first step). An lrkit scheduler writes each group's LR of its own step count, so inside
@@ -1943,6 +1996,7 @@ def scheduler(
     follow_optimizer: bool | None = None,
     in_graph: bool = False,
     fuse: bool | None = None,
+    sync: bool | torch.distributed.ProcessGroup = True,
 ) -> Scheduler | GraphScheduler:
     """Drive ``optimizer`` with ``schedule``; returns a torch ``LRScheduler``.
 
@@ -1964,6 +2018,10 @@ def scheduler(
             skipped does not count (default True; with ``in_graph``, default False: every call advances).
         in_graph: compute the LR on the device from a counter tensor (:class:`GraphScheduler`).
         fuse: with ``in_graph``, compile the update into one kernel (default: on CUDA).
+        sync: under an initialized ``torch.distributed`` process group of more than one rank, the
+            plateau sees the mean of the ranks' metrics (True: the default group, or the
+            ``ProcessGroup`` given), so that every rank cuts alike; every rank must report. False: each
+            rank's plateau sees its own metric (ranks that train separate models).
 
     >>> import torch, lrkit
     >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
@@ -1983,6 +2041,7 @@ def scheduler(
         interval=interval,
         plateau=plateau,
         hparams=hparams,
+        sync=sync,
     )
     if not isinstance(in_graph, bool):
         raise TypeError(f"in_graph must be True or False, got {in_graph!r}")
