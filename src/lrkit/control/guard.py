@@ -516,6 +516,12 @@ class DivergenceGuard:
                 "ranks: each rank holds a shard of one optimizer, and a rank that rolled back alone would "
                 "break the model; leave sync=True (every rank rolls back together)"
             )
+        if sync is False and any(_local(p) is not p for p in model.parameters()):
+            raise ValueError(
+                "DivergenceGuard: sync=False with a model whose parameters are DTensors (FSDP2's "
+                "fully_shard, tensor parallelism): each rank holds a shard of one model, and a rank that "
+                "rolled back alone would break it; leave sync=True (every rank rolls back together)"
+            )
         self.snapshot_device = None if snapshot_device is None else _device(snapshot_device)
         self.model = model
         self.optimizer = optimizer
@@ -845,11 +851,14 @@ class DivergenceGuard:
         return not self._snapshots or self._since_snapshot + 1 >= self.snapshot_every
 
     def _finite_flags(self) -> list[torch.Tensor]:
-        """One flag per device: whether its floating-point parameters and buffers are all finite."""
+        """One flag per device: whether its floating-point parameters and buffers are all finite. Of a
+        ``DTensor`` (FSDP2's ``fully_shard``, tensor parallelism), this rank's shard: the all-reduce of
+        :meth:`_reduce` combines the ranks' flags."""
         import torch
 
         flags: dict[Any, list[torch.Tensor]] = {}
         for t in self.model.state_dict().values():
+            t = _local(t)
             if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()):
                 flags.setdefault(t.device, []).append(torch.isfinite(t).all())
         return [torch.stack(fs).all() for fs in flags.values()]
@@ -1278,6 +1287,13 @@ def _numbers(values: list[float], device: torch.device) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.float64)
     zero = torch.zeros((), dtype=torch.float64, device=device)
     return torch.stack([zero + v for v in values])
+
+
+def _local(t: Any) -> Any:
+    """This rank's shard of a ``torch.distributed.tensor.DTensor``; anything else as it is."""
+    dtensor = sys.modules.get("torch.distributed.tensor")  # imported wherever a DTensor exists
+    cls = getattr(dtensor, "DTensor", None)
+    return t.to_local() if cls is not None and isinstance(t, cls) else t
 
 
 def _copy(v: Any, device: torch.device | None) -> Any:
