@@ -67,6 +67,7 @@ import numpy as np
 
 from .._checks import as_integer, as_real, finite_real
 from .._paths import MARK, _stat_kind, check_replaceable, save_figure, write_output
+from .._terminal import printable
 from ..plot import HANGUL_FONTS
 from ..plot import hangul_font as _hangul_font
 from ..tasks.base import diverge_threshold
@@ -735,18 +736,20 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&$~#])")
 
 def escape_markdown(text: str) -> str:
     """``text`` safe in a Markdown table cell: Markdown/HTML punctuation (``|``, ``<``, ``*``, ``$``, ...)
-    backslash-escaped, line breaks turned into spaces."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+    backslash-escaped, line breaks turned into spaces, control characters written as ``repr`` writes them
+    (``\\x1b``: a label from a database someone sent cannot drive a terminal that shows lab.md)."""
+    return _MD_SPECIAL.sub(r"\\\1", printable(" ".join(str(text).splitlines())))
 
 
 def plain_markdown(text: str) -> str:
     """lab.md's text for a terminal: without lrkit's mark, and every :func:`escape_markdown` undone
     (``schedulefree_adamw``, ``[0.95, 0.97]``, ``a >> b``), exactly, since each backslash it wrote escapes
-    the character after it."""
+    the character after it. Control characters other than line breaks are shown escaped (``\\x1b``),
+    so that what is printed cannot drive the terminal."""
     lines = text.splitlines(keepends=True)
     if lines and lines[0].strip() == MD_MARK:
         lines = lines[1:]
-    return re.sub(r"\\(.)", r"\1", "".join(lines))
+    return printable(re.sub(r"\\(.)", r"\1", "".join(lines)), lines=True)
 
 
 def escape_mathtext(text: str) -> str:
@@ -1247,6 +1250,16 @@ def _rerun_cells(run: RunRecord) -> list[str]:
     ]
 
 
+#: a text cell a spreadsheet would read as a formula (OWASP's "CSV injection"): = + - @, a tab or a CR first
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(text: str) -> str:
+    """A text cell of a CSV (a run's label, spec or optimizer): one a spreadsheet would run as a formula
+    (``=HYPERLINK(...)``) gets a leading ``'``, as OWASP advises, which spreadsheets show as text."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
     """``runs.csv`` (one row per run, columns :data:`RUNS_COLUMNS`) and ``epochs.csv`` (one row per run
     per epoch, :data:`EPOCHS_COLUMNS`; ``seconds`` is wall time since the run started; ``status`` is the
@@ -1254,7 +1267,8 @@ def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
     (:func:`~lrkit.lab.runner.run_strategy`): its ``task``, ``epochs``, ``diverge_factor`` and all of
     its ``optimizer_params`` (JSON, the task's own included) from the run's stored config, and what it
     ran with (:func:`env_of`: ``torch_threads`` and the versions). Missing values (a diverged run's final
-    metric, a NaN, what a run from an earlier lrkit did not keep) are empty cells."""
+    metric, a NaN, what a run from an earlier lrkit did not keep) are empty cells. A label that a
+    spreadsheet would read as a formula (``=...``, ``+``, ``-``, ``@``) is written after a ``'``."""
     result = _check_result(result)
     out = _out_dir(out_dir)
     runs_buf, epochs_buf = io.StringIO(), io.StringIO()
@@ -1264,9 +1278,9 @@ def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
     for r in result.runs:
         rw.writerow(
             [
-                r.label,
-                r.spec,
-                r.optimizer,
+                _text_cell(r.label),
+                _text_cell(r.spec),
+                _text_cell(r.optimizer),
                 r.seed,
                 fate(r),
                 _cell(final(r)),
@@ -1282,7 +1296,7 @@ def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
         for i in range(n):
             ew.writerow(
                 [
-                    r.label,
+                    _text_cell(r.label),
                     r.seed,
                     r.key,
                     i + 1,
