@@ -47,15 +47,15 @@ import dataclasses
 import math
 import os
 import re
-import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._text import did_you_mean
 from .._yaml import DuplicateKey, describe_error, loader
-from ..spec import from_dict, load, not_a_file
-from ..tasks.optimizers import parse_optimizer
+from ..schedules.duration import _short as short
+from ..spec import MAX_NODES, from_dict, load, not_a_file
+from ..tasks.optimizers import OPTIMIZERS, parse_optimizer
 from .runner import Strategy, check_labels
 
 __all__ = ["Experiment", "load_experiment", "parse_experiment"]
@@ -132,8 +132,9 @@ def _read(path: Path) -> dict[str, Any]:
             raise ValueError(f"experiment: {str(path)!r} is nested too deeply") from None
         except DuplicateKey as dup:
             raise ValueError(
-                f"experiment: {_where(path, dup.line, dup.column)}: the key {dup.key!r} is written twice "
-                f"in one mapping (first on line {dup.first}); give each key once (YAML keeps only the last)"
+                f"experiment: {_where(path, dup.line, dup.column)}: the key {short(dup.key)} is written "
+                f"twice in one mapping (first on line {dup.first}); give each key once (YAML keeps only the "
+                "last)"
             ) from None
     elif suffix == ".toml":
         import tomllib
@@ -148,14 +149,41 @@ def _read(path: Path) -> dict[str, Any]:
         raise ValueError(f"experiment: expected a .yaml, .yml or .toml file, got {str(path)!r}")
     if not isinstance(data, dict):
         raise ValueError(f"experiment: {str(path)!r} must hold a mapping of keys, got {type(data).__name__}")
+    _count_values(data, path)
     return data
+
+
+def _count_values(data: Any, path: Path) -> None:
+    """Refuse a file that holds more than :data:`~lrkit.spec.MAX_NODES` values, a YAML alias counted each
+    time it is used, as :func:`lrkit.spec.from_yaml` does: a few hundred bytes of nested aliases hold
+    billions (and one alias of its own list holds itself for ever)."""
+    left, stack = MAX_NODES, [data]
+    while stack:
+        value = stack.pop()
+        left -= 1
+        if left < 0:
+            raise ValueError(
+                f"experiment: {str(path)!r} holds more than {MAX_NODES:,} values (a YAML alias counts each "
+                "time it is used); an experiment needs far fewer: write them out, without nested aliases"
+            )
+        if isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _plain(value: Any) -> str:
+    """``value`` as YAML writes it (``cosine``, ``0.1``), a long or nested one cut short (:func:`short`)."""
+    text = short(value)
+    return value if isinstance(value, str) and text == repr(value) else text
 
 
 def _int(value: Any, key: str, low: int) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < low or value > 10**9:
-        raise ValueError(f"experiment: {key} must be an integer >= {low}, got {value!r}")
+        raise ValueError(f"experiment: {key} must be an integer >= {low}, got {short(value)}")
     return value
 
 
@@ -164,9 +192,9 @@ def _float(value: Any, key: str) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise ValueError(f"experiment: {key} must be a number, got {value!r}") from None
+            raise ValueError(f"experiment: {key} must be a number, got {short(value)}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"experiment: {key} must be a finite number, got {value!r}")
+        raise ValueError(f"experiment: {key} must be a finite number, got {short(value)}")
     return float(value)
 
 
@@ -178,7 +206,7 @@ def _written(value: Any) -> str:
 def _str(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
         quote = f"; quote it ('{_written(value)}')" if isinstance(value, (bool, int, float)) else ""
-        raise ValueError(f"experiment: {key} must be a non-empty string, got {value!r}{quote}")
+        raise ValueError(f"experiment: {key} must be a non-empty string, got {short(value)}{quote}")
     return value.strip()
 
 
@@ -193,8 +221,8 @@ def _optimizer_params(params: Any, where: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in _YAML11_BOOLS:
             fix = "true" if _YAML11_BOOLS[value.strip().lower()] else "false"
             raise ValueError(
-                f"experiment: {where}.optimizer_params.{name}: {value!r} is text here (only true and false "
-                f"are booleans, as in YAML 1.2 and TOML); write {fix}"
+                f"experiment: {where}.optimizer_params.{name}: {short(value)} is text here (only true and "
+                f"false are booleans, as in YAML 1.2 and TOML); write {fix}"
             )
     return params
 
@@ -205,7 +233,7 @@ def _hint(key: str, item: dict[Any, Any]) -> str:
         return " (did you mean 'label'?)"
     if key in ("name", "type"):  # a schedule written into the entry, {name: cosine, lr: 0.1}
         rest = {str(k): v for k, v in item.items() if k not in (*STRATEGY_KEYS, "name", "type")}
-        written = ", ".join(f"{k}: {v}" for k, v in {"type": item[key], **rest}.items())
+        written = ", ".join(f"{k}: {_plain(v)}" for k, v in {"type": item[key], **rest}.items())
         return f"; a schedule goes under the key spec, as a string or as spec: {{{written}}}"
     return did_you_mean(key, STRATEGY_KEYS)
 
@@ -214,6 +242,11 @@ def _optimizer(value: Any, where: str) -> tuple[Any, dict[str, Any]]:
     """An ``optimizer`` value: a name, or a name with hyper-parameters as the command line writes it
     (``adamw(weight_decay=0.1)``: :func:`~lrkit.tasks.optimizers.parse_optimizer`), as (name, params);
     anything else as it is, with no params (the strategy's check names it)."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError(
+            f"experiment: {where} must be an optimizer name (one of {', '.join(OPTIMIZERS)}), got "
+            f"{type(value).__name__} {short(value)}"
+        )
     if not (isinstance(value, str) and "(" in value):
         return value, {}
     try:
@@ -239,19 +272,19 @@ def _strategy(
             return parsed
         if parsed.label != item.strip() and parsed.label != key:  # 'LABEL=SPEC' under another key
             raise ValueError(
-                f"experiment: {where}: the label {parsed.label!r} in {item!r} differs from its key {key!r}; "
-                "give one label (the key)"
+                f"experiment: {where}: the label {short(parsed.label)} in {short(item)} differs from its key "
+                f"{short(key)}; give one label (the key)"
             )
         return dataclasses.replace(parsed, label=key)
     if not isinstance(item, dict):
         raise ValueError(
             f"experiment: {where} must be a string or a mapping (a spec string, or spec with optionally "
-            f"label, optimizer, optimizer_params), got {type(item).__name__} {reprlib.repr(item)}"
+            f"label, optimizer, optimizer_params), got {type(item).__name__} {short(item)}"
         )
     unknown = [str(k) for k in item if k not in STRATEGY_KEYS]
     if unknown:
         raise ValueError(
-            f"experiment: {where}: unknown key {unknown[0]!r}; expected {', '.join(STRATEGY_KEYS)}"
+            f"experiment: {where}: unknown key {short(unknown[0])}; expected {', '.join(STRATEGY_KEYS)}"
             f"{_hint(unknown[0], item)}"
         )
     if "spec" not in item:
@@ -266,7 +299,7 @@ def _strategy(
         elif isinstance(spec, str):
             schedule = load(spec)
         else:
-            raise ValueError(f"must be a spec string or mapping, got {type(spec).__name__} {spec!r}")
+            raise ValueError(f"must be a spec string or mapping, got {type(spec).__name__} {short(spec)}")
     except (ValueError, TypeError) as exc:
         raise ValueError(f"experiment: {where}.spec: {exc}") from None
     if key is None:
@@ -276,7 +309,7 @@ def _strategy(
         label = key
         if "label" in item and _str(item["label"], f"{where}.label") != key:
             raise ValueError(
-                f"experiment: {where}.label {item['label']!r} differs from its key {key!r}; "
+                f"experiment: {where}.label {short(item['label'])} differs from its key {short(key)}; "
                 "give one label (the key), or leave label out"
             )
     optimizer, base = _optimizer(item["optimizer"], f"{where}.optimizer") if "optimizer" in item else default
@@ -285,8 +318,8 @@ def _strategy(
         twice = [k for k in params if k in base] if "optimizer" in item else []
         if twice:
             raise ValueError(
-                f"experiment: {where}: {twice[0]!r} is set both in optimizer {item['optimizer']!r} and in "
-                "optimizer_params; give it once"
+                f"experiment: {where}: {short(twice[0])} is set both in optimizer {short(item['optimizer'])} "
+                "and in optimizer_params; give it once"
             )
         params = {**base, **params}
     try:
@@ -312,13 +345,13 @@ def _strategies(value: Any, default_optimizer: tuple[str | None, dict[str, Any]]
     for key, item in value.items():
         if not isinstance(key, str):  # YAML reads 1:, 0.1: or true: as a number or a bool
             raise ValueError(
-                f"experiment: strategies: the label {key!r} ({type(key).__name__}) must be a string; "
+                f"experiment: strategies: the label {short(key)} ({type(key).__name__}) must be a string; "
                 f"quote it ('{_written(key)}': ...)"
             )
         if not key.strip():
-            raise ValueError(f"experiment: strategies: a label is empty ({key!r}); expected a name")
+            raise ValueError(f"experiment: strategies: a label is empty ({short(key)}); expected a name")
         label = key.strip()
-        where = f"strategies.{label}" if _PLAIN_KEY.fullmatch(label) else f"strategies[{label!r}]"
+        where = f"strategies.{label}" if _PLAIN_KEY.fullmatch(label) else f"strategies[{short(label)}]"
         out.append(_strategy(item, where, None, default_optimizer, key=label))
     return out
 
@@ -331,7 +364,7 @@ def parse_experiment(
     unknown = [k for k in data if k not in TOP_KEYS]
     if unknown:
         raise ValueError(
-            f"experiment: unknown key {unknown[0]!r}; expected one of {', '.join(TOP_KEYS)}"
+            f"experiment: unknown key {short(unknown[0])}; expected one of {', '.join(TOP_KEYS)}"
             f"{did_you_mean(str(unknown[0]), TOP_KEYS)}"
         )
     if "task" not in data:
@@ -343,7 +376,7 @@ def parse_experiment(
     if not isinstance(data["strategies"], (list, dict)):
         raise ValueError(
             "experiment: strategies must be a list of specs or mappings, or a mapping of label: spec, "
-            f"got {type(data['strategies']).__name__} {data['strategies']!r}"
+            f"got {type(data['strategies']).__name__} {short(data['strategies'])}"
         )
     if not data["strategies"]:
         raise ValueError("experiment: strategies is empty; expected at least one spec or mapping")
@@ -354,7 +387,7 @@ def parse_experiment(
     check_labels(strategies, "experiment", "label: ...")
     diverge_factor = _float(data.get("diverge_factor", 10.0), "diverge_factor")
     if not diverge_factor > 1:
-        raise ValueError(f"experiment: diverge_factor must be a number > 1, got {diverge_factor!r}")
+        raise ValueError(f"experiment: diverge_factor must be a number > 1, got {short(diverge_factor)}")
     seeds_value = data.get("seeds", 1)
     both = "a count (seeds: 3 runs seeds 0, 1, 2) or a list of seeds (seeds: [0, 7, 42])"
     if isinstance(seeds_value, list):
@@ -368,7 +401,7 @@ def parse_experiment(
             seeds = list(range(_int(seeds_value, "seeds", 1)))
         except ValueError:
             raise ValueError(
-                f"experiment: seeds must be an integer >= 1 or a list; give {both}, got {seeds_value!r}"
+                f"experiment: seeds must be an integer >= 1 or a list; give {both}, got {short(seeds_value)}"
             ) from None
 
     def path(key: str) -> Path | None:

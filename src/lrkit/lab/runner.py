@@ -46,6 +46,7 @@ from ..schedules.base import (
     peak_until,
     run_fit_messages,
 )
+from ..schedules.duration import _short as short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
@@ -176,7 +177,7 @@ class Strategy:
 
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip():
-            raise ValueError(f"strategy: label must be a non-empty string, got {self.label!r}")
+            raise ValueError(f"strategy: label must be a non-empty string, got {short(self.label)}")
         if self.optimizer is not None:
             check_optimizer_name(self.optimizer, f"strategy {self.label!r}: optimizer")
         object.__setattr__(
