@@ -407,6 +407,17 @@ def _rank() -> int:
     return torch.distributed.get_rank() if _ddp()[0] else 0
 
 
+#: under DDP, rank ``k`` seeds torch (and a loader's generator, unless its sampler shards by
+#: ``set_epoch``) with ``seed + r + k * RANK_SEED_STRIDE`` (modulo 2**64): rank 0 as a single process does.
+#: Odd and below 2**32 (2**32 * golden ratio): torch's CPU generator keeps only a seed's low 32 bits
+RANK_SEED_STRIDE = 0x9E3779B9
+
+
+def _shifted(seed: int, shift: int) -> int:
+    """``seed + shift`` within torch's seeds (below 2**64); ``seed`` itself when ``shift`` is 0."""
+    return seed if not shift else (seed + shift) % 2**64
+
+
 def _mean_over_ranks(value: float, dev: torch.device, world: int, flag: bool = False) -> tuple[float, int]:
     """``value`` averaged over the ``world`` processes, and how many of them raised ``flag`` (every one
     gets the same two numbers, from one all-reduce)."""
@@ -773,9 +784,11 @@ def find_lr(
     runs under ``torch.autocast``; with ``grad_scaler`` (a ``torch.amp.GradScaler``) the backward pass
     is scaled and a skipped step is retried (at most ``max_skipped`` times in a row, then the rung's
     loss counts as inf and the test ends). Each repeat ``r`` seeds torch (and the loader's generator) with
-    ``seed + r``, so repeats see different batch orders (when the loader shuffles: one that gives its
-    batches in the same order every pass makes them alike, which a ``UserWarning`` and the result's
-    :attr:`~FinderResult.notes` say) and dropout; see :class:`FinderResult` for the
+    ``seed + r`` (under DDP, rank ``k`` with ``seed + r + k * 2654435769``: each rank draws its own
+    batches and dropout; a ``DistributedSampler``'s ``set_epoch(seed + r)``, and its loader's generator,
+    are common to every rank), so repeats see different batch orders (when the loader shuffles: one
+    that gives its batches in the same order every pass makes them alike, which a ``UserWarning`` and
+    the result's :attr:`~FinderResult.notes` say) and dropout; see :class:`FinderResult` for the
     median suggestion, the interval and the trust verdict. ``repeats=3`` (the default; ``lrkit find``
     and ``lrkit.auto``'s separate test use it too) is what the trust verdict was calibrated at
     (``bench/results/finder_report.txt``). ``repeats=1`` costs a third, but gives no interval and
@@ -922,10 +935,14 @@ def find_lr(
         # every ramp, the first of a retry too, starts from the model the user gave (a retry after a
         # blow-up would otherwise start from diverged weights)
         snapshot.restore_training_state()
-        torch.manual_seed(seed + r)
+        # under DDP each rank draws its own batches and dropout, as its training does; a sampler with
+        # set_epoch (DistributedSampler) shards one common order: its loader's seeds stay common
+        shift = _rank() * RANK_SEED_STRIDE if world > 1 else 0
+        sharded = _samplers_with_epoch(train_loader)
+        torch.manual_seed(_shifted(seed + r, shift))
         for g in _generators(train_loader):
-            g.manual_seed(seed + r)
-        for s in _samplers_with_epoch(train_loader):
+            g.manual_seed(_shifted(seed + r, 0 if sharded else shift))
+        for s in sharded:
             s.set_epoch(seed + r)
         train.restart()
 
