@@ -7,7 +7,9 @@ The recipe (three lines in a LightningModule):
    every optimizer step, so the schedule runs per step.
 2. ``on_validation_epoch_end`` gives the epoch's validation metric to the plateau:
    ``self.lr_schedulers().report(val_loss)`` (skipped during the sanity check). The cut applies at once,
-   to the schedule's shape.
+   to the schedule's shape. Under ``strategy="ddp"`` each rank's ``val_loss`` is its own shard's:
+   ``report`` averages it over the ranks (every rank calls it, as here), so every rank cuts alike and no
+   ``sync_dist=True`` is needed for lrkit's sake (Lightning's own log of ``val_loss`` is rank 0's without it).
 
 Why not Lightning's plateau path: ``{"reduce_on_plateau": True, "monitor": "val_loss", "interval": "step"}``
 makes Lightning look for ``val_loss`` after every training step and raise ``MisconfigurationException``

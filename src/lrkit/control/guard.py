@@ -58,6 +58,8 @@ rank (a poisoned batch) rolls every rank back to the same snapshot and the repli
 Pass the local loss (an all-reduced one works too: its mean is itself). ``sync=False`` lets each rank
 decide alone (ranks that train separate models); a ``DistributedDataParallel`` model's own process
 group is used, or the ``sync`` one given. Without an initialized group, nothing is communicated.
+Under FSDP2 (``fully_shard``: ``DTensor`` parameters) each rank checks and snapshots its own shards, and
+``sync=False`` is refused (as with a ``ZeroRedundancyOptimizer``: a rank rolling back alone breaks the model).
 A rank that fails alone stops every rank at once, rather than leave them waiting in a collective until
 the group's timeout (30 minutes by default): a bad argument to ``check`` (a loss that is not a number
 or a one-element tensor, a step that is not an int) is a flag in its all-reduce, and a snapshot or a
