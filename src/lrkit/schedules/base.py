@@ -73,6 +73,21 @@ def param(default: Any = MISSING, *, doc: str = "") -> Any:
 
 
 # -- validation helpers (messages name the argument, the value and what was expected) ----------
+def _text_number_hint(v: object) -> str:
+    """For a number written as text: PyYAML's ``yaml.safe_load`` (YAML 1.1) reads ``1e-3`` as text (YAML
+    1.1 wants a dot and a signed exponent), the usual way one arrives here."""
+    if not isinstance(v, str):
+        return ""
+    try:
+        float(v)
+    except ValueError:
+        return ""
+    return (
+        " (a number written as text: yaml.safe_load reads 1e-3 as text under YAML 1.1; write 1.0e-3, or "
+        "read the file with lrkit.load, which reads 1e-3 as a number)"
+    )
+
+
 def check_number(
     owner: str,
     name: str,
@@ -90,7 +105,7 @@ def check_number(
     if isinstance(v, str) and v.strip().lower().lstrip("+-") in ("inf", "infinity", "nan"):
         raise ValueError(f"{where} must be a finite number, got {v!r}")  # a spec's bare inf / nan
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{where} must be a number, got {type(v).__name__} {_short(v)}")
+        raise TypeError(f"{where} must be a number, got {type(v).__name__} {_short(v)}{_text_number_hint(v)}")
     try:
         x = float(v)
     except OverflowError:
