@@ -4,8 +4,14 @@ in path flags, and names a file system's encoding cannot hold."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
+import shlex
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -210,3 +216,164 @@ def test_a_db_path_as_long_as_sqlite_opens_works(tmp_path: Path) -> None:
     assert len(os.fsencode(str(db))) == MAX_PATH_BYTES
     with ResultStore(db) as store:
         store.experiment("e", "digits-mlp-sgd", "val accuracy", True, {"strategies": []})
+
+
+# --- 3. a stdout whose error handler raises: strict and surrogateescape alike --------------------------
+
+
+def _lrkit(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "lrkit", *args], capture_output=True, env={**os.environ, **env}, cwd=cwd,
+        timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PYTHONIOENCODING": "ascii:surrogateescape"},
+        {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""},
+    ],
+    ids=["surrogateescape", "C-locale"],
+)
+def test_a_surrogateescape_stdout_escapes_what_it_cannot_show(env: dict[str, str]) -> None:
+    done = _lrkit(["recipes"], env)
+    assert done.returncode == 0, done.stderr.decode()
+    out = done.stdout.decode("ascii")
+    assert "\\x" in out or "\\u" in out
+    assert done.stderr == b""
+
+
+def _ascii_surrogateescape() -> tuple[io.BytesIO, io.TextIOWrapper]:
+    raw = io.BytesIO()
+    return raw, io.TextIOWrapper(raw, encoding="ascii", errors="surrogateescape")
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.one_of(st.text(st.characters(max_codepoint=127), max_size=3), st.text(
+            st.characters(min_codepoint=0xDC80, max_codepoint=0xDCFF), min_size=1, max_size=3
+        ))
+    )
+)  # fmt: skip
+def test_surrogate_escapes_still_write_their_bytes(monkeypatch: pytest.MonkeyPatch, parts: list[str]) -> None:
+    from lrkit.cli import _tolerant_output
+
+    text = "".join(parts)
+    raw, stream = _ascii_surrogateescape()
+    monkeypatch.setattr(sys, "stdout", stream)
+    with _tolerant_output():
+        print(text, end="")
+    stream.flush()
+    assert raw.getvalue() == text.encode("ascii", "surrogateescape")  # a file name's bytes, as they were
+    assert stream.errors == "surrogateescape"
+
+
+@SETTINGS
+@given(st.text(st.characters(exclude_categories=["Cs"]), min_size=1))
+def test_any_other_character_is_escaped(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    from lrkit.cli import _tolerant_output
+
+    raw, stream = _ascii_surrogateescape()
+    monkeypatch.setattr(sys, "stdout", stream)
+    with _tolerant_output():
+        print(text, end="")
+    stream.flush()
+    assert raw.getvalue() == text.encode("ascii", "backslashreplace")
+    assert stream.errors == "surrogateescape"
+
+
+# --- 4. no stdout at all ------------------------------------------------------------------------------
+
+
+def test_without_stdout_output_is_dropped_as_print_drops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrkit._text import say_line
+    from lrkit.cli import main
+    from lrkit.lab.progress import SweepProgress
+
+    monkeypatch.setattr(sys, "stdout", None)
+    say_line("nowhere")
+    progress = SweepProgress(metric_name="acc")
+    progress("start", {"total": 1, "done": 0})
+    progress("run", {"record": _record("k", 3)})
+    progress("end", {})
+    assert main(["recipes"]) == 0
+
+
+def test_a_command_started_with_stdout_closed_succeeds(tmp_path: Path) -> None:
+    done = subprocess.run(
+        f"exec {shlex.quote(sys.executable)} -m lrkit plot 'cosine(lr=1)' --total 10 --out p.png >&-",
+        shell=True, capture_output=True, cwd=tmp_path, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode()
+    assert (tmp_path / "p.png").is_file()
+
+
+# --- 5. ~ in path flags -------------------------------------------------------------------------------
+
+
+def _actions(
+    parser: argparse.ArgumentParser, command: str = "lrkit"
+) -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _actions(sub, name)
+        else:
+            yield command, action
+
+
+#: every argument that names a file or a folder, by command
+PATHS = {
+    ("plot", "out"), ("gallery", "out"), ("lab", "experiment"), ("lab", "out"), ("lab", "db"),
+    ("report", "source"), ("report", "out"), ("demo", "out"), ("find", "out"), ("find", "json"),
+    ("auto", "json"), ("auto", "plot"), ("tune", "storage"), ("tune", "out"),
+}  # fmt: skip
+
+
+@SETTINGS
+@given(rest=st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=20))
+def test_every_path_flag_expands_the_home_folder(monkeypatch: pytest.MonkeyPatch, rest: str) -> None:
+    from lrkit.cli import build_parser
+
+    monkeypatch.setenv("HOME", "/home/someone")
+    found = {(c, a.dest): a for c, a in _actions(build_parser()) if (c, a.dest) in PATHS}
+    assert set(found) == PATHS
+    for (command, dest), action in found.items():
+        assert action.type is not None, (command, dest)
+        assert action.type("~/" + rest) == "/home/someone/" + rest, (command, dest)
+        assert action.type("x/~" + rest) == "x/~" + rest  # only a leading ~ is the home folder
+    storage = found["tune", "storage"].type
+    assert storage is not None and storage("sqlite:///~/s.db") == "sqlite:////home/someone/s.db"
+    assert storage("postgresql://u@h/~db") == "postgresql://u@h/~db"
+    assert found["find", "json"].type("-") == "-"  # type: ignore[misc]
+
+
+def test_plot_out_with_a_tilde_after_the_equals_sign_writes_in_the_home_folder(tmp_path: Path) -> None:
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), cwd.mkdir()
+    done = _lrkit(["plot", "cosine(lr=1)", "--total", "10", "--out=~/p.png"], {"HOME": str(home)}, cwd=cwd)
+    assert done.returncode == 0, done.stderr.decode()
+    assert (home / "p.png").is_file() and not (cwd / "~").exists()
+    assert f"wrote {home / 'p.png'}" in done.stdout.decode()
+
+
+# --- 6. a name the file system's encoding cannot hold -------------------------------------------------
+
+
+def test_an_output_name_an_ascii_file_system_cannot_hold_is_named_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "e.yaml").write_text(
+        "task: digits-mlp-sgd\nepochs: 1\noutput: 결과 🎉\nstrategies:\n  - c=constant(0.05)\n",
+        encoding="utf-8",
+    )
+    done = _lrkit(
+        ["lab", "e.yaml"], {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"}, tmp_path
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 2
+    assert "'결과 🎉' cannot be written in this file system's encoding (ascii)" in err
+    assert "use an ASCII name, or a UTF-8 locale (PYTHONUTF8=1)" in err and err.count("\n") == 1
+    assert not list(tmp_path.glob("*/lab.db"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -108,3 +109,17 @@ def optimizer(text: str) -> OptimizerArg:
 
 #: ``--optimizer``'s help, after the names: one example of the keyword form
 OPTIMIZER_HELP = "; hyper-parameters in call syntax: 'adamw(weight_decay=0.1, betas=(0.9, 0.99))'"
+
+
+#: the metavars of the arguments that name a file or a folder (a URL's path, for ``--storage``): each
+#: gets the type :func:`path` (:func:`lrkit.cli.build_parser`)
+PATH_METAVARS = frozenset({"FILE", "DIR", "PATH", "DB_OR_DIR", "EXPERIMENT", "FILE_OR_URL"})
+
+
+def path(text: str) -> str:
+    """A ``type=`` for a path: ``~`` and ``~user`` expanded as the experiment file and the shell expand
+    them (the shell does not after ``--out=`` or inside quotes, and ``~/p.png`` made a folder named
+    ``~``); the path of an ``sqlite:///~/x.db`` URL too. ``-`` (stdout) and other URLs stay as written."""
+    if text.startswith("sqlite:///~"):
+        return "sqlite:///" + os.path.expanduser(text[len("sqlite:///") :])
+    return os.path.expanduser(text)

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,17 @@ def _check_parents(p: Path, flag: str) -> None:
 
 
 def _check_name(p: Path, flag: str) -> None:
+    """A name the file system can hold: no NUL byte, each part in 255 bytes, every character in the file
+    system's encoding (an ASCII one, under a C locale without UTF-8 mode, has no Hangul or emoji)."""
     if "\0" in str(p):
         raise ValueError(f"{flag}: {str(p)!r} is not a valid path (it contains a NUL byte)")
+    try:
+        os.fsencode(p)
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{flag}: {str(p)!r} cannot be written in this file system's encoding "
+            f"({sys.getfilesystemencoding()}); use an ASCII name, or a UTF-8 locale (PYTHONUTF8=1)"
+        ) from None
     limit = 255
     for part in p.parts:
         if len(os.fsencode(part)) > limit:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import difflib
-import sys
 from collections.abc import Iterable, Sequence
 from typing import TextIO
+
+from ._terminal import stdout
 
 
 def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
@@ -22,8 +23,9 @@ def plural(n: int, one: str, many: str | None = None) -> str:
 def say_line(text: str, file: TextIO | None = None) -> None:
     """Write ``text`` and its newline in one ``write``, then flush: ``print`` writes the two apart, and with
     ``PYTHONUNBUFFERED=1`` (common in CI and containers) each is a system call of its own, so a line
-    another process writes to the same pipe (a tune worker's) could land between a line and its end."""
-    out = sys.stdout if file is None else file
+    another process writes to the same pipe (a tune worker's) could land between a line and its end.
+    ``file`` None: stdout, and nothing where there is none (:func:`lrkit._terminal.stdout`), as ``print``."""
+    out = stdout() if file is None else file
     out.write(text + "\n")
     out.flush()
 

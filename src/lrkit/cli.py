@@ -16,6 +16,7 @@ like lrkit's own fault rather than your input's.
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import math
 import os
@@ -35,6 +36,7 @@ import numpy as np
 from . import __version__
 from ._cliargs import (
     MAX_STEPS,
+    PATH_METAVARS,
     OptimizerArg,
     positive_float,
     positive_int,
@@ -42,7 +44,9 @@ from ._cliargs import (
     steps_per_epoch,
     whole_number,
 )
+from ._cliargs import path as path_arg
 from ._paths import check_output_dir, check_plot_file
+from ._terminal import stdout
 from ._text import did_you_mean
 from ._usercode import UserCodeError
 from .plot import MAX_STEPS as MAX_PLOT_STEPS  # matplotlib is imported only when drawing
@@ -523,7 +527,19 @@ def build_parser() -> argparse.ArgumentParser:
     from .tune import cli as tune_cli
 
     tune_cli.register(sub)
+    _expand_paths(p)
     return p
+
+
+def _expand_paths(parser: argparse.ArgumentParser) -> None:
+    """Every argument of ``parser`` and its commands that names a path (its metavar is one of
+    :data:`lrkit._cliargs.PATH_METAVARS`) takes the type :func:`lrkit._cliargs.path`: ``~`` expanded."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _expand_paths(command)
+        elif action.metavar in PATH_METAVARS and action.type is None:
+            action.type = path_arg
 
 
 def _unrecognized(parser: argparse.ArgumentParser, command: str | None, unknown: list[str]) -> NoReturn:
@@ -570,26 +586,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
 
 
+def _escape_or_backslash(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """The error handler ``surrogateescape`` becomes while a command runs: the bytes a surrogate escape
+    stands for (a file name read from the system), and any other character the encoding lacks as
+    ``backslashreplace`` writes it."""
+    try:
+        return codecs.lookup_error("surrogateescape")(exc)
+    except UnicodeError:
+        return codecs.backslashreplace_errors(exc)
+
+
+codecs.register_error("lrkit.surrogateescape", _escape_or_backslash)
+
+#: the error handlers of a text stream that raise on a character its encoding lacks, and what each
+#: becomes while a command runs: ``strict`` (a redirected stream, PYTHONIOENCODING=ascii) and
+#: ``surrogateescape`` (Python's stdio under a C or POSIX locale without UTF-8 mode) included
+_TOLERANT = {
+    "strict": "backslashreplace",
+    "surrogatepass": "backslashreplace",
+    "surrogateescape": "lrkit.surrogateescape",
+}
+
+
 @contextmanager
 def _tolerant_output() -> Iterator[None]:
     """While a command runs, stdout and stderr write a character their encoding lacks as an escape
     (``\\u2014``) instead of raising UnicodeEncodeError after the command's files are written: a
-    console or a redirected stream in cp1252, cp949 or ASCII (``PYTHONIOENCODING=ascii``). Their error
-    handling is put back afterwards (``main`` may be called from a notebook)."""
+    console or a redirected stream in cp1252, cp949 or ASCII (``PYTHONIOENCODING=ascii``), or a C locale
+    (``LC_ALL=C``: ``surrogateescape``, which raises too). Their error handling is put back afterwards
+    (``main`` may be called from a notebook)."""
     changed = []
     for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        errors = getattr(stream, "errors", None)
+        if errors in _TOLERANT and hasattr(stream, "reconfigure"):
             try:
-                stream.reconfigure(errors="backslashreplace")
+                stream.reconfigure(errors=_TOLERANT[errors])
             except (OSError, ValueError):  # closed, or its buffered text cannot be flushed
                 continue
-            changed.append(stream)
+            changed.append((stream, errors))
     try:
         yield
     finally:
-        for stream in changed:
+        for stream, errors in changed:
             with suppress(OSError, ValueError):  # a reader that has gone: the stream stays as it is
-                stream.reconfigure(errors="strict")
+                stream.reconfigure(errors=errors)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -614,7 +654,7 @@ def _main(argv: Sequence[str] | None) -> int:
     running = _COMMAND.set(args.command)
     try:
         code = int(args.func(args))
-        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        stdout().flush()  # a closed pipe shows here, not at exit
         return code
     except BrokenPipeError:  # `lrkit schedules | head -1`: the reader has gone; stop quietly
         _silence_stdout()

@@ -4,10 +4,9 @@ epoch and metric), plain lines otherwise (one per finished run)."""
 from __future__ import annotations
 
 import math
-import sys
 from typing import IO, Any
 
-from .._terminal import printable
+from .._terminal import printable, stdout
 from .._text import plural
 from .store import RunRecord
 
@@ -27,7 +26,7 @@ class SweepProgress:
     def __init__(
         self, stream: IO[str] | None = None, *, bars: bool | None = None, metric_name: str = "metric"
     ):
-        self.stream = stream or sys.stdout
+        self.stream = stream or stdout()  # none (pythonw, `>&-`): nothing is shown, as print does
         self.bars = self.stream.isatty() if bars is None else bars
         self.metric_name = metric_name
         self.total = 0
