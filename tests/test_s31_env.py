@@ -377,3 +377,22 @@ def test_an_output_name_an_ascii_file_system_cannot_hold_is_named_with_the_fix(t
     assert "'결과 🎉' cannot be written in this file system's encoding (ascii)" in err
     assert "use an ASCII name, or a UTF-8 locale (PYTHONUTF8=1)" in err and err.count("\n") == 1
     assert not list(tmp_path.glob("*/lab.db"))
+
+
+def test_an_argument_a_c_locale_cannot_read_is_named_with_the_fix(tmp_path: Path) -> None:
+    args = [
+        "lab",
+        "--task",
+        "digits-mlp-sgd",
+        "--epochs",
+        "1",
+        "--workers",
+        "1",
+        "--strategy",
+        "코사인=constant(0.05)",
+    ]
+    done = _lrkit([*args, "--out", "o"], {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}, tmp_path)
+    err = done.stderr.decode("ascii", "replace")
+    assert done.returncode == 1 and err.count("\n") == 1, err
+    assert "surrogates not allowed: an argument or a file name holds bytes this locale's encoding" in err
+    assert "use a UTF-8 locale (PYTHONUTF8=1)" in err and "PYTHONIOENCODING" not in err

@@ -661,8 +661,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
     except Warning as exc:  # a warning the warnings filter turned into an error (-W error, PYTHONWARNINGS)
         return _fail(where, _warning_line(exc), whole, 2 if _raised_in_lrkit(exc) else 1)
-    except UnicodeEncodeError as exc:  # an output that cannot show a character: the system's, not your input
-        return _fail(where, f"{exc}; the output cannot show it (try PYTHONIOENCODING=utf-8)", whole, 1)
+    except UnicodeEncodeError as exc:  # the system's encoding, not your input
+        return _fail(where, _encoding_line(exc), whole, 1)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         from .finder.cli import EXIT_NO_SUGGESTION
         from .finder.result import NoSuggestionError
@@ -766,6 +766,18 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # stdout is not a file (captured, replaced)
         pass
+
+
+def _encoding_line(exc: UnicodeEncodeError) -> str:
+    """A character that could not be encoded, said with the fix: a surrogate escape (undecodable bytes of
+    an argument or a file name in a non-UTF-8 locale, ``LC_ALL=C``: lrkit's database and files hold
+    UTF-8) needs a UTF-8 locale; anything else an output that cannot show it."""
+    if "surrogates not allowed" in str(exc.reason):
+        return (
+            f"{exc}: an argument or a file name holds bytes this locale's encoding "
+            f"({sys.getfilesystemencoding()}) cannot read as text; use a UTF-8 locale (PYTHONUTF8=1)"
+        )
+    return f"{exc}; the output cannot show it (try PYTHONIOENCODING=utf-8)"
 
 
 def _one_line(exc: BaseException) -> str:
