@@ -95,7 +95,7 @@ def test_a_new_database_says_its_version_and_the_oldest_that_can_write_it(tmp_pa
 
 
 @SETTINGS
-@given(version=st.integers(4, 10**9), needs=st.one_of(st.none(), st.integers(4, 10**9)))
+@given(version=st.integers(4, 10**18 - 1), needs=st.one_of(st.none(), st.integers(4, 10**18 - 1)))
 def test_a_database_of_a_newer_format_is_refused_naming_the_versions(
     tmp_path: Path, version: int, needs: int | None
 ) -> None:
@@ -112,7 +112,7 @@ def test_a_database_of_a_newer_format_is_refused_naming_the_versions(
 
 
 @SETTINGS
-@given(version=st.integers(4, 10**9), needs=st.sampled_from(["2", "3"]))
+@given(version=st.integers(4, 10**18 - 1), needs=st.sampled_from(["2", "3"]))
 def test_a_newer_format_that_this_lrkit_can_write_is_used_and_keeps_its_stamp(
     tmp_path: Path, version: int, needs: str
 ) -> None:

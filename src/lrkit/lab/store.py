@@ -496,7 +496,7 @@ def _read_meta(p: Path, flag: str) -> tuple[dict[str, Any] | None, str | None]:
 
 def _number(text: Any) -> int:
     """A format version as a number (``"3"``: 3); -1 for anything else."""
-    return int(text) if isinstance(text, str) and re.fullmatch("[0-9]{1,9}", text) else -1
+    return int(text) if isinstance(text, str) and re.fullmatch("[0-9]{1,18}", text) else -1
 
 
 def _version_refusal(meta: Mapping[str, Any]) -> str | None:
