@@ -395,17 +395,8 @@ def find_on_task(
     **options: Any,
 ) -> Any:
     """``task.find_lr`` with hyper-parameters: ``optimizer`` (None: the task's, ``params`` on top of its
-    own) built with ``params`` (in place of the task's own, as the lab's ``optimizer_of``). Without
-    ``params`` it is ``task.find_lr`` itself (which takes no hyper-parameters); with them, its steps."""
-    from lrkit.finder import find_lr
-
-    if not params:
-        return task.find_lr(seed=seed, optimizer=optimizer, **options)
-    parts = task.build(seed)
-    opt = parts.make_optimizer(1e-3, optimizer, dict(params or {}))
-    options.setdefault("seed", seed)
-    options.setdefault("max_grad_norm", parts.max_grad_norm)  # the test steps as training does
-    return find_lr(parts.model, opt, parts.train_loader, parts.loss_fn, **options)
+    own) built with ``params`` (in place of the task's own, as the lab's ``optimizer_of``)."""
+    return task.find_lr(seed=seed, optimizer=optimizer, optimizer_params=params, **options)
 
 
 #: ``--json -``: the JSON on stdout, alone (what the command prints goes to stderr)
@@ -475,9 +466,9 @@ def _run(args: argparse.Namespace, stdout: TextIO | None) -> int:
             task = get_task(args.task)
             task.check(args.seed)  # a NaN first loss, a loss without gradient, ...: named, not "no signal"
             title = f"LR range test on {task.name} ({args.optimizer or task.optimizer})"
-            probe = task.build(args.seed)
-            epochs = probe.epochs if args.epochs is None else args.epochs
-            planned: int | None = epochs * probe.epoch_steps
+            # the task's budget, read from the build check() made (no build more)
+            epochs = task.epochs if args.epochs is None else args.epochs
+            planned: int | None = epochs * task.steps_per_epoch
             name, params = (None, {}) if args.optimizer is None else args.optimizer
             result = find_on_task(task, name, params, **options, **_budget(args, planned))
     else:

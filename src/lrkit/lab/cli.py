@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._cliargs import MAX_INT, positive_int, whole_number
 from .._paths import check_output_dir, require_matplotlib
@@ -17,7 +17,10 @@ from .experiment import Experiment, load_experiment
 from .report import LAB_FILES, LANGS
 from .store import ResultStore, check_db_path
 
-__all__ = ["add_lang", "register", "run_and_report"]
+if TYPE_CHECKING:
+    from ..tasks.base import Task
+
+__all__ = ["add_lang", "experiment_task", "register", "run_and_report"]
 
 EXAMPLE = """\
 examples:
@@ -138,7 +141,6 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
 def cmd_lab(args: argparse.Namespace) -> int:
     from .._text import plural
     from ..cli import check_task
-    from ..tasks import get_task
     from .runner import check_runs, check_schedules
 
     exp = experiment_from_args(args)
@@ -152,7 +154,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     # an unknown task, a module that does not import, a broken factory, loss or metric: all fail here,
     # before anything is written; an exception of your own code is shown as yours
     with user_code(f"{flag} {exp.task!r}"):
-        task = get_task(exp.task)
+        task = experiment_task(exp)
         task.check(0)
 
     runs = len(exp.strategies) * len(exp.seeds)
@@ -173,7 +175,19 @@ def cmd_lab(args: argparse.Namespace) -> int:
         f"{plural(len(exp.seeds), 'seed')} x {plural(epochs, 'epoch')} on {task.name}, "
         f"{plural(workers, 'worker')}"
     )
-    return run_and_report(exp, out, db, workers=workers, fresh=args.fresh, lang=args.lang)
+    return run_and_report(exp, out, db, workers=workers, fresh=args.fresh, lang=args.lang, task=task)
+
+
+def experiment_task(exp: Experiment) -> Task:
+    """The task ``exp`` names: a built-in one, or ``module:function`` whose module is looked for in the
+    experiment file's folder first, then in the current directory
+    (:func:`~lrkit.tasks.base.load_factory`)."""
+    from ..tasks import TASKS, get_task
+    from ..tasks.base import Task, load_factory
+
+    if exp.folder is None or exp.task in TASKS or ":" not in exp.task:
+        return get_task(exp.task)
+    return Task(exp.task, load_factory(exp.task, exp.folder), f"your task {exp.task}")
 
 
 def run_and_report(
@@ -186,17 +200,19 @@ def run_and_report(
     title: Text | None = None,
     note: Text | None = None,
     lang: str = "en",
+    task: Task | None = None,
 ) -> int:
     """Run ``exp`` into ``db``, then write the report into ``out`` (``note`` at its top) in ``lang``; 1 if
     the report failed (said on stderr under the command that ran; the results stay in the database, and
     the message says how to re-make the report). ``title`` and ``note``: text shown as it is, or phrases
     said in ``lang``; both, and ``lang``, are kept in ``db``, so that ``lrkit report`` re-makes the
-    report as it was (phrases in any language)."""
-    from ..tasks import get_task
+    report as it was (phrases in any language). ``task``: the one ``exp`` names, already built and
+    checked (:func:`experiment_task`), which its probe build serves again."""
     from .progress import SweepProgress
     from .runner import run_lab
 
-    task = get_task(exp.task)
+    if task is None:
+        task = experiment_task(exp)
     t = messages(lang)
     title_text, note_text = t.text(title), t.text(note)
     title_phrases, note_phrases = phrases(title), phrases(note)

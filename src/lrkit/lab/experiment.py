@@ -47,13 +47,14 @@ import dataclasses
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._text import did_you_mean
 from .._yaml import DuplicateKey, describe_error, loader
-from ..schedules.duration import _short as short
+from ..schedules.duration import _short
 from ..spec import MAX_NODES, from_dict, load, not_a_file
 from ..tasks.optimizers import OPTIMIZERS, parse_optimizer
 from .runner import Strategy, check_labels
@@ -89,6 +90,10 @@ class Experiment:
     output: Path | None = None
     db: Path | None = None
     diverge_factor: float = 10.0
+    #: the experiment file's folder: its task's module is looked for there first, then in the current
+    #: directory (:func:`lrkit.tasks.base.load_factory`); None for an experiment given as flags. Where
+    #: the file is, not what it asks for: two files that ask for the same are equal
+    folder: Path | None = field(default=None, compare=False)
 
 
 def _where(path: Path, line: int, column: int) -> str:
@@ -171,6 +176,17 @@ def _count_values(data: Any, path: Path) -> None:
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
+
+
+def short(value: Any) -> str:
+    """``value``'s repr for a message: whole for text of up to 100 characters (a key, a label, as
+    written), else cut short, without building the whole repr of a huge value (YAML aliases)."""
+    return repr(value) if isinstance(value, str) and len(value) <= 100 else _short(value)
+
+
+def _quoted(text: str) -> str:
+    """``text`` in quotes as written (repr would double each backslash), or cut short (:func:`short`)."""
+    return f"'{text}'" if len(text) <= 200 and text.isprintable() else short(text)
 
 
 def _plain(value: Any) -> str:
@@ -407,7 +423,17 @@ def parse_experiment(
     def path(key: str) -> Path | None:
         if data.get(key) is None:
             return None
-        p = Path(_str(data[key], key)).expanduser()
+        text = _str(data[key], key)
+        if "\\" in text and os.sep != "\\":  # on Windows a backslash is a separator, as '/' is
+            fixed = text.replace("\\", "/")
+            warnings.warn(
+                f"experiment: {key} {_quoted(text)} holds a backslash, which on this system is a character "
+                "of a file name, not a separator between folders (written on Windows?): write "
+                f"{_quoted(fixed)} instead, which means the same everywhere",
+                UserWarning,
+                stacklevel=3,
+            )
+        p = Path(text).expanduser()
         return p if p.is_absolute() or base is None else base / p
 
     return Experiment(
@@ -420,6 +446,7 @@ def parse_experiment(
         output=path("output"),
         db=path("db"),
         diverge_factor=diverge_factor,
+        folder=base,
     )
 
 

@@ -11,6 +11,7 @@ usually trained with. Built-in tasks are named (``digits-mlp-sgd``); your own is
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import inspect
 import math
 import os
@@ -704,9 +705,11 @@ def _first_batch(loader: Iterable[Any], what: str) -> Any:
     return batch
 
 
-def load_factory(text: str) -> Callable[..., Any]:
+def load_factory(text: str, folder: str | os.PathLike[str] | None = None) -> Callable[..., Any]:
     """The callable named by ``"module:function"`` (``module`` is imported; the current directory is
-    on the path, as for ``python -m``: its absolute path, which a later ``os.chdir`` does not move)."""
+    on the path, as for ``python -m``: its absolute path, which a later ``os.chdir`` does not move).
+    ``folder`` (an experiment file's folder) is searched first: where it holds the module (or its package),
+    it goes first on the path, so that worker processes find the module there too."""
     if not isinstance(text, str) or text.count(":") != 1:
         raise ValueError(f"task must be a built-in name or 'module:function', got {text!r}")
     mod_name, _, attr = text.partition(":")
@@ -726,14 +729,21 @@ def load_factory(text: str) -> Callable[..., Any]:
     cwd = os.getcwd()  # absolute, as `python -m` puts it: "" would follow a later os.chdir
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    searched = f"the current directory {cwd!r}"
+    if folder is not None:
+        first = os.path.abspath(folder)
+        searched = searched if first == cwd else f"the folder {first!r}, then {searched}"
+        found = importlib.machinery.PathFinder.find_spec(mod_name.split(".")[0], [first])
+        if found is not None and first != cwd and sys.path[:1] != [first]:
+            sys.path.insert(0, first)  # before the current directory: the file's folder is searched first
     try:
         module = importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
         # the module itself (or a package above it) is missing; a module it imports is its own error
         if exc.name is not None and (mod_name == exc.name or mod_name.startswith(exc.name + ".")):
             raise ValueError(
-                f"task {text!r}: no module named {exc.name!r} (searched the current directory "
-                f"{os.getcwd()!r}, PYTHONPATH and the installed packages)"
+                f"task {text!r}: no module named {exc.name!r} (searched {searched}, PYTHONPATH and the "
+                "installed packages)"
             ) from None
         raise
     obj: Any = module
@@ -892,9 +902,11 @@ class Task:
         seed: int = 0,
         schedule: Callable[[int], float] | None = None,
         optimizer: str | None = None,
+        optimizer_params: Mapping[str, Any] | None = None,
     ) -> TrainRun:
         """Train from scratch for ``epochs`` (default: the task's) at constant ``lr``, or with the LR
-        ``schedule(step)`` at each optimizer step; evaluated once, at the end."""
+        ``schedule(step)`` at each optimizer step, with ``optimizer`` and ``optimizer_params`` as
+        :meth:`find_lr` takes them; evaluated once, at the end."""
         if (lr is None) == (schedule is None):
             raise ValueError(f"give exactly one of lr and schedule, got lr={lr!r}, schedule={schedule!r}")
         lr_value = None if lr is None else as_real(lr)
@@ -904,7 +916,7 @@ class Task:
         parts = self.build(seed)
         n_epochs = check_int(parts.epochs if epochs is None else epochs, "epochs", 0)
         first = float(lr) if lr is not None else float(schedule(0))  # type: ignore[misc]
-        opt = parts.make_optimizer(first, optimizer)
+        opt = parts.make_optimizer(first, optimizer, dict(optimizer_params or {}))
 
         def set_lr(step: int) -> None:
             if schedule is not None:
@@ -923,16 +935,33 @@ class Task:
         seed: int = 0,
         schedule: Callable[[int], float] | None = None,
         optimizer: str | None = None,
+        optimizer_params: Mapping[str, Any] | None = None,
     ) -> float:
         """The final validation metric of :meth:`train_run`."""
-        return self.train_run(lr, epochs=epochs, seed=seed, schedule=schedule, optimizer=optimizer).metric
+        return self.train_run(
+            lr,
+            epochs=epochs,
+            seed=seed,
+            schedule=schedule,
+            optimizer=optimizer,
+            optimizer_params=optimizer_params,
+        ).metric
 
-    def find_lr(self, seed: int = 0, optimizer: str | None = None, **options: Any) -> FinderResult:
-        """Run :func:`lrkit.finder.find_lr` on a fresh build of this task (``options`` are passed on)."""
+    def find_lr(
+        self,
+        seed: int = 0,
+        optimizer: str | None = None,
+        *,
+        optimizer_params: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> FinderResult:
+        """Run :func:`lrkit.finder.find_lr` on a fresh build of this task (``options`` are passed on),
+        with ``optimizer`` (None: the task's) and ``optimizer_params`` (in place of the task's own
+        hyper-parameters when ``optimizer`` is given, on top of them otherwise, as a lab strategy's)."""
         from lrkit.finder import find_lr
 
         parts = self.build(seed)
-        opt = parts.make_optimizer(1e-3, optimizer)
+        opt = parts.make_optimizer(1e-3, optimizer, dict(optimizer_params or {}))
         options.setdefault("seed", seed)
         options.setdefault("max_grad_norm", parts.max_grad_norm)  # the test steps as training does
         return find_lr(parts.model, opt, parts.train_loader, parts.loss_fn, **options)
