@@ -137,3 +137,44 @@ def test_a_killed_worker_names_the_signal() -> None:
     exc = _worker_died("lab.db", pool)
     pool.shutdown(wait=True)
     assert "died (killed by SIGKILL: from outside, or out of memory" in str(exc)
+
+
+DYING = textwrap.dedent(
+    """
+    import multiprocessing, os
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+    from lrkit.tasks import TaskParts
+
+    def make(seed):
+        if multiprocessing.parent_process() is not None:  # a worker process of tune: it dies
+            os._exit(3)
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(128, 4, generator=g)
+        y = (x.sum(1) > 0).long()
+        dl = DataLoader(TensorDataset(x, y), batch_size=32)
+        return TaskParts(torch.nn.Linear(4, 2), dl, dl, torch.nn.functional.cross_entropy,
+                         metric="accuracy", epochs=1, optimizer="sgd")
+    """
+)
+
+
+def test_tune_without_progress_warns_of_a_worker_that_ended_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lrkit.tune import tune
+
+    (tmp_path / "s31_dying_task.py").write_text(DYING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match=r"tune: worker 1 ended early \(exit code 3\); the others finished"):
+        r = tune(
+            "s31_dying_task:make",
+            trials=3,
+            workers=2,
+            storage=str(tmp_path / "t.db"),
+            finder=False,
+            lr_range=(1e-3, 1.0),
+        )
+    assert r.finished == 3
+    sys.modules.pop("s31_dying_task", None)

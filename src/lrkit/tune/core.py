@@ -923,10 +923,14 @@ def tune(
         for i, p in enumerate(children, 1):  # the study is finished: a worker that died (OOM) is only news
             if p.exitcode:
                 why = f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
-                say(
+                news = (
                     f"worker {_worker_index(worker, workers, i)} ended early ({why}); the others finished "
                     "the study without it"
                 )
+                if progress is None:  # no lines asked for: still not a silent loss of a worker
+                    warnings.warn(f"tune: {news}", UserWarning, stacklevel=2)
+                else:
+                    say(news)
         space = _stored_space(study)
         res = _result(
             study, t.name, name, shown, direction, metric_name, n_epochs, optimizer, space, train_seed
