@@ -222,7 +222,9 @@ def _number(value: Any, what: str) -> Any:
         except ValueError:
             raise ValueError(f"{what} must be a number, got the text {value!r}") from None
         raise ValueError(
-            f"{what} must be a number, got the text {value!r}: write it unquoted (quoted, it is text)"
+            f"{what} must be a number, got the text {value!r}: write it unquoted (quoted, it is text; "
+            "yaml.safe_load also reads 1e-3 as text under YAML 1.1: write 1.0e-3, or read the file with "
+            "lrkit's experiment loader, which reads 1e-3 as a number)"
         )
     x = plain_number(value)
     if not isinstance(x, (int, float)) or not math.isfinite(x):
