@@ -312,6 +312,18 @@ def test_a_command_started_with_stdout_closed_succeeds(tmp_path: Path) -> None:
     assert (tmp_path / "p.png").is_file()
 
 
+def test_find_json_to_a_closed_stdout_drops_it(tmp_path: Path) -> None:
+    """``lrkit find --json -`` keeps stdout for the JSON; with none, the JSON is dropped, as print drops
+    what it writes then (it went to a file named '-')."""
+    cmd = "-m lrkit find --task digits-mlp-sgd --num-steps 20 --repeats 1 --budget 1 --out none --json - >&-"
+    done = subprocess.run(
+        f"exec {shlex.quote(sys.executable)} {cmd}", shell=True, capture_output=True, cwd=tmp_path,
+        timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode in (0, 3) and b"Traceback" not in done.stderr, done.stderr.decode()
+    assert not (tmp_path / "-").exists()  # it was written to a file named '-'
+
+
 # --- 5. ~ in path flags -------------------------------------------------------------------------------
 
 

@@ -410,9 +410,11 @@ def json_output(path: str | None) -> Iterator[TextIO | None]:
     if path != JSON_STDOUT:
         yield None
         return
-    stdout = sys.stdout
+    from .._terminal import stdout as _stdout
+
+    out = _stdout()  # a closed stdout (>&-): the JSON is dropped, as print drops what it writes then
     with redirect_stdout(sys.stderr):
-        yield stdout
+        yield out
 
 
 def write_result(path: str, data: dict[str, Any], stdout: TextIO | None) -> None:
