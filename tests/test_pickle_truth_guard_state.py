@@ -42,7 +42,8 @@ def test_a_state_from_a_newer_lrkit_is_named_so() -> None:
     guard = _build()[3]
     with pytest.raises(
         ValueError,
-        match=r"written by a newer lrkit \(format 'lrkit\.guard/3'; this lrkit reads 'lrkit\.guard/1' or 'lrkit\.guard/2'\)",
+        match=r"written by a newer lrkit \(format 'lrkit\.guard/3'; "
+        r"this lrkit reads 'lrkit\.guard/1' or 'lrkit\.guard/2'\)",
     ):
         guard.load_state_dict({**state, "format": "lrkit.guard/3", "something_new": 1})
     assert guard.events == [] and guard.multiplier == 1.0  # nothing changed
