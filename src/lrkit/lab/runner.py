@@ -251,6 +251,17 @@ class Strategy:
                 )
             if not spec:
                 raise ValueError(f"{where} {text!r}: the SPEC after the last '=' is empty; {form}")
+            if not at and "(" in label:  # 'adam(betas=(0.9, 0.99))=...': an optimizer, not a label
+                try:
+                    named = parse_optimizer(label)[0]
+                except ValueError:
+                    named = None
+                if named in OPTIMIZERS:
+                    raise ValueError(
+                        f"{where} {text!r}: the LABEL {label!r} is an optimizer call; did you mean "
+                        f"'{named}@{label}={spec}'? the optimizer goes after LABEL@ (without '@' the "
+                        "text before '=' is only a label, and the run trains the default optimizer)"
+                    )
             if opt:  # OPT, with its hyper-parameters (adamw(weight_decay=0.1)) or none
                 try:
                     opt, params = parse_optimizer(opt) if "(" in opt else (opt, {})
