@@ -382,8 +382,16 @@ def _optimizer(arg: OptimizerArg, params: Any, momentum: float, weight_decay: fl
     0.9) where ``arg`` does not set them (:func:`_check_args` refuses both given)."""
     from lrkit.tasks.optimizers import make_optimizer
 
+    return make_optimizer(
+        arg.name, params, lr=1e-3, hyper_parameters=_built_params(arg, momentum, weight_decay)
+    )
+
+
+def _built_params(arg: OptimizerArg, momentum: float, weight_decay: float) -> dict[str, Any]:
+    """The hyper-parameters :func:`_optimizer` builds ``arg`` with: ``--weight-decay`` and, for ``sgd``,
+    ``--momentum``, under ``arg``'s own."""
     hp = {"weight_decay": weight_decay} | ({"momentum": momentum} if arg.name == "sgd" else {})
-    return make_optimizer(arg.name, params, lr=1e-3, hyper_parameters=hp | arg.params)
+    return hp | arg.params
 
 
 def find_on_task(
@@ -552,12 +560,26 @@ def _check_args(args: argparse.Namespace) -> None:
                 setattr(args, name, default)
         if isinstance(args.optimizer, str):
             args.optimizer = optimizer_arg(args.optimizer)
-        check_search_optimizer(args.optimizer, "lrkit find")
-        if given_momentum and args.optimizer.name != "sgd":
+        # checked as it is built: 'sgd(nesterov=true)' takes --momentum's default 0.9
+        built = OptimizerArg(
+            args.optimizer.name, _built_params(args.optimizer, args.momentum, args.weight_decay)
+        )
+        try:
+            check_search_optimizer(built, "lrkit find")
+        except ValueError as exc:
+            inner = str(exc).removeprefix(f"--optimizer {str(built)!r}: ")
+            if inner == str(exc):  # not about the hyper-parameters (the name, an LR-free optimizer)
+                raise
+            flags = [
+                f"--{k.replace('_', '-')} {v!r}"
+                for k, v in built.params.items()
+                if k not in args.optimizer.params
+            ]
             raise ValueError(
-                f"--momentum goes with --optimizer sgd; {args.optimizer} has no momentum setting, "
-                f"got --momentum {args.momentum!r}"
-            )
+                f"--optimizer {str(args.optimizer)!r}, built with {' and '.join(flags)}: {inner}"
+            ) from None
+        if given_momentum and args.optimizer.name != "sgd":
+            raise ValueError(_momentum_elsewhere(args.optimizer, args.momentum))
         if args.loss not in LOSSES and ":" not in args.loss:
             raise ValueError(f"--loss must be one of {', '.join(LOSSES)} or MODULE:FUNC, got {args.loss!r}")
     if args.rule not in RULES:
@@ -569,6 +591,24 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--end-lr must be greater than --start-lr ({args.start_lr!r}), got {args.end_lr!r}")
     if isinstance(args.budget, float) and args.model is not None and args.epochs is None:
         raise ValueError("--budget as a fraction needs the planned training: give --epochs")
+
+
+def _momentum_elsewhere(arg: OptimizerArg, momentum: float) -> str:
+    """Why ``--momentum`` is refused with ``--optimizer arg`` (not ``sgd``), and what to write instead."""
+    from lrkit.tasks.optimizers import format_optimizer
+
+    head = f"--momentum {momentum!r} is the flag of --optimizer sgd, not of {str(arg)!r}"
+    factory = _NAMED[arg.name]  # a name check_search_optimizer took
+    try:
+        known = factory.hyper_parameters()
+    except ImportError:
+        known = []
+    if known is None or "momentum" in known:  # rmsprop, momentum, nesterov: their own keyword
+        fix = format_optimizer(arg.name, {**arg.params, "momentum": momentum})
+        own = factory.defaults.get("momentum")
+        sets = f" ({arg.name} sets momentum={own!r} itself)" if own is not None else ""
+        return f"{head}{sets}; write --optimizer {fix!r}"
+    return f"{head}: {arg.name} has no momentum setting (it takes {', '.join(known)}); drop --momentum"
 
 
 def budget_type(text: str) -> float | int:
