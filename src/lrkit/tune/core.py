@@ -304,6 +304,30 @@ def _claim(study: Any, owner: str, mine: dict[str, Any], where: str) -> None:
             )
 
 
+def _check_same_optimizer(
+    meta: Mapping[str, Any], settings: Mapping[str, Any], task: tuple[str, dict[str, Any]], where: str
+) -> None:
+    """Refuse continuing a study whose stored optimizer trains otherwise than ``settings``' (both resolved
+    as a run builds them, ``optimizer`` None as the task's own ``task``, and compared by class and every
+    hyper-parameter, defaults filled: :func:`~lrkit.lab.runner.optimizer_settings`, the lab's duplicate
+    check), so that ``adamw`` and ``adamw(weight_decay=0.01)`` are one study."""
+    from ..lab.runner import optimizer_settings
+    from ..tasks.optimizers import format_optimizer
+
+    def trains(name: str | None, params: Mapping[str, Any]) -> tuple[str, dict[str, Any], str]:
+        if name is None:  # the task's own, with the given hyper-parameters on top of its own
+            name, params = task[0], {**task[1], **params}
+            return name, dict(params), f"the task's own optimizer ({format_optimizer(name, params)})"
+        return name, dict(params), repr(format_optimizer(name, params))
+
+    stored = meta.get("optimizer"), meta.get("optimizer_params", _BEFORE_STORED["optimizer_params"]) or {}
+    was, now = trains(*stored), trains(settings["optimizer"], settings["optimizer_params"])
+    if optimizer_settings(was[0], was[1]) != optimizer_settings(now[0], now[1]):
+        raise ValueError(
+            f"{where} was started with {was[2]}, not {now[2]}; give the same optimizer or another study name"
+        )
+
+
 @contextlib.contextmanager
 def _renewed(study: Any, owner: str, claim: dict[str, Any], every: float | None = None) -> Any:
     """Renew ``owner``'s claim (its ``"at"``) every ``every`` seconds in a daemon thread while the block
@@ -636,6 +660,7 @@ def tune(
     metric_name = str(parts.metric_name)
     higher = bool(parts.higher_is_better)
     worst = -math.inf if higher else math.inf  # a diverged run: never the best while one finished
+    task_optimizer = (str(parts.optimizer), dict(parts.optimizer_params or {}))
     del parts
     direction: Literal["maximize", "minimize"] = "maximize" if higher else "minimize"
     name = study_name or check_study_name(f"lrkit-{t.name}", "the default study name lrkit-TASK")
@@ -735,12 +760,15 @@ def tune(
                 time.sleep(nap if deadline is None else max(0.0, min(nap, deadline - _clock())))
                 meta = study.user_attrs.get(META)
         for key, value in settings.items():
+            if key in ("optimizer", "optimizer_params"):
+                continue  # compared by what trains, above
             # a key an older lrkit did not store is not checked, but for what it always ran with
             if meta.get(key, _BEFORE_STORED.get(key, value)) != value:
                 raise ValueError(
                     f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
                     "give the same settings or another study name"
                 )
+        _check_same_optimizer(meta, settings, task_optimizer, f"study {name!r} in {shown}")
         space = SearchSpace.from_dict(meta["space"])
         if want_kinds is not None and set(want_kinds) != set(space.kinds):  # in any order
             raise ValueError(
