@@ -644,10 +644,13 @@ def _optimizer_args(optimizer: str, params: Mapping[str, Any] | None) -> list[st
     """``["betas=(0.9, 0.99)", "weight_decay=0.1"]``: the hyper-parameters of ``optimizer`` with ``params``
     that a reader needs to tell it from another (:func:`~lrkit.lab.runner.shown_settings`: those that
     differ from its class's defaults and those its name sets, ``momentum=0.9``); none where the run kept
-    none."""
+    none. Each value as :func:`~lrkit.tasks.optimizers.format_optimizer` writes it (``true``, ``none``),
+    so the column reads back as ``--strategy`` and ``--optimizer`` take it."""
     if not optimizer or params is None:
         return []
-    return [f"{k}={_setting(v)}" for k, v in shown_settings(optimizer, params).items()]
+    from ..tasks.optimizers import _literal
+
+    return [f"{k}={_literal(v)}" for k, v in shown_settings(optimizer, params).items()]
 
 
 def optimizer_text(optimizer: str, params: Mapping[str, Any] | None) -> str:

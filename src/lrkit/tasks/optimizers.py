@@ -193,8 +193,10 @@ def check_params(
 def _check_kind(value: Any, default: Any, what: str) -> None:
     """``value`` (checked by :func:`_number`) is of ``default``'s kind: a bool for a bool, a number (not a
     bool) for a number, a tuple of as many numbers for a tuple or list of numbers; a default of another
-    kind (None: torch picks) takes any."""
+    kind (None: torch picks) takes any. None (``foreach=none``) is taken only where the default is None."""
     shown = f"(its default is {_literal(default)})"
+    if value is None and default is not None:
+        raise ValueError(f"{what} must not be none {shown}; none is for a setting whose default is none")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ValueError(f"{what} must be true or false {shown}, got {_literal(value)}")
@@ -211,10 +213,13 @@ def _check_kind(value: Any, default: Any, what: str) -> None:
 
 def _number(value: Any, what: str) -> Any:
     """A hyper-parameter's value as Python's bool, int or float (numpy's numbers and 0-d arrays or
-    tensors as the Python number they hold: :mod:`lrkit._checks`), a list or tuple of them as a tuple."""
-    if isinstance(value, bool):
+    tensors as the Python number they hold: :mod:`lrkit._checks`), a list or tuple of them as a tuple;
+    None as it is (taken where the default is None, ``foreach``: :func:`_check_kind`), not in a tuple."""
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, (list, tuple)):
+        if any(v is None for v in value):
+            raise ValueError(f"{what} must hold numbers, got {_literal(tuple(value))}")
         return tuple(_number(v, what) for v in value)
     if isinstance(value, str):
         try:
