@@ -665,6 +665,7 @@ def check_runs(
     default_params: Mapping[str, Any] | None = None,
     diverge_factor: float = 10.0,
     where: str = "strategies",
+    device: Any = None,
 ) -> None:
     """A ValueError naming ``where`` and both labels when two strategies are the same run (one
     :func:`run_config` for a seed, so one stored run): ``a=cosine(lr=0.1)`` beside ``b=cosine(0.1)``, or
@@ -673,18 +674,25 @@ def check_runs(
     (:func:`optimizer_settings`: class and every hyper-parameter, defaults filled in). Each strategy's
     optimizer is also made and stepped once, on a stand-in parameter, so that torch refuses a bad
     ``optimizer_params`` value (``weight_decay: -1``, ``betas: [0.9]``) here, naming the strategy, before
-    anything runs or is written."""
+    anything runs or is written; given the task's ``device`` (its parameters'), on that device, settings
+    for a device included (``capturable=True`` is refused for a task on the CPU)."""
     import torch
 
-    from ..tasks.optimizers import make_optimizer
+    from ..tasks.optimizers import format_optimizer, make_optimizer
 
     first: dict[str, tuple[Strategy, dict[str, Any]]] = {}
     for s in strategies:
         name, params = optimizer_of(s, default_optimizer, default_params)
         try:  # built and stepped once, as Strategy does with its own optimizer_params
-            _step_once(make_optimizer(name, [torch.nn.Parameter(torch.zeros(1))], 1e-3, params))
+            stand_in = torch.nn.Parameter(torch.zeros(1, device=device))
+            _step_once(make_optimizer(name, [stand_in], 1e-3, params), on_device=device is not None)
         except (ValueError, TypeError, IndexError) as exc:
             raise ValueError(f"{where}: strategy {s.label!r}: {exc}") from None
+        except (AssertionError, RuntimeError) as exc:  # torch's refusal in a step on the device
+            raise ValueError(
+                f"{where}: strategy {s.label!r}: optimizer {format_optimizer(name, params)!r} fails a step "
+                f"on the task's device ({device}): {exc}"
+            ) from None
         cfg = run_config(task, s, 0, epochs, default_optimizer, diverge_factor, default_params)
         # the stored run key hashes the optimizer as spelled (an older database's runs keep theirs); two
         # spellings of one optimizer (adamw with and without its default weight_decay: 0.01) are one run
@@ -784,7 +792,10 @@ def run_lab(
     probe = t.build(0)
     n_epochs = check_int(probe.epochs if epochs is None else epochs, "epochs", 1)
     check_schedules(strategies, n_epochs, probe.epoch_steps)  # before anything runs or is made
-    check_runs(strategies, t.name, n_epochs, probe.optimizer, probe.optimizer_params, diverge_factor)
+    check_runs(
+        strategies, t.name, n_epochs, probe.optimizer, probe.optimizer_params, diverge_factor,
+        device=next((p.device for p in probe.model.parameters()), None),  # where every run's model is
+    )  # fmt: skip
 
     fingerprint = task_fingerprint(probe)  # what the task builds: an edited task is not the stored one
 

@@ -250,19 +250,28 @@ def make_optimizer(
         raise ValueError(f"optimizer {name!r}: {exc}") from None
 
 
-#: optimizer flags that hold for the model's device or graph, not for the CPU stand-ins the set-up check
-#: steps: an optimizer with one of them set is built but not stepped there
-_DEVICE_FLAGS = ("capturable", "differentiable", "fused")
+#: optimizer flags that hold for the model's device, not for CPU stand-ins: an optimizer with one of them
+#: set is built but not stepped on stand-ins whose device is not the model's
+_DEVICE_FLAGS = ("capturable", "fused")
 
 
-def step_once(optimizer: Any) -> None:
+def step_once(optimizer: Any, on_device: bool = False) -> None:
     """One ``step()`` of ``optimizer`` (built on stand-in tensors) with zero gradients: a value torch takes
     at construction but not in a step (Adam's ``betas: [0.9, 0.99, 0.5]``) fails here, when a command or
-    the lab is set up, not at the first step of its first run."""
+    the lab is set up, not at the first step of its first run. ``on_device``: the stand-ins are on the
+    model's device, so ``capturable`` and ``fused`` are stepped too (else they are only built).
+    ``differentiable=True`` is refused: its step is for a graph through the update, and a training
+    step's in-place update of the parameters fails under it."""
     import torch
 
-    if any(group.get(flag) for group in optimizer.param_groups for flag in _DEVICE_FLAGS):
-        return  # a setting for the model's device or graph (capturable on CUDA): no step on CPU stand-ins
+    if any(group.get("differentiable") for group in optimizer.param_groups):
+        raise ValueError(
+            "differentiable must be false for training (got true): it is for differentiating through the "
+            "optimizer's step, and lrkit's training step updates the parameters in place, which torch "
+            "refuses under it"
+        )
+    if not on_device and any(group.get(flag) for group in optimizer.param_groups for flag in _DEVICE_FLAGS):
+        return  # a setting for the model's device (capturable on CUDA): no step on CPU stand-ins
     for group in optimizer.param_groups:
         for p in group["params"]:
             p.grad = torch.zeros_like(p)
