@@ -632,14 +632,6 @@ def _num(x: float | None, digits: int = 4) -> str:
 OPTIMIZER_EXAMPLE = "momentum: momentum=0.9"
 
 
-def _setting(value: Any) -> str:
-    """A hyper-parameter's value as the report writes it: Python's spelling, lists as tuples."""
-    if isinstance(value, (list, tuple)):
-        inner = ", ".join(_setting(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    return repr(value)
-
-
 def _optimizer_args(optimizer: str, params: Mapping[str, Any] | None) -> list[str]:
     """``["betas=(0.9, 0.99)", "weight_decay=0.1"]``: the hyper-parameters of ``optimizer`` with ``params``
     that a reader needs to tell it from another (:func:`~lrkit.lab.runner.shown_settings`: those that
