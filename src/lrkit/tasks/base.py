@@ -450,10 +450,17 @@ def fingerprint_changes(then: Mapping[str, Any], now: Mapping[str, Any], seed: i
     if differs("metric"):
         kind = re.search(r" \[(.+)\] \(", str(now["metric"]))
         if kind and re.sub(r" \[.+\] \(", " (", str(now["metric"])) == then["metric"]:
-            out.append(
-                f"the accuracy formula changed since those runs (metric {then['metric']} then, "
-                f"{now['metric']} now): lrkit now counts accuracy {_KINDS[kind.group(1)]}, so the stored "
-                "values are not comparable with new ones"
+            # stored by an lrkit whose fingerprint did not name the accuracy kind: the one that counted it
+            # as now (42b0825 on) or an older one; it cannot be told which, so the runs are kept, said
+            import warnings
+
+            warnings.warn(
+                f"the stored runs' fingerprint does not name the accuracy kind (metric {then['metric']} "
+                f"then, {now['metric']} now): this task's accuracy is counted {_KINDS[kind.group(1)]}. "
+                "Runs trained by an lrkit from before that rule (before December 2026) counted it "
+                "otherwise and are not comparable with new ones: rerun with --fresh if yours are that old",
+                UserWarning,
+                stacklevel=2,
             )
         else:
             out.append(f"metric {then['metric']} then, {now['metric']} now")
