@@ -71,7 +71,8 @@ class TaskParts:
 
     **Batches** are taken as :func:`lrkit.find_lr` takes them (:mod:`lrkit._forward`, one function for
     both): an ``(input, target)`` pair gives ``loss_fn(model(input), target)`` (a batch with elements
-    after the target, sample weights, is refused: unused, they would change the result); a dict batch gives ``loss_fn(model(**rest), batch[key])``, ``key`` the first of
+    after the target, sample weights, is refused: unused, they would change the result); a dict batch
+    gives ``loss_fn(model(**rest), batch[key])``, ``key`` the first of
     ``labels, label, targets, target, y``, or with ``loss_fn=None`` ``model(**batch)``'s own loss (the
     output itself, ``out["loss"]`` or ``out.loss``: a Hugging Face model given its labels); accuracy then
     compares the output's logits with ``batch[key]``.
