@@ -359,3 +359,41 @@ def test_a_live_owner_still_holds_its_run(tmp_path: Path) -> None:
     with ResultStore(tmp_path / "lab.db") as store:
         assert store.claim(key, cfg, owner=f"{socket.gethostname()}:{os.getpid()}:ab") == "claimed"
         assert store.claim(key, cfg, owner="me") == "busy"
+
+
+# --- the review's follow-ups: masking does not garble, every CSV text cell is text ----------------------
+
+
+def test_a_short_password_does_not_garble_the_drivers_error() -> None:
+    """A password of a letter or two is masked in the URL, not replaced wherever it occurs in the
+    driver's words ("Exc***ption" for a password "e")."""
+    import sqlalchemy.exc
+
+    from lrkit.tune.storage import open_error
+
+    url = "postgresql+psycopg2://bob:e@db.example:5432/lab"
+    exc = sqlalchemy.exc.OperationalError("connect", {}, Exception("connection to server refused"))
+    err = open_error("--storage", url, exc)
+    assert err is not None
+    text = str(err)
+    assert "bob:***@db.example" in text and "connection to server refused" in text
+    assert "***ption" not in text and "conn***ction" not in text
+
+
+def test_every_text_cell_of_runs_csv_is_text_to_a_spreadsheet(tmp_path: Path) -> None:
+    from lrkit.lab import report
+    from lrkit.lab.runner import LabResult
+
+    from .test_report import make_run
+
+    run = make_run("ok", 0, 0.5)
+    run.config["task"] = '=HYPERLINK("http://evil","x")'
+    res = LabResult("t", 1, [run, make_run("b", 0, 0.6)], ":memory:", "x", "m", True, 5)
+    runs_csv, _ = report.write_csv(res, tmp_path)
+    text = runs_csv.read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in text
+    import csv
+
+    with runs_csv.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            assert not [v for v in row.values() if v.startswith(("=", "+", "@"))], row

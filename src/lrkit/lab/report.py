@@ -1237,11 +1237,11 @@ def _rerun_cells(run: RunRecord) -> list[str]:
     factor = cfg.get("diverge_factor")
     epochs = cfg.get("epochs")
     return [
-        str(cfg.get("task", "")),
+        _text_cell(str(cfg.get("task", ""))),
         _cell(epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None),
         _cell(float(factor) if isinstance(factor, (int, float)) and not isinstance(factor, bool) else None),
         "" if not isinstance(params, dict) else json.dumps(params, sort_keys=True),
-        *("" if env[k] is None else str(env[k]) for k in ENV_FIELDS),
+        *("" if env[k] is None else _text_cell(str(env[k])) for k in ENV_FIELDS),
     ]
 
 

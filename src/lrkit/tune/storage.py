@@ -193,6 +193,10 @@ def _password(url: str) -> str | None:
     return None if span is None else url[span[0] : span[1]]
 
 
+#: the shortest password (or piece of one) masked where it occurs in a driver's error text
+_MIN_MASKED = 4
+
+
 def _password_forms(url: str) -> list[str]:
     """The password of ``url`` as it is written and as it reads unquoted, and the pieces of the written
     one between ``@``s, longest first: SQLAlchemy ends a password at its first ``@`` and takes the rest as
@@ -203,8 +207,13 @@ def _password_forms(url: str) -> list[str]:
     password = _password(url)
     if not password:
         return []
-    forms = {password, unquote(password), *password.split("@")}
-    return sorted((form for form in forms if form), key=len, reverse=True)
+    # a whole password shorter than _MIN_MASKED is too likely to be part of other words: replacing it
+    # everywhere garbled the driver's error ("Exc***ption" for a password "e") and gained nothing (the
+    # URL's own password is masked by _masked_text whatever its length). The pieces between raw '@'s
+    # (a URL storage_url refuses before connecting) are masked whatever their length: a driver echoes them
+    whole = {form for form in (password, unquote(password)) if len(form) >= _MIN_MASKED}
+    pieces = set(password.split("@")) if "@" in password else set()
+    return sorted((form for form in whole | pieces if form), key=len, reverse=True)
 
 
 def _mask_password(text: str, url: str) -> str:
