@@ -27,7 +27,7 @@ TORCH_NAMES = [n for n, f in OPTIMIZERS.items() if f.module == "torch.optim"]
 SHOWN = {
     "AdamW wd0.1": ("adamw", ["betas=(0.9, 0.99)", "eps=1e-06", "weight_decay=0.1"]),
     "AdamW wd0.05": ("adamw", ["weight_decay=0.05"]),
-    "RMSprop a0.9": ("rmsprop", ["alpha=0.9", "centered=True", "momentum=0.5"]),
+    "RMSprop a0.9": ("rmsprop", ["alpha=0.9", "centered=true", "momentum=0.5"]),
     "Adam": ("adam", []),
     "task's": ("momentum", ["momentum=0.9"]),  # digits-mlp-sgd trains with momentum
 }
@@ -198,5 +198,8 @@ def test_shown_are_exactly_the_settings_that_differ_and_the_names_own(name: str,
     if not expected:
         assert text == name
     else:
-        args = ", ".join(f"{k}={v!r}" for k, v in sorted(expected.items()))
+        # values as the command line writes them (true/false), so the column reads back as --strategy
+        args = ", ".join(
+            f"{k}={str(v).lower() if isinstance(v, bool) else repr(v)}" for k, v in sorted(expected.items())
+        )
         assert text == f"{name}({args})"
