@@ -1052,6 +1052,10 @@ def _worker_died(path: str, pool: Executor | None = None) -> ChildProcessError:
     deadline = time.monotonic() + 2.0
     for p in processes:  # a dead worker's pipe closes a moment before its exit code can be read
         p.join(max(0.0, deadline - time.monotonic()))
+        # the pool's own thread may reap the process at the same moment: our waitpid then finds no child
+        # and the code shows only once that thread has stored it (a few microseconds later)
+        while p.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.001)
     # SIGTERM: a worker the broken pool stopped itself
     codes = [p.exitcode for p in processes if p.exitcode not in (None, 0, -signal.SIGTERM)]
     kept = f"the finished runs are kept in {path}: run the same command again to run the rest"
