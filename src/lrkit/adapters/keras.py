@@ -76,8 +76,7 @@ from array_api_compat import array_namespace
 
 from .._checks import as_integer, as_real
 from .._warnings import PastTheRunWarning  # re-exported: lrkit.keras.PastTheRunWarning
-from ..control.guard import _newer_format
-from ..control.plateau import Plateau, json_number, number_from_json, warmup_steps
+from ..control.plateau import Plateau, json_number, newer_format, number_from_json, warmup_steps
 from ..schedules.base import _caller_stacklevel, warn_run_length
 from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
@@ -443,7 +442,7 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: i
             )
         fmt = config.get("format", _READ_FORMATS[0])
         if fmt not in _READ_FORMATS:
-            newer = _newer_format(fmt, CONFIG_FORMAT)
+            newer = newer_format(fmt, CONFIG_FORMAT)
             known = " or ".join(map(repr, _READ_FORMATS))
             raise ValueError(
                 f"KerasSchedule.from_config: the config was written by a newer lrkit (format {fmt!r}; this "

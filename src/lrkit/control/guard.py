@@ -224,7 +224,6 @@ class _Snapshot:
 #: inf and NaN among them) still load
 _STATE_FORMAT = "lrkit.guard/2"
 _READ_FORMATS = ("lrkit.guard/1", _STATE_FORMAT)
-_newer_format = newer_format  # (lrkit.keras imports it from here)
 #: DivergenceGuard.state_dict's counters (integers >= -1)
 _STATE_COUNTS = ("in_a_row", "failed_at", "good_since_rollback", "since_snapshot", "high")
 _STATE_KEYS = ("format", "events", "multiplier", "history", "low", "resume_step", *_STATE_COUNTS)
@@ -720,7 +719,7 @@ class DivergenceGuard:
             )
         fmt = state.get("format")
         known = " or ".join(map(repr, _READ_FORMATS))
-        if _newer_format(fmt, _STATE_FORMAT):
+        if newer_format(fmt, _STATE_FORMAT):
             raise ValueError(
                 f"DivergenceGuard.load_state_dict: the state was written by a newer lrkit (format {fmt!r}; "
                 f"this lrkit reads {known}): load it with that lrkit, or upgrade this one"

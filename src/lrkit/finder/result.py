@@ -741,8 +741,9 @@ class FinderResult:
             raise TypeError(f"FinderResult.from_dict: expected a dict, got {type(data).__name__}")
         fmt = data.get("format", RESULT_FORMAT)
         if fmt != RESULT_FORMAT:
-            version = fmt.removeprefix("lrkit.finder/") if isinstance(fmt, str) else ""
-            newer = version.isascii() and version.isdigit() and int(version) > 1
+            from lrkit.control.plateau import newer_format
+
+            newer = newer_format(fmt, RESULT_FORMAT)
             raise ValueError(
                 f"FinderResult.from_dict: format {fmt!r}"
                 + (" was written by a newer lrkit: read it with that lrkit, or upgrade this one" if newer
