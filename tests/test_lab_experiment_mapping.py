@@ -286,10 +286,17 @@ def test_strategies_of_another_type_name_both_forms() -> None:
     assert "strategies must be a list" in msg and "mapping of label: spec" in msg and "str" in msg, msg
 
 
-@pytest.mark.parametrize(("seeds", "expected"), [(1, [0]), (3, [0, 1, 2]), ("2", [0, 1]), ([7, 0], [7, 0])])
+@pytest.mark.parametrize(("seeds", "expected"), [(1, [0]), (3, [0, 1, 2]), ([7, 0], [7, 0])])
 def test_seeds_as_a_count_or_a_list(seeds: object, expected: list[int]) -> None:
     """The guide's ``seeds: 2`` is a count (as ``--seeds 2``): seeds 0 and 1."""
     assert parse_experiment({"task": TASK, "strategies": ["constant(0.1)"], "seeds": seeds}).seeds == expected
+
+
+def test_seeds_as_a_quoted_count_is_refused_as_other_numbers_written_as_text_are() -> None:
+    """``seeds: '2'`` was taken as 2 while ``weight_decay: '0.1'`` was refused: text is refused alike."""
+    with pytest.raises(ValueError) as info:
+        parse_experiment({"task": TASK, "strategies": ["constant(0.1)"], "seeds": "2"})
+    assert str(info.value).startswith("experiment: seeds must be an integer >= 1 or a list, got the text '2'")
 
 
 @pytest.mark.parametrize("seeds", [0, -1, 2.5, "0,1,2", True, []])

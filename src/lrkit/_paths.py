@@ -105,6 +105,25 @@ def _check_parents(p: Path, flag: str) -> None:
         return
 
 
+#: the longest path (in bytes, as the file system encodes it, symbolic links resolved) SQLite's unix VFS
+#: opens a database at: it keeps a path in 512 bytes, the database's and its "-journal" name's (8 more)
+MAX_SQLITE_PATH_BYTES = 504
+
+
+def check_sqlite_path_length(path: str | os.PathLike[str], flag: str) -> None:
+    """A ValueError naming ``flag`` for an SQLite database ``path`` longer than SQLite can open
+    (:data:`MAX_SQLITE_PATH_BYTES`, symbolic links resolved; on POSIX, where SQLite's unix VFS keeps it):
+    SQLite itself says only "unable to open database file". Used by the lab's ``--db`` and by the
+    tuner's SQLite storage (a path or an ``sqlite:///`` URL)."""
+    real = os.path.realpath(path)
+    if os.name == "posix" and len(os.fsencode(real)) > MAX_SQLITE_PATH_BYTES:
+        raise ValueError(
+            f"{flag}: SQLite cannot open a database whose path is longer than {MAX_SQLITE_PATH_BYTES} bytes "
+            f"(512 with the '-journal' it adds); this one is {len(os.fsencode(real))} ({real!r}): give a "
+            f"shorter {flag}"
+        )
+
+
 def _check_name(p: Path, flag: str) -> None:
     """A name the file system can hold: no NUL byte, each part in 255 bytes, every character in the file
     system's encoding (an ASCII one, under a C locale without UTF-8 mode, has no Hangul or emoji)."""

@@ -141,7 +141,7 @@ class SearchCostWarning(UserWarning):
     cost and what would bring it down (more epochs, ``search=``, ``budget=``)."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class AutoResult:
     """What :func:`auto` set up: the ``scheduler`` (already driving the optimizer), the ``guard`` to call
     with each step's loss, the finder's ``finder`` result, the resolved ``schedule`` and ``peak_lr`` (of
@@ -170,8 +170,18 @@ class AutoResult:
     search_steps: int = 0
     peak_factor: float = math.nan
 
+    def __repr__(self) -> str:
+        """One line, as :class:`~lrkit.finder.FinderResult`'s (the dataclass's repr printed the scheduler,
+        the guard, the schedule and the whole summary): what was chosen and what the search cost;
+        :meth:`__str__` reads the summary."""
+        return (
+            f"AutoResult(kind={self.kind!r}, peak_lr={self.peak_lr:.4g}, search={self.search!r}, "
+            f"total_steps={self.total_steps}, trained_steps={self.trained_steps}, "
+            f"search_steps={self.search_steps}, guard={'on' if self.guard is not None else 'off'})"
+        )
+
     def __str__(self) -> str:
-        """``print(result)``: the :attr:`summary` (the dataclass's repr prints every curve's arrays)."""
+        """``print(result)``: the :attr:`summary`."""
         return self.summary
 
     @property
@@ -511,8 +521,9 @@ def auto(
             the separate test and ``search="in_run"`` raises ``ValueError``.
 
     A Schedule-Free optimizer (``schedulefree``) steps in train mode during the search, and its own
-    ``warmup_steps`` is set to 0 (the schedule warms up; the summary says so). Prodigy and D-Adaptation,
-    which estimate their own step size, are refused (``ValueError``): there is no LR to search.
+    ``warmup_steps`` is set to 0 (lrkit's schedule warms up, unless ``warmup=0``; the summary says
+    which). Prodigy and D-Adaptation, which estimate their own step size, are refused (``ValueError``):
+    there is no LR to search.
 
     Raises :class:`lrkit.finder.NoSuggestionError` when no usable signal was found; the model and
     optimizer are then as they were (and on any other error too).
@@ -678,19 +689,27 @@ def auto(
         else:
             length = total
             sched = separate_schedule(chosen, peak, warmup)
+        resolved = sched.resolve(total_steps=length, steps_per_epoch=steps_per_epoch)
+        # whether the run's LR starts below the peak: not after warmup=0 (nor a warmup under one step)
+        warms_up = bool(float(np.asarray(resolved(np.arange(1)), dtype=float)[0]) < peak * (1 - 1e-9))
+        if not trained:
             if chosen == "one_cycle":
                 why = "one-cycle (warm up to the peak, anneal to ~0)"
-            else:
+            elif warms_up:
                 why = f"{warmup:.0%} linear warmup to the peak, then {after}"
+            else:
+                why = f"no warmup (warmup={warmup:g}): the peak from the first step" + (
+                    "" if chosen == "constant" else f", then {after}"
+                )
         if schedule_free:
             own = sorted({g.get("warmup_steps", 0) for g in saved} - {0})  # the user's, before the search
             for g in optimizer.param_groups:
                 if "warmup_steps" in g:
                     g["warmup_steps"] = 0
+            mine = "this schedule warms up" if warms_up else "and this schedule has no warmup either"
             why += " (Schedule-Free: the averaging stands in for a decay" + (
-                f"; its own warmup_steps={own[0]} set to 0, this schedule warms up)" if own else ")"
+                f"; its own warmup_steps={own[0]} set to 0, {mine})" if own else ")"
             )
-        resolved = sched.resolve(total_steps=length, steps_per_epoch=steps_per_epoch)
         ratios = found.group_ratios
         # param groups with their own LRs (discriminative fine-tuning) keep their ratios to the reference
         # group (the first with LR > 0); a group at LR 0 gets the schedule x 0 and stays frozen

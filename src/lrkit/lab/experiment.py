@@ -195,20 +195,41 @@ def _plain(value: Any) -> str:
     return value if isinstance(value, str) and text == repr(value) else text
 
 
+def _refuse_text_number(value: Any, key: str, expected: str) -> None:
+    """A number written as text (``epochs: '5'``, ``diverge_factor: '1e1'``) refused naming ``key``, as
+    optimizer parameters and spec values are (lrkit reads YAML by YAML 1.2's rules, so ``1e1`` unquoted is
+    a number; only quotes, or a mapping read by ``yaml.safe_load``, make it text). Other text is left to
+    the caller's own message."""
+    if not isinstance(value, str):
+        return
+    try:
+        float(value)
+    except ValueError:
+        return
+    m = re.fullmatch(r"\s*([-+]?[0-9]+)[eE]([-+]?)([0-9]+)\s*", value)  # a float YAML 1.1 reads as text
+    yaml11 = (
+        f"; yaml.safe_load also reads {value.strip()} as text under YAML 1.1: write "
+        f"{m[1]}.0e{m[2] or '+'}{m[3]}, or read the file with lrkit's experiment loader"
+        if m
+        else ""
+    )
+    raise ValueError(
+        f"experiment: {key} must be {expected}, got the text {value!r}: write it unquoted (quoted, it is "
+        f"text{yaml11})"
+    )
+
+
 def _int(value: Any, key: str, low: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    _refuse_text_number(value, key, f"an integer >= {low}")
     if isinstance(value, bool) or not isinstance(value, int) or value < low or value > 10**9:
         raise ValueError(f"experiment: {key} must be an integer >= {low}, got {short(value)}")
     return value
 
 
 def _float(value: Any, key: str) -> float:
+    _refuse_text_number(value, key, "a number")
     if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"experiment: {key} must be a number, got {short(value)}") from None
+        raise ValueError(f"experiment: {key} must be a number, got {short(value)}")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"experiment: {key} must be a finite number, got {short(value)}")
     return float(value)
@@ -413,6 +434,7 @@ def parse_experiment(
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"experiment: seeds must be distinct, got {seeds}")
     else:
+        _refuse_text_number(seeds_value, "seeds", "an integer >= 1 or a list")
         try:
             seeds = list(range(_int(seeds_value, "seeds", 1)))
         except ValueError:

@@ -50,7 +50,6 @@ from ..schedules.duration import _short as short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
-from ..tasks.optimizers import step_once as _step_once
 from .store import FINGERPRINT, ResultStore, RunRecord, owner_token, run_key
 
 __all__ = [
@@ -676,23 +675,15 @@ def check_runs(
     ``optimizer_params`` value (``weight_decay: -1``, ``betas: [0.9]``) here, naming the strategy, before
     anything runs or is written; given the task's ``device`` (its parameters'), on that device, settings
     for a device included (``capturable=True`` is refused for a task on the CPU)."""
-    import torch
-
-    from ..tasks.optimizers import format_optimizer, make_optimizer
+    from ..tasks.optimizers import check_optimizer
 
     first: dict[str, tuple[Strategy, dict[str, Any]]] = {}
     for s in strategies:
         name, params = optimizer_of(s, default_optimizer, default_params)
-        try:  # built and stepped once, as Strategy does with its own optimizer_params
-            stand_in = torch.nn.Parameter(torch.zeros(1, device=device))
-            _step_once(make_optimizer(name, [stand_in], 1e-3, params), on_device=device is not None)
-        except (ValueError, TypeError, IndexError) as exc:
+        try:  # built on a stand-in on the task's device and stepped once, as Strategy checks its own
+            check_optimizer(name, params, device=device)
+        except ValueError as exc:
             raise ValueError(f"{where}: strategy {s.label!r}: {exc}") from None
-        except (AssertionError, RuntimeError) as exc:  # torch's refusal in a step on the device
-            raise ValueError(
-                f"{where}: strategy {s.label!r}: optimizer {format_optimizer(name, params)!r} fails a step "
-                f"on the task's device ({device}): {exc}"
-            ) from None
         cfg = run_config(task, s, 0, epochs, default_optimizer, diverge_factor, default_params)
         # the stored run key hashes the optimizer as spelled (an older database's runs keep theirs); two
         # spellings of one optimizer (adamw with and without its default weight_decay: 0.01) are one run

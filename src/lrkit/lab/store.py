@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._paths import MAX_SQLITE_PATH_BYTES, check_sqlite_path_length
 from ..schedules.duration import _short
 
 __all__ = [
@@ -72,9 +73,8 @@ STALE_SECONDS = 60.0
 #: (:func:`lrkit.tasks.base.task_fingerprint`); not part of the config its :func:`run_key` hashes, so the
 #: runs of a database from before it keep their keys (and have none)
 FINGERPRINT = "task_fingerprint"
-#: the longest path (in bytes, as the file system encodes it, symbolic links resolved) SQLite's unix VFS
-#: opens a database at: it keeps a path in 512 bytes, the database's and its "-journal" name's (8 more)
-MAX_PATH_BYTES = 504
+#: the longest database path SQLite opens (:data:`lrkit._paths.MAX_SQLITE_PATH_BYTES`, the tuner's too)
+MAX_PATH_BYTES = MAX_SQLITE_PATH_BYTES
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lrkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -527,13 +527,7 @@ def check_db_path(path: str | Path, flag: str = "--db", *, write: bool = False) 
 
     p = Path(path)
     _check_name(p, flag)  # a NUL byte, a name too long: named as --out names them
-    real = os.path.realpath(p)
-    if os.name == "posix" and len(os.fsencode(real)) > MAX_PATH_BYTES:
-        raise ValueError(
-            f"{flag}: SQLite cannot open a database whose path is longer than {MAX_PATH_BYTES} bytes (512 "
-            f"with the '-journal' it adds); this one is {len(os.fsencode(real))} ({real!r}): give a shorter "
-            f"{flag}"
-        )
+    check_sqlite_path_length(p, flag)
     if _stat_kind(p, flag) == "dir":
         raise ValueError(f"{flag}: {str(p)!r} is a directory; expected a database file")
     for parent in p.parents:

@@ -281,18 +281,28 @@ def step_once(optimizer: Any, on_device: bool = False) -> None:
 
 
 def check_optimizer(
-    name: str, params: Mapping[str, Any] | None = None, what: str = "optimizer_params"
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    what: str = "optimizer_params",
+    device: Any = None,
 ) -> dict[str, Any]:
     """``params`` checked for optimizer ``name`` as the lab checks a strategy's: :func:`check_params`
-    (``what`` names them), then the optimizer built over a stand-in tensor and stepped once
-    (:func:`step_once`), so that torch's own refusal (``weight_decay=-1``) comes now, a ValueError."""
+    (``what`` names them), then the optimizer built over a stand-in parameter and stepped once
+    (:func:`step_once`), so that torch's own refusal (``weight_decay=-1``) comes now, a ValueError.
+    ``device``: the model's (its parameters'); the stand-in lies there and settings for a device are
+    stepped too (``capturable=True`` is refused for a model on the CPU). None: a CPU stand-in, on which
+    ``capturable`` and ``fused`` are only built."""
     import torch
 
     kw = check_params(params, what, optimizer=check_optimizer_name(name))
     try:
-        step_once(make_optimizer(name, [torch.zeros(1, requires_grad=True)], 1e-3, kw))
+        stand_in = torch.nn.Parameter(torch.zeros(1, device=device))
+        step_once(make_optimizer(name, [stand_in], 1e-3, kw), on_device=device is not None)
     except (TypeError, IndexError) as exc:
         raise ValueError(f"optimizer {name!r}: {exc}") from None
+    except (AssertionError, RuntimeError) as exc:  # torch's refusal in a step (on the device)
+        on = "" if device is None else f" on the model's device ({device})"
+        raise ValueError(f"optimizer {format_optimizer(name, kw)!r} fails a step{on}: {exc}") from None
     return kw
 
 

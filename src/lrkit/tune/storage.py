@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._checks import check_int
-from .._paths import _stat_kind
+from .._paths import _stat_kind, check_sqlite_path_length
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -43,6 +43,7 @@ def check_sqlite_path(path: str | Path, flag: str = "storage") -> Path:
     Optuna SQLite database. Anything else (an empty file included) is refused with a ValueError, untouched."""
     p = Path(path)
     kind = _stat_kind(p, flag)  # a name the file system refuses (too long, NUL) is named, not an OSError
+    check_sqlite_path_length(p, flag)  # the lab's --db check: SQLite says only "unable to open"
     if kind == "dir":
         raise ValueError(f"{flag}: {str(p)!r} is a directory; expected an SQLite file or a database URL")
     for parent in p.parents:
