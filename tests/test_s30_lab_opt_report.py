@@ -80,11 +80,14 @@ def test_lab_md_names_each_optimizer_with_its_hyper_parameters(
     text = report.plain_markdown(report.markdown_table(lab[1], lang=lang))
     rows = _md_rows(text)
     assert {label: row[1] for label, row in rows.items()} == CELLS
+    # the note's example: the first row (in the table's order) that shows settings (s32)
+    name, args = next(SHOWN[label] for label in rows if SHOWN[label][1])
+    example = f"{name}: {', '.join(args)}"
     note = {
         "en": "optimizer: its name, with the hyper-parameters that differ from torch's defaults and those "
-        "the name sets (momentum: momentum=0.9).",
-        "ko": "옵티마이저: 이름 뒤에 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 값(momentum: "
-        "momentum=0.9)을 적었습니다.",
+        f"the name sets ({example}).",
+        "ko": "옵티마이저: 이름 뒤에 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 "
+        f"값({example})을 적었습니다.",
     }[lang]
     assert text.splitlines()[-1] == note
 

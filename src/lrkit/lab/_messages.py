@@ -66,9 +66,11 @@ EN: dict[str, str] = {
     "cut.gap": ", cut at the gap's range [{low}, {high}]",
     "md.ci": "95% CI: mean ± t(0.975, n-1)·sd/√n over the finished seeds{cut}; n=1: no spread to report.",
     # under the summary table (lab.md's and the page's): what its optimizer column shows
-    # ``{example}``: an optimizer's name and a setting it makes, as code ("momentum: momentum=0.9")
+    # ``{example}``: a row's optimizer and the settings its cell shows, as code ("momentum: momentum=0.9")
     "note.optimizer": "optimizer: its name, with the hyper-parameters that differ from torch's defaults "
     "and those the name sets ({example}).",
+    "note.optimizer.plain": "optimizer: its name, with the hyper-parameters that differ from torch's "
+    "defaults and those the name sets (no optimizer here shows any).",
     # a run's status (runs.csv keeps the English word)
     "status.ok": "ok",
     "status.diverged": "diverged",
@@ -189,8 +191,15 @@ EN: dict[str, str] = {
     "verdict.stalled.untrained": " Did not learn (last epoch's training loss no lower than the untrained "
     "model's): {names}.",
     "col.loss_start": "loss of the untrained model",
-    "stalled.none.untrained": "Every finished run learned: its last epoch's training loss is below the "
+    "stalled.none.untrained": "Every finished run ended with its last epoch's training loss below the "
     "untrained model's.",
+    # the training loss from the untrained model's to the last epoch's (report.loss_change_text)
+    "change.run.seed": "{label} (seed {seed})",
+    "change.one": "Training loss from the untrained model to the last epoch: {run}, {start} → {last} "
+    "({change}) in {epochs}.",
+    "change.least": "Training loss from the untrained model to the last epoch, the run whose loss fell "
+    "least: {run}, {start} → {last} ({change}) in {epochs}.",
+    "change.most": " The one whose loss fell most: {run}, {start} → {last} ({change}).",
     "stalled.note.untrained": "These runs finished without diverging but did not learn: the last epoch's "
     "mean training loss is no lower than the untrained model's loss, measured on the validation set "
     "before the first step (before training, training and validation loss have the same expectation; a "
@@ -244,6 +253,8 @@ KO: dict[str, str] = {
     "없음.",
     "note.optimizer": "옵티마이저: 이름 뒤에 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 값"
     "({example})을 적었습니다.",
+    "note.optimizer.plain": "옵티마이저: 이름 뒤에 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 "
+    "값을 적습니다. 이 표의 옵티마이저에는 그런 값이 없습니다.",
     "status.ok": "학습함",
     "status.diverged": "발산",
     "status.did not learn": "학습하지 못함",
@@ -354,8 +365,13 @@ KO: dict[str, str] = {
     "verdict.stalled.untrained": " 학습하지 못함(마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 낮지 "
     "않음): {names}.",
     "col.loss_start": "학습 전 모델의 손실",
-    "stalled.none.untrained": "끝까지 돈 실행은 모두 학습했습니다: 마지막 에폭의 학습 손실이 학습 전 "
-    "모델의 손실보다 낮습니다.",
+    "stalled.none.untrained": "끝까지 학습한 실행은 모두 마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 "
+    "낮습니다.",
+    "change.run.seed": "{label} (시드 {seed})",
+    "change.one": "학습 전 모델에서 마지막 에폭까지 학습 손실: {run}, {start} → {last}({change}, {epochs}).",
+    "change.least": "학습 전 모델에서 마지막 에폭까지 학습 손실이 가장 적게 줄어든 실행: {run}, {start} → "
+    "{last}({change}, {epochs}).",
+    "change.most": " 가장 많이 줄어든 실행: {run}, {start} → {last}({change}).",
     "stalled.note.untrained": "이 실행들은 발산하지 않고 끝까지 돌았지만 학습하지 못했습니다: 마지막 "
     "에폭의 평균 학습 손실이 첫 스텝 전에 검증 세트에서 잰 학습 전 모델의 손실보다 낮지 않습니다(학습 "
     "전에는 학습 손실과 검증 손실의 기댓값이 같습니다. 이 값을 재기 전의 lrkit으로 돌린 실험은 첫 "

@@ -400,6 +400,22 @@ def did_not_learn(run: RunRecord) -> bool:
     return start is not None and math.isfinite(last) and last >= start
 
 
+def loss_change(run: RunRecord) -> float | None:
+    """How far a finished run's training loss moved, relative to where it started: (last epoch's mean
+    training loss - :func:`start_of`) / |:func:`start_of`|; -0.93 for a run that ended 93% below the
+    untrained model's loss, about 0 for one that barely moved (which :func:`did_not_learn` may not flag: it
+    asks only whether the loss ended below the start). A measurement, not a verdict: the report names the
+    runs with the smallest and the largest fall (no threshold: how small is "too small" depends on the task
+    and the budget). None for a run that did not finish (diverged) and when either loss is missing, not
+    finite or the start is 0."""
+    if run.status != "ok" or not run.epoch_losses:
+        return None
+    start, last = start_of(run), run.epoch_losses[-1]
+    if start is None or start == 0 or not math.isfinite(last):
+        return None
+    return (last - start) / abs(start)
+
+
 def fate(run: RunRecord) -> str:
     """A run's status as the report's tables and ``runs.csv`` show it: the database's (``ok``,
     ``diverged``, ...), ``metric not finite`` for a finished run with no finite final metric
@@ -628,10 +644,6 @@ def _num(x: float | None, digits: int = 4) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
 
 
-#: the example of the note under the summary table (code, the same in every language)
-OPTIMIZER_EXAMPLE = "momentum: momentum=0.9"
-
-
 def _optimizer_args(optimizer: str, params: Mapping[str, Any] | None) -> list[str]:
     """``["betas=(0.9, 0.99)", "weight_decay=0.1"]``: the hyper-parameters of ``optimizer`` with ``params``
     that a reader needs to tell it from another (:func:`~lrkit.lab.runner.shown_settings`: those that
@@ -651,6 +663,18 @@ def optimizer_text(optimizer: str, params: Mapping[str, Any] | None) -> str:
     hyper-parameters are not known (``params`` None)."""
     args = _optimizer_args(optimizer, params)
     return f"{optimizer}({', '.join(args)})" if args else optimizer
+
+
+def optimizer_note(rows: Sequence[Summary], t: Messages = _EN) -> str:
+    """The note under the summary table: what its optimizer column shows, with an example taken from the
+    table (code, the same in every language): the first row (in the table's order) whose optimizer shows
+    settings, as ``adamw: weight_decay=0.05``; no example where no row shows any (every optimizer at
+    torch's defaults, or settings not known)."""
+    for s in rows:
+        args = _optimizer_args(s.optimizer, s.optimizer_params)
+        if args:
+            return t("note.optimizer", example=f"{s.optimizer}: {', '.join(args)}")
+    return t("note.optimizer.plain")
 
 
 def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
@@ -1322,7 +1346,7 @@ def markdown_table(result: LabResult, target: float | None = None, *, lang: str 
         lines.append("| " + " | ".join(escape_markdown(c[k]) for k in keys) + " |")
     lines += ["", escape_markdown(_target_text(result, tgt, target is not None, t)) + "."]
     lines.append(t("md.ci", cut=_cut(result, t)))
-    lines.append(escape_markdown(t("note.optimizer", example=OPTIMIZER_EXAMPLE)))
+    lines.append(escape_markdown(optimizer_note(rows, t)))
     return "\n".join(lines)
 
 
@@ -1517,10 +1541,49 @@ def _diverged_html(result: LabResult, t: Messages = _EN) -> str:
     return f"<table>{head}<tbody>{rows}</tbody></table><p class=note>{t('diverged.note')}</p>"
 
 
+def _percent(x: float) -> str:
+    """-0.0013 -> ``-0.1%``, -0.026 -> ``-2.6%``, -0.93 -> ``-93%``, 0.25 -> ``+25%``."""
+    p = 100 * x
+    return f"{p:+.1f}%" if abs(p) < 10 else f"{p:+.0f}%"
+
+
+def loss_change_text(result: LabResult, t: Messages = _EN) -> str:
+    """One sentence of numbers: the finished run whose training loss fell least (:func:`loss_change`),
+    ``too small: constant 0.00015 (seed 0): 2.305 → 2.302 (-0.1%) in 4 epochs``, and the one whose loss
+    fell most; empty where no run has a :func:`loss_change`. A run that barely moved shows as such, though
+    :func:`did_not_learn` does not flag it."""
+    changes = [(c, i, r) for i, r in enumerate(result.runs) if (c := loss_change(r)) is not None]
+    if not changes:
+        return ""
+    seeds = len({r.seed for _, _, r in changes}) > 1
+
+    def named(r: RunRecord) -> str:
+        return t("change.run.seed", label=r.label, seed=r.seed) if seeds else r.label
+
+    def moved(r: RunRecord, c: float) -> dict[str, str]:
+        start = start_of(r)
+        assert start is not None  # loss_change is not None
+        return {"start": _num(start), "last": _num(r.epoch_losses[-1]), "change": _percent(c)}
+
+    c0, _, r0 = min(changes, key=lambda x: (-x[0], x[1]))  # the least fall (first in the lab's order)
+    c1, _, r1 = min(changes, key=lambda x: (x[0], x[1]))  # the most
+    text = t(
+        "change.one" if len(changes) == 1 else "change.least",
+        run=named(r0),
+        epochs=t.count("epochs", len(r0.epoch_losses)),
+        **moved(r0, c0),
+    )
+    if len(changes) > 1:
+        text += t("change.most", run=named(r1), **moved(r1, c1))
+    return text
+
+
 def _stalled_html(result: LabResult, t: Messages = _EN) -> str:
     runs = [r for r in result.runs if did_not_learn(r)]
+    change = loss_change_text(result, t)
+    change = f" {_e(change)}" if change else ""
     if not runs:
-        return f"<p>{t('stalled.none.untrained')}</p>"
+        return f"<p>{t('stalled.none.untrained')}{change}</p>"
     m = _e(t.metric(result.metric_name))
     rows = "".join(
         f'<tr><td class="label">{_e(r.label)}</td><td class=num>{r.seed}</td>'
@@ -1536,7 +1599,8 @@ def _stalled_html(result: LabResult, t: Messages = _EN) -> str:
         t("col.final", m=m),
         t("col.best_m", m=m),
     )
-    return f"<table>{head}<tbody>{rows}</tbody></table><p class=note>{t('stalled.note.untrained')}</p>"
+    note = t("stalled.note.untrained")
+    return f"<table>{head}<tbody>{rows}</tbody></table><p class=note>{note}{change}</p>"
 
 
 def _runs_html(result: LabResult, t: Messages = _EN) -> str:
@@ -1764,7 +1828,7 @@ def render_html(
         f"<p>{verdict}</p>",
         f"<h2>{t('page.summary')}</h2>",
         _summary_html(result, rows, t),
-        f'<p class="note">{summary_note} {_e(t("note.optimizer", example=OPTIMIZER_EXAMPLE))}</p>',
+        f'<p class="note">{summary_note} {_e(optimizer_note(rows, t))}</p>',
         f"<h2>{t('page.diverged')}</h2>",
         _diverged_html(result, t),
         f"<h2>{t('page.stalled')}</h2>",
