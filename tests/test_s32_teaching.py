@@ -144,3 +144,24 @@ def test_the_optimizer_note_takes_its_example_from_a_row(tmp_path: Path, lang: s
     note = report.plain_markdown(report.markdown_table(defaults, lang=lang)).splitlines()[-1]
     assert note == report.messages(lang)("note.optimizer.plain")
     assert "momentum" not in note and "adam:" not in note
+
+
+# --------------------------------------------------------------------------------------------------
+# 7. the console names the minimum rule as the plot does
+# --------------------------------------------------------------------------------------------------
+def test_the_console_names_the_minimum_rule_minimum_over_10() -> None:
+    from lrkit.finder import range_test
+
+    def bowl(lr: float) -> float:  # minimum near lr = 0.1
+        return 2.0 / (1.0 + lr / 1e-3) + 0.1 + 50.0 * max(0.0, lr - 0.1) ** 2
+
+    found = range_test(bowl, num_steps=100)
+    value = found.suggestions["minimum"]
+    line = next(x for x in str(found).splitlines() if "steepest=" in x)
+    assert f"minimum/10={value:.3g}" in line
+    assert f"minimum={value:.3g}" not in line
+    # the plot's legend says the same
+    from lrkit.finder.plot import plot_result
+
+    legend = [t.get_text() for t in plot_result(found).legend_.get_texts()]  # type: ignore[union-attr]
+    assert any(text.startswith(f"minimum/10: {value:.3g}") for text in legend)

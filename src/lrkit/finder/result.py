@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Curve", "FinderResult", "NoSuggestionError"]
 
+#: the rules' names as the console (``str(result)``), the plot and the guide show them, where the rule's
+#: name (``--rule minimum``) is not what it computes: the LR at the loss minimum, divided by 10
+RULE_LABELS = {"minimum": "minimum/10"}
+
 #: A curve is "flat" when its smoothed loss falls by less than this fraction of its starting level.
 FLAT_DROP = 0.01
 #: A curve is "noisy" when its drop is less than this many times the batch-to-batch noise of the loss.
@@ -826,7 +830,9 @@ class FinderResult:
         if self.groups_note:
             lines.append(f"  {self.groups_note}")
         if any(math.isfinite(v) for v in self.suggestions.values()):
-            lines.append("  " + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items()))
+            lines.append(
+                "  " + ", ".join(f"{RULE_LABELS.get(k, k)}={v:.3g}" for k, v in self.suggestions.items())
+            )
         if self.suggestion is not None:
             how = _advice(("({schedule})",), self.settings, " ").replace("PEAK", f"{self.peak_lr:.3g}")
             lines.append(
