@@ -123,6 +123,12 @@ def test_a_quoted_number_is_refused_naming_the_key_and_the_text(
     assert toml.startswith(f"experiment: {key} must be {expected}, got the text {text!r}")
 
 
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity"])
+def test_text_that_is_no_finite_number_is_not_told_to_be_unquoted(tmp_path: Path, text: str) -> None:
+    msg = _error(tmp_path, f"task: {TASK}\ndiverge_factor: '{text}'\nstrategies: [constant(0.1)]\n")
+    assert msg == f"experiment: diverge_factor must be a finite number, got the text {text!r}"
+
+
 def test_text_yaml11_misreads_names_the_spelling_it_reads_as_a_number(tmp_path: Path) -> None:
     """``yaml.safe_load`` (YAML 1.1) reads ``1e1`` as text, ``1.0e+1`` as a number: the hint's spelling
     must be a number under YAML 1.1 too."""

@@ -17,7 +17,19 @@
         spec: "warmup(5%) >> cosine(lr=3e-4)"
         optimizer: adamw
         optimizer_params: {weight_decay: 0.05}
+      - label: constant + plateau
+        spec: "constant(lr=0.05)"
+        plateau: {factor: 0.5, patience: 2}   # reduce-on-plateau: halve the LR after 3 flat epochs
       - "one-cycle=one_cycle(max_lr=0.05)"     # the command line's LABEL[@OPT]=SPEC form
+
+A strategy's ``plateau`` adds reduce-on-plateau (:class:`lrkit.control.Plateau`, torch's
+``ReduceLROnPlateau`` rules): after each epoch the run gives it the validation metric the lab records, and
+it multiplies the schedule's LR by ``factor`` from the next step on when the metric has not improved for
+``patience + 1`` epochs in a row. Its keys are Plateau's: ``factor``, ``patience``, ``threshold``,
+``threshold_mode``, ``cooldown``, ``min_lr``, ``eps``, ``start`` (a step, or ``warmup``: from the end of
+the schedule's warmup, the default) and ``mode`` (default: the task's direction, ``max`` for an accuracy);
+``plateau: {}`` or ``plateau: true`` takes Plateau's defaults (``patience: 10``, ``factor: 0.1``). The
+command line's ``--strategy`` has no plateau: give it in a file.
 
 ``strategies`` may also be a mapping from label to strategy, in the file's order: each value is what a
 list entry is (a spec string, or a mapping with ``spec`` and optionally ``optimizer`` and
@@ -73,7 +85,7 @@ TOP_KEYS = (
     "strategies",
     "diverge_factor",
 )
-STRATEGY_KEYS = ("label", "spec", "optimizer", "optimizer_params")
+STRATEGY_KEYS = ("label", "spec", "optimizer", "optimizer_params", "plateau")
 MAX_FILE_BYTES = 1_000_000
 
 
@@ -203,9 +215,12 @@ def _refuse_text_number(value: Any, key: str, expected: str) -> None:
     if not isinstance(value, str):
         return
     try:
-        float(value)
+        x = float(value)
     except ValueError:
         return
+    if not math.isfinite(x):  # 'nan', 'inf': no number, unquoted or not
+        finite = "a finite number" if expected == "a number" else expected
+        raise ValueError(f"experiment: {key} must be {finite}, got the text {value!r}")
     m = re.fullmatch(r"\s*([-+]?[0-9]+)[eE]([-+]?)([0-9]+)\s*", value)  # a float YAML 1.1 reads as text
     yaml11 = (
         f"; yaml.safe_load also reads {value.strip()} as text under YAML 1.1: write "
@@ -275,6 +290,26 @@ def _hint(key: str, item: dict[Any, Any]) -> str:
     return did_you_mean(key, STRATEGY_KEYS)
 
 
+def _plateau(value: Any, where: str) -> dict[str, Any] | None:
+    """A strategy's ``plateau``: a mapping of :class:`~lrkit.control.Plateau`'s settings, ``{}`` or
+    ``true`` for its defaults, ``false`` for none (:func:`~lrkit.lab.runner.check_plateau`); an empty
+    ``plateau:`` (null) is refused, as it could mean either."""
+    from .runner import check_plateau
+
+    if value is None:
+        raise ValueError(
+            f"experiment: {where} is empty; give its settings ({{factor: 0.5, patience: 2}}), {{}} or true "
+            "for Plateau's defaults, or leave the key out for no plateau"
+        )
+    for name, v in value.items() if isinstance(value, dict) else ():
+        if name not in ("mode", "threshold_mode"):
+            _refuse_text_number(v, f"{where}.{name}", "a number" if name != "start" else "an integer step")
+    try:
+        return check_plateau(value, f"experiment: {where}")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _optimizer(value: Any, where: str) -> tuple[Any, dict[str, Any]]:
     """An ``optimizer`` value: a name, or a name with hyper-parameters as the command line writes it
     (``adamw(weight_decay=0.1)``: :func:`~lrkit.tasks.optimizers.parse_optimizer`), as (name, params);
@@ -316,7 +351,7 @@ def _strategy(
     if not isinstance(item, dict):
         raise ValueError(
             f"experiment: {where} must be a string or a mapping (a spec string, or spec with optionally "
-            f"label, optimizer, optimizer_params), got {type(item).__name__} {short(item)}"
+            f"label, optimizer, optimizer_params, plateau), got {type(item).__name__} {short(item)}"
         )
     unknown = [str(k) for k in item if k not in STRATEGY_KEYS]
     if unknown:
@@ -359,8 +394,9 @@ def _strategy(
                 "and in optimizer_params; give it once"
             )
         params = {**base, **params}
+    plateau = _plateau(item["plateau"], f"{where}.plateau") if "plateau" in item else None
     try:
-        return Strategy(label, schedule, optimizer, params)
+        return Strategy(label, schedule, optimizer, params, plateau)
     except (ValueError, TypeError) as exc:
         text = str(exc)
         if key is not None:  # "strategies.b: strategy 'b':" says 'b' twice; "strategies[0]:" never
