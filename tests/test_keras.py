@@ -315,8 +315,15 @@ def test_errors_name_the_argument() -> None:
 
 
 def test_mode_auto_watches_accuracy_upwards() -> None:
-    assert ReduceOnPlateau(monitor="val_accuracy").plateau.mode == "max"
+    """mode="auto" is read from the compiled metric (Keras' rule) when the fit starts; a loss at once."""
     assert ReduceOnPlateau(monitor="val_loss").plateau.mode == "min"
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(X, Y, batch_size=4, epochs=1, verbose=0)  # the metrics are built
+    cb = ReduceOnPlateau(monitor="val_accuracy")
+    cb.set_model(_stepped(model))
+    cb.on_train_begin()
+    assert cb.plateau.mode == "max"
 
 
 JAX_SCRIPT = textwrap.dedent(
@@ -466,16 +473,16 @@ def test_the_plateau_state_resumes_only_for_the_metric_it_was_measured_on() -> N
     assert same.plateau.best == 0.2 and same.plateau.last_epoch == 2
 
     acc = lrkit.keras.schedule("constant(lr=0.1)")
-    _drive(ReduceOnPlateau(monitor="accuracy"), _one_weight_model(acc), [0.5, 0.9])
+    _drive(ReduceOnPlateau(monitor="accuracy", mode="max"), _one_weight_model(acc), [0.5, 0.9])
     config = json.loads(json.dumps(acc.get_config()))
     assert config["plateau"]["mode"] == "max" and config["plateau"]["monitor"] == "accuracy"
     loaded = KerasSchedule.from_config(config)
     loaded_model = _one_weight_model(loaded)  # one model: a schedule given to another one starts afresh
     with pytest.raises(ValueError, match=r"saved with mode='max'.*this plateau has mode='min'"):
         _drive(ReduceOnPlateau(monitor="accuracy", mode="min"), loaded_model, [])
-    resumed = ReduceOnPlateau(monitor="accuracy")
+    resumed = ReduceOnPlateau(monitor="accuracy")  # auto, and no metric says: the saved mode, for now
     _drive(resumed, loaded_model, [])
-    assert resumed.plateau.best == 0.9
+    assert resumed.plateau.best == 0.9 and resumed.plateau.mode == "max"
     with pytest.raises(ValueError, match=r"^plateau: monitor must be a log key \(a str\), got 3"):
         KerasSchedule.from_config({**config, "plateau": {**config["plateau"], "monitor": 3}})
 

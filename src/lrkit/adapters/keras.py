@@ -559,7 +559,12 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
 
     Args:
         monitor: the log key to watch (``"val_loss"``, ``"loss"``, ``"val_accuracy"``...).
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` when the name holds "acc" or "auc").
+        mode: ``"min"``, ``"max"`` or ``"auto"``, which reads the direction as Keras' own callbacks do
+            (``MonitorCallback``): ``"min"`` for ``loss``/``val_loss``; otherwise, when the fit starts,
+            that of the compiled metric whose name is ``monitor`` without ``val_`` (its ``_direction``:
+            ``"max"`` for accuracy, AUC, precision, recall, F1, IoU, R2...). A ``monitor`` it cannot tell
+            (no such metric, or one that does not say) raises ``ValueError`` at the first epoch's end:
+            pass ``mode="min"`` or ``mode="max"``.
         factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: as :class:`Plateau`.
         start: from when metrics count, as :class:`Plateau`'s ``start`` in ``lrkit.torch``'s scheduler:
             ``"warmup"`` (the default, as torch's) skips the metrics of epochs that end before the
@@ -594,8 +599,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     The state (best metric, counters, the cuts), with the ``monitor`` and ``mode`` it was measured in,
     is kept in the :class:`KerasSchedule` and saved with the model: a fresh callback watching the same
     metric goes on from it (its :attr:`cuts` start with those made before the save; a model saved by an
-    lrkit that did not keep them gives only their number, ``plateau.num_reductions``), one watching
-    another metric starts afresh, one in the other mode raises.
+    lrkit that did not keep them gives only their number, ``plateau.num_reductions``, which such an lrkit
+    also raised for the cuts that ``min_lr`` or ``eps`` stopped), one watching another metric starts
+    afresh, one in the other mode raises. ``plateau.num_reductions`` counts the cuts made (``len(cuts)``
+    for a fit from scratch).
     """
 
     def __init__(
@@ -623,13 +630,19 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
             raise ValueError(
                 f"ReduceOnPlateau: monitor must be a log key such as 'val_loss', got {monitor!r}"
             )
-        if mode == "auto":
-            mode = "max" if any(k in monitor.lower() for k in ("acc", "auc")) else "min"
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"ReduceOnPlateau: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        #: the mode asked for ("auto": the monitored metric's direction, read when the fit starts)
+        self.mode = mode
+        if mode == "auto" and monitor.removeprefix("val_") == "loss":
+            mode = "min"
+        #: whether the plateau's mode is known (an "auto" one is "min" until the metric says otherwise)
+        self._mode_known = mode != "auto"
         if isinstance(min_lr, (list, tuple)):
             raise TypeError(f"ReduceOnPlateau: min_lr must be one number (one optimizer), got {min_lr!r}")
         self.monitor = monitor
         self.plateau = Plateau(
-            mode=mode,
+            mode="min" if mode == "auto" else mode,
             factor=factor,
             patience=patience,
             threshold=threshold,
@@ -714,14 +727,76 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                 cuts = [Cut(**_cut_state(c)) for c in _cut_list(state["cuts"])]
             except ValueError as exc:
                 raise ValueError(f"ReduceOnPlateau.load_state_dict: {exc}") from None
+        if not self._mode_known:  # mode="auto" before the metric said: the state's, until it does
+            self._adopt_mode(state["plateau"].get("mode"))
         self.plateau.load_state_dict(state["plateau"])
         if cuts is not None:
             self.cuts = cuts
         self._ran_with = None  # a loaded state is the next optimizer's, whichever ran before
 
+    # -- mode="auto" -----------------------------------------------------------------------------
+    def _model_metrics(self) -> list[Any]:
+        """The model's metrics, those ``compile(metrics=...)`` made included (Keras keeps them inside a
+        ``CompileMetrics``)."""
+        out: list[Any] = []
+        for m in getattr(self.model, "metrics", None) or []:
+            out.append(m)
+            inner = getattr(m, "metrics", None)
+            if isinstance(inner, (list, tuple)):
+                out.extend(inner)
+        return out
+
+    def _metric_mode(self) -> str | None:
+        """Keras 3's rule for ``mode="auto"`` (``MonitorCallback._set_monitor_op``): ``monitor`` without
+        ``val_`` is ``loss``: min; a metric of the model of that name with a ``_direction``: max when it
+        is ``"up"``, else min; None when neither tells."""
+        name = self.monitor.removeprefix("val_")
+        found = "min" if name == "loss" else None
+        for m in self._model_metrics():
+            if getattr(m, "name", None) == name and hasattr(m, "_direction"):
+                found = "max" if m._direction == "up" else "min"
+        return found
+
+    def _resolve_mode(self, strict: bool) -> None:
+        """Set an ``"auto"`` mode from the model's metrics; ``strict``: raise when they cannot tell."""
+        if self._mode_known:
+            return
+        mode = self._metric_mode()
+        if mode is None:
+            if strict:
+                name = self.monitor.removeprefix("val_")
+                names = sorted({str(getattr(m, "name", "?")) for m in self._model_metrics()})
+                raise ValueError(
+                    f"ReduceOnPlateau: mode='auto' cannot tell whether monitor {self.monitor!r} should go "
+                    f"down or up: the model has no metric named {name!r} that says so (its metrics: "
+                    f"{names}); pass mode='min' (lower is better: a loss, an error) or mode='max' (higher "
+                    "is better: an accuracy, a precision, an IoU)"
+                )
+            return
+        self._mode_known = True
+        self._adopt_mode(mode)
+
+    def _adopt_mode(self, mode: object) -> None:
+        """Give the plateau of an ``"auto"`` callback ``mode`` (the metric's, or a loaded state's while the
+        metric has not said yet); one that already holds a history in the other mode raises."""
+        p = self.plateau
+        if mode not in ("min", "max") or mode == p.mode:
+            return
+        if p.last_epoch > 0 or p.best != p.mode_worse:
+            way = "maximize" if mode == "max" else "minimize"
+            raise ValueError(
+                f"ReduceOnPlateau: monitor {self.monitor!r} is a metric to {way} (mode={mode!r}), but "
+                "the plateau state this callback holds was measured in "
+                f"mode={p.mode!r} (best={p.best!r}); pass mode={p.mode!r} to go on from it, or start "
+                "a fresh callback"
+            )
+        p.mode = str(mode)
+        p.best = p.mode_worse
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._seen_monitor, self._skipped, self._checked_length = False, [], False
         self._warned_no_validation = False
+        self._resolve_mode(strict=False)  # the metrics are built by now; if not, the first epoch's end
         target = self._target()
         counter = self._counter()
         if counter is not None:
@@ -743,6 +818,8 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                 # a fresh callback on a schedule that has run with one watching the same metric (a
                 # loaded model): go on from its state, so the cuts come when they would have without
                 # the interruption (a state saved in the other mode raises)
+                if not self._mode_known:
+                    self._adopt_mode(saved.get("mode"))  # until the metric says (first epoch's end)
                 best = self.plateau.mode_worse if saved["best"] is None else saved["best"]
                 self.plateau.load_state_dict({**saved, "best": best})
                 # the cuts made before the save (a config written before they were kept has none)
@@ -812,6 +889,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                 f"hold {sorted(logs)}"
             )
         self._seen_monitor = True
+        self._resolve_mode(strict=True)  # mode="auto" the metrics could not tell at the fit's start
         metric = float(logs[self.monitor])
         target = self._target()
         before = self._current_lr()
@@ -820,7 +898,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         if at == 0 and not self._warned_idle:
             self._warn_idle(epoch)
         warmup = 0.0 if target is None else warmup_steps(target.schedule)
-        if self.plateau.offer(metric, at, warmup) and self.plateau.reduce(before) != before:
+        due = self.plateau.offer(metric, at, warmup)
+        if due and self.plateau.reduce(before) == before:
+            self.plateau.cut_skipped()  # at min_lr or within eps: no cut made
+        elif due:
             if target is not None:  # a float LR is an optimizer variable, which jax's step reads
                 target._set(multiplier=target.multiplier * self.plateau.factor)
                 self._retrace_if_stale(target)

@@ -105,7 +105,10 @@ _TORCH_ONLY = {
     "relative": "an optax optimizer has one learning rate: write it in the schedule (cosine(lr=1e-3)), "
     "or scale a relative one: lrkit.parse(spec) * LR",
     "plateau": "chain optax.contrib.reduce_on_plateau(...) after the optimizer (it scales the updates, "
-    "so the schedule) and pass value=loss to its update",
+    "so the schedule) and pass value=loss to its update, built with accumulation_size=steps_per_epoch "
+    "so that it decides once an epoch on the epoch's mean loss (with the default accumulation_size=1 "
+    "every batch counts as an epoch: patience=10 means 10 noisy batches); or feed it a validation "
+    "metric once an epoch",
     "in_graph": "the optax schedule is already computed inside jax.jit: leave it out",
     "fuse": "the optax schedule is already computed inside jax.jit: leave it out",
     "follow_optimizer": "the count is the optimizer state's own: leave it out",

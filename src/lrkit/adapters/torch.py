@@ -53,7 +53,7 @@ from .._checks import as_measured, check_int, finite_real
 from .._text import plural
 from .._warnings import PastTheRunWarning  # re-exported: lrkit.torch.PastTheRunWarning
 from ..control.guard import WRAPPED
-from ..control.plateau import MissingStateKeys, Plateau, on_reset, warmup_steps
+from ..control.plateau import MissingStateKeys, Plateau, is_torch_plateau_state, on_reset, warmup_steps
 from ..schedules import Chain, Cosine, Linear, Schedule
 from ..schedules.base import (
     ScheduleLongerThanRunWarning,
@@ -701,6 +701,8 @@ class _Base(LRScheduler):
                 cut = True
         if cut:
             self._multiplier_changed()
+        else:
+            p.cut_skipped()  # every group at min_lr or within eps: no cut made
         return cut
 
     def _drop_plateau_cuts(self) -> None:
@@ -813,6 +815,9 @@ class _Base(LRScheduler):
                 f"{type(state_dict).__name__}"
             )
         state = state_dict
+        if is_torch_plateau_state(state):
+            self._load_torch_plateau(state)
+            return
         missing = {"last_epoch", "base_lrs", "multiplier"} - set(state)
         torch_keys = sorted({"_last_lr", "_step_count"} & set(state))
         if missing and torch_keys:
@@ -890,6 +895,66 @@ class _Base(LRScheduler):
         self._used = True
         if before is not None:
             self._warn_jump(before, int(k))
+
+    def _load_torch_plateau(self, state: Mapping[str, Any]) -> None:
+        """Go on from a ``torch.optim.lr_scheduler.ReduceLROnPlateau`` state: its best metric, bad-epoch
+        and cooldown counters go to :attr:`plateau` (:meth:`Plateau.load_state_dict`: this plateau's
+        settings stay), and its cuts to :attr:`plateau_cuts`: per group, ``_last_lr`` over this
+        scheduler's LR without cuts at its current step (for ``constant(...)``, the LR the torch run
+        started from). The step counter stays (torch's ``last_epoch`` counts metrics, not steps);
+        ``num_reductions``, which torch does not keep, is read from the cuts (``log(cut) / log(factor)``
+        with the torch run's ``factor``, the most of any group; one at ``min_lr`` may have had more)."""
+        p = self.plateau
+        if p is None:
+            raise ValueError(
+                "load_state_dict: this is the state_dict() of torch's ReduceLROnPlateau, and this scheduler "
+                "has no plateau to go on with it; build it with plateau=Plateau(mode=..., factor=..., "
+                "patience=..., ...) as the torch scheduler was, then load the state"
+            )
+        n = len(self.schedules)
+        last = _state_numbers(state, "_last_lr", n)
+        plateau_state = {key: state[key] for key in ("mode", "best", "num_bad_epochs", "cooldown_counter")}
+        plateau_state["last_epoch"] = state.get("last_epoch", 0)
+        t = self._times(np.asarray([self._current_step()], dtype=np.float64))
+        uncut = self._columns(self.schedules, t)[0]
+        if self.relative:
+            uncut = uncut * np.asarray(self.base_lrs, dtype=np.float64)
+        uncut = uncut * self._multiplier
+        cuts = []
+        for i, (lr, full) in enumerate(zip(last, uncut.tolist(), strict=True)):
+            if not full > 0.0 or lr > full * (1.0 + 1e-9):
+                raise ValueError(
+                    f"load_state_dict: the torch ReduceLROnPlateau left group {i} at lr={lr!r} (_last_lr), "
+                    f"but this scheduler's LR there without cuts is {full!r}; a cut is a factor in (0, 1]: "
+                    "build this scheduler with the LR the torch run started from (constant(lr=...))"
+                )
+            cuts.append(min(lr / full, 1.0))
+        factor = _real(state.get("factor"))
+        made = 0
+        for c in cuts:
+            if c < 1.0:
+                n_cuts = 1 if factor is None or not 0.0 < factor < 1.0 else math.log(c) / math.log(factor)
+                made = max(made, max(1, round(n_cuts)))
+        plateau_state["num_reductions"] = made
+        p.check_state(plateau_state)
+        if state.get("mode", p.mode) != p.mode:
+            p.load_state_dict(plateau_state)  # raises, naming both modes
+        mine = {
+            "factor": p.factor, "patience": p.patience, "threshold": p.threshold,
+            "threshold_mode": p.threshold_mode, "cooldown": p.cooldown, "eps": p.eps,
+        }  # fmt: skip
+        differ = [f"{k}={state[k]!r} (this plateau: {v!r})" for k, v in mine.items() if state.get(k, v) != v]
+        if differ:
+            warnings.warn(
+                "load_state_dict: the torch ReduceLROnPlateau ran with " + ", ".join(differ) + "; its "
+                "counters go on under this plateau's settings",
+                UserWarning,
+                stacklevel=3,
+            )
+        p.load_state_dict(plateau_state)
+        self.plateau_cuts = cuts
+        self._used = True
+        self._multiplier_changed()
 
     def _schedule_diffs(self, state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         """(this scheduler's specs, the state's, the keys where they differ)."""

@@ -93,6 +93,15 @@ def on_reset(hook: Callable[[Plateau], None]) -> None:
         _RESET_HOOKS.append(hook)
 
 
+#: keys only the ``state_dict()`` of torch's ``ReduceLROnPlateau`` holds
+_TORCH_PLATEAU_KEYS = frozenset({"mode_worse", "min_lrs", "_last_lr", "best", "num_bad_epochs"})
+
+
+def is_torch_plateau_state(state: object) -> bool:
+    """Whether ``state`` is the ``state_dict()`` of ``torch.optim.lr_scheduler.ReduceLROnPlateau``."""
+    return isinstance(state, dict) and set(state) >= _TORCH_PLATEAU_KEYS
+
+
 def newer_format(fmt: object, ours: str) -> bool:
     """Whether ``fmt`` names a later version of the format ``ours`` (``"lrkit.guard/3"`` for
     ``"lrkit.guard/2"``): a state or config written by a newer lrkit."""
@@ -184,9 +193,11 @@ class Plateau:
             ``k`` are not given (``start=0``: every metric counts, as with torch's ``ReduceLROnPlateau``).
 
     An adapter gives each metric through :meth:`offer`, which applies ``start`` and counts the metrics
-    it holds back in :attr:`skipped`. The state (``best``, ``num_bad_epochs``, ``cooldown_counter``,
-    ``last_epoch``, ``num_reductions``, and ``mode``, which gives ``best`` its meaning) is plain data,
-    strict JSON, saved by :meth:`state_dict`.
+    it holds back in :attr:`skipped`. :attr:`num_reductions` counts the cuts made: each :meth:`step`
+    that returned True, less those that moved no LR (:meth:`cut_skipped`; a state saved by an earlier
+    lrkit may count those too, and loads as it is). The state (``best``, ``num_bad_epochs``,
+    ``cooldown_counter``, ``last_epoch``, ``num_reductions``, and ``mode``, which gives ``best`` its
+    meaning) is plain data, strict JSON, saved by :meth:`state_dict`.
     """
 
     def __init__(
@@ -309,6 +320,13 @@ class Plateau:
             return True
         return False
 
+    def cut_skipped(self) -> None:
+        """Say that the cut :meth:`step` just asked for moved no learning rate (:meth:`reduce` left every
+        group's as it was: at ``min_lr``, or within ``eps``): it leaves :attr:`num_reductions`, which
+        counts the cuts made. ``lrkit.torch``'s scheduler and ``lrkit.keras.ReduceOnPlateau`` call it;
+        with a bare Plateau, call it when ``reduce`` returned your LR unchanged."""
+        self.num_reductions = max(self.num_reductions - 1, 0)
+
     # -- applying a cut ---------------------------------------------------------------------------
     def floor(self, group: int = 0) -> float:
         """``min_lr`` for parameter group ``group``."""
@@ -356,6 +374,14 @@ class Plateau:
         """
         if not isinstance(state, dict):
             raise TypeError(f"Plateau.load_state_dict: state must be a dict, got {type(state).__name__}")
+        if is_torch_plateau_state(state):
+            raise ValueError(
+                "Plateau.load_state_dict: this is the state_dict() of torch's ReduceLROnPlateau; its cuts "
+                f"(_last_lr={state['_last_lr']!r}) have no place in a Plateau, which keeps no learning "
+                "rate. Load it into the lrkit.torch scheduler built with this plateau, "
+                "scheduler.load_state_dict(torch_state): it takes the best metric, the counters and the "
+                "cuts (_last_lr over the scheduler's LR without cuts, per group)"
+            )
         fmt = state.get("format", None)
         if newer_format(fmt, _STATE_FORMAT):
             raise ValueError(
