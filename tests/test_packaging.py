@@ -91,7 +91,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_holds_every_module_and_nothing_else(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
-    modules = {f"lrkit/{p.relative_to(SRC).as_posix()}" for p in SRC.rglob("*.py")}
+    # the .pyi: the alias modules' stubs (lrkit/torch.pyi, ...), for type checkers
+    modules = {f"lrkit/{p.relative_to(SRC).as_posix()}" for p in (*SRC.rglob("*.py"), *SRC.rglob("*.pyi"))}
     package = {n for n in names if n.startswith("lrkit/")}
     assert package == modules | {"lrkit/py.typed"}, package ^ (modules | {"lrkit/py.typed"})
     assert "lrkit/__main__.py" in package  # `python -m lrkit`

@@ -17,7 +17,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .schedules import (
     REGISTRY,
@@ -54,6 +54,26 @@ from .schedules import (
 from .spec import SpecError, dumps, from_dict, load, loads, parse, to_dict, to_string
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    # what the lazy names below are, for type checkers and editors (at run time they are imported on
+    # first use, by __getattr__, so that ``import lrkit`` needs numpy alone); ``import lrkit.torch``
+    # resolves through the one-line stubs lrkit/torch.pyi, keras.pyi, ... beside this file
+    from . import control as control
+    from . import finder as finder
+    from . import keras as keras
+    from . import lab as lab
+    from . import optax as optax
+    from . import recipes as recipes
+    from . import scaling as scaling
+    from . import timm as timm
+    from . import torch as torch
+    from . import transformers as transformers
+    from .auto import _CallableModule
+    from .finder.torch_driver import find_lr as find_lr
+
+    #: the function and its module at once (see lrkit.auto._CallableModule)
+    auto: _CallableModule
 
 # lower-case spellings, as in specs: lrkit.cosine(lr=0.1) is lrkit.Cosine(lr=0.1)
 constant = Constant
@@ -192,6 +212,12 @@ def __getattr__(name: str) -> Any:
         module, part = _LAZY_FUNCTIONS[name]
         return getattr(_import_for(module, f"lrkit.{name}", part), name)
     raise AttributeError(f"module 'lrkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names and the lazy ones (``torch``, ``find_lr``, ``auto``, ...) before their first
+    use, so that tab completion offers them."""
+    return sorted({*globals(), *_LAZY, *_LAZY_FUNCTIONS})
 
 
 __all__ = [

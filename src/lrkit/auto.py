@@ -99,7 +99,7 @@ from ._checks import as_real, check_int, plain_number
 if TYPE_CHECKING:
     import torch
 
-    from lrkit.adapters.torch import PastTheRunWarning
+    from lrkit.adapters.torch import PastTheRunWarning, Scheduler
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder.result import FinderResult
     from lrkit.schedules.base import Schedule
@@ -157,7 +157,7 @@ class AutoResult:
     whose cool-down ends at 0: a step there trains nothing), and the first optimizer step past it
     warns (:class:`PastTheRunWarning`; not ``kind="constant"``, whose LR past the run is the run's)."""
 
-    scheduler: Any
+    scheduler: Scheduler
     guard: DivergenceGuard | None
     finder: FinderResult
     schedule: Schedule
@@ -528,6 +528,7 @@ def auto(
     Raises :class:`lrkit.finder.NoSuggestionError` when no usable signal was found; the model and
     optimizer are then as they were (and on any other error too).
     """
+    from lrkit.adapters.torch import Scheduler
     from lrkit.adapters.torch import scheduler as make_scheduler
     from lrkit.control.guard import DivergenceGuard
     from lrkit.finder import core, find_lr
@@ -715,6 +716,7 @@ def auto(
         # group (the first with LR > 0); a group at LR 0 gets the schedule x 0 and stays frozen
         per_group = resolved if len(set(ratios)) <= 1 else [resolved * r for r in ratios]
         scheduler = make_scheduler(optimizer, per_group, total_steps=length)
+        assert isinstance(scheduler, Scheduler)  # not in_graph: the eager scheduler
         _warn_past_the_run(scheduler, length, trained, total)
         watch = (
             DivergenceGuard(
@@ -983,10 +985,52 @@ def __getattr__(name: str) -> Any:
 
 class _CallableModule(types.ModuleType):
     """``lrkit.auto`` is both this module and the function: once the module is imported, Python binds
-    the package attribute ``lrkit.auto`` to it, so calling the module calls :func:`auto`."""
+    the package attribute ``lrkit.auto`` to it, so calling the module calls :func:`auto`.
 
-    def __call__(self, *args: Any, **kwargs: Any) -> AutoResult:
-        return auto(*args, **kwargs)
+    ``__call__`` spells out :func:`auto`'s signature (tests/test_s32_typing.py checks that they agree), so
+    that ``inspect.signature(lrkit.auto)`` (Jupyter's ``?``, IDE hovers) shows its parameters, and
+    type checkers, to which ``lrkit.auto`` is this class (``lrkit/__init__.py``), check a call of it
+    and type its result (``lrkit.auto.SearchCostWarning`` and the module's other names are Any to them,
+    as on any module object; ``from lrkit.auto import ...`` types them).
+    """
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_loader: Iterable[Any],
+        loss_fn: Callable[..., Any] | None = None,
+        *,
+        epochs: int,
+        steps_per_epoch: int | None = None,
+        kind: str = "auto",
+        search: str = "auto",
+        budget: float | int = 0.1,
+        warmup: float = 0.05,
+        peak_factor: float | None = None,
+        guard: bool | Mapping[str, Any] = True,
+        guard_threshold: float | None = None,
+        verbose: bool = True,
+        **finder_options: Any,
+    ) -> AutoResult:
+        """:func:`auto`: find the LR, build a schedule from it, attach the scheduler and the guard."""
+        return auto(
+            model,
+            optimizer,
+            train_loader,
+            loss_fn,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            kind=kind,
+            search=search,
+            budget=budget,
+            warmup=warmup,
+            peak_factor=peak_factor,
+            guard=guard,
+            guard_threshold=guard_threshold,
+            verbose=verbose,
+            **finder_options,
+        )
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any, ClassVar, SupportsFloat, TypeVar, overload
+from typing import Any, ClassVar, SupportsFloat, TypeVar, dataclass_transform, overload
 
 import numpy as np
 
@@ -52,22 +52,27 @@ REGISTRY: dict[str, type[Schedule]] = {}
 
 
 # -- field declarations ------------------------------------------------------------------------
-def duration_field(default: Any = MISSING, *, doc: str = "", positive: bool = False) -> Any:
+# Each is a field specifier of :class:`Schedule`'s ``dataclass_transform``: type checkers read a field
+# as required unless its call passes ``default=`` (by keyword, which is why ``default`` is keyword-only:
+# a default given by position would be one at run time and not to the checker).
+def duration_field(*, default: Any = MISSING, doc: str = "", positive: bool = False) -> Any:
     """A dataclass field holding a :class:`Duration` (coerced from int/str at construction), required
     without a default; ``positive`` rejects a zero duration (a period, a step size)."""
     return field(default=default, metadata={"kind": "duration", "doc": doc, "positive": positive})
 
 
-def durations_field(*, doc: str = "") -> Any:
-    """A dataclass field holding a tuple of durations (e.g. milestones)."""
-    return field(default=(), metadata={"kind": "durations", "doc": doc})
+def durations_field(*, default: tuple[()] = (), doc: str = "") -> Any:
+    """A dataclass field holding a tuple of durations (e.g. milestones); empty by default (write
+    ``default=()`` at the field, so that type checkers see the default too)."""
+    return field(default=default, metadata={"kind": "durations", "doc": doc})
 
 
 def schedule_field(*, doc: str = "") -> Any:
+    """A required dataclass field holding a schedule."""
     return field(metadata={"kind": "schedule", "doc": doc})
 
 
-def param(default: Any = MISSING, *, doc: str = "") -> Any:
+def param(*, default: Any = MISSING, doc: str = "") -> Any:
     """A plain parameter with a one-line doc (shown by ``lrkit schedules``); required without a default."""
     return field(default=default, metadata={"doc": doc})
 
@@ -183,6 +188,9 @@ def _none_refused(schedule: str, f: Any) -> str:
     return f"{schedule}: {f.name}: {want}; leave {f.name} out for its default ({default!r})"
 
 
+@dataclass_transform(
+    frozen_default=True, field_specifiers=(field, param, duration_field, durations_field, schedule_field)
+)
 @dataclass(frozen=True)
 class Schedule:
     """Base class of every schedule. Subclasses set ``name``, declare fields and implement ``_f``.

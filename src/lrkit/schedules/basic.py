@@ -48,7 +48,7 @@ class Constant(Schedule):
     """
 
     lr: float = param(doc=_LR)
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "constant"
     summary = "a fixed learning rate"
     example = "constant(lr=0.1)"
@@ -112,8 +112,8 @@ class StepDecay(_GammaPower, Schedule):
 
     lr: float = param(doc=_LR)
     step_size: DurationLike = duration_field(doc="decay every this many steps (or '2ep')", positive=True)
-    gamma: float = param(0.1, doc="multiplier applied at each decay, > 0")
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    gamma: float = param(default=0.1, doc="multiplier applied at each decay, > 0")
+    steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "step"
     summary = "multiply by gamma every step_size steps"
     example = "step(lr=0.1, step_size=30ep, gamma=0.1)"
@@ -143,9 +143,11 @@ class MultiStep(Schedule):
     """
 
     lr: float = param(doc=_LR)
-    milestones: Sequence[DurationLike] = durations_field(doc="increasing steps (or epochs) where lr *= gamma")
-    gamma: float = param(0.1, doc="multiplier at each milestone, > 0")
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    milestones: Sequence[DurationLike] = durations_field(
+        default=(), doc="increasing steps (or epochs) where lr *= gamma"
+    )
+    gamma: float = param(default=0.1, doc="multiplier at each milestone, > 0")
+    steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "multistep"
     summary = "multiply by gamma at each milestone"
     example = "multistep(lr=0.1, milestones=[30ep, 60ep, 90ep], gamma=0.1)"
@@ -203,10 +205,10 @@ class Exponential(_GammaPower, Schedule):
     """
 
     lr: float = param(doc=_LR)
-    gamma: float = param(0.99, doc="multiplier per `every` steps, > 0")
-    every: DurationLike = duration_field(1, doc="steps per application of gamma", positive=True)
-    staircase: bool = param(False, doc="decay in discrete jumps")
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    gamma: float = param(default=0.99, doc="multiplier per `every` steps, > 0")
+    every: DurationLike = duration_field(default=1, doc="steps per application of gamma", positive=True)
+    staircase: bool = param(default=False, doc="decay in discrete jumps")
+    steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "exponential"
     summary = "lr * gamma**(t/every)"
     example = "exponential(lr=0.1, gamma=0.999)"
@@ -237,7 +239,7 @@ class ExpDecay(Schedule):
 
     lr: float = param(doc=_LR)
     k: float = param(doc="decay rate per step, >= 0")
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "exp_decay"
     summary = "lr * exp(-k*t)"
     example = "exp_decay(lr=0.1, k=1e-3)"
@@ -261,9 +263,9 @@ class InverseTime(Schedule):
 
     lr: float = param(doc=_LR)
     k: float = param(doc="decay rate, >= 0")
-    every: DurationLike = duration_field(1, doc="steps per unit of time", positive=True)
-    staircase: bool = param(False, doc="decay in discrete jumps")
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    every: DurationLike = duration_field(default=1, doc="steps per unit of time", positive=True)
+    staircase: bool = param(default=False, doc="decay in discrete jumps")
+    steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "inverse_time"
     summary = "lr / (1 + k*t/every), time-based decay"
     example = "inverse_time(lr=0.1, k=1e-3)"
@@ -293,8 +295,10 @@ class InverseSqrt(Schedule):
     """
 
     lr: float = param(doc=_LR)
-    timescale: DurationLike = duration_field(1, doc="steps until lr has fallen by 1/sqrt(2)", positive=True)
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    timescale: DurationLike = duration_field(
+        default=1, doc="steps until lr has fallen by 1/sqrt(2)", positive=True
+    )
+    steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "inverse_sqrt"
     summary = "lr * sqrt(timescale/(t+timescale)), the transformer decay"
     example = "warmup(4000) >> inverse_sqrt(lr=1e-3, timescale=4000)"
@@ -390,9 +394,9 @@ class Polynomial(Schedule):
     """
 
     lr: float = param(doc=_LR)
-    steps: DurationLike = duration_field(REST, doc="decay length (default: the rest of the run)")
-    power: float = param(1.0, doc="exponent, > 0")
-    end_lr: float = param(0.0, doc="value reached at the end")
+    steps: DurationLike = duration_field(default=REST, doc="decay length (default: the rest of the run)")
+    power: float = param(default=1.0, doc="exponent, > 0")
+    end_lr: float = param(default=0.0, doc="value reached at the end")
     name = "polynomial"
     summary = "(lr-end_lr)*(1-t/steps)**power + end_lr"
     example = "polynomial(lr=0.1, steps=1000, power=2.0)"
@@ -418,8 +422,8 @@ class Linear(Schedule):
     """
 
     lr: float = param(doc="value at step 0")
-    steps: DurationLike = duration_field(REST, doc="length (default: the rest of the run)")
-    end_lr: float = param(0.0, doc="value at the end")
+    steps: DurationLike = duration_field(default=REST, doc="length (default: the rest of the run)")
+    end_lr: float = param(default=0.0, doc="value at the end")
     name = "linear"
     summary = "straight line from lr to end_lr"
     example = "linear(lr=5e-5, end_lr=0)"
@@ -445,8 +449,8 @@ class Cosine(Schedule):
     """
 
     lr: float = param(doc="value at step 0")
-    steps: DurationLike = duration_field(REST, doc="length (default: the rest of the run)")
-    min_lr: float = param(0.0, doc="floor reached at the end")
+    steps: DurationLike = duration_field(default=REST, doc="length (default: the rest of the run)")
+    min_lr: float = param(default=0.0, doc="floor reached at the end")
     name = "cosine"
     summary = "half cosine from lr down to min_lr"
     example = "cosine(lr=3e-4, min_lr=3e-5)"

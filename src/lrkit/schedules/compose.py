@@ -289,7 +289,7 @@ class Scale(Schedule):
     """
 
     schedule: Schedule = schedule_field(doc="the schedule to scale")
-    factor: float = param(1.0, doc="the constant multiplier, >= 0")
+    factor: float = param(default=1.0, doc="the constant multiplier, >= 0")
     name = "scale"
     length_field = None
     summary = "a schedule times a constant (s * 2)"
@@ -374,8 +374,8 @@ class Clamp(Schedule):
     """
 
     schedule: Schedule = schedule_field(doc="the schedule to bound")
-    min_lr: float = param(0.0, doc="floor")
-    max_lr: float | None = param(None, doc="ceiling (default: none)")
+    min_lr: float = param(default=0.0, doc="floor")
+    max_lr: float | None = param(default=None, doc="ceiling (default: none)")
     name = "clamp"
     length_field = None
     summary = "a schedule held between a floor and a ceiling"
@@ -414,7 +414,7 @@ class Repeat(Schedule):
     """
 
     schedule: Schedule = schedule_field(doc="the piece to repeat (needs a length)")
-    times: int | None = param(None, doc="how many times (default: forever)")
+    times: int | None = param(default=None, doc="how many times (default: forever)")
     name = "repeat"
     length_field = None
     summary = "a piece repeated, each time from its start"

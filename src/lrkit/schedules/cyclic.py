@@ -69,12 +69,14 @@ class CosineRestarts(Schedule):
 
     lr: float = param(doc="peak of the first cycle")
     period: DurationLike = duration_field(doc="length of the first cycle (or '10ep')", positive=True)
-    mult: float = param(1.0, doc="each cycle is this many times longer than the one before (1 to 1e6)")
-    min_lr: float = param(0.0, doc="floor of every cycle")
-    decay: float = param(
-        1.0, doc="each cycle's height above min_lr is this many times the last (0 < decay <= 1)"
+    mult: float = param(
+        default=1.0, doc="each cycle is this many times longer than the one before (1 to 1e6)"
     )
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    min_lr: float = param(default=0.0, doc="floor of every cycle")
+    decay: float = param(
+        default=1.0, doc="each cycle's height above min_lr is this many times the last (0 < decay <= 1)"
+    )
+    steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "cosine_restarts"
     summary = "cosine annealing with warm restarts (SGDR)"
     example = "cosine_restarts(lr=0.1, period=10ep, mult=2, min_lr=1e-4)"
@@ -153,13 +155,13 @@ class Cyclic(Schedule):
 
     lr: float = param(doc="the base (lowest) learning rate")
     max_lr: float = param(doc="the peak learning rate")
-    step_size_up: DurationLike = duration_field(2000, doc="steps from base to peak", positive=True)
+    step_size_up: DurationLike = duration_field(default=2000, doc="steps from base to peak", positive=True)
     step_size_down: DurationLike | None = duration_field(
-        None, doc="steps from peak to base (default: = up)", positive=True
+        default=None, doc="steps from peak to base (default: = up)", positive=True
     )
-    mode: str = param("triangular", doc="triangular, triangular2, exp_range or sine")
-    gamma: float = param(1.0, doc="exp_range: amplitude multiplier per step")
-    steps: DurationLike | None = duration_field(None, doc="length inside a chain (default: forever)")
+    mode: str = param(default="triangular", doc="triangular, triangular2, exp_range or sine")
+    gamma: float = param(default=1.0, doc="exp_range: amplitude multiplier per step")
+    steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "cyclic"
     summary = "cyclical LR: triangular, triangular2, exp_range or sine"
     example = "cyclic(lr=1e-4, max_lr=1e-2, step_size_up=2000, mode=triangular2)"
@@ -212,12 +214,12 @@ class OneCycle(Schedule):
     """
 
     max_lr: float = param(doc="the peak learning rate")
-    steps: DurationLike = duration_field(REST, doc="total length (default: the rest of the run)")
-    pct_start: float = param(0.3, doc="fraction of the cycle spent rising")
-    anneal: str = param("cos", doc="cos or linear")
-    div_factor: float = param(25.0, doc="initial lr = max_lr / div_factor")
-    final_div_factor: float = param(1e4, doc="final lr = initial lr / final_div_factor")
-    three_phase: bool = param(False, doc="come back down to the initial lr before the final anneal")
+    steps: DurationLike = duration_field(default=REST, doc="total length (default: the rest of the run)")
+    pct_start: float = param(default=0.3, doc="fraction of the cycle spent rising")
+    anneal: str = param(default="cos", doc="cos or linear")
+    div_factor: float = param(default=25.0, doc="initial lr = max_lr / div_factor")
+    final_div_factor: float = param(default=1e4, doc="final lr = initial lr / final_div_factor")
+    three_phase: bool = param(default=False, doc="come back down to the initial lr before the final anneal")
     name = "one_cycle"
     summary = "one-cycle: warm up to max_lr, then anneal far below the start"
     example = "one_cycle(max_lr=0.1, pct_start=0.25)"

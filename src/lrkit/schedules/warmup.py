@@ -59,14 +59,14 @@ class Warmup(Schedule):
     ([0.0, 0.5, 0.5, 0.25, 0.0], steps(4))
     """
 
-    steps: DurationLike = duration_field(1, doc="warmup length")
+    steps: DurationLike = duration_field(default=1, doc="warmup length")
     start: float | None = param(
-        None, doc="start as a fraction of the peak (default: linear (t+1)/(n+1), exp 0.01)"
+        default=None, doc="start as a fraction of the peak (default: linear (t+1)/(n+1), exp 0.01)"
     )
-    mode: str = param("linear", doc="linear or exponential")
-    lr: float | None = param(None, doc="the peak (default: the next piece's first value, or 1)")
+    mode: str = param(default="linear", doc="linear or exponential")
+    lr: float | None = param(default=None, doc="the peak (default: the next piece's first value, or 1)")
     overlap: bool = param(
-        False, doc="the next piece starts with the warmup, not after it (timm's warmup_prefix=False)"
+        default=False, doc="the next piece starts with the warmup, not after it (timm's warmup_prefix=False)"
     )
     name = "warmup"
     zero_length_ok = True
@@ -132,14 +132,14 @@ class WSD(Schedule):
     """
 
     lr: float = param(doc="the stable (peak) learning rate")
-    steps: DurationLike = duration_field(REST, doc="total length (default: the rest of the run)")
-    warmup: DurationLike = duration_field(0, doc="warmup length")
+    steps: DurationLike = duration_field(default=REST, doc="total length (default: the rest of the run)")
+    warmup: DurationLike = duration_field(default=0, doc="warmup length")
     decay: DurationLike | None = duration_field(
-        None, doc="cool-down length at the end (default: 20% of steps; of the run when steps is rest)"
+        default=None, doc="cool-down length at the end (default: 20% of steps; of the run when steps is rest)"
     )
-    cooldown: str = param("1-sqrt", doc="linear, cosine or 1-sqrt")
-    min_lr: float = param(0.0, doc="value at the end")
-    warmup_start: float | None = param(None, doc="warmup start as a fraction of lr (see warmup)")
+    cooldown: str = param(default="1-sqrt", doc="linear, cosine or 1-sqrt")
+    min_lr: float = param(default=0.0, doc="value at the end")
+    warmup_start: float | None = param(default=None, doc="warmup start as a fraction of lr (see warmup)")
     name = "wsd"
     summary = "warmup-stable-decay with a linear, cosine or 1-sqrt cool-down"
     example = "wsd(lr=3e-4, warmup=2%, decay=20%, cooldown=1-sqrt)"
