@@ -22,7 +22,14 @@ from ..tasks.optimizers import OPTIMIZERS
 if TYPE_CHECKING:
     from ..lab._messages import Phrase
 
-__all__ = ["EXIT_OUT_OF_TIME", "cmd_tune", "held_out_seeds", "register", "report_strategies"]
+__all__ = [
+    "EXIT_OUT_OF_TIME",
+    "baseline_peak",
+    "cmd_tune",
+    "held_out_seeds",
+    "register",
+    "report_strategies",
+]
 
 #: the exit status of ``lrkit tune`` when its time budget (--timeout) ran out before any trial completed:
 #: neither success (0) nor an error (1, 2), so that a script can rerun it with a larger budget (the study
@@ -44,7 +51,8 @@ The last line printed is the best spec, ready for `lrkit show` and lrkit.torch.s
 
 exit status:
   0    a best spec is printed (and the report written)
-  1    no trial completed, or every completed trial diverged; your code
+  1    no trial completed, or every completed trial diverged or ended with a
+       NaN/inf metric; your code
        (--task MODULE:FUNCTION) raised (its traceback is printed); or the system
        refused (a file, out of memory)
   2    bad input (a flag, a path, a task), refused before anything runs
@@ -182,6 +190,7 @@ LABELS_KO = {
     "tuned": "튜닝 결과",
     "finder: warmup 5% + cosine": "탐색기: 워밍업 5% + 코사인",
     "range centre: warmup 5% + cosine": "범위 중심: 워밍업 5% + 코사인",
+    "tuned LR: warmup 5% + cosine": "튜닝한 학습률: 워밍업 5% + 코사인",
     "recipe: GPT cosine": "레시피: GPT 코사인",
     "recipe: fastai one-cycle": "레시피: fastai 원사이클",
     "recipe: WSD 1-sqrt": "레시피: WSD 1-sqrt",
@@ -197,7 +206,8 @@ def report_strategies(
     optimizer_params: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """The report's strategies: the tuned spec, warmup + cosine at ``peak`` (the finder's suggestion,
-    ``peak_source`` "finder", or the search range's centre, "range centre") and three recipes at ``peak``
+    ``peak_source`` "finder"; without the finder the tuned best's peak LR, "tuned LR", so that the recipes
+    differ from the tuned schedule by their shape alone) and three recipes at ``peak``
     (GPT cosine, fastai one-cycle, WSD), all with ``optimizer`` (None: the task's) and
     ``optimizer_params``, as the study's trials; labelled in ``lang`` (``"en"`` or ``"ko"``:
     :data:`LABELS_KO`)."""
@@ -216,6 +226,17 @@ def report_strategies(
     ]
     params = dict(optimizer_params or {})
     return [Strategy(words.get(label, label), spec, optimizer, params) for label, spec in rows]
+
+
+def baseline_peak(result: Any) -> tuple[float, str]:
+    """The peak LR of the report's baselines and where it comes from: the finder's suggestion
+    (``"finder"``), or without the finder the tuned best's peak LR (``"tuned LR"``): no LR was picked
+    apart from the search, and at the range's centre (an arbitrary LR) the tuned schedule won on its LR
+    alone; at the same LR the baselines differ from it by their shape."""
+    space = result.space
+    if space.center is not None:
+        return float(space.center), "finder"
+    return float(result.best_params.get("lr", space.peak)), "tuned LR"
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -339,10 +360,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if out is not None and result.study is not None and result.finished + result.failed:
         write_trials(result, out, args.lang)  # also without a best spec: every trial diverged, out of time
     budget = None if timeout is None else f"--timeout {args.timeout.strip()} = {core.duration(timeout)}"
-    if result.best_spec is None and result.complete and result.diverged == result.complete:
+    why = result.no_best()
+    if why is not None:
+        hint = "search lower LRs (--lr-range LOW HIGH) or clip the gradients in the task"
         say_line(
-            f"lrkit tune: error: every completed trial ({result.complete}) diverged, so there is no best "
-            "spec; search lower LRs (--lr-range LOW HIGH) or clip the gradients in the task",
+            f"lrkit tune: error: {why}, so there is no best spec" + (f"; {hint}" if result.diverged else ""),
             sys.stderr,
         )
         return 1
@@ -372,7 +394,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     )
     so_far = " so far" if result.timed_out else ""
     say_line(
-        f"best spec{so_far} ({result.metric_name} {value} on the tuning seed {result.train_seed}, trial "
+        f"best spec{so_far} ({result.metric_name} {value}{result.threads_note()} on the tuning seed "
+        f"{result.train_seed}, trial "
         f"{result.best_trial} of study {result.study_name!r}); try: lrkit show SPEC --total "
         f"{result.epochs * task.steps_per_epoch}",
     )
@@ -410,11 +433,11 @@ def _report(
     from ..schedules import Schedule
 
     space = result.space
-    source = "finder" if space.center is not None else "range centre"
+    peak, source = baseline_peak(result)
     spe = task.steps_per_epoch
     strategies = []
     for s in report_strategies(
-        result.best_spec, space.peak, source, result.optimizer, lang, result.optimizer_params
+        result.best_spec, peak, source, result.optimizer, lang, result.optimizer_params
     ):
         assert isinstance(s.schedule, Schedule)  # Strategy parses a spec string
         try:  # a recipe that cannot run this short (one-cycle's phases in 4 steps) is left out, said why

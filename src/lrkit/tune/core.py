@@ -139,13 +139,55 @@ class TuneResult:
     study: Any = field(default=None, repr=False, compare=False)
     #: the hyper-parameters every trial's ``optimizer`` was built with (on the task's own when it is None)
     optimizer_params: dict[str, Any] = field(default_factory=dict)
+    #: the completed trials whose run ended with a NaN or infinite metric (status ``"no metric"``): failed
+    #: runs, scored the direction's worst as a diverged one is
+    no_metric: int = 0
+    #: torch's intra-op threads the best trial trained with (its user attribute ``env``, as a lab run's
+    #: :func:`~lrkit.lab.runner.run_environment`), the distinct counts of the study's trials, and this
+    #: process's at the end: a float sum over threads is split, and rounds, by their count, so a trial's
+    #: value is that of its count
+    best_threads: int | None = None
+    threads: tuple[int, ...] = ()
+    torch_threads: int | None = None
 
     @property
     def finished(self) -> int:
         return self.complete + self.pruned
 
+    def no_best(self) -> str | None:
+        """Why there is no best spec although trials completed: every one diverged or ended with a NaN or
+        infinite metric (None otherwise)."""
+        if self.best_spec is not None or not self.complete or self.diverged + self.no_metric < self.complete:
+            return None
+        if not self.no_metric:
+            return f"every completed trial ({self.complete}) diverged"
+        if not self.diverged:
+            return (
+                f"every completed trial ({self.complete}) ended with a NaN or infinite {self.metric_name} "
+                "(a failed run; check the task's metric)"
+            )
+        return (
+            f"every completed trial ({self.complete}) diverged ({self.diverged}) or ended with a NaN or "
+            f"infinite {self.metric_name} ({self.no_metric}; check the task's metric)"
+        )
+
+    def threads_note(self) -> str:
+        """`` with N torch threads (...)`` after the best value when the study's trials ran with other
+        thread counts than the best's, or than this process's; else ''."""
+        if self.best_threads is None or set(self.threads) | {self.torch_threads} <= {self.best_threads}:
+            return ""
+        counts = ", ".join(map(str, self.threads))
+        now = "" if self.torch_threads is None else f"; this process has {self.torch_threads}"
+        return (
+            f" with {plural(self.best_threads, 'torch thread')} (the trials ran with {counts}{now}: "
+            "the value depends on the count)"
+        )
+
     def __str__(self) -> str:
         diverged = f", {self.diverged} of them diverged" if self.diverged else ""
+        if self.no_metric:
+            of_them = "" if self.diverged else " of them"
+            diverged += f", {self.no_metric}{of_them} with a NaN/inf metric"
         head = (
             f"study {self.study_name!r} on {self.task} ({self.storage}): "
             f"{plural(self.finished, 'finished trial')} "
@@ -156,13 +198,14 @@ class TuneResult:
                 f"; the search stopped at its time budget ({duration(self.timeout)}) with "
                 f"{self.finished} of the {self.trials} trials asked for"
             )
-        if self.best_spec is None and self.complete and self.diverged == self.complete:
-            return head + "; every completed trial diverged, so there is no best spec"
+        why = self.no_best()
+        if why is not None:
+            return f"{head}; {why}, so there is no best spec"
         if self.best_spec is None:
             return head + "; no trial completed"
         return (
-            f"{head}\nbest: trial {self.best_trial}, {self.metric_name} {self.best_value:.4g}\n"
-            f"  {self.best_spec}"
+            f"{head}\nbest: trial {self.best_trial}, {self.metric_name} {self.best_value:.4g}"
+            f"{self.threads_note()}\n  {self.best_spec}"
         )
 
 
@@ -228,7 +271,18 @@ def _check_int(name: str, value: Any, low: int) -> int:
     return check_int(value, name, low)
 
 
-def _pruner(name: str, epochs: int, trials: int) -> Any:
+def warmup_epochs(space: SearchSpace, epochs: int, epoch_steps: int) -> int:
+    """The epochs after which every schedule of ``space`` has reached its peak LR, on a run of ``epochs``
+    x ``epoch_steps`` steps: ``ceil(longest warmup fraction x epochs)`` (at least 1). The pruner judges
+    no trial before that epoch's metric: a curve still warming up is low because its LR is, and it would be
+    pruned for its warmup, the best trials among them (warmups of 27-29% pruned after epoch 1 or 2 of 10)."""
+    fraction = space.longest_warmup(epochs * epoch_steps)
+    return max(1, math.ceil(round(fraction * epochs, 9)))  # 0.3 x 10 is 3.0000000000000004
+
+
+def _pruner(name: str, epochs: int, trials: int, warmup: int = 1) -> Any:
+    """Optuna's pruner ``name`` for trials of ``epochs`` epochs (each reported as a step), judging none
+    before epoch ``warmup`` (:func:`warmup_epochs`)."""
     import optuna
 
     if name == "median":
@@ -236,9 +290,12 @@ def _pruner(name: str, epochs: int, trials: int) -> Any:
         # n_startup_trials counts every completed trial, and one that diverged before its first epoch
         # reports none, so a trial was pruned against a single curve
         startup = max(2, min(5, trials // 4))
-        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=0, n_min_trials=startup)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=startup, n_warmup_steps=warmup, n_min_trials=startup
+        )
+    if name == "hyperband":  # its first rung is at min_resource epochs
+        top = max(epochs, 1)
+        return optuna.pruners.HyperbandPruner(min_resource=min(max(warmup, 1), top), max_resource=top)
     return optuna.pruners.NopPruner()
 
 
@@ -425,10 +482,12 @@ def _fail_orphans(study: Any, rdb: Any, grace: int, say: Say) -> None:
     import optuna
     from optuna.trial import TrialState
 
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    _fail_killed(study, running, say)
     now = datetime.now()  # Optuna stamps datetime_start with the creating machine's local time
     old = [
         tr.number
-        for tr in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for tr in running
         if tr.datetime_start is not None and (now - tr.datetime_start).total_seconds() > grace
     ]
     if not old:
@@ -439,6 +498,36 @@ def _fail_orphans(study: Any, rdb: Any, grace: int, say: Say) -> None:
         except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # it ended meanwhile, or another worker failed it first
         say(f"trial {number} failed: its worker died before its first heartbeat (none for {grace} s)")
+
+
+def _fail_killed(study: Any, running: Sequence[Any], say: Say) -> None:
+    """Fail at once, and queue the retry of, each RUNNING trial whose worker (its user attribute ``worker``,
+    ``host:pid:nonce``) ran on this machine in a process that has ended: a run killed (SIGKILL, a crash)
+    leaves its trial RUNNING until its heartbeat is ``grace`` seconds old, and a rerun at once would wait
+    that long for a worker that is gone. The retry is Optuna's, as for a stale heartbeat."""
+    import copy
+
+    import optuna
+    from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    for tr in running:
+        worker = tr.user_attrs.get("worker")
+        if not isinstance(worker, str) or _claim_live(worker, {}, time.time()):  # another machine's counts
+            continue
+        try:
+            if not storage.set_trial_state_values(tr._trial_id, state=TrialState.FAIL):
+                continue
+        except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # it ended meanwhile, or another worker failed it first
+        pid = worker.split(":")[1]
+        say(
+            f"trial {tr.number} failed: it was a killed run's trial (process {pid} on this machine has ended)"
+        )
+        retry = storage.get_heartbeat_stale_trial_callback() if isinstance(storage, BaseHeartbeat) else None
+        if retry is not None:
+            retry(study, copy.deepcopy(storage.get_trial(tr._trial_id)))
 
 
 def _beating(rdb: Any, study_name: str) -> set[int]:
@@ -590,8 +679,10 @@ def tune(
     continued with others is refused). ``pruner`` (default
     ``"none"``; ``"median"``, ``"hyperband"``) stops trials early on their per-epoch metric: off by
     default, because a decaying schedule gains most at its end, so its curve crosses the others' late and
-    an early ranking prunes the best (Optuna's median rule would have pruned 11 of 12 trials on
-    digits-mlp-sgd, the best among them). ``heartbeat``, ``grace``
+    an early ranking prunes the best. Neither pruner judges a trial before the longest warmup the space
+    can sample has ended (:func:`warmup_epochs`: epoch 3 of 10 for warmups up to 30%), but a WSD or a
+    cosine still gains most late: on digits-mlp-sgd the median rule, so held back, still prunes most
+    trials, the best among them (see the guide). ``heartbeat``, ``grace``
     and ``max_retry`` are the storage's (see :func:`~lrkit.tune.storage.open_storage`). ``progress``
     receives one line per event (e.g. ``print``): a finished trial's number, state, value, spec and the
     best so far. Optuna's own INFO lines ("Trial 3 finished with value ...") are not printed: its log
@@ -599,7 +690,7 @@ def tune(
     """
     import optuna
 
-    from ..lab.runner import Strategy, main_unimportable, run_strategy
+    from ..lab.runner import ENV, Strategy, main_unimportable, run_environment, run_strategy
     from ..lab.store import owner_token
     from ..tasks import get_task
     from ..tasks.optimizers import check_optimizer, check_params
@@ -676,7 +767,7 @@ def tune(
         study_name=name,
         direction=direction,
         sampler=optuna.samplers.RandomSampler(seed=0),  # replaced below, once the trials held are known
-        pruner=_pruner(pruner, n_epochs, trials),
+        pruner=optuna.pruners.NopPruner(),  # replaced below, once the search space is known
         load_if_exists=True,
     )
     # a study continued (more --trials, a rerun after --timeout or Ctrl-C) must not draw its points again
@@ -701,6 +792,8 @@ def tune(
         "optimizer_params": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(params.items())},
         "metric": metric_name,
         "train_seed": train_seed,
+        # the sampler's and the finder's: a rerun with another seed is another search, not this study
+        "seed": seed,
         "diverge_factor": float(diverge_factor),
         # the task's batches per epoch: another batch size or data set is another problem (and LR)
         "steps_per_epoch": total_steps // n_epochs,
@@ -764,6 +857,12 @@ def tune(
                 continue  # compared by what trains, above
             # a key an older lrkit did not store is not checked, but for what it always ran with
             if meta.get(key, _BEFORE_STORED.get(key, value)) != value:
+                if key == "seed":
+                    raise ValueError(
+                        f"study {name!r} in {shown} was started with seed={meta.get(key)!r}, not {value!r}; "
+                        f"give seed {meta.get(key)!r} to continue it, or another study name (--study NAME / "
+                        "study_name=) for an independent search"
+                    )
                 raise ValueError(
                     f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
                     "give the same settings or another study name"
@@ -782,6 +881,9 @@ def tune(
                 f"study {name!r} searches lr_range {space.lr_range}, not {lr_range}; "
                 "give the same range or another study name"
             )
+        study.pruner = _pruner(
+            pruner, n_epochs, trials, warmup_epochs(space, n_epochs, total_steps // n_epochs)
+        )
         say(
             f"study {name!r} in {shown}: {metric_name} ({direction}), "
             f"{plural(n_epochs, 'epoch')} per trial, peak LR in "
@@ -832,14 +934,17 @@ def tune(
         def objective(trial: Any) -> float:
             current.clear()
             current["number"] = trial.number
+            seen: list[float] = []  # the metric of each epoch, NaN included
             try:
                 trial.set_user_attr("worker", owner)
                 trial.set_user_attr("worker_index", index)
+                trial.set_user_attr(ENV, run_environment())  # its torch threads: its value is theirs
                 point = _stored_space(study).sample(trial)
                 spec = build_spec(**point, total_steps=total_steps)
                 trial.set_user_attr("spec", spec)
 
                 def on_epoch(epoch: int, metric: float) -> None:
+                    seen.append(metric)
                     if not math.isfinite(metric):
                         return
                     trial.report(metric, epoch)
@@ -856,7 +961,11 @@ def tune(
                         diverge_factor=diverge_factor,
                         on_epoch=on_epoch,
                     )
-                trial.set_user_attr("status", rec.status)
+                status = rec.status
+                if rec.final_metric is None and status != "diverged":  # it ended with a NaN/inf metric
+                    status = "no metric"  # a failed run (Optuna fails a NaN objective): scored the worst
+                    trial.set_user_attr("metric", str(seen[-1]) if seen else "none")
+                trial.set_user_attr("status", status)
                 if rec.diverged_step is not None:
                     trial.set_user_attr("diverged_step", rec.diverged_step)
                 return rec.final_metric if rec.final_metric is not None else worst
@@ -870,11 +979,15 @@ def tune(
             c = _counts(study)
             best = _best(study)
             status = frozen.user_attrs.get("status", "")
-            diverged = status == "diverged"
+            diverged, failed = status == "diverged", status == "no metric"
             value = "" if frozen.value is None or diverged else f" {metric_name} {frozen.value:.4g}"
+            if failed:  # not the worst value it is scored with: the metric the run ended with
+                value = f" {metric_name} {frozen.user_attrs.get('metric', 'nan')}"
             if frozen.state.name == "PRUNED" and frozen.last_step is not None:  # its value: that epoch's
                 value = f" after epoch {frozen.last_step}{value and ','}{value}"
             note = " (diverged)" if diverged else ""
+            if failed:
+                note = " (a failed run, scored the worst: check the task's metric)"
             retry = frozen.system_attrs.get("failed_trial")
             again = f" (retry of trial {retry})" if retry is not None else ""
             finite = best is not None and math.isfinite(best.value)
@@ -1002,15 +1115,23 @@ def _result(
     space: SearchSpace,
     train_seed: int,
 ) -> TuneResult:
+    import torch
+
+    from ..lab.runner import ENV
+
     c = _counts(study)
     best = _best(study)
     if best is not None and not math.isfinite(best.value):  # the best of the completed trials diverged
         best = None
-    diverged = sum(
-        t.user_attrs.get("status") == "diverged"
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    diverged = sum(t.user_attrs.get("status") == "diverged" for t in done)
+    threads = {
+        t.number: env["torch_threads"]
         for t in study.get_trials(deepcopy=False)
-        if t.state.name == "COMPLETE"
-    )
+        if t.state.name in ("COMPLETE", "PRUNED")
+        and isinstance(env := t.user_attrs.get(ENV), dict)
+        and isinstance(env.get("torch_threads"), int)
+    }
     return TuneResult(
         task=task,
         study_name=name,
@@ -1030,6 +1151,10 @@ def _result(
         train_seed=train_seed,
         diverged=diverged,
         study=study,
+        no_metric=sum(t.user_attrs.get("status") == "no metric" for t in done),
+        best_threads=None if best is None else threads.get(best.number),
+        threads=tuple(sorted(set(threads.values()))),
+        torch_threads=torch.get_num_threads(),
     )
 
 

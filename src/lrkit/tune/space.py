@@ -218,6 +218,17 @@ class SearchSpace:
         lo, hi = self.lr_range
         return self.center if self.center is not None else math.sqrt(lo * hi)
 
+    def longest_warmup(self, total_steps: int | None = None) -> float:
+        """The longest rise to the peak LR a point of this space can have, as a fraction of the run:
+        ``warmup_max`` (cosine, linear, WSD), and one-cycle's ``pct_start``, which is at least 2% (and 2
+        steps of ``total_steps``) and at most half the run. A pruner judges no trial before it has ended:
+        a curve still warming up is low because its LR is, not because its schedule is poor."""
+        longest = self.warmup_max
+        if "one_cycle" in self.kinds:
+            two_steps = 0.0 if total_steps is None else 2.0 / total_steps
+            longest = max(longest, min(max(self.warmup_max, 0.02, two_steps), 0.5))
+        return longest
+
     def sample(self, trial: Any) -> dict[str, Any]:
         """A point drawn with an Optuna ``trial``: ``kind``, ``lr``, ``warmup``, ``final`` (and WSD's
         ``decay``)."""
