@@ -13,6 +13,8 @@ are reproducible; use ``seed`` for the shuffling too.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from sklearn.datasets import load_wine
 from sklearn.model_selection import train_test_split
@@ -29,7 +31,7 @@ def wine_mlp(seed: int) -> TaskParts:
     scaler = StandardScaler().fit(xtr)
     xtr, xva = scaler.transform(xtr), scaler.transform(xva)
 
-    def loader(a, b, shuffle):  # type: ignore[no-untyped-def]
+    def loader(a: Any, b: Any, shuffle: bool) -> DataLoader[tuple[torch.Tensor, ...]]:
         ds = TensorDataset(torch.tensor(a, dtype=torch.float32), torch.tensor(b))
         return DataLoader(ds, batch_size=16, shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
 

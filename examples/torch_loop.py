@@ -42,7 +42,7 @@ def build() -> tuple[torch.nn.Module, torch.optim.Optimizer, lrkit.torch.Schedul
 
 
 def train_epochs(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: object, epochs: range
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: lrkit.torch.Scheduler, epochs: range
 ) -> None:
     for epoch in epochs:
         for xb, yb in train:

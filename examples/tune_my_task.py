@@ -32,11 +32,13 @@ if __name__ == "__main__":
     assert result.best_spec is not None
     parts = task.build(seed=1)
     epochs = 15
+    assert parts.loss_fn is not None  # wine_mlp gives its loss (a task without one trains on model(**batch))
+    loss_fn = parts.loss_fn
     optimizer = parts.make_optimizer(lr=1.0)  # the scheduler sets the LR from the schedule
     scheduler = lrkit.torch.scheduler(optimizer, result.best_spec, total_steps=epochs * parts.epoch_steps)
     for _ in range(epochs):
         for x, y in parts.epoch_batches():  # one epoch: epoch_steps batches
-            loss = parts.loss_fn(parts.model(x), y)
+            loss = loss_fn(parts.model(x), y)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
