@@ -32,7 +32,9 @@ examples:
   lrkit report lrkit-lab/                        # re-make the report from the database
   lrkit report lrkit-lab/ --lang ko              # ... in Korean (default: the lab's language)
 Rerunning an experiment skips the runs the database already holds and redoes interrupted ones;
---fresh starts over.
+--fresh starts over. A strategy with reduce-on-plateau goes in an experiment file:
+  strategies:
+    - {label: plateau, spec: "constant(lr=0.05)", plateau: {factor: 0.5, patience: 2}}
 """
 
 
@@ -69,7 +71,8 @@ def register(sub: Any) -> None:
         action="append",
         metavar="[LABEL[@OPT]=]SPEC",
         help=f"repeatable; OPT replaces the task's optimizer: {', '.join(OPTIMIZERS)}, with hyper-parameters "
-        "in call syntax: 'wd@adamw(weight_decay=0.1)=cosine(lr=1e-3)'",
+        "in call syntax: 'wd@adamw(weight_decay=0.1)=cosine(lr=1e-3)'. Reduce-on-plateau is set in an "
+        "experiment file (a strategy's plateau: {factor: 0.5, patience: 2})",
     )
     lp.add_argument("--seeds", type=positive_int, metavar="K", help="seeds per strategy (default: 1)")
     lp.add_argument("--epochs", type=positive_int, metavar="E", help="epochs per run (default: the task's)")
@@ -169,6 +172,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         task.optimizer_params,
         exp.diverge_factor,
         "--strategy" if args.experiment is None else "experiment",
+        higher_is_better=task.higher_is_better,
     )
     print(
         f"lab {exp.name!r}: {plural(len(exp.strategies), 'strategy', 'strategies')} x "

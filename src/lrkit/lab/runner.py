@@ -19,6 +19,7 @@ import inspect
 import json
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -41,6 +42,7 @@ import numpy as np
 from .._checks import as_real, check_int
 from .._text import did_you_mean, plural
 from .._usercode import user_code
+from ..control.plateau import Plateau
 from ..schedules import Schedule
 from ..schedules.base import (
     peak_until,
@@ -54,13 +56,16 @@ from .store import FINGERPRINT, ResultStore, RunRecord, owner_token, run_key
 
 __all__ = [
     "ENV",
+    "PLATEAU_KEYS",
     "START_LOSS",
     "LabResult",
     "Strategy",
+    "check_plateau",
     "check_task_unchanged",
     "main_unimportable",
     "optimizer_of",
     "optimizer_settings",
+    "plateau_settings",
     "run_config",
     "run_environment",
     "run_lab",
@@ -76,6 +81,65 @@ HEARTBEAT_SECONDS = 5.0
 START_LOSS = "start_loss"
 #: where a finished run keeps what it ran with (:func:`run_environment`), as :data:`START_LOSS` is kept
 ENV = "env"
+#: the settings a strategy's ``plateau`` may hold: the keyword arguments of :class:`lrkit.control.Plateau`
+PLATEAU_KEYS: tuple[str, ...] = tuple(inspect.signature(Plateau).parameters)
+#: the settings whose values are text (the others are numbers)
+_PLATEAU_TEXT = ("mode", "threshold_mode", "start")
+
+
+def check_plateau(value: object, where: str = "plateau") -> dict[str, Any] | None:
+    """A strategy's ``plateau`` as the settings it gives :class:`~lrkit.control.Plateau`, each checked
+    by building one (numbers as Plateau keeps them: ``factor: 1`` is 0.1's kind, a float): None (or
+    False) is no plateau; True, Plateau's defaults (``{}``); a mapping, the keys of :data:`PLATEAU_KEYS`
+    it gives. ``mode`` left out is the task's direction (:func:`plateau_settings`). Anything else raises a
+    ValueError (TypeError for a value of the wrong type) naming ``where``, the key and the value."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, Plateau):
+        raise TypeError(
+            f"{where} must be the settings of a Plateau as a dict, plateau={{'factor': 0.5, 'patience': 2}} "
+            "(each run builds its own Plateau; mode, left out, is the task's direction), got a Plateau"
+        )
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{where} must be a mapping of Plateau settings ({', '.join(PLATEAU_KEYS)}), true for the "
+            f"defaults, or none, got {type(value).__name__} {short(value)}"
+        )
+    for key in value:
+        if key not in PLATEAU_KEYS:
+            raise ValueError(
+                f"{where}: unknown key {short(key)}; expected {', '.join(PLATEAU_KEYS)}"
+                f"{did_you_mean(str(key), PLATEAU_KEYS)}"
+            )
+    given = dict(value)
+    min_lr = given.get("min_lr")
+    if isinstance(min_lr, (list, tuple)) and len(min_lr) != 1:
+        raise ValueError(
+            f"{where}.min_lr must be one number (a lab run's optimizer has one parameter group), got "
+            f"{short(min_lr)}"
+        )
+    try:
+        built = Plateau(**{"mode": "min", **given})
+    except (TypeError, ValueError) as exc:
+        text = str(exc).removeprefix("Plateau: ")
+        named = text.split(" ")[0] in PLATEAU_KEYS  # "factor must be ...": "plateau.factor must be ..."
+        raise type(exc)(f"{where}.{text}" if named else f"{where}: {text}") from None
+    out = {k: getattr(built, k) for k in given}
+    if isinstance(out.get("min_lr"), tuple):
+        out["min_lr"] = out["min_lr"][0]
+    return out
+
+
+def plateau_settings(plateau: Mapping[str, Any], higher_is_better: bool) -> dict[str, Any]:
+    """Every keyword argument of the :class:`~lrkit.control.Plateau` a run builds from a strategy's
+    checked ``plateau`` (:func:`check_plateau`): its settings over Plateau's defaults, ``mode`` the
+    task's direction unless given (``"max"`` when ``higher_is_better``). A run's identity in the lab's
+    database holds these (:func:`run_config`), so two spellings of one plateau are one run."""
+    settings = {"mode": "max" if higher_is_better else "min", **plateau}
+    built = Plateau(**settings)
+    return {k: getattr(built, k) for k in PLATEAU_KEYS}
 
 
 def _try_optimizer(label: str, name: str, params: Mapping[str, Any]) -> None:
@@ -167,12 +231,17 @@ def shown_settings(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
 class Strategy:
     """What to run: ``schedule`` (a Schedule or spec) under ``optimizer`` (None: the task's own) with
     ``optimizer_params`` (e.g. ``{"weight_decay": 0.1}``; on top of the task's own hyper-parameters when
-    ``optimizer`` is None, in their place otherwise: :func:`optimizer_of`)."""
+    ``optimizer`` is None, in their place otherwise: :func:`optimizer_of`) and optionally
+    reduce-on-plateau: ``plateau`` holds the settings of an :class:`lrkit.control.Plateau` (``{"factor":
+    0.5, "patience": 2}``; ``{}`` or True: its defaults), which is given the validation metric after each
+    epoch and cuts the schedule's LR (:func:`check_plateau`; ``mode`` defaults to the task's direction)."""
 
     label: str
     schedule: Schedule | str
     optimizer: str | None = None
     optimizer_params: Mapping[str, Any] = field(default_factory=dict)
+    #: the given settings, checked (:func:`check_plateau`; True, also taken, is ``{}``); None: no plateau
+    plateau: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip():
@@ -186,6 +255,7 @@ class Strategy:
         )
         if self.optimizer is not None and self.optimizer_params:
             _try_optimizer(self.label, self.optimizer, self.optimizer_params)
+        object.__setattr__(self, "plateau", check_plateau(self.plateau, f"strategy {self.label!r}: plateau"))
         if isinstance(self.schedule, str):
             object.__setattr__(self, "schedule", load(self.schedule))
         elif not isinstance(self.schedule, Schedule):
@@ -284,6 +354,12 @@ class Strategy:
             if at and _is_spec(before):  # 'wd=cosine(lr=1e-3)@adamw': the optimizer after the spec
                 head = "LABEL" if cut < 0 else label
                 exc = ValueError(f"{exc}; OPT goes before the '=': '{head}@{after.strip()}={before.strip()}'")
+            elif re.search(r"plateau", spec, re.I):  # 'p=plateau(patience=2)': not a schedule
+                exc = ValueError(
+                    f"{exc}; reduce-on-plateau is not a schedule: it is set on a strategy in an experiment "
+                    "file (lrkit lab FILE.yaml), as {label: p, spec: 'constant(lr=0.05)', plateau: {factor: "
+                    "0.5, patience: 2}}"
+                )
             raise ValueError(f"{where} {text!r}: {exc}") from None
 
 
@@ -330,12 +406,16 @@ def run_config(
     default_optimizer: str,
     diverge_factor: float = 10.0,
     default_params: Mapping[str, Any] | None = None,
+    higher_is_better: bool | None = None,
 ) -> dict[str, Any]:
     """The content that identifies a run (its :func:`~lrkit.lab.store.run_key` is a hash of this): the
     optimizer and hyper-parameters it trains with (:func:`optimizer_of`; ``default_optimizer`` and
-    ``default_params`` are the task's)."""
+    ``default_params`` are the task's) and, for a strategy with a plateau, every setting of its Plateau
+    under ``"plateau"`` (:func:`plateau_settings`, whose ``mode`` follows the task's
+    ``higher_is_better``); a run without one has no ``"plateau"`` key, as every run stored before the
+    lab had plateaus, which keep their keys."""
     optimizer, params = optimizer_of(strategy, default_optimizer, default_params)
-    return {
+    config: dict[str, Any] = {
         "task": task,
         "spec": strategy.spec,
         "optimizer": optimizer,
@@ -344,6 +424,14 @@ def run_config(
         "epochs": int(epochs),
         "diverge_factor": float(diverge_factor),
     }
+    if strategy.plateau is not None:
+        if higher_is_better is None and "mode" not in strategy.plateau:
+            raise ValueError(
+                f"run_config: strategy {strategy.label!r} has a plateau without a mode: give "
+                "higher_is_better (the task's direction)"
+            )
+        config["plateau"] = plateau_settings(strategy.plateau, bool(higher_is_better))
+    return config
 
 
 def _diverge_factor(value: object) -> float:
@@ -373,9 +461,13 @@ def run_strategy(
 
     A lab's run (a row of ``runs.csv``) is this call again: the row's ``key`` finds its config in the lab's
     database (``ResultStore.run(key).config``: ``spec``, ``optimizer``, all of ``optimizer_params``,
-    ``seed``, ``epochs``, ``diverge_factor``); give the same task, ``Strategy(label, spec, optimizer,
-    optimizer_params)``, and as many torch threads as the run had (:data:`ENV`, which
-    :func:`with_start_losses` reads).
+    ``seed``, ``epochs``, ``diverge_factor`` and, for a run with reduce-on-plateau, ``plateau``); give the
+    same task, ``Strategy(label, spec, optimizer, optimizer_params, plateau)``, and as many torch threads
+    as the run had (:data:`ENV`, which :func:`with_start_losses` reads).
+
+    A strategy with a ``plateau`` gives its Plateau the validation metric of each epoch (the one the
+    record keeps), before ``on_epoch``; a cut lowers the LR from the next step on, and the record's
+    ``lrs`` show it.
     """
     from ..adapters.torch import scheduler as make_scheduler
     from ..tasks import get_task
@@ -394,11 +486,18 @@ def run_strategy(
         raise ValueError(f"strategy {strategy.label!r}: {first.unresolved}")
     opt_name, params = optimizer_of(strategy, parts.optimizer, parts.optimizer_params)
     opt = parts.make_optimizer(first(0), opt_name, params)
-    lr_sched = make_scheduler(opt, sched, total_steps=total, steps_per_epoch=spe)
+    plateau = strategy_plateau(strategy, bool(parts.higher_is_better))
+    lr_sched = make_scheduler(opt, sched, total_steps=total, steps_per_epoch=spe, plateau=plateau)
 
     def before(step: int) -> None:
         if stop is not None and stop.is_set():
             raise KeyboardInterrupt
+
+    def epoch_end(epoch: int, metric: float) -> None:
+        if plateau is not None:  # the metric the run records: a cut lowers the LR of the next step
+            lr_sched.report(metric)
+        if on_epoch is not None:
+            on_epoch(epoch, metric)
 
     start = start_loss(parts)
     run = TrainRun(math.nan, [], False, 0)
@@ -409,7 +508,7 @@ def run_strategy(
         before_step=before,
         after_step=lambda _: lr_sched.step(),
         diverge_factor=diverge_factor,
-        on_epoch=on_epoch,
+        on_epoch=epoch_end,
         run=run,
     )
     finite = [m for m in run.epoch_metrics if math.isfinite(m)]
@@ -436,6 +535,14 @@ def run_strategy(
         label=strategy.label,
         config={} if start is None else {START_LOSS: start},
     )
+
+
+def strategy_plateau(strategy: Strategy, higher_is_better: bool) -> Plateau | None:
+    """A new :class:`~lrkit.control.Plateau` for a run of ``strategy`` on a task whose metric is better
+    higher (``higher_is_better``) or lower; None for a strategy without ``plateau``."""
+    if strategy.plateau is None:
+        return None
+    return Plateau(**plateau_settings(strategy.plateau, higher_is_better))
 
 
 def run_environment() -> dict[str, Any]:
@@ -665,6 +772,7 @@ def check_runs(
     diverge_factor: float = 10.0,
     where: str = "strategies",
     device: Any = None,
+    higher_is_better: bool | None = None,
 ) -> None:
     """A ValueError naming ``where`` and both labels when two strategies are the same run (one
     :func:`run_config` for a seed, so one stored run): ``a=cosine(lr=0.1)`` beside ``b=cosine(0.1)``, or
@@ -674,7 +782,9 @@ def check_runs(
     optimizer is also made and stepped once, on a stand-in parameter, so that torch refuses a bad
     ``optimizer_params`` value (``weight_decay: -1``, ``betas: [0.9]``) here, naming the strategy, before
     anything runs or is written; given the task's ``device`` (its parameters'), on that device, settings
-    for a device included (``capturable=True`` is refused for a task on the CPU)."""
+    for a device included (``capturable=True`` is refused for a task on the CPU). Strategies
+    with plateaus are told apart by every setting of their Plateau, ``mode`` from ``higher_is_better``
+    (the task's direction) where they give none."""
     from ..tasks.optimizers import check_optimizer
 
     first: dict[str, tuple[Strategy, dict[str, Any]]] = {}
@@ -684,7 +794,9 @@ def check_runs(
             check_optimizer(name, params, device=device)
         except ValueError as exc:
             raise ValueError(f"{where}: strategy {s.label!r}: {exc}") from None
-        cfg = run_config(task, s, 0, epochs, default_optimizer, diverge_factor, default_params)
+        cfg = run_config(
+            task, s, 0, epochs, default_optimizer, diverge_factor, default_params, higher_is_better
+        )
         # the stored run key hashes the optimizer as spelled (an older database's runs keep theirs); two
         # spellings of one optimizer (adamw with and without its default weight_decay: 0.01) are one run
         cls, settings = optimizer_settings(name, params)
@@ -695,6 +807,9 @@ def check_runs(
             a, a_cfg = first[key]
             spelled = f"optimizer {a_cfg['optimizer']!r}, optimizer_params {a_cfg['optimizer_params']}"
             other = f"optimizer {cfg['optimizer']!r}, optimizer_params {cfg['optimizer_params']}"
+            if "plateau" in cfg:
+                other += f", plateau {cfg['plateau']}"
+                spelled += f", plateau {a_cfg['plateau']}"
             if other != spelled:
                 call = ", ".join(f"{k}={v!r}" for k, v in shown_settings(name, params).items())
                 both = (
@@ -712,7 +827,9 @@ def check_runs(
 
 def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch: int) -> None:
     """Every strategy's schedule resolves for a run of ``epochs`` x ``steps_per_epoch`` steps; else a
-    ValueError naming the strategy (a wsd whose warmup and decay outlast the run, ...)."""
+    ValueError naming the strategy (a wsd whose warmup and decay outlast the run, ...). A strategy's
+    plateau must be given a metric it counts before the run's last step (:func:`plateau_metrics`), and
+    one that cannot cut within the run (fewer such metrics than ``patience + 1``) is warned about."""
     for s in strategies:
         try:
             resolved = s.schedule.resolve(  # type: ignore[union-attr]
@@ -741,6 +858,47 @@ def check_schedules(strategies: Sequence[Strategy], epochs: int, steps_per_epoch
         ):
             # stacklevel 1: the lab CLI checks before run_lab does, and one warning is shown
             warnings.warn(text, category, stacklevel=1)
+        if s.plateau is not None:
+            _check_plateau_fits(s, resolved, epochs, steps_per_epoch)
+
+
+def plateau_metrics(plateau: Mapping[str, Any], warmup: float, epochs: int, steps_per_epoch: int) -> int:
+    """How many of a run's epoch-end metrics a plateau with settings ``plateau`` counts before the run's
+    last step (the last epoch's metric comes after it, too late to cut): those of epochs ``1 ..
+    epochs - 1`` reported at step ``epoch * steps_per_epoch``, from the end of the schedule's ``warmup``
+    steps (``start`` "warmup", the default) or from step ``start``."""
+    start = plateau.get("start", "warmup")
+    first = warmup if start == "warmup" else float(start)
+    return sum(1 for e in range(1, epochs) if e * steps_per_epoch >= first)
+
+
+def _check_plateau_fits(s: Strategy, resolved: Schedule, epochs: int, steps_per_epoch: int) -> None:
+    from ..control.plateau import warmup_steps
+
+    assert s.plateau is not None
+    full = plateau_settings(s.plateau, False)  # Plateau's defaults filled in (the mode is not read)
+    n = plateau_metrics(full, warmup_steps(resolved), epochs, steps_per_epoch)
+    start = full["start"]
+    since = "after the schedule's warmup" if start == "warmup" else f"from step {start} (plateau.start)"
+    run = f"the run's {plural(epochs, 'epoch')} of {steps_per_epoch} steps"
+    if n == 0:
+        raise ValueError(
+            f"strategy {s.label!r}: its plateau would be given no metric before the run ends: it is given "
+            "the validation metric at the end of each epoch but the last (which comes after the last step), "
+            f"counted {since}, and {run} have none; give more "
+            "epochs"
+            + (", or a shorter warmup or plateau.start: 0" if start == "warmup" else " or a smaller start")
+        )
+    patience = int(full["patience"])
+    if n < patience + 1:
+        warnings.warn(
+            f"strategy {s.label!r}: its plateau can never cut the LR: it cuts after patience + 1 = "
+            f"{patience + 1} epochs in a row without improvement, and it counts only "
+            f"{plural(n, 'metric')} before the run ends ({run}, the last metric too late to cut, {since}); "
+            "give a smaller plateau.patience or more epochs",
+            UserWarning,
+            stacklevel=1,
+        )
 
 
 def run_lab(
@@ -786,6 +944,7 @@ def run_lab(
     check_runs(
         strategies, t.name, n_epochs, probe.optimizer, probe.optimizer_params, diverge_factor,
         device=next((p.device for p in probe.model.parameters()), None),  # where every run's model is
+        higher_is_better=bool(probe.higher_is_better),
     )  # fmt: skip
 
     fingerprint = task_fingerprint(probe)  # what the task builds: an edited task is not the stored one
@@ -795,8 +954,9 @@ def run_lab(
     for s in strategies:
         for seed in seeds:
             cfg = run_config(
-                t.name, s, seed, n_epochs, probe.optimizer, diverge_factor, probe.optimizer_params
-            )
+                t.name, s, seed, n_epochs, probe.optimizer, diverge_factor, probe.optimizer_params,
+                bool(probe.higher_is_better),
+            )  # fmt: skip
             # the run's key hashes its config alone: a database from before the fingerprint keeps its keys
             jobs.append((s.label, run_key(cfg), {**cfg, FINGERPRINT: fingerprint}, s, seed))
     workers = min(workers, len(jobs))  # never more processes than runs (--workers 10000 starts 6)
@@ -812,6 +972,9 @@ def run_lab(
                 "spec": s.spec,
                 "optimizer": s.optimizer,
                 "optimizer_params": dict(s.optimizer_params),
+                # as given (mode, left out, follows the task); only where set: an experiment without
+                # plateaus keeps the key it had before the lab had them
+                **({} if s.plateau is None else {"plateau": dict(s.plateau)}),
             }
             for s in strategies
         ],

@@ -306,6 +306,21 @@ class TrainRun:
     seconds: float = 0.0
 
 
+def effective_lr(group: Mapping[str, Any]) -> float:
+    """The step size a parameter group's next step takes, as the lab records it: its ``lr``, times its
+    ``d`` for an optimizer that estimates its own step (Prodigy, D-Adaptation: ``lr`` is a multiplier of
+    the ``d`` they keep in the group, and the step uses ``d * lr``; Prodigy's optional bias correction,
+    ``use_bias_correction=True``, is left out)."""
+    lr = float(group["lr"])
+    d = group.get("d")
+    if d is None or isinstance(d, bool):
+        return lr
+    try:
+        return float(d) * lr
+    except (TypeError, ValueError):  # a "d" that is not a number is not such an estimate
+        return lr
+
+
 def train_loop(
     parts: TaskParts,
     optimizer: torch.optim.Optimizer,
@@ -327,7 +342,8 @@ def train_loop(
     any sign). With ``evaluate_every_epoch`` the metric
     is measured after every epoch and ``on_epoch(epoch, metric)`` is called (it may raise to stop, e.g.
     Optuna's pruning); the final metric is measured in any case. ``run`` collects the curves as they
-    grow (pass one in to keep a partial record when an exception escapes).
+    grow (pass one in to keep a partial record when an exception escapes); its ``lrs`` are the step sizes
+    of the first parameter group (:func:`effective_lr`: ``d * lr`` for Prodigy).
     """
     from lrkit.finder.torch_driver import clip_gradients
 
@@ -350,7 +366,7 @@ def train_loop(
         for batch in parts.epoch_batches():
             if before_step is not None:
                 before_step(rec.steps)
-            rec.lrs.append(float(optimizer.param_groups[0]["lr"]))
+            rec.lrs.append(effective_lr(optimizer.param_groups[0]))
             optimizer.zero_grad(set_to_none=True)
             loss = run_batch(model, batch, loss_fn, task=True)[2]
             value = float(loss.detach())
