@@ -43,6 +43,19 @@ CONSTRUCTIONS = [
     ("lrkit.Repeat(lrkit.Cosine(lr=0.1, steps=10), times=2)", None),
 ]
 
+# choice arguments are Literal types: a wrong word is a type error, as it is a ValueError at run time
+CHOICES = [
+    ('lrkit.Warmup(mode="exp")', True),
+    ('lrkit.Warmup(mode="exponential")', False),
+    ('lrkit.Cyclic(lr=0.1, max_lr=1.0, mode="triangle")', True),
+    ('lrkit.Cyclic(lr=0.1, max_lr=1.0, mode="exp_range")', False),
+    ('lrkit.OneCycle(max_lr=0.1, anneal="cosine")', True),
+    ('lrkit.OneCycle(max_lr=0.1, anneal="linear")', False),
+    ('lrkit.WSD(lr=0.1, cooldown="sqrt")', True),
+    ('lrkit.WSD(lr=0.1, cooldown="1-sqrt")', False),
+    ('lrkit.with_warmup(lrkit.Cosine(lr=0.1), 10, mode="cos")', True),
+]
+
 QUICK_START = """\
 import torch
 
@@ -104,6 +117,7 @@ def mypy_out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     files = {
         "constructions.py": "import lrkit\n\n"
         + "\n".join(f"x{i} = {c}" for i, (c, _) in enumerate(CONSTRUCTIONS)),
+        "choices.py": "import lrkit\n\n" + "\n".join(f"x{i} = {c}" for i, (c, _) in enumerate(CHOICES)),
         "quick_start.py": QUICK_START,
         "reveals.py": REVEALS,
     }
@@ -156,6 +170,18 @@ def test_a_missing_required_parameter_is_a_type_error_as_at_run_time(mypy_out: d
                 if line.startswith(f"constructions.py:{lineno}:")
             ]
             assert any(f'argument "{missing}"' in e and "[call-arg]" in e for e in errors), (code, errors)
+
+
+def test_a_wrong_choice_is_a_type_error_as_at_run_time(mypy_out: dict[str, list[str]]) -> None:
+    flagged = {int(line.split(":")[1]) for line in mypy_out["choices.py"] if "error:" in line}
+    for i, (code, wrong) in enumerate(CHOICES):
+        try:
+            eval(code, {"lrkit": lrkit})
+            refused = False
+        except ValueError as exc:
+            refused = "must be one of" in str(exc)
+        assert refused == wrong, code  # the run time is the reference
+        assert ((i + 3) in flagged) == wrong, (code, mypy_out["choices.py"])
 
 
 def test_the_quick_start_type_checks_without_an_error(mypy_out: dict[str, list[str]]) -> None:

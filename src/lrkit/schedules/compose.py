@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Literal
 
 import numpy as np
 
@@ -272,7 +273,10 @@ def chain(*pieces: Schedule) -> Chain:
 
 
 def with_warmup(
-    schedule: Schedule, steps: DurationLike, start: float | None = None, mode: str = "linear"
+    schedule: Schedule,
+    steps: DurationLike,
+    start: float | None = None,
+    mode: Literal["linear", "exponential"] = "linear",
 ) -> Chain:
     """``warmup(steps) >> schedule``: warm up to the value ``schedule`` starts at; ``steps=0`` (in any
     unit) is no warmup: the chain is ``schedule`` at every step."""

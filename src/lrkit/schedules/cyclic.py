@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -159,7 +160,9 @@ class Cyclic(Schedule):
     step_size_down: DurationLike | None = duration_field(
         default=None, doc="steps from peak to base (default: = up)", positive=True
     )
-    mode: str = param(default="triangular", doc="triangular, triangular2, exp_range or sine")
+    mode: Literal["triangular", "triangular2", "exp_range", "sine"] = param(
+        default="triangular", doc="triangular, triangular2, exp_range or sine"
+    )
     gamma: float = param(default=1.0, doc="exp_range: amplitude multiplier per step")
     steps: DurationLike | None = duration_field(default=None, doc="length inside a chain (default: forever)")
     name = "cyclic"
@@ -216,7 +219,7 @@ class OneCycle(Schedule):
     max_lr: float = param(doc="the peak learning rate")
     steps: DurationLike = duration_field(default=REST, doc="total length (default: the rest of the run)")
     pct_start: float = param(default=0.3, doc="fraction of the cycle spent rising")
-    anneal: str = param(default="cos", doc="cos or linear")
+    anneal: Literal["cos", "linear"] = param(default="cos", doc="cos or linear")
     div_factor: float = param(default=25.0, doc="initial lr = max_lr / div_factor")
     final_div_factor: float = param(default=1e4, doc="final lr = initial lr / final_div_factor")
     three_phase: bool = param(default=False, doc="come back down to the initial lr before the final anneal")

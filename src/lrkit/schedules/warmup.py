@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from ._xp import Array, Namespace, power
 from .base import Schedule, check_choice, check_number, const_like, duration_field, param, steps_of, zero_safe
@@ -63,7 +64,7 @@ class Warmup(Schedule):
     start: float | None = param(
         default=None, doc="start as a fraction of the peak (default: linear (t+1)/(n+1), exp 0.01)"
     )
-    mode: str = param(default="linear", doc="linear or exponential")
+    mode: Literal["linear", "exponential"] = param(default="linear", doc="linear or exponential")
     lr: float | None = param(default=None, doc="the peak (default: the next piece's first value, or 1)")
     overlap: bool = param(
         default=False, doc="the next piece starts with the warmup, not after it (timm's warmup_prefix=False)"
@@ -137,7 +138,7 @@ class WSD(Schedule):
     decay: DurationLike | None = duration_field(
         default=None, doc="cool-down length at the end (default: 20% of steps; of the run when steps is rest)"
     )
-    cooldown: str = param(default="1-sqrt", doc="linear, cosine or 1-sqrt")
+    cooldown: Literal["linear", "cosine", "1-sqrt"] = param(default="1-sqrt", doc="linear, cosine or 1-sqrt")
     min_lr: float = param(default=0.0, doc="value at the end")
     warmup_start: float | None = param(default=None, doc="warmup start as a fraction of lr (see warmup)")
     name = "wsd"
