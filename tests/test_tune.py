@@ -277,10 +277,12 @@ def test_tune_api_centres_on_the_finder_is_seeded_resumable_and_keeps_its_settin
 
     with pytest.raises(ValueError, match="epochs=2, not 3"):
         tune(task, trials=6, storage=db, epochs=3)
+    with pytest.raises(ValueError, match="seed=3, not 0"):  # the study's seed is one of its settings
+        tune(task, trials=6, storage=db, epochs=2)
     with pytest.raises(ValueError, match="kinds"):
-        tune(task, trials=6, storage=db, epochs=2, kinds=["cosine"])
+        tune(task, trials=6, storage=db, epochs=2, seed=3, kinds=["cosine"])
     with pytest.raises(ValueError, match="lr_range"):
-        tune(task, trials=6, storage=db, epochs=2, lr_range=(0.01, 0.1))
+        tune(task, trials=6, storage=db, epochs=2, seed=3, lr_range=(0.01, 0.1))
 
 
 def test_tune_api_rejects_bad_arguments_by_name(tmp_path: Path) -> None:
