@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lrkit._text import plural
+from lrkit.finder.result import RULE_LABELS
 
 if TYPE_CHECKING:
     from lrkit.finder.result import FinderResult
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["plot_result", "verdict"]
 
 _STYLES = {"lrkit": ("C3", "-"), "steepest": ("C2", "--"), "minimum": ("C1", "-."), "valley": ("C4", ":")}
-_LABELS = {"minimum": "minimum/10"}
 #: the loss axis spans at least this fraction of the starting loss, so that a curve that fell by less
 #: than 1% (the "flat" verdict) looks flat instead of its noise filling the figure
 MIN_SPAN = 0.04
@@ -173,7 +173,7 @@ def _draw(result: FinderResult, path: str | Path | None, ax: Any, title: str | N
             ls=style,
             lw=lw,
             alpha=1.0 if used else 0.45,
-            label=f"{_LABELS.get(name, name)}: {value:.3g}"
+            label=f"{RULE_LABELS.get(name, name)}: {value:.3g}"
             + (_off_axis(value, shown) if shown is not None else "")
             + ("" if used else " (not used)"),
         )
