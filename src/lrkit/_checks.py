@@ -149,3 +149,35 @@ def check_int(
     if n is None or n < low or (high is not None and n > high):
         raise ValueError(message())
     return n
+
+
+def eps_underflow(optimizer: Any) -> str | None:
+    """What is wrong when a param group's ``eps`` (Adam, AdamW, RMSprop, Adagrad...) is 0 in the dtype of
+    a parameter it trains (``eps=1e-8`` in float16, whose smallest value is 6e-8), or None.
+
+    Such an optimizer keeps its state in the parameter's dtype: a squared gradient that underflows to 0
+    meets an ``eps`` of 0, the first step divides 0 by 0 and the parameters are NaN at any learning rate.
+    A group whose ``eps`` is not one real number (Adafactor's pair) is not read. torch is imported only
+    here (``lrkit._checks`` stays importable without it)."""
+    import torch
+
+    for i, group in enumerate(getattr(optimizer, "param_groups", ())):
+        eps = group.get("eps")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 < eps < math.inf:
+            continue
+        dtypes = {
+            p.dtype
+            for p in group.get("params", ())
+            if isinstance(p, torch.Tensor) and p.requires_grad and p.is_floating_point()
+        }
+        for dtype in sorted(dtypes, key=str):
+            if float(torch.tensor(float(eps), dtype=dtype)) == 0.0:
+                tiny = float(torch.finfo(dtype).tiny) * float(torch.finfo(dtype).eps)  # smallest subnormal
+                return (
+                    f"optimizer {type(optimizer).__name__}'s param group {i} has eps={eps:g}, which is 0 in "
+                    f"{dtype} (its smallest value is {tiny:.3g}), the dtype of parameters it trains: where a "
+                    "squared gradient underflows to 0 the step divides 0 by 0 and the parameters become NaN "
+                    "at any learning rate. Keep float32 master weights (a float32 model under "
+                    "torch.autocast, with a GradScaler for float16) or set eps >= 1e-4 for float16"
+                )
+    return None

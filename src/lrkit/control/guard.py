@@ -72,7 +72,13 @@ check meets another step's); under DDP a backward's gradient all-reduce meets it
 cannot see. And a rank that stops calling ``check`` leaves the others waiting until the group's timeout.
 
 Mixed precision: pass the unscaled loss. A step the ``torch.amp.GradScaler`` skips for inf gradients
-has a finite loss: it is a good step to the guard. Give the scaler as ``scaler``: a snapshot keeps its
+has a finite loss: it is a good step to the guard, unless the scaler keeps skipping: each skip halves
+its scale, and a scale below ``min_scale`` (1.0 by default, the level below which torch's own
+``GradScaler.update`` says "something is likely wrong") is a divergence, reason ``"scale"`` (rolled
+back and cut as a NaN loss is, and at the end a :class:`DivergenceError` that names the scale and the
+skips), rather than a run that trains nothing for the rest of its steps. No snapshot is taken just
+after a skipped step (it would keep the fallen scale): the next step that follows an applied one takes
+it. Give the scaler as ``scaler``: a snapshot keeps its
 state (scale and growth tracker), a rollback restores it (not the scale that the overflows of a blow-up
 halved, again and again) and ends the scaler's iteration. Without it, a rollback after
 ``scaler.unscale_(optimizer)`` (gradient clipping) leaves the scaler mid-iteration, and the next
@@ -110,7 +116,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat
 
-from .._checks import as_integer, as_measured, as_real, check_int, dtype_kind
+from .._checks import as_integer, as_measured, as_real, check_int, dtype_kind, eps_underflow
 from .plateau import json_number, newer_format, number_from_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,7 +137,9 @@ class DivergenceEvent:
 
     step: int
     loss: float
-    reason: str  # "nan", "inf", "jump" or "params" (NaN/inf in the parameters behind a finite loss)
+    # "nan", "inf", "jump", "params" (NaN/inf in the parameters behind a finite loss) or "scale" (the
+    # GradScaler's scale below min_scale: it skipped step after step, a finite loss and inf/NaN gradients)
+    reason: str
     reference: float  # what a jump is measured against: DivergenceGuard.reference (nan: none yet)
     lr_before: tuple[float, ...]
     lr_after: tuple[float, ...]
@@ -445,6 +453,12 @@ class DivergenceGuard:
             (ranks that train separate models). Nothing is communicated without an initialized group.
         scaler: the ``torch.amp.GradScaler`` of the loop, or None: its state is snapshotted and
             restored with the model's, and a rollback ends its iteration.
+        min_scale: with an enabled ``scaler``, a step checked while its scale is below this is a
+            divergence (reason ``"scale"``): the scaler has skipped step after step (inf/NaN gradients
+            behind a finite loss; from its default 65536, 17 in a row reach 0.5) and the run trains
+            nothing. torch's ``GradScaler.update`` says a scale below 1 means something is likely
+            wrong; DeepSpeed and Megatron-LM stop at a minimum loss scale too. No snapshot is taken
+            while the scaler skips, and a recovery holds only once it steps again. ``None``: no check.
         snapshot_device: where the snapshots' model and optimizer state are kept (``"cpu"``: host
             memory, for a GPU near its limit); None keeps each tensor on its own device.
 
@@ -481,6 +495,7 @@ class DivergenceGuard:
         restore_rng: bool = True,
         sync: bool | torch.distributed.ProcessGroup = True,
         scaler: torch.amp.GradScaler | None = None,
+        min_scale: float | None = 1.0,
         snapshot_device: str | torch.device | None = None,
     ) -> None:
         import torch
@@ -524,6 +539,13 @@ class DivergenceGuard:
                 "rolled back alone would break it; leave sync=True (every rank rolls back together)"
             )
         self.snapshot_device = None if snapshot_device is None else _device(snapshot_device)
+        underflow = eps_underflow(optimizer)
+        if underflow is not None:  # a warning: an optimizer may keep its state in float32 (bitsandbytes')
+            warnings.warn(
+                f"DivergenceGuard: {underflow}; the guard would blame the learning rate",
+                UserWarning,
+                stacklevel=2,
+            )
         self.model = model
         self.optimizer = optimizer
         self._scheduler = scheduler
@@ -549,6 +571,10 @@ class DivergenceGuard:
         self.restore_rng = restore_rng
         self.sync = sync
         self.scaler = scaler
+        self.min_scale = None if min_scale is None else _float("min_scale", min_scale, low=0.0)
+        self._last_scale: float | None = None  # the scaler's scale at the last check (None: not known)
+        self._skips = 0  # steps in a row the scaler skipped (its scale fell between two checks)
+        self._skipping = False  # the scaler skipped the last step (on any rank)
         self._history: deque[float] = deque(maxlen=self.window)
         self._low = math.inf  # the lowest median of the history while it held fewer than window losses
         self._signed = False  # a good negative loss was seen: jumps are measured in scale (see _bar)
@@ -773,6 +799,7 @@ class DivergenceGuard:
         self._dropped = ""
         self._rng_at_start = self._rng_state()
         self._buffers_at_start = None
+        self._last_scale, self._skips, self._skipping = None, 0, False  # counted again from here
         theirs = None if self.scheduler is None else _lr_value(self.scheduler.multiplier)
         # a scheduler still at 1 under a state with cuts: its own state was not loaded (one the user
         # scaled by hand, scheduler.scale(), holds their factor too, and is not compared)
@@ -808,9 +835,14 @@ class DivergenceGuard:
                 raise
             problem = exc
         self._drop_stale()
+        low = self._watch_scale()
         if group is not None:
-            value, broken = self._reduce(mine, group, problem, None if problem else step)
+            value, broken, low, self._skipping = self._reduce(
+                mine, group, problem, None if problem else step, low, self._skipping
+            )
         reason = "nan" if math.isnan(value) else "inf" if math.isinf(value) else ""
+        if not reason and low:
+            reason = "scale"  # the scaler has skipped step after step: nothing trains
         bar = self._bar()
         if not reason and bar is not None and value > bar:
             self._high += 1
@@ -835,6 +867,29 @@ class DivergenceGuard:
             self._rng_at_start = self._rng_state()
             self._buffers_at_start = self._buffers()
         return True
+
+    def _watch_scale(self) -> bool:
+        """Read the scaler's scale (an enabled one's: one host sync, after the loss's): count the steps it
+        skipped in a row (its scale fell since the last check: ``scaler.update`` halves it only on
+        inf/NaN gradients) and say whether it is below ``min_scale``."""
+        scaler = self.scaler
+        get = getattr(scaler, "get_scale", None)
+        if get is None or not getattr(scaler, "is_enabled", lambda: True)():
+            return False
+        scale = float(get())
+        fell = self._last_scale is not None and scale < self._last_scale
+        self._skips = self._skips + 1 if fell else 0
+        self._skipping = fell
+        self._last_scale = scale
+        return self.min_scale is not None and scale < self.min_scale
+
+    def _scale_finding(self) -> str:
+        """What a ``"scale"`` divergence is, in words: the scale, ``min_scale`` and the skips."""
+        skips = f"{self._skips} skipped steps" if self._skips != 1 else "1 skipped step"
+        return (
+            f"the GradScaler's scale is {self._last_scale:.3g}, below min_scale={self.min_scale:g}, after "
+            f"{skips} in a row (inf/NaN gradients behind a finite loss: a skipped step trains nothing)"
+        )
 
     def _bar(self) -> float | None:
         """The loss above which a step is high (None: no jump test): ``threshold`` x :attr:`reference`,
@@ -882,12 +937,20 @@ class DivergenceGuard:
         return group if dist.get_world_size(group) > 1 else None
 
     def _reduce(
-        self, t: torch.Tensor | None, group: Any, problem: TypeError | None, step: int | None
-    ) -> tuple[float, bool]:
-        """The mean over the ranks of the loss ``t`` and whether any rank's model is broken (when a
-        snapshot is due; else False): one all-reduce (a sum) of seven float64 numbers, one host sync.
+        self,
+        t: torch.Tensor | None,
+        group: Any,
+        problem: TypeError | None,
+        step: int | None,
+        low: bool,
+        skipping: bool,
+    ) -> tuple[float, bool, bool, bool]:
+        """The mean over the ranks of the loss ``t``, whether any rank's model is broken (when a
+        snapshot is due; else False), whether any rank's scaler is below ``min_scale`` (``low``) and
+        whether any skipped the last step (``skipping``): one all-reduce (a sum) of nine float64 numbers,
+        one host sync.
 
-        The third counts the ranks whose ``check`` got a bad argument (``problem``; ``t`` is None there):
+        The fifth counts the ranks whose ``check`` got a bad argument (``problem``; ``t`` is None there):
         then every rank raises (:meth:`_stop_together`), none is left waiting for another in a
         collective. The last four are ``x`` and ``x**2`` for the ``step`` and for the number of param
         groups (``x`` taken modulo 2**16, so that the sums stay exact integers in float64 up to 2**21
@@ -904,11 +967,10 @@ class DivergenceGuard:
                 bad += (~f).to(device, torch.float64)
         mine = [] if step is None else [step, len(self.optimizer.param_groups)]
         ints = [v for x in mine for v in (x % _MOD, (x % _MOD) ** 2)] or [0] * 4
-        status = torch.cat(
-            [torch.stack([zero if t is None else t, bad]), _numbers([problem is not None, *ints], device)]
-        )
+        flags: list[float] = [low, skipping, problem is not None, *ints]
+        status = torch.cat([torch.stack([zero if t is None else t, bad]), _numbers(flags, device)])
         dist.all_reduce(status, op=dist.ReduceOp.SUM, group=group)
-        total, broken, failed, *sums = status.tolist()
+        total, broken, lows, skips, failed, *sums = status.tolist()
         if failed:
             self._stop_together(group, problem, "got a bad argument")
         world = dist.get_world_size(group)
@@ -919,7 +981,7 @@ class DivergenceGuard:
         ]
         if apart:
             self._out_of_step(apart, step, len(self.optimizer.param_groups))
-        return total / world, broken > 0
+        return total / world, broken > 0, lows > 0, skips > 0
 
     def _out_of_step(self, apart: list[str], step: int | None, groups: int) -> NoReturn:
         """Raise, on every rank alike, that the ranks' ``step`` or number of param ``groups`` differ."""
@@ -979,7 +1041,9 @@ class DivergenceGuard:
 
     def _good(self, step: int, value: float, group: Any) -> None:
         self._since_snapshot += 1
-        if not self._snapshots or self._since_snapshot >= self.snapshot_every:
+        # not while the scaler skips: a snapshot would keep its fallen scale, and a rollback to it would
+        # go on skipping (the next good step after the run of skips takes it)
+        if (not self._snapshots or self._since_snapshot >= self.snapshot_every) and not self._skipping:
             # the state at the start of this step, before its loss joins the history
             phase = self._since_snapshot
             self._together(group, f"failed to take the snapshot of step {step}", lambda: self._take(step))
@@ -993,8 +1057,9 @@ class DivergenceGuard:
         elif self._signed:
             self._scale = max(self._scale, statistics.median(abs(v) for v in self._history))
         self._good_since_rollback += 1
-        if self._good_since_rollback >= self.snapshot_every and step > self._failed_at:
-            # the last recovery held: past the step that diverged, and for snapshot_every good steps
+        if self._good_since_rollback >= self.snapshot_every and step > self._failed_at and not self._skipping:
+            # the last recovery held: past the step that diverged, for snapshot_every good steps, and
+            # the scaler steps again
             self._in_a_row = 0
         self._since_change += 1
         wait = self.regrow_wait
@@ -1113,8 +1178,10 @@ class DivergenceGuard:
         self.model.zero_grad(set_to_none=True)
         if self.scheduler is not None and snap.scheduler is not None:
             self.scheduler.load_state_dict(copy.deepcopy(snap.scheduler))
+        self._last_scale, self._skips, self._skipping = None, 0, False
         if self.scaler is not None and snap.scaler:
             self.scaler.load_state_dict(snap.scaler)
+            self._last_scale = float(snap.scaler["scale"])
             # end the iteration: forget an unscale_ done for the step rolled back (an AssertionError:
             # the scaler has scaled nothing yet, there is no iteration to end)
             with contextlib.suppress(AssertionError):
@@ -1154,10 +1221,13 @@ class DivergenceGuard:
             else f"the lowest median of the good losses so far (fewer than window={self.window})"
         )
         before = self._lrs()
+        scaled = self._scale_finding() if reason == "scale" else ""  # before the rollback resets the count
         if not self._snapshots:
             what = (
                 "the model's parameters or buffers hold NaN/inf"
                 if reason == "params"
+                else f"the loss is {value} but {scaled}"
+                if reason == "scale"
                 else f"the loss is {value}"
             )
             if self._keep_phase:  # loaded from a state_dict, no good step since
@@ -1238,6 +1308,15 @@ class DivergenceGuard:
                 hint = (
                     "; a NaN/inf gradient behind a finite loss (sqrt, norm or log at 0, a division by 0) "
                     "in a part of the model that not every batch uses can cause this"
+                )
+            elif reason == "scale":
+                what = f"finite, but {scaled}"
+                hint = (
+                    "; a lower LR helps only where the gradients overflow because the model blew up: "
+                    "otherwise find where backward makes inf/NaN gradients "
+                    "(torch.autograd.set_detect_anomaly(True) names the op): a sqrt, norm or log at 0, a "
+                    "division by 0, or a float16 overflow (compute that part in float32, or use bfloat16); "
+                    "min_scale=None turns this check off"
                 )
             else:
                 what, hint = ("NaN" if reason == "nan" else "infinite"), ""

@@ -157,6 +157,18 @@ def _risen(raw: list[float], smoothed: float, best: float, best_at: int, rise: f
     return drop > 3.0 * noise
 
 
+class RungSkipped(Exception):
+    """Raised by a ``step(lr)`` callback whose update could not be applied: a ``GradScaler`` skipped
+    ``skipped`` steps in a row (inf/NaN gradients). :func:`sweep` records ``loss``, the rung's real loss,
+    ends the ramp at that rung as at a blow-up (its smoothed loss NaN) and keeps the count in the curve's
+    :attr:`~lrkit.finder.result.Curve.skipped`, for the verdict's words."""
+
+    def __init__(self, loss: float, skipped: int) -> None:
+        super().__init__(f"the GradScaler skipped {skipped} steps in a row (loss {loss:.4g})")
+        self.loss = loss
+        self.skipped = skipped
+
+
 def sweep(
     step: Callable[[float], float],
     lrs: NDArray[np.float64],
@@ -174,15 +186,19 @@ def sweep(
     best_at = 0
     above = 0
     stopped_at: int | None = None
+    skipped = 0
     for i, lr in enumerate(lrs):
-        value = step(float(lr))
+        try:
+            value = step(float(lr))
+        except RungSkipped as exc:
+            value, skipped = exc.loss, exc.skipped
         measured = as_measured(value)
         if measured is None:
             raise TypeError(f"step(lr) must return the loss as a float, got {value!r} at lr={float(lr)!r}")
         loss = measured
         done_lrs.append(float(lr))
         raw.append(loss)
-        if not math.isfinite(loss):
+        if skipped or not math.isfinite(loss):
             smooth.append(math.nan)
             stopped_at = i
             break
@@ -198,7 +214,11 @@ def sweep(
                 stopped_at = i
                 break
     return Curve(
-        lrs=np.asarray(done_lrs), losses=np.asarray(raw), smoothed=np.asarray(smooth), stopped_at=stopped_at
+        lrs=np.asarray(done_lrs),
+        losses=np.asarray(raw),
+        smoothed=np.asarray(smooth),
+        stopped_at=stopped_at,
+        skipped=skipped,
     )
 
 

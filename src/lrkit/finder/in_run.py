@@ -46,6 +46,7 @@ from lrkit.finder import rules as _rules
 from lrkit.finder.result import FinderResult
 from lrkit.finder.torch_driver import (
     _autocast,
+    _check_callables,
     _check_grad_scaler,
     _check_loader,
     _check_max_grad_norm,
@@ -146,13 +147,15 @@ def ramp_in_run(
     As in :func:`lrkit.finder.find_lr`: a rung is one optimizer step over ``accumulation_steps``
     micro-batches (each loss divided by it), the forward pass runs under ``torch.autocast`` with
     ``amp_dtype``, and with ``grad_scaler`` the backward pass is scaled; a step the scaler skips
-    (inf/NaN gradients) is retried, up to ``max_skipped`` times (then the rung's loss is inf). The
+    (inf/NaN gradients) is retried, up to ``max_skipped`` times (then the ramp ends at that rung, its
+    real loss recorded, and the result says the scaler skipped). The
     scaler's state is part of every snapshot, so a kept or restored ramp leaves it consistent. With
     ``max_grad_norm`` every step clips the gradient's norm to it, as the training that follows should.
     A batch whose loss and data are not finite raises a ``ValueError`` naming it, as in ``find_lr``
     (everything restored).
     """
     _check_model_and_optimizer(model, optimizer)
+    _check_callables(loss_fn, forward, amp_dtype)
     _check_loader(train_loader, "train_loader")
     k_acc = core._check_int("accumulation_steps", accumulation_steps, 1)
     k_skip = core._check_int("max_skipped", max_skipped, 1)
@@ -203,14 +206,14 @@ def ramp_in_run(
             loss, skipped = _optimizer_step(optimizer, train, loss_of, k_acc, grad_scaler, no_sync, clip)
             if not skipped:
                 break
-        else:
-            loss = math.inf
         # one curve for all processes (DDP): each stops, keeps and suggests alike; data that is not
         # finite is named (a ValueError) rather than taken for a blow-up
         loss = _rung_loss(loss, train, dev, distributed, world)
         if rung % snapshot_every == snapshot_every - 1:
             ring.append((rung, _Snapshot(model, optimizer, grad_scaler, [], lean=True, to=store)))
         rung += 1
+        if skipped:  # max_skipped in a row: the rung's real loss, and the ramp ends here
+            raise core.RungSkipped(loss, k_skip)
         return loss
 
     stop = core.StopRule(rise=rise)

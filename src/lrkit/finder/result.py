@@ -47,13 +47,16 @@ class Curve:
     """One ramp: the LR of each rung, the raw and smoothed losses, and the rung where it stopped early.
 
     ``stopped_at`` is the index of the rung that ended the test (divergence or a non-finite loss), or
-    ``None`` when the ramp reached ``end_lr``.
+    ``None`` when the ramp reached ``end_lr``. ``skipped``: how many steps in a row a ``GradScaler``
+    skipped at that rung (inf/NaN gradients, ``find_lr``'s ``max_skipped``), which ended the test there
+    with the rung's real loss recorded and its smoothed loss NaN; 0 when it did not.
     """
 
     lrs: NDArray[np.float64]
     losses: NDArray[np.float64]
     smoothed: NDArray[np.float64]
     stopped_at: int | None = None
+    skipped: int = 0
 
     def __post_init__(self) -> None:
         if not (self.lrs.shape == self.losses.shape == self.smoothed.shape) or self.lrs.ndim != 1:
@@ -141,6 +144,9 @@ def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[Problem]:
     model), ``"short"``, ``"flat"``, ``"early"`` (rose from the first rungs), ``"noisy"``, ``"falling"``.
     (``smoothing`` is not used by the checks yet: the noise is that of the raw loss.)
     """
+    skips = _skips_problem(curve)
+    if skips is not None:
+        return [skips]
     if curve.losses.size and not math.isfinite(float(curve.losses[0])):
         text = (
             f"the loss was {float(curve.losses[0])} at the first rung (lr={float(curve.lrs[0]):.3g}), the "
@@ -192,6 +198,37 @@ def _curve_problems(curve: Curve, smoothing: float = 0.9) -> list[Problem]:
         finding = f"the loss was still falling at the last LR ({float(curve.lrs[-1]):.3g})"
         problems.append(Problem("falling", finding, ("raise {end_lr}",)))
     return problems
+
+
+def _skips_finding(curve: Curve) -> str:
+    """What a curve that ended on a ``GradScaler``'s skips showed, in words ("" for one that did not)."""
+    if not curve.skipped or curve.stopped_at is None:
+        return ""
+    i = curve.stopped_at
+    loss = float(curve.losses[i])
+    where = "the first rung" if i == 0 else f"rung {i}"
+    return (
+        f"the GradScaler skipped {curve.skipped} steps in a row at {where} (lr={float(curve.lrs[i]):.3g}): "
+        f"inf/NaN gradients while the loss was {'finite, ' if math.isfinite(loss) else ''}{loss:.4g}"
+    )
+
+
+def _skips_problem(curve: Curve) -> Problem | None:
+    """The problem of a curve that the scaler's skips ended before it had 2 finite losses: ``"broken"``
+    at the first rung (the LR had not acted yet), ``"short"`` after it; None otherwise (a ramp that the
+    skips ended later ended as at a blow-up: its curve up to there is used)."""
+    finding = _skips_finding(curve)
+    if not finding or curve.stopped_at is None or curve.stopped_at >= 2:
+        return None
+    fix = (
+        "check the backward pass (a sqrt, norm or log at 0, a division by 0 or a float16 overflow: "
+        "torch.autograd.set_detect_anomaly(True) names the op) and the scaler's init_scale"
+    )
+    if curve.stopped_at == 0:
+        return Problem(
+            "broken", f"{finding}, before the LR could change the model: {fix} (no learning rate fixes this)"
+        )
+    return Problem("short", f"fewer than 2 finite losses were recorded: {finding}; {fix}", (LOWER_START,))
 
 
 def _early_problem(raw: NDArray[np.float64], head: int, start_lr: float) -> Problem:
@@ -366,8 +403,11 @@ def _curve_from(data: Any, what: str) -> Curve:
         raise ValueError(
             f"FinderResult.from_dict: {what}.stopped_at must be a rung's index or null, got {stop!r}"
         )
+    skipped = data.get("skipped", 0)  # (a dict of an older lrkit has none)
+    if isinstance(skipped, bool) or not isinstance(skipped, int) or skipped < 0:
+        raise ValueError(f"FinderResult.from_dict: {what}.skipped must be an integer >= 0, got {skipped!r}")
     try:
-        return Curve(**arrays, stopped_at=stop)
+        return Curve(**arrays, stopped_at=stop, skipped=skipped)
     except ValueError as exc:
         raise ValueError(f"FinderResult.from_dict: {what}: {exc}") from None
 
@@ -609,10 +649,18 @@ class FinderResult:
     @property
     def notes(self) -> tuple[str, ...]:
         """What the reader should know that is no reason to distrust the result (repeats alike: see
-        :attr:`repeats_alike`), phrased for :attr:`settings`."""
-        if not self.repeats_alike:
-            return ()
-        return (alike_repeats_note(self.repeats, self.distinct_repeats, self.settings, stream=self.stream),)
+        :attr:`repeats_alike`; a ramp that a ``GradScaler``'s skips ended past its second rung, as a
+        blow-up would), phrased for :attr:`settings`."""
+        notes = [
+            f"repeat {r}: {_skips_finding(c)}; the ramp ended there as at a blow-up"
+            for r, c in enumerate(self.curves)
+            if c.skipped and c.stopped_at is not None and c.stopped_at >= 2
+        ]
+        if self.repeats_alike:
+            notes.append(
+                alike_repeats_note(self.repeats, self.distinct_repeats, self.settings, stream=self.stream)
+            )
+        return tuple(notes)
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -728,6 +776,7 @@ class FinderResult:
                     "losses": [_finite(v) for v in c.losses.tolist()],
                     "smoothed": [_finite(v) for v in c.smoothed.tolist()],
                     "stopped_at": c.stopped_at,
+                    "skipped": c.skipped,
                 }
                 for c in self.curves
             ],

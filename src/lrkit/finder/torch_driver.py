@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrkit._checks import as_real, plain_number
+from lrkit._checks import as_real, eps_underflow, plain_number
 from lrkit._forward import default_forward  # the rules of a batch, shared with lrkit.tasks
 from lrkit._text import plural
 from lrkit.adapters.torch import _step_flags
@@ -47,6 +47,8 @@ from lrkit.finder.result import FinderResult, warn_if_alike
 __all__ = ["clip_gradients", "default_forward", "find_lr", "training_modes"]
 
 Forward = Callable[[torch.nn.Module, Any], torch.Tensor]
+#: the dtypes ``amp_dtype`` takes: those ``torch.autocast`` runs in (on the CPU and on CUDA)
+AMP_DTYPES = (torch.bfloat16, torch.float16)
 _budget = budget_steps  # lrkit.auto checks its budget with it (the same check as find_lr's)
 
 
@@ -485,6 +487,11 @@ def _check_model_and_optimizer(model: Any, optimizer: Any) -> None:
             "several times per step, as LBFGS does): the range test takes one loss per optimizer step; "
             "search the LR with a first-order optimizer (SGD, Adam...)"
         )
+    underflow = eps_underflow(optimizer)
+    if underflow is not None:  # a warning: an optimizer may keep its state in float32 (bitsandbytes')
+        warnings.warn(
+            f"{underflow}; no learning rate the range test tries can train it", UserWarning, stacklevel=3
+        )
     own = {id(p) for p in model.parameters()}
     if own and not any(id(p) in own for p in params):
         raise ValueError(
@@ -496,7 +503,7 @@ def _check_model_and_optimizer(model: Any, optimizer: Any) -> None:
 
 def _check_callables(loss_fn: Any, forward: Any, amp_dtype: Any) -> None:
     """``loss_fn`` and ``forward`` callable or None (a class is not: it wants an instance), ``amp_dtype``
-    a floating torch dtype or None; else an error naming the argument."""
+    :data:`AMP_DTYPES` or None; else an error naming the argument."""
     if isinstance(loss_fn, type):
         raise TypeError(
             f"loss_fn must be a loss function or an instance, got the class {loss_fn.__name__}; "
@@ -506,9 +513,10 @@ def _check_callables(loss_fn: Any, forward: Any, amp_dtype: Any) -> None:
         raise TypeError(f"loss_fn must be callable as loss_fn(output, target) or None, got {loss_fn!r}")
     if forward is not None and (isinstance(forward, type) or not callable(forward)):
         raise TypeError(f"forward must be callable as forward(model, batch) -> loss, got {forward!r}")
-    if amp_dtype is not None and not (isinstance(amp_dtype, torch.dtype) and amp_dtype.is_floating_point):
+    if amp_dtype is not None and amp_dtype not in AMP_DTYPES:
+        # torch.autocast runs in these only: float32 or float64 would disable it with a warning per rung
         raise TypeError(
-            f"amp_dtype must be None or a floating torch dtype (torch.bfloat16, torch.float16), "
+            f"amp_dtype must be None, torch.bfloat16 or torch.float16 (the dtypes torch.autocast runs in), "
             f"got {amp_dtype!r}"
         )
 
@@ -782,8 +790,9 @@ def find_lr(
     loss`` replaces :func:`default_forward` (for a Hugging Face-style model with labels in its dict
     batch, the default already returns ``model(**batch).loss``). With ``amp_dtype`` the forward pass
     runs under ``torch.autocast``; with ``grad_scaler`` (a ``torch.amp.GradScaler``) the backward pass
-    is scaled and a skipped step is retried (at most ``max_skipped`` times in a row, then the rung's
-    loss counts as inf and the test ends). Each repeat ``r`` seeds torch (and the loader's generator) with
+    is scaled and a skipped step is retried (at most ``max_skipped`` times in a row, then the test
+    ends at that rung, its real loss recorded, and the result says the scaler skipped: :attr:`Curve.skipped
+    <lrkit.finder.result.Curve.skipped>`). Each repeat ``r`` seeds torch (and the loader's generator) with
     ``seed + r`` (under DDP, rank ``k`` with ``seed + r + k * 2654435769``: each rank draws its own
     batches and dropout; a ``DistributedSampler``'s ``set_epoch(seed + r)``, and its loader's generator,
     are common to every rank), so repeats see different batch orders (when the loader shuffles: one
@@ -912,21 +921,25 @@ def find_lr(
     def step(lr: float) -> float:
         _set_group_lrs(optimizer, ratios, lr)
         train_modes()
-        total = 0.0
+        total, done, skipped = 0.0, 0, False
         for _ in range(batches_now):
             for _attempt in range(k_skip):
                 loss, skipped = optimizer_step()
                 if not skipped:
                     break
-            else:
-                loss = math.inf
             total += loss
-        value = total / batches_now
-        if val_data is not None and math.isfinite(value):
+            done += 1
+            if skipped:  # max_skipped in a row: the rung's real loss, and the ramp ends here
+                break
+        value = total / done
+        if val_data is not None and math.isfinite(value) and not skipped:
             value = evaluate(val_data, "val_data's batch")
-        elif fixed is not None and math.isfinite(value):
+        elif fixed is not None and math.isfinite(value) and not skipped:
             value = evaluate(fixed, "train_loader's fixed batch")
-        return _rung_loss(value, train, dev, distributed, world)
+        value = _rung_loss(value, train, dev, distributed, world)
+        if skipped:  # (under DDP every process's scaler skipped: the gradients are all-reduced)
+            raise core.RungSkipped(value, k_skip)
+        return value
 
     loaders = [train_loader] + ([val_data] if val_data is not None else [])
     snapshot = _Snapshot(model, optimizer, grad_scaler, loaders)
