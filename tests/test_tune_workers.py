@@ -358,9 +358,8 @@ def test_two_machines_given_the_same_worker_id_are_told_so(
 
     def progress(line: str) -> None:
         said.append(line)
-        if line.startswith("another worker"):  # let the study finish
+        if line.startswith("another worker"):  # let the study finish (the dead one's trial is failed)
             other.tell(twin, 0.5)
-            other.tell(dead, 0.5)
 
     res = _in_thread(lambda: tune("tiny_tune_task:tiny", trials=3, progress=progress, **kwargs), 60)
     assert not isinstance(res, BaseException), res
@@ -369,3 +368,8 @@ def test_two_machines_given_the_same_worker_id_are_told_so(
         "another worker (other-host:4242:ab) is worker 0 too: the two sample the same points; give each "
         "machine its own --worker-id / worker= (and the same --workers)"
     ]
+    # the dead process's trial is failed at once, not waited for (and run again)
+    assert (
+        f"trial {dead.number} failed: it was a killed run's trial (process {gone.stdout.strip()} on this "
+        "machine has ended)" in said
+    )
