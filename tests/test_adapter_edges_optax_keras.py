@@ -18,13 +18,13 @@ os.environ["KERAS_BACKEND"] = "torch"  # before the first `import keras` in this
 import jax
 import jax.numpy as jnp
 import keras
-import lrkit.keras
 import numpy as np
 import optax
 import pytest
 import torch
 
 import lrkit
+import lrkit.keras
 
 from ._jax import x64
 from .keras_jax import run_on_keras_jax

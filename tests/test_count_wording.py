@@ -8,10 +8,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import lrkit.torch
 import pytest
 import torch
 
+import lrkit.torch
 from lrkit.auto import auto
 from lrkit.control.guard import DivergenceGuard
 from lrkit.control.plateau import Plateau

@@ -22,13 +22,13 @@ os.environ["KERAS_BACKEND"] = "torch"  # before the first `import keras` in this
 import jax
 import jax.numpy as jnp
 import keras
-import lrkit.keras
-import lrkit.optax
 import numpy as np
 import optax
 import pytest
 
 import lrkit
+import lrkit.keras
+import lrkit.optax
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
