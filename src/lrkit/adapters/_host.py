@@ -4,11 +4,22 @@ as lrkit holds any step, and the refusal of ``lrkit.torch.scheduler``'s keywords
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # PEP 702: a type checker marks a call by the old keyword (warnings.deprecated in 3.13)
+    from typing_extensions import deprecated as deprecated
+else:
+
+    def deprecated(message: str) -> Any:
+        """At run time :func:`schedule_argument` warns; this only marks the overload for checkers."""
+        return lambda f: f
+
 
 import numpy as np
 
+from .._text import did_you_mean
 from ..schedules._xp import as_float_time
 from ..schedules.duration import MAX_STEPS, _short, held_step
 
@@ -40,13 +51,59 @@ def host_steps(step: object, name: str, arrays: str) -> Any:
 
 
 def refuse_other_keywords(
-    where: str, given: Mapping[str, Any], advice: Mapping[str, str], takes: str
+    where: str, given: Mapping[str, Any], advice: Mapping[str, str], takes: Sequence[str]
 ) -> None:
     """A TypeError for the first of ``given`` (keywords ``where`` does not take): one of
-    ``lrkit.torch.scheduler``'s says so with ``advice[name]``, what to do here; another lists ``takes``."""
+    ``lrkit.torch.scheduler``'s says so with ``advice[name]``, what to do here; another names the keyword,
+    the closest of ``takes`` (the names ``where`` does take) if one is close, and lists them."""
     if not given:
         return
     name = next(iter(given))
     if name in advice:
         raise TypeError(f"{where}: {name}= is lrkit.torch.scheduler's, not taken here; {advice[name]}")
-    raise TypeError(f"{where}: unexpected keyword argument {name!r}; it takes {takes}")
+    listed = ", ".join(takes[:-1]) + " and " + takes[-1] if len(takes) > 1 else takes[0]
+    raise TypeError(
+        f"{where}: unexpected keyword argument {name!r}{did_you_mean(name, takes)}; it takes {listed}"
+    )
+
+
+def schedule_argument(
+    where: str,
+    schedule: Any,
+    given: dict[str, Any],
+    old: str,
+    advice: Mapping[str, str],
+    takes: Sequence[str],
+) -> Any:
+    """The ``schedule`` argument of ``where`` (``lrkit.keras.schedule``, ``lrkit.optax.schedule``), with
+    the keywords it does not take in ``given`` (its ``**unexpected``): the parameter's old name ``old``
+    (``s``, ``spec``) still gives it, with a DeprecationWarning that names ``schedule``; any other keyword is
+    refused by :func:`refuse_other_keywords`; none given at all is a TypeError."""
+    if old in given:
+        value = given.pop(old)
+        if schedule is not _MISSING:
+            raise TypeError(f"{where}: got the schedule twice, as schedule and as {old}=; pass schedule only")
+        warnings.warn(
+            f"{where}: the keyword {old}= is now schedule= (the name lrkit.torch.scheduler and "
+            f"KerasSchedule use); {old}= will be removed in a later version",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        schedule = value
+    refuse_other_keywords(where, given, advice, takes)
+    if schedule is _MISSING:
+        raise TypeError(
+            f"{where}: missing the schedule (an lrkit Schedule, spec string or dict), its first argument"
+        )
+    return schedule
+
+
+class _Missing:
+    """The default of a ``schedule`` argument that may come under its old name instead."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+#: ``schedule``'s default in ``lrkit.keras.schedule`` / ``lrkit.optax.schedule``: none given
+_MISSING: Any = _Missing()

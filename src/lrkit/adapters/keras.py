@@ -59,7 +59,7 @@ import math
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, overload
 
 try:
     import keras
@@ -81,7 +81,7 @@ from ..schedules.base import _caller_stacklevel, warn_run_length
 from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
-from ._host import host_steps, refuse_other_keywords
+from ._host import _MISSING, deprecated, host_steps, schedule_argument
 
 __all__ = ["Cut", "KerasSchedule", "PastTheRunWarning", "ReduceOnPlateau", "find_lr", "schedule"]
 
@@ -485,17 +485,37 @@ _TORCH_ONLY = {
 }
 
 
+@overload
 def schedule(
-    s: ScheduleLike,
+    schedule: ScheduleLike,
+    total_steps: SupportsFloat | None = None,
+    steps_per_epoch: SupportsFloat | None = None,
+) -> KerasSchedule: ...
+
+
+@overload
+@deprecated("lrkit.keras.schedule: s= is now schedule=")
+def schedule(
+    *, s: ScheduleLike, total_steps: SupportsFloat | None = None, steps_per_epoch: SupportsFloat | None = None
+) -> KerasSchedule: ...
+
+
+def schedule(
+    schedule: ScheduleLike = _MISSING,
     total_steps: SupportsFloat | None = None,
     steps_per_epoch: SupportsFloat | None = None,
     **unexpected: Any,
 ) -> KerasSchedule:
-    """``s`` as a Keras ``LearningRateSchedule`` (see :class:`KerasSchedule`); ``lrkit.torch``'s other
-    keywords (``relative``, ``plateau``, ``in_graph``...) are a TypeError that says what to use here."""
-    takes = "s, total_steps and steps_per_epoch"
-    refuse_other_keywords("lrkit.keras.schedule", unexpected, _TORCH_ONLY, takes)
-    return KerasSchedule(s, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+    """``schedule`` as a Keras ``LearningRateSchedule`` (see :class:`KerasSchedule`); ``lrkit.torch``'s
+    other keywords (``relative``, ``plateau``, ``in_graph``...) are a TypeError that says what to use
+    here, another unknown keyword a TypeError that names it. The keyword ``s=`` (this parameter's old
+    name) still works, with a DeprecationWarning."""
+    given = schedule_argument("lrkit.keras.schedule", schedule, unexpected, "s", _TORCH_ONLY, _TAKES)
+    return KerasSchedule(given, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+
+
+#: the keywords ``schedule`` takes
+_TAKES = ("schedule", "total_steps", "steps_per_epoch")
 
 
 @dataclass(frozen=True)

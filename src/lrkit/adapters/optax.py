@@ -65,7 +65,7 @@ so that its first step already moves: pass ``start=init_value / peak`` to match 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, overload
 
 import jax
 import jax.numpy as jnp
@@ -75,7 +75,7 @@ from array_api_compat import array_namespace
 from ..schedules.base import warn_run_length
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import ScheduleLike, as_schedule
-from ._host import host_steps, refuse_other_keywords
+from ._host import _MISSING, deprecated, host_steps, schedule_argument
 
 try:  # jax's conversion to a weakly typed array (what a Python float becomes); jax has no public one
     from jax._src.lax.lax import _convert_element_type
@@ -120,13 +120,31 @@ _TORCH_ONLY = {
 }
 
 
+@overload
 def schedule(
+    schedule: ScheduleLike,
+    total_steps: SupportsFloat | None = None,
+    steps_per_epoch: SupportsFloat | None = None,
+) -> OptaxSchedule: ...
+
+
+@overload
+@deprecated("lrkit.optax.schedule: spec= is now schedule=")
+def schedule(
+    *,
     spec: ScheduleLike,
+    total_steps: SupportsFloat | None = None,
+    steps_per_epoch: SupportsFloat | None = None,
+) -> OptaxSchedule: ...
+
+
+def schedule(
+    schedule: ScheduleLike = _MISSING,
     total_steps: SupportsFloat | None = None,
     steps_per_epoch: SupportsFloat | None = None,
     **unexpected: Any,
 ) -> OptaxSchedule:
-    """``spec`` (a Schedule, spec string or dict) as an optax schedule: a pure, jit-friendly function
+    """``schedule`` (a Schedule, spec string or dict) as an optax schedule: a pure, jit-friendly function
     ``count -> jax.Array``.
 
     Durations in epochs or fractions are resolved with ``total_steps`` / ``steps_per_epoch`` here,
@@ -138,16 +156,24 @@ def schedule(
     ``count``. A count from the host (a Python int of any size, a numpy int64) is held to
     ``[-2**53, 2**53]`` as lrkit holds any step, before jax sees it; a NaN count from the host is a
     ValueError, inside ``jit`` it gives NaN. ``lrkit.torch``'s other keywords (``relative``,
-    ``plateau``, ``in_graph``...) are a TypeError that says what to use here.
+    ``plateau``, ``in_graph``...) are a TypeError that says what to use here, another unknown keyword a
+    TypeError that names it. The keyword ``spec=`` (this parameter's old name) still works, with a
+    DeprecationWarning.
 
     >>> import jax, jax.numpy as jnp, lrkit
     >>> f = schedule(lrkit.parse("warmup(10, start=0) >> cosine(lr=0.1)"), total_steps=110)
     >>> [round(float(v), 6) for v in jax.jit(f)(jnp.array([0, 5, 10, 60, 110, 500]))]
     [0.0, 0.05, 0.1, 0.05, 0.0, 0.0]
     """
-    takes = "spec, total_steps and steps_per_epoch"
-    refuse_other_keywords("lrkit.optax.schedule", unexpected, _TORCH_ONLY, takes)
-    s = as_schedule(spec, "schedule")
+    given = schedule_argument(
+        "lrkit.optax.schedule",
+        schedule,
+        unexpected,
+        "spec",
+        _TORCH_ONLY,
+        ("schedule", "total_steps", "steps_per_epoch"),
+    )
+    s = as_schedule(given, "schedule")
     refuse_bare_warmup(s)
     resolved = s.resolve(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     problem = resolved.unresolved

@@ -42,7 +42,7 @@ import sys
 import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, SupportsFloat
+from typing import Any, Literal, SupportsFloat, overload
 
 import numpy as np
 import torch
@@ -136,11 +136,15 @@ class OverwrittenLRWarning(UserWarning):
 
 
 class NoOptimizerStepWarning(UserWarning):
-    """``step()`` keeps being called but the optimizer has never stepped, so the schedule stands still."""
+    """``step()`` keeps being called but the optimizer takes no step, so the schedule stands still: it has
+    never stepped, or it stepped before and now every step is skipped (a ``GradScaler`` whose scale
+    collapses on inf/NaN gradients) or not made."""
 
 
-#: calls of ``step()`` without any optimizer step since the scheduler was made before
-#: :class:`NoOptimizerStepWarning` (a GradScaler may skip the first few steps of a float16 run)
+#: calls of ``step()`` in a row with no optimizer step taken before :class:`NoOptimizerStepWarning`: a
+#: GradScaler may skip the first few steps of a float16 run while it finds its scale, and a healthy one
+#: skips one step now and then; 32 skips in a row divide the scale by 2**32 (backoff 0.5), far below any
+#: scale that trains, so a run of them is a scale collapsing, not the scaler settling
 IDLE_WARN = 32
 
 
@@ -1243,7 +1247,9 @@ class Scheduler(_Base):
         self._watch = self._next_watch()
         #: a state was loaded or a step set: loading another one is a rollback, not a resume (``_fresh``)
         self._used = False
-        self._idle_calls = 0  # step() calls before the optimizer's first step (warned at IDLE_WARN)
+        #: step() calls in a row that did not advance (no optimizer step taken since the call before)
+        self._idle_calls = 0
+        self._warned_idle = False  # NoOptimizerStepWarning was given (once per scheduler)
         self._blk0 = _NO_BLOCK
         #: steps per block: at most BLOCK_VALUES values in all (above MIN_BLOCK columns: MIN_BLOCK steps)
         columns = len(self.schedules) * (1 + len(self.hparams))
@@ -1302,6 +1308,7 @@ class Scheduler(_Base):
             ("_peer_wait", 0),
         ):
             self.__dict__.setdefault(key, old)  # pickled by an older lrkit
+        self.__dict__.setdefault("_warned_idle", self.__dict__.get("_idle_calls", 0) >= IDLE_WARN)
         self._watch = self._next_watch()
         self._lim = min(self._block, self._watch - self._blk0)
         self._flag = self._flag.copy()
@@ -1442,10 +1449,9 @@ class Scheduler(_Base):
             flag = self._flag
             count = flag.count
             if not flag.stepped:
-                if not flag.ever:
-                    self._idle_calls += 1
-                    if self._idle_calls == IDLE_WARN:
-                        self._warn_idle()
+                self._idle_calls += 1
+                if self._idle_calls == IDLE_WARN:
+                    self._warn_idle(flag.ever)
                 return
             # more optimizer steps than the whole run before one step(): total_steps counts step() calls
             # (a cosine over EPOCHS stepped once an epoch, as torch's T_max=EPOCHS), not a slip
@@ -1459,7 +1465,11 @@ class Scheduler(_Base):
             skipped = flag.all_skipped()
             flag.reset()
             if skipped:  # a GradScaler skipped every optimizer step since the last call
+                self._idle_calls += 1
+                if self._idle_calls == IDLE_WARN:
+                    self._warn_idle(True)
                 return
+            self._idle_calls = 0
         k = self._k + 1
         self._k = k
         i = k - self._blk0
@@ -1562,7 +1572,23 @@ class Scheduler(_Base):
             stacklevel=_user_stacklevel(),
         )
 
-    def _warn_idle(self) -> None:
+    def _warn_idle(self, stepped_before: bool) -> None:
+        if self._warned_idle:
+            return
+        self._warned_idle = True
+        if stepped_before:
+            warnings.warn(
+                f"lrkit.torch scheduler: step() was called {IDLE_WARN} times in a row with no optimizer step "
+                f"taken in between, so the schedule stands at step {self._k}: the optimizer stepped before, "
+                "and now every step is skipped or not made. With a GradScaler this is a scale collapsing on "
+                "inf/NaN gradients (each skipped step halves it: see scaler.get_scale()); check the loss "
+                "and gradients for inf/NaN. Otherwise optimizer.step() is no longer called before "
+                "scheduler.step(). (Warned once per scheduler; harmless when step() follows each "
+                f"micro-batch of a gradient accumulation over more than {IDLE_WARN}.)",
+                NoOptimizerStepWarning,
+                stacklevel=3,
+            )
+            return
         warnings.warn(
             f"lrkit.torch scheduler: step() was called {IDLE_WARN} times and the optimizer has not stepped "
             "once, so the schedule has not moved: it counts optimizer steps (follow_optimizer=True, so "
@@ -2047,6 +2073,65 @@ def _groups_changed(now: int, built: int) -> RuntimeError:
 
 
 # -- the factory -----------------------------------------------------------------------------------
+# the type checker's view: in_graph=False (the default) gives a Scheduler, in_graph=True a GraphScheduler,
+# a bool known only at run time either; one function at run time
+@overload
+def scheduler(
+    optimizer: Optimizer,
+    schedule: ScheduleLike | Sequence[ScheduleLike],
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+    epochs: float | None = None,
+    relative: bool = False,
+    interval: str = "step",
+    plateau: Plateau | None = None,
+    hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
+    follow_optimizer: bool | None = None,
+    in_graph: Literal[False] = False,
+    fuse: bool | None = None,
+    sync: bool | torch.distributed.ProcessGroup = True,
+) -> Scheduler: ...
+
+
+@overload
+def scheduler(
+    optimizer: Optimizer,
+    schedule: ScheduleLike | Sequence[ScheduleLike],
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+    epochs: float | None = None,
+    relative: bool = False,
+    interval: str = "step",
+    plateau: Plateau | None = None,
+    hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
+    follow_optimizer: bool | None = None,
+    in_graph: Literal[True],
+    fuse: bool | None = None,
+    sync: bool | torch.distributed.ProcessGroup = True,
+) -> GraphScheduler: ...
+
+
+@overload
+def scheduler(
+    optimizer: Optimizer,
+    schedule: ScheduleLike | Sequence[ScheduleLike],
+    *,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+    epochs: float | None = None,
+    relative: bool = False,
+    interval: str = "step",
+    plateau: Plateau | None = None,
+    hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
+    follow_optimizer: bool | None = None,
+    in_graph: bool = False,
+    fuse: bool | None = None,
+    sync: bool | torch.distributed.ProcessGroup = True,
+) -> Scheduler | GraphScheduler: ...
+
+
 def scheduler(
     optimizer: Optimizer,
     schedule: ScheduleLike | Sequence[ScheduleLike],
