@@ -147,7 +147,7 @@ def test_an_earlier_lrkits_runs_csv_is_replaced_and_a_users_refused(
     (old / "runs.csv").write_bytes(f"{OLD_HEADER}\r\n{row}\r\n".encode())
     report.write_all(result, old)
     header = (old / "runs.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header == ",".join(report.RUNS_COLUMNS) and header.endswith(",torch_threads")
+    assert header == ",".join(report.RUNS_COLUMNS) and header.endswith(",torch_threads,plateau")
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "runs.csv").write_text(f"{OLD_HEADER},notes\nx\n", encoding="utf-8")

@@ -113,6 +113,11 @@ EN: dict[str, str] = {
     "alt.lr": "learning rate per optimizer step, per strategy",
     "alt.loss": "training loss per optimizer step, per strategy",
     "alt.metric": "{m} per epoch, per strategy",
+    "note.lr.step_size": "{names}: the curve is the step size {step} the optimizer takes, not {lr}: it "
+    "estimates {d} itself, and {lr} (the schedule's value, 1.0 by default) multiplies {d}.",
+    "note.plateau": "{shown}: the strategy lowers its LR when the validation metric stops improving "
+    "(reduce-on-plateau), with the settings that differ from the defaults ({cls}'s; the mode follows "
+    "the metric).",
     # the tables of diverged runs, of runs that did not learn, and of every run
     "col.seed": "seed",
     "col.diverged_step": "diverged at step",
@@ -153,6 +158,7 @@ EN: dict[str, str] = {
     "fig.step": "optimizer step",
     "fig.lr": "learning rate",
     "fig.lr_title": "learning rate (mean over seeds)",
+    "fig.lr.step_size": "learning rate ({names}: step size {step})",
     "fig.loss": "training loss (smoothed)",
     "fig.loss_title": "training loss: mean over seeds, band min–max, x = diverged",
     "fig.loss_cut": " (on the top edge: beyond it)",
@@ -293,6 +299,10 @@ KO: dict[str, str] = {
     "alt.lr": "전략별, 옵티마이저 스텝별 학습률",
     "alt.loss": "전략별, 옵티마이저 스텝별 학습 손실",
     "alt.metric": "전략별, 에폭별 {m}",
+    "note.lr.step_size": "{names}: 곡선은 {lr}이 아니라 옵티마이저가 실제로 내딛는 보폭 {step}입니다. {d}는 "
+    "옵티마이저가 스스로 추정하고, {lr}(스케줄의 값, 기본 1.0)은 {d}에 곱하는 배율입니다.",
+    "note.plateau": "{shown}: 검증 지표가 더 나아지지 않으면 학습률을 줄이는 전략입니다. 괄호 안은 "
+    "기본값({cls}의 값, 방향은 지표를 따름)과 다른 설정입니다.",
     "col.seed": "시드",
     "col.diverged_step": "발산한 스텝",
     "col.steps_run": "실행한 스텝 수",
@@ -329,6 +339,7 @@ KO: dict[str, str] = {
     "fig.step": "옵티마이저 스텝",
     "fig.lr": "학습률",
     "fig.lr_title": "학습률 (시드 평균)",
+    "fig.lr.step_size": "학습률 ({names}: 보폭 {step})",
     "fig.loss": "학습 손실 (평활화)",
     "fig.loss_title": "학습 손실: 시드 평균, 띠는 최솟값–최댓값, x = 발산",
     "fig.loss_cut": " (위쪽 가장자리의 x: 축 위로 벗어남)",

@@ -24,10 +24,16 @@ What the report says, per strategy (a label; its runs are the seeds):
   and counts as learned; its crawl shows as a late or missing time to target.
 - what the runs ran with: the versions of lrkit, torch, Python and numpy and torch's threads
   (:func:`environments`), under the page's title and under lab.md's table (and so the console's). A row
-  of ``runs.csv`` holds all it takes to rerun its run (:func:`write_csv`).
+  of ``runs.csv`` holds all it takes to rerun its run (:func:`write_csv`), its reduce-on-plateau
+  included.
+- a strategy with reduce-on-plateau: its spec in the table, its label in lab.md's table and the figures'
+  legends are followed by ``+ plateau(...)`` with the settings that differ from the lab's defaults
+  (:func:`plateau_text`), so it reads apart from the same spec without one.
 
 Figures show, per strategy, the mean over its seeds (line) and the spread, min to max (band): the LR
-per step, the training loss per step (smoothed, log scale) and the validation metric per epoch.
+per step, the training loss per step (smoothed, log scale) and the validation metric per epoch. The LR
+is the step size the optimizer takes: for Prodigy, ``d * lr`` (:data:`STEP_SIZE_OPTIMIZERS`; the LR
+axis and a note under the page's LR figure say so where such a run is in the lab).
 
 The report speaks English (``lang="en"``, the default) or Korean (``lang="ko"``): every sentence,
 heading, table header and figure text comes from :mod:`lrkit.lab._messages`; numbers, labels, specs and
@@ -72,7 +78,15 @@ from ..plot import HANGUL_FONTS
 from ..plot import hangul_font as _hangul_font
 from ..tasks.base import diverge_threshold
 from ._messages import LANGS, MESSAGES, Messages, load_phrases, messages
-from .runner import ENV, START_LOSS, LabResult, shown_settings, with_start_losses
+from .runner import (
+    ENV,
+    PLATEAU_KEYS,
+    START_LOSS,
+    LabResult,
+    plateau_settings,
+    shown_settings,
+    with_start_losses,
+)
 from .store import ReportText, ResultStore, RunRecord, check_db_path
 
 __all__ = [
@@ -102,6 +116,7 @@ __all__ = [
     "paired_gap",
     "panel_figure",
     "plain_markdown",
+    "plateau_text",
     "plot_lab",
     "report_from_db",
     "start_of",
@@ -143,10 +158,15 @@ RUNS_COLUMNS = (
     "python_version",
     "numpy_version",
     "torch_threads",
+    # the run's reduce-on-plateau: every setting of its Plateau as JSON, empty for a run without one
+    "plateau",
 )
 #: the header rows of ``runs.csv`` that an earlier lrkit wrote: lrkit's own still
 #: (:func:`lrkit._paths.owned_by_lrkit`), so a new report replaces such a file
-FORMER_RUNS_COLUMNS = (RUNS_COLUMNS[: RUNS_COLUMNS.index("key") + 1],)
+FORMER_RUNS_COLUMNS = (
+    RUNS_COLUMNS[: RUNS_COLUMNS.index("key") + 1],
+    RUNS_COLUMNS[: RUNS_COLUMNS.index("torch_threads") + 1],
+)
 EPOCHS_COLUMNS = ("label", "seed", "key", "epoch", "metric", "train_loss", "seconds")
 
 #: the default target is within this fraction of the best strategy's mean final metric
@@ -242,6 +262,8 @@ class Summary:
     ] = ()  # seeds that finished with a metric that is not finite (:func:`unmeasured`)
     #: the hyper-parameters its runs train with (all of them, the task's included); None: not known
     optimizer_params: Mapping[str, Any] | None = None
+    #: its reduce-on-plateau's settings (:class:`Asked`'s ``plateau``); None: it has none
+    plateau: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -249,13 +271,16 @@ class Asked:
     """One strategy as its lab asked for it, finished or not: its ``label``, ``spec``, ``optimizer``
     (``""`` where the lab names none, the task's, and no finished run shows which), ``runs``, one per
     seed, and ``params``, the optimizer's hyper-parameters (None where neither a finished run nor the
-    lab's config shows them)."""
+    lab's config shows them), and ``plateau``, the settings of its reduce-on-plateau (a finished run's
+    stored config holds every one; the lab's config, for a strategy with no finished run, those given);
+    None where it has none."""
 
     label: str
     spec: str
     optimizer: str
     runs: int
     params: Mapping[str, Any] | None = None
+    plateau: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -277,7 +302,11 @@ def _asked(result: LabResult) -> tuple[list[Asked], list[int]]:
     asked = []
     for label in result.labels():
         runs = result.by_label(label)
-        asked.append(Asked(label, runs[0].spec, runs[0].optimizer, len(runs), _params_of(runs[0])))
+        asked.append(
+            Asked(
+                label, runs[0].spec, runs[0].optimizer, len(runs), _params_of(runs[0]), _plateau_of(runs[0])
+            )
+        )
     return asked, sorted({r.seed for r in result.runs})
 
 
@@ -286,6 +315,13 @@ def _params_of(run: RunRecord) -> dict[str, Any] | None:
     the task's included); None where it keeps none (a run from an lrkit before it did)."""
     params = run.config.get("optimizer_params")
     return dict(params) if isinstance(params, dict) else None
+
+
+def _plateau_of(run: RunRecord) -> dict[str, Any] | None:
+    """The settings of the reduce-on-plateau ``run`` trained with (every one of its Plateau, as its stored
+    config keeps them: :func:`~lrkit.lab.runner.run_config`); None for a run without one."""
+    plateau = run.config.get("plateau")
+    return dict(plateau) if isinstance(plateau, dict) else None
 
 
 def _asked_from(
@@ -324,14 +360,26 @@ def _asked_from(
     for s in strategies:
         run = ran.get(s["label"])
         if run is not None:
-            asked.append(Asked(run.label, run.spec, run.optimizer, len(seeds), _params_of(run)))
+            asked.append(
+                Asked(run.label, run.spec, run.optimizer, len(seeds), _params_of(run), _plateau_of(run))
+            )
         else:
             optimizer = s.get("optimizer") or task_optimizer
             own = s.get("optimizer_params") or {}
             params = (
                 dict(own) if s.get("optimizer") else None if task_params is None else {**task_params, **own}
             )
-            asked.append(Asked(s["label"], str(s.get("spec", "")), str(optimizer), len(seeds), params))
+            plateau = s.get("plateau")  # as given (mode, left out, is the task's)
+            asked.append(
+                Asked(
+                    s["label"],
+                    str(s.get("spec", "")),
+                    str(optimizer),
+                    len(seeds),
+                    params,
+                    dict(plateau) if isinstance(plateau, dict) else None,
+                )
+            )
     return tuple(asked), tuple(sorted(int(x) for x in seeds))
 
 
@@ -629,6 +677,7 @@ def _ranked(result: LabResult) -> tuple[list[Summary], dict[str, list[RunRecord]
                 seconds=statistics.fmean(r.seconds for r in runs) if runs else None,
                 unmeasured=tuple(r.seed for r in runs if unmeasured(r)),
                 optimizer_params=asked.params,
+                plateau=asked.plateau,
             )
         )
     sign = -1.0 if result.higher_is_better else 1.0
@@ -675,6 +724,50 @@ def optimizer_note(rows: Sequence[Summary], t: Messages = _EN) -> str:
         if args:
             return t("note.optimizer", example=f"{s.optimizer}: {', '.join(args)}")
     return t("note.optimizer.plain")
+
+
+def plateau_text(plateau: Mapping[str, Any] | None, higher_is_better: bool) -> str:
+    """A strategy's reduce-on-plateau as the report names it, after its spec: ``plateau(factor=0.5,
+    patience=2)``, with the settings that differ from the lab's defaults (:class:`~lrkit.control.Plateau`'s,
+    ``mode`` the task's direction: ``max`` when ``higher_is_better``), in Plateau's order, each value as
+    the optimizer column writes one (``threshold_mode='abs'``); ``plateau()`` where every setting is a
+    default; ``""`` for none (``plateau`` None). A setting left out of ``plateau`` is its default."""
+    if plateau is None:
+        return ""
+    from ..tasks.optimizers import _literal
+
+    defaults = plateau_settings({}, higher_is_better)
+    args = [f"{k}={_literal(plateau[k])}" for k in PLATEAU_KEYS if k in plateau and plateau[k] != defaults[k]]
+    return f"plateau({', '.join(args)})"
+
+
+def _with_plateau(text: str, plateau: Mapping[str, Any] | None, higher_is_better: bool) -> str:
+    """``text`` (a spec, a label) followed by `` + plateau(...)`` (:func:`plateau_text`) for a strategy
+    with reduce-on-plateau; ``text`` alone for one without."""
+    shown = plateau_text(plateau, higher_is_better)
+    return f"{text} + {shown}" if shown else text
+
+
+#: the optimizers whose recorded LR is their step size ``d * lr`` (:func:`lrkit.tasks.base.effective_lr`:
+#: they keep an estimate ``d`` in their parameter group, and ``lr`` multiplies it), with their names
+STEP_SIZE_OPTIMIZERS = {"prodigy": "Prodigy"}
+
+
+def _step_size_names(result: LabResult) -> str:
+    """The names of the optimizers of ``result``'s runs whose LR curve is ``d * lr``
+    (:data:`STEP_SIZE_OPTIMIZERS`), ``"Prodigy"``; ``""`` where no run used one."""
+    used = {r.optimizer for r in result.runs}
+    return ", ".join(name for opt, name in STEP_SIZE_OPTIMIZERS.items() if opt in used)
+
+
+def _step_size_note(names: str, t: Messages = _EN) -> str:
+    """The note under the LR figure where runs of ``names`` (:func:`_step_size_names`) are in the lab."""
+    return t("note.lr.step_size", names=names, step="d·lr", lr="lr", d="d")
+
+
+def _plateau_note(t: Messages = _EN) -> str:
+    """The note under the summary table that says what ``+ plateau(...)`` is (:func:`plateau_text`)."""
+    return t("note.plateau", shown="+ plateau(...)", cls="lrkit.control.Plateau")
 
 
 def _cells(s: Summary, t: Messages = _EN) -> dict[str, str]:
@@ -1045,7 +1138,8 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
     top = _loss_top(result.runs) if panel == "loss" else None
     cut = False
     lr_min, lr_max = math.inf, 0.0
-    asked = {a.label: a.runs for a in _asked(result)[0]}
+    asked_all = {a.label: a for a in _asked(result)[0]}
+    asked = {label: a.runs for label, a in asked_all.items()}
     styles = _styles(result)
     names = legend_names(list(styles))
     for label, (color, ls) in styles.items():  # in the legend's order
@@ -1068,7 +1162,8 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
             all_positive = all_positive and bool((fin > 0).all())
             if panel == "lr" and (fin > 0).any():
                 lr_min, lr_max = min(lr_min, float(fin[fin > 0].min())), max(lr_max, float(fin.max()))
-        text = names[label] + _fate(runs, asked[label], t)
+        plateau = plateau_text(asked_all[label].plateau, result.higher_is_better)
+        text = names[label] + (f" + {plateau}" if plateau else "") + _fate(runs, asked[label], t)
         marker = "o" if panel == "metric" and len(x) <= 30 else None
         ax.plot(x, mean, color=color, ls=ls, lw=1.6, marker=marker, ms=3, label=escape_mathtext(text))
         if len(curves) > 1 and len(x):
@@ -1084,7 +1179,9 @@ def _draw_panel(ax: Any, result: LabResult, panel: str, t: Messages = _EN) -> No
                         crosses.append((float(fin_idx[-1]), float(y), color))
     _draw_diverged(ax, crosses)
     if panel == "lr":
-        ax.set(xlabel=t("fig.step"), ylabel=t("fig.lr"), title=t("fig.lr_title"))
+        names_d = _step_size_names(result)  # their curve is d * lr: the axis says so
+        ylabel = t("fig.lr.step_size", names=names_d, step="d·lr") if names_d else t("fig.lr")
+        ax.set(xlabel=t("fig.step"), ylabel=ylabel, title=t("fig.lr_title"))
         if lr_max > 0 and lr_max / lr_min >= 10:
             ax.set_yscale("log")
     elif panel == "loss":
@@ -1260,12 +1357,14 @@ def _rerun_cells(run: RunRecord) -> list[str]:
     env = env_of(run) or dict.fromkeys(ENV_FIELDS)
     factor = cfg.get("diverge_factor")
     epochs = cfg.get("epochs")
+    plateau = _plateau_of(run)
     return [
         _text_cell(str(cfg.get("task", ""))),
         _cell(epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None),
         _cell(float(factor) if isinstance(factor, (int, float)) and not isinstance(factor, bool) else None),
         "" if not isinstance(params, dict) else json.dumps(params, sort_keys=True),
         *("" if env[k] is None else _text_cell(str(env[k])) for k in ENV_FIELDS),
+        "" if plateau is None else json.dumps(plateau, sort_keys=True),
     ]
 
 
@@ -1284,10 +1383,12 @@ def write_csv(result: LabResult, out_dir: str | Path) -> tuple[Path, Path]:
     per epoch, :data:`EPOCHS_COLUMNS`; ``seconds`` is wall time since the run started; ``status`` is the
     run's :func:`fate`). A row of ``runs.csv`` reruns its run without the database
     (:func:`~lrkit.lab.runner.run_strategy`): its ``task``, ``epochs``, ``diverge_factor`` and all of
-    its ``optimizer_params`` (JSON, the task's own included) from the run's stored config, and what it
-    ran with (:func:`env_of`: ``torch_threads`` and the versions). Missing values (a diverged run's final
-    metric, a NaN, what a run from an earlier lrkit did not keep) are empty cells. A label that a
-    spreadsheet would read as a formula (``=...``, ``+``, ``-``, ``@``) is written after a ``'``."""
+    its ``optimizer_params`` (JSON, the task's own included) from the run's stored config, what it
+    ran with (:func:`env_of`: ``torch_threads`` and the versions) and, last, its ``plateau``: every
+    setting of its reduce-on-plateau (JSON, ``mode`` filled in; empty for a run without one). Missing
+    values (a diverged run's final metric, a NaN, what a run from an earlier lrkit did not keep) are empty
+    cells. A label that a spreadsheet would read as a formula (``=...``, ``+``, ``-``, ``@``) is written
+    after a ``'``."""
     result = _check_result(result)
     out = _out_dir(out_dir)
     runs_buf, epochs_buf = io.StringIO(), io.StringIO()
@@ -1343,10 +1444,13 @@ def markdown_table(result: LabResult, target: float | None = None, *, lang: str 
     ]
     for s in rows:
         c = _cells(s, t)
+        c["strategy"] = _with_plateau(c["strategy"], s.plateau, result.higher_is_better)
         lines.append("| " + " | ".join(escape_markdown(c[k]) for k in keys) + " |")
     lines += ["", escape_markdown(_target_text(result, tgt, target is not None, t)) + "."]
     lines.append(t("md.ci", cut=_cut(result, t)))
     lines.append(escape_markdown(optimizer_note(rows, t)))
+    if any(s.plateau is not None for s in rows):
+        lines.append(escape_markdown(_plateau_note(t)))
     return "\n".join(lines)
 
 
@@ -1472,7 +1576,8 @@ def _summary_html(result: LabResult, rows: list[Summary], t: Messages = _EN) -> 
         for k in keys:
             if k == "strategy":
                 swatch = _swatch(*styles[s.label])
-                tds.append(f'<td class="label">{swatch} {_e(c[k])}<br><code>{_e(s.spec)}</code></td>')
+                spec = _with_plateau(s.spec, s.plateau, result.higher_is_better)
+                tds.append(f'<td class="label">{swatch} {_e(c[k])}<br><code>{_e(spec)}</code></td>')
             elif k == "optimizer" and (args := _optimizer_args(s.optimizer, s.optimizer_params)):
                 # a setting per span, kept on one line: a narrow column breaks between settings only
                 commas = [","] * (len(args) - 1) + [""]  # in the span: a line never starts with one
@@ -1790,6 +1895,7 @@ def render_html(
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
     verdict = _verdict(result, rows, t)
+    d_names = _step_size_names(result)
     meta = t(
         "page.meta",
         task=f"<code>{_e(result.task)}</code>",
@@ -1824,17 +1930,19 @@ def render_html(
         m=_e(m),
         cut=_e(_cut(result, t)),
     )
+    plateau_note = f" {_e(_plateau_note(t))}" if any(s.plateau is not None for s in rows) else ""
     parts += [
         f"<p>{verdict}</p>",
         f"<h2>{t('page.summary')}</h2>",
         _summary_html(result, rows, t),
-        f'<p class="note">{summary_note} {_e(optimizer_note(rows, t))}</p>',
+        f'<p class="note">{summary_note} {_e(optimizer_note(rows, t))}{plateau_note}</p>',
         f"<h2>{t('page.diverged')}</h2>",
         _diverged_html(result, t),
         f"<h2>{t('page.stalled')}</h2>",
         _stalled_html(result, t),
         f"<h2>{t('page.lr')}</h2>",
         figures[0],
+        *([f'<p class="note">{_e(_step_size_note(d_names, t))}</p>'] if d_names else []),
         f"<h2>{t('page.loss')}</h2>",
         figures[1],
         f"<h2>{t('page.metric', m=_e(m))}</h2>",
