@@ -74,7 +74,7 @@ def test_a_korean_tune_report_says_its_title_and_notes_in_korean_and_lrkit_repor
     result, _ = report.load_result(out)
     study = re.search(r"^tune (.*)$", result.name).group(1)  # type: ignore[union-attr]
     budget = "--timeout 0.5m = 30 s"
-    title = f"튜닝한 스케줄({study}) 대 학습률 범위 중심의 스케줄과 레시피"
+    title = f"튜닝한 스케줄({study}) 대 같은 최대 학습률의 레시피"
     stopped = f"탐색은 시간 예산({budget})에 닿아 멈췄습니다: 요청한 시도 10개 중 2개가 끝났고"
     held_out = "보고서의 시드(1)는 튜닝에서 떼어 둔 시드입니다: 모든 시도는 시드 0 하나로 학습했으므로"
     page = (out / "report.html").read_text(encoding="utf-8")
@@ -91,7 +91,7 @@ def test_a_korean_tune_report_says_its_title_and_notes_in_korean_and_lrkit_repor
     assert main(["report", str(out), "--out", str(tmp_path / "en"), "--lang", "en"]) == 0
     en = report.plain_markdown((tmp_path / "en" / "lab.md").read_text(encoding="utf-8"))
     en_page = (tmp_path / "en" / "report.html").read_text(encoding="utf-8")
-    assert f"<h1>{html.escape(f'tuned ({study}) vs range centre and recipes')}</h1>" in en_page
+    assert f"<h1>{html.escape(f'tuned ({study}) vs recipes at its peak LR')}</h1>" in en_page
     assert (
         f"**The search stopped at its time budget ({budget}) with 2 of the 10 trials asked for; the tuned "
         "schedule is the best of those. The report's seeds 1, held out: every trial trained on seed 0, so "

@@ -146,6 +146,8 @@ EN: dict[str, str] = {
     # the titles and notes of lrkit tune's report and the demo's (:class:`Phrase`s, kept in the database)
     "tune.title.finder": "tuned ({study}) vs finder and recipes",
     "tune.title.centre": "tuned ({study}) vs range centre and recipes",
+    # since the baselines of a tune without the finder run at the tuned best's peak LR (centre: older labs)
+    "tune.title.tuned_lr": "tuned ({study}) vs recipes at its peak LR",
     "tune.stopped": "The search stopped at its time budget ({budget}) with {finished} of the {trials} trials "
     "asked for; the tuned schedule is the best of those.",
     "tune.held_out": "The report's seeds {seeds}, held out: every trial trained on seed {train_seed}, so the "
@@ -328,6 +330,7 @@ KO: dict[str, str] = {
     "다시 돌리면 마저 끝내며, 이 보고서는 끝난 실행만 보여 줍니다.",
     "tune.title.finder": "튜닝한 스케줄({study}) 대 학습률 탐색기의 스케줄과 레시피",
     "tune.title.centre": "튜닝한 스케줄({study}) 대 학습률 범위 중심의 스케줄과 레시피",
+    "tune.title.tuned_lr": "튜닝한 스케줄({study}) 대 같은 최대 학습률의 레시피",
     "tune.stopped": "탐색은 시간 예산({budget})에 닿아 멈췄습니다: 요청한 시도 {trials}개 중 {finished}개가 "
     "끝났고, 튜닝한 스케줄은 그중 최고입니다.",
     "tune.held_out": "보고서의 시드({seeds})는 튜닝에서 떼어 둔 시드입니다: 모든 시도는 시드 {train_seed} "

@@ -479,7 +479,7 @@ def _report(
         db,
         workers=args.workers,
         title=Phrase(  # "tuned (STUDY) vs finder and recipes"
-            "tune.title.finder" if space.center is not None else "tune.title.centre",
+            "tune.title.finder" if space.center is not None else "tune.title.tuned_lr",
             {"study": result.study_name},
         ),
         note=[held_out_note] if stopped is None else [stopped, held_out_note],
