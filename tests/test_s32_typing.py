@@ -56,6 +56,26 @@ CHOICES = [
     ('lrkit.with_warmup(lrkit.Cosine(lr=0.1), 10, mode="cos")', True),
 ]
 
+# choices of the control and adapter API (mode, threshold_mode, interval), in a file with these names
+CHOICES_HEADER = """\
+import torch
+
+import lrkit
+import lrkit.torch
+from lrkit.control import Plateau
+
+opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+SPEC = "cosine(lr=0.1)"
+"""
+MORE_CHOICES = [
+    ('Plateau(mode="minimize")', "mode"),
+    ('Plateau(mode="max")', None),
+    ('Plateau(threshold_mode="relative")', "threshold_mode"),
+    ('Plateau(mode="min", threshold_mode="abs")', None),
+    ('lrkit.torch.scheduler(opt, SPEC, total_steps=10, interval="epochs")', "interval"),
+    ('lrkit.torch.scheduler(opt, SPEC, total_steps=10, interval="epoch", steps_per_epoch=2)', None),
+]
+
 QUICK_START = """\
 import torch
 
@@ -118,6 +138,7 @@ def mypy_out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
         "constructions.py": "import lrkit\n\n"
         + "\n".join(f"x{i} = {c}" for i, (c, _) in enumerate(CONSTRUCTIONS)),
         "choices.py": "import lrkit\n\n" + "\n".join(f"x{i} = {c}" for i, (c, _) in enumerate(CHOICES)),
+        "more_choices.py": CHOICES_HEADER + "\n".join(f"x{i} = {c}" for i, (c, _) in enumerate(MORE_CHOICES)),
         "quick_start.py": QUICK_START,
         "reveals.py": REVEALS,
     }
@@ -182,6 +203,34 @@ def test_a_wrong_choice_is_a_type_error_as_at_run_time(mypy_out: dict[str, list[
             refused = "must be one of" in str(exc)
         assert refused == wrong, code  # the run time is the reference
         assert ((i + 3) in flagged) == wrong, (code, mypy_out["choices.py"])
+
+
+def test_plateau_and_scheduler_choices_are_literal_types(mypy_out: dict[str, list[str]]) -> None:
+    """Plateau(mode=, threshold_mode=) and lrkit.torch.scheduler(interval=) were plain str to a checker."""
+    import torch
+
+    from lrkit.control import Plateau
+
+    start = CHOICES_HEADER.count("\n") + 1
+    flagged = {int(line.split(":")[1]) for line in mypy_out["more_choices.py"] if "error:" in line}
+    opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+    for i, (code, wrong) in enumerate(MORE_CHOICES):
+        try:
+            eval(code, {"lrkit": lrkit, "Plateau": Plateau, "opt": opt, "SPEC": "cosine(lr=0.1)"})
+            refused = None
+        except ValueError as exc:
+            refused = str(exc)
+        # the run time is the reference: what it refuses, naming the argument, the checker flags
+        assert (refused is not None) == (wrong is not None), (code, refused)
+        if wrong is not None:
+            assert f"{wrong} must be" in (refused or ""), refused
+        errors = [ln for ln in mypy_out["more_choices.py"] if ln.startswith(f"more_choices.py:{start + i}:")]
+        assert ((start + i) in flagged) == (wrong is not None), (code, mypy_out["more_choices.py"])
+        if wrong is not None:
+            # scheduler is overloaded (on in_graph): mypy says no variant matches instead
+            said = errors[0]
+            typed = f'Argument "{wrong}"' in said and "[arg-type]" in said
+            assert typed or "[call-overload]" in said, errors
 
 
 def test_the_quick_start_type_checks_without_an_error(mypy_out: dict[str, list[str]]) -> None:

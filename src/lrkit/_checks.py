@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -151,7 +152,50 @@ def check_int(
     return n
 
 
-def eps_underflow(optimizer: Any) -> str | None:
+@dataclass(frozen=True)
+class EpsUnderflow:
+    """A param group whose ``eps`` is 0 in the dtype of a parameter it trains (:func:`eps_underflow`):
+    ``str()`` is the whole warning; :attr:`short` and :attr:`fixes` word a verdict that names it
+    instead of blaming the learning rate (the guard's :class:`DivergenceError`, the finder's)."""
+
+    optimizer: str  # the optimizer's class name
+    group: int
+    eps: float
+    dtype: str  # "torch.float16"
+    tiny: float  # the dtype's smallest (subnormal) value
+
+    @property
+    def short(self) -> str:
+        """``optimizer AdamW's eps=1e-08 (param group 0) is 0 in torch.float16, ...``: what is wrong."""
+        return (
+            f"optimizer {self.optimizer}'s eps={self.eps:g} (param group {self.group}) is 0 in {self.dtype}, "
+            "the dtype of the parameters it trains, so a step divides 0 by 0 where a squared gradient "
+            "underflows to 0"
+        )
+
+    @property
+    def fixes(self) -> tuple[str, ...]:
+        """What fixes it (no learning rate does), as remedies a :class:`Problem` or a
+        :class:`DivergenceError` words ("a or b")."""
+        floor = (
+            "eps >= 1e-4 for float16" if self.dtype == "torch.float16" else f"eps well above {self.tiny:.3g}"
+        )
+        return (
+            "keep float32 master weights (a float32 model under torch.autocast, with a GradScaler for "
+            "float16)",
+            f"set {floor}",
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"optimizer {self.optimizer}'s param group {self.group} has eps={self.eps:g}, which is 0 in "
+            f"{self.dtype} (its smallest value is {self.tiny:.3g}), the dtype of parameters it trains: where "
+            "a squared gradient underflows to 0 the step divides 0 by 0 and the parameters become NaN "
+            f"at any learning rate. {self.fixes[0][:1].upper()}{self.fixes[0][1:]} or {self.fixes[1]}"
+        )
+
+
+def eps_underflow(optimizer: Any) -> EpsUnderflow | None:
     """What is wrong when a param group's ``eps`` (Adam, AdamW, RMSprop, Adagrad...) is 0 in the dtype of
     a parameter it trains (``eps=1e-8`` in float16, whose smallest value is 6e-8), or None.
 
@@ -173,11 +217,5 @@ def eps_underflow(optimizer: Any) -> str | None:
         for dtype in sorted(dtypes, key=str):
             if float(torch.tensor(float(eps), dtype=dtype)) == 0.0:
                 tiny = float(torch.finfo(dtype).tiny) * float(torch.finfo(dtype).eps)  # smallest subnormal
-                return (
-                    f"optimizer {type(optimizer).__name__}'s param group {i} has eps={eps:g}, which is 0 in "
-                    f"{dtype} (its smallest value is {tiny:.3g}), the dtype of parameters it trains: where a "
-                    "squared gradient underflows to 0 the step divides 0 by 0 and the parameters become NaN "
-                    "at any learning rate. Keep float32 master weights (a float32 model under "
-                    "torch.autocast, with a GradScaler for float16) or set eps >= 1e-4 for float16"
-                )
+                return EpsUnderflow(type(optimizer).__name__, i, float(eps), str(dtype), tiny)
     return None

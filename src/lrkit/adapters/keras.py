@@ -59,7 +59,7 @@ import math
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Any, SupportsFloat, overload
+from typing import Any, Literal, SupportsFloat, overload
 
 try:
     import keras
@@ -76,7 +76,14 @@ from array_api_compat import array_namespace
 
 from .._checks import as_integer, as_real
 from .._warnings import PastTheRunWarning  # re-exported: lrkit.keras.PastTheRunWarning
-from ..control.plateau import Plateau, json_number, newer_format, number_from_json, warmup_steps
+from ..control.plateau import (
+    Plateau,
+    ThresholdMode,
+    json_number,
+    newer_format,
+    number_from_json,
+    warmup_steps,
+)
 from ..schedules.base import _caller_stacklevel, warn_run_length
 from ..schedules.duration import _real, _short
 from ..schedules.warmup import refuse_bare_warmup
@@ -628,11 +635,11 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     def __init__(
         self,
         monitor: str = "val_loss",
-        mode: str = "auto",
+        mode: Literal["auto", "min", "max"] = "auto",
         factor: float = 0.1,
         patience: int = 10,
         threshold: float = 1e-4,
-        threshold_mode: str = "rel",
+        threshold_mode: ThresholdMode = "rel",
         cooldown: int = 0,
         min_lr: float = 0.0,
         eps: float = 1e-8,
@@ -786,11 +793,16 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
             if strict:
                 name = self.monitor.removeprefix("val_")
                 names = sorted({str(getattr(m, "name", "?")) for m in self._model_metrics()})
+                why = (
+                    f"metric {name!r} has no direction (a plain function or a metric class without one: "
+                    "Keras cannot tell whether higher is better)"
+                    if name in names
+                    else f"the model has no metric named {name!r} (its metrics: {names})"
+                )
                 raise ValueError(
                     f"ReduceOnPlateau: mode='auto' cannot tell whether monitor {self.monitor!r} should go "
-                    f"down or up: the model has no metric named {name!r} that says so (its metrics: "
-                    f"{names}); pass mode='min' (lower is better: a loss, an error) or mode='max' (higher "
-                    "is better: an accuracy, a precision, an IoU)"
+                    f"down or up: {why}; pass mode='min' (lower is better: a loss, an error) or mode='max' "
+                    "(higher is better: an accuracy, a precision, an IoU)"
                 )
             return
         self._mode_known = True
@@ -810,7 +822,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
                 f"mode={p.mode!r} (best={p.best!r}); pass mode={p.mode!r} to go on from it, or start "
                 "a fresh callback"
             )
-        p.mode = str(mode)
+        p.mode = "max" if mode == "max" else "min"
         p.best = p.mode_worse
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:

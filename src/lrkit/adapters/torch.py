@@ -108,6 +108,8 @@ _STATE_KEYS = {
     ),
 }
 _STATE_KEYS[3] = _STATE_KEYS[2]
+#: what ``interval=`` takes (to a type checker; a string outside it is refused when run)
+Interval = Literal["step", "epoch"]
 _INTERVALS = ("step", "epoch")
 
 
@@ -419,7 +421,7 @@ class _Base(LRScheduler):
         steps_per_epoch: int | None = None,
         epochs: float | None = None,
         relative: bool = False,
-        interval: str = "step",
+        interval: Interval = "step",
         plateau: Plateau | None = None,
         hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
         sync: bool | torch.distributed.ProcessGroup = True,
@@ -2084,7 +2086,7 @@ def scheduler(
     steps_per_epoch: int | None = None,
     epochs: float | None = None,
     relative: bool = False,
-    interval: str = "step",
+    interval: Interval = "step",
     plateau: Plateau | None = None,
     hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
     follow_optimizer: bool | None = None,
@@ -2103,7 +2105,7 @@ def scheduler(
     steps_per_epoch: int | None = None,
     epochs: float | None = None,
     relative: bool = False,
-    interval: str = "step",
+    interval: Interval = "step",
     plateau: Plateau | None = None,
     hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
     follow_optimizer: bool | None = None,
@@ -2122,7 +2124,7 @@ def scheduler(
     steps_per_epoch: int | None = None,
     epochs: float | None = None,
     relative: bool = False,
-    interval: str = "step",
+    interval: Interval = "step",
     plateau: Plateau | None = None,
     hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
     follow_optimizer: bool | None = None,
@@ -2140,7 +2142,7 @@ def scheduler(
     steps_per_epoch: int | None = None,
     epochs: float | None = None,
     relative: bool = False,
-    interval: str = "step",
+    interval: Interval = "step",
     plateau: Plateau | None = None,
     hparams: Mapping[str, ScheduleLike | Sequence[ScheduleLike]] | None = None,
     follow_optimizer: bool | None = None,

@@ -1324,14 +1324,19 @@ class DivergenceGuard:
                 f"training diverged at step {step} (loss {value:.4g}: {what}) with lr={_fmt(before)}, "
                 f"after {self._in_a_row} recoveries in a row (each cut the LR by {self.factor:g})"
             )
-            advice = _advise(REMEDIES, PYTHON_SETTINGS)
+            remedies: tuple[str, ...] = REMEDIES
+            underflow = eps_underflow(self.optimizer)
+            if underflow is not None:  # the warning's cause: a lower LR or more recoveries cannot help
+                finding += f": {underflow.short}, and no learning rate fixes this"
+                remedies, hint = underflow.fixes, ""
+            advice = _advise(remedies, PYTHON_SETTINGS)
             raise DivergenceError(
                 f"DivergenceGuard: {finding}; the model, optimizer and scheduler are left at the snapshot "
                 f"of step {snap.step}. {advice[:1].upper()}{advice[1:]}{hint}",
                 event,
                 self.events,
                 finding=finding,
-                remedies=REMEDIES,
+                remedies=remedies,
             )
 
     def _cut(self, before: tuple[float, ...], multiplier_before: float | None) -> None:

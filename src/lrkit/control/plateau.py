@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
 
 from .._checks import as_measured, as_real, check_int
 
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MissingStateKeys", "Plateau", "warmup_steps"]
 
+#: what ``mode=`` and ``threshold_mode=`` take (to a type checker; other strings are refused when run)
+PlateauMode = Literal["min", "max"]
+ThresholdMode = Literal["rel", "abs"]
 _MODES = ("min", "max")
 _THRESHOLD_MODES = ("rel", "abs")
 
@@ -202,11 +205,11 @@ class Plateau:
 
     def __init__(
         self,
-        mode: str = "min",
+        mode: PlateauMode = "min",
         factor: float = 0.1,
         patience: int = 10,
         threshold: float = 1e-4,
-        threshold_mode: str = "rel",
+        threshold_mode: ThresholdMode = "rel",
         cooldown: int = 0,
         min_lr: float | Sequence[float] = 0.0,
         eps: float = 1e-8,

@@ -22,6 +22,7 @@ from lrkit._text import plural
 from lrkit.finder import rules as _rules
 
 if TYPE_CHECKING:
+    from lrkit._checks import EpsUnderflow
     from lrkit.schedules.base import Schedule
 
 __all__ = ["Curve", "FinderResult", "NoSuggestionError"]
@@ -538,6 +539,23 @@ class FinderResult:
             findings=tuple(problems),
             steps=steps,
         )
+
+    def blaming_eps(self, underflow: EpsUnderflow | None) -> FinderResult:
+        """This result with one ``"eps"`` problem instead of its others when ``underflow`` (the
+        optimizer's eps is 0 in its parameters' dtype: :func:`lrkit._checks.eps_underflow`) holds, the
+        result is not trusted and a curve's loss became NaN/inf: the advice a learning rate would follow
+        (a lower ``start_lr``) cannot help. Itself otherwise."""
+        if underflow is None or self.trusted:
+            return self
+        bad = [(c, i) for c in self.curves for i in np.flatnonzero(~np.isfinite(c.losses))[:1]]
+        if not bad:
+            return self
+        curve, i = bad[0]
+        finding = (
+            f"the loss became {float(curve.losses[i])} at rung {int(i)} (lr={float(curve.lrs[i]):.3g}): "
+            f"{underflow.short}, and no learning rate fixes this"
+        )
+        return dataclasses.replace(self, findings=(Problem("eps", finding, underflow.fixes),))
 
     def phrased_for(self, settings: Mapping[str, str]) -> FinderResult:
         """This result with its advice naming the finder's settings as ``settings`` spells them (a

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrkit._checks import as_real, eps_underflow, plain_number
+from lrkit._checks import EpsUnderflow, as_real, eps_underflow, plain_number
 from lrkit._forward import default_forward  # the rules of a batch, shared with lrkit.tasks
 from lrkit._text import plural
 from lrkit.adapters.torch import _step_flags
@@ -468,7 +468,9 @@ def _signature_parameter(fn: Any, name: str) -> inspect.Parameter | None:
         return None
 
 
-def _check_model_and_optimizer(model: Any, optimizer: Any) -> None:
+def _check_model_and_optimizer(model: Any, optimizer: Any) -> EpsUnderflow | None:
+    """Refuse what cannot be range-tested; warn about an eps that is 0 in the parameters' dtype and
+    return it (:func:`eps_underflow`: the verdict then names it, :meth:`FinderResult.blaming_eps`)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(getattr(optimizer, "param_groups", None), list) or not optimizer.param_groups:
@@ -499,6 +501,7 @@ def _check_model_and_optimizer(model: Any, optimizer: Any) -> None:
             "another model (a model created again after its optimizer?), so the test would step "
             "parameters the loss does not depend on; build the optimizer on model.parameters()"
         )
+    return underflow
 
 
 def _check_callables(loss_fn: Any, forward: Any, amp_dtype: Any) -> None:
@@ -843,7 +846,7 @@ def find_lr(
         result = find_lr(model, optimizer, loader, torch.nn.functional.cross_entropy, repeats=3)
         print(result.suggestion, result.interval, result.trusted)
     """
-    _check_model_and_optimizer(model, optimizer)
+    underflow = _check_model_and_optimizer(model, optimizer)
     _check_callables(loss_fn, forward, amp_dtype)
     _check_loader(train_loader, "train_loader")
     if val_data is not None:
@@ -965,7 +968,7 @@ def find_lr(
         if plan.fixed and fixed is None:
             train.restart()
             fixed = [train.next() for _ in range(FIXED_BATCHES)]
-        return plan.range_test(
+        tested = plan.range_test(
             step,
             mode=mode,
             smoothing=smoothing,
@@ -975,6 +978,7 @@ def find_lr(
             rule=rule,
             group_ratios=ratios,
         )
+        return tested.blaming_eps(underflow)  # before escalation, which would retry a lower start_lr
 
     n_rep = core._check_int("repeats", repeats, 1)
     num_steps = core._check_int("num_steps", num_steps, 2)

@@ -867,6 +867,12 @@ def tune(
                     f"study {name!r} in {shown} was started with {key}={meta.get(key)!r}, not {value!r}; "
                     "give the same settings or another study name"
                 )
+        if "seed" not in meta:  # stored since the seed check: an older study's seed is not known
+            say(
+                f"note: study {name!r} in {shown} predates lrkit's seed check, so its seed is unknown and "
+                f"seed {seed} is not checked against it: the stored search space is kept, and seed {seed} "
+                "only seeds the sampler of the trials this run adds"
+            )
         _check_same_optimizer(meta, settings, task_optimizer, f"study {name!r} in {shown}")
         space = SearchSpace.from_dict(meta["space"])
         if want_kinds is not None and set(want_kinds) != set(space.kinds):  # in any order
