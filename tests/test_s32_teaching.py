@@ -95,9 +95,9 @@ def test_the_report_names_the_run_that_barely_moved_with_its_numbers(tmp_path: P
     assert not any(report.did_not_learn(r) for r in result.runs)  # the definition is unchanged
     text = report.loss_change_text(result, report.messages(lang))
     seed = {"en": "seed", "ko": "시드"}[lang]
-    least = f"too small ({seed} 0), 2.305 → 2.302"
+    least = f"'too small' ({seed} 0), 2.305 → 2.302"
     assert least in text and "-0.1%" in text
-    assert f"good ({seed} 0), 2.305 → 0.16" in text and "-93%" in text
+    assert f"'good' ({seed} 0), 2.305 → 0.16" in text and "-93%" in text
     assert text.index(least) < text.index("good")
     assert report.messages(lang).count("epochs", 4) in text
     page = report.render_html(result, lang=lang)
@@ -113,11 +113,54 @@ def test_one_run_one_sentence_and_no_seed_when_there_is_one_seed(tmp_path: Path)
     one = dataclasses.replace(result, runs=[result.runs[0]])
     text = report.loss_change_text(one)
     assert text == (
-        "Training loss from the untrained model to the last epoch: too small, 2.305 → 2.302 (-0.1%) "
+        "Training loss from the untrained model to the last epoch: 'too small', 2.305 → 2.302 (-0.1%) "
         "in 4 epochs."
     )
     diverged = dataclasses.replace(result, runs=[make_run("x", 0, None, diverge_at=9)])
     assert report.loss_change_text(diverged) == ""
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_label_with_a_colon_is_quoted_so_the_sentence_keeps_one_colon(tmp_path: Path, lang: str) -> None:
+    result = _lab(tmp_path)
+    label = {"en": "too small: constant 0.0015", "ko": "너무 작음: constant 0.0015"}[lang]
+    runs = [dataclasses.replace(r, label=label) if r.label == "too small" else r for r in result.runs]
+    t = report.messages(lang)
+    seed = {"en": "seed", "ko": "시드"}[lang]
+    text = report.loss_change_text(dataclasses.replace(result, runs=runs), t)
+    lead = {"en": "the run whose loss fell least: ", "ko": "가장 적게 줄어든 실행: "}[lang]
+    assert f"{lead}'{label}' ({seed} 0), 2.305 → 2.302" in text  # the label's colon is inside the quotes
+    one = dataclasses.replace(result, runs=[runs[0]])
+    assert f": '{label}', 2.305 → 2.302" in report.loss_change_text(one, t)
+
+
+def _notes_after_the_table(md: str) -> list[str]:
+    """lab.md's paragraphs after the summary table, as a Markdown reader joins them: lines that follow
+    each other are one paragraph, a blank line ends it."""
+    tail = md[md.rindex("|\n") + 2 :]
+    return [" ".join(p.split("\n")) for p in tail.strip().split("\n\n")]
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_each_note_under_the_summary_table_is_a_paragraph_of_its_own(tmp_path: Path, lang: str) -> None:
+    result = _lab(tmp_path)
+    plateau = {"factor": 0.5, "patience": 2, "mode": "max"}
+    runs = [
+        dataclasses.replace(r, config={**r.config, "plateau": plateau}) if r.label == "good" else r
+        for r in result.runs
+    ]
+    result = dataclasses.replace(result, runs=runs)
+    t = report.messages(lang)
+    optimizer_note = report.optimizer_note(report.summarize(result)[0], t)
+    plateau_note = report._plateau_note(t)
+    md = report.plain_markdown(report.markdown_table(result, lang=lang))
+    notes = _notes_after_the_table(md)
+    assert len(notes) == 4, notes  # the target, the CI, the optimizer column, the plateau suffix
+    assert notes[1].startswith(t("md.ci", cut="")[:12])
+    assert notes[2:] == [optimizer_note, plateau_note]
+    page = report.render_html(result, lang=lang)
+    for note in (optimizer_note, plateau_note):
+        assert f'<p class="note">{report._e(note)}</p>' in page  # a paragraph of its own
 
 
 # --------------------------------------------------------------------------------------------------

@@ -201,8 +201,10 @@ EN: dict[str, str] = {
     "col.loss_start": "loss of the untrained model",
     "stalled.none.untrained": "Every finished run ended with its last epoch's training loss below the "
     "untrained model's.",
-    # the training loss from the untrained model's to the last epoch's (report.loss_change_text)
-    "change.run.seed": "{label} (seed {seed})",
+    # the training loss from the untrained model's to the last epoch's (report.loss_change_text); the
+    # strategy's label is quoted: it may have a colon of its own ("too small: constant 0.0015")
+    "change.run": "'{label}'",
+    "change.run.seed": "'{label}' (seed {seed})",
     "change.one": "Training loss from the untrained model to the last epoch: {run}, {start} → {last} "
     "({change}) in {epochs}.",
     "change.least": "Training loss from the untrained model to the last epoch, the run whose loss fell "
@@ -381,7 +383,8 @@ KO: dict[str, str] = {
     "col.loss_start": "학습 전 모델의 손실",
     "stalled.none.untrained": "끝까지 학습한 실행은 모두 마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 "
     "낮습니다.",
-    "change.run.seed": "{label} (시드 {seed})",
+    "change.run": "'{label}'",
+    "change.run.seed": "'{label}' (시드 {seed})",
     "change.one": "학습 전 모델에서 마지막 에폭까지 학습 손실: {run}, {start} → {last}({change}, {epochs}).",
     "change.least": "학습 전 모델에서 마지막 에폭까지 학습 손실이 가장 적게 줄어든 실행: {run}, {start} → "
     "{last}({change}, {epochs}).",

@@ -1446,11 +1446,14 @@ def markdown_table(result: LabResult, target: float | None = None, *, lang: str 
         c = _cells(s, t)
         c["strategy"] = _with_plateau(c["strategy"], s.plateau, result.higher_is_better)
         lines.append("| " + " | ".join(escape_markdown(c[k]) for k in keys) + " |")
-    lines += ["", escape_markdown(_target_text(result, tgt, target is not None, t)) + "."]
-    lines.append(t("md.ci", cut=_cut(result, t)))
-    lines.append(escape_markdown(optimizer_note(rows, t)))
+    notes = [escape_markdown(_target_text(result, tgt, target is not None, t)) + "."]
+    notes.append(t("md.ci", cut=_cut(result, t)))
+    notes.append(escape_markdown(optimizer_note(rows, t)))
     if any(s.plateau is not None for s in rows):
-        lines.append(escape_markdown(_plateau_note(t)))
+        notes.append(escape_markdown(_plateau_note(t)))
+    # a blank line before each note: Markdown joins lines that follow each other into one paragraph
+    for n in notes:
+        lines += ["", n]
     return "\n".join(lines)
 
 
@@ -1654,7 +1657,7 @@ def _percent(x: float) -> str:
 
 def loss_change_text(result: LabResult, t: Messages = _EN) -> str:
     """One sentence of numbers: the finished run whose training loss fell least (:func:`loss_change`),
-    ``too small: constant 0.00015 (seed 0): 2.305 → 2.302 (-0.1%) in 4 epochs``, and the one whose loss
+    ``'too small: constant 0.00015' (seed 0), 2.305 → 2.302 (-0.1%) in 4 epochs``, and the one whose loss
     fell most; empty where no run has a :func:`loss_change`. A run that barely moved shows as such, though
     :func:`did_not_learn` does not flag it."""
     changes = [(c, i, r) for i, r in enumerate(result.runs) if (c := loss_change(r)) is not None]
@@ -1663,7 +1666,7 @@ def loss_change_text(result: LabResult, t: Messages = _EN) -> str:
     seeds = len({r.seed for _, _, r in changes}) > 1
 
     def named(r: RunRecord) -> str:
-        return t("change.run.seed", label=r.label, seed=r.seed) if seeds else r.label
+        return t("change.run.seed", label=r.label, seed=r.seed) if seeds else t("change.run", label=r.label)
 
     def moved(r: RunRecord, c: float) -> dict[str, str]:
         start = start_of(r)
@@ -1930,12 +1933,15 @@ def render_html(
         m=_e(m),
         cut=_e(_cut(result, t)),
     )
-    plateau_note = f" {_e(_plateau_note(t))}" if any(s.plateau is not None for s in rows) else ""
+    # each note under the table is a paragraph of its own: they say different things
+    notes = [summary_note, _e(optimizer_note(rows, t))]
+    if any(s.plateau is not None for s in rows):
+        notes.append(_e(_plateau_note(t)))
     parts += [
         f"<p>{verdict}</p>",
         f"<h2>{t('page.summary')}</h2>",
         _summary_html(result, rows, t),
-        f'<p class="note">{summary_note} {_e(optimizer_note(rows, t))}{plateau_note}</p>',
+        *(f'<p class="note">{n}</p>' for n in notes),
         f"<h2>{t('page.diverged')}</h2>",
         _diverged_html(result, t),
         f"<h2>{t('page.stalled')}</h2>",
