@@ -72,8 +72,10 @@ def test_plateau_cuts_show_in_the_stored_lrs_and_config_round_trips(tmp_path: Pa
         (exp,) = store.experiments()
         runs = {r.label: r for r in store.runs(exp.id)}
     cfg = runs["cut"].config
-    full = {k: getattr(Plateau(mode="max", **PLATEAU), k) for k in PLATEAU_KEYS}
-    assert cfg["plateau"] == full and cfg["plateau"]["mode"] == "max"
+    # the settings that differ from Plateau's defaults in the task's mode ("max"), which is left out
+    given, defaults = Plateau(mode="max", **PLATEAU), Plateau(mode="max")
+    differ = {k: getattr(given, k) for k in PLATEAU_KEYS if getattr(given, k) != getattr(defaults, k)}
+    assert cfg["plateau"] == differ and "mode" not in cfg["plateau"]
     assert "plateau" not in runs["flat"].config
     # a run without a plateau keeps the key an lrkit before plateaus gave it (its config has no such key)
     old = {
@@ -120,7 +122,9 @@ def test_plateau_spellings_are_one_run_and_differ_from_none() -> None:
     # the mode follows the task's direction, so a given mode="min" is another run on this task
     check_runs([a, Strategy("e", "constant(lr=0.05)", plateau={"mode": "min"})], *args, higher_is_better=True)
     cfg = run_config(TASK, a, 0, 3, "momentum", higher_is_better=False)
-    assert cfg["plateau"]["mode"] == "min"
+    assert cfg["plateau"] == {}  # the task's mode is the default: not held
+    cfg = run_config(TASK, Strategy("m", "constant(lr=0.05)", plateau={"mode": "max"}), 0, 3, "momentum")
+    assert cfg["plateau"] == {"mode": "max"}  # no direction given: the mode given is kept
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,15 @@ from ..schedules.duration import _short as short
 from ..schedules.warmup import refuse_bare_warmup
 from ..spec import load, to_string
 from ..tasks.optimizers import check_optimizer_name, check_params
-from .store import FINGERPRINT, ResultStore, RunRecord, owner_token, run_key
+from .store import (
+    FINGERPRINT,
+    LR_RECORDED,
+    STEP_SIZE_LR,
+    ResultStore,
+    RunRecord,
+    owner_token,
+    run_key,
+)
 
 __all__ = [
     "ENV",
@@ -65,6 +73,7 @@ __all__ = [
     "main_unimportable",
     "optimizer_of",
     "optimizer_settings",
+    "plateau_identity",
     "plateau_settings",
     "run_config",
     "run_environment",
@@ -140,6 +149,16 @@ def plateau_settings(plateau: Mapping[str, Any], higher_is_better: bool) -> dict
     settings = {"mode": "max" if higher_is_better else "min", **plateau}
     built = Plateau(**settings)
     return {k: getattr(built, k) for k in PLATEAU_KEYS}
+
+
+def plateau_identity(plateau: Mapping[str, Any], higher_is_better: bool) -> dict[str, Any]:
+    """The settings of a strategy's checked ``plateau`` (:func:`check_plateau`) that differ from the
+    lab's defaults (:func:`plateau_settings` of ``{}``: Plateau's defaults, ``mode`` the task's
+    direction), as Plateau keeps them: what a run's config and key hold (:func:`run_config`), so ``{}``
+    and Plateau's defaults spelled out are one run, and a setting Plateau gains later keys no run anew."""
+    full = plateau_settings(plateau, higher_is_better)
+    defaults = plateau_settings({}, higher_is_better)
+    return {k: v for k, v in full.items() if k in plateau and v != defaults[k]}
 
 
 def _try_optimizer(label: str, name: str, params: Mapping[str, Any]) -> None:
@@ -410,10 +429,11 @@ def run_config(
 ) -> dict[str, Any]:
     """The content that identifies a run (its :func:`~lrkit.lab.store.run_key` is a hash of this): the
     optimizer and hyper-parameters it trains with (:func:`optimizer_of`; ``default_optimizer`` and
-    ``default_params`` are the task's) and, for a strategy with a plateau, every setting of its Plateau
-    under ``"plateau"`` (:func:`plateau_settings`, whose ``mode`` follows the task's
-    ``higher_is_better``); a run without one has no ``"plateau"`` key, as every run stored before the
-    lab had plateaus, which keep their keys."""
+    ``default_params`` are the task's) and, for a strategy with a plateau, the settings of its Plateau
+    that differ from the lab's defaults under ``"plateau"`` (:func:`plateau_identity`: ``{}`` for
+    Plateau's defaults; ``mode`` only where it is not the task's direction, ``higher_is_better``); a run
+    without one has no ``"plateau"`` key, as every run stored before the lab had plateaus, which keep
+    their keys."""
     optimizer, params = optimizer_of(strategy, default_optimizer, default_params)
     config: dict[str, Any] = {
         "task": task,
@@ -430,7 +450,9 @@ def run_config(
                 f"run_config: strategy {strategy.label!r} has a plateau without a mode: give "
                 "higher_is_better (the task's direction)"
             )
-        config["plateau"] = plateau_settings(strategy.plateau, bool(higher_is_better))
+        config["plateau"] = plateau_identity(strategy.plateau, bool(higher_is_better))
+        if higher_is_better is None:  # no direction to compare with: the mode given is kept
+            config["plateau"]["mode"] = plateau_settings(strategy.plateau, False)["mode"]
     return config
 
 
@@ -593,6 +615,32 @@ def with_start_losses(store: ResultStore, runs: list[RunRecord]) -> list[RunReco
         if isinstance(progress.get(ENV), dict):
             r.config = {**r.config, ENV: progress[ENV]}
     return runs
+
+
+def _records_step_size(config: Mapping[str, Any]) -> bool:
+    """Whether a run of ``config`` (:func:`run_config`) records its optimizer's step size ``d * lr`` as its
+    LR (:data:`lrkit.tasks.base.STEP_SIZE_OPTIMIZERS`: Prodigy), not the group's ``lr``."""
+    from ..tasks.base import STEP_SIZE_OPTIMIZERS
+
+    return str(config.get("optimizer", "")).lower() in STEP_SIZE_OPTIMIZERS
+
+
+def forget_unmarked_step_size_runs(store: ResultStore, keys: list[str]) -> list[str]:
+    """Forget the finished runs among ``keys`` (runs of an optimizer whose LR the lab records as ``d *
+    lr``: Prodigy) stored without :data:`~lrkit.lab.store.LR_RECORDED`: an lrkit before it stored their
+    ``lr`` multiplier (1.0) as the LR curve, which the report would label ``d*lr``. They are run again,
+    with a one-line warning saying why; their keys are returned."""
+    stale = [k for k, cfg in store.configs(keys).items() if cfg.get(LR_RECORDED) != STEP_SIZE_LR]
+    if stale:
+        store.forget(stale)
+        warnings.warn(
+            f"{plural(len(stale), 'stored Prodigy run')} of this lab {'is' if len(stale) == 1 else 'are'} "
+            f"run again: an earlier lrkit recorded Prodigy's lr multiplier as the LR curve, now its step "
+            f"size {STEP_SIZE_LR}",
+            UserWarning,
+            stacklevel=3,
+        )
+    return stale
 
 
 def check_task_unchanged(
@@ -783,8 +831,9 @@ def check_runs(
     ``optimizer_params`` value (``weight_decay: -1``, ``betas: [0.9]``) here, naming the strategy, before
     anything runs or is written; given the task's ``device`` (its parameters'), on that device, settings
     for a device included (``capturable=True`` is refused for a task on the CPU). Strategies
-    with plateaus are told apart by every setting of their Plateau, ``mode`` from ``higher_is_better``
-    (the task's direction) where they give none."""
+    with plateaus are told apart by the settings of their Plateau that differ from the lab's defaults
+    (:func:`plateau_identity`; ``mode`` from ``higher_is_better``, the task's direction, where they give
+    none)."""
     from ..tasks.optimizers import check_optimizer
 
     first: dict[str, tuple[Strategy, dict[str, Any]]] = {}
@@ -958,12 +1007,14 @@ def run_lab(
                 bool(probe.higher_is_better),
             )  # fmt: skip
             # the run's key hashes its config alone: a database from before the fingerprint keeps its keys
-            jobs.append((s.label, run_key(cfg), {**cfg, FINGERPRINT: fingerprint}, s, seed))
+            marked = {LR_RECORDED: STEP_SIZE_LR} if _records_step_size(cfg) else {}
+            jobs.append((s.label, run_key(cfg), {**cfg, FINGERPRINT: fingerprint, **marked}, s, seed))
     workers = min(workers, len(jobs))  # never more processes than runs (--workers 10000 starts 6)
     keys = [j[1] for j in jobs]
     if fresh:
         db.forget(keys)
     else:
+        forget_unmarked_step_size_runs(db, [j[1] for j in jobs if LR_RECORDED in j[2]])
         check_task_unchanged(db, keys, t, fingerprint)
     exp_config = {
         "strategies": [

@@ -46,6 +46,8 @@ from ..schedules.duration import _short
 __all__ = [
     "FINGERPRINT",
     "FORMAT",
+    "LR_RECORDED",
+    "STEP_SIZE_LR",
     "DatabaseFullError",
     "Experiment",
     "ReportText",
@@ -73,6 +75,12 @@ STALE_SECONDS = 60.0
 #: (:func:`lrkit.tasks.base.task_fingerprint`); not part of the config its :func:`run_key` hashes, so the
 #: runs of a database from before it keep their keys (and have none)
 FINGERPRINT = "task_fingerprint"
+#: the key of a run's stored config that says what its ``lr`` curve holds where that is not the group's
+#: ``lr``: :data:`STEP_SIZE_LR` for a run of Prodigy (:data:`lrkit.tasks.base.STEP_SIZE_OPTIMIZERS`);
+#: outside the hash, as :data:`FINGERPRINT`, so a run's key is its key without it
+LR_RECORDED = "lr_recorded"
+#: :data:`LR_RECORDED`'s value: the curve is the step size ``d * lr`` (:func:`lrkit.tasks.base.effective_lr`)
+STEP_SIZE_LR = "d*lr"
 #: the longest database path SQLite opens (:data:`lrkit._paths.MAX_SQLITE_PATH_BYTES`, the tuner's too)
 MAX_PATH_BYTES = MAX_SQLITE_PATH_BYTES
 
@@ -1059,6 +1067,17 @@ class ResultStore:
             for key, config in self._select("runs", ["key", "config"], rest, chunk):
                 value = config.get(FINGERPRINT)
                 out[key] = value if isinstance(value, dict) else None
+        return out
+
+    def configs(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """``{key: config}`` of the finished runs among ``keys``, each as stored (:data:`FINGERPRINT` and
+        :data:`LR_RECORDED` included where the run has them)."""
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rest = f"WHERE status != 'running' AND key IN ({','.join('?' * len(chunk))})"
+            for key, config in self._select("runs", ["key", "config"], rest, chunk):
+                out[key] = dict(config) if isinstance(config, dict) else {}
         return out
 
     def run(self, key: str, label: str = "") -> RunRecord | None:

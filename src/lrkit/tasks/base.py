@@ -306,6 +306,12 @@ class TrainRun:
     seconds: float = 0.0
 
 
+#: the lab's optimizers whose recorded LR is their step size ``d * lr`` (:func:`effective_lr`), not the
+#: group's ``lr`` (a multiplier, 1.0): a lab run of one keeps ``lr_recorded: "d*lr"`` in its stored config
+#: (:data:`lrkit.lab.store.LR_RECORDED`); one stored without it, by an earlier lrkit, is run again
+STEP_SIZE_OPTIMIZERS: tuple[str, ...] = ("prodigy",)
+
+
 def effective_lr(group: Mapping[str, Any]) -> float:
     """The step size a parameter group's next step takes, as the lab records it: its ``lr``, times its
     ``d`` for an optimizer that estimates its own step (Prodigy, D-Adaptation: ``lr`` is a multiplier of
