@@ -20,6 +20,7 @@ optuna = pytest.importorskip("optuna")
 
 from lrkit.tasks import Task, TaskParts  # noqa: E402
 from lrkit.tune import core, tune  # noqa: E402
+from lrkit.tune.core import PID_SPACE, _pid_space  # noqa: E402
 from lrkit.tune.space import SearchSpace  # noqa: E402
 
 
@@ -174,6 +175,7 @@ def test_a_rerun_fails_a_killed_run_s_trial_at_once_and_retries_it(tmp_path: Pat
     study = optuna.load_study(study_name="lrkit-lin", storage=f"sqlite:///{db}")
     killed = study.ask()  # RUNNING, as a SIGKILL leaves it: no heartbeat yet, its worker gone
     study._storage.set_trial_user_attr(killed._trial_id, "worker", f"{socket.gethostname()}:{gone.pid}:dead")
+    study._storage.set_trial_user_attr(killed._trial_id, PID_SPACE, _pid_space())  # this PID namespace's
     said: list[str] = []
     began = time.monotonic()
     res = tune(LINEAR, trials=2, storage=db, finder=False, heartbeat=1, grace=60, progress=said.append)

@@ -340,6 +340,7 @@ def test_two_machines_given_the_same_worker_id_are_told_so(
     import subprocess
 
     from lrkit.tune import open_storage, tune
+    from lrkit.tune.core import PID_SPACE, _pid_space
 
     db = tmp_path / "t.db"
     kwargs: dict[str, Any] = {"storage": db, "epochs": 1, "lr_range": (0.01, 0.1), "pruner": "none"}
@@ -350,6 +351,7 @@ def test_two_machines_given_the_same_worker_id_are_told_so(
     )
     dead = other.ask()  # a trial of a process of this host that died: a restart is no twin
     dead.set_user_attr("worker", f"{socket.gethostname()}:{gone.stdout.strip()}:00")
+    dead.set_user_attr(PID_SPACE, _pid_space())  # of this PID namespace and boot
     dead.set_user_attr("worker_index", 0)
     twin = other.ask()
     twin.set_user_attr("worker", "other-host:4242:ab")

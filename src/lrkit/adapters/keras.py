@@ -589,8 +589,12 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
         mode: ``"min"``, ``"max"`` or ``"auto"``, which reads the direction as Keras' own callbacks do
             (``MonitorCallback``): ``"min"`` for ``loss``/``val_loss``; otherwise, when the fit starts,
             that of the compiled metric whose name is ``monitor`` without ``val_`` (its ``_direction``:
-            ``"max"`` for accuracy, AUC, precision, recall, F1, IoU, R2...). A ``monitor`` it cannot tell
-            (no such metric, or one that does not say) raises ``ValueError`` at the first epoch's end:
+            ``"max"`` for accuracy, AUC, precision, recall, F1, IoU, R2...). Where no compiled metric says,
+            a ``monitor`` whose name without ``val_`` ends in ``loss`` is ``"min"`` (a custom
+            ``train_step``'s loss tracker ``g_loss``, a per-output ``val_a_loss``: Keras' own callback
+            raises for these; lrkit keeps the min it always used). Any other ``monitor`` it cannot tell
+            raises ``ValueError``: when the fit starts if the model has a metric of that name that has no
+            direction (a plain function), else at the first epoch's end (the model has no such metric):
             pass ``mode="min"`` or ``mode="max"``.
         factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: as :class:`Plateau`.
         start: from when metrics count, as :class:`Plateau`'s ``start`` in ``lrkit.torch``'s scheduler:
@@ -776,23 +780,28 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     def _metric_mode(self) -> str | None:
         """Keras 3's rule for ``mode="auto"`` (``MonitorCallback._set_monitor_op``): ``monitor`` without
         ``val_`` is ``loss``: min; a metric of the model of that name with a ``_direction``: max when it
-        is ``"up"``, else min; None when neither tells."""
+        is ``"up"``, else min. Past Keras' rule (which raises), a name that ends in ``loss`` with no
+        metric to say otherwise is min, as lrkit always read it (``g_loss``, ``a_loss``). None when
+        nothing tells."""
         name = self.monitor.removeprefix("val_")
         found = "min" if name == "loss" else None
         for m in self._model_metrics():
             if getattr(m, "name", None) == name and hasattr(m, "_direction"):
                 found = "max" if m._direction == "up" else "min"
+        if found is None and name.endswith("loss"):
+            found = "min"
         return found
 
     def _resolve_mode(self, strict: bool) -> None:
-        """Set an ``"auto"`` mode from the model's metrics; ``strict``: raise when they cannot tell."""
+        """Set an ``"auto"`` mode from the model's metrics; raise when they cannot tell and ``strict``, or
+        when the model has a metric of that name that has no direction (it will not get one later)."""
         if self._mode_known:
             return
         mode = self._metric_mode()
         if mode is None:
-            if strict:
-                name = self.monitor.removeprefix("val_")
-                names = sorted({str(getattr(m, "name", "?")) for m in self._model_metrics()})
+            name = self.monitor.removeprefix("val_")
+            names = sorted({str(getattr(m, "name", "?")) for m in self._model_metrics()})
+            if strict or name in names:
                 why = (
                     f"metric {name!r} has no direction (a plain function or a metric class without one: "
                     "Keras cannot tell whether higher is better)"
@@ -828,7 +837,7 @@ class ReduceOnPlateau(keras.callbacks.Callback):  # type: ignore[misc]  # keras 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._seen_monitor, self._skipped, self._checked_length = False, [], False
         self._warned_no_validation = False
-        self._resolve_mode(strict=False)  # the metrics are built by now; if not, the first epoch's end
+        self._resolve_mode(strict=False)  # the metrics are built by now (a directionless one raises here)
         target = self._target()
         counter = self._counter()
         if counter is not None:

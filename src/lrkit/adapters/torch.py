@@ -950,6 +950,15 @@ class _Base(LRScheduler):
             "threshold_mode": p.threshold_mode, "cooldown": p.cooldown, "eps": p.eps,
         }  # fmt: skip
         differ = [f"{k}={state[k]!r} (this plateau: {v!r})" for k, v in mine.items() if state.get(k, v) != v]
+        if state.get("min_lrs") is not None:  # the floor of the cuts, one per group (torch's min_lr)
+            floors = _state_numbers(state, "min_lrs", n)
+            try:
+                ours = [p.floor(i) for i in range(n)]
+            except ValueError:  # a min_lr list of another length: Plateau.floor says so at the first cut
+                ours = None
+            if ours is not None and floors != ours:
+                shown = list(p.min_lr) if isinstance(p.min_lr, tuple) else p.min_lr
+                differ.append(f"min_lrs={floors!r} (this plateau's min_lr: {shown!r})")
         if differ:
             warnings.warn(
                 "load_state_dict: the torch ReduceLROnPlateau ran with " + ", ".join(differ) + "; its "

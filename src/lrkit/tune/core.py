@@ -500,11 +500,32 @@ def _fail_orphans(study: Any, rdb: Any, grace: int, say: Say) -> None:
         say(f"trial {number} failed: its worker died before its first heartbeat (none for {grace} s)")
 
 
+#: a trial's user attribute: its worker's PID namespace and boot (:func:`_pid_space`)
+PID_SPACE = "worker_pid_space"
+
+
+def _pid_space() -> str | None:
+    """``inode:boot_id`` of this process's PID namespace (``/proc/self/ns/pid``) and of this boot: where a
+    pid names this process. None where Linux's ``/proc`` does not say (macOS, Windows, a masked /proc).
+    Two containers on one host with one hostname (docker ``--network=host``) have the same hostname and
+    different PID namespaces: each one's pid means nothing to the other."""
+    try:
+        inode = os.stat("/proc/self/ns/pid").st_ino
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+    except (OSError, ValueError):
+        return None
+    return f"{inode}:{boot}" if inode and boot else None
+
+
 def _fail_killed(study: Any, running: Sequence[Any], say: Say) -> None:
     """Fail at once, and queue the retry of, each RUNNING trial whose worker (its user attribute ``worker``,
-    ``host:pid:nonce``) ran on this machine in a process that has ended: a run killed (SIGKILL, a crash)
-    leaves its trial RUNNING until its heartbeat is ``grace`` seconds old, and a rerun at once would wait
-    that long for a worker that is gone. The retry is Optuna's, as for a stale heartbeat."""
+    ``host:pid:nonce``) ran on this machine, in this PID namespace and boot (its :data:`PID_SPACE`), in a
+    process that has ended: a run killed (SIGKILL, a crash) leaves its trial RUNNING until its heartbeat
+    is ``grace`` seconds old, and a rerun at once would wait that long for a worker that is gone. The retry
+    is Optuna's, as for a stale heartbeat. A trial of another PID namespace (a container with this host's
+    name), or one whose namespace is not known (an earlier lrkit's trial, no Linux ``/proc``), is left to
+    the heartbeat: its pid may be a live process this one cannot see."""
     import copy
 
     import optuna
@@ -512,9 +533,12 @@ def _fail_killed(study: Any, running: Sequence[Any], say: Say) -> None:
     from optuna.trial import TrialState
 
     storage = study._storage
+    here = _pid_space()
     for tr in running:
         worker = tr.user_attrs.get("worker")
-        if not isinstance(worker, str) or _claim_live(worker, {}, time.time()):  # another machine's counts
+        if here is None or tr.user_attrs.get(PID_SPACE) != here or not isinstance(worker, str):
+            continue  # another PID namespace's (or an unknown one's) pid: its heartbeat says
+        if _claim_live(worker, {}, time.time()):  # another machine's counts as live: its heartbeat says
             continue
         try:
             if not storage.set_trial_state_values(tr._trial_id, state=TrialState.FAIL):
@@ -799,6 +823,7 @@ def tune(
         "steps_per_epoch": total_steps // n_epochs,
     }
     owner = owner_token()
+    pid_space = _pid_space()
     claim = {
         **settings,
         "kinds": None if want_kinds is None else sorted(want_kinds),
@@ -943,6 +968,8 @@ def tune(
             seen: list[float] = []  # the metric of each epoch, NaN included
             try:
                 trial.set_user_attr("worker", owner)
+                if pid_space is not None:  # where its pid means this process (see _fail_killed)
+                    trial.set_user_attr(PID_SPACE, pid_space)
                 trial.set_user_attr("worker_index", index)
                 trial.set_user_attr(ENV, run_environment())  # its torch threads: its value is theirs
                 point = _stored_space(study).sample(trial)
