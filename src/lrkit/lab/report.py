@@ -158,7 +158,8 @@ RUNS_COLUMNS = (
     "python_version",
     "numpy_version",
     "torch_threads",
-    # the run's reduce-on-plateau: every setting of its Plateau as JSON, empty for a run without one
+    # the run's reduce-on-plateau as JSON: the settings that differ from the lab's defaults (mode only
+    # against the metric's direction; {} for all defaults), empty for a run without one
     "plateau",
 )
 #: the header rows of ``runs.csv`` that an earlier lrkit wrote: lrkit's own still
@@ -318,8 +319,9 @@ def _params_of(run: RunRecord) -> dict[str, Any] | None:
 
 
 def _plateau_of(run: RunRecord) -> dict[str, Any] | None:
-    """The settings of the reduce-on-plateau ``run`` trained with (every one of its Plateau, as its stored
-    config keeps them: :func:`~lrkit.lab.runner.run_config`); None for a run without one."""
+    """The settings of the reduce-on-plateau ``run`` trained with, as its stored config keeps them: those
+    that differ from the lab's defaults (:func:`~lrkit.lab.runner.plateau_identity`); None for a run
+    without one."""
     plateau = run.config.get("plateau")
     return dict(plateau) if isinstance(plateau, dict) else None
 
