@@ -86,7 +86,7 @@ def test_lab_md_names_each_optimizer_with_its_hyper_parameters(
     note = {
         "en": "optimizer: its name, with the hyper-parameters that differ from torch's defaults and those "
         f"the name sets ({example}).",
-        "ko": "옵티마이저: 이름 뒤에 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 "
+        "ko": "옵티마이저: 이름과 함께 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 "
         f"값({example})을 적었습니다.",
     }[lang]
     assert text.splitlines()[-1] == note

@@ -103,9 +103,10 @@ def test_the_report_names_the_run_that_barely_moved_with_its_numbers(tmp_path: P
     page = report.render_html(result, lang=lang)
     section = page[page.index(report.messages(lang)("page.stalled")) :]
     assert "−0.1%" in section or "-0.1%" in section
-    assert "Every finished run learned" not in page and "끝까지 돈 실행" not in page
+    # the old sentence claimed the runs learned; the new one says only what was measured
+    assert "Every finished run learned" not in page and "모두 학습했습니다" not in page
     if lang == "ko":
-        assert "끝까지 학습한 실행" in page
+        assert "끝까지 돈 실행은 모두 마지막 에폭의 학습 손실이" in page
 
 
 def test_one_run_one_sentence_and_no_seed_when_there_is_one_seed(tmp_path: Path) -> None:

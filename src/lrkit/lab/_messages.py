@@ -261,10 +261,10 @@ KO: dict[str, str] = {
     "cut.gap": ", 차이의 범위 [{low}, {high}]에서 자름",
     "md.ci": "95% 신뢰구간: 끝난 시드들의 평균 ± t(0.975, n-1)·표준편차/√n{cut}; n=1: 시드가 하나라 퍼짐이 "
     "없음.",
-    "note.optimizer": "옵티마이저: 이름 뒤에 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 값"
+    "note.optimizer": "옵티마이저: 이름과 함께 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 값"
     "({example})을 적었습니다.",
-    "note.optimizer.plain": "옵티마이저: 이름 뒤에 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 "
-    "값을 적습니다. 이 표의 옵티마이저에는 그런 값이 없습니다.",
+    "note.optimizer.plain": "옵티마이저: 이름과 함께 torch 기본값과 다른 하이퍼파라미터와 이름이 정하는 "
+    "값을 적었습니다. 이 표의 옵티마이저에는 그런 값이 없습니다.",
     "status.ok": "학습함",
     "status.diverged": "발산",
     "status.did not learn": "학습하지 못함",
@@ -305,8 +305,9 @@ KO: dict[str, str] = {
     "alt.metric": "전략별, 에폭별 {m}",
     "note.lr.step_size": "{names}: 곡선은 {lr}이 아니라 옵티마이저가 실제로 내딛는 보폭 {step}입니다. {d}는 "
     "옵티마이저가 스스로 추정하고, {lr}(스케줄의 값, 기본 1.0)은 {d}에 곱하는 배율입니다.",
-    "note.plateau": "{shown}: 검증 지표가 더 나아지지 않으면 학습률을 줄이는 전략입니다. 괄호 안은 "
-    "기본값({cls}의 값, 방향은 지표를 따름)과 다른 설정입니다.",
+    # 'reduce-on-plateau' itself would be English in a Korean report: the guide's Korean name instead
+    "note.plateau": "{shown}: 검증 지표가 더 나아지지 않으면 학습률을 줄이는 전략입니다(정체 시 학습률 "
+    "감소). 괄호 안은 기본값({cls}의 값, 방향은 지표를 따름)과 다른 설정입니다.",
     "col.seed": "시드",
     "col.diverged_step": "발산한 스텝",
     "col.steps_run": "실행한 스텝 수",
@@ -381,7 +382,7 @@ KO: dict[str, str] = {
     "verdict.stalled.untrained": " 학습하지 못함(마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 낮지 "
     "않음): {names}.",
     "col.loss_start": "학습 전 모델의 손실",
-    "stalled.none.untrained": "끝까지 학습한 실행은 모두 마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 "
+    "stalled.none.untrained": "끝까지 돈 실행은 모두 마지막 에폭의 학습 손실이 학습 전 모델의 손실보다 "
     "낮습니다.",
     "change.run": "'{label}'",
     "change.run.seed": "'{label}' (시드 {seed})",
