@@ -17,7 +17,7 @@
         spec: "warmup(5%) >> cosine(lr=3e-4)"
         optimizer: adamw
         optimizer_params: {weight_decay: 0.05}
-      - label: constant + plateau
+      - label: constant 0.05
         spec: "constant(lr=0.05)"
         plateau: {factor: 0.5, patience: 2}   # reduce-on-plateau: halve the LR after 3 flat epochs
       - "one-cycle=one_cycle(max_lr=0.05)"     # the command line's LABEL[@OPT]=SPEC form
