@@ -43,6 +43,8 @@ def _worker(rank: int, store: str, out: str) -> None:
             "separate": _separate(rank),
             "plain_model": _separate(rank, sync=True),
             "auto": _auto(rank),
+            "scaler": _scaler(rank),
+            "scaler_device": _scaler(rank, device_path=True),
         }
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     finally:
@@ -162,6 +164,64 @@ def _separate(rank: int, sync: bool = False) -> dict[str, Any]:
     return {"events": guard.events, "calls": calls, "losses": losses}
 
 
+def _scaler(rank: int, device_path: bool = False) -> dict[str, Any]:
+    """Each rank its own model and GradScaler under the group (sync=True); from step 6 until the first
+    event, rank 1's gradients alone are NaN behind a finite loss, so its scaler alone skips. Counts the
+    all-reduces by size and the scalers' get_scale() calls (a host sync each). ``device_path``: the guard
+    takes the CPU scale for a GPU's (compared as a tensor, its flag a tensor in the all-reduce)."""
+    import torch.nn.functional as F
+
+    import lrkit.control.guard as guard_module
+    from lrkit.control import DivergenceGuard
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    scaler = torch.amp.GradScaler("cpu", init_scale=256.0)  # low enough for these gradients: no skip
+    guard = DivergenceGuard(model, opt, snapshot_every=5, sync=True, scaler=scaler, max_skipped=4)
+    calls: dict[int, int] = {}
+    reads = [0]
+    real, get_scale = dist.all_reduce, scaler.get_scale
+
+    def counting(t: Any, *args: Any, **kwargs: Any) -> Any:
+        calls[t.numel()] = calls.get(t.numel(), 0) + 1
+        return real(t, *args, **kwargs)
+
+    def reading() -> float:
+        reads[0] += 1
+        return get_scale()
+
+    dist.all_reduce, scaler.get_scale = counting, reading
+    syncs = guard_module._syncs
+    if device_path:
+        guard_module._syncs = lambda device: True
+    skips, step = 0, 0
+    try:
+        for _ in range(30):
+            g = torch.Generator().manual_seed(step)
+            x, y = torch.randn(8, 4, generator=g), torch.randn(8, 1, generator=g)
+            with torch.autocast("cpu", dtype=torch.float16):
+                out = model(x)
+            loss = F.mse_loss(out.float(), y)
+            if rank == 1 and step >= 6 and not guard.events:
+                w = model[0].weight
+                loss = loss + 0.0 * torch.sqrt(w - w.detach()).sum()  # finite, its gradient NaN
+            scaler.scale(loss).backward()
+            if guard.check(loss, step):
+                before = float(scaler._scale)  # type: ignore[arg-type]
+                scaler.step(opt)
+                scaler.update()
+                skips += float(scaler._scale) < before  # type: ignore[arg-type]
+                step += 1
+            else:
+                step = guard.resume_step or 0
+            opt.zero_grad()
+    finally:
+        dist.all_reduce, scaler.get_scale = real, get_scale
+        guard_module._syncs = syncs
+    return {"events": guard.events, "calls": calls, "reads": reads[0], "skips": skips, "step": step}
+
+
 def _auto(rank: int) -> dict[str, Any]:
     """``lrkit.auto`` on a DDP model, then its training loop with the guard it attached; rank 1's
     loss is NaN once, 40 steps in."""
@@ -265,12 +325,30 @@ def test_a_plain_model_under_the_group_shares_one_decision_over_the_default_grou
     ranks: list[dict[str, Any]],
 ) -> None:
     r0, r1 = (r["plain_model"] for r in ranks)
-    # one all-reduce per check (the loss, the params' flag, the scaler's two flags (below min_scale,
-    # skipped the last step), the bad-argument flag, the step and the number of param groups with their
-    # squares), and one of a flag
+    # one all-reduce per check (the loss, the params' flag, the scaler's skip flag, the bad-argument
+    # flag, the step and the number of param groups with their squares), and one of a flag
     # after each snapshot (steps 0, 5, 10, 18) and rollback (step 12), so that all ranks hear of a failure
-    assert r0["calls"] == r1["calls"] == {9: 20, 1: 5}
+    assert r0["calls"] == r1["calls"] == {8: 20, 1: 5}
     assert _same(r0["events"], r1["events"]) and [(e.step, e.reason) for e in r0["events"]] == [(12, "nan")]
+
+
+@pytest.mark.parametrize("key", ["scaler", "scaler_device"])
+def test_one_ranks_scaler_skipping_max_skipped_steps_is_one_decision_within_the_one_sync(
+    ranks: list[dict[str, Any]], key: str
+) -> None:
+    """Rank 1's scaler alone skips from step 6 on: its skip flag rides in the check's one all-reduce
+    (8 numbers; no get_scale() host sync in a check, no second collective), so both ranks count the same
+    4 skips and roll back together at step 10 to the snapshot of step 5, taken before the skips."""
+    r0, r1 = (r[key] for r in ranks)
+    assert _same(r0["events"], r1["events"])
+    (e,) = r0["events"]
+    assert (e.reason, e.step, e.snapshot_step, e.action) == ("scale", 10, 5, "rollback")
+    assert r0["skips"] == 0 and r1["skips"] == 4  # rank 1's scaler alone skipped
+    assert r0["calls"] == r1["calls"] and set(r0["calls"]) == {8, 1} and r0["calls"][8] == 30
+    # get_scale() only in the snapshots (scaler.state_dict() calls it): the flag all-reduces less the
+    # one after the rollback; none in the 30 checks
+    assert r0["reads"] == r1["reads"] == r0["calls"][1] - 1
+    assert r0["step"] == r1["step"]
 
 
 def test_auto_under_ddp_keeps_the_replicas_one_model_through_a_rollback(ranks: list[dict[str, Any]]) -> None:

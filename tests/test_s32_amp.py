@@ -1,7 +1,7 @@
 """Mixed precision (explorer AMP's findings 1-4): a GradScaler that skips every step is a divergence to
-the guard (min_scale); the finder names the scaler's skips and keeps the real loss; an eps that is 0 in
-the parameters' dtype is warned about where lrkit first sees the optimizer; amp_dtype takes only the
-dtypes torch.autocast runs in."""
+the guard (max_skipped skips in a row); the finder names the scaler's skips and keeps the real loss; an
+eps that is 0 in the parameters' dtype is warned about where lrkit first sees the optimizer; amp_dtype
+takes only the dtypes torch.autocast runs in."""
 
 from __future__ import annotations
 
@@ -80,12 +80,13 @@ def _amp_loop(
 
 
 # -- 1. the guard and a scaler that skips every step ------------------------------------------------
+@pytest.mark.filterwarnings("ignore::lrkit.adapters.torch.NoOptimizerStepWarning")  # 32 skips: expected
 @pytest.mark.parametrize("snapshot_every", [10, 1])
 def test_a_scaler_that_skips_every_step_is_a_divergence(snapshot_every: int) -> None:
     """The explorer's repro: before, 280 of 300 steps trained nothing and the guard recorded nothing.
-    Now a scale below min_scale=1 (17 halvings of 65536) is a "scale" divergence: rolled back to a
-    snapshot taken before the skips (with its scale), cut, and at the end a DivergenceError naming the
-    scale and the skips. snapshot_every=1 would snapshot the fallen scale at every skip: none is taken
+    Now max_skipped=32 skipped steps in a row are a "scale" divergence: rolled back to a snapshot taken
+    before the skips (with its scale), cut, and at the end a DivergenceError naming the skips and the
+    scale. snapshot_every=1 would snapshot the fallen scale at every skip: none is taken
     just after a skip, so the rollback still reaches the scale from before them."""
     model = _net()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -98,17 +99,16 @@ def test_a_scaler_that_skips_every_step_is_a_divergence(snapshot_every: int) -> 
     events = guard.events
     assert [e.reason for e in events] == ["scale"] * 4 and events[-1].action == "stop"
     assert all(math.isfinite(e.loss) for e in events)
-    # the first divergence is the first step checked with a scale below 1 (17 halvings after step 20)
+    # the first divergence is the check after the 32nd skip: steps 20..51 skipped, 32 halvings
     first = events[0]
-    assert first.step == min(s for s, v in seen.items() if v < 1.0)
+    assert first.step == 20 + 32 and seen[first.step] == seen[20] / 2.0**32
     assert first.snapshot_step <= 20  # the snapshot before the skips began
     message = str(info.value)
-    found = re.search(
-        r"GradScaler's scale is 0\.5, below min_scale=1, after (\d+) skipped steps in a row", message
-    )
-    # the skips since the last rollback: the halvings from the scale restored then (the scale that
-    # step had when the loop first checked it) down to 0.5
-    assert found and 0.5 * 2 ** int(found[1]) == seen[events[-2].snapshot_step]
+    found = re.search(r"GradScaler skipped (\d+) optimizer steps in a row, its scale fell to (\S+) ", message)
+    # the skips since the last rollback, and the scale they halved from the one restored then (the scale
+    # that step had when the loop first checked it)
+    assert found and int(found[1]) == 32
+    assert float(found[2]) == pytest.approx(seen[events[-2].snapshot_step] / 2.0**32, rel=1e-2)
     assert "inf/NaN gradients" in message and "set_detect_anomaly" in message
     # the scaler is back at the scale of the snapshot the run was left at (>= 1: from before the skips)
     assert scaler.get_scale() == seen[events[-1].snapshot_step] >= 2.0**14
@@ -164,18 +164,19 @@ def test_a_healthy_fp16_run_with_occasional_skips_is_not_flagged(seed: int) -> N
         assert float(F.mse_loss(model(x0), y0)) < 0.5 * start
 
 
-def test_min_scale_none_turns_the_check_off_and_a_disabled_scaler_is_not_read() -> None:
+def test_max_skipped_none_turns_the_check_off_and_a_disabled_scaler_is_not_read() -> None:
     model = _net()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     scaler = torch.amp.GradScaler("cpu")
-    guard = DivergenceGuard(model, opt, scaler=scaler, min_scale=None, snapshot_every=10)
+    guard = DivergenceGuard(model, opt, scaler=scaler, max_skipped=None, snapshot_every=10)
     _amp_loop(guard, model, opt, scaler, 60, nan_from=20)  # the old behaviour, asked for
     assert guard.events == [] and scaler.get_scale() < 1e-3
-    # a disabled scaler's get_scale() is 1.0: below min_scale=2 but not a scale at all
+    # a disabled scaler skips nothing and is not read (its get_scale() is 1.0, not a scale at all)
     model = _net()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     off = torch.amp.GradScaler("cpu", enabled=False)
-    guard = DivergenceGuard(model, opt, scaler=off, min_scale=2.0, snapshot_every=10)
+    off.get_scale = off._get_scale_async = None  # reading it would raise
+    guard = DivergenceGuard(model, opt, scaler=off, max_skipped=1, snapshot_every=10)
     for step in range(5):
         x, y = _batch(step)
         loss = F.mse_loss(model(x), y)
@@ -188,14 +189,14 @@ def test_min_scale_none_turns_the_check_off_and_a_disabled_scaler_is_not_read() 
 
 @pytest.mark.parametrize(
     ("value", "error"),
-    [(0.0, ValueError), (-1.0, ValueError), (math.inf, ValueError), (math.nan, ValueError),
+    [(0, ValueError), (-1, ValueError), (1.5, ValueError), (math.inf, ValueError), (math.nan, ValueError),
      ("1", TypeError), (True, TypeError)],
 )  # fmt: skip
-def test_min_scale_is_checked(value: Any, error: type[Exception]) -> None:
+def test_max_skipped_is_checked(value: Any, error: type[Exception]) -> None:
     model = _net()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(error, match=r"DivergenceGuard: min_scale must be"):
-        DivergenceGuard(model, opt, scaler=torch.amp.GradScaler("cpu"), min_scale=value)
+    with pytest.raises(error, match=r"DivergenceGuard: max_skipped must be an integer >= 1"):
+        DivergenceGuard(model, opt, scaler=torch.amp.GradScaler("cpu"), max_skipped=value)
 
 
 def test_a_state_with_a_scale_event_round_trips_and_an_older_state_loads() -> None:

@@ -72,11 +72,13 @@ check meets another step's); under DDP a backward's gradient all-reduce meets it
 cannot see. And a rank that stops calling ``check`` leaves the others waiting until the group's timeout.
 
 Mixed precision: pass the unscaled loss. A step the ``torch.amp.GradScaler`` skips for inf gradients
-has a finite loss: it is a good step to the guard, unless the scaler keeps skipping: each skip halves
-its scale, and a scale below ``min_scale`` (1.0 by default, the level below which torch's own
-``GradScaler.update`` says "something is likely wrong") is a divergence, reason ``"scale"`` (rolled
-back and cut as a NaN loss is, and at the end a :class:`DivergenceError` that names the scale and the
-skips), rather than a run that trains nothing for the rest of its steps. No snapshot is taken just
+has a finite loss: it is a good step to the guard, unless the scaler keeps skipping: ``max_skipped``
+(32 by default) skipped steps in a row are a divergence, reason ``"scale"`` (rolled back and cut as a NaN
+loss is, and at the end a :class:`DivergenceError` that names the skips and the scale), rather than a
+run that trains nothing for the rest of its steps. A low scale alone is not one: a float16 run whose
+gradients are large (a sum-reduced loss) trains at a scale below 1, and a scaler finding its scale from
+65536 skips about log2(65536 / the scale it needs) steps in a row (16 to reach 1), while 32 halvings divide
+the scale by 2**32, far below any scale that trains. No snapshot is taken just
 after a skipped step (it would keep the fallen scale): the next step that follows an applied one takes
 it. Give the scaler as ``scaler``: a snapshot keeps its
 state (scale and growth tracker), a rollback restores it (not the scale that the overflows of a blow-up
@@ -138,7 +140,7 @@ class DivergenceEvent:
     step: int
     loss: float
     # "nan", "inf", "jump", "params" (NaN/inf in the parameters behind a finite loss) or "scale" (the
-    # GradScaler's scale below min_scale: it skipped step after step, a finite loss and inf/NaN gradients)
+    # GradScaler skipped max_skipped steps in a row: a finite loss and inf/NaN gradients)
     reason: str
     reference: float  # what a jump is measured against: DivergenceGuard.reference (nan: none yet)
     lr_before: tuple[float, ...]
@@ -453,12 +455,18 @@ class DivergenceGuard:
             (ranks that train separate models). Nothing is communicated without an initialized group.
         scaler: the ``torch.amp.GradScaler`` of the loop, or None: its state is snapshotted and
             restored with the model's, and a rollback ends its iteration.
-        min_scale: with an enabled ``scaler``, a step checked while its scale is below this is a
-            divergence (reason ``"scale"``): the scaler has skipped step after step (inf/NaN gradients
-            behind a finite loss; from its default 65536, 17 in a row reach 0.5) and the run trains
-            nothing. torch's ``GradScaler.update`` says a scale below 1 means something is likely
-            wrong; DeepSpeed and Megatron-LM stop at a minimum loss scale too. No snapshot is taken
-            while the scaler skips, and a recovery holds only once it steps again. ``None``: no check.
+        max_skipped: with an enabled ``scaler``, the number of optimizer steps in a row that it skips
+            (inf/NaN gradients behind a finite loss: its scale falls at each) at which the run is a
+            divergence (reason ``"scale"``): it trains nothing. 32 by default, the count at which
+            lrkit's torch scheduler warns that the optimizer is not stepping
+            (:class:`~lrkit.adapters.torch.NoOptimizerStepWarning`): a scaler finding its scale skips
+            about log2(65536 / the scale it needs) steps from its default 65536 (16 to reach 1, 20 to
+            reach 0.0625), and 32 halvings divide the scale by 2**32, far below any scale that trains;
+            it is not tuned to any benchmark. A scale below 1 alone is not a divergence (a sum-reduced
+            loss can need one). Megatron-LM's dynamic scaler clamps at its minimum scale and keeps
+            training; DeepSpeed's raises at its minimum (``raise_error_at_min_scale``). No snapshot is
+            taken just after a skipped step, and a recovery holds only once the scaler steps again.
+            ``None``: no check.
         snapshot_device: where the snapshots' model and optimizer state are kept (``"cpu"``: host
             memory, for a GPU near its limit); None keeps each tensor on its own device.
 
@@ -495,7 +503,7 @@ class DivergenceGuard:
         restore_rng: bool = True,
         sync: bool | torch.distributed.ProcessGroup = True,
         scaler: torch.amp.GradScaler | None = None,
-        min_scale: float | None = 1.0,
+        max_skipped: int | None = 32,
         snapshot_device: str | torch.device | None = None,
     ) -> None:
         import torch
@@ -571,8 +579,10 @@ class DivergenceGuard:
         self.restore_rng = restore_rng
         self.sync = sync
         self.scaler = scaler
-        self.min_scale = None if min_scale is None else _float("min_scale", min_scale, low=0.0)
-        self._last_scale: float | None = None  # the scaler's scale at the last check (None: not known)
+        self.max_skipped = None if max_skipped is None else _int("max_skipped", max_skipped, 1)
+        # the scaler's scale at the last check (None: not known): a float where reading it costs no host
+        # sync (on the CPU), else a copy of its scale tensor, compared with the next one on its device
+        self._last_scale: float | torch.Tensor | None = None
         self._skips = 0  # steps in a row the scaler skipped (its scale fell between two checks)
         self._skipping = False  # the scaler skipped the last step (on any rank)
         self._history: deque[float] = deque(maxlen=self.window)
@@ -821,13 +831,25 @@ class DivergenceGuard:
         step :attr:`resume_step` and the LR is cut; skip this update. Raises :class:`DivergenceError`
         after ``max_recoveries`` recoveries in a row that failed.
         """
+        import torch
+
         group = self._group()
         problem: TypeError | None = None  # a bad argument (under a group, every rank hears of it first)
         mine: torch.Tensor | None = None
+        fell = self._watch_scale()  # whether the scale fell since the last check (a bool or a 0-d tensor)
+        skipped = False
         try:
             step = _step(step)
             if group is None:
-                value, broken = _loss(loss, None), None  # the params are checked below, if need be
+                broken = None  # the params are checked below, if need be
+                if fell is None or isinstance(fell, bool):
+                    value, skipped = _loss(loss, None), bool(fell)
+                elif isinstance(loss, torch.Tensor) and loss.device == fell.device:
+                    # the loss and the skip in one host sync
+                    value, skip = torch.stack([_loss(loss, None, fell.device), fell]).tolist()
+                    skipped = skip > 0
+                else:
+                    value, skipped = _loss(loss, None), bool(fell)
             else:
                 mine = _loss(loss, group)  # a tensor on the collective's device: no host sync yet
         except TypeError as exc:
@@ -835,13 +857,13 @@ class DivergenceGuard:
                 raise
             problem = exc
         self._drop_stale()
-        low = self._watch_scale()
         if group is not None:
-            value, broken, low, self._skipping = self._reduce(
-                mine, group, problem, None if problem else step, low, self._skipping
-            )
+            value, broken, skipped = self._reduce(mine, group, problem, None if problem else step, fell)
+        if fell is not None:
+            self._skips = self._skips + 1 if skipped else 0
+            self._skipping = skipped
         reason = "nan" if math.isnan(value) else "inf" if math.isinf(value) else ""
-        if not reason and low:
+        if not reason and self.max_skipped is not None and self._skips >= self.max_skipped:
             reason = "scale"  # the scaler has skipped step after step: nothing trains
         bar = self._bar()
         if not reason and bar is not None and value > bar:
@@ -868,27 +890,51 @@ class DivergenceGuard:
             self._buffers_at_start = self._buffers()
         return True
 
-    def _watch_scale(self) -> bool:
-        """Read the scaler's scale (an enabled one's: one host sync, after the loss's): count the steps it
-        skipped in a row (its scale fell since the last check: ``scaler.update`` halves it only on
-        inf/NaN gradients) and say whether it is below ``min_scale``."""
+    def _scale_tensor(self) -> torch.Tensor | None:
+        """The enabled scaler's scale as a tensor (no host sync where the scaler has one: torch's
+        ``_get_scale_async``), or None (no scaler, a disabled one, or none made yet)."""
+        import torch
+
         scaler = self.scaler
+        if scaler is None or not getattr(scaler, "is_enabled", lambda: True)():
+            return None
+        get_async = getattr(scaler, "_get_scale_async", None)
+        t = get_async() if get_async is not None else None
+        if isinstance(t, torch.Tensor):
+            return t
         get = getattr(scaler, "get_scale", None)
-        if get is None or not getattr(scaler, "is_enabled", lambda: True)():
-            return False
-        scale = float(get())
-        fell = self._last_scale is not None and scale < self._last_scale
-        self._skips = self._skips + 1 if fell else 0
-        self._skipping = fell
-        self._last_scale = scale
-        return self.min_scale is not None and scale < self.min_scale
+        return None if get is None else torch.tensor(float(get()), dtype=torch.float64)
+
+    def _watch_scale(self) -> bool | torch.Tensor | None:
+        """Whether the enabled scaler's scale fell since the last check (``scaler.update`` lowers it
+        only when it skips the step, for inf/NaN gradients): a bool where the scale is on the CPU
+        (reading it there is no host sync), else a 0-d float64 tensor on the scale's device, not read
+        yet (the caller reads it with the loss: no host sync of its own); None where there is no scale
+        to watch."""
+        import torch
+
+        scale = self._scale_tensor()
+        if scale is None:
+            return None
+        last = self._last_scale
+        if not _syncs(scale.device):
+            now = float(scale.reshape(-1)[0])
+            self._last_scale = now
+            return isinstance(last, float) and now < last
+        self._last_scale = scale.detach().clone()
+        if not isinstance(last, torch.Tensor) or last.device != scale.device:
+            return torch.zeros((), dtype=torch.float64, device=scale.device)
+        return (scale < last).to(torch.float64).reshape(())
 
     def _scale_finding(self) -> str:
-        """What a ``"scale"`` divergence is, in words: the scale, ``min_scale`` and the skips."""
-        skips = f"{self._skips} skipped steps" if self._skips != 1 else "1 skipped step"
+        """What a ``"scale"`` divergence is, in words: the skips and the scale (read here: an error path)."""
+        skips = f"{self._skips} optimizer steps" if self._skips != 1 else "1 optimizer step"
+        scale = self._last_scale
+        value = scale if scale is None or isinstance(scale, float) else float(scale.reshape(-1)[0])
+        now = "" if value is None else f", its scale fell to {value:.3g}"
         return (
-            f"the GradScaler's scale is {self._last_scale:.3g}, below min_scale={self.min_scale:g}, after "
-            f"{skips} in a row (inf/NaN gradients behind a finite loss: a skipped step trains nothing)"
+            f"the GradScaler skipped {skips} in a row{now} (inf/NaN gradients behind a finite loss: a "
+            f"skipped step trains nothing; max_skipped={self.max_skipped})"
         )
 
     def _bar(self) -> float | None:
@@ -942,15 +988,14 @@ class DivergenceGuard:
         group: Any,
         problem: TypeError | None,
         step: int | None,
-        low: bool,
-        skipping: bool,
-    ) -> tuple[float, bool, bool, bool]:
+        fell: bool | torch.Tensor | None,
+    ) -> tuple[float, bool, bool]:
         """The mean over the ranks of the loss ``t``, whether any rank's model is broken (when a
-        snapshot is due; else False), whether any rank's scaler is below ``min_scale`` (``low``) and
-        whether any skipped the last step (``skipping``): one all-reduce (a sum) of nine float64 numbers,
+        snapshot is due; else False) and whether any rank's scaler skipped the last step (``fell``, a
+        0-d tensor from :meth:`_watch_scale`, or None): one all-reduce (a sum) of eight float64 numbers,
         one host sync.
 
-        The fifth counts the ranks whose ``check`` got a bad argument (``problem``; ``t`` is None there):
+        The fourth counts the ranks whose ``check`` got a bad argument (``problem``; ``t`` is None there):
         then every rank raises (:meth:`_stop_together`), none is left waiting for another in a
         collective. The last four are ``x`` and ``x**2`` for the ``step`` and for the number of param
         groups (``x`` taken modulo 2**16, so that the sums stay exact integers in float64 up to 2**21
@@ -967,10 +1012,11 @@ class DivergenceGuard:
                 bad += (~f).to(device, torch.float64)
         mine = [] if step is None else [step, len(self.optimizer.param_groups)]
         ints = [v for x in mine for v in (x % _MOD, (x % _MOD) ** 2)] or [0] * 4
-        flags: list[float] = [low, skipping, problem is not None, *ints]
-        status = torch.cat([torch.stack([zero if t is None else t, bad]), _numbers(flags, device)])
+        skip = fell.to(device) if isinstance(fell, torch.Tensor) else zero + bool(fell)
+        flags: list[float] = [problem is not None, *ints]
+        status = torch.cat([torch.stack([zero if t is None else t, bad, skip]), _numbers(flags, device)])
         dist.all_reduce(status, op=dist.ReduceOp.SUM, group=group)
-        total, broken, lows, skips, failed, *sums = status.tolist()
+        total, broken, skips, failed, *sums = status.tolist()
         if failed:
             self._stop_together(group, problem, "got a bad argument")
         world = dist.get_world_size(group)
@@ -981,7 +1027,7 @@ class DivergenceGuard:
         ]
         if apart:
             self._out_of_step(apart, step, len(self.optimizer.param_groups))
-        return total / world, broken > 0, lows > 0, skips > 0
+        return total / world, broken > 0, skips > 0
 
     def _out_of_step(self, apart: list[str], step: int | None, groups: int) -> NoReturn:
         """Raise, on every rank alike, that the ranks' ``step`` or number of param ``groups`` differ."""
@@ -1181,11 +1227,18 @@ class DivergenceGuard:
         self._last_scale, self._skips, self._skipping = None, 0, False
         if self.scaler is not None and snap.scaler:
             self.scaler.load_state_dict(snap.scaler)
-            self._last_scale = float(snap.scaler["scale"])
             # end the iteration: forget an unscale_ done for the step rolled back (an AssertionError:
             # the scaler has scaled nothing yet, there is no iteration to end)
             with contextlib.suppress(AssertionError):
                 self.scaler.update(float(snap.scaler["scale"]))
+            scale = self._scale_tensor()  # the restored scale: the next check compares with it
+            self._last_scale = (
+                None
+                if scale is None
+                else scale.detach().clone()
+                if _syncs(scale.device)
+                else float(scale.reshape(-1)[0])
+            )
         if snap.rng is not None:
             cpu, cuda = snap.rng
             torch.set_rng_state(cpu)
@@ -1316,7 +1369,7 @@ class DivergenceGuard:
                     "otherwise find where backward makes inf/NaN gradients "
                     "(torch.autograd.set_detect_anomaly(True) names the op): a sqrt, norm or log at 0, a "
                     "division by 0, or a float16 overflow (compute that part in float32, or use bfloat16); "
-                    "min_scale=None turns this check off"
+                    "max_skipped=None turns this check off"
                 )
             else:
                 what, hint = ("NaN" if reason == "nan" else "infinite"), ""
@@ -1374,6 +1427,11 @@ def _numbers(values: list[float], device: torch.device) -> torch.Tensor:
     return torch.stack([zero + v for v in values])
 
 
+def _syncs(device: torch.device) -> bool:
+    """Whether reading a tensor on ``device`` into Python waits for the device (a host sync)."""
+    return device.type != "cpu"
+
+
 def _local(t: Any) -> Any:
     """This rank's shard of a ``torch.distributed.tensor.DTensor``; anything else as it is."""
     dtensor = sys.modules.get("torch.distributed.tensor")  # imported wherever a DTensor exists
@@ -1398,13 +1456,15 @@ def _step(step: object) -> int:
     return n
 
 
-def _loss(loss: object, group: Any) -> Any:
-    """``check``'s ``loss`` as a float (``group`` None), or as a 0-d float64 tensor on the device of
-    ``group``'s collectives (no host sync yet)."""
+def _loss(loss: object, group: Any, device: torch.device | None = None) -> Any:
+    """``check``'s ``loss`` as a float (``group`` and ``device`` None), or as a 0-d float64 tensor on
+    ``device`` or else the device of ``group``'s collectives (no host sync yet)."""
     try:
         if isinstance(loss, (str, bytes, bool)):  # float("1.0") and float(True) would pass
             raise TypeError(type(loss).__name__)
         x = loss.detach() if hasattr(loss, "detach") else loss
+        if device is not None:
+            return _float64(x).to(device)
         if group is None:  # a number, or a one-element array or tensor (lrkit._checks.as_measured)
             value = as_measured(x)
             if value is None:
