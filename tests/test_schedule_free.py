@@ -129,6 +129,24 @@ def test_auto_holds_a_schedule_free_peak_to_the_end_and_owns_the_warmup(search: 
         assert opt.param_groups[0]["lr"] == pytest.approx(float(run.schedule(step + 1)))
 
 
+def test_auto_says_the_averaging_stands_in_for_a_decay_only_where_the_schedule_holds_its_peak() -> None:
+    """Schedule-Free under a constant peak: its averaging stands in for a decay (the summary says so);
+    under a decaying kind the user asked for, the schedule decays anyway, so the summary does not say it."""
+    import lrkit
+
+    words = "the averaging stands in for a decay"
+    for kind, said in (("constant", True), ("wsd", False), ("cosine", False)):
+        model = _model()
+        run = lrkit.auto(
+            model, _sf(model), _loader(), torch.nn.functional.cross_entropy, epochs=20, kind=kind,
+            search="separate", verbose=False,
+        )  # fmt: skip
+        decays = float(run.schedule(run.remaining_steps - 1)) < 0.5 * run.peak_lr
+        assert decays is not said, kind  # the reference: what the schedule itself does at the end
+        assert (words in run.summary) is said, (kind, run.summary)
+        assert "Schedule-Free" in run.summary
+
+
 def test_auto_kind_constant_holds_the_peak_for_any_optimizer() -> None:
     import lrkit
 

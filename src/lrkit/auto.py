@@ -708,9 +708,10 @@ def auto(
                 if "warmup_steps" in g:
                     g["warmup_steps"] = 0
             mine = "this schedule warms up" if warms_up else "and this schedule has no warmup either"
-            why += " (Schedule-Free: the averaging stands in for a decay" + (
-                f"; its own warmup_steps={own[0]} set to 0, {mine})" if own else ")"
-            )
+            # a constant peak is Schedule-Free's own use, its averaging standing in for a decay; a
+            # decaying kind (asked for) decays anyway
+            sf = "Schedule-Free" + (": the averaging stands in for a decay" if chosen == "constant" else "")
+            why += f" ({sf}" + (f"; its own warmup_steps={own[0]} set to 0, {mine})" if own else ")")
         ratios = found.group_ratios
         # param groups with their own LRs (discriminative fine-tuning) keep their ratios to the reference
         # group (the first with LR > 0); a group at LR 0 gets the schedule x 0 and stays frozen
